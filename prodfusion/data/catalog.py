@@ -1,0 +1,134 @@
+"""The in-memory catalog: product ids, titles, image paths, categories and extra columns.
+
+The reader that fills it from CSV/TSV/Parquet/JSON Lines is :func:`prodfusion.data.read_catalog`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from prodfusion.errors import DataError, UnknownProductError
+
+__all__ = ["Catalog"]
+
+#: Standard column names inside a :class:`Catalog` frame.
+ID, TITLE, IMAGE, CATEGORY, GROUP = "product_id", "title", "image", "category", "group"
+
+
+@dataclass
+class Catalog:
+    """Products in a fixed row order. Ids are strings; rows are ints; this object maps them.
+
+    Parameters
+    ----------
+    frame : polars.DataFrame
+        Must hold ``product_id`` (Utf8, unique, non-empty) and ``title`` (Utf8). Optional:
+        ``image`` (Utf8 absolute path or null), ``category`` (Utf8 or null), ``group``
+        (Utf8 or null: products of one group are variations of one product). Any other
+        column is carried through to outputs unchanged.
+    source : str
+        Where the catalog came from (file path or ``"<synthetic>"``), used in messages.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> cat = Catalog(pl.DataFrame({"product_id": ["007", "8"], "title": ["red shoe", "blue hat"]}))
+    >>> cat.rows_of(["8"]).tolist(), cat.ids[0]
+    ([1], '007')
+    """
+
+    frame: pl.DataFrame
+    source: str = "<memory>"
+    _row: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for col in (ID, TITLE):
+            if col not in self.frame.columns:
+                raise DataError(f"{self.source}: catalog has no {col!r} column.")
+        self.frame = self.frame.with_columns(pl.col(ID).cast(pl.Utf8), pl.col(TITLE).cast(pl.Utf8))
+        ids = self.frame[ID].to_list()
+        self._row = {pid: i for i, pid in enumerate(ids)}
+        if len(self._row) != len(ids):
+            seen: dict[str, int] = {}
+            for i, pid in enumerate(ids):
+                if pid in seen:
+                    raise DataError(
+                        f"{self.source} row {i + 1}: duplicate product id {pid!r} "
+                        f"(first seen at row {seen[pid] + 1}, column {ID!r}). Ids must be unique."
+                    )
+                seen[pid] = i
+
+    # ----------------------------------------------------------------- basic access
+    def __len__(self) -> int:
+        return self.frame.height
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Product ids as a NumPy array of Python strings (object dtype), in row order."""
+        return np.asarray(self.frame[ID].to_list(), dtype=object)
+
+    @property
+    def titles(self) -> list[str]:
+        return self.frame[TITLE].to_list()
+
+    @property
+    def image_paths(self) -> list[str | None]:
+        if IMAGE not in self.frame.columns:
+            return [None] * len(self)
+        return self.frame[IMAGE].to_list()
+
+    @property
+    def categories(self) -> list[str | None] | None:
+        if CATEGORY not in self.frame.columns:
+            return None
+        return self.frame[CATEGORY].cast(pl.Utf8).to_list()
+
+    @property
+    def groups(self) -> list[str | None] | None:
+        if GROUP not in self.frame.columns:
+            return None
+        return self.frame[GROUP].cast(pl.Utf8).to_list()
+
+    @property
+    def has_categories(self) -> bool:
+        return CATEGORY in self.frame.columns and self.frame[CATEGORY].null_count() < len(self)
+
+    def __contains__(self, product_id: object) -> bool:
+        return product_id in self._row
+
+    def row_of(self, product_id: str) -> int:
+        """Row index of one product id.
+
+        Raises
+        ------
+        UnknownProductError
+            If the id is not in the catalog.
+        """
+        try:
+            return self._row[product_id]
+        except KeyError:
+            raise UnknownProductError(
+                f"Product id {product_id!r} is not in the catalog ({len(self)} products from "
+                f"{self.source}). Ids are compared as exact strings, leading zeros included."
+            ) from None
+
+    def rows_of(self, product_ids: Iterable[str]) -> np.ndarray:
+        """Row indices of many product ids (raises on the first unknown one)."""
+        return np.fromiter((self.row_of(p) for p in product_ids), dtype=np.int64)
+
+    def lookup(self, product_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of ``product_ids`` and a mask of which were found (never raises)."""
+        rows = np.array([self._row.get(p, -1) for p in product_ids], dtype=np.int64)
+        return rows, rows >= 0
+
+    def record(self, row: int) -> dict:
+        """All columns of one row as a dict (for printing and serving)."""
+        return self.frame.row(int(row), named=True)
+
+    def take(self, rows: np.ndarray) -> Catalog:
+        """A new catalog holding only ``rows`` (in that order)."""
+        return Catalog(self.frame[np.asarray(rows, dtype=np.int64)], source=self.source)
