@@ -1,0 +1,216 @@
+"""What the three fusion methods share: input checks, exact blockwise top-k, the protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from prodfusion.encoders.base import MODALITIES, Embeddings, check_finite
+from prodfusion.errors import DataError, ParameterError, param_error
+
+FusionMethod = Literal["early", "intermediate", "late"]
+FUSION_METHODS: tuple[str, ...] = ("early", "intermediate", "late")
+
+__all__ = [
+    "FUSION_METHODS",
+    "FusionMethod",
+    "Fuser",
+    "check_method",
+    "check_modalities",
+    "l2_normalize",
+    "topk_exact",
+]
+
+#: Queries scored per block in exact search: block × n_products float32 must stay small.
+_BLOCK_BYTES = 256 * 2**20
+
+
+def check_method(method: str, where: str = "similar()") -> str:
+    if method not in FUSION_METHODS:
+        raise param_error("fusion", where, f"one of {list(FUSION_METHODS)}", method)
+    return method
+
+
+def check_modalities(
+    modalities: Sequence[str] | str | None,
+    available: Sequence[str],
+    where: str = "similar()",
+) -> tuple[str, ...]:
+    """Validate a modality subset against what a model has; ``None`` means all available.
+
+    Accepts a comma-separated string too (``"text,image"``). Order is normalised to
+    ``("text", "image", "clicks")``.
+    """
+    if modalities is None:
+        chosen = list(available)
+    else:
+        if isinstance(modalities, str):
+            modalities = [m.strip() for m in modalities.split(",") if m.strip()]
+        chosen = list(modalities)
+        if not chosen:
+            raise param_error(
+                "modalities", where, f"a non-empty subset of {list(available)}", tuple(modalities)
+            )
+        for m in chosen:
+            if m not in MODALITIES:
+                raise param_error("modalities", where, f"a subset of {list(MODALITIES)}", m)
+            if m not in available:
+                raise ParameterError(
+                    f"The 'modalities' parameter of {where} asks for {m!r}, but this model has "
+                    f"only {list(available)}. Rebuild with that modality or drop it."
+                )
+    if not chosen:
+        raise ParameterError(f"{where}: the model has no modality at all; nothing to fuse.")
+    return tuple(m for m in MODALITIES if m in chosen)
+
+
+def l2_normalize(v: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Row-wise L2 normalisation of the present rows; absent rows stay zero."""
+    out = np.zeros_like(v, dtype=np.float32)
+    norms = np.linalg.norm(v[mask], axis=1, keepdims=True)
+    if np.any(norms == 0):
+        raise DataError("A present vector has zero norm; it has no direction to compare.")
+    out[mask] = v[mask] / norms
+    return out
+
+
+def _prepare(
+    embeddings: Mapping[str, Embeddings], modalities: Sequence[str]
+) -> list[Embeddings]:
+    embs = []
+    n = None
+    for m in modalities:
+        if m not in embeddings:
+            raise ParameterError(f"No {m!r} embeddings were given; have {sorted(embeddings)}.")
+        e = embeddings[m]
+        check_finite(e, what=f"{m} embeddings ({e.spec})")
+        if n is not None and e.vectors.shape[0] != n:
+            raise DataError(
+                f"{m} embeddings have {e.vectors.shape[0]} rows, the others {n}; "
+                "every modality must be aligned to the same catalog rows."
+            )
+        n = e.vectors.shape[0]
+        embs.append(e)
+    return embs
+
+
+def topk_exact(
+    score_block,
+    query_rows: np.ndarray,
+    n: int,
+    k: int,
+    *,
+    exclude_self: bool = True,
+    banned: np.ndarray | None = None,
+    same_code: np.ndarray | None = None,
+    diff_code: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k by scoring query blocks against all ``n`` rows.
+
+    Parameters
+    ----------
+    score_block : callable
+        ``score_block(rows) -> ndarray (len(rows), n)`` of similarities; ``-inf`` marks
+        pairs that must never be returned.
+    banned : bool array (n,), optional
+        Candidates never returned (excluded ids).
+    same_code : int array (n,), optional
+        Candidates must share the query's code (e.g. category); code ``-1`` matches nothing.
+    diff_code : int array (n,), optional
+        Candidates must *not* share the query's code (e.g. variation group); ``-1`` never clashes.
+
+    Returns
+    -------
+    rows : int64 array (q, k), best first, ``-1`` where fewer than k candidates exist
+    scores : float32 array (q, k), ``-inf`` at the padding
+    """
+    query_rows = np.asarray(query_rows, dtype=np.int64)
+    q = len(query_rows)
+    k_eff = min(k, n)
+    out_rows = np.full((q, k), -1, dtype=np.int64)
+    out_scores = np.full((q, k), -np.inf, dtype=np.float32)
+    block = max(1, min(4096, _BLOCK_BYTES // max(1, 4 * n)))
+    for start in range(0, q, block):
+        rows = query_rows[start : start + block]
+        s = np.asarray(score_block(rows), dtype=np.float32)
+        if exclude_self:
+            s[np.arange(len(rows)), rows] = -np.inf
+        if banned is not None:
+            s[:, banned] = -np.inf
+        if same_code is not None:
+            qc = same_code[rows]
+            ok = (same_code[None, :] == qc[:, None]) & (qc[:, None] >= 0)
+            s[~ok] = -np.inf
+        if diff_code is not None:
+            qc = diff_code[rows]
+            clash = (diff_code[None, :] == qc[:, None]) & (qc[:, None] >= 0)
+            s[clash] = -np.inf
+        if k_eff < n:
+            part = np.argpartition(-s, k_eff - 1, axis=1)[:, :k_eff]
+        else:
+            part = np.tile(np.arange(n), (len(rows), 1))
+        ps = np.take_along_axis(s, part, axis=1)
+        # Sort by score desc, then by row asc for deterministic ties.
+        order = np.lexsort((part, -ps), axis=1)
+        best = np.take_along_axis(part, order, axis=1)
+        best_s = np.take_along_axis(ps, order, axis=1)
+        valid = np.isfinite(best_s)
+        best[~valid] = -1
+        out_rows[start : start + len(rows), :k_eff] = best
+        out_scores[start : start + len(rows), :k_eff] = best_s
+    return out_rows, out_scores
+
+
+@runtime_checkable
+class Fuser(Protocol):
+    """A fitted fusion of some modalities over one catalog.
+
+    ``similarity(q, c)`` is the exact fused similarity; ``topk`` the exact best-k search.
+    ``present`` marks products that have at least one of the fused modalities.
+    """
+
+    method: str
+    modalities: tuple[str, ...]
+    present: np.ndarray
+
+    def similarity(self, query_rows, cand_rows=None) -> np.ndarray: ...  # pragma: no cover
+
+    def topk(self, query_rows, k, **filters) -> tuple[np.ndarray, np.ndarray]: ...  # pragma: no cover
+
+
+class ExactSearchMixin:
+    """``topk`` for any fuser that defines ``similarity`` and ``n``."""
+
+    n: int
+    present: np.ndarray
+
+    def _query_rows(self, query_rows) -> np.ndarray:
+        rows = np.atleast_1d(np.asarray(query_rows, dtype=np.int64))
+        if rows.size and (rows.min() < 0 or rows.max() >= self.n):
+            raise ParameterError(f"Query rows must be in [0, {self.n}); got {rows.min()}..{rows.max()}.")
+        return rows
+
+    def topk(
+        self,
+        query_rows,
+        k: int = 15,
+        *,
+        exclude_self: bool = True,
+        banned: np.ndarray | None = None,
+        same_code: np.ndarray | None = None,
+        diff_code: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k rows and scores for each query row (see :func:`topk_exact`)."""
+        rows = self._query_rows(query_rows)
+        return topk_exact(
+            lambda r: self.similarity(r),
+            rows,
+            self.n,
+            k,
+            exclude_self=exclude_self,
+            banned=banned,
+            same_code=same_code,
+            diff_code=diff_code,
+        )

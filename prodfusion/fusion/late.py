@@ -1,0 +1,121 @@
+"""Late fusion: k-means++ per modality; similarity = number of modalities sharing a cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from prodfusion.encoders.base import Embeddings
+from prodfusion.errors import param_error
+from prodfusion.fusion.base import ExactSearchMixin, _prepare, l2_normalize
+from prodfusion.fusion.intermediate import IntermediateFusion
+
+__all__ = ["LateFusion", "cluster_modality", "default_n_clusters", "TIE_WEIGHT"]
+
+#: Weight of the intermediate-similarity tie-break. The score is
+#: ``count + TIE_WEIGHT · (1 + s_int) / 2``, in ``[count, count + TIE_WEIGHT]``, so the integer
+#: part is always the paper's count and the tie-break can never overturn it.
+TIE_WEIGHT = 0.999
+
+
+def default_n_clusters(n_present: int, n_categories: int | None = None) -> int:
+    """k for one modality: the number of categories when known, else ``round(sqrt(n/2))``.
+
+    ``sqrt(n/2)`` is the classic rule of thumb (Mardia et al.); it is capped to ``[2, n]``.
+    """
+    if n_present < 2:
+        return max(1, n_present)
+    k = n_categories if n_categories else int(round(np.sqrt(n_present / 2)))
+    return int(min(max(2, k), n_present))
+
+
+def cluster_modality(emb: Embeddings, n_clusters: int, *, seed: int = 0) -> np.ndarray:
+    """k-means++ on the L2-normalised present vectors of one modality.
+
+    Returns int32 labels of length ``n``; ``-1`` where the modality is absent.
+    """
+    from sklearn.cluster import KMeans
+
+    if not isinstance(n_clusters, (int, np.integer)) or n_clusters < 1:
+        raise param_error("n_clusters", "cluster_modality()", "a positive int", n_clusters)
+    labels = np.full(len(emb.mask), -1, dtype=np.int32)
+    x = l2_normalize(emb.vectors, emb.mask)[emb.mask]
+    if len(x) == 0:
+        return labels
+    k = int(min(n_clusters, len(x)))
+    km = KMeans(n_clusters=k, init="k-means++", n_init=3, random_state=seed)
+    labels[emb.mask] = km.fit_predict(x).astype(np.int32)
+    return labels
+
+
+class LateFusion(ExactSearchMixin):
+    """Late fusion: ``score(i, j) = #{m : c_m(i) = c_m(j)} + tie-break``.
+
+    ``c_m`` is the k-means++ cluster of the product in modality ``m`` (absent modality: no
+    cluster, never shared). The paper leaves ties undefined and they are massive (all
+    products of one cluster tie); we break them by the intermediate similarity, scaled into
+    ``[0, TIE_WEIGHT]`` so the integer part of the score is the paper's count.
+
+    Parameters
+    ----------
+    modalities : sequence of str
+    n_clusters : int or dict modality → int, optional
+        Default: :func:`default_n_clusters` with ``n_categories``.
+    n_categories : int, optional
+        Number of catalog categories, used by the default k.
+    seed : int
+    """
+
+    method = "late"
+
+    def __init__(
+        self,
+        *,
+        modalities: Sequence[str],
+        n_clusters: int | Mapping[str, int] | None = None,
+        n_categories: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.modalities = tuple(modalities)
+        self.n_clusters = n_clusters
+        self.n_categories = n_categories
+        self.seed = seed
+
+    def fit(
+        self,
+        embeddings: Mapping[str, Embeddings],
+        labels: Mapping[str, np.ndarray] | None = None,
+    ) -> LateFusion:
+        """Cluster each modality (or take precomputed ``labels``) and fit the tie-break."""
+        embs = _prepare(embeddings, self.modalities)
+        self.labels_ = {}
+        for m, e in zip(self.modalities, embs):
+            if labels is not None and m in labels:
+                self.labels_[m] = np.asarray(labels[m], dtype=np.int32)
+                continue
+            if isinstance(self.n_clusters, Mapping):
+                k = self.n_clusters.get(m) or default_n_clusters(e.n_present, self.n_categories)
+            else:
+                k = self.n_clusters or default_n_clusters(e.n_present, self.n_categories)
+            self.labels_[m] = cluster_modality(e, int(k), seed=self.seed)
+        self._tie = IntermediateFusion(modalities=self.modalities).fit(embeddings)
+        self.present = self._tie.present
+        self.n = self._tie.n
+        return self
+
+    def count(self, query_rows, cand_rows=None) -> np.ndarray:
+        """The paper's late-fusion similarity: modalities in which the two share a cluster."""
+        q = self._query_rows(query_rows)
+        c = np.arange(self.n) if cand_rows is None else np.asarray(cand_rows, dtype=np.int64)
+        out = np.zeros((len(q), len(c)), dtype=np.float32)
+        for lab in self.labels_.values():
+            lq, lc = lab[q], lab[c]
+            out += (lq[:, None] == lc[None, :]) & (lq[:, None] >= 0)
+        return out
+
+    def similarity(self, query_rows, cand_rows=None) -> np.ndarray:
+        tie = self._tie.similarity(query_rows, cand_rows)
+        s = self.count(query_rows, cand_rows) + np.float32(TIE_WEIGHT) * (1.0 + tie) / 2.0
+        s[~np.isfinite(tie)] = -np.inf
+        return s

