@@ -7,7 +7,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from prodfusion.encoders.base import Embeddings
-from prodfusion.fusion.base import FUSION_METHODS, FusionMethod, Fuser, check_method, check_modalities
+from prodfusion.fusion.base import (
+    FUSION_METHODS,
+    Fuser,
+    FusionMethod,
+    check_method,
+    check_modalities,
+)
 from prodfusion.fusion.early import EarlyFusion
 from prodfusion.fusion.intermediate import IntermediateFusion
 from prodfusion.fusion.late import LateFusion, cluster_modality, default_n_clusters

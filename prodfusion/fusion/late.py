@@ -90,7 +90,7 @@ class LateFusion(ExactSearchMixin):
         """Cluster each modality (or take precomputed ``labels``) and fit the tie-break."""
         embs = _prepare(embeddings, self.modalities)
         self.labels_ = {}
-        for m, e in zip(self.modalities, embs):
+        for m, e in zip(self.modalities, embs, strict=True):
             if labels is not None and m in labels:
                 self.labels_[m] = np.asarray(labels[m], dtype=np.int32)
                 continue
