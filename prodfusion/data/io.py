@@ -1,0 +1,473 @@
+"""Read catalogs (and other tables) from CSV, TSV, Parquet or JSON Lines, every column as text.
+
+Ids keep their leading zeros (``"0111565001"`` stays a string), every error names the file,
+the 1-based data row (header excluded) and the column, and says what to do.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (d / "cat.csv").write_text("product_id,title\\n007,Red  shoe \\n8,Blue hat\\n")
+>>> cat = read_catalog(d / "cat.csv")
+>>> cat.ids.tolist(), cat.titles
+(['007', '8'], ['Red shoe', 'Blue hat'])
+"""
+
+from __future__ import annotations
+
+import csv
+import string
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+
+from prodfusion.data.catalog import CATEGORY, GROUP, ID, IMAGE, TITLE, Catalog
+from prodfusion.errors import DataError, param_error
+
+__all__ = ["read_catalog", "read_table", "detect_format", "Format"]
+
+Format = Literal["csv", "tsv", "parquet", "jsonl"]
+FORMATS: tuple[str, ...] = ("csv", "tsv", "parquet", "jsonl")
+
+_EXTENSIONS: dict[str, str] = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".txt": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+_SNIFF = (",", ";", "\t", "|")
+
+
+# --------------------------------------------------------------------------- formats
+def detect_format(path: str | Path, fmt: str | None = None, *, where: str = "read_catalog()") -> str:
+    """The format of ``path``: ``fmt`` when given, else from the file extension.
+
+    Raises
+    ------
+    ParameterError
+        If ``fmt`` is not one of ``'csv'``, ``'tsv'``, ``'parquet'``, ``'jsonl'`` or None.
+    DataError
+        If ``fmt`` is None and the extension is not known.
+
+    Examples
+    --------
+    >>> detect_format("articles.csv"), detect_format("x.NDJSON"), detect_format("x.dat", "tsv")
+    ('csv', 'jsonl', 'tsv')
+    """
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise param_error("fmt", where, "one of 'csv', 'tsv', 'parquet', 'jsonl' or None", fmt)
+        return fmt
+    suffix = Path(path).suffix.lower()
+    if suffix not in _EXTENSIONS:
+        raise DataError(
+            f"{path}: unknown file format {suffix or '(no extension)'!r}. Use a .csv, .tsv, .txt, "
+            f".parquet, .jsonl or .ndjson file, or name the format with fmt= "
+            f"('csv', 'tsv', 'parquet' or 'jsonl')."
+        )
+    return _EXTENSIONS[suffix]
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise DataError(
+            f"{path}: file does not exist (resolved to {path.resolve()}). Check the path; relative "
+            f"paths are read from the current folder."
+        )
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a file. Pass the path of the file itself.")
+    try:
+        with path.open("rb") as fh:
+            fh.read(1)
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror or e}). Check its permissions.") from e
+
+
+def _header_line(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        line = fh.readline(1 << 20)
+    return line.removeprefix(b"\xef\xbb\xbf")
+
+
+def _sniff_separator(path: Path, default: str) -> str:
+    """The candidate separator that occurs most often in the header line (``default`` if none)."""
+    header = _header_line(path).decode("utf-8", errors="replace")
+    counts = {s: header.count(s) for s in _SNIFF}
+    best = max(_SNIFF, key=lambda s: counts[s])
+    return best if counts[best] > 0 else default
+
+
+def _locate_bad_utf8(path: Path, fmt: str, sep: str) -> DataError | None:
+    """A DataError naming the first line holding bytes that are not UTF-8, or None."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+        return None
+    except UnicodeDecodeError as e:
+        start, bad = e.start, data[e.start : e.start + 4]
+    line_no = data.count(b"\n", 0, start) + 1
+    line_start = data.rfind(b"\n", 0, start) + 1
+    line_end = data.find(b"\n", start)
+    line = data[line_start : line_end if line_end >= 0 else len(data)]
+    if fmt == "jsonl":
+        where, column = f"line {line_no} (row {line_no})", ""
+    else:
+        where, column = f"line {line_no} (data row {line_no - 1})", ""
+        try:
+            header = next(csv.reader([_header_line(path).decode("utf-8", "replace").rstrip("\r\n")],
+                                     delimiter=sep))
+            fields = next(csv.reader([line.decode("utf-8", "replace").rstrip("\r\n")], delimiter=sep))
+            for name, value in zip(header, fields, strict=False):
+                if "\ufffd" in value:
+                    column = f", column {name!r}"
+                    break
+        except (StopIteration, csv.Error):  # the location by line is still useful without it
+            pass
+    return DataError(
+        f"{path} {where}: bytes {bad!r} are not valid UTF-8{column}. Save the file as UTF-8 "
+        f"(e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`) and read it again."
+    )
+
+
+def _diagnose_csv(path: Path, sep: str) -> str | None:
+    """The first row whose field count differs from the header's, described in words."""
+    with path.open(encoding="utf-8", errors="replace", newline="") as fh:
+        reader = csv.reader(fh, delimiter=sep)
+        try:
+            header = next(reader)
+        except (StopIteration, csv.Error):
+            return None
+        try:
+            for i, row in enumerate(reader, start=1):
+                if row and len(row) > len(header):
+                    return (
+                        f"data row {i} has {len(row)} fields but the header has {len(header)} "
+                        f"(separator {sep!r})"
+                    )
+        except csv.Error as e:
+            return f"data row {reader.line_num - 1}: {e}"
+    return None
+
+
+def read_table(
+    path: str | Path,
+    *,
+    fmt: str | None = None,
+    sep: str | None = None,
+    where: str = "read_catalog()",
+) -> pl.DataFrame:
+    """Read a whole table with every column as text (Utf8), exactly as written in the file.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.csv``/``.tsv``/``.txt`` (delimited text), ``.parquet`` or ``.jsonl``/``.ndjson`` file.
+    fmt : {'csv', 'tsv', 'parquet', 'jsonl'}, optional
+        Overrides the format guessed from the extension.
+    sep : str, optional
+        Separator of delimited text. Default: tab for ``.tsv``, otherwise the most frequent of
+        ``,`` ``;`` tab ``|`` in the header line.
+    where : str
+        Name of the calling function, used in parameter errors.
+
+    Returns
+    -------
+    polars.DataFrame
+        One Utf8 column per file column; data row ``i`` (1-based, header excluded) is frame
+        row ``i - 1``. Empty delimited fields are null or ``""``. Parquet columns of other
+        types are cast to text (an integer id column has already lost its leading zeros
+        there). JSON numbers become their text form; blank JSON lines are skipped.
+
+    Raises
+    ------
+    DataError
+        Missing, unreadable, empty or malformed file; bytes that are not UTF-8.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.tsv"
+    >>> _ = p.write_text("id\\tn\\n0012\\t3\\n")
+    >>> read_table(p).row(0)
+    ('0012', '3')
+    """
+    path = Path(path)
+    kind = detect_format(path, fmt, where=where)
+    _check_file(path)
+    if kind in ("csv", "tsv"):
+        if sep is None:
+            sep = "\t" if kind == "tsv" else _sniff_separator(path, ",")
+        elif not isinstance(sep, str) or len(sep) != 1:
+            raise param_error("sep", where, "a single character or None", sep)
+        try:
+            frame = pl.read_csv(path, separator=sep, infer_schema=False, quote_char='"')
+        except pl.exceptions.NoDataError:
+            raise DataError(f"{path}: file is empty (no header row). Write a header row with the "
+                            f"column names, then one row per record.") from None
+        except pl.exceptions.ComputeError as e:
+            if "utf-8" in str(e).lower():
+                bad = _locate_bad_utf8(path, kind, sep)
+                if bad is not None:
+                    raise bad from None
+            detail = _diagnose_csv(path, sep) or str(e).splitlines()[0]
+            raise DataError(
+                f"{path}: cannot be parsed as delimited text: {detail}. Quote fields that contain "
+                f"the separator, or pass the right separator with sep=."
+            ) from None
+        return frame
+    if kind == "jsonl":
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: file is empty. Write one JSON object per line.")
+        try:
+            frame = pl.read_ndjson(path, infer_schema_length=None)
+        except pl.exceptions.ComputeError as e:
+            if "utf-8" in str(e).lower():
+                bad = _locate_bad_utf8(path, kind, ",")
+                if bad is not None:
+                    raise bad from None
+            raise DataError(
+                f"{path}: cannot be parsed as JSON Lines ({str(e).splitlines()[0]}). Write one JSON "
+                f"object per line."
+            ) from None
+    else:
+        try:
+            frame = pl.read_parquet(path)
+        except Exception as e:  # polars/pyarrow raise several types for a broken file
+            raise DataError(
+                f"{path}: cannot be read as Parquet ({type(e).__name__}: {str(e).splitlines()[0]}). "
+                f"Check that it is a Parquet file, or pass fmt= with its real format."
+            ) from None
+    return frame.with_columns(
+        pl.col(c).cast(pl.Utf8) for c, t in frame.schema.items()
+        if t != pl.Utf8 and not isinstance(t, (pl.List, pl.Struct, pl.Array))
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+def _option_flag(option: str) -> str:
+    return "--" + option.replace("_", "-")
+
+
+def missing_column_error(
+    path: Path | str, column: str, option: str, found: list[str], what: str = "column"
+) -> DataError:
+    """The house message for a column that the options name but the file lacks."""
+    return DataError(
+        f"{path}: no {what} {column!r} (found columns: {', '.join(map(repr, found))}). Name the "
+        f"right column with {option}= ({_option_flag(option)} on the command line)."
+    )
+
+
+def first_bad_row(mask: pl.Series) -> tuple[int, int]:
+    """(1-based row of the first True, number of True) in a boolean series."""
+    n = int(mask.sum())
+    return (int(mask.arg_true()[0]) + 1 if n else 0), n
+
+
+def _blank(col: str) -> pl.Expr:
+    return pl.col(col).is_null() | (pl.col(col).str.strip_chars() == "")
+
+
+def _template_expr(template: str, columns: list[str], aliases: dict[str, str], path: Path) -> pl.Expr:
+    """A polars expression that fills ``template`` (``"{product_id}.jpg"``) row by row."""
+    parts: list[pl.Expr] = []
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as e:
+        raise param_error("image_template", "read_catalog()",
+                          "a pattern such as '{product_id}.jpg'", template) from e
+    n_fields = 0
+    for literal, field, spec, conv in parsed:
+        if literal:
+            parts.append(pl.lit(literal))
+        if field is None:
+            continue
+        if spec or conv:
+            raise param_error("image_template", "read_catalog()",
+                              "a pattern of plain {column} fields such as '{product_id}.jpg'",
+                              template)
+        name = aliases.get(field, field)
+        if name not in columns:
+            raise DataError(
+                f"{path}: image_template {template!r} names column {field!r}, which the catalog "
+                f"lacks (found columns: {', '.join(map(repr, columns))}). Use one of those names "
+                f"in braces."
+            )
+        n_fields += 1
+        parts.append(pl.col(name))
+    if n_fields == 0:
+        raise param_error("image_template", "read_catalog()",
+                          "a pattern with at least one {column} field such as '{product_id}.jpg'",
+                          template)
+    return pl.concat_str(parts, ignore_nulls=False)
+
+
+# --------------------------------------------------------------------------- the catalog
+def read_catalog(
+    path: str | Path,
+    *,
+    id_col: str = ID,
+    title_col: str = TITLE,
+    image_col: str | None = IMAGE,
+    category_col: str | None = CATEGORY,
+    group_col: str | None = None,
+    image_root: str | Path | None = None,
+    image_template: str | None = None,
+    fmt: str | None = None,
+    sep: str | None = None,
+) -> Catalog:
+    """Read and validate a product catalog.
+
+    Parameters
+    ----------
+    path : str or Path
+        CSV/TSV/TXT (separator from ``sep`` or guessed), Parquet, or JSON Lines file. Every
+        column is read as text, so ids keep leading zeros.
+    id_col, title_col : str
+        Columns holding the product id and the title (both required).
+    image_col : str or None
+        Column holding a local image path. When left at its default and the file has no
+        ``image`` column, products have no image; when named explicitly, it must exist.
+        None ignores any image column.
+    category_col : str or None
+        Column holding a category label (optional in the same way as ``image_col``).
+    group_col : str or None
+        Column holding a group key (products of one group are variations of one product).
+    image_root : str or Path, optional
+        Folder that relative image paths are resolved against; default: the catalog's folder.
+    image_template : str, optional
+        Builds the image path from other columns when the catalog has no image column, e.g.
+        ``"{product_id}.jpg"`` (standard or original column names in braces).
+    fmt : {'csv', 'tsv', 'parquet', 'jsonl'}, optional
+        Overrides the format guessed from the extension.
+    sep : str, optional
+        Separator of delimited text.
+
+    Returns
+    -------
+    Catalog
+        Standard columns ``product_id``, ``title`` (stripped, inner whitespace collapsed to one
+        space), ``image`` (absolute path or null; existence is not checked here),
+        ``category`` and ``group`` (null when empty) where available, then every other file
+        column unchanged.
+
+    Raises
+    ------
+    DataError
+        Missing/unreadable/unknown-format file, non-UTF-8 bytes, missing columns, empty ids,
+        empty titles or duplicate ids. The message names the file, the 1-based data row and
+        the column.
+
+    Examples
+    --------
+    H&M articles, whose photos are named after the article id::
+
+        cat = read_catalog("../shared/data/hm/articles.csv", id_col="article_id",
+                           title_col="prod_name", category_col="product_type_name",
+                           image_root="../shared/data/hm/images", image_template="{product_id}.jpg")
+    """
+    path = Path(path)
+    frame = read_table(path, fmt=fmt, sep=sep, where="read_catalog()")
+    found = list(frame.columns)
+
+    # which file column becomes which standard column
+    chosen: dict[str, str] = {}  # standard name -> file column
+    for std, col, option, optional_default in (
+        (ID, id_col, "id_col", None),
+        (TITLE, title_col, "title_col", None),
+        (IMAGE, image_col, "image_col", IMAGE),
+        (CATEGORY, category_col, "category_col", CATEGORY),
+        (GROUP, group_col, "group_col", None),
+    ):
+        if col is None:
+            continue
+        if not isinstance(col, str) or not col:
+            raise param_error(option, "read_catalog()", "a column name (str) or None", col)
+        if col in found:
+            chosen[std] = col
+        elif col != optional_default:
+            raise missing_column_error(path, col, option, found)
+    if image_col is not None and IMAGE in chosen and image_template is not None:
+        raise DataError(
+            f"{path}: both an image column ({chosen[IMAGE]!r}) and image_template="
+            f"{image_template!r} were given. Pass image_col=None (--image-col '') to build paths "
+            f"from the template, or drop image_template to use the column."
+        )
+    used = set(chosen.values())
+    for std, col in chosen.items():
+        if std != col and std in found and std not in used:
+            raise DataError(
+                f"{path}: column {std!r} would be overwritten by {col!r} chosen as the {std} column. "
+                f"Rename column {std!r} in the file, or choose it with --{std.replace('_', '-')}-col."
+            )
+    if image_col is None and IMAGE in found and IMAGE not in used:
+        frame = frame.drop(IMAGE)  # ignored on request; the standard name is reserved
+        found.remove(IMAGE)
+
+    # ids and titles
+    pid = chosen[ID]
+    row, n = first_bad_row(frame.select(_blank(pid)).to_series())
+    if n:
+        raise DataError(
+            f"{path} row {row}: empty product id (column {pid!r}; {n} row(s) in all). Every "
+            f"product needs a unique id: fill it in or remove the row."
+        )
+    dup = frame.select(pl.col(pid).is_duplicated()).to_series()
+    if dup.any():
+        r = int(dup.arg_true()[0])
+        value = frame[pid][r]
+        rows = (frame.select(pl.col(pid) == value).to_series().arg_true() + 1).to_list()
+        raise DataError(
+            f"{path} row {rows[1]}: duplicate product id {value!r} (first seen at row {rows[0]}, "
+            f"column {pid!r}; {int(dup.sum())} rows hold a repeated id). Ids must be unique: "
+            f"remove or rename the duplicates."
+        )
+    tcol = chosen[TITLE]
+    frame = frame.with_columns(
+        pl.col(tcol).str.replace_all(r"\s+", " ").str.strip_chars().alias(tcol)
+    )
+    row, n = first_bad_row(frame.select(_blank(tcol)).to_series())
+    if n:
+        raise DataError(
+            f"{path} row {row}: empty title for product {frame[pid][row - 1]!r} (column {tcol!r}; "
+            f"{n} row(s) in all). Every product needs a title: fill it in or remove the row."
+        )
+
+    # renaming; the standard columns first, the rest unchanged
+    frame = frame.rename({col: std for std, col in chosen.items() if col != std})
+    for std in (CATEGORY, GROUP):
+        if std in frame.columns:
+            frame = frame.with_columns(
+                pl.when(_blank(std)).then(None).otherwise(pl.col(std)).alias(std)
+            )
+
+    # images
+    root = Path(image_root) if image_root is not None else path.parent
+    root = root.resolve()
+    if image_template is not None:
+        if not isinstance(image_template, str):
+            raise param_error("image_template", "read_catalog()",
+                              "a pattern such as '{product_id}.jpg' or None", image_template)
+        aliases = {orig: std for std, orig in chosen.items()}
+        frame = frame.with_columns(
+            _template_expr(image_template, frame.columns, aliases, path).alias(IMAGE)
+        )
+    if IMAGE in frame.columns:
+        # relative paths join the root; absolute ones stay (a '/' after the root resets it)
+        prefix = str(root).rstrip("/\\") + "/"
+        is_abs = pl.col(IMAGE).str.starts_with("/") | pl.col(IMAGE).str.contains(r"^[A-Za-z]:[\\/]")
+        frame = frame.with_columns(
+            pl.when(_blank(IMAGE)).then(None)
+            .when(is_abs).then(pl.col(IMAGE).str.strip_chars())
+            .otherwise(pl.lit(prefix) + pl.col(IMAGE).str.strip_chars())
+            .alias(IMAGE)
+        )
+    order = [c for c in (ID, TITLE, IMAGE, CATEGORY, GROUP) if c in frame.columns]
+    frame = frame.select(order + [c for c in frame.columns if c not in order])
+    return Catalog(frame, source=str(path))
+
