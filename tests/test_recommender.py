@@ -1,0 +1,165 @@
+"""Recommender: similar/similar_batch semantics, save/load round trip, bad model folders."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from prodfusion.data.catalog import Catalog
+from prodfusion.encoders.base import Embeddings
+from prodfusion.errors import (
+    DataError,
+    FormatVersionError,
+    ModelError,
+    NotBuiltError,
+    ParameterError,
+    UnknownProductError,
+)
+from prodfusion.recommender import FORMAT_VERSION, Recommender
+
+
+@pytest.fixture
+def planted(rng):
+    """60 products in 3 categories; every modality carries the category plus noise."""
+    n, n_cat = 60, 3
+    cats = np.arange(n) % n_cat
+    ids = [f"{i:010d}" for i in range(n)]  # leading zeros
+    frame = pl.DataFrame({
+        "product_id": ids,
+        "title": [f"item {i}" for i in range(n)],
+        "category": [f"c{c}" for c in cats],
+        "group": [f"g{i // 2}" for i in range(n)],
+        "price": [float(i) for i in range(n)],
+    })
+    catalog = Catalog(frame, source="planted")
+    embs = {}
+    for m, d in {"text": 16, "image": 24, "clicks": 8}.items():
+        centers = rng.normal(size=(n_cat, d)) * 3
+        v = centers[cats] + rng.normal(size=(n, d))
+        mask = np.ones(n, bool)
+        if m == "image":
+            mask[[5, 6]] = False
+        if m == "clicks":
+            mask[[7, 8, 9]] = False
+        embs[m] = Embeddings(v.astype(np.float32), mask, m)
+    return catalog, embs, cats
+
+
+@pytest.mark.parametrize("fusion", ["early", "intermediate", "late"])
+def test_similar_recovers_planted_categories(planted, fusion):
+    catalog, embs, cats = planted
+    rec = Recommender.from_embeddings(catalog, embs, fusion=fusion)
+    for pid in ["0000000000", "0000000005", "0000000007"]:  # full, no image, no clicks
+        ids, scores = rec.similar(pid, k=15)
+        assert len(ids) == 15 and pid not in ids
+        assert np.all(np.diff(scores) <= 0)
+        q = catalog.row_of(pid)
+        assert all(cats[catalog.row_of(i)] == cats[q] for i in ids)
+
+
+def test_similar_batch_shapes_and_filters(planted):
+    catalog, embs, cats = planted
+    rec = Recommender.from_embeddings(catalog, embs, fusion="intermediate")
+    ids, scores = rec.similar_batch(["0000000000", "0000000001"], k=5)
+    assert ids.shape == scores.shape == (2, 5)
+    single, _ = rec.similar("0000000001", k=5)
+    assert list(ids[1]) == list(single)
+    ex = list(ids[0][:2])
+    ids2, _ = rec.similar("0000000000", k=5, exclude=ex)
+    assert not set(ex) & set(ids2)
+    ids3, _ = rec.similar("0000000000", k=20, same_category=True)
+    assert all(cats[catalog.row_of(i)] == 0 for i in ids3)
+    ids4, _ = rec.similar("0000000000", k=30, exclude_group=True, modalities=["text"])
+    assert "0000000001" not in ids4  # same group g0
+
+
+def test_modality_subsets_and_errors(planted):
+    catalog, embs, _ = planted
+    rec = Recommender.from_embeddings(catalog, {"text": embs["text"]})
+    with pytest.raises(UnknownProductError, match=r"Product id '42' is not in the catalog"):
+        rec.similar("42")
+    with pytest.raises(ParameterError, match=r"The 'k' parameter of similar\(\) must be an int in \[1, 1000\]. Got 0 instead."):
+        rec.similar("0000000000", k=0)
+    with pytest.raises(ParameterError, match=r"asks for 'image', but this model has only \['text'\]"):
+        rec.similar("0000000000", modalities=["image"])
+    with pytest.raises(ParameterError, match="must be a non-empty subset"):
+        rec.similar("0000000000", modalities=[])
+    with pytest.raises(ParameterError, match="The 'fusion' parameter of similar"):
+        rec.similar("0000000000", fusion="hybrid")
+    with pytest.raises(ParameterError, match="The 'fusion' parameter of Recommender"):
+        Recommender(fusion="average")
+    with pytest.raises(NotBuiltError, match="not built yet"):
+        Recommender().similar("x")
+
+
+def test_nan_vectors_refused(planted):
+    catalog, embs, _ = planted
+    v = embs["text"].vectors.copy()
+    v[3, 0] = np.inf
+    with pytest.raises(DataError, match="catalog row 3 contains NaN or Inf"):
+        Recommender.from_embeddings(catalog, {"text": Embeddings(v, embs["text"].mask, "t")})
+
+
+def test_save_load_round_trip(planted, tmp_path):
+    catalog, embs, _ = planted
+    rec = Recommender.from_embeddings(catalog, embs, fusion="late")
+    out = rec.save(tmp_path / "model")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left over
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["format_version"] == FORMAT_VERSION
+    assert manifest["encoders"]["image"]["n_present"] == 58
+    assert "numpy" in manifest["libraries"] and manifest["fingerprints"]["catalog"]
+    loaded = Recommender.load(out)
+    assert loaded.catalog.ids[0] == "0000000000"  # leading zeros kept
+    assert loaded.catalog.frame["price"].to_list() == catalog.frame["price"].to_list()
+    for fusion in ("early", "intermediate", "late"):
+        a = rec.similar("0000000003", k=10, fusion=fusion)
+        b = loaded.similar("0000000003", k=10, fusion=fusion)
+        assert list(a[0]) == list(b[0])
+        np.testing.assert_allclose(a[1], b[1], rtol=1e-6)
+    # Overwriting an existing folder is atomic too and leaves a loadable model.
+    Recommender.from_embeddings(catalog, {"text": embs["text"]}).save(out)
+    assert list(Recommender.load(out).embeddings_) == ["text"]
+
+
+def test_bad_model_folders(planted, tmp_path):
+    catalog, embs, _ = planted
+    with pytest.raises(ModelError, match="does not exist or is not a folder"):
+        Recommender.load(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="no manifest.json"):
+        Recommender.load(tmp_path / "empty")
+    out = Recommender.from_embeddings(catalog, embs).save(tmp_path / "m")
+    mpath = out / "manifest.json"
+    good = mpath.read_text()
+    mpath.write_text("{not json")
+    with pytest.raises(ModelError, match="unreadable manifest"):
+        Recommender.load(out)
+    m = json.loads(good)
+    m["format_version"] = FORMAT_VERSION + 1
+    mpath.write_text(json.dumps(m))
+    with pytest.raises(FormatVersionError, match=f"format version {FORMAT_VERSION + 1} is newer"):
+        Recommender.load(out)
+    mpath.write_text(good)
+    (out / "emb_text.npy").unlink()
+    with pytest.raises(ModelError, match="cannot read the model arrays"):
+        Recommender.load(out)
+
+
+def test_failed_save_leaves_nothing_half_written(planted, tmp_path, monkeypatch):
+    catalog, embs, _ = planted
+    rec = Recommender.from_embeddings(catalog, embs)
+    rec.save(tmp_path / "m")
+    before = sorted(p.name for p in (tmp_path / "m").iterdir())
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "save", boom)
+    with pytest.raises(OSError, match="disk full"):
+        Recommender.from_embeddings(catalog, {"text": embs["text"]}).save(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]
