@@ -8,7 +8,6 @@ import logging
 import os
 import sys
 import time
-from pathlib import Path
 
 from prodfusion import __version__
 from prodfusion.errors import ProdfusionError, UnknownProductError
