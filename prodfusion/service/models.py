@@ -1,0 +1,268 @@
+"""Model folders behind the service: loading, validation, hot reload and atomic publishing.
+
+Publishing protocol
+-------------------
+Point the service at a *symlink* (``models/current``) and publish a newly built folder with
+:func:`publish_model` (or ``ln -s new tmp && mv -T tmp models/current``): the rename of a
+symlink is atomic, so the service sees either the old or the new folder, never a half-written
+one. The service polls every ``reload_interval_s`` seconds; when the resolved folder or its
+``manifest.json`` changed, it loads the new folder *beside* the old one, validates it (loads,
+builds every variant's fuser and answers a probe query with each) and only then swaps the
+reference that requests read. Requests in flight finish on the object they started with. A
+folder that fails validation is refused: the old model keeps serving, ``/readyz`` shows the
+error and ``prodfusion_model_reloads_total{outcome="refused"}`` counts it; the same broken
+publication is not retried until it changes again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from prodfusion.errors import ModelError
+from prodfusion.service.experiments import ExperimentConfig, VariantConfig
+
+__all__ = ["LoadedModel", "ModelRegistry", "publish_model", "IMAGE_SUFFIXES"]
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
+
+
+def _stamp(path: Path) -> tuple | None:
+    """What identifies one publication of a model folder (None when it cannot be read)."""
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(os.path.join(real, "manifest.json"))
+    except OSError:
+        return None
+    return (real, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _image_root(paths: list[str | None], configured: Path | None) -> Path | None:
+    if configured is not None:
+        return Path(os.path.realpath(configured))
+    present = [os.path.realpath(p) for p in paths if p]
+    if not present:
+        return None
+    try:
+        root = os.path.commonpath([os.path.dirname(p) for p in present])
+    except ValueError:
+        return None
+    if root == os.path.dirname(root):  # the file-system root: too broad to expose
+        log.warning("catalog images share no folder below '/'; set `images` to serve them")
+        return None
+    return Path(root)
+
+
+@dataclass
+class LoadedModel:
+    """One loaded, validated model folder."""
+
+    path: Path
+    stamp: tuple
+    recommender: object
+    loaded_at: float
+    image_root: Path | None
+    titles_lower: pl.Series = field(repr=False)
+
+    @property
+    def resolved(self) -> str:
+        return self.stamp[0]
+
+    def describe(self) -> dict:
+        rec = self.recommender
+        m = rec.manifest_
+        return {
+            "path": str(self.path),
+            "resolved": self.resolved,
+            "products": len(rec.catalog),
+            "modalities": list(rec.embeddings_),
+            "created": m.get("created"),
+            "catalog_fingerprint": (m.get("fingerprints") or {}).get("catalog", "")[:16],
+            "loaded_at": self.loaded_at,
+        }
+
+
+def _load(path: Path, variants: list[VariantConfig], images: Path | None) -> LoadedModel:
+    from prodfusion.recommender import Recommender
+
+    stamp = _stamp(path)
+    if stamp is None:
+        raise ModelError(f"Model folder {str(path)!r} has no readable manifest.json.")
+    rec = Recommender.load(stamp[0])
+    if len(rec.catalog) < 2:
+        raise ModelError(f"Model folder {stamp[0]!r} holds {len(rec.catalog)} product(s); need >= 2.")
+    probe = rec.catalog.ids[0]
+    for v in variants:
+        try:
+            rec.fuser(v.fusion, v.modalities)  # builds and caches the fitted fusion
+            rec.similar(probe, 1, fusion=v.fusion, modalities=v.modalities)
+        except Exception as exc:
+            raise ModelError(
+                f"Model folder {stamp[0]!r} cannot serve variant {v.name!r} "
+                f"(fusion={v.fusion or rec.fusion}, modalities={v.modalities or rec.modalities}): "
+                f"{exc}"
+            ) from exc
+    if _stamp(path) != stamp:
+        raise ModelError(f"Model folder {str(path)!r} changed while it was being loaded; retrying.")
+    titles = rec.catalog.frame["title"].fill_null("").str.to_lowercase()
+    return LoadedModel(path, stamp, rec, time.time(), _image_root(rec.catalog.image_paths, images),
+                       titles)
+
+
+class ModelRegistry:
+    """The models of an experiment's variants (one load per distinct folder), hot-reloadable.
+
+    Parameters
+    ----------
+    experiment : ExperimentConfig
+    images : Path or None
+        Image folder override (see :class:`ServiceSettings`).
+    on_reload : callable, optional
+        ``on_reload(outcome, path, error_or_None)`` after each reload attempt (metrics hook).
+    """
+
+    def __init__(self, experiment: ExperimentConfig, *, images: Path | None = None,
+                 on_reload=None) -> None:
+        self.experiment = experiment
+        self.images = images
+        self.on_reload = on_reload
+        self._by_path: dict[Path, LoadedModel] = {}
+        self._failed: dict[Path, tuple] = {}
+        self.errors_: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _variants_of(self, path: Path) -> list[VariantConfig]:
+        return [v for v in self.experiment.variants if v.model == path]
+
+    @property
+    def paths(self) -> list[Path]:
+        seen: list[Path] = []
+        for v in self.experiment.variants:
+            if v.model not in seen:
+                seen.append(v.model)
+        return seen
+
+    def load_all(self) -> ModelRegistry:
+        """Load every folder; raises :class:`ModelError` naming the first that fails."""
+        for p in self.paths:
+            self._by_path[p] = _load(p, self._variants_of(p), self.images)
+            log.info("loaded model %s (%d products)", self._by_path[p].resolved,
+                     len(self._by_path[p].recommender.catalog))
+        return self
+
+    @property
+    def ready(self) -> bool:
+        return all(p in self._by_path for p in self.paths)
+
+    def get(self, variant: str) -> tuple[LoadedModel, VariantConfig]:
+        """The current model and configuration of ``variant`` (a consistent snapshot)."""
+        v = self.experiment.variant(variant)
+        return self._by_path[v.model], v
+
+    def models(self) -> list[LoadedModel]:
+        return [self._by_path[p] for p in self.paths if p in self._by_path]
+
+    def check_reload(self) -> list[str]:
+        """Reload every folder whose publication changed; returns what happened, one line each."""
+        out = []
+        with self._lock:
+            for p in self.paths:
+                current = self._by_path.get(p)
+                stamp = _stamp(p)
+                if stamp is None or (current is not None and stamp == current.stamp) \
+                        or self._failed.get(p) == stamp:
+                    continue
+                try:
+                    new = _load(p, self._variants_of(p), self.images)
+                except Exception as exc:  # refuse anything that cannot serve; keep the old one
+                    self._failed[p] = stamp
+                    self.errors_[str(p)] = f"{type(exc).__name__}: {exc}"
+                    log.error("refused model folder %s: %s", stamp[0], exc)
+                    out.append(f"refused {stamp[0]}: {exc}")
+                    if self.on_reload:
+                        self.on_reload("refused", p, exc)
+                    continue
+                self._by_path[p] = new  # atomic reference swap
+                self._failed.pop(p, None)
+                self.errors_.pop(str(p), None)
+                log.info("switched %s to %s", p, new.resolved)
+                out.append(f"loaded {new.resolved}")
+                if self.on_reload:
+                    self.on_reload("loaded", p, None)
+        return out
+
+    def start_watcher(self, interval_s: float) -> None:
+        """Poll for new publications every ``interval_s`` seconds in a daemon thread."""
+        if interval_s <= 0 or self._thread is not None:
+            return
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.wait(interval_s):
+                try:
+                    self.check_reload()
+                except Exception:  # never let the watcher die; the error is logged
+                    log.exception("model reload check failed")
+
+        self._thread = threading.Thread(target=loop, name="prodfusion-model-watcher", daemon=True)
+        self._thread.start()
+
+    def stop_watcher(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout=30)
+            self._thread = None
+
+
+def publish_model(model_dir: str | os.PathLike, link: str | os.PathLike, *,
+                  validate: bool = True) -> Path:
+    """Atomically point the symlink ``link`` at ``model_dir`` (created if missing).
+
+    Parameters
+    ----------
+    model_dir : path
+        A built model folder (``Recommender.save``). Stored as an absolute path.
+    link : path
+        The symlink the service is configured with. Must not be a real folder.
+    validate : bool
+        Load the folder first and refuse to publish it when it does not load.
+
+    Returns
+    -------
+    Path
+        The resolved folder now published.
+
+    Examples
+    --------
+    >>> publish_model("models/2024-06-02", "models/current")    # doctest: +SKIP
+    """
+    target = Path(os.path.realpath(model_dir))
+    link = Path(link)
+    if validate:
+        from prodfusion.recommender import Recommender
+
+        Recommender.load(target)
+    if link.exists() and not link.is_symlink():
+        raise ModelError(
+            f"{link} is a real folder, not a symlink; move it aside and publish again so that "
+            "the switch can be atomic."
+        )
+    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    os.symlink(target, tmp, target_is_directory=True)
+    try:
+        os.replace(tmp, link)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target

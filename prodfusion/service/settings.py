@@ -1,0 +1,229 @@
+"""Typed settings of the HTTP service, read from a TOML/YAML file or made for one model folder.
+
+A configuration file (``.toml``, ``.yaml`` or ``.yml``)::
+
+    [service]
+    events = "events.sqlite3"          # SQLite file (relative to this file) or postgresql:// URL
+    synchronous = "FULL"               # SQLite durability: FULL or NORMAL (see events.py)
+    reload_interval_s = 2.0            # poll model folders for a new publication; 0 = never
+    # images = "/data/images"          # image folder; default: common folder of catalog images
+    # shop_url = "https://shop.example/p/{product_id}"   # target of the "go to shop" button
+
+    [experiment]
+    name = "fusion-vs-prod2vec"
+    salt = "2024-06"                   # default: the name
+    control = "baseline"               # default: the first variant
+
+    [[experiment.variants]]
+    name = "baseline"
+    weight = 50
+    model = "models/current"           # a model folder, or a symlink to one (atomic publishing)
+    fusion = "intermediate"
+    modalities = ["clicks", "text"]
+
+    [[experiment.variants]]
+    name = "fusion"
+    weight = 50
+    model = "models/current"
+    fusion = "intermediate"
+    modalities = ["text", "image", "clicks"]
+
+Relative paths are resolved against the file's folder.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from prodfusion.errors import DataError, param_error
+from prodfusion.service.experiments import ExperimentConfig, VariantConfig
+
+__all__ = ["ServiceSettings", "load_settings", "DEFAULT_EVENTS"]
+
+DEFAULT_EVENTS = "prodfusion-events.sqlite3"
+
+
+@dataclass
+class ServiceSettings:
+    """Everything :func:`prodfusion.service.app.create_app` needs.
+
+    Parameters
+    ----------
+    experiment : ExperimentConfig
+        The experiment served (a single-variant "default" experiment for one model folder).
+    events : str
+        SQLite file path or ``postgresql://`` URL of the event store.
+    synchronous : {"FULL", "NORMAL"}
+        SQLite durability (FULL: survives power loss; NORMAL: survives a process crash only).
+    busy_timeout_s : float
+        SQLite lock wait before a write fails with 503.
+    images : Path or None
+        Folder ``/images/{id}`` may serve from; None: the deepest folder holding every
+        catalog image (refused if that is the file-system root).
+    reload_interval_s : float
+        How often model folders are checked for a new publication (0 disables hot reload).
+    max_body_bytes : int
+        Larger request bodies get 413.
+    default_k, max_k : int
+        Default and maximum number of recommendations (``k`` outside [1, max_k] gets 422).
+    max_batch : int
+        Most events in one POST.
+    cookie_name : str
+        Cookie holding the anonymous visitor id.
+    cookie_secure : bool
+        Set the ``Secure`` flag on the cookie (behind HTTPS).
+    shop_url : str or None
+        Template of the merchant page, ``{product_id}`` substituted; the web page's "go to shop".
+    title : str
+        Name shown on the web page.
+    """
+
+    experiment: ExperimentConfig
+    events: str = DEFAULT_EVENTS
+    synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    busy_timeout_s: float = 5.0
+    images: Path | None = None
+    reload_interval_s: float = 2.0
+    max_body_bytes: int = 1_000_000
+    default_k: int = 15
+    max_k: int = 100
+    max_batch: int = 1000
+    cookie_name: str = "pf_visitor"
+    cookie_secure: bool = False
+    shop_url: str | None = None
+    title: str = "prodfusion"
+
+    def __post_init__(self) -> None:
+        where = "ServiceSettings()"
+        if self.synchronous not in ("FULL", "NORMAL"):
+            raise param_error("synchronous", where, "'FULL' or 'NORMAL'", self.synchronous)
+        for name in ("busy_timeout_s", "reload_interval_s"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise param_error(name, where, "a finite number >= 0", v)
+        for name, lo in (("max_body_bytes", 1024), ("default_k", 1), ("max_k", 1), ("max_batch", 1)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise param_error(name, where, f"an int >= {lo}", v)
+        if not 1 <= self.default_k <= self.max_k:
+            raise param_error("default_k", where, f"an int in [1, max_k={self.max_k}]", self.default_k)
+        if self.shop_url is not None and "{product_id}" not in self.shop_url:
+            raise param_error("shop_url", where, "a URL template containing '{product_id}'",
+                              self.shop_url)
+        if self.images is not None:
+            self.images = Path(self.images)
+
+    @classmethod
+    def for_model(cls, model_dir: str | os.PathLike, **overrides: Any) -> ServiceSettings:
+        """Serve one model folder as the single variant ``default`` of experiment ``default``."""
+        exp = ExperimentConfig("default", variants=(VariantConfig("default", 1.0, Path(model_dir)),))
+        return cls(experiment=exp, **overrides)
+
+
+_SERVICE_KEYS = {f.name for f in fields(ServiceSettings)} - {"experiment"}
+_EXPERIMENT_KEYS = {"name", "salt", "control", "variants"}
+_VARIANT_KEYS = {"name", "weight", "model", "fusion", "modalities"}
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the service configuration ({exc}).") from exc
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                import tomli as tomllib
+            data = tomllib.loads(raw.decode("utf-8"))
+        elif suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(raw.decode("utf-8"))
+        else:
+            raise DataError(
+                f"{path}: unknown configuration format {suffix!r}; use .toml, .yaml or .yml "
+                "(or pass a model folder)."
+            )
+    except DataError:
+        raise
+    except Exception as exc:  # parse errors of either library, or bad UTF-8
+        raise DataError(f"{path}: cannot parse the configuration: {exc}") from exc
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: the configuration must be a mapping with [service] and [experiment].")
+    return data
+
+
+def _unknown(path: Path, section: str, got: dict, allowed: set[str]) -> None:
+    extra = sorted(set(got) - allowed)
+    if extra:
+        raise DataError(
+            f"{path}: unknown key(s) {extra} in {section}; allowed: {sorted(allowed)}."
+        )
+
+
+def load_settings(path: str | os.PathLike, **overrides: Any) -> ServiceSettings:
+    """Settings from a configuration file, or for a model folder (see :meth:`ServiceSettings.for_model`).
+
+    ``overrides`` (e.g. ``events=…``) win over the file.
+
+    Raises
+    ------
+    DataError
+        Unreadable file, unknown keys (named with the section), or missing experiment.
+    ParameterError
+        A value of the wrong type or range (named).
+    """
+    p = Path(path)
+    if p.is_dir():
+        return ServiceSettings.for_model(p, **overrides)
+    if not p.exists():
+        raise DataError(f"{p}: no such configuration file or model folder.")
+    data = _read_config(p)
+    base = p.resolve().parent
+    _unknown(p, "the top level", data, {"service", "experiment"})
+    service = dict(data.get("service") or {})
+    _unknown(p, "[service]", service, _SERVICE_KEYS)
+    exp = data.get("experiment")
+    if not isinstance(exp, dict):
+        raise DataError(f"{p}: missing [experiment] section with a name and [[experiment.variants]].")
+    _unknown(p, "[experiment]", exp, _EXPERIMENT_KEYS)
+    variants = []
+    raw_variants = exp.get("variants") or []
+    if not isinstance(raw_variants, list):
+        raise DataError(f"{p}: experiment.variants must be a list of tables.")
+    for i, v in enumerate(raw_variants):
+        if not isinstance(v, dict):
+            raise DataError(f"{p}: experiment.variants[{i}] must be a table.")
+        _unknown(p, f"experiment.variants[{i}]", v, _VARIANT_KEYS)
+        for key in ("name", "model"):
+            if key not in v:
+                raise DataError(f"{p}: experiment.variants[{i}] has no {key!r}.")
+        model = Path(v["model"])
+        variants.append(
+            VariantConfig(
+                name=v["name"], weight=v.get("weight", 1.0),
+                model=model if model.is_absolute() else base / model,
+                fusion=v.get("fusion"),
+                modalities=tuple(v["modalities"]) if v.get("modalities") is not None else None,
+            )
+        )
+    if "name" not in exp:
+        raise DataError(f"{p}: [experiment] has no 'name'.")
+    experiment = ExperimentConfig(
+        name=exp["name"], variants=tuple(variants), salt=exp.get("salt"), control=exp.get("control")
+    )
+    events = service.get("events")
+    if isinstance(events, str) and "://" not in events and not Path(events).is_absolute():
+        service["events"] = str(base / events)
+    images = service.get("images")
+    if isinstance(images, str):
+        service["images"] = Path(images) if Path(images).is_absolute() else base / images
+    settings = ServiceSettings(experiment=experiment, **service)
+    return replace(settings, **overrides) if overrides else settings
