@@ -1,0 +1,654 @@
+"""Interaction logs: reading, the paper's session cleaning, and the re-iterable :class:`Sessions`.
+
+A *session* is one anonymous visitor's ordered clicks (or one basket, or one co-purchase
+pair). The Prod2Vec click encoder reads :class:`Sessions` as a corpus of "sentences" whose
+"words" are product ids.
+
+Examples
+--------
+>>> import polars as pl
+>>> log = pl.DataFrame({"session": ["s1", "s1", "s1", "s2", "s2", "s3"],
+...                     "product_id": ["a", "a", "b", "c", "a", "b"],
+...                     "ts": [3.0, 1.0, 2.0, 5.0, 6.0, 1.0]})
+>>> sessions = clean_sessions(log)
+>>> list(sessions)
+[['a', 'b', 'a'], ['c', 'a']]
+>>> sessions.report.n_short_dropped
+1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import polars as pl
+
+from prodfusion.data.catalog import ID
+from prodfusion.data.io import first_bad_row, missing_column_error, read_table
+from prodfusion.errors import DataError, param_error
+
+if TYPE_CHECKING:
+    from prodfusion.data.catalog import Catalog
+
+__all__ = [
+    "read_interactions",
+    "read_pairs",
+    "clean_sessions",
+    "Sessions",
+    "SessionReport",
+    "KEY_SEPARATOR",
+]
+
+#: Joins the values of a multi-column session key (``customer_id`` + ``t_dat``).
+KEY_SEPARATOR = "\x1f"
+SESSION, POSITION, TS, ROW = "session", "position", "ts", "row"
+
+_TZ_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z",
+               "%Y-%m-%d %H:%M%z")
+_NAIVE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M",
+                  "%Y-%m-%d %H:%M")
+_FRAME_SCHEMA = {SESSION: pl.Utf8, POSITION: pl.Int64, ID: pl.Utf8, TS: pl.Float64}
+_PARQUET_KEY = b"prodfusion.session_report"
+
+
+# --------------------------------------------------------------------------- reading
+def _columns(value: str | Sequence[str] | None, option: str, where: str) -> list[str]:
+    """``"a,b"`` or ``("a", "b")`` -> ``["a", "b"]``."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        cols = [c.strip() for c in value.split(",")]
+    elif isinstance(value, Sequence) and all(isinstance(c, str) for c in value):
+        cols = list(value)
+    else:
+        cols = []
+    if not cols or any(not c for c in cols):
+        raise param_error(option, where, "a column name or a sequence of column names", value)
+    return cols
+
+
+def _require(frame: pl.DataFrame, path: Path, cols: list[str], option: str) -> None:
+    for c in cols:
+        if c not in frame.columns:
+            raise missing_column_error(path, c, option, list(frame.columns))
+
+
+def _blank(col: str) -> pl.Expr:
+    return pl.col(col).is_null() | (pl.col(col).str.strip_chars() == "")
+
+
+def _check_not_blank(frame: pl.DataFrame, path: Path, col: str, what: str, todo: str) -> None:
+    row, n = first_bad_row(frame.select(_blank(col)).to_series())
+    if n:
+        raise DataError(f"{path} row {row}: empty {what} (column {col!r}; {n} row(s) in all). {todo}")
+
+
+def _time_seconds(frame: pl.DataFrame, col: str, path: Path) -> pl.Series:
+    """One time column as Float64: numbers as given, ISO dates/datetimes as Unix seconds (UTC)."""
+    _check_not_blank(frame, path, col, "time value", "Fill it in, or leave out the time column.")
+    text = frame[col].str.strip_chars()
+    numbers = text.cast(pl.Float64, strict=False)
+    if numbers.null_count() == 0:
+        row, n = first_bad_row(~numbers.is_finite())
+        if n:
+            raise DataError(
+                f"{path} row {row}: time {frame[col][row - 1]!r} is not a finite number "
+                f"(column {col!r}). Use finite numbers or ISO dates."
+            )
+        return numbers
+    iso = text.str.replace(r"Z$", "+00:00").alias(col)
+    attempts = [iso.str.to_datetime(f, strict=False, time_unit="us").dt.epoch("us")
+                for f in _TZ_FORMATS + _NAIVE_FORMATS]
+    attempts.append(iso.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")).dt.epoch("us"))
+    micros = pl.select(pl.coalesce(attempts)).to_series()
+    row, n = first_bad_row(micros.is_null())
+    if n:
+        raise DataError(
+            f"{path} row {row}: cannot read time {frame[col][row - 1]!r} (column {col!r}; {n} "
+            f"row(s) in all). Use numbers (e.g. Unix seconds) or ISO dates/datetimes such as "
+            f"2016-05-09 or 2016-05-09T10:00:00 in every row of the column."
+        )
+    return (micros.cast(pl.Float64) / 1e6).alias(col)
+
+
+def _finish(frame: pl.DataFrame, session: pl.Expr, item: str, ts: pl.Series | None) -> pl.DataFrame:
+    return frame.select(
+        session.cast(pl.Utf8).alias(SESSION),
+        pl.col(item).cast(pl.Utf8).alias(ID),
+        (pl.lit(ts) if ts is not None else pl.lit(None, dtype=pl.Float64)).alias(TS),
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW),
+    )
+
+
+def read_interactions(
+    path: str | Path,
+    *,
+    session_cols: str | Sequence[str] = ("session_id",),
+    item_col: str = ID,
+    time_col: str | Sequence[str] | None = None,
+    sep: str | None = None,
+    fmt: str | None = None,
+) -> pl.DataFrame:
+    """Read a click/purchase log, one interaction per row.
+
+    Parameters
+    ----------
+    path : str or Path
+        CSV/TSV/TXT (separator from ``sep`` or guessed from the header), Parquet or JSON Lines.
+    session_cols : str or sequence of str
+        Column(s) whose values together identify a session; ``"customer_id,t_dat"`` (or a
+        tuple) makes one session per customer-day. Values are joined with ``"\\x1f"``.
+    item_col : str
+        Column holding the product id (read as an exact string).
+    time_col : str or sequence of str, optional
+        Column(s) giving the order of events. One column: numbers are kept as they are,
+        ISO dates/datetimes become Unix seconds (UTC when no offset is given). Several
+        columns (``"eventdate,timeframe"``): compared lexicographically, and ``ts`` is the
+        dense rank of that order (an ordinal, not seconds). None: ``ts`` is null and the file
+        order decides.
+    sep : str, optional
+        Separator of delimited text.
+    fmt : {'csv', 'tsv', 'parquet', 'jsonl'}, optional
+        Overrides the format guessed from the extension.
+
+    Returns
+    -------
+    polars.DataFrame
+        Columns ``session`` (Utf8), ``product_id`` (Utf8), ``ts`` (Float64 or null) and ``row``
+        (Int64, the 1-based data row of the file), in file order.
+
+    Raises
+    ------
+    DataError
+        Missing/unreadable file, non-UTF-8 bytes, missing columns, empty session keys, item ids
+        or times, unreadable times; the message names the file, row and column.
+
+    Examples
+    --------
+    DIGINETICA views and H&M baskets (one per customer and day)::
+
+        views = read_interactions("train-item-views.sample.csv", session_cols="session_id",
+                                  item_col="item_id", time_col="eventdate,timeframe")
+        baskets = read_interactions("transactions.csv", session_cols=("customer_id", "t_dat"),
+                                    item_col="article_id", time_col="t_dat")
+    """
+    where = "read_interactions()"
+    path = Path(path)
+    scols = _columns(session_cols, "session_cols", where)
+    icol = _columns(item_col, "item_col", where)
+    if len(icol) != 1:
+        raise param_error("item_col", where, "one column name", item_col)
+    tcols = _columns(time_col, "time_col", where)
+    frame = read_table(path, fmt=fmt, sep=sep, where=where)
+    _require(frame, path, scols, "session_cols")
+    _require(frame, path, icol, "item_col")
+    _require(frame, path, tcols, "time_col")
+    for c in scols:
+        _check_not_blank(frame, path, c, "session key", "Fill it in or remove the row.")
+    _check_not_blank(frame, path, icol[0], "product id", "Fill it in or remove the row.")
+    ts: pl.Series | None = None
+    if len(tcols) == 1:
+        ts = _time_seconds(frame, tcols[0], path)
+    elif tcols:
+        parts = pl.DataFrame([_time_seconds(frame, c, path).alias(f"t{i}") for i, c in enumerate(tcols)])
+        ts = parts.select(pl.struct(parts.columns).rank("dense").cast(pl.Float64)).to_series()
+    key = pl.col(scols[0]) if len(scols) == 1 else pl.concat_str(scols, separator=KEY_SEPARATOR)
+    return _finish(frame, key, icol[0], ts)
+
+
+def read_pairs(
+    path: str | Path, *, a_col: str, b_col: str, sep: str | None = None, fmt: str | None = None
+) -> pl.DataFrame:
+    """Read product pairs (co-purchases, co-views) as two-click sessions ``[a, b]``.
+
+    Parameters
+    ----------
+    path : str or Path
+        Table with one pair per row.
+    a_col, b_col : str
+        Columns of the first and second product id.
+    sep, fmt : optional
+        As in :func:`read_interactions`.
+
+    Returns
+    -------
+    polars.DataFrame
+        Same columns as :func:`read_interactions`: data row ``r`` becomes session ``"r"`` with
+        ``a`` then ``b`` (both with ``row = r`` and a null ``ts``).
+
+    Examples
+    --------
+    ::
+
+        pairs = read_pairs("copurchase.csv", a_col="article_id", b_col="partner_article_id")
+    """
+    where = "read_pairs()"
+    path = Path(path)
+    for name, value in (("a_col", a_col), ("b_col", b_col)):
+        if not isinstance(value, str) or not value:
+            raise param_error(name, where, "a column name", value)
+    frame = read_table(path, fmt=fmt, sep=sep, where=where)
+    _require(frame, path, [a_col], "a_col")
+    _require(frame, path, [b_col], "b_col")
+    for c in (a_col, b_col):
+        _check_not_blank(frame, path, c, "product id", "Fill it in or remove the row.")
+    key = pl.int_range(1, pl.len() + 1).cast(pl.Utf8)
+    a = _finish(frame, key, a_col, None)
+    b = _finish(frame, key, b_col, None)
+    return pl.concat([a, b]).sort(ROW, maintain_order=True)
+
+
+# --------------------------------------------------------------------------- cleaning
+@dataclass(frozen=True)
+class SessionReport:
+    """What :func:`clean_sessions` did, as counts.
+
+    ``n_sessions == n_sessions_in - n_short_dropped`` (a session whose every click was an
+    unknown product counts as dropped for being short) and ``n_clicks == n_rows_in -
+    n_unknown_rows - n_repeats_collapsed - (clicks cut by the cap) - (clicks of short sessions)``.
+    """
+
+    n_rows_in: int
+    n_sessions_in: int
+    n_unknown_rows: int
+    n_unknown_products: int
+    n_repeats_collapsed: int
+    n_short_dropped: int
+    n_capped: int
+    n_sessions: int
+    n_clicks: int
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def unchanged(cls, n_sessions: int, n_clicks: int) -> SessionReport:
+        """The report of sessions taken as they are (no cleaning step changed anything)."""
+        return cls(n_clicks, n_sessions, 0, 0, 0, 0, 0, n_sessions, n_clicks)
+
+
+def clean_sessions(
+    interactions: pl.DataFrame,
+    catalog: Catalog | None = None,
+    *,
+    min_length: int = 2,
+    max_length: int | None = 200,
+    collapse_repeats: bool = True,
+) -> Sessions:
+    """Clean an interaction log into sessions, as in the paper.
+
+    Steps, in this order: drop clicks on products absent from ``catalog`` (counting rows and
+    distinct ids); order each session by ``ts`` then source ``row`` (stable); collapse
+    immediate repeats (``a a b a -> a b a``); keep the first ``max_length`` clicks of longer
+    sessions; drop sessions with fewer than ``min_length`` clicks. Unknown products go first
+    so that the result never holds an immediate repeat.
+
+    Parameters
+    ----------
+    interactions : polars.DataFrame
+        Columns ``session`` and ``product_id`` (as from :func:`read_interactions`); optional
+        ``ts`` (Float64, may be null) and ``row`` (default: frame order).
+    catalog : Catalog, optional
+        Products to keep; None keeps every product.
+    min_length : int
+        Shortest session kept (>= 1).
+    max_length : int or None
+        Longest session kept (longer ones are cut); None for no cap.
+    collapse_repeats : bool
+        Collapse immediate repeats of one product.
+
+    Returns
+    -------
+    Sessions
+        Sessions in order of their first source row, with a :class:`SessionReport`.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> log = pl.DataFrame({"session": ["1"] * 4, "product_id": ["a", "a", "b", "a"]})
+    >>> list(clean_sessions(log))
+    [['a', 'b', 'a']]
+    """
+    where = "clean_sessions()"
+    if not isinstance(interactions, pl.DataFrame):
+        raise param_error("interactions", where, "a polars DataFrame (see read_interactions)",
+                          type(interactions).__name__)
+    for col in (SESSION, ID):
+        if col not in interactions.columns:
+            raise DataError(
+                f"clean_sessions(): the interactions frame has no {col!r} column (found: "
+                f"{', '.join(map(repr, interactions.columns))}). Read the log with "
+                f"read_interactions() or read_pairs()."
+            )
+    if isinstance(min_length, bool) or not isinstance(min_length, int) or min_length < 1:
+        raise param_error("min_length", where, "an int >= 1", min_length)
+    if max_length is not None and (
+        isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < min_length
+    ):
+        raise param_error("max_length", where, f"None or an int >= min_length ({min_length})",
+                          max_length)
+
+    df = interactions.select(
+        pl.col(SESSION).cast(pl.Utf8),
+        pl.col(ID).cast(pl.Utf8),
+        (pl.col(TS).cast(pl.Float64) if TS in interactions.columns
+         else pl.lit(None, dtype=pl.Float64)).alias(TS),
+        (pl.col(ROW).cast(pl.Int64) if ROW in interactions.columns
+         else pl.int_range(1, pl.len() + 1, dtype=pl.Int64)).alias(ROW),
+    )
+    if df.select(pl.col(SESSION).is_null().any() | pl.col(ID).is_null().any()).item():
+        raise DataError("clean_sessions(): the interactions frame holds null session keys or "
+                        "product ids. Read the log with read_interactions(), which rejects them.")
+    n_rows_in = df.height
+    # sessions numbered by their first source row (integer keys sort and group fast)
+    sid = (
+        df.group_by(SESSION)
+        .agg(pl.col(ROW).min().alias("_first"))
+        .sort(["_first", SESSION])
+        .select(SESSION, pl.int_range(pl.len(), dtype=pl.Int64).alias("_sid"))
+    )
+    n_sessions_in = sid.height
+    df = df.join(sid, on=SESSION, how="left", maintain_order="left")
+
+    n_unknown_rows = n_unknown_products = 0
+    if catalog is not None:
+        known = df[ID].is_in(catalog.frame[ID].implode())
+        n_unknown_rows = int((~known).sum())
+        n_unknown_products = df.filter(~known)[ID].n_unique()
+        df = df.filter(known)
+
+    # each session ordered by time, then source row; the sort is stable, so ties keep frame order
+    keys = ["_sid"] if df[TS].null_count() == df.height else ["_sid", TS]
+    if not df[ROW].is_sorted():
+        keys.append(ROW)
+    df = df.sort(keys, nulls_last=True, maintain_order=True)
+    n_repeats = 0
+    if collapse_repeats and df.height:
+        keep = (
+            (pl.col(ID) != pl.col(ID).shift(1)) | (pl.col("_sid") != pl.col("_sid").shift(1))
+        ).fill_null(True)
+        mask = df.select(keep).to_series()
+        n_repeats = int((~mask).sum())
+        df = df.filter(mask)
+
+    df = df.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).over("_sid").alias(POSITION))
+    n_capped = 0
+    if max_length is not None:
+        n_capped = int((df.group_by("_sid").len()["len"] > max_length).sum())
+        df = df.filter(pl.col(POSITION) < max_length)
+    df = df.filter(pl.len().over("_sid") >= min_length)
+    n_sessions = df.select(pl.col("_sid").n_unique()).item()
+    report = SessionReport(
+        n_rows_in=n_rows_in,
+        n_sessions_in=n_sessions_in,
+        n_unknown_rows=n_unknown_rows,
+        n_unknown_products=n_unknown_products,
+        n_repeats_collapsed=n_repeats,
+        n_short_dropped=n_sessions_in - n_sessions,
+        n_capped=n_capped,
+        n_sessions=n_sessions,
+        n_clicks=df.height,
+    )
+    return Sessions(df.select(list(_FRAME_SCHEMA)), report)
+
+
+# --------------------------------------------------------------------------- Sessions
+class Sessions:
+    """Cleaned sessions: a re-iterable corpus of product-id lists backed by a polars frame.
+
+    Parameters
+    ----------
+    frame : polars.DataFrame
+        Columns ``session`` (Utf8), ``position`` (int), ``product_id`` (Utf8), ``ts``
+        (Float64, may be null); the rows of one session are contiguous with positions
+        0, 1, 2, ...
+    report : SessionReport, optional
+        What cleaning did; default: :meth:`SessionReport.unchanged`.
+
+    Examples
+    --------
+    >>> s = Sessions.from_lists([["001", "002"], ["002", "003", "001"]])
+    >>> len(s), s.n_clicks, list(s) == list(s)
+    (2, 5, True)
+    >>> s.product_counts()["001"]
+    2
+    """
+
+    #: Rows converted to Python strings at a time while iterating.
+    chunk_rows = 1 << 20
+
+    def __init__(self, frame: pl.DataFrame, report: SessionReport | None = None) -> None:
+        missing = [c for c in _FRAME_SCHEMA if c not in frame.columns]
+        if missing:
+            raise DataError(
+                f"Sessions frame lacks column(s) {', '.join(map(repr, missing))} (found: "
+                f"{', '.join(map(repr, frame.columns))}). Build sessions with clean_sessions()."
+            )
+        self.frame = frame.select(pl.col(c).cast(t) for c, t in _FRAME_SCHEMA.items())
+        change = (pl.col(SESSION) != pl.col(SESSION).shift(1)).fill_null(True)
+        starts = self.frame.select(change.arg_true()).to_series().to_numpy()
+        self._bounds = np.append(starts, self.frame.height).astype(np.int64)
+        n = len(starts)
+        expected = np.arange(self.frame.height) - np.repeat(starts, np.diff(self._bounds))
+        if self.frame[SESSION].gather(starts).n_unique() != n or not np.array_equal(
+            self.frame[POSITION].to_numpy(), expected
+        ):
+            raise DataError(
+                "Sessions frame is not in session order: the rows of each session must be "
+                "contiguous with positions 0, 1, 2, ... Build sessions with clean_sessions()."
+            )
+        self.report = report if report is not None else SessionReport.unchanged(n, self.frame.height)
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def from_lists(
+        cls, sessions: Iterable[Sequence[str]], *, keys: Sequence[str] | None = None
+    ) -> Sessions:
+        """Sessions taken as given (no cleaning), keyed ``"0"``, ``"1"``, ... unless ``keys``."""
+        lists = [list(s) for s in sessions]
+        for i, s in enumerate(lists):
+            if not all(isinstance(p, str) and p for p in s):
+                raise param_error("sessions", "Sessions.from_lists()",
+                                  "lists of non-empty product-id strings", lists[i])
+        if keys is None:
+            keys = [str(i) for i in range(len(lists))]
+        elif len(keys) != len(lists) or len(set(keys)) != len(keys):
+            raise param_error("keys", "Sessions.from_lists()",
+                              f"{len(lists)} distinct session keys", keys)
+        frame = pl.DataFrame(
+            {
+                SESSION: [k for k, s in zip(keys, lists, strict=True) for _ in s],
+                POSITION: [i for s in lists for i in range(len(s))],
+                ID: [p for s in lists for p in s],
+                TS: [None] * sum(map(len, lists)),
+            },
+            schema=_FRAME_SCHEMA,
+        )
+        return cls(frame)
+
+    @classmethod
+    def from_parquet(cls, path: str | Path) -> Sessions:
+        """Read sessions written by :meth:`to_parquet` (report included)."""
+        import pyarrow.parquet as pq
+
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"{path}: sessions file does not exist. Write it with "
+                            f"Sessions.to_parquet() first.")
+        try:
+            table = pq.read_table(path)
+        except Exception as e:  # pyarrow raises several types for a broken file
+            raise DataError(f"{path}: cannot be read as Parquet ({type(e).__name__}: {e}).") from None
+        meta = (table.schema.metadata or {}).get(_PARQUET_KEY)
+        report = SessionReport(**json.loads(meta)) if meta else None
+        return cls(pl.from_arrow(table), report)
+
+    def to_parquet(self, path: str | Path) -> None:
+        """Write the frame and the report to one Parquet file."""
+        import pyarrow.parquet as pq
+
+        table = self.frame.to_arrow()
+        meta = dict(table.schema.metadata or {})
+        meta[_PARQUET_KEY] = json.dumps(self.report.as_dict()).encode()
+        pq.write_table(table.replace_schema_metadata(meta), Path(path))
+
+    # ---------------------------------------------------------------- access
+    def __len__(self) -> int:
+        return len(self._bounds) - 1
+
+    def __iter__(self) -> Iterator[list[str]]:
+        bounds, n = self._bounds, len(self)
+        i = 0
+        while i < n:
+            # sessions i..j-1 hold at most chunk_rows rows (always at least one session)
+            j = max(i + 1, int(np.searchsorted(bounds, bounds[i] + self.chunk_rows, "right")) - 1)
+            j = min(j, n)
+            lo, hi = int(bounds[i]), int(bounds[j])
+            ids = self.frame[ID].slice(lo, hi - lo).to_list()
+            for k in range(i, j):
+                yield ids[bounds[k] - lo : bounds[k + 1] - lo]
+            i = j
+
+    def __repr__(self) -> str:
+        return f"Sessions({len(self)} sessions, {self.n_clicks} clicks)"
+
+    @property
+    def n_clicks(self) -> int:
+        return self.frame.height
+
+    @property
+    def keys(self) -> list[str]:
+        """Session keys in iteration order."""
+        return self.frame[SESSION].gather(self._bounds[:-1]).to_list()
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Clicks per session (int64), in iteration order."""
+        return np.diff(self._bounds)
+
+    def product_counts(self) -> dict[str, int]:
+        """Clicks per product id."""
+        counts = self.frame.group_by(ID).len()
+        return dict(zip(counts[ID].to_list(), counts["len"].to_list(), strict=True))
+
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the session keys, product ids and times, in order."""
+        h = hashlib.sha256(b"prodfusion-sessions-v1\n")
+        line = pl.concat_str(
+            [pl.col(SESSION), pl.col(ID), pl.col(TS).cast(pl.Utf8).fill_null("")],
+            separator=KEY_SEPARATOR,
+        )
+        for lo in range(0, self.frame.height, self.chunk_rows):
+            chunk = self.frame.slice(lo, self.chunk_rows).select(line).to_series().to_list()
+            h.update(("\n".join(chunk) + "\n").encode())
+        return h.hexdigest()
+
+    def _subset(self, session_idx: np.ndarray) -> Sessions:
+        chosen = np.zeros(len(self), dtype=bool)
+        chosen[session_idx] = True
+        return Sessions(self.frame.filter(pl.Series(np.repeat(chosen, self.lengths))))
+
+    def split_by_time(self, test_fraction: float = 0.2, *, seed: int = 0) -> tuple[Sessions, Sessions]:
+        """Split whole sessions into (train, test).
+
+        With times, sessions are ordered by their first ``ts`` and the last ``test_fraction``
+        go to test, so every test session starts at or after the start of every train
+        session. Without times (``ts`` all null), sessions are ordered by a seeded SHA-256
+        hash of their key instead. No session is in both parts; each part keeps iteration
+        order and gets an unchanged report.
+
+        Examples
+        --------
+        >>> s = Sessions.from_lists([["a", "b"]] * 10)
+        >>> train, test = s.split_by_time(0.3)
+        >>> len(train), len(test), set(train.keys) & set(test.keys)
+        (7, 3, set())
+        """
+        where = "split_by_time()"
+        if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not (
+            0 < test_fraction < 1
+        ):
+            raise param_error("test_fraction", where, "a float in (0, 1)", test_fraction)
+        n = len(self)
+        if n < 2:
+            raise DataError(f"split_by_time(): cannot split {n} session(s) into train and test; "
+                            f"at least 2 are needed.")
+        n_test = min(n - 1, max(1, round(n * test_fraction)))
+        n_null = self.frame[TS].null_count()
+        if n_null == 0:
+            starts = self.frame.group_by(SESSION, maintain_order=True).agg(pl.col(TS).min())[TS]
+            order = np.argsort(starts.to_numpy(), kind="stable")
+        elif n_null == self.frame.height:
+            salt = str(int(seed)).encode()
+            digests = [hashlib.sha256(salt + b"\x00" + k.encode()).digest()[:8] for k in self.keys]
+            order = np.argsort(np.frombuffer(b"".join(digests), dtype=">u8"), kind="stable")
+        else:
+            raise DataError(
+                "split_by_time(): some clicks have times and others do not. Read the log "
+                "with a time column for every row, or with none."
+            )
+        return self._subset(order[: n - n_test]), self._subset(order[n - n_test :])
+
+    def write_corpus_file(
+        self, path: str | Path, *, tokens: Literal["auto", "id", "index"] = "auto"
+    ) -> dict[str, str]:
+        """Write one session per line, tokens separated by single spaces (gensim ``corpus_file``).
+
+        Parameters
+        ----------
+        path : str or Path
+            Output text file (UTF-8).
+        tokens : {'auto', 'id', 'index'}
+            ``'id'`` writes product ids (refused if one contains whitespace, which would split
+            it); ``'index'`` writes ``p0``, ``p1``, ... numbered by first appearance; ``'auto'``
+            writes ids unless one contains whitespace.
+
+        Returns
+        -------
+        dict
+            Token -> product id, to map the trained vectors back to products.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "corpus.txt"
+        >>> Sessions.from_lists([["a b", "c"]]).write_corpus_file(p)
+        {'p0': 'a b', 'p1': 'c'}
+        >>> p.read_text()
+        'p0 p1\\n'
+        """
+        if tokens not in ("auto", "id", "index"):
+            raise param_error("tokens", "write_corpus_file()", "one of 'auto', 'id', 'index'", tokens)
+        vocab = self.frame[ID].unique(maintain_order=True)
+        spaced = vocab.str.contains(r"\s")
+        if tokens == "id" and spaced.any():
+            bad = vocab.filter(spaced)[0]
+            raise DataError(
+                f"write_corpus_file(): product id {bad!r} contains whitespace, which would split "
+                f"it into several tokens. Use tokens='index' or 'auto'."
+            )
+        use_index = tokens == "index" or (tokens == "auto" and bool(spaced.any()))
+        if use_index:
+            names = pl.Series("tok", [f"p{i}" for i in range(len(vocab))], dtype=pl.Utf8)
+            mapping = dict(zip(names.to_list(), vocab.to_list(), strict=True))
+            tok = self.frame[ID].replace_strict(vocab, names, return_dtype=pl.Utf8)
+        else:
+            mapping = dict(zip(vocab.to_list(), vocab.to_list(), strict=True))
+            tok = self.frame[ID]
+        lines = (
+            pl.DataFrame({SESSION: self.frame[SESSION], "tok": tok})
+            .group_by(SESSION, maintain_order=True)
+            .agg(pl.col("tok").str.join(" "))["tok"]
+        )
+        with Path(path).open("w", encoding="utf-8", newline="\n") as fh:
+            for lo in range(0, len(lines), 100_000):
+                chunk = lines.slice(lo, 100_000).to_list()
+                fh.write("\n".join(chunk) + "\n")
+        return mapping
