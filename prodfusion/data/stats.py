@@ -1,0 +1,168 @@
+"""Dataset statistics in the shape of the paper's Table I (``prodfusion stats``).
+
+Examples
+--------
+>>> import polars as pl
+>>> from prodfusion.data import Catalog, Sessions
+>>> cat = Catalog(pl.DataFrame({"product_id": ["1", "2"], "title": ["red shoe", "big blue hat"]}))
+>>> d = dataset_stats(cat, Sessions.from_lists([["1", "2"], ["2", "1", "2"]]))
+>>> d["products"], d["sessions"], d["clicks"], d["title_words"]["max"]
+(2, 2, 5, 3)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from prodfusion.data.catalog import CATEGORY, ID, TITLE
+from prodfusion.errors import param_error
+
+if TYPE_CHECKING:
+    from prodfusion.data.catalog import Catalog
+    from prodfusion.data.sessions import Sessions
+
+__all__ = ["dataset_stats", "format_stats", "image_size_stats"]
+
+
+def _summary(values: np.ndarray) -> dict[str, float | int | None]:
+    if len(values) == 0:
+        return {"min": None, "max": None, "mean": None}
+    return {"min": int(values.min()), "max": int(values.max()), "mean": round(float(values.mean()), 2)}
+
+
+def image_size_stats(
+    paths: list[str | None], *, sample: int = 200, seed: int = 0
+) -> dict[str, Any]:
+    """Image sizes over a seeded random sample of the products that name an image.
+
+    Only the image header is read (Pillow opens files lazily). Returns the sample size, how
+    many named files are missing or unreadable, width and height min/max and the most
+    common ``"WxH"`` size with its count. Products with no image path are counted in
+    ``no_path`` and not sampled.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    named = [p for p in paths if p]
+    out: dict[str, Any] = {"no_path": len(paths) - len(named)}
+    rng = np.random.default_rng(seed)
+    take = rng.choice(len(named), size=min(sample, len(named)), replace=False) if named else []
+    sizes: list[tuple[int, int]] = []
+    missing = unreadable = 0
+    for i in sorted(int(i) for i in take):
+        path = Path(named[i])
+        if not path.is_file():
+            missing += 1
+            continue
+        try:
+            with Image.open(path) as im:
+                sizes.append(im.size)
+        except (UnidentifiedImageError, OSError, ValueError):
+            unreadable += 1
+    out.update(sampled=len(take), missing=missing, unreadable=unreadable)
+    if sizes:
+        w = np.array([s[0] for s in sizes])
+        h = np.array([s[1] for s in sizes])
+        (mw, mh), n = Counter(sizes).most_common(1)[0]
+        out.update(width_min=int(w.min()), width_max=int(w.max()), height_min=int(h.min()),
+                   height_max=int(h.max()), most_common=f"{mw}x{mh}", most_common_count=n)
+    return out
+
+
+def dataset_stats(
+    catalog: Catalog | None,
+    sessions: Sessions | None,
+    *,
+    image_sample: int = 200,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The paper's Table I for one dataset.
+
+    Parameters
+    ----------
+    catalog : Catalog or None
+        Products: counts, categories, title lengths in words and image sizes.
+    sessions : Sessions or None
+        Cleaned sessions: sessions, clicks, clicks per session, products clicked and the
+        cleaning report.
+    image_sample : int
+        How many image files to open (seeded random sample; 0 skips images).
+    seed : int
+        Seed of the image sample.
+
+    Returns
+    -------
+    dict
+        Keys present for what was given: ``products``, ``categories``, ``title_words``
+        (min/max/mean), ``images`` (see :func:`image_size_stats`), ``sessions``,
+        ``clicks``, ``clicks_per_session`` (min/max/mean), ``products_clicked``,
+        ``products_never_clicked`` (both given), ``cleaning`` (the :class:`SessionReport`).
+    """
+    if isinstance(image_sample, bool) or not isinstance(image_sample, int) or image_sample < 0:
+        raise param_error("image_sample", "dataset_stats()", "an int >= 0", image_sample)
+    out: dict[str, Any] = {}
+    if catalog is not None:
+        out["products"] = len(catalog)
+        if catalog.has_categories:
+            out["categories"] = catalog.frame[CATEGORY].n_unique() - int(
+                catalog.frame[CATEGORY].null_count() > 0
+            )
+        words = catalog.frame.select(
+            pl.col(TITLE).str.split(" ").list.len()
+        ).to_series().to_numpy()
+        out["title_words"] = _summary(words)
+        if image_sample:
+            out["images"] = image_size_stats(catalog.image_paths, sample=image_sample, seed=seed)
+    if sessions is not None:
+        out["sessions"] = len(sessions)
+        out["clicks"] = sessions.n_clicks
+        out["clicks_per_session"] = _summary(sessions.lengths)
+        clicked = sessions.frame[ID].unique()
+        out["products_clicked"] = len(clicked)
+        if catalog is not None:
+            out["products_never_clicked"] = int((~catalog.frame[ID].is_in(clicked.implode())).sum())
+        out["cleaning"] = sessions.report.as_dict()
+    return out
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows.extend(_flatten(value, name + "."))
+        else:
+            rows.append((name, value))
+    return rows
+
+
+def format_stats(d: dict[str, Any]) -> str:
+    """An aligned two-column text table of :func:`dataset_stats` output (nested keys dotted).
+
+    Examples
+    --------
+    >>> print(format_stats({"products": 11800, "title_words": {"min": 1, "mean": 2.9}}))
+    products          11,800
+    title_words.min        1
+    title_words.mean    2.90
+    """
+    rows = []
+    for name, value in _flatten(d):
+        if isinstance(value, bool) or value is None:
+            text = "-" if value is None else str(value)
+        elif isinstance(value, int):
+            text = f"{value:,}"
+        elif isinstance(value, float):
+            text = f"{value:,.2f}"
+        else:
+            text = str(value)
+        rows.append((name, text))
+    if not rows:
+        return ""
+    wn = max(len(n) for n, _ in rows)
+    wv = max(len(v) for _, v in rows)
+    return "\n".join(f"{n:<{wn}}  {v:>{wv}}" for n, v in rows)
