@@ -109,7 +109,7 @@ def _locate_bad_utf8(path: Path, fmt: str, sep: str) -> DataError | None:
         data.decode("utf-8")
         return None
     except UnicodeDecodeError as e:
-        start, bad = e.start, data[e.start : e.start + 4]
+        start, bad = e.start, data[e.start : e.end]
     line_no = data.count(b"\n", 0, start) + 1
     line_start = data.rfind(b"\n", 0, start) + 1
     line_end = data.find(b"\n", start)

@@ -108,12 +108,20 @@ def _time_seconds(frame: pl.DataFrame, col: str, path: Path) -> pl.Series:
                 for f in _TZ_FORMATS + _NAIVE_FORMATS]
     attempts.append(iso.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")).dt.epoch("us"))
     micros = pl.select(pl.coalesce(attempts)).to_series()
-    row, n = first_bad_row(micros.is_null())
+    row, n = first_bad_row(micros.is_null() & numbers.is_null())
     if n:
         raise DataError(
             f"{path} row {row}: cannot read time {frame[col][row - 1]!r} (column {col!r}; {n} "
             f"row(s) in all). Use numbers (e.g. Unix seconds) or ISO dates/datetimes such as "
-            f"2016-05-09 or 2016-05-09T10:00:00 in every row of the column."
+            f"2016-05-09 or 2016-05-09T10:00:00."
+        )
+    row, n = first_bad_row(micros.is_null())
+    if n:
+        date_row = int(micros.is_not_null().arg_true()[0]) + 1
+        raise DataError(
+            f"{path} row {row}: time {frame[col][row - 1]!r} is a number but row {date_row} holds "
+            f"the date {frame[col][date_row - 1]!r} (column {col!r}). Use one kind of time in "
+            f"the whole column."
         )
     return (micros.cast(pl.Float64) / 1e6).alias(col)
 

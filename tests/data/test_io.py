@@ -1,0 +1,239 @@
+"""read_catalog / read_table: formats, leading zeros, image paths and every located error."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from prodfusion.data import read_catalog, read_table
+from prodfusion.errors import DataError, ParameterError
+
+ROWS = [
+    {"product_id": "0111565001", "title": "  Red   leather\tbag ", "image": "img/a.jpg",
+     "category": "bags", "brand": "007"},
+    {"product_id": "000123", "title": "Blue hat", "image": "", "category": "", "brand": "08"},
+    {"product_id": "42", "title": "Kırmızı deri kadın çanta", "image": "/abs/c.jpg",
+     "category": "bags", "brand": "x"},
+]
+
+
+def write(path: Path, rows: list[dict], fmt: str) -> Path:
+    frame = pl.DataFrame(rows, schema={k: pl.Utf8 for k in rows[0]})
+    if fmt == "csv":
+        frame.write_csv(path)
+    elif fmt == "tsv":
+        frame.write_csv(path, separator="\t")
+    elif fmt == "parquet":
+        frame.write_parquet(path)
+    elif fmt == "jsonl":
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    return path
+
+
+@pytest.mark.parametrize("fmt,name", [("csv", "c.csv"), ("tsv", "c.tsv"), ("parquet", "c.parquet"),
+                                      ("jsonl", "c.jsonl"), ("jsonl", "c.ndjson"), ("tsv", "c.txt")])
+def test_leading_zeros_survive_every_format(tmp_path, fmt, name):
+    cat = read_catalog(write(tmp_path / name, ROWS, fmt))
+    assert cat.ids.tolist() == ["0111565001", "000123", "42"]
+    assert cat.frame["brand"].to_list() == ["007", "08", "x"]  # other columns as text too
+    assert cat.titles == ["Red leather bag", "Blue hat", "Kırmızı deri kadın çanta"]
+    assert cat.categories == ["bags", None, "bags"]
+    assert cat.image_paths == [str(tmp_path.resolve() / "img/a.jpg"), None, "/abs/c.jpg"]
+    assert cat.frame.columns == ["product_id", "title", "image", "category", "brand"]
+
+
+def test_fmt_overrides_extension(tmp_path):
+    path = write(tmp_path / "catalog.data", ROWS, "jsonl")
+    assert read_catalog(path, fmt="jsonl").ids[1] == "000123"
+    with pytest.raises(ParameterError, match=re.escape(
+            "The 'fmt' parameter of read_catalog() must be one of 'csv', 'tsv', 'parquet', "
+            "'jsonl' or None. Got 'xlsx' instead.")):
+        read_catalog(path, fmt="xlsx")
+
+
+def test_unknown_extension(tmp_path):
+    path = tmp_path / "catalog.xlsx"
+    path.write_bytes(b"PK")
+    with pytest.raises(DataError, match=re.escape(f"{path}: unknown file format '.xlsx'. Use a "
+                                                  ".csv, .tsv, .txt, .parquet, .jsonl or .ndjson "
+                                                  "file, or name the format with fmt=")):
+        read_catalog(path)
+
+
+def test_separator_sniffed_or_given(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("product_id;title;price\n007;red, shoe;1,5\n", "utf-8")
+    cat = read_catalog(path)
+    assert cat.record(0) == {"product_id": "007", "title": "red, shoe", "price": "1,5"}
+    path.write_text("product_id|title\n007|shoe\n", "utf-8")
+    assert read_catalog(path, sep="|").ids.tolist() == ["007"]
+
+
+def test_renamed_columns_and_hm_style_template(tmp_path):
+    path = tmp_path / "articles.csv"
+    path.write_text("article_id,prod_name,product_type_name,product_code\n"
+                    "0111565001,20 den 1p Stockings,Underwear Tights,0111565\n"
+                    "0111586001,Shape Up 30 den 1p Tights,Leggings/Tights,0111586\n", "utf-8")
+    cat = read_catalog(path, id_col="article_id", title_col="prod_name",
+                       category_col="product_type_name", image_root=tmp_path / "images",
+                       image_template="{product_id}.jpg")
+    assert cat.ids.tolist() == ["0111565001", "0111586001"]
+    assert cat.image_paths == [str((tmp_path / "images").resolve() / "0111565001.jpg"),
+                               str((tmp_path / "images").resolve() / "0111586001.jpg")]
+    assert cat.categories == ["Underwear Tights", "Leggings/Tights"]
+    assert cat.frame.columns == ["product_id", "title", "image", "category", "product_code"]
+    # original column names work in the template too
+    cat2 = read_catalog(path, id_col="article_id", title_col="prod_name",
+                        image_template="img/{product_code}-{article_id}.png")
+    assert cat2.image_paths[0] == str(tmp_path.resolve() / "img/0111565-0111565001.png")
+
+
+def test_template_errors(tmp_path):
+    path = write(tmp_path / "c.csv", ROWS, "csv")
+    with pytest.raises(DataError, match=re.escape(
+            f"{path}: both an image column ('image') and image_template='{{product_id}}.jpg' "
+            "were given. Pass image_col=None")):
+        read_catalog(path, image_template="{product_id}.jpg")
+    with pytest.raises(DataError, match=re.escape(
+            f"{path}: image_template '{{sku}}.jpg' names column 'sku', which the catalog lacks "
+            "(found columns: 'product_id', 'title', 'category', 'brand')")):
+        read_catalog(path, image_col=None, image_template="{sku}.jpg")
+    with pytest.raises(ParameterError, match="The 'image_template' parameter of read_catalog"):
+        read_catalog(path, image_col=None, image_template="no-fields.jpg")
+    cat = read_catalog(path, image_col=None, image_template="{brand}/{product_id}.jpg",
+                       image_root="/pics")
+    assert cat.image_paths[1] == "/pics/08/000123.jpg"
+
+
+def test_missing_required_column_names_found_columns_and_option(tmp_path):
+    path = write(tmp_path / "c.csv", ROWS, "csv")
+    with pytest.raises(DataError, match=re.escape(
+            f"{path}: no column 'article_id' (found columns: 'product_id', 'title', 'image', "
+            "'category', 'brand'). Name the right column with id_col= (--id-col on the command "
+            "line).")):
+        read_catalog(path, id_col="article_id")
+    with pytest.raises(DataError, match=re.escape("with title_col= (--title-col on the command")):
+        read_catalog(path, title_col="name")
+
+
+def test_optional_columns_default_missing_is_fine_explicit_missing_is_not(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("product_id,title\n1,a\n", "utf-8")
+    cat = read_catalog(path)
+    assert cat.categories is None and cat.image_paths == [None]
+    with pytest.raises(DataError, match=re.escape("no column 'product_type' (found columns: "
+                                                  "'product_id', 'title'). Name the right column "
+                                                  "with category_col= (--category-col")):
+        read_catalog(path, category_col="product_type")
+    with pytest.raises(DataError, match=re.escape("with image_col= (--image-col")):
+        read_catalog(path, image_col="photo")
+    with pytest.raises(DataError, match=re.escape("with group_col= (--group-col")):
+        read_catalog(path, group_col="product_code")
+
+
+def test_group_column_and_ignored_image_column(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("product_id,title,image,code\n1,a,x.jpg,G1\n2,b,,G1\n3,c,y.jpg,\n", "utf-8")
+    cat = read_catalog(path, group_col="code", image_col=None)
+    assert cat.groups == ["G1", "G1", None]
+    assert "image" not in cat.frame.columns and cat.image_paths == [None] * 3
+
+
+def test_chosen_column_would_overwrite_a_standard_one(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("product_id,title,long_name\n1,a,A long\n", "utf-8")
+    with pytest.raises(DataError, match=re.escape(
+            f"{path}: column 'title' would be overwritten by 'long_name' chosen as the title "
+            "column. Rename column 'title' in the file, or choose it with --title-col.")):
+        read_catalog(path, title_col="long_name")
+
+
+def test_duplicate_ids_name_both_file_rows(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("product_id,title\n007,a\n8,b\n9,c\n007,d\n8,e\n", "utf-8")
+    with pytest.raises(DataError, match=re.escape(
+            f"{path} row 4: duplicate product id '007' (first seen at row 1, column 'product_id'; "
+            "4 rows hold a repeated id). Ids must be unique: remove or rename the duplicates.")):
+        read_catalog(path)
+    # "7" and "007" are different ids
+    path.write_text("product_id,title\n007,a\n7,b\n", "utf-8")
+    assert len(read_catalog(path)) == 2
+
+
+def test_empty_ids_and_titles(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("sku,name\n1,a\n2,   \n, c\n4,\n", "utf-8")
+    with pytest.raises(DataError, match=re.escape(
+            f"{path} row 3: empty product id (column 'sku'; 1 row(s) in all). Every product needs "
+            "a unique id: fill it in or remove the row.")):
+        read_catalog(path, id_col="sku", title_col="name")
+    path.write_text("sku,name\n1,a\n2,   \n3,c\n4,\n", "utf-8")
+    with pytest.raises(DataError, match=re.escape(
+            f"{path} row 2: empty title for product '2' (column 'name'; 2 row(s) in all). Every "
+            "product needs a title: fill it in or remove the row.")):
+        read_catalog(path, id_col="sku", title_col="name")
+
+
+def test_non_utf8_bytes_name_line_row_and_column(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_bytes(b"product_id,title,brand\n1,ok,x\n2,caf\xe9 cr\xe8me,y\n")
+    with pytest.raises(DataError, match=re.escape(
+            f"{path} line 3 (data row 2): bytes b'\\xe9' are not valid UTF-8, column 'title'. "
+            "Save the file as UTF-8")):
+        read_catalog(path)
+    jpath = tmp_path / "c.jsonl"
+    jpath.write_bytes(b'{"product_id": "1", "title": "a"}\n{"product_id": "2", "title": "\xff"}\n')
+    with pytest.raises(DataError, match=re.escape(f"{jpath} line 2 (row 2): bytes b'\\xff' are not "
+                                                  "valid UTF-8")):
+        read_catalog(jpath)
+
+
+def test_missing_empty_folder_and_broken_files(tmp_path):
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'nope.csv'}: file does not exist")):
+        read_catalog(tmp_path / "nope.csv")
+    folder = tmp_path / "dir.csv"
+    folder.mkdir()
+    with pytest.raises(DataError, match=re.escape(f"{folder}: is a folder, not a file.")):
+        read_catalog(folder)
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(DataError, match=re.escape(f"{empty}: file is empty (no header row).")):
+        read_catalog(empty)
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("product_id,title\n1,a\n2,b,extra\n", "utf-8")
+    with pytest.raises(DataError, match=re.escape(
+            f"{ragged}: cannot be parsed as delimited text: data row 2 has 3 fields but the header "
+            "has 2 (separator ','). Quote fields that contain the separator")):
+        read_catalog(ragged)
+    bad_pq = tmp_path / "c.parquet"
+    bad_pq.write_bytes(b"not parquet")
+    with pytest.raises(DataError, match=re.escape(f"{bad_pq}: cannot be read as Parquet (")):
+        read_catalog(bad_pq)
+    bad_json = tmp_path / "c.jsonl"
+    bad_json.write_text('{"product_id": "1"\n', "utf-8")
+    with pytest.raises(DataError, match=re.escape(f"{bad_json}: cannot be parsed as JSON Lines")):
+        read_catalog(bad_json)
+
+
+def test_read_table_keeps_text(tmp_path):
+    path = tmp_path / "t.parquet"
+    pl.DataFrame({"id": ["001"], "n": [3], "x": [1.5]}).write_parquet(path)
+    assert read_table(path).row(0) == ("001", "3", "1.5")
+    assert read_table(path).dtypes == [pl.Utf8] * 3
+
+
+def test_hm_articles(shared_data):
+    hm = shared_data / "hm"
+    cat = read_catalog(hm / "articles.csv", id_col="article_id", title_col="prod_name",
+                       category_col="product_type_name", image_root=hm / "images",
+                       image_template="{product_id}.jpg")
+    assert len(cat) == 11800
+    assert cat.ids[0] == "0111565001" and all(len(i) == 10 for i in cat.ids)
+    assert cat.image_paths[0] == str((hm / "images").resolve() / "0111565001.jpg")
+    assert Path(cat.image_paths[0]).is_file()
+    assert len(set(cat.categories)) == 107
+    assert "detail_desc" in cat.frame.columns

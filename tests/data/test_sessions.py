@@ -1,0 +1,310 @@
+"""read_interactions / read_pairs / clean_sessions / Sessions on hand-computed cases."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import polars as pl
+import pytest
+
+from prodfusion.data import Catalog, Sessions, clean_sessions, read_interactions, read_pairs
+from prodfusion.data.sessions import KEY_SEPARATOR, SessionReport
+from prodfusion.errors import DataError, ParameterError
+
+# row: session, product, ts  (X and Y are not in the catalog)
+LOG = [
+    ("s1", "a", 30.0),  # 1
+    ("s2", "c", 10.0),  # 2
+    ("s1", "b", 10.0),  # 3
+    ("s1", "b", 20.0),  # 4
+    ("s1", "X", 25.0),  # 5  unknown: dropping it makes b b b adjacent
+    ("s1", "b", 26.0),  # 6
+    ("s2", "d", 5.0),  # 7
+    ("s3", "e", 1.0),  # 8  a one-click session
+    ("s1", "a", 40.0),  # 9
+    ("s4", "Y", 1.0),  # 10 only an unknown product
+    ("s5", "f", 1.0),  # 11
+    ("s5", "g", 2.0),  # 12
+    ("s5", "h", 3.0),  # 13
+    ("s5", "f", 4.0),  # 14 cut by max_length=3
+    ("s2", "c", 10.0),  # 15 same time as row 2: source row decides, then collapsed
+]
+
+
+@pytest.fixture
+def log() -> pl.DataFrame:
+    s, p, t = zip(*LOG, strict=True)
+    return pl.DataFrame({"session": s, "product_id": p, "ts": t,
+                         "row": list(range(1, len(LOG) + 1))})
+
+
+@pytest.fixture
+def catalog() -> Catalog:
+    ids = list("abcdefgh")
+    return Catalog(pl.DataFrame({"product_id": ids, "title": ids}))
+
+
+def test_cleaning_hand_computed(log, catalog):
+    s = clean_sessions(log, catalog, min_length=2, max_length=3)
+    assert list(s) == [["b", "a"], ["d", "c"], ["f", "g", "h"]]
+    assert s.keys == ["s1", "s2", "s5"]
+    assert s.report == SessionReport(
+        n_rows_in=15, n_sessions_in=5, n_unknown_rows=2, n_unknown_products=2,
+        n_repeats_collapsed=4, n_short_dropped=2, n_capped=1, n_sessions=3, n_clicks=7,
+    )
+    assert s.report.as_dict()["n_capped"] == 1
+    assert len(s) == 3 and s.n_clicks == 7
+    assert s.frame.columns == ["session", "position", "product_id", "ts"]
+    assert s.frame["position"].to_list() == [0, 1, 0, 1, 0, 1, 2]
+    assert s.product_counts() == {"a": 1, "b": 1, "c": 1, "d": 1, "f": 1, "g": 1, "h": 1}
+
+
+def test_cleaning_options(log, catalog):
+    raw = clean_sessions(log, None, min_length=1, max_length=None, collapse_repeats=False)
+    assert list(raw)[0] == ["b", "b", "X", "b", "a", "a"]
+    assert raw.report.n_unknown_rows == 0 and raw.report.n_repeats_collapsed == 0
+    assert len(raw) == 5 and raw.n_clicks == 15
+    no_collapse = clean_sessions(log, catalog, collapse_repeats=False, max_length=None)
+    assert list(no_collapse) == [["b", "b", "b", "a", "a"], ["d", "c", "c"], ["f", "g", "h", "f"]]
+    assert clean_sessions(log, catalog, min_length=3).keys == ["s5"]
+
+
+def test_cleaning_without_time_keeps_source_order():
+    frame = pl.DataFrame({"session": ["x", "y", "x", "x"], "product_id": ["1", "2", "3", "1"]})
+    s = clean_sessions(frame, min_length=1)
+    assert list(s) == [["1", "3", "1"], ["2"]]
+
+
+def test_cleaning_orders_by_row_when_row_is_given():
+    frame = pl.DataFrame({"session": ["x", "y", "x", "x"], "product_id": ["1", "2", "3", "4"],
+                          "row": [4, 1, 3, 2]})
+    s = clean_sessions(frame, min_length=1)
+    assert s.keys == ["y", "x"]  # sessions by their first source row
+    assert list(s) == [["2"], ["4", "3", "1"]]
+
+
+def test_cleaning_parameter_errors(log):
+    with pytest.raises(ParameterError, match=re.escape(
+            "The 'min_length' parameter of clean_sessions() must be an int >= 1. Got 0 instead.")):
+        clean_sessions(log, min_length=0)
+    with pytest.raises(ParameterError, match=re.escape(
+            "The 'max_length' parameter of clean_sessions() must be None or an int >= min_length "
+            "(2). Got 1 instead.")):
+        clean_sessions(log, max_length=1)
+    with pytest.raises(DataError, match=re.escape(
+            "clean_sessions(): the interactions frame has no 'product_id' column (found: "
+            "'session', 'item').")):
+        clean_sessions(pl.DataFrame({"session": ["1"], "item": ["a"]}))
+
+
+def test_sessions_reiterable_and_chunked(log, catalog):
+    s = clean_sessions(log, catalog, max_length=3)
+    assert list(s) == list(s)
+    s.chunk_rows = 2  # forces several chunks, including a session longer than a chunk
+    assert list(s) == [["b", "a"], ["d", "c"], ["f", "g", "h"]]
+    assert s.lengths.tolist() == [2, 2, 3]
+
+
+def test_from_lists_and_frame_validation():
+    s = Sessions.from_lists([["001", "002"], ["002", "003", "001"]])
+    assert list(s) == [["001", "002"], ["002", "003", "001"]]
+    assert s.keys == ["0", "1"]
+    assert s.report == SessionReport.unchanged(2, 5)
+    with pytest.raises(ParameterError, match="The 'sessions' parameter of Sessions.from_lists"):
+        Sessions.from_lists([["a", 1]])
+    with pytest.raises(DataError, match="Sessions frame is not in session order"):
+        Sessions(s.frame[[0, 2, 1, 3, 4]])
+    with pytest.raises(DataError, match=re.escape("Sessions frame lacks column(s) 'position'")):
+        Sessions(s.frame.drop("position"))
+
+
+def test_split_by_time_respects_time_and_leaks_nothing(rng):
+    n = 50
+    starts = rng.permutation(n).astype(float) * 100
+    rows = [(f"k{i}", f"p{rng.integers(20)}", starts[i] + j) for i in range(n) for j in range(3)]
+    s_, p_, t_ = zip(*rows, strict=True)
+    s = clean_sessions(pl.DataFrame({"session": s_, "product_id": p_, "ts": t_}),
+                       collapse_repeats=False)
+    train, test = s.split_by_time(0.2)
+    assert (len(train), len(test)) == (40, 10)
+    assert not set(train.keys) & set(test.keys)
+    assert set(train.keys) | set(test.keys) == set(s.keys)
+    first = {k: min(t for kk, _, t in rows if kk == k) for k in s.keys}
+    assert min(first[k] for k in test.keys) >= max(first[k] for k in train.keys)
+    assert sorted(first[k] for k in test.keys) == sorted(starts)[40:]
+    assert train.n_clicks + test.n_clicks == s.n_clicks
+
+
+def test_split_without_time_is_seeded_and_disjoint():
+    s = Sessions.from_lists([["a", "b"]] * 100)
+    tr1, te1 = s.split_by_time(0.25, seed=1)
+    tr2, te2 = s.split_by_time(0.25, seed=1)
+    tr3, te3 = s.split_by_time(0.25, seed=2)
+    assert te1.keys == te2.keys and te1.keys != te3.keys
+    assert len(te1) == 25 and not set(tr1.keys) & set(te1.keys)
+    assert te1.keys == sorted(te1.keys, key=int)  # parts keep iteration order
+    with pytest.raises(ParameterError, match=re.escape(
+            "The 'test_fraction' parameter of split_by_time() must be a float in (0, 1). Got 1.0 "
+            "instead.")):
+        s.split_by_time(1.0)
+    with pytest.raises(DataError, match=re.escape("split_by_time(): cannot split 1 session(s)")):
+        Sessions.from_lists([["a", "b"]]).split_by_time()
+
+
+def test_split_refuses_partial_times():
+    s = Sessions.from_lists([["a", "b"], ["c", "d"]])
+    frame = s.frame.with_columns(ts=pl.Series([1.0, 2.0, None, None]))
+    with pytest.raises(DataError, match="some clicks have times and others do not"):
+        Sessions(frame).split_by_time()
+
+
+def test_fingerprint_stable_and_sensitive():
+    a = Sessions.from_lists([["1", "2"], ["3", "4"]])
+    b = Sessions.from_lists([["1", "2"], ["3", "4"]])
+    c = Sessions.from_lists([["1", "2"], ["4", "3"]])
+    assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+    assert re.fullmatch(r"[0-9a-f]{64}", a.fingerprint())
+
+
+def test_parquet_round_trip(tmp_path, log, catalog):
+    s = clean_sessions(log, catalog, max_length=3)
+    s.to_parquet(tmp_path / "s.parquet")
+    back = Sessions.from_parquet(tmp_path / "s.parquet")
+    assert list(back) == list(s) and back.report == s.report
+    assert back.fingerprint() == s.fingerprint()
+    with pytest.raises(DataError, match="sessions file does not exist"):
+        Sessions.from_parquet(tmp_path / "none.parquet")
+
+
+def test_corpus_file(tmp_path):
+    s = Sessions.from_lists([["001", "002"], ["002", "003", "001"]])
+    mapping = s.write_corpus_file(tmp_path / "c.txt")
+    assert (tmp_path / "c.txt").read_text("utf-8") == "001 002\n002 003 001\n"
+    assert mapping == {"001": "001", "002": "002", "003": "003"}
+    spaced = Sessions.from_lists([["a b", "c"], ["c", "a b"]])
+    mapping = spaced.write_corpus_file(tmp_path / "d.txt")
+    assert (tmp_path / "d.txt").read_text("utf-8") == "p0 p1\np1 p0\n"
+    assert mapping == {"p0": "a b", "p1": "c"}
+    with pytest.raises(DataError, match=re.escape(
+            "write_corpus_file(): product id 'a b' contains whitespace")):
+        spaced.write_corpus_file(tmp_path / "e.txt", tokens="id")
+
+
+# --------------------------------------------------------------------------- reading
+def test_read_interactions_iso_times_and_keys(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text(
+        "customer,day,item,when\n"
+        "c1,2024-03-01,007,2024-03-01T00:00:00\n"
+        "c1,2024-03-01,008,2024-03-01 00:00:10\n"
+        "c2,2024-03-01,007,2024-03-01T00:00:00Z\n"
+        "c2,2024-03-02,009,2024-03-01T02:00:00+02:00\n"
+        "c3,2024-03-02,010,2024-03-02\n", "utf-8")
+    log = read_interactions(path, session_cols="customer,day", item_col="item", time_col="when")
+    assert log.columns == ["session", "product_id", "ts", "row"]
+    assert log["session"].to_list()[:2] == [f"c1{KEY_SEPARATOR}2024-03-01"] * 2
+    assert log["product_id"].to_list() == ["007", "008", "007", "009", "010"]
+    t0 = 1709251200.0  # 2024-03-01T00:00:00 UTC
+    assert log["ts"].to_list() == [t0, t0 + 10, t0, t0, t0 + 86400]
+    assert log["row"].to_list() == [1, 2, 3, 4, 5]
+    sessions = clean_sessions(log, min_length=1)
+    assert len(sessions) == 4
+
+
+def test_read_interactions_numbers_several_time_columns_and_no_time(tmp_path):
+    path = tmp_path / "views.csv"
+    path.write_text("session_id;item_id;timeframe;eventdate\n"
+                    "1;5;900;2016-05-09\n1;6;100;2016-05-09\n2;5;50;2016-05-10\n"
+                    "2;7;10;2016-05-10\n", "utf-8")
+    log = read_interactions(path, item_col="item_id", time_col="timeframe")
+    assert log["ts"].to_list() == [900.0, 100.0, 50.0, 10.0]
+    log = read_interactions(path, item_col="item_id", time_col=("eventdate", "timeframe"))
+    assert log["ts"].to_list() == [2.0, 1.0, 4.0, 3.0]  # lexicographic order, as a dense rank
+    assert list(clean_sessions(log)) == [["6", "5"], ["7", "5"]]
+    log = read_interactions(path, item_col="item_id")
+    assert log["ts"].null_count() == 4
+
+
+def test_read_interactions_errors(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("session_id,product_id,t\n1,a,5\n1,,6\n2,b,x\n", "utf-8")
+    with pytest.raises(DataError, match=re.escape(
+            f"{path}: no column 'sid' (found columns: 'session_id', 'product_id', 't'). Name the "
+            "right column with session_cols= (--session-cols on the command line).")):
+        read_interactions(path, session_cols="sid")
+    with pytest.raises(DataError, match=re.escape("with time_col= (--time-col")):
+        read_interactions(path, time_col="time")
+    with pytest.raises(DataError, match=re.escape(
+            f"{path} row 2: empty product id (column 'product_id'; 1 row(s) in all). Fill it in "
+            "or remove the row.")):
+        read_interactions(path)
+    path.write_text("session_id,product_id,t\n1,a,5\n1,c,6\n2,b,x\n", "utf-8")
+    with pytest.raises(DataError, match=re.escape(
+            f"{path} row 3: cannot read time 'x' (column 't'; 1 row(s) in all). Use numbers")):
+        read_interactions(path, time_col="t")
+    path.write_text("session_id,product_id,t\n1,a,5\n1,c,2024-01-01\n", "utf-8")
+    with pytest.raises(DataError, match=re.escape(
+            f"{path} row 1: time '5' is a number but row 2 holds the date '2024-01-01' (column "
+            "'t'). Use one kind of time in the whole column.")):
+        read_interactions(path, time_col="t")
+    path.write_text("session_id,product_id,t\n1,a,5\n1,c,nan\n", "utf-8")
+    with pytest.raises(DataError, match=re.escape(
+            f"{path} row 2: time 'nan' is not a finite number (column 't').")):
+        read_interactions(path, time_col="t")
+    path.write_text("session_id,product_id,t\n1,a,5\n,c,6\n", "utf-8")
+    with pytest.raises(DataError, match=re.escape(f"{path} row 2: empty session key (column "
+                                                  "'session_id'")):
+        read_interactions(path)
+    path.write_bytes(b"session_id,product_id\n1,a\n1,\xc3\n")
+    with pytest.raises(DataError, match=re.escape(f"{path} line 3 (data row 2): bytes b'\\xc3' are "
+                                                  "not valid UTF-8, column 'product_id'.")):
+        read_interactions(path)
+    with pytest.raises(ParameterError, match="The 'session_cols' parameter of read_interactions"):
+        read_interactions(path, session_cols=())
+
+
+def test_read_pairs(tmp_path):
+    path = tmp_path / "pairs.csv"
+    path.write_text("a,b,score\n001,002,0.5\n002,001,0.4\n003,003,0.1\n", "utf-8")
+    log = read_pairs(path, a_col="a", b_col="b")
+    assert log["product_id"].to_list() == ["001", "002", "002", "001", "003", "003"]
+    assert log["session"].to_list() == ["1", "1", "2", "2", "3", "3"]
+    s = clean_sessions(log)
+    assert list(s) == [["001", "002"], ["002", "001"]]
+    assert s.report.n_short_dropped == 1 and s.report.n_repeats_collapsed == 1
+    with pytest.raises(DataError, match=re.escape("Name the right column with b_col=")):
+        read_pairs(path, a_col="a", b_col="partner")
+
+
+# --------------------------------------------------------------------------- real data
+def test_diginetica_views(shared_data):
+    path = shared_data / "diginetica" / "train-item-views.sample.csv"
+    log = read_interactions(path, session_cols="session_id", item_col="item_id",
+                            time_col="eventdate,timeframe")
+    assert log.height == 12391  # README: 12,391 rows
+    assert log["session"].n_unique() == 2986 and log["product_id"].n_unique() == 7139
+    s = clean_sessions(log)
+    assert s.report.n_rows_in == 12391 and s.report.n_sessions == len(s)
+    assert min(s.lengths) >= 2
+    # within a session, timeframe order is respected
+    first = log.filter(pl.col("session") == s.keys[0]).sort(["ts", "row"])["product_id"].to_list()
+    dedup = [p for i, p in enumerate(first) if i == 0 or first[i - 1] != p]
+    assert next(iter(s)) == dedup[:200]
+
+
+def test_hm_baskets_and_copurchase(shared_data):
+    from prodfusion.data import read_catalog
+
+    hm = shared_data / "hm"
+    cat = read_catalog(hm / "articles.csv", id_col="article_id", title_col="prod_name")
+    log = read_interactions(hm / "transactions.csv", session_cols=("customer_id", "t_dat"),
+                            item_col="article_id", time_col="t_dat")
+    assert log.height == 31662 and log["product_id"][0] == "0493995001"
+    s = clean_sessions(log, cat)
+    assert s.report.n_rows_in - s.report.n_unknown_rows == 9925  # README: rows in the catalog
+    assert len(s) == 2030  # README: baskets with >= 2 items
+    pairs = read_pairs(hm / "copurchase.csv", a_col="article_id", b_col="partner_article_id")
+    assert pairs.height == 2 * 61186
+    ps = clean_sessions(pairs, cat)
+    assert ps.report.n_unknown_rows == 0 and set(np.unique(ps.lengths)) == {2}
