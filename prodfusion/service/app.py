@@ -46,8 +46,9 @@ __all__ = ["create_app", "PRODUCT_ID_PATTERN", "TOKEN_PATTERN"]
 
 log = logging.getLogger(__name__)
 
-#: Product ids in URLs and events: 1-200 characters, no control characters, no slash.
-PRODUCT_ID_PATTERN = r"^[^\x00-\x1f\x7f/\\]{1,200}$"
+#: Product ids in URLs and events: 1-200 characters, no control characters, no slash or
+#: backslash, no U+FFFD (what a non-UTF-8 byte in a URL decodes to).
+PRODUCT_ID_PATTERN = r"^[^\x00-\x1f\x7f/\\\ufffd]{1,200}$"
 #: Visitor, event and request ids: 1-128 characters of letters, digits and ``_ . : -``.
 TOKEN_PATTERN = r"^[A-Za-z0-9_.:\-]{1,128}$"
 _TOKEN_RE = re.compile(TOKEN_PATTERN)

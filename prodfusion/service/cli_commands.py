@@ -1,0 +1,144 @@
+"""``prodfusion serve``, ``prodfusion publish`` and ``prodfusion ab report``.
+
+Registered by :mod:`prodfusion.cli` through :func:`add_serve_parser` and :func:`add_ab_parser`;
+each parser sets ``func`` (``args.func(args) -> int`` exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["add_serve_parser", "add_ab_parser"]
+
+
+def _settings_overrides(args: argparse.Namespace) -> dict:
+    out = {}
+    if getattr(args, "events", None):
+        out["events"] = args.events
+    if getattr(args, "synchronous", None):
+        out["synchronous"] = args.synchronous
+    if getattr(args, "images", None):
+        out["images"] = Path(args.images)
+    if getattr(args, "reload_interval", None) is not None:
+        out["reload_interval_s"] = args.reload_interval
+    if getattr(args, "shop_url", None):
+        out["shop_url"] = args.shop_url
+    return out
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from prodfusion.service.app import create_app
+    from prodfusion.service.settings import load_settings
+
+    settings = load_settings(args.config, **_settings_overrides(args))
+    app = create_app(settings)
+    print(f"prodfusion: serving experiment {settings.experiment.name!r} "
+          f"({', '.join(settings.experiment.names)}) on http://{args.host}:{args.port}/ "
+          f"— events in {settings.events}", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                access_log=args.access_log)
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from prodfusion.service.models import publish_model
+
+    target = publish_model(args.model, args.link, validate=not args.no_validate)
+    print(f"{args.link} -> {target}")
+    return 0
+
+
+def add_serve_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``serve`` (and ``publish``, its companion for hot reload) to ``subparsers``."""
+    s = subparsers.add_parser(
+        "serve", help="serve recommendations, A/B variants, events and the web page over HTTP",
+        description="Run the HTTP service for a model folder or an experiment configuration "
+        "(TOML/YAML). Open http://HOST:PORT/ for the web page and /docs for the API.")
+    s.add_argument("config", help="model folder, or .toml/.yaml experiment configuration")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--events", default=None,
+                   help="event store: SQLite file or postgresql:// URL (overrides the config; "
+                   "default prodfusion-events.sqlite3)")
+    s.add_argument("--synchronous", choices=["FULL", "NORMAL"], default=None,
+                   help="SQLite durability: FULL survives power loss, NORMAL only a process crash")
+    s.add_argument("--images", default=None, help="folder the product photos may be served from")
+    s.add_argument("--reload-interval", type=float, default=None,
+                   help="seconds between checks for a newly published model (0: never)")
+    s.add_argument("--shop-url", default=None,
+                   help="merchant page template for the 'go to shop' button, with {product_id}")
+    s.add_argument("--log-level", default="info",
+                   choices=["critical", "error", "warning", "info", "debug"])
+    s.add_argument("--no-access-log", dest="access_log", action="store_false")
+    s.set_defaults(func=cmd_serve)
+
+    p = subparsers.add_parser(
+        "publish", help="atomically point a served model symlink at a newly built model folder",
+        description="Validate MODEL and atomically repoint the symlink LINK to it; a running "
+        "`prodfusion serve` configured with LINK switches without failing a request.")
+    p.add_argument("model", help="a model folder written by `prodfusion build`")
+    p.add_argument("link", help="the symlink the service is configured with (created if missing)")
+    p.add_argument("--no-validate", action="store_true", help="skip loading MODEL first")
+    p.set_defaults(func=cmd_publish)
+    return s
+
+
+def cmd_ab_report(args: argparse.Namespace) -> int:
+    from prodfusion.service.events import open_event_store
+    from prodfusion.service.report import experiment_report, format_report
+    from prodfusion.service.settings import load_settings
+
+    source = Path(args.source)
+    control = args.control
+    if source.suffix.lower() in (".toml", ".yaml", ".yml"):
+        settings = load_settings(source)
+        events = args.events or settings.events
+        name = args.experiment or settings.experiment.name
+        if control is None and name == settings.experiment.name:
+            control = settings.experiment.control
+    else:
+        events = args.events or args.source
+        name = args.experiment
+    store = open_event_store(events)
+    try:
+        if name is None:
+            names = store.experiments()
+            if len(names) != 1:
+                print(f"error: {events} holds experiments {names}; choose one with --experiment.",
+                      file=sys.stderr)
+                return 2
+            name = names[0]
+        rep = experiment_report(store, name, control=control, alpha=args.alpha)
+    finally:
+        store.close()
+    if rep is None:
+        print(f"error: no experiment {name!r} in {events}.", file=sys.stderr)
+        return 1
+    print(json.dumps(rep, indent=2) if args.json else format_report(rep))
+    return 0
+
+
+def add_ab_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``ab`` (with ``ab report``) to ``subparsers``."""
+    ab = subparsers.add_parser("ab", help="A/B test tools (report)")
+    sub = ab.add_subparsers(dest="ab_command", required=True, metavar="ACTION")
+    r = sub.add_parser(
+        "report", help="CTR / jump rate per variant and category with intervals, lift, tests, SRM",
+        description="Read the event store and print the experiment report (the paper's Table IV "
+        "on your own traffic).")
+    r.add_argument("source", help="the service's .toml/.yaml configuration, or an event store "
+                   "(SQLite file or postgresql:// URL)")
+    r.add_argument("--experiment", default=None, help="experiment name (default: the configured "
+                   "one, or the only one in the store)")
+    r.add_argument("--events", default=None, help="event store overriding the configuration's")
+    r.add_argument("--control", default=None, help="variant to compare with (default: configured "
+                   "control, else the first)")
+    r.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level (default 0.05)")
+    r.add_argument("--json", action="store_true", help="print the JSON report instead of a table")
+    r.set_defaults(func=cmd_ab_report)
+    return ab
