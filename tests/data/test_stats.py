@@ -1,0 +1,64 @@
+"""dataset_stats / format_stats on a hand-made catalog with real, missing and corrupt images."""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+import pytest
+from PIL import Image
+
+from prodfusion.data import Catalog, Sessions, dataset_stats, format_stats
+from prodfusion.errors import ParameterError
+
+
+@pytest.fixture
+def catalog(tmp_path) -> Catalog:
+    Image.new("RGB", (10, 20)).save(tmp_path / "a.png")
+    Image.new("RGB", (10, 20)).save(tmp_path / "b.png")
+    Image.new("RGB", (30, 40)).save(tmp_path / "c.png")
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    return Catalog(pl.DataFrame({
+        "product_id": ["1", "2", "3", "4", "5", "6"],
+        "title": ["red shoe", "a big blue hat", "x", "two words", "one", "three more words"],
+        "image": [str(tmp_path / n) if n else None
+                  for n in ("a.png", "b.png", "c.png", "gone.png", "bad.png", None)],
+        "category": ["shoes", "hats", "hats", None, "shoes", "bags"],
+    }))
+
+
+def test_stats_hand_computed(catalog):
+    sessions = Sessions.from_lists([["1", "2"], ["2", "3", "1"], ["1", "9"]])
+    d = dataset_stats(catalog, sessions, image_sample=100)
+    assert d["products"] == 6 and d["categories"] == 3
+    assert d["title_words"] == {"min": 1, "max": 4, "mean": 2.17}
+    assert d["images"] == {"no_path": 1, "sampled": 5, "missing": 1, "unreadable": 1,
+                           "width_min": 10, "width_max": 30, "height_min": 20, "height_max": 40,
+                           "most_common": "10x20", "most_common_count": 2}
+    assert (d["sessions"], d["clicks"]) == (3, 7)
+    assert d["clicks_per_session"] == {"min": 2, "max": 3, "mean": 2.33}
+    assert d["products_clicked"] == 4 and d["products_never_clicked"] == 3  # 4, 5, 6
+    assert d["cleaning"]["n_sessions"] == 3
+
+
+def test_stats_sample_is_seeded_and_optional(catalog):
+    a = dataset_stats(catalog, None, image_sample=2, seed=3)["images"]
+    assert a == dataset_stats(catalog, None, image_sample=2, seed=3)["images"]
+    assert a["sampled"] == 2
+    assert "images" not in dataset_stats(catalog, None, image_sample=0)
+    assert set(dataset_stats(None, Sessions.from_lists([["a", "b"]]))) == {
+        "sessions", "clicks", "clicks_per_session", "products_clicked", "cleaning"}
+    with pytest.raises(ParameterError, match=re.escape(
+            "The 'image_sample' parameter of dataset_stats() must be an int >= 0. Got -1 "
+            "instead.")):
+        dataset_stats(catalog, None, image_sample=-1)
+
+
+def test_format_stats_aligns_two_columns(catalog):
+    text = format_stats(dataset_stats(catalog, None))
+    lines = text.splitlines()
+    assert lines[0] == "products                      6"
+    assert "title_words.mean           2.17" in lines
+    assert "images.most_common        10x20" in lines
+    assert len({len(line) for line in lines}) == 1
+    assert format_stats({}) == ""

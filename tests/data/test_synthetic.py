@@ -1,0 +1,133 @@
+"""make_synthetic keeps its promises: counts, two languages, category-drawn photos, sessions."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import polars as pl
+import pytest
+from PIL import Image, UnidentifiedImageError
+
+from prodfusion.data import make_synthetic, read_interactions
+from prodfusion.data.synthetic import CATEGORIES
+from prodfusion.errors import ParameterError
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    paths = make_synthetic(tmp_path_factory.mktemp("shop"))  # the defaults, as the demo uses them
+    catalog = paths.read_catalog()
+    return paths, catalog
+
+
+def test_counts_ids_and_categories(shop):
+    paths, cat = shop
+    assert paths.n_products == len(cat) == 2400 and paths.n_categories == 12
+    assert re.fullmatch(r"0\d{5}", cat.ids[0]) and cat.ids[122] == "000123"
+    names = cat.frame["category"].unique().sort().to_list()
+    assert names == sorted(paths.categories) and len(names) == 12
+    assert {"dresses", "shoes", "watches", "bags", "phones", "laptops", "sofas", "lamps",
+            "bicycles", "perfumes", "books", "headphones"} == set(names)
+    sizes = cat.frame.group_by("category").len()["len"]
+    assert sizes.min() == sizes.max() == 200
+    assert cat.frame.columns == ["product_id", "title", "image", "category", "brand", "price",
+                                 "language"]
+    assert (cat.frame["price"].cast(pl.Float64) > 0).all()
+
+
+def test_titles_in_two_languages_carry_their_category(shop):
+    _, cat = shop
+    lang = np.array(cat.frame["language"].to_list())
+    assert 0.45 < (lang == "tr").mean() < 0.55
+    spec = {c.name: c for c in CATEGORIES}
+    for title, c, lg in zip(cat.titles, cat.categories, lang, strict=True):
+        nouns = spec[c].tr_nouns if lg == "tr" else spec[c].en_nouns
+        assert any(n.lower() in title.lower() for n in nouns), (title, c, lg)
+    tr_titles = [t for t, lg in zip(cat.titles, lang, strict=True) if lg == "tr"]
+    assert sum(bool(re.search("[çğıöşüÇĞİÖŞÜ]", t)) for t in tr_titles) > 0.5 * len(tr_titles)
+    en_titles = [t for t, lg in zip(cat.titles, lang, strict=True) if lg == "en"]
+    assert not any(re.search("[çğıöşü]", t) for t in en_titles)
+
+
+def test_images_exist_some_absent_some_corrupt(shop):
+    _, cat = shop
+    paths = cat.image_paths
+    empty = sum(p is None for p in paths)
+    missing = sum(p is not None and not os.path.exists(p) for p in paths)
+    assert empty == 60 and missing == 60  # 5% of 2,400, half each way
+    corrupt = 0
+    for p in paths:
+        if p is None or not os.path.exists(p):
+            continue
+        try:
+            with Image.open(p) as im:
+                assert im.size == (96, 96)
+        except UnidentifiedImageError:
+            corrupt += 1
+    assert corrupt == 2
+
+
+def test_images_separate_categories(shop):
+    """Nearest class mean on 12x12 thumbnails, fitted on half and scored on the other half."""
+    _, cat = shop
+    xs, ys = [], []
+    for p, c in zip(cat.image_paths, cat.categories, strict=True):
+        try:
+            with Image.open(p) as im:
+                xs.append(np.asarray(im.convert("RGB").resize((12, 12)), dtype=np.float32).ravel())
+                ys.append(c)
+        except (OSError, AttributeError, TypeError):
+            continue
+    x, y = np.stack(xs), np.array(ys)
+    train = np.arange(len(y)) % 2 == 0
+    labels = np.unique(y)
+    means = np.stack([x[train & (y == c)].mean(0) for c in labels])
+    d = ((x[~train, None, :] - means[None]) ** 2).sum(-1)
+    accuracy = (labels[d.argmin(1)] == y[~train]).mean()
+    assert accuracy > 0.9
+
+
+def test_sessions_planted_structure(shop):
+    paths, cat = shop
+    log = read_interactions(paths.interactions, time_col="timestamp")
+    assert log["session"].n_unique() == 6000
+    # timestamps increase within each session
+    diffs = log.with_columns(d=pl.col("ts").diff().over("session")).filter(pl.col("d").is_not_null())
+    assert (diffs["d"] > 0).all()
+    s = paths.read_sessions(cat)
+    assert s.report.n_unknown_rows == 0 and s.report.n_repeats_collapsed > 0
+    assert s.report.n_short_dropped > 0
+    counts = s.product_counts()
+    never = len(cat) - len(counts)
+    assert 0.08 * len(cat) <= never <= 0.12 * len(cat)
+    # Zipf: the top 10% of products get far more than 10% of the clicks
+    top = sorted(counts.values(), reverse=True)
+    assert sum(top[: len(cat) // 10]) > 0.35 * s.n_clicks
+    # most consecutive clicks stay in one category
+    category = dict(zip(cat.ids.tolist(), cat.categories, strict=True))
+    same = total = 0
+    for sess in s:
+        for a, b in zip(sess, sess[1:], strict=False):
+            same += category[a] == category[b]
+            total += 1
+    assert same / total > 0.6
+
+
+def test_deterministic_and_validated(tmp_path):
+    a = make_synthetic(tmp_path / "a", n_products=40, n_categories=4, n_sessions=30, image_size=16)
+    b = make_synthetic(tmp_path / "b", n_products=40, n_categories=4, n_sessions=30, image_size=16)
+    assert a.catalog.read_bytes() == b.catalog.read_bytes()
+    assert a.interactions.read_bytes() == b.interactions.read_bytes()
+    c = make_synthetic(tmp_path / "c", n_products=40, n_categories=4, n_sessions=30, image_size=16,
+                       seed=1)
+    assert c.catalog.read_bytes() != a.catalog.read_bytes()
+    with pytest.raises(ParameterError, match=re.escape(
+            "The 'n_categories' parameter of make_synthetic() must be an int in [2, 16]. Got 17 "
+            "instead.")):
+        make_synthetic(tmp_path / "d", n_categories=17)
+    with pytest.raises(ParameterError, match=re.escape(
+            "The 'missing_image_rate' parameter of make_synthetic() must be a float in [0, 1). "
+            "Got 1.5 instead.")):
+        make_synthetic(tmp_path / "d", missing_image_rate=1.5)
