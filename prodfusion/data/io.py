@@ -333,9 +333,10 @@ def read_catalog(
     image_col : str or None
         Column holding a local image path. When left at its default and the file has no
         ``image`` column, products have no image; when named explicitly, it must exist.
-        None ignores any image column.
+        None (or ``""``) ignores any image column.
     category_col : str or None
-        Column holding a category label (optional in the same way as ``image_col``).
+        Column holding a category label (optional in the same way as ``image_col``; None or
+        ``""`` for none).
     group_col : str or None
         Column holding a group key (products of one group are variations of one product).
     image_root : str or Path, optional
@@ -384,15 +385,17 @@ def read_catalog(
         (CATEGORY, category_col, "category_col", CATEGORY),
         (GROUP, group_col, "group_col", None),
     ):
-        if col is None:
-            continue
+        required = std in (ID, TITLE)
+        if not required and col in (None, ""):
+            continue  # "" reads as None, so a command line can switch an optional column off
         if not isinstance(col, str) or not col:
-            raise param_error(option, "read_catalog()", "a column name (str) or None", col)
+            expected = "a column name (str)" if required else "a column name (str) or None"
+            raise param_error(option, "read_catalog()", expected, col)
         if col in found:
             chosen[std] = col
         elif col != optional_default:
             raise missing_column_error(path, col, option, found)
-    if image_col is not None and IMAGE in chosen and image_template is not None:
+    if IMAGE in chosen and image_template is not None:
         raise DataError(
             f"{path}: both an image column ({chosen[IMAGE]!r}) and image_template="
             f"{image_template!r} were given. Pass image_col=None (--image-col '') to build paths "
@@ -405,7 +408,7 @@ def read_catalog(
                 f"{path}: column {std!r} would be overwritten by {col!r} chosen as the {std} column. "
                 f"Rename column {std!r} in the file, or choose it with --{std.replace('_', '-')}-col."
             )
-    if image_col is None and IMAGE in found and IMAGE not in used:
+    if not image_col and IMAGE in found and IMAGE not in used:
         frame = frame.drop(IMAGE)  # ignored on request; the standard name is reserved
         found.remove(IMAGE)
 

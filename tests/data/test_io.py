@@ -141,6 +141,12 @@ def test_group_column_and_ignored_image_column(tmp_path):
     cat = read_catalog(path, group_col="code", image_col=None)
     assert cat.groups == ["G1", "G1", None]
     assert "image" not in cat.frame.columns and cat.image_paths == [None] * 3
+    cat = read_catalog(path, image_col="", category_col="", group_col="")  # "" = none (CLI)
+    assert cat.frame.columns == ["product_id", "title", "code"]
+    with pytest.raises(ParameterError, match=re.escape(
+            "The 'id_col' parameter of read_catalog() must be a column name (str). Got None "
+            "instead.")):
+        read_catalog(path, id_col=None)
 
 
 def test_chosen_column_would_overwrite_a_standard_one(tmp_path):
