@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import csv
+import io
 import string
 from pathlib import Path
 from typing import Literal
@@ -111,20 +112,23 @@ def _locate_bad_utf8(path: Path, fmt: str, sep: str) -> DataError | None:
     except UnicodeDecodeError as e:
         start, bad = e.start, data[e.start : e.end]
     line_no = data.count(b"\n", 0, start) + 1
-    line_start = data.rfind(b"\n", 0, start) + 1
-    line_end = data.find(b"\n", start)
-    line = data[line_start : line_end if line_end >= 0 else len(data)]
     if fmt == "jsonl":
         where, column = f"line {line_no} (row {line_no})", ""
     else:
+        # the record holding the bad line (quoted fields may span lines) and its bad field
         where, column = f"line {line_no} (data row {line_no - 1})", ""
+        text = data[: data.find(b"\n", start) + 1 or len(data)].decode("utf-8", "replace")
+        text = text.removeprefix("\ufeff")
         try:
-            header = next(csv.reader([_header_line(path).decode("utf-8", "replace").rstrip("\r\n")],
-                                     delimiter=sep))
-            fields = next(csv.reader([line.decode("utf-8", "replace").rstrip("\r\n")], delimiter=sep))
-            for name, value in zip(header, fields, strict=False):
-                if "\ufffd" in value:
-                    column = f", column {name!r}"
+            reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+            header = next(reader)
+            for i, record in enumerate(reader, start=1):
+                if reader.line_num >= line_no:
+                    where = f"line {line_no} (data row {i})"
+                    for name, value in zip(header, record, strict=False):
+                        if "\ufffd" in value:
+                            column = f", column {name!r}"
+                            break
                     break
         except (StopIteration, csv.Error):  # the location by line is still useful without it
             pass
@@ -210,10 +214,9 @@ def read_table(
             raise DataError(f"{path}: file is empty (no header row). Write a header row with the "
                             f"column names, then one row per record.") from None
         except pl.exceptions.ComputeError as e:
-            if "utf-8" in str(e).lower():
-                bad = _locate_bad_utf8(path, kind, sep)
-                if bad is not None:
-                    raise bad from None
+            bad = _locate_bad_utf8(path, kind, sep)
+            if bad is not None:
+                raise bad from None
             detail = _diagnose_csv(path, sep) or str(e).splitlines()[0]
             raise DataError(
                 f"{path}: cannot be parsed as delimited text: {detail}. Quote fields that contain "
@@ -226,10 +229,9 @@ def read_table(
         try:
             frame = pl.read_ndjson(path, infer_schema_length=None)
         except pl.exceptions.ComputeError as e:
-            if "utf-8" in str(e).lower():
-                bad = _locate_bad_utf8(path, kind, ",")
-                if bad is not None:
-                    raise bad from None
+            bad = _locate_bad_utf8(path, kind, ",")
+            if bad is not None:
+                raise bad from None
             raise DataError(
                 f"{path}: cannot be parsed as JSON Lines ({str(e).splitlines()[0]}). Write one JSON "
                 f"object per line."

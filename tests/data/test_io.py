@@ -191,6 +191,11 @@ def test_non_utf8_bytes_name_line_row_and_column(tmp_path):
             f"{path} line 3 (data row 2): bytes b'\\xe9' are not valid UTF-8, column 'title'. "
             "Save the file as UTF-8")):
         read_catalog(path)
+    # a quoted field spanning two lines: line 4 is data row 2
+    path.write_bytes(b'product_id,title,brand\n1,"two\nlines",x\n2,ok,\xff\n')
+    with pytest.raises(DataError, match=re.escape(
+            f"{path} line 4 (data row 2): bytes b'\\xff' are not valid UTF-8, column 'brand'.")):
+        read_catalog(path)
     jpath = tmp_path / "c.jsonl"
     jpath.write_bytes(b'{"product_id": "1", "title": "a"}\n{"product_id": "2", "title": "\xff"}\n')
     with pytest.raises(DataError, match=re.escape(f"{jpath} line 2 (row 2): bytes b'\\xff' are not "
