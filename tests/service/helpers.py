@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -66,3 +70,42 @@ def make_model(folder: Path, *, n: int = 40, seed: int = 0, by: str = "category"
     rec = Recommender.from_embeddings(cat, planted_embeddings(len(cat), labels, seed),
                                       fusion="intermediate", seed=seed)
     return rec.save(folder / "model")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(target: Path, port: int, log: Path, *extra: str) -> subprocess.Popen:
+    """``prodfusion serve TARGET`` in a subprocess (real uvicorn); returns once /readyz is 200."""
+    import httpx
+
+    cmd = [sys.executable, "-m", "prodfusion.cli", "serve", str(target), "--port", str(port),
+           "--reload-interval", "0", "--no-access-log", "--log-level", "warning", *extra]
+    proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    raise RuntimeError(f"server not ready in 60 s: {log.read_text()[-2000:]}")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    """SIGTERM (graceful), SIGKILL after 20 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
