@@ -1,0 +1,82 @@
+"""`prodfusion ab report`, `prodfusion publish` and the `serve` parser."""
+
+from __future__ import annotations
+
+import json
+
+from prodfusion.cli import build_parser, main
+from prodfusion.service.events import Event, open_event_store
+
+
+def _config(tmp_path, model):
+    cfg = tmp_path / "serve.toml"
+    cfg.write_text(f"""
+[service]
+events = "events.sqlite3"
+
+[experiment]
+name = "exp"
+salt = "s"
+
+[[experiment.variants]]
+name = "baseline"
+weight = 1
+model = "{model}"
+
+[[experiment.variants]]
+name = "fusion"
+weight = 1
+model = "{model}"
+""")
+    return cfg
+
+
+def _fill(path):
+    store = open_event_store(path)
+    store.resolve_allocation("exp", "s", ["baseline", "fusion"], [1, 1])
+    evs = []
+    for variant, clicks in (("baseline", 1), ("fusion", 3)):
+        for i in range(50):
+            rid = f"{variant}-{i}"
+            evs.append(Event(f"v-{rid}", "view", "exp", variant, f"vis-{variant}-{i}", rid, "0001",
+                             category="Shoes", received_at=1e10))
+            if i < clicks:
+                evs.append(Event(f"c-{rid}", "click", "exp", variant, f"vis-{variant}-{i}", rid,
+                                 "0001", target_id="0005", rank=1, category="Shoes",
+                                 received_at=1e10))
+    store.add(evs)
+    store.close()
+
+
+def test_ab_report_table_and_json(tmp_path, capsys, planted_model):
+    cfg = _config(tmp_path, planted_model)
+    _fill(tmp_path / "events.sqlite3")
+    assert main(["ab", "report", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "Experiment 'exp' (control: baseline)" in out
+    lines = [ln.split() for ln in out.splitlines()]
+    row = next(ln for ln in lines if ln[:2] == ["(all)", "fusion"])
+    assert row[2:6] == ["50", "3", "0", "6.00%"]  # views, clicks, jumps, CTR
+    assert "+200.0%" in out  # CTR lift of fusion over baseline: 6 % vs 2 %
+    assert "Sample ratio: visitors baseline=50, fusion=50" in out and "-> ok" in out
+    assert main(["ab", "report", str(tmp_path / "events.sqlite3"), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["experiment"] == "exp" and rep["variants"][1]["clicks"] == 3
+    assert main(["ab", "report", str(tmp_path / "events.sqlite3"), "--experiment", "nope"]) == 1
+    assert "no experiment 'nope'" in capsys.readouterr().err
+
+
+def test_publish_command(tmp_path, capsys, planted_model):
+    link = tmp_path / "current"
+    assert main(["publish", str(planted_model), str(link)]) == 0
+    assert link.resolve() == planted_model.resolve()
+    assert f"-> {planted_model.resolve()}" in capsys.readouterr().out
+    assert main(["publish", str(tmp_path), str(link)]) == 2  # no manifest: refused
+    assert "no manifest.json" in capsys.readouterr().err
+    assert link.resolve() == planted_model.resolve()
+
+
+def test_serve_parser_defaults():
+    args = build_parser().parse_args(["serve", "model_dir"])
+    assert (args.config, args.host, args.port, args.events) == ("model_dir", "127.0.0.1", 8000, None)
+    assert args.func.__name__ == "cmd_serve"
