@@ -27,7 +27,8 @@ from prodfusion.errors import (
     param_error,
 )
 from prodfusion.fusion import check_method, check_modalities, default_n_clusters, make_fuser
-from prodfusion.fusion.late import cluster_modality
+from prodfusion.index.base import IndexSettings, check_backend, choose_backend
+from prodfusion.index.clustering import assign_to_centroids, centroids_from_labels, cluster_auto
 
 __all__ = ["Recommender", "Prod2VecParams", "FORMAT_VERSION"]
 
@@ -102,6 +103,13 @@ class Recommender:
     seed : int
     progress : bool or None
         Progress bars (None: only on a terminal).
+    index : {"auto", "exact", "hnsw", "ivfpq"}
+        Top-k search: exact (NumPy), FAISS HNSW, or FAISS IVF-PQ (smallest memory).
+        ``"auto"`` is exact below ``index_settings.auto_hnsw_from`` products (50,000) and
+        HNSW above; approximate indexes are built on first use (or by :meth:`build_index`)
+        and saved in the model folder. See :mod:`prodfusion.index`.
+    index_settings : IndexSettings
+        Tuning of the approximate indexes.
 
     Examples
     --------
@@ -121,12 +129,20 @@ class Recommender:
     batch_size: int = 64
     seed: int = 0
     progress: bool | None = None
+    index: str = "auto"
+    index_settings: IndexSettings = field(default_factory=IndexSettings)
 
     def __post_init__(self) -> None:
         check_method(self.fusion, "Recommender()")
         if self.clicks not in (None, "prod2vec"):
             raise param_error("clicks", "Recommender()", "'prod2vec' or None", self.clicks)
+        check_backend(self.index, "Recommender()")
+        if not isinstance(self.index_settings, IndexSettings):
+            raise param_error("index_settings", "Recommender()", "an IndexSettings",
+                              self.index_settings)
         self._fusers: dict = {}
+        self._searchers: dict = {}
+        self._index_meta: dict = {}
 
     # ------------------------------------------------------------------ building
     def build(self, catalog: Catalog, sessions=None) -> Recommender:
@@ -176,11 +192,14 @@ class Recommender:
         return p2v.fit(sessions).encode(catalog)
 
     def rebuild_clicks(self, sessions) -> Recommender:
-        """Retrain only Prod2Vec on new sessions; text and image vectors are kept as they are."""
+        """Retrain only Prod2Vec on new sessions; text and image vectors are kept as they are.
+
+        Only the click clusters and the index pieces that involve clicks are rebuilt
+        (see :meth:`update_embeddings`).
+        """
         self._check_built()
-        emb = dict(self.embeddings_)
-        emb["clicks"] = self._fit_prod2vec(self.catalog, sessions)
-        self._set_state(self.catalog, emb, sessions=sessions)
+        self.update_embeddings({"clicks": self._fit_prod2vec(self.catalog, sessions)},
+                               sessions=sessions)
         return self
 
     @classmethod
@@ -195,11 +214,14 @@ class Recommender:
         late_k: int | None = None,
         seed: int = 0,
         specs: Mapping[str, str] | None = None,
+        index: str = "auto",
+        index_settings: IndexSettings | None = None,
     ) -> Recommender:
         """A recommender over precomputed embeddings (no encoder is run)."""
         rec = cls(
             text=None, image=None, clicks=None, fusion=fusion, modalities=modalities,
-            normalize=normalize, late_k=late_k, seed=seed,
+            normalize=normalize, late_k=late_k, seed=seed, index=index,
+            index_settings=index_settings or IndexSettings(),
         )
         rec._set_state(catalog, dict(embeddings))
         return rec
@@ -236,9 +258,11 @@ class Recommender:
             late_labels = {}
             for m, e in self.embeddings_.items():
                 k = self.late_k or default_n_clusters(e.n_present, n_cat)
-                late_labels[m] = cluster_modality(e, k, seed=self.seed)
+                late_labels[m] = cluster_auto(e, k, seed=self.seed)
         self.late_labels_ = late_labels
         self._fusers = {}
+        self._searchers = {}
+        self._index_meta = {}
         counts = {"products": len(catalog)}
         counts.update({f"{m}_present": e.n_present for m, e in self.embeddings_.items()})
         fingerprints = {"catalog": catalog_fingerprint(catalog)}
@@ -266,6 +290,8 @@ class Recommender:
                            for m, lab in late_labels.items()},
                 "seed": self.seed,
                 "prod2vec": asdict(self.prod2vec),
+                "index": self.index,
+                "index_settings": self.index_settings.to_dict(),
             },
             "counts": counts,
             "fingerprints": fingerprints,
@@ -291,6 +317,160 @@ class Recommender:
                 late_labels=self.late_labels_, seed=self.seed,
             )
         return self._fusers[key]
+
+    def searcher(self, fusion: str | None = None, modalities: Sequence[str] | str | None = None):
+        """What :meth:`similar` searches with for ``fusion`` over ``modalities``.
+
+        The exact fuser when the index backend resolves to ``"exact"``; otherwise a
+        :class:`prodfusion.index.FusedIndex` (same ``topk`` signature), loaded from the model
+        folder when it was saved there, else built now and cached.
+        """
+        self._check_built()
+        method = check_method(fusion or self.fusion)
+        mods = check_modalities(
+            modalities if modalities is not None else self.modalities, tuple(self.embeddings_)
+        )
+        backend = choose_backend(self.index, len(self.catalog), self.index_settings)
+        if backend == "exact":
+            return self.fuser(method, mods)
+        key = (method, mods)
+        if key not in self._searchers:
+            from prodfusion.index.fused import load_fused_index, make_fused_index
+
+            saved = self._index_meta.get(key)
+            if saved is not None:
+                folder, meta = saved
+                self._searchers[key] = load_fused_index(
+                    folder, meta, self.embeddings_, labels=self.late_labels_,
+                    settings=self.index_settings, normalize=self.normalize,
+                    mmap=getattr(self, "_mmap", True),
+                )
+            else:
+                t = time.perf_counter()
+                self._searchers[key] = make_fused_index(
+                    method, mods, backend=backend, settings=self.index_settings,
+                    normalize=self.normalize,
+                ).build(self.embeddings_, labels=self.late_labels_)
+                log.info("built the %s index over %s in %.1f s", method, "+".join(mods),
+                         time.perf_counter() - t)
+        return self._searchers[key]
+
+    def build_index(
+        self,
+        fusions: Sequence[str] | None = None,
+        modalities: Sequence[str] | str | None = None,
+    ) -> Recommender:
+        """Build (or load) the search index of each fusion in ``fusions`` (default: all three)
+        over ``modalities`` now, so that :meth:`save` stores them and queries start warm."""
+        for method in fusions or ("early", "intermediate", "late"):
+            self.searcher(method, modalities)
+        return self
+
+    def _all_searchers(self) -> dict:
+        """Every approximate searcher of this model, loading the saved ones not used yet."""
+        for method, mods in list(self._index_meta):
+            self.searcher(method, mods)
+        return dict(self._searchers)
+
+    # ------------------------------------------------------------------ incremental updates
+    def add_products(self, catalog: Catalog, embeddings: Mapping[str, Embeddings]) -> dict:
+        """Append new products (cold start) without touching the existing ones.
+
+        ``catalog`` holds only the new products (same columns as the model's catalog);
+        ``embeddings`` their vectors, aligned to its rows, for any of the model's modalities
+        (a modality left out is absent for them). The new products join the late-fusion
+        cluster of the nearest existing centroid, and every built index grows in place.
+
+        Returns
+        -------
+        dict
+            Per index (``"method/modalities"``), which pieces grew or were created.
+        """
+        self._check_built()
+        extra = [m for m in embeddings if m not in self.embeddings_]
+        if extra:
+            raise ParameterError(
+                f"add_products(): the model has no {extra} modality (it has "
+                f"{list(self.embeddings_)}). Rebuild the model to add a modality."
+            )
+        for m, e in embeddings.items():
+            if len(e.mask) != len(catalog):
+                raise ParameterError(
+                    f"add_products(): {m} embeddings have {len(e.mask)} rows but the new catalog "
+                    f"has {len(catalog)}; align them to its rows."
+                )
+            if e.dim != self.embeddings_[m].dim:
+                raise ParameterError(
+                    f"add_products(): {m} vectors have {e.dim} dimensions, the model "
+                    f"{self.embeddings_[m].dim}. Encode them with {self.embeddings_[m].spec!r}."
+                )
+        old_ids = set(self.catalog.ids.tolist())
+        dup = next((p for p in catalog.ids if p in old_ids), None)
+        if dup is not None:
+            raise ParameterError(
+                f"add_products(): product id {dup!r} is already in the model; to change an "
+                "existing product, rebuild."
+            )
+        searchers = self._all_searchers()
+        n0, n1 = len(self.catalog), len(catalog)
+        frame = pl.concat([self.catalog.frame, catalog.frame], how="diagonal_relaxed")
+        merged, labels = {}, {}
+        for m, e in self.embeddings_.items():
+            if m in embeddings:
+                new = embeddings[m]
+            else:  # the new products lack this modality
+                new = Embeddings(np.zeros((n1, e.dim), np.float32), np.zeros(n1, bool), e.spec)
+            check_finite(new, what=f"new {m} embeddings")
+            cent = centroids_from_labels(e, self.late_labels_[m])
+            labels[m] = np.concatenate([self.late_labels_[m], assign_to_centroids(new, cent)])
+            merged[m] = Embeddings(np.concatenate([e.vectors, new.vectors]),
+                                   np.concatenate([e.mask, new.mask]), e.spec, e.info)
+        self._set_state(Catalog(frame, source=self.catalog.source), merged, late_labels=labels)
+        new_rows = np.arange(n0, n0 + n1)
+        report = {}
+        for (method, mods), s in searchers.items():
+            report[f"{method}/{'+'.join(mods)}"] = s.add(self.embeddings_, new_rows,
+                                                         labels=self.late_labels_)
+        self._searchers = searchers
+        return report
+
+    def update_embeddings(self, embeddings: Mapping[str, Embeddings], *, sessions=None) -> dict:
+        """Replace whole modalities, e.g. click vectors after a Prod2Vec retrain.
+
+        The other modalities are neither re-encoded nor re-clustered; only the replaced
+        modalities are re-clustered, and only the index pieces that involve them (or whose
+        products changed) are rebuilt.
+
+        Returns
+        -------
+        dict
+            Per index, which pieces were rebuilt, kept or dropped.
+        """
+        self._check_built()
+        for m, e in embeddings.items():
+            if m not in MODALITIES:
+                raise param_error("embeddings", "update_embeddings()",
+                                  f"a mapping with keys among {list(MODALITIES)}", m)
+            if len(e.mask) != len(self.catalog):
+                raise ParameterError(
+                    f"update_embeddings(): {m} embeddings have {len(e.mask)} rows but the "
+                    f"catalog has {len(self.catalog)}; align them to the catalog rows."
+                )
+        searchers = self._all_searchers()
+        merged = dict(self.embeddings_)
+        merged.update(embeddings)
+        labels = {m: lab for m, lab in self.late_labels_.items() if m not in embeddings}
+        for m, e in embeddings.items():
+            check_finite(e, what=f"{m} embeddings ({e.spec})")
+            k = self.late_k or default_n_clusters(e.n_present, self.n_categories_)
+            labels[m] = cluster_auto(e, k, seed=self.seed)
+        self._set_state(self.catalog, merged, sessions=sessions, late_labels=labels)
+        report = {}
+        for (method, mods), s in searchers.items():
+            report[f"{method}/{'+'.join(mods)}"] = s.update(self.embeddings_, list(embeddings),
+                                                            labels=self.late_labels_)
+        self._searchers = searchers
+        return report
 
     def similar(
         self,
@@ -347,7 +527,7 @@ class Recommender:
                               product_ids)
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
             raise param_error("k", where, f"an int in [1, {MAX_K}]", k)
-        f = self.fuser(fusion, modalities)
+        f = self.searcher(fusion, modalities)
         rows = self.catalog.rows_of(product_ids)
         banned = None
         if exclude:
@@ -401,6 +581,12 @@ class Recommender:
                             "late_labels": f"late_{m}.npy"}
             manifest = dict(self.manifest_)
             manifest["files"] = files
+            index_meta = {}
+            for (method, mods), s in self._all_searchers().items():
+                sub = f"index/{method}-{'+'.join(mods)}"
+                meta = s.save(tmp / sub)
+                index_meta[f"{method}/{'+'.join(mods)}"] = {"folder": sub, **meta}
+            manifest["index"] = index_meta
             manifest["catalog_source"] = self.catalog.source
             if hasattr(self, "build_info_"):
                 manifest["build"] = self.build_info_
@@ -457,9 +643,10 @@ class Recommender:
             embeddings, labels = {}, {}
             for m, enc in manifest["encoders"].items():
                 f = files[m]
-                vec = np.load(path / f["vectors"], mmap_mode="r" if mmap else None)
+                # Copy-on-write mapping: pages are read on demand, nothing is written back.
+                vec = np.load(path / f["vectors"], mmap_mode="c" if mmap else None)
                 mask = np.load(path / f["mask"])
-                embeddings[m] = Embeddings(np.array(vec), mask, enc["spec"], enc.get("info", {}))
+                embeddings[m] = Embeddings(vec, mask, enc["spec"], enc.get("info", {}))
                 labels[m] = np.load(path / f["late_labels"])
                 if embeddings[m].dim != enc["dim"]:
                     raise ModelError(
@@ -478,7 +665,16 @@ class Recommender:
             modalities=settings["modalities"], normalize=settings["normalize"],
             prod2vec=p2v, seed=settings.get("seed", 0),
         )
+        rec.index = settings.get("index", "auto")
+        rec.index_settings = IndexSettings.from_dict(settings.get("index_settings", {}))
         rec._set_state(catalog, embeddings, late_labels=labels)
+        rec._mmap = mmap
+        try:
+            for key, meta in (manifest.get("index") or {}).items():
+                method, mods = key.split("/")
+                rec._index_meta[(method, tuple(mods.split("+")))] = (path / meta["folder"], meta)
+        except (AttributeError, KeyError, ValueError) as exc:
+            raise ModelError(f"{mpath}: damaged 'index' entry ({exc}).") from exc
         # Keep what the build recorded (fingerprints, session report, build timings).
         rec.manifest_ = manifest
         rec.path_ = path

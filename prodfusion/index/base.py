@@ -1,0 +1,178 @@
+"""The vector-index protocol, its settings, and how a backend is chosen for a catalog size."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from prodfusion.errors import DataError, ModelError, param_error
+
+__all__ = [
+    "INDEX_BACKENDS",
+    "IndexBackend",
+    "IndexSettings",
+    "VectorIndex",
+    "choose_backend",
+    "check_backend",
+    "check_vectors",
+]
+
+IndexBackend = Literal["auto", "exact", "hnsw", "ivfpq"]
+INDEX_BACKENDS: tuple[str, ...] = ("auto", "exact", "hnsw", "ivfpq")
+
+
+@dataclass
+class IndexSettings:
+    """How approximate search is built and queried (every field has a working default).
+
+    Parameters
+    ----------
+    auto_hnsw_from : int
+        Under ``index="auto"``, catalogs with at least this many products use HNSW; smaller
+        ones are searched exactly (NumPy), which is fast enough there and has recall 1.
+    auto_ivfpq_from : int
+        Under ``index="auto"``, catalogs with at least this many products use IVF-PQ, whose
+        codes take a few dozen bytes per product instead of HNSW's full vectors.
+    exact_below : int
+        Inside an approximate index, a piece (one presence pattern of intermediate fusion,
+        one category under ``same_category``) with fewer rows than this is searched exactly.
+    reduce_dim : int or None
+        Vectors wider than this are projected on their top principal directions (uncentred
+        PCA, so inner products are preserved as well as possible) before indexing. Candidates
+        are re-scored exactly on the full vectors, so this trades a little candidate quality
+        for a much faster, smaller index. ``None`` indexes the full vectors.
+    hnsw_m, ef_construction, ef_search : int
+        HNSW graph degree, build-time and query-time beam widths (FAISS ``IndexHNSWFlat``).
+    ivf_nlist : int or None
+        IVF cells; default ``4·sqrt(n)``.
+    pq_m, pq_nbits : int
+        Product-quantiser sub-vectors and bits per code (``pq_m`` must divide the indexed dim).
+    nprobe : int
+        IVF cells visited per query.
+    over_fetch : int
+        Candidates fetched per wanted result before exact re-scoring (at least
+        ``min_candidates``); doubled automatically when filters leave too few.
+    min_candidates : int
+        Lower bound of the candidates fetched per query and per index piece.
+    max_candidates : int
+        Beyond this many candidates per piece, search falls back to exact over the rows that
+        the filters allow.
+    train_sample : int
+        Rows sampled to learn projections, IVF cells and PQ codebooks.
+    seed : int
+        Sampling seed.
+    """
+
+    auto_hnsw_from: int = 50_000
+    auto_ivfpq_from: int = 5_000_000
+    exact_below: int = 4_096
+    reduce_dim: int | None = 256
+    hnsw_m: int = 32
+    ef_construction: int = 64
+    ef_search: int = 128
+    ivf_nlist: int | None = None
+    pq_m: int = 32
+    pq_nbits: int = 8
+    nprobe: int = 32
+    over_fetch: int = 8
+    min_candidates: int = 128
+    max_candidates: int = 16_384
+    train_sample: int = 100_000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        where = "IndexSettings()"
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v is None and f.name in ("reduce_dim", "ivf_nlist"):
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise param_error(f.name, where, "an int", v)
+            low = 0 if f.name in ("exact_below", "seed") else 1
+            if v < low:
+                raise param_error(f.name, where, f"an int >= {low}", v)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> IndexSettings:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def check_backend(backend: str, where: str = "Recommender()") -> str:
+    if backend not in INDEX_BACKENDS:
+        raise param_error("index", where, f"one of {list(INDEX_BACKENDS)}", backend)
+    return backend
+
+
+def choose_backend(backend: str, n: int, settings: IndexSettings | None = None) -> str:
+    """Resolve ``"auto"`` to a concrete backend for a catalog of ``n`` products.
+
+    >>> choose_backend("auto", 10_000), choose_backend("auto", 1_000_000)
+    ('exact', 'hnsw')
+    >>> choose_backend("ivfpq", 10)
+    'ivfpq'
+    """
+    settings = settings or IndexSettings()
+    check_backend(backend, "choose_backend()")
+    if backend != "auto":
+        return backend
+    if n >= settings.auto_ivfpq_from:
+        return "ivfpq"
+    if n >= settings.auto_hnsw_from:
+        return "hnsw"
+    return "exact"
+
+
+def check_vectors(x: np.ndarray, dim: int | None, what: str) -> np.ndarray:
+    """float32 C-contiguous 2-D, finite, of the expected width."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim != 2:
+        raise DataError(f"{what}: vectors must be 2-D, got shape {x.shape}.")
+    if dim is not None and x.shape[1] != dim:
+        raise DataError(f"{what}: vectors have {x.shape[1]} dimensions, the index {dim}.")
+    if not np.isfinite(x).all():
+        bad = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
+        raise DataError(f"{what}: row {bad} contains NaN or Inf; nothing non-finite is indexed.")
+    return x
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """Inner-product top-k over vectors numbered ``0 … len-1`` in the order they were added.
+
+    ``train(sample)`` learns what the backend needs (projection, cells, codebooks) and must
+    come before the first ``add``; ``search`` returns ``(labels int64 (q, k), scores float32
+    (q, k))`` best first, ``-1`` / ``-inf`` where fewer than ``k`` vectors exist. Scores are
+    the backend's estimate of the inner product; callers re-score exactly.
+    """
+
+    kind: str
+    dim: int
+
+    def train(self, sample: np.ndarray) -> VectorIndex: ...  # pragma: no cover
+
+    def add(self, vectors: np.ndarray) -> None: ...  # pragma: no cover
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...  # pragma: no cover
+
+    def __len__(self) -> int: ...  # pragma: no cover
+
+    def save(self, folder: Path, name: str) -> dict: ...  # pragma: no cover
+
+
+def write_json(path: Path, obj: dict) -> None:
+    path.write_text(json.dumps(obj, indent=2))
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path}: unreadable index description ({exc}).") from exc

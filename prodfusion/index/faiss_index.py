@@ -1,0 +1,196 @@
+"""FAISS backends: HNSW (default approximate index) and IVF-PQ (for memory), with an optional projection.
+
+Both index inner products. When the vectors are wider than ``IndexSettings.reduce_dim`` they
+are first projected on their top principal directions; the projection is uncentred
+(eigenvectors of ``XᵀX``, not of the covariance) so that ``P x · P y`` approximates
+``x · y`` — centring would add a per-candidate term ``-μ·y`` and change the ranking.
+Callers re-score the candidates exactly, so the projection only has to find them.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from prodfusion.errors import ModelError, NotBuiltError
+from prodfusion.index.base import IndexSettings, check_vectors
+
+__all__ = ["HNSWIndex", "IVFPQIndex", "fit_projection"]
+
+_ADD_CHUNK = 65_536
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError as exc:  # pragma: no cover - faiss-cpu is a declared extra
+        raise ImportError(
+            "Approximate search needs FAISS: pip install 'prodfusion[scale]' (faiss-cpu)."
+        ) from exc
+    return faiss
+
+
+def fit_projection(sample: np.ndarray, dim: int) -> np.ndarray:
+    """``(D, dim)`` orthonormal columns: the top eigenvectors of ``SᵀS`` (uncentred PCA).
+
+    >>> s = np.random.default_rng(0).normal(size=(500, 8)) * [5, 4, 3, 1, 1, 1, 1, 1]
+    >>> p = fit_projection(s.astype("float32"), 3)
+    >>> p.shape, bool(np.allclose(p.T @ p, np.eye(3), atol=1e-5))
+    ((8, 3), True)
+    """
+    s = np.asarray(sample, dtype=np.float64)
+    c = s.T @ s
+    w, v = np.linalg.eigh(c)
+    order = np.argsort(w)[::-1][:dim]
+    return np.ascontiguousarray(v[:, order], dtype=np.float32)
+
+
+class _FaissIndex:
+    kind = ""
+    _mmap_flag_name = "IO_FLAG_MMAP"
+
+    def __init__(self, dim: int, settings: IndexSettings | None = None, *, n_expected: int = 0) -> None:
+        self.dim = int(dim)
+        self.settings = settings or IndexSettings()
+        self.n_expected = int(n_expected)
+        self.projection_: np.ndarray | None = None
+        self.index_ = None
+        self._mmapped = False
+
+    @property
+    def index_dim(self) -> int:
+        return self.dim if self.projection_ is None else self.projection_.shape[1]
+
+    def _project(self, x: np.ndarray) -> np.ndarray:
+        if self.projection_ is None:
+            return x
+        return np.ascontiguousarray(x @ self.projection_, dtype=np.float32)
+
+    def train(self, sample: np.ndarray) -> _FaissIndex:
+        """Learn the projection (if the vectors are wider than ``reduce_dim``) and the index."""
+        s = check_vectors(sample, self.dim, f"{type(self).__name__}.train()")
+        rd = self.settings.reduce_dim
+        if rd is not None and self.dim > rd and len(s) >= 1:
+            self.projection_ = fit_projection(s, rd)
+        self.index_ = self._make(self._project(s))
+        return self
+
+    def _make(self, sample: np.ndarray):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _check_trained(self) -> None:
+        if self.index_ is None:
+            raise NotBuiltError(f"{type(self).__name__}: call train() before add() or search().")
+
+    def add(self, vectors: np.ndarray) -> None:
+        self._check_trained()
+        if self._mmapped:  # a memory-mapped index is read-only: read it into memory first
+            self.index_ = _faiss().read_index(self._path)
+            self._mmapped = False
+        v = check_vectors(vectors, self.dim, f"{type(self).__name__}.add()")
+        for lo in range(0, len(v), _ADD_CHUNK):
+            self.index_.add(self._project(v[lo : lo + _ADD_CHUNK]))
+
+    def __len__(self) -> int:
+        return 0 if self.index_ is None else int(self.index_.ntotal)
+
+    def _params(self, k: int):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        self._check_trained()
+        q = self._project(check_vectors(queries, self.dim, f"{type(self).__name__}.search()"))
+        scores, labels = self.index_.search(q, int(k), params=self._params(int(k)))
+        labels = labels.astype(np.int64, copy=False)
+        scores = np.where(labels >= 0, scores, -np.inf).astype(np.float32)
+        return labels, scores
+
+    def save(self, folder: Path, name: str) -> dict:
+        self._check_trained()
+        folder = Path(folder)
+        faiss = _faiss()
+        faiss.write_index(self.index_, str(folder / f"{name}.faiss"))
+        files = [f"{name}.faiss"]
+        if self.projection_ is not None:
+            np.save(folder / f"{name}.proj.npy", self.projection_)
+            files.append(f"{name}.proj.npy")
+        return {"kind": self.kind, "dim": self.dim, "files": files,
+                "settings": self.settings.to_dict(), "n_expected": self.n_expected}
+
+    @classmethod
+    def load(cls, folder: Path, meta: dict, *, mmap: bool = True):
+        faiss = _faiss()
+        folder = Path(folder)
+        obj = cls(meta["dim"], IndexSettings.from_dict(meta.get("settings", {})),
+                  n_expected=meta.get("n_expected", 0))
+        path = folder / meta["files"][0]
+        try:
+            flag = getattr(faiss, cls._mmap_flag_name) if mmap else 0
+            obj.index_ = faiss.read_index(str(path), flag)
+            obj._mmapped = bool(mmap)
+            obj._path = str(path)
+            if len(meta["files"]) > 1:
+                obj.projection_ = np.load(folder / meta["files"][1])
+        except (RuntimeError, OSError, ValueError) as exc:
+            raise ModelError(f"{path}: cannot read the {cls.kind} index ({exc}).") from exc
+        if obj.index_.d != obj.index_dim:
+            raise ModelError(f"{path}: index width {obj.index_.d}, expected {obj.index_dim}.")
+        return obj
+
+
+class HNSWIndex(_FaissIndex):
+    """FAISS ``IndexHNSWFlat`` with inner product (the default approximate backend).
+
+    Loading memory-maps the stored vectors (``IO_FLAG_MMAP_IFC``); the graph is read into
+    memory. Adding to a loaded index first copies it into memory.
+
+    Examples
+    --------
+    >>> x = np.random.default_rng(0).normal(size=(200, 16)).astype("float32")
+    >>> idx = HNSWIndex(16).train(x)
+    >>> idx.add(x)
+    >>> int(idx.search(x[:1], 1)[0][0, 0])
+    0
+    """
+
+    kind = "hnsw"
+    _mmap_flag_name = "IO_FLAG_MMAP_IFC"
+
+    def _make(self, sample: np.ndarray):
+        faiss = _faiss()
+        idx = faiss.IndexHNSWFlat(self.index_dim, self.settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        idx.hnsw.efConstruction = self.settings.ef_construction
+        return idx
+
+    def _params(self, k: int):
+        return _faiss().SearchParametersHNSW(efSearch=max(self.settings.ef_search, k))
+
+
+class IVFPQIndex(_FaissIndex):
+    """FAISS ``IndexIVFPQ`` with inner product: compact codes for catalogs too big for HNSW.
+
+    ``nlist`` defaults to ``4·sqrt(n_expected)`` (capped so that every cell gets about 39
+    training points); ``pq_m`` is lowered to a divisor of the indexed width. Loading
+    memory-maps the inverted lists (``IO_FLAG_MMAP``).
+    """
+
+    kind = "ivfpq"
+
+    def _make(self, sample: np.ndarray):
+        faiss = _faiss()
+        d = self.index_dim
+        n = max(self.n_expected, len(sample))
+        nlist = self.settings.ivf_nlist or int(4 * math.sqrt(max(n, 1)))
+        nlist = max(1, min(nlist, len(sample) // 39 or 1))
+        m = max(x for x in range(1, min(self.settings.pq_m, d) + 1) if d % x == 0)
+        # FAISS wants about 39 training points per PQ centroid: fewer bits on small samples.
+        nbits = max(1, min(self.settings.pq_nbits, int(math.log2(max(2, len(sample) / 39)))))
+        quantizer = faiss.IndexFlatIP(d)
+        idx = faiss.IndexIVFPQ(quantizer, d, nlist, m, nbits, faiss.METRIC_INNER_PRODUCT)
+        idx.train(sample)
+        return idx
+
+    def _params(self, k: int):
+        return _faiss().SearchParametersIVF(nprobe=min(self.settings.nprobe, self.index_.nlist))

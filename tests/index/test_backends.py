@@ -1,0 +1,135 @@
+"""Vector-index backends: one conformance suite over exact, HNSW and IVF-PQ; settings; projection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from prodfusion.errors import DataError, ModelError, NotBuiltError, ParameterError
+from prodfusion.index import (
+    ExactIndex,
+    HNSWIndex,
+    IndexSettings,
+    IVFPQIndex,
+    choose_backend,
+    fit_projection,
+)
+from prodfusion.index.exact import topk_rows
+
+EXHAUSTIVE = IndexSettings(reduce_dim=None, ef_search=512, nprobe=10_000, pq_m=8)
+
+
+def _make(kind, dim, settings=EXHAUSTIVE):
+    return {"exact": lambda: ExactIndex(dim), "hnsw": lambda: HNSWIndex(dim, settings),
+            "ivfpq": lambda: IVFPQIndex(dim, settings, n_expected=400)}[kind]()
+
+
+def _data(rng, n=400, d=16):
+    return rng.normal(size=(n, d)).astype(np.float32)
+
+
+def test_exact_index_is_brute_force(rng):
+    x, q = _data(rng), _data(rng, 7)
+    idx = ExactIndex(16)
+    idx.add(x[:150])
+    idx.add(x[150:])
+    labels, scores = idx.search(q, 10)
+    full = q @ x.T
+    expected = np.argsort(-full, axis=1, kind="stable")[:, :10]
+    np.testing.assert_array_equal(labels, expected)
+    np.testing.assert_allclose(scores, np.take_along_axis(full, expected, 1), rtol=1e-5)
+
+
+def test_topk_rows_pads_and_breaks_ties_by_label():
+    s = np.array([[0.5, 0.9, 0.5, -np.inf]], dtype=np.float32)
+    labels, scores = topk_rows(s, 6)
+    assert labels.tolist() == [[1, 0, 2, -1, -1, -1]]
+    assert scores[0, 3] == -np.inf
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw"])
+def test_small_data_recall_is_one(rng, kind):
+    """With a beam wider than the data, HNSW must return exactly what brute force does."""
+    x, q = _data(rng), _data(rng, 20)
+    idx = _make(kind, 16).train(x)
+    idx.add(x)
+    labels, _ = idx.search(q, 10)
+    np.testing.assert_array_equal(labels, np.argsort(-(q @ x.T), axis=1, kind="stable")[:, :10])
+
+
+def test_ivfpq_finds_every_vector_when_all_cells_are_probed(rng):
+    """PQ scores are approximate, so the contract is the candidate set, re-scored by callers."""
+    x = _data(rng)
+    idx = _make("ivfpq", 16).train(x)
+    idx.add(x)
+    labels, scores = idx.search(x[:3], len(x))
+    assert all(sorted(row.tolist()) == list(range(len(x))) for row in labels)
+    assert np.all(np.diff(scores, axis=1) <= 1e-6)
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivfpq"])
+def test_conformance_padding_save_load(rng, tmp_path, kind):
+    x = _data(rng, 300)
+    idx = _make(kind, 16).train(x)
+    idx.add(x[:5])
+    labels, scores = idx.search(x[:2], 8)
+    assert labels.shape == scores.shape == (2, 8)
+    assert labels.dtype == np.int64 and scores.dtype == np.float32
+    assert np.all(labels[:, 5:] == -1) and np.all(np.isneginf(scores[:, 5:]))
+    idx.add(x[5:])
+    assert len(idx) == 300
+    before = idx.search(x[:4], 10)
+    meta = idx.save(tmp_path, "p")
+    loaded = type(idx).load(tmp_path, meta, mmap=True)
+    after = loaded.search(x[:4], 10)
+    np.testing.assert_array_equal(before[0], after[0])
+    np.testing.assert_allclose(before[1], after[1], rtol=1e-6)
+    loaded.add(x[:1])  # a memory-mapped index can still grow (it is copied first)
+    assert len(loaded) == 301
+
+
+def test_hnsw_load_is_memory_mapped(rng, tmp_path):
+    x = _data(rng, 200)
+    idx = HNSWIndex(16, EXHAUSTIVE).train(x)
+    idx.add(x)
+    meta = idx.save(tmp_path, "h")
+    assert HNSWIndex.load(tmp_path, meta, mmap=True)._mmapped
+    assert not HNSWIndex.load(tmp_path, meta, mmap=False)._mmapped
+
+
+def test_projection_preserves_inner_products_of_low_rank_data(rng):
+    basis = rng.normal(size=(5, 64))
+    x = (rng.normal(size=(500, 5)) @ basis).astype(np.float32)
+    p = fit_projection(x, 5)
+    np.testing.assert_allclose((x @ p) @ (x @ p).T, x @ x.T, rtol=1e-3, atol=1e-2)
+    idx = HNSWIndex(64, IndexSettings(reduce_dim=8, ef_search=512)).train(x)
+    assert idx.projection_.shape == (64, 8) and idx.index_.d == 8
+    idx.add(x)
+    labels, _ = idx.search(x[:10], 5)
+    np.testing.assert_array_equal(labels, np.argsort(-(x[:10] @ x.T), axis=1, kind="stable")[:, :5])
+
+
+def test_errors(rng, tmp_path):
+    with pytest.raises(NotBuiltError, match=r"HNSWIndex: call train\(\) before add\(\)"):
+        HNSWIndex(4).add(np.zeros((1, 4), np.float32))
+    idx = ExactIndex(4)
+    with pytest.raises(DataError, match="vectors have 3 dimensions, the index 4"):
+        idx.add(np.zeros((2, 3), np.float32))
+    with pytest.raises(DataError, match="row 1 contains NaN or Inf"):
+        idx.add(np.array([[0, 0, 0, 1], [np.nan, 0, 0, 0]], np.float32))
+    with pytest.raises(ModelError, match="cannot read the hnsw index"):
+        HNSWIndex.load(tmp_path, {"dim": 4, "files": ["missing.faiss"]})
+
+
+def test_settings_and_backend_choice():
+    s = IndexSettings(auto_hnsw_from=100, auto_ivfpq_from=1000)
+    assert [choose_backend("auto", n, s) for n in (99, 100, 999, 1000)] == [
+        "exact", "hnsw", "hnsw", "ivfpq"]
+    assert choose_backend("hnsw", 3, s) == "hnsw"
+    with pytest.raises(ParameterError, match=r"The 'index' parameter of choose_backend\(\) must be one of"):
+        choose_backend("annoy", 10)
+    with pytest.raises(ParameterError, match=r"The 'ef_search' parameter of IndexSettings\(\) must be an int >= 1. Got 0 instead."):
+        IndexSettings(ef_search=0)
+    with pytest.raises(ParameterError, match=r"The 'reduce_dim' parameter of IndexSettings\(\) must be an int. Got '8' instead."):
+        IndexSettings(reduce_dim="8")
+    assert IndexSettings.from_dict({**IndexSettings(hnsw_m=8).to_dict(), "unknown": 1}).hnsw_m == 8

@@ -1,0 +1,172 @@
+"""Approximate fused search against the exact fusers: recall 1 on small data, filters, clusters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from prodfusion.encoders.base import Embeddings
+from prodfusion.errors import ParameterError
+from prodfusion.fusion import make_fuser
+from prodfusion.index import IndexSettings, cluster_auto, make_fused_index
+from tests.index.conftest import assert_same_topk, make_planted
+
+MODS = ("text", "image", "clicks")
+SUBSETS = [("text",), ("image", "clicks"), MODS]
+#: Every piece is a FAISS index (no exact shortcut) and the beam covers the data: recall 1.
+ANN = IndexSettings(exact_below=0, reduce_dim=None, ef_search=1024, nprobe=10_000, pq_m=4,
+                    min_candidates=64)
+
+
+def _labels(embs, mods, k=12):
+    return {m: cluster_auto(embs[m], k, seed=0) for m in mods}
+
+
+def _pair(embs, method, mods, backend="hnsw", settings=ANN):
+    labels = _labels(embs, mods) if method == "late" else None
+    exact = make_fuser(method, embs, mods, late_labels=labels)
+    approx = make_fused_index(method, mods, backend=backend, settings=settings).build(embs, labels)
+    return exact, approx
+
+
+@pytest.mark.parametrize("backend", ["exact", "hnsw", "ivfpq"])
+@pytest.mark.parametrize("mods", SUBSETS, ids="+".join)
+@pytest.mark.parametrize("method", ["early", "intermediate", "late"])
+def test_matches_exact_fusion_on_small_data(planted, method, mods, backend):
+    _, embs, _, _ = planted
+    settings = ANN
+    if backend == "ivfpq":  # PQ scores are coarse: a wider (still partial) fetch before re-scoring
+        settings = IndexSettings(**{**ANN.to_dict(), "min_candidates": 256})
+    exact, approx = _pair(embs, method, mods, backend, settings)
+    q = np.arange(0, 600, 7)
+    r0, s0 = exact.topk(q, 15)
+    r1, s1 = approx.topk(q, 15)
+    assert_same_topk(exact, q, r0, s0, r1, s1)
+    r2, s2 = approx.exact_topk(q, 15)  # the chunked oracle agrees too
+    assert_same_topk(exact, q, r0, s0, r2, s2)
+
+
+def test_intermediate_pieces_follow_presence_patterns(planted):
+    _, embs, _, _ = planted
+    _, approx = _pair(embs, "intermediate", MODS)
+    masks = np.stack([embs[m].mask for m in MODS], axis=1)
+    for name, piece in approx.pieces_.items():
+        want = np.array([m in name.split("+") for m in MODS])
+        assert np.all(masks[piece.rows] == want)
+    assert sum(len(p) for p in approx.pieces_.values()) == masks.any(axis=1).sum()
+
+
+def test_partial_products_are_ranked_fairly(rng):
+    """A product lacking clicks whose text and image equal the query's must come first.
+
+    In a single X/sqrt(M) index its score would be 2/3 and products with three mediocre
+    modalities would outrank it; per presence pattern it scores 1, as the definition says.
+    """
+    _, embs, _, _ = make_planted(rng, n=300)
+    embs = {m: Embeddings(e.vectors.copy(), e.mask.copy(), m) for m, e in embs.items()}
+    for m in MODS:
+        embs[m].mask[:2] = True
+        embs[m].vectors[:2] = rng.normal(size=(2, embs[m].dim))
+    embs["text"].vectors[1] = embs["text"].vectors[0]
+    embs["image"].vectors[1] = embs["image"].vectors[0]
+    embs["clicks"].mask[1] = False
+    embs["clicks"].vectors[1] = 0
+    _, approx = _pair(embs, "intermediate", MODS)
+    rows, scores = approx.topk([0], 3)
+    assert rows[0, 0] == 1 and scores[0, 0] == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("method", ["early", "intermediate", "late"])
+def test_filters_never_return_excluded_items(planted, method):
+    _, embs, cats, groups = planted
+    exact, approx = _pair(embs, method, MODS)
+    rng = np.random.default_rng(1)
+    q = rng.choice(600, 40, replace=False)
+    banned = rng.random(600) < 0.2
+    for kw in ({"banned": banned}, {"same_code": cats}, {"diff_code": groups},
+               {"banned": banned, "same_code": cats, "diff_code": groups}):
+        r0, s0 = exact.topk(q, 12, **kw)
+        r1, s1 = approx.topk(q, 12, **kw)
+        assert_same_topk(exact, q, r0, s0, r1, s1)
+        for qi, r in zip(q, r1, strict=True):
+            r = r[r >= 0]
+            assert qi not in r
+            if "banned" in kw:
+                assert not banned[r].any()
+            if "same_code" in kw:
+                assert np.all(cats[r] == cats[qi])
+            if "diff_code" in kw:
+                assert np.all(groups[r] != groups[qi])
+
+
+@pytest.mark.parametrize("method", ["early", "intermediate", "late"])
+def test_selective_filters_fall_back_to_exact(planted, method):
+    """Banning 97% of the catalog leaves few allowed rows: the answer must still be complete."""
+    _, embs, cats, _ = planted
+    settings = IndexSettings(exact_below=0, reduce_dim=None, min_candidates=16, over_fetch=1,
+                             max_candidates=64)
+    exact, approx = _pair(embs, method, MODS, settings=settings)
+    banned = np.ones(600, dtype=bool)
+    banned[::31] = False
+    q = np.array([0, 5, 62, 300])
+    r0, s0 = exact.topk(q, 10, banned=banned)
+    r1, s1 = approx.topk(q, 10, banned=banned)
+    assert_same_topk(exact, q, r0, s0, r1, s1)
+    assert (r1[0] >= 0).sum() == 10
+
+
+def test_rare_category_and_small_categories(rng):
+    """Categories far smaller than the over-fetch go exact; the result has every member."""
+    _, embs, _, _ = make_planted(rng, n=500)
+    codes = np.full(500, -1, dtype=np.int64)
+    codes[200:] = 8 + np.arange(300) % 50
+    codes[[3, 40, 41, 99, 400]] = 7
+    exact, approx = _pair(embs, "intermediate", MODS)
+    for q in (3, 250, 0):
+        r0, s0 = exact.topk([q], 10, same_code=codes)
+        r1, s1 = approx.topk([q], 10, same_code=codes)
+        assert_same_topk(exact, [q], r0, s0, r1, s1)
+    assert set(approx.topk([3], 10, same_code=codes)[0][0][:4]) == {40, 41, 99, 400}
+    assert np.all(approx.topk([0], 10, same_code=codes)[0] == -1)  # code -1 matches nothing
+
+
+def test_late_without_enough_cluster_mates_ranks_the_rest_by_tie_break(planted):
+    """Few products share a cluster with the query: count-0 products fill the list, exactly."""
+    _, embs, _, _ = planted
+    labels = {m: np.arange(600, dtype=np.int32) % 200 for m in ("text",)}
+    labels["text"][embs["text"].mask == 0] = -1
+    exact = make_fuser("late", embs, ("text",), late_labels=labels)
+    approx = make_fused_index("late", ("text",), settings=ANN).build(embs, labels)
+    q = np.arange(0, 600, 50)
+    r0, s0 = exact.topk(q, 8)
+    r1, s1 = approx.topk(q, 8)
+    assert_same_topk(exact, q, r0, s0, r1, s1)
+    assert np.all(np.floor(s1[:, 2:]) == 0)  # only two mates share the cluster
+
+
+def test_products_without_any_modality_get_nothing(planted):
+    _, embs, _, _ = planted
+    embs = {m: Embeddings(e.vectors, e.mask.copy(), m) for m, e in embs.items()}
+    for e in embs.values():
+        e.mask[10] = False
+    for method in ("early", "intermediate", "late"):
+        exact, approx = _pair(embs, method, MODS)
+        r, s = approx.topk([10, 11], 5)
+        assert np.all(r[0] == -1) and np.all(np.isneginf(s[0]))
+        assert 10 not in approx.topk(np.arange(600), 15)[0]
+        r0, s0 = exact.topk([10, 11], 5)
+        assert_same_topk(exact, [10, 11], r0, s0, r, s)
+
+
+def test_errors(planted):
+    _, embs, _, _ = planted
+    approx = make_fused_index("early", MODS, settings=ANN)
+    with pytest.raises(Exception, match="not built: call build"):
+        approx.topk([0], 5)
+    approx.build(embs)
+    with pytest.raises(ParameterError, match=r"Query rows must be in \[0, 600\); got 0..600"):
+        approx.topk([0, 600], 5)
+    with pytest.raises(ParameterError, match="banned has 3 entries, the index 600 rows"):
+        approx.topk([0], 5, banned=np.zeros(3, bool))
+    with pytest.raises(ParameterError, match="needs the k-means\\+\\+ labels"):
+        make_fused_index("late", MODS).build(embs)
