@@ -1,0 +1,361 @@
+"""``prodfusion evaluate clustering|retrieval|replay|all``: thin commands over the evaluation API.
+
+Examples
+--------
+::
+
+    prodfusion evaluate clustering MODEL_DIR --categories 3,20,50 --seeds 5 --out report/
+    prodfusion evaluate retrieval MODEL_DIR --interactions views.csv --session-cols session_id \\
+        --item-col item_id --time-col eventdate,timeframe --out report/
+    prodfusion evaluate replay MODEL_DIR --a baseline --b intermediate:text+image+clicks \\
+        --pairs copurchase.csv --out report/
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["add_evaluate_parser", "load_interactions"]
+
+
+def _int_list(s: str) -> list[int]:
+    try:
+        return [int(p) for p in s.split(",") if p.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
+
+
+def _str_list(s: str) -> list[str]:
+    return [p.strip() for p in s.split(",") if p.strip()]
+
+
+def load_interactions(args, catalog):
+    """``(sessions, pairs)`` from ``--interactions`` and ``--pairs``, each cleaned separately.
+
+    They stay apart because they are split differently (sessions by time, pairs by pair).
+    """
+    from prodfusion.data.sessions import clean_sessions, read_interactions, read_pairs
+    from prodfusion.errors import ParameterError
+
+    sessions = pairs = None
+    max_len = args.max_session_length or None
+    if args.interactions:
+        inter = read_interactions(
+            args.interactions, session_cols=tuple(args.session_cols), item_col=args.item_col,
+            time_col=args.time_col, sep=args.sep,
+        )
+        sessions = clean_sessions(inter, catalog, min_length=args.min_session_length,
+                                  max_length=max_len)
+    if args.pairs:
+        if len(args.pair_cols) != 2:
+            raise ParameterError(f"--pair-cols needs exactly two columns, got {args.pair_cols}.")
+        pf = read_pairs(args.pairs, a_col=args.pair_cols[0], b_col=args.pair_cols[1], sep=args.sep)
+        pairs = clean_sessions(pf, catalog, min_length=2, max_length=None)
+    return sessions, pairs
+
+
+def _p2v(args, rec):
+    from dataclasses import replace
+
+    from prodfusion.recommender import Prod2VecParams
+
+    base = getattr(rec, "prod2vec", None) or Prod2VecParams()
+    changes = {}
+    for opt, name in (("p2v_epochs", "epochs"), ("p2v_dim", "vector_size"),
+                      ("p2v_min_count", "min_count"), ("workers", "workers")):
+        v = getattr(args, opt, None)
+        if v is not None:
+            changes[name] = v
+    return replace(base, **changes)
+
+
+def _common(p: argparse.ArgumentParser, *, model_required: bool = True) -> None:
+    if model_required:
+        p.add_argument("model", metavar="MODEL_DIR", help="model folder written by `prodfusion build`")
+    else:
+        p.add_argument("model", metavar="MODEL_DIR", nargs="?", default=None,
+                       help="default model folder for configs that name none")
+    p.add_argument("--out", default="evaluation-report", metavar="REPORT_DIR",
+                   help="report folder: report.md, report.html, PNGs, results.json "
+                        "(default: %(default)s)")
+    p.add_argument("--title", default=None, help="report title")
+    p.add_argument("--note", action="append", default=[], metavar="KEY=TEXT",
+                   help="fact recorded in the report header and results.json (repeatable), "
+                        "e.g. 'data=H&M subset'")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _clustering_opts(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("clustering protocol")
+    g.add_argument("--categories", type=_int_list, default=[3, 20, 50],
+                   help="numbers N of most frequent categories (default: 3,20,50)")
+    g.add_argument("--seeds", type=int, default=5, help="seeds per cell (default: 5)")
+    g.add_argument("--max-per-category", type=int, default=100,
+                   help="products sampled per category (0 = all; default: 100)")
+    g.add_argument("--fusions", type=_str_list, default=["early", "intermediate", "late"])
+    g.add_argument("--main-categories", type=int, default=20,
+                   help="N of the full combinations × fusions table (default: 20)")
+    g.add_argument("--table3-fusions", type=_str_list, default=None,
+                   help="fusions run for the other N (default: --fusions)")
+    g.add_argument("--products", choices=["complete", "any"], default="complete",
+                   help="'complete': only products with every evaluated modality (default)")
+    g.add_argument("--combos", default=None,
+                   help="modality combinations, ';'-separated, e.g. 'text;text,image' (default: all)")
+    g.add_argument("--perplexity", type=float, default=30.0)
+    g.add_argument("--backend", choices=["auto", "opentsne", "sklearn"], default="auto",
+                   help="t-SNE implementation (auto: openTSNE when installed)")
+    g.add_argument("--no-direct", action="store_true", help="skip k-means++ without t-SNE")
+    g.add_argument("--sample-seed", type=int, default=0)
+    g.add_argument("--jobs", type=int, default=1,
+                   help="t-SNE / k-means threads (default: 1; -1 = all cores)")
+
+
+def _heldout_opts(p: argparse.ArgumentParser) -> None:
+    from prodfusion.cli import add_interaction_options
+
+    add_interaction_options(p)
+    g = p.add_argument_group("held-out evaluation")
+    g.add_argument("--test-fraction", type=float, default=0.2,
+                   help="latest sessions / share of pairs held out (default: 0.2)")
+    g.add_argument("-k", type=int, default=15, help="recommendations shown (default: 15)")
+    g.add_argument("--eval-seed", type=int, default=0, help="split and bootstrap seed")
+    g.add_argument("--max-pairs", type=int, default=None,
+                   help="score at most this many held-out pairs per source (whole sessions)")
+    g.add_argument("--p2v-epochs", type=int, default=None, help="override the model's Prod2Vec epochs")
+    g.add_argument("--p2v-dim", type=int, default=None, help="override the model's Prod2Vec dimension")
+    g.add_argument("--p2v-min-count", type=int, default=None)
+    g.add_argument("--workers", type=int, default=None, help="Prod2Vec threads")
+
+
+def _retrieval_opts(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("retrieval")
+    g.add_argument("--variants", nargs="+", default=None, metavar="CONFIG",
+                   help="configs to score: 'baseline', 'FUSION:MOD+MOD' or config files "
+                        "(default: every combination × fusion, plus the baseline)")
+    g.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default: 1000)")
+    g.add_argument("--exclude-group", action="store_true",
+                   help="never recommend the query's own variation group")
+
+
+def _replay_opts(p: argparse.ArgumentParser, *, required: bool) -> None:
+    g = p.add_argument_group("replay")
+    g.add_argument("--a", required=required, default=None if required else "baseline",
+                   metavar="CONFIG", help="control: 'baseline', 'FUSION:MOD+MOD' or a "
+                   ".json/.toml/.yaml file {model, fusion, modalities, fallback}")
+    g.add_argument("--b", required=required,
+                   default=None if required else "intermediate:text+image+clicks",
+                   metavar="CONFIG", help="treatment, same forms")
+    g.add_argument("--design", choices=["paired", "split"], default="paired",
+                   help="paired: both see every view; split: sessions assigned 50/50")
+
+
+def _progress(args):
+    return not args.quiet
+
+
+def _meta(args) -> dict:
+    meta = {}
+    for note in args.note:
+        key, sep, text = note.partition("=")
+        if sep:
+            meta[key.strip()] = text.strip()
+        else:
+            meta.setdefault("notes", []).append(note)
+    return meta
+
+
+def _run_clustering(args, rec) -> dict:
+    from prodfusion.evaluation.clustering import evaluate_clustering
+
+    combos = None
+    if args.combos:
+        combos = [_str_list(c) for c in args.combos.split(";") if c.strip()]
+    return evaluate_clustering(
+        rec, categories=args.categories, seeds=args.seeds,
+        max_per_category=args.max_per_category or None, combos=combos, fusions=args.fusions,
+        main_categories=args.main_categories, table3_fusions=args.table3_fusions,
+        products=args.products, perplexity=args.perplexity, backend=args.backend,
+        direct=not args.no_direct, sample_seed=args.sample_seed, n_jobs=args.jobs,
+        progress=_progress(args),
+    )
+
+
+def _run_retrieval(args, rec, sessions, pairs) -> dict:
+    from prodfusion.evaluation.retrieval import evaluate_retrieval
+
+    return evaluate_retrieval(
+        rec, sessions=sessions, pairs=pairs, test_fraction=args.test_fraction, k=args.k,
+        variants=args.variants, n_boot=args.n_boot, seed=args.eval_seed, max_pairs=args.max_pairs,
+        prod2vec=_p2v(args, rec), exclude_group=args.exclude_group, progress=_progress(args),
+    )
+
+
+def _run_replay(args, rec, sessions, pairs) -> dict:
+    from prodfusion.evaluation.replay import replay
+
+    return replay(
+        args.a, args.b, model=rec if rec is not None else args.model, sessions=sessions,
+        pairs=pairs, test_fraction=args.test_fraction, k=args.k, design=args.design,
+        seed=args.eval_seed, max_pairs=args.max_pairs, prod2vec=_p2v(args, rec),
+        progress=_progress(args),
+    )
+
+
+def _finish(args, results) -> int:
+    from prodfusion.evaluation.report import write_report
+
+    kw = {"meta": _meta(args)}
+    if args.title:
+        kw["title"] = args.title
+    paths = write_report(results, args.out, **kw)
+    print(f"report written to {paths['report_md'].parent}: report.md, report.html, "
+          f"results.json and {len(paths) - 3} figure(s)")
+    return 0
+
+
+def cmd_clustering(args) -> int:
+    from prodfusion.recommender import Recommender
+
+    rec = Recommender.load(args.model)
+    res = _run_clustering(args, rec)
+    _print_clustering(res)
+    return _finish(args, res)
+
+
+def _loaded_data(args):
+    from prodfusion.errors import ParameterError
+    from prodfusion.recommender import Recommender
+
+    if not (args.interactions or args.pairs):
+        raise ParameterError(
+            f"evaluate {args.kind} needs held-out interactions: pass --interactions (sessions, "
+            "split by time) and/or --pairs (co-interaction pairs, split by pair)."
+        )
+    rec = Recommender.load(args.model) if args.model else None
+    catalog = rec.catalog if rec is not None else None
+    if catalog is None:
+        from prodfusion.evaluation.retrieval import parse_variant
+
+        va = parse_variant(args.a)
+        if va.model is None:
+            raise ParameterError(
+                "evaluate replay needs MODEL_DIR or a config --a that names its model."
+            )
+        rec_a = Recommender.load(va.model)
+        catalog = rec_a.catalog
+    sessions, pairs = load_interactions(args, catalog)
+    return rec, sessions, pairs
+
+
+def cmd_retrieval(args) -> int:
+    rec, sessions, pairs = _loaded_data(args)
+    res = _run_retrieval(args, rec, sessions, pairs)
+    _print_retrieval(res)
+    return _finish(args, res)
+
+
+def cmd_replay(args) -> int:
+    rec, sessions, pairs = _loaded_data(args)
+    res = _run_replay(args, rec, sessions, pairs)
+    _print_replay(res)
+    return _finish(args, res)
+
+
+def cmd_all(args) -> int:
+    rec, sessions, pairs = _loaded_data(args)
+    results = {"clustering": _run_clustering(args, rec)}
+    _print_clustering(results["clustering"])
+    results["retrieval"] = _run_retrieval(args, rec, sessions, pairs)
+    _print_retrieval(results["retrieval"])
+    missing = _replay_unavailable(args, rec)
+    if missing:
+        print(f"replay skipped: {missing}", file=sys.stderr)
+    else:
+        results["replay"] = _run_replay(args, rec, sessions, pairs)
+        _print_replay(results["replay"])
+    return _finish(args, results)
+
+
+def _replay_unavailable(args, rec) -> str | None:
+    """Why the default replay cannot run on this model (None when it can)."""
+    from prodfusion.evaluation.retrieval import parse_variant
+
+    have = set(rec.embeddings_) | ({"clicks"} if (args.interactions or args.pairs) else set())
+    for opt in ("a", "b"):
+        v = parse_variant(getattr(args, opt))
+        if v.model is not None:
+            continue
+        need = set(v.modalities) | set(v.fallback or ())
+        if not need <= have:
+            return (f"--{opt} {v.label!r} needs {sorted(need)} but the model has {sorted(have)}; "
+                    "pass --a/--b configs that fit the model.")
+    return None
+
+
+def _print_clustering(res) -> None:
+    main = res["config"]["main_categories"]
+    print(f"clustering (t-SNE: {', '.join(res['tsne']['backends'])}):", file=sys.stderr)
+    for c in res["cells"]:
+        if main is None or c["n_categories"] == main:
+            d = c["ari_direct"]
+            print(f"  N={c['n_categories']:<3} {'+'.join(c['combo']):<20} {c['fusion']:<12} "
+                  f"ARI {c['ari_tsne']['mean']:.3f} ± {c['ari_tsne']['std']:.3f}"
+                  + (f"   direct {d['mean']:.3f} ± {d['std']:.3f}" if d else ""), file=sys.stderr)
+
+
+def _print_retrieval(res) -> None:
+    k = res["config"]["k"]
+    for r in res["rows"]:
+        if r["slice"] == "all":
+            h = r["hit_rate"]
+            print(f"  {r['source']:<8} {r['variant']:<40} HitRate@{k} {h['value']:.4f} "
+                  f"[{h['ci_lo']:.4f}, {h['ci_hi']:.4f}]  MRR {r['mrr']['value']:.4f}  "
+                  f"n={r['n']}", file=sys.stderr)
+
+
+def _print_replay(res) -> None:
+    for src, t in res["sources"].items():
+        tot = t["total"]
+        print(f"  replay {src}: CTR A {tot['ctr_a']:.4f}  CTR B {tot['ctr_b']:.4f}  "
+              f"diff {tot['diff']:+.4f} [{tot['diff_ci_lo']:+.4f}, {tot['diff_ci_hi']:+.4f}]  "
+              f"p={tot['p_value']:.3g}", file=sys.stderr)
+
+
+def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``evaluate`` (with clustering|retrieval|replay|all) on the main CLI."""
+    ev = subparsers.add_parser(
+        "evaluate", help="offline evaluation: clustering protocol, retrieval, A/B replay, report",
+        description="Offline evaluation. Every subcommand writes REPORT_DIR with report.md, "
+                    "report.html (self-contained), PNG figures and results.json.",
+    )
+    sub = ev.add_subparsers(dest="kind", required=True, metavar="KIND")
+
+    c = sub.add_parser("clustering", help="t-SNE + k-means++ + ARI against categories (Tables II-III)")
+    _common(c)
+    _clustering_opts(c)
+    c.set_defaults(func=cmd_clustering)
+
+    r = sub.add_parser("retrieval", help="HitRate/MRR/nDCG@k of held-out co-interactions")
+    _common(r)
+    _heldout_opts(r)
+    _retrieval_opts(r)
+    r.set_defaults(func=cmd_retrieval)
+
+    rp = sub.add_parser("replay", help="offline A/B replay of held-out sessions (Table IV)")
+    _common(rp, model_required=False)
+    _heldout_opts(rp)
+    _replay_opts(rp, required=True)
+    rp.set_defaults(func=cmd_replay)
+
+    a = sub.add_parser("all", help="clustering, retrieval and replay in one report")
+    _common(a)
+    _clustering_opts(a)
+    _heldout_opts(a)
+    _retrieval_opts(a)
+    _replay_opts(a, required=False)
+    a.set_defaults(func=cmd_all)
+    return ev
+
+
+__all__ += ["cmd_clustering", "cmd_retrieval", "cmd_replay", "cmd_all"]

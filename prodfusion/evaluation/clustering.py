@@ -1,0 +1,718 @@
+"""The paper's clustering protocol: fused representation → t-SNE (2-D) → k-means++ → ARI.
+
+For the products of the N most frequent categories, every modality combination and fusion
+method gives a representation of the products; t-SNE reduces it to 2-D, k-means++ (k = N)
+clusters the 2-D points and the Adjusted Rand Index (scikit-learn's) scores the agreement of
+the clusters with the categories. t-SNE and k-means are random, so every cell is the mean ±
+standard deviation over several seeds. The ARI of k-means++ run directly on the fused
+representation (no t-SNE) is reported next to it, to show what t-SNE adds.
+
+What each fusion hands to t-SNE (as in the paper):
+
+* early — the fused unit vectors (Euclidean metric; for unit vectors the squared Euclidean
+  distance is twice the cosine distance);
+* intermediate — the fused *distance matrix* ``1 − similarity`` (mean cosine distance over the
+  modalities both products have) as a precomputed metric;
+* late — the late-fusion score turned into a distance, ``(M + TIE_WEIGHT) − score`` (0 for a
+  product and itself), as a precomputed metric.
+
+"Directly on the fused representation" means k-means++ on the early fused vectors, and on the
+classical-MDS embedding of the distance matrix for intermediate and late fusion. For products
+that have every fused modality both distances are squared Euclidean distances (a mean of
+cosine distances of unit vectors; a count of differing one-hot cluster labels plus such a
+mean), so the embedding reproduces them exactly and k-means++ sees the fused geometry itself.
+
+Examples
+--------
+>>> import numpy as np
+>>> labels = np.repeat([0, 1, 2], 20)
+>>> rng = np.random.default_rng(0)
+>>> points = rng.normal(size=(60, 2)) * 0.1 + np.repeat([[0, 0], [5, 0], [0, 5]], 20, axis=0)
+>>> kmeans_ari(points, labels, n_clusters=3, seed=0)
+1.0
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from itertools import combinations
+from typing import Any, Literal
+
+import numpy as np
+
+from prodfusion.errors import DataError, ParameterError, param_error
+
+__all__ = [
+    "TSNEBackend",
+    "ProductSet",
+    "all_combinations",
+    "adjusted_rand",
+    "kmeans_ari",
+    "tsne_2d",
+    "resolve_tsne_backend",
+    "classical_mds",
+    "check_distance_matrix",
+    "similarity_to_distance",
+    "select_products",
+    "fused_representation",
+    "evaluate_clustering",
+]
+
+TSNEBackend = Literal["auto", "opentsne", "sklearn"]
+ProductSet = Literal["complete", "any"]
+
+#: Default numbers of categories, as in the paper's Table III.
+DEFAULT_CATEGORIES: tuple[int, ...] = (3, 20, 50)
+
+
+# --------------------------------------------------------------------------- small pieces
+def all_combinations(modalities: Sequence[str]) -> list[tuple[str, ...]]:
+    """Every non-empty subset of ``modalities``, singletons first (order kept).
+
+    >>> all_combinations(("text", "image", "clicks"))[:4]
+    [('text',), ('image',), ('clicks',), ('text', 'image')]
+    >>> len(all_combinations(("text", "image", "clicks")))
+    7
+    """
+    mods = tuple(modalities)
+    return [c for r in range(1, len(mods) + 1) for c in combinations(mods, r)]
+
+
+def adjusted_rand(labels_true: Sequence, labels_pred: Sequence) -> float:
+    """Adjusted Rand Index (scikit-learn's ``adjusted_rand_score``) as a Python float."""
+    from sklearn.metrics import adjusted_rand_score
+
+    return float(adjusted_rand_score(np.asarray(labels_true), np.asarray(labels_pred)))
+
+
+def kmeans_ari(
+    points: np.ndarray,
+    labels: Sequence,
+    n_clusters: int,
+    seed: int = 0,
+    n_init: int = 10,
+    n_jobs: int | None = 1,
+) -> float:
+    """Cluster ``points`` with k-means++ (k = ``n_clusters``) and return the ARI with ``labels``.
+
+    Parameters
+    ----------
+    points : ndarray (n, d)
+        Finite coordinates (t-SNE output, fused vectors, or an MDS embedding).
+    labels : sequence of length n
+        The reference classes (categories).
+    n_clusters : int
+        k, normally the number of categories.
+    seed : int
+        ``random_state`` of :class:`sklearn.cluster.KMeans`.
+    n_init : int
+        k-means++ restarts; the best inertia wins.
+    n_jobs : int or None
+        OpenMP/BLAS threads (None: the library default).
+    """
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
+
+    x = np.asarray(points, dtype=np.float64)
+    if x.ndim != 2 or len(x) != len(labels):
+        raise DataError(
+            f"kmeans_ari(): points have shape {x.shape} but there are {len(labels)} labels; "
+            "pass one row per labelled product."
+        )
+    if not np.isfinite(x).all():
+        raise DataError("kmeans_ari(): points contain NaN or Inf; nothing can be clustered.")
+    if not isinstance(n_clusters, (int, np.integer)) or not 1 <= n_clusters <= len(x):
+        raise param_error("n_clusters", "kmeans_ari()", f"an int in [1, {len(x)}]", n_clusters)
+    km = KMeans(n_clusters=int(n_clusters), init="k-means++", n_init=n_init, random_state=seed)
+    with threadpool_limits(limits=n_jobs if n_jobs is not None and n_jobs > 0 else None):
+        pred = km.fit_predict(x)
+    return adjusted_rand(labels, pred)
+
+
+def check_distance_matrix(d: np.ndarray, where: str = "tsne_2d()") -> np.ndarray:
+    """Validate a precomputed distance matrix: square, finite, non-negative, zero diagonal.
+
+    Returns it as a symmetric float64 array (``(D + Dᵀ)/2``, diagonal set to 0 after checking
+    it is 0 up to rounding).
+    """
+    d = np.asarray(d, dtype=np.float64)
+    if d.ndim != 2 or d.shape[0] != d.shape[1]:
+        raise DataError(f"{where}: a distance matrix must be square; got shape {d.shape}.")
+    if not np.isfinite(d).all():
+        i, j = np.argwhere(~np.isfinite(d))[0]
+        raise DataError(
+            f"{where}: distance matrix entry ({i}, {j}) is {d[i, j]}; distances must be finite "
+            "(map pairs that share no modality to a finite maximum first)."
+        )
+    if (d < -1e-6).any():
+        i, j = np.argwhere(d < -1e-6)[0]
+        raise DataError(f"{where}: distance matrix entry ({i}, {j}) is negative ({d[i, j]:.3g}).")
+    if np.abs(np.diag(d)).max(initial=0.0) > 1e-4:
+        i = int(np.argmax(np.abs(np.diag(d))))
+        raise DataError(f"{where}: distance of item {i} to itself is {d[i, i]:.3g}, not 0.")
+    d = (d + d.T) / 2.0
+    np.clip(d, 0.0, None, out=d)
+    np.fill_diagonal(d, 0.0)
+    return d
+
+
+def similarity_to_distance(s: np.ndarray, method: str, n_modalities: int) -> np.ndarray:
+    """Turn a fused similarity matrix into the distance matrix handed to t-SNE.
+
+    * ``"early"`` / ``"intermediate"``: ``1 − s`` (cosine distance / mean cosine distance),
+      clipped to ``[0, 2]``; pairs sharing no modality (``s = −inf``) get the maximum 2.
+    * ``"late"``: ``(M + TIE_WEIGHT) − s`` with ``M = n_modalities`` (the score of a product
+      with itself), clipped to ``[0, M + 1]``; pairs sharing no modality get ``M + 1``.
+
+    The diagonal is set to 0 and the result symmetrised.
+
+    >>> similarity_to_distance(np.array([[1.0, 0.5], [0.5, 1.0]]), "intermediate", 2).tolist()
+    [[0.0, 0.5], [0.5, 0.0]]
+    """
+    from prodfusion.fusion.late import TIE_WEIGHT
+
+    s = np.asarray(s, dtype=np.float64)
+    if np.isnan(s).any():
+        raise DataError("similarity_to_distance(): the similarity matrix contains NaN.")
+    if method in ("early", "intermediate"):
+        top, cap = 1.0, 2.0
+    elif method == "late":
+        top, cap = n_modalities + TIE_WEIGHT, n_modalities + 1.0
+    else:
+        raise param_error("method", "similarity_to_distance()", "'early', 'intermediate' or 'late'", method)
+    d = np.where(np.isfinite(s), top - s, cap)
+    np.clip(d, 0.0, cap, out=d)
+    d = (d + d.T) / 2.0
+    np.fill_diagonal(d, 0.0)
+    return d
+
+
+def classical_mds(d: np.ndarray, *, squared: bool = True, tol: float = 1e-9) -> np.ndarray:
+    """Classical (Torgerson) MDS: Euclidean coordinates whose distances reproduce ``d``.
+
+    Parameters
+    ----------
+    d : ndarray (n, n)
+        Dissimilarities. With ``squared=True`` (default) they are taken as *squared*
+        Euclidean distances — exact for cosine distances of unit vectors, for means of those,
+        and for the late-fusion distance (see the module docstring).
+    squared : bool
+        If False, ``d`` is squared first.
+    tol : float
+        Eigenvalues below ``tol · λ_max`` (and all negative ones, the non-Euclidean part) are
+        dropped.
+
+    Returns
+    -------
+    ndarray (n, r)
+        Coordinates, ``r`` = number of kept eigenvalues.
+
+    >>> pts = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]])
+    >>> d2 = ((pts[:, None] - pts[None]) ** 2).sum(-1)
+    >>> y = classical_mds(d2)
+    >>> bool(np.allclose(((y[:, None] - y[None]) ** 2).sum(-1), d2))
+    True
+    """
+    from scipy.linalg import eigh
+
+    d = check_distance_matrix(d, "classical_mds()")
+    d2 = d if squared else d**2
+    n = len(d2)
+    # Double centring B = -1/2 J D J without forming J.
+    b = -0.5 * (d2 - d2.mean(axis=0, keepdims=True) - d2.mean(axis=1, keepdims=True) + d2.mean())
+    w, v = eigh(b)
+    keep = w > max(tol * w.max(initial=0.0), 0.0)
+    if not keep.any():  # all points coincide
+        return np.zeros((n, 1))
+    return v[:, keep] * np.sqrt(w[keep])
+
+
+# --------------------------------------------------------------------------- t-SNE
+def resolve_tsne_backend(backend: str = "auto") -> str:
+    """``"opentsne"`` or ``"sklearn"``: ``auto`` picks openTSNE when it is installed.
+
+    openTSNE was as fast as scikit-learn at 2,000 products and faster beyond (see
+    ``docs/results/tsne_scaling.md``), and it is deterministic for a given seed.
+    """
+    if backend not in ("auto", "opentsne", "sklearn"):
+        raise param_error("backend", "tsne_2d()", "one of 'auto', 'opentsne', 'sklearn'", backend)
+    if backend != "auto":
+        if backend == "opentsne":
+            try:
+                import openTSNE  # noqa: F401
+            except ImportError:
+                raise ParameterError(
+                    "The 'backend' parameter of tsne_2d() is 'opentsne' but openTSNE is not "
+                    "installed. Install it with `pip install prodfusion[eval]` or pass 'sklearn'."
+                ) from None
+        return backend
+    try:
+        import openTSNE  # noqa: F401
+    except ImportError:
+        return "sklearn"
+    return "opentsne"
+
+
+def tsne_2d(
+    x: np.ndarray | None = None,
+    *,
+    distances: np.ndarray | None = None,
+    seed: int = 0,
+    perplexity: float = 30.0,
+    backend: TSNEBackend = "auto",
+    n_jobs: int = 1,
+) -> tuple[np.ndarray, dict]:
+    """Reduce vectors or a precomputed distance matrix to 2-D with t-SNE.
+
+    Parameters
+    ----------
+    x : ndarray (n, d), optional
+        Vectors (Euclidean metric). Exactly one of ``x`` and ``distances`` must be given.
+    distances : ndarray (n, n), optional
+        Precomputed distances (``metric="precomputed"``), checked by
+        :func:`check_distance_matrix`.
+    seed : int
+        Random state of the embedding (initialisation and optimisation).
+    perplexity : float
+        Capped to ``(n − 1) / 3`` for small inputs (both libraries need ``3·perplexity < n``);
+        the value used is returned.
+    backend : {"auto", "opentsne", "sklearn"}
+        See :func:`resolve_tsne_backend`.
+    n_jobs : int, default 1
+        Threads (``-1``: all cores). One thread is the safe default on a shared machine:
+        with the cores already busy, multithreaded t-SNE runs can become many times slower
+        (measured: 0.4 s with 1 thread, 15–27 s with 2 threads for 120 points on a
+        loaded 2-core machine).
+
+    Returns
+    -------
+    y : ndarray (n, 2)
+    info : dict
+        ``backend``, ``perplexity``, ``init``, ``seconds``.
+    """
+    if (x is None) == (distances is None):
+        raise ParameterError("tsne_2d() needs exactly one of 'x' (vectors) and 'distances'.")
+    be = resolve_tsne_backend(backend)
+    if distances is not None:
+        data = check_distance_matrix(distances)
+        metric = "precomputed"
+    else:
+        data = np.asarray(x, dtype=np.float64)
+        if data.ndim != 2 or not np.isfinite(data).all():
+            raise DataError("tsne_2d(): 'x' must be a finite 2-D array of vectors.")
+        metric = "euclidean"
+    n = len(data)
+    if n < 4:
+        raise DataError(f"tsne_2d(): t-SNE needs at least 4 items; got {n}.")
+    perp = float(min(perplexity, (n - 1) / 3.0))
+    t0 = time.perf_counter()
+    if be == "opentsne":
+        from openTSNE import TSNE
+
+        init = "spectral" if metric == "precomputed" else "pca"
+        y = TSNE(
+            n_components=2,
+            perplexity=perp,
+            metric=metric,
+            initialization=init,
+            n_jobs=n_jobs,
+            random_state=seed,
+        ).fit(data)
+        y = np.asarray(y, dtype=np.float64)
+    else:
+        from sklearn.manifold import TSNE
+        from threadpoolctl import threadpool_limits
+
+        # scikit-learn cannot PCA-initialise from a distance matrix.
+        init = "random" if metric == "precomputed" else "pca"
+        # Its Barnes-Hut gradient uses OpenMP threads, which n_jobs does not limit.
+        with threadpool_limits(limits=n_jobs if n_jobs > 0 else None):
+            y = TSNE(
+                n_components=2,
+                perplexity=perp,
+                metric=metric,
+                init=init,
+                random_state=seed,
+                n_jobs=n_jobs,
+            ).fit_transform(data)
+    info = dict(backend=be, perplexity=perp, init=init, seconds=time.perf_counter() - t0)
+    return np.asarray(y, dtype=np.float64), info
+
+
+# --------------------------------------------------------------------------- product choice
+def select_products(
+    categories: Sequence[str | None],
+    n_categories: int,
+    *,
+    eligible: np.ndarray | None = None,
+    max_per_category: int | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Rows of the ``n_categories`` most frequent categories, at most ``max_per_category`` each.
+
+    Frequencies are counted among ``eligible`` rows (all by default). Ties in frequency are
+    broken by category name so the choice is deterministic. The per-category sample is drawn
+    with ``seed`` and does not depend on ``n_categories``: the rows for N = 3 are a subset of
+    the rows for N = 20.
+
+    Returns
+    -------
+    rows : int64 array, grouped by category (most frequent first), sorted inside a category
+    labels : int64 array, the category index (0 = most frequent) of each row
+    names : list of str, the chosen categories, most frequent first
+
+    >>> rows, labels, names = select_products(["a", "b", "a", None, "c", "a", "b"], 2)
+    >>> rows.tolist(), labels.tolist(), names
+    ([0, 2, 5, 1, 6], [0, 0, 0, 1, 1], ['a', 'b'])
+    """
+    cats = np.asarray([c if c is not None else "" for c in categories], dtype=object)
+    ok = np.asarray([c is not None and c != "" for c in categories], dtype=bool)
+    if eligible is not None:
+        ok &= np.asarray(eligible, dtype=bool)
+    if not isinstance(n_categories, (int, np.integer)) or n_categories < 2:
+        raise param_error("n_categories", "select_products()", "an int >= 2", n_categories)
+    if max_per_category is not None and (
+        not isinstance(max_per_category, (int, np.integer)) or max_per_category < 2
+    ):
+        raise param_error(
+            "max_per_category", "select_products()", "None or an int >= 2", max_per_category
+        )
+    values, counts = np.unique(cats[ok].astype(str), return_counts=True)
+    if len(values) < n_categories:
+        raise DataError(
+            f"Only {len(values)} categories have eligible products; cannot take the "
+            f"{n_categories} most frequent. Ask for fewer categories."
+        )
+    order = sorted(range(len(values)), key=lambda i: (-counts[i], values[i]))[:n_categories]
+    names = [str(values[i]) for i in order]
+    rows_out, labels_out = [], []
+    for lab, name in enumerate(names):
+        members = np.flatnonzero(ok & (cats == name))
+        if max_per_category is not None and len(members) > max_per_category:
+            # One generator per category: the sample of a category does not depend on N.
+            sub = np.random.default_rng([seed, lab]).choice(members, max_per_category, replace=False)
+            members = np.sort(sub)
+        rows_out.append(members)
+        labels_out.append(np.full(len(members), lab, dtype=np.int64))
+    return np.concatenate(rows_out).astype(np.int64), np.concatenate(labels_out), names
+
+
+# --------------------------------------------------------------------------- representations
+def fused_representation(fuser: Any, rows: np.ndarray) -> dict[str, np.ndarray | None]:
+    """What t-SNE and k-means see for one fitted fuser on ``rows``.
+
+    Returns a dict with ``"vectors"`` (early fusion: the fused unit vectors; else None) and
+    ``"distances"`` (intermediate/late: the fused distance matrix; else None).
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    method = fuser.method
+    if method == "early":
+        return {"vectors": np.asarray(fuser.representation(rows), dtype=np.float64), "distances": None}
+    s = np.asarray(fuser.similarity(rows, rows), dtype=np.float64)
+    return {
+        "vectors": None,
+        "distances": similarity_to_distance(s, method, len(fuser.modalities)),
+    }
+
+
+def _example_images(catalog: Any, rows: np.ndarray, labels: np.ndarray, n: int) -> list:
+    """One product with an existing image per category (first in row order), or None."""
+    from pathlib import Path
+
+    paths = catalog.image_paths
+    out: list = []
+    for lab in range(n):
+        ex = None
+        for r in rows[labels == lab]:
+            p = paths[int(r)]
+            if p and Path(p).is_file():
+                ex = {"product_id": str(catalog.ids[int(r)]), "image": str(p)}
+                break
+        out.append(ex)
+    return out
+
+
+def _mean_std(values: Sequence[float]) -> dict:
+    v = np.asarray(values, dtype=np.float64)
+    return {
+        "mean": float(v.mean()),
+        "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+        "values": [float(a) for a in v],
+    }
+
+
+def _check_int_list(name: str, values: Sequence[int], lo: int) -> list[int]:
+    out = list(values)
+    if not out or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo for v in out):
+        raise param_error(name, "evaluate_clustering()", f"a non-empty list of ints >= {lo}", values)
+    return [int(v) for v in out]
+
+
+def evaluate_clustering(
+    rec: Any,
+    categories: Sequence[int] = DEFAULT_CATEGORIES,
+    seeds: int | Sequence[int] = 5,
+    *,
+    max_per_category: int | None = 100,
+    combos: Sequence[Sequence[str]] | None = None,
+    fusions: Sequence[str] = ("early", "intermediate", "late"),
+    main_categories: int | None = 20,
+    table3_fusions: Sequence[str] | None = None,
+    products: ProductSet = "complete",
+    perplexity: float = 30.0,
+    backend: TSNEBackend = "auto",
+    direct: bool = True,
+    sample_seed: int = 0,
+    n_jobs: int = 1,
+    progress: bool | Callable = True,
+) -> dict:
+    """Run the paper's clustering protocol on a built recommender.
+
+    Parameters
+    ----------
+    rec : Recommender
+        Anything with ``catalog`` (categories required), ``embeddings_`` and
+        ``fuser(method, modalities)``.
+    categories : sequence of int, default (3, 20, 50)
+        The numbers N of most frequent categories to evaluate.
+    seeds : int or sequence of int, default 5
+        An int n means seeds ``0 … n−1``; each cell is the mean ± std over them. The same
+        seed drives t-SNE and k-means of one run.
+    max_per_category : int or None, default 100
+        At most this many products per category (a fixed random sample, ``sample_seed``),
+        so that the N × N distance matrices fit in memory and time.
+    combos : sequence of modality tuples, optional
+        Default: every non-empty subset of the model's modalities (7 for three).
+    fusions : sequence of str
+        Fusion methods for the full table (Table II).
+    main_categories : int or None, default 20
+        The N of the full combinations × fusions table (Table II) and of the figure. For the
+        other N only ``table3_fusions`` are run. ``None``: the full table for every N.
+    table3_fusions : sequence of str, optional
+        Fusions run for the N other than ``main_categories`` (Table III). Default: ``fusions``.
+    products : {"complete", "any"}
+        ``"complete"`` (default): only products that have every modality of ``combos``, so
+        every cell scores the same products. ``"any"``: every categorised product (pairs
+        sharing no modality get the maximum distance).
+    perplexity, backend, n_jobs
+        Passed to :func:`tsne_2d` (``n_jobs`` also limits the k-means threads).
+    direct : bool
+        Also report k-means++ ARI on the fused representation without t-SNE.
+    sample_seed : int
+        Seed of the per-category product sample.
+    progress : bool or callable
+        Show a tqdm bar (True), nothing (False), or call ``progress(message)`` per run.
+
+    Returns
+    -------
+    dict
+        ``config`` (every parameter), ``sets`` (per N: products, categories and their
+        sizes), ``cells`` (one per N × combination × fusion with ``ari_tsne`` /
+        ``ari_direct`` as ``{mean, std, values}``), ``tsne`` (backend used and timings) and
+        ``figure`` (2-D points of the 3-modality intermediate fusion, first seed, main N).
+
+    Examples
+    --------
+    >>> res = evaluate_clustering(rec, categories=(3, 20), seeds=5)  # doctest: +SKIP
+    >>> res["cells"][0]["ari_tsne"]["mean"]  # doctest: +SKIP
+    0.41
+    """
+    from prodfusion.fusion.base import FUSION_METHODS
+
+    where = "evaluate_clustering()"
+    ns = _check_int_list("categories", categories, 2)
+    if isinstance(seeds, bool) or (isinstance(seeds, (int, np.integer)) and seeds < 1):
+        raise param_error("seeds", where, "an int >= 1 or a list of ints >= 0", seeds)
+    seed_list = list(range(seeds)) if isinstance(seeds, (int, np.integer)) else list(seeds)
+    seed_list = _check_int_list("seeds", seed_list, 0)
+    if products not in ("complete", "any"):
+        raise param_error("products", where, "'complete' or 'any'", products)
+    for f in list(fusions) + list(table3_fusions or []):
+        if f not in FUSION_METHODS:
+            raise param_error("fusions", where, f"a subset of {list(FUSION_METHODS)}", f)
+    catalog = rec.catalog
+    if not catalog.has_categories:
+        raise DataError(
+            f"{catalog.source}: the catalog has no 'category' column with values; the "
+            "clustering protocol scores agreement with categories. Map a category column "
+            "when building the model."
+        )
+    available = tuple(rec.embeddings_)
+    if combos is None:
+        combo_list = all_combinations(available)
+    else:
+        from prodfusion.fusion.base import check_modalities
+
+        combo_list = [check_modalities(c, available, where) for c in combos]
+    used = sorted({m for c in combo_list for m in c}, key=available.index)
+    if products == "complete":
+        eligible = np.ones(len(catalog), dtype=bool)
+        for m in used:
+            eligible &= rec.embeddings_[m].mask
+    else:
+        eligible = np.zeros(len(catalog), dtype=bool)
+        for m in used:
+            eligible |= rec.embeddings_[m].mask
+    main_n = main_categories if main_categories in ns else None
+    t3 = tuple(table3_fusions) if table3_fusions is not None else tuple(fusions)
+
+    # The largest N's sample contains every smaller N's sample: compute once, slice.
+    n_max = max(ns)
+    rows_all, labels_all, names_all = select_products(
+        catalog.categories,
+        n_max,
+        eligible=eligible,
+        max_per_category=max_per_category,
+        seed=sample_seed,
+    )
+    sets = {}
+    for n in ns:
+        keep = labels_all < n
+        sizes = np.bincount(labels_all[keep], minlength=n)
+        sets[n] = {
+            "n_categories": n,
+            "n_products": int(keep.sum()),
+            "categories": names_all[:n],
+            "category_sizes": [int(s) for s in sizes],
+            "keep": keep,
+        }
+
+    jobs: list[tuple[int, tuple[str, ...], str]] = []
+    for combo in combo_list:
+        for fusion in dict.fromkeys(list(fusions) + list(t3)):
+            for n in ns:
+                wanted = fusions if (main_n is None or n == main_n) else t3
+                if fusion in wanted:
+                    jobs.append((n, combo, fusion))
+    n_runs = len(jobs) * len(seed_list) * (2 if direct else 1)
+    bar = None
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_runs, desc="clustering (t-SNE + k-means++)", unit="run")
+
+    def tick(msg: str) -> None:
+        if bar is not None:
+            bar.set_postfix_str(msg, refresh=False)
+            bar.update(1)
+        elif callable(progress):
+            progress(msg)
+
+    cells = []
+    tsne_seconds: list[float] = []
+    backends_used: set[str] = set()
+    figure = None
+    fig_combo = tuple(m for m in ("text", "image", "clicks") if m in available)
+    fig_n = main_n if main_n is not None else ns[0]
+    t_start = time.perf_counter()
+    try:
+        for combo in combo_list:
+            for fusion in dict.fromkeys(f for (_, c, f) in jobs if c == combo):
+                fuser = rec.fuser(fusion, combo)
+                rep = fused_representation(fuser, rows_all)
+                mds_all = None
+                for n in [n for (n, c, f) in jobs if c == combo and f == fusion]:
+                    keep = sets[n]["keep"]
+                    labels = labels_all[keep]
+                    vec = rep["vectors"][keep] if rep["vectors"] is not None else None
+                    dist = (
+                        rep["distances"][np.ix_(keep, keep)] if rep["distances"] is not None else None
+                    )
+                    ari_t, ari_d, infos = [], [], []
+                    direct_points = None
+                    if direct:
+                        if vec is not None:
+                            direct_points = vec
+                        elif n == n_max and mds_all is not None:
+                            direct_points = mds_all
+                        else:
+                            direct_points = classical_mds(dist)
+                            if n == n_max:
+                                mds_all = direct_points
+                    for s in seed_list:
+                        y, info = tsne_2d(
+                            vec,
+                            distances=dist,
+                            seed=s,
+                            perplexity=perplexity,
+                            backend=backend,
+                            n_jobs=n_jobs,
+                        )
+                        infos.append(info)
+                        tsne_seconds.append(info["seconds"])
+                        backends_used.add(info["backend"])
+                        ari_t.append(kmeans_ari(y, labels, n, seed=s, n_jobs=n_jobs))
+                        tick(f"N={n} {'+'.join(combo)} {fusion} seed={s} t-SNE")
+                        if direct:
+                            ari_d.append(
+                                kmeans_ari(direct_points, labels, n, seed=s, n_jobs=n_jobs)
+                            )
+                            tick(f"N={n} {'+'.join(combo)} {fusion} seed={s} direct")
+                        if figure is None and n == fig_n and combo == fig_combo and fusion == "intermediate":
+                            rows_n = rows_all[keep]
+                            figure = {
+                                "examples": _example_images(catalog, rows_n, labels, n),
+                                "n_categories": n,
+                                "combo": list(combo),
+                                "fusion": fusion,
+                                "seed": s,
+                                "product_ids": [str(p) for p in catalog.ids[rows_n]],
+                                "labels": [int(v) for v in labels],
+                                "categories": sets[n]["categories"],
+                                "xy": [[float(a), float(b)] for a, b in y],
+                            }
+                    cells.append(
+                        {
+                            "n_categories": n,
+                            "combo": list(combo),
+                            "fusion": fusion,
+                            "n_products": int(len(labels)),
+                            "seeds": seed_list,
+                            "ari_tsne": _mean_std(ari_t),
+                            "ari_direct": _mean_std(ari_d) if direct else None,
+                            "tsne_input": "vectors" if vec is not None else "precomputed distances",
+                            "perplexity": infos[0]["perplexity"],
+                        }
+                    )
+    finally:
+        if bar is not None:
+            bar.close()
+
+    for s in sets.values():
+        s.pop("keep")
+    return {
+        "kind": "clustering",
+        "config": {
+            "categories": ns,
+            "seeds": seed_list,
+            "max_per_category": max_per_category,
+            "combos": [list(c) for c in combo_list],
+            "fusions": list(fusions),
+            "main_categories": main_n,
+            "table3_fusions": list(t3),
+            "products": products,
+            "perplexity": perplexity,
+            "backend": backend,
+            "direct": direct,
+            "sample_seed": sample_seed,
+            "kmeans": "sklearn KMeans(init='k-means++', n_init=10, random_state=seed), k = N",
+            "catalog": {"source": catalog.source, "n_products": len(catalog)},
+            "eligible_products": int(eligible.sum()),
+            "modalities": {
+                m: {"spec": rec.embeddings_[m].spec, "n_present": rec.embeddings_[m].n_present}
+                for m in available
+            },
+        },
+        "sets": {str(n): s for n, s in sets.items()},
+        "cells": cells,
+        "tsne": {
+            "backends": sorted(backends_used),
+            "runs": len(tsne_seconds),
+            "seconds_total": float(sum(tsne_seconds)),
+            "seconds_mean": float(np.mean(tsne_seconds)) if tsne_seconds else math.nan,
+        },
+        "seconds": time.perf_counter() - t_start,
+        "figure": figure,
+    }
