@@ -1,0 +1,147 @@
+"""The prodfusion command line: build → similar, stats, errors and exit codes; the demo pipeline."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from prodfusion.cli import main
+
+CATALOG = """product_id,title,category,price
+0001,Red leather handbag,bags,10
+0002,Kırmızı deri kadın çanta,bags,11
+0003,Black leather shoulder bag,bags,12
+0004,Siyah deri omuz çantası,bags,13
+0005,Running shoes for men,shoes,20
+0006,Erkek koşu ayakkabısı,shoes,21
+0007,White leather sneakers,shoes,22
+0008,Beyaz deri spor ayakkabı,shoes,23
+0009,Gaming laptop 16 GB RAM,laptops,30
+0010,Oyun bilgisayarı dizüstü 16 GB,laptops,31
+"""
+
+SESSIONS = """sid;item;ts
+a;0001;1
+a;0003;2
+a;0002;3
+b;0005;1
+b;0007;2
+b;0006;3
+b;0006;4
+c;0009;1
+c;0010;2
+d;0004;1
+d;0001;2
+e;9999;1
+e;0005;2
+"""
+
+
+@pytest.fixture
+def files(tmp_path):
+    (tmp_path / "catalog.csv").write_text(CATALOG, encoding="utf-8")
+    (tmp_path / "clicks.csv").write_text(SESSIONS, encoding="utf-8")
+    return tmp_path
+
+
+def _build(files, *extra):
+    return main([
+        "build", "--catalog", str(files / "catalog.csv"), "--image-col", "",
+        "--interactions", str(files / "clicks.csv"), "--session-cols", "sid", "--item-col", "item",
+        "--time-col", "ts", "--p2v-dim", "16", "--workers", "1", "--image", "none",
+        "--cache-dir", "none", "--out", str(files / "model"), *extra,
+    ])
+
+
+def test_build_then_similar(files, capsys):
+    assert _build(files, "--fusion", "intermediate") == 0
+    err = capsys.readouterr().err
+    assert "1 rows of 1 products not in the catalog dropped" in err
+    assert main(["similar", str(files / "model"), "0001", "-k", "3", "--json",
+                 "--modalities", "text"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["query"]["product_id"] == "0001"
+    ids = [r["product_id"] for r in out["results"]]
+    assert len(ids) == 3 and "0001" not in ids
+    assert all(r["category"] == "bags" for r in out["results"])  # English and Turkish bags
+    assert main(["similar", str(files / "model"), "0006", "-k", "2", "--modalities", "text"]) == 0
+    table = capsys.readouterr().out
+    assert "rank" in table and "shoes" in table
+
+
+def test_similar_unknown_product_exits_nonzero(files, capsys):
+    assert _build(files) == 0
+    capsys.readouterr()
+    assert main(["similar", str(files / "model"), "1"]) == 1
+    assert "Product id '1' is not in the catalog" in capsys.readouterr().err
+
+
+def test_similar_bad_model_folder(tmp_path, capsys):
+    assert main(["similar", str(tmp_path), "x"]) == 2
+    assert "no manifest.json" in capsys.readouterr().err
+
+
+def test_build_bad_catalog_names_row_and_column(files, capsys):
+    (files / "bad.csv").write_text("product_id,title\n01,ok\n02,  \n", encoding="utf-8")
+    code = main(["build", "--catalog", str(files / "bad.csv"), "--out", str(files / "m"),
+                 "--image", "none", "--cache-dir", "none"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "row 2" in err and "'title'" in err
+    assert not (files / "m").exists()  # nothing half-written
+
+
+def test_unknown_fusion_refused_by_parser(files, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["similar", str(files), "x", "--fusion", "average"])
+    assert e.value.code == 2
+    assert "invalid choice: 'average'" in capsys.readouterr().err
+
+
+def test_stats(files, capsys):
+    assert main(["stats", "--catalog", str(files / "catalog.csv"), "--image-col", "",
+                 "--interactions", str(files / "clicks.csv"), "--session-cols", "sid",
+                 "--item-col", "item", "--time-col", "ts", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["products"] == 10 and d["categories"] == 3
+    assert d["title_words"] == {"min": 3, "max": 5, "mean": 3.9}
+    # a, b, c, d kept (b's repeat collapsed); e has one known click left and is dropped.
+    assert (d["sessions"], d["clicks"]) == (4, 10)
+    assert d["clicks_per_session"] == {"min": 2, "max": 3, "mean": 2.5}
+    assert d["products_never_clicked"] == 1  # 0008
+    assert d["cleaning"]["n_unknown_products"] == 1 and d["cleaning"]["n_repeats_collapsed"] == 1
+
+
+@pytest.mark.slow
+def test_synthetic_planted_categories_recovered(tmp_path):
+    """Packaged encoders on the synthetic shop: every modality and fusion finds the categories."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from prodfusion.data import clean_sessions, make_synthetic, read_catalog, read_interactions
+    from prodfusion.demo import kmeans_ari
+    from prodfusion.fusion.base import l2_normalize
+    from prodfusion.recommender import Prod2VecParams, Recommender
+
+    paths = make_synthetic(tmp_path, n_products=360, n_categories=6, n_sessions=3000, seed=1)
+    cat = read_catalog(paths.catalog)
+    sessions = clean_sessions(read_interactions(
+        paths.interactions, session_cols=("session_id",), item_col="product_id", time_col="timestamp"
+    ), cat)
+    rec = Recommender(prod2vec=Prod2VecParams(vector_size=64, epochs=20, workers=1)).build(cat, sessions)
+    labels = np.asarray(cat.categories)
+    assert not rec.embeddings_["image"].mask.all()  # some images missing/corrupt: absent
+    assert not rec.embeddings_["clicks"].mask.all()  # some products never clicked
+    for m, e in rec.embeddings_.items():
+        x = l2_normalize(e.vectors, e.mask)[e.mask]
+        ari, _ = kmeans_ari(x, labels[e.mask], 6)
+        assert ari > 0.5, (m, ari)
+    f = rec.fuser("intermediate")
+    ari, _ = kmeans_ari(f.representation()[f.present], labels[f.present], 6)
+    assert ari > 0.6
+    for fusion in ("early", "intermediate", "late"):
+        rows, _ = rec.fuser(fusion).topk(np.arange(len(cat)), 10)
+        precision = (labels[rows] == labels[:, None]).mean()
+        assert precision > 0.8, (fusion, precision)
+    assert adjusted_rand_score(labels, labels) == 1.0
