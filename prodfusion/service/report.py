@@ -192,8 +192,8 @@ def format_report(report: dict) -> str:
               for i, h in enumerate(head)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [f"Experiment {report['experiment']!r} (control: {report['control']})", "",
-           fmt.format(*head), fmt.format(*("-" * w for w in widths))]
-    out += [fmt.format(*row) for row in lines]
+           fmt.format(*head).rstrip(), fmt.format(*("-" * w for w in widths))]
+    out += [fmt.format(*row).rstrip() for row in lines]
     srm = report.get("srm")
     if srm:
         obs = ", ".join(f"{k}={v}" for k, v in srm["observed"].items())
