@@ -350,7 +350,6 @@ def create_app(settings: ServiceSettings, *, store=None):
              responses={404: {"description": "unknown product"}})
     def similar(
         request: Request,
-        response: Response,
         product_id: Annotated[str, PathParam(pattern=PRODUCT_ID_PATTERN)],
         k: Annotated[int, Query(ge=1, le=settings.max_k)] = settings.default_k,
         visitor: Annotated[str | None, Query(pattern=TOKEN_PATTERN,
@@ -374,9 +373,7 @@ def create_app(settings: ServiceSettings, *, store=None):
         items = []
         for rank, (row, score) in enumerate(zip(rows, scores, strict=True), start=1):
             items.append({**_product(model, int(row)), "rank": rank, "score": float(score)})
-        if new:
-            _set_cookie(response, vis)
-        return {
+        payload = {
             "product": _product(model, rec.catalog.row_of(product_id)),
             "items": items,
             "experiment": exp.name,
@@ -388,6 +385,11 @@ def create_app(settings: ServiceSettings, *, store=None):
             "model": model.resolved,
             "shop_url": _shop_url(product_id),
         }
+        # Built to the SimilarOut schema here; returning a response skips re-validating it.
+        out = JSONResponse(payload)
+        if new:
+            _set_cookie(out, vis)
+        return out
 
     @app.get("/v1/products", response_model=ProductsOut, tags=["recommendations"],
              summary="Search products by title or id (empty query: a spread of the catalog)")

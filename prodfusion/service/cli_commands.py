@@ -36,6 +36,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from prodfusion.service.settings import load_settings
 
     settings = load_settings(args.config, **_settings_overrides(args))
+    if args.blas_threads > 0:
+        # Requests run concurrently in a thread pool; one BLAS thread per request avoids
+        # oversubscribing the cores (measured ~2x faster per query on a busy 2-core machine).
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.blas_threads)
     app = create_app(settings)
     print(f"prodfusion: serving experiment {settings.experiment.name!r} "
           f"({', '.join(settings.experiment.names)}) on http://{args.host}:{args.port}/ "
@@ -72,6 +78,9 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
                    help="seconds between checks for a newly published model (0: never)")
     s.add_argument("--shop-url", default=None,
                    help="merchant page template for the 'go to shop' button, with {product_id}")
+    s.add_argument("--blas-threads", type=int, default=1,
+                   help="BLAS threads per request (default 1: requests already run in parallel; "
+                   "0 leaves the library default)")
     s.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug"])
     s.add_argument("--no-access-log", dest="access_log", action="store_false")
