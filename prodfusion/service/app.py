@@ -484,12 +484,13 @@ def create_app(settings: ServiceSettings, *, store=None):
         except ValidationError as exc:
             raise RequestValidationError(exc.errors(include_url=False, include_context=False),
                                          body=None) from None
-        cookie_vis, _ = _visitor(request, None)
-        has_cookie = settings.cookie_name in request.cookies
+        cookie_vis = request.cookies.get(settings.cookie_name)
+        if cookie_vis is not None and not _TOKEN_RE.match(cookie_vis):
+            cookie_vis = None  # a malformed cookie is no visitor id
         now = time.time()
         out = []
         for i, e in enumerate(batch.events):
-            vis = e.visitor or (cookie_vis if has_cookie else None)
+            vis = e.visitor or cookie_vis
             if vis is None:
                 return _error(422, f"events[{i}] has no 'visitor' and the request no "
                                    f"{settings.cookie_name!r} cookie.")

@@ -7,7 +7,7 @@ Point the service at a *symlink* (``models/current``) and publish a newly built 
 symlink is atomic, so the service sees either the old or the new folder, never a half-written
 one. The service polls every ``reload_interval_s`` seconds; when the resolved folder or its
 ``manifest.json`` changed, it loads the new folder *beside* the old one, validates it (loads,
-builds every variant's fuser and answers a probe query with each) and only then swaps the
+builds every variant's fusion/index and answers a probe query with each) and only then swaps the
 reference that requests read. Requests in flight finish on the object they started with. A
 folder that fails validation is refused: the old model keeps serving, ``/readyz`` shows the
 error and ``prodfusion_model_reloads_total{outcome="refused"}`` counts it; the same broken
@@ -103,7 +103,7 @@ def _load(path: Path, variants: list[VariantConfig], images: Path | None) -> Loa
     probe = rec.catalog.ids[0]
     for v in variants:
         try:
-            rec.fuser(v.fusion, v.modalities)  # builds and caches the fitted fusion
+            # builds (or loads) and caches what similar() searches with: fusion or index
             rec.similar(probe, 1, fusion=v.fusion, modalities=v.modalities)
         except Exception as exc:
             raise ModelError(

@@ -463,3 +463,13 @@ def test_model_that_cannot_serve_a_variant_fails_startup(planted_model, tmp_path
     with pytest.raises(ModelError, match=r"cannot serve variant 'a'"):
         with TestClient(create_app(s)):
             pass
+
+
+def test_malformed_cookie_is_no_visitor(client):
+    client.cookies.set("pf_visitor", "bad<cookie>")
+    e = view("r1", "x")
+    del e["visitor"]
+    r = client.post("/v1/events", json={"events": [e]})
+    assert r.status_code == 422 and "has no 'visitor'" in r.text
+    r = client.get("/v1/similar/0001")  # a fresh id replaces it
+    assert re.fullmatch(r"[0-9a-f]{32}", r.json()["visitor"])
