@@ -44,6 +44,7 @@ class Catalog:
     frame: pl.DataFrame
     source: str = "<memory>"
     _row: dict[str, int] = field(init=False, repr=False)
+    _ids: np.ndarray | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         for col in (ID, TITLE):
@@ -68,8 +69,15 @@ class Catalog:
 
     @property
     def ids(self) -> np.ndarray:
-        """Product ids as a NumPy array of Python strings (object dtype), in row order."""
-        return np.asarray(self.frame[ID].to_list(), dtype=object)
+        """Product ids as a read-only NumPy array of Python strings (object dtype), in row order.
+
+        Built once and kept: the catalog does not change after construction.
+        """
+        if self._ids is None:
+            ids = np.asarray(self.frame[ID].to_list(), dtype=object)
+            ids.flags.writeable = False
+            self._ids = ids
+        return self._ids
 
     @property
     def titles(self) -> list[str]:

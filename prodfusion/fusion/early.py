@@ -68,10 +68,12 @@ class EarlyFusion(ExactSearchMixin):
     def similarity(self, query_rows, cand_rows=None) -> np.ndarray:
         """Cosine of the fused vectors; ``-inf`` for pairs involving a product with no modality."""
         q = self._query_rows(query_rows)
-        c = np.arange(self.n) if cand_rows is None else np.asarray(cand_rows, dtype=np.int64)
-        s = self.vectors_[q] @ self.vectors_[c].T
+        # Index the candidate side only when asked: vectors_[arange(n)] would copy it all.
+        cv, cp = (self.vectors_, self.present) if cand_rows is None else (
+            self.vectors_[cand_rows], self.present[cand_rows])
+        s = self.vectors_[q] @ cv.T
         s[~self.present[q], :] = -np.inf
-        s[:, ~self.present[c]] = -np.inf
+        s[:, ~cp] = -np.inf
         return s
 
     def representation(self, rows=None) -> np.ndarray:

@@ -57,9 +57,11 @@ class IntermediateFusion(ExactSearchMixin):
 
     def similarity(self, query_rows, cand_rows=None) -> np.ndarray:
         q = self._query_rows(query_rows)
-        c = np.arange(self.n) if cand_rows is None else np.asarray(cand_rows, dtype=np.int64)
-        num = self.vectors_[q] @ self.vectors_[c].T
-        den = self.presence_[q] @ self.presence_[c].T
+        # Index the candidate side only when asked: vectors_[arange(n)] would copy it all.
+        cv, cp = (self.vectors_, self.presence_) if cand_rows is None else (
+            self.vectors_[cand_rows], self.presence_[cand_rows])
+        num = self.vectors_[q] @ cv.T
+        den = self.presence_[q] @ cp.T
         with np.errstate(divide="ignore", invalid="ignore"):
             s = num / den
         s[den == 0] = -np.inf

@@ -107,10 +107,9 @@ class LateFusion(ExactSearchMixin):
     def count(self, query_rows, cand_rows=None) -> np.ndarray:
         """The paper's late-fusion similarity: modalities in which the two share a cluster."""
         q = self._query_rows(query_rows)
-        c = np.arange(self.n) if cand_rows is None else np.asarray(cand_rows, dtype=np.int64)
-        out = np.zeros((len(q), len(c)), dtype=np.float32)
+        out = np.zeros((len(q), self.n if cand_rows is None else len(cand_rows)), dtype=np.float32)
         for lab in self.labels_.values():
-            lq, lc = lab[q], lab[c]
+            lq, lc = lab[q], (lab if cand_rows is None else lab[cand_rows])
             out += (lq[:, None] == lc[None, :]) & (lq[:, None] >= 0)
         return out
 
