@@ -81,10 +81,8 @@ def load_hf(
         except Exception as exc:  # any loader failure on a local folder is a model problem
             raise ModelError(f"{spec}: could not load the {what} at {str(path)!r}: {exc}") from exc
     if is_local_like(name_or_path):
-        raise ModelError(
-            f"{spec}: model folder {str(path)!r} does not exist. Check the path "
-            f"(it is resolved against the current directory {str(Path.cwd())!r})."
-        )
+        where = "" if path.is_absolute() else f" (relative to the current directory {str(Path.cwd())!r})"
+        raise ModelError(f"{spec}: model folder {str(path)!r} does not exist{where}. Check the path.")
     try:
         return loader(name_or_path, local_files_only=True)
     except OSError:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -333,8 +334,6 @@ class SentenceTransformerEncoder(TextEncoder):
 
     @property
     def namespace(self) -> str:
-        from pathlib import Path
-
         p = Path(self.name_or_path).expanduser()
         where = str(p.resolve()) if p.exists() else self.name_or_path
         return f"st:{where}@v{self.version}"

@@ -130,3 +130,29 @@ def test_encode_before_fit_and_encode_with_sessions():
         small().encode(catalog)
     emb = small().encode(catalog, planted_sessions(0))
     assert emb.mask.all() and emb.spec == "prod2vec"
+
+
+@pytest.mark.slow
+def test_single_worker_fit_does_not_depend_on_pythonhashseed(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    script = (
+        "import hashlib\n"
+        "from prodfusion.encoders import Prod2Vec\n"
+        "from tests.encoders.test_clicks import planted_sessions\n"
+        "wv = Prod2Vec(vector_size=8, epochs=2, workers=1, seed=3, progress=False)"
+        ".fit(planted_sessions(0)).wv_\n"
+        "print(hashlib.sha256(wv.vectors.tobytes()).hexdigest(), wv.index_to_key)\n"
+    )
+    outs = []
+    for hashseed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hashseed, "PYTHONPATH": str(repo)}
+        proc = subprocess.run(
+            [sys.executable, "-c", script], env=env, cwd=repo, capture_output=True, text=True, check=True
+        )
+        outs.append(proc.stdout)
+    assert outs[0] == outs[1] and outs[0].strip()

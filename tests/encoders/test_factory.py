@@ -68,16 +68,17 @@ def test_clip_refuses_a_non_clip_model_folder(tiny_st_path):
         make_encoder(f"clip:{tiny_st_path}").load()
 
 
-def test_hub_id_not_available_offline_says_how_to_pass_a_path(monkeypatch):
+@pytest.mark.parametrize("prefix", ["st", "clip"])
+def test_hub_id_not_available_offline_says_how_to_pass_a_path(prefix, monkeypatch):
     import huggingface_hub.constants
 
     # Simulate a machine without network access, without touching environment variables.
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    enc = make_encoder("st:some-org/no-such-model-xyz")
+    enc = make_encoder(f"{prefix}:some-org/no-such-model-xyz")
     msg = (
-        "st:some-org/no-such-model-xyz: model 'some-org/no-such-model-xyz' could not be found "
-        "locally (neither a folder nor in the Hugging Face cache) and could not be downloaded "
-        "(offline?). Pass a local folder instead, e.g. 'st:/path/to/model'"
+        f"{prefix}:some-org/no-such-model-xyz: model 'some-org/no-such-model-xyz' could not be "
+        "found locally (neither a folder nor in the Hugging Face cache) and could not be "
+        f"downloaded (offline?). Pass a local folder instead, e.g. '{prefix}:/path/to/model'"
     )
     with pytest.raises(ModelError, match=re.escape(msg)):
         enc.load()
