@@ -81,7 +81,7 @@ class IndexSettings:
     over_fetch: int = 8
     min_candidates: int = 128
     max_candidates: int = 16_384
-    train_sample: int = 100_000
+    train_sample: int = 32_768
     seed: int = 0
 
     def __post_init__(self) -> None:

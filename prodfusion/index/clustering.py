@@ -40,18 +40,25 @@ def assign_to_centroids(emb: Embeddings, centroids: np.ndarray, rows: np.ndarray
     >>> assign_to_centroids(e, np.array([[0, 1], [1, 0]], "float32")).tolist()
     [1, 0, -1]
     """
-    rows = np.arange(len(emb.mask)) if rows is None else np.asarray(rows, dtype=np.int64)
+    whole = rows is None
+    rows = np.arange(len(emb.mask)) if whole else np.asarray(rows, dtype=np.int64)
     c = np.asarray(centroids, dtype=np.float32)
     c2 = (c * c).sum(axis=1)
+    ct = np.ascontiguousarray(c.T)
     out = np.full(len(rows), -1, dtype=np.int32)
     for lo in range(0, len(rows), _CHUNK):
         r = rows[lo : lo + _CHUNK]
         keep = emb.mask[r]
         if not keep.any():
             continue
-        x = _normalized_rows(emb, r[keep])
-        d = c2[None, :] - 2.0 * (x @ c.T)
-        out[lo : lo + _CHUNK][keep] = np.argmin(d, axis=1).astype(np.int32)
+        # Contiguous slices need no gather; absent rows are zero and are dropped below.
+        v = emb.vectors[lo : lo + len(r)] if whole else emb.vectors[r]
+        v = np.asarray(v, dtype=np.float32)
+        dots = v @ ct
+        norms = np.sqrt(np.einsum("ij,ij->i", v, v))
+        # ||x/|x| - c||² = 1 + |c|² - 2 x·c/|x|: the same argmin without normalising x.
+        d = c2[None, :] - 2.0 * dots / np.maximum(norms, 1e-30)[:, None]
+        out[lo : lo + len(r)][keep] = np.argmin(d[keep], axis=1).astype(np.int32)
     return out
 
 

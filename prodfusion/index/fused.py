@@ -40,7 +40,7 @@ import numpy as np
 
 from prodfusion.encoders.base import Embeddings
 from prodfusion.errors import ModelError, NotBuiltError, ParameterError
-from prodfusion.fusion import EarlyFusion, IntermediateFusion, make_fuser
+from prodfusion.fusion import make_fuser
 from prodfusion.index.base import IndexSettings, choose_backend
 from prodfusion.index.exact import ExactIndex, topk_rows
 from prodfusion.index.faiss_index import HNSWIndex, IVFPQIndex
@@ -62,6 +62,16 @@ _BACKENDS = {"exact": ExactIndex, "hnsw": HNSWIndex, "ivfpq": IVFPQIndex}
 
 def _pattern_name(mods: Sequence[str]) -> str:
     return "+".join(mods)
+
+
+def _row_norms(e: Embeddings) -> np.ndarray:
+    """L2 norm of every row (0 where absent), computed in chunks."""
+    out = np.zeros(len(e.mask), dtype=np.float32)
+    for lo in range(0, len(out), _BUILD_CHUNK):
+        v = np.asarray(e.vectors[lo : lo + _BUILD_CHUNK], dtype=np.float32)
+        out[lo : lo + _BUILD_CHUNK] = np.sqrt(np.einsum("ij,ij->i", v, v))
+    out[~e.mask] = 0.0
+    return out
 
 
 class _Codes:
@@ -178,6 +188,13 @@ class FusedIndex:
         self.n_present_ = int(self.present.sum())
         if labels is not None:
             self.labels_ = {m: np.asarray(labels[m], dtype=np.int32) for m in self.modalities}
+        self.norms_ = {m: _row_norms(self.embeddings_[m]) for m in self.modalities}
+        dims = np.array([self.embeddings_[m].dim for m in self.modalities], dtype=np.float32)
+        sq = np.stack([self.norms_[m] ** 2 for m in self.modalities], axis=1)
+        if self.normalize:
+            sq = self.masks_.astype(np.float32)
+        # Norm of the early-fusion concatenation [v_m / sqrt(D_m)]_m (before normalisation).
+        self.fused_norm_ = np.sqrt((sq / dims).sum(axis=1)).astype(np.float32)
 
     def _check_built(self) -> None:
         if not hasattr(self, "embeddings_"):
@@ -207,6 +224,56 @@ class FusedIndex:
         union, inv = np.unique(np.concatenate([q, c]), return_inverse=True)
         f = self._sub(union)
         return f.similarity(inv[: len(q)], inv[len(q) :])
+
+    def pair_scores(self, q: int, cand_rows: np.ndarray) -> np.ndarray:
+        """Exact fused similarity of one query row to ``cand_rows`` (float32), fast path.
+
+        The same formulas as the fusion classes, evaluated from per-modality dot products
+        and precomputed row norms: only the candidates' rows are read. Tested against the
+        fusion classes (and :meth:`exact_scores`, which runs them).
+        """
+        c = np.asarray(cand_rows, dtype=np.int64)
+        num = np.zeros(len(c), dtype=np.float32)
+        shared = np.zeros(len(c), dtype=np.float32)
+        early = self.method == "early"
+        for j, m in enumerate(self.modalities):
+            if not self.masks_[q, j]:
+                continue
+            e = self.embeddings_[m]
+            both = self.masks_[c, j]
+            dots = np.asarray(e.vectors[c], dtype=np.float32) @ np.asarray(e.vectors[q], np.float32)
+            if early:
+                if self.normalize:
+                    dots = dots / np.where(both, self.norms_[m][c] * self.norms_[m][q], 1.0)
+                num += np.where(both, dots, 0.0) / np.float32(e.dim)
+            else:
+                cos = dots / np.where(both, self.norms_[m][c] * self.norms_[m][q], 1.0)
+                num += np.where(both, cos, 0.0)
+                shared += both
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if early:
+                out = num / (self.fused_norm_[c] * self.fused_norm_[q])
+                out[~self.present[c]] = -np.inf
+            else:
+                out = num / shared
+                out[shared == 0] = -np.inf
+        if not self.present[q]:
+            out[:] = -np.inf
+        if self.method == "late":
+            from prodfusion.fusion.late import TIE_WEIGHT
+
+            count = np.zeros(len(c), dtype=np.float32)
+            for m in self.modalities:
+                lab = self.labels_[m]
+                if lab[q] >= 0:
+                    count += lab[c] == lab[q]
+            finite = np.isfinite(out)
+            out = np.where(finite, count + np.float32(TIE_WEIGHT) * (1.0 + out) / 2.0, -np.inf)
+        return out.astype(np.float32)
+
+    def _query_blocks(self, q_rows: np.ndarray, mods: tuple[str, ...]) -> np.ndarray:
+        """Index-space vectors of the queries for a piece over ``mods`` (see subclasses)."""
+        raise NotImplementedError  # pragma: no cover
 
     def _resolved_backend(self, n: int) -> str:
         return choose_backend(self.backend, n, self.settings)
@@ -257,15 +324,32 @@ class FusedIndex:
         same_code: np.ndarray | None = None,
         diff_code: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k by scanning every row in chunks (the oracle, in bounded memory)."""
+        """Exact top-k by scanning every row in chunks: the oracle, in bounded memory.
+
+        Blocks of queries are scored against chunks of ``_EXACT_CHUNK`` rows with the
+        library's fuser fitted on just those rows, keeping a running top-k.
+        """
         self._check_built()
         rows = self._validate_rows(query_rows)
         flt = _Filter(self, exclude_self, banned, same_code, diff_code)
         out_r = np.full((len(rows), k), -1, dtype=np.int64)
         out_s = np.full((len(rows), k), -np.inf, dtype=np.float32)
-        for i, q in enumerate(rows):
-            if self.present[q]:
-                out_r[i], out_s[i] = self._exact_over(int(q), k, flt)
+        universe = np.flatnonzero(self.present)
+        for lo in range(0, len(rows), 256):
+            q = rows[lo : lo + 256]
+            best_r = np.zeros((len(q), 0), dtype=np.int64)
+            best_s = np.zeros((len(q), 0), dtype=np.float32)
+            for clo in range(0, len(universe), _EXACT_CHUNK):
+                c = universe[clo : clo + _EXACT_CHUNK]
+                s = np.asarray(self.exact_scores(q, c), dtype=np.float32)
+                for j, qj in enumerate(q):
+                    s[j, ~flt.ok(int(qj), c)] = -np.inf
+                s[~self.present[q]] = -np.inf
+                best_r, best_s = topk_rows(
+                    np.concatenate([best_s, s], axis=1), k,
+                    np.concatenate([best_r, np.broadcast_to(c, s.shape)], axis=1),
+                )
+            out_r[lo : lo + 256], out_s[lo : lo + 256] = best_r, best_s
         return out_r, out_s
 
     def _exact_over(self, q: int, k: int, flt: _Filter) -> tuple[np.ndarray, np.ndarray]:
@@ -278,7 +362,7 @@ class FusedIndex:
         best_s = np.zeros(0, dtype=np.float32)
         for lo in range(0, len(universe), _EXACT_CHUNK):
             c = universe[lo : lo + _EXACT_CHUNK]
-            s = self.exact_scores([q], c)[0]
+            s = self.pair_scores(q, c)
             best_r = np.concatenate([best_r, c])
             best_s = np.concatenate([best_s, s.astype(np.float32)])
             r, sc = topk_rows(best_s[None, :], k, best_r[None, :])
@@ -305,13 +389,20 @@ class FusedIndex:
 
 # =================================================================== vector-index fusions
 class _Piece:
-    """One vector index over some catalog rows, all sharing the same present modalities."""
+    """One vector index over some catalog rows, all sharing the same present modalities.
 
-    def __init__(self, name: str, modalities: tuple[str, ...], rows: np.ndarray, index) -> None:
+    A *mixed* piece (intermediate fusion) gathers the rows of every presence pattern too
+    small for its own index: it is searched exactly, dividing each inner product by the
+    number of modalities that row shares with the query.
+    """
+
+    def __init__(self, name: str, modalities: tuple[str, ...], rows: np.ndarray, index,
+                 mixed: bool = False) -> None:
         self.name = name
         self.modalities = modalities
         self.rows = rows
         self.index = index
+        self.mixed = mixed
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -320,20 +411,20 @@ class _Piece:
 class _VectorFusedIndex(FusedIndex):
     """Shared machinery of early and intermediate fusion: pieces, candidates, re-scoring."""
 
-    def _pieces_plan(self) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:  # pragma: no cover
-        raise NotImplementedError
-
-    def _piece_vectors(self, rows: np.ndarray, mods: tuple[str, ...]) -> np.ndarray:  # pragma: no cover
+    def _pieces_plan(self, rows: np.ndarray | None = None) -> dict:  # pragma: no cover
+        """``name -> (modalities, rows, mixed)`` for all rows, or for appended ``rows``."""
         raise NotImplementedError
 
     def _vectors_chunked(self, rows: np.ndarray, mods: tuple[str, ...]):
+        """Index-space vectors of ``rows``, a chunk at a time (bounded memory)."""
         for lo in range(0, len(rows), _BUILD_CHUNK):
-            yield self._piece_vectors(rows[lo : lo + _BUILD_CHUNK], mods)
+            yield self._query_blocks(rows[lo : lo + _BUILD_CHUNK], mods)
 
-    def _make_piece(self, name: str, mods: tuple[str, ...], rows: np.ndarray) -> _Piece:
+    def _make_piece(self, name: str, mods: tuple[str, ...], rows: np.ndarray,
+                    mixed: bool = False) -> _Piece:
         backend = self._resolved_backend(self.n)
         dim = int(sum(self.embeddings_[m].dim for m in mods))
-        if backend == "exact" or len(rows) < self.settings.exact_below:
+        if backend == "exact" or mixed or len(rows) < self.settings.exact_below:
             index = ExactIndex(dim)
         else:
             rng = np.random.default_rng(self.settings.seed)
@@ -343,15 +434,15 @@ class _VectorFusedIndex(FusedIndex):
             index.train(np.concatenate(list(self._vectors_chunked(sample, mods))))
         for v in self._vectors_chunked(rows, mods):
             index.add(v)
-        return _Piece(name, mods, rows.astype(np.int64), index)
+        return _Piece(name, mods, rows.astype(np.int64), index, mixed)
 
     def build(self, embeddings: Mapping[str, Embeddings], labels=None) -> _VectorFusedIndex:
         """Compute the fused vectors in chunks and index every piece."""
         self._set_data(embeddings)
         self.backend_ = self._resolved_backend(self.n)
         self.pieces_: dict[str, _Piece] = {}
-        for name, (mods, rows) in self._pieces_plan().items():
-            self.pieces_[name] = self._make_piece(name, mods, rows)
+        for name, (mods, rows, mixed) in self._pieces_plan().items():
+            self.pieces_[name] = self._make_piece(name, mods, rows, mixed)
         return self
 
     # ----------------------------------------------------------------- search
@@ -381,24 +472,52 @@ class _VectorFusedIndex(FusedIndex):
         return 1 << (kp - 1).bit_length()  # powers of two let queries share a search call
 
     def _candidates(self, q_rows: np.ndarray, kp: int) -> tuple[list[np.ndarray], np.ndarray]:
-        """Candidate rows per query from every relevant piece, and whether that was exhaustive."""
-        cands: list[list[np.ndarray]] = [[] for _ in q_rows]
+        """The ``kp`` best candidates per query over every relevant piece, by index estimate.
+
+        Intermediate estimates are the piece's inner product divided by the number of
+        modalities the query shares with the piece (the mean over shared modalities).
+        Also returns whether that was exhaustive (every relevant row was returned).
+        """
+        rows: list[list[np.ndarray]] = [[] for _ in q_rows]
+        est: list[list[np.ndarray]] = [[] for _ in q_rows]
         exhaustive = np.ones(len(q_rows), dtype=bool)
         qmask = self.masks_[q_rows]
         for piece in self.pieces_.values():
+            if not len(piece):
+                continue
             pm = np.array([m in piece.modalities for m in self.modalities])
-            sel = np.flatnonzero((qmask & pm).any(axis=1))
-            if not len(sel) or not len(piece):
+            shared = (qmask & pm).sum(axis=1)
+            sel = np.flatnonzero(shared > 0)
+            if not len(sel):
                 continue
             kk = min(kp, len(piece))
             if kk < len(piece):
                 exhaustive[sel] = False
-            vecs = self._piece_vectors(q_rows[sel], piece.modalities)
-            labels, _ = piece.index.search(vecs, kk)
+            qv = self._query_blocks(q_rows[sel], piece.modalities)
+            if piece.mixed:  # exact: each row's inner product over the modalities it shares
+                ip = qv @ piece.index.vectors.T
+                sh = qmask[sel].astype(np.float32) @ self.masks_[piece.rows].T.astype(np.float32)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    mean = np.where(sh > 0, ip / sh, -np.inf).astype(np.float32)
+                labels, scores = topk_rows(mean, kk)
+            else:
+                labels, scores = piece.index.search(qv, kk)
+                if self.method == "intermediate":
+                    scores = scores / shared[sel, None].astype(np.float32)
             for j, i in enumerate(sel):
-                lab = labels[j]
-                cands[i].append(piece.rows[lab[lab >= 0]])
-        out = [np.unique(np.concatenate(c)) if c else np.zeros(0, np.int64) for c in cands]
+                ok = labels[j] >= 0
+                rows[i].append(piece.rows[labels[j][ok]])
+                est[i].append(scores[j][ok])
+        out = []
+        for i in range(len(q_rows)):
+            if not rows[i]:
+                out.append(np.zeros(0, np.int64))
+                continue
+            r, e = np.concatenate(rows[i]), np.concatenate(est[i])
+            if len(r) > kp:
+                r = r[np.argpartition(-e, kp - 1)[:kp]]
+                exhaustive[i] = False
+            out.append(r)
         return out, exhaustive
 
     def _search(self, rows, todo, k, flt, out_r, out_s) -> None:
@@ -413,33 +532,19 @@ class _VectorFusedIndex(FusedIndex):
                 continue
             for lo in range(0, len(idx), _QUERY_BLOCK):
                 block = idx[lo : lo + _QUERY_BLOCK]
-                q_rows = rows[block]
-                cands, exhaustive = self._candidates(q_rows, kp)
-                scored = self._rescore(q_rows, cands)
+                cands, exhaustive = self._candidates(rows[block], kp)
                 for j, i in enumerate(block):
-                    q = int(q_rows[j])
-                    c, s = cands[j], scored[j]
-                    keep = flt.ok(q, c) & np.isfinite(s)
-                    r, sc = topk_rows(s[keep][None, :], k, c[keep][None, :])
+                    q = int(rows[i])
+                    c = cands[j]
+                    c = c[flt.ok(q, c)]
+                    s = self.pair_scores(q, c)
+                    keep = np.isfinite(s)
                     if keep.sum() >= k or exhaustive[j]:
-                        out_r[i], out_s[i] = r[0], sc[0]
+                        out_r[i], out_s[i] = topk_rows(s[keep][None, :], k, c[keep][None, :])
                     else:
                         nxt = kp * 4
                         plan.setdefault(nxt if nxt <= self.settings.max_candidates else None,
                                         []).append(i)
-
-    def _rescore(self, q_rows: np.ndarray, cands: list[np.ndarray]) -> list[np.ndarray]:
-        """Exact scores of each query's candidates with one subset fuser for the whole block."""
-        union, inv = np.unique(np.concatenate([q_rows, *cands]), return_inverse=True)
-        f = self._sub(union)
-        out = []
-        pos = len(q_rows)
-        for j, c in enumerate(cands):
-            lc = inv[pos : pos + len(c)]
-            pos += len(c)
-            out.append(f.similarity([inv[j]], lc)[0].astype(np.float32) if len(c) else
-                       np.zeros(0, np.float32))
-        return out
 
     # ----------------------------------------------------------------- updates
     def add(self, embeddings: Mapping[str, Embeddings], new_rows: np.ndarray, labels=None) -> dict:
@@ -453,15 +558,15 @@ class _VectorFusedIndex(FusedIndex):
         new_rows = np.asarray(new_rows, dtype=np.int64)
         plan = self._pieces_plan(new_rows)
         report = {"grown": [], "created": []}
-        for name, (mods, rows) in plan.items():
+        for name, (mods, rows, mixed) in plan.items():
             if not len(rows):
                 continue
             piece = self.pieces_.get(name)
             if piece is None:
-                self.pieces_[name] = self._make_piece(name, mods, rows)
+                self.pieces_[name] = self._make_piece(name, mods, rows, mixed)
                 report["created"].append(name)
                 continue
-            if isinstance(piece.index, ExactIndex) and self.backend_ != "exact" and (
+            if isinstance(piece.index, ExactIndex) and not mixed and self.backend_ != "exact" and (
                 len(piece) + len(rows) >= self.settings.exact_below
             ):  # the piece outgrew exact search
                 self.pieces_[name] = self._make_piece(name, mods, np.concatenate([piece.rows, rows]))
@@ -488,12 +593,12 @@ class _VectorFusedIndex(FusedIndex):
             if name not in plan:
                 del self.pieces_[name]
                 report["dropped"].append(name)
-        for name, (mods, rows) in plan.items():
+        for name, (mods, rows, mixed) in plan.items():
             piece = self.pieces_.get(name)
             if piece is not None and not (changed & set(mods)) and np.array_equal(piece.rows, rows):
                 report["kept"].append(name)
                 continue
-            self.pieces_[name] = self._make_piece(name, mods, rows)
+            self.pieces_[name] = self._make_piece(name, mods, rows, mixed)
             report["rebuilt"].append(name)
         return report
 
@@ -510,6 +615,7 @@ class _VectorFusedIndex(FusedIndex):
             meta["rows"] = f"{stem}.rows.npy"
             meta["modalities"] = list(piece.modalities)
             meta["size"] = len(piece)
+            meta["mixed"] = piece.mixed
             pieces[name] = meta
         return {**self.info(), "pieces": pieces}
 
@@ -529,7 +635,8 @@ class _VectorFusedIndex(FusedIndex):
                 raise ModelError(
                     f"{folder}: piece {name!r} indexes {len(index)} vectors but lists {len(rows)} rows."
                 )
-            self.pieces_[name] = _Piece(name, tuple(pm["modalities"]), rows, index)
+            self.pieces_[name] = _Piece(name, tuple(pm["modalities"]), rows, index,
+                                        bool(pm.get("mixed", False)))
 
     def info(self) -> dict:
         out = super().info()
@@ -547,11 +654,19 @@ class EarlyIndex(_VectorFusedIndex):
 
     def _pieces_plan(self, rows: np.ndarray | None = None):
         r = np.flatnonzero(self.present) if rows is None else rows[self.present[rows]]
-        return {"all": (self.modalities, r.astype(np.int64))}
+        return {"all": (self.modalities, r.astype(np.int64), False)}
 
-    def _piece_vectors(self, rows, mods):
-        sub = {m: self.embeddings_[m].take(rows) for m in self.modalities}
-        return EarlyFusion(modalities=self.modalities, normalize=self.normalize).fit(sub).vectors_
+    def _query_blocks(self, q_rows, mods):
+        """Fused unit vectors ``[v_m / sqrt(D_m)]_m / norm`` (EarlyFusion's, from stored norms)."""
+        blocks = []
+        for m in self.modalities:
+            e = self.embeddings_[m]
+            v = np.asarray(e.vectors[q_rows], dtype=np.float32)
+            if self.normalize:
+                v = v / np.maximum(self.norms_[m][q_rows], 1e-30)[:, None]  # absent rows stay 0
+            blocks.append(v / np.float32(np.sqrt(e.dim)))
+        x = np.concatenate(blocks, axis=1)
+        return x / np.maximum(self.fused_norm_[q_rows], 1e-30)[:, None]
 
 
 class IntermediateIndex(_VectorFusedIndex):
@@ -560,19 +675,42 @@ class IntermediateIndex(_VectorFusedIndex):
     method = "intermediate"
 
     def _pieces_plan(self, rows: np.ndarray | None = None):
-        rows = np.arange(self.n) if rows is None else rows
-        code = (self.masks_[rows] * (1 << np.arange(len(self.modalities)))).sum(axis=1)
-        plan = {}
+        """One piece per presence pattern big enough for its own index; the rest: ``mixed``.
+
+        For appended ``rows``, a pattern joins its existing piece, else the mixed one.
+        """
+        weights = 1 << np.arange(len(self.modalities))
+        all_codes = (self.masks_ * weights).sum(axis=1)
+        counts = np.bincount(all_codes, minlength=1 << len(self.modalities))
+        exact = self._resolved_backend(self.n) == "exact"
+        rows = np.arange(self.n) if rows is None else np.asarray(rows, dtype=np.int64)
+        code = all_codes[rows]
+        existing = getattr(self, "pieces_", None)
+        plan: dict = {}
+        mixed_rows = []
         for c in np.unique(code):
             if c == 0:
                 continue
             mods = tuple(m for j, m in enumerate(self.modalities) if c >> j & 1)
-            plan[_pattern_name(mods)] = (mods, rows[code == c].astype(np.int64))
+            name = _pattern_name(mods)
+            own = (name in existing) if existing is not None and len(rows) < self.n else (
+                not exact and counts[c] >= self.settings.exact_below
+            )
+            if own:
+                plan[name] = (mods, rows[code == c], False)
+            else:
+                mixed_rows.append(rows[code == c])
+        if mixed_rows:
+            plan["mixed"] = (self.modalities, np.sort(np.concatenate(mixed_rows)), True)
         return plan
 
-    def _piece_vectors(self, rows, mods):
-        sub = {m: self.embeddings_[m].take(rows) for m in mods}
-        return IntermediateFusion(modalities=mods).fit(sub).vectors_
+    def _query_blocks(self, q_rows, mods):
+        """Concatenated L2-normalised blocks (IntermediateFusion's, from stored norms)."""
+        blocks = []
+        for m in mods:
+            v = np.asarray(self.embeddings_[m].vectors[q_rows], dtype=np.float32)
+            blocks.append(v / np.maximum(self.norms_[m][q_rows], 1e-30)[:, None])  # absent: 0
+        return np.concatenate(blocks, axis=1)
 
 
 # =================================================================== late fusion
@@ -609,7 +747,7 @@ class LateIndex(FusedIndex):
                 continue
             level = np.partition(count, len(count) - k)[len(count) - k]
             need = cand[count >= level]
-            s = self.exact_scores([q], need)[0].astype(np.float32)
+            s = self.pair_scores(q, need)
             out_r[i], out_s[i] = topk_rows(s[None, :], k, need[None, :])
 
     def add(self, embeddings: Mapping[str, Embeddings], new_rows: np.ndarray, labels=None) -> dict:

@@ -56,6 +56,22 @@ def test_intermediate_pieces_follow_presence_patterns(planted):
     assert sum(len(p) for p in approx.pieces_.values()) == masks.any(axis=1).sum()
 
 
+def test_small_patterns_share_one_exact_mixed_piece(planted):
+    """Patterns under ``exact_below`` rows go to one exact piece; the answer stays exact."""
+    _, embs, _, _ = planted
+    settings = IndexSettings(exact_below=100, reduce_dim=None, ef_search=1024, min_candidates=64)
+    exact, approx = _pair(embs, "intermediate", MODS, settings=settings)
+    pieces = approx.pieces_
+    assert pieces["mixed"].mixed and "text+image+clicks" in pieces
+    masks = np.stack([embs[m].mask for m in MODS], axis=1)
+    codes = {tuple(x) for x in masks[pieces["mixed"].rows]}
+    assert len(codes) >= 3  # several small patterns together
+    q = np.arange(0, 600, 7)
+    r0, s0 = exact.topk(q, 15)
+    r1, s1 = approx.topk(q, 15)
+    assert_same_topk(exact, q, r0, s0, r1, s1)
+
+
 def test_partial_products_are_ranked_fairly(rng):
     """A product lacking clicks whose text and image equal the query's must come first.
 
@@ -170,3 +186,22 @@ def test_errors(planted):
         approx.topk([0], 5, banned=np.zeros(3, bool))
     with pytest.raises(ParameterError, match="needs the k-means\\+\\+ labels"):
         make_fused_index("late", MODS).build(embs)
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("mods", SUBSETS, ids="+".join)
+@pytest.mark.parametrize("method", ["early", "intermediate", "late"])
+def test_fast_pair_scores_equal_the_fusers(planted, method, mods, normalize):
+    """The re-scoring shortcut (dot products + stored norms) is the fusers' formula."""
+    _, embs, _, _ = planted
+    embs = {m: Embeddings(e.vectors * np.float32(10.0 ** j), e.mask, m)  # very unequal scales
+            for j, (m, e) in enumerate(embs.items())}
+    labels = _labels(embs, mods) if method == "late" else None
+    fuser = make_fuser(method, embs, mods, normalize=normalize, late_labels=labels)
+    approx = make_fused_index(method, mods, backend="exact", normalize=normalize).build(embs, labels)
+    cand = np.arange(600)
+    for q in (0, 3, 17, 250, 599):
+        np.testing.assert_allclose(approx.pair_scores(q, cand), fuser.similarity([q], cand)[0],
+                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(approx.exact_scores([q], cand)[0], fuser.similarity([q], cand)[0],
+                                   rtol=1e-5, atol=1e-6)
