@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="k of per-modality k-means++ (default: #categories, else sqrt(n/2))")
     b.add_argument("--p2v-dim", type=int, default=512)
     b.add_argument("--p2v-window", type=int, default=5)
-    b.add_argument("--p2v-epochs", type=int, default=5)
+    b.add_argument("--p2v-epochs", type=int, default=20)
     b.add_argument("--p2v-min-count", type=int, default=1)
     b.add_argument("--workers", type=int, default=None, help="Prod2Vec threads (default: cores)")
     b.add_argument("--batch-size", type=int, default=64)
