@@ -58,11 +58,17 @@ def main(argv=None) -> int:
         "--item-col", "article_id", "--time-col", "t_dat", "--out", str(work / "m2"),
     ]
     rows = []
+    load_before = os.getloadavg()
     t1, rss1, log1 = run(first)
     rows.append(("first build (empty cache; co-purchase pairs)", t1, rss1))
     t2, rss2, log2 = run(second)
     rows.append(("rebuild, new interactions only (cache warm; + transactions)", t2, rss2))
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, no GPU"
+    load_after = os.getloadavg()
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, no GPU; "
+        f"1-min load average {load_before[0]:.1f} at start, {load_after[0]:.1f} at the end "
+        "(other jobs on the machine inflate wall times when it is above the core count)"
+    )
     lines = [
         "# Build time and peak memory on the H&M catalog (11,800 products)",
         "",
