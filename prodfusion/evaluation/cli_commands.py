@@ -293,6 +293,21 @@ def _replay_unavailable(args, rec) -> str | None:
     return None
 
 
+def cmd_render(args) -> int:
+    """Re-render a report from its results.json (same numbers, same meta)."""
+    import json
+    from pathlib import Path
+
+    from prodfusion.errors import DataError
+
+    path = Path(args.results)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: cannot read results JSON ({exc}).") from None
+    return _finish(args, data)
+
+
 def _print_clustering(res) -> None:
     main = res["config"]["main_categories"]
     print(f"clustering (t-SNE: {', '.join(res['tsne']['backends'])}):", file=sys.stderr)
@@ -355,7 +370,14 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     _retrieval_opts(a)
     _replay_opts(a, required=False)
     a.set_defaults(func=cmd_all)
+
+    rd = sub.add_parser("render", help="re-render report.md/report.html/PNGs from a results.json")
+    rd.add_argument("results", metavar="RESULTS_JSON", help="results.json of an earlier report")
+    rd.add_argument("--out", required=True, metavar="REPORT_DIR")
+    rd.add_argument("--title", default=None)
+    rd.add_argument("--note", action="append", default=[], metavar="KEY=TEXT")
+    rd.set_defaults(func=cmd_render)
     return ev
 
 
-__all__ += ["cmd_clustering", "cmd_retrieval", "cmd_replay", "cmd_all"]
+__all__ += ["cmd_clustering", "cmd_retrieval", "cmd_replay", "cmd_all", "cmd_render"]

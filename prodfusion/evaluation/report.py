@@ -85,6 +85,15 @@ class Table:
         )
 
 
+def _num(x: Any, default: float = 0.0) -> float:
+    """A float for plotting: None (NaN in results.json) and NaN become ``default``."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return default
+    return default if math.isnan(v) else v
+
+
 def _f(x: Any, nd: int = 3) -> str:
     if x is None:
         return "–"
@@ -223,7 +232,7 @@ def _meta(extra: Mapping | None) -> dict:
         "libraries": libs,
     }
     if extra:
-        meta.update(dict(extra))
+        meta["notes"] = {str(k): v for k, v in dict(extra).items()}
     return meta
 
 
@@ -298,8 +307,8 @@ def _fig_ari(cells: list[Mapping], n: int, path: Path) -> None:
         means, errs = [], []
         for combo in combos:
             c = next((c for c in main if "+".join(c["combo"]) == combo and c["fusion"] == f), None)
-            means.append(c["ari_tsne"]["mean"] if c else np.nan)
-            errs.append(c["ari_tsne"]["std"] if c else 0)
+            means.append(_num(c["ari_tsne"]["mean"], np.nan) if c else np.nan)
+            errs.append(_num(c["ari_tsne"]["std"]) if c else 0.0)
         ax.bar(np.arange(len(combos)) + (j - (len(fusions) - 1) / 2) * w, means, w, yerr=errs,
                label=f, capsize=2)
     ax.set_xticks(np.arange(len(combos)))
@@ -315,12 +324,12 @@ def _fig_ari(cells: list[Mapping], n: int, path: Path) -> None:
 def _fig_retrieval(rows: list[Mapping], source: str, k: int, path: Path) -> None:
     plt = _plt()
     sel = [r for r in rows if r["source"] == source and r["slice"] == "all"]
-    sel = sorted(sel, key=lambda r: -np.nan_to_num(r["hit_rate"]["value"], nan=-1))
+    sel = sorted(sel, key=lambda r: -_num(r["hit_rate"]["value"], -1.0))
     fig, ax = plt.subplots(figsize=(8, 0.3 * len(sel) + 1.5))
     y = np.arange(len(sel))
-    v = np.array([np.nan_to_num(r["hit_rate"]["value"]) for r in sel])
-    lo = np.array([np.nan_to_num(r["hit_rate"]["ci_lo"]) for r in sel])
-    hi = np.array([np.nan_to_num(r["hit_rate"]["ci_hi"]) for r in sel])
+    v = np.array([_num(r["hit_rate"]["value"]) for r in sel])
+    lo = np.array([_num(r["hit_rate"]["ci_lo"]) for r in sel])
+    hi = np.array([_num(r["hit_rate"]["ci_hi"]) for r in sel])
     ax.barh(y, v, xerr=[np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)], capsize=2,
             color="tab:blue")
     ax.set_yticks(y)
@@ -340,8 +349,8 @@ def _fig_replay(table: Mapping, labels: tuple[str, str], source: str, path: Path
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(cats) + 1.5))
     y = np.arange(len(cats))
     for j, (side, color) in enumerate((("a", "tab:gray"), ("b", "tab:orange"))):
-        v = np.array([np.nan_to_num(c[f"ctr_{side}"]) for c in cats])
-        ci = np.array([[np.nan_to_num(x) for x in c[f"ctr_{side}_ci"]] for c in cats])
+        v = np.array([_num(c[f"ctr_{side}"]) for c in cats])
+        ci = np.array([[_num(x) for x in c[f"ctr_{side}_ci"]] for c in cats])
         ax.barh(y + (j - 0.5) * 0.4, v, 0.4, color=color, label=labels[j],
                 xerr=[np.clip(v - ci[:, 0], 0, None), np.clip(ci[:, 1] - v, 0, None)], capsize=2)
     ax.set_yticks(y)
@@ -557,8 +566,10 @@ def write_report(
         Created if needed; existing report files are overwritten.
     title : str
     meta : dict, optional
-        Extra facts recorded in ``results.json["meta"]`` and shown in the report header
-        (e.g. ``{"data": "H&M subset, 11,800 products"}``).
+        Extra facts recorded in ``results.json["meta"]["notes"]`` and shown in the report
+        header (e.g. ``{"data": "H&M subset, 11,800 products"}``). When ``results`` is a
+        loaded ``results.json`` (it has a ``"meta"`` entry), its meta is kept: the report is
+        re-rendered with the original date, command and machine.
 
     Returns
     -------
@@ -569,7 +580,13 @@ def write_report(
     res = normalize_results(results)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    m = _meta(meta)
+    if isinstance(results, Mapping) and isinstance(results.get("meta"), Mapping):
+        # Re-rendering a results.json: keep when, where and how it was computed.
+        m = dict(results["meta"])
+        if meta:
+            m["notes"] = {**m.get("notes", {}), **{str(k): v for k, v in meta.items()}}
+    else:
+        m = _meta(meta)
     figs: dict[str, Path] = {}
     sections: list[tuple[str, list]] = []
     for kind, fn, heading in (
@@ -591,7 +608,7 @@ def write_report(
     ]
     if m.get("command"):
         head_lines.append(f"Command: `{m['command']}`")
-    for key, value in (meta or {}).items():
+    for key, value in (m.get("notes") or {}).items():
         head_lines.append(f"{key}: {value}")
     head_lines.append("Every number below is in results.json, with the exact configuration.")
 

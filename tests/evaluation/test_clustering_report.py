@@ -95,8 +95,15 @@ def test_report_renders_every_section_offline(tmp_path, planted_clusters, angle_
     data = json.loads((tmp_path / "r" / "results.json").read_text())
     assert data["replay"]["sources"]["sessions"]["total"]["clicks_b"] >= 0
     assert data["clustering"]["config"]["seeds"] == [0, 1]
-    assert data["retrieval"]["config"]["k"] == 3 and data["meta"]["data"] == "planted"
+    assert data["retrieval"]["config"]["k"] == 3 and data["meta"]["notes"]["data"] == "planted"
     assert data["meta"]["machine"]["cpu_count"] >= 1
+    # a results.json renders again, keeping its meta (when, where, how)
+    again = write_report(data, tmp_path / "again", meta={"machine": "noted"})
+    data2 = json.loads(again["results_json"].read_text())
+    assert data2["meta"]["created"] == data["meta"]["created"]
+    assert data2["meta"]["machine"] == data["meta"]["machine"]
+    assert data2["meta"]["notes"] == {"data": "planted", "machine": "noted"}
+    assert data2["clustering"] == data["clustering"]
     with pytest.raises(DataError, match="every result must be a dict returned by"):
         write_report([{"kind": "nope"}], tmp_path / "bad")
 
