@@ -17,8 +17,8 @@ interactions) and gets click vectors retrained on the training part only
 session reached the training corpus. For each test case the top-k similar products of ``a``
 are scored: HitRate@k, MRR@k, nDCG@k (one relevant item, ``b``), category precision@k and
 catalog coverage, with bootstrap confidence intervals over sessions (over query products for
-pairs), overall and for the cold-start slices "query has no training clicks" and "query has
-no image".
+pairs), overall, for queries with training clicks, and for the cold-start slices "query has
+no training clicks" and "query has no image".
 
 Examples
 --------
@@ -820,6 +820,7 @@ def evaluate_retrieval(
     sources = {name: _subsample(ho, max_pairs, seed) for name, ho in split.heldout.items()}
     slices: dict[str, np.ndarray | None] = {"all": None}
     if "clicks" in ev.embeddings_:
+        slices["with training clicks"] = ev.embeddings_["clicks"].mask
         slices["no training clicks"] = ~ev.embeddings_["clicks"].mask
     elif "clicks" in rec.embeddings_:
         slices["no training clicks"] = np.ones(len(catalog), dtype=bool)

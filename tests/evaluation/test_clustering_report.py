@@ -135,5 +135,8 @@ def test_cli_evaluate_all_and_replay(tmp_path, angle_model, angle_sessions, caps
     tot = json.loads((tmp_path / "rep2" / "results.json").read_text())["replay"]["sources"][
         "sessions"]["total"]
     assert (tot["ctr_a"], tot["ctr_b"]) == (0.75, 0.25)  # as in the planted replay test
+    rc = main(["evaluate", "render", str(tmp_path / "rep2" / "results.json"), "--out",
+               str(tmp_path / "rep2b")])
+    assert rc == 0 and "Table IV" in (tmp_path / "rep2b" / "report.md").read_text()
     rc = main(["evaluate", "retrieval", str(model_dir), "--out", str(tmp_path / "rep3")])
     assert rc == 2 and "needs held-out interactions" in capsys.readouterr().err

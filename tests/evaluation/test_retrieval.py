@@ -151,6 +151,8 @@ def test_retrieval_metrics_on_the_planted_angles(angle_model, angle_sessions):
     # cold-start slices: 006 has no training clicks, 003 has no photo
     cold = rows[("sessions", "no training clicks")]
     assert cold["n"] == 1 and cold["hit_rate"]["value"] == 1.0
+    warm = rows[("sessions", "with training clicks")]
+    assert warm["n"] == 3 and warm["hit_rate"]["value"] == pytest.approx(2 / 3)
     noimg = rows[("sessions", "no image")]
     assert noimg["n"] == 1 and noimg["mrr"]["value"] == 0.5
 
