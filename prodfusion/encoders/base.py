@@ -14,6 +14,9 @@ MODALITIES: tuple[Modality, ...] = ("text", "image", "clicks")
 
 __all__ = ["Embeddings", "Encoder", "Modality", "MODALITIES", "check_finite"]
 
+#: Rows checked at a time by :func:`check_finite`.
+_CHECK_CHUNK = 65_536
+
 
 @dataclass
 class Embeddings:
@@ -71,25 +74,36 @@ def check_finite(emb: Embeddings, *, what: str = "", allow_zero: bool = False) -
     DataError
         Naming the modality spec, the first offending row and what to do.
     """
-    v = emb.vectors[emb.mask]
-    rows = np.flatnonzero(emb.mask)
-    bad = ~np.isfinite(v).all(axis=1)
     label = what or emb.spec
-    if bad.any():
-        r = int(rows[np.flatnonzero(bad)[0]])
+    first_bad = first_zero = None
+    n_bad = n_zero = 0
+    # In chunks of rows, so that a million-row matrix is never copied whole.
+    for lo in range(0, len(emb.mask), _CHECK_CHUNK):
+        m = emb.mask[lo : lo + _CHECK_CHUNK]
+        if not m.any():
+            continue
+        rows = lo + np.flatnonzero(m)
+        v = np.asarray(emb.vectors[lo : lo + _CHECK_CHUNK])[m]
+        bad = ~np.isfinite(v).all(axis=1)
+        if bad.any():
+            n_bad += int(bad.sum())
+            first_bad = int(rows[np.flatnonzero(bad)[0]]) if first_bad is None else first_bad
+        if not allow_zero:
+            zero = ~np.any(v != 0, axis=1)
+            if zero.any():
+                n_zero += int(zero.sum())
+                first_zero = int(rows[np.flatnonzero(zero)[0]]) if first_zero is None else first_zero
+    if n_bad:
         raise DataError(
-            f"{label}: vector of catalog row {r} contains NaN or Inf "
-            f"({int(bad.sum())} such rows). Check the encoder output; prodfusion never indexes "
+            f"{label}: vector of catalog row {first_bad} contains NaN or Inf "
+            f"({n_bad} such rows). Check the encoder output; prodfusion never indexes "
             "non-finite vectors."
         )
-    if not allow_zero:
-        zero = ~np.any(v != 0, axis=1)
-        if zero.any():
-            r = int(rows[np.flatnonzero(zero)[0]])
-            raise DataError(
-                f"{label}: vector of catalog row {r} is all zeros ({int(zero.sum())} such rows); "
-                "a zero vector has no direction. Mark the product's modality absent instead."
-            )
+    if n_zero:
+        raise DataError(
+            f"{label}: vector of catalog row {first_zero} is all zeros ({n_zero} such rows); "
+            "a zero vector has no direction. Mark the product's modality absent instead."
+        )
 
 
 @runtime_checkable

@@ -90,16 +90,21 @@ def kmeans_sampled(
     *,
     seed: int = 0,
     sample_per_cluster: int = 64,
-    max_iter: int = 25,
+    seed_per_cluster: int = 8,
+    max_iter: int = 20,
 ) -> tuple[np.ndarray, np.ndarray]:
     """k-means++ on a sample of the present vectors, then every vector to its nearest centroid.
+
+    k-means++ seeding is sequential in k (each new centre needs distances to every point),
+    so it runs on ``seed_per_cluster·k`` of the sampled points; Lloyd iterations then refine
+    the centres on all ``sample_per_cluster·k`` sampled points.
 
     Returns
     -------
     labels : int32 (n,), ``-1`` where the modality is absent
     centroids : float32 (k, dim)
     """
-    from sklearn.cluster import KMeans
+    from sklearn.cluster import KMeans, kmeans_plusplus
 
     if isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)) or n_clusters < 1:
         raise param_error("n_clusters", "kmeans_sampled()", "a positive int", n_clusters)
@@ -111,7 +116,9 @@ def kmeans_sampled(
     ns = min(len(present), max(k * sample_per_cluster, 10_000))
     sample = np.sort(rng.choice(present, size=ns, replace=False))
     x = _normalized_rows(emb, sample)
-    km = KMeans(n_clusters=k, init="k-means++", n_init=1, max_iter=max_iter, random_state=seed)
+    pick = rng.choice(len(x), size=min(len(x), max(k, k * seed_per_cluster)), replace=False)
+    seeds, _ = kmeans_plusplus(x[pick], k, random_state=seed)
+    km = KMeans(n_clusters=k, init=seeds, n_init=1, max_iter=max_iter, random_state=seed)
     km.fit(x)
     centroids = km.cluster_centers_.astype(np.float32)
     return assign_to_centroids(emb, centroids), centroids

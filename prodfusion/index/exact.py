@@ -50,6 +50,11 @@ class ExactIndex:
     ----------
     dim : int
         Width of the vectors.
+    reduce_dim : int, optional
+        If set and smaller than ``dim``, :meth:`train` learns an uncentred PCA projection
+        and the index holds (and searches) projected vectors: exact in the projected space,
+        an estimate of the full inner product (used for small pieces whose candidates are
+        re-scored anyway). Default: no projection, the exact oracle.
 
     Examples
     --------
@@ -61,14 +66,29 @@ class ExactIndex:
 
     kind = "exact"
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, reduce_dim: int | None = None) -> None:
         self.dim = int(dim)
+        self.reduce_dim = reduce_dim
+        self.projection_: np.ndarray | None = None
         self._parts: list[np.ndarray] = []
         self._x: np.ndarray | None = np.zeros((0, self.dim), dtype=np.float32)
 
     def train(self, sample: np.ndarray) -> ExactIndex:
-        """Nothing to learn; present for the protocol."""
+        """Learn the projection when ``reduce_dim`` asks for one; otherwise nothing to learn."""
+        if self.reduce_dim is not None and self.dim > self.reduce_dim and len(sample):
+            from prodfusion.index.faiss_index import fit_projection
+
+            s = check_vectors(sample, self.dim, "ExactIndex.train()")
+            self.projection_ = fit_projection(s, self.reduce_dim)
+            self._x = np.zeros((0, self.reduce_dim), dtype=np.float32)
+            self._parts = []
         return self
+
+    def project(self, x: np.ndarray) -> np.ndarray:
+        """Vectors in the index's space (identity without a projection)."""
+        if self.projection_ is None:
+            return x
+        return np.ascontiguousarray(x @ self.projection_, dtype=np.float32)
 
     @property
     def vectors(self) -> np.ndarray:
@@ -78,7 +98,7 @@ class ExactIndex:
         return self._x
 
     def add(self, vectors: np.ndarray) -> None:
-        v = check_vectors(vectors, self.dim, "ExactIndex.add()")
+        v = self.project(check_vectors(vectors, self.dim, "ExactIndex.add()"))
         if not self._parts and self._x is not None and len(self._x):
             self._parts = [self._x]
         self._parts.append(np.array(v, dtype=np.float32, copy=True))
@@ -88,7 +108,7 @@ class ExactIndex:
         return len(self.vectors)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        q = check_vectors(queries, self.dim, "ExactIndex.search()")
+        q = self.project(check_vectors(queries, self.dim, "ExactIndex.search()"))
         x = self.vectors
         n = len(x)
         out_l = np.full((len(q), k), -1, dtype=np.int64)
@@ -101,7 +121,11 @@ class ExactIndex:
 
     def save(self, folder: Path, name: str) -> dict:
         np.save(Path(folder) / f"{name}.npy", self.vectors)
-        return {"kind": self.kind, "dim": self.dim, "files": [f"{name}.npy"]}
+        files = [f"{name}.npy"]
+        if self.projection_ is not None:
+            np.save(Path(folder) / f"{name}.proj.npy", self.projection_)
+            files.append(f"{name}.proj.npy")
+        return {"kind": self.kind, "dim": self.dim, "files": files}
 
     @classmethod
     def load(cls, folder: Path, meta: dict, *, mmap: bool = True) -> ExactIndex:
@@ -111,8 +135,12 @@ class ExactIndex:
         except (OSError, ValueError) as exc:
             raise ModelError(f"{path}: cannot read the exact index ({exc}).") from exc
         idx = cls(meta["dim"])
-        if x.ndim != 2 or x.shape[1] != idx.dim:
-            raise ModelError(f"{path}: shape {x.shape} does not match dim {idx.dim}.")
+        if len(meta["files"]) > 1:
+            idx.projection_ = np.load(Path(folder) / meta["files"][1])
+            idx.reduce_dim = idx.projection_.shape[1]
+        width = idx.dim if idx.projection_ is None else idx.projection_.shape[1]
+        if x.ndim != 2 or x.shape[1] != width:
+            raise ModelError(f"{path}: shape {x.shape} does not match dim {width}.")
         idx._x = x
         idx._parts = [x]
         return idx

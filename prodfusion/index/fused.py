@@ -403,6 +403,7 @@ class _Piece:
         self.rows = rows
         self.index = index
         self.mixed = mixed
+        self.masks: np.ndarray | None = None  # (M, len) presence, cached for mixed pieces
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -424,17 +425,23 @@ class _VectorFusedIndex(FusedIndex):
                     mixed: bool = False) -> _Piece:
         backend = self._resolved_backend(self.n)
         dim = int(sum(self.embeddings_[m].dim for m in mods))
-        if backend == "exact" or mixed or len(rows) < self.settings.exact_below:
+        if mixed and backend != "exact":  # small patterns: brute force on projected vectors
+            index = ExactIndex(dim, reduce_dim=self.settings.reduce_dim)
+            index.train(np.concatenate(list(self._vectors_chunked(
+                self._sample(rows), mods))))
+        elif backend == "exact" or mixed or len(rows) < self.settings.exact_below:
             index = ExactIndex(dim)
         else:
-            rng = np.random.default_rng(self.settings.seed)
-            ns = min(len(rows), self.settings.train_sample)
-            sample = np.sort(rng.choice(rows, size=ns, replace=False))
             index = _BACKENDS[backend](dim, self.settings, n_expected=len(rows))
-            index.train(np.concatenate(list(self._vectors_chunked(sample, mods))))
+            index.train(np.concatenate(list(self._vectors_chunked(self._sample(rows), mods))))
         for v in self._vectors_chunked(rows, mods):
             index.add(v)
         return _Piece(name, mods, rows.astype(np.int64), index, mixed)
+
+    def _sample(self, rows: np.ndarray) -> np.ndarray:
+        rng = np.random.default_rng(self.settings.seed)
+        ns = min(len(rows), self.settings.train_sample)
+        return np.sort(rng.choice(rows, size=ns, replace=False))
 
     def build(self, embeddings: Mapping[str, Embeddings], labels=None) -> _VectorFusedIndex:
         """Compute the fused vectors in chunks and index every piece."""
@@ -494,9 +501,11 @@ class _VectorFusedIndex(FusedIndex):
             if kk < len(piece):
                 exhaustive[sel] = False
             qv = self._query_blocks(q_rows[sel], piece.modalities)
-            if piece.mixed:  # exact: each row's inner product over the modalities it shares
-                ip = qv @ piece.index.vectors.T
-                sh = qmask[sel].astype(np.float32) @ self.masks_[piece.rows].T.astype(np.float32)
+            if piece.mixed:  # each row's inner product over the modalities it shares
+                ip = piece.index.project(qv) @ piece.index.vectors.T
+                if piece.masks is None:
+                    piece.masks = np.ascontiguousarray(self.masks_[piece.rows].T, dtype=np.float32)
+                sh = qmask[sel].astype(np.float32) @ piece.masks
                 with np.errstate(divide="ignore", invalid="ignore"):
                     mean = np.where(sh > 0, ip / sh, -np.inf).astype(np.float32)
                 labels, scores = topk_rows(mean, kk)
@@ -575,6 +584,7 @@ class _VectorFusedIndex(FusedIndex):
             for v in self._vectors_chunked(rows, mods):
                 piece.index.add(v)
             piece.rows = np.concatenate([piece.rows, rows])
+            piece.masks = None
             report["grown"].append(name)
         return report
 
