@@ -245,6 +245,7 @@ class Recommender:
                 )
             check_finite(e, what=f"{m} embeddings ({e.spec})")
         self.catalog = catalog
+        self._ids = catalog.ids  # Catalog.ids builds a new array per call: O(n) per query
         self.embeddings_ = {m: embeddings[m] for m in MODALITIES if m in embeddings}
         self.modalities = check_modalities(self.modalities, tuple(self.embeddings_), "Recommender()") \
             if self.modalities else tuple(self.embeddings_)
@@ -559,7 +560,7 @@ class Recommender:
                 )
             diff_code = self._group_codes
         r, s = f.topk(rows, int(k), banned=banned, same_code=same_code, diff_code=diff_code)
-        all_ids = self.catalog.ids
+        all_ids = self._ids
         ids = np.empty(r.shape, dtype=object)
         ids[:] = None
         valid = r >= 0
