@@ -192,6 +192,34 @@ class Recommender:
         self.build_info_ = {"seconds": time.perf_counter() - t0, "per_modality_seconds": timings}
         return self
 
+    def _cluster(self, emb: Embeddings, k: int) -> np.ndarray:
+        """Late-fusion labels of one modality, through the cache when there is one.
+
+        Keyed by the vectors' and mask's bytes, k, the seed and the algorithm, so a rebuild
+        after new sessions re-clusters only the click modality (text and image vectors come
+        back from the embedding cache bit for bit).
+        """
+        if not self.cache_dir:
+            return cluster_auto(emb, k, seed=self.seed)
+        h = hashlib.sha256(f"late-v1:{k}:{self.seed}:{emb.vectors.shape}".encode())
+        h.update(memoryview(np.ascontiguousarray(emb.vectors)).cast("B"))
+        h.update(memoryview(np.ascontiguousarray(emb.mask)).cast("B"))
+        path = Path(self.cache_dir) / "late" / f"{h.hexdigest()}.npy"
+        if path.is_file():
+            try:
+                labels = np.load(path)
+                if labels.shape == emb.mask.shape:
+                    return labels
+            except (OSError, ValueError):
+                log.warning("ignoring unreadable cached labels %s", path)
+        labels = cluster_auto(emb, k, seed=self.seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            np.save(fh, labels)
+        os.replace(tmp, path)
+        return labels
+
     def _fit_prod2vec(self, catalog: Catalog, sessions) -> Embeddings:
         from prodfusion.encoders import Prod2Vec
 
@@ -267,7 +295,7 @@ class Recommender:
             late_labels = {}
             for m, e in self.embeddings_.items():
                 k = self.late_k or default_n_clusters(e.n_present, n_cat)
-                late_labels[m] = cluster_auto(e, k, seed=self.seed)
+                late_labels[m] = self._cluster(e, k)
         self.late_labels_ = late_labels
         self._fusers = {}
         self._searchers = {}

@@ -163,3 +163,27 @@ def test_failed_save_leaves_nothing_half_written(planted, tmp_path, monkeypatch)
         Recommender.from_embeddings(catalog, {"text": embs["text"]}).save(tmp_path / "m")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == before
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
+
+
+def test_late_labels_are_cached_by_content(planted, tmp_path, monkeypatch):
+    """A rebuild with the same text vectors re-uses their clusters; changed vectors re-cluster."""
+    import prodfusion.recommender as recmod
+
+    catalog, embs, _ = planted
+    calls = []
+    real = recmod.cluster_auto
+
+    def counting(emb, k, *, seed=0):
+        calls.append(emb.spec)
+        return real(emb, k, seed=seed)
+
+    monkeypatch.setattr(recmod, "cluster_auto", counting)
+    rec = Recommender(cache_dir=tmp_path / "cache")
+    rec._set_state(catalog, {"text": embs["text"], "clicks": embs["clicks"]})
+    assert sorted(calls) == ["clicks", "text"]
+    first = {m: lab.copy() for m, lab in rec.late_labels_.items()}
+    calls.clear()
+    new_clicks = Embeddings(embs["clicks"].vectors * 2 + 1, embs["clicks"].mask, "clicks")
+    rec._set_state(catalog, {"text": embs["text"], "clicks": new_clicks})
+    assert calls == ["clicks"]  # text clusters came from the cache
+    np.testing.assert_array_equal(rec.late_labels_["text"], first["text"])
