@@ -532,10 +532,57 @@ def cmd_encoders(args) -> None:
 
 # ----------------------------------------------------------------------------- report
 def cmd_report(args) -> None:
+    """Markdown tables from the JSON files of a results folder (pasted into the docs)."""
     folder = Path(args.results)
-    for p in sorted(folder.glob("*.json")):
-        print(f"## {p.name}\n")
-        print("```json\n" + p.read_text()[:4000] + "\n```\n")
+
+    def load(name):
+        p = folder / name
+        return json.loads(p.read_text()) if p.exists() else None
+
+    print("| catalog | index | fused + indexed (s) | of which: checks + k-means | early | "
+          "intermediate | late | peak RSS (GiB) | peak anon (GiB) | index on disk (MiB) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for size in ("10k", "100k", "1m"):
+        for kind in ("exact", "hnsw", "ivfpq"):
+            b = load(f"build-{size}-{kind}.json")
+            if not b:
+                continue
+            sec, mem = b["seconds"], b["peak_memory_gib"]
+            print(f"| {b['n']:,} | {kind} | {sec['fused_and_indexed']} | {sec['check_and_cluster']} "
+                  f"| {sec['index_early']} | {sec['index_intermediate']} | {sec['index_late']} "
+                  f"| {mem['VmHWM']} | {mem['RssAnon']} | {b['disk_mib']['index_total']} |")
+    print()
+    print("| catalog | index | fusion | single p50 / p90 / p99 (ms) | CPU p50 / p99 (ms) | "
+          "batch of 100, per query (ms) | same category p50 / p99 | exclude group p50 / p99 "
+          "| recall@15 (min) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for size in ("10k", "100k", "1m"):
+        for kind in ("exact", "hnsw", "ivfpq"):
+            q = load(f"query-{size}-{kind}.json")
+            if not q:
+                continue
+            for f, r in q["fusions"].items():
+                s1, c, g = r["single"], r["single_same_category"], r["single_exclude_group"]
+                rec = f"{r['recall_at_15']:.4f} ({r.get('recall_at_15_min', 1.0):.3f})"
+                print(f"| {q['n']:,} | {kind} | {f} | {s1['p50_ms']:.2f} / {s1['p90_ms']:.2f} / "
+                      f"{s1['p99_ms']:.2f} | {s1['cpu_p50_ms']:.2f} / {s1['cpu_p99_ms']:.2f} | "
+                      f"{r['batch']['per_query_ms']:.2f} | {c['p50_ms']:.2f} / {c['p99_ms']:.2f} | "
+                      f"{g['p50_ms']:.2f} / {g['p99_ms']:.2f} | {rec} |")
+    lit = load("literal.json")
+    if lit:
+        print()
+        print("| N | literal: 3 fused N×N matrices (s) | literal peak RSS (GiB) | literal query p50 "
+              "(ms) | prodfusion exact: fit (s) / query p50 (ms) | prodfusion HNSW: build (s) / "
+              "query p50 (ms) |")
+        print("|---|---|---|---|---|---|")
+        for row in lit["rows"]:
+            L, ex, hn = row["literal"], row["library"]["exact"], row["library"]["hnsw"]
+
+            def p50(d):
+                return "/".join(f"{d[f + '_single']['p50_ms']:.2f}" for f in FUSIONS)
+
+            print(f"| {row['n']:,} | {L['all_matrices_s']:.1f} | {L['peak_memory_gib']['VmHWM']} "
+                  f"| {p50(L)} | {ex['build_s']} / {p50(ex)} | {hn['build_s']} / {p50(hn)} |")
 
 
 def main(argv=None) -> None:
