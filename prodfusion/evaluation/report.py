@@ -514,7 +514,7 @@ def _replay_section(res: Mapping, out: Path, figs: dict, top: int = 15) -> tuple
         ]]
         blocks.append(Table(
             f"Table IV — simulated CTR on held-out {src} ({t['n_views']:,} views, "
-            f"{t['n_sessions']:,} sessions)",
+            f"{t['n_sessions']:,} {'sessions' if src == 'sessions' else 'query products'})",
             ["views A / B", "CTR A", "CTR B", "B − A", "rel. lift", "p (z-test)", "p (McNemar)"],
             rows,
             note=(f"SRM check: p = {_p(t['srm']['p_value'])}" + (" — FLAGGED" if t["srm"]["flagged"] else "")
@@ -552,7 +552,7 @@ def write_report(
     results: Any,
     out_dir: str | os.PathLike,
     *,
-    title: str = "prodfusion evaluation report",
+    title: str | None = None,
     meta: Mapping | None = None,
 ) -> dict[str, Path]:
     """Write ``report.md``, ``report.html``, the PNG figures and ``results.json``.
@@ -564,7 +564,9 @@ def write_report(
         of them, or a dict keyed by kind (``{"clustering": ..., "retrieval": ...}``).
     out_dir : path
         Created if needed; existing report files are overwritten.
-    title : str
+    title : str, optional
+        Default: the title recorded in a re-rendered ``results.json``, else
+        ``"prodfusion evaluation report"``.
     meta : dict, optional
         Extra facts recorded in ``results.json["meta"]["notes"]`` and shown in the report
         header (e.g. ``{"data": "H&M subset, 11,800 products"}``). When ``results`` is a
@@ -587,6 +589,8 @@ def write_report(
             m["notes"] = {**m.get("notes", {}), **{str(k): v for k, v in meta.items()}}
     else:
         m = _meta(meta)
+    title = title or m.get("title") or "prodfusion evaluation report"
+    m["title"] = title
     figs: dict[str, Path] = {}
     sections: list[tuple[str, list]] = []
     for kind, fn, heading in (
