@@ -432,6 +432,45 @@ def cmd_prod2vec(args) -> None:
     _write(args.json, result)
 
 
+def cmd_prod2vec_repeat(args) -> None:
+    """Raw gensim vs Prod2Vec.fit_corpus on the first ``--lines`` sessions, interleaved.
+
+    Both run the same gensim training; on a shared machine a single pair of runs differs by
+    the load of the moment, so the ratio is taken on the best of ``--repeats`` runs each.
+    """
+    from gensim.models import Word2Vec
+
+    from prodfusion.encoders.clicks import Prod2Vec
+
+    work = Path(args.workdir)
+    corpus, prefix = work / "corpus.txt", work / f"corpus-{args.lines}.txt"
+    with open(corpus) as src, open(prefix, "w") as dst:
+        for i, line in enumerate(src):
+            if i >= args.lines:
+                break
+            dst.write(line)
+    params = {"vector_size": 512, "window": 5, "negative": 5, "min_count": 1, "seed": 0,
+              "workers": args.workers}
+    raw_t, ours_t, words = [], [], 0
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        m = Word2Vec(corpus_file=str(prefix), sg=1, hs=0, sample=0.0, epochs=1, **params)
+        raw_t.append(time.perf_counter() - t0)
+        words = m.corpus_total_words
+        del m
+        t0 = time.perf_counter()
+        Prod2Vec(epochs=1, progress=False, **params).fit_corpus(prefix)
+        ours_t.append(time.perf_counter() - t0)
+    result = {"step": "prod2vec-repeat", "machine": _machine(), "lines": args.lines,
+              "words": words, "repeats": args.repeats, "raw_s": [round(x, 1) for x in raw_t],
+              "prodfusion_s": [round(x, 1) for x in ours_t],
+              "raw_words_per_s_best": round(words / min(raw_t)),
+              "prodfusion_words_per_s_best": round(words / min(ours_t)),
+              "ratio_best": round(min(raw_t) / min(ours_t), 3),
+              "ratio_median": round(float(np.median(raw_t) / np.median(ours_t)), 3)}
+    _write(args.json, result)
+
+
 # ----------------------------------------------------------------------------- encoders
 def cmd_encoders(args) -> None:
     """Titles and photos per second: prodfusion's encoders vs raw library calls (same model)."""
@@ -621,6 +660,12 @@ def main(argv=None) -> None:
     p.add_argument("--workdir", default="/tmp/prodfusion-scale/prod2vec")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json")
+    pr = sub.add_parser("prod2vec-repeat")
+    pr.add_argument("--lines", type=int, default=1_000_000)
+    pr.add_argument("--repeats", type=int, default=3)
+    pr.add_argument("--workers", type=int, default=2)
+    pr.add_argument("--workdir", default="/tmp/prodfusion-scale/prod2vec")
+    pr.add_argument("--json")
     e = sub.add_parser("encoders")
     e.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     e.add_argument("--titles", type=int, default=2000)
@@ -631,7 +676,8 @@ def main(argv=None) -> None:
     r.add_argument("results")
     args = ap.parse_args(argv)
     {"gen": cmd_gen, "build": cmd_build, "query": cmd_query, "literal": cmd_literal,
-     "prod2vec": cmd_prod2vec, "encoders": cmd_encoders, "report": cmd_report}[args.cmd](args)
+     "prod2vec": cmd_prod2vec, "prod2vec-repeat": cmd_prod2vec_repeat, "encoders": cmd_encoders,
+     "report": cmd_report}[args.cmd](args)
 
 
 if __name__ == "__main__":

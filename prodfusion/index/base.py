@@ -160,7 +160,8 @@ class VectorIndex(Protocol):
 
     def add(self, vectors: np.ndarray) -> None: ...  # pragma: no cover
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...  # pragma: no cover
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]: ...  # pragma: no cover
 
     def __len__(self) -> int: ...  # pragma: no cover
 

@@ -107,9 +107,14 @@ class ExactIndex:
     def __len__(self) -> int:
         return len(self.vectors)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` labels and inner products; only labels in ``allowed`` when given."""
         q = self.project(check_vectors(queries, self.dim, "ExactIndex.search()"))
         x = self.vectors
+        if allowed is not None:
+            allowed = np.asarray(allowed, dtype=np.int64)
+            return topk_rows(q @ x[allowed].T, k, np.broadcast_to(allowed, (len(q), len(allowed))))
         n = len(x)
         out_l = np.full((len(q), k), -1, dtype=np.int64)
         out_s = np.full((len(q), k), -np.inf, dtype=np.float32)

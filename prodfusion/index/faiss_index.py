@@ -103,13 +103,20 @@ class _FaissIndex:
     def __len__(self) -> int:
         return 0 if self.index_ is None else int(self.index_.ntotal)
 
-    def _params(self, k: int):  # pragma: no cover - abstract
+    def _params(self, k: int, sel=None):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` labels and estimated inner products; only labels in ``allowed`` when given
+        (a FAISS ``IDSelectorBatch``: the graph or the lists are walked as usual, other
+        labels are skipped, so a selective filter can return fewer than ``k``)."""
         self._check_trained()
         q = self._project(check_vectors(queries, self.dim, f"{type(self).__name__}.search()"))
-        scores, labels = self.index_.search(q, int(k), params=self._params(int(k)))
+        sel = None
+        if allowed is not None:
+            sel = _faiss().IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+        scores, labels = self.index_.search(q, int(k), params=self._params(int(k), sel))
         labels = labels.astype(np.int64, copy=False)
         scores = np.where(labels >= 0, scores, -np.inf).astype(np.float32)
         return labels, scores
@@ -171,8 +178,11 @@ class HNSWIndex(_FaissIndex):
         idx.hnsw.efConstruction = self.settings.ef_construction
         return idx
 
-    def _params(self, k: int):
-        return _faiss().SearchParametersHNSW(efSearch=max(self.settings.ef_search, k))
+    def _params(self, k: int, sel=None):
+        ef = max(self.settings.ef_search, k)
+        if sel is None:
+            return _faiss().SearchParametersHNSW(efSearch=ef)
+        return _faiss().SearchParametersHNSW(efSearch=ef, sel=sel)
 
 
 class IVFPQIndex(_FaissIndex):
@@ -199,5 +209,8 @@ class IVFPQIndex(_FaissIndex):
         idx.train(sample)
         return idx
 
-    def _params(self, k: int):
-        return _faiss().SearchParametersIVF(nprobe=min(self.settings.nprobe, self.index_.nlist))
+    def _params(self, k: int, sel=None):
+        nprobe = min(self.settings.nprobe, self.index_.nlist)
+        if sel is None:
+            return _faiss().SearchParametersIVF(nprobe=nprobe)
+        return _faiss().SearchParametersIVF(nprobe=nprobe, sel=sel)

@@ -450,24 +450,24 @@ class _VectorFusedIndex(FusedIndex):
         self.pieces_: dict[str, _Piece] = {}
         for name, (mods, rows, mixed) in self._pieces_plan().items():
             self.pieces_[name] = self._make_piece(name, mods, rows, mixed)
+        self._locate()
         return self
 
     # ----------------------------------------------------------------- search
     def _n_fetch(self, q: int, k: int, flt: _Filter) -> int | None:
         """Candidates per piece for the first pass; ``None``: go exact over the allowed rows.
 
-        The fetch is ``k · over_fetch`` divided by the fraction of rows the filters keep,
-        plus the few rows they remove by name (banned ids, the query's group).
+        The fetch is ``k · over_fetch`` plus the few rows the filters remove by name (banned
+        ids, the query's group); when most rows are banned it is divided by the fraction
+        left. A ``same_code`` filter (category) is not over-fetched: the index search itself
+        is restricted to the category's rows (small categories are scanned exactly).
         """
         s = self.settings
         n_present = max(1, self.n_present_)
-        allowed = n_present
         universe = flt.universe(q)
-        if universe is not None:
-            if len(universe) <= s.exact_below:
-                return None
-            allowed = len(universe)
-        frac = allowed / n_present
+        if universe is not None and len(universe) <= s.exact_below:
+            return None
+        frac = 1.0
         removed = flt.n_removed(q)
         extra = removed
         if removed >= n_present / 2:  # most rows are banned: treat it as a selective filter
@@ -478,13 +478,30 @@ class _VectorFusedIndex(FusedIndex):
             return None
         return 1 << (kp - 1).bit_length()  # powers of two let queries share a search call
 
-    def _candidates(self, q_rows: np.ndarray, kp: int) -> tuple[list[np.ndarray], np.ndarray]:
+    def _locate(self) -> None:
+        """``piece_of_[row]`` (-1: none) and ``pos_[row]``: where each row sits in the pieces."""
+        self.piece_of_ = np.full(self.n, -1, dtype=np.int16)
+        self.pos_ = np.full(self.n, -1, dtype=np.int64)
+        for j, piece in enumerate(self.pieces_.values()):
+            self.piece_of_[piece.rows] = j
+            self.pos_[piece.rows] = np.arange(len(piece), dtype=np.int64)
+
+    def _candidates(self, q_rows: np.ndarray, kp: int, universes=None
+                    ) -> tuple[list[np.ndarray], np.ndarray]:
         """The ``kp`` best candidates per query over every relevant piece, by index estimate.
 
         Intermediate estimates are the piece's inner product divided by the number of
         modalities the query shares with the piece (the mean over shared modalities).
-        Also returns whether that was exhaustive (every relevant row was returned).
+        With ``universes`` (one array of allowed rows per query), each query searches only
+        those rows. Also returns whether that was exhaustive (every relevant row returned).
         """
+        if universes is not None:  # restricted searches go one query at a time
+            out, exh = [], np.ones(len(q_rows), dtype=bool)
+            for i, (q, u) in enumerate(zip(q_rows, universes, strict=True)):
+                c, e = self._candidates_one(int(q), kp, u)
+                out.append(c)
+                exh[i] = e
+            return out, exh
         rows: list[list[np.ndarray]] = [[] for _ in q_rows]
         est: list[list[np.ndarray]] = [[] for _ in q_rows]
         exhaustive = np.ones(len(q_rows), dtype=bool)
@@ -529,6 +546,45 @@ class _VectorFusedIndex(FusedIndex):
             out.append(r)
         return out, exhaustive
 
+    def _candidates_one(self, q: int, kp: int, universe: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Candidates of one query among ``universe`` rows only (e.g. its category)."""
+        if not hasattr(self, "pos_") or len(self.pos_) != self.n:
+            self._locate()
+        qmask = self.masks_[q]
+        where = self.piece_of_[universe]
+        rows, est, exhaustive = [], [], True
+        for j, piece in enumerate(self.pieces_.values()):
+            pm = np.array([m in piece.modalities for m in self.modalities])
+            shared = int((qmask & pm).sum())
+            allowed = np.sort(self.pos_[universe[where == j]])
+            if not shared or not len(allowed):
+                continue
+            kk = min(kp, len(allowed))
+            qv = self._query_blocks(np.array([q]), piece.modalities)
+            if piece.mixed:
+                ip = piece.index.project(qv)[0] @ piece.index.vectors[allowed].T
+                if piece.masks is None:
+                    piece.masks = np.ascontiguousarray(self.masks_[piece.rows].T, dtype=np.float32)
+                sh = qmask.astype(np.float32) @ piece.masks[:, allowed]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    mean = np.where(sh > 0, ip / sh, -np.inf).astype(np.float32)
+                lab, sc = topk_rows(mean[None, :], kk, allowed[None, :])
+            else:
+                lab, sc = piece.index.search(qv, kk, allowed=allowed)
+                if self.method == "intermediate":
+                    sc = sc / np.float32(shared)
+            ok = lab[0] >= 0
+            exhaustive &= bool(ok.sum() == len(allowed))  # every allowed row came back
+            rows.append(piece.rows[lab[0][ok]])
+            est.append(sc[0][ok])
+        if not rows:
+            return np.zeros(0, np.int64), True
+        r, e = np.concatenate(rows), np.concatenate(est)
+        if len(r) > kp:
+            r = r[np.argpartition(-e, kp - 1)[:kp]]
+            exhaustive = False
+        return r, exhaustive
+
     def _search(self, rows, todo, k, flt, out_r, out_s) -> None:
         plan: dict[int | None, list[int]] = {}
         for i in todo:
@@ -541,7 +597,10 @@ class _VectorFusedIndex(FusedIndex):
                 continue
             for lo in range(0, len(idx), _QUERY_BLOCK):
                 block = idx[lo : lo + _QUERY_BLOCK]
-                cands, exhaustive = self._candidates(rows[block], kp)
+                universes = None
+                if flt.same is not None:
+                    universes = [flt.universe(int(rows[i])) for i in block]
+                cands, exhaustive = self._candidates(rows[block], kp, universes)
                 for j, i in enumerate(block):
                     q = int(rows[i])
                     c = cands[j]
@@ -586,6 +645,7 @@ class _VectorFusedIndex(FusedIndex):
             piece.rows = np.concatenate([piece.rows, rows])
             piece.masks = None
             report["grown"].append(name)
+        self._locate()
         return report
 
     def update(self, embeddings: Mapping[str, Embeddings], changed: Sequence[str], labels=None) -> dict:
@@ -610,6 +670,7 @@ class _VectorFusedIndex(FusedIndex):
                 continue
             self.pieces_[name] = self._make_piece(name, mods, rows, mixed)
             report["rebuilt"].append(name)
+        self._locate()
         return report
 
     # ----------------------------------------------------------------- persistence
@@ -647,6 +708,7 @@ class _VectorFusedIndex(FusedIndex):
                 )
             self.pieces_[name] = _Piece(name, tuple(pm["modalities"]), rows, index,
                                         bool(pm.get("mixed", False)))
+        self._locate()
 
     def info(self) -> dict:
         out = super().info()

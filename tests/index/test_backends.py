@@ -133,3 +133,19 @@ def test_settings_and_backend_choice():
     with pytest.raises(ParameterError, match=r"The 'reduce_dim' parameter of IndexSettings\(\) must be an int. Got '8' instead."):
         IndexSettings(reduce_dim="8")
     assert IndexSettings.from_dict({**IndexSettings(hnsw_m=8).to_dict(), "unknown": 1}).hnsw_m == 8
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivfpq"])
+def test_search_restricted_to_allowed_labels(rng, kind):
+    x = _data(rng)
+    idx = _make(kind, 16).train(x)
+    idx.add(x)
+    allowed = np.sort(rng.choice(400, 30, replace=False))
+    labels, scores = idx.search(x[:5], 10, allowed=allowed)
+    assert np.isin(labels[labels >= 0], allowed).all()
+    if kind != "ivfpq":  # exact scores: the restricted brute force
+        full = x[:5] @ x[allowed].T
+        expected = allowed[np.argsort(-full, axis=1, kind="stable")[:, :10]]
+        np.testing.assert_array_equal(labels, expected)
+    few, _ = idx.search(x[:1], 10, allowed=allowed[:3])
+    assert sorted(few[0][few[0] >= 0].tolist()) == allowed[:3].tolist() and (few[0] == -1).sum() == 7
