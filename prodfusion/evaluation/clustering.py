@@ -234,8 +234,9 @@ def resolve_tsne_backend(backend: str = "auto") -> str:
     """``"opentsne"`` or ``"sklearn"``: ``auto`` picks openTSNE when it is installed.
 
     On precomputed distance matrices openTSNE was faster than scikit-learn at 1,000, 5,000
-    and 10,000 products (single thread: 7 vs 16 s, 123 vs 143 s, 92 vs 250 s on a shared
-    2-core VM; see ``docs/results/tsne_scaling.md``), and it is deterministic for a seed.
+    and 10,000 products (H&M fused distances, one thread: 2.4 vs 4.4 s, 17 vs 23 s, 52 vs
+    56 s on a 2-core VM; see ``docs/results/tsne_scaling.md``), and it is deterministic for
+    a seed.
     """
     if backend not in ("auto", "opentsne", "sklearn"):
         raise param_error("backend", "tsne_2d()", "one of 'auto', 'opentsne', 'sklearn'", backend)
