@@ -8,6 +8,10 @@ connections for ``--duration`` seconds after a warm-up. Latency is measured by t
 
     python benchmarks/service_load.py --products 20000 --duration 20
     python benchmarks/service_load.py --products 20000 --endpoint /healthz   # HTTP-stack ceiling
+    python benchmarks/service_load.py --model /tmp/prodfusion-scale/1m/model  # a saved model
+
+With ``--model`` the request ids are drawn from that model's catalog. The 1-minute load average
+is sampled once a second during the measured window and reported (min/mean/max).
 
 Prints one JSON object (also appended to ``--out`` as a JSON line when given). Nothing here is
 asserted in tests: the figures go to docs/benchmarks/service.md with the machine they ran on.
@@ -114,6 +118,32 @@ def _generator(url: str, paths: list[str], concurrency: int, warmup: float, dura
     queue.put(asyncio.run(run()))
 
 
+def model_ids(model: Path) -> list[str]:
+    """Product ids of a saved model folder (read from its catalog file, as the manifest names it)."""
+    import polars as pl
+
+    manifest = json.loads((model / "manifest.json").read_text())
+    name = manifest.get("files", {}).get("catalog", "catalog.parquet")
+    return pl.read_parquet(model / name, columns=["product_id"])["product_id"].to_list()
+
+
+def model_search(model: Path) -> str:
+    """Describe the default variant's search path from the manifest (fusion, modalities, index)."""
+    manifest = json.loads((model / "manifest.json").read_text())
+    st = manifest.get("settings", {})
+    fusion, mods = st.get("fusion", "?"), st.get("modalities", [])
+    key = f"{fusion}/{'+'.join(mods)}"
+    idx = manifest.get("index", {}).get(key) if isinstance(manifest.get("index"), dict) else None
+    backend = idx.get("backend", "?") if idx else "exact"
+    return f"{fusion} ({'+'.join(mods)}), index={backend}"
+
+
+def sample_loadavg(stop, out: list, every: float = 1.0) -> None:
+    """Collect the 1-minute load average every ``every`` seconds until ``stop`` is set."""
+    while not stop.wait(every):
+        out.append(os.getloadavg()[0])
+
+
 def percentile(xs: list[float], q: float) -> float:
     import numpy as np
 
@@ -174,9 +204,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.endpoint == "/healthz":
             paths = ["/healthz"]
         else:
-            ids = [f"{rnd.randrange(n):07d}" for _ in range(5000)]
+            all_ids = model_ids(model) if args.model else None
+            ids = ([rnd.choice(all_ids) for _ in range(5000)] if all_ids is not None
+                   else [f"{rnd.randrange(n):07d}" for _ in range(5000)])
             paths = [f"/v1/similar/{i}?k={args.k}&visitor=v{j % 97}" for j, i in enumerate(ids)]
         load_before = os.getloadavg()
+        import threading
+
+        stop, load_during = threading.Event(), []
+        sampler = threading.Thread(target=sample_loadavg, args=(stop, load_during), daemon=True)
+        sampler.start()
         ctx = mp.get_context("spawn")
         q = ctx.Queue()
         gen = ctx.Process(target=_generator, args=(f"http://127.0.0.1:{port}", paths,
@@ -185,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         lat, status, elapsed = q.get()
         gen.join()
         load_after = os.getloadavg()
+        stop.set()
+        sampler.join()
     finally:
         server.terminate()
         try:
@@ -196,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         "endpoint": args.endpoint,
         "products": n,
         "dims": args.dims,
-        "fusion": "intermediate (text+image+clicks), exact search",
+        "search": model_search(model),
         "k": args.k,
         "concurrency": args.concurrency,
         "duration_s": round(elapsed, 2),
@@ -211,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         "server_start_s": round(start_s, 1),
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in load_after],
+        "loadavg1_during": {"min": round(min(load_during), 2), "mean": round(sum(load_during)
+                            / len(load_during), 2), "max": round(max(load_during), 2),
+                            "samples": len(load_during)} if load_during else None,
         "machine": machine(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
