@@ -28,7 +28,7 @@ if [[ "${1:-small}" == "small" ]]; then
   run literal --sizes 2500 5000 10000 15000 --workdir "$WORK" --json "$OUT/literal.json"
   run encoders --titles 2000 --images 300 --repeats 2 --json "$OUT/encoders.json"
   run prod2vec --epochs 1 --workers 2 --iterable --workdir "$WORK/prod2vec" --json "$OUT/prod2vec.json"
-  run prod2vec-repeat --lines 1000000 --repeats 3 --workdir "$WORK/prod2vec" --json "$OUT/prod2vec-repeat.json"
+  run prod2vec-repeat --lines 300000 --repeats 8 --workdir "$WORK/prod2vec" --json "$OUT/prod2vec-repeat.json"
 else
   run gen --n 1000000 --out "$WORK/1m"
   run build --data "$WORK/1m" --index auto --model "$WORK/1m/model" --json "$OUT/build-1m-hnsw.json"
