@@ -50,8 +50,14 @@ class Embeddings:
                 f"Embeddings of {self.spec!r}: mask has shape {self.mask.shape}, "
                 f"expected ({self.vectors.shape[0]},)."
             )
-        # Absent rows are zero by construction so that they cannot leak into a sum.
-        self.vectors[~self.mask] = 0.0
+        # Absent rows are zero by construction so that they cannot leak into a sum. Write only
+        # rows that are not zero yet: a blanket write would copy every page of a memory-mapped
+        # (copy-on-write) matrix that holds absent rows.
+        absent = np.flatnonzero(~self.mask)
+        if absent.size:
+            dirty = absent[np.any(self.vectors[absent] != 0, axis=1)]
+            if dirty.size:
+                self.vectors[dirty] = 0.0
 
     @property
     def dim(self) -> int:
