@@ -163,6 +163,14 @@ def topk_exact(
     return out_rows, out_scores
 
 
+def check_query_rows(query_rows, n: int) -> np.ndarray:
+    """Query rows as a 1-D int64 array, refused unless every row is in ``[0, n)``."""
+    rows = np.atleast_1d(np.asarray(query_rows, dtype=np.int64))
+    if rows.size and (rows.min() < 0 or rows.max() >= n):
+        raise ParameterError(f"Query rows must be in [0, {n}); got {rows.min()}..{rows.max()}.")
+    return rows
+
+
 @runtime_checkable
 class Fuser(Protocol):
     """A fitted fusion of some modalities over one catalog.
@@ -187,10 +195,7 @@ class ExactSearchMixin:
     present: np.ndarray
 
     def _query_rows(self, query_rows) -> np.ndarray:
-        rows = np.atleast_1d(np.asarray(query_rows, dtype=np.int64))
-        if rows.size and (rows.min() < 0 or rows.max() >= self.n):
-            raise ParameterError(f"Query rows must be in [0, {self.n}); got {rows.min()}..{rows.max()}.")
-        return rows
+        return check_query_rows(query_rows, self.n)
 
     def topk(
         self,

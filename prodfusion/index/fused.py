@@ -41,6 +41,7 @@ import numpy as np
 from prodfusion.encoders.base import Embeddings
 from prodfusion.errors import ModelError, NotBuiltError, ParameterError
 from prodfusion.fusion import make_fuser
+from prodfusion.fusion.base import check_query_rows
 from prodfusion.index.base import IndexSettings, choose_backend
 from prodfusion.index.exact import ExactIndex, topk_rows
 from prodfusion.index.faiss_index import HNSWIndex, IVFPQIndex
@@ -280,12 +281,7 @@ class FusedIndex:
 
     # ----------------------------------------------------------------- search
     def _validate_rows(self, query_rows) -> np.ndarray:
-        rows = np.atleast_1d(np.asarray(query_rows, dtype=np.int64))
-        if rows.size and (rows.min() < 0 or rows.max() >= self.n):
-            raise ParameterError(
-                f"Query rows must be in [0, {self.n}); got {rows.min()}..{rows.max()}."
-            )
-        return rows
+        return check_query_rows(query_rows, self.n)
 
     def topk(
         self,
