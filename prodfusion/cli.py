@@ -112,7 +112,7 @@ def cmd_build(args) -> int:
                                 epochs=args.p2v_epochs, min_count=args.p2v_min_count,
                                 seed=args.seed, workers=args.workers),
         cache_dir=None if args.cache_dir in ("", "none") else args.cache_dir,
-        batch_size=args.batch_size, seed=args.seed,
+        batch_size=args.batch_size, seed=args.seed, vector_dtype=args.vector_dtype,
     ).build(catalog, sessions)
     out = rec.save(args.out)
     print(_build_summary(rec, out, time.perf_counter() - t0))
@@ -237,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--cache-dir", default=_default_cache_dir(),
                    help="embedding cache ('none' to disable; default %(default)s)")
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--vector-dtype", default="float32", choices=["float32", "float16"],
+                   help="how vectors are stored in memory and in the model folder "
+                        "(float16: half the size; scores within ~1e-3)")
     b.set_defaults(func=cmd_build)
 
     s = sub.add_parser("similar", help="the k most similar products to one product")

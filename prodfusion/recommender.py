@@ -18,7 +18,13 @@ import polars as pl
 
 from prodfusion import __version__
 from prodfusion.data.catalog import Catalog
-from prodfusion.encoders.base import MODALITIES, Embeddings, check_finite
+from prodfusion.encoders.base import (
+    MODALITIES,
+    Embeddings,
+    VectorDtype,
+    check_finite,
+    check_vector_dtype,
+)
 from prodfusion.errors import (
     FormatVersionError,
     ModelError,
@@ -118,6 +124,13 @@ class Recommender:
         and saved in the model folder. See :mod:`prodfusion.index`.
     index_settings : IndexSettings
         Tuning of the approximate indexes.
+    vector_dtype : {"float32", "float16"}
+        How the per-modality vectors are held in memory and in the model folder. float16
+        halves both (at 1M products the three inputs take 4.6 GB instead of 9.2 GB); every
+        computation still runs in float32, a block of rows at a time, so fused scores
+        differ from a float32 model's only by float16 rounding (about 1e-3 on a cosine).
+        Vectors are cast once, as soon as each modality is encoded. Stored in the manifest
+        (``settings.vector_dtype``; a folder without it is float32).
 
     Examples
     --------
@@ -139,9 +152,11 @@ class Recommender:
     progress: bool | None = None
     index: str = "auto"
     index_settings: IndexSettings = field(default_factory=IndexSettings)
+    vector_dtype: VectorDtype = "float32"
 
     def __post_init__(self) -> None:
         check_method(self.fusion, "Recommender()")
+        self.vector_dtype = check_vector_dtype(self.vector_dtype, "Recommender()")
         if self.clicks not in (None, "prod2vec"):
             raise param_error("clicks", "Recommender()", "'prod2vec' or None", self.clicks)
         check_backend(self.index, "Recommender()")
@@ -175,7 +190,8 @@ class Recommender:
             t = time.perf_counter()
             enc = make_encoder(specs[m], batch_size=self.batch_size, cache=cache, progress=self.progress)
             log.info("encoding %s with %s", m, specs[m])
-            embeddings[m] = enc.encode(catalog)
+            # Cast now, so that only one modality is ever held in float32 at a time.
+            embeddings[m] = enc.encode(catalog).astype(self.vector_dtype)
             timings[m] = time.perf_counter() - t
         if self.clicks and "clicks" in wanted:
             if sessions is None:
@@ -225,7 +241,7 @@ class Recommender:
 
         p = asdict(self.prod2vec)
         p2v = Prod2Vec(**p, progress=self.progress)
-        return p2v.fit(sessions).encode(catalog)
+        return p2v.fit(sessions).encode(catalog).astype(self.vector_dtype)
 
     def rebuild_clicks(self, sessions) -> Recommender:
         """Retrain only Prod2Vec on new sessions; text and image vectors are kept as they are.
@@ -252,25 +268,31 @@ class Recommender:
         specs: Mapping[str, str] | None = None,
         index: str = "auto",
         index_settings: IndexSettings | None = None,
+        vector_dtype: VectorDtype = "float32",
     ) -> Recommender:
-        """A recommender over precomputed embeddings (no encoder is run)."""
+        """A recommender over precomputed embeddings (no encoder is run).
+
+        With ``vector_dtype="float16"`` the embeddings are cast first (block by block), and
+        everything after works on the half-size copy; the given ones are not modified.
+        """
         rec = cls(
             text=None, image=None, clicks=None, fusion=fusion, modalities=modalities,
             normalize=normalize, late_k=late_k, seed=seed, index=index,
-            index_settings=index_settings or IndexSettings(),
+            index_settings=index_settings or IndexSettings(), vector_dtype=vector_dtype,
         )
         rec._set_state(catalog, dict(embeddings))
         return rec
 
     def _set_state(self, catalog: Catalog, embeddings: dict[str, Embeddings], *, sessions=None,
                    late_labels: dict[str, np.ndarray] | None = None) -> None:
-        for m, e in embeddings.items():
+        for m, e in list(embeddings.items()):
             if m not in MODALITIES:
                 raise ParameterError(f"Unknown modality {m!r}; expected one of {list(MODALITIES)}.")
             if len(e.mask) != len(catalog):
                 raise ModelError(
                     f"{m} embeddings have {len(e.mask)} rows but the catalog has {len(catalog)}."
                 )
+            embeddings[m] = e = e.astype(self.vector_dtype)  # no-op when already that dtype
             check_finite(e, what=f"{m} embeddings ({e.spec})")
         self.catalog = catalog
         self._ids = catalog.ids  # Catalog.ids builds a new array per call: O(n) per query
@@ -329,6 +351,7 @@ class Recommender:
                 "prod2vec": asdict(self.prod2vec),
                 "index": self.index,
                 "index_settings": self.index_settings.to_dict(),
+                "vector_dtype": self.vector_dtype,
             },
             "counts": counts,
             "fingerprints": fingerprints,
@@ -448,6 +471,7 @@ class Recommender:
                 f"add_products(): product id {dup!r} is already in the model; to change an "
                 "existing product, rebuild."
             )
+        embeddings = {m: e.astype(self.vector_dtype) for m, e in embeddings.items()}
         searchers = self._all_searchers()
         n0, n1 = len(self.catalog), len(catalog)
         frame = pl.concat([self.catalog.frame, catalog.frame], how="diagonal_relaxed")
@@ -456,7 +480,7 @@ class Recommender:
             if m in embeddings:
                 new = embeddings[m]
             else:  # the new products lack this modality
-                new = Embeddings(np.zeros((n1, e.dim), np.float32), np.zeros(n1, bool), e.spec)
+                new = Embeddings(np.zeros((n1, e.dim), e.vectors.dtype), np.zeros(n1, bool), e.spec)
             check_finite(new, what=f"new {m} embeddings")
             cent = centroids_from_labels(e, self.late_labels_[m])
             labels[m] = np.concatenate([self.late_labels_[m], assign_to_centroids(new, cent)])
@@ -493,6 +517,7 @@ class Recommender:
                     f"update_embeddings(): {m} embeddings have {len(e.mask)} rows but the "
                     f"catalog has {len(self.catalog)}; align them to the catalog rows."
                 )
+        embeddings = {m: e.astype(self.vector_dtype) for m, e in embeddings.items()}
         searchers = self._all_searchers()
         merged = dict(self.embeddings_)
         merged.update(embeddings)
@@ -599,8 +624,8 @@ class Recommender:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model folder atomically: a temp folder beside ``path``, renamed at the end.
 
-        Layout: ``manifest.json``, ``catalog.parquet``, ``emb_<modality>.npy``,
-        ``mask_<modality>.npy``, ``late_<modality>.npy``. No pickles.
+        Layout: ``manifest.json``, ``catalog.parquet``, ``emb_<modality>.npy`` (in
+        ``vector_dtype``), ``mask_<modality>.npy``, ``late_<modality>.npy``. No pickles.
         """
         self._check_built()
         path = Path(path)
@@ -674,6 +699,13 @@ class Recommender:
             )
         try:
             settings = manifest["settings"]
+            # Absent before float16 storage existed: those folders are float32.
+            vector_dtype = settings.get("vector_dtype", "float32")
+            if vector_dtype not in ("float32", "float16"):
+                raise ModelError(
+                    f"{mpath}: settings.vector_dtype is {vector_dtype!r}; expected 'float32' "
+                    "or 'float16'. The manifest is damaged."
+                )
             files = manifest["files"]
             frame = pl.read_parquet(path / files["catalog"])
             catalog = Catalog(frame, source=manifest.get("catalog_source", str(path)))
@@ -683,6 +715,11 @@ class Recommender:
                 # Copy-on-write mapping: pages are read on demand, nothing is written back.
                 vec = np.load(path / f["vectors"], mmap_mode="c" if mmap else None)
                 mask = np.load(path / f["mask"])
+                if vec.dtype != np.dtype(vector_dtype):
+                    raise ModelError(
+                        f"{path / f['vectors']}: vectors are {vec.dtype} but the manifest says "
+                        f"{vector_dtype}; the folder is damaged. Rebuild the model."
+                    )
                 embeddings[m] = Embeddings(vec, mask, enc["spec"], enc.get("info", {}))
                 labels[m] = np.load(path / f["late_labels"])
                 if embeddings[m].dim != enc["dim"]:
@@ -700,7 +737,7 @@ class Recommender:
         rec = cls(
             text=None, image=None, clicks=None, fusion=settings["fusion"],
             modalities=settings["modalities"], normalize=settings["normalize"],
-            prod2vec=p2v, seed=settings.get("seed", 0),
+            prod2vec=p2v, seed=settings.get("seed", 0), vector_dtype=vector_dtype,
         )
         rec.index = settings.get("index", "auto")
         rec.index_settings = IndexSettings.from_dict(settings.get("index_settings", {}))

@@ -2,20 +2,49 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from prodfusion.errors import DataError
+from prodfusion.errors import DataError, param_error
 
 Modality = Literal["text", "image", "clicks"]
 MODALITIES: tuple[Modality, ...] = ("text", "image", "clicks")
 
-__all__ = ["Embeddings", "Encoder", "Modality", "MODALITIES", "check_finite"]
+#: How stored vectors may be held: float32, or float16 for half the memory and disk.
+VectorDtype = Literal["float32", "float16"]
+VECTOR_DTYPES: tuple[VectorDtype, ...] = ("float32", "float16")
+
+__all__ = [
+    "Embeddings",
+    "Encoder",
+    "Modality",
+    "MODALITIES",
+    "VECTOR_DTYPES",
+    "VectorDtype",
+    "check_finite",
+    "check_vector_dtype",
+]
 
 #: Rows checked at a time by :func:`check_finite`.
 _CHECK_CHUNK = 65_536
+#: Rows converted to float32 at a time by :meth:`Embeddings.chunks` and :meth:`Embeddings.astype`.
+ROW_CHUNK = 32_768
+#: Largest finite float16 value.
+_F16_MAX = float(np.finfo(np.float16).max)
+
+
+def check_vector_dtype(dtype, where: str) -> VectorDtype:
+    """``"float32"`` or ``"float16"`` (a NumPy dtype naming one of them is accepted too)."""
+    try:
+        name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    except TypeError:
+        name = None
+    if isinstance(dtype, bool) or name not in VECTOR_DTYPES:
+        raise param_error("vector_dtype", where, f"one of {list(VECTOR_DTYPES)}", dtype)
+    return name
 
 
 @dataclass
@@ -24,9 +53,12 @@ class Embeddings:
 
     Attributes
     ----------
-    vectors : ndarray of shape (n_products, dim), float32
+    vectors : ndarray of shape (n_products, dim), float32 or float16
         Row ``i`` belongs to catalog row ``i``. Rows where ``mask`` is False are
         *absent*: their content is meaningless (kept at zero) and no code may use it.
+        float16 is kept as it is (half the memory; a memory-mapped float16 matrix is never
+        converted wholesale); any other dtype becomes float32. Arithmetic never runs on
+        float16: read rows through :meth:`rows` or :meth:`chunks`, which return float32.
     mask : ndarray of shape (n_products,), bool
         True where the product has this modality.
     spec : str
@@ -41,7 +73,8 @@ class Embeddings:
     info: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
+        dtype = np.float16 if getattr(self.vectors, "dtype", None) == np.float16 else np.float32
+        self.vectors = np.ascontiguousarray(self.vectors, dtype=dtype)
         self.mask = np.asarray(self.mask, dtype=bool)
         if self.vectors.ndim != 2:
             raise DataError(f"Embeddings of {self.spec!r} must be 2-D, got shape {self.vectors.shape}.")
@@ -67,9 +100,84 @@ class Embeddings:
     def n_present(self) -> int:
         return int(self.mask.sum())
 
+    @property
+    def vector_dtype(self) -> VectorDtype:
+        """``"float32"`` or ``"float16"``: how the vectors are stored."""
+        return "float16" if self.vectors.dtype == np.float16 else "float32"
+
     def take(self, rows: np.ndarray) -> Embeddings:
-        """Embeddings restricted to ``rows`` (in that order)."""
+        """Embeddings restricted to ``rows`` (in that order), in the same dtype."""
         return Embeddings(self.vectors[rows], self.mask[rows], self.spec, dict(self.info))
+
+    def rows(self, rows) -> np.ndarray:
+        """The vectors of ``rows`` (indices, mask or slice) as a new-or-viewed float32 array.
+
+        Use this, not ``vectors[rows]``, wherever the rows feed arithmetic: float16 has
+        no BLAS and would lose precision in sums.
+
+        >>> e = Embeddings(np.ones((3, 2), "float16"), np.ones(3, bool), "t")
+        >>> e.rows([0, 2]).dtype.name, e.rows([0, 2]).shape
+        ('float32', (2, 2))
+        """
+        return np.asarray(self.vectors[rows], dtype=np.float32)
+
+    def chunks(self, size: int = ROW_CHUNK) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first_row, float32 block)`` over consecutive blocks of at most ``size`` rows.
+
+        Only one block is ever converted at a time, so a float16 (or memory-mapped)
+        matrix is never copied whole.
+
+        >>> e = Embeddings(np.arange(6, dtype="float16").reshape(3, 2), np.ones(3, bool), "t")
+        >>> [(lo, b.shape) for lo, b in e.chunks(2)]
+        [(0, (2, 2)), (2, (1, 2))]
+        """
+        for lo in range(0, len(self.mask), size):
+            yield lo, np.asarray(self.vectors[lo : lo + size], dtype=np.float32)
+
+    def astype(self, dtype: VectorDtype | str) -> Embeddings:
+        """The same embeddings stored as ``dtype`` (``self`` when it already is).
+
+        Casting to float16 runs block by block (no float32 temporary of the whole matrix)
+        and refuses values beyond float16's range (±65504) rather than storing ``inf``.
+
+        Raises
+        ------
+        DataError
+            A present row has a value too large for float16 (names the row).
+
+        Examples
+        --------
+        >>> e = Embeddings(np.ones((2, 3), "float32"), np.ones(2, bool), "t")
+        >>> e.astype("float16").vectors.dtype.name
+        'float16'
+        """
+        name = check_vector_dtype(dtype, "Embeddings.astype()")
+        if name == self.vector_dtype:
+            return self
+        out = np.empty(self.vectors.shape, dtype=name)
+        for lo in range(0, len(self.mask), ROW_CHUNK):
+            block = self.vectors[lo : lo + ROW_CHUNK]
+            if name == "float16":
+                big = np.abs(block).max(axis=1, initial=0) > _F16_MAX
+                big &= np.isfinite(block).all(axis=1) & self.mask[lo : lo + ROW_CHUNK]
+                if big.any():
+                    raise DataError(
+                        f"{self.spec}: vector of catalog row {lo + int(np.flatnonzero(big)[0])} "
+                        f"has values beyond float16's range (±{_F16_MAX:g}); store these "
+                        "vectors as float32 (vector_dtype='float32') or rescale them."
+                    )
+            out[lo : lo + ROW_CHUNK] = block
+            if name == "float16":  # tiny values flush to zero: a vector may lose its direction
+                cast = out[lo : lo + ROW_CHUNK]
+                lost = ~np.any(cast != 0, axis=1) & np.any(block != 0, axis=1)
+                lost &= self.mask[lo : lo + ROW_CHUNK]
+                if lost.any():
+                    raise DataError(
+                        f"{self.spec}: vector of catalog row {lo + int(np.flatnonzero(lost)[0])} "
+                        "becomes all zeros in float16 (its values are below 6e-8); store these "
+                        "vectors as float32 (vector_dtype='float32') or rescale them."
+                    )
+        return Embeddings(out, self.mask, self.spec, dict(self.info))
 
 
 def check_finite(emb: Embeddings, *, what: str = "", allow_zero: bool = False) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "Fuser",
     "check_method",
     "check_modalities",
+    "fill_blocks",
     "l2_normalize",
     "topk_exact",
 ]
@@ -67,12 +68,39 @@ def check_modalities(
 
 
 def l2_normalize(v: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Row-wise L2 normalisation of the present rows; absent rows stay zero."""
-    out = np.zeros_like(v, dtype=np.float32)
-    norms = np.linalg.norm(v[mask], axis=1, keepdims=True)
+    """Row-wise L2 normalisation of the present rows, as float32; absent rows stay zero.
+
+    ``v`` may be float16 (norms are computed in float32: float16 sums of squares lose
+    precision and overflow above 65504).
+    """
+    mask = np.asarray(mask, dtype=bool)
+    out = np.zeros(v.shape, dtype=np.float32)
+    x = np.asarray(v[mask], dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
     if np.any(norms == 0):
         raise DataError("A present vector has zero norm; it has no direction to compare.")
-    out[mask] = v[mask] / norms
+    out[mask] = x / norms
+    return out
+
+
+def fill_blocks(embs: Sequence[Embeddings], *, normalize: bool, scale_by_dim: bool) -> np.ndarray:
+    """The float32 concatenation of the modalities' blocks, filled a chunk of rows at a time.
+
+    Each block is L2-normalised (``normalize``) and/or divided by ``sqrt(D_m)``
+    (``scale_by_dim``). Rows are read through :meth:`Embeddings.chunks`, so float16 vectors
+    are converted chunk by chunk and no per-modality float32 copy is ever whole.
+    """
+    n = len(embs[0].mask)
+    out = np.empty((n, sum(e.dim for e in embs)), dtype=np.float32)
+    col = 0
+    for e in embs:
+        for lo, v in e.chunks():  # v may be a view of float32 vectors: never write into it
+            if normalize:
+                v = l2_normalize(v, e.mask[lo : lo + len(v)])
+            if scale_by_dim:
+                v = v / np.float32(np.sqrt(e.dim))
+            out[lo : lo + len(v), col : col + e.dim] = v
+        col += e.dim
     return out
 
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from prodfusion.encoders.base import Embeddings
-from prodfusion.fusion.base import ExactSearchMixin, _prepare, l2_normalize
+from prodfusion.fusion.base import ExactSearchMixin, _prepare, fill_blocks
 
 __all__ = ["EarlyFusion"]
 
@@ -50,11 +50,7 @@ class EarlyFusion(ExactSearchMixin):
 
     def fit(self, embeddings: Mapping[str, Embeddings]) -> EarlyFusion:
         embs = _prepare(embeddings, self.modalities)
-        blocks = []
-        for e in embs:
-            v = l2_normalize(e.vectors, e.mask) if self.normalize else e.vectors
-            blocks.append(v / np.float32(np.sqrt(e.dim)))
-        x = np.concatenate(blocks, axis=1).astype(np.float32, copy=False)
+        x = fill_blocks(embs, normalize=self.normalize, scale_by_dim=True)
         norms = np.linalg.norm(x, axis=1)
         self.present = np.zeros(len(x), dtype=bool)
         for e in embs:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from prodfusion.encoders.base import Embeddings
-from prodfusion.fusion.base import ExactSearchMixin, _prepare, l2_normalize
+from prodfusion.fusion.base import ExactSearchMixin, _prepare, fill_blocks
 
 __all__ = ["IntermediateFusion"]
 
@@ -47,9 +47,7 @@ class IntermediateFusion(ExactSearchMixin):
 
     def fit(self, embeddings: Mapping[str, Embeddings]) -> IntermediateFusion:
         embs = _prepare(embeddings, self.modalities)
-        self.vectors_ = np.concatenate(
-            [l2_normalize(e.vectors, e.mask) for e in embs], axis=1
-        ).astype(np.float32, copy=False)
+        self.vectors_ = fill_blocks(embs, normalize=True, scale_by_dim=False)
         self.presence_ = np.stack([e.mask for e in embs], axis=1).astype(np.float32)
         self.present = self.presence_.any(axis=1)
         self.n = len(self.vectors_)
