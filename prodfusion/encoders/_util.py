@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Self, TypeVar
 
 import numpy as np
 
-from prodfusion.encoders.base import Embeddings, check_finite
+from prodfusion.encoders.base import Embeddings, Modality, check_finite
 from prodfusion.errors import ModelError, param_error
+
+if TYPE_CHECKING:
+    from prodfusion.encoders.cache import EmbeddingCache
 
 logger = logging.getLogger("prodfusion.encoders")
 
 T = TypeVar("T")
+
+#: New vectors are appended to the cache every this many items by default, so that an
+#: interrupted run loses at most that much work.
+DEFAULT_CHECKPOINT_EVERY = 16_384
 
 
 def progress_bar(total: int, desc: str, unit: str, enabled: bool):
@@ -24,11 +31,11 @@ def progress_bar(total: int, desc: str, unit: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit=unit, disable=None if enabled else True, leave=False)
 
 
-def check_batch_size(batch_size: object, default: int, where: str) -> int:
+def check_batch_size(batch_size: object, default: int, where: str, name: str = "batch_size") -> int:
     if batch_size is None:
         return default
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise param_error("batch_size", where, "an int >= 1 or None", batch_size)
+        raise param_error(name, where, "an int >= 1 or None", batch_size)
     return batch_size
 
 
@@ -101,3 +108,148 @@ def load_hf(
         ) from exc
     except Exception as exc:
         raise ModelError(f"{spec}: could not load the {what} {name_or_path!r}: {exc}") from exc
+
+
+class Checkpointer:
+    """Buffers freshly computed vectors and appends them to a cache every ``every`` rows.
+
+    Used as a context manager around an encoding loop: on the way out, normal or not
+    (an error, Ctrl-C), what is still buffered is written, so a rerun only encodes the
+    rest. With ``cache=None`` it does nothing.
+    """
+
+    def __init__(self, cache: EmbeddingCache | None, namespace: str, every: int, spec: str) -> None:
+        self.cache = cache
+        self.namespace = namespace
+        self.every = every
+        self.spec = spec
+        self.saved = 0
+        self._keys: list[str] = []
+        self._blocks: list[np.ndarray] = []
+
+    def add(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        if self.cache is None:
+            return
+        self._keys.extend(keys)
+        self._blocks.append(vectors)
+        if len(self._keys) >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.cache is None or not self._keys:
+            return
+        keys, blocks = self._keys, self._blocks
+        self._keys, self._blocks = [], []  # a failing put is not retried on the way out
+        self.cache.put(self.namespace, keys, np.concatenate(blocks, axis=0))
+        self.saved += len(keys)
+
+    def __enter__(self) -> Checkpointer:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.flush()
+            return False
+        try:
+            self.flush()
+        except Exception as err:  # keep the original error; this one is secondary
+            logger.warning("%s: could not save the last vectors to the cache (%s).", self.spec, err)
+        if self.saved:
+            logger.warning(
+                "%s: stopped by %s after %d new vectors; they are in the cache at %s, so "
+                "running again resumes there.",
+                self.spec, exc_type.__name__, self.saved, self.cache.directory,
+            )
+        return False
+
+
+class BatchEncoder:
+    """What the text and image encoders share: settings, lazy model, checked batches, cache.
+
+    Subclasses set ``modality`` and ``default_batch_size`` and implement ``_load_model``,
+    ``_dim`` and ``_embed``.
+    """
+
+    modality: Modality
+    #: Bump when preprocessing changes, so cached vectors of the old recipe are not reused.
+    version: int = 1
+    default_batch_size: int = 32
+
+    def __init__(
+        self,
+        spec: str,
+        *,
+        batch_size: int | None = None,
+        device: str = "cpu",
+        cache: EmbeddingCache | None = None,
+        progress: bool = True,
+        checkpoint_every: int | None = None,
+    ) -> None:
+        where = "make_encoder()"
+        self.spec = spec
+        self.batch_size = check_batch_size(batch_size, self.default_batch_size, where)
+        self.device = check_device(device, where)
+        self.cache = cache
+        self.progress = progress
+        self.checkpoint_every = check_batch_size(
+            checkpoint_every, DEFAULT_CHECKPOINT_EVERY, where, "checkpoint_every"
+        )
+        self._model = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(spec={self.spec!r}, batch_size={self.batch_size})"
+
+    @property
+    def namespace(self) -> str:
+        """Cache namespace: the spec plus the preprocessing version."""
+        return f"{self.spec}@v{self.version}"
+
+    def load(self) -> Self:
+        """Load the model now (it is otherwise loaded on first use); returns ``self``.
+
+        Raises
+        ------
+        ModelError
+            If the model cannot be found or loaded.
+        """
+        if self._model is None:
+            self._model = self._load_model()
+        return self
+
+    @property
+    def dim(self) -> int:
+        """Output dimension (loads the model if needed)."""
+        self.load()
+        return self._dim()
+
+    def _load_model(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _dim(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _embed(self, batch) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _embed_checked(self, batch, noun: str, first: str) -> np.ndarray:
+        """``_embed`` one batch, then fail loudly on a wrong shape or a NaN/Inf/zero row."""
+        out = np.asarray(self._embed(batch), dtype=np.float32)
+        if out.ndim != 2 or out.shape[0] != len(batch):
+            raise ModelError(
+                f"{self.spec}: the model returned shape {out.shape} for {len(batch)} {noun}."
+            )
+        return check_output(out, f"{self.spec} ({first}…)")
+
+    def _cache_lookup(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Cached vectors and hit mask for ``keys``; logs how much of the run is done."""
+        assert self.cache is not None
+        cached, found = self.cache.get(self.namespace, keys)
+        if found.any():
+            logger.info(
+                "%s: resuming: %d of %d already encoded (cache %s)",
+                self.spec, int(found.sum()), len(keys), self.cache.directory,
+            )
+        return cached, found
+
+    def _checkpointer(self, cache: EmbeddingCache | None) -> Checkpointer:
+        return Checkpointer(cache, self.namespace, self.checkpoint_every, self.spec)

@@ -31,16 +31,9 @@ from typing import Literal
 
 import numpy as np
 
-from prodfusion.encoders._util import (
-    check_batch_size,
-    check_device,
-    check_output,
-    load_hf,
-    logger,
-    progress_bar,
-)
+from prodfusion.encoders._util import BatchEncoder, check_batch_size, load_hf, logger, progress_bar
 from prodfusion.encoders.base import Embeddings, Modality, check_finite
-from prodfusion.encoders.cache import EmbeddingCache, content_key
+from prodfusion.encoders.cache import content_key
 from prodfusion.errors import ModelError
 
 __all__ = ["ImageEncoder", "ImageFailure", "EfficientNetLite0Encoder", "CLIPImageEncoder"]
@@ -91,7 +84,7 @@ def _decode_rgb(data: bytes):
     return im.convert("RGB")
 
 
-class ImageEncoder:
+class ImageEncoder(BatchEncoder):
     """Base class of the photo encoders: threaded decoding, batching, cache, failure accounting.
 
     Subclasses implement :meth:`_load_model`, :meth:`_prepare` (RGB PIL image to a float32
@@ -110,6 +103,10 @@ class ImageEncoder:
         file under a new name is a hit; an edited file is a miss).
     progress : bool
         Show a tqdm progress bar (only when stderr is a terminal).
+    checkpoint_every : int, optional
+        With a cache, new vectors are appended to it every this many images (default
+        16,384) and once more when the run ends or is interrupted (error, Ctrl-C), so
+        running again only encodes what is missing.
     decode_workers : int, optional
         Threads that read and decode images (default: ``min(8, os.cpu_count())``).
     """
@@ -118,52 +115,11 @@ class ImageEncoder:
     version: int = 1
     default_batch_size: int = 32
 
-    def __init__(
-        self,
-        spec: str,
-        *,
-        batch_size: int | None = None,
-        device: str = "cpu",
-        cache: EmbeddingCache | None = None,
-        progress: bool = True,
-        decode_workers: int | None = None,
-    ) -> None:
-        where = "make_encoder()"
-        self.spec = spec
-        self.batch_size = check_batch_size(batch_size, self.default_batch_size, where)
-        self.device = check_device(device, where)
-        self.cache = cache
-        self.progress = progress
+    def __init__(self, spec: str, *, decode_workers: int | None = None, **kwargs) -> None:
+        super().__init__(spec, **kwargs)
         self.decode_workers = check_batch_size(
-            decode_workers, min(8, os.cpu_count() or 1), "ImageEncoder()"
+            decode_workers, min(8, os.cpu_count() or 1), "ImageEncoder()", "decode_workers"
         )
-        self._model = None
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(spec={self.spec!r}, batch_size={self.batch_size})"
-
-    @property
-    def namespace(self) -> str:
-        """Cache namespace: the spec plus the preprocessing version."""
-        return f"{self.spec}@v{self.version}"
-
-    def load(self) -> ImageEncoder:
-        """Load the model now (it is otherwise loaded on first use); returns ``self``."""
-        if self._model is None:
-            self._model = self._load_model()
-        return self
-
-    @property
-    def dim(self) -> int:
-        """Output dimension (loads the model if needed)."""
-        self.load()
-        return self._dim()
-
-    def _load_model(self):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _dim(self) -> int:  # pragma: no cover - abstract
-        raise NotImplementedError
 
     def _prepare(self, image) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -233,12 +189,12 @@ class ImageEncoder:
                     else:
                         keys[i] = key
                 hashed = list(keys)
-                got, found = self.cache.get(self.namespace, [keys[i] for i in hashed])
+                got, found = self._cache_lookup([keys[i] for i in hashed])
                 for j, i in enumerate(hashed):
                     if found[j]:
                         cached_rows[i] = got[j]
             todo = [i for i in given if i not in failed and i not in cached_rows]
-            new_rows, new_index = self._run_model(pool, paths, todo, failed)
+            new_rows, new_index = self._run_model(pool, paths, todo, failed, keys)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -264,8 +220,6 @@ class ImageEncoder:
             idx = np.asarray(new_index, dtype=np.int64)
             vectors[idx] = computed
             mask[idx] = True
-            if self.cache is not None:
-                self.cache.put(self.namespace, [keys[i] for i in new_index], computed)
         failures = [failed[i] for i in sorted(failed)]
         stats = {
             "n_images": len(given),
@@ -278,8 +232,12 @@ class ImageEncoder:
         }
         return vectors, mask, failures, stats
 
-    def _run_model(self, pool, paths, todo, failed):
-        """Decode ``todo`` in the pool (one batch ahead) and embed; returns blocks + rows."""
+    def _run_model(self, pool, paths, todo, failed, keys):
+        """Decode ``todo`` in the pool (one batch ahead) and embed; returns blocks + rows.
+
+        New vectors go to the cache (``keys``: content key per path index) every
+        ``checkpoint_every`` images and when the loop ends or is interrupted.
+        """
         rows: list[np.ndarray] = []
         index: list[int] = []
         if not todo:
@@ -290,7 +248,10 @@ class ImageEncoder:
         def submit(chunk) -> list[Future]:
             return [pool.submit(self._load_one, str(paths[i])) for i in chunk]
 
-        with progress_bar(len(todo), f"{self.spec} images", "img", self.progress) as bar:
+        with (
+            progress_bar(len(todo), f"{self.spec} images", "img", self.progress) as bar,
+            self._checkpointer(self.cache) as checkpoint,
+        ):
             pending = submit(chunks[0])
             for c, chunk in enumerate(chunks):
                 results = [f.result() for f in pending]
@@ -304,14 +265,12 @@ class ImageEncoder:
                         arrays.append(arr)
                         ok.append(i)
                 if arrays:
-                    out = np.asarray(self._embed(np.stack(arrays)), dtype=np.float32)
-                    if out.shape[0] != len(arrays) or out.ndim != 2:
-                        raise ModelError(
-                            f"{self.spec}: the model returned shape {out.shape} for "
-                            f"{len(arrays)} images."
-                        )
-                    rows.append(check_output(out, f"{self.spec} (image {paths[ok[0]]!r}…)"))
+                    rows.append(
+                        self._embed_checked(np.stack(arrays), "images", f"image {paths[ok[0]]!r}")
+                    )
                     index.extend(ok)
+                    if keys:
+                        checkpoint.add([keys[i] for i in ok], rows[-1])
                 bar.update(len(chunk))
         return rows, index
 

