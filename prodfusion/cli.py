@@ -111,12 +111,20 @@ def cmd_build(args) -> int:
         prod2vec=Prod2VecParams(vector_size=args.p2v_dim, window=args.p2v_window,
                                 epochs=args.p2v_epochs, min_count=args.p2v_min_count,
                                 seed=args.seed, workers=args.workers),
-        cache_dir=None if args.cache_dir in ("", "none") else args.cache_dir,
+        cache_dir=_embedding_cache(args),
         batch_size=args.batch_size, seed=args.seed, vector_dtype=args.vector_dtype,
     ).build(catalog, sessions)
     out = rec.save(args.out)
     print(_build_summary(rec, out, time.perf_counter() - t0))
     return 0
+
+
+def _embedding_cache(args):
+    if args.cache_dir in ("", "none"):
+        return None
+    from prodfusion.encoders import EmbeddingCache
+
+    return EmbeddingCache(args.cache_dir, dtype=args.cache_dtype)  # a PathLike of the folder
 
 
 def _none(s):
@@ -236,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--batch-size", type=int, default=64)
     b.add_argument("--cache-dir", default=_default_cache_dir(),
                    help="embedding cache ('none' to disable; default %(default)s)")
+    b.add_argument("--cache-dtype", default="float32", choices=["float32", "float16"],
+                   help="how the embedding cache stores new vectors (float16: half the disk; "
+                        "see docs/encoders.md)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--vector-dtype", default="float32", choices=["float32", "float16"],
                    help="how vectors are stored in memory and in the model folder "

