@@ -26,6 +26,7 @@ import multiprocessing as mp
 import os
 import platform
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -63,12 +64,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: Path, port: int, events: Path, log: Path) -> subprocess.Popen:
+def start_server(model: Path, port: int, events: Path, log: Path, workers: int = 1,
+                 cache_size: int | None = None) -> subprocess.Popen:
     import httpx
 
     cmd = [sys.executable, "-m", "prodfusion.cli", "serve", str(model), "--port", str(port),
            "--events", str(events), "--reload-interval", "0", "--no-access-log",
-           "--log-level", "warning"]
+           "--log-level", "warning", "--workers", str(workers)]
+    if cache_size is not None:
+        cmd += ["--cache-size", str(cache_size)]
     proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
     end = time.monotonic() + 600
     while time.monotonic() < end:
@@ -116,6 +120,75 @@ def _generator(url: str, paths: list[str], concurrency: int, warmup: float, dura
         return lat, status, time.perf_counter() - t_measure
 
     queue.put(asyncio.run(run()))
+
+
+_WRK_LUA = r"""
+local paths = {}
+for line in io.lines(os.getenv("PF_PATHS")) do paths[#paths + 1] = line end
+local i = 0
+init = function(args)
+  math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
+  i = math.random(#paths)
+end
+request = function()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'PFJSON {"requests": %d, "duration_us": %d, "connect": %d, "read": %d, "write": %d, '
+    .. '"status": %d, "timeout": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, "max_us": %d}\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+
+
+def run_wrk(url: str, paths: list[str], concurrency: int, duration: float,
+            threads: int, work: Path) -> dict:
+    """Closed-loop load with ``wrk`` (C, a fraction of a Python client's CPU per request).
+
+    Paths are cycled from a random start per connection thread. Returns wrk's request count,
+    errors and latency percentiles.
+    """
+    paths_file = work / "paths.txt"
+    paths_file.write_text("\n".join(paths) + "\n")
+    script = work / "pf.lua"
+    script.write_text(_WRK_LUA)
+    env = {**os.environ, "PF_PATHS": str(paths_file)}
+    threads = max(1, min(threads, concurrency))
+    cmd = ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{max(1, round(duration))}s",
+           "--timeout", "30s", "-s", str(script), url]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+    line = [x for x in res.stdout.splitlines() if x.startswith("PFJSON ")]
+    if not line:
+        raise SystemExit(f"wrk printed no summary:\n{res.stdout}\n{res.stderr}")
+    return json.loads(line[-1][len("PFJSON "):])
+
+
+def server_cache_counts(url: str) -> dict:
+    """Result-cache hits and misses summed from the server's /metrics."""
+    import httpx
+
+    counts = {"hit": 0.0, "miss": 0.0}
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith("prodfusion_similar_results_total{"):
+            for k in counts:
+                if f'result="{k}"' in line:
+                    counts[k] += float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def zipf_ids(all_ids: list[str], count: int, s: float, seed: int = 0) -> list[str]:
+    """``count`` ids drawn with P(rank r) ∝ 1/r^s over a random popularity order of ``all_ids``."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(all_ids))
+    w = 1.0 / np.arange(1, len(all_ids) + 1, dtype=np.float64) ** s
+    ranks = rng.choice(len(all_ids), size=count, p=w / w.sum())
+    return [all_ids[i] for i in order[ranks]]
 
 
 def model_ids(model: Path) -> list[str]:
@@ -180,6 +253,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=float, default=3.0)
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--out", default=None, help="append the result as a JSON line here")
+    ap.add_argument("--client", default="wrk" if shutil.which("wrk") else "httpx",
+                    choices=["wrk", "httpx"], help="load generator (default wrk when installed)")
+    ap.add_argument("--wrk-threads", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1, help="server processes")
+    ap.add_argument("--cache-size", type=int, default=None,
+                    help="server result cache per worker (default: the server's, 20000)")
+    ap.add_argument("--ids", default="uniform", choices=["uniform", "zipf"],
+                    help="which products are asked for: uniformly at random (no two requests "
+                    "alike, the worst case for the cache) or Zipf-popular (like real traffic)")
+    ap.add_argument("--zipf-s", type=float, default=1.0)
+    ap.add_argument("--paths", type=int, default=100_000, help="distinct request paths drawn")
     args = ap.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="pf-load-"))
@@ -193,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     build_s = time.perf_counter() - t0
     port = free_port()
     t0 = time.perf_counter()
-    server = start_server(model, port, work / "events.sqlite3", work / "server.log")
+    server = start_server(model, port, work / "events.sqlite3", work / "server.log",
+                          args.workers, args.cache_size)
     start_s = time.perf_counter() - t0
     try:
         import httpx
@@ -204,23 +289,40 @@ def main(argv: list[str] | None = None) -> int:
         if args.endpoint == "/healthz":
             paths = ["/healthz"]
         else:
-            all_ids = model_ids(model) if args.model else None
-            ids = ([rnd.choice(all_ids) for _ in range(5000)] if all_ids is not None
-                   else [f"{rnd.randrange(n):07d}" for _ in range(5000)])
+            all_ids = model_ids(model) if args.model else [f"{i:07d}" for i in range(n)]
+            ids = (zipf_ids(all_ids, args.paths, args.zipf_s) if args.ids == "zipf"
+                   else [rnd.choice(all_ids) for _ in range(args.paths)])
             paths = [f"/v1/similar/{i}?k={args.k}&visitor=v{j % 97}" for j, i in enumerate(ids)]
+        url = f"http://127.0.0.1:{port}"
+        if args.client == "wrk" and args.warmup > 0:
+            run_wrk(url, paths, args.concurrency, args.warmup, args.wrk_threads, work)
+        cache_before = server_cache_counts(url)
         load_before = os.getloadavg()
         import threading
 
         stop, load_during = threading.Event(), []
         sampler = threading.Thread(target=sample_loadavg, args=(stop, load_during), daemon=True)
         sampler.start()
-        ctx = mp.get_context("spawn")
-        q = ctx.Queue()
-        gen = ctx.Process(target=_generator, args=(f"http://127.0.0.1:{port}", paths,
-                                                   args.concurrency, args.warmup, args.duration, q))
-        gen.start()
-        lat, status, elapsed = q.get()
-        gen.join()
+        if args.client == "wrk":
+            w = run_wrk(url, paths, args.concurrency, args.duration, args.wrk_threads, work)
+            elapsed = w["duration_us"] / 1e6
+            errors = w["connect"] + w["read"] + w["write"] + w["timeout"] + w["status"]
+            status = {200: w["requests"] - errors, "errors": errors}
+            pct = {q: w[f"p{q}_us"] / 1e6 for q in (50, 90, 99)}
+            lat_max = w["max_us"] / 1e6
+            n_req = w["requests"]
+        else:
+            ctx = mp.get_context("spawn")
+            q = ctx.Queue()
+            gen = ctx.Process(target=_generator, args=(url, paths, args.concurrency,
+                                                       args.warmup, args.duration, q))
+            gen.start()
+            lat, status, elapsed = q.get()
+            gen.join()
+            pct = {q: percentile(lat, q) for q in (50, 90, 99)}
+            lat_max = max(lat) if lat else float("nan")
+            n_req = len(lat)
+        cache_after = server_cache_counts(url)
         load_after = os.getloadavg()
         stop.set()
         sampler.join()
@@ -231,21 +333,30 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.TimeoutExpired:
             server.kill()
     ok = status.get(200, 0)
+    hits = cache_after["hit"] - cache_before["hit"]
+    misses = cache_after["miss"] - cache_before["miss"]
     result = {
         "endpoint": args.endpoint,
         "products": n,
         "dims": args.dims,
         "search": model_search(model),
         "k": args.k,
+        "client": args.client,
+        "workers": args.workers,
+        "cache_size": args.cache_size,
+        "ids": args.endpoint == "/v1/similar" and (
+            f"zipf s={args.zipf_s}" if args.ids == "zipf" else "uniform"),
+        "distinct_paths": len(set(paths)),
+        "cache_hit_rate": round(hits / (hits + misses), 4) if hits + misses else None,
         "concurrency": args.concurrency,
         "duration_s": round(elapsed, 2),
-        "requests": len(lat),
-        "status": {str(k): v for k, v in sorted(status.items())},
+        "requests": n_req,
+        "status": {str(k): v for k, v in sorted(status.items(), key=str)},
         "requests_per_s": round(ok / elapsed, 1),
-        "p50_ms": round(1000 * percentile(lat, 50), 2),
-        "p90_ms": round(1000 * percentile(lat, 90), 2),
-        "p99_ms": round(1000 * percentile(lat, 99), 2),
-        "max_ms": round(1000 * max(lat), 2) if lat else None,
+        "p50_ms": round(1000 * pct[50], 2),
+        "p90_ms": round(1000 * pct[90], 2),
+        "p99_ms": round(1000 * pct[99], 2),
+        "max_ms": round(1000 * lat_max, 2),
         "model_build_s": round(build_s, 1),
         "server_start_s": round(start_s, 1),
         "loadavg_before": [round(x, 2) for x in load_before],

@@ -86,9 +86,12 @@ def _metrics_factory():
             self.reloads = Counter(
                 "prodfusion_model_reloads", "Model folder publications seen, by outcome "
                 "(loaded | refused).", ["outcome"], registry=r)
+            self.results = Counter(
+                "prodfusion_similar_results", "Recommendation lists served from the result "
+                "cache (hit) or computed (miss).", ["result"], registry=r)
             self.products = Gauge(
                 "prodfusion_model_products", "Products in the model serving each variant.",
-                ["variant"], registry=r)
+                ["variant"], registry=r, multiprocess_mode="max")
 
     return ServiceMetrics()
 
@@ -119,6 +122,11 @@ class _MetricsMiddleware:
             variant = (scope.get("state") or {}).get("variant", "")
             self.metrics.requests.labels(path, scope["method"], str(status[0]), variant).inc()
             self.metrics.latency.labels(path, variant).observe(time.perf_counter() - t0)
+
+
+def _dumps(obj) -> str:
+    """JSON the way Starlette's ``JSONResponse`` renders it (compact, UTF-8, finite numbers)."""
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
 
 
 def _reject_constant(name: str):
@@ -235,7 +243,8 @@ def create_app(settings: ServiceSettings, *, store=None):
                 metrics.reloads.labels(outcome).inc()
                 _update_product_gauge()
 
-            st.registry = ModelRegistry(exp, images=settings.images, on_reload=on_reload)
+            st.registry = ModelRegistry(exp, images=settings.images, on_reload=on_reload,
+                                        cache_size=settings.cache_size)
             await run_in_threadpool(st.registry.load_all)
             _update_product_gauge()
             st.registry.start_watcher(settings.reload_interval_s)
@@ -341,9 +350,15 @@ def create_app(settings: ServiceSettings, *, store=None):
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics",
              response_class=PlainTextResponse)
     async def prometheus_metrics():
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        registry = metrics.registry
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # serve --workers N: sum the processes
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/similar/{product_id}", response_model=SimilarOut, tags=["recommendations"],
              summary="The visitor's variant's recommendations for one product",
@@ -366,16 +381,25 @@ def create_app(settings: ServiceSettings, *, store=None):
         request.state.variant = variant
         model, vcfg = app.state.registry.get(variant)
         rec = model.recommender
-        ids, scores = rec.similar(
-            product_id, k, fusion=vcfg.fusion, modalities=vcfg.modalities,
-            same_category=same_category, exclude=exclude, exclude_group=exclude_group)
-        rows = rec.catalog.rows_of(ids)
-        items = []
-        for rank, (row, score) in enumerate(zip(rows, scores, strict=True), start=1):
-            items.append({**_product(model, int(row)), "rank": rank, "score": float(score)})
-        payload = {
-            "product": _product(model, rec.catalog.row_of(product_id)),
-            "items": items,
+        key = (vcfg.fusion, vcfg.modalities, product_id, k, same_category, tuple(exclude),
+               exclude_group)
+        body = model.results.get(key)
+        if body is None:
+            ids, scores = rec.similar(
+                product_id, k, fusion=vcfg.fusion, modalities=vcfg.modalities,
+                same_category=same_category, exclude=exclude, exclude_group=exclude_group)
+            rows = rec.catalog.rows_of(ids)
+            items = []
+            for rank, (row, score) in enumerate(zip(rows, scores, strict=True), start=1):
+                items.append({**_product(model, int(row)), "rank": rank, "score": float(score)})
+            # The part that depends only on the model and the query, rendered once and kept.
+            body = _dumps({"product": _product(model, rec.catalog.row_of(product_id)),
+                           "items": items})[1:-1]
+            model.results.put(key, body)
+            metrics.results.labels("miss").inc()
+        else:
+            metrics.results.labels("hit").inc()
+        rest = _dumps({
             "experiment": exp.name,
             "variant": variant,
             "visitor": vis,
@@ -384,9 +408,9 @@ def create_app(settings: ServiceSettings, *, store=None):
             "modalities": list(vcfg.modalities or rec.modalities),
             "model": model.resolved,
             "shop_url": _shop_url(product_id),
-        }
+        })
         # Built to the SimilarOut schema here; returning a response skips re-validating it.
-        out = JSONResponse(payload)
+        out = Response("{" + body + "," + rest[1:], media_type="application/json")
         if new:
             _set_cookie(out, vis)
         return out

@@ -8,10 +8,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 
-__all__ = ["add_serve_parser", "add_ab_parser"]
+__all__ = ["add_serve_parser", "add_ab_parser", "app_from_env"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {v}")
+    return v
 
 
 def _settings_overrides(args: argparse.Namespace) -> dict:
@@ -24,9 +36,30 @@ def _settings_overrides(args: argparse.Namespace) -> dict:
         out["images"] = Path(args.images)
     if getattr(args, "reload_interval", None) is not None:
         out["reload_interval_s"] = args.reload_interval
+    if getattr(args, "cache_size", None) is not None:
+        out["cache_size"] = args.cache_size
     if getattr(args, "shop_url", None):
         out["shop_url"] = args.shop_url
     return out
+
+
+def _limit_blas(threads: int) -> None:
+    if threads > 0:
+        # Requests run concurrently in a thread pool; one BLAS thread per request avoids
+        # oversubscribing the cores (measured ~2x faster per query on a busy 2-core machine).
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+
+
+def app_from_env():
+    """The app of one uvicorn worker process, from ``PRODFUSION_SERVE`` (``serve --workers``)."""
+    from prodfusion.service.app import create_app
+    from prodfusion.service.settings import load_settings
+
+    spec = json.loads(os.environ["PRODFUSION_SERVE"])
+    _limit_blas(spec["blas_threads"])
+    return create_app(load_settings(spec["config"], **spec["overrides"]))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -35,19 +68,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from prodfusion.service.app import create_app
     from prodfusion.service.settings import load_settings
 
-    settings = load_settings(args.config, **_settings_overrides(args))
-    if args.blas_threads > 0:
-        # Requests run concurrently in a thread pool; one BLAS thread per request avoids
-        # oversubscribing the cores (measured ~2x faster per query on a busy 2-core machine).
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(args.blas_threads)
-    app = create_app(settings)
+    overrides = _settings_overrides(args)
+    settings = load_settings(args.config, **overrides)  # fails here, once, on a bad config
     print(f"prodfusion: serving experiment {settings.experiment.name!r} "
           f"({', '.join(settings.experiment.names)}) on http://{args.host}:{args.port}/ "
-          f"— events in {settings.events}", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                access_log=args.access_log)
+          f"with {args.workers} worker(s) — events in {settings.events}", file=sys.stderr)
+    run = dict(host=args.host, port=args.port, log_level=args.log_level,
+               access_log=args.access_log)
+    if args.workers == 1:
+        _limit_blas(args.blas_threads)
+        uvicorn.run(create_app(settings), **run)
+        return 0
+    # Several processes: each loads the model (memory-mapped files are shared through the page
+    # cache) and answers on the same socket. Prometheus counters are summed over the workers
+    # through files in PROMETHEUS_MULTIPROC_DIR.
+    with tempfile.TemporaryDirectory(prefix="prodfusion-metrics-") as metrics_dir:
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
+        os.environ["PRODFUSION_SERVE"] = json.dumps({
+            "config": str(args.config), "blas_threads": args.blas_threads,
+            "overrides": {k: str(v) if isinstance(v, Path) else v for k, v in overrides.items()},
+        })
+        uvicorn.run("prodfusion.service.cli_commands:app_from_env", factory=True,
+                    workers=args.workers, **run)
     return 0
 
 
@@ -81,6 +123,10 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--blas-threads", type=int, default=1,
                    help="BLAS threads per request (default 1: requests already run in parallel; "
                    "0 leaves the library default)")
+    s.add_argument("--workers", type=_positive_int, default=1,
+                   help="server processes (default 1); use about one per core for throughput")
+    s.add_argument("--cache-size", type=int, default=None,
+                   help="recommendation lists kept per worker (LRU, default 20000; 0: off)")
     s.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug"])
     s.add_argument("--no-access-log", dest="access_log", action="store_false")

@@ -21,6 +21,7 @@ import os
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,52 @@ def _image_root(paths: list[str | None], configured: Path | None) -> Path | None
     return Path(root)
 
 
+class ResultCache:
+    """A thread-safe LRU of finished recommendation lists, one per loaded model.
+
+    Recommendations of a model folder never change, so they can be kept; the cache lives and
+    dies with its :class:`LoadedModel` (a hot reload starts a new, empty one). ``size`` 0
+    disables it.
+
+    >>> c = ResultCache(2)
+    >>> c.put("a", 1); c.put("b", 2); c.get("a"); c.put("c", 3)
+    1
+    >>> c.get("b") is None, c.get("c"), (c.hits, c.misses)
+    (True, 3, (2, 1))
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = int(size)
+        self._data: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, key):
+        if self.size <= 0:
+            return None
+        with self._lock:
+            value = self._data.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key, value) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+
 @dataclass
 class LoadedModel:
     """One loaded, validated model folder."""
@@ -72,6 +119,7 @@ class LoadedModel:
     loaded_at: float
     image_root: Path | None
     titles_lower: pl.Series = field(repr=False)
+    results: ResultCache = field(default_factory=lambda: ResultCache(0), repr=False)
 
     @property
     def resolved(self) -> str:
@@ -91,7 +139,8 @@ class LoadedModel:
         }
 
 
-def _load(path: Path, variants: list[VariantConfig], images: Path | None) -> LoadedModel:
+def _load(path: Path, variants: list[VariantConfig], images: Path | None,
+          cache_size: int = 0) -> LoadedModel:
     from prodfusion.recommender import Recommender
 
     stamp = _stamp(path)
@@ -115,7 +164,7 @@ def _load(path: Path, variants: list[VariantConfig], images: Path | None) -> Loa
         raise ModelError(f"Model folder {str(path)!r} changed while it was being loaded; retrying.")
     titles = rec.catalog.frame["title"].fill_null("").str.to_lowercase()
     return LoadedModel(path, stamp, rec, time.time(), _image_root(rec.catalog.image_paths, images),
-                       titles)
+                       titles, ResultCache(cache_size))
 
 
 class ModelRegistry:
@@ -128,12 +177,15 @@ class ModelRegistry:
         Image folder override (see :class:`ServiceSettings`).
     on_reload : callable, optional
         ``on_reload(outcome, path, error_or_None)`` after each reload attempt (metrics hook).
+    cache_size : int
+        Recommendation lists kept per loaded model (:class:`ResultCache`; 0: none).
     """
 
     def __init__(self, experiment: ExperimentConfig, *, images: Path | None = None,
-                 on_reload=None) -> None:
+                 on_reload=None, cache_size: int = 0) -> None:
         self.experiment = experiment
         self.images = images
+        self.cache_size = int(cache_size)
         self.on_reload = on_reload
         self._by_path: dict[Path, LoadedModel] = {}
         self._failed: dict[Path, tuple] = {}
@@ -156,7 +208,7 @@ class ModelRegistry:
     def load_all(self) -> ModelRegistry:
         """Load every folder; raises :class:`ModelError` naming the first that fails."""
         for p in self.paths:
-            self._by_path[p] = _load(p, self._variants_of(p), self.images)
+            self._by_path[p] = _load(p, self._variants_of(p), self.images, self.cache_size)
             log.info("loaded model %s (%d products)", self._by_path[p].resolved,
                      len(self._by_path[p].recommender.catalog))
         return self
@@ -184,7 +236,7 @@ class ModelRegistry:
                         or self._failed.get(p) == stamp:
                     continue
                 try:
-                    new = _load(p, self._variants_of(p), self.images)
+                    new = _load(p, self._variants_of(p), self.images, self.cache_size)
                 except Exception as exc:  # refuse anything that cannot serve; keep the old one
                     self._failed[p] = stamp
                     self.errors_[str(p)] = f"{type(exc).__name__}: {exc}"

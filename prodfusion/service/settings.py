@@ -70,6 +70,10 @@ class ServiceSettings:
         Larger request bodies get 413.
     default_k, max_k : int
         Default and maximum number of recommendations (``k`` outside [1, max_k] gets 422).
+    cache_size : int
+        Recommendation lists kept per loaded model and worker, least recently used dropped
+        (about 3 KB each at k = 15; 0 disables). A model's lists never change, so popular
+        products are answered without searching; a hot reload starts an empty cache.
     max_batch : int
         Most events in one POST.
     cookie_name : str
@@ -91,6 +95,7 @@ class ServiceSettings:
     max_body_bytes: int = 1_000_000
     default_k: int = 15
     max_k: int = 100
+    cache_size: int = 20_000
     max_batch: int = 1000
     cookie_name: str = "pf_visitor"
     cookie_secure: bool = False
@@ -105,7 +110,8 @@ class ServiceSettings:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise param_error(name, where, "a finite number >= 0", v)
-        for name, lo in (("max_body_bytes", 1024), ("default_k", 1), ("max_k", 1), ("max_batch", 1)):
+        for name, lo in (("max_body_bytes", 1024), ("default_k", 1), ("max_k", 1), ("max_batch", 1),
+                         ("cache_size", 0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise param_error(name, where, f"an int >= {lo}", v)
