@@ -473,3 +473,43 @@ def test_malformed_cookie_is_no_visitor(client):
     assert r.status_code == 422 and "has no 'visitor'" in r.text
     r = client.get("/v1/similar/0001")  # a fresh id replaces it
     assert re.fullmatch(r"[0-9a-f]{32}", r.json()["visitor"])
+
+
+# ---------------------------------------------------------------------- result cache
+def _cache_counts(client) -> tuple[float, float]:
+    text = client.get("/metrics").text
+    got = {}
+    for res in ("hit", "miss"):
+        m = re.search(rf'prodfusion_similar_results_total{{result="{res}"}} ([0-9.]+)', text)
+        got[res] = float(m.group(1)) if m else 0.0
+    return got["hit"], got["miss"]
+
+
+def test_result_cache_serves_repeats_per_variant_and_filter(client):
+    vb = visitors_of(client, "baseline", 2)
+    vf = visitors_of(client, "fusion", 1)[0]
+    first = client.get(f"/v1/similar/0001?k=7&visitor={vb[0]}").json()
+    assert _cache_counts(client) == (0.0, 1.0)
+    again = client.get(f"/v1/similar/0001?k=7&visitor={vb[1]}").json()  # same variant, other visitor
+    assert _cache_counts(client) == (1.0, 1.0)
+    assert again["items"] == first["items"] and again["product"] == first["product"]
+    assert again["visitor"] == vb[1] and again["request_id"] != first["request_id"]
+    # another variant (other modalities), another k or filter: computed, not reused
+    other = client.get(f"/v1/similar/0001?k=7&visitor={vf}").json()
+    client.get(f"/v1/similar/0001?k=6&visitor={vb[0]}")
+    filtered = client.get(f"/v1/similar/0001?k=7&visitor={vb[0]}&exclude=0005").json()
+    assert _cache_counts(client) == (1.0, 4.0)
+    assert other["modalities"] == ["text", "image", "clicks"]
+    assert "0005" not in {it["product_id"] for it in filtered["items"]}
+    # a cached answer is byte-for-byte the schema of a computed one
+    assert set(again) == set(first) and again["items"][0].keys() == first["items"][0].keys()
+
+
+def test_result_cache_can_be_turned_off(planted_model, tmp_path):
+    s = ab_settings(planted_model, tmp_path / "ev.sqlite3", cache_size=0)
+    with TestClient(create_app(s)) as c:
+        for _ in range(3):
+            assert c.get("/v1/similar/0001?visitor=someone").status_code == 200
+        assert _cache_counts(c) == (0.0, 3.0)
+    with pytest.raises(Exception, match="'cache_size' parameter of ServiceSettings"):
+        ab_settings(planted_model, tmp_path / "ev.sqlite3", cache_size=-1)

@@ -4,6 +4,7 @@ and restarted, and every acknowledged event is in the store exactly once."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -61,3 +62,32 @@ def test_sigkill_mid_stream_loses_no_acknowledged_event(tmp_path):
     assert not missing, f"{len(missing)} acknowledged events lost, e.g. {missing[:3]}"
     assert all(n == 1 for n in stored.values())
     assert set(stored) == set(ids)  # and nothing that was never sent
+
+
+@pytest.mark.slow
+def test_two_worker_processes_serve_and_sum_their_metrics(tmp_path):
+    import httpx
+
+    model = make_model(tmp_path)
+    port = free_port()
+    server = start_server(model, port, tmp_path / "server.log", "--events",
+                          str(tmp_path / "events.sqlite3"), "--workers", "2")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        n = 0
+        for i in range(12):  # fresh connections, so the kernel spreads them over both workers
+            r = httpx.get(f"{url}/v1/similar/{i:04d}?k=3&visitor=v{i}")
+            assert r.status_code == 200 and len(r.json()["items"]) == 3
+            n += 1
+        body = {"events": [{"event_id": f"e{i}", "type": "view", "visitor": "v1", "request_id": "r1",
+                            "product_id": "0001"} for i in range(5)]}
+        assert httpx.post(f"{url}/v1/events", json=body).status_code == 200
+        text = httpx.get(f"{url}/metrics").text
+        m = re.search(r'prodfusion_http_requests_total\{method="GET",route="/v1/similar/'
+                      r'\{product_id\}",status="200",variant="default"\} ([0-9.]+)', text)
+        assert m and float(m.group(1)) == n, text[:3000]
+    finally:
+        stop_server(server)
+    conn = sqlite3.connect(tmp_path / "events.sqlite3")
+    assert conn.execute("SELECT COUNT(*) FROM pf_events").fetchone()[0] == 5
+    conn.close()
