@@ -93,8 +93,32 @@ def generate(n: int, out: str | Path, *, seed: int = 0) -> dict:
     return meta
 
 
-def load(folder: str | Path):
-    """The catalog and memory-mapped (copy-on-write) embeddings of a generated folder."""
+def _read_float16(path: Path) -> np.ndarray:
+    """A float32 ``.npy`` matrix read in row chunks (plain reads, no mapping) into float16.
+
+    Stands for vectors that arrive as float16 (e.g. from a float16 embedding cache): the
+    float32 file never becomes part of the process's memory.
+    """
+    with open(path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, fortran, dtype = read_header(fh)
+        if fortran or dtype != np.float32 or len(shape) != 2:
+            raise ValueError(f"{path}: expected a C-order float32 matrix, got {dtype} {shape}")
+        out = np.empty(shape, dtype=np.float16)
+        for lo in range(0, shape[0], CHUNK):
+            hi = min(shape[0], lo + CHUNK)
+            out[lo:hi] = np.fromfile(fh, dtype=np.float32, count=(hi - lo) * shape[1]).reshape(
+                hi - lo, shape[1])
+    return out
+
+
+def load(folder: str | Path, *, vector_dtype: str = "float32"):
+    """The catalog and embeddings of a generated folder.
+
+    float32: memory-mapped (copy-on-write); float16: read chunk by chunk into memory.
+    """
     from prodfusion.data.catalog import Catalog
     from prodfusion.encoders.base import Embeddings
 
@@ -102,6 +126,7 @@ def load(folder: str | Path):
     catalog = Catalog(pl.read_parquet(folder / "catalog.parquet"), source=str(folder))
     embs = {}
     for m in DIMS:
-        v = np.load(folder / f"emb_{m}.npy", mmap_mode="c")
+        path = folder / f"emb_{m}.npy"
+        v = _read_float16(path) if vector_dtype == "float16" else np.load(path, mmap_mode="c")
         embs[m] = Embeddings(v, np.load(folder / f"mask_{m}.npy"), f"synthetic-{m}")
     return catalog, embs

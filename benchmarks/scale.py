@@ -9,7 +9,8 @@ Each step runs in its own process so that peak memory is the step's own::
     python benchmarks/scale.py prod2vec --json results/prod2vec.json
     python benchmarks/scale.py report results/          # markdown tables from the JSON files
 
-``build`` reads precomputed text/image/click vectors (memory-mapped), clusters every modality
+``build`` reads precomputed text/image/click vectors (memory-mapped; with ``--vector-dtype
+float16`` read chunk-wise into float16 and stored so in the model), clusters every modality
 for late fusion, builds the early, intermediate and late indexes and saves the model folder
 (``<data>/model``). ``query`` loads that folder and measures latency and recall@15 against
 the exact fusion (computed by scanning every product in chunks).
@@ -110,15 +111,18 @@ def cmd_build(args) -> None:
 
     data = Path(args.data)
     model = Path(args.model or data / "model")
-    result = {"step": "build", "data": str(data), "index": args.index, "machine": _machine()}
+    result = {"step": "build", "data": str(data), "index": args.index,
+              "vector_dtype": args.vector_dtype, "machine": _machine()}
     t = {}
     with PeakMemory() as mem:
         t0 = time.perf_counter()
-        catalog, embs = _synthetic.load(data)
+        catalog, embs = _synthetic.load(data, vector_dtype=args.vector_dtype)
         t["load_inputs"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         rec = Recommender.from_embeddings(catalog, embs, fusion="intermediate", index=args.index,
-                                          index_settings=IndexSettings())
+                                          index_settings=IndexSettings(),
+                                          vector_dtype=args.vector_dtype)
+        del embs
         t["check_and_cluster"] = time.perf_counter() - t1
         for f in FUSIONS:
             t2 = time.perf_counter()
@@ -185,6 +189,7 @@ def cmd_query(args) -> None:
         t0 = time.perf_counter()
         rec = Recommender.load(model)
         result["load_seconds"] = round(time.perf_counter() - t0, 2)
+        result["vector_dtype"] = rec.vector_dtype
         # Warm the page cache with the index files (a serving process reads them once and
         # keeps them; cold-cache figures are page-fault figures). Loading already read
         # every embedding (check_finite).
@@ -660,6 +665,8 @@ def main(argv=None) -> None:
     b.add_argument("--data", required=True)
     b.add_argument("--model")
     b.add_argument("--index", default="auto", choices=["auto", "exact", "hnsw", "ivfpq"])
+    b.add_argument("--vector-dtype", default="float32", choices=["float32", "float16"],
+                   help="float16: inputs read into float16 and the model stored as float16")
     b.add_argument("--json")
     q = sub.add_parser("query")
     q.add_argument("--data")
