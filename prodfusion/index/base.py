@@ -23,6 +23,7 @@ __all__ = [
 
 IndexBackend = Literal["auto", "exact", "hnsw", "ivfpq"]
 INDEX_BACKENDS: tuple[str, ...] = ("auto", "exact", "hnsw", "ivfpq")
+HNSW_STORAGE: tuple[str, ...] = ("flat", "sq8", "fp16")
 
 
 @dataclass
@@ -46,7 +47,11 @@ class IndexSettings:
         are re-scored exactly on the full vectors, so this trades a little candidate quality
         for a much faster, smaller index. ``None`` indexes the full vectors.
     hnsw_m, ef_construction, ef_search : int
-        HNSW graph degree, build-time and query-time beam widths (FAISS ``IndexHNSWFlat``).
+        HNSW graph degree, build-time and query-time beam widths (FAISS ``IndexHNSW*``).
+    hnsw_storage : {"flat", "sq8", "fp16"}
+        How HNSW stores its (projected) vectors: ``"flat"`` float32, ``"sq8"`` one byte per
+        dimension (FAISS scalar quantiser, 4× smaller, faster to build and search), ``"fp16"``
+        half floats. Candidates are re-scored exactly on the stored embeddings either way.
     ivf_nlist : int or None
         IVF cells; default ``4·sqrt(n)``.
     pq_m, pq_nbits : int
@@ -63,6 +68,9 @@ class IndexSettings:
         the filters allow.
     train_sample : int
         Rows sampled to learn projections, IVF cells and PQ codebooks.
+    search_threads : int
+        Threads that search the pieces of an index (intermediate fusion has one per presence
+        pattern) concurrently for the same queries; 1 searches them one after the other.
     seed : int
         Sampling seed.
     """
@@ -74,6 +82,7 @@ class IndexSettings:
     hnsw_m: int = 32
     ef_construction: int = 64
     ef_search: int = 128
+    hnsw_storage: str = "flat"
     ivf_nlist: int | None = None
     pq_m: int = 32
     pq_nbits: int = 8
@@ -82,12 +91,17 @@ class IndexSettings:
     min_candidates: int = 128
     max_candidates: int = 16_384
     train_sample: int = 32_768
+    search_threads: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
         where = "IndexSettings()"
+        if self.hnsw_storage not in HNSW_STORAGE:
+            raise param_error("hnsw_storage", where, f"one of {list(HNSW_STORAGE)}", self.hnsw_storage)
         for f in fields(self):
             v = getattr(self, f.name)
+            if f.name == "hnsw_storage":
+                continue
             if v is None and f.name in ("reduce_dim", "ivf_nlist"):
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)):

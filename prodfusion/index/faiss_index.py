@@ -174,7 +174,15 @@ class HNSWIndex(_FaissIndex):
 
     def _make(self, sample: np.ndarray):
         faiss = _faiss()
-        idx = faiss.IndexHNSWFlat(self.index_dim, self.settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        d, m, ip = self.index_dim, self.settings.hnsw_m, faiss.METRIC_INNER_PRODUCT
+        storage = self.settings.hnsw_storage
+        if storage == "flat":
+            idx = faiss.IndexHNSWFlat(d, m, ip)
+        else:
+            qt = {"sq8": faiss.ScalarQuantizer.QT_8bit,
+                  "fp16": faiss.ScalarQuantizer.QT_fp16}[storage]
+            idx = faiss.IndexHNSWSQ(d, qt, m, ip)
+            idx.train(sample)  # per-dimension ranges of the scalar quantiser
         idx.hnsw.efConstruction = self.settings.ef_construction
         return idx
 

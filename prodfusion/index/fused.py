@@ -197,6 +197,18 @@ class FusedIndex:
         # Norm of the early-fusion concatenation [v_m / sqrt(D_m)]_m (before normalisation).
         self.fused_norm_ = np.sqrt((sq / dims).sum(axis=1)).astype(np.float32)
 
+    def _pool(self):
+        """Threads that search index pieces concurrently (``settings.search_threads`` > 1)."""
+        n = self.settings.search_threads
+        if n <= 1:
+            return None
+        pool = getattr(self, "_pool_", None)
+        if pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = self._pool_ = ThreadPoolExecutor(n, thread_name_prefix="pf-search")
+        return pool
+
     def _check_built(self) -> None:
         if not hasattr(self, "embeddings_"):
             raise NotBuiltError(f"{type(self).__name__} is not built: call build() first.")
@@ -469,10 +481,11 @@ class _VectorFusedIndex(FusedIndex):
         if removed >= n_present / 2:  # most rows are banned: treat it as a selective filter
             frac *= max(1.0 - removed / n_present, 1e-9)
             extra = 0
-        kp = max(s.min_candidates, math.ceil(k * s.over_fetch / frac)) + extra
+        kp = max(s.min_candidates, math.ceil(k * s.over_fetch / frac) + extra)
+        kp = -(-kp // 32) * 32  # multiples of 32 let queries share a search call
         if kp > s.max_candidates:
             return None
-        return 1 << (kp - 1).bit_length()  # powers of two let queries share a search call
+        return kp
 
     def _locate(self) -> None:
         """``piece_of_[row]`` (-1: none) and ``pos_[row]``: where each row sits in the pieces."""
@@ -502,6 +515,7 @@ class _VectorFusedIndex(FusedIndex):
         est: list[list[np.ndarray]] = [[] for _ in q_rows]
         exhaustive = np.ones(len(q_rows), dtype=bool)
         qmask = self.masks_[q_rows]
+        jobs = []
         for piece in self.pieces_.values():
             if not len(piece):
                 continue
@@ -513,6 +527,10 @@ class _VectorFusedIndex(FusedIndex):
             kk = min(kp, len(piece))
             if kk < len(piece):
                 exhaustive[sel] = False
+            jobs.append((piece, sel, shared, kk))
+
+        def run(job):
+            piece, sel, shared, kk = job
             qv = self._query_blocks(q_rows[sel], piece.modalities)
             if piece.mixed:  # each row's inner product over the modalities it shares
                 ip = piece.index.project(qv) @ piece.index.vectors.T
@@ -521,11 +539,15 @@ class _VectorFusedIndex(FusedIndex):
                 sh = qmask[sel].astype(np.float32) @ piece.masks
                 with np.errstate(divide="ignore", invalid="ignore"):
                     mean = np.where(sh > 0, ip / sh, -np.inf).astype(np.float32)
-                labels, scores = topk_rows(mean, kk)
-            else:
-                labels, scores = piece.index.search(qv, kk)
-                if self.method == "intermediate":
-                    scores = scores / shared[sel, None].astype(np.float32)
+                return topk_rows(mean, kk)
+            labels, scores = piece.index.search(qv, kk)
+            if self.method == "intermediate":
+                scores = scores / shared[sel, None].astype(np.float32)
+            return labels, scores
+
+        # FAISS and BLAS release the GIL: the pieces of one query can be searched at once.
+        results = self._pool().map(run, jobs) if len(jobs) > 1 and self._pool() else map(run, jobs)
+        for (piece, sel, _, _), (labels, scores) in zip(jobs, results, strict=True):
             for j, i in enumerate(sel):
                 ok = labels[j] >= 0
                 rows[i].append(piece.rows[labels[j][ok]])

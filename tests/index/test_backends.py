@@ -149,3 +149,30 @@ def test_search_restricted_to_allowed_labels(rng, kind):
         np.testing.assert_array_equal(labels, expected)
     few, _ = idx.search(x[:1], 10, allowed=allowed[:3])
     assert sorted(few[0][few[0] >= 0].tolist()) == allowed[:3].tolist() and (few[0] == -1).sum() == 7
+
+
+@pytest.mark.parametrize("storage", ["sq8", "fp16"])
+def test_quantised_hnsw_storage_finds_the_same_candidates(rng, tmp_path, storage):
+    """sq8/fp16 storage changes the estimates a little, not which vectors are found: the top-10
+    of brute force is inside the top-30 returned, and the index is smaller on disk."""
+    x, q = _data(rng, 400, 32), _data(rng, 20, 32)
+    flat = HNSWIndex(32, EXHAUSTIVE).train(x)
+    flat.add(x)
+    quant = HNSWIndex(32, IndexSettings(**{**EXHAUSTIVE.to_dict(), "hnsw_storage": storage}))
+    quant.train(x)
+    quant.add(x)
+    truth = np.argsort(-(q @ x.T), axis=1, kind="stable")[:, :10]
+    labels, scores = quant.search(q, 30)
+    assert all(set(t) <= set(lab) for t, lab in zip(truth, labels, strict=True))
+    np.testing.assert_allclose(scores[:, 0], (q @ x.T).max(axis=1), atol=0.1)
+    a, b = flat.save(tmp_path, "flat"), quant.save(tmp_path, "quant")
+    size = {n: (tmp_path / m["files"][0]).stat().st_size for n, m in (("flat", a), ("q", b))}
+    per_dim = {"sq8": 1, "fp16": 2}[storage]  # bytes per stored dimension instead of 4
+    assert size["flat"] - size["q"] >= 0.95 * x.size * (4 - per_dim)
+    loaded = HNSWIndex.load(tmp_path, b, mmap=True)
+    np.testing.assert_array_equal(loaded.search(q, 30)[0], labels)
+
+
+def test_hnsw_storage_is_checked():
+    with pytest.raises(ParameterError, match="'hnsw_storage' parameter of IndexSettings"):
+        IndexSettings(hnsw_storage="int4")

@@ -36,7 +36,7 @@ def test_matches_exact_fusion_on_small_data(planted, method, mods, backend):
     _, embs, _, _ = planted
     settings = ANN
     if backend == "ivfpq":  # PQ scores are coarse: a wider (still partial) fetch before re-scoring
-        settings = IndexSettings(**{**ANN.to_dict(), "min_candidates": 256})
+        settings = IndexSettings(**{**ANN.to_dict(), "min_candidates": 512})
     exact, approx = _pair(embs, method, mods, backend, settings)
     q = np.arange(0, 600, 7)
     r0, s0 = exact.topk(q, 15)
@@ -205,3 +205,18 @@ def test_fast_pair_scores_equal_the_fusers(planted, method, mods, normalize):
                                    rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(approx.exact_scores([q], cand)[0], fuser.similarity([q], cand)[0],
                                    rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["early", "intermediate"])
+def test_parallel_piece_search_gives_the_serial_answer(planted, method):
+    _, embs, _, _ = planted
+    _, serial = _pair(embs, method, MODS)
+    _, parallel = _pair(embs, method, MODS, settings=IndexSettings(**{**ANN.to_dict(),
+                                                                      "search_threads": 2}))
+    assert parallel._pool() is not None and serial._pool() is None
+    q = np.arange(0, 600, 5)
+    r0, s0 = serial.topk(q, 15)
+    for rows in (q, q[:1]):  # a batch and a single query
+        r1, s1 = parallel.topk(rows, 15)
+        np.testing.assert_array_equal(r1, r0[: len(rows)])
+        np.testing.assert_allclose(s1, s0[: len(rows)], rtol=1e-6)
