@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Runs the scale benchmarks of docs/benchmarks/scale.md, one process per step.
 #   benchmarks/run_scale.sh small     # 10K and 100K catalogs, literal N×N, encoders, Prod2Vec
-#   benchmarks/run_scale.sh 1m        # the 1M catalog (about 40 minutes, ~10 GB of RAM)
+#   benchmarks/run_scale.sh 1m        # the 1M catalog, float32 then float16 models (~50 min, ~12 GB)
 # Work files go to $WORK (default /tmp/prodfusion-scale); JSON results to docs/benchmarks/scale/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${WORK:-/tmp/prodfusion-scale}
 OUT=docs/benchmarks/scale
 mkdir -p "$OUT" "$WORK"
-# One BLAS/OpenMP thread: on this shared 2-core machine, two OpenMP threads made k-means and
-# HNSW construction 3-6x slower (threads spin at barriers while the other is descheduled).
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+# BLAS/OpenMP threads: THREADS=2 (both cores) on a quiet machine. On a machine shared with other
+# jobs use THREADS=1: two OpenMP threads made k-means and HNSW construction 3-6x slower there
+# (threads spin at barriers while the other is descheduled).
+THREADS=${THREADS:-2}
+export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 PY=${PY:-.venv/bin/python}
 run() { echo "== $(date +%T) $*"; "$PY" benchmarks/scale.py "$@" 2>&1 | grep -v '^WARNING clustering' | tail -n 3; }
 
@@ -30,8 +32,10 @@ if [[ "${1:-small}" == "small" ]]; then
   run prod2vec --epochs 1 --workers 2 --iterable --workdir "$WORK/prod2vec" --json "$OUT/prod2vec.json"
   run prod2vec-repeat --lines 300000 --repeats 8 --workdir "$WORK/prod2vec" --json "$OUT/prod2vec-repeat.json"
 else
-  run gen --n 1000000 --out "$WORK/1m"
+  [[ -f "$WORK/1m/meta.json" ]] || run gen --n 1000000 --out "$WORK/1m"
   run build --data "$WORK/1m" --index auto --model "$WORK/1m/model" --json "$OUT/build-1m-hnsw.json"
   run query --model "$WORK/1m/model" --queries 300 --recall 200 --json "$OUT/query-1m-hnsw.json"
+  run build --data "$WORK/1m" --index auto --vector-dtype float16 --model "$WORK/1m/model-f16" --json "$OUT/build-1m-hnsw-f16.json"
+  run query --model "$WORK/1m/model-f16" --queries 300 --recall 200 --json "$OUT/query-1m-hnsw-f16.json"
 fi
 echo "== $(date +%T) done"

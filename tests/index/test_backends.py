@@ -16,7 +16,7 @@ from prodfusion.index import (
 )
 from prodfusion.index.exact import topk_rows
 
-EXHAUSTIVE = IndexSettings(reduce_dim=None, ef_search=512, nprobe=10_000, pq_m=8)
+EXHAUSTIVE = IndexSettings(reduce_dim=None, ef_search=512, nprobe=10_000, pq_m=8, hnsw_storage="flat")
 
 
 def _make(kind, dim, settings=EXHAUSTIVE):
@@ -102,7 +102,7 @@ def test_projection_preserves_inner_products_of_low_rank_data(rng):
     x = (rng.normal(size=(500, 5)) @ basis).astype(np.float32)
     p = fit_projection(x, 5)
     np.testing.assert_allclose((x @ p) @ (x @ p).T, x @ x.T, rtol=1e-3, atol=1e-2)
-    idx = HNSWIndex(64, IndexSettings(reduce_dim=8, ef_search=512)).train(x)
+    idx = HNSWIndex(64, IndexSettings(reduce_dim=8, ef_search=512, hnsw_storage="flat")).train(x)
     assert idx.projection_.shape == (64, 8) and idx.index_.d == 8
     idx.add(x)
     labels, _ = idx.search(x[:10], 5)
