@@ -8,11 +8,14 @@ cd "$(dirname "$0")/.."
 WORK=${WORK:-/tmp/prodfusion-scale}
 OUT=docs/benchmarks/scale
 mkdir -p "$OUT" "$WORK"
-# BLAS/OpenMP threads: THREADS=2 (both cores) on a quiet machine. On a machine shared with other
-# jobs use THREADS=1: two OpenMP threads made k-means and HNSW construction 3-6x slower there
-# (threads spin at barriers while the other is descheduled).
-THREADS=${THREADS:-2}
+# One BLAS/OpenMP thread per job: FAISS 1.15's HNSW add is a deterministic, barrier-synchronised
+# OpenMP loop that gained little from a second thread here, and on a shared machine two OpenMP
+# threads made k-means and HNSW construction 3-6x slower (threads wait at barriers for a
+# descheduled sibling). Both cores are used by building JOBS (default 2) indexes at once.
+THREADS=${THREADS:-1}
+JOBS=${JOBS:-2}
 export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
+export OMP_WAIT_POLICY=PASSIVE
 PY=${PY:-.venv/bin/python}
 run() { echo "== $(date +%T) $*"; "$PY" benchmarks/scale.py "$@" 2>&1 | grep -v '^WARNING clustering' | tail -n 3; }
 
@@ -33,9 +36,9 @@ if [[ "${1:-small}" == "small" ]]; then
   run prod2vec-repeat --lines 300000 --repeats 8 --workdir "$WORK/prod2vec" --json "$OUT/prod2vec-repeat.json"
 else
   [[ -f "$WORK/1m/meta.json" ]] || run gen --n 1000000 --out "$WORK/1m"
-  run build --data "$WORK/1m" --index auto --model "$WORK/1m/model" --json "$OUT/build-1m-hnsw.json"
+  run build --data "$WORK/1m" --index auto --jobs "$JOBS" --model "$WORK/1m/model" --json "$OUT/build-1m-hnsw.json"
   run query --model "$WORK/1m/model" --queries 300 --recall 200 --json "$OUT/query-1m-hnsw.json"
-  run build --data "$WORK/1m" --index auto --vector-dtype float16 --model "$WORK/1m/model-f16" --json "$OUT/build-1m-hnsw-f16.json"
+  run build --data "$WORK/1m" --index auto --jobs "$JOBS" --vector-dtype float16 --model "$WORK/1m/model-f16" --json "$OUT/build-1m-hnsw-f16.json"
   run query --model "$WORK/1m/model-f16" --queries 300 --recall 200 --json "$OUT/query-1m-hnsw-f16.json"
 fi
 echo "== $(date +%T) done"

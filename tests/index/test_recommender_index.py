@@ -187,3 +187,18 @@ def test_update_when_products_gain_clicks_moves_them_between_pieces(planted):
     pieces = rec.searcher("intermediate").pieces_
     assert not np.isin(gained, pieces["text+image"].rows).any()
     _check_against_exact(rec, "intermediate")
+
+
+def test_indexes_built_concurrently_answer_like_serially_built_ones(planted):
+    catalog, embs, _, _ = planted
+    serial = _rec(catalog, embs).build_index()
+    parallel = _rec(catalog, embs).build_index(n_jobs=3)
+    assert set(parallel.build_seconds_) == {"early", "intermediate", "late"}
+    for fusion in ("early", "intermediate", "late"):
+        assert isinstance(parallel._searchers[(fusion, MODS)], FusedIndex)
+        a_ids, a_s = serial.similar_batch(QUERIES, 10, fusion=fusion)
+        b_ids, b_s = parallel.similar_batch(QUERIES, 10, fusion=fusion)
+        assert [list(x) for x in a_ids] == [list(x) for x in b_ids]
+        np.testing.assert_allclose(a_s, b_s, rtol=1e-6)
+    with pytest.raises(ParameterError, match=r"The 'n_jobs' parameter of build_index\(\) must be an int >= 1. Got 0 instead."):
+        serial.build_index(n_jobs=0)
