@@ -403,7 +403,7 @@ class Recommender:
                 self._searchers[key] = load_fused_index(
                     folder, meta, self.embeddings_, labels=self.late_labels_,
                     settings=self.index_settings, normalize=self.normalize,
-                    mmap=getattr(self, "_mmap", True),
+                    mmap=getattr(self, "_mmap_index", False),
                 )
             else:
                 t = time.perf_counter()
@@ -691,8 +691,16 @@ class Recommender:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, mmap: bool = True) -> Recommender:
+    def load(cls, path: str | os.PathLike, *, mmap: bool = True,
+             mmap_index: bool = False) -> Recommender:
         """Rebuild a recommender from a model folder written by :meth:`save`.
+
+        ``mmap`` memory-maps the embedding arrays (copy-on-write; only the rows a query
+        re-scores are read). ``mmap_index`` memory-maps the FAISS indexes' stored vectors too;
+        by default they are read into memory when first used, because graph search touches
+        thousands of scattered vectors per query and a mapped index faults them in page by
+        page until it is warm (measured at 1M products: 137 ms per query for the first queries
+        when mapped and evicted from the page cache, 1.6–3.6 ms read into memory).
 
         Raises
         ------
@@ -768,6 +776,7 @@ class Recommender:
         rec.index_settings = IndexSettings.from_dict(settings.get("index_settings", {}))
         rec._set_state(catalog, embeddings, late_labels=labels)
         rec._mmap = mmap
+        rec._mmap_index = mmap_index
         try:
             for key, meta in (manifest.get("index") or {}).items():
                 method, mods = key.split("/")

@@ -59,7 +59,7 @@ def test_similar_on_index_equals_exact(planted, fusion):
         assert set(a_ids) == set(b_ids)
 
 
-def test_save_load_keeps_the_index_memory_mapped(planted, tmp_path):
+def test_save_load_reads_the_index_or_maps_it(planted, tmp_path):
     catalog, embs, _, _ = planted
     rec = _rec(catalog, embs).build_index()
     out = rec.save(tmp_path / "m")
@@ -70,7 +70,9 @@ def test_save_load_keeps_the_index_memory_mapped(planted, tmp_path):
     loaded = Recommender.load(out)
     assert loaded.index == "hnsw" and loaded.index_settings == ANN
     s = loaded.searcher("intermediate")
-    assert all(p.index._mmapped for p in s.pieces_.values())
+    assert not any(p.index._mmapped for p in s.pieces_.values())  # read into memory
+    mapped = Recommender.load(out, mmap_index=True).searcher("intermediate")
+    assert all(p.index._mmapped for p in mapped.pieces_.values())
     for fusion in ("early", "intermediate", "late"):
         a = rec.similar("00000003", k=10, fusion=fusion)
         b = loaded.similar("00000003", k=10, fusion=fusion)
