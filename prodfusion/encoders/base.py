@@ -157,27 +157,43 @@ class Embeddings:
         out = np.empty(self.vectors.shape, dtype=name)
         for lo in range(0, len(self.mask), ROW_CHUNK):
             block = self.vectors[lo : lo + ROW_CHUNK]
+            with np.errstate(over="ignore"):  # overflow is detected and reported below
+                out[lo : lo + ROW_CHUNK] = block
             if name == "float16":
-                big = np.abs(block).max(axis=1, initial=0) > _F16_MAX
-                big &= np.isfinite(block).all(axis=1) & self.mask[lo : lo + ROW_CHUNK]
-                if big.any():
+                present = self.mask[lo : lo + ROW_CHUNK]
+                overflow, vanished = float16_losses(block, out[lo : lo + ROW_CHUNK])
+                if (overflow & present).any():
                     raise DataError(
-                        f"{self.spec}: vector of catalog row {lo + int(np.flatnonzero(big)[0])} "
-                        f"has values beyond float16's range (±{_F16_MAX:g}); store these "
-                        "vectors as float32 (vector_dtype='float32') or rescale them."
+                        f"{self.spec}: vector of catalog row "
+                        f"{lo + int(np.flatnonzero(overflow & present)[0])} has values beyond "
+                        f"float16's range (±{_F16_MAX:g}); store these vectors as float32 "
+                        "(vector_dtype='float32') or rescale them."
                     )
-            out[lo : lo + ROW_CHUNK] = block
-            if name == "float16":  # tiny values flush to zero: a vector may lose its direction
-                cast = out[lo : lo + ROW_CHUNK]
-                lost = ~np.any(cast != 0, axis=1) & np.any(block != 0, axis=1)
-                lost &= self.mask[lo : lo + ROW_CHUNK]
-                if lost.any():
+                if (vanished & present).any():  # tiny values flush to zero: direction lost
                     raise DataError(
-                        f"{self.spec}: vector of catalog row {lo + int(np.flatnonzero(lost)[0])} "
-                        "becomes all zeros in float16 (its values are below 6e-8); store these "
-                        "vectors as float32 (vector_dtype='float32') or rescale them."
+                        f"{self.spec}: vector of catalog row "
+                        f"{lo + int(np.flatnonzero(vanished & present)[0])} becomes all zeros "
+                        "in float16 (its values are below 6e-8); store these vectors as float32 "
+                        "(vector_dtype='float32') or rescale them."
                     )
         return Embeddings(out, self.mask, self.spec, dict(self.info))
+
+
+def float16_losses(original: np.ndarray, cast: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows that a cast to float16 broke: ``(overflow, vanished)`` boolean arrays.
+
+    *overflow*: a finite row gained ±inf (a value beyond ±65504); *vanished*: a non-zero row
+    became all zeros (every value below float16's smallest subnormal).
+
+    >>> x = np.array([[1e6, 0], [1e-9, 0], [1, 2]], "float32")
+    >>> with np.errstate(over="ignore"):
+    ...     cast = x.astype("float16")
+    >>> [a.tolist() for a in float16_losses(x, cast)]
+    [[True, False, False], [False, True, False]]
+    """
+    overflow = np.isfinite(original).all(axis=1) & ~np.isfinite(cast).all(axis=1)
+    vanished = np.any(original != 0, axis=1) & ~np.any(cast != 0, axis=1)
+    return overflow, vanished
 
 
 def check_finite(emb: Embeddings, *, what: str = "", allow_zero: bool = False) -> None:

@@ -24,6 +24,7 @@ from typing import Literal
 
 import numpy as np
 
+from prodfusion.encoders.base import float16_losses
 from prodfusion.errors import DataError, ModelError, param_error
 
 __all__ = ["CacheDtype", "EmbeddingCache", "content_key"]
@@ -394,9 +395,8 @@ class EmbeddingCache:
         with np.errstate(over="ignore"):  # overflow is detected and reported just below
             stored = vectors.astype(self.dtype, copy=False)
         if stored.dtype != vectors.dtype:
-            lost = ~np.isfinite(stored).all(axis=1) | (
-                ~np.any(stored != 0, axis=1) & np.any(vectors != 0, axis=1)
-            )
+            overflow, vanished = float16_losses(vectors, stored)
+            lost = overflow | vanished
             if lost.any():
                 row = int(np.flatnonzero(lost)[0])
                 raise DataError(

@@ -532,21 +532,16 @@ class _VectorFusedIndex(FusedIndex):
         def run(job):
             piece, sel, shared, kk = job
             qv = self._query_blocks(q_rows[sel], piece.modalities)
-            if piece.mixed:  # each row's inner product over the modalities it shares
-                ip = piece.index.project(qv) @ piece.index.vectors.T
-                if piece.masks is None:
-                    piece.masks = np.ascontiguousarray(self.masks_[piece.rows].T, dtype=np.float32)
-                sh = qmask[sel].astype(np.float32) @ piece.masks
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    mean = np.where(sh > 0, ip / sh, -np.inf).astype(np.float32)
-                return topk_rows(mean, kk)
+            if piece.mixed:
+                return topk_rows(self._mixed_mean(piece, qv, qmask[sel]), kk)
             labels, scores = piece.index.search(qv, kk)
             if self.method == "intermediate":
                 scores = scores / shared[sel, None].astype(np.float32)
             return labels, scores
 
         # FAISS and BLAS release the GIL: the pieces of one query can be searched at once.
-        results = self._pool().map(run, jobs) if len(jobs) > 1 and self._pool() else map(run, jobs)
+        pool = self._pool() if len(jobs) > 1 else None
+        results = pool.map(run, jobs) if pool is not None else map(run, jobs)
         for (piece, sel, _, _), (labels, scores) in zip(jobs, results, strict=True):
             for j, i in enumerate(sel):
                 ok = labels[j] >= 0
@@ -564,6 +559,19 @@ class _VectorFusedIndex(FusedIndex):
             out.append(r)
         return out, exhaustive
 
+    def _mixed_mean(self, piece: _Piece, qv: np.ndarray, qmask: np.ndarray,
+                    cols: np.ndarray | None = None) -> np.ndarray:
+        """Estimates over the mixed piece (its rows ``cols``, default all): each row's inner
+        product with the queries divided by the number of modalities the two share."""
+        vectors = piece.index.vectors if cols is None else piece.index.vectors[cols]
+        ip = piece.index.project(qv) @ vectors.T
+        if piece.masks is None:
+            piece.masks = np.ascontiguousarray(self.masks_[piece.rows].T, dtype=np.float32)
+        masks = piece.masks if cols is None else piece.masks[:, cols]
+        sh = qmask.astype(np.float32) @ masks
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(sh > 0, ip / sh, -np.inf).astype(np.float32)
+
     def _candidates_one(self, q: int, kp: int, universe: np.ndarray) -> tuple[np.ndarray, bool]:
         """Candidates of one query among ``universe`` rows only (e.g. its category)."""
         if not hasattr(self, "pos_") or len(self.pos_) != self.n:
@@ -580,13 +588,8 @@ class _VectorFusedIndex(FusedIndex):
             kk = min(kp, len(allowed))
             qv = self._query_blocks(np.array([q]), piece.modalities)
             if piece.mixed:
-                ip = piece.index.project(qv)[0] @ piece.index.vectors[allowed].T
-                if piece.masks is None:
-                    piece.masks = np.ascontiguousarray(self.masks_[piece.rows].T, dtype=np.float32)
-                sh = qmask.astype(np.float32) @ piece.masks[:, allowed]
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    mean = np.where(sh > 0, ip / sh, -np.inf).astype(np.float32)
-                lab, sc = topk_rows(mean[None, :], kk, allowed[None, :])
+                mean = self._mixed_mean(piece, qv, qmask[None, :], allowed)
+                lab, sc = topk_rows(mean, kk, allowed[None, :])
             else:
                 lab, sc = piece.index.search(qv, kk, allowed=allowed)
                 if self.method == "intermediate":
