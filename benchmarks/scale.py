@@ -112,6 +112,7 @@ def cmd_build(args) -> None:
     data = Path(args.data)
     model = Path(args.model or data / "model")
     result = {"step": "build", "data": str(data), "index": args.index,
+              "hnsw_storage": args.hnsw_storage,
               "vector_dtype": args.vector_dtype, "machine": _machine()}
     t = {}
     with PeakMemory() as mem:
@@ -120,7 +121,8 @@ def cmd_build(args) -> None:
         t["load_inputs"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         rec = Recommender.from_embeddings(catalog, embs, fusion="intermediate", index=args.index,
-                                          index_settings=IndexSettings(),
+                                          index_settings=IndexSettings(
+                                              hnsw_storage=args.hnsw_storage),
                                           vector_dtype=args.vector_dtype)
         del embs
         t["check_and_cluster"] = time.perf_counter() - t1
@@ -668,6 +670,7 @@ def main(argv=None) -> None:
     b.add_argument("--model")
     b.add_argument("--index", default="auto", choices=["auto", "exact", "hnsw", "ivfpq"])
     b.add_argument("--jobs", type=int, default=1, help="indexes built at once (threads)")
+    b.add_argument("--hnsw-storage", default="flat", choices=["flat", "sq8", "fp16"])
     b.add_argument("--vector-dtype", default="float32", choices=["float32", "float16"],
                    help="float16: inputs read into float16 and the model stored as float16")
     b.add_argument("--json")

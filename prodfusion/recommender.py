@@ -699,8 +699,8 @@ class Recommender:
         re-scores are read). ``mmap_index`` memory-maps the FAISS indexes' stored vectors too;
         by default they are read into memory when first used, because graph search touches
         thousands of scattered vectors per query and a mapped index faults them in page by
-        page until it is warm (measured at 1M products: 137 ms per query for the first queries
-        when mapped and evicted from the page cache, 1.6–3.6 ms read into memory).
+        page until it is warm (docs/benchmarks/scale.md: at 1M products ~150 ms per query on
+        the first pass when mapped, under 1 ms read into memory).
 
         Raises
         ------

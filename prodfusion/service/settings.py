@@ -72,7 +72,7 @@ class ServiceSettings:
         Default and maximum number of recommendations (``k`` outside [1, max_k] gets 422).
     cache_size : int
         Recommendation lists kept per loaded model and worker, least recently used dropped
-        (about 3 KB each at k = 15; 0 disables). A model's lists never change, so popular
+        (each holds one rendered response body; 0 disables). A model's lists never change, so popular
         products are answered without searching; a hot reload starts an empty cache.
     max_batch : int
         Most events in one POST.
