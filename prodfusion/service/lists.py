@@ -95,7 +95,7 @@ class LoadedLists:
 
     def describe(self) -> dict:
         m = self.store.meta
-        return {"path": str(self.path), "resolved": self.stamp[0], "layout": self.store.layout,
+        return {"file": Path(self.stamp[0]).name, "layout": self.store.layout,
                 "products": len(self.store), "k": self.k, "fusion": m.get("fusion"),
                 "modalities": m.get("modalities"), "created": m.get("created"),
                 "model_catalog_fingerprint": ((m.get("model") or {}).get("catalog_fingerprint")
@@ -174,7 +174,15 @@ class ListsRegistry:
         return self._by_variant.get(variant)
 
     def describe(self) -> dict:
+        """What ``/readyz`` shows per variant (file names, no server paths)."""
         return {name: lst.describe() for name, lst in self._by_variant.items()}
+
+    def public_errors(self) -> dict[str, str]:
+        """Refused publications by variant, absolute paths reduced to their last component."""
+        from prodfusion.service.guards import redact_paths
+
+        known = [str(p) for _, p in self.variants] + [os.path.realpath(p) for _, p in self.variants]
+        return {f"lists:{name}": redact_paths(v, known) for name, v in self.errors_.items()}
 
     def check_reload(self) -> list[str]:
         out = []

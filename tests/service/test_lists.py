@@ -141,6 +141,8 @@ def test_hot_reload_of_the_lists_file(models, tmp_path):
         os.replace(tmp, path)
         out = c.app.state.lists.check_reload()
         assert len(out) == 1 and out[0].startswith("refused")
-        assert "not a prodfusion lists file" in c.get("/readyz").json()["reload_errors"]["default"]
+        errors = c.get("/readyz").json()["reload_errors"]
+        assert "not a prodfusion lists file" in errors["lists:default"]
+        assert str(tmp_path) not in errors["lists:default"]  # no server paths in public answers
         assert len(_items(c, "0001", k=6)[1]) == 6 and _answers(c)["lists"] == 3.0
         assert 'prodfusion_lists_reloads_total{outcome="refused"} 1.0' in c.get("/metrics").text
