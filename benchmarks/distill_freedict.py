@@ -166,7 +166,7 @@ def main(argv=None) -> int:
         "machine": f"2-core shared VM, no GPU; load average {load0[0]:.1f} at start, "
                    f"{load1[0]:.1f} at the end; speeds are best of 3 passes",
         "training": f"{args.epochs} epochs, batch {args.batch_size}, lr "
-                    f"{args.lr or 'default (0.05 static)'}, teacher vectors cached",
+                    f"{args.lr or 'default (0.2 for static students, Adagrad)'}, teacher vectors cached",
         "total_minutes": round((time.time() - t_start) / 60, 1),
     }
     write_text_encoder_report(res, args.out, notes=notes,

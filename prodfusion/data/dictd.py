@@ -36,7 +36,7 @@ _EXAMPLE = re.compile(r'^\s+"(?P<src>.+)"\s+-\s+(?P<tgt>.+?)\s*$')
 
 
 def b64_number(text: str) -> int:
-    """dictd's base-64 number (``"B8"`` → 60)."""
+    """dictd's base-64 number (``"B8"`` → 124)."""
     n = 0
     for ch in text:
         try:

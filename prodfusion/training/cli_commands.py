@@ -96,7 +96,7 @@ def add_distill_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=None,
-                   help="learning rate (default 2e-5 for st:, 0.05 for static:)")
+                   help="learning rate (default 2e-5 for st:, 0.2 for static:)")
     p.add_argument("--warmup-ratio", type=float, default=0.1)
     p.add_argument("--optimizer", default="auto", choices=["auto", "adagrad", "adamw"],
                    help="auto: AdamW for st:, Adagrad with sparse token gradients for static:")
