@@ -85,3 +85,19 @@ def test_ray_encoding_needs_a_cache(ray_local, tiny_st_path):
 
     with pytest.raises(ParameterError, match="through the embedding cache"):
         encode_on_ray(make_catalog(["a b"]), f"st:{tiny_st_path}", None)
+
+
+def test_cli_build_on_ray_equals_local_build(ray_local, tiny_st_path, tmp_path):
+    from prodfusion.cli import main
+
+    csv = tmp_path / "catalog.csv"
+    titles = _titles(300, seed=2)
+    csv.write_text("product_id,title\n" + "".join(f"p{i},{t}\n" for i, t in enumerate(titles)))
+    common = ["build", "--catalog", str(csv), "--text", f"st:{tiny_st_path}", "--image", "none",
+              "--no-clicks", "--fusion", "intermediate"]
+    assert main([*common, "--out", str(tmp_path / "local"), "--cache-dir", "none"]) == 0
+    assert main([*common, "--out", str(tmp_path / "ray"), "--cache-dir", str(tmp_path / "c"),
+                 "--engine", "ray", "--ray-workers", "2"]) == 0
+    a = np.load(tmp_path / "local" / "emb_text.npy")
+    b = np.load(tmp_path / "ray" / "emb_text.npy")
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
