@@ -330,6 +330,8 @@ def _register_optional(sub) -> None:
     for module, names in (
         ("prodfusion.evaluation.cli_commands", ("add_evaluate_parser",)),
         ("prodfusion.service.cli_commands", ("add_serve_parser", "add_ab_parser")),
+        ("prodfusion.training.cli_commands", ("add_distill_parser",)),
+        ("prodfusion.batch.cli_commands", ("add_export_parser",)),
     ):
         try:
             mod = importlib.import_module(module)
