@@ -6,16 +6,27 @@
 * :mod:`~prodfusion.training.categorize` — :class:`CategoryClassifier` (encoder + linear layer);
 * :mod:`~prodfusion.training.protocol` — :func:`evaluate_categorization`, the paper's protocol;
 * :mod:`~prodfusion.training.report` — its md/html/png/json report;
-* :mod:`~prodfusion.training.predict` — predicted categories, filling a catalog's gaps.
+* :mod:`~prodfusion.training.predict` — predicted categories, filling a catalog's gaps;
+* :mod:`~prodfusion.training.distill` — multilingual knowledge distillation (:func:`distill`),
+  :mod:`~prodfusion.training.parallel` — its parallel sentences.
 
-Importing this package loads neither torch nor any model: names resolve on first use.
+Importing this package loads neither torch nor any model: the adaptation and categorization
+names resolve on first use.
 """
 
 from __future__ import annotations
 
 import importlib
 
+from prodfusion.training.distill import DEFAULT_TEACHER, DistillConfig, distill
+from prodfusion.training.parallel import ParallelData, read_parallel
+
 __all__ = [
+    "DEFAULT_TEACHER",
+    "DistillConfig",
+    "ParallelData",
+    "distill",
+    "read_parallel",
     "AdaptConfig",
     "CategoryClassifier",
     "adapt",

@@ -181,4 +181,4 @@ def require_hf(where: str) -> None:
     try:
         import sentence_transformers  # noqa: F401
     except ImportError as exc:
-        raise ModelError(f"{where} needs sentence-transformers (pip install 'prodfusion[hf]').") from exc
+        raise ModelError(f"{where} needs sentence-transformers, datasets and accelerate (pip install 'prodfusion[train]').") from exc

