@@ -337,6 +337,7 @@ def _register_optional(sub) -> None:
 
     for module, names in (
         ("prodfusion.evaluation.cli_commands", ("add_evaluate_parser",)),
+        ("prodfusion.evaluation.tune_cli", ("add_tune_parser",)),
         ("prodfusion.service.cli_commands", ("add_serve_parser", "add_ab_parser")),
         ("prodfusion.training.cli_commands", ("add_distill_parser",)),
         ("prodfusion.batch.cli_commands", ("add_export_parser",)),
