@@ -100,6 +100,12 @@ def cmd_build(args) -> int:
     t0 = time.perf_counter()
     out_dir = check_model_destination(args.out, overwrite=args.overwrite)  # before any work
     catalog = load_catalog(args)
+    if args.category_from:
+        from prodfusion.training.predict import fill_categories
+
+        catalog, n_filled = fill_categories(catalog, args.category_from)
+        print(f"categories: {n_filled:,} missing categories predicted by {args.category_from}",
+              file=sys.stderr)
     sessions = load_sessions(args, catalog)
     if sessions is not None:
         rep = sessions.report
@@ -268,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--image", default="default",
                    help="image encoder: effnet-lite0, clip:<name-or-path>, none")
     b.add_argument("--no-clicks", action="store_true", help="do not train Prod2Vec")
+    b.add_argument("--category-from", default=None, metavar="MODEL",
+                   help="fill missing categories with this `prodfusion categorize train` model")
     b.add_argument("--fusion", default="early", choices=["early", "intermediate", "late"],
                    help="default fusion stored in the model")
     b.add_argument("--modalities", default=None, type=_csv_list,
@@ -344,9 +352,11 @@ def _register_optional(sub) -> None:
 
     for module, names in (
         ("prodfusion.evaluation.cli_commands", ("add_evaluate_parser",)),
+        ("prodfusion.evaluation.tune_cli", ("add_tune_parser",)),
         ("prodfusion.service.cli_commands", ("add_serve_parser", "add_ab_parser")),
         ("prodfusion.training.cli_commands", ("add_distill_parser",)),
         ("prodfusion.batch.cli_commands", ("add_export_parser",)),
+        ("prodfusion.training.categorize_cli", ("add_adapt_parser", "add_categorize_parser")),
     ):
         try:
             mod = importlib.import_module(module)

@@ -672,6 +672,36 @@ class Recommender:
         return ids, scores, self.explain(product_id, ids, fusion=fusion, modalities=modalities,
                                          weights=weights, calibration=calibration)
 
+    def tune(self, sessions=None, pairs=None, **kwargs) -> dict:
+        """Learn fusion weights, calibration and click confidence on held-out interactions
+        and make them this model's (fusion becomes ``"intermediate"``); see
+        :func:`prodfusion.evaluation.tuning.tune_weights` for the protocol and options.
+
+        Returns the tuning record, also kept in the manifest (``tuning``) by :meth:`save`.
+        Nothing changes when tuning fails.
+        """
+        from prodfusion.evaluation.tuning import tune_weights
+
+        self._check_built()
+        res = tune_weights(self, sessions=sessions, pairs=pairs, **kwargs)
+        counts = None
+        if res["n0"] is not None:  # occurrences in every given interaction, as the clicks saw
+            merged: dict[str, int] = {}
+            for s in (sessions, pairs):
+                for pid, n in (s.product_counts().items() if s is not None else ()):
+                    merged[pid] = merged.get(pid, 0) + n
+            counts = np.array([merged.get(p, 0) for p in self._ids], dtype=np.int64)
+        Weighting.make(res["weights"], res["calibration"], None, res["n0"], where="tune()")
+        self.weights, self.calibration, self.click_n0 = (res["weights"], res["calibration"],
+                                                         res["n0"])
+        if counts is not None:
+            self.click_counts_ = counts
+        self.fusion = res["fusion"]
+        self._fusers, self._searchers = {}, {}
+        self.manifest_["tuning"] = res
+        self.manifest_["settings"]["fusion"] = self.fusion
+        return res
+
     def _override(self, weights, calibration) -> Weighting | None:
         if weights is None and calibration is None:
             return None
@@ -782,6 +812,7 @@ class Recommender:
                 files["click_counts"] = "click_counts.npy"
             manifest = dict(self.manifest_)
             manifest["files"] = files
+            manifest["settings"] = {**manifest["settings"], "fusion": self.fusion}
             manifest["settings"] = dict(manifest["settings"])
             wt = self.weighting()
             manifest["settings"].pop("weighting", None)
