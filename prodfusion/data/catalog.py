@@ -119,10 +119,12 @@ class Catalog:
         try:
             return self._row[product_id]
         except KeyError:
-            raise UnknownProductError(
+            err = UnknownProductError(
                 f"Product id {product_id!r} is not in the catalog ({len(self)} products from "
                 f"{self.source}). Ids are compared as exact strings, leading zeros included."
-            ) from None
+            )
+            err.product_id, err.n_products = product_id, len(self)  # for messages without paths
+            raise err from None
 
     def rows_of(self, product_ids: Iterable[str]) -> np.ndarray:
         """Row indices of many product ids (raises on the first unknown one)."""

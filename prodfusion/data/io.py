@@ -422,14 +422,15 @@ def read_catalog(
             f"{path} row {row}: empty product id (column {pid!r}; {n} row(s) in all). Every "
             f"product needs a unique id: fill it in or remove the row."
         )
-    dup = frame.select(pl.col(pid).is_duplicated()).to_series()
-    if dup.any():
-        r = int(dup.arg_true()[0])
+    repeat = frame.select(~pl.col(pid).is_first_distinct()).to_series()
+    if repeat.any():
+        r = int(repeat.arg_true()[0])  # the first row whose id was seen before
         value = frame[pid][r]
-        rows = (frame.select(pl.col(pid) == value).to_series().arg_true() + 1).to_list()
+        first = int((frame.select(pl.col(pid) == value).to_series().arg_true())[0]) + 1
+        n_dup = int(frame.select(pl.col(pid).is_duplicated()).to_series().sum())
         raise DataError(
-            f"{path} row {rows[1]}: duplicate product id {value!r} (first seen at row {rows[0]}, "
-            f"column {pid!r}; {int(dup.sum())} rows hold a repeated id). Ids must be unique: "
+            f"{path} row {r + 1}: duplicate product id {value!r} (first seen at row {first}, "
+            f"column {pid!r}; {n_dup} rows hold a repeated id). Ids must be unique: "
             f"remove or rename the duplicates."
         )
     tcol = chosen[TITLE]

@@ -126,13 +126,19 @@ def _heldout_opts(p: argparse.ArgumentParser) -> None:
     g.add_argument("--p2v-dim", type=int, default=None, help="override the model's Prod2Vec dimension")
     g.add_argument("--p2v-min-count", type=int, default=None)
     g.add_argument("--workers", type=int, default=None, help="Prod2Vec threads")
+    g.add_argument("--protocol", choices=["leave-last-out", "whole"], default="leave-last-out",
+                   help="leave-last-out (default): the last transition of each held-out session "
+                        "/ one pair per held-out query product, the rest trains; whole: whole "
+                        "sessions / pairs held out (targets then lack click vectors far more "
+                        "often than the catalog does)")
 
 
 def _retrieval_opts(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("retrieval")
     g.add_argument("--variants", nargs="+", default=None, metavar="CONFIG",
-                   help="configs to score: 'baseline', 'FUSION:MOD+MOD' or config files "
-                        "(default: every combination × fusion, plus the baseline)")
+                   help="configs to score: 'baseline', 'FUSION:MOD+MOD', a reference baseline "
+                        "(cooc, tfidf, popular, cooc+tfidf) or config files (default: every "
+                        "combination × fusion, the baseline and the reference baselines)")
     g.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default: 1000)")
     g.add_argument("--exclude-group", action="store_true",
                    help="never recommend the query's own variation group")
@@ -188,6 +194,7 @@ def _run_retrieval(args, rec, sessions, pairs) -> dict:
         rec, sessions=sessions, pairs=pairs, test_fraction=args.test_fraction, k=args.k,
         variants=args.variants, n_boot=args.n_boot, seed=args.eval_seed, max_pairs=args.max_pairs,
         prod2vec=_p2v(args, rec), exclude_group=args.exclude_group, progress=_progress(args),
+        protocol=args.protocol,
     )
 
 
@@ -198,7 +205,7 @@ def _run_replay(args, rec, sessions, pairs) -> dict:
         args.a, args.b, model=rec if rec is not None else args.model, sessions=sessions,
         pairs=pairs, test_fraction=args.test_fraction, k=args.k, design=args.design,
         seed=args.eval_seed, max_pairs=args.max_pairs, prod2vec=_p2v(args, rec),
-        progress=_progress(args),
+        progress=_progress(args), protocol=args.protocol,
     )
 
 
@@ -327,6 +334,9 @@ def _print_retrieval(res) -> None:
             print(f"  {r['source']:<8} {r['variant']:<40} HitRate@{k} {h['value']:.4f} "
                   f"[{h['ci_lo']:.4f}, {h['ci_hi']:.4f}]  MRR {r['mrr']['value']:.4f}  "
                   f"n={r['n']}", file=sys.stderr)
+    for f in res.get("flags", []):
+        print(f"  FLAG {f['source']}: {f['variant']} gains {f['gain']:+.4f} HitRate over "
+              f"{f['comparator']} only in slice '{f['slice']}'", file=sys.stderr)
 
 
 def _print_replay(res) -> None:
@@ -377,6 +387,10 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     rd.add_argument("--title", default=None)
     rd.add_argument("--note", action="append", default=[], metavar="KEY=TEXT")
     rd.set_defaults(func=cmd_render)
+
+    from prodfusion.evaluation.text_encoders_cli import add_text_encoder_parser
+
+    add_text_encoder_parser(sub)
     return ev
 
 

@@ -161,6 +161,7 @@ def replay(
     max_pairs: int | None = None,
     prod2vec: Any = None,
     progress: bool | Callable = True,
+    protocol: str = "leave-last-out",
 ) -> dict:
     """Replay held-out sessions against two configurations and compare their simulated CTR.
 
@@ -178,6 +179,10 @@ def replay(
         As in :func:`~prodfusion.evaluation.retrieval.evaluate_retrieval`.
     design : {"paired", "split"}
         See the module docstring.
+    protocol : {"leave-last-out", "whole"}
+        How views are held out (:func:`~prodfusion.evaluation.retrieval.split_interactions`).
+        A config may also be a reference baseline: ``cooc``, ``tfidf``, ``popular``,
+        ``cooc+tfidf``.
 
     Returns
     -------
@@ -212,7 +217,8 @@ def replay(
 
     rec_a, rec_b = model_of(va), model_of(vb)
     catalog = rec_a.catalog
-    split = split_interactions(catalog, sessions, pairs, test_fraction=test_fraction, seed=seed)
+    split = split_interactions(catalog, sessions, pairs, test_fraction=test_fraction, seed=seed,
+                               protocol=protocol)
     leak = check_no_leak(split, catalog)
     log = _Progress(progress)
     evs: dict[int, Any] = {}
@@ -263,6 +269,7 @@ def replay(
             "b": vb.as_dict(),
             "k": k,
             "design": design,
+            "protocol": protocol,
             "test_fraction": test_fraction,
             "seed": seed,
             "alpha": alpha,

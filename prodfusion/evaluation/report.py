@@ -469,6 +469,25 @@ def _retrieval_section(res: Mapping, out: Path, figs: dict) -> tuple[list, list[
         "query products). Category precision: share of the k shown that share the query's "
         "category. Coverage: share of the catalog shown at least once."
     ))
+    cov = res.get("click_coverage") or {}
+    for src in res["heldout"]:
+        if src in cov:
+            blocks.append(("p",
+                f"Held-out {src}: {_pct(cov[src]['targets_no_clicks'], 1)} of targets and "
+                f"{_pct(cov[src]['queries_no_clicks'], 1)} of queries have no training click "
+                f"vector, against {_pct(cov['catalog_no_clicks'], 1)} of the catalog "
+                f"(protocol: {cfg.get('protocol', 'whole')})."))
+    flags = res.get("flags") or []
+    if flags:
+        blocks.append(Table(
+            "FLAGGED — gains that come from one slice only (HitRate, over the best single "
+            "modality or reference baseline)",
+            ["source", "configuration", "comparator", "overall gain", "slice", "its share",
+             "complementary slice", "its share"],
+            [[f["source"], f["variant"], f["comparator"], f"{f['gain']:+.4f}", f["slice"],
+              f"{f['slice_contribution']:+.4f}", f["other_slice"],
+              f"{f['other_contribution']:+.4f}"] for f in flags],
+        ))
     for src, ho in res["heldout"].items():
         sub = f" (sampled from {ho['subsampled_from']:,})" if ho.get("subsampled_from") else ""
         slices = list(dict.fromkeys(r["slice"] for r in res["rows"] if r["source"] == src))

@@ -42,6 +42,8 @@ import numpy as np
 import polars as pl
 
 from prodfusion.errors import DataError, ModelError, ParameterError, param_error
+from prodfusion.evaluation.baselines import REFERENCES, Reference
+from prodfusion.evaluation.protocol import slice_flags, slice_masks
 
 if TYPE_CHECKING:
     from prodfusion.data.sessions import Sessions
@@ -354,7 +356,7 @@ def parse_variant(spec: str | Mapping | Variant, *, default_model: str | None = 
     from pathlib import Path
 
     where = "parse_variant()"
-    if isinstance(spec, Variant):
+    if isinstance(spec, (Variant, Reference)):
         v = spec
     elif isinstance(spec, Mapping):
         d = dict(spec)
@@ -375,6 +377,8 @@ def parse_variant(spec: str | Mapping | Variant, *, default_model: str | None = 
         p = Path(s)
         if s.lower() == "baseline":
             v = BASELINE
+        elif s.lower() in REFERENCES:
+            v = Reference(s.lower())
         elif p.suffix.lower() in (".json", ".toml", ".yaml", ".yml"):
             if not p.is_file():
                 raise DataError(f"{p}: variant config file does not exist.")
@@ -410,13 +414,15 @@ def parse_variant(spec: str | Mapping | Variant, *, default_model: str | None = 
             raise param_error(
                 "config",
                 where,
-                "'baseline', 'FUSION:MOD+MOD' (e.g. 'intermediate:text+image+clicks'), or a "
-                ".json/.toml/.yaml file",
+                "'baseline', 'FUSION:MOD+MOD' (e.g. 'intermediate:text+image+clicks'), a "
+                f"reference baseline ({', '.join(REFERENCES)}) or a .json/.toml/.yaml file",
                 spec,
             )
     else:
         raise param_error("config", where, "a string, a mapping or a Variant", spec)
     if v.model is None and default_model is not None:
+        if isinstance(v, Reference):
+            return Reference(v.kind, v.name, str(default_model))
         v = Variant(v.fusion, v.modalities, v.fallback, v.name, str(default_model))
     return v
 
@@ -521,8 +527,15 @@ def split_interactions(
     *,
     test_fraction: float = 0.2,
     seed: int = 0,
+    protocol: str = "leave-last-out",
 ) -> Split:
-    """Split sessions by time and pairs by unordered-pair hash; see the module docstring.
+    """Split sessions by time and pairs by hash; see the module docstring.
+
+    ``protocol="leave-last-out"`` (default) holds out the last transition of each test
+    session and one pair of each test query product, and trains on everything else
+    (:mod:`prodfusion.evaluation.protocol`); ``"whole"`` holds out whole sessions and whole
+    unordered pairs (the earlier protocol, in which held-out targets lack click vectors far
+    more often than the catalog does).
 
     Parameters
     ----------
@@ -554,7 +567,16 @@ def split_interactions(
         0 < test_fraction < 1
     ):
         raise param_error("test_fraction", where, "a float in (0, 1)", test_fraction)
-    info: dict = {"test_fraction": test_fraction, "seed": seed}
+    from prodfusion.evaluation.protocol import (
+        PROTOCOLS,
+        leave_last_out_sessions,
+        leave_one_out_pairs,
+    )
+
+    if protocol not in PROTOCOLS:
+        raise param_error("protocol", where, f"one of {list(PROTOCOLS)}", protocol)
+    lolo = protocol == "leave-last-out"
+    info: dict = {"test_fraction": test_fraction, "seed": seed, "protocol": protocol}
     heldout: dict[str, HeldOut] = {}
     train_parts: dict[str, Sessions] = {}
     test_keys: list[str] = []
@@ -563,8 +585,10 @@ def split_interactions(
         train_parts["s"] = tr
         test_keys = ["s:" + k for k in te.keys]
         has_time = sessions.frame["ts"].null_count() == 0
+        how = "by time of the first event" if has_time else "by seeded hash of the session key"
         info["sessions"] = {
-            "split": "by time of the first event" if has_time else "by seeded hash of the session key",
+            "split": (f"last transition of each held-out session (sessions {how}); the rest "
+                      "of those sessions trains") if lolo else how,
             "n_train_sessions": len(tr),
             "n_test_sessions": len(te),
             "n_train_clicks": tr.n_clicks,
@@ -577,25 +601,40 @@ def split_interactions(
             info["sessions"]["test_first_start"] = float(
                 te.frame.group_by("session").agg(pl.col("ts").min())["ts"].min()
             )
-        ho = consecutive_pairs(te, catalog)
-        ho.groups = np.asarray(["s:" + str(g) for g in ho.groups], dtype=object)
+        if lolo:
+            qa, qb, groups, prefixes, linfo = leave_last_out_sessions(te, catalog)
+            train_parts["h"] = prefixes
+            ho = HeldOut("sessions", qa, qb, groups, {})
+            info["sessions"].update(linfo)
+            info["sessions"]["expected_prefix_clicks"] = prefixes.n_clicks
+        else:
+            ho = consecutive_pairs(te, catalog)
+            ho.groups = np.asarray(["s:" + str(g) for g in ho.groups], dtype=object)
         heldout["sessions"] = ho
         info["sessions"]["n_test_pairs"] = len(ho)
     pair_test = None
     if pairs is not None:
         pf = _pairs_frame(pairs)
         a, b = pf["a"].to_list(), pf["b"].to_list()
-        keys = [x + "\x1f" + y if x < y else y + "\x1f" + x for x, y in zip(a, b, strict=True)]
-        is_test = _hash_unit(keys, seed) < test_fraction
+        if lolo:
+            is_test, ta, tb, pinfo = leave_one_out_pairs(pf, test_fraction, seed, _hash_unit)
+            pair_test = (ta, tb)
+        else:
+            keys = [x + "\x1f" + y if x < y else y + "\x1f" + x for x, y in zip(a, b, strict=True)]
+            is_test = _hash_unit(keys, seed) < test_fraction
+            pair_test = (np.asarray(a, dtype=object)[is_test], np.asarray(b, dtype=object)[is_test])
+            pinfo = {}
         train_sessions = pf["session"].filter(pl.Series(~is_test)).unique()
         train_parts["p"] = Sessions(
             pairs.frame.filter(pl.col("session").is_in(train_sessions.implode()))
         )
-        pair_test = (np.asarray(a, dtype=object)[is_test], np.asarray(b, dtype=object)[is_test])
         info["pairs"] = {
-            "split": "by seeded hash of the unordered pair",
+            "split": ("one pair of each held-out query product (seeded hash; products with at "
+                      "least 2 partners), both directions; every other pair trains") if lolo
+            else "by seeded hash of the unordered pair",
             "n_train_pairs": int((~is_test).sum()),
-            "n_test_pairs_before_filter": int(is_test.sum()),
+            "n_test_pairs_before_filter": len(pair_test[0]),
+            **pinfo,
         }
     train = _concat_sessions(train_parts)
     if pair_test is not None:
@@ -642,6 +681,14 @@ def check_no_leak(split: Split, catalog: Any) -> dict:
             f"Leak: {len(leaked)} held-out session(s) are in the training corpus "
             f"(first: {leaked[0]!r}). The evaluation would score what the model has seen."
         )
+    expected = split.info.get("sessions", {}).get("expected_prefix_clicks")
+    if expected is not None and train is not None:
+        got = int(train.frame.filter(pl.col("session").str.starts_with("h:")).height)
+        if got != expected:
+            raise ModelError(
+                f"Leak: the training corpus holds {got} clicks of held-out sessions, "
+                f"{expected} expected (each held-out session without its last click)."
+            )
     checked = {"test_sessions_checked": len(split.test_session_keys), "test_pairs_checked": 0}
     ho = split.heldout.get("pairs")
     if ho is not None and train is not None and len(ho):
@@ -700,6 +747,7 @@ def heldout_recommender(
         normalize=getattr(rec, "normalize", False),
         seed=getattr(rec, "seed", 0),
     )
+    ev.train_sessions_ = train  # what the reference baselines (cooc, popular) count
     return ev
 
 
@@ -726,14 +774,15 @@ def _subsample(ho: HeldOut, max_pairs: int | None, seed: int) -> HeldOut:
     return out
 
 
-def default_variants(modalities: Sequence[str], fusions: Sequence[str] = FUSIONS) -> list[Variant]:
-    """Every modality combination × fusion, plus the baseline when clicks and text exist."""
+def default_variants(modalities: Sequence[str], fusions: Sequence[str] = FUSIONS) -> list:
+    """Every modality combination × fusion, the baseline when clicks and text exist, and the
+    reference baselines (``cooc``, ``tfidf``, ``popular``, ``cooc+tfidf``)."""
     from prodfusion.evaluation.clustering import all_combinations
 
-    out = [Variant(f, c) for c in all_combinations(modalities) for f in fusions]
+    out: list = [Variant(f, c) for c in all_combinations(modalities) for f in fusions]
     if "clicks" in modalities and "text" in modalities:
         out.append(BASELINE)
-    return out
+    return out + [Reference(r) for r in REFERENCES]
 
 
 def _metric_block(values: np.ndarray, groups: np.ndarray, n_boot: int, alpha: float, seed: int) -> dict:
@@ -757,6 +806,7 @@ def evaluate_retrieval(
     prod2vec: Any = None,
     exclude_group: bool = False,
     progress: bool | Callable = True,
+    protocol: str = "leave-last-out",
     _split: Split | None = None,
 ) -> dict:
     """Score the retrieval of held-out co-interactions for several configurations.
@@ -782,6 +832,8 @@ def evaluate_retrieval(
     exclude_group : bool
         Never recommend a product of the query's own variation group.
     progress : bool or callable
+    protocol : {"leave-last-out", "whole"}
+        How test cases are held out (:func:`split_interactions`).
 
     Returns
     -------
@@ -798,7 +850,7 @@ def evaluate_retrieval(
     t0 = time.perf_counter()
     catalog = rec.catalog
     split = _split or split_interactions(
-        catalog, sessions, pairs, test_fraction=test_fraction, seed=seed
+        catalog, sessions, pairs, test_fraction=test_fraction, seed=seed, protocol=protocol
     )
     leak = check_no_leak(split, catalog)
     log = _Progress(progress)
@@ -809,7 +861,11 @@ def evaluate_retrieval(
         vlist = default_variants(available, fusions)
     else:
         vlist = [parse_variant(v) for v in variants]
+    if split.train is None or not len(split.train):
+        vlist = [v for v in vlist if not (isinstance(v, Reference) and v.kind != "tfidf")]
     for v in vlist:
+        if isinstance(v, Reference):
+            continue
         check_modalities(v.modalities, available, where)
         if v.fallback:
             check_modalities(v.fallback, available, where)
@@ -818,14 +874,7 @@ def evaluate_retrieval(
     if exclude_group and catalog.groups is None:
         raise ParameterError(f"{where}: exclude_group=True needs a catalog with a 'group' column.")
     sources = {name: _subsample(ho, max_pairs, seed) for name, ho in split.heldout.items()}
-    slices: dict[str, np.ndarray | None] = {"all": None}
-    if "clicks" in ev.embeddings_:
-        slices["with training clicks"] = ev.embeddings_["clicks"].mask
-        slices["no training clicks"] = ~ev.embeddings_["clicks"].mask
-    elif "clicks" in rec.embeddings_:
-        slices["no training clicks"] = np.ones(len(catalog), dtype=bool)
-    if "image" in ev.embeddings_:
-        slices["no image"] = ~ev.embeddings_["image"].mask
+    slices = slice_masks(rec, ev)
     out_rows = []
     all_q = np.unique(np.concatenate([ho.query_rows for ho in sources.values()] or [np.zeros(0, int)]))
     for vi, v in enumerate(vlist):
@@ -837,8 +886,12 @@ def evaluate_retrieval(
             ranked = ranked_all[idx]
             m = per_query_metrics(ranked, ho.target_rows, k)
             cp = category_precision_at_k(ranked, ho.query_rows, cat_codes)
-            for sl, mask in slices.items():
-                sel = np.ones(len(ho), dtype=bool) if mask is None else mask[ho.query_rows]
+            for sl, side_mask in slices.items():
+                if side_mask is None:
+                    sel = np.ones(len(ho), dtype=bool)
+                else:
+                    side, mask = side_mask
+                    sel = mask[ho.query_rows if side == "query" else ho.target_rows]
                 g = ho.groups[sel]
                 uq = np.unique(ho.query_rows[sel])
                 out_rows.append(
@@ -861,8 +914,13 @@ def evaluate_retrieval(
                     }
                 )
     log.close()
+    refs = [v.label for v in vlist if isinstance(v, Reference)]
+    flags = slice_flags(out_rows, metric="hit_rate", references=refs)
+    coverage = _target_coverage(sources, ev, catalog)
     return {
         "kind": "retrieval",
+        "flags": flags,
+        "click_coverage": coverage,
         "config": {
             "k": k,
             "test_fraction": test_fraction,
@@ -871,6 +929,7 @@ def evaluate_retrieval(
             "alpha": alpha,
             "max_pairs": max_pairs,
             "exclude_group": exclude_group,
+            "protocol": split.info.get("protocol", protocol),
             "variants": [v.as_dict() for v in vlist],
             "prod2vec": asdict(prod2vec) if prod2vec is not None else asdict(rec.prod2vec)
             if hasattr(rec, "prod2vec")
@@ -889,6 +948,24 @@ def evaluate_retrieval(
         "rows": out_rows,
         "seconds": time.perf_counter() - t0,
     }
+
+
+def _target_coverage(sources: Mapping[str, HeldOut], ev: Any, catalog: Any) -> dict:
+    """Share of queries, targets and catalog products without a (retrained) click vector.
+
+    With an honest protocol the targets' share is close to the catalog's; a much larger one
+    means the split itself marks the answers (see :mod:`prodfusion.evaluation.protocol`).
+    """
+    if "clicks" not in ev.embeddings_:
+        return {}
+    has = np.asarray(ev.embeddings_["clicks"].mask, dtype=bool)
+    out = {"catalog_no_clicks": float(1.0 - has.mean()) if len(has) else math.nan}
+    for name, ho in sources.items():
+        out[name] = {
+            "queries_no_clicks": float(1.0 - has[ho.query_rows].mean()) if len(ho) else math.nan,
+            "targets_no_clicks": float(1.0 - has[ho.target_rows].mean()) if len(ho) else math.nan,
+        }
+    return out
 
 
 class _Progress:

@@ -30,6 +30,7 @@ Routes
 # annotations of the endpoints and models defined inside create_app() at run time, and
 # string annotations could not be resolved against that local scope.
 
+import asyncio
 import json
 import logging
 import os
@@ -129,10 +130,6 @@ def _dumps(obj) -> str:
     return json.dumps(obj, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON (numbers must be finite)")
-
-
 def create_app(settings: ServiceSettings, *, store=None):
     """Build the FastAPI application for ``settings``.
 
@@ -153,17 +150,28 @@ def create_app(settings: ServiceSettings, *, store=None):
     from fastapi.openapi.docs import get_swagger_ui_html
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
     from fastapi.staticfiles import StaticFiles
-    from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+    from pydantic import (
+        BaseModel,
+        ConfigDict,
+        Field,
+        StrictInt,
+        ValidationError,
+        field_validator,
+        model_validator,
+    )
     from starlette.concurrency import run_in_threadpool
 
     from prodfusion import __version__
     from prodfusion.errors import ParameterError, UnknownProductError
     from prodfusion.service.events import Event, StoreUnavailable, open_event_store
-    from prodfusion.service.models import IMAGE_SUFFIXES, ModelRegistry
+    from prodfusion.service.guards import BadBody, check_client_ts, is_clean_id, parse_json_body
+    from prodfusion.service.lists import ListsMetrics, ListsRegistry
+    from prodfusion.service.models import ModelRegistry, confined_image
     from prodfusion.service.report import experiment_report
 
     exp = settings.experiment
     metrics = _metrics_factory()
+    lists_metrics = ListsMetrics(metrics.registry)
 
     # ------------------------------------------------------------------ schemas
     class EventIn(BaseModel):
@@ -179,9 +187,15 @@ def create_app(settings: ServiceSettings, *, store=None):
                                     description="default: the visitor cookie")
         target_id: str | None = Field(default=None, pattern=PRODUCT_ID_PATTERN,
                                       description="click: the recommended product clicked")
-        rank: int | None = Field(default=None, ge=1, le=settings.max_k,
-                                 description="click: 1-based position of target_id in the list")
+        rank: StrictInt | None = Field(default=None, ge=1, le=settings.max_k,
+                                       description="click: 1-based position of target_id in "
+                                       "the list (a JSON integer: no \"3\", true or 3.0)")
         ts: str | None = Field(default=None, max_length=64, description="client time (ISO 8601)")
+
+        @field_validator("ts")
+        @classmethod
+        def _iso_ts(cls, v):
+            return check_client_ts(v)
 
         @model_validator(mode="after")
         def _click_fields(self):
@@ -209,6 +223,9 @@ def create_app(settings: ServiceSettings, *, store=None):
     class Recommendation(ProductOut):
         rank: int
         score: float
+        explain: dict | None = Field(None, description="with ?explain=true: per modality raw "
+                                     "and calibrated similarity (null where one product lacks "
+                                     "it), weight and share; base + shares = score")
 
     class SimilarOut(BaseModel):
         product: ProductOut
@@ -248,11 +265,15 @@ def create_app(settings: ServiceSettings, *, store=None):
             await run_in_threadpool(st.registry.load_all)
             _update_product_gauge()
             st.registry.start_watcher(settings.reload_interval_s)
+            st.lists = ListsRegistry(exp, st.registry, default=settings.lists,
+                                     layout=settings.lists_layout, metrics=lists_metrics)
+            await run_in_threadpool(st.lists.load_all)
+            st.lists.start_watcher(settings.reload_interval_s)
             yield
         finally:
-            reg = getattr(st, "registry", None)
-            if reg is not None:
-                reg.stop_watcher()
+            for reg in (getattr(st, "lists", None), getattr(st, "registry", None)):
+                if reg is not None:
+                    reg.stop_watcher()
             if own_store:
                 st.store.close()
 
@@ -276,12 +297,17 @@ def create_app(settings: ServiceSettings, *, store=None):
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
 
     # ------------------------------------------------------------------ errors
-    def _error(status: int, message: str, **extra) -> JSONResponse:
-        return JSONResponse({"detail": message, **extra}, status_code=status)
+    def _error(status: int, message: str, headers: dict | None = None, **extra) -> JSONResponse:
+        return JSONResponse({"detail": message, **extra}, status_code=status, headers=headers)
 
     @app.exception_handler(UnknownProductError)
     async def _unknown_product(request: Request, exc: UnknownProductError):
-        return _error(404, str(exc))
+        # The library's message names the catalog file; a public answer must not.
+        pid = getattr(exc, "product_id", None)
+        if pid is None:
+            return _error(404, "Unknown product id.")
+        return _error(404, f"Product id {pid!r} is not in the catalog ({exc.n_products} products). "
+                           "Ids are compared as exact strings, leading zeros included.")
 
     @app.exception_handler(StoreUnavailable)
     async def _store_down(request: Request, exc: StoreUnavailable):
@@ -343,7 +369,8 @@ def create_app(settings: ServiceSettings, *, store=None):
             "status": "ready",
             "experiment": exp.name,
             "variants": {v.name: reg.get(v.name)[0].describe() for v in exp.variants},
-            "reload_errors": dict(reg.errors_),
+            "reload_errors": {**reg.public_errors(), **app.state.lists.public_errors()},
+            "lists": app.state.lists.describe(),
             "event_store": "ok" if app.state.store.ping() else "unavailable",
         }
 
@@ -372,9 +399,10 @@ def create_app(settings: ServiceSettings, *, store=None):
         same_category: bool = False,
         exclude: Annotated[list[str], Query(max_length=settings.max_k * 10)] = [],  # noqa: B006
         exclude_group: bool = False,
+        explain: bool = False,
     ):
         for e in exclude:
-            if not re.match(PRODUCT_ID_PATTERN, e):
+            if not is_clean_id(e):  # whole string: no control character anywhere
                 return _error(422, f"Malformed product id in 'exclude': {e[:50]!r}.")
         vis, new = _visitor(request, visitor)
         variant = app.state.allocation.variant_of(vis)
@@ -383,22 +411,33 @@ def create_app(settings: ServiceSettings, *, store=None):
         rec = model.recommender
         key = (vcfg.fusion, vcfg.modalities, product_id, k, same_category, tuple(exclude),
                exclude_group)
-        body = model.results.get(key)
+        lists = None if (same_category or exclude or exclude_group or explain) \
+            else app.state.lists.get(variant)
+        path = "lists"  # which path answers: precomputed lists, result cache, live search
+        body = lists.body(model, product_id, k, _product, _dumps) if lists else None
+        if body is None and not explain:
+            path = "cache"
+            body = model.results.get(key)
         if body is None:
-            ids, scores = rec.similar(
+            path = "live"
+            got = rec.similar(
                 product_id, k, fusion=vcfg.fusion, modalities=vcfg.modalities,
-                same_category=same_category, exclude=exclude, exclude_group=exclude_group)
-            rows = rec.catalog.rows_of(ids)
+                same_category=same_category, exclude=exclude, exclude_group=exclude_group,
+                explain=explain)
+            rows = rec.catalog.rows_of(got[0])
             items = []
-            for rank, (row, score) in enumerate(zip(rows, scores, strict=True), start=1):
-                items.append({**_product(model, int(row)), "rank": rank, "score": float(score)})
+            for rank, (row, score) in enumerate(zip(rows, got[1], strict=True), start=1):
+                items.append({**_product(model, int(row)), "rank": rank, "score": float(score),
+                              **({"explain": got[2][rank - 1]} if explain else {})})
             # The part that depends only on the model and the query, rendered once and kept.
             body = _dumps({"product": _product(model, rec.catalog.row_of(product_id)),
                            "items": items})[1:-1]
-            model.results.put(key, body)
+            if not explain:
+                model.results.put(key, body)
             metrics.results.labels("miss").inc()
-        else:
+        elif path == "cache":
             metrics.results.labels("hit").inc()
+        lists_metrics.answers.labels(path).inc()
         rest = _dumps({
             "experiment": exp.name,
             "variant": variant,
@@ -406,7 +445,7 @@ def create_app(settings: ServiceSettings, *, store=None):
             "request_id": uuid.uuid4().hex,
             "fusion": vcfg.fusion or rec.fusion,
             "modalities": list(vcfg.modalities or rec.modalities),
-            "model": model.resolved,
+            "model": model.model_id,
             "shop_url": _shop_url(product_id),
         })
         # Built to the SimilarOut schema here; returning a response skips re-validating it.
@@ -454,13 +493,11 @@ def create_app(settings: ServiceSettings, *, store=None):
             if product_id not in cat or model.image_root is None:
                 continue
             raw = cat.record(cat.row_of(product_id)).get("image")
-            if not raw:
-                break
-            real = Path(os.path.realpath(raw))
-            if not real.is_relative_to(model.image_root):
-                log.warning("image of %r is outside %s: %s", product_id, model.image_root, raw)
-                break
-            if real.suffix.lower() not in IMAGE_SUFFIXES or not real.is_file():
+            real = confined_image(raw, model.image_root)
+            if real is None:
+                if raw:
+                    log.warning("image of %r not served (outside %s, not a regular file or not "
+                                "an image): %s", product_id, model.image_root, raw)
                 break
             return FileResponse(real, headers={"Cache-Control": "public, max-age=3600"})
         return _error(404, f"No image for product {product_id!r}.")
@@ -488,21 +525,28 @@ def create_app(settings: ServiceSettings, *, store=None):
                     raise _BodyTooLarge()
             except ValueError:
                 return _error(400, "Invalid Content-Length header.")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > settings.max_body_bytes:
-                raise _BodyTooLarge()
-            chunks.append(chunk)
-        body = b"".join(chunks)
+        async def read_body() -> bytes:
+            chunks, size = [], 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > settings.max_body_bytes:
+                    raise _BodyTooLarge()
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+        try:  # a client that stops sending does not hold a worker forever
+            body = await asyncio.wait_for(read_body(), settings.body_timeout_s)
+        except asyncio.TimeoutError:
+            return _error(408, f"The request body did not arrive within {settings.body_timeout_s:g} s.",
+                          headers={"Connection": "close"})
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             return _error(400, f"The body is not UTF-8 (byte {exc.start}); send UTF-8 JSON.")
         try:
-            data = json.loads(text, parse_constant=_reject_constant)
-        except ValueError as exc:
-            return _error(400, f"The body is not valid JSON: {exc}.")
+            data = parse_json_body(text)
+        except BadBody as exc:
+            return _error(400, f"{exc}.")
         try:
             batch = EventBatch.model_validate(data)
         except ValidationError as exc:

@@ -40,6 +40,10 @@ def _settings_overrides(args: argparse.Namespace) -> dict:
         out["cache_size"] = args.cache_size
     if getattr(args, "shop_url", None):
         out["shop_url"] = args.shop_url
+    if getattr(args, "lists", None):
+        out["lists"] = Path(args.lists)
+    if getattr(args, "lists_layout", None):
+        out["lists_layout"] = args.lists_layout
     return out
 
 
@@ -73,8 +77,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"prodfusion: serving experiment {settings.experiment.name!r} "
           f"({', '.join(settings.experiment.names)}) on http://{args.host}:{args.port}/ "
           f"with {args.workers} worker(s) — events in {settings.events}", file=sys.stderr)
+    # Slow or stuck clients: idle keep-alive connections are closed, connections beyond the cap
+    # get 503 at once, and the app itself times out a request body that does not arrive.
     run = dict(host=args.host, port=args.port, log_level=args.log_level,
-               access_log=args.access_log)
+               access_log=args.access_log, timeout_keep_alive=settings.keepalive_timeout_s,
+               limit_concurrency=settings.max_connections)
     if args.workers == 1:
         _limit_blas(args.blas_threads)
         uvicorn.run(create_app(settings), **run)
@@ -127,6 +134,11 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
                    help="server processes (default 1); use about one per core for throughput")
     s.add_argument("--cache-size", type=int, default=None,
                    help="recommendation lists kept per worker (LRU, default 20000; 0: off)")
+    s.add_argument("--lists", default=None,
+                   help="precomputed lists (`prodfusion export`) answered from first, live search "
+                   "for products they lack; hot-reloaded when the file is replaced")
+    s.add_argument("--lists-layout", default=None, choices=["arrow", "sqlite", "memory"],
+                   help="serving copy of the lists file (default arrow: memory-mapped)")
     s.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug"])
     s.add_argument("--no-access-log", dest="access_log", action="store_false")

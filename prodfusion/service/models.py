@@ -47,10 +47,21 @@ def _stamp(path: Path) -> tuple | None:
     return (real, st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-def _image_root(paths: list[str | None], configured: Path | None) -> Path | None:
+def _image_root(paths: list[str | None], configured: Path | None,
+                recorded: str | None = None) -> Path | None:
+    """The folder ``/images/{id}`` may serve from (symlinks of the folder itself resolved).
+
+    In order: the service's ``images`` setting; the image root the model was built with
+    (``--image-root``, or the catalog's folder, recorded in the manifest); else the deepest
+    folder holding every catalog image path *as written* (``os.path.normpath``, never a
+    symlink's target, so a link inside the folder cannot widen it). None when that is the
+    file-system root.
+    """
     if configured is not None:
         return Path(os.path.realpath(configured))
-    present = [os.path.realpath(p) for p in paths if p]
+    if recorded:
+        return Path(os.path.realpath(recorded))
+    present = [os.path.normpath(os.path.abspath(p)) for p in paths if p]
     if not present:
         return None
     try:
@@ -60,7 +71,39 @@ def _image_root(paths: list[str | None], configured: Path | None) -> Path | None
     if root == os.path.dirname(root):  # the file-system root: too broad to expose
         log.warning("catalog images share no folder below '/'; set `images` to serve them")
         return None
-    return Path(root)
+    return Path(os.path.realpath(root))
+
+
+def confined_image(raw: str | None, root: Path | None) -> Path | None:
+    """The real path of an image to serve, or None: it must be a regular file whose resolved
+    path lies inside ``root`` and has an image suffix."""
+    import stat
+
+    if not raw or root is None:
+        return None
+    real = Path(os.path.realpath(raw))
+    if not real.is_relative_to(root) or real.suffix.lower() not in IMAGE_SUFFIXES:
+        return None
+    try:
+        st = os.stat(real)
+    except OSError:
+        return None
+    return real if stat.S_ISREG(st.st_mode) else None
+
+
+def model_id(manifest: dict, folder: Path) -> str:
+    """The public name of a model: its manifest's ``model_id`` (folders written before it
+    existed: a hash of the manifest file)."""
+    mid = manifest.get("model_id")
+    if isinstance(mid, str) and mid:
+        return mid
+    import hashlib
+
+    try:
+        data = (folder / "manifest.json").read_bytes()
+    except OSError:
+        data = repr(sorted(manifest)).encode()
+    return "m-" + hashlib.sha256(data).hexdigest()[:12]
 
 
 class ResultCache:
@@ -125,12 +168,17 @@ class LoadedModel:
     def resolved(self) -> str:
         return self.stamp[0]
 
+    @property
+    def model_id(self) -> str:
+        return model_id(self.recommender.manifest_, Path(self.resolved))
+
     def describe(self) -> dict:
+        """What ``/readyz`` shows: no server paths (the folder's last component at most)."""
         rec = self.recommender
         m = rec.manifest_
         return {
-            "path": str(self.path),
-            "resolved": self.resolved,
+            "model_id": self.model_id,
+            "folder": Path(self.resolved).name,
             "products": len(rec.catalog),
             "modalities": list(rec.embeddings_),
             "created": m.get("created"),
@@ -163,7 +211,9 @@ def _load(path: Path, variants: list[VariantConfig], images: Path | None,
     if _stamp(path) != stamp:
         raise ModelError(f"Model folder {str(path)!r} changed while it was being loaded; retrying.")
     titles = rec.catalog.frame["title"].fill_null("").str.to_lowercase()
-    return LoadedModel(path, stamp, rec, time.time(), _image_root(rec.catalog.image_paths, images),
+    recorded = ((rec.manifest_.get("data") or {}).get("catalog") or {}).get("image_root")
+    return LoadedModel(path, stamp, rec, time.time(),
+                       _image_root(rec.catalog.image_paths, images, recorded),
                        titles, ResultCache(cache_size))
 
 
@@ -212,6 +262,14 @@ class ModelRegistry:
             log.info("loaded model %s (%d products)", self._by_path[p].resolved,
                      len(self._by_path[p].recommender.catalog))
         return self
+
+    def public_errors(self) -> dict[str, str]:
+        """``errors_`` for public responses: keyed by the configured folder's last component,
+        absolute paths reduced to their last component (the log keeps them whole)."""
+        from prodfusion.service.guards import redact_paths
+
+        known = [str(p) for p in self.paths] + [os.path.realpath(p) for p in self.paths]
+        return {Path(k).name: redact_paths(v, known) for k, v in self.errors_.items()}
 
     @property
     def ready(self) -> bool:

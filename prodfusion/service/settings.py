@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -84,6 +84,30 @@ class ServiceSettings:
         Template of the merchant page, ``{product_id}`` substituted; the web page's "go to shop".
     title : str
         Name shown on the web page.
+    lists : Path or None
+        Precomputed lists (``prodfusion export``) for every variant without its own ``lists``;
+        answered from the file when possible, by live search otherwise
+        (:mod:`prodfusion.service.lists`).
+    lists_layout : {"arrow", "sqlite", "memory"}
+        Serving copy of the lists file (memory-mapped Arrow by default; see
+        ``docs/benchmarks/export.md``).
+    body_timeout_s : float
+        A request body (``POST /v1/events``) must arrive completely within this many seconds,
+        else 408 and the connection is closed (a stuck or slow client cannot hold a worker).
+    keepalive_timeout_s : float
+        Idle keep-alive connections are closed after this many seconds (uvicorn
+        ``timeout_keep_alive``).
+    max_connections : int
+        Connections (and requests in progress) per worker process; beyond it new requests get
+        503 at once (uvicorn ``limit_concurrency``).
+    ab_secret : str or None
+        Key of the HMAC that signs every ``request_id`` (see docs/service.md, "Attribution").
+        None: a random key kept in the event store (``pf_secrets``), shared by every worker
+        and kept across restarts. Prefer the ``PRODFUSION_AB_SECRET`` environment variable or
+        ``ab_secret_file`` over writing it into the file.
+    attribution_window_s : float
+        Clicks and jumps that arrive later than this after their list was served are
+        quarantined (stored, flagged, excluded from reports).
     """
 
     experiment: ExperimentConfig
@@ -101,17 +125,25 @@ class ServiceSettings:
     cookie_secure: bool = False
     shop_url: str | None = None
     title: str = "prodfusion"
+    lists: Path | None = None
+    lists_layout: Literal["arrow", "sqlite", "memory"] = "arrow"
+    body_timeout_s: float = 10.0
+    keepalive_timeout_s: float = 5.0
+    max_connections: int = 1000
+    ab_secret: str | None = field(default=None, repr=False)
+    attribution_window_s: float = 24 * 3600.0
 
     def __post_init__(self) -> None:
         where = "ServiceSettings()"
         if self.synchronous not in ("FULL", "NORMAL"):
             raise param_error("synchronous", where, "'FULL' or 'NORMAL'", self.synchronous)
-        for name in ("busy_timeout_s", "reload_interval_s"):
+        for name in ("busy_timeout_s", "reload_interval_s", "body_timeout_s",
+                     "keepalive_timeout_s", "attribution_window_s"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise param_error(name, where, "a finite number >= 0", v)
         for name, lo in (("max_body_bytes", 1024), ("default_k", 1), ("max_k", 1), ("max_batch", 1),
-                         ("cache_size", 0)):
+                         ("cache_size", 0), ("max_connections", 1)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise param_error(name, where, f"an int >= {lo}", v)
@@ -122,17 +154,33 @@ class ServiceSettings:
                               self.shop_url)
         if self.images is not None:
             self.images = Path(self.images)
+        if self.lists is not None:
+            self.lists = Path(self.lists)
+        if self.lists_layout not in ("arrow", "sqlite", "memory"):
+            raise param_error("lists_layout", where, "'arrow', 'sqlite' or 'memory'",
+                              self.lists_layout)
+        if self.ab_secret is not None and (not isinstance(self.ab_secret, str)
+                                           or len(self.ab_secret) < 16):
+            raise param_error("ab_secret", where, "a string of at least 16 characters (or None)",
+                              "<hidden>")
+        if self.body_timeout_s <= 0 or self.attribution_window_s <= 0:
+            raise param_error("body_timeout_s/attribution_window_s", where, "> 0",
+                              (self.body_timeout_s, self.attribution_window_s))
 
     @classmethod
     def for_model(cls, model_dir: str | os.PathLike, **overrides: Any) -> ServiceSettings:
         """Serve one model folder as the single variant ``default`` of experiment ``default``."""
         exp = ExperimentConfig("default", variants=(VariantConfig("default", 1.0, Path(model_dir)),))
+        if "ab_secret" not in overrides and os.environ.get(SECRET_ENV):
+            overrides["ab_secret"] = os.environ[SECRET_ENV]
         return cls(experiment=exp, **overrides)
 
 
-_SERVICE_KEYS = {f.name for f in fields(ServiceSettings)} - {"experiment"}
+_SERVICE_KEYS = ({f.name for f in fields(ServiceSettings)} - {"experiment"}) | {"ab_secret_file"}
+#: Environment variable holding the A/B secret (read by :func:`load_settings` only).
+SECRET_ENV = "PRODFUSION_AB_SECRET"
 _EXPERIMENT_KEYS = {"name", "salt", "control", "variants"}
-_VARIANT_KEYS = {"name", "weight", "model", "fusion", "modalities"}
+_VARIANT_KEYS = {"name", "weight", "model", "fusion", "modalities", "lists"}
 
 
 def _read_config(path: Path) -> dict:
@@ -212,12 +260,14 @@ def load_settings(path: str | os.PathLike, **overrides: Any) -> ServiceSettings:
             if key not in v:
                 raise DataError(f"{p}: experiment.variants[{i}] has no {key!r}.")
         model = Path(v["model"])
+        lists = Path(v["lists"]) if v.get("lists") else None
         variants.append(
             VariantConfig(
                 name=v["name"], weight=v.get("weight", 1.0),
                 model=model if model.is_absolute() else base / model,
                 fusion=v.get("fusion"),
                 modalities=tuple(v["modalities"]) if v.get("modalities") is not None else None,
+                lists=None if lists is None else lists if lists.is_absolute() else base / lists,
             )
         )
     if "name" not in exp:
@@ -228,8 +278,25 @@ def load_settings(path: str | os.PathLike, **overrides: Any) -> ServiceSettings:
     events = service.get("events")
     if isinstance(events, str) and "://" not in events and not Path(events).is_absolute():
         service["events"] = str(base / events)
+    lists = service.get("lists")
+    if isinstance(lists, str):
+        service["lists"] = Path(lists) if Path(lists).is_absolute() else base / lists
     images = service.get("images")
     if isinstance(images, str):
         service["images"] = Path(images) if Path(images).is_absolute() else base / images
+    _resolve_secret(p, service, base)
     settings = ServiceSettings(experiment=experiment, **service)
     return replace(settings, **overrides) if overrides else settings
+
+
+def _resolve_secret(path: Path, service: dict, base: Path) -> None:
+    """``ab_secret`` from ``ab_secret_file`` (relative to the config) or the environment."""
+    secret_file = service.pop("ab_secret_file", None)
+    if secret_file is not None:
+        f = Path(secret_file) if Path(secret_file).is_absolute() else base / secret_file
+        try:
+            service["ab_secret"] = f.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"{path}: cannot read ab_secret_file {str(f)!r} ({exc}).") from exc
+    if service.get("ab_secret") is None and os.environ.get(SECRET_ENV):
+        service["ab_secret"] = os.environ[SECRET_ENV]

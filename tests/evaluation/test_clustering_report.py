@@ -130,7 +130,8 @@ def test_cli_evaluate_all_and_replay(tmp_path, angle_model, angle_sessions, caps
         (tmp_path / f"{name}.json").write_text(json.dumps(
             {"model": str(model_dir), "fusion": "intermediate", "modalities": [mod]}))
     rc = main(["evaluate", "replay", "--a", str(tmp_path / "a.json"), "--b",
-               str(tmp_path / "b.json"), "--out", str(tmp_path / "rep2"), *data])
+               str(tmp_path / "b.json"), "--out", str(tmp_path / "rep2"), "--protocol", "whole",
+               *data])
     assert rc == 0
     tot = json.loads((tmp_path / "rep2" / "results.json").read_text())["replay"]["sources"][
         "sessions"]["total"]

@@ -37,7 +37,8 @@ def _adjacent_pairs(sessions) -> set[tuple[str, str]]:
 
 # ----------------------------------------------------------------- split and leakage
 def test_time_split_holds_out_the_latest_sessions(angle_model, angle_sessions):
-    split = split_interactions(angle_model.catalog, angle_sessions, test_fraction=0.375)
+    split = split_interactions(angle_model.catalog, angle_sessions, test_fraction=0.375,
+                               protocol="whole")
     assert sorted(split.test_session_keys) == ["s:a", "s:b", "s:c"]
     assert len(split.train) == 5 and not set(split.train.keys) & set(split.test_session_keys)
     ho = split.heldout["sessions"]
@@ -61,13 +62,14 @@ def test_evaluation_trains_prod2vec_on_the_training_part_only(angle_model, angle
 
     monkeypatch.setattr(Prod2Vec, "fit", spy)
     res = evaluate_retrieval(angle_model, sessions=angle_sessions, test_fraction=0.375, k=3,
-                             variants=["intermediate:text"], n_boot=50, progress=False)
+                             variants=["intermediate:text"], n_boot=50, progress=False,
+                             protocol="whole")
     assert len(seen_by_encoder) == 5
     assert not _adjacent_pairs(seen_by_encoder) & HELD_OUT
     assert res["split"]["leak_check"]["test_sessions_checked"] == 3
     # 006 is clicked only in a held-out session: the retrained model has no vector for it.
     ev = heldout_recommender(angle_model, split_interactions(
-        angle_model.catalog, angle_sessions, test_fraction=0.375).train)
+        angle_model.catalog, angle_sessions, test_fraction=0.375, protocol="whole").train)
     assert ev.embeddings_["clicks"].mask.tolist() == [True] * 6 + [False, True]
 
 
@@ -83,7 +85,8 @@ def test_pair_split_keeps_both_directions_together_and_drops_seen_pairs(angle_mo
     }))
     n_dropped = 0
     for seed in range(5):
-        split = split_interactions(angle_model.catalog, pairs=pairs, test_fraction=0.5, seed=seed)
+        split = split_interactions(angle_model.catalog, pairs=pairs, test_fraction=0.5, seed=seed,
+                                   protocol="whole")
         ids = angle_model.catalog.ids
         ho = split.heldout["pairs"]
         test = {frozenset(p) for p in zip(ids[ho.query_rows], ids[ho.target_rows], strict=True)}
@@ -92,7 +95,7 @@ def test_pair_split_keeps_both_directions_together_and_drops_seen_pairs(angle_mo
         assert check_no_leak(split, angle_model.catalog)["test_pairs_checked"] == len(ho)
         # with baskets: a held-out pair co-occurring in a training basket is not unseen
         both = split_interactions(angle_model.catalog, sessions=baskets, pairs=pairs,
-                                  test_fraction=0.5, seed=seed)
+                                  test_fraction=0.5, seed=seed, protocol="whole")
         ho2 = both.heldout["pairs"]
         t2 = {frozenset(p) for p in zip(ids[ho2.query_rows], ids[ho2.target_rows], strict=True)}
         basket_pairs = {frozenset(("000", "005")), frozenset(("000", "007")),
@@ -137,7 +140,8 @@ def test_retrieval_metrics_on_the_planted_angles(angle_model, angle_sessions):
     006→005: 005, 007, 004 -> rank 1
     """
     res = evaluate_retrieval(angle_model, sessions=angle_sessions, test_fraction=0.375, k=3,
-                             variants=["intermediate:text"], n_boot=200, progress=False)
+                             variants=["intermediate:text"], n_boot=200, progress=False,
+                             protocol="whole")
     rows = {(r["source"], r["slice"]): r for r in res["rows"]}
     allr = rows[("sessions", "all")]
     assert allr["n"] == 4 and allr["n_groups"] == 3
@@ -149,19 +153,25 @@ def test_retrieval_metrics_on_the_planted_angles(angle_model, angle_sessions):
     assert allr["coverage"] == pytest.approx(7 / 8)
     assert allr["hit_rate"]["ci_lo"] <= 0.75 <= allr["hit_rate"]["ci_hi"]
     # cold-start slices: 006 has no training clicks, 003 has no photo
-    cold = rows[("sessions", "no training clicks")]
+    cold = rows[("sessions", "query: no training clicks")]
     assert cold["n"] == 1 and cold["hit_rate"]["value"] == 1.0
-    warm = rows[("sessions", "with training clicks")]
+    warm = rows[("sessions", "query: with training clicks")]
     assert warm["n"] == 3 and warm["hit_rate"]["value"] == pytest.approx(2 / 3)
-    noimg = rows[("sessions", "no image")]
+    noimg = rows[("sessions", "query: no image")]
     assert noimg["n"] == 1 and noimg["mrr"]["value"] == 0.5
+    # target slices: targets 002, 005, 004, 005 all have training clicks; 003 (no photo) is
+    # never a target
+    assert rows[("sessions", "target: with training clicks")]["n"] == 4
+    assert rows[("sessions", "target: no training clicks")]["n"] == 0
+    assert rows[("sessions", "target: no image")]["n"] == 0
 
 
 def test_default_variants_cover_every_combination_and_the_baseline(angle_model, angle_sessions):
     res = evaluate_retrieval(angle_model, sessions=angle_sessions, test_fraction=0.375, k=3,
-                             n_boot=20, progress=False)
+                             n_boot=20, progress=False, protocol="whole")
     labels = {v["label"] for v in res["config"]["variants"]}
-    assert len(labels) == 7 * 3 + 1 and BASELINE.label in labels
+    assert len(labels) == 7 * 3 + 1 + 4 and BASELINE.label in labels
+    assert {"cooc", "tfidf", "popular", "cooc+tfidf"} <= labels
     assert res["config"]["modalities"]["clicks"]["n_present"] == 7
 
 
@@ -219,7 +229,8 @@ def test_replay_ctr_equals_the_hand_computed_value(angle_model, angle_sessions):
     003→004: no photo, nothing shown -> no;   006→005: 001, 007, 000 -> no.   CTR 1/4.
     """
     res = replay("intermediate:text", "intermediate:image", model=angle_model,
-                 sessions=angle_sessions, test_fraction=0.375, k=3, progress=False)
+                 sessions=angle_sessions, test_fraction=0.375, k=3, progress=False,
+                 protocol="whole")
     t = res["sources"]["sessions"]
     tot = t["total"]
     assert (tot["views_a"], tot["clicks_a"], tot["views_b"], tot["clicks_b"]) == (4, 3, 4, 1)
@@ -237,7 +248,7 @@ def test_replay_ctr_equals_the_hand_computed_value(angle_model, angle_sessions):
 def test_replay_split_design_assigns_each_session_to_one_variant(angle_model, angle_sessions):
     res = replay("intermediate:text", "intermediate:text", model=angle_model,
                  sessions=angle_sessions, test_fraction=0.375, k=3, design="split",
-                 progress=False)
+                 progress=False, protocol="whole")
     tot = res["sources"]["sessions"]["total"]
     assert tot["views_a"] + tot["views_b"] == 4
     assert "srm" in res["sources"]["sessions"] and "only_a" not in tot

@@ -1,0 +1,208 @@
+"""The honest held-out protocol (leave-last-out), slices, flags and the reference baselines."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from prodfusion.data.catalog import Catalog
+from prodfusion.data.sessions import Sessions
+from prodfusion.encoders.base import Embeddings
+from prodfusion.errors import ModelError, ParameterError
+from prodfusion.evaluation.baselines import Reference, cooc_matrix, popularity
+from prodfusion.evaluation.protocol import slice_flags
+from prodfusion.evaluation.replay import replay
+from prodfusion.evaluation.retrieval import (
+    check_no_leak,
+    evaluate_retrieval,
+    heldout_recommender,
+    parse_variant,
+    split_interactions,
+)
+from prodfusion.recommender import Prod2VecParams, Recommender
+
+
+def _timed(lists, times, keys=None) -> Sessions:
+    keys = keys or [f"k{i}" for i in range(len(lists))]
+    return Sessions(pl.DataFrame({
+        "session": [k for k, s in zip(keys, lists, strict=True) for _ in s],
+        "position": [i for s in lists for i in range(len(s))],
+        "product_id": [p for s in lists for p in s],
+        "ts": [float(t) for t, s in zip(times, lists, strict=True) for _ in s],
+    }))
+
+
+# ----------------------------------------------------------------- leave-last-out
+def test_leave_last_out_holds_out_the_last_transition_and_trains_on_the_rest(
+        angle_model, angle_sessions, monkeypatch):
+    """Held-out sessions a = 000 002 005, b = 003 004, c = 006 005 (the latest three)."""
+    from prodfusion.encoders import Prod2Vec
+
+    split = split_interactions(angle_model.catalog, angle_sessions, test_fraction=0.375)
+    ids = angle_model.catalog.ids
+    ho = split.heldout["sessions"]
+    got = list(zip(ids[ho.query_rows], ids[ho.target_rows], strict=True))
+    assert got == [("002", "005"), ("003", "004"), ("006", "005")]
+    assert ho.groups.tolist() == ["s:a", "s:b", "s:c"]
+    train = {k: s for k, s in zip(split.train.keys, split.train, strict=True)}
+    # the prefix of "a" trains (b and c keep one click: nothing to learn from)
+    assert train["h:a"] == ["000", "002"] and "h:b" not in train and "h:c" not in train
+    assert len(train) == 6
+    seen = []
+    real_fit = Prod2Vec.fit
+    monkeypatch.setattr(Prod2Vec, "fit", lambda self, s: (seen.extend(list(x) for x in s),
+                                                         real_fit(self, s))[1])
+    res = evaluate_retrieval(angle_model, sessions=angle_sessions, test_fraction=0.375, k=3,
+                             variants=["intermediate:text"], n_boot=20, progress=False)
+    assert ["000", "002"] in seen and len(seen) == 6
+    adjacent = {(x, y) for s in seen for x, y in zip(s, s[1:], strict=False)}
+    assert not adjacent & {("002", "005"), ("003", "004"), ("006", "005")}
+    assert res["config"]["protocol"] == "leave-last-out"
+    # 006 is clicked in no training session: it has no click vector, as in production
+    assert res["click_coverage"]["sessions"]["queries_no_clicks"] == pytest.approx(1 / 3)
+
+
+def test_leak_check_catches_a_whole_held_out_session_in_training(angle_model, angle_sessions):
+    split = split_interactions(angle_model.catalog, angle_sessions, test_fraction=0.375)
+    full = Sessions.from_lists([["000", "002", "005"]], keys=["h:a"])
+    split.train = Sessions(pl.concat([
+        split.train.frame.filter(~pl.col("session").str.starts_with("h:")), full.frame]))
+    with pytest.raises(ModelError, match=r"Leak: the training corpus holds 3 clicks of held-out "
+                                         r"sessions, 2 expected"):
+        check_no_leak(split, angle_model.catalog)
+
+
+def test_leave_one_out_pairs_keeps_every_other_pair_in_training(angle_model):
+    ids = [f"00{i}" for i in range(8)]
+    pairs = Sessions.from_lists([[a, b] for i, a in enumerate(ids) for b in ids[i + 1:]
+                                 if (i + ids.index(b)) % 3])  # 19 distinct pairs
+    n_test = 0
+    for seed in range(4):
+        split = split_interactions(angle_model.catalog, pairs=pairs, test_fraction=0.5, seed=seed)
+        cat = angle_model.catalog
+        ho = split.heldout["pairs"]
+        test = [tuple(cat.ids[[q, t]]) for q, t in zip(ho.query_rows, ho.target_rows, strict=True)]
+        train = {frozenset(s) for s in split.train}
+        assert len({q for q, _ in test}) == len(test)  # one held-out pair per query product
+        for q, t in test:
+            assert frozenset((q, t)) not in train  # neither direction trains
+            assert any(q in p for p in train)  # the query keeps its other pairs
+        assert split.info["pairs"]["n_test_query_products"] == len(test)
+        n_test += len(test)
+    assert n_test > 0
+
+
+def test_presence_of_a_modality_cannot_reveal_the_held_out_targets():
+    """New products 030-039 appear only in the latest sessions (old → new → new). Titles are identical for
+    every product, so text carries no information; with intermediate fusion of text and
+    clicks a product *without* a click vector scores 1.0 (text alone) and beats every
+    product with one. Holding out whole sessions leaves every target without clicks, and
+    that "fusion" finds all of them; leave-last-out keeps their click vectors (they appear
+    earlier in held-out sessions, which train), and the trick stops working."""
+    n = 40
+    ids = [f"{i:03d}" for i in range(n)]
+    cat = Catalog(pl.DataFrame({"product_id": ids, "title": ["same title"] * n}))
+    rng = np.random.default_rng(0)
+    early = [[ids[a], ids[b]] for a, b in (rng.choice(30, 2, replace=False) for _ in range(100))]
+    late = [[ids[i % 30], ids[30 + i % 10], ids[30 + (i + 1) % 10]] for i in range(25)]
+    sessions = _timed(early + late, list(range(100)) + list(range(200, 225)))
+    text = Embeddings(np.ones((n, 4), np.float32), np.ones(n, bool), "constant")
+    rec = Recommender.from_embeddings(cat, {"text": text}, fusion="intermediate")
+    rec.prod2vec = Prod2VecParams(vector_size=8, epochs=1, workers=1)
+    kw = dict(sessions=sessions, test_fraction=0.2, k=10, n_boot=20, progress=False,
+              variants=["intermediate:text+clicks"])
+    whole = evaluate_retrieval(rec, protocol="whole", **kw)
+    honest = evaluate_retrieval(rec, **kw)
+    hr = {name: next(r["hit_rate"]["value"] for r in res["rows"]
+                     if r["slice"] == "query: with training clicks")
+          for name, res in (("whole", whole), ("honest", honest))}
+    assert whole["click_coverage"]["sessions"]["targets_no_clicks"] == 1.0
+    assert hr["whole"] == 1.0  # the leak, exploited: every old product's next one is found
+    cov = honest["click_coverage"]
+    assert cov["sessions"]["targets_no_clicks"] <= cov["catalog_no_clicks"]
+    assert hr["honest"] < 0.6
+
+
+def test_protocol_name_is_checked(angle_model, angle_sessions):
+    with pytest.raises(ParameterError, match=r"'protocol' parameter of split_interactions\(\) "
+                                             r"must be one of \['leave-last-out', 'whole'\]"):
+        split_interactions(angle_model.catalog, angle_sessions, protocol="random")
+
+
+# ----------------------------------------------------------------- flags
+def _row(variant, sl, n, hr, mods=("text", "image")):
+    return {"variant": variant, "source": "s", "slice": sl, "n": n, "modalities": list(mods),
+            "hit_rate": {"value": hr}}
+
+
+def test_a_gain_made_in_one_slice_only_is_flagged():
+    """Fusion 0.30 vs text 0.25 overall: +0.125 on the 40 % of targets without clicks,
+    -0.0 on the 60 % with them -> flagged; the query-side split is even -> not flagged."""
+    rows = []
+    for v, mods, vals in (("fused", ("text", "clicks"), (0.30, 0.25, 0.375, 0.30, 0.30)),
+                          ("text", ("text",), (0.25, 0.25, 0.25, 0.25, 0.25))):
+        rows += [_row(v, "all", 100, vals[0], mods),
+                 _row(v, "target: with training clicks", 60, vals[1], mods),
+                 _row(v, "target: no training clicks", 40, vals[2], mods),
+                 _row(v, "query: with training clicks", 50, vals[3], mods),
+                 _row(v, "query: no training clicks", 50, vals[4], mods)]
+    flags = slice_flags(rows)
+    assert len(flags) == 1
+    f = flags[0]
+    assert (f["variant"], f["comparator"], f["slice"]) == ("fused", "text",
+                                                           "target: no training clicks")
+    assert f["gain"] == pytest.approx(0.05) and f["slice_contribution"] == pytest.approx(0.05)
+
+
+# ----------------------------------------------------------------- reference baselines
+@pytest.fixture
+def shop():
+    titles = ["red cotton shirt", "red cotton shirts", "blue cotton shirt", "zzzz",
+              "red cotton shirt", "wool hat"]
+    ids = ["p0", "p1", "p2", "p3", "p4", "p5"]
+    cat = Catalog(pl.DataFrame({"product_id": ids, "title": titles,
+                                "group": ["g0", "g1", "g2", "g3", "g0", "g5"]}))
+    rec = Recommender.from_embeddings(cat, {"text": Embeddings(
+        np.eye(6, dtype=np.float32), np.ones(6, bool), "eye")})
+    rec.train_sessions_ = Sessions.from_lists(
+        [["p0", "p5"], ["p0", "p5", "p3"], ["p0", "p3"], ["p5", "p3"], ["p0", "p5"], ["p2", "p1"]])
+    return rec
+
+
+def test_cooc_and_popular_rank_as_counted_by_hand(shop):
+    # co-occurrences of p0: p5 in 3 sessions, p3 in 2; nothing else
+    c = cooc_matrix(shop.train_sessions_, shop.catalog).toarray()
+    assert c[0].tolist() == [0, 0, 0, 2, 0, 3] and np.array_equal(c, c.T)
+    rows = Reference("cooc").recommend(shop, np.array([0, 1, 4]), 3)
+    assert rows.tolist() == [[5, 3, -1], [2, -1, -1], [-1, -1, -1]]
+    # popularity: p0 4, p5 4, p3 3, p2 1, p1 1 -> ties by row
+    assert popularity(shop.train_sessions_, shop.catalog).tolist() == [4, 1, 1, 3, 0, 4]
+    assert Reference("popular").recommend(shop, np.array([0, 4]), 3).tolist() == [
+        [5, 3, 1], [0, 5, 3]]
+
+
+def test_tfidf_and_cooc_fallback_rank_as_expected(shop):
+    rows = Reference("tfidf").recommend(shop, np.array([0]), 5)[0].tolist()
+    # p4 has the same title (cosine 1), then the plural, then the other colour; 'zzzz' and
+    # 'wool hat' share no 3-5-gram with it (char_wb pads words with spaces: ' hat' vs ' sh')
+    assert rows[:3] == [4, 1, 2] and 3 not in rows
+    both = Reference("cooc+tfidf").recommend(shop, np.array([0, 4]), 4).tolist()
+    assert both[0] == [5, 3, 4, 1]  # cooc first (p5, p3), then TF-IDF without repeats
+    assert both[1][:3] == [0, 1, 2]  # p4 was never clicked: TF-IDF only
+    # a variation group is never recommended (p0 and p4 share g0)
+    g = np.array([0, 1, 2, 3, 0, 5])
+    assert 4 not in Reference("tfidf").recommend(shop, np.array([0]), 5, diff_code=g)[0]
+
+
+def test_references_are_variants_everywhere(angle_model, angle_sessions):
+    assert parse_variant("Cooc+TFIDF") == Reference("cooc+tfidf")
+    assert parse_variant("popular", default_model="m").model == "m"
+    res = replay("cooc", "intermediate:text", model=angle_model, sessions=angle_sessions,
+                 test_fraction=0.375, k=3, progress=False)
+    # training: t1..t5 + prefix of a (000 002). Views 002→005, 003→004, 006→005:
+    # cooc(002) = 000 (×2), 001, 003; cooc(003) = 002; cooc(006) = nothing -> no click
+    assert res["sources"]["sessions"]["total"]["clicks_a"] == 0
+    assert res["config"]["a"]["reference"] == "cooc"
+    with pytest.raises(ParameterError, match="The 'cooc' baseline needs the training sessions"):
+        Reference("cooc").recommend(heldout_recommender(angle_model, None), np.array([0]), 3)
