@@ -26,7 +26,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         rep = export_lists(
             args.model, args.out, k=args.k, fusion=args.fusion, modalities=args.modalities,
             batch_size=args.batch_size, start=args.start, stop=args.stop, executor=executor,
-            resume=not args.restart, progress=False if args.quiet else None)
+            resume=not args.restart, progress=False if args.quiet else None,
+            explain=args.explain)
     finally:
         executor.close()
     if args.json:
@@ -58,6 +59,8 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
     e.add_argument("--stop", type=int, default=None, help="end (exclusive) of the rows to export")
     e.add_argument("--restart", action="store_true",
                    help="discard the finished batches of an interrupted export")
+    e.add_argument("--explain", action="store_true",
+                   help="also write share_<modality> columns: each modality's part of each score")
     e.add_argument("--quiet", action="store_true", help="no progress output")
     e.add_argument("--json", action="store_true", help="print the report as JSON")
     add_engine_options(e)
