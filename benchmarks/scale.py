@@ -120,16 +120,19 @@ def cmd_build(args) -> None:
         catalog, embs = _synthetic.load(data, vector_dtype=args.vector_dtype)
         t["load_inputs"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        rec = Recommender.from_embeddings(catalog, embs, fusion="intermediate", index=args.index,
+        fusions = list(args.fusions or FUSIONS)
+        result["fusions"] = fusions
+        rec = Recommender.from_embeddings(catalog, embs, fusion=fusions[0] if args.fusions
+                                          else "intermediate", index=args.index,
                                           index_settings=IndexSettings(
                                               hnsw_storage=args.hnsw_storage),
                                           vector_dtype=args.vector_dtype)
         del embs
         t["check_and_cluster"] = time.perf_counter() - t1
         t2 = time.perf_counter()
-        rec.build_index(list(FUSIONS), n_jobs=args.jobs)
+        rec.build_index(fusions, n_jobs=args.jobs)
         t["indexes_wall"] = time.perf_counter() - t2
-        for f in FUSIONS:  # each index's own wall time (they overlap when --jobs > 1)
+        for f in fusions:  # each index's own wall time (they overlap when --jobs > 1)
             t[f"index_{f}"] = rec.build_seconds_[f]
         result["jobs"] = args.jobs
         t["fused_and_indexed"] = time.perf_counter() - t1
@@ -149,9 +152,9 @@ def cmd_build(args) -> None:
     for p in sorted(idx.glob("*")) if idx.exists() else []:
         result["disk_mib"][f"index_{p.name}"] = round(_du(p) / 2**20, 1)
     try:
-        result["searchers"] = {f: rec.searcher(f).info() for f in FUSIONS}
+        result["searchers"] = {f: rec.searcher(f).info() for f in fusions}
     except AttributeError:  # exact fusers have no info()
-        result["searchers"] = {f: {"backend": "exact"} for f in FUSIONS}
+        result["searchers"] = {f: {"backend": "exact"} for f in fusions}
     _write(args.json, result)
 
 
@@ -673,6 +676,9 @@ def main(argv=None) -> None:
     b.add_argument("--hnsw-storage", default="flat", choices=["flat", "sq8", "fp16"])
     b.add_argument("--vector-dtype", default="float32", choices=["float32", "float16"],
                    help="float16: inputs read into float16 and the model stored as float16")
+    b.add_argument("--fusions", nargs="+", choices=list(FUSIONS),
+                   help="indexes to build (default: all three, default fusion intermediate); "
+                        "the first one listed becomes the model's default fusion")
     b.add_argument("--json")
     q = sub.add_parser("query")
     q.add_argument("--data")

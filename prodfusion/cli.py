@@ -296,6 +296,7 @@ def _register_optional(sub) -> None:
     for module, names in (
         ("prodfusion.evaluation.cli_commands", ("add_evaluate_parser",)),
         ("prodfusion.service.cli_commands", ("add_serve_parser", "add_ab_parser")),
+        ("prodfusion.batch.cli_commands", ("add_export_parser",)),
     ):
         try:
             mod = importlib.import_module(module)

@@ -170,11 +170,13 @@ def create_app(settings: ServiceSettings, *, store=None):
     from prodfusion.service.attribution import make_attribution
     from prodfusion.service.events import Event, StoreUnavailable, open_event_store
     from prodfusion.service.guards import BadBody, check_client_ts, is_clean_id, parse_json_body
+    from prodfusion.service.lists import ListsMetrics, ListsRegistry
     from prodfusion.service.models import ModelRegistry, confined_image
     from prodfusion.service.report import experiment_report
 
     exp = settings.experiment
     metrics = _metrics_factory()
+    lists_metrics = ListsMetrics(metrics.registry)
 
     # ------------------------------------------------------------------ schemas
     class EventIn(BaseModel):
@@ -276,11 +278,15 @@ def create_app(settings: ServiceSettings, *, store=None):
             await run_in_threadpool(st.registry.load_all)
             _update_product_gauge()
             st.registry.start_watcher(settings.reload_interval_s)
+            st.lists = ListsRegistry(exp, st.registry, default=settings.lists,
+                                     layout=settings.lists_layout, metrics=lists_metrics)
+            await run_in_threadpool(st.lists.load_all)
+            st.lists.start_watcher(settings.reload_interval_s)
             yield
         finally:
-            reg = getattr(st, "registry", None)
-            if reg is not None:
-                reg.stop_watcher()
+            for reg in (getattr(st, "lists", None), getattr(st, "registry", None)):
+                if reg is not None:
+                    reg.stop_watcher()
             if own_store:
                 st.store.close()
 
@@ -376,7 +382,8 @@ def create_app(settings: ServiceSettings, *, store=None):
             "status": "ready",
             "experiment": exp.name,
             "variants": {v.name: reg.get(v.name)[0].describe() for v in exp.variants},
-            "reload_errors": reg.public_errors(),
+            "reload_errors": {**reg.public_errors(), **app.state.lists.public_errors()},
+            "lists": app.state.lists.describe(),
             "event_store": "ok" if app.state.store.ping() else "unavailable",
         }
 
@@ -416,8 +423,20 @@ def create_app(settings: ServiceSettings, *, store=None):
         rec = model.recommender
         key = (vcfg.fusion, vcfg.modalities, product_id, k, same_category, tuple(exclude),
                exclude_group)
-        cached = model.results.get(key)
-        if cached is None:
+        lists = None if (same_category or exclude or exclude_group) \
+            else app.state.lists.get(variant)
+        path = "lists"  # which path answers: precomputed lists, result cache, live search
+        body = lists.body(model, product_id, k, _product, _dumps) if lists else None
+        served = None  # the ids shown, in order (their signatures go with the answer)
+        if body is not None:
+            served = [str(i) for i in lists.lookup(product_id, k)[0]]
+        if body is None:
+            path = "cache"
+            cached = model.results.get(key)
+            if cached is not None:
+                body, served = cached
+        if body is None:
+            path = "live"
             ids, scores = rec.similar(
                 product_id, k, fusion=vcfg.fusion, modalities=vcfg.modalities,
                 same_category=same_category, exclude=exclude, exclude_group=exclude_group)
@@ -428,12 +447,12 @@ def create_app(settings: ServiceSettings, *, store=None):
             # The part that depends only on the model and the query, rendered once and kept.
             body = _dumps({"product": _product(model, rec.catalog.row_of(product_id)),
                            "items": items})[1:-1]
-            cached = (body, [str(i) for i in ids])
-            model.results.put(key, cached)
+            served = [str(i) for i in ids]
+            model.results.put(key, (body, served))
             metrics.results.labels("miss").inc()
-        else:
+        elif path == "cache":
             metrics.results.labels("hit").inc()
-        body, served = cached
+        lists_metrics.answers.labels(path).inc()
         attribution = app.state.attribution
         rid = attribution.issue(vis, variant, product_id, params="|".join(map(str, key[3:])))
         rest = _dumps({

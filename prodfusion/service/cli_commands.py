@@ -40,6 +40,10 @@ def _settings_overrides(args: argparse.Namespace) -> dict:
         out["cache_size"] = args.cache_size
     if getattr(args, "shop_url", None):
         out["shop_url"] = args.shop_url
+    if getattr(args, "lists", None):
+        out["lists"] = Path(args.lists)
+    if getattr(args, "lists_layout", None):
+        out["lists_layout"] = args.lists_layout
     return out
 
 
@@ -130,6 +134,11 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
                    help="server processes (default 1); use about one per core for throughput")
     s.add_argument("--cache-size", type=int, default=None,
                    help="recommendation lists kept per worker (LRU, default 20000; 0: off)")
+    s.add_argument("--lists", default=None,
+                   help="precomputed lists (`prodfusion export`) answered from first, live search "
+                   "for products they lack; hot-reloaded when the file is replaced")
+    s.add_argument("--lists-layout", default=None, choices=["arrow", "sqlite", "memory"],
+                   help="serving copy of the lists file (default arrow: memory-mapped)")
     s.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug"])
     s.add_argument("--no-access-log", dest="access_log", action="store_false")

@@ -257,6 +257,9 @@ class VariantConfig:
         None: the model's default.
     modalities : tuple of str or None
         None: the model's default.
+    lists : Path or None
+        Precomputed lists file (``prodfusion export``) answered from first; live search
+        for what it lacks (:mod:`prodfusion.service.lists`).
     """
 
     name: str
@@ -264,6 +267,7 @@ class VariantConfig:
     model: Path
     fusion: str | None = None
     modalities: tuple[str, ...] | None = None
+    lists: Path | None = None
 
     def __post_init__(self) -> None:
         where = f"variant {self.name!r}"
@@ -283,6 +287,8 @@ class VariantConfig:
                 )
             object.__setattr__(self, "modalities", mods)
         object.__setattr__(self, "model", Path(self.model))
+        if self.lists is not None:
+            object.__setattr__(self, "lists", Path(self.lists))
 
 
 @dataclass(frozen=True)

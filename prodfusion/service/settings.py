@@ -84,6 +84,13 @@ class ServiceSettings:
         Template of the merchant page, ``{product_id}`` substituted; the web page's "go to shop".
     title : str
         Name shown on the web page.
+    lists : Path or None
+        Precomputed lists (``prodfusion export``) for every variant without its own ``lists``;
+        answered from the file when possible, by live search otherwise
+        (:mod:`prodfusion.service.lists`).
+    lists_layout : {"arrow", "sqlite", "memory"}
+        Serving copy of the lists file (memory-mapped Arrow by default; see
+        ``docs/benchmarks/export.md``).
     body_timeout_s : float
         A request body (``POST /v1/events``) must arrive completely within this many seconds,
         else 408 and the connection is closed (a stuck or slow client cannot hold a worker).
@@ -122,6 +129,8 @@ class ServiceSettings:
     cookie_secure: bool = False
     shop_url: str | None = None
     title: str = "prodfusion"
+    lists: Path | None = None
+    lists_layout: Literal["arrow", "sqlite", "memory"] = "arrow"
     body_timeout_s: float = 10.0
     keepalive_timeout_s: float = 5.0
     max_connections: int = 1000
@@ -150,6 +159,11 @@ class ServiceSettings:
                               self.shop_url)
         if self.images is not None:
             self.images = Path(self.images)
+        if self.lists is not None:
+            self.lists = Path(self.lists)
+        if self.lists_layout not in ("arrow", "sqlite", "memory"):
+            raise param_error("lists_layout", where, "'arrow', 'sqlite' or 'memory'",
+                              self.lists_layout)
         if self.ab_secret is not None and (not isinstance(self.ab_secret, str)
                                            or len(self.ab_secret) < 16):
             raise param_error("ab_secret", where, "a string of at least 16 characters (or None)",
@@ -171,7 +185,7 @@ _SERVICE_KEYS = ({f.name for f in fields(ServiceSettings)} - {"experiment"}) | {
 #: Environment variable holding the A/B secret (read by :func:`load_settings` only).
 SECRET_ENV = "PRODFUSION_AB_SECRET"
 _EXPERIMENT_KEYS = {"name", "salt", "control", "variants"}
-_VARIANT_KEYS = {"name", "weight", "model", "fusion", "modalities"}
+_VARIANT_KEYS = {"name", "weight", "model", "fusion", "modalities", "lists"}
 
 
 def _read_config(path: Path) -> dict:
@@ -251,12 +265,14 @@ def load_settings(path: str | os.PathLike, **overrides: Any) -> ServiceSettings:
             if key not in v:
                 raise DataError(f"{p}: experiment.variants[{i}] has no {key!r}.")
         model = Path(v["model"])
+        lists = Path(v["lists"]) if v.get("lists") else None
         variants.append(
             VariantConfig(
                 name=v["name"], weight=v.get("weight", 1.0),
                 model=model if model.is_absolute() else base / model,
                 fusion=v.get("fusion"),
                 modalities=tuple(v["modalities"]) if v.get("modalities") is not None else None,
+                lists=None if lists is None else lists if lists.is_absolute() else base / lists,
             )
         )
     if "name" not in exp:
@@ -267,6 +283,9 @@ def load_settings(path: str | os.PathLike, **overrides: Any) -> ServiceSettings:
     events = service.get("events")
     if isinstance(events, str) and "://" not in events and not Path(events).is_absolute():
         service["events"] = str(base / events)
+    lists = service.get("lists")
+    if isinstance(lists, str):
+        service["lists"] = Path(lists) if Path(lists).is_absolute() else base / lists
     images = service.get("images")
     if isinstance(images, str):
         service["images"] = Path(images) if Path(images).is_absolute() else base / images

@@ -1,0 +1,17 @@
+"""Batch jobs over a whole model: every product's top-k list (``prodfusion export``) and the
+stores the service reads precomputed lists from."""
+
+from __future__ import annotations
+
+from prodfusion.batch.lists import LAYOUTS, ListStore, lists_table, read_lists_meta, write_lists
+
+__all__ = ["LAYOUTS", "ListStore", "lists_table", "read_lists_meta", "write_lists",
+           "export_lists"]
+
+
+def __getattr__(name: str):
+    if name == "export_lists":  # imports the recommender; keep `import prodfusion.batch` light
+        from prodfusion.batch.export import export_lists
+
+        return export_lists
+    raise AttributeError(name)

@@ -1,0 +1,223 @@
+"""``export_lists``: the top-k list of every product of a model, in batches, resumable.
+
+Each batch of catalog rows ``[lo, hi)`` goes through :meth:`Recommender.similar_batch` (the
+same code that answers one query, so an exported list *is* the live list) and is written as a
+part file in ``.<out>.parts/`` beside the output. A rerun with the same settings skips the
+parts already written; the parts are merged into ``out`` at the end, atomically, and the
+folder is removed. ``start``/``stop`` export a range of rows only (e.g. one machine per
+range; their files can be read together as one Parquet data set).
+
+Batches run through an executor (:mod:`prodfusion.engine`): in this process by default, or on
+Ray workers that each load the model folder once.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from prodfusion import __version__
+from prodfusion.batch._progress import Progress
+from prodfusion.batch.lists import LISTS_FORMAT_VERSION, META_KEY, lists_table
+from prodfusion.errors import DataError, ParameterError, param_error
+
+__all__ = ["export_lists", "parts_folder"]
+
+MAX_K = 1000
+
+
+def parts_folder(out: str | os.PathLike) -> Path:
+    """The folder holding the finished batches of an export to ``out`` until it completes."""
+    out = Path(out)
+    return out.with_name(f".{out.name}.parts")
+
+
+def _load_model(path: str, mmap_index: bool):
+    from prodfusion.recommender import Recommender
+
+    return Recommender.load(path, mmap_index=mmap_index)
+
+
+def _given(rec):
+    return rec
+
+
+def _range_lists(rec, rows: tuple[int, int], *, k: int, fusion: str, modalities: tuple[str, ...]):
+    """The lists of catalog rows ``[lo, hi)`` as an Arrow table (runs on a worker)."""
+    lo, hi = rows
+    pids = rec._ids[lo:hi]
+    ids, scores = rec.similar_batch(list(pids), k, fusion=fusion, modalities=modalities,
+                                    where="export_lists()")
+    return lists_table(pids, ids, scores)
+
+
+def _job_meta(rec, *, k, fusion, modalities, start, stop) -> dict:
+    m = getattr(rec, "manifest_", {}) or {}
+    return {
+        "format_version": LISTS_FORMAT_VERSION,
+        "k": int(k),
+        "fusion": fusion,
+        "modalities": list(modalities),
+        "normalize": bool(rec.normalize),
+        "model": {"path": str(getattr(rec, "path_", "") or ""),
+                  "catalog_fingerprint": (m.get("fingerprints") or {}).get("catalog"),
+                  "created": m.get("created")},
+        "n_products": len(rec.catalog),
+        "start": int(start),
+        "stop": int(stop),
+    }
+
+
+def _part_name(lo: int, hi: int) -> str:
+    return f"part-{lo:012d}-{hi:012d}.parquet"
+
+
+def export_lists(
+    model,
+    out: str | os.PathLike,
+    *,
+    k: int = 15,
+    fusion: str | None = None,
+    modalities=None,
+    batch_size: int = 4096,
+    start: int = 0,
+    stop: int | None = None,
+    executor=None,
+    resume: bool = True,
+    progress: bool | None = None,
+) -> dict:
+    """Write the ``k`` most similar products of every product (rows ``start..stop``) to ``out``.
+
+    Parameters
+    ----------
+    model : Recommender or path
+        A loaded model, or its folder. Remote executors need the folder (workers load it;
+        on a cluster it must be readable from every node at the same path).
+    out : path
+        The Parquet file to write (layout: :mod:`prodfusion.batch.lists`), atomically.
+    k, fusion, modalities
+        As in :meth:`Recommender.similar` (defaults: the model's).
+    batch_size : int
+        Products per :meth:`~Recommender.similar_batch` call and per part file.
+    start, stop : int
+        Catalog rows to export (default: all).
+    executor : Executor, optional
+        :func:`prodfusion.engine.make_executor` (default: this process).
+    resume : bool
+        Reuse the part files of an interrupted export with the same settings (default). False
+        starts over.
+    progress : bool or None
+        A tqdm bar on a terminal, plain lines every 30 s otherwise; False: silent.
+
+    Returns
+    -------
+    dict
+        ``out``, ``products`` exported, ``batches`` computed now and ``reused``, ``seconds``,
+        ``engine`` and the lists metadata.
+
+    Examples
+    --------
+    >>> export_lists("model_dir", "lists.parquet", k=15)                 # doctest: +SKIP
+    """
+    from prodfusion.engine import LocalExecutor
+    from prodfusion.fusion import check_method, check_modalities
+    from prodfusion.recommender import Recommender
+
+    t0 = time.perf_counter()
+    executor = executor or LocalExecutor()
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise param_error("k", "export_lists()", f"an int in [1, {MAX_K}]", k)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise param_error("batch_size", "export_lists()", "an int >= 1", batch_size)
+    if isinstance(model, Recommender):
+        rec, folder = model, getattr(model, "path_", None)
+    else:
+        folder = Path(model)
+        rec = Recommender.load(folder)  # validates the folder and resolves the defaults
+    if executor.name != "local" and folder is None:
+        raise ParameterError(
+            f"export_lists(): the {executor.name} engine loads the model on its workers, so it "
+            "needs a saved model folder; pass its path (or save the model and load it).")
+    n = len(rec.catalog)
+    stop = n if stop is None else stop
+    if not 0 <= start < stop <= n:
+        raise ParameterError(
+            f"export_lists(): start={start} and stop={stop} must satisfy 0 <= start < stop <= "
+            f"{n} (the model's products).")
+    method = check_method(fusion or rec.fusion, "export_lists()")
+    mods = check_modalities(modalities if modalities is not None else rec.modalities,
+                            tuple(rec.embeddings_), "export_lists()")
+    rec.searcher(method, mods)  # fails here, once, before any worker starts
+    meta = _job_meta(rec, k=k, fusion=method, modalities=mods, start=start, stop=stop)
+
+    out = Path(out)
+    parts = parts_folder(out)
+    job = parts / "job.json"
+    if parts.exists() and (not resume or not job.is_file()
+                           or json.loads(job.read_text()) != meta):
+        if resume and job.is_file():
+            raise DataError(
+                f"{parts}: holds an unfinished export with other settings ({job}); remove it, "
+                "or pass resume=False (CLI: --restart) to start over.")
+        shutil.rmtree(parts)
+    parts.mkdir(parents=True, exist_ok=True)
+    job.write_text(json.dumps(meta))
+    ranges = [(lo, min(lo + batch_size, stop)) for lo in range(start, stop, batch_size)]
+    todo = [r for r in ranges if not (parts / _part_name(*r)).is_file()]
+    reused = len(ranges) - len(todo)
+    bar = Progress(stop - start, "export", "products", enabled=progress,
+                   initial=sum(hi - lo for lo, hi in ranges) - sum(hi - lo for lo, hi in todo))
+    fn = functools.partial(_range_lists, k=k, fusion=method, modalities=mods)
+    make = (functools.partial(_given, rec) if executor.name == "local"
+            else functools.partial(_load_model, str(folder), False))
+    try:
+        for (lo, hi), table in executor.map_with_state(make, fn, todo):
+            tmp = parts / f".{_part_name(lo, hi)}.tmp"
+            pq.write_table(table, tmp, compression="zstd")
+            os.replace(tmp, parts / _part_name(lo, hi))
+            bar.update(hi - lo)
+    finally:
+        bar.close()
+    meta = {**meta, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "prodfusion": __version__, "engine": executor.name}
+    _merge(parts, ranges, out, meta)
+    shutil.rmtree(parts, ignore_errors=True)
+    return {"out": str(out), "products": stop - start, "batches": len(todo), "reused": reused,
+            "seconds": round(time.perf_counter() - t0, 2), "engine": executor.name,
+            "meta": meta}
+
+
+def _merge(parts: Path, ranges, out: Path, meta: dict) -> None:
+    """Concatenate the part files in row order into ``out`` (temp file, then rename)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    writer = None
+    try:
+        for lo, hi in ranges:
+            table = pq.read_table(parts / _part_name(lo, hi))
+            if writer is None:
+                schema = table.schema.with_metadata({META_KEY: json.dumps(meta).encode()})
+                writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+            writer.write_table(table.cast(writer.schema))
+        if writer is None:
+            raise DataError(f"{parts}: nothing to merge.")
+        writer.close()
+        writer = None
+        os.replace(tmp, out)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_lists(path: str | os.PathLike) -> pa.Table:
+    """A lists file as an Arrow table (all columns)."""
+    return pq.read_table(path)

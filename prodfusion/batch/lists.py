@@ -1,0 +1,388 @@
+"""Precomputed recommendation lists: the Parquet layout ``prodfusion export`` writes and the
+stores the service reads them from.
+
+Layout of a lists file (Parquet, one row per product, rows in the model's catalog order)::
+
+    product_id : string              the product the list is for
+    ids        : list<string>        its k most similar other products, best first
+                                     (fewer than k when fewer candidates exist)
+    scores     : list<float32>       their fused similarities, same order
+
+The schema metadata key ``prodfusion.lists`` holds JSON: ``format_version``, ``k``,
+``fusion``, ``modalities``, ``normalize``, ``model`` (path, catalog fingerprint, created),
+``n_products`` (of the model), ``start``/``stop`` (the catalog rows exported) and
+``created``. ``docs/benchmarks/export.md`` has recipes to load it into Redis, DynamoDB and
+PostgreSQL.
+
+Serving reads a *serving copy* of that file (:meth:`ListStore.prepare`), in one of three
+layouts measured by ``benchmarks/lists_store.py``:
+
+``"arrow"``  uncompressed Arrow IPC, rows sorted by product id, memory-mapped; a lookup is a
+             binary search over the mapped id column (nothing read into memory at open, pages
+             shared by every worker process through the page cache). The service default.
+``"sqlite"`` one ``WITHOUT ROWID`` table keyed by product id, opened read-only.
+``"memory"`` the Parquet file read into memory with a dict id → row (the simple baseline).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+import threading
+from bisect import bisect_left
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from prodfusion.errors import DataError, param_error
+
+__all__ = ["LISTS_FORMAT_VERSION", "LAYOUTS", "ListStore", "write_lists", "read_lists_meta",
+           "lists_table"]
+
+LISTS_FORMAT_VERSION = 1
+META_KEY = b"prodfusion.lists"
+LAYOUTS = ("arrow", "sqlite", "memory")
+_SUFFIX = {"arrow": ".arrow", "sqlite": ".sqlite"}
+
+
+def lists_table(product_ids, ids: np.ndarray, scores: np.ndarray) -> pa.Table:
+    """The lists of ``product_ids`` as an Arrow table in the file layout.
+
+    ``ids`` (object array, ``None`` where a list is short) and ``scores`` (float32, ``-inf``
+    there) have shape ``(len(product_ids), k)``, as :meth:`Recommender.similar_batch` returns.
+    """
+    ids = np.asarray(ids, dtype=object)
+    scores = np.asarray(scores, dtype=np.float32)
+    valid = np.array([[x is not None for x in row] for row in ids], dtype=bool).reshape(ids.shape)
+    lengths = valid.sum(axis=1)
+    offsets = np.zeros(len(ids) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    flat_ids = pa.array(ids[valid].tolist(), type=pa.string())  # row-major: best first per row
+    flat_scores = pa.array(scores[valid], type=pa.float32())
+    off = pa.array(offsets)
+    return pa.table({
+        "product_id": pa.array(list(product_ids), type=pa.string()),
+        "ids": pa.ListArray.from_arrays(off, flat_ids),
+        "scores": pa.ListArray.from_arrays(off, flat_scores),
+    })
+
+
+def _atomic_target(path: Path) -> Path:
+    """A new empty temp file beside ``path`` with the usual permissions (mkstemp's are 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return Path(tmp)
+
+
+def write_lists(table: pa.Table, path: str | os.PathLike, meta: dict,
+                *, row_group_size: int = 65_536) -> Path:
+    """Write ``table`` with ``meta`` to ``path`` atomically (a temp file beside it, renamed).
+
+    A reader never sees a half-written file: a service polling ``path`` switches from the old
+    file to the new one in one step (the old inode stays readable while it is mapped).
+    """
+    path = Path(path)
+    schema = table.schema.with_metadata({META_KEY: json.dumps(meta).encode()})
+    tmp = _atomic_target(path)
+    try:
+        pq.write_table(table.replace_schema_metadata(schema.metadata), tmp,
+                       row_group_size=row_group_size, compression="zstd")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _meta_of(schema: pa.Schema, where) -> dict:
+    raw = (schema.metadata or {}).get(META_KEY)
+    if raw is None:
+        raise DataError(f"{where}: not a prodfusion lists file (no {META_KEY.decode()!r} "
+                        "metadata). Write one with `prodfusion export`.")
+    meta = json.loads(raw)
+    fv = meta.get("format_version")
+    if not isinstance(fv, int) or fv > LISTS_FORMAT_VERSION:
+        raise DataError(f"{where}: lists format version {fv!r}; this prodfusion reads "
+                        f"≤ {LISTS_FORMAT_VERSION}. Upgrade prodfusion or re-export.")
+    return meta
+
+
+def read_lists_meta(path: str | os.PathLike) -> dict:
+    """The ``prodfusion.lists`` metadata of a lists file (Parquet or a serving copy)."""
+    path = Path(path)
+    if path.suffix == ".sqlite":
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            (raw,) = con.execute("SELECT value FROM meta WHERE key='lists'").fetchone()
+        finally:
+            con.close()
+        return json.loads(raw)
+    try:
+        if path.suffix == ".arrow":
+            with pa.memory_map(str(path)) as src:
+                return _meta_of(pa.ipc.open_file(src).schema, path)
+        return _meta_of(pq.read_schema(path), path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise DataError(f"{path}: cannot read the lists file ({exc}).") from exc
+
+
+def _read_parquet(path: Path) -> pa.Table:
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise DataError(f"{path}: cannot read the lists file ({exc}).") from exc
+    _meta_of(table.schema, path)
+    missing = {"product_id", "ids", "scores"} - set(table.column_names)
+    if missing:
+        raise DataError(f"{path}: lists file lacks column(s) {sorted(missing)}.")
+    return table
+
+
+class ListStore:
+    """Read-only lookup of one product's precomputed list. Thread-safe.
+
+    Open a serving copy made by :meth:`prepare` (or a Parquet file with ``layout="memory"``)::
+
+        store = ListStore.open(ListStore.prepare("lists.parquet"))
+        ids, scores = store.get("P0000042")        # None when the product has no list
+    """
+
+    layout = ""
+
+    def __init__(self, path: Path, meta: dict) -> None:
+        self.path = Path(path)
+        self.meta = meta
+
+    # ------------------------------------------------------------------ making and opening
+    @staticmethod
+    def serving_path(parquet: str | os.PathLike, layout: str = "arrow") -> Path:
+        """Where :meth:`prepare` puts the serving copy of ``parquet`` (beside it)."""
+        if layout not in LAYOUTS:
+            raise param_error("layout", "ListStore", f"one of {list(LAYOUTS)}", layout)
+        p = Path(parquet)
+        return p if layout == "memory" else p.with_name(p.name + _SUFFIX[layout])
+
+    @classmethod
+    def prepare(cls, parquet: str | os.PathLike, layout: str = "arrow") -> Path:
+        """Make (or reuse) the serving copy of a lists Parquet file; returns its path.
+
+        The copy is rewritten (atomically) when it is older than the Parquet file, so a newly
+        exported file replaces it on the next reload. ``"memory"`` needs no copy.
+        """
+        src = Path(parquet)
+        out = cls.serving_path(src, layout)
+        if layout == "memory" or (out.exists() and out.stat().st_mtime_ns >= src.stat().st_mtime_ns):
+            return out
+        table = _read_parquet(src)
+        meta = _meta_of(table.schema, src)
+        order = pc.sort_indices(table, [("product_id", "ascending")])
+        table = table.take(order).combine_chunks()
+        tmp = _atomic_target(out)
+        try:
+            if layout == "arrow":
+                with pa.OSFile(str(tmp), "wb") as sink, \
+                        pa.ipc.new_file(sink, table.schema) as writer:
+                    writer.write_table(table, max_chunksize=len(table) or None)
+            else:
+                _write_sqlite(table, meta, tmp)
+            os.replace(tmp, out)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return out
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, layout: str | None = None) -> ListStore:
+        """Open a serving copy; the layout follows the suffix unless given."""
+        path = Path(path)
+        if layout is None:
+            layout = {".arrow": "arrow", ".sqlite": "sqlite"}.get(path.suffix, "memory")
+        kind = {"arrow": _ArrowStore, "sqlite": _SqliteStore, "memory": _MemoryStore}.get(layout)
+        if kind is None:
+            raise param_error("layout", "ListStore.open()", f"one of {list(LAYOUTS)}", layout)
+        if not path.is_file():
+            raise DataError(f"{path}: no such lists file.")
+        return kind._open(path)
+
+    # ------------------------------------------------------------------ lookups
+    def get(self, product_id: str) -> tuple[list[str], list[float]] | None:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+def _str_buffers(arr: pa.Array) -> tuple[np.ndarray, memoryview]:
+    """Offsets and data of a non-null string array, zero-copy."""
+    if arr.null_count:
+        raise DataError("lists file: null product ids are not allowed.")
+    _, off, data = arr.buffers()
+    offsets = np.frombuffer(off, dtype=np.int32, count=len(arr) + 1 + arr.offset)[arr.offset:]
+    return offsets, memoryview(data)
+
+
+class _SortedKeys:
+    """Sequence view of a sorted string array for :func:`bisect.bisect_left`, zero-copy."""
+
+    def __init__(self, offsets: np.ndarray, data: memoryview) -> None:
+        self.off = offsets.tolist() if len(offsets) < 4096 else offsets
+        self.data = data
+        self.n = len(offsets) - 1
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> bytes:
+        return bytes(self.data[int(self.off[i]):int(self.off[i + 1])])
+
+
+class _ArrowStore(ListStore):
+    layout = "arrow"
+
+    @classmethod
+    def _open(cls, path: Path) -> _ArrowStore:
+        self = cls.__new__(cls)
+        self._source = pa.memory_map(str(path))
+        reader = pa.ipc.open_file(self._source)
+        meta = _meta_of(reader.schema, path)
+        ListStore.__init__(self, path, meta)
+        table = reader.read_all()
+        if table.num_rows == 0:
+            self._keys = _SortedKeys(np.zeros(1, dtype=np.int32), memoryview(b""))
+            return self
+        pid = table.column("product_id").chunk(0)
+        self._keys = _SortedKeys(*_str_buffers(pid))
+        lists = table.column("ids").chunk(0)
+        self._list_off = np.frombuffer(lists.buffers()[1], dtype=np.int32,
+                                       count=len(lists) + 1 + lists.offset)[lists.offset:]
+        self._id_off, self._id_data = _str_buffers(lists.values)
+        sc = table.column("scores").chunk(0)
+        self._score_off = np.frombuffer(sc.buffers()[1], dtype=np.int32,
+                                        count=len(sc) + 1 + sc.offset)[sc.offset:]
+        v = sc.values
+        self._scores = np.frombuffer(v.buffers()[1], dtype=np.float32,
+                                     count=len(v) + v.offset)[v.offset:]
+        self._table = table  # keeps the mapped buffers alive
+        return self
+
+    def __len__(self) -> int:
+        return self._keys.n
+
+    def get(self, product_id: str):
+        key = product_id.encode()
+        i = bisect_left(self._keys, key)
+        if i >= self._keys.n or self._keys[i] != key:
+            return None
+        lo, hi = int(self._list_off[i]), int(self._list_off[i + 1])
+        bounds = self._id_off[lo:hi + 1].tolist()
+        data = self._id_data
+        ids = [bytes(data[a:b]).decode() for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        slo, shi = int(self._score_off[i]), int(self._score_off[i + 1])
+        return ids, self._scores[slo:shi].tolist()
+
+    def close(self) -> None:
+        self._table = None
+        self._source.close()
+
+
+def _write_sqlite(table: pa.Table, meta: dict, path: Path) -> None:
+    path.unlink(missing_ok=True)
+    con = sqlite3.connect(path)
+    try:
+        con.execute("PRAGMA journal_mode=OFF")
+        con.execute("PRAGMA synchronous=OFF")
+        con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        con.execute("INSERT INTO meta VALUES ('lists', ?)", (json.dumps(meta),))
+        con.execute("CREATE TABLE lists (product_id TEXT PRIMARY KEY, ids TEXT, scores BLOB) "
+                    "WITHOUT ROWID")
+        for batch in table.to_batches(max_chunksize=65_536):
+            pids = batch.column(0).to_pylist()
+            ids = batch.column(1).to_pylist()
+            sc = batch.column(2)
+            off = np.frombuffer(sc.buffers()[1], dtype=np.int32,
+                                count=len(sc) + 1 + sc.offset)[sc.offset:]
+            vals = sc.values.to_numpy(zero_copy_only=False).astype(np.float32)
+            con.executemany("INSERT INTO lists VALUES (?, ?, ?)", (
+                (p, json.dumps(i, ensure_ascii=False), vals[off[j]:off[j + 1]].tobytes())
+                for j, (p, i) in enumerate(zip(pids, ids, strict=True))))
+        con.commit()
+    finally:
+        con.close()
+
+
+class _SqliteStore(ListStore):
+    layout = "sqlite"
+
+    @classmethod
+    def _open(cls, path: Path) -> _SqliteStore:
+        self = cls.__new__(cls)
+        ListStore.__init__(self, path, read_lists_meta(path))
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        (self._n,) = self._con().execute("SELECT count(*) FROM lists").fetchone()
+        return self
+
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:  # one read-only connection per thread; the file is never modified
+            con = sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True,
+                                  check_same_thread=False)
+            self._local.con = con
+            with self._lock:
+                self._all.append(con)
+        return con
+
+    def __len__(self) -> int:
+        return self._n
+
+    def get(self, product_id: str):
+        row = self._con().execute("SELECT ids, scores FROM lists WHERE product_id=?",
+                                  (product_id,)).fetchone()
+        if row is None:
+            return None
+        return json.loads(row[0]), np.frombuffer(row[1], dtype=np.float32).tolist()
+
+    def close(self) -> None:
+        with self._lock:
+            for con in self._all:
+                con.close()
+            self._all.clear()
+
+
+class _MemoryStore(ListStore):
+    layout = "memory"
+
+    @classmethod
+    def _open(cls, path: Path) -> _MemoryStore:
+        self = cls.__new__(cls)
+        table = _read_parquet(path)
+        ListStore.__init__(self, path, _meta_of(table.schema, path))
+        self._pos = {p: i for i, p in enumerate(table.column("product_id").to_pylist())}
+        ids = table.column("ids").combine_chunks()
+        self._off = ids.offsets.to_numpy()
+        self._ids = np.asarray(ids.values.to_pylist(), dtype=object)
+        self._scores = table.column("scores").combine_chunks().values.to_numpy()
+        return self
+
+    def __len__(self) -> int:
+        return len(self._pos)
+
+    def get(self, product_id: str):
+        i = self._pos.get(product_id)
+        if i is None:
+            return None
+        lo, hi = int(self._off[i]), int(self._off[i + 1])
+        return self._ids[lo:hi].tolist(), self._scores[lo:hi].tolist()

@@ -1,0 +1,235 @@
+"""Serving precomputed lists (``prodfusion export``) with a live-search fallback.
+
+A variant configured with ``lists = "lists.parquet"`` (or ``prodfusion serve MODEL --lists
+lists.parquet``) answers ``/v1/similar/{id}`` from that file when it can:
+
+* the product has a list in the file and the request asks for ``k`` ≤ the file's k, with no
+  filter (``same_category``, ``exclude``, ``exclude_group``);
+* every listed product is still in the serving model's catalog.
+
+Anything else — a product added after the export (a new product), a larger k, a filter —
+is answered by live search, exactly as without lists. ``/metrics`` counts which path
+answered (``prodfusion_similar_answers_total{path="lists"|"live"|"cache"}``).
+
+At load the Parquet file is turned into a serving copy beside it (memory-mapped Arrow by
+default, :mod:`prodfusion.batch.lists`), and its metadata must match the variant: same fusion
+and modalities (a list of other fusion would silently change the experiment). Hot reload
+works like a model folder's: publish a new file by renaming it over the old one (``prodfusion
+export --out`` does) or by repointing a symlink; the service polls, opens and checks the new
+file beside the old one, then swaps. A refused file leaves the old one serving and is shown in
+``/readyz``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from prodfusion.errors import ModelError
+
+__all__ = ["LoadedLists", "ListsRegistry", "ListsMetrics"]
+
+log = logging.getLogger(__name__)
+
+
+def _stamp(path: Path) -> tuple | None:
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+    except OSError:
+        return None
+    return (real, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+class ListsMetrics:
+    """The collectors of the lists path, in the app's registry."""
+
+    def __init__(self, registry) -> None:
+        from prometheus_client import Counter
+
+        self.answers = Counter(
+            "prodfusion_similar_answers", "Recommendation lists answered, by the path that "
+            "answered: lists (precomputed file), cache (result cache) or live (search).",
+            ["path"], registry=registry)
+        self.reloads = Counter(
+            "prodfusion_lists_reloads", "Lists file publications seen, by outcome "
+            "(loaded | refused).", ["outcome"], registry=registry)
+
+
+@dataclass
+class LoadedLists:
+    """One opened, checked lists file of one variant."""
+
+    path: Path
+    stamp: tuple
+    store: object
+    k: int
+
+    def lookup(self, product_id: str, k: int):
+        """``(ids, scores)`` of the first ``k`` of the product's list, or None (use live)."""
+        if k > self.k:
+            return None
+        got = self.store.get(product_id)
+        if got is None:
+            return None
+        ids, scores = got
+        return ids[:k], scores[:k]
+
+    def body(self, model, product_id: str, k: int, product, dumps) -> str | None:
+        """The model-dependent part of a ``/v1/similar`` response rendered from the list, or
+        None when live search must answer (no list, k too large, a listed product gone)."""
+        got = self.lookup(product_id, k)
+        if got is None:
+            return None
+        cat = model.recommender.catalog
+        rows, found = cat.lookup(got[0])
+        if not found.all():
+            return None
+        q = cat.row_of(product_id)
+        items = [{**product(model, int(r)), "rank": i, "score": float(s)}
+                 for i, (r, s) in enumerate(zip(rows, got[1], strict=True), start=1)]
+        return dumps({"product": product(model, q), "items": items})[1:-1]
+
+    def describe(self) -> dict:
+        m = self.store.meta
+        return {"file": Path(self.stamp[0]).name, "layout": self.store.layout,
+                "products": len(self.store), "k": self.k, "fusion": m.get("fusion"),
+                "modalities": m.get("modalities"), "created": m.get("created"),
+                "model_catalog_fingerprint": ((m.get("model") or {}).get("catalog_fingerprint")
+                                              or "")[:16]}
+
+
+def load_lists(path: Path, rec, variant, layout: str = "arrow") -> LoadedLists:
+    """Open ``path`` for ``variant`` served by ``rec``; :class:`ModelError` when it cannot serve."""
+    from prodfusion.batch.lists import ListStore
+    from prodfusion.fusion import check_modalities
+
+    stamp = _stamp(path)
+    if stamp is None:
+        raise ModelError(f"Lists file {str(path)!r} of variant {variant.name!r} does not exist.")
+    try:
+        store = ListStore.open(ListStore.prepare(stamp[0], layout), layout)
+    except Exception as exc:
+        raise ModelError(f"Lists file {stamp[0]!r} of variant {variant.name!r} cannot be read: "
+                         f"{exc}") from exc
+    meta = store.meta
+    fusion = variant.fusion or rec.fusion
+    mods = list(check_modalities(variant.modalities or rec.modalities, tuple(rec.embeddings_)))
+    if meta.get("fusion") != fusion or list(meta.get("modalities") or []) != mods:
+        store.close()
+        raise ModelError(
+            f"Lists file {stamp[0]!r} holds {meta.get('fusion')} fusion over "
+            f"{meta.get('modalities')}, but variant {variant.name!r} serves {fusion} over {mods}; "
+            "export the lists with the variant's --fusion and --modalities.")
+    if _stamp(path) != stamp:
+        store.close()
+        raise ModelError(f"Lists file {str(path)!r} changed while it was being opened; retrying.")
+    return LoadedLists(Path(path), stamp, store, int(meta.get("k", 0)))
+
+
+class ListsRegistry:
+    """The lists of every variant that has some; hot-reloadable like the models.
+
+    ``get(variant)`` is the current :class:`LoadedLists` or None. The lists of a variant are
+    checked against the variant's model when that model is (re)loaded and when the file changes.
+    """
+
+    def __init__(self, experiment, models, *, default: Path | None = None,
+                 layout: str = "arrow", metrics=None) -> None:
+        self.experiment = experiment
+        self.default = None if default is None else Path(default)
+        self.models = models  # the ModelRegistry
+        self.layout = layout
+        self.metrics = metrics
+        self._by_variant: dict[str, LoadedLists] = {}
+        self._failed: dict[str, tuple] = {}
+        self.errors_: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def variants(self) -> list:
+        """``(variant, lists path)`` of every variant served from lists (its own, else the
+        service-wide ``lists`` setting)."""
+        out = []
+        for v in self.experiment.variants:
+            path = getattr(v, "lists", None) or self.default
+            if path is not None:
+                out.append((v, Path(path)))
+        return out
+
+    def load_all(self) -> ListsRegistry:
+        """Open every variant's lists; raises :class:`ModelError` naming the first that fails."""
+        for v, path in self.variants:
+            model, _ = self.models.get(v.name)
+            self._by_variant[v.name] = load_lists(path, model.recommender, v, self.layout)
+            log.info("variant %s serves lists %s", v.name, self._by_variant[v.name].stamp[0])
+        return self
+
+    def get(self, variant: str) -> LoadedLists | None:
+        return self._by_variant.get(variant)
+
+    def describe(self) -> dict:
+        """What ``/readyz`` shows per variant (file names, no server paths)."""
+        return {name: lst.describe() for name, lst in self._by_variant.items()}
+
+    def public_errors(self) -> dict[str, str]:
+        """Refused publications by variant, absolute paths reduced to their last component."""
+        from prodfusion.service.guards import redact_paths
+
+        known = [str(p) for _, p in self.variants] + [os.path.realpath(p) for _, p in self.variants]
+        return {f"lists:{name}": redact_paths(v, known) for name, v in self.errors_.items()}
+
+    def check_reload(self) -> list[str]:
+        out = []
+        with self._lock:
+            for v, path in self.variants:
+                current = self._by_variant.get(v.name)
+                stamp = _stamp(path)
+                if stamp is None or (current is not None and stamp == current.stamp) \
+                        or self._failed.get(v.name) == stamp:
+                    continue
+                try:
+                    model, _ = self.models.get(v.name)
+                    new = load_lists(path, model.recommender, v, self.layout)
+                except Exception as exc:  # keep serving the old file
+                    self._failed[v.name] = stamp
+                    self.errors_[v.name] = f"{type(exc).__name__}: {exc}"
+                    log.error("refused lists file %s: %s", stamp[0], exc)
+                    out.append(f"refused {stamp[0]}: {exc}")
+                    if self.metrics:
+                        self.metrics.reloads.labels("refused").inc()
+                    continue
+                self._by_variant[v.name] = new  # atomic reference swap
+                self._failed.pop(v.name, None)
+                self.errors_.pop(v.name, None)
+                out.append(f"loaded {new.stamp[0]}")
+                log.info("variant %s switched to lists %s", v.name, new.stamp[0])
+                if self.metrics:
+                    self.metrics.reloads.labels("loaded").inc()
+        return out
+
+    def start_watcher(self, interval_s: float) -> None:
+        if interval_s <= 0 or self._thread is not None or not self.variants:
+            return
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.wait(interval_s):
+                try:
+                    self.check_reload()
+                except Exception:
+                    log.exception("lists reload check failed")
+
+        self._thread = threading.Thread(target=loop, name="prodfusion-lists-watcher", daemon=True)
+        self._thread.start()
+
+    def stop_watcher(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout=30)
+            self._thread = None

@@ -1,0 +1,161 @@
+"""``export_lists`` / ``prodfusion export``: every product's list equals ``similar_batch``,
+resumes from its finished batches, writes atomically; the serving stores read it back exactly."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from prodfusion.batch.export import export_lists, parts_folder
+from prodfusion.batch.lists import LAYOUTS, ListStore, read_lists_meta, write_lists
+from prodfusion.engine import LocalExecutor
+from prodfusion.errors import DataError, ParameterError
+from prodfusion.recommender import Recommender
+from tests.index.conftest import make_planted
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    cat, embs, *_ = make_planted(np.random.default_rng(3), n=500)
+    rec = Recommender.from_embeddings(cat, embs, fusion="intermediate")
+    return rec.save(tmp_path_factory.mktemp("export") / "model")
+
+
+def _expected(rec, k, **kw):
+    ids, scores = rec.similar_batch(list(rec.catalog.ids), k, **kw)
+    out_ids = [[x for x in row if x is not None] for row in ids.tolist()]
+    out_scores = [s[: len(i)].tolist() for s, i in zip(scores, out_ids, strict=True)]
+    return out_ids, out_scores
+
+
+@pytest.mark.parametrize("fusion", ["early", "intermediate", "late"])
+def test_export_equals_similar_batch(model, tmp_path, fusion):
+    rec = Recommender.load(model)
+    out = tmp_path / "lists.parquet"
+    rep = export_lists(model, out, k=7, fusion=fusion, batch_size=64, progress=False)
+    table = pq.read_table(out)
+    ids, scores = _expected(rec, 7, fusion=fusion)
+    assert table.column("product_id").to_pylist() == list(rec.catalog.ids)
+    assert table.column("ids").to_pylist() == ids
+    np.testing.assert_array_equal(np.concatenate(table.column("scores").to_pylist()),
+                                  np.concatenate(scores).astype(np.float32))
+    assert all(pid not in row for pid, row in zip(rec.catalog.ids, ids, strict=True))
+    meta = read_lists_meta(out)
+    assert meta["fusion"] == fusion and meta["k"] == 7 and meta["n_products"] == 500
+    assert meta["modalities"] == ["text", "image", "clicks"]
+    assert meta["model"]["catalog_fingerprint"] == rec.manifest_["fingerprints"]["catalog"]
+    assert rep["batches"] == 8 and rep["reused"] == 0  # ceil(500 / 64)
+    assert not parts_folder(out).exists()
+
+
+def test_product_without_any_modality_gets_an_empty_list(tmp_path):
+    cat, embs, *_ = make_planted(np.random.default_rng(0), n=120)
+    for e in embs.values():
+        e.mask[7] = False
+        e.vectors[7] = 0
+    rec = Recommender.from_embeddings(cat, embs, fusion="early")
+    out = tmp_path / "l.parquet"
+    export_lists(rec, out, k=5, progress=False)
+    t = pq.read_table(out)
+    assert t.column("ids")[7].as_py() == [] and t.column("scores")[7].as_py() == []
+    assert len(t.column("ids")[8].as_py()) == 5
+
+
+class _Interrupt(LocalExecutor):
+    """Stops after ``n`` batches, like a killed job."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def map_with_state(self, make_state, fn, items):
+        for i, pair in enumerate(super().map_with_state(make_state, fn, items)):
+            if i == self.n:
+                raise KeyboardInterrupt
+            yield pair
+
+
+def test_interrupted_export_resumes_and_writes_nothing_partial(model, tmp_path):
+    out = tmp_path / "lists.parquet"
+    with pytest.raises(KeyboardInterrupt):
+        export_lists(model, out, k=5, batch_size=100, executor=_Interrupt(2), progress=False)
+    assert not out.exists()  # nothing half-written at the destination
+    assert len(list(parts_folder(out).glob("part-*.parquet"))) == 2
+    rep = export_lists(model, out, k=5, batch_size=100, progress=False)
+    assert (rep["reused"], rep["batches"]) == (2, 3)
+    ids, _ = _expected(Recommender.load(model), 5)
+    assert pq.read_table(out).column("ids").to_pylist() == ids
+    # other settings over an unfinished export: refused unless restarted
+    with pytest.raises(KeyboardInterrupt):
+        export_lists(model, out, k=5, batch_size=100, executor=_Interrupt(1), progress=False)
+    with pytest.raises(DataError, match="unfinished export with other settings"):
+        export_lists(model, out, k=6, batch_size=100, progress=False)
+    rep = export_lists(model, out, k=6, batch_size=100, resume=False, progress=False)
+    assert rep["reused"] == 0 and read_lists_meta(out)["k"] == 6
+
+
+def test_range_export(model, tmp_path):
+    out = tmp_path / "part.parquet"
+    export_lists(model, out, k=4, start=100, stop=250, batch_size=40, progress=False)
+    t = pq.read_table(out)
+    rec = Recommender.load(model)
+    assert t.column("product_id").to_pylist() == list(rec.catalog.ids[100:250])
+    assert (read_lists_meta(out)["start"], read_lists_meta(out)["stop"]) == (100, 250)
+    with pytest.raises(ParameterError, match="start=300 and stop=200"):
+        export_lists(model, out, start=300, stop=200)
+    with pytest.raises(ParameterError, match="The 'k' parameter of export_lists"):
+        export_lists(model, out, k=0)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_stores_return_the_file_exactly(model, tmp_path, layout):
+    out = tmp_path / "lists.parquet"
+    export_lists(model, out, k=6, progress=False)
+    rec = Recommender.load(model)
+    ids, scores = _expected(rec, 6)
+    store = ListStore.open(ListStore.prepare(out, layout))
+    assert len(store) == 500 and store.layout == layout and store.meta["k"] == 6
+    for row in range(0, 500, 7):
+        got = store.get(rec.catalog.ids[row])
+        assert got[0] == ids[row]
+        np.testing.assert_array_equal(np.float32(got[1]), np.float32(scores[row]))
+    assert store.get("no-such-product") is None and store.get("") is None
+    store.close()
+
+
+def test_serving_copy_is_redone_when_the_file_is_newer(model, tmp_path):
+    out = tmp_path / "lists.parquet"
+    export_lists(model, out, k=3, progress=False)
+    copy = ListStore.prepare(out, "arrow")
+    assert ListStore.prepare(out, "arrow") == copy and ListStore.open(copy).meta["k"] == 3
+    export_lists(model, out, k=4, progress=False)
+    assert ListStore.open(ListStore.prepare(out, "arrow")).meta["k"] == 4
+
+
+def test_not_a_lists_file(tmp_path):
+    import pyarrow as pa
+
+    p = tmp_path / "x.parquet"
+    pq.write_table(pa.table({"a": [1]}), p)
+    with pytest.raises(DataError, match="not a prodfusion lists file"):
+        ListStore.open(ListStore.prepare(p, "arrow"))
+    t = pa.table({"product_id": ["a"], "ids": [["b"]], "scores": [[1.0]]})
+    write_lists(t, p, {"format_version": 99, "k": 1})
+    with pytest.raises(DataError, match="lists format version 99"):
+        read_lists_meta(p)
+
+
+def test_cli_export_prints_plain_progress_when_not_a_terminal(model, tmp_path, capsys):
+    from prodfusion.cli import main
+
+    out = tmp_path / "cli.parquet"
+    assert main(["export", str(model), "--out", str(out), "-k", "5", "--batch-size", "200",
+                 "--json"]) == 0
+    captured = capsys.readouterr()
+    rep = json.loads(captured.out)
+    assert rep["products"] == 500 and rep["engine"] == "local"
+    assert "export: 500/500 products (100.0%)" in captured.err
+    ids, _ = _expected(Recommender.load(model), 5)
+    assert pq.read_table(out).column("ids").to_pylist() == ids

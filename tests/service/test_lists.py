@@ -1,0 +1,148 @@
+"""Serving precomputed lists: the lists answer exactly what live search answers, a product
+added after the export falls back to live search, /metrics says which path answered, and a
+new lists file is picked up atomically (a broken one refused)."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from fastapi.testclient import TestClient
+
+from prodfusion.batch.export import export_lists
+from prodfusion.data.catalog import Catalog
+from prodfusion.encoders.base import Embeddings
+from prodfusion.errors import ModelError
+from prodfusion.recommender import Recommender
+from prodfusion.service.app import create_app
+from prodfusion.service.settings import ServiceSettings
+
+from .helpers import make_model
+
+
+def _items(client, pid, **params):
+    r = client.get(f"/v1/similar/{pid}", params={"visitor": "v1", **params})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    return body["product"], body["items"]
+
+
+def _same(got, want):
+    """Same product, same ids in the same order, scores equal to float32 rounding (the export
+    scores a batch of queries with one matrix product, live search one query: BLAS may round
+    the last bit differently)."""
+    (p1, i1), (p2, i2) = got, want
+    assert p1 == p2
+    assert [{**it, "score": 0} for it in i1] == [{**it, "score": 0} for it in i2]
+    np.testing.assert_allclose([it["score"] for it in i1], [it["score"] for it in i2],
+                               rtol=0, atol=1e-6)
+    return True
+
+
+def _answers(client) -> dict[str, float]:
+    text = client.get("/metrics").text
+    pattern = r'prodfusion_similar_answers_total\{path="(\w+)"\} ([0-9.e+]+)'
+    return {m[1]: float(m[2]) for m in re.finditer(pattern, text)}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Model A (40 products), its lists (k=10), and model B = A + one new product."""
+    base = tmp_path_factory.mktemp("lists")
+    a = make_model(base / "a")
+    lists = base / "lists.parquet"
+    export_lists(a, lists, k=10, progress=False)
+    rec = Recommender.load(a)
+    frame = rec.catalog.frame[:1].with_columns(pl.lit("new-1").alias("product_id"),
+                                                pl.lit("Dress number new").alias("title"))
+    new = {m: Embeddings(np.asarray(e.vectors[:1], dtype=np.float32) + 0.01, np.ones(1, bool),
+                         e.spec) for m, e in rec.embeddings_.items()}
+    rec.add_products(Catalog(frame, source="new"), new)
+    b = rec.save(base / "b")
+    return a, b, lists
+
+
+def _settings(model, tmp_path, **kw):
+    kw.setdefault("reload_interval_s", 0)
+    return ServiceSettings.for_model(model, events=str(tmp_path / "ev.sqlite3"), **kw)
+
+
+def test_lists_serve_exactly_the_live_lists_and_new_products_fall_back(models, tmp_path):
+    a, b, lists = models
+    ids = list(Recommender.load(a).catalog.ids)
+    with TestClient(create_app(_settings(a, tmp_path / "live", cache_size=0))) as live, \
+            TestClient(create_app(_settings(b, tmp_path / "lists", lists=lists))) as served, \
+            TestClient(create_app(_settings(b, tmp_path / "liveb", cache_size=0))) as live_b:
+        for pid in ids:
+            for k in (10, 3):
+                assert _same(_items(served, pid, k=k), _items(live, pid, k=k))
+        assert _answers(served) == {"lists": 80.0}
+        # the new product is not in the lists: live search over model B answers it
+        product, items = _items(served, "new-1", k=10)
+        assert product["product_id"] == "new-1"
+        assert (product, items) == _items(live_b, "new-1", k=10)
+        assert items[0]["product_id"] == "0000"  # planted: a copy of product 0
+        assert _answers(served) == {"lists": 80.0, "live": 1.0}
+        # in B the new product is a neighbour of 0000, in the (older) lists it is not
+        assert "new-1" in {it["product_id"] for it in _items(live_b, "0000", k=10)[1]}
+        assert "new-1" not in {it["product_id"] for it in _items(served, "0000", k=10)[1]}
+        # more than the file's k, or a filter: live search (then the result cache)
+        assert _items(served, "0004", k=12) == _items(live_b, "0004", k=12)
+        assert _items(served, "0004", k=5, same_category="true") == \
+            _items(live_b, "0004", k=5, same_category="true")
+        _items(served, "0004", k=12)
+        assert _answers(served) == {"lists": 81.0, "live": 3.0, "cache": 1.0}
+        assert served.get("/v1/similar/nope").status_code == 404
+        ready = served.get("/readyz").json()
+        assert ready["lists"]["default"]["products"] == 40
+        assert ready["lists"]["default"]["layout"] == "arrow"
+
+
+@pytest.mark.parametrize("layout", ["sqlite", "memory"])
+def test_other_layouts_serve_the_same(models, tmp_path, layout):
+    a, _, lists = models
+    with TestClient(create_app(_settings(a, tmp_path / "l", lists=lists,
+                                         lists_layout=layout))) as c, \
+            TestClient(create_app(_settings(a, tmp_path / "v", cache_size=0))) as live:
+        for pid in ("0000", "0017", "0039"):
+            assert _same(_items(c, pid, k=10), _items(live, pid, k=10))
+        assert _answers(c) == {"lists": 3.0}
+
+
+def test_lists_of_another_fusion_are_refused(models, tmp_path):
+    a, _, _ = models
+    early = tmp_path / "early.parquet"
+    export_lists(a, early, k=5, fusion="early", progress=False)
+    with pytest.raises(ModelError, match="holds early fusion .* serves intermediate"):
+        with TestClient(create_app(_settings(a, tmp_path, lists=early))):
+            pass
+
+
+def test_hot_reload_of_the_lists_file(models, tmp_path):
+    a, _, _ = models
+    path = tmp_path / "current.parquet"
+    export_lists(a, path, k=4, progress=False)
+    with TestClient(create_app(_settings(a, tmp_path, lists=path))) as c:
+        assert len(_items(c, "0001", k=4)[1]) == 4
+        assert c.get("/readyz").json()["lists"]["default"]["k"] == 4
+        export_lists(a, path, k=6, progress=False)  # replaces the file atomically
+        os.utime(path, ns=(1, os.stat(path).st_mtime_ns + 10**9))  # coarse clocks
+        assert c.app.state.lists.check_reload() == [f"loaded {os.path.realpath(path)}"]
+        assert c.get("/readyz").json()["lists"]["default"]["k"] == 6
+        assert len(_items(c, "0001", k=6)[1]) == 6 and _answers(c)["lists"] == 2.0
+        # a broken publication is refused; the old file keeps serving
+        tmp = tmp_path / "broken.parquet"
+        pq.write_table(pa.table({"x": [1]}), tmp)
+        os.replace(tmp, path)
+        out = c.app.state.lists.check_reload()
+        assert len(out) == 1 and out[0].startswith("refused")
+        errors = c.get("/readyz").json()["reload_errors"]
+        assert "not a prodfusion lists file" in errors["lists:default"]
+        assert str(tmp_path) not in errors["lists:default"]  # no server paths in public answers
+        assert len(_items(c, "0001", k=6)[1]) == 6 and _answers(c)["lists"] == 3.0
+        assert 'prodfusion_lists_reloads_total{outcome="refused"} 1.0' in c.get("/metrics").text
