@@ -631,6 +631,13 @@ def create_app(settings: ServiceSettings, *, store=None):
         return HTMLResponse((STATIC_DIR / "index.html").read_text(encoding="utf-8"),
                             headers={"Cache-Control": "no-cache"})
 
+    @app.get("/experiments/{name}", include_in_schema=False)
+    async def experiment_page(
+            name: Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]):
+        # A static page; its script reads the JSON report of the experiment named in the URL.
+        return HTMLResponse((STATIC_DIR / "experiment.html").read_text(encoding="utf-8"),
+                            headers={"Cache-Control": "no-cache"})
+
     try:
         import swagger_ui_bundle
 

@@ -150,8 +150,11 @@ def experiment_report(store, experiment: str, *, control: str | None = None,
         "excluded": _excluded(store.excluded(experiment)),
         "daily": _daily(store.daily(experiment), alpha),
         "definitions": {
-            "views": "recommendation lists (request_id) with a view event",
-            "clicks": "of those, lists with >= 1 click", "jumps": "of those, lists with >= 1 jump",
+            "views": "impressions (visitor, request_id) with a verified view event",
+            "clicks": "of those, impressions with >= 1 verified click",
+            "jumps": "of those, impressions with >= 1 verified jump",
+            "excluded": "quarantined events (unverified request id, variant mismatch, click "
+                        "target not served, late): stored, in no rate",
             "ctr": "clicks / views", "jr": "jumps / views",
             "ci": f"Wilson {100 * (1 - alpha):g}% interval",
             "test": "two-sided two-proportion z-test against the control (pooled SE)",
