@@ -569,8 +569,8 @@ def evaluate_clustering(
         ns = [n for n in ns if n <= len(cats_ok)]
     if not ns:
         raise DataError(
-            f"Only {len(cats_ok)} categories have products with every evaluated modality "
-            f"({'+'.join(used)}); the clustering protocol needs at least 2. "
+            f"Only {len(cats_ok)} categories have eligible products (with every evaluated "
+            f"modality: {'+'.join(used)}); cannot take the {min(too_many)} most frequent. "
             + ("Check the category column." if len(cats_ok) < 2 else "Ask for fewer categories.")
         )
     main_n = main_categories if main_categories in ns else None
