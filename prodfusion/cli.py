@@ -92,12 +92,20 @@ def load_sessions(args, catalog):
 
 # ---------------------------------------------------------------------- commands
 def cmd_build(args) -> int:
+    from prodfusion.fusion.weights import parse_weights
     from prodfusion.recommender import Prod2VecParams, Recommender
     from prodfusion.storage import check_model_destination
 
+    parse_weights(args.weights, "--weights")  # before any encoding: a typo fails fast
     t0 = time.perf_counter()
     out_dir = check_model_destination(args.out, overwrite=args.overwrite)  # before any work
     catalog = load_catalog(args)
+    if args.category_from:
+        from prodfusion.training.predict import fill_categories
+
+        catalog, n_filled = fill_categories(catalog, args.category_from)
+        print(f"categories: {n_filled:,} missing categories predicted by {args.category_from}",
+              file=sys.stderr)
     sessions = load_sessions(args, catalog)
     if sessions is not None:
         rep = sessions.report
@@ -115,6 +123,7 @@ def cmd_build(args) -> int:
                                 seed=args.seed, workers=args.workers),
         cache_dir=_embedding_cache(args),
         batch_size=args.batch_size, seed=args.seed, vector_dtype=args.vector_dtype,
+        weights=args.weights, calibration=args.calibration, click_n0=args.click_n0,
     ).build(catalog, sessions)
     if args.cluster_late:
         rec.cluster_late()
@@ -163,13 +172,18 @@ def _build_summary(rec, out, seconds) -> str:
 
 
 def cmd_similar(args) -> int:
+    from prodfusion.fusion.weights import parse_weights
     from prodfusion.recommender import Recommender
 
+    weights = parse_weights(args.weights, "--weights")  # before loading: a typo fails fast
     rec = Recommender.load(args.model)
-    ids, scores = rec.similar(
+    got = rec.similar(
         args.product_id, k=args.k, fusion=args.fusion, modalities=args.modalities,
-        same_category=args.same_category, exclude=args.exclude or (),
+        same_category=args.same_category, exclude=args.exclude or (), weights=weights,
+        calibration=args.calibration, explain=args.explain,
     )
+    ids, scores = got[0], got[1]
+    why = got[2] if args.explain else None
     cat = rec.catalog
     rows = cat.rows_of(ids)
     cats = cat.categories
@@ -183,7 +197,8 @@ def cmd_similar(args) -> int:
             "modalities": list(rec.fuser(args.fusion, args.modalities).modalities),
             "results": [
                 {"rank": i + 1, "product_id": pid, "title": titles[r],
-                 "category": cats[r] if cats else None, "score": float(s)}
+                 "category": cats[r] if cats else None, "score": float(s),
+                 **({"explain": why[i]} if why is not None else {})}
                 for i, (pid, r, s) in enumerate(zip(ids, rows, scores, strict=True))
             ],
         }
@@ -191,6 +206,18 @@ def cmd_similar(args) -> int:
         return 0
     print(f"query {args.product_id}: {titles[q]}" + (f"  [{cats[q]}]" if cats else ""))
     print(_table(ids, rows, scores, titles, cats))
+    if why is not None:
+        print("why (per modality: raw cosine / calibrated, weight, share of the score):")
+        for i, e in enumerate(why):
+            parts = []
+            for m, v in e["modalities"].items():
+                if v["raw"] is None:
+                    parts.append(f"{m} –")
+                else:
+                    parts.append(f"{m} {v['raw']:.3f}/{v['calibrated']:.3f} w{v['weight']:.2f} "
+                                 f"→ {v['share']:+.4f}")
+            base = f"  base {e['base']:+.4f}" if e["base"] else ""
+            print(f"{i + 1:>4}  {ids[i]:<14} " + "  ".join(parts) + base)
     return 0
 
 
@@ -255,12 +282,21 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--image", default="default",
                    help="image encoder: effnet-lite0, clip:<name-or-path>, none")
     b.add_argument("--no-clicks", action="store_true", help="do not train Prod2Vec")
+    b.add_argument("--category-from", default=None, metavar="MODEL",
+                   help="fill missing categories with this `prodfusion categorize train` model")
     b.add_argument("--fusion", default="early", choices=["early", "intermediate", "late"],
                    help="default fusion stored in the model")
     b.add_argument("--modalities", default=None, type=_csv_list,
                    help="modalities to build, e.g. text,image (default: all available)")
     b.add_argument("--normalize", action="store_true",
                    help="early fusion: L2-normalise each modality before concatenating")
+    b.add_argument("--weights", default=None,
+                   help="fusion weights stored in the model, e.g. text=1,image=0.5,clicks=2 "
+                        "(default: equal, the paper)")
+    b.add_argument("--calibration", default="none", choices=["none", "zscore"],
+                   help="zscore: each modality's cosine against its own distribution")
+    b.add_argument("--click-n0", type=float, default=None,
+                   help="confidence-weighted clicks: c(n) = n/(n + N0), n = training occurrences")
     b.add_argument("--late-k", type=int, default=None,
                    help="k of per-modality k-means++ (default: #categories, else sqrt(n/2); "
                         "at most 128)")
@@ -293,6 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--same-category", action="store_true")
     s.add_argument("--exclude", default=None, type=_csv_list, help="ids never to return")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--weights", default=None,
+                   help="override the model's fusion weights, e.g. text=1,image=0.5,clicks=2")
+    s.add_argument("--calibration", default=None, choices=["none", "zscore"],
+                   help="override the model's calibration")
+    s.add_argument("--explain", action="store_true",
+                   help="each modality's similarity, weight and share of every score")
     s.set_defaults(func=cmd_similar)
 
     st = sub.add_parser("stats", help="the paper's Table I figures for a data set")
@@ -319,8 +361,11 @@ def _register_optional(sub) -> None:
 
     for module, names in (
         ("prodfusion.evaluation.cli_commands", ("add_evaluate_parser",)),
+        ("prodfusion.evaluation.tune_cli", ("add_tune_parser",)),
         ("prodfusion.service.cli_commands", ("add_serve_parser", "add_ab_parser")),
+        ("prodfusion.training.cli_commands", ("add_distill_parser",)),
         ("prodfusion.batch.cli_commands", ("add_export_parser",)),
+        ("prodfusion.training.categorize_cli", ("add_adapt_parser", "add_categorize_parser")),
     ):
         try:
             mod = importlib.import_module(module)

@@ -33,6 +33,7 @@ from prodfusion.errors import (
     param_error,
 )
 from prodfusion.fusion import check_method, check_modalities, default_n_clusters, make_fuser
+from prodfusion.fusion.weights import Weighting, confidence, estimate_stats
 from prodfusion.index.base import IndexSettings, check_backend, choose_backend
 from prodfusion.index.clustering import assign_to_centroids, centroids_from_labels, cluster_auto
 
@@ -131,6 +132,15 @@ class Recommender:
         differ from a float32 model's only by float16 rounding (about 1e-3 on a cosine).
         Vectors are cast once, as soon as each modality is encoded. Stored in the manifest
         (``settings.vector_dtype``; a folder without it is float32).
+    weights : mapping or "MOD=W,..." string, optional
+        Per-modality fusion weights ``w_m ≥ 0`` (None: equal, the paper). See
+        :mod:`prodfusion.fusion.weights` for how each fusion uses them.
+    calibration : {"none", "zscore"}
+        Map each modality's cosine to a z-score against its own similarity distribution
+        (estimated on random pairs) before fusing; ``"none"`` keeps the paper's raw formulas.
+    click_n0 : float, optional
+        Confidence-weighted clicks: the click weight of a pair is multiplied by
+        ``c(n_i)·c(n_j)``, ``c(n) = n/(n + n0)``, n = training occurrences.
 
     Examples
     --------
@@ -153,9 +163,16 @@ class Recommender:
     index: str = "auto"
     index_settings: IndexSettings = field(default_factory=IndexSettings)
     vector_dtype: VectorDtype = "float32"
+    weights: Mapping[str, float] | str | None = None
+    calibration: str = "none"
+    click_n0: float | None = None
 
     def __post_init__(self) -> None:
         check_method(self.fusion, "Recommender()")
+        wt = Weighting.make(self.weights, self.calibration, None, self.click_n0,
+                            where="Recommender()")
+        self.weights = dict(wt.weights) if wt.weights is not None else None
+        self._calibration_stats: dict = {}
         self.vector_dtype = check_vector_dtype(self.vector_dtype, "Recommender()")
         if self.clicks not in (None, "prod2vec"):
             raise param_error("clicks", "Recommender()", "'prod2vec' or None", self.clicks)
@@ -337,6 +354,15 @@ class Recommender:
         self._fusers = {}
         self._searchers = {}
         self._index_meta = {}
+        self._calibration_stats = {}  # estimated again from these embeddings on first use
+        if sessions is not None and hasattr(sessions, "product_counts"):
+            counts = sessions.product_counts()
+            self.click_counts_ = np.array([counts.get(p, 0) for p in self._ids], dtype=np.int64)
+        elif getattr(self, "click_counts_", None) is not None:
+            # appended products (add_products) were never seen in training: 0 occurrences
+            cc = self.click_counts_
+            self.click_counts_ = np.concatenate([cc, np.zeros(len(catalog) - len(cc), np.int64)]) \
+                if len(cc) <= len(catalog) else None
         counts = {"products": len(catalog)}
         counts.update({f"{m}_present": e.n_present for m, e in self.embeddings_.items()})
         fingerprints = {"catalog": catalog_fingerprint(catalog)}
@@ -368,6 +394,7 @@ class Recommender:
                 "index": self.index,
                 "index_settings": self.index_settings.to_dict(),
                 "vector_dtype": self.vector_dtype,
+                **({} if self.weighting().is_default else {"weighting": self.weighting().to_dict()}),
             },
             "counts": counts,
             "fingerprints": fingerprints,
@@ -403,22 +430,53 @@ class Recommender:
         if not hasattr(self, "embeddings_"):
             raise NotBuiltError("This Recommender is not built yet: call build() or load() first.")
 
-    def fuser(self, fusion: str | None = None, modalities: Sequence[str] | str | None = None):
-        """The fitted fusion object for ``fusion`` over ``modalities`` (cached)."""
+    def weighting(self, modalities: Sequence[str] | None = None,
+                  override: Weighting | None = None) -> Weighting:
+        """The model's :class:`~prodfusion.fusion.Weighting` (or ``override``) over
+        ``modalities``, with the calibration statistics estimated on first use."""
+        wt = override if override is not None else Weighting.make(
+            self.weights, self.calibration, None, self.click_n0, where="Recommender")
+        if not hasattr(self, "embeddings_"):
+            return wt
+        mods = tuple(modalities) if modalities is not None else tuple(self.embeddings_)
+        if override is not None:
+            override.check(mods, "similar()")
+        wt = wt.restrict(mods)
+        missing = [m for m in wt.needs_stats(mods) if m not in self._calibration_stats]
+        if missing:
+            self._calibration_stats.update(
+                estimate_stats(self.embeddings_, missing, seed=self.seed))
+        if wt.calibration != "none":
+            wt = wt.with_stats({m: self._calibration_stats[m] for m in mods
+                                if m in self._calibration_stats})
+        return wt
+
+    def _confidence(self, wt: Weighting) -> np.ndarray | None:
+        if wt.n0 is None or getattr(self, "click_counts_", None) is None:
+            return None
+        return confidence(self.click_counts_, wt.n0)
+
+    def fuser(self, fusion: str | None = None, modalities: Sequence[str] | str | None = None,
+              weighting: Weighting | None = None):
+        """The fitted fusion object for ``fusion`` over ``modalities`` (cached), weighted by
+        the model's weighting or ``weighting``."""
         self._check_built()
         method = check_method(fusion or self.fusion)
         mods = check_modalities(
             modalities if modalities is not None else self.modalities, tuple(self.embeddings_)
         )
-        key = (method, mods)
+        wt = self.weighting(mods, weighting)
+        key = (method, mods, wt)
         if key not in self._fusers:
             self._fusers[key] = make_fuser(
                 method, self.embeddings_, mods, normalize=self.normalize,
                 late_labels=self.late_labels_ if method == "late" else None, seed=self.seed,
+                weighting=wt, confidence=self._confidence(wt),
             )
         return self._fusers[key]
 
-    def searcher(self, fusion: str | None = None, modalities: Sequence[str] | str | None = None):
+    def searcher(self, fusion: str | None = None, modalities: Sequence[str] | str | None = None,
+                 weighting: Weighting | None = None):
         """What :meth:`similar` searches with for ``fusion`` over ``modalities``.
 
         The exact fuser when the index backend resolves to ``"exact"``; otherwise a
@@ -432,19 +490,24 @@ class Recommender:
         )
         backend = choose_backend(self.index, len(self.catalog), self.index_settings)
         if backend == "exact":
-            return self.fuser(method, mods)
-        key = (method, mods)
+            return self.fuser(method, mods, weighting)
+        wt = self.weighting(mods, weighting)
+        key = (method, mods) if wt == self.weighting(mods) else (method, mods, wt)
         if key not in self._searchers:
             from prodfusion.index.fused import load_fused_index, make_fused_index
 
             saved = self._index_meta.get(key)
+            if saved is not None and saved[1].get("weighting") != (
+                    None if wt.is_default else wt.to_dict()):
+                saved = None  # built under other weights: its vectors do not fit
             if saved is not None:
                 folder, meta = saved
                 self._searchers[key] = load_fused_index(
                     folder, meta, self.embeddings_,
                     labels=self.late_labels_ if method == "late" else None,
                     settings=self.index_settings, normalize=self.normalize,
-                    mmap=getattr(self, "_mmap_index", False),
+                    mmap=getattr(self, "_mmap_index", False), weighting=wt,
+                    confidence=self._confidence(wt),
                 )
             else:
                 from prodfusion.progress import heartbeat
@@ -455,7 +518,7 @@ class Recommender:
                                enabled=self.progress is not False):
                     self._searchers[key] = make_fused_index(
                         method, mods, backend=backend, settings=self.index_settings,
-                        normalize=self.normalize,
+                        normalize=self.normalize, weighting=wt, confidence=self._confidence(wt),
                     ).build(self.embeddings_,
                             labels=self.late_labels_ if method == "late" else None)
                 log.info("built the %s index over %s in %.1f s", method, "+".join(mods),
@@ -502,7 +565,8 @@ class Recommender:
         """Every approximate searcher of this model, loading the saved ones not used yet."""
         for method, mods in list(self._index_meta):
             self.searcher(method, mods)
-        return dict(self._searchers)
+        # (method, mods, weighting) keys: per-call weightings, not part of the model
+        return {k: s for k, s in self._searchers.items() if len(k) == 2}
 
     # ------------------------------------------------------------------ incremental updates
     def add_products(self, catalog: Catalog, embeddings: Mapping[str, Embeddings]) -> dict:
@@ -617,8 +681,17 @@ class Recommender:
         same_category: bool = False,
         exclude: Sequence[str] = (),
         exclude_group: bool = False,
-    ) -> tuple[np.ndarray, np.ndarray]:
+        weights: Mapping[str, float] | str | None = None,
+        calibration: str | None = None,
+        explain: bool = False,
+    ):
         """The ``k`` most similar other products to ``product_id``, best first.
+
+        ``weights`` / ``calibration`` override the model's for this call
+        (:mod:`prodfusion.fusion.weights`). With ``explain=True`` a third value is returned:
+        per result, each modality's raw and calibrated similarity (``None`` where one of the
+        two products lacks it), weight and share of the score; ``base`` plus the shares is
+        the score (:mod:`prodfusion.fusion.explain`).
 
         Returns
         -------
@@ -635,10 +708,68 @@ class Recommender:
         """
         ids, scores = self.similar_batch(
             [product_id], k, fusion=fusion, modalities=modalities, same_category=same_category,
-            exclude=exclude, exclude_group=exclude_group, where="similar()",
+            exclude=exclude, exclude_group=exclude_group, where="similar()", weights=weights,
+            calibration=calibration,
         )
         keep = np.array([i is not None for i in ids[0]], dtype=bool)
-        return ids[0][keep], scores[0][keep]
+        ids, scores = ids[0][keep], scores[0][keep]
+        if not explain:
+            return ids, scores
+        return ids, scores, self.explain(product_id, ids, fusion=fusion, modalities=modalities,
+                                         weights=weights, calibration=calibration)
+
+    def tune(self, sessions=None, pairs=None, **kwargs) -> dict:
+        """Learn fusion weights, calibration and click confidence on held-out interactions
+        and make them this model's (fusion becomes ``"intermediate"``); see
+        :func:`prodfusion.evaluation.tuning.tune_weights` for the protocol and options.
+
+        Returns the tuning record, also kept in the manifest (``tuning``) by :meth:`save`.
+        Nothing changes when tuning fails.
+        """
+        from prodfusion.evaluation.tuning import tune_weights
+
+        self._check_built()
+        res = tune_weights(self, sessions=sessions, pairs=pairs, **kwargs)
+        counts = None
+        if res["n0"] is not None:  # occurrences in every given interaction, as the clicks saw
+            merged: dict[str, int] = {}
+            for s in (sessions, pairs):
+                for pid, n in (s.product_counts().items() if s is not None else ()):
+                    merged[pid] = merged.get(pid, 0) + n
+            counts = np.array([merged.get(p, 0) for p in self._ids], dtype=np.int64)
+        Weighting.make(res["weights"], res["calibration"], None, res["n0"], where="tune()")
+        self.weights, self.calibration, self.click_n0 = (res["weights"], res["calibration"],
+                                                         res["n0"])
+        if counts is not None:
+            self.click_counts_ = counts
+        self.fusion = res["fusion"]
+        self._fusers, self._searchers = {}, {}
+        self.manifest_["tuning"] = res
+        self.manifest_["settings"]["fusion"] = self.fusion
+        return res
+
+    def _override(self, weights, calibration) -> Weighting | None:
+        if weights is None and calibration is None:
+            return None
+        return Weighting.make(weights if weights is not None else self.weights,
+                              calibration or self.calibration, None, self.click_n0,
+                              where="similar()")
+
+    def explain(self, product_id: str, candidate_ids: Sequence[str], *,
+                fusion: str | None = None, modalities: Sequence[str] | str | None = None,
+                weights=None, calibration: str | None = None) -> list[dict]:
+        """Per candidate, each modality's part of its fused similarity to ``product_id``."""
+        from prodfusion.fusion.explain import explain_pairs
+
+        f = self.fuser(fusion, modalities, self._override(weights, calibration))
+        wt = f.weighting
+        out = explain_pairs(f.method, self.embeddings_, f.modalities, wt,
+                            self.catalog.row_of(product_id), self.catalog.rows_of(candidate_ids),
+                            normalize=self.normalize, labels=self.late_labels_,
+                            confidence=self._confidence(wt))
+        for pid, e in zip(candidate_ids, out, strict=True):
+            e["product_id"] = str(pid)
+        return out
 
     def similar_batch(
         self,
@@ -651,6 +782,8 @@ class Recommender:
         exclude: Sequence[str] = (),
         exclude_group: bool = False,
         where: str = "similar_batch()",
+        weights: Mapping[str, float] | str | None = None,
+        calibration: str | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Batch form of :meth:`similar`: arrays of shape ``(len(product_ids), k)``.
 
@@ -662,7 +795,7 @@ class Recommender:
                               product_ids)
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
             raise param_error("k", where, f"an int in [1, {MAX_K}]", k)
-        f = self.searcher(fusion, modalities)
+        f = self.searcher(fusion, modalities, self._override(weights, calibration))
         rows = self.catalog.rows_of(product_ids)
         banned = None
         if exclude:
@@ -721,8 +854,17 @@ class Recommender:
                 if m in self.late_labels_.computed:  # else computed when late fusion is used
                     np.save(tmp / f"late_{m}.npy", self.late_labels_[m])
                     files[m]["late_labels"] = f"late_{m}.npy"
+            if getattr(self, "click_counts_", None) is not None:
+                np.save(tmp / "click_counts.npy", self.click_counts_)
+                files["click_counts"] = "click_counts.npy"
             manifest = dict(self.manifest_)
             manifest["files"] = files
+            manifest["settings"] = {**manifest["settings"], "fusion": self.fusion}
+            manifest["settings"] = dict(manifest["settings"])
+            wt = self.weighting()
+            manifest["settings"].pop("weighting", None)
+            if not wt.is_default:  # absent: the paper's formulas (what older folders mean)
+                manifest["settings"]["weighting"] = wt.to_dict()
             index_meta = {}
             for (method, mods), s in self._all_searchers().items():
                 sub = f"index/{method}-{'+'.join(mods)}"
@@ -832,7 +974,16 @@ class Recommender:
         )
         rec.index = settings.get("index", "auto")
         rec.index_settings = IndexSettings.from_dict(settings.get("index_settings", {}))
+        wt = Weighting.from_dict(settings.get("weighting"))
+        rec.weights = dict(wt.weights) if wt.weights is not None else None
+        rec.calibration, rec.click_n0 = wt.calibration, wt.n0
+        if "click_counts" in files:
+            try:
+                rec.click_counts_ = np.load(path / files["click_counts"])
+            except (OSError, ValueError) as exc:
+                raise ModelError(f"{path / files['click_counts']}: cannot read ({exc}).") from exc
         rec._set_state(catalog, embeddings, late_labels=labels)
+        rec._calibration_stats = {m: (mu, sd) for m, mu, sd in wt.stats}
         rec._mmap = mmap
         rec._mmap_index = mmap_index
         try:

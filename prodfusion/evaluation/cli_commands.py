@@ -468,6 +468,10 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     rd.add_argument("--title", default=None)
     rd.add_argument("--note", action="append", default=[], metavar="KEY=TEXT")
     rd.set_defaults(func=cmd_render)
+
+    from prodfusion.evaluation.text_encoders_cli import add_text_encoder_parser
+
+    add_text_encoder_parser(sub)
     return ev
 
 

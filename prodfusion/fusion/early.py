@@ -8,6 +8,7 @@ import numpy as np
 
 from prodfusion.encoders.base import Embeddings
 from prodfusion.fusion.base import ExactSearchMixin, _prepare, fill_blocks
+from prodfusion.fusion.weights import Weighting, early_block_scale
 
 __all__ = ["EarlyFusion"]
 
@@ -20,6 +21,10 @@ class EarlyFusion(ExactSearchMixin):
     With ``normalize=True`` each ``v_m`` is L2-normalised first. Without it, a modality whose
     raw norms are large (CNN image features) dominates the concatenation; on H&M the image
     block is orders of magnitude larger than the title block.
+
+    With a non-default ``weighting`` each block is L2-normalised and scaled by
+    ``sqrt(w_m · a_m)`` (times the click confidence), so it contributes in proportion to its
+    weight (:mod:`prodfusion.fusion.weights`); ``normalize`` is then implied.
 
     A product lacking modality ``m`` has an empty block there: it adds nothing to dot products
     or norms (the block is not a real zero vector taking part in the comparison, it is left
@@ -44,17 +49,30 @@ class EarlyFusion(ExactSearchMixin):
 
     method = "early"
 
-    def __init__(self, *, modalities: Sequence[str], normalize: bool = False) -> None:
+    def __init__(self, *, modalities: Sequence[str], normalize: bool = False,
+                 weighting: Weighting | None = None, confidence: np.ndarray | None = None) -> None:
         self.modalities = tuple(modalities)
         self.normalize = normalize
+        self.weighting = weighting or Weighting()
+        self.confidence = confidence
 
     def fit(self, embeddings: Mapping[str, Embeddings]) -> EarlyFusion:
         embs = _prepare(embeddings, self.modalities)
-        x = fill_blocks(embs, normalize=self.normalize, scale_by_dim=True)
+        self.weighting.check(self.modalities, "EarlyFusion")
+        if self.weighting.is_default:
+            x = fill_blocks(embs, normalize=self.normalize, scale_by_dim=True)
+        else:  # blocks L2-normalised and scaled by b_m (prodfusion.fusion.weights)
+            x = fill_blocks(embs, normalize=True, scale_by_dim=False)
+            col = 0
+            for m, e in zip(self.modalities, embs, strict=True):
+                b = early_block_scale(self.weighting, m, self.confidence)
+                x[:, col : col + e.dim] *= b[:, None] if np.ndim(b) else np.float32(b)
+                col += e.dim
         norms = np.linalg.norm(x, axis=1)
         self.present = np.zeros(len(x), dtype=bool)
         for e in embs:
             self.present |= e.mask
+        self.present &= norms > 0  # weight 0 on every modality a product has: not rankable
         x[self.present] /= norms[self.present, None]
         self.vectors_ = x
         self.n = len(x)

@@ -8,6 +8,7 @@ import numpy as np
 
 from prodfusion.encoders.base import Embeddings
 from prodfusion.fusion.base import ExactSearchMixin, _prepare, fill_blocks
+from prodfusion.fusion.weights import Weighting, intermediate_combine
 
 __all__ = ["IntermediateFusion"]
 
@@ -29,6 +30,10 @@ class IntermediateFusion(ExactSearchMixin):
     is the inner product of ``X/sqrt(M)``, which is what an inner-product index can serve.
     Pairs that share no modality get ``-inf`` (never recommended).
 
+    With a non-default ``weighting`` (weights, calibration, click confidence) the similarity
+    is ``Σ W_m s_m / Σ W_m`` over shared modalities (:mod:`prodfusion.fusion.weights`),
+    computed per modality block.
+
     Examples
     --------
     >>> import numpy as np
@@ -42,19 +47,26 @@ class IntermediateFusion(ExactSearchMixin):
 
     method = "intermediate"
 
-    def __init__(self, *, modalities: Sequence[str]) -> None:
+    def __init__(self, *, modalities: Sequence[str], weighting: Weighting | None = None,
+                 confidence: np.ndarray | None = None) -> None:
         self.modalities = tuple(modalities)
+        self.weighting = weighting or Weighting()
+        self.confidence = confidence
 
     def fit(self, embeddings: Mapping[str, Embeddings]) -> IntermediateFusion:
         embs = _prepare(embeddings, self.modalities)
+        self.weighting.check(self.modalities, "IntermediateFusion")
         self.vectors_ = fill_blocks(embs, normalize=True, scale_by_dim=False)
         self.presence_ = np.stack([e.mask for e in embs], axis=1).astype(np.float32)
         self.present = self.presence_.any(axis=1)
         self.n = len(self.vectors_)
+        self._cols = np.cumsum([0] + [e.dim for e in embs])
         return self
 
     def similarity(self, query_rows, cand_rows=None) -> np.ndarray:
         q = self._query_rows(query_rows)
+        if not self.weighting.is_default:
+            return self._weighted(q, cand_rows)
         # Index the candidate side only when asked: vectors_[arange(n)] would copy it all.
         cv, cp = (self.vectors_, self.presence_) if cand_rows is None else (
             self.vectors_[cand_rows], self.presence_[cand_rows])
@@ -64,6 +76,19 @@ class IntermediateFusion(ExactSearchMixin):
             s = num / den
         s[den == 0] = -np.inf
         return s
+
+    def _weighted(self, q: np.ndarray, cand_rows) -> np.ndarray:
+        """``Σ W_m s_m / Σ W_m`` (:func:`prodfusion.fusion.weights.intermediate_combine`)."""
+        c = np.arange(self.n) if cand_rows is None else np.asarray(cand_rows, dtype=np.int64)
+        cos, both = {}, {}
+        for j, m in enumerate(self.modalities):
+            lo, hi = self._cols[j], self._cols[j + 1]
+            cos[m] = self.vectors_[q, lo:hi] @ self.vectors_[c, lo:hi].T
+            both[m] = (self.presence_[q, j][:, None] > 0) & (self.presence_[c, j][None, :] > 0)
+        conf = self.confidence
+        return intermediate_combine(self.weighting, self.modalities, cos, both,
+                                    None if conf is None else conf[q],
+                                    None if conf is None else conf[c])
 
     def distance(self, query_rows, cand_rows=None) -> np.ndarray:
         """``1 − similarity`` (the mean cosine distance); ``inf`` where nothing is shared."""

@@ -10,6 +10,7 @@ from prodfusion.encoders.base import Embeddings
 from prodfusion.errors import param_error
 from prodfusion.fusion.base import ExactSearchMixin, _prepare, l2_normalize
 from prodfusion.fusion.intermediate import IntermediateFusion
+from prodfusion.fusion.weights import Weighting, late_combine, tie_weighting
 
 __all__ = ["LateFusion", "cluster_modality", "default_n_clusters", "TIE_WEIGHT"]
 
@@ -66,7 +67,9 @@ class LateFusion(ExactSearchMixin):
     ``c_m`` is the k-means++ cluster of the product in modality ``m`` (absent modality: no
     cluster, never shared). The paper leaves ties undefined and they are massive (all
     products of one cluster tie); we break them by the intermediate similarity, scaled into
-    ``[0, TIE_WEIGHT]`` so the integer part of the score is the paper's count.
+    ``[0, TIE_WEIGHT]`` so the integer part of the score is the paper's count. With weights the
+    count is ``Σ w_m [c_m(i) = c_m(j)]`` and the tie-break is scaled below the smallest gap
+    between two weighted counts (:func:`prodfusion.fusion.weights.late_combine`).
 
     Parameters
     ----------
@@ -87,11 +90,15 @@ class LateFusion(ExactSearchMixin):
         n_clusters: int | Mapping[str, int] | None = None,
         n_categories: int | None = None,
         seed: int = 0,
+        weighting: Weighting | None = None,
+        confidence: np.ndarray | None = None,
     ) -> None:
         self.modalities = tuple(modalities)
         self.n_clusters = n_clusters
         self.n_categories = n_categories
         self.seed = seed
+        self.weighting = weighting or Weighting()
+        self.confidence = confidence
 
     def fit(
         self,
@@ -110,7 +117,10 @@ class LateFusion(ExactSearchMixin):
             else:
                 k = self.n_clusters or default_n_clusters(e.n_present, self.n_categories)
             self.labels_[m] = cluster_modality(e, int(k), seed=self.seed)
-        self._tie = IntermediateFusion(modalities=self.modalities).fit(embeddings)
+        self.weighting.check(self.modalities, "LateFusion")
+        self._tie = IntermediateFusion(modalities=self.modalities,
+                                       weighting=tie_weighting(self.weighting),
+                                       confidence=self.confidence).fit(embeddings)
         self.present = self._tie.present
         self.n = self._tie.n
         return self
@@ -126,6 +136,13 @@ class LateFusion(ExactSearchMixin):
 
     def similarity(self, query_rows, cand_rows=None) -> np.ndarray:
         tie = self._tie.similarity(query_rows, cand_rows)
+        if not self.weighting.is_default:
+            q = self._query_rows(query_rows)
+            match = {}
+            for m, lab in self.labels_.items():
+                lq, lc = lab[q], (lab if cand_rows is None else lab[cand_rows])
+                match[m] = (lq[:, None] == lc[None, :]) & (lq[:, None] >= 0)
+            return late_combine(self.weighting, self.modalities, match, tie)
         s = self.count(query_rows, cand_rows) + np.float32(TIE_WEIGHT) * (1.0 + tie) / 2.0
         s[~np.isfinite(tie)] = -np.inf
         return s

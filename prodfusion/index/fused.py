@@ -42,6 +42,13 @@ from prodfusion.encoders.base import Embeddings
 from prodfusion.errors import ModelError, NotBuiltError, ParameterError
 from prodfusion.fusion import make_fuser
 from prodfusion.fusion.base import check_query_rows
+from prodfusion.fusion.weights import (
+    Weighting,
+    early_block_scale,
+    intermediate_combine,
+    late_combine,
+    tie_weighting,
+)
 from prodfusion.index.base import IndexSettings, choose_backend
 from prodfusion.index.exact import ExactIndex, topk_rows
 from prodfusion.index.faiss_index import HNSWIndex, IVFPQIndex
@@ -170,11 +177,15 @@ class FusedIndex:
         backend: str = "auto",
         settings: IndexSettings | None = None,
         normalize: bool = False,
+        weighting: Weighting | None = None,
+        confidence: np.ndarray | None = None,
     ) -> None:
         self.modalities = tuple(modalities)
         self.backend = backend
         self.settings = settings or IndexSettings()
         self.normalize = normalize
+        self.weighting = weighting or Weighting()
+        self.confidence = confidence
         self._code_cache: list[tuple[np.ndarray, _Codes]] = []
 
     # ----------------------------------------------------------------- state
@@ -196,6 +207,20 @@ class FusedIndex:
             sq = self.masks_.astype(np.float32)
         # Norm of the early-fusion concatenation [v_m / sqrt(D_m)]_m (before normalisation).
         self.fused_norm_ = np.sqrt((sq / dims).sum(axis=1)).astype(np.float32)
+        wt = self.weighting
+        if not wt.is_default:
+            wt.check(self.modalities, type(self).__name__)
+            # [b_m(i) u_m(i)]_m: its squared norm is Σ over present blocks of b_m(i)².
+            b2 = np.stack([np.broadcast_to(np.square(np.asarray(
+                early_block_scale(wt, m, self.confidence), np.float32)), (self.n,))
+                for m in self.modalities], axis=1)
+            self.fused_norm_ = np.sqrt((b2 * self.masks_).sum(axis=1)).astype(np.float32)
+            if self.method == "early":
+                self.present &= self.fused_norm_ > 0
+                self.n_present_ = int(self.present.sum())
+            w = np.array([wt.w(m) for m in self.modalities], np.float32)
+            self.est_w_ = w  # intermediate estimates: (ip − masks·est_c) / (masks·est_w)
+            self.est_c_ = w * np.array([wt.shift(m) for m in self.modalities], np.float32)
 
     def _pool(self):
         """Threads that search index pieces concurrently (``settings.search_threads`` > 1)."""
@@ -228,7 +253,8 @@ class FusedIndex:
         if self.method == "late":
             labels = {m: lab[rows] for m, lab in self.labels_.items()}
         return make_fuser(self.method, sub, self.modalities, normalize=self.normalize,
-                          late_labels=labels)
+                          late_labels=labels, weighting=self.weighting,
+                          confidence=None if self.confidence is None else self.confidence[rows])
 
     def exact_scores(self, query_rows: np.ndarray, cand_rows: np.ndarray) -> np.ndarray:
         """Exact fused similarity ``(len(query_rows), len(cand_rows))`` without an N×D matrix."""
@@ -246,6 +272,8 @@ class FusedIndex:
         fusion classes (and :meth:`exact_scores`, which runs them).
         """
         c = np.asarray(cand_rows, dtype=np.int64)
+        if not self.weighting.is_default:
+            return self._weighted_pair_scores(q, c)
         num = np.zeros(len(c), dtype=np.float32)
         shared = np.zeros(len(c), dtype=np.float32)
         early = self.method == "early"
@@ -283,6 +311,56 @@ class FusedIndex:
             finite = np.isfinite(out)
             out = np.where(finite, count + np.float32(TIE_WEIGHT) * (1.0 + out) / 2.0, -np.inf)
         return out.astype(np.float32)
+
+    def _weighted_pair_scores(self, q: int, c: np.ndarray) -> np.ndarray:
+        """:meth:`pair_scores` under a non-default weighting, by the formulas of
+        :mod:`prodfusion.fusion.weights` (per-modality cosines of the candidates only)."""
+        wt = self.weighting
+        cos, both = {}, {}
+        for j, m in enumerate(self.modalities):
+            both[m] = self.masks_[c, j] & self.masks_[q, j]
+            if not self.masks_[q, j]:
+                cos[m] = np.zeros(len(c), np.float32)
+                continue
+            e = self.embeddings_[m]
+            dots = np.asarray(e.vectors[c], np.float32) @ np.asarray(e.vectors[q], np.float32)
+            cos[m] = dots / np.where(both[m], self.norms_[m][c] * self.norms_[m][q], 1.0)
+        conf = self.confidence
+        cq = None if conf is None else conf[[q]]
+        cc = None if conf is None else conf[c]
+        if self.method == "early":
+            num = np.zeros(len(c), np.float32)
+            for m in self.modalities:
+                b = early_block_scale(wt, m, conf)
+                bq, bc = (b[q], b[c]) if np.ndim(b) else (b, b)
+                num += np.where(both[m], cos[m], 0.0) * bq * bc
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out = num / (self.fused_norm_[c] * self.fused_norm_[q])
+            out[~self.present[c]] = -np.inf
+        else:
+            tw = tie_weighting(wt) if self.method == "late" else wt
+            out = intermediate_combine(tw, self.modalities, {m: v[None] for m, v in cos.items()},
+                                       {m: v[None] for m, v in both.items()}, cq, cc)[0]
+            if self.method == "late":
+                match = {m: ((self.labels_[m][c] == self.labels_[m][q]) & (self.labels_[m][q] >= 0))
+                         [None] for m in self.modalities}
+                out = late_combine(wt, self.modalities, match, out[None])[0]
+        if not self.present[q]:
+            out[:] = -np.inf
+        return out.astype(np.float32)
+
+    def _mean_est(self, ip: np.ndarray, shared: np.ndarray) -> np.ndarray:
+        """Intermediate estimates from a piece's inner products ``ip`` ``(q, kk)``, for
+        queries sharing the modalities ``shared`` (bool ``(q, M)``) with the piece: the mean
+        cosine, or under a weighting ``(ip − Σ w_m shift_m) / Σ w_m`` over shared modalities
+        (the piece's blocks carry ``sqrt(w_m a_m)`` on both sides)."""
+        sh = shared.astype(np.float32)
+        if self.weighting.is_default:
+            return ip / sh.sum(axis=1, keepdims=True)
+        w, c = sh @ self.est_w_, sh @ self.est_c_
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(w[:, None] > 0, (ip - c[:, None]) / w[:, None], -np.inf
+                            ).astype(np.float32)
 
     def _query_blocks(self, q_rows: np.ndarray, mods: tuple[str, ...]) -> np.ndarray:
         """Index-space vectors of the queries for a piece over ``mods`` (see subclasses)."""
@@ -391,8 +469,11 @@ class FusedIndex:
 
     def info(self) -> dict:
         """What was built: backend and the size of each piece (for manifests and reports)."""
-        return {"method": self.method, "modalities": list(self.modalities),
-                "requested": self.backend}
+        out = {"method": self.method, "modalities": list(self.modalities),
+               "requested": self.backend}
+        if not self.weighting.is_default:  # absent: the paper's formulas (older folders)
+            out["weighting"] = self.weighting.to_dict()
+        return out
 
 
 # =================================================================== vector-index fusions
@@ -527,16 +608,16 @@ class _VectorFusedIndex(FusedIndex):
             kk = min(kp, len(piece))
             if kk < len(piece):
                 exhaustive[sel] = False
-            jobs.append((piece, sel, shared, kk))
+            jobs.append((piece, sel, pm, kk))
 
         def run(job):
-            piece, sel, shared, kk = job
+            piece, sel, pm, kk = job
             qv = self._query_blocks(q_rows[sel], piece.modalities)
             if piece.mixed:
                 return topk_rows(self._mixed_mean(piece, qv, qmask[sel]), kk)
             labels, scores = piece.index.search(qv, kk)
             if self.method == "intermediate":
-                scores = scores / shared[sel, None].astype(np.float32)
+                scores = self._mean_est(scores, qmask[sel] & pm)
             return labels, scores
 
         # FAISS and BLAS release the GIL: the pieces of one query can be searched at once.
@@ -568,9 +649,13 @@ class _VectorFusedIndex(FusedIndex):
         if piece.masks is None:
             piece.masks = np.ascontiguousarray(self.masks_[piece.rows].T, dtype=np.float32)
         masks = piece.masks if cols is None else piece.masks[:, cols]
-        sh = qmask.astype(np.float32) @ masks
+        qm = qmask.astype(np.float32)
+        if self.weighting.is_default:
+            sh, c = qm @ masks, 0.0
+        else:
+            sh, c = (qm * self.est_w_) @ masks, (qm * self.est_c_) @ masks
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(sh > 0, ip / sh, -np.inf).astype(np.float32)
+            return np.where(sh > 0, (ip - c) / sh, -np.inf).astype(np.float32)
 
     def _candidates_one(self, q: int, kp: int, universe: np.ndarray) -> tuple[np.ndarray, bool]:
         """Candidates of one query among ``universe`` rows only (e.g. its category)."""
@@ -593,7 +678,7 @@ class _VectorFusedIndex(FusedIndex):
             else:
                 lab, sc = piece.index.search(qv, kk, allowed=allowed)
                 if self.method == "intermediate":
-                    sc = sc / np.float32(shared)
+                    sc = self._mean_est(sc, (qmask & pm)[None, :])
             ok = lab[0] >= 0
             exhaustive &= bool(ok.sum() == len(allowed))  # every allowed row came back
             rows.append(piece.rows[lab[0][ok]])
@@ -752,9 +837,15 @@ class EarlyIndex(_VectorFusedIndex):
     def _query_blocks(self, q_rows, mods):
         """Fused unit vectors ``[v_m / sqrt(D_m)]_m / norm`` (EarlyFusion's, from stored norms)."""
         blocks = []
+        wt = self.weighting
         for m in self.modalities:
             e = self.embeddings_[m]
             v = np.asarray(e.vectors[q_rows], dtype=np.float32)
+            if not wt.is_default:  # [b_m(i) u_m(i)]_m (prodfusion.fusion.weights)
+                b = early_block_scale(wt, m, self.confidence)
+                b = b[q_rows][:, None] if np.ndim(b) else np.float32(b)
+                blocks.append(v / np.maximum(self.norms_[m][q_rows], 1e-30)[:, None] * b)
+                continue
             if self.normalize:
                 v = v / np.maximum(self.norms_[m][q_rows], 1e-30)[:, None]  # absent rows stay 0
             blocks.append(v / np.float32(np.sqrt(e.dim)))
@@ -800,9 +891,13 @@ class IntermediateIndex(_VectorFusedIndex):
     def _query_blocks(self, q_rows, mods):
         """Concatenated L2-normalised blocks (IntermediateFusion's, from stored norms)."""
         blocks = []
+        wt = self.weighting
         for m in mods:
             v = np.asarray(self.embeddings_[m].vectors[q_rows], dtype=np.float32)
-            blocks.append(v / np.maximum(self.norms_[m][q_rows], 1e-30)[:, None])  # absent: 0
+            v = v / np.maximum(self.norms_[m][q_rows], 1e-30)[:, None]  # absent: 0
+            if not wt.is_default:  # both sides carry sqrt(w_m a_m): see _mean_est
+                v = v * np.float32(np.sqrt(wt.w(m) * wt.scale(m)))
+            blocks.append(v)
         return np.concatenate(blocks, axis=1)
 
 
@@ -832,13 +927,24 @@ class LateIndex(FusedIndex):
             if not lists:
                 out_r[i], out_s[i] = self._exact_over(q, k, flt)
                 continue
-            cand, count = np.unique(np.concatenate(lists), return_counts=True)
+            if self.weighting.is_default:
+                cand, count = np.unique(np.concatenate(lists), return_counts=True)
+            else:  # weighted counts Σ w_m over the lists a candidate is in
+                wl = [self.weighting.w(m) for m in self.modalities
+                      if len(self.lists_[m].rows(int(self.labels_[m][q])))]
+                allr = np.concatenate(lists)
+                cand, inv = np.unique(allr, return_inverse=True)
+                count = np.bincount(inv, weights=np.repeat(wl, [len(x) for x in lists]),
+                                    minlength=len(cand))
             keep = flt.ok(q, cand)
             cand, count = cand[keep], count[keep]
             if len(cand) < k:  # count-0 products enter the top k: rank them exactly
                 out_r[i], out_s[i] = self._exact_over(q, k, flt)
                 continue
             level = np.partition(count, len(count) - k)[len(count) - k]
+            if level <= 0:  # weight-0 lists: products in no list tie with these; go exact
+                out_r[i], out_s[i] = self._exact_over(q, k, flt)
+                continue
             need = cand[count >= level]
             s = self.pair_scores(q, need)
             out_r[i], out_s[i] = topk_rows(s[None, :], k, need[None, :])
@@ -885,10 +991,12 @@ def make_fused_index(
     backend: str = "auto",
     settings: IndexSettings | None = None,
     normalize: bool = False,
+    weighting: Weighting | None = None,
+    confidence: np.ndarray | None = None,
 ) -> FusedIndex:
     """An unbuilt approximate searcher for ``method`` (``"early"|"intermediate"|"late"``)."""
     return _CLASSES[method](modalities=modalities, backend=backend, settings=settings,
-                            normalize=normalize)
+                            normalize=normalize, weighting=weighting, confidence=confidence)
 
 
 def load_fused_index(
@@ -900,12 +1008,15 @@ def load_fused_index(
     settings: IndexSettings | None = None,
     normalize: bool = False,
     mmap: bool = True,
+    weighting: Weighting | None = None,
+    confidence: np.ndarray | None = None,
 ) -> FusedIndex:
     """Rebuild a searcher saved by :meth:`FusedIndex.save` (FAISS files memory-mapped)."""
     try:
         method, mods = meta["method"], tuple(meta["modalities"])
         obj = make_fused_index(method, mods, backend=meta.get("requested", "auto"),
-                               settings=settings, normalize=normalize)
+                               settings=settings, normalize=normalize, weighting=weighting,
+                               confidence=confidence)
         if method == "late":
             return obj.build(embeddings, labels)
         obj._set_data(embeddings)

@@ -235,6 +235,9 @@ def create_app(settings: ServiceSettings, *, store=None):
     class Recommendation(ProductOut):
         rank: int
         score: float
+        explain: dict | None = Field(None, description="with ?explain=true: per modality raw "
+                                     "and calibrated similarity (null where one product lacks "
+                                     "it), weight and share; base + shares = score")
 
     class SimilarOut(BaseModel):
         product: ProductOut
@@ -412,6 +415,7 @@ def create_app(settings: ServiceSettings, *, store=None):
         same_category: bool = False,
         exclude: Annotated[list[str], Query(max_length=settings.max_k * 10)] = [],  # noqa: B006
         exclude_group: bool = False,
+        explain: bool = False,
     ):
         for e in exclude:
             if not is_clean_id(e):  # whole string: no control character anywhere
@@ -423,32 +427,35 @@ def create_app(settings: ServiceSettings, *, store=None):
         rec = model.recommender
         key = (vcfg.fusion, vcfg.modalities, product_id, k, same_category, tuple(exclude),
                exclude_group)
-        lists = None if (same_category or exclude or exclude_group) \
+        lists = None if (same_category or exclude or exclude_group or explain) \
             else app.state.lists.get(variant)
         path = "lists"  # which path answers: precomputed lists, result cache, live search
         body = lists.body(model, product_id, k, _product, _dumps) if lists else None
         served = None  # the ids shown, in order (their signatures go with the answer)
         if body is not None:
             served = [str(i) for i in lists.lookup(product_id, k)[0]]
-        if body is None:
+        if body is None and not explain:
             path = "cache"
             cached = model.results.get(key)
             if cached is not None:
                 body, served = cached
         if body is None:
             path = "live"
-            ids, scores = rec.similar(
+            got = rec.similar(
                 product_id, k, fusion=vcfg.fusion, modalities=vcfg.modalities,
-                same_category=same_category, exclude=exclude, exclude_group=exclude_group)
-            rows = rec.catalog.rows_of(ids)
+                same_category=same_category, exclude=exclude, exclude_group=exclude_group,
+                explain=explain)
+            rows = rec.catalog.rows_of(got[0])
             items = []
-            for rank, (row, score) in enumerate(zip(rows, scores, strict=True), start=1):
-                items.append({**_product(model, int(row)), "rank": rank, "score": float(score)})
+            for rank, (row, score) in enumerate(zip(rows, got[1], strict=True), start=1):
+                items.append({**_product(model, int(row)), "rank": rank, "score": float(score),
+                              **({"explain": got[2][rank - 1]} if explain else {})})
             # The part that depends only on the model and the query, rendered once and kept.
             body = _dumps({"product": _product(model, rec.catalog.row_of(product_id)),
                            "items": items})[1:-1]
-            served = [str(i) for i in ids]
-            model.results.put(key, (body, served))
+            served = [str(i) for i in got[0]]
+            if not explain:
+                model.results.put(key, (body, served))
             metrics.results.labels("miss").inc()
         elif path == "cache":
             metrics.results.labels("hit").inc()

@@ -98,7 +98,25 @@ function card(p, extra) {
     meta.append(el("span", {}, p.category || ""), el("span", {}, p.product_id));
   }
   a.append(imageBox(p), el("div", { class: "body" }, el("div", { class: "title" }, p.title || p.product_id), meta));
+  if (extra && extra.explain) a.append(whyBars(extra.explain));
   return a;
+}
+
+// One small bar per modality: its share of the fused score (explain=true).
+function whyBars(ex) {
+  const box = el("div", { class: "why" });
+  const mods = Object.entries(ex.modalities);
+  const total = mods.reduce((t, [, v]) => t + Math.abs(v.share), 0) || 1;
+  for (const [m, v] of mods) {
+    const pct = Math.round((100 * Math.abs(v.share)) / total);
+    const tip = v.raw === null ? `${m}: one of the two products has none`
+      : `${m}: cosine ${v.raw.toFixed(3)}, calibrated ${v.calibrated.toFixed(3)}, weight ${v.weight.toFixed(2)}, share ${v.share.toFixed(3)}`;
+    const bar = el("span", { class: "bar" + (v.share < 0 ? " neg" : "") });
+    bar.style.width = pct + "%";
+    box.append(el("div", { class: "why-row", title: tip }, el("span", { class: "why-m" }, m),
+      el("span", { class: "why-track" }, bar), el("span", { class: "why-v" }, v.raw === null ? "–" : v.share.toFixed(2))));
+  }
+  return box;
 }
 
 function message(text) {
@@ -136,7 +154,7 @@ async function showProduct(pid) {
   message("");
   let data;
   try {
-    data = await getJSON(`/v1/similar/${encodeURIComponent(pid)}?k=15`);
+    data = await getJSON(`/v1/similar/${encodeURIComponent(pid)}?k=15&explain=true`);
   } catch (e) {
     $("product").hidden = true;
     $("browse").hidden = true;

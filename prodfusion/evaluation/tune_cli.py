@@ -1,0 +1,82 @@
+"""``prodfusion tune MODEL_DIR``: learn the fusion weights on held-out interactions."""
+
+from __future__ import annotations
+
+__all__ = ["add_tune_parser"]
+
+
+def _n0_list(s: str) -> list[float | None]:
+    out: list[float | None] = []
+    for part in (p.strip() for p in s.split(",") if p.strip()):
+        out.append(None if part.lower() in ("none", "off") else float(part))
+    return out
+
+
+def cmd_tune(args) -> int:
+    from prodfusion.errors import ParameterError
+    from prodfusion.evaluation.cli_commands import _p2v, load_interactions
+    from prodfusion.recommender import Recommender
+
+    if not (args.interactions or args.pairs):
+        raise ParameterError(
+            "tune needs interactions to learn from: pass --interactions (sessions, split by "
+            "time) and/or --pairs (co-interaction pairs)."
+        )
+    rec = Recommender.load(args.model)
+    sessions, pairs = load_interactions(args, rec.catalog)
+    res = rec.tune(
+        sessions, pairs, objective=args.objective, modalities=args.modalities,
+        test_fraction=args.test_fraction, val_fraction=args.val_fraction, seed=args.eval_seed,
+        step=args.step, calibrations=args.calibrations, n0_grid=args.n0,
+        max_queries=args.max_queries, protocol=args.protocol, prod2vec=_p2v(args, rec),
+        progress=not args.quiet,
+    )
+    if not args.dry_run:
+        rec.save(args.model)  # atomic: a temp folder renamed over the old one
+    w = ", ".join(f"{m}={x:.3f}" for m, x in res["weights"].items())
+    print(f"tuned {args.model}{' (dry run: not written)' if args.dry_run else ''}: intermediate "
+          f"fusion, weights {w}, calibration {res['calibration']}, n0 {res['n0']}")
+    print(f"  validation {res['objective']} {res['validation_score']:.4f} on "
+          f"{res['split']['n_validation_cases']:,} cases "
+          f"({res['n_configs']} configurations, {res['seconds']:.1f}s); for reference:")
+    for name, v in res["reference_scores"].items():
+        print(f"    {name:<36} {v:.4f}")
+    return 0
+
+
+def add_tune_parser(sub) -> None:
+    from prodfusion.cli import _csv_list, add_interaction_options
+
+    p = sub.add_parser(
+        "tune", help="learn fusion weights, calibration and click confidence on held-out data",
+        description="Split the interactions as `evaluate retrieval` does, set the test part "
+        "aside unread, split the rest into fitting and validation parts, retrain Prod2Vec on "
+        "the fitting part and choose the intermediate-fusion weights, calibration and n0 that "
+        "score best on validation (simplex grid + coordinate search). The choice and its "
+        "provenance are written into the model folder's manifest (atomically).",
+    )
+    p.add_argument("model", help="model folder written by `prodfusion build`")
+    add_interaction_options(p)
+    p.add_argument("--objective", default="ndcg@15", help="ndcg@K or hitrate@K (default ndcg@15)")
+    p.add_argument("--modalities", default=None, type=_csv_list,
+                   help="modalities to weigh (default: all the model has)")
+    p.add_argument("--protocol", choices=["leave-last-out", "whole"], default="leave-last-out")
+    p.add_argument("--test-fraction", type=float, default=0.2,
+                   help="the evaluation's test part, set aside (default 0.2)")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="validation share of the remaining part (default 0.2)")
+    p.add_argument("--eval-seed", type=int, default=0, help="split seed (same as evaluate)")
+    p.add_argument("--step", type=float, default=0.25, help="simplex grid step (1/N)")
+    p.add_argument("--calibrations", default=["none", "zscore"], type=_csv_list)
+    p.add_argument("--n0", default=[None, 2.0, 10.0], type=_n0_list,
+                   help="click-confidence constants to try, e.g. none,2,10")
+    p.add_argument("--max-queries", type=int, default=2000,
+                   help="validation query products scored (seeded sample)")
+    p.add_argument("--p2v-epochs", type=int, default=None)
+    p.add_argument("--p2v-dim", type=int, default=None)
+    p.add_argument("--p2v-min-count", type=int, default=None)
+    p.add_argument("--workers", type=int, default=None, help="Prod2Vec threads")
+    p.add_argument("--dry-run", action="store_true", help="print the choice, write nothing")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_tune)
+

