@@ -113,6 +113,18 @@ def cmd_build(args) -> int:
               f"({rep.n_unknown_rows:,} rows of {rep.n_unknown_products:,} products not in the "
               f"catalog dropped, {rep.n_short_dropped:,} short sessions dropped, "
               f"{rep.n_capped:,} capped)", file=sys.stderr)
+    if args.engine == "ray":  # titles and photos encoded on Ray, into the embedding cache
+        from prodfusion.encoders import DEFAULT_IMAGE, DEFAULT_TEXT
+        from prodfusion.engine.cli_options import encode_with_ray
+
+        wanted = set(args.modalities or ("text", "image"))
+        specs = {m: (d if s == "default" else s) if m in wanted else None
+                 for m, s, d in (("text", _none(args.text), DEFAULT_TEXT),
+                                 ("image", _none(args.image), DEFAULT_IMAGE))}
+        if _embedding_cache(args) is None:
+            raise ProdfusionError("--engine ray returns the vectors through the embedding "
+                                  "cache; drop --cache-dir none.")
+        encode_with_ray(args, catalog, specs, _embedding_cache(args))
     rec = Recommender(
         text=_none(args.text), image=_none(args.image),
         clicks=None if args.no_clicks else "prod2vec",
@@ -318,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--vector-dtype", default="float32", choices=["float32", "float16"],
                    help="how vectors are stored in memory and in the model folder "
                         "(float16: half the size; scores within ~1e-3)")
+    from prodfusion.engine.cli_options import add_engine_options
+
+    add_engine_options(b)
     b.set_defaults(func=cmd_build)
 
     s = sub.add_parser("similar", help="the k most similar products to one product")

@@ -10,6 +10,7 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 
+from prodfusion.errors import ParameterError
 from prodfusion.service.app import STATIC_DIR, create_app
 from prodfusion.service.experiments import Allocation
 
@@ -532,5 +533,5 @@ def test_result_cache_can_be_turned_off(planted_model, tmp_path):
         for _ in range(3):
             assert c.get("/v1/similar/0001?visitor=someone").status_code == 200
         assert _cache_counts(c) == (0.0, 3.0)
-    with pytest.raises(Exception, match="'cache_size' parameter of ServiceSettings"):
+    with pytest.raises(ParameterError, match="'cache_size' parameter of ServiceSettings"):
         ab_settings(planted_model, tmp_path / "ev.sqlite3", cache_size=-1)
