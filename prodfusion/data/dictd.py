@@ -14,8 +14,8 @@ them, one pair per distinct English sentence.
 Examples
 --------
 >>> pairs = dictd_examples("/usr/share/dictd/freedict-eng-deu")        # doctest: +SKIP
->>> len(pairs), pairs[0]                                               # doctest: +SKIP
-(45729, ('in one\\'s birthday suit', 'im Adamskostüm/Evakostüm'))
+>>> len(pairs)                                                         # doctest: +SKIP
+45637
 """
 
 from __future__ import annotations
