@@ -189,11 +189,16 @@ class Weighting:
                               self.calibration, merged, self.n0)
 
     def restrict(self, modalities: Sequence[str]) -> Weighting:
-        """The same weighting over ``modalities`` only (weights of the others dropped)."""
+        """The same weighting over ``modalities`` only (weights of the others dropped).
+
+        When every kept weight is 0 (e.g. asking a tuned model for the one modality tuning
+        switched off) the kept modalities are weighed equally: the caller asked for them.
+        """
         if self.weights is None:
             return self
-        return Weighting(tuple((m, w) for m, w in self.weights if m in modalities),
-                         self.calibration, self.stats, self.n0)
+        kept = tuple((m, w) for m, w in self.weights if m in modalities)
+        return Weighting(kept if any(w > 0 for _, w in kept) else None, self.calibration,
+                         self.stats, self.n0)
 
     def check(self, modalities: Sequence[str], where: str) -> None:
         """Refuse weights naming a modality outside ``modalities`` or zero on all of them."""
