@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from prodfusion.encoders.base import MODALITIES
 from prodfusion.errors import DataError, ModelError, ParameterError, param_error
 from prodfusion.evaluation.baselines import REFERENCES, Reference
 from prodfusion.evaluation.protocol import slice_flags, slice_masks
@@ -70,7 +71,7 @@ __all__ = [
 ]
 
 FUSIONS = ("early", "intermediate", "late")
-MODALITY_ORDER = ("text", "image", "clicks")
+MODALITY_ORDER = MODALITIES
 
 
 # =========================================================================== metrics
