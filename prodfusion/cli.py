@@ -100,6 +100,12 @@ def cmd_build(args) -> int:
     t0 = time.perf_counter()
     out_dir = check_model_destination(args.out, overwrite=args.overwrite)  # before any work
     catalog = load_catalog(args)
+    if args.category_from:
+        from prodfusion.training.predict import fill_categories
+
+        catalog, n_filled = fill_categories(catalog, args.category_from)
+        print(f"categories: {n_filled:,} missing categories predicted by {args.category_from}",
+              file=sys.stderr)
     sessions = load_sessions(args, catalog)
     if sessions is not None:
         rep = sessions.report
@@ -260,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--lexical", default=None, metavar="tfidf[:DIM]",
                    help="also build the lexical modality: character 3-5-gram TF-IDF of titles "
                         "reduced by TruncatedSVD to DIM (default 256) dimensions")
+    b.add_argument("--category-from", default=None, metavar="MODEL",
+                   help="fill missing categories with this `prodfusion categorize train` model")
     b.add_argument("--fusion", default="early", choices=["early", "intermediate", "late"],
                    help="default fusion stored in the model")
     b.add_argument("--modalities", default=None, type=_csv_list,
@@ -337,6 +345,7 @@ def _register_optional(sub) -> None:
         ("prodfusion.service.cli_commands", ("add_serve_parser", "add_ab_parser")),
         ("prodfusion.training.cli_commands", ("add_distill_parser",)),
         ("prodfusion.batch.cli_commands", ("add_export_parser",)),
+        ("prodfusion.training.categorize_cli", ("add_adapt_parser", "add_categorize_parser")),
     ):
         try:
             mod = importlib.import_module(module)

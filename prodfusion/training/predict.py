@@ -1,0 +1,64 @@
+"""Predicted categories for a catalog, and a catalog with its missing categories filled in."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+__all__ = ["predict_categories", "fill_categories"]
+
+
+def _missing(catalog) -> np.ndarray:
+    cats = catalog.categories
+    if cats is None:
+        return np.ones(len(catalog), dtype=bool)
+    return np.array([c is None or str(c).strip() == "" for c in cats], dtype=bool)
+
+
+def predict_categories(model, catalog, *, only_missing: bool = False, device: str = "cpu") -> pl.DataFrame:
+    """One row per product: ``product_id``, ``category`` (given), ``predicted_category``, ``probability``.
+
+    Parameters
+    ----------
+    model : CategoryClassifier or path
+        A fitted classifier or a folder written by ``CategoryClassifier.save``.
+    catalog : prodfusion.data.Catalog
+    only_missing : bool
+        Predict only the products without a category; the others get
+        ``predicted_category = category`` and probability null, and ``source = "given"``.
+    """
+    from prodfusion.training.categorize import CategoryClassifier
+
+    clf = model if isinstance(model, CategoryClassifier) else CategoryClassifier.load(model, device=device)
+    given = catalog.categories or [None] * len(catalog)
+    todo = np.flatnonzero(_missing(catalog)) if only_missing else np.arange(len(catalog))
+    titles = catalog.titles
+    labels, probs = clf.predict([titles[i] for i in todo]) if len(todo) else ([], [])
+    predicted: list = list(given)
+    probability: list = [None] * len(catalog)
+    source = ["given"] * len(catalog)
+    for i, lab, p in zip(todo, labels, probs, strict=True):
+        predicted[i], probability[i], source[i] = str(lab), float(p), "predicted"
+    return pl.DataFrame({
+        "product_id": catalog.ids.tolist(), "category": given, "predicted_category": predicted,
+        "probability": probability, "source": source,
+    }, schema={"product_id": pl.Utf8, "category": pl.Utf8, "predicted_category": pl.Utf8,
+               "probability": pl.Float64, "source": pl.Utf8})
+
+
+def fill_categories(catalog, model, *, device: str = "cpu"):
+    """A copy of ``catalog`` whose products without a category get the predicted one.
+
+    Given categories are never changed. Adds a ``category_source`` column (``given`` /
+    ``predicted``) and ``category_probability``. Returns ``(catalog, n_filled)``.
+    """
+    from prodfusion.data import Catalog
+
+    pred = predict_categories(model, catalog, only_missing=True, device=device)
+    frame = catalog.frame.with_columns(
+        pred["predicted_category"].alias("category"),
+        pred["source"].alias("category_source"),
+        pred["probability"].alias("category_probability"),
+    )
+    n = int((pred["source"] == "predicted").sum())
+    return Catalog(frame, source=catalog.source), n

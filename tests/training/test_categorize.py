@@ -1,0 +1,133 @@
+"""Categorization on a planted catalog: accuracy, save/load, predict --only-missing, build --category-from."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from prodfusion.cli import main
+from prodfusion.data import Catalog
+from prodfusion.training.categorize import CategoryClassifier
+from prodfusion.training.predict import fill_categories, predict_categories
+from prodfusion.training.protocol import evaluate_categorization
+from prodfusion.training.report import write_categorization_report
+
+from .conftest import planted_titles
+
+
+@pytest.fixture(scope="module")
+def split(planted):
+    titles, labels = planted
+    test_t, test_l = planted_titles(40, seed=9)   # unseen titles (other noise words, other ids)
+    return titles, labels, test_t, test_l
+
+
+@pytest.mark.parametrize("frozen", [True, False])
+def test_planted_catalog_reaches_high_accuracy(split, tiny_st, frozen):
+    titles, labels, test_t, test_l = split
+    clf = CategoryClassifier(encoder=tiny_st, frozen=frozen, epochs=6, lr=1e-3, head_lr=1e-2,
+                             batch_size=16, progress=False, seed=0)
+    clf.fit(titles, labels, dev=(test_t[:20], test_l[:20]))
+    pred, prob = clf.predict(test_t)
+    acc = float(np.mean(pred == np.asarray(test_l, dtype=object)))
+    assert acc >= 0.9, acc
+    assert prob.shape == (40,) and np.all((prob > 0) & (prob <= 1))
+    if not frozen:
+        assert [h["epoch"] for h in clf.history_] == list(range(1, 7)) and 1 <= clf.best_epoch_ <= 6
+
+
+def test_save_load_round_trip_and_predict_only_missing(tmp_path, split, tiny_st):
+    titles, labels, test_t, test_l = split
+    clf = CategoryClassifier(encoder=tiny_st, frozen=True, progress=False).fit(titles, labels)
+    path = clf.save(tmp_path / "cat")
+    assert sorted(p.name for p in path.iterdir()) == ["encoder", "head.safetensors", "labels.json", "manifest.json"]
+    again = CategoryClassifier.load(path, progress=False)
+    assert again.classes_ == clf.classes_
+    np.testing.assert_allclose(again.predict_proba(test_t), clf.predict_proba(test_t), atol=1e-5)
+
+    given = [None if i % 3 == 0 else "GIVEN" for i in range(len(test_t))]   # "GIVEN" is not a class
+    cat = Catalog(pl.DataFrame({"product_id": [f"q{i}" for i in range(len(test_t))], "title": test_t,
+                                "category": given}, schema_overrides={"category": pl.Utf8}))
+    frame = predict_categories(path, cat, only_missing=True)
+    missing = frame.filter(pl.col("category").is_null())
+    kept = frame.filter(pl.col("category").is_not_null())
+    assert kept["predicted_category"].to_list() == ["GIVEN"] * kept.height          # never overwritten
+    assert set(kept["source"].to_list()) == {"given"} and kept["probability"].null_count() == kept.height
+    want = [test_l[i] for i in range(len(test_t)) if i % 3 == 0]
+    assert np.mean(np.array(missing["predicted_category"].to_list()) == np.array(want)) >= 0.9
+    filled, n = fill_categories(cat, path)
+    assert n == missing.height and filled.categories.count("GIVEN") == kept.height
+    assert None not in filled.categories
+
+
+def test_cli_train_predict_and_build_category_from(tmp_path, split, tiny_st, capsys):
+    titles, labels, test_t, _ = split
+    train_csv = tmp_path / "train.csv"
+    pl.DataFrame({"pid": [f"p{i}" for i in range(len(titles))], "name": titles, "kind": labels}).write_csv(train_csv)
+    assert main(["categorize", "train", "--catalog", str(train_csv), "--id-col", "pid", "--title-col", "name",
+                 "--category-col", "kind", "--encoder", tiny_st, "--frozen", "--out", str(tmp_path / "m")]) == 0
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert manifest["frozen"] is True and manifest["n_classes"] == 4 and manifest["data"]["label_column"] == "kind"
+
+    new_csv = tmp_path / "new.csv"
+    pl.DataFrame({"pid": ["a", "b", "c"], "name": test_t[:3], "kind": ["dress", None, None]}).write_csv(new_csv)
+    out = tmp_path / "pred.csv"
+    assert main(["categorize", "predict", str(tmp_path / "m"), "--catalog", str(new_csv), "--id-col", "pid",
+                 "--title-col", "name", "--category-col", "kind", "--only-missing", "--out", str(out)]) == 0
+    pred = pl.read_csv(out)
+    assert pred["source"].to_list() == ["given", "predicted", "predicted"]
+    assert pred["predicted_category"][0] == "dress"
+
+    model = tmp_path / "rec"
+    assert main(["build", "--catalog", str(new_csv), "--id-col", "pid", "--title-col", "name",
+                 "--category-col", "kind", "--text", tiny_st, "--image", "none", "--no-clicks",
+                 "--cache-dir", "none", "--category-from", str(tmp_path / "m"), "--out", str(model)]) == 0
+    assert "2 missing categories predicted" in capsys.readouterr().err
+    from prodfusion.recommender import Recommender
+
+    rec = Recommender.load(model)
+    assert rec.catalog.categories[0] == "dress" and None not in rec.catalog.categories
+
+
+def test_cli_unknown_label_column(tmp_path, split, capsys):
+    titles, labels, _, _ = split
+    csv = tmp_path / "c.csv"
+    pl.DataFrame({"product_id": ["1", "2"], "title": titles[:2]}).write_csv(csv)
+    assert main(["categorize", "train", "--catalog", str(csv), "--category-col", "product_type",
+                 "--out", str(tmp_path / "m")]) == 2
+    assert "product_type" in capsys.readouterr().err
+    assert main(["categorize", "train", "--catalog", str(csv), "--out", str(tmp_path / "m")]) == 2
+    assert "no category labels" in capsys.readouterr().err
+
+
+def test_evaluate_protocol_end_to_end_and_report(tmp_path, tiny_st):
+    from prodfusion.training.adapt import AdaptConfig
+
+    titles, labels = planted_titles(320, seed=4)
+    keep = [i for i, lab in enumerate(labels) if lab != "watch" or i % 16 == 2]   # watches: a tail label
+    titles, labels = [titles[i] for i in keep], [labels[i] for i in keep]
+    cat = Catalog(pl.DataFrame({"product_id": [f"p{i}" for i in range(len(titles))], "title": titles,
+                                "category": labels}))
+    res = evaluate_categorization(
+        cat, methods=["origin", "simcse"], base=tiny_st, fractions=[0.25, 1.0], seeds=[0, 1], frozen=True,
+        adapt_config=AdaptConfig(epochs=1, batch_size=16, lr=1e-3), classifier={"progress": False},
+        work_dir=tmp_path / "work", progress=False)
+    assert res["kind"] == "categorization" and len(res["runs"]) == 2 * 2 * 2
+    sizes = res["data"]["split_sizes"]
+    assert sum(sizes.values()) == len(titles) and abs(sizes["adaptation"] - len(titles) / 2) <= 2
+    assert res["data"]["tail_labels"] == ["watch"] and len(res["data"]["head_labels"]) == 3
+    assert res["summary"]["origin"]["1.0"]["accuracy"]["mean"] >= 0.85
+    assert res["adaptation"]["simcse"]["reused"] is False
+    again = evaluate_categorization(
+        cat, methods=["simcse"], base=tiny_st, fractions=[1.0], seeds=[0], frozen=True,
+        adapt_config=AdaptConfig(epochs=1, batch_size=16, lr=1e-3), classifier={"progress": False},
+        work_dir=tmp_path / "work", progress=False)
+    assert again["adaptation"]["simcse"]["reused"] is True   # same data and settings: not adapted twice
+    paths = write_categorization_report(res, tmp_path / "rep", meta={"data": "planted"})
+    md = paths["report_md"].read_text()
+    assert "Table 2 layout" in md and "Macro-F1 on tail labels" in md and "fig5_head_tail.png" in md
+    assert json.loads(paths["results_json"].read_text())["categorization"]["runs"][0]["method"] == "origin"
+    write_categorization_report(json.loads(paths["results_json"].read_text()), tmp_path / "rep2")
