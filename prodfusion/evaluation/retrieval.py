@@ -260,9 +260,12 @@ class Variant:
         Label in reports (default: ``"intermediate:text+image+clicks"``).
     model : str, optional
         Model folder (replay configs; None: the default model).
-    weights, calibration : optional
-        Fusion weights / calibration for this configuration (default: the model's own,
-        e.g. those chosen by ``prodfusion tune``; :mod:`prodfusion.fusion.weights`).
+    weights, calibration, n0 : optional
+        Fusion weights / calibration / click confidence for this configuration (default: the
+        model's own, e.g. those chosen by ``prodfusion tune``; :mod:`prodfusion.fusion.weights`).
+    paper : bool
+        Use the paper's formulas (equal weights, raw cosines, raw early blocks) whatever the
+        model's weighting.
 
     Examples
     --------
@@ -279,6 +282,8 @@ class Variant:
     model: str | None = None
     weights: tuple[tuple[str, float], ...] | None = None
     calibration: str | None = None
+    n0: float | None = None
+    paper: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.weights, Mapping):
@@ -300,7 +305,7 @@ class Variant:
     def label(self) -> str:
         if self.name:
             return self.name
-        w = ""
+        w = " [paper]" if self.paper else ""
         if self.weights is not None or self.calibration is not None:
             w = " [" + ",".join(f"{m}={x:g}" for m, x in (self.weights or ())) + (
                 f" {self.calibration}" if self.calibration else "") + "]"
@@ -322,12 +327,12 @@ class Variant:
         """Top-``k`` catalog rows for each query row (``-1`` pads), best first."""
         q = np.asarray(query_rows, dtype=np.int64)
         override = None
-        if self.weights is not None or self.calibration is not None:
+        if self.paper or self.weights is not None or self.calibration is not None:
             from prodfusion.fusion.weights import Weighting
 
-            override = Weighting.make(dict(self.weights) if self.weights is not None else None,
-                                      self.calibration or "none", None,
-                                      getattr(rec, "click_n0", None), where=self.label)
+            override = Weighting() if self.paper else Weighting.make(
+                dict(self.weights) if self.weights is not None else None,
+                self.calibration or "none", None, self.n0, where=self.label)
         primary = rec.fuser(self.fusion, self.modalities, override)
         rows, _ = primary.topk(q, k, diff_code=diff_code)
         if not self.fallback:
@@ -382,7 +387,7 @@ def parse_variant(spec: str | Mapping | Variant, *, default_model: str | None = 
         d = dict(spec)
         base = BASELINE if d.pop("baseline", False) else Variant()
         unknown = set(d) - {"fusion", "modalities", "fallback", "name", "model", "weights",
-                            "calibration"}
+                            "calibration", "n0", "paper"}
         if unknown:
             raise ParameterError(
                 f"{where}: unknown config key(s) {sorted(unknown)}; use fusion, modalities, "
@@ -445,7 +450,7 @@ def parse_variant(spec: str | Mapping | Variant, *, default_model: str | None = 
         if isinstance(v, Reference):
             return Reference(v.kind, v.name, str(default_model))
         v = Variant(v.fusion, v.modalities, v.fallback, v.name, str(default_model), v.weights,
-                    v.calibration)
+                    v.calibration, v.n0, v.paper)
     return v
 
 

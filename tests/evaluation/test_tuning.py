@@ -156,7 +156,8 @@ def test_evaluation_uses_the_models_weights_unless_a_variant_sets_its_own():
     res = evaluate_retrieval(rec, variants=[
         "intermediate:text+image", "intermediate:text",
         {"fusion": "intermediate", "modalities": ["text", "image"],
-         "weights": {"text": 1, "image": 1}, "name": "equal"}], **kw)
+         "weights": {"text": 1, "image": 1}, "name": "equal"},
+        {"fusion": "intermediate", "modalities": ["text", "image"], "paper": True}], **kw)
 
     def hr(r, label):
         return next(x["hit_rate"]["value"] for x in r["rows"]
@@ -164,4 +165,5 @@ def test_evaluation_uses_the_models_weights_unless_a_variant_sets_its_own():
 
     assert hr(res, "intermediate:text+image") == hr(res, "intermediate:text")
     assert hr(res, "equal") == hr(plain, "intermediate:text+image")
+    assert hr(res, "intermediate:text+image [paper]") == hr(plain, "intermediate:text+image")
     assert hr(res, "intermediate:text+image") != hr(plain, "intermediate:text+image")
