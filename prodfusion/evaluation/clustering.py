@@ -562,6 +562,22 @@ def evaluate_clustering(
         eligible = np.zeros(len(catalog), dtype=bool)
         for m in used:
             eligible |= rec.embeddings_[m].mask
+    # N larger than the categories that have eligible products cannot run: skip it, say so.
+    notes: list[str] = []
+    cats_ok = {c for c, ok in zip(catalog.categories, eligible, strict=True)
+               if ok and c is not None and c != ""}
+    too_many = [n for n in ns if n > len(cats_ok)]
+    if too_many:
+        notes.append(
+            f"N = {', '.join(map(str, too_many))} skipped: only {len(cats_ok)} categories have "
+            f"products with every evaluated modality ({'+'.join(used)})")
+        ns = [n for n in ns if n <= len(cats_ok)]
+    if not ns:
+        raise DataError(
+            f"Only {len(cats_ok)} categories have eligible products (with every evaluated "
+            f"modality: {'+'.join(used)}); cannot take the {min(too_many)} most frequent. "
+            + ("Check the category column." if len(cats_ok) < 2 else "Ask for fewer categories.")
+        )
     main_n = main_categories if main_categories in ns else None
     t3 = tuple(table3_fusions) if table3_fusions is not None else tuple(fusions)
 
@@ -744,4 +760,5 @@ def evaluate_clustering(
         },
         "seconds": time.perf_counter() - t_start,
         "figure": figure,
+        "notes": notes,
     }
