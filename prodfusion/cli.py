@@ -136,6 +136,7 @@ def cmd_build(args) -> int:
         cache_dir=_embedding_cache(args),
         batch_size=args.batch_size, seed=args.seed, vector_dtype=args.vector_dtype,
         weights=args.weights, calibration=args.calibration, click_n0=args.click_n0,
+        lexical=args.lexical,
     ).build(catalog, sessions)
     if args.cluster_late:
         rec.cluster_late()
@@ -294,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--image", default="default",
                    help="image encoder: effnet-lite0, clip:<name-or-path>, none")
     b.add_argument("--no-clicks", action="store_true", help="do not train Prod2Vec")
+    b.add_argument("--lexical", default=None, metavar="tfidf[:DIM]",
+                   help="also build the lexical modality: character 3-5-gram TF-IDF of titles "
+                        "reduced by TruncatedSVD to DIM (default 256) dimensions")
     b.add_argument("--category-from", default=None, metavar="MODEL",
                    help="fill missing categories with this `prodfusion categorize train` model")
     b.add_argument("--fusion", default="early", choices=["early", "intermediate", "late"],

@@ -141,6 +141,9 @@ class Recommender:
     click_n0 : float, optional
         Confidence-weighted clicks: the click weight of a pair is multiplied by
         ``c(n_i)·c(n_j)``, ``c(n) = n/(n + n0)``, n = training occurrences.
+    lexical : {"tfidf", "tfidf:DIM"}, optional
+        Also build the ``lexical`` modality: character 3–5-gram TF-IDF of the titles reduced
+        to DIM (default 256) dimensions by TruncatedSVD (:mod:`prodfusion.encoders.lexical`).
 
     Examples
     --------
@@ -166,6 +169,7 @@ class Recommender:
     weights: Mapping[str, float] | str | None = None
     calibration: str = "none"
     click_n0: float | None = None
+    lexical: str | None = None
 
     def __post_init__(self) -> None:
         check_method(self.fusion, "Recommender()")
@@ -173,6 +177,10 @@ class Recommender:
                             where="Recommender()")
         self.weights = dict(wt.weights) if wt.weights is not None else None
         self._calibration_stats: dict = {}
+        if self.lexical is not None:
+            from prodfusion.encoders.lexical import parse_lexical_spec
+
+            parse_lexical_spec(self.lexical)
         self.vector_dtype = check_vector_dtype(self.vector_dtype, "Recommender()")
         if self.clicks not in (None, "prod2vec"):
             raise param_error("clicks", "Recommender()", "'prod2vec' or None", self.clicks)
@@ -221,6 +229,17 @@ class Recommender:
                 self.skipped_[m] = f"no product could be encoded by {specs[m]} (0 present)"
                 continue
             embeddings[m] = emb
+        if self.lexical and "lexical" in wanted:
+            from prodfusion.encoders.lexical import LexicalEncoder, parse_lexical_spec
+
+            t = time.perf_counter()
+            enc = LexicalEncoder(dim=parse_lexical_spec(self.lexical), seed=self.seed)
+            emb = enc.encode(catalog).astype(self.vector_dtype)
+            timings["lexical"] = time.perf_counter() - t
+            if emb.n_present == 0:
+                self.skipped_["lexical"] = "no title has a character n-gram (0 present)"
+            else:
+                embeddings["lexical"] = emb
         if self.clicks and "clicks" in wanted:
             if sessions is None:
                 self.skipped_["clicks"] = "no sessions given (--interactions / --pairs)"
@@ -241,6 +260,13 @@ class Recommender:
             )
         self._set_state(catalog, embeddings, sessions=sessions)
         self.build_info_ = {"seconds": time.perf_counter() - t0, "per_modality_seconds": timings}
+        if self.fusion == "early" and not self.normalize and self.weighting().is_default:
+            from prodfusion.fusion.weights import norm_ratio_warnings
+
+            warnings = norm_ratio_warnings(self.embeddings_, self.modalities)
+            for w in warnings:
+                log.warning("%s", w)
+            self.build_info_["warnings"] = warnings
         return self
 
     def _cluster(self, emb: Embeddings, k: int) -> np.ndarray:
