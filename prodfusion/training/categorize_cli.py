@@ -209,6 +209,7 @@ def cmd_cat_evaluate(args) -> int:
     res = evaluate_categorization(
         catalog, methods=args.methods, base=args.base, fractions=args.fractions, seeds=args.seeds,
         split=args.split, split_seed=args.split_seed, head_share=args.head_share, frozen=args.frozen,
+        max_dev=args.max_dev,
         classifier=_classifier_kwargs(args), adapt_config=_adapt_config(args), encoders=encoders,
         work_dir=args.work_dir, cache=_cache(args),
     )
@@ -257,6 +258,8 @@ def add_categorize_parser(sub) -> argparse.ArgumentParser:
     e.add_argument("--head-share", type=float, default=0.8, help="head labels hold this share of instances")
     e.add_argument("--encoder", action="append", default=None,
                    help="reuse an adapted encoder: simcse=st:PATH or convirt=st:PATH (repeatable)")
+    e.add_argument("--max-dev", type=int, default=None,
+                   help="fine-tuning: choose the epoch on at most this many dev products (default: all)")
     e.add_argument("--work-dir", default=None, help="where adapted encoders are written (kept; resumable)")
     _classifier_options(e)
     _adapt_options(e)
