@@ -70,8 +70,10 @@ class Progress:
         left = (self.total - self.done) / rate if rate > 0 else float("nan")
         eta = f"{int(left // 60)}m{int(left % 60):02d}s" if left == left else "?"
         pct = 100.0 * self.done / self.total if self.total else 100.0
+        speed = f"{rate:,.0f}/s" if rate >= 10 else f"{rate:.2g}/s"  # epochs: 0.5/s, not 0/s
+        now = f" [{self._postfix}]" if getattr(self, "_postfix", "") else ""
         return (f"{self.desc}: {self.done:,}/{self.total:,} {self.unit} ({pct:.1f}%), "
-                f"{rate:,.0f}/s, elapsed {el:.0f}s, ETA {eta}")
+                f"{speed}, elapsed {el:.0f}s, ETA {eta}{now}")
 
     def update(self, n: int) -> None:
         self.done += int(n)
@@ -96,6 +98,7 @@ class Progress:
 
     # tqdm's interface, for code written against a tqdm bar
     def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        self._postfix = s  # shown at the end of plain lines
         if self._bar is not None:
             self._bar.set_postfix_str(s, refresh=refresh)
 

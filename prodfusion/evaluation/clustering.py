@@ -612,9 +612,9 @@ def evaluate_clustering(
     n_runs = len(jobs) * len(seed_list) * (2 if direct else 1)
     bar = None
     if progress is True:
-        from tqdm.auto import tqdm
+        from prodfusion.progress import Progress  # a bar on a terminal, plain lines in a log
 
-        bar = tqdm(total=n_runs, desc="clustering (t-SNE + k-means++)", unit="run")
+        bar = Progress(n_runs, "clustering (t-SNE + k-means++)", "run")
 
     def tick(msg: str) -> None:
         if bar is not None:
