@@ -9,6 +9,7 @@ connections for ``--duration`` seconds after a warm-up. Latency is measured by t
     python benchmarks/service_load.py --products 20000 --duration 20
     python benchmarks/service_load.py --products 20000 --endpoint /healthz   # HTTP-stack ceiling
     python benchmarks/service_load.py --model /tmp/prodfusion-scale/1m/model  # a saved model
+    python benchmarks/service_load.py --model M --lists lists.parquet --workers 2   # precomputed
 
 With ``--model`` the request ids are drawn from that model's catalog. The 1-minute load average
 is sampled once a second during the measured window and reported (min/mean/max).
@@ -64,8 +65,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def synthetic_lists(model: Path, out: Path, k: int, seed: int = 0) -> Path:
+    """A lists file for every product of ``model`` in the export layout, with ``k`` random
+    other products per list (scores descending): the serving cost of a list does not depend
+    on which products it names. Marked ``"synthetic": true`` in its metadata."""
+    import numpy as np
+    import pyarrow as pa
+
+    from prodfusion.batch.lists import LISTS_FORMAT_VERSION, write_lists
+
+    ids = model_ids(model)
+    n = len(ids)
+    st = json.loads((model / "manifest.json").read_text()).get("settings", {})
+    rng = np.random.default_rng(seed)
+    nbr = (np.arange(n)[:, None] + rng.integers(1, n, size=(n, k))) % n  # never the product
+    scores = -np.sort(-rng.random((n, k), dtype=np.float32), axis=1)
+    arr = pa.array(ids, pa.string())
+    off = pa.array(np.arange(0, n * k + 1, k, dtype=np.int32))
+    table = pa.table({"product_id": arr,
+                      "ids": pa.ListArray.from_arrays(off, arr.take(pa.array(nbr.ravel()))),
+                      "scores": pa.ListArray.from_arrays(off, pa.array(scores.ravel()))})
+    meta = {"format_version": LISTS_FORMAT_VERSION, "k": k, "fusion": st.get("fusion"),
+            "modalities": st.get("modalities"), "normalize": st.get("normalize", False),
+            "model": {"path": str(model)}, "n_products": n, "start": 0, "stop": n,
+            "synthetic": True}
+    return write_lists(table, out, meta)
+
+
 def start_server(model: Path, port: int, events: Path, log: Path, workers: int = 1,
-                 cache_size: int | None = None) -> subprocess.Popen:
+                 cache_size: int | None = None, lists: Path | None = None,
+                 lists_layout: str | None = None) -> subprocess.Popen:
     import httpx
 
     cmd = [sys.executable, "-m", "prodfusion.cli", "serve", str(model), "--port", str(port),
@@ -73,6 +102,10 @@ def start_server(model: Path, port: int, events: Path, log: Path, workers: int =
            "--log-level", "warning", "--workers", str(workers)]
     if cache_size is not None:
         cmd += ["--cache-size", str(cache_size)]
+    if lists is not None:
+        cmd += ["--lists", str(lists)]
+    if lists_layout:
+        cmd += ["--lists-layout", lists_layout]
     proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
     end = time.monotonic() + 600
     while time.monotonic() < end:
@@ -180,6 +213,18 @@ def server_cache_counts(url: str) -> dict:
     return counts
 
 
+def server_answer_counts(url: str) -> dict:
+    """Which path answered /v1/similar (lists | cache | live), summed from /metrics."""
+    import httpx
+
+    counts: dict[str, float] = {}
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith("prodfusion_similar_answers_total{"):
+            path = line.split('path="', 1)[1].split('"', 1)[0]
+            counts[path] = counts.get(path, 0.0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
 def zipf_ids(all_ids: list[str], count: int, s: float, seed: int = 0) -> list[str]:
     """``count`` ids drawn with P(rank r) ∝ 1/r^s over a random popularity order of ``all_ids``."""
     import numpy as np
@@ -264,6 +309,13 @@ def main(argv: list[str] | None = None) -> int:
                     "alike, the worst case for the cache) or Zipf-popular (like real traffic)")
     ap.add_argument("--zipf-s", type=float, default=1.0)
     ap.add_argument("--paths", type=int, default=100_000, help="distinct request paths drawn")
+    ap.add_argument("--lists", default=None,
+                    help="serve precomputed lists from this file (prodfusion export), live "
+                    "search for what it lacks")
+    ap.add_argument("--synthetic-lists", action="store_true",
+                    help="write a lists file for every product of the model (k random products "
+                    "each) and serve it; for measuring the serving path only")
+    ap.add_argument("--lists-layout", default=None, choices=["arrow", "sqlite", "memory"])
     args = ap.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="pf-load-"))
@@ -275,10 +327,16 @@ def main(argv: list[str] | None = None) -> int:
         model = build_model(work, args.products, [int(d) for d in args.dims.split(",")])
         n = args.products
     build_s = time.perf_counter() - t0
+    lists = Path(args.lists) if args.lists else None
+    lists_s = None
+    if args.synthetic_lists:
+        t0 = time.perf_counter()
+        lists = synthetic_lists(model, work / "lists.parquet", args.k)
+        lists_s = time.perf_counter() - t0
     port = free_port()
     t0 = time.perf_counter()
     server = start_server(model, port, work / "events.sqlite3", work / "server.log",
-                          args.workers, args.cache_size)
+                          args.workers, args.cache_size, lists, args.lists_layout)
     start_s = time.perf_counter() - t0
     try:
         import httpx
@@ -297,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.client == "wrk" and args.warmup > 0:
             run_wrk(url, paths, args.concurrency, args.warmup, args.wrk_threads, work)
         cache_before = server_cache_counts(url)
+        answers_before = server_answer_counts(url)
         load_before = os.getloadavg()
         import threading
 
@@ -323,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
             lat_max = max(lat) if lat else float("nan")
             n_req = len(lat)
         cache_after = server_cache_counts(url)
+        answers_after = server_answer_counts(url)
         load_after = os.getloadavg()
         stop.set()
         sampler.join()
@@ -348,6 +408,12 @@ def main(argv: list[str] | None = None) -> int:
             f"zipf s={args.zipf_s}" if args.ids == "zipf" else "uniform"),
         "distinct_paths": len(set(paths)),
         "cache_hit_rate": round(hits / (hits + misses), 4) if hits + misses else None,
+        "lists": None if lists is None else {
+            "file": str(lists), "synthetic": bool(args.synthetic_lists),
+            "layout": args.lists_layout or "arrow",
+            "write_s": None if lists_s is None else round(lists_s, 1)},
+        "answered_by": {p: answers_after.get(p, 0.0) - answers_before.get(p, 0.0)
+                        for p in sorted(set(answers_after) | set(answers_before))},
         "concurrency": args.concurrency,
         "duration_s": round(elapsed, 2),
         "requests": n_req,

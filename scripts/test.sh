@@ -2,7 +2,7 @@
 # Install everything the tests need (including Debian's chromium for the browser test) and run them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EXTRAS=test bash scripts/install.sh
+EXTRAS=test,ray bash scripts/install.sh  # Ray: the prodfusion[ray] tests run in CI too
 # Debian packages for the browser test (chromium) and the PostgreSQL event-store tests.
 need=""
 command -v chromium >/dev/null 2>&1 || need="$need chromium"

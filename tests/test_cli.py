@@ -117,7 +117,6 @@ def test_stats(files, capsys):
 @pytest.mark.slow
 def test_synthetic_planted_categories_recovered(tmp_path):
     """Packaged encoders on the synthetic shop: every modality and fusion finds the categories."""
-    from sklearn.metrics import adjusted_rand_score
 
     from prodfusion.data import clean_sessions, make_synthetic, read_catalog, read_interactions
     from prodfusion.demo import kmeans_ari
@@ -144,7 +143,6 @@ def test_synthetic_planted_categories_recovered(tmp_path):
         rows, _ = rec.fuser(fusion).topk(np.arange(len(cat)), 10)
         precision = (labels[rows] == labels[:, None]).mean()
         assert precision > 0.8, (fusion, precision)
-    assert adjusted_rand_score(labels, labels) == 1.0
 
 
 def test_build_with_a_float16_embedding_cache_then_rebuild_from_it(files, capsys):

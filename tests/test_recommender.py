@@ -72,8 +72,12 @@ def test_similar_batch_shapes_and_filters(planted):
     assert not set(ex) & set(ids2)
     ids3, _ = rec.similar("0000000000", k=20, same_category=True)
     assert all(cats[catalog.row_of(i)] == 0 for i in ids3)
-    ids4, _ = rec.similar("0000000000", k=30, exclude_group=True, modalities=["text"])
-    assert "0000000001" not in ids4  # same group g0
+    # k = every other product, so the group mate (g0: rows 0 and 1) is returned unless
+    # exclude_group removes it, whatever its category.
+    every, _ = rec.similar("0000000000", k=59, modalities=["text"])
+    assert "0000000001" in every
+    ids4, _ = rec.similar("0000000000", k=59, exclude_group=True, modalities=["text"])
+    assert set(ids4) == set(every) - {"0000000001"}  # same group g0, nothing else dropped
 
 
 def test_modality_subsets_and_errors(planted):
@@ -180,10 +184,12 @@ def test_late_labels_are_cached_by_content(planted, tmp_path, monkeypatch):
     monkeypatch.setattr(recmod, "cluster_auto", counting)
     rec = Recommender(cache_dir=tmp_path / "cache")
     rec._set_state(catalog, {"text": embs["text"], "clicks": embs["clicks"]})
-    assert sorted(calls) == ["clicks", "text"]
+    assert calls == []  # lazy: nothing is clustered before late fusion is used
     first = {m: lab.copy() for m, lab in rec.late_labels_.items()}
+    assert sorted(calls) == ["clicks", "text"]
     calls.clear()
     new_clicks = Embeddings(embs["clicks"].vectors * 2 + 1, embs["clicks"].mask, "clicks")
     rec._set_state(catalog, {"text": embs["text"], "clicks": new_clicks})
+    rec.cluster_late()
     assert calls == ["clicks"]  # text clusters came from the cache
     np.testing.assert_array_equal(rec.late_labels_["text"], first["text"])

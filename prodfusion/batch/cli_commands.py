@@ -9,38 +9,13 @@ import argparse
 import json
 import sys
 
-__all__ = ["add_export_parser", "add_engine_options", "executor_from_args"]
+from prodfusion.engine.cli_options import add_engine_options, executor_from_args
+
+__all__ = ["add_export_parser"]
 
 
 def _csv_list(s: str) -> list[str]:
     return [p.strip() for p in s.split(",") if p.strip()]
-
-
-def add_engine_options(p: argparse.ArgumentParser) -> None:
-    """``--engine local|ray`` and the Ray options (shared by ``build`` and ``export``)."""
-    g = p.add_argument_group("engine (where the parallel work runs)")
-    g.add_argument("--engine", default="local", choices=["local", "ray"],
-                   help="local: this process (default); ray: Ray workers "
-                        "(pip install 'prodfusion[ray]')")
-    g.add_argument("--address", default=None,
-                   help="Ray cluster: 'auto' (running cluster) or ray://HOST:10001; default: "
-                        "start a local Ray on this machine")
-    g.add_argument("--ray-workers", type=int, default=None,
-                   help="Ray actors (default: the cluster's CPUs / --num-cpus-per-worker)")
-    g.add_argument("--num-cpus-per-worker", type=float, default=1.0,
-                   help="CPUs reserved per Ray actor (fractions allowed, e.g. 0.5)")
-    g.add_argument("--num-gpus-per-worker", type=float, default=0.0,
-                   help="GPUs per Ray actor (e.g. 0.25: four actors share one GPU)")
-
-
-def executor_from_args(args):
-    from prodfusion.engine import make_executor
-
-    if args.engine == "local":
-        return make_executor("local")
-    return make_executor("ray", address=args.address, workers=args.ray_workers,
-                         num_cpus_per_worker=args.num_cpus_per_worker,
-                         num_gpus_per_worker=args.num_gpus_per_worker)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -51,7 +26,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         rep = export_lists(
             args.model, args.out, k=args.k, fusion=args.fusion, modalities=args.modalities,
             batch_size=args.batch_size, start=args.start, stop=args.stop, executor=executor,
-            resume=not args.restart, progress=False if args.quiet else None)
+            resume=not args.restart, progress=False if args.quiet else None,
+            explain=args.explain)
     finally:
         executor.close()
     if args.json:
@@ -83,6 +59,8 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
     e.add_argument("--stop", type=int, default=None, help="end (exclusive) of the rows to export")
     e.add_argument("--restart", action="store_true",
                    help="discard the finished batches of an interrupted export")
+    e.add_argument("--explain", action="store_true",
+                   help="also write share_<modality> columns: each modality's part of each score")
     e.add_argument("--quiet", action="store_true", help="no progress output")
     e.add_argument("--json", action="store_true", help="print the report as JSON")
     add_engine_options(e)

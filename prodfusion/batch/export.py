@@ -49,13 +49,33 @@ def _given(rec):
     return rec
 
 
-def _range_lists(rec, rows: tuple[int, int], *, k: int, fusion: str, modalities: tuple[str, ...]):
+def _range_lists(rec, rows: tuple[int, int], *, k: int, fusion: str, modalities: tuple[str, ...],
+                 explain: bool = False):
     """The lists of catalog rows ``[lo, hi)`` as an Arrow table (runs on a worker)."""
     lo, hi = rows
     pids = rec._ids[lo:hi]
     ids, scores = rec.similar_batch(list(pids), k, fusion=fusion, modalities=modalities,
                                     where="export_lists()")
-    return lists_table(pids, ids, scores)
+    table = lists_table(pids, ids, scores)
+    if explain:
+        table = _with_shares(rec, table, fusion, modalities)
+    return table
+
+
+def _with_shares(rec, table: pa.Table, fusion: str, modalities) -> pa.Table:
+    """Add ``share_<modality>`` (and ``share_base``) list columns: each modality's part of every
+    listed score (:meth:`Recommender.explain`; they add up to the score)."""
+    cols = {m: [] for m in (*modalities, "base")}
+    for pid, listed in zip(table.column("product_id").to_pylist(),
+                           table.column("ids").to_pylist(), strict=True):
+        ex = rec.explain(pid, listed, fusion=fusion, modalities=modalities) if listed else []
+        for m in modalities:
+            cols[m].append([float(e["modalities"][m]["share"]) if m in e["modalities"] else 0.0
+                            for e in ex])
+        cols["base"].append([float(e.get("base", 0.0)) for e in ex])
+    for m, values in cols.items():
+        table = table.append_column(f"share_{m}", pa.array(values, pa.list_(pa.float32())))
+    return table
 
 
 def _job_meta(rec, *, k, fusion, modalities, start, stop) -> dict:
@@ -92,6 +112,7 @@ def export_lists(
     executor=None,
     resume: bool = True,
     progress: bool | None = None,
+    explain: bool = False,
 ) -> dict:
     """Write the ``k`` most similar products of every product (rows ``start..stop``) to ``out``.
 
@@ -115,6 +136,9 @@ def export_lists(
         starts over.
     progress : bool or None
         A tqdm bar on a terminal, plain lines every 30 s otherwise; False: silent.
+    explain : bool
+        Also write ``share_<modality>`` and ``share_base`` columns: each modality's part of
+        every listed score (:meth:`Recommender.explain`; ``base + Σ shares = score``).
 
     Returns
     -------
@@ -154,8 +178,10 @@ def export_lists(
     method = check_method(fusion or rec.fusion, "export_lists()")
     mods = check_modalities(modalities if modalities is not None else rec.modalities,
                             tuple(rec.embeddings_), "export_lists()")
-    rec.searcher(method, mods)  # fails here, once, before any worker starts
+    if executor.name == "local":  # remote workers read the index themselves
+        rec.searcher(method, mods)  # loads (or builds) the index once, before the first batch
     meta = _job_meta(rec, k=k, fusion=method, modalities=mods, start=start, stop=stop)
+    meta["explain"] = bool(explain)
 
     out = Path(out)
     parts = parts_folder(out)
@@ -174,7 +200,8 @@ def export_lists(
     reused = len(ranges) - len(todo)
     bar = Progress(stop - start, "export", "products", enabled=progress,
                    initial=sum(hi - lo for lo, hi in ranges) - sum(hi - lo for lo, hi in todo))
-    fn = functools.partial(_range_lists, k=k, fusion=method, modalities=mods)
+    fn = functools.partial(_range_lists, k=k, fusion=method, modalities=mods,
+                           explain=bool(explain))
     make = (functools.partial(_given, rec) if executor.name == "local"
             else functools.partial(_load_model, str(folder), False))
     try:

@@ -159,3 +159,20 @@ def test_cli_export_prints_plain_progress_when_not_a_terminal(model, tmp_path, c
     assert "export: 500/500 products (100.0%)" in captured.err
     ids, _ = _expected(Recommender.load(model), 5)
     assert pq.read_table(out).column("ids").to_pylist() == ids
+
+
+@pytest.mark.parametrize("fusion", ["early", "intermediate", "late"])
+def test_explain_shares_add_up_to_the_scores(model, tmp_path, fusion):
+    out = tmp_path / "x.parquet"
+    export_lists(model, out, k=5, fusion=fusion, stop=60, explain=True, progress=False)
+    t = pq.read_table(out)
+    assert read_lists_meta(out)["explain"] is True
+    total = np.array(t.column("share_base").to_pylist(), dtype=np.float64)
+    for m in ("text", "image", "clicks"):
+        total += np.array(t.column(f"share_{m}").to_pylist(), dtype=np.float64)
+    np.testing.assert_allclose(total, np.array(t.column("scores").to_pylist()), atol=2e-4)
+    rec = Recommender.load(model)
+    pid = rec.catalog.ids[3]
+    ex = rec.explain(pid, t.column("ids")[3].as_py(), fusion=fusion)
+    assert t.column("share_image")[3].as_py() == pytest.approx(
+        [e["modalities"]["image"]["share"] for e in ex], abs=1e-6)

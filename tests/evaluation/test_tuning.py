@@ -67,6 +67,9 @@ def test_a_noise_modality_gets_about_zero_weight():
     rec, sessions, _ = _shop()
     res = tune_weights(rec, sessions=sessions, **KW)
     assert res["weights"]["image"] <= 0.125 < res["weights"]["text"]
+    assert res["weights"]["image"] >= 0.05 - 1e-9  # the floor: never exactly 0 by default
+    exact = tune_weights(rec, sessions=sessions, min_weight=0, **KW)
+    assert exact["weights"]["image"] <= 0.125
     refs = res["reference_scores"]
     assert res["validation_score"] >= refs["equal weights (calibration none)"]
     assert refs["text alone"] > refs["image alone"]
@@ -144,3 +147,26 @@ def test_cli_tune_writes_the_manifest_and_similar_uses_it(tmp_path, capsys):
     assert tuned.weighting().weights == tuple(sorted(w.items()))
     ids, _, why = tuned.similar("0000", k=5, explain=True)
     assert why[0]["modalities"]["image"]["weight"] == pytest.approx(w["image"])
+
+
+def test_evaluation_uses_the_models_weights_unless_a_variant_sets_its_own():
+    from prodfusion.evaluation.retrieval import evaluate_retrieval
+
+    rec, sessions, _ = _shop()
+    kw = dict(sessions=sessions, k=5, n_boot=10, progress=False)
+    plain = evaluate_retrieval(rec, variants=["intermediate:text+image"], **kw)
+    rec.weights = {"text": 1.0, "image": 0.0}
+    res = evaluate_retrieval(rec, variants=[
+        "intermediate:text+image", "intermediate:text",
+        {"fusion": "intermediate", "modalities": ["text", "image"],
+         "weights": {"text": 1, "image": 1}, "name": "equal"},
+        {"fusion": "intermediate", "modalities": ["text", "image"], "paper": True}], **kw)
+
+    def hr(r, label):
+        return next(x["hit_rate"]["value"] for x in r["rows"]
+                    if x["variant"] == label and x["slice"] == "all" and x["source"] == "sessions")
+
+    assert hr(res, "intermediate:text+image") == hr(res, "intermediate:text")
+    assert hr(res, "equal") == hr(plain, "intermediate:text+image")
+    assert hr(res, "intermediate:text+image [paper]") == hr(plain, "intermediate:text+image")
+    assert hr(res, "intermediate:text+image") != hr(plain, "intermediate:text+image")

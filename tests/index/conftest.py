@@ -59,8 +59,26 @@ def assert_same_topk(fuser, queries, r_exact, s_exact, r_got, s_got, atol=1e-5):
 @pytest.fixture(autouse=True)
 def _one_faiss_thread():
     """FAISS's OpenMP threads spin on a shared 2-core machine; the tests' data is tiny."""
-    faiss = pytest.importorskip("faiss")
+    try:
+        import faiss
+    except ImportError:  # exact-search tests still run; FAISS tests skip (hook below)
+        yield
+        return
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     yield
     faiss.omp_set_num_threads(before)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """A test that reaches FAISS when faiss-cpu is not installed is skipped, not failed.
+
+    Only that one error becomes a skip (the library's own message, see
+    ``prodfusion.index.faiss_index._faiss``); every other failure stays a failure, and tests
+    that never touch FAISS (exact search) run either way.
+    """
+    outcome = yield
+    exc = outcome.excinfo[1] if outcome.excinfo else None
+    if isinstance(exc, ImportError) and "Approximate search needs FAISS" in str(exc):
+        outcome.force_exception(pytest.skip.Exception(f"faiss-cpu not installed: {exc}"))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from prodfusion.encoders.base import Embeddings
-from prodfusion.errors import ParameterError
+from prodfusion.errors import NotBuiltError, ParameterError
 from prodfusion.fusion import make_fuser
 from prodfusion.index import IndexSettings, cluster_auto, make_fused_index
 from tests.index.conftest import assert_same_topk, make_planted
@@ -177,7 +177,7 @@ def test_products_without_any_modality_get_nothing(planted):
 def test_errors(planted):
     _, embs, _, _ = planted
     approx = make_fused_index("early", MODS, settings=ANN)
-    with pytest.raises(Exception, match="not built: call build"):
+    with pytest.raises(NotBuiltError, match="not built: call build"):
         approx.topk([0], 5)
     approx.build(embs)
     with pytest.raises(ParameterError, match=r"Query rows must be in \[0, 600\); got 0..600"):

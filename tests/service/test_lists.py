@@ -146,3 +146,20 @@ def test_hot_reload_of_the_lists_file(models, tmp_path):
         assert str(tmp_path) not in errors["lists:default"]  # no server paths in public answers
         assert len(_items(c, "0001", k=6)[1]) == 6 and _answers(c)["lists"] == 3.0
         assert 'prodfusion_lists_reloads_total{outcome="refused"} 1.0' in c.get("/metrics").text
+
+
+def test_lists_in_the_configuration_file(tmp_path):
+    from prodfusion.errors import ParameterError
+    from prodfusion.service.settings import load_settings
+
+    cfg = tmp_path / "serve.toml"
+    cfg.write_text('[service]\nlists = "all.parquet"\nlists_layout = "sqlite"\n'
+                   '[experiment]\nname = "e"\n'
+                   '[[experiment.variants]]\nname = "a"\nmodel = "m"\nlists = "sub/a.parquet"\n'
+                   '[[experiment.variants]]\nname = "b"\nmodel = "m"\n')
+    s = load_settings(cfg)
+    assert s.lists == tmp_path / "all.parquet" and s.lists_layout == "sqlite"
+    a, b = s.experiment.variants
+    assert a.lists == tmp_path / "sub" / "a.parquet" and b.lists is None
+    with pytest.raises(ParameterError, match="The 'lists_layout' parameter of ServiceSettings"):
+        ServiceSettings.for_model(tmp_path, lists_layout="redis")

@@ -1,0 +1,103 @@
+"""Encoding on Ray Data gives the local path's embeddings, counts photo failures the same way,
+goes through the embedding cache, and resumes from shards an interrupted run left."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from prodfusion.encoders import EmbeddingCache, make_encoder
+from prodfusion.errors import ParameterError
+from tests.encoders.conftest import draw, make_catalog
+
+pytestmark = pytest.mark.slow
+
+WORDS = ["red", "dress", "laptop", "blue", "shoe", "shoes", "kırmızı", "çanta", "bag", "lamp"]
+
+
+def _titles(n: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, 3)) + f" {i % 997}" for i in range(n)]
+
+
+def test_text_on_ray_equals_local_and_resumes_from_leftover_shards(ray_local, tiny_st_path,
+                                                                  tmp_path):
+    from prodfusion.encoders.cache import content_key
+    from prodfusion.engine.ray_encode import encode_on_ray
+
+    spec = f"st:{tiny_st_path}"
+    cat = make_catalog(_titles(3000))  # ~2,990 distinct titles
+    local = make_encoder(spec, progress=False).encode(cat)
+    # What an interrupted run leaves: finished shards (here: the first 500 distinct titles).
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    done = list(dict.fromkeys(cat.titles))[:500]
+    vec = local.vectors[[cat.titles.index(t) for t in done]]
+    pq.write_table(pa.table({
+        "key": [content_key(t) for t in done], "ok": [True] * 500, "kind": [""] * 500,
+        "reason": [""] * 500,
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vec.ravel()), vec.shape[1])}),
+        shards / "0-done.parquet")
+    cache = EmbeddingCache(tmp_path / "cache")
+    got = encode_on_ray(cat, spec, cache, actors=2, num_cpus_per_actor=0.5, batch_size=256,
+                        shards_dir=shards)
+    assert got.info["engine"] == "ray"
+    assert got.info["n_encoded_on_ray"] == local.info["n_unique"] - 500
+    np.testing.assert_array_equal(got.mask, local.mask)
+    np.testing.assert_allclose(got.vectors, local.vectors, rtol=0, atol=1e-5)
+    assert not shards.exists()  # merged into the cache, then removed
+    # a rerun finds everything in the cache: nothing goes to Ray
+    again = encode_on_ray(cat, spec, cache, actors=2)
+    assert again.info["n_encoded_on_ray"] == 0
+    np.testing.assert_array_equal(again.vectors, got.vectors)
+
+
+def test_images_on_ray_count_failures_like_local(ray_local, tiny_clip_path, tmp_path):
+    from prodfusion.engine.ray_encode import encode_on_ray
+
+    d = tmp_path / "img"
+    d.mkdir()
+    paths = []
+    for i in range(24):
+        p = d / f"{i}.jpg"
+        draw(("red_disk", "blue_stripes", "green_square")[i % 3], shift=i % 7).save(p)
+        paths.append(p)
+    good = paths[0].read_bytes()
+    (d / "cut.jpg").write_bytes(good[: len(good) // 3])
+    (d / "text.jpg").write_text("not an image")
+    paths += [d / "cut.jpg", d / "text.jpg", d / "absent.jpg", None]
+    cat = make_catalog([f"p {i}" for i in range(len(paths))], images=paths)
+    spec = f"clip:{tiny_clip_path}"
+    local = make_encoder(spec, progress=False).encode(cat)
+    got = encode_on_ray(cat, spec, EmbeddingCache(tmp_path / "cache"), actors=2, batch_size=8)
+    np.testing.assert_array_equal(got.mask, local.mask)
+    assert got.mask.sum() == 24
+    np.testing.assert_allclose(got.vectors, local.vectors, rtol=0, atol=1e-5)
+    for key in ("n_images", "n_no_image", "n_missing", "n_corrupt"):
+        assert got.info[key] == local.info[key], key
+    assert (got.info["n_missing"], got.info["n_corrupt"], got.info["n_no_image"]) == (1, 2, 1)
+
+
+def test_ray_encoding_needs_a_cache(ray_local, tiny_st_path):
+    from prodfusion.engine.ray_encode import encode_on_ray
+
+    with pytest.raises(ParameterError, match="through the embedding cache"):
+        encode_on_ray(make_catalog(["a b"]), f"st:{tiny_st_path}", None)
+
+
+def test_cli_build_on_ray_equals_local_build(ray_local, tiny_st_path, tmp_path):
+    from prodfusion.cli import main
+
+    csv = tmp_path / "catalog.csv"
+    titles = _titles(300, seed=2)
+    csv.write_text("product_id,title\n" + "".join(f"p{i},{t}\n" for i, t in enumerate(titles)))
+    common = ["build", "--catalog", str(csv), "--text", f"st:{tiny_st_path}", "--image", "none",
+              "--no-clicks", "--fusion", "intermediate"]
+    assert main([*common, "--out", str(tmp_path / "local"), "--cache-dir", "none"]) == 0
+    assert main([*common, "--out", str(tmp_path / "ray"), "--cache-dir", str(tmp_path / "c"),
+                 "--engine", "ray", "--ray-workers", "2"]) == 0
+    a = np.load(tmp_path / "local" / "emb_text.npy")
+    b = np.load(tmp_path / "ray" / "emb_text.npy")
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)

@@ -1,0 +1,69 @@
+"""``export`` on Ray equals ``export`` locally equals ``similar_batch``; the executor seam."""
+
+from __future__ import annotations
+
+import functools
+import operator
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from prodfusion.batch.export import export_lists
+from prodfusion.engine import LocalExecutor, make_executor
+from prodfusion.errors import ParameterError
+from prodfusion.recommender import Recommender
+from tests.index.conftest import make_planted
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    cat, embs, *_ = make_planted(np.random.default_rng(11), n=700)
+    rec = Recommender.from_embeddings(cat, embs, fusion="early")
+    return rec.save(tmp_path_factory.mktemp("rayexport") / "model")
+
+
+def test_local_executor_contract():
+    ex = make_executor("local")
+    assert isinstance(ex, LocalExecutor)
+    assert list(ex.run(abs, [-1, 2])) == [(-1, 1), (2, 2)]
+    with pytest.raises(ParameterError, match="The 'engine' parameter of make_executor"):
+        make_executor("spark")
+
+
+def test_ray_executor_runs_items_with_state(ray_local):
+    ex = make_executor("ray", num_cpus_per_worker=0.5)
+    got = dict(ex.map_with_state(functools.partial(int, "10"), operator.add, range(7)))
+    assert got == {i: 10 + i for i in range(7)}
+    assert dict(ex.run(abs, [-3, 4])) == {-3: 3, 4: 4}
+    ex.close()  # did not start Ray: leaves the module's Ray running
+    assert ray_local.is_initialized()
+
+
+@pytest.mark.parametrize("fusion", ["early", "intermediate"])
+def test_export_on_ray_equals_local_equals_similar_batch(ray_local, model, tmp_path, fusion):
+    local = tmp_path / "local.parquet"
+    on_ray = tmp_path / "ray.parquet"
+    export_lists(model, local, k=8, fusion=fusion, batch_size=96, progress=False)
+    ex = make_executor("ray", num_cpus_per_worker=0.5)
+    rep = export_lists(model, on_ray, k=8, fusion=fusion, batch_size=96, executor=ex,
+                       progress=False)
+    assert rep["engine"] == "ray" and rep["batches"] == 8  # ceil(700 / 96)
+    a, b = pq.read_table(local), pq.read_table(on_ray)
+    assert a.column("product_id").to_pylist() == b.column("product_id").to_pylist()
+    assert a.column("ids").to_pylist() == b.column("ids").to_pylist()
+    assert a.column("scores").to_pylist() == b.column("scores").to_pylist()
+    rec = Recommender.load(model)
+    ids, scores = rec.similar_batch(list(rec.catalog.ids), 8, fusion=fusion)
+    assert b.column("ids").to_pylist() == [[x for x in r if x is not None] for r in ids.tolist()]
+    np.testing.assert_array_equal(np.concatenate(b.column("scores").to_pylist()),
+                                  scores[np.isfinite(scores)])
+
+
+def test_ray_export_needs_a_model_folder(ray_local, model):
+    rec = Recommender.load(model)
+    rec.path_ = None
+    with pytest.raises(ParameterError, match="needs a saved model folder"):
+        export_lists(rec, "/tmp/never.parquet", executor=make_executor("ray"))
