@@ -136,7 +136,13 @@ def cmd_build(args) -> int:
         cache_dir=_embedding_cache(args),
         batch_size=args.batch_size, seed=args.seed, vector_dtype=args.vector_dtype,
         weights=args.weights, calibration=args.calibration, click_n0=args.click_n0,
+        lexical=args.lexical,
     ).build(catalog, sessions)
+    if args.cluster_late:
+        rec.cluster_late()
+    from prodfusion.sources import sources_from_args
+
+    rec.data_sources_ = sources_from_args(args, catalog)  # evaluate/serve reuse it
     out = rec.save(out_dir, overwrite=args.overwrite)
     print(_build_summary(rec, out, time.perf_counter() - t0))
     return 0
@@ -162,7 +168,19 @@ def _build_summary(rec, out, seconds) -> str:
         info = e.info or {}
         if m == "image" and ("n_missing" in info or "n_corrupt" in info):
             extra = f"; {info.get('n_missing', 0)} missing, {info.get('n_corrupt', 0)} corrupt images"
+        if m == "clicks" and "n_well_trained" in info:
+            extra = (f"; {info['n_well_trained']:,} occur >= {info['min_occurrences']} times "
+                     "in training")
         lines.append(f"  {m:<6} {e.spec:<28} dim {e.dim:>4}  present {e.n_present:,}/{n:,}{extra}")
+    for m, why in (getattr(rec, "skipped_", None) or {}).items():
+        lines.append(f"  {m:<6} not built: {why}")
+    from prodfusion.encoders.clicks import undertrained_warning
+
+    weak = undertrained_warning(rec.embeddings_["clicks"].info or {}) \
+        if "clicks" in rec.embeddings_ else None
+    if weak:
+        print(f"warning: {weak}", file=sys.stderr)
+        lines.append(f"  warning: {weak}")
     return "\n".join(lines)
 
 
@@ -258,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"prodfusion {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    p.add_argument("--progress-every", type=float, default=30.0, metavar="SECONDS",
+                   help="when stderr is not a terminal: one plain progress line per this many "
+                        "seconds (default 30)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     b = sub.add_parser("build", help="encode a catalog (+ sessions) into a model folder")
@@ -274,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--image", default="default",
                    help="image encoder: effnet-lite0, clip:<name-or-path>, none")
     b.add_argument("--no-clicks", action="store_true", help="do not train Prod2Vec")
+    b.add_argument("--lexical", default=None, metavar="tfidf[:DIM]",
+                   help="also build the lexical modality: character 3-5-gram TF-IDF of titles "
+                        "reduced by TruncatedSVD to DIM (default 256) dimensions")
     b.add_argument("--category-from", default=None, metavar="MODEL",
                    help="fill missing categories with this `prodfusion categorize train` model")
     b.add_argument("--fusion", default="early", choices=["early", "intermediate", "late"],
@@ -290,7 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--click-n0", type=float, default=None,
                    help="confidence-weighted clicks: c(n) = n/(n + N0), n = training occurrences")
     b.add_argument("--late-k", type=int, default=None,
-                   help="k of per-modality k-means++ (default: #categories, else sqrt(n/2))")
+                   help="k of per-modality k-means++ (default: #categories, else sqrt(n/2); "
+                        "at most 128)")
+    b.add_argument("--cluster-late", action="store_true",
+                   help="compute the late-fusion k-means now and store it (default: when late "
+                        "fusion is first used)")
     b.add_argument("--p2v-dim", type=int, default=512)
     b.add_argument("--p2v-window", type=int, default=5)
     b.add_argument("--p2v-epochs", type=int, default=20)
@@ -379,6 +407,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    from prodfusion.progress import set_every
+
+    if not args.progress_every > 0:
+        parser.error(f"--progress-every must be > 0 seconds, got {args.progress_every}")
+    set_every(args.progress_every)
     try:
         return int(args.func(args) or 0)
     except UnknownProductError as exc:

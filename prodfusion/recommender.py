@@ -141,6 +141,9 @@ class Recommender:
     click_n0 : float, optional
         Confidence-weighted clicks: the click weight of a pair is multiplied by
         ``c(n_i)·c(n_j)``, ``c(n) = n/(n + n0)``, n = training occurrences.
+    lexical : {"tfidf", "tfidf:DIM"}, optional
+        Also build the ``lexical`` modality: character 3–5-gram TF-IDF of the titles reduced
+        to DIM (default 256) dimensions by TruncatedSVD (:mod:`prodfusion.encoders.lexical`).
 
     Examples
     --------
@@ -166,6 +169,7 @@ class Recommender:
     weights: Mapping[str, float] | str | None = None
     calibration: str = "none"
     click_n0: float | None = None
+    lexical: str | None = None
 
     def __post_init__(self) -> None:
         check_method(self.fusion, "Recommender()")
@@ -173,6 +177,10 @@ class Recommender:
                             where="Recommender()")
         self.weights = dict(wt.weights) if wt.weights is not None else None
         self._calibration_stats: dict = {}
+        if self.lexical is not None:
+            from prodfusion.encoders.lexical import parse_lexical_spec
+
+            parse_lexical_spec(self.lexical)
         self.vector_dtype = check_vector_dtype(self.vector_dtype, "Recommender()")
         if self.clicks not in (None, "prod2vec"):
             raise param_error("clicks", "Recommender()", "'prod2vec' or None", self.clicks)
@@ -201,28 +209,64 @@ class Recommender:
             "image": DEFAULT_IMAGE if self.image == "default" else self.image,
         }
         wanted = set(self.modalities) if self.modalities else set(MODALITIES)
+        #: modality -> why it was not built (reported by the CLI and kept in the manifest)
+        self.skipped_: dict[str, str] = {}
+        if specs["image"] is not None and "image" in wanted and not any(catalog.image_paths):
+            # No image column and no template: no image modality at all (no zero matrix, no
+            # encoder load).
+            self.skipped_["image"] = ("the catalog has no image paths (no image column with "
+                                      "values and no image template)")
         for m in ("text", "image"):
-            if specs[m] is None or m not in wanted:
+            if specs[m] is None or m not in wanted or m in self.skipped_:
                 continue
             t = time.perf_counter()
             enc = make_encoder(specs[m], batch_size=self.batch_size, cache=cache, progress=self.progress)
             log.info("encoding %s with %s", m, specs[m])
             # Cast now, so that only one modality is ever held in float32 at a time.
-            embeddings[m] = enc.encode(catalog).astype(self.vector_dtype)
+            emb = enc.encode(catalog).astype(self.vector_dtype)
             timings[m] = time.perf_counter() - t
+            if emb.n_present == 0:
+                self.skipped_[m] = f"no product could be encoded by {specs[m]} (0 present)"
+                continue
+            embeddings[m] = emb
+        if self.lexical and "lexical" in wanted:
+            from prodfusion.encoders.lexical import LexicalEncoder, parse_lexical_spec
+
+            t = time.perf_counter()
+            enc = LexicalEncoder(dim=parse_lexical_spec(self.lexical), seed=self.seed)
+            emb = enc.encode(catalog).astype(self.vector_dtype)
+            timings["lexical"] = time.perf_counter() - t
+            if emb.n_present == 0:
+                self.skipped_["lexical"] = "no title has a character n-gram (0 present)"
+            else:
+                embeddings["lexical"] = emb
         if self.clicks and "clicks" in wanted:
             if sessions is None:
-                log.warning("no sessions given: the click modality is skipped")
+                self.skipped_["clicks"] = "no sessions given (--interactions / --pairs)"
             else:
-                embeddings["clicks"] = self._fit_prod2vec(catalog, sessions)
+                emb = self._fit_prod2vec(catalog, sessions)
                 timings["clicks"] = time.perf_counter() - t0 - sum(timings.values())
+                if emb.n_present == 0:
+                    self.skipped_["clicks"] = "no catalog product occurs in the sessions"
+                else:
+                    embeddings["clicks"] = emb
+        for m, why in self.skipped_.items():
+            log.warning("the %s modality is not built: %s", m, why)
         if not embeddings:
             raise ParameterError(
-                "Nothing to build: no modality selected (text, image and clicks all off or no "
-                "sessions given). Pass at least one encoder."
+                "Nothing to build: no modality has data ("
+                + "; ".join(f"{m}: {why}" for m, why in self.skipped_.items())
+                + "). Pass at least one encoder with data."
             )
         self._set_state(catalog, embeddings, sessions=sessions)
         self.build_info_ = {"seconds": time.perf_counter() - t0, "per_modality_seconds": timings}
+        if self.fusion == "early" and not self.normalize and self.weighting().is_default:
+            from prodfusion.fusion.weights import norm_ratio_warnings
+
+            warnings = norm_ratio_warnings(self.embeddings_, self.modalities)
+            for w in warnings:
+                log.warning("%s", w)
+            self.build_info_["warnings"] = warnings
         return self
 
     def _cluster(self, emb: Embeddings, k: int) -> np.ndarray:
@@ -330,12 +374,9 @@ class Recommender:
             codes = g.cast(pl.Categorical).to_physical().to_numpy()
             self._group_codes = np.where(g.is_null().to_numpy(), -1, codes).astype(np.int64)
         self.n_categories_ = n_cat
-        if late_labels is None:
-            late_labels = {}
-            for m, e in self.embeddings_.items():
-                k = self.late_k or default_n_clusters(e.n_present, n_cat)
-                late_labels[m] = self._cluster(e, k)
-        self.late_labels_ = late_labels
+        # Late-fusion k-means runs when late fusion is first used (or by cluster_late()), not
+        # at build time: most models never serve late fusion.
+        self.late_labels_ = late_labels or {}
         self._fusers = {}
         self._searchers = {}
         self._index_meta = {}
@@ -373,8 +414,7 @@ class Recommender:
                 "fusion": self.fusion,
                 "modalities": list(self.modalities),
                 "normalize": self.normalize,
-                "late_k": {m: int(lab.max() + 1) if (lab >= 0).any() else 0
-                           for m, lab in late_labels.items()},
+                "late_k": {m: self.late_k_of(m) for m in self.embeddings_},
                 "seed": self.seed,
                 "prod2vec": asdict(self.prod2vec),
                 "index": self.index,
@@ -386,6 +426,30 @@ class Recommender:
             "fingerprints": fingerprints,
             "sessions_report": session_report,
         }
+
+    # ------------------------------------------------------------------ late-fusion clusters
+    @property
+    def late_labels_(self) -> Mapping[str, np.ndarray]:
+        """k-means++ labels per modality, computed on first access of each modality."""
+        return self._late
+
+    @late_labels_.setter
+    def late_labels_(self, labels: Mapping[str, np.ndarray]) -> None:
+        self._late = _LazyLabels(self, dict(labels))
+
+    def late_k_of(self, modality: str) -> int:
+        """k of the late-fusion k-means of ``modality``: ``late_k`` if set, else
+        :func:`prodfusion.fusion.default_n_clusters` (categories or sqrt(n/2), at most 128)."""
+        e = self.embeddings_[modality]
+        return int(self.late_k or default_n_clusters(e.n_present, self.n_categories_))
+
+    def cluster_late(self, modalities: Sequence[str] | None = None) -> Recommender:
+        """Compute the late-fusion clusters now (by default of every modality), e.g. before
+        :meth:`save` so that the folder carries them."""
+        self._check_built()
+        for m in modalities or self.embeddings_:
+            self.late_labels_[m]
+        return self
 
     # ------------------------------------------------------------------ querying
     def _check_built(self) -> None:
@@ -432,8 +496,8 @@ class Recommender:
         if key not in self._fusers:
             self._fusers[key] = make_fuser(
                 method, self.embeddings_, mods, normalize=self.normalize,
-                late_labels=self.late_labels_, seed=self.seed, weighting=wt,
-                confidence=self._confidence(wt),
+                late_labels=self.late_labels_ if method == "late" else None, seed=self.seed,
+                weighting=wt, confidence=self._confidence(wt),
             )
         return self._fusers[key]
 
@@ -465,17 +529,24 @@ class Recommender:
             if saved is not None:
                 folder, meta = saved
                 self._searchers[key] = load_fused_index(
-                    folder, meta, self.embeddings_, labels=self.late_labels_,
+                    folder, meta, self.embeddings_,
+                    labels=self.late_labels_ if method == "late" else None,
                     settings=self.index_settings, normalize=self.normalize,
                     mmap=getattr(self, "_mmap_index", False), weighting=wt,
                     confidence=self._confidence(wt),
                 )
             else:
+                from prodfusion.progress import heartbeat
+
                 t = time.perf_counter()
-                self._searchers[key] = make_fused_index(
-                    method, mods, backend=backend, settings=self.index_settings,
-                    normalize=self.normalize, weighting=wt, confidence=self._confidence(wt),
-                ).build(self.embeddings_, labels=self.late_labels_)
+                with heartbeat(f"index: {method} over {'+'.join(mods)} ({backend}, "
+                               f"{len(self.catalog):,} products)",
+                               enabled=self.progress is not False):
+                    self._searchers[key] = make_fused_index(
+                        method, mods, backend=backend, settings=self.index_settings,
+                        normalize=self.normalize, weighting=wt, confidence=self._confidence(wt),
+                    ).build(self.embeddings_,
+                            labels=self.late_labels_ if method == "late" else None)
                 log.info("built the %s index over %s in %.1f s", method, "+".join(mods),
                          time.perf_counter() - t)
         return self._searchers[key]
@@ -573,16 +644,18 @@ class Recommender:
             else:  # the new products lack this modality
                 new = Embeddings(np.zeros((n1, e.dim), e.vectors.dtype), np.zeros(n1, bool), e.spec)
             check_finite(new, what=f"new {m} embeddings")
-            cent = centroids_from_labels(e, self.late_labels_[m])
-            labels[m] = np.concatenate([self.late_labels_[m], assign_to_centroids(new, cent)])
+            if m in self.late_labels_.computed:  # clusters not computed yet are computed later
+                old = self.late_labels_[m]
+                cent = centroids_from_labels(e, old)
+                labels[m] = np.concatenate([old, assign_to_centroids(new, cent)])
             merged[m] = Embeddings(np.concatenate([e.vectors, new.vectors]),
                                    np.concatenate([e.mask, new.mask]), e.spec, e.info)
         self._set_state(Catalog(frame, source=self.catalog.source), merged, late_labels=labels)
         new_rows = np.arange(n0, n0 + n1)
         report = {}
         for (method, mods), s in searchers.items():
-            report[f"{method}/{'+'.join(mods)}"] = s.add(self.embeddings_, new_rows,
-                                                         labels=self.late_labels_)
+            report[f"{method}/{'+'.join(mods)}"] = s.add(
+                self.embeddings_, new_rows, labels=self.late_labels_ if method == "late" else None)
         self._searchers = searchers
         return report
 
@@ -612,16 +685,15 @@ class Recommender:
         searchers = self._all_searchers()
         merged = dict(self.embeddings_)
         merged.update(embeddings)
-        labels = {m: lab for m, lab in self.late_labels_.items() if m not in embeddings}
+        labels = {m: lab for m, lab in self.late_labels_.computed.items() if m not in embeddings}
         for m, e in embeddings.items():
             check_finite(e, what=f"{m} embeddings ({e.spec})")
-            k = self.late_k or default_n_clusters(e.n_present, self.n_categories_)
-            labels[m] = cluster_auto(e, k, seed=self.seed)
         self._set_state(self.catalog, merged, sessions=sessions, late_labels=labels)
         report = {}
         for (method, mods), s in searchers.items():
-            report[f"{method}/{'+'.join(mods)}"] = s.update(self.embeddings_, list(embeddings),
-                                                            labels=self.late_labels_)
+            report[f"{method}/{'+'.join(mods)}"] = s.update(
+                self.embeddings_, list(embeddings),
+                labels=self.late_labels_ if method == "late" else None)
         self._searchers = searchers
         return report
 
@@ -804,9 +876,10 @@ class Recommender:
             for m, e in self.embeddings_.items():
                 np.save(tmp / f"emb_{m}.npy", e.vectors)
                 np.save(tmp / f"mask_{m}.npy", e.mask)
-                np.save(tmp / f"late_{m}.npy", self.late_labels_[m])
-                files[m] = {"vectors": f"emb_{m}.npy", "mask": f"mask_{m}.npy",
-                            "late_labels": f"late_{m}.npy"}
+                files[m] = {"vectors": f"emb_{m}.npy", "mask": f"mask_{m}.npy"}
+                if m in self.late_labels_.computed:  # else computed when late fusion is used
+                    np.save(tmp / f"late_{m}.npy", self.late_labels_[m])
+                    files[m]["late_labels"] = f"late_{m}.npy"
             if getattr(self, "click_counts_", None) is not None:
                 np.save(tmp / "click_counts.npy", self.click_counts_)
                 files["click_counts"] = "click_counts.npy"
@@ -906,7 +979,8 @@ class Recommender:
                         f"{vector_dtype}; the folder is damaged. Rebuild the model."
                     )
                 embeddings[m] = Embeddings(vec, mask, enc["spec"], enc.get("info", {}))
-                labels[m] = read_npy_file(path, f["late_labels"])
+                if f.get("late_labels"):  # absent: computed when late fusion is first used
+                    labels[m] = read_npy_file(path, f["late_labels"])
                 if embeddings[m].dim != enc["dim"]:
                     raise ModelError(
                         f"{path / f['vectors']}: dimension {embeddings[m].dim} but the manifest "
@@ -948,6 +1022,36 @@ class Recommender:
         rec.manifest_ = manifest
         rec.path_ = path
         return rec
+
+
+class _LazyLabels(Mapping):
+    """Late-fusion labels per modality of a :class:`Recommender`, each computed (k-means++,
+    through the embedding cache) when first looked up; ``computed`` holds those done."""
+
+    def __init__(self, rec: Recommender, computed: dict[str, np.ndarray]) -> None:
+        self._rec = rec
+        self.computed = computed
+
+    def __getitem__(self, m: str) -> np.ndarray:
+        got = self.computed.get(m)
+        if got is None:
+            if m not in self._rec.embeddings_:
+                raise KeyError(m)
+            from prodfusion.progress import heartbeat
+
+            e = self._rec.embeddings_[m]
+            k = self._rec.late_k_of(m)
+            # only worth a line when it takes a while (a few seconds from ~2,000 vectors)
+            with heartbeat(f"late fusion: k-means++ of {m} (k={k}, {e.n_present:,} vectors)",
+                           enabled=self._rec.progress is not False and e.n_present >= 2000):
+                got = self.computed[m] = self._rec._cluster(e, k)
+        return got
+
+    def __iter__(self):
+        return iter(self._rec.embeddings_)
+
+    def __len__(self) -> int:
+        return len(self._rec.embeddings_)
 
 
 def _jsonable(obj):

@@ -184,10 +184,12 @@ def test_late_labels_are_cached_by_content(planted, tmp_path, monkeypatch):
     monkeypatch.setattr(recmod, "cluster_auto", counting)
     rec = Recommender(cache_dir=tmp_path / "cache")
     rec._set_state(catalog, {"text": embs["text"], "clicks": embs["clicks"]})
-    assert sorted(calls) == ["clicks", "text"]
+    assert calls == []  # lazy: nothing is clustered before late fusion is used
     first = {m: lab.copy() for m, lab in rec.late_labels_.items()}
+    assert sorted(calls) == ["clicks", "text"]
     calls.clear()
     new_clicks = Embeddings(embs["clicks"].vectors * 2 + 1, embs["clicks"].mask, "clicks")
     rec._set_state(catalog, {"text": embs["text"], "clicks": new_clicks})
+    rec.cluster_late()
     assert calls == ["clicks"]  # text clusters came from the cache
     np.testing.assert_array_equal(rec.late_labels_["text"], first["text"])

@@ -26,7 +26,7 @@ import polars as pl
 from prodfusion.data.catalog import CATEGORY, GROUP, ID, IMAGE, TITLE, Catalog
 from prodfusion.errors import DataError, param_error
 
-__all__ = ["read_catalog", "read_table", "detect_format", "Format"]
+__all__ = ["read_catalog", "read_table", "detect_format", "shadowed_name", "Format"]
 
 Format = Literal["csv", "tsv", "parquet", "jsonl"]
 FORMATS: tuple[str, ...] = ("csv", "tsv", "parquet", "jsonl")
@@ -310,6 +310,16 @@ def _template_expr(template: str, columns: list[str], aliases: dict[str, str], p
 
 
 # --------------------------------------------------------------------------- the catalog
+def shadowed_name(column: str) -> str:
+    """Where :func:`read_catalog` keeps a file column named like a standard column (e.g.
+    ``category``) when another column is chosen for that role (``--category-col sub``).
+
+    >>> shadowed_name("category")
+    'category (file)'
+    """
+    return f"{column} (file)"
+
+
 def read_catalog(
     path: str | Path,
     *,
@@ -404,12 +414,19 @@ def read_catalog(
             f"from the template, or drop image_template to use the column."
         )
     used = set(chosen.values())
+    shadowed = {}  # a file column named like a standard one that another column replaces
     for std, col in chosen.items():
         if std != col and std in found and std not in used:
-            raise DataError(
-                f"{path}: column {std!r} would be overwritten by {col!r} chosen as the {std} column. "
-                f"Rename column {std!r} in the file, or choose it with --{std.replace('_', '-')}-col."
-            )
+            keep = shadowed_name(std)
+            if keep in found:
+                raise DataError(
+                    f"{path}: column {std!r} would be overwritten by {col!r} chosen as the {std} "
+                    f"column, and {keep!r} (where it would be kept) exists too. Rename one of them."
+                )
+            shadowed[std] = keep
+    if shadowed:  # kept under another name: e.g. --category-col subcategory with a 'category' column
+        frame = frame.rename(shadowed)
+        found = [shadowed.get(c, c) for c in found]
     if not image_col and IMAGE in found and IMAGE not in used:
         frame = frame.drop(IMAGE)  # ignored on request; the standard name is reserved
         found.remove(IMAGE)

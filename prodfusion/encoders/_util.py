@@ -24,11 +24,12 @@ T = TypeVar("T")
 DEFAULT_CHECKPOINT_EVERY = 16_384
 
 
-def progress_bar(total: int, desc: str, unit: str, enabled: bool):
-    """A tqdm bar; hidden when ``enabled`` is False or stderr is not a terminal."""
-    from tqdm.auto import tqdm
+def progress_bar(total: int, desc: str, unit: str, enabled: bool | None):
+    """A tqdm bar on a terminal, plain periodic lines otherwise (:mod:`prodfusion.progress`);
+    silent when ``enabled`` is False."""
+    from prodfusion.progress import progress_bar as _bar
 
-    return tqdm(total=total, desc=desc, unit=unit, disable=None if enabled else True, leave=False)
+    return _bar(total, desc, unit, enabled)
 
 
 def check_batch_size(batch_size: object, default: int, where: str, name: str = "batch_size") -> int:

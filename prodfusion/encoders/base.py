@@ -10,8 +10,9 @@ import numpy as np
 
 from prodfusion.errors import DataError, param_error
 
-Modality = Literal["text", "image", "clicks"]
-MODALITIES: tuple[Modality, ...] = ("text", "image", "clicks")
+Modality = Literal["text", "image", "clicks", "lexical"]
+#: ``lexical``: character n-gram TF-IDF of titles (prodfusion.encoders.lexical), optional.
+MODALITIES: tuple[Modality, ...] = ("text", "image", "clicks", "lexical")
 
 #: How stored vectors may be held: float32, or float16 for half the memory and disk.
 VectorDtype = Literal["float32", "float16"]

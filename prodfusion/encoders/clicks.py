@@ -17,7 +17,8 @@ from prodfusion.encoders._util import logger, progress_bar
 from prodfusion.encoders.base import Embeddings, Modality, check_finite
 from prodfusion.errors import DataError, NotBuiltError, ParameterError, param_error
 
-__all__ = ["Prod2Vec", "MAX_SESSION_TOKENS", "split_session", "write_corpus"]
+__all__ = ["Prod2Vec", "MAX_SESSION_TOKENS", "MIN_TRAIN_OCCURRENCES", "split_session",
+           "undertrained_warning", "write_corpus"]
 
 #: gensim's Cython training silently truncates a sentence after this many tokens
 #: (``MAX_WORDS_IN_BATCH``); longer sessions are split into near-equal pieces instead.
@@ -189,6 +190,29 @@ class _EpochBar:
 
     def on_train_end(self, model) -> None:
         pass
+
+
+#: A product occurring fewer times than this in the training sessions has an (almost)
+#: untrained click vector: it took part in too few skip-gram updates to move far from its
+#: random start. The same reason makes 5 gensim's default ``min_count``. The build reports
+#: how many products reach it (``n_well_trained``) and warns when fewer than half do.
+MIN_TRAIN_OCCURRENCES = 5
+
+
+def undertrained_warning(info: dict) -> str | None:
+    """The build's warning when most click vectors are weak (None when they are not).
+
+    >>> undertrained_warning({"n_in_catalog": 4487, "n_well_trained": 260, "min_occurrences": 5})
+    'clicks: only 260 of 4,487 products with a click vector (5.8%) occur >= 5 times in the training sessions; the others are nearly untrained, so the click modality is weak (more sessions or more --p2v-epochs help)'
+    """
+    n = int(info.get("n_in_catalog") or 0)
+    good = info.get("n_well_trained")
+    if not n or good is None or good >= 0.5 * n:
+        return None
+    return (f"clicks: only {good:,} of {n:,} products with a click vector ({100 * good / n:.1f}%) "
+            f"occur >= {info.get('min_occurrences', MIN_TRAIN_OCCURRENCES)} times in the training "
+            "sessions; the others are nearly untrained, so the click modality is weak (more "
+            "sessions or more --p2v-epochs help)")
 
 
 def _check_int(name: str, value: object, low: int, where: str = "Prod2Vec()") -> None:
@@ -492,6 +516,11 @@ class Prod2Vec:
         info = dict(self.info_)
         info["n_in_catalog"] = int(mask.sum())
         info["n_unknown_clicked"] = int(len(index) - mask.sum())
+        # How many of the catalog's click vectors were trained on enough occurrences.
+        counts = np.array([self.wv_.get_vecattr(int(r), "count") for r in rows[mask]],
+                          dtype=np.int64)
+        info["min_occurrences"] = MIN_TRAIN_OCCURRENCES
+        info["n_well_trained"] = int((counts >= MIN_TRAIN_OCCURRENCES).sum())
         emb = Embeddings(vectors, mask, self.spec, info)
         check_finite(emb, what="prod2vec click embeddings")
         return emb

@@ -109,6 +109,9 @@ def _clustering_opts(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sample-seed", type=int, default=0)
     g.add_argument("--jobs", type=int, default=1,
                    help="t-SNE / k-means threads (default: 1; -1 = all cores)")
+    g.add_argument("--category-col", default=None, metavar="COLUMN",
+                   help="score against this catalog column instead of the model's category "
+                        "(any column of the catalog file the model was built from; no rebuild)")
 
 
 def _heldout_opts(p: argparse.ArgumentParser) -> None:
@@ -171,13 +174,31 @@ def _meta(args) -> dict:
     return meta
 
 
+def _skip_note(args, text: str) -> None:
+    """What cannot run is skipped, said on stderr and recorded in the report."""
+    print(f"skipped: {text}", file=sys.stderr)
+    args.skipped = [*getattr(args, "skipped", []), text]
+
+
 def _run_clustering(args, rec) -> dict:
     from prodfusion.evaluation.clustering import evaluate_clustering
 
     combos = None
     if args.combos:
-        combos = [_str_list(c) for c in args.combos.split(";") if c.strip()]
-    return evaluate_clustering(
+        combos = []
+        for c in (_str_list(c) for c in args.combos.split(";") if c.strip()):
+            missing = [m for m in c if m not in rec.embeddings_]
+            if missing:  # a modality the model does not have (e.g. no image column)
+                _skip_note(args, f"combination {'+'.join(c)}: the model has no {missing} "
+                                 f"modality (it has {list(rec.embeddings_)})")
+            else:
+                combos.append(c)
+        if not combos:
+            from prodfusion.errors import ParameterError
+
+            raise ParameterError(f"--combos: no combination can run on this model (it has "
+                                 f"{list(rec.embeddings_)}).")
+    res = evaluate_clustering(
         rec, categories=args.categories, seeds=args.seeds,
         max_per_category=args.max_per_category or None, combos=combos, fusions=args.fusions,
         main_categories=args.main_categories, table3_fusions=args.table3_fusions,
@@ -185,10 +206,39 @@ def _run_clustering(args, rec) -> dict:
         direct=not args.no_direct, sample_seed=args.sample_seed, n_jobs=args.jobs,
         progress=_progress(args),
     )
+    for note in res.get("notes") or []:
+        _skip_note(args, f"clustering: {note}")
+    return res
+
+
+def _runnable_variants(args, rec):
+    """``--variants`` without those needing a modality the model lacks (each noted)."""
+    if not args.variants:
+        return args.variants
+    from prodfusion.evaluation.retrieval import parse_variant
+
+    have = set(rec.embeddings_) | ({"clicks"} if (args.interactions or args.pairs) else set())
+    keep = []
+    for spec in args.variants:
+        v = parse_variant(spec)
+        need = set(getattr(v, "modalities", ()) or ()) | set(getattr(v, "fallback", ()) or ())
+        if need - have:
+            _skip_note(args, f"retrieval variant {spec!r}: needs {sorted(need - have)}, which "
+                             f"the model does not have")
+        else:
+            keep.append(spec)
+    if not keep:
+        from prodfusion.errors import ParameterError
+
+        raise ParameterError("--variants: none can run on this model (it has "
+                             f"{sorted(have)}).")
+    return keep
 
 
 def _run_retrieval(args, rec, sessions, pairs) -> dict:
     from prodfusion.evaluation.retrieval import evaluate_retrieval
+
+    args.variants = _runnable_variants(args, rec)
 
     return evaluate_retrieval(
         rec, sessions=sessions, pairs=pairs, test_fraction=args.test_fraction, k=args.k,
@@ -212,7 +262,10 @@ def _run_replay(args, rec, sessions, pairs) -> dict:
 def _finish(args, results) -> int:
     from prodfusion.evaluation.report import write_report
 
-    kw = {"meta": _meta(args)}
+    meta = _meta(args)
+    if getattr(args, "skipped", None):
+        meta["skipped"] = list(args.skipped)
+    kw = {"meta": meta}
     if args.title:
         kw["title"] = args.title
     paths = write_report(results, args.out, **kw)
@@ -221,10 +274,27 @@ def _finish(args, results) -> int:
     return 0
 
 
+def _relabel(args, rec) -> None:
+    """``--category-col``: score against another label column of the model's catalog."""
+    if not getattr(args, "category_col", None):
+        return
+    from prodfusion.data.catalog import Catalog
+    from prodfusion.sources import label_column
+
+    col = label_column(rec.catalog, args.category_col, rec.manifest_)
+    if col != "category":
+        import polars as pl
+
+        frame = rec.catalog.frame.with_columns(pl.col(col).cast(pl.Utf8).alias("category"))
+        rec.catalog = Catalog(frame, source=rec.catalog.source)
+    print(f"clustering against the labels of column {args.category_col!r}", file=sys.stderr)
+
+
 def cmd_clustering(args) -> int:
     from prodfusion.recommender import Recommender
 
     rec = Recommender.load(args.model)
+    _relabel(args, rec)
     res = _run_clustering(args, rec)
     _print_clustering(res)
     return _finish(args, res)
@@ -234,12 +304,22 @@ def _loaded_data(args):
     from prodfusion.errors import ParameterError
     from prodfusion.recommender import Recommender
 
+    rec = Recommender.load(args.model) if args.model else None
+    if rec is not None:  # what the build read, unless the command line says otherwise
+        from prodfusion.cli import add_interaction_options
+        from prodfusion.sources import fill_from_manifest
+
+        p = argparse.ArgumentParser(add_help=False)
+        add_interaction_options(p)
+        taken = fill_from_manifest(args, rec.manifest_, vars(p.parse_args([])))
+        if taken:
+            print(f"from the model's record: {' '.join(taken)}", file=sys.stderr)
     if not (args.interactions or args.pairs):
         raise ParameterError(
             f"evaluate {args.kind} needs held-out interactions: pass --interactions (sessions, "
-            "split by time) and/or --pairs (co-interaction pairs, split by pair)."
+            "split by time) and/or --pairs (co-interaction pairs, split by pair); the model "
+            "folder records none."
         )
-    rec = Recommender.load(args.model) if args.model else None
     catalog = rec.catalog if rec is not None else None
     if catalog is None:
         from prodfusion.evaluation.retrieval import parse_variant
@@ -271,13 +351,14 @@ def cmd_replay(args) -> int:
 
 def cmd_all(args) -> int:
     rec, sessions, pairs = _loaded_data(args)
+    _relabel(args, rec)
     results = {"clustering": _run_clustering(args, rec)}
     _print_clustering(results["clustering"])
     results["retrieval"] = _run_retrieval(args, rec, sessions, pairs)
     _print_retrieval(results["retrieval"])
     missing = _replay_unavailable(args, rec)
     if missing:
-        print(f"replay skipped: {missing}", file=sys.stderr)
+        _skip_note(args, f"replay: {missing}")
     else:
         results["replay"] = _run_replay(args, rec, sessions, pairs)
         _print_replay(results["replay"])

@@ -68,6 +68,10 @@ DEFAULT_CATEGORIES: tuple[int, ...] = (3, 20, 50)
 
 
 # --------------------------------------------------------------------------- small pieces
+#: The reference row of the clustering tables: title character 3-5-gram TF-IDF → SVD 128.
+REFERENCE_TFIDF = "tfidf (reference: char 3-5-grams, SVD 128)"
+
+
 def all_combinations(modalities: Sequence[str]) -> list[tuple[str, ...]]:
     """Every non-empty subset of ``modalities``, singletons first (order kept).
 
@@ -469,6 +473,7 @@ def evaluate_clustering(
     sample_seed: int = 0,
     n_jobs: int = 1,
     progress: bool | Callable = True,
+    references: Sequence[str] = ("tfidf",),
 ) -> dict:
     """Run the paper's clustering protocol on a built recommender.
 
@@ -557,6 +562,22 @@ def evaluate_clustering(
         eligible = np.zeros(len(catalog), dtype=bool)
         for m in used:
             eligible |= rec.embeddings_[m].mask
+    # N larger than the categories that have eligible products cannot run: skip it, say so.
+    notes: list[str] = []
+    cats_ok = {c for c, ok in zip(catalog.categories, eligible, strict=True)
+               if ok and c is not None and c != ""}
+    too_many = [n for n in ns if n > len(cats_ok)]
+    if too_many:
+        notes.append(
+            f"N = {', '.join(map(str, too_many))} skipped: only {len(cats_ok)} categories have "
+            f"products with every evaluated modality ({'+'.join(used)})")
+        ns = [n for n in ns if n <= len(cats_ok)]
+    if not ns:
+        raise DataError(
+            f"Only {len(cats_ok)} categories have eligible products (with every evaluated "
+            f"modality: {'+'.join(used)}); cannot take the {min(too_many)} most frequent. "
+            + ("Check the category column." if len(cats_ok) < 2 else "Ask for fewer categories.")
+        )
     main_n = main_categories if main_categories in ns else None
     t3 = tuple(table3_fusions) if table3_fusions is not None else tuple(fusions)
 
@@ -591,9 +612,9 @@ def evaluate_clustering(
     n_runs = len(jobs) * len(seed_list) * (2 if direct else 1)
     bar = None
     if progress is True:
-        from tqdm.auto import tqdm
+        from prodfusion.progress import Progress  # a bar on a terminal, plain lines in a log
 
-        bar = tqdm(total=n_runs, desc="clustering (t-SNE + k-means++)", unit="run")
+        bar = Progress(n_runs, "clustering (t-SNE + k-means++)", "run")
 
     def tick(msg: str) -> None:
         if bar is not None:
@@ -678,6 +699,27 @@ def evaluate_clustering(
                             "perplexity": infos[0]["perplexity"],
                         }
                     )
+        if "tfidf" in references:  # the reference a team would try first: title n-grams
+            from prodfusion.evaluation.baselines import tfidf_svd
+
+            vec_all = tfidf_svd(catalog.titles, dim=128, seed=0)[rows_all].astype(np.float64)
+            vec_all /= np.maximum(np.linalg.norm(vec_all, axis=1, keepdims=True), 1e-12)
+            for n in ns:
+                keep = sets[n]["keep"]
+                labels = labels_all[keep]
+                ari_t, ari_d = [], []
+                for s_ in seed_list:
+                    y, info = tsne_2d(vec_all[keep], seed=s_, perplexity=perplexity,
+                                      backend=backend, n_jobs=n_jobs)
+                    ari_t.append(kmeans_ari(y, labels, n, seed=s_, n_jobs=n_jobs))
+                    if direct:
+                        ari_d.append(kmeans_ari(vec_all[keep], labels, n, seed=s_, n_jobs=n_jobs))
+                cells.append({
+                    "n_categories": n, "combo": [REFERENCE_TFIDF], "fusion": "intermediate",
+                    "reference": True, "n_products": int(len(labels)), "seeds": seed_list,
+                    "ari_tsne": _mean_std(ari_t), "ari_direct": _mean_std(ari_d) if direct else None,
+                    "tsne_input": "vectors", "perplexity": info["perplexity"],
+                })
     finally:
         if bar is not None:
             bar.close()
@@ -699,6 +741,7 @@ def evaluate_clustering(
             "backend": backend,
             "direct": direct,
             "sample_seed": sample_seed,
+            "references": list(references),
             "kmeans": "sklearn KMeans(init='k-means++', n_init=10, random_state=seed), k = N",
             "catalog": {"source": catalog.source, "n_products": len(catalog)},
             "eligible_products": int(eligible.sum()),
@@ -717,4 +760,5 @@ def evaluate_clustering(
         },
         "seconds": time.perf_counter() - t_start,
         "figure": figure,
+        "notes": notes,
     }

@@ -408,6 +408,8 @@ def _clustering_section(res: Mapping, out: Path, figs: dict) -> tuple[list, list
     blocks.append(Table(
         f"Table II — ARI (t-SNE + k-means++), N = {main_n} categories",
         ["modalities"] + fusions, rows, bold=_bold_max(rows, range(1, len(fusions) + 1)),
+        note="The tfidf reference is one representation (no fusion); it is shown in the "
+             "intermediate column." if any(c.get("reference") for c in cells) else "",
     ))
     if cfg.get("direct"):
         rows = [[combo] + [cell(main_n, combo, f, "ari_direct") for f in fusions] for combo in combos]

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from prodfusion.encoders.base import MODALITIES
 from prodfusion.errors import DataError, ModelError, ParameterError, param_error
 from prodfusion.evaluation.baselines import REFERENCES, Reference
 from prodfusion.evaluation.protocol import slice_flags, slice_masks
@@ -70,7 +71,7 @@ __all__ = [
 ]
 
 FUSIONS = ("early", "intermediate", "late")
-MODALITY_ORDER = ("text", "image", "clicks")
+MODALITY_ORDER = MODALITIES
 
 
 # =========================================================================== metrics
@@ -259,6 +260,12 @@ class Variant:
         Label in reports (default: ``"intermediate:text+image+clicks"``).
     model : str, optional
         Model folder (replay configs; None: the default model).
+    weights, calibration, n0 : optional
+        Fusion weights / calibration / click confidence for this configuration (default: the
+        model's own, e.g. those chosen by ``prodfusion tune``; :mod:`prodfusion.fusion.weights`).
+    paper : bool
+        Use the paper's formulas (equal weights, raw cosines, raw early blocks) whatever the
+        model's weighting.
 
     Examples
     --------
@@ -273,8 +280,14 @@ class Variant:
     fallback: tuple[str, ...] | None = None
     name: str | None = None
     model: str | None = None
+    weights: tuple[tuple[str, float], ...] | None = None
+    calibration: str | None = None
+    n0: float | None = None
+    paper: bool = False
 
     def __post_init__(self) -> None:
+        if isinstance(self.weights, Mapping):
+            object.__setattr__(self, "weights", tuple(sorted(self.weights.items())))
         if self.fusion not in FUSIONS:
             raise param_error("fusion", "Variant()", f"one of {list(FUSIONS)}", self.fusion)
         for attr in ("modalities", "fallback"):
@@ -292,13 +305,18 @@ class Variant:
     def label(self) -> str:
         if self.name:
             return self.name
-        return f"{self.fusion}:{'+'.join(self.modalities)}" + (
+        w = " [paper]" if self.paper else ""
+        if self.weights is not None or self.calibration is not None:
+            w = " [" + ",".join(f"{m}={x:g}" for m, x in (self.weights or ())) + (
+                f" {self.calibration}" if self.calibration else "") + "]"
+        return f"{self.fusion}:{'+'.join(self.modalities)}" + w + (
             f" (fallback {'+'.join(self.fallback)})" if self.fallback else ""
         )
 
     def as_dict(self) -> dict:
         d = asdict(self)
         d["label"] = self.label
+        d["weights"] = dict(self.weights) if self.weights is not None else None
         d["modalities"] = list(self.modalities)
         d["fallback"] = list(self.fallback) if self.fallback else None
         return d
@@ -308,7 +326,14 @@ class Variant:
     ) -> np.ndarray:
         """Top-``k`` catalog rows for each query row (``-1`` pads), best first."""
         q = np.asarray(query_rows, dtype=np.int64)
-        primary = rec.fuser(self.fusion, self.modalities)
+        override = None
+        if self.paper or self.weights is not None or self.calibration is not None:
+            from prodfusion.fusion.weights import Weighting
+
+            override = Weighting() if self.paper else Weighting.make(
+                dict(self.weights) if self.weights is not None else None,
+                self.calibration or "none", None, self.n0, where=self.label)
+        primary = rec.fuser(self.fusion, self.modalities, override)
         rows, _ = primary.topk(q, k, diff_code=diff_code)
         if not self.fallback:
             return rows
@@ -361,7 +386,8 @@ def parse_variant(spec: str | Mapping | Variant, *, default_model: str | None = 
     elif isinstance(spec, Mapping):
         d = dict(spec)
         base = BASELINE if d.pop("baseline", False) else Variant()
-        unknown = set(d) - {"fusion", "modalities", "fallback", "name", "model"}
+        unknown = set(d) - {"fusion", "modalities", "fallback", "name", "model", "weights",
+                            "calibration", "n0", "paper"}
         if unknown:
             raise ParameterError(
                 f"{where}: unknown config key(s) {sorted(unknown)}; use fusion, modalities, "
@@ -423,7 +449,8 @@ def parse_variant(spec: str | Mapping | Variant, *, default_model: str | None = 
     if v.model is None and default_model is not None:
         if isinstance(v, Reference):
             return Reference(v.kind, v.name, str(default_model))
-        v = Variant(v.fusion, v.modalities, v.fallback, v.name, str(default_model))
+        v = Variant(v.fusion, v.modalities, v.fallback, v.name, str(default_model), v.weights,
+                    v.calibration, v.n0, v.paper)
     return v
 
 
@@ -748,6 +775,14 @@ def heldout_recommender(
         seed=getattr(rec, "seed", 0),
     )
     ev.train_sessions_ = train  # what the reference baselines (cooc, popular) count
+    # The model's fusion weights, calibration and click confidence; occurrences counted in
+    # the training part (what the retrained click vectors saw).
+    ev.weights = getattr(rec, "weights", None)
+    ev.calibration = getattr(rec, "calibration", "none")
+    ev.click_n0 = getattr(rec, "click_n0", None)
+    if train is not None and len(train):
+        pc = train.product_counts()
+        ev.click_counts_ = np.array([pc.get(p, 0) for p in rec.catalog.ids], dtype=np.int64)
     return ev
 
 

@@ -46,6 +46,9 @@ def measure_speed(spec: str, titles: Sequence[str], *, seconds: float = 5.0, bat
             if threads:
                 env.update({v: "1" for v in _THREAD_VARS})
                 env["TOKENIZERS_PARALLELISM"] = "false"
+            else:  # all cores: drop limits inherited from the calling process
+                for v in (*_THREAD_VARS, "TOKENIZERS_PARALLELISM"):
+                    env.pop(v, None)
             cmd = [sys.executable, "-m", "prodfusion.evaluation.text_speed", spec, path,
                    "--threads", str(threads), "--seconds", str(seconds),
                    "--batch-size", str(batch_size), "--device", device]

@@ -80,7 +80,11 @@ def _metrics_factory():
                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
             self.events = Counter(
                 "prodfusion_events", "Events received, by type, variant and outcome "
-                "(stored | duplicate).", ["type", "variant", "outcome"], registry=r)
+                "(stored | quarantined | duplicate).", ["type", "variant", "outcome"], registry=r)
+            self.quarantined = Counter(
+                "prodfusion_events_quarantined", "Events stored but excluded from reports, by "
+                "type, variant and reason (unverified | variant_mismatch | target_not_served | "
+                "late).", ["type", "variant", "reason"], registry=r)
             self.store_errors = Counter(
                 "prodfusion_event_store_errors", "Event batches refused with 503 because the "
                 "store failed.", registry=r)
@@ -163,6 +167,7 @@ def create_app(settings: ServiceSettings, *, store=None):
 
     from prodfusion import __version__
     from prodfusion.errors import ParameterError, UnknownProductError
+    from prodfusion.service.attribution import make_attribution
     from prodfusion.service.events import Event, StoreUnavailable, open_event_store
     from prodfusion.service.guards import BadBody, check_client_ts, is_clean_id, parse_json_body
     from prodfusion.service.lists import ListsMetrics, ListsRegistry
@@ -190,6 +195,8 @@ def create_app(settings: ServiceSettings, *, store=None):
         rank: StrictInt | None = Field(default=None, ge=1, le=settings.max_k,
                                        description="click: 1-based position of target_id in "
                                        "the list (a JSON integer: no \"3\", true or 3.0)")
+        target_sig: str | None = Field(default=None, pattern=r"^[0-9a-f]{1,64}$",
+                                       description="click: the target_sigs entry of target_id")
         ts: str | None = Field(default=None, max_length=64, description="client time (ISO 8601)")
 
         @field_validator("ts")
@@ -201,8 +208,10 @@ def create_app(settings: ServiceSettings, *, store=None):
         def _click_fields(self):
             if self.type == "click" and (self.target_id is None or self.rank is None):
                 raise ValueError("a click event needs 'target_id' and 'rank'")
-            if self.type != "click" and (self.target_id is not None or self.rank is not None):
-                raise ValueError(f"a {self.type} event takes no 'target_id' or 'rank'")
+            if self.type != "click" and (self.target_id is not None or self.rank is not None
+                                         or self.target_sig is not None):
+                raise ValueError(f"a {self.type} event takes no 'target_id', 'rank' or "
+                                 "'target_sig'")
             return self
 
     class EventBatch(BaseModel):
@@ -213,6 +222,9 @@ def create_app(settings: ServiceSettings, *, store=None):
         received: int
         stored: int
         duplicates: int
+        quarantined: int = Field(description="of the stored: events left out of reports "
+                                 "(unverified request id, variant mismatch, target not served, "
+                                 "late)")
 
     class ProductOut(BaseModel):
         product_id: str
@@ -233,7 +245,10 @@ def create_app(settings: ServiceSettings, *, store=None):
         experiment: str
         variant: str
         visitor: str
-        request_id: str
+        request_id: str = Field(description="signed id of this list: send it with every event "
+                                "about it (docs/service.md, Attribution)")
+        target_sigs: list[str] = Field(description="one per item: a click on items[i] sends "
+                                       "target_sigs[i] as 'target_sig'")
         fusion: str
         modalities: list[str]
         model: str
@@ -255,6 +270,7 @@ def create_app(settings: ServiceSettings, *, store=None):
         try:
             st.allocation = await run_in_threadpool(
                 st.store.resolve_allocation, exp.name, exp.salt, exp.names, exp.weights)
+            st.attribution = await run_in_threadpool(make_attribution, settings, st.store)
 
             def on_reload(outcome, path, error):
                 metrics.reloads.labels(outcome).inc()
@@ -415,9 +431,14 @@ def create_app(settings: ServiceSettings, *, store=None):
             else app.state.lists.get(variant)
         path = "lists"  # which path answers: precomputed lists, result cache, live search
         body = lists.body(model, product_id, k, _product, _dumps) if lists else None
+        served = None  # the ids shown, in order (their signatures go with the answer)
+        if body is not None:
+            served = [str(i) for i in lists.lookup(product_id, k)[0]]
         if body is None and not explain:
             path = "cache"
-            body = model.results.get(key)
+            cached = model.results.get(key)
+            if cached is not None:
+                body, served = cached
         if body is None:
             path = "live"
             got = rec.similar(
@@ -432,17 +453,21 @@ def create_app(settings: ServiceSettings, *, store=None):
             # The part that depends only on the model and the query, rendered once and kept.
             body = _dumps({"product": _product(model, rec.catalog.row_of(product_id)),
                            "items": items})[1:-1]
+            served = [str(i) for i in got[0]]
             if not explain:
-                model.results.put(key, body)
+                model.results.put(key, (body, served))
             metrics.results.labels("miss").inc()
         elif path == "cache":
             metrics.results.labels("hit").inc()
         lists_metrics.answers.labels(path).inc()
+        attribution = app.state.attribution
+        rid = attribution.issue(vis, variant, product_id, params="|".join(map(str, key[3:])))
         rest = _dumps({
             "experiment": exp.name,
             "variant": variant,
             "visitor": vis,
-            "request_id": uuid.uuid4().hex,
+            "request_id": rid,
+            "target_sigs": attribution.target_sigs(rid, served),
             "fusion": vcfg.fusion or rec.fusion,
             "modalities": list(vcfg.modalities or rec.modalities),
             "model": model.model_id,
@@ -569,22 +594,30 @@ def create_app(settings: ServiceSettings, *, store=None):
             if e.product_id in cat and cat.categories is not None:
                 c = cat.record(cat.row_of(e.product_id)).get("category")
                 category = None if c is None else str(c)
+            status = app.state.attribution.check(
+                e.request_id, e.type, vis, variant, e.product_id, exp.names, now=now,
+                target_id=e.target_id, rank=e.rank, target_sig=e.target_sig)
             out.append(Event(
                 event_id=e.event_id, type=e.type, experiment=exp.name, variant=variant,
                 visitor=vis, request_id=e.request_id, product_id=e.product_id,
                 target_id=e.target_id, rank=e.rank, category=category, client_ts=e.ts,
-                received_at=now))
+                received_at=now, status=status))
         res = await run_in_threadpool(app.state.store.add, out)
         seen: set[str] = set()
         stored_left = res.stored
+        quarantined = 0
         for ev in out:  # metrics: the first copy of each id in the batch counts as stored
             outcome = "duplicate"
             if ev.event_id not in seen and stored_left > 0:
                 outcome = "stored"
                 stored_left -= 1
+                if ev.status != "ok":
+                    outcome = "quarantined"
+                    quarantined += 1
+                    metrics.quarantined.labels(ev.type, ev.variant, ev.status).inc()
             seen.add(ev.event_id)
             metrics.events.labels(ev.type, ev.variant, outcome).inc()
-        return {"received": len(out), **res.as_dict()}
+        return {"received": len(out), **res.as_dict(), "quarantined": quarantined}
 
     @app.get("/v1/experiments/{name}/report", tags=["experiments"],
              summary="CTR and jump rate per variant and category, with intervals and tests",
@@ -603,6 +636,13 @@ def create_app(settings: ServiceSettings, *, store=None):
     @app.get("/", include_in_schema=False)
     async def index():
         return HTMLResponse((STATIC_DIR / "index.html").read_text(encoding="utf-8"),
+                            headers={"Cache-Control": "no-cache"})
+
+    @app.get("/experiments/{name}", include_in_schema=False)
+    async def experiment_page(
+            name: Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]):
+        # A static page; its script reads the JSON report of the experiment named in the URL.
+        return HTMLResponse((STATIC_DIR / "experiment.html").read_text(encoding="utf-8"),
                             headers={"Cache-Control": "no-cache"})
 
     try:

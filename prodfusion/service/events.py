@@ -81,7 +81,9 @@ class Event:
 
     ``product_id`` is the product whose page showed the recommendations; ``target_id`` and
     ``rank`` (1-based) are the clicked recommendation of a ``click``; ``category`` is the
-    category of ``product_id`` when the event arrived; ``received_at`` is server Unix time.
+    category of ``product_id`` when the event arrived; ``received_at`` is server Unix time;
+    ``status`` is ``"ok"`` or why the event is quarantined (stored, but left out of reports:
+    see :mod:`prodfusion.service.attribution`).
     """
 
     event_id: str
@@ -96,6 +98,7 @@ class Event:
     category: str | None = None
     client_ts: str | None = None
     received_at: float = 0.0
+    status: str = "ok"
 
 
 _COLUMNS = [f.name for f in fields(Event)]
@@ -123,7 +126,8 @@ _SCHEMA = [
         rank INTEGER,
         category TEXT,
         client_ts TEXT,
-        received_at DOUBLE PRECISION NOT NULL
+        received_at DOUBLE PRECISION NOT NULL,
+        status TEXT NOT NULL DEFAULT 'ok'
     )""",
     "CREATE INDEX IF NOT EXISTS pf_events_exp_req ON pf_events (experiment, request_id)",
     """CREATE TABLE IF NOT EXISTS pf_allocations (
@@ -136,7 +140,13 @@ _SCHEMA = [
         created_at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (experiment, salt, version)
     )""",
+    """CREATE TABLE IF NOT EXISTS pf_secrets (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
 ]
+#: Stores created before quarantine existed get the column (their events are all "ok").
+_ADD_STATUS = "ALTER TABLE pf_events ADD COLUMN status TEXT NOT NULL DEFAULT 'ok'"
 
 # One row per impression (request_id): which event types it got. Views are impressions with a
 # view event; clicks/jumps count impressions with ≥ 1 such event, so CTR and JR are proportions.
@@ -144,19 +154,41 @@ _IMPRESSIONS_SQL = """
 SELECT variant, category,
        SUM(v) AS views, SUM(v * c) AS clicks, SUM(v * j) AS jumps,
        SUM(v * nc) AS click_events, SUM(v * nj) AS jump_events,
-       SUM(1 - v) AS without_view
+       SUM(1 - v) AS without_view, SUM(nv - v) AS repeated_views
 FROM (
-    SELECT request_id, MIN(variant) AS variant, MIN(category) AS category,
+    SELECT visitor, request_id, MIN(variant) AS variant, MIN(category) AS category,
            MAX(CASE WHEN type = 'view' THEN 1 ELSE 0 END) AS v,
            MAX(CASE WHEN type = 'click' THEN 1 ELSE 0 END) AS c,
            MAX(CASE WHEN type = 'jump' THEN 1 ELSE 0 END) AS j,
+           SUM(CASE WHEN type = 'view' THEN 1 ELSE 0 END) AS nv,
            SUM(CASE WHEN type = 'click' THEN 1 ELSE 0 END) AS nc,
            SUM(CASE WHEN type = 'jump' THEN 1 ELSE 0 END) AS nj
-    FROM pf_events WHERE experiment = {p}
-    GROUP BY request_id
+    FROM pf_events WHERE experiment = {p} AND status = 'ok'
+    GROUP BY visitor, request_id
 ) imp
 GROUP BY variant, category
 ORDER BY variant, category
+"""
+
+# The same impressions by the day (UTC) of their first event; {day} is the store's expression.
+_DAILY_SQL = """
+SELECT variant, day, SUM(v) AS views, SUM(v * c) AS clicks, SUM(v * j) AS jumps
+FROM (
+    SELECT visitor, request_id, MIN(variant) AS variant, MIN({day}) AS day,
+           MAX(CASE WHEN type = 'view' THEN 1 ELSE 0 END) AS v,
+           MAX(CASE WHEN type = 'click' THEN 1 ELSE 0 END) AS c,
+           MAX(CASE WHEN type = 'jump' THEN 1 ELSE 0 END) AS j
+    FROM pf_events WHERE experiment = {p} AND status = 'ok'
+    GROUP BY visitor, request_id
+) imp
+GROUP BY variant, day
+ORDER BY day, variant
+"""
+
+_EXCLUDED_SQL = """
+SELECT variant, type, status, COUNT(*) FROM pf_events
+WHERE experiment = {p} AND status <> 'ok'
+GROUP BY variant, type, status ORDER BY variant, type, status
 """
 
 
@@ -168,6 +200,8 @@ class EventStore:
     """
 
     _placeholder = "?"
+    #: SQL of the UTC day number (days since 1970-01-01) of ``received_at``.
+    _day_expr = "CAST(received_at / 86400 AS INTEGER)"
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -197,10 +231,19 @@ class EventStore:
                 for stmt in _SCHEMA:
                     cur.execute(stmt)
                 conn.commit()
+                self._migrate(conn)
             except self._errors() as exc:
                 raise StoreUnavailable(f"Event store {self.describe()} cannot be opened: {exc}") from exc
             self._conn = conn
         return self._conn
+
+    def _migrate(self, conn) -> None:
+        """Add the ``status`` column to a store created before it existed."""
+        cur = conn.cursor()
+        cur.execute("SELECT * FROM pf_events WHERE 1 = 0")
+        if "status" not in [d[0] for d in cur.description]:
+            cur.execute(_ADD_STATUS)
+        conn.commit()
 
     def close(self) -> None:
         with self._lock:
@@ -296,16 +339,49 @@ class EventStore:
         sql = self._sql(_IMPRESSIONS_SQL)
         rows = self._run(lambda conn: conn.cursor().execute(sql, (experiment,)).fetchall())
         keys = ("variant", "category", "views", "clicks", "jumps", "click_events", "jump_events",
-                "without_view")
+                "without_view", "repeated_views")
         return [
             {k: (int(v) if i >= 2 else v) for i, (k, v) in enumerate(zip(keys, r, strict=True))} for r in rows
         ]
 
+    def daily(self, experiment: str) -> list[dict]:
+        """Per (variant, UTC day of the impression): ``views``, ``clicks``, ``jumps`` (the
+        definitions of :meth:`impressions`); ``day`` is days since 1970-01-01."""
+        sql = self._sql(_DAILY_SQL).replace("{day}", self._day_expr)
+        rows = self._run(lambda conn: conn.cursor().execute(sql, (experiment,)).fetchall())
+        return [{"variant": r[0], "day": int(r[1]), "views": int(r[2]), "clicks": int(r[3]),
+                 "jumps": int(r[4])} for r in rows]
+
+    def excluded(self, experiment: str) -> list[dict]:
+        """Quarantined events per (variant, type, status): stored, never in the report."""
+        sql = self._sql(_EXCLUDED_SQL)
+        rows = self._run(lambda conn: conn.cursor().execute(sql, (experiment,)).fetchall())
+        return [{"variant": r[0], "type": r[1], "reason": r[2], "events": int(r[3])} for r in rows]
+
+    def secret(self, name: str, make) -> str:
+        """The stored secret ``name``; created with ``make()`` the first time (several
+        processes agree: the first insert wins and everybody re-reads)."""
+        get = self._sql("SELECT value FROM pf_secrets WHERE name = {p}")
+        put = self._sql("INSERT INTO pf_secrets (name, value) VALUES ({p}, {p}) "
+                        "ON CONFLICT (name) DO NOTHING")
+
+        def tx(conn):
+            cur = conn.cursor()
+            row = cur.execute(get, (name,)).fetchone()
+            if row is None:
+                cur.execute(put, (name, make()))
+                row = cur.execute(get, (name,)).fetchone()
+            return row[0]
+
+        return self._run(tx)
+
     def visitors(self, experiment: str, since: float = 0.0) -> dict[str, int]:
-        """Distinct visitors with a ``view`` per variant, received at or after ``since``."""
+        """Distinct visitors with a ``view`` per variant, received at or after ``since``
+        (quarantined events left out)."""
         sql = self._sql(
             "SELECT variant, COUNT(DISTINCT visitor) FROM pf_events "
-            "WHERE experiment = {p} AND type = 'view' AND received_at >= {p} GROUP BY variant"
+            "WHERE experiment = {p} AND type = 'view' AND status = 'ok' AND received_at >= {p} "
+            "GROUP BY variant"
         )
         rows = self._run(lambda conn: conn.cursor().execute(sql, (experiment, since)).fetchall())
         return {r[0]: int(r[1]) for r in rows}
@@ -436,6 +512,7 @@ class PostgresEventStore(EventStore):
     """
 
     _placeholder = "%s"
+    _day_expr = "FLOOR(received_at / 86400)"
 
     def __init__(self, url: str, *, connect_timeout_s: float = 5.0) -> None:
         super().__init__()

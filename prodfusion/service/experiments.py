@@ -279,10 +279,10 @@ class VariantConfig:
             raise param_error("fusion", where, "one of 'early', 'intermediate', 'late'", self.fusion)
         if self.modalities is not None:
             mods = tuple(self.modalities)
-            if not mods or any(m not in ("text", "image", "clicks") for m in mods) \
+            if not mods or any(m not in ("text", "image", "clicks", "lexical") for m in mods) \
                     or len(set(mods)) != len(mods):
                 raise param_error(
-                    "modalities", where, "a non-empty list of distinct 'text', 'image', 'clicks'",
+                    "modalities", where, "a non-empty list of distinct 'text', 'image', 'clicks', 'lexical'",
                     list(self.modalities),
                 )
             object.__setattr__(self, "modalities", mods)

@@ -13,6 +13,15 @@ Definitions (one *impression* = one recommendation list shown, identified by its
   took effect) against the allocated shares, flagged below p = 0.001 (a mismatch means the
   assignment or the logging is broken, and the comparison cannot be trusted).
 
+* ``excluded``: quarantined events (request id that does not verify, variant mismatch,
+  click target not in the list served, later than the attribution window;
+  :mod:`prodfusion.service.attribution`), counted by reason, type and variant — stored, never
+  in a rate; ``repeated_views``: further views of an impression already counted (one per
+  visitor and request id);
+* ``daily``: views, clicks, jumps, CTR and JR per variant and UTC day of the impression.
+
+An impression is one (visitor, ``request_id``) with a view.
+
 This is the layout of Table IV of the paper (CTR and JR per variant), on your own traffic.
 """
 
@@ -94,10 +103,11 @@ def experiment_report(store, experiment: str, *, control: str | None = None,
     zero = dict(views=0, clicks=0, jumps=0, click_events=0, jump_events=0)
     per_variant = {n: dict(zero) for n in names}
     per_cat: dict[str, dict[str, dict]] = defaultdict(lambda: {n: dict(zero) for n in names})
-    without_view = 0
+    without_view = repeated_views = 0
     for r in rows:
         cat = r["category"] if r["category"] is not None else NO_CATEGORY
         without_view += r["without_view"]
+        repeated_views += r.get("repeated_views", 0)
         for key in zero:
             per_variant[r["variant"]][key] += r[key]
             per_cat[cat][r["variant"]][key] += r[key]
@@ -136,15 +146,44 @@ def experiment_report(store, experiment: str, *, control: str | None = None,
         "categories": categories,
         "srm": srm,
         "without_view": without_view,
+        "repeated_views": repeated_views,
+        "excluded": _excluded(store.excluded(experiment)),
+        "daily": _daily(store.daily(experiment), alpha),
         "definitions": {
-            "views": "recommendation lists (request_id) with a view event",
-            "clicks": "of those, lists with >= 1 click", "jumps": "of those, lists with >= 1 jump",
+            "views": "impressions (visitor, request_id) with a verified view event",
+            "clicks": "of those, impressions with >= 1 verified click",
+            "jumps": "of those, impressions with >= 1 verified jump",
+            "excluded": "quarantined events (unverified request id, variant mismatch, click "
+                        "target not served, late): stored, in no rate",
             "ctr": "clicks / views", "jr": "jumps / views",
             "ci": f"Wilson {100 * (1 - alpha):g}% interval",
             "test": "two-sided two-proportion z-test against the control (pooled SE)",
         },
     }
     return _clean(report)
+
+
+def _excluded(rows: list[dict]) -> dict:
+    by_reason: dict[str, int] = defaultdict(int)
+    by_variant: dict[str, int] = defaultdict(int)
+    by_type: dict[str, int] = defaultdict(int)
+    for r in rows:
+        by_reason[r["reason"]] += r["events"]
+        by_variant[r["variant"]] += r["events"]
+        by_type[r["type"]] += r["events"]
+    return {"total": sum(by_reason.values()), "by_reason": dict(by_reason),
+            "by_type": dict(by_type), "by_variant": dict(by_variant), "rows": rows}
+
+
+def _daily(rows: list[dict], alpha: float) -> list[dict]:
+    import datetime as dt
+
+    out = []
+    for r in rows:
+        d = dt.date(1970, 1, 1) + dt.timedelta(days=r["day"])
+        out.append(_rates({"date": d.isoformat(), "variant": r["variant"], "views": r["views"],
+                           "clicks": r["clicks"], "jumps": r["jumps"]}, alpha))
+    return out
 
 
 def _salt_hint(salt: str) -> str:
@@ -205,4 +244,15 @@ def format_report(report: dict) -> str:
     if report.get("without_view"):
         out.append(f"{report['without_view']} impression(s) had clicks/jumps but no view event "
                    "(not counted).")
+    if report.get("repeated_views"):
+        out.append(f"{report['repeated_views']} repeated view(s) of an impression already "
+                   "counted (one per visitor and request id).")
+    exc = report.get("excluded") or {}
+    if exc.get("total"):
+        why = ", ".join(f"{k} {v}" for k, v in sorted(exc["by_reason"].items()))
+        per = ", ".join(f"{k} {v}" for k, v in sorted(exc["by_variant"].items()))
+        out.append(f"Excluded: {exc['total']} quarantined event(s), not counted anywhere above "
+                   f"({why}; by variant: {per}).")
+    else:
+        out.append("Excluded: 0 quarantined events.")
     return "\n".join(out)

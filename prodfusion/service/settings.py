@@ -107,7 +107,11 @@ class ServiceSettings:
         ``ab_secret_file`` over writing it into the file.
     attribution_window_s : float
         Clicks and jumps that arrive later than this after their list was served are
-        quarantined (stored, flagged, excluded from reports).
+        quarantined (stored, flagged, excluded from reports). Counted from the start of
+        the impression period the list was served in.
+    impression_period_s : float
+        A visitor who loads the same list again within one period (a reload) gets the same
+        ``request_id``: one impression. 0: every answer is a new impression.
     """
 
     experiment: ExperimentConfig
@@ -132,13 +136,14 @@ class ServiceSettings:
     max_connections: int = 1000
     ab_secret: str | None = field(default=None, repr=False)
     attribution_window_s: float = 24 * 3600.0
+    impression_period_s: float = 1800.0
 
     def __post_init__(self) -> None:
         where = "ServiceSettings()"
         if self.synchronous not in ("FULL", "NORMAL"):
             raise param_error("synchronous", where, "'FULL' or 'NORMAL'", self.synchronous)
         for name in ("busy_timeout_s", "reload_interval_s", "body_timeout_s",
-                     "keepalive_timeout_s", "attribution_window_s"):
+                     "keepalive_timeout_s", "attribution_window_s", "impression_period_s"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise param_error(name, where, "a finite number >= 0", v)

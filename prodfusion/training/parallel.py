@@ -42,7 +42,9 @@ __all__ = ["ParallelData", "read_parallel", "TSV_SUFFIXES", "TABLE_SUFFIXES"]
 TSV_SUFFIXES = (".tsv", ".tsv.gz", ".txt", ".txt.gz")
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 
-_PAIR_IN_NAME = re.compile(r"(?:^|[-_.])([a-z]{2,3})[-_]([a-z]{2,3})(?=$|[-_.])")
+# An "xx-yy" / "xx_yy" language pair between separators; overlapping matches are all found
+# (a lookahead) and the last one wins: "toy-en-de" is en-de, not toy-en.
+_PAIR_IN_NAME = re.compile(r"(?=(?:^|[-_.])([a-z]{2,3})[-_]([a-z]{2,3})(?:$|[-_.]))")
 
 
 @dataclass
@@ -108,14 +110,17 @@ def _language_of(path: Path, languages: Mapping[str, str] | str | None) -> str:
         for key in (str(path), path.name):
             if key in languages:
                 return languages[key]
-    m = _PAIR_IN_NAME.search(path.name.lower())
-    if m:
-        return f"{m.group(1)}-{m.group(2)}"
     name = path.name
     for s in TSV_SUFFIXES + TABLE_SUFFIXES:
         if name.lower().endswith(s):
-            return name[: -len(s)]
-    return path.stem
+            name = name[: -len(s)]
+            break
+    else:
+        name = path.stem
+    found = _PAIR_IN_NAME.findall(name.lower())
+    if found:
+        return "-".join(found[-1])
+    return name
 
 
 def _decode(path: Path, raw: bytes) -> str:

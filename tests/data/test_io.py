@@ -149,12 +149,18 @@ def test_group_column_and_ignored_image_column(tmp_path):
         read_catalog(path, id_col=None)
 
 
-def test_chosen_column_would_overwrite_a_standard_one(tmp_path):
+def test_chosen_column_keeps_the_standard_one_under_another_name(tmp_path):
+    # issue 13: --category-col subcategory on a file that also has 'category' works
     path = tmp_path / "c.csv"
-    path.write_text("product_id,title,long_name\n1,a,A long\n", "utf-8")
-    with pytest.raises(DataError, match=re.escape(
-            f"{path}: column 'title' would be overwritten by 'long_name' chosen as the title "
-            "column. Rename column 'title' in the file, or choose it with --title-col.")):
+    path.write_text("product_id,title,long_name,category,subcategory\n"
+                    "1,a,A long,Shoes,Boots\n2,b,B long,Shoes,Sneakers\n", "utf-8")
+    cat = read_catalog(path, title_col="long_name", category_col="subcategory")
+    assert cat.titles == ["A long", "B long"] and cat.categories == ["Boots", "Sneakers"]
+    assert cat.frame["title (file)"].to_list() == ["a", "b"]
+    assert cat.frame["category (file)"].to_list() == ["Shoes", "Shoes"]
+    path.write_text("product_id,title,long_name,title (file)\n1,a,A,x\n", "utf-8")
+    with pytest.raises(DataError, match=re.escape("and 'title (file)' (where it would be kept) "
+                                                  "exists too. Rename one of them.")):
         read_catalog(path, title_col="long_name")
 
 

@@ -24,7 +24,12 @@ def test_clustering_recovers_planted_categories(planted_clusters):
     )
     cells = {(c["n_categories"], "+".join(c["combo"]), c["fusion"]): c for c in res["cells"]}
     # Table II (N = 3): every fusion; the other N: only the Table III fusions.
-    assert len([c for c in res["cells"] if c["n_categories"] == 3]) == 3 * 3
+    assert len([c for c in res["cells"] if c["n_categories"] == 3 and not c.get("reference")]) \
+        == 3 * 3
+    # the title TF-IDF reference (titles here are "item <i>": no category signal)
+    ref = [c for c in res["cells"] if c.get("reference")]
+    assert [c["n_categories"] for c in ref] == [2, 3]
+    assert abs(ref[1]["ari_tsne"]["mean"]) < 0.3 and len(ref[1]["ari_tsne"]["values"]) == 2
     assert {f for (n, _, f) in cells if n == 2} == {"intermediate"}
     for f in ("early", "intermediate", "late"):
         assert cells[(3, "text", f)]["ari_tsne"]["mean"] == 1.0

@@ -144,3 +144,26 @@ def test_cli_tune_writes_the_manifest_and_similar_uses_it(tmp_path, capsys):
     assert tuned.weighting().weights == tuple(sorted(w.items()))
     ids, _, why = tuned.similar("0000", k=5, explain=True)
     assert why[0]["modalities"]["image"]["weight"] == pytest.approx(w["image"])
+
+
+def test_evaluation_uses_the_models_weights_unless_a_variant_sets_its_own():
+    from prodfusion.evaluation.retrieval import evaluate_retrieval
+
+    rec, sessions, _ = _shop()
+    kw = dict(sessions=sessions, k=5, n_boot=10, progress=False)
+    plain = evaluate_retrieval(rec, variants=["intermediate:text+image"], **kw)
+    rec.weights = {"text": 1.0, "image": 0.0}
+    res = evaluate_retrieval(rec, variants=[
+        "intermediate:text+image", "intermediate:text",
+        {"fusion": "intermediate", "modalities": ["text", "image"],
+         "weights": {"text": 1, "image": 1}, "name": "equal"},
+        {"fusion": "intermediate", "modalities": ["text", "image"], "paper": True}], **kw)
+
+    def hr(r, label):
+        return next(x["hit_rate"]["value"] for x in r["rows"]
+                    if x["variant"] == label and x["slice"] == "all" and x["source"] == "sessions")
+
+    assert hr(res, "intermediate:text+image") == hr(res, "intermediate:text")
+    assert hr(res, "equal") == hr(plain, "intermediate:text+image")
+    assert hr(res, "intermediate:text+image [paper]") == hr(plain, "intermediate:text+image")
+    assert hr(res, "intermediate:text+image") != hr(plain, "intermediate:text+image")

@@ -32,6 +32,22 @@ def visitors_of(client, variant: str, n: int, prefix: str = "vis") -> list[str]:
     return out
 
 
+def signed(client, events: list[dict]) -> list[dict]:
+    """``events`` with their request-id labels replaced by ids the server issued for that
+    visitor and product (one per label), and clicks carrying their target signature."""
+    attr = client.app.state.attribution
+    alloc = client.app.state.allocation
+    out = []
+    for e in events:
+        e = dict(e)
+        v = e["visitor"]
+        e["request_id"] = attr.issue(v, alloc.variant_of(v), e["product_id"], params=e["request_id"])
+        if e["type"] == "click":
+            e["target_sig"] = attr.target_sig(e["request_id"], e["rank"], e["target_id"])
+        out.append(e)
+    return out
+
+
 def view(rid: str, visitor: str, pid: str = "0001", eid: str | None = None) -> dict:
     return {"event_id": eid or uuid.uuid4().hex, "type": "view", "request_id": rid,
             "product_id": pid, "visitor": visitor}
@@ -91,7 +107,8 @@ def test_similar_returns_planted_neighbours_with_titles_images_scores(client):
     body = r.json()
     assert body["variant"] == "fusion" and body["experiment"] == "fusion-test"
     assert body["modalities"] == ["text", "image", "clicks"] and body["fusion"] == "intermediate"
-    assert re.fullmatch(r"[0-9a-f]{32}", body["request_id"])
+    assert re.fullmatch(r"[0-9a-f]{16}\.[0-9]+\.[0-9a-f]{32}", body["request_id"])
+    assert len(body["target_sigs"]) == len(body["items"]) == 9
     assert body["product"] == {"product_id": "0001", "title": "Shoe number 1",
                                "category": "Shoes", "image_url": "/images/0001"}
     items = body["items"]
@@ -194,9 +211,11 @@ def test_images_are_confined_to_the_image_folder(tmp_path):
 # ---------------------------------------------------------------------- events
 def test_events_are_idempotent(client):
     v = visitors_of(client, "fusion", 1)[0]
-    batch = {"events": [view("r1", v, eid="ev-1"), view("r2", v, eid="ev-2")]}
-    assert client.post("/v1/events", json=batch).json() == {"received": 2, "stored": 2, "duplicates": 0}
-    assert client.post("/v1/events", json=batch).json() == {"received": 2, "stored": 0, "duplicates": 2}
+    batch = {"events": signed(client, [view("r1", v, eid="ev-1"), view("r2", v, eid="ev-2")])}
+    assert client.post("/v1/events", json=batch).json() == \
+        {"received": 2, "stored": 2, "duplicates": 0, "quarantined": 0}
+    assert client.post("/v1/events", json=batch).json() == \
+        {"received": 2, "stored": 0, "duplicates": 2, "quarantined": 0}
     stored = client.app.state.store.fetch_events("fusion-test")
     assert sorted(e.event_id for e in stored) == ["ev-1", "ev-2"]
     assert {(e.variant, e.category, e.visitor) for e in stored} == {("fusion", "Shoes", v)}
@@ -235,7 +254,7 @@ def _post_raw(client, body: bytes, **headers):
     (b'{"events": [{"event_id": "a", "type": "click", "request_id": "r", "product_id": "0001",'
      b' "visitor": "v"}]}', 422, "a click event needs 'target_id' and 'rank'"),
     (b'{"events": [{"event_id": "a", "type": "view", "request_id": "r", "product_id": "0001",'
-     b' "visitor": "v", "rank": 2}]}', 422, "a view event takes no 'target_id' or 'rank'"),
+     b' "visitor": "v", "rank": 2}]}', 422, "a view event takes no 'target_id', 'rank' or 'target_sig'"),
     (b'{"events": [{"event_id": "a", "type": "click", "request_id": "r", "product_id": "0001",'
      b' "visitor": "v", "target_id": "0005", "rank": 0}]}', 422, "greater than or equal to 1"),
     (b'{"events": [{"event_id": "a b", "type": "view", "request_id": "r", "product_id": "0001",'
@@ -281,11 +300,12 @@ def test_store_down_is_503_and_nothing_acknowledged_is_lost(planted_model, tmp_p
     s = ab_settings(planted_model, path, busy_timeout_s=0.05)
     with TestClient(create_app(s)) as c:
         v = visitors_of(c, "baseline", 1)[0]
-        assert c.post("/v1/events", json={"events": [view("r0", v, eid="acked")]}).status_code == 200
+        acked = signed(c, [view("r0", v, eid="acked")])
+        assert c.post("/v1/events", json={"events": acked}).status_code == 200
         blocker = sqlite3.connect(path, isolation_level=None)
         blocker.execute("BEGIN EXCLUSIVE")  # the store can no longer write
         try:
-            batch = {"events": [view("r1", v, eid="b1"), view("r2", v, eid="b2")]}
+            batch = {"events": signed(c, [view("r1", v, eid="b1"), view("r2", v, eid="b2")])}
             r = c.post("/v1/events", json=batch)
             assert r.status_code == 503 and r.headers["retry-after"] == "1"
             assert "nothing of this request was stored" in r.json()["detail"]
@@ -322,6 +342,7 @@ def test_report_matches_hand_computed_statistics(client):
                 events.append(click(rid, v, target="0009", rank=2, pid=pid))  # 2nd click, same list
             if i < n_jump:
                 events.append(jump(rid, v, pid))
+    events = signed(client, events)
     for k in range(0, len(events), 500):
         assert client.post("/v1/events", json={"events": events[k:k + 500]}).status_code == 200
     rep = client.get("/v1/experiments/fusion-test/report").json()
@@ -361,7 +382,7 @@ def test_report_matches_hand_computed_statistics(client):
 def test_report_flags_sample_ratio_mismatch(client):
     events = [view(f"b{i}", v) for i, v in enumerate(visitors_of(client, "baseline", 300, "b"))]
     events += [view(f"f{i}", v) for i, v in enumerate(visitors_of(client, "fusion", 200, "f"))]
-    assert client.post("/v1/events", json={"events": events}).status_code == 200
+    assert client.post("/v1/events", json={"events": signed(client, events)}).status_code == 200
     srm = client.get("/v1/experiments/fusion-test/report").json()["srm"]
     # expected 250 / 250: chi2 = 2 * 50² / 250 = 20, p = 7.7e-6 < 0.001
     assert srm["chi2"] == pytest.approx(20.0) and srm["p_value"] < 1e-5 and srm["flagged"] is True

@@ -120,3 +120,111 @@ def test_page_shows_recommendations_and_logs_click_and_jump(tmp_path):
     finally:
         store.close()
         stop_server(server)
+
+
+@pytest.mark.slow
+def test_experiment_page_shows_rates_intervals_trend_srm_and_exclusions(tmp_path):
+    """/experiments/{name}: per-variant and per-category CTR / JR with interval bars, the daily
+    trend, the SRM verdict and the excluded-event count, from a store with planted numbers."""
+    _need_browser()
+    import httpx
+    from playwright.sync_api import sync_playwright
+
+    from prodfusion.service.events import Event
+
+    model = make_model(tmp_path)
+    db = tmp_path / "events.sqlite3"
+    cfg = tmp_path / "serve.toml"
+    cfg.write_text(f'[service]\nevents = "{db}"\n[experiment]\nname = "page-test"\n'
+                   f'salt = "s"\n[[experiment.variants]]\nname = "baseline"\nmodel = "{model}"\n'
+                   'modalities = ["clicks", "text"]\n[[experiment.variants]]\nname = "fusion"\n'
+                   f'model = "{model}"\n')
+    port = free_port()
+    server = start_server(cfg, port, tmp_path / "server.log")
+    base = f"http://127.0.0.1:{port}"
+    store = open_event_store(db)
+    try:
+        # planted: 3 days; baseline 60 views / 3 clicks per day, fusion 60 / 9 (CTR 5 % vs 15 %),
+        # views on a Shoes page (0001) and a Hats page (0002) alternately
+        day0 = (time.time() // 86400 - 3) * 86400
+        evs = []
+        for d in range(3):
+            for variant, n_click in (("baseline", 3), ("fusion", 9)):
+                for i in range(60):
+                    rid, vis = f"{variant}-{d}-{i}", f"vis-{variant}-{i}"
+                    pid = "0001" if i % 2 == 0 else "0002"
+                    t = day0 + d * 86400 + 100 + i
+                    evs.append(Event(f"v-{rid}", "view", "page-test", variant, vis, rid, pid,
+                                     category="Shoes" if pid == "0001" else "Hats", received_at=t))
+                    if i < n_click:
+                        evs.append(Event(f"c-{rid}", "click", "page-test", variant, vis, rid, pid,
+                                         target_id="0005", rank=1, received_at=t + 5,
+                                         category="Shoes" if pid == "0001" else "Hats"))
+                    if i < n_click // 3 * 2:  # jumps: 2 a day for baseline, 6 for fusion
+                        evs.append(Event(f"j-{rid}", "jump", "page-test", variant, vis, rid, pid,
+                                         received_at=t + 9,
+                                         category="Shoes" if pid == "0001" else "Hats"))
+        store.add(evs)
+        # today, through the API with signed request ids: 20 visitors per variant view 0001
+        alloc = store.latest_allocation("page-test")
+        live = {"baseline": [], "fusion": []}
+        i = 0
+        while min(map(len, live.values())) < 20:
+            v = f"live-{i}"
+            i += 1
+            if len(live[alloc.variant_of(v)]) < 20:
+                live[alloc.variant_of(v)].append(v)
+        for v in live["baseline"] + live["fusion"]:
+            body = httpx.get(f"{base}/v1/similar/0001?visitor={v}", timeout=10).json()
+            view = {"event_id": f"live-{v}", "type": "view", "request_id": body["request_id"],
+                    "product_id": "0001", "visitor": v}
+            assert httpx.post(base + "/v1/events", json={"events": [view]}).json()["stored"] == 1
+        # and through the API: a forged click is quarantined and shown as excluded
+        forged = {"event_id": "forged-1", "type": "click", "request_id": "abc.123.def",
+                  "product_id": "0001", "visitor": "vis-baseline-0", "target_id": "0005", "rank": 1}
+        r = httpx.post(base + "/v1/events", json={"events": [forged]}, timeout=10)
+        assert r.json()["quarantined"] == 1
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            external: list[str] = []
+            page.on("request", lambda r: None if r.url.startswith(base) or r.url.startswith("data:")
+                    else external.append(r.url))
+            page.goto(base + "/experiments/page-test")
+            page.wait_for_selector("#report:not([hidden])")
+            rows = {v: page.locator(f"#v-{v}") for v in ("baseline", "fusion")}
+            # 3 days x 60 planted + 20 live views; 9 / 27 clicks; 6 / 18 jumps
+            assert rows["baseline"].locator(".views").inner_text() == "200"
+            assert rows["baseline"].locator(".clicks").inner_text() == "9"
+            assert rows["baseline"].locator(".ctr").inner_text() == "4.50%"
+            assert rows["fusion"].locator(".ctr").inner_text() == "13.50%"
+            assert rows["baseline"].locator(".jr").inner_text() == "3.00%"
+            assert rows["fusion"].locator(".jr").inner_text() == "9.00%"
+            assert "p=" in rows["fusion"].inner_text()
+            # interval bars: one CTR and one JR band per variant row, fusion's further right
+            assert page.locator("#variants .ci").count() == 4
+            left = [float(rows[v].locator(".ctr-bar .pt").evaluate("e => e.offsetLeft"))
+                    for v in ("baseline", "fusion")]
+            assert left[1] > 2 * left[0] > 0
+            assert page.locator("#srm-verdict").inner_text() == "Sample ratio: ok"  # 20 vs 20
+            assert page.locator("#excluded-total").inner_text() == "Excluded events: 1"
+            assert "unverified 1" in page.locator("#excluded").inner_text()
+            assert page.locator("#daily circle.day-point").count() == 8  # 4 days x 2 variants
+            cats = page.locator("#categories .cat")
+            assert sorted(cats.nth(i).get_attribute("data-category") for i in range(cats.count())) \
+                == ["Hats", "Shoes"]
+            shot = os.environ.get("PRODFUSION_EXPERIMENT_SCREENSHOT")
+            if shot:
+                page.screenshot(path=shot, full_page=True)
+            # an unknown experiment says so
+            page.goto(base + "/experiments/nope")
+            page.wait_for_selector("#message:not([hidden])")
+            assert "No experiment 'nope'" in page.inner_text("#message")
+            browser.close()
+        assert not errors, errors
+        assert not external, external
+    finally:
+        store.close()
+        stop_server(server)

@@ -104,10 +104,10 @@ def test_impressions_and_visitors(store):
     rows = {(r["variant"], r["category"]): r for r in store.impressions("exp")}
     assert rows[("a", "Shoes")] == {
         "variant": "a", "category": "Shoes", "views": 3, "clicks": 2, "jumps": 1,
-        "click_events": 3, "jump_events": 1, "without_view": 0}
+        "click_events": 3, "jump_events": 1, "without_view": 0, "repeated_views": 0}
     assert rows[("b", None)] == {
         "variant": "b", "category": None, "views": 1, "clicks": 0, "jumps": 0,
-        "click_events": 0, "jump_events": 0, "without_view": 1}
+        "click_events": 0, "jump_events": 0, "without_view": 1, "repeated_views": 0}
     assert store.visitors("exp") == {"a": 2, "b": 1}
     assert store.visitors("exp", since=60.0) == {"a": 2}
     assert store.experiments() == ["exp"]
@@ -154,3 +154,59 @@ def test_postgres_url_password_is_never_printed():
 
     s = PostgresEventStore("postgresql://user:secret@db.example:5433/events")
     assert s.describe() == "postgresql://db.example:5433/events"
+
+
+def test_quarantined_events_are_stored_but_never_counted(store):
+    store.add([
+        ev("1", rid="r1"), ev("2", "click", rid="r1", target_id="x", rank=1),
+        ev("3", rid="r1"), ev("4", rid="r1"),  # reloads: the same (visitor, request) again
+        ev("5", rid="r1", visitor="v2"),       # another visitor with the same id: its own
+        ev("6", rid="f1", visitor="v9", status="unverified"),
+        ev("7", "click", rid="f1", visitor="v9", target_id="x", rank=1, status="unverified"),
+        ev("8", "click", rid="r1", target_id="z", rank=3, status="target_not_served"),
+        ev("9", "jump", rid="r1", variant="b", status="late", t=86400 * 3 + 5),
+    ])
+    (row,) = store.impressions("exp")
+    assert (row["views"], row["clicks"], row["click_events"], row["repeated_views"]) == (2, 1, 1, 2)
+    assert store.visitors("exp") == {"a": 2}  # v9 is only in quarantined events
+    got = {(r["variant"], r["type"], r["reason"]): r["events"] for r in store.excluded("exp")}
+    assert got == {("a", "view", "unverified"): 1, ("a", "click", "unverified"): 1,
+                   ("a", "click", "target_not_served"): 1, ("b", "jump", "late"): 1}
+    assert len(store.fetch_events("exp")) == 9  # nothing lost
+    assert {e.event_id: e.status for e in store.fetch_events("exp")}["8"] == "target_not_served"
+
+
+def test_daily_counts_by_utc_day_of_the_impression(store):
+    day = 86400.0
+    store.add([
+        ev("1", rid="r1", t=2 * day + 10), ev("2", "click", rid="r1", target_id="x", rank=1,
+                                                t=3 * day + 10),  # clicked the next day
+        ev("3", rid="r2", t=3 * day + 5), ev("4", rid="r3", variant="b", t=3 * day + 7),
+    ])
+    got = [(r["variant"], r["day"], r["views"], r["clicks"]) for r in store.daily("exp")]
+    assert got == [("a", 2, 1, 1), ("a", 3, 1, 0), ("b", 3, 1, 0)]
+
+
+def test_secret_is_created_once_and_kept(store):
+    first = store.secret("ab_secret", lambda: "s1" * 16)
+    assert first == "s1" * 16
+    assert store.secret("ab_secret", lambda: "other" * 8) == first
+
+
+def test_old_store_gets_the_status_column(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute("""CREATE TABLE pf_events (event_id TEXT PRIMARY KEY, type TEXT NOT NULL,
+        experiment TEXT NOT NULL, variant TEXT NOT NULL, visitor TEXT NOT NULL,
+        request_id TEXT NOT NULL, product_id TEXT NOT NULL, target_id TEXT, rank INTEGER,
+        category TEXT, client_ts TEXT, received_at DOUBLE PRECISION NOT NULL)""")
+    conn.execute("INSERT INTO pf_events VALUES ('old', 'view', 'exp', 'a', 'v1', 'r1', 'p1', "
+                 "NULL, NULL, 'Shoes', NULL, 100.0)")
+    conn.commit()
+    conn.close()
+    s = open_event_store(path)
+    try:
+        assert [(e.event_id, e.status) for e in s.fetch_events()] == [("old", "ok")]
+        assert s.impressions("exp")[0]["views"] == 1
+    finally:
+        s.close()

@@ -241,3 +241,34 @@ def test_slow_body_is_timed_out_and_connections_are_capped(tmp_path):
         for k in socks:
             k.close()
         stop_server(server)
+
+
+# ---------------------------------------------------------------------- fuzz
+def test_fuzzed_event_bodies_never_get_a_500(client):
+    """Random JSON (deep, huge, non-finite, wrong types) in every place of an event batch."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+                        st.text(max_size=30), st.sampled_from(["1e999", "-1e999", "NaN"]))
+    values = st.recursive(scalars, lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+        max_leaves=12)
+    fields = ["event_id", "type", "request_id", "product_id", "visitor", "target_id", "rank",
+              "ts", "target_sig", "extra"]
+
+    @settings(max_examples=150, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.dictionaries(st.sampled_from(fields), values, max_size=6),
+           st.integers(min_value=0, max_value=60), st.booleans())
+    def check(event, depth, raw_numbers):
+        body = json.dumps({"events": [event]})
+        if raw_numbers:  # the strings above become bare JSON tokens
+            body = body.replace('"1e999"', "1e999").replace('"-1e999"', "-1e999") \
+                .replace('"NaN"', "NaN")
+        body = "[" * depth + body + "]" * depth
+        r = _post(client, body.encode())
+        assert r.status_code in (200, 400, 422), (r.status_code, body[:300])
+        assert "detail" in r.json() or r.status_code == 200
+
+    check()

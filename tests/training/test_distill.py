@@ -19,7 +19,7 @@ def _cos(a, b):
 
 def _config(teacher_dir, student_tokenizer, **kw):
     base = dict(teacher=f"st:{teacher_dir}", student=f"static:{student_tokenizer}",
-                static_dim=DIM, epochs=15, batch_size=8, learning_rate=0.3, warmup_ratio=0.0,
+                static_dim=DIM, epochs=15, batch_size=8, learning_rate=1.0, warmup_ratio=0.0,
                 dev_size=12, seed=0)
     return DistillConfig(**{**base, **kw})
 
@@ -55,7 +55,8 @@ def test_distillation_lowers_the_loss_and_pulls_translations_to_their_source(
     assert saved["student"]["modules"] == ["StaticEmbedding"]
     assert saved["data"]["files"][0]["sha256"] == data.files[0]["sha256"]
     assert saved["data"]["train_pairs"] + saved["data"]["dev_pairs"] == 60
-    assert saved["hyperparameters"]["learning_rate"] == 0.3
+    assert saved["hyperparameters"]["learning_rate"] == 1.0
+    assert saved["hyperparameters"]["optimizer"] == "adagrad"  # sparse token gradients
     assert not (tmp_path / ".student.partial").exists()
 
     # A second run reads the teacher's vectors from the cache, and refuses to clobber.

@@ -15,13 +15,15 @@ def test_tsv_and_tsv_gz_with_language_from_file_name(tmp_path):
     a = tmp_path / "shop-en-tr.tsv"
     a.write_text("red dress\tkırmızı elbise\nblack bike\tsiyah bisiklet\n", encoding="utf-8")
     b = tmp_path / "talks_en_de.tsv.gz"
+    c = tmp_path / "toy-en-de.txt"
+    c.write_text("a\tb\n", encoding="utf-8")
     b.write_bytes(gzip.compress(b"Good morning.\tGuten Morgen.\r\n"))
-    data = read_parallel([a, b])
-    assert data.sources == ["red dress", "black bike", "Good morning."]
-    assert data.targets == ["kırmızı elbise", "siyah bisiklet", "Guten Morgen."]
-    assert data.languages == ["en-tr", "en-tr", "en-de"]
-    assert data.language_counts() == {"en-tr": 2, "en-de": 1}
-    assert [f["rows"] for f in data.files] == [2, 1]
+    data = read_parallel([a, b, c])
+    assert data.sources == ["red dress", "black bike", "Good morning.", "a"]
+    assert data.targets == ["kırmızı elbise", "siyah bisiklet", "Guten Morgen.", "b"]
+    assert data.languages == ["en-tr", "en-tr", "en-de", "en-de"]
+    assert data.language_counts() == {"en-tr": 2, "en-de": 2}
+    assert [f["rows"] for f in data.files] == [2, 1, 1]
     assert all(len(f["sha256"]) == 64 for f in data.files)
 
 

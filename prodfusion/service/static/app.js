@@ -196,7 +196,10 @@ document.addEventListener("click", async (ev) => {
   const target = a.getAttribute("data-product-id");
   const rank = parseInt(a.getAttribute("data-rank"), 10);
   // Wait (briefly) for the click to be acknowledged before leaving the list it came from.
-  await Promise.race([logEvent("click", { target_id: target, rank }),
+  const sigs = (state.current && state.current.target_sigs) || [];
+  const extra = { target_id: target, rank };
+  if (sigs[rank - 1]) extra.target_sig = sigs[rank - 1];  // proves the target was in the list
+  await Promise.race([logEvent("click", extra),
                       new Promise((res) => setTimeout(res, 1500))]);
   location.hash = "p=" + encodeURIComponent(target);
 });

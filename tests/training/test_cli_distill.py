@@ -1,0 +1,40 @@
+"""`prodfusion distill` and `prodfusion evaluate text-encoder` end to end on tiny models."""
+
+from __future__ import annotations
+
+import json
+
+from prodfusion.cli import main
+from tests.training.conftest import DIM
+
+
+def test_distill_then_evaluate_text_encoder(tmp_path, teacher_dir, student_tokenizer,
+                                            parallel_file, capsys):
+    out = tmp_path / "student"
+    rc = main(["distill", "--parallel", str(parallel_file), "--teacher", f"st:{teacher_dir}",
+               "--student", f"static:{student_tokenizer}", "--static-dim", str(DIM),
+               "--epochs", "3", "--batch-size", "8", "--lr", "1.0", "--dev-size", "10",
+               "--cache-dir", "none", "--out", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert f"student written to {out}" in text and "held-out 10 pairs after" in text
+    assert json.loads((out / "distillation.json").read_text())["data"]["languages"] == {"en-de": 60}
+
+    rep = tmp_path / "report"
+    rc = main(["evaluate", "text-encoder", f"st:{out}", f"static:{student_tokenizer}",
+               "--teacher", f"st:{teacher_dir}", "--parallel", str(parallel_file),
+               "--synthetic-sts", "20", "--synthetic-titles", "20", "--speed-titles", "0",
+               "--label", f"st:{out}=distilled", "--out", str(rep)])
+    assert rc == 0
+    res = json.loads((rep / "results.json").read_text())
+    rows = {r["label"]: r for r in res["encoders"]}
+    assert set(rows) == {"distilled", f"static:{student_tokenizer}"}
+    tr = rows["distilled"]["translation"]
+    assert set(tr) == {"en-de", "en-tr titles (synthetic)"} and tr["en-de"]["n"] == 60
+    untrained = rows[f"static:{student_tokenizer}"]
+    assert untrained["mse_to_teacher"]["en-de"] is None  # 512-d: not the teacher's 16-d space
+    assert isinstance(rows["distilled"]["mse_to_teacher"]["en-de"], float)
+    assert tr["en-de"]["src2trg"] > untrained["translation"]["en-de"]["src2trg"]
+    assert set(rows["distilled"]["sts"]) == {"synthetic/en-en", "synthetic/tr-tr", "synthetic/en-tr"} or \
+        set(rows["distilled"]["sts"]) == {"en-en", "tr-tr", "en-tr"}
+    assert "distilled" in (rep / "report.md").read_text()
