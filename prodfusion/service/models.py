@@ -52,16 +52,20 @@ def _image_root(paths: list[str | None], configured: Path | None,
     """The folder ``/images/{id}`` may serve from (symlinks of the folder itself resolved).
 
     In order: the service's ``images`` setting; the image root the model was built with
-    (``--image-root``, or the catalog's folder, recorded in the manifest); else the deepest
+    (``--image-root``, or the catalog's folder, recorded in the manifest) when every image
+    path lies under it; else the deepest
     folder holding every catalog image path *as written* (``os.path.normpath``, never a
     symlink's target, so a link inside the folder cannot widen it). None when that is the
     file-system root.
     """
     if configured is not None:
         return Path(os.path.realpath(configured))
-    if recorded:
-        return Path(os.path.realpath(recorded))
     present = [os.path.normpath(os.path.abspath(p)) for p in paths if p]
+    if recorded:
+        rec_root = os.path.normpath(os.path.abspath(recorded))
+        # absolute catalog paths elsewhere: the recorded root does not describe them
+        if all(os.path.commonpath([rec_root, p]) == rec_root for p in present):
+            return Path(os.path.realpath(rec_root))
     if not present:
         return None
     try:

@@ -124,3 +124,35 @@ def test_saved_student_is_a_text_encoder_for_build(tmp_path, teacher_dir, studen
     manifest = json.loads((model / "manifest.json").read_text())
     assert f"st:{out}" in json.dumps(manifest)
     assert np.load(model / "emb_text.npy").shape == (3, DIM)
+
+
+def test_an_interrupted_run_resumes_from_its_last_epoch_checkpoint(
+        tmp_path, monkeypatch, teacher_dir, student_tokenizer, parallel_file):
+    import importlib
+
+    from transformers import TrainerCallback
+
+    mod = importlib.import_module("prodfusion.training.distill")  # the module, not the function
+
+    class Stop(TrainerCallback):
+        def on_epoch_end(self, args, state, control, **kw):
+            if state.epoch >= 2:  # epoch 1's checkpoint is on disk, epoch 2's is not
+                raise KeyboardInterrupt
+
+    original = mod._callbacks
+    monkeypatch.setattr(mod, "_callbacks", lambda n: [*original(n), Stop()])
+    data = read_parallel(parallel_file)
+    cfg = _config(teacher_dir, student_tokenizer, epochs=3)
+    out = tmp_path / "student"
+    with pytest.raises(KeyboardInterrupt):
+        distill(data, out, cfg, progress=False)
+    assert not out.exists()  # nothing half-written where the model goes
+    assert list((tmp_path / ".student.partial" / "checkpoints").glob("checkpoint-*"))
+
+    monkeypatch.setattr(mod, "_callbacks", original)
+    rep = distill(data, out, cfg, progress=False)
+    steps_per_epoch = rep["hyperparameters"]["steps_per_epoch"]
+    assert rep["resumed_from"].endswith(f"checkpoint-{steps_per_epoch}")
+    assert [r["epoch"] for r in rep["loss_per_epoch"]] == [1, 2, 3]
+    assert all(r["train_loss"] is not None for r in rep["loss_per_epoch"])
+    assert (out / "distillation.json").exists() and not (tmp_path / ".student.partial").exists()
