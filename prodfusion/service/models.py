@@ -23,6 +23,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import polars as pl
@@ -172,8 +173,9 @@ class LoadedModel:
     def resolved(self) -> str:
         return self.stamp[0]
 
-    @property
+    @cached_property
     def model_id(self) -> str:
+        """The public name of the model (computed once: old folders hash their manifest)."""
         return model_id(self.recommender.manifest_, Path(self.resolved))
 
     def describe(self) -> dict:
