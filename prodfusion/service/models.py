@@ -23,6 +23,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import polars as pl
@@ -172,8 +173,9 @@ class LoadedModel:
     def resolved(self) -> str:
         return self.stamp[0]
 
-    @property
+    @cached_property
     def model_id(self) -> str:
+        """The public name of the model (computed once: old folders hash their manifest)."""
         return model_id(self.recommender.manifest_, Path(self.resolved))
 
     def describe(self) -> dict:
@@ -366,7 +368,7 @@ def publish_model(model_dir: str | os.PathLike, link: str | os.PathLike, *,
     if validate:
         from prodfusion.recommender import Recommender
 
-        Recommender.load(target)
+        Recommender.load(target, verify=True)  # scans every vector before it goes live
     if link.exists() and not link.is_symlink():
         raise ModelError(
             f"{link} is a real folder, not a symlink; move it aside and publish again so that "

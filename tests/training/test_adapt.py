@@ -72,12 +72,14 @@ def test_convirt_trainable_tiny_image_tower(tmp_path, tiny_st, planted):
     torch.manual_seed(0)
     module = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
                                  torch.nn.Flatten())
-    tower = ImageTower(module, lambda p: pixels[p], 8, "tiny-tower")
+    tower = ImageTower(module, lambda p: pixels[p], 8, "tiny-tower")   # KeyError: an unreadable photo
+    images = [f"/img/p{i}.png" if i != 7 else "/img/broken.png" for i in range(len(titles))]
     cat = Catalog(pl.DataFrame({"product_id": [f"p{i}" for i in range(len(titles))], "title": titles,
-                                "image": [f"/img/p{i}.png" for i in range(len(titles))]}))
+                                "image": images}))
     before = [p.detach().clone() for p in module.parameters()]
     m = adapt_convirt(cat, tmp_path / "conv_t", _config(tiny_st), tower=tower, progress=False)
     assert m["image_encoder_trained"] is True
+    assert m["n_without_image"] == 1 and m["n_pairs"] == len(titles) - 1
     assert m["loss_per_epoch"][-1] < m["loss_per_epoch"][0]
     assert any(not torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
 
