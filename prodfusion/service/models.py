@@ -368,7 +368,7 @@ def publish_model(model_dir: str | os.PathLike, link: str | os.PathLike, *,
     if validate:
         from prodfusion.recommender import Recommender
 
-        Recommender.load(target)
+        Recommender.load(target, verify=True)  # scans every vector before it goes live
     if link.exists() and not link.is_symlink():
         raise ModelError(
             f"{link} is a real folder, not a symlink; move it aside and publish again so that "
