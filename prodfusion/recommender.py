@@ -345,7 +345,8 @@ class Recommender:
         return rec
 
     def _set_state(self, catalog: Catalog, embeddings: dict[str, Embeddings], *, sessions=None,
-                   late_labels: dict[str, np.ndarray] | None = None) -> None:
+                   late_labels: dict[str, np.ndarray] | None = None,
+                   verify: bool = True) -> None:
         for m, e in list(embeddings.items()):
             if m not in MODALITIES:
                 raise ParameterError(f"Unknown modality {m!r}; expected one of {list(MODALITIES)}.")
@@ -354,7 +355,8 @@ class Recommender:
                     f"{m} embeddings have {len(e.mask)} rows but the catalog has {len(catalog)}."
                 )
             embeddings[m] = e = e.astype(self.vector_dtype)  # no-op when already that dtype
-            check_finite(e, what=f"{m} embeddings ({e.spec})")
+            if verify:  # a loaded folder was checked when built; load(verify=True) re-scans
+                check_finite(e, what=f"{m} embeddings ({e.spec})")
         self.catalog = catalog
         self._ids = catalog.ids  # Catalog.ids builds a new array per call: O(n) per query
         self.embeddings_ = {m: embeddings[m] for m in MODALITIES if m in embeddings}
@@ -650,7 +652,9 @@ class Recommender:
                 labels[m] = np.concatenate([old, assign_to_centroids(new, cent)])
             merged[m] = Embeddings(np.concatenate([e.vectors, new.vectors]),
                                    np.concatenate([e.mask, new.mask]), e.spec, e.info)
-        self._set_state(Catalog(frame, source=self.catalog.source), merged, late_labels=labels)
+        # only the new rows need the scan (done above); the old ones were checked before
+        self._set_state(Catalog(frame, source=self.catalog.source), merged, late_labels=labels,
+                        verify=False)
         new_rows = np.arange(n0, n0 + n1)
         report = {}
         for (method, mods), s in searchers.items():
@@ -688,7 +692,9 @@ class Recommender:
         labels = {m: lab for m, lab in self.late_labels_.computed.items() if m not in embeddings}
         for m, e in embeddings.items():
             check_finite(e, what=f"{m} embeddings ({e.spec})")
-        self._set_state(self.catalog, merged, sessions=sessions, late_labels=labels)
+        # the replaced modalities were scanned just above; the kept ones when they arrived
+        self._set_state(self.catalog, merged, sessions=sessions, late_labels=labels,
+                        verify=False)
         report = {}
         for (method, mods), s in searchers.items():
             report[f"{method}/{'+'.join(mods)}"] = s.update(
@@ -918,11 +924,15 @@ class Recommender:
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, mmap: bool = True,
-             mmap_index: bool = False) -> Recommender:
+             mmap_index: bool = False, verify: bool = False) -> Recommender:
         """Rebuild a recommender from a model folder written by :meth:`save`.
 
         ``mmap`` memory-maps the embedding arrays (copy-on-write; only the rows a query
-        re-scores are read). ``mmap_index`` memory-maps the FAISS indexes' stored vectors too;
+        re-scores are read). Loading checks shapes, dtypes and dimensions against the
+        manifest but does not scan the values, so a mapped model reads no vector pages until
+        it is queried (``benchmarks/load_rss.py``); ``verify=True`` also scans every present
+        vector for NaN/Inf/zero rows (:func:`~prodfusion.encoders.base.check_finite`), as
+        ``prodfusion publish`` does before a model goes live. ``mmap_index`` memory-maps the FAISS indexes' stored vectors too;
         by default they are read into memory when first used, because graph search touches
         thousands of scattered vectors per query and a mapped index faults them in page by
         page until it is warm (docs/benchmarks/scale.md: at 1M products ~150 ms per query on
@@ -978,7 +988,10 @@ class Recommender:
                         f"{path / f['vectors']}: vectors are {vec.dtype} but the manifest says "
                         f"{vector_dtype}; the folder is damaged. Rebuild the model."
                     )
-                embeddings[m] = Embeddings(vec, mask, enc["spec"], enc.get("info", {}))
+                # A mapped folder is trusted to hold zeros in absent rows (save writes them);
+                # checking would read most of its pages. verify=True checks.
+                embeddings[m] = Embeddings(vec, mask, enc["spec"], enc.get("info", {}),
+                                           zero_absent=verify or not mmap)
                 if f.get("late_labels"):  # absent: computed when late fusion is first used
                     labels[m] = read_npy_file(path, f["late_labels"])
                 if embeddings[m].dim != enc["dim"]:
@@ -1008,7 +1021,7 @@ class Recommender:
                 rec.click_counts_ = np.load(path / files["click_counts"])
             except (OSError, ValueError) as exc:
                 raise ModelError(f"{path / files['click_counts']}: cannot read ({exc}).") from exc
-        rec._set_state(catalog, embeddings, late_labels=labels)
+        rec._set_state(catalog, embeddings, late_labels=labels, verify=verify)
         rec._calibration_stats = {m: (mu, sd) for m, mu, sd in wt.stats}
         rec._mmap = mmap
         rec._mmap_index = mmap_index

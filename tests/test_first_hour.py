@@ -236,3 +236,34 @@ def test_clustering_skips_with_a_note_what_cannot_run(shop, capsys):
     assert len(res["meta"]["notes"]["skipped"]) == 2
     assert {c["n_categories"] for c in res["clustering"]["cells"]} == {3}
     assert "N = 20 skipped" in (shop / "rep" / "report.md").read_text()
+
+
+def test_kmeans_and_index_building_print_progress_lines(capsys):
+    """The long steps that cannot count their work say when they start and end (and every
+    --progress-every seconds in between)."""
+    import numpy as np
+    import polars as pl
+
+    from prodfusion.data.catalog import Catalog
+    from prodfusion.encoders.base import Embeddings
+
+    n = 2500
+    rng = np.random.default_rng(0)
+    cat = Catalog(pl.DataFrame({"product_id": [f"{i:05d}" for i in range(n)],
+                                "title": [f"t{i}" for i in range(n)]}))
+    emb = Embeddings(rng.normal(size=(n, 8)).astype(np.float32), np.ones(n, bool), "rand")
+    rec = Recommender.from_embeddings(cat, {"text": emb}, index="hnsw", late_k=3)
+    capsys.readouterr()
+    rec.similar("00001", 5, fusion="early")
+    err = capsys.readouterr().err
+    assert "index: early over text (hnsw, 2,500 products): started" in err
+    assert "index: early over text (hnsw, 2,500 products): done in" in err
+    assert "k-means" not in err  # early fusion needs no clusters
+    rec.similar("00001", 5, fusion="late")
+    err = capsys.readouterr().err
+    assert "late fusion: k-means++ of text (k=3, 2,500 vectors): started" in err
+    assert "late fusion: k-means++ of text (k=3, 2,500 vectors): done in" in err
+    quiet = Recommender.from_embeddings(cat, {"text": emb}, index="hnsw", late_k=3)
+    quiet.progress = False
+    quiet.similar("00001", 5, fusion="late")
+    assert capsys.readouterr().err == ""

@@ -193,3 +193,37 @@ def test_late_labels_are_cached_by_content(planted, tmp_path, monkeypatch):
     rec.cluster_late()
     assert calls == ["clicks"]  # text clusters came from the cache
     np.testing.assert_array_equal(rec.late_labels_["text"], first["text"])
+
+
+def test_load_scans_values_only_when_asked(planted, tmp_path, monkeypatch):
+    """load() checks shapes and dtypes, not values: a mapped model reads no vector page until
+    queried. verify=True (and publish) scan every present vector and refuse a damaged one."""
+    import prodfusion.recommender as R
+    from prodfusion.service.models import publish_model
+
+    catalog, embs, _ = planted
+    out = Recommender.from_embeddings(catalog, embs).save(tmp_path / "model")
+    v = np.load(out / "emb_text.npy")
+    v[3, 0] = np.nan  # damaged on disk after the build checked it
+    np.save(out / "emb_text.npy", v)
+    im = np.load(out / "emb_image.npy")
+    assert not np.load(out / "mask_image.npy")[5] and not im[5].any()
+    im[5] = 1.0  # an absent row that is not zero: only a scan of absent rows would see it
+    np.save(out / "emb_image.npy", im)
+    scanned = []
+    real = R.check_finite
+    monkeypatch.setattr(R, "check_finite", lambda e, **kw: scanned.append(kw["what"]) or real(e, **kw))
+    lazy = Recommender.load(out, mmap=True)
+    assert scanned == []
+    base = lazy.embeddings_["text"].vectors
+    while base is not None and not isinstance(base, np.memmap):
+        base = getattr(base, "base", None)
+    assert isinstance(base, np.memmap)  # still a mapping of the file, not a copy
+    assert lazy.embeddings_["image"].vectors[5].all()  # absent rows were not read
+    assert not Recommender.load(out, mmap=False).embeddings_["image"].vectors[5].any()
+    with pytest.raises(DataError, match="catalog row 3 contains NaN or Inf"):
+        Recommender.load(out, verify=True)
+    assert scanned and scanned[0].startswith("text embeddings")
+    with pytest.raises(DataError, match="catalog row 3 contains NaN or Inf"):
+        publish_model(out, tmp_path / "current")
+    assert not (tmp_path / "current").exists()

@@ -3,10 +3,10 @@
 ``pip install "prodfusion[ray]"`` installs Ray (``ray[data]``). Nothing here is imported unless
 :func:`prodfusion.engine.make_executor` is asked for ``"ray"``.
 
-Two traps seen on a 2-core machine (issue 14) shape the defaults: actors that each reserve a
-whole CPU can hold every CPU while a task they wait for needs one (a deadlock), so actors
-reserve a *fraction* of a CPU by default here when Ray is started locally; and an actor per
-CPU is made, not more.
+A trap seen on a 2-core machine (issue 14): Ray Data actors that each reserve a whole CPU can
+hold every CPU while a task they wait for needs one (a deadlock). ``map_with_state`` needs no
+other task while its actors run, so one actor per reserved CPU is safe there; the encoding on
+Ray Data (:mod:`prodfusion.engine.ray_encode`) reserves a fraction of a CPU per actor.
 """
 
 from __future__ import annotations

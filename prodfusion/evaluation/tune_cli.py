@@ -28,7 +28,8 @@ def cmd_tune(args) -> int:
         sessions, pairs, objective=args.objective, modalities=args.modalities,
         test_fraction=args.test_fraction, val_fraction=args.val_fraction, seed=args.eval_seed,
         step=args.step, calibrations=args.calibrations, n0_grid=args.n0,
-        max_queries=args.max_queries, protocol=args.protocol, prod2vec=_p2v(args, rec),
+        max_queries=args.max_queries, min_weight=args.min_weight, protocol=args.protocol,
+        prod2vec=_p2v(args, rec),
         progress=not args.quiet,
     )
     if not args.dry_run:
@@ -70,6 +71,9 @@ def add_tune_parser(sub) -> None:
     p.add_argument("--calibrations", default=["none", "zscore"], type=_csv_list)
     p.add_argument("--n0", default=[None, 2.0, 10.0], type=_n0_list,
                    help="click-confidence constants to try, e.g. none,2,10")
+    p.add_argument("--min-weight", type=float, default=0.05,
+                   help="smallest weight a modality gets (0 allows exact zeros, which leave "
+                        "products sharing only that modality with nothing; default 0.05)")
     p.add_argument("--max-queries", type=int, default=2000,
                    help="validation query products scored (seeded sample)")
     p.add_argument("--p2v-epochs", type=int, default=None)

@@ -115,11 +115,18 @@ def tune_weights(
     calibrations: Sequence[str] = ("none", "zscore"),
     n0_grid: Sequence[float | None] = (None, 2.0, 10.0),
     max_queries: int = 2000,
+    min_weight: float = 0.05,
     protocol: str = "leave-last-out",
     prod2vec: Any = None,
     progress: bool | Callable = False,
 ) -> dict:
     """Choose intermediate-fusion weights, calibration and ``n0`` on a validation split.
+
+    ``min_weight`` is the smallest weight a modality can get (after normalisation): with a
+    weight of exactly 0, a product that has only that modality in common with the query —
+    e.g. a product without clicks when the search picked clicks alone — would get no
+    recommendation at all; at a small floor its other modalities still serve it (cold
+    start), and the validation score says what the floor costs. ``0`` allows exact zeros.
 
     Returns a dict with ``weights`` (summing to 1), ``calibration``, ``n0``, ``objective``,
     ``validation_score``, ``reference_scores`` (equal weights and each modality alone, on the
@@ -196,7 +203,19 @@ def tune_weights(
     n0s = list(n0_grid) if "clicks" in mods else [None]
     cache: dict = {}
 
+    def floored(w: tuple[float, ...]) -> tuple[float, ...]:
+        if not any(w):
+            return w
+        total = sum(w)
+        w = tuple(x / total for x in w)
+        if min_weight <= 0 or min(w) >= min_weight:
+            return w
+        free = [x for x in w if x > min_weight]
+        scale = (1.0 - min_weight * (len(w) - len(free))) / sum(free)
+        return tuple(min_weight if x <= min_weight else x * scale for x in w)
+
     def evaluate(w: tuple[float, ...], cal: str, n0) -> float:
+        w = floored(w)
         key = (tuple(round(x, 9) for x in w), cal, n0)
         if key not in cache:
             if not any(w):
@@ -220,6 +239,7 @@ def tune_weights(
                 if sc > best[0]:
                     best = (sc, (w, cal, n0))
     score, (w, cal, n0) = best
+    w = floored(w)
     for delta in (step / 2, step / 4):  # coordinate search around the best grid point
         improved = True
         while improved:
@@ -231,13 +251,14 @@ def tune_weights(
                     total = sum(cand)
                     if total <= 0:
                         continue
-                    cand = tuple(x / total for x in cand)
+                    cand = floored(tuple(x / total for x in cand))
                     sc = evaluate(cand, cal, n0)
                     if sc > score + 1e-12:
                         score, w, improved = sc, cand, True
     refs = {"equal weights (calibration none)": evaluate(tuple(1.0 for _ in mods), "none", None)}
-    for j, m in enumerate(mods):
-        refs[f"{m} alone"] = evaluate(tuple(float(i == j) for i in range(len(mods))), "none", None)
+    for m in mods:  # exact zeros here: the modality really alone
+        wt = Weighting.make({m: 1.0}, "none", None, None)
+        refs[f"{m} alone"] = scorer.score(wt)
     fingerprints = {}
     for name, s in (("sessions", sessions), ("pairs", pairs)):
         if s is not None and hasattr(s, "fingerprint"):
@@ -254,7 +275,7 @@ def tune_weights(
         "validation_score": score,
         "reference_scores": refs,
         "n_configs": len(cache),
-        "search": {"step": step, "calibrations": list(calibrations),
+        "search": {"step": step, "min_weight": min_weight, "calibrations": list(calibrations),
                    "n0_grid": [x for x in n0s], "max_queries": max_queries},
         "split": {"protocol": protocol, "test_fraction": test_fraction,
                   "val_fraction": val_fraction, "seed": seed,

@@ -23,6 +23,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import polars as pl
@@ -52,16 +53,20 @@ def _image_root(paths: list[str | None], configured: Path | None,
     """The folder ``/images/{id}`` may serve from (symlinks of the folder itself resolved).
 
     In order: the service's ``images`` setting; the image root the model was built with
-    (``--image-root``, or the catalog's folder, recorded in the manifest); else the deepest
+    (``--image-root``, or the catalog's folder, recorded in the manifest) when every image
+    path lies under it; else the deepest
     folder holding every catalog image path *as written* (``os.path.normpath``, never a
     symlink's target, so a link inside the folder cannot widen it). None when that is the
     file-system root.
     """
     if configured is not None:
         return Path(os.path.realpath(configured))
-    if recorded:
-        return Path(os.path.realpath(recorded))
     present = [os.path.normpath(os.path.abspath(p)) for p in paths if p]
+    if recorded:
+        rec_root = os.path.normpath(os.path.abspath(recorded))
+        # absolute catalog paths elsewhere: the recorded root does not describe them
+        if all(os.path.commonpath([rec_root, p]) == rec_root for p in present):
+            return Path(os.path.realpath(rec_root))
     if not present:
         return None
     try:
@@ -168,8 +173,9 @@ class LoadedModel:
     def resolved(self) -> str:
         return self.stamp[0]
 
-    @property
+    @cached_property
     def model_id(self) -> str:
+        """The public name of the model (computed once: old folders hash their manifest)."""
         return model_id(self.recommender.manifest_, Path(self.resolved))
 
     def describe(self) -> dict:
@@ -362,7 +368,7 @@ def publish_model(model_dir: str | os.PathLike, link: str | os.PathLike, *,
     if validate:
         from prodfusion.recommender import Recommender
 
-        Recommender.load(target)
+        Recommender.load(target, verify=True)  # scans every vector before it goes live
     if link.exists() and not link.is_symlink():
         raise ModelError(
             f"{link} is a real folder, not a symlink; move it aside and publish again so that "

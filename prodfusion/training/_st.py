@@ -64,7 +64,8 @@ def pooled(model, features: dict):
 
 
 def tokenize(model, texts: Sequence[str], device: str) -> dict:
-    feats = model.tokenize(list(texts))
+    prep = getattr(model, "preprocess", None) or model.tokenize  # tokenize: sentence-transformers < 6
+    feats = prep(list(texts))
     return {k: (v.to(device) if hasattr(v, "to") else v) for k, v in feats.items()}
 
 

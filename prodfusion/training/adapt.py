@@ -64,8 +64,9 @@ class AdaptConfig:
     base : str
         ``st:<name-or-path>`` of the encoder to adapt.
     epochs : int
-        Passes over the catalog. The paper ran 50 on a GPU; the default here (3) keeps a
-        whole-H&M ConVIRT run on a 2-core CPU under 30 minutes (docs/benchmarks/adapt_hm.md).
+        Passes over the catalog. The paper ran 50 on a GPU; the default here (1) keeps a
+        whole-H&M ConVIRT run on the shared 2-core CPU under 30 minutes
+        (docs/benchmarks/adapt_hm.md). More epochs are one option away.
     batch_size : int
         32, as in the paper.
     lr, weight_decay : float
@@ -90,7 +91,7 @@ class AdaptConfig:
     """
 
     base: str = DEFAULT_BASE
-    epochs: int = 3
+    epochs: int = 1
     batch_size: int = 32
     lr: float = 1e-5
     weight_decay: float = 1e-8
@@ -415,6 +416,7 @@ def adapt_convirt(catalog, out, config: AdaptConfig | None = None, *, cache=None
         logger.info("adapt convirt: resuming after epoch %d of %d from %s", start, config.epochs, ckpt)
 
     n_batches = len(rows) // config.batch_size  # the last, short batch is dropped
+    failed: set[int] = set()  # trainable image side: photos that could not be read
     for epoch in range(start, config.epochs):
         rng = np.random.default_rng([config.seed, epoch])
         torch.manual_seed(config.seed * 1000 + epoch)
@@ -427,12 +429,14 @@ def adapt_convirt(catalog, out, config: AdaptConfig | None = None, *, cache=None
         with Progress(n_batches, f"convirt epoch {epoch + 1}/{config.epochs}", enabled=progress) as bar:
             for b in range(n_batches):
                 idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-                text = pooled(model, tokenize(model, [titles[i] for i in idx], dev))
                 if trainable:
-                    pix = torch.from_numpy(np.stack([tower.prepare(paths[i]) for i in idx])).to(dev)
-                    img = tower.module(pix)
+                    idx, arrays = _prepare_batch(tower, paths, idx, failed)
+                    if len(idx) < 2:
+                        continue
+                    img = tower.module(torch.from_numpy(np.stack(arrays)).to(dev))
                 else:
                     img = image_input[idx].to(dev)
+                text = pooled(model, tokenize(model, [titles[i] for i in idx], dev))
                 loss = loss_fn(text, img)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -446,7 +450,7 @@ def adapt_convirt(catalog, out, config: AdaptConfig | None = None, *, cache=None
 
     manifest = _manifest("convirt", config, fingerprint, losses, time.perf_counter() - t0, {
         "temperature": tau, "image_encoder": image_spec, "image_encoder_trained": trainable,
-        "n_pairs": int(len(rows)), "n_without_image": int(len(catalog) - len(rows)),
+        "n_pairs": int(len(rows) - len(failed)), "n_without_image": int(len(catalog) - len(rows) + len(failed)),
         "resumed_after_epoch": start or None,
     })
 
@@ -462,6 +466,21 @@ def adapt_convirt(catalog, out, config: AdaptConfig | None = None, *, cache=None
     write_atomically(out, write)
     shutil.rmtree(ckpt, ignore_errors=True)
     return manifest
+
+
+def _prepare_batch(tower: ImageTower, paths, idx: np.ndarray, failed: set[int]):
+    """Rows of ``idx`` whose photo could be prepared, and their arrays; failures are remembered."""
+    keep, arrays = [], []
+    for i in idx:
+        if i in failed:
+            continue
+        try:
+            arrays.append(tower.prepare(paths[i]))
+            keep.append(i)
+        except Exception as exc:  # an unreadable photo costs its pair, never the run
+            failed.add(int(i))
+            logger.warning("adapt convirt: photo %r of row %d left out (%s)", paths[i], i, exc)
+    return np.asarray(keep, dtype=np.int64), arrays
 
 
 def _save_checkpoint(ckpt: Path, model, loss_fn, opt, tower, key: dict, losses: list[float], epoch: int) -> None:

@@ -47,14 +47,14 @@ def _cache(args):
     return EmbeddingCache(args.cache_dir, dtype=args.cache_dtype)
 
 
-def _adapt_options(p: argparse.ArgumentParser, *, epochs_default: int | None = 3) -> None:
+def _adapt_options(p: argparse.ArgumentParser) -> None:
     from prodfusion.cli import _default_cache_dir
     from prodfusion.training._st import DEFAULT_BASE
 
     g = p.add_argument_group("adaptation (defaults: the paper's, except where noted)")
     g.add_argument("--base", default=DEFAULT_BASE,
                    help="encoder to adapt, st:<name-or-path> (default: packaged all-MiniLM-L6-v2)")
-    g.add_argument("--epochs", type=int, default=epochs_default,
+    g.add_argument("--epochs", type=int, default=1,
                    help="passes over the titles (paper: 50; default %(default)s to fit a CPU budget)")
     g.add_argument("--adapt-batch-size", "--batch-size", dest="adapt_batch_size", type=int, default=32)
     g.add_argument("--lr", type=float, default=1e-5, help="AdamW learning rate (paper: 1e-5)")
@@ -142,12 +142,16 @@ def _classifier_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ft-lr", type=float, default=5e-5, help="Adam learning rate of the encoder")
     g.add_argument("--ft-head-lr", type=float, default=1e-3, help="Adam learning rate of the linear layer")
     g.add_argument("--ft-max-seq-length", type=int, default=24)
-    g.add_argument("--C", type=float, default=10.0, help="--frozen: inverse regularisation")
+    g.add_argument("--C", type=float, default=10.0, help="logistic regression: inverse regularisation")
+    g.add_argument("--head-init", default="logistic", choices=["logistic", "random"],
+                   help="fine-tuning starts the linear layer from a logistic regression (default) "
+                        "or at random (the paper)")
 
 
 def _classifier_kwargs(args) -> dict:
     return dict(epochs=args.ft_epochs, batch_size=args.ft_batch_size, lr=args.ft_lr,
                 head_lr=args.ft_head_lr, max_seq_length=args.ft_max_seq_length, C=args.C,
+                head_init=args.head_init,
                 device=args.device)
 
 
@@ -205,6 +209,7 @@ def cmd_cat_evaluate(args) -> int:
     res = evaluate_categorization(
         catalog, methods=args.methods, base=args.base, fractions=args.fractions, seeds=args.seeds,
         split=args.split, split_seed=args.split_seed, head_share=args.head_share, frozen=args.frozen,
+        max_dev=args.max_dev,
         classifier=_classifier_kwargs(args), adapt_config=_adapt_config(args), encoders=encoders,
         work_dir=args.work_dir, cache=_cache(args),
     )
@@ -253,8 +258,10 @@ def add_categorize_parser(sub) -> argparse.ArgumentParser:
     e.add_argument("--head-share", type=float, default=0.8, help="head labels hold this share of instances")
     e.add_argument("--encoder", action="append", default=None,
                    help="reuse an adapted encoder: simcse=st:PATH or convirt=st:PATH (repeatable)")
+    e.add_argument("--max-dev", type=int, default=None,
+                   help="fine-tuning: choose the epoch on at most this many dev products (default: all)")
     e.add_argument("--work-dir", default=None, help="where adapted encoders are written (kept; resumable)")
     _classifier_options(e)
-    _adapt_options(e, epochs_default=2)
+    _adapt_options(e)
     e.set_defaults(func=cmd_cat_evaluate)
     return c

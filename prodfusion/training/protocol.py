@@ -169,7 +169,7 @@ def evaluate_categorization(
     catalog, *, methods: Sequence[str] = ("origin", "simcse", "convirt"), base: str = DEFAULT_BASE,
     fractions: Sequence[float] = PAPER_FRACTIONS, seeds: Sequence[int] = (0, 1, 2),
     split: Sequence[float] = PAPER_SPLIT, split_seed: int = 0, head_share: float = 0.8,
-    frozen: bool = False, classifier: dict | None = None, adapt_config=None,
+    frozen: bool = False, max_dev: int | None = None, classifier: dict | None = None, adapt_config=None,
     encoders: dict[str, str] | None = None, work_dir=None, cache=None, progress: bool = True,
 ) -> dict:
     """Run the protocol on a catalog with categories; returns a ``kind="categorization"`` result.
@@ -190,6 +190,9 @@ def evaluate_categorization(
         Adaptation, train, dev, test.
     frozen : bool
         Logistic regression on frozen embeddings instead of fine-tuning.
+    max_dev : int, optional
+        Fine-tuning picks its epoch on at most this many dev products (a fixed random
+        subset; default: the whole dev split).
     classifier : dict, optional
         Keyword arguments of :class:`~prodfusion.training.categorize.CategoryClassifier`.
     adapt_config : AdaptConfig, optional
@@ -255,6 +258,8 @@ def evaluate_categorization(
     clf_kwargs.setdefault("progress", progress)
     runs = []
     train_rows, dev_rows, test_rows = parts["train"], parts["dev"], parts["test"]
+    if max_dev is not None and len(dev_rows) > max_dev:
+        dev_rows = np.sort(np.random.default_rng(split_seed).choice(dev_rows, max_dev, replace=False))
     for m in methods:
         model = load_st_model(specs[m], device=clf_kwargs.get("device", "cpu"), where=where)
         model.max_seq_length = clf_kwargs.get("max_seq_length", 24)
@@ -307,7 +312,7 @@ def evaluate_categorization(
         "config": {
             "source": str(catalog.source), "methods": methods, "base": base, "encoders": specs,
             "fractions": list(fractions), "seeds": list(seeds), "split": list(split),
-            "split_seed": split_seed, "head_share": head_share, "frozen": frozen,
+            "split_seed": split_seed, "head_share": head_share, "frozen": frozen, "max_dev": max_dev,
             "classifier": {k: v for k, v in clf_kwargs.items() if k != "progress"},
             "adaptation": {k: v for k, v in vars(config).items() if k != "extra"},
         },

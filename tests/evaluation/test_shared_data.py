@@ -21,12 +21,20 @@ def test_diginetica_time_split_is_leak_free(shared_data):
     sessions = clean_sessions(views)
     ids = views["product_id"].unique().sort().to_list()
     catalog = Catalog(pl.DataFrame({"product_id": ids, "title": ids}))
-    split = split_interactions(catalog, sessions, test_fraction=0.2)
+    split = split_interactions(catalog, sessions, test_fraction=0.2, protocol="whole")
     info = split.info["sessions"]
     assert info["n_test_sessions"] == round(len(sessions) * 0.2)
     assert info["train_last_start"] <= info["test_first_start"]
     assert check_no_leak(split, catalog)["test_sessions_checked"] == info["n_test_sessions"]
     assert len(split.heldout["sessions"]) == info["n_test_clicks"] - info["n_test_sessions"]
+    # leave-last-out (the default): one held-out transition per test session, the sessions'
+    # earlier clicks train, and still nothing held out reaches training
+    llo = split_interactions(catalog, sessions, test_fraction=0.2)
+    li = llo.info["sessions"]
+    assert li["n_test_sessions"] == info["n_test_sessions"]
+    assert len(llo.heldout["sessions"]) == li["n_test_sessions"] == li["n_test_cases"]
+    assert li["n_prefix_clicks_in_training"] == li["expected_prefix_clicks"] > 0
+    assert check_no_leak(llo, catalog)["test_sessions_checked"] == li["n_test_sessions"]
 
 
 def test_hm_copurchase_pair_split_is_leak_free(shared_data):
@@ -39,7 +47,8 @@ def test_hm_copurchase_pair_split_is_leak_free(shared_data):
     baskets = clean_sessions(read_interactions(
         hm / "transactions.csv", session_cols=("customer_id", "t_dat"), item_col="article_id",
         time_col="t_dat"), catalog)
-    split = split_interactions(catalog, baskets, pairs, test_fraction=0.2, seed=0)
+    split = split_interactions(catalog, baskets, pairs, test_fraction=0.2, seed=0,
+                               protocol="whole")
     checked = check_no_leak(split, catalog)
     p = split.info["pairs"]
     assert checked["test_pairs_checked"] == p["n_test_pairs"] > 5000
@@ -52,3 +61,13 @@ def test_hm_copurchase_pair_split_is_leak_free(shared_data):
     train = {frozenset(s) for s in split.train if len(s) == 2}
     assert not test & train
     assert np.all(ho.query_rows != ho.target_rows)
+    # leave-last-out (the default): one held-out pair per test query product, never in training
+    llo = split_interactions(catalog, baskets, pairs, test_fraction=0.2, seed=0)
+    lp = llo.info["pairs"]
+    assert check_no_leak(llo, catalog)["test_pairs_checked"] == lp["n_test_pairs"] > 1000
+    lho = llo.heldout["pairs"]
+    assert len(set(lho.query_rows.tolist())) == lp["n_test_query_products"] - lp[
+        "n_test_pairs_seen_in_training_dropped"]
+    ltest = {frozenset(x) for x in zip(catalog.ids[lho.query_rows], catalog.ids[lho.target_rows],
+                                       strict=True)}
+    assert not ltest & {frozenset(s) for s in llo.train if len(s) == 2}

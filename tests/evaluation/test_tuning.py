@@ -67,6 +67,9 @@ def test_a_noise_modality_gets_about_zero_weight():
     rec, sessions, _ = _shop()
     res = tune_weights(rec, sessions=sessions, **KW)
     assert res["weights"]["image"] <= 0.125 < res["weights"]["text"]
+    assert res["weights"]["image"] >= 0.05 - 1e-9  # the floor: never exactly 0 by default
+    exact = tune_weights(rec, sessions=sessions, min_weight=0, **KW)
+    assert exact["weights"]["image"] <= 0.125
     refs = res["reference_scores"]
     assert res["validation_score"] >= refs["equal weights (calibration none)"]
     assert refs["text alone"] > refs["image alone"]

@@ -106,6 +106,7 @@ def test_page_shows_recommendations_and_logs_click_and_jump(tmp_path):
             assert len(clicks) == 1
             (c,) = clicks
             assert (c.product_id, c.target_id, c.rank, c.variant) == ("0001", target, 3, "default")
+            assert c.status == "ok"  # the page sent the list's signed id and the target's sig
             assert c.request_id == view_rid[0]  # attributed to the list that was viewed
 
             with page.expect_request(lambda r: "/shop/" in r.url):  # navigates to the merchant
@@ -117,6 +118,7 @@ def test_page_shows_recommendations_and_logs_click_and_jump(tmp_path):
         assert not [u for u in external if "/shop/" not in u], external  # offline: no CDN
         views = [e for e in store.fetch_events() if e.type == "view"]
         assert [v.product_id for v in views] == ["0001", target]
+        assert {e.status for e in store.fetch_events()} == {"ok"}  # nothing quarantined
     finally:
         store.close()
         stop_server(server)

@@ -272,3 +272,30 @@ def test_fuzzed_event_bodies_never_get_a_500(client):
         assert "detail" in r.json() or r.status_code == 200
 
     check()
+
+
+def test_image_root_recorded_by_the_build_and_absolute_paths_elsewhere(tmp_path):
+    from prodfusion.service.models import _image_root
+
+    imgs, other = tmp_path / "imgs", tmp_path / "elsewhere"
+    imgs.mkdir()
+    other.mkdir()
+    inside = [str(imgs / "a.png"), str(imgs / "sub" / "b.png")]
+    assert _image_root(inside, None, str(imgs)) == imgs.resolve()
+    # a catalog with absolute paths outside its recorded root: the paths' own common folder
+    outside = [str(other / "a.png"), str(other / "b.png")]
+    assert _image_root(outside, None, str(imgs)) == other.resolve()
+    # the service setting always wins
+    assert _image_root(outside, imgs, str(imgs)) == imgs.resolve()
+
+
+def test_folders_without_a_model_id_get_a_stable_public_name(tmp_path):
+    model = make_model(tmp_path)
+    m = json.loads((model / "manifest.json").read_text())
+    m.pop("model_id")  # a folder written before model ids existed
+    (model / "manifest.json").write_text(json.dumps(m))
+    s = ab_settings(model, tmp_path / "ev.sqlite3")
+    with TestClient(create_app(s)) as c:
+        names = {c.get(f"/v1/similar/0001?visitor=v{i}").json()["model"] for i in range(3)}
+        assert len(names) == 1 and names.pop().startswith("m-")
+        assert c.get("/readyz").json()["variants"]["baseline"]["model_id"].startswith("m-")

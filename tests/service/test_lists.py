@@ -163,3 +163,29 @@ def test_lists_in_the_configuration_file(tmp_path):
     assert a.lists == tmp_path / "sub" / "a.parquet" and b.lists is None
     with pytest.raises(ParameterError, match="The 'lists_layout' parameter of ServiceSettings"):
         ServiceSettings.for_model(tmp_path, lists_layout="redis")
+
+
+def test_serve_cli_with_lists_on_two_workers(models, tmp_path):
+    """`prodfusion serve MODEL --lists FILE --workers 2`: the option reaches every worker and
+    /metrics sums which path answered over both processes."""
+    import httpx
+
+    from .helpers import free_port, start_server, stop_server
+
+    a, b, lists = models
+    port = free_port()
+    server = start_server(b, port, tmp_path / "server.log", "--events",
+                          str(tmp_path / "events.sqlite3"), "--workers", "2",
+                          "--lists", str(lists))
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for i in range(12):  # fresh connections: spread over both workers
+            r = httpx.get(f"{url}/v1/similar/{i:04d}?k=10&visitor=v{i}")
+            assert r.status_code == 200 and len(r.json()["items"]) == 10
+        assert httpx.get(f"{url}/v1/similar/new-1?k=10&visitor=v1").status_code == 200
+        text = httpx.get(f"{url}/metrics").text
+        got = {m[1]: float(m[2]) for m in re.finditer(
+            r'prodfusion_similar_answers_total\{path="(\w+)"\} ([0-9.e+]+)', text)}
+        assert got == {"lists": 12.0, "live": 1.0}, text[:2000]
+    finally:
+        stop_server(server)

@@ -72,12 +72,14 @@ def test_convirt_trainable_tiny_image_tower(tmp_path, tiny_st, planted):
     torch.manual_seed(0)
     module = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
                                  torch.nn.Flatten())
-    tower = ImageTower(module, lambda p: pixels[p], 8, "tiny-tower")
+    tower = ImageTower(module, lambda p: pixels[p], 8, "tiny-tower")   # KeyError: an unreadable photo
+    images = [f"/img/p{i}.png" if i != 7 else "/img/broken.png" for i in range(len(titles))]
     cat = Catalog(pl.DataFrame({"product_id": [f"p{i}" for i in range(len(titles))], "title": titles,
-                                "image": [f"/img/p{i}.png" for i in range(len(titles))]}))
+                                "image": images}))
     before = [p.detach().clone() for p in module.parameters()]
     m = adapt_convirt(cat, tmp_path / "conv_t", _config(tiny_st), tower=tower, progress=False)
     assert m["image_encoder_trained"] is True
+    assert m["n_without_image"] == 1 and m["n_pairs"] == len(titles) - 1
     assert m["loss_per_epoch"][-1] < m["loss_per_epoch"][0]
     assert any(not torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
 
@@ -147,3 +149,21 @@ def test_cli_adapt_simcse_and_no_images_error(tmp_path, tiny_st, planted, capsys
     assert main(["adapt", "convirt", "--catalog", str(csv), "--base", tiny_st, "--out", str(tmp_path / "cv"),
                  "--cache-dir", "none"]) == 2
     assert "ConVIRT needs product photos" in capsys.readouterr().err
+
+
+def test_effnet_tower_is_trainable_and_prepares_photos(tmp_path):
+    """The --train-image-encoder path: the packaged EfficientNet-Lite0 as a differentiable tower."""
+    from PIL import Image
+
+    from prodfusion.training.adapt import image_tower
+
+    tower = image_tower("effnet-lite0")
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (60, 90), (200, 30, 30)).save(photo)
+    x = torch.from_numpy(np.stack([tower.prepare(str(photo))] * 2))
+    assert x.shape == (2, 3, 224, 224) and tower.dim == 1280
+    tower.module.train()
+    out = tower.module(x)
+    assert out.shape == (2, 1280)
+    out.pow(2).mean().backward()
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in tower.module.parameters())
