@@ -149,3 +149,21 @@ def test_cli_adapt_simcse_and_no_images_error(tmp_path, tiny_st, planted, capsys
     assert main(["adapt", "convirt", "--catalog", str(csv), "--base", tiny_st, "--out", str(tmp_path / "cv"),
                  "--cache-dir", "none"]) == 2
     assert "ConVIRT needs product photos" in capsys.readouterr().err
+
+
+def test_effnet_tower_is_trainable_and_prepares_photos(tmp_path):
+    """The --train-image-encoder path: the packaged EfficientNet-Lite0 as a differentiable tower."""
+    from PIL import Image
+
+    from prodfusion.training.adapt import image_tower
+
+    tower = image_tower("effnet-lite0")
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (60, 90), (200, 30, 30)).save(photo)
+    x = torch.from_numpy(np.stack([tower.prepare(str(photo))] * 2))
+    assert x.shape == (2, 3, 224, 224) and tower.dim == 1280
+    tower.module.train()
+    out = tower.module(x)
+    assert out.shape == (2, 1280)
+    out.pow(2).mean().backward()
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in tower.module.parameters())
