@@ -104,21 +104,22 @@ def main(argv=None) -> int:
         f"({manifest['image_encoder']}) from the embedding cache  ",
         f"Machine: {machine}; {time.strftime('%Y-%m-%d %H:%M %Z')}",
         "",
-        f"Settings: base {hp['base']}, {hp['epochs']} epochs, batch {hp['batch_size']}, AdamW lr {hp['lr']} "
+        f"Settings: base {hp['base']}, {hp['epochs']} epoch(s), batch {hp['batch_size']}, AdamW lr {hp['lr']} "
         f"(projection heads {hp['head_lr']}), weight decay {hp['weight_decay']}, τ {manifest['temperature']}, "
         f"α {hp['alpha']}, projection {hp['projection_dim']}, max {hp['max_seq_length']} tokens.",
         "",
         "| step | wall time (s) | peak RSS (GiB) |",
         "| --- | ---: | ---: |",
         f"| baseline: encode every title once with the base model | {t0:.1f} | – |",
-        f"| `prodfusion adapt convirt`, {hp['epochs']} epochs | {t1:.1f} | {rss:.2f} |",
+        f"| `prodfusion adapt convirt`, {hp['epochs']} epoch(s) | {t1:.1f} | {rss:.2f} |",
         "",
         f"Adaptation / one encoding pass: **{t1 / t0:.1f}×**; per epoch {t1 / hp['epochs']:.0f} s "
         f"({t1 / hp['epochs'] / t0:.1f}× an encoding pass). Target: under 30 min (1800 s) for the default "
         f"epochs: **{'met' if t1 < 1800 else 'not met'}** at this load.",
         f"Loss per epoch: {', '.join(f'{x:.4f}' for x in manifest['loss_per_epoch'])} "
         f"(chance level ln 32 = 3.466).",
-        "Peak RSS is the maximum over the subprocesses (getrusage RUSAGE_CHILDREN).",
+        "Peak RSS is the maximum over the subprocesses (getrusage RUSAGE_CHILDREN). The two steps run "
+        "one after the other, so a load that changes between them distorts the ratio.",
         "",
         "Output:",
         "```",

@@ -3,6 +3,7 @@
 * :mod:`~prodfusion.training.losses` — InfoNCE, ConVIRT and SimCSE losses (formulas in docstrings);
 * :mod:`~prodfusion.training.adapt` — :func:`adapt_simcse`, :func:`adapt_convirt`: a catalog in,
   a sentence-transformers folder out (usable as ``prodfusion build --text st:PATH``);
+  :mod:`~prodfusion.training.image_side` — ConVIRT's frozen features or trainable image tower;
 * :mod:`~prodfusion.training.categorize` — :class:`CategoryClassifier` (encoder + linear layer);
 * :mod:`~prodfusion.training.protocol` — :func:`evaluate_categorization`, the paper's protocol;
 * :mod:`~prodfusion.training.report` — its md/html/png/json report;

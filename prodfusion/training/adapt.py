@@ -25,14 +25,13 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from prodfusion.errors import DataError, ParameterError, param_error
+from prodfusion.errors import DataError, param_error
 from prodfusion.training._st import (
     DEFAULT_BASE,
     Progress,
@@ -48,6 +47,7 @@ from prodfusion.training._st import (
     write_atomically,
     write_json,
 )
+from prodfusion.training.image_side import ImageTower, frozen_features, image_tower, prepare_batch
 
 __all__ = ["AdaptConfig", "ImageTower", "adapt", "adapt_simcse", "adapt_convirt", "image_tower"]
 
@@ -123,52 +123,6 @@ class AdaptConfig:
                 or not 0 <= self.alpha <= 1:
             raise param_error("alpha", where, "a number in [0, 1]", self.alpha)
         return self
-
-
-@dataclass
-class ImageTower:
-    """A trainable image side for ConVIRT.
-
-    Attributes
-    ----------
-    module : torch.nn.Module
-        Maps a float tensor batch ``(n, 3, H, W)`` to features ``(n, dim)``.
-    prepare : callable
-        Image path → float32 array ``(3, H, W)``; raises on an unreadable file.
-    dim : int
-    spec : str
-    """
-
-    module: object
-    prepare: Callable[[str], np.ndarray]
-    dim: int
-    spec: str
-
-
-def image_tower(spec: str, *, device: str = "cpu") -> ImageTower:
-    """The trainable tower of an image encoder spec (``effnet-lite0`` or ``clip:…``)."""
-    import torch
-
-    from prodfusion.encoders import CLIPImageEncoder, EfficientNetLite0Encoder, make_encoder
-    from prodfusion.encoders.image import _decode_rgb, _read
-
-    enc = make_encoder(spec, device=device, progress=False)
-    enc.load()
-    net = enc._model
-
-    class _Tower(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = net
-
-        def forward(self, x):
-            if isinstance(enc, EfficientNetLite0Encoder):
-                return self.net.extract_features(x).mean(dim=(2, 3))
-            if isinstance(enc, CLIPImageEncoder):
-                return self.net.visual_projection(self.net.vision_model(pixel_values=x).pooler_output)
-            raise ParameterError(f"image encoder {spec!r} has no trainable tower")  # pragma: no cover
-
-    return ImageTower(_Tower(), lambda path: enc._prepare(_decode_rgb(_read(path))), enc.dim, spec)
 
 
 # ------------------------------------------------------------------------------ shared
@@ -311,14 +265,6 @@ def adapt_simcse(catalog, out, config: AdaptConfig | None = None, *, progress: b
 
 
 # ------------------------------------------------------------------------------ ConVIRT
-def _frozen_features(catalog, config: AdaptConfig, cache, progress: bool) -> tuple[np.ndarray, np.ndarray]:
-    from prodfusion.encoders import make_encoder
-
-    enc = make_encoder(config.image, device=config.device, cache=cache, progress=progress)
-    emb = enc.encode(catalog)
-    return np.asarray(emb.vectors, dtype=np.float32), np.asarray(emb.mask, dtype=bool)
-
-
 def adapt_convirt(catalog, out, config: AdaptConfig | None = None, *, cache=None,
                   image_features: tuple[np.ndarray, np.ndarray] | None = None,
                   tower: ImageTower | None = None, progress: bool = True) -> dict:
@@ -365,7 +311,7 @@ def adapt_convirt(catalog, out, config: AdaptConfig | None = None, *, cache=None
         mask = np.array([bool(p) for p in paths])
         image_dim, image_spec = tower.dim, tower.spec
     else:
-        feats, mask = image_features if image_features is not None else _frozen_features(
+        feats, mask = image_features if image_features is not None else frozen_features(
             catalog, config, cache, progress)
         image_dim, image_spec = feats.shape[1], config.image if image_features is None else "given"
     rows = np.flatnonzero(mask)
@@ -430,7 +376,7 @@ def adapt_convirt(catalog, out, config: AdaptConfig | None = None, *, cache=None
             for b in range(n_batches):
                 idx = order[b * config.batch_size : (b + 1) * config.batch_size]
                 if trainable:
-                    idx, arrays = _prepare_batch(tower, paths, idx, failed)
+                    idx, arrays = prepare_batch(tower, paths, idx, failed)
                     if len(idx) < 2:
                         continue
                     img = tower.module(torch.from_numpy(np.stack(arrays)).to(dev))
@@ -466,21 +412,6 @@ def adapt_convirt(catalog, out, config: AdaptConfig | None = None, *, cache=None
     write_atomically(out, write)
     shutil.rmtree(ckpt, ignore_errors=True)
     return manifest
-
-
-def _prepare_batch(tower: ImageTower, paths, idx: np.ndarray, failed: set[int]):
-    """Rows of ``idx`` whose photo could be prepared, and their arrays; failures are remembered."""
-    keep, arrays = [], []
-    for i in idx:
-        if i in failed:
-            continue
-        try:
-            arrays.append(tower.prepare(paths[i]))
-            keep.append(i)
-        except Exception as exc:  # an unreadable photo costs its pair, never the run
-            failed.add(int(i))
-            logger.warning("adapt convirt: photo %r of row %d left out (%s)", paths[i], i, exc)
-    return np.asarray(keep, dtype=np.int64), arrays
 
 
 def _save_checkpoint(ckpt: Path, model, loss_fn, opt, tower, key: dict, losses: list[float], epoch: int) -> None:

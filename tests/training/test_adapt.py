@@ -167,3 +167,25 @@ def test_effnet_tower_is_trainable_and_prepares_photos(tmp_path):
     assert out.shape == (2, 1280)
     out.pow(2).mean().backward()
     assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in tower.module.parameters())
+
+
+def test_simcse_resumes_from_its_last_epoch_checkpoint(tmp_path, tiny_st, planted, monkeypatch):
+    from transformers import Trainer
+
+    titles, _ = planted
+    cat = _catalog(titles, ["x"] * len(titles), images=False)
+    out = tmp_path / "simcse"
+    real = Trainer._save_checkpoint
+
+    def save_then_interrupt(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", save_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        adapt_simcse(cat, out, _config(tiny_st, epochs=2), progress=False)
+    assert not out.exists()   # nothing published before training finished
+    monkeypatch.setattr(Trainer, "_save_checkpoint", real)
+    m = adapt_simcse(cat, out, _config(tiny_st, epochs=2), progress=False)
+    assert m["resumed_from"] == "checkpoint-10" and len(m["loss_per_epoch"]) == 2   # 160 titles / 16
+    assert (out / "adaptation.json").exists() and not (tmp_path / "simcse.partial").exists()
