@@ -270,6 +270,8 @@ def _default_cache_dir() -> str:
 
 # ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
+    from prodfusion.encoders.clicks import DEFAULT_EPOCHS
+
     p = argparse.ArgumentParser(
         prog="prodfusion",
         description="Similar products from fused title, photo and click embeddings.",
@@ -323,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "fusion is first used)")
     b.add_argument("--p2v-dim", type=int, default=512)
     b.add_argument("--p2v-window", type=int, default=5)
-    b.add_argument("--p2v-epochs", type=int, default=20)
+    b.add_argument("--p2v-epochs", type=int, default=DEFAULT_EPOCHS)
     b.add_argument("--p2v-min-count", type=int, default=1)
     b.add_argument("--workers", type=int, default=None, help="Prod2Vec threads (default: cores)")
     b.add_argument("--batch-size", type=int, default=64)

@@ -9,20 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["run_demo", "kmeans_ari"]
+__all__ = ["run_demo"]
 
 
-def kmeans_ari(vectors: np.ndarray, labels, n_clusters: int, *, seeds=(0, 1, 2)) -> tuple[float, float]:
-    """Mean ± std over seeds of the ARI between k-means++ clusters of ``vectors`` and ``labels``."""
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import adjusted_rand_score
+def _ari(vectors: np.ndarray, labels, n_clusters: int, *, seeds=(0, 1, 2)) -> tuple[float, float]:
+    """Mean ± std over seeds of :func:`prodfusion.evaluation.clustering.kmeans_ari`."""
+    from prodfusion.evaluation.clustering import kmeans_ari
 
-    scores = [
-        adjusted_rand_score(
-            labels, KMeans(n_clusters=n_clusters, init="k-means++", n_init=1, random_state=s).fit_predict(vectors)
-        )
-        for s in seeds
-    ]
+    scores = [kmeans_ari(vectors, labels, n_clusters, seed=s, n_init=1, n_jobs=None) for s in seeds]
     return float(np.mean(scores)), float(np.std(scores))
 
 
@@ -112,19 +106,19 @@ def run_demo(
     cat_arr = np.asarray(cats)
     for m, e in rec.embeddings_.items():
         x = l2_normalize(e.vectors, e.mask)[e.mask]
-        mu, sd = kmeans_ari(x, cat_arr[e.mask], n_cat)
+        mu, sd = _ari(x, cat_arr[e.mask], n_cat)
         _say(f"  {m:<28} {mu:.3f} ± {sd:.3f}   ({e.n_present:,} products)")
     from prodfusion.fusion import EarlyFusion, Weighting
 
     tuned_vecs = EarlyFusion(modalities=rec.modalities, weighting=rec.weighting()).fit(
         rec.embeddings_)  # the tuned weights as block scales: a vector space k-means can use
     present = tuned_vecs.present
-    mu, sd = kmeans_ari(tuned_vecs.representation()[present], cat_arr[present], n_cat)
+    mu, sd = _ari(tuned_vecs.representation()[present], cat_arr[present], n_cat)
     _say(f"  fused: {'tuned weights (blocks)':<21} {mu:.3f} ± {sd:.3f}   ({int(present.sum()):,} products)")
     for method in ("early", "intermediate"):
         f = rec.fuser(method, weighting=Weighting()) if method != "early" else _early_normalized(rec)
         x = f.representation()[f.present]
-        mu, sd = kmeans_ari(x, cat_arr[f.present], n_cat)
+        mu, sd = _ari(x, cat_arr[f.present], n_cat)
         label = "early (L2-normalised)" if method == "early" else method
         _say(f"  fused: {label:<21} {mu:.3f} ± {sd:.3f}   ({int(f.present.sum()):,} products)")
     # Late fusion has no vector space; score its top-k category precision instead.

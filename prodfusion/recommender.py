@@ -25,6 +25,7 @@ from prodfusion.encoders.base import (
     check_finite,
     check_vector_dtype,
 )
+from prodfusion.encoders.clicks import DEFAULT_EPOCHS
 from prodfusion.errors import (
     FormatVersionError,
     ModelError,
@@ -50,9 +51,8 @@ MAX_K = 1000
 class Prod2VecParams:
     """Prod2Vec (gensim Word2Vec skip-gram) settings.
 
-    ``vector_size`` and ``window`` follow the paper (512, 5). ``epochs`` is 20, not gensim's
-    5: on the DIGINETICA sample the share of products whose nearest click neighbour shares
-    their category is 0.02 after 5 epochs, 0.30 after 20 and 0.56 after 50 (docs/encoders.md).
+    ``vector_size`` and ``window`` follow the paper (512, 5). ``epochs`` is
+    :data:`prodfusion.encoders.clicks.DEFAULT_EPOCHS` (20, not gensim's 5; see there).
     ``sample`` is 0 (no down-sampling of frequent products): in a small catalog every product
     counts as frequent and gensim's 1e-3 drops most clicks.
     """
@@ -61,7 +61,7 @@ class Prod2VecParams:
     window: int = 5
     negative: int = 5
     min_count: int = 1
-    epochs: int = 20
+    epochs: int = DEFAULT_EPOCHS
     sample: float = 0.0
     seed: int = 0
     workers: int | None = None

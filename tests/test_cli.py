@@ -119,7 +119,7 @@ def test_synthetic_planted_categories_recovered(tmp_path):
     """Packaged encoders on the synthetic shop: every modality and fusion finds the categories."""
 
     from prodfusion.data import clean_sessions, make_synthetic, read_catalog, read_interactions
-    from prodfusion.demo import kmeans_ari
+    from prodfusion.evaluation.clustering import kmeans_ari
     from prodfusion.fusion.base import l2_normalize
     from prodfusion.recommender import Prod2VecParams, Recommender
 
@@ -134,10 +134,10 @@ def test_synthetic_planted_categories_recovered(tmp_path):
     assert not rec.embeddings_["clicks"].mask.all()  # some products never clicked
     for m, e in rec.embeddings_.items():
         x = l2_normalize(e.vectors, e.mask)[e.mask]
-        ari, _ = kmeans_ari(x, labels[e.mask], 6)
+        ari = kmeans_ari(x, labels[e.mask], 6)
         assert ari > 0.5, (m, ari)
     f = rec.fuser("intermediate")
-    ari, _ = kmeans_ari(f.representation()[f.present], labels[f.present], 6)
+    ari = kmeans_ari(f.representation()[f.present], labels[f.present], 6)
     assert ari > 0.6
     for fusion in ("early", "intermediate", "late"):
         rows, _ = rec.fuser(fusion).topk(np.arange(len(cat)), 10)

@@ -48,8 +48,15 @@ def small(**kw) -> Prod2Vec:
 def test_defaults_follow_the_brief():
     p = Prod2Vec()
     assert (p.vector_size, p.window, p.negative, p.min_count, p.epochs, p.sg, p.seed, p.workers) == (
-        512, 5, 5, 1, 5, 1, 0, None,
+        512, 5, 5, 1, 20, 1, 0, None,
     )
+    # one home for the defaults: the Recommender's settings and the CLI read the same ones
+    from prodfusion.cli import build_parser
+    from prodfusion.recommender import Prod2VecParams
+
+    assert Prod2VecParams().epochs == p.epochs
+    args = build_parser().parse_args(["build", "--catalog", "c.csv", "--out", "m"])
+    assert args.p2v_epochs == p.epochs
     assert p.sample == 0.0  # no down-sampling: see the Prod2Vec docstring
     assert isinstance(p, Encoder) and p.modality == "clicks"
 
