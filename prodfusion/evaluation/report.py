@@ -203,6 +203,17 @@ def _command_line() -> str | None:
     return " ".join(argv)
 
 
+def _report_meta(results, meta: Mapping | None) -> dict:
+    """The report's metadata: a re-rendered results.json keeps when, where and how it was
+    computed (``meta`` adds notes); fresh results get :func:`_meta`."""
+    if isinstance(results, Mapping) and isinstance(results.get("meta"), Mapping):
+        m = dict(results["meta"])
+        if meta:
+            m["notes"] = {**m.get("notes", {}), **{str(k): v for k, v in meta.items()}}
+        return m
+    return _meta(meta)
+
+
 def _meta(extra: Mapping | None) -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -603,13 +614,7 @@ def write_report(
     res = normalize_results(results)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if isinstance(results, Mapping) and isinstance(results.get("meta"), Mapping):
-        # Re-rendering a results.json: keep when, where and how it was computed.
-        m = dict(results["meta"])
-        if meta:
-            m["notes"] = {**m.get("notes", {}), **{str(k): v for k, v in meta.items()}}
-    else:
-        m = _meta(meta)
+    m = _report_meta(results, meta)
     title = title or m.get("title") or "prodfusion evaluation report"
     m["title"] = title
     figs: dict[str, Path] = {}

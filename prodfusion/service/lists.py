@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prodfusion.errors import ModelError
+from prodfusion.service.models import start_polling, stop_polling
 
 __all__ = ["LoadedLists", "ListsRegistry", "ListsMetrics"]
 
@@ -216,20 +217,7 @@ class ListsRegistry:
     def start_watcher(self, interval_s: float) -> None:
         if interval_s <= 0 or self._thread is not None or not self.variants:
             return
-        self._stop.clear()
-
-        def loop() -> None:
-            while not self._stop.wait(interval_s):
-                try:
-                    self.check_reload()
-                except Exception:
-                    log.exception("lists reload check failed")
-
-        self._thread = threading.Thread(target=loop, name="prodfusion-lists-watcher", daemon=True)
-        self._thread.start()
+        start_polling(self, interval_s, "lists")
 
     def stop_watcher(self) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join(timeout=30)
-            self._thread = None
+        stop_polling(self)

@@ -322,23 +322,36 @@ class ModelRegistry:
         """Poll for new publications every ``interval_s`` seconds in a daemon thread."""
         if interval_s <= 0 or self._thread is not None:
             return
-        self._stop.clear()
-
-        def loop() -> None:
-            while not self._stop.wait(interval_s):
-                try:
-                    self.check_reload()
-                except Exception:  # never let the watcher die; the error is logged
-                    log.exception("model reload check failed")
-
-        self._thread = threading.Thread(target=loop, name="prodfusion-model-watcher", daemon=True)
-        self._thread.start()
+        start_polling(self, interval_s, "model")
 
     def stop_watcher(self) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join(timeout=30)
-            self._thread = None
+        stop_polling(self)
+
+
+def start_polling(registry, interval_s: float, what: str) -> None:
+    """Call ``registry.check_reload()`` every ``interval_s`` seconds in a daemon thread kept
+    in ``registry._thread`` (stopped by :func:`stop_polling` through ``registry._stop``); an
+    error in one check is logged and never ends the thread."""
+    registry._stop.clear()
+
+    def loop() -> None:
+        while not registry._stop.wait(interval_s):
+            try:
+                registry.check_reload()
+            except Exception:  # never let the watcher die; the error is logged
+                log.exception("%s reload check failed", what)
+
+    registry._thread = threading.Thread(target=loop, name=f"prodfusion-{what}-watcher",
+                                        daemon=True)
+    registry._thread.start()
+
+
+def stop_polling(registry) -> None:
+    """Stop the thread of :func:`start_polling` (no-op when none runs)."""
+    if registry._thread is not None:
+        registry._stop.set()
+        registry._thread.join(timeout=30)
+        registry._thread = None
 
 
 def publish_model(model_dir: str | os.PathLike, link: str | os.PathLike, *,

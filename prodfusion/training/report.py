@@ -14,7 +14,15 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from prodfusion.evaluation.report import _CSS, Table, _bold_max, _meta, _plt, _pm, to_jsonable
+from prodfusion.evaluation.report import (
+    _CSS,
+    Table,
+    _bold_max,
+    _plt,
+    _pm,
+    _report_meta,
+    to_jsonable,
+)
 
 __all__ = ["write_categorization_report"]
 
@@ -76,12 +84,7 @@ def write_categorization_report(results: Mapping, out_dir: str | os.PathLike, *,
     res = dict(results.get("categorization", results))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if isinstance(results.get("meta"), Mapping):
-        m = dict(results["meta"])
-        if meta:
-            m["notes"] = {**m.get("notes", {}), **{str(k): v for k, v in meta.items()}}
-    else:
-        m = _meta(meta)
+    m = _report_meta(results, meta)
     title = title or m.get("title") or "prodfusion item categorization report"
     m["title"] = title
     cfg, data = res["config"], res["data"]
