@@ -10,6 +10,7 @@ import sys
 import time
 
 from prodfusion import __version__
+from prodfusion._checks import FUSION_METHODS
 from prodfusion.errors import ProdfusionError, UnknownProductError
 
 __all__ = ["main", "build_parser"]
@@ -302,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "reduced by TruncatedSVD to DIM (default 256) dimensions")
     b.add_argument("--category-from", default=None, metavar="MODEL",
                    help="fill missing categories with this `prodfusion categorize train` model")
-    b.add_argument("--fusion", default="intermediate", choices=["early", "intermediate", "late"],
+    b.add_argument("--fusion", default="intermediate", choices=FUSION_METHODS,
                    help="default fusion stored in the model (default: intermediate — on H&M "
                         "held-out baskets and pairs it beats the paper's raw early fusion, "
                         "docs/results/README.md)")
@@ -347,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="model folder written by `prodfusion build`")
     s.add_argument("product_id")
     s.add_argument("-k", type=int, default=15)
-    s.add_argument("--fusion", default=None, choices=["early", "intermediate", "late"])
+    s.add_argument("--fusion", default=None, choices=FUSION_METHODS)
     s.add_argument("--modalities", default=None, type=_csv_list)
     s.add_argument("--same-category", action="store_true")
     s.add_argument("--exclude", default=None, type=_csv_list, help="ids never to return")

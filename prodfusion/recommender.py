@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from prodfusion import __version__
+from prodfusion._checks import FUSION_METHODS, check_k, is_int, to_jsonable
 from prodfusion.data.catalog import Catalog
 from prodfusion.encoders.base import (
     MODALITIES,
@@ -44,7 +45,6 @@ log = logging.getLogger(__name__)
 
 #: Version of the model-folder layout. Loading refuses folders from a newer format.
 FORMAT_VERSION = 1
-MAX_K = 1000
 
 
 @dataclass
@@ -409,7 +409,7 @@ class Recommender:
             "libraries": _library_versions(),
             "encoders": {
                 m: {"spec": e.spec, "dim": e.dim, "n_present": e.n_present,
-                    "info": _jsonable(e.info)}
+                    "info": to_jsonable(e.info)}
                 for m, e in self.embeddings_.items()
             },
             "settings": {
@@ -568,9 +568,9 @@ class Recommender:
         barrier waits of one multi-threaded HNSW build; it holds the build buffers of
         ``n_jobs`` indexes at the same time.
         """
-        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+        if not is_int(n_jobs) or n_jobs < 1:
             raise param_error("n_jobs", "build_index()", "an int >= 1", n_jobs)
-        methods = list(fusions or ("early", "intermediate", "late"))
+        methods = list(fusions or FUSION_METHODS)
         self.build_seconds_ = {}
 
         def one(method: str) -> None:
@@ -825,8 +825,7 @@ class Recommender:
         if isinstance(product_ids, str):
             raise param_error("product_ids", where, "a sequence of product ids, not one string",
                               product_ids)
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
-            raise param_error("k", where, f"an int in [1, {MAX_K}]", k)
+        k = check_k(k, where)
         f = self.searcher(fusion, modalities, self._override(weights, calibration))
         rows = self.catalog.rows_of(product_ids)
         banned = None
@@ -908,7 +907,7 @@ class Recommender:
                 manifest["build"] = self.build_info_
             if getattr(self, "data_sources_", None):
                 # where the data came from and how it was read (evaluate reuses it)
-                manifest["data"] = _jsonable(self.data_sources_)
+                manifest["data"] = to_jsonable(self.data_sources_)
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False))
             old = None
             if path.exists():
@@ -1065,16 +1064,3 @@ class _LazyLabels(Mapping):
 
     def __len__(self) -> int:
         return len(self._rec.embeddings_)
-
-
-def _jsonable(obj):
-    """Make encoder info JSON-safe (numpy scalars/arrays → Python)."""
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return obj

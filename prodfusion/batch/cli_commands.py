@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 
+from prodfusion._checks import FUSION_METHODS
 from prodfusion.engine.cli_options import add_engine_options, executor_from_args
 
 __all__ = ["add_export_parser"]
@@ -51,7 +52,7 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
     e.add_argument("model", help="model folder written by `prodfusion build`")
     e.add_argument("--out", required=True, help="Parquet file to write")
     e.add_argument("-k", type=int, default=15)
-    e.add_argument("--fusion", default=None, choices=["early", "intermediate", "late"],
+    e.add_argument("--fusion", default=None, choices=FUSION_METHODS,
                    help="default: the model's")
     e.add_argument("--modalities", default=None, type=_csv_list, help="default: the model's")
     e.add_argument("--batch-size", type=int, default=4096, help="products per batch / part file")

@@ -13,6 +13,7 @@ from types import GeneratorType
 
 import numpy as np
 
+from prodfusion._checks import is_int
 from prodfusion.encoders._util import logger, progress_bar
 from prodfusion.encoders.base import Embeddings, Modality, check_finite
 from prodfusion.errors import DataError, NotBuiltError, ParameterError, param_error
@@ -222,7 +223,7 @@ def undertrained_warning(info: dict) -> str | None:
 
 
 def _check_int(name: str, value: object, low: int, where: str = "Prod2Vec()") -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+    if not is_int(value) or value < low:
         raise param_error(name, where, f"an int >= {low}", value)
 
 

@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from prodfusion._checks import is_int
 from prodfusion.encoders.base import Embeddings
 from prodfusion.errors import param_error
 
@@ -50,7 +51,7 @@ class LexicalEncoder:
     modality = "lexical"
 
     def __init__(self, *, dim: int = 256, seed: int = 0) -> None:
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
+        if not is_int(dim) or dim < 2:
             raise param_error("dim", "LexicalEncoder()", "an int ≥ 2", dim)
         self.dim = dim
         self.seed = seed

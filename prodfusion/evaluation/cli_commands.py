@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from prodfusion._checks import FUSION_METHODS
+
 __all__ = ["add_evaluate_parser", "load_interactions"]
 
 
@@ -93,7 +95,7 @@ def _clustering_opts(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seeds", type=int, default=5, help="seeds per cell (default: 5)")
     g.add_argument("--max-per-category", type=int, default=100,
                    help="products sampled per category (0 = all; default: 100)")
-    g.add_argument("--fusions", type=_str_list, default=["early", "intermediate", "late"])
+    g.add_argument("--fusions", type=_str_list, default=list(FUSION_METHODS))
     g.add_argument("--main-categories", type=int, default=20,
                    help="N of the full combinations × fusions table (default: 20)")
     g.add_argument("--table3-fusions", type=_str_list, default=None,

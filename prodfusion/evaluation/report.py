@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from prodfusion._checks import to_jsonable
 from prodfusion.errors import DataError, param_error
 
 __all__ = ["write_report", "Table", "normalize_results", "to_jsonable"]
@@ -140,26 +141,6 @@ def _bold_max(rows: list[list[str]], cols: Sequence[int]) -> set[tuple[int, int]
             best = max(v for v, _ in vals)
             out |= {(i, j) for v, i in vals if v == best}
     return out
-
-
-# --------------------------------------------------------------------------- json
-def to_jsonable(obj: Any) -> Any:
-    """Plain JSON types: numpy scalars/arrays, tuples, Paths and sets converted; NaN → None."""
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return to_jsonable(obj.item())
-    if isinstance(obj, float):
-        return None if math.isnan(obj) or math.isinf(obj) else obj
-    if isinstance(obj, Path):
-        return str(obj)
-    if obj is None or isinstance(obj, (str, int, bool)):
-        return obj
-    return str(obj)
 
 
 def normalize_results(results: Any) -> dict[str, dict]:

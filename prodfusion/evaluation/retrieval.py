@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from prodfusion._checks import FUSION_METHODS, check_int, check_k, check_real
 from prodfusion.encoders.base import MODALITIES
 from prodfusion.errors import DataError, ModelError, ParameterError, param_error
 from prodfusion.evaluation.baselines import REFERENCES, Reference
@@ -70,7 +71,7 @@ __all__ = [
     "evaluate_retrieval",
 ]
 
-FUSIONS = ("early", "intermediate", "late")
+FUSIONS = FUSION_METHODS
 MODALITY_ORDER = MODALITIES
 
 
@@ -92,8 +93,7 @@ def rank_of_target(ranked: np.ndarray, targets: np.ndarray, k: int | None = None
             f"{targets.shape}; pass one ranked list (row) per target."
         )
     if k is not None:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise param_error("k", "rank_of_target()", "a positive int", k)
+        k = check_int(k, "k", "rank_of_target()", low=1, expected="a positive int")
         ranked = ranked[:, :k]
     eq = ranked == targets[:, None]
     # Padding (-1 rows, None ids) is never a recommended product, whatever the target.
@@ -590,10 +590,8 @@ def split_interactions(
             f"{where} needs sessions and/or pairs: the held-out test cases come from them. "
             "Pass --interactions and/or --pairs."
         )
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not (
-        0 < test_fraction < 1
-    ):
-        raise param_error("test_fraction", where, "a float in (0, 1)", test_fraction)
+    check_real(test_fraction, "test_fraction", where, low=0, high=1, low_open=True,
+               high_open=True, expected="a float in (0, 1)")
     from prodfusion.evaluation.protocol import (
         PROTOCOLS,
         leave_last_out_sessions,
@@ -880,8 +878,7 @@ def evaluate_retrieval(
     from prodfusion.fusion.base import check_modalities
 
     where = "evaluate_retrieval()"
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 1000:
-        raise param_error("k", where, "an int in [1, 1000]", k)
+    k = check_k(k, where)
     t0 = time.perf_counter()
     catalog = rec.catalog
     split = _split or split_interactions(

@@ -7,11 +7,11 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from prodfusion._checks import FUSION_METHODS
 from prodfusion.encoders.base import MODALITIES, Embeddings, check_finite
 from prodfusion.errors import DataError, ParameterError, param_error
 
 FusionMethod = Literal["early", "intermediate", "late"]
-FUSION_METHODS: tuple[str, ...] = ("early", "intermediate", "late")
 
 __all__ = [
     "FUSION_METHODS",

@@ -55,6 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prodfusion._checks import FUSION_METHODS, check_real
 from prodfusion.errors import ParameterError, param_error
 
 __all__ = [
@@ -272,10 +273,8 @@ class VariantConfig:
     def __post_init__(self) -> None:
         where = f"variant {self.name!r}"
         _check_name(self.name, "name", "a variant")
-        if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) \
-                or not math.isfinite(self.weight) or self.weight < 0:
-            raise param_error("weight", where, "a non-negative number", self.weight)
-        if self.fusion is not None and self.fusion not in ("early", "intermediate", "late"):
+        check_real(self.weight, "weight", where, low=0, expected="a non-negative number")
+        if self.fusion is not None and self.fusion not in FUSION_METHODS:
             raise param_error("fusion", where, "one of 'early', 'intermediate', 'late'", self.fusion)
         if self.modalities is not None:
             mods = tuple(self.modalities)

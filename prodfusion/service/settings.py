@@ -33,12 +33,12 @@ Relative paths are resolved against the file's folder.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from prodfusion._checks import check_int, check_real
 from prodfusion.errors import DataError, param_error
 from prodfusion.service.experiments import ExperimentConfig, VariantConfig
 
@@ -145,13 +145,11 @@ class ServiceSettings:
         for name in ("busy_timeout_s", "reload_interval_s", "body_timeout_s",
                      "keepalive_timeout_s", "attribution_window_s", "impression_period_s"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise param_error(name, where, "a finite number >= 0", v)
+            check_real(v, name, where, low=0, expected="a finite number >= 0")
         for name, lo in (("max_body_bytes", 1024), ("default_k", 1), ("max_k", 1), ("max_batch", 1),
                          ("cache_size", 0), ("max_connections", 1)):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise param_error(name, where, f"an int >= {lo}", v)
+            check_int(v, name, where, low=lo)
         if not 1 <= self.default_k <= self.max_k:
             raise param_error("default_k", where, f"an int in [1, max_k={self.max_k}]", self.default_k)
         if self.shop_url is not None and "{product_id}" not in self.shop_url:
