@@ -38,6 +38,7 @@ from prodfusion.fusion import check_method, check_modalities, default_n_clusters
 from prodfusion.fusion.weights import Weighting, confidence, estimate_stats
 from prodfusion.index.base import IndexSettings, check_backend, choose_backend
 from prodfusion.index.clustering import assign_to_centroids, centroids_from_labels, cluster_auto
+from prodfusion.index.topk import Filters
 
 __all__ = ["Recommender", "Prod2VecParams", "FORMAT_VERSION"]
 
@@ -738,17 +739,20 @@ class Recommender:
         UnknownProductError
             If ``product_id`` is not in the model.
         """
-        ids, scores = self.similar_batch(
-            [product_id], k, fusion=fusion, modalities=modalities, same_category=same_category,
-            exclude=exclude, exclude_group=exclude_group, where="similar()", weights=weights,
-            calibration=calibration,
-        )
-        keep = np.array([i is not None for i in ids[0]], dtype=bool)
-        ids, scores = ids[0][keep], scores[0][keep]
+        self._check_built()
+        k = check_k(k, "similar()")
+        q = self.catalog.row_of(product_id)
+        r, scores = self._search(
+            [q], k, fusion=fusion, modalities=modalities, same_category=same_category,
+            exclude=exclude, exclude_group=exclude_group, weights=weights,
+            calibration=calibration, where="similar()")
+        keep = r[0] >= 0
+        rows, scores = r[0][keep], scores[0][keep]
+        ids = self._ids[rows]
         if not explain:
             return ids, scores
-        return ids, scores, self.explain(product_id, ids, fusion=fusion, modalities=modalities,
-                                         weights=weights, calibration=calibration)
+        return ids, scores, self.explain_rows(q, rows, fusion=fusion, modalities=modalities,
+                                              weights=weights, calibration=calibration)
 
     def tune(self, sessions=None, pairs=None, **kwargs) -> dict:
         """Learn fusion weights, calibration and click confidence on held-out interactions
@@ -791,16 +795,24 @@ class Recommender:
                 fusion: str | None = None, modalities: Sequence[str] | str | None = None,
                 weights=None, calibration: str | None = None) -> list[dict]:
         """Per candidate, each modality's part of its fused similarity to ``product_id``."""
+        return self.explain_rows(self.catalog.row_of(product_id),
+                                 self.catalog.rows_of(candidate_ids), fusion=fusion,
+                                 modalities=modalities, weights=weights, calibration=calibration)
+
+    def explain_rows(self, query_row: int, candidate_rows, *, fusion: str | None = None,
+                     modalities: Sequence[str] | str | None = None, weights=None,
+                     calibration: str | None = None) -> list[dict]:
+        """Row form of :meth:`explain` for internal callers (rows in, no id lookups)."""
         from prodfusion.fusion.explain import explain_pairs
 
         f = self.fuser(fusion, modalities, self._override(weights, calibration))
         wt = f.weighting
-        out = explain_pairs(f.method, self.embeddings_, f.modalities, wt,
-                            self.catalog.row_of(product_id), self.catalog.rows_of(candidate_ids),
-                            normalize=self.normalize, labels=self.late_labels_,
+        candidate_rows = np.asarray(candidate_rows, dtype=np.int64)
+        out = explain_pairs(f.method, self.embeddings_, f.modalities, wt, int(query_row),
+                            candidate_rows, normalize=self.normalize, labels=self.late_labels_,
                             confidence=self._confidence(wt))
-        for pid, e in zip(candidate_ids, out, strict=True):
-            e["product_id"] = str(pid)
+        for r, e in zip(candidate_rows, out, strict=True):
+            e["product_id"] = str(self._ids[r])
         return out
 
     def similar_batch(
@@ -813,7 +825,6 @@ class Recommender:
         same_category: bool = False,
         exclude: Sequence[str] = (),
         exclude_group: bool = False,
-        where: str = "similar_batch()",
         weights: Mapping[str, float] | str | None = None,
         calibration: str | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -821,13 +832,56 @@ class Recommender:
 
         Missing results (fewer than ``k`` candidates) are ``None`` ids with ``-inf`` scores.
         """
+        where = "similar_batch()"
         self._check_built()
         if isinstance(product_ids, str):
             raise param_error("product_ids", where, "a sequence of product ids, not one string",
                               product_ids)
         k = check_k(k, where)
-        f = self.searcher(fusion, modalities, self._override(weights, calibration))
-        rows = self.catalog.rows_of(product_ids)
+        r, s = self._search(self.catalog.rows_of(product_ids), k, fusion=fusion,
+                            modalities=modalities, same_category=same_category, exclude=exclude,
+                            exclude_group=exclude_group, weights=weights,
+                            calibration=calibration, where=where)
+        return self.ids_of(r), s
+
+    def ids_of(self, rows) -> np.ndarray:
+        """Product ids of catalog rows (object array of the same shape; ``None`` at ``-1``)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        ids = np.empty(rows.shape, dtype=object)
+        ids[:] = None
+        valid = rows >= 0
+        ids[valid] = self._ids[rows[valid]]
+        return ids
+
+    def similar_rows(
+        self,
+        rows,
+        k: int = 15,
+        *,
+        fusion: str | None = None,
+        modalities: Sequence[str] | str | None = None,
+        same_category: bool = False,
+        exclude: Sequence[str] = (),
+        exclude_group: bool = False,
+        weights: Mapping[str, float] | str | None = None,
+        calibration: str | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Row form of :meth:`similar_batch` for callers that hold catalog rows (the CLI,
+        the service, evaluation): no id → row → id round trip.
+
+        Returns
+        -------
+        rows : int64 array (len(rows), k), best first, ``-1`` where fewer candidates exist
+        scores : float32 array (len(rows), k), ``-inf`` at the padding
+        """
+        return self._search(rows, k, fusion=fusion, modalities=modalities,
+                            same_category=same_category, exclude=exclude,
+                            exclude_group=exclude_group, weights=weights,
+                            calibration=calibration, where="similar()")
+
+    def filters(self, *, same_category: bool = False, exclude: Sequence[str] = (),
+                exclude_group: bool = False, where: str = "similar()") -> Filters:
+        """The :class:`~prodfusion.index.topk.Filters` of a query on this model."""
         banned = None
         if exclude:
             banned = np.zeros(len(self.catalog), dtype=bool)
@@ -849,13 +903,16 @@ class Recommender:
                     "(--group-col); this model has none."
                 )
             diff_code = self._group_codes
-        r, s = f.topk(rows, int(k), banned=banned, same_code=same_code, diff_code=diff_code)
-        all_ids = self._ids
-        ids = np.empty(r.shape, dtype=object)
-        ids[:] = None
-        valid = r >= 0
-        ids[valid] = all_ids[r[valid]]
-        return ids, s
+        return Filters(banned=banned, same_code=same_code, diff_code=diff_code)
+
+    def _search(self, rows, k, *, fusion, modalities, same_category, exclude, exclude_group,
+                weights, calibration, where) -> tuple[np.ndarray, np.ndarray]:
+        self._check_built()
+        k = check_k(k, where)
+        f = self.searcher(fusion, modalities, self._override(weights, calibration))
+        flt = self.filters(same_category=same_category, exclude=exclude,
+                           exclude_group=exclude_group, where=where)
+        return f.topk(np.asarray(rows, dtype=np.int64), int(k), **flt.keywords())
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:

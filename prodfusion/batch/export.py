@@ -20,6 +20,7 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -54,8 +55,8 @@ def _range_lists(rec, rows: tuple[int, int], *, k: int, fusion: str, modalities:
     """The lists of catalog rows ``[lo, hi)`` as an Arrow table (runs on a worker)."""
     lo, hi = rows
     pids = rec._ids[lo:hi]
-    ids, scores = rec.similar_batch(list(pids), k, fusion=fusion, modalities=modalities,
-                                    where="export_lists()")
+    rows_, scores = rec.similar_rows(np.arange(lo, hi), k, fusion=fusion, modalities=modalities)
+    ids = rec.ids_of(rows_)
     table = lists_table(pids, ids, scores)
     if explain:
         table = _with_shares(rec, table, fusion, modalities)
