@@ -485,6 +485,14 @@ class Recommender:
             return None
         return confidence(self.click_counts_, wt.n0)
 
+    def resolve(self, fusion: str | None = None,
+                modalities: Sequence[str] | str | None = None) -> tuple[str, tuple[str, ...]]:
+        """``(method, modalities)`` a query with these options uses (the model's defaults
+        filled in, checked), without building anything."""
+        self._check_built()
+        return check_method(fusion or self.fusion), check_modalities(
+            modalities if modalities is not None else self.modalities, tuple(self.embeddings_))
+
     def fuser(self, fusion: str | None = None, modalities: Sequence[str] | str | None = None,
               weighting: Weighting | None = None):
         """The fitted fusion object for ``fusion`` over ``modalities`` (cached), weighted by
