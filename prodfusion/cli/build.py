@@ -23,8 +23,8 @@ __all__ = ["add_build_parser", "cmd_build"]
 
 def cmd_build(args) -> int:
     from prodfusion.fusion.weights import parse_weights
+    from prodfusion.model_folder import check_model_destination
     from prodfusion.recommender import Prod2VecParams, Recommender
-    from prodfusion.storage import check_model_destination
 
     parse_weights(args.weights, "--weights")  # before any encoding: a typo fails fast
     t0 = time.perf_counter()

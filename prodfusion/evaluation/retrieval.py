@@ -784,14 +784,6 @@ def heldout_recommender(
     return ev
 
 
-def _codes(values: Sequence[str | None] | None, n: int) -> np.ndarray:
-    if values is None:
-        return np.full(n, -1, dtype=np.int64)
-    s = pl.Series(values, dtype=pl.Utf8)
-    codes = s.cast(pl.Categorical).to_physical().cast(pl.Int64).to_numpy()
-    return np.where(s.is_null().to_numpy(), -1, codes).astype(np.int64)
-
-
 def _subsample(ho: HeldOut, max_pairs: int | None, seed: int) -> HeldOut:
     """At most ``max_pairs`` test cases, taking whole groups in a seeded random order."""
     if max_pairs is None or len(ho) <= max_pairs:
@@ -901,8 +893,10 @@ def evaluate_retrieval(
         check_modalities(v.modalities, available, where)
         if v.fallback:
             check_modalities(v.fallback, available, where)
-    cat_codes = _codes(catalog.categories, len(catalog))
-    diff_code = _codes(catalog.groups, len(catalog)) if exclude_group else None
+    cat_codes = catalog.codes("category")
+    if cat_codes is None:
+        cat_codes = np.full(len(catalog), -1, dtype=np.int64)
+    diff_code = catalog.codes("group") if exclude_group else None
     if exclude_group and catalog.groups is None:
         raise ParameterError(f"{where}: exclude_group=True needs a catalog with a 'group' column.")
     sources = {name: _subsample(ho, max_pairs, seed) for name, ho in split.heldout.items()}
