@@ -46,6 +46,7 @@ from prodfusion.encoders.base import MODALITIES
 from prodfusion.errors import DataError, ModelError, ParameterError, param_error
 from prodfusion.evaluation.baselines import REFERENCES, Reference
 from prodfusion.evaluation.protocol import slice_flags, slice_masks
+from prodfusion.variants import BASELINE, Variant
 
 if TYPE_CHECKING:
     from prodfusion.data.sessions import Sessions
@@ -244,127 +245,6 @@ def bootstrap_ci(
 
 
 # =========================================================================== variants
-@dataclass(frozen=True)
-class Variant:
-    """One recommendation configuration to evaluate or replay.
-
-    Parameters
-    ----------
-    fusion : {"early", "intermediate", "late"}
-    modalities : tuple of str
-        Modalities fused for queries that have at least one of them.
-    fallback : tuple of str, optional
-        Modalities used (intermediate fusion) for queries that have none of ``modalities``,
-        and to fill lists that the primary fusion cannot fill to ``k``.
-    name : str, optional
-        Label in reports (default: ``"intermediate:text+image+clicks"``).
-    model : str, optional
-        Model folder (replay configs; None: the default model).
-    weights, calibration, n0 : optional
-        Fusion weights / calibration / click confidence for this configuration (default: the
-        model's own, e.g. those chosen by ``prodfusion tune``; :mod:`prodfusion.fusion.weights`).
-    paper : bool
-        Use the paper's formulas (equal weights, raw cosines, raw early blocks) whatever the
-        model's weighting.
-
-    Examples
-    --------
-    >>> BASELINE.label
-    'baseline (Prod2Vec, text fallback)'
-    >>> Variant("early", ("text", "image")).label
-    'early:text+image'
-    """
-
-    fusion: str = "intermediate"
-    modalities: tuple[str, ...] = ("text", "image", "clicks")
-    fallback: tuple[str, ...] | None = None
-    name: str | None = None
-    model: str | None = None
-    weights: tuple[tuple[str, float], ...] | None = None
-    calibration: str | None = None
-    n0: float | None = None
-    paper: bool = False
-
-    def __post_init__(self) -> None:
-        if isinstance(self.weights, Mapping):
-            object.__setattr__(self, "weights", tuple(sorted(self.weights.items())))
-        if self.fusion not in FUSIONS:
-            raise param_error("fusion", "Variant()", f"one of {list(FUSIONS)}", self.fusion)
-        for attr in ("modalities", "fallback"):
-            mods = getattr(self, attr)
-            if mods is None:
-                continue
-            if isinstance(mods, str):
-                mods = tuple(m.strip() for m in mods.replace("+", ",").split(",") if m.strip())
-            mods = tuple(mods)
-            if not mods or any(m not in MODALITY_ORDER for m in mods):
-                raise param_error(attr, "Variant()", f"a non-empty subset of {list(MODALITY_ORDER)}", mods)
-            object.__setattr__(self, attr, tuple(m for m in MODALITY_ORDER if m in mods))
-
-    @property
-    def label(self) -> str:
-        if self.name:
-            return self.name
-        w = " [paper]" if self.paper else ""
-        if self.weights is not None or self.calibration is not None:
-            w = " [" + ",".join(f"{m}={x:g}" for m, x in (self.weights or ())) + (
-                f" {self.calibration}" if self.calibration else "") + "]"
-        return f"{self.fusion}:{'+'.join(self.modalities)}" + w + (
-            f" (fallback {'+'.join(self.fallback)})" if self.fallback else ""
-        )
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        d["label"] = self.label
-        d["weights"] = dict(self.weights) if self.weights is not None else None
-        d["modalities"] = list(self.modalities)
-        d["fallback"] = list(self.fallback) if self.fallback else None
-        return d
-
-    def recommend(
-        self, rec: Any, query_rows: np.ndarray, k: int, *, diff_code: np.ndarray | None = None
-    ) -> np.ndarray:
-        """Top-``k`` catalog rows for each query row (``-1`` pads), best first."""
-        q = np.asarray(query_rows, dtype=np.int64)
-        override = None
-        if self.paper or self.weights is not None or self.calibration is not None:
-            from prodfusion.fusion.weights import Weighting
-
-            override = Weighting() if self.paper else Weighting.make(
-                dict(self.weights) if self.weights is not None else None,
-                self.calibration or "none", None, self.n0, where=self.label)
-        primary = rec.fuser(self.fusion, self.modalities, override)
-        rows, _ = primary.topk(q, k, diff_code=diff_code)
-        if not self.fallback:
-            return rows
-        short = np.flatnonzero((rows < 0).any(axis=1))
-        if len(short) == 0:
-            return rows
-        fb = rec.fuser("intermediate", self.fallback)
-        fb_rows, _ = fb.topk(q[short], 2 * k, diff_code=diff_code)
-        for i, qi in enumerate(short):
-            have = [r for r in rows[qi] if r >= 0]
-            seen = set(have)
-            for r in fb_rows[i]:
-                if len(have) >= k:
-                    break
-                if r >= 0 and r not in seen:
-                    have.append(int(r))
-                    seen.add(int(r))
-            rows[qi] = have + [-1] * (k - len(have))
-        return rows
-
-
-#: The paper's baseline: Prod2Vec neighbours, and text neighbours for products without clicks
-#: (or to fill a list when fewer than k products have clicks).
-BASELINE = Variant(
-    fusion="intermediate",
-    modalities=("clicks",),
-    fallback=("text",),
-    name="baseline (Prod2Vec, text fallback)",
-)
-
-
 def parse_variant(spec: str | Mapping | Variant, *, default_model: str | None = None) -> Variant:
     """A :class:`Variant` from ``"baseline"``, ``"FUSION:MOD+MOD"``, a dict or a config file.
 

@@ -19,7 +19,8 @@ A configuration file (``.toml``, ``.yaml`` or ``.yml``)::
     weight = 50
     model = "models/current"           # a model folder, or a symlink to one (atomic publishing)
     fusion = "intermediate"
-    modalities = ["clicks", "text"]
+    modalities = ["clicks"]            # the paper's baseline: Prod2Vec neighbours ...
+    fallback = ["text"]                # ... and text neighbours where clicks cannot fill k
 
     [[experiment.variants]]
     name = "fusion"
@@ -183,7 +184,7 @@ _SERVICE_KEYS = ({f.name for f in fields(ServiceSettings)} - {"experiment"}) | {
 #: Environment variable holding the A/B secret (read by :func:`load_settings` only).
 SECRET_ENV = "PRODFUSION_AB_SECRET"
 _EXPERIMENT_KEYS = {"name", "salt", "control", "variants"}
-_VARIANT_KEYS = {"name", "weight", "model", "fusion", "modalities", "lists"}
+_VARIANT_KEYS = {"name", "weight", "model", "fusion", "modalities", "lists", "fallback"}
 
 
 def _read_config(path: Path) -> dict:
@@ -271,6 +272,7 @@ def load_settings(path: str | os.PathLike, **overrides: Any) -> ServiceSettings:
                 fusion=v.get("fusion"),
                 modalities=tuple(v["modalities"]) if v.get("modalities") is not None else None,
                 lists=None if lists is None else lists if lists.is_absolute() else base / lists,
+                fallback=tuple(v["fallback"]) if v.get("fallback") is not None else None,
             )
         )
     if "name" not in exp:

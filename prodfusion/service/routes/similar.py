@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
+from prodfusion._checks import check_k
 from prodfusion.service.deps import (
     Served,
     error,
@@ -71,9 +72,11 @@ def similar(
     if body is None:
         path = "live"
         q = rec.catalog.row_of(product_id)
-        r, s = rec.similar_rows(
-            [q], k, fusion=vcfg.fusion, modalities=vcfg.modalities, same_category=same_category,
-            exclude=exclude, exclude_group=exclude_group)
+        # The variant's search, the very one evaluate/replay run offline (variants.py).
+        arm = vcfg.variant(rec.fusion, rec.modalities)
+        flt = rec.filters(same_category=same_category, exclude=exclude,
+                          exclude_group=exclude_group)
+        r, s = arm.recommend_scored(rec, [q], check_k(k, "similar()"), filters=flt)
         rows, scores = r[0][r[0] >= 0], s[0][r[0] >= 0]
         why = rec.explain_rows(q, rows, fusion=vcfg.fusion, modalities=vcfg.modalities) \
             if explain else None
