@@ -332,6 +332,11 @@ class Prod2Vec:
         self.progress = progress
         self.sample = sample
 
+    @property
+    def dim(self) -> int:
+        """Width of the vectors (``vector_size``), as every encoder reports it."""
+        return int(self.vector_size)
+
     def __repr__(self) -> str:
         return (
             f"Prod2Vec(vector_size={self.vector_size}, window={self.window}, "

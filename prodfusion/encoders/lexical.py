@@ -27,7 +27,7 @@ from prodfusion._checks import is_int
 from prodfusion.encoders.base import Embeddings
 from prodfusion.errors import param_error
 
-__all__ = ["LexicalEncoder", "parse_lexical_spec"]
+__all__ = ["LexicalEncoder", "parse_lexical_spec", "tfidf_matrix"]
 
 
 def parse_lexical_spec(spec: str) -> int:
@@ -60,8 +60,6 @@ class LexicalEncoder:
     def encode(self, catalog, sessions=None) -> Embeddings:
         from sklearn.decomposition import TruncatedSVD
 
-        from prodfusion.evaluation.baselines import tfidf_matrix
-
         t0 = time.perf_counter()
         titles = [t or "" for t in catalog.titles]
         x = tfidf_matrix(titles)
@@ -79,3 +77,12 @@ class LexicalEncoder:
         info = {"n_ngrams": int(x.shape[1]), "svd_dim": k,
                 "seconds": round(time.perf_counter() - t0, 3)}
         return Embeddings(out, present, self.spec, info)
+
+
+def tfidf_matrix(titles: list[str], *, ngram_range: tuple[int, int] = (3, 5)):
+    """L2-normalised sparse TF-IDF of character n-grams (``char_wb``) of ``titles``."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=ngram_range, lowercase=True,
+                          dtype=np.float32)
+    return vec.fit_transform([t or "" for t in titles]).tocsr()
