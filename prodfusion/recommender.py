@@ -6,11 +6,10 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 
 from prodfusion._checks import FUSION_METHODS, check_k, is_int
 from prodfusion.data.catalog import Catalog
@@ -32,7 +31,6 @@ from prodfusion.fusion import check_method, check_modalities, default_n_clusters
 from prodfusion.fusion.clustering import LazyLabels
 from prodfusion.fusion.weights import Weighting, confidence, estimate_stats
 from prodfusion.index.base import IndexSettings, check_backend, choose_backend
-from prodfusion.index.clustering import assign_to_centroids, centroids_from_labels
 from prodfusion.index.topk import Filters
 from prodfusion.model_folder import (
     FORMAT_VERSION,
@@ -155,58 +153,10 @@ class Recommender:
 
         ``sessions`` is any re-iterable of product-id lists (e.g. :class:`prodfusion.data.Sessions`).
         """
-        from prodfusion.encoders import DEFAULT_IMAGE, DEFAULT_TEXT, EmbeddingCache, make_encoder
+        from prodfusion.encoders.pipeline import encode_catalog
 
         t0 = time.perf_counter()
-        cache = EmbeddingCache(self.cache_dir) if self.cache_dir else None
-        embeddings: dict[str, Embeddings] = {}
-        timings: dict[str, float] = {}
-        specs = {
-            "text": DEFAULT_TEXT if self.text == "default" else self.text,
-            "image": DEFAULT_IMAGE if self.image == "default" else self.image,
-        }
-        wanted = set(self.modalities) if self.modalities else set(MODALITIES)
-        #: modality -> why it was not built (reported by the CLI and kept in the manifest)
-        self.skipped_: dict[str, str] = {}
-        if specs["image"] is not None and "image" in wanted and not any(catalog.image_paths):
-            # No image column and no template: no image modality at all (no zero matrix, no
-            # encoder load).
-            self.skipped_["image"] = ("the catalog has no image paths (no image column with "
-                                      "values and no image template)")
-        for m in ("text", "image"):
-            if specs[m] is None or m not in wanted or m in self.skipped_:
-                continue
-            t = time.perf_counter()
-            enc = make_encoder(specs[m], batch_size=self.batch_size, cache=cache, progress=self.progress)
-            log.info("encoding %s with %s", m, specs[m])
-            # Cast now, so that only one modality is ever held in float32 at a time.
-            emb = enc.encode(catalog).astype(self.vector_dtype)
-            timings[m] = time.perf_counter() - t
-            if emb.n_present == 0:
-                self.skipped_[m] = f"no product could be encoded by {specs[m]} (0 present)"
-                continue
-            embeddings[m] = emb
-        if self.lexical and "lexical" in wanted:
-            from prodfusion.encoders.lexical import LexicalEncoder, parse_lexical_spec
-
-            t = time.perf_counter()
-            enc = LexicalEncoder(dim=parse_lexical_spec(self.lexical), seed=self.seed)
-            emb = enc.encode(catalog).astype(self.vector_dtype)
-            timings["lexical"] = time.perf_counter() - t
-            if emb.n_present == 0:
-                self.skipped_["lexical"] = "no title has a character n-gram (0 present)"
-            else:
-                embeddings["lexical"] = emb
-        if self.clicks and "clicks" in wanted:
-            if sessions is None:
-                self.skipped_["clicks"] = "no sessions given (--interactions / --pairs)"
-            else:
-                emb = self._fit_prod2vec(catalog, sessions)
-                timings["clicks"] = time.perf_counter() - t0 - sum(timings.values())
-                if emb.n_present == 0:
-                    self.skipped_["clicks"] = "no catalog product occurs in the sessions"
-                else:
-                    embeddings["clicks"] = emb
+        embeddings, self.skipped_, timings = encode_catalog(self, catalog, sessions)
         for m, why in self.skipped_.items():
             log.warning("the %s modality is not built: %s", m, why)
         if not embeddings:
@@ -227,11 +177,10 @@ class Recommender:
         return self
 
     def _fit_prod2vec(self, catalog: Catalog, sessions) -> Embeddings:
-        from prodfusion.encoders import Prod2Vec
+        from prodfusion.encoders.pipeline import fit_clicks
 
-        p = asdict(self.prod2vec)
-        p2v = Prod2Vec(**p, progress=self.progress)
-        return p2v.fit(sessions).encode(catalog).astype(self.vector_dtype)
+        return fit_clicks(catalog, sessions, self.prod2vec, progress=self.progress,
+                          vector_dtype=self.vector_dtype)
 
     def rebuild_clicks(self, sessions) -> Recommender:
         """Retrain only Prod2Vec on new sessions; text and image vectors are kept as they are.
@@ -503,58 +452,9 @@ class Recommender:
         dict
             Per index (``"method/modalities"``), which pieces grew or were created.
         """
-        self._check_built()
-        extra = [m for m in embeddings if m not in self.embeddings_]
-        if extra:
-            raise ParameterError(
-                f"add_products(): the model has no {extra} modality (it has "
-                f"{list(self.embeddings_)}). Rebuild the model to add a modality."
-            )
-        for m, e in embeddings.items():
-            if len(e.mask) != len(catalog):
-                raise ParameterError(
-                    f"add_products(): {m} embeddings have {len(e.mask)} rows but the new catalog "
-                    f"has {len(catalog)}; align them to its rows."
-                )
-            if e.dim != self.embeddings_[m].dim:
-                raise ParameterError(
-                    f"add_products(): {m} vectors have {e.dim} dimensions, the model "
-                    f"{self.embeddings_[m].dim}. Encode them with {self.embeddings_[m].spec!r}."
-                )
-        old_ids = set(self.catalog.ids.tolist())
-        dup = next((p for p in catalog.ids if p in old_ids), None)
-        if dup is not None:
-            raise ParameterError(
-                f"add_products(): product id {dup!r} is already in the model; to change an "
-                "existing product, rebuild."
-            )
-        embeddings = {m: e.astype(self.vector_dtype) for m, e in embeddings.items()}
-        searchers = self._all_searchers()
-        n0, n1 = len(self.catalog), len(catalog)
-        frame = pl.concat([self.catalog.frame, catalog.frame], how="diagonal_relaxed")
-        merged, labels = {}, {}
-        for m, e in self.embeddings_.items():
-            if m in embeddings:
-                new = embeddings[m]
-            else:  # the new products lack this modality
-                new = Embeddings(np.zeros((n1, e.dim), e.vectors.dtype), np.zeros(n1, bool), e.spec)
-            check_finite(new, what=f"new {m} embeddings")
-            if m in self.late_labels_.computed:  # clusters not computed yet are computed later
-                old = self.late_labels_[m]
-                cent = centroids_from_labels(e, old)
-                labels[m] = np.concatenate([old, assign_to_centroids(new, cent)])
-            merged[m] = Embeddings(np.concatenate([e.vectors, new.vectors]),
-                                   np.concatenate([e.mask, new.mask]), e.spec, e.info)
-        # only the new rows need the scan (done above); the old ones were checked before
-        self._set_state(Catalog(frame, source=self.catalog.source), merged, late_labels=labels,
-                        verify=False)
-        new_rows = np.arange(n0, n0 + n1)
-        report = {}
-        for (method, mods), s in searchers.items():
-            report[f"{method}/{'+'.join(mods)}"] = s.add(
-                self.embeddings_, new_rows, labels=self.late_labels_ if method == "late" else None)
-        self._searchers = searchers
-        return report
+        from prodfusion.model_updates import add_products
+
+        return add_products(self, catalog, embeddings)
 
     def update_embeddings(self, embeddings: Mapping[str, Embeddings], *, sessions=None) -> dict:
         """Replace whole modalities, e.g. click vectors after a Prod2Vec retrain.
@@ -568,33 +468,9 @@ class Recommender:
         dict
             Per index, which pieces were rebuilt, kept or dropped.
         """
-        self._check_built()
-        for m, e in embeddings.items():
-            if m not in MODALITIES:
-                raise param_error("embeddings", "update_embeddings()",
-                                  f"a mapping with keys among {list(MODALITIES)}", m)
-            if len(e.mask) != len(self.catalog):
-                raise ParameterError(
-                    f"update_embeddings(): {m} embeddings have {len(e.mask)} rows but the "
-                    f"catalog has {len(self.catalog)}; align them to the catalog rows."
-                )
-        embeddings = {m: e.astype(self.vector_dtype) for m, e in embeddings.items()}
-        searchers = self._all_searchers()
-        merged = dict(self.embeddings_)
-        merged.update(embeddings)
-        labels = {m: lab for m, lab in self.late_labels_.computed.items() if m not in embeddings}
-        for m, e in embeddings.items():
-            check_finite(e, what=f"{m} embeddings ({e.spec})")
-        # the replaced modalities were scanned just above; the kept ones when they arrived
-        self._set_state(self.catalog, merged, sessions=sessions, late_labels=labels,
-                        verify=False)
-        report = {}
-        for (method, mods), s in searchers.items():
-            report[f"{method}/{'+'.join(mods)}"] = s.update(
-                self.embeddings_, list(embeddings),
-                labels=self.late_labels_ if method == "late" else None)
-        self._searchers = searchers
-        return report
+        from prodfusion.model_updates import update_embeddings
+
+        return update_embeddings(self, embeddings, sessions=sessions)
 
     def similar(
         self,

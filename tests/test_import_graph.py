@@ -22,7 +22,7 @@ LAYERS = {
     "prodfusion.data": 1, "prodfusion.sources": 1,
     "prodfusion.encoders": 2,
     "prodfusion.index": 3, "prodfusion.fusion": 3,
-    "prodfusion.model_folder": 4, "prodfusion.variants": 4, "prodfusion.recommender": 5,
+    "prodfusion.model_folder": 4, "prodfusion.variants": 4, "prodfusion.model_updates": 4, "prodfusion.recommender": 5,
     "prodfusion.evaluation": 6, "prodfusion.training": 6, "prodfusion.batch": 6,
     "prodfusion.engine": 6, "prodfusion.demo": 6,
     "prodfusion.service": 7,
