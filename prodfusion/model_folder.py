@@ -261,8 +261,9 @@ def write_model_folder(rec, path: str | os.PathLike, *, overwrite: bool = False)
             files["click_counts"] = "click_counts.npy"
         manifest = dict(rec.manifest_)
         manifest["files"] = files
-        manifest["settings"] = {**manifest["settings"], "fusion": rec.fusion}
-        manifest["settings"] = dict(manifest["settings"])
+        manifest["settings"] = {**manifest["settings"], "fusion": rec.fusion,
+                                "index": rec.index,  # as now (may be set after build)
+                                "index_settings": rec.index_settings.to_dict()}
         wt = rec.weighting()
         manifest["settings"].pop("weighting", None)
         if not wt.is_default:  # absent: the paper's formulas (what older folders mean)

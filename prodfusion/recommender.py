@@ -386,11 +386,13 @@ class Recommender:
                 with heartbeat(f"index: {method} over {'+'.join(mods)} ({backend}, "
                                f"{len(self.catalog):,} products)",
                                enabled=self.progress is not False):
-                    self._searchers[key] = make_fused_index(
+                    index = make_fused_index(
                         method, mods, backend=backend, settings=self.index_settings,
                         normalize=self.normalize, weighting=wt, confidence=self._confidence(wt),
-                    ).build(self.embeddings_,
-                            labels=self.late_labels_ if method == "late" else None)
+                    )
+                    index.executor = getattr(self, "_index_executor", None)  # shards' tasks
+                    self._searchers[key] = index.build(
+                        self.embeddings_, labels=self.late_labels_ if method == "late" else None)
                 log.info("built the %s index over %s in %.1f s", method, "+".join(mods),
                          time.perf_counter() - t)
         return self._searchers[key]
@@ -401,6 +403,7 @@ class Recommender:
         modalities: Sequence[str] | str | None = None,
         *,
         n_jobs: int = 1,
+        executor=None,
     ) -> Recommender:
         """Build (or load) the search index of each fusion in ``fusions`` (default: all three)
         over ``modalities`` now, so that :meth:`save` stores them and queries start warm.
@@ -409,9 +412,19 @@ class Recommender:
         the GIL). With one BLAS/OpenMP thread each, this keeps every core busy without the
         barrier waits of one multi-threaded HNSW build; it holds the build buffers of
         ``n_jobs`` indexes at the same time.
+
+        ``executor`` (:func:`prodfusion.engine.make_executor`) runs the shards' tasks when
+        ``index_settings.shards`` > 1 (e.g. on Ray); default: this process.
         """
         if not is_int(n_jobs) or n_jobs < 1:
             raise param_error("n_jobs", "build_index()", "an int >= 1", n_jobs)
+        self._index_executor = executor
+        try:
+            return self._build_indexes(fusions, modalities, n_jobs)
+        finally:
+            self._index_executor = None
+
+    def _build_indexes(self, fusions, modalities, n_jobs: int) -> Recommender:
         methods = list(fusions or FUSION_METHODS)
         self.build_seconds_ = {}
 

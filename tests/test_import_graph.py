@@ -14,17 +14,18 @@ import prodfusion
 ROOT = Path(prodfusion.__file__).resolve().parent
 
 #: Lower number = lower layer; a module may import its own layer and those below.
-#: fusion/ and index/ are one layer ("search"): the fused indexes (index/fused.py) take
-#: their scores from fusion/, and the fusions use the leaf top-k kernel (index/topk.py).
+#: fusion/, index/ and engine/ are one layer ("search"): the fused indexes (index/fused.py)
+#: take their scores from fusion/, the fusions use the leaf top-k kernel (index/topk.py), and
+#: sharded indexes (index/sharded.py) run their tasks on engine/'s executors.
 LAYERS = {
     "prodfusion": 0,  # the root: __version__ (its public names are imported lazily)
     "prodfusion.errors": 0, "prodfusion._checks": 0, "prodfusion.progress": 0,
     "prodfusion.data": 1, "prodfusion.sources": 1,
     "prodfusion.encoders": 2,
-    "prodfusion.index": 3, "prodfusion.fusion": 3,
+    "prodfusion.index": 3, "prodfusion.fusion": 3, "prodfusion.engine": 3,
     "prodfusion.model_folder": 4, "prodfusion.variants": 4, "prodfusion.model_updates": 4, "prodfusion.recommender": 5,
     "prodfusion.evaluation": 6, "prodfusion.training": 6, "prodfusion.batch": 6,
-    "prodfusion.engine": 6, "prodfusion.demo": 6,
+    "prodfusion.demo": 6,
     "prodfusion.service": 7,
     "prodfusion.cli": 8,
 }
