@@ -170,10 +170,7 @@ def build_shards(prototype, chunks: Iterable[np.ndarray], n: int, n_shards: int,
     ``executor`` runs the tasks (:func:`prodfusion.engine.make_executor`; default: this
     process, one shard after another).
     """
-    from prodfusion.engine import LocalExecutor
-
     bounds = shard_bounds(n, n_shards)
-    executor = executor or LocalExecutor()
     t = time.perf_counter()
     parts, have = [], 0
     for c in chunks:  # index-space rows, in order
@@ -187,9 +184,12 @@ def build_shards(prototype, chunks: Iterable[np.ndarray], n: int, n_shards: int,
     jobs = [(i, blob, np.ascontiguousarray(x[lo:hi])) for i, (lo, hi) in enumerate(bounds)]
     del x
     done: dict[int, object] = {}
-    for (i, _, _), shard in executor.run(_fill_shard, jobs):
+    # the index layer does not import the engine: without an executor, a plain loop
+    results = (executor.run(_fill_shard, jobs) if executor is not None
+               else ((job, _fill_shard(job)) for job in jobs))
+    for (i, _, _), shard in results:
         done[i] = shard
         log.info("%s: shard %d/%d built (%d rows) after %.1f s on %s", what, len(done),
                  len(bounds), bounds[i][1] - bounds[i][0], time.perf_counter() - t,
-                 executor.name)
+                 getattr(executor, "name", "this process"))
     return ShardedVectorIndex([done[i] for i in range(len(bounds))])
