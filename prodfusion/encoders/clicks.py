@@ -14,7 +14,7 @@ from types import GeneratorType
 
 import numpy as np
 
-from prodfusion._checks import is_int
+from prodfusion._checks import check_int, check_real
 from prodfusion.encoders._util import logger, progress_bar
 from prodfusion.encoders.base import Embeddings, Modality, check_finite
 from prodfusion.errors import DataError, NotBuiltError, ParameterError, param_error
@@ -248,8 +248,7 @@ def undertrained_warning(info: dict) -> str | None:
 
 
 def _check_int(name: str, value: object, low: int, where: str = "Prod2Vec()") -> None:
-    if not is_int(value) or value < low:
-        raise param_error(name, where, f"an int >= {low}", value)
+    check_int(value, name, where, low=low)
 
 
 class Prod2Vec:
@@ -355,12 +354,8 @@ class Prod2Vec:
             raise param_error("sg", "Prod2Vec()", "1 (skip-gram) or 0 (CBOW)", self.sg)
         if self.workers is not None:
             _check_int("workers", self.workers, 1)
-        if (
-            isinstance(self.sample, bool)
-            or not isinstance(self.sample, (int, float))
-            or not 0 <= self.sample < 1
-        ):
-            raise param_error("sample", "Prod2Vec()", "a float in [0, 1)", self.sample)
+        check_real(self.sample, "sample", "Prod2Vec()", low=0, high=1, high_open=True,
+                   expected="a float in [0, 1)")
 
     @staticmethod
     def _check_sessions(sessions: object) -> None:

@@ -24,7 +24,7 @@ from typing import Literal
 
 import numpy as np
 
-from prodfusion._checks import check_int, check_real
+from prodfusion._checks import check_int, check_real, is_real
 from prodfusion.errors import param_error
 
 __all__ = ["proportion_ci", "two_proportion_test", "srm_check", "SRM_ALPHA"]
@@ -207,12 +207,7 @@ def srm_check(
     for c in obs:
         _check_counts(where, observed_counts=c)
     for x in w:
-        if (
-            isinstance(x, bool)
-            or not isinstance(x, (int, float, np.number))
-            or not x > 0
-            or not math.isfinite(x)
-        ):
+        if not is_real(x) or not x > 0 or not math.isfinite(x):
             raise param_error("weights", where, "positive finite numbers", w)
     alpha = _check_alpha(alpha, where)
     total = sum(int(c) for c in obs)

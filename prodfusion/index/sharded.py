@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from prodfusion.errors import ModelError, param_error
+from prodfusion._checks import check_int
+from prodfusion.errors import ModelError
 from prodfusion.index.exact import ExactIndex, topk_rows
 
 __all__ = ["ShardedVectorIndex", "build_shards", "shard_bounds"]
@@ -55,8 +56,7 @@ def shard_bounds(n: int, n_shards: int) -> list[tuple[int, int]]:
     >>> shard_bounds(10, 3)
     [(0, 3), (3, 6), (6, 10)]
     """
-    if isinstance(n_shards, bool) or not isinstance(n_shards, (int, np.integer)) or n_shards < 1:
-        raise param_error("n_shards", "shard_bounds()", "an int >= 1", n_shards)
+    check_int(n_shards, "n_shards", "shard_bounds()", low=1)
     b = np.linspace(0, n, max(1, min(int(n_shards), n)) + 1).astype(np.int64)
     return [(int(lo), int(hi)) for lo, hi in zip(b[:-1], b[1:], strict=True)]
 
