@@ -136,7 +136,7 @@ def cmd_build(args) -> int:
         cache_dir=_embedding_cache(args),
         batch_size=args.batch_size, seed=args.seed, vector_dtype=args.vector_dtype,
         weights=args.weights, calibration=args.calibration, click_n0=args.click_n0,
-        lexical=args.lexical,
+        lexical=args.lexical, cooc=args.cooc,
     ).build(catalog, sessions)
     if args.cluster_late:
         rec.cluster_late()
@@ -300,6 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--lexical", default=None, metavar="tfidf[:DIM]",
                    help="also build the lexical modality: character 3-5-gram TF-IDF of titles "
                         "reduced by TruncatedSVD to DIM (default 256) dimensions")
+    b.add_argument("--cooc", action="store_true",
+                   help="also build the cooc modality from the interactions: co-occurrence "
+                        "counts / sqrt(n_i n_j), fused by intermediate fusion (prodfusion tune "
+                        "weighs it)")
     b.add_argument("--category-from", default=None, metavar="MODEL",
                    help="fill missing categories with this `prodfusion categorize train` model")
     b.add_argument("--fusion", default="intermediate", choices=["early", "intermediate", "late"],
@@ -313,8 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--weights", default=None,
                    help="fusion weights stored in the model, e.g. text=1,image=0.5,clicks=2 "
                         "(default: equal, the paper)")
-    b.add_argument("--calibration", default="none", choices=["none", "zscore"],
-                   help="zscore: each modality's cosine against its own distribution")
+    b.add_argument("--calibration", default="none", choices=["none", "zscore", "zmean"],
+                   help="zscore: each modality's cosine against its own distribution; zmean: "
+                        "the same, a modality one product lacks counting as its mean")
     b.add_argument("--click-n0", type=float, default=None,
                    help="confidence-weighted clicks: c(n) = n/(n + N0), n = training occurrences")
     b.add_argument("--late-k", type=int, default=None,
@@ -354,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("--weights", default=None,
                    help="override the model's fusion weights, e.g. text=1,image=0.5,clicks=2")
-    s.add_argument("--calibration", default=None, choices=["none", "zscore"],
+    s.add_argument("--calibration", default=None, choices=["none", "zscore", "zmean"],
                    help="override the model's calibration")
     s.add_argument("--explain", action="store_true",
                    help="each modality's similarity, weight and share of every score")

@@ -144,6 +144,10 @@ class Recommender:
     lexical : {"tfidf", "tfidf:DIM"}, optional
         Also build the ``lexical`` modality: character 3–5-gram TF-IDF of the titles reduced
         to DIM (default 256) dimensions by TruncatedSVD (:mod:`prodfusion.encoders.lexical`).
+    cooc : bool
+        Also build the ``cooc`` modality from the sessions: the cosine of two products'
+        session-incidence vectors (co-occurrence counts / sqrt(n_i n_j)), a pairwise score
+        that intermediate fusion can weigh (:mod:`prodfusion.fusion.cooc`).
 
     Examples
     --------
@@ -170,6 +174,7 @@ class Recommender:
     calibration: str = "none"
     click_n0: float | None = None
     lexical: str | None = None
+    cooc: bool = False
 
     def __post_init__(self) -> None:
         check_method(self.fusion, "Recommender()")
@@ -191,6 +196,20 @@ class Recommender:
         self._fusers: dict = {}
         self._searchers: dict = {}
         self._index_meta: dict = {}
+        self.cooc_ = None
+
+    @property
+    def available_modalities(self) -> tuple[str, ...]:
+        """Every modality this model can fuse: its vector modalities, plus ``cooc``."""
+        extra = ("cooc",) if getattr(self, "cooc_", None) is not None else ()
+        return tuple(m for m in MODALITIES if m in self.embeddings_ or m in extra)
+
+    def modality_data(self) -> dict:
+        """``{modality: Embeddings}`` plus ``{"cooc": Cooc}`` when the model has it."""
+        out: dict = dict(self.embeddings_)
+        if getattr(self, "cooc_", None) is not None:
+            out["cooc"] = self.cooc_
+        return out
 
     # ------------------------------------------------------------------ building
     def build(self, catalog: Catalog, sessions=None) -> Recommender:
@@ -250,9 +269,16 @@ class Recommender:
                     self.skipped_["clicks"] = "no catalog product occurs in the sessions"
                 else:
                     embeddings["clicks"] = emb
+        if self.cooc and "cooc" in wanted:
+            if sessions is None or not hasattr(sessions, "frame"):
+                self.skipped_["cooc"] = "no sessions given (--interactions / --pairs)"
+            else:
+                from prodfusion.fusion.cooc import Cooc
+
+                self.cooc_ = Cooc.from_sessions(sessions, catalog)
         for m, why in self.skipped_.items():
             log.warning("the %s modality is not built: %s", m, why)
-        if not embeddings:
+        if not embeddings and self.cooc_ is None:
             raise ParameterError(
                 "Nothing to build: no modality has data ("
                 + "; ".join(f"{m}: {why}" for m, why in self.skipped_.items())
@@ -311,6 +337,10 @@ class Recommender:
         (see :meth:`update_embeddings`).
         """
         self._check_built()
+        if getattr(self, "cooc_", None) is not None:  # the co-occurrences follow the sessions
+            from prodfusion.fusion.cooc import Cooc
+
+            self.cooc_ = Cooc.from_sessions(sessions, self.catalog)
         self.update_embeddings({"clicks": self._fit_prod2vec(self.catalog, sessions)},
                                sessions=sessions)
         return self
@@ -360,8 +390,11 @@ class Recommender:
         self.catalog = catalog
         self._ids = catalog.ids  # Catalog.ids builds a new array per call: O(n) per query
         self.embeddings_ = {m: embeddings[m] for m in MODALITIES if m in embeddings}
-        self.modalities = check_modalities(self.modalities, tuple(self.embeddings_), "Recommender()") \
-            if self.modalities else tuple(self.embeddings_)
+        if getattr(self, "cooc_", None) is not None and len(self.cooc_) != len(catalog):
+            self.cooc_ = self.cooc_.extended(len(catalog))  # appended products: never seen
+        self.modalities = check_modalities(self.modalities, self.available_modalities,
+                                           "Recommender()") \
+            if self.modalities else self.available_modalities
         cats = catalog.categories
         self._category_codes = None
         n_cat = None
@@ -392,7 +425,7 @@ class Recommender:
             self.click_counts_ = np.concatenate([cc, np.zeros(len(catalog) - len(cc), np.int64)]) \
                 if len(cc) <= len(catalog) else None
         counts = {"products": len(catalog)}
-        counts.update({f"{m}_present": e.n_present for m, e in self.embeddings_.items()})
+        counts.update({f"{m}_present": e.n_present for m, e in self.modality_data().items()})
         fingerprints = {"catalog": catalog_fingerprint(catalog)}
         session_report = None
         if sessions is not None:
@@ -417,6 +450,7 @@ class Recommender:
                 "modalities": list(self.modalities),
                 "normalize": self.normalize,
                 "late_k": {m: self.late_k_of(m) for m in self.embeddings_},
+                **({"cooc": True} if getattr(self, "cooc_", None) is not None else {}),
                 "seed": self.seed,
                 "prod2vec": asdict(self.prod2vec),
                 "index": self.index,
@@ -466,14 +500,14 @@ class Recommender:
             self.weights, self.calibration, None, self.click_n0, where="Recommender")
         if not hasattr(self, "embeddings_"):
             return wt
-        mods = tuple(modalities) if modalities is not None else tuple(self.embeddings_)
+        mods = tuple(modalities) if modalities is not None else self.available_modalities
         if override is not None:
             override.check(mods, "similar()")
         wt = wt.restrict(mods)
         missing = [m for m in wt.needs_stats(mods) if m not in self._calibration_stats]
         if missing:
             self._calibration_stats.update(
-                estimate_stats(self.embeddings_, missing, seed=self.seed))
+                estimate_stats(self.modality_data(), missing, seed=self.seed))
         if wt.calibration != "none":
             wt = wt.with_stats({m: self._calibration_stats[m] for m in mods
                                 if m in self._calibration_stats})
@@ -491,13 +525,13 @@ class Recommender:
         self._check_built()
         method = check_method(fusion or self.fusion)
         mods = check_modalities(
-            modalities if modalities is not None else self.modalities, tuple(self.embeddings_)
+            modalities if modalities is not None else self.modalities, self.available_modalities
         )
         wt = self.weighting(mods, weighting)
         key = (method, mods, wt)
         if key not in self._fusers:
             self._fusers[key] = make_fuser(
-                method, self.embeddings_, mods, normalize=self.normalize,
+                method, self.modality_data(), mods, normalize=self.normalize,
                 late_labels=self.late_labels_ if method == "late" else None, seed=self.seed,
                 weighting=wt, confidence=self._confidence(wt),
             )
@@ -514,10 +548,10 @@ class Recommender:
         self._check_built()
         method = check_method(fusion or self.fusion)
         mods = check_modalities(
-            modalities if modalities is not None else self.modalities, tuple(self.embeddings_)
+            modalities if modalities is not None else self.modalities, self.available_modalities
         )
         backend = choose_backend(self.index, len(self.catalog), self.index_settings)
-        if backend == "exact":
+        if backend == "exact" or "cooc" in mods:
             return self.fuser(method, mods, weighting)
         wt = self.weighting(mods, weighting)
         key = (method, mods) if wt == self.weighting(mods) else (method, mods, wt)
@@ -795,7 +829,7 @@ class Recommender:
 
         f = self.fuser(fusion, modalities, self._override(weights, calibration))
         wt = f.weighting
-        out = explain_pairs(f.method, self.embeddings_, f.modalities, wt,
+        out = explain_pairs(f.method, self.modality_data(), f.modalities, wt,
                             self.catalog.row_of(product_id), self.catalog.rows_of(candidate_ids),
                             normalize=self.normalize, labels=self.late_labels_,
                             confidence=self._confidence(wt))
@@ -889,6 +923,8 @@ class Recommender:
             if getattr(self, "click_counts_", None) is not None:
                 np.save(tmp / "click_counts.npy", self.click_counts_)
                 files["click_counts"] = "click_counts.npy"
+            if getattr(self, "cooc_", None) is not None:
+                files["cooc"] = self.cooc_.save(tmp)
             manifest = dict(self.manifest_)
             manifest["files"] = files
             manifest["settings"] = {**manifest["settings"], "fusion": self.fusion}
@@ -1021,6 +1057,10 @@ class Recommender:
                 rec.click_counts_ = np.load(path / files["click_counts"])
             except (OSError, ValueError) as exc:
                 raise ModelError(f"{path / files['click_counts']}: cannot read ({exc}).") from exc
+        if "cooc" in files:
+            from prodfusion.fusion.cooc import Cooc
+
+            rec.cooc_ = Cooc.load(path, files["cooc"])
         rec._set_state(catalog, embeddings, late_labels=labels, verify=verify)
         rec._calibration_stats = {m: (mu, sd) for m, mu, sd in wt.stats}
         rec._mmap = mmap

@@ -775,6 +775,13 @@ def heldout_recommender(
         seed=getattr(rec, "seed", 0),
     )
     ev.train_sessions_ = train  # what the reference baselines (cooc, popular) count
+    if train is not None and len(train):
+        # the cooc modality, counted on the training part only (as the clicks are retrained)
+        from prodfusion.fusion.cooc import Cooc
+
+        ev.cooc_ = Cooc.from_sessions(train, rec.catalog)
+        ev.modalities = ev.available_modalities if getattr(rec, "cooc_", None) is not None \
+            else ev.modalities
     # The model's fusion weights, calibration and click confidence; occurrences counted in
     # the training part (what the retrained click vectors saw).
     ev.weights = getattr(rec, "weights", None)
@@ -891,7 +898,7 @@ def evaluate_retrieval(
     log = _Progress(progress)
     log("retraining Prod2Vec on the training part")
     ev = heldout_recommender(rec, split.train, prod2vec=prod2vec, progress=bool(progress is True))
-    available = tuple(ev.embeddings_)
+    available = ev.available_modalities
     if variants is None:
         vlist = default_variants(available, fusions)
     else:
@@ -971,7 +978,8 @@ def evaluate_retrieval(
             else None,
             "catalog": {"source": catalog.source, "n_products": len(catalog)},
             "modalities": {
-                m: {"spec": e.spec, "n_present": e.n_present} for m, e in ev.embeddings_.items()
+                m: {"spec": e.spec, "n_present": e.n_present}
+                for m, e in ev.modality_data().items()
             },
             "bootstrap_unit": {"sessions": "held-out session", "pairs": "query product"},
         },

@@ -4,10 +4,11 @@ For a pair of products ``(i, j)`` and a modality ``m`` both have:
 
 * ``cos_m(i, j)`` — the raw cosine of their L2-normalised vectors;
 * the **calibrated** similarity ``s_m = cos_m`` (``calibration="none"``, the paper) or
-  ``s_m = (cos_m − μ_m) / σ_m`` (``"zscore"``), where ``μ_m``, ``σ_m`` are the mean and
-  standard deviation of ``cos_m`` over random pairs of products having ``m``
-  (:func:`estimate_stats`). A z-score says how unusual a similarity is *for that modality*:
-  a 0.4 photo cosine and a 0.9 title cosine can mean the same thing;
+  ``s_m = (cos_m − μ_m) / σ_m`` (``"zscore"`` and ``"zmean"``), where ``μ_m``, ``σ_m`` are
+  the mean and standard deviation of ``cos_m`` over random pairs of products having ``m``
+  (:func:`estimate_stats`; exact for the pairwise ``cooc`` modality). A z-score says how
+  unusual a similarity is *for that modality*: a 0.4 photo cosine and a 0.9 title cosine
+  can mean the same thing;
 * the **pair weight** ``W_m(i, j) = w_m`` — times ``c(n_i)·c(n_j)`` for clicks when a
   confidence constant ``n0`` is set, with ``c(n) = n / (n + n0)`` and ``n`` a product's
   training occurrences, so products Prod2Vec saw rarely lean on title and photo.
@@ -15,7 +16,14 @@ For a pair of products ``(i, j)`` and a modality ``m`` both have:
 The three fusions then are
 
 * **intermediate** — ``S = Σ W_m s_m / Σ W_m`` over the modalities both have (exact for
-  missing modalities; ``-inf`` when the shared weights sum to 0);
+  missing modalities; ``-inf`` when the shared weights sum to 0). Under ``"zmean"`` a
+  modality that one of the two products lacks counts as its **mean** (``z = 0``) instead of
+  being dropped: ``S = Σ_{m both have} W_m z_m / D(q)`` with the query's normaliser
+  ``D(q) = Σ_{m q has} w_m·c(n_q)`` (``c`` for clicks under ``n0``), still ``-inf`` where
+  the shared weights sum to 0. With ``"zscore"`` a product lacking a modality is ranked by
+  the mean of the others at full strength, so products without (say) clicks crowd out the
+  click neighbours when clicks carry most of the weight; with ``"zmean"`` lacking a
+  modality means "no evidence" — neither a bonus nor a penalty against a random product;
 * **early** — the cosine of ``[b_m(i) u_m(i)]_m`` with ``u_m`` the L2-normalised vector and
   ``b_m(i) = sqrt(w_m · a_m) · c(n_i)`` (clicks), ``a_m = 1/σ_m`` under ``zscore`` (a cosine
   of concatenations cannot subtract ``μ_m``; scaling by ``1/σ_m`` equalises the spread). Each
@@ -48,9 +56,11 @@ from prodfusion.errors import ParameterError, param_error
 
 __all__ = ["CALIBRATIONS", "Weighting", "parse_weights", "estimate_stats", "confidence",
            "tie_scale", "tie_weighting", "intermediate_combine", "early_block_scale",
-           "late_combine"]
+           "late_combine", "query_norm", "Z_CALIBRATIONS"]
 
-CALIBRATIONS: tuple[str, ...] = ("none", "zscore")
+CALIBRATIONS: tuple[str, ...] = ("none", "zscore", "zmean")
+#: Calibrations that standardise cosines by the modality's similarity statistics.
+Z_CALIBRATIONS: tuple[str, ...] = ("zscore", "zmean")
 
 
 def parse_weights(spec: str | Mapping[str, float] | None, where: str = "--weights",
@@ -157,16 +167,16 @@ class Weighting:
             if name == m:
                 return mu, sd
         raise ParameterError(
-            f"calibration='zscore' needs the similarity statistics of {m!r}; estimate them "
+            f"calibration={self.calibration!r} needs the similarity statistics of {m!r}; estimate them "
             "with estimate_stats() (Recommender does it on first use)."
         )
 
     def scale(self, m: str) -> float:
-        """``a_m``: 1, or ``1/σ_m`` under ``zscore``."""
+        """``a_m``: 1, or ``1/σ_m`` under ``zscore`` / ``zmean``."""
         return 1.0 if self.calibration == "none" else 1.0 / self._stat(m)[1]
 
     def shift(self, m: str) -> float:
-        """``μ_m/σ_m`` under ``zscore`` (0 otherwise): ``s_m = a_m·cos_m − shift_m``."""
+        """``μ_m/σ_m`` under ``zscore`` / ``zmean`` (0 otherwise): ``s_m = a_m·cos_m − shift_m``."""
         if self.calibration == "none":
             return 0.0
         mu, sd = self._stat(m)
@@ -247,6 +257,9 @@ def estimate_stats(embeddings: Mapping[str, Embeddings], modalities: Sequence[st
     out = {}
     for m in modalities:
         e = embeddings[m]
+        if hasattr(e, "stats"):  # a pairwise modality (cooc): exact over every pair
+            out[m] = e.stats()
+            continue
         rows = np.flatnonzero(e.mask)
         if len(rows) < 2:
             out[m] = (0.0, 1.0)
@@ -275,10 +288,28 @@ def _conf_outer(m: str, weighting: Weighting, conf_q, conf_c) -> np.ndarray | fl
     return np.asarray(conf_q, np.float32)[:, None] * np.asarray(conf_c, np.float32)[None, :]
 
 
+def query_norm(weighting: Weighting, modalities: Sequence[str], q_has: Mapping,
+               conf_q=None) -> np.ndarray:
+    """``D(q) = Σ_{m q has} w_m · c(n_q)`` (``c`` for clicks under ``n0``): the ``"zmean"``
+    normaliser, one value per query (``q_has[m]``: bool per query)."""
+    d = None
+    for m in modalities:
+        x = np.asarray(q_has[m], np.float32) * np.float32(weighting.w(m))
+        if m == "clicks" and weighting.n0 is not None and conf_q is not None:
+            x = x * np.asarray(conf_q, np.float32)
+        d = x if d is None else d + x
+    return d
+
+
 def intermediate_combine(weighting: Weighting, modalities: Sequence[str], cos: Mapping,
-                         both: Mapping, conf_q=None, conf_c=None) -> np.ndarray:
+                         both: Mapping, conf_q=None, conf_c=None, q_has: Mapping | None = None
+                         ) -> np.ndarray:
     """``S = Σ W_m s_m / Σ W_m`` over shared modalities, from per-modality ``(q, c)`` raw
-    cosines ``cos[m]`` and presence ``both[m]`` (bool); ``-inf`` where ``Σ W_m = 0``."""
+    cosines ``cos[m]`` and presence ``both[m]`` (bool); ``-inf`` where ``Σ W_m = 0``.
+
+    Under ``"zmean"`` the denominator is the query's ``D(q)`` (:func:`query_norm`), which
+    needs ``q_has[m]`` (bool per query: the query has ``m``).
+    """
     num = den = None
     for m in modalities:
         wm = weighting.w(m)
@@ -292,7 +323,13 @@ def intermediate_combine(weighting: Weighting, modalities: Sequence[str], cos: M
     if num is None:
         raise ParameterError("every fused modality has weight 0; nothing to rank by.")
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = (num / den).astype(np.float32)
+        if weighting.calibration == "zmean":
+            if q_has is None:
+                raise ParameterError("calibration 'zmean' needs which modalities each query has.")
+            dq = query_norm(weighting, modalities, q_has, conf_q)
+            out = (num / np.asarray(dq, np.float32)[:, None]).astype(np.float32)
+        else:
+            out = (num / den).astype(np.float32)
     out[~(den > 0)] = -np.inf
     return out
 

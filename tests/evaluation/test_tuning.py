@@ -67,13 +67,29 @@ def test_a_noise_modality_gets_about_zero_weight():
     rec, sessions, _ = _shop()
     res = tune_weights(rec, sessions=sessions, **KW)
     assert res["weights"]["image"] <= 0.125 < res["weights"]["text"]
-    assert res["weights"]["image"] >= 0.05 - 1e-9  # the floor: never exactly 0 by default
     exact = tune_weights(rec, sessions=sessions, min_weight=0, **KW)
     assert exact["weights"]["image"] <= 0.125
     refs = res["reference_scores"]
     assert res["validation_score"] >= refs["equal weights (calibration none)"]
     assert refs["text alone"] > refs["image alone"]
     assert res["split"]["n_validation_cases"] > 0 and res["n_configs"] >= 5
+
+
+def test_a_zero_weight_is_lifted_only_where_products_would_become_unrankable():
+    """Titles cover every product: the noise photos may get exactly 0. Once 10 products
+    lack a title, photos are their only modality and keep 0.05 × the largest weight."""
+    rec, sessions, _ = _shop()
+    assert tune_weights(rec, sessions=sessions, **KW)["weights"]["image"] == 0.0
+    text = rec.embeddings_["text"]
+    mask = text.mask.copy()
+    mask[::12] = False
+    holes = Recommender.from_embeddings(rec.catalog, {
+        "text": Embeddings(np.asarray(text.vectors), mask, text.spec),
+        "image": rec.embeddings_["image"]}, fusion="intermediate")
+    holes.prod2vec = rec.prod2vec
+    w = tune_weights(holes, sessions=sessions, **KW)["weights"]
+    assert w["image"] == pytest.approx(0.05 * w["text"]) and w["text"] > 0.9
+    assert tune_weights(holes, sessions=sessions, min_weight=0, **KW)["weights"]["image"] == 0.0
 
 
 def test_tuning_never_reads_the_test_part():

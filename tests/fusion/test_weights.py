@@ -179,7 +179,7 @@ def test_bad_weights_are_refused_by_name(spec, msg):
 def test_weight_and_calibration_options_of_the_recommender():
     assert parse_weights("text=1, image=0.5,clicks=2") == {"text": 1.0, "image": 0.5, "clicks": 2.0}
     with pytest.raises(ParameterError, match=r"'calibration' parameter of Recommender\(\) must "
-                                             r"be one of \['none', 'zscore'\]"):
+                                             r"be one of \['none', 'zscore', 'zmean'\]"):
         Recommender(calibration="rank")
     with pytest.raises(ParameterError, match=r"'n0' parameter of Recommender\(\) must be a "
                                              r"finite number > 0"):
