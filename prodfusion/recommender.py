@@ -551,9 +551,11 @@ class Recommender:
             modalities if modalities is not None else self.modalities, self.available_modalities
         )
         backend = choose_backend(self.index, len(self.catalog), self.index_settings)
-        if backend == "exact" or "cooc" in mods:
+        if backend == "exact":
             return self.fuser(method, mods, weighting)
         wt = self.weighting(mods, weighting)
+        if "cooc" in mods:  # a pairwise modality: vector index + co-occurrence neighbours
+            return self._pairwise_searcher(method, mods, wt)
         key = (method, mods) if wt == self.weighting(mods) else (method, mods, wt)
         if key not in self._searchers:
             from prodfusion.index.fused import load_fused_index, make_fused_index
@@ -585,6 +587,22 @@ class Recommender:
                             labels=self.late_labels_ if method == "late" else None)
                 log.info("built the %s index over %s in %.1f s", method, "+".join(mods),
                          time.perf_counter() - t)
+        return self._searchers[key]
+
+    def _pairwise_searcher(self, method: str, mods: tuple[str, ...], wt: Weighting):
+        from prodfusion.fusion import check_pairwise
+        from prodfusion.index.pairwise import PairwiseIntermediateIndex
+
+        check_pairwise(method, mods, "similar()")
+        key = ("pairwise", method, mods, wt)  # never saved: rebuilt from the vector index
+        if key not in self._searchers:
+            dense = tuple(m for m in mods if m != "cooc")
+            inner = None
+            if dense and any(wt.w(m) > 0 for m in dense):
+                inner = self.searcher(method, dense, wt.restrict(dense))
+            self._searchers[key] = PairwiseIntermediateIndex(
+                inner, self.modality_data(), mods, wt, self._confidence(wt),
+                over_fetch=max(4, int(self.index_settings.over_fetch)))
         return self._searchers[key]
 
     def build_index(

@@ -285,7 +285,8 @@ def _conf_outer(m: str, weighting: Weighting, conf_q, conf_c) -> np.ndarray | fl
             "n0 (confidence-weighted clicks) needs each product's training occurrences; this "
             "model has none recorded (rebuild it with sessions)."
         )
-    return np.asarray(conf_q, np.float32)[:, None] * np.asarray(conf_c, np.float32)[None, :]
+    cc = np.asarray(conf_c, np.float32)  # (c,) shared by the queries, or (q, c) per query
+    return np.asarray(conf_q, np.float32)[:, None] * (cc if cc.ndim == 2 else cc[None, :])
 
 
 def query_norm(weighting: Weighting, modalities: Sequence[str], q_has: Mapping,

@@ -339,8 +339,10 @@ class FusedIndex:
             out[~self.present[c]] = -np.inf
         else:
             tw = tie_weighting(wt) if self.method == "late" else wt
+            q_has = {m: self.masks_[[q], j] for j, m in enumerate(self.modalities)}
             out = intermediate_combine(tw, self.modalities, {m: v[None] for m, v in cos.items()},
-                                       {m: v[None] for m, v in both.items()}, cq, cc)[0]
+                                       {m: v[None] for m, v in both.items()}, cq, cc,
+                                       q_has=q_has)[0]
             if self.method == "late":
                 match = {m: ((self.labels_[m][c] == self.labels_[m][q]) & (self.labels_[m][q] >= 0))
                          [None] for m in self.modalities}
@@ -358,6 +360,8 @@ class FusedIndex:
         if self.weighting.is_default:
             return ip / sh.sum(axis=1, keepdims=True)
         w, c = sh @ self.est_w_, sh @ self.est_c_
+        if self.weighting.calibration == "zmean":  # Σ W z over shared; D(q) is per query
+            w = np.where(w > 0, 1.0, 0.0).astype(np.float32)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(w[:, None] > 0, (ip - c[:, None]) / w[:, None], -np.inf
                             ).astype(np.float32)
@@ -654,6 +658,8 @@ class _VectorFusedIndex(FusedIndex):
             sh, c = qm @ masks, 0.0
         else:
             sh, c = (qm * self.est_w_) @ masks, (qm * self.est_c_) @ masks
+            if self.weighting.calibration == "zmean":  # Σ W z over shared (D(q) per query)
+                sh = np.where(sh > 0, 1.0, 0.0).astype(np.float32)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(sh > 0, (ip - c) / sh, -np.inf).astype(np.float32)
 

@@ -213,3 +213,36 @@ def test_heldout_evaluation_counts_cooc_on_the_training_part_only():
     np.testing.assert_array_equal(got, seen)
     assert not all(seen) and (full.scores(ho.query_rows, ho.target_rows).diagonal() > 0).all()
     assert "cooc" in ev.available_modalities
+
+
+@pytest.mark.parametrize("calibration", ["none", "zmean"])
+def test_approximate_search_with_cooc_equals_the_exact_fuser(rng, calibration):
+    """HNSW over the vector modalities + co-occurrence neighbours, re-scored exactly."""
+    from prodfusion.index import IndexSettings
+    from tests.index.conftest import assert_same_topk, make_planted
+
+    cat, embs, cats, _ = make_planted(rng, n=400)
+    ids = cat.ids
+    lists = []
+    for _ in range(300):  # sessions inside a category
+        c = rng.integers(12)
+        members = np.flatnonzero(cats == c)
+        lists.append([ids[i] for i in rng.choice(members, 3, replace=False)])
+    settings = IndexSettings(exact_below=0, reduce_dim=None, ef_search=1024, nprobe=10_000,
+                             pq_m=4, min_candidates=64)
+    rec = Recommender.from_embeddings(cat, embs, fusion="intermediate", index="hnsw",
+                                      index_settings=settings)
+    rec.cooc_ = Cooc.from_sessions(Sessions.from_lists(lists), cat)
+    rec.modalities = rec.available_modalities
+    rec.weights = {"text": 1.0, "image": 0.5, "clicks": 0.5, "cooc": 2.0}
+    rec.calibration = calibration
+    exact = rec.fuser()
+    approx = rec.searcher()
+    assert type(approx).__name__ == "PairwiseIntermediateIndex"
+    q = np.arange(0, 400, 7)
+    r0, s0 = exact.topk(q, 15)
+    r1, s1 = approx.topk(q, 15)
+    assert_same_topk(exact, q, r0, s0, r1, s1, atol=1e-4)
+    # the same through similar(), with a filter
+    got = rec.similar(ids[3], k=5, exclude=[ids[int(r0[0][0])]] if r0[0][0] != 3 else [])[0]
+    assert ids[int(r0[0][0])] not in got or r0[0][0] == 3
