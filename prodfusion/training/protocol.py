@@ -12,7 +12,10 @@ The result is a dict with ``kind = "categorization"`` for
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import tempfile
 import time
 from collections import Counter
@@ -155,6 +158,34 @@ def _finished_adaptation(out: Path, method: str, catalog, config) -> dict | None
     return manifest
 
 
+def _run_key(method, spec, fraction, seed, frozen, clf_kwargs, split, split_seed, max_dev, **data) -> str:
+    """The identity of one fine-tuning run: a finished run with the same key is not run again."""
+    clf = {k: v for k, v in sorted(clf_kwargs.items()) if k != "progress"}
+    return json.dumps([method, spec, float(fraction), int(seed), bool(frozen), clf, [float(x) for x in split],
+                       int(split_seed), max_dev, data], sort_keys=True, default=str)
+
+
+def _finished_runs(path: Path) -> dict[str, dict]:
+    """Runs recorded in ``runs.jsonl`` of the work folder (a torn last line is ignored)."""
+    out: dict[str, dict] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+                out[rec["key"]] = rec["run"]
+            except (ValueError, KeyError, TypeError):
+                continue
+    return out
+
+
+def _append_run(path: Path, key: str, run: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"key": key, "run": run}, default=float) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def _summary(values: list[float]) -> dict:
     v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=float)
     if not len(v):
@@ -260,9 +291,18 @@ def evaluate_categorization(
     train_rows, dev_rows, test_rows = parts["train"], parts["dev"], parts["test"]
     if max_dev is not None and len(dev_rows) > max_dev:
         dev_rows = np.sort(np.random.default_rng(split_seed).choice(dev_rows, max_dev, replace=False))
+    data_hash = hashlib.sha256(json.dumps([[str(t) for t in titles], lab.tolist(), [int(x) for x in test_rows]],
+                                          default=str).encode()).hexdigest()[:16]
+    done_file = work / "runs.jsonl"
+    done = _finished_runs(done_file)
     for m in methods:
-        model = load_st_model(specs[m], device=clf_kwargs.get("device", "cpu"), where=where)
-        model.max_seq_length = clf_kwargs.get("max_seq_length", 24)
+        model = None
+        if frozen or not all(_run_key(m, specs[m], f, s, frozen, clf_kwargs, split, split_seed, max_dev,
+                                      data=data_hash) in done for s in seeds for f in fractions):
+            model = load_st_model(specs[m], device=clf_kwargs.get("device", "cpu"), where=where)
+            model.max_seq_length = clf_kwargs.get("max_seq_length", 24)
+        if model is None:
+            logger.info("categorization: every %s run is in %s; reused", m, done_file)
         feats = None
         if frozen:
             rows = np.concatenate([train_rows, test_rows])
@@ -272,6 +312,12 @@ def evaluate_categorization(
             perm = np.random.default_rng([seed, 7]).permutation(train_rows)
             for f in fractions:
                 sub = perm[: max(1, int(round(f * len(perm))))]
+                key = _run_key(m, specs[m], f, seed, frozen, clf_kwargs, split, split_seed, max_dev,
+                               data=data_hash)
+                if key in done:
+                    runs.append(done[key])
+                    logger.info("categorization: %s %.0f%% seed %d reused from %s", m, 100 * f, seed, done_file)
+                    continue
                 t0 = time.perf_counter()
                 if len(set(lab[sub])) < 2:
                     logger.warning("categorization: %s %.0f%% seed %d has one class; skipped", m, 100 * f, seed)
@@ -296,6 +342,7 @@ def evaluate_categorization(
                 scores = classification_metrics(lab[test_rows], pred, head)
                 runs.append({"method": m, "fraction": f, "seed": int(seed), "n_train": int(len(sub)),
                              "seconds": round(time.perf_counter() - t0, 2), "history": history, **scores})
+                _append_run(done_file, key, runs[-1])
                 logger.info("categorization: %s %.0f%% seed %d accuracy %.3f macro-F1 %.3f (%.0fs)",
                             m, 100 * f, seed, scores["accuracy"], scores["macro_f1"], runs[-1]["seconds"])
                 if progress:

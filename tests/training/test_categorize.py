@@ -131,3 +131,29 @@ def test_evaluate_protocol_end_to_end_and_report(tmp_path, tiny_st):
     assert "Table 2 layout" in md and "Macro-F1 on tail labels" in md and "fig5_head_tail.png" in md
     assert json.loads(paths["results_json"].read_text())["categorization"]["runs"][0]["method"] == "origin"
     write_categorization_report(json.loads(paths["results_json"].read_text()), tmp_path / "rep2")
+
+
+def test_evaluate_reuses_finished_runs_from_the_work_dir(tmp_path, tiny_st, monkeypatch):
+    import prodfusion.training.categorize as categorize_module
+
+    titles, labels = planted_titles(160, seed=5)
+    cat = Catalog(pl.DataFrame({"product_id": [f"p{i}" for i in range(len(titles))], "title": titles,
+                                "category": labels}))
+    kw = dict(methods=["origin"], base=tiny_st, fractions=[0.5, 1.0], frozen=True,
+              classifier={"progress": False}, work_dir=tmp_path / "work", progress=False)
+    first = evaluate_categorization(cat, seeds=[0], **kw)
+    assert len((tmp_path / "work" / "runs.jsonl").read_text().splitlines()) == 2
+
+    class Boom:   # any new run would construct a classifier
+        def __init__(self, *a, **k):
+            raise AssertionError("a finished run was run again")
+
+    monkeypatch.setattr(categorize_module, "CategoryClassifier", Boom)
+    again = evaluate_categorization(cat, seeds=[0], **kw)
+    assert [(r["fraction"], r["accuracy"]) for r in again["runs"]] == \
+        [(r["fraction"], r["accuracy"]) for r in first["runs"]]
+    with pytest.raises(AssertionError, match="run again"):   # a new seed is a new run
+        evaluate_categorization(cat, seeds=[0, 1], **kw)
+    with (tmp_path / "work" / "runs.jsonl").open("a") as fh:
+        fh.write('{"key": "torn')   # an interrupted append is ignored, not an error
+    assert len(evaluate_categorization(cat, seeds=[0], **kw)["runs"]) == 2
