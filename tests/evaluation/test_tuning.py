@@ -186,3 +186,30 @@ def test_evaluation_uses_the_models_weights_unless_a_variant_sets_its_own():
     assert hr(res, "equal") == hr(plain, "intermediate:text+image")
     assert hr(res, "intermediate:text+image [paper]") == hr(plain, "intermediate:text+image")
     assert hr(res, "intermediate:text+image") != hr(plain, "intermediate:text+image")
+
+
+def test_tuning_weighs_cooc_and_click_confidence_and_validates_on_one_source():
+    from prodfusion.encoders import Prod2Vec
+    from prodfusion.fusion.cooc import Cooc
+
+    rec, sessions, _ = _shop()
+    clicks = Prod2Vec(vector_size=8, epochs=2, workers=1, min_count=1).fit(sessions).encode(
+        rec.catalog)
+    rec = Recommender.from_embeddings(rec.catalog, {**rec.embeddings_, "clicks": clicks},
+                                      fusion="intermediate")
+    rec.prod2vec = Prod2VecParams(vector_size=8, epochs=2, workers=1, min_count=1)
+    rec.cooc_ = Cooc.from_sessions(sessions, rec.catalog)
+    kw = dict(KW, n0_grid=(None, 2.0), calibrations=("none", "zmean"))
+    res = tune_weights(rec, sessions=sessions, **kw)
+    assert set(res["weights"]) == {"text", "image", "clicks", "cooc"}
+    assert res["calibration"] in ("none", "zmean") and res["n0"] in (None, 2.0)
+    assert {"cooc alone", "clicks alone"} <= set(res["reference_scores"])
+    assert res["split"]["n_validation_cases_by_source"] == {"sessions": res["split"][
+        "n_validation_cases"]}
+    with pytest.raises(ParameterError, match=r"validate_on='pairs' needs that source; pass "
+                                             r"--pairs"):
+        tune_weights(rec, sessions=sessions, validate_on="pairs", **kw)
+    with pytest.raises(ParameterError, match=r"'validate_on' parameter of tune\(\) must be"):
+        tune_weights(rec, sessions=sessions, validate_on="baskets", **kw)
+    rec.tune(sessions, **kw)
+    assert rec.similar("0003", k=5)[0].shape == (5,)

@@ -40,21 +40,23 @@ def _data(seed=0):
     return cat, sessions, lists, embs
 
 
-def _brute_cooc(lists, ids):
+def _brute_cooc(lists, ids, norm="conditional"):
     sets = [set(s) for s in lists]
     n = {p: sum(p in s for s in sets) for p in ids}
     out = np.zeros((len(ids), len(ids)))
     for i, a in enumerate(ids):
         for j, b in enumerate(ids):
             if i != j and n[a] and n[b]:
-                out[i, j] = sum(a in s and b in s for s in sets) / math.sqrt(n[a] * n[b])
+                both = sum(a in s and b in s for s in sets)
+                out[i, j] = both / (n[a] if norm == "conditional" else math.sqrt(n[a] * n[b]))
     return out, np.array([n[p] for p in ids])
 
 
-def test_cooc_scores_match_a_brute_force_count_and_missing_products_lack_it():
+@pytest.mark.parametrize("norm", ["conditional", "cosine"])
+def test_cooc_scores_match_a_brute_force_count_and_missing_products_lack_it(norm):
     cat, sessions, lists, _ = _data()
-    c = Cooc.from_sessions(sessions, cat)
-    want, n = _brute_cooc(lists, list(cat.ids))
+    c = Cooc.from_sessions(sessions, cat, norm=norm)
+    want, n = _brute_cooc(lists, list(cat.ids), norm)
     np.testing.assert_allclose(c.scores(np.arange(N)), want, rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(c.counts, n)
     assert not c.mask[:4].any() and c.mask[4:].all()  # 4: sessions, but never with another
@@ -69,6 +71,11 @@ def test_cooc_scores_match_a_brute_force_count_and_missing_products_lack_it():
     nb = c.neighbours(row)
     assert set(nb) == set(np.flatnonzero(want[row] > 0))
     assert all((want[row][a], -a) >= (want[row][b], -b) for a, b in zip(nb, nb[1:], strict=False))
+    if norm == "conditional":  # one query's ranking is the raw counts' ranking
+        counts = c.matrix.toarray()[row]
+        assert all(counts[a] >= counts[b] for a, b in zip(nb, nb[1:], strict=False))
+    with pytest.raises(ParameterError, match=r"'norm' parameter of Cooc\(\) must be one of"):
+        Cooc(c.matrix, c.counts, norm="jaccard")
 
 
 @np.errstate(invalid="ignore")
