@@ -135,9 +135,14 @@ class Recommender:
     weights : mapping or "MOD=W,..." string, optional
         Per-modality fusion weights ``w_m ≥ 0`` (None: equal, the paper). See
         :mod:`prodfusion.fusion.weights` for how each fusion uses them.
-    calibration : {"none", "zscore"}
+    calibration : {"none", "zscore", "zmean"}
         Map each modality's cosine to a z-score against its own similarity distribution
-        (estimated on random pairs) before fusing; ``"none"`` keeps the paper's raw formulas.
+        (estimated on random pairs) before fusing; ``"zmean"`` also counts a modality one
+        product lacks as its mean (z = 0) instead of dropping it; ``"none"`` keeps the
+        paper's raw formulas (:mod:`prodfusion.fusion.weights`).
+    zero_weight_fallback : bool
+        Intermediate fusion ranks pairs sharing only zero-weight modalities last instead of
+        never (``Weighting.fallback``; ``prodfusion tune`` sets it).
     click_n0 : float, optional
         Confidence-weighted clicks: the click weight of a pair is multiplied by
         ``c(n_i)·c(n_j)``, ``c(n) = n/(n + n0)``, n = training occurrences.
@@ -173,6 +178,7 @@ class Recommender:
     weights: Mapping[str, float] | str | None = None
     calibration: str = "none"
     click_n0: float | None = None
+    zero_weight_fallback: bool = False
     lexical: str | None = None
     cooc: bool = False
 
@@ -497,7 +503,8 @@ class Recommender:
         """The model's :class:`~prodfusion.fusion.Weighting` (or ``override``) over
         ``modalities``, with the calibration statistics estimated on first use."""
         wt = override if override is not None else Weighting.make(
-            self.weights, self.calibration, None, self.click_n0, where="Recommender")
+            self.weights, self.calibration, None, self.click_n0, where="Recommender",
+            fallback=self.zero_weight_fallback)
         if not hasattr(self, "embeddings_"):
             return wt
         mods = tuple(modalities) if modalities is not None else self.available_modalities
@@ -822,6 +829,7 @@ class Recommender:
                     merged[pid] = merged.get(pid, 0) + n
             counts = np.array([merged.get(p, 0) for p in self._ids], dtype=np.int64)
         Weighting.make(res["weights"], res["calibration"], None, res["n0"], where="tune()")
+        self.zero_weight_fallback = bool(res.get("fallback", False))
         self.weights, self.calibration, self.click_n0 = (res["weights"], res["calibration"],
                                                          res["n0"])
         if counts is not None:
@@ -837,6 +845,7 @@ class Recommender:
             return None
         return Weighting.make(weights if weights is not None else self.weights,
                               calibration or self.calibration, None, self.click_n0,
+                              fallback=self.zero_weight_fallback,
                               where="similar()")
 
     def explain(self, product_id: str, candidate_ids: Sequence[str], *,
@@ -1070,6 +1079,7 @@ class Recommender:
         wt = Weighting.from_dict(settings.get("weighting"))
         rec.weights = dict(wt.weights) if wt.weights is not None else None
         rec.calibration, rec.click_n0 = wt.calibration, wt.n0
+        rec.zero_weight_fallback = wt.fallback
         if "click_counts" in files:
             try:
                 rec.click_counts_ = np.load(path / files["click_counts"])

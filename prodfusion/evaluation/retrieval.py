@@ -787,6 +787,7 @@ def heldout_recommender(
     ev.weights = getattr(rec, "weights", None)
     ev.calibration = getattr(rec, "calibration", "none")
     ev.click_n0 = getattr(rec, "click_n0", None)
+    ev.zero_weight_fallback = getattr(rec, "zero_weight_fallback", False)
     if train is not None and len(train):
         pc = train.product_counts()
         ev.click_counts_ = np.array([pc.get(p, 0) for p in rec.catalog.ids], dtype=np.int64)
@@ -821,7 +822,8 @@ def default_variants(modalities: Sequence[str], fusions: Sequence[str] = FUSIONS
     reference baselines (``cooc``, ``tfidf``, ``popular``, ``cooc+tfidf``)."""
     from prodfusion.evaluation.clustering import all_combinations
 
-    out: list = [Variant(f, c) for c in all_combinations(modalities) for f in fusions]
+    out: list = [Variant(f, c) for c in all_combinations(modalities) for f in fusions
+                 if f == "intermediate" or "cooc" not in c]  # cooc: intermediate only
     if "clicks" in modalities and "text" in modalities:
         out.append(BASELINE)
     return out + [Reference(r) for r in REFERENCES]

@@ -72,10 +72,10 @@ def add_tune_parser(sub) -> None:
     p.add_argument("--calibrations", default=["none", "zscore", "zmean"], type=_csv_list)
     p.add_argument("--n0", default=[None, 2.0, 10.0], type=_n0_list,
                    help="click-confidence constants to try, e.g. none,2,10")
-    p.add_argument("--min-weight", type=float, default=0.05,
-                   help="weight (times the largest) given to a zero-weight modality that is "
-                        "needed so that every product stays rankable (0: allow any zero; "
-                        "default 0.05)")
+    p.add_argument("--min-weight", type=float, default=0.0,
+                   help="lift a zero weight to this × the largest where the positive weights "
+                        "do not cover every product (default 0: zero-weight modalities are "
+                        "a last-resort fallback instead)")
     p.add_argument("--validate-on", choices=["all", "sessions", "pairs"], default="all",
                    help="source the validation score is measured on (default all: the mean "
                         "over sources); every source still trains")

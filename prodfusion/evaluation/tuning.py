@@ -209,7 +209,7 @@ def tune_weights(
     calibrations: Sequence[str] = ("none", "zscore", "zmean"),
     n0_grid: Sequence[float | None] = (None, 2.0, 10.0),
     max_queries: int = 2000,
-    min_weight: float = 0.05,
+    min_weight: float = 0.0,
     n_candidates: int = 200,
     validate_on: str = "all",
     protocol: str = "leave-last-out",
@@ -231,11 +231,12 @@ def tune_weights(
     still train): tune for the kind of interaction the recommendations will be judged on. Validation ranks are counted among each query's candidates (the union of
     every modality's ``n_candidates`` nearest products and its targets; :class:`_Scorer`).
 
-    ``min_weight`` keeps every product rankable: a weight may be exactly 0 only while the
-    modalities with positive weight still cover every product that any tuned modality covers
-    (e.g. clicks alone would leave products without click vectors with no recommendation and
-    no place in anyone's list). A zero-weight modality needed for that gets ``min_weight``
-    times the largest weight. ``0`` allows any zero.
+    A weight of exactly 0 is a **last resort** (``Weighting.fallback``, written with the
+    weights): a pair sharing only zero-weight modalities is ranked after every other
+    candidate instead of never, so clicks alone still serves products without click vectors
+    (by their titles and photos, like the paper's baseline). ``min_weight > 0`` instead
+    lifts a zero weight to ``min_weight`` × the largest wherever the positive weights would
+    not cover every product; 0 (default) relies on the fallback.
 
     Returns a dict with ``weights`` (summing to 1), ``calibration``, ``n0``, ``objective``,
     ``validation_score``, ``reference_scores`` (equal weights and each modality alone, on the
@@ -350,7 +351,7 @@ def tune_weights(
                 cache[key] = -math.inf
             else:
                 wt = Weighting.make(dict(zip(mods, w, strict=True)), cal,
-                                    stats if cal != "none" else None, n0)
+                                    stats if cal != "none" else None, n0, fallback=True)
                 cache[key] = scorer.score(wt)
         return cache[key]
 
@@ -411,6 +412,7 @@ def tune_weights(
         + (f", n0 {n0}" if n0 is not None else ""))
     return {
         "fusion": "intermediate",
+        "fallback": True,
         "weights": {m: float(x) for m, x in zip(mods, w, strict=True)},
         "calibration": cal,
         "n0": n0,

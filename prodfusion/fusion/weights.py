@@ -31,6 +31,12 @@ The three fusions then are
 * **late** — ``Σ w_m [cluster_m(i) = cluster_m(j)]`` plus a tie-break below the smallest gap
   between two distinct weighted counts (:func:`tie_scale`).
 
+With ``fallback`` (what ``prodfusion tune`` writes), intermediate fusion ranks a pair that
+shares only zero-weight modalities after every other candidate, by its mean raw cosine over
+them minus :data:`FALLBACK_OFFSET` (1000), instead of never: a weight of 0 means "last
+resort", so tuning may switch a modality off without leaving the products that have only it
+(e.g. no click vector) with no recommendation. Folders without the flag keep ``-inf``.
+
 With no weights, no calibration and no ``n0`` (:attr:`Weighting.is_default`) every fusion is
 the paper's formula, computed by the original code path (old model folders behave as before).
 
@@ -59,6 +65,8 @@ __all__ = ["CALIBRATIONS", "Weighting", "parse_weights", "estimate_stats", "conf
            "late_combine", "query_norm", "Z_CALIBRATIONS"]
 
 CALIBRATIONS: tuple[str, ...] = ("none", "zscore", "zmean")
+#: Subtracted from the fallback score (``Weighting.fallback``): below every weighted score.
+FALLBACK_OFFSET = 1000.0
 #: Calibrations that standardise cosines by the modality's similarity statistics.
 Z_CALIBRATIONS: tuple[str, ...] = ("zscore", "zmean")
 
@@ -127,11 +135,15 @@ class Weighting:
     calibration: str = "none"
     stats: tuple[tuple[str, float, float], ...] = ()
     n0: float | None = None
+    #: Intermediate fusion: rank pairs that share only zero-weight modalities after every
+    #: other candidate (by their mean raw cosine, minus :data:`FALLBACK_OFFSET`) instead of
+    #: never (``-inf``). A weight of 0 then means "a last resort", not "never".
+    fallback: bool = False
 
     @classmethod
     def make(cls, weights: Mapping[str, float] | str | None = None, calibration: str = "none",
              stats: Mapping[str, Sequence[float]] | None = None, n0: float | None = None,
-             where: str = "Weighting") -> Weighting:
+             where: str = "Weighting", fallback: bool = False) -> Weighting:
         if calibration not in CALIBRATIONS:
             raise param_error("calibration", where, f"one of {list(CALIBRATIONS)}", calibration)
         w = parse_weights(weights, where)
@@ -140,7 +152,7 @@ class Weighting:
             raise param_error("n0", where, "a finite number > 0 (or None)", n0)
         st = tuple(sorted((m, float(mu), float(sd)) for m, (mu, sd) in (stats or {}).items()))
         return cls(tuple(sorted(w.items())) if w is not None else None, calibration, st,
-                   None if n0 is None else float(n0))
+                   None if n0 is None else float(n0), bool(fallback))
 
     @classmethod
     def from_dict(cls, d: Mapping | None) -> Weighting:
@@ -148,12 +160,16 @@ class Weighting:
         if not d:
             return cls()
         return cls.make(d.get("weights"), d.get("calibration", "none"), d.get("stats"),
-                        d.get("n0"), where="manifest settings.weighting")
+                        d.get("n0"), where="manifest settings.weighting",
+                        fallback=bool(d.get("fallback", False)))
 
     def to_dict(self) -> dict:
-        return {"weights": dict(self.weights) if self.weights is not None else None,
-                "calibration": self.calibration,
-                "stats": {m: [mu, sd] for m, mu, sd in self.stats}, "n0": self.n0}
+        out = {"weights": dict(self.weights) if self.weights is not None else None,
+               "calibration": self.calibration,
+               "stats": {m: [mu, sd] for m, mu, sd in self.stats}, "n0": self.n0}
+        if self.fallback:  # absent: older folders, zero weights mean "never"
+            out["fallback"] = True
+        return out
 
     @property
     def is_default(self) -> bool:
@@ -196,7 +212,7 @@ class Weighting:
         merged = {m: (mu, sd) for m, mu, sd in self.stats}
         merged.update({m: tuple(v) for m, v in stats.items()})
         return Weighting.make(dict(self.weights) if self.weights is not None else None,
-                              self.calibration, merged, self.n0)
+                              self.calibration, merged, self.n0, fallback=self.fallback)
 
     def restrict(self, modalities: Sequence[str]) -> Weighting:
         """The same weighting over ``modalities`` only (weights of the others dropped).
@@ -208,7 +224,7 @@ class Weighting:
             return self
         kept = tuple((m, w) for m, w in self.weights if m in modalities)
         return Weighting(kept if any(w > 0 for _, w in kept) else None, self.calibration,
-                         self.stats, self.n0)
+                         self.stats, self.n0, self.fallback)
 
     def check(self, modalities: Sequence[str], where: str) -> None:
         """Refuse weights naming a modality outside ``modalities`` or zero on all of them."""
@@ -311,10 +327,15 @@ def intermediate_combine(weighting: Weighting, modalities: Sequence[str], cos: M
     Under ``"zmean"`` the denominator is the query's ``D(q)`` (:func:`query_norm`), which
     needs ``q_has[m]`` (bool per query: the query has ``m``).
     """
-    num = den = None
+    num = den = fb_num = fb_cnt = None
     for m in modalities:
         wm = weighting.w(m)
         if wm == 0:
+            if weighting.fallback and weighting.weights is not None:
+                x = np.where(both[m], cos[m], 0.0).astype(np.float32)
+                fb_num = x if fb_num is None else fb_num + x
+                b = both[m].astype(np.float32)
+                fb_cnt = b if fb_cnt is None else fb_cnt + b
             continue
         wpair = np.where(both[m], np.float32(wm), np.float32(0)) * _conf_outer(
             m, weighting, conf_q, conf_c)
@@ -332,6 +353,10 @@ def intermediate_combine(weighting: Weighting, modalities: Sequence[str], cos: M
         else:
             out = (num / den).astype(np.float32)
     out[~(den > 0)] = -np.inf
+    if fb_num is not None:  # pairs sharing only zero-weight modalities: a last resort
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fb = np.where(fb_cnt > 0, fb_num / fb_cnt - np.float32(FALLBACK_OFFSET), -np.inf)
+        out = np.where(den > 0, out, fb).astype(np.float32)
     return out
 
 
@@ -353,7 +378,7 @@ def tie_weighting(weighting: Weighting) -> Weighting:
     (so the tie-break stays in ``[-1, 1]``)."""
     if weighting.is_default:
         return weighting
-    return Weighting(weighting.weights, "none", (), weighting.n0)
+    return Weighting(weighting.weights, "none", (), weighting.n0, weighting.fallback)
 
 
 def late_combine(weighting: Weighting, modalities: Sequence[str], match: Mapping,

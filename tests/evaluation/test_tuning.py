@@ -77,7 +77,8 @@ def test_a_noise_modality_gets_about_zero_weight():
 
 def test_a_zero_weight_is_lifted_only_where_products_would_become_unrankable():
     """Titles cover every product: the noise photos may get exactly 0. Once 10 products
-    lack a title, photos are their only modality and keep 0.05 × the largest weight."""
+    lack a title, photos are their only modality: with min_weight=0.05 they keep 0.05 × the
+    largest weight; by default they get 0 and serve those products as a fallback."""
     rec, sessions, _ = _shop()
     assert tune_weights(rec, sessions=sessions, **KW)["weights"]["image"] == 0.0
     text = rec.embeddings_["text"]
@@ -87,9 +88,14 @@ def test_a_zero_weight_is_lifted_only_where_products_would_become_unrankable():
         "text": Embeddings(np.asarray(text.vectors), mask, text.spec),
         "image": rec.embeddings_["image"]}, fusion="intermediate")
     holes.prod2vec = rec.prod2vec
-    w = tune_weights(holes, sessions=sessions, **KW)["weights"]
+    w = tune_weights(holes, sessions=sessions, min_weight=0.05, **KW)["weights"]
     assert w["image"] == pytest.approx(0.05 * w["text"]) and w["text"] > 0.9
-    assert tune_weights(holes, sessions=sessions, min_weight=0, **KW)["weights"]["image"] == 0.0
+    # by default a zero weight is a last resort: the title-less products are still served
+    res = tune_weights(holes, sessions=sessions, **KW)
+    assert res["weights"]["image"] == 0.0 and res["fallback"] is True
+    holes.tune(sessions, **KW)
+    ids = holes.similar(holes.catalog.ids[0], k=5)[0]  # row 0 has no title: photos only
+    assert len(ids) == 5
 
 
 def test_tuning_never_reads_the_test_part():

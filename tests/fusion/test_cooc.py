@@ -253,3 +253,33 @@ def test_approximate_search_with_cooc_equals_the_exact_fuser(rng, calibration):
     # the same through similar(), with a filter
     got = rec.similar(ids[3], k=5, exclude=[ids[int(r0[0][0])]] if r0[0][0] != 3 else [])[0]
     assert ids[int(r0[0][0])] not in got or r0[0][0] == 3
+
+
+def test_zero_weight_fallback_ranks_last_resort_pairs_after_every_weighted_one():
+    from prodfusion.fusion.weights import FALLBACK_OFFSET
+
+    cat, sessions, _, embs = _data(6)
+    mods = ("text", "clicks")
+    plain = Weighting.make({"text": 0.0, "clicks": 1.0})
+    fb = Weighting.make({"text": 0.0, "clicks": 1.0}, fallback=True)
+    assert fb.to_dict()["fallback"] is True and "fallback" not in plain.to_dict()
+    assert Weighting.from_dict(fb.to_dict()) == fb
+    a = make_fuser("intermediate", embs, mods, weighting=plain).similarity(np.arange(N))
+    b = make_fuser("intermediate", embs, mods, weighting=fb).similarity(np.arange(N))
+    ok = np.isfinite(a)
+    np.testing.assert_allclose(b[ok], a[ok])  # weighted pairs: unchanged
+    t = embs["text"]
+    with np.errstate(invalid="ignore"):  # absent rows are zero: never read
+        u = t.vectors / np.linalg.norm(t.vectors, axis=1, keepdims=True)
+    for i, j in zip(*np.nonzero(~ok), strict=True):  # only a title in common: last resort
+        if t.mask[i] and t.mask[j]:
+            assert b[i, j] == pytest.approx(float(u[i] @ u[j]) - FALLBACK_OFFSET, abs=1e-4)
+        else:
+            assert b[i, j] == -np.inf
+    # explain: base + shares = score, for a fallback pair too
+    q = int(np.flatnonzero(t.mask & ~embs["clicks"].mask)[0])
+    cand = np.flatnonzero(t.mask & (np.arange(N) != q))[:5]
+    for e, s in zip(explain_pairs("intermediate", embs, mods, fb, q, cand), b[q, cand],
+                    strict=True):
+        assert e["score"] == pytest.approx(float(s), abs=1e-4)
+        assert e["base"] == -FALLBACK_OFFSET
