@@ -901,8 +901,9 @@ def evaluate_retrieval(
     log("retraining Prod2Vec on the training part")
     ev = heldout_recommender(rec, split.train, prod2vec=prod2vec, progress=bool(progress is True))
     available = ev.available_modalities
-    if variants is None:
-        vlist = default_variants(available, fusions)
+    if variants is None:  # cooc (always counted on the training part) only if the model has it
+        vlist = default_variants(tuple(m for m in available if m != "cooc"
+                                       or getattr(rec, "cooc_", None) is not None), fusions)
     else:
         vlist = [parse_variant(v) for v in variants]
     if split.train is None or not len(split.train):
