@@ -28,13 +28,17 @@ from pathlib import Path
 
 from prodfusion.errors import DataError
 
-__all__ = ["read_dictd", "dictd_examples", "dictd_glosses", "b64_number"]
+__all__ = ["read_dictd", "dictd_examples", "dictd_glosses", "dictd_translations", "b64_number"]
 
 _B64 = {c: i for i, c in enumerate(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
 _SENSE = re.compile(r"^\s*1\.\s+(?P<text>.+)$")
 _TAG = re.compile(r"\([^)]*\)")
 _EXAMPLE = re.compile(r'^\s+"(?P<src>.+)"\s+-\s+(?P<tgt>.+?)\s*$')
+_NUMBERED = re.compile(r"^(?P<n>\d+)\.\s+(?P<text>.*)$")
+# A sense that only points at another headword (eng-tur's "(bak.) burr." = "see burr").
+_SEE_ALSO = ("(bak.)", "see:", "see ")
+_LABELS = re.compile(r"\([^)]*\)|\[[^\]]*\]|<[^>]*>|\{[^}]*\}")
 
 
 def b64_number(text: str) -> int:
@@ -123,4 +127,51 @@ def dictd_glosses(prefix: str | os.PathLike, *, max_words: int = 4) -> list[tupl
                 if gloss and len(gloss.split()) <= max_words:
                     out[head] = gloss
                 break
+    return list(out.items())
+
+
+def _headword(first_line: str) -> str:
+    """The headword as printed on an entry's first line (before the ``/ipa/`` part)."""
+    return " ".join(first_line.split(" /", 1)[0].split())
+
+
+def dictd_translations(prefix: str | os.PathLike, *, max_words: int = 3,
+                       max_senses: int = 3) -> list[tuple[str, list[str]]]:
+    """``(headword, translations)`` of a FreeDict word dictionary, in index order.
+
+    An entry is its headword line (``word /ipa/ <tags>``) followed by translation lines,
+    either one comma-separated line (``Fasern /.../\\ntel, lif``) or numbered senses
+    (``1. diplomasi, diplomatlık\\n2. ...``). From each of the first ``max_senses`` lines,
+    the text before the first ``". "`` (what follows is usage examples) is split on commas
+    and semicolons; labels in ``()``, ``[]``, ``<>``, ``{}`` are removed; items of more than
+    ``max_words`` words are dropped; a sense that only refers to another headword
+    (``(bak.) burr``, ``see: …``) gives nothing. Indented lines (examples, synonyms, cross references)
+    and ``00-database-*`` entries are skipped. The headword keeps its case as printed.
+    """
+    out: dict[str, list[str]] = {}
+    for head, body in read_dictd(prefix):
+        if head.startswith("00"):
+            continue
+        lines = body.split("\n")
+        word = _headword(lines[0])
+        if not word:
+            continue
+        found: list[str] = []
+        senses = 0
+        for line in lines[1:]:
+            if not line.strip() or line[0].isspace() or senses >= max_senses:
+                continue
+            m = _NUMBERED.match(line)
+            text = m.group("text") if m else line
+            senses += 1
+            if text.lstrip().startswith(_SEE_ALSO):
+                continue
+            text = _LABELS.sub(" ", text.split(". ")[0]).rstrip(" .")
+            for item in re.split(r"[,;]", text):
+                item = " ".join(item.split()).strip(" .")
+                if item and len(item.split()) <= max_words and item not in found:
+                    found.append(item)
+        if found:
+            have = out.setdefault(word, [])
+            have += [t for t in found if t not in have]
     return list(out.items())

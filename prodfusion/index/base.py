@@ -9,6 +9,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from prodfusion._checks import check_int
 from prodfusion.errors import DataError, ModelError, param_error
 
 __all__ = [
@@ -71,6 +72,13 @@ class IndexSettings:
     search_threads : int
         Threads that search the pieces of an index (intermediate fusion has one per presence
         pattern) concurrently for the same queries; 1 searches them one after the other.
+    shards : int
+        Row shards of every index piece (at most one per ``exact_below`` rows, so a shard is
+        never smaller than a piece that gets its own index): the backend is trained once on
+        the sample, then each shard is filled by its own task (in parallel on Ray:
+        ``Recommender.build_index(executor=…)``, ``prodfusion build --engine ray``); a query
+        searches every shard and the candidates are re-scored exactly as usual. 1 (default):
+        one index per piece. See :mod:`prodfusion.index.sharded`.
     seed : int
         Sampling seed.
     """
@@ -92,6 +100,7 @@ class IndexSettings:
     max_candidates: int = 16_384
     train_sample: int = 32_768
     search_threads: int = 1
+    shards: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -104,8 +113,7 @@ class IndexSettings:
                 continue
             if v is None and f.name in ("reduce_dim", "ivf_nlist"):
                 continue
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise param_error(f.name, where, "an int", v)
+            check_int(v, f.name, where)
             low = 0 if f.name in ("exact_below", "seed") else 1
             if v < low:
                 raise param_error(f.name, where, f"an int >= {low}", v)
