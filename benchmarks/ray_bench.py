@@ -106,6 +106,64 @@ def cmd_encode(args) -> None:
     _write(args.json, result)
 
 
+class _Watch:
+    """A thread that samples, every ``every`` s, this process tree's memory (sum of RSS and of
+    PSS over the driver and every child: Ray's daemons and actors) and how many part files
+    of an export exist (when each batch finished)."""
+
+    def __init__(self, parts_dir: Path, every: float = 2.0) -> None:
+        import threading
+
+        self.parts_dir, self.every = parts_dir, every
+        self.peak_rss = self.peak_pss = 0.0
+        self.parts: list[tuple[float, int]] = []
+        self.t0 = time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _pss(pid: int) -> int:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                return next(int(x.split()[1]) * 1024 for x in f if x.startswith("Pss:"))
+        except (OSError, StopIteration):
+            return 0
+
+    def _run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            rss = pss = 0
+            for p in [me, *me.children(recursive=True)]:
+                try:
+                    rss += p.memory_info().rss
+                except psutil.Error:
+                    continue
+                pss += self._pss(p.pid)
+            self.peak_rss = max(self.peak_rss, rss / 2**30)
+            self.peak_pss = max(self.peak_pss, pss / 2**30)
+            n = len(list(self.parts_dir.glob("part-*.parquet"))) if self.parts_dir.exists() else 0
+            if n and (not self.parts or self.parts[-1][1] != n):
+                self.parts.append((round(time.perf_counter() - self.t0, 1), n))
+            self._stop.wait(self.every)
+
+    def stop(self, batch: int, n_total: int) -> dict:
+        self._stop.set()
+        self._thread.join()
+        out = {"peak_tree_rss_gib": round(self.peak_rss, 2),
+               "peak_tree_pss_gib": round(self.peak_pss, 2), "parts_seen": self.parts}
+        if len(self.parts) >= 2:  # steady rate between the first and the last finished batch
+            (t1, n1), (t2, n2) = self.parts[0], self.parts[-1]
+            rate = (n2 - n1) * batch / max(t2 - t1, 1e-9)
+            start = max(0.0, t1 - n1 * batch / rate)  # start-up: before the first batch ran
+            out.update({"steady_products_per_s": round(rate, 1),
+                        "startup_s": round(start, 1),
+                        "extrapolated_whole_catalog_s": round(start + n_total / rate, 0)})
+        return out
+
+
 def cmd_export(args) -> None:
     import pyarrow.parquet as pq
 
@@ -123,8 +181,11 @@ def cmd_export(args) -> None:
     result.update({"products_in_model": n, "start": args.start, "stop": stop, "k": args.k,
                    "batch_size": args.batch_size, "fusion": rec.fusion,
                    "vector_dtype": rec.vector_dtype})
+    from prodfusion.batch.export import parts_folder
+
     work = Path(args.workdir or tempfile.mkdtemp(prefix="pf-export-"))
     out_local, out_ray = work / "local.parquet", work / "ray.parquet"
+    watch = _Watch(parts_folder(out_local))
     t, c = time.perf_counter(), time.process_time()
     rep = export_lists(rec, out_local, k=args.k, start=args.start, stop=stop,
                        batch_size=args.batch_size, resume=False)
@@ -132,22 +193,30 @@ def cmd_export(args) -> None:
     result["local"] = {"seconds": round(t_local, 2),
                        "cpu_seconds": round(time.process_time() - c, 2),
                        "products_per_s": round((stop - args.start) / t_local, 1),
-                       "batches": rep["batches"], "load_avg_after": os.getloadavg()}
+                       "batches": rep["batches"], "load_avg_after": os.getloadavg(),
+                       **watch.stop(args.batch_size, n)}
+    result["local"]["startup_s"] = result["load_s"]  # the model and index read before
+    if "steady_products_per_s" in result["local"]:
+        result["local"]["extrapolated_whole_catalog_s"] = round(
+            result["load_s"] + n / result["local"]["steady_products_per_s"], 0)
     del rec
     if not args.no_ray:
+        result["ray_worker_niceness"] = os.environ.get("RAY_worker_niceness", "Ray's default")
         result["ray_init_s"] = round(_start_ray(args.cpus), 2)
         ex = make_executor("ray", workers=args.actors, num_cpus_per_worker=args.cpus_per_actor)
+        watch = _Watch(parts_folder(out_ray))
         t = time.perf_counter()
         export_lists(args.model, out_ray, k=args.k, start=args.start, stop=stop,
                      batch_size=args.batch_size, executor=ex, resume=False)
         t_ray = time.perf_counter() - t
+        watched = watch.stop(args.batch_size, n)
         a, b = pq.read_table(out_local), pq.read_table(out_ray)
         result["ray"] = {"seconds": round(t_ray, 2), "actors": args.actors,
                          "cpus_per_actor": args.cpus_per_actor,
                          "products_per_s": round((stop - args.start) / t_ray, 1),
                          "identical_to_local": a.column("ids").equals(b.column("ids"))
                          and a.column("scores").equals(b.column("scores")),
-                         "load_avg_after": os.getloadavg()}
+                         "load_avg_after": os.getloadavg(), **watched}
         result["ray_over_local"] = round(t_ray / t_local, 3)
     done = stop - args.start
     result["extrapolated_whole_catalog_s"] = {

@@ -121,7 +121,7 @@ def cmd_build(args) -> int:
         specs = {m: (d if s == "default" else s) if m in wanted else None
                  for m, s, d in (("text", _none(args.text), DEFAULT_TEXT),
                                  ("image", _none(args.image), DEFAULT_IMAGE))}
-        if _embedding_cache(args) is None:
+        if any(specs.values()) and _embedding_cache(args) is None:
             raise ProdfusionError("--engine ray returns the vectors through the embedding "
                                   "cache; drop --cache-dir none.")
         encode_with_ray(args, catalog, specs, _embedding_cache(args))
@@ -136,10 +136,13 @@ def cmd_build(args) -> int:
         cache_dir=_embedding_cache(args),
         batch_size=args.batch_size, seed=args.seed, vector_dtype=args.vector_dtype,
         weights=args.weights, calibration=args.calibration, click_n0=args.click_n0,
-        lexical=args.lexical,
+        lexical=args.lexical, index=args.index,
     ).build(catalog, sessions)
     if args.cluster_late:
         rec.cluster_late()
+    from prodfusion.engine.cli_options import build_indexes
+
+    build_indexes(args, rec)  # --engine ray / --index-shards: index shards built now
     from prodfusion.sources import sources_from_args
 
     rec.data_sources_ = sources_from_args(args, catalog)  # evaluate/serve reuse it
@@ -338,9 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--vector-dtype", default="float32", choices=["float32", "float16"],
                    help="how vectors are stored in memory and in the model folder "
                         "(float16: half the size; scores within ~1e-3)")
-    from prodfusion.engine.cli_options import add_engine_options
+    from prodfusion.engine.cli_options import add_engine_options, add_index_options
 
     add_engine_options(b)
+    add_index_options(b)
     b.set_defaults(func=cmd_build)
 
     s = sub.add_parser("similar", help="the k most similar products to one product")

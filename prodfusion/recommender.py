@@ -544,11 +544,13 @@ class Recommender:
                 with heartbeat(f"index: {method} over {'+'.join(mods)} ({backend}, "
                                f"{len(self.catalog):,} products)",
                                enabled=self.progress is not False):
-                    self._searchers[key] = make_fused_index(
+                    index = make_fused_index(
                         method, mods, backend=backend, settings=self.index_settings,
                         normalize=self.normalize, weighting=wt, confidence=self._confidence(wt),
-                    ).build(self.embeddings_,
-                            labels=self.late_labels_ if method == "late" else None)
+                    )
+                    index.executor = getattr(self, "_index_executor", None)  # shards' tasks
+                    self._searchers[key] = index.build(
+                        self.embeddings_, labels=self.late_labels_ if method == "late" else None)
                 log.info("built the %s index over %s in %.1f s", method, "+".join(mods),
                          time.perf_counter() - t)
         return self._searchers[key]
@@ -559,6 +561,7 @@ class Recommender:
         modalities: Sequence[str] | str | None = None,
         *,
         n_jobs: int = 1,
+        executor=None,
     ) -> Recommender:
         """Build (or load) the search index of each fusion in ``fusions`` (default: all three)
         over ``modalities`` now, so that :meth:`save` stores them and queries start warm.
@@ -567,9 +570,19 @@ class Recommender:
         the GIL). With one BLAS/OpenMP thread each, this keeps every core busy without the
         barrier waits of one multi-threaded HNSW build; it holds the build buffers of
         ``n_jobs`` indexes at the same time.
+
+        ``executor`` (:func:`prodfusion.engine.make_executor`) runs the shards' tasks when
+        ``index_settings.shards`` > 1 (e.g. on Ray); default: this process.
         """
         if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
             raise param_error("n_jobs", "build_index()", "an int >= 1", n_jobs)
+        self._index_executor = executor
+        try:
+            return self._build_indexes(fusions, modalities, n_jobs)
+        finally:
+            self._index_executor = None
+
+    def _build_indexes(self, fusions, modalities, n_jobs: int) -> Recommender:
         methods = list(fusions or ("early", "intermediate", "late"))
         self.build_seconds_ = {}
 
@@ -891,8 +904,9 @@ class Recommender:
                 files["click_counts"] = "click_counts.npy"
             manifest = dict(self.manifest_)
             manifest["files"] = files
-            manifest["settings"] = {**manifest["settings"], "fusion": self.fusion}
-            manifest["settings"] = dict(manifest["settings"])
+            manifest["settings"] = {**manifest["settings"], "fusion": self.fusion,
+                                    "index": self.index,  # as now (may be set after build)
+                                    "index_settings": self.index_settings.to_dict()}
             wt = self.weighting()
             manifest["settings"].pop("weighting", None)
             if not wt.is_default:  # absent: the paper's formulas (what older folders mean)

@@ -58,3 +58,58 @@ def encode_with_ray(args, catalog, specs: dict[str, str | None], cache) -> None:
                   file=sys.stderr)
     finally:
         ex.close()
+
+
+def add_index_options(p: argparse.ArgumentParser) -> None:
+    """``build``: ``--index``, ``--index-shards``, ``--index-fusions`` (approximate indexes
+    built at build time, as shards on the engine's workers)."""
+    g = p.add_argument_group("search index (built now and saved in the model folder)")
+    g.add_argument("--index", default="auto", choices=["auto", "exact", "hnsw", "ivfpq"],
+                   help="auto: exact below 50,000 products, HNSW above (default)")
+    g.add_argument("--index-shards", type=int, default=None,
+                   help="build each approximate index as this many row shards, one task each "
+                        "(default with --engine ray: the cluster's CPUs; locally: 1, one index)")
+    g.add_argument("--index-fusions", default=None,
+                   help="comma-separated fusions whose index to build now (default with "
+                        "--engine ray or --index-shards: the model's fusion; otherwise indexes "
+                        "are built on first use)")
+
+
+def _fusions(spec: str | None, default: str) -> list[str]:
+    from prodfusion.fusion import check_method
+
+    names = [s.strip() for s in (spec or default).split(",") if s.strip()]
+    return [check_method(n, "--index-fusions") for n in names]
+
+
+def build_indexes(args, rec) -> None:
+    """``build``: the approximate indexes of ``--index-fusions``, as ``--index-shards`` shards
+    filled by the engine's tasks (Ray with ``--engine ray``), kept in ``rec`` for saving."""
+    import dataclasses
+
+    from prodfusion.errors import ParameterError
+    from prodfusion.index.base import choose_backend
+
+    shards = getattr(args, "index_shards", None)
+    if shards is not None and shards < 1:
+        raise ParameterError(f"--index-shards must be an int >= 1, got {shards}.")
+    if args.engine != "ray" and shards is None and not getattr(args, "index_fusions", None):
+        return  # built on first use, as before
+    fusions = _fusions(getattr(args, "index_fusions", None), rec.fusion)
+    backend = choose_backend(rec.index, len(rec.catalog), rec.index_settings)
+    if backend == "exact":
+        print(f"index: exact search for {len(rec.catalog):,} products (--index {rec.index}); "
+              "no approximate index to build", file=sys.stderr)
+        return
+    ex = executor_from_args(args, default_cpus=1.0)
+    try:
+        if shards is None:
+            shards = ex.n_workers(1 << 30) if args.engine == "ray" else 1
+        rec.index_settings = dataclasses.replace(rec.index_settings, shards=shards)
+        print(f"index: {'+'.join(fusions)} ({backend}, {shards} shard(s) per piece) on "
+              f"{ex.describe()}", file=sys.stderr)
+        rec.build_index(fusions, executor=ex)
+    finally:
+        ex.close()
+    for f in fusions:
+        print(f"index: {f} built in {rec.build_seconds_.get(f, 0):.1f}s", file=sys.stderr)

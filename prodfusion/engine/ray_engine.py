@@ -45,7 +45,7 @@ class _StateActor:
 
 
 def _task(fn, item):
-    return item, fn(item)
+    return fn(item)
 
 
 class RayExecutor:
@@ -136,10 +136,11 @@ class RayExecutor:
     def run(self, fn, items: Iterable):
         ray = self._ray
         remote = ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus)(_task)
-        pending = [remote.remote(fn, it) for it in items]
+        # The items stay here (only results travel back: an item may be a block of vectors).
+        pending = {remote.remote(fn, it): it for it in items}
         while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            yield ray.get(done[0])
+            done, _ = ray.wait(list(pending), num_returns=1)
+            yield pending.pop(done[0]), ray.get(done[0])
 
     def close(self) -> None:
         if self._owns and self._ray.is_initialized():

@@ -1,23 +1,25 @@
-"""A vector index split into row shards, built in parallel (Ray tasks or locally), searched
-together and merged exactly.
+"""A standalone sharded index over one ``.npy`` matrix, built in parallel (Ray tasks or
+locally), searched together and re-scored exactly against the matrix.
+
+The shards themselves are :class:`prodfusion.index.sharded.ShardedVectorIndex` (the same
+class a model's fused indexes use with ``IndexSettings(shards=…)``): the backend is trained
+once on a sample, every shard is a copy of it filled with one row range by its own task.
 
 Layout of a sharded index folder::
 
-    manifest.json       format_version, backend, dim, n, vectors, shards [{name, lo, hi, meta}]
-    trained.*           the index trained once on a sample (projection, IVF centroids, PQ
-                        codebooks), copied by every shard so that all shards score alike
-    shard-000.*  …      one index per row range [lo, hi), built by its own task
+    manifest.json       format_version (2), backend, dim, n, vectors, settings,
+                        index (the shards' description), shards [{name, lo, hi}]
+    index.s000.*  …     one index per row range [lo, hi)
 
-A query goes to every shard (each returns its best ``fetch`` candidates, labels shifted by the
-shard's first row), the candidates are re-scored exactly against the full-precision vectors
-(the ``.npy`` file the index was built from, memory-mapped; only the candidates' rows are read)
-and the top ``k`` kept. With exact shards this *is* the unsharded exact search; with HNSW or
-IVF-PQ shards it is each shard's approximate candidates, exactly ranked.
+A query goes to every shard, the union of their candidates is re-scored exactly against the
+full-precision vectors (the ``.npy`` file the index was built from, memory-mapped; only the
+candidates' rows are read) and the top ``k`` kept. With exact shards this *is* the unsharded
+exact search; with HNSW or IVF-PQ shards it is each shard's approximate candidates, exactly
+ranked.
 """
 
 from __future__ import annotations
 
-import functools
 import shutil
 from pathlib import Path
 
@@ -26,11 +28,12 @@ import numpy as np
 from prodfusion.errors import ModelError, param_error
 from prodfusion.index.base import IndexSettings, read_json, write_json
 from prodfusion.index.exact import ExactIndex, topk_rows
+from prodfusion.index.sharded import ShardedVectorIndex, build_shards
 
 __all__ = ["ShardedIndex", "SHARD_BACKENDS"]
 
 SHARD_BACKENDS = ("exact", "hnsw", "ivfpq")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def _backend(name: str):
@@ -47,17 +50,6 @@ def _new(name: str, dim: int, settings: IndexSettings, n: int):
     return _backend(name)(dim, settings, n_expected=n)
 
 
-def _build_shard(job: tuple, *, folder: str, backend: str, vectors: str) -> dict:
-    """One shard (runs in a task): the trained prototype + rows ``[lo, hi)``, saved."""
-    name, lo, hi = job
-    folder = Path(folder)
-    manifest = read_json(folder / "manifest.json")
-    idx = _backend(backend).load(folder, manifest["trained"], mmap=False)
-    x = np.load(vectors, mmap_mode="r")
-    idx.add(np.ascontiguousarray(x[lo:hi], dtype=np.float32))
-    return idx.save(folder, name)
-
-
 class ShardedIndex:
     """Row shards of one matrix of unit (or any) vectors; inner-product top-k.
 
@@ -69,11 +61,11 @@ class ShardedIndex:
     >>> rows, scores = idx.search(np.load("v.npy")[:2], k=5)           # doctest: +SKIP
     """
 
-    def __init__(self, folder: Path, manifest: dict, shards: list, vectors: np.ndarray,
-                 settings: IndexSettings) -> None:
+    def __init__(self, folder: Path, manifest: dict, index: ShardedVectorIndex,
+                 vectors: np.ndarray, settings: IndexSettings) -> None:
         self.folder = folder
         self.manifest = manifest
-        self.shards = shards
+        self.index = index
         self.vectors = vectors
         self.settings = settings
 
@@ -83,8 +75,9 @@ class ShardedIndex:
               executor=None) -> ShardedIndex:
         """Train on a sample, then build ``n_shards`` shards through ``executor`` (tasks).
 
-        ``vectors`` is a float32 ``.npy`` file (read memory-mapped by every task; on a
-        cluster, a path every node can read).
+        ``vectors`` is a float32 ``.npy`` file, read memory-mapped here: each task receives
+        its rows in index space (projected when the backend projects), so workers need no
+        shared storage; :meth:`search` re-scores against the file.
         """
         from prodfusion.engine import LocalExecutor
 
@@ -106,33 +99,29 @@ class ShardedIndex:
         rng = np.random.default_rng(settings.seed)
         sample_rows = np.sort(rng.choice(n, min(n, settings.train_sample), replace=False))
         proto = _new(backend, dim, settings, n).train(np.asarray(x[sample_rows]))
-        trained = proto.save(folder, "trained")
-        bounds = np.linspace(0, n, min(n_shards, n) + 1).astype(int)
-        jobs = [(f"shard-{i:03d}", int(lo), int(hi))
-                for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))]
-        manifest = {"format_version": FORMAT_VERSION, "backend": backend, "dim": dim, "n": n,
-                    "vectors": str(vectors), "settings": settings.to_dict(), "trained": trained}
-        write_json(folder / "manifest.json", manifest)
-        fn = functools.partial(_build_shard, folder=str(folder), backend=backend,
-                               vectors=str(vectors))
-        metas = dict((job[0], meta) for job, meta in (executor or LocalExecutor()).run(fn, jobs))
-        manifest["shards"] = [{"name": name, "lo": lo, "hi": hi, "meta": metas[name]}
-                              for name, lo, hi in jobs]
-        write_json(folder / "manifest.json", manifest)
+        chunks = (x[lo : lo + 65_536] for lo in range(0, n, 65_536))
+        index = build_shards(proto, chunks, n, n_shards, executor=executor or LocalExecutor(),
+                             what=f"{backend} shards of {vectors.name}")
+        meta = index.save(folder, "index")
+        shards = [{"name": f"index.s{i:03d}", "lo": s["lo"], "hi": s["hi"]}
+                  for i, s in enumerate(meta["shards"])]
+        write_json(folder / "manifest.json", {
+            "format_version": FORMAT_VERSION, "backend": backend, "dim": dim, "n": n,
+            "vectors": str(vectors), "settings": settings.to_dict(), "index": meta,
+            "shards": shards})
         return cls.load(folder)
 
     @classmethod
     def load(cls, folder: str | Path) -> ShardedIndex:
         folder = Path(folder)
         manifest = read_json(folder / "manifest.json")
-        if manifest.get("format_version", 0) > FORMAT_VERSION or "shards" not in manifest:
-            raise ModelError(f"{folder}: not a finished sharded index (manifest without shards "
-                             "or from a newer prodfusion).")
-        kind = _backend(manifest["backend"])
-        shards = [(s["lo"], s["hi"], kind.load(folder, s["meta"], mmap=False))
-                  for s in manifest["shards"]]
+        if manifest.get("format_version", 0) != FORMAT_VERSION or "index" not in manifest:
+            raise ModelError(f"{folder}: not a finished sharded index of format "
+                             f"{FORMAT_VERSION} (manifest without shards, or from another "
+                             "prodfusion version); rebuild it.")
+        index = ShardedVectorIndex.load(folder, manifest["index"], mmap=False)
         vectors = np.load(manifest["vectors"], mmap_mode="r")
-        return cls(folder, manifest, shards, vectors,
+        return cls(folder, manifest, index, vectors,
                    IndexSettings.from_dict(manifest.get("settings", {})))
 
     def __len__(self) -> int:
@@ -142,15 +131,11 @@ class ShardedIndex:
         """Top-``k`` rows and exact inner products of every query, best first (``-1``/-inf
         pads when fewer rows exist)."""
         q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        projected = len(self.manifest["trained"].get("files", [])) > 1
+        projected = len(self.manifest["index"]["shards"][0].get("files", [])) > 1
         exact = self.manifest["backend"] == "exact" and not projected
         # exact shards: each shard's own top k holds its part of the global top k
         fetch = k if exact else max(self.settings.min_candidates, k * self.settings.over_fetch)
-        cands = []
-        for lo, hi, idx in self.shards:
-            labels, _ = idx.search(q, min(fetch, hi - lo))
-            cands.append(np.where(labels >= 0, labels + lo, -1))
-        cand = np.concatenate(cands, axis=1)
+        cand, _ = self.index.search(q, min(fetch, len(self)))
         out_r = np.full((len(q), k), -1, dtype=np.int64)
         out_s = np.full((len(q), k), -np.inf, dtype=np.float32)
         for i in range(len(q)):  # exact re-scoring of the union of the shards' candidates

@@ -71,6 +71,13 @@ class IndexSettings:
     search_threads : int
         Threads that search the pieces of an index (intermediate fusion has one per presence
         pattern) concurrently for the same queries; 1 searches them one after the other.
+    shards : int
+        Row shards of every index piece (at most one per ``exact_below`` rows, so a shard is
+        never smaller than a piece that gets its own index): the backend is trained once on
+        the sample, then each shard is filled by its own task (in parallel on Ray:
+        ``Recommender.build_index(executor=…)``, ``prodfusion build --engine ray``); a query
+        searches every shard and the candidates are re-scored exactly as usual. 1 (default):
+        one index per piece. See :mod:`prodfusion.index.sharded`.
     seed : int
         Sampling seed.
     """
@@ -92,6 +99,7 @@ class IndexSettings:
     max_candidates: int = 16_384
     train_sample: int = 32_768
     search_threads: int = 1
+    shards: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:

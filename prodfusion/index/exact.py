@@ -97,8 +97,13 @@ class ExactIndex:
             self._parts = [self._x]
         return self._x
 
-    def add(self, vectors: np.ndarray) -> None:
-        v = self.project(check_vectors(vectors, self.dim, "ExactIndex.add()"))
+    def add(self, vectors: np.ndarray, *, projected: bool = False) -> None:
+        """Add rows (``projected=True``: already in index space, see :meth:`project`)."""
+        if projected:
+            width = self.dim if self.projection_ is None else self.projection_.shape[1]
+            v = check_vectors(vectors, width, "ExactIndex.add()")
+        else:
+            v = self.project(check_vectors(vectors, self.dim, "ExactIndex.add()"))
         if not self._parts and self._x is not None and len(self._x):
             self._parts = [self._x]
         self._parts.append(np.array(v, dtype=np.float32, copy=True))

@@ -75,6 +75,24 @@ class _FaissIndex:
             return x
         return np.ascontiguousarray(x @ self.projection_, dtype=np.float32)
 
+    def project(self, x: np.ndarray) -> np.ndarray:
+        """Vectors in the index's space (identity without a projection)."""
+        return self._project(check_vectors(x, self.dim, f"{type(self).__name__}.project()"))
+
+    def __getstate__(self) -> dict:
+        """Picklable (shards travel to and from worker processes): FAISS's own bytes."""
+        state = dict(self.__dict__)
+        if self.index_ is not None:
+            state["index_"] = _faiss().serialize_index(self.index_)
+        state["_mmapped"] = False
+        state.pop("_path", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if state.get("index_") is not None:
+            state["index_"] = _faiss().deserialize_index(state["index_"])
+        self.__dict__.update(state)
+
     def train(self, sample: np.ndarray) -> _FaissIndex:
         """Learn the projection (if the vectors are wider than ``reduce_dim``) and the index."""
         s = check_vectors(sample, self.dim, f"{type(self).__name__}.train()")
@@ -91,14 +109,17 @@ class _FaissIndex:
         if self.index_ is None:
             raise NotBuiltError(f"{type(self).__name__}: call train() before add() or search().")
 
-    def add(self, vectors: np.ndarray) -> None:
+    def add(self, vectors: np.ndarray, *, projected: bool = False) -> None:
+        """Add rows (``projected=True``: already in index space, see :meth:`project`)."""
         self._check_trained()
         if self._mmapped:  # a memory-mapped index is read-only: read it into memory first
             self.index_ = _faiss().read_index(self._path)
             self._mmapped = False
-        v = check_vectors(vectors, self.dim, f"{type(self).__name__}.add()")
+        v = check_vectors(vectors, self.index_dim if projected else self.dim,
+                          f"{type(self).__name__}.add()")
         for lo in range(0, len(v), _ADD_CHUNK):
-            self.index_.add(self._project(v[lo : lo + _ADD_CHUNK]))
+            chunk = v[lo : lo + _ADD_CHUNK]
+            self.index_.add(chunk if projected else self._project(chunk))
 
     def __len__(self) -> int:
         return 0 if self.index_ is None else int(self.index_.ntotal)

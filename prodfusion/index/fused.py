@@ -523,8 +523,17 @@ class _VectorFusedIndex(FusedIndex):
         else:
             index = _BACKENDS[backend](dim, self.settings, n_expected=len(rows))
             index.train(np.concatenate(list(self._vectors_chunked(self._sample(rows), mods))))
-        for v in self._vectors_chunked(rows, mods):
-            index.add(v)
+        n_shards = 1 if mixed else min(self.settings.shards,
+                                        len(rows) // max(1, self.settings.exact_below))
+        if n_shards > 1:  # shards of the trained index, filled by the executor's tasks
+            from prodfusion.index.sharded import build_shards
+
+            index = build_shards(index, self._vectors_chunked(rows, mods), len(rows), n_shards,
+                                 executor=getattr(self, "executor", None),
+                                 what=f"{self.method} index, piece {name}")
+        else:
+            for v in self._vectors_chunked(rows, mods):
+                index.add(v)
         return _Piece(name, mods, rows.astype(np.int64), index, mixed)
 
     def _sample(self, rows: np.ndarray) -> np.ndarray:
@@ -797,7 +806,9 @@ class _VectorFusedIndex(FusedIndex):
         return {**self.info(), "pieces": pieces}
 
     def _load_pieces(self, folder: Path, meta: dict, mmap: bool) -> None:
-        classes = {"exact": ExactIndex, "hnsw": HNSWIndex, "ivfpq": IVFPQIndex}
+        from prodfusion.index.sharded import ShardedVectorIndex
+
+        classes = {**_BACKENDS, "sharded": ShardedVectorIndex}
         self.pieces_ = {}
         for name, pm in meta["pieces"].items():
             cls = classes.get(pm.get("kind"))
