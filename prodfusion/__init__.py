@@ -39,7 +39,7 @@ _EXPORTS: dict[str, str] = {
     "MODALITIES": "prodfusion.encoders.base",
     "make_encoder": "prodfusion.encoders",
     "IndexSettings": "prodfusion.index.base",
-    "Variant": "prodfusion.evaluation.retrieval",
+    "Variant": "prodfusion.variants",
     "ProdfusionError": "prodfusion.errors",
     "DataError": "prodfusion.errors",
     "ModelError": "prodfusion.errors",
@@ -104,6 +104,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         ProdfusionError,
         UnknownProductError,
     )
-    from prodfusion.evaluation.retrieval import Variant
     from prodfusion.index.base import IndexSettings
     from prodfusion.recommender import Prod2VecParams, Recommender
+    from prodfusion.variants import Variant

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from prodfusion._checks import FUSION_METHODS
+
 __all__ = ["run_demo"]
 
 
@@ -126,7 +128,7 @@ def run_demo(
     sample = rng.choice(len(catalog), size=min(300, len(catalog)), replace=False)
     fusers = {f"{m} alone": rec.fuser("intermediate", [m]) for m in rec.modalities}
     fusers.update({f"{m} (paper)": rec.fuser(m, weighting=Weighting())
-                   for m in ("early", "intermediate", "late")})
+                   for m in FUSION_METHODS})
     fusers["tuned intermediate"] = rec.fuser("intermediate")
     for name, f in fusers.items():
         r, _ = f.topk(sample, k)

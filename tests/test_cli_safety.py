@@ -13,7 +13,7 @@ import pytest
 
 from prodfusion.cli import main
 from prodfusion.errors import DataError, ModelError, ParameterError
-from prodfusion.storage import check_model_destination
+from prodfusion.model_folder import check_model_destination
 
 CATALOG = "product_id,title,category\n" + "".join(
     f"{i:04d},{'Red bag' if i % 2 else 'Blue shoe'} {i},{'bags' if i % 2 else 'shoes'}\n"

@@ -102,7 +102,7 @@ def test_well_trained_clicks_give_no_warning(shop, capsys):
 
 # ---------------------------------------------------------------------- late fusion on request
 def test_late_kmeans_runs_only_when_asked(shop, capsys, monkeypatch):
-    import prodfusion.recommender as recmod
+    import prodfusion.fusion.clustering as recmod  # the late-fusion label cache
 
     calls = []
     real = recmod.cluster_auto

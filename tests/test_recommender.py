@@ -171,7 +171,7 @@ def test_failed_save_leaves_nothing_half_written(planted, tmp_path, monkeypatch)
 
 def test_late_labels_are_cached_by_content(planted, tmp_path, monkeypatch):
     """A rebuild with the same text vectors re-uses their clusters; changed vectors re-cluster."""
-    import prodfusion.recommender as recmod
+    import prodfusion.fusion.clustering as recmod  # the late-fusion label cache lives there
 
     catalog, embs, _ = planted
     calls = []
@@ -227,3 +227,61 @@ def test_load_scans_values_only_when_asked(planted, tmp_path, monkeypatch):
     with pytest.raises(DataError, match="catalog row 3 contains NaN or Inf"):
         publish_model(out, tmp_path / "current")
     assert not (tmp_path / "current").exists()
+
+
+def test_rebuild_clicks_retrains_only_the_click_vectors(planted):
+    """rebuild_clicks: new sessions → new click neighbours; text and image untouched, their
+    late-fusion clusters kept (not recomputed)."""
+    from prodfusion.encoders.clicks import Prod2VecParams
+
+    catalog, embs, _ = planted
+    ids = list(catalog.ids)
+    rec = Recommender.from_embeddings(catalog, {"text": embs["text"], "image": embs["image"]},
+                                      fusion="intermediate")
+    rec.prod2vec = Prod2VecParams(vector_size=8, window=2, epochs=40, workers=1, seed=0)
+    rec.cluster_late(["text"])
+    text_labels = rec.late_labels_["text"]
+    text_before = rec.embeddings_["text"].vectors.copy()
+
+    def sessions(partner):  # ids[0] always clicked with ``partner``, ``partner + 1``
+        order = np.random.default_rng(0)
+        return [[ids[i] for i in order.permutation(c)]
+                for c in ([0, partner, partner + 1], [10, 11, 12], [20, 21, 22])
+                for _ in range(60)]
+
+    for partner in (4, 6):  # a first build of the clicks, then a rebuild on other sessions
+        assert rec.rebuild_clicks(sessions(partner)) is rec
+        clicks = rec.embeddings_["clicks"]
+        assert np.flatnonzero(clicks.mask).tolist() == sorted(
+            [0, partner, partner + 1, 10, 11, 12, 20, 21, 22])
+        top, _ = rec.similar(ids[0], k=2, modalities=("clicks",))
+        assert set(top.tolist()) == {ids[partner], ids[partner + 1]}
+        np.testing.assert_array_equal(rec.embeddings_["text"].vectors, text_before)
+        assert rec.late_labels_.computed["text"] is text_labels  # kept, not re-clustered
+        assert "clicks" not in rec.late_labels_.computed
+        assert rec.manifest_["counts"]["clicks_present"] == 9
+
+
+def test_similar_json_on_an_hnsw_model_builds_no_exact_fuser(planted, tmp_path, capsys,
+                                                             monkeypatch):
+    pytest.importorskip("faiss")
+    import json
+
+    from prodfusion.cli import main
+
+    catalog, embs, _ = planted
+    rec = Recommender.from_embeddings(catalog, embs, fusion="intermediate", index="hnsw")
+    rec.build_index(["intermediate"])
+    folder = rec.save(tmp_path / "m")
+    want, _ = Recommender.load(folder).similar("0000000000", k=5)
+
+    def no_fuser(self, *a, **k):
+        raise AssertionError("similar --json built an exact N x D fuser")
+
+    monkeypatch.setattr(Recommender, "fuser", no_fuser)
+    assert main(["similar", str(folder), "0000000000", "-k", "5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["fusion"] == "intermediate"
+    assert out["modalities"] == ["text", "image", "clicks"]
+    assert [r["product_id"] for r in out["results"]] == want.tolist()
+    assert out["query"]["product_id"] == "0000000000"

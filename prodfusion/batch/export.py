@@ -20,17 +20,18 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prodfusion import __version__
+from prodfusion._checks import check_k, is_int
 from prodfusion.batch._progress import Progress
 from prodfusion.batch.lists import LISTS_FORMAT_VERSION, META_KEY, lists_table
 from prodfusion.errors import DataError, ParameterError, param_error
 
 __all__ = ["export_lists", "parts_folder"]
 
-MAX_K = 1000
 
 
 def parts_folder(out: str | os.PathLike) -> Path:
@@ -54,8 +55,8 @@ def _range_lists(rec, rows: tuple[int, int], *, k: int, fusion: str, modalities:
     """The lists of catalog rows ``[lo, hi)`` as an Arrow table (runs on a worker)."""
     lo, hi = rows
     pids = rec._ids[lo:hi]
-    ids, scores = rec.similar_batch(list(pids), k, fusion=fusion, modalities=modalities,
-                                    where="export_lists()")
+    rows_, scores = rec.similar_rows(np.arange(lo, hi), k, fusion=fusion, modalities=modalities)
+    ids = rec.ids_of(rows_)
     table = lists_table(pids, ids, scores)
     if explain:
         table = _with_shares(rec, table, fusion, modalities)
@@ -156,9 +157,8 @@ def export_lists(
 
     t0 = time.perf_counter()
     executor = executor or LocalExecutor()
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-        raise param_error("k", "export_lists()", f"an int in [1, {MAX_K}]", k)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    k = check_k(k, "export_lists()")
+    if not is_int(batch_size) or batch_size < 1:
         raise param_error("batch_size", "export_lists()", "an int >= 1", batch_size)
     if isinstance(model, Recommender):
         rec, folder = model, getattr(model, "path_", None)

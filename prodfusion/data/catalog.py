@@ -101,6 +101,26 @@ class Catalog:
             return None
         return self.frame[GROUP].cast(pl.Utf8).to_list()
 
+    def codes(self, column: str) -> np.ndarray | None:
+        """An int64 code per row of ``column`` (``"category"``, ``"group"``): equal values get
+        equal codes, a missing value ``-1``; ``None`` when the catalog has no such column.
+
+        The one place categories and variation groups are coded (query filters, evaluation).
+
+        >>> import polars as pl
+        >>> cat = Catalog(pl.DataFrame({"product_id": ["a", "b", "c"], "title": ["x", "y", "z"],
+        ...                             "category": ["s", None, "s"]}))
+        >>> cat.codes("category").tolist()
+        [0, -1, 0]
+        >>> cat.codes("group") is None
+        True
+        """
+        if column not in self.frame.columns:
+            return None
+        s = self.frame[column].cast(pl.Utf8)
+        codes = s.cast(pl.Categorical).to_physical().cast(pl.Int64).to_numpy()
+        return np.where(s.is_null().to_numpy(), -1, codes).astype(np.int64)
+
     @property
     def has_categories(self) -> bool:
         return CATEGORY in self.frame.columns and self.frame[CATEGORY].null_count() < len(self)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import polars as pl
 
+from prodfusion._checks import check_int, check_real
 from prodfusion.data.catalog import ID
 from prodfusion.data.io import first_bad_row, missing_column_error, read_table
 from prodfusion.errors import DataError, param_error
@@ -335,13 +336,9 @@ def clean_sessions(
                 f"{', '.join(map(repr, interactions.columns))}). Read the log with "
                 f"read_interactions() or read_pairs()."
             )
-    if isinstance(min_length, bool) or not isinstance(min_length, int) or min_length < 1:
-        raise param_error("min_length", where, "an int >= 1", min_length)
-    if max_length is not None and (
-        isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < min_length
-    ):
-        raise param_error("max_length", where, f"None or an int >= min_length ({min_length})",
-                          max_length)
+    min_length = check_int(min_length, "min_length", where, low=1)
+    max_length = check_int(max_length, "max_length", where, low=min_length, none=True,
+                           expected=f"None or an int >= min_length ({min_length})")
 
     df = interactions.select(
         pl.col(SESSION).cast(pl.Utf8),
@@ -580,10 +577,8 @@ class Sessions:
         (7, 3, set())
         """
         where = "split_by_time()"
-        if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not (
-            0 < test_fraction < 1
-        ):
-            raise param_error("test_fraction", where, "a float in (0, 1)", test_fraction)
+        check_real(test_fraction, "test_fraction", where, low=0, high=1, low_open=True,
+                   high_open=True, expected="a float in (0, 1)")
         n = len(self)
         if n < 2:
             raise DataError(f"split_by_time(): cannot split {n} session(s) into train and test; "

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from prodfusion._checks import check_int
 from prodfusion.data.catalog import CATEGORY, ID, TITLE
-from prodfusion.errors import param_error
 
 if TYPE_CHECKING:
     from prodfusion.data.catalog import Catalog
@@ -102,8 +102,7 @@ def dataset_stats(
         ``clicks``, ``clicks_per_session`` (min/max/mean), ``products_clicked``,
         ``products_never_clicked`` (both given), ``cleaning`` (the :class:`SessionReport`).
     """
-    if isinstance(image_sample, bool) or not isinstance(image_sample, int) or image_sample < 0:
-        raise param_error("image_sample", "dataset_stats()", "an int >= 0", image_sample)
+    check_int(image_sample, "image_sample", "dataset_stats()", low=0)
     out: dict[str, Any] = {}
     if catalog is not None:
         out["products"] = len(catalog)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from prodfusion._checks import check_real, is_int
 from prodfusion.errors import param_error
 
 if TYPE_CHECKING:
@@ -294,8 +295,7 @@ def _draw(cat: _Category, size: int, rng: np.random.Generator):
 
 # --------------------------------------------------------------------------- the shop
 def _check_int(name: str, value: object, low: int, high: int | None = None) -> None:
-    bad = isinstance(value, bool) or not isinstance(value, int) or value < low or (
-        high is not None and value > high)
+    bad = not is_int(value) or value < low or (high is not None and value > high)
     if bad:
         rng = f"an int in [{low}, {high}]" if high is not None else f"an int >= {low}"
         raise param_error(name, "make_synthetic()", rng, value)
@@ -357,8 +357,8 @@ def make_synthetic(
     for name, value in (("missing_image_rate", missing_image_rate),
                         ("never_clicked_rate", never_clicked_rate),
                         ("in_category_rate", in_category_rate)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-            raise param_error(name, "make_synthetic()", "a float in [0, 1)", value)
+        check_real(value, name, "make_synthetic()", low=0, high=1, high_open=True,
+                   expected="a float in [0, 1)")
 
     rng = np.random.default_rng(seed)
     out = Path(out_dir)

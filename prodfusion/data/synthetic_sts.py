@@ -35,6 +35,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from prodfusion._checks import check_int
 from prodfusion.data.synthetic import _COLOURS_EN, _COLOURS_TR, CATEGORIES
 from prodfusion.errors import param_error
 
@@ -104,8 +105,7 @@ def make_bilingual_sts(n_pairs: int = 600, *, seed: int = 0) -> list[dict]:
     Partners are drawn so that every score level occurs: identical attributes, 1–4
     attributes changed within the category, another category.
     """
-    if isinstance(n_pairs, bool) or not isinstance(n_pairs, int) or n_pairs < 1:
-        raise param_error("n_pairs", "make_bilingual_sts()", "an int >= 1", n_pairs)
+    n_pairs = check_int(n_pairs, "n_pairs", "make_bilingual_sts()", low=1)
     rng = np.random.default_rng(seed)
     pairs = []
     for _ in range(n_pairs):
@@ -134,8 +134,7 @@ def write_bilingual_sts(path: str | os.PathLike, n_pairs: int = 600, *, seed: in
 
 def bilingual_titles(n: int, *, seed: int = 0) -> tuple[list[str], list[str]]:
     """``n`` distinct products as ``(english_titles, turkish_titles)``, row i the same product."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise param_error("n", "bilingual_titles()", "an int >= 1", n)
+    n = check_int(n, "n", "bilingual_titles()", low=1)
     rng = np.random.default_rng(seed)
     seen: dict[str, str] = {}
     for _ in range(50 * n):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Self, TypeVar
 
 import numpy as np
 
+from prodfusion._checks import is_int
 from prodfusion.encoders.base import Embeddings, Modality, check_finite
 from prodfusion.errors import ModelError, param_error
 
@@ -35,7 +36,7 @@ def progress_bar(total: int, desc: str, unit: str, enabled: bool | None):
 def check_batch_size(batch_size: object, default: int, where: str, name: str = "batch_size") -> int:
     if batch_size is None:
         return default
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if not is_int(batch_size) or batch_size < 1:
         raise param_error(name, where, "an int >= 1 or None", batch_size)
     return batch_size
 

@@ -24,6 +24,7 @@ from typing import Literal
 
 import numpy as np
 
+from prodfusion._checks import is_int
 from prodfusion.encoders.base import float16_losses
 from prodfusion.errors import DataError, ModelError, param_error
 
@@ -182,7 +183,7 @@ class EmbeddingCache:
         max_shards = 64 if max_shards is None else max_shards
         if dtype not in _DTYPES:
             raise param_error("dtype", "EmbeddingCache()", "'float32' or 'float16'", dtype)
-        if isinstance(max_shards, bool) or not isinstance(max_shards, int) or max_shards < 1:
+        if not is_int(max_shards) or max_shards < 1:
             raise param_error("max_shards", "EmbeddingCache()", "an int >= 1", max_shards)
         self.directory = Path(directory)
         self.dtype: CacheDtype = dtype

@@ -9,26 +9,52 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from types import GeneratorType
 
 import numpy as np
 
+from prodfusion._checks import is_int
 from prodfusion.encoders._util import logger, progress_bar
 from prodfusion.encoders.base import Embeddings, Modality, check_finite
 from prodfusion.errors import DataError, NotBuiltError, ParameterError, param_error
 
-__all__ = ["Prod2Vec", "MAX_SESSION_TOKENS", "MIN_TRAIN_OCCURRENCES", "split_session",
+__all__ = ["Prod2Vec", "Prod2VecParams", "DEFAULT_EPOCHS", "MAX_SESSION_TOKENS", "MIN_TRAIN_OCCURRENCES", "split_session",
            "undertrained_warning", "write_corpus"]
 
 #: Training epochs of Prod2Vec unless asked otherwise: 20, not gensim's 5. On the DIGINETICA
 #: sample the share of products whose nearest click neighbour shares their category is 0.02
 #: after 5 epochs, 0.30 after 20 and 0.56 after 50 (docs/encoders.md). The one home of this
-#: default: :class:`prodfusion.recommender.Prod2VecParams` and the CLI read it from here.
+#: default: :class:`Prod2VecParams` (so :class:`Prod2Vec`) and the CLI read it from here.
 DEFAULT_EPOCHS = 20
 
 #: gensim's Cython training silently truncates a sentence after this many tokens
 #: (``MAX_WORDS_IN_BATCH``); longer sessions are split into near-equal pieces instead.
 MAX_SESSION_TOKENS = 10_000
+
+
+@dataclass
+class Prod2VecParams:
+    """Prod2Vec (gensim Word2Vec skip-gram) settings: the one set of defaults, which
+    :class:`Prod2Vec` takes too.
+
+    ``vector_size`` and ``window`` follow the paper (512, 5). ``epochs`` is
+    :data:`DEFAULT_EPOCHS` (20, not gensim's 5; see there).
+    ``sample`` is 0 (no down-sampling of frequent products): in a small catalog every product
+    counts as frequent and gensim's 1e-3 drops most clicks.
+    """
+
+    vector_size: int = 512
+    window: int = 5
+    negative: int = 5
+    min_count: int = 1
+    epochs: int = DEFAULT_EPOCHS
+    sample: float = 0.0
+    seed: int = 0
+    workers: int | None = None
+
+
+_DEFAULTS = Prod2VecParams()
 
 
 def split_session(session: list[str], max_len: int = MAX_SESSION_TOKENS) -> list[list[str]]:
@@ -222,7 +248,7 @@ def undertrained_warning(info: dict) -> str | None:
 
 
 def _check_int(name: str, value: object, low: int, where: str = "Prod2Vec()") -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+    if not is_int(value) or value < low:
         raise param_error(name, where, f"an int >= {low}", value)
 
 
@@ -284,16 +310,16 @@ class Prod2Vec:
 
     def __init__(
         self,
-        vector_size: int = 512,
-        window: int = 5,
-        negative: int = 5,
-        min_count: int = 1,
-        epochs: int = DEFAULT_EPOCHS,
+        vector_size: int = _DEFAULTS.vector_size,
+        window: int = _DEFAULTS.window,
+        negative: int = _DEFAULTS.negative,
+        min_count: int = _DEFAULTS.min_count,
+        epochs: int = _DEFAULTS.epochs,
         sg: int = 1,
-        seed: int = 0,
-        workers: int | None = None,
+        seed: int = _DEFAULTS.seed,
+        workers: int | None = _DEFAULTS.workers,
         progress: bool = True,
-        sample: float = 0.0,
+        sample: float = _DEFAULTS.sample,
     ) -> None:
         self.vector_size = vector_size
         self.window = window
@@ -305,6 +331,11 @@ class Prod2Vec:
         self.workers = workers
         self.progress = progress
         self.sample = sample
+
+    @property
+    def dim(self) -> int:
+        """Width of the vectors (``vector_size``), as every encoder reports it."""
+        return int(self.vector_size)
 
     def __repr__(self) -> str:
         return (

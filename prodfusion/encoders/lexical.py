@@ -23,10 +23,11 @@ import time
 
 import numpy as np
 
+from prodfusion._checks import is_int
 from prodfusion.encoders.base import Embeddings
 from prodfusion.errors import param_error
 
-__all__ = ["LexicalEncoder", "parse_lexical_spec"]
+__all__ = ["LexicalEncoder", "parse_lexical_spec", "tfidf_matrix"]
 
 
 def parse_lexical_spec(spec: str) -> int:
@@ -50,7 +51,7 @@ class LexicalEncoder:
     modality = "lexical"
 
     def __init__(self, *, dim: int = 256, seed: int = 0) -> None:
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
+        if not is_int(dim) or dim < 2:
             raise param_error("dim", "LexicalEncoder()", "an int ≥ 2", dim)
         self.dim = dim
         self.seed = seed
@@ -58,8 +59,6 @@ class LexicalEncoder:
 
     def encode(self, catalog, sessions=None) -> Embeddings:
         from sklearn.decomposition import TruncatedSVD
-
-        from prodfusion.evaluation.baselines import tfidf_matrix
 
         t0 = time.perf_counter()
         titles = [t or "" for t in catalog.titles]
@@ -78,3 +77,12 @@ class LexicalEncoder:
         info = {"n_ngrams": int(x.shape[1]), "svd_dim": k,
                 "seconds": round(time.perf_counter() - t0, 3)}
         return Embeddings(out, present, self.spec, info)
+
+
+def tfidf_matrix(titles: list[str], *, ngram_range: tuple[int, int] = (3, 5)):
+    """L2-normalised sparse TF-IDF of character n-grams (``char_wb``) of ``titles``."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=ngram_range, lowercase=True,
+                          dtype=np.float32)
+    return vec.fit_transform([t or "" for t in titles]).tocsr()

@@ -16,7 +16,8 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from prodfusion.errors import ParameterError, param_error
+from prodfusion._checks import check_int, check_real
+from prodfusion.errors import ParameterError
 
 __all__ = ["RayExecutor", "require_ray"]
 
@@ -74,11 +75,8 @@ class RayExecutor:
                  init_options: dict | None = None) -> None:
         for name, v in (("num_cpus_per_worker", num_cpus_per_worker),
                         ("num_gpus_per_worker", num_gpus_per_worker)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                raise param_error(name, "RayExecutor()", "a number >= 0", v)
-        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
-                                    or workers < 1):
-            raise param_error("workers", "RayExecutor()", "an int >= 1", workers)
+            check_real(v, name, "RayExecutor()", low=0)
+        check_int(workers, "workers", "RayExecutor()", low=1, none=True, expected="an int >= 1")
         ray = require_ray()
         self.address = address
         self.workers = workers

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prodfusion._checks import check_int
 from prodfusion.errors import ModelError, param_error
 from prodfusion.index.base import IndexSettings, read_json, write_json
 from prodfusion.index.exact import ExactIndex, topk_rows
@@ -84,8 +85,7 @@ class ShardedIndex:
         if backend not in SHARD_BACKENDS:
             raise param_error("backend", "ShardedIndex.build()", f"one of {list(SHARD_BACKENDS)}",
                               backend)
-        if isinstance(n_shards, bool) or not isinstance(n_shards, int) or n_shards < 1:
-            raise param_error("n_shards", "ShardedIndex.build()", "an int >= 1", n_shards)
+        n_shards = check_int(n_shards, "n_shards", "ShardedIndex.build()", low=1)
         settings = settings or IndexSettings()
         vectors = Path(vectors).resolve()
         x = np.load(vectors, mmap_mode="r")

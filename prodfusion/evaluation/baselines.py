@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from prodfusion.encoders.lexical import tfidf_matrix
 from prodfusion.errors import ParameterError, param_error
 
 __all__ = ["REFERENCES", "Reference", "cooc_matrix", "popularity", "tfidf_matrix",
@@ -70,15 +71,6 @@ def popularity(sessions: Any, catalog: Any) -> np.ndarray:
     return np.bincount(r, minlength=len(catalog)).astype(np.float64)
 
 
-def tfidf_matrix(titles: list[str], *, ngram_range: tuple[int, int] = (3, 5)):
-    """L2-normalised sparse TF-IDF of character n-grams (``char_wb``) of ``titles``."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=ngram_range, lowercase=True,
-                          dtype=np.float32)
-    return vec.fit_transform([t or "" for t in titles]).tocsr()
-
-
 def tfidf_svd(titles: list[str], *, dim: int = 128, seed: int = 0) -> np.ndarray:
     """Dense ``(n, dim)`` title vectors: TF-IDF reduced by TruncatedSVD (for clustering)."""
     from sklearn.decomposition import TruncatedSVD
@@ -90,7 +82,7 @@ def tfidf_svd(titles: list[str], *, dim: int = 128, seed: int = 0) -> np.ndarray
 
 def _topk_sparse(scores_of, query_rows: np.ndarray, n: int, k: int, diff_code) -> np.ndarray:
     """Top-``k`` rows with a positive score per query; ties by row ascending; ``-1`` pads."""
-    from prodfusion.index.exact import topk_rows
+    from prodfusion.index.topk import topk_rows
 
     q = np.asarray(query_rows, dtype=np.int64)
     out = np.full((len(q), k), -1, dtype=np.int64)

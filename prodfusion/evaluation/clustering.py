@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from prodfusion._checks import FUSION_METHODS, check_int, is_int
 from prodfusion.errors import DataError, ParameterError, param_error
 
 __all__ = [
@@ -127,8 +128,7 @@ def kmeans_ari(
         )
     if not np.isfinite(x).all():
         raise DataError("kmeans_ari(): points contain NaN or Inf; nothing can be clustered.")
-    if not isinstance(n_clusters, (int, np.integer)) or not 1 <= n_clusters <= len(x):
-        raise param_error("n_clusters", "kmeans_ari()", f"an int in [1, {len(x)}]", n_clusters)
+    check_int(n_clusters, "n_clusters", "kmeans_ari()", low=1, high=len(x))
     km = KMeans(n_clusters=int(n_clusters), init="k-means++", n_init=n_init, random_state=seed)
     with threadpool_limits(limits=n_jobs if n_jobs is not None and n_jobs > 0 else None):
         pred = km.fit_predict(x)
@@ -377,14 +377,8 @@ def select_products(
     ok = np.asarray([c is not None and c != "" for c in categories], dtype=bool)
     if eligible is not None:
         ok &= np.asarray(eligible, dtype=bool)
-    if not isinstance(n_categories, (int, np.integer)) or n_categories < 2:
-        raise param_error("n_categories", "select_products()", "an int >= 2", n_categories)
-    if max_per_category is not None and (
-        not isinstance(max_per_category, (int, np.integer)) or max_per_category < 2
-    ):
-        raise param_error(
-            "max_per_category", "select_products()", "None or an int >= 2", max_per_category
-        )
+    check_int(n_categories, "n_categories", "select_products()", low=2)
+    check_int(max_per_category, "max_per_category", "select_products()", low=2, none=True)
     values, counts = np.unique(cats[ok].astype(str), return_counts=True)
     if len(values) < n_categories:
         raise DataError(
@@ -451,7 +445,7 @@ def _mean_std(values: Sequence[float]) -> dict:
 
 def _check_int_list(name: str, values: Sequence[int], lo: int) -> list[int]:
     out = list(values)
-    if not out or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo for v in out):
+    if not out or any(not is_int(v) or v < lo for v in out):
         raise param_error(name, "evaluate_clustering()", f"a non-empty list of ints >= {lo}", values)
     return [int(v) for v in out]
 
@@ -463,7 +457,7 @@ def evaluate_clustering(
     *,
     max_per_category: int | None = 100,
     combos: Sequence[Sequence[str]] | None = None,
-    fusions: Sequence[str] = ("early", "intermediate", "late"),
+    fusions: Sequence[str] = FUSION_METHODS,
     main_categories: int | None = 20,
     table3_fusions: Sequence[str] | None = None,
     products: ProductSet = "complete",
@@ -526,13 +520,11 @@ def evaluate_clustering(
     >>> res["cells"][0]["ari_tsne"]["mean"]  # doctest: +SKIP
     0.41
     """
-    from prodfusion.fusion.base import FUSION_METHODS
-
     where = "evaluate_clustering()"
     ns = _check_int_list("categories", categories, 2)
-    if isinstance(seeds, bool) or (isinstance(seeds, (int, np.integer)) and seeds < 1):
+    if isinstance(seeds, bool) or (is_int(seeds) and seeds < 1):
         raise param_error("seeds", where, "an int >= 1 or a list of ints >= 0", seeds)
-    seed_list = list(range(seeds)) if isinstance(seeds, (int, np.integer)) else list(seeds)
+    seed_list = list(range(seeds)) if is_int(seeds) else list(seeds)
     seed_list = _check_int_list("seeds", seed_list, 0)
     if products not in ("complete", "any"):
         raise param_error("products", where, "'complete' or 'any'", products)

@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from prodfusion._checks import check_k
 from prodfusion.errors import ParameterError, param_error
 from prodfusion.evaluation.retrieval import (
     Variant,
@@ -193,8 +194,7 @@ def replay(
     where = "replay()"
     if design not in ("paired", "split"):
         raise param_error("design", where, "'paired' or 'split'", design)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 1000:
-        raise param_error("k", where, "an int in [1, 1000]", k)
+    k = check_k(k, where)
     t0 = time.perf_counter()
     default = model if isinstance(model, (str, Path)) else None
     va = parse_variant(config_a, default_model=default)

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from prodfusion._checks import to_jsonable
 from prodfusion.errors import DataError, param_error
 
 __all__ = ["write_report", "Table", "normalize_results", "to_jsonable"]
@@ -142,24 +143,50 @@ def _bold_max(rows: list[list[str]], cols: Sequence[int]) -> set[tuple[int, int]
     return out
 
 
-# --------------------------------------------------------------------------- json
-def to_jsonable(obj: Any) -> Any:
-    """Plain JSON types: numpy scalars/arrays, tuples, Paths and sets converted; NaN → None."""
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return to_jsonable(obj.item())
-    if isinstance(obj, float):
-        return None if math.isnan(obj) or math.isinf(obj) else obj
-    if isinstance(obj, Path):
-        return str(obj)
-    if obj is None or isinstance(obj, (str, int, bool)):
-        return obj
-    return str(obj)
+def write_documents(out: Path, title: str, meta: Mapping, payload: Mapping,
+                    sections: Sequence[tuple[str | None, list]], last_line: str) -> None:
+    """Write ``results.json`` (``payload``), ``report.md`` and ``report.html`` into ``out``.
+
+    ``sections`` are ``(heading or None, blocks)``; a block is a :class:`Table`,
+    ``("p", text)`` or ``("img", file name in out, caption)`` (embedded in the HTML). The
+    head names the machine, the command and the notes of ``meta`` (:func:`_meta`), then
+    ``last_line``. The one renderer of the evaluation and categorization reports.
+    """
+    (out / "results.json").write_text(
+        json.dumps(to_jsonable(payload), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    head_lines = [
+        f"Created {meta['created']} on {meta['machine']['platform']} "
+        f"({meta['machine']['cpu_count']} CPUs, {meta['machine']['memory_gib']} GiB), "
+        f"Python {meta['machine']['python']}.",
+    ]
+    if meta.get("command"):
+        head_lines.append(f"Command: `{meta['command']}`")
+    head_lines += [f"{key}: {value}" for key, value in (meta.get("notes") or {}).items()]
+    head_lines.append(last_line)
+    md = [f"# {title}", ""] + [line + "  " for line in head_lines] + [""]
+    hb = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+          f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
+    hb += [f"<p>{html.escape(line).replace('`', '')}</p>" for line in head_lines]
+    for heading, blocks in sections:
+        if heading is not None:
+            md += [f"## {heading}", ""]
+            hb.append(f"<h2>{html.escape(heading)}</h2>")
+        for b in blocks:
+            if isinstance(b, Table):
+                md.append(b.markdown())
+                hb.append(b.html())
+            elif b[0] == "p":
+                md += [b[1], ""]
+                hb.append(f"<p>{html.escape(b[1])}</p>")
+            elif b[0] == "img":
+                md += [f"![{b[2]}]({b[1]})", ""]
+                data = base64.b64encode((out / b[1]).read_bytes()).decode("ascii")
+                hb.append(f"<figure><img alt='{html.escape(b[2])}' "
+                          f"src='data:image/png;base64,{data}'>"
+                          f"<figcaption class='note'>{html.escape(b[2])}</figcaption></figure>")
+    hb.append("</body></html>")
+    (out / "report.md").write_text("\n".join(md), encoding="utf-8")
+    (out / "report.html").write_text("\n".join(hb), encoding="utf-8")
 
 
 def normalize_results(results: Any) -> dict[str, dict]:
@@ -628,42 +655,8 @@ def write_report(
             blocks, _ = fn(res[kind], out, figs)
             sections.append((heading, blocks))
 
-    payload = to_jsonable({"meta": m, **res})
-    (out / "results.json").write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n",
-                                      encoding="utf-8")
-
-    head_lines = [
-        f"Created {m['created']} on {m['machine']['platform']} ({m['machine']['cpu_count']} CPUs, "
-        f"{m['machine']['memory_gib']} GiB), Python {m['machine']['python']}.",
-    ]
-    if m.get("command"):
-        head_lines.append(f"Command: `{m['command']}`")
-    for key, value in (m.get("notes") or {}).items():
-        head_lines.append(f"{key}: {value}")
-    head_lines.append("Every number below is in results.json, with the exact configuration.")
-
-    md = [f"# {title}", ""] + [line + "  " for line in head_lines] + [""]
-    hb = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-          f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
-    hb += [f"<p>{html.escape(line).replace('`', '')}</p>" for line in head_lines]
-    for heading, blocks in sections:
-        md += [f"## {heading}", ""]
-        hb.append(f"<h2>{html.escape(heading)}</h2>")
-        for b in blocks:
-            if isinstance(b, Table):
-                md.append(b.markdown())
-                hb.append(b.html())
-            elif b[0] == "p":
-                md += [b[1], ""]
-                hb.append(f"<p>{html.escape(b[1])}</p>")
-            elif b[0] == "img":
-                md += [f"![{b[2]}]({b[1]})", ""]
-                data = base64.b64encode((out / b[1]).read_bytes()).decode("ascii")
-                hb.append(f"<figure><img alt='{html.escape(b[2])}' src='data:image/png;base64,{data}'>"
-                          f"<figcaption class='note'>{html.escape(b[2])}</figcaption></figure>")
-    hb.append("</body></html>")
-    (out / "report.md").write_text("\n".join(md), encoding="utf-8")
-    (out / "report.html").write_text("\n".join(hb), encoding="utf-8")
+    write_documents(out, title, m, {"meta": m, **res}, sections,
+                    "Every number below is in results.json, with the exact configuration.")
     paths = {"report_md": out / "report.md", "report_html": out / "report.html",
              "results_json": out / "results.json"}
     paths.update(figs)

@@ -24,6 +24,7 @@ from typing import Literal
 
 import numpy as np
 
+from prodfusion._checks import check_int, check_real
 from prodfusion.errors import param_error
 
 __all__ = ["proportion_ci", "two_proportion_test", "srm_check", "SRM_ALPHA"]
@@ -37,14 +38,12 @@ CIMethod = Literal["wilson", "normal"]
 
 def _check_counts(where: str, **counts: object) -> None:
     for name, value in counts.items():
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise param_error(name, where, "a non-negative int", value)
+        check_int(value, name, where, low=0, expected="a non-negative int")
 
 
 def _check_alpha(alpha: float, where: str) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 < alpha < 1.0:
-        raise param_error("alpha", where, "a float in (0, 1)", alpha)
-    return float(alpha)
+    return check_real(alpha, "alpha", where, low=0.0, high=1.0, low_open=True, high_open=True,
+                      expected="a float in (0, 1)")
 
 
 def _z(alpha: float) -> float:

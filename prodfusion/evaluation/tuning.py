@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from prodfusion._checks import MAX_K, is_real
 from prodfusion.errors import DataError, ParameterError, param_error
 
 __all__ = ["tune_weights", "parse_objective", "simplex_grid"]
@@ -37,7 +38,7 @@ OBJECTIVES = ("ndcg", "hitrate")
 def parse_objective(objective: str, where: str = "tune()") -> tuple[str, int]:
     """``"ndcg@15"`` → ``("ndcg", 15)``."""
     name, sep, k = str(objective).lower().partition("@")
-    if name not in OBJECTIVES or not sep or not k.isdigit() or not 1 <= int(k) <= 1000:
+    if name not in OBJECTIVES or not sep or not k.isdigit() or not 1 <= int(k) <= MAX_K:
         raise param_error("objective", where, "'ndcg@K' or 'hitrate@K' (e.g. 'ndcg@15')",
                           objective)
     return name, int(k)
@@ -156,8 +157,7 @@ def tune_weights(
             f"{where} needs interactions to learn from: pass --interactions (sessions) and/or "
             "--pairs (co-interaction pairs)."
         )
-    if isinstance(step, bool) or not isinstance(step, (int, float)) or not 0 < step <= 0.5 \
-            or abs(round(1 / step) * step - 1) > 1e-9:
+    if not is_real(step) or not 0 < step <= 0.5 or abs(round(1 / step) * step - 1) > 1e-9:
         raise param_error("step", where, "1/N for an integer N ≥ 2 (e.g. 0.25)", step)
     for c in calibrations:
         if c not in ("none", "zscore"):

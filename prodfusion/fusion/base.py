@@ -7,11 +7,12 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from prodfusion._checks import FUSION_METHODS
 from prodfusion.encoders.base import MODALITIES, Embeddings, check_finite
 from prodfusion.errors import DataError, ParameterError, param_error
+from prodfusion.index.topk import topk_exact
 
 FusionMethod = Literal["early", "intermediate", "late"]
-FUSION_METHODS: tuple[str, ...] = ("early", "intermediate", "late")
 
 __all__ = [
     "FUSION_METHODS",
@@ -23,9 +24,6 @@ __all__ = [
     "l2_normalize",
     "topk_exact",
 ]
-
-#: Queries scored per block in exact search: block × n_products float32 must stay small.
-_BLOCK_BYTES = 256 * 2**20
 
 
 def check_method(method: str, where: str = "similar()") -> str:
@@ -122,73 +120,6 @@ def _prepare(
         n = e.vectors.shape[0]
         embs.append(e)
     return embs
-
-
-def topk_exact(
-    score_block,
-    query_rows: np.ndarray,
-    n: int,
-    k: int,
-    *,
-    exclude_self: bool = True,
-    banned: np.ndarray | None = None,
-    same_code: np.ndarray | None = None,
-    diff_code: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k by scoring query blocks against all ``n`` rows.
-
-    Parameters
-    ----------
-    score_block : callable
-        ``score_block(rows) -> ndarray (len(rows), n)`` of similarities; ``-inf`` marks
-        pairs that must never be returned.
-    banned : bool array (n,), optional
-        Candidates never returned (excluded ids).
-    same_code : int array (n,), optional
-        Candidates must share the query's code (e.g. category); code ``-1`` matches nothing.
-    diff_code : int array (n,), optional
-        Candidates must *not* share the query's code (e.g. variation group); ``-1`` never clashes.
-
-    Returns
-    -------
-    rows : int64 array (q, k), best first, ``-1`` where fewer than k candidates exist
-    scores : float32 array (q, k), ``-inf`` at the padding
-    """
-    query_rows = np.asarray(query_rows, dtype=np.int64)
-    q = len(query_rows)
-    k_eff = min(k, n)
-    out_rows = np.full((q, k), -1, dtype=np.int64)
-    out_scores = np.full((q, k), -np.inf, dtype=np.float32)
-    block = max(1, min(4096, _BLOCK_BYTES // max(1, 4 * n)))
-    for start in range(0, q, block):
-        rows = query_rows[start : start + block]
-        s = np.asarray(score_block(rows), dtype=np.float32)
-        if exclude_self:
-            s[np.arange(len(rows)), rows] = -np.inf
-        if banned is not None:
-            s[:, banned] = -np.inf
-        if same_code is not None:
-            qc = same_code[rows]
-            ok = (same_code[None, :] == qc[:, None]) & (qc[:, None] >= 0)
-            s[~ok] = -np.inf
-        if diff_code is not None:
-            qc = diff_code[rows]
-            clash = (diff_code[None, :] == qc[:, None]) & (qc[:, None] >= 0)
-            s[clash] = -np.inf
-        if k_eff < n:
-            part = np.argpartition(-s, k_eff - 1, axis=1)[:, :k_eff]
-        else:
-            part = np.tile(np.arange(n), (len(rows), 1))
-        ps = np.take_along_axis(s, part, axis=1)
-        # Sort by score desc, then by row asc for deterministic ties.
-        order = np.lexsort((part, -ps), axis=1)
-        best = np.take_along_axis(part, order, axis=1)
-        best_s = np.take_along_axis(ps, order, axis=1)
-        valid = np.isfinite(best_s)
-        best[~valid] = -1
-        out_rows[start : start + len(rows), :k_eff] = best
-        out_scores[start : start + len(rows), :k_eff] = best_s
-    return out_rows, out_scores
 
 
 def check_query_rows(query_rows, n: int) -> np.ndarray:

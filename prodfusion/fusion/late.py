@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from prodfusion._checks import check_int
 from prodfusion.encoders.base import Embeddings
-from prodfusion.errors import param_error
 from prodfusion.fusion.base import ExactSearchMixin, _prepare, l2_normalize
 from prodfusion.fusion.intermediate import IntermediateFusion
 from prodfusion.fusion.weights import Weighting, late_combine, tie_weighting
@@ -49,8 +49,8 @@ def cluster_modality(emb: Embeddings, n_clusters: int, *, seed: int = 0) -> np.n
     """
     from sklearn.cluster import KMeans
 
-    if not isinstance(n_clusters, (int, np.integer)) or n_clusters < 1:
-        raise param_error("n_clusters", "cluster_modality()", "a positive int", n_clusters)
+    n_clusters = check_int(n_clusters, "n_clusters", "cluster_modality()", low=1,
+                           expected="a positive int")
     labels = np.full(len(emb.mask), -1, dtype=np.int32)
     x = l2_normalize(emb.vectors, emb.mask)[emb.mask]
     if len(x) == 0:

@@ -9,6 +9,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from prodfusion._checks import check_int
 from prodfusion.errors import DataError, ModelError, param_error
 
 __all__ = [
@@ -112,8 +113,7 @@ class IndexSettings:
                 continue
             if v is None and f.name in ("reduce_dim", "ivf_nlist"):
                 continue
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise param_error(f.name, where, "an int", v)
+            check_int(v, f.name, where)
             low = 0 if f.name in ("exact_below", "seed") else 1
             if v < low:
                 raise param_error(f.name, where, f"an int >= {low}", v)

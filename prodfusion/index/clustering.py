@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from prodfusion._checks import check_int
 from prodfusion.encoders.base import Embeddings
-from prodfusion.errors import param_error
 from prodfusion.fusion.base import l2_normalize
 
 __all__ = [
@@ -106,8 +106,8 @@ def kmeans_sampled(
     """
     from sklearn.cluster import KMeans, kmeans_plusplus
 
-    if isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)) or n_clusters < 1:
-        raise param_error("n_clusters", "kmeans_sampled()", "a positive int", n_clusters)
+    n_clusters = check_int(n_clusters, "n_clusters", "kmeans_sampled()", low=1,
+                           expected="a positive int")
     present = np.flatnonzero(emb.mask)
     if not len(present):
         return np.full(len(emb.mask), -1, dtype=np.int32), np.zeros((0, emb.dim), np.float32)

@@ -8,39 +8,12 @@ import numpy as np
 
 from prodfusion.errors import ModelError
 from prodfusion.index.base import check_vectors
+from prodfusion.index.topk import topk_rows
 
 __all__ = ["ExactIndex", "topk_rows"]
 
 #: Scores computed per block: block × n float32 stays under this many bytes.
 _BLOCK_BYTES = 128 * 2**20
-
-
-def topk_rows(scores: np.ndarray, k: int, labels: np.ndarray | None = None):
-    """Best ``k`` per row of ``scores`` (desc, ties by label asc); ``-1``/``-inf`` padding.
-
-    >>> topk_rows(np.array([[0.1, 0.9, 0.5]], "float32"), 2)[0].tolist()
-    [[1, 2]]
-    """
-    q, n = scores.shape
-    if labels is None:
-        labels = np.broadcast_to(np.arange(n, dtype=np.int64), (q, n))
-    out_l = np.full((q, k), -1, dtype=np.int64)
-    out_s = np.full((q, k), -np.inf, dtype=np.float32)
-    kk = min(k, n)
-    if kk == 0:
-        return out_l, out_s
-    part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if kk < n else np.tile(np.arange(n), (q, 1))
-    ps = np.take_along_axis(scores, part, axis=1)
-    pl_ = np.take_along_axis(labels, part, axis=1)
-    order = np.lexsort((pl_, -ps), axis=1)
-    best_l = np.take_along_axis(pl_, order, axis=1)
-    best_s = np.take_along_axis(ps, order, axis=1).astype(np.float32)
-    bad = ~np.isfinite(best_s)
-    best_l[bad] = -1
-    best_s[bad] = -np.inf
-    out_l[:, :kk] = best_l
-    out_s[:, :kk] = best_s
-    return out_l, out_s
 
 
 class ExactIndex:

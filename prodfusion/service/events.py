@@ -50,6 +50,7 @@ from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import Literal
 
+from prodfusion._checks import check_real
 from prodfusion.errors import ParameterError, ProdfusionError, param_error
 from prodfusion.service.experiments import Allocation
 
@@ -464,9 +465,7 @@ class SQLiteEventStore(EventStore):
         super().__init__()
         if synchronous not in ("FULL", "NORMAL"):
             raise param_error("synchronous", "SQLiteEventStore()", "'FULL' or 'NORMAL'", synchronous)
-        if isinstance(busy_timeout_s, bool) or not isinstance(busy_timeout_s, (int, float)) \
-                or busy_timeout_s < 0:
-            raise param_error("busy_timeout_s", "SQLiteEventStore()", "a number >= 0", busy_timeout_s)
+        check_real(busy_timeout_s, "busy_timeout_s", "SQLiteEventStore()", low=0)
         self.path = Path(path)
         self.synchronous = synchronous
         self.busy_timeout_s = float(busy_timeout_s)

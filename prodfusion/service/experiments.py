@@ -55,6 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prodfusion._checks import FUSION_METHODS, check_real
 from prodfusion.errors import ParameterError, param_error
 
 __all__ = [
@@ -260,6 +261,10 @@ class VariantConfig:
     lists : Path or None
         Precomputed lists file (``prodfusion export``) answered from first; live search
         for what it lacks (:mod:`prodfusion.service.lists`).
+    fallback : tuple of str or None
+        Modalities (intermediate fusion) that fill a list the primary fusion cannot fill,
+        e.g. the paper's baseline: ``modalities=("clicks",), fallback=("text",)``
+        (:class:`prodfusion.variants.Variant`; what ``evaluate replay`` replays).
     """
 
     name: str
@@ -268,14 +273,13 @@ class VariantConfig:
     fusion: str | None = None
     modalities: tuple[str, ...] | None = None
     lists: Path | None = None
+    fallback: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         where = f"variant {self.name!r}"
         _check_name(self.name, "name", "a variant")
-        if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) \
-                or not math.isfinite(self.weight) or self.weight < 0:
-            raise param_error("weight", where, "a non-negative number", self.weight)
-        if self.fusion is not None and self.fusion not in ("early", "intermediate", "late"):
+        check_real(self.weight, "weight", where, low=0, expected="a non-negative number")
+        if self.fusion is not None and self.fusion not in FUSION_METHODS:
             raise param_error("fusion", where, "one of 'early', 'intermediate', 'late'", self.fusion)
         if self.modalities is not None:
             mods = tuple(self.modalities)
@@ -286,9 +290,21 @@ class VariantConfig:
                     list(self.modalities),
                 )
             object.__setattr__(self, "modalities", mods)
+        if self.fallback is not None:
+            object.__setattr__(self, "fallback", tuple(self.fallback))
+            self.variant(self.fusion or "intermediate", self.modalities or ("text",))  # checks
         object.__setattr__(self, "model", Path(self.model))
         if self.lists is not None:
             object.__setattr__(self, "lists", Path(self.lists))
+
+
+    def variant(self, fusion: str, modalities):
+        """The :class:`~prodfusion.variants.Variant` this arm serves, given the model's
+        default ``fusion`` and ``modalities`` for what the arm leaves unset."""
+        from prodfusion.variants import Variant
+
+        return Variant(self.fusion or fusion, tuple(self.modalities or modalities),
+                       fallback=self.fallback, name=self.name)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,14 @@ __all__ = ["BadBody", "parse_json_body", "MAX_JSON_DEPTH", "check_client_ts", "r
 #: Deepest nesting of arrays/objects accepted in a request body (an event batch needs 3).
 MAX_JSON_DEPTH = 32
 
+#: Product ids in URLs and events: 1-200 characters, no control characters, no slash or
+#: backslash, no U+FFFD (what a non-UTF-8 byte in a URL decodes to).
+PRODUCT_ID_PATTERN = r"^[^\x00-\x1f\x7f/\\\ufffd]{1,200}$"
+#: Visitor, event and request ids: 1-128 characters of letters, digits and ``_ . : -``.
+TOKEN_PATTERN = r"^[A-Za-z0-9_.:\-]{1,128}$"
+#: Experiment names in URLs.
+EXPERIMENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
 _ID_RE = re.compile(r"[^\x00-\x1f\x7f/\\\ufffd]{1,200}")
 
 

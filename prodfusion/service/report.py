@@ -30,22 +30,12 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
+from prodfusion._checks import to_jsonable
 from prodfusion.evaluation.stats import SRM_ALPHA, proportion_ci, srm_check, two_proportion_test
 
 __all__ = ["experiment_report", "format_report", "NO_CATEGORY"]
 
 NO_CATEGORY = "(none)"
-
-
-def _clean(x):
-    """JSON has no NaN: undefined numbers become None."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    return x
 
 
 def _rates(c: dict, alpha: float) -> dict:
@@ -160,7 +150,7 @@ def experiment_report(store, experiment: str, *, control: str | None = None,
             "test": "two-sided two-proportion z-test against the control (pooled SE)",
         },
     }
-    return _clean(report)
+    return to_jsonable(report)
 
 
 def _excluded(rows: list[dict]) -> dict:

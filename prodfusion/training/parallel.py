@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prodfusion._checks import check_int
 from prodfusion.errors import DataError, param_error
 
 __all__ = ["ParallelData", "read_parallel", "TSV_SUFFIXES", "TABLE_SUFFIXES"]
@@ -253,8 +254,7 @@ def read_parallel(
         raise param_error("paths", "read_parallel()", "one or more files", [])
     for name, v in (("max_sentence_length", max_sentence_length),
                     ("max_sentences_per_language", max_sentences_per_language)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise param_error(name, "read_parallel()", "an int >= 1 or None", v)
+        check_int(v, name, "read_parallel()", low=1, none=True, expected="an int >= 1 or None")
     out = ParallelData()
     per_language: Counter[str] = Counter()
     for path in paths:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prodfusion._checks import check_real
 from prodfusion.errors import DataError, param_error
 from prodfusion.training._st import DEFAULT_BASE, embed_pooled, load_st_model, logger
 
@@ -42,9 +43,8 @@ def check_fractions(fractions: Sequence[float], where: str, name: str = "fractio
     """Every fraction must be a number in (0, 1]."""
     out = []
     for f in fractions:
-        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f <= 1:
-            raise param_error(name, where, "numbers in (0, 1]", f)
-        out.append(float(f))
+        out.append(check_real(f, name, where, low=0, high=1, low_open=True,
+                              expected="numbers in (0, 1]"))
     if not out:
         raise param_error(name, where, "at least one number in (0, 1]", list(fractions))
     return tuple(out)

@@ -7,21 +7,17 @@ train fraction, origin / SimCSE / ConVIRT) and Figure 5 (macro-F1 on head and ta
 
 from __future__ import annotations
 
-import base64
-import html
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from prodfusion.evaluation.report import (
-    _CSS,
     Table,
     _bold_max,
     _plt,
     _pm,
     _report_meta,
-    to_jsonable,
+    write_documents,
 )
 
 __all__ = ["write_categorization_report"]
@@ -124,32 +120,8 @@ def write_categorization_report(results: Mapping, out_dir: str | os.PathLike, *,
         f"; the adaptations marked reused ran earlier with the same data and settings and took "
         f"{reused:.0f} s more (whole evaluation: {res['seconds'] + reused:.0f} s)." if reused else ".")))
 
-    payload = to_jsonable({"meta": m, "categorization": res})
-    (out / "results.json").write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    head_lines = [f"Created {m['created']} on {m['machine']['platform']} ({m['machine']['cpu_count']} CPUs, "
-                  f"{m['machine']['memory_gib']} GiB), Python {m['machine']['python']}."]
-    if m.get("command"):
-        head_lines.append(f"Command: `{m['command']}`")
-    head_lines += [f"{k}: {v}" for k, v in (m.get("notes") or {}).items()]
-    head_lines.append("Every number below is in results.json, with the exact configuration and every run.")
-    md = [f"# {title}", ""] + [line + "  " for line in head_lines] + [""]
-    hb = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-          f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
-    hb += [f"<p>{html.escape(line).replace('`', '')}</p>" for line in head_lines]
-    for b in blocks:
-        if isinstance(b, Table):
-            md.append(b.markdown())
-            hb.append(b.html())
-        elif b[0] == "p":
-            md += [b[1], ""]
-            hb.append(f"<p>{html.escape(b[1])}</p>")
-        else:
-            md += [f"![{b[2]}]({b[1]})", ""]
-            data64 = base64.b64encode((out / b[1]).read_bytes()).decode("ascii")
-            hb.append(f"<figure><img alt='{html.escape(b[2])}' src='data:image/png;base64,{data64}'>"
-                      f"<figcaption class='note'>{html.escape(b[2])}</figcaption></figure>")
-    hb.append("</body></html>")
-    (out / "report.md").write_text("\n".join(md), encoding="utf-8")
-    (out / "report.html").write_text("\n".join(hb), encoding="utf-8")
+    write_documents(out, title, m, {"meta": m, "categorization": res}, [(None, blocks)],
+                    "Every number below is in results.json, with the exact configuration and "
+                    "every run.")
     return {"report_md": out / "report.md", "report_html": out / "report.html",
             "results_json": out / "results.json", **figs}

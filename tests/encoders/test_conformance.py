@@ -98,3 +98,36 @@ def test_nan_output_is_refused(spec, request, image_dir, monkeypatch):
         catalog = make_catalog(["a", "b"], [image_dir / "red.jpg", image_dir / "blue.jpg"])
     with pytest.raises(DataError, match="contains NaN or Inf"):
         enc.encode(catalog)
+
+
+def test_click_encoder_conformance():
+    """Prod2Vec behind the same Encoder contract: aligned rows, absent = never clicked (zero
+    row), float32, deterministic with one worker and a seed, planted co-clicks nearest."""
+    from prodfusion.encoders import Prod2Vec
+
+    # "0000"/"0001" always clicked together, "0002"/"0003" together; "0004" never clicked;
+    # "9999" is clicked but not in the catalog (context only).
+    sessions = ([["0000", "0001"]] * 30 + [["0002", "0003"]] * 30
+                + [["0001", "9999"], ["0003", "9999"]] * 3)
+    catalog = make_catalog(["a", "b", "c", "d", "e"])
+
+    def fit():
+        return Prod2Vec(vector_size=8, window=2, epochs=30, workers=1, seed=0,
+                        progress=False).fit(sessions)
+
+    enc = fit()
+    assert isinstance(enc, Encoder) and enc.modality == "clicks" and enc.spec == "prod2vec"
+    emb = enc.encode(catalog)
+    assert isinstance(emb, Embeddings) and emb.spec == "prod2vec"
+    assert emb.vectors.dtype == np.float32 and emb.mask.dtype == bool
+    assert emb.vectors.shape == (len(catalog), 8) and enc.dim == 8
+    assert np.isfinite(emb.vectors).all()
+    assert emb.mask.tolist() == [True, True, True, True, False]
+    assert not emb.vectors[4].any()
+    for row, pid in enumerate(catalog.ids[:4]):  # aligned to catalog rows
+        np.testing.assert_array_equal(emb.vectors[row], enc.wv_[pid])
+    assert emb.info["n_in_catalog"] == 4 and emb.info["n_unknown_clicked"] == 1
+    v = emb.vectors[:4] / np.linalg.norm(emb.vectors[:4], axis=1, keepdims=True)
+    sim = v @ v.T
+    assert sim[0, 1] > sim[0, 2] and sim[2, 3] > sim[2, 1]  # planted co-clicks are nearest
+    np.testing.assert_array_equal(fit().encode(catalog).vectors, emb.vectors)

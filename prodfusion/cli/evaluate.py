@@ -16,6 +16,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from prodfusion._checks import FUSION_METHODS
+from prodfusion.cli.options import csv_list
+
 __all__ = ["add_evaluate_parser", "load_interactions"]
 
 
@@ -24,10 +27,6 @@ def _int_list(s: str) -> list[int]:
         return [int(p) for p in s.split(",") if p.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
-
-
-def _str_list(s: str) -> list[str]:
-    return [p.strip() for p in s.split(",") if p.strip()]
 
 
 def load_interactions(args, catalog):
@@ -93,10 +92,10 @@ def _clustering_opts(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seeds", type=int, default=5, help="seeds per cell (default: 5)")
     g.add_argument("--max-per-category", type=int, default=100,
                    help="products sampled per category (0 = all; default: 100)")
-    g.add_argument("--fusions", type=_str_list, default=["early", "intermediate", "late"])
+    g.add_argument("--fusions", type=csv_list, default=list(FUSION_METHODS))
     g.add_argument("--main-categories", type=int, default=20,
                    help="N of the full combinations × fusions table (default: 20)")
-    g.add_argument("--table3-fusions", type=_str_list, default=None,
+    g.add_argument("--table3-fusions", type=csv_list, default=None,
                    help="fusions run for the other N (default: --fusions)")
     g.add_argument("--products", choices=["complete", "any"], default="complete",
                    help="'complete': only products with every evaluated modality (default)")
@@ -115,7 +114,7 @@ def _clustering_opts(p: argparse.ArgumentParser) -> None:
 
 
 def _heldout_opts(p: argparse.ArgumentParser) -> None:
-    from prodfusion.cli import add_interaction_options
+    from prodfusion.cli.options import add_interaction_options
 
     add_interaction_options(p)
     g = p.add_argument_group("held-out evaluation")
@@ -186,7 +185,7 @@ def _run_clustering(args, rec) -> dict:
     combos = None
     if args.combos:
         combos = []
-        for c in (_str_list(c) for c in args.combos.split(";") if c.strip()):
+        for c in (csv_list(c) for c in args.combos.split(";") if c.strip()):
             missing = [m for m in c if m not in rec.embeddings_]
             if missing:  # a modality the model does not have (e.g. no image column)
                 _skip_note(args, f"combination {'+'.join(c)}: the model has no {missing} "
@@ -306,7 +305,7 @@ def _loaded_data(args):
 
     rec = Recommender.load(args.model) if args.model else None
     if rec is not None:  # what the build read, unless the command line says otherwise
-        from prodfusion.cli import add_interaction_options
+        from prodfusion.cli.options import add_interaction_options
         from prodfusion.sources import fill_from_manifest
 
         p = argparse.ArgumentParser(add_help=False)
@@ -469,7 +468,7 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     rd.add_argument("--note", action="append", default=[], metavar="KEY=TEXT")
     rd.set_defaults(func=cmd_render)
 
-    from prodfusion.evaluation.text_encoders_cli import add_text_encoder_parser
+    from prodfusion.cli.text_encoders import add_text_encoder_parser
 
     add_text_encoder_parser(sub)
     return ev

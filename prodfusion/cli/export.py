@@ -9,13 +9,11 @@ import argparse
 import json
 import sys
 
-from prodfusion.engine.cli_options import add_engine_options, executor_from_args
+from prodfusion._checks import FUSION_METHODS
+from prodfusion.cli.engine_options import add_engine_options, executor_from_args
+from prodfusion.cli.options import csv_list
 
 __all__ = ["add_export_parser"]
-
-
-def _csv_list(s: str) -> list[str]:
-    return [p.strip() for p in s.split(",") if p.strip()]
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -51,9 +49,9 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
     e.add_argument("model", help="model folder written by `prodfusion build`")
     e.add_argument("--out", required=True, help="Parquet file to write")
     e.add_argument("-k", type=int, default=15)
-    e.add_argument("--fusion", default=None, choices=["early", "intermediate", "late"],
+    e.add_argument("--fusion", default=None, choices=FUSION_METHODS,
                    help="default: the model's")
-    e.add_argument("--modalities", default=None, type=_csv_list, help="default: the model's")
+    e.add_argument("--modalities", default=None, type=csv_list, help="default: the model's")
     e.add_argument("--batch-size", type=int, default=4096, help="products per batch / part file")
     e.add_argument("--start", type=int, default=0, help="first catalog row to export")
     e.add_argument("--stop", type=int, default=None, help="end (exclusive) of the rows to export")

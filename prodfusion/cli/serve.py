@@ -95,7 +95,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "config": str(args.config), "blas_threads": args.blas_threads,
             "overrides": {k: str(v) if isinstance(v, Path) else v for k, v in overrides.items()},
         })
-        uvicorn.run("prodfusion.service.cli_commands:app_from_env", factory=True,
+        uvicorn.run("prodfusion.cli.serve:app_from_env", factory=True,
                     workers=args.workers, **run)
     return 0
 

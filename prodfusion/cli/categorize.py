@@ -48,7 +48,7 @@ def _cache(args):
 
 
 def _adapt_options(p: argparse.ArgumentParser) -> None:
-    from prodfusion.cli import _default_cache_dir
+    from prodfusion.cli.options import default_cache_dir
     from prodfusion.training._st import DEFAULT_BASE
 
     g = p.add_argument_group("adaptation (defaults: the paper's, except where noted)")
@@ -71,7 +71,7 @@ def _adapt_options(p: argparse.ArgumentParser) -> None:
                    help="ConVIRT: unfreeze the image tower (slow without a GPU)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="cpu")
-    g.add_argument("--cache-dir", default=_default_cache_dir(), help="embedding cache for image features")
+    g.add_argument("--cache-dir", default=default_cache_dir(), help="embedding cache for image features")
     g.add_argument("--cache-dtype", default="float32", choices=["float32", "float16"])
 
 
@@ -88,7 +88,7 @@ def _adapt_config(args):
 
 
 def cmd_adapt(args) -> int:
-    from prodfusion.cli import load_catalog
+    from prodfusion.cli.options import load_catalog
     from prodfusion.training.adapt import adapt
 
     t0 = time.perf_counter()
@@ -104,7 +104,7 @@ def cmd_adapt(args) -> int:
 
 def add_adapt_parser(sub) -> argparse.ArgumentParser:
     """Register ``adapt simcse|convirt``."""
-    from prodfusion.cli import add_catalog_options
+    from prodfusion.cli.options import add_catalog_options
 
     a = sub.add_parser("adapt", help="adapt a title encoder to a catalog (SimCSE, ConVIRT)",
                        description="Self-supervised adaptation of a sentence-transformers title encoder. "
@@ -121,7 +121,7 @@ def add_adapt_parser(sub) -> argparse.ArgumentParser:
 
 # ----------------------------------------------------------------------------- categorize
 def _label_catalog(args):
-    from prodfusion.cli import load_catalog
+    from prodfusion.cli.options import load_catalog
     from prodfusion.errors import DataError
 
     catalog = load_catalog(args)
@@ -175,7 +175,7 @@ def cmd_cat_train(args) -> int:
 
 
 def cmd_cat_predict(args) -> int:
-    from prodfusion.cli import load_catalog
+    from prodfusion.cli.options import load_catalog
     from prodfusion.training.predict import predict_categories
 
     catalog = load_catalog(args)
@@ -221,7 +221,7 @@ def cmd_cat_evaluate(args) -> int:
 
 def add_categorize_parser(sub) -> argparse.ArgumentParser:
     """Register ``categorize train|evaluate|predict``."""
-    from prodfusion.cli import _csv_list, add_catalog_options
+    from prodfusion.cli.options import add_catalog_options, csv_list
     from prodfusion.training._st import DEFAULT_BASE
 
     c = sub.add_parser("categorize", help="predict categories from titles (train, evaluate, predict)")
@@ -248,7 +248,7 @@ def add_categorize_parser(sub) -> argparse.ArgumentParser:
     e = cs.add_parser("evaluate", help="the paper's protocol: origin vs SimCSE vs ConVIRT by train fraction")
     add_catalog_options(e)
     e.add_argument("--out", required=True, help="report folder")
-    e.add_argument("--methods", type=_csv_list, default=["origin", "simcse", "convirt"])
+    e.add_argument("--methods", type=csv_list, default=["origin", "simcse", "convirt"])
     e.add_argument("--fractions", type=_floats, default=[0.05, 0.1, 0.25, 0.5, 0.75, 1.0],
                    help="shares of the train split, each in (0, 1]")
     e.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="a count (3) or a list (0,1,2)")

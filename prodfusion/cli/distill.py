@@ -67,7 +67,7 @@ def cmd_distill(args) -> int:
 
 def add_distill_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``distill`` on the main CLI."""
-    from prodfusion.cli import _default_cache_dir
+    from prodfusion.cli.options import default_cache_dir
     from prodfusion.training.distill import DEFAULT_TEACHER
 
     p = subparsers.add_parser(
@@ -112,7 +112,7 @@ def add_distill_parser(subparsers) -> argparse.ArgumentParser:
                    help="language label of every file (default: the xx-yy pair in its name)")
     p.add_argument("--teacher-normalize", default="strip", choices=["strip", "refuse"],
                    help="a teacher ending in Normalize: remove it with a warning, or refuse")
-    p.add_argument("--cache-dir", default=_default_cache_dir(),
+    p.add_argument("--cache-dir", default=default_cache_dir(),
                    help="embedding cache for the teacher's vectors ('none' to disable)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)

@@ -13,8 +13,8 @@ def _n0_list(s: str) -> list[float | None]:
 
 
 def cmd_tune(args) -> int:
+    from prodfusion.cli.evaluate import _p2v, load_interactions
     from prodfusion.errors import ParameterError
-    from prodfusion.evaluation.cli_commands import _p2v, load_interactions
     from prodfusion.recommender import Recommender
 
     if not (args.interactions or args.pairs):
@@ -46,7 +46,7 @@ def cmd_tune(args) -> int:
 
 
 def add_tune_parser(sub) -> None:
-    from prodfusion.cli import _csv_list, add_interaction_options
+    from prodfusion.cli.options import add_interaction_options, csv_list
 
     p = sub.add_parser(
         "tune", help="learn fusion weights, calibration and click confidence on held-out data",
@@ -59,7 +59,7 @@ def add_tune_parser(sub) -> None:
     p.add_argument("model", help="model folder written by `prodfusion build`")
     add_interaction_options(p)
     p.add_argument("--objective", default="ndcg@15", help="ndcg@K or hitrate@K (default ndcg@15)")
-    p.add_argument("--modalities", default=None, type=_csv_list,
+    p.add_argument("--modalities", default=None, type=csv_list,
                    help="modalities to weigh (default: all the model has)")
     p.add_argument("--protocol", choices=["leave-last-out", "whole"], default="leave-last-out")
     p.add_argument("--test-fraction", type=float, default=0.2,
@@ -68,7 +68,7 @@ def add_tune_parser(sub) -> None:
                    help="validation share of the remaining part (default 0.2)")
     p.add_argument("--eval-seed", type=int, default=0, help="split seed (same as evaluate)")
     p.add_argument("--step", type=float, default=0.25, help="simplex grid step (1/N)")
-    p.add_argument("--calibrations", default=["none", "zscore"], type=_csv_list)
+    p.add_argument("--calibrations", default=["none", "zscore"], type=csv_list)
     p.add_argument("--n0", default=[None, 2.0, 10.0], type=_n0_list,
                    help="click-confidence constants to try, e.g. none,2,10")
     p.add_argument("--min-weight", type=float, default=0.05,

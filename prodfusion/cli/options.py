@@ -1,0 +1,109 @@
+"""Options and loaders shared by several commands: the catalog, the interactions, caches."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from prodfusion.errors import ProdfusionError
+
+__all__ = [
+    "csv_list",
+    "none_or",
+    "add_catalog_options",
+    "add_interaction_options",
+    "load_catalog",
+    "load_sessions",
+    "embedding_cache",
+    "default_cache_dir",
+]
+
+
+def csv_list(s: str) -> list[str]:
+    return [p.strip() for p in s.split(",") if p.strip()]
+
+
+def add_catalog_options(p: argparse.ArgumentParser, *, required: bool = True) -> None:
+    g = p.add_argument_group("catalog")
+    g.add_argument("--catalog", required=required, help="CSV/TSV/Parquet/JSONL catalog file")
+    g.add_argument("--id-col", default="product_id", help="product id column (kept as a string)")
+    g.add_argument("--title-col", default="title")
+    g.add_argument("--image-col", default="image", help="image path column (if any)")
+    g.add_argument("--category-col", default="category", help="category column (optional)")
+    g.add_argument("--group-col", default=None, help="variation-group column (optional)")
+    g.add_argument("--image-root", default=None, help="folder image paths are relative to")
+    g.add_argument("--image-template", default=None,
+                   help="build image paths from columns, e.g. '{product_id}.jpg'")
+
+
+def add_interaction_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("interactions (sessions of anonymous clicks)")
+    g.add_argument("--interactions", default=None, help="CSV/TSV/Parquet of (session, product[, time])")
+    g.add_argument("--session-cols", default="session_id", type=csv_list,
+                   help="session key column(s), comma-separated, e.g. customer_id,t_dat")
+    g.add_argument("--item-col", default="product_id", help="product id column of the interactions")
+    g.add_argument("--time-col", default=None, help="timestamp column(s), comma-separated")
+    g.add_argument("--sep", default=None, help="field separator (default: from the extension/sniffed)")
+    g.add_argument("--pairs", default=None,
+                   help="co-interaction pairs file (e.g. H&M copurchase.csv): each row a 2-click session")
+    g.add_argument("--pair-cols", default="article_id,partner_article_id", type=csv_list,
+                   help="the two product columns of --pairs")
+    g.add_argument("--min-session-length", type=int, default=2)
+    g.add_argument("--max-session-length", type=int, default=200,
+                   help="cap very long sessions (0 = no cap)")
+
+
+def load_catalog(args):
+    from prodfusion.data import read_catalog
+
+    return read_catalog(
+        args.catalog, id_col=args.id_col, title_col=args.title_col, image_col=args.image_col,
+        category_col=args.category_col, group_col=args.group_col, image_root=args.image_root,
+        image_template=args.image_template,
+    )
+
+
+def load_sessions(args, catalog):
+    """Read --interactions and/or --pairs and clean them into Sessions (None if neither)."""
+    import polars as pl
+
+    from prodfusion.data import clean_sessions, read_interactions, read_pairs
+
+    frames = []
+    if args.interactions:
+        frames.append(read_interactions(
+            args.interactions, session_cols=tuple(args.session_cols), item_col=args.item_col,
+            time_col=args.time_col, sep=args.sep,
+        ))
+    if args.pairs:
+        if len(args.pair_cols) != 2:
+            raise ProdfusionError(f"--pair-cols needs exactly two columns, got {args.pair_cols}.")
+        pf = read_pairs(args.pairs, a_col=args.pair_cols[0], b_col=args.pair_cols[1], sep=args.sep)
+        # Keep pair sessions apart from click sessions that might share a key.
+        frames.append(pf.with_columns((pl.lit("pairs\x1f") + pl.col("session")).alias("session")))
+    if not frames:
+        return None
+    inter = frames[0] if len(frames) == 1 else pl.concat(
+        [f.with_columns(pl.col("ts").cast(pl.Float64)) for f in frames], how="vertical_relaxed")
+    return clean_sessions(
+        inter, catalog, min_length=args.min_session_length,
+        max_length=args.max_session_length or None,
+    )
+
+
+def embedding_cache(args):
+    if args.cache_dir in ("", "none"):
+        return None
+    from prodfusion.encoders import EmbeddingCache
+
+    return EmbeddingCache(args.cache_dir, dtype=args.cache_dtype)  # a PathLike of the folder
+
+
+def none_or(s):
+    return None if s is None or str(s).lower() in ("none", "off", "") else s
+
+
+def default_cache_dir() -> str:
+    base = os.environ.get("PRODFUSION_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "prodfusion")
+    return base

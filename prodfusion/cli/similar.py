@@ -1,0 +1,92 @@
+"""``prodfusion similar``: the k most similar products to one product."""
+
+from __future__ import annotations
+
+import json
+
+from prodfusion._checks import FUSION_METHODS
+from prodfusion.cli.options import csv_list
+
+__all__ = ["add_similar_parser", "cmd_similar"]
+
+
+def cmd_similar(args) -> int:
+    from prodfusion.fusion.weights import parse_weights
+    from prodfusion.recommender import Recommender
+
+    weights = parse_weights(args.weights, "--weights")  # before loading: a typo fails fast
+    rec = Recommender.load(args.model)
+    cat = rec.catalog
+    q = cat.row_of(args.product_id)
+    r, s = rec.similar_rows(
+        [q], k=args.k, fusion=args.fusion, modalities=args.modalities,
+        same_category=args.same_category, exclude=args.exclude or (), weights=weights,
+        calibration=args.calibration,
+    )
+    rows, scores = r[0][r[0] >= 0], s[0][r[0] >= 0]
+    ids = rec.ids_of(rows)
+    why = rec.explain_rows(q, rows, fusion=args.fusion, modalities=args.modalities,
+                           weights=weights, calibration=args.calibration) \
+        if args.explain else None
+    cats = cat.categories
+    titles = cat.titles
+    if args.json:
+        out = {
+            "query": {"product_id": args.product_id, "title": titles[q],
+                      "category": cats[q] if cats else None},
+            "fusion": args.fusion or rec.fusion,
+            # what the query used, resolved without building an exact fuser (an HNSW model
+            # answers from its index; nothing N x D is made to print a list of names)
+            "modalities": list(rec.resolve(args.fusion, args.modalities)[1]),
+            "results": [
+                {"rank": i + 1, "product_id": pid, "title": titles[r],
+                 "category": cats[r] if cats else None, "score": float(s),
+                 **({"explain": why[i]} if why is not None else {})}
+                for i, (pid, r, s) in enumerate(zip(ids, rows, scores, strict=True))
+            ],
+        }
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+        return 0
+    print(f"query {args.product_id}: {titles[q]}" + (f"  [{cats[q]}]" if cats else ""))
+    print(_table(ids, rows, scores, titles, cats))
+    if why is not None:
+        print("why (per modality: raw cosine / calibrated, weight, share of the score):")
+        for i, e in enumerate(why):
+            parts = []
+            for m, v in e["modalities"].items():
+                if v["raw"] is None:
+                    parts.append(f"{m} –")
+                else:
+                    parts.append(f"{m} {v['raw']:.3f}/{v['calibrated']:.3f} w{v['weight']:.2f} "
+                                 f"→ {v['share']:+.4f}")
+            base = f"  base {e['base']:+.4f}" if e["base"] else ""
+            print(f"{i + 1:>4}  {ids[i]:<14} " + "  ".join(parts) + base)
+    return 0
+
+
+def _table(ids, rows, scores, titles, cats) -> str:
+    head = f"{'rank':>4}  {'product_id':<14} {'score':>7}  {'category':<22} title"
+    out = [head]
+    for i, (pid, r, s) in enumerate(zip(ids, rows, scores, strict=True)):
+        c = (cats[r] or "") if cats else ""
+        out.append(f"{i + 1:>4}  {pid:<14} {s:>7.4f}  {c[:22]:<22} {titles[r]}")
+    return "\n".join(out)
+
+
+def add_similar_parser(sub) -> None:
+    s = sub.add_parser("similar", help="the k most similar products to one product")
+    s.add_argument("model", help="model folder written by `prodfusion build`")
+    s.add_argument("product_id")
+    s.add_argument("-k", type=int, default=15)
+    s.add_argument("--fusion", default=None, choices=FUSION_METHODS)
+    s.add_argument("--modalities", default=None, type=csv_list)
+    s.add_argument("--same-category", action="store_true")
+    s.add_argument("--exclude", default=None, type=csv_list, help="ids never to return")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--weights", default=None,
+                   help="override the model's fusion weights, e.g. text=1,image=0.5,clicks=2")
+    s.add_argument("--calibration", default=None, choices=["none", "zscore"],
+                   help="override the model's calibration")
+    s.add_argument("--explain", action="store_true",
+                   help="each modality's similarity, weight and share of every score")
+    s.set_defaults(func=cmd_similar)

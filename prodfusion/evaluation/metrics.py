@@ -1,0 +1,190 @@
+"""Ranking metrics of held-out test cases (one relevant item per case) and their bootstrap
+confidence intervals: HitRate@k, MRR@k, nDCG@k, category precision@k, catalog coverage.
+
+>>> import numpy as np
+>>> ranked = np.array([[5, 7, 9], [1, 2, 3], [4, 4, 4]])
+>>> targets = np.array([7, 8, 4])
+>>> hit_rate_at_k(ranked, targets), mrr_at_k(ranked, targets)
+(0.6666666666666666, 0.5)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from prodfusion._checks import check_int
+from prodfusion.errors import DataError
+
+if TYPE_CHECKING:
+    pass
+
+def rank_of_target(ranked: np.ndarray, targets: np.ndarray, k: int | None = None) -> np.ndarray:
+    """1-based rank of each target in its ranked list (first ``k`` entries), 0 if absent.
+
+    ``ranked`` is ``(q, K)`` (rows or ids, best first; padding — ``-1`` in int arrays,
+    ``None`` in id arrays — never counts as a hit); ``targets`` is ``(q,)``.
+
+    >>> rank_of_target(np.array([[3, 1, 2], [0, -1, -1]]), np.array([2, 5])).tolist()
+    [3, 0]
+    """
+    ranked = np.asarray(ranked)
+    targets = np.asarray(targets)
+    if ranked.ndim != 2 or targets.shape != (ranked.shape[0],):
+        raise DataError(
+            f"rank_of_target(): ranked lists have shape {ranked.shape} and targets "
+            f"{targets.shape}; pass one ranked list (row) per target."
+        )
+    if k is not None:
+        k = check_int(k, "k", "rank_of_target()", low=1, expected="a positive int")
+        ranked = ranked[:, :k]
+    eq = ranked == targets[:, None]
+    # Padding (-1 rows, None ids) is never a recommended product, whatever the target.
+    if ranked.dtype.kind in "iu":
+        eq &= ranked >= 0
+    elif ranked.dtype == object:
+        eq &= np.frompyfunc(lambda x: x is not None, 1, 1)(ranked).astype(bool)
+    found = eq.any(axis=1)
+    return np.where(found, eq.argmax(axis=1) + 1, 0).astype(np.int64)
+
+
+def per_query_metrics(
+    ranked: np.ndarray, targets: np.ndarray, k: int | None = None
+) -> dict[str, np.ndarray]:
+    """Per-test-case ``hit`` (0/1), ``rr`` (1/rank or 0) and ``ndcg`` (1/log2(rank+1) or 0).
+
+    With a single relevant item the ideal DCG is 1, so nDCG@k is ``1 / log2(rank + 1)``.
+    """
+    r = rank_of_target(ranked, targets, k)
+    hit = (r > 0).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        rr = np.where(r > 0, 1.0 / np.maximum(r, 1), 0.0)
+        ndcg = np.where(r > 0, 1.0 / np.log2(r + 1.0), 0.0)
+    return {"hit": hit, "rr": rr, "ndcg": ndcg, "rank": r}
+
+
+def _mean(x: np.ndarray) -> float:
+    return float(np.mean(x)) if len(x) else math.nan
+
+
+def hit_rate_at_k(ranked: np.ndarray, targets: np.ndarray, k: int | None = None) -> float:
+    """Share of test cases whose target is among the first ``k`` recommendations."""
+    return _mean(per_query_metrics(ranked, targets, k)["hit"])
+
+
+def mrr_at_k(ranked: np.ndarray, targets: np.ndarray, k: int | None = None) -> float:
+    """Mean reciprocal rank of the target, counting 0 when it is not in the top ``k``."""
+    return _mean(per_query_metrics(ranked, targets, k)["rr"])
+
+
+def ndcg_at_k(ranked: np.ndarray, targets: np.ndarray, k: int | None = None) -> float:
+    """Mean nDCG@k with one relevant item per test case: ``1/log2(rank + 1)``, 0 if absent.
+
+    >>> ndcg_at_k(np.array([[1, 2], [2, 1]]), np.array([2, 2]))  # ranks 2 and 1
+    0.8154648767857288
+    """
+    return _mean(per_query_metrics(ranked, targets, k)["ndcg"])
+
+
+def category_precision_at_k(
+    ranked_rows: np.ndarray, query_rows: np.ndarray, category_codes: np.ndarray
+) -> np.ndarray:
+    """Per query: share of the returned products that share the query's category.
+
+    ``category_codes`` holds an int per catalog row (``-1``: no category). Padding rows
+    (``-1``) are not returned products and do not count. NaN where the query has no category
+    or nothing was returned.
+
+    >>> category_precision_at_k(np.array([[1, 2, -1]]), np.array([0]), np.array([7, 7, 3])).tolist()
+    [0.5]
+    """
+    ranked_rows = np.asarray(ranked_rows, dtype=np.int64)
+    q = np.asarray(query_rows, dtype=np.int64)
+    codes = np.asarray(category_codes, dtype=np.int64)
+    valid = ranked_rows >= 0
+    rc = np.where(valid, codes[np.where(valid, ranked_rows, 0)], -2)
+    qc = codes[q]
+    same = (rc == qc[:, None]) & valid
+    n = valid.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = same.sum(axis=1) / n
+    out = out.astype(np.float64)
+    out[(qc < 0) | (n == 0)] = np.nan
+    return out
+
+
+def catalog_coverage(ranked_rows: np.ndarray, n_catalog: int) -> float:
+    """Share of the catalog that appears in at least one recommendation list.
+
+    >>> catalog_coverage(np.array([[0, 1], [1, -1]]), 4)
+    0.5
+    """
+    r = np.asarray(ranked_rows, dtype=np.int64)
+    return float(len(np.unique(r[r >= 0])) / n_catalog) if n_catalog else math.nan
+
+
+def bootstrap_ci(
+    values: np.ndarray,
+    groups: np.ndarray | None = None,
+    *,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Mean of ``values`` and its percentile bootstrap interval, resampling whole groups.
+
+    Parameters
+    ----------
+    values : ndarray (n,)
+        Per-test-case values (NaN entries are ignored, e.g. queries without a category).
+    groups : ndarray (n,), optional
+        The resampling unit of each value (a session). Default: each value alone.
+    n_boot : int
+        Bootstrap resamples (``scipy.stats.bootstrap``, paired over per-group sums and counts,
+        so the statistic is the pooled mean ``Σ sums / Σ counts`` of the resampled groups).
+    alpha : float
+        ``1 − confidence``.
+    seed : int
+
+    Returns
+    -------
+    (mean, lo, hi) : tuple of float
+        NaN when there are no values; ``lo == hi == mean`` when there is one group.
+    """
+    from scipy.stats import bootstrap
+
+    v = np.asarray(values, dtype=np.float64)
+    g = np.arange(len(v)) if groups is None else np.asarray(groups)
+    if g.shape != v.shape:
+        raise DataError(f"bootstrap_ci(): {len(v)} values but {len(g)} group labels.")
+    ok = ~np.isnan(v)
+    v, g = v[ok], g[ok]
+    if len(v) == 0:
+        return (math.nan, math.nan, math.nan)
+    mean = float(v.mean())
+    _, inv = np.unique(g, return_inverse=True)
+    sums = np.bincount(inv, weights=v)
+    counts = np.bincount(inv).astype(np.float64)
+    if len(sums) < 2 or np.ptp(sums / counts) == 0:  # constant statistic: no interval to draw
+        return (mean, mean, mean)
+
+    def stat(s, c, axis=-1):
+        return s.sum(axis=axis) / c.sum(axis=axis)
+
+    res = bootstrap(
+        (sums, counts),
+        stat,
+        paired=True,
+        vectorized=True,
+        n_resamples=n_boot,
+        confidence_level=1.0 - alpha,
+        method="percentile",
+        batch=max(1, int(2e7 // max(1, len(sums)))),
+        rng=np.random.default_rng(seed),
+    )
+    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return (mean, lo, hi)
+
+

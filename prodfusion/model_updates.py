@@ -1,0 +1,107 @@
+"""Incremental updates of a built model: new products (cold start), replaced modalities.
+
+The :class:`~prodfusion.Recommender` methods of the same names delegate here; the existing
+products are neither re-encoded nor re-clustered, and every built index grows or is rebuilt
+piece by piece.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import polars as pl
+
+from prodfusion.data.catalog import Catalog
+from prodfusion.encoders.base import MODALITIES, Embeddings, check_finite
+from prodfusion.errors import ParameterError, param_error
+from prodfusion.index.clustering import assign_to_centroids, centroids_from_labels
+
+__all__ = ["add_products", "update_embeddings"]
+
+
+def add_products(rec, catalog: Catalog, embeddings: Mapping[str, Embeddings]) -> dict:
+    """See :meth:`prodfusion.Recommender.add_products`."""
+    rec._check_built()
+    extra = [m for m in embeddings if m not in rec.embeddings_]
+    if extra:
+        raise ParameterError(
+            f"add_products(): the model has no {extra} modality (it has "
+            f"{list(rec.embeddings_)}). Rebuild the model to add a modality."
+        )
+    for m, e in embeddings.items():
+        if len(e.mask) != len(catalog):
+            raise ParameterError(
+                f"add_products(): {m} embeddings have {len(e.mask)} rows but the new catalog "
+                f"has {len(catalog)}; align them to its rows."
+            )
+        if e.dim != rec.embeddings_[m].dim:
+            raise ParameterError(
+                f"add_products(): {m} vectors have {e.dim} dimensions, the model "
+                f"{rec.embeddings_[m].dim}. Encode them with {rec.embeddings_[m].spec!r}."
+            )
+    old_ids = set(rec.catalog.ids.tolist())
+    dup = next((p for p in catalog.ids if p in old_ids), None)
+    if dup is not None:
+        raise ParameterError(
+            f"add_products(): product id {dup!r} is already in the model; to change an "
+            "existing product, rebuild."
+        )
+    embeddings = {m: e.astype(rec.vector_dtype) for m, e in embeddings.items()}
+    searchers = rec._all_searchers()
+    n0, n1 = len(rec.catalog), len(catalog)
+    frame = pl.concat([rec.catalog.frame, catalog.frame], how="diagonal_relaxed")
+    merged, labels = {}, {}
+    for m, e in rec.embeddings_.items():
+        if m in embeddings:
+            new = embeddings[m]
+        else:  # the new products lack this modality
+            new = Embeddings(np.zeros((n1, e.dim), e.vectors.dtype), np.zeros(n1, bool), e.spec)
+        check_finite(new, what=f"new {m} embeddings")
+        if m in rec.late_labels_.computed:  # clusters not computed yet are computed later
+            old = rec.late_labels_[m]
+            cent = centroids_from_labels(e, old)
+            labels[m] = np.concatenate([old, assign_to_centroids(new, cent)])
+        merged[m] = Embeddings(np.concatenate([e.vectors, new.vectors]),
+                               np.concatenate([e.mask, new.mask]), e.spec, e.info)
+    # only the new rows need the scan (done above); the old ones were checked before
+    rec._set_state(Catalog(frame, source=rec.catalog.source), merged, late_labels=labels,
+                    verify=False)
+    new_rows = np.arange(n0, n0 + n1)
+    report = {}
+    for (method, mods), s in searchers.items():
+        report[f"{method}/{'+'.join(mods)}"] = s.add(
+            rec.embeddings_, new_rows, labels=rec.late_labels_ if method == "late" else None)
+    rec._searchers = searchers
+    return report
+
+
+def update_embeddings(rec, embeddings: Mapping[str, Embeddings], *, sessions=None) -> dict:
+    """See :meth:`prodfusion.Recommender.update_embeddings`."""
+    rec._check_built()
+    for m, e in embeddings.items():
+        if m not in MODALITIES:
+            raise param_error("embeddings", "update_embeddings()",
+                              f"a mapping with keys among {list(MODALITIES)}", m)
+        if len(e.mask) != len(rec.catalog):
+            raise ParameterError(
+                f"update_embeddings(): {m} embeddings have {len(e.mask)} rows but the "
+                f"catalog has {len(rec.catalog)}; align them to the catalog rows."
+            )
+    embeddings = {m: e.astype(rec.vector_dtype) for m, e in embeddings.items()}
+    searchers = rec._all_searchers()
+    merged = dict(rec.embeddings_)
+    merged.update(embeddings)
+    labels = {m: lab for m, lab in rec.late_labels_.computed.items() if m not in embeddings}
+    for m, e in embeddings.items():
+        check_finite(e, what=f"{m} embeddings ({e.spec})")
+    # the replaced modalities were scanned just above; the kept ones when they arrived
+    rec._set_state(rec.catalog, merged, sessions=sessions, late_labels=labels,
+                    verify=False)
+    report = {}
+    for (method, mods), s in searchers.items():
+        report[f"{method}/{'+'.join(mods)}"] = s.update(
+            rec.embeddings_, list(embeddings),
+            labels=rec.late_labels_ if method == "late" else None)
+    rec._searchers = searchers
+    return report

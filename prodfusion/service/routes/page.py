@@ -1,0 +1,57 @@
+"""The web page, the experiment page and the offline API docs (not in the OpenAPI schema)."""
+
+# No ``from __future__ import annotations``: FastAPI reads these annotations at run time.
+
+import importlib.util
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from prodfusion.service.schemas import EXPERIMENT_PATTERN
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+router = APIRouter(include_in_schema=False)
+
+
+def _docs_assets() -> dict:
+    if importlib.util.find_spec("swagger_ui_bundle") is None:  # FastAPI's CDN assets then
+        return {}
+    return {"swagger_js_url": "/docs-static/swagger-ui-bundle.js",
+            "swagger_css_url": "/docs-static/swagger-ui.css",
+            "swagger_favicon_url": "/docs-static/favicon-32x32.png"}
+
+
+def mount_static(app) -> None:
+    """Mount the page's files and (when installed) the local Swagger UI assets."""
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    try:
+        import swagger_ui_bundle
+    except ImportError:
+        return
+    app.mount("/docs-static", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
+              name="docs-static")
+
+
+@router.get("/")
+async def index():
+    return HTMLResponse((STATIC_DIR / "index.html").read_text(encoding="utf-8"),
+                        headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/experiments/{name}")
+async def experiment_page(name: Annotated[str, PathParam(pattern=EXPERIMENT_PATTERN)]):
+    # A static page; its script reads the JSON report of the experiment named in the URL.
+    return HTMLResponse((STATIC_DIR / "experiment.html").read_text(encoding="utf-8"),
+                        headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/docs")
+async def docs(request: Request):
+    return get_swagger_ui_html(openapi_url=request.app.openapi_url, title="prodfusion API",
+                               **_docs_assets())

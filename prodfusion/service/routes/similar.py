@@ -1,0 +1,162 @@
+"""Recommendations, product search and product photos."""
+
+# No ``from __future__ import annotations``: FastAPI reads these annotations at run time.
+
+import logging
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse
+
+from prodfusion._checks import check_k
+from prodfusion.service.deps import (
+    Served,
+    error,
+    exclude_param,
+    k_param,
+    serve_visitor,
+    set_visitor_cookie,
+)
+from prodfusion.service.guards import is_clean_id
+from prodfusion.service.models import confined_image
+from prodfusion.service.schemas import (
+    PRODUCT_ID_PATTERN,
+    ProductsOut,
+    SimilarOut,
+    dumps,
+    product_out,
+    quote_id,
+)
+
+log = logging.getLogger("prodfusion.service.app")
+
+router = APIRouter(tags=["recommendations"])
+
+
+@router.get("/v1/similar/{product_id}", response_model=SimilarOut,
+            summary="The visitor's variant's recommendations for one product",
+            responses={404: {"description": "unknown product"}})
+def similar(
+    request: Request,
+    product_id: Annotated[str, PathParam(pattern=PRODUCT_ID_PATTERN)],
+    k: Annotated[int, Depends(k_param)],
+    served: Annotated[Served, Depends(serve_visitor)],
+    exclude: Annotated[list[str], Depends(exclude_param)],
+    same_category: bool = False,
+    exclude_group: bool = False,
+    explain: bool = False,
+):
+    for e in exclude:
+        if not is_clean_id(e):  # whole string: no control character anywhere
+            return error(422, f"Malformed product id in 'exclude': {e[:50]!r}.")
+    st = request.app.state
+    settings = st.settings
+    model, vcfg, variant = served.model, served.config, served.variant
+    rec = model.recommender
+    key = (vcfg.fusion, vcfg.modalities, product_id, k, same_category, tuple(exclude),
+           exclude_group)
+    lists = None if (same_category or exclude or exclude_group or explain) \
+        else st.lists.get(variant)
+    path = "lists"  # which path answers: precomputed lists, result cache, live search
+    body = lists.body(model, product_id, k, product_out, dumps) if lists else None
+    shown = None  # the ids shown, in order (their signatures go with the answer)
+    if body is not None:
+        shown = [str(i) for i in lists.lookup(product_id, k)[0]]
+    if body is None and not explain:
+        path = "cache"
+        cached = model.results.get(key)
+        if cached is not None:
+            body, shown = cached
+    if body is None:
+        path = "live"
+        q = rec.catalog.row_of(product_id)
+        # The variant's search, the very one evaluate/replay run offline (variants.py).
+        arm = vcfg.variant(rec.fusion, rec.modalities)
+        flt = rec.filters(same_category=same_category, exclude=exclude,
+                          exclude_group=exclude_group)
+        r, s = arm.recommend_scored(rec, [q], check_k(k, "similar()"), filters=flt)
+        rows, scores = r[0][r[0] >= 0], s[0][r[0] >= 0]
+        why = rec.explain_rows(q, rows, fusion=vcfg.fusion, modalities=vcfg.modalities) \
+            if explain else None
+        items = []
+        for rank, (row, score) in enumerate(zip(rows, scores, strict=True), start=1):
+            items.append({**product_out(model, int(row)), "rank": rank, "score": float(score),
+                          **({"explain": why[rank - 1]} if explain else {})})
+        # The part that depends only on the model and the query, rendered once and kept.
+        body = dumps({"product": product_out(model, q), "items": items})[1:-1]
+        shown = [items[i]["product_id"] for i in range(len(items))]
+        if not explain:
+            model.results.put(key, (body, shown))
+        st.metrics.results.labels("miss").inc()
+    elif path == "cache":
+        st.metrics.results.labels("hit").inc()
+    st.lists_metrics.answers.labels(path).inc()
+    attribution = st.attribution
+    exp = settings.experiment
+    rid = attribution.issue(served.visitor, variant, product_id,
+                            params="|".join(map(str, key[3:])))
+    rest = dumps({
+        "experiment": exp.name,
+        "variant": variant,
+        "visitor": served.visitor,
+        "request_id": rid,
+        "target_sigs": attribution.target_sigs(rid, shown),
+        "fusion": vcfg.fusion or rec.fusion,
+        "modalities": list(vcfg.modalities or rec.modalities),
+        "model": model.model_id,
+        "shop_url": settings.shop_url.format(product_id=quote_id(product_id))
+        if settings.shop_url else None,
+    })
+    # Built to the SimilarOut schema here; returning a response skips re-validating it.
+    out = Response("{" + body + "," + rest[1:], media_type="application/json")
+    if served.new:
+        set_visitor_cookie(out, settings, served.visitor)
+    return out
+
+
+@router.get("/v1/products", response_model=ProductsOut,
+            summary="Search products by title or id (empty query: a spread of the catalog)")
+def products(
+    request: Request,
+    response: Response,
+    served: Annotated[Served, Depends(serve_visitor)],
+    q: Annotated[str, Query(max_length=200)] = "",
+    limit: Annotated[int, Query(ge=1, le=100)] = 24,
+):
+    model = served.model
+    cat = model.recommender.catalog
+    needle = q.strip().lower()
+    if needle:
+        hit = model.titles_lower.str.contains(needle, literal=True) | \
+            (cat.frame["product_id"] == q.strip())
+        rows = np.flatnonzero(hit.to_numpy())
+    else:
+        rows = np.arange(len(cat))
+    total = len(rows)
+    if not needle and total > limit:  # a deterministic spread over the catalog
+        rows = rows[np.linspace(0, total - 1, limit).astype(np.int64)]
+    rows = rows[:limit]
+    if served.new:
+        set_visitor_cookie(response, request.app.state.settings, served.visitor)
+    return {"items": [product_out(model, int(r)) for r in rows], "total": total,
+            "variant": served.variant}
+
+
+@router.get("/images/{product_id}", summary="A product's photo", response_class=FileResponse,
+            responses={404: {"description": "no such image"}})
+def image(request: Request, product_id: Annotated[str, PathParam(pattern=PRODUCT_ID_PATTERN)]):
+    for model in request.app.state.registry.models():
+        cat = model.recommender.catalog
+        if product_id not in cat or model.image_root is None:
+            continue
+        raw = cat.record(cat.row_of(product_id)).get("image")
+        real = confined_image(raw, model.image_root)
+        if real is None:
+            if raw:
+                log.warning("image of %r not served (outside %s, not a regular file or not "
+                            "an image): %s", product_id, model.image_root, raw)
+            break
+        return FileResponse(real, headers={"Cache-Control": "public, max-age=3600"})
+    return error(404, f"No image for product {product_id!r}.")

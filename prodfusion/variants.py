@@ -1,0 +1,168 @@
+"""What to recommend: one :class:`Variant` (fusion, modalities, weights, fallback) shared by
+the offline evaluation, the replay of A/B tests and the service.
+
+A variant is searched through the model's own searcher (:meth:`Variant.recommend_scored`), so
+the offline ``baseline`` is the served ``baseline``, ranked by the same index.
+
+>>> BASELINE.label
+'baseline (Prod2Vec, text fallback)'
+>>> Variant("late", "text+image").modalities
+('text', 'image')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from prodfusion._checks import FUSION_METHODS, check_choice
+from prodfusion.encoders.base import MODALITIES
+from prodfusion.errors import param_error
+from prodfusion.index.topk import Filters
+
+__all__ = ["Variant", "BASELINE"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One recommendation configuration to evaluate or replay.
+
+    Parameters
+    ----------
+    fusion : {"early", "intermediate", "late"}
+    modalities : tuple of str
+        Modalities fused for queries that have at least one of them.
+    fallback : tuple of str, optional
+        Modalities used (intermediate fusion) for queries that have none of ``modalities``,
+        and to fill lists that the primary fusion cannot fill to ``k``.
+    name : str, optional
+        Label in reports (default: ``"intermediate:text+image+clicks"``).
+    model : str, optional
+        Model folder (replay configs; None: the default model).
+    weights, calibration, n0 : optional
+        Fusion weights / calibration / click confidence for this configuration (default: the
+        model's own, e.g. those chosen by ``prodfusion tune``; :mod:`prodfusion.fusion.weights`).
+    paper : bool
+        Use the paper's formulas (equal weights, raw cosines, raw early blocks) whatever the
+        model's weighting.
+
+    Examples
+    --------
+    >>> BASELINE.label
+    'baseline (Prod2Vec, text fallback)'
+    >>> Variant("early", ("text", "image")).label
+    'early:text+image'
+    """
+
+    fusion: str = "intermediate"
+    modalities: tuple[str, ...] = ("text", "image", "clicks")
+    fallback: tuple[str, ...] | None = None
+    name: str | None = None
+    model: str | None = None
+    weights: tuple[tuple[str, float], ...] | None = None
+    calibration: str | None = None
+    n0: float | None = None
+    paper: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.weights, Mapping):
+            object.__setattr__(self, "weights", tuple(sorted(self.weights.items())))
+        check_choice(self.fusion, "fusion", "Variant()", FUSION_METHODS)
+        for attr in ("modalities", "fallback"):
+            mods = getattr(self, attr)
+            if mods is None:
+                continue
+            if isinstance(mods, str):
+                mods = tuple(m.strip() for m in mods.replace("+", ",").split(",") if m.strip())
+            mods = tuple(mods)
+            if not mods or any(m not in MODALITIES for m in mods):
+                raise param_error(attr, "Variant()", f"a non-empty subset of {list(MODALITIES)}", mods)
+            object.__setattr__(self, attr, tuple(m for m in MODALITIES if m in mods))
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        w = " [paper]" if self.paper else ""
+        if self.weights is not None or self.calibration is not None:
+            w = " [" + ",".join(f"{m}={x:g}" for m, x in (self.weights or ())) + (
+                f" {self.calibration}" if self.calibration else "") + "]"
+        return f"{self.fusion}:{'+'.join(self.modalities)}" + w + (
+            f" (fallback {'+'.join(self.fallback)})" if self.fallback else ""
+        )
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["label"] = self.label
+        d["weights"] = dict(self.weights) if self.weights is not None else None
+        d["modalities"] = list(self.modalities)
+        d["fallback"] = list(self.fallback) if self.fallback else None
+        return d
+
+    def weighting(self):
+        """The :class:`~prodfusion.fusion.weights.Weighting` this variant imposes, or ``None``
+        (the model's own)."""
+        if not (self.paper or self.weights is not None or self.calibration is not None):
+            return None
+        from prodfusion.fusion.weights import Weighting
+
+        return Weighting() if self.paper else Weighting.make(
+            dict(self.weights) if self.weights is not None else None,
+            self.calibration or "none", None, self.n0, where=self.label)
+
+    def recommend_scored(self, rec: Any, query_rows, k: int, *,
+                         filters: Filters | None = None,
+                         diff_code: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` catalog rows and their scores for each query row, best first.
+
+        Searched exactly as a model serves them: through ``rec.searcher`` (the exact fuser
+        on small catalogs, the fused HNSW index above ``IndexSettings.auto_hnsw_from``), so
+        an offline evaluation or replay of this variant ranks what the service would show.
+        Rows the primary fusion cannot fill are filled from the ``fallback`` modalities
+        (intermediate fusion), with that fusion's scores; ``-1`` / ``-inf`` pad the rest.
+        """
+        q = np.asarray(query_rows, dtype=np.int64)
+        if filters is None:
+            filters = Filters(diff_code=diff_code)
+        kw = filters.keywords()
+        rows, scores = rec.searcher(self.fusion, self.modalities, self.weighting()).topk(
+            q, k, **kw)
+        if not self.fallback:
+            return rows, scores
+        short = np.flatnonzero((rows < 0).any(axis=1))
+        if len(short) == 0:
+            return rows, scores
+        fb_rows, fb_scores = rec.searcher("intermediate", self.fallback).topk(q[short], 2 * k,
+                                                                              **kw)
+        for i, qi in enumerate(short):
+            have = [(int(r), float(s)) for r, s in zip(rows[qi], scores[qi], strict=True)
+                    if r >= 0]
+            seen = {r for r, _ in have}
+            for r, s in zip(fb_rows[i], fb_scores[i], strict=True):
+                if len(have) >= k:
+                    break
+                if r >= 0 and r not in seen:
+                    have.append((int(r), float(s)))
+                    seen.add(int(r))
+            rows[qi] = [r for r, _ in have] + [-1] * (k - len(have))
+            scores[qi] = [s for _, s in have] + [-np.inf] * (k - len(have))
+        return rows, scores
+
+    def recommend(self, rec: Any, query_rows, k: int, *, filters: Filters | None = None,
+                  diff_code: np.ndarray | None = None) -> np.ndarray:
+        """Top-``k`` catalog rows for each query row (``-1`` pads), best first
+        (:meth:`recommend_scored` without the scores)."""
+        return self.recommend_scored(rec, query_rows, k, filters=filters, diff_code=diff_code)[0]
+
+
+#: The paper's baseline: Prod2Vec neighbours, and text neighbours for products without clicks
+#: (or to fill a list when fewer than k products have clicks).
+BASELINE = Variant(
+    fusion="intermediate",
+    modalities=("clicks",),
+    fallback=("text",),
+    name="baseline (Prod2Vec, text fallback)",
+)
