@@ -199,7 +199,7 @@ def new_manifest(rec, catalog, sessions=None) -> dict:
     format version, a fresh public ``model_id``, library versions, encoder specs, settings,
     counts and data fingerprints."""
     counts = {"products": len(catalog)}
-    counts.update({f"{m}_present": e.n_present for m, e in rec.embeddings_.items()})
+    counts.update({f"{m}_present": e.n_present for m, e in rec.modality_data().items()})
     fingerprints = {"catalog": catalog_fingerprint(catalog)}
     session_report = None
     if sessions is not None:
@@ -259,6 +259,8 @@ def write_model_folder(rec, path: str | os.PathLike, *, overwrite: bool = False)
         if getattr(rec, "click_counts_", None) is not None:
             np.save(tmp / "click_counts.npy", rec.click_counts_)
             files["click_counts"] = "click_counts.npy"
+        if getattr(rec, "cooc_", None) is not None:  # absent in older folders: no cooc
+            files["cooc"] = rec.cooc_.save(tmp)
         manifest = dict(rec.manifest_)
         manifest["files"] = files
         manifest["settings"] = {**manifest["settings"], "fusion": rec.fusion,
@@ -365,13 +367,17 @@ def read_model_folder(cls, path: str | os.PathLike, *, mmap: bool = True,
         index=settings.get("index", "auto"),
         index_settings=IndexSettings.from_dict(settings.get("index_settings", {})),
         vector_dtype=vector_dtype, weights=dict(wt.weights) if wt.weights is not None else None,
-        calibration=wt.calibration, click_n0=wt.n0,
+        calibration=wt.calibration, click_n0=wt.n0, zero_weight_fallback=wt.fallback,
     )
     if "click_counts" in files:
         try:
             rec.click_counts_ = np.load(path / files["click_counts"])
         except (OSError, ValueError) as exc:
             raise ModelError(f"{path / files['click_counts']}: cannot read ({exc}).") from exc
+    if "cooc" in files:
+        from prodfusion.fusion.cooc import Cooc
+
+        rec.cooc_ = Cooc.load(path, files["cooc"])
     rec._set_state(catalog, embeddings, late_labels=labels, verify=verify)
     rec._calibration_stats = {m: (mu, sd) for m, mu, sd in wt.stats}
     rec._mmap_index = mmap_index

@@ -90,15 +90,24 @@ class Recommender:
     weights : mapping or "MOD=W,..." string, optional
         Per-modality fusion weights ``w_m ≥ 0`` (None: equal, the paper). See
         :mod:`prodfusion.fusion.weights` for how each fusion uses them.
-    calibration : {"none", "zscore"}
+    calibration : {"none", "zscore", "zmean"}
         Map each modality's cosine to a z-score against its own similarity distribution
-        (estimated on random pairs) before fusing; ``"none"`` keeps the paper's raw formulas.
+        (estimated on random pairs) before fusing; ``"zmean"`` also counts a modality one
+        product lacks as its mean (z = 0) instead of dropping it; ``"none"`` keeps the
+        paper's raw formulas (:mod:`prodfusion.fusion.weights`).
+    zero_weight_fallback : bool
+        Intermediate fusion ranks pairs sharing only zero-weight modalities last instead of
+        never (``Weighting.fallback``; ``prodfusion tune`` sets it).
     click_n0 : float, optional
         Confidence-weighted clicks: the click weight of a pair is multiplied by
         ``c(n_i)·c(n_j)``, ``c(n) = n/(n + n0)``, n = training occurrences.
     lexical : {"tfidf", "tfidf:DIM"}, optional
         Also build the ``lexical`` modality: character 3–5-gram TF-IDF of the titles reduced
         to DIM (default 256) dimensions by TruncatedSVD (:mod:`prodfusion.encoders.lexical`).
+    cooc : bool
+        Also build the ``cooc`` modality from the sessions: co-occurrence counts divided by
+        the query's session count (``C_ij / n_i``), a pairwise score that intermediate
+        fusion can weigh (:mod:`prodfusion.fusion.cooc`).
 
     Examples
     --------
@@ -124,7 +133,9 @@ class Recommender:
     weights: Mapping[str, float] | str | None = None
     calibration: str = "none"
     click_n0: float | None = None
+    zero_weight_fallback: bool = False
     lexical: str | None = None
+    cooc: bool = False
 
     def __post_init__(self) -> None:
         check_method(self.fusion, "Recommender()")
@@ -146,6 +157,20 @@ class Recommender:
         self._fusers: dict = {}
         self._searchers: dict = {}
         self._index_meta: dict = {}
+        self.cooc_ = None
+
+    @property
+    def available_modalities(self) -> tuple[str, ...]:
+        """Every modality this model can fuse: its vector modalities, plus ``cooc``."""
+        extra = ("cooc",) if getattr(self, "cooc_", None) is not None else ()
+        return tuple(m for m in MODALITIES if m in self.embeddings_ or m in extra)
+
+    def modality_data(self) -> dict:
+        """``{modality: Embeddings}`` plus ``{"cooc": Cooc}`` when the model has it."""
+        out: dict = dict(self.embeddings_)
+        if getattr(self, "cooc_", None) is not None:
+            out["cooc"] = self.cooc_
+        return out
 
     # ------------------------------------------------------------------ building
     def build(self, catalog: Catalog, sessions=None) -> Recommender:
@@ -157,9 +182,17 @@ class Recommender:
 
         t0 = time.perf_counter()
         embeddings, self.skipped_, timings = encode_catalog(self, catalog, sessions)
+        wanted = set(self.modalities) if self.modalities else set(MODALITIES)
+        if self.cooc and "cooc" in wanted:
+            if sessions is None or not hasattr(sessions, "frame"):
+                self.skipped_["cooc"] = "no sessions given (--interactions / --pairs)"
+            else:
+                from prodfusion.fusion.cooc import Cooc
+
+                self.cooc_ = Cooc.from_sessions(sessions, catalog)
         for m, why in self.skipped_.items():
             log.warning("the %s modality is not built: %s", m, why)
-        if not embeddings:
+        if not embeddings and self.cooc_ is None:
             raise ParameterError(
                 "Nothing to build: no modality has data ("
                 + "; ".join(f"{m}: {why}" for m, why in self.skipped_.items())
@@ -189,6 +222,10 @@ class Recommender:
         (see :meth:`update_embeddings`).
         """
         self._check_built()
+        if getattr(self, "cooc_", None) is not None:  # the co-occurrences follow the sessions
+            from prodfusion.fusion.cooc import Cooc
+
+            self.cooc_ = Cooc.from_sessions(sessions, self.catalog)
         self.update_embeddings({"clicks": self._fit_prod2vec(self.catalog, sessions)},
                                sessions=sessions)
         return self
@@ -238,8 +275,11 @@ class Recommender:
         self.catalog = catalog
         self._ids = catalog.ids  # Catalog.ids builds a new array per call: O(n) per query
         self.embeddings_ = {m: embeddings[m] for m in MODALITIES if m in embeddings}
-        self.modalities = check_modalities(self.modalities, tuple(self.embeddings_), "Recommender()") \
-            if self.modalities else tuple(self.embeddings_)
+        if getattr(self, "cooc_", None) is not None and len(self.cooc_) != len(catalog):
+            self.cooc_ = self.cooc_.extended(len(catalog))  # appended products: never seen
+        self.modalities = check_modalities(self.modalities, self.available_modalities,
+                                           "Recommender()") \
+            if self.modalities else self.available_modalities
         self._category_codes = catalog.codes("category")
         self._group_codes = catalog.codes("group")
         n_cat = None
@@ -297,17 +337,18 @@ class Recommender:
         """The model's :class:`~prodfusion.fusion.Weighting` (or ``override``) over
         ``modalities``, with the calibration statistics estimated on first use."""
         wt = override if override is not None else Weighting.make(
-            self.weights, self.calibration, None, self.click_n0, where="Recommender")
+            self.weights, self.calibration, None, self.click_n0, where="Recommender",
+            fallback=self.zero_weight_fallback)
         if not hasattr(self, "embeddings_"):
             return wt
-        mods = tuple(modalities) if modalities is not None else tuple(self.embeddings_)
+        mods = tuple(modalities) if modalities is not None else self.available_modalities
         if override is not None:
             override.check(mods, "similar()")
         wt = wt.restrict(mods)
         missing = [m for m in wt.needs_stats(mods) if m not in self._calibration_stats]
         if missing:
             self._calibration_stats.update(
-                estimate_stats(self.embeddings_, missing, seed=self.seed))
+                estimate_stats(self.modality_data(), missing, seed=self.seed))
         if wt.calibration != "none":
             wt = wt.with_stats({m: self._calibration_stats[m] for m in mods
                                 if m in self._calibration_stats})
@@ -333,13 +374,13 @@ class Recommender:
         self._check_built()
         method = check_method(fusion or self.fusion)
         mods = check_modalities(
-            modalities if modalities is not None else self.modalities, tuple(self.embeddings_)
+            modalities if modalities is not None else self.modalities, self.available_modalities
         )
         wt = self.weighting(mods, weighting)
         key = (method, mods, wt)
         if key not in self._fusers:
             self._fusers[key] = make_fuser(
-                method, self.embeddings_, mods, normalize=self.normalize,
+                method, self.modality_data(), mods, normalize=self.normalize,
                 late_labels=self.late_labels_ if method == "late" else None, seed=self.seed,
                 weighting=wt, confidence=self._confidence(wt),
             )
@@ -356,12 +397,14 @@ class Recommender:
         self._check_built()
         method = check_method(fusion or self.fusion)
         mods = check_modalities(
-            modalities if modalities is not None else self.modalities, tuple(self.embeddings_)
+            modalities if modalities is not None else self.modalities, self.available_modalities
         )
         backend = choose_backend(self.index, len(self.catalog), self.index_settings)
         if backend == "exact":
             return self.fuser(method, mods, weighting)
         wt = self.weighting(mods, weighting)
+        if "cooc" in mods:  # a pairwise modality: vector index + co-occurrence neighbours
+            return self._pairwise_searcher(method, mods, wt)
         key = (method, mods) if wt == self.weighting(mods) else (method, mods, wt)
         if key not in self._searchers:
             from prodfusion.index.fused import load_fused_index, make_fused_index
@@ -395,6 +438,22 @@ class Recommender:
                         self.embeddings_, labels=self.late_labels_ if method == "late" else None)
                 log.info("built the %s index over %s in %.1f s", method, "+".join(mods),
                          time.perf_counter() - t)
+        return self._searchers[key]
+
+    def _pairwise_searcher(self, method: str, mods: tuple[str, ...], wt: Weighting):
+        from prodfusion.fusion import check_pairwise
+        from prodfusion.index.pairwise import PairwiseIntermediateIndex
+
+        check_pairwise(method, mods, "similar()")
+        key = ("pairwise", method, mods, wt)  # never saved: rebuilt from the vector index
+        if key not in self._searchers:
+            dense = tuple(m for m in mods if m != "cooc")
+            inner = None
+            if dense and any(wt.w(m) > 0 for m in dense):
+                inner = self.searcher(method, dense, wt.restrict(dense))
+            self._searchers[key] = PairwiseIntermediateIndex(
+                inner, self.modality_data(), mods, wt, self._confidence(wt),
+                over_fetch=max(4, int(self.index_settings.over_fetch)))
         return self._searchers[key]
 
     def build_index(
@@ -555,6 +614,7 @@ class Recommender:
                     merged[pid] = merged.get(pid, 0) + n
             counts = np.array([merged.get(p, 0) for p in self._ids], dtype=np.int64)
         Weighting.make(res["weights"], res["calibration"], None, res["n0"], where="tune()")
+        self.zero_weight_fallback = bool(res.get("fallback", False))
         self.weights, self.calibration, self.click_n0 = (res["weights"], res["calibration"],
                                                          res["n0"])
         if counts is not None:
@@ -570,6 +630,7 @@ class Recommender:
             return None
         return Weighting.make(weights if weights is not None else self.weights,
                               calibration or self.calibration, None, self.click_n0,
+                              fallback=self.zero_weight_fallback,
                               where="similar()")
 
     def explain(self, product_id: str, candidate_ids: Sequence[str], *,
@@ -589,7 +650,7 @@ class Recommender:
         f = self.fuser(fusion, modalities, self._override(weights, calibration))
         wt = f.weighting
         candidate_rows = np.asarray(candidate_rows, dtype=np.int64)
-        out = explain_pairs(f.method, self.embeddings_, f.modalities, wt, int(query_row),
+        out = explain_pairs(f.method, self.modality_data(), f.modalities, wt, int(query_row),
                             candidate_rows, normalize=self.normalize, labels=self.late_labels_,
                             confidence=self._confidence(wt))
         for r, e in zip(candidate_rows, out, strict=True):

@@ -66,7 +66,7 @@ def cmd_build(args) -> int:
         cache_dir=embedding_cache(args),
         batch_size=args.batch_size, seed=args.seed, vector_dtype=args.vector_dtype,
         weights=args.weights, calibration=args.calibration, click_n0=args.click_n0,
-        lexical=args.lexical, index=args.index,
+        lexical=args.lexical, cooc=args.cooc, index=args.index,
     ).build(catalog, sessions)
     if args.cluster_late:
         rec.cluster_late()
@@ -125,6 +125,9 @@ def add_build_parser(sub) -> None:
     b.add_argument("--lexical", default=None, metavar="tfidf[:DIM]",
                    help="also build the lexical modality: character 3-5-gram TF-IDF of titles "
                         "reduced by TruncatedSVD to DIM (default 256) dimensions")
+    b.add_argument("--cooc", action="store_true",
+                   help="also build the cooc modality from the interactions: co-occurrence "
+                        "counts / n_i, fused by intermediate fusion (prodfusion tune weighs it)")
     b.add_argument("--category-from", default=None, metavar="MODEL",
                    help="fill missing categories with this `prodfusion categorize train` model")
     b.add_argument("--fusion", default="intermediate", choices=FUSION_METHODS,
@@ -138,7 +141,7 @@ def add_build_parser(sub) -> None:
     b.add_argument("--weights", default=None,
                    help="fusion weights stored in the model, e.g. text=1,image=0.5,clicks=2 "
                         "(default: equal, the paper)")
-    b.add_argument("--calibration", default="none", choices=["none", "zscore"],
+    b.add_argument("--calibration", default="none", choices=["none", "zscore", "zmean"],
                    help="zscore: each modality's cosine against its own distribution")
     b.add_argument("--click-n0", type=float, default=None,
                    help="confidence-weighted clicks: c(n) = n/(n + N0), n = training occurrences")

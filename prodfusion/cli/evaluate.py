@@ -216,7 +216,9 @@ def _runnable_variants(args, rec):
         return args.variants
     from prodfusion.evaluation.retrieval import parse_variant
 
-    have = set(rec.embeddings_) | ({"clicks"} if (args.interactions or args.pairs) else set())
+    # clicks and cooc are retrained / recounted on the training part of the interactions
+    have = set(rec.available_modalities) | (
+        {"clicks", "cooc"} if (args.interactions or args.pairs) else set())
     keep = []
     for spec in args.variants:
         v = parse_variant(spec)
@@ -368,7 +370,9 @@ def _replay_unavailable(args, rec) -> str | None:
     """Why the default replay cannot run on this model (None when it can)."""
     from prodfusion.evaluation.retrieval import parse_variant
 
-    have = set(rec.embeddings_) | ({"clicks"} if (args.interactions or args.pairs) else set())
+    # clicks and cooc are retrained / recounted on the training part of the interactions
+    have = set(rec.available_modalities) | (
+        {"clicks", "cooc"} if (args.interactions or args.pairs) else set())
     for opt in ("a", "b"):
         v = parse_variant(getattr(args, opt))
         if v.model is not None:

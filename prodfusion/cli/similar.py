@@ -85,7 +85,7 @@ def add_similar_parser(sub) -> None:
     s.add_argument("--json", action="store_true")
     s.add_argument("--weights", default=None,
                    help="override the model's fusion weights, e.g. text=1,image=0.5,clicks=2")
-    s.add_argument("--calibration", default=None, choices=["none", "zscore"],
+    s.add_argument("--calibration", default=None, choices=["none", "zscore", "zmean"],
                    help="override the model's calibration")
     s.add_argument("--explain", action="store_true",
                    help="each modality's similarity, weight and share of every score")

@@ -29,6 +29,7 @@ def cmd_tune(args) -> int:
         test_fraction=args.test_fraction, val_fraction=args.val_fraction, seed=args.eval_seed,
         step=args.step, calibrations=args.calibrations, n0_grid=args.n0,
         max_queries=args.max_queries, min_weight=args.min_weight, protocol=args.protocol,
+        n_candidates=args.n_candidates, validate_on=args.validate_on,
         prod2vec=_p2v(args, rec),
         progress=not args.quiet,
     )
@@ -68,12 +69,18 @@ def add_tune_parser(sub) -> None:
                    help="validation share of the remaining part (default 0.2)")
     p.add_argument("--eval-seed", type=int, default=0, help="split seed (same as evaluate)")
     p.add_argument("--step", type=float, default=0.25, help="simplex grid step (1/N)")
-    p.add_argument("--calibrations", default=["none", "zscore"], type=csv_list)
+    p.add_argument("--calibrations", default=["none", "zscore", "zmean"], type=csv_list)
     p.add_argument("--n0", default=[None, 2.0, 10.0], type=_n0_list,
                    help="click-confidence constants to try, e.g. none,2,10")
-    p.add_argument("--min-weight", type=float, default=0.05,
-                   help="smallest weight a modality gets (0 allows exact zeros, which leave "
-                        "products sharing only that modality with nothing; default 0.05)")
+    p.add_argument("--min-weight", type=float, default=0.0,
+                   help="lift a zero weight to this × the largest where the positive weights "
+                        "do not cover every product (default 0: zero-weight modalities are "
+                        "a last-resort fallback instead)")
+    p.add_argument("--validate-on", choices=["all", "sessions", "pairs"], default="all",
+                   help="source the validation score is measured on (default all: the mean "
+                        "over sources); every source still trains")
+    p.add_argument("--n-candidates", type=int, default=200,
+                   help="validation candidates per modality and query (default 200)")
     p.add_argument("--max-queries", type=int, default=2000,
                    help="validation query products scored (seeded sample)")
     p.add_argument("--p2v-epochs", type=int, default=None)

@@ -178,7 +178,8 @@ class SyntheticPaths:
 
 
 # --------------------------------------------------------------------------- titles
-def _title(cat: _Category, lang: str, rng: np.random.Generator) -> str:
+def _title(cat: _Category, lang: str, rng: np.random.Generator) -> tuple[str, int]:
+    """A title and the index of its noun (the product type inside the category)."""
     nouns, adjs, aud, colours = (
         (cat.en_nouns, cat.en_adjs, cat.en_for, _COLOURS_EN) if lang == "en"
         else (cat.tr_nouns, cat.tr_adjs, cat.tr_for, _COLOURS_TR)
@@ -190,9 +191,10 @@ def _title(cat: _Category, lang: str, rng: np.random.Generator) -> str:
         words.append(colours[rng.integers(len(colours))])
     words.append(adjs[rng.integers(len(adjs))])
     words.append(aud[rng.integers(len(aud))])
-    words.append(nouns[rng.integers(len(nouns))])
+    noun = int(rng.integers(len(nouns)))
+    words.append(nouns[noun])
     text = " ".join(w for w in words if w)
-    return text[0].upper() + text[1:]
+    return text[0].upper() + text[1:], noun
 
 
 # --------------------------------------------------------------------------- images
@@ -312,6 +314,7 @@ def make_synthetic(
     never_clicked_rate: float = 0.1,
     in_category_rate: float = 0.85,
     n_corrupt_images: int = 2,
+    similar_rate: float = 0.0,
     seed: int = 0,
 ) -> SyntheticPaths:
     """Write a synthetic shop with planted categories to ``out_dir``.
@@ -338,6 +341,11 @@ def make_synthetic(
         Probability that a click stays in the session's category (the rest is noise).
     n_corrupt_images : int
         Products whose ``image`` names a file that exists but is not an image.
+    similar_rate : float
+        Probability that a click goes to a close variant of the previous product — same
+        category and same product type (the title's noun: "running shoes", "koşu
+        ayakkabısı") — as visitors comparing offers do; 0 (default) keeps the earlier
+        sessions exactly (no extra random draw).
     seed : int
         Everything is a function of the seed.
 
@@ -356,7 +364,8 @@ def make_synthetic(
     _check_int("n_corrupt_images", n_corrupt_images, 0, n_products)
     for name, value in (("missing_image_rate", missing_image_rate),
                         ("never_clicked_rate", never_clicked_rate),
-                        ("in_category_rate", in_category_rate)):
+                        ("in_category_rate", in_category_rate),
+                        ("similar_rate", similar_rate)):
         check_real(value, name, "make_synthetic()", low=0, high=1, high_open=True,
                    expected="a float in [0, 1)")
 
@@ -390,13 +399,15 @@ def make_synthetic(
         else:
             _draw(cats[category[i]], image_size, rng).save(target, compress_level=1)
 
+    noun = np.zeros(n_products, dtype=np.int64)
     with (out / "catalog.csv").open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["product_id", "title", "image", "category", "brand", "price", "language"])
         for i, pid in enumerate(ids):
             c = cats[category[i]]
             price = c.price * float(np.exp(rng.normal(0, 0.35)))
-            w.writerow([pid, _title(c, language[i], rng), image_cells[i], c.name,
+            title, noun[i] = _title(c, language[i], rng)
+            w.writerow([pid, title, image_cells[i], c.name,
                         _BRANDS[rng.integers(len(_BRANDS))], f"{price:.2f}", language[i]])
 
     # clicks: Zipf popularity inside each category, some products never clicked
@@ -409,6 +420,8 @@ def make_synthetic(
         p = 1.0 / np.arange(1, len(members) + 1) ** 1.1
         weights.append(p / p.sum())
     everyone = np.flatnonzero(clickable)
+    kind = category * 16 + noun  # category and product type
+    variants = {int(x): np.flatnonzero((kind == x) & clickable) for x in np.unique(kind)}
     start = dt.datetime(2024, 3, 1)
     starts = np.sort(rng.uniform(0, 30 * 86400, n_sessions))
     with (out / "sessions.csv").open("w", encoding="utf-8", newline="") as fh:
@@ -422,6 +435,10 @@ def make_synthetic(
             for _ in range(length):
                 if prev >= 0 and rng.random() < 0.05:
                     item = prev  # a reload: an immediate repeat
+                elif similar_rate > 0 and prev >= 0 and rng.random() < similar_rate \
+                        and len(variants[int(kind[prev])]) > 1:
+                    close = variants[int(kind[prev])]  # a close variant of the previous one
+                    item = int(close[rng.integers(len(close))])
                 elif rng.random() < in_category_rate and len(pools[c]):
                     item = int(pools[c][rng.choice(len(pools[c]), p=weights[c])])
                 else:

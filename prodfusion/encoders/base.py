@@ -10,9 +10,11 @@ import numpy as np
 
 from prodfusion.errors import DataError, param_error
 
-Modality = Literal["text", "image", "clicks", "lexical"]
+Modality = Literal["text", "image", "clicks", "lexical", "cooc"]
 #: ``lexical``: character n-gram TF-IDF of titles (prodfusion.encoders.lexical), optional.
-MODALITIES: tuple[Modality, ...] = ("text", "image", "clicks", "lexical")
+#: ``cooc``: co-occurrence in the training sessions, a pairwise score with no vector
+#: (prodfusion.fusion.cooc), optional; only intermediate fusion uses it.
+MODALITIES: tuple[Modality, ...] = ("text", "image", "clicks", "lexical", "cooc")
 
 #: How stored vectors may be held: float32, or float16 for half the memory and disk.
 VectorDtype = Literal["float32", "float16"]

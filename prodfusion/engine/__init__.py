@@ -7,8 +7,9 @@ One small interface (:class:`Executor`) with two implementations:
                    only when this executor is made.
 
 Stages that use it: ``prodfusion export`` (every product's top-k list), encoding titles and
-photos on Ray Data (:mod:`prodfusion.engine.ray_encode`), and index shards
-(:mod:`prodfusion.engine.shards`).
+photos on Ray Data (:mod:`prodfusion.engine.ray_encode`), and index shards: the model's
+fused indexes (``IndexSettings(shards=N)``, :mod:`prodfusion.index.sharded`,
+``Recommender.build_index(executor=…)``) and the standalone :mod:`prodfusion.engine.shards`.
 
 >>> ex = make_executor("local")
 >>> [r for _, r in ex.map_with_state(lambda: 10, lambda s, x: s + x, [1, 2])]

@@ -188,7 +188,8 @@ def default_variants(modalities: Sequence[str], fusions: Sequence[str] = FUSIONS
     reference baselines (``cooc``, ``tfidf``, ``popular``, ``cooc+tfidf``)."""
     from prodfusion.evaluation.clustering import all_combinations
 
-    out: list = [Variant(f, c) for c in all_combinations(modalities) for f in fusions]
+    out: list = [Variant(f, c) for c in all_combinations(modalities) for f in fusions
+                 if f == "intermediate" or "cooc" not in c]  # cooc: intermediate only
     if "clicks" in modalities and "text" in modalities:
         out.append(BASELINE)
     return out + [Reference(r) for r in REFERENCES]
@@ -264,9 +265,10 @@ def evaluate_retrieval(
     log = _Progress(progress)
     log("retraining Prod2Vec on the training part")
     ev = heldout_recommender(rec, split.train, prod2vec=prod2vec, progress=bool(progress is True))
-    available = tuple(ev.embeddings_)
-    if variants is None:
-        vlist = default_variants(available, fusions)
+    available = ev.available_modalities
+    if variants is None:  # cooc (always counted on the training part) only if the model has it
+        vlist = default_variants(tuple(m for m in available if m != "cooc"
+                                       or getattr(rec, "cooc_", None) is not None), fusions)
     else:
         vlist = [parse_variant(v) for v in variants]
     if split.train is None or not len(split.train):
@@ -346,7 +348,8 @@ def evaluate_retrieval(
             else None,
             "catalog": {"source": catalog.source, "n_products": len(catalog)},
             "modalities": {
-                m: {"spec": e.spec, "n_present": e.n_present} for m, e in ev.embeddings_.items()
+                m: {"spec": e.spec, "n_present": e.n_present}
+                for m, e in ev.modality_data().items()
             },
             "bootstrap_unit": {"sessions": "held-out session", "pairs": "query product"},
         },

@@ -337,11 +337,19 @@ def heldout_recommender(
         seed=getattr(rec, "seed", 0),
     )
     ev.train_sessions_ = train  # what the reference baselines (cooc, popular) count
+    if train is not None and len(train):
+        # the cooc modality, counted on the training part only (as the clicks are retrained)
+        from prodfusion.fusion.cooc import Cooc
+
+        ev.cooc_ = Cooc.from_sessions(train, rec.catalog)
+        ev.modalities = ev.available_modalities if getattr(rec, "cooc_", None) is not None \
+            else ev.modalities
     # The model's fusion weights, calibration and click confidence; occurrences counted in
     # the training part (what the retrained click vectors saw).
     ev.weights = getattr(rec, "weights", None)
     ev.calibration = getattr(rec, "calibration", "none")
     ev.click_n0 = getattr(rec, "click_n0", None)
+    ev.zero_weight_fallback = getattr(rec, "zero_weight_fallback", False)
     if train is not None and len(train):
         pc = train.product_counts()
         ev.click_counts_ = np.array([pc.get(p, 0) for p in rec.catalog.ids], dtype=np.int64)

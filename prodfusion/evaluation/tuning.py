@@ -69,37 +69,131 @@ def _part(sessions, prefixes: tuple[str, ...]):
 
 
 class _Scorer:
-    """Per-modality cosines of the validation queries, combined per configuration."""
+    """Per-modality similarities of the validation queries to their candidates, combined
+    per configuration.
+
+    Candidates of a query: the union of each modality's ``n_cand`` nearest products (raw
+    cosine, or the nonzero co-occurrences; a z-score is monotone in the cosine, so this is
+    each modality's own top list under every calibration) plus the query's validation
+    targets. A target's rank is counted among them (ties by row, as :func:`topk_rows`), so
+    a product outside every modality's top ``n_cand`` is never counted ahead of the target:
+    ranks can only be optimistic by such products, for every configuration alike.
+    """
 
     def __init__(self, ev: Any, mods: tuple[str, ...], q: np.ndarray, t: np.ndarray,
-                 counts: np.ndarray | None, metric: str, k: int) -> None:
+                 src: np.ndarray, counts: np.ndarray | None, metric: str, k: int,
+                 n_cand: int = 200, block: int = 256) -> None:
         self.mods, self.metric, self.k = mods, metric, k
         self.uq, inv = np.unique(q, return_inverse=True)
         self.inv, self.t = inv, t
+        self.src = src
         self.counts = counts
-        self.cos, self.both = {}, {}
+        data = ev.modality_data()
+        units = {}
         for m in mods:
-            e = ev.embeddings_[m]
+            if m == "cooc":
+                continue
+            e = data[m]
             v = np.asarray(e.rows(slice(None)) if hasattr(e, "rows") else e.vectors, np.float32)
             norms = np.linalg.norm(v, axis=1)
-            u = np.where(e.mask[:, None], v / np.maximum(norms, 1e-30)[:, None], 0.0)
-            u = u.astype(np.float32)
-            self.cos[m] = u[self.uq] @ u.T
-            self.both[m] = e.mask[self.uq][:, None] & e.mask[None, :]
-        self.n = len(ev.catalog)
+            units[m] = np.where(e.mask[:, None], v / np.maximum(norms, 1e-30)[:, None],
+                                0.0).astype(np.float32)
+        n = len(ev.catalog)
+        targets_of: list[list[int]] = [[] for _ in self.uq]
+        for i, u in enumerate(inv):
+            targets_of[u].append(int(t[i]))
+        cands: list[np.ndarray] = []
+        cos_rows: dict[str, list[np.ndarray]] = {m: [] for m in mods}
+        for lo in range(0, len(self.uq), block):
+            qb = self.uq[lo : lo + block]
+            full = {}
+            for m in mods:
+                full[m] = data[m].scores(qb) if m == "cooc" else units[m][qb] @ units[m].T
+            for j, qq in enumerate(qb):
+                pool = [np.asarray(targets_of[lo + j], np.int64)]
+                for m in mods:
+                    mask = data[m].mask
+                    if not mask[qq]:
+                        continue
+                    row = np.where(mask, full[m][j], -np.inf)
+                    row[qq] = -np.inf
+                    kk = min(n_cand, n - 1)
+                    top = np.argpartition(-row, kk - 1)[:kk]
+                    pool.append(top[np.isfinite(row[top]) & ((m != "cooc") | (row[top] > 0))])
+                c = np.unique(np.concatenate(pool))
+                c = c[c != qq]
+                cands.append(c)
+                for m in mods:
+                    cos_rows[m].append(full[m][j, c])
+        width = max((len(c) for c in cands), default=1)
+        u_n = len(self.uq)
+        self.cand = np.full((u_n, width), -1, np.int64)
+        self.cos, self.both, self.q_has = {}, {}, {}
+        for m in mods:
+            self.cos[m] = np.zeros((u_n, width), np.float32)
+        for u, c in enumerate(cands):
+            self.cand[u, : len(c)] = c
+            for m in mods:
+                self.cos[m][u, : len(c)] = cos_rows[m][u]
+        valid = self.cand >= 0
+        safe = np.where(valid, self.cand, 0)
+        for m in mods:
+            mask = data[m].mask
+            self.q_has[m] = mask[self.uq]
+            self.both[m] = self.q_has[m][:, None] & mask[safe] & valid
+        self.valid = valid
+        self.safe = safe
+        # where each case's target sits among its query's candidates
+        self.tpos = np.array([int(np.searchsorted(cands[u], t[i])) for i, u in enumerate(inv)],
+                             dtype=np.int64)
+        self.n = n
 
     def score(self, wt) -> float:
-        from prodfusion.evaluation.retrieval import per_query_metrics
         from prodfusion.fusion.weights import confidence, intermediate_combine
-        from prodfusion.index.exact import topk_rows
 
         conf = confidence(self.counts, wt.n0) if wt.n0 is not None else None
         s = intermediate_combine(wt, self.mods, self.cos, self.both,
-                                 None if conf is None else conf[self.uq], conf)
-        s[np.arange(len(self.uq)), self.uq] = -np.inf
-        ranked = topk_rows(s, self.k)[0]
-        m = per_query_metrics(ranked[self.inv], self.t, self.k)
-        return float(np.mean(m["ndcg" if self.metric == "ndcg" else "hit"]))
+                                 None if conf is None else conf[self.uq],
+                                 None if conf is None else conf[self.safe], q_has=self.q_has)
+        s[~self.valid] = -np.inf
+        srow = s[self.inv]
+        st = srow[np.arange(len(self.inv)), self.tpos]
+        crow = self.cand[self.inv]
+        ahead = (srow > st[:, None]).sum(axis=1) + (
+            (srow == st[:, None]) & (crow < self.t[:, None])).sum(axis=1)
+        rank = np.where(np.isfinite(st), ahead + 1, np.iinfo(np.int64).max)
+        hit = rank <= self.k
+        if self.metric == "ndcg":
+            val = np.where(hit, 1.0 / np.log2(np.minimum(rank, self.k) + 1.0), 0.0)
+        else:
+            val = hit.astype(np.float64)
+        # every source (sessions, pairs) counts alike, whatever its number of cases
+        return float(np.mean([val[self.src == x].mean() for x in np.unique(self.src)]))
+
+
+def _covering(mods: tuple[str, ...], masks: dict) -> Callable:
+    """``fix(w)``: ``w`` with every product kept rankable (see ``tune_weights``' ``min_weight``)."""
+    union = np.zeros(len(next(iter(masks.values()))), bool)
+    for m in mods:
+        union |= masks[m]
+    memo: dict = {}
+
+    def needed(pos: frozenset) -> tuple[str, ...]:
+        if pos not in memo:
+            cov = np.zeros_like(union)
+            for m in pos:
+                cov |= masks[m]
+            add: list[str] = []
+            while (union & ~cov).any():
+                gaps = union & ~cov
+                m = max((x for x in mods if x not in pos and x not in add),
+                        key=lambda x: int((masks[x] & gaps).sum()))
+                add.append(m)
+                cov |= masks[m]
+            memo[pos] = tuple(add)
+        return memo[pos]
+
+    return needed
 
 
 def tune_weights(
@@ -113,21 +207,37 @@ def tune_weights(
     val_fraction: float = 0.2,
     seed: int = 0,
     step: float = 0.25,
-    calibrations: Sequence[str] = ("none", "zscore"),
+    calibrations: Sequence[str] = ("none", "zscore", "zmean"),
     n0_grid: Sequence[float | None] = (None, 2.0, 10.0),
     max_queries: int = 2000,
-    min_weight: float = 0.05,
+    min_weight: float = 0.0,
+    n_candidates: int = 200,
+    validate_on: str = "all",
     protocol: str = "leave-last-out",
     prod2vec: Any = None,
     progress: bool | Callable = False,
 ) -> dict:
     """Choose intermediate-fusion weights, calibration and ``n0`` on a validation split.
 
-    ``min_weight`` is the smallest weight a modality can get (after normalisation): with a
-    weight of exactly 0, a product that has only that modality in common with the query —
-    e.g. a product without clicks when the search picked clicks alone — would get no
-    recommendation at all; at a small floor its other modalities still serve it (cold
-    start), and the validation score says what the floor costs. ``0`` allows exact zeros.
+    The search: a simplex grid (step ``step``) × calibrations × ``n0``, then a coordinate
+    search from the best point that multiplies one weight at a time by 2, √2, 2^¼ (and
+    their inverses), sets it to 0 or lifts a zero weight to a quarter of the smallest
+    positive one — weights are scale-free ratios (a z-scored co-occurrence and a z-scored
+    click cosine spread very differently), so multiplicative steps reach the small ratios an
+    additive grid cannot — and finally retries every calibration and ``n0`` at the weights
+    found.
+
+    The objective is the mean of the metric **per source** (sessions, pairs), each source
+    counting alike; ``validate_on="sessions"`` or ``"pairs"`` scores one source only (both
+    still train): tune for the kind of interaction the recommendations will be judged on. Validation ranks are counted among each query's candidates (the union of
+    every modality's ``n_candidates`` nearest products and its targets; :class:`_Scorer`).
+
+    A weight of exactly 0 is a **last resort** (``Weighting.fallback``, written with the
+    weights): a pair sharing only zero-weight modalities is ranked after every other
+    candidate instead of never, so clicks alone still serves products without click vectors
+    (by their titles and photos, like the paper's baseline). ``min_weight > 0`` instead
+    lifts a zero weight to ``min_weight`` × the largest wherever the positive weights would
+    not cover every product; 0 (default) relies on the fallback.
 
     Returns a dict with ``weights`` (summing to 1), ``calibration``, ``n0``, ``objective``,
     ``validation_score``, ``reference_scores`` (equal weights and each modality alone, on the
@@ -147,7 +257,7 @@ def tune_weights(
         split_interactions,
     )
     from prodfusion.fusion.base import check_modalities
-    from prodfusion.fusion.weights import Weighting, estimate_stats
+    from prodfusion.fusion.weights import CALIBRATIONS, Weighting, estimate_stats
 
     where = "tune()"
     t0 = time.perf_counter()
@@ -160,9 +270,19 @@ def tune_weights(
     if not is_real(step) or not 0 < step <= 0.5 or abs(round(1 / step) * step - 1) > 1e-9:
         raise param_error("step", where, "1/N for an integer N ≥ 2 (e.g. 0.25)", step)
     for c in calibrations:
-        if c not in ("none", "zscore"):
-            raise param_error("calibrations", where, "a subset of ['none', 'zscore']", c)
-    available = tuple(rec.embeddings_)
+        if c not in CALIBRATIONS:
+            raise param_error("calibrations", where, f"a subset of {list(CALIBRATIONS)}", c)
+    if isinstance(min_weight, bool) or not isinstance(min_weight, (int, float)) \
+            or not 0 <= min_weight < 1:
+        raise param_error("min_weight", where, "a number in [0, 1)", min_weight)
+    if validate_on not in ("all", "sessions", "pairs"):
+        raise param_error("validate_on", where, "'all', 'sessions' or 'pairs'", validate_on)
+    if validate_on == "sessions" and sessions is None or validate_on == "pairs" and pairs is None:
+        raise ParameterError(
+            f"{where}: validate_on={validate_on!r} needs that source; pass "
+            f"{'--interactions' if validate_on == 'sessions' else '--pairs'}."
+        )
+    available = rec.available_modalities
     mods = check_modalities(modalities, available, where)
     log = _Progress(progress)
     outer = split_interactions(rec.catalog, sessions, pairs, test_fraction=test_fraction,
@@ -177,8 +297,12 @@ def tune_weights(
     inner = split_interactions(rec.catalog, s_part, p_part, test_fraction=val_fraction,
                                seed=seed + 7919, protocol=protocol)
     check_no_leak(inner, rec.catalog)
-    q = np.concatenate([ho.query_rows for ho in inner.heldout.values()] or [np.zeros(0, int)])
-    t = np.concatenate([ho.target_rows for ho in inner.heldout.values()] or [np.zeros(0, int)])
+    parts = [(name, ho) for name, ho in inner.heldout.items()
+             if validate_on in ("all", name)]
+    q = np.concatenate([ho.query_rows for _, ho in parts] or [np.zeros(0, int)])
+    t = np.concatenate([ho.target_rows for _, ho in parts] or [np.zeros(0, int)])
+    src = np.concatenate([np.full(len(ho), name, dtype=object) for name, ho in parts]
+                         or [np.zeros(0, object)])
     if len(q) == 0:
         raise DataError(
             f"{where}: no held-out validation pair is left after cleaning (the interactions "
@@ -189,40 +313,45 @@ def tune_weights(
     if len(uq) > max_queries:
         keep = np.random.default_rng(seed).choice(uq, size=max_queries, replace=False)
         sel = np.isin(q, keep)
-        q, t = q[sel], t[sel]
+        q, t, src = q[sel], t[sel], src[sel]
     log(f"retraining Prod2Vec on the fitting part ({len(inner.train or []):,} sessions); "
         f"{len(q):,} validation cases")
     ev = heldout_recommender(rec, inner.train, prod2vec=prod2vec, progress=bool(progress is True))
-    mods = tuple(m for m in mods if m in ev.embeddings_)
+    mods = tuple(m for m in mods if m in ev.available_modalities)
     counts = None
     if "clicks" in mods and inner.train is not None:
         pc = inner.train.product_counts()
         counts = np.array([pc.get(p, 0) for p in rec.catalog.ids], dtype=np.int64)
-    scorer = _Scorer(ev, mods, q, t, counts, metric, k)
-    stats = estimate_stats(ev.embeddings_, mods, seed=seed) if "zscore" in calibrations else {}
+    log(f"scoring {len(np.unique(q)):,} validation queries against their candidates")
+    scorer = _Scorer(ev, mods, q, t, src.astype(str), counts, metric, k, n_cand=n_candidates)
+    data = ev.modality_data()
+    stats = estimate_stats(data, mods, seed=seed) if set(calibrations) - {"none"} else {}
+    needed = _covering(mods, {m: np.asarray(data[m].mask, bool) for m in mods})
     n0s = list(n0_grid) if "clicks" in mods else [None]
     cache: dict = {}
 
-    def floored(w: tuple[float, ...]) -> tuple[float, ...]:
+    def fixed(w: tuple[float, ...]) -> tuple[float, ...]:
+        """Normalised to sum 1, with the zero weights that coverage needs lifted."""
         if not any(w):
             return w
+        w = list(w)
+        if min_weight > 0:
+            pos = frozenset(m for m, x in zip(mods, w, strict=True) if x > 0)
+            top = max(w)
+            for m in needed(pos):
+                w[mods.index(m)] = min_weight * top
         total = sum(w)
-        w = tuple(x / total for x in w)
-        if min_weight <= 0 or min(w) >= min_weight:
-            return w
-        free = [x for x in w if x > min_weight]
-        scale = (1.0 - min_weight * (len(w) - len(free))) / sum(free)
-        return tuple(min_weight if x <= min_weight else x * scale for x in w)
+        return tuple(x / total for x in w)
 
     def evaluate(w: tuple[float, ...], cal: str, n0) -> float:
-        w = floored(w)
+        w = fixed(w)
         key = (tuple(round(x, 9) for x in w), cal, n0)
         if key not in cache:
             if not any(w):
                 cache[key] = -math.inf
             else:
                 wt = Weighting.make(dict(zip(mods, w, strict=True)), cal,
-                                    stats if cal != "none" else None, n0)
+                                    stats if cal != "none" else None, n0, fallback=True)
                 cache[key] = scorer.score(wt)
         return cache[key]
 
@@ -239,22 +368,37 @@ def tune_weights(
                 if sc > best[0]:
                     best = (sc, (w, cal, n0))
     score, (w, cal, n0) = best
-    w = floored(w)
-    for delta in (step / 2, step / 4):  # coordinate search around the best grid point
-        improved = True
-        while improved:
-            improved = False
-            for j in range(len(mods)):
-                for sign in (1, -1):
-                    cand = list(w)
-                    cand[j] = max(0.0, cand[j] + sign * delta)
-                    total = sum(cand)
-                    if total <= 0:
-                        continue
-                    cand = floored(tuple(x / total for x in cand))
-                    sc = evaluate(cand, cal, n0)
-                    if sc > score + 1e-12:
-                        score, w, improved = sc, cand, True
+    w = fixed(w)
+
+    def coordinate(w, cal, n0, score):
+        for factor in (2.0, 2 ** 0.5, 2 ** 0.25):
+            improved = True
+            while improved:
+                improved = False
+                for j in range(len(mods)):
+                    pos = [x for x in w if x > 0]
+                    moves = [w[j] * factor, w[j] / factor, 0.0] if w[j] > 0 else \
+                        [min(pos) / 4] if pos else []
+                    for x in moves:
+                        cand = list(w)
+                        cand[j] = x
+                        if not any(cand):
+                            continue
+                        cand = fixed(tuple(cand))
+                        sc = evaluate(cand, cal, n0)
+                        if sc > score + 1e-12:
+                            score, w, improved = sc, cand, True
+        return w, score
+
+    w, score = coordinate(w, cal, n0, score)
+    for c2 in calibrations:  # the other calibrations and n0 at the weights found
+        for n2 in n0s:
+            if (c2, n2) == (cal, n0) or (n2 is not None and w[mods.index("clicks")] == 0):
+                continue
+            sc = evaluate(w, c2, n2)
+            if sc > score + 1e-12:
+                w2, sc2 = coordinate(w, c2, n2, sc)
+                score, w, cal, n0 = sc2, w2, c2, n2
     refs = {"equal weights (calibration none)": evaluate(tuple(1.0 for _ in mods), "none", None)}
     for m in mods:  # exact zeros here: the modality really alone
         wt = Weighting.make({m: 1.0}, "none", None, None)
@@ -268,6 +412,7 @@ def tune_weights(
         + (f", n0 {n0}" if n0 is not None else ""))
     return {
         "fusion": "intermediate",
+        "fallback": True,
         "weights": {m: float(x) for m, x in zip(mods, w, strict=True)},
         "calibration": cal,
         "n0": n0,
@@ -276,10 +421,14 @@ def tune_weights(
         "reference_scores": refs,
         "n_configs": len(cache),
         "search": {"step": step, "min_weight": min_weight, "calibrations": list(calibrations),
-                   "n0_grid": [x for x in n0s], "max_queries": max_queries},
+                   "n0_grid": [x for x in n0s], "max_queries": max_queries,
+                   "n_candidates": n_candidates, "objective_average": "per source",
+                   "validate_on": validate_on},
         "split": {"protocol": protocol, "test_fraction": test_fraction,
                   "val_fraction": val_fraction, "seed": seed,
                   "n_validation_cases": int(len(q)),
+                  "n_validation_cases_by_source": {x: int((src == x).sum())
+                                                   for x in np.unique(src.astype(str))},
                   "n_validation_queries": int(len(np.unique(q))),
                   "n_fitting_sessions": len(inner.train) if inner.train is not None else 0,
                   "test_cases_set_aside": int(sum(len(h) for h in outer.heldout.values()))},

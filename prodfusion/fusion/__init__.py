@@ -14,6 +14,7 @@ from prodfusion.fusion.base import (
     check_method,
     check_modalities,
 )
+from prodfusion.fusion.cooc import PAIRWISE_MODALITIES, Cooc
 from prodfusion.fusion.early import EarlyFusion
 from prodfusion.fusion.intermediate import IntermediateFusion
 from prodfusion.fusion.late import LateFusion, cluster_modality, default_n_clusters
@@ -33,7 +34,22 @@ __all__ = [
     "default_n_clusters",
     "Weighting",
     "parse_weights",
+    "Cooc",
+    "check_pairwise",
 ]
+
+
+def check_pairwise(method: str, modalities: Sequence[str], where: str) -> None:
+    """Refuse a pairwise modality (``cooc``) under early or late fusion, which need vectors."""
+    bad = [m for m in modalities if m in PAIRWISE_MODALITIES]
+    if bad and method != "intermediate":
+        from prodfusion.errors import ParameterError
+
+        raise ParameterError(
+            f"{where}: {bad} is a pairwise score (co-occurrence counts), not a vector; only "
+            f"intermediate fusion can fuse it, not {method}. Use fusion='intermediate' or drop "
+            f"{bad[0]!r} from the modalities."
+        )
 
 
 def make_fuser(
@@ -56,6 +72,7 @@ def make_fuser(
     described in :mod:`prodfusion.fusion.weights`.
     """
     check_method(method, "make_fuser()")
+    check_pairwise(method, modalities, "make_fuser()")
     kw = {"weighting": weighting, "confidence": confidence}
     if method == "early":
         return EarlyFusion(modalities=modalities, normalize=normalize, **kw).fit(embeddings)

@@ -9,9 +9,10 @@ For a query ``q`` and a recommended product ``j``, per fused modality ``m``:
 * ``share`` — the part of the fused score that comes from ``m``.
 
 The shares add up to the fused score, with ``base`` (late fusion's constant part of the
-tie-break, else 0): ``score = base + Σ_m share_m``. By method:
+tie-break; ``−FALLBACK_OFFSET`` for a pair ranked by the zero-weight fallback of
+:class:`~prodfusion.fusion.weights.Weighting`; else 0): ``score = base + Σ_m share_m``. By method:
 
-* intermediate: ``share_m = W_m s_m / Σ W``;
+* intermediate: ``share_m = W_m s_m / Σ W`` (``"zmean"``: ``/ D(q)``);
 * early: ``share_m = b_m(q) b_m(j) cos_m / (|x_q| |x_j|)`` (the paper's raw formula:
   ``v_m(q)·v_m(j) / D_m / (|x_q| |x_j|)``);
 * late: ``share_m = w_m [same cluster] + 0.999·gap·(W_m cos_m / Σ W) / 2`` and
@@ -47,6 +48,9 @@ def explain_pairs(method: str, embeddings: Mapping[str, Embeddings], modalities:
     for m in modalities:
         e = embeddings[m]
         has[m] = np.asarray(e.mask[c], bool) & bool(e.mask[q])
+        if hasattr(e, "scores"):  # a pairwise modality (cooc): its exact score
+            raw[m] = np.where(has[m], e.scores([q], c)[0].astype(np.float64), np.nan)
+            continue
         vq, vc = _vec(e, [q])[0], _vec(e, c)
         nq, nc = np.linalg.norm(vq), np.linalg.norm(vc, axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -96,10 +100,27 @@ def explain_pairs(method: str, embeddings: Mapping[str, Embeddings], modalities:
                 w = w * confidence[q] * confidence[c]
             weight[m] = np.where(has[m], w, 0.0)
         total = sum(weight.values())
+        if method == "intermediate" and tw.calibration == "zmean":  # the query's D(q)
+            from prodfusion.fusion.weights import query_norm
+
+            total = np.where(total > 0, float(query_norm(
+                tw, modalities, {m: np.array([bool(embeddings[m].mask[q])]) for m in modalities},
+                None if confidence is None else confidence[[q]])[0]), 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             for m in modalities:
                 s = cal[m] if method == "intermediate" else raw[m]
                 share[m] = np.where(total > 0, weight[m] * np.nan_to_num(s) / total, 0.0)
+        if method == "intermediate" and tw.fallback and tw.weights is not None:
+            # pairs sharing only zero-weight modalities: their mean raw cosine − the offset
+            from prodfusion.fusion.weights import FALLBACK_OFFSET
+
+            zero = [m for m in modalities if tw.w(m) == 0]
+            cnt = sum(has[m].astype(float) for m in zero) if zero else np.zeros(n)
+            fb = (total <= 0) & (cnt > 0)
+            base = np.where(fb, -FALLBACK_OFFSET, base)
+            for m in zero:
+                share[m] = np.where(fb & has[m], np.nan_to_num(raw[m]) / np.maximum(cnt, 1),
+                                    share[m])
         if method == "late":
             eps = tie_scale([weighting.w(m) for m in modalities]) * TIE_WEIGHT
             base = np.full(n, eps / 2)

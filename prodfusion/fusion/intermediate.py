@@ -7,7 +7,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from prodfusion.encoders.base import Embeddings
+from prodfusion.errors import DataError, ParameterError
 from prodfusion.fusion.base import ExactSearchMixin, _prepare, fill_blocks
+from prodfusion.fusion.cooc import PAIRWISE_MODALITIES
 from prodfusion.fusion.weights import Weighting, intermediate_combine
 
 __all__ = ["IntermediateFusion"]
@@ -54,18 +56,34 @@ class IntermediateFusion(ExactSearchMixin):
         self.confidence = confidence
 
     def fit(self, embeddings: Mapping[str, Embeddings]) -> IntermediateFusion:
-        embs = _prepare(embeddings, self.modalities)
+        """Fit on ``embeddings``: :class:`Embeddings` per vector modality and, for a pairwise
+        modality (``cooc``), its :class:`~prodfusion.fusion.cooc.Cooc` object."""
+        self.pairwise_ = {m: embeddings[m] for m in self.modalities if m in PAIRWISE_MODALITIES}
+        for m, p in self.pairwise_.items():
+            if not hasattr(p, "scores"):
+                raise ParameterError(f"the {m!r} modality needs its pairwise scores (a Cooc).")
+        self.dense_ = tuple(m for m in self.modalities if m not in self.pairwise_)
+        embs = _prepare(embeddings, self.dense_) if self.dense_ else []
         self.weighting.check(self.modalities, "IntermediateFusion")
-        self.vectors_ = fill_blocks(embs, normalize=True, scale_by_dim=False)
-        self.presence_ = np.stack([e.mask for e in embs], axis=1).astype(np.float32)
+        masks = [e.mask for e in embs] + [p.mask for p in self.pairwise_.values()]
+        self.n = len(masks[0])
+        if any(len(x) != self.n for x in masks):
+            raise DataError("every fused modality must cover the same catalog rows.")
+        self.vectors_ = fill_blocks(embs, normalize=True, scale_by_dim=False) if embs else \
+            np.zeros((self.n, 0), np.float32)
+        # presence in self.modalities order
+        by_mod = dict(zip(self.dense_, (e.mask for e in embs), strict=True))
+        by_mod.update({m: p.mask for m, p in self.pairwise_.items()})
+        self.presence_ = np.stack([by_mod[m] for m in self.modalities], axis=1).astype(np.float32)
         self.present = self.presence_.any(axis=1)
-        self.n = len(self.vectors_)
-        self._cols = np.cumsum([0] + [e.dim for e in embs])
+        self._cols = dict(zip(self.dense_, zip(np.cumsum([0] + [e.dim for e in embs])[:-1],
+                                              np.cumsum([e.dim for e in embs]), strict=True),
+                              strict=True))
         return self
 
     def similarity(self, query_rows, cand_rows=None) -> np.ndarray:
         q = self._query_rows(query_rows)
-        if not self.weighting.is_default:
+        if not self.weighting.is_default or self.pairwise_:
             return self._weighted(q, cand_rows)
         # Index the candidate side only when asked: vectors_[arange(n)] would copy it all.
         cv, cp = (self.vectors_, self.presence_) if cand_rows is None else (
@@ -80,15 +98,19 @@ class IntermediateFusion(ExactSearchMixin):
     def _weighted(self, q: np.ndarray, cand_rows) -> np.ndarray:
         """``Σ W_m s_m / Σ W_m`` (:func:`prodfusion.fusion.weights.intermediate_combine`)."""
         c = np.arange(self.n) if cand_rows is None else np.asarray(cand_rows, dtype=np.int64)
-        cos, both = {}, {}
+        cos, both, q_has = {}, {}, {}
         for j, m in enumerate(self.modalities):
-            lo, hi = self._cols[j], self._cols[j + 1]
-            cos[m] = self.vectors_[q, lo:hi] @ self.vectors_[c, lo:hi].T
-            both[m] = (self.presence_[q, j][:, None] > 0) & (self.presence_[c, j][None, :] > 0)
+            if m in self.pairwise_:
+                cos[m] = self.pairwise_[m].scores(q, None if cand_rows is None else c)
+            else:
+                lo, hi = self._cols[m]
+                cos[m] = self.vectors_[q, lo:hi] @ self.vectors_[c, lo:hi].T
+            q_has[m] = self.presence_[q, j] > 0
+            both[m] = q_has[m][:, None] & (self.presence_[c, j][None, :] > 0)
         conf = self.confidence
         return intermediate_combine(self.weighting, self.modalities, cos, both,
                                     None if conf is None else conf[q],
-                                    None if conf is None else conf[c])
+                                    None if conf is None else conf[c], q_has=q_has)
 
     def distance(self, query_rows, cand_rows=None) -> np.ndarray:
         """``1 − similarity`` (the mean cosine distance); ``inf`` where nothing is shared."""
@@ -97,5 +119,9 @@ class IntermediateFusion(ExactSearchMixin):
 
     def representation(self, rows=None) -> np.ndarray:
         """``X / sqrt(M)``: exact for products with every modality (see class docstring)."""
+        if self.pairwise_:
+            raise ParameterError(
+                f"intermediate fusion with {sorted(self.pairwise_)} has no vector "
+                "representation (a pairwise score); drop that modality to get one.")
         x = self.vectors_ if rows is None else self.vectors_[rows]
         return x / np.float32(np.sqrt(len(self.modalities)))

@@ -4,10 +4,11 @@ For a pair of products ``(i, j)`` and a modality ``m`` both have:
 
 * ``cos_m(i, j)`` — the raw cosine of their L2-normalised vectors;
 * the **calibrated** similarity ``s_m = cos_m`` (``calibration="none"``, the paper) or
-  ``s_m = (cos_m − μ_m) / σ_m`` (``"zscore"``), where ``μ_m``, ``σ_m`` are the mean and
-  standard deviation of ``cos_m`` over random pairs of products having ``m``
-  (:func:`estimate_stats`). A z-score says how unusual a similarity is *for that modality*:
-  a 0.4 photo cosine and a 0.9 title cosine can mean the same thing;
+  ``s_m = (cos_m − μ_m) / σ_m`` (``"zscore"`` and ``"zmean"``), where ``μ_m``, ``σ_m`` are
+  the mean and standard deviation of ``cos_m`` over random pairs of products having ``m``
+  (:func:`estimate_stats`; exact for the pairwise ``cooc`` modality). A z-score says how
+  unusual a similarity is *for that modality*: a 0.4 photo cosine and a 0.9 title cosine
+  can mean the same thing;
 * the **pair weight** ``W_m(i, j) = w_m`` — times ``c(n_i)·c(n_j)`` for clicks when a
   confidence constant ``n0`` is set, with ``c(n) = n / (n + n0)`` and ``n`` a product's
   training occurrences, so products Prod2Vec saw rarely lean on title and photo.
@@ -15,13 +16,26 @@ For a pair of products ``(i, j)`` and a modality ``m`` both have:
 The three fusions then are
 
 * **intermediate** — ``S = Σ W_m s_m / Σ W_m`` over the modalities both have (exact for
-  missing modalities; ``-inf`` when the shared weights sum to 0);
+  missing modalities; ``-inf`` when the shared weights sum to 0). Under ``"zmean"`` a
+  modality that one of the two products lacks counts as its **mean** (``z = 0``) instead of
+  being dropped: ``S = Σ_{m both have} W_m z_m / D(q)`` with the query's normaliser
+  ``D(q) = Σ_{m q has} w_m·c(n_q)`` (``c`` for clicks under ``n0``), still ``-inf`` where
+  the shared weights sum to 0. With ``"zscore"`` a product lacking a modality is ranked by
+  the mean of the others at full strength, so products without (say) clicks crowd out the
+  click neighbours when clicks carry most of the weight; with ``"zmean"`` lacking a
+  modality means "no evidence" — neither a bonus nor a penalty against a random product;
 * **early** — the cosine of ``[b_m(i) u_m(i)]_m`` with ``u_m`` the L2-normalised vector and
   ``b_m(i) = sqrt(w_m · a_m) · c(n_i)`` (clicks), ``a_m = 1/σ_m`` under ``zscore`` (a cosine
   of concatenations cannot subtract ``μ_m``; scaling by ``1/σ_m`` equalises the spread). Each
   block contributes in proportion to its weight, never to its raw norm;
 * **late** — ``Σ w_m [cluster_m(i) = cluster_m(j)]`` plus a tie-break below the smallest gap
   between two distinct weighted counts (:func:`tie_scale`).
+
+With ``fallback`` (what ``prodfusion tune`` writes), intermediate fusion ranks a pair that
+shares only zero-weight modalities after every other candidate, by its mean raw cosine over
+them minus :data:`FALLBACK_OFFSET` (1000), instead of never: a weight of 0 means "last
+resort", so tuning may switch a modality off without leaving the products that have only it
+(e.g. no click vector) with no recommendation. Folders without the flag keep ``-inf``.
 
 With no weights, no calibration and no ``n0`` (:attr:`Weighting.is_default`) every fusion is
 the paper's formula, computed by the original code path (old model folders behave as before).
@@ -48,9 +62,13 @@ from prodfusion.errors import ParameterError, param_error
 
 __all__ = ["CALIBRATIONS", "Weighting", "parse_weights", "estimate_stats", "confidence",
            "tie_scale", "tie_weighting", "intermediate_combine", "early_block_scale",
-           "late_combine"]
+           "late_combine", "query_norm", "Z_CALIBRATIONS"]
 
-CALIBRATIONS: tuple[str, ...] = ("none", "zscore")
+CALIBRATIONS: tuple[str, ...] = ("none", "zscore", "zmean")
+#: Subtracted from the fallback score (``Weighting.fallback``): below every weighted score.
+FALLBACK_OFFSET = 1000.0
+#: Calibrations that standardise cosines by the modality's similarity statistics.
+Z_CALIBRATIONS: tuple[str, ...] = ("zscore", "zmean")
 
 
 def parse_weights(spec: str | Mapping[str, float] | None, where: str = "--weights",
@@ -117,11 +135,15 @@ class Weighting:
     calibration: str = "none"
     stats: tuple[tuple[str, float, float], ...] = ()
     n0: float | None = None
+    #: Intermediate fusion: rank pairs that share only zero-weight modalities after every
+    #: other candidate (by their mean raw cosine, minus :data:`FALLBACK_OFFSET`) instead of
+    #: never (``-inf``). A weight of 0 then means "a last resort", not "never".
+    fallback: bool = False
 
     @classmethod
     def make(cls, weights: Mapping[str, float] | str | None = None, calibration: str = "none",
              stats: Mapping[str, Sequence[float]] | None = None, n0: float | None = None,
-             where: str = "Weighting") -> Weighting:
+             where: str = "Weighting", fallback: bool = False) -> Weighting:
         if calibration not in CALIBRATIONS:
             raise param_error("calibration", where, f"one of {list(CALIBRATIONS)}", calibration)
         w = parse_weights(weights, where)
@@ -130,7 +152,7 @@ class Weighting:
             raise param_error("n0", where, "a finite number > 0 (or None)", n0)
         st = tuple(sorted((m, float(mu), float(sd)) for m, (mu, sd) in (stats or {}).items()))
         return cls(tuple(sorted(w.items())) if w is not None else None, calibration, st,
-                   None if n0 is None else float(n0))
+                   None if n0 is None else float(n0), bool(fallback))
 
     @classmethod
     def from_dict(cls, d: Mapping | None) -> Weighting:
@@ -138,12 +160,16 @@ class Weighting:
         if not d:
             return cls()
         return cls.make(d.get("weights"), d.get("calibration", "none"), d.get("stats"),
-                        d.get("n0"), where="manifest settings.weighting")
+                        d.get("n0"), where="manifest settings.weighting",
+                        fallback=bool(d.get("fallback", False)))
 
     def to_dict(self) -> dict:
-        return {"weights": dict(self.weights) if self.weights is not None else None,
-                "calibration": self.calibration,
-                "stats": {m: [mu, sd] for m, mu, sd in self.stats}, "n0": self.n0}
+        out = {"weights": dict(self.weights) if self.weights is not None else None,
+               "calibration": self.calibration,
+               "stats": {m: [mu, sd] for m, mu, sd in self.stats}, "n0": self.n0}
+        if self.fallback:  # absent: older folders, zero weights mean "never"
+            out["fallback"] = True
+        return out
 
     @property
     def is_default(self) -> bool:
@@ -157,16 +183,16 @@ class Weighting:
             if name == m:
                 return mu, sd
         raise ParameterError(
-            f"calibration='zscore' needs the similarity statistics of {m!r}; estimate them "
+            f"calibration={self.calibration!r} needs the similarity statistics of {m!r}; estimate them "
             "with estimate_stats() (Recommender does it on first use)."
         )
 
     def scale(self, m: str) -> float:
-        """``a_m``: 1, or ``1/σ_m`` under ``zscore``."""
+        """``a_m``: 1, or ``1/σ_m`` under ``zscore`` / ``zmean``."""
         return 1.0 if self.calibration == "none" else 1.0 / self._stat(m)[1]
 
     def shift(self, m: str) -> float:
-        """``μ_m/σ_m`` under ``zscore`` (0 otherwise): ``s_m = a_m·cos_m − shift_m``."""
+        """``μ_m/σ_m`` under ``zscore`` / ``zmean`` (0 otherwise): ``s_m = a_m·cos_m − shift_m``."""
         if self.calibration == "none":
             return 0.0
         mu, sd = self._stat(m)
@@ -186,7 +212,7 @@ class Weighting:
         merged = {m: (mu, sd) for m, mu, sd in self.stats}
         merged.update({m: tuple(v) for m, v in stats.items()})
         return Weighting.make(dict(self.weights) if self.weights is not None else None,
-                              self.calibration, merged, self.n0)
+                              self.calibration, merged, self.n0, fallback=self.fallback)
 
     def restrict(self, modalities: Sequence[str]) -> Weighting:
         """The same weighting over ``modalities`` only (weights of the others dropped).
@@ -198,7 +224,7 @@ class Weighting:
             return self
         kept = tuple((m, w) for m, w in self.weights if m in modalities)
         return Weighting(kept if any(w > 0 for _, w in kept) else None, self.calibration,
-                         self.stats, self.n0)
+                         self.stats, self.n0, self.fallback)
 
     def check(self, modalities: Sequence[str], where: str) -> None:
         """Refuse weights naming a modality outside ``modalities`` or zero on all of them."""
@@ -247,6 +273,9 @@ def estimate_stats(embeddings: Mapping[str, Embeddings], modalities: Sequence[st
     out = {}
     for m in modalities:
         e = embeddings[m]
+        if hasattr(e, "stats"):  # a pairwise modality (cooc): exact over every pair
+            out[m] = e.stats()
+            continue
         rows = np.flatnonzero(e.mask)
         if len(rows) < 2:
             out[m] = (0.0, 1.0)
@@ -272,17 +301,41 @@ def _conf_outer(m: str, weighting: Weighting, conf_q, conf_c) -> np.ndarray | fl
             "n0 (confidence-weighted clicks) needs each product's training occurrences; this "
             "model has none recorded (rebuild it with sessions)."
         )
-    return np.asarray(conf_q, np.float32)[:, None] * np.asarray(conf_c, np.float32)[None, :]
+    cc = np.asarray(conf_c, np.float32)  # (c,) shared by the queries, or (q, c) per query
+    return np.asarray(conf_q, np.float32)[:, None] * (cc if cc.ndim == 2 else cc[None, :])
+
+
+def query_norm(weighting: Weighting, modalities: Sequence[str], q_has: Mapping,
+               conf_q=None) -> np.ndarray:
+    """``D(q) = Σ_{m q has} w_m · c(n_q)`` (``c`` for clicks under ``n0``): the ``"zmean"``
+    normaliser, one value per query (``q_has[m]``: bool per query)."""
+    d = None
+    for m in modalities:
+        x = np.asarray(q_has[m], np.float32) * np.float32(weighting.w(m))
+        if m == "clicks" and weighting.n0 is not None and conf_q is not None:
+            x = x * np.asarray(conf_q, np.float32)
+        d = x if d is None else d + x
+    return d
 
 
 def intermediate_combine(weighting: Weighting, modalities: Sequence[str], cos: Mapping,
-                         both: Mapping, conf_q=None, conf_c=None) -> np.ndarray:
+                         both: Mapping, conf_q=None, conf_c=None, q_has: Mapping | None = None
+                         ) -> np.ndarray:
     """``S = Σ W_m s_m / Σ W_m`` over shared modalities, from per-modality ``(q, c)`` raw
-    cosines ``cos[m]`` and presence ``both[m]`` (bool); ``-inf`` where ``Σ W_m = 0``."""
-    num = den = None
+    cosines ``cos[m]`` and presence ``both[m]`` (bool); ``-inf`` where ``Σ W_m = 0``.
+
+    Under ``"zmean"`` the denominator is the query's ``D(q)`` (:func:`query_norm`), which
+    needs ``q_has[m]`` (bool per query: the query has ``m``).
+    """
+    num = den = fb_num = fb_cnt = None
     for m in modalities:
         wm = weighting.w(m)
         if wm == 0:
+            if weighting.fallback and weighting.weights is not None:
+                x = np.where(both[m], cos[m], 0.0).astype(np.float32)
+                fb_num = x if fb_num is None else fb_num + x
+                b = both[m].astype(np.float32)
+                fb_cnt = b if fb_cnt is None else fb_cnt + b
             continue
         wpair = np.where(both[m], np.float32(wm), np.float32(0)) * _conf_outer(
             m, weighting, conf_q, conf_c)
@@ -292,8 +345,18 @@ def intermediate_combine(weighting: Weighting, modalities: Sequence[str], cos: M
     if num is None:
         raise ParameterError("every fused modality has weight 0; nothing to rank by.")
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = (num / den).astype(np.float32)
+        if weighting.calibration == "zmean":
+            if q_has is None:
+                raise ParameterError("calibration 'zmean' needs which modalities each query has.")
+            dq = query_norm(weighting, modalities, q_has, conf_q)
+            out = (num / np.asarray(dq, np.float32)[:, None]).astype(np.float32)
+        else:
+            out = (num / den).astype(np.float32)
     out[~(den > 0)] = -np.inf
+    if fb_num is not None:  # pairs sharing only zero-weight modalities: a last resort
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fb = np.where(fb_cnt > 0, fb_num / fb_cnt - np.float32(FALLBACK_OFFSET), -np.inf)
+        out = np.where(den > 0, out, fb).astype(np.float32)
     return out
 
 
@@ -315,7 +378,7 @@ def tie_weighting(weighting: Weighting) -> Weighting:
     (so the tie-break stays in ``[-1, 1]``)."""
     if weighting.is_default:
         return weighting
-    return Weighting(weighting.weights, "none", (), weighting.n0)
+    return Weighting(weighting.weights, "none", (), weighting.n0, weighting.fallback)
 
 
 def late_combine(weighting: Weighting, modalities: Sequence[str], match: Mapping,

@@ -42,13 +42,8 @@ from prodfusion.encoders.base import Embeddings
 from prodfusion.errors import ModelError, NotBuiltError, ParameterError
 from prodfusion.fusion import make_fuser
 from prodfusion.fusion.base import check_query_rows
-from prodfusion.fusion.weights import (
-    Weighting,
-    early_block_scale,
-    intermediate_combine,
-    late_combine,
-    tie_weighting,
-)
+from prodfusion.fusion.pairs import early_row_scale, pair_scores
+from prodfusion.fusion.weights import Weighting
 from prodfusion.index.base import IndexSettings, choose_backend
 from prodfusion.index.exact import ExactIndex, topk_rows
 from prodfusion.index.faiss_index import HNSWIndex, IVFPQIndex
@@ -201,20 +196,19 @@ class FusedIndex:
         if labels is not None:
             self.labels_ = {m: np.asarray(labels[m], dtype=np.int32) for m in self.modalities}
         self.norms_ = {m: _row_norms(self.embeddings_[m]) for m in self.modalities}
-        dims = np.array([self.embeddings_[m].dim for m in self.modalities], dtype=np.float32)
-        sq = np.stack([self.norms_[m] ** 2 for m in self.modalities], axis=1)
-        if self.normalize:
-            sq = self.masks_.astype(np.float32)
-        # Norm of the early-fusion concatenation [v_m / sqrt(D_m)]_m (before normalisation).
-        self.fused_norm_ = np.sqrt((sq / dims).sum(axis=1)).astype(np.float32)
         wt = self.weighting
+        # Early fusion: unit blocks scaled by b_m(i) (prodfusion.fusion.pairs.early_row_scale;
+        # the paper's [v_m / sqrt(D_m)]_m is b_m = |v_m| / sqrt(D_m)); the concatenation's
+        # squared norm is Σ over present blocks of b_m(i)².
+        self.early_scale_ = {m: early_row_scale(wt, m, self.norms_[m], self.embeddings_[m].dim,
+                                                normalize=self.normalize,
+                                                confidence=self.confidence)
+                             for m in self.modalities}
+        b2 = np.stack([np.broadcast_to(np.square(np.asarray(self.early_scale_[m], np.float32)),
+                                       (self.n,)) for m in self.modalities], axis=1)
+        self.fused_norm_ = np.sqrt((b2 * self.masks_).sum(axis=1)).astype(np.float32)
         if not wt.is_default:
             wt.check(self.modalities, type(self).__name__)
-            # [b_m(i) u_m(i)]_m: its squared norm is Σ over present blocks of b_m(i)².
-            b2 = np.stack([np.broadcast_to(np.square(np.asarray(
-                early_block_scale(wt, m, self.confidence), np.float32)), (self.n,))
-                for m in self.modalities], axis=1)
-            self.fused_norm_ = np.sqrt((b2 * self.masks_).sum(axis=1)).astype(np.float32)
             if self.method == "early":
                 self.present &= self.fused_norm_ > 0
                 self.n_present_ = int(self.present.sum())
@@ -267,84 +261,37 @@ class FusedIndex:
     def pair_scores(self, q: int, cand_rows: np.ndarray) -> np.ndarray:
         """Exact fused similarity of one query row to ``cand_rows`` (float32), fast path.
 
-        The same formulas as the fusion classes, evaluated from per-modality dot products
-        and precomputed row norms: only the candidates' rows are read. Tested against the
-        fusion classes (and :meth:`exact_scores`, which runs them).
+        Per-modality cosines of the candidates' rows (from precomputed row norms) fed to
+        :func:`prodfusion.fusion.pairs.pair_scores`, the fusion formulas' one row-local
+        home. Tested against the fusion classes (and :meth:`exact_scores`, which runs them).
         """
         c = np.asarray(cand_rows, dtype=np.int64)
-        if not self.weighting.is_default:
-            return self._weighted_pair_scores(q, c)
-        num = np.zeros(len(c), dtype=np.float32)
-        shared = np.zeros(len(c), dtype=np.float32)
+        cos, both, q_has, scale = {}, {}, {}, {}
         early = self.method == "early"
         for j, m in enumerate(self.modalities):
-            if not self.masks_[q, j]:
-                continue
-            e = self.embeddings_[m]
-            both = self.masks_[c, j]
-            dots = np.asarray(e.vectors[c], dtype=np.float32) @ np.asarray(e.vectors[q], np.float32)
+            q_has[m] = bool(self.masks_[q, j])
+            both[m] = self.masks_[c, j] & q_has[m]
             if early:
-                if self.normalize:
-                    dots = dots / np.where(both, self.norms_[m][c] * self.norms_[m][q], 1.0)
-                num += np.where(both, dots, 0.0) / np.float32(e.dim)
-            else:
-                cos = dots / np.where(both, self.norms_[m][c] * self.norms_[m][q], 1.0)
-                num += np.where(both, cos, 0.0)
-                shared += both
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if early:
-                out = num / (self.fused_norm_[c] * self.fused_norm_[q])
-                out[~self.present[c]] = -np.inf
-            else:
-                out = num / shared
-                out[shared == 0] = -np.inf
-        if not self.present[q]:
-            out[:] = -np.inf
-        if self.method == "late":
-            from prodfusion.fusion.late import TIE_WEIGHT
-
-            count = np.zeros(len(c), dtype=np.float32)
-            for m in self.modalities:
-                lab = self.labels_[m]
-                if lab[q] >= 0:
-                    count += lab[c] == lab[q]
-            finite = np.isfinite(out)
-            out = np.where(finite, count + np.float32(TIE_WEIGHT) * (1.0 + out) / 2.0, -np.inf)
-        return out.astype(np.float32)
-
-    def _weighted_pair_scores(self, q: int, c: np.ndarray) -> np.ndarray:
-        """:meth:`pair_scores` under a non-default weighting, by the formulas of
-        :mod:`prodfusion.fusion.weights` (per-modality cosines of the candidates only)."""
-        wt = self.weighting
-        cos, both = {}, {}
-        for j, m in enumerate(self.modalities):
-            both[m] = self.masks_[c, j] & self.masks_[q, j]
-            if not self.masks_[q, j]:
+                b = self.early_scale_[m]
+                scale[m] = (b[q], b[c]) if np.ndim(b) else (b, b)
+            if not q_has[m]:
                 cos[m] = np.zeros(len(c), np.float32)
                 continue
             e = self.embeddings_[m]
             dots = np.asarray(e.vectors[c], np.float32) @ np.asarray(e.vectors[q], np.float32)
-            cos[m] = dots / np.where(both[m], self.norms_[m][c] * self.norms_[m][q], 1.0)
-        conf = self.confidence
-        cq = None if conf is None else conf[[q]]
-        cc = None if conf is None else conf[c]
-        if self.method == "early":
-            num = np.zeros(len(c), np.float32)
-            for m in self.modalities:
-                b = early_block_scale(wt, m, conf)
-                bq, bc = (b[q], b[c]) if np.ndim(b) else (b, b)
-                num += np.where(both[m], cos[m], 0.0) * bq * bc
             with np.errstate(divide="ignore", invalid="ignore"):
-                out = num / (self.fused_norm_[c] * self.fused_norm_[q])
+                cos[m] = np.where(both[m], dots / (self.norms_[m][c] * self.norms_[m][q]), 0.0)
+        conf = self.confidence
+        match = None
+        if self.method == "late":
+            match = {m: (self.labels_[m][c] == self.labels_[m][q]) & (self.labels_[m][q] >= 0)
+                     for m in self.modalities}
+        out = pair_scores(self.method, self.weighting, self.modalities, cos, both, q_has=q_has,
+                          conf_q=None if conf is None else conf[[q]],
+                          conf_c=None if conf is None else conf[c], early_scale=scale,
+                          early_norm=(self.fused_norm_[q], self.fused_norm_[c]), match=match)
+        if early:
             out[~self.present[c]] = -np.inf
-        else:
-            tw = tie_weighting(wt) if self.method == "late" else wt
-            out = intermediate_combine(tw, self.modalities, {m: v[None] for m, v in cos.items()},
-                                       {m: v[None] for m, v in both.items()}, cq, cc)[0]
-            if self.method == "late":
-                match = {m: ((self.labels_[m][c] == self.labels_[m][q]) & (self.labels_[m][q] >= 0))
-                         [None] for m in self.modalities}
-                out = late_combine(wt, self.modalities, match, out[None])[0]
         if not self.present[q]:
             out[:] = -np.inf
         return out.astype(np.float32)
@@ -358,6 +305,8 @@ class FusedIndex:
         if self.weighting.is_default:
             return ip / sh.sum(axis=1, keepdims=True)
         w, c = sh @ self.est_w_, sh @ self.est_c_
+        if self.weighting.calibration == "zmean":  # Σ W z over shared; D(q) is per query
+            w = np.where(w > 0, 1.0, 0.0).astype(np.float32)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(w[:, None] > 0, (ip - c[:, None]) / w[:, None], -np.inf
                             ).astype(np.float32)
@@ -663,6 +612,8 @@ class _VectorFusedIndex(FusedIndex):
             sh, c = qm @ masks, 0.0
         else:
             sh, c = (qm * self.est_w_) @ masks, (qm * self.est_c_) @ masks
+            if self.weighting.calibration == "zmean":  # Σ W z over shared (D(q) per query)
+                sh = np.where(sh > 0, 1.0, 0.0).astype(np.float32)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(sh > 0, (ip - c) / sh, -np.inf).astype(np.float32)
 
@@ -846,20 +797,14 @@ class EarlyIndex(_VectorFusedIndex):
         return {"all": (self.modalities, r.astype(np.int64), False)}
 
     def _query_blocks(self, q_rows, mods):
-        """Fused unit vectors ``[v_m / sqrt(D_m)]_m / norm`` (EarlyFusion's, from stored norms)."""
+        """Fused unit vectors ``[b_m(i) u_m(i)]_m / norm`` (EarlyFusion's, from stored norms;
+        ``b_m``: :func:`prodfusion.fusion.pairs.early_row_scale`)."""
         blocks = []
-        wt = self.weighting
         for m in self.modalities:
-            e = self.embeddings_[m]
-            v = np.asarray(e.vectors[q_rows], dtype=np.float32)
-            if not wt.is_default:  # [b_m(i) u_m(i)]_m (prodfusion.fusion.weights)
-                b = early_block_scale(wt, m, self.confidence)
-                b = b[q_rows][:, None] if np.ndim(b) else np.float32(b)
-                blocks.append(v / np.maximum(self.norms_[m][q_rows], 1e-30)[:, None] * b)
-                continue
-            if self.normalize:
-                v = v / np.maximum(self.norms_[m][q_rows], 1e-30)[:, None]  # absent rows stay 0
-            blocks.append(v / np.float32(np.sqrt(e.dim)))
+            v = np.asarray(self.embeddings_[m].vectors[q_rows], dtype=np.float32)
+            b = self.early_scale_[m]
+            b = np.asarray(b, np.float32)[q_rows][:, None] if np.ndim(b) else np.float32(b)
+            blocks.append(v / np.maximum(self.norms_[m][q_rows], 1e-30)[:, None] * b)
         x = np.concatenate(blocks, axis=1)
         return x / np.maximum(self.fused_norm_[q_rows], 1e-30)[:, None]
 

@@ -56,6 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from prodfusion._checks import FUSION_METHODS, check_real
+from prodfusion.encoders.base import MODALITIES
 from prodfusion.errors import ParameterError, param_error
 
 __all__ = [
@@ -283,10 +284,11 @@ class VariantConfig:
             raise param_error("fusion", where, "one of 'early', 'intermediate', 'late'", self.fusion)
         if self.modalities is not None:
             mods = tuple(self.modalities)
-            if not mods or any(m not in ("text", "image", "clicks", "lexical") for m in mods) \
+            if not mods or any(m not in MODALITIES for m in mods) \
                     or len(set(mods)) != len(mods):
                 raise param_error(
-                    "modalities", where, "a non-empty list of distinct 'text', 'image', 'clicks', 'lexical'",
+                    "modalities", where,
+                    "a non-empty list of distinct " + ", ".join(repr(m) for m in MODALITIES),
                     list(self.modalities),
                 )
             object.__setattr__(self, "modalities", mods)

@@ -118,7 +118,7 @@ def load_lists(path: Path, rec, variant, layout: str = "arrow") -> LoadedLists:
                          f"{exc}") from exc
     meta = store.meta
     fusion = variant.fusion or rec.fusion
-    mods = list(check_modalities(variant.modalities or rec.modalities, tuple(rec.embeddings_)))
+    mods = list(check_modalities(variant.modalities or rec.modalities, rec.available_modalities))
     if meta.get("fusion") != fusion or list(meta.get("modalities") or []) != mods:
         store.close()
         raise ModelError(

@@ -186,7 +186,7 @@ class LoadedModel:
             "model_id": self.model_id,
             "folder": Path(self.resolved).name,
             "products": len(rec.catalog),
-            "modalities": list(rec.embeddings_),
+            "modalities": list(rec.available_modalities),
             "created": m.get("created"),
             "catalog_fingerprint": (m.get("fingerprints") or {}).get("catalog", "")[:16],
             "loaded_at": self.loaded_at,

@@ -131,3 +131,28 @@ def test_deterministic_and_validated(tmp_path):
             "The 'missing_image_rate' parameter of make_synthetic() must be a float in [0, 1). "
             "Got 1.5 instead.")):
         make_synthetic(tmp_path / "d", missing_image_rate=1.5)
+
+
+def test_close_variant_browsing_keeps_the_catalog_and_plants_product_types(tmp_path):
+    """similar_rate sends clicks to the previous product's type (same category and noun);
+    0 (the default) draws exactly the earlier sessions, and the catalog never changes."""
+    kw = dict(n_products=240, n_categories=4, n_sessions=300, image_size=16, seed=3)
+    plain = make_synthetic(tmp_path / "a", **kw)
+    close = make_synthetic(tmp_path / "b", similar_rate=0.6, **kw)
+    assert plain.catalog.read_bytes() == close.catalog.read_bytes()
+    again = make_synthetic(tmp_path / "c", similar_rate=0.0, **kw)
+    assert plain.interactions.read_bytes() == again.interactions.read_bytes()
+
+    def same_type_share(paths):
+        cat = paths.read_catalog()
+        kind = {p: (c, t.split()[-1]) for p, c, t in zip(cat.ids, cat.categories, cat.titles,
+                                                          strict=True)}
+        log = read_interactions(paths.interactions, time_col="timestamp")
+        f = log.frame if hasattr(log, "frame") else log
+        rows = f.sort(["session", "ts"]).select("session", "product_id").rows()
+        pairs = [(a[1], b[1]) for a, b in zip(rows, rows[1:], strict=False)
+                 if a[0] == b[0] and a[1] != b[1]]
+        return np.mean([kind[a] == kind[b] for a, b in pairs])
+
+    # (the last title word is the noun in one language: a lower bound on same-type pairs)
+    assert same_type_share(close) > same_type_share(plain) + 0.1

@@ -67,13 +67,35 @@ def test_a_noise_modality_gets_about_zero_weight():
     rec, sessions, _ = _shop()
     res = tune_weights(rec, sessions=sessions, **KW)
     assert res["weights"]["image"] <= 0.125 < res["weights"]["text"]
-    assert res["weights"]["image"] >= 0.05 - 1e-9  # the floor: never exactly 0 by default
     exact = tune_weights(rec, sessions=sessions, min_weight=0, **KW)
     assert exact["weights"]["image"] <= 0.125
     refs = res["reference_scores"]
     assert res["validation_score"] >= refs["equal weights (calibration none)"]
     assert refs["text alone"] > refs["image alone"]
     assert res["split"]["n_validation_cases"] > 0 and res["n_configs"] >= 5
+
+
+def test_a_zero_weight_is_lifted_only_where_products_would_become_unrankable():
+    """Titles cover every product: the noise photos may get exactly 0. Once 10 products
+    lack a title, photos are their only modality: with min_weight=0.05 they keep 0.05 × the
+    largest weight; by default they get 0 and serve those products as a fallback."""
+    rec, sessions, _ = _shop()
+    assert tune_weights(rec, sessions=sessions, **KW)["weights"]["image"] == 0.0
+    text = rec.embeddings_["text"]
+    mask = text.mask.copy()
+    mask[::12] = False
+    holes = Recommender.from_embeddings(rec.catalog, {
+        "text": Embeddings(np.asarray(text.vectors), mask, text.spec),
+        "image": rec.embeddings_["image"]}, fusion="intermediate")
+    holes.prod2vec = rec.prod2vec
+    w = tune_weights(holes, sessions=sessions, min_weight=0.05, **KW)["weights"]
+    assert w["image"] == pytest.approx(0.05 * w["text"]) and w["text"] > 0.9
+    # by default a zero weight is a last resort: the title-less products are still served
+    res = tune_weights(holes, sessions=sessions, **KW)
+    assert res["weights"]["image"] == 0.0 and res["fallback"] is True
+    holes.tune(sessions, **KW)
+    ids = holes.similar(holes.catalog.ids[0], k=5)[0]  # row 0 has no title: photos only
+    assert len(ids) == 5
 
 
 def test_tuning_never_reads_the_test_part():
@@ -170,3 +192,30 @@ def test_evaluation_uses_the_models_weights_unless_a_variant_sets_its_own():
     assert hr(res, "equal") == hr(plain, "intermediate:text+image")
     assert hr(res, "intermediate:text+image [paper]") == hr(plain, "intermediate:text+image")
     assert hr(res, "intermediate:text+image") != hr(plain, "intermediate:text+image")
+
+
+def test_tuning_weighs_cooc_and_click_confidence_and_validates_on_one_source():
+    from prodfusion.encoders import Prod2Vec
+    from prodfusion.fusion.cooc import Cooc
+
+    rec, sessions, _ = _shop()
+    clicks = Prod2Vec(vector_size=8, epochs=2, workers=1, min_count=1).fit(sessions).encode(
+        rec.catalog)
+    rec = Recommender.from_embeddings(rec.catalog, {**rec.embeddings_, "clicks": clicks},
+                                      fusion="intermediate")
+    rec.prod2vec = Prod2VecParams(vector_size=8, epochs=2, workers=1, min_count=1)
+    rec.cooc_ = Cooc.from_sessions(sessions, rec.catalog)
+    kw = dict(KW, n0_grid=(None, 2.0), calibrations=("none", "zmean"))
+    res = tune_weights(rec, sessions=sessions, **kw)
+    assert set(res["weights"]) == {"text", "image", "clicks", "cooc"}
+    assert res["calibration"] in ("none", "zmean") and res["n0"] in (None, 2.0)
+    assert {"cooc alone", "clicks alone"} <= set(res["reference_scores"])
+    assert res["split"]["n_validation_cases_by_source"] == {"sessions": res["split"][
+        "n_validation_cases"]}
+    with pytest.raises(ParameterError, match=r"validate_on='pairs' needs that source; pass "
+                                             r"--pairs"):
+        tune_weights(rec, sessions=sessions, validate_on="pairs", **kw)
+    with pytest.raises(ParameterError, match=r"'validate_on' parameter of tune\(\) must be"):
+        tune_weights(rec, sessions=sessions, validate_on="baskets", **kw)
+    rec.tune(sessions, **kw)
+    assert rec.similar("0003", k=5)[0].shape == (5,)

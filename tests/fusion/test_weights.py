@@ -49,13 +49,17 @@ def _oracle(embs, mods, wt: Weighting, method, conf=None, labels=None):
         return w
 
     def inter(i, j, w8):
-        num = den = 0.0
+        num = den = dq = 0.0
         for m in mods:
+            if has[m][i]:  # zmean: D(q) = Σ over the query's modalities of w_m (· c(n_q))
+                dq += w8.w(m) * (conf[i] if m == "clicks" and w8.n0 is not None else 1.0)
             if has[m][i] and has[m][j]:
                 cos = float(u[m][i] @ u[m][j])
                 num += pair_w(m, i, j) * w8.calibrate(m, np.float32(cos))
                 den += pair_w(m, i, j)
-        return num / den if den > 0 else -math.inf
+        if den <= 0:
+            return -math.inf
+        return num / (dq if w8.calibration == "zmean" else den)
 
     out = np.full((n, n), -math.inf)
     for i in range(n):
@@ -93,6 +97,7 @@ WEIGHTINGS = [
     dict(weights={"text": 1.0, "image": 0.5, "clicks": 2.0}),
     dict(weights={"text": 0.3, "image": 0.0, "clicks": 1.0}, calibration="zscore"),
     dict(calibration="zscore", n0=3.0),
+    dict(weights={"text": 0.3, "image": 1.0, "clicks": 2.0}, calibration="zmean", n0=3.0),
 ]
 
 
@@ -179,7 +184,7 @@ def test_bad_weights_are_refused_by_name(spec, msg):
 def test_weight_and_calibration_options_of_the_recommender():
     assert parse_weights("text=1, image=0.5,clicks=2") == {"text": 1.0, "image": 0.5, "clicks": 2.0}
     with pytest.raises(ParameterError, match=r"'calibration' parameter of Recommender\(\) must "
-                                             r"be one of \['none', 'zscore'\]"):
+                                             r"be one of \['none', 'zscore', 'zmean'\]"):
         Recommender(calibration="rank")
     with pytest.raises(ParameterError, match=r"'n0' parameter of Recommender\(\) must be a "
                                              r"finite number > 0"):

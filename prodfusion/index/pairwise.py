@@ -1,0 +1,109 @@
+"""Approximate intermediate fusion with a pairwise modality (``cooc``): candidates from the
+vector modalities' index plus the query's co-occurrence neighbours, re-scored exactly.
+
+A pairwise score has no vector, so no vector index can rank by it. The candidates of a
+query are
+
+* the ``kp`` best products of the **vector** modalities' own intermediate index (the same
+  weighting restricted to them; :mod:`prodfusion.index.fused`), with the filters applied;
+* its ``kp`` strongest **co-occurrence** neighbours (:meth:`Cooc.neighbours`), filtered.
+
+Each candidate is re-scored exactly by the fusion formula over every modality
+(:func:`prodfusion.fusion.weights.intermediate_combine`, the fusers' formula: per-modality
+cosines of the candidate rows only). A product that shares no session with the query
+scores its vector part plus a constant cooc term (``0`` calibrated, or absent), so among
+such products the vector index's order is (nearly) the fused order; the recall of the
+whole search is measured in ``benchmarks/fusion_weights.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from prodfusion.fusion.base import check_query_rows
+from prodfusion.fusion.weights import Weighting, intermediate_combine
+from prodfusion.index.exact import topk_rows
+
+__all__ = ["PairwiseIntermediateIndex"]
+
+
+class PairwiseIntermediateIndex:
+    """``topk`` of intermediate fusion over vector modalities + pairwise ones (see module)."""
+
+    method = "intermediate"
+
+    def __init__(self, dense_index, data: Mapping, modalities: Sequence[str],
+                 weighting: Weighting, confidence: np.ndarray | None = None,
+                 over_fetch: int = 4) -> None:
+        self.dense = dense_index
+        self.modalities = tuple(modalities)
+        self.pairwise = {m: data[m] for m in self.modalities if hasattr(data[m], "scores")}
+        self.vectors = {m: data[m] for m in self.modalities if m not in self.pairwise}
+        self.weighting = weighting
+        self.confidence = confidence
+        self.over_fetch = over_fetch
+        masks = [np.asarray(d.mask, bool) for d in (*self.vectors.values(),
+                                                    *self.pairwise.values())]
+        self.n = len(masks[0])
+        self.present = np.logical_or.reduce(masks)
+        self._norms = {m: np.linalg.norm(np.asarray(e.vectors, np.float32), axis=1)
+                       for m, e in self.vectors.items()}
+
+    def pair_scores(self, q: int, c: np.ndarray) -> np.ndarray:
+        """Exact fused similarity of query row ``q`` to candidate rows ``c``."""
+        cos, both, q_has = {}, {}, {}
+        for m in self.modalities:
+            if m in self.pairwise:
+                p = self.pairwise[m]
+                cos[m] = p.scores([q], c)[0]
+                mask = p.mask
+            else:
+                e = self.vectors[m]
+                mask = e.mask
+                dots = np.asarray(e.vectors[c], np.float32) @ np.asarray(e.vectors[q], np.float32)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    cos[m] = np.where(mask[c], dots / (self._norms[m][c] * self._norms[m][q]), 0)
+            q_has[m] = np.array([bool(mask[q])])
+            both[m] = (mask[c] & mask[q])[None]
+            cos[m] = np.asarray(cos[m], np.float32)[None]
+        conf = self.confidence
+        out = intermediate_combine(self.weighting, self.modalities, cos, both,
+                                   None if conf is None else conf[[q]],
+                                   None if conf is None else conf[c], q_has=q_has)[0]
+        return out.astype(np.float32)
+
+    def topk(self, query_rows, k: int = 15, *, exclude_self: bool = True,
+             banned: np.ndarray | None = None, same_code: np.ndarray | None = None,
+             diff_code: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        rows = check_query_rows(query_rows, self.n)
+        kp = max(k * self.over_fetch, 64)
+        out_r = np.full((len(rows), k), -1, np.int64)
+        out_s = np.full((len(rows), k), -np.inf, np.float32)
+        for i, q in enumerate(rows):
+            q = int(q)
+            pools = []
+            if self.dense is not None:
+                r, _ = self.dense.topk([q], kp, exclude_self=exclude_self, banned=banned,
+                                       same_code=same_code, diff_code=diff_code)
+                pools.append(r[0][r[0] >= 0])
+            for p in self.pairwise.values():
+                if p.mask[q]:
+                    pools.append(p.neighbours(q, kp))
+            c = np.unique(np.concatenate(pools)) if pools else np.zeros(0, np.int64)
+            ok = np.ones(len(c), bool)
+            if exclude_self:
+                ok &= c != q
+            if banned is not None:
+                ok &= ~banned[c]
+            if same_code is not None:
+                ok &= (same_code[c] == same_code[q]) & (same_code[q] >= 0)
+            if diff_code is not None:
+                ok &= ~((diff_code[c] == diff_code[q]) & (diff_code[q] >= 0))
+            c = c[ok]
+            if not len(c):
+                continue
+            s = self.pair_scores(q, c)
+            out_r[i], out_s[i] = topk_rows(s[None, :], k, c[None, :])
+        return out_r, out_s

@@ -1,0 +1,285 @@
+"""The ``cooc`` modality and the ``zmean`` calibration against brute-force loops."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from prodfusion.data.catalog import Catalog
+from prodfusion.data.sessions import Sessions
+from prodfusion.encoders.base import Embeddings
+from prodfusion.errors import ParameterError
+from prodfusion.fusion import make_fuser
+from prodfusion.fusion.cooc import Cooc
+from prodfusion.fusion.explain import explain_pairs
+from prodfusion.fusion.weights import Weighting, confidence, estimate_stats
+from prodfusion.recommender import Recommender
+
+N = 24
+
+
+def _data(seed=0):
+    """24 products; 0-3 never occur in a session (no cooc), 4 occurs only alone."""
+    rng = np.random.default_rng(seed)
+    ids = [f"p{i:02d}" for i in range(N)]
+    cat = Catalog(pl.DataFrame({"product_id": ids, "title": [f"t{i}" for i in range(N)]}))
+    lists = [[ids[4]]]
+    for _ in range(40):
+        size = int(rng.integers(2, 5))
+        lists.append([ids[int(x)] for x in rng.choice(np.arange(5, N), size, replace=False)])
+    lists.append([ids[7], ids[7], ids[8]])  # a repeated click counts once
+    sessions = Sessions.from_lists(lists)
+    embs = {}
+    for m, d in (("text", 5), ("clicks", 4)):
+        v = rng.normal(size=(N, d)).astype(np.float32)
+        mask = rng.random(N) > 0.2
+        embs[m] = Embeddings(v, mask, m)
+    return cat, sessions, lists, embs
+
+
+def _brute_cooc(lists, ids, norm="conditional"):
+    sets = [set(s) for s in lists]
+    n = {p: sum(p in s for s in sets) for p in ids}
+    out = np.zeros((len(ids), len(ids)))
+    for i, a in enumerate(ids):
+        for j, b in enumerate(ids):
+            if i != j and n[a] and n[b]:
+                both = sum(a in s and b in s for s in sets)
+                out[i, j] = both / (n[a] if norm == "conditional" else math.sqrt(n[a] * n[b]))
+    return out, np.array([n[p] for p in ids])
+
+
+@pytest.mark.parametrize("norm", ["conditional", "cosine"])
+def test_cooc_scores_match_a_brute_force_count_and_missing_products_lack_it(norm):
+    cat, sessions, lists, _ = _data()
+    c = Cooc.from_sessions(sessions, cat, norm=norm)
+    want, n = _brute_cooc(lists, list(cat.ids), norm)
+    np.testing.assert_allclose(c.scores(np.arange(N)), want, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(c.counts, n)
+    assert not c.mask[:4].any() and c.mask[4:].all()  # 4: sessions, but never with another
+    assert (c.scores([4])[0] == 0).all()
+    # exact statistics over ordered pairs of distinct present products
+    pres = np.flatnonzero(c.mask)
+    vals = [want[i, j] for i in pres for j in pres if i != j]
+    assert c.stats() == pytest.approx((np.mean(vals), np.std(vals)))
+    assert estimate_stats({"cooc": c}, ["cooc"])["cooc"] == pytest.approx(c.stats())
+    # neighbours: highest first, ties by row
+    row = 9
+    nb = c.neighbours(row)
+    assert set(nb) == set(np.flatnonzero(want[row] > 0))
+    assert all((want[row][a], -a) >= (want[row][b], -b) for a, b in zip(nb, nb[1:], strict=False))
+    if norm == "conditional":  # one query's ranking is the raw counts' ranking
+        counts = c.matrix.toarray()[row]
+        assert all(counts[a] >= counts[b] for a, b in zip(nb, nb[1:], strict=False))
+    with pytest.raises(ParameterError, match=r"'norm' parameter of Cooc\(\) must be one of"):
+        Cooc(c.matrix, c.counts, norm="jaccard")
+
+
+@np.errstate(invalid="ignore")
+def _oracle(embs, cooc, mods, wt, conf=None):
+    """Σ W_m s_m / Σ W_m over shared modalities; under zmean / D(q), D(q) = Σ_{q has m} w_m."""
+    u = {m: embs[m].vectors / np.linalg.norm(embs[m].vectors, axis=1, keepdims=True)
+         for m in mods if m != "cooc"}  # (absent rows are zero: never read below)
+    has = {m: (cooc.mask if m == "cooc" else embs[m].mask) for m in mods}
+    out = np.full((N, N), -math.inf)
+    for i in range(N):
+        for j in range(N):
+            num = den = dq = 0.0
+            for m in mods:
+                w = wt.w(m)
+                cw = conf[i] * conf[j] if (m == "clicks" and wt.n0 is not None) else 1.0
+                if has[m][i]:
+                    dq += w * (conf[i] if (m == "clicks" and wt.n0 is not None) else 1.0)
+                if has[m][i] and has[m][j]:
+                    raw = cooc.scores([i], [j])[0, 0] if m == "cooc" else float(u[m][i] @ u[m][j])
+                    num += w * cw * float(wt.calibrate(m, np.float32(raw)))
+                    den += w * cw
+            if den > 0:
+                out[i, j] = num / (dq if wt.calibration == "zmean" else den)
+    return out
+
+
+@pytest.mark.parametrize("calibration", ["none", "zscore", "zmean"])
+@pytest.mark.parametrize("mods", [("cooc",), ("text", "cooc"), ("text", "clicks", "cooc")])
+@pytest.mark.parametrize("n0", [None, 3.0])
+def test_intermediate_fusion_with_cooc_matches_the_brute_force_formula(calibration, mods, n0):
+    cat, sessions, _, embs = _data(1)
+    cooc = Cooc.from_sessions(sessions, cat)
+    data = {**embs, "cooc": cooc}
+    weights = {"text": 0.5, "clicks": 2.0, "cooc": 1.5}
+    stats = estimate_stats(data, mods, seed=0) if calibration != "none" else None
+    if n0 is not None and "clicks" not in mods:
+        pytest.skip("n0 only weighs clicks")
+    wt = Weighting.make({m: weights[m] for m in mods}, calibration, stats, n0)
+    conf = confidence(np.arange(N) % 7, n0) if n0 else None
+    f = make_fuser("intermediate", data, mods, weighting=wt, confidence=conf)
+    got = f.similarity(np.arange(N))
+    want = _oracle(embs, cooc, mods, wt, conf)
+    np.testing.assert_array_equal(np.isfinite(got), np.isfinite(want))
+    ok = np.isfinite(want)
+    np.testing.assert_allclose(got[ok], want[ok], rtol=1e-4, atol=1e-5)
+    # candidate subsets give the same values
+    cand = np.array([3, 0, 17, 9])
+    np.testing.assert_allclose(f.similarity([5, 9], cand), got[[5, 9]][:, cand], rtol=1e-6)
+
+
+def test_weight_one_on_cooc_reproduces_the_cooc_ranking():
+    cat, sessions, lists, embs = _data(2)
+    cooc = Cooc.from_sessions(sessions, cat)
+    data = {**embs, "cooc": cooc}
+    for cal in ("none", "zscore", "zmean"):
+        stats = estimate_stats(data, ["text", "clicks", "cooc"]) if cal != "none" else None
+        wt = Weighting.make({"cooc": 1.0, "text": 0.0, "clicks": 0.0}, cal, stats)
+        f = make_fuser("intermediate", data, ("text", "clicks", "cooc"), weighting=wt)
+        alone = make_fuser("intermediate", {"cooc": cooc}, ("cooc",))
+        for q in np.flatnonzero(cooc.mask):
+            r1, s1 = f.topk([q], 8)
+            r2, s2 = alone.topk([q], 8)
+            np.testing.assert_array_equal(r1, r2)
+
+
+def test_early_and_late_fusion_refuse_the_pairwise_modality():
+    cat, sessions, _, embs = _data()
+    data = {**embs, "cooc": Cooc.from_sessions(sessions, cat)}
+    for method in ("early", "late"):
+        with pytest.raises(ParameterError, match=r"'cooc'\] is a pairwise score .* only "
+                                                 rf"intermediate fusion can fuse it, not {method}"):
+            make_fuser(method, data, ("text", "cooc"))
+
+
+@pytest.mark.parametrize("calibration", ["none", "zmean"])
+def test_explain_shares_add_up_to_the_score_with_cooc(calibration):
+    cat, sessions, _, embs = _data(3)
+    cooc = Cooc.from_sessions(sessions, cat)
+    data = {**embs, "cooc": cooc}
+    mods = ("text", "clicks", "cooc")
+    stats = estimate_stats(data, mods) if calibration != "none" else None
+    wt = Weighting.make({"text": 1.0, "clicks": 0.5, "cooc": 2.0}, calibration, stats)
+    f = make_fuser("intermediate", data, mods, weighting=wt)
+    q = int(np.flatnonzero(cooc.mask & embs["text"].mask)[0])
+    rows, scores = f.topk([q], 10)
+    rows, scores = rows[0][rows[0] >= 0], scores[0][rows[0] >= 0]
+    why = explain_pairs("intermediate", data, mods, wt, q, rows)
+    for e, s, r in zip(why, scores, rows, strict=True):
+        assert e["score"] == pytest.approx(float(s), abs=1e-5)
+        c = e["modalities"]["cooc"]
+        if cooc.mask[r]:
+            assert c["raw"] == pytest.approx(float(cooc.scores([q], [r])[0, 0]), abs=1e-6)
+        else:
+            assert c["raw"] is None and c["share"] == 0
+
+
+def test_recommender_builds_saves_and_loads_cooc_and_old_folders_have_none(tmp_path):
+    cat, sessions, lists, embs = _data(4)
+    rec = Recommender(text=None, image=None, clicks=None, cooc=True, fusion="intermediate")
+    rec.lexical = None
+    # a model built from sessions: only the cooc modality
+    rec.build(cat, sessions)
+    assert rec.available_modalities == ("cooc",) and rec.modalities == ("cooc",)
+    want, _ = _brute_cooc(lists, list(cat.ids))
+    ids, scores = rec.similar("p09", k=3)
+    got = [want[9, cat.row_of(i)] for i in ids]  # the three best co-occurrences (ties aside)
+    np.testing.assert_allclose(got, np.sort(want[9])[::-1][:3], rtol=1e-6)
+    np.testing.assert_allclose(scores, got, rtol=1e-6)
+    path = rec.save(tmp_path / "m")
+    back = Recommender.load(path)
+    np.testing.assert_array_equal(back.cooc_.scores(np.arange(N)), rec.cooc_.scores(np.arange(N)))
+    assert list(back.similar("p09", k=3)[0]) == list(ids)
+    # a product never seen in a session has no cooc: no recommendation from cooc alone
+    assert len(back.similar("p00", k=3)[0]) == 0
+    # a folder without cooc.npz (built before the modality existed) loads without it
+    old = Recommender.from_embeddings(cat, embs, fusion="intermediate")
+    p2 = old.save(tmp_path / "old")
+    assert not (p2 / "cooc.npz").exists()
+    loaded = Recommender.load(p2)
+    assert loaded.cooc_ is None and "cooc" not in loaded.available_modalities
+    with pytest.raises(ParameterError, match="asks for 'cooc', but this model has only"):
+        loaded.similar("p05", modalities=["text", "cooc"])
+
+
+def test_heldout_evaluation_counts_cooc_on_the_training_part_only():
+    from prodfusion.evaluation.retrieval import heldout_recommender, split_interactions
+
+    cat, sessions, _, embs = _data(5)
+    rec = Recommender.from_embeddings(cat, embs, fusion="intermediate")
+    split = split_interactions(cat, sessions, None, test_fraction=0.3)
+    ev = heldout_recommender(rec, split.train)
+    ho = split.heldout["sessions"]
+    full = Cooc.from_sessions(sessions, cat)
+    train = Cooc.from_sessions(split.train, cat)
+    np.testing.assert_array_equal(ev.cooc_.scores(ho.query_rows), train.scores(ho.query_rows))
+    # a held-out transition scores > 0 only where the pair co-occurs in a training session
+    train_sets = [set(x) for x in split.train]
+    ids = cat.ids
+    seen = [any(ids[a] in t and ids[b] in t for t in train_sets)
+            for a, b in zip(ho.query_rows, ho.target_rows, strict=True)]
+    got = ev.cooc_.scores(ho.query_rows, ho.target_rows).diagonal() > 0
+    np.testing.assert_array_equal(got, seen)
+    assert not all(seen) and (full.scores(ho.query_rows, ho.target_rows).diagonal() > 0).all()
+    assert "cooc" in ev.available_modalities
+
+
+@pytest.mark.parametrize("calibration", ["none", "zmean"])
+def test_approximate_search_with_cooc_equals_the_exact_fuser(rng, calibration):
+    """HNSW over the vector modalities + co-occurrence neighbours, re-scored exactly."""
+    from prodfusion.index import IndexSettings
+    from tests.index.conftest import assert_same_topk, make_planted
+
+    cat, embs, cats, _ = make_planted(rng, n=400)
+    ids = cat.ids
+    lists = []
+    for _ in range(300):  # sessions inside a category
+        c = rng.integers(12)
+        members = np.flatnonzero(cats == c)
+        lists.append([ids[i] for i in rng.choice(members, 3, replace=False)])
+    settings = IndexSettings(exact_below=0, reduce_dim=None, ef_search=1024, nprobe=10_000,
+                             pq_m=4, min_candidates=64)
+    rec = Recommender.from_embeddings(cat, embs, fusion="intermediate", index="hnsw",
+                                      index_settings=settings)
+    rec.cooc_ = Cooc.from_sessions(Sessions.from_lists(lists), cat)
+    rec.modalities = rec.available_modalities
+    rec.weights = {"text": 1.0, "image": 0.5, "clicks": 0.5, "cooc": 2.0}
+    rec.calibration = calibration
+    exact = rec.fuser()
+    approx = rec.searcher()
+    assert type(approx).__name__ == "PairwiseIntermediateIndex"
+    q = np.arange(0, 400, 7)
+    r0, s0 = exact.topk(q, 15)
+    r1, s1 = approx.topk(q, 15)
+    assert_same_topk(exact, q, r0, s0, r1, s1, atol=1e-4)
+    # the same through similar(), with a filter
+    got = rec.similar(ids[3], k=5, exclude=[ids[int(r0[0][0])]] if r0[0][0] != 3 else [])[0]
+    assert ids[int(r0[0][0])] not in got or r0[0][0] == 3
+
+
+def test_zero_weight_fallback_ranks_last_resort_pairs_after_every_weighted_one():
+    from prodfusion.fusion.weights import FALLBACK_OFFSET
+
+    cat, sessions, _, embs = _data(6)
+    mods = ("text", "clicks")
+    plain = Weighting.make({"text": 0.0, "clicks": 1.0})
+    fb = Weighting.make({"text": 0.0, "clicks": 1.0}, fallback=True)
+    assert fb.to_dict()["fallback"] is True and "fallback" not in plain.to_dict()
+    assert Weighting.from_dict(fb.to_dict()) == fb
+    a = make_fuser("intermediate", embs, mods, weighting=plain).similarity(np.arange(N))
+    b = make_fuser("intermediate", embs, mods, weighting=fb).similarity(np.arange(N))
+    ok = np.isfinite(a)
+    np.testing.assert_allclose(b[ok], a[ok])  # weighted pairs: unchanged
+    t = embs["text"]
+    with np.errstate(invalid="ignore"):  # absent rows are zero: never read
+        u = t.vectors / np.linalg.norm(t.vectors, axis=1, keepdims=True)
+    for i, j in zip(*np.nonzero(~ok), strict=True):  # only a title in common: last resort
+        if t.mask[i] and t.mask[j]:
+            assert b[i, j] == pytest.approx(float(u[i] @ u[j]) - FALLBACK_OFFSET, abs=1e-4)
+        else:
+            assert b[i, j] == -np.inf
+    # explain: base + shares = score, for a fallback pair too
+    q = int(np.flatnonzero(t.mask & ~embs["clicks"].mask)[0])
+    cand = np.flatnonzero(t.mask & (np.arange(N) != q))[:5]
+    for e, s in zip(explain_pairs("intermediate", embs, mods, fb, q, cand), b[q, cand],
+                    strict=True):
+        assert e["score"] == pytest.approx(float(s), abs=1e-4)
+        assert e["base"] == -FALLBACK_OFFSET
