@@ -14,7 +14,7 @@ import prodfusion
 ROOT = Path(prodfusion.__file__).resolve().parent
 
 #: Lower number = lower layer; a module may import its own layer and those below.
-#: fusion/, index/ and engine/ are one layer ("search"): the fused indexes (index/fused.py)
+#: fusion/, index/ and engine/ are one layer ("search"): the fused indexes (index/fused/)
 #: take their scores from fusion/, the fusions use the leaf top-k kernel (index/topk.py), and
 #: sharded indexes (index/sharded.py) run their tasks on engine/'s executors.
 LAYERS = {

@@ -1,0 +1,83 @@
+"""The query-time filters of a fused index, compiled once per ``topk`` call.
+
+:class:`prodfusion.index.topk.Filters` says what a query may not return; a fused index never
+holds an ``n × n`` mask, so it compiles the filters into per-query checks over candidate rows
+(:class:`_Filter`) backed by inverted lists of the code arrays (:class:`_Codes`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from prodfusion.errors import ParameterError
+
+if TYPE_CHECKING:
+    from prodfusion.index.fused.base import FusedIndex
+
+
+class _Codes:
+    """Inverted lists and counts of an int code array (category / group), cached per array."""
+
+    def __init__(self, codes: np.ndarray) -> None:
+        self.codes = codes
+        valid = codes >= 0
+        rows = np.flatnonzero(valid)
+        order = np.argsort(codes[rows], kind="stable")
+        self.sorted_rows = rows[order]
+        size = int(codes.max()) + 1 if valid.any() else 0
+        self.counts = np.bincount(codes[rows], minlength=size)
+        self.offsets = np.concatenate([[0], np.cumsum(self.counts)])
+
+    def rows(self, code: int) -> np.ndarray:
+        if code < 0 or code >= len(self.counts):
+            return np.zeros(0, dtype=np.int64)
+        return self.sorted_rows[self.offsets[code] : self.offsets[code + 1]]
+
+    def count(self, code: int) -> int:
+        return 0 if code < 0 or code >= len(self.counts) else int(self.counts[code])
+
+
+class _Filter:
+    """The query-time filters of one ``topk`` call."""
+
+    def __init__(self, owner: FusedIndex, exclude_self, banned, same_code, diff_code) -> None:
+        n = owner.n
+        for name, arr in (("banned", banned), ("same_code", same_code), ("diff_code", diff_code)):
+            if arr is not None and len(arr) != n:
+                raise ParameterError(f"topk(): {name} has {len(arr)} entries, the index {n} rows.")
+        self.exclude_self = exclude_self
+        self.banned = None if banned is None else np.asarray(banned, dtype=bool)
+        self.n_banned = 0 if self.banned is None else int(self.banned.sum())
+        self.same = None if same_code is None else owner._codes(same_code)
+        self.diff = None if diff_code is None else owner._codes(diff_code)
+
+    def ok(self, q: int, c: np.ndarray) -> np.ndarray:
+        m = np.ones(len(c), dtype=bool)
+        if self.exclude_self:
+            m &= c != q
+        if self.banned is not None:
+            m &= ~self.banned[c]
+        if self.same is not None:
+            qc = self.same.codes[q]
+            m &= (self.same.codes[c] == qc) & (qc >= 0)
+        if self.diff is not None:
+            qc = self.diff.codes[q]
+            if qc >= 0:
+                m &= self.diff.codes[c] != qc
+        return m
+
+    def universe(self, q: int) -> np.ndarray | None:
+        """Rows that can pass ``same_code`` (``None``: every row)."""
+        if self.same is None:
+            return None
+        return self.same.rows(int(self.same.codes[q]))
+
+    def n_removed(self, q: int) -> int:
+        """Rows removed besides ``same_code``: an upper bound used to size the over-fetch."""
+        r = self.n_banned + 1
+        if self.diff is not None:
+            r += self.diff.count(int(self.diff.codes[q]))
+        return r
+
