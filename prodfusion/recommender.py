@@ -580,7 +580,7 @@ class Recommender:
         f = self.searcher(fusion, modalities, self._override(weights, calibration))
         flt = self.filters(same_category=same_category, exclude=exclude,
                            exclude_group=exclude_group, where=where)
-        return f.topk(np.asarray(rows, dtype=np.int64), int(k), **flt.keywords())
+        return f.topk(np.asarray(rows, dtype=np.int64), int(k), filters=flt)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:

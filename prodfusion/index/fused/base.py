@@ -21,6 +21,7 @@ from prodfusion.fusion.weights import Weighting
 from prodfusion.index.base import IndexSettings, choose_backend
 from prodfusion.index.exact import topk_rows
 from prodfusion.index.fused.filtering import _Codes, _Filter
+from prodfusion.index.topk import Filters
 
 __all__ = ["FusedIndex"]
 
@@ -213,10 +214,7 @@ class FusedIndex:
         query_rows,
         k: int = 15,
         *,
-        exclude_self: bool = True,
-        banned: np.ndarray | None = None,
-        same_code: np.ndarray | None = None,
-        diff_code: np.ndarray | None = None,
+        filters: Filters | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k rows and exact fused scores per query row, as the fuser's ``topk``.
 
@@ -228,7 +226,7 @@ class FusedIndex:
         self._check_built()
         rows = self._validate_rows(query_rows)
         k = int(k)
-        flt = _Filter(self, exclude_self, banned, same_code, diff_code)
+        flt = _Filter(self, filters)
         out_r = np.full((len(rows), k), -1, dtype=np.int64)
         out_s = np.full((len(rows), k), -np.inf, dtype=np.float32)
         todo = [i for i in range(len(rows)) if self.present[rows[i]]]
@@ -240,10 +238,7 @@ class FusedIndex:
         query_rows,
         k: int = 15,
         *,
-        exclude_self: bool = True,
-        banned: np.ndarray | None = None,
-        same_code: np.ndarray | None = None,
-        diff_code: np.ndarray | None = None,
+        filters: Filters | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k by scanning every row in chunks: the oracle, in bounded memory.
 
@@ -252,7 +247,7 @@ class FusedIndex:
         """
         self._check_built()
         rows = self._validate_rows(query_rows)
-        flt = _Filter(self, exclude_self, banned, same_code, diff_code)
+        flt = _Filter(self, filters)
         out_r = np.full((len(rows), k), -1, dtype=np.int64)
         out_s = np.full((len(rows), k), -np.inf, dtype=np.float32)
         universe = np.flatnonzero(self.present)

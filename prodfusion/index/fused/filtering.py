@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from prodfusion.errors import ParameterError
+from prodfusion.index.topk import Filters
 
 if TYPE_CHECKING:
     from prodfusion.index.fused.base import FusedIndex
@@ -42,31 +42,15 @@ class _Codes:
 class _Filter:
     """The query-time filters of one ``topk`` call."""
 
-    def __init__(self, owner: FusedIndex, exclude_self, banned, same_code, diff_code) -> None:
-        n = owner.n
-        for name, arr in (("banned", banned), ("same_code", same_code), ("diff_code", diff_code)):
-            if arr is not None and len(arr) != n:
-                raise ParameterError(f"topk(): {name} has {len(arr)} entries, the index {n} rows.")
-        self.exclude_self = exclude_self
-        self.banned = None if banned is None else np.asarray(banned, dtype=bool)
-        self.n_banned = 0 if self.banned is None else int(self.banned.sum())
-        self.same = None if same_code is None else owner._codes(same_code)
-        self.diff = None if diff_code is None else owner._codes(diff_code)
+    def __init__(self, owner: FusedIndex, filters: Filters | None) -> None:
+        self.filters = f = (filters or Filters()).check(owner.n)
+        self.n_banned = 0 if f.banned is None else int(f.banned.sum())
+        self.same = None if f.same_code is None else owner._codes(f.same_code)
+        self.diff = None if f.diff_code is None else owner._codes(f.diff_code)
 
     def ok(self, q: int, c: np.ndarray) -> np.ndarray:
-        m = np.ones(len(c), dtype=bool)
-        if self.exclude_self:
-            m &= c != q
-        if self.banned is not None:
-            m &= ~self.banned[c]
-        if self.same is not None:
-            qc = self.same.codes[q]
-            m &= (self.same.codes[c] == qc) & (qc >= 0)
-        if self.diff is not None:
-            qc = self.diff.codes[q]
-            if qc >= 0:
-                m &= self.diff.codes[c] != qc
-        return m
+        """Which candidate rows ``c`` query row ``q`` may return (:meth:`Filters.allows`)."""
+        return self.filters.allows(q, c)
 
     def universe(self, q: int) -> np.ndarray | None:
         """Rows that can pass ``same_code`` (``None``: every row)."""
