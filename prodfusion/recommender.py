@@ -191,7 +191,9 @@ class Recommender:
         wanted = set(self.modalities) if self.modalities else set(MODALITIES)
         if self.cooc and "cooc" in wanted:
             if sessions is None or not hasattr(sessions, "frame"):
-                self.skipped_["cooc"] = "no sessions given (--interactions / --pairs)"
+                self.skipped_["cooc"] = (
+                    "no sessions given (--interactions / --pairs)" if sessions is None else
+                    "needs cleaned sessions (--interactions / --pairs), not a corpus file")
             else:
                 from prodfusion.fusion.cooc import Cooc
 
