@@ -27,7 +27,13 @@ from prodfusion.errors import (
     ParameterError,
     param_error,
 )
-from prodfusion.fusion import check_method, check_modalities, default_n_clusters, make_fuser
+from prodfusion.fusion import (
+    check_method,
+    check_modalities,
+    check_pairwise,
+    default_n_clusters,
+    make_fuser,
+)
 from prodfusion.fusion.clustering import LazyLabels
 from prodfusion.fusion.weights import Weighting, confidence
 from prodfusion.index.base import IndexSettings, check_backend, choose_backend
@@ -201,7 +207,9 @@ class Recommender:
         wanted = set(self.modalities) if self.modalities else set(MODALITIES)
         if self.cooc and "cooc" in wanted:
             if sessions is None or not hasattr(sessions, "frame"):
-                self.skipped_["cooc"] = "no sessions given (--interactions / --pairs)"
+                self.skipped_["cooc"] = (
+                    "no sessions given (--interactions / --pairs)" if sessions is None else
+                    "needs cleaned sessions (--interactions / --pairs), not a corpus file")
             else:
                 from prodfusion.fusion.cooc import Cooc
 
@@ -518,10 +526,16 @@ class Recommender:
         """Row form of :meth:`explain` for internal callers (rows in, no id lookups)."""
         from prodfusion.fusion.explain import explain_pairs
 
-        f = self.fuser(fusion, modalities, self._override(weights, calibration))
-        wt = f.weighting
+        # Not self.fuser(): fitting one copies every row's fused vectors (9 GB at 1M
+        # products) while an explanation reads only the query's and the candidates' rows.
+        self._check_built()
+        method = check_method(fusion or self.fusion)
+        mods = check_modalities(modalities if modalities is not None else self.modalities,
+                                self.available_modalities)
+        check_pairwise(method, mods, "explain()")
+        wt = self.weighting(mods, self._override(weights, calibration))
         candidate_rows = np.asarray(candidate_rows, dtype=np.int64)
-        out = explain_pairs(f.method, self.modality_data(), f.modalities, wt, int(query_row),
+        out = explain_pairs(method, self.modality_data(), mods, wt, int(query_row),
                             candidate_rows, normalize=self.normalize, labels=self.late_labels_,
                             confidence=self._confidence(wt))
         for r, e in zip(candidate_rows, out, strict=True):

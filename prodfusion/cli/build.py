@@ -36,7 +36,14 @@ def cmd_build(args) -> int:
         catalog, n_filled = fill_categories(catalog, args.category_from)
         print(f"categories: {n_filled:,} missing categories predicted by {args.category_from}",
               file=sys.stderr)
-    sessions = load_sessions(args, catalog)
+    if args.corpus:
+        if args.interactions or args.pairs:
+            raise ProdfusionError("--corpus replaces --interactions/--pairs: give one or the other.")
+        from prodfusion.engine.corpus import CorpusFile
+
+        sessions = CorpusFile(args.corpus)
+    else:
+        sessions = load_sessions(args, catalog)
     if sessions is not None:
         rep = sessions.report
         print(f"sessions: {rep.n_sessions:,} kept with {rep.n_clicks:,} clicks "
@@ -122,6 +129,9 @@ def add_build_parser(sub) -> None:
     b.add_argument("--image", default="default",
                    help="image encoder: effnet-lite0, clip:<name-or-path>, none")
     b.add_argument("--no-clicks", action="store_true", help="do not train Prod2Vec")
+    b.add_argument("--corpus", default=None, metavar="FILE",
+                   help="train Prod2Vec from a corpus file written by `prodfusion corpus` "
+                        "(instead of --interactions/--pairs)")
     b.add_argument("--lexical", default=None, metavar="tfidf[:DIM]",
                    help="also build the lexical modality: character 3-5-gram TF-IDF of titles "
                         "reduced by TruncatedSVD to DIM (default 256) dimensions")

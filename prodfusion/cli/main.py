@@ -31,6 +31,7 @@ COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("prodfusion.cli.serve", ("add_serve_parser", "add_ab_parser")),
     ("prodfusion.cli.distill", ("add_distill_parser",)),
     ("prodfusion.cli.export", ("add_export_parser",)),
+    ("prodfusion.cli.corpus", ("add_corpus_parser",)),
     ("prodfusion.cli.categorize", ("add_adapt_parser", "add_categorize_parser")),
 )
 

@@ -87,8 +87,9 @@ class _CoClickCorpus:
                 yield from split_session(s)
 
 
-def _write_lines(fh, frame, stats: dict) -> None:
-    """Write the co-click sessions of a ``session, position, product_id`` frame, split if long."""
+def _write_lines(fh, frame, stats: dict) -> list[str]:
+    """Write the co-click sessions of a ``session, position, product_id`` frame, split if long;
+    return the session key of each line written."""
     import polars as pl
 
     per = frame.group_by("session", maintain_order=True).agg(
@@ -109,6 +110,7 @@ def _write_lines(fh, frame, stats: dict) -> None:
     stats["n_lines"] += pieces.height
     if pieces.height:
         fh.write("\n".join(pieces["product_id"].to_list()) + "\n")
+    return pieces["session"].to_list()
 
 
 def write_corpus(sessions, path: str | os.PathLike, *, batch_rows: int = 1 << 20) -> dict:

@@ -20,11 +20,14 @@ log = logging.getLogger("prodfusion.recommender")
 
 def fit_clicks(catalog, sessions, params, *, progress=None, vector_dtype="float32") -> Embeddings:
     """Prod2Vec (:class:`~prodfusion.encoders.clicks.Prod2VecParams` ``params``) trained on
-    ``sessions``, as the catalog's click modality."""
+    ``sessions`` (or on the file of a prepared corpus, gensim's ``corpus_file`` mode), as the
+    catalog's click modality."""
     from prodfusion.encoders import Prod2Vec
 
     p2v = Prod2Vec(**asdict(params), progress=progress)
-    return p2v.fit(sessions).encode(catalog).astype(vector_dtype)
+    corpus = getattr(sessions, "corpus_file", None)  # a prepared corpus (engine.corpus.CorpusFile)
+    p2v = p2v.fit_corpus(corpus) if corpus is not None else p2v.fit(sessions)
+    return p2v.encode(catalog).astype(vector_dtype)
 
 
 def encode_catalog(settings, catalog, sessions=None):

@@ -37,7 +37,7 @@ class PairwiseIntermediateIndex:
 
     def __init__(self, dense_index, data: Mapping, modalities: Sequence[str],
                  weighting: Weighting, confidence: np.ndarray | None = None,
-                 over_fetch: int = 4) -> None:
+                 over_fetch: int = 4, dense_over_fetch: int | None = None) -> None:
         self.dense = dense_index
         self.modalities = tuple(modalities)
         self.pairwise = {m: data[m] for m in self.modalities if hasattr(data[m], "scores")}
@@ -45,6 +45,7 @@ class PairwiseIntermediateIndex:
         self.weighting = weighting
         self.confidence = confidence
         self.over_fetch = over_fetch
+        self.dense_over_fetch = dense_over_fetch
         masks = [np.asarray(d.mask, bool) for d in (*self.vectors.values(),
                                                     *self.pairwise.values())]
         self.n = len(masks[0])
@@ -86,7 +87,8 @@ class PairwiseIntermediateIndex:
             q = int(q)
             pools = []
             if self.dense is not None:
-                r, _ = self.dense.topk([q], kp, filters=flt)
+                kd = kp if self.dense_over_fetch is None else max(k * self.dense_over_fetch, 32)
+                r, _ = self.dense.topk([q], kd, filters=flt)
                 pools.append(r[0][r[0] >= 0])
             for p in self.pairwise.values():
                 if p.mask[q]:

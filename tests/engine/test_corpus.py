@@ -1,0 +1,163 @@
+"""Session preparation at scale: ``prepare_corpus`` over many files, locally and on Ray, equals
+``clean_sessions`` + ``write_corpus`` on the concatenated log; ``build --corpus`` trains on it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from prodfusion.cli import main
+from prodfusion.data import Catalog, clean_sessions, read_interactions
+from prodfusion.encoders.clicks import MAX_SESSION_TOKENS, write_corpus
+from prodfusion.engine import make_executor
+from prodfusion.engine.corpus import CorpusFile, prepare_corpus
+from prodfusion.errors import DataError, ParameterError, ProdfusionError
+
+N_PRODUCTS = 60
+
+
+def _log(rng, n_sessions: int, start_ts: int, prefix: str) -> pl.DataFrame:
+    rows = []
+    for s in range(n_sessions):
+        # sessions share keys across files (s % 40): a session may span several files
+        key = f"s{s % 40}"
+        for j in range(int(rng.integers(1, 7))):
+            pid = f"p{int(rng.integers(N_PRODUCTS + 5))}"  # p60..p64 are not in the catalog
+            rows.append((key, pid, start_ts + int(rng.integers(0, 50)) + j))
+            if rng.random() < 0.15:  # an immediate repeat, collapsed by cleaning
+                rows.append((key, pid, start_ts + j))
+    return pl.DataFrame(rows, schema=["session_id", "product_id", "ts"], orient="row")
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory):
+    rng = np.random.default_rng(5)
+    d = tmp_path_factory.mktemp("corpus_logs")
+    _log(rng, 70, 1000, "a").write_csv(d / "day1.csv")
+    _log(rng, 50, 500, "b").write_parquet(d / "day2.parquet")  # earlier times than day 1
+    long = pl.DataFrame({"session_id": ["long"] * (MAX_SESSION_TOKENS + 7),
+                         "product_id": [f"p{i % 9}" for i in range(MAX_SESSION_TOKENS + 7)],
+                         "ts": list(range(MAX_SESSION_TOKENS + 7))})
+    pl.concat([_log(rng, 30, 2000, "c"), long]).write_csv(d / "day3.tsv", separator="\t")
+    catalog = Catalog(pl.DataFrame({"product_id": [f"p{i}" for i in range(N_PRODUCTS)],
+                                    "title": [f"t{i}" for i in range(N_PRODUCTS)]}))
+    return d, [d / "day1.csv", d / "day2.parquet", d / "day3.tsv"], catalog
+
+
+def _reference(files, catalog, tmp_path, **clean):
+    """The single-process path: read every file, number rows across files, clean, write."""
+    frames = [read_interactions(f, session_cols="session_id", item_col="product_id",
+                                time_col="ts").with_columns(pl.col("row") + (i << 40))
+              for i, f in enumerate(files)]
+    sessions = clean_sessions(pl.concat(frames), catalog, **clean)
+    sessions.to_parquet(tmp_path / "sessions.parquet")
+    stats = write_corpus(tmp_path / "sessions.parquet", tmp_path / "ref.txt")
+    return sessions, stats, (tmp_path / "ref.txt").read_bytes()
+
+
+def test_local_corpus_equals_single_process_cleaning(logs, tmp_path):
+    d, files, catalog = logs
+    sessions, stats, ref = _reference(files, catalog, tmp_path, max_length=None)
+    assert stats["n_split"] == 1 and sessions.report.n_unknown_rows > 0  # the data exercises both
+    assert sessions.report.n_repeats_collapsed > 0
+    seen = set()
+    for buckets in (1, 3, 7):
+        out = tmp_path / f"corpus{buckets}.txt"
+        corpus = prepare_corpus(files, out, catalog=catalog, time_col="ts", buckets=buckets,
+                                max_length=None, progress=False)
+        assert out.read_bytes() == ref, buckets
+        assert corpus.meta["report"] == sessions.report.as_dict()
+        assert corpus.meta["corpus"] == stats
+        assert corpus.product_counts() == sessions.product_counts()
+        assert len(corpus) == stats["n_sessions"]
+        assert not out.with_name(out.name + ".parts").exists()  # work folder removed
+        seen.add(corpus.fingerprint())
+    assert len(seen) == 1
+    # the iterable path of write_corpus gives the same lines too
+    write_corpus(sessions, tmp_path / "iter.txt")
+    assert (tmp_path / "iter.txt").read_bytes() == ref
+    assert [line for line in CorpusFile(tmp_path / "corpus3.txt")] == [
+        line.split() for line in ref.decode().splitlines()]
+
+
+def test_folder_source_and_no_catalog(logs, tmp_path):
+    d, files, _ = logs
+    a = prepare_corpus(d, tmp_path / "a.txt", time_col="ts", buckets=4, progress=False)
+    prepare_corpus(files, tmp_path / "b.txt", time_col="ts", buckets=2, progress=False)
+    assert [s["path"] for s in a.meta["sources"]] == [str(f) for f in sorted(files)]
+    assert a.meta["report"]["n_unknown_rows"] == 0
+    # the folder lists files by name: same files, same order here
+    assert (tmp_path / "a.txt").read_bytes() == (tmp_path / "b.txt").read_bytes()
+
+
+def test_corpus_on_ray_equals_local(ray_local, logs, tmp_path):
+    d, files, catalog = logs
+    local = prepare_corpus(files, tmp_path / "local.txt", catalog=catalog, time_col="ts",
+                           buckets=5, progress=False)
+    ex = make_executor("ray", num_cpus_per_worker=0.5)
+    try:
+        on_ray = prepare_corpus(files, tmp_path / "ray.txt", catalog=catalog, time_col="ts",
+                                buckets=5, executor=ex, progress=False)
+    finally:
+        ex.close()
+    assert (tmp_path / "ray.txt").read_bytes() == (tmp_path / "local.txt").read_bytes()
+    assert on_ray.meta["report"] == local.meta["report"]
+    assert on_ray.product_counts() == local.product_counts()
+    assert on_ray.meta["engine"] != local.meta["engine"]
+
+
+def test_bad_input_names_file_and_option(logs, tmp_path):
+    d, files, catalog = logs
+    with pytest.raises(DataError, match="nope.csv: no such interaction file"):
+        prepare_corpus([files[0], d / "nope.csv"], tmp_path / "x.txt", progress=False)
+    with pytest.raises(ParameterError, match="time_col"):
+        prepare_corpus(files, tmp_path / "x.txt", time_col="ts,other", progress=False)
+    spaced = tmp_path / "spaced.csv"
+    pl.DataFrame({"session_id": ["a", "a"], "product_id": ["p 1", "p2"]}).write_csv(spaced)
+    with pytest.raises(DataError, match="'p 1'.*whitespace"):
+        prepare_corpus([spaced], tmp_path / "x.txt", progress=False)
+    single = tmp_path / "single.csv"
+    pl.DataFrame({"session_id": ["a", "b"], "product_id": ["p1", "p2"]}).write_csv(single)
+    with pytest.raises(DataError, match="no session with two distinct products"):
+        prepare_corpus([single], tmp_path / "x.txt", progress=False)
+    assert not (tmp_path / "x.txt").exists()
+    with pytest.raises(DataError, match="missing; the corpus was not written by prepare_corpus"):
+        CorpusFile(spaced)
+
+
+def test_cli_corpus_then_build_trains_clicks_from_it(logs, tmp_path, capsys):
+    d, files, catalog = logs
+    cat = tmp_path / "catalog.csv"
+    catalog.frame.write_csv(cat)
+    out = tmp_path / "corpus.txt"
+    assert main(["corpus", *map(str, files), "--out", str(out), "--catalog", str(cat),
+                 "--image-col", "", "--time-col", "ts", "--buckets", "3", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "sessions" in err and str(out) in err
+    meta = json.loads(out.with_name("corpus.txt.json").read_text())
+    sessions, _, ref = _reference(files, catalog, tmp_path)
+    assert out.read_bytes() == ref and meta["report"] == sessions.report.as_dict()
+    common = ["build", "--catalog", str(cat), "--image-col", "", "--text", "none",
+              "--image", "none", "--p2v-dim", "8", "--p2v-epochs", "2", "--workers", "1",
+              "--cache-dir", "none"]
+    assert main([*common, "--corpus", str(out), "--out", str(tmp_path / "model")]) == 0
+    from prodfusion import Recommender
+
+    rec = Recommender.load(tmp_path / "model")
+    clicked = {p for line in ref.decode().split() for p in [line]}
+    has = rec.embeddings_["clicks"].mask
+    assert {catalog.ids[i] for i in np.flatnonzero(has)} == clicked
+    counts = sessions.product_counts()
+    assert rec.click_counts_.tolist() == [counts.get(p, 0) for p in catalog.ids]
+    assert rec.manifest_["fingerprints"]["sessions"] == meta["sha256"]
+    capsys.readouterr()
+    with pytest.raises(ProdfusionError, match="--corpus replaces --interactions"):
+        from prodfusion.cli.build import cmd_build
+
+        args = __import__("prodfusion.cli.main", fromlist=["build_parser"]).build_parser() \
+            .parse_args([*common, "--corpus", str(out), "--interactions", str(files[0]),
+                         "--out", str(tmp_path / "model2")])
+        cmd_build(args)
