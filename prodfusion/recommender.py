@@ -8,12 +8,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
-from prodfusion import model_search
-from prodfusion._checks import check_k
 from prodfusion.data.catalog import Catalog
 from prodfusion.encoders.base import (
     MODALITIES,
@@ -23,30 +20,23 @@ from prodfusion.encoders.base import (
 )
 from prodfusion.encoders.clicks import Prod2VecParams
 from prodfusion.errors import (
-    NotBuiltError,
     ParameterError,
     param_error,
 )
 from prodfusion.fusion import (
     check_method,
-    check_modalities,
-    check_pairwise,
     default_n_clusters,
-    make_fuser,
 )
 from prodfusion.fusion.clustering import LazyLabels
-from prodfusion.fusion.weights import Weighting, confidence
-from prodfusion.index.base import IndexSettings, check_backend, choose_backend
-from prodfusion.index.topk import Filters
+from prodfusion.fusion.weights import Weighting
+from prodfusion.index.base import IndexSettings, check_backend
 from prodfusion.model_folder import (
     FORMAT_VERSION,
     catalog_fingerprint,
     read_model_folder,
     write_model_folder,
 )
-
-if TYPE_CHECKING:
-    from typing_extensions import Unpack
+from prodfusion.querying import QueryMixin, QueryOptions
 
 __all__ = ["Recommender", "QueryOptions", "Prod2VecParams", "FORMAT_VERSION",
            "catalog_fingerprint"]
@@ -55,21 +45,8 @@ log = logging.getLogger(__name__)
 
 
 
-class QueryOptions(TypedDict, total=False):
-    """The options of a query, shared by :meth:`Recommender.similar`, ``similar_batch`` and
-    ``similar_rows`` (see :meth:`Recommender.similar` for each)."""
-
-    fusion: str | None
-    modalities: Sequence[str] | str | None
-    same_category: bool
-    exclude: Sequence[str]
-    exclude_group: bool
-    weights: Mapping[str, float] | str | None
-    calibration: str | None
-
-
 @dataclass
-class Recommender:
+class Recommender(QueryMixin):
     """Similar products from fused text, image and click embeddings.
 
     Parameters (keyword-only, stored as given; ``build`` does the work)
@@ -315,95 +292,6 @@ class Recommender:
             self.late_labels_[m]
         return self
 
-    # ------------------------------------------------------------------ querying
-    def _check_built(self) -> None:
-        if not hasattr(self, "embeddings_"):
-            raise NotBuiltError("This Recommender is not built yet: call build() or load() first.")
-
-    def weighting(self, modalities: Sequence[str] | None = None,
-                  override: Weighting | None = None) -> Weighting:
-        """The model's :class:`~prodfusion.fusion.Weighting` (or ``override``) over
-        ``modalities``, with the calibration statistics estimated on first use."""
-        return model_search.model_weighting(self, modalities, override)
-
-    def _confidence(self, wt: Weighting) -> np.ndarray | None:
-        if wt.n0 is None or getattr(self, "click_counts_", None) is None:
-            return None
-        return confidence(self.click_counts_, wt.n0)
-
-    def resolve(self, fusion: str | None = None,
-                modalities: Sequence[str] | str | None = None) -> tuple[str, tuple[str, ...]]:
-        """``(method, modalities)`` a query with these options uses (the model's defaults
-        filled in, checked), without building anything."""
-        self._check_built()
-        return check_method(fusion or self.fusion), check_modalities(
-            modalities if modalities is not None else self.modalities, tuple(self.embeddings_))
-
-    def fuser(self, fusion: str | None = None, modalities: Sequence[str] | str | None = None,
-              weighting: Weighting | None = None):
-        """The fitted fusion object for ``fusion`` over ``modalities`` (cached), weighted by
-        the model's weighting or ``weighting``."""
-        self._check_built()
-        method = check_method(fusion or self.fusion)
-        mods = check_modalities(
-            modalities if modalities is not None else self.modalities, self.available_modalities
-        )
-        wt = self.weighting(mods, weighting)
-        key = (method, mods, wt)
-        if key not in self._fusers:
-            self._fusers[key] = make_fuser(
-                method, self.modality_data(), mods, normalize=self.normalize,
-                late_labels=self.late_labels_ if method == "late" else None, seed=self.seed,
-                weighting=wt, confidence=self._confidence(wt),
-            )
-        return self._fusers[key]
-
-    def searcher(self, fusion: str | None = None, modalities: Sequence[str] | str | None = None,
-                 weighting: Weighting | None = None):
-        """What :meth:`similar` searches with for ``fusion`` over ``modalities``.
-
-        The exact fuser when the index backend resolves to ``"exact"``; otherwise a
-        :class:`prodfusion.index.FusedIndex` (same ``topk`` signature), loaded from the model
-        folder when it was saved there, else built now and cached.
-        """
-        self._check_built()
-        method = check_method(fusion or self.fusion)
-        mods = check_modalities(
-            modalities if modalities is not None else self.modalities, self.available_modalities
-        )
-        backend = choose_backend(self.index, len(self.catalog), self.index_settings)
-        if backend == "exact":
-            return self.fuser(method, mods, weighting)
-        wt = self.weighting(mods, weighting)
-        if "cooc" in mods:  # a pairwise modality: vector index + co-occurrence neighbours
-            return model_search.pairwise_searcher(self, method, mods, wt)
-        return model_search.fused_searcher(self, method, mods, wt, backend)
-
-    def build_index(
-        self,
-        fusions: Sequence[str] | None = None,
-        modalities: Sequence[str] | str | None = None,
-        *,
-        n_jobs: int = 1,
-        executor=None,
-    ) -> Recommender:
-        """Build (or load) the search index of each fusion in ``fusions`` (default: all three)
-        over ``modalities`` now, so that :meth:`save` stores them and queries start warm.
-
-        ``n_jobs`` > 1 builds that many indexes at once in threads (FAISS and BLAS release
-        the GIL). With one BLAS/OpenMP thread each, this keeps every core busy without the
-        barrier waits of one multi-threaded HNSW build; it holds the build buffers of
-        ``n_jobs`` indexes at the same time.
-
-        ``executor`` (:func:`prodfusion.engine.make_executor`) runs the shards' tasks when
-        ``index_settings.shards`` > 1 (e.g. on Ray); default: this process.
-        """
-        model_search.build_indexes(self, fusions, modalities, n_jobs=n_jobs, executor=executor)
-        return self
-
-    def _all_searchers(self) -> dict:
-        return model_search.saved_searchers(self)
-
     # ------------------------------------------------------------------ incremental updates
     def add_products(self, catalog: Catalog, embeddings: Mapping[str, Embeddings]) -> dict:
         """Append new products (cold start) without touching the existing ones.
@@ -438,56 +326,6 @@ class Recommender:
 
         return update_embeddings(self, embeddings, sessions=sessions)
 
-    def similar(
-        self,
-        product_id: str,
-        k: int = 15,
-        *,
-        fusion: str | None = None,
-        modalities: Sequence[str] | str | None = None,
-        same_category: bool = False,
-        exclude: Sequence[str] = (),
-        exclude_group: bool = False,
-        weights: Mapping[str, float] | str | None = None,
-        calibration: str | None = None,
-        explain: bool = False,
-    ):
-        """The ``k`` most similar other products to ``product_id``, best first.
-
-        ``weights`` / ``calibration`` override the model's for this call
-        (:mod:`prodfusion.fusion.weights`). With ``explain=True`` a third value is returned:
-        per result, each modality's raw and calibrated similarity (``None`` where one of the
-        two products lacks it), weight and share of the score; ``base`` plus the shares is
-        the score (:mod:`prodfusion.fusion.explain`).
-
-        Returns
-        -------
-        ids : ndarray of str (object dtype)
-            Product ids, never the query itself. Fewer than ``k`` when fewer candidates exist
-            (e.g. a product with no modality in common with anyone).
-        scores : ndarray of float32
-            Fused similarities (late fusion: shared-cluster count + tie-break fraction).
-
-        Raises
-        ------
-        UnknownProductError
-            If ``product_id`` is not in the model.
-        """
-        self._check_built()
-        k = check_k(k, "similar()")
-        q = self.catalog.row_of(product_id)
-        r, scores = self._search(
-            [q], k, fusion=fusion, modalities=modalities, same_category=same_category,
-            exclude=exclude, exclude_group=exclude_group, weights=weights,
-            calibration=calibration, where="similar()")
-        keep = r[0] >= 0
-        rows, scores = r[0][keep], scores[0][keep]
-        ids = self._ids[rows]
-        if not explain:
-            return ids, scores
-        return ids, scores, self.explain_rows(q, rows, fusion=fusion, modalities=modalities,
-                                              weights=weights, calibration=calibration)
-
     def tune(self, sessions=None, pairs=None, **kwargs) -> dict:
         """Learn fusion weights, calibration and click confidence on held-out interactions
         and make them this model's (fusion becomes ``"intermediate"``); see
@@ -503,98 +341,6 @@ class Recommender:
         res = tune_weights(self, sessions=sessions, pairs=pairs, **kwargs)
         apply_tuning(self, res, sessions=sessions, pairs=pairs)
         return res
-
-    def _override(self, weights, calibration) -> Weighting | None:
-        if weights is None and calibration is None:
-            return None
-        return Weighting.make(weights if weights is not None else self.weights,
-                              calibration or self.calibration, None, self.click_n0,
-                              fallback=self.zero_weight_fallback,
-                              where="similar()")
-
-    def explain(self, product_id: str, candidate_ids: Sequence[str], *,
-                fusion: str | None = None, modalities: Sequence[str] | str | None = None,
-                weights=None, calibration: str | None = None) -> list[dict]:
-        """Per candidate, each modality's part of its fused similarity to ``product_id``."""
-        return self.explain_rows(self.catalog.row_of(product_id),
-                                 self.catalog.rows_of(candidate_ids), fusion=fusion,
-                                 modalities=modalities, weights=weights, calibration=calibration)
-
-    def explain_rows(self, query_row: int, candidate_rows, *, fusion: str | None = None,
-                     modalities: Sequence[str] | str | None = None, weights=None,
-                     calibration: str | None = None) -> list[dict]:
-        """Row form of :meth:`explain` for internal callers (rows in, no id lookups)."""
-        from prodfusion.fusion.explain import explain_pairs
-
-        # Not self.fuser(): fitting one copies every row's fused vectors (9 GB at 1M
-        # products) while an explanation reads only the query's and the candidates' rows.
-        self._check_built()
-        method = check_method(fusion or self.fusion)
-        mods = check_modalities(modalities if modalities is not None else self.modalities,
-                                self.available_modalities)
-        check_pairwise(method, mods, "explain()")
-        wt = self.weighting(mods, self._override(weights, calibration))
-        candidate_rows = np.asarray(candidate_rows, dtype=np.int64)
-        out = explain_pairs(method, self.modality_data(), mods, wt, int(query_row),
-                            candidate_rows, normalize=self.normalize, labels=self.late_labels_,
-                            confidence=self._confidence(wt))
-        for r, e in zip(candidate_rows, out, strict=True):
-            e["product_id"] = str(self._ids[r])
-        return out
-
-    def similar_batch(self, product_ids: Sequence[str], k: int = 15,
-                      **options: Unpack[QueryOptions]) -> tuple[np.ndarray, np.ndarray]:
-        """Batch form of :meth:`similar`: arrays of shape ``(len(product_ids), k)``.
-
-        ``options`` are those of :meth:`similar` (:class:`QueryOptions`). Missing results
-        (fewer than ``k`` candidates) are ``None`` ids with ``-inf`` scores.
-        """
-        where = "similar_batch()"
-        self._check_built()
-        if isinstance(product_ids, str):
-            raise param_error("product_ids", where, "a sequence of product ids, not one string",
-                              product_ids)
-        k = check_k(k, where)
-        r, s = self._search(self.catalog.rows_of(product_ids), k, where=where, **options)
-        return self.ids_of(r), s
-
-    def ids_of(self, rows) -> np.ndarray:
-        """Product ids of catalog rows (object array of the same shape; ``None`` at ``-1``)."""
-        rows = np.asarray(rows, dtype=np.int64)
-        ids = np.empty(rows.shape, dtype=object)
-        ids[:] = None
-        valid = rows >= 0
-        ids[valid] = self._ids[rows[valid]]
-        return ids
-
-    def similar_rows(self, rows, k: int = 15,
-                     **options: Unpack[QueryOptions]) -> tuple[np.ndarray, np.ndarray]:
-        """Row form of :meth:`similar_batch` for callers that hold catalog rows (the CLI,
-        the service, evaluation): no id → row → id round trip. ``options`` are those of
-        :meth:`similar` (:class:`QueryOptions`).
-
-        Returns
-        -------
-        rows : int64 array (len(rows), k), best first, ``-1`` where fewer candidates exist
-        scores : float32 array (len(rows), k), ``-inf`` at the padding
-        """
-        return self._search(rows, k, where="similar()", **options)
-
-    def filters(self, *, same_category: bool = False, exclude: Sequence[str] = (),
-                exclude_group: bool = False, where: str = "similar()") -> Filters:
-        """The :class:`~prodfusion.index.topk.Filters` of a query on this model."""
-        return model_search.query_filters(self, same_category=same_category, exclude=exclude,
-                                          exclude_group=exclude_group, where=where)
-
-    def _search(self, rows, k, *, where: str, fusion=None, modalities=None,
-                same_category=False, exclude=(), exclude_group=False, weights=None,
-                calibration=None) -> tuple[np.ndarray, np.ndarray]:
-        self._check_built()
-        k = check_k(k, where)
-        f = self.searcher(fusion, modalities, self._override(weights, calibration))
-        flt = self.filters(same_category=same_category, exclude=exclude,
-                           exclude_group=exclude_group, where=where)
-        return f.topk(np.asarray(rows, dtype=np.int64), int(k), filters=flt)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
