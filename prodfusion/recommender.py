@@ -8,42 +8,64 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
-from prodfusion._checks import FUSION_METHODS, check_k, is_int
+from prodfusion import model_search
+from prodfusion._checks import check_k
 from prodfusion.data.catalog import Catalog
 from prodfusion.encoders.base import (
     MODALITIES,
     Embeddings,
     VectorDtype,
-    check_finite,
     check_vector_dtype,
 )
 from prodfusion.encoders.clicks import Prod2VecParams
 from prodfusion.errors import (
-    ModelError,
     NotBuiltError,
     ParameterError,
     param_error,
 )
-from prodfusion.fusion import check_method, check_modalities, default_n_clusters, make_fuser
+from prodfusion.fusion import (
+    check_method,
+    check_modalities,
+    check_pairwise,
+    default_n_clusters,
+    make_fuser,
+)
 from prodfusion.fusion.clustering import LazyLabels
-from prodfusion.fusion.weights import Weighting, confidence, estimate_stats
+from prodfusion.fusion.weights import Weighting, confidence
 from prodfusion.index.base import IndexSettings, check_backend, choose_backend
 from prodfusion.index.topk import Filters
 from prodfusion.model_folder import (
     FORMAT_VERSION,
     catalog_fingerprint,
-    new_manifest,
     read_model_folder,
     write_model_folder,
 )
 
-__all__ = ["Recommender", "Prod2VecParams", "FORMAT_VERSION", "catalog_fingerprint"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["Recommender", "QueryOptions", "Prod2VecParams", "FORMAT_VERSION",
+           "catalog_fingerprint"]
 
 log = logging.getLogger(__name__)
 
+
+
+class QueryOptions(TypedDict, total=False):
+    """The options of a query, shared by :meth:`Recommender.similar`, ``similar_batch`` and
+    ``similar_rows`` (see :meth:`Recommender.similar` for each)."""
+
+    fusion: str | None
+    modalities: Sequence[str] | str | None
+    same_category: bool
+    exclude: Sequence[str]
+    exclude_group: bool
+    weights: Mapping[str, float] | str | None
+    calibration: str | None
 
 
 @dataclass
@@ -264,46 +286,10 @@ class Recommender:
     def _set_state(self, catalog: Catalog, embeddings: dict[str, Embeddings], *, sessions=None,
                    late_labels: dict[str, np.ndarray] | None = None,
                    verify: bool = True) -> None:
-        for m, e in list(embeddings.items()):
-            if m not in MODALITIES:
-                raise ParameterError(f"Unknown modality {m!r}; expected one of {list(MODALITIES)}.")
-            if len(e.mask) != len(catalog):
-                raise ModelError(
-                    f"{m} embeddings have {len(e.mask)} rows but the catalog has {len(catalog)}."
-                )
-            embeddings[m] = e = e.astype(self.vector_dtype)  # no-op when already that dtype
-            if verify:  # a loaded folder was checked when built; load(verify=True) re-scans
-                check_finite(e, what=f"{m} embeddings ({e.spec})")
-        self.catalog = catalog
-        self._ids = catalog.ids  # Catalog.ids builds a new array per call: O(n) per query
-        self.embeddings_ = {m: embeddings[m] for m in MODALITIES if m in embeddings}
-        if getattr(self, "cooc_", None) is not None and len(self.cooc_) != len(catalog):
-            self.cooc_ = self.cooc_.extended(len(catalog))  # appended products: never seen
-        self.modalities = check_modalities(self.modalities, self.available_modalities,
-                                           "Recommender()") \
-            if self.modalities else self.available_modalities
-        self._category_codes = catalog.codes("category")
-        self._group_codes = catalog.codes("group")
-        n_cat = None
-        if self._category_codes is not None:
-            n_cat = len(np.unique(self._category_codes[self._category_codes >= 0])) or None
-        self.n_categories_ = n_cat
-        # Late-fusion k-means runs when late fusion is first used (or by cluster_late()), not
-        # at build time: most models never serve late fusion.
-        self.late_labels_ = late_labels or {}
-        self._fusers = {}
-        self._searchers = {}
-        self._index_meta = {}
-        self._calibration_stats = {}  # estimated again from these embeddings on first use
-        if sessions is not None and hasattr(sessions, "product_counts"):
-            counts = sessions.product_counts()
-            self.click_counts_ = np.array([counts.get(p, 0) for p in self._ids], dtype=np.int64)
-        elif getattr(self, "click_counts_", None) is not None:
-            # appended products (add_products) were never seen in training: 0 occurrences
-            cc = self.click_counts_
-            self.click_counts_ = np.concatenate([cc, np.zeros(len(catalog) - len(cc), np.int64)]) \
-                if len(cc) <= len(catalog) else None
-        self.manifest_ = new_manifest(self, catalog, sessions)
+        from prodfusion.model_state import set_state
+
+        set_state(self, catalog, embeddings, sessions=sessions, late_labels=late_labels,
+                  verify=verify)
 
     # ------------------------------------------------------------------ late-fusion clusters
     @property
@@ -338,23 +324,7 @@ class Recommender:
                   override: Weighting | None = None) -> Weighting:
         """The model's :class:`~prodfusion.fusion.Weighting` (or ``override``) over
         ``modalities``, with the calibration statistics estimated on first use."""
-        wt = override if override is not None else Weighting.make(
-            self.weights, self.calibration, None, self.click_n0, where="Recommender",
-            fallback=self.zero_weight_fallback)
-        if not hasattr(self, "embeddings_"):
-            return wt
-        mods = tuple(modalities) if modalities is not None else self.available_modalities
-        if override is not None:
-            override.check(mods, "similar()")
-        wt = wt.restrict(mods)
-        missing = [m for m in wt.needs_stats(mods) if m not in self._calibration_stats]
-        if missing:
-            self._calibration_stats.update(
-                estimate_stats(self.modality_data(), missing, seed=self.seed))
-        if wt.calibration != "none":
-            wt = wt.with_stats({m: self._calibration_stats[m] for m in mods
-                                if m in self._calibration_stats})
-        return wt
+        return model_search.model_weighting(self, modalities, override)
 
     def _confidence(self, wt: Weighting) -> np.ndarray | None:
         if wt.n0 is None or getattr(self, "click_counts_", None) is None:
@@ -406,57 +376,8 @@ class Recommender:
             return self.fuser(method, mods, weighting)
         wt = self.weighting(mods, weighting)
         if "cooc" in mods:  # a pairwise modality: vector index + co-occurrence neighbours
-            return self._pairwise_searcher(method, mods, wt)
-        key = (method, mods) if wt == self.weighting(mods) else (method, mods, wt)
-        if key not in self._searchers:
-            from prodfusion.index.fused import load_fused_index, make_fused_index
-
-            saved = self._index_meta.get(key)
-            if saved is not None and saved[1].get("weighting") != (
-                    None if wt.is_default else wt.to_dict()):
-                saved = None  # built under other weights: its vectors do not fit
-            if saved is not None:
-                folder, meta = saved
-                self._searchers[key] = load_fused_index(
-                    folder, meta, self.embeddings_,
-                    labels=self.late_labels_ if method == "late" else None,
-                    settings=self.index_settings, normalize=self.normalize,
-                    mmap=getattr(self, "_mmap_index", False), weighting=wt,
-                    confidence=self._confidence(wt),
-                )
-            else:
-                from prodfusion.progress import heartbeat
-
-                t = time.perf_counter()
-                with heartbeat(f"index: {method} over {'+'.join(mods)} ({backend}, "
-                               f"{len(self.catalog):,} products)",
-                               enabled=self.progress is not False):
-                    index = make_fused_index(
-                        method, mods, backend=backend, settings=self.index_settings,
-                        normalize=self.normalize, weighting=wt, confidence=self._confidence(wt),
-                    )
-                    index.executor = getattr(self, "_index_executor", None)  # shards' tasks
-                    self._searchers[key] = index.build(
-                        self.embeddings_, labels=self.late_labels_ if method == "late" else None)
-                log.info("built the %s index over %s in %.1f s", method, "+".join(mods),
-                         time.perf_counter() - t)
-        return self._searchers[key]
-
-    def _pairwise_searcher(self, method: str, mods: tuple[str, ...], wt: Weighting):
-        from prodfusion.fusion import check_pairwise
-        from prodfusion.index.pairwise import PairwiseIntermediateIndex
-
-        check_pairwise(method, mods, "similar()")
-        key = ("pairwise", method, mods, wt)  # never saved: rebuilt from the vector index
-        if key not in self._searchers:
-            dense = tuple(m for m in mods if m != "cooc")
-            inner = None
-            if dense and any(wt.w(m) > 0 for m in dense):
-                inner = self.searcher(method, dense, wt.restrict(dense))
-            self._searchers[key] = PairwiseIntermediateIndex(
-                inner, self.modality_data(), mods, wt, self._confidence(wt),
-                over_fetch=max(4, int(self.index_settings.over_fetch)))
-        return self._searchers[key]
+            return model_search.pairwise_searcher(self, method, mods, wt)
+        return model_search.fused_searcher(self, method, mods, wt, backend)
 
     def build_index(
         self,
@@ -477,40 +398,11 @@ class Recommender:
         ``executor`` (:func:`prodfusion.engine.make_executor`) runs the shards' tasks when
         ``index_settings.shards`` > 1 (e.g. on Ray); default: this process.
         """
-        if not is_int(n_jobs) or n_jobs < 1:
-            raise param_error("n_jobs", "build_index()", "an int >= 1", n_jobs)
-        self._index_executor = executor
-        try:
-            return self._build_indexes(fusions, modalities, n_jobs)
-        finally:
-            self._index_executor = None
-
-    def _build_indexes(self, fusions, modalities, n_jobs: int) -> Recommender:
-        methods = list(fusions or FUSION_METHODS)
-        self.build_seconds_ = {}
-
-        def one(method: str) -> None:
-            t = time.perf_counter()
-            self.searcher(method, modalities)
-            self.build_seconds_[method] = round(time.perf_counter() - t, 1)
-
-        if n_jobs == 1 or len(methods) == 1:
-            for method in methods:
-                one(method)
-            return self
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(min(n_jobs, len(methods)), thread_name_prefix="pf-index") as ex:
-            for f in [ex.submit(one, m) for m in methods]:
-                f.result()  # re-raises the first failure
+        model_search.build_indexes(self, fusions, modalities, n_jobs=n_jobs, executor=executor)
         return self
 
     def _all_searchers(self) -> dict:
-        """Every approximate searcher of this model, loading the saved ones not used yet."""
-        for method, mods in list(self._index_meta):
-            self.searcher(method, mods)
-        # (method, mods, weighting) keys: per-call weightings, not part of the model
-        return {k: s for k, s in self._searchers.items() if len(k) == 2}
+        return model_search.saved_searchers(self)
 
     # ------------------------------------------------------------------ incremental updates
     def add_products(self, catalog: Catalog, embeddings: Mapping[str, Embeddings]) -> dict:
@@ -605,26 +497,11 @@ class Recommender:
         Nothing changes when tuning fails.
         """
         from prodfusion.evaluation.tuning import tune_weights
+        from prodfusion.model_state import apply_tuning
 
         self._check_built()
         res = tune_weights(self, sessions=sessions, pairs=pairs, **kwargs)
-        counts = None
-        if res["n0"] is not None:  # occurrences in every given interaction, as the clicks saw
-            merged: dict[str, int] = {}
-            for s in (sessions, pairs):
-                for pid, n in (s.product_counts().items() if s is not None else ()):
-                    merged[pid] = merged.get(pid, 0) + n
-            counts = np.array([merged.get(p, 0) for p in self._ids], dtype=np.int64)
-        Weighting.make(res["weights"], res["calibration"], None, res["n0"], where="tune()")
-        self.zero_weight_fallback = bool(res.get("fallback", False))
-        self.weights, self.calibration, self.click_n0 = (res["weights"], res["calibration"],
-                                                         res["n0"])
-        if counts is not None:
-            self.click_counts_ = counts
-        self.fusion = res["fusion"]
-        self._fusers, self._searchers = {}, {}
-        self.manifest_["tuning"] = res
-        self.manifest_["settings"]["fusion"] = self.fusion
+        apply_tuning(self, res, sessions=sessions, pairs=pairs)
         return res
 
     def _override(self, weights, calibration) -> Weighting | None:
@@ -649,32 +526,28 @@ class Recommender:
         """Row form of :meth:`explain` for internal callers (rows in, no id lookups)."""
         from prodfusion.fusion.explain import explain_pairs
 
-        f = self.fuser(fusion, modalities, self._override(weights, calibration))
-        wt = f.weighting
+        # Not self.fuser(): fitting one copies every row's fused vectors (9 GB at 1M
+        # products) while an explanation reads only the query's and the candidates' rows.
+        self._check_built()
+        method = check_method(fusion or self.fusion)
+        mods = check_modalities(modalities if modalities is not None else self.modalities,
+                                self.available_modalities)
+        check_pairwise(method, mods, "explain()")
+        wt = self.weighting(mods, self._override(weights, calibration))
         candidate_rows = np.asarray(candidate_rows, dtype=np.int64)
-        out = explain_pairs(f.method, self.modality_data(), f.modalities, wt, int(query_row),
+        out = explain_pairs(method, self.modality_data(), mods, wt, int(query_row),
                             candidate_rows, normalize=self.normalize, labels=self.late_labels_,
                             confidence=self._confidence(wt))
         for r, e in zip(candidate_rows, out, strict=True):
             e["product_id"] = str(self._ids[r])
         return out
 
-    def similar_batch(
-        self,
-        product_ids: Sequence[str],
-        k: int = 15,
-        *,
-        fusion: str | None = None,
-        modalities: Sequence[str] | str | None = None,
-        same_category: bool = False,
-        exclude: Sequence[str] = (),
-        exclude_group: bool = False,
-        weights: Mapping[str, float] | str | None = None,
-        calibration: str | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def similar_batch(self, product_ids: Sequence[str], k: int = 15,
+                      **options: Unpack[QueryOptions]) -> tuple[np.ndarray, np.ndarray]:
         """Batch form of :meth:`similar`: arrays of shape ``(len(product_ids), k)``.
 
-        Missing results (fewer than ``k`` candidates) are ``None`` ids with ``-inf`` scores.
+        ``options`` are those of :meth:`similar` (:class:`QueryOptions`). Missing results
+        (fewer than ``k`` candidates) are ``None`` ids with ``-inf`` scores.
         """
         where = "similar_batch()"
         self._check_built()
@@ -682,10 +555,7 @@ class Recommender:
             raise param_error("product_ids", where, "a sequence of product ids, not one string",
                               product_ids)
         k = check_k(k, where)
-        r, s = self._search(self.catalog.rows_of(product_ids), k, fusion=fusion,
-                            modalities=modalities, same_category=same_category, exclude=exclude,
-                            exclude_group=exclude_group, weights=weights,
-                            calibration=calibration, where=where)
+        r, s = self._search(self.catalog.rows_of(product_ids), k, where=where, **options)
         return self.ids_of(r), s
 
     def ids_of(self, rows) -> np.ndarray:
@@ -697,66 +567,34 @@ class Recommender:
         ids[valid] = self._ids[rows[valid]]
         return ids
 
-    def similar_rows(
-        self,
-        rows,
-        k: int = 15,
-        *,
-        fusion: str | None = None,
-        modalities: Sequence[str] | str | None = None,
-        same_category: bool = False,
-        exclude: Sequence[str] = (),
-        exclude_group: bool = False,
-        weights: Mapping[str, float] | str | None = None,
-        calibration: str | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def similar_rows(self, rows, k: int = 15,
+                     **options: Unpack[QueryOptions]) -> tuple[np.ndarray, np.ndarray]:
         """Row form of :meth:`similar_batch` for callers that hold catalog rows (the CLI,
-        the service, evaluation): no id → row → id round trip.
+        the service, evaluation): no id → row → id round trip. ``options`` are those of
+        :meth:`similar` (:class:`QueryOptions`).
 
         Returns
         -------
         rows : int64 array (len(rows), k), best first, ``-1`` where fewer candidates exist
         scores : float32 array (len(rows), k), ``-inf`` at the padding
         """
-        return self._search(rows, k, fusion=fusion, modalities=modalities,
-                            same_category=same_category, exclude=exclude,
-                            exclude_group=exclude_group, weights=weights,
-                            calibration=calibration, where="similar()")
+        return self._search(rows, k, where="similar()", **options)
 
     def filters(self, *, same_category: bool = False, exclude: Sequence[str] = (),
                 exclude_group: bool = False, where: str = "similar()") -> Filters:
         """The :class:`~prodfusion.index.topk.Filters` of a query on this model."""
-        banned = None
-        if exclude:
-            banned = np.zeros(len(self.catalog), dtype=bool)
-            ex_rows, found = self.catalog.lookup(list(exclude))
-            banned[ex_rows[found]] = True
-        same_code = None
-        if same_category:
-            if self._category_codes is None:
-                raise ParameterError(
-                    f"{where}: same_category=True needs a catalog with a 'category' column; "
-                    "this model has none."
-                )
-            same_code = self._category_codes
-        diff_code = None
-        if exclude_group:
-            if self._group_codes is None:
-                raise ParameterError(
-                    f"{where}: exclude_group=True needs a catalog built with a group column "
-                    "(--group-col); this model has none."
-                )
-            diff_code = self._group_codes
-        return Filters(banned=banned, same_code=same_code, diff_code=diff_code)
+        return model_search.query_filters(self, same_category=same_category, exclude=exclude,
+                                          exclude_group=exclude_group, where=where)
 
-    def _search(self, rows, k, *, fusion, modalities, same_category, exclude, exclude_group,
-                weights, calibration, where) -> tuple[np.ndarray, np.ndarray]:
+    def _search(self, rows, k, *, where: str, fusion=None, modalities=None,
+                same_category=False, exclude=(), exclude_group=False, weights=None,
+                calibration=None) -> tuple[np.ndarray, np.ndarray]:
         self._check_built()
         k = check_k(k, where)
         f = self.searcher(fusion, modalities, self._override(weights, calibration))
         flt = self.filters(same_category=same_category, exclude=exclude,
                            exclude_group=exclude_group, where=where)
-        return f.topk(np.asarray(rows, dtype=np.int64), int(k), **flt.keywords())
+        return f.topk(np.asarray(rows, dtype=np.int64), int(k), filters=flt)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
