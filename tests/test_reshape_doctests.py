@@ -9,7 +9,7 @@ import pytest
 
 MODULES = ["prodfusion._checks", "prodfusion.variants", "prodfusion.index.topk",
            "prodfusion.data.catalog", "prodfusion.evaluation.metrics", "prodfusion.data.interactions",
-           "prodfusion.data.sessions"]
+           "prodfusion.data.sessions", "prodfusion.evaluation.documents"]
 
 
 @pytest.mark.parametrize("name", MODULES)
