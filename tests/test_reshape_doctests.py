@@ -9,7 +9,8 @@ import pytest
 
 MODULES = ["prodfusion._checks", "prodfusion.variants", "prodfusion.index.topk",
            "prodfusion.data.catalog", "prodfusion.evaluation.metrics", "prodfusion.data.interactions",
-           "prodfusion.data.sessions", "prodfusion.evaluation.documents"]
+           "prodfusion.data.sessions", "prodfusion.evaluation.documents",
+           "prodfusion.service.events"]
 
 
 @pytest.mark.parametrize("name", MODULES)
