@@ -8,7 +8,8 @@ import importlib
 import pytest
 
 MODULES = ["prodfusion._checks", "prodfusion.variants", "prodfusion.index.topk",
-           "prodfusion.data.catalog", "prodfusion.evaluation.metrics"]
+           "prodfusion.data.catalog", "prodfusion.evaluation.metrics", "prodfusion.data.interactions",
+           "prodfusion.data.sessions", "prodfusion.evaluation.documents"]
 
 
 @pytest.mark.parametrize("name", MODULES)

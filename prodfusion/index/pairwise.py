@@ -31,6 +31,7 @@ import numpy as np
 from prodfusion.fusion.base import check_query_rows
 from prodfusion.fusion.weights import Weighting, intermediate_combine
 from prodfusion.index.exact import topk_rows
+from prodfusion.index.topk import Filters
 
 __all__ = ["PairwiseIntermediateIndex", "ZMEAN_DENSE_OVER_FETCH"]
 
@@ -86,10 +87,10 @@ class PairwiseIntermediateIndex:
                                    None if conf is None else conf[c], q_has=q_has)[0]
         return out.astype(np.float32)
 
-    def topk(self, query_rows, k: int = 15, *, exclude_self: bool = True,
-             banned: np.ndarray | None = None, same_code: np.ndarray | None = None,
-             diff_code: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def topk(self, query_rows, k: int = 15, *,
+             filters: Filters | None = None) -> tuple[np.ndarray, np.ndarray]:
         rows = check_query_rows(query_rows, self.n)
+        flt = (filters or Filters()).check(self.n)
         kp = max(k * self.over_fetch, 64)
         out_r = np.full((len(rows), k), -1, np.int64)
         out_s = np.full((len(rows), k), -np.inf, np.float32)
@@ -98,23 +99,13 @@ class PairwiseIntermediateIndex:
             pools = []
             if self.dense is not None:
                 kd = kp if self.dense_over_fetch is None else max(k * self.dense_over_fetch, 32)
-                r, _ = self.dense.topk([q], kd, exclude_self=exclude_self, banned=banned,
-                                       same_code=same_code, diff_code=diff_code)
+                r, _ = self.dense.topk([q], kd, filters=flt)
                 pools.append(r[0][r[0] >= 0])
             for p in self.pairwise.values():
                 if p.mask[q]:
                     pools.append(p.neighbours(q, kp))
             c = np.unique(np.concatenate(pools)) if pools else np.zeros(0, np.int64)
-            ok = np.ones(len(c), bool)
-            if exclude_self:
-                ok &= c != q
-            if banned is not None:
-                ok &= ~banned[c]
-            if same_code is not None:
-                ok &= (same_code[c] == same_code[q]) & (same_code[q] >= 0)
-            if diff_code is not None:
-                ok &= ~((diff_code[c] == diff_code[q]) & (diff_code[q] >= 0))
-            c = c[ok]
+            c = c[flt.allows(q, c)]
             if not len(c):
                 continue
             s = self.pair_scores(q, c)

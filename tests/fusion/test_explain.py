@@ -70,7 +70,7 @@ def test_explain_on_an_indexed_model_fits_no_fuser(rng, method, monkeypatch):
     """A fitted fuser copies every row's fused vectors (9 GB at 1M products): explaining the
     top-k of an approximate search must read only the rows involved, and still match the
     fuser's scores."""
-    import prodfusion.recommender as recommender
+    import prodfusion.model_search as recommender  # where Recommender.fuser fits fusers
     from prodfusion.index import IndexSettings
 
     catalog, embs, _, _ = make_planted(rng, n=300)
