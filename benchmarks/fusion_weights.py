@@ -144,7 +144,7 @@ def main() -> None:
     ap.add_argument("--fetch", default="128", help="min_candidates values, comma-separated")
     ap.add_argument("--dense-fetch", default="",
                     help="with cooc: vector candidates per wanted result, comma-separated "
-                         "(PairwiseIntermediateIndex.dense_over_fetch; default its own)")
+                         "(PairwiseIntermediateIndex.dense_over_fetch; 'default': its own)")
     ap.add_argument("--explain", default="weights+zscore+n0")
     ap.add_argument("--sessions", type=int, default=0, help="synthetic sessions for cooc")
     ap.add_argument("--json", default=None)
@@ -156,7 +156,8 @@ def main() -> None:
 
     names = args.settings.split(",")
     fetches = [int(x) for x in args.fetch.split(",")]
-    dense_fetches = [int(x) for x in args.dense_fetch.split(",") if x] or [None]
+    dense_fetches = [None if x == "default" else int(x)
+                     for x in args.dense_fetch.split(",") if x] or [None]
     explain = [x for x in args.explain.split(",") if x in names]
     t0 = time.perf_counter()
     catalog, embs = load(args)
@@ -202,6 +203,8 @@ def main() -> None:
         return s.dense if hasattr(s, "dense") else s
 
     base_settings = {name: dense(s).settings for name, s in searchers.items()}
+    # the pairwise searchers' own dense fetch (None: k·over_fetch, as the cooc neighbours)
+    own = {name: getattr(s, "dense_over_fetch", None) for name, s in searchers.items()}
     def fetch_values(name):  # pairwise searchers: the dense fetch; others: min_candidates
         return [(None, d) for d in dense_fetches] if hasattr(searchers[name], "dense") \
             else [(f, None) for f in fetches]
@@ -216,7 +219,7 @@ def main() -> None:
         if f is not None:
             dense(searchers[name]).settings = replace(base_settings[name], min_candidates=f)
         else:
-            searchers[name].dense_over_fetch = d
+            searchers[name].dense_over_fetch = own[name] if d is None else d
         t = time.perf_counter()
         r = recs[name].similar(pid, k=15, explain=ex)
         dt = time.perf_counter() - t
@@ -250,8 +253,11 @@ def main() -> None:
         name, (f, d), ex = run
         per = [len(got[run][p] & exact[name][i]) / max(len(exact[name][i]), 1)
                for i, p in enumerate(q_ids[: args.recall])]
-        fetch = f if f is not None else f"dense {'default' if d is None else f'15×{d}'}"
-        rows.append({"setting": name, "fetch": fetch, "explain": ex, "build_s": builds[name],
+        if f is None:  # the vector candidates of a pairwise search, per wanted result
+            s = searchers[name]
+            used = (own[name] if d is None else d) or s.over_fetch
+            f = f"dense 15×{used}" + (" (default)" if d is None else "")
+        rows.append({"setting": name, "fetch": f, "explain": ex, "build_s": builds[name],
                      "p50": _pct(lat[run], 50), "p99": _pct(lat[run], 99),
                      "recall": float(np.mean(per)), "recall_min": float(np.min(per))})
         print(rows[-1], flush=True)

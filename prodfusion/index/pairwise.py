@@ -4,16 +4,22 @@ vector modalities' index plus the query's co-occurrence neighbours, re-scored ex
 A pairwise score has no vector, so no vector index can rank by it. The candidates of a
 query are
 
-* the ``kp`` best products of the **vector** modalities' own intermediate index (the same
+* the ``kd`` best products of the **vector** modalities' own intermediate index (the same
   weighting restricted to them; :mod:`prodfusion.index.fused`), with the filters applied;
-* its ``kp`` strongest **co-occurrence** neighbours (:meth:`Cooc.neighbours`), filtered.
+* its ``kp = max(k·over_fetch, 64)`` strongest **co-occurrence** neighbours
+  (:meth:`Cooc.neighbours`), filtered.
 
 Each candidate is re-scored exactly by the fusion formula over every modality
 (:func:`prodfusion.fusion.weights.intermediate_combine`, the fusers' formula: per-modality
 cosines of the candidate rows only). A product that shares no session with the query
-scores its vector part plus a constant cooc term (``0`` calibrated, or absent), so among
-such products the vector index's order is (nearly) the fused order; the recall of the
-whole search is measured in ``benchmarks/fusion_weights.py``.
+scores its vector part plus a cooc term that is constant under ``"zmean"`` (the same
+denominator ``D(q)`` for every candidate; ``z = −μ/σ`` if it has sessions, ``0`` if not),
+so among such products the vector index's order is nearly the fused order and
+``kd = max(4k, 32)`` vector candidates suffice (:data:`ZMEAN_DENSE_OVER_FETCH`). Under
+``"none"`` / ``"zscore"`` a product without sessions drops the cooc term from its mean while
+one with sessions averages in a low score, which reorders the vector candidates: ``kd = kp``
+there. Recall and latency of each: ``docs/benchmarks/fusion_weights.md`` (100K products:
+recall@15 0.999–1.000; with ``zscore`` and ``kd = 4k`` it would fall to 0.968).
 """
 
 from __future__ import annotations
@@ -27,7 +33,10 @@ from prodfusion.fusion.weights import Weighting, intermediate_combine
 from prodfusion.index.exact import topk_rows
 from prodfusion.index.topk import Filters
 
-__all__ = ["PairwiseIntermediateIndex"]
+__all__ = ["PairwiseIntermediateIndex", "ZMEAN_DENSE_OVER_FETCH"]
+
+#: Vector candidates per wanted result under ``"zmean"`` (module docstring).
+ZMEAN_DENSE_OVER_FETCH = 4
 
 
 class PairwiseIntermediateIndex:
@@ -45,7 +54,9 @@ class PairwiseIntermediateIndex:
         self.weighting = weighting
         self.confidence = confidence
         self.over_fetch = over_fetch
-        self.dense_over_fetch = dense_over_fetch
+        if dense_over_fetch is None and weighting.calibration == "zmean":
+            dense_over_fetch = ZMEAN_DENSE_OVER_FETCH
+        self.dense_over_fetch = dense_over_fetch  # None: kp, as the co-occurrence neighbours
         masks = [np.asarray(d.mask, bool) for d in (*self.vectors.values(),
                                                     *self.pairwise.values())]
         self.n = len(masks[0])
