@@ -24,7 +24,7 @@ import polars as pl
 
 from prodfusion._checks import check_int
 from prodfusion.data.catalog import ID
-from prodfusion.data.io import first_bad_row, missing_column_error, read_table
+from prodfusion.data.io import first_bad_row, missing_column_error
 from prodfusion.data.sessions import (
     _FRAME_SCHEMA,
     KEY_SEPARATOR,
@@ -35,6 +35,7 @@ from prodfusion.data.sessions import (
     SessionReport,
     Sessions,
 )
+from prodfusion.data.tables import read_table
 from prodfusion.errors import DataError, param_error
 
 if TYPE_CHECKING:
