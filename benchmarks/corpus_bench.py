@@ -14,8 +14,9 @@ three files are byte-identical:
 ``local``   ``prepare_corpus(..., buckets=B)`` in this process (the split/clean/merge path);
 ``ray``     the same on a local Ray (2 CPUs, tasks of 0.5 CPU), ``ray.init`` timed apart.
 
-Peak RSS of this process is read from ``resource.getrusage`` after each step (a running
-maximum: later steps show the max so far). Nothing here is asserted by the tests.
+Each way runs in its own child process (``--only``), so its peak RSS (``getrusage`` of the
+child) is its own; for ``ray`` that is the driver only (the tasks' memory is not counted).
+Nothing here is asserted by the tests.
 """
 
 from __future__ import annotations
@@ -39,10 +40,6 @@ def _machine() -> dict:
     return {"cpus": os.cpu_count(), "python": platform.python_version(),
             "load_avg": [round(x, 2) for x in os.getloadavg()],
             "time_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
-
-
-def _peak_mib() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def make_logs(folder: Path, files: int, rows_per_file: int, products: int, seed: int) -> dict:
@@ -81,6 +78,8 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", default=None)
     p.add_argument("--skip-ray", action="store_true")
     p.add_argument("--json", default=None)
+    p.add_argument("--only", default=None, choices=["single", "local", "ray"],
+                   help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     import polars as pl
@@ -90,58 +89,68 @@ def main(argv=None) -> int:
     from prodfusion.engine.corpus import prepare_corpus
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="corpus_bench_"))
-    (work / "logs").mkdir(parents=True, exist_ok=True)
-    res: dict = {"machine_before": _machine(), "args": vars(args)}
-    t = time.perf_counter()
-    res["data"] = make_logs(work / "logs", args.files, args.rows_per_file, args.products, args.seed)
-    res["data"]["seconds_to_generate"] = round(time.perf_counter() - t, 1)
+    if args.only is None:  # the parent: data, then each way in a child process
+        import subprocess
+
+        (work / "logs").mkdir(parents=True, exist_ok=True)
+        res: dict = {"machine_before": _machine(), "args": vars(args)}
+        t = time.perf_counter()
+        res["data"] = make_logs(work / "logs", args.files, args.rows_per_file, args.products,
+                                args.seed)
+        res["data"]["seconds_to_generate"] = round(time.perf_counter() - t, 1)
+        ways = ["single", "local"] + ([] if args.skip_ray else ["ray"])
+        base = [sys.executable, __file__, "--products", str(args.products), "--buckets",
+                str(args.buckets), "--workdir", str(work)]
+        for way in ways:
+            out = subprocess.run([*base, "--only", way], check=True, capture_output=True,
+                                 text=True).stdout
+            res[way] = json.loads(out.strip().splitlines()[-1])
+            res[way]["peak_rss_mib"] = res[way].pop("child_peak_rss_mib")
+            if way != "single":
+                res[way]["identical_to_single"] = ((work / f"{way}.txt").read_bytes()
+                                                   == (work / "single.txt").read_bytes())
+            print(way, json.dumps(res[way]), flush=True)
+        res["machine_after"] = _machine()
+        text = json.dumps(res, indent=2)
+        print(text)
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(text + "\n")
+        return 0
     ids = [f"P{j:07d}" for j in range(args.products)]
     catalog = Catalog(pl.DataFrame({"product_id": ids, "title": [""] * len(ids)}))
     files = sorted((work / "logs").glob("*.parquet"))
     read = {"session_cols": "session_id", "item_col": "product_id", "time_col": "ts"}
 
+    res = {}
     t = time.perf_counter()
-    frames = [read_interactions(f, **read).with_columns(pl.col("row") + (i << 40))
-              for i, f in enumerate(files)]
-    sessions = clean_sessions(pl.concat(frames), catalog)
-    del frames
-    write_corpus(sessions, work / "single.txt")
-    res["single"] = {"seconds": round(time.perf_counter() - t, 2), "peak_rss_mib": _peak_mib(),
-                     "report": sessions.report.as_dict()}
-    del sessions
-    print(json.dumps(res["single"]), flush=True)
-
-    t = time.perf_counter()
-    local = prepare_corpus(files, work / "local.txt", catalog=catalog, buckets=args.buckets, **read)
-    res["local"] = {"seconds": round(time.perf_counter() - t, 2), "peak_rss_mib": _peak_mib(),
-                    "identical_to_single": (work / "local.txt").read_bytes()
-                    == (work / "single.txt").read_bytes(), "corpus": local.meta["corpus"]}
-    print(json.dumps(res["local"]), flush=True)
-
-    if not args.skip_ray:
+    if args.only == "single":
+        frames = [read_interactions(f, **read).with_columns(pl.col("row") + (i << 40))
+                  for i, f in enumerate(files)]
+        sessions = clean_sessions(pl.concat(frames), catalog)
+        del frames
+        write_corpus(sessions, work / "single.txt")
+        res["report"] = sessions.report.as_dict()
+    elif args.only == "local":
+        local = prepare_corpus(files, work / "local.txt", catalog=catalog, buckets=args.buckets,
+                               progress=False, **read)
+        res["corpus"] = local.meta["corpus"]
+    else:
         import ray
 
         from prodfusion.engine import make_executor
         from prodfusion.engine.ray_engine import local_ray_options
 
-        t = time.perf_counter()
         ray.init(**local_ray_options(num_cpus=2, object_store_mb=512), log_to_driver=False)
         res["ray_init_s"] = round(time.perf_counter() - t, 2)
-        ex = make_executor("ray", num_cpus_per_worker=0.5)
         t = time.perf_counter()
+        ex = make_executor("ray", num_cpus_per_worker=0.5)
         prepare_corpus(files, work / "ray.txt", catalog=catalog, buckets=args.buckets,
-                       executor=ex, **read)
-        res["ray"] = {"seconds": round(time.perf_counter() - t, 2),
-                      "identical_to_single": (work / "ray.txt").read_bytes()
-                      == (work / "single.txt").read_bytes()}
+                       executor=ex, progress=False, **read)
         ray.shutdown()
-        print(json.dumps(res["ray"]), flush=True)
-    res["machine_after"] = _machine()
-    text = json.dumps(res, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text + "\n")
+    res["seconds"] = round(time.perf_counter() - t, 2)
+    res["child_peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps(res))
     return 0
 
 

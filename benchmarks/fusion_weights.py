@@ -1,30 +1,50 @@
-"""Query cost of weighted / calibrated fusion and of ``explain`` (issue 10), as ratios.
+"""Query cost of weighted / calibrated fusion, ``explain`` and ``cooc`` (issue 10), as ratios.
 
 On a synthetic catalog with the real dimensions (benchmarks/_synthetic.py: 512 + 1280 + 512,
-missing modalities), for intermediate fusion through the model's search (FAISS HNSW with
-exact re-scoring at this size) and for the exact fuser, it measures single-query latency
-(p50, p99) under four settings, in the same process and run:
+missing modalities), for intermediate fusion through the model's search (FAISS HNSW per
+presence pattern with exact re-scoring; with ``cooc``, :mod:`prodfusion.index.pairwise`),
+it measures single-query latency (p50, p99) of ``Recommender.similar`` under several
+settings in the same process and run, and recall@15 against the exact fuser of the same
+setting. Settings (``--settings``):
 
 * ``paper`` — equal weights, raw cosines (the baseline of the ratios);
 * ``weights`` — text=1, image=0.5, clicks=2;
 * ``weights+zscore`` — the same with z-score calibration;
 * ``weights+zscore+n0`` — and confidence-weighted clicks (n0 = 5);
-* ``... + explain`` — the last one with ``explain=True``.
+* ``weights+zmean`` — z-scores, a modality one product lacks counted as its mean;
+* ``cooc+zscore`` / ``cooc+zmean`` — text, image, clicks and the pairwise ``cooc``
+  modality (weights 1 / 0.5 / 2 / 1), needs ``--sessions``.
 
-It also reports recall@15 of the approximate search against the exact weighted fuser.
+Each setting is timed at every ``--fetch`` (``IndexSettings.min_candidates``, the candidates
+fetched per index piece before re-scoring; a query-time setting, no rebuild) and, for the
+settings in ``--explain``, with ``explain=True`` at the first fetch. Every query is timed
+under every run in turn, the order rotated from query to query, so neither the other jobs
+on the machine nor page faults favour one run.
 
-    python benchmarks/fusion_weights.py --n 100000 --queries 300 --out docs/benchmarks/fusion_weights.md
+The exact oracle scans every product in blocks (``FusedIndex.exact_topk``; with ``cooc``
+the fitted fuser), so it fits in memory at 1M products.
 
-Nothing here is asserted by tests.
+    python benchmarks/fusion_weights.py --n 100000 --queries 300 --recall 100
+    python benchmarks/fusion_weights.py --n 100000 --sessions 150000 \\
+        --settings paper,weights+zmean,cooc+zscore,cooc+zmean --explain cooc+zmean
+    python benchmarks/fusion_weights.py --data /tmp/h14/1m \\
+        --vectors /tmp/h14/1m/model-f16-early --settings paper,weights+zscore+n0 \\
+        --fetch 128,256 --recall 300
+
+``--vectors DIR`` memory-maps float16 ``emb_<m>.npy`` files (a float16 model folder of the
+same catalog) instead of reading the float32 inputs. Results: JSON (``--json``) and a
+markdown table (``--out``). Nothing here is asserted by tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,13 +52,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _synthetic  # noqa: E402
 
+W3 = {"text": 1.0, "image": 0.5, "clicks": 2.0}
+VEC = ("text", "image", "clicks")
 SETTINGS = {
     "paper": {},
-    "weights": {"weights": {"text": 1.0, "image": 0.5, "clicks": 2.0}},
-    "weights+zscore": {"weights": {"text": 1.0, "image": 0.5, "clicks": 2.0},
-                       "calibration": "zscore"},
-    "weights+zscore+n0": {"weights": {"text": 1.0, "image": 0.5, "clicks": 2.0},
-                          "calibration": "zscore", "click_n0": 5.0},
+    "weights": {"weights": W3},
+    "weights+zscore": {"weights": W3, "calibration": "zscore"},
+    "weights+zscore+n0": {"weights": W3, "calibration": "zscore", "click_n0": 5.0},
+    "weights+zmean": {"weights": W3, "calibration": "zmean"},
+    "cooc+zscore": {"weights": {**W3, "cooc": 1.0}, "calibration": "zscore", "cooc": True},
+    "cooc+zmean": {"weights": {**W3, "cooc": 1.0}, "calibration": "zmean", "cooc": True},
+    "cooc+zmean+n0": {"weights": {**W3, "cooc": 1.0}, "calibration": "zmean", "cooc": True,
+                      "click_n0": 5.0},
 }
 
 
@@ -46,81 +71,226 @@ def _pct(x, q):
     return float(np.percentile(np.asarray(x) * 1000, q))
 
 
+def _mem() -> dict:
+    out = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+                out[key] = round(int(rest.split()[0]) / 2**20, 2)  # GiB
+    return out
+
+
+def load(args):
+    """Catalog and embeddings: generated (``--n``), read (``--data``) or float16-mapped."""
+    from prodfusion.data.catalog import Catalog
+    from prodfusion.encoders.base import Embeddings
+
+    folder = Path(args.data) if args.data else Path(args.gen_dir) / f"n{args.n}"
+    if not (folder / "catalog.parquet").is_file():
+        _synthetic.generate(args.n, folder)
+    if not args.vectors:
+        return _synthetic.load(folder)
+    import polars as pl
+
+    catalog = Catalog(pl.read_parquet(folder / "catalog.parquet"), source=str(folder))
+    embs = {m: Embeddings(np.load(Path(args.vectors) / f"emb_{m}.npy", mmap_mode="r"),
+                          np.load(folder / f"mask_{m}.npy"), f"synthetic-{m}") for m in VEC}
+    return catalog, embs
+
+
+def synthetic_sessions(catalog, n_sessions: int, seed: int = 0):
+    """Sessions inside one category: a category drawn by its size, 2 + Poisson(2) products
+    drawn by a log-normal popularity (σ = 1.5), half of the steps staying in the previous
+    product's variation group. Returns :class:`Sessions`."""
+    from prodfusion.data.sessions import Sessions
+
+    rng = np.random.default_rng(seed)
+    cats = catalog.codes("category")
+    groups = catalog.codes("group")
+    ids = catalog.ids
+    pop = rng.lognormal(0.0, 1.5, len(ids))
+    by_cat = {c: np.flatnonzero(cats == c) for c in np.unique(cats)}
+    cdf = {c: np.cumsum(pop[r]) / pop[r].sum() for c, r in by_cat.items()}
+    by_group: dict[int, np.ndarray] = {}
+    order = np.argsort(groups, kind="stable")
+    bounds = np.flatnonzero(np.diff(groups[order])) + 1
+    for part in np.split(order, bounds):
+        by_group[int(groups[part[0]])] = part
+    sizes = np.array([len(by_cat[c]) for c in by_cat], float)
+    keys = list(by_cat)
+    lists = []
+    for c in rng.choice(len(keys), n_sessions, p=sizes / sizes.sum()):
+        rows, f = by_cat[keys[c]], cdf[keys[c]]
+        length = 2 + rng.poisson(2)
+        picks = rows[np.minimum(np.searchsorted(f, rng.random(length)), len(rows) - 1)]
+        for j in range(1, length):
+            if rng.random() < 0.5:
+                g = by_group[int(groups[picks[j - 1]])]
+                picks[j] = g[rng.integers(len(g))]
+        lists.append(ids[picks].tolist())
+    return Sessions.from_lists(lists)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--n", type=int, default=100_000, help="generate a catalog of N products")
+    ap.add_argument("--gen-dir", default="/tmp/pf_fusion_weights")
+    ap.add_argument("--data", default=None, help="a generated folder (benchmarks/scale.py gen)")
+    ap.add_argument("--vectors", default=None, help="folder of float16 emb_<m>.npy to map")
     ap.add_argument("--queries", type=int, default=300)
-    ap.add_argument("--data", default="/tmp/pf_fusion_weights")
+    ap.add_argument("--recall", type=int, default=100, help="queries checked against exact")
+    ap.add_argument("--settings", default="paper,weights,weights+zscore,weights+zscore+n0")
+    ap.add_argument("--fetch", default="128", help="min_candidates values, comma-separated")
+    ap.add_argument("--dense-fetch", default="",
+                    help="with cooc: vector candidates per wanted result, comma-separated "
+                         "(PairwiseIntermediateIndex.dense_over_fetch; 'default': its own)")
+    ap.add_argument("--explain", default="weights+zscore+n0")
+    ap.add_argument("--sessions", type=int, default=0, help="synthetic sessions for cooc")
+    ap.add_argument("--json", default=None)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
+    from prodfusion.fusion.cooc import Cooc
     from prodfusion.recommender import Recommender
 
-    folder = Path(args.data) / f"n{args.n}"
-    if not (folder / "catalog.parquet").is_file():
-        _synthetic.generate(args.n, folder)
-    catalog, embs = _synthetic.load(folder)
+    names = args.settings.split(",")
+    fetches = [int(x) for x in args.fetch.split(",")]
+    dense_fetches = [None if x == "default" else int(x)
+                     for x in args.dense_fetch.split(",") if x] or [None]
+    explain = [x for x in args.explain.split(",") if x in names]
+    t0 = time.perf_counter()
+    catalog, embs = load(args)
+    n = len(catalog)
+    dtype = next(iter(embs.values())).vectors.dtype.name
     rng = np.random.default_rng(0)
-    counts = rng.poisson(5, args.n)
+    counts = rng.poisson(5, n)
+    cooc, info = None, {}
+    if any(SETTINGS[s].get("cooc") for s in names):
+        if not args.sessions:
+            ap.error("cooc settings need --sessions N")
+        t = time.perf_counter()
+        sessions = synthetic_sessions(catalog, args.sessions)
+        cooc = Cooc.from_sessions(sessions, catalog)
+        info["cooc"] = {**cooc.info, "seconds": round(time.perf_counter() - t, 1),
+                        "mean_neighbours": round(cooc.info["nnz"] / max(cooc.n_present, 1), 1)}
+        print("cooc:", info["cooc"], flush=True)
     ids = catalog.ids
     q_ids = [ids[i] for i in rng.choice(np.flatnonzero(embs["text"].mask), args.queries,
                                          replace=False)]
-    recs, builds = {}, {}
-    for name, kw in SETTINGS.items():
-        rec = Recommender.from_embeddings(catalog, embs, fusion="intermediate")
+    print(f"loaded {n:,} products ({dtype}) in {time.perf_counter() - t0:.1f} s; "
+          f"memory {_mem()}", flush=True)
+    recs, builds, searchers = {}, {}, {}
+    for name in names:
+        kw = dict(SETTINGS[name])
+        use_cooc = kw.pop("cooc", False)
+        rec = Recommender.from_embeddings(catalog, embs, fusion="intermediate",
+                                          vector_dtype=dtype, index="hnsw")
+        if use_cooc:
+            rec.cooc_ = cooc
+            rec.modalities = rec.available_modalities
         for key, value in kw.items():
             setattr(rec, key, value)
         rec.click_counts_ = counts
         t = time.perf_counter()
-        rec.build_index(["intermediate"])
+        searchers[name] = rec.searcher()
         builds[name] = time.perf_counter() - t
         recs[name] = rec
-    runs = [(name, False) for name in SETTINGS] + [("weights+zscore+n0", True)]
+        print(f"built {name} in {builds[name]:.1f} s; load {os.getloadavg()}; "
+              f"memory {_mem()}", flush=True)
+
+    def dense(s):  # the FusedIndex whose fetch the setting controls
+        return s.dense if hasattr(s, "dense") else s
+
+    base_settings = {name: dense(s).settings for name, s in searchers.items()}
+    # the pairwise searchers' own dense fetch (None: k·over_fetch, as the cooc neighbours)
+    own = {name: getattr(s, "dense_over_fetch", None) for name, s in searchers.items()}
+    def fetch_values(name):  # pairwise searchers: the dense fetch; others: min_candidates
+        return [(None, d) for d in dense_fetches] if hasattr(searchers[name], "dense") \
+            else [(f, None) for f in fetches]
+
+    runs = [(name, f, False) for name in names for f in fetch_values(name)]
+    runs += [(name, fetch_values(name)[0], True) for name in explain]
     lat = {r: [] for r in runs}
     got = {r: {} for r in runs}
-    # Interleaved: every query is timed under every setting in turn, so that the other jobs
-    # on this shared machine load all settings alike.
-    for pid in q_ids:
-        for name, explain in runs:
-            t = time.perf_counter()
-            r = recs[name].similar(pid, k=15, explain=explain)
-            lat[(name, explain)].append(time.perf_counter() - t)
-            got[(name, explain)][pid] = set(r[0].tolist())
+
+    def one(run, pid, timed=True):
+        name, (f, d), ex = run
+        if f is not None:
+            dense(searchers[name]).settings = replace(base_settings[name], min_candidates=f)
+        else:
+            searchers[name].dense_over_fetch = own[name] if d is None else d
+        t = time.perf_counter()
+        r = recs[name].similar(pid, k=15, explain=ex)
+        dt = time.perf_counter() - t
+        if timed:
+            lat[run].append(dt)
+            got[run][pid] = set(r[0].tolist())
+
+    for pid in q_ids[:10]:  # warm-up: calibration statistics, first page faults
+        for run in runs:
+            one(run, pid, timed=False)
+    t = time.perf_counter()
+    for i, pid in enumerate(q_ids):
+        for j in range(len(runs)):
+            one(runs[(i + j) % len(runs)], pid)
+        if (i + 1) % 50 == 0:
+            print(f"  {i + 1}/{len(q_ids)} queries, {time.perf_counter() - t:.0f} s, "
+                  f"load {os.getloadavg()[0]:.1f}", flush=True)
+    load_timing = os.getloadavg()
+    qr = catalog.rows_of(q_ids[: args.recall])
+    exact, exact_s = {}, {}
+    for name in names:
+        t = time.perf_counter()
+        s = searchers[name]
+        er, _ = s.exact_topk(qr, 15) if hasattr(s, "exact_topk") else recs[name].fuser().topk(qr, 15)
+        exact[name] = [set(ids[r[r >= 0]].tolist()) for r in er]
+        recs[name]._fusers = {}  # a fitted fuser holds every row's fused vectors: free them
+        exact_s[name] = time.perf_counter() - t
+        print(f"exact {name}: {exact_s[name]:.1f} s; memory {_mem()}", flush=True)
     rows = []
-    qr = catalog.rows_of(q_ids[:100])
-    for name, explain in runs:
-        er, _ = recs[name].fuser("intermediate").topk(qr, 15)
-        recall = np.mean([len(got[(name, explain)][p] & set(ids[er[i][er[i] >= 0]])) / 15
-                          for i, p in enumerate(q_ids[:100])])
-        rows.append({"setting": name + (" + explain" if explain else ""),
-                     "build_s": builds[name], "p50": _pct(lat[(name, explain)], 50),
-                     "p99": _pct(lat[(name, explain)], 99), "recall": recall})
+    for run in runs:
+        name, (f, d), ex = run
+        per = [len(got[run][p] & exact[name][i]) / max(len(exact[name][i]), 1)
+               for i, p in enumerate(q_ids[: args.recall])]
+        if f is None:  # the vector candidates of a pairwise search, per wanted result
+            s = searchers[name]
+            used = (own[name] if d is None else d) or s.over_fetch
+            f = f"dense 15×{used}" + (" (default)" if d is None else "")
+        rows.append({"setting": name, "fetch": f, "explain": ex, "build_s": builds[name],
+                     "p50": _pct(lat[run], 50), "p99": _pct(lat[run], 99),
+                     "recall": float(np.mean(per)), "recall_min": float(np.min(per))})
         print(rows[-1], flush=True)
-    base = rows[0]
-    load = os.getloadavg()
+    base = next(r for r in rows if r["setting"] == names[0] and not r["explain"])
+    load_end = os.getloadavg()
+    result = {"n": n, "vector_dtype": dtype, "queries": len(q_ids), "recall_queries": len(qr),
+              "machine": {"arch": platform.machine(), "cpus": os.cpu_count(),
+                          "load_after_timing": load_timing, "load_end": load_end},
+              "memory_gib": _mem(), "exact_seconds": exact_s, "rows": rows, **info,
+              "argv": sys.argv[1:]}
     lines = [
-        "# Weighted, calibrated fusion and explain: query cost",
+        f"`python benchmarks/fusion_weights.py {' '.join(sys.argv[1:])}`: {n:,} products "
+        f"({dtype} vectors), {platform.machine()}, {os.cpu_count()} cores shared with other "
+        f"jobs (load average {load_timing[0]:.1f} / {load_timing[1]:.1f} / "
+        f"{load_timing[2]:.1f} after the timed queries). {len(q_ids)} single queries, k = 15, "
+        f"rotated over the runs; recall@15 over the first {len(qr)} against the exact fuser "
+        f"(mean, worst query). Fetch: candidates per index piece (`min_candidates`). Peak "
+        f"RSS {result['memory_gib'].get('VmHWM')} GiB.",
         "",
-        f"`python benchmarks/fusion_weights.py --n {args.n} --queries {args.queries}` on "
-        f"{platform.machine()} with {os.cpu_count()} cores, shared with other jobs (load "
-        f"average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end). Synthetic catalog "
-        f"of {args.n:,} products (512 + 1280 + 512 dimensions, 1 % / 8 % / 30 % missing); "
-        "intermediate fusion through the model's search (HNSW pieces per presence pattern, "
-        "exact re-scoring); single queries, k = 15, every query timed under every setting in "
-        "turn (interleaved, so the other jobs load all settings alike). Ratios are against "
-        "`paper` in the same run; on a machine this loaded, run-to-run noise on p99 is easily "
-        "±30 %. Recall@15: the first 100 queries against the exact fuser of the same setting.",
-        "",
-        "| setting | index build (s) | p50 (ms) | p99 (ms) | p50 / paper | p99 / paper | "
-        "recall@15 vs exact |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| setting | fetch | index build (s) | p50 (ms) | p99 (ms) | p50 / paper | p99 / paper "
+        "| recall@15 vs exact (worst) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r['setting']} | {r['build_s']:.1f} | {r['p50']:.2f} | {r['p99']:.2f} | "
-                     f"{r['p50'] / base['p50']:.2f} | {r['p99'] / base['p99']:.2f} | "
-                     f"{r['recall']:.3f} |")
+        label = r["setting"] + (" + explain" if r["explain"] else "")
+        lines.append(f"| {label} | {r['fetch']} | {r['build_s']:.1f} | {r['p50']:.2f} | "
+                     f"{r['p99']:.2f} | {r['p50'] / base['p50']:.2f} | "
+                     f"{r['p99'] / base['p99']:.2f} | {r['recall']:.3f} ({r['recall_min']:.2f}) |")
     text = "\n".join(lines) + "\n"
     print(text)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2, default=float))
     if args.out:
         Path(args.out).write_text(text)
 

@@ -31,9 +31,9 @@ _EXPORTS: dict[str, str] = {
     "Catalog": "prodfusion.data.catalog",
     "Sessions": "prodfusion.data.sessions",
     "read_catalog": "prodfusion.data.io",
-    "read_interactions": "prodfusion.data.sessions",
-    "read_pairs": "prodfusion.data.sessions",
-    "clean_sessions": "prodfusion.data.sessions",
+    "read_interactions": "prodfusion.data.interactions",
+    "read_pairs": "prodfusion.data.interactions",
+    "clean_sessions": "prodfusion.data.interactions",
     "make_synthetic": "prodfusion.data.synthetic",
     "Embeddings": "prodfusion.encoders.base",
     "MODALITIES": "prodfusion.encoders.base",
@@ -90,8 +90,9 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from prodfusion.data.catalog import Catalog
+    from prodfusion.data.interactions import clean_sessions, read_interactions, read_pairs
     from prodfusion.data.io import read_catalog
-    from prodfusion.data.sessions import Sessions, clean_sessions, read_interactions, read_pairs
+    from prodfusion.data.sessions import Sessions
     from prodfusion.data.synthetic import make_synthetic
     from prodfusion.encoders import make_encoder
     from prodfusion.encoders.base import MODALITIES, Embeddings

@@ -11,43 +11,42 @@ from pathlib import Path
 
 import numpy as np
 
-from prodfusion._checks import FUSION_METHODS, check_k, is_int
 from prodfusion.data.catalog import Catalog
 from prodfusion.encoders.base import (
     MODALITIES,
     Embeddings,
     VectorDtype,
-    check_finite,
     check_vector_dtype,
 )
 from prodfusion.encoders.clicks import Prod2VecParams
 from prodfusion.errors import (
-    ModelError,
-    NotBuiltError,
     ParameterError,
     param_error,
 )
-from prodfusion.fusion import check_method, check_modalities, default_n_clusters, make_fuser
+from prodfusion.fusion import (
+    check_method,
+    default_n_clusters,
+)
 from prodfusion.fusion.clustering import LazyLabels
-from prodfusion.fusion.weights import Weighting, confidence, estimate_stats
-from prodfusion.index.base import IndexSettings, check_backend, choose_backend
-from prodfusion.index.topk import Filters
+from prodfusion.fusion.weights import Weighting
+from prodfusion.index.base import IndexSettings, check_backend
 from prodfusion.model_folder import (
     FORMAT_VERSION,
     catalog_fingerprint,
-    new_manifest,
     read_model_folder,
     write_model_folder,
 )
+from prodfusion.querying import QueryMixin, QueryOptions
 
-__all__ = ["Recommender", "Prod2VecParams", "FORMAT_VERSION", "catalog_fingerprint"]
+__all__ = ["Recommender", "QueryOptions", "Prod2VecParams", "FORMAT_VERSION",
+           "catalog_fingerprint"]
 
 log = logging.getLogger(__name__)
 
 
 
 @dataclass
-class Recommender:
+class Recommender(QueryMixin):
     """Similar products from fused text, image and click embeddings.
 
     Parameters (keyword-only, stored as given; ``build`` does the work)
@@ -264,46 +263,10 @@ class Recommender:
     def _set_state(self, catalog: Catalog, embeddings: dict[str, Embeddings], *, sessions=None,
                    late_labels: dict[str, np.ndarray] | None = None,
                    verify: bool = True) -> None:
-        for m, e in list(embeddings.items()):
-            if m not in MODALITIES:
-                raise ParameterError(f"Unknown modality {m!r}; expected one of {list(MODALITIES)}.")
-            if len(e.mask) != len(catalog):
-                raise ModelError(
-                    f"{m} embeddings have {len(e.mask)} rows but the catalog has {len(catalog)}."
-                )
-            embeddings[m] = e = e.astype(self.vector_dtype)  # no-op when already that dtype
-            if verify:  # a loaded folder was checked when built; load(verify=True) re-scans
-                check_finite(e, what=f"{m} embeddings ({e.spec})")
-        self.catalog = catalog
-        self._ids = catalog.ids  # Catalog.ids builds a new array per call: O(n) per query
-        self.embeddings_ = {m: embeddings[m] for m in MODALITIES if m in embeddings}
-        if getattr(self, "cooc_", None) is not None and len(self.cooc_) != len(catalog):
-            self.cooc_ = self.cooc_.extended(len(catalog))  # appended products: never seen
-        self.modalities = check_modalities(self.modalities, self.available_modalities,
-                                           "Recommender()") \
-            if self.modalities else self.available_modalities
-        self._category_codes = catalog.codes("category")
-        self._group_codes = catalog.codes("group")
-        n_cat = None
-        if self._category_codes is not None:
-            n_cat = len(np.unique(self._category_codes[self._category_codes >= 0])) or None
-        self.n_categories_ = n_cat
-        # Late-fusion k-means runs when late fusion is first used (or by cluster_late()), not
-        # at build time: most models never serve late fusion.
-        self.late_labels_ = late_labels or {}
-        self._fusers = {}
-        self._searchers = {}
-        self._index_meta = {}
-        self._calibration_stats = {}  # estimated again from these embeddings on first use
-        if sessions is not None and hasattr(sessions, "product_counts"):
-            counts = sessions.product_counts()
-            self.click_counts_ = np.array([counts.get(p, 0) for p in self._ids], dtype=np.int64)
-        elif getattr(self, "click_counts_", None) is not None:
-            # appended products (add_products) were never seen in training: 0 occurrences
-            cc = self.click_counts_
-            self.click_counts_ = np.concatenate([cc, np.zeros(len(catalog) - len(cc), np.int64)]) \
-                if len(cc) <= len(catalog) else None
-        self.manifest_ = new_manifest(self, catalog, sessions)
+        from prodfusion.model_state import set_state
+
+        set_state(self, catalog, embeddings, sessions=sessions, late_labels=late_labels,
+                  verify=verify)
 
     # ------------------------------------------------------------------ late-fusion clusters
     @property
@@ -328,189 +291,6 @@ class Recommender:
         for m in modalities or self.embeddings_:
             self.late_labels_[m]
         return self
-
-    # ------------------------------------------------------------------ querying
-    def _check_built(self) -> None:
-        if not hasattr(self, "embeddings_"):
-            raise NotBuiltError("This Recommender is not built yet: call build() or load() first.")
-
-    def weighting(self, modalities: Sequence[str] | None = None,
-                  override: Weighting | None = None) -> Weighting:
-        """The model's :class:`~prodfusion.fusion.Weighting` (or ``override``) over
-        ``modalities``, with the calibration statistics estimated on first use."""
-        wt = override if override is not None else Weighting.make(
-            self.weights, self.calibration, None, self.click_n0, where="Recommender",
-            fallback=self.zero_weight_fallback)
-        if not hasattr(self, "embeddings_"):
-            return wt
-        mods = tuple(modalities) if modalities is not None else self.available_modalities
-        if override is not None:
-            override.check(mods, "similar()")
-        wt = wt.restrict(mods)
-        missing = [m for m in wt.needs_stats(mods) if m not in self._calibration_stats]
-        if missing:
-            self._calibration_stats.update(
-                estimate_stats(self.modality_data(), missing, seed=self.seed))
-        if wt.calibration != "none":
-            wt = wt.with_stats({m: self._calibration_stats[m] for m in mods
-                                if m in self._calibration_stats})
-        return wt
-
-    def _confidence(self, wt: Weighting) -> np.ndarray | None:
-        if wt.n0 is None or getattr(self, "click_counts_", None) is None:
-            return None
-        return confidence(self.click_counts_, wt.n0)
-
-    def resolve(self, fusion: str | None = None,
-                modalities: Sequence[str] | str | None = None) -> tuple[str, tuple[str, ...]]:
-        """``(method, modalities)`` a query with these options uses (the model's defaults
-        filled in, checked), without building anything."""
-        self._check_built()
-        return check_method(fusion or self.fusion), check_modalities(
-            modalities if modalities is not None else self.modalities, tuple(self.embeddings_))
-
-    def fuser(self, fusion: str | None = None, modalities: Sequence[str] | str | None = None,
-              weighting: Weighting | None = None):
-        """The fitted fusion object for ``fusion`` over ``modalities`` (cached), weighted by
-        the model's weighting or ``weighting``."""
-        self._check_built()
-        method = check_method(fusion or self.fusion)
-        mods = check_modalities(
-            modalities if modalities is not None else self.modalities, self.available_modalities
-        )
-        wt = self.weighting(mods, weighting)
-        key = (method, mods, wt)
-        if key not in self._fusers:
-            self._fusers[key] = make_fuser(
-                method, self.modality_data(), mods, normalize=self.normalize,
-                late_labels=self.late_labels_ if method == "late" else None, seed=self.seed,
-                weighting=wt, confidence=self._confidence(wt),
-            )
-        return self._fusers[key]
-
-    def searcher(self, fusion: str | None = None, modalities: Sequence[str] | str | None = None,
-                 weighting: Weighting | None = None):
-        """What :meth:`similar` searches with for ``fusion`` over ``modalities``.
-
-        The exact fuser when the index backend resolves to ``"exact"``; otherwise a
-        :class:`prodfusion.index.FusedIndex` (same ``topk`` signature), loaded from the model
-        folder when it was saved there, else built now and cached.
-        """
-        self._check_built()
-        method = check_method(fusion or self.fusion)
-        mods = check_modalities(
-            modalities if modalities is not None else self.modalities, self.available_modalities
-        )
-        backend = choose_backend(self.index, len(self.catalog), self.index_settings)
-        if backend == "exact":
-            return self.fuser(method, mods, weighting)
-        wt = self.weighting(mods, weighting)
-        if "cooc" in mods:  # a pairwise modality: vector index + co-occurrence neighbours
-            return self._pairwise_searcher(method, mods, wt)
-        key = (method, mods) if wt == self.weighting(mods) else (method, mods, wt)
-        if key not in self._searchers:
-            from prodfusion.index.fused import load_fused_index, make_fused_index
-
-            saved = self._index_meta.get(key)
-            if saved is not None and saved[1].get("weighting") != (
-                    None if wt.is_default else wt.to_dict()):
-                saved = None  # built under other weights: its vectors do not fit
-            if saved is not None:
-                folder, meta = saved
-                self._searchers[key] = load_fused_index(
-                    folder, meta, self.embeddings_,
-                    labels=self.late_labels_ if method == "late" else None,
-                    settings=self.index_settings, normalize=self.normalize,
-                    mmap=getattr(self, "_mmap_index", False), weighting=wt,
-                    confidence=self._confidence(wt),
-                )
-            else:
-                from prodfusion.progress import heartbeat
-
-                t = time.perf_counter()
-                with heartbeat(f"index: {method} over {'+'.join(mods)} ({backend}, "
-                               f"{len(self.catalog):,} products)",
-                               enabled=self.progress is not False):
-                    index = make_fused_index(
-                        method, mods, backend=backend, settings=self.index_settings,
-                        normalize=self.normalize, weighting=wt, confidence=self._confidence(wt),
-                    )
-                    index.executor = getattr(self, "_index_executor", None)  # shards' tasks
-                    self._searchers[key] = index.build(
-                        self.embeddings_, labels=self.late_labels_ if method == "late" else None)
-                log.info("built the %s index over %s in %.1f s", method, "+".join(mods),
-                         time.perf_counter() - t)
-        return self._searchers[key]
-
-    def _pairwise_searcher(self, method: str, mods: tuple[str, ...], wt: Weighting):
-        from prodfusion.fusion import check_pairwise
-        from prodfusion.index.pairwise import PairwiseIntermediateIndex
-
-        check_pairwise(method, mods, "similar()")
-        key = ("pairwise", method, mods, wt)  # never saved: rebuilt from the vector index
-        if key not in self._searchers:
-            dense = tuple(m for m in mods if m != "cooc")
-            inner = None
-            if dense and any(wt.w(m) > 0 for m in dense):
-                inner = self.searcher(method, dense, wt.restrict(dense))
-            self._searchers[key] = PairwiseIntermediateIndex(
-                inner, self.modality_data(), mods, wt, self._confidence(wt),
-                over_fetch=max(4, int(self.index_settings.over_fetch)))
-        return self._searchers[key]
-
-    def build_index(
-        self,
-        fusions: Sequence[str] | None = None,
-        modalities: Sequence[str] | str | None = None,
-        *,
-        n_jobs: int = 1,
-        executor=None,
-    ) -> Recommender:
-        """Build (or load) the search index of each fusion in ``fusions`` (default: all three)
-        over ``modalities`` now, so that :meth:`save` stores them and queries start warm.
-
-        ``n_jobs`` > 1 builds that many indexes at once in threads (FAISS and BLAS release
-        the GIL). With one BLAS/OpenMP thread each, this keeps every core busy without the
-        barrier waits of one multi-threaded HNSW build; it holds the build buffers of
-        ``n_jobs`` indexes at the same time.
-
-        ``executor`` (:func:`prodfusion.engine.make_executor`) runs the shards' tasks when
-        ``index_settings.shards`` > 1 (e.g. on Ray); default: this process.
-        """
-        if not is_int(n_jobs) or n_jobs < 1:
-            raise param_error("n_jobs", "build_index()", "an int >= 1", n_jobs)
-        self._index_executor = executor
-        try:
-            return self._build_indexes(fusions, modalities, n_jobs)
-        finally:
-            self._index_executor = None
-
-    def _build_indexes(self, fusions, modalities, n_jobs: int) -> Recommender:
-        methods = list(fusions or FUSION_METHODS)
-        self.build_seconds_ = {}
-
-        def one(method: str) -> None:
-            t = time.perf_counter()
-            self.searcher(method, modalities)
-            self.build_seconds_[method] = round(time.perf_counter() - t, 1)
-
-        if n_jobs == 1 or len(methods) == 1:
-            for method in methods:
-                one(method)
-            return self
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(min(n_jobs, len(methods)), thread_name_prefix="pf-index") as ex:
-            for f in [ex.submit(one, m) for m in methods]:
-                f.result()  # re-raises the first failure
-        return self
-
-    def _all_searchers(self) -> dict:
-        """Every approximate searcher of this model, loading the saved ones not used yet."""
-        for method, mods in list(self._index_meta):
-            self.searcher(method, mods)
-        # (method, mods, weighting) keys: per-call weightings, not part of the model
-        return {k: s for k, s in self._searchers.items() if len(k) == 2}
 
     # ------------------------------------------------------------------ incremental updates
     def add_products(self, catalog: Catalog, embeddings: Mapping[str, Embeddings]) -> dict:
@@ -546,56 +326,6 @@ class Recommender:
 
         return update_embeddings(self, embeddings, sessions=sessions)
 
-    def similar(
-        self,
-        product_id: str,
-        k: int = 15,
-        *,
-        fusion: str | None = None,
-        modalities: Sequence[str] | str | None = None,
-        same_category: bool = False,
-        exclude: Sequence[str] = (),
-        exclude_group: bool = False,
-        weights: Mapping[str, float] | str | None = None,
-        calibration: str | None = None,
-        explain: bool = False,
-    ):
-        """The ``k`` most similar other products to ``product_id``, best first.
-
-        ``weights`` / ``calibration`` override the model's for this call
-        (:mod:`prodfusion.fusion.weights`). With ``explain=True`` a third value is returned:
-        per result, each modality's raw and calibrated similarity (``None`` where one of the
-        two products lacks it), weight and share of the score; ``base`` plus the shares is
-        the score (:mod:`prodfusion.fusion.explain`).
-
-        Returns
-        -------
-        ids : ndarray of str (object dtype)
-            Product ids, never the query itself. Fewer than ``k`` when fewer candidates exist
-            (e.g. a product with no modality in common with anyone).
-        scores : ndarray of float32
-            Fused similarities (late fusion: shared-cluster count + tie-break fraction).
-
-        Raises
-        ------
-        UnknownProductError
-            If ``product_id`` is not in the model.
-        """
-        self._check_built()
-        k = check_k(k, "similar()")
-        q = self.catalog.row_of(product_id)
-        r, scores = self._search(
-            [q], k, fusion=fusion, modalities=modalities, same_category=same_category,
-            exclude=exclude, exclude_group=exclude_group, weights=weights,
-            calibration=calibration, where="similar()")
-        keep = r[0] >= 0
-        rows, scores = r[0][keep], scores[0][keep]
-        ids = self._ids[rows]
-        if not explain:
-            return ids, scores
-        return ids, scores, self.explain_rows(q, rows, fusion=fusion, modalities=modalities,
-                                              weights=weights, calibration=calibration)
-
     def tune(self, sessions=None, pairs=None, **kwargs) -> dict:
         """Learn fusion weights, calibration and click confidence on held-out interactions
         and make them this model's (fusion becomes ``"intermediate"``); see
@@ -605,158 +335,12 @@ class Recommender:
         Nothing changes when tuning fails.
         """
         from prodfusion.evaluation.tuning import tune_weights
+        from prodfusion.model_state import apply_tuning
 
         self._check_built()
         res = tune_weights(self, sessions=sessions, pairs=pairs, **kwargs)
-        counts = None
-        if res["n0"] is not None:  # occurrences in every given interaction, as the clicks saw
-            merged: dict[str, int] = {}
-            for s in (sessions, pairs):
-                for pid, n in (s.product_counts().items() if s is not None else ()):
-                    merged[pid] = merged.get(pid, 0) + n
-            counts = np.array([merged.get(p, 0) for p in self._ids], dtype=np.int64)
-        Weighting.make(res["weights"], res["calibration"], None, res["n0"], where="tune()")
-        self.zero_weight_fallback = bool(res.get("fallback", False))
-        self.weights, self.calibration, self.click_n0 = (res["weights"], res["calibration"],
-                                                         res["n0"])
-        if counts is not None:
-            self.click_counts_ = counts
-        self.fusion = res["fusion"]
-        self._fusers, self._searchers = {}, {}
-        self.manifest_["tuning"] = res
-        self.manifest_["settings"]["fusion"] = self.fusion
+        apply_tuning(self, res, sessions=sessions, pairs=pairs)
         return res
-
-    def _override(self, weights, calibration) -> Weighting | None:
-        if weights is None and calibration is None:
-            return None
-        return Weighting.make(weights if weights is not None else self.weights,
-                              calibration or self.calibration, None, self.click_n0,
-                              fallback=self.zero_weight_fallback,
-                              where="similar()")
-
-    def explain(self, product_id: str, candidate_ids: Sequence[str], *,
-                fusion: str | None = None, modalities: Sequence[str] | str | None = None,
-                weights=None, calibration: str | None = None) -> list[dict]:
-        """Per candidate, each modality's part of its fused similarity to ``product_id``."""
-        return self.explain_rows(self.catalog.row_of(product_id),
-                                 self.catalog.rows_of(candidate_ids), fusion=fusion,
-                                 modalities=modalities, weights=weights, calibration=calibration)
-
-    def explain_rows(self, query_row: int, candidate_rows, *, fusion: str | None = None,
-                     modalities: Sequence[str] | str | None = None, weights=None,
-                     calibration: str | None = None) -> list[dict]:
-        """Row form of :meth:`explain` for internal callers (rows in, no id lookups)."""
-        from prodfusion.fusion.explain import explain_pairs
-
-        f = self.fuser(fusion, modalities, self._override(weights, calibration))
-        wt = f.weighting
-        candidate_rows = np.asarray(candidate_rows, dtype=np.int64)
-        out = explain_pairs(f.method, self.modality_data(), f.modalities, wt, int(query_row),
-                            candidate_rows, normalize=self.normalize, labels=self.late_labels_,
-                            confidence=self._confidence(wt))
-        for r, e in zip(candidate_rows, out, strict=True):
-            e["product_id"] = str(self._ids[r])
-        return out
-
-    def similar_batch(
-        self,
-        product_ids: Sequence[str],
-        k: int = 15,
-        *,
-        fusion: str | None = None,
-        modalities: Sequence[str] | str | None = None,
-        same_category: bool = False,
-        exclude: Sequence[str] = (),
-        exclude_group: bool = False,
-        weights: Mapping[str, float] | str | None = None,
-        calibration: str | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Batch form of :meth:`similar`: arrays of shape ``(len(product_ids), k)``.
-
-        Missing results (fewer than ``k`` candidates) are ``None`` ids with ``-inf`` scores.
-        """
-        where = "similar_batch()"
-        self._check_built()
-        if isinstance(product_ids, str):
-            raise param_error("product_ids", where, "a sequence of product ids, not one string",
-                              product_ids)
-        k = check_k(k, where)
-        r, s = self._search(self.catalog.rows_of(product_ids), k, fusion=fusion,
-                            modalities=modalities, same_category=same_category, exclude=exclude,
-                            exclude_group=exclude_group, weights=weights,
-                            calibration=calibration, where=where)
-        return self.ids_of(r), s
-
-    def ids_of(self, rows) -> np.ndarray:
-        """Product ids of catalog rows (object array of the same shape; ``None`` at ``-1``)."""
-        rows = np.asarray(rows, dtype=np.int64)
-        ids = np.empty(rows.shape, dtype=object)
-        ids[:] = None
-        valid = rows >= 0
-        ids[valid] = self._ids[rows[valid]]
-        return ids
-
-    def similar_rows(
-        self,
-        rows,
-        k: int = 15,
-        *,
-        fusion: str | None = None,
-        modalities: Sequence[str] | str | None = None,
-        same_category: bool = False,
-        exclude: Sequence[str] = (),
-        exclude_group: bool = False,
-        weights: Mapping[str, float] | str | None = None,
-        calibration: str | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Row form of :meth:`similar_batch` for callers that hold catalog rows (the CLI,
-        the service, evaluation): no id → row → id round trip.
-
-        Returns
-        -------
-        rows : int64 array (len(rows), k), best first, ``-1`` where fewer candidates exist
-        scores : float32 array (len(rows), k), ``-inf`` at the padding
-        """
-        return self._search(rows, k, fusion=fusion, modalities=modalities,
-                            same_category=same_category, exclude=exclude,
-                            exclude_group=exclude_group, weights=weights,
-                            calibration=calibration, where="similar()")
-
-    def filters(self, *, same_category: bool = False, exclude: Sequence[str] = (),
-                exclude_group: bool = False, where: str = "similar()") -> Filters:
-        """The :class:`~prodfusion.index.topk.Filters` of a query on this model."""
-        banned = None
-        if exclude:
-            banned = np.zeros(len(self.catalog), dtype=bool)
-            ex_rows, found = self.catalog.lookup(list(exclude))
-            banned[ex_rows[found]] = True
-        same_code = None
-        if same_category:
-            if self._category_codes is None:
-                raise ParameterError(
-                    f"{where}: same_category=True needs a catalog with a 'category' column; "
-                    "this model has none."
-                )
-            same_code = self._category_codes
-        diff_code = None
-        if exclude_group:
-            if self._group_codes is None:
-                raise ParameterError(
-                    f"{where}: exclude_group=True needs a catalog built with a group column "
-                    "(--group-col); this model has none."
-                )
-            diff_code = self._group_codes
-        return Filters(banned=banned, same_code=same_code, diff_code=diff_code)
-
-    def _search(self, rows, k, *, fusion, modalities, same_category, exclude, exclude_group,
-                weights, calibration, where) -> tuple[np.ndarray, np.ndarray]:
-        self._check_built()
-        k = check_k(k, where)
-        f = self.searcher(fusion, modalities, self._override(weights, calibration))
-        flt = self.filters(same_category=same_category, exclude=exclude,
-                           exclude_group=exclude_group, where=where)
-        return f.topk(np.asarray(rows, dtype=np.int64), int(k), **flt.keywords())
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:

@@ -127,16 +127,15 @@ class Variant:
         q = np.asarray(query_rows, dtype=np.int64)
         if filters is None:
             filters = Filters(diff_code=diff_code)
-        kw = filters.keywords()
         rows, scores = rec.searcher(self.fusion, self.modalities, self.weighting()).topk(
-            q, k, **kw)
+            q, k, filters=filters)
         if not self.fallback:
             return rows, scores
         short = np.flatnonzero((rows < 0).any(axis=1))
         if len(short) == 0:
             return rows, scores
-        fb_rows, fb_scores = rec.searcher("intermediate", self.fallback).topk(q[short], 2 * k,
-                                                                              **kw)
+        fb_rows, fb_scores = rec.searcher("intermediate", self.fallback).topk(
+            q[short], 2 * k, filters=filters)
         for i, qi in enumerate(short):
             have = [(int(r), float(s)) for r, s in zip(rows[qi], scores[qi], strict=True)
                     if r >= 0]

@@ -14,7 +14,7 @@ import prodfusion
 ROOT = Path(prodfusion.__file__).resolve().parent
 
 #: Lower number = lower layer; a module may import its own layer and those below.
-#: fusion/, index/ and engine/ are one layer ("search"): the fused indexes (index/fused.py)
+#: fusion/, index/ and engine/ are one layer ("search"): the fused indexes (index/fused/)
 #: take their scores from fusion/, the fusions use the leaf top-k kernel (index/topk.py), and
 #: sharded indexes (index/sharded.py) run their tasks on engine/'s executors.
 LAYERS = {
@@ -23,7 +23,9 @@ LAYERS = {
     "prodfusion.data": 1, "prodfusion.sources": 1,
     "prodfusion.encoders": 2,
     "prodfusion.index": 3, "prodfusion.fusion": 3, "prodfusion.engine": 3,
-    "prodfusion.model_folder": 4, "prodfusion.variants": 4, "prodfusion.model_updates": 4, "prodfusion.recommender": 5,
+    "prodfusion.model_folder": 4, "prodfusion.variants": 4, "prodfusion.model_updates": 4,
+    "prodfusion.model_state": 4, "prodfusion.model_search": 4, "prodfusion.querying": 4,
+    "prodfusion.recommender": 5,
     "prodfusion.evaluation": 6, "prodfusion.training": 6, "prodfusion.batch": 6,
     "prodfusion.demo": 6,
     "prodfusion.service": 7,

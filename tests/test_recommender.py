@@ -198,7 +198,7 @@ def test_late_labels_are_cached_by_content(planted, tmp_path, monkeypatch):
 def test_load_scans_values_only_when_asked(planted, tmp_path, monkeypatch):
     """load() checks shapes and dtypes, not values: a mapped model reads no vector page until
     queried. verify=True (and publish) scan every present vector and refuse a damaged one."""
-    import prodfusion.recommender as R
+    import prodfusion.model_state as R  # where the state (and its value scan) is set
     from prodfusion.service.models import publish_model
 
     catalog, embs, _ = planted

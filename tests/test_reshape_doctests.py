@@ -8,7 +8,9 @@ import importlib
 import pytest
 
 MODULES = ["prodfusion._checks", "prodfusion.variants", "prodfusion.index.topk",
-           "prodfusion.data.catalog", "prodfusion.evaluation.metrics"]
+           "prodfusion.data.catalog", "prodfusion.evaluation.metrics", "prodfusion.data.interactions",
+           "prodfusion.data.sessions", "prodfusion.evaluation.documents",
+           "prodfusion.service.events", "prodfusion.encoders.corpus", "prodfusion.encoders.clicks"]
 
 
 @pytest.mark.parametrize("name", MODULES)

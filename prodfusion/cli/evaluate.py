@@ -34,7 +34,7 @@ def load_interactions(args, catalog):
 
     They stay apart because they are split differently (sessions by time, pairs by pair).
     """
-    from prodfusion.data.sessions import clean_sessions, read_interactions, read_pairs
+    from prodfusion.data.interactions import clean_sessions, read_interactions, read_pairs
     from prodfusion.errors import ParameterError
 
     sessions = pairs = None

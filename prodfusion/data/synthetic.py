@@ -171,7 +171,7 @@ class SyntheticPaths:
 
     def read_sessions(self, catalog: Catalog | None = None, **clean_options) -> Sessions:
         """The sessions, read with ``time_col="timestamp"`` and cleaned against ``catalog``."""
-        from prodfusion.data.sessions import clean_sessions, read_interactions
+        from prodfusion.data.interactions import clean_sessions, read_interactions
 
         log = read_interactions(self.interactions, time_col="timestamp")
         return clean_sessions(log, catalog, **clean_options)

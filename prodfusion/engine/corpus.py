@@ -110,7 +110,7 @@ class _Clean:
         import polars as pl
 
         from prodfusion.data import Catalog, clean_sessions
-        from prodfusion.encoders.clicks import _check_tokens, _write_lines
+        from prodfusion.encoders.corpus import _check_tokens, _write_lines
 
         files = sorted((self.work / "split" / f"b{b:05d}").glob("f*.parquet"))
         out = self.work / "shards" / f"b{b:05d}"

@@ -259,7 +259,7 @@ def evaluate_text_encoders(
 
 # --------------------------------------------------------------------------- report
 def _tables(res: Mapping) -> list:
-    from prodfusion.evaluation.report import Table, _bold_max, _f
+    from prodfusion.evaluation.documents import Table, _bold_max, _f
 
     enc = res["encoders"]
     tables = []
@@ -323,7 +323,7 @@ def write_text_encoder_report(results: Mapping, out_dir: str | os.PathLike, *,
                               title: str = "Text encoders: STS, translation retrieval, speed",
                               notes: Mapping | None = None) -> dict[str, Path]:
     """Write ``report.md``, ``report.html`` and ``results.json`` into ``out_dir``."""
-    from prodfusion.evaluation.report import _CSS, _meta, to_jsonable
+    from prodfusion.evaluation.documents import _CSS, _meta, to_jsonable
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

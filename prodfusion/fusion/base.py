@@ -10,7 +10,7 @@ import numpy as np
 from prodfusion._checks import FUSION_METHODS
 from prodfusion.encoders.base import MODALITIES, Embeddings, check_finite
 from prodfusion.errors import DataError, ParameterError, param_error
-from prodfusion.index.topk import topk_exact
+from prodfusion.index.topk import Filters, topk_exact
 
 FusionMethod = Literal["early", "intermediate", "late"]
 
@@ -144,7 +144,8 @@ class Fuser(Protocol):
 
     def similarity(self, query_rows, cand_rows=None) -> np.ndarray: ...  # pragma: no cover
 
-    def topk(self, query_rows, k, **filters) -> tuple[np.ndarray, np.ndarray]: ...  # pragma: no cover
+    def topk(self, query_rows, k, *,
+             filters: Filters | None = None) -> tuple[np.ndarray, np.ndarray]: ...  # pragma: no cover
 
 
 class ExactSearchMixin:
@@ -156,25 +157,8 @@ class ExactSearchMixin:
     def _query_rows(self, query_rows) -> np.ndarray:
         return check_query_rows(query_rows, self.n)
 
-    def topk(
-        self,
-        query_rows,
-        k: int = 15,
-        *,
-        exclude_self: bool = True,
-        banned: np.ndarray | None = None,
-        same_code: np.ndarray | None = None,
-        diff_code: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def topk(self, query_rows, k: int = 15, *,
+             filters: Filters | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k rows and scores for each query row (see :func:`topk_exact`)."""
         rows = self._query_rows(query_rows)
-        return topk_exact(
-            lambda r: self.similarity(r),
-            rows,
-            self.n,
-            k,
-            exclude_self=exclude_self,
-            banned=banned,
-            same_code=same_code,
-            diff_code=diff_code,
-        )
+        return topk_exact(lambda r: self.similarity(r), rows, self.n, k, filters=filters)

@@ -4,16 +4,22 @@ vector modalities' index plus the query's co-occurrence neighbours, re-scored ex
 A pairwise score has no vector, so no vector index can rank by it. The candidates of a
 query are
 
-* the ``kp`` best products of the **vector** modalities' own intermediate index (the same
+* the ``kd`` best products of the **vector** modalities' own intermediate index (the same
   weighting restricted to them; :mod:`prodfusion.index.fused`), with the filters applied;
-* its ``kp`` strongest **co-occurrence** neighbours (:meth:`Cooc.neighbours`), filtered.
+* its ``kp = max(k·over_fetch, 64)`` strongest **co-occurrence** neighbours
+  (:meth:`Cooc.neighbours`), filtered.
 
 Each candidate is re-scored exactly by the fusion formula over every modality
 (:func:`prodfusion.fusion.weights.intermediate_combine`, the fusers' formula: per-modality
 cosines of the candidate rows only). A product that shares no session with the query
-scores its vector part plus a constant cooc term (``0`` calibrated, or absent), so among
-such products the vector index's order is (nearly) the fused order; the recall of the
-whole search is measured in ``benchmarks/fusion_weights.py``.
+scores its vector part plus a cooc term that is constant under ``"zmean"`` (the same
+denominator ``D(q)`` for every candidate; ``z = −μ/σ`` if it has sessions, ``0`` if not),
+so among such products the vector index's order is nearly the fused order and
+``kd = max(4k, 32)`` vector candidates suffice (:data:`ZMEAN_DENSE_OVER_FETCH`). Under
+``"none"`` / ``"zscore"`` a product without sessions drops the cooc term from its mean while
+one with sessions averages in a low score, which reorders the vector candidates: ``kd = kp``
+there. Recall and latency of each: ``docs/benchmarks/fusion_weights.md`` (100K products:
+recall@15 0.999–1.000; with ``zscore`` and ``kd = 4k`` it would fall to 0.968).
 """
 
 from __future__ import annotations
@@ -25,8 +31,12 @@ import numpy as np
 from prodfusion.fusion.base import check_query_rows
 from prodfusion.fusion.weights import Weighting, intermediate_combine
 from prodfusion.index.exact import topk_rows
+from prodfusion.index.topk import Filters
 
-__all__ = ["PairwiseIntermediateIndex"]
+__all__ = ["PairwiseIntermediateIndex", "ZMEAN_DENSE_OVER_FETCH"]
+
+#: Vector candidates per wanted result under ``"zmean"`` (module docstring).
+ZMEAN_DENSE_OVER_FETCH = 4
 
 
 class PairwiseIntermediateIndex:
@@ -36,7 +46,7 @@ class PairwiseIntermediateIndex:
 
     def __init__(self, dense_index, data: Mapping, modalities: Sequence[str],
                  weighting: Weighting, confidence: np.ndarray | None = None,
-                 over_fetch: int = 4) -> None:
+                 over_fetch: int = 4, dense_over_fetch: int | None = None) -> None:
         self.dense = dense_index
         self.modalities = tuple(modalities)
         self.pairwise = {m: data[m] for m in self.modalities if hasattr(data[m], "scores")}
@@ -44,6 +54,9 @@ class PairwiseIntermediateIndex:
         self.weighting = weighting
         self.confidence = confidence
         self.over_fetch = over_fetch
+        if dense_over_fetch is None and weighting.calibration == "zmean":
+            dense_over_fetch = ZMEAN_DENSE_OVER_FETCH
+        self.dense_over_fetch = dense_over_fetch  # None: kp, as the co-occurrence neighbours
         masks = [np.asarray(d.mask, bool) for d in (*self.vectors.values(),
                                                     *self.pairwise.values())]
         self.n = len(masks[0])
@@ -74,10 +87,10 @@ class PairwiseIntermediateIndex:
                                    None if conf is None else conf[c], q_has=q_has)[0]
         return out.astype(np.float32)
 
-    def topk(self, query_rows, k: int = 15, *, exclude_self: bool = True,
-             banned: np.ndarray | None = None, same_code: np.ndarray | None = None,
-             diff_code: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def topk(self, query_rows, k: int = 15, *,
+             filters: Filters | None = None) -> tuple[np.ndarray, np.ndarray]:
         rows = check_query_rows(query_rows, self.n)
+        flt = (filters or Filters()).check(self.n)
         kp = max(k * self.over_fetch, 64)
         out_r = np.full((len(rows), k), -1, np.int64)
         out_s = np.full((len(rows), k), -np.inf, np.float32)
@@ -85,23 +98,14 @@ class PairwiseIntermediateIndex:
             q = int(q)
             pools = []
             if self.dense is not None:
-                r, _ = self.dense.topk([q], kp, exclude_self=exclude_self, banned=banned,
-                                       same_code=same_code, diff_code=diff_code)
+                kd = kp if self.dense_over_fetch is None else max(k * self.dense_over_fetch, 32)
+                r, _ = self.dense.topk([q], kd, filters=flt)
                 pools.append(r[0][r[0] >= 0])
             for p in self.pairwise.values():
                 if p.mask[q]:
                     pools.append(p.neighbours(q, kp))
             c = np.unique(np.concatenate(pools)) if pools else np.zeros(0, np.int64)
-            ok = np.ones(len(c), bool)
-            if exclude_self:
-                ok &= c != q
-            if banned is not None:
-                ok &= ~banned[c]
-            if same_code is not None:
-                ok &= (same_code[c] == same_code[q]) & (same_code[q] >= 0)
-            if diff_code is not None:
-                ok &= ~((diff_code[c] == diff_code[q]) & (diff_code[q] >= 0))
-            c = c[ok]
+            c = c[flt.allows(q, c)]
             if not len(c):
                 continue
             s = self.pair_scores(q, c)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from prodfusion.errors import ParameterError
+
 __all__ = ["Filters", "topk_rows", "topk_exact", "NO_FILTERS"]
 
 #: Scores computed per block of queries in :func:`topk_exact`: block × n float32 stays
@@ -36,9 +38,14 @@ class Filters:
 
     Examples
     --------
+    Every ``topk(query_rows, k, filters=...)`` of the library takes one (``None``: the
+    default ``Filters()``, which only excludes the query itself).
+
     >>> f = Filters(banned=np.array([False, True, False]))
     >>> f.mask(np.array([0]), 3).tolist()
     [[False, False, True]]
+    >>> f.allows(0, np.array([0, 1, 2])).tolist()
+    [False, False, True]
     """
 
     exclude_self: bool = True
@@ -46,10 +53,35 @@ class Filters:
     same_code: np.ndarray | None = None
     diff_code: np.ndarray | None = None
 
-    def keywords(self) -> dict:
-        """The filters as the keyword arguments of every ``topk(query_rows, k, **kw)``."""
-        return {"exclude_self": self.exclude_self, "banned": self.banned,
-                "same_code": self.same_code, "diff_code": self.diff_code}
+    def __post_init__(self) -> None:
+        if self.banned is not None:  # ~banned must negate booleans, not the bits of ints
+            object.__setattr__(self, "banned", np.asarray(self.banned, dtype=bool))
+
+    def check(self, n: int, where: str = "topk()") -> Filters:
+        """Refuse filter arrays whose length is not the searched catalog's ``n`` rows."""
+        for name in ("banned", "same_code", "diff_code"):
+            arr = getattr(self, name)
+            if arr is not None and len(arr) != n:
+                raise ParameterError(f"{where}: {name} has {len(arr)} entries, the index {n} rows.")
+        return self
+
+    def allows(self, q: int, candidates: np.ndarray) -> np.ndarray:
+        """Booleans: which of the ``candidates`` rows query row ``q`` may return (the rule of
+        :meth:`apply`, for one query and a list of candidate rows)."""
+        c = np.asarray(candidates, dtype=np.int64)
+        ok = np.ones(len(c), dtype=bool)
+        if self.exclude_self:
+            ok &= c != q
+        if self.banned is not None:
+            ok &= ~self.banned[c]
+        if self.same_code is not None:
+            qc = self.same_code[q]
+            ok &= (self.same_code[c] == qc) & (qc >= 0)
+        if self.diff_code is not None:
+            qc = self.diff_code[q]
+            if qc >= 0:
+                ok &= self.diff_code[c] != qc
+        return ok
 
     def mask(self, query_rows: np.ndarray, n: int) -> np.ndarray:
         """``(len(query_rows), n)`` booleans: which candidates each query may return."""
@@ -115,10 +147,7 @@ def topk_exact(
     n: int,
     k: int,
     *,
-    exclude_self: bool = True,
-    banned: np.ndarray | None = None,
-    same_code: np.ndarray | None = None,
-    diff_code: np.ndarray | None = None,
+    filters: Filters | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k by scoring query blocks against all ``n`` rows.
 
@@ -127,15 +156,15 @@ def topk_exact(
     score_block : callable
         ``score_block(rows) -> ndarray (len(rows), n)`` of similarities; ``-inf`` marks
         pairs that must never be returned.
-    exclude_self, banned, same_code, diff_code
-        The :class:`Filters` (``topk_exact(f, q, n, k, **filters.keywords())``).
+    filters : Filters, optional
+        What the queries may not return (default ``Filters()``: the query itself).
 
     Returns
     -------
     rows : int64 array (q, k), best first, ``-1`` where fewer than k candidates exist
     scores : float32 array (q, k), ``-inf`` at the padding
     """
-    flt = Filters(exclude_self, banned, same_code, diff_code)
+    flt = (filters or Filters()).check(n, "topk_exact()")
     query_rows = np.asarray(query_rows, dtype=np.int64)
     out_rows = np.full((len(query_rows), k), -1, dtype=np.int64)
     out_scores = np.full((len(query_rows), k), -np.inf, dtype=np.float32)

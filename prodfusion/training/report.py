@@ -11,14 +11,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from prodfusion.evaluation.report import (
-    Table,
-    _bold_max,
-    _plt,
-    _pm,
-    _report_meta,
-    write_documents,
-)
+from prodfusion.evaluation.documents import Table, _bold_max, _pm, _report_meta, write_documents
+from prodfusion.evaluation.figures import _plt
 
 __all__ = ["write_categorization_report"]
 

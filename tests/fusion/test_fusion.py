@@ -17,6 +17,7 @@ from prodfusion.fusion import (
     make_fuser,
 )
 from prodfusion.fusion.late import TIE_WEIGHT
+from prodfusion.index.topk import Filters
 
 DIMS = {"text": 7, "image": 13, "clicks": 5}
 SUBSETS = [
@@ -157,10 +158,10 @@ def test_topk_filters(rng):
     codes = np.arange(40) % 4
     banned = np.zeros(40, bool)
     banned[[4, 8]] = True
-    rows, _ = f.topk([0], k=40, banned=banned, same_code=codes)
+    rows, _ = f.topk([0], k=40, filters=Filters(banned=banned, same_code=codes))
     got = rows[0][rows[0] >= 0]
     assert set(got) == set(range(12, 40, 4))  # same category as 0, minus banned 4 and 8
-    rows, _ = f.topk([0], k=40, diff_code=codes)
+    rows, _ = f.topk([0], k=40, filters=Filters(diff_code=codes))
     got = rows[0][rows[0] >= 0]
     assert not any(codes[got] == 0) and len(got) == 30
 

@@ -8,7 +8,7 @@ import pytest
 from prodfusion.encoders.base import Embeddings
 from prodfusion.errors import NotBuiltError, ParameterError
 from prodfusion.fusion import make_fuser
-from prodfusion.index import IndexSettings, cluster_auto, make_fused_index
+from prodfusion.index import Filters, IndexSettings, cluster_auto, make_fused_index
 from tests.index.conftest import assert_same_topk, make_planted
 
 MODS = ("text", "image", "clicks")
@@ -101,8 +101,8 @@ def test_filters_never_return_excluded_items(planted, method):
     banned = rng.random(600) < 0.2
     for kw in ({"banned": banned}, {"same_code": cats}, {"diff_code": groups},
                {"banned": banned, "same_code": cats, "diff_code": groups}):
-        r0, s0 = exact.topk(q, 12, **kw)
-        r1, s1 = approx.topk(q, 12, **kw)
+        r0, s0 = exact.topk(q, 12, filters=Filters(**kw))
+        r1, s1 = approx.topk(q, 12, filters=Filters(**kw))
         assert_same_topk(exact, q, r0, s0, r1, s1)
         for qi, r in zip(q, r1, strict=True):
             r = r[r >= 0]
@@ -125,8 +125,8 @@ def test_selective_filters_fall_back_to_exact(planted, method):
     banned = np.ones(600, dtype=bool)
     banned[::31] = False
     q = np.array([0, 5, 62, 300])
-    r0, s0 = exact.topk(q, 10, banned=banned)
-    r1, s1 = approx.topk(q, 10, banned=banned)
+    r0, s0 = exact.topk(q, 10, filters=Filters(banned=banned))
+    r1, s1 = approx.topk(q, 10, filters=Filters(banned=banned))
     assert_same_topk(exact, q, r0, s0, r1, s1)
     assert (r1[0] >= 0).sum() == 10
 
@@ -139,11 +139,12 @@ def test_rare_category_and_small_categories(rng):
     codes[[3, 40, 41, 99, 400]] = 7
     exact, approx = _pair(embs, "intermediate", MODS)
     for q in (3, 250, 0):
-        r0, s0 = exact.topk([q], 10, same_code=codes)
-        r1, s1 = approx.topk([q], 10, same_code=codes)
+        in_cat = Filters(same_code=codes)
+        r0, s0 = exact.topk([q], 10, filters=in_cat)
+        r1, s1 = approx.topk([q], 10, filters=in_cat)
         assert_same_topk(exact, [q], r0, s0, r1, s1)
-    assert set(approx.topk([3], 10, same_code=codes)[0][0][:4]) == {40, 41, 99, 400}
-    assert np.all(approx.topk([0], 10, same_code=codes)[0] == -1)  # code -1 matches nothing
+    assert set(approx.topk([3], 10, filters=Filters(same_code=codes))[0][0][:4]) == {40, 41, 99, 400}
+    assert np.all(approx.topk([0], 10, filters=Filters(same_code=codes))[0] == -1)  # code -1 matches nothing
 
 
 def test_late_without_enough_cluster_mates_ranks_the_rest_by_tie_break(planted):
@@ -183,7 +184,7 @@ def test_errors(planted):
     with pytest.raises(ParameterError, match=r"Query rows must be in \[0, 600\); got 0..600"):
         approx.topk([0, 600], 5)
     with pytest.raises(ParameterError, match="banned has 3 entries, the index 600 rows"):
-        approx.topk([0], 5, banned=np.zeros(3, bool))
+        approx.topk([0], 5, filters=Filters(banned=np.zeros(3, bool)))
     with pytest.raises(ParameterError, match="needs the k-means\\+\\+ labels"):
         make_fused_index("late", MODS).build(embs)
 

@@ -11,7 +11,7 @@ import pytest
 
 from prodfusion.errors import ParameterError
 from prodfusion.fusion import make_fuser
-from prodfusion.index import IndexSettings
+from prodfusion.index import Filters, IndexSettings
 from prodfusion.index.fused import load_fused_index, make_fused_index
 from prodfusion.index.sharded import ShardedVectorIndex, shard_bounds
 from prodfusion.recommender import Recommender
@@ -45,8 +45,8 @@ def test_shards_equal_one_index_per_piece_with_filters(planted, method, backend,
     banned = np.zeros(600, bool)
     banned[[1, 2, 3, 50]] = True
     for kw in ({}, {"banned": banned}, {"same_code": cats}, {"diff_code": groups}):
-        r1, s1 = one.topk(q, 10, **kw)
-        r2, s2 = sharded.topk(q, 10, **kw)
+        r1, s1 = one.topk(q, 10, filters=Filters(**kw))
+        r2, s2 = sharded.topk(q, 10, filters=Filters(**kw))
         np.testing.assert_array_equal(r2, r1)
         np.testing.assert_array_equal(s2, s1)
     r0, s0 = fuser.topk(q, 10)

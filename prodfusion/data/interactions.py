@@ -1,0 +1,366 @@
+"""Interaction logs: reading them (clicks, baskets, co-purchase pairs) and the paper's
+session cleaning into :class:`~prodfusion.data.sessions.Sessions`.
+
+Examples
+--------
+>>> import polars as pl
+>>> log = pl.DataFrame({"session": ["s1", "s1", "s1", "s2", "s2", "s3"],
+...                     "product_id": ["a", "a", "b", "c", "a", "b"],
+...                     "ts": [3.0, 1.0, 2.0, 5.0, 6.0, 1.0]})
+>>> sessions = clean_sessions(log)
+>>> list(sessions)
+[['a', 'b', 'a'], ['c', 'a']]
+>>> sessions.report.n_short_dropped
+1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from prodfusion._checks import check_int
+from prodfusion.data.catalog import ID
+from prodfusion.data.io import first_bad_row, missing_column_error
+from prodfusion.data.sessions import (
+    _FRAME_SCHEMA,
+    KEY_SEPARATOR,
+    POSITION,
+    ROW,
+    SESSION,
+    TS,
+    SessionReport,
+    Sessions,
+)
+from prodfusion.data.tables import read_table
+from prodfusion.errors import DataError, param_error
+
+if TYPE_CHECKING:
+    from prodfusion.data.catalog import Catalog
+
+__all__ = ["read_interactions", "read_pairs", "clean_sessions"]
+
+_TZ_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z",
+               "%Y-%m-%d %H:%M%z")
+_NAIVE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M",
+                  "%Y-%m-%d %H:%M")
+
+
+# --------------------------------------------------------------------------- reading
+def _columns(value: str | Sequence[str] | None, option: str, where: str) -> list[str]:
+    """``"a,b"`` or ``("a", "b")`` -> ``["a", "b"]``."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        cols = [c.strip() for c in value.split(",")]
+    elif isinstance(value, Sequence) and all(isinstance(c, str) for c in value):
+        cols = list(value)
+    else:
+        cols = []
+    if not cols or any(not c for c in cols):
+        raise param_error(option, where, "a column name or a sequence of column names", value)
+    return cols
+
+
+def _require(frame: pl.DataFrame, path: Path, cols: list[str], option: str) -> None:
+    for c in cols:
+        if c not in frame.columns:
+            raise missing_column_error(path, c, option, list(frame.columns))
+
+
+def _blank(col: str) -> pl.Expr:
+    return pl.col(col).is_null() | (pl.col(col).str.strip_chars() == "")
+
+
+def _check_not_blank(frame: pl.DataFrame, path: Path, col: str, what: str, todo: str) -> None:
+    row, n = first_bad_row(frame.select(_blank(col)).to_series())
+    if n:
+        raise DataError(f"{path} row {row}: empty {what} (column {col!r}; {n} row(s) in all). {todo}")
+
+
+def _time_seconds(frame: pl.DataFrame, col: str, path: Path) -> pl.Series:
+    """One time column as Float64: numbers as given, ISO dates/datetimes as Unix seconds (UTC)."""
+    _check_not_blank(frame, path, col, "time value", "Fill it in, or leave out the time column.")
+    text = frame[col].str.strip_chars()
+    numbers = text.cast(pl.Float64, strict=False)
+    if numbers.null_count() == 0:
+        row, n = first_bad_row(~numbers.is_finite())
+        if n:
+            raise DataError(
+                f"{path} row {row}: time {frame[col][row - 1]!r} is not a finite number "
+                f"(column {col!r}). Use finite numbers or ISO dates."
+            )
+        return numbers
+    iso = text.str.replace(r"Z$", "+00:00").alias(col)
+    attempts = [iso.str.to_datetime(f, strict=False, time_unit="us").dt.epoch("us")
+                for f in _TZ_FORMATS + _NAIVE_FORMATS]
+    attempts.append(iso.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")).dt.epoch("us"))
+    micros = pl.select(pl.coalesce(attempts)).to_series()
+    row, n = first_bad_row(micros.is_null() & numbers.is_null())
+    if n:
+        raise DataError(
+            f"{path} row {row}: cannot read time {frame[col][row - 1]!r} (column {col!r}; {n} "
+            f"row(s) in all). Use numbers (e.g. Unix seconds) or ISO dates/datetimes such as "
+            f"2016-05-09 or 2016-05-09T10:00:00."
+        )
+    row, n = first_bad_row(micros.is_null())
+    if n:
+        date_row = int(micros.is_not_null().arg_true()[0]) + 1
+        raise DataError(
+            f"{path} row {row}: time {frame[col][row - 1]!r} is a number but row {date_row} holds "
+            f"the date {frame[col][date_row - 1]!r} (column {col!r}). Use one kind of time in "
+            f"the whole column."
+        )
+    return (micros.cast(pl.Float64) / 1e6).alias(col)
+
+
+def _finish(frame: pl.DataFrame, session: pl.Expr, item: str, ts: pl.Series | None) -> pl.DataFrame:
+    return frame.select(
+        session.cast(pl.Utf8).alias(SESSION),
+        pl.col(item).cast(pl.Utf8).alias(ID),
+        (pl.lit(ts) if ts is not None else pl.lit(None, dtype=pl.Float64)).alias(TS),
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW),
+    )
+
+
+def read_interactions(
+    path: str | Path,
+    *,
+    session_cols: str | Sequence[str] = ("session_id",),
+    item_col: str = ID,
+    time_col: str | Sequence[str] | None = None,
+    sep: str | None = None,
+    fmt: str | None = None,
+) -> pl.DataFrame:
+    """Read a click/purchase log, one interaction per row.
+
+    Parameters
+    ----------
+    path : str or Path
+        CSV/TSV/TXT (separator from ``sep`` or guessed from the header), Parquet or JSON Lines.
+    session_cols : str or sequence of str
+        Column(s) whose values together identify a session; ``"customer_id,t_dat"`` (or a
+        tuple) makes one session per customer-day. Values are joined with ``"\\x1f"``.
+    item_col : str
+        Column holding the product id (read as an exact string).
+    time_col : str or sequence of str, optional
+        Column(s) giving the order of events. One column: numbers are kept as they are,
+        ISO dates/datetimes become Unix seconds (UTC when no offset is given). Several
+        columns (``"eventdate,timeframe"``): compared lexicographically, and ``ts`` is the
+        dense rank of that order (an ordinal, not seconds). None: ``ts`` is null and the file
+        order decides.
+    sep : str, optional
+        Separator of delimited text.
+    fmt : {'csv', 'tsv', 'parquet', 'jsonl'}, optional
+        Overrides the format guessed from the extension.
+
+    Returns
+    -------
+    polars.DataFrame
+        Columns ``session`` (Utf8), ``product_id`` (Utf8), ``ts`` (Float64 or null) and ``row``
+        (Int64, the 1-based data row of the file), in file order.
+
+    Raises
+    ------
+    DataError
+        Missing/unreadable file, non-UTF-8 bytes, missing columns, empty session keys, item ids
+        or times, unreadable times; the message names the file, row and column.
+
+    Examples
+    --------
+    DIGINETICA views and H&M baskets (one per customer and day)::
+
+        views = read_interactions("train-item-views.sample.csv", session_cols="session_id",
+                                  item_col="item_id", time_col="eventdate,timeframe")
+        baskets = read_interactions("transactions.csv", session_cols=("customer_id", "t_dat"),
+                                    item_col="article_id", time_col="t_dat")
+    """
+    where = "read_interactions()"
+    path = Path(path)
+    scols = _columns(session_cols, "session_cols", where)
+    icol = _columns(item_col, "item_col", where)
+    if len(icol) != 1:
+        raise param_error("item_col", where, "one column name", item_col)
+    tcols = _columns(time_col, "time_col", where)
+    frame = read_table(path, fmt=fmt, sep=sep, where=where)
+    _require(frame, path, scols, "session_cols")
+    _require(frame, path, icol, "item_col")
+    _require(frame, path, tcols, "time_col")
+    for c in scols:
+        _check_not_blank(frame, path, c, "session key", "Fill it in or remove the row.")
+    _check_not_blank(frame, path, icol[0], "product id", "Fill it in or remove the row.")
+    ts: pl.Series | None = None
+    if len(tcols) == 1:
+        ts = _time_seconds(frame, tcols[0], path)
+    elif tcols:
+        parts = pl.DataFrame([_time_seconds(frame, c, path).alias(f"t{i}") for i, c in enumerate(tcols)])
+        ts = parts.select(pl.struct(parts.columns).rank("dense").cast(pl.Float64)).to_series()
+    key = pl.col(scols[0]) if len(scols) == 1 else pl.concat_str(scols, separator=KEY_SEPARATOR)
+    return _finish(frame, key, icol[0], ts)
+
+
+def read_pairs(
+    path: str | Path, *, a_col: str, b_col: str, sep: str | None = None, fmt: str | None = None
+) -> pl.DataFrame:
+    """Read product pairs (co-purchases, co-views) as two-click sessions ``[a, b]``.
+
+    Parameters
+    ----------
+    path : str or Path
+        Table with one pair per row.
+    a_col, b_col : str
+        Columns of the first and second product id.
+    sep, fmt : optional
+        As in :func:`read_interactions`.
+
+    Returns
+    -------
+    polars.DataFrame
+        Same columns as :func:`read_interactions`: data row ``r`` becomes session ``"r"`` with
+        ``a`` then ``b`` (both with ``row = r`` and a null ``ts``).
+
+    Examples
+    --------
+    ::
+
+        pairs = read_pairs("copurchase.csv", a_col="article_id", b_col="partner_article_id")
+    """
+    where = "read_pairs()"
+    path = Path(path)
+    for name, value in (("a_col", a_col), ("b_col", b_col)):
+        if not isinstance(value, str) or not value:
+            raise param_error(name, where, "a column name", value)
+    frame = read_table(path, fmt=fmt, sep=sep, where=where)
+    _require(frame, path, [a_col], "a_col")
+    _require(frame, path, [b_col], "b_col")
+    for c in (a_col, b_col):
+        _check_not_blank(frame, path, c, "product id", "Fill it in or remove the row.")
+    key = pl.int_range(1, pl.len() + 1).cast(pl.Utf8)
+    a = _finish(frame, key, a_col, None)
+    b = _finish(frame, key, b_col, None)
+    return pl.concat([a, b]).sort(ROW, maintain_order=True)
+
+
+# --------------------------------------------------------------------------- cleaning
+def clean_sessions(
+    interactions: pl.DataFrame,
+    catalog: Catalog | None = None,
+    *,
+    min_length: int = 2,
+    max_length: int | None = 200,
+    collapse_repeats: bool = True,
+) -> Sessions:
+    """Clean an interaction log into sessions, as in the paper.
+
+    Steps, in this order: drop clicks on products absent from ``catalog`` (counting rows and
+    distinct ids); order each session by ``ts`` then source ``row`` (stable); collapse
+    immediate repeats (``a a b a -> a b a``); keep the first ``max_length`` clicks of longer
+    sessions; drop sessions with fewer than ``min_length`` clicks. Unknown products go first
+    so that the result never holds an immediate repeat.
+
+    Parameters
+    ----------
+    interactions : polars.DataFrame
+        Columns ``session`` and ``product_id`` (as from :func:`read_interactions`); optional
+        ``ts`` (Float64, may be null) and ``row`` (default: frame order).
+    catalog : Catalog, optional
+        Products to keep; None keeps every product.
+    min_length : int
+        Shortest session kept (>= 1).
+    max_length : int or None
+        Longest session kept (longer ones are cut); None for no cap.
+    collapse_repeats : bool
+        Collapse immediate repeats of one product.
+
+    Returns
+    -------
+    Sessions
+        Sessions in order of their first source row, with a :class:`SessionReport`.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> log = pl.DataFrame({"session": ["1"] * 4, "product_id": ["a", "a", "b", "a"]})
+    >>> list(clean_sessions(log))
+    [['a', 'b', 'a']]
+    """
+    where = "clean_sessions()"
+    if not isinstance(interactions, pl.DataFrame):
+        raise param_error("interactions", where, "a polars DataFrame (see read_interactions)",
+                          type(interactions).__name__)
+    for col in (SESSION, ID):
+        if col not in interactions.columns:
+            raise DataError(
+                f"clean_sessions(): the interactions frame has no {col!r} column (found: "
+                f"{', '.join(map(repr, interactions.columns))}). Read the log with "
+                f"read_interactions() or read_pairs()."
+            )
+    min_length = check_int(min_length, "min_length", where, low=1)
+    max_length = check_int(max_length, "max_length", where, low=min_length, none=True,
+                           expected=f"None or an int >= min_length ({min_length})")
+
+    df = interactions.select(
+        pl.col(SESSION).cast(pl.Utf8),
+        pl.col(ID).cast(pl.Utf8),
+        (pl.col(TS).cast(pl.Float64) if TS in interactions.columns
+         else pl.lit(None, dtype=pl.Float64)).alias(TS),
+        (pl.col(ROW).cast(pl.Int64) if ROW in interactions.columns
+         else pl.int_range(1, pl.len() + 1, dtype=pl.Int64)).alias(ROW),
+    )
+    if df.select(pl.col(SESSION).is_null().any() | pl.col(ID).is_null().any()).item():
+        raise DataError("clean_sessions(): the interactions frame holds null session keys or "
+                        "product ids. Read the log with read_interactions(), which rejects them.")
+    n_rows_in = df.height
+    # sessions numbered by their first source row (integer keys sort and group fast)
+    sid = (
+        df.group_by(SESSION)
+        .agg(pl.col(ROW).min().alias("_first"))
+        .sort(["_first", SESSION])
+        .select(SESSION, pl.int_range(pl.len(), dtype=pl.Int64).alias("_sid"))
+    )
+    n_sessions_in = sid.height
+    df = df.join(sid, on=SESSION, how="left", maintain_order="left")
+
+    n_unknown_rows = n_unknown_products = 0
+    if catalog is not None:
+        known = df[ID].is_in(catalog.frame[ID].implode())
+        n_unknown_rows = int((~known).sum())
+        n_unknown_products = df.filter(~known)[ID].n_unique()
+        df = df.filter(known)
+
+    # each session ordered by time, then source row; the sort is stable, so ties keep frame order
+    keys = ["_sid"] if df[TS].null_count() == df.height else ["_sid", TS]
+    if not df[ROW].is_sorted():
+        keys.append(ROW)
+    df = df.sort(keys, nulls_last=True, maintain_order=True)
+    n_repeats = 0
+    if collapse_repeats and df.height:
+        keep = (
+            (pl.col(ID) != pl.col(ID).shift(1)) | (pl.col("_sid") != pl.col("_sid").shift(1))
+        ).fill_null(True)
+        mask = df.select(keep).to_series()
+        n_repeats = int((~mask).sum())
+        df = df.filter(mask)
+
+    df = df.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).over("_sid").alias(POSITION))
+    n_capped = 0
+    if max_length is not None:
+        n_capped = int((df.group_by("_sid").len()["len"] > max_length).sum())
+        df = df.filter(pl.col(POSITION) < max_length)
+    df = df.filter(pl.len().over("_sid") >= min_length)
+    n_sessions = df.select(pl.col("_sid").n_unique()).item()
+    report = SessionReport(
+        n_rows_in=n_rows_in,
+        n_sessions_in=n_sessions_in,
+        n_unknown_rows=n_unknown_rows,
+        n_unknown_products=n_unknown_products,
+        n_repeats_collapsed=n_repeats,
+        n_short_dropped=n_sessions_in - n_sessions,
+        n_capped=n_capped,
+        n_sessions=n_sessions,
+        n_clicks=df.height,
+    )
+    return Sessions(df.select(list(_FRAME_SCHEMA)), report)

@@ -1,0 +1,239 @@
+"""Read any table (CSV, TSV, Parquet, JSON Lines) with every column as text: the format
+from the extension, the separator sniffed, and errors that name the file, the row and what to
+do (bad UTF-8, ragged CSV rows). :func:`prodfusion.data.io.read_catalog` and the interaction
+readers (:mod:`prodfusion.data.interactions`) read through :func:`read_table`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+
+from prodfusion.errors import DataError, param_error
+
+__all__ = ["read_table", "detect_format", "Format", "FORMATS"]
+
+Format = Literal["csv", "tsv", "parquet", "jsonl"]
+FORMATS: tuple[str, ...] = ("csv", "tsv", "parquet", "jsonl")
+
+_EXTENSIONS: dict[str, str] = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".txt": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+_SNIFF = (",", ";", "\t", "|")
+
+
+# --------------------------------------------------------------------------- formats
+def detect_format(path: str | Path, fmt: str | None = None, *, where: str = "read_catalog()") -> str:
+    """The format of ``path``: ``fmt`` when given, else from the file extension.
+
+    Raises
+    ------
+    ParameterError
+        If ``fmt`` is not one of ``'csv'``, ``'tsv'``, ``'parquet'``, ``'jsonl'`` or None.
+    DataError
+        If ``fmt`` is None and the extension is not known.
+
+    Examples
+    --------
+    >>> detect_format("articles.csv"), detect_format("x.NDJSON"), detect_format("x.dat", "tsv")
+    ('csv', 'jsonl', 'tsv')
+    """
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise param_error("fmt", where, "one of 'csv', 'tsv', 'parquet', 'jsonl' or None", fmt)
+        return fmt
+    suffix = Path(path).suffix.lower()
+    if suffix not in _EXTENSIONS:
+        raise DataError(
+            f"{path}: unknown file format {suffix or '(no extension)'!r}. Use a .csv, .tsv, .txt, "
+            f".parquet, .jsonl or .ndjson file, or name the format with fmt= "
+            f"('csv', 'tsv', 'parquet' or 'jsonl')."
+        )
+    return _EXTENSIONS[suffix]
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise DataError(
+            f"{path}: file does not exist (resolved to {path.resolve()}). Check the path; relative "
+            f"paths are read from the current folder."
+        )
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a file. Pass the path of the file itself.")
+    try:
+        with path.open("rb") as fh:
+            fh.read(1)
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror or e}). Check its permissions.") from e
+
+
+def _header_line(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        line = fh.readline(1 << 20)
+    return line.removeprefix(b"\xef\xbb\xbf")
+
+
+def _sniff_separator(path: Path, default: str) -> str:
+    """The candidate separator that occurs most often in the header line (``default`` if none)."""
+    header = _header_line(path).decode("utf-8", errors="replace")
+    counts = {s: header.count(s) for s in _SNIFF}
+    best = max(_SNIFF, key=lambda s: counts[s])
+    return best if counts[best] > 0 else default
+
+
+def _locate_bad_utf8(path: Path, fmt: str, sep: str) -> DataError | None:
+    """A DataError naming the first line holding bytes that are not UTF-8, or None."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+        return None
+    except UnicodeDecodeError as e:
+        start, bad = e.start, data[e.start : e.end]
+    line_no = data.count(b"\n", 0, start) + 1
+    if fmt == "jsonl":
+        where, column = f"line {line_no} (row {line_no})", ""
+    else:
+        # the record holding the bad line (quoted fields may span lines) and its bad field
+        where, column = f"line {line_no} (data row {line_no - 1})", ""
+        text = data[: data.find(b"\n", start) + 1 or len(data)].decode("utf-8", "replace")
+        text = text.removeprefix("\ufeff")
+        try:
+            reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+            header = next(reader)
+            for i, record in enumerate(reader, start=1):
+                if reader.line_num >= line_no:
+                    where = f"line {line_no} (data row {i})"
+                    for name, value in zip(header, record, strict=False):
+                        if "\ufffd" in value:
+                            column = f", column {name!r}"
+                            break
+                    break
+        except (StopIteration, csv.Error):  # the location by line is still useful without it
+            pass
+    return DataError(
+        f"{path} {where}: bytes {bad!r} are not valid UTF-8{column}. Save the file as UTF-8 "
+        f"(e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`) and read it again."
+    )
+
+
+def _diagnose_csv(path: Path, sep: str) -> str | None:
+    """The first row whose field count differs from the header's, described in words."""
+    with path.open(encoding="utf-8", errors="replace", newline="") as fh:
+        reader = csv.reader(fh, delimiter=sep)
+        try:
+            header = next(reader)
+        except (StopIteration, csv.Error):
+            return None
+        try:
+            for i, row in enumerate(reader, start=1):
+                if row and len(row) > len(header):
+                    return (
+                        f"data row {i} has {len(row)} fields but the header has {len(header)} "
+                        f"(separator {sep!r})"
+                    )
+        except csv.Error as e:
+            return f"data row {reader.line_num - 1}: {e}"
+    return None
+
+
+def read_table(
+    path: str | Path,
+    *,
+    fmt: str | None = None,
+    sep: str | None = None,
+    where: str = "read_catalog()",
+) -> pl.DataFrame:
+    """Read a whole table with every column as text (Utf8), exactly as written in the file.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.csv``/``.tsv``/``.txt`` (delimited text), ``.parquet`` or ``.jsonl``/``.ndjson`` file.
+    fmt : {'csv', 'tsv', 'parquet', 'jsonl'}, optional
+        Overrides the format guessed from the extension.
+    sep : str, optional
+        Separator of delimited text. Default: tab for ``.tsv``, otherwise the most frequent of
+        ``,`` ``;`` tab ``|`` in the header line.
+    where : str
+        Name of the calling function, used in parameter errors.
+
+    Returns
+    -------
+    polars.DataFrame
+        One Utf8 column per file column; data row ``i`` (1-based, header excluded) is frame
+        row ``i - 1``. Empty delimited fields are null or ``""``. Parquet columns of other
+        types are cast to text (an integer id column has already lost its leading zeros
+        there). JSON numbers become their text form; blank JSON lines are skipped.
+
+    Raises
+    ------
+    DataError
+        Missing, unreadable, empty or malformed file; bytes that are not UTF-8.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.tsv"
+    >>> _ = p.write_text("id\\tn\\n0012\\t3\\n")
+    >>> read_table(p).row(0)
+    ('0012', '3')
+    """
+    path = Path(path)
+    kind = detect_format(path, fmt, where=where)
+    _check_file(path)
+    if kind in ("csv", "tsv"):
+        if sep is None:
+            sep = "\t" if kind == "tsv" else _sniff_separator(path, ",")
+        elif not isinstance(sep, str) or len(sep) != 1:
+            raise param_error("sep", where, "a single character or None", sep)
+        try:
+            frame = pl.read_csv(path, separator=sep, infer_schema=False, quote_char='"')
+        except pl.exceptions.NoDataError:
+            raise DataError(f"{path}: file is empty (no header row). Write a header row with the "
+                            f"column names, then one row per record.") from None
+        except pl.exceptions.ComputeError as e:
+            bad = _locate_bad_utf8(path, kind, sep)
+            if bad is not None:
+                raise bad from None
+            detail = _diagnose_csv(path, sep) or str(e).splitlines()[0]
+            raise DataError(
+                f"{path}: cannot be parsed as delimited text: {detail}. Quote fields that contain "
+                f"the separator, or pass the right separator with sep=."
+            ) from None
+        return frame
+    if kind == "jsonl":
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: file is empty. Write one JSON object per line.")
+        try:
+            frame = pl.read_ndjson(path, infer_schema_length=None)
+        except pl.exceptions.ComputeError as e:
+            bad = _locate_bad_utf8(path, kind, ",")
+            if bad is not None:
+                raise bad from None
+            raise DataError(
+                f"{path}: cannot be parsed as JSON Lines ({str(e).splitlines()[0]}). Write one JSON "
+                f"object per line."
+            ) from None
+    else:
+        try:
+            frame = pl.read_parquet(path)
+        except Exception as e:  # polars/pyarrow raise several types for a broken file
+            raise DataError(
+                f"{path}: cannot be read as Parquet ({type(e).__name__}: {str(e).splitlines()[0]}). "
+                f"Check that it is a Parquet file, or pass fmt= with its real format."
+            ) from None
+    return frame.with_columns(
+        pl.col(c).cast(pl.Utf8) for c, t in frame.schema.items()
+        if t != pl.Utf8 and not isinstance(t, (pl.List, pl.Struct, pl.Array))
+    )

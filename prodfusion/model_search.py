@@ -1,0 +1,219 @@
+"""How a built model searches: its weighting, its fusers and its searchers (the first of
+the :class:`~prodfusion.Recommender`'s two mixins; :mod:`prodfusion.querying` is the other).
+
+:meth:`SearchMixin.searcher` resolves the options of a query (fusion, modalities, weighting,
+backend): the exact fuser of :mod:`prodfusion.fusion` when the backend resolves to exact;
+otherwise a fused index (:mod:`prodfusion.index.fused`), loaded from the model folder when it
+was saved there under the same weighting, else built now; a query with the pairwise ``cooc``
+modality gets a :class:`~prodfusion.index.pairwise.PairwiseIntermediateIndex` over the dense
+modalities' index. Fusers and searchers are cached on the model (``_fusers``,
+``_searchers``), keyed by ``(method, modalities)`` under the model's weighting and by
+``(method, modalities, weighting)`` under another one.
+
+The mixin reads the model's state (:mod:`prodfusion.model_state`: ``catalog``,
+``embeddings_``, ``late_labels_``, ``click_counts_``, the caches) and its settings
+(``fusion``, ``modalities``, ``index``, ``index_settings``, ``weights``, …).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from prodfusion._checks import FUSION_METHODS, is_int
+from prodfusion.errors import NotBuiltError, param_error
+from prodfusion.fusion import check_method, check_modalities, make_fuser
+from prodfusion.fusion.weights import Weighting, confidence, estimate_stats
+from prodfusion.index.base import choose_backend
+
+__all__ = ["SearchMixin"]
+
+log = logging.getLogger(__name__)
+
+
+class SearchMixin:
+    """The weighting, fusers and searchers of a built :class:`~prodfusion.Recommender`."""
+
+    def _check_built(self) -> None:
+        if not hasattr(self, "embeddings_"):
+            raise NotBuiltError("This Recommender is not built yet: call build() or load() first.")
+
+    def weighting(self, modalities: Sequence[str] | None = None,
+                  override: Weighting | None = None) -> Weighting:
+        """The model's :class:`~prodfusion.fusion.Weighting` (or ``override``) over
+        ``modalities``, with the calibration statistics estimated on first use."""
+        wt = override if override is not None else Weighting.make(
+            self.weights, self.calibration, None, self.click_n0, where="Recommender",
+            fallback=self.zero_weight_fallback)
+        if not hasattr(self, "embeddings_"):
+            return wt
+        mods = tuple(modalities) if modalities is not None else self.available_modalities
+        if override is not None:
+            override.check(mods, "similar()")
+        wt = wt.restrict(mods)
+        missing = [m for m in wt.needs_stats(mods) if m not in self._calibration_stats]
+        if missing:
+            self._calibration_stats.update(estimate_stats(self.modality_data(), missing, seed=self.seed))
+        if wt.calibration != "none":
+            wt = wt.with_stats({m: self._calibration_stats[m] for m in mods
+                                if m in self._calibration_stats})
+        return wt
+
+    def _confidence(self, wt: Weighting) -> np.ndarray | None:
+        if wt.n0 is None or getattr(self, "click_counts_", None) is None:
+            return None
+        return confidence(self.click_counts_, wt.n0)
+
+    def resolve(self, fusion: str | None = None,
+                modalities: Sequence[str] | str | None = None) -> tuple[str, tuple[str, ...]]:
+        """``(method, modalities)`` a query with these options uses (the model's defaults
+        filled in, checked), without building anything."""
+        self._check_built()
+        return check_method(fusion or self.fusion), check_modalities(
+            modalities if modalities is not None else self.modalities, tuple(self.embeddings_))
+
+    def fuser(self, fusion: str | None = None, modalities: Sequence[str] | str | None = None,
+              weighting: Weighting | None = None):
+        """The fitted fusion object for ``fusion`` over ``modalities`` (cached), weighted by
+        the model's weighting or ``weighting``."""
+        self._check_built()
+        method = check_method(fusion or self.fusion)
+        mods = check_modalities(
+            modalities if modalities is not None else self.modalities, self.available_modalities
+        )
+        wt = self.weighting(mods, weighting)
+        key = (method, mods, wt)
+        if key not in self._fusers:
+            self._fusers[key] = make_fuser(
+                method, self.modality_data(), mods, normalize=self.normalize,
+                late_labels=self.late_labels_ if method == "late" else None, seed=self.seed,
+                weighting=wt, confidence=self._confidence(wt),
+            )
+        return self._fusers[key]
+
+    def searcher(self, fusion: str | None = None, modalities: Sequence[str] | str | None = None,
+                 weighting: Weighting | None = None):
+        """What :meth:`similar` searches with for ``fusion`` over ``modalities``.
+
+        The exact fuser when the index backend resolves to ``"exact"``; otherwise a
+        :class:`prodfusion.index.FusedIndex` (same ``topk`` signature), loaded from the model
+        folder when it was saved there, else built now and cached.
+        """
+        self._check_built()
+        method = check_method(fusion or self.fusion)
+        mods = check_modalities(
+            modalities if modalities is not None else self.modalities, self.available_modalities
+        )
+        backend = choose_backend(self.index, len(self.catalog), self.index_settings)
+        if backend == "exact":
+            return self.fuser(method, mods, weighting)
+        wt = self.weighting(mods, weighting)
+        if "cooc" in mods:  # a pairwise modality: vector index + co-occurrence neighbours
+            return self._pairwise_searcher(method, mods, wt)
+        return self._fused_searcher(method, mods, wt, backend)
+
+    # ------------------------------------------------------------------ approximate searchers
+    def _fused_searcher(self, method: str, mods: tuple[str, ...], wt: Weighting, backend: str):
+        """The fused index of ``method`` over ``mods`` under ``wt`` (cached on ``self``)."""
+        key = (method, mods) if wt == self.weighting(mods) else (method, mods, wt)
+        if key in self._searchers:
+            return self._searchers[key]
+        from prodfusion.index.fused import load_fused_index, make_fused_index
+
+        labels = self.late_labels_ if method == "late" else None
+        saved = self._index_meta.get(key)
+        if saved is not None and saved[1].get("weighting") != (None if wt.is_default else wt.to_dict()):
+            saved = None  # built under other weights: its vectors do not fit
+        if saved is not None:
+            folder, meta = saved
+            self._searchers[key] = load_fused_index(
+                folder, meta, self.embeddings_, labels=labels, settings=self.index_settings,
+                normalize=self.normalize, mmap=getattr(self, "_mmap_index", False), weighting=wt,
+                confidence=self._confidence(wt),
+            )
+            return self._searchers[key]
+        from prodfusion.progress import heartbeat
+
+        t = time.perf_counter()
+        with heartbeat(f"index: {method} over {'+'.join(mods)} ({backend}, "
+                       f"{len(self.catalog):,} products)", enabled=self.progress is not False):
+            index = make_fused_index(method, mods, backend=backend, settings=self.index_settings,
+                                     normalize=self.normalize, weighting=wt,
+                                     confidence=self._confidence(wt))
+            index.executor = getattr(self, "_index_executor", None)  # shards' tasks
+            self._searchers[key] = index.build(self.embeddings_, labels=labels)
+        log.info("built the %s index over %s in %.1f s", method, "+".join(mods),
+                 time.perf_counter() - t)
+        return self._searchers[key]
+
+    def _pairwise_searcher(self, method: str, mods: tuple[str, ...], wt: Weighting):
+        """Vector index over the dense modalities + the ``cooc`` neighbours (never saved)."""
+        from prodfusion.fusion import check_pairwise
+        from prodfusion.index.pairwise import PairwiseIntermediateIndex
+
+        check_pairwise(method, mods, "similar()")
+        key = ("pairwise", method, mods, wt)  # never saved: rebuilt from the vector index
+        if key not in self._searchers:
+            dense = tuple(m for m in mods if m != "cooc")
+            inner = None
+            if dense and any(wt.w(m) > 0 for m in dense):
+                inner = self.searcher(method, dense, wt.restrict(dense))
+            self._searchers[key] = PairwiseIntermediateIndex(
+                inner, self.modality_data(), mods, wt, self._confidence(wt),
+                over_fetch=max(4, int(self.index_settings.over_fetch)))
+        return self._searchers[key]
+
+    def build_index(
+        self,
+        fusions: Sequence[str] | None = None,
+        modalities: Sequence[str] | str | None = None,
+        *,
+        n_jobs: int = 1,
+        executor=None,
+    ) -> SearchMixin:
+        """Build (or load) the search index of each fusion in ``fusions`` (default: all three)
+        over ``modalities`` now, so that :meth:`save` stores them and queries start warm.
+
+        ``n_jobs`` > 1 builds that many indexes at once in threads (FAISS and BLAS release
+        the GIL). With one BLAS/OpenMP thread each, this keeps every core busy without the
+        barrier waits of one multi-threaded HNSW build; it holds the build buffers of
+        ``n_jobs`` indexes at the same time.
+
+        ``executor`` (:func:`prodfusion.engine.make_executor`) runs the shards' tasks when
+        ``index_settings.shards`` > 1 (e.g. on Ray); default: this process.
+        """
+        if not is_int(n_jobs) or n_jobs < 1:
+            raise param_error("n_jobs", "build_index()", "an int >= 1", n_jobs)
+        methods = list(fusions or FUSION_METHODS)
+        self.build_seconds_ = {}
+
+        def one(method: str) -> None:
+            t = time.perf_counter()
+            self.searcher(method, modalities)
+            self.build_seconds_[method] = round(time.perf_counter() - t, 1)
+
+        self._index_executor = executor
+        try:
+            if n_jobs == 1 or len(methods) == 1:
+                for method in methods:
+                    one(method)
+                return self
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(n_jobs, len(methods)), thread_name_prefix="pf-index") as ex:
+                for f in [ex.submit(one, m) for m in methods]:
+                    f.result()  # re-raises the first failure
+            return self
+        finally:
+            self._index_executor = None
+
+    def _all_searchers(self) -> dict:
+        """Every approximate searcher of the model under its own weighting, loading the saved
+        ones not used yet (what :meth:`~prodfusion.Recommender.save` writes, updates maintain)."""
+        for method, mods in list(self._index_meta):
+            self.searcher(method, mods)
+        # (method, mods, weighting) keys: per-call weightings, not part of the model
+        return {k: s for k, s in self._searchers.items() if len(k) == 2}

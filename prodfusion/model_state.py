@@ -1,0 +1,93 @@
+"""The state of a built model: what :meth:`~prodfusion.Recommender.build`, ``load``, the
+incremental updates and ``tune`` set on the :class:`~prodfusion.Recommender`.
+
+A built model holds its catalog and ids, one :class:`~prodfusion.encoders.base.Embeddings`
+per modality (in the model's ``vector_dtype``), the optional co-occurrences (``cooc_``),
+the category and group codes of the filters, the late-fusion labels (computed lazily), the
+click counts of the confidence weighting, and its manifest; the fuser, searcher and
+calibration caches start empty whenever the state changes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from prodfusion.data.catalog import Catalog
+from prodfusion.encoders.base import MODALITIES, Embeddings, check_finite
+from prodfusion.errors import ModelError, ParameterError
+from prodfusion.fusion import check_modalities
+from prodfusion.fusion.weights import Weighting
+from prodfusion.model_folder import new_manifest
+
+__all__ = ["set_state", "apply_tuning"]
+
+
+def set_state(rec, catalog: Catalog, embeddings: dict[str, Embeddings], *, sessions=None,
+              late_labels: dict[str, np.ndarray] | None = None, verify: bool = True) -> None:
+    """Make ``catalog`` and ``embeddings`` the state of ``rec`` (checked; caches emptied).
+
+    ``verify`` scans every present vector for NaN/Inf/zero rows; a loaded folder was checked
+    when it was built, so loading skips it unless asked (``load(verify=True)``).
+    """
+    for m, e in list(embeddings.items()):
+        if m not in MODALITIES:
+            raise ParameterError(f"Unknown modality {m!r}; expected one of {list(MODALITIES)}.")
+        if len(e.mask) != len(catalog):
+            raise ModelError(
+                f"{m} embeddings have {len(e.mask)} rows but the catalog has {len(catalog)}."
+            )
+        embeddings[m] = e = e.astype(rec.vector_dtype)  # no-op when already that dtype
+        if verify:
+            check_finite(e, what=f"{m} embeddings ({e.spec})")
+    rec.catalog = catalog
+    rec._ids = catalog.ids  # Catalog.ids builds a new array per call: O(n) per query
+    rec.embeddings_ = {m: embeddings[m] for m in MODALITIES if m in embeddings}
+    if getattr(rec, "cooc_", None) is not None and len(rec.cooc_) != len(catalog):
+        rec.cooc_ = rec.cooc_.extended(len(catalog))  # appended products: never seen
+    rec.modalities = check_modalities(rec.modalities, rec.available_modalities,
+                                      "Recommender()") \
+        if rec.modalities else rec.available_modalities
+    rec._category_codes = catalog.codes("category")
+    rec._group_codes = catalog.codes("group")
+    n_cat = None
+    if rec._category_codes is not None:
+        n_cat = len(np.unique(rec._category_codes[rec._category_codes >= 0])) or None
+    rec.n_categories_ = n_cat
+    # Late-fusion k-means runs when late fusion is first used (or by cluster_late()), not
+    # at build time: most models never serve late fusion.
+    rec.late_labels_ = late_labels or {}
+    rec._fusers = {}
+    rec._searchers = {}
+    rec._index_meta = {}
+    rec._calibration_stats = {}  # estimated again from these embeddings on first use
+    if sessions is not None and hasattr(sessions, "product_counts"):
+        counts = sessions.product_counts()
+        rec.click_counts_ = np.array([counts.get(p, 0) for p in rec._ids], dtype=np.int64)
+    elif getattr(rec, "click_counts_", None) is not None:
+        # appended products (add_products) were never seen in training: 0 occurrences
+        cc = rec.click_counts_
+        rec.click_counts_ = np.concatenate([cc, np.zeros(len(catalog) - len(cc), np.int64)]) \
+            if len(cc) <= len(catalog) else None
+    rec.manifest_ = new_manifest(rec, catalog, sessions)
+
+
+def apply_tuning(rec, res: dict, *, sessions=None, pairs=None) -> None:
+    """Make a tuning record (:func:`prodfusion.evaluation.tuning.tune_weights`) the model's
+    weighting: weights, calibration, click confidence (``n0``, with the click counts of every
+    given interaction), fallback and fusion. Checked before anything changes."""
+    counts = None
+    if res["n0"] is not None:  # occurrences in every given interaction, as the clicks saw
+        merged: dict[str, int] = {}
+        for s in (sessions, pairs):
+            for pid, n in (s.product_counts().items() if s is not None else ()):
+                merged[pid] = merged.get(pid, 0) + n
+        counts = np.array([merged.get(p, 0) for p in rec._ids], dtype=np.int64)
+    Weighting.make(res["weights"], res["calibration"], None, res["n0"], where="tune()")
+    rec.zero_weight_fallback = bool(res.get("fallback", False))
+    rec.weights, rec.calibration, rec.click_n0 = res["weights"], res["calibration"], res["n0"]
+    if counts is not None:
+        rec.click_counts_ = counts
+    rec.fusion = res["fusion"]
+    rec._fusers, rec._searchers = {}, {}
+    rec.manifest_["tuning"] = res
+    rec.manifest_["settings"]["fusion"] = rec.fusion

@@ -1,0 +1,209 @@
+"""The query API of a built model: ``similar`` in its three forms, ``explain``, the filters
+(the second of the :class:`~prodfusion.Recommender`'s two mixins, over
+:class:`~prodfusion.model_search.SearchMixin`).
+
+Every query goes one way: its options (:class:`QueryOptions`) become one searcher
+(:meth:`~prodfusion.model_search.SearchMixin.searcher`) and one
+:class:`~prodfusion.index.topk.Filters` (:meth:`QueryMixin.filters`), and the searcher's
+``topk`` ranks catalog rows; ``similar`` and ``similar_batch`` map rows to ids at the end,
+``similar_rows`` (the CLI, the service, evaluation) does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, TypedDict
+
+import numpy as np
+
+from prodfusion._checks import check_k
+from prodfusion.errors import ParameterError, param_error
+from prodfusion.fusion import check_method, check_modalities, check_pairwise
+from prodfusion.fusion.weights import Weighting
+from prodfusion.index.topk import Filters
+from prodfusion.model_search import SearchMixin
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["QueryMixin", "QueryOptions"]
+
+
+class QueryOptions(TypedDict, total=False):
+    """The options of a query, shared by :meth:`Recommender.similar`, ``similar_batch`` and
+    ``similar_rows`` (see :meth:`Recommender.similar` for each)."""
+
+    fusion: str | None
+    modalities: Sequence[str] | str | None
+    same_category: bool
+    exclude: Sequence[str]
+    exclude_group: bool
+    weights: Mapping[str, float] | str | None
+    calibration: str | None
+
+
+class QueryMixin(SearchMixin):
+    """``similar``, ``similar_batch``, ``similar_rows``, ``explain`` and the filters of a
+    built :class:`~prodfusion.Recommender`."""
+
+    def similar(
+        self,
+        product_id: str,
+        k: int = 15,
+        *,
+        fusion: str | None = None,
+        modalities: Sequence[str] | str | None = None,
+        same_category: bool = False,
+        exclude: Sequence[str] = (),
+        exclude_group: bool = False,
+        weights: Mapping[str, float] | str | None = None,
+        calibration: str | None = None,
+        explain: bool = False,
+    ):
+        """The ``k`` most similar other products to ``product_id``, best first.
+
+        ``weights`` / ``calibration`` override the model's for this call
+        (:mod:`prodfusion.fusion.weights`). With ``explain=True`` a third value is returned:
+        per result, each modality's raw and calibrated similarity (``None`` where one of the
+        two products lacks it), weight and share of the score; ``base`` plus the shares is
+        the score (:mod:`prodfusion.fusion.explain`).
+
+        Returns
+        -------
+        ids : ndarray of str (object dtype)
+            Product ids, never the query itself. Fewer than ``k`` when fewer candidates exist
+            (e.g. a product with no modality in common with anyone).
+        scores : ndarray of float32
+            Fused similarities (late fusion: shared-cluster count + tie-break fraction).
+
+        Raises
+        ------
+        UnknownProductError
+            If ``product_id`` is not in the model.
+        """
+        self._check_built()
+        k = check_k(k, "similar()")
+        q = self.catalog.row_of(product_id)
+        r, scores = self._search(
+            [q], k, fusion=fusion, modalities=modalities, same_category=same_category,
+            exclude=exclude, exclude_group=exclude_group, weights=weights,
+            calibration=calibration, where="similar()")
+        keep = r[0] >= 0
+        rows, scores = r[0][keep], scores[0][keep]
+        ids = self._ids[rows]
+        if not explain:
+            return ids, scores
+        return ids, scores, self.explain_rows(q, rows, fusion=fusion, modalities=modalities,
+                                              weights=weights, calibration=calibration)
+
+    def similar_batch(self, product_ids: Sequence[str], k: int = 15,
+                      **options: Unpack[QueryOptions]) -> tuple[np.ndarray, np.ndarray]:
+        """Batch form of :meth:`similar`: arrays of shape ``(len(product_ids), k)``.
+
+        ``options`` are those of :meth:`similar` (:class:`QueryOptions`). Missing results
+        (fewer than ``k`` candidates) are ``None`` ids with ``-inf`` scores.
+        """
+        where = "similar_batch()"
+        self._check_built()
+        if isinstance(product_ids, str):
+            raise param_error("product_ids", where, "a sequence of product ids, not one string",
+                              product_ids)
+        k = check_k(k, where)
+        r, s = self._search(self.catalog.rows_of(product_ids), k, where=where, **options)
+        return self.ids_of(r), s
+
+    def similar_rows(self, rows, k: int = 15,
+                     **options: Unpack[QueryOptions]) -> tuple[np.ndarray, np.ndarray]:
+        """Row form of :meth:`similar_batch` for callers that hold catalog rows (the CLI,
+        the service, evaluation): no id → row → id round trip. ``options`` are those of
+        :meth:`similar` (:class:`QueryOptions`).
+
+        Returns
+        -------
+        rows : int64 array (len(rows), k), best first, ``-1`` where fewer candidates exist
+        scores : float32 array (len(rows), k), ``-inf`` at the padding
+        """
+        return self._search(rows, k, where="similar()", **options)
+
+    def ids_of(self, rows) -> np.ndarray:
+        """Product ids of catalog rows (object array of the same shape; ``None`` at ``-1``)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        ids = np.empty(rows.shape, dtype=object)
+        ids[:] = None
+        valid = rows >= 0
+        ids[valid] = self._ids[rows[valid]]
+        return ids
+
+    def explain(self, product_id: str, candidate_ids: Sequence[str], *,
+                fusion: str | None = None, modalities: Sequence[str] | str | None = None,
+                weights=None, calibration: str | None = None) -> list[dict]:
+        """Per candidate, each modality's part of its fused similarity to ``product_id``."""
+        return self.explain_rows(self.catalog.row_of(product_id),
+                                 self.catalog.rows_of(candidate_ids), fusion=fusion,
+                                 modalities=modalities, weights=weights, calibration=calibration)
+
+    def explain_rows(self, query_row: int, candidate_rows, *, fusion: str | None = None,
+                     modalities: Sequence[str] | str | None = None, weights=None,
+                     calibration: str | None = None) -> list[dict]:
+        """Row form of :meth:`explain` for internal callers (rows in, no id lookups)."""
+        from prodfusion.fusion.explain import explain_pairs
+
+        # Not self.fuser(): fitting one copies every row's fused vectors (9 GB at 1M
+        # products) while an explanation reads only the query's and the candidates' rows.
+        self._check_built()
+        method = check_method(fusion or self.fusion)
+        mods = check_modalities(modalities if modalities is not None else self.modalities,
+                                self.available_modalities)
+        check_pairwise(method, mods, "explain()")
+        wt = self.weighting(mods, self._override(weights, calibration))
+        candidate_rows = np.asarray(candidate_rows, dtype=np.int64)
+        out = explain_pairs(method, self.modality_data(), mods, wt, int(query_row),
+                            candidate_rows, normalize=self.normalize, labels=self.late_labels_,
+                            confidence=self._confidence(wt))
+        for r, e in zip(candidate_rows, out, strict=True):
+            e["product_id"] = str(self._ids[r])
+        return out
+
+    def filters(self, *, same_category: bool = False, exclude: Sequence[str] = (),
+                exclude_group: bool = False, where: str = "similar()") -> Filters:
+        """The :class:`~prodfusion.index.topk.Filters` of a query on this model."""
+        banned = None
+        if exclude:
+            banned = np.zeros(len(self.catalog), dtype=bool)
+            ex_rows, found = self.catalog.lookup(list(exclude))
+            banned[ex_rows[found]] = True
+        same_code = None
+        if same_category:
+            if self._category_codes is None:
+                raise ParameterError(
+                    f"{where}: same_category=True needs a catalog with a 'category' column; "
+                    "this model has none."
+                )
+            same_code = self._category_codes
+        diff_code = None
+        if exclude_group:
+            if self._group_codes is None:
+                raise ParameterError(
+                    f"{where}: exclude_group=True needs a catalog built with a group column "
+                    "(--group-col); this model has none."
+                )
+            diff_code = self._group_codes
+        return Filters(banned=banned, same_code=same_code, diff_code=diff_code)
+
+    def _override(self, weights, calibration) -> Weighting | None:
+        if weights is None and calibration is None:
+            return None
+        return Weighting.make(weights if weights is not None else self.weights,
+                              calibration or self.calibration, None, self.click_n0,
+                              fallback=self.zero_weight_fallback,
+                              where="similar()")
+
+    def _search(self, rows, k, *, where: str, fusion=None, modalities=None,
+                same_category=False, exclude=(), exclude_group=False, weights=None,
+                calibration=None) -> tuple[np.ndarray, np.ndarray]:
+        self._check_built()
+        k = check_k(k, where)
+        f = self.searcher(fusion, modalities, self._override(weights, calibration))
+        flt = self.filters(same_category=same_category, exclude=exclude,
+                           exclude_group=exclude_group, where=where)
+        return f.topk(np.asarray(rows, dtype=np.int64), int(k), filters=flt)
