@@ -10,7 +10,8 @@ import pytest
 MODULES = ["prodfusion._checks", "prodfusion.variants", "prodfusion.index.topk",
            "prodfusion.data.catalog", "prodfusion.evaluation.metrics", "prodfusion.data.interactions",
            "prodfusion.data.sessions", "prodfusion.evaluation.documents",
-           "prodfusion.service.events", "prodfusion.encoders.corpus", "prodfusion.encoders.clicks"]
+           "prodfusion.service.events", "prodfusion.encoders.corpus", "prodfusion.encoders.clicks",
+           "prodfusion.data.synthetic"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -14,9 +14,22 @@ Examples
 from __future__ import annotations
 
 import argparse
-import sys
 
 from prodfusion._checks import FUSION_METHODS
+from prodfusion.cli.evaluate_steps import (
+    _finish,
+    _loaded_data,
+    _print_clustering,
+    _print_replay,
+    _print_retrieval,
+    _relabel,
+    _replay_unavailable,
+    _run_clustering,
+    _run_replay,
+    _run_retrieval,
+    _skip_note,
+    load_interactions,
+)
 from prodfusion.cli.options import csv_list
 
 __all__ = ["add_evaluate_parser", "load_interactions"]
@@ -27,46 +40,6 @@ def _int_list(s: str) -> list[int]:
         return [int(p) for p in s.split(",") if p.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
-
-
-def load_interactions(args, catalog):
-    """``(sessions, pairs)`` from ``--interactions`` and ``--pairs``, each cleaned separately.
-
-    They stay apart because they are split differently (sessions by time, pairs by pair).
-    """
-    from prodfusion.data.interactions import clean_sessions, read_interactions, read_pairs
-    from prodfusion.errors import ParameterError
-
-    sessions = pairs = None
-    max_len = args.max_session_length or None
-    if args.interactions:
-        inter = read_interactions(
-            args.interactions, session_cols=tuple(args.session_cols), item_col=args.item_col,
-            time_col=args.time_col, sep=args.sep,
-        )
-        sessions = clean_sessions(inter, catalog, min_length=args.min_session_length,
-                                  max_length=max_len)
-    if args.pairs:
-        if len(args.pair_cols) != 2:
-            raise ParameterError(f"--pair-cols needs exactly two columns, got {args.pair_cols}.")
-        pf = read_pairs(args.pairs, a_col=args.pair_cols[0], b_col=args.pair_cols[1], sep=args.sep)
-        pairs = clean_sessions(pf, catalog, min_length=2, max_length=None)
-    return sessions, pairs
-
-
-def _p2v(args, rec):
-    from dataclasses import replace
-
-    from prodfusion.recommender import Prod2VecParams
-
-    base = getattr(rec, "prod2vec", None) or Prod2VecParams()
-    changes = {}
-    for opt, name in (("p2v_epochs", "epochs"), ("p2v_dim", "vector_size"),
-                      ("p2v_min_count", "min_count"), ("workers", "workers")):
-        v = getattr(args, opt, None)
-        if v is not None:
-            changes[name] = v
-    return replace(base, **changes)
 
 
 def _common(p: argparse.ArgumentParser, *, model_required: bool = True) -> None:
@@ -158,139 +131,6 @@ def _replay_opts(p: argparse.ArgumentParser, *, required: bool) -> None:
                    help="paired: both see every view; split: sessions assigned 50/50")
 
 
-def _progress(args):
-    return not args.quiet
-
-
-def _meta(args) -> dict:
-    meta = {}
-    for note in args.note:
-        key, sep, text = note.partition("=")
-        if sep:
-            meta[key.strip()] = text.strip()
-        else:
-            meta.setdefault("notes", []).append(note)
-    return meta
-
-
-def _skip_note(args, text: str) -> None:
-    """What cannot run is skipped, said on stderr and recorded in the report."""
-    print(f"skipped: {text}", file=sys.stderr)
-    args.skipped = [*getattr(args, "skipped", []), text]
-
-
-def _run_clustering(args, rec) -> dict:
-    from prodfusion.evaluation.clustering import evaluate_clustering
-
-    combos = None
-    if args.combos:
-        combos = []
-        for c in (csv_list(c) for c in args.combos.split(";") if c.strip()):
-            missing = [m for m in c if m not in rec.embeddings_]
-            if missing:  # a modality the model does not have (e.g. no image column)
-                _skip_note(args, f"combination {'+'.join(c)}: the model has no {missing} "
-                                 f"modality (it has {list(rec.embeddings_)})")
-            else:
-                combos.append(c)
-        if not combos:
-            from prodfusion.errors import ParameterError
-
-            raise ParameterError(f"--combos: no combination can run on this model (it has "
-                                 f"{list(rec.embeddings_)}).")
-    res = evaluate_clustering(
-        rec, categories=args.categories, seeds=args.seeds,
-        max_per_category=args.max_per_category or None, combos=combos, fusions=args.fusions,
-        main_categories=args.main_categories, table3_fusions=args.table3_fusions,
-        products=args.products, perplexity=args.perplexity, backend=args.backend,
-        direct=not args.no_direct, sample_seed=args.sample_seed, n_jobs=args.jobs,
-        progress=_progress(args),
-    )
-    for note in res.get("notes") or []:
-        _skip_note(args, f"clustering: {note}")
-    return res
-
-
-def _runnable_variants(args, rec):
-    """``--variants`` without those needing a modality the model lacks (each noted)."""
-    if not args.variants:
-        return args.variants
-    from prodfusion.evaluation.retrieval import parse_variant
-
-    # clicks and cooc are retrained / recounted on the training part of the interactions
-    have = set(rec.available_modalities) | (
-        {"clicks", "cooc"} if (args.interactions or args.pairs) else set())
-    keep = []
-    for spec in args.variants:
-        v = parse_variant(spec)
-        need = set(getattr(v, "modalities", ()) or ()) | set(getattr(v, "fallback", ()) or ())
-        if need - have:
-            _skip_note(args, f"retrieval variant {spec!r}: needs {sorted(need - have)}, which "
-                             f"the model does not have")
-        else:
-            keep.append(spec)
-    if not keep:
-        from prodfusion.errors import ParameterError
-
-        raise ParameterError("--variants: none can run on this model (it has "
-                             f"{sorted(have)}).")
-    return keep
-
-
-def _run_retrieval(args, rec, sessions, pairs) -> dict:
-    from prodfusion.evaluation.retrieval import evaluate_retrieval
-
-    args.variants = _runnable_variants(args, rec)
-
-    return evaluate_retrieval(
-        rec, sessions=sessions, pairs=pairs, test_fraction=args.test_fraction, k=args.k,
-        variants=args.variants, n_boot=args.n_boot, seed=args.eval_seed, max_pairs=args.max_pairs,
-        prod2vec=_p2v(args, rec), exclude_group=args.exclude_group, progress=_progress(args),
-        protocol=args.protocol,
-    )
-
-
-def _run_replay(args, rec, sessions, pairs) -> dict:
-    from prodfusion.evaluation.replay import replay
-
-    return replay(
-        args.a, args.b, model=rec if rec is not None else args.model, sessions=sessions,
-        pairs=pairs, test_fraction=args.test_fraction, k=args.k, design=args.design,
-        seed=args.eval_seed, max_pairs=args.max_pairs, prod2vec=_p2v(args, rec),
-        progress=_progress(args), protocol=args.protocol,
-    )
-
-
-def _finish(args, results) -> int:
-    from prodfusion.evaluation.report import write_report
-
-    meta = _meta(args)
-    if getattr(args, "skipped", None):
-        meta["skipped"] = list(args.skipped)
-    kw = {"meta": meta}
-    if args.title:
-        kw["title"] = args.title
-    paths = write_report(results, args.out, **kw)
-    print(f"report written to {paths['report_md'].parent}: report.md, report.html, "
-          f"results.json and {len(paths) - 3} figure(s)")
-    return 0
-
-
-def _relabel(args, rec) -> None:
-    """``--category-col``: score against another label column of the model's catalog."""
-    if not getattr(args, "category_col", None):
-        return
-    from prodfusion.data.catalog import Catalog
-    from prodfusion.sources import label_column
-
-    col = label_column(rec.catalog, args.category_col, rec.manifest_)
-    if col != "category":
-        import polars as pl
-
-        frame = rec.catalog.frame.with_columns(pl.col(col).cast(pl.Utf8).alias("category"))
-        rec.catalog = Catalog(frame, source=rec.catalog.source)
-    print(f"clustering against the labels of column {args.category_col!r}", file=sys.stderr)
-
-
 def cmd_clustering(args) -> int:
     from prodfusion.recommender import Recommender
 
@@ -299,41 +139,6 @@ def cmd_clustering(args) -> int:
     res = _run_clustering(args, rec)
     _print_clustering(res)
     return _finish(args, res)
-
-
-def _loaded_data(args):
-    from prodfusion.errors import ParameterError
-    from prodfusion.recommender import Recommender
-
-    rec = Recommender.load(args.model) if args.model else None
-    if rec is not None:  # what the build read, unless the command line says otherwise
-        from prodfusion.cli.options import add_interaction_options
-        from prodfusion.sources import fill_from_manifest
-
-        p = argparse.ArgumentParser(add_help=False)
-        add_interaction_options(p)
-        taken = fill_from_manifest(args, rec.manifest_, vars(p.parse_args([])))
-        if taken:
-            print(f"from the model's record: {' '.join(taken)}", file=sys.stderr)
-    if not (args.interactions or args.pairs):
-        raise ParameterError(
-            f"evaluate {args.kind} needs held-out interactions: pass --interactions (sessions, "
-            "split by time) and/or --pairs (co-interaction pairs, split by pair); the model "
-            "folder records none."
-        )
-    catalog = rec.catalog if rec is not None else None
-    if catalog is None:
-        from prodfusion.evaluation.retrieval import parse_variant
-
-        va = parse_variant(args.a)
-        if va.model is None:
-            raise ParameterError(
-                "evaluate replay needs MODEL_DIR or a config --a that names its model."
-            )
-        rec_a = Recommender.load(va.model)
-        catalog = rec_a.catalog
-    sessions, pairs = load_interactions(args, catalog)
-    return rec, sessions, pairs
 
 
 def cmd_retrieval(args) -> int:
@@ -366,24 +171,6 @@ def cmd_all(args) -> int:
     return _finish(args, results)
 
 
-def _replay_unavailable(args, rec) -> str | None:
-    """Why the default replay cannot run on this model (None when it can)."""
-    from prodfusion.evaluation.retrieval import parse_variant
-
-    # clicks and cooc are retrained / recounted on the training part of the interactions
-    have = set(rec.available_modalities) | (
-        {"clicks", "cooc"} if (args.interactions or args.pairs) else set())
-    for opt in ("a", "b"):
-        v = parse_variant(getattr(args, opt))
-        if v.model is not None:
-            continue
-        need = set(v.modalities) | set(v.fallback or ())
-        if not need <= have:
-            return (f"--{opt} {v.label!r} needs {sorted(need)} but the model has {sorted(have)}; "
-                    "pass --a/--b configs that fit the model.")
-    return None
-
-
 def cmd_render(args) -> int:
     """Re-render a report from its results.json (same numbers, same meta)."""
     import json
@@ -397,38 +184,6 @@ def cmd_render(args) -> int:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: cannot read results JSON ({exc}).") from None
     return _finish(args, data)
-
-
-def _print_clustering(res) -> None:
-    main = res["config"]["main_categories"]
-    print(f"clustering (t-SNE: {', '.join(res['tsne']['backends'])}):", file=sys.stderr)
-    for c in res["cells"]:
-        if main is None or c["n_categories"] == main:
-            d = c["ari_direct"]
-            print(f"  N={c['n_categories']:<3} {'+'.join(c['combo']):<20} {c['fusion']:<12} "
-                  f"ARI {c['ari_tsne']['mean']:.3f} ± {c['ari_tsne']['std']:.3f}"
-                  + (f"   direct {d['mean']:.3f} ± {d['std']:.3f}" if d else ""), file=sys.stderr)
-
-
-def _print_retrieval(res) -> None:
-    k = res["config"]["k"]
-    for r in res["rows"]:
-        if r["slice"] == "all":
-            h = r["hit_rate"]
-            print(f"  {r['source']:<8} {r['variant']:<40} HitRate@{k} {h['value']:.4f} "
-                  f"[{h['ci_lo']:.4f}, {h['ci_hi']:.4f}]  MRR {r['mrr']['value']:.4f}  "
-                  f"n={r['n']}", file=sys.stderr)
-    for f in res.get("flags", []):
-        print(f"  FLAG {f['source']}: {f['variant']} gains {f['gain']:+.4f} HitRate over "
-              f"{f['comparator']} only in slice '{f['slice']}'", file=sys.stderr)
-
-
-def _print_replay(res) -> None:
-    for src, t in res["sources"].items():
-        tot = t["total"]
-        print(f"  replay {src}: CTR A {tot['ctr_a']:.4f}  CTR B {tot['ctr_b']:.4f}  "
-              f"diff {tot['diff']:+.4f} [{tot['diff_ci_lo']:+.4f}, {tot['diff_ci_hi']:+.4f}]  "
-              f"p={tot['p_value']:.3g}", file=sys.stderr)
 
 
 def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:

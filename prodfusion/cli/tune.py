@@ -13,7 +13,7 @@ def _n0_list(s: str) -> list[float | None]:
 
 
 def cmd_tune(args) -> int:
-    from prodfusion.cli.evaluate import _p2v, load_interactions
+    from prodfusion.cli.evaluate_steps import _p2v, load_interactions
     from prodfusion.errors import ParameterError
     from prodfusion.recommender import Recommender
 

@@ -41,7 +41,7 @@ from typing import NamedTuple
 import numpy as np
 
 from prodfusion._checks import check_int
-from prodfusion.data.synthetic import _COLOURS_EN, _COLOURS_TR, CATEGORIES
+from prodfusion.data.synthetic_items import _COLOURS_EN, _COLOURS_TR, CATEGORIES
 from prodfusion.errors import param_error
 
 __all__ = ["make_bilingual_sts", "write_bilingual_sts", "bilingual_titles", "sts_score",

@@ -1,0 +1,154 @@
+"""What one candidate configuration of :func:`~prodfusion.evaluation.tuning.tune_weights`
+scores on the validation queries (:class:`_Scorer`: per-modality similarities computed once,
+each configuration one weighted sum and one rank per query), how the interactions are split
+by session prefix (:func:`_part`), and which modalities keep every product rankable
+(:func:`_covering`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+__all__: list[str] = []
+
+
+def _part(sessions, prefixes: tuple[str, ...]):
+    from prodfusion.data.sessions import Sessions
+
+    if sessions is None:
+        return None
+    f = sessions.frame.filter(pl.any_horizontal([pl.col("session").str.starts_with(p)
+                                                 for p in prefixes]))
+    return Sessions(f) if f.height else None
+
+
+class _Scorer:
+    """Per-modality similarities of the validation queries to their candidates, combined
+    per configuration.
+
+    Candidates of a query: the union of each modality's ``n_cand`` nearest products (raw
+    cosine, or the nonzero co-occurrences; a z-score is monotone in the cosine, so this is
+    each modality's own top list under every calibration) plus the query's validation
+    targets. A target's rank is counted among them (ties by row, as :func:`topk_rows`), so
+    a product outside every modality's top ``n_cand`` is never counted ahead of the target:
+    ranks can only be optimistic by such products, for every configuration alike.
+    """
+
+    def __init__(self, ev: Any, mods: tuple[str, ...], q: np.ndarray, t: np.ndarray,
+                 src: np.ndarray, counts: np.ndarray | None, metric: str, k: int,
+                 n_cand: int = 200, block: int = 256) -> None:
+        self.mods, self.metric, self.k = mods, metric, k
+        self.uq, inv = np.unique(q, return_inverse=True)
+        self.inv, self.t = inv, t
+        self.src = src
+        self.counts = counts
+        data = ev.modality_data()
+        units = {}
+        for m in mods:
+            if m == "cooc":
+                continue
+            e = data[m]
+            v = np.asarray(e.rows(slice(None)) if hasattr(e, "rows") else e.vectors, np.float32)
+            norms = np.linalg.norm(v, axis=1)
+            units[m] = np.where(e.mask[:, None], v / np.maximum(norms, 1e-30)[:, None],
+                                0.0).astype(np.float32)
+        n = len(ev.catalog)
+        targets_of: list[list[int]] = [[] for _ in self.uq]
+        for i, u in enumerate(inv):
+            targets_of[u].append(int(t[i]))
+        cands: list[np.ndarray] = []
+        cos_rows: dict[str, list[np.ndarray]] = {m: [] for m in mods}
+        for lo in range(0, len(self.uq), block):
+            qb = self.uq[lo : lo + block]
+            full = {}
+            for m in mods:
+                full[m] = data[m].scores(qb) if m == "cooc" else units[m][qb] @ units[m].T
+            for j, qq in enumerate(qb):
+                pool = [np.asarray(targets_of[lo + j], np.int64)]
+                for m in mods:
+                    mask = data[m].mask
+                    if not mask[qq]:
+                        continue
+                    row = np.where(mask, full[m][j], -np.inf)
+                    row[qq] = -np.inf
+                    kk = min(n_cand, n - 1)
+                    top = np.argpartition(-row, kk - 1)[:kk]
+                    pool.append(top[np.isfinite(row[top]) & ((m != "cooc") | (row[top] > 0))])
+                c = np.unique(np.concatenate(pool))
+                c = c[c != qq]
+                cands.append(c)
+                for m in mods:
+                    cos_rows[m].append(full[m][j, c])
+        width = max((len(c) for c in cands), default=1)
+        u_n = len(self.uq)
+        self.cand = np.full((u_n, width), -1, np.int64)
+        self.cos, self.both, self.q_has = {}, {}, {}
+        for m in mods:
+            self.cos[m] = np.zeros((u_n, width), np.float32)
+        for u, c in enumerate(cands):
+            self.cand[u, : len(c)] = c
+            for m in mods:
+                self.cos[m][u, : len(c)] = cos_rows[m][u]
+        valid = self.cand >= 0
+        safe = np.where(valid, self.cand, 0)
+        for m in mods:
+            mask = data[m].mask
+            self.q_has[m] = mask[self.uq]
+            self.both[m] = self.q_has[m][:, None] & mask[safe] & valid
+        self.valid = valid
+        self.safe = safe
+        # where each case's target sits among its query's candidates
+        self.tpos = np.array([int(np.searchsorted(cands[u], t[i])) for i, u in enumerate(inv)],
+                             dtype=np.int64)
+        self.n = n
+
+    def score(self, wt) -> float:
+        from prodfusion.fusion.weights import confidence, intermediate_combine
+
+        conf = confidence(self.counts, wt.n0) if wt.n0 is not None else None
+        s = intermediate_combine(wt, self.mods, self.cos, self.both,
+                                 None if conf is None else conf[self.uq],
+                                 None if conf is None else conf[self.safe], q_has=self.q_has)
+        s[~self.valid] = -np.inf
+        srow = s[self.inv]
+        st = srow[np.arange(len(self.inv)), self.tpos]
+        crow = self.cand[self.inv]
+        ahead = (srow > st[:, None]).sum(axis=1) + (
+            (srow == st[:, None]) & (crow < self.t[:, None])).sum(axis=1)
+        rank = np.where(np.isfinite(st), ahead + 1, np.iinfo(np.int64).max)
+        hit = rank <= self.k
+        if self.metric == "ndcg":
+            val = np.where(hit, 1.0 / np.log2(np.minimum(rank, self.k) + 1.0), 0.0)
+        else:
+            val = hit.astype(np.float64)
+        # every source (sessions, pairs) counts alike, whatever its number of cases
+        return float(np.mean([val[self.src == x].mean() for x in np.unique(self.src)]))
+
+
+def _covering(mods: tuple[str, ...], masks: dict) -> Callable:
+    """``fix(w)``: ``w`` with every product kept rankable (see ``tune_weights``' ``min_weight``)."""
+    union = np.zeros(len(next(iter(masks.values()))), bool)
+    for m in mods:
+        union |= masks[m]
+    memo: dict = {}
+
+    def needed(pos: frozenset) -> tuple[str, ...]:
+        if pos not in memo:
+            cov = np.zeros_like(union)
+            for m in pos:
+                cov |= masks[m]
+            add: list[str] = []
+            while (union & ~cov).any():
+                gaps = union & ~cov
+                m = max((x for x in mods if x not in pos and x not in add),
+                        key=lambda x: int((masks[x] & gaps).sum()))
+                add.append(m)
+                cov |= masks[m]
+            memo[pos] = tuple(add)
+        return memo[pos]
+
+    return needed
