@@ -285,8 +285,8 @@ def main(argv=None) -> int:
         print(f"reusing {[r['spec'] for r in rows]} from {path}", file=sys.stderr)
     specs = [s for s in specs if s not in {r["spec"] for r in reused}]
     en, tr = bilingual_titles(args.twins, seed=2)
-    twins = {r["spec"]: r["twins"] for r in reused}
-    for spec in specs:
+    twins = {r["spec"]: r["twins"] for r in reused if "twins" in r}
+    for spec in [s for s in labels if s not in twins]:  # reused rows of distill_freedict have none
         twins[spec] = twin_rates(embedder(spec), en, tr)
         print(f"twins {labels[spec]}: {twins[spec]}", file=sys.stderr)
 
@@ -310,7 +310,7 @@ def main(argv=None) -> int:
                                      speed_seconds=args.speed_seconds, labels=labels)
     elif reused_from:
         res["data"] = json.loads(Path(reused_from[0]["file"]).read_text(encoding="utf-8"))["data"]
-    for row in res["encoders"]:
+    for row in res["encoders"] + reused:
         row["twins"] = twins[row["spec"]]
     order = {s: i for i, s in enumerate(labels)}
     res["encoders"] = sorted(reused + res["encoders"], key=lambda r: order.get(r["spec"], 0))

@@ -24,12 +24,17 @@ Examples
 >>> en, tr = bilingual_titles(2, seed=0)
 >>> len(en) == len(tr) == 2
 True
+>>> pairs = bilingual_pairs(exclude=en + tr)   # parallel titles for training, test excluded
+>>> len(pairs) == len(all_products()) - 2, set(en) & {e for e, _ in pairs}
+(True, set())
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -40,7 +45,7 @@ from prodfusion.data.synthetic_items import _COLOURS_EN, _COLOURS_TR, CATEGORIES
 from prodfusion.errors import param_error
 
 __all__ = ["make_bilingual_sts", "write_bilingual_sts", "bilingual_titles", "sts_score",
-           "Product", "render"]
+           "Product", "render", "all_products", "bilingual_pairs"]
 
 SUBSETS = ("en-en", "tr-tr", "en-tr")
 
@@ -144,3 +149,44 @@ def bilingual_titles(n: int, *, seed: int = 0) -> tuple[list[str], list[str]]:
         seen.setdefault(render(p, "en"), render(p, "tr"))
     en = list(seen)[:n]
     return en, [seen[e] for e in en]
+
+
+def all_products() -> list[Product]:
+    """Every product the templates can render, in a fixed order (5,512 of them).
+
+    Colour -1 (no colour) is included; a category whose audiences include ``""`` gets
+    audience -1 for it, as :func:`bilingual_titles` draws it.
+    """
+    out = []
+    for c, cat in enumerate(CATEGORIES):
+        audiences = sorted({-1 if a == "" else i for i, a in enumerate(cat.en_for)})
+        for noun, colour, adj, aud in itertools.product(
+                range(len(cat.en_nouns)), range(-1, len(_COLOURS_EN)),
+                range(len(cat.en_adjs)), audiences):
+            out.append(Product(c, noun, colour, adj, aud))
+    return out
+
+
+def bilingual_pairs(products: Iterable[Product] | None = None, *, exclude: Iterable[str] = (),
+                    seed: int | None = 0) -> list[tuple[str, str]]:
+    """``(english, turkish)`` titles of ``products`` (default :func:`all_products`) — parallel
+    data for distillation from the templates a test catalog is made of.
+
+    A pair is dropped when its English **or** its Turkish title occurs in ``exclude``
+    (compared case-insensitively), e.g. ``exclude=en + tr`` of a ``bilingual_titles``
+    test catalog, so that no test title is ever a training sentence. The pairs are
+    shuffled with ``seed`` (``None``: in the order given); a product listed twice gives one pair.
+    """
+    banned = {t.casefold() for t in exclude}
+    seen: set[tuple[str, str]] = set()
+    pairs = []
+    for p in all_products() if products is None else products:
+        pair = (render(p, "en"), render(p, "tr"))
+        if pair in seen or pair[0].casefold() in banned or pair[1].casefold() in banned:
+            continue
+        seen.add(pair)
+        pairs.append(pair)
+    if seed is not None:
+        order = np.random.default_rng(seed).permutation(len(pairs))
+        pairs = [pairs[i] for i in order]
+    return pairs

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["io", "sessions", "stats", "synthetic"]
+MODULES = ["io", "sessions", "stats", "synthetic", "synthetic_sts"]
 
 
 @pytest.mark.parametrize("name", MODULES)
