@@ -12,7 +12,7 @@ MODULES = ["prodfusion._checks", "prodfusion.variants", "prodfusion.index.topk",
            "prodfusion.data.sessions", "prodfusion.evaluation.documents",
            "prodfusion.service.events", "prodfusion.encoders.corpus", "prodfusion.encoders.clicks",
            "prodfusion.data.synthetic", "prodfusion.evaluation.clustering",
-           "prodfusion.evaluation.clustering_inputs"]
+           "prodfusion.evaluation.clustering_inputs", "prodfusion.encoders.cache"]
 
 
 @pytest.mark.parametrize("name", MODULES)
