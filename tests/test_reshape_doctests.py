@@ -12,7 +12,8 @@ MODULES = ["prodfusion._checks", "prodfusion.variants", "prodfusion.index.topk",
            "prodfusion.data.sessions", "prodfusion.evaluation.documents",
            "prodfusion.service.events", "prodfusion.encoders.corpus", "prodfusion.encoders.clicks",
            "prodfusion.data.synthetic", "prodfusion.evaluation.clustering",
-           "prodfusion.evaluation.clustering_inputs", "prodfusion.encoders.cache"]
+           "prodfusion.evaluation.clustering_inputs", "prodfusion.encoders.cache",
+           "prodfusion.fusion.weights", "prodfusion.fusion.weighting"]
 
 
 @pytest.mark.parametrize("name", MODULES)
