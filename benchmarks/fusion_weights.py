@@ -16,7 +16,8 @@ setting. Settings (``--settings``):
   modality (weights 1 / 0.5 / 2 / 1), needs ``--sessions``.
 
 Each setting is timed at every ``--fetch`` (``IndexSettings.min_candidates``, the candidates
-fetched per index piece before re-scoring; a query-time setting, no rebuild) and, for the
+fetched per index piece before re-scoring, reported as fetched: 4× under ``n0``; a
+query-time setting, no rebuild) and, for the
 settings in ``--explain``, with ``explain=True`` at the first fetch. Every query is timed
 under every run in turn, the order rotated from query to query, so neither the other jobs
 on the machine nor page faults favour one run.
@@ -253,7 +254,9 @@ def main() -> None:
         name, (f, d), ex = run
         per = [len(got[run][p] & exact[name][i]) / max(len(exact[name][i]), 1)
                for i, p in enumerate(q_ids[: args.recall])]
-        if f is None:  # the vector candidates of a pairwise search, per wanted result
+        if f is not None:  # candidates per piece, as the index fetches them (n0: 4×)
+            f *= getattr(dense(searchers[name]), "_fetch_factor", lambda: 1)()
+        else:  # the vector candidates of a pairwise search, per wanted result
             s = searchers[name]
             used = (own[name] if d is None else d) or s.over_fetch
             f = f"dense 15×{used}" + (" (default)" if d is None else "")
@@ -274,8 +277,8 @@ def main() -> None:
         f"jobs (load average {load_timing[0]:.1f} / {load_timing[1]:.1f} / "
         f"{load_timing[2]:.1f} after the timed queries). {len(q_ids)} single queries, k = 15, "
         f"rotated over the runs; recall@15 over the first {len(qr)} against the exact fuser "
-        f"(mean, worst query). Fetch: candidates per index piece (`min_candidates`). Peak "
-        f"RSS {result['memory_gib'].get('VmHWM')} GiB.",
+        f"(mean, worst query). Fetch: candidates per index piece (`min_candidates`, 4× under "
+        f"n0). Peak RSS {result['memory_gib'].get('VmHWM')} GiB.",
         "",
         "| setting | fetch | index build (s) | p50 (ms) | p99 (ms) | p50 / paper | p99 / paper "
         "| recall@15 vs exact (worst) |",
