@@ -43,10 +43,9 @@ The :class:`Weighting` value itself is :mod:`prodfusion.fusion.weighting`.
 
 Examples
 --------
->>> parse_weights("text=1, image=0.5,clicks=2")
-{'text': 1.0, 'image': 0.5, 'clicks': 2.0}
->>> Weighting.make({"text": 1, "image": 0}).w("image")
-0.0
+>>> import numpy as np
+>>> confidence(np.array([0, 5, 15]), 5.0)  # c(n) = n / (n + n0)
+array([0.  , 0.5 , 0.75], dtype=float32)
 """
 
 from __future__ import annotations
