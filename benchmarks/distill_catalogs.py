@@ -41,7 +41,8 @@ def _copy_namespace(src: Path, dst: Path, needle: str) -> None:
 
 
 def _aris(rec, cats: np.ndarray, keep: np.ndarray, k: int, seeds=(0, 1, 2)) -> dict:
-    from prodfusion.demo import _early_normalized, kmeans_ari
+    from prodfusion.demo import _ari as kmeans_ari  # mean ± std over seeds (demo.py)
+    from prodfusion.demo import _early_normalized
     from prodfusion.fusion.base import l2_normalize
 
     out = {}

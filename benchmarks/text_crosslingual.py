@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main(argv=None) -> int:
     from prodfusion.data import make_synthetic, read_catalog
-    from prodfusion.demo import kmeans_ari
+    from prodfusion.demo import _ari as kmeans_ari  # mean ± std over seeds (demo.py)
     from prodfusion.encoders import make_encoder
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -42,6 +42,14 @@ class QueryOptions(TypedDict, total=False):
     calibration: str | None
 
 
+def _check_options(options: dict, where: str) -> None:
+    """Refuse keyword arguments that are not query options, naming the method."""
+    unknown = sorted(set(options) - set(QueryOptions.__annotations__))
+    if unknown:
+        raise TypeError(f"{where} got unexpected keyword argument(s) {unknown}; the query "
+                        f"options are {sorted(QueryOptions.__annotations__)}.")
+
+
 class QueryMixin(SearchMixin):
     """``similar``, ``similar_batch``, ``similar_rows``, ``explain`` and the filters of a
     built :class:`~prodfusion.Recommender`."""
@@ -109,6 +117,7 @@ class QueryMixin(SearchMixin):
             raise param_error("product_ids", where, "a sequence of product ids, not one string",
                               product_ids)
         k = check_k(k, where)
+        _check_options(options, where)
         r, s = self._search(self.catalog.rows_of(product_ids), k, where=where, **options)
         return self.ids_of(r), s
 
@@ -123,6 +132,7 @@ class QueryMixin(SearchMixin):
         rows : int64 array (len(rows), k), best first, ``-1`` where fewer candidates exist
         scores : float32 array (len(rows), k), ``-inf`` at the padding
         """
+        _check_options(options, "similar_rows()")
         return self._search(rows, k, where="similar()", **options)
 
     def ids_of(self, rows) -> np.ndarray:

@@ -60,6 +60,25 @@ def test_similar_recovers_planted_categories(planted, fusion):
         assert all(cats[catalog.row_of(i)] == cats[q] for i in ids)
 
 
+def test_batch_and_row_forms_take_the_options_of_similar(planted):
+    """similar_batch / similar_rows share similar()'s options (QueryOptions): the same
+    options give the same lists, and a misspelt option is refused by name."""
+    catalog, embs, _ = planted
+    rec = Recommender.from_embeddings(catalog, embs, fusion="early")
+    opts = {"fusion": "intermediate", "modalities": ["text", "image"], "same_category": True,
+            "exclude": ["0000000003"], "weights": "text=2,image=1"}
+    single, _ = rec.similar("0000000002", k=6, **opts)
+    batch, _ = rec.similar_batch(["0000000002"], k=6, **opts)
+    rows, _ = rec.similar_rows([2], k=6, **opts)
+    assert list(batch[0][: len(single)]) == list(single) == list(rec.ids_of(rows[0])[: len(single)])
+    assert list(single) != list(rec.similar("0000000002", k=6)[0])  # the options mattered
+    with pytest.raises(TypeError, match=r"similar_batch\(\) got unexpected keyword argument"
+                                        r"\(s\) \['same_categroy'\]"):
+        rec.similar_batch(["0000000002"], k=6, same_categroy=True)
+    with pytest.raises(TypeError, match=r"similar_rows\(\) got unexpected keyword"):
+        rec.similar_rows([2], k=6, fusoin="late")
+
+
 def test_similar_batch_shapes_and_filters(planted):
     catalog, embs, cats = planted
     rec = Recommender.from_embeddings(catalog, embs, fusion="intermediate")

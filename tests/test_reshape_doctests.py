@@ -11,7 +11,9 @@ MODULES = ["prodfusion._checks", "prodfusion.variants", "prodfusion.index.topk",
            "prodfusion.data.catalog", "prodfusion.evaluation.metrics", "prodfusion.data.interactions",
            "prodfusion.data.sessions", "prodfusion.evaluation.documents",
            "prodfusion.service.events", "prodfusion.encoders.corpus", "prodfusion.encoders.clicks",
-           "prodfusion.data.synthetic"]
+           "prodfusion.data.synthetic", "prodfusion.evaluation.clustering",
+           "prodfusion.evaluation.clustering_inputs", "prodfusion.encoders.cache",
+           "prodfusion.fusion.weights", "prodfusion.fusion.weighting"]
 
 
 @pytest.mark.parametrize("name", MODULES)

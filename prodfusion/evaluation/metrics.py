@@ -1,5 +1,6 @@
 """Ranking metrics of held-out test cases (one relevant item per case) and their bootstrap
-confidence intervals: HitRate@k, MRR@k, nDCG@k, category precision@k, catalog coverage.
+confidence intervals: HitRate@k, MRR@k, nDCG@k, category precision@k, catalog coverage; and
+the clustering protocol's agreement score (:func:`kmeans_ari`, :func:`adjusted_rand`).
 
 >>> import numpy as np
 >>> ranked = np.array([[5, 7, 9], [1, 2, 3], [4, 4, 4]])
@@ -11,15 +12,13 @@ confidence intervals: HitRate@k, MRR@k, nDCG@k, category precision@k, catalog co
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 import numpy as np
 
 from prodfusion._checks import check_int
 from prodfusion.errors import DataError
 
-if TYPE_CHECKING:
-    pass
 
 def rank_of_target(ranked: np.ndarray, targets: np.ndarray, k: int | None = None) -> np.ndarray:
     """1-based rank of each target in its ranked list (first ``k`` entries), 0 if absent.
@@ -188,3 +187,52 @@ def bootstrap_ci(
     return (mean, lo, hi)
 
 
+# --------------------------------------------------------------------------- clustering
+def adjusted_rand(labels_true: Sequence, labels_pred: Sequence) -> float:
+    """Adjusted Rand Index (scikit-learn's ``adjusted_rand_score``) as a Python float."""
+    from sklearn.metrics import adjusted_rand_score
+
+    return float(adjusted_rand_score(np.asarray(labels_true), np.asarray(labels_pred)))
+
+
+def kmeans_ari(
+    points: np.ndarray,
+    labels: Sequence,
+    n_clusters: int,
+    seed: int = 0,
+    n_init: int = 10,
+    n_jobs: int | None = 1,
+) -> float:
+    """Cluster ``points`` with k-means++ (k = ``n_clusters``) and return the ARI with ``labels``.
+
+    Parameters
+    ----------
+    points : ndarray (n, d)
+        Finite coordinates (t-SNE output, fused vectors, or an MDS embedding).
+    labels : sequence of length n
+        The reference classes (categories).
+    n_clusters : int
+        k, normally the number of categories.
+    seed : int
+        ``random_state`` of :class:`sklearn.cluster.KMeans`.
+    n_init : int
+        k-means++ restarts; the best inertia wins.
+    n_jobs : int or None
+        OpenMP/BLAS threads (None: the library default).
+    """
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
+
+    x = np.asarray(points, dtype=np.float64)
+    if x.ndim != 2 or len(x) != len(labels):
+        raise DataError(
+            f"kmeans_ari(): points have shape {x.shape} but there are {len(labels)} labels; "
+            "pass one row per labelled product."
+        )
+    if not np.isfinite(x).all():
+        raise DataError("kmeans_ari(): points contain NaN or Inf; nothing can be clustered.")
+    check_int(n_clusters, "n_clusters", "kmeans_ari()", low=1, high=len(x))
+    km = KMeans(n_clusters=int(n_clusters), init="k-means++", n_init=n_init, random_state=seed)
+    with threadpool_limits(limits=n_jobs if n_jobs is not None and n_jobs > 0 else None):
+        pred = km.fit_predict(x)
+    return adjusted_rand(labels, pred)

@@ -39,13 +39,13 @@ resort", so tuning may switch a modality off without leaving the products that h
 
 With no weights, no calibration and no ``n0`` (:attr:`Weighting.is_default`) every fusion is
 the paper's formula, computed by the original code path (old model folders behave as before).
+The :class:`Weighting` value itself is :mod:`prodfusion.fusion.weighting`.
 
 Examples
 --------
->>> parse_weights("text=1, image=0.5,clicks=2")
-{'text': 1.0, 'image': 0.5, 'clicks': 2.0}
->>> Weighting.make({"text": 1, "image": 0}).w("image")
-0.0
+>>> import numpy as np
+>>> confidence(np.array([0, 5, 15]), 5.0)  # c(n) = n / (n + n0)
+array([0.  , 0.5 , 0.75], dtype=float32)
 """
 
 from __future__ import annotations
@@ -53,191 +53,22 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
-from prodfusion.encoders.base import MODALITIES, Embeddings
-from prodfusion.errors import ParameterError, param_error
+from prodfusion.encoders.base import Embeddings
+from prodfusion.errors import ParameterError
+from prodfusion.fusion.weighting import (  # the weighting itself; importable from here as before
+    CALIBRATIONS,
+    FALLBACK_OFFSET,
+    Z_CALIBRATIONS,
+    Weighting,
+    parse_weights,
+)
 
 __all__ = ["CALIBRATIONS", "Weighting", "parse_weights", "estimate_stats", "confidence",
            "tie_scale", "tie_weighting", "intermediate_combine", "early_block_scale",
            "late_combine", "query_norm", "Z_CALIBRATIONS"]
-
-CALIBRATIONS: tuple[str, ...] = ("none", "zscore", "zmean")
-#: Subtracted from the fallback score (``Weighting.fallback``): below every weighted score.
-FALLBACK_OFFSET = 1000.0
-#: Calibrations that standardise cosines by the modality's similarity statistics.
-Z_CALIBRATIONS: tuple[str, ...] = ("zscore", "zmean")
-
-
-def parse_weights(spec: str | Mapping[str, float] | None, where: str = "--weights",
-                  allowed: Sequence[str] = MODALITIES) -> dict[str, float] | None:
-    """``"text=1,image=0.5,clicks=2"`` or a mapping → ``{modality: weight}``.
-
-    Refuses an unknown modality, a weight that is not a finite number ≥ 0, a modality named
-    twice, and weights that are all zero, naming the option. ``None`` stays ``None``.
-    """
-    if spec is None:
-        return None
-    if isinstance(spec, str):
-        items = []
-        for part in (p.strip() for p in spec.split(",")):
-            if not part:
-                continue
-            name, sep, value = part.partition("=")
-            if not sep:
-                raise ParameterError(
-                    f"{where}: {part!r} is not MODALITY=WEIGHT (e.g. 'text=1,image=0.5,clicks=2')."
-                )
-            try:
-                items.append((name.strip(), float(value)))
-            except ValueError:
-                raise ParameterError(
-                    f"{where}: the weight of {name.strip()!r} is {value.strip()!r}, not a number."
-                ) from None
-    elif isinstance(spec, Mapping):
-        items = list(spec.items())
-    else:
-        raise param_error("weights", where, "'MOD=W,MOD=W' or a mapping", spec)
-    out: dict[str, float] = {}
-    for name, value in items:
-        if name not in allowed:
-            raise ParameterError(
-                f"{where}: unknown modality {name!r}; expected some of {list(allowed)}."
-            )
-        if name in out:
-            raise ParameterError(f"{where}: modality {name!r} is given twice.")
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-            raise ParameterError(f"{where}: the weight of {name!r} must be a number, got {value!r}.")
-        v = float(value)
-        if math.isnan(v) or math.isinf(v):
-            raise ParameterError(f"{where}: the weight of {name!r} is {v}; weights must be finite.")
-        if v < 0:
-            raise ParameterError(f"{where}: the weight of {name!r} is {v}; weights must be ≥ 0.")
-        out[name] = v
-    if not out:
-        raise ParameterError(f"{where}: no weight given.")
-    if all(v == 0 for v in out.values()):
-        raise ParameterError(f"{where}: every weight is 0; at least one modality must count.")
-    return out
-
-
-@dataclass(frozen=True)
-class Weighting:
-    """How modalities are weighed and calibrated (hashable: fusers are cached by it).
-
-    Build it with :meth:`make`. ``weights`` lists ``(modality, w)``; a modality not listed
-    has weight 1 when ``weights`` is None and 0 otherwise.
-    """
-
-    weights: tuple[tuple[str, float], ...] | None = None
-    calibration: str = "none"
-    stats: tuple[tuple[str, float, float], ...] = ()
-    n0: float | None = None
-    #: Intermediate fusion: rank pairs that share only zero-weight modalities after every
-    #: other candidate (by their mean raw cosine, minus :data:`FALLBACK_OFFSET`) instead of
-    #: never (``-inf``). A weight of 0 then means "a last resort", not "never".
-    fallback: bool = False
-
-    @classmethod
-    def make(cls, weights: Mapping[str, float] | str | None = None, calibration: str = "none",
-             stats: Mapping[str, Sequence[float]] | None = None, n0: float | None = None,
-             where: str = "Weighting", fallback: bool = False) -> Weighting:
-        if calibration not in CALIBRATIONS:
-            raise param_error("calibration", where, f"one of {list(CALIBRATIONS)}", calibration)
-        w = parse_weights(weights, where)
-        if n0 is not None and (isinstance(n0, bool) or not isinstance(n0, (int, float))
-                               or not math.isfinite(n0) or n0 <= 0):
-            raise param_error("n0", where, "a finite number > 0 (or None)", n0)
-        st = tuple(sorted((m, float(mu), float(sd)) for m, (mu, sd) in (stats or {}).items()))
-        return cls(tuple(sorted(w.items())) if w is not None else None, calibration, st,
-                   None if n0 is None else float(n0), bool(fallback))
-
-    @classmethod
-    def from_dict(cls, d: Mapping | None) -> Weighting:
-        """From :meth:`to_dict` (a manifest); ``None``/empty → the paper's formulas."""
-        if not d:
-            return cls()
-        return cls.make(d.get("weights"), d.get("calibration", "none"), d.get("stats"),
-                        d.get("n0"), where="manifest settings.weighting",
-                        fallback=bool(d.get("fallback", False)))
-
-    def to_dict(self) -> dict:
-        out = {"weights": dict(self.weights) if self.weights is not None else None,
-               "calibration": self.calibration,
-               "stats": {m: [mu, sd] for m, mu, sd in self.stats}, "n0": self.n0}
-        if self.fallback:  # absent: older folders, zero weights mean "never"
-            out["fallback"] = True
-        return out
-
-    @property
-    def is_default(self) -> bool:
-        return self.weights is None and self.calibration == "none" and self.n0 is None
-
-    def w(self, m: str) -> float:
-        return 1.0 if self.weights is None else dict(self.weights).get(m, 0.0)
-
-    def _stat(self, m: str) -> tuple[float, float]:
-        for name, mu, sd in self.stats:
-            if name == m:
-                return mu, sd
-        raise ParameterError(
-            f"calibration={self.calibration!r} needs the similarity statistics of {m!r}; estimate them "
-            "with estimate_stats() (Recommender does it on first use)."
-        )
-
-    def scale(self, m: str) -> float:
-        """``a_m``: 1, or ``1/σ_m`` under ``zscore`` / ``zmean``."""
-        return 1.0 if self.calibration == "none" else 1.0 / self._stat(m)[1]
-
-    def shift(self, m: str) -> float:
-        """``μ_m/σ_m`` under ``zscore`` / ``zmean`` (0 otherwise): ``s_m = a_m·cos_m − shift_m``."""
-        if self.calibration == "none":
-            return 0.0
-        mu, sd = self._stat(m)
-        return mu / sd
-
-    def calibrate(self, m: str, cos: np.ndarray) -> np.ndarray:
-        """The calibrated similarity ``s_m`` of raw cosines."""
-        if self.calibration == "none":
-            return cos
-        return cos * np.float32(self.scale(m)) - np.float32(self.shift(m))
-
-    def needs_stats(self, modalities: Sequence[str]) -> list[str]:
-        have = {m for m, _, _ in self.stats}
-        return [m for m in modalities if self.calibration != "none" and m not in have]
-
-    def with_stats(self, stats: Mapping[str, Sequence[float]]) -> Weighting:
-        merged = {m: (mu, sd) for m, mu, sd in self.stats}
-        merged.update({m: tuple(v) for m, v in stats.items()})
-        return Weighting.make(dict(self.weights) if self.weights is not None else None,
-                              self.calibration, merged, self.n0, fallback=self.fallback)
-
-    def restrict(self, modalities: Sequence[str]) -> Weighting:
-        """The same weighting over ``modalities`` only (weights of the others dropped).
-
-        When every kept weight is 0 (e.g. asking a tuned model for the one modality tuning
-        switched off) the kept modalities are weighed equally: the caller asked for them.
-        """
-        if self.weights is None:
-            return self
-        kept = tuple((m, w) for m, w in self.weights if m in modalities)
-        return Weighting(kept if any(w > 0 for _, w in kept) else None, self.calibration,
-                         self.stats, self.n0, self.fallback)
-
-    def check(self, modalities: Sequence[str], where: str) -> None:
-        """Refuse weights naming a modality outside ``modalities`` or zero on all of them."""
-        if self.weights is None:
-            return
-        extra = [m for m, _ in self.weights if m not in modalities]
-        if extra:
-            raise ParameterError(
-                f"{where}: weights name {extra}, which this fusion does not have "
-                f"(it fuses {list(modalities)})."
-            )
-        if all(self.w(m) == 0 for m in modalities):
-            raise ParameterError(f"{where}: every fused modality has weight 0.")
 
 
 def confidence(counts: np.ndarray, n0: float) -> np.ndarray:

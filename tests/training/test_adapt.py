@@ -10,7 +10,7 @@ import pytest
 
 from prodfusion.data import Catalog
 from prodfusion.errors import DataError
-from prodfusion.training import adapt as adapt_mod
+from prodfusion.training import adapt_convirt as convirt_mod  # where ConVIRT checkpoints
 from prodfusion.training.adapt import AdaptConfig, ImageTower, adapt_convirt, adapt_simcse
 
 torch = pytest.importorskip("torch")
@@ -91,19 +91,19 @@ def test_convirt_resumes_after_interruption_and_keeps_previous_output(tmp_path, 
     out = tmp_path / "model"
     out.mkdir()
     (out / "previous.txt").write_text("keep me")
-    real = adapt_mod._save_checkpoint
+    real = convirt_mod._save_checkpoint
 
     def save_then_interrupt(*args, **kwargs):
         real(*args, **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(adapt_mod, "_save_checkpoint", save_then_interrupt)
+    monkeypatch.setattr(convirt_mod, "_save_checkpoint", save_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         adapt_convirt(cat, out, _config(tiny_st, epochs=2), image_features=feats, progress=False)
     assert (out / "previous.txt").read_text() == "keep me"   # Ctrl-C: previous output untouched
     state = json.loads((tmp_path / "model.partial" / "state.json").read_text())
     assert state["epoch"] == 1
-    monkeypatch.setattr(adapt_mod, "_save_checkpoint", real)
+    monkeypatch.setattr(convirt_mod, "_save_checkpoint", real)
     m = adapt_convirt(cat, out, _config(tiny_st, epochs=2), image_features=feats, progress=False)
     assert m["resumed_after_epoch"] == 1 and len(m["loss_per_epoch"]) == 2
     assert m["loss_per_epoch"][0] == pytest.approx(state["losses"][0])
