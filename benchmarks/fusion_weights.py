@@ -16,10 +16,11 @@ setting. Settings (``--settings``):
   modality (weights 1 / 0.5 / 2 / 1), needs ``--sessions``.
 
 Each setting is timed at every ``--fetch`` (``IndexSettings.min_candidates``, the candidates
-fetched per index piece before re-scoring; a query-time setting, no rebuild) and, for the
+fetched per index piece before re-scoring, reported as fetched: 4× under ``n0``; a
+query-time setting, no rebuild) and, for the
 settings in ``--explain``, with ``explain=True`` at the first fetch. Every query is timed
-under every run in turn, the order rotated from query to query, so neither the other jobs
-on the machine nor page faults favour one run.
+under every run in turn, in a new random order per query, so neither the other jobs
+on the machine nor caches favour one run.
 
 The exact oracle scans every product in blocks (``FusedIndex.exact_topk``; with ``cooc``
 the fitted fuser), so it fits in memory at 1M products.
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -231,9 +233,12 @@ def main() -> None:
         for run in runs:
             one(run, pid, timed=False)
     t = time.perf_counter()
+    shuffle = np.random.default_rng(1)
     for i, pid in enumerate(q_ids):
-        for j in range(len(runs)):
-            one(runs[(i + j) % len(runs)], pid)
+        # a new random order per query: a run that always followed a similar one would find
+        # the query's rows and graph nodes in the CPU caches (a fixed rotation did that)
+        for j in shuffle.permutation(len(runs)):
+            one(runs[j], pid)
         if (i + 1) % 50 == 0:
             print(f"  {i + 1}/{len(q_ids)} queries, {time.perf_counter() - t:.0f} s, "
                   f"load {os.getloadavg()[0]:.1f}", flush=True)
@@ -253,7 +258,12 @@ def main() -> None:
         name, (f, d), ex = run
         per = [len(got[run][p] & exact[name][i]) / max(len(exact[name][i]), 1)
                for i, p in enumerate(q_ids[: args.recall])]
-        if f is None:  # the vector candidates of a pairwise search, per wanted result
+        if f is not None:  # candidates per piece as the index fetches them (_n_fetch)
+            ix = dense(searchers[name])
+            f = max(f * getattr(ix, "_fetch_factor", lambda: 1)(),
+                    math.ceil(15 * ix.settings.over_fetch) + 1)  # + the query itself
+            f = -(-f // 32) * 32
+        else:  # the vector candidates of a pairwise search, per wanted result
             s = searchers[name]
             used = (own[name] if d is None else d) or s.over_fetch
             f = f"dense 15×{used}" + (" (default)" if d is None else "")
@@ -273,9 +283,9 @@ def main() -> None:
         f"({dtype} vectors), {platform.machine()}, {os.cpu_count()} cores shared with other "
         f"jobs (load average {load_timing[0]:.1f} / {load_timing[1]:.1f} / "
         f"{load_timing[2]:.1f} after the timed queries). {len(q_ids)} single queries, k = 15, "
-        f"rotated over the runs; recall@15 over the first {len(qr)} against the exact fuser "
-        f"(mean, worst query). Fetch: candidates per index piece (`min_candidates`). Peak "
-        f"RSS {result['memory_gib'].get('VmHWM')} GiB.",
+        f"each under every run in a random order; recall@15 over the first {len(qr)} against the exact fuser "
+        f"(mean, worst query). Fetch: candidates per index piece (`min_candidates`, 4× under "
+        f"n0). Peak RSS {result['memory_gib'].get('VmHWM')} GiB.",
         "",
         "| setting | fetch | index build (s) | p50 (ms) | p99 (ms) | p50 / paper | p99 / paper "
         "| recall@15 vs exact (worst) |",

@@ -63,7 +63,9 @@ class IndexSettings:
         Candidates fetched per wanted result before exact re-scoring (at least
         ``min_candidates``); doubled automatically when filters leave too few.
     min_candidates : int
-        Lower bound of the candidates fetched per query and per index piece.
+        Lower bound of the candidates fetched per query and per index piece (4× under
+        intermediate fusion with confidence-weighted clicks, ``click_n0``: its estimates
+        ignore the per-pair confidence; ``prodfusion.index.fused.intermediate``).
     max_candidates : int
         Beyond this many candidates per piece, search falls back to exact over the rows that
         the filters allow.

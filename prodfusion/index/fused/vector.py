@@ -112,6 +112,10 @@ class _VectorFusedIndex(FusedIndex):
         return self
 
     # ----------------------------------------------------------------- search
+    def _fetch_factor(self) -> int:
+        """Multiplier of ``min_candidates`` when the index estimates are looser (subclasses)."""
+        return 1
+
     def _n_fetch(self, q: int, k: int, flt: _Filter) -> int | None:
         """Candidates per piece for the first pass; ``None``: go exact over the allowed rows.
 
@@ -131,7 +135,8 @@ class _VectorFusedIndex(FusedIndex):
         if removed >= n_present / 2:  # most rows are banned: treat it as a selective filter
             frac *= max(1.0 - removed / n_present, 1e-9)
             extra = 0
-        kp = max(s.min_candidates, math.ceil(k * s.over_fetch / frac) + extra)
+        kp = max(s.min_candidates * self._fetch_factor(),
+                 math.ceil(k * s.over_fetch / frac) + extra)
         kp = -(-kp // 32) * 32  # multiples of 32 let queries share a search call
         if kp > s.max_candidates:
             return None
