@@ -108,14 +108,14 @@ def cmd_report(args) -> None:
 
     loads = [r["loadavg"][0] for r in runs]
     lines = [
-        "# Query latency at 100K before / after the reshaping (issue 9)",
+        f"# {args.title}",
         "",
         f"`benchmarks/reshape_latency.py` on {platform.machine()} with {os.cpu_count()} cores, "
         f"shared with other jobs (1-minute load average {min(loads):.1f}–{max(loads):.1f} "
         "during the runs). One synthetic model folder of "
         f"{runs[0]['n']:,} products (512 + 1280 + 512 dimensions, 1 % / 8 % / 30 % missing; "
         "intermediate and early HNSW indexes built and saved once) is loaded and queried by "
-        "the old code (commit 14fba35, checked out in a temporary worktree) and by the new "
+        f"the old code (commit {args.old_commit}, checked out in a temporary folder) and by the new "
         f"code, {len(old)} + {len(new)} runs alternated old / new; each run times "
         f"{runs[0]['queries']} single queries (k = 15, the same ids) under every case in "
         "turn after 30 warm-up queries. Figures are the median over runs of each run's "
@@ -160,6 +160,8 @@ def main() -> None:
     r = sub.add_parser("report")
     r.add_argument("runs", nargs="+")
     r.add_argument("--old-marker", default="/tmp/h9/old")
+    r.add_argument("--old-commit", default="14fba35", help="named in the report's text")
+    r.add_argument("--title", default="Query latency at 100K before / after the reshaping (issue 9)")
     r.add_argument("--out", required=True)
     r.add_argument("--note", default=None)
     r.set_defaults(func=cmd_report)
