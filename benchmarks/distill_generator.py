@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from distill_freedict import DICT, ensure_freedict  # noqa: E402
+from distill_turkish import twin_hits  # noqa: E402
 
 TURKISH_WORK = Path("/tmp/distill_turkish")
 PIVOT_FILES = ("pivot-sentences-en-tr.tsv", "pivot-bags-en-tr.tsv")
@@ -54,19 +55,6 @@ def heldout_categories(n: int, seed: int) -> list[int]:
     from prodfusion.data.synthetic import CATEGORIES
 
     return sorted(int(c) for c in np.random.default_rng(seed).choice(len(CATEGORIES), n, replace=False))
-
-
-def twin_hits(embed, en, tr, k=15):
-    """Per Turkish title: (English twin in its top k of all titles, twin first)."""
-    import numpy as np
-
-    x = np.asarray(embed(list(en) + list(tr)), dtype=np.float32)
-    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    n = len(en)
-    sim = x[n:] @ x.T
-    sim[np.arange(n), n + np.arange(n)] = -np.inf  # a title is not its own neighbour
-    top = np.argsort(-sim, axis=1)[:, :k]
-    return (np.array([i in row for i, row in enumerate(top)]), top[:, 0] == np.arange(n))
 
 
 def memo(embed):

@@ -211,11 +211,8 @@ def prepare_corpus(
     t0 = time.perf_counter()
     files = _sources(sources)
     buckets = check_int(buckets, "buckets", where, low=1)
-    if time_col is not None and not isinstance(time_col, str) and len(time_col) > 1 \
-            and len(files) > 1:
-        raise param_error("time_col", where, "one column when there are several source files "
-                          "(several columns are ranked per file)", time_col)
-    if isinstance(time_col, str) and "," in time_col and len(files) > 1:
+    n_time_cols = len(time_col.split(",") if isinstance(time_col, str) else time_col or ())
+    if n_time_cols > 1 and len(files) > 1:
         raise param_error("time_col", where, "one column when there are several source files "
                           "(several columns are ranked per file)", time_col)
     out = Path(out)
