@@ -30,6 +30,9 @@ def cmd_tune(args) -> int:
         step=args.step, calibrations=args.calibrations, n0_grid=args.n0,
         max_queries=args.max_queries, min_weight=args.min_weight, protocol=args.protocol,
         n_candidates=args.n_candidates, validate_on=args.validate_on,
+        repeats=args.repeats, rolling=args.rolling, selection=args.selection,
+        slice_safe=not args.no_slice_safe, min_slice_cases=args.min_slice_cases,
+        tune_fallback=not args.plain_fallback,
         prod2vec=_p2v(args, rec),
         progress=not args.quiet,
     )
@@ -38,11 +41,19 @@ def cmd_tune(args) -> int:
     w = ", ".join(f"{m}={x:.3f}" for m, x in res["weights"].items())
     print(f"tuned {args.model}{' (dry run: not written)' if args.dry_run else ''}: intermediate "
           f"fusion, weights {w}, calibration {res['calibration']}, n0 {res['n0']}")
+    if isinstance(res["fallback"], dict):
+        fb = ", ".join(f"{m}={x:.3f}" for m, x in res["fallback"].items())
+        print(f"  fallback for pairs sharing no weighted modality: {fb}")
     print(f"  validation {res['objective']} {res['validation_score']:.4f} on "
-          f"{res['split']['n_validation_cases']:,} cases "
-          f"({res['n_configs']} configurations, {res['seconds']:.1f}s); for reference:")
+          f"{res['split']['n_validation_cases']:,} cases over {res['search']['repeats']} "
+          f"split(s) ({res['n_configs']} configurations, {res['seconds']:.1f}s); for reference:")
     for name, v in res["reference_scores"].items():
         print(f"    {name:<36} {v:.4f}")
+    print(f"  by validation slice (tuned vs the best single modality"
+          f"{'' if res['slice_safe'] else '; NOT met in every slice of '}"
+          f"{'' if res['slice_safe'] else str(res['search']['min_slice_cases']) + '+ cases'}):")
+    for name, row in res["validation_slices"].items():
+        print(f"    {name:<36} {row['tuned']:.4f} vs {row['best single']:.4f} ({row['n']:,} cases)")
     return 0
 
 
@@ -79,6 +90,24 @@ def add_tune_parser(sub) -> None:
     p.add_argument("--validate-on", choices=["all", "sessions", "pairs"], default="all",
                    help="source the validation score is measured on (default all: the mean "
                         "over sources); every source still trains")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="validation splits averaged (default 3): pairs re-drawn by another "
+                        "seed, Prod2Vec retrained from another seed; sessions keep the latest "
+                        "block unless --rolling")
+    p.add_argument("--rolling", action="store_true",
+                   help="validate split r on the r-th latest block of sessions instead")
+    p.add_argument("--selection", choices=["lcb", "mean"], default="lcb",
+                   help="lcb (default): the weighting whose gain over the best single "
+                        "modality is largest after subtracting one standard error of the "
+                        "per-case difference; mean: the highest validation score")
+    p.add_argument("--min-slice-cases", type=int, default=20,
+                   help="validation slices (with / without clicks, image) of at least this "
+                        "many cases must not fall below the best single modality (default 20)")
+    p.add_argument("--no-slice-safe", action="store_true",
+                   help="do not prefer weightings that keep every validation slice")
+    p.add_argument("--plain-fallback", action="store_true",
+                   help="rank pairs sharing only zero-weight modalities by their mean raw "
+                        "cosine instead of learnt fallback weights")
     p.add_argument("--n-candidates", type=int, default=200,
                    help="validation candidates per modality and query (default 200)")
     p.add_argument("--max-queries", type=int, default=2000,

@@ -229,7 +229,8 @@ class Sessions:
         chosen[session_idx] = True
         return Sessions(self.frame.filter(pl.Series(np.repeat(chosen, self.lengths))))
 
-    def split_by_time(self, test_fraction: float = 0.2, *, seed: int = 0) -> tuple[Sessions, Sessions]:
+    def split_by_time(self, test_fraction: float = 0.2, *, seed: int = 0,
+                      window: int = 0) -> tuple[Sessions, Sessions]:
         """Split whole sessions into (train, test).
 
         With times, sessions are ordered by their first ``ts`` and the last ``test_fraction``
@@ -237,6 +238,9 @@ class Sessions:
         session. Without times (``ts`` all null), sessions are ordered by a seeded SHA-256
         hash of their key instead. No session is in both parts; each part keeps iteration
         order and gets an unchanged report.
+
+        ``window = w > 0`` takes the test block ``w`` blocks earlier instead (the sessions
+        after it train too): the rolling validation windows of ``prodfusion tune``.
 
         Examples
         --------
@@ -266,7 +270,14 @@ class Sessions:
                 "split_by_time(): some clicks have times and others do not. Read the log "
                 "with a time column for every row, or with none."
             )
-        return self._subset(order[: n - n_test]), self._subset(order[n - n_test :])
+        end = n - int(window) * n_test
+        if isinstance(window, bool) or int(window) != window or window < 0 or end - n_test < 1:
+            raise DataError(
+                f"split_by_time(): window={window!r} leaves no training session before its "
+                f"test block ({n} sessions, {n_test} per block)."
+            )
+        return (self._subset(np.concatenate([order[: end - n_test], order[end:]])),
+                self._subset(order[end - n_test : end]))
 
     def write_corpus_file(
         self, path: str | Path, *, tokens: Literal["auto", "id", "index"] = "auto"

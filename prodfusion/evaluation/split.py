@@ -119,6 +119,7 @@ def split_interactions(
     test_fraction: float = 0.2,
     seed: int = 0,
     protocol: str = "leave-last-out",
+    window: int = 0,
 ) -> Split:
     """Split sessions by time and pairs by hash; see the module docstring.
 
@@ -139,6 +140,9 @@ def split_interactions(
         Share of sessions (latest) and of unordered pairs held out.
     seed : int
         Seed of the pair hash (and of the session hash when sessions have no time).
+    window : int
+        Which block of sessions is held out: 0 the latest, ``w`` the one ``w`` blocks
+        earlier (``Sessions.split_by_time``; ``prodfusion tune``'s repeated validation).
 
     Returns
     -------
@@ -170,7 +174,7 @@ def split_interactions(
     train_parts: dict[str, Sessions] = {}
     test_keys: list[str] = []
     if sessions is not None:
-        tr, te = sessions.split_by_time(test_fraction, seed=seed)
+        tr, te = sessions.split_by_time(test_fraction, seed=seed, window=window)
         train_parts["s"] = tr
         test_keys = ["s:" + k for k in te.keys]
         has_time = sessions.frame["ts"].null_count() == 0

@@ -58,6 +58,20 @@ def simplex_grid(n: int, step: float) -> list[tuple[float, ...]]:
     return out
 
 
+def _one_se(results: dict, best: tuple) -> tuple:
+    """The one-standard-error rule: of the weightings ``results`` (``{w: (score, per-case
+    values)}``), the one with the fewest positive weights (then the best score) whose score
+    is within one standard error of the paired per-case difference from ``best``'s."""
+    top, vb = results[best]
+    ok = []
+    for w, (sc, v) in results.items():
+        d = vb - v
+        se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else 0.0
+        if sc >= top - se - 1e-12:
+            ok.append((sum(x > 0 for x in w), -sc, w))
+    return min(ok)[2] if ok else best
+
+
 def tune_weights(
     rec: Any,
     *,
@@ -77,6 +91,12 @@ def tune_weights(
     validate_on: str = "all",
     protocol: str = "leave-last-out",
     prod2vec: Any = None,
+    repeats: int = 3,
+    rolling: bool = False,
+    selection: str = "lcb",
+    slice_safe: bool = True,
+    min_slice_cases: int = 20,
+    tune_fallback: bool = True,
     progress: bool | Callable = False,
 ) -> dict:
     """Choose intermediate-fusion weights, calibration and ``n0`` on a validation split.
@@ -144,6 +164,13 @@ def tune_weights(
             f"{where}: validate_on={validate_on!r} needs that source; pass "
             f"{'--interactions' if validate_on == 'sessions' else '--pairs'}."
         )
+    if selection not in ("lcb", "mean"):
+        raise param_error("selection", where, "'lcb' or 'mean'", selection)
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= 20:
+        raise param_error("repeats", where, "an integer in [1, 20]", repeats)
+    if isinstance(min_slice_cases, bool) or not isinstance(min_slice_cases, int) \
+            or min_slice_cases < 1:
+        raise param_error("min_slice_cases", where, "an integer ≥ 1", min_slice_cases)
     available = rec.available_modalities
     mods = check_modalities(modalities, available, where)
     log = _Progress(progress)
@@ -156,39 +183,61 @@ def tune_weights(
         s_part = None
     if s_part is None and p_part is None:
         raise DataError(f"{where}: nothing is left to learn from once the test part is held out.")
-    inner = split_interactions(rec.catalog, s_part, p_part, test_fraction=val_fraction,
-                               seed=seed + 7919, protocol=protocol)
-    check_no_leak(inner, rec.catalog)
-    parts = [(name, ho) for name, ho in inner.heldout.items()
-             if validate_on in ("all", name)]
-    q = np.concatenate([ho.query_rows for _, ho in parts] or [np.zeros(0, int)])
-    t = np.concatenate([ho.target_rows for _, ho in parts] or [np.zeros(0, int)])
-    src = np.concatenate([np.full(len(ho), name, dtype=object) for name, ho in parts]
-                         or [np.zeros(0, object)])
-    if len(q) == 0:
-        raise DataError(
-            f"{where}: no held-out validation pair is left after cleaning (the interactions "
-            "hold too few sessions of 2+ known products, or pairs of products with 2+ "
-            "partners). Pass more interactions."
-        )
-    uq = np.unique(q)
-    if len(uq) > max_queries:
-        keep = np.random.default_rng(seed).choice(uq, size=max_queries, replace=False)
-        sel = np.isin(q, keep)
-        q, t, src = q[sel], t[sel], src[sel]
-    log(f"retraining Prod2Vec on the fitting part ({len(inner.train or []):,} sessions); "
-        f"{len(q):,} validation cases")
-    ev = heldout_recommender(rec, inner.train, prod2vec=prod2vec, progress=bool(progress is True))
-    mods = tuple(m for m in mods if m in ev.available_modalities)
-    counts = None
-    if "clicks" in mods and inner.train is not None:
-        pc = inner.train.product_counts()
-        counts = np.array([pc.get(p, 0) for p in rec.catalog.ids], dtype=np.int64)
-    log(f"scoring {len(np.unique(q)):,} validation queries against their candidates")
-    scorer = _Scorer(ev, mods, q, t, src.astype(str), counts, metric, k, n_cand=n_candidates)
-    data = ev.modality_data()
-    stats = estimate_stats(data, mods, seed=seed) if set(calibrations) - {"none"} else {}
+    folds_in, fit_sizes = [], []
+    from dataclasses import replace
+
+    p2v = prod2vec if prod2vec is not None else getattr(rec, "prod2vec", None)
+    for r in range(repeats):  # repeated validation splits: the choice is less split-bound
+        try:  # pairs: another seeded hash; sessions: the latest block (rolling: the r-th)
+            inner = split_interactions(rec.catalog, s_part, p_part, test_fraction=val_fraction,
+                                       seed=seed + 7919 * (r + 1), protocol=protocol,
+                                       window=r if rolling else 0)
+        except DataError:
+            if r == 0:
+                raise
+            log(f"only {r} validation split(s): too few sessions for another window")
+            break
+        check_no_leak(inner, rec.catalog)
+        parts = [(name, ho) for name, ho in inner.heldout.items()
+                 if validate_on in ("all", name)]
+        q = np.concatenate([ho.query_rows for _, ho in parts] or [np.zeros(0, int)])
+        t = np.concatenate([ho.target_rows for _, ho in parts] or [np.zeros(0, int)])
+        src = np.concatenate([np.full(len(ho), name, dtype=object) for name, ho in parts]
+                             or [np.zeros(0, object)])
+        if len(q) == 0:
+            raise DataError(
+                f"{where}: no held-out validation pair is left after cleaning (the "
+                "interactions hold too few sessions of 2+ known products, or pairs of products "
+                "with 2+ partners). Pass more interactions."
+            )
+        uq = np.unique(q)
+        if len(uq) > max_queries:
+            keep = np.random.default_rng(seed + r).choice(uq, size=max_queries, replace=False)
+            sel = np.isin(q, keep)
+            q, t, src = q[sel], t[sel], src[sel]
+        log(f"validation split {r + 1}/{repeats}: retraining Prod2Vec on the fitting part "
+            f"({len(inner.train or []):,} sessions); {len(q):,} validation cases")
+        ev = heldout_recommender(  # and Prod2Vec from another seed
+            rec, inner.train, prod2vec=replace(p2v, seed=p2v.seed + r) if p2v is not None
+            and r else p2v, progress=bool(progress is True))
+        folds_in.append((inner, q, t, src, ev))
+        fit_sizes.append(len(inner.train) if inner.train is not None else 0)
+    mods = tuple(m for m in mods if all(m in f[4].available_modalities for f in folds_in))
+    folds = []
+    for inner, q, t, src, ev in folds_in:
+        counts = None
+        if "clicks" in mods and inner.train is not None:
+            pc = inner.train.product_counts()
+            counts = np.array([pc.get(p, 0) for p in rec.catalog.ids], dtype=np.int64)
+        log(f"scoring {len(np.unique(q)):,} validation queries against their candidates")
+        scorer = _Scorer(ev, mods, q, t, src.astype(str), counts, metric, k,
+                         n_cand=n_candidates)
+        data = ev.modality_data()
+        stats = estimate_stats(data, mods, seed=seed) if set(calibrations) - {"none"} else {}
+        folds.append((scorer, stats))
+    data = folds_in[0][4].modality_data()
     needed = _covering(mods, {m: np.asarray(data[m].mask, bool) for m in mods})
+    del folds_in
     n0s = list(n0_grid) if "clicks" in mods else [None]
     cache: dict = {}
 
@@ -197,58 +246,112 @@ def tune_weights(
         if not any(w):
             return w
         w = list(w)
-        if min_weight > 0:
-            pos = frozenset(m for m, x in zip(mods, w, strict=True) if x > 0)
+        if min_weight > 0:  # a floor, not only a lift: a needed weight never goes below it
             top = max(w)
+            pos = frozenset(m for m, x in zip(mods, w, strict=True) if x >= min_weight * top)
             for m in needed(pos):
-                w[mods.index(m)] = min_weight * top
+                w[mods.index(m)] = max(w[mods.index(m)], min_weight * top)
         total = sum(w)
         return tuple(x / total for x in w)
 
-    def evaluate(w: tuple[float, ...], cal: str, n0) -> float:
+    def measure(make: Callable, keep: list | None = None) -> tuple[float, dict]:
+        """Objective (mean over the validation splits) and ``{slice: (value, cases)}`` of
+        the weighting ``make(stats)`` builds (its per-case values appended to ``keep``)."""
+        scores: list = []
+        per: dict = {}
+        for sc, st in folds:
+            v = sc.values(make(st))
+            if keep is not None:
+                keep.append(v)
+            scores.append(sc.objective(v))
+            for name, mask in sc.slices.items():
+                per.setdefault(name, []).append((sc.objective(v, mask), int(mask.sum())))
+        sl = {name: (float(np.nanmean([x for x, _ in xs])) if any(n for _, n in xs)
+                     else float("nan"), sum(n for _, n in xs)) for name, xs in per.items()}
+        return float(np.mean(scores)), sl
+
+    def weighting(w, cal, n0, fb) -> Callable:
+        return lambda st: Weighting.make(dict(zip(mods, w, strict=True)), cal,
+                                         st if cal != "none" else None, n0, fallback=fb)
+
+    # each modality alone (raw cosine, no fallback): the floor of every slice
+    single_values: dict = {}
+    singles = {m: measure(lambda st, m=m: Weighting.make({m: 1.0}, "none", None, None),
+                          single_values.setdefault(m, [])) for m in mods}
+    best_single = max(mods, key=lambda m: singles[m][0])
+    v_best = np.concatenate(single_values[best_single])
+    floor = {name: max((singles[m][1][name][0] for m in mods
+                        if not math.isnan(singles[m][1][name][0])), default=-math.inf)
+             for name in next(iter(singles.values()))[1]}
+    floor_all = max(v[0] for v in singles.values())
+
+    def safe(score: float, sl: dict) -> bool:
+        """Not below the best single modality overall, nor in any slice of enough cases."""
+        if not slice_safe:
+            return True
+        if score < floor_all - 1e-12:
+            return False
+        return all(v >= floor[name] - 1e-12 for name, (v, n) in sl.items()
+                   if n >= min_slice_cases and not math.isnan(v))
+
+    def evaluate(w: tuple[float, ...], cal: str, n0, fb=True) -> tuple[bool, float]:
+        """``(slice-safe, criterion)``: the objective, minus under ``selection="lcb"`` one
+        standard error of the per-case difference from the best single modality."""
         w = fixed(w)
-        key = (tuple(round(x, 9) for x in w), cal, n0)
+        key = (tuple(round(x, 9) for x in w), cal, n0,
+               fb if isinstance(fb, bool) else tuple(sorted(fb.items())))
         if key not in cache:
             if not any(w):
-                cache[key] = -math.inf
+                cache[key] = (False, -math.inf, -math.inf, {})
             else:
-                wt = Weighting.make(dict(zip(mods, w, strict=True)), cal,
-                                    stats if cal != "none" else None, n0, fallback=True)
-                cache[key] = scorer.score(wt)
-        return cache[key]
+                keep: list = []
+                score, sl = measure(weighting(w, cal, n0, fb), keep)
+                crit = score
+                if selection == "lcb":
+                    d = np.concatenate(keep) - v_best
+                    crit -= float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else 0.0
+                cache[key] = (safe(score, sl), crit, score, sl)
+        return cache[key][:2]
+
+    def better(a: tuple[bool, float], b: tuple[bool, float]) -> bool:
+        """Slice-safe first, then the higher criterion."""
+        return a[0] > b[0] or (a[0] == b[0] and a[1] > b[1] + 1e-12)
 
     grid = simplex_grid(len(mods), step)
     log(f"simplex grid: {len(grid)} weightings × {len(calibrations)} calibrations × "
-        f"{len(n0s)} n0 over {'+'.join(mods)}")
-    best = (-math.inf, None)
+        f"{len(n0s)} n0 over {'+'.join(mods)}, {repeats} validation split(s)")
+    best = ((False, -math.inf), None)
     for cal in calibrations:
         for n0 in n0s:
             for w in grid:
                 if n0 is not None and (w[mods.index("clicks")] == 0):
                     continue  # n0 changes nothing without a click weight
                 sc = evaluate(w, cal, n0)
-                if sc > best[0]:
+                if better(sc, best[0]):
                     best = (sc, (w, cal, n0))
     score, (w, cal, n0) = best
     w = fixed(w)
 
-    def coordinate(w, cal, n0, score):
+    def coordinate(w, cal, n0, score, ev=None, names=mods):
+        ev = ev or (lambda w: evaluate(w, cal, n0))
         for factor in (2.0, 2 ** 0.5, 2 ** 0.25):
             improved = True
             while improved:
                 improved = False
-                for j in range(len(mods)):
+                for j in range(len(names)):
                     pos = [x for x in w if x > 0]
                     moves = [w[j] * factor, w[j] / factor, 0.0] if w[j] > 0 else \
-                        [min(pos) / 4] if pos else []
+                        [min(pos) / 4, min(pos) / 16] if pos else []
                     for x in moves:
                         cand = list(w)
                         cand[j] = x
                         if not any(cand):
                             continue
-                        cand = fixed(tuple(cand))
-                        sc = evaluate(cand, cal, n0)
-                        if sc > score + 1e-12:
+                        total = sum(cand)
+                        cand = fixed(tuple(cand)) if names is mods else \
+                            tuple(c / total for c in cand)
+                        sc = ev(cand)
+                        if better(sc, score):
                             score, w, improved = sc, cand, True
         return w, score
 
@@ -258,41 +361,88 @@ def tune_weights(
             if (c2, n2) == (cal, n0) or (n2 is not None and w[mods.index("clicks")] == 0):
                 continue
             sc = evaluate(w, c2, n2)
-            if sc > score + 1e-12:
+            if better(sc, score):
                 w2, sc2 = coordinate(w, c2, n2, sc)
                 score, w, cal, n0 = sc2, w2, c2, n2
-    refs = {"equal weights (calibration none)": evaluate(tuple(1.0 for _ in mods), "none", None)}
+    # the fallback: what serves the cases the weighted modalities cannot, learnt on every
+    # validation case as if those modalities were missing (ranking by the others alone)
+    fallback: bool | dict = True
+    zero = [m for m, x in zip(mods, w, strict=True) if x == 0]
+    if tune_fallback and zero:
+        fcal = "zscore" if cal != "none" else "none"
+
+        fb_values: dict = {}
+
+        def ev_fb(f, zero=tuple(zero)):
+            key = ("fallback", tuple(round(x, 9) for x in f), fcal)
+            if key not in cache:
+                keep: list = []
+                sc, _ = measure(lambda st: Weighting.make(dict(zip(zero, f, strict=True)), fcal,
+                                                          st if fcal != "none" else None), keep)
+                cache[key] = (True, sc)
+                fb_values[tuple(f)] = (sc, np.concatenate(keep))
+            return cache[key]
+
+        fgrid = simplex_grid(len(zero), step) if len(zero) > 1 else [(1.0,)]
+        fbest = max(((ev_fb(f), f) for f in fgrid), key=lambda x: x[0][1])
+        f, _ = coordinate(fbest[1], cal, n0, fbest[0], ev=ev_fb, names=tuple(zero))
+        f = _one_se(fb_values, tuple(f))
+        tuned_fb = {m: float(x) for m, x in zip(zero, f, strict=True) if x > 0}
+        cand = evaluate(w, cal, n0, tuned_fb)
+        if not better(score, cand):  # at least as good as the plain fallback
+            fallback, score = tuned_fb, cand
+    final = cache[(tuple(round(x, 9) for x in w), cal, n0,
+                   fallback if isinstance(fallback, bool) else tuple(sorted(fallback.items())))]
+    is_safe, crit, score, chosen_slices = final
+    evaluate(tuple(1.0 for _ in mods), "none", None)
+    refs = {"equal weights (calibration none)": cache[(tuple(round(1 / len(mods), 9)
+                                                             for _ in mods), "none", None,
+                                                       True)][2]}
     for m in mods:  # exact zeros here: the modality really alone
-        wt = Weighting.make({m: 1.0}, "none", None, None)
-        refs[f"{m} alone"] = scorer.score(wt)
+        refs[f"{m} alone"] = singles[m][0]
+    slices = {name: {"n": n, "tuned": v, "best single": floor[name],
+                     **{f"{m} alone": singles[m][1][name][0] for m in mods}}
+              for name, (v, n) in chosen_slices.items() if n}
+    if slice_safe and not is_safe:
+        log("no weighting scored at least the best single modality in every validation slice "
+            f"of {min_slice_cases}+ cases; kept the best overall")
     fingerprints = {}
     for name, s in (("sessions", sessions), ("pairs", pairs)):
         if s is not None and hasattr(s, "fingerprint"):
             fingerprints[name] = s.fingerprint()
     log(f"best {metric}@{k} on validation {score:.4f}: "
         + ", ".join(f"{m}={x:.3f}" for m, x in zip(mods, w, strict=True)) + f", calibration {cal}"
-        + (f", n0 {n0}" if n0 is not None else ""))
+        + (f", n0 {n0}" if n0 is not None else "")
+        + (f", fallback {fallback}" if isinstance(fallback, dict) else ""))
+    q = np.concatenate([sc.inv for sc, _ in folds])
+    src = np.concatenate([sc.src for sc, _ in folds])
     return {
         "fusion": "intermediate",
-        "fallback": True,
+        "fallback": fallback,
         "weights": {m: float(x) for m, x in zip(mods, w, strict=True)},
         "calibration": cal,
         "n0": n0,
         "objective": f"{metric}@{k}",
         "validation_score": score,
         "reference_scores": refs,
+        "slice_safe": bool(is_safe),
+        "selection_criterion": crit,
+        "validation_slices": slices,
         "n_configs": len(cache),
         "search": {"step": step, "min_weight": min_weight, "calibrations": list(calibrations),
                    "n0_grid": [x for x in n0s], "max_queries": max_queries,
                    "n_candidates": n_candidates, "objective_average": "per source",
-                   "validate_on": validate_on},
+                   "validate_on": validate_on, "repeats": repeats, "rolling": rolling,
+                   "selection": selection, "best_single": best_single,
+                   "slice_safe": slice_safe, "min_slice_cases": min_slice_cases,
+                   "tune_fallback": tune_fallback},
         "split": {"protocol": protocol, "test_fraction": test_fraction,
                   "val_fraction": val_fraction, "seed": seed,
                   "n_validation_cases": int(len(q)),
                   "n_validation_cases_by_source": {x: int((src == x).sum())
                                                    for x in np.unique(src.astype(str))},
-                  "n_validation_queries": int(len(np.unique(q))),
-                  "n_fitting_sessions": len(inner.train) if inner.train is not None else 0,
+                  "n_validation_queries": int(sum(len(sc.uq) for sc, _ in folds)),
+                  "n_fitting_sessions": fit_sizes,
                   "test_cases_set_aside": int(sum(len(h) for h in outer.heldout.values()))},
         "fingerprints": fingerprints,
         "seconds": round(time.perf_counter() - t0, 2),

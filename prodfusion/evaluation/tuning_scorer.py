@@ -105,8 +105,31 @@ class _Scorer:
         self.tpos = np.array([int(np.searchsorted(cands[u], t[i])) for i, u in enumerate(inv)],
                              dtype=np.int64)
         self.n = n
+        # validation slices, named as the evaluation report names them
+        self.slices = {}
+        for m, word in (("clicks", "training clicks"), ("image", "image")):
+            if m not in mods:
+                continue
+            q_m = self.q_has[m][inv]
+            t_m = np.asarray(data[m].mask, bool)[t]
+            for side, has in (("query", q_m), ("target", t_m)):
+                self.slices[f"{side}: with {word}"] = has
+                self.slices[f"{side}: no {word}"] = ~has
 
     def score(self, wt) -> float:
+        """The objective: the metric's mean per source (:meth:`values`), sources alike."""
+        return self.objective(self.values(wt))
+
+    def objective(self, val: np.ndarray, where: np.ndarray | None = None) -> float:
+        """Mean of per-case ``val`` per source, every source counting alike (over the cases
+        in ``where`` only, if given; NaN when none is)."""
+        sel = np.ones(len(val), bool) if where is None else where
+        means = [val[sel & (self.src == x)].mean() for x in np.unique(self.src)
+                 if (sel & (self.src == x)).any()]
+        return float(np.mean(means)) if means else float("nan")
+
+    def values(self, wt) -> np.ndarray:
+        """The metric of every validation case under weighting ``wt``."""
         from prodfusion.fusion.weights import confidence, intermediate_combine
 
         conf = confidence(self.counts, wt.n0) if wt.n0 is not None else None
@@ -125,8 +148,7 @@ class _Scorer:
             val = np.where(hit, 1.0 / np.log2(np.minimum(rank, self.k) + 1.0), 0.0)
         else:
             val = hit.astype(np.float64)
-        # every source (sessions, pairs) counts alike, whatever its number of cases
-        return float(np.mean([val[self.src == x].mean() for x in np.unique(self.src)]))
+        return val
 
 
 def _covering(mods: tuple[str, ...], masks: dict) -> Callable:

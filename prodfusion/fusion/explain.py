@@ -9,8 +9,9 @@ For a query ``q`` and a recommended product ``j``, per fused modality ``m``:
 * ``share`` — the part of the fused score that comes from ``m``.
 
 The shares add up to the fused score, with ``base`` (late fusion's constant part of the
-tie-break; ``−FALLBACK_OFFSET`` for a pair ranked by the zero-weight fallback of
-:class:`~prodfusion.fusion.weights.Weighting`; else 0): ``score = base + Σ_m share_m``. By method:
+tie-break; ``−1000`` or ``−2000`` for a pair ranked by the zero-weight fallback of
+:class:`~prodfusion.fusion.weights.Weighting`, :func:`~prodfusion.fusion.weights.fallback_terms`;
+else 0): ``score = base + Σ_m share_m``. By method:
 
 * intermediate: ``share_m = W_m s_m / Σ W`` (``"zmean"``: ``/ D(q)``);
 * early: ``share_m = b_m(q) b_m(j) cos_m / (|x_q| |x_j|)`` (the paper's raw formula:
@@ -26,7 +27,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from prodfusion.encoders.base import Embeddings
-from prodfusion.fusion.weights import Weighting, early_block_scale, tie_scale
+from prodfusion.fusion.weights import Weighting, early_block_scale, fallback_terms, tie_scale
 
 __all__ = ["explain_pairs"]
 
@@ -110,17 +111,15 @@ def explain_pairs(method: str, embeddings: Mapping[str, Embeddings], modalities:
             for m in modalities:
                 s = cal[m] if method == "intermediate" else raw[m]
                 share[m] = np.where(total > 0, weight[m] * np.nan_to_num(s) / total, 0.0)
-        if method == "intermediate" and tw.fallback and tw.weights is not None:
-            # pairs sharing only zero-weight modalities: their mean raw cosine − the offset
-            from prodfusion.fusion.weights import FALLBACK_OFFSET
-
-            zero = [m for m in modalities if tw.w(m) == 0]
-            cnt = sum(has[m].astype(float) for m in zero) if zero else np.zeros(n)
-            fb = (total <= 0) & (cnt > 0)
-            base = np.where(fb, -FALLBACK_OFFSET, base)
-            for m in zero:
-                share[m] = np.where(fb & has[m], np.nan_to_num(raw[m]) / np.maximum(cnt, 1),
-                                    share[m])
+        terms = fallback_terms(tw, modalities, {m: np.nan_to_num(raw[m])[None, :]
+                                                for m in modalities},
+                               {m: has[m][None, :] for m in modalities}) \
+            if method == "intermediate" else None
+        if terms is not None:  # pairs sharing only zero-weight modalities: the last resort
+            fb = (total <= 0) & np.isfinite(terms[0][0])
+            base = np.where(fb, terms[0][0], base)
+            for m, x in terms[1].items():
+                share[m] = np.where(fb, x[0], share[m])
         if method == "late":
             eps = tie_scale([weighting.w(m) for m in modalities]) * TIE_WEIGHT
             base = np.full(n, eps / 2)

@@ -96,14 +96,18 @@ class Weighting:
     stats: tuple[tuple[str, float, float], ...] = ()
     n0: float | None = None
     #: Intermediate fusion: rank pairs that share only zero-weight modalities after every
-    #: other candidate (by their mean raw cosine, minus :data:`FALLBACK_OFFSET`) instead of
-    #: never (``-inf``). A weight of 0 then means "a last resort", not "never".
-    fallback: bool = False
+    #: other candidate instead of never (``-inf``). A weight of 0 then means "a last resort",
+    #: not "never". ``True``: by their mean raw cosine over those modalities; a tuple of
+    #: ``(modality, f)``: by the **fallback weights** ``f`` (what ``prodfusion tune`` learns
+    #: for the cases the weighted modalities cannot serve; :func:`~prodfusion.fusion.weights.
+    #: fallback_terms`).
+    fallback: bool | tuple[tuple[str, float], ...] = False
 
     @classmethod
     def make(cls, weights: Mapping[str, float] | str | None = None, calibration: str = "none",
              stats: Mapping[str, Sequence[float]] | None = None, n0: float | None = None,
-             where: str = "Weighting", fallback: bool = False) -> Weighting:
+             where: str = "Weighting",
+             fallback: bool | Mapping[str, float] | tuple = False) -> Weighting:
         if calibration not in CALIBRATIONS:
             raise param_error("calibration", where, f"one of {list(CALIBRATIONS)}", calibration)
         w = parse_weights(weights, where)
@@ -111,8 +115,12 @@ class Weighting:
                                or not math.isfinite(n0) or n0 <= 0):
             raise param_error("n0", where, "a finite number > 0 (or None)", n0)
         st = tuple(sorted((m, float(mu), float(sd)) for m, (mu, sd) in (stats or {}).items()))
+        if isinstance(fallback, (Mapping, tuple, list)) and len(fallback):
+            fb = tuple(sorted(parse_weights(dict(fallback), f"{where} fallback weights").items()))
+        else:
+            fb = bool(fallback)
         return cls(tuple(sorted(w.items())) if w is not None else None, calibration, st,
-                   None if n0 is None else float(n0), bool(fallback))
+                   None if n0 is None else float(n0), fb)
 
     @classmethod
     def from_dict(cls, d: Mapping | None) -> Weighting:
@@ -121,15 +129,21 @@ class Weighting:
             return cls()
         return cls.make(d.get("weights"), d.get("calibration", "none"), d.get("stats"),
                         d.get("n0"), where="manifest settings.weighting",
-                        fallback=bool(d.get("fallback", False)))
+                        fallback=d.get("fallback") or False)
 
     def to_dict(self) -> dict:
         out = {"weights": dict(self.weights) if self.weights is not None else None,
                "calibration": self.calibration,
                "stats": {m: [mu, sd] for m, mu, sd in self.stats}, "n0": self.n0}
         if self.fallback:  # absent: older folders, zero weights mean "never"
-            out["fallback"] = True
+            out["fallback"] = True if self.fallback is True else dict(self.fallback)
         return out
+
+    def fallback_weight(self, m: str) -> float | None:
+        """``f_m`` of the fallback weights, or ``None`` under the plain fallback (``True``)."""
+        if self.fallback is True or not self.fallback:
+            return None
+        return dict(self.fallback).get(m, 0.0)
 
     @property
     def is_default(self) -> bool:

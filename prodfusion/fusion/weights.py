@@ -32,10 +32,15 @@ The three fusions then are
   between two distinct weighted counts (:func:`tie_scale`).
 
 With ``fallback`` (what ``prodfusion tune`` writes), intermediate fusion ranks a pair that
-shares only zero-weight modalities after every other candidate, by its mean raw cosine over
-them minus :data:`FALLBACK_OFFSET` (1000), instead of never: a weight of 0 means "last
-resort", so tuning may switch a modality off without leaving the products that have only it
-(e.g. no click vector) with no recommendation. Folders without the flag keep ``-inf``.
+shares only zero-weight modalities after every other candidate instead of never: a weight of
+0 means "last resort", so tuning may switch a modality off without leaving the products that
+have only it (e.g. no click vector) with no recommendation (:func:`fallback_terms`). Plain
+(``True``): by the pair's mean raw cosine over those modalities minus
+:data:`FALLBACK_OFFSET` (1000). With **fallback weights** ``f_m`` (learnt by ``tune`` on
+the validation cases as if the weighted modalities were missing): by ``Σ f_m s_m / Σ f_m``
+over the shared modalities with ``f_m > 0`` (calibrated as the main weights) minus 1000,
+then the pairs sharing only ``f_m = 0`` modalities by their mean raw cosine minus 2000.
+Folders without the flag keep ``-inf``.
 
 With no weights, no calibration and no ``n0`` (:attr:`Weighting.is_default`) every fusion is
 the paper's formula, computed by the original code path (old model folders behave as before).
@@ -67,7 +72,7 @@ from prodfusion.fusion.weighting import (  # the weighting itself; importable fr
 )
 
 __all__ = ["CALIBRATIONS", "Weighting", "parse_weights", "estimate_stats", "confidence",
-           "tie_scale", "tie_weighting", "intermediate_combine", "early_block_scale",
+           "tie_scale", "tie_weighting", "intermediate_combine", "fallback_terms", "early_block_scale",
            "late_combine", "query_norm", "Z_CALIBRATIONS"]
 
 
@@ -158,15 +163,10 @@ def intermediate_combine(weighting: Weighting, modalities: Sequence[str], cos: M
     Under ``"zmean"`` the denominator is the query's ``D(q)`` (:func:`query_norm`), which
     needs ``q_has[m]`` (bool per query: the query has ``m``).
     """
-    num = den = fb_num = fb_cnt = None
+    num = den = None
     for m in modalities:
         wm = weighting.w(m)
         if wm == 0:
-            if weighting.fallback and weighting.weights is not None:
-                x = np.where(both[m], cos[m], 0.0).astype(np.float32)
-                fb_num = x if fb_num is None else fb_num + x
-                b = both[m].astype(np.float32)
-                fb_cnt = b if fb_cnt is None else fb_cnt + b
             continue
         wpair = np.where(both[m], np.float32(wm), np.float32(0)) * _conf_outer(
             m, weighting, conf_q, conf_c)
@@ -184,11 +184,51 @@ def intermediate_combine(weighting: Weighting, modalities: Sequence[str], cos: M
         else:
             out = (num / den).astype(np.float32)
     out[~(den > 0)] = -np.inf
-    if fb_num is not None:  # pairs sharing only zero-weight modalities: a last resort
-        with np.errstate(divide="ignore", invalid="ignore"):
-            fb = np.where(fb_cnt > 0, fb_num / fb_cnt - np.float32(FALLBACK_OFFSET), -np.inf)
+    terms = fallback_terms(weighting, modalities, cos, both)
+    if terms is not None:  # pairs sharing only zero-weight modalities: a last resort
+        base, shares = terms
+        fb = base + sum(shares.values())
         out = np.where(den > 0, out, fb).astype(np.float32)
     return out
+
+
+def fallback_terms(weighting: Weighting, modalities: Sequence[str], cos: Mapping,
+                   both: Mapping) -> tuple[np.ndarray, dict] | None:
+    """The zero-weight fallback of intermediate fusion as ``(base, {m: share})``: its score
+    is ``base + Σ shares`` (``base`` is ``−1000``, ``−2000`` or ``-inf``; module docstring).
+
+    Only meaningful where the pair shares no positive-weight modality; ``None`` when the
+    weighting has no fallback or no zero weight among ``modalities``.
+    """
+    zero = [m for m in modalities if weighting.w(m) == 0]
+    if not (weighting.fallback and weighting.weights is not None and zero):
+        return None
+    shape = np.shape(both[zero[0]])
+    tier1 = [m for m in zero if (weighting.fallback_weight(m) or 0) > 0]
+    plain = weighting.fallback_weight(zero[0]) is None
+    if plain:
+        tier1 = []
+    f_den = np.zeros(shape, np.float32)
+    for m in tier1:
+        f_den += np.where(both[m], np.float32(weighting.fallback_weight(m)), np.float32(0))
+    cnt = np.zeros(shape, np.float32)
+    for m in zero:
+        cnt += both[m]
+    in1 = f_den > 0
+    base = np.where(in1, np.float32(-FALLBACK_OFFSET),
+                    np.where(cnt > 0, np.float32(-FALLBACK_OFFSET * (1 if plain else 2)),
+                             np.float32(-np.inf))).astype(np.float32)
+    shares = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for m in zero:
+            raw = np.where(both[m], cos[m], 0.0) / np.maximum(cnt, 1)  # tier 2 (or plain)
+            if m in tier1:
+                s1 = np.float32(weighting.fallback_weight(m)) * np.where(
+                    both[m], weighting.calibrate(m, cos[m]), 0.0) / np.where(in1, f_den, 1)
+                shares[m] = np.where(in1, s1, raw).astype(np.float32)
+            else:
+                shares[m] = np.where(in1, 0.0, raw).astype(np.float32)
+    return base, shares
 
 
 def early_block_scale(weighting: Weighting, m: str, conf_rows=None) -> np.ndarray | float:

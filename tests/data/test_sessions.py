@@ -308,3 +308,16 @@ def test_hm_baskets_and_copurchase(shared_data):
     assert pairs.height == 2 * 61186
     ps = clean_sessions(pairs, cat)
     assert ps.report.n_unknown_rows == 0 and set(np.unique(ps.lengths)) == {2}
+
+
+def test_split_by_time_windows_hold_out_earlier_blocks():
+    s = Sessions.from_lists([["a", "b"]] * 10)
+    s = Sessions(s.frame.with_columns(pl.col("session").cast(pl.Utf8)))
+    tr0, te0 = s.split_by_time(0.2)
+    tr1, te1 = s.split_by_time(0.2, window=1)
+    tr3, te3 = s.split_by_time(0.2, window=3)
+    assert len(te0) == len(te1) == len(te3) == 2 and len(tr1) == 8
+    assert not set(te0.keys) & set(te1.keys) and not set(te1.keys) & set(tr1.keys)
+    assert set(te0.keys) <= set(tr1.keys)  # the later block trains
+    with pytest.raises(DataError, match="window=4 leaves no training session"):
+        s.split_by_time(0.2, window=4)

@@ -92,7 +92,7 @@ def test_a_zero_weight_is_lifted_only_where_products_would_become_unrankable():
     assert w["image"] == pytest.approx(0.05 * w["text"]) and w["text"] > 0.9
     # by default a zero weight is a last resort: the title-less products are still served
     res = tune_weights(holes, sessions=sessions, **KW)
-    assert res["weights"]["image"] == 0.0 and res["fallback"] is True
+    assert res["weights"]["image"] == 0.0 and res["fallback"] == {"image": 1.0}
     holes.tune(sessions, **KW)
     ids = holes.similar(holes.catalog.ids[0], k=5)[0]  # row 0 has no title: photos only
     assert len(ids) == 5
@@ -219,3 +219,97 @@ def test_tuning_weighs_cooc_and_click_confidence_and_validates_on_one_source():
         tune_weights(rec, sessions=sessions, validate_on="baskets", **kw)
     rec.tune(sessions, **kw)
     assert rec.similar("0003", k=5)[0].shape == (5,)
+
+
+def test_the_fallback_is_learnt_for_the_cases_the_weighted_modalities_cannot_serve():
+    """Titles predict every visit (weight 1); a noisy copy of them ('lexical') and noise
+    photos get weight 0. The fallback weights, learnt as if titles were missing, pick the
+    noisy copy over the noise, and a product without a title is served by it."""
+    rec, sessions, cats = _shop()
+    rng = np.random.default_rng(3)
+    text = np.asarray(rec.embeddings_["text"].vectors)
+    n = len(text)
+    mask = np.ones(n, bool)
+    mask[::15] = False  # 8 products without a title
+    lexical = text + rng.normal(size=text.shape) * 1.5
+    rec2 = Recommender.from_embeddings(rec.catalog, {
+        "text": Embeddings(text, mask, "planted-text"),
+        "image": rec.embeddings_["image"],
+        "lexical": Embeddings(lexical.astype(np.float32), np.ones(n, bool), "noisy-copy"),
+    }, fusion="intermediate")
+    rec2.prod2vec = rec.prod2vec
+    res = tune_weights(rec2, sessions=sessions, **KW)
+    w, fb = res["weights"], res["fallback"]
+    assert w["text"] > 0.5 and w["image"] == 0.0
+    assert isinstance(fb, dict) and set(fb) <= {m for m, x in w.items() if x == 0}
+    if w["lexical"] == 0:
+        assert fb.get("lexical", 0) > fb.get("image", 0)
+    rec2.tune(sessions, **KW)
+    got, _ = rec2.similar(rec2.catalog.ids[0], k=5)  # row 0 has no title
+    assert len(got) == 5
+    assert res["search"]["repeats"] == 3 and len(res["split"]["n_fitting_sessions"]) == 3
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_slice_safe_choice_loses_no_validation_slice_to_a_single_modality(seed):
+    """The recorded validation slices of the chosen weighting are never below the best
+    single modality where a slice holds min_slice_cases or more cases."""
+    rec, sessions, _ = _shop(seed)
+    mask = np.ones(len(rec.catalog), bool)
+    mask[::4] = False  # a quarter of the products without a photo: real slices
+    image = rec.embeddings_["image"]
+    holes = Recommender.from_embeddings(rec.catalog, {
+        "text": rec.embeddings_["text"],
+        "image": Embeddings(np.asarray(image.vectors), mask, image.spec)},
+        fusion="intermediate")
+    holes.prod2vec = rec.prod2vec
+    res = tune_weights(holes, sessions=sessions, min_slice_cases=5, **KW)
+    sl = res["validation_slices"]
+    assert res["slice_safe"] is True and {"query: no image", "target: no image"} <= set(sl)
+    json.dumps(res, allow_nan=False)  # the record goes into the manifest
+    for name, row in sl.items():
+        if row["n"] >= 5:
+            assert row["tuned"] >= row["best single"] - 1e-9, name
+        assert row["best single"] == max(row[f"{m} alone"] for m in ("text", "image")
+                                         if not np.isnan(row[f"{m} alone"]))
+    assert res["validation_score"] >= max(v for k, v in res["reference_scores"].items()
+                                          if k.endswith(" alone")) - 1e-9
+
+
+def test_repeated_validation_uses_other_session_windows_and_refuses_bad_counts():
+    rec, sessions, _ = _shop()
+    one = tune_weights(rec, sessions=sessions, repeats=1, **KW)
+    three = tune_weights(rec, sessions=sessions, repeats=3, **KW)
+    assert one["split"]["n_validation_cases"] * 3 == pytest.approx(
+        three["split"]["n_validation_cases"], rel=0.1)
+    with pytest.raises(ParameterError, match=r"'repeats' parameter of tune\(\)"):
+        tune_weights(rec, sessions=sessions, repeats=0, **KW)
+    with pytest.raises(ParameterError, match=r"'min_slice_cases' parameter of tune\(\)"):
+        tune_weights(rec, sessions=sessions, min_slice_cases=0, **KW)
+
+
+def test_one_se_rule_prefers_the_sparsest_weighting_within_the_noise():
+    from prodfusion.evaluation.tuning import _one_se
+
+    rng = np.random.default_rng(0)
+    v = (rng.random(400) < 0.3).astype(float)
+    close = v.copy()
+    hits, misses = np.flatnonzero(v == 1), np.flatnonzero(v == 0)
+    close[hits[:5]] = 0  # 5 hits lost, 3 others won: 2 of 400 fewer, inside one SE (0.007)
+    close[misses[:3]] = 1
+    far = v.copy()
+    far[v == 1] = 0  # every hit lost: far outside
+    res = {(0.5, 0.5): (v.mean(), v), (1.0, 0.0): (close.mean(), close),
+           (0.0, 1.0): (far.mean(), far)}
+    assert _one_se(res, (0.5, 0.5)) == (1.0, 0.0)
+    del res[(1.0, 0.0)]
+    assert _one_se(res, (0.5, 0.5)) == (0.5, 0.5)
+
+
+def test_rolling_validation_windows_are_an_option():
+    rec, sessions, _ = _shop()
+    fixed = tune_weights(rec, sessions=sessions, repeats=2, **KW)
+    rolled = tune_weights(rec, sessions=sessions, repeats=2, rolling=True, **KW)
+    assert fixed["search"]["rolling"] is False and rolled["search"]["rolling"] is True
+    n_f, n_r = fixed["split"]["n_fitting_sessions"], rolled["split"]["n_fitting_sessions"]
+    assert n_f[0] == n_f[1] and n_r[0] == n_f[0]  # the latest block both times, unless rolled

@@ -283,3 +283,58 @@ def test_zero_weight_fallback_ranks_last_resort_pairs_after_every_weighted_one()
                     strict=True):
         assert e["score"] == pytest.approx(float(s), abs=1e-4)
         assert e["base"] == -FALLBACK_OFFSET
+
+
+@pytest.mark.parametrize("calibration", ["none", "zscore", "zmean"])
+def test_fallback_weights_rank_in_two_tiers_against_a_brute_force_loop(calibration):
+    """Weights clicks=1, text=image=0 with fallback weights text=2 (image 0): a pair without
+    a shared click vector is ranked by its calibrated title similarity − 1000 where both
+    have a title, else by its raw photo cosine − 2000, else never; explain adds up."""
+    from prodfusion.fusion.weights import FALLBACK_OFFSET
+
+    cat, sessions, _, embs = _data(11)
+    rng = np.random.default_rng(5)
+    v = rng.normal(size=(N, 3)).astype(np.float32)
+    embs["image"] = Embeddings(v, rng.random(N) > 0.2, "image")
+    mods = ("text", "image", "clicks")
+    stats = estimate_stats(embs, mods) if calibration != "none" else None
+    wt = Weighting.make({"clicks": 1.0, "text": 0.0, "image": 0.0}, calibration, stats,
+                        fallback={"text": 2.0})
+    assert Weighting.from_dict(wt.to_dict()) == wt
+    assert wt.to_dict()["fallback"] == {"text": 2.0}
+    assert wt.fallback_weight("image") == 0.0 and Weighting.make(
+        {"clicks": 1.0, "text": 0.0}, fallback=True).fallback_weight("text") is None
+    s = make_fuser("intermediate", embs, mods, weighting=wt).similarity(np.arange(N))
+
+    def cos(m, i, j):
+        x, y = embs[m].vectors[i].astype(float), embs[m].vectors[j].astype(float)
+        return float(x @ y / np.linalg.norm(x) / np.linalg.norm(y))
+
+    has = {m: embs[m].mask for m in mods}
+    for i in range(N):
+        for j in range(N):
+            if has["clicks"][i] and has["clicks"][j]:
+                c = cos("clicks", i, j)
+                if calibration == "none":
+                    want = c
+                else:
+                    mu, sd = stats["clicks"]
+                    want = (c - mu) / sd
+            elif has["text"][i] and has["text"][j]:
+                c = cos("text", i, j)
+                want = (c if calibration == "none" else (c - stats["text"][0]) / stats["text"][1]
+                        ) - FALLBACK_OFFSET
+            elif has["image"][i] and has["image"][j]:
+                want = cos("image", i, j) - 2 * FALLBACK_OFFSET
+            else:
+                want = -np.inf
+            if math.isinf(want):
+                assert s[i, j] == -np.inf, (i, j)
+            else:
+                assert s[i, j] == pytest.approx(want, abs=2e-3), (i, j)
+    q = int(np.flatnonzero(has["text"] & has["image"] & ~has["clicks"])[0])
+    cand = np.flatnonzero(np.arange(N) != q)
+    for e, x in zip(explain_pairs("intermediate", embs, mods, wt, q, cand), s[q, cand],
+                    strict=True):
+        if np.isfinite(x):
+            assert e["score"] == pytest.approx(float(x), abs=2e-3)
