@@ -26,7 +26,12 @@ import numpy as np
 from prodfusion._checks import FUSION_METHODS, is_int
 from prodfusion.errors import NotBuiltError, param_error
 from prodfusion.fusion import check_method, check_modalities, make_fuser
-from prodfusion.fusion.weights import Weighting, confidence, estimate_stats
+from prodfusion.fusion.weights import (
+    Weighting,
+    confidence,
+    estimate_stats,
+    fallback_search_weighting,
+)
 from prodfusion.index.base import choose_backend
 
 __all__ = ["SearchMixin"]
@@ -112,8 +117,24 @@ class SearchMixin:
             return self.fuser(method, mods, weighting)
         wt = self.weighting(mods, weighting)
         if "cooc" in mods:  # a pairwise modality: vector index + co-occurrence neighbours
-            return self._pairwise_searcher(method, mods, wt)
-        return self._fused_searcher(method, mods, wt, backend)
+            main = self._pairwise_searcher(method, mods, wt)
+        else:
+            main = self._fused_searcher(method, mods, wt, backend)
+        routed = fallback_search_weighting(wt, mods) if method == "intermediate" else None
+        if routed is None:
+            return main
+        key = ("routed", method, mods, wt)  # never saved: the fallback index is built on use
+        if key not in self._searchers:
+            from prodfusion.index.fallback import FallbackRoutedIndex
+
+            data = self.modality_data()
+            served = np.zeros(len(self.catalog), bool)
+            for m in mods:
+                if wt.w(m) > 0:
+                    served |= np.asarray(data[m].mask, bool)
+            self._searchers[key] = FallbackRoutedIndex(
+                main, self.searcher(method, routed[0], routed[1]), served)
+        return self._searchers[key]
 
     # ------------------------------------------------------------------ approximate searchers
     def _fused_searcher(self, method: str, mods: tuple[str, ...], wt: Weighting, backend: str):

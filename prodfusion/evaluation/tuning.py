@@ -5,11 +5,23 @@
 1. the interactions are split exactly as the evaluation splits them (same protocol, fraction
    and seed: :func:`~prodfusion.evaluation.retrieval.split_interactions`); the held-out test
    cases are set aside unread;
-2. the *training* part is split again the same way into a fitting part and a validation part;
-3. Prod2Vec is retrained on the fitting part only (the model's text and image vectors are
-   kept), and every candidate configuration ranks the validation queries;
+2. the *training* part is split again the same way into a fitting part and a validation part,
+   ``repeats`` times (pairs by another seed; time-ordered sessions keep the latest block
+   unless ``rolling``, which validates split ``r`` on the ``r``-th latest block);
+3. Prod2Vec is retrained on each fitting part only (from another seed each time; the
+   model's text and image vectors are kept), and every candidate configuration ranks the
+   validation queries of every split;
 4. the search is a simplex grid over the modality weights (step ``step``) × calibrations ×
-   click-confidence constants ``n0``, refined by coordinate search (half and quarter steps).
+   click-confidence constants ``n0``, refined by coordinate search (multiplicative steps).
+   Configurations are compared slice-safe first (none of the validation slices of
+   ``min_slice_cases`` or more cases below the best single modality), then by the criterion
+   (``selection="lcb"``: the objective minus one standard error of its per-case difference
+   from the best single modality; ``"mean"``: the objective);
+5. when some weights are 0, the **fallback weights** that rank pairs sharing only those
+   modalities are chosen the same way on every validation case as if the weighted
+   modalities were missing (the sparsest within one standard error of the best:
+   :func:`_one_se`), and kept if the whole scores at least as well as with the plain
+   fallback.
 
 Only intermediate fusion is tuned: its score is a function of the per-modality cosines, which
 are computed once for the validation queries, so each configuration costs one weighted sum
@@ -103,8 +115,8 @@ def tune_weights(
 
     The search: a simplex grid (step ``step``) × calibrations × ``n0``, then a coordinate
     search from the best point that multiplies one weight at a time by 2, √2, 2^¼ (and
-    their inverses), sets it to 0 or lifts a zero weight to a quarter of the smallest
-    positive one — weights are scale-free ratios (a z-scored co-occurrence and a z-scored
+    their inverses), sets it to 0 or lifts a zero weight to a quarter or a sixteenth of the
+    smallest positive one — weights are scale-free ratios (a z-scored co-occurrence and a z-scored
     click cosine spread very differently), so multiplicative steps reach the small ratios an
     additive grid cannot — and finally retries every calibration and ``n0`` at the weights
     found.
@@ -114,16 +126,29 @@ def tune_weights(
     still train): tune for the kind of interaction the recommendations will be judged on. Validation ranks are counted among each query's candidates (the union of
     every modality's ``n_candidates`` nearest products and its targets; :class:`_Scorer`).
 
+    The objective is averaged over ``repeats`` validation splits (module docstring). With
+    ``selection="lcb"`` (default) configurations are ranked by the objective minus one
+    standard error of their per-case difference from the best single modality, so a mix
+    that wins by a few noisy cases does not replace that modality; ``slice_safe`` first
+    prefers configurations that are nowhere below the best single modality in a validation
+    slice (query / target with or without training clicks, with or without a photo) of
+    ``min_slice_cases`` or more cases.
+
     A weight of exactly 0 is a **last resort** (``Weighting.fallback``, written with the
     weights): a pair sharing only zero-weight modalities is ranked after every other
     candidate instead of never, so clicks alone still serves products without click vectors
-    (by their titles and photos, like the paper's baseline). ``min_weight > 0`` instead
-    lifts a zero weight to ``min_weight`` × the largest wherever the positive weights would
-    not cover every product; 0 (default) relies on the fallback.
+    (by their titles and photos, like the paper's baseline). With ``tune_fallback`` those
+    pairs are ranked by learnt fallback weights (module docstring), else by their mean raw
+    cosine. ``min_weight > 0`` instead keeps at least ``min_weight`` × the largest weight on
+    a modality wherever the others would not cover every product; 0 (default) relies on the
+    fallback.
 
-    Returns a dict with ``weights`` (summing to 1), ``calibration``, ``n0``, ``objective``,
-    ``validation_score``, ``reference_scores`` (equal weights and each modality alone, on the
-    same validation cases), ``n_configs``, ``split`` (counts) and ``fingerprints``.
+    Returns a dict with ``weights`` (summing to 1), ``fallback`` (``True`` or the fallback
+    weights), ``calibration``, ``n0``, ``objective``, ``validation_score`` (the objective,
+    mean over the splits), ``selection_criterion``, ``slice_safe``, ``validation_slices``
+    (per slice: cases, the choice, each modality alone and the best of them),
+    ``reference_scores`` (equal weights and each modality alone, on the same validation
+    cases), ``n_configs``, ``split`` (counts), ``search`` (the settings) and ``fingerprints``.
 
     Raises
     ------

@@ -72,7 +72,8 @@ from prodfusion.fusion.weighting import (  # the weighting itself; importable fr
 )
 
 __all__ = ["CALIBRATIONS", "Weighting", "parse_weights", "estimate_stats", "confidence",
-           "tie_scale", "tie_weighting", "intermediate_combine", "fallback_terms", "early_block_scale",
+           "tie_scale", "tie_weighting", "intermediate_combine", "fallback_terms",
+           "fallback_search_weighting", "early_block_scale",
            "late_combine", "query_norm", "Z_CALIBRATIONS"]
 
 
@@ -229,6 +230,29 @@ def fallback_terms(weighting: Weighting, modalities: Sequence[str], cos: Mapping
             else:
                 shares[m] = np.where(in1, 0.0, raw).astype(np.float32)
     return base, shares
+
+
+def fallback_search_weighting(weighting: Weighting, modalities: Sequence[str]
+                              ) -> tuple[tuple[str, ...], Weighting] | None:
+    """What an approximate index searches for a query that shares no positive-weight modality
+    with anything (it has none of them): ``(modalities, weighting)`` ranking candidates as
+    the fallback's first tier does (:func:`fallback_terms`) — equal raw cosines under the
+    plain fallback, the fallback weights (z-scored under a z calibration) otherwise. ``None``
+    when the weighting has no fallback among ``modalities``.
+    """
+    zero = [m for m in modalities if weighting.w(m) == 0]
+    if not (weighting.fallback and weighting.weights is not None and zero
+            and any(weighting.w(m) > 0 for m in modalities)):
+        return None
+    if weighting.fallback is True:
+        return tuple(zero), Weighting()
+    f = {m: weighting.fallback_weight(m) for m in zero if (weighting.fallback_weight(m) or 0) > 0}
+    if not f:
+        return tuple(zero), Weighting()
+    cal = "none" if weighting.calibration == "none" else "zscore"
+    stats = {m: (mu, sd) for m, mu, sd in weighting.stats if m in f}
+    return tuple(m for m in zero if m in f), Weighting.make(
+        f, cal, stats if cal != "none" else None, where="fallback weights")
 
 
 def early_block_scale(weighting: Weighting, m: str, conf_rows=None) -> np.ndarray | float:

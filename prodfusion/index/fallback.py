@@ -1,0 +1,61 @@
+"""Approximate search under a zero-weight fallback (``Weighting.fallback``).
+
+A query that has none of the positive-weight modalities shares none with any candidate: every
+pair is ranked by the fallback (:func:`prodfusion.fusion.weights.fallback_terms`). The
+weighted index's estimates are all zero for it, so its candidates would be arbitrary. This
+searcher routes such queries to an index over the fallback modalities under the fallback's
+own weighting (:func:`~prodfusion.fusion.weights.fallback_search_weighting`), whose order is
+the fallback's first tier, and re-scores those candidates exactly with the main index. Other
+queries go to the main index unchanged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from prodfusion.fusion.base import check_query_rows
+from prodfusion.index.exact import topk_rows
+from prodfusion.index.topk import Filters
+
+__all__ = ["FallbackRoutedIndex"]
+
+
+class FallbackRoutedIndex:
+    """``topk`` of the main index, with queries it cannot serve routed to ``fallback``.
+
+    Parameters
+    ----------
+    main : index with ``topk`` and exact ``pair_scores(q, rows)``
+    fallback : index with ``topk`` over the fallback modalities
+    served : bool array (n,)
+        Rows having a positive-weight modality (the main index serves them).
+    """
+
+    method = "intermediate"
+
+    def __init__(self, main, fallback, served: np.ndarray) -> None:
+        self.main, self.fallback = main, fallback
+        self.served = np.asarray(served, bool)
+        self.n = len(self.served)
+
+    def pair_scores(self, q: int, cand_rows: np.ndarray) -> np.ndarray:
+        return self.main.pair_scores(q, cand_rows)
+
+    def topk(self, query_rows, k: int = 15, *,
+             filters: Filters | None = None) -> tuple[np.ndarray, np.ndarray]:
+        rows = check_query_rows(query_rows, self.n)
+        k = int(k)
+        out_r = np.full((len(rows), k), -1, np.int64)
+        out_s = np.full((len(rows), k), -np.inf, np.float32)
+        a = self.served[rows]
+        if a.any():
+            out_r[a], out_s[a] = self.main.topk(rows[a], k, filters=filters)
+        idx = np.flatnonzero(~a)
+        if len(idx):
+            r, _ = self.fallback.topk(rows[idx], k, filters=filters)
+            for j, i in enumerate(idx):
+                c = r[j][r[j] >= 0]
+                if len(c):
+                    s = np.asarray(self.main.pair_scores(int(rows[i]), c), np.float32)
+                    out_r[i], out_s[i] = topk_rows(s[None, :], k, c[None, :])
+        return out_r, out_s
