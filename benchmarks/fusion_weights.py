@@ -13,7 +13,11 @@ setting. Settings (``--settings``):
 * ``weights+zscore+n0`` — and confidence-weighted clicks (n0 = 5);
 * ``weights+zmean`` — z-scores, a modality one product lacks counted as its mean;
 * ``cooc+zscore`` / ``cooc+zmean`` — text, image, clicks and the pairwise ``cooc``
-  modality (weights 1 / 0.5 / 2 / 1), needs ``--sessions``.
+  modality (weights 1 / 0.5 / 2 / 1), needs ``--sessions``;
+* ``clicks+fallback`` / ``clicks+plain-fallback`` — clicks alone with fallback weights
+  text 1 / image 0.5 (``zmean``) or the plain fallback; with ``--query-pool no-clicks`` every
+  query lacks a click vector, so every query is served through the fallback's own index
+  (built during the warm-up, not counted in "index build").
 
 Each setting is timed at every ``--fetch`` (``IndexSettings.min_candidates``, the candidates
 fetched per index piece before re-scoring, reported as fetched: 4× under ``n0``; a
@@ -66,6 +70,12 @@ SETTINGS = {
     "cooc+zmean": {"weights": {**W3, "cooc": 1.0}, "calibration": "zmean", "cooc": True},
     "cooc+zmean+n0": {"weights": {**W3, "cooc": 1.0}, "calibration": "zmean", "cooc": True,
                       "click_n0": 5.0},
+    # clicks alone with a fallback (what `tune` wrote for H&M pairs): a query without a click
+    # vector is routed to an index over the fallback modalities (prodfusion/index/fallback.py)
+    "clicks+fallback": {"weights": {"text": 0.0, "image": 0.0, "clicks": 1.0},
+                        "calibration": "zmean", "zero_weight_fallback": {"text": 1.0, "image": 0.5}},
+    "clicks+plain-fallback": {"weights": {"text": 0.0, "image": 0.0, "clicks": 1.0},
+                              "zero_weight_fallback": True},
 }
 
 
@@ -141,6 +151,9 @@ def main() -> None:
     ap.add_argument("--data", default=None, help="a generated folder (benchmarks/scale.py gen)")
     ap.add_argument("--vectors", default=None, help="folder of float16 emb_<m>.npy to map")
     ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--query-pool", choices=["text", "no-clicks"], default="text",
+                    help="draw the queries among products with a title (default) or among "
+                         "those with a title and no click vector")
     ap.add_argument("--recall", type=int, default=100, help="queries checked against exact")
     ap.add_argument("--settings", default="paper,weights,weights+zscore,weights+zscore+n0")
     ap.add_argument("--fetch", default="128", help="min_candidates values, comma-separated")
@@ -178,8 +191,10 @@ def main() -> None:
                         "mean_neighbours": round(cooc.info["nnz"] / max(cooc.n_present, 1), 1)}
         print("cooc:", info["cooc"], flush=True)
     ids = catalog.ids
-    q_ids = [ids[i] for i in rng.choice(np.flatnonzero(embs["text"].mask), args.queries,
-                                         replace=False)]
+    pool = embs["text"].mask.copy()
+    if args.query_pool == "no-clicks":
+        pool &= ~np.asarray(embs["clicks"].mask, bool)
+    q_ids = [ids[i] for i in rng.choice(np.flatnonzero(pool), args.queries, replace=False)]
     print(f"loaded {n:,} products ({dtype}) in {time.perf_counter() - t0:.1f} s; "
           f"memory {_mem()}", flush=True)
     recs, builds, searchers = {}, {}, {}
@@ -202,13 +217,15 @@ def main() -> None:
               f"memory {_mem()}", flush=True)
 
     def dense(s):  # the FusedIndex whose fetch the setting controls
+        s = getattr(s, "main", s)  # a FallbackRoutedIndex: its main index
         return s.dense if hasattr(s, "dense") else s
 
     base_settings = {name: dense(s).settings for name, s in searchers.items()}
     # the pairwise searchers' own dense fetch (None: k·over_fetch, as the cooc neighbours)
     own = {name: getattr(s, "dense_over_fetch", None) for name, s in searchers.items()}
     def fetch_values(name):  # pairwise searchers: the dense fetch; others: min_candidates
-        return [(None, d) for d in dense_fetches] if hasattr(searchers[name], "dense") \
+        return [(None, d) for d in dense_fetches] if hasattr(
+            getattr(searchers[name], "main", searchers[name]), "dense") \
             else [(f, None) for f in fetches]
 
     runs = [(name, f, False) for name in names for f in fetch_values(name)]

@@ -62,7 +62,7 @@ class SearchMixin:
         missing = [m for m in wt.needs_stats(mods) if m not in self._calibration_stats]
         if missing:
             self._calibration_stats.update(estimate_stats(self.modality_data(), missing, seed=self.seed))
-        if wt.calibration != "none":
+        if wt.calibration != "none" or wt.needs_stats(mods) or isinstance(wt.fallback, tuple):
             wt = wt.with_stats({m: self._calibration_stats[m] for m in mods
                                 if m in self._calibration_stats})
         return wt
@@ -132,8 +132,8 @@ class SearchMixin:
             for m in mods:
                 if wt.w(m) > 0:
                     served |= np.asarray(data[m].mask, bool)
-            self._searchers[key] = FallbackRoutedIndex(
-                main, self.searcher(method, routed[0], routed[1]), served)
+            self._searchers[key] = FallbackRoutedIndex(  # its fallback index: on first use
+                main, lambda: self.searcher(method, routed[0], routed[1]), served)
         return self._searchers[key]
 
     # ------------------------------------------------------------------ approximate searchers

@@ -258,7 +258,8 @@ def tune_weights(
         scorer = _Scorer(ev, mods, q, t, src.astype(str), counts, metric, k,
                          n_cand=n_candidates)
         data = ev.modality_data()
-        stats = estimate_stats(data, mods, seed=seed) if set(calibrations) - {"none"} else {}
+        stats = estimate_stats(data, mods, seed=seed) \
+            if set(calibrations) - {"none"} or tune_fallback else {}
         folds.append((scorer, stats))
     data = folds_in[0][4].modality_data()
     needed = _covering(mods, {m: np.asarray(data[m].mask, bool) for m in mods})
@@ -297,7 +298,8 @@ def tune_weights(
 
     def weighting(w, cal, n0, fb) -> Callable:
         return lambda st: Weighting.make(dict(zip(mods, w, strict=True)), cal,
-                                         st if cal != "none" else None, n0, fallback=fb)
+                                         st if cal != "none" or isinstance(fb, dict) else None,
+                                         n0, fallback=fb)
 
     # each modality alone (raw cosine, no fallback): the floor of every slice
     single_values: dict = {}
@@ -394,7 +396,7 @@ def tune_weights(
     fallback: bool | dict = True
     zero = [m for m, x in zip(mods, w, strict=True) if x == 0]
     if tune_fallback and zero:
-        fcal = "zscore" if cal != "none" else "none"
+        fcal = "zscore"  # the fallback mixes modalities: always z-scores (fallback_terms)
 
         fb_values: dict = {}
 

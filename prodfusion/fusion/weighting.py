@@ -98,9 +98,9 @@ class Weighting:
     #: Intermediate fusion: rank pairs that share only zero-weight modalities after every
     #: other candidate instead of never (``-inf``). A weight of 0 then means "a last resort",
     #: not "never". ``True``: by their mean raw cosine over those modalities; a tuple of
-    #: ``(modality, f)``: by the **fallback weights** ``f`` (what ``prodfusion tune`` learns
-    #: for the cases the weighted modalities cannot serve; :func:`~prodfusion.fusion.weights.
-    #: fallback_terms`).
+    #: ``(modality, f)``: by the **fallback weights** ``f`` over z-scored similarities (what
+    #: ``prodfusion tune`` learns for the cases the weighted modalities cannot serve;
+    #: :func:`~prodfusion.fusion.weights.fallback_terms`).
     fallback: bool | tuple[tuple[str, float], ...] = False
 
     @classmethod
@@ -179,8 +179,17 @@ class Weighting:
         return cos * np.float32(self.scale(m)) - np.float32(self.shift(m))
 
     def needs_stats(self, modalities: Sequence[str]) -> list[str]:
+        """Modalities whose statistics this weighting needs and lacks: every one under a z
+        calibration; those with a positive fallback weight (always z-scored) otherwise."""
         have = {m for m, _, _ in self.stats}
-        return [m for m in modalities if self.calibration != "none" and m not in have]
+        return [m for m in modalities if m not in have and (
+            self.calibration != "none" or (self.fallback_weight(m) or 0) > 0)]
+
+    def fallback_calibrate(self, m: str, cos: np.ndarray) -> np.ndarray:
+        """The fallback weights' similarity: the z-score of ``cos`` for modality ``m``,
+        whatever the main calibration (the fallback mixes modalities, so it is calibrated)."""
+        mu, sd = self._stat(m)
+        return (cos - np.float32(mu)) * np.float32(1.0 / sd)
 
     def with_stats(self, stats: Mapping[str, Sequence[float]]) -> Weighting:
         merged = {m: (mu, sd) for m, mu, sd in self.stats}

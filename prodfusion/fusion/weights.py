@@ -37,8 +37,9 @@ shares only zero-weight modalities after every other candidate instead of never:
 have only it (e.g. no click vector) with no recommendation (:func:`fallback_terms`). Plain
 (``True``): by the pair's mean raw cosine over those modalities minus
 :data:`FALLBACK_OFFSET` (1000). With **fallback weights** ``f_m`` (learnt by ``tune`` on
-the validation cases as if the weighted modalities were missing): by ``Σ f_m s_m / Σ f_m``
-over the shared modalities with ``f_m > 0`` (calibrated as the main weights) minus 1000,
+the validation cases as if the weighted modalities were missing): by ``Σ f_m z_m / Σ f_m``
+over the shared modalities with ``f_m > 0`` (``z_m`` the z-score of ``cos_m``, whatever the
+main calibration: the fallback mixes modalities) minus 1000,
 then the pairs sharing only ``f_m = 0`` modalities by their mean raw cosine minus 2000.
 Folders without the flag keep ``-inf``.
 
@@ -225,7 +226,8 @@ def fallback_terms(weighting: Weighting, modalities: Sequence[str], cos: Mapping
             raw = np.where(both[m], cos[m], 0.0) / np.maximum(cnt, 1)  # tier 2 (or plain)
             if m in tier1:
                 s1 = np.float32(weighting.fallback_weight(m)) * np.where(
-                    both[m], weighting.calibrate(m, cos[m]), 0.0) / np.where(in1, f_den, 1)
+                    both[m], weighting.fallback_calibrate(m, cos[m]), 0.0) / np.where(
+                        in1, f_den, 1)
                 shares[m] = np.where(in1, s1, raw).astype(np.float32)
             else:
                 shares[m] = np.where(in1, 0.0, raw).astype(np.float32)
@@ -249,10 +251,9 @@ def fallback_search_weighting(weighting: Weighting, modalities: Sequence[str]
     f = {m: weighting.fallback_weight(m) for m in zero if (weighting.fallback_weight(m) or 0) > 0}
     if not f:
         return tuple(zero), Weighting()
-    cal = "none" if weighting.calibration == "none" else "zscore"
     stats = {m: (mu, sd) for m, mu, sd in weighting.stats if m in f}
     return tuple(m for m in zero if m in f), Weighting.make(
-        f, cal, stats if cal != "none" else None, where="fallback weights")
+        f, "zscore", stats, where="fallback weights")
 
 
 def early_block_scale(weighting: Weighting, m: str, conf_rows=None) -> np.ndarray | float:

@@ -6,7 +6,8 @@ weighted index's estimates are all zero for it, so its candidates would be arbit
 searcher routes such queries to an index over the fallback modalities under the fallback's
 own weighting (:func:`~prodfusion.fusion.weights.fallback_search_weighting`), whose order is
 the fallback's first tier, and re-scores those candidates exactly with the main index. Other
-queries go to the main index unchanged.
+queries go to the main index unchanged. The fallback index is built on the first query that
+needs it (``fallback`` may be a callable returning it) and is not saved with the model.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class FallbackRoutedIndex:
     Parameters
     ----------
     main : index with ``topk`` and exact ``pair_scores(q, rows)``
-    fallback : index with ``topk`` over the fallback modalities
+    fallback : index with ``topk`` over the fallback modalities, or a callable building it
     served : bool array (n,)
         Rows having a positive-weight modality (the main index serves them).
     """
@@ -34,9 +35,15 @@ class FallbackRoutedIndex:
     method = "intermediate"
 
     def __init__(self, main, fallback, served: np.ndarray) -> None:
-        self.main, self.fallback = main, fallback
+        self.main, self._fallback = main, fallback
         self.served = np.asarray(served, bool)
         self.n = len(self.served)
+
+    @property
+    def fallback(self):
+        if callable(self._fallback) and not hasattr(self._fallback, "topk"):
+            self._fallback = self._fallback()
+        return self._fallback
 
     def pair_scores(self, q: int, cand_rows: np.ndarray) -> np.ndarray:
         return self.main.pair_scores(q, cand_rows)

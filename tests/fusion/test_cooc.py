@@ -288,8 +288,9 @@ def test_zero_weight_fallback_ranks_last_resort_pairs_after_every_weighted_one()
 @pytest.mark.parametrize("calibration", ["none", "zscore", "zmean"])
 def test_fallback_weights_rank_in_two_tiers_against_a_brute_force_loop(calibration):
     """Weights clicks=1, text=image=0 with fallback weights text=2 (image 0): a pair without
-    a shared click vector is ranked by its calibrated title similarity − 1000 where both
-    have a title, else by its raw photo cosine − 2000, else never; explain adds up."""
+    a shared click vector is ranked by its title z-score − 1000 where both have a title
+    (z-scored whatever the main calibration), else by its raw photo cosine − 2000, else
+    never; explain adds up."""
     from prodfusion.fusion.weights import FALLBACK_OFFSET
 
     cat, sessions, _, embs = _data(11)
@@ -297,9 +298,12 @@ def test_fallback_weights_rank_in_two_tiers_against_a_brute_force_loop(calibrati
     v = rng.normal(size=(N, 3)).astype(np.float32)
     embs["image"] = Embeddings(v, rng.random(N) > 0.2, "image")
     mods = ("text", "image", "clicks")
-    stats = estimate_stats(embs, mods) if calibration != "none" else None
+    stats = estimate_stats(embs, mods)
     wt = Weighting.make({"clicks": 1.0, "text": 0.0, "image": 0.0}, calibration, stats,
                         fallback={"text": 2.0})
+    assert Weighting.make({"clicks": 1.0, "text": 0.0}, fallback={"text": 1.0}).needs_stats(
+        ["text", "clicks"]) == ["text"]  # the fallback is z-scored even under 'none'
+
     assert Weighting.from_dict(wt.to_dict()) == wt
     assert wt.to_dict()["fallback"] == {"text": 2.0}
     assert wt.fallback_weight("image") == 0.0 and Weighting.make(
@@ -322,8 +326,7 @@ def test_fallback_weights_rank_in_two_tiers_against_a_brute_force_loop(calibrati
                     want = (c - mu) / sd
             elif has["text"][i] and has["text"][j]:
                 c = cos("text", i, j)
-                want = (c if calibration == "none" else (c - stats["text"][0]) / stats["text"][1]
-                        ) - FALLBACK_OFFSET
+                want = (c - stats["text"][0]) / stats["text"][1] - FALLBACK_OFFSET
             elif has["image"][i] and has["image"][j]:
                 want = cos("image", i, j) - 2 * FALLBACK_OFFSET
             else:
