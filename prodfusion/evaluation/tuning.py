@@ -40,7 +40,7 @@ import numpy as np
 
 from prodfusion._checks import MAX_K, is_real
 from prodfusion.errors import DataError, ParameterError, param_error
-from prodfusion.evaluation.tuning_scorer import _covering, _part, _Scorer
+from prodfusion.evaluation.tuning_scorer import _covering, _one_se, _part, _validation_folds
 
 __all__ = ["tune_weights", "parse_objective", "simplex_grid"]
 
@@ -68,20 +68,6 @@ def simplex_grid(n: int, step: float) -> list[tuple[float, ...]]:
         if sum(c) == parts:
             out.append(tuple(x / parts for x in c))
     return out
-
-
-def _one_se(results: dict, best: tuple) -> tuple:
-    """The one-standard-error rule: of the weightings ``results`` (``{w: (score, per-case
-    values)}``), the one with the fewest positive weights (then the best score) whose score
-    is within one standard error of the paired per-case difference from ``best``'s."""
-    top, vb = results[best]
-    ok = []
-    for w, (sc, v) in results.items():
-        d = vb - v
-        se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else 0.0
-        if sc >= top - se - 1e-12:
-            ok.append((sum(x > 0 for x in w), -sc, w))
-    return min(ok)[2] if ok else best
 
 
 def tune_weights(
@@ -159,12 +145,10 @@ def tune_weights(
     """
     from prodfusion.evaluation.retrieval import (
         _Progress,
-        check_no_leak,
-        heldout_recommender,
         split_interactions,
     )
     from prodfusion.fusion.base import check_modalities
-    from prodfusion.fusion.weights import CALIBRATIONS, Weighting, estimate_stats
+    from prodfusion.fusion.weights import CALIBRATIONS, Weighting
 
     where = "tune()"
     t0 = time.perf_counter()
@@ -208,62 +192,13 @@ def tune_weights(
         s_part = None
     if s_part is None and p_part is None:
         raise DataError(f"{where}: nothing is left to learn from once the test part is held out.")
-    folds_in, fit_sizes = [], []
-    from dataclasses import replace
-
-    p2v = prod2vec if prod2vec is not None else getattr(rec, "prod2vec", None)
-    for r in range(repeats):  # repeated validation splits: the choice is less split-bound
-        try:  # pairs: another seeded hash; sessions: the latest block (rolling: the r-th)
-            inner = split_interactions(rec.catalog, s_part, p_part, test_fraction=val_fraction,
-                                       seed=seed + 7919 * (r + 1), protocol=protocol,
-                                       window=r if rolling else 0)
-        except DataError:
-            if r == 0:
-                raise
-            log(f"only {r} validation split(s): too few sessions for another window")
-            break
-        check_no_leak(inner, rec.catalog)
-        parts = [(name, ho) for name, ho in inner.heldout.items()
-                 if validate_on in ("all", name)]
-        q = np.concatenate([ho.query_rows for _, ho in parts] or [np.zeros(0, int)])
-        t = np.concatenate([ho.target_rows for _, ho in parts] or [np.zeros(0, int)])
-        src = np.concatenate([np.full(len(ho), name, dtype=object) for name, ho in parts]
-                             or [np.zeros(0, object)])
-        if len(q) == 0:
-            raise DataError(
-                f"{where}: no held-out validation pair is left after cleaning (the "
-                "interactions hold too few sessions of 2+ known products, or pairs of products "
-                "with 2+ partners). Pass more interactions."
-            )
-        uq = np.unique(q)
-        if len(uq) > max_queries:
-            keep = np.random.default_rng(seed + r).choice(uq, size=max_queries, replace=False)
-            sel = np.isin(q, keep)
-            q, t, src = q[sel], t[sel], src[sel]
-        log(f"validation split {r + 1}/{repeats}: retraining Prod2Vec on the fitting part "
-            f"({len(inner.train or []):,} sessions); {len(q):,} validation cases")
-        ev = heldout_recommender(  # and Prod2Vec from another seed
-            rec, inner.train, prod2vec=replace(p2v, seed=p2v.seed + r) if p2v is not None
-            and r else p2v, progress=bool(progress is True))
-        folds_in.append((inner, q, t, src, ev))
-        fit_sizes.append(len(inner.train) if inner.train is not None else 0)
-    mods = tuple(m for m in mods if all(m in f[4].available_modalities for f in folds_in))
-    folds = []
-    for inner, q, t, src, ev in folds_in:
-        counts = None
-        if "clicks" in mods and inner.train is not None:
-            pc = inner.train.product_counts()
-            counts = np.array([pc.get(p, 0) for p in rec.catalog.ids], dtype=np.int64)
-        log(f"scoring {len(np.unique(q)):,} validation queries against their candidates")
-        scorer = _Scorer(ev, mods, q, t, src.astype(str), counts, metric, k,
-                         n_cand=n_candidates)
-        data = ev.modality_data()
-        stats = estimate_stats(data, mods, seed=seed) \
-            if set(calibrations) - {"none"} or tune_fallback else {}
-        folds.append((scorer, stats))
-    data = folds_in[0][4].modality_data()
+    mods, folds, fit_sizes, data = _validation_folds(
+        rec, s_part, p_part, mods, validate_on=validate_on, val_fraction=val_fraction,
+        seed=seed, protocol=protocol, repeats=repeats, rolling=rolling,
+        max_queries=max_queries, prod2vec=prod2vec, metric=metric, k=k,
+        n_candidates=n_candidates, with_stats=bool(set(calibrations) - {"none"}) or tune_fallback,
+        log=log, progress=progress, where=where)
     needed = _covering(mods, {m: np.asarray(data[m].mask, bool) for m in mods})
-    del folds_in
     n0s = list(n0_grid) if "clicks" in mods else [None]
     cache: dict = {}
 

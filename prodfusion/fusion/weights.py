@@ -239,7 +239,7 @@ def fallback_search_weighting(weighting: Weighting, modalities: Sequence[str]
     """What an approximate index searches for a query that shares no positive-weight modality
     with anything (it has none of them): ``(modalities, weighting)`` ranking candidates as
     the fallback's first tier does (:func:`fallback_terms`) — equal raw cosines under the
-    plain fallback, the fallback weights (z-scored under a z calibration) otherwise. ``None``
+    plain fallback, the fallback weights over z-scores otherwise. ``None``
     when the weighting has no fallback among ``modalities``.
     """
     zero = [m for m in modalities if weighting.w(m) == 0]
