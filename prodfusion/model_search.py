@@ -52,7 +52,7 @@ class SearchMixin:
         ``modalities``, with the calibration statistics estimated on first use."""
         wt = override if override is not None else Weighting.make(
             self.weights, self.calibration, None, self.click_n0, where="Recommender",
-            fallback=self.zero_weight_fallback)
+            fallback=self.zero_weight_fallback, impute=getattr(self, "impute", 0.0))
         if not hasattr(self, "embeddings_"):
             return wt
         mods = tuple(modalities) if modalities is not None else self.available_modalities

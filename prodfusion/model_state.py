@@ -82,8 +82,10 @@ def apply_tuning(rec, res: dict, *, sessions=None, pairs=None) -> None:
             for pid, n in (s.product_counts().items() if s is not None else ()):
                 merged[pid] = merged.get(pid, 0) + n
         counts = np.array([merged.get(p, 0) for p in rec._ids], dtype=np.int64)
-    Weighting.make(res["weights"], res["calibration"], None, res["n0"], where="tune()")
-    rec.zero_weight_fallback = bool(res.get("fallback", False))
+    Weighting.make(res["weights"], res["calibration"], None, res["n0"], where="tune()",
+                   fallback=res.get("fallback", False), impute=res.get("impute", 0.0))
+    rec.zero_weight_fallback = res.get("fallback", False)
+    rec.impute = res.get("impute", 0.0)
     rec.weights, rec.calibration, rec.click_n0 = res["weights"], res["calibration"], res["n0"]
     if counts is not None:
         rec.click_counts_ = counts

@@ -206,6 +206,7 @@ class QueryMixin(SearchMixin):
         return Weighting.make(weights if weights is not None else self.weights,
                               calibration or self.calibration, None, self.click_n0,
                               fallback=self.zero_weight_fallback,
+                              impute=getattr(self, "impute", 0.0),
                               where="similar()")
 
     def _search(self, rows, k, *, where: str, fusion=None, modalities=None,

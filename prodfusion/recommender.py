@@ -97,6 +97,10 @@ class Recommender(QueryMixin):
     zero_weight_fallback : bool
         Intermediate fusion ranks pairs sharing only zero-weight modalities last instead of
         never (``Weighting.fallback``; ``prodfusion tune`` sets it).
+    impute : float
+        Under ``calibration="zmean"``: a modality the candidate lacks counts as ``impute`` ×
+        the mean z-score of the shared ones (0: as a random pair; ``prodfusion tune`` sets
+        it; :class:`~prodfusion.fusion.weights.Weighting`).
     click_n0 : float, optional
         Confidence-weighted clicks: the click weight of a pair is multiplied by
         ``c(n_i)·c(n_j)``, ``c(n) = n/(n + n0)``, n = training occurrences.
@@ -133,13 +137,14 @@ class Recommender(QueryMixin):
     calibration: str = "none"
     click_n0: float | None = None
     zero_weight_fallback: bool = False
+    impute: float = 0.0
     lexical: str | None = None
     cooc: bool = False
 
     def __post_init__(self) -> None:
         check_method(self.fusion, "Recommender()")
         wt = Weighting.make(self.weights, self.calibration, None, self.click_n0,
-                            where="Recommender()")
+                            where="Recommender()", impute=self.impute)
         self.weights = dict(wt.weights) if wt.weights is not None else None
         self._calibration_stats: dict = {}
         if self.lexical is not None:

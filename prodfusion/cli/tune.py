@@ -39,8 +39,9 @@ def cmd_tune(args) -> int:
     if not args.dry_run:
         rec.save(args.model)  # atomic: a temp folder renamed over the old one
     w = ", ".join(f"{m}={x:.3f}" for m, x in res["weights"].items())
+    imp = f"@{res['impute']:g}" if res.get("impute") else ""
     print(f"tuned {args.model}{' (dry run: not written)' if args.dry_run else ''}: intermediate "
-          f"fusion, weights {w}, calibration {res['calibration']}, n0 {res['n0']}")
+          f"fusion, weights {w}, calibration {res['calibration']}{imp}, n0 {res['n0']}")
     if isinstance(res["fallback"], dict):
         fb = ", ".join(f"{m}={x:.3f}" for m, x in res["fallback"].items())
         print(f"  fallback for pairs sharing no weighted modality: {fb}")
@@ -80,7 +81,10 @@ def add_tune_parser(sub) -> None:
                    help="validation share of the remaining part (default 0.2)")
     p.add_argument("--eval-seed", type=int, default=0, help="split seed (same as evaluate)")
     p.add_argument("--step", type=float, default=0.25, help="simplex grid step (1/N)")
-    p.add_argument("--calibrations", default=["none", "zscore", "zmean"], type=csv_list)
+    p.add_argument("--calibrations", default=["none", "zscore", "zmean", "zmean@0.5"],
+                   type=csv_list, help="calibrations to try; zmean@B: a modality the candidate "
+                   "lacks counts as B × the mean z of the shared ones (default "
+                   "none,zscore,zmean,zmean@0.5)")
     p.add_argument("--n0", default=[None, 2.0, 10.0], type=_n0_list,
                    help="click-confidence constants to try, e.g. none,2,10")
     p.add_argument("--min-weight", type=float, default=0.0,

@@ -353,6 +353,7 @@ def heldout_recommender(
     ev.weights = getattr(rec, "weights", None)
     ev.calibration = getattr(rec, "calibration", "none")
     ev.click_n0 = getattr(rec, "click_n0", None)
+    ev.impute = getattr(rec, "impute", 0.0)
     ev.zero_weight_fallback = getattr(rec, "zero_weight_fallback", False)
     if train is not None and len(train):
         pc = train.product_counts()

@@ -70,6 +70,20 @@ def simplex_grid(n: int, step: float) -> list[tuple[float, ...]]:
     return out
 
 
+def _calibration(c: str) -> tuple[str, float]:
+    """``"zmean@0.5"`` → ``("zmean", 0.5)`` (:attr:`Weighting.impute`); ``"zscore"`` →
+    ``("zscore", 0.0)``. ValueError on anything else."""
+    from prodfusion.fusion.weights import CALIBRATIONS
+
+    name, sep, beta = str(c).partition("@")
+    if name not in CALIBRATIONS or sep and (name != "zmean" or not beta):
+        raise ValueError(c)
+    b = float(beta) if sep else 0.0
+    if not 0 <= b <= 1:
+        raise ValueError(c)
+    return name, b
+
+
 def tune_weights(
     rec: Any,
     *,
@@ -81,7 +95,7 @@ def tune_weights(
     val_fraction: float = 0.2,
     seed: int = 0,
     step: float = 0.25,
-    calibrations: Sequence[str] = ("none", "zscore", "zmean"),
+    calibrations: Sequence[str] = ("none", "zscore", "zmean", "zmean@0.5"),
     n0_grid: Sequence[float | None] = (None, 2.0, 10.0),
     max_queries: int = 2000,
     min_weight: float = 0.0,
@@ -161,8 +175,11 @@ def tune_weights(
     if not is_real(step) or not 0 < step <= 0.5 or abs(round(1 / step) * step - 1) > 1e-9:
         raise param_error("step", where, "1/N for an integer N ≥ 2 (e.g. 0.25)", step)
     for c in calibrations:
-        if c not in CALIBRATIONS:
-            raise param_error("calibrations", where, f"a subset of {list(CALIBRATIONS)}", c)
+        try:
+            _calibration(c)
+        except ValueError:
+            raise param_error("calibrations", where, f"a subset of {list(CALIBRATIONS)} "
+                              "(zmean@β with β in [0, 1]: Weighting.impute)", c) from None
     if isinstance(min_weight, bool) or not isinstance(min_weight, (int, float)) \
             or not 0 <= min_weight < 1:
         raise param_error("min_weight", where, "a number in [0, 1)", min_weight)
@@ -232,9 +249,10 @@ def tune_weights(
         return float(np.mean(scores)), sl
 
     def weighting(w, cal, n0, fb) -> Callable:
-        return lambda st: Weighting.make(dict(zip(mods, w, strict=True)), cal,
-                                         st if cal != "none" or isinstance(fb, dict) else None,
-                                         n0, fallback=fb)
+        name, beta = _calibration(cal)
+        return lambda st: Weighting.make(dict(zip(mods, w, strict=True)), name,
+                                         st if name != "none" or isinstance(fb, dict) else None,
+                                         n0, fallback=fb, impute=beta)
 
     # each modality alone (raw cosine, no fallback): the floor of every slice
     single_values: dict = {}
@@ -382,7 +400,8 @@ def tune_weights(
         "fusion": "intermediate",
         "fallback": fallback,
         "weights": {m: float(x) for m, x in zip(mods, w, strict=True)},
-        "calibration": cal,
+        "calibration": _calibration(cal)[0],
+        "impute": _calibration(cal)[1],
         "n0": n0,
         "objective": f"{metric}@{k}",
         "validation_score": score,

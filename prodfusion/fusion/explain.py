@@ -13,7 +13,8 @@ tie-break; ``−1000`` or ``−2000`` for a pair ranked by the zero-weight fallb
 :class:`~prodfusion.fusion.weights.Weighting`, :func:`~prodfusion.fusion.weights.fallback_terms`;
 else 0): ``score = base + Σ_m share_m``. By method:
 
-* intermediate: ``share_m = W_m s_m / Σ W`` (``"zmean"``: ``/ D(q)``);
+* intermediate: ``share_m = W_m s_m / Σ W`` (``"zmean"``: ``/ D(q)``; with ``impute`` β:
+  ``/ (Σ W·D(q) / (Σ W + β(D(q) − Σ W)))``);
 * early: ``share_m = b_m(q) b_m(j) cos_m / (|x_q| |x_j|)`` (the paper's raw formula:
   ``v_m(q)·v_m(j) / D_m / (|x_q| |x_j|)``);
 * late: ``share_m = w_m [same cluster] + 0.999·gap·(W_m cos_m / Σ W) / 2`` and
@@ -104,9 +105,12 @@ def explain_pairs(method: str, embeddings: Mapping[str, Embeddings], modalities:
         if method == "intermediate" and tw.calibration == "zmean":  # the query's D(q)
             from prodfusion.fusion.weights import query_norm
 
-            total = np.where(total > 0, float(query_norm(
+            dq = float(query_norm(
                 tw, modalities, {m: np.array([bool(embeddings[m].mask[q])]) for m in modalities},
-                None if confidence is None else confidence[[q]])[0]), 0.0)
+                None if confidence is None else confidence[[q]])[0])
+            with np.errstate(divide="ignore", invalid="ignore"):  # impute β: den·D/(den+β(D−den))
+                eff = total * dq / (total + tw.impute * (dq - total)) if tw.impute else dq
+            total = np.where(total > 0, eff, 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             for m in modalities:
                 s = cal[m] if method == "intermediate" else raw[m]

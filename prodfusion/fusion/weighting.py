@@ -102,12 +102,19 @@ class Weighting:
     #: ``prodfusion tune`` learns for the cases the weighted modalities cannot serve;
     #: :func:`~prodfusion.fusion.weights.fallback_terms`).
     fallback: bool | tuple[tuple[str, float], ...] = False
+    #: Under ``"zmean"``: a modality the query has and the candidate lacks counts as
+    #: ``impute`` × the pair's weighted mean z-score over the modalities both have, instead of
+    #: 0 (its mean). 0 is ``"zmean"`` (lacking a modality pulls a product towards a random
+    #: one), 1 ranks as ``"zscore"`` (the others alone decide); in between, lacking a
+    #: modality is neither a bonus nor the full penalty. ``prodfusion tune`` chooses it.
+    impute: float = 0.0
 
     @classmethod
     def make(cls, weights: Mapping[str, float] | str | None = None, calibration: str = "none",
              stats: Mapping[str, Sequence[float]] | None = None, n0: float | None = None,
              where: str = "Weighting",
-             fallback: bool | Mapping[str, float] | tuple = False) -> Weighting:
+             fallback: bool | Mapping[str, float] | tuple = False,
+             impute: float = 0.0) -> Weighting:
         if calibration not in CALIBRATIONS:
             raise param_error("calibration", where, f"one of {list(CALIBRATIONS)}", calibration)
         w = parse_weights(weights, where)
@@ -119,8 +126,11 @@ class Weighting:
             fb = tuple(sorted(parse_weights(dict(fallback), f"{where} fallback weights").items()))
         else:
             fb = bool(fallback)
+        if isinstance(impute, bool) or not isinstance(impute, (int, float)) \
+                or not 0 <= impute <= 1:
+            raise param_error("impute", where, "a number in [0, 1]", impute)
         return cls(tuple(sorted(w.items())) if w is not None else None, calibration, st,
-                   None if n0 is None else float(n0), fb)
+                   None if n0 is None else float(n0), fb, float(impute))
 
     @classmethod
     def from_dict(cls, d: Mapping | None) -> Weighting:
@@ -129,7 +139,7 @@ class Weighting:
             return cls()
         return cls.make(d.get("weights"), d.get("calibration", "none"), d.get("stats"),
                         d.get("n0"), where="manifest settings.weighting",
-                        fallback=d.get("fallback") or False)
+                        fallback=d.get("fallback") or False, impute=d.get("impute", 0.0))
 
     def to_dict(self) -> dict:
         out = {"weights": dict(self.weights) if self.weights is not None else None,
@@ -137,6 +147,8 @@ class Weighting:
                "stats": {m: [mu, sd] for m, mu, sd in self.stats}, "n0": self.n0}
         if self.fallback:  # absent: older folders, zero weights mean "never"
             out["fallback"] = True if self.fallback is True else dict(self.fallback)
+        if self.impute:  # absent: 0, what "zmean" meant before
+            out["impute"] = self.impute
         return out
 
     def fallback_weight(self, m: str) -> float | None:
@@ -195,7 +207,8 @@ class Weighting:
         merged = {m: (mu, sd) for m, mu, sd in self.stats}
         merged.update({m: tuple(v) for m, v in stats.items()})
         return Weighting.make(dict(self.weights) if self.weights is not None else None,
-                              self.calibration, merged, self.n0, fallback=self.fallback)
+                              self.calibration, merged, self.n0, fallback=self.fallback,
+                              impute=self.impute)
 
     def restrict(self, modalities: Sequence[str]) -> Weighting:
         """The same weighting over ``modalities`` only (weights of the others dropped).
@@ -207,7 +220,7 @@ class Weighting:
             return self
         kept = tuple((m, w) for m, w in self.weights if m in modalities)
         return Weighting(kept if any(w > 0 for _, w in kept) else None, self.calibration,
-                         self.stats, self.n0, self.fallback)
+                         self.stats, self.n0, self.fallback, self.impute)
 
     def check(self, modalities: Sequence[str], where: str) -> None:
         """Refuse weights naming a modality outside ``modalities`` or zero on all of them."""

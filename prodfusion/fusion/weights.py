@@ -17,7 +17,9 @@ The three fusions then are
 
 * **intermediate** — ``S = Σ W_m s_m / Σ W_m`` over the modalities both have (exact for
   missing modalities; ``-inf`` when the shared weights sum to 0). Under ``"zmean"`` a
-  modality that one of the two products lacks counts as its **mean** (``z = 0``) instead of
+  modality that one of the two products lacks counts as its **mean** (``z = 0``; with
+  ``impute`` β: as β × the weighted mean z over the modalities both have, so
+  ``S = (num/den)·(den + β(D(q) − den))/D(q)``, β = 1 ranking as ``"zscore"``) instead of
   being dropped: ``S = Σ_{m both have} W_m z_m / D(q)`` with the query's normaliser
   ``D(q) = Σ_{m q has} w_m·c(n_q)`` (``c`` for clicks under ``n0``), still ``-inf`` where
   the shared weights sum to 0. With ``"zscore"`` a product lacking a modality is ranked by
@@ -181,8 +183,12 @@ def intermediate_combine(weighting: Weighting, modalities: Sequence[str], cos: M
         if weighting.calibration == "zmean":
             if q_has is None:
                 raise ParameterError("calibration 'zmean' needs which modalities each query has.")
-            dq = query_norm(weighting, modalities, q_has, conf_q)
-            out = (num / np.asarray(dq, np.float32)[:, None]).astype(np.float32)
+            dq = np.asarray(query_norm(weighting, modalities, q_has, conf_q), np.float32)[:, None]
+            if weighting.impute:  # a missing modality: impute × the shared modalities' mean
+                out = (num / den * (den + np.float32(weighting.impute) * (dq - den)) / dq
+                       ).astype(np.float32)
+            else:
+                out = (num / dq).astype(np.float32)
         else:
             out = (num / den).astype(np.float32)
     out[~(den > 0)] = -np.inf

@@ -244,7 +244,10 @@ def test_the_fallback_is_learnt_for_the_cases_the_weighted_modalities_cannot_ser
     assert isinstance(fb, dict) and set(fb) <= {m for m, x in w.items() if x == 0}
     if w["lexical"] == 0:
         assert fb.get("lexical", 0) > fb.get("image", 0)
-    rec2.tune(sessions, **KW)
+    res2 = rec2.tune(sessions, **KW)
+    # the learnt fallback is the model's (until the fourth session it became plain `True`)
+    assert rec2.weighting().fallback == tuple(sorted(res2["fallback"].items()))
+    assert rec2.weighting().to_dict()["fallback"] == res2["fallback"]
     got, _ = rec2.similar(rec2.catalog.ids[0], k=5)  # row 0 has no title
     assert len(got) == 5
     assert res["search"]["repeats"] == 3 and len(res["split"]["n_fitting_sessions"]) == 3
@@ -286,6 +289,11 @@ def test_repeated_validation_uses_other_session_windows_and_refuses_bad_counts()
         tune_weights(rec, sessions=sessions, repeats=0, **KW)
     with pytest.raises(ParameterError, match=r"'min_slice_cases' parameter of tune\(\)"):
         tune_weights(rec, sessions=sessions, min_slice_cases=0, **KW)
+    for bad in ("zmean@2", "zscore@0.5", "zmean@", "zmeans"):
+        with pytest.raises(ParameterError, match=r"'calibrations' parameter of tune\(\)"):
+            tune_weights(rec, sessions=sessions, calibrations=("none", bad), **KW)
+    res = tune_weights(rec, sessions=sessions, calibrations=("zmean@0.5",), **KW)
+    assert res["calibration"] == "zmean" and res["impute"] == 0.5
 
 
 def test_one_se_rule_prefers_the_sparsest_weighting_within_the_noise():

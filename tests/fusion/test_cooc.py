@@ -98,22 +98,29 @@ def _oracle(embs, cooc, mods, wt, conf=None):
                     num += w * cw * float(wt.calibrate(m, np.float32(raw)))
                     den += w * cw
             if den > 0:
+                if wt.calibration == "zmean":  # missing: impute × the shared weighted mean
+                    num += wt.impute * (num / den) * (dq - den)
                 out[i, j] = num / (dq if wt.calibration == "zmean" else den)
     return out
 
 
-@pytest.mark.parametrize("calibration", ["none", "zscore", "zmean"])
+@pytest.mark.parametrize("calibration", ["none", "zscore", "zmean", "zmean@0.5", "zmean@1"])
 @pytest.mark.parametrize("mods", [("cooc",), ("text", "cooc"), ("text", "clicks", "cooc")])
 @pytest.mark.parametrize("n0", [None, 3.0])
 def test_intermediate_fusion_with_cooc_matches_the_brute_force_formula(calibration, mods, n0):
+    """``zmean@β``: a modality the candidate lacks counts as β × the mean of the shared ones."""
     cat, sessions, _, embs = _data(1)
     cooc = Cooc.from_sessions(sessions, cat)
     data = {**embs, "cooc": cooc}
     weights = {"text": 0.5, "clicks": 2.0, "cooc": 1.5}
+    calibration, _, beta = calibration.partition("@")
     stats = estimate_stats(data, mods, seed=0) if calibration != "none" else None
     if n0 is not None and "clicks" not in mods:
         pytest.skip("n0 only weighs clicks")
-    wt = Weighting.make({m: weights[m] for m in mods}, calibration, stats, n0)
+    wt = Weighting.make({m: weights[m] for m in mods}, calibration, stats, n0,
+                        impute=float(beta or 0))
+    if beta:
+        assert Weighting.from_dict(wt.to_dict()) == wt and wt.to_dict()["impute"] == float(beta)
     conf = confidence(np.arange(N) % 7, n0) if n0 else None
     f = make_fuser("intermediate", data, mods, weighting=wt, confidence=conf)
     got = f.similarity(np.arange(N))
@@ -150,14 +157,16 @@ def test_early_and_late_fusion_refuse_the_pairwise_modality():
             make_fuser(method, data, ("text", "cooc"))
 
 
-@pytest.mark.parametrize("calibration", ["none", "zmean"])
+@pytest.mark.parametrize("calibration", ["none", "zmean", "zmean@0.5"])
 def test_explain_shares_add_up_to_the_score_with_cooc(calibration):
     cat, sessions, _, embs = _data(3)
     cooc = Cooc.from_sessions(sessions, cat)
     data = {**embs, "cooc": cooc}
     mods = ("text", "clicks", "cooc")
+    calibration, _, beta = calibration.partition("@")
     stats = estimate_stats(data, mods) if calibration != "none" else None
-    wt = Weighting.make({"text": 1.0, "clicks": 0.5, "cooc": 2.0}, calibration, stats)
+    wt = Weighting.make({"text": 1.0, "clicks": 0.5, "cooc": 2.0}, calibration, stats,
+                        impute=float(beta or 0))
     f = make_fuser("intermediate", data, mods, weighting=wt)
     q = int(np.flatnonzero(cooc.mask & embs["text"].mask)[0])
     rows, scores = f.topk([q], 10)
@@ -378,3 +387,9 @@ def test_the_approximate_search_serves_fallback_only_queries_as_the_exact_fuser(
         recall = np.mean([len(set(a) & set(b)) / 15 for a, b in zip(r0, r1, strict=True)])
         assert recall >= 0.95
         np.testing.assert_allclose(s1[:, 0], s0[:, 0], atol=1e-3)
+
+
+def test_impute_outside_zero_one_is_refused_by_name():
+    for bad in (-0.1, 1.5, True, "half"):
+        with pytest.raises(ParameterError, match=r"'impute' parameter of Weighting"):
+            Weighting.make({"text": 1.0}, "zmean", impute=bad)
