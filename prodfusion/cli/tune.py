@@ -81,10 +81,10 @@ def add_tune_parser(sub) -> None:
                    help="validation share of the remaining part (default 0.2)")
     p.add_argument("--eval-seed", type=int, default=0, help="split seed (same as evaluate)")
     p.add_argument("--step", type=float, default=0.25, help="simplex grid step (1/N)")
-    p.add_argument("--calibrations", default=["none", "zscore", "zmean", "zmean@0.5"],
-                   type=csv_list, help="calibrations to try; zmean@B: a modality the candidate "
-                   "lacks counts as B × the mean z of the shared ones (default "
-                   "none,zscore,zmean,zmean@0.5)")
+    p.add_argument("--calibrations", default=["none", "zscore", "zmean"],
+                   type=csv_list, help="calibrations to try (default none,zscore,zmean); "
+                   "zmean@B: a modality the candidate lacks counts as B × the mean z of the "
+                   "shared ones (e.g. zmean@0.5)")
     p.add_argument("--n0", default=[None, 2.0, 10.0], type=_n0_list,
                    help="click-confidence constants to try, e.g. none,2,10")
     p.add_argument("--min-weight", type=float, default=0.0,

@@ -95,7 +95,7 @@ def tune_weights(
     val_fraction: float = 0.2,
     seed: int = 0,
     step: float = 0.25,
-    calibrations: Sequence[str] = ("none", "zscore", "zmean", "zmean@0.5"),
+    calibrations: Sequence[str] = ("none", "zscore", "zmean"),
     n0_grid: Sequence[float | None] = (None, 2.0, 10.0),
     max_queries: int = 2000,
     min_weight: float = 0.0,
