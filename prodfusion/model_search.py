@@ -62,7 +62,7 @@ class SearchMixin:
         missing = [m for m in wt.needs_stats(mods) if m not in self._calibration_stats]
         if missing:
             self._calibration_stats.update(estimate_stats(self.modality_data(), missing, seed=self.seed))
-        if wt.calibration != "none" or wt.needs_stats(mods) or isinstance(wt.fallback, tuple):
+        if wt.calibration != "none" or isinstance(wt.fallback, tuple):  # fallback: z-scored
             wt = wt.with_stats({m: self._calibration_stats[m] for m in mods
                                 if m in self._calibration_stats})
         return wt

@@ -38,9 +38,15 @@ from typing import Any
 
 import numpy as np
 
-from prodfusion._checks import MAX_K, is_real
+from prodfusion._checks import MAX_K, check_int, is_real
 from prodfusion.errors import DataError, ParameterError, param_error
-from prodfusion.evaluation.tuning_scorer import _covering, _one_se, _part, _validation_folds
+from prodfusion.evaluation.tuning_scorer import (
+    _covering,
+    _one_se,
+    _paired_se,
+    _part,
+    _validation_folds,
+)
 
 __all__ = ["tune_weights", "parse_objective", "simplex_grid"]
 
@@ -192,11 +198,8 @@ def tune_weights(
         )
     if selection not in ("lcb", "mean"):
         raise param_error("selection", where, "'lcb' or 'mean'", selection)
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= 20:
-        raise param_error("repeats", where, "an integer in [1, 20]", repeats)
-    if isinstance(min_slice_cases, bool) or not isinstance(min_slice_cases, int) \
-            or min_slice_cases < 1:
-        raise param_error("min_slice_cases", where, "an integer ≥ 1", min_slice_cases)
+    check_int(repeats, "repeats", where, low=1, high=20)
+    check_int(min_slice_cases, "min_slice_cases", where, low=1)
     available = rec.available_modalities
     mods = check_modalities(modalities, available, where)
     log = _Progress(progress)
@@ -274,12 +277,15 @@ def tune_weights(
         return all(v >= floor[name] - 1e-12 for name, (v, n) in sl.items()
                    if n >= min_slice_cases and not math.isnan(v))
 
+    def key_of(w, cal, n0, fb) -> tuple:
+        return (tuple(round(x, 9) for x in w), cal, n0,
+                fb if isinstance(fb, bool) else tuple(sorted(fb.items())))
+
     def evaluate(w: tuple[float, ...], cal: str, n0, fb=True) -> tuple[bool, float]:
         """``(slice-safe, criterion)``: the objective, minus under ``selection="lcb"`` one
         standard error of the per-case difference from the best single modality."""
         w = fixed(w)
-        key = (tuple(round(x, 9) for x in w), cal, n0,
-               fb if isinstance(fb, bool) else tuple(sorted(fb.items())))
+        key = key_of(w, cal, n0, fb)
         if key not in cache:
             if not any(w):
                 cache[key] = (False, -math.inf, -math.inf, {})
@@ -288,8 +294,7 @@ def tune_weights(
                 score, sl = measure(weighting(w, cal, n0, fb), keep)
                 crit = score
                 if selection == "lcb":
-                    d = np.concatenate(keep) - v_best
-                    crit -= float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else 0.0
+                    crit -= _paired_se(np.concatenate(keep), v_best)
                 cache[key] = (safe(score, sl), crit, score, sl)
         return cache[key][:2]
 
@@ -371,13 +376,11 @@ def tune_weights(
         cand = evaluate(w, cal, n0, tuned_fb)
         if not better(score, cand):  # at least as good as the plain fallback
             fallback, score = tuned_fb, cand
-    final = cache[(tuple(round(x, 9) for x in w), cal, n0,
-                   fallback if isinstance(fallback, bool) else tuple(sorted(fallback.items())))]
+    final = cache[key_of(w, cal, n0, fallback)]
     is_safe, crit, score, chosen_slices = final
-    evaluate(tuple(1.0 for _ in mods), "none", None)
-    refs = {"equal weights (calibration none)": cache[(tuple(round(1 / len(mods), 9)
-                                                             for _ in mods), "none", None,
-                                                       True)][2]}
+    equal = fixed(tuple(1.0 for _ in mods))
+    evaluate(equal, "none", None)
+    refs = {"equal weights (calibration none)": cache[key_of(equal, "none", None, True)][2]}
     for m in mods:  # exact zeros here: the modality really alone
         refs[f"{m} alone"] = singles[m][0]
     slices = {name: {"n": n, "tuned": v, "best single": floor[name],

@@ -258,8 +258,12 @@ def _one_se(results: dict, best: tuple) -> tuple:
     top, vb = results[best]
     ok = []
     for w, (sc, v) in results.items():
-        d = vb - v
-        se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else 0.0
-        if sc >= top - se - 1e-12:
+        if sc >= top - _paired_se(vb, v) - 1e-12:
             ok.append((sum(x > 0 for x in w), -sc, w))
     return min(ok)[2] if ok else best
+
+
+def _paired_se(a: np.ndarray, b: np.ndarray) -> float:
+    """Standard error of the mean of the per-case difference ``a − b`` (0 for one case)."""
+    d = np.asarray(a, float) - np.asarray(b, float)
+    return float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else 0.0

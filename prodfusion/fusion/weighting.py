@@ -106,7 +106,8 @@ class Weighting:
     #: ``impute`` × the pair's weighted mean z-score over the modalities both have, instead of
     #: 0 (its mean). 0 is ``"zmean"`` (lacking a modality pulls a product towards a random
     #: one), 1 ranks as ``"zscore"`` (the others alone decide); in between, lacking a
-    #: modality is neither a bonus nor the full penalty. ``prodfusion tune`` chooses it.
+    #: modality is neither a bonus nor the full penalty. ``prodfusion tune`` tries it when
+    #: ``--calibrations`` lists ``zmean@β``.
     impute: float = 0.0
 
     @classmethod
@@ -188,7 +189,12 @@ class Weighting:
         """The calibrated similarity ``s_m`` of raw cosines."""
         if self.calibration == "none":
             return cos
-        return cos * np.float32(self.scale(m)) - np.float32(self.shift(m))
+        return self._z(m, cos)
+
+    def _z(self, m: str, cos: np.ndarray) -> np.ndarray:
+        """``(cos − μ_m) / σ_m``, computed as ``a_m·cos − shift_m``."""
+        mu, sd = self._stat(m)
+        return cos * np.float32(1.0 / sd) - np.float32(mu / sd)
 
     def needs_stats(self, modalities: Sequence[str]) -> list[str]:
         """Modalities whose statistics this weighting needs and lacks: every one under a z
@@ -200,8 +206,7 @@ class Weighting:
     def fallback_calibrate(self, m: str, cos: np.ndarray) -> np.ndarray:
         """The fallback weights' similarity: the z-score of ``cos`` for modality ``m``,
         whatever the main calibration (the fallback mixes modalities, so it is calibrated)."""
-        mu, sd = self._stat(m)
-        return (cos - np.float32(mu)) * np.float32(1.0 / sd)
+        return self._z(m, cos)
 
     def with_stats(self, stats: Mapping[str, Sequence[float]]) -> Weighting:
         merged = {m: (mu, sd) for m, mu, sd in self.stats}
