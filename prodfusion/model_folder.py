@@ -30,7 +30,7 @@ from prodfusion._checks import to_jsonable
 from prodfusion.data.catalog import Catalog
 from prodfusion.encoders.base import Embeddings
 from prodfusion.encoders.clicks import Prod2VecParams
-from prodfusion.errors import FormatVersionError, ModelError, ParameterError
+from prodfusion.errors import DataError, FormatVersionError, ModelError, ParameterError
 from prodfusion.fusion.weights import Weighting
 from prodfusion.index.base import IndexSettings
 
@@ -261,6 +261,8 @@ def write_model_folder(rec, path: str | os.PathLike, *, overwrite: bool = False)
             files["click_counts"] = "click_counts.npy"
         if getattr(rec, "cooc_", None) is not None:  # absent in older folders: no cooc
             files["cooc"] = rec.cooc_.save(tmp)
+        if getattr(rec, "category_", None) is not None:  # rebuilt from the catalog on load
+            files["category"] = rec.category_.save(tmp)
         manifest = dict(rec.manifest_)
         manifest["files"] = files
         manifest["settings"] = {**manifest["settings"], "fusion": rec.fusion,
@@ -379,6 +381,14 @@ def read_model_folder(cls, path: str | os.PathLike, *, mmap: bool = True,
         from prodfusion.fusion.cooc import Cooc
 
         rec.cooc_ = Cooc.load(path, files["cooc"])
+    if "category" in files:
+        from prodfusion.fusion.category import CategoryMatch
+
+        try:
+            rec.category_ = CategoryMatch.from_catalog(catalog)
+        except DataError as exc:
+            raise ModelError(f"{mpath}: the manifest lists the category modality but "
+                             f"{exc}") from exc
     rec._set_state(catalog, embeddings, late_labels=labels, verify=verify)
     rec._calibration_stats = {m: (mu, sd) for m, mu, sd in wt.stats}
     rec._mmap_index = mmap_index

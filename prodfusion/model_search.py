@@ -26,6 +26,7 @@ import numpy as np
 from prodfusion._checks import FUSION_METHODS, is_int
 from prodfusion.errors import NotBuiltError, param_error
 from prodfusion.fusion import check_method, check_modalities, make_fuser
+from prodfusion.fusion.cooc import PAIRWISE_MODALITIES
 from prodfusion.fusion.weights import (
     Weighting,
     confidence,
@@ -78,7 +79,7 @@ class SearchMixin:
         filled in, checked), without building anything."""
         self._check_built()
         return check_method(fusion or self.fusion), check_modalities(
-            modalities if modalities is not None else self.modalities, tuple(self.embeddings_))
+            modalities if modalities is not None else self.modalities, self.available_modalities)
 
     def fuser(self, fusion: str | None = None, modalities: Sequence[str] | str | None = None,
               weighting: Weighting | None = None):
@@ -116,7 +117,7 @@ class SearchMixin:
         if backend == "exact":
             return self.fuser(method, mods, weighting)
         wt = self.weighting(mods, weighting)
-        if "cooc" in mods:  # a pairwise modality: vector index + co-occurrence neighbours
+        if set(mods) & set(PAIRWISE_MODALITIES):  # vector index + pairwise neighbours
             main = self._pairwise_searcher(method, mods, wt)
         else:
             main = self._fused_searcher(method, mods, wt, backend)
@@ -171,14 +172,15 @@ class SearchMixin:
         return self._searchers[key]
 
     def _pairwise_searcher(self, method: str, mods: tuple[str, ...], wt: Weighting):
-        """Vector index over the dense modalities + the ``cooc`` neighbours (never saved)."""
+        """Vector index over the dense modalities + the pairwise modalities' neighbours
+        (``cooc``, ``category``; never saved)."""
         from prodfusion.fusion import check_pairwise
         from prodfusion.index.pairwise import PairwiseIntermediateIndex
 
         check_pairwise(method, mods, "similar()")
         key = ("pairwise", method, mods, wt)  # never saved: rebuilt from the vector index
         if key not in self._searchers:
-            dense = tuple(m for m in mods if m != "cooc")
+            dense = tuple(m for m in mods if m not in PAIRWISE_MODALITIES)
             inner = None
             if dense and any(wt.w(m) > 0 for m in dense):
                 inner = self.searcher(method, dense, wt.restrict(dense))

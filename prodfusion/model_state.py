@@ -44,6 +44,10 @@ def set_state(rec, catalog: Catalog, embeddings: dict[str, Embeddings], *, sessi
     rec.embeddings_ = {m: embeddings[m] for m in MODALITIES if m in embeddings}
     if getattr(rec, "cooc_", None) is not None and len(rec.cooc_) != len(catalog):
         rec.cooc_ = rec.cooc_.extended(len(catalog))  # appended products: never seen
+    if getattr(rec, "category_", None) is not None and len(rec.category_) != len(catalog):
+        from prodfusion.fusion.category import CategoryMatch
+
+        rec.category_ = CategoryMatch.from_catalog(catalog)  # appended products: their own
     rec.modalities = check_modalities(rec.modalities, rec.available_modalities,
                                       "Recommender()") \
         if rec.modalities else rec.available_modalities

@@ -111,6 +111,10 @@ class Recommender(QueryMixin):
         Also build the ``cooc`` modality from the sessions: co-occurrence counts divided by
         the query's session count (``C_ij / n_i``), a pairwise score that intermediate
         fusion can weigh (:mod:`prodfusion.fusion.cooc`).
+    category : bool
+        Also build the ``category`` modality from the catalog's category column: 1 for two
+        products of the same category, 0 otherwise, a pairwise score that intermediate fusion
+        can weigh (:mod:`prodfusion.fusion.category`).
 
     Examples
     --------
@@ -140,6 +144,7 @@ class Recommender(QueryMixin):
     impute: float = 0.0
     lexical: str | None = None
     cooc: bool = False
+    category: bool = False
 
     def __post_init__(self) -> None:
         check_method(self.fusion, "Recommender()")
@@ -162,18 +167,26 @@ class Recommender(QueryMixin):
         self._searchers: dict = {}
         self._index_meta: dict = {}
         self.cooc_ = None
+        self.category_ = None
+
+    def _pairwise(self) -> dict:
+        """The pairwise modalities this model has: ``{"cooc": Cooc, "category": CategoryMatch}``."""
+        return {m: x for m, x in (("cooc", getattr(self, "cooc_", None)),
+                                  ("category", getattr(self, "category_", None)))
+                if x is not None}
 
     @property
     def available_modalities(self) -> tuple[str, ...]:
-        """Every modality this model can fuse: its vector modalities, plus ``cooc``."""
-        extra = ("cooc",) if getattr(self, "cooc_", None) is not None else ()
+        """Every modality this model can fuse: its vector modalities, plus the pairwise
+        ``cooc`` and ``category`` where built."""
+        extra = self._pairwise()
         return tuple(m for m in MODALITIES if m in self.embeddings_ or m in extra)
 
     def modality_data(self) -> dict:
-        """``{modality: Embeddings}`` plus ``{"cooc": Cooc}`` when the model has it."""
+        """``{modality: Embeddings}`` plus the pairwise modalities (``Cooc``,
+        ``CategoryMatch``) the model has."""
         out: dict = dict(self.embeddings_)
-        if getattr(self, "cooc_", None) is not None:
-            out["cooc"] = self.cooc_
+        out.update(self._pairwise())
         return out
 
     # ------------------------------------------------------------------ building
@@ -196,9 +209,16 @@ class Recommender(QueryMixin):
                 from prodfusion.fusion.cooc import Cooc
 
                 self.cooc_ = Cooc.from_sessions(sessions, catalog)
+        if self.category and "category" in wanted:
+            if catalog.has_categories:
+                from prodfusion.fusion.category import CategoryMatch
+
+                self.category_ = CategoryMatch.from_catalog(catalog)
+            else:
+                self.skipped_["category"] = "the catalog has no categories (--category-col)"
         for m, why in self.skipped_.items():
             log.warning("the %s modality is not built: %s", m, why)
-        if not embeddings and self.cooc_ is None:
+        if not embeddings and not self._pairwise():
             raise ParameterError(
                 "Nothing to build: no modality has data ("
                 + "; ".join(f"{m}: {why}" for m, why in self.skipped_.items())

@@ -158,3 +158,21 @@ def test_build_with_a_float16_embedding_cache_then_rebuild_from_it(files, capsys
     cached = np.load(files / "model" / "emb_text.npy")
     np.testing.assert_array_equal(cached, fresh.astype(np.float16).astype(np.float32))
     assert not np.array_equal(cached, fresh)
+
+
+def test_build_with_the_category_modality_and_its_refusal(files, capsys):
+    assert _build(files, "--text", "none", "--cooc", "--category-modality") == 0
+    out = capsys.readouterr().out
+    assert "category" in out and "3 categories" in out and "cooc" in out
+    assert main(["similar", str(files / "model"), "0005", "-k", "3", "--json", "--explain",
+                 "--modalities", "cooc,category", "--weights", "cooc=1,category=1"]) == 0
+    res = json.loads(capsys.readouterr().out)["results"]
+    assert [r["category"] for r in res] == ["shoes"] * 3  # the other two shoes + 1 shared
+    assert all(set(r["explain"]["modalities"]) == {"cooc", "category"} for r in res)
+    assert all(r["explain"]["modalities"]["category"]["raw"] == 1.0 for r in res)
+    (files / "nocat.csv").write_text("product_id,title\n0001,a\n0002,b\n", encoding="utf-8")
+    code = main(["build", "--catalog", str(files / "nocat.csv"), "--image", "none",
+                 "--text", "none", "--category-modality", "--cache-dir", "none",
+                 "--out", str(files / "m2")])
+    assert code == 2
+    assert "--category-col" in capsys.readouterr().err and not (files / "m2").exists()

@@ -16,7 +16,7 @@ from prodfusion.cli.options import (
     load_sessions,
     none_or,
 )
-from prodfusion.errors import ProdfusionError
+from prodfusion.errors import ParameterError, ProdfusionError
 
 __all__ = ["add_build_parser", "cmd_build"]
 
@@ -30,6 +30,10 @@ def cmd_build(args) -> int:
     t0 = time.perf_counter()
     out_dir = check_model_destination(args.out, overwrite=args.overwrite)  # before any work
     catalog = load_catalog(args)
+    if args.category_modality and not catalog.has_categories and not args.category_from:
+        raise ParameterError(
+            f"--category-modality: {args.catalog} has no category values in column "
+            f"{args.category_col!r}; name the category column with --category-col.")
     if args.category_from:
         from prodfusion.training.predict import fill_categories
 
@@ -73,7 +77,8 @@ def cmd_build(args) -> int:
         cache_dir=embedding_cache(args),
         batch_size=args.batch_size, seed=args.seed, vector_dtype=args.vector_dtype,
         weights=args.weights, calibration=args.calibration, click_n0=args.click_n0,
-        lexical=args.lexical, cooc=args.cooc, index=args.index,
+        lexical=args.lexical, cooc=args.cooc, category=args.category_modality,
+        index=args.index,
     ).build(catalog, sessions)
     if args.cluster_late:
         rec.cluster_late()
@@ -100,6 +105,10 @@ def _build_summary(rec, out, seconds) -> str:
             extra = (f"; {info['n_well_trained']:,} occur >= {info['min_occurrences']} times "
                      "in training")
         lines.append(f"  {m:<6} {e.spec:<28} dim {e.dim:>4}  present {e.n_present:,}/{n:,}{extra}")
+    for m, p in rec._pairwise().items():  # cooc, category: pairwise scores, no vector
+        what = (f"; {p.info['n_categories']:,} categories" if m == "category" else
+                f"; {p.info.get('nnz', 0):,} co-occurring pairs")
+        lines.append(f"  {m:<6} {p.spec:<28} pairwise   present {p.n_present:,}/{n:,}{what}")
     for m, why in (getattr(rec, "skipped_", None) or {}).items():
         lines.append(f"  {m:<6} not built: {why}")
     from prodfusion.encoders.clicks import undertrained_warning
@@ -138,6 +147,10 @@ def add_build_parser(sub) -> None:
     b.add_argument("--cooc", action="store_true",
                    help="also build the cooc modality from the interactions: co-occurrence "
                         "counts / n_i, fused by intermediate fusion (prodfusion tune weighs it)")
+    b.add_argument("--category-modality", action="store_true",
+                   help="also build the category modality from --category-col: 1 for two "
+                        "products of the same category, 0 otherwise, fused by intermediate "
+                        "fusion (prodfusion tune weighs it)")
     b.add_argument("--category-from", default=None, metavar="MODEL",
                    help="fill missing categories with this `prodfusion categorize train` model")
     b.add_argument("--fusion", default="intermediate", choices=FUSION_METHODS,

@@ -10,11 +10,13 @@ import numpy as np
 
 from prodfusion.errors import DataError, param_error
 
-Modality = Literal["text", "image", "clicks", "lexical", "cooc"]
+Modality = Literal["text", "image", "clicks", "lexical", "cooc", "category"]
 #: ``lexical``: character n-gram TF-IDF of titles (prodfusion.encoders.lexical), optional.
 #: ``cooc``: co-occurrence in the training sessions, a pairwise score with no vector
 #: (prodfusion.fusion.cooc), optional; only intermediate fusion uses it.
-MODALITIES: tuple[Modality, ...] = ("text", "image", "clicks", "lexical", "cooc")
+#: ``category``: same category in the catalog (1/0), pairwise like cooc
+#: (prodfusion.fusion.category), optional.
+MODALITIES: tuple[Modality, ...] = ("text", "image", "clicks", "lexical", "cooc", "category")
 
 #: How stored vectors may be held: float32, or float16 for half the memory and disk.
 VectorDtype = Literal["float32", "float16"]

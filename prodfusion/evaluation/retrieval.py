@@ -187,9 +187,11 @@ def default_variants(modalities: Sequence[str], fusions: Sequence[str] = FUSIONS
     """Every modality combination × fusion, the baseline when clicks and text exist, and the
     reference baselines (``cooc``, ``tfidf``, ``popular``, ``cooc+tfidf``)."""
     from prodfusion.evaluation.clustering import all_combinations
+    from prodfusion.fusion.cooc import PAIRWISE_MODALITIES
 
     out: list = [Variant(f, c) for c in all_combinations(modalities) for f in fusions
-                 if f == "intermediate" or "cooc" not in c]  # cooc: intermediate only
+                 if f == "intermediate" or not set(c) & set(PAIRWISE_MODALITIES)]  # pairwise:
+    # intermediate only
     if "clicks" in modalities and "text" in modalities:
         out.append(BASELINE)
     return out + [Reference(r) for r in REFERENCES]

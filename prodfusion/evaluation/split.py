@@ -348,6 +348,10 @@ def heldout_recommender(
         ev.cooc_ = Cooc.from_sessions(train, rec.catalog)
         ev.modalities = ev.available_modalities if getattr(rec, "cooc_", None) is not None \
             else ev.modalities
+    if getattr(rec, "category_", None) is not None:  # from the catalog: nothing to retrain
+        ev.category_ = rec.category_
+        ev.modalities = tuple(m for m in ev.available_modalities
+                              if m in rec.available_modalities)
     # The model's fusion weights, calibration and click confidence; occurrences counted in
     # the training part (what the retrained click vectors saw).
     ev.weights = getattr(rec, "weights", None)

@@ -48,7 +48,12 @@ from prodfusion.evaluation.tuning_scorer import (
     _validation_folds,
 )
 
-__all__ = ["tune_weights", "parse_objective", "simplex_grid"]
+__all__ = ["tune_weights", "parse_objective", "simplex_grid", "TIE_RATIO"]
+
+#: The smallest weight the coordinate search gives a modality, relative to the smallest positive
+#: one: small enough to order only near-ties of the others (a tie-break), large enough for
+#: float32 scores to resolve it.
+TIE_RATIO = 1e-3
 
 OBJECTIVES = ("ndcg", "hitrate")
 
@@ -121,8 +126,10 @@ def tune_weights(
 
     The search: a simplex grid (step ``step``) × calibrations × ``n0``, then a coordinate
     search from the best point that multiplies one weight at a time by 2, √2, 2^¼ (and
-    their inverses), sets it to 0 or lifts a zero weight to a quarter or a sixteenth of the
-    smallest positive one — weights are scale-free ratios (a z-scored co-occurrence and a z-scored
+    their inverses), sets it to 0 or lifts a zero weight to a quarter, a sixteenth or
+    :data:`TIE_RATIO` (a thousandth: a **tie-break** — it orders what the other modalities leave
+    tied or nearly so, e.g. the many products with the same co-occurrence count, or none) of
+    the smallest positive one — weights are scale-free ratios (a z-scored co-occurrence and a z-scored
     click cosine spread very differently), so multiplicative steps reach the small ratios an
     additive grid cannot — and finally retries every calibration and ``n0`` at the weights
     found.
@@ -326,7 +333,7 @@ def tune_weights(
                 for j in range(len(names)):
                     pos = [x for x in w if x > 0]
                     moves = [w[j] * factor, w[j] / factor, 0.0] if w[j] > 0 else \
-                        [min(pos) / 4, min(pos) / 16] if pos else []
+                        [min(pos) / 4, min(pos) / 16, min(pos) * TIE_RATIO] if pos else []
                     for x in moves:
                         cand = list(w)
                         cand[j] = x

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from prodfusion.fusion.cooc import PAIRWISE_MODALITIES
+
 __all__: list[str] = []
 
 
@@ -35,9 +37,10 @@ class _Scorer:
     Candidates of a query: the union of each modality's ``n_cand`` nearest products (raw
     cosine, or the nonzero co-occurrences; a z-score is monotone in the cosine, so this is
     each modality's own top list under every calibration) plus the query's validation
-    targets. A target's rank is counted among them (ties by row, as :func:`topk_rows`), so
-    a product outside every modality's top ``n_cand`` is never counted ahead of the target:
-    ranks can only be optimistic by such products, for every configuration alike.
+    targets. A target's rank is counted among them, ties averaged over every order
+    (:func:`tie_aware_metric`), so a product outside every modality's top ``n_cand`` is never
+    counted ahead of the target: ranks can only be optimistic by such products, for every
+    configuration alike.
     """
 
     def __init__(self, ev: Any, mods: tuple[str, ...], q: np.ndarray, t: np.ndarray,
@@ -51,7 +54,7 @@ class _Scorer:
         data = ev.modality_data()
         units = {}
         for m in mods:
-            if m == "cooc":
+            if m in PAIRWISE_MODALITIES:
                 continue
             e = data[m]
             v = np.asarray(e.rows(slice(None)) if hasattr(e, "rows") else e.vectors, np.float32)
@@ -68,7 +71,8 @@ class _Scorer:
             qb = self.uq[lo : lo + block]
             full = {}
             for m in mods:
-                full[m] = data[m].scores(qb) if m == "cooc" else units[m][qb] @ units[m].T
+                full[m] = data[m].scores(qb) if m in PAIRWISE_MODALITIES else \
+                    units[m][qb] @ units[m].T
             for j, qq in enumerate(qb):
                 pool = [np.asarray(targets_of[lo + j], np.int64)]
                 for m in mods:
@@ -79,7 +83,8 @@ class _Scorer:
                     row[qq] = -np.inf
                     kk = min(n_cand, n - 1)
                     top = np.argpartition(-row, kk - 1)[:kk]
-                    pool.append(top[np.isfinite(row[top]) & ((m != "cooc") | (row[top] > 0))])
+                    pool.append(top[np.isfinite(row[top]) & (
+                        (m not in PAIRWISE_MODALITIES) | (row[top] > 0))])
                 c = np.unique(np.concatenate(pool))
                 c = c[c != qq]
                 cands.append(c)
@@ -142,15 +147,34 @@ class _Scorer:
         srow = s[self.inv]
         st = srow[np.arange(len(self.inv)), self.tpos]
         crow = self.cand[self.inv]
-        ahead = (srow > st[:, None]).sum(axis=1) + (
-            (srow == st[:, None]) & (crow < self.t[:, None])).sum(axis=1)
-        rank = np.where(np.isfinite(st), ahead + 1, np.iinfo(np.int64).max)
-        hit = rank <= self.k
-        if self.metric == "ndcg":
-            val = np.where(hit, 1.0 / np.log2(np.minimum(rank, self.k) + 1.0), 0.0)
-        else:
-            val = hit.astype(np.float64)
+        valid = crow >= 0
+        ahead = ((srow > st[:, None]) & valid).sum(axis=1)
+        ties = ((srow == st[:, None]) & valid).sum(axis=1) - 1  # the target itself excluded
+        val = tie_aware_metric(ahead, ties, self.k, self.metric)
+        val[~np.isfinite(st)] = 0.0
         return val
+
+
+def tie_aware_metric(ahead: np.ndarray, ties: np.ndarray, k: int, metric: str) -> np.ndarray:
+    """HitRate@k or nDCG@k (one relevant item) of targets scored below ``ahead`` candidates
+    and tied with ``ties`` others, **averaged over every order of the ties** (McSherry &
+    Najork, ECIR 2008): the target is at each rank ``ahead+1 … ahead+ties+1`` with equal
+    chance. The tuner scores configurations this way, so the arbitrary order in which
+    :func:`~prodfusion.index.topk.topk_rows` breaks ties (row ascending) neither helps nor
+    hurts a weighting — a coarse modality such as ``category`` ties thousands of products.
+
+    >>> tie_aware_metric(np.array([0, 14, 0]), np.array([0, 1, 29]), 15, "hitrate").tolist()
+    [1.0, 0.5, 0.5]
+    """
+    ahead = np.asarray(ahead, np.int64)
+    ties = np.asarray(ties, np.int64)
+    if metric == "ndcg":
+        gain = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(1, k + 1) + 1.0))])
+    else:
+        gain = np.arange(k + 1, dtype=np.float64)
+    hi = np.minimum(ahead + ties + 1, k)
+    lo = np.minimum(ahead, k)
+    return (gain[hi] - gain[lo]) / (ties + 1.0)
 
 
 def _covering(mods: tuple[str, ...], masks: dict) -> Callable:

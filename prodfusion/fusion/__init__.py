@@ -14,6 +14,7 @@ from prodfusion.fusion.base import (
     check_method,
     check_modalities,
 )
+from prodfusion.fusion.category import CategoryMatch
 from prodfusion.fusion.cooc import PAIRWISE_MODALITIES, Cooc
 from prodfusion.fusion.early import EarlyFusion
 from prodfusion.fusion.intermediate import IntermediateFusion
@@ -35,18 +36,21 @@ __all__ = [
     "Weighting",
     "parse_weights",
     "Cooc",
+    "CategoryMatch",
     "check_pairwise",
 ]
 
 
 def check_pairwise(method: str, modalities: Sequence[str], where: str) -> None:
-    """Refuse a pairwise modality (``cooc``) under early or late fusion, which need vectors."""
+    """Refuse a pairwise modality (``cooc``, ``category``) under early or late fusion, which
+    need vectors."""
     bad = [m for m in modalities if m in PAIRWISE_MODALITIES]
     if bad and method != "intermediate":
         from prodfusion.errors import ParameterError
 
         raise ParameterError(
-            f"{where}: {bad} is a pairwise score (co-occurrence counts), not a vector; only "
+            f"{where}: {bad} is a pairwise score (co-occurrence counts, same category), not a "
+            "vector; only "
             f"intermediate fusion can fuse it, not {method}. Use fusion='intermediate' or drop "
             f"{bad[0]!r} from the modalities."
         )

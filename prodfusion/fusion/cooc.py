@@ -58,7 +58,7 @@ __all__ = ["Cooc", "COOC", "PAIRWISE_MODALITIES"]
 
 COOC = "cooc"
 #: Modalities scored pair by pair (no vector): only intermediate fusion can fuse them.
-PAIRWISE_MODALITIES: tuple[str, ...] = (COOC,)
+PAIRWISE_MODALITIES: tuple[str, ...] = (COOC, "category")  # category: fusion/category.py
 NORMS: tuple[str, ...] = ("conditional", "cosine")
 
 

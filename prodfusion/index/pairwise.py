@@ -7,7 +7,10 @@ query are
 * the ``kd`` best products of the **vector** modalities' own intermediate index (the same
   weighting restricted to them; :mod:`prodfusion.index.fused`), with the filters applied;
 * its ``kp = max(k·over_fetch, 64)`` strongest **co-occurrence** neighbours
-  (:meth:`Cooc.neighbours`), filtered.
+  (:meth:`Cooc.neighbours`), filtered;
+* with ``category``: the ``kp`` best products of the vector index *within the query's
+  category* (the filter ``same_code``) and the first ``kp`` of that category by row (all of
+  them score 1, so the vector modalities decide among them).
 
 Each candidate is re-scored exactly by the fusion formula over every modality
 (:func:`prodfusion.fusion.weights.intermediate_combine`, the fusers' formula: per-modality
@@ -25,6 +28,7 @@ recall@15 0.999–1.000; with ``zscore`` and ``kd = 4k`` it would fall to 0.968)
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -101,9 +105,15 @@ class PairwiseIntermediateIndex:
                 kd = kp if self.dense_over_fetch is None else max(k * self.dense_over_fetch, 32)
                 r, _ = self.dense.topk([q], kd, filters=flt)
                 pools.append(r[0][r[0] >= 0])
-            for p in self.pairwise.values():
-                if p.mask[q]:
-                    pools.append(p.neighbours(q, kp))
+            for m, p in self.pairwise.items():
+                if not p.mask[q]:
+                    continue
+                if m == "category" and self.dense is not None:
+                    # the same category holds many products that all score 1: its best by
+                    # the vector modalities, then the first kp by row
+                    r, _ = self.dense.topk([q], kp, filters=replace(flt, same_code=p.codes))
+                    pools.append(r[0][r[0] >= 0])
+                pools.append(p.neighbours(q, kp))
             c = np.unique(np.concatenate(pools)) if pools else np.zeros(0, np.int64)
             c = c[flt.allows(q, c)]
             if not len(c):
