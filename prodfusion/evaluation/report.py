@@ -176,7 +176,8 @@ def _retrieval_section(res: Mapping, out: Path, figs: dict) -> tuple[list, list[
         f"{leak.get('test_pairs_checked', 0):,} held-out pairs verified absent from training). "
         f"95% bootstrap intervals ({cfg['n_boot']} resamples) over held-out sessions (pairs: over "
         "query products). Category precision: share of the k shown that share the query's "
-        "category. Coverage: share of the catalog shown at least once."
+        "category (a configuration fusing the category modality raises it by construction). "
+        "Coverage: share of the catalog shown at least once."
     ))
     cov = res.get("click_coverage") or {}
     for src in res["heldout"]:

@@ -10,7 +10,9 @@
    unless ``rolling``, which validates split ``r`` on the ``r``-th latest block);
 3. Prod2Vec is retrained on each fitting part only (from another seed each time; the
    model's text and image vectors are kept), and every candidate configuration ranks the
-   validation queries of every split;
+   validation queries of every split; a target tied with other candidates counts at the mean
+   of its possible ranks (:func:`~prodfusion.evaluation.tuning_scorer.tie_aware_metric`),
+   so the row order that breaks ties at serving time neither helps nor hurts a weighting;
 4. the search is a simplex grid over the modality weights (step ``step``) × calibrations ×
    click-confidence constants ``n0``, refined by coordinate search (multiplicative steps).
    Configurations are compared slice-safe first (none of the validation slices of
@@ -42,6 +44,7 @@ from prodfusion._checks import MAX_K, check_int, is_real
 from prodfusion.errors import DataError, ParameterError, param_error
 from prodfusion.evaluation.tuning_scorer import (
     _covering,
+    _case_groups,
     _one_se,
     _paired_se,
     _part,
@@ -226,6 +229,7 @@ def tune_weights(
         n_candidates=n_candidates, with_stats=bool(set(calibrations) - {"none"}) or tune_fallback,
         log=log, progress=progress, where=where)
     needed = _covering(mods, {m: np.asarray(data[m].mask, bool) for m in mods})
+    groups = _case_groups(folds)  # a case held out in several splits counts once in errors
     n0s = list(n0_grid) if "clicks" in mods else [None]
     cache: dict = {}
 
@@ -301,7 +305,7 @@ def tune_weights(
                 score, sl = measure(weighting(w, cal, n0, fb), keep)
                 crit = score
                 if selection == "lcb":
-                    crit -= _paired_se(np.concatenate(keep), v_best)
+                    crit -= _paired_se(np.concatenate(keep), v_best, groups)
                 cache[key] = (safe(score, sl), crit, score, sl)
         return cache[key][:2]
 
@@ -378,7 +382,7 @@ def tune_weights(
         fgrid = simplex_grid(len(zero), step) if len(zero) > 1 else [(1.0,)]
         fbest = max(((ev_fb(f), f) for f in fgrid), key=lambda x: x[0][1])
         f, _ = coordinate(fbest[1], cal, n0, fbest[0], ev=ev_fb, names=tuple(zero))
-        f = _one_se(fb_values, tuple(f))
+        f = _one_se(fb_values, tuple(f), groups)
         tuned_fb = {m: float(x) for m, x in zip(zero, f, strict=True) if x > 0}
         cand = evaluate(w, cal, n0, tuned_fb)
         if not better(score, cand):  # at least as good as the plain fallback

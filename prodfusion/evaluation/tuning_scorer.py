@@ -275,19 +275,44 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
     return mods, folds, fit_sizes, data
 
 
-def _one_se(results: dict, best: tuple) -> tuple:
+def _one_se(results: dict, best: tuple, groups: np.ndarray | None = None) -> tuple:
     """The one-standard-error rule: of the weightings ``results`` (``{w: (score, per-case
     values)}``), the one with the fewest positive weights (then the best score) whose score
-    is within one standard error of the paired per-case difference from ``best``'s."""
+    is within one standard error of the paired per-case difference from ``best``'s
+    (:func:`_paired_se` with ``groups``)."""
     top, vb = results[best]
     ok = []
     for w, (sc, v) in results.items():
-        if sc >= top - _paired_se(vb, v) - 1e-12:
+        if sc >= top - _paired_se(vb, v, groups) - 1e-12:
             ok.append((sum(x > 0 for x in w), -sc, w))
     return min(ok)[2] if ok else best
 
 
-def _paired_se(a: np.ndarray, b: np.ndarray) -> float:
-    """Standard error of the mean of the per-case difference ``a − b`` (0 for one case)."""
+def _paired_se(a: np.ndarray, b: np.ndarray, groups: np.ndarray | None = None) -> float:
+    """Standard error of the mean of the per-case difference ``a − b`` (0 for one case).
+
+    With ``groups`` (one id per case, :func:`_case_groups`) the differences of the cases
+    sharing an id are averaged first and the error is over the distinct ids: the same held-out
+    case scored in several validation splits (time-ordered sessions keep the latest block, so
+    every split holds the same cases) is one observation, not several — counting it once per
+    split would shrink the error by about the square root of the number of splits.
+
+    >>> a, b = np.array([1.0, 0, 1, 0]), np.zeros(4)
+    >>> round(_paired_se(np.tile(a, 3), np.tile(b, 3)), 4), _paired_se(
+    ...     np.tile(a, 3), np.tile(b, 3), np.tile(np.arange(4), 3)) == _paired_se(a, b)
+    (0.1508, True)
+    """
     d = np.asarray(a, float) - np.asarray(b, float)
+    if groups is not None:
+        inv = np.unique(np.asarray(groups), return_inverse=True)[1]
+        d = np.bincount(inv, weights=d) / np.bincount(inv)
     return float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else 0.0
+
+
+def _case_groups(folds: list) -> np.ndarray:
+    """One id per validation case of every split (in :meth:`_Scorer.values` order, splits
+    concatenated), equal for the same (source, query, target): the ``groups`` of
+    :func:`_paired_se`."""
+    keys = [f"{s}|{q}|{t}" for sc, _ in folds
+            for s, q, t in zip(sc.src, sc.uq[sc.inv], sc.t, strict=True)]
+    return np.unique(np.asarray(keys), return_inverse=True)[1]
