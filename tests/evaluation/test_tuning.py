@@ -321,3 +321,27 @@ def test_rolling_validation_windows_are_an_option():
     assert fixed["search"]["rolling"] is False and rolled["search"]["rolling"] is True
     n_f, n_r = fixed["split"]["n_fitting_sessions"], rolled["split"]["n_fitting_sessions"]
     assert n_f[0] == n_f[1] and n_r[0] == n_f[0]  # the latest block both times, unless rolled
+
+
+def test_the_category_modality_is_weighed_with_a_vector_modality_that_only_orders_inside_it():
+    """Visitors go to the nearest titles, which share the category; the 'image' vectors hold
+    only the within-category part of the titles. Alone, the category ties 30 products and
+    the image confuses categories; fused, the category picks the products and the image
+    orders them: the tuner must weigh both and beat each alone."""
+    from prodfusion.fusion.category import CategoryMatch
+
+    rec, sessions, cats = _shop()
+    text = rec.embeddings_["text"].vectors
+    resid = np.stack([text[i] - text[cats == cats[i]].mean(axis=0) for i in range(len(cats))])
+    ev = Recommender.from_embeddings(rec.catalog, {"image": Embeddings(
+        resid.astype(np.float32), np.ones(len(cats), bool), "within-category")},
+        fusion="intermediate")
+    ev.prod2vec = rec.prod2vec
+    ev.category_ = CategoryMatch.from_catalog(rec.catalog)
+    ev.modalities = ev.available_modalities
+    res = tune_weights(ev, sessions=sessions, modalities=("image", "category"),
+                       calibrations=("none", "zscore"), objective="hitrate@5", step=0.25,
+                       n0_grid=(None,), max_queries=500)
+    refs = res["reference_scores"]
+    assert res["weights"]["image"] > 0 and res["weights"]["category"] > 0
+    assert res["validation_score"] > max(refs["image alone"], refs["category alone"]) + 0.05
