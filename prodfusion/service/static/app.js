@@ -109,8 +109,9 @@ function whyBars(ex) {
   const total = mods.reduce((t, [, v]) => t + Math.abs(v.share), 0) || 1;
   for (const [m, v] of mods) {
     const pct = Math.round((100 * Math.abs(v.share)) / total);
+    const what = { cooc: "co-occurrence share", category: "same category (1/0)" }[m] || "cosine";
     const tip = v.raw === null ? `${m}: one of the two products has none`
-      : `${m}: cosine ${v.raw.toFixed(3)}, calibrated ${v.calibrated.toFixed(3)}, weight ${v.weight.toFixed(2)}, share ${v.share.toFixed(3)}`;
+      : `${m}: ${what} ${v.raw.toFixed(3)}, calibrated ${v.calibrated.toFixed(3)}, weight ${v.weight.toFixed(2)}, share ${v.share.toFixed(3)}`;
     const bar = el("span", { class: "bar" + (v.share < 0 ? " neg" : "") });
     bar.style.width = pct + "%";
     box.append(el("div", { class: "why-row", title: tip }, el("span", { class: "why-m" }, m),
