@@ -7,6 +7,10 @@
   cosine similarity. Titles sharing no n-gram are not recommended.
 * ``popular`` — the most clicked training products, the same list for every query.
 * ``cooc+tfidf`` — the co-occurrence list, filled up to ``k`` with TF-IDF neighbours.
+* ``cooc+category`` (on request, for catalogs with categories: not in every report) — the
+  co-occurrence list, filled up to ``k`` with the most clicked training products of the
+  query's category (then the rest of that category by row): what a team with categories and
+  no titles would try first; the reference for the ``category`` modality.
 
 Ties are broken by catalog row (ascending), so every ranking here can be computed by hand.
 They have the ``recommend(rec, query_rows, k, diff_code=None)`` method of
@@ -34,10 +38,12 @@ import numpy as np
 from prodfusion.encoders.lexical import tfidf_matrix
 from prodfusion.errors import ParameterError, param_error
 
-__all__ = ["REFERENCES", "Reference", "cooc_matrix", "popularity", "tfidf_matrix",
+__all__ = ["REFERENCES", "ON_REQUEST", "Reference", "cooc_matrix", "popularity", "tfidf_matrix",
            "tfidf_svd"]
 
 REFERENCES: tuple[str, ...] = ("cooc", "tfidf", "popular", "cooc+tfidf")
+#: References a variant list may name but default reports leave out (they need categories).
+ON_REQUEST: tuple[str, ...] = ("cooc+category",)
 
 #: Queries scored per block (block × n float64 must stay small).
 _BLOCK = 512
@@ -134,8 +140,9 @@ class Reference:
     fallback: ClassVar[None] = None
 
     def __post_init__(self) -> None:
-        if self.kind not in REFERENCES:
-            raise param_error("kind", "Reference()", f"one of {list(REFERENCES)}", self.kind)
+        if self.kind not in REFERENCES + ON_REQUEST:
+            raise param_error("kind", "Reference()", f"one of {list(REFERENCES + ON_REQUEST)}",
+                              self.kind)
 
     @property
     def label(self) -> str:
@@ -185,10 +192,22 @@ class Reference:
             return _topk_sparse(lambda rows: np.broadcast_to(pop, (len(rows), n)), q, n, k,
                                 diff_code)
         lists = []
-        if self.kind in ("cooc", "cooc+tfidf"):
+        if self.kind in ("cooc", "cooc+tfidf", "cooc+category"):
             c = self._cooc(rec)
             lists.append(_topk_sparse(lambda rows: c[rows].toarray(), q, n, k, diff_code))
         if self.kind in ("tfidf", "cooc+tfidf"):
             x = self._tfidf(rec)
             lists.append(_topk_sparse(lambda rows: (x[rows] @ x.T).toarray(), q, n, k, diff_code))
+        if self.kind == "cooc+category":
+            codes = rec.catalog.codes("category")
+            if codes is None or not (codes >= 0).any():
+                raise ParameterError("The 'cooc+category' baseline needs the catalog's "
+                                     "categories (--category-col).")
+            pop = popularity(self._train(rec), rec.catalog) + 1.0  # > 0: every member counts
+
+            def same_category(rows):
+                qc = codes[rows][:, None]
+                return np.where((codes[None, :] == qc) & (qc >= 0), pop[None, :], 0.0)
+
+            lists.append(_topk_sparse(same_category, q, n, k, diff_code))
         return lists[0] if len(lists) == 1 else _fill(lists[0], lists[1], k)

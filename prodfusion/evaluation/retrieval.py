@@ -42,7 +42,7 @@ import numpy as np
 from prodfusion._checks import FUSION_METHODS, check_k
 from prodfusion.encoders.base import MODALITIES
 from prodfusion.errors import DataError, ParameterError, param_error
-from prodfusion.evaluation.baselines import REFERENCES, Reference
+from prodfusion.evaluation.baselines import ON_REQUEST, REFERENCES, Reference
 from prodfusion.evaluation.metrics import (
     bootstrap_ci,
     catalog_coverage,
@@ -132,7 +132,7 @@ def parse_variant(spec: str | Mapping | Variant, *, default_model: str | None = 
         p = Path(s)
         if s.lower() == "baseline":
             v = BASELINE
-        elif s.lower() in REFERENCES:
+        elif s.lower() in REFERENCES + ON_REQUEST:
             v = Reference(s.lower())
         elif p.suffix.lower() in (".json", ".toml", ".yaml", ".yml"):
             if not p.is_file():
@@ -170,7 +170,8 @@ def parse_variant(spec: str | Mapping | Variant, *, default_model: str | None = 
                 "config",
                 where,
                 "'baseline', 'FUSION:MOD+MOD' (e.g. 'intermediate:text+image+clicks'), a "
-                f"reference baseline ({', '.join(REFERENCES)}) or a .json/.toml/.yaml file",
+                f"reference baseline ({', '.join(REFERENCES + ON_REQUEST)}) or a "
+                ".json/.toml/.yaml file",
                 spec,
             )
     else:

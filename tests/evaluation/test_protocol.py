@@ -195,6 +195,22 @@ def test_tfidf_and_cooc_fallback_rank_as_expected(shop):
     assert 4 not in Reference("tfidf").recommend(shop, np.array([0]), 5, diff_code=g)[0]
 
 
+def test_cooc_then_same_category_popular_ranks_as_counted_by_hand(shop):
+    # categories: p0 p1 p2 shirts, p3 none, p4 p5 hats; popularity [4, 1, 1, 3, 0, 4]
+    cat = Catalog(shop.catalog.frame.with_columns(
+        pl.Series("category", ["s", "s", "s", None, "h", "h"])))
+    rec = Recommender.from_embeddings(cat, dict(shop.embeddings_))
+    rec.train_sessions_ = shop.train_sessions_
+    rows = Reference("cooc+category").recommend(rec, np.array([0, 4, 1, 3]), 4).tolist()
+    assert rows[0] == [5, 3, 1, 2]  # cooc (p5 3, p3 2), then shirts p1, p2 (tie: by row)
+    assert rows[1] == [5, -1, -1, -1]  # never clicked: its category only (p5)
+    assert rows[2] == [2, 0, -1, -1]  # cooc p2, then shirt p0 (p2 already listed)
+    assert rows[3] == [0, 5, -1, -1]  # no category: cooc only (p0 2, p5 2: tie by row)
+    assert parse_variant("cooc+category") == Reference("cooc+category")
+    with pytest.raises(ParameterError, match="needs the catalog's categories"):
+        Reference("cooc+category").recommend(shop, np.array([0]), 3)
+
+
 def test_references_are_variants_everywhere(angle_model, angle_sessions):
     assert parse_variant("Cooc+TFIDF") == Reference("cooc+tfidf")
     assert parse_variant("popular", default_model="m").model == "m"
