@@ -43,8 +43,8 @@ import numpy as np
 from prodfusion._checks import MAX_K, check_int, is_real
 from prodfusion.errors import DataError, ParameterError, param_error
 from prodfusion.evaluation.tuning_scorer import (
-    _covering,
     _case_groups,
+    _covering,
     _one_se,
     _paired_se,
     _part,
