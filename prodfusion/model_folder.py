@@ -263,6 +263,8 @@ def write_model_folder(rec, path: str | os.PathLike, *, overwrite: bool = False)
             files["cooc"] = rec.cooc_.save(tmp)
         if getattr(rec, "category_", None) is not None:  # rebuilt from the catalog on load
             files["category"] = rec.category_.save(tmp)
+        if getattr(rec, "popularity_", None) is not None:  # rebuilt from click_counts.npy
+            files["popularity"] = rec.popularity_.save(tmp)
         manifest = dict(rec.manifest_)
         manifest["files"] = files
         manifest["settings"] = {**manifest["settings"], "fusion": rec.fusion,
@@ -381,6 +383,11 @@ def read_model_folder(cls, path: str | os.PathLike, *, mmap: bool = True,
         from prodfusion.fusion.cooc import Cooc
 
         rec.cooc_ = Cooc.load(path, files["cooc"])
+    if "popularity" in files:
+        if getattr(rec, "click_counts_", None) is None:
+            raise ModelError(f"{mpath}: the manifest lists the popularity modality but the "
+                             "folder has no click_counts.npy.")
+        rec.popularity = True  # set_state rebuilds it from the click counts
     if "category" in files:
         from prodfusion.fusion.category import CategoryMatch
 

@@ -19,7 +19,7 @@ from prodfusion.fusion import check_modalities
 from prodfusion.fusion.weights import Weighting
 from prodfusion.model_folder import new_manifest
 
-__all__ = ["set_state", "apply_tuning"]
+__all__ = ["set_state", "apply_tuning", "refresh_popularity"]
 
 
 def set_state(rec, catalog: Catalog, embeddings: dict[str, Embeddings], *, sessions=None,
@@ -42,6 +42,15 @@ def set_state(rec, catalog: Catalog, embeddings: dict[str, Embeddings], *, sessi
     rec.catalog = catalog
     rec._ids = catalog.ids  # Catalog.ids builds a new array per call: O(n) per query
     rec.embeddings_ = {m: embeddings[m] for m in MODALITIES if m in embeddings}
+    if sessions is not None and hasattr(sessions, "product_counts"):
+        counts = sessions.product_counts()
+        rec.click_counts_ = np.array([counts.get(p, 0) for p in rec._ids], dtype=np.int64)
+    elif getattr(rec, "click_counts_", None) is not None:
+        # appended products (add_products) were never seen in training: 0 occurrences
+        cc = rec.click_counts_
+        rec.click_counts_ = np.concatenate([cc, np.zeros(len(catalog) - len(cc), np.int64)]) \
+            if len(cc) <= len(catalog) else None
+    refresh_popularity(rec)
     if getattr(rec, "cooc_", None) is not None and len(rec.cooc_) != len(catalog):
         rec.cooc_ = rec.cooc_.extended(len(catalog))  # appended products: never seen
     if getattr(rec, "category_", None) is not None and len(rec.category_) != len(catalog):
@@ -64,15 +73,17 @@ def set_state(rec, catalog: Catalog, embeddings: dict[str, Embeddings], *, sessi
     rec._searchers = {}
     rec._index_meta = {}
     rec._calibration_stats = {}  # estimated again from these embeddings on first use
-    if sessions is not None and hasattr(sessions, "product_counts"):
-        counts = sessions.product_counts()
-        rec.click_counts_ = np.array([counts.get(p, 0) for p in rec._ids], dtype=np.int64)
-    elif getattr(rec, "click_counts_", None) is not None:
-        # appended products (add_products) were never seen in training: 0 occurrences
-        cc = rec.click_counts_
-        rec.click_counts_ = np.concatenate([cc, np.zeros(len(catalog) - len(cc), np.int64)]) \
-            if len(cc) <= len(catalog) else None
     rec.manifest_ = new_manifest(rec, catalog, sessions)
+
+
+def refresh_popularity(rec) -> None:
+    """The ``popularity`` modality from the model's click counts, when it has (or was asked
+    for) one: it follows the counts (retraining, appended products, tuning's counts)."""
+    if getattr(rec, "popularity", False) or getattr(rec, "popularity_", None) is not None:
+        from prodfusion.fusion.popularity import PopularityPrior
+
+        cc = getattr(rec, "click_counts_", None)
+        rec.popularity_ = PopularityPrior(cc) if cc is not None else None
 
 
 def apply_tuning(rec, res: dict, *, sessions=None, pairs=None) -> None:
@@ -93,6 +104,7 @@ def apply_tuning(rec, res: dict, *, sessions=None, pairs=None) -> None:
     rec.weights, rec.calibration, rec.click_n0 = res["weights"], res["calibration"], res["n0"]
     if counts is not None:
         rec.click_counts_ = counts
+        refresh_popularity(rec)
     rec.fusion = res["fusion"]
     rec._fusers, rec._searchers = {}, {}
     rec.manifest_["tuning"] = res

@@ -115,6 +115,10 @@ class Recommender(QueryMixin):
         Also build the ``category`` modality from the catalog's category column: 1 for two
         products of the same category, 0 otherwise, a pairwise score that intermediate fusion
         can weigh (:mod:`prodfusion.fusion.category`).
+    popularity : bool
+        Also build the ``popularity`` modality from the sessions: the candidate's training
+        clicks (log-scaled to [0, 1]), a query-independent prior that intermediate fusion can
+        weigh (:mod:`prodfusion.fusion.popularity`).
 
     Examples
     --------
@@ -145,6 +149,7 @@ class Recommender(QueryMixin):
     lexical: str | None = None
     cooc: bool = False
     category: bool = False
+    popularity: bool = False
 
     def __post_init__(self) -> None:
         check_method(self.fusion, "Recommender()")
@@ -168,17 +173,20 @@ class Recommender(QueryMixin):
         self._index_meta: dict = {}
         self.cooc_ = None
         self.category_ = None
+        self.popularity_ = None
 
     def _pairwise(self) -> dict:
-        """The pairwise modalities this model has: ``{"cooc": Cooc, "category": CategoryMatch}``."""
+        """The pairwise modalities this model has: ``{"cooc": Cooc, "category": CategoryMatch,
+        "popularity": PopularityPrior}``."""
         return {m: x for m, x in (("cooc", getattr(self, "cooc_", None)),
-                                  ("category", getattr(self, "category_", None)))
+                                  ("category", getattr(self, "category_", None)),
+                                  ("popularity", getattr(self, "popularity_", None)))
                 if x is not None}
 
     @property
     def available_modalities(self) -> tuple[str, ...]:
         """Every modality this model can fuse: its vector modalities, plus the pairwise
-        ``cooc`` and ``category`` where built."""
+        ``cooc``, ``category`` and ``popularity`` where built."""
         extra = self._pairwise()
         return tuple(m for m in MODALITIES if m in self.embeddings_ or m in extra)
 
@@ -216,6 +224,9 @@ class Recommender(QueryMixin):
                 self.category_ = CategoryMatch.from_catalog(catalog)
             else:
                 self.skipped_["category"] = "the catalog has no categories (--category-col)"
+        if self.popularity and "popularity" in wanted and not (
+                sessions is not None and hasattr(sessions, "product_counts")):
+            self.skipped_["popularity"] = "no sessions given (--interactions / --pairs)"
         for m, why in self.skipped_.items():
             log.warning("the %s modality is not built: %s", m, why)
         if not embeddings and not self._pairwise():

@@ -78,6 +78,7 @@ def cmd_build(args) -> int:
         batch_size=args.batch_size, seed=args.seed, vector_dtype=args.vector_dtype,
         weights=args.weights, calibration=args.calibration, click_n0=args.click_n0,
         lexical=args.lexical, cooc=args.cooc, category=args.category_modality,
+        popularity=args.popularity,
         index=args.index,
     ).build(catalog, sessions)
     if args.cluster_late:
@@ -106,8 +107,9 @@ def _build_summary(rec, out, seconds) -> str:
                      "in training")
         lines.append(f"  {m:<6} {e.spec:<28} dim {e.dim:>4}  present {e.n_present:,}/{n:,}{extra}")
     for m, p in rec._pairwise().items():  # cooc, category: pairwise scores, no vector
-        what = (f"; {p.info['n_categories']:,} categories" if m == "category" else
-                f"; {p.info.get('nnz', 0):,} co-occurring pairs")
+        what = {"category": f"; {p.info.get('n_categories', 0):,} categories",
+                "popularity": f"; {p.info.get('n_clicked', 0):,} clicked in training",
+                }.get(m, f"; {p.info.get('nnz', 0):,} co-occurring pairs")
         lines.append(f"  {m:<6} {p.spec:<28} pairwise   present {p.n_present:,}/{n:,}{what}")
     for m, why in (getattr(rec, "skipped_", None) or {}).items():
         lines.append(f"  {m:<6} not built: {why}")
@@ -151,6 +153,10 @@ def add_build_parser(sub) -> None:
                    help="also build the category modality from --category-col: 1 for two "
                         "products of the same category, 0 otherwise, fused by intermediate "
                         "fusion (prodfusion tune weighs it)")
+    b.add_argument("--popularity", action="store_true",
+                   help="also build the popularity modality from the interactions: each "
+                        "product's training clicks (log-scaled), a query-independent prior "
+                        "fused by intermediate fusion (prodfusion tune weighs it)")
     b.add_argument("--category-from", default=None, metavar="MODEL",
                    help="fill missing categories with this `prodfusion categorize train` model")
     b.add_argument("--fusion", default="intermediate", choices=FUSION_METHODS,

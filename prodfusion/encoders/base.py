@@ -10,13 +10,16 @@ import numpy as np
 
 from prodfusion.errors import DataError, param_error
 
-Modality = Literal["text", "image", "clicks", "lexical", "cooc", "category"]
+Modality = Literal["text", "image", "clicks", "lexical", "cooc", "category", "popularity"]
 #: ``lexical``: character n-gram TF-IDF of titles (prodfusion.encoders.lexical), optional.
 #: ``cooc``: co-occurrence in the training sessions, a pairwise score with no vector
 #: (prodfusion.fusion.cooc), optional; only intermediate fusion uses it.
 #: ``category``: same category in the catalog (1/0), pairwise like cooc
 #: (prodfusion.fusion.category), optional.
-MODALITIES: tuple[Modality, ...] = ("text", "image", "clicks", "lexical", "cooc", "category")
+#: ``popularity``: the candidate's training clicks, a query-independent prior, pairwise
+#: like cooc (prodfusion.fusion.popularity), optional.
+MODALITIES: tuple[Modality, ...] = ("text", "image", "clicks", "lexical", "cooc", "category",
+                                    "popularity")
 
 #: How stored vectors may be held: float32, or float16 for half the memory and disk.
 VectorDtype = Literal["float32", "float16"]

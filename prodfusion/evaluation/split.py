@@ -362,6 +362,12 @@ def heldout_recommender(
     if train is not None and len(train):
         pc = train.product_counts()
         ev.click_counts_ = np.array([pc.get(p, 0) for p in rec.catalog.ids], dtype=np.int64)
+        if getattr(rec, "popularity_", None) is not None:  # counted on the training part
+            from prodfusion.fusion.popularity import PopularityPrior
+
+            ev.popularity_ = PopularityPrior(ev.click_counts_)
+            ev.modalities = tuple(m for m in ev.available_modalities
+                                  if m in rec.available_modalities)
     return ev
 
 

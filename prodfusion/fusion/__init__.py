@@ -16,6 +16,7 @@ from prodfusion.fusion.base import (
 )
 from prodfusion.fusion.category import CategoryMatch
 from prodfusion.fusion.cooc import PAIRWISE_MODALITIES, Cooc
+from prodfusion.fusion.popularity import PopularityPrior
 from prodfusion.fusion.early import EarlyFusion
 from prodfusion.fusion.intermediate import IntermediateFusion
 from prodfusion.fusion.late import LateFusion, cluster_modality, default_n_clusters
@@ -37,6 +38,7 @@ __all__ = [
     "parse_weights",
     "Cooc",
     "CategoryMatch",
+    "PopularityPrior",
     "check_pairwise",
 ]
 
@@ -49,7 +51,8 @@ def check_pairwise(method: str, modalities: Sequence[str], where: str) -> None:
         from prodfusion.errors import ParameterError
 
         raise ParameterError(
-            f"{where}: {bad} is a pairwise score (co-occurrence counts, same category), not a "
+            f"{where}: {bad} is a pairwise score (co-occurrence, same category, popularity), "
+            "not a "
             "vector; only "
             f"intermediate fusion can fuse it, not {method}. Use fusion='intermediate' or drop "
             f"{bad[0]!r} from the modalities."

@@ -58,7 +58,8 @@ __all__ = ["Cooc", "COOC", "PAIRWISE_MODALITIES"]
 
 COOC = "cooc"
 #: Modalities scored pair by pair (no vector): only intermediate fusion can fuse them.
-PAIRWISE_MODALITIES: tuple[str, ...] = (COOC, "category")  # category: fusion/category.py
+PAIRWISE_MODALITIES: tuple[str, ...] = (COOC, "category", "popularity")  # fusion/category.py,
+# fusion/popularity.py
 NORMS: tuple[str, ...] = ("conditional", "cosine")
 
 

@@ -62,7 +62,7 @@ class IntermediateFusion(ExactSearchMixin):
         for m, p in self.pairwise_.items():
             if not hasattr(p, "scores"):
                 raise ParameterError(f"the {m!r} modality needs its pairwise scores "
-                                     "(a Cooc, a CategoryMatch).")
+                                     "(a Cooc, a CategoryMatch, a PopularityPrior).")
         self.dense_ = tuple(m for m in self.modalities if m not in self.pairwise_)
         embs = _prepare(embeddings, self.dense_) if self.dense_ else []
         self.weighting.check(self.modalities, "IntermediateFusion")
