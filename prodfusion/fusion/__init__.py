@@ -16,10 +16,10 @@ from prodfusion.fusion.base import (
 )
 from prodfusion.fusion.category import CategoryMatch
 from prodfusion.fusion.cooc import PAIRWISE_MODALITIES, Cooc
-from prodfusion.fusion.popularity import PopularityPrior
 from prodfusion.fusion.early import EarlyFusion
 from prodfusion.fusion.intermediate import IntermediateFusion
 from prodfusion.fusion.late import LateFusion, cluster_modality, default_n_clusters
+from prodfusion.fusion.popularity import PopularityPrior
 from prodfusion.fusion.weights import Weighting, parse_weights
 
 __all__ = [
