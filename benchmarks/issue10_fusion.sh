@@ -64,11 +64,13 @@ c.select(pl.col('itemId').alias('product_id'), ('item ' + pl.col('itemId')).alia
          maintain_order=True).write_csv('runs/digi_full_catalog.csv')"
 rm -rf runs/digif runs/digif_t
 $T prodfusion build --catalog runs/digi_full_catalog.csv --category-col category --text none --image none $DI \
-  --workers 1 --cooc --category-modality --cache-dir none --fusion intermediate --index exact --out runs/digif > runs/digif_build.log 2>&1
+  --workers 1 --cooc --category-modality --popularity --cache-dir none --fusion intermediate --index exact \
+  --out runs/digif > runs/digif_build.log 2>&1
 cp -r runs/digif runs/digif_t
 $T prodfusion tune runs/digif_t $DI --objective ndcg@15 --workers 1 > runs/digif_tune.log 2>&1
 $T prodfusion evaluate retrieval runs/digif_t $DI --workers 1 --variants $V/single_clicks.json $V/single_cooc.json \
-  $V/single_category.json $V/tuned_digi_cat.json $V/paper_digi_cat.json cooc popular \
-  --note "model=runs/digif_t: the whole catalog (184,047 items of product-categories.csv), clicks + cooc + category; tuned by prodfusion tune" \
+  $V/single_category.json $V/single_popularity.json $V/tuned_digi_catpop.json $V/paper_digi_catpop.json \
+  cooc popular cooc+category \
+  --note "model=runs/digif_t: the whole catalog (184,047 items of product-categories.csv), clicks + cooc + category + popularity; tuned by prodfusion tune" \
   --out docs/results/diginetica_fusion_category > runs/digif_eval.log 2>&1
 echo "done: docs/results/{hm_baskets_fusion,hm_pairs_fusion,hm_replay_fusion_*,diginetica_fusion*}; times in runs/*.log"
