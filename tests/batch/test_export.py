@@ -40,8 +40,10 @@ def test_export_equals_similar_batch(model, tmp_path, fusion):
     ids, scores = _expected(rec, 7, fusion=fusion)
     assert table.column("product_id").to_pylist() == list(rec.catalog.ids)
     assert table.column("ids").to_pylist() == ids
-    np.testing.assert_array_equal(np.concatenate(table.column("scores").to_pylist()),
-                                  np.concatenate(scores).astype(np.float32))
+    # the same scores up to float32 rounding: a batch of 64 queries and the whole catalog
+    # at once may sum the matrix products in another order (BLAS blocking)
+    np.testing.assert_allclose(np.concatenate(table.column("scores").to_pylist()),
+                               np.concatenate(scores).astype(np.float32), rtol=1e-5, atol=1e-6)
     assert all(pid not in row for pid, row in zip(rec.catalog.ids, ids, strict=True))
     meta = read_lists_meta(out)
     assert meta["fusion"] == fusion and meta["k"] == 7 and meta["n_products"] == 500

@@ -58,8 +58,10 @@ def test_export_on_ray_equals_local_equals_similar_batch(ray_local, model, tmp_p
     rec = Recommender.load(model)
     ids, scores = rec.similar_batch(list(rec.catalog.ids), 8, fusion=fusion)
     assert b.column("ids").to_pylist() == [[x for x in r if x is not None] for r in ids.tolist()]
-    np.testing.assert_array_equal(np.concatenate(b.column("scores").to_pylist()),
-                                  scores[np.isfinite(scores)])
+    # up to float32 rounding: batches of 96 and the whole catalog at once may sum the matrix
+    # products in another order (BLAS blocking); Ray and local above are equal exactly
+    np.testing.assert_allclose(np.concatenate(b.column("scores").to_pylist()),
+                               scores[np.isfinite(scores)], rtol=1e-5, atol=1e-6)
 
 
 def test_ray_export_needs_a_model_folder(ray_local, model):
