@@ -113,3 +113,30 @@ def test_recommender_builds_saves_and_loads_popularity_counted_on_training(tmp_p
                        fusion="intermediate")
     with pytest.raises(ParameterError, match="popularity: no sessions given"):
         only.build(cat, None)
+
+
+@pytest.mark.parametrize("calibration", ["none", "zmean"])
+def test_approximate_search_with_popularity_and_category_equals_the_exact_fuser(rng, calibration):
+    """HNSW over the vector modalities + the most popular products + the query's category,
+    re-scored exactly: the same top 15 as the exact fuser."""
+    from prodfusion.index import IndexSettings
+    from tests.index.conftest import assert_same_topk, make_planted
+
+    cat, embs, _, _ = make_planted(rng, n=400)
+    settings = IndexSettings(exact_below=0, reduce_dim=None, ef_search=1024, nprobe=10_000,
+                             pq_m=4, min_candidates=64)
+    rec = Recommender.from_embeddings(cat, embs, fusion="intermediate", index="hnsw",
+                                      index_settings=settings)
+    rec.category_ = CategoryMatch.from_catalog(cat)
+    rec.popularity_ = PopularityPrior(rng.zipf(1.5, 400).clip(0, 10_000) - 1)
+    rec.modalities = rec.available_modalities
+    rec.weights = {"text": 1.0, "image": 0.5, "clicks": 0.5, "category": 0.3,
+                   "popularity": 0.4}
+    rec.calibration = calibration
+    exact = rec.fuser()
+    approx = rec.searcher()
+    assert type(approx).__name__ == "PairwiseIntermediateIndex"
+    q = np.arange(0, 400, 7)
+    r0, s0 = exact.topk(q, 15)
+    r1, s1 = approx.topk(q, 15)
+    assert_same_topk(exact, q, r0, s0, r1, s1, atol=1e-4)
