@@ -14,6 +14,9 @@ setting. Settings (``--settings``):
 * ``weights+zmean`` — z-scores, a modality one product lacks counted as its mean;
 * ``cooc+zscore`` / ``cooc+zmean`` — text, image, clicks and the pairwise ``cooc``
   modality (weights 1 / 0.5 / 2 / 1), needs ``--sessions``;
+* ``category+zmean`` / ``catpop+zmean`` — text, image, clicks and the pairwise ``category``
+  (weight 1; the synthetic catalog's categories), and ``popularity`` (0.5; Poisson(5) click
+  counts), ``zmean``;
 * ``clicks+fallback`` / ``clicks+plain-fallback`` — clicks alone with fallback weights
   text 1 / image 0.5 (``zmean``) or the plain fallback; with ``--query-pool no-clicks`` every
   query lacks a click vector, so every query is served through the fallback's own index
@@ -70,6 +73,11 @@ SETTINGS = {
     "cooc+zmean": {"weights": {**W3, "cooc": 1.0}, "calibration": "zmean", "cooc": True},
     "cooc+zmean+n0": {"weights": {**W3, "cooc": 1.0}, "calibration": "zmean", "cooc": True,
                       "click_n0": 5.0},
+    # the catalog's categories and the products' click counts as pairwise modalities
+    "category+zmean": {"weights": {**W3, "category": 1.0}, "calibration": "zmean",
+                       "category": True},
+    "catpop+zmean": {"weights": {**W3, "category": 1.0, "popularity": 0.5},
+                     "calibration": "zmean", "category": True, "popularity": True},
     # clicks alone with a fallback (what `tune` wrote for H&M pairs): a query without a click
     # vector is routed to an index over the fallback modalities (prodfusion/index/fallback.py)
     "clicks+fallback": {"weights": {"text": 0.0, "image": 0.0, "clicks": 1.0},
@@ -166,7 +174,9 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
+    from prodfusion.fusion.category import CategoryMatch
     from prodfusion.fusion.cooc import Cooc
+    from prodfusion.fusion.popularity import PopularityPrior
     from prodfusion.recommender import Recommender
 
     names = args.settings.split(",")
@@ -201,10 +211,16 @@ def main() -> None:
     for name in names:
         kw = dict(SETTINGS[name])
         use_cooc = kw.pop("cooc", False)
+        use_cat, use_pop = kw.pop("category", False), kw.pop("popularity", False)
         rec = Recommender.from_embeddings(catalog, embs, fusion="intermediate",
                                           vector_dtype=dtype, index="hnsw")
         if use_cooc:
             rec.cooc_ = cooc
+        if use_cat:
+            rec.category_ = CategoryMatch.from_catalog(catalog)
+        if use_pop:
+            rec.popularity_ = PopularityPrior(counts)
+        if use_cooc or use_cat or use_pop:
             rec.modalities = rec.available_modalities
         for key, value in kw.items():
             setattr(rec, key, value)
