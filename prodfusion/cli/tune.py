@@ -15,6 +15,7 @@ def _n0_list(s: str) -> list[float | None]:
 def cmd_tune(args) -> int:
     from prodfusion.cli.evaluate_steps import _p2v, load_interactions
     from prodfusion.errors import ParameterError
+    from prodfusion.fusion.weights import format_weights
     from prodfusion.recommender import Recommender
 
     if not (args.interactions or args.pairs):
@@ -38,12 +39,12 @@ def cmd_tune(args) -> int:
     )
     if not args.dry_run:
         rec.save(args.model)  # atomic: a temp folder renamed over the old one
-    w = ", ".join(f"{m}={x:.3f}" for m, x in res["weights"].items())
+    w = format_weights(res["weights"])
     imp = f"@{res['impute']:g}" if res.get("impute") else ""
     print(f"tuned {args.model}{' (dry run: not written)' if args.dry_run else ''}: intermediate "
           f"fusion, weights {w}, calibration {res['calibration']}{imp}, n0 {res['n0']}")
     if isinstance(res["fallback"], dict):
-        fb = ", ".join(f"{m}={x:.3f}" for m, x in res["fallback"].items())
+        fb = format_weights(res["fallback"])
         print(f"  fallback for pairs sharing no weighted modality: {fb}")
     print(f"  validation {res['objective']} {res['validation_score']:.4f} on "
           f"{res['split']['n_validation_cases']:,} cases over {res['search']['repeats']} "

@@ -178,7 +178,7 @@ def tune_weights(
         split_interactions,
     )
     from prodfusion.fusion.base import check_modalities
-    from prodfusion.fusion.weights import CALIBRATIONS, Weighting
+    from prodfusion.fusion.weights import CALIBRATIONS, Weighting, format_weights
 
     where = "tune()"
     t0 = time.perf_counter()
@@ -405,7 +405,7 @@ def tune_weights(
         if s is not None and hasattr(s, "fingerprint"):
             fingerprints[name] = s.fingerprint()
     log(f"best {metric}@{k} on validation {score:.4f}: "
-        + ", ".join(f"{m}={x:.3f}" for m, x in zip(mods, w, strict=True)) + f", calibration {cal}"
+        + format_weights(dict(zip(mods, w, strict=True))) + f", calibration {cal}"
         + (f", n0 {n0}" if n0 is not None else "")
         + (f", fallback {fallback}" if isinstance(fallback, dict) else ""))
     q = np.concatenate([sc.inv for sc, _ in folds])

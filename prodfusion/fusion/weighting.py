@@ -22,7 +22,8 @@ import numpy as np
 from prodfusion.encoders.base import MODALITIES
 from prodfusion.errors import ParameterError, param_error
 
-__all__ = ["CALIBRATIONS", "Z_CALIBRATIONS", "FALLBACK_OFFSET", "Weighting", "parse_weights"]
+__all__ = ["CALIBRATIONS", "Z_CALIBRATIONS", "FALLBACK_OFFSET", "Weighting", "parse_weights",
+           "format_weights"]
 
 CALIBRATIONS: tuple[str, ...] = ("none", "zscore", "zmean")
 #: Subtracted from the fallback score (``Weighting.fallback``): below every weighted score.
@@ -81,6 +82,16 @@ def parse_weights(spec: str | Mapping[str, float] | None, where: str = "--weight
     if all(v == 0 for v in out.values()):
         raise ParameterError(f"{where}: every weight is 0; at least one modality must count.")
     return out
+
+
+def format_weights(weights: Mapping[str, float]) -> str:
+    """``"clicks=0.999, text=0.0005, image=0"``: three significant digits, so a tie-break
+    weight (a thousandth of the others) does not print as 0.
+
+    >>> format_weights({"clicks": 0.99889, "text": 0.00049945, "image": 0.0})
+    'clicks=0.999, text=0.000499, image=0'
+    """
+    return ", ".join(f"{m}={x:.3g}" if x else f"{m}=0" for m, x in weights.items())
 
 
 @dataclass(frozen=True)

@@ -71,10 +71,12 @@ from prodfusion.fusion.weighting import (  # the weighting itself; importable fr
     FALLBACK_OFFSET,
     Z_CALIBRATIONS,
     Weighting,
+    format_weights,
     parse_weights,
 )
 
-__all__ = ["CALIBRATIONS", "Weighting", "parse_weights", "estimate_stats", "confidence",
+__all__ = ["CALIBRATIONS", "Weighting", "parse_weights", "format_weights", "estimate_stats",
+           "confidence",
            "tie_scale", "tie_weighting", "intermediate_combine", "fallback_terms",
            "fallback_search_weighting", "early_block_scale",
            "late_combine", "query_norm", "Z_CALIBRATIONS"]
