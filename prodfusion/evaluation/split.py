@@ -346,12 +346,8 @@ def heldout_recommender(
         from prodfusion.fusion.cooc import Cooc
 
         ev.cooc_ = Cooc.from_sessions(train, rec.catalog)
-        ev.modalities = ev.available_modalities if getattr(rec, "cooc_", None) is not None \
-            else ev.modalities
     if getattr(rec, "category_", None) is not None:  # from the catalog: nothing to retrain
         ev.category_ = rec.category_
-        ev.modalities = tuple(m for m in ev.available_modalities
-                              if m in rec.available_modalities)
     # The model's fusion weights, calibration and click confidence; occurrences counted in
     # the training part (what the retrained click vectors saw).
     ev.weights = getattr(rec, "weights", None)
@@ -363,11 +359,16 @@ def heldout_recommender(
         pc = train.product_counts()
         ev.click_counts_ = np.array([pc.get(p, 0) for p in rec.catalog.ids], dtype=np.int64)
         if getattr(rec, "popularity_", None) is not None:  # counted on the training part
-            from prodfusion.fusion.popularity import PopularityPrior
+            from prodfusion.model_state import refresh_popularity
 
-            ev.popularity_ = PopularityPrior(ev.click_counts_)
-            ev.modalities = tuple(m for m in ev.available_modalities
-                                  if m in rec.available_modalities)
+            ev.popularity = True
+            refresh_popularity(ev)
+    # the pairwise modalities fused: those the model has (cooc is always counted, for the
+    # reference baselines, but fused only where the model has it)
+    from prodfusion.fusion.cooc import PAIRWISE_MODALITIES
+
+    ev.modalities = tuple(m for m in ev.available_modalities
+                          if m not in PAIRWISE_MODALITIES or m in rec.available_modalities)
     return ev
 
 

@@ -9,8 +9,9 @@ another category, while next views and co-purchases often cross categories; as a
 term of intermediate fusion the category lifts same-category candidates without excluding
 the others, and orders what the other modalities leave tied — e.g. the many products with
 no co-occurrence at all, or a product with no sessions yet (cold start), which otherwise only
-its title and photo can place. Fused with ``cooc`` on the DIGINETICA sample it doubled
-HitRate@15 of held-out next views (``docs/results/README.md``).
+its title and photo can place. Fused with ``cooc``, clicks and ``popularity`` on DIGINETICA's
+whole catalog, the tuned fusion found 0.317 of the held-out next views in its top 15, against
+0.217 for co-occurrence alone (``docs/results/README.md``).
 
 It is a pairwise score like ``cooc`` (:mod:`prodfusion.fusion.cooc`): only intermediate
 fusion can use it, its calibration statistics are exact (:meth:`CategoryMatch.stats`), and it
@@ -74,8 +75,8 @@ class CategoryMatch:
         codes = catalog.codes("category")
         if codes is None or not (codes >= 0).any():
             raise DataError(
-                "the category modality needs the catalog's categories: pass --category-col "
-                "(Recommender(category_col=…)) with a column that has values.")
+                "the category modality needs the catalog's categories: a 'category' column with "
+                "values (--category-col names it).")
         return cls(codes)
 
     # ------------------------------------------------------------------ shape

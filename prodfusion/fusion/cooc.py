@@ -53,13 +53,14 @@ from typing import Any
 import numpy as np
 
 from prodfusion.errors import DataError, ModelError, param_error
+from prodfusion.fusion.category import CATEGORY_MODALITY
+from prodfusion.fusion.popularity import POPULARITY
 
 __all__ = ["Cooc", "COOC", "PAIRWISE_MODALITIES"]
 
 COOC = "cooc"
 #: Modalities scored pair by pair (no vector): only intermediate fusion can fuse them.
-PAIRWISE_MODALITIES: tuple[str, ...] = (COOC, "category", "popularity")  # fusion/category.py,
-# fusion/popularity.py
+PAIRWISE_MODALITIES: tuple[str, ...] = (COOC, CATEGORY_MODALITY, POPULARITY)
 NORMS: tuple[str, ...] = ("conditional", "cosine")
 
 
