@@ -99,8 +99,11 @@ class CategoryMatch:
         c = self.codes if cand_rows is None else self.codes[np.asarray(cand_rows, np.int64)]
         return ((q[:, None] == c[None, :]) & (q[:, None] >= 0)).astype(np.float32)
 
-    def neighbours(self, row: int, limit: int | None = None) -> np.ndarray:
-        """The other products of ``row``'s category, row ascending (all score 1)."""
+    def neighbours(self, row: int, limit: int | None = None,
+                   prior: np.ndarray | None = None) -> np.ndarray:
+        """The other products of ``row``'s category (all score 1): row ascending, or with
+        ``prior`` (one score per product, e.g. popularity) the ``limit`` highest by it
+        first (ties: row ascending)."""
         code = int(self.codes[row])
         if code < 0:
             return np.zeros(0, np.int64)
@@ -108,6 +111,14 @@ class CategoryMatch:
             self._members[code] = np.flatnonzero(self.codes == code).astype(np.int64)
         out = self._members[code]
         out = out[out != row]
+        if prior is not None:
+            v = np.asarray(prior)[out]
+            if limit is not None and limit < len(out):
+                keep = np.argpartition(-v, limit - 1)[:limit]
+                cut = v[keep].min()  # every member tied with the cut competes, by row
+                keep = np.flatnonzero(v >= cut)
+                out, v = out[keep], v[keep]
+            out = out[np.lexsort((out, -v))]
         return out if limit is None else out[:limit]
 
     def stats(self) -> tuple[float, float]:

@@ -217,3 +217,15 @@ def test_tie_aware_metric_is_the_mean_over_every_order_of_the_ties(metric):
                                               else 1.0 / math.log2(rank + 1)))
         got = tie_aware_metric(np.array([ahead]), np.array([ties]), k, metric)[0]
         assert got == pytest.approx(np.mean(vals))
+
+
+def test_category_neighbours_by_a_prior_by_hand():
+    """The category's members by a prior (popularity): highest first, ties by row, the
+    query itself left out, every member tied with the cut still competing for it."""
+    c = CategoryMatch(np.array([0, 1, 0, 0, 0, 1, 0, -1]))
+    prior = np.array([9.0, 8.0, 1.0, 5.0, 5.0, 7.0, 3.0, 9.0])
+    assert c.neighbours(0).tolist() == [2, 3, 4, 6]
+    assert c.neighbours(0, prior=prior).tolist() == [3, 4, 6, 2]
+    assert c.neighbours(0, 1, prior=prior).tolist() == [3]  # 3 and 4 tie: row decides
+    assert c.neighbours(2, 2, prior=prior).tolist() == [0, 3]
+    assert c.neighbours(7, 3, prior=prior).tolist() == []  # no category

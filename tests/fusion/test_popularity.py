@@ -140,3 +140,43 @@ def test_approximate_search_with_popularity_and_category_equals_the_exact_fuser(
     r0, s0 = exact.topk(q, 15)
     r1, s1 = approx.topk(q, 15)
     assert_same_topk(exact, q, r0, s0, r1, s1, atol=1e-4)
+
+
+def test_approximate_search_finds_popular_products_deep_in_a_large_category():
+    """A large category's often-clicked products can outscore the vector index's best of the
+    category: the approximate search takes the category's most popular as candidates too
+    (without them it missed such products: recall@15 0.944 at 1M,
+    docs/benchmarks/fusion_weights.md)."""
+    from prodfusion.index import IndexSettings
+
+    rng = np.random.default_rng(3)
+    n = 6000  # ten categories of 600: the catalog's 64 most popular hold ~6 of each
+    ids = [f"p{i:04d}" for i in range(n)]
+    cat = Catalog(pl.DataFrame({"product_id": ids, "title": ids,
+                                "category": [f"c{i % 10}" for i in range(n)]}))
+    text = Embeddings(rng.normal(size=(n, 16)).astype(np.float32), np.ones(n, bool), "t")
+    settings = IndexSettings(exact_below=0, reduce_dim=None, ef_search=1024, nprobe=10_000,
+                             pq_m=4, min_candidates=64)
+    rec = Recommender.from_embeddings(cat, {"text": text}, fusion="intermediate",
+                                      index="hnsw", index_settings=settings)
+    rec.category_ = CategoryMatch.from_catalog(cat)
+    rec.popularity_ = PopularityPrior(rng.poisson(5, n))
+    rec.modalities = rec.available_modalities
+    rec.weights = {"text": 1.0, "category": 1.0, "popularity": 2.0}
+    rec.calibration = "zmean"
+    exact, approx = rec.fuser(), rec.searcher()
+    q = np.arange(0, n, 197)
+    r0, s0 = exact.topk(q, 15)
+    # planted: exact results lie beyond the 64 best of the category by the titles alone
+    codes = rec.category_.codes
+    x = text.vectors / np.linalg.norm(text.vectors, axis=1, keepdims=True)
+    deep = 0
+    for qi, row in zip(q, r0, strict=True):
+        same = np.flatnonzero((codes == codes[qi]) & (np.arange(n) != qi))
+        by_text = same[np.argsort(-(x[same] @ x[qi]), kind="stable")]
+        deep += int(np.isin(row, by_text[64:]).sum())
+    assert deep > len(q)  # more than one per query on average
+    r1, s1 = approx.topk(q, 15)
+    got = np.mean([len(set(a) & set(b)) / 15 for a, b in zip(r0, r1, strict=True)])
+    assert got == 1.0
+    np.testing.assert_allclose(np.sort(s1, axis=1), np.sort(s0, axis=1), rtol=1e-4, atol=1e-4)
