@@ -112,13 +112,7 @@ class CategoryMatch:
         out = self._members[code]
         out = out[out != row]
         if prior is not None:
-            v = np.asarray(prior)[out]
-            if limit is not None and limit < len(out):
-                keep = np.argpartition(-v, limit - 1)[:limit]
-                cut = v[keep].min()  # every member tied with the cut competes, by row
-                keep = np.flatnonzero(v >= cut)
-                out, v = out[keep], v[keep]
-            out = out[np.lexsort((out, -v))]
+            out = out[np.lexsort((out, -np.asarray(prior)[out]))]
         return out if limit is None else out[:limit]
 
     def stats(self) -> tuple[float, float]:

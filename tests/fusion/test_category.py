@@ -221,7 +221,7 @@ def test_tie_aware_metric_is_the_mean_over_every_order_of_the_ties(metric):
 
 def test_category_neighbours_by_a_prior_by_hand():
     """The category's members by a prior (popularity): highest first, ties by row, the
-    query itself left out, every member tied with the cut still competing for it."""
+    query itself left out."""
     c = CategoryMatch(np.array([0, 1, 0, 0, 0, 1, 0, -1]))
     prior = np.array([9.0, 8.0, 1.0, 5.0, 5.0, 7.0, 3.0, 9.0])
     assert c.neighbours(0).tolist() == [2, 3, 4, 6]
