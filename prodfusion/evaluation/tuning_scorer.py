@@ -44,7 +44,7 @@ class _Scorer:
     every product of the category scores 1) contributes only ``n_cand`` of its group, so a
     target tied inside it competes with fewer products than in the catalog. On DIGINETICA's
     purchases (184,047 products) the category alone scored validation nDCG@15 0.0081 this way
-    and 0.0054 with every product a candidate (``tune --n-candidates 184047``, about 9× the
+    and 0.0054 with every product a candidate (``tune --n-candidates 184047``, 8–11× the
     tuning time; docs/results/README.md, sixth section). Pass the catalog size as
     ``n_candidates`` where it is affordable.
     """
