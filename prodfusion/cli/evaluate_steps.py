@@ -261,6 +261,12 @@ def _print_retrieval(res) -> None:
     for f in res.get("flags", []):
         print(f"  FLAG {f['source']}: {f['variant']} gains {f['gain']:+.4f} HitRate over "
               f"{f['comparator']} only in slice '{f['slice']}'", file=sys.stderr)
+    for d in res.get("paired", []):
+        if d["slice"] == "all":
+            n = d["ndcg"]
+            print(f"  {d['source']}: {d['variant']} − {d['comparator']}: nDCG@{k} "
+                  f"{n['value']:+.4f} [{n['ci_lo']:+.4f}, {n['ci_hi']:+.4f}] (paired): "
+                  f"{d['verdict']}", file=sys.stderr)
 
 
 def _print_replay(res) -> None:

@@ -17,6 +17,9 @@ the targets what it is in production:
 Every metric is also reported by slice of the **query** and of the **target** (has training
 clicks / has none; has an image / has none), and :func:`slice_flags` flags a configuration
 whose gain over the best single modality or reference baseline comes from one slice only.
+:func:`paired_differences` says by how much a fused configuration beats (or trails) those
+comparators on the *same* held-out cases, with a paired bootstrap interval: two unpaired
+intervals that overlap say little, since both configurations see the same cases.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ if TYPE_CHECKING:
     from prodfusion.data.sessions import Sessions
 
 __all__ = ["PROTOCOLS", "leave_last_out_sessions", "leave_one_out_pairs", "slice_masks",
-           "slice_flags", "SLICE_PARTITIONS"]
+           "slice_flags", "paired_differences", "SLICE_PARTITIONS"]
 
 PROTOCOLS: tuple[str, ...] = ("leave-last-out", "whole")
 
@@ -173,3 +176,81 @@ def slice_flags(rows: Sequence[Mapping], *, metric: str = "hit_rate",
                         "other_slice": other, "other_contribution": contrib[other],
                     })
     return flags
+
+
+def _comparators(rows: Sequence[Mapping], src: str, references: Sequence[str],
+                 metric: str) -> tuple[list[str], dict[str, str]]:
+    """``(fused variants, {kind: comparator})``: the best single modality and the best
+    reference baseline of one source (by the overall ``metric``)."""
+    by = {r["variant"]: r for r in rows if r["source"] == src and r["slice"] == "all"}
+    singles = [v for v, r in by.items() if v not in references
+               and len(r.get("modalities") or ()) == 1]
+    refs = [v for v in by if v in references]
+    fused = [v for v in by if v not in references and v not in singles]
+    comp = {}
+    for kind, cands in (("best single modality", singles), ("best reference", refs)):
+        if cands:
+            comp[kind] = max(cands, key=lambda c: _val(by[c], metric))
+    return fused, comp
+
+
+def paired_differences(rows: Sequence[Mapping], per_case: Mapping[tuple[str, str], Mapping], *,
+                       references: Sequence[str] = (), metric: str = "ndcg",
+                       n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> list[dict]:
+    """Each fused configuration minus the best single modality and the best reference, paired.
+
+    ``rows`` are :func:`~prodfusion.evaluation.retrieval.evaluate_retrieval`'s rows (they
+    name the comparators: the single-modality configuration and the reference baseline with
+    the best overall ``metric`` per source); ``per_case[(variant, source)]`` holds that
+    configuration's per-case ``hit`` and ``ndcg`` arrays, the cases' bootstrap ``groups`` and
+    ``slices`` (``{slice name: boolean selection}``), in the same case order for every
+    configuration. Each row gives, per slice, the mean difference of HitRate and nDCG with a
+    percentile bootstrap interval that resamples the same groups for both configurations
+    (:func:`~prodfusion.evaluation.metrics.bootstrap_ci` of the per-case differences), the
+    cases only one of the two finds (``only_variant``, ``only_comparator``: the discordant
+    pairs of McNemar's test) and a verdict: ``"above"`` or ``"below"`` when the interval of
+    the ``metric`` difference excludes 0, ``"equal"`` when every case scores the same,
+    ``"inside the noise"`` otherwise.
+
+    >>> rows = [{"variant": v, "source": "s", "slice": "all", "modalities": m,
+    ...          "ndcg": {"value": x}} for v, m, x in
+    ...         (("a", ["text"], 0.5), ("a+b", ["text", "image"], 0.6))]
+    >>> g = np.arange(4)
+    >>> pc = {("a", "s"): {"hit": np.array([1., 1, 0, 0]), "ndcg": np.array([1., .5, 0, 0]),
+    ...                    "groups": g, "slices": {"all": np.ones(4, bool)}},
+    ...       ("a+b", "s"): {"hit": np.array([1., 1, 1, 0]), "ndcg": np.array([1., 1, .4, 0]),
+    ...                      "groups": g, "slices": {"all": np.ones(4, bool)}}}
+    >>> d = paired_differences(rows, pc, n_boot=200)[0]
+    >>> d["variant"], d["comparator"], round(d["ndcg"]["value"], 3), d["only_variant"], d["verdict"]
+    ('a+b', 'a', 0.225, 1, 'inside the noise')
+    """
+    from prodfusion.evaluation.metrics import bootstrap_ci
+
+    out = []
+    for src in dict.fromkeys(r["source"] for r in rows):
+        fused, comp = _comparators(rows, src, references, metric)
+        for v in fused:
+            for kind, c in comp.items():
+                a, b = per_case.get((v, src)), per_case.get((c, src))
+                if a is None or b is None:
+                    continue
+                for sl, sel in a["slices"].items():
+                    if not sel.any():
+                        continue
+                    g = a["groups"][sel]
+                    row = {"source": src, "variant": v, "comparator": c, "kind": kind,
+                           "slice": sl, "n": int(sel.sum())}
+                    for m in ("hit", "ndcg"):
+                        mean, lo, hi = bootstrap_ci(a[m][sel] - b[m][sel], g, n_boot=n_boot,
+                                                    alpha=alpha, seed=seed)
+                        row["hit_rate" if m == "hit" else m] = {"value": mean, "ci_lo": lo,
+                                                                "ci_hi": hi}
+                    ha, hb = a["hit"][sel] > 0, b["hit"][sel] > 0
+                    row["only_variant"] = int((ha & ~hb).sum())
+                    row["only_comparator"] = int((hb & ~ha).sum())
+                    d = row["hit_rate" if metric == "hit_rate" else "ndcg"]
+                    row["verdict"] = ("equal" if d["ci_lo"] == d["ci_hi"] == 0 else "above"
+                                      if d["ci_lo"] > 0 else "below" if d["ci_hi"] < 0
+                                      else "inside the noise")
+                    out.append(row)
+    return out

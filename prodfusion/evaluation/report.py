@@ -20,6 +20,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -147,6 +148,14 @@ def _clustering_section(res: Mapping, out: Path, figs: dict) -> tuple[list, list
     return blocks, []
 
 
+def _dci(d: Mapping) -> str:
+    """A signed difference and its interval: ``+0.010 [-0.004, +0.024]``."""
+    v = [d["value"], d["ci_lo"], d["ci_hi"]]
+    if any(x is None or (isinstance(x, float) and math.isnan(x)) for x in v):
+        return "–"
+    return f"{v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]"
+
+
 def _retrieval_section(res: Mapping, out: Path, figs: dict) -> tuple[list, list[str]]:
     cfg = res["config"]
     k = cfg["k"]
@@ -197,6 +206,19 @@ def _retrieval_section(res: Mapping, out: Path, figs: dict) -> tuple[list, list[
             [[f["source"], f["variant"], f["comparator"], f"{f['gain']:+.4f}", f["slice"],
               f"{f['slice_contribution']:+.4f}", f["other_slice"],
               f"{f['other_contribution']:+.4f}"] for f in flags],
+        ))
+    paired = res.get("paired") or []
+    if paired:
+        blocks.append(Table(
+            "Paired differences — each fused configuration minus the best single modality and "
+            "the best reference baseline (by overall nDCG), on the same held-out cases: mean "
+            "difference [95% bootstrap interval resampling the same groups for both]; "
+            "verdict on nDCG",
+            ["source", "configuration", "minus", "slice", "cases", f"Δ HitRate@{k}",
+             f"Δ nDCG@{k}", "found only by it / only by the other", "verdict"],
+            [[d["source"], d["variant"], d["comparator"], d["slice"], f"{d['n']:,}",
+              _dci(d["hit_rate"]), _dci(d["ndcg"]),
+              f"{d['only_variant']} / {d['only_comparator']}", d["verdict"]] for d in paired],
         ))
     for src, ho in res["heldout"].items():
         sub = f" (sampled from {ho['subsampled_from']:,})" if ho.get("subsampled_from") else ""

@@ -53,7 +53,7 @@ from prodfusion.evaluation.metrics import (
     per_query_metrics,
     rank_of_target,
 )
-from prodfusion.evaluation.protocol import slice_flags, slice_masks
+from prodfusion.evaluation.protocol import paired_differences, slice_flags, slice_masks
 from prodfusion.evaluation.split import (
     HeldOut,
     Split,
@@ -291,6 +291,7 @@ def evaluate_retrieval(
     sources = {name: _subsample(ho, max_pairs, seed) for name, ho in split.heldout.items()}
     slices = slice_masks(rec, ev)
     out_rows = []
+    per_case: dict = {}  # (variant, source) -> per-case hits, nDCG, groups, slices: paired tests
     all_q = np.unique(np.concatenate([ho.query_rows for ho in sources.values()] or [np.zeros(0, int)]))
     for vi, v in enumerate(vlist):
         log(f"[{vi + 1}/{len(vlist)}] {v.label}: top-{k} of {len(all_q):,} query products")
@@ -301,12 +302,15 @@ def evaluate_retrieval(
             ranked = ranked_all[idx]
             m = per_query_metrics(ranked, ho.target_rows, k)
             cp = category_precision_at_k(ranked, ho.query_rows, cat_codes)
+            case = per_case[(v.label, name)] = {"hit": m["hit"], "ndcg": m["ndcg"],
+                                                "groups": ho.groups, "slices": {}}
             for sl, side_mask in slices.items():
                 if side_mask is None:
                     sel = np.ones(len(ho), dtype=bool)
                 else:
                     side, mask = side_mask
                     sel = mask[ho.query_rows if side == "query" else ho.target_rows]
+                case["slices"][sl] = sel
                 g = ho.groups[sel]
                 uq = np.unique(ho.query_rows[sel])
                 out_rows.append(
@@ -331,10 +335,13 @@ def evaluate_retrieval(
     log.close()
     refs = [v.label for v in vlist if isinstance(v, Reference)]
     flags = slice_flags(out_rows, metric="hit_rate", references=refs)
+    paired = paired_differences(out_rows, per_case, references=refs, metric="ndcg",
+                                n_boot=n_boot, alpha=alpha, seed=seed)
     coverage = _target_coverage(sources, ev, catalog)
     return {
         "kind": "retrieval",
         "flags": flags,
+        "paired": paired,
         "click_coverage": coverage,
         "config": {
             "k": k,

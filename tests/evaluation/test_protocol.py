@@ -11,7 +11,7 @@ from prodfusion.data.sessions import Sessions
 from prodfusion.encoders.base import Embeddings
 from prodfusion.errors import ModelError, ParameterError
 from prodfusion.evaluation.baselines import Reference, cooc_matrix, popularity
-from prodfusion.evaluation.protocol import slice_flags
+from prodfusion.evaluation.protocol import paired_differences, slice_flags
 from prodfusion.evaluation.replay import replay
 from prodfusion.evaluation.retrieval import (
     check_no_leak,
@@ -153,6 +153,89 @@ def test_a_gain_made_in_one_slice_only_is_flagged():
     assert (f["variant"], f["comparator"], f["slice"]) == ("fused", "text",
                                                            "target: no training clicks")
     assert f["gain"] == pytest.approx(0.05) and f["slice_contribution"] == pytest.approx(0.05)
+
+
+def _case(hit, ndcg, groups=None, slices=None):
+    hit, ndcg = np.asarray(hit, float), np.asarray(ndcg, float)
+    return {"hit": hit, "ndcg": ndcg,
+            "groups": np.arange(len(hit)) if groups is None else np.asarray(groups),
+            "slices": slices or {"all": np.ones(len(hit), bool)}}
+
+
+def _nrow(variant, mods, ndcg):
+    return {"variant": variant, "source": "s", "slice": "all", "modalities": list(mods),
+            "ndcg": {"value": ndcg}}
+
+
+def test_paired_differences_by_hand():
+    """Cases 0..5. Fused hits 0-3 (ranks 1, 1, 2, 1), text alone hits 0, 1 and 4; the
+    reference 'cooc' hits 0-3 at the same ranks as the fusion."""
+    n2 = 1 / np.log2(3)
+    cases = {("fused", "s"): _case([1, 1, 1, 1, 0, 0], [1, 1, n2, 1, 0, 0]),
+             ("text", "s"): _case([1, 1, 0, 0, 1, 0], [1, 1, 0, 0, 1, 0]),
+             ("cooc", "s"): _case([1, 1, 1, 1, 0, 0], [1, 1, n2, 1, 0, 0])}
+    rows = [_nrow("fused", ("text", "clicks"), (3 + n2) / 6), _nrow("text", ("text",), 0.5),
+            _nrow("cooc", (), (3 + n2) / 6)]
+    out = {d["comparator"]: d for d in paired_differences(rows, cases, references=["cooc"],
+                                                          n_boot=300)}
+    assert set(out) == {"text", "cooc"}  # singles and references are comparators, not rows
+    t = out["text"]
+    assert (t["kind"], t["slice"], t["n"]) == ("best single modality", "all", 6)
+    assert t["hit_rate"]["value"] == pytest.approx(1 / 6)  # (+1 +1 -1) / 6
+    assert t["ndcg"]["value"] == pytest.approx((n2 + 1 - 1) / 6)
+    assert (t["only_variant"], t["only_comparator"]) == (2, 1)
+    assert t["ndcg"]["ci_lo"] < t["ndcg"]["value"] < t["ndcg"]["ci_hi"]
+    assert t["verdict"] == "inside the noise"
+    c = out["cooc"]  # identical on every case
+    assert c["ndcg"]["value"] == 0 and (c["only_variant"], c["only_comparator"]) == (0, 0)
+    assert c["verdict"] == "equal"
+
+
+def test_paired_differences_see_what_unpaired_intervals_miss():
+    """A fusion that finds 12 more of 400 cases and loses none: its unpaired interval
+    overlaps the comparator's, the paired one excludes 0; the mirror case is 'below'."""
+    from prodfusion.evaluation.metrics import bootstrap_ci
+
+    rng = np.random.default_rng(0)
+    base = (rng.random(400) < 0.3).astype(float)
+    extra = np.flatnonzero(base == 0)[:12]
+    better = base.copy()
+    better[extra] = 1
+    lo_b, hi_b = bootstrap_ci(better)[1:]
+    lo_a, hi_a = bootstrap_ci(base)[1:]
+    assert lo_b < hi_a  # the unpaired intervals overlap
+    sl = {"all": np.ones(400, bool), "target: no training clicks": np.arange(400) < 200}
+    cases = {("up", "s"): _case(better, better, slices=sl),
+             ("down", "s"): _case(base, base, slices=sl),
+             ("one", "s"): _case(base, base, slices=sl)}
+    rows = [_nrow("up", ("a", "b"), better.mean()), _nrow("one", ("a",), base.mean()),
+            _nrow("down", ("a", "b"), base.mean() - 1e-9)]
+    cases[("down", "s")]["ndcg"] = base - np.isin(np.arange(400), np.flatnonzero(base)[:12])
+    out = {(d["variant"], d["slice"]): d for d in paired_differences(rows, cases, n_boot=500)}
+    assert out[("up", "all")]["verdict"] == "above"
+    assert out[("up", "all")]["ndcg"]["value"] == pytest.approx(12 / 400)
+    assert out[("down", "all")]["verdict"] == "below"
+    assert out[("up", "target: no training clicks")]["n"] == 200
+
+
+def test_evaluate_retrieval_reports_paired_differences(angle_model, angle_sessions, tmp_path):
+    from prodfusion.evaluation.report import write_report
+
+    res = evaluate_retrieval(angle_model, sessions=angle_sessions, test_fraction=0.375, k=3,
+                             variants=["intermediate:text", "intermediate:text+image", "cooc"],
+                             n_boot=50, progress=False)
+    by = {(r["variant"], r["slice"]): r for r in res["rows"]}
+    fused = next(r["variant"] for r in res["rows"] if len(r["modalities"]) == 2)
+    d = {x["comparator"]: x for x in res["paired"] if x["slice"] == "all"}
+    assert set(d) == {"cooc", next(r["variant"] for r in res["rows"]
+                                   if r["modalities"] == ["text"])}
+    for comp, x in d.items():  # the paired mean is the difference of the reported means
+        assert x["variant"] == fused
+        assert x["ndcg"]["value"] == pytest.approx(
+            by[(fused, "all")]["ndcg"]["value"] - by[(comp, "all")]["ndcg"]["value"])
+        assert x["n"] == by[(fused, "all")]["n"]
+    write_report(res, tmp_path)
+    assert "Paired differences" in (tmp_path / "report.md").read_text()
 
 
 # ----------------------------------------------------------------- reference baselines
