@@ -345,3 +345,52 @@ def test_the_category_modality_is_weighed_with_a_vector_modality_that_only_order
     refs = res["reference_scores"]
     assert res["weights"]["image"] > 0 and res["weights"]["category"] > 0
     assert res["validation_score"] > max(refs["image alone"], refs["category alone"]) + 0.05
+
+
+def test_the_weights_move_from_the_best_single_modality_only_as_far_as_validation_can_tell():
+    """The one-standard-error rule on the weights: of the weightings within one standard
+    error of the choice, the one giving the best single modality ('a') most weight."""
+    from prodfusion.evaluation.tuning import TIE_RATIO, _closest_within_one_se, _tie_breaks
+
+    rng = np.random.default_rng(0)
+    v = (rng.random(400) < 0.3).astype(float)
+    close = v.copy()
+    close[np.flatnonzero(v == 1)[:2]] = 0  # 2 hits lost, 1 won: 1 of 400 fewer, inside
+    close[np.flatnonzero(v == 0)[0]] = 1  # one standard error (0.004)
+    alone = v.copy()
+    alone[v == 1] = 0  # far outside
+    mods = ("a", "b")
+
+    def key_of(w, cal, n0, fb):
+        return (w, cal, n0)
+
+    def run(safe_close=True, chosen=(0.5, 0.5)):
+        cache, configs = {}, {}
+        for w, vals, safe in ((chosen, v, True), ((0.999, 0.001), close, safe_close),
+                              ((1.0, 0.0), alone, True), ((0.25, 0.75), v, True)):
+            configs[(w, "none", None)] = (w, "none", None)
+            cache[(w, "none", None)] = (safe, 0.0, vals.mean(), {}, vals)
+        return _closest_within_one_se(chosen, "none", None, mods, "a", cache, configs,
+                                      key_of, None, tie_breaks=lambda: None)
+
+    w, cal, n0, rec = run()
+    assert w == (0.999, 0.001) and rec["from_score"] == v.mean() and rec["se"] > 1 / 400
+    assert run(safe_close=False)[3] is None  # a weighting losing a slice is never taken
+    assert run(chosen=(0.999, 0.001))[0] == (0.999, 0.001)
+    assert _tie_breaks(mods, "a") == [(1 / (1 + TIE_RATIO), TIE_RATIO / (1 + TIE_RATIO))]
+    three = _tie_breaks(("a", "b", "c"), "b")
+    assert len(three) == 3 and all(t[1] == max(t) for t in three)
+
+
+def test_the_one_se_rule_keeps_the_score_and_can_be_turned_off():
+    """On the planted shop the rule's choice scores within one standard error of the best
+    weighting on validation and gives titles (the best single modality) at least as much
+    weight; --no-one-se keeps the best weighting."""
+    rec, sessions, _ = _shop()
+    on = tune_weights(rec, sessions=sessions, **KW)
+    off = tune_weights(rec, sessions=sessions, one_se=False, **KW)
+    assert off["one_se"] is None and off["search"]["one_se"] is False
+    assert on["weights"]["text"] >= off["weights"]["text"] - 1e-9
+    if on["one_se"] is not None:
+        assert on["validation_score"] >= on["one_se"]["from_score"] - on["one_se"]["se"] - 1e-9
+    json.dumps(on, allow_nan=False)
