@@ -33,7 +33,7 @@ def cmd_tune(args) -> int:
         n_candidates=args.n_candidates, validate_on=args.validate_on,
         repeats=args.repeats, rolling=args.rolling, selection=args.selection,
         slice_safe=not args.no_slice_safe, min_slice_cases=args.min_slice_cases,
-        tune_fallback=not args.plain_fallback, one_se=not args.no_one_se,
+        tune_fallback=not args.plain_fallback,
         prod2vec=_p2v(args, rec),
         progress=not args.quiet,
     )
@@ -43,10 +43,6 @@ def cmd_tune(args) -> int:
     imp = f"@{res['impute']:g}" if res.get("impute") else ""
     print(f"tuned {args.model}{' (dry run: not written)' if args.dry_run else ''}: intermediate "
           f"fusion, weights {w}, calibration {res['calibration']}{imp}, n0 {res['n0']}")
-    if res.get("one_se"):
-        o = res["one_se"]
-        print(f"  one-standard-error rule: instead of {o['from']} (validation "
-              f"{o['from_score']:.4f}, standard error of the difference {o['se']:.4f})")
     if isinstance(res["fallback"], dict):
         fb = format_weights(res["fallback"])
         print(f"  fallback for pairs sharing no weighted modality: {fb}")
@@ -114,9 +110,6 @@ def add_tune_parser(sub) -> None:
                         "many cases must not fall below the best single modality (default 20)")
     p.add_argument("--no-slice-safe", action="store_true",
                    help="do not prefer weightings that keep every validation slice")
-    p.add_argument("--no-one-se", action="store_true",
-                   help="keep the best weighting instead of the one closest to the best "
-                        "single modality within one standard error of its validation score")
     p.add_argument("--plain-fallback", action="store_true",
                    help="rank pairs sharing only zero-weight modalities by their mean raw "
                         "cosine instead of learnt fallback weights")

@@ -19,13 +19,7 @@
    ``min_slice_cases`` or more cases below the best single modality), then by the criterion
    (``selection="lcb"``: the objective minus one standard error of its per-case difference
    from the best single modality; ``"mean"``: the objective);
-5. the **one-standard-error rule** (``one_se``, default on; Breiman's rule, as glmnet's
-   ``lambda.1se``): of the searched weightings within one standard error of the choice's
-   validation score (paired, per case), the one that gives the best single modality the
-   largest share of the weight is kept, the best single modality with a tie-break of the
-   others (:data:`TIE_RATIO`) among them: the fusion moves away from that modality only as
-   far as the validation data can tell the difference;
-6. when some weights are 0, the **fallback weights** that rank pairs sharing only those
+5. when some weights are 0, the **fallback weights** that rank pairs sharing only those
    modalities are chosen the same way on every validation case as if the weighted
    modalities were missing (the sparsest within one standard error of the best:
    :func:`_one_se`), and kept if the whole scores at least as well as with the plain
@@ -129,7 +123,6 @@ def tune_weights(
     slice_safe: bool = True,
     min_slice_cases: int = 20,
     tune_fallback: bool = True,
-    one_se: bool = True,
     progress: bool | Callable = False,
 ) -> dict:
     """Choose intermediate-fusion weights, calibration and ``n0`` on a validation split.
@@ -155,10 +148,7 @@ def tune_weights(
     that wins by a few noisy cases does not replace that modality; ``slice_safe`` first
     prefers configurations that are nowhere below the best single modality in a validation
     slice (query / target with or without training clicks, with or without a photo) of
-    ``min_slice_cases`` or more cases. With ``one_se`` (default) the choice then moves to the
-    searched weighting closest to the best single modality (the largest weight on it) whose
-    validation score is within one standard error of the choice's (module docstring, step 5;
-    recorded as ``one_se``: the weighting it replaced, its score and the error).
+    ``min_slice_cases`` or more cases.
 
     A weight of exactly 0 is a **last resort** (``Weighting.fallback``, written with the
     weights): a pair sharing only zero-weight modalities is ranked after every other
@@ -242,7 +232,6 @@ def tune_weights(
     groups = _case_groups(folds)  # a case held out in several splits counts once in errors
     n0s = list(n0_grid) if "clicks" in mods else [None]
     cache: dict = {}
-    configs: dict = {}  # cache key -> (weights, calibration, n0) of the searched weightings
 
     def fixed(w: tuple[float, ...]) -> tuple[float, ...]:
         """Normalised to sum 1, with the zero weights that coverage needs lifted."""
@@ -310,17 +299,14 @@ def tune_weights(
         key = key_of(w, cal, n0, fb)
         if key not in cache:
             if not any(w):
-                cache[key] = (False, -math.inf, -math.inf, {}, None)
+                cache[key] = (False, -math.inf, -math.inf, {})
             else:
                 keep: list = []
                 score, sl = measure(weighting(w, cal, n0, fb), keep)
                 crit = score
-                v = np.concatenate(keep)
                 if selection == "lcb":
-                    crit -= _paired_se(v, v_best, groups)
-                cache[key] = (safe(score, sl), crit, score, sl, v)
-                if fb is True:
-                    configs[key] = (w, cal, n0)
+                    crit -= _paired_se(np.concatenate(keep), v_best, groups)
+                cache[key] = (safe(score, sl), crit, score, sl)
         return cache[key][:2]
 
     def better(a: tuple[bool, float], b: tuple[bool, float]) -> bool:
@@ -374,16 +360,6 @@ def tune_weights(
             if better(sc, score):
                 w2, sc2 = coordinate(w, c2, n2, sc)
                 score, w, cal, n0 = sc2, w2, c2, n2
-    one_se_record = None
-    if one_se:
-        w, cal, n0, one_se_record = _closest_within_one_se(
-            w, cal, n0, mods, best_single, cache, configs, key_of, groups,
-            tie_breaks=lambda: [evaluate(t, c2, n2) for t in _tie_breaks(mods, best_single)
-                                for c2 in calibrations for n2 in n0s
-                                if n2 is None or t[mods.index("clicks")] > 0])
-        if one_se_record is not None:
-            log(f"one-standard-error rule: {one_se_record['from']} → the weighting closest to "
-                f"{best_single} alone within {one_se_record['se']:.4f} of its validation score")
     # the fallback: what serves the cases the weighted modalities cannot, learnt on every
     # validation case as if those modalities were missing (ranking by the others alone)
     fallback: bool | dict = True
@@ -412,7 +388,7 @@ def tune_weights(
         if not better(score, cand):  # at least as good as the plain fallback
             fallback, score = tuned_fb, cand
     final = cache[key_of(w, cal, n0, fallback)]
-    is_safe, crit, score, chosen_slices, _ = final
+    is_safe, crit, score, chosen_slices = final
     equal = fixed(tuple(1.0 for _ in mods))
     evaluate(equal, "none", None)
     refs = {"equal weights (calibration none)": cache[key_of(equal, "none", None, True)][2]}
@@ -454,8 +430,7 @@ def tune_weights(
                    "validate_on": validate_on, "repeats": repeats, "rolling": rolling,
                    "selection": selection, "best_single": best_single,
                    "slice_safe": slice_safe, "min_slice_cases": min_slice_cases,
-                   "tune_fallback": tune_fallback, "one_se": one_se},
-        "one_se": one_se_record,
+                   "tune_fallback": tune_fallback},
         "split": {"protocol": protocol, "test_fraction": test_fraction,
                   "val_fraction": val_fraction, "seed": seed,
                   "n_validation_cases": int(len(q)),
@@ -468,55 +443,3 @@ def tune_weights(
         "seconds": round(time.perf_counter() - t0, 2),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-
-
-def _tie_breaks(mods: Sequence[str], best: str) -> list[tuple[float, ...]]:
-    """The best single modality with every other one, and each other one alone, at
-    :data:`TIE_RATIO` of its weight: it orders only what that modality leaves tied."""
-    j = mods.index(best)
-    out = []
-    others = [i for i in range(len(mods)) if i != j]
-    for sub in [others] + ([[i] for i in others] if len(others) > 1 else []):
-        w = [0.0] * len(mods)
-        w[j] = 1.0
-        for i in sub:
-            w[i] = TIE_RATIO
-        total = sum(w)
-        out.append(tuple(x / total for x in w))
-    return out
-
-
-def _closest_within_one_se(w, cal, n0, mods, best_single, cache, configs, key_of, groups,
-                           tie_breaks) -> tuple:
-    """The one-standard-error rule for the weights (as for the fallback, :func:`_one_se`).
-
-    Of the searched weightings that are slice-safe whenever the choice is, and whose
-    validation score is within one standard error (of the paired per-case difference) of the
-    choice's, the one that gives the best single modality the largest share of the weight
-    (then the higher score): the choice moves away from that modality only as far as the
-    validation data can tell the difference. The tie-breaks of that modality
-    (:func:`_tie_breaks`) are searched too. Returns ``(w, cal, n0, record)``; ``record`` is
-    ``None`` when the choice stays.
-    """
-    from prodfusion.fusion.weights import format_weights
-
-    tie_breaks()
-    key = key_of(w, cal, n0, True)
-    safe0, _, score0, _, v0 = cache[key]
-    j = mods.index(best_single)
-    best = (w[j], score0, key)
-    se0 = None
-    for k2, (w2, c2, n2) in configs.items():
-        safe2, _, score2, _, v2 = cache[k2]
-        if v2 is None or (safe0 and not safe2) or k2 == key:
-            continue
-        se = _paired_se(v0, v2, groups)
-        if score2 >= score0 - se - 1e-12 and (w2[j], score2) > best[:2]:
-            best, se0 = (w2[j], score2, k2), se
-    if best[2] == key:
-        return w, cal, n0, None
-    w2, c2, n2 = configs[best[2]]
-    rec = {"from": format_weights(dict(zip(mods, w, strict=True))) + f", calibration {cal}"
-           + (f", n0 {n0}" if n0 is not None else ""),
-           "from_score": score0, "se": se0, "score": best[1]}
-    return w2, c2, n2, rec
