@@ -100,6 +100,9 @@ def _heldout_opts(p: argparse.ArgumentParser) -> None:
     g.add_argument("--p2v-epochs", type=int, default=None, help="override the model's Prod2Vec epochs")
     g.add_argument("--p2v-dim", type=int, default=None, help="override the model's Prod2Vec dimension")
     g.add_argument("--p2v-min-count", type=int, default=None)
+    g.add_argument("--p2v-seed", type=int, default=None,
+                   help="override the model's Prod2Vec seed (rerun with a few to see how much "
+                        "the figures move with training randomness alone)")
     g.add_argument("--workers", type=int, default=None, help="Prod2Vec threads")
     g.add_argument("--protocol", choices=["leave-last-out", "whole"], default="leave-last-out",
                    help="leave-last-out (default): the last transition of each held-out session "

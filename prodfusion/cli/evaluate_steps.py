@@ -46,7 +46,8 @@ def _p2v(args, rec):
     base = getattr(rec, "prod2vec", None) or Prod2VecParams()
     changes = {}
     for opt, name in (("p2v_epochs", "epochs"), ("p2v_dim", "vector_size"),
-                      ("p2v_min_count", "min_count"), ("workers", "workers")):
+                      ("p2v_min_count", "min_count"), ("p2v_seed", "seed"),
+                      ("workers", "workers")):
         v = getattr(args, opt, None)
         if v is not None:
             changes[name] = v

@@ -120,6 +120,8 @@ def add_tune_parser(sub) -> None:
     p.add_argument("--p2v-epochs", type=int, default=None)
     p.add_argument("--p2v-dim", type=int, default=None)
     p.add_argument("--p2v-min-count", type=int, default=None)
+    p.add_argument("--p2v-seed", type=int, default=None,
+                   help="override the model's Prod2Vec seed (split r retrains from seed + r)")
     p.add_argument("--workers", type=int, default=None, help="Prod2Vec threads")
     p.add_argument("--dry-run", action="store_true", help="print the choice, write nothing")
     p.add_argument("--quiet", action="store_true")
