@@ -333,12 +333,14 @@ def heldout_recommender(
             "Nothing to evaluate: the model has no text or image vectors and no training "
             "sessions were given to retrain the click vectors."
         )
-    ev = Recommender.from_embeddings(
+    ev = Recommender.from_embeddings(  # searched as the model is (its index choice)
         rec.catalog,
         embs,
         fusion=rec.fusion,
         normalize=getattr(rec, "normalize", False),
         seed=getattr(rec, "seed", 0),
+        index=getattr(rec, "index", "auto"),
+        index_settings=getattr(rec, "index_settings", None),
     )
     ev.train_sessions_ = train  # what the reference baselines (cooc, popular) count
     if train is not None and len(train):

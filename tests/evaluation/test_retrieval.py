@@ -73,6 +73,25 @@ def test_evaluation_trains_prod2vec_on_the_training_part_only(angle_model, angle
     assert ev.embeddings_["clicks"].mask.tolist() == [True] * 6 + [False, True]
 
 
+def test_the_held_out_recommender_searches_as_the_model_does(angle_model, angle_sessions):
+    """The evaluated recommender keeps the model's index choice: a model built with
+    `--index exact` is scored exactly even where 'auto' would pick an approximate index (the
+    whole DIGINETICA catalog was scored through HNSW before the seventh session)."""
+    from dataclasses import replace
+
+    from prodfusion.recommender import Recommender
+
+    train = split_interactions(angle_model.catalog, angle_sessions, test_fraction=0.375).train
+    small = replace(angle_model.index_settings, auto_hnsw_from=4)
+    for index in ("exact", "auto"):
+        rec = Recommender.from_embeddings(angle_model.catalog, dict(angle_model.embeddings_),
+                                          fusion="intermediate", index=index,
+                                          index_settings=small)
+        rec.prod2vec = angle_model.prod2vec
+        ev = heldout_recommender(rec, train)
+        assert (ev.index, ev.index_settings) == (index, small)
+
+
 def test_pair_split_keeps_both_directions_together_and_drops_seen_pairs(angle_model):
     pairs = Sessions.from_lists(
         [["000", "001"], ["001", "000"], ["002", "003"], ["003", "002"], ["004", "005"],
