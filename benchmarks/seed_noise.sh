@@ -4,7 +4,7 @@
 # 1-4 (`evaluate retrieval --p2v-seed`), every other input unchanged (the tuned weights stay
 # the ones in the model folders). Needs the model folders of benchmarks/issue10_fusion.sh and
 # benchmarks/issue10_purchases.sh (runs/, not committed). Writes docs/results/seed_noise.md.
-# Usage: bash benchmarks/seed_noise.sh   (about 15 min on the idle 2-core VM)
+# Usage: bash benchmarks/seed_noise.sh   (about 17 min on the 2-core VM, partly shared)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f .venv/bin/activate ] && . .venv/bin/activate
