@@ -179,10 +179,10 @@ def slice_flags(rows: Sequence[Mapping], *, metric: str = "hit_rate",
 
 
 def _comparators(rows: Sequence[Mapping], src: str, references: Sequence[str],
-                 metric: str) -> tuple[list[str], dict[str, str]]:
+                 metric: str, sl: str = "all") -> tuple[list[str], dict[str, str]]:
     """``(fused variants, {kind: comparator})``: the best single modality and the best
-    reference baseline of one source (by the overall ``metric``)."""
-    by = {r["variant"]: r for r in rows if r["source"] == src and r["slice"] == "all"}
+    reference baseline of one source (by ``metric`` in slice ``sl``)."""
+    by = {r["variant"]: r for r in rows if r["source"] == src and r["slice"] == sl}
     singles = [v for v, r in by.items() if v not in references
                and len(r.get("modalities") or ()) == 1]
     refs = [v for v in by if v in references]
@@ -201,7 +201,9 @@ def paired_differences(rows: Sequence[Mapping], per_case: Mapping[tuple[str, str
 
     ``rows`` are :func:`~prodfusion.evaluation.retrieval.evaluate_retrieval`'s rows (they
     name the comparators: the single-modality configuration and the reference baseline with
-    the best overall ``metric`` per source); ``per_case[(variant, source)]`` holds that
+    the best overall ``metric`` per source, and in each slice also the best of that slice
+    where it is another one — kind ``"… in this slice"``: the bar "at least the best single
+    modality in every slice"); ``per_case[(variant, source)]`` holds that
     configuration's per-case ``hit`` and ``ndcg`` arrays, the cases' bootstrap ``groups`` and
     ``slices`` (``{slice name: boolean selection}``), in the same case order for every
     configuration. Each row gives, per slice, the mean difference of HitRate and nDCG with a
@@ -229,12 +231,22 @@ def paired_differences(rows: Sequence[Mapping], per_case: Mapping[tuple[str, str
     out = []
     for src in dict.fromkeys(r["source"] for r in rows):
         fused, comp = _comparators(rows, src, references, metric)
+        slice_names = list(dict.fromkeys(r["slice"] for r in rows if r["source"] == src))
         for v in fused:
-            for kind, c in comp.items():
-                a, b = per_case.get((v, src)), per_case.get((c, src))
-                if a is None or b is None:
-                    continue
-                for sl, sel in a["slices"].items():
+            for sl in slice_names:
+                pairs = list(comp.items())
+                if sl != "all":  # the slice's own best, where another one scores higher there
+                    here = {r["variant"]: r for r in rows
+                            if r["source"] == src and r["slice"] == sl}
+                    for kind, c in _comparators(rows, src, references, metric, sl)[1].items():
+                        o = comp.get(kind)
+                        if o is None or _val(here[c], metric) > _val(here[o], metric) + 1e-12:
+                            pairs.append((kind + " in this slice", c))
+                for kind, c in pairs:
+                    a, b = per_case.get((v, src)), per_case.get((c, src))
+                    if a is None or b is None or sl not in a["slices"]:
+                        continue
+                    sel = a["slices"][sl]
                     if not sel.any():
                         continue
                     g = a["groups"][sel]

@@ -156,6 +156,11 @@ def _dci(d: Mapping) -> str:
     return f"{v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]"
 
 
+def _minus(d: Mapping) -> str:
+    """The comparator of a paired difference, marked when it is a slice's own best."""
+    return d["comparator"] + (" (best in this slice)" if d["kind"].endswith("this slice") else "")
+
+
 def _retrieval_section(res: Mapping, out: Path, figs: dict) -> tuple[list, list[str]]:
     cfg = res["config"]
     k = cfg["k"]
@@ -211,12 +216,13 @@ def _retrieval_section(res: Mapping, out: Path, figs: dict) -> tuple[list, list[
     if paired:
         blocks.append(Table(
             "Paired differences — each fused configuration minus the best single modality and "
-            "the best reference baseline (by overall nDCG), on the same held-out cases: mean "
+            "the best reference baseline (by overall nDCG; in a slice also the slice's own best "
+            "where it scores higher there), on the same held-out cases: mean "
             "difference [95% bootstrap interval resampling the same groups for both]; "
             "verdict on nDCG",
             ["source", "configuration", "minus", "slice", "cases", f"Δ HitRate@{k}",
              f"Δ nDCG@{k}", "found only by it / only by the other", "verdict"],
-            [[d["source"], d["variant"], d["comparator"], d["slice"], f"{d['n']:,}",
+            [[d["source"], d["variant"], _minus(d), d["slice"], f"{d['n']:,}",
               _dci(d["hit_rate"]), _dci(d["ndcg"]),
               f"{d['only_variant']} / {d['only_comparator']}", d["verdict"]] for d in paired],
         ))

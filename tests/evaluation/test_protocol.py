@@ -191,6 +191,28 @@ def test_paired_differences_by_hand():
     assert c["verdict"] == "equal"
 
 
+def test_a_slice_is_also_compared_with_its_own_best_single_modality():
+    """Overall, 'text' is the best single modality; among the cold cases (4, 5) 'cat' is.
+    The fusion is compared with 'text' everywhere and, in the cold slice, with 'cat' too."""
+    cold = np.array([0, 0, 0, 0, 1, 1], bool)
+    sl = {"all": np.ones(6, bool), "target: no training clicks": cold,
+          "target: with training clicks": ~cold}
+    vals = {"fused": [1, 1, 1, 0, 0, 0], "text": [1, 1, 0, 0, 0, 0], "cat": [0, 0, 0, 0, 1, 1]}
+    cases = {(v, "s"): _case(x, x, slices=sl) for v, x in vals.items()}
+    mods = {"fused": ("text", "cat"), "text": ("text",), "cat": ("cat",)}
+    rows = [{"variant": v, "source": "s", "slice": name, "modalities": list(mods[v]),
+             "ndcg": {"value": float(np.asarray(x, float)[m].mean())}}
+            for v, x in vals.items() for name, m in sl.items()]
+    out = paired_differences(rows, cases, n_boot=200)
+    got = {(d["slice"], d["comparator"], d["kind"]) for d in out}
+    assert got == {("all", "text", "best single modality"),
+                   ("target: with training clicks", "text", "best single modality"),
+                   ("target: no training clicks", "text", "best single modality"),
+                   ("target: no training clicks", "cat", "best single modality in this slice")}
+    d = next(d for d in out if d["comparator"] == "cat")
+    assert d["ndcg"]["value"] == pytest.approx(-1.0) and d["only_comparator"] == 2
+
+
 def test_paired_differences_see_what_unpaired_intervals_miss():
     """A fusion that finds 12 more of 400 cases and loses none: its unpaired interval
     overlaps the comparator's, the paired one excludes 0; the mirror case is 'below'."""
@@ -210,6 +232,7 @@ def test_paired_differences_see_what_unpaired_intervals_miss():
              ("one", "s"): _case(base, base, slices=sl)}
     rows = [_nrow("up", ("a", "b"), better.mean()), _nrow("one", ("a",), base.mean()),
             _nrow("down", ("a", "b"), base.mean() - 1e-9)]
+    rows += [dict(r, slice="target: no training clicks") for r in rows]
     cases[("down", "s")]["ndcg"] = base - np.isin(np.arange(400), np.flatnonzero(base)[:12])
     out = {(d["variant"], d["slice"]): d for d in paired_differences(rows, cases, n_boot=500)}
     assert out[("up", "all")]["verdict"] == "above"
