@@ -64,8 +64,11 @@ def run_demo(
     _say(f"  {len(catalog):,} products in {n_cat} categories, {len(sessions):,} sessions, "
          f"{sessions.n_clicks:,} clicks ({time.perf_counter() - t0:.1f}s)")
 
+    # one Prod2Vec thread: the same weights and figures on every run (gensim is not
+    # bit-reproducible on several threads, and the tuned weights moved between runs)
     rec = Recommender(
-        fusion="intermediate", prod2vec=Prod2VecParams(seed=seed), cache_dir=cache_dir, seed=seed,
+        fusion="intermediate", prod2vec=Prod2VecParams(seed=seed, workers=1),
+        cache_dir=cache_dir, seed=seed,
     ).build(catalog, sessions)
     model_dir = rec.save(out / "model")
     _say(f"  built {model_dir} in {rec.build_info_['seconds']:.1f}s:")
