@@ -82,7 +82,7 @@ def _num(x: Any, default: float = 0.0) -> float:
     return default if math.isnan(v) else v
 
 
-def _f(x: Any, nd: int = 3) -> str:
+def _f(x: Any, nd: int = 3, signed: bool = False) -> str:
     if x is None:
         return "–"
     try:
@@ -91,7 +91,7 @@ def _f(x: Any, nd: int = 3) -> str:
         return str(x)
     if math.isnan(x):
         return "–"
-    return f"{x:.{nd}f}"
+    return f"{x:+.{nd}f}" if signed else f"{x:.{nd}f}"
 
 
 def _pm(d: Mapping | None, nd: int = 3) -> str:
@@ -100,8 +100,10 @@ def _pm(d: Mapping | None, nd: int = 3) -> str:
     return f"{_f(d['mean'], nd)} ± {_f(d['std'], nd)}"
 
 
-def _ci(d: Mapping, nd: int = 3) -> str:
-    return f"{_f(d['value'], nd)} [{_f(d['ci_lo'], nd)}, {_f(d['ci_hi'], nd)}]"
+def _ci(d: Mapping, nd: int = 3, signed: bool = False) -> str:
+    """``value [lo, hi]``; ``signed``: a difference, ``+0.010 [-0.004, +0.024]``."""
+    return (f"{_f(d['value'], nd, signed)} [{_f(d['ci_lo'], nd, signed)}, "
+            f"{_f(d['ci_hi'], nd, signed)}]")
 
 
 def _pct(x: float, nd: int = 2) -> str:

@@ -226,43 +226,55 @@ def paired_differences(rows: Sequence[Mapping], per_case: Mapping[tuple[str, str
     >>> d["variant"], d["comparator"], round(d["ndcg"]["value"], 3), d["only_variant"], d["verdict"]
     ('a+b', 'a', 0.225, 1, 'inside the noise')
     """
-    from prodfusion.evaluation.metrics import bootstrap_ci
-
     out = []
     for src in dict.fromkeys(r["source"] for r in rows):
         fused, comp = _comparators(rows, src, references, metric)
-        slice_names = list(dict.fromkeys(r["slice"] for r in rows if r["source"] == src))
+        pairs = {sl: _slice_comparators(rows, src, references, metric, sl, comp)
+                 for sl in dict.fromkeys(r["slice"] for r in rows if r["source"] == src)}
         for v in fused:
-            for sl in slice_names:
-                pairs = list(comp.items())
-                if sl != "all":  # the slice's own best, where another one scores higher there
-                    here = {r["variant"]: r for r in rows
-                            if r["source"] == src and r["slice"] == sl}
-                    for kind, c in _comparators(rows, src, references, metric, sl)[1].items():
-                        o = comp.get(kind)
-                        if o is None or _val(here[c], metric) > _val(here[o], metric) + 1e-12:
-                            pairs.append((kind + " in this slice", c))
-                for kind, c in pairs:
-                    a, b = per_case.get((v, src)), per_case.get((c, src))
-                    if a is None or b is None or sl not in a["slices"]:
-                        continue
-                    sel = a["slices"][sl]
-                    if not sel.any():
-                        continue
-                    g = a["groups"][sel]
-                    row = {"source": src, "variant": v, "comparator": c, "kind": kind,
-                           "slice": sl, "n": int(sel.sum())}
-                    for m in ("hit", "ndcg"):
-                        mean, lo, hi = bootstrap_ci(a[m][sel] - b[m][sel], g, n_boot=n_boot,
-                                                    alpha=alpha, seed=seed)
-                        row["hit_rate" if m == "hit" else m] = {"value": mean, "ci_lo": lo,
-                                                                "ci_hi": hi}
-                    ha, hb = a["hit"][sel] > 0, b["hit"][sel] > 0
-                    row["only_variant"] = int((ha & ~hb).sum())
-                    row["only_comparator"] = int((hb & ~ha).sum())
-                    d = row["hit_rate" if metric == "hit_rate" else "ndcg"]
-                    row["verdict"] = ("equal" if d["ci_lo"] == d["ci_hi"] == 0 else "above"
-                                      if d["ci_lo"] > 0 else "below" if d["ci_hi"] < 0
-                                      else "inside the noise")
-                    out.append(row)
+            a = per_case.get((v, src))
+            for sl, comps in pairs.items():
+                sel = None if a is None else a["slices"].get(sl)
+                if sel is None or not sel.any():
+                    continue
+                for kind, c in comps:
+                    b = per_case.get((c, src))
+                    if b is not None:
+                        out.append({"source": src, "variant": v, "comparator": c, "kind": kind,
+                                    "slice": sl, **_paired_row(a, b, sel, metric, n_boot,
+                                                               alpha, seed)})
     return out
+
+
+def _slice_comparators(rows: Sequence[Mapping], src: str, references: Sequence[str],
+                       metric: str, sl: str, comp: Mapping[str, str]) -> list[tuple[str, str]]:
+    """``[(kind, comparator)]`` of slice ``sl``: the overall ones (``comp``), and the slice's
+    own best where another configuration scores higher there."""
+    pairs = list(comp.items())
+    if sl != "all":
+        here = {r["variant"]: r for r in rows if r["source"] == src and r["slice"] == sl}
+        for kind, c in _comparators(rows, src, references, metric, sl)[1].items():
+            o = comp.get(kind)
+            if o is None or _val(here[c], metric) > _val(here[o], metric) + 1e-12:
+                pairs.append((kind + " in this slice", c))
+    return pairs
+
+
+def _paired_row(a: Mapping, b: Mapping, sel: np.ndarray, metric: str, n_boot: int,
+                alpha: float, seed: int) -> dict:
+    """The paired differences ``a − b`` over the cases ``sel`` (:func:`paired_differences`)."""
+    from prodfusion.evaluation.metrics import bootstrap_ci
+
+    g = a["groups"][sel]
+    row: dict = {"n": int(sel.sum())}
+    for m, name in (("hit", "hit_rate"), ("ndcg", "ndcg")):
+        mean, lo, hi = bootstrap_ci(a[m][sel] - b[m][sel], g, n_boot=n_boot, alpha=alpha,
+                                    seed=seed)
+        row[name] = {"value": mean, "ci_lo": lo, "ci_hi": hi}
+    ha, hb = a["hit"][sel] > 0, b["hit"][sel] > 0
+    row["only_variant"] = int((ha & ~hb).sum())
+    row["only_comparator"] = int((hb & ~ha).sum())
+    d = row["hit_rate" if metric == "hit_rate" else "ndcg"]
+    row["verdict"] = ("equal" if d["ci_lo"] == d["ci_hi"] == 0 else "above" if d["ci_lo"] > 0
+                      else "below" if d["ci_hi"] < 0 else "inside the noise")
+    return row

@@ -20,7 +20,6 @@ Examples
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -148,14 +147,6 @@ def _clustering_section(res: Mapping, out: Path, figs: dict) -> tuple[list, list
     return blocks, []
 
 
-def _dci(d: Mapping) -> str:
-    """A signed difference and its interval: ``+0.010 [-0.004, +0.024]``."""
-    v = [d["value"], d["ci_lo"], d["ci_hi"]]
-    if any(x is None or (isinstance(x, float) and math.isnan(x)) for x in v):
-        return "–"
-    return f"{v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]"
-
-
 def _minus(d: Mapping) -> str:
     """The comparator of a paired difference, marked when it is a slice's own best."""
     return d["comparator"] + (" (best in this slice)" if d["kind"].endswith("this slice") else "")
@@ -223,7 +214,7 @@ def _retrieval_section(res: Mapping, out: Path, figs: dict) -> tuple[list, list[
             ["source", "configuration", "minus", "slice", "cases", f"Δ HitRate@{k}",
              f"Δ nDCG@{k}", "found only by it / only by the other", "verdict"],
             [[d["source"], d["variant"], _minus(d), d["slice"], f"{d['n']:,}",
-              _dci(d["hit_rate"]), _dci(d["ndcg"]),
+              _ci(d["hit_rate"], signed=True), _ci(d["ndcg"], signed=True),
               f"{d['only_variant']} / {d['only_comparator']}", d["verdict"]] for d in paired],
         ))
     for src, ho in res["heldout"].items():

@@ -68,6 +68,8 @@ class CategoryMatch:
         self.sizes = np.bincount(present) if len(present) else np.zeros(0, np.int64)
         self.info = {"n_present": self.n_present, "n_categories": int((self.sizes > 0).sum())}
         self._members: dict[int, np.ndarray] = {}
+        self._prior: np.ndarray | None = None  # the prior _by_prior was sorted by
+        self._by_prior: dict[int, np.ndarray] = {}
 
     @classmethod
     def from_catalog(cls, catalog: Any) -> CategoryMatch:
@@ -110,9 +112,13 @@ class CategoryMatch:
         if code not in self._members:
             self._members[code] = np.flatnonzero(self.codes == code).astype(np.int64)
         out = self._members[code]
+        if prior is not None:  # the category's order by the prior, once per category
+            if prior is not self._prior:
+                self._prior, self._by_prior = prior, {}
+            if code not in self._by_prior:
+                self._by_prior[code] = out[np.lexsort((out, -np.asarray(prior)[out]))]
+            out = self._by_prior[code]
         out = out[out != row]
-        if prior is not None:
-            out = out[np.lexsort((out, -np.asarray(prior)[out]))]
         return out if limit is None else out[:limit]
 
     def stats(self) -> tuple[float, float]:

@@ -229,3 +229,6 @@ def test_category_neighbours_by_a_prior_by_hand():
     assert c.neighbours(0, 1, prior=prior).tolist() == [3]  # 3 and 4 tie: row decides
     assert c.neighbours(2, 2, prior=prior).tolist() == [0, 3]
     assert c.neighbours(7, 3, prior=prior).tolist() == []  # no category
+    # the order is kept per category for the prior it was sorted by; a new prior re-sorts
+    assert c.neighbours(0, prior=prior[::-1].copy()).tolist() == [6, 2, 3, 4]
+    assert c.neighbours(0, prior=prior).tolist() == [3, 4, 6, 2]
