@@ -5,7 +5,7 @@
 * cooc alone on DIGINETICA's catalog of viewed items, and the category alone on the whole
   catalog (targets without training clicks), scored two ways on the test part: ties broken by
   catalog row, as ``evaluate retrieval`` serves them, and tie-aware (the mean over every order
-  of the ties, :func:`~prodfusion.evaluation.tuning_scorer.tie_aware_metric`, as ``tune`` scores);
+  of the ties, :func:`~prodfusion.evaluation.metrics.tie_aware_metric`, as ``tune`` scores);
 * the spread of the click cosines of the pairs-tuned H&M model (its calibration statistics).
 
 Needs the models of ``bash benchmarks/issue10_fusion.sh`` (``runs/digi1``, ``runs/digif_t``,
@@ -26,8 +26,8 @@ import polars as pl
 
 from prodfusion import Recommender
 from prodfusion.data.interactions import clean_sessions, read_interactions
+from prodfusion.evaluation.metrics import tie_aware_metric
 from prodfusion.evaluation.split import heldout_recommender, split_interactions
-from prodfusion.evaluation.tuning_scorer import tie_aware_metric
 from prodfusion.fusion import make_fuser
 from prodfusion.fusion.weights import Weighting
 

@@ -150,6 +150,30 @@ class Variant:
             scores[qi] = [s for _, s in have] + [-np.inf] * (k - len(have))
         return rows, scores
 
+    def level_scorers(self, rec: Any, *, diff_code: np.ndarray | None = None) -> list | None:
+        """The scores :meth:`recommend_scored` ranks by, for tie-aware evaluation
+        (:func:`~prodfusion.evaluation.metrics.tie_aware_ranks`): one function per level
+        (this fusion, then the ``fallback`` modalities), ``rows → (len(rows), n)`` float32
+        scores, ``-inf`` where a candidate is never served (the query itself, a ``diff_code``
+        clash). ``None`` where the model searches approximately (an HNSW index ranks by
+        approximate neighbours, not by these scores)."""
+        from prodfusion.index.base import choose_backend
+
+        if choose_backend(rec.index, len(rec.catalog), rec.index_settings) != "exact":
+            return None
+        flt = Filters(diff_code=diff_code)
+        fusers = [rec.fuser(self.fusion, self.modalities, self.weighting())]
+        if self.fallback:
+            fusers.append(rec.fuser("intermediate", self.fallback))
+
+        def scorer(f):
+            def score(rows: np.ndarray) -> np.ndarray:
+                rows = np.asarray(rows, dtype=np.int64)
+                return flt.apply(np.asarray(f.similarity(rows), dtype=np.float32), rows)
+            return score
+
+        return [scorer(f) for f in fusers]
+
     def recommend(self, rec: Any, query_rows, k: int, *, filters: Filters | None = None,
                   diff_code: np.ndarray | None = None) -> np.ndarray:
         """Top-``k`` catalog rows for each query row (``-1`` pads), best first

@@ -120,6 +120,11 @@ def _retrieval_opts(p: argparse.ArgumentParser) -> None:
     g.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default: 1000)")
     g.add_argument("--exclude-group", action="store_true",
                    help="never recommend the query's own variation group")
+    g.add_argument("--ties", choices=["mean", "row"], default="mean",
+                   help="mean (default): a held-out target tied with other candidates counts at "
+                        "the mean of its possible ranks, so the catalog's row order (which breaks "
+                        "ties in the lists served) neither helps nor hurts; row: score the lists "
+                        "as served (both are in results.json)")
 
 
 def _replay_opts(p: argparse.ArgumentParser, *, required: bool) -> None:

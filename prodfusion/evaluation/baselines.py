@@ -182,22 +182,20 @@ class Reference:
             c["tfidf"] = tfidf_matrix(rec.catalog.titles)
         return c["tfidf"]
 
-    def recommend(self, rec: Any, query_rows: np.ndarray, k: int, *,
-                  diff_code: np.ndarray | None = None) -> np.ndarray:
-        """Top-``k`` catalog rows per query row (``-1`` pads), best first."""
+    def _scorers(self, rec: Any) -> list:
+        """One score function per level, served first to last (``rows → (len(rows), n)``;
+        a score ≤ 0 is never served): a list from the first, filled from the next."""
         n = len(rec.catalog)
-        q = np.asarray(query_rows, dtype=np.int64)
         if self.kind == "popular":
             pop = popularity(self._train(rec), rec.catalog)
-            return _topk_sparse(lambda rows: np.broadcast_to(pop, (len(rows), n)), q, n, k,
-                                diff_code)
-        lists = []
+            return [lambda rows: np.broadcast_to(pop, (len(rows), n))]
+        out = []
         if self.kind in ("cooc", "cooc+tfidf", "cooc+category"):
             c = self._cooc(rec)
-            lists.append(_topk_sparse(lambda rows: c[rows].toarray(), q, n, k, diff_code))
+            out.append(lambda rows: c[rows].toarray())
         if self.kind in ("tfidf", "cooc+tfidf"):
             x = self._tfidf(rec)
-            lists.append(_topk_sparse(lambda rows: (x[rows] @ x.T).toarray(), q, n, k, diff_code))
+            out.append(lambda rows: (x[rows] @ x.T).toarray())
         if self.kind == "cooc+category":
             codes = rec.catalog.codes("category")
             if codes is None or not (codes >= 0).any():
@@ -209,5 +207,32 @@ class Reference:
                 qc = codes[rows][:, None]
                 return np.where((codes[None, :] == qc) & (qc >= 0), pop[None, :], 0.0)
 
-            lists.append(_topk_sparse(same_category, q, n, k, diff_code))
-        return lists[0] if len(lists) == 1 else _fill(lists[0], lists[1], k)
+            out.append(same_category)
+        return out
+
+    def recommend(self, rec: Any, query_rows: np.ndarray, k: int, *,
+                  diff_code: np.ndarray | None = None) -> np.ndarray:
+        """Top-``k`` catalog rows per query row (``-1`` pads), best first."""
+        n = len(rec.catalog)
+        q = np.asarray(query_rows, dtype=np.int64)
+        lists = [_topk_sparse(f, q, n, k, diff_code) for f in self._scorers(rec)]
+        out = lists[0]
+        for nxt in lists[1:]:
+            out = _fill(out, nxt, k)
+        return out
+
+    def level_scorers(self, rec: Any, *, diff_code: np.ndarray | None = None) -> list:
+        """The scores :meth:`recommend` ranks by, level by level, ``-inf`` where a candidate
+        is never served (as :meth:`prodfusion.variants.Variant.level_scorers`)."""
+        from prodfusion.index.topk import Filters
+
+        flt = Filters(diff_code=diff_code)
+
+        def scorer(f):
+            def score(rows: np.ndarray) -> np.ndarray:
+                rows = np.asarray(rows, dtype=np.int64)
+                s = np.asarray(f(rows), dtype=np.float64)
+                return flt.apply(np.where(s > 0, s, -np.inf), rows)
+            return score
+
+        return [scorer(f) for f in self._scorers(rec)]

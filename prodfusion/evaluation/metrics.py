@@ -64,6 +64,82 @@ def per_query_metrics(
     return {"hit": hit, "rr": rr, "ndcg": ndcg, "rank": r}
 
 
+def tie_aware_metric(ahead: np.ndarray, ties: np.ndarray, k: int, metric: str) -> np.ndarray:
+    """HitRate@k, MRR@k or nDCG@k (one relevant item) of targets scored below ``ahead``
+    candidates and tied with ``ties`` others, **averaged over every order of the ties**
+    (McSherry & Najork, ECIR 2008): the target is at each rank ``ahead+1 … ahead+ties+1``
+    with equal chance. ``tune`` validates and ``evaluate retrieval`` tests this way
+    (:func:`tie_aware_ranks`), so the arbitrary order in which
+    :func:`~prodfusion.index.topk.topk_rows` breaks ties (catalog row ascending) neither helps
+    nor hurts a configuration — a coarse modality such as ``category`` ties thousands of
+    products, co-occurrence counts tie many.
+
+    ``metric``: ``"hitrate"``, ``"mrr"`` or ``"ndcg"``.
+
+    >>> tie_aware_metric(np.array([0, 14, 0]), np.array([0, 1, 29]), 15, "hitrate").tolist()
+    [1.0, 0.5, 0.5]
+    >>> tie_aware_metric(np.array([0]), np.array([1]), 15, "mrr").tolist()  # (1 + 1/2) / 2
+    [0.75]
+    """
+    ahead = np.asarray(ahead, np.int64)
+    ties = np.asarray(ties, np.int64)
+    r = np.arange(1, k + 1, dtype=np.float64)
+    if metric == "ndcg":
+        gain = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(r + 1.0))])
+    elif metric == "mrr":
+        gain = np.concatenate([[0.0], np.cumsum(1.0 / r)])
+    elif metric == "hitrate":
+        gain = np.arange(k + 1, dtype=np.float64)
+    else:
+        raise ValueError(f"tie_aware_metric(): metric {metric!r} is not hitrate, mrr or ndcg")
+    hi = np.minimum(ahead + ties + 1, k)
+    lo = np.minimum(ahead, k)
+    return (gain[hi] - gain[lo]) / (ties + 1.0)
+
+
+def tie_aware_ranks(levels: Sequence[np.ndarray], targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How many candidates rank strictly ahead of each target and how many tie with it.
+
+    ``levels`` are ``(q, n)`` score arrays ranked **lexicographically**, as a list filled from
+    a fallback is: the candidates with a finite first-level score come first, by that score;
+    then those with a finite second-level score only, by it; and so on. ``-inf`` marks a
+    candidate a level does not serve (the query itself, a filtered product). Returns
+    ``ahead``, ``ties`` (other candidates at the target's exact score, on its level) and
+    ``servable`` (the target has a finite score on some level; where it has none its metrics
+    are 0).
+
+    >>> s = np.array([[3.0, 1.0, 1.0, 1.0, -np.inf]])
+    >>> [x.tolist() for x in tie_aware_ranks([s], np.array([2]))]
+    [[1], [2], [True]]
+    >>> fb = np.array([[0.0, 0.0, 0.0, 0.0, 0.5]])  # the fallback level serves row 4 last
+    >>> [x.tolist() for x in tie_aware_ranks([s, fb], np.array([4]))]
+    [[4], [0], [True]]
+    """
+    targets = np.asarray(targets, dtype=np.int64)
+    q = len(targets)
+    ahead = np.zeros(q, dtype=np.int64)
+    ties = np.zeros(q, dtype=np.int64)
+    done = np.zeros(q, dtype=bool)
+    taken = np.zeros((q, levels[0].shape[1]) if q else (0, 0), dtype=bool)  # served above
+    for s in levels:
+        s = np.asarray(s)
+        if s.shape != (q, taken.shape[1]):
+            raise DataError(f"tie_aware_ranks(): a level has shape {s.shape}, expected "
+                            f"{(q, taken.shape[1])}.")
+        here = np.isfinite(s) & ~taken
+        st = s[np.arange(q), targets]
+        at = ~done & here[np.arange(q), targets]
+        if at.any():
+            sa, ha = s[at], here[at]
+            ahead[at] += ((sa > st[at, None]) & ha).sum(axis=1)
+            ties[at] = ((sa == st[at, None]) & ha).sum(axis=1) - 1
+        rest = ~done & ~at  # the target is below every candidate this level serves
+        ahead[rest] += here[rest].sum(axis=1)
+        done |= at
+        taken |= here
+    return ahead, ties, done
+
+
 def _mean(x: np.ndarray) -> float:
     return float(np.mean(x)) if len(x) else math.nan
 

@@ -210,7 +210,8 @@ def paired_differences(rows: Sequence[Mapping], per_case: Mapping[tuple[str, str
     percentile bootstrap interval that resamples the same groups for both configurations
     (:func:`~prodfusion.evaluation.metrics.bootstrap_ci` of the per-case differences), the
     cases only one of the two finds (``only_variant``, ``only_comparator``: the discordant
-    pairs of McNemar's test) and a verdict: ``"above"`` or ``"below"`` when the interval of
+    pairs of McNemar's test; with tie-aware hits, the expected counts over the orders of the
+    ties) and a verdict: ``"above"`` or ``"below"`` when the interval of
     the ``metric`` difference excludes 0, ``"equal"`` when every case scores the same,
     ``"inside the noise"`` otherwise.
 
@@ -271,9 +272,13 @@ def _paired_row(a: Mapping, b: Mapping, sel: np.ndarray, metric: str, n_boot: in
         mean, lo, hi = bootstrap_ci(a[m][sel] - b[m][sel], g, n_boot=n_boot, alpha=alpha,
                                     seed=seed)
         row[name] = {"value": mean, "ci_lo": lo, "ci_hi": hi}
-    ha, hb = a["hit"][sel] > 0, b["hit"][sel] > 0
-    row["only_variant"] = int((ha & ~hb).sum())
-    row["only_comparator"] = int((hb & ~ha).sum())
+    # tie-aware hits are probabilities (over the orders of the ties, each configuration's
+    # drawn alone): the expected discordant counts, the plain counts where hits are 0/1
+    ha, hb = a["hit"][sel], b["hit"][sel]
+    only_a = round(float((ha * (1 - hb)).sum()), 6)
+    only_b = round(float((hb * (1 - ha)).sum()), 6)
+    row["only_variant"] = int(only_a) if only_a.is_integer() else round(only_a, 1)
+    row["only_comparator"] = int(only_b) if only_b.is_integer() else round(only_b, 1)
     d = row["hit_rate" if metric == "hit_rate" else "ndcg"]
     row["verdict"] = ("equal" if d["ci_lo"] == d["ci_hi"] == 0 else "above" if d["ci_lo"] > 0
                       else "below" if d["ci_hi"] < 0 else "inside the noise")

@@ -184,6 +184,14 @@ def _retrieval_section(res: Mapping, out: Path, figs: dict) -> tuple[list, list[
         "category (a configuration fusing the category modality raises it by construction). "
         "Coverage: share of the catalog shown at least once."
     ))
+    if cfg.get("ties") == "mean":
+        blocks.append(("p",
+            "Ties: a held-out target tied with other candidates counts at the mean of its "
+            "possible ranks (McSherry & Najork 2008; `tune` validates the same way), so the "
+            "catalog's row order, which breaks ties in the lists served, neither helps nor "
+            "hurts a configuration. The lists as served are compared in the last table "
+            "(`--ties row` scores them throughout); category precision and coverage are of "
+            "the lists served."))
     cov = res.get("click_coverage") or {}
     for src in res["heldout"]:
         if src in cov:
@@ -232,6 +240,18 @@ def _retrieval_section(res: Mapping, out: Path, figs: dict) -> tuple[list, list[
                 f"groups{sub if sl == 'all' else ''})",
                 ["variant", f"HitRate@{k}", f"MRR@{k}", f"nDCG@{k}", f"cat. precision@{k}", "coverage"],
                 rows, bold=_bold_max(rows, range(1, 5)),
+            ))
+        served = [r for r in res["rows"] if r["source"] == src and r["slice"] == "all"
+                  and r.get("served") and r.get("ties") == "mean"]
+        if served:
+            blocks.append(Table(
+                f"Held-out {src} — all: tie-aware (the tables above) and as served (ties broken "
+                "by catalog row)",
+                ["variant", f"HitRate@{k}", "as served", f"MRR@{k}", "as served", f"nDCG@{k}",
+                 "as served"],
+                [[r["variant"]] + [f"{x:.3f}" for key in ("hit_rate", "mrr", "ndcg")
+                                   for x in (r[key]["value"], r["served"][key])]
+                 for r in served],
             ))
         p = out / f"retrieval_{src}.png"
         _fig_retrieval(res["rows"], src, k, p)

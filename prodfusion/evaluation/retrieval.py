@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from prodfusion._checks import FUSION_METHODS, check_k
+from prodfusion._checks import FUSION_METHODS, check_choice, check_k
 from prodfusion.encoders.base import MODALITIES
 from prodfusion.errors import DataError, ParameterError, param_error
 from prodfusion.evaluation.baselines import ON_REQUEST, REFERENCES, Reference
@@ -52,6 +52,8 @@ from prodfusion.evaluation.metrics import (
     ndcg_at_k,
     per_query_metrics,
     rank_of_target,
+    tie_aware_metric,
+    tie_aware_ranks,
 )
 from prodfusion.evaluation.protocol import paired_differences, slice_flags, slice_masks
 from prodfusion.evaluation.split import (
@@ -220,6 +222,7 @@ def evaluate_retrieval(
     exclude_group: bool = False,
     progress: bool | Callable = True,
     protocol: str = "leave-last-out",
+    ties: str = "mean",
     _split: Split | None = None,
 ) -> dict:
     """Score the retrieval of held-out co-interactions for several configurations.
@@ -247,6 +250,13 @@ def evaluate_retrieval(
     progress : bool or callable
     protocol : {"leave-last-out", "whole"}
         How test cases are held out (:func:`split_interactions`).
+    ties : {"mean", "row"}
+        ``"mean"`` (default): a target tied with other candidates counts at the mean of its
+        possible ranks (:func:`~prodfusion.evaluation.metrics.tie_aware_metric`, as ``tune``
+        validates), so the catalog's row order — which breaks ties in the lists served —
+        neither helps nor hurts a configuration; ``"row"``: the lists as served. Both are in
+        every row (``served``); a configuration searched approximately (HNSW) is scored as
+        served either way. Category precision and coverage are always of the lists served.
 
     Returns
     -------
@@ -259,6 +269,7 @@ def evaluate_retrieval(
 
     where = "evaluate_retrieval()"
     k = check_k(k, where)
+    check_choice(ties, "ties", where, ("mean", "row"))
     t0 = time.perf_counter()
     catalog = rec.catalog
     split = _split or split_interactions(
@@ -300,7 +311,9 @@ def evaluate_retrieval(
         for name, ho in sources.items():
             idx = np.fromiter((pos[int(q)] for q in ho.query_rows), dtype=np.int64, count=len(ho))
             ranked = ranked_all[idx]
-            m = per_query_metrics(ranked, ho.target_rows, k)
+            served = per_query_metrics(ranked, ho.target_rows, k)
+            aware = _tie_aware(v, ev, ho, k, diff_code) if ties == "mean" else None
+            m = served if aware is None else aware
             cp = category_precision_at_k(ranked, ho.query_rows, cat_codes)
             case = per_case[(v.label, name)] = {"hit": m["hit"], "ndcg": m["ndcg"],
                                                 "groups": ho.groups, "slices": {}}
@@ -327,6 +340,10 @@ def evaluate_retrieval(
                         "mrr": _metric_block(m["rr"][sel], g, n_boot, alpha, seed),
                         "ndcg": _metric_block(m["ndcg"][sel], g, n_boot, alpha, seed),
                         "category_precision": _metric_block(cp[sel], g, n_boot, alpha, seed),
+                        "ties": "as served" if aware is None else "mean",
+                        "served": {key: float(served[src][sel].mean()) if sel.any() else math.nan
+                                   for key, src in (("hit_rate", "hit"), ("mrr", "rr"),
+                                                    ("ndcg", "ndcg"))},
                         "coverage": catalog_coverage(ranked_all[[pos[int(q)] for q in uq]], len(catalog))
                         if len(uq)
                         else math.nan,
@@ -352,6 +369,7 @@ def evaluate_retrieval(
             "max_pairs": max_pairs,
             "exclude_group": exclude_group,
             "protocol": split.info.get("protocol", protocol),
+            "ties": ties,
             "variants": [v.as_dict() for v in vlist],
             "prod2vec": asdict(prod2vec) if prod2vec is not None else asdict(rec.prod2vec)
             if hasattr(rec, "prod2vec")
@@ -371,6 +389,26 @@ def evaluate_retrieval(
         "rows": out_rows,
         "seconds": time.perf_counter() - t0,
     }
+
+
+def _tie_aware(v: Any, ev: Any, ho: HeldOut, k: int, diff_code) -> dict | None:
+    """Per-case ``hit``, ``rr`` and ``ndcg`` of ``v`` with ties counted at the mean of their
+    possible ranks (:func:`tie_aware_ranks`), or ``None`` where ``v`` is searched
+    approximately (scored as served)."""
+    scorers = v.level_scorers(ev, diff_code=diff_code)
+    if scorers is None:
+        return None
+    q, t = ho.query_rows, ho.target_rows
+    n = len(ev.catalog)
+    block = max(1, min(1024, (64 << 20) // max(1, 8 * n * len(scorers))))
+    parts = []
+    for lo in range(0, len(q), block):
+        rows = q[lo:lo + block]
+        parts.append(tie_aware_ranks([f(rows) for f in scorers], t[lo:lo + block]))
+    ahead, tied, ok = (np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, int)
+                       for i in range(3))
+    return {key: np.where(ok, tie_aware_metric(ahead, tied, k, metric), 0.0)
+            for key, metric in (("hit", "hitrate"), ("rr", "mrr"), ("ndcg", "ndcg"))}
 
 
 def _target_coverage(sources: Mapping[str, HeldOut], ev: Any, catalog: Any) -> dict:

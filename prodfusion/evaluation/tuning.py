@@ -11,7 +11,7 @@
 3. Prod2Vec is retrained on each fitting part only (from another seed each time; the
    model's text and image vectors are kept), and every candidate configuration ranks the
    validation queries of every split; a target tied with other candidates counts at the mean
-   of its possible ranks (:func:`~prodfusion.evaluation.tuning_scorer.tie_aware_metric`),
+   of its possible ranks (:func:`~prodfusion.evaluation.metrics.tie_aware_metric`),
    so the row order that breaks ties at serving time neither helps nor hurts a weighting;
 4. the search is a simplex grid over the modality weights (step ``step``) × calibrations ×
    click-confidence constants ``n0``, refined by coordinate search (multiplicative steps).

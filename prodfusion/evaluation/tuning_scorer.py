@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from prodfusion.evaluation.metrics import tie_aware_metric
 from prodfusion.fusion.cooc import PAIRWISE_MODALITIES
 
 __all__: list[str] = []
@@ -38,8 +39,9 @@ class _Scorer:
     cosine, or the nonzero co-occurrences; a z-score is monotone in the cosine, so this is
     each modality's own top list under every calibration) plus the query's validation
     targets. A target's rank is counted among them, ties averaged over every order
-    (:func:`tie_aware_metric`), so a product outside every modality's top ``n_cand`` is never
-    counted ahead of the target: ranks can only be optimistic by such products. The optimism
+    (:func:`~prodfusion.evaluation.metrics.tie_aware_metric`), so a product outside every
+    modality's top ``n_cand`` is never counted ahead of the target: ranks can only be
+    optimistic by such products. The optimism
     is **not** alike for every configuration: a modality with large tied groups (``category``:
     every product of the category scores 1) contributes only ``n_cand`` of its group, so a
     target tied inside it competes with fewer products than in the catalog. On DIGINETICA's
@@ -159,28 +161,6 @@ class _Scorer:
         val = tie_aware_metric(ahead, ties, self.k, self.metric)
         val[~np.isfinite(st)] = 0.0
         return val
-
-
-def tie_aware_metric(ahead: np.ndarray, ties: np.ndarray, k: int, metric: str) -> np.ndarray:
-    """HitRate@k or nDCG@k (one relevant item) of targets scored below ``ahead`` candidates
-    and tied with ``ties`` others, **averaged over every order of the ties** (McSherry &
-    Najork, ECIR 2008): the target is at each rank ``ahead+1 … ahead+ties+1`` with equal
-    chance. The tuner scores configurations this way, so the arbitrary order in which
-    :func:`~prodfusion.index.topk.topk_rows` breaks ties (row ascending) neither helps nor
-    hurts a weighting — a coarse modality such as ``category`` ties thousands of products.
-
-    >>> tie_aware_metric(np.array([0, 14, 0]), np.array([0, 1, 29]), 15, "hitrate").tolist()
-    [1.0, 0.5, 0.5]
-    """
-    ahead = np.asarray(ahead, np.int64)
-    ties = np.asarray(ties, np.int64)
-    if metric == "ndcg":
-        gain = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(1, k + 1) + 1.0))])
-    else:
-        gain = np.arange(k + 1, dtype=np.float64)
-    hi = np.minimum(ahead + ties + 1, k)
-    lo = np.minimum(ahead, k)
-    return (gain[hi] - gain[lo]) / (ties + 1.0)
 
 
 def _covering(mods: tuple[str, ...], masks: dict) -> Callable:

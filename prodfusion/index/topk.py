@@ -118,6 +118,8 @@ def topk_rows(scores: np.ndarray, k: int, labels: np.ndarray | None = None):
 
     >>> topk_rows(np.array([[0.1, 0.9, 0.5]], "float32"), 2)[0].tolist()
     [[1, 2]]
+    >>> topk_rows(np.array([[0.5, 0.9, 0.5, 0.5, 0.5]], "float32"), 3)[0].tolist()
+    [[1, 0, 2]]
     """
     q, n = scores.shape
     if labels is None:
@@ -127,7 +129,21 @@ def topk_rows(scores: np.ndarray, k: int, labels: np.ndarray | None = None):
     kk = min(k, n)
     if kk == 0:
         return out_l, out_s
-    part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if kk < n else np.tile(np.arange(n), (q, 1))
+    if kk < n:
+        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+        # argpartition keeps an arbitrary few of the products tied at the cut: take the
+        # lowest labels among them, as promised (rows with such a tie only)
+        cut = np.take_along_axis(scores, part, axis=1).min(axis=1)
+        at_cut = scores == cut[:, None]
+        torn = np.flatnonzero(np.isfinite(cut) & (  # a cut at -inf pads: nothing to choose
+            at_cut.sum(axis=1) > (np.take_along_axis(scores, part, axis=1) == cut[:, None]).sum(1)))
+        for i in torn:
+            above = np.flatnonzero(scores[i] > cut[i])
+            tied = np.flatnonzero(at_cut[i])
+            tied = tied[np.argsort(labels[i, tied], kind="stable")[:kk - len(above)]]
+            part[i] = np.concatenate([above, tied])
+    else:
+        part = np.tile(np.arange(n), (q, 1))
     ps = np.take_along_axis(scores, part, axis=1)
     pl_ = np.take_along_axis(labels, part, axis=1)
     order = np.lexsort((pl_, -ps), axis=1)

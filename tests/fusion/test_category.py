@@ -13,7 +13,7 @@ from prodfusion.data.catalog import Catalog
 from prodfusion.data.sessions import Sessions
 from prodfusion.encoders.base import Embeddings
 from prodfusion.errors import DataError, ParameterError
-from prodfusion.evaluation.tuning_scorer import tie_aware_metric
+from prodfusion.evaluation.metrics import tie_aware_metric
 from prodfusion.fusion import make_fuser
 from prodfusion.fusion.category import CategoryMatch
 from prodfusion.fusion.cooc import Cooc
