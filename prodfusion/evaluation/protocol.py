@@ -210,8 +210,8 @@ def paired_differences(rows: Sequence[Mapping], per_case: Mapping[tuple[str, str
     percentile bootstrap interval that resamples the same groups for both configurations
     (:func:`~prodfusion.evaluation.metrics.bootstrap_ci` of the per-case differences), the
     cases only one of the two finds (``only_variant``, ``only_comparator``: the discordant
-    pairs of McNemar's test; with tie-aware hits, the expected counts over the orders of the
-    ties) and a verdict: ``"above"`` or ``"below"`` when the interval of
+    pairs of McNemar's test; with tie-aware hits, a case counts for the part by which one side
+    finds it more often) and a verdict: ``"above"`` or ``"below"`` when the interval of
     the ``metric`` difference excludes 0, ``"equal"`` when every case scores the same,
     ``"inside the noise"`` otherwise.
 
@@ -269,14 +269,16 @@ def _paired_row(a: Mapping, b: Mapping, sel: np.ndarray, metric: str, n_boot: in
     g = a["groups"][sel]
     row: dict = {"n": int(sel.sum())}
     for m, name in (("hit", "hit_rate"), ("ndcg", "ndcg")):
-        mean, lo, hi = bootstrap_ci(a[m][sel] - b[m][sel], g, n_boot=n_boot, alpha=alpha,
-                                    seed=seed)
+        # rounded: tie-aware values of the same ranking may differ in the last bits
+        diff = np.round(a[m][sel] - b[m][sel], 12)
+        mean, lo, hi = bootstrap_ci(diff, g, n_boot=n_boot, alpha=alpha, seed=seed)
         row[name] = {"value": mean, "ci_lo": lo, "ci_hi": hi}
-    # tie-aware hits are probabilities (over the orders of the ties, each configuration's
-    # drawn alone): the expected discordant counts, the plain counts where hits are 0/1
-    ha, hb = a["hit"][sel], b["hit"][sel]
-    only_a = round(float((ha * (1 - hb)).sum()), 6)
-    only_b = round(float((hb * (1 - ha)).sum()), 6)
+    # tie-aware hits are probabilities over the orders of the ties: a case counts for the
+    # part by which one side finds it more often (the plain counts where hits are 0 or 1;
+    # two configurations that rank alike count 0 / 0)
+    dh = np.round(a["hit"][sel] - b["hit"][sel], 12)
+    only_a = round(float(np.clip(dh, 0, None).sum()), 6)
+    only_b = round(float(np.clip(-dh, 0, None).sum()), 6)
     row["only_variant"] = int(only_a) if only_a.is_integer() else round(only_a, 1)
     row["only_comparator"] = int(only_b) if only_b.is_integer() else round(only_b, 1)
     d = row["hit_rate" if metric == "hit_rate" else "ndcg"]

@@ -125,12 +125,14 @@ def test_cli_evaluate_all_and_replay(tmp_path, angle_model, angle_sessions, caps
             "--p2v-dim", "8", "--p2v-epochs", "1", "--workers", "1", "--quiet", "--p2v-seed", "3"]
     rc = main(["evaluate", "all", str(model_dir), "--categories", "2,3", "--seeds", "1",
                "--main-categories", "3", "--combos", "text;text,image", "--n-boot", "30",
-               "--out", str(tmp_path / "rep"), "--note", "data=planted", *data])
+               "--out", str(tmp_path / "rep"), "--note", "data=planted", "--ties", "row", *data])
     assert rc == 0
     res = json.loads((tmp_path / "rep" / "results.json").read_text())
     assert set(res) >= {"clustering", "retrieval", "replay", "meta"}
     assert res["replay"]["config"]["a"]["label"] == "baseline (Prod2Vec, text fallback)"
     assert res["retrieval"]["config"]["prod2vec"]["seed"] == 3  # --p2v-seed reaches Prod2Vec
+    assert res["retrieval"]["config"]["ties"] == "row"  # --ties reaches the evaluation
+    assert {r["ties"] for r in res["retrieval"]["rows"]} == {"as served"}
     # the A/B replay alone, with config files naming the model (no MODEL_DIR)
     for name, mod in (("a", "text"), ("b", "image")):
         (tmp_path / f"{name}.json").write_text(json.dumps(

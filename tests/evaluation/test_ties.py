@@ -179,3 +179,18 @@ def test_the_report_shows_the_lists_as_served_beside_the_tie_aware_figures(tmp_p
     text = (tmp_path / "report.md").read_text()
     assert "as served (ties broken by catalog row)" in text
     assert "| cooc | 0.250 | 1.000 | 0.250 | 1.000 | 0.250 | 1.000 |" in text
+
+
+def test_paired_rows_of_alike_tie_aware_rankings_are_equal_and_discordant_by_share():
+    from prodfusion.evaluation.protocol import _paired_row
+
+    g = np.array(["a", "b", "c", "d"])
+    a = {"hit": np.array([0.25, 0.5, 1.0, 0.0]), "ndcg": np.array([0.1, 0.3, 1.0, 0.0]),
+         "groups": g}
+    b = {"hit": a["hit"] + np.array([1e-17, -1e-16, 0, 0]), "ndcg": a["ndcg"] - 1e-17,
+         "groups": g}  # the same ranking, its tie-aware values off in the last bits
+    row = _paired_row(a, b, np.ones(4, bool), "ndcg", 50, 0.05, 0)
+    assert row["verdict"] == "equal" and (row["only_variant"], row["only_comparator"]) == (0, 0)
+    c = {**b, "hit": np.array([0.75, 0.5, 0.0, 0.0])}
+    row = _paired_row(a, c, np.ones(4, bool), "ndcg", 50, 0.05, 0)
+    assert (row["only_variant"], row["only_comparator"]) == (1, 0.5)
