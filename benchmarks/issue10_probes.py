@@ -6,6 +6,9 @@
   catalog (targets without training clicks), scored two ways on the test part: ties broken by
   catalog row, as ``evaluate retrieval`` serves them, and tie-aware (the mean over every order
   of the ties, :func:`~prodfusion.evaluation.metrics.tie_aware_metric`, as ``tune`` scores);
+* on the whole catalog, how likely a next view in the query's category is a product with
+  training clicks against one without, per product (why a ranking that uses the clicks cannot
+  keep the category alone's share of targets without clicks);
 * the spread of the click cosines of the pairs-tuned H&M model (its calibration statistics).
 
 Needs the models of ``bash benchmarks/issue10_fusion.sh`` (``runs/digi1``, ``runs/digif_t``,
@@ -90,6 +93,28 @@ def main() -> None:
     cold = ~np.asarray(ev.modality_data()["clicks"].mask, bool)[ho.target_rows]
     res["diginetica_whole_category_alone_cold_targets"] = two_ways(
         ev, ho, {"category": 1.0}, where=cold)
+    # 2b. why a ranking that uses the clicks cannot keep the category alone's share of cold
+    # targets: within the query's category, how likely the next view is a product with
+    # training clicks ("warm") against one without, per product
+    from prodfusion.evaluation.baselines import popularity
+
+    warm = popularity(ev.train_sessions_, rec.catalog) > 0
+    per_q = []
+    for qi, ti in zip(ho.query_rows, ho.target_rows, strict=True):
+        members = np.flatnonzero(codes == codes[qi])
+        members = members[members != qi]
+        per_q.append((warm[members].sum(), (~warm[members]).sum(), codes[ti] == codes[qi],
+                      warm[ti]))
+    nw, nc, s, w = np.array(per_q, dtype=np.float64).T
+    res["diginetica_whole_same_category_rates"] = {
+        "queries": len(per_q), "targets_in_category_warm": int((s * w).sum()),
+        "targets_in_category_cold": int((s * (1 - w)).sum()),
+        "per_product_rate_warm": float((s * w).sum() / nw.sum()),
+        "per_product_rate_cold": float((s * (1 - w)).sum() / nc.sum()),
+        "median_warm_others_in_category": float(np.median(nw)),
+        "median_cold_others_in_category": float(np.median(nc)),
+        "share_of_queries_with_15_or_more_warm_others": float((nw >= 15).mean()),
+    }
     # 3. cooc alone on the catalog of viewed items
     _, ho1, ev1 = digi_test("runs/digi1", data)
     res["diginetica_viewed_cooc_alone"] = two_ways(ev1, ho1, {"cooc": 1.0})
