@@ -122,6 +122,7 @@ def topk_rows(scores: np.ndarray, k: int, labels: np.ndarray | None = None):
     [[1, 0, 2]]
     """
     q, n = scores.shape
+    by_row = labels is None  # labels ascending with the row: ties at the cut need no sort
     if labels is None:
         labels = np.broadcast_to(np.arange(n, dtype=np.int64), (q, n))
     out_l = np.full((q, k), -1, dtype=np.int64)
@@ -133,15 +134,20 @@ def topk_rows(scores: np.ndarray, k: int, labels: np.ndarray | None = None):
         part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
         # argpartition keeps an arbitrary few of the products tied at the cut: take the
         # lowest labels among them, as promised (rows with such a tie only)
-        cut = np.take_along_axis(scores, part, axis=1).min(axis=1)
-        at_cut = scores == cut[:, None]
-        torn = np.flatnonzero(np.isfinite(cut) & (  # a cut at -inf pads: nothing to choose
-            at_cut.sum(axis=1) > (np.take_along_axis(scores, part, axis=1) == cut[:, None]).sum(1)))
-        for i in torn:
-            above = np.flatnonzero(scores[i] > cut[i])
-            tied = np.flatnonzero(at_cut[i])
-            tied = tied[np.argsort(labels[i, tied], kind="stable")[:kk - len(above)]]
-            part[i] = np.concatenate([above, tied])
+        kept = np.take_along_axis(scores, part, axis=1)
+        cut = kept.min(axis=1)
+        fin = np.flatnonzero(np.isfinite(cut))  # a cut at -inf pads: nothing to choose
+        if len(fin):
+            sub = scores if len(fin) == q else scores[fin]
+            c = cut[fin, None]
+            torn = fin[np.count_nonzero(sub == c, axis=1)
+                       > np.count_nonzero(kept[fin] == c, axis=1)]
+            for i in torn:
+                above = np.flatnonzero(scores[i] > cut[i])
+                tied = np.flatnonzero(scores[i] == cut[i])
+                if not by_row:
+                    tied = tied[np.argsort(labels[i, tied], kind="stable")]
+                part[i] = np.concatenate([above, tied[:kk - len(above)]])
     else:
         part = np.tile(np.arange(n), (q, 1))
     ps = np.take_along_axis(scores, part, axis=1)
