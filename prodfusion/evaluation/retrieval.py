@@ -263,7 +263,9 @@ def evaluate_retrieval(
     dict
         ``config``, ``split`` (counts, leak check), ``heldout`` (test-case counts) and
         ``rows``: one per variant × source × slice with ``n``, ``hit_rate``, ``mrr``,
-        ``ndcg``, ``category_precision`` (each ``{value, ci_lo, ci_hi}``) and ``coverage``.
+        ``ndcg``, ``category_precision`` (each ``{value, ci_lo, ci_hi}``), ``coverage``,
+        ``ties`` (``"mean"`` or ``"as served"``: how ``hit_rate``, ``mrr`` and ``ndcg`` were
+        scored) and ``served`` (those three means of the lists as served).
     """
     from prodfusion.fusion.base import check_modalities
 
