@@ -72,17 +72,18 @@ def main() -> int:
                 hr.append(row["hit_rate"]["value"])
                 nd.append(row["ndcg"]["value"])
             lines.append(f"| {v} | {_fmt(hr)} | {_fmt(nd)} |")
-        lines += ["", "Paired nDCG@15 difference of each fused configuration (per seed; the "
-                  "comparator is the best of its kind in that run):", "",
-                  "| seed | configuration | minus | Δ nDCG@15 [95 % paired interval] | verdict |",
-                  "| ---: | --- | --- | ---: | --- |"]
+        lines += ["", "Paired differences of each fused configuration (per seed; the "
+                  "comparator is the best of its kind in that run; the verdict is on nDCG):", "",
+                  "| seed | configuration | minus | Δ HitRate@15 [95 % paired interval] | "
+                  "Δ nDCG@15 [95 % paired interval] | verdict |",
+                  "| ---: | --- | --- | ---: | ---: | --- |"]
         for s, res in runs:
             for d in res.get("paired", []):
                 if d["source"] == src and d["slice"] == "all":
-                    n = d["ndcg"]
+                    cells = [f"{x['value']:+.4f} [{x['ci_lo']:+.4f}, {x['ci_hi']:+.4f}]"
+                             for x in (d["hit_rate"], d["ndcg"])]
                     lines.append(f"| {s} | {d['variant']} | {d['comparator']} | "
-                                 f"{n['value']:+.4f} [{n['ci_lo']:+.4f}, {n['ci_hi']:+.4f}] | "
-                                 f"{d['verdict']} |")
+                                 f"{' | '.join(cells)} | {d['verdict']} |")
         lines.append("")
     a.out.write_text("\n".join(lines))
     print(f"wrote {a.out}")

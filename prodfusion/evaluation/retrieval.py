@@ -343,8 +343,8 @@ def evaluate_retrieval(
                         "ndcg": _metric_block(m["ndcg"][sel], g, n_boot, alpha, seed),
                         "category_precision": _metric_block(cp[sel], g, n_boot, alpha, seed),
                         "ties": "as served" if aware is None else "mean",
-                        "served": {key: float(served[src][sel].mean()) if sel.any() else math.nan
-                                   for key, src in (("hit_rate", "hit"), ("mrr", "rr"),
+                        "served": {key: float(served[col][sel].mean()) if sel.any() else math.nan
+                                   for key, col in (("hit_rate", "hit"), ("mrr", "rr"),
                                                     ("ndcg", "ndcg"))},
                         "coverage": catalog_coverage(ranked_all[[pos[int(q)] for q in uq]], len(catalog))
                         if len(uq)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from prodfusion.evaluation.metrics import tie_aware_metric
+from prodfusion.evaluation.metrics import tie_aware_metric, tie_aware_ranks
 from prodfusion.fusion.cooc import PAIRWISE_MODALITIES
 
 __all__: list[str] = []
@@ -151,16 +151,9 @@ class _Scorer:
         s = intermediate_combine(wt, self.mods, self.cos, self.both,
                                  None if conf is None else conf[self.uq],
                                  None if conf is None else conf[self.safe], q_has=self.q_has)
-        s[~self.valid] = -np.inf
-        srow = s[self.inv]
-        st = srow[np.arange(len(self.inv)), self.tpos]
-        crow = self.cand[self.inv]
-        valid = crow >= 0
-        ahead = ((srow > st[:, None]) & valid).sum(axis=1)
-        ties = ((srow == st[:, None]) & valid).sum(axis=1) - 1  # the target itself excluded
-        val = tie_aware_metric(ahead, ties, self.k, self.metric)
-        val[~np.isfinite(st)] = 0.0
-        return val
+        s[~self.valid] = -np.inf  # padding slots: never ranked
+        ahead, ties, ok = tie_aware_ranks([s[self.inv]], self.tpos)
+        return np.where(ok, tie_aware_metric(ahead, ties, self.k, self.metric), 0.0)
 
 
 def _covering(mods: tuple[str, ...], masks: dict) -> Callable:

@@ -87,3 +87,28 @@ def planted_clusters():
             mask[[0, 1]] = False
         embs[m] = Embeddings(v.astype(np.float32), mask, f"planted-{m}")
     return Recommender.from_embeddings(Catalog(frame, source="<planted>"), embs), cats
+
+
+@pytest.fixture
+def shop():
+    """6 products with titles for TF-IDF, variation groups and hand-countable sessions."""
+    titles = ["red cotton shirt", "red cotton shirts", "blue cotton shirt", "zzzz",
+              "red cotton shirt", "wool hat"]
+    ids = ["p0", "p1", "p2", "p3", "p4", "p5"]
+    cat = Catalog(pl.DataFrame({"product_id": ids, "title": titles,
+                                "group": ["g0", "g1", "g2", "g3", "g0", "g5"]}))
+    rec = Recommender.from_embeddings(cat, {"text": Embeddings(
+        np.eye(6, dtype=np.float32), np.ones(6, bool), "eye")})
+    rec.train_sessions_ = Sessions.from_lists(
+        [["p0", "p5"], ["p0", "p5", "p3"], ["p0", "p3"], ["p5", "p3"], ["p0", "p5"], ["p2", "p1"]])
+    return rec
+
+
+@pytest.fixture
+def shop_with_categories(shop):
+    """``shop`` with categories: p0 p1 p2 shirts, p3 none, p4 p5 hats."""
+    cat = Catalog(shop.catalog.frame.with_columns(
+        pl.Series("category", ["s", "s", "s", None, "h", "h"])))
+    rec = Recommender.from_embeddings(cat, dict(shop.embeddings_))
+    rec.train_sessions_ = shop.train_sessions_
+    return rec

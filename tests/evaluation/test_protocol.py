@@ -262,20 +262,6 @@ def test_evaluate_retrieval_reports_paired_differences(angle_model, angle_sessio
 
 
 # ----------------------------------------------------------------- reference baselines
-@pytest.fixture
-def shop():
-    titles = ["red cotton shirt", "red cotton shirts", "blue cotton shirt", "zzzz",
-              "red cotton shirt", "wool hat"]
-    ids = ["p0", "p1", "p2", "p3", "p4", "p5"]
-    cat = Catalog(pl.DataFrame({"product_id": ids, "title": titles,
-                                "group": ["g0", "g1", "g2", "g3", "g0", "g5"]}))
-    rec = Recommender.from_embeddings(cat, {"text": Embeddings(
-        np.eye(6, dtype=np.float32), np.ones(6, bool), "eye")})
-    rec.train_sessions_ = Sessions.from_lists(
-        [["p0", "p5"], ["p0", "p5", "p3"], ["p0", "p3"], ["p5", "p3"], ["p0", "p5"], ["p2", "p1"]])
-    return rec
-
-
 def test_cooc_and_popular_rank_as_counted_by_hand(shop):
     # co-occurrences of p0: p5 in 3 sessions, p3 in 2; nothing else
     c = cooc_matrix(shop.train_sessions_, shop.catalog).toarray()
@@ -301,12 +287,9 @@ def test_tfidf_and_cooc_fallback_rank_as_expected(shop):
     assert 4 not in Reference("tfidf").recommend(shop, np.array([0]), 5, diff_code=g)[0]
 
 
-def test_cooc_then_same_category_popular_ranks_as_counted_by_hand(shop):
+def test_cooc_then_same_category_popular_ranks_as_counted_by_hand(shop, shop_with_categories):
     # categories: p0 p1 p2 shirts, p3 none, p4 p5 hats; popularity [4, 1, 1, 3, 0, 4]
-    cat = Catalog(shop.catalog.frame.with_columns(
-        pl.Series("category", ["s", "s", "s", None, "h", "h"])))
-    rec = Recommender.from_embeddings(cat, dict(shop.embeddings_))
-    rec.train_sessions_ = shop.train_sessions_
+    rec = shop_with_categories
     rows = Reference("cooc+category").recommend(rec, np.array([0, 4, 1, 3]), 4).tolist()
     assert rows[0] == [5, 3, 1, 2]  # cooc (p5 3, p3 2), then shirts p1, p2 (tie: by row)
     assert rows[1] == [5, -1, -1, -1]  # never clicked: its category only (p5)

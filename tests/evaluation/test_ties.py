@@ -73,20 +73,6 @@ def test_tie_aware_ranks_refuses_levels_of_another_shape():
 
 
 # ------------------------------------------------------------ scores consistent with lists
-@pytest.fixture
-def shop():
-    titles = ["red cotton shirt", "red cotton shirts", "blue cotton shirt", "zzzz",
-              "red cotton shirt", "wool hat"]
-    ids = ["p0", "p1", "p2", "p3", "p4", "p5"]
-    cat = Catalog(pl.DataFrame({"product_id": ids, "title": titles,
-                                "category": ["s", "s", "s", None, "h", "h"]}))
-    rec = Recommender.from_embeddings(cat, {"text": Embeddings(
-        np.eye(6, dtype=np.float32), np.ones(6, bool), "eye")})
-    rec.train_sessions_ = Sessions.from_lists(
-        [["p0", "p5"], ["p0", "p5", "p3"], ["p0", "p3"], ["p5", "p3"], ["p0", "p5"], ["p2", "p1"]])
-    return rec
-
-
 def _lists_from_levels(scorers, rows, k):
     """The lists the level scores imply, ties broken by catalog row (as served)."""
     levels = [f(rows) for f in scorers]
@@ -100,7 +86,8 @@ def _lists_from_levels(scorers, rows, k):
 
 
 @pytest.mark.parametrize("kind", ["cooc", "tfidf", "popular", "cooc+tfidf", "cooc+category"])
-def test_reference_scores_rank_exactly_as_the_lists_served(shop, kind):
+def test_reference_scores_rank_exactly_as_the_lists_served(shop_with_categories, kind):
+    shop = shop_with_categories
     rows = np.arange(6)
     ref = Reference(kind)
     g = np.array([0, 1, 2, 3, 0, 5])  # p0 and p4 share a variation group
