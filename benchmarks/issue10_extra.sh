@@ -21,7 +21,7 @@ DI="--interactions $D/train-item-views.sample.csv --session-cols session_id --it
 # 1. viewed items: the tie-break (untuned model runs/digi1) and the leak with category
 rm -rf runs/digic
 prodfusion build --catalog runs/digi_catalog.csv --category-col category --text none --image none $DI \
-  --workers 1 --cooc --category-modality --cache-dir none --fusion intermediate --out runs/digic > runs/digic_build.log 2>&1
+  --workers 1 --cooc --category-modality --cache-dir none --fusion intermediate --tune off --out runs/digic > runs/digic_build.log 2>&1
 prodfusion evaluate retrieval runs/digic $DI --workers 1 --variants $V/single_cooc.json $V/tiebreak_digi.json \
   $V/single_category.json $V/paper_digi_cat.json cooc \
   --note "model=runs/digic: the catalog of viewed items, clicks + cooc + category, not tuned" \
@@ -30,7 +30,7 @@ prodfusion evaluate retrieval runs/digic $DI --workers 1 --variants $V/single_co
 rm -rf runs/digifc runs/digifc_t
 prodfusion build --catalog runs/digi_full_catalog.csv --category-col category --text none --image none $DI \
   --workers 1 --cooc --category-modality --cache-dir none --fusion intermediate --index exact \
-  --out runs/digifc > runs/digifc_build.log 2>&1
+  --tune off --out runs/digifc > runs/digifc_build.log 2>&1
 cp -r runs/digifc runs/digifc_t
 prodfusion tune runs/digifc_t $DI --objective ndcg@15 --workers 1 > runs/digifc_tune.log 2>&1
 prodfusion evaluate retrieval runs/digifc_t $DI --workers 1 --variants $V/single_cooc.json $V/single_category.json \
@@ -42,7 +42,7 @@ rm -rf runs/hmc7 runs/hmc7_tb runs/hmc7_tp
 prodfusion build --catalog $H/articles.csv --id-col article_id --title-col prod_name \
   --category-col product_type_name --group-col product_code --image-root $H/images \
   --image-template '{product_id}.jpg' $INTER --lexical tfidf --cooc --category-modality --popularity \
-  --fusion intermediate --workers 1 --out runs/hmc7 > runs/hmc7_build.log 2>&1
+  --fusion intermediate --workers 1 --tune off --out runs/hmc7 > runs/hmc7_build.log 2>&1
 cp -r runs/hmc7 runs/hmc7_tb; cp -r runs/hmc7 runs/hmc7_tp
 /usr/bin/time -v prodfusion tune runs/hmc7_tb $INTER --validate-on sessions --objective ndcg@15 --workers 1 > runs/hmc7_tb.log 2>&1
 /usr/bin/time -v prodfusion tune runs/hmc7_tp $INTER --validate-on pairs --objective ndcg@15 --workers 1 > runs/hmc7_tp.log 2>&1

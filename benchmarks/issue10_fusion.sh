@@ -20,7 +20,7 @@ if [ ! -d runs/hmc ]; then
   $T prodfusion build --catalog $H/articles.csv --id-col article_id --title-col prod_name \
     --category-col product_type_name --group-col product_code --image-root $H/images \
     --image-template '{product_id}.jpg' $INTER --lexical tfidf --cooc --fusion intermediate \
-    --workers 1 --out runs/hmc > runs/hmc_build.log 2>&1
+    --workers 1 --tune off --out runs/hmc > runs/hmc_build.log 2>&1
 fi
 rm -rf runs/hmc_tb runs/hmc_tp; cp -r runs/hmc runs/hmc_tb; cp -r runs/hmc runs/hmc_tp
 $T prodfusion tune runs/hmc_tb $INTER --validate-on sessions --objective ndcg@15 --workers 1 > runs/hmc_tb.log 2>&1
@@ -44,7 +44,7 @@ items.join(c, left_on='item_id', right_on='itemId', how='left').select(
 for MC in 1 2; do
   rm -rf runs/digi$MC runs/digi${MC}_t
   $T prodfusion build --catalog runs/digi_catalog.csv --text none --image none $DI --p2v-min-count $MC \
-    --workers 1 --cooc --cache-dir none --fusion intermediate --out runs/digi$MC > runs/digi${MC}_build.log 2>&1
+    --workers 1 --cooc --cache-dir none --fusion intermediate --tune off --out runs/digi$MC > runs/digi${MC}_build.log 2>&1
   cp -r runs/digi$MC runs/digi${MC}_t
   $T prodfusion tune runs/digi${MC}_t $DI --objective ndcg@15 --workers 1 > runs/digi${MC}_tune.log 2>&1
 done
@@ -65,7 +65,7 @@ c.select(pl.col('itemId').alias('product_id'), ('item ' + pl.col('itemId')).alia
 rm -rf runs/digif runs/digif_t
 $T prodfusion build --catalog runs/digi_full_catalog.csv --category-col category --text none --image none $DI \
   --workers 1 --cooc --category-modality --popularity --cache-dir none --fusion intermediate --index exact \
-  --out runs/digif > runs/digif_build.log 2>&1
+  --tune off --out runs/digif > runs/digif_build.log 2>&1
 cp -r runs/digif runs/digif_t
 $T prodfusion tune runs/digif_t $DI --objective ndcg@15 --workers 1 > runs/digif_tune.log 2>&1
 $T prodfusion evaluate retrieval runs/digif_t $DI --workers 1 --variants $V/single_clicks.json $V/single_cooc.json \

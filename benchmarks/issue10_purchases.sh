@@ -33,7 +33,7 @@ if [[ $STEPS == *1* ]]; then
 rm -rf runs/digip runs/digip_t
 prodfusion build --catalog runs/digi_full_catalog.csv --category-col category --text none --image none $DP \
   --workers 1 --cooc --category-modality --popularity --cache-dir none --fusion intermediate --index exact \
-  --out runs/digip > runs/digip_build.log 2>&1
+  --tune off --out runs/digip > runs/digip_build.log 2>&1
 cp -r runs/digip runs/digip_t
 $T prodfusion tune runs/digip_t $DP --objective ndcg@15 --workers 1 > runs/digip_tune.log 2>&1
 prodfusion evaluate retrieval runs/digip_t $DP --workers 1 --variants $V/single_clicks.json $V/single_cooc.json \
@@ -46,7 +46,7 @@ if [[ $STEPS == *2* ]]; then
 # 2. clicks + cooc only
 rm -rf runs/digipc runs/digipc_t
 prodfusion build --catalog runs/digi_full_catalog.csv --text none --image none $DP \
-  --workers 1 --cooc --cache-dir none --fusion intermediate --index exact --out runs/digipc > runs/digipc_build.log 2>&1
+  --workers 1 --cooc --cache-dir none --fusion intermediate --index exact --tune off --out runs/digipc > runs/digipc_build.log 2>&1
 cp -r runs/digipc runs/digipc_t
 $T prodfusion tune runs/digipc_t $DP --objective ndcg@15 --workers 1 > runs/digipc_tune.log 2>&1
 prodfusion evaluate retrieval runs/digipc_t $DP --workers 1 --variants $V/single_clicks.json $V/single_cooc.json \

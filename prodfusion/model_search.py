@@ -78,8 +78,23 @@ class SearchMixin:
         """``(method, modalities)`` a query with these options uses (the model's defaults
         filled in, checked), without building anything."""
         self._check_built()
-        return check_method(fusion or self.fusion), check_modalities(
-            modalities if modalities is not None else self.modalities, self.available_modalities)
+        method = check_method(fusion or self.fusion)
+        return method, self._modalities_for(method, modalities)
+
+    def _modalities_for(self, method: str,
+                        modalities: Sequence[str] | str | None) -> tuple[str, ...]:
+        """The modalities a query over ``method`` uses: ``modalities`` when given (checked),
+        else the model's; early and late fusion then leave out the pairwise ones (``cooc``,
+        ``category``, ``popularity``: scores, not vectors), which only intermediate fusion can
+        fuse, so a model built with them still answers ``--fusion early|late``."""
+        if modalities is not None:
+            return check_modalities(modalities, self.available_modalities)
+        mods = check_modalities(self.modalities, self.available_modalities)
+        if method != "intermediate":
+            dense = tuple(m for m in mods if m not in PAIRWISE_MODALITIES)
+            if dense:
+                return dense
+        return mods
 
     def fuser(self, fusion: str | None = None, modalities: Sequence[str] | str | None = None,
               weighting: Weighting | None = None):
@@ -87,9 +102,7 @@ class SearchMixin:
         the model's weighting or ``weighting``."""
         self._check_built()
         method = check_method(fusion or self.fusion)
-        mods = check_modalities(
-            modalities if modalities is not None else self.modalities, self.available_modalities
-        )
+        mods = self._modalities_for(method, modalities)
         wt = self.weighting(mods, weighting)
         key = (method, mods, wt)
         if key not in self._fusers:
@@ -110,9 +123,7 @@ class SearchMixin:
         """
         self._check_built()
         method = check_method(fusion or self.fusion)
-        mods = check_modalities(
-            modalities if modalities is not None else self.modalities, self.available_modalities
-        )
+        mods = self._modalities_for(method, modalities)
         backend = choose_backend(self.index, len(self.catalog), self.index_settings)
         if backend == "exact":
             return self.fuser(method, mods, weighting)

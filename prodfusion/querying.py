@@ -18,7 +18,7 @@ import numpy as np
 
 from prodfusion._checks import check_k
 from prodfusion.errors import ParameterError, param_error
-from prodfusion.fusion import check_method, check_modalities, check_pairwise
+from prodfusion.fusion import check_method, check_pairwise
 from prodfusion.fusion.weights import Weighting
 from prodfusion.index.topk import Filters
 from prodfusion.model_search import SearchMixin
@@ -162,8 +162,7 @@ class QueryMixin(SearchMixin):
         # products) while an explanation reads only the query's and the candidates' rows.
         self._check_built()
         method = check_method(fusion or self.fusion)
-        mods = check_modalities(modalities if modalities is not None else self.modalities,
-                                self.available_modalities)
+        mods = self._modalities_for(method, modalities)
         check_pairwise(method, mods, "explain()")
         wt = self.weighting(mods, self._override(weights, calibration))
         candidate_rows = np.asarray(candidate_rows, dtype=np.int64)

@@ -240,7 +240,8 @@ class Recommender(QueryMixin):
         if self.fusion == "early" and not self.normalize and self.weighting().is_default:
             from prodfusion.fusion.weights import norm_ratio_warnings
 
-            warnings = norm_ratio_warnings(self.embeddings_, self.modalities)
+            warnings = norm_ratio_warnings(  # the vector modalities early fusion concatenates
+                self.embeddings_, self.resolve("early")[1])
             for w in warnings:
                 log.warning("%s", w)
             self.build_info_["warnings"] = warnings

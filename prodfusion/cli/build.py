@@ -18,7 +18,10 @@ from prodfusion.cli.options import (
 )
 from prodfusion.errors import ParameterError, ProdfusionError
 
-__all__ = ["add_build_parser", "cmd_build"]
+__all__ = ["add_build_parser", "cmd_build", "MIN_AUTO_TUNE_CASES"]
+
+#: ``--tune auto`` keeps the paper's equal weights below this many validation cases.
+MIN_AUTO_TUNE_CASES = 100
 
 
 def cmd_build(args) -> int:
@@ -27,6 +30,11 @@ def cmd_build(args) -> int:
     from prodfusion.recommender import Prod2VecParams, Recommender
 
     parse_weights(args.weights, "--weights")  # before any encoding: a typo fails fast
+    if args.tune != "off":
+        from prodfusion.evaluation.tuning import parse_objective
+
+        parse_objective(args.tune_objective, "--tune-objective")
+    _tune_wanted(args)  # --tune on without interactions fails before any work
     t0 = time.perf_counter()
     out_dir = check_model_destination(args.out, overwrite=args.overwrite)  # before any work
     catalog = load_catalog(args)
@@ -66,6 +74,7 @@ def cmd_build(args) -> int:
             raise ProdfusionError("--engine ray returns the vectors through the embedding "
                                   "cache; drop --cache-dir none.")
         encode_with_ray(args, catalog, specs, embedding_cache(args))
+    lexical, cooc = _auto_modalities(args, sessions)
     rec = Recommender(
         text=none_or(args.text), image=none_or(args.image),
         clicks=None if args.no_clicks else "prod2vec",
@@ -76,13 +85,21 @@ def cmd_build(args) -> int:
                                 seed=args.seed, workers=args.workers),
         cache_dir=embedding_cache(args),
         batch_size=args.batch_size, seed=args.seed, vector_dtype=args.vector_dtype,
-        weights=args.weights, calibration=args.calibration, click_n0=args.click_n0,
-        lexical=args.lexical, cooc=args.cooc, category=args.category_modality,
+        weights=args.weights, calibration=args.calibration or "none", click_n0=args.click_n0,
+        lexical=lexical, cooc=cooc, category=args.category_modality,
         popularity=args.popularity,
         index=args.index,
     ).build(catalog, sessions)
+    if args.weights is None and args.calibration is None and args.click_n0 is None:
+        from prodfusion.fusion.weights import title_split_weights
+
+        split = title_split_weights(rec.available_modalities)
+        if split is not None:  # text and lexical share the title's weight (tuning may replace it)
+            rec.weights = split
+            rec._fusers, rec._searchers = {}, {}
     if args.cluster_late:
         rec.cluster_late()
+    tuned = _tune_after_build(args, rec)
     from prodfusion.cli.engine_options import build_indexes
 
     build_indexes(args, rec)  # --engine ray / --index-shards: index shards built now
@@ -91,7 +108,109 @@ def cmd_build(args) -> int:
     rec.data_sources_ = sources_from_args(args, catalog)  # evaluate/serve reuse it
     out = rec.save(out_dir, overwrite=args.overwrite)
     print(_build_summary(rec, out, time.perf_counter() - t0))
+    if tuned is not None:
+        print(_tuning_summary(tuned))
     return 0
+
+
+def _given(args) -> bool:
+    return bool(args.interactions or args.pairs)
+
+
+def _auto_modalities(args, sessions) -> tuple[str | None, bool]:
+    """Resolve ``--lexical auto`` and ``--cooc auto`` (the defaults).
+
+    ``lexical``: the titles' character n-gram TF-IDF wherever the text modality is built —
+    cheap, language-agnostic, and the strongest simple title baseline on catalogs we did not
+    tune on. ``cooc``: the co-occurrence counts wherever cleaned sessions are given — the
+    strongest simple click baseline. Both are only *available* to the fusion: the tuning
+    that follows the build (``--tune``) weighs them, possibly at 0. An explicit
+    ``--modalities`` list without them leaves them out.
+    """
+    wanted = set(args.modalities) if args.modalities else None
+    lexical = args.lexical
+    if lexical == "auto":
+        text_on = none_or(args.text) is not None and (wanted is None or "text" in wanted)
+        lexical = "tfidf" if text_on and (wanted is None or "lexical" in wanted) else None
+    else:
+        lexical = none_or(lexical)
+    cooc = args.cooc
+    if cooc is None:
+        cooc = (sessions is not None and hasattr(sessions, "frame")
+                and (wanted is None or "cooc" in wanted))
+    return lexical, bool(cooc)
+
+
+def _tune_wanted(args) -> bool:
+    """Whether ``build`` tunes the weights (``--tune auto|on|off``).
+
+    ``auto`` (default) tunes when interactions are given (not a ``--corpus``: tuning splits
+    cleaned sessions) and nothing the tuning would replace was asked for: no ``--weights``,
+    ``--calibration`` or ``--click-n0``, and intermediate fusion (tuning makes the model's
+    fusion intermediate).
+    """
+    if args.tune == "off":
+        return False
+    if args.tune == "on":
+        if args.corpus or not _given(args):
+            raise ParameterError(
+                "--tune on: tuning needs --interactions and/or --pairs (a --corpus file "
+                "cannot be split into held-out sessions); drop --tune on, or tune later "
+                "with `prodfusion tune MODEL_DIR --interactions ...`.")
+        return True
+    return (_given(args) and not args.corpus and args.fusion == "intermediate"
+            and args.weights is None and args.calibration is None and args.click_n0 is None)
+
+
+def _tune_after_build(args, rec) -> dict | None:
+    """``prodfusion tune`` on the build's own interactions, before the folder is written.
+
+    With ``--tune auto`` a tuning the data cannot support (no held-out case left after
+    cleaning, or fewer than :data:`MIN_AUTO_TUNE_CASES` validation cases) leaves the
+    paper's equal weights and a warning; with ``--tune on`` the first is an error (nothing
+    is written) and the second is tuned anyway.
+    """
+    if not _tune_wanted(args):
+        return None
+    from prodfusion.cli.evaluate_steps import _p2v, load_interactions
+
+    print("tuning the fusion weights on held-out interactions (`--tune off` skips this; "
+          "`prodfusion tune` re-tunes later)", file=sys.stderr)
+    from prodfusion.evaluation.tuning import tune_weights
+    from prodfusion.model_state import apply_tuning
+
+    try:
+        sessions, pairs = load_interactions(args, rec.catalog)
+        res = tune_weights(rec, sessions=sessions, pairs=pairs, objective=args.tune_objective,
+                           prod2vec=_p2v(args, rec), progress=True)
+        n = res["split"]["n_validation_cases"]
+        if args.tune == "auto" and n < MIN_AUTO_TUNE_CASES:
+            raise ProdfusionError(
+                f"only {n:,} validation cases; --tune auto needs {MIN_AUTO_TUNE_CASES} for "
+                "a choice that is not noise (--tune on tunes anyway)")
+    except ProdfusionError as e:
+        if args.tune == "on":
+            raise ProdfusionError(f"--tune on: {e} Nothing was written.") from e
+        print(f"warning: not tuned ({e}); the model keeps the paper's equal weights. Tune "
+              "it later with `prodfusion tune MODEL_DIR --interactions ...`, or pass "
+              "--tune off to skip.", file=sys.stderr)
+        return None
+    apply_tuning(rec, res, sessions=sessions, pairs=pairs)
+    return res
+
+
+def _tuning_summary(res: dict) -> str:
+    from prodfusion.fusion.weights import format_weights
+
+    refs = res.get("reference_scores", {})
+    singles = {k: v for k, v in refs.items() if k.endswith(" alone")}
+    best = max(singles.items(), key=lambda kv: kv[1]) if singles else None
+    line = (f"  tuned: intermediate fusion, weights {format_weights(res['weights'])}, "
+            f"calibration {res['calibration']}, n0 {res['n0']}; validation "
+            f"{res['objective']} {res['validation_score']:.4f}")
+    if best is not None:
+        line += f" (best single: {best[0]} {best[1]:.4f})"
+    return line + f" on {res['split']['n_validation_cases']:,} cases, {res['seconds']:.0f}s"
 
 
 def _build_summary(rec, out, seconds) -> str:
@@ -143,10 +262,14 @@ def add_build_parser(sub) -> None:
     b.add_argument("--corpus", default=None, metavar="FILE",
                    help="train Prod2Vec from a corpus file written by `prodfusion corpus` "
                         "(instead of --interactions/--pairs)")
-    b.add_argument("--lexical", default=None, metavar="tfidf[:DIM]",
-                   help="also build the lexical modality: character 3-5-gram TF-IDF of titles "
-                        "reduced by TruncatedSVD to DIM (default 256) dimensions")
-    b.add_argument("--cooc", action="store_true",
+    b.add_argument("--lexical", default="auto", metavar="auto|tfidf[:DIM]|none",
+                   help="the lexical modality: character 3-5-gram TF-IDF of titles "
+                        "reduced by TruncatedSVD to DIM (default 256) dimensions (default "
+                        "auto: built wherever the text modality is)")
+    b.add_argument("--no-cooc", dest="cooc", action="store_false",
+                   help="do not build the cooc modality (default: built when sessions are "
+                        "given)")
+    b.add_argument("--cooc", action="store_true", default=None,
                    help="also build the cooc modality from the interactions: co-occurrence "
                         "counts / n_i, fused by intermediate fusion (prodfusion tune weighs it)")
     b.add_argument("--category-modality", action="store_true",
@@ -170,8 +293,16 @@ def add_build_parser(sub) -> None:
     b.add_argument("--weights", default=None,
                    help="fusion weights stored in the model, e.g. text=1,image=0.5,clicks=2 "
                         "(default: equal, the paper)")
-    b.add_argument("--calibration", default="none", choices=["none", "zscore", "zmean"],
-                   help="zscore: each modality's cosine against its own distribution")
+    b.add_argument("--calibration", default=None, choices=["none", "zscore", "zmean"],
+                   help="zscore: each modality's cosine against its own distribution "
+                        "(default none, the paper, unless tuned)")
+    b.add_argument("--tune", default="auto", choices=["auto", "on", "off"],
+                   help="learn the fusion weights on the build's interactions, as `prodfusion "
+                        "tune` does (default auto: when --interactions/--pairs are given and "
+                        "no --weights, --calibration or --click-n0 and no other fusion are "
+                        "asked for)")
+    b.add_argument("--tune-objective", default="ndcg@15",
+                   help="objective of that tuning: ndcg@K or hitrate@K (default ndcg@15)")
     b.add_argument("--click-n0", type=float, default=None,
                    help="confidence-weighted clicks: c(n) = n/(n + N0), n = training occurrences")
     b.add_argument("--late-k", type=int, default=None,

