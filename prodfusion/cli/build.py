@@ -182,7 +182,8 @@ def _tune_after_build(args, rec) -> dict | None:
     try:
         sessions, pairs = load_interactions(args, rec.catalog)
         res = tune_weights(rec, sessions=sessions, pairs=pairs, objective=args.tune_objective,
-                           prod2vec=_p2v(args, rec), progress=True)
+                           validate_on=args.tune_validate_on, prod2vec=_p2v(args, rec),
+                           progress=True)
         n = res["split"]["n_validation_cases"]
         if args.tune == "auto" and n < MIN_AUTO_TUNE_CASES:
             raise ProdfusionError(
@@ -210,7 +211,12 @@ def _tuning_summary(res: dict) -> str:
             f"{res['objective']} {res['validation_score']:.4f}")
     if best is not None:
         line += f" (best single: {best[0]} {best[1]:.4f})"
-    return line + f" on {res['split']['n_validation_cases']:,} cases, {res['seconds']:.0f}s"
+    line += f" on {res['split']['n_validation_cases']:,} cases, {res['seconds']:.0f}s"
+    if res.get("slice_safe_but_sources"):
+        line += ("\n  note: no weighting kept every kind of interaction (--interactions, --pairs) "
+                 "at its best single modality; this one is the best over both. To serve one "
+                 "kind, rebuild with --tune-validate-on sessions|pairs")
+    return line
 
 
 def _build_summary(rec, out, seconds) -> str:
@@ -224,14 +230,14 @@ def _build_summary(rec, out, seconds) -> str:
         if m == "clicks" and "n_well_trained" in info:
             extra = (f"; {info['n_well_trained']:,} occur >= {info['min_occurrences']} times "
                      "in training")
-        lines.append(f"  {m:<6} {e.spec:<28} dim {e.dim:>4}  present {e.n_present:,}/{n:,}{extra}")
+        lines.append(f"  {m:<7} {e.spec:<28} dim {e.dim:>4}  present {e.n_present:,}/{n:,}{extra}")
     for m, p in rec._pairwise().items():  # cooc, category: pairwise scores, no vector
         what = {"category": f"; {p.info.get('n_categories', 0):,} categories",
                 "popularity": f"; {p.info.get('n_clicked', 0):,} clicked in training",
                 }.get(m, f"; {p.info.get('nnz', 0):,} co-occurring pairs")
-        lines.append(f"  {m:<6} {p.spec:<28} pairwise   present {p.n_present:,}/{n:,}{what}")
+        lines.append(f"  {m:<7} {p.spec:<28} pairwise   present {p.n_present:,}/{n:,}{what}")
     for m, why in (getattr(rec, "skipped_", None) or {}).items():
-        lines.append(f"  {m:<6} not built: {why}")
+        lines.append(f"  {m:<7} not built: {why}")
     from prodfusion.encoders.clicks import undertrained_warning
 
     weak = undertrained_warning(rec.embeddings_["clicks"].info or {}) \
@@ -303,6 +309,9 @@ def add_build_parser(sub) -> None:
                         "asked for)")
     b.add_argument("--tune-objective", default="ndcg@15",
                    help="objective of that tuning: ndcg@K or hitrate@K (default ndcg@15)")
+    b.add_argument("--tune-validate-on", choices=["all", "sessions", "pairs"], default="all",
+                   help="source that tuning scores (default all: the mean over --interactions "
+                        "and --pairs); as `prodfusion tune --validate-on`")
     b.add_argument("--click-n0", type=float, default=None,
                    help="confidence-weighted clicks: c(n) = n/(n + N0), n = training occurrences")
     b.add_argument("--late-k", type=int, default=None,

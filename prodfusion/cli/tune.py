@@ -56,6 +56,10 @@ def cmd_tune(args) -> int:
           f"{'' if res['slice_safe'] else str(res['search']['min_slice_cases']) + '+ cases'}):")
     for name, row in res["validation_slices"].items():
         print(f"    {name:<36} {row['tuned']:.4f} vs {row['best single']:.4f} ({row['n']:,} cases)")
+    if res.get("slice_safe_but_sources"):
+        print("  no weighting kept every source (kind of interaction) at its best single "
+              "modality: this one is the best over them. To serve one kind, tune for it: "
+              "--validate-on sessions|pairs")
     return 0
 
 

@@ -279,27 +279,34 @@ def tune_weights(
              for name in next(iter(singles.values()))[1]}
     floor_all = max(v[0] for v in singles.values())
 
-    def safe(score: float, sl: dict) -> bool:
-        """Not below the best single modality overall, nor in any slice of enough cases."""
+    def safe(score: float, sl: dict) -> int:
+        """2: not below the best single modality overall, nor in any slice of enough cases;
+        1: so everywhere but in a source slice (``source: pairs``: with sessions and pairs
+        both validated, one kind of interaction may pay for the other only when no
+        weighting serves both); 0: below somewhere else."""
         if not slice_safe:
-            return True
+            return 2
         if score < floor_all - 1e-12:
-            return False
-        return all(v >= floor[name] - 1e-12 for name, (v, n) in sl.items()
-                   if n >= min_slice_cases and not math.isnan(v))
+            return 0
+        ok = {name: v >= floor[name] - 1e-12 for name, (v, n) in sl.items()
+              if n >= min_slice_cases and not math.isnan(v)}
+        if not all(x for name, x in ok.items() if not name.startswith("source: ")):
+            return 0
+        return 2 if all(ok.values()) else 1
 
     def key_of(w, cal, n0, fb) -> tuple:
         return (tuple(round(x, 9) for x in w), cal, n0,
                 fb if isinstance(fb, bool) else tuple(sorted(fb.items())))
 
     def evaluate(w: tuple[float, ...], cal: str, n0, fb=True) -> tuple[bool, float]:
-        """``(slice-safe, criterion)``: the objective, minus under ``selection="lcb"`` one
-        standard error of the per-case difference from the best single modality."""
+        """``(slice-safety level, criterion)``: :func:`safe`'s level, and the objective
+        minus, under ``selection="lcb"``, one standard error of the per-case difference from
+        the best single modality."""
         w = fixed(w)
         key = key_of(w, cal, n0, fb)
         if key not in cache:
             if not any(w):
-                cache[key] = (False, -math.inf, -math.inf, {})
+                cache[key] = (0, -math.inf, -math.inf, {})
             else:
                 keep: list = []
                 score, sl = measure(weighting(w, cal, n0, fb), keep)
@@ -310,13 +317,13 @@ def tune_weights(
         return cache[key][:2]
 
     def better(a: tuple[bool, float], b: tuple[bool, float]) -> bool:
-        """Slice-safe first, then the higher criterion."""
+        """The higher slice-safety level first, then the higher criterion."""
         return a[0] > b[0] or (a[0] == b[0] and a[1] > b[1] + 1e-12)
 
     grid = simplex_grid(len(mods), step)
     log(f"simplex grid: {len(grid)} weightings × {len(calibrations)} calibrations × "
         f"{len(n0s)} n0 over {'+'.join(mods)}, {repeats} validation split(s)")
-    best = ((False, -math.inf), None)
+    best = ((0, -math.inf), None)
     for cal in calibrations:
         for n0 in n0s:
             for w in grid:
@@ -375,7 +382,7 @@ def tune_weights(
                 keep: list = []
                 sc, _ = measure(lambda st: Weighting.make(dict(zip(zero, f, strict=True)), fcal,
                                                           st if fcal != "none" else None), keep)
-                cache[key] = (True, sc)
+                cache[key] = (2, sc)
                 fb_values[tuple(f)] = (sc, np.concatenate(keep))
             return cache[key]
 
@@ -397,7 +404,11 @@ def tune_weights(
     slices = {name: {"n": n, "tuned": v, "best single": floor[name],
                      **{f"{m} alone": singles[m][1][name][0] for m in mods}}
               for name, (v, n) in chosen_slices.items() if n}
-    if slice_safe and not is_safe:
+    if slice_safe and is_safe == 1:
+        log("no weighting scored at least the best single modality in every source (each kind "
+            "of interaction) on validation; kept the best over the sources, safe in every "
+            "other slice")
+    elif slice_safe and not is_safe:
         log("no weighting scored at least the best single modality in every validation slice "
             f"of {min_slice_cases}+ cases; kept the best overall")
     fingerprints = {}
@@ -420,7 +431,8 @@ def tune_weights(
         "objective": f"{metric}@{k}",
         "validation_score": score,
         "reference_scores": refs,
-        "slice_safe": bool(is_safe),
+        "slice_safe": is_safe == 2,
+        "slice_safe_but_sources": is_safe == 1,
         "selection_criterion": crit,
         "validation_slices": slices,
         "n_configs": len(cache),

@@ -130,6 +130,10 @@ class _Scorer:
             for side, has in (("query", q_m), ("target", t_m)):
                 self.slices[f"{side}: with {word}"] = has
                 self.slices[f"{side}: no {word}"] = ~has
+        sources = np.unique(self.src)
+        if len(sources) > 1:  # each kind of interaction is a slice: one must not pay for another
+            for x in sources:
+                self.slices[f"source: {x}"] = self.src == x
 
     def score(self, wt) -> float:
         """The objective: the metric's mean per source (:meth:`values`), sources alike."""

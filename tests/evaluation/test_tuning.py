@@ -345,3 +345,48 @@ def test_the_category_modality_is_weighed_with_a_vector_modality_that_only_order
     refs = res["reference_scores"]
     assert res["weights"]["image"] > 0 and res["weights"]["category"] > 0
     assert res["validation_score"] > max(refs["image alone"], refs["category alone"]) + 0.05
+
+
+def _pairs_by(vectors, ids, rng, n_pairs=400):
+    """Co-interaction pairs: a product and one of its two nearest neighbours by ``vectors``."""
+    u = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    sim = u @ u.T
+    np.fill_diagonal(sim, -np.inf)
+    near = np.argsort(-sim, axis=1)[:, :2]
+    a = rng.integers(len(ids), size=n_pairs)
+    b = near[a, rng.integers(2, size=n_pairs)]
+    return Sessions(pl.DataFrame({
+        "session": [f"p{i:04d}" for i in range(n_pairs) for _ in range(2)],
+        "position": [j for _ in range(n_pairs) for j in range(2)],
+        "product_id": [ids[x] for pair in zip(a, b, strict=True) for x in pair],
+        "ts": [0.0] * (2 * n_pairs)}))
+
+
+def test_each_source_is_a_validation_slice():
+    """Sessions and pairs validated together: each is a slice the choice must not lose to a
+    single modality. Pairs that follow the titles, as the sessions do: the choice keeps both.
+    Pairs that follow the photos: no weighting can (titles serve one source, photos the
+    other), and the record says that it kept the best over both sources."""
+    rec, sessions, _ = _shop()
+    rng = np.random.default_rng(5)
+    ids = list(rec.catalog.ids)
+    text = np.asarray(rec.embeddings_["text"].vectors)
+    image = np.asarray(rec.embeddings_["image"].vectors)
+    kw = dict(KW, min_slice_cases=5)
+    res = tune_weights(rec, sessions=sessions, pairs=_pairs_by(text, ids, rng), **kw)
+    sl = res["validation_slices"]
+    assert {"source: sessions", "source: pairs"} <= set(sl)
+    assert res["slice_safe"] is True and res["slice_safe_but_sources"] is False
+    for name in ("source: sessions", "source: pairs"):
+        assert sl[name]["tuned"] >= sl[name]["best single"] - 1e-9
+    res = tune_weights(rec, sessions=sessions, pairs=_pairs_by(image, ids, rng), **kw)
+    sl = res["validation_slices"]
+    assert res["slice_safe"] is False and res["slice_safe_but_sources"] is True
+    assert any(sl[x]["tuned"] < sl[x]["best single"] - 1e-9
+               for x in ("source: sessions", "source: pairs"))
+    assert all(r["tuned"] >= r["best single"] - 1e-9 for x, r in sl.items()
+               if not x.startswith("source: ") and r["n"] >= 5)
+    # one source validated: no source slice
+    res = tune_weights(rec, sessions=sessions, pairs=_pairs_by(image, ids, rng),
+                       validate_on="sessions", **kw)
+    assert not any(x.startswith("source: ") for x in res["validation_slices"])

@@ -1,0 +1,45 @@
+#!/bin/bash
+# Issue 10, "defaults that work" (ninth session): what `prodfusion build` gives a new user who
+# passes no fusion option. H&M built exactly as the README's command (photos, co-purchase pairs
+# and customer-day baskets) — lexical and cooc added and the weights tuned on the build's own
+# interactions — and the same build with --tune off (the untuned default: the two title
+# modalities share one weight); DIGINETICA's viewed items with the default build (clicks +
+# cooc, tuned). Each evaluated as the other issue 10 reports are, beside every single modality,
+# the paper's fusion and the reference baselines. Model folders go to runs/ (not committed).
+# Usage: bash benchmarks/issue10_defaults.sh   (about 12 min on the 2-core VM, photos cached)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -f .venv/bin/activate ] && . .venv/bin/activate
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1
+DATA=${PRODFUSION_SHARED_DATA:-../shared/data}
+H=$DATA/hm
+D=$DATA/diginetica
+V=benchmarks/variants
+mkdir -p runs
+CAT="--catalog $H/articles.csv --id-col article_id --title-col prod_name --category-col product_type_name --image-root $H/images --image-template {product_id}.jpg"
+INTER="--interactions $H/transactions.csv --session-cols customer_id,t_dat --item-col article_id --time-col t_dat --pairs $H/copurchase.csv"
+DI="--interactions $D/train-item-views.sample.csv --session-cols session_id --item-col item_id --time-col eventdate,timeframe --sep ;"
+T="/usr/bin/time -v"
+$T prodfusion build $CAT $INTER --workers 1 --out runs/hmd > runs/hmd_build.log 2>&1
+$T prodfusion build $CAT $INTER --workers 1 --tune off --out runs/hmd_off > runs/hmd_off_build.log 2>&1
+VARS="$V/single_text.json $V/single_image.json $V/single_clicks.json $V/single_lexical.json $V/single_cooc.json $V/paper_int3.json $V/tuned5.json baseline cooc tfidf popular cooc+tfidf"
+$T prodfusion evaluate retrieval runs/hmd $INTER --workers 1 --variants $VARS \
+  --note "model=runs/hmd: prodfusion build with its defaults (lexical, cooc, tuned on both sources)" --out docs/results/hm_defaults > runs/hmd_eval.log 2>&1
+$T prodfusion evaluate retrieval runs/hmd_off $INTER --workers 1 --variants $V/tuned5.json \
+  $V/split_titles_image.json $V/paper_text_image.json $V/paper_int3.json $V/single_text.json \
+  $V/single_image.json $V/single_lexical.json tfidf cooc+tfidf \
+  --note "model=runs/hmd_off: prodfusion build --tune off (untuned defaults: text and lexical share the title's weight)" --out docs/results/hm_defaults_untuned > runs/hmd_off_eval.log 2>&1
+python -c "
+import polars as pl
+v = pl.read_csv('$D/train-item-views.sample.csv', separator=';', infer_schema=False)
+c = pl.read_csv('$D/product-categories.csv', separator=';', infer_schema=False)
+items = v.select(pl.col('item_id').unique(maintain_order=True))
+items.join(c, left_on='item_id', right_on='itemId', how='left').select(
+    pl.col('item_id').alias('product_id'), ('item ' + pl.col('item_id')).alias('title'),
+    pl.col('categoryId').alias('category')).write_csv('runs/digi_catalog.csv')"
+$T prodfusion build --catalog runs/digi_catalog.csv --text none --image none $DI --workers 1 \
+  --cache-dir none --out runs/digid > runs/digid_build.log 2>&1
+$T prodfusion evaluate retrieval runs/digid $DI --workers 1 --variants $V/single_clicks.json $V/single_cooc.json \
+  $V/tuned_digi.json cooc popular \
+  --note "model=runs/digid: prodfusion build with its defaults (--text none --image none: clicks + cooc, tuned)" --out docs/results/diginetica_defaults > runs/digid_eval.log 2>&1
+echo "done: docs/results/{hm_defaults,hm_defaults_untuned,diginetica_defaults}; times in runs/*.log"
