@@ -26,7 +26,8 @@ VARS="$V/single_text.json $V/single_image.json $V/single_clicks.json $V/single_l
 $T prodfusion evaluate retrieval runs/hmd $INTER --workers 1 --variants $VARS \
   --note "model=runs/hmd: prodfusion build with its defaults (lexical, cooc, tuned on both sources)" --out docs/results/hm_defaults > runs/hmd_eval.log 2>&1
 $T prodfusion evaluate retrieval runs/hmd_off $INTER --workers 1 --variants $V/model5.json \
-  $V/split_titles_image.json $V/paper_text_image.json $V/paper_int3.json $V/split_titles.json $V/single_text.json \
+  $V/split_titles_image.json $V/paper_text_image.json $V/paper_text_image_lexical.json $V/paper_int3.json \
+  $V/split_titles.json $V/single_text.json \
   $V/single_image.json $V/single_lexical.json tfidf cooc+tfidf \
   --note "model=runs/hmd_off: prodfusion build --tune off (untuned defaults: text and lexical share the title's weight)" --out docs/results/hm_defaults_untuned > runs/hmd_off_eval.log 2>&1
 python -c "
