@@ -30,14 +30,7 @@ $T prodfusion evaluate retrieval runs/hmd_off $INTER --workers 1 --variants $V/m
   $V/split_titles.json $V/single_text.json \
   $V/single_image.json $V/single_lexical.json tfidf cooc+tfidf \
   --note "model=runs/hmd_off: prodfusion build --tune off (untuned defaults: text and lexical share the title's weight)" --out docs/results/hm_defaults_untuned > runs/hmd_off_eval.log 2>&1
-python -c "
-import polars as pl
-v = pl.read_csv('$D/train-item-views.sample.csv', separator=';', infer_schema=False)
-c = pl.read_csv('$D/product-categories.csv', separator=';', infer_schema=False)
-items = v.select(pl.col('item_id').unique(maintain_order=True))
-items.join(c, left_on='item_id', right_on='itemId', how='left').select(
-    pl.col('item_id').alias('product_id'), ('item ' + pl.col('item_id')).alias('title'),
-    pl.col('categoryId').alias('category')).write_csv('runs/digi_catalog.csv')"
+python benchmarks/diginetica_catalogs.py viewed --data "$D"
 $T prodfusion build --catalog runs/digi_catalog.csv --text none --image none $DI --workers 1 \
   --cache-dir none --out runs/digid > runs/digid_build.log 2>&1
 $T prodfusion evaluate retrieval runs/digid $DI --workers 1 --variants $V/single_clicks.json $V/single_cooc.json \

@@ -33,14 +33,7 @@ $T prodfusion evaluate retrieval runs/hmc_tp $INTER --workers 1 --variants $VARS
 $T prodfusion evaluate replay runs/hmc_tb --a cooc+tfidf --b $V/tuned5.json $INTER --workers 1 --out docs/results/hm_replay_fusion_baskets > runs/replay_tb.log 2>&1
 $T prodfusion evaluate replay runs/hmc_tp --a baseline --b $V/tuned5.json $INTER --workers 1 --out docs/results/hm_replay_fusion_pairs > runs/replay_tp.log 2>&1
 # DIGINETICA has no titles or photos: a catalog of its viewed items with their categories
-python -c "
-import polars as pl
-v = pl.read_csv('$D/train-item-views.sample.csv', separator=';', infer_schema=False)
-c = pl.read_csv('$D/product-categories.csv', separator=';', infer_schema=False)
-items = v.select(pl.col('item_id').unique(maintain_order=True))
-items.join(c, left_on='item_id', right_on='itemId', how='left').select(
-    pl.col('item_id').alias('product_id'), ('item ' + pl.col('item_id')).alias('title'),
-    pl.col('categoryId').alias('category')).write_csv('runs/digi_catalog.csv')"
+python benchmarks/diginetica_catalogs.py viewed --data "$D"
 for MC in 1 2; do
   rm -rf runs/digi$MC runs/digi${MC}_t
   $T prodfusion build --catalog runs/digi_catalog.csv --text none --image none $DI --p2v-min-count $MC \
@@ -56,12 +49,7 @@ $T prodfusion evaluate retrieval runs/digi2_t $DI --workers 1 --variants $DV \
 # DIGINETICA with its whole catalog (every item of product-categories.csv, 184,047) and the
 # category modality: in the catalog of viewed items above, "no training clicks" means "viewed
 # only in held-out sessions"; here most products without clicks were never viewed at all
-python -c "
-import polars as pl
-c = pl.read_csv('$D/product-categories.csv', separator=';', infer_schema=False)
-c.select(pl.col('itemId').alias('product_id'), ('item ' + pl.col('itemId')).alias('title'),
-         pl.col('categoryId').alias('category')).unique('product_id', keep='first',
-         maintain_order=True).write_csv('runs/digi_full_catalog.csv')"
+python benchmarks/diginetica_catalogs.py whole --data "$D"
 rm -rf runs/digif runs/digif_t
 $T prodfusion build --catalog runs/digi_full_catalog.csv --category-col category --text none --image none $DI \
   --workers 1 --cooc --category-modality --popularity --cache-dir none --fusion intermediate --index exact \

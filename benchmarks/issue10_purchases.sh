@@ -21,12 +21,7 @@ V=benchmarks/variants
 mkdir -p runs
 DP="--interactions $D/train-purchases.csv --session-cols sessionId --item-col itemId --time-col eventdate,timeframe --sep ;"
 T="/usr/bin/time -v"
-python -c "
-import polars as pl
-c = pl.read_csv('$D/product-categories.csv', separator=';', infer_schema=False)
-c.select(pl.col('itemId').alias('product_id'), ('item ' + pl.col('itemId')).alias('title'),
-         pl.col('categoryId').alias('category')).unique('product_id', keep='first',
-         maintain_order=True).write_csv('runs/digi_full_catalog.csv')"
+python benchmarks/diginetica_catalogs.py whole --data "$D"
 STEPS=${STEPS:-123}
 if [[ $STEPS == *1* ]]; then
 # 1. four modalities
