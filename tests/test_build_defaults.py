@@ -104,6 +104,12 @@ def test_explicit_fusion_settings_are_not_tuned_away(shop, extra, capsys):
     assert not _manifest(shop).get("tuning")
 
 
+def test_one_modality_is_not_tuned(shop, capsys):
+    assert _build(shop, "--modalities", "text") == 0
+    assert "tuned:" not in capsys.readouterr().out
+    assert _manifest(shop)["settings"]["modalities"] == ["text"]
+
+
 def test_no_sessions_no_cooc_no_tuning(shop, capsys):
     assert _build(shop, sessions=False) == 0
     m = _manifest(shop)

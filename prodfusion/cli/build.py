@@ -172,6 +172,8 @@ def _tune_after_build(args, rec) -> dict | None:
     """
     if not _tune_wanted(args):
         return None
+    if args.tune == "auto" and len(rec.available_modalities) < 2:
+        return None  # one modality: nothing to weigh
     from prodfusion.cli.evaluate_steps import _p2v, load_interactions
 
     print("tuning the fusion weights on held-out interactions (`--tune off` skips this; "
