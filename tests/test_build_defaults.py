@@ -160,3 +160,42 @@ def test_bad_tune_objective_fails_fast(shop, capsys):
     assert _build(shop, "--tune-objective", "recall@15") != 0
     assert "--tune-objective" in capsys.readouterr().err
     assert not (shop / "model").exists()
+
+
+def test_evaluate_warns_when_the_tuning_may_have_seen_its_test_part(shop, capsys):
+    """The build tunes with evaluate's default split: evaluating with it raises no warning;
+    another seed holds out cases the tuning validated on, and the report says so."""
+    assert _build(shop) == 0
+    inter = ["--interactions", str(shop / "clicks.csv"), "--session-cols", "sid",
+             "--item-col", "item", "--workers", "1", "--quiet", "--n-boot", "50"]
+    capsys.readouterr()
+    assert main(["evaluate", "retrieval", str(shop / "model"), *inter,
+                 "--out", str(shop / "same")]) == 0
+    assert "tuned on another split" not in capsys.readouterr().err
+    assert "tuned on another split" not in (shop / "same" / "report.md").read_text()
+    assert main(["evaluate", "retrieval", str(shop / "model"), *inter, "--eval-seed", "1",
+                 "--test-fraction", "0.3", "--out", str(shop / "other")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the model's weights were tuned on another split" in err
+    assert "test fraction 0.2 when tuned, 0.3 here" in err and "seed 0 when tuned, 1 here" in err
+    assert "tuned on another split" in (shop / "other" / "report.md").read_text()
+
+
+def test_split_mismatch_names_other_interactions():
+    from prodfusion.evaluation.tuning import split_mismatch
+
+    class S:
+        def __init__(self, fp):
+            self.fp = fp
+
+        def fingerprint(self):
+            return self.fp
+
+    rec = {"split": {"protocol": "leave-last-out", "test_fraction": 0.2, "seed": 0},
+           "fingerprints": {"sessions": "abc"}}
+    kw = dict(test_fraction=0.2, seed=0, protocol="leave-last-out")
+    assert split_mismatch(rec, sessions=S("abc"), pairs=S("zzz"), **kw) is None  # pairs unseen
+    assert "other sessions than the tuning's" in split_mismatch(rec, sessions=S("abd"), **kw)
+    assert "protocol leave-last-out when tuned, whole here" in split_mismatch(
+        rec, sessions=S("abc"), test_fraction=0.2, seed=0, protocol="whole")
+    assert split_mismatch(None, **kw) is None  # untuned: nothing to leak

@@ -132,9 +132,26 @@ def _runnable_variants(args, rec):
     return keep
 
 
+def _check_tuning_split(args, rec, sessions, pairs) -> None:
+    """Warn (stderr and the report's notes) when the model's tuned weights may have seen this
+    evaluation's test part (:func:`prodfusion.evaluation.tuning.split_mismatch`)."""
+    from prodfusion.evaluation.tuning import split_mismatch
+
+    if rec is None or getattr(args, "_tuning_checked", False):
+        return
+    args._tuning_checked = True
+    why = split_mismatch((getattr(rec, "manifest_", None) or {}).get("tuning"),
+                         sessions=sessions, pairs=pairs, test_fraction=args.test_fraction,
+                         seed=args.eval_seed, protocol=args.protocol)
+    if why:
+        print(f"warning: {why}", file=sys.stderr)
+        args.note = [*(args.note or []), f"WARNING: {why}"]
+
+
 def _run_retrieval(args, rec, sessions, pairs) -> dict:
     from prodfusion.evaluation.retrieval import evaluate_retrieval
 
+    _check_tuning_split(args, rec, sessions, pairs)
     args.variants = _runnable_variants(args, rec)
 
     return evaluate_retrieval(
@@ -147,6 +164,8 @@ def _run_retrieval(args, rec, sessions, pairs) -> dict:
 
 def _run_replay(args, rec, sessions, pairs) -> dict:
     from prodfusion.evaluation.replay import replay
+
+    _check_tuning_split(args, rec, sessions, pairs)
 
     return replay(
         args.a, args.b, model=rec if rec is not None else args.model, sessions=sessions,

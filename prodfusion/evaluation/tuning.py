@@ -51,7 +51,7 @@ from prodfusion.evaluation.tuning_scorer import (
     _validation_folds,
 )
 
-__all__ = ["tune_weights", "parse_objective", "simplex_grid", "TIE_RATIO"]
+__all__ = ["tune_weights", "parse_objective", "simplex_grid", "TIE_RATIO", "split_mismatch"]
 
 #: The smallest weight the coordinate search gives a modality, relative to the smallest positive
 #: one: small enough to order only near-ties of the others (a tie-break), large enough for
@@ -455,3 +455,35 @@ def tune_weights(
         "seconds": round(time.perf_counter() - t0, 2),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+def split_mismatch(record: dict | None, *, sessions: Any = None, pairs: Any = None,
+                   test_fraction: float, seed: int, protocol: str) -> str | None:
+    """Why weights tuned by ``record`` (a tuning record, the manifest's ``tuning``) may have
+    seen the test part of an evaluation split this way, or ``None`` when the split is the
+    tuning's own: same protocol, test fraction and seed, and the interactions the tuning
+    fingerprinted (a source it did not see cannot leak into it).
+
+    ``tune`` sets aside exactly the test part ``evaluate`` holds out with the same options;
+    another seed, fraction, protocol or other interactions hold out cases the tuning
+    validated on, and configurations weighted by the model's weights score optimistically.
+    """
+    if not record:
+        return None
+    sp = record.get("split") or {}
+    diffs = [f"{name.replace('_', ' ')} {sp[name]} when tuned, {ours} here"
+             for name, ours in (("protocol", protocol), ("test_fraction", test_fraction),
+                                ("seed", seed))
+             if name in sp and sp[name] != ours]
+    fps = record.get("fingerprints") or {}
+    for name, s in (("sessions", sessions), ("pairs", pairs)):
+        if name in fps and s is not None and hasattr(s, "fingerprint") \
+                and s.fingerprint() != fps[name]:
+            diffs.append(f"other {name} than the tuning's")
+    if not diffs:
+        return None
+    return ("the model's weights were tuned on another split (" + "; ".join(diffs) + "): the "
+            "tuning may have validated on this test part, so configurations using the model's "
+            "weights can score optimistically. Evaluate with the tuning's options and "
+            "interactions, or re-tune.")
+
