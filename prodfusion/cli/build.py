@@ -175,12 +175,11 @@ def _tune_after_build(args, rec) -> dict | None:
     if args.tune == "auto" and len(rec.available_modalities) < 2:
         return None  # one modality: nothing to weigh
     from prodfusion.cli.evaluate_steps import _p2v, load_interactions
-
-    print("tuning the fusion weights on held-out interactions (`--tune off` skips this; "
-          "`prodfusion tune` re-tunes later)", file=sys.stderr)
     from prodfusion.evaluation.tuning import tune_weights
     from prodfusion.model_state import apply_tuning
 
+    print("tuning the fusion weights on held-out interactions (`--tune off` skips this; "
+          "`prodfusion tune` re-tunes later)", file=sys.stderr)
     try:
         sessions, pairs = load_interactions(args, rec.catalog)
         res = tune_weights(rec, sessions=sessions, pairs=pairs, objective=args.tune_objective,

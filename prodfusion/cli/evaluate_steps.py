@@ -137,9 +137,8 @@ def _check_tuning_split(args, rec, sessions, pairs) -> None:
     evaluation's test part (:func:`prodfusion.evaluation.tuning.split_mismatch`)."""
     from prodfusion.evaluation.tuning import split_mismatch
 
-    if rec is None or getattr(args, "_tuning_checked", False):
+    if rec is None:
         return
-    args._tuning_checked = True
     why = split_mismatch((getattr(rec, "manifest_", None) or {}).get("tuning"),
                          sessions=sessions, pairs=pairs, test_fraction=args.test_fraction,
                          seed=args.eval_seed, protocol=args.protocol)
@@ -151,7 +150,6 @@ def _check_tuning_split(args, rec, sessions, pairs) -> None:
 def _run_retrieval(args, rec, sessions, pairs) -> dict:
     from prodfusion.evaluation.retrieval import evaluate_retrieval
 
-    _check_tuning_split(args, rec, sessions, pairs)
     args.variants = _runnable_variants(args, rec)
 
     return evaluate_retrieval(
@@ -164,8 +162,6 @@ def _run_retrieval(args, rec, sessions, pairs) -> dict:
 
 def _run_replay(args, rec, sessions, pairs) -> dict:
     from prodfusion.evaluation.replay import replay
-
-    _check_tuning_split(args, rec, sessions, pairs)
 
     return replay(
         args.a, args.b, model=rec if rec is not None else args.model, sessions=sessions,
@@ -238,6 +234,7 @@ def _loaded_data(args):
         rec_a = Recommender.load(va.model)
         catalog = rec_a.catalog
     sessions, pairs = load_interactions(args, catalog)
+    _check_tuning_split(args, rec, sessions, pairs)  # once per command, before any scoring
     return rec, sessions, pairs
 
 

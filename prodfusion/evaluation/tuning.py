@@ -486,4 +486,3 @@ def split_mismatch(record: dict | None, *, sessions: Any = None, pairs: Any = No
             "tuning may have validated on this test part, so configurations using the model's "
             "weights can score optimistically. Evaluate with the tuning's options and "
             "interactions, or re-tune.")
-
