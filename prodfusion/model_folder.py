@@ -383,6 +383,7 @@ def read_model_folder(cls, path: str | os.PathLike, *, mmap: bool = True,
         from prodfusion.fusion.cooc import Cooc
 
         rec.cooc_ = Cooc.load(path, files["cooc"])
+        rec.cooc_decay = rec.cooc_.decay
     if "popularity" in files:
         if getattr(rec, "click_counts_", None) is None:
             raise ModelError(f"{mpath}: the manifest lists the popularity modality but the "

@@ -99,6 +99,19 @@ def apply_tuning(rec, res: dict, *, sessions=None, pairs=None) -> None:
         counts = np.array([merged.get(p, 0) for p in rec._ids], dtype=np.int64)
     Weighting.make(res["weights"], res["calibration"], None, res["n0"], where="tune()",
                    fallback=res.get("fallback", False), impute=res.get("impute", 0.0))
+    decay = res.get("cooc_decay")
+    if decay is not None and getattr(rec, "cooc_", None) is not None \
+            and decay != rec.cooc_.decay:  # recounted on the interactions tuned on
+        from prodfusion.evaluation.split import _concat_sessions
+        from prodfusion.fusion.cooc import Cooc
+
+        both = _concat_sessions({"s": sessions, "p": pairs})
+        if both is None:
+            raise ParameterError("tune(): the cooc decay changed but no interactions were "
+                                 "given to recount the co-occurrences.")
+        rec.cooc_ = Cooc.from_sessions(both, rec.catalog, decay=decay)
+        rec.cooc_decay = decay
+        rec._calibration_stats.pop("cooc", None)  # the z-score's μ, σ follow the counts
     rec.zero_weight_fallback = res.get("fallback", False)
     rec.impute = res.get("impute", 0.0)
     rec.weights, rec.calibration, rec.click_n0 = res["weights"], res["calibration"], res["n0"]

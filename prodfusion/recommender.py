@@ -111,6 +111,10 @@ class Recommender(QueryMixin):
         Also build the ``cooc`` modality from the sessions: co-occurrence counts divided by
         the query's session count (``C_ij / n_i``), a pairwise score that intermediate
         fusion can weigh (:mod:`prodfusion.fusion.cooc`).
+    cooc_decay : float
+        Proximity exponent α of ``cooc``: a pair counts ``d^-α`` per session, ``d`` the
+        distance in clicks between the two products (0, the default: plain counts;
+        ``prodfusion tune`` chooses it on validation, :class:`~prodfusion.fusion.cooc.Cooc`).
     category : bool
         Also build the ``category`` modality from the catalog's category column: 1 for two
         products of the same category, 0 otherwise, a pairwise score that intermediate fusion
@@ -148,6 +152,7 @@ class Recommender(QueryMixin):
     impute: float = 0.0
     lexical: str | None = None
     cooc: bool = False
+    cooc_decay: float = 0.0
     category: bool = False
     popularity: bool = False
 
@@ -162,6 +167,9 @@ class Recommender(QueryMixin):
 
             parse_lexical_spec(self.lexical)
         self.vector_dtype = check_vector_dtype(self.vector_dtype, "Recommender()")
+        from prodfusion.fusion.cooc import check_decay
+
+        self.cooc_decay = check_decay(self.cooc_decay, "Recommender()")
         if self.clicks not in (None, "prod2vec"):
             raise param_error("clicks", "Recommender()", "'prod2vec' or None", self.clicks)
         check_backend(self.index, "Recommender()")
@@ -216,7 +224,7 @@ class Recommender(QueryMixin):
             else:
                 from prodfusion.fusion.cooc import Cooc
 
-                self.cooc_ = Cooc.from_sessions(sessions, catalog)
+                self.cooc_ = Cooc.from_sessions(sessions, catalog, decay=self.cooc_decay)
         if self.category and "category" in wanted:
             if catalog.has_categories:
                 from prodfusion.fusion.category import CategoryMatch
@@ -263,7 +271,7 @@ class Recommender(QueryMixin):
         if getattr(self, "cooc_", None) is not None:  # the co-occurrences follow the sessions
             from prodfusion.fusion.cooc import Cooc
 
-            self.cooc_ = Cooc.from_sessions(sessions, self.catalog)
+            self.cooc_ = Cooc.from_sessions(sessions, self.catalog, decay=self.cooc_.decay)
         self.update_embeddings({"clicks": self._fit_prod2vec(self.catalog, sessions)},
                                sessions=sessions)
         return self

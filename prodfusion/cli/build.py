@@ -86,7 +86,8 @@ def cmd_build(args) -> int:
         cache_dir=embedding_cache(args),
         batch_size=args.batch_size, seed=args.seed, vector_dtype=args.vector_dtype,
         weights=args.weights, calibration=args.calibration or "none", click_n0=args.click_n0,
-        lexical=lexical, cooc=cooc, category=args.category_modality,
+        lexical=lexical, cooc=cooc, cooc_decay=args.cooc_decay or 0.0,
+        category=args.category_modality,
         popularity=args.popularity,
         index=args.index,
     ).build(catalog, sessions)
@@ -184,6 +185,7 @@ def _tune_after_build(args, rec) -> dict | None:
         sessions, pairs = load_interactions(args, rec.catalog)
         res = tune_weights(rec, sessions=sessions, pairs=pairs, objective=args.tune_objective,
                            validate_on=args.tune_validate_on, prod2vec=_p2v(args, rec),
+                           **({} if args.cooc_decay is None else {"cooc_decays": ()}),
                            progress=True)
         n = res["split"]["n_validation_cases"]
         if args.tune == "auto" and n < MIN_AUTO_TUNE_CASES:
@@ -210,6 +212,8 @@ def _tuning_summary(res: dict) -> str:
     line = (f"  tuned: intermediate fusion, weights {format_weights(res['weights'])}, "
             f"calibration {res['calibration']}, n0 {res['n0']}; validation "
             f"{res['objective']} {res['validation_score']:.4f}")
+    if "cooc_decay" in res:
+        line = line.replace("; validation", f", cooc decay {res['cooc_decay']:g}; validation", 1)
     if best is not None:
         line += f" (best single: {best[0]} {best[1]:.4f})"
     line += f" on {res['split']['n_validation_cases']:,} cases, {res['seconds']:.0f}s"
@@ -279,6 +283,10 @@ def add_build_parser(sub) -> None:
     b.add_argument("--cooc", action="store_true", default=None,
                    help="also build the cooc modality from the interactions: co-occurrence "
                         "counts / n_i, fused by intermediate fusion (prodfusion tune weighs it)")
+    b.add_argument("--cooc-decay", type=float, default=None, metavar="ALPHA",
+                   help="cooc proximity exponent: a pair counts distance^-ALPHA in a session "
+                        "(0: plain counts, 1: 1/distance). Default: 0, and tuning chooses "
+                        "between 0 and 1 on validation; given, tuning keeps it")
     b.add_argument("--category-modality", action="store_true",
                    help="also build the category modality from --category-col: 1 for two "
                         "products of the same category, 0 otherwise, fused by intermediate "

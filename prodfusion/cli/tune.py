@@ -12,6 +12,12 @@ def _n0_list(s: str) -> list[float | None]:
     return out
 
 
+def _decay_list(s: str) -> list[float]:
+    if s.strip().lower() in ("none", "off", ""):
+        return []
+    return [float(p) for p in s.split(",") if p.strip()]
+
+
 def cmd_tune(args) -> int:
     from prodfusion.cli.evaluate_steps import _p2v, load_interactions
     from prodfusion.errors import ParameterError
@@ -33,7 +39,7 @@ def cmd_tune(args) -> int:
         n_candidates=args.n_candidates, validate_on=args.validate_on,
         repeats=args.repeats, rolling=args.rolling, selection=args.selection,
         slice_safe=not args.no_slice_safe, min_slice_cases=args.min_slice_cases,
-        tune_fallback=not args.plain_fallback,
+        tune_fallback=not args.plain_fallback, cooc_decays=args.cooc_decays,
         prod2vec=_p2v(args, rec),
         progress=not args.quiet,
     )
@@ -41,8 +47,9 @@ def cmd_tune(args) -> int:
         rec.save(args.model)  # atomic: a temp folder renamed over the old one
     w = format_weights(res["weights"])
     imp = f"@{res['impute']:g}" if res.get("impute") else ""
+    decay = f", cooc decay {res['cooc_decay']:g}" if "cooc_decay" in res else ""
     print(f"tuned {args.model}{' (dry run: not written)' if args.dry_run else ''}: intermediate "
-          f"fusion, weights {w}, calibration {res['calibration']}{imp}, n0 {res['n0']}")
+          f"fusion, weights {w}, calibration {res['calibration']}{imp}, n0 {res['n0']}{decay}")
     if isinstance(res["fallback"], dict):
         fb = format_weights(res["fallback"])
         print(f"  fallback for pairs sharing no weighted modality: {fb}")
@@ -92,6 +99,11 @@ def add_tune_parser(sub) -> None:
                    "shared ones (e.g. zmean@0.5)")
     p.add_argument("--n0", default=[None, 2.0, 10.0], type=_n0_list,
                    help="click-confidence constants to try, e.g. none,2,10")
+    p.add_argument("--cooc-decays", default=[0.0, 1.0], type=_decay_list,
+                   help="cooc proximity exponents to try before the weights, scored on cooc "
+                        "alone (default 0,1: plain counts or 1/distance in the session; the "
+                        "model's own is always tried and kept unless another is ahead by more "
+                        "than one standard error); 'none' keeps the model's")
     p.add_argument("--min-weight", type=float, default=0.0,
                    help="lift a zero weight to this × the largest where the positive weights "
                         "do not cover every product (default 0: zero-weight modalities are "

@@ -347,7 +347,8 @@ def heldout_recommender(
         # the cooc modality, counted on the training part only (as the clicks are retrained)
         from prodfusion.fusion.cooc import Cooc
 
-        ev.cooc_ = Cooc.from_sessions(train, rec.catalog)
+        decay = rec.cooc_.decay if getattr(rec, "cooc_", None) is not None else 0.0
+        ev.cooc_ = Cooc.from_sessions(train, rec.catalog, decay=decay)
     if getattr(rec, "category_", None) is not None:  # from the catalog: nothing to retrain
         ev.category_ = rec.category_
     # The model's fusion weights, calibration and click confidence; occurrences counted in

@@ -123,6 +123,7 @@ def tune_weights(
     slice_safe: bool = True,
     min_slice_cases: int = 20,
     tune_fallback: bool = True,
+    cooc_decays: Sequence[float] = (0.0, 1.0),
     progress: bool | Callable = False,
 ) -> dict:
     """Choose intermediate-fusion weights, calibration and ``n0`` on a validation split.
@@ -159,7 +160,15 @@ def tune_weights(
     a modality wherever the others would not cover every product; 0 (default) relies on the
     fallback.
 
-    Returns a dict with ``weights`` (summing to 1), ``fallback`` (``True`` or the fallback
+    Before the weights, with ``cooc`` among the modalities and sessions of three or more
+    clicks, the co-occurrences' proximity exponent is chosen among ``cooc_decays`` and the
+    model's own (:class:`~prodfusion.fusion.cooc.Cooc`'s ``decay``: 0 counts every pair of a
+    session alike, 1 weighs a pair by 1/distance) on the same validation splits, scoring cooc
+    alone; another exponent replaces the model's only when it is ahead by more than one
+    standard error (``selection="lcb"``). ``cooc_decays=()`` keeps the model's.
+
+    Returns a dict with ``weights`` (summing to 1), ``cooc_decay`` and ``cooc_decay_scores``
+    (where chosen), ``fallback`` (``True`` or the fallback
     weights), ``calibration``, ``n0``, ``objective``, ``validation_score`` (the objective,
     mean over the splits), ``selection_criterion``, ``slice_safe``, ``validation_slices``
     (per slice: cases, the choice, each modality alone and the best of them),
@@ -222,12 +231,15 @@ def tune_weights(
         s_part = None
     if s_part is None and p_part is None:
         raise DataError(f"{where}: nothing is left to learn from once the test part is held out.")
-    mods, folds, fit_sizes, data = _validation_folds(
+    from prodfusion.fusion.cooc import check_decay
+
+    cooc_decays = tuple(check_decay(a, where) for a in cooc_decays)
+    mods, folds, fit_sizes, data, decay = _validation_folds(
         rec, s_part, p_part, mods, validate_on=validate_on, val_fraction=val_fraction,
         seed=seed, protocol=protocol, repeats=repeats, rolling=rolling,
         max_queries=max_queries, prod2vec=prod2vec, metric=metric, k=k,
         n_candidates=n_candidates, with_stats=bool(set(calibrations) - {"none"}) or tune_fallback,
-        log=log, progress=progress, where=where)
+        log=log, progress=progress, where=where, cooc_decays=cooc_decays, selection=selection)
     needed = _covering(mods, {m: np.asarray(data[m].mask, bool) for m in mods})
     groups = _case_groups(folds)  # a case held out in several splits counts once in errors
     n0s = list(n0_grid) if "clicks" in mods else [None]
@@ -424,6 +436,8 @@ def tune_weights(
     return {
         "fusion": "intermediate",
         "fallback": fallback,
+        **({"cooc_decay": decay["decay"], "cooc_decay_scores": decay["scores"]}
+           if decay is not None else {}),
         "weights": {m: float(x) for m, x in zip(mods, w, strict=True)},
         "calibration": _calibration(cal)[0],
         "impute": _calibration(cal)[1],
@@ -442,7 +456,7 @@ def tune_weights(
                    "validate_on": validate_on, "repeats": repeats, "rolling": rolling,
                    "selection": selection, "best_single": best_single,
                    "slice_safe": slice_safe, "min_slice_cases": min_slice_cases,
-                   "tune_fallback": tune_fallback},
+                   "tune_fallback": tune_fallback, "cooc_decays": list(cooc_decays)},
         "split": {"protocol": protocol, "test_fraction": test_fraction,
                   "val_fraction": val_fraction, "seed": seed,
                   "n_validation_cases": int(len(q)),

@@ -189,10 +189,12 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
                       val_fraction: float, seed: int, protocol: str, repeats: int,
                       rolling: bool, max_queries: int, prod2vec: Any, metric: str, k: int,
                       n_candidates: int, with_stats: bool, log: Callable, progress: Any,
-                      where: str) -> tuple:
+                      where: str, cooc_decays: tuple[float, ...] = (),
+                      selection: str = "lcb") -> tuple:
     """The ``repeats`` validation splits of :func:`~prodfusion.evaluation.tuning.tune_weights`
     (its module docstring): ``(modalities every split has, [(scorer, stats)], fitting-part
-    sizes, the first split's modality data)``."""
+    sizes, the first split's modality data, the cooc decay choice or None)``; the choice
+    (:func:`_choose_decay`) is made first, and the splits' ``cooc`` is counted with it."""
     from dataclasses import replace
 
     from prodfusion.errors import DataError
@@ -242,20 +244,81 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
         folds_in.append((inner, q, t, src, ev))
         fit_sizes.append(len(inner.train) if inner.train is not None else 0)
     mods = tuple(m for m in mods if all(m in f[4].available_modalities for f in folds_in))
-    folds = []
-    for inner, q, t, src, ev in folds_in:
+    counts_of = []
+    for inner, *_ in folds_in:
         counts = None
         if "clicks" in mods and inner.train is not None:
             pc = inner.train.product_counts()
             counts = np.array([pc.get(p, 0) for p in rec.catalog.ids], dtype=np.int64)
-        log(f"scoring {len(np.unique(q)):,} validation queries against their candidates")
-        scorer = _Scorer(ev, mods, q, t, src.astype(str), counts, metric, k,
-                         n_cand=n_candidates)
-        data = ev.modality_data()
-        stats = estimate_stats(data, mods, seed=seed) if with_stats else {}
-        folds.append((scorer, stats))
+        counts_of.append(counts)
+
+    def scorers() -> list:
+        out = []
+        for (_, q, t, src, ev), counts in zip(folds_in, counts_of, strict=True):
+            log(f"scoring {len(np.unique(q)):,} validation queries against their candidates")
+            out.append(_Scorer(ev, mods, q, t, src.astype(str), counts, metric, k,
+                               n_cand=n_candidates))
+        return out
+
+    decay = None
+    own = rec.cooc_.decay if getattr(rec, "cooc_", None) is not None else 0.0
+    if "cooc" in mods and set(cooc_decays) - {own} and s_part is not None \
+            and int(np.max(s_part.lengths)) > 2:  # pairs alone: every distance is 1
+        decay, scs = _choose_decay(rec, folds_in, tuple(dict.fromkeys(cooc_decays)), scorers,
+                                   selection=selection, log=log)
+    else:
+        scs = scorers()
+    folds = []
+    for sc, (_, _, _, _, ev) in zip(scs, folds_in, strict=True):
+        stats = estimate_stats(ev.modality_data(), mods, seed=seed) if with_stats else {}
+        folds.append((sc, stats))
     data = folds_in[0][4].modality_data()
-    return mods, folds, fit_sizes, data
+    return mods, folds, fit_sizes, data, decay
+
+
+def _choose_decay(rec: Any, folds_in: list, decays: tuple[float, ...], scorers: Callable, *,
+                  selection: str, log: Callable) -> tuple[dict, list]:
+    """Choose the ``cooc`` proximity exponent (:class:`~prodfusion.fusion.cooc.Cooc`'s
+    ``decay``) on the validation splits, scoring cooc alone, and leave each split's
+    recommender counting with it.
+
+    The incumbent is the model's own decay (0 for a model built with the defaults); another
+    replaces it only when its validation objective, less one standard error of the paired
+    per-case difference (``selection="lcb"``; cases held out in several splits count once),
+    is above the incumbent's — order in sessions must help clearly before it is used.
+    Returns ``({"decay": chosen, "scores": {decay: objective}, "incumbent": decay},
+    the chosen decay's scorers)``; ``scorers()`` builds one scorer per split from the
+    splits' recommenders as they are.
+    """
+    from prodfusion.fusion.cooc import Cooc
+    from prodfusion.fusion.weights import Weighting
+
+    incumbent = rec.cooc_.decay if getattr(rec, "cooc_", None) is not None else 0.0
+    if incumbent not in decays:
+        decays = (incumbent, *decays)
+    alone = Weighting.make({"cooc": 1.0}, "none", None, None)
+    per: dict = {}
+    for a in decays:
+        coocs = [Cooc.from_sessions(f[0].train, rec.catalog, decay=a) for f in folds_in]
+        for f, c in zip(folds_in, coocs, strict=True):
+            f[4].cooc_ = c
+        scs = scorers()
+        vals = [sc.values(alone) for sc in scs]
+        per[a] = (float(np.mean([sc.objective(v) for sc, v in zip(scs, vals, strict=True)])),
+                  np.concatenate(vals), coocs, scs)
+    groups = _case_groups([(sc, None) for sc in per[incumbent][3]])
+    base, vb = per[incumbent][:2]
+    chosen, crit_best = incumbent, base
+    for a, (sc, v, _, _) in per.items():
+        crit = sc - (_paired_se(v, vb, groups) if selection == "lcb" else 0.0)
+        if a != incumbent and crit > crit_best + 1e-12:
+            chosen, crit_best = a, crit
+    for f, c in zip(folds_in, per[chosen][2], strict=True):
+        f[4].cooc_ = c
+    log("cooc proximity decay on validation (cooc alone): "
+        + ", ".join(f"{a:g}: {per[a][0]:.4f}" for a in decays) + f"; chosen {chosen:g}")
+    return ({"decay": chosen, "scores": {f"{a:g}": per[a][0] for a in decays},
+             "incumbent": incumbent}, per[chosen][3])
 
 
 def _one_se(results: dict, best: tuple, groups: np.ndarray | None = None) -> tuple:
