@@ -199,3 +199,32 @@ def test_split_mismatch_names_other_interactions():
     assert "protocol leave-last-out when tuned, whole here" in split_mismatch(
         rec, sessions=S("abc"), test_fraction=0.2, seed=0, protocol="whole")
     assert split_mismatch(None, **kw) is None  # untuned: nothing to leak
+
+
+def test_cooc_decay_is_an_option_and_a_given_one_is_kept_by_the_tuning(shop, capsys):
+    assert _build(shop, "--tune", "off", "--cooc-decay", "1") == 0
+    assert _manifest(shop)["files"]["cooc"]["decay"] == 1.0
+    assert "cooc:conditional,decay=1" in capsys.readouterr().out
+    assert Recommender.load(shop / "model").cooc_decay == 1.0
+    assert _build(shop, "--cooc-decay", "1", out="m2") == 0  # given: the tuning keeps it
+    m = _manifest(shop, "m2")
+    assert m["tuning"]["weights"] and "cooc_decay" not in m["tuning"]
+    assert m["files"]["cooc"]["decay"] == 1.0
+    assert _build(shop, out="m3") == 0  # not given: chosen (shuffled sessions: counts kept)
+    m = _manifest(shop, "m3")
+    assert m["tuning"]["cooc_decay"] == 0.0 and "decay" not in m["files"]["cooc"]
+    assert set(m["tuning"]["cooc_decay_scores"]) == {"0", "1"}
+    capsys.readouterr()
+    assert _build(shop, "--cooc-decay", "-1", out="m4") != 0  # before any work
+    assert "--cooc-decay must be a number in [0, 8]" in capsys.readouterr().err
+    assert not (shop / "m4").exists()
+    with pytest.raises(SystemExit):
+        main(["tune", str(shop / "model"), "--interactions", str(shop / "clicks.csv"),
+              "--session-cols", "sid", "--item-col", "item", "--cooc-decays", "0,-1"])
+    assert "--cooc-decays must be a number" in capsys.readouterr().err
+    # `tune --cooc-decays none` keeps the model's exponent
+    assert main(["tune", str(shop / "model"), "--interactions", str(shop / "clicks.csv"),
+                 "--session-cols", "sid", "--item-col", "item", "--workers", "1", "--quiet",
+                 "--cooc-decays", "none"]) == 0
+    m = _manifest(shop)
+    assert "cooc_decay" not in m["tuning"] and m["files"]["cooc"]["decay"] == 1.0

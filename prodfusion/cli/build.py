@@ -30,6 +30,10 @@ def cmd_build(args) -> int:
     from prodfusion.recommender import Prod2VecParams, Recommender
 
     parse_weights(args.weights, "--weights")  # before any encoding: a typo fails fast
+    if args.cooc_decay is not None:
+        from prodfusion.fusion.cooc import check_decay
+
+        check_decay(args.cooc_decay, "--cooc-decay")
     if args.tune != "off":
         from prodfusion.evaluation.tuning import parse_objective
 

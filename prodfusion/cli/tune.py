@@ -13,9 +13,17 @@ def _n0_list(s: str) -> list[float | None]:
 
 
 def _decay_list(s: str) -> list[float]:
+    import argparse
+
+    from prodfusion.errors import ParameterError
+    from prodfusion.fusion.cooc import check_decay
+
     if s.strip().lower() in ("none", "off", ""):
         return []
-    return [float(p) for p in s.split(",") if p.strip()]
+    try:
+        return [check_decay(float(p), "--cooc-decays") for p in s.split(",") if p.strip()]
+    except (ValueError, ParameterError) as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def cmd_tune(args) -> int:
@@ -103,7 +111,7 @@ def add_tune_parser(sub) -> None:
                    help="cooc proximity exponents to try before the weights, scored on cooc "
                         "alone (default 0,1: plain counts or 1/distance in the session; the "
                         "model's own is always tried and kept unless another is ahead by more "
-                        "than one standard error); 'none' keeps the model's")
+                        "than two standard errors); 'none' keeps the model's")
     p.add_argument("--min-weight", type=float, default=0.0,
                    help="lift a zero weight to this × the largest where the positive weights "
                         "do not cover every product (default 0: zero-weight modalities are "

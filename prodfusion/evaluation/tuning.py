@@ -13,6 +13,9 @@
    validation queries of every split; a target tied with other candidates counts at the mean
    of its possible ranks (:func:`~prodfusion.evaluation.metrics.tie_aware_metric`),
    so the row order that breaks ties at serving time neither helps nor hurts a weighting;
+3b. with ``cooc`` and sessions of three or more clicks, the co-occurrences' proximity
+   exponent (``cooc_decays``) is chosen first, on cooc alone, and every split counts with it
+   (:func:`~prodfusion.evaluation.tuning_scorer._choose_decay`);
 4. the search is a simplex grid over the modality weights (step ``step``) × calibrations ×
    click-confidence constants ``n0``, refined by coordinate search (multiplicative steps).
    Configurations are compared slice-safe first (none of the validation slices of
@@ -164,8 +167,8 @@ def tune_weights(
     clicks, the co-occurrences' proximity exponent is chosen among ``cooc_decays`` and the
     model's own (:class:`~prodfusion.fusion.cooc.Cooc`'s ``decay``: 0 counts every pair of a
     session alike, 1 weighs a pair by 1/distance) on the same validation splits, scoring cooc
-    alone; another exponent replaces the model's only when it is ahead by more than one
-    standard error (``selection="lcb"``). ``cooc_decays=()`` keeps the model's.
+    alone; another exponent replaces the model's only when it is ahead by more than two
+    standard errors (``selection="lcb"``). ``cooc_decays=()`` keeps the model's.
 
     Returns a dict with ``weights`` (summing to 1), ``cooc_decay`` and ``cooc_decay_scores``
     (where chosen), ``fallback`` (``True`` or the fallback

@@ -20,6 +20,9 @@ from prodfusion.fusion.cooc import PAIRWISE_MODALITIES
 
 __all__: list[str] = []
 
+#: Standard errors by which another cooc decay must beat the model's own on validation.
+DECAY_SE = 2.0
+
 
 def _part(sessions, prefixes: tuple[str, ...]):
     from prodfusion.data.sessions import Sessions
@@ -283,9 +286,12 @@ def _choose_decay(rec: Any, folds_in: list, decays: tuple[float, ...], scorers: 
     recommender counting with it.
 
     The incumbent is the model's own decay (0 for a model built with the defaults); another
-    replaces it only when its validation objective, less one standard error of the paired
-    per-case difference (``selection="lcb"``; cases held out in several splits count once),
-    is above the incumbent's — order in sessions must help clearly before it is used.
+    replaces it only when its validation objective, less :data:`DECAY_SE` standard errors of
+    the paired per-case difference (``selection="lcb"``; cases held out in several splits
+    count once), is above the incumbent's — how co-occurrences are counted is a structural
+    choice, and order in sessions must help clearly before it is used (with one standard
+    error, shuffled sessions whose order carries nothing crossed the bar in one planted
+    catalog of five, ``tests/fusion/test_cooc_decay.py``).
     Returns ``({"decay": chosen, "scores": {decay: objective}, "incumbent": decay},
     the chosen decay's scorers)``; ``scorers()`` builds one scorer per split from the
     splits' recommenders as they are.
@@ -310,7 +316,7 @@ def _choose_decay(rec: Any, folds_in: list, decays: tuple[float, ...], scorers: 
     base, vb = per[incumbent][:2]
     chosen, crit_best = incumbent, base
     for a, (sc, v, _, _) in per.items():
-        crit = sc - (_paired_se(v, vb, groups) if selection == "lcb" else 0.0)
+        crit = sc - (DECAY_SE * _paired_se(v, vb, groups) if selection == "lcb" else 0.0)
         if a != incumbent and crit > crit_best + 1e-12:
             chosen, crit_best = a, crit
     for f, c in zip(folds_in, per[chosen][2], strict=True):

@@ -84,12 +84,16 @@ _PAIRS_PER_CHUNK = 20_000_000
 
 
 def check_decay(decay: Any, where: str) -> float:
-    """``decay`` as a float ≥ 0 (:class:`Cooc`'s proximity exponent), or a ParameterError."""
+    """``decay`` as a float ≥ 0 (:class:`Cooc`'s proximity exponent), or a ParameterError
+    naming ``where`` (a function, or a command-line option such as ``--cooc-decay``)."""
     from prodfusion._checks import is_real
+    from prodfusion.errors import ParameterError
 
     if not is_real(decay) or not 0 <= float(decay) <= 8:
-        raise param_error("decay", where, "a number in [0, 8] (0: plain counts; 1: 1/distance)",
-                          decay)
+        expected = "a number in [0, 8] (0: plain counts; 1: 1/distance)"
+        if where.startswith("--"):
+            raise ParameterError(f"{where} must be {expected}; got {decay!r}.")
+        raise param_error("decay", where, expected, decay)
     return float(decay)
 
 
