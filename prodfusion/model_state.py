@@ -102,10 +102,10 @@ def apply_tuning(rec, res: dict, *, sessions=None, pairs=None) -> None:
     decay = res.get("cooc_decay")
     if decay is not None and getattr(rec, "cooc_", None) is not None \
             and decay != rec.cooc_.decay:  # recounted on the interactions tuned on
-        from prodfusion.evaluation.split import _concat_sessions
+        from prodfusion.data.sessions import concat_sessions
         from prodfusion.fusion.cooc import Cooc
 
-        both = _concat_sessions({"s": sessions, "p": pairs})
+        both = concat_sessions({"s": sessions, "p": pairs})
         if both is None:
             raise ParameterError("tune(): the cooc decay changed but no interactions were "
                                  "given to recount the co-occurrences.")

@@ -25,7 +25,7 @@ from prodfusion._checks import check_real
 from prodfusion.data.catalog import ID
 from prodfusion.errors import DataError, param_error
 
-__all__ = ["Sessions", "SessionReport", "KEY_SEPARATOR"]
+__all__ = ["Sessions", "SessionReport", "KEY_SEPARATOR", "concat_sessions"]
 
 #: Joins the values of a multi-column session key (``customer_id`` + ``t_dat``).
 KEY_SEPARATOR = "\x1f"
@@ -335,3 +335,23 @@ class Sessions:
                 chunk = lines.slice(lo, 100_000).to_list()
                 fh.write("\n".join(chunk) + "\n")
         return mapping
+
+
+def concat_sessions(parts: dict[str, Sessions | None]) -> Sessions | None:
+    """One :class:`Sessions` of every non-empty part, each session key prefixed with its
+    part's tag (``"s"`` → ``"s:<key>"``) so that parts never merge a session; ``None`` when
+    every part is empty.
+
+    >>> both = concat_sessions({"s": Sessions.from_lists([["a", "b"]]),
+    ...                         "p": Sessions.from_lists([["a", "c"]]), "x": None})
+    >>> both.keys, list(both)
+    (['s:0', 'p:0'], [['a', 'b'], ['a', 'c']])
+    """
+    frames = [
+        s.frame.with_columns((pl.lit(f"{tag}:") + pl.col(SESSION)).alias(SESSION))
+        for tag, s in parts.items()
+        if s is not None and len(s)
+    ]
+    if not frames:
+        return None
+    return Sessions(pl.concat(frames, how="vertical"))

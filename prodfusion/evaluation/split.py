@@ -6,7 +6,7 @@ check, and the recommender whose click vectors are retrained on the training par
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -98,19 +98,6 @@ def _seen_pairs(train: Sessions, a: Sequence[str], b: Sequence[str]) -> np.ndarr
     return out
 
 
-def _concat_sessions(parts: Mapping[str, Sessions]) -> Sessions | None:
-    from prodfusion.data.sessions import Sessions
-
-    frames = [
-        s.frame.with_columns((pl.lit(f"{tag}:") + pl.col("session")).alias("session"))
-        for tag, s in parts.items()
-        if s is not None and len(s)
-    ]
-    if not frames:
-        return None
-    return Sessions(pl.concat(frames, how="vertical"))
-
-
 def split_interactions(
     catalog: Any,
     sessions: Sessions | None = None,
@@ -150,7 +137,7 @@ def split_interactions(
         ``train`` (session keys prefixed ``"s:"`` and ``"p:"``), ``heldout`` with
         ``"sessions"`` and/or ``"pairs"``, and counts in ``info``.
     """
-    from prodfusion.data.sessions import Sessions
+    from prodfusion.data.sessions import Sessions, concat_sessions
 
     where = "split_interactions()"
     if sessions is None and pairs is None:
@@ -229,7 +216,7 @@ def split_interactions(
             "n_test_pairs_before_filter": len(pair_test[0]),
             **pinfo,
         }
-    train = _concat_sessions(train_parts)
+    train = concat_sessions(train_parts)
     if pair_test is not None:
         ta, tb = pair_test
         seen = _seen_pairs(train, ta, tb)
