@@ -245,6 +245,7 @@ def tune_weights(
         log=log, progress=progress, where=where, cooc_decays=cooc_decays, selection=selection)
     needed = _covering(mods, {m: np.asarray(data[m].mask, bool) for m in mods})
     groups = _case_groups(folds)  # a case held out in several splits counts once in errors
+    case_src = np.concatenate([sc.src for sc, _ in folds])  # errors of a mean over sources
     n0s = list(n0_grid) if "clicks" in mods else [None]
     cache: dict = {}
 
@@ -327,7 +328,7 @@ def tune_weights(
                 score, sl = measure(weighting(w, cal, n0, fb), keep)
                 crit = score
                 if selection == "lcb":
-                    crit -= _paired_se(np.concatenate(keep), v_best, groups)
+                    crit -= _paired_se(np.concatenate(keep), v_best, groups, case_src)
                 cache[key] = (safe(score, sl), crit, score, sl)
         return cache[key][:2]
 
@@ -404,7 +405,7 @@ def tune_weights(
         fgrid = simplex_grid(len(zero), step) if len(zero) > 1 else [(1.0,)]
         fbest = max(((ev_fb(f), f) for f in fgrid), key=lambda x: x[0][1])
         f, _ = coordinate(fbest[1], cal, n0, fbest[0], ev=ev_fb, names=tuple(zero))
-        f = _one_se(fb_values, tuple(f), groups)
+        f = _one_se(fb_values, tuple(f), groups, case_src)
         tuned_fb = {m: float(x) for m, x in zip(zero, f, strict=True) if x > 0}
         cand = evaluate(w, cal, n0, tuned_fb)
         if not better(score, cand):  # at least as good as the plain fallback

@@ -313,10 +313,11 @@ def _choose_decay(rec: Any, folds_in: list, decays: tuple[float, ...], scorers: 
         per[a] = (float(np.mean([sc.objective(v) for sc, v in zip(scs, vals, strict=True)])),
                   np.concatenate(vals), coocs, scs)
     groups = _case_groups([(sc, None) for sc in per[incumbent][3]])
+    src = np.concatenate([sc.src for sc in per[incumbent][3]])
     base, vb = per[incumbent][:2]
     chosen, crit_best = incumbent, base
     for a, (sc, v, _, _) in per.items():
-        crit = sc - (DECAY_SE * _paired_se(v, vb, groups) if selection == "lcb" else 0.0)
+        crit = sc - (DECAY_SE * _paired_se(v, vb, groups, src) if selection == "lcb" else 0.0)
         if a != incumbent and crit > crit_best + 1e-12:
             chosen, crit_best = a, crit
     for f, c in zip(folds_in, per[chosen][2], strict=True):
@@ -327,21 +328,29 @@ def _choose_decay(rec: Any, folds_in: list, decays: tuple[float, ...], scorers: 
              "incumbent": incumbent}, per[chosen][3])
 
 
-def _one_se(results: dict, best: tuple, groups: np.ndarray | None = None) -> tuple:
+def _one_se(results: dict, best: tuple, groups: np.ndarray | None = None,
+            src: np.ndarray | None = None) -> tuple:
     """The one-standard-error rule: of the weightings ``results`` (``{w: (score, per-case
     values)}``), the one with the fewest positive weights (then the best score) whose score
     is within one standard error of the paired per-case difference from ``best``'s
-    (:func:`_paired_se` with ``groups``)."""
+    (:func:`_paired_se` with ``groups`` and ``src``)."""
     top, vb = results[best]
     ok = []
     for w, (sc, v) in results.items():
-        if sc >= top - _paired_se(vb, v, groups) - 1e-12:
+        if sc >= top - _paired_se(vb, v, groups, src) - 1e-12:
             ok.append((sum(x > 0 for x in w), -sc, w))
     return min(ok)[2] if ok else best
 
 
-def _paired_se(a: np.ndarray, b: np.ndarray, groups: np.ndarray | None = None) -> float:
+def _paired_se(a: np.ndarray, b: np.ndarray, groups: np.ndarray | None = None,
+               src: np.ndarray | None = None) -> float:
     """Standard error of the mean of the per-case difference ``a − b`` (0 for one case).
+
+    With ``src`` (the source of each case) naming two or more sources, the error is that of
+    the objective's **mean of per-source means** (:meth:`_Scorer.objective`):
+    ``sqrt(Σ_s SE_s²) / S``. Pooling the cases instead would shrink it wherever one source
+    does not move (co-interaction pairs under a change that only session order makes): the
+    unchanged cases count as evidence of precision. Until the tenth session it pooled them.
 
     With ``groups`` (one id per case, :func:`_case_groups`) the differences of the cases
     sharing an id are averaged first and the error is over the distinct ids: the same held-out
@@ -353,7 +362,17 @@ def _paired_se(a: np.ndarray, b: np.ndarray, groups: np.ndarray | None = None) -
     >>> round(_paired_se(np.tile(a, 3), np.tile(b, 3)), 4), _paired_se(
     ...     np.tile(a, 3), np.tile(b, 3), np.tile(np.arange(4), 3)) == _paired_se(a, b)
     (0.1508, True)
+    >>> src = np.array(["s"] * 4 + ["p"] * 96)  # pairs unchanged: half of the sessions' error
+    >>> a2, b2 = np.r_[a, np.zeros(96)], np.zeros(100)
+    >>> round(_paired_se(a2, b2, src=src) / _paired_se(a, b), 4), round(_paired_se(a2, b2), 4)
+    (0.5, 0.0141)
     """
+    if src is not None and len(np.unique(src)) > 1:
+        src = np.asarray(src)
+        parts = [_paired_se(np.asarray(a)[src == x], np.asarray(b)[src == x],
+                            None if groups is None else np.asarray(groups)[src == x])
+                 for x in np.unique(src)]
+        return float(math.sqrt(sum(p * p for p in parts)) / len(parts))
     d = np.asarray(a, float) - np.asarray(b, float)
     if groups is not None:
         inv = np.unique(np.asarray(groups), return_inverse=True)[1]
