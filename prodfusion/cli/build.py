@@ -213,11 +213,10 @@ def _tuning_summary(res: dict) -> str:
     refs = res.get("reference_scores", {})
     singles = {k: v for k, v in refs.items() if k.endswith(" alone")}
     best = max(singles.items(), key=lambda kv: kv[1]) if singles else None
+    decay = f", cooc decay {res['cooc_decay']:g}" if "cooc_decay" in res else ""
     line = (f"  tuned: intermediate fusion, weights {format_weights(res['weights'])}, "
-            f"calibration {res['calibration']}, n0 {res['n0']}; validation "
+            f"calibration {res['calibration']}, n0 {res['n0']}{decay}; validation "
             f"{res['objective']} {res['validation_score']:.4f}")
-    if "cooc_decay" in res:
-        line = line.replace("; validation", f", cooc decay {res['cooc_decay']:g}; validation", 1)
     if best is not None:
         line += f" (best single: {best[0]} {best[1]:.4f})"
     line += f" on {res['split']['n_validation_cases']:,} cases, {res['seconds']:.0f}s"
