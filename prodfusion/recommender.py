@@ -375,6 +375,8 @@ class Recommender(QueryMixin):
         """Learn fusion weights, calibration and click confidence on held-out interactions
         and make them this model's (fusion becomes ``"intermediate"``); see
         :func:`prodfusion.evaluation.tuning.tune_weights` for the protocol and options.
+        With ``cooc`` it also chooses how co-occurrence is counted (``cooc_decays``) and, where
+        that changes, recounts the model's ``cooc`` on ``sessions`` and ``pairs``.
 
         Returns the tuning record, also kept in the manifest (``tuning``) by :meth:`save`.
         Nothing changes when tuning fails.
