@@ -80,7 +80,7 @@ def main() -> None:
         "Data: synthetic sessions (geometric lengths, mean about 6 clicks; Zipf(1.3) products "
         f"over a catalog of {args.products:,}). `Cooc.from_sessions(decay=0)` (the sparse "
         "product BᵀB) against `decay=1` (a pair counts 1/distance: every within-session pair "
-        "listed, its nearest occurrences kept per session, chunks of at most 20M pairs), each "
+        "listed, its nearest occurrences kept per session, chunks of about 20M pairs), each "
         "in its own process; peak RSS includes the sessions (the 'before' column).",
         "",
         "| sessions | clicks | within-session pairs | co-occurring pairs | counts: time / peak RSS "

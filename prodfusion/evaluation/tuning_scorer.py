@@ -267,8 +267,8 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
     own = rec.cooc_.decay if getattr(rec, "cooc_", None) is not None else 0.0
     if "cooc" in mods and set(cooc_decays) - {own} and s_part is not None \
             and int(np.max(s_part.lengths)) > 2:  # pairs alone: every distance is 1
-        decay, scs = _choose_decay(rec, folds_in, tuple(dict.fromkeys(cooc_decays)), scorers,
-                                   selection=selection, log=log)
+        decay, scs = _choose_decay(rec, folds_in, own, tuple(dict.fromkeys(cooc_decays)),
+                                   scorers, selection=selection, log=log)
     else:
         scs = scorers()
     folds = []
@@ -279,8 +279,8 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
     return mods, folds, fit_sizes, data, decay
 
 
-def _choose_decay(rec: Any, folds_in: list, decays: tuple[float, ...], scorers: Callable, *,
-                  selection: str, log: Callable) -> tuple[dict, list]:
+def _choose_decay(rec: Any, folds_in: list, incumbent: float, decays: tuple[float, ...],
+                  scorers: Callable, *, selection: str, log: Callable) -> tuple[dict, list]:
     """Choose the ``cooc`` proximity exponent (:class:`~prodfusion.fusion.cooc.Cooc`'s
     ``decay``) on the validation splits, scoring cooc alone, and leave each split's
     recommender counting with it.
@@ -299,7 +299,6 @@ def _choose_decay(rec: Any, folds_in: list, decays: tuple[float, ...], scorers: 
     from prodfusion.fusion.cooc import Cooc
     from prodfusion.fusion.weights import Weighting
 
-    incumbent = rec.cooc_.decay if getattr(rec, "cooc_", None) is not None else 0.0
     if incumbent not in decays:
         decays = (incumbent, *decays)
     alone = Weighting.make({"cooc": 1.0}, "none", None, None)

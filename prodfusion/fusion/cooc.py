@@ -69,7 +69,7 @@ from typing import Any
 
 import numpy as np
 
-from prodfusion.errors import DataError, ModelError, param_error
+from prodfusion.errors import DataError, ModelError, ParameterError, param_error
 from prodfusion.fusion.category import CATEGORY_MODALITY
 from prodfusion.fusion.popularity import POPULARITY
 
@@ -87,7 +87,6 @@ def check_decay(decay: Any, where: str) -> float:
     """``decay`` as a float ≥ 0 (:class:`Cooc`'s proximity exponent), or a ParameterError
     naming ``where`` (a function, or a command-line option such as ``--cooc-decay``)."""
     from prodfusion._checks import is_real
-    from prodfusion.errors import ParameterError
 
     if not is_real(decay) or not 0 <= float(decay) <= 8:
         expected = "a number in [0, 8] (0: plain counts; 1: 1/distance)"
@@ -111,15 +110,10 @@ def _decayed_counts(sess: np.ndarray, pos: np.ndarray, rows: np.ndarray, n: int,
     starts = np.flatnonzero(np.r_[True, sess[1:] != sess[:-1]])
     lengths = np.diff(np.r_[starts, len(sess)])
     pairs = lengths * (lengths - 1) // 2
-    # chunks of whole sessions, each of at most _PAIRS_PER_CHUNK pairs (or one session)
-    cuts = [0]
-    acc = 0
-    for i, p in enumerate(pairs):
-        if acc and acc + p > _PAIRS_PER_CHUNK:
-            cuts.append(i)
-            acc = 0
-        acc += int(p)
-    cuts.append(len(lengths))
+    # chunks of whole sessions, about _PAIRS_PER_CHUNK pairs each (a chunk ends with the
+    # session whose pairs cross the next multiple of it)
+    block = np.cumsum(pairs) // _PAIRS_PER_CHUNK
+    cuts = [0, *(np.flatnonzero(np.diff(block)) + 1).tolist(), len(lengths)]
     for a, b in zip(cuts[:-1], cuts[1:], strict=True):
         lo, hi = starts[a], (starts[b] if b < len(starts) else len(sess))
         s, p, r = sess[lo:hi], pos[lo:hi], rows[lo:hi]
