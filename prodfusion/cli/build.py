@@ -222,7 +222,8 @@ def _tuning_summary(res: dict) -> str:
     line += f" on {res['split']['n_validation_cases']:,} cases, {res['seconds']:.0f}s"
     if res.get("slice_safe_but_sources"):
         line += ("\n  note: no weighting kept every kind of interaction (--interactions, --pairs) "
-                 "at its best single modality; this one is the best over both. To serve one "
+                 f"at its best single modality; this one keeps the worst of them at "
+                 f"{res.get('worst_source_share', float('nan')):.0%} of it. To serve one "
                  "kind, rebuild with --tune-validate-on sessions|pairs")
     return line
 

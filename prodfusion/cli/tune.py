@@ -73,8 +73,9 @@ def cmd_tune(args) -> int:
         print(f"    {name:<36} {row['tuned']:.4f} vs {row['best single']:.4f} ({row['n']:,} cases)")
     if res.get("slice_safe_but_sources"):
         print("  no weighting kept every source (kind of interaction) at its best single "
-              "modality: this one is the best over them. To serve one kind, tune for it: "
-              "--validate-on sessions|pairs")
+              "modality: this one keeps the worst of them at "
+              f"{res.get('worst_source_share', float('nan')):.0%} of it. To serve one kind, "
+              "tune for it: --validate-on sessions|pairs")
     return 0
 
 

@@ -152,7 +152,12 @@ def tune_weights(
     that wins by a few noisy cases does not replace that modality; ``slice_safe`` first
     prefers configurations that are nowhere below the best single modality in a validation
     slice (query / target with or without training clicks, with or without a photo) of
-    ``min_slice_cases`` or more cases.
+    ``min_slice_cases`` or more cases. Validated together, each source is such a slice too;
+    where no configuration keeps every source at its best single modality (the sources
+    conflict: H&M's baskets want co-occurrence, its co-purchase pairs Prod2Vec), the choice
+    is the one, safe in the other slices, whose **worst source keeps the largest share** of
+    its best single modality (``worst_source_share`` in the record): the mean over sources
+    would let the source with the larger figures decide alone.
 
     A weight of exactly 0 is a **last resort** (``Weighting.fallback``, written with the
     weights): a pair sharing only zero-weight modalities is ranked after every other
@@ -310,6 +315,17 @@ def tune_weights(
             return 0
         return 2 if all(ok.values()) else 1
 
+    def worst_source_share(sl: dict) -> float:
+        """The lowest ``objective / best single modality's`` over the source slices: where
+        no weighting keeps every kind of interaction at its best single modality, the
+        choice is the one whose worst source keeps the largest share of it — a source's
+        nDCG does not buy another's (co-purchase pairs score a third of what baskets do,
+        so a mean over sources would let the baskets decide alone)."""
+        shares = [v / floor[name] for name, (v, n) in sl.items()
+                  if name.startswith("source: ") and n and not math.isnan(v)
+                  and floor[name] > 0]
+        return min(shares, default=-math.inf)
+
     def key_of(w, cal, n0, fb) -> tuple:
         return (tuple(round(x, 9) for x in w), cal, n0,
                 fb if isinstance(fb, bool) else tuple(sorted(fb.items())))
@@ -329,7 +345,10 @@ def tune_weights(
                 crit = score
                 if selection == "lcb":
                     crit -= _paired_se(np.concatenate(keep), v_best, groups, case_src)
-                cache[key] = (safe(score, sl), crit, score, sl)
+                level = safe(score, sl)
+                if level == 1:  # the sources conflict: the worst one's share of its best
+                    crit = worst_source_share(sl)
+                cache[key] = (level, crit, score, sl)
         return cache[key][:2]
 
     def better(a: tuple[bool, float], b: tuple[bool, float]) -> bool:
@@ -422,8 +441,8 @@ def tune_weights(
               for name, (v, n) in chosen_slices.items() if n}
     if slice_safe and is_safe == 1:
         log("no weighting scored at least the best single modality in every source (each kind "
-            "of interaction) on validation; kept the best over the sources, safe in every "
-            "other slice")
+            "of interaction) on validation; kept the one whose worst source keeps the largest "
+            f"share of its best single modality ({crit:.0%}), safe in every other slice")
     elif slice_safe and not is_safe:
         log("no weighting scored at least the best single modality in every validation slice "
             f"of {min_slice_cases}+ cases; kept the best overall")
@@ -451,6 +470,7 @@ def tune_weights(
         "reference_scores": refs,
         "slice_safe": is_safe == 2,
         "slice_safe_but_sources": is_safe == 1,
+        **({"worst_source_share": crit} if is_safe == 1 else {}),
         "selection_criterion": crit,
         "validation_slices": slices,
         "n_configs": len(cache),

@@ -386,6 +386,16 @@ def test_each_source_is_a_validation_slice():
                for x in ("source: sessions", "source: pairs"))
     assert all(r["tuned"] >= r["best single"] - 1e-9 for x, r in sl.items()
                if not x.startswith("source: ") and r["n"] >= 5)
+    # the sources conflict: the choice is the one whose worst source keeps the largest share
+    # of its best single modality — at least what any modality alone keeps of both
+    srcs = ("source: sessions", "source: pairs")
+    worst = min(sl[x]["tuned"] / sl[x]["best single"] for x in srcs)
+    assert res["worst_source_share"] == pytest.approx(worst)
+    singles = [x[: -len(" alone")] for x in sl[srcs[0]] if x.endswith(" alone")]
+    assert len(singles) >= 2
+    for m in singles:
+        assert worst >= min(sl[x][f"{m} alone"] / sl[x]["best single"] for x in srcs) - 1e-9
+    assert worst < 1
     # one source validated: no source slice
     res = tune_weights(rec, sessions=sessions, pairs=_pairs_by(image, ids, rng),
                        validate_on="sessions", **kw)
