@@ -20,14 +20,17 @@ CAT="--catalog $H/articles.csv --id-col article_id --title-col prod_name --categ
 INTER="--interactions $H/transactions.csv --session-cols customer_id,t_dat --item-col article_id --time-col t_dat --pairs $H/copurchase.csv"
 DI="--interactions $D/train-item-views.sample.csv --session-cols session_id --item-col item_id --time-col eventdate,timeframe --sep ;"
 T="/usr/bin/time -v"
-STEPS=${STEPS:-all}  # STEPS=demo_untuned: the last step alone (needs runs/demo_data)
+STEPS=${STEPS:-all}  # STEPS=demo_untuned: the last step alone (needs runs/demo_data); STEPS=hm: H&M's tuned default build alone
 DD="--interactions runs/demo_data/sessions.csv --session-cols session_id --item-col product_id --time-col timestamp"
-if [[ $STEPS == all ]]; then
-$T prodfusion build $CAT $INTER --workers 1 --out runs/hmd > runs/hmd_build.log 2>&1
-$T prodfusion build $CAT $INTER --workers 1 --tune off --out runs/hmd_off > runs/hmd_off_build.log 2>&1
 VARS="$V/single_text.json $V/single_image.json $V/single_clicks.json $V/single_lexical.json $V/single_cooc.json $V/paper_int3.json $V/tuned5.json baseline cooc tfidf popular cooc+tfidf"
+if [[ $STEPS == all || $STEPS == hm ]]; then
+$T prodfusion build $CAT $INTER --workers 1 --out runs/hmd > runs/hmd_build.log 2>&1
 $T prodfusion evaluate retrieval runs/hmd $INTER --workers 1 --variants $VARS \
   --note "model=runs/hmd: prodfusion build with its defaults (lexical, cooc, tuned on both sources)" --out docs/results/hm_defaults > runs/hmd_eval.log 2>&1
+fi
+if [[ $STEPS == hm ]]; then exit 0; fi
+if [[ $STEPS == all ]]; then
+$T prodfusion build $CAT $INTER --workers 1 --tune off --out runs/hmd_off > runs/hmd_off_build.log 2>&1
 $T prodfusion evaluate retrieval runs/hmd_off $INTER --workers 1 --variants $V/model5.json \
   $V/split_titles_image.json $V/paper_text_image.json $V/paper_text_image_lexical.json $V/paper_int3.json \
   $V/split_titles.json $V/single_text.json \
