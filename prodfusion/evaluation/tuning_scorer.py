@@ -42,21 +42,29 @@ class _Scorer:
     cosine, or the nonzero co-occurrences; a z-score is monotone in the cosine, so this is
     each modality's own top list under every calibration) plus the query's validation
     targets. A target's rank is counted among them, ties averaged over every order
-    (:func:`~prodfusion.evaluation.metrics.tie_aware_metric`), so a product outside every
-    modality's top ``n_cand`` is never counted ahead of the target: ranks can only be
-    optimistic by such products. The optimism
-    is **not** alike for every configuration: a modality with large tied groups (``category``:
-    every product of the category scores 1) contributes only ``n_cand`` of its group, so a
-    target tied inside it competes with fewer products than in the catalog. On DIGINETICA's
-    purchases (184,047 products) the category alone scored validation nDCG@15 0.0081 this way
-    and 0.0054 with every product a candidate (``tune --n-candidates 184047``, 8–11× the
-    tuning time; docs/results/README.md, sixth section). Pass the catalog size as
-    ``n_candidates`` where it is affordable.
+    (:func:`~prodfusion.evaluation.metrics.tie_aware_metric`), **plus an estimate of how many
+    of the other products of the catalog rank ahead of it or tie with it**: each query also
+    scores a uniform random sample of ``n_outside`` (default ``n_cand``) products outside its
+    pool, and the sample's counts are scaled by (products outside) / (sample size) —
+    unbiased for the catalog's counts, exact when the sample holds every product outside.
+
+    Without that estimate ranks were counted among the pool alone (the eleventh session
+    changed it), and the optimism was **not** alike for every configuration: a
+    configuration that ties many products — cooc alone, whose score is 0 for every product
+    the query never shared a session with; the category, 1 for its whole group — had the
+    target compete with the pool's share of its tied group only, not the catalog's. On
+    DIGINETICA's viewed items cooc alone scored validation nDCG@15 0.1681 that way and
+    0.1657 with every product a candidate, while the tuned fusion scored 0.1714 both ways;
+    on its purchases the category alone scored 0.0081 and 0.0054 (docs/results/README.md,
+    sixth and eleventh sections). The sample is drawn once per scorer (seeded), so every
+    configuration is compared on the same products. ``n_outside=0`` restores the pool-only
+    count; ``n_cand`` = the catalog size makes the scoring exact.
     """
 
     def __init__(self, ev: Any, mods: tuple[str, ...], q: np.ndarray, t: np.ndarray,
                  src: np.ndarray, counts: np.ndarray | None, metric: str, k: int,
-                 n_cand: int = 200, block: int = 256) -> None:
+                 n_cand: int = 200, block: int = 256, n_outside: int | None = None,
+                 seed: int = 0) -> None:
         self.mods, self.metric, self.k = mods, metric, k
         self.uq, inv = np.unique(q, return_inverse=True)
         self.inv, self.t = inv, t
@@ -78,6 +86,11 @@ class _Scorer:
             targets_of[u].append(int(t[i]))
         cands: list[np.ndarray] = []
         cos_rows: dict[str, list[np.ndarray]] = {m: [] for m in mods}
+        n_out = n_cand if n_outside is None else int(n_outside)
+        rng = np.random.default_rng(seed)
+        outs: list[np.ndarray] = []
+        out_w = np.zeros(len(self.uq), np.float64)
+        out_rows: dict[str, list[np.ndarray]] = {m: [] for m in mods}
         for lo in range(0, len(self.uq), block):
             qb = self.uq[lo : lo + block]
             full = {}
@@ -101,6 +114,16 @@ class _Scorer:
                 cands.append(c)
                 for m in mods:
                     cos_rows[m].append(full[m][j, c])
+                outside = n - 1 - len(c)  # every other product of the catalog
+                o = np.zeros(0, np.int64)
+                if n_out > 0 and outside > 0:
+                    draw = rng.choice(n, size=min(n, n_out + len(c) + 1), replace=False) \
+                        if outside > n_out else np.arange(n)
+                    o = draw[~np.isin(draw, c) & (draw != qq)][:n_out]
+                    out_w[lo + j] = outside / len(o) if len(o) else 0.0
+                outs.append(o)
+                for m in mods:
+                    out_rows[m].append(full[m][j, o])
         width = max((len(c) for c in cands), default=1)
         u_n = len(self.uq)
         self.cand = np.full((u_n, width), -1, np.int64)
@@ -119,6 +142,22 @@ class _Scorer:
             self.both[m] = self.q_has[m][:, None] & mask[safe] & valid
         self.valid = valid
         self.safe = safe
+        # the sample of products outside each pool (scaled counts: class docstring)
+        o_width = max((len(o) for o in outs), default=0)
+        self.out = np.full((u_n, o_width), -1, np.int64)
+        self.out_cos, self.out_both = {}, {}
+        for m in mods:
+            self.out_cos[m] = np.zeros((u_n, o_width), np.float32)
+        for u, o in enumerate(outs):
+            self.out[u, : len(o)] = o
+            for m in mods:
+                self.out_cos[m][u, : len(o)] = out_rows[m][u]
+        self.out_valid = self.out >= 0
+        self.out_safe = np.where(self.out_valid, self.out, 0)
+        for m in mods:
+            self.out_both[m] = self.q_has[m][:, None] & np.asarray(data[m].mask)[
+                self.out_safe] & self.out_valid
+        self.out_w = out_w
         # where each case's target sits among its query's candidates
         self.tpos = np.array([int(np.searchsorted(cands[u], t[i])) for i, u in enumerate(inv)],
                              dtype=np.int64)
@@ -160,6 +199,18 @@ class _Scorer:
                                  None if conf is None else conf[self.safe], q_has=self.q_has)
         s[~self.valid] = -np.inf  # padding slots: never ranked
         ahead, ties, ok = tie_aware_ranks([s[self.inv]], self.tpos)
+        if self.out.shape[1]:  # the rest of the catalog, estimated from its sample
+            so = intermediate_combine(wt, self.mods, self.out_cos, self.out_both,
+                                      None if conf is None else conf[self.uq],
+                                      None if conf is None else conf[self.out_safe],
+                                      q_has=self.q_has)
+            so[~self.out_valid] = -np.inf
+            so = so[self.inv]
+            st = s[self.inv][np.arange(len(self.inv)), self.tpos][:, None]
+            fin = np.isfinite(so)
+            w = self.out_w[self.inv]
+            ahead = ahead + np.rint(w * ((so > st) & fin).sum(axis=1)).astype(np.int64)
+            ties = ties + np.rint(w * ((so == st) & fin).sum(axis=1)).astype(np.int64)
         return np.where(ok, tie_aware_metric(ahead, ties, self.k, self.metric), 0.0)
 
 

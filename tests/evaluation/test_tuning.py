@@ -366,7 +366,8 @@ def test_each_source_is_a_validation_slice():
     """Sessions and pairs validated together: each is a slice the choice must not lose to a
     single modality. Pairs that follow the titles, as the sessions do: the choice keeps both.
     Pairs that follow the photos: no weighting can (titles serve one source, photos the
-    other), and the record says that it kept the best over both sources."""
+    other), and the record says that it kept the weighting whose worst source keeps the largest
+    share of its best single modality."""
     rec, sessions, _ = _shop()
     rng = np.random.default_rng(5)
     ids = list(rec.catalog.ids)
@@ -400,3 +401,44 @@ def test_each_source_is_a_validation_slice():
     res = tune_weights(rec, sessions=sessions, pairs=_pairs_by(image, ids, rng),
                        validate_on="sessions", **kw)
     assert not any(x.startswith("source: ") for x in res["validation_slices"])
+
+
+def test_validation_ranks_count_the_catalog_outside_the_candidate_pool():
+    """cooc alone ties every product the query never shared a session with at 0. Counted
+    among the candidate pool alone, a target in that tie competed with the pool's share of
+    it — optimistic for that configuration only. The scorer adds the catalog outside the
+    pool, estimated from a sample: close to the exact count (every product a candidate),
+    exact when the sample holds every product outside, and the pool-only count is kept by
+    ``n_outside=0``."""
+    import types
+
+    from prodfusion.evaluation.tuning_scorer import _Scorer
+    from prodfusion.fusion.cooc import Cooc
+    from prodfusion.fusion.weights import Weighting
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    ids = [f"p{i:05d}" for i in range(n)]
+    cat = Catalog(pl.DataFrame({"product_id": ids, "title": ids}))
+    # sessions of 2-4 products inside groups of 6: each product co-occurs with a handful
+    lists = [[ids[g * 6 + j] for j in rng.choice(6, size=rng.integers(2, 5), replace=False)]
+             for g in rng.integers(n // 6, size=4000)]
+    cooc = Cooc.from_sessions(Sessions.from_lists(lists), cat)
+    ev = types.SimpleNamespace(modality_data=lambda: {"cooc": cooc}, catalog=cat)
+    q = rng.choice(np.flatnonzero(cooc.mask), size=300, replace=False)
+    # half the targets co-occur with the query, half are products of another group (tie at 0)
+    t = np.array([cooc.neighbours(int(x))[0] if i % 2 else int((x + 6 * 37) % n)
+                  for i, x in enumerate(q)])
+    src = np.full(len(q), "sessions")
+    alone = Weighting.make({"cooc": 1.0}, "none", None, None)
+
+    def objective(**kw):
+        sc = _Scorer(ev, ("cooc",), q, t, src, None, "ndcg", 15, **kw)
+        return sc.objective(sc.values(alone))
+
+    exact = objective(n_cand=n)
+    pool_only = objective(n_cand=20, n_outside=0)
+    sampled = objective(n_cand=20)
+    assert pool_only > exact + 0.02  # the old count: optimistic for the tie
+    assert abs(sampled - exact) < 0.005
+    assert objective(n_cand=20, n_outside=n) == pytest.approx(exact, abs=1e-12)
