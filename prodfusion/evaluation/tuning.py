@@ -143,8 +143,11 @@ def tune_weights(
 
     The objective is the mean of the metric **per source** (sessions, pairs), each source
     counting alike; ``validate_on="sessions"`` or ``"pairs"`` scores one source only (both
-    still train): tune for the kind of interaction the recommendations will be judged on. Validation ranks are counted among each query's candidates (the union of
-    every modality's ``n_candidates`` nearest products and its targets; :class:`_Scorer`).
+    still train): tune for the kind of interaction the recommendations will be judged on.
+    Validation ranks are counted among each query's candidates (the union of every
+    modality's ``n_candidates`` nearest products and its targets) plus the rest of the
+    catalog, estimated from a sample of ``n_candidates`` products outside them
+    (:class:`~prodfusion.evaluation.tuning_scorer._Scorer`).
 
     The objective is averaged over ``repeats`` validation splits (module docstring). With
     ``selection="lcb"`` (default) configurations are ranked by the objective minus one
