@@ -140,8 +140,8 @@ def add_tune_parser(sub) -> None:
                         "cosine instead of learnt fallback weights")
     p.add_argument("--n-candidates", type=int, default=200,
                    help="validation candidates per modality and query (default 200); as "
-                        "many products outside them are sampled to estimate the rest of "
-                        "the catalog's ranks (the catalog size: exact ranks)")
+                        "many products outside them (at most 1000) are sampled to estimate "
+                        "the rest of the catalog's ranks")
     p.add_argument("--max-queries", type=int, default=2000,
                    help="validation query products scored (seeded sample)")
     p.add_argument("--p2v-epochs", type=int, default=None)

@@ -22,6 +22,9 @@ __all__: list[str] = []
 
 #: Standard errors by which another cooc decay must beat the model's own on validation.
 DECAY_SE = 2.0
+#: The most products outside a query's candidate pool sampled to estimate their ranks
+#: (:class:`_Scorer`): the sample's arrays are as wide as the pool's.
+OUTSIDE_CAP = 1000
 
 
 def _part(sessions, prefixes: tuple[str, ...]):
@@ -44,9 +47,12 @@ class _Scorer:
     targets. A target's rank is counted among them, ties averaged over every order
     (:func:`~prodfusion.evaluation.metrics.tie_aware_metric`), **plus an estimate of how many
     of the other products of the catalog rank ahead of it or tie with it**: each query also
-    scores a uniform random sample of ``n_outside`` (default ``n_cand``) products outside its
-    pool, and the sample's counts are scaled by (products outside) / (sample size) —
-    unbiased for the catalog's counts, exact when the sample holds every product outside.
+    scores a uniform random sample of ``n_outside`` (default ``n_cand``, at most
+    :data:`OUTSIDE_CAP`) products outside its pool, and the sample's counts are scaled by
+    (products outside) / (sample size) — unbiased for the catalog's counts, exact when the
+    sample holds every product outside. (A pairwise modality adds only its nonzero products
+    to the pool, so even ``n_cand`` = the catalog size leaves most of a sparse catalog
+    outside it.)
 
     Without that estimate ranks were counted among the pool alone (the eleventh session
     changed it), and the optimism was **not** alike for every configuration: a
@@ -58,7 +64,8 @@ class _Scorer:
     on its purchases the category alone scored 0.0081 and 0.0054 (docs/results/README.md,
     sixth and eleventh sections). The sample is drawn once per scorer (seeded), so every
     configuration is compared on the same products. ``n_outside=0`` restores the pool-only
-    count; ``n_cand`` = the catalog size makes the scoring exact.
+    count (which the sixth session's "every product a candidate" run still used: its pool
+    left out every product scoring 0 in the pairwise modalities and lacking the vector ones).
     """
 
     def __init__(self, ev: Any, mods: tuple[str, ...], q: np.ndarray, t: np.ndarray,
@@ -86,7 +93,7 @@ class _Scorer:
             targets_of[u].append(int(t[i]))
         cands: list[np.ndarray] = []
         cos_rows: dict[str, list[np.ndarray]] = {m: [] for m in mods}
-        n_out = n_cand if n_outside is None else int(n_outside)
+        n_out = min(n_cand, OUTSIDE_CAP) if n_outside is None else int(n_outside)
         rng = np.random.default_rng(seed)
         outs: list[np.ndarray] = []
         out_w = np.zeros(len(self.uq), np.float64)
@@ -354,28 +361,34 @@ def _choose_decay(rec: Any, folds_in: list, incumbent: float, decays: tuple[floa
         decays = (incumbent, *decays)
     alone = Weighting.make({"cooc": 1.0}, "none", None, None)
     per: dict = {}
-    for a in decays:
+    groups = src = scs = None
+    for a in decays:  # only the last decay's scorers are kept: at full width they are large
         coocs = [Cooc.from_sessions(f[0].train, rec.catalog, decay=a) for f in folds_in]
         for f, c in zip(folds_in, coocs, strict=True):
             f[4].cooc_ = c
+        scs = None
         scs = scorers()
         vals = [sc.values(alone) for sc in scs]
+        if groups is None:  # the same validation cases for every decay
+            groups = _case_groups([(sc, None) for sc in scs])
+            src = np.concatenate([sc.src for sc in scs])
         per[a] = (float(np.mean([sc.objective(v) for sc, v in zip(scs, vals, strict=True)])),
-                  np.concatenate(vals), coocs, scs)
-    groups = _case_groups([(sc, None) for sc in per[incumbent][3]])
-    src = np.concatenate([sc.src for sc in per[incumbent][3]])
+                  np.concatenate(vals), coocs)
     base, vb = per[incumbent][:2]
     chosen, crit_best = incumbent, base
-    for a, (sc, v, _, _) in per.items():
+    for a, (sc, v, _) in per.items():
         crit = sc - (DECAY_SE * _paired_se(v, vb, groups, src) if selection == "lcb" else 0.0)
         if a != incumbent and crit > crit_best + 1e-12:
             chosen, crit_best = a, crit
     for f, c in zip(folds_in, per[chosen][2], strict=True):
         f[4].cooc_ = c
+    if chosen != decays[-1]:
+        scs = None
+        scs = scorers()
     log("cooc proximity decay on validation (cooc alone): "
         + ", ".join(f"{a:g}: {per[a][0]:.4f}" for a in decays) + f"; chosen {chosen:g}")
     return ({"decay": chosen, "scores": {f"{a:g}": per[a][0] for a in decays},
-             "incumbent": incumbent}, per[chosen][3])
+             "incumbent": incumbent}, scs)
 
 
 def _one_se(results: dict, best: tuple, groups: np.ndarray | None = None,
