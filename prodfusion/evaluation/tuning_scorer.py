@@ -131,39 +131,12 @@ class _Scorer:
                 outs.append(o)
                 for m in mods:
                     out_rows[m].append(full[m][j, o])
-        width = max((len(c) for c in cands), default=1)
-        u_n = len(self.uq)
-        self.cand = np.full((u_n, width), -1, np.int64)
-        self.cos, self.both, self.q_has = {}, {}, {}
-        for m in mods:
-            self.cos[m] = np.zeros((u_n, width), np.float32)
-        for u, c in enumerate(cands):
-            self.cand[u, : len(c)] = c
-            for m in mods:
-                self.cos[m][u, : len(c)] = cos_rows[m][u]
-        valid = self.cand >= 0
-        safe = np.where(valid, self.cand, 0)
-        for m in mods:
-            mask = data[m].mask
-            self.q_has[m] = mask[self.uq]
-            self.both[m] = self.q_has[m][:, None] & mask[safe] & valid
-        self.valid = valid
-        self.safe = safe
+        self.q_has = {m: data[m].mask[self.uq] for m in mods}
+        self.cand, self.valid, self.safe, self.cos, self.both = self._padded(
+            cands, cos_rows, data, empty_width=1)
         # the sample of products outside each pool (scaled counts: class docstring)
-        o_width = max((len(o) for o in outs), default=0)
-        self.out = np.full((u_n, o_width), -1, np.int64)
-        self.out_cos, self.out_both = {}, {}
-        for m in mods:
-            self.out_cos[m] = np.zeros((u_n, o_width), np.float32)
-        for u, o in enumerate(outs):
-            self.out[u, : len(o)] = o
-            for m in mods:
-                self.out_cos[m][u, : len(o)] = out_rows[m][u]
-        self.out_valid = self.out >= 0
-        self.out_safe = np.where(self.out_valid, self.out, 0)
-        for m in mods:
-            self.out_both[m] = self.q_has[m][:, None] & np.asarray(data[m].mask)[
-                self.out_safe] & self.out_valid
+        self.out, self.out_valid, self.out_safe, self.out_cos, self.out_both = self._padded(
+            outs, out_rows, data, empty_width=0)
         self.out_w = out_w
         # where each case's target sits among its query's candidates
         self.tpos = np.array([int(np.searchsorted(cands[u], t[i])) for i, u in enumerate(inv)],
@@ -184,6 +157,33 @@ class _Scorer:
             for x in sources:
                 self.slices[f"source: {x}"] = self.src == x
 
+    def _padded(self, rows: list, per_mod: dict, data: Any, empty_width: int) -> tuple:
+        """Per-query product rows (and each modality's similarities to them) as ``-1``-padded
+        arrays: ``(rows, valid, safe rows, {m: similarities}, {m: both have m})``."""
+        width = max((len(r) for r in rows), default=empty_width)
+        idx = np.full((len(rows), width), -1, np.int64)
+        cos = {m: np.zeros((len(rows), width), np.float32) for m in self.mods}
+        for u, r in enumerate(rows):
+            idx[u, : len(r)] = r
+            for m in self.mods:
+                cos[m][u, : len(r)] = per_mod[m][u]
+        valid = idx >= 0
+        safe = np.where(valid, idx, 0)
+        both = {m: self.q_has[m][:, None] & np.asarray(data[m].mask)[safe] & valid
+                for m in self.mods}
+        return idx, valid, safe, cos, both
+
+    def _fused(self, wt, conf, cos: dict, both: dict, safe: np.ndarray,
+               valid: np.ndarray) -> np.ndarray:
+        """The weighting's fused scores of the padded candidates (``-inf`` in the padding)."""
+        from prodfusion.fusion.weights import intermediate_combine
+
+        s = intermediate_combine(wt, self.mods, cos, both,
+                                 None if conf is None else conf[self.uq],
+                                 None if conf is None else conf[safe], q_has=self.q_has)
+        s[~valid] = -np.inf  # padding slots: never ranked
+        return s[self.inv]
+
     def score(self, wt) -> float:
         """The objective: the metric's mean per source (:meth:`values`), sources alike."""
         return self.objective(self.values(wt))
@@ -198,22 +198,15 @@ class _Scorer:
 
     def values(self, wt) -> np.ndarray:
         """The metric of every validation case under weighting ``wt``."""
-        from prodfusion.fusion.weights import confidence, intermediate_combine
+        from prodfusion.fusion.weights import confidence
 
         conf = confidence(self.counts, wt.n0) if wt.n0 is not None else None
-        s = intermediate_combine(wt, self.mods, self.cos, self.both,
-                                 None if conf is None else conf[self.uq],
-                                 None if conf is None else conf[self.safe], q_has=self.q_has)
-        s[~self.valid] = -np.inf  # padding slots: never ranked
-        ahead, ties, ok = tie_aware_ranks([s[self.inv]], self.tpos)
+        s = self._fused(wt, conf, self.cos, self.both, self.safe, self.valid)
+        ahead, ties, ok = tie_aware_ranks([s], self.tpos)
         if self.out.shape[1]:  # the rest of the catalog, estimated from its sample
-            so = intermediate_combine(wt, self.mods, self.out_cos, self.out_both,
-                                      None if conf is None else conf[self.uq],
-                                      None if conf is None else conf[self.out_safe],
-                                      q_has=self.q_has)
-            so[~self.out_valid] = -np.inf
-            so = so[self.inv]
-            st = s[self.inv][np.arange(len(self.inv)), self.tpos][:, None]
+            so = self._fused(wt, conf, self.out_cos, self.out_both, self.out_safe,
+                             self.out_valid)
+            st = s[np.arange(len(s)), self.tpos][:, None]
             fin = np.isfinite(so)
             w = self.out_w[self.inv]
             ahead = ahead + np.rint(w * ((so > st) & fin).sum(axis=1)).astype(np.int64)
@@ -383,7 +376,7 @@ def _choose_decay(rec: Any, folds_in: list, incumbent: float, decays: tuple[floa
     for f, c in zip(folds_in, per[chosen][2], strict=True):
         f[4].cooc_ = c
     if chosen != decays[-1]:
-        scs = None
+        scs = None  # release the last decay's scorers before building the chosen one's
         scs = scorers()
     log("cooc proximity decay on validation (cooc alone): "
         + ", ".join(f"{a:g}: {per[a][0]:.4f}" for a in decays) + f"; chosen {chosen:g}")
