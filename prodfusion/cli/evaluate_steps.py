@@ -147,7 +147,7 @@ def _check_tuning_split(args, rec, sessions, pairs) -> None:
         args.note = [*(args.note or []), f"WARNING: {why}"]
 
 
-def _run_retrieval(args, rec, sessions, pairs) -> dict:
+def _run_retrieval(args, rec, sessions, pairs, **extra) -> dict:
     from prodfusion.evaluation.retrieval import evaluate_retrieval
 
     args.variants = _runnable_variants(args, rec)
@@ -156,7 +156,7 @@ def _run_retrieval(args, rec, sessions, pairs) -> dict:
         rec, sessions=sessions, pairs=pairs, test_fraction=args.test_fraction, k=args.k,
         variants=args.variants, n_boot=args.n_boot, seed=args.eval_seed, max_pairs=args.max_pairs,
         prod2vec=_p2v(args, rec), exclude_group=args.exclude_group, progress=_progress(args),
-        protocol=args.protocol, ties=getattr(args, "ties", "mean"),
+        protocol=args.protocol, ties=getattr(args, "ties", "mean"), **extra,
     )
 
 

@@ -26,8 +26,27 @@ def _decay_list(s: str) -> list[float]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def tune_options(args, rec) -> dict:
+    """``Recommender.tune``'s keyword arguments from parsed ``prodfusion tune`` options (also
+    what ``benchmarks/rolling_origin.py`` tunes each test window with)."""
+    from prodfusion.cli.evaluate_steps import _p2v
+
+    return dict(
+        objective=args.objective, modalities=args.modalities,
+        test_fraction=args.test_fraction, val_fraction=args.val_fraction, seed=args.eval_seed,
+        step=args.step, calibrations=args.calibrations, n0_grid=args.n0,
+        max_queries=args.max_queries, min_weight=args.min_weight, protocol=args.protocol,
+        n_candidates=args.n_candidates, validate_on=args.validate_on,
+        repeats=args.repeats, rolling=args.rolling, selection=args.selection,
+        slice_safe=not args.no_slice_safe, min_slice_cases=args.min_slice_cases,
+        tune_fallback=not args.plain_fallback, cooc_decays=args.cooc_decays,
+        prod2vec=_p2v(args, rec),
+        progress=not args.quiet,
+    )
+
+
 def cmd_tune(args) -> int:
-    from prodfusion.cli.evaluate_steps import _p2v, load_interactions
+    from prodfusion.cli.evaluate_steps import load_interactions
     from prodfusion.errors import ParameterError
     from prodfusion.fusion.weights import format_weights
     from prodfusion.recommender import Recommender
@@ -39,18 +58,7 @@ def cmd_tune(args) -> int:
         )
     rec = Recommender.load(args.model)
     sessions, pairs = load_interactions(args, rec.catalog)
-    res = rec.tune(
-        sessions, pairs, objective=args.objective, modalities=args.modalities,
-        test_fraction=args.test_fraction, val_fraction=args.val_fraction, seed=args.eval_seed,
-        step=args.step, calibrations=args.calibrations, n0_grid=args.n0,
-        max_queries=args.max_queries, min_weight=args.min_weight, protocol=args.protocol,
-        n_candidates=args.n_candidates, validate_on=args.validate_on,
-        repeats=args.repeats, rolling=args.rolling, selection=args.selection,
-        slice_safe=not args.no_slice_safe, min_slice_cases=args.min_slice_cases,
-        tune_fallback=not args.plain_fallback, cooc_decays=args.cooc_decays,
-        prod2vec=_p2v(args, rec),
-        progress=not args.quiet,
-    )
+    res = rec.tune(sessions, pairs, **tune_options(args, rec))
     if not args.dry_run:
         rec.save(args.model)  # atomic: a temp folder renamed over the old one
     w = format_weights(res["weights"])

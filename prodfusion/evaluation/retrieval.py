@@ -223,6 +223,7 @@ def evaluate_retrieval(
     progress: bool | Callable = True,
     protocol: str = "leave-last-out",
     ties: str = "mean",
+    keep_cases: bool = False,
     _split: Split | None = None,
 ) -> dict:
     """Score the retrieval of held-out co-interactions for several configurations.
@@ -257,6 +258,9 @@ def evaluate_retrieval(
         neither helps nor hurts a configuration; ``"row"``: the lists as served. Both are in
         every row (``served``); a configuration searched approximately (HNSW) is scored as
         served either way. Category precision and coverage are always of the lists served.
+    keep_cases : bool, default False
+        Also return the per-case values (``cases``), e.g. to pool several test windows
+        (``benchmarks/rolling_origin.py``); not JSON: left out of reports.
 
     Returns
     -------
@@ -265,7 +269,9 @@ def evaluate_retrieval(
         ``rows``: one per variant × source × slice with ``n``, ``hit_rate``, ``mrr``,
         ``ndcg``, ``category_precision`` (each ``{value, ci_lo, ci_hi}``), ``coverage``,
         ``ties`` (``"mean"`` or ``"as served"``: how ``hit_rate``, ``mrr`` and ``ndcg`` were
-        scored) and ``served`` (those three means of the lists as served).
+        scored) and ``served`` (those three means of the lists as served). With
+        ``keep_cases``, also ``cases``: ``{(variant, source): {"hit", "ndcg", "groups",
+        "slices"}}``, per-case arrays in one case order per source (what ``paired`` compares).
     """
     from prodfusion.fusion.base import check_modalities
 
@@ -357,7 +363,7 @@ def evaluate_retrieval(
     paired = paired_differences(out_rows, per_case, references=refs, metric="ndcg",
                                 n_boot=n_boot, alpha=alpha, seed=seed)
     coverage = _target_coverage(sources, ev, catalog)
-    return {
+    out = {
         "kind": "retrieval",
         "flags": flags,
         "paired": paired,
@@ -391,6 +397,9 @@ def evaluate_retrieval(
         "rows": out_rows,
         "seconds": time.perf_counter() - t0,
     }
+    if keep_cases:
+        out["cases"] = per_case
+    return out
 
 
 def _tie_aware(v: Any, ev: Any, ho: HeldOut, k: int, diff_code) -> dict | None:

@@ -185,6 +185,30 @@ def test_retrieval_metrics_on_the_planted_angles(angle_model, angle_sessions):
     assert rows[("sessions", "target: no image")]["n"] == 0
 
 
+def test_kept_cases_are_the_rows_and_the_paired_differences_per_case(angle_model, angle_sessions):
+    """``keep_cases`` returns what the rows and the paired rows were computed from (what
+    ``benchmarks/rolling_origin.py`` pools over test windows); by default nothing extra."""
+    from prodfusion.evaluation.protocol import paired_differences
+
+    kw = dict(sessions=angle_sessions, test_fraction=0.375, k=3, n_boot=200, progress=False,
+              protocol="whole", variants=["intermediate:text", "intermediate:text+image",
+                                          "popular"])
+    assert "cases" not in evaluate_retrieval(angle_model, **kw)
+    res = evaluate_retrieval(angle_model, keep_cases=True, **kw)
+    labels = {r["variant"] for r in res["rows"]}
+    assert set(res["cases"]) == {(v, "sessions") for v in labels}
+    for r in res["rows"]:
+        c = res["cases"][(r["variant"], r["source"])]
+        sel = c["slices"][r["slice"]]
+        assert sel.sum() == r["n"]
+        if r["n"]:
+            assert c["hit"][sel].mean() == pytest.approx(r["hit_rate"]["value"])
+            assert c["ndcg"][sel].mean() == pytest.approx(r["ndcg"]["value"])
+    again = paired_differences(res["rows"], res["cases"], references=["popular"],
+                               metric="ndcg", n_boot=200)
+    assert again == res["paired"] and again
+
+
 def test_default_variants_cover_every_combination_and_the_baseline(angle_model, angle_sessions):
     res = evaluate_retrieval(angle_model, sessions=angle_sessions, test_fraction=0.375, k=3,
                              n_boot=20, progress=False, protocol="whole")

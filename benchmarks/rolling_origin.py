@@ -1,0 +1,306 @@
+"""Issue 10's DIGINETICA verdicts on several test windows (rolling origin), pooled.
+
+One test part of DIGINETICA's views is 391 next clicks: a paired difference of ±0.006 nDCG@15
+is inside its noise. This script repeats, on ``--windows`` successive blocks of sessions, what
+``benchmarks/issue10_fusion.sh`` and ``issue10_purchases.sh`` do once — tune the model on the
+data, then score the test part — and pools the test cases of every window into one paired
+bootstrap:
+
+- window 0 is the committed run: all sessions, the latest 20 % the test part;
+- window ``w + 1`` keeps only window ``w``'s *training* sessions (every session that starts
+  before its test block), so its test block is the 20 % before, and no window trains on a
+  session later than its own test block (``Sessions.split_by_time``, the split ``evaluate``
+  and ``tune`` make);
+- in every window the model is tuned afresh (``prodfusion tune``'s options and defaults:
+  ``prodfusion.cli.tune.tune_options``) on that window's data only — the tuner sets the
+  window's test block aside unread, as ever — then scored as ``evaluate retrieval`` scores it
+  (same variants, tie-aware metrics, leave-last-out);
+- the windows' test cases are disjoint (different sessions), so pooling them is a larger
+  test part: one paired bootstrap over every window's held-out sessions.
+
+    python benchmarks/rolling_origin.py [--windows 4] [--only views,whole,purchases,purchases_cc]
+
+Needs the ``--tune off`` model folders of ``bash benchmarks/issue10_fusion.sh`` (``runs/digi1``,
+``runs/digif``) and ``bash benchmarks/issue10_purchases.sh`` (``runs/digip``, ``runs/digipc``);
+their click vectors are retrained on each training part anyway. Writes
+``docs/results/rolling_origin.md`` and ``rolling_origin.png`` (differences per window and
+pooled). Data: ``../shared/data`` (``PRODFUSION_SHARED_DATA``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+V = "benchmarks/variants/"
+_DI = ["--session-cols", "session_id", "--item-col", "item_id", "--time-col",
+       "eventdate,timeframe", "--sep", ";"]
+_DP = ["--session-cols", "sessionId", "--item-col", "itemId", "--time-col",
+       "eventdate,timeframe", "--sep", ";"]
+_CP = [V + "single_clicks.json", V + "single_cooc.json", V + "single_category.json",
+       V + "single_popularity.json", V + "tuned_digi_catpop.json", V + "paper_digi_catpop.json",
+       "cooc", "popular", "cooc+category"]
+_CC = [V + "single_clicks.json", V + "single_cooc.json", V + "tuned_digi.json", "cooc", "popular"]
+#: name -> (title, model folder, interactions file, reading options, variants)
+CASES = {
+    "views": ("DIGINETICA views, clicks + cooc (catalog of viewed items)", "runs/digi1",
+              "diginetica/train-item-views.sample.csv", _DI, _CC),
+    "whole": ("DIGINETICA views, whole catalog, clicks + cooc + category + popularity",
+              "runs/digif", "diginetica/train-item-views.sample.csv", _DI, _CP),
+    "purchases": ("DIGINETICA purchases, whole catalog, clicks + cooc + category + popularity",
+                  "runs/digip", "diginetica/train-purchases.csv", _DP, _CP),
+    "purchases_cc": ("DIGINETICA purchases, whole catalog, clicks + cooc", "runs/digipc",
+                     "diginetica/train-purchases.csv", _DP, _CC),
+}
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _first_days(path: Path, opts: list[str]) -> dict[str, str]:
+    """Each session's first ``eventdate`` in the raw file (the test periods in the report)."""
+    import polars as pl
+
+    col = opts[opts.index("--session-cols") + 1]
+    raw = pl.read_csv(path, separator=";", infer_schema_length=0)
+    first = raw.group_by(col).agg(pl.col("eventdate").min())
+    return dict(zip(first[col].to_list(), first["eventdate"].to_list(), strict=True))
+
+
+def run_case(name: str, data: Path, windows: int) -> list[dict]:
+    """One result per window: the tuning record, ``evaluate_retrieval``'s result (with
+    ``cases``) and the window's session count."""
+    from prodfusion.cli.evaluate_steps import _run_retrieval, load_interactions
+    from prodfusion.cli.main import build_parser
+    from prodfusion.cli.tune import tune_options
+    from prodfusion.recommender import Recommender
+
+    _, model, inter, opts, variants = CASES[name]
+    model = str(REPO / model)
+    if not Path(model, "manifest.json").exists():
+        raise SystemExit(f"{model} is missing: run benchmarks/issue10_fusion.sh and "
+                         "benchmarks/issue10_purchases.sh first (they build it).")
+    common = [model, "--interactions", str(data / inter), *opts, "--workers", "1", "--quiet"]
+    parser = build_parser()
+    targs = parser.parse_args(["tune", *common])
+    eargs = parser.parse_args(["evaluate", "retrieval", *common, "--variants", *variants])
+    sessions = None
+    days = _first_days(data / inter, opts)
+    out = []
+    for w in range(windows):
+        rec = Recommender.load(model)
+        if sessions is None:
+            sessions, _ = load_interactions(targs, rec.catalog)
+        _log(f"{name} window {w}: {len(sessions):,} sessions; tuning")
+        t = time.perf_counter()
+        tuning = rec.tune(sessions, None, **tune_options(targs, rec))
+        t_tune = time.perf_counter() - t
+        _log(f"{name} window {w}: tuned in {t_tune:.0f} s; scoring the test part")
+        res = _run_retrieval(eargs, rec, sessions, None, keep_cases=True)
+        out.append({"window": w, "n_sessions": len(sessions), "tuning": tuning, "result": res,
+                    "tune_seconds": t_tune})
+        train, test = sessions.split_by_time(targs.test_fraction, seed=targs.eval_seed)
+        first = sorted(days[k] for k in test.keys)
+        out[-1]["test_period"] = f"{first[0]} … {first[-1]}"
+        sessions = train  # the next window: only what started before this test block
+        del rec
+        gc.collect()
+    return out
+
+
+def pool(windows: list[dict], n_boot: int = 1000) -> tuple[list[dict], list[dict]]:
+    """``(rows, paired)`` over every window's test cases: per-case arrays concatenated (groups
+    prefixed by the window, so a bootstrap resamples each held-out session once), rows of
+    their means, and :func:`~prodfusion.evaluation.protocol.paired_differences` on them."""
+    from prodfusion.evaluation.baselines import ON_REQUEST, REFERENCES
+    from prodfusion.evaluation.protocol import paired_differences
+
+    mods = {r["variant"]: r.get("modalities") for r in windows[0]["result"]["rows"]}
+    slices = sorted({sl for w in windows for c in w["result"]["cases"].values()
+                     for sl in c["slices"]}, key=lambda s: (s != "all", s))
+    cases: dict = {}
+    for w in windows:
+        for key, c in w["result"]["cases"].items():
+            d = cases.setdefault(key, {"hit": [], "ndcg": [], "groups": [],
+                                       "slices": {s: [] for s in slices}})
+            n = len(c["hit"])
+            d["hit"].append(np.asarray(c["hit"], float))
+            d["ndcg"].append(np.asarray(c["ndcg"], float))
+            d["groups"].append(np.asarray([f"w{w['window']}:{g}" for g in c["groups"]],
+                                          dtype=object))
+            for s in slices:
+                d["slices"][s].append(np.asarray(c["slices"].get(s, np.zeros(n, bool)), bool))
+    rows = []
+    for (v, src), d in cases.items():
+        for key in ("hit", "ndcg", "groups"):
+            d[key] = np.concatenate(d[key])
+        d["slices"] = {s: np.concatenate(m) for s, m in d["slices"].items()}
+        for s, m in d["slices"].items():
+            rows.append({"variant": v, "source": src, "slice": s, "modalities": mods.get(v),
+                         "n": int(m.sum()),
+                         "hit_rate": {"value": float(d["hit"][m].mean()) if m.any() else np.nan},
+                         "ndcg": {"value": float(d["ndcg"][m].mean()) if m.any() else np.nan}})
+    refs = [v for v in mods if v in REFERENCES + ON_REQUEST]
+    return rows, paired_differences(rows, cases, references=refs, metric="ndcg", n_boot=n_boot)
+
+
+def _ci(d: dict) -> str:
+    return f"{d['value']:+.4f} [{d['ci_lo']:+.4f}, {d['ci_hi']:+.4f}]"
+
+
+def _weights(t: dict) -> str:
+    w = ", ".join(f"{m} {x:.3g}" for m, x in t["weights"].items() if x > 0)
+    decay = f", α {t['cooc_decay']:g}" if "cooc_decay" in t else ""
+    return f"{w} ({t['calibration']}{decay})"
+
+
+def _paired_all(paired: list[dict], variant: str, slice_: str = "all") -> list[dict]:
+    return [p for p in paired if p["variant"] == variant and p["slice"] == slice_
+            and p["kind"] in ("best single modality", "best reference")]
+
+
+def report(results: dict[str, list[dict]], pooled: dict, args, seconds: float) -> str:
+    lines = [
+        "# Issue 10's DIGINETICA verdicts on four test windows (rolling origin)",
+        "",
+        f"Command: `python benchmarks/rolling_origin.py --windows {args.windows}"
+        f"{' --only ' + args.only if args.only else ''}` ({seconds / 60:.0f} min).  ",
+        f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, 24 GiB, no GPU (shared with "
+        "other jobs unless said otherwise).  ",
+        "Data: `../shared/data/diginetica` (views sample and purchases; read-only, not in the "
+        "repository). Models: the `--tune off` folders of `issue10_fusion.sh` / "
+        "`issue10_purchases.sh`, tuned afresh in every window with `prodfusion tune`'s defaults "
+        "on that window's sessions only.",
+        "",
+        "Window 0 is the committed test part (the latest 20 % of sessions); window w + 1 keeps "
+        "only window w's training sessions, so its test part is the 20 % before, and no window "
+        "trains or tunes on a session later than its own test block. The windows' test cases are "
+        "disjoint; **pooled** is one paired bootstrap (1,000 resamples of held-out sessions) "
+        "over all of them. Figures: tie-aware HitRate@15 / nDCG@15; Δ = tuned fusion minus "
+        "the comparator, mean [95 % paired bootstrap interval]; the comparators are the best "
+        "single modality and the best reference baseline *of that window* (pooled: of all "
+        "windows).",
+        "",
+        "![Δ nDCG@15 per window and pooled](rolling_origin.png)",
+        "",
+    ]
+    for name, wins in results.items():
+        title = CASES[name][0]
+        tuned = next(v for v in wins[0]["result"]["config"]["variants"]
+                     if v.get("name", "").startswith("tuned"))["label"]
+        lines += [f"## {title}", "",
+                  f"Tuned variant: `{tuned}`.", "",
+                  "| window | sessions | test period | cases | tuned weights | tuned | comparator "
+                  "| Δ HitRate@15 | Δ nDCG@15 | verdict |",
+                  "| --- | ---: | --- | ---: | --- | ---: | --- | ---: | ---: | --- |"]
+        for w in wins:
+            r = w["result"]
+            row = next(x for x in r["rows"] if x["variant"] == tuned and x["slice"] == "all")
+            period = w["test_period"]
+            for i, p in enumerate(_paired_all(r["paired"], tuned)):
+                comp = next(x for x in r["rows"] if x["variant"] == p["comparator"]
+                            and x["slice"] == "all")
+                lead = (f"| {w['window']} | {w['n_sessions']:,} | {period} | {p['n']:,} | "
+                        f"{_weights(w['tuning'])} | {row['hit_rate']['value']:.3f} / "
+                        f"{row['ndcg']['value']:.3f} | ") if i == 0 else "| | | | | | | "
+                lines.append(lead + f"{p['comparator']} {comp['hit_rate']['value']:.3f} / "
+                             f"{comp['ndcg']['value']:.3f} | {_ci(p['hit_rate'])} | "
+                             f"{_ci(p['ndcg'])} | {p['verdict']} |")
+        rows, paired = pooled[name]
+        prow = next(x for x in rows if x["variant"] == tuned and x["slice"] == "all")
+        for i, p in enumerate(_paired_all(paired, tuned)):
+            comp = next(x for x in rows if x["variant"] == p["comparator"] and x["slice"] == "all")
+            lead = (f"| **pooled** | | | {p['n']:,} | | {prow['hit_rate']['value']:.3f} / "
+                    f"{prow['ndcg']['value']:.3f} | ") if i == 0 else "| | | | | | | "
+            lines.append(lead + f"{p['comparator']} {comp['hit_rate']['value']:.3f} / "
+                         f"{comp['ndcg']['value']:.3f} | **{_ci(p['hit_rate'])}** | "
+                         f"**{_ci(p['ndcg'])}** | **{p['verdict']}** |")
+        sl = [p for p in paired if p["variant"] == tuned and p["slice"] != "all"]
+        if sl:
+            lines += ["", "Pooled, by slice of the test case:", "",
+                      "| slice | cases | comparator | Δ HitRate@15 | Δ nDCG@15 | verdict |",
+                      "| --- | ---: | --- | ---: | ---: | --- |"]
+            for p in sl:
+                lines.append(f"| {p['slice']} | {p['n']:,} | {p['comparator']} ({p['kind']}) | "
+                             f"{_ci(p['hit_rate'])} | {_ci(p['ndcg'])} | {p['verdict']} |")
+        tt = sum(w["tune_seconds"] for w in wins)
+        lines += ["", f"Tuning time, all windows: {tt:.0f} s.", ""]
+    return "\n".join(lines)
+
+
+def figure(results: dict, pooled: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        wins = results[name]
+        tuned = next(v for v in wins[0]["result"]["config"]["variants"]
+                     if v.get("name", "").startswith("tuned"))["label"]
+        items = []  # (label, kind, d)
+        for w in wins:
+            for p in _paired_all(w["result"]["paired"], tuned):
+                items.append((f"window {w['window']}", p["kind"], p["ndcg"]))
+        for p in _paired_all(pooled[name][1], tuned):
+            items.append(("pooled", p["kind"], p["ndcg"]))
+        labels = list(dict.fromkeys(lbl for lbl, _, _ in items))
+        for kind, dy, colour in (("best single modality", -0.12, "C0"),
+                                 ("best reference", 0.12, "C1")):
+            sel = [(labels.index(lbl), d) for lbl, k, d in items if k == kind]
+            if not sel:
+                continue
+            y = np.array([i for i, _ in sel], float) + dy
+            x = np.array([d["value"] for _, d in sel])
+            lo = x - np.array([d["ci_lo"] for _, d in sel])
+            hi = np.array([d["ci_hi"] for _, d in sel]) - x
+            ax.errorbar(x, y, xerr=[lo, hi], fmt="o", color=colour, capsize=3,
+                        label=f"vs {kind}")
+        ax.axvline(0, color="grey", lw=0.8)
+        ax.set_yticks(range(len(labels)), labels)
+        ax.invert_yaxis()
+        ax.set_xlabel("Δ nDCG@15, tuned − comparator (95 % CI)")
+        ax.set_title(name, fontsize=10)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--windows", type=int, default=4)
+    ap.add_argument("--only", default="", help="comma-separated subset of " + ",".join(CASES))
+    ap.add_argument("--data", default=os.environ.get("PRODFUSION_SHARED_DATA",
+                                                     str(REPO.parent / "shared" / "data")))
+    ap.add_argument("--out", default=str(REPO / "docs" / "results" / "rolling_origin.md"))
+    args = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    names = [n for n in (args.only.split(",") if args.only else CASES) if n]
+    for n in names:
+        if n not in CASES:
+            raise SystemExit(f"--only: unknown case {n!r}; known: {', '.join(CASES)}")
+    t0 = time.perf_counter()
+    results, pooled = {}, {}
+    for n in names:
+        results[n] = run_case(n, Path(args.data), args.windows)
+        pooled[n] = pool(results[n])
+    out = Path(args.out)
+    out.write_text(report(results, pooled, args, time.perf_counter() - t0) + "\n")
+    figure(results, pooled, out.with_suffix(".png"))
+    _log(f"wrote {out} and {out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
