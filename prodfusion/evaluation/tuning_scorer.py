@@ -319,7 +319,7 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
     if "cooc" in mods and set(cooc_decays) - {own} and s_part is not None \
             and int(np.max(s_part.lengths)) > 2:  # pairs alone: every distance is 1
         decay, scs = _choose_decay(rec, folds_in, own, tuple(dict.fromkeys(cooc_decays)),
-                                   scorers, selection=selection, log=log)
+                                   scorers, selection=selection, log=log, metric=metric, k=k)
     else:
         scs = scorers()
     folds = []
@@ -331,7 +331,8 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
 
 
 def _choose_decay(rec: Any, folds_in: list, incumbent: float, decays: tuple[float, ...],
-                  scorers: Callable, *, selection: str, log: Callable) -> tuple[dict, list]:
+                  scorers: Callable, *, selection: str, log: Callable, metric: str = "ndcg",
+                  k: int = 15) -> tuple[dict, list]:
     """Choose the ``cooc`` proximity exponent (:class:`~prodfusion.fusion.cooc.Cooc`'s
     ``decay``) on the validation splits, scoring cooc alone, and leave each split's
     recommender counting with it.
@@ -342,30 +343,27 @@ def _choose_decay(rec: Any, folds_in: list, incumbent: float, decays: tuple[floa
     count once), is above the incumbent's — how co-occurrences are counted is a structural
     choice, and order in sessions must help clearly before it is used (with one standard
     error, shuffled sessions whose order carries nothing crossed the bar in one planted
-    catalog of five, ``tests/fusion/test_cooc_decay.py``).
+    catalog of five, ``tests/fusion/test_cooc_decay.py``). Cooc alone is ranked over the
+    whole catalog, exactly, from each query's sparse row (:func:`_cooc_alone`); only the
+    chosen decay's scorers are built.
     Returns ``({"decay": chosen, "scores": {decay: objective}, "incumbent": decay},
     the chosen decay's scorers)``; ``scorers()`` builds one scorer per split from the
     splits' recommenders as they are.
     """
     from prodfusion.fusion.cooc import Cooc
-    from prodfusion.fusion.weights import Weighting
 
     if incumbent not in decays:
         decays = (incumbent, *decays)
-    alone = Weighting.make({"cooc": 1.0}, "none", None, None)
+    keys = [f"{s}|{q}|{t}" for f in folds_in for q, t, s in zip(f[1], f[2], f[3], strict=True)]
+    groups = np.unique(np.asarray(keys), return_inverse=True)[1]  # as _case_groups
+    src = np.concatenate([np.asarray(f[3]).astype(str) for f in folds_in])
     per: dict = {}
-    groups = src = scs = None
-    for a in decays:  # only the last decay's scorers are kept: at full width they are large
+    for a in decays:
         coocs = [Cooc.from_sessions(f[0].train, rec.catalog, decay=a) for f in folds_in]
-        for f, c in zip(folds_in, coocs, strict=True):
-            f[4].cooc_ = c
-        scs = None
-        scs = scorers()
-        vals = [sc.values(alone) for sc in scs]
-        if groups is None:  # the same validation cases for every decay
-            groups = _case_groups([(sc, None) for sc in scs])
-            src = np.concatenate([sc.src for sc in scs])
-        per[a] = (float(np.mean([sc.objective(v) for sc, v in zip(scs, vals, strict=True)])),
+        vals = [_cooc_alone(c, f[1], f[2], metric, k) for f, c in zip(folds_in, coocs,
+                                                                      strict=True)]
+        per[a] = (float(np.mean([_objective(v, np.asarray(f[3]).astype(str))
+                                 for f, v in zip(folds_in, vals, strict=True)])),
                   np.concatenate(vals), coocs)
     base, vb = per[incumbent][:2]
     chosen, crit_best = incumbent, base
@@ -375,13 +373,47 @@ def _choose_decay(rec: Any, folds_in: list, incumbent: float, decays: tuple[floa
             chosen, crit_best = a, crit
     for f, c in zip(folds_in, per[chosen][2], strict=True):
         f[4].cooc_ = c
-    if chosen != decays[-1]:
-        scs = None  # release the last decay's scorers before building the chosen one's
-        scs = scorers()
+    scores = {f"{a:g}": per[a][0] for a in decays}
+    del per  # the other decays' counts
     log("cooc proximity decay on validation (cooc alone): "
-        + ", ".join(f"{a:g}: {per[a][0]:.4f}" for a in decays) + f"; chosen {chosen:g}")
-    return ({"decay": chosen, "scores": {f"{a:g}": per[a][0] for a in decays},
-             "incumbent": incumbent}, scs)
+        + ", ".join(f"{a}: {x:.4f}" for a, x in scores.items()) + f"; chosen {chosen:g}")
+    return ({"decay": chosen, "scores": scores, "incumbent": incumbent}, scorers())
+
+
+def _objective(val: np.ndarray, src: np.ndarray) -> float:
+    """:meth:`_Scorer.objective` of per-case values whose sources are ``src``."""
+    means = [val[src == x].mean() for x in np.unique(src)]
+    return float(np.mean(means)) if means else float("nan")
+
+
+def _cooc_alone(cooc: Any, q: np.ndarray, t: np.ndarray, metric: str, k: int) -> np.ndarray:
+    """The tie-aware metric of cooc alone for each validation case ``(q, t)``, ranked over
+    the whole catalog exactly: what a :class:`_Scorer` of every product estimates for the
+    weighting ``{cooc: 1}`` (raw, no fallback). A product the query never shared a session
+    with scores 0 and ties with every other such product; one without any training session
+    (not in ``cooc.mask``) is never ranked, nor is any product for a query without one."""
+    sim = cooc.sim.tocsr()
+    mask = np.asarray(cooc.mask, bool)
+    n_present = int(mask.sum())
+    q = np.asarray(q, np.int64)
+    t = np.asarray(t, np.int64)
+    ahead = np.zeros(len(q), np.int64)
+    ties = np.zeros(len(q), np.int64)
+    ok = mask[q] & mask[t] & (q != t)
+    for i in np.flatnonzero(ok):
+        lo, hi = sim.indptr[q[i]], sim.indptr[q[i] + 1]
+        cols = sim.indices[lo:hi]
+        vals = sim.data[lo:hi].astype(np.float32)  # the scorers' precision
+        keep = (cols != q[i]) & (vals > 0)
+        cols, vals = cols[keep], vals[keep]
+        st = vals[cols == t[i]]
+        if len(st) and st[0] > 0:
+            ahead[i] = int((vals > st[0]).sum())
+            ties[i] = int((vals == st[0]).sum()) - 1
+        else:  # tied with every other present product it never shared a session with
+            ahead[i] = len(vals)
+            ties[i] = n_present - 2 - len(vals)
+    return np.where(ok, tie_aware_metric(ahead, ties, k, metric), 0.0)
 
 
 def _one_se(results: dict, best: tuple, groups: np.ndarray | None = None,

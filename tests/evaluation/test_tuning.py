@@ -442,3 +442,42 @@ def test_validation_ranks_count_the_catalog_outside_the_candidate_pool():
     assert pool_only > exact + 0.02  # the old count: optimistic for the tie
     assert abs(sampled - exact) < 0.005
     assert objective(n_cand=20, n_outside=n) == pytest.approx(exact, abs=1e-12)
+
+
+def test_cooc_alone_is_ranked_exactly_from_the_sparse_rows():
+    """The cooc decay choice scores cooc alone from each query's sparse row
+    (``_cooc_alone``) instead of building a scorer per decay: per case, the same values as a
+    scorer of every product, ties at 0 included; a query or target without any training
+    session scores 0; and for hitrate too."""
+    import types
+
+    from prodfusion.evaluation.tuning_scorer import _cooc_alone, _Scorer
+    from prodfusion.fusion.cooc import Cooc
+    from prodfusion.fusion.weights import Weighting
+
+    rng = np.random.default_rng(1)
+    n = 600
+    ids = [f"p{i:04d}" for i in range(n)]
+    cat = Catalog(pl.DataFrame({"product_id": ids, "title": ids}))
+    lists = [[ids[g * 6 + j] for j in rng.choice(6, size=rng.integers(2, 5), replace=False)]
+             for g in rng.integers(n // 6 - 10, size=900)]  # the last 60 products: no session
+    for decay in (0.0, 1.0):
+        cooc = Cooc.from_sessions(Sessions.from_lists(lists), cat, decay=decay)
+        assert not cooc.mask[-60:].any()
+        ev = types.SimpleNamespace(modality_data=lambda c=cooc: {"cooc": c}, catalog=cat)
+        q = np.concatenate([rng.choice(np.flatnonzero(cooc.mask), size=150, replace=False),
+                            [n - 1, n - 2]])
+        t = np.array([cooc.neighbours(int(x))[0] if i % 3 == 0 and cooc.mask[x]
+                      else int((x + 6 * 37) % n) if i % 3 == 1 else int(n - 1 - i % 50)
+                      for i, x in enumerate(q)])
+        ok = t != q
+        q, t = q[ok], t[ok]
+        src = np.full(len(q), "sessions")
+        alone = Weighting.make({"cooc": 1.0}, "none", None, None)
+        for metric in ("ndcg", "hitrate"):
+            sc = _Scorer(ev, ("cooc",), q, t, src, None, metric, 15, n_cand=n, n_outside=n)
+            want = sc.values(alone)
+            got = _cooc_alone(cooc, q, t, metric, 15)
+            np.testing.assert_allclose(got, want, atol=1e-12)
+            assert (got > 0).any() and (got == 0).any() and (0 < got).sum() < len(got)
+        assert (got[~cooc.mask[t]] == 0).all() and (~cooc.mask[t]).any()

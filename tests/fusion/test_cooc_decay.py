@@ -156,7 +156,10 @@ def test_tuning_uses_order_that_carries_the_answer_and_recounts_the_models_cooc(
     res = rec.tune(sessions, **KW)
     assert res["cooc_decay"] == 1.0
     assert res["cooc_decay_scores"]["1"] > res["cooc_decay_scores"]["0"]
-    assert res["reference_scores"]["cooc alone"] == pytest.approx(res["cooc_decay_scores"]["1"])
+    # the decay's score is cooc alone ranked exactly; the reference, the weight search's
+    # scorer (the catalog outside each pool estimated from a sample): the same up to that
+    assert res["reference_scores"]["cooc alone"] == pytest.approx(res["cooc_decay_scores"]["1"],
+                                                                  abs=2e-3)
     assert res["search"]["cooc_decays"] == [0.0, 1.0]
     # the model's co-occurrences are recounted with the chosen exponent, on every session
     assert rec.cooc_.decay == 1.0 and rec.cooc_decay == 1.0
