@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import pickle
 import platform
 import sys
 import time
@@ -76,7 +77,7 @@ def _first_days(path: Path, opts: list[str]) -> dict[str, str]:
     return dict(zip(first[col].to_list(), first["eventdate"].to_list(), strict=True))
 
 
-def run_case(name: str, data: Path, windows: int) -> list[dict]:
+def run_case(name: str, data: Path, windows: int, tune_args: list[str] = ()) -> list[dict]:
     """One result per window: the tuning record, ``evaluate_retrieval``'s result (with
     ``cases``) and the window's session count."""
     from prodfusion.cli.evaluate_steps import _run_retrieval, load_interactions
@@ -91,7 +92,7 @@ def run_case(name: str, data: Path, windows: int) -> list[dict]:
                          "benchmarks/issue10_purchases.sh first (they build it).")
     common = [model, "--interactions", str(data / inter), *opts, "--workers", "1", "--quiet"]
     parser = build_parser()
-    targs = parser.parse_args(["tune", *common])
+    targs = parser.parse_args(["tune", *common, *tune_args])
     eargs = parser.parse_args(["evaluate", "retrieval", *common, "--variants", *variants])
     sessions = None
     days = _first_days(data / inter, opts)
@@ -170,10 +171,13 @@ def _paired_all(paired: list[dict], variant: str, slice_: str = "all") -> list[d
 
 def report(results: dict[str, list[dict]], pooled: dict, args, seconds: float) -> str:
     lines = [
-        "# Issue 10's DIGINETICA verdicts on four test windows (rolling origin)",
+        f"# Issue 10's DIGINETICA verdicts on {args.windows} test windows (rolling origin)",
         "",
         f"Command: `python benchmarks/rolling_origin.py --windows {args.windows}"
-        f"{' --only ' + args.only if args.only else ''}` ({seconds / 60:.0f} min).  ",
+        f"{' --only ' + args.only if args.only else ''}"
+        f"{' --tune-args ' + repr(args.tune_args) if args.tune_args else ''}"
+        f"{' --out ' + Path(args.out).name if Path(args.out).name != 'rolling_origin.md' else ''}"
+        f"` ({seconds / 60:.0f} min).  ",
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, 24 GiB, no GPU (shared with "
         "other jobs unless said otherwise).  ",
         "Data: `../shared/data/diginetica` (views sample and purchases; read-only, not in the "
@@ -196,7 +200,7 @@ def report(results: dict[str, list[dict]], pooled: dict, args, seconds: float) -
     for name, wins in results.items():
         title = CASES[name][0]
         tuned = next(v for v in wins[0]["result"]["config"]["variants"]
-                     if v.get("name", "").startswith("tuned"))["label"]
+                     if (v.get("name") or "").startswith("tuned"))["label"]
         lines += [f"## {title}", "",
                   f"Tuned variant: `{tuned}`.", "",
                   "| window | sessions | test period | cases | tuned weights | tuned | comparator "
@@ -248,7 +252,7 @@ def figure(results: dict, pooled: dict, path: Path) -> None:
     for ax, name in zip(axes[0], names, strict=True):
         wins = results[name]
         tuned = next(v for v in wins[0]["result"]["config"]["variants"]
-                     if v.get("name", "").startswith("tuned"))["label"]
+                     if (v.get("name") or "").startswith("tuned"))["label"]
         items = []  # (label, kind, d)
         for w in wins:
             for p in _paired_all(w["result"]["paired"], tuned):
@@ -272,8 +276,9 @@ def figure(results: dict, pooled: dict, path: Path) -> None:
         ax.invert_yaxis()
         ax.set_xlabel("Δ nDCG@15, tuned − comparator (95 % CI)")
         ax.set_title(name, fontsize=10)
-        ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -285,6 +290,10 @@ def main() -> None:
     ap.add_argument("--data", default=os.environ.get("PRODFUSION_SHARED_DATA",
                                                      str(REPO.parent / "shared" / "data")))
     ap.add_argument("--out", default=str(REPO / "docs" / "results" / "rolling_origin.md"))
+    ap.add_argument("--tune-args", default="",
+                    help="extra `prodfusion tune` options for every window, e.g. '--rolling'")
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite the report from runs/rolling_origin.pkl (the last run)")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     names = [n for n in (args.only.split(",") if args.only else CASES) if n]
@@ -293,11 +302,23 @@ def main() -> None:
             raise SystemExit(f"--only: unknown case {n!r}; known: {', '.join(CASES)}")
     t0 = time.perf_counter()
     results, pooled = {}, {}
-    for n in names:
-        results[n] = run_case(n, Path(args.data), args.windows)
+    # the windows' results, which --report-only rereads
+    keep = REPO / "runs" / (Path(args.out).stem + ".pkl")
+    if args.report_only:
+        with open(keep, "rb") as f:
+            results, seconds, args.windows, args.only, *rest = pickle.load(f)
+            args.tune_args = rest[0] if rest else ""
+    else:
+        for n in names:
+            results[n] = run_case(n, Path(args.data), args.windows, args.tune_args.split())
+        seconds = time.perf_counter() - t0
+        keep.parent.mkdir(exist_ok=True)
+        with open(keep, "wb") as f:
+            pickle.dump((results, seconds, args.windows, args.only, args.tune_args), f)
+    for n in results:
         pooled[n] = pool(results[n])
     out = Path(args.out)
-    out.write_text(report(results, pooled, args, time.perf_counter() - t0) + "\n")
+    out.write_text(report(results, pooled, args, seconds) + "\n")
     figure(results, pooled, out.with_suffix(".png"))
     _log(f"wrote {out} and {out.with_suffix('.png')}")
 
