@@ -1,4 +1,4 @@
-"""Issue 10's DIGINETICA verdicts on several test windows (rolling origin), pooled.
+"""Issue 10's session-based verdicts on several test windows (rolling origin), pooled.
 
 One test part of DIGINETICA's views is 391 next clicks: a paired difference of ±0.006 nDCG@15
 is inside its noise. This script repeats, on ``--windows`` successive blocks of sessions, what
@@ -18,13 +18,20 @@ bootstrap:
 - the windows' test cases are disjoint (different sessions), so pooling them is a larger
   test part: one paired bootstrap over every window's held-out sessions.
 
-    python benchmarks/rolling_origin.py [--windows 4] [--only views,whole,purchases,purchases_cc]
+H&M's customer-day baskets are windowed the same way; its co-purchase pairs have no time (an
+upstream aggregate, split by hash): every window trains on the same training pairs, and only
+the baskets are scored and pooled, so there the earlier windows are not strictly
+time-respecting.
+
+    python benchmarks/rolling_origin.py [--windows 4] [--only views,whole,purchases,purchases_cc,hm_baskets]
+                                        [--tune-args=--rolling --out docs/results/rolling_origin_rolling_validation.md]
 
 Needs the ``--tune off`` model folders of ``bash benchmarks/issue10_fusion.sh`` (``runs/digi1``,
-``runs/digif``) and ``bash benchmarks/issue10_purchases.sh`` (``runs/digip``, ``runs/digipc``);
-their click vectors are retrained on each training part anyway. Writes
+``runs/digif``, ``runs/hmc``) and ``bash benchmarks/issue10_purchases.sh`` (``runs/digip``,
+``runs/digipc``); their click vectors are retrained on each training part anyway. Writes
 ``docs/results/rolling_origin.md`` and ``rolling_origin.png`` (differences per window and
-pooled). Data: ``../shared/data`` (``PRODFUSION_SHARED_DATA``).
+pooled; ``--out`` names another), about 30 min. Data: ``../shared/data``
+(``PRODFUSION_SHARED_DATA``).
 """
 
 from __future__ import annotations
@@ -50,7 +57,14 @@ _CP = [V + "single_clicks.json", V + "single_cooc.json", V + "single_category.js
        V + "single_popularity.json", V + "tuned_digi_catpop.json", V + "paper_digi_catpop.json",
        "cooc", "popular", "cooc+category"]
 _CC = [V + "single_clicks.json", V + "single_cooc.json", V + "tuned_digi.json", "cooc", "popular"]
-#: name -> (title, model folder, interactions file, reading options, variants)
+_HM = ["--session-cols", "customer_id,t_dat", "--item-col", "article_id", "--time-col", "t_dat",
+       "--pairs", "{data}/hm/copurchase.csv"]
+_HV = [V + f"single_{m}.json" for m in ("text", "image", "clicks", "lexical", "cooc")] + [
+    V + "paper_int3.json", V + "tuned5.json", "baseline", "cooc", "tfidf", "popular", "cooc+tfidf"]
+#: name -> (title, model folder, interactions file, reading options, variants[, tune options]).
+#: The sessions
+#: (views, purchases, baskets) are windowed; co-interaction pairs, split by hash and not by
+#: time, are passed whole to every window and not pooled.
 CASES = {
     "views": ("DIGINETICA views, clicks + cooc (catalog of viewed items)", "runs/digi1",
               "diginetica/train-item-views.sample.csv", _DI, _CC),
@@ -60,17 +74,37 @@ CASES = {
                   "runs/digip", "diginetica/train-purchases.csv", _DP, _CP),
     "purchases_cc": ("DIGINETICA purchases, whole catalog, clicks + cooc", "runs/digipc",
                      "diginetica/train-purchases.csv", _DP, _CC),
+    "hm_baskets": ("H&M customer-day baskets, five modalities, tuned on the baskets "
+                   "(co-purchase pairs train in every window)", "runs/hmc",
+                   "hm/transactions.csv", _HM, _HV, ["--validate-on", "sessions"]),
 }
+#: the cases of a plain run
+DEFAULT = tuple(CASES)
 
 
 def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def _first_days(path: Path, opts: list[str]) -> dict[str, str]:
-    """Each session's first ``eventdate`` in the raw file (the test periods in the report)."""
+def _period(test, days: dict[str, str] | None) -> str:
+    """First and last start day of the test sessions: from the raw file's ``eventdate``
+    (DIGINETICA: ``ts`` is a rank of date and time) or from ``ts`` (seconds)."""
     import polars as pl
 
+    if days is not None:
+        first = sorted(days[k] for k in test.keys)
+    else:
+        ts = test.frame.group_by("session").agg(pl.col("ts").min())["ts"].to_numpy()
+        first = sorted(time.strftime("%Y-%m-%d", time.gmtime(x)) for x in ts)
+    return f"{first[0]} … {first[-1]}"
+
+
+def _first_days(path: Path, opts: list[str]) -> dict[str, str] | None:
+    """Each session's first ``eventdate`` in a DIGINETICA file (None for other files)."""
+    import polars as pl
+
+    if "eventdate,timeframe" not in opts:
+        return None
     col = opts[opts.index("--session-cols") + 1]
     raw = pl.read_csv(path, separator=";", infer_schema_length=0)
     first = raw.group_by(col).agg(pl.col("eventdate").min())
@@ -85,33 +119,34 @@ def run_case(name: str, data: Path, windows: int, tune_args: list[str] = ()) -> 
     from prodfusion.cli.tune import tune_options
     from prodfusion.recommender import Recommender
 
-    _, model, inter, opts, variants = CASES[name]
+    _, model, inter, opts, variants, *tune_only = CASES[name]
     model = str(REPO / model)
     if not Path(model, "manifest.json").exists():
         raise SystemExit(f"{model} is missing: run benchmarks/issue10_fusion.sh and "
                          "benchmarks/issue10_purchases.sh first (they build it).")
+    opts = [o.replace("{data}", str(data)) for o in opts]
     common = [model, "--interactions", str(data / inter), *opts, "--workers", "1", "--quiet"]
     parser = build_parser()
-    targs = parser.parse_args(["tune", *common, *tune_args])
+    targs = parser.parse_args(["tune", *common, *(tune_only[0] if tune_only else ()),
+                               *tune_args])
     eargs = parser.parse_args(["evaluate", "retrieval", *common, "--variants", *variants])
-    sessions = None
+    sessions = pairs = None
     days = _first_days(data / inter, opts)
     out = []
     for w in range(windows):
         rec = Recommender.load(model)
         if sessions is None:
-            sessions, _ = load_interactions(targs, rec.catalog)
+            sessions, pairs = load_interactions(targs, rec.catalog)
         _log(f"{name} window {w}: {len(sessions):,} sessions; tuning")
         t = time.perf_counter()
-        tuning = rec.tune(sessions, None, **tune_options(targs, rec))
+        tuning = rec.tune(sessions, pairs, **tune_options(targs, rec))
         t_tune = time.perf_counter() - t
         _log(f"{name} window {w}: tuned in {t_tune:.0f} s; scoring the test part")
-        res = _run_retrieval(eargs, rec, sessions, None, keep_cases=True)
+        res = _run_retrieval(eargs, rec, sessions, pairs, keep_cases=True)
         out.append({"window": w, "n_sessions": len(sessions), "tuning": tuning, "result": res,
                     "tune_seconds": t_tune})
         train, test = sessions.split_by_time(targs.test_fraction, seed=targs.eval_seed)
-        first = sorted(days[k] for k in test.keys)
-        out[-1]["test_period"] = f"{first[0]} … {first[-1]}"
+        out[-1]["test_period"] = _period(test, days)
         sessions = train  # the next window: only what started before this test block
         del rec
         gc.collect()
@@ -125,12 +160,15 @@ def pool(windows: list[dict], n_boot: int = 1000) -> tuple[list[dict], list[dict
     from prodfusion.evaluation.baselines import ON_REQUEST, REFERENCES
     from prodfusion.evaluation.protocol import paired_differences
 
-    mods = {r["variant"]: r.get("modalities") for r in windows[0]["result"]["rows"]}
+    mods = {r["variant"]: r.get("modalities") for r in windows[0]["result"]["rows"]
+            if r["source"] == "sessions"}
     slices = sorted({sl for w in windows for c in w["result"]["cases"].values()
                      for sl in c["slices"]}, key=lambda s: (s != "all", s))
     cases: dict = {}
     for w in windows:
         for key, c in w["result"]["cases"].items():
+            if key[1] != "sessions":  # pairs: the same test cases in every window
+                continue
             d = cases.setdefault(key, {"hit": [], "ndcg": [], "groups": [],
                                        "slices": {s: [] for s in slices}})
             n = len(c["hit"])
@@ -166,12 +204,13 @@ def _weights(t: dict) -> str:
 
 def _paired_all(paired: list[dict], variant: str, slice_: str = "all") -> list[dict]:
     return [p for p in paired if p["variant"] == variant and p["slice"] == slice_
+            and p["source"] == "sessions"
             and p["kind"] in ("best single modality", "best reference")]
 
 
 def report(results: dict[str, list[dict]], pooled: dict, args, seconds: float) -> str:
     lines = [
-        f"# Issue 10's DIGINETICA verdicts on {args.windows} test windows (rolling origin)",
+        f"# Issue 10's session-based verdicts on {args.windows} test windows (rolling origin)",
         "",
         f"Command: `python benchmarks/rolling_origin.py --windows {args.windows}"
         f"{' --only ' + args.only if args.only else ''}"
@@ -180,8 +219,10 @@ def report(results: dict[str, list[dict]], pooled: dict, args, seconds: float) -
         f"` ({seconds / 60:.0f} min).  ",
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, 24 GiB, no GPU (shared with "
         "other jobs unless said otherwise).  ",
-        "Data: `../shared/data/diginetica` (views sample and purchases; read-only, not in the "
-        "repository). Models: the `--tune off` folders of `issue10_fusion.sh` / "
+        "Data: `../shared/data` (DIGINETICA's views sample and purchases; H&M's customer-day "
+        "baskets, with its co-purchase pairs training in every window, tuned on the baskets; "
+        "read-only, not in the repository). Models: the `--tune off` folders of "
+        "`issue10_fusion.sh` / "
         "`issue10_purchases.sh`, tuned afresh in every window with `prodfusion tune`'s defaults "
         "on that window's sessions only.",
         "",
@@ -208,11 +249,12 @@ def report(results: dict[str, list[dict]], pooled: dict, args, seconds: float) -
                   "| --- | ---: | --- | ---: | --- | ---: | --- | ---: | ---: | --- |"]
         for w in wins:
             r = w["result"]
-            row = next(x for x in r["rows"] if x["variant"] == tuned and x["slice"] == "all")
+            row = next(x for x in r["rows"] if x["variant"] == tuned and x["slice"] == "all"
+                       and x["source"] == "sessions")
             period = w["test_period"]
             for i, p in enumerate(_paired_all(r["paired"], tuned)):
                 comp = next(x for x in r["rows"] if x["variant"] == p["comparator"]
-                            and x["slice"] == "all")
+                            and x["slice"] == "all" and x["source"] == "sessions")
                 lead = (f"| {w['window']} | {w['n_sessions']:,} | {period} | {p['n']:,} | "
                         f"{_weights(w['tuning'])} | {row['hit_rate']['value']:.3f} / "
                         f"{row['ndcg']['value']:.3f} | ") if i == 0 else "| | | | | | | "
@@ -228,7 +270,8 @@ def report(results: dict[str, list[dict]], pooled: dict, args, seconds: float) -
             lines.append(lead + f"{p['comparator']} {comp['hit_rate']['value']:.3f} / "
                          f"{comp['ndcg']['value']:.3f} | **{_ci(p['hit_rate'])}** | "
                          f"**{_ci(p['ndcg'])}** | **{p['verdict']}** |")
-        sl = [p for p in paired if p["variant"] == tuned and p["slice"] != "all"]
+        sl = [p for p in paired if p["variant"] == tuned and p["slice"] != "all"
+              and p["source"] == "sessions"]
         if sl:
             lines += ["", "Pooled, by slice of the test case:", "",
                       "| slice | cases | comparator | Δ HitRate@15 | Δ nDCG@15 | verdict |",
@@ -296,7 +339,7 @@ def main() -> None:
                     help="rewrite the report from runs/rolling_origin.pkl (the last run)")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    names = [n for n in (args.only.split(",") if args.only else CASES) if n]
+    names = [n for n in (args.only.split(",") if args.only else DEFAULT) if n]
     for n in names:
         if n not in CASES:
             raise SystemExit(f"--only: unknown case {n!r}; known: {', '.join(CASES)}")
@@ -309,12 +352,12 @@ def main() -> None:
             results, seconds, args.windows, args.only, *rest = pickle.load(f)
             args.tune_args = rest[0] if rest else ""
     else:
+        keep.parent.mkdir(exist_ok=True)
         for n in names:
             results[n] = run_case(n, Path(args.data), args.windows, args.tune_args.split())
-        seconds = time.perf_counter() - t0
-        keep.parent.mkdir(exist_ok=True)
-        with open(keep, "wb") as f:
-            pickle.dump((results, seconds, args.windows, args.only, args.tune_args), f)
+            seconds = time.perf_counter() - t0
+            with open(keep, "wb") as f:  # after each case: a later failure loses no window
+                pickle.dump((results, seconds, args.windows, args.only, args.tune_args), f)
     for n in results:
         pooled[n] = pool(results[n])
     out = Path(args.out)
