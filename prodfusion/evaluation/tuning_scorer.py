@@ -191,10 +191,7 @@ class _Scorer:
     def objective(self, val: np.ndarray, where: np.ndarray | None = None) -> float:
         """Mean of per-case ``val`` per source, every source counting alike (over the cases
         in ``where`` only, if given; NaN when none is)."""
-        sel = np.ones(len(val), bool) if where is None else where
-        means = [val[sel & (self.src == x)].mean() for x in np.unique(self.src)
-                 if (sel & (self.src == x)).any()]
-        return float(np.mean(means)) if means else float("nan")
+        return _source_mean(val, self.src, where)
 
     def values(self, wt) -> np.ndarray:
         """The metric of every validation case under weighting ``wt``."""
@@ -354,16 +351,15 @@ def _choose_decay(rec: Any, folds_in: list, incumbent: float, decays: tuple[floa
 
     if incumbent not in decays:
         decays = (incumbent, *decays)
-    keys = [f"{s}|{q}|{t}" for f in folds_in for q, t, s in zip(f[1], f[2], f[3], strict=True)]
-    groups = np.unique(np.asarray(keys), return_inverse=True)[1]  # as _case_groups
-    src = np.concatenate([np.asarray(f[3]).astype(str) for f in folds_in])
+    srcs = [np.asarray(f[3]).astype(str) for f in folds_in]
+    groups = _groups([(s, f[1], f[2]) for s, f in zip(srcs, folds_in, strict=True)])
+    src = np.concatenate(srcs)
     per: dict = {}
     for a in decays:
         coocs = [Cooc.from_sessions(f[0].train, rec.catalog, decay=a) for f in folds_in]
         vals = [_cooc_alone(c, f[1], f[2], metric, k) for f, c in zip(folds_in, coocs,
                                                                       strict=True)]
-        per[a] = (float(np.mean([_objective(v, np.asarray(f[3]).astype(str))
-                                 for f, v in zip(folds_in, vals, strict=True)])),
+        per[a] = (float(np.mean([_source_mean(v, s) for s, v in zip(srcs, vals, strict=True)])),
                   np.concatenate(vals), coocs)
     base, vb = per[incumbent][:2]
     chosen, crit_best = incumbent, base
@@ -380,9 +376,11 @@ def _choose_decay(rec: Any, folds_in: list, incumbent: float, decays: tuple[floa
     return ({"decay": chosen, "scores": scores, "incumbent": incumbent}, scorers())
 
 
-def _objective(val: np.ndarray, src: np.ndarray) -> float:
-    """:meth:`_Scorer.objective` of per-case values whose sources are ``src``."""
-    means = [val[src == x].mean() for x in np.unique(src)]
+def _source_mean(val: np.ndarray, src: np.ndarray, where: np.ndarray | None = None) -> float:
+    """Mean of per-case ``val`` per source ``src``, every source counting alike (over the
+    cases in ``where`` only, if given; NaN when none is): :meth:`_Scorer.objective`."""
+    sel = np.ones(len(val), bool) if where is None else where
+    means = [val[sel & (src == x)].mean() for x in np.unique(src) if (sel & (src == x)).any()]
     return float(np.mean(means)) if means else float("nan")
 
 
@@ -472,6 +470,11 @@ def _case_groups(folds: list) -> np.ndarray:
     """One id per validation case of every split (in :meth:`_Scorer.values` order, splits
     concatenated), equal for the same (source, query, target): the ``groups`` of
     :func:`_paired_se`."""
-    keys = [f"{s}|{q}|{t}" for sc, _ in folds
-            for s, q, t in zip(sc.src, sc.uq[sc.inv], sc.t, strict=True)]
+    return _groups([(sc.src, sc.uq[sc.inv], sc.t) for sc, _ in folds])
+
+
+def _groups(cases: list) -> np.ndarray:
+    """One id per case of ``[(sources, queries, targets)]`` (splits concatenated), equal for
+    the same (source, query, target)."""
+    keys = [f"{s}|{q}|{t}" for src, qs, ts in cases for s, q, t in zip(src, qs, ts, strict=True)]
     return np.unique(np.asarray(keys), return_inverse=True)[1]
