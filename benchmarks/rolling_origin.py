@@ -111,9 +111,12 @@ def _first_days(path: Path, opts: list[str]) -> dict[str, str] | None:
     return dict(zip(first[col].to_list(), first["eventdate"].to_list(), strict=True))
 
 
-def run_case(name: str, data: Path, windows: int, tune_args: list[str] = ()) -> list[dict]:
+def run_case(name: str, data: Path, windows: int, tune_args: list[str] = (),
+             seed: int | None = None) -> list[dict]:
     """One result per window: the tuning record, ``evaluate_retrieval``'s result (with
-    ``cases``) and the window's session count."""
+    ``cases``) and the window's session count. ``seed`` replaces the model's Prod2Vec seed
+    everywhere (``--p2v-seed``: the tuner's split r retrains from ``seed + r``, the test
+    part's Prod2Vec from ``seed``)."""
     from prodfusion.cli.evaluate_steps import _run_retrieval, load_interactions
     from prodfusion.cli.main import build_parser
     from prodfusion.cli.tune import tune_options
@@ -125,7 +128,8 @@ def run_case(name: str, data: Path, windows: int, tune_args: list[str] = ()) -> 
         raise SystemExit(f"{model} is missing: run benchmarks/issue10_fusion.sh and "
                          "benchmarks/issue10_purchases.sh first (they build it).")
     opts = [o.replace("{data}", str(data)) for o in opts]
-    common = [model, "--interactions", str(data / inter), *opts, "--workers", "1", "--quiet"]
+    common = [model, "--interactions", str(data / inter), *opts, "--workers", "1", "--quiet",
+              *(["--p2v-seed", str(seed)] if seed is not None else [])]
     parser = build_parser()
     targs = parser.parse_args(["tune", *common, *(tune_only[0] if tune_only else ()),
                                *tune_args])
@@ -215,6 +219,7 @@ def report(results: dict[str, list[dict]], pooled: dict, args, seconds: float) -
         f"Command: `python benchmarks/rolling_origin.py --windows {args.windows}"
         f"{' --only ' + args.only if args.only else ''}"
         f"{' --tune-args ' + repr(args.tune_args) if args.tune_args else ''}"
+        f"{' --seed ' + str(args.seed) if getattr(args, 'seed', None) is not None else ''}"
         f"{' --out ' + Path(args.out).name if Path(args.out).name != 'rolling_origin.md' else ''}"
         f"` ({seconds / 60:.0f} min).  ",
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, 24 GiB, no GPU (shared with "
@@ -335,6 +340,9 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "docs" / "results" / "rolling_origin.md"))
     ap.add_argument("--tune-args", default="",
                     help="extra `prodfusion tune` options for every window, e.g. '--rolling'")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="Prod2Vec seed for the tuner's splits and the test part (default: the "
+                    "model's); benchmarks/rolling_origin_seeds.py repeats the run over seeds")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite the report from runs/rolling_origin.pkl (the last run)")
     args = ap.parse_args()
@@ -354,7 +362,8 @@ def main() -> None:
     else:
         keep.parent.mkdir(exist_ok=True)
         for n in names:
-            results[n] = run_case(n, Path(args.data), args.windows, args.tune_args.split())
+            results[n] = run_case(n, Path(args.data), args.windows, args.tune_args.split(),
+                                  args.seed)
             seconds = time.perf_counter() - t0
             with open(keep, "wb") as f:  # after each case: a later failure loses no window
                 pickle.dump((results, seconds, args.windows, args.only, args.tune_args), f)
