@@ -289,6 +289,40 @@ def report(results: dict[str, list[dict]], pooled: dict, args, seconds: float) -
     return "\n".join(lines)
 
 
+def draw_panel(ax, items: list, title: str, xlabel: str) -> None:
+    """One panel of differences with their 95 % intervals: ``items`` are ``(row label,
+    comparator kind, paired difference)``; a row per label, the best single modality drawn
+    just above the best reference."""
+    labels = list(dict.fromkeys(lbl for lbl, _, _ in items))
+    for kind, dy, colour in (("best single modality", -0.12, "C0"),
+                             ("best reference", 0.12, "C1")):
+        sel = [(labels.index(lbl), d) for lbl, k, d in items if k == kind]
+        if not sel:
+            continue
+        y = np.array([i for i, _ in sel], float) + dy
+        x = np.array([d["value"] for _, d in sel])
+        lo = x - np.array([d["ci_lo"] for _, d in sel])
+        hi = np.array([d["ci_hi"] for _, d in sel]) - x
+        ax.errorbar(x, y, xerr=[lo, hi], fmt="o", color=colour, capsize=3,
+                    label=f"vs {kind}")
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=10)
+
+
+def save_panels(fig, axes, path: Path, bottom: float = 0.07) -> None:
+    """The shared legend under the panels, then the file."""
+    import matplotlib.pyplot as plt
+
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def figure(results: dict, pooled: dict, path: Path) -> None:
     import matplotlib
 
@@ -307,28 +341,8 @@ def figure(results: dict, pooled: dict, path: Path) -> None:
                 items.append((f"window {w['window']}", p["kind"], p["ndcg"]))
         for p in _paired_all(pooled[name][1], tuned):
             items.append(("pooled", p["kind"], p["ndcg"]))
-        labels = list(dict.fromkeys(lbl for lbl, _, _ in items))
-        for kind, dy, colour in (("best single modality", -0.12, "C0"),
-                                 ("best reference", 0.12, "C1")):
-            sel = [(labels.index(lbl), d) for lbl, k, d in items if k == kind]
-            if not sel:
-                continue
-            y = np.array([i for i, _ in sel], float) + dy
-            x = np.array([d["value"] for _, d in sel])
-            lo = x - np.array([d["ci_lo"] for _, d in sel])
-            hi = np.array([d["ci_hi"] for _, d in sel]) - x
-            ax.errorbar(x, y, xerr=[lo, hi], fmt="o", color=colour, capsize=3,
-                        label=f"vs {kind}")
-        ax.axvline(0, color="grey", lw=0.8)
-        ax.set_yticks(range(len(labels)), labels)
-        ax.invert_yaxis()
-        ax.set_xlabel("Δ nDCG@15, tuned − comparator (95 % CI)")
-        ax.set_title(name, fontsize=10)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        draw_panel(ax, items, name, "Δ nDCG@15, tuned − comparator (95 % CI)")
+    save_panels(fig, axes, path)
 
 
 def main() -> None:

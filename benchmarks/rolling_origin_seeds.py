@@ -152,27 +152,10 @@ def figure(per_seed: dict, names: list[str], path: Path) -> None:
     seeds = list(per_seed)
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
     for ax, n in zip(axes[0], names, strict=True):
-        for kind, dy, colour in (("best single modality", -0.12, "C0"),
-                                 ("best reference", 0.12, "C1")):
-            sel = [(i, per_seed[s][n][kind]["ndcg"]) for i, s in enumerate(seeds)
-                   if kind in per_seed[s][n]]
-            if not sel:
-                continue
-            y = np.array([i for i, _ in sel], float) + dy
-            x = np.array([d["value"] for _, d in sel])
-            err = [x - np.array([d["ci_lo"] for _, d in sel]),
-                   np.array([d["ci_hi"] for _, d in sel]) - x]
-            ax.errorbar(x, y, xerr=err, fmt="o", color=colour, capsize=3, label=f"vs {kind}")
-        ax.axvline(0, color="grey", lw=0.8)
-        ax.set_yticks(range(len(seeds)), [f"seed {s}" for s in seeds])
-        ax.invert_yaxis()
-        ax.set_xlabel("pooled Δ nDCG@15 (95 % CI)")
-        ax.set_title(n, fontsize=10)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        items = [(f"seed {s}", kind, per_seed[s][n][kind]["ndcg"]) for s in seeds
+                 for kind in KINDS if kind in per_seed[s][n]]
+        ro.draw_panel(ax, items, n, "pooled Δ nDCG@15 (95 % CI)")
+    ro.save_panels(fig, axes, path, bottom=0.08)
 
 
 def main() -> None:
