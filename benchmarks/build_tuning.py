@@ -15,22 +15,14 @@ from __future__ import annotations
 
 import argparse
 import platform
-import re
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _run(cmd: list[str]) -> tuple[float, float, str]:
-    t = time.perf_counter()
-    p = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, check=True)
-    wall = time.perf_counter() - t
-    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1))
-    return wall, rss / 2**20, p.stdout
+sys.path.insert(0, str(REPO / "benchmarks"))
+from tune_scale import timed_run as _run  # noqa: E402
 
 
 def main() -> None:

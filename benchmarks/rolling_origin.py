@@ -219,7 +219,7 @@ def report(results: dict[str, list[dict]], pooled: dict, args, seconds: float) -
         f"Command: `python benchmarks/rolling_origin.py --windows {args.windows}"
         f"{' --only ' + args.only if args.only else ''}"
         f"{' --tune-args ' + repr(args.tune_args) if args.tune_args else ''}"
-        f"{' --seed ' + str(args.seed) if getattr(args, 'seed', None) is not None else ''}"
+        f"{' --seed ' + str(args.seed) if args.seed is not None else ''}"
         f"{' --out ' + Path(args.out).name if Path(args.out).name != 'rolling_origin.md' else ''}"
         f"` ({seconds / 60:.0f} min).  ",
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, 24 GiB, no GPU (shared with "

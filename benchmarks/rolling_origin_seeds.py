@@ -25,6 +25,7 @@ import pickle
 import platform
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -132,8 +133,7 @@ def report(per_seed: dict, names: list[str], args, seconds: float) -> str:
                 continue
             nd = np.array([p["ndcg"]["value"] for p in ps])
             hr = np.array([p["hit_rate"]["value"] for p in ps])
-            counts = {v: sum(p["verdict"] == v for p in ps) for v in
-                      dict.fromkeys(p["verdict"] for p in ps)}
+            counts = Counter(p["verdict"] for p in ps)
             lines.append(
                 f"- vs the {kind}: nDCG@15 Δ {nd.mean():+.4f} on average over the seeds "
                 f"(from {nd.min():+.4f} to {nd.max():+.4f}; {int((nd > 0).sum())} of {len(nd)} "

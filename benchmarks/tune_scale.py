@@ -37,8 +37,9 @@ def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def _run(cmd: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (GiB) and stdout of ``cmd`` under ``/usr/bin/time -v``."""
+def timed_run(cmd: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (GiB) and stdout of ``cmd`` under ``/usr/bin/time -v`` (also
+    ``build_tuning.py``'s); its stderr's end in the error if it fails."""
     t = time.perf_counter()
     p = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
     wall = time.perf_counter() - t
@@ -62,11 +63,11 @@ def measure(n_products: int, n_sessions: int, tmp: Path) -> dict:
              "--item-col", "product_id", "--time-col", "timestamp", "--workers", "1"]
     model = tmp / "model"
     _log(f"{n_products:,} products, {clicks:,} clicks (generated in {gen:.0f} s); building")
-    build = _run([sys.executable, "-m", "prodfusion.cli", "build", "--catalog",
+    build = timed_run([sys.executable, "-m", "prodfusion.cli", "build", "--catalog",
                   str(paths.catalog), *inter, "--image", "none", "--cache-dir", "none",
                   "--tune", "off", "--out", str(model)])
     _log(f"built in {build[0]:.0f} s ({build[1]:.2f} GiB); tuning")
-    tune = _run([sys.executable, "-m", "prodfusion.cli", "tune", str(model), *inter,
+    tune = timed_run([sys.executable, "-m", "prodfusion.cli", "tune", str(model), *inter,
                  "--dry-run"])
     _log(f"tuned in {tune[0]:.0f} s ({tune[1]:.2f} GiB)")
     line = next((ln.strip() for ln in tune[2].splitlines() if ln.startswith("tuned ")), "")
