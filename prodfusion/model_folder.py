@@ -230,6 +230,7 @@ def new_manifest(rec, catalog, sessions=None) -> dict:
             "index": rec.index,
             "index_settings": rec.index_settings.to_dict(),
             "vector_dtype": rec.vector_dtype,
+            "backfill": getattr(rec, "backfill", None),  # absent in older folders: none
             **({} if rec.weighting().is_default else {"weighting": rec.weighting().to_dict()}),
         },
         "counts": counts,
@@ -269,6 +270,7 @@ def write_model_folder(rec, path: str | os.PathLike, *, overwrite: bool = False)
         manifest["files"] = files
         manifest["settings"] = {**manifest["settings"], "fusion": rec.fusion,
                                 "index": rec.index,  # as now (may be set after build)
+                                "backfill": getattr(rec, "backfill", None),
                                 "index_settings": rec.index_settings.to_dict()}
         wt = rec.weighting()
         manifest["settings"].pop("weighting", None)
@@ -373,6 +375,7 @@ def read_model_folder(cls, path: str | os.PathLike, *, mmap: bool = True,
         vector_dtype=vector_dtype, weights=dict(wt.weights) if wt.weights is not None else None,
         calibration=wt.calibration, click_n0=wt.n0, zero_weight_fallback=wt.fallback,
         impute=wt.impute,
+        backfill=settings.get("backfill"),  # absent: a folder from before backfill, none
     )
     if "click_counts" in files:
         try:

@@ -73,6 +73,30 @@ class SearchMixin:
             return None
         return confidence(self.click_counts_, wt.n0)
 
+    def popular_order(self) -> np.ndarray | None:
+        """The rows the ``popular`` backfill draws from, most clicked first (cached on the
+        click counts), or ``None`` when the model has no backfill or no click counts."""
+        cc = getattr(self, "click_counts_", None)
+        if getattr(self, "backfill", None) != "popular" or cc is None:
+            return None
+        cached = getattr(self, "_popular_order", None)
+        if cached is None or cached[0] is not cc:
+            from prodfusion.index.backfill import popular_order
+
+            cached = self._popular_order = (cc, popular_order(cc))
+        return cached[1]
+
+    def backfilled(self, rows: np.ndarray, scores: np.ndarray, query_rows,
+                   filters=None) -> tuple[np.ndarray, np.ndarray]:
+        """A ``topk`` answer with its short lists completed by the model's backfill
+        (:mod:`prodfusion.index.backfill`; unchanged without one)."""
+        order = self.popular_order()
+        if order is None or not (np.asarray(rows) < 0).any():
+            return rows, scores
+        from prodfusion.index.backfill import backfill
+
+        return backfill(rows, scores, query_rows, order, filters)
+
     def resolve(self, fusion: str | None = None,
                 modalities: Sequence[str] | str | None = None) -> tuple[str, tuple[str, ...]]:
         """``(method, modalities)`` a query with these options uses (the model's defaults

@@ -26,7 +26,7 @@ from prodfusion.model_search import SearchMixin
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["QueryMixin", "QueryOptions"]
+__all__ = ["QueryMixin", "QueryOptions", "mark_backfilled"]
 
 
 class QueryOptions(TypedDict, total=False):
@@ -40,6 +40,15 @@ class QueryOptions(TypedDict, total=False):
     exclude_group: bool
     weights: Mapping[str, float] | str | None
     calibration: str | None
+
+
+def mark_backfilled(why: list[dict], scores) -> list[dict]:
+    """Explanations of a list with ``"backfill": "popular"`` on its backfilled results (score
+    ``NaN``: the fused score they would explain is not what placed them)."""
+    for e, s in zip(why, np.asarray(scores, dtype=np.float64), strict=True):
+        if np.isnan(s):
+            e["backfill"] = "popular"
+    return why
 
 
 def _check_options(options: dict, where: str) -> None:
@@ -79,10 +88,13 @@ class QueryMixin(SearchMixin):
         Returns
         -------
         ids : ndarray of str (object dtype)
-            Product ids, never the query itself. Fewer than ``k`` when fewer candidates exist
-            (e.g. a product with no modality in common with anyone).
+            Product ids, never the query itself. Where the modalities rank fewer than ``k``
+            (e.g. a product with no modality in common with anyone), the model's backfill
+            completes the list with the most clicked products (``backfill="popular"``,
+            :mod:`prodfusion.index.backfill`); fewer than ``k`` without one.
         scores : ndarray of float32
-            Fused similarities (late fusion: shared-cluster count + tie-break fraction).
+            Fused similarities (late fusion: shared-cluster count + tie-break fraction);
+            ``NaN`` for a backfilled product.
 
         Raises
         ------
@@ -101,8 +113,9 @@ class QueryMixin(SearchMixin):
         ids = self._ids[rows]
         if not explain:
             return ids, scores
-        return ids, scores, self.explain_rows(q, rows, fusion=fusion, modalities=modalities,
-                                              weights=weights, calibration=calibration)
+        why = self.explain_rows(q, rows, fusion=fusion, modalities=modalities,
+                                weights=weights, calibration=calibration)
+        return ids, scores, mark_backfilled(why, scores)
 
     def similar_batch(self, product_ids: Sequence[str], k: int = 15,
                       **options: Unpack[QueryOptions]) -> tuple[np.ndarray, np.ndarray]:
@@ -216,4 +229,6 @@ class QueryMixin(SearchMixin):
         f = self.searcher(fusion, modalities, self._override(weights, calibration))
         flt = self.filters(same_category=same_category, exclude=exclude,
                            exclude_group=exclude_group, where=where)
-        return f.topk(np.asarray(rows, dtype=np.int64), int(k), filters=flt)
+        rows = np.asarray(rows, dtype=np.int64)
+        r, s = f.topk(rows, int(k), filters=flt)
+        return self.backfilled(r, s, rows, flt)

@@ -29,6 +29,7 @@ from prodfusion.fusion import (
 )
 from prodfusion.fusion.clustering import LazyLabels
 from prodfusion.fusion.weights import Weighting
+from prodfusion.index.backfill import check_backfill
 from prodfusion.index.base import IndexSettings, check_backend
 from prodfusion.model_folder import (
     FORMAT_VERSION,
@@ -123,6 +124,12 @@ class Recommender(QueryMixin):
         Also build the ``popularity`` modality from the sessions: the candidate's training
         clicks (log-scaled to [0, 1]), a query-independent prior that intermediate fusion can
         weigh (:mod:`prodfusion.fusion.popularity`).
+    backfill : {"popular", None}
+        What completes a list the modalities cannot fill (a product sharing no modality with
+        enough others, e.g. one without training clicks on a clicks + cooc model):
+        ``"popular"`` appends the most clicked products, scored ``NaN``; ``None`` leaves the
+        list short. A model without click counts, or a folder saved before this setting
+        existed, has no backfill (:mod:`prodfusion.index.backfill`).
 
     Examples
     --------
@@ -155,9 +162,11 @@ class Recommender(QueryMixin):
     cooc_decay: float = 0.0
     category: bool = False
     popularity: bool = False
+    backfill: str | None = "popular"
 
     def __post_init__(self) -> None:
         check_method(self.fusion, "Recommender()")
+        self.backfill = check_backfill(self.backfill, "Recommender()")
         wt = Weighting.make(self.weights, self.calibration, None, self.click_n0,
                             where="Recommender()", impute=self.impute)
         self.weights = dict(wt.weights) if wt.weights is not None else None

@@ -122,15 +122,22 @@ class Variant:
         on small catalogs, the fused HNSW index above ``IndexSettings.auto_hnsw_from``), so
         an offline evaluation or replay of this variant ranks what the service would show.
         Rows the primary fusion cannot fill are filled from the ``fallback`` modalities
-        (intermediate fusion), with that fusion's scores; ``-1`` / ``-inf`` pad the rest.
+        (intermediate fusion), with that fusion's scores, then by the model's backfill
+        (:meth:`~prodfusion.model_search.SearchMixin.backfilled`, scored ``NaN``);
+        ``-1`` / ``-inf`` pad the rest.
         """
         q = np.asarray(query_rows, dtype=np.int64)
         if filters is None:
             filters = Filters(diff_code=diff_code)
         rows, scores = rec.searcher(self.fusion, self.modalities, self.weighting()).topk(
             q, k, filters=filters)
-        if not self.fallback:
-            return rows, scores
+        if self.fallback:
+            rows, scores = self._fill_fallback(rec, q, rows, scores, k, filters)
+        if hasattr(rec, "backfilled"):  # the model's backfill completes what is still short
+            rows, scores = rec.backfilled(rows, scores, q, filters)
+        return rows, scores
+
+    def _fill_fallback(self, rec, q, rows, scores, k, filters):
         short = np.flatnonzero((rows < 0).any(axis=1))
         if len(short) == 0:
             return rows, scores
@@ -153,7 +160,8 @@ class Variant:
     def level_scorers(self, rec: Any, *, diff_code: np.ndarray | None = None) -> list | None:
         """The scores :meth:`recommend_scored` ranks by, for tie-aware evaluation
         (:func:`~prodfusion.evaluation.metrics.tie_aware_ranks`): one function per level
-        (this fusion, then the ``fallback`` modalities), ``rows → (len(rows), n)`` float32
+        (this fusion, then the ``fallback`` modalities, then the model's backfill: training
+        click counts), ``rows → (len(rows), n)`` float32
         scores, ``-inf`` where a candidate is never served (the query itself, a ``diff_code``
         clash). ``None`` where the model searches approximately (an HNSW index ranks by
         approximate neighbours, not by these scores)."""
@@ -172,7 +180,18 @@ class Variant:
                 return flt.apply(np.asarray(f.similarity(rows), dtype=np.float32), rows)
             return score
 
-        return [scorer(f) for f in fusers]
+        levels = [scorer(f) for f in fusers]
+        order = rec.popular_order() if hasattr(rec, "popular_order") else None
+        if order is not None:  # the backfill: the clicked products, most first
+            pop = np.full(len(rec.catalog), -np.inf, np.float32)
+            pop[order] = rec.click_counts_[order]
+
+            def backfill_level(rows: np.ndarray) -> np.ndarray:
+                rows = np.asarray(rows, dtype=np.int64)
+                return flt.apply(np.repeat(pop[None, :], len(rows), axis=0), rows)
+
+            levels.append(backfill_level)
+        return levels
 
     def recommend(self, rec: Any, query_rows, k: int, *, filters: Filters | None = None,
                   diff_code: np.ndarray | None = None) -> np.ndarray:

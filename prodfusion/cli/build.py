@@ -92,7 +92,7 @@ def cmd_build(args) -> int:
         weights=args.weights, calibration=args.calibration or "none", click_n0=args.click_n0,
         lexical=lexical, cooc=cooc, cooc_decay=args.cooc_decay or 0.0,
         category=args.category_modality,
-        popularity=args.popularity,
+        popularity=args.popularity, backfill=args.backfill,
         index=args.index,
     ).build(catalog, sessions)
     if args.weights is None and args.calibration is None and args.click_n0 is None:
@@ -299,6 +299,11 @@ def add_build_parser(sub) -> None:
                    help="also build the popularity modality from the interactions: each "
                         "product's training clicks (log-scaled), a query-independent prior "
                         "fused by intermediate fusion (prodfusion tune weighs it)")
+    b.add_argument("--backfill", default="popular", choices=["popular", "none"],
+                   help="what completes a list the modalities cannot fill (e.g. a product "
+                        "without training clicks on a clicks + cooc model): 'popular' "
+                        "(default) appends the most clicked products, scored null/NaN; "
+                        "'none' leaves the list short")
     b.add_argument("--category-from", default=None, metavar="MODEL",
                    help="fill missing categories with this `prodfusion categorize train` model")
     b.add_argument("--fusion", default="intermediate", choices=FUSION_METHODS,

@@ -12,6 +12,8 @@ __all__ = ["add_similar_parser", "cmd_similar"]
 
 def cmd_similar(args) -> int:
     from prodfusion.fusion.weights import parse_weights
+    from prodfusion.index.backfill import score_or_none
+    from prodfusion.querying import mark_backfilled
     from prodfusion.recommender import Recommender
 
     weights = parse_weights(args.weights, "--weights")  # before loading: a typo fails fast
@@ -25,8 +27,9 @@ def cmd_similar(args) -> int:
     )
     rows, scores = r[0][r[0] >= 0], s[0][r[0] >= 0]
     ids = rec.ids_of(rows)
-    why = rec.explain_rows(q, rows, fusion=args.fusion, modalities=args.modalities,
-                           weights=weights, calibration=args.calibration) \
+    why = mark_backfilled(rec.explain_rows(q, rows, fusion=args.fusion,
+                                           modalities=args.modalities, weights=weights,
+                                           calibration=args.calibration), scores) \
         if args.explain else None
     cats = cat.categories
     titles = cat.titles
@@ -40,7 +43,7 @@ def cmd_similar(args) -> int:
             "modalities": list(rec.resolve(args.fusion, args.modalities)[1]),
             "results": [
                 {"rank": i + 1, "product_id": pid, "title": titles[r],
-                 "category": cats[r] if cats else None, "score": float(s),
+                 "category": cats[r] if cats else None, "score": score_or_none(s),
                  **({"explain": why[i]} if why is not None else {})}
                 for i, (pid, r, s) in enumerate(zip(ids, rows, scores, strict=True))
             ],
@@ -60,6 +63,8 @@ def cmd_similar(args) -> int:
                     parts.append(f"{m} {v['raw']:.3f}/{v['calibrated']:.3f} w{v['weight']:.2f} "
                                  f"→ {v['share']:+.4f}")
             base = f"  base {e['base']:+.4f}" if e["base"] else ""
+            if e.get("backfill"):
+                base += "  (backfilled: among the most clicked, not ranked by similarity)"
             print(f"{i + 1:>4}  {ids[i]:<14} " + "  ".join(parts) + base)
     return 0
 
@@ -69,7 +74,8 @@ def _table(ids, rows, scores, titles, cats) -> str:
     out = [head]
     for i, (pid, r, s) in enumerate(zip(ids, rows, scores, strict=True)):
         c = (cats[r] or "") if cats else ""
-        out.append(f"{i + 1:>4}  {pid:<14} {s:>7.4f}  {c[:22]:<22} {titles[r]}")
+        shown = "popular" if s != s else f"{s:.4f}"  # NaN: backfilled
+        out.append(f"{i + 1:>4}  {pid:<14} {shown:>7}  {c[:22]:<22} {titles[r]}")
     return "\n".join(out)
 
 

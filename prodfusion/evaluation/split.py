@@ -345,6 +345,7 @@ def heldout_recommender(
     ev.click_n0 = getattr(rec, "click_n0", None)
     ev.impute = getattr(rec, "impute", 0.0)
     ev.zero_weight_fallback = getattr(rec, "zero_weight_fallback", False)
+    ev.backfill = getattr(rec, "backfill", None)  # from the training part's click counts
     if train is not None and len(train):
         pc = train.product_counts()
         ev.click_counts_ = np.array([pc.get(p, 0) for p in rec.catalog.ids], dtype=np.int64)

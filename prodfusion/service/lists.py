@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prodfusion.errors import ModelError
+from prodfusion.index.backfill import score_or_none
 from prodfusion.service.models import start_polling, stop_polling
 
 __all__ = ["LoadedLists", "ListsRegistry", "ListsMetrics"]
@@ -90,7 +91,7 @@ class LoadedLists:
         if not found.all():
             return None
         q = cat.row_of(product_id)
-        items = [{**product(model, int(r)), "rank": i, "score": float(s)}
+        items = [{**product(model, int(r)), "rank": i, "score": score_or_none(s)}
                  for i, (r, s) in enumerate(zip(rows, got[1], strict=True), start=1)]
         return dumps({"product": product(model, q), "items": items})[1:-1]
 

@@ -140,7 +140,9 @@ class ProductOut(BaseModel):
 
 class Recommendation(ProductOut):
     rank: int
-    score: float
+    score: float | None = Field(description="the fused similarity; null for a product the "
+                                "model's backfill added (among the most clicked, not ranked "
+                                "by similarity)")
     explain: dict | None = Field(None, description="with ?explain=true: per modality raw "
                                  "and calibrated similarity (null where one product lacks "
                                  "it), weight and share; base + shares = score")

@@ -147,7 +147,11 @@ def test_recommender_builds_saves_and_loads_category_and_appends_products(tmp_pa
     assert back.available_modalities == ("category",)
     np.testing.assert_array_equal(back.category_.codes, rec.category_.codes)
     assert list(back.similar("p05", k=40)[0]) == list(ids)
-    assert len(back.similar("p00", k=5)[0]) == 0  # no category: nothing from it alone
+    # no category: nothing from it alone, only the backfill's most clicked products (NaN)
+    assert np.isnan(back.similar("p00", k=5)[1]).all()
+    back.backfill = None
+    assert len(back.similar("p00", k=5)[0]) == 0
+    back.backfill = "popular"
     # with vectors too, weighted; the category lifts same-category products
     both = Recommender.from_embeddings(cat, embs, fusion="intermediate")
     both.category_ = CategoryMatch.from_catalog(cat)

@@ -198,7 +198,11 @@ def test_recommender_builds_saves_and_loads_cooc_and_old_folders_have_none(tmp_p
     np.testing.assert_array_equal(back.cooc_.scores(np.arange(N)), rec.cooc_.scores(np.arange(N)))
     assert list(back.similar("p09", k=3)[0]) == list(ids)
     # a product never seen in a session has no cooc: no recommendation from cooc alone
+    # (its list is the backfill's: the most clicked products, scored NaN)
+    assert np.isnan(back.similar("p00", k=3)[1]).all()
+    back.backfill = None
     assert len(back.similar("p00", k=3)[0]) == 0
+    back.backfill = "popular"
     # a folder without cooc.npz (built before the modality existed) loads without it
     old = Recommender.from_embeddings(cat, embs, fusion="intermediate")
     p2 = old.save(tmp_path / "old")

@@ -11,6 +11,8 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
 from prodfusion._checks import check_k
+from prodfusion.index.backfill import score_or_none
+from prodfusion.querying import mark_backfilled
 from prodfusion.service.deps import (
     Served,
     error,
@@ -78,11 +80,13 @@ def similar(
                           exclude_group=exclude_group)
         r, s = arm.recommend_scored(rec, [q], check_k(k, "similar()"), filters=flt)
         rows, scores = r[0][r[0] >= 0], s[0][r[0] >= 0]
-        why = rec.explain_rows(q, rows, fusion=vcfg.fusion, modalities=vcfg.modalities) \
+        why = mark_backfilled(rec.explain_rows(q, rows, fusion=vcfg.fusion,
+                                               modalities=vcfg.modalities), scores) \
             if explain else None
         items = []
         for rank, (row, score) in enumerate(zip(rows, scores, strict=True), start=1):
-            items.append({**product_out(model, int(row)), "rank": rank, "score": float(score),
+            items.append({**product_out(model, int(row)), "rank": rank,
+                          "score": score_or_none(score),
                           **({"explain": why[rank - 1]} if explain else {})})
         # The part that depends only on the model and the query, rendered once and kept.
         body = dumps({"product": product_out(model, q), "items": items})[1:-1]

@@ -92,7 +92,9 @@ function card(p, extra) {
     "data-product-id": p.product_id });
   const meta = el("div", { class: "meta" });
   if (extra && extra.rank) {
-    meta.append(el("span", {}, "#" + extra.rank), el("span", { class: "score" }, "score " + extra.score.toFixed(3)));
+    // a null score: the model's backfill added it (among the most clicked, not ranked by similarity)
+    const shown = extra.score === null ? "popular" : "score " + extra.score.toFixed(3);
+    meta.append(el("span", {}, "#" + extra.rank), el("span", { class: "score" }, shown));
     a.setAttribute("data-rank", String(extra.rank));
   } else {
     meta.append(el("span", {}, p.category || ""), el("span", {}, p.product_id));
