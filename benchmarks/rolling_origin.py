@@ -240,7 +240,7 @@ def report(results: dict[str, list[dict]], pooled: dict, args, seconds: float) -
         "single modality and the best reference baseline *of that window* (pooled: of all "
         "windows).",
         "",
-        "![Δ nDCG@15 per window and pooled](rolling_origin.png)",
+        f"![Δ nDCG@15 per window and pooled]({Path(args.out).with_suffix('.png').name})",
         "",
     ]
     for name, wins in results.items():
