@@ -121,8 +121,9 @@ class QueryMixin(SearchMixin):
                       **options: Unpack[QueryOptions]) -> tuple[np.ndarray, np.ndarray]:
         """Batch form of :meth:`similar`: arrays of shape ``(len(product_ids), k)``.
 
-        ``options`` are those of :meth:`similar` (:class:`QueryOptions`). Missing results
-        (fewer than ``k`` candidates) are ``None`` ids with ``-inf`` scores.
+        ``options`` are those of :meth:`similar` (:class:`QueryOptions`). Backfilled
+        results score ``NaN``; missing ones (fewer than ``k`` candidates, no backfill) are
+        ``None`` ids with ``-inf`` scores.
         """
         where = "similar_batch()"
         self._check_built()
@@ -143,7 +144,8 @@ class QueryMixin(SearchMixin):
         Returns
         -------
         rows : int64 array (len(rows), k), best first, ``-1`` where fewer candidates exist
-        scores : float32 array (len(rows), k), ``-inf`` at the padding
+        scores : float32 array (len(rows), k), ``NaN`` where backfilled, ``-inf`` at the
+            padding
         """
         _check_options(options, "similar_rows()")
         return self._search(rows, k, where="similar()", **options)

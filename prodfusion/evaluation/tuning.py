@@ -245,13 +245,13 @@ def tune_weights(
     from prodfusion.fusion.cooc import check_decay
 
     cooc_decays = tuple(check_decay(a, where) for a in cooc_decays)
-    mods, folds, fit_sizes, data, decay = _validation_folds(
+    mods, folds, fit_sizes, masks, decay = _validation_folds(
         rec, s_part, p_part, mods, validate_on=validate_on, val_fraction=val_fraction,
         seed=seed, protocol=protocol, repeats=repeats, rolling=rolling,
         max_queries=max_queries, prod2vec=prod2vec, metric=metric, k=k,
         n_candidates=n_candidates, with_stats=bool(set(calibrations) - {"none"}) or tune_fallback,
         log=log, progress=progress, where=where, cooc_decays=cooc_decays, selection=selection)
-    needed = _covering(mods, {m: np.asarray(data[m].mask, bool) for m in mods})
+    needed = _covering(mods, masks)
     groups = _case_groups(folds)  # a case held out in several splits counts once in errors
     case_src = np.concatenate([sc.src for sc, _ in folds])  # errors of a mean over sources
     n0s = list(n0_grid) if "clicks" in mods else [None]

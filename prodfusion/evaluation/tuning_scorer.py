@@ -25,6 +25,12 @@ DECAY_SE = 2.0
 #: The most products outside a query's candidate pool sampled to estimate their ranks
 #: (:class:`_Scorer`): the sample's arrays are as wide as the pool's.
 OUTSIDE_CAP = 1000
+#: At most this many bytes of query-to-catalog similarities at once while a scorer is built
+#: (the query block shrinks on large catalogs: 256 queries × 4 modalities × 1M products would
+#: be 4 GiB).
+SCORE_BLOCK_BYTES = 256 << 20
+#: Catalog rows normalised at a time when a block of queries is compared to the catalog.
+COLUMN_CHUNK = 65536
 
 
 def _part(sessions, prefixes: tuple[str, ...]):
@@ -35,6 +41,26 @@ def _part(sessions, prefixes: tuple[str, ...]):
     f = sessions.frame.filter(pl.any_horizontal([pl.col("session").str.starts_with(p)
                                                  for p in prefixes]))
     return Sessions(f) if f.height else None
+
+
+def _unit_rows(e: Any, rows) -> np.ndarray:
+    """Rows of ``e`` L2-normalised in float32, zero where ``e`` has no vector."""
+    v = np.asarray(e.rows(rows) if hasattr(e, "rows") else e.vectors[rows], np.float32)
+    norms = np.linalg.norm(v, axis=1)
+    return np.where(np.asarray(e.mask[rows])[:, None], v / np.maximum(norms, 1e-30)[:, None],
+                    0.0).astype(np.float32)
+
+
+def _cosines(e: Any, qb: np.ndarray, n: int) -> np.ndarray:
+    """``(len(qb), n)`` cosines of the rows ``qb`` of ``e`` to every row, the catalog's side
+    normalised :data:`COLUMN_CHUNK` rows at a time (no normalised copy of the whole matrix,
+    which held one more copy of every vector modality through the scorer's construction)."""
+    uq = _unit_rows(e, qb)
+    out = np.empty((len(qb), n), np.float32)
+    for lo in range(0, n, COLUMN_CHUNK):
+        hi = min(n, lo + COLUMN_CHUNK)
+        out[:, lo:hi] = uq @ _unit_rows(e, slice(lo, hi)).T
+    return out
 
 
 class _Scorer:
@@ -78,16 +104,10 @@ class _Scorer:
         self.src = src
         self.counts = counts
         data = ev.modality_data()
-        units = {}
-        for m in mods:
-            if m in PAIRWISE_MODALITIES:
-                continue
-            e = data[m]
-            v = np.asarray(e.rows(slice(None)) if hasattr(e, "rows") else e.vectors, np.float32)
-            norms = np.linalg.norm(v, axis=1)
-            units[m] = np.where(e.mask[:, None], v / np.maximum(norms, 1e-30)[:, None],
-                                0.0).astype(np.float32)
         n = len(ev.catalog)
+        # Similarities of a block of queries to the whole catalog, ``len(mods)`` arrays of
+        # (block, n) float32: the block shrinks so they stay within SCORE_BLOCK_BYTES.
+        block = max(1, min(block, SCORE_BLOCK_BYTES // max(1, 4 * n * len(mods))))
         targets_of: list[list[int]] = [[] for _ in self.uq]
         for i, u in enumerate(inv):
             targets_of[u].append(int(t[i]))
@@ -103,7 +123,7 @@ class _Scorer:
             full = {}
             for m in mods:
                 full[m] = data[m].scores(qb) if m in PAIRWISE_MODALITIES else \
-                    units[m][qb] @ units[m].T
+                    _cosines(data[m], qb, n)
             for j, qq in enumerate(qb):
                 pool = [np.asarray(targets_of[lo + j], np.int64)]
                 for m in mods:
@@ -244,8 +264,16 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
                       selection: str = "lcb") -> tuple:
     """The ``repeats`` validation splits of :func:`~prodfusion.evaluation.tuning.tune_weights`
     (its module docstring): ``(modalities every split has, [(scorer, stats)], fitting-part
-    sizes, the first split's modality data, the cooc decay choice or None)``; the choice
-    (:func:`_choose_decay`) is made first, and the splits' ``cooc`` is counted with it."""
+    sizes, {modality: presence mask} of the first split, the cooc decay choice or None)``;
+    the choice (:func:`_choose_decay`, from the sessions alone) is made first, and the
+    splits' ``cooc`` is counted with it.
+
+    The splits are scored one at a time: a split's recommender (its retrained click vectors,
+    as large as the model's) is dropped once its scorer and calibration statistics are made,
+    so the tuning holds one split's vectors at a time, not every split's (the thirteenth
+    session measured 7.1 GiB at 300,000 products with all three held;
+    ``benchmarks/tune_scale.py``). Should a split lack a modality the others have (too few
+    sessions left to train clicks), every split is scored again without it."""
     from dataclasses import replace
 
     from prodfusion.errors import DataError
@@ -287,52 +315,62 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
             keep = np.random.default_rng(seed + r).choice(uq, size=max_queries, replace=False)
             sel = np.isin(q, keep)
             q, t, src = q[sel], t[sel], src[sel]
-        log(f"validation split {r + 1}/{repeats}: retraining Prod2Vec on the fitting part "
-            f"({len(inner.train or []):,} sessions); {len(q):,} validation cases")
+        folds_in.append((inner, q, t, src))
+        fit_sizes.append(len(inner.train) if inner.train is not None else 0)
+
+    decay, coocs = None, None
+    own = rec.cooc_.decay if getattr(rec, "cooc_", None) is not None else 0.0
+    if "cooc" in mods and set(cooc_decays) - {own} and s_part is not None \
+            and int(np.max(s_part.lengths)) > 2:  # pairs alone: every distance is 1
+        decay, coocs = _choose_decay(rec, folds_in, own, tuple(dict.fromkeys(cooc_decays)),
+                                     selection=selection, log=log, metric=metric, k=k)
+
+    def split_recommender(r: int):
+        inner, q = folds_in[r][0], folds_in[r][1]
+        log(f"validation split {r + 1}/{len(folds_in)}: retraining Prod2Vec on the fitting "
+            f"part ({len(inner.train or []):,} sessions); {len(q):,} validation cases")
         ev = heldout_recommender(  # and Prod2Vec from another seed
             rec, inner.train, prod2vec=replace(p2v, seed=p2v.seed + r) if p2v is not None
             and r else p2v, progress=bool(progress is True))
-        folds_in.append((inner, q, t, src, ev))
-        fit_sizes.append(len(inner.train) if inner.train is not None else 0)
-    mods = tuple(m for m in mods if all(m in f[4].available_modalities for f in folds_in))
-    counts_of = []
-    for inner, *_ in folds_in:
+        if coocs is not None:  # counted with the chosen decay
+            ev.cooc_ = coocs[r]
+        return ev
+
+    folds: list = []
+    masks = None
+    r = 0
+    while r < len(folds_in):
+        ev = split_recommender(r)
+        have = tuple(m for m in mods if m in ev.available_modalities)
+        if have != mods:  # every split is scored on the modalities they all have
+            log(f"validation split {r + 1} has no {', '.join(set(mods) - set(have))}: "
+                "scoring every split without it")
+            mods, folds, masks, r = have, [], None, 0
+            del ev
+            continue
+        inner, q, t, src = folds_in[r]
         counts = None
         if "clicks" in mods and inner.train is not None:
             pc = inner.train.product_counts()
             counts = np.array([pc.get(p, 0) for p in rec.catalog.ids], dtype=np.int64)
-        counts_of.append(counts)
-
-    def scorers() -> list:
-        out = []
-        for (_, q, t, src, ev), counts in zip(folds_in, counts_of, strict=True):
-            log(f"scoring {len(np.unique(q)):,} validation queries against their candidates")
-            out.append(_Scorer(ev, mods, q, t, src.astype(str), counts, metric, k,
-                               n_cand=n_candidates))
-        return out
-
-    decay = None
-    own = rec.cooc_.decay if getattr(rec, "cooc_", None) is not None else 0.0
-    if "cooc" in mods and set(cooc_decays) - {own} and s_part is not None \
-            and int(np.max(s_part.lengths)) > 2:  # pairs alone: every distance is 1
-        decay, scs = _choose_decay(rec, folds_in, own, tuple(dict.fromkeys(cooc_decays)),
-                                   scorers, selection=selection, log=log, metric=metric, k=k)
-    else:
-        scs = scorers()
-    folds = []
-    for sc, (_, _, _, _, ev) in zip(scs, folds_in, strict=True):
-        stats = estimate_stats(ev.modality_data(), mods, seed=seed) if with_stats else {}
+        log(f"scoring {len(np.unique(q)):,} validation queries against their candidates")
+        sc = _Scorer(ev, mods, q, t, src.astype(str), counts, metric, k, n_cand=n_candidates)
+        data = ev.modality_data()
+        stats = estimate_stats(data, mods, seed=seed) if with_stats else {}
         folds.append((sc, stats))
-    data = folds_in[0][4].modality_data()
-    return mods, folds, fit_sizes, data, decay
+        if masks is None:
+            masks = {m: np.asarray(data[m].mask, bool) for m in mods}
+        del ev, data  # this split's vectors: only its scorer is kept
+        r += 1
+    return mods, folds, fit_sizes, masks, decay
 
 
 def _choose_decay(rec: Any, folds_in: list, incumbent: float, decays: tuple[float, ...],
-                  scorers: Callable, *, selection: str, log: Callable, metric: str = "ndcg",
+                  *, selection: str, log: Callable, metric: str = "ndcg",
                   k: int = 15) -> tuple[dict, list]:
     """Choose the ``cooc`` proximity exponent (:class:`~prodfusion.fusion.cooc.Cooc`'s
-    ``decay``) on the validation splits, scoring cooc alone, and leave each split's
-    recommender counting with it.
+    ``decay``) on the validation splits (``[(split, queries, targets, sources)]``), scoring
+    cooc alone, before any split's recommender is made.
 
     The incumbent is the model's own decay (0 for a model built with the defaults); another
     replaces it only when its validation objective, less :data:`DECAY_SE` standard errors of
@@ -341,11 +379,9 @@ def _choose_decay(rec: Any, folds_in: list, incumbent: float, decays: tuple[floa
     choice, and order in sessions must help clearly before it is used (with one standard
     error, shuffled sessions whose order carries nothing crossed the bar in one planted
     catalog of five, ``tests/fusion/test_cooc_decay.py``). Cooc alone is ranked over the
-    whole catalog, exactly, from each query's sparse row (:func:`_cooc_alone`); only the
-    chosen decay's scorers are built.
+    whole catalog, exactly, from each query's sparse row (:func:`_cooc_alone`).
     Returns ``({"decay": chosen, "scores": {decay: objective}, "incumbent": decay},
-    the chosen decay's scorers)``; ``scorers()`` builds one scorer per split from the
-    splits' recommenders as they are.
+    [each split's co-occurrences counted with the chosen decay])``.
     """
     from prodfusion.fusion.cooc import Cooc
 
@@ -367,13 +403,12 @@ def _choose_decay(rec: Any, folds_in: list, incumbent: float, decays: tuple[floa
         crit = sc - (DECAY_SE * _paired_se(v, vb, groups, src) if selection == "lcb" else 0.0)
         if a != incumbent and crit > crit_best + 1e-12:
             chosen, crit_best = a, crit
-    for f, c in zip(folds_in, per[chosen][2], strict=True):
-        f[4].cooc_ = c
+    kept = per[chosen][2]
     scores = {f"{a:g}": per[a][0] for a in decays}
     del per  # the other decays' counts
     log("cooc proximity decay on validation (cooc alone): "
         + ", ".join(f"{a}: {x:.4f}" for a, x in scores.items()) + f"; chosen {chosen:g}")
-    return ({"decay": chosen, "scores": scores, "incumbent": incumbent}, scorers())
+    return {"decay": chosen, "scores": scores, "incumbent": incumbent}, kept
 
 
 def _source_mean(val: np.ndarray, src: np.ndarray, where: np.ndarray | None = None) -> float:

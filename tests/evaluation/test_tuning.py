@@ -481,3 +481,37 @@ def test_cooc_alone_is_ranked_exactly_from_the_sparse_rows():
             np.testing.assert_allclose(got, want, atol=1e-12)
             assert (got > 0).any() and (got == 0).any() and (0 < got).sum() < len(got)
         assert (got[~cooc.mask[t]] == 0).all() and (~cooc.mask[t]).any()
+
+
+def test_validation_splits_are_scored_one_at_a_time_and_a_missing_modality_drops_everywhere(
+        monkeypatch):
+    """Each split's recommender (its retrained vectors) is released before the next is made;
+    a split lacking a modality has every split scored without it, as a tuning of the others."""
+    import gc
+    import weakref
+
+    import prodfusion.evaluation.retrieval as retrieval
+
+    rec, sessions, _ = _shop()
+    real = retrieval.heldout_recommender
+    alive: list = []
+    calls = {"n": 0, "held": 0}
+
+    def spy(*a, **kw):
+        gc.collect()
+        calls["held"] = max(calls["held"], sum(r() is not None for r in alive))
+        ev = real(*a, **kw)
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second split has no photos
+            del ev.embeddings_["image"]
+        alive.append(weakref.ref(ev))
+        return ev
+
+    monkeypatch.setattr(retrieval, "heldout_recommender", spy)
+    res = tune_weights(rec, sessions=sessions, repeats=3, **KW)
+    assert calls["held"] == 0  # no earlier split's recommender was alive at a new one
+    assert calls["n"] == 5  # splits 1, 2, then all three again without the photos
+    monkeypatch.setattr(retrieval, "heldout_recommender", real)
+    want = tune_weights(rec, sessions=sessions, repeats=3, modalities=["text"], **KW)
+    assert res["weights"] == want["weights"] == {"text": 1.0}
+    assert res["validation_score"] == pytest.approx(want["validation_score"])
