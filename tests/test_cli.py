@@ -176,3 +176,22 @@ def test_build_with_the_category_modality_and_its_refusal(files, capsys):
                  "--out", str(files / "m2")])
     assert code == 2
     assert "--category-col" in capsys.readouterr().err and not (files / "m2").exists()
+
+
+def test_build_backfills_by_default_and_backfill_none_keeps_short_lists(files, capsys):
+    """0008 was never clicked: by clicks alone its list is the backfill's (scores null)."""
+    assert _build(files, "--tune", "off") == 0
+    assert "backfill: short lists completed from the" in capsys.readouterr().out
+    manifest = json.loads((files / "model" / "manifest.json").read_text())
+    assert manifest["settings"]["backfill"] == "popular"
+    assert main(["similar", str(files / "model"), "0008", "-k", "3", "--json",
+                 "--modalities", "clicks"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["results"]) == 3 and all(r["score"] is None for r in out["results"])
+    assert _build(files, "--tune", "off", "--backfill", "none") == 0
+    assert "backfill:" not in capsys.readouterr().out
+    manifest = json.loads((files / "model" / "manifest.json").read_text())
+    assert manifest["settings"]["backfill"] is None
+    assert main(["similar", str(files / "model"), "0008", "-k", "3", "--json",
+                 "--modalities", "clicks"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"] == []

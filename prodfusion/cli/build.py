@@ -247,6 +247,10 @@ def _build_summary(rec, out, seconds) -> str:
         lines.append(f"  {m:<7} {p.spec:<28} pairwise   present {p.n_present:,}/{n:,}{what}")
     for m, why in (getattr(rec, "skipped_", None) or {}).items():
         lines.append(f"  {m:<7} not built: {why}")
+    order = rec.popular_order()
+    if order is not None:
+        lines.append(f"  backfill: short lists completed from the {len(order):,} products "
+                     "clicked in training, most first (--backfill none: left short)")
     from prodfusion.encoders.clicks import undertrained_warning
 
     weak = undertrained_warning(rec.embeddings_["clicks"].info or {}) \
