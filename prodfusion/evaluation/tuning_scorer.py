@@ -27,8 +27,8 @@ DECAY_SE = 2.0
 OUTSIDE_CAP = 1000
 #: At most this many bytes of query-to-catalog similarities at once while a scorer is built
 #: (the query block shrinks on large catalogs: 256 queries × 4 modalities × 1M products would
-#: be 4 GiB).
-SCORE_BLOCK_BYTES = 256 << 20
+#: be 4 GiB; smaller blocks normalise the catalog's side more often, :func:`_cosines`).
+SCORE_BLOCK_BYTES = 512 << 20
 #: Catalog rows normalised at a time when a block of queries is compared to the catalog.
 COLUMN_CHUNK = 65536
 
@@ -43,23 +43,38 @@ def _part(sessions, prefixes: tuple[str, ...]):
     return Sessions(f) if f.height else None
 
 
-def _unit_rows(e: Any, rows) -> np.ndarray:
-    """Rows of ``e`` L2-normalised in float32, zero where ``e`` has no vector."""
+def _row_norms(e: Any) -> np.ndarray:
+    """L2 norm of every row of ``e`` in float32, computed :data:`COLUMN_CHUNK` rows at a time
+    (once per scorer: :func:`_cosines` divides by them)."""
+    n = len(e.mask)
+    out = np.empty(n, np.float32)
+    for lo in range(0, n, COLUMN_CHUNK):
+        hi = min(n, lo + COLUMN_CHUNK)
+        v = np.asarray(e.rows(slice(lo, hi)) if hasattr(e, "rows") else e.vectors[lo:hi],
+                       np.float32)
+        out[lo:hi] = np.linalg.norm(v, axis=1)
+    return out
+
+
+def _unit_rows(e: Any, rows, norms: np.ndarray) -> np.ndarray:
+    """Rows of ``e`` L2-normalised in float32 (``norms``: :func:`_row_norms`), zero where
+    ``e`` has no vector."""
     v = np.asarray(e.rows(rows) if hasattr(e, "rows") else e.vectors[rows], np.float32)
-    norms = np.linalg.norm(v, axis=1)
-    return np.where(np.asarray(e.mask[rows])[:, None], v / np.maximum(norms, 1e-30)[:, None],
-                    0.0).astype(np.float32)
+    return np.where(np.asarray(e.mask[rows])[:, None],
+                    v / np.maximum(norms[rows], 1e-30)[:, None], np.float32(0.0))
 
 
-def _cosines(e: Any, qb: np.ndarray, n: int) -> np.ndarray:
+def _cosines(e: Any, qb: np.ndarray, n: int, norms: np.ndarray) -> np.ndarray:
     """``(len(qb), n)`` cosines of the rows ``qb`` of ``e`` to every row, the catalog's side
     normalised :data:`COLUMN_CHUNK` rows at a time (no normalised copy of the whole matrix,
-    which held one more copy of every vector modality through the scorer's construction)."""
-    uq = _unit_rows(e, qb)
+    which held one more copy of every vector modality through the scorer's construction).
+    The same float32 arithmetic as normalising the whole matrix first, bit for bit
+    (``tests/evaluation/test_tuning.py``)."""
+    uq = _unit_rows(e, qb, norms)
     out = np.empty((len(qb), n), np.float32)
     for lo in range(0, n, COLUMN_CHUNK):
         hi = min(n, lo + COLUMN_CHUNK)
-        out[:, lo:hi] = uq @ _unit_rows(e, slice(lo, hi)).T
+        out[:, lo:hi] = uq @ _unit_rows(e, slice(lo, hi), norms).T
     return out
 
 
@@ -108,6 +123,7 @@ class _Scorer:
         # Similarities of a block of queries to the whole catalog, ``len(mods)`` arrays of
         # (block, n) float32: the block shrinks so they stay within SCORE_BLOCK_BYTES.
         block = max(1, min(block, SCORE_BLOCK_BYTES // max(1, 4 * n * len(mods))))
+        norms = {m: _row_norms(data[m]) for m in mods if m not in PAIRWISE_MODALITIES}
         targets_of: list[list[int]] = [[] for _ in self.uq]
         for i, u in enumerate(inv):
             targets_of[u].append(int(t[i]))
@@ -123,7 +139,7 @@ class _Scorer:
             full = {}
             for m in mods:
                 full[m] = data[m].scores(qb) if m in PAIRWISE_MODALITIES else \
-                    _cosines(data[m], qb, n)
+                    _cosines(data[m], qb, n, norms[m])
             for j, qq in enumerate(qb):
                 pool = [np.asarray(targets_of[lo + j], np.int64)]
                 for m in mods:

@@ -515,3 +515,26 @@ def test_validation_splits_are_scored_one_at_a_time_and_a_missing_modality_drops
     want = tune_weights(rec, sessions=sessions, repeats=3, modalities=["text"], **KW)
     assert res["weights"] == want["weights"] == {"text": 1.0}
     assert res["validation_score"] == pytest.approx(want["validation_score"])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_scorer_cosines_in_column_chunks_equal_the_whole_normalised_matrix_bit_for_bit(
+        monkeypatch, dtype):
+    """The scorer normalises the catalog's side a chunk at a time instead of copying the whole
+    normalised matrix: the same float32 arithmetic, so the tuner's choices cannot move."""
+    import prodfusion.evaluation.tuning_scorer as ts
+
+    rng = np.random.default_rng(5)
+    n = 103
+    v = rng.normal(size=(n, 24)).astype(dtype)
+    mask = rng.random(n) > 0.2
+    v[~mask] = 0
+    e = Embeddings(v, mask, "t")
+    w = e.rows(slice(None))
+    norms = np.linalg.norm(w, axis=1)
+    units = np.where(mask[:, None], w / np.maximum(norms, 1e-30)[:, None],
+                     0.0).astype(np.float32)  # the scorer's whole-matrix copy, as before
+    qb = np.array([0, 5, 17, 99, 102])
+    monkeypatch.setattr(ts, "COLUMN_CHUNK", 10)  # eleven chunks, the last one short
+    got = ts._cosines(e, qb, n, ts._row_norms(e))
+    assert got.dtype == np.float32 and np.array_equal(got, units[qb] @ units.T)
