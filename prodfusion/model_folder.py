@@ -232,12 +232,31 @@ def new_manifest(rec, catalog, sessions=None) -> dict:
             "vector_dtype": rec.vector_dtype,
             "backfill": getattr(rec, "backfill", None),  # absent in older folders: none
             **({} if rec.weighting().is_default else {"weighting": rec.weighting().to_dict()}),
+            **({"profiles": rec.profiles} if rec.profiles else {}),  # absent: none (older)
         },
         "counts": counts,
         "fingerprints": fingerprints,
         "sessions_report": session_report,
     }
     return manifest
+
+
+def read_profiles(raw, mpath) -> dict:
+    """The manifest's weighting profiles (``settings.profiles``), each weighting checked;
+    ``{}`` for a folder without any (older folders)."""
+    from prodfusion.fusion.weighting import check_profile_name
+
+    if not raw:
+        return {}
+    try:
+        out = {}
+        for name, entry in dict(raw).items():
+            check_profile_name(name, f"{mpath}: settings.profiles")
+            Weighting.from_dict(entry["weighting"])  # refuses a damaged weighting
+            out[name] = dict(entry)
+        return out
+    except (KeyError, TypeError, ValueError, ParameterError) as exc:
+        raise ModelError(f"{mpath}: damaged 'settings.profiles' entry ({exc}).") from exc
 
 
 def write_model_folder(rec, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -272,6 +291,9 @@ def write_model_folder(rec, path: str | os.PathLike, *, overwrite: bool = False)
                                 "index": rec.index,  # as now (may be set after build)
                                 "backfill": getattr(rec, "backfill", None),
                                 "index_settings": rec.index_settings.to_dict()}
+        manifest["settings"].pop("profiles", None)
+        if rec.profiles:  # named weightings (tune --profile); absent in older folders
+            manifest["settings"]["profiles"] = to_jsonable(rec.profiles)
         wt = rec.weighting()
         manifest["settings"].pop("weighting", None)
         if not wt.is_default:  # absent: the paper's formulas (what older folders mean)
@@ -402,6 +424,7 @@ def read_model_folder(cls, path: str | os.PathLike, *, mmap: bool = True,
                              f"{exc}") from exc
     rec._set_state(catalog, embeddings, late_labels=labels, verify=verify)
     rec._calibration_stats = {m: (mu, sd) for m, mu, sd in wt.stats}
+    rec.profiles_ = read_profiles(settings.get("profiles"), mpath)
     rec._mmap_index = mmap_index
     try:
         for key, meta in (manifest.get("index") or {}).items():

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from prodfusion._checks import FUSION_METHODS, is_int
-from prodfusion.errors import NotBuiltError, param_error
+from prodfusion.errors import NotBuiltError, ParameterError, param_error
 from prodfusion.fusion import check_method, check_modalities, make_fuser
 from prodfusion.fusion.cooc import PAIRWISE_MODALITIES
 from prodfusion.fusion.weights import (
@@ -67,6 +67,39 @@ class SearchMixin:
             wt = wt.with_stats({m: self._calibration_stats[m] for m in mods
                                 if m in self._calibration_stats})
         return wt
+
+    @property
+    def profiles(self) -> dict[str, dict]:
+        """The model's named weighting profiles (``tune(..., profile=NAME)``): per name, the
+        weighting (as :meth:`Weighting.to_dict`) and the tuning record that chose it."""
+        return dict(getattr(self, "profiles_", None) or {})
+
+    def profile_weighting(self, name: str, *, weights=None, calibration: str | None = None,
+                          where: str = "similar()") -> Weighting:
+        """The :class:`~prodfusion.fusion.Weighting` of profile ``name`` (``weights`` /
+        ``calibration`` given: those on top of it), for :meth:`weighting`'s ``override``.
+
+        Raises
+        ------
+        ParameterError
+            No profile of that name in this model (the message lists those it has).
+        """
+        from prodfusion.fusion.weighting import check_profile_name
+
+        check_profile_name(name, where)
+        profiles = self.profiles
+        if name not in profiles:
+            have = ", ".join(repr(p) for p in sorted(profiles)) or "none"
+            raise ParameterError(
+                f"{where}: profile {name!r} is not in this model (it has {have}); "
+                f"`prodfusion tune MODEL --profile {name}` tunes one.")
+        base = Weighting.from_dict(profiles[name]["weighting"])
+        if weights is None and calibration is None:
+            return base
+        return Weighting.make(weights if weights is not None else
+                              (dict(base.weights) if base.weights is not None else None),
+                              calibration or base.calibration, None, base.n0,
+                              where=where, fallback=base.fallback, impute=base.impute)
 
     def _confidence(self, wt: Weighting) -> np.ndarray | None:
         if wt.n0 is None or getattr(self, "click_counts_", None) is None:

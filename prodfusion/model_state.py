@@ -19,7 +19,7 @@ from prodfusion.fusion import check_modalities
 from prodfusion.fusion.weights import Weighting
 from prodfusion.model_folder import new_manifest
 
-__all__ = ["set_state", "apply_tuning", "refresh_popularity"]
+__all__ = ["set_state", "apply_tuning", "apply_profile", "refresh_popularity"]
 
 
 def set_state(rec, catalog: Catalog, embeddings: dict[str, Embeddings], *, sessions=None,
@@ -86,17 +86,58 @@ def refresh_popularity(rec) -> None:
         rec.popularity_ = PopularityPrior(cc) if cc is not None else None
 
 
+def _tuning_counts(rec, sessions, pairs) -> np.ndarray:
+    """Training occurrences of every catalog product in the given interactions (``n0``)."""
+    merged: dict[str, int] = {}
+    for s in (sessions, pairs):
+        for pid, n in (s.product_counts().items() if s is not None else ()):
+            merged[pid] = merged.get(pid, 0) + n
+    return np.array([merged.get(p, 0) for p in rec._ids], dtype=np.int64)
+
+
+def apply_profile(rec, name: str, res: dict, *, sessions=None, pairs=None) -> None:
+    """Keep a tuning record as the weighting profile ``name`` of ``rec``
+    (``tune(..., profile=name)``), leaving the model's default weighting, fusion,
+    co-occurrences and click counts as they are. Checked before anything changes.
+
+    A profile shares the model's arrays, so what tuning would otherwise change in them is
+    refused: another cooc decay (``tune`` keeps the model's for a profile), or an ``n0``
+    whose click counts (occurrences in the interactions tuned on) differ from the model's.
+    """
+    from prodfusion.fusion.weighting import check_profile_name
+
+    check_profile_name(name, "tune()")
+    wt = Weighting.make(res["weights"], res["calibration"], None, res["n0"], where="tune()",
+                        fallback=res.get("fallback", False), impute=res.get("impute", 0.0))
+    decay = res.get("cooc_decay")
+    if decay is not None and getattr(rec, "cooc_", None) is not None \
+            and decay != rec.cooc_.decay:
+        raise ParameterError(
+            f"tune(): profile {name!r} chose cooc decay {decay:g} but the model counts with "
+            f"{rec.cooc_.decay:g}; a profile shares the model's co-occurrences (tune a profile "
+            "with cooc_decays=(), which tune(profile=...) does by default).")
+    if res["n0"] is not None:
+        counts = _tuning_counts(rec, sessions, pairs)
+        have = getattr(rec, "click_counts_", None)
+        if have is None or not np.array_equal(have, counts):
+            raise ParameterError(
+                f"tune(): profile {name!r} weighs clicks by confidence (n0 {res['n0']:g}), "
+                "which needs the model's click counts, but the interactions tuned on count "
+                "products differently; tune the profile on the interactions the model was "
+                "built (or tuned) with, or with n0_grid=(None,).")
+    profiles = dict(getattr(rec, "profiles_", None) or {})
+    profiles[name] = {"weighting": wt.to_dict(), "tuning": res}
+    rec.profiles_ = profiles
+    rec.manifest_.setdefault("settings", {})["profiles"] = profiles
+
+
 def apply_tuning(rec, res: dict, *, sessions=None, pairs=None) -> None:
     """Make a tuning record (:func:`prodfusion.evaluation.tuning.tune_weights`) the model's
     weighting: weights, calibration, click confidence (``n0``, with the click counts of every
     given interaction), fallback and fusion. Checked before anything changes."""
     counts = None
     if res["n0"] is not None:  # occurrences in every given interaction, as the clicks saw
-        merged: dict[str, int] = {}
-        for s in (sessions, pairs):
-            for pid, n in (s.product_counts().items() if s is not None else ()):
-                merged[pid] = merged.get(pid, 0) + n
-        counts = np.array([merged.get(p, 0) for p in rec._ids], dtype=np.int64)
+        counts = _tuning_counts(rec, sessions, pairs)
     Weighting.make(res["weights"], res["calibration"], None, res["n0"], where="tune()",
                    fallback=res.get("fallback", False), impute=res.get("impute", 0.0))
     decay = res.get("cooc_decay")

@@ -40,6 +40,7 @@ class QueryOptions(TypedDict, total=False):
     exclude_group: bool
     weights: Mapping[str, float] | str | None
     calibration: str | None
+    profile: str | None
 
 
 def mark_backfilled(why: list[dict], scores) -> list[dict]:
@@ -75,13 +76,17 @@ class QueryMixin(SearchMixin):
         exclude_group: bool = False,
         weights: Mapping[str, float] | str | None = None,
         calibration: str | None = None,
+        profile: str | None = None,
         explain: bool = False,
     ):
         """The ``k`` most similar other products to ``product_id``, best first.
 
         ``weights`` / ``calibration`` override the model's for this call
-        (:mod:`prodfusion.fusion.weights`). With ``explain=True`` a third value is returned:
-        per result, each modality's raw and calibrated similarity (``None`` where one of the
+        (:mod:`prodfusion.fusion.weights`); ``profile`` names one of the model's tuned
+        weighting profiles (:attr:`profiles`, ``prodfusion tune --profile``) to rank by
+        instead of its default weighting (intermediate fusion unless ``fusion`` says
+        otherwise; ``weights`` / ``calibration`` then override the profile's). With
+        ``explain=True`` a third value is returned: per result, each modality's raw and calibrated similarity (``None`` where one of the
         two products lacks it), weight and share of the score; ``base`` plus the shares is
         the score (:mod:`prodfusion.fusion.explain`).
 
@@ -107,14 +112,14 @@ class QueryMixin(SearchMixin):
         r, scores = self._search(
             [q], k, fusion=fusion, modalities=modalities, same_category=same_category,
             exclude=exclude, exclude_group=exclude_group, weights=weights,
-            calibration=calibration, where="similar()")
+            calibration=calibration, profile=profile, where="similar()")
         keep = r[0] >= 0
         rows, scores = r[0][keep], scores[0][keep]
         ids = self._ids[rows]
         if not explain:
             return ids, scores
         why = self.explain_rows(q, rows, fusion=fusion, modalities=modalities,
-                                weights=weights, calibration=calibration)
+                                weights=weights, calibration=calibration, profile=profile)
         return ids, scores, mark_backfilled(why, scores)
 
     def similar_batch(self, product_ids: Sequence[str], k: int = 15,
@@ -161,25 +166,27 @@ class QueryMixin(SearchMixin):
 
     def explain(self, product_id: str, candidate_ids: Sequence[str], *,
                 fusion: str | None = None, modalities: Sequence[str] | str | None = None,
-                weights=None, calibration: str | None = None) -> list[dict]:
+                weights=None, calibration: str | None = None,
+                profile: str | None = None) -> list[dict]:
         """Per candidate, each modality's part of its fused similarity to ``product_id``."""
         return self.explain_rows(self.catalog.row_of(product_id),
                                  self.catalog.rows_of(candidate_ids), fusion=fusion,
-                                 modalities=modalities, weights=weights, calibration=calibration)
+                                 modalities=modalities, weights=weights, calibration=calibration,
+                                 profile=profile)
 
     def explain_rows(self, query_row: int, candidate_rows, *, fusion: str | None = None,
                      modalities: Sequence[str] | str | None = None, weights=None,
-                     calibration: str | None = None) -> list[dict]:
+                     calibration: str | None = None, profile: str | None = None) -> list[dict]:
         """Row form of :meth:`explain` for internal callers (rows in, no id lookups)."""
         from prodfusion.fusion.explain import explain_pairs
 
         # Not self.fuser(): fitting one copies every row's fused vectors (9 GB at 1M
         # products) while an explanation reads only the query's and the candidates' rows.
         self._check_built()
-        method = check_method(fusion or self.fusion)
+        method = check_method(fusion or ("intermediate" if profile else self.fusion))
         mods = self._modalities_for(method, modalities)
         check_pairwise(method, mods, "explain()")
-        wt = self.weighting(mods, self._override(weights, calibration))
+        wt = self.weighting(mods, self._override(weights, calibration, profile, "explain()"))
         candidate_rows = np.asarray(candidate_rows, dtype=np.int64)
         out = explain_pairs(method, self.modality_data(), mods, wt, int(query_row),
                             candidate_rows, normalize=self.normalize, labels=self.late_labels_,
@@ -214,7 +221,11 @@ class QueryMixin(SearchMixin):
             diff_code = self._group_codes
         return Filters(banned=banned, same_code=same_code, diff_code=diff_code)
 
-    def _override(self, weights, calibration) -> Weighting | None:
+    def _override(self, weights, calibration, profile=None,
+                  where: str = "similar()") -> Weighting | None:
+        if profile is not None:
+            return self.profile_weighting(profile, weights=weights, calibration=calibration,
+                                          where=where)
         if weights is None and calibration is None:
             return None
         return Weighting.make(weights if weights is not None else self.weights,
@@ -225,10 +236,11 @@ class QueryMixin(SearchMixin):
 
     def _search(self, rows, k, *, where: str, fusion=None, modalities=None,
                 same_category=False, exclude=(), exclude_group=False, weights=None,
-                calibration=None) -> tuple[np.ndarray, np.ndarray]:
+                calibration=None, profile=None) -> tuple[np.ndarray, np.ndarray]:
         self._check_built()
         k = check_k(k, where)
-        f = self.searcher(fusion, modalities, self._override(weights, calibration))
+        f = self.searcher(fusion or ("intermediate" if profile else None), modalities,
+                          self._override(weights, calibration, profile, where))
         flt = self.filters(same_category=same_category, exclude=exclude,
                            exclude_group=exclude_group, where=where)
         rows = np.asarray(rows, dtype=np.int64)

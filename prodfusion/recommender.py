@@ -380,22 +380,41 @@ class Recommender(QueryMixin):
 
         return update_embeddings(self, embeddings, sessions=sessions)
 
-    def tune(self, sessions=None, pairs=None, **kwargs) -> dict:
+    def tune(self, sessions=None, pairs=None, *, profile: str | None = None,
+             **kwargs) -> dict:
         """Learn fusion weights, calibration and click confidence on held-out interactions
         and make them this model's (fusion becomes ``"intermediate"``); see
         :func:`prodfusion.evaluation.tuning.tune_weights` for the protocol and options.
         With ``cooc`` it also chooses how co-occurrence is counted (``cooc_decays``) and, where
         that changes, recounts the model's ``cooc`` on ``sessions`` and ``pairs``.
 
-        Returns the tuning record, also kept in the manifest (``tuning``) by :meth:`save`.
-        Nothing changes when tuning fails.
+        With ``profile="NAME"`` the choice is kept as a named **weighting profile** instead
+        (:attr:`profiles`): the default weighting stays, and ``similar(..., profile="NAME")``,
+        a variant's ``profile`` or the service's arm ranks by the profile. One model then
+        serves several kinds of recommendation, each tuned for its own interactions (e.g.
+        ``validate_on="sessions"`` for "bought together" and ``"pairs"`` for "similar"). A
+        profile shares the model's co-occurrences and click counts, so it keeps the model's
+        cooc decay (``cooc_decays=()`` unless given) and is refused an ``n0`` whose counts
+        differ from the model's (:func:`~prodfusion.model_state.apply_profile`).
+
+        Returns the tuning record, also kept in the manifest (``tuning``, or the profile's
+        ``tuning``) by :meth:`save`. Nothing changes when tuning fails.
         """
         from prodfusion.evaluation.tuning import tune_weights
-        from prodfusion.model_state import apply_tuning
+        from prodfusion.model_state import apply_profile, apply_tuning
 
         self._check_built()
+        if profile is not None:
+            from prodfusion.fusion.weighting import check_profile_name
+
+            check_profile_name(profile, "tune()")
+            kwargs.setdefault("cooc_decays", ())
         res = tune_weights(self, sessions=sessions, pairs=pairs, **kwargs)
-        apply_tuning(self, res, sessions=sessions, pairs=pairs)
+        if profile is not None:
+            res["profile"] = profile
+            apply_profile(self, profile, res, sessions=sessions, pairs=pairs)
+        else:
+            apply_tuning(self, res, sessions=sessions, pairs=pairs)
         return res
 
     # ------------------------------------------------------------------ persistence

@@ -21,6 +21,7 @@ import numpy as np
 from prodfusion._checks import FUSION_METHODS, check_choice
 from prodfusion.encoders.base import MODALITIES
 from prodfusion.errors import param_error
+from prodfusion.fusion.weighting import check_profile_name
 from prodfusion.index.topk import Filters
 
 __all__ = ["Variant", "BASELINE"]
@@ -48,6 +49,10 @@ class Variant:
     paper : bool
         Use the paper's formulas (equal weights, raw cosines, raw early blocks) whatever the
         model's weighting.
+    profile : str, optional
+        A named weighting of the model (``prodfusion tune MODEL --profile NAME``, e.g. one
+        tuned on baskets and one on co-purchase pairs) instead of its default one; ``weights``
+        and ``calibration`` given too override the profile's.
 
     Examples
     --------
@@ -66,11 +71,14 @@ class Variant:
     calibration: str | None = None
     n0: float | None = None
     paper: bool = False
+    profile: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.weights, Mapping):
             object.__setattr__(self, "weights", tuple(sorted(self.weights.items())))
         check_choice(self.fusion, "fusion", "Variant()", FUSION_METHODS)
+        if self.profile is not None:
+            check_profile_name(self.profile, "Variant()")
         for attr in ("modalities", "fallback"):
             mods = getattr(self, attr)
             if mods is None:
@@ -86,7 +94,7 @@ class Variant:
     def label(self) -> str:
         if self.name:
             return self.name
-        w = " [paper]" if self.paper else ""
+        w = " [paper]" if self.paper else f" [profile {self.profile}]" if self.profile else ""
         if self.weights is not None or self.calibration is not None:
             w = " [" + ",".join(f"{m}={x:g}" for m, x in (self.weights or ())) + (
                 f" {self.calibration}" if self.calibration else "") + "]"
@@ -113,6 +121,15 @@ class Variant:
             dict(self.weights) if self.weights is not None else None,
             self.calibration or "none", None, self.n0, where=self.label)
 
+    def weighting_for(self, rec: Any):
+        """The weighting this variant searches ``rec`` with: its :attr:`profile`'s (with
+        ``weights`` / ``calibration`` on top), else :meth:`weighting` (``None``: the model's
+        own)."""
+        if self.profile is None or self.paper:
+            return self.weighting()
+        return rec.profile_weighting(self.profile, weights=self.weights,
+                                     calibration=self.calibration, where=self.label)
+
     def recommend_scored(self, rec: Any, query_rows, k: int, *,
                          filters: Filters | None = None,
                          diff_code: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +146,7 @@ class Variant:
         q = np.asarray(query_rows, dtype=np.int64)
         if filters is None:
             filters = Filters(diff_code=diff_code)
-        rows, scores = rec.searcher(self.fusion, self.modalities, self.weighting()).topk(
+        rows, scores = rec.searcher(self.fusion, self.modalities, self.weighting_for(rec)).topk(
             q, k, filters=filters)
         if self.fallback:
             rows, scores = self._fill_fallback(rec, q, rows, scores, k, filters)
@@ -170,7 +187,7 @@ class Variant:
         if choose_backend(rec.index, len(rec.catalog), rec.index_settings) != "exact":
             return None
         flt = Filters(diff_code=diff_code)
-        fusers = [rec.fuser(self.fusion, self.modalities, self.weighting())]
+        fusers = [rec.fuser(self.fusion, self.modalities, self.weighting_for(rec))]
         if self.fallback:
             fusers.append(rec.fuser("intermediate", self.fallback))
 

@@ -51,25 +51,28 @@ def _given(rec):
 
 
 def _range_lists(rec, rows: tuple[int, int], *, k: int, fusion: str, modalities: tuple[str, ...],
-                 explain: bool = False):
+                 explain: bool = False, profile: str | None = None):
     """The lists of catalog rows ``[lo, hi)`` as an Arrow table (runs on a worker)."""
     lo, hi = rows
     pids = rec._ids[lo:hi]
-    rows_, scores = rec.similar_rows(np.arange(lo, hi), k, fusion=fusion, modalities=modalities)
+    rows_, scores = rec.similar_rows(np.arange(lo, hi), k, fusion=fusion, modalities=modalities,
+                                     profile=profile)
     ids = rec.ids_of(rows_)
     table = lists_table(pids, ids, scores)
     if explain:
-        table = _with_shares(rec, table, fusion, modalities)
+        table = _with_shares(rec, table, fusion, modalities, profile)
     return table
 
 
-def _with_shares(rec, table: pa.Table, fusion: str, modalities) -> pa.Table:
+def _with_shares(rec, table: pa.Table, fusion: str, modalities,
+                 profile: str | None = None) -> pa.Table:
     """Add ``share_<modality>`` (and ``share_base``) list columns: each modality's part of every
     listed score (:meth:`Recommender.explain`; they add up to the score)."""
     cols = {m: [] for m in (*modalities, "base")}
     for pid, listed in zip(table.column("product_id").to_pylist(),
                            table.column("ids").to_pylist(), strict=True):
-        ex = rec.explain(pid, listed, fusion=fusion, modalities=modalities) if listed else []
+        ex = rec.explain(pid, listed, fusion=fusion, modalities=modalities,
+                         profile=profile) if listed else []
         for m in modalities:
             cols[m].append([float(e["modalities"][m]["share"]) if m in e["modalities"] else 0.0
                             for e in ex])
@@ -114,6 +117,7 @@ def export_lists(
     resume: bool = True,
     progress: bool | None = None,
     explain: bool = False,
+    profile: str | None = None,
 ) -> dict:
     """Write the ``k`` most similar products of every product (rows ``start..stop``) to ``out``.
 
@@ -140,6 +144,10 @@ def export_lists(
     explain : bool
         Also write ``share_<modality>`` and ``share_base`` columns: each modality's part of
         every listed score (:meth:`Recommender.explain`; ``base + Σ shares = score``).
+    profile : str, optional
+        One of the model's weighting profiles (:attr:`Recommender.profiles`) to rank by
+        (intermediate fusion unless ``fusion`` says otherwise); kept in the lists' metadata,
+        and a service arm serves the file only with that profile.
 
     Returns
     -------
@@ -175,13 +183,17 @@ def export_lists(
         raise ParameterError(
             f"export_lists(): start={start} and stop={stop} must satisfy 0 <= start < stop <= "
             f"{n} (the model's products).")
-    method = check_method(fusion or rec.fusion, "export_lists()")
+    method = check_method(fusion or ("intermediate" if profile else rec.fusion),
+                          "export_lists()")
     mods = check_modalities(modalities if modalities is not None else rec.modalities,
                             tuple(rec.embeddings_), "export_lists()")
+    wt = rec.profile_weighting(profile, where="export_lists()") if profile else None
     if executor.name == "local":  # remote workers read the index themselves
-        rec.searcher(method, mods)  # loads (or builds) the index once, before the first batch
+        rec.searcher(method, mods, wt)  # loads (or builds) the index once, before the first batch
     meta = _job_meta(rec, k=k, fusion=method, modalities=mods, start=start, stop=stop)
     meta["explain"] = bool(explain)
+    if profile:  # absent: the model's default weighting (what older files hold)
+        meta["profile"] = profile
 
     out = Path(out)
     parts = parts_folder(out)
@@ -201,7 +213,7 @@ def export_lists(
     bar = Progress(stop - start, "export", "products", enabled=progress,
                    initial=sum(hi - lo for lo, hi in ranges) - sum(hi - lo for lo, hi in todo))
     fn = functools.partial(_range_lists, k=k, fusion=method, modalities=mods,
-                           explain=bool(explain))
+                           explain=bool(explain), profile=profile)
     make = (functools.partial(_given, rec) if executor.name == "local"
             else functools.partial(_load_model, str(folder), False))
     try:

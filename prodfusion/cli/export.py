@@ -25,15 +25,16 @@ def cmd_export(args: argparse.Namespace) -> int:
             args.model, args.out, k=args.k, fusion=args.fusion, modalities=args.modalities,
             batch_size=args.batch_size, start=args.start, stop=args.stop, executor=executor,
             resume=not args.restart, progress=False if args.quiet else None,
-            explain=args.explain)
+            explain=args.explain, profile=args.profile)
     finally:
         executor.close()
     if args.json:
         print(json.dumps(rep, indent=2))
     else:
         m = rep["meta"]
+        prof = f", profile {m['profile']}" if m.get("profile") else ""
         print(f"wrote {rep['products']:,} lists (k={m['k']}, {m['fusion']} over "
-              f"{'+'.join(m['modalities'])}) to {rep['out']} in {rep['seconds']:.1f}s on "
+              f"{'+'.join(m['modalities'])}{prof}) to {rep['out']} in {rep['seconds']:.1f}s on "
               f"{rep['engine']} ({rep['batches']} batches computed, {rep['reused']} reused)",
               file=sys.stderr)
     return 0
@@ -52,6 +53,9 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
     e.add_argument("--fusion", default=None, choices=FUSION_METHODS,
                    help="default: the model's")
     e.add_argument("--modalities", default=None, type=csv_list, help="default: the model's")
+    e.add_argument("--profile", default=None,
+                   help="rank by one of the model's weighting profiles (`prodfusion tune "
+                        "--profile NAME`); default: its default weighting")
     e.add_argument("--batch-size", type=int, default=4096, help="products per batch / part file")
     e.add_argument("--start", type=int, default=0, help="first catalog row to export")
     e.add_argument("--stop", type=int, default=None, help="end (exclusive) of the rows to export")

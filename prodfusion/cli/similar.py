@@ -23,13 +23,14 @@ def cmd_similar(args) -> int:
     r, s = rec.similar_rows(
         [q], k=args.k, fusion=args.fusion, modalities=args.modalities,
         same_category=args.same_category, exclude=args.exclude or (), weights=weights,
-        calibration=args.calibration,
+        calibration=args.calibration, profile=args.profile,
     )
     rows, scores = r[0][r[0] >= 0], s[0][r[0] >= 0]
     ids = rec.ids_of(rows)
     why = mark_backfilled(rec.explain_rows(q, rows, fusion=args.fusion,
                                            modalities=args.modalities, weights=weights,
-                                           calibration=args.calibration), scores) \
+                                           calibration=args.calibration,
+                                           profile=args.profile), scores) \
         if args.explain else None
     cats = cat.categories
     titles = cat.titles
@@ -37,10 +38,12 @@ def cmd_similar(args) -> int:
         out = {
             "query": {"product_id": args.product_id, "title": titles[q],
                       "category": cats[q] if cats else None},
-            "fusion": args.fusion or rec.fusion,
+            "fusion": args.fusion or ("intermediate" if args.profile else rec.fusion),
+            **({"profile": args.profile} if args.profile else {}),
             # what the query used, resolved without building an exact fuser (an HNSW model
             # answers from its index; nothing N x D is made to print a list of names)
-            "modalities": list(rec.resolve(args.fusion, args.modalities)[1]),
+            "modalities": list(rec.resolve(
+                args.fusion or ("intermediate" if args.profile else None), args.modalities)[1]),
             "results": [
                 {"rank": i + 1, "product_id": pid, "title": titles[r],
                  "category": cats[r] if cats else None, "score": score_or_none(s),
@@ -93,6 +96,9 @@ def add_similar_parser(sub) -> None:
                    help="override the model's fusion weights, e.g. text=1,image=0.5,clicks=2")
     s.add_argument("--calibration", default=None, choices=["none", "zscore", "zmean"],
                    help="override the model's calibration")
+    s.add_argument("--profile", default=None,
+                   help="rank by one of the model's named weighting profiles (`prodfusion "
+                        "tune MODEL --profile NAME`) instead of its default weighting")
     s.add_argument("--explain", action="store_true",
                    help="each modality's similarity, weight and share of every score")
     s.set_defaults(func=cmd_similar)

@@ -5,6 +5,10 @@ from __future__ import annotations
 __all__ = ["add_tune_parser"]
 
 
+#: The cooc proximity exponents ``prodfusion tune`` tries by default.
+DEFAULT_COOC_DECAYS = (0.0, 1.0)
+
+
 def _n0_list(s: str) -> list[float | None]:
     out: list[float | None] = []
     for part in (p.strip() for p in s.split(",") if p.strip()):
@@ -31,6 +35,9 @@ def tune_options(args, rec) -> dict:
     what ``benchmarks/rolling_origin.py`` tunes each test window with)."""
     from prodfusion.cli.evaluate_steps import _p2v
 
+    decays = getattr(args, "cooc_decays_given", None)
+    if decays is None:  # not given: both counts tried; a profile keeps the model's
+        decays = () if getattr(args, "profile", None) else DEFAULT_COOC_DECAYS
     return dict(
         objective=args.objective, modalities=args.modalities,
         test_fraction=args.test_fraction, val_fraction=args.val_fraction, seed=args.eval_seed,
@@ -39,7 +46,7 @@ def tune_options(args, rec) -> dict:
         n_candidates=args.n_candidates, validate_on=args.validate_on,
         repeats=args.repeats, rolling=args.rolling, selection=args.selection,
         slice_safe=not args.no_slice_safe, min_slice_cases=args.min_slice_cases,
-        tune_fallback=not args.plain_fallback, cooc_decays=args.cooc_decays,
+        tune_fallback=not args.plain_fallback, cooc_decays=tuple(decays),
         prod2vec=_p2v(args, rec),
         progress=not args.quiet,
     )
@@ -58,14 +65,19 @@ def cmd_tune(args) -> int:
         )
     rec = Recommender.load(args.model)
     sessions, pairs = load_interactions(args, rec.catalog)
-    res = rec.tune(sessions, pairs, **tune_options(args, rec))
+    res = rec.tune(sessions, pairs, profile=args.profile, **tune_options(args, rec))
     if not args.dry_run:
         rec.save(args.model)  # atomic: a temp folder renamed over the old one
     w = format_weights(res["weights"])
     imp = f"@{res['impute']:g}" if res.get("impute") else ""
     decay = f", cooc decay {res['cooc_decay']:g}" if "cooc_decay" in res else ""
-    print(f"tuned {args.model}{' (dry run: not written)' if args.dry_run else ''}: intermediate "
-          f"fusion, weights {w}, calibration {res['calibration']}{imp}, n0 {res['n0']}{decay}")
+    what = f" profile {args.profile!r}" if args.profile else ""
+    print(f"tuned {args.model}{what}{' (dry run: not written)' if args.dry_run else ''}: "
+          f"intermediate fusion, weights {w}, calibration {res['calibration']}{imp}, "
+          f"n0 {res['n0']}{decay}")
+    if args.profile and not args.dry_run:
+        print(f"  the model's default weighting is unchanged; rank by this one with "
+              f"`prodfusion similar {args.model} ID --profile {args.profile}`")
     if isinstance(res["fallback"], dict):
         fb = format_weights(res["fallback"])
         print(f"  fallback for pairs sharing no weighted modality: {fb}")
@@ -83,7 +95,7 @@ def cmd_tune(args) -> int:
         print("  no weighting kept every source (kind of interaction) at its best single "
               "modality: this one keeps the worst of them at "
               f"{res.get('worst_source_share', float('nan')):.0%} of it. To serve one kind, "
-              "tune for it: --validate-on sessions|pairs")
+              "tune for it: --validate-on sessions|pairs, each into its own --profile")
     return 0
 
 
@@ -116,9 +128,15 @@ def add_tune_parser(sub) -> None:
                    "shared ones (e.g. zmean@0.5)")
     p.add_argument("--n0", default=[None, 2.0, 10.0], type=_n0_list,
                    help="click-confidence constants to try, e.g. none,2,10")
-    p.add_argument("--cooc-decays", default=[0.0, 1.0], type=_decay_list,
+    p.add_argument("--profile", default=None,
+                   help="keep the choice as a named weighting profile of the model (the "
+                        "default weighting stays): e.g. one profile tuned with --validate-on "
+                        "sessions, another with --validate-on pairs; `similar --profile NAME`, "
+                        "a variant's \"profile\" and the service's arms rank by it. A profile "
+                        "keeps the model's cooc decay")
+    p.add_argument("--cooc-decays", dest="cooc_decays_given", default=None, type=_decay_list,
                    help="cooc proximity exponents to try before the weights, scored on cooc "
-                        "alone (default 0,1: plain counts or 1/distance in the session; the "
+                        "alone (default 0,1, none with --profile: plain counts or 1/distance in the session; the "
                         "model's own is always tried and kept unless another is ahead by more "
                         "than two standard errors); 'none' keeps the model's")
     p.add_argument("--min-weight", type=float, default=0.0,

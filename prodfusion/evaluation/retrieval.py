@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -118,11 +118,12 @@ def parse_variant(spec: str | Mapping | Variant, *, default_model: str | None = 
         d = dict(spec)
         base = BASELINE if d.pop("baseline", False) else Variant()
         unknown = set(d) - {"fusion", "modalities", "fallback", "name", "model", "weights",
-                            "calibration", "n0", "paper"}
+                            "calibration", "n0", "paper", "profile"}
         if unknown:
             raise ParameterError(
                 f"{where}: unknown config key(s) {sorted(unknown)}; use fusion, modalities, "
-                "fallback, name, model (and baseline: true)."
+                "fallback, name, model, weights, calibration, n0, paper, profile (and "
+                "baseline: true)."
             )
         fields = {**asdict(base), **d}
         for key in ("modalities", "fallback"):
@@ -181,8 +182,7 @@ def parse_variant(spec: str | Mapping | Variant, *, default_model: str | None = 
     if v.model is None and default_model is not None:
         if isinstance(v, Reference):
             return Reference(v.kind, v.name, str(default_model))
-        v = Variant(v.fusion, v.modalities, v.fallback, v.name, str(default_model), v.weights,
-                    v.calibration, v.n0, v.paper)
+        v = replace(v, model=str(default_model))
     return v
 
 

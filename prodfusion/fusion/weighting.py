@@ -14,6 +14,7 @@ Examples
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -82,6 +83,23 @@ def parse_weights(spec: str | Mapping[str, float] | None, where: str = "--weight
     if all(v == 0 for v in out.values()):
         raise ParameterError(f"{where}: every weight is 0; at least one modality must count.")
     return out
+
+
+#: What a weighting profile may be named (``prodfusion tune MODEL --profile NAME``).
+PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def check_profile_name(name: object, where: str, option: str = "profile") -> str:
+    """``name`` if it can name a weighting profile (letters, digits, ``_.-``, 64 at most,
+    starting with a letter or digit), else a :class:`ParameterError` naming ``option``.
+
+    >>> check_profile_name("baskets", "tune()")
+    'baskets'
+    """
+    if not isinstance(name, str) or not PROFILE_NAME.fullmatch(name):
+        raise param_error(option, where, "a name of letters, digits, '_', '.' or '-' (64 at "
+                          "most, starting with a letter or digit)", name)
+    return name
 
 
 def format_weights(weights: Mapping[str, float]) -> str:

@@ -266,6 +266,9 @@ class VariantConfig:
         Modalities (intermediate fusion) that fill a list the primary fusion cannot fill,
         e.g. the paper's baseline: ``modalities=("clicks",), fallback=("text",)``
         (:class:`prodfusion.variants.Variant`; what ``evaluate replay`` replays).
+    profile : str or None
+        One of the model's weighting profiles (``prodfusion tune --profile NAME``) to rank
+        by; fusion then defaults to intermediate. None: the model's default weighting.
     """
 
     name: str
@@ -275,6 +278,7 @@ class VariantConfig:
     modalities: tuple[str, ...] | None = None
     lists: Path | None = None
     fallback: tuple[str, ...] | None = None
+    profile: str | None = None
 
     def __post_init__(self) -> None:
         where = f"variant {self.name!r}"
@@ -292,6 +296,10 @@ class VariantConfig:
                     list(self.modalities),
                 )
             object.__setattr__(self, "modalities", mods)
+        if self.profile is not None:
+            from prodfusion.fusion.weighting import check_profile_name
+
+            check_profile_name(self.profile, where)
         if self.fallback is not None:
             object.__setattr__(self, "fallback", tuple(self.fallback))
             self.variant(self.fusion or "intermediate", self.modalities or ("text",))  # checks
@@ -305,8 +313,9 @@ class VariantConfig:
         default ``fusion`` and ``modalities`` for what the arm leaves unset."""
         from prodfusion.variants import Variant
 
-        return Variant(self.fusion or fusion, tuple(self.modalities or modalities),
-                       fallback=self.fallback, name=self.name)
+        return Variant(self.fusion or ("intermediate" if self.profile else fusion),
+                       tuple(self.modalities or modalities),
+                       fallback=self.fallback, name=self.name, profile=self.profile)
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,8 @@ def load_lists(path: Path, rec, variant, layout: str = "arrow") -> LoadedLists:
         raise ModelError(f"Lists file {stamp[0]!r} of variant {variant.name!r} cannot be read: "
                          f"{exc}") from exc
     meta = store.meta
-    fusion = variant.fusion or rec.fusion
+    fusion = variant.fusion or ("intermediate" if getattr(variant, "profile", None)
+                                else rec.fusion)
     mods = list(check_modalities(variant.modalities or rec.modalities, rec.available_modalities))
     if meta.get("fusion") != fusion or list(meta.get("modalities") or []) != mods:
         store.close()
@@ -126,6 +127,15 @@ def load_lists(path: Path, rec, variant, layout: str = "arrow") -> LoadedLists:
             f"Lists file {stamp[0]!r} holds {meta.get('fusion')} fusion over "
             f"{meta.get('modalities')}, but variant {variant.name!r} serves {fusion} over {mods}; "
             "export the lists with the variant's --fusion and --modalities.")
+    profile = getattr(variant, "profile", None)
+    if meta.get("profile") != profile:
+        store.close()
+        raise ModelError(
+            f"Lists file {stamp[0]!r} was ranked by "
+            f"{'profile ' + repr(meta['profile']) if meta.get('profile') else 'the default weighting'}"
+            f", but variant {variant.name!r} serves "
+            f"{'profile ' + repr(profile) if profile else 'the default weighting'}; export the "
+            "lists with the variant's --profile.")
     if _stamp(path) != stamp:
         store.close()
         raise ModelError(f"Lists file {str(path)!r} changed while it was being opened; retrying.")

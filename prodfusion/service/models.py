@@ -207,12 +207,13 @@ def _load(path: Path, variants: list[VariantConfig], images: Path | None,
     for v in variants:
         try:
             # builds (or loads) and caches what similar() searches with: fusion or index
-            rec.similar(probe, 1, fusion=v.fusion, modalities=v.modalities)
+            rec.similar(probe, 1, fusion=v.fusion, modalities=v.modalities, profile=v.profile)
         except Exception as exc:
+            prof = f", profile={v.profile}" if v.profile else ""
             raise ModelError(
                 f"Model folder {stamp[0]!r} cannot serve variant {v.name!r} "
-                f"(fusion={v.fusion or rec.fusion}, modalities={v.modalities or rec.modalities}): "
-                f"{exc}"
+                f"(fusion={v.fusion or rec.fusion}, modalities={v.modalities or rec.modalities}"
+                f"{prof}): {exc}"
             ) from exc
     if _stamp(path) != stamp:
         raise ModelError(f"Model folder {str(path)!r} changed while it was being loaded; retrying.")

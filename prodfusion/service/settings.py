@@ -184,7 +184,8 @@ _SERVICE_KEYS = ({f.name for f in fields(ServiceSettings)} - {"experiment"}) | {
 #: Environment variable holding the A/B secret (read by :func:`load_settings` only).
 SECRET_ENV = "PRODFUSION_AB_SECRET"
 _EXPERIMENT_KEYS = {"name", "salt", "control", "variants"}
-_VARIANT_KEYS = {"name", "weight", "model", "fusion", "modalities", "lists", "fallback"}
+_VARIANT_KEYS = {"name", "weight", "model", "fusion", "modalities", "lists", "fallback",
+                 "profile"}
 
 
 def _read_config(path: Path) -> dict:
@@ -273,6 +274,7 @@ def load_settings(path: str | os.PathLike, **overrides: Any) -> ServiceSettings:
                 modalities=tuple(v["modalities"]) if v.get("modalities") is not None else None,
                 lists=None if lists is None else lists if lists.is_absolute() else base / lists,
                 fallback=tuple(v["fallback"]) if v.get("fallback") is not None else None,
+                profile=v.get("profile"),
             )
         )
     if "name" not in exp:

@@ -57,8 +57,8 @@ def similar(
     settings = st.settings
     model, vcfg, variant = served.model, served.config, served.variant
     rec = model.recommender
-    key = (vcfg.fusion, vcfg.modalities, product_id, k, same_category, tuple(exclude),
-           exclude_group)
+    key = (vcfg.fusion, vcfg.modalities, vcfg.fallback, vcfg.profile, product_id, k,
+           same_category, tuple(exclude), exclude_group)
     lists = None if (same_category or exclude or exclude_group or explain) \
         else st.lists.get(variant)
     path = "lists"  # which path answers: precomputed lists, result cache, live search
@@ -80,8 +80,9 @@ def similar(
                           exclude_group=exclude_group)
         r, s = arm.recommend_scored(rec, [q], check_k(k, "similar()"), filters=flt)
         rows, scores = r[0][r[0] >= 0], s[0][r[0] >= 0]
-        why = mark_backfilled(rec.explain_rows(q, rows, fusion=vcfg.fusion,
-                                               modalities=vcfg.modalities), scores) \
+        why = mark_backfilled(rec.explain_rows(q, rows, fusion=arm.fusion,
+                                               modalities=vcfg.modalities,
+                                               profile=vcfg.profile), scores) \
             if explain else None
         items = []
         for rank, (row, score) in enumerate(zip(rows, scores, strict=True), start=1):
