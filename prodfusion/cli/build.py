@@ -223,8 +223,10 @@ def _tuning_summary(res: dict) -> str:
     if res.get("slice_safe_but_sources"):
         line += ("\n  note: no weighting kept every kind of interaction (--interactions, --pairs) "
                  f"at its best single modality; this one keeps the worst of them at "
-                 f"{res.get('worst_source_share', float('nan')):.0%} of it. To serve one "
-                 "kind, rebuild with --tune-validate-on sessions|pairs")
+                 f"{res.get('worst_source_share', float('nan')):.0%} of it. To serve each "
+                 "kind by its own weighting, add a profile per kind: `prodfusion tune MODEL "
+                 "… --validate-on sessions --profile NAME` (and pairs), then `similar "
+                 "--profile NAME`")
     return line
 
 
