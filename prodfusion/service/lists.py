@@ -99,7 +99,8 @@ class LoadedLists:
         m = self.store.meta
         return {"file": Path(self.stamp[0]).name, "layout": self.store.layout,
                 "products": len(self.store), "k": self.k, "fusion": m.get("fusion"),
-                "modalities": m.get("modalities"), "created": m.get("created"),
+                "modalities": m.get("modalities"), "profile": m.get("profile"),
+                "created": m.get("created"),
                 "model_catalog_fingerprint": ((m.get("model") or {}).get("catalog_fingerprint")
                                               or "")[:16]}
 

@@ -187,6 +187,7 @@ class LoadedModel:
             "folder": Path(self.resolved).name,
             "products": len(rec.catalog),
             "modalities": list(rec.available_modalities),
+            "profiles": sorted(rec.profiles),
             "created": m.get("created"),
             "catalog_fingerprint": (m.get("fingerprints") or {}).get("catalog", "")[:16],
             "loaded_at": self.loaded_at,
