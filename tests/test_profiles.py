@@ -221,3 +221,25 @@ def test_service_arms_serve_their_profiles_live_and_from_lists(two_profiles, tmp
         with TestClient(create_app(settings(VariantConfig("n", 1, model, profile="nope"),
                                             name="n"))):
             pass
+
+
+def test_evaluation_scores_each_profile_on_the_held_out_part(two_profiles):
+    """`evaluate retrieval` retrains on its training part and keeps the model's profiles:
+    the profile tuned on sessions scores the held-out sessions above the one tuned on the
+    photo-following pairs (the planted conflict), each as served."""
+    from prodfusion.evaluation.retrieval import evaluate_retrieval
+
+    rec, sessions, pairs = two_profiles[:3]
+    res = evaluate_retrieval(rec, sessions=sessions, pairs=pairs, k=5, n_boot=10,
+                             progress=False, variants=[
+                                 {"modalities": ["text", "image"], "profile": "baskets"},
+                                 {"modalities": ["text", "image"], "profile": "similar"}])
+
+    def hr(label, source):
+        return next(x["hit_rate"]["value"] for x in res["rows"]
+                    if x["variant"] == label and x["slice"] == "all" and x["source"] == source)
+
+    b = "intermediate:text+image [profile baskets]"
+    p = "intermediate:text+image [profile similar]"
+    assert hr(b, "sessions") > hr(p, "sessions")
+    assert hr(p, "pairs") > hr(b, "pairs")

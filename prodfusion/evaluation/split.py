@@ -346,6 +346,7 @@ def heldout_recommender(
     ev.impute = getattr(rec, "impute", 0.0)
     ev.zero_weight_fallback = getattr(rec, "zero_weight_fallback", False)
     ev.backfill = getattr(rec, "backfill", None)  # from the training part's click counts
+    ev.profiles_ = dict(getattr(rec, "profiles_", None) or {})  # named weightings, as served
     if train is not None and len(train):
         pc = train.product_counts()
         ev.click_counts_ = np.array([pc.get(p, 0) for p in rec.catalog.ids], dtype=np.int64)
