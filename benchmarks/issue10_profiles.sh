@@ -24,9 +24,13 @@ if [ ! -d "$RUNS/hmc" ]; then
     --image-template '{product_id}.jpg' $INTER --lexical tfidf --cooc --fusion intermediate \
     --workers 1 --tune off --out "$RUNS/hmc" > "$RUNS/hmc_build.log" 2>&1
 fi
-rm -rf "$RUNS/hmc_prof"; cp -r "$RUNS/hmc" "$RUNS/hmc_prof"
-$PY -m prodfusion.cli tune "$RUNS/hmc_prof" $INTER --validate-on sessions --objective ndcg@15 --workers 1 --profile baskets > "$RUNS/hmc_prof_baskets.log" 2>&1
-$PY -m prodfusion.cli tune "$RUNS/hmc_prof" $INTER --validate-on pairs --objective ndcg@15 --workers 1 --profile pairs > "$RUNS/hmc_prof_pairs.log" 2>&1
+STEPS=${STEPS:-tune,eval}   # STEPS=eval re-scores the profiles already tuned
+if [[ $STEPS == *tune* ]]; then
+  rm -rf "$RUNS/hmc_prof"; cp -r "$RUNS/hmc" "$RUNS/hmc_prof"
+  $PY -m prodfusion.cli tune "$RUNS/hmc_prof" $INTER --validate-on sessions --objective ndcg@15 --workers 1 --profile baskets > "$RUNS/hmc_prof_baskets.log" 2>&1
+  $PY -m prodfusion.cli tune "$RUNS/hmc_prof" $INTER --validate-on pairs --objective ndcg@15 --workers 1 --profile pairs > "$RUNS/hmc_prof_pairs.log" 2>&1
+fi
+[[ $STEPS == *eval* ]] || exit 0
 VARS="$V/single_text.json $V/single_image.json $V/single_clicks.json $V/single_lexical.json $V/single_cooc.json $V/paper_int3.json $V/tuned5_profile_baskets.json $V/tuned5_profile_pairs.json baseline cooc tfidf popular cooc+tfidf"
 $PY -m prodfusion.cli evaluate retrieval "$RUNS/hmc_prof" $INTER --workers 1 --variants $VARS \
   --note "model=runs/hmc_prof: one --tune off build, two weighting profiles (prodfusion tune --profile baskets --validate-on sessions; --profile pairs --validate-on pairs)" \
