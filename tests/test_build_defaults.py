@@ -228,3 +228,35 @@ def test_cooc_decay_is_an_option_and_a_given_one_is_kept_by_the_tuning(shop, cap
                  "--cooc-decays", "none"]) == 0
     m = _manifest(shop)
     assert "cooc_decay" not in m["tuning"] and m["files"]["cooc"]["decay"] == 1.0
+
+
+def test_tune_profiles_adds_a_weighting_per_kind_of_interaction(shop, capsys):
+    """``--tune-profiles``: besides the model's own tuning, one profile per source given
+    (``sessions``, ``pairs``), each validated on its source only; refused before any work
+    where the build does not tune."""
+    rows = ["a,b"]  # co-purchase pairs that cross kinds: a different answer from the sessions
+    rows += [f"{i:04d},{(i + d) % N:04d}" for i in range(N) for d in (1, 2, 3, 5)]
+    (shop / "pairs.csv").write_text("\n".join(rows) + "\n")
+    pairs = ["--pairs", str(shop / "pairs.csv"), "--pair-cols", "a,b"]
+    (shop / "few.csv").write_text("a,b\n0000,0001\n")  # nothing to validate a profile on
+    assert _build(shop, "--pairs", str(shop / "few.csv"), "--pair-cols", "a,b",
+                  "--tune-profiles", "--tune", "on", out="few") == 2
+    assert "profile 'pairs'" in capsys.readouterr().err and not (shop / "few").exists()
+    assert _build(shop, *pairs, "--tune-profiles", "--tune", "off", out="off") == 2
+    assert "--tune-profiles" in capsys.readouterr().err
+    assert not (shop / "off").exists()
+    assert _build(shop, *pairs, "--tune-profiles") == 0
+    out = capsys.readouterr().out
+    m = _manifest(shop)
+    profiles = m["settings"]["profiles"]
+    assert set(profiles) == {"sessions", "pairs"}
+    assert profiles["sessions"]["tuning"]["search"]["validate_on"] == "sessions"
+    assert profiles["pairs"]["tuning"]["search"]["validate_on"] == "pairs"
+    assert "profile 'sessions': weights" in out and "profile 'pairs': weights" in out
+    # the model's own weighting is the one tuned on both sources
+    assert m["tuning"]["search"]["validate_on"] == "all"
+    rec = Recommender.load(shop / "model")
+    for kind in ("sessions", "pairs"):
+        w = profiles[kind]["weighting"]["weights"]
+        assert {x: rec.profile_weighting(kind).w(x) for x in w} == pytest.approx(w)
+        assert len(rec.similar("0001", k=5, profile=kind)[0]) == 5

@@ -38,7 +38,11 @@ def cmd_build(args) -> int:
         from prodfusion.evaluation.tuning import parse_objective
 
         parse_objective(args.tune_objective, "--tune-objective")
-    _tune_wanted(args)  # --tune on without interactions fails before any work
+    if not _tune_wanted(args) and args.tune_profiles:  # before any work, too
+        raise ParameterError(
+            "--tune-profiles tunes a weighting per kind of interaction after the model's own "
+            "tuning, which this build does not do (it needs --interactions and/or --pairs, "
+            "intermediate fusion, and no --tune off, --weights, --calibration or --click-n0).")
     t0 = time.perf_counter()
     out_dir = check_model_destination(args.out, overwrite=args.overwrite)  # before any work
     catalog = load_catalog(args)
@@ -114,7 +118,7 @@ def cmd_build(args) -> int:
     out = rec.save(out_dir, overwrite=args.overwrite)
     print(_build_summary(rec, out, time.perf_counter() - t0))
     if tuned is not None:
-        print(_tuning_summary(tuned))
+        print(_tuning_summary(tuned, rec.profiles))
     return 0
 
 
@@ -204,10 +208,42 @@ def _tune_after_build(args, rec) -> dict | None:
               "--tune off to skip.", file=sys.stderr)
         return None
     apply_tuning(rec, res, sessions=sessions, pairs=pairs)
+    if getattr(args, "tune_profiles", False):
+        _tune_profiles(args, rec, sessions, pairs)
     return res
 
 
-def _tuning_summary(res: dict) -> str:
+def _tune_profiles(args, rec, sessions, pairs) -> dict:
+    """``--tune-profiles``: one weighting profile per kind of interaction given, named
+    ``sessions`` and ``pairs``, each tuned as ``prodfusion tune --validate-on KIND --profile
+    KIND`` would on the tuned model (same co-occurrences and click counts)."""
+    from prodfusion.cli.evaluate_steps import _p2v
+    from prodfusion.evaluation.tuning import tune_weights
+    from prodfusion.model_state import apply_profile
+
+    out = {}
+    for kind, given in (("sessions", sessions), ("pairs", pairs)):
+        if given is None:
+            continue
+        print(f"tuning weighting profile {kind!r} (validated on the {kind} only)",
+              file=sys.stderr)
+        try:
+            res = tune_weights(rec, sessions=sessions, pairs=pairs,
+                               objective=args.tune_objective, validate_on=kind,
+                               prod2vec=_p2v(args, rec), cooc_decays=(), progress=True)
+        except ProdfusionError as e:
+            if args.tune == "on":
+                raise ProdfusionError(f"--tune-profiles: profile {kind!r}: {e} Nothing was "
+                                      "written.") from e
+            print(f"warning: weighting profile {kind!r} not tuned ({e}).", file=sys.stderr)
+            continue
+        res["profile"] = kind
+        apply_profile(rec, kind, res, sessions=sessions, pairs=pairs)
+        out[kind] = res
+    return out
+
+
+def _tuning_summary(res: dict, profiles: dict | None = None) -> str:
     from prodfusion.fusion.weights import format_weights
 
     refs = res.get("reference_scores", {})
@@ -220,13 +256,20 @@ def _tuning_summary(res: dict) -> str:
     if best is not None:
         line += f" (best single: {best[0]} {best[1]:.4f})"
     line += f" on {res['split']['n_validation_cases']:,} cases, {res['seconds']:.0f}s"
+    for kind, entry in (profiles or {}).items():
+        prof = entry["tuning"]
+        line += (f"\n  profile {kind!r}: weights {format_weights(prof['weights'])}, calibration "
+                 f"{prof['calibration']}, n0 {prof['n0']}; validation {prof['objective']} on "
+                 f"the {kind} {prof['validation_score']:.4f}, {prof['seconds']:.0f}s "
+                 f"(`similar --profile {kind}`)")
     if res.get("slice_safe_but_sources"):
         line += ("\n  note: no weighting kept every kind of interaction (--interactions, --pairs) "
                  f"at its best single modality; this one keeps the worst of them at "
-                 f"{res.get('worst_source_share', float('nan')):.0%} of it. To serve each "
-                 "kind by its own weighting, add a profile per kind: `prodfusion tune MODEL "
-                 "… --validate-on sessions --profile NAME` (and pairs), then `similar "
-                 "--profile NAME`")
+                 f"{res.get('worst_source_share', float('nan')):.0%} of it."
+                 + ("" if profiles else
+                    " To serve each kind by its own weighting, rebuild with --tune-profiles "
+                    "(or `prodfusion tune MODEL … --validate-on sessions --profile sessions`, "
+                    "and pairs), then `similar --profile sessions|pairs`"))
     return line
 
 
@@ -336,6 +379,11 @@ def add_build_parser(sub) -> None:
     b.add_argument("--tune-validate-on", choices=["all", "sessions", "pairs"], default="all",
                    help="source that tuning scores (default all: the mean over --interactions "
                         "and --pairs); as `prodfusion tune --validate-on`")
+    b.add_argument("--tune-profiles", action="store_true",
+                   help="also tune one weighting profile per kind of interaction given "
+                        "('sessions' on --interactions, 'pairs' on --pairs), served by "
+                        "`similar --profile KIND` and the service's arms: for when the kinds "
+                        "want different weightings (one more tuning per kind)")
     b.add_argument("--click-n0", type=float, default=None,
                    help="confidence-weighted clicks: c(n) = n/(n + N0), n = training occurrences")
     b.add_argument("--late-k", type=int, default=None,
