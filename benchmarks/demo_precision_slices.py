@@ -45,6 +45,12 @@ def main() -> None:
         share = [float(s[has].sum() / v[has].sum()) for s, v in (alone, tuned)]
         wrong = int(tuned[1][has].sum() - tuned[0][has].sum())
         print(f"| with {m} | {int(has.sum()):,} | {share[0]:.4f} | {share[1]:.4f} | {wrong:,} |")
+    off = tuned[1] & ~tuned[0]  # the tuned fusion's off-category recommendations
+    if "clicks" in rec.embeddings_:
+        cold = ~np.asarray(rec.embeddings_["clicks"].mask, bool)
+        print(f"\ntuned fusion, off-category recommendations over every query: "
+              f"{int(off.sum()):,}; from the {int(cold.sum()):,} queries without clicks: "
+              f"{int(off[cold].sum()):,}; from the others: {int(off[~cold].sum()):,}")
 
 
 if __name__ == "__main__":
