@@ -71,3 +71,29 @@ def test_ray_export_needs_a_model_folder(ray_local, model):
     rec.path_ = None
     with pytest.raises(ParameterError, match="needs a saved model folder"):
         export_lists(rec, "/tmp/never.parquet", executor=make_executor("ray"))
+
+
+def test_export_of_a_weighting_profile_on_ray_equals_local(ray_local, model, tmp_path):
+    """Ray's workers load the folder and rank by its profile, as this process does."""
+    from prodfusion.batch.lists import read_lists_meta
+    from prodfusion.fusion.weights import Weighting
+
+    rec = Recommender.load(model)
+    first, *rest = rec.available_modalities
+    w = {first: 1.0, **{m: 0.1 for m in rest}}
+    rec.profiles_ = {"p": {"weighting": Weighting.make(w, "zscore").to_dict(), "tuning": {}}}
+    folder = rec.save(tmp_path / "with_profile")
+    local, on_ray = tmp_path / "local.parquet", tmp_path / "ray.parquet"
+    export_lists(folder, local, k=8, profile="p", batch_size=96, progress=False)
+    ex = make_executor("ray", num_cpus_per_worker=0.5)
+    export_lists(folder, on_ray, k=8, profile="p", batch_size=96, executor=ex, progress=False)
+    a, b = pq.read_table(local), pq.read_table(on_ray)
+    assert a.column("ids").to_pylist() == b.column("ids").to_pylist()
+    assert read_lists_meta(on_ray)["profile"] == "p"
+    r, _ = Recommender.load(folder).similar_rows(np.arange(700), 8, profile="p")
+    plain, _ = Recommender.load(folder).similar_rows(np.arange(700), 8, fusion="intermediate")
+    got = b.column("ids").to_pylist()
+    want = [[i for i in x if i is not None] for x in rec.ids_of(r)]
+    assert sum(a != b for a, b in zip(want, got, strict=True)) == 0, [
+        (a, b) for a, b in zip(want, got, strict=True) if a != b][:2]
+    assert not np.array_equal(r, plain)  # the profile ranks otherwise than the default
