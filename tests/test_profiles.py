@@ -243,3 +243,14 @@ def test_evaluation_scores_each_profile_on_the_held_out_part(two_profiles):
     p = "intermediate:text+image [profile similar]"
     assert hr(b, "sessions") > hr(p, "sessions")
     assert hr(p, "pairs") > hr(b, "pairs")
+
+
+def test_evaluation_by_default_scores_each_profile(two_profiles):
+    from prodfusion.evaluation.retrieval import evaluate_retrieval
+
+    rec, sessions = two_profiles[:2]
+    res = evaluate_retrieval(rec, sessions=sessions, k=5, n_boot=10, progress=False,
+                             fusions=("intermediate",))
+    labels = {x["variant"] for x in res["rows"]}
+    assert {"intermediate:text+image [profile baskets]",
+            "intermediate:text+image [profile similar]"} <= labels

@@ -291,6 +291,9 @@ def evaluate_retrieval(
     if variants is None:  # cooc (always counted on the training part) only if the model has it
         vlist = default_variants(tuple(m for m in available if m != "cooc"
                                        or getattr(rec, "cooc_", None) is not None), fusions)
+        # the model's weighting profiles (tune --profile), each over the model's modalities
+        vlist += [Variant("intermediate", tuple(m for m in rec.modalities if m in available),
+                          profile=name) for name in sorted(getattr(rec, "profiles", {}) or {})]
     else:
         vlist = [parse_variant(v) for v in variants]
     if split.train is None or not len(split.train):
