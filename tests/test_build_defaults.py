@@ -260,3 +260,13 @@ def test_tune_profiles_adds_a_weighting_per_kind_of_interaction(shop, capsys):
         w = profiles[kind]["weighting"]["weights"]
         assert {x: rec.profile_weighting(kind).w(x) for x in w} == pytest.approx(w)
         assert len(rec.similar("0001", k=5, profile=kind)[0]) == 5
+    # evaluated on another split: the warning names each profile whose tuning may have seen it
+    capsys.readouterr()
+    assert main(["evaluate", "retrieval", str(shop / "model"), "--interactions",
+                 str(shop / "clicks.csv"), "--session-cols", "sid", "--item-col", "item",
+                 *pairs, "--workers", "1", "--quiet", "--n-boot", "20", "--test-fraction",
+                 "0.3", "--out", str(shop / "other")]) == 0
+    err = capsys.readouterr().err
+    for what in ("the model's weights", "the weights of profile 'sessions'",
+                 "the weights of profile 'pairs'"):
+        assert f"warning: {what} were tuned on another split" in err

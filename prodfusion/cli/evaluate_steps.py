@@ -133,18 +133,23 @@ def _runnable_variants(args, rec):
 
 
 def _check_tuning_split(args, rec, sessions, pairs) -> None:
-    """Warn (stderr and the report's notes) when the model's tuned weights may have seen this
-    evaluation's test part (:func:`prodfusion.evaluation.tuning.split_mismatch`)."""
+    """Warn (stderr and the report's notes) when the model's tuned weights, or one of its
+    weighting profiles, may have seen this evaluation's test part
+    (:func:`prodfusion.evaluation.tuning.split_mismatch`)."""
     from prodfusion.evaluation.tuning import split_mismatch
 
     if rec is None:
         return
-    why = split_mismatch((getattr(rec, "manifest_", None) or {}).get("tuning"),
-                         sessions=sessions, pairs=pairs, test_fraction=args.test_fraction,
-                         seed=args.eval_seed, protocol=args.protocol)
-    if why:
-        print(f"warning: {why}", file=sys.stderr)
-        args.note = [*(args.note or []), f"WARNING: {why}"]
+    records = [("the model's weights", (getattr(rec, "manifest_", None) or {}).get("tuning"))]
+    records += [(f"the weights of profile {name!r}", entry.get("tuning"))
+                for name, entry in sorted(rec.profiles.items())]
+    for what, record in records:
+        why = split_mismatch(record, sessions=sessions, pairs=pairs,
+                             test_fraction=args.test_fraction, seed=args.eval_seed,
+                             protocol=args.protocol, what=what)
+        if why:
+            print(f"warning: {why}", file=sys.stderr)
+            args.note = [*(args.note or []), f"WARNING: {why}"]
 
 
 def _run_retrieval(args, rec, sessions, pairs, **extra) -> dict:

@@ -499,7 +499,8 @@ def tune_weights(
 
 
 def split_mismatch(record: dict | None, *, sessions: Any = None, pairs: Any = None,
-                   test_fraction: float, seed: int, protocol: str) -> str | None:
+                   test_fraction: float, seed: int, protocol: str,
+                   what: str = "the model's weights") -> str | None:
     """Why weights tuned by ``record`` (a tuning record, the manifest's ``tuning``) may have
     seen the test part of an evaluation split this way, or ``None`` when the split is the
     tuning's own: same protocol, test fraction and seed, and the interactions the tuning
@@ -508,6 +509,7 @@ def split_mismatch(record: dict | None, *, sessions: Any = None, pairs: Any = No
     ``tune`` sets aside exactly the test part ``evaluate`` holds out with the same options;
     another seed, fraction, protocol or other interactions hold out cases the tuning
     validated on, and configurations weighted by the model's weights score optimistically.
+    ``what`` names the weighting in the message (a profile: ``"profile 'pairs'"``).
     """
     if not record:
         return None
@@ -523,7 +525,7 @@ def split_mismatch(record: dict | None, *, sessions: Any = None, pairs: Any = No
             diffs.append(f"other {name} than the tuning's")
     if not diffs:
         return None
-    return ("the model's weights were tuned on another split (" + "; ".join(diffs) + "): the "
-            "tuning may have validated on this test part, so configurations using the model's "
-            "weights can score optimistically. Evaluate with the tuning's options and "
+    return (f"{what} were tuned on another split (" + "; ".join(diffs) + "): the "
+            f"tuning may have validated on this test part, so configurations using {what} "
+            "can score optimistically. Evaluate with the tuning's options and "
             "interactions, or re-tune.")
