@@ -51,9 +51,7 @@ class SearchMixin:
                   override: Weighting | None = None) -> Weighting:
         """The model's :class:`~prodfusion.fusion.Weighting` (or ``override``) over
         ``modalities``, with the calibration statistics estimated on first use."""
-        wt = override if override is not None else Weighting.make(
-            self.weights, self.calibration, None, self.click_n0, where="Recommender",
-            fallback=self.zero_weight_fallback, impute=getattr(self, "impute", 0.0))
+        wt = override if override is not None else self.own_weighting()
         if not hasattr(self, "embeddings_"):
             return wt
         mods = tuple(modalities) if modalities is not None else self.available_modalities
@@ -67,6 +65,13 @@ class SearchMixin:
             wt = wt.with_stats({m: self._calibration_stats[m] for m in mods
                                 if m in self._calibration_stats})
         return wt
+
+    def own_weighting(self) -> Weighting:
+        """The model's own :class:`~prodfusion.fusion.Weighting` (its weights, calibration,
+        ``n0``, fallback and ``impute``), without calibration statistics."""
+        return Weighting.make(self.weights, self.calibration, None, self.click_n0,
+                              where="Recommender", fallback=self.zero_weight_fallback,
+                              impute=getattr(self, "impute", 0.0))
 
     @property
     def profiles(self) -> dict[str, dict]:
@@ -96,10 +101,12 @@ class SearchMixin:
         base = Weighting.from_dict(profiles[name]["weighting"])
         if weights is None and calibration is None:
             return base
-        return Weighting.make(weights if weights is not None else
-                              (dict(base.weights) if base.weights is not None else None),
-                              calibration or base.calibration, None, base.n0,
-                              where=where, fallback=base.fallback, impute=base.impute)
+        return base.overridden(weights, calibration, where)
+
+    def fusion_for(self, fusion: str | None, profile: str | None = None) -> str:
+        """The fusion a query asking for ``fusion`` uses: the model's when None, intermediate
+        when it names a weighting ``profile`` (profiles are tuned for intermediate fusion)."""
+        return fusion or ("intermediate" if profile else self.fusion)
 
     def _confidence(self, wt: Weighting) -> np.ndarray | None:
         if wt.n0 is None or getattr(self, "click_counts_", None) is None:

@@ -127,8 +127,7 @@ def apply_profile(rec, name: str, res: dict, *, sessions=None, pairs=None) -> No
                 "built (or tuned) with, or with n0_grid=(None,).")
     profiles = dict(getattr(rec, "profiles_", None) or {})
     profiles[name] = {"weighting": wt.to_dict(), "tuning": res}
-    rec.profiles_ = profiles
-    rec.manifest_.setdefault("settings", {})["profiles"] = profiles
+    rec.profiles_ = profiles  # written into the manifest by save()
 
 
 def apply_tuning(rec, res: dict, *, sessions=None, pairs=None) -> None:

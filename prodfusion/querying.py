@@ -183,7 +183,7 @@ class QueryMixin(SearchMixin):
         # Not self.fuser(): fitting one copies every row's fused vectors (9 GB at 1M
         # products) while an explanation reads only the query's and the candidates' rows.
         self._check_built()
-        method = check_method(fusion or ("intermediate" if profile else self.fusion))
+        method = check_method(self.fusion_for(fusion, profile))
         mods = self._modalities_for(method, modalities)
         check_pairwise(method, mods, "explain()")
         wt = self.weighting(mods, self._override(weights, calibration, profile, "explain()"))
@@ -228,18 +228,14 @@ class QueryMixin(SearchMixin):
                                           where=where)
         if weights is None and calibration is None:
             return None
-        return Weighting.make(weights if weights is not None else self.weights,
-                              calibration or self.calibration, None, self.click_n0,
-                              fallback=self.zero_weight_fallback,
-                              impute=getattr(self, "impute", 0.0),
-                              where="similar()")
+        return self.own_weighting().overridden(weights, calibration, "similar()")
 
     def _search(self, rows, k, *, where: str, fusion=None, modalities=None,
                 same_category=False, exclude=(), exclude_group=False, weights=None,
                 calibration=None, profile=None) -> tuple[np.ndarray, np.ndarray]:
         self._check_built()
         k = check_k(k, where)
-        f = self.searcher(fusion or ("intermediate" if profile else None), modalities,
+        f = self.searcher(self.fusion_for(fusion, profile), modalities,
                           self._override(weights, calibration, profile, where))
         flt = self.filters(same_category=same_category, exclude=exclude,
                            exclude_group=exclude_group, where=where)

@@ -183,8 +183,7 @@ def export_lists(
         raise ParameterError(
             f"export_lists(): start={start} and stop={stop} must satisfy 0 <= start < stop <= "
             f"{n} (the model's products).")
-    method = check_method(fusion or ("intermediate" if profile else rec.fusion),
-                          "export_lists()")
+    method = check_method(rec.fusion_for(fusion, profile), "export_lists()")
     mods = check_modalities(modalities if modalities is not None else rec.modalities,
                             tuple(rec.embeddings_), "export_lists()")
     wt = rec.profile_weighting(profile, where="export_lists()") if profile else None

@@ -213,34 +213,25 @@ def _tune_after_build(args, rec) -> dict | None:
     return res
 
 
-def _tune_profiles(args, rec, sessions, pairs) -> dict:
+def _tune_profiles(args, rec, sessions, pairs) -> None:
     """``--tune-profiles``: one weighting profile per kind of interaction given, named
     ``sessions`` and ``pairs``, each tuned as ``prodfusion tune --validate-on KIND --profile
     KIND`` would on the tuned model (same co-occurrences and click counts)."""
     from prodfusion.cli.evaluate_steps import _p2v
-    from prodfusion.evaluation.tuning import tune_weights
-    from prodfusion.model_state import apply_profile
 
-    out = {}
     for kind, given in (("sessions", sessions), ("pairs", pairs)):
         if given is None:
             continue
         print(f"tuning weighting profile {kind!r} (validated on the {kind} only)",
               file=sys.stderr)
         try:
-            res = tune_weights(rec, sessions=sessions, pairs=pairs,
-                               objective=args.tune_objective, validate_on=kind,
-                               prod2vec=_p2v(args, rec), cooc_decays=(), progress=True)
+            rec.tune(sessions, pairs, profile=kind, objective=args.tune_objective,
+                     validate_on=kind, prod2vec=_p2v(args, rec), progress=True)
         except ProdfusionError as e:
             if args.tune == "on":
                 raise ProdfusionError(f"--tune-profiles: profile {kind!r}: {e} Nothing was "
                                       "written.") from e
             print(f"warning: weighting profile {kind!r} not tuned ({e}).", file=sys.stderr)
-            continue
-        res["profile"] = kind
-        apply_profile(rec, kind, res, sessions=sessions, pairs=pairs)
-        out[kind] = res
-    return out
 
 
 def _tuning_summary(res: dict, profiles: dict | None = None) -> str:

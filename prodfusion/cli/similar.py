@@ -38,12 +38,12 @@ def cmd_similar(args) -> int:
         out = {
             "query": {"product_id": args.product_id, "title": titles[q],
                       "category": cats[q] if cats else None},
-            "fusion": args.fusion or ("intermediate" if args.profile else rec.fusion),
+            "fusion": rec.fusion_for(args.fusion, args.profile),
             **({"profile": args.profile} if args.profile else {}),
             # what the query used, resolved without building an exact fuser (an HNSW model
             # answers from its index; nothing N x D is made to print a list of names)
             "modalities": list(rec.resolve(
-                args.fusion or ("intermediate" if args.profile else None), args.modalities)[1]),
+                rec.fusion_for(args.fusion, args.profile), args.modalities)[1]),
             "results": [
                 {"rank": i + 1, "product_id": pid, "title": titles[r],
                  "category": cats[r] if cats else None, "score": score_or_none(s),

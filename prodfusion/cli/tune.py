@@ -5,10 +5,6 @@ from __future__ import annotations
 __all__ = ["add_tune_parser"]
 
 
-#: The cooc proximity exponents ``prodfusion tune`` tries by default.
-DEFAULT_COOC_DECAYS = (0.0, 1.0)
-
-
 def _n0_list(s: str) -> list[float | None]:
     out: list[float | None] = []
     for part in (p.strip() for p in s.split(",") if p.strip()):
@@ -35,9 +31,7 @@ def tune_options(args, rec) -> dict:
     what ``benchmarks/rolling_origin.py`` tunes each test window with)."""
     from prodfusion.cli.evaluate_steps import _p2v
 
-    decays = getattr(args, "cooc_decays_given", None)
-    if decays is None:  # not given: both counts tried; a profile keeps the model's
-        decays = () if getattr(args, "profile", None) else DEFAULT_COOC_DECAYS
+    decays = getattr(args, "cooc_decays_given", None)  # None: tune()'s default
     return dict(
         objective=args.objective, modalities=args.modalities,
         test_fraction=args.test_fraction, val_fraction=args.val_fraction, seed=args.eval_seed,
@@ -46,7 +40,8 @@ def tune_options(args, rec) -> dict:
         n_candidates=args.n_candidates, validate_on=args.validate_on,
         repeats=args.repeats, rolling=args.rolling, selection=args.selection,
         slice_safe=not args.no_slice_safe, min_slice_cases=args.min_slice_cases,
-        tune_fallback=not args.plain_fallback, cooc_decays=tuple(decays),
+        tune_fallback=not args.plain_fallback,
+        **({} if decays is None else {"cooc_decays": tuple(decays)}),
         prod2vec=_p2v(args, rec),
         progress=not args.quiet,
     )

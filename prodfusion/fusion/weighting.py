@@ -181,6 +181,15 @@ class Weighting:
             out["impute"] = self.impute
         return out
 
+    def overridden(self, weights=None, calibration: str | None = None,
+                   where: str = "similar()") -> Weighting:
+        """This weighting with ``weights`` and/or ``calibration`` in place of its own (its
+        ``n0``, fallback and ``impute`` kept; statistics estimated again on use)."""
+        return Weighting.make(weights if weights is not None else
+                              (dict(self.weights) if self.weights is not None else None),
+                              calibration or self.calibration, None, self.n0, where=where,
+                              fallback=self.fallback, impute=self.impute)
+
     def fallback_weight(self, m: str) -> float | None:
         """``f_m`` of the fallback weights, or ``None`` under the plain fallback (``True``)."""
         if self.fallback is True or not self.fallback:

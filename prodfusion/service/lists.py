@@ -119,8 +119,8 @@ def load_lists(path: Path, rec, variant, layout: str = "arrow") -> LoadedLists:
         raise ModelError(f"Lists file {stamp[0]!r} of variant {variant.name!r} cannot be read: "
                          f"{exc}") from exc
     meta = store.meta
-    fusion = variant.fusion or ("intermediate" if getattr(variant, "profile", None)
-                                else rec.fusion)
+    profile = getattr(variant, "profile", None)
+    fusion = rec.fusion_for(variant.fusion, profile)
     mods = list(check_modalities(variant.modalities or rec.modalities, rec.available_modalities))
     if meta.get("fusion") != fusion or list(meta.get("modalities") or []) != mods:
         store.close()
@@ -128,7 +128,6 @@ def load_lists(path: Path, rec, variant, layout: str = "arrow") -> LoadedLists:
             f"Lists file {stamp[0]!r} holds {meta.get('fusion')} fusion over "
             f"{meta.get('modalities')}, but variant {variant.name!r} serves {fusion} over {mods}; "
             "export the lists with the variant's --fusion and --modalities.")
-    profile = getattr(variant, "profile", None)
     if meta.get("profile") != profile:
         store.close()
         raise ModelError(
