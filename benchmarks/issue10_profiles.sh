@@ -5,8 +5,11 @@
 # (--validate-on pairs), both on the same `--tune off` build (runs/hmc of
 # benchmarks/issue10_fusion.sh, built here if missing). Then one `evaluate retrieval` scores
 # both profiles beside every single modality, the paper's fusion and the references, on both
-# sources. Writes docs/results/hm_profiles/. Data: ../shared/data (PRODFUSION_SHARED_DATA).
-# Usage: bash benchmarks/issue10_profiles.sh   (about 15 min on the 2-core VM)
+# sources. Writes docs/results/hm_profiles/. STEPS=tp (not in the default): the README's H&M
+# build command with --tune-profiles (runs/hm_tp, under /usr/bin/time -v: wall time and peak
+# RSS in runs/hm_tp_build.log) and its evaluation, docs/results/hm_tune_profiles/.
+# Data: ../shared/data (PRODFUSION_SHARED_DATA).
+# Usage: bash benchmarks/issue10_profiles.sh   (about 15 min on the 2-core VM; STEPS=tp 15 more)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f .venv/bin/activate ] && . .venv/bin/activate
@@ -30,8 +33,20 @@ if [[ $STEPS == *tune* ]]; then
   $PY -m prodfusion.cli tune "$RUNS/hmc_prof" $INTER --validate-on sessions --objective ndcg@15 --workers 1 --profile baskets > "$RUNS/hmc_prof_baskets.log" 2>&1
   $PY -m prodfusion.cli tune "$RUNS/hmc_prof" $INTER --validate-on pairs --objective ndcg@15 --workers 1 --profile pairs > "$RUNS/hmc_prof_pairs.log" 2>&1
 fi
+VARS="$V/single_text.json $V/single_image.json $V/single_clicks.json $V/single_lexical.json $V/single_cooc.json $V/paper_int3.json"
+REFS="baseline cooc tfidf popular cooc+tfidf"
+if [[ $STEPS == *tp* ]]; then
+  rm -rf "$RUNS/hm_tp"
+  /usr/bin/time -v $PY -m prodfusion.cli build --catalog $H/articles.csv --id-col article_id --title-col prod_name \
+    --category-col product_type_name --image-root $H/images --image-template '{product_id}.jpg' \
+    $INTER --tune-profiles --out "$RUNS/hm_tp" > "$RUNS/hm_tp_build.log" 2>&1
+  $PY -m prodfusion.cli evaluate retrieval "$RUNS/hm_tp" $INTER --workers 1 \
+    --variants $VARS $V/tuned5.json $V/tuned5_profile_sessions.json $V/tuned5_profile_pairs.json $REFS \
+    --note "model=runs/hm_tp: the README's H&M build command with --tune-profiles (the model's own weighting tuned on both sources, profiles 'sessions' and 'pairs')" \
+    --out docs/results/hm_tune_profiles > "$RUNS/hm_tp_eval.log" 2>&1
+fi
 [[ $STEPS == *eval* ]] || exit 0
-VARS="$V/single_text.json $V/single_image.json $V/single_clicks.json $V/single_lexical.json $V/single_cooc.json $V/paper_int3.json $V/tuned5_profile_baskets.json $V/tuned5_profile_pairs.json baseline cooc tfidf popular cooc+tfidf"
-$PY -m prodfusion.cli evaluate retrieval "$RUNS/hmc_prof" $INTER --workers 1 --variants $VARS \
+$PY -m prodfusion.cli evaluate retrieval "$RUNS/hmc_prof" $INTER --workers 1 \
+  --variants $VARS $V/tuned5_profile_baskets.json $V/tuned5_profile_pairs.json $REFS \
   --note "model=runs/hmc_prof: one --tune off build, two weighting profiles (prodfusion tune --profile baskets --validate-on sessions; --profile pairs --validate-on pairs)" \
   --out docs/results/hm_profiles > "$RUNS/hmc_prof_eval.log" 2>&1
