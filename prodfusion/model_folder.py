@@ -232,7 +232,6 @@ def new_manifest(rec, catalog, sessions=None) -> dict:
             "vector_dtype": rec.vector_dtype,
             "backfill": getattr(rec, "backfill", None),  # absent in older folders: none
             **({} if rec.weighting().is_default else {"weighting": rec.weighting().to_dict()}),
-            **({"profiles": rec.profiles} if rec.profiles else {}),  # absent: none (older)
         },
         "counts": counts,
         "fingerprints": fingerprints,
