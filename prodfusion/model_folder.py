@@ -287,7 +287,8 @@ def write_model_folder(rec, path: str | os.PathLike, *, overwrite: bool = False)
         manifest = dict(rec.manifest_)
         manifest["files"] = files
         manifest["settings"] = {**manifest["settings"], "fusion": rec.fusion,
-                                "index": rec.index,  # as now (may be set after build)
+                                # as now (may be set after build)
+                                "modalities": list(rec.modalities), "index": rec.index,
                                 "backfill": getattr(rec, "backfill", None),
                                 "index_settings": rec.index_settings.to_dict()}
         manifest["settings"].pop("profiles", None)

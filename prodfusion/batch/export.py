@@ -185,7 +185,7 @@ def export_lists(
             f"{n} (the model's products).")
     method = check_method(rec.fusion_for(fusion, profile), "export_lists()")
     mods = check_modalities(modalities if modalities is not None else rec.modalities,
-                            tuple(rec.embeddings_), "export_lists()")
+                            rec.available_modalities, "export_lists()")
     wt = rec.profile_weighting(profile, where="export_lists()") if profile else None
     if executor.name == "local":  # remote workers read the index themselves
         rec.searcher(method, mods, wt)  # loads (or builds) the index once, before the first batch

@@ -178,3 +178,28 @@ def test_explain_shares_add_up_to_the_scores(model, tmp_path, fusion):
     ex = rec.explain(pid, t.column("ids")[3].as_py(), fusion=fusion)
     assert t.column("share_image")[3].as_py() == pytest.approx(
         [e["modalities"]["image"]["share"] for e in ex], abs=1e-6)
+
+
+def test_export_of_a_model_with_cooc_equals_similar_batch(tmp_path):
+    """A build with sessions has the pairwise ``cooc`` modality besides its vectors: the
+    export fuses it like ``similar`` does (it once refused it, checking only the vectors)."""
+    from prodfusion.data.sessions import Sessions
+    from prodfusion.fusion.cooc import Cooc
+    from tests.fusion.test_cooc import _data
+
+    cat, _, lists, embs = _data(2)
+    rec = Recommender.from_embeddings(cat, embs, fusion="intermediate")
+    rec.cooc_ = Cooc.from_sessions(Sessions.from_lists(lists), cat)
+    rec.modalities = rec.available_modalities
+    assert "cooc" in rec.modalities
+    model = rec.save(tmp_path / "model")
+    out = tmp_path / "lists.parquet"
+    export_lists(model, out, k=5, batch_size=10, progress=False)
+    back = Recommender.load(model)
+    ids, scores = _expected(back, 5)
+    table = pq.read_table(out)
+    assert table.column("ids").to_pylist() == ids
+    got = table.column("scores").to_pylist()
+    for g, s in zip(got, scores, strict=True):  # backfilled entries are scored null/NaN
+        np.testing.assert_allclose(np.asarray(g, dtype=np.float64), s, rtol=1e-5, atol=1e-6)
+    assert read_lists_meta(out)["modalities"] == ["text", "clicks", "cooc"]
