@@ -16,6 +16,7 @@ Examples
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +38,8 @@ from prodfusion.data.sessions import (
 )
 from prodfusion.data.tables import read_table
 from prodfusion.errors import DataError, param_error
+
+logger = logging.getLogger("prodfusion.data")
 
 if TYPE_CHECKING:
     from prodfusion.data.catalog import Catalog
@@ -329,6 +332,11 @@ def clean_sessions(
         known = df[ID].is_in(catalog.frame[ID].implode())
         n_unknown_rows = int((~known).sum())
         n_unknown_products = df.filter(~known)[ID].n_unique()
+        if n_unknown_rows and 2 * n_unknown_rows > df.height:  # most of the log: ids that differ
+            msg = _unknown_ids_message(df.filter(~known)[ID], catalog, n_unknown_rows, df.height)
+            if n_unknown_rows == df.height:
+                raise DataError(msg)
+            logger.warning(msg)
         df = df.filter(known)
 
     # each session ordered by time, then source row; the sort is stable, so ties keep frame order
@@ -364,3 +372,34 @@ def clean_sessions(
         n_clicks=df.height,
     )
     return Sessions(df.select(list(_FRAME_SCHEMA)), report)
+
+
+def _canonical_id(col: pl.Expr) -> pl.Expr:
+    """An id as a number-like text would be written: trimmed, without leading zeros or a
+    trailing ``.0`` (what a spreadsheet or a float column makes of ``0042``)."""
+    return (col.str.strip_chars().str.replace(r"\.0+$", "").str.strip_chars_start("0")
+            .str.to_lowercase())
+
+
+def _unknown_ids_message(unknown: pl.Series, catalog: Catalog, n_unknown: int, n: int) -> str:
+    """Why most interaction rows name no catalog product: examples from both sides and, where
+    it explains them, the ids' formatting (leading zeros, ``.0``, case, spaces)."""
+    ours = unknown.unique(maintain_order=True)
+    theirs = catalog.frame[ID]
+    msg = (f"{n_unknown:,} of {n:,} interaction rows ({n_unknown / n:.0%}) name products that "
+           f"are not in the catalog ({catalog.source}, {len(theirs):,} products): e.g. "
+           f"{', '.join(map(repr, ours.head(3).to_list()))} in the interactions, "
+           f"{', '.join(map(repr, theirs.head(3).to_list()))} in the catalog. Ids are compared "
+           f"as exact strings.")
+    wanted = pl.DataFrame({"c": ours}).select(_canonical_id(pl.col("c")))["c"]
+    have = pl.DataFrame({"c": theirs}).select(_canonical_id(pl.col("c")))["c"]
+    n_match = int(wanted.is_in(have.implode()).sum())
+    if n_match * 2 >= len(ours):
+        msg += (f" {n_match:,} of the {len(ours):,} unknown ids match a catalog id once leading "
+                "zeros, a trailing '.0', case and spaces are ignored: one file was probably read "
+                "or written with numeric ids (a Parquet integer column, a spreadsheet); keep "
+                "the ids as text in both files.")
+    else:
+        msg += (" Check that the interactions' item column holds the catalog's product ids "
+                "(CLI: --item-col, --pair-cols against --id-col).")
+    return msg

@@ -321,3 +321,35 @@ def test_split_by_time_windows_hold_out_earlier_blocks():
     assert set(te0.keys) <= set(tr1.keys)  # the later block trains
     with pytest.raises(DataError, match="window=4 leaves no training session"):
         s.split_by_time(0.2, window=4)
+
+
+def test_ids_that_differ_from_the_catalogs_fail_fast_with_examples_and_the_cause(caplog):
+    """A log whose ids were read as numbers ('0042' -> 42) names no catalog product: an error
+    before any work, with examples from both sides and the cause; a log that mostly misses
+    warns; a few unknown products are dropped quietly (counted in the report)."""
+    ids = [f"{i:04d}" for i in range(1, 9)]
+    catalog = Catalog(pl.DataFrame({"product_id": ids, "title": [f"t{i}" for i in ids]}),
+                      source="cat.csv")
+    numeric = pl.DataFrame({"session": ["a", "a", "b", "b"],
+                            "product_id": ["1", "2.0", "3", "4"]})
+    with pytest.raises(DataError) as err:
+        clean_sessions(numeric, catalog)
+    text = str(err.value)
+    assert "4 of 4 interaction rows (100%)" in text and "cat.csv, 8 products" in text
+    assert "'1', '2.0', '3' in the interactions" in text and "'0001', '0002'" in text
+    assert "4 of the 4 unknown ids match a catalog id once leading zeros" in text
+
+    other = pl.DataFrame({"session": ["a", "a", "b"], "product_id": ["x", "y", "z"]})
+    with pytest.raises(DataError, match="Check that the interactions' item column"):
+        clean_sessions(other, catalog)
+
+    mostly = pl.DataFrame({"session": ["a"] * 5, "product_id": ["0001", "0002", "9", "8", "7"]})
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        s = clean_sessions(mostly, catalog)
+    assert list(s) == [["0001", "0002"]] and s.report.n_unknown_rows == 3
+    assert "3 of 5 interaction rows (60%)" in caplog.text
+    caplog.clear()
+    few = pl.DataFrame({"session": ["a"] * 3, "product_id": ["0001", "0002", "9"]})
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        assert clean_sessions(few, catalog).report.n_unknown_rows == 1
+    assert caplog.text == ""
