@@ -84,13 +84,41 @@ def test_similar_bad_model_folder(tmp_path, capsys):
 
 
 def test_build_bad_catalog_names_row_and_column(files, capsys):
-    (files / "bad.csv").write_text("product_id,title\n01,ok\n02,  \n", encoding="utf-8")
+    (files / "bad.csv").write_text("product_id,title\n01,ok\n  ,x\n", encoding="utf-8")
     code = main(["build", "--catalog", str(files / "bad.csv"), "--out", str(files / "m"),
                  "--image", "none", "--cache-dir", "none"])
     assert code == 2
     err = capsys.readouterr().err
-    assert "row 2" in err and "'title'" in err
+    assert "row 2" in err and "'product_id'" in err
     assert not (files / "m").exists()  # nothing half-written
+
+
+def test_a_product_without_a_title_is_kept_and_recommended_by_its_clicks(files, capsys, caplog):
+    """An empty title loses nothing: a warning, no text or lexical vector for that product,
+    its list from its clicks (and co-occurrences); the others unchanged; export too."""
+    lines = CATALOG.splitlines()
+    lines[5] = "0005,   ,shoes,20"  # row 5: the running shoes lose their title
+    (files / "catalog.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        assert _build(files, "--tune", "off") == 0
+    capsys.readouterr()
+    assert "1 of 10 products have an empty title (column 'title'; first: row 5, product '0005')" \
+        in caplog.text
+    from prodfusion.recommender import Recommender
+
+    rec = Recommender.load(files / "model")
+    assert rec.embeddings_["text"].mask.tolist() == [r != 4 for r in range(10)]
+    assert not rec.embeddings_["lexical"].mask[4] and rec.embeddings_["clicks"].mask[4]
+    assert main(["similar", str(files / "model"), "0005", "-k", "2", "--json", "--explain"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["query"]["title"] is None
+    first = out["results"][0]
+    assert first["product_id"] in ("0007", "0006")  # its session: b = 0005 0007 0006
+    assert first["explain"]["modalities"]["text"]["raw"] is None
+    assert first["explain"]["modalities"]["clicks"]["raw"] is not None
+    assert main(["similar", str(files / "model"), "0005", "-k", "2"]) == 0
+    assert "query 0005: (no title)" in capsys.readouterr().out
+    assert main(["export", str(files / "model"), "--out", str(files / "l.parquet")]) == 0
 
 
 def test_unknown_fusion_refused_by_parser(files, capsys):

@@ -156,11 +156,14 @@ def _classifier_kwargs(args) -> dict:
 
 
 def cmd_cat_train(args) -> int:
+    from prodfusion.encoders.text import title_mask
     from prodfusion.training.categorize import CategoryClassifier
 
     t0 = time.perf_counter()
     catalog = _label_catalog(args)
-    rows = [i for i, c in enumerate(catalog.categories) if c is not None and str(c).strip()]
+    named = title_mask(catalog.titles)  # a product without a title teaches nothing
+    rows = [i for i, c in enumerate(catalog.categories)
+            if c is not None and str(c).strip() and named[i]]
     titles = [catalog.titles[i] for i in rows]
     labels = [catalog.categories[i] for i in rows]
     clf = CategoryClassifier(encoder=args.encoder, frozen=args.frozen, seed=args.seed,

@@ -53,7 +53,7 @@ def cmd_similar(args) -> int:
         }
         print(json.dumps(out, ensure_ascii=False, indent=2))
         return 0
-    print(f"query {args.product_id}: {titles[q]}" + (f"  [{cats[q]}]" if cats else ""))
+    print(f"query {args.product_id}: {titles[q] or '(no title)'}" + (f"  [{cats[q]}]" if cats else ""))
     print(_table(ids, rows, scores, titles, cats))
     if why is not None:
         print("why (per modality: raw cosine / calibrated, weight, share of the score):")
@@ -78,7 +78,7 @@ def _table(ids, rows, scores, titles, cats) -> str:
     for i, (pid, r, s) in enumerate(zip(ids, rows, scores, strict=True)):
         c = (cats[r] or "") if cats else ""
         shown = "popular" if s != s else f"{s:.4f}"  # NaN: backfilled
-        out.append(f"{i + 1:>4}  {pid:<14} {shown:>7}  {c[:22]:<22} {titles[r]}")
+        out.append(f"{i + 1:>4}  {pid:<14} {shown:>7}  {c[:22]:<22} {titles[r] or ''}")
     return "\n".join(out)
 
 

@@ -16,6 +16,7 @@ Examples
 
 from __future__ import annotations
 
+import logging
 import string
 from pathlib import Path
 
@@ -24,6 +25,8 @@ import polars as pl
 from prodfusion.data.catalog import CATEGORY, GROUP, ID, IMAGE, TITLE, Catalog
 from prodfusion.data.tables import Format, detect_format, read_table
 from prodfusion.errors import DataError, param_error
+
+logger = logging.getLogger("prodfusion.data")
 
 __all__ = ["read_catalog", "read_table", "detect_format", "shadowed_name", "Format"]
 
@@ -143,15 +146,16 @@ def read_catalog(
     -------
     Catalog
         Standard columns ``product_id``, ``title`` (stripped, inner whitespace collapsed to one
-        space), ``image`` (absolute path or null; existence is not checked here),
+        space; null when empty), ``image`` (absolute path or null; existence is not checked here),
         ``category`` and ``group`` (null when empty) where available, then every other file
         column unchanged.
 
     Raises
     ------
     DataError
-        Missing/unreadable/unknown-format file, non-UTF-8 bytes, missing columns, empty ids,
-        empty titles or duplicate ids. The message names the file, the 1-based data row and
+        Missing/unreadable/unknown-format file, non-UTF-8 bytes, missing columns, empty ids
+        or duplicate ids. (An empty title is kept as null, with a warning: that product gets no
+        text vector.) The message names the file, the 1-based data row and
         the column.
 
     Examples
@@ -233,11 +237,13 @@ def read_catalog(
         pl.col(tcol).str.replace_all(r"\s+", " ").str.strip_chars().alias(tcol)
     )
     row, n = first_bad_row(frame.select(_blank(tcol)).to_series())
-    if n:
-        raise DataError(
-            f"{path} row {row}: empty title for product {frame[pid][row - 1]!r} (column {tcol!r}; "
-            f"{n} row(s) in all). Every product needs a title: fill it in or remove the row."
-        )
+    if n:  # kept, without a text vector (like a product without a photo)
+        logger.warning(
+            "%s: %s of %s products have an empty title (column %r; first: row %d, product %r); "
+            "they get no text or lexical vector and are recommended by their other modalities.",
+            path, f"{n:,}", f"{frame.height:,}", tcol, row, frame[pid][row - 1])
+        frame = frame.with_columns(
+            pl.when(_blank(tcol)).then(None).otherwise(pl.col(tcol)).alias(tcol))
 
     # renaming; the standard columns first, the rest unchanged
     frame = frame.rename({col: std for std, col in chosen.items() if col != std})

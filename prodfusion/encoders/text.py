@@ -175,24 +175,37 @@ class TextEncoder(BatchEncoder):
         Returns
         -------
         Embeddings
-            All rows present; ``info`` holds ``n_unique``, ``n_cached``, ``n_encoded``,
+            Every product with a title present (one without: absent, counted in
+            ``info["n_no_title"]``); ``info`` holds ``n_unique``, ``n_cached``, ``n_encoded``,
             ``seconds``.
         """
         titles = catalog.titles
-        for r, t in enumerate(titles):
-            if not isinstance(t, str) or not t.strip():
-                raise DataError(
-                    f"{catalog.source} row {r + 1}: empty title (column 'title', product "
-                    f"{catalog.ids[r]!r}); every product needs a title."
-                )
-        vectors, info = self._encode_texts(titles, use_cache=self.cache is not None)
-        emb = Embeddings(vectors, np.ones(len(titles), dtype=bool), self.spec, info)
+        mask = title_mask(titles)
+        if not mask.any():
+            raise DataError(
+                f"{catalog.source}: no product has a title, so there is nothing for the text "
+                f"encoder {self.spec} to read. Check the title column, or build without text "
+                "(CLI: --text none --lexical none).")
+        present, info = self._encode_texts([t for t, ok in zip(titles, mask, strict=True) if ok],
+                                           use_cache=self.cache is not None)
+        vectors = present if mask.all() else np.zeros((len(titles), present.shape[1]),
+                                                      dtype=present.dtype)
+        if not mask.all():  # products without a title: no text vector (like a missing photo)
+            vectors[mask] = present
+            info["n_no_title"] = int((~mask).sum())
+        emb = Embeddings(vectors, mask, self.spec, info)
         check_finite(emb, what=f"{self.spec} text embeddings")
         logger.info(
             "%s: %d titles (%d unique, %d from cache) in %.1f s",
             self.spec, info["n_texts"], info["n_unique"], info["n_cached"], info["seconds"],
         )
         return emb
+
+
+def title_mask(titles) -> np.ndarray:
+    """Which titles are usable text (a non-blank ``str``); the rest get no text vector."""
+    return np.fromiter((isinstance(t, str) and bool(t.strip()) for t in titles), dtype=bool,
+                       count=len(titles))
 
 
 def _cpu_only(enc: TextEncoder) -> None:

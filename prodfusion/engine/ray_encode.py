@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from prodfusion.errors import DataError, ParameterError
+from prodfusion.errors import ParameterError
 
 __all__ = ["encode_on_ray", "RayBatchEncoder"]
 
@@ -152,12 +152,11 @@ def encode_on_ray(
         ns.replace("/", "_").replace(":", "_")
     failed = _merge_shards(folder, cache, ns)  # an interrupted run's finished shards
     if enc.modality == "text":
-        titles = catalog.titles
-        for r, t in enumerate(titles):
-            if not isinstance(t, str) or not t.strip():
-                raise DataError(
-                    f"{catalog.source} row {r + 1}: empty title (column 'title', product "
-                    f"{catalog.ids[r]!r}); every product needs a title.")
+        from prodfusion.encoders.text import title_mask
+
+        # products without a title get no text vector (the local encode below marks them)
+        titles = [t for t, ok in zip(catalog.titles, title_mask(catalog.titles), strict=True)
+                  if ok]
         inputs = list(dict.fromkeys(titles))
         keys = [content_key(t) for t in inputs]
     else:

@@ -132,7 +132,7 @@ class AdaptConfig:
 def _fingerprint(catalog, extra: list[str] | None = None) -> dict:
     h = hashlib.sha256()
     for t in catalog.titles:
-        h.update(t.encode("utf-8") + b"\x00")
+        h.update((t or "").encode("utf-8") + b"\x00")
     for t in extra or []:
         h.update(str(t).encode("utf-8") + b"\x00")
     return {"source": str(catalog.source), "n_products": len(catalog), "sha256": h.hexdigest()}

@@ -83,11 +83,13 @@ def adapt_convirt(catalog, out, config: AdaptConfig | None = None, *, cache=None
         feats, mask = image_features if image_features is not None else frozen_features(
             catalog, config, cache, progress)
         image_dim, image_spec = feats.shape[1], config.image if image_features is None else "given"
-    rows = np.flatnonzero(mask)
+    from prodfusion.encoders.text import title_mask
+
+    rows = np.flatnonzero(mask & title_mask(catalog.titles))  # a photo and a title to pair
     if len(rows) < config.batch_size:
         raise DataError(
             f"{catalog.source}: ConVIRT needs at least batch_size={config.batch_size} products with a "
-            f"usable photo; {len(rows)} of {len(catalog)} have one (see the image warnings above)."
+            f"usable photo; {len(rows)} of {len(catalog)} have one and a title (see the warnings above)."
         )
     titles = catalog.titles
     tau = config.temperature or CONVIRT_TEMPERATURE

@@ -27,12 +27,14 @@ def predict_categories(model, catalog, *, only_missing: bool = False, device: st
         Predict only the products without a category; the others get
         ``predicted_category = category`` and probability null, and ``source = "given"``.
     """
+    from prodfusion.encoders.text import title_mask
     from prodfusion.training.categorize import CategoryClassifier
 
     clf = model if isinstance(model, CategoryClassifier) else CategoryClassifier.load(model, device=device)
     given = catalog.categories or [None] * len(catalog)
-    todo = np.flatnonzero(_missing(catalog)) if only_missing else np.arange(len(catalog))
     titles = catalog.titles
+    has_title = title_mask(titles)  # a product without a title keeps its given category
+    todo = np.flatnonzero((_missing(catalog) if only_missing else True) & has_title)
     labels, probs = clf.predict([titles[i] for i in todo]) if len(todo) else ([], [])
     predicted: list = list(given)
     probability: list = [None] * len(catalog)

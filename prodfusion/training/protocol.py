@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from prodfusion._checks import check_real
+from prodfusion.encoders.text import title_mask
 from prodfusion.errors import DataError, param_error
 from prodfusion.training._st import DEFAULT_BASE, embed_pooled, load_st_model, logger
 
@@ -254,7 +255,8 @@ def evaluate_categorization(
                         "with --category-col.")
     t_start = time.perf_counter()
     cats = catalog.categories
-    labelled = np.array([c is not None and str(c).strip() != "" for c in cats])
+    labelled = np.array([c is not None and str(c).strip() != "" for c in cats]) \
+        & title_mask(catalog.titles)  # a product without a title cannot be categorized
     n_unlabelled = int((~labelled).sum())
     cat = catalog.take(np.flatnonzero(labelled)) if n_unlabelled else catalog
     labels = check_labels(cat.categories, f"{catalog.source} (categories)")

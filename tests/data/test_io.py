@@ -176,18 +176,20 @@ def test_duplicate_ids_name_both_file_rows(tmp_path):
     assert len(read_catalog(path)) == 2
 
 
-def test_empty_ids_and_titles(tmp_path):
+def test_empty_ids_and_titles(tmp_path, caplog):
     path = tmp_path / "c.csv"
     path.write_text("sku,name\n1,a\n2,   \n, c\n4,\n", "utf-8")
     with pytest.raises(DataError, match=re.escape(
             f"{path} row 3: empty product id (column 'sku'; 1 row(s) in all). Every product needs "
             "a unique id: fill it in or remove the row.")):
         read_catalog(path, id_col="sku", title_col="name")
+    # an empty title loses nothing: the product stays, without a title, with a warning
     path.write_text("sku,name\n1,a\n2,   \n3,c\n4,\n", "utf-8")
-    with pytest.raises(DataError, match=re.escape(
-            f"{path} row 2: empty title for product '2' (column 'name'; 2 row(s) in all). Every "
-            "product needs a title: fill it in or remove the row.")):
-        read_catalog(path, id_col="sku", title_col="name")
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        cat = read_catalog(path, id_col="sku", title_col="name")
+    assert cat.ids.tolist() == ["1", "2", "3", "4"] and cat.titles == ["a", None, "c", None]
+    assert (f"{path}: 2 of 4 products have an empty title (column 'name'; first: row 2, "
+            "product '2'); they get no text or lexical vector") in caplog.text
 
 
 def test_non_utf8_bytes_name_line_row_and_column(tmp_path):

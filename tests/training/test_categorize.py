@@ -61,6 +61,13 @@ def test_save_load_round_trip_and_predict_only_missing(tmp_path, split, tiny_st)
     filled, n = fill_categories(cat, path)
     assert n == missing.height and filled.categories.count("GIVEN") == kept.height
     assert None not in filled.categories
+    # a product without a title has nothing to predict from: it keeps its missing category
+    blank = Catalog(pl.DataFrame({"product_id": ["x", "y"], "title": [test_t[0], None],
+                                  "category": [None, None]},
+                                 schema_overrides={"title": pl.Utf8, "category": pl.Utf8}))
+    frame = predict_categories(path, blank, only_missing=True)
+    assert frame["source"].to_list() == ["predicted", "given"]
+    assert frame["predicted_category"].to_list()[1] is None
 
 
 def test_cli_train_predict_and_build_category_from(tmp_path, split, tiny_st, capsys):
