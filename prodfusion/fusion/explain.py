@@ -28,7 +28,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from prodfusion.encoders.base import Embeddings
-from prodfusion.fusion.weights import Weighting, early_block_scale, fallback_terms, tie_scale
+from prodfusion.fusion.weights import (
+    Weighting,
+    early_block_scale,
+    fallback_terms,
+    tie_scale,
+    tie_weighting,
+)
 
 __all__ = ["explain_pairs"]
 
@@ -94,8 +100,8 @@ def explain_pairs(method: str, embeddings: Mapping[str, Embeddings], modalities:
                     share[m] = np.where(has[m] & (denom > 0),
                                         weight[m] * np.nan_to_num(raw[m]) / denom, 0.0)
     else:
-        tw = weighting if method == "intermediate" else Weighting(
-            weighting.weights, "none", (), weighting.n0)
+        # late: the tie-break's weighting (raw cosines, the same weights and fallback)
+        tw = weighting if method == "intermediate" else tie_weighting(weighting)
         for m in modalities:
             w = np.full(n, tw.w(m))
             if m == "clicks" and tw.n0 is not None and confidence is not None:
@@ -117,8 +123,7 @@ def explain_pairs(method: str, embeddings: Mapping[str, Embeddings], modalities:
                 share[m] = np.where(total > 0, weight[m] * np.nan_to_num(s) / total, 0.0)
         terms = fallback_terms(tw, modalities, {m: np.nan_to_num(raw[m])[None, :]
                                                 for m in modalities},
-                               {m: has[m][None, :] for m in modalities}) \
-            if method == "intermediate" else None
+                               {m: has[m][None, :] for m in modalities})
         if terms is not None:  # pairs sharing only zero-weight modalities: the last resort
             fb = (total <= 0) & np.isfinite(terms[0][0])
             base = np.where(fb, terms[0][0], base)
@@ -126,7 +131,7 @@ def explain_pairs(method: str, embeddings: Mapping[str, Embeddings], modalities:
                 share[m] = np.where(fb, x[0], share[m])
         if method == "late":
             eps = tie_scale([weighting.w(m) for m in modalities]) * TIE_WEIGHT
-            base = np.full(n, eps / 2)
+            base = eps / 2 + eps * base / 2  # base: the tie-break's (its fallback's) or 0
             for m in modalities:
                 lab = labels[m]
                 same = (lab[c] == lab[q]) & (lab[q] >= 0)

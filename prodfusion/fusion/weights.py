@@ -304,10 +304,12 @@ def early_block_scale(weighting: Weighting, m: str, conf_rows=None) -> np.ndarra
 
 def tie_weighting(weighting: Weighting) -> Weighting:
     """The late-fusion tie-break's weighting: the same weights and confidence, raw cosines
-    (so the tie-break stays in ``[-1, 1]``)."""
+    (so the tie-break stays in ``[-1, 1]``), and the same fallback (whose weights z-score the
+    cosines, so its statistics are kept)."""
     if weighting.is_default:
         return weighting
-    return Weighting(weighting.weights, "none", (), weighting.n0, weighting.fallback)
+    return Weighting(weighting.weights, "none", weighting.stats, weighting.n0,
+                     weighting.fallback)
 
 
 def late_combine(weighting: Weighting, modalities: Sequence[str], match: Mapping,

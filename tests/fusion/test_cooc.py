@@ -356,6 +356,45 @@ def test_fallback_weights_rank_in_two_tiers_against_a_brute_force_loop(calibrati
             assert e["score"] == pytest.approx(float(x), abs=2e-3)
 
 
+@pytest.mark.parametrize("fallback", [True, {"text": 2.0}])
+def test_late_fusion_keeps_the_fallback_in_its_tie_break(fallback):
+    """Late fusion of a tuned model (zero weights with fallback weights, calibration none):
+    its tie-break is the intermediate fusion of raw cosines with the same fallback, so a
+    pair sharing only zero-weight modalities ranks after every weighted one, in the
+    fallback's order (it raised 'needs the similarity statistics' with fallback weights),
+    and explain adds up."""
+    from prodfusion.fusion.late import TIE_WEIGHT
+    from prodfusion.fusion.weights import tie_scale, tie_weighting
+
+    cat, sessions, _, embs = _data(11)
+    rng = np.random.default_rng(5)
+    embs["image"] = Embeddings(rng.normal(size=(N, 3)).astype(np.float32), rng.random(N) > 0.2,
+                               "image")
+    mods = ("text", "image", "clicks")
+    stats = estimate_stats(embs, mods)
+    wt = Weighting.make({"clicks": 1.0, "text": 0.0, "image": 0.0}, "none", stats,
+                        fallback=fallback)
+    labels = {m: np.where(embs[m].mask, np.arange(N) % 3, -1).astype(np.int32) for m in mods}
+    late = make_fuser("late", embs, mods, weighting=wt, late_labels=labels)
+    s = late.similarity(np.arange(N))
+    tie = make_fuser("intermediate", embs, mods, weighting=tie_weighting(wt)).similarity(
+        np.arange(N))
+    count = sum(wt.w(m) * ((labels[m][:, None] == labels[m][None, :])
+                           & (labels[m][:, None] >= 0)) for m in mods)
+    eps = tie_scale([wt.w(m) for m in mods]) * TIE_WEIGHT
+    want = np.where(np.isfinite(tie), count + eps * (1 + tie) / 2, -np.inf)
+    np.testing.assert_allclose(s, want, rtol=1e-5, atol=1e-5)
+    clicks = embs["clicks"].mask
+    q = int(np.flatnonzero(embs["text"].mask & clicks)[0])
+    shared = clicks & (np.arange(N) != q)
+    fb = ~clicks & np.isfinite(s[q])
+    assert fb.any() and s[q][shared].min() > s[q][fb].max()  # the last resort comes last
+    cand = np.flatnonzero(np.isfinite(s[q]) & (np.arange(N) != q))
+    for e, x in zip(explain_pairs("late", embs, mods, wt, q, cand, labels=labels), s[q, cand],
+                    strict=True):
+        assert e["score"] == pytest.approx(float(x), abs=1e-3)
+
+
 @pytest.mark.parametrize("fallback", [True, {"text": 1.0, "image": 0.5}])
 @pytest.mark.parametrize("with_cooc", [False, True])
 def test_the_approximate_search_serves_fallback_only_queries_as_the_exact_fuser(
