@@ -184,8 +184,10 @@ def export_lists(
             f"export_lists(): start={start} and stop={stop} must satisfy 0 <= start < stop <= "
             f"{n} (the model's products).")
     method = check_method(rec.fusion_for(fusion, profile), "export_lists()")
-    mods = check_modalities(modalities if modalities is not None else rec.modalities,
-                            rec.available_modalities, "export_lists()")
+    if modalities is not None:
+        check_modalities(modalities, rec.available_modalities, "export_lists()")
+    # as similar() resolves them: early / late leave out the pairwise modalities (cooc …)
+    mods = rec.resolve(method, modalities)[1]
     wt = rec.profile_weighting(profile, where="export_lists()") if profile else None
     if executor.name == "local":  # remote workers read the index themselves
         rec.searcher(method, mods, wt)  # loads (or builds) the index once, before the first batch

@@ -108,7 +108,6 @@ class LoadedLists:
 def load_lists(path: Path, rec, variant, layout: str = "arrow") -> LoadedLists:
     """Open ``path`` for ``variant`` served by ``rec``; :class:`ModelError` when it cannot serve."""
     from prodfusion.batch.lists import ListStore
-    from prodfusion.fusion import check_modalities
 
     stamp = _stamp(path)
     if stamp is None:
@@ -121,7 +120,7 @@ def load_lists(path: Path, rec, variant, layout: str = "arrow") -> LoadedLists:
     meta = store.meta
     profile = getattr(variant, "profile", None)
     fusion = rec.fusion_for(variant.fusion, profile)
-    mods = list(check_modalities(variant.modalities or rec.modalities, rec.available_modalities))
+    mods = list(rec.resolve(fusion, variant.modalities or None)[1])  # as the export resolved
     if meta.get("fusion") != fusion or list(meta.get("modalities") or []) != mods:
         store.close()
         raise ModelError(

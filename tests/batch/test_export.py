@@ -180,9 +180,11 @@ def test_explain_shares_add_up_to_the_scores(model, tmp_path, fusion):
         [e["modalities"]["image"]["share"] for e in ex], abs=1e-6)
 
 
-def test_export_of_a_model_with_cooc_equals_similar_batch(tmp_path):
+@pytest.mark.parametrize("fusion", ["intermediate", "early", "late"])
+def test_export_of_a_model_with_cooc_equals_similar_batch(tmp_path, fusion):
     """A build with sessions has the pairwise ``cooc`` modality besides its vectors: the
-    export fuses it like ``similar`` does (it once refused it, checking only the vectors)."""
+    export fuses it like ``similar`` does (it once refused it, checking only the vectors),
+    and early / late fusion leave it out as ``similar`` does (they refused the model)."""
     from prodfusion.data.sessions import Sessions
     from prodfusion.fusion.cooc import Cooc
     from tests.fusion.test_cooc import _data
@@ -194,12 +196,13 @@ def test_export_of_a_model_with_cooc_equals_similar_batch(tmp_path):
     assert "cooc" in rec.modalities
     model = rec.save(tmp_path / "model")
     out = tmp_path / "lists.parquet"
-    export_lists(model, out, k=5, batch_size=10, progress=False)
+    export_lists(model, out, k=5, batch_size=10, fusion=fusion, progress=False)
     back = Recommender.load(model)
-    ids, scores = _expected(back, 5)
+    ids, scores = _expected(back, 5, fusion=fusion)
     table = pq.read_table(out)
     assert table.column("ids").to_pylist() == ids
     got = table.column("scores").to_pylist()
     for g, s in zip(got, scores, strict=True):  # backfilled entries are scored null/NaN
         np.testing.assert_allclose(np.asarray(g, dtype=np.float64), s, rtol=1e-5, atol=1e-6)
-    assert read_lists_meta(out)["modalities"] == ["text", "clicks", "cooc"]
+    assert read_lists_meta(out)["modalities"] == (
+        ["text", "clicks", "cooc"] if fusion == "intermediate" else ["text", "clicks"])  # the service serves it: tests/service/test_lists.py

@@ -189,3 +189,32 @@ def test_serve_cli_with_lists_on_two_workers(models, tmp_path):
         assert got == {"lists": 12.0, "live": 1.0}, text[:2000]
     finally:
         stop_server(server)
+
+
+@pytest.mark.parametrize("fusion", ["early", "late"])
+def test_an_early_or_late_arm_on_a_model_with_cooc_serves_live_and_from_lists(tmp_path, fusion):
+    """A default build with sessions holds ``cooc``, which only intermediate fusion fuses: an
+    arm asking for early / late fusion (no modalities) serves the model's vector modalities,
+    as ``similar`` and ``export`` resolve them (live search answered it with a 500)."""
+    from prodfusion.data.sessions import Sessions
+    from prodfusion.fusion.cooc import Cooc
+    from prodfusion.service.experiments import ExperimentConfig, VariantConfig
+    from tests.fusion.test_cooc import _data
+
+    cat, _, lists_, embs = _data(3)
+    rec = Recommender.from_embeddings(cat, embs, fusion="intermediate")
+    rec.cooc_ = Cooc.from_sessions(Sessions.from_lists(lists_), cat)
+    rec.modalities = rec.available_modalities
+    model = rec.save(tmp_path / "model")
+    out = tmp_path / "lists.parquet"
+    export_lists(model, out, k=5, fusion=fusion, progress=False)
+    want_ids, _ = Recommender.load(model).similar("p09", k=5, fusion=fusion)
+    for name, lists in (("live", None), ("lists", out)):
+        exp = ExperimentConfig("e", variants=(VariantConfig("arm", 1.0, model, fusion=fusion,
+                                                            lists=lists),))
+        settings = ServiceSettings(experiment=exp, events=str(tmp_path / f"{name}.sqlite3"),
+                                   reload_interval_s=0, cache_size=0)
+        with TestClient(create_app(settings)) as client:
+            _, items = _items(client, "p09", k=5)
+            assert [it["product_id"] for it in items] == list(want_ids), name
+            assert _answers(client) == {name: 1.0}
