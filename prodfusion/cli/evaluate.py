@@ -127,14 +127,14 @@ def _retrieval_opts(p: argparse.ArgumentParser) -> None:
                         "as served (both are in results.json)")
 
 
-def _replay_opts(p: argparse.ArgumentParser, *, required: bool) -> None:
+def _replay_opts(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("replay")
-    g.add_argument("--a", required=required, default=None if required else "baseline",
-                   metavar="CONFIG", help="control: 'baseline', 'FUSION:MOD+MOD' or a "
+    g.add_argument("--a", default="baseline",
+                   metavar="CONFIG", help="control: 'baseline' (default), 'FUSION:MOD+MOD' or a "
                    ".json/.toml/.yaml file {model, fusion, modalities, fallback}")
-    g.add_argument("--b", required=required,
-                   default=None if required else "intermediate:text+image+clicks",
-                   metavar="CONFIG", help="treatment, same forms")
+    g.add_argument("--b", default=None,
+                   metavar="CONFIG", help="treatment, same forms (default: what the model "
+                   "serves: its fusion over its modalities with its weights, as `similar`)")
     g.add_argument("--design", choices=["paired", "split"], default="paired",
                    help="paired: both see every view; split: sessions assigned 50/50")
 
@@ -217,7 +217,7 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     rp = sub.add_parser("replay", help="offline A/B replay of held-out sessions (Table IV)")
     _common(rp, model_required=False)
     _heldout_opts(rp)
-    _replay_opts(rp, required=True)
+    _replay_opts(rp)
     rp.set_defaults(func=cmd_replay)
 
     a = sub.add_parser("all", help="clustering, retrieval and replay in one report")
@@ -225,7 +225,7 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     _clustering_opts(a)
     _heldout_opts(a)
     _retrieval_opts(a)
-    _replay_opts(a, required=False)
+    _replay_opts(a)
     a.set_defaults(func=cmd_all)
 
     rd = sub.add_parser("render", help="re-render report.md/report.html/PNGs from a results.json")

@@ -165,11 +165,25 @@ def _run_retrieval(args, rec, sessions, pairs, **extra) -> dict:
     )
 
 
+def _treatment(args, rec):
+    """``--b``, or what the model serves: its default fusion over its modalities, with its own
+    weighting (a tuned model's weights, ``cooc`` … included), as ``similar`` answers."""
+    if args.b is not None:
+        return args.b
+    if rec is None:  # no model folder: the paper's Table IV treatment
+        return "intermediate:text+image+clicks"
+    from prodfusion.variants import Variant
+
+    method, mods = rec.resolve()
+    return Variant(method, mods, name=f"the model's lists ({method}:{'+'.join(mods)})")
+
+
 def _run_replay(args, rec, sessions, pairs) -> dict:
     from prodfusion.evaluation.replay import replay
 
     return replay(
-        args.a, args.b, model=rec if rec is not None else args.model, sessions=sessions,
+        args.a, _treatment(args, rec), model=rec if rec is not None else args.model,
+        sessions=sessions,
         pairs=pairs, test_fraction=args.test_fraction, k=args.k, design=args.design,
         seed=args.eval_seed, max_pairs=args.max_pairs, prod2vec=_p2v(args, rec),
         progress=_progress(args), protocol=args.protocol,
@@ -251,7 +265,7 @@ def _replay_unavailable(args, rec) -> str | None:
     have = set(rec.available_modalities) | (
         {"clicks", "cooc"} if (args.interactions or args.pairs) else set())
     for opt in ("a", "b"):
-        v = parse_variant(getattr(args, opt))
+        v = parse_variant(getattr(args, opt) if opt == "a" else _treatment(args, rec))
         if v.model is not None:
             continue
         need = set(v.modalities) | set(v.fallback or ())

@@ -130,6 +130,10 @@ def test_cli_evaluate_all_and_replay(tmp_path, angle_model, angle_sessions, caps
     res = json.loads((tmp_path / "rep" / "results.json").read_text())
     assert set(res) >= {"clustering", "retrieval", "replay", "meta"}
     assert res["replay"]["config"]["a"]["label"] == "baseline (Prod2Vec, text fallback)"
+    # the treatment by default: what the model serves (its fusion, modalities and weights)
+    method, mods = angle_model.resolve()
+    assert res["replay"]["config"]["b"]["label"] == \
+        f"the model's lists ({method}:{'+'.join(mods)})"
     assert res["retrieval"]["config"]["prod2vec"]["seed"] == 3  # --p2v-seed reaches Prod2Vec
     assert res["retrieval"]["config"]["ties"] == "row"  # --ties reaches the evaluation
     assert {r["ties"] for r in res["retrieval"]["rows"]} == {"as served"}
@@ -144,6 +148,11 @@ def test_cli_evaluate_all_and_replay(tmp_path, angle_model, angle_sessions, caps
     tot = json.loads((tmp_path / "rep2" / "results.json").read_text())["replay"]["sources"][
         "sessions"]["total"]
     assert (tot["ctr_a"], tot["ctr_b"]) == (0.75, 0.25)  # as in the planted replay test
+    # the replay of a model folder alone: the baseline against the model's own lists
+    rc = main(["evaluate", "replay", str(model_dir), "--out", str(tmp_path / "rep4"), *data])
+    cfg = json.loads((tmp_path / "rep4" / "results.json").read_text())["replay"]["config"]
+    assert rc == 0 and cfg["a"]["label"].startswith("baseline") and \
+        cfg["b"]["label"].startswith("the model's lists (")
     rc = main(["evaluate", "render", str(tmp_path / "rep2" / "results.json"), "--out",
                str(tmp_path / "rep2b")])
     assert rc == 0 and "Table IV" in (tmp_path / "rep2b" / "report.md").read_text()
