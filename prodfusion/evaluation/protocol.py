@@ -143,7 +143,8 @@ def slice_flags(rows: Sequence[Mapping], *, metric: str = "hit_rate",
     The comparator of a configuration is the best (overall ``metric``) of the single-modality
     configurations and the ``references`` (baselines), other than itself. Its gain ``G`` is
     decomposed over each pair of complementary slices (``SLICE_PARTITIONS``):
-    ``G = Σ_s (n_s / n) · (m_s − m_ref,s)``. A flag is raised when ``G > 0`` and, in some pair,
+    ``G = Σ_s (n_s / n) · (m_s − m_ref,s)``. A flag is raised when ``G ≥ 0.5 / n`` (half a
+    case: tie-aware figures differ by fractions of one otherwise) and, in some pair,
     only one slice contributes a positive share (the other contributes ≤ 0).
     """
     flags = []
@@ -159,8 +160,8 @@ def slice_flags(rows: Sequence[Mapping], *, metric: str = "hit_rate",
             ref = max(cands, key=lambda c: _val(by[(c, "all")], metric))
             n_all = by[(v, "all")]["n"]
             gain = _val(by[(v, "all")], metric) - _val(by[(ref, "all")], metric)
-            if not n_all or gain <= 0:
-                continue
+            if not n_all or gain < 0.5 / n_all:  # under half a case: tie-aware rounding,
+                continue                             # not a gain that could come from a slice
             for pair in SLICE_PARTITIONS:
                 if any((v, s) not in by or (ref, s) not in by or not by[(v, s)]["n"]
                        for s in pair):

@@ -153,6 +153,13 @@ def test_a_gain_made_in_one_slice_only_is_flagged():
     assert (f["variant"], f["comparator"], f["slice"]) == ("fused", "text",
                                                            "target: no training clicks")
     assert f["gain"] == pytest.approx(0.05) and f["slice_contribution"] == pytest.approx(0.05)
+    # lists a fraction of one case apart (tie-aware means): no gain, no flag, even where
+    # that fraction comes from one slice
+    twin = [{**r, "variant": "twin", "modalities": ["text", "clicks"], "hit_rate": {
+        "value": r["hit_rate"]["value"] + (0.004 * r["n"] / 100 if "with training" in
+                                           r["slice"] or r["slice"] == "all" else 0.0)}}
+            for r in rows if r["variant"] == "text"]
+    assert [f["variant"] for f in slice_flags(rows + twin)] == ["fused"]
 
 
 def _case(hit, ndcg, groups=None, slices=None):
