@@ -68,6 +68,9 @@ def cmd_similar(args) -> int:
             base = f"  base {e['base']:+.4f}" if e["base"] else ""
             if e.get("backfill"):
                 base += "  (backfilled: among the most clicked, not ranked by similarity)"
+            elif e.get("fallback"):
+                base += ("  (last resort: shares no weighted modality with the query; ranked "
+                         "after every product that does, by the fallback weights)")
             print(f"{i + 1:>4}  {ids[i]:<14} " + "  ".join(parts) + base)
     return 0
 

@@ -3,9 +3,13 @@
 For a query ``q`` and a recommended product ``j``, per fused modality ``m``:
 
 * ``raw`` — the cosine of their ``m`` vectors (``None`` when either lacks ``m``);
-* ``calibrated`` — the calibrated similarity ``s_m`` (:mod:`prodfusion.fusion.weights`);
+* ``calibrated`` — the calibrated similarity ``s_m`` (:mod:`prodfusion.fusion.weights`; for
+  a fallback pair what the fallback weighs: the z-score in its first tier, the raw cosine in
+  the second);
 * ``weight`` — the pair weight ``W_m(q, j)`` (intermediate, late) or the block weight
-  ``b_m(q)·b_m(j)`` (early); 0 when either lacks ``m``;
+  ``b_m(q)·b_m(j)`` (early); 0 when either lacks ``m``; for a pair that shares only
+  zero-weight modalities and is ranked by the fallback (the explanation then holds
+  ``"fallback"``: its tier, 1 or 2), the fallback's normalised weight of ``m``;
 * ``share`` — the part of the fused score that comes from ``m``.
 
 The shares add up to the fused score, with ``base`` (late fusion's constant part of the
@@ -29,6 +33,7 @@ import numpy as np
 
 from prodfusion.encoders.base import Embeddings
 from prodfusion.fusion.weights import (
+    FALLBACK_OFFSET,
     Weighting,
     early_block_scale,
     fallback_terms,
@@ -68,6 +73,7 @@ def explain_pairs(method: str, embeddings: Mapping[str, Embeddings], modalities:
     cal = {m: np.where(has[m], weighting.calibrate(m, np.nan_to_num(raw[m])), np.nan)
            for m in modalities}
     base = np.zeros(n)
+    tier = np.zeros(n, dtype=int)  # the fallback's tier (1, 2) where it ranked the pair
     if method == "early":
         if weighting.is_default:  # the paper: blocks v_m / sqrt(D_m) (normalised if asked)
             num, sq_q, sq_c = {}, 0.0, np.zeros(n)
@@ -127,8 +133,24 @@ def explain_pairs(method: str, embeddings: Mapping[str, Embeddings], modalities:
         if terms is not None:  # pairs sharing only zero-weight modalities: the last resort
             fb = (total <= 0) & np.isfinite(terms[0][0])
             base = np.where(fb, terms[0][0], base)
+            tier = np.where(fb, np.rint(-terms[0][0] / FALLBACK_OFFSET), 0).astype(int)
+            f = {m: (tw.fallback_weight(m) or 0.0) if tw.fallback is not True else 0.0
+                 for m in terms[1]}
+            f_den = sum(f[m] * has[m] for m in f)
+            cnt = sum(has[m].astype(float) for m in f)
             for m, x in terms[1].items():
                 share[m] = np.where(fb, x[0], share[m])
+                with np.errstate(divide="ignore", invalid="ignore"):  # as the fallback weighs
+                    fw = np.where(tier == 1, f[m] * has[m] / np.where(f_den > 0, f_den, 1.0),
+                                  has[m] / np.maximum(cnt, 1.0))
+                    if tw.fallback is True:  # plain: the mean raw cosine, one tier
+                        fw = has[m] / np.maximum(cnt, 1.0)
+                weight[m] = np.where(fb, fw, weight[m])
+                # the first tier weighs z-scores whatever the main calibration, the second
+                # (and the plain fallback) raw cosines
+                z = np.where(has[m], tw.fallback_calibrate(m, np.nan_to_num(raw[m])),
+                             np.nan) if f[m] > 0 else raw[m]
+                cal[m] = np.where(fb, np.where(tier == 1, z, raw[m]), cal[m])
         if method == "late":
             eps = tie_scale([weighting.w(m) for m in modalities]) * TIE_WEIGHT
             base = eps / 2 + eps * base / 2  # base: the tie-break's (its fallback's) or 0
@@ -147,7 +169,10 @@ def explain_pairs(method: str, embeddings: Mapping[str, Embeddings], modalities:
                 "weight": float(weight[m][i]),
                 "share": float(share[m][i]),
             }
-        out.append({"base": float(base[i]),
-                    "score": float(base[i] + sum(v["share"] for v in mods.values())),
-                    "modalities": mods})
+        e = {"base": float(base[i]),
+             "score": float(base[i] + sum(v["share"] for v in mods.values())),
+             "modalities": mods}
+        if tier[i]:  # ranked by the zero-weight fallback: after every weighted pair
+            e["fallback"] = int(tier[i])
+        out.append(e)
     return out

@@ -350,10 +350,22 @@ def test_fallback_weights_rank_in_two_tiers_against_a_brute_force_loop(calibrati
                 assert s[i, j] == pytest.approx(want, abs=2e-3), (i, j)
     q = int(np.flatnonzero(has["text"] & has["image"] & ~has["clicks"])[0])
     cand = np.flatnonzero(np.arange(N) != q)
+    tiers = set()
     for e, x in zip(explain_pairs("intermediate", embs, mods, wt, q, cand), s[q, cand],
                     strict=True):
         if np.isfinite(x):
             assert e["score"] == pytest.approx(float(x), abs=2e-3)
+            # a fallback pair names its tier; its weights are the fallback's (summing to 1)
+            # and each share is weight × calibrated (the z-score in tier 1)
+            tier = round(-x / FALLBACK_OFFSET) if x < -FALLBACK_OFFSET / 2 else 0
+            assert e.get("fallback", 0) == tier
+            tiers.add(tier)
+            if tier:
+                used = {m: v for m, v in e["modalities"].items() if v["weight"] > 0}
+                assert sum(v["weight"] for v in used.values()) == pytest.approx(1.0)
+                for v in used.values():
+                    assert v["share"] == pytest.approx(v["weight"] * v["calibrated"], abs=1e-4)
+    assert tiers == {1, 2}  # the query has no click vector: every pair is a last resort
 
 
 @pytest.mark.parametrize("fallback", [True, {"text": 2.0}])

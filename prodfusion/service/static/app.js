@@ -92,8 +92,10 @@ function card(p, extra) {
     "data-product-id": p.product_id });
   const meta = el("div", { class: "meta" });
   if (extra && extra.rank) {
-    // a null score: the model's backfill added it (among the most clicked, not ranked by similarity)
-    const shown = extra.score === null ? "popular" : "score " + extra.score.toFixed(3);
+    // a null score: the model's backfill added it (among the most clicked, not ranked by similarity);
+    // below -500: the zero-weight fallback ranked it (it shares no weighted modality with the query)
+    const shown = extra.score === null ? "popular"
+      : extra.score < -500 ? "last resort" : "score " + extra.score.toFixed(3);
     meta.append(el("span", {}, "#" + extra.rank), el("span", { class: "score" }, shown));
     a.setAttribute("data-rank", String(extra.rank));
   } else {
