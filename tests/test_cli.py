@@ -223,3 +223,24 @@ def test_build_backfills_by_default_and_backfill_none_keeps_short_lists(files, c
     assert main(["similar", str(files / "model"), "0008", "-k", "3", "--json",
                  "--modalities", "clicks"]) == 0
     assert json.loads(capsys.readouterr().out)["results"] == []
+
+
+def test_tune_takes_the_interactions_from_the_models_record(files, capsys):
+    """`prodfusion tune MODEL` alone re-reads what the build read (as `evaluate` does), with
+    the same column options; a model that records none is refused with a clear message."""
+    assert _build(files, "--tune", "off") == 0
+    capsys.readouterr()
+    before = (files / "model" / "manifest.json").read_bytes()
+    code = main(["tune", str(files / "model"), "--dry-run", "--workers", "1", "--quiet"])
+    out, err = capsys.readouterr()
+    assert f"from the model's record: --interactions {files / 'clicks.csv'}" in err
+    assert "--session-cols sid" in err and "--item-col item" in err and "--time-col ts" in err
+    assert code == 0 and "(dry run: not written)" in out
+    assert (files / "model" / "manifest.json").read_bytes() == before
+    from prodfusion.recommender import Recommender
+
+    bare = Recommender.load(files / "model")
+    bare.manifest_["data"].pop("interactions", None)
+    bare.save(files / "bare")
+    assert main(["tune", str(files / "bare")]) == 2
+    assert "the model folder records none" in capsys.readouterr().err
