@@ -399,6 +399,10 @@ def _unknown_ids_message(unknown: pl.Series, catalog: Catalog, n_unknown: int, n
                 "zeros, a trailing '.0', case and spaces are ignored: one file was probably read "
                 "or written with numeric ids (a Parquet integer column, a spreadsheet); keep "
                 "the ids as text in both files.")
+    elif n_unknown < n:  # some match: perhaps a log of a larger catalog
+        msg += (" Expected if the log covers more products than this catalog; if not, check "
+                "that the interactions' item column holds the catalog's product ids (CLI: "
+                "--item-col, --pair-cols against --id-col).")
     else:
         msg += (" Check that the interactions' item column holds the catalog's product ids "
                 "(CLI: --item-col, --pair-cols against --id-col).")

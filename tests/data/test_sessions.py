@@ -348,6 +348,7 @@ def test_ids_that_differ_from_the_catalogs_fail_fast_with_examples_and_the_cause
         s = clean_sessions(mostly, catalog)
     assert list(s) == [["0001", "0002"]] and s.report.n_unknown_rows == 3
     assert "3 of 5 interaction rows (60%)" in caplog.text
+    assert "Expected if the log covers more products than this catalog" in caplog.text
     caplog.clear()
     few = pl.DataFrame({"session": ["a"] * 3, "product_id": ["0001", "0002", "9"]})
     with caplog.at_level("WARNING", logger="prodfusion.data"):
