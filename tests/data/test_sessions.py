@@ -343,7 +343,7 @@ def test_ids_that_differ_from_the_catalogs_fail_fast_with_examples_and_the_cause
     with pytest.raises(DataError, match="Check that the interactions' item column"):
         clean_sessions(other, catalog)
 
-    mostly = pl.DataFrame({"session": ["a"] * 5, "product_id": ["0001", "0002", "9", "8", "7"]})
+    mostly = pl.DataFrame({"session": ["a"] * 5, "product_id": ["0001", "0002", "x", "y", "z"]})
     with caplog.at_level("WARNING", logger="prodfusion.data"):
         s = clean_sessions(mostly, catalog)
     assert list(s) == [["0001", "0002"]] and s.report.n_unknown_rows == 3
