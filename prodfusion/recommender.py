@@ -226,14 +226,15 @@ class Recommender(QueryMixin):
         embeddings, self.skipped_, timings = encode_catalog(self, catalog, sessions)
         wanted = set(self.modalities) if self.modalities else set(MODALITIES)
         if self.cooc and "cooc" in wanted:
-            if sessions is None or not hasattr(sessions, "frame"):
+            counted = sessions.sessions() if hasattr(sessions, "corpus_file") else sessions
+            if counted is None or not hasattr(counted, "frame"):
                 self.skipped_["cooc"] = (
                     "no sessions given (--interactions / --pairs)" if sessions is None else
-                    "needs cleaned sessions (--interactions / --pairs), not a corpus file")
+                    "needs cleaned sessions (--interactions / --pairs) or a corpus file")
             else:
                 from prodfusion.fusion.cooc import Cooc
 
-                self.cooc_ = Cooc.from_sessions(sessions, catalog, decay=self.cooc_decay)
+                self.cooc_ = Cooc.from_sessions(counted, catalog, decay=self.cooc_decay)
         if self.category and "category" in wanted:
             if catalog.has_categories:
                 from prodfusion.fusion.category import CategoryMatch

@@ -348,6 +348,24 @@ class CorpusFile:
         """SHA-256 of the corpus file's content (recorded when it was written)."""
         return str(self.meta["sha256"])
 
+    def sessions(self):
+        """The corpus as :class:`~prodfusion.data.sessions.Sessions`, one per line (what the
+        ``cooc`` modality counts; a session longer than a line, which gensim caps, counts
+        as several). Read with polars: no Python object per click."""
+        import polars as pl
+
+        from prodfusion.data.sessions import ID, POSITION, SESSION, TS, Sessions
+
+        lines = pl.read_csv(self.path, has_header=False, new_columns=["line"], separator="\t",
+                            quote_char=None, schema_overrides={"line": pl.Utf8})
+        frame = (lines.with_row_index(SESSION)
+                 .select(pl.col(SESSION).cast(pl.Utf8), pl.col("line").str.split(" ").alias(ID))
+                 .explode(ID)
+                 .filter(pl.col(ID).is_not_null() & (pl.col(ID) != ""))
+                 .with_columns(pl.int_range(pl.len(), dtype=pl.Int64).over(SESSION)
+                               .alias(POSITION), pl.lit(None, dtype=pl.Float64).alias(TS)))
+        return Sessions(frame, self.report)
+
     def product_counts(self) -> dict[str, int]:
         """Clicks per product id in the cleaned sessions (as ``Sessions.product_counts``)."""
         import polars as pl

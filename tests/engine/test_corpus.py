@@ -153,6 +153,13 @@ def test_cli_corpus_then_build_trains_clicks_from_it(logs, tmp_path, capsys):
     counts = sessions.product_counts()
     assert rec.click_counts_.tolist() == [counts.get(p, 0) for p in catalog.ids]
     assert rec.manifest_["fingerprints"]["sessions"] == meta["sha256"]
+    # cooc is counted from the corpus lines: the counts of the cleaned sessions themselves
+    from prodfusion.fusion.cooc import Cooc
+
+    want = Cooc.from_sessions(sessions, catalog)
+    assert rec.cooc_ is not None and "cooc" in rec.modalities
+    rows = np.arange(len(catalog))
+    np.testing.assert_array_equal(rec.cooc_.scores(rows), want.scores(rows))
     capsys.readouterr()
     with pytest.raises(ProdfusionError, match="--corpus replaces --interactions"):
         from prodfusion.cli.build import cmd_build
