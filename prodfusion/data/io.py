@@ -52,6 +52,17 @@ def first_bad_row(mask: pl.Series) -> tuple[int, int]:
     return (int(mask.arg_true()[0]) + 1 if n else 0), n
 
 
+#: A value that names a resource by URL (``https://…``, ``s3://…``) rather than a file path.
+URL_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]*://"
+
+
+def is_url(value: object) -> bool:
+    """Whether ``value`` looks like a URL (``https://…``, ``s3://…``), not a local path."""
+    import re
+
+    return isinstance(value, str) and re.match(URL_PATTERN, value.strip()) is not None
+
+
 def _blank(col: str) -> pl.Expr:
     return pl.col(col).is_null() | (pl.col(col).str.strip_chars() == "")
 
@@ -267,13 +278,23 @@ def read_catalog(
     if IMAGE in frame.columns:
         # relative paths join the root; absolute ones stay (a '/' after the root resets it)
         prefix = str(root).rstrip("/\\") + "/"
-        is_abs = pl.col(IMAGE).str.starts_with("/") | pl.col(IMAGE).str.contains(r"^[A-Za-z]:[\\/]")
+        is_abs = pl.col(IMAGE).str.starts_with("/") | pl.col(IMAGE).str.contains(r"^[A-Za-z]:[\\/]") \
+            | pl.col(IMAGE).str.strip_chars().str.contains(URL_PATTERN)  # a URL stays a URL
         frame = frame.with_columns(
             pl.when(_blank(IMAGE)).then(None)
             .when(is_abs).then(pl.col(IMAGE).str.strip_chars())
             .otherwise(pl.lit(prefix) + pl.col(IMAGE).str.strip_chars())
             .alias(IMAGE)
         )
+        urls = frame.select(pl.col(IMAGE).fill_null("").str.contains(URL_PATTERN)).to_series()
+        if urls.any():
+            row = int(urls.arg_true()[0]) + 1
+            logger.warning(
+                "%s: %s of %s image paths are URLs (first: row %d, %r); prodfusion reads local "
+                "image files, so those products get no image vector. Download the photos and "
+                "point the image column (or --image-root with --image-template "
+                "'{product_id}.jpg') at the files.",
+                path, f"{int(urls.sum()):,}", f"{frame.height:,}", row, frame[IMAGE][row - 1])
     order = [c for c in (ID, TITLE, IMAGE, CATEGORY, GROUP) if c in frame.columns]
     frame = frame.select(order + [c for c in frame.columns if c not in order])
     return Catalog(frame, source=str(path))

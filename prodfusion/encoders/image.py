@@ -144,14 +144,14 @@ class ImageEncoder(BatchEncoder):
         try:
             return content_key(_read(path)), None
         except OSError as exc:
-            return None, _describe_os_error(exc)
+            return None, _describe_os_error(exc, path)
 
     def _load_one(self, path: str) -> tuple[np.ndarray | None, str | None, str | None]:
         """``(array, None, None)`` or ``(None, kind, reason)``; never raises."""
         try:
             data = _read(path)
         except OSError as exc:
-            return None, "missing", _describe_os_error(exc)
+            return None, "missing", _describe_os_error(exc, path)
         try:
             return self._prepare(_decode_rgb(data)), None, None
         except Exception as exc:  # Pillow raises many types for bad data; all mean "corrupt"
@@ -325,7 +325,11 @@ class ImageEncoder(BatchEncoder):
         return emb
 
 
-def _describe_os_error(exc: OSError) -> str:
+def _describe_os_error(exc: OSError, path: str = "") -> str:
+    from prodfusion.data.io import is_url
+
+    if is_url(path):
+        return "a URL, not a local file: download the photos first"
     if isinstance(exc, FileNotFoundError):
         return "file not found"
     if isinstance(exc, PermissionError):

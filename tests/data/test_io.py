@@ -135,6 +135,20 @@ def test_optional_columns_default_missing_is_fine_explicit_missing_is_not(tmp_pa
         read_catalog(path, group_col="product_code")
 
 
+def test_image_urls_are_kept_as_urls_and_named(tmp_path, caplog):
+    """A column of image URLs is not joined to the catalog's folder, and a warning says that
+    photos are read from local files (the encoder then names each as a URL)."""
+    path = tmp_path / "c.csv"
+    path.write_text("product_id,title,image\n1,a,https://cdn.example/1.jpg\n2,b,x.jpg\n"
+                    "3,c, s3://bucket/3.png\n", "utf-8")
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        cat = read_catalog(path)
+    assert cat.image_paths == ["https://cdn.example/1.jpg", str(tmp_path.resolve() / "x.jpg"),
+                               "s3://bucket/3.png"]
+    assert (f"{path}: 2 of 3 image paths are URLs (first: row 1, 'https://cdn.example/1.jpg'); "
+            "prodfusion reads local image files") in caplog.text
+
+
 def test_group_column_and_ignored_image_column(tmp_path):
     path = tmp_path / "c.csv"
     path.write_text("product_id,title,image,code\n1,a,x.jpg,G1\n2,b,,G1\n3,c,y.jpg,\n", "utf-8")
