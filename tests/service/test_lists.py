@@ -191,7 +191,7 @@ def test_serve_cli_with_lists_on_two_workers(models, tmp_path):
         stop_server(server)
 
 
-@pytest.mark.parametrize("fusion", ["early", "late"])
+@pytest.mark.parametrize("fusion", ["early", "late", "intermediate"])
 def test_an_early_or_late_arm_on_a_model_with_cooc_serves_live_and_from_lists(tmp_path, fusion):
     """A default build with sessions holds ``cooc``, which only intermediate fusion fuses: an
     arm asking for early / late fusion (no modalities) serves the model's vector modalities,
