@@ -230,7 +230,7 @@ def test_cooc_decay_is_an_option_and_a_given_one_is_kept_by_the_tuning(shop, cap
     assert "cooc_decay" not in m["tuning"] and m["files"]["cooc"]["decay"] == 1.0
 
 
-def test_tune_profiles_adds_a_weighting_per_kind_of_interaction(shop, capsys):
+def test_tune_profiles_adds_a_weighting_per_kind_of_interaction(shop, capsys, monkeypatch):
     """``--tune-profiles``: besides the model's own tuning, one profile per source given
     (``sessions``, ``pairs``), each validated on its source only; refused before any work
     where the build does not tune."""
@@ -260,6 +260,34 @@ def test_tune_profiles_adds_a_weighting_per_kind_of_interaction(shop, capsys):
         w = profiles[kind]["weighting"]["weights"]
         assert {x: rec.profile_weighting(kind).w(x) for x in w} == pytest.approx(w)
         assert len(rec.similar("0001", k=5, profile=kind)[0]) == 5
+    # by default (--tune-profiles auto) profiles only where the kinds conflict: not here …
+    assert not m["tuning"].get("slice_safe_but_sources")
+    capsys.readouterr()
+    assert _build(shop, *pairs, out="auto") == 0
+    assert "profiles" not in _manifest(shop, "auto")["settings"]
+    # … and where the tuning finds that no weighting keeps both kinds at their best single
+    # modality (planted here by the tuner's own verdict), one per kind
+    import prodfusion.evaluation.tuning as tuning
+
+    real = tuning.tune_weights
+
+    def conflicting(*a, **kw):
+        res = real(*a, **kw)
+        if kw.get("validate_on", "all") == "all":
+            res["slice_safe_but_sources"], res["worst_source_share"] = True, 0.5
+        return res
+
+    monkeypatch.setattr(tuning, "tune_weights", conflicting)
+    capsys.readouterr()
+    assert _build(shop, *pairs, out="auto2") == 0
+    out, err = capsys.readouterr()
+    assert set(_manifest(shop, "auto2")["settings"]["profiles"]) == {"sessions", "pairs"}
+    assert "tuning one weighting profile per kind (--tune-profiles off skips this)" in err
+    assert "The profiles above serve each kind by its own weighting" in out
+    assert _build(shop, *pairs, "--tune-profiles", "off", out="noprof") == 0
+    assert "profiles" not in _manifest(shop, "noprof")["settings"]
+    assert "rebuild with --tune-profiles on" in capsys.readouterr().out
+    monkeypatch.undo()
     # evaluated on another split: the warning names each profile whose tuning may have seen it
     capsys.readouterr()
     assert main(["evaluate", "retrieval", str(shop / "model"), "--interactions",

@@ -38,7 +38,7 @@ def cmd_build(args) -> int:
         from prodfusion.evaluation.tuning import parse_objective
 
         parse_objective(args.tune_objective, "--tune-objective")
-    if not _tune_wanted(args) and args.tune_profiles:  # before any work, too
+    if not _tune_wanted(args) and args.tune_profiles == "on":  # before any work, too
         raise ParameterError(
             "--tune-profiles tunes a weighting per kind of interaction after the model's own "
             "tuning, which this build does not do (it needs --interactions and/or --pairs, "
@@ -208,7 +208,12 @@ def _tune_after_build(args, rec) -> dict | None:
               "--tune off to skip.", file=sys.stderr)
         return None
     apply_tuning(rec, res, sessions=sessions, pairs=pairs)
-    if getattr(args, "tune_profiles", False):
+    wanted = getattr(args, "tune_profiles", "off")
+    if wanted == "auto" and res.get("slice_safe_but_sources"):
+        print("the kinds of interaction want different weightings (no weighting kept each "
+              "at its best single modality): tuning one weighting profile per kind "
+              "(--tune-profiles off skips this)", file=sys.stderr)
+    if wanted == "on" or (wanted == "auto" and res.get("slice_safe_but_sources")):
         _tune_profiles(args, rec, sessions, pairs)
     return res
 
@@ -228,7 +233,7 @@ def _tune_profiles(args, rec, sessions, pairs) -> None:
             rec.tune(sessions, pairs, profile=kind, objective=args.tune_objective,
                      validate_on=kind, prod2vec=_p2v(args, rec), progress=True)
         except ProdfusionError as e:
-            if args.tune == "on":
+            if args.tune == "on" and args.tune_profiles == "on":
                 raise ProdfusionError(f"--tune-profiles: profile {kind!r}: {e} Nothing was "
                                       "written.") from e
             print(f"warning: weighting profile {kind!r} not tuned ({e}).", file=sys.stderr)
@@ -257,10 +262,11 @@ def _tuning_summary(res: dict, profiles: dict | None = None) -> str:
         line += ("\n  note: no weighting kept every kind of interaction (--interactions, --pairs) "
                  f"at its best single modality; this one keeps the worst of them at "
                  f"{res.get('worst_source_share', float('nan')):.0%} of it."
-                 + ("" if profiles else
-                    " To serve each kind by its own weighting, rebuild with --tune-profiles "
-                    "(or `prodfusion tune MODEL … --validate-on sessions --profile sessions`, "
-                    "and pairs), then `similar --profile sessions|pairs`"))
+                 + (" The profiles above serve each kind by its own weighting: `similar "
+                    "--profile sessions|pairs` (and `export`, the service's arms)." if profiles
+                    else " To serve each kind by its own weighting, rebuild with "
+                    "--tune-profiles on (or `prodfusion tune MODEL … --validate-on sessions "
+                    "--profile sessions`, and pairs), then `similar --profile sessions|pairs`"))
     return line
 
 
@@ -370,11 +376,13 @@ def add_build_parser(sub) -> None:
     b.add_argument("--tune-validate-on", choices=["all", "sessions", "pairs"], default="all",
                    help="source that tuning scores (default all: the mean over --interactions "
                         "and --pairs); as `prodfusion tune --validate-on`")
-    b.add_argument("--tune-profiles", action="store_true",
+    b.add_argument("--tune-profiles", nargs="?", const="on", default="auto",
+                   choices=["auto", "on", "off"],
                    help="also tune one weighting profile per kind of interaction given "
                         "('sessions' on --interactions, 'pairs' on --pairs), served by "
-                        "`similar --profile KIND` and the service's arms: for when the kinds "
-                        "want different weightings (one more tuning per kind)")
+                        "`similar --profile KIND` and the service's arms (one more tuning per "
+                        "kind). Default auto: when the build's tuning finds that the kinds "
+                        "want different weightings; on (or the bare flag): always; off: never")
     b.add_argument("--click-n0", type=float, default=None,
                    help="confidence-weighted clicks: c(n) = n/(n + N0), n = training occurrences")
     b.add_argument("--late-k", type=int, default=None,
