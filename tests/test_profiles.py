@@ -171,6 +171,10 @@ def test_cli_tune_profile_similar_and_export(two_profiles, tmp_path, capsys):
         w["image"])
     assert main(["similar", str(model), "0002", "--profile", "nope"]) == 2
     assert "profile 'nope' is not in this model" in capsys.readouterr().err
+    # without --profile: the model's own weighting, and a hint that profiles exist
+    assert main(["similar", str(model), "0002", "-k", "2"]) == 0
+    assert "it also has the weighting profiles views: --profile NAME" in \
+        capsys.readouterr().err
     # every product's list ranked by the profile, and the file says so
     lists = tmp_path / "lists.parquet"
     rep = export_lists(model, lists, k=4, profile="views", progress=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from prodfusion._checks import FUSION_METHODS
 from prodfusion.cli.options import csv_list
@@ -53,6 +54,9 @@ def cmd_similar(args) -> int:
         }
         print(json.dumps(out, ensure_ascii=False, indent=2))
         return 0
+    if rec.profiles and not args.profile:  # a build given conflicting sources has some
+        print(f"(the model's own weighting; it also has the weighting profiles "
+              f"{', '.join(sorted(rec.profiles))}: --profile NAME)", file=sys.stderr)
     print(f"query {args.product_id}: {titles[q] or '(no title)'}" + (f"  [{cats[q]}]" if cats else ""))
     print(_table(ids, rows, scores, titles, cats))
     if why is not None:
