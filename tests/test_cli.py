@@ -244,3 +244,31 @@ def test_tune_takes_the_interactions_from_the_models_record(files, capsys):
     bare.save(files / "bare")
     assert main(["tune", str(files / "bare")]) == 2
     assert "the model folder records none" in capsys.readouterr().err
+
+
+def test_similar_marks_last_resort_results(tmp_path, capsys):
+    """A product without a click vector, on a model whose tuned weights give only clicks
+    weight (fallback on): its list is the fallback's, starred in the table and explained."""
+    import polars as pl
+
+    from prodfusion.data.catalog import Catalog
+    from prodfusion.encoders.base import Embeddings
+    from prodfusion.recommender import Recommender
+
+    rng = np.random.default_rng(0)
+    n = 12
+    cat = Catalog(pl.DataFrame({"product_id": [f"p{i}" for i in range(n)],
+                                "title": [f"t{i}" for i in range(n)]}))
+    clicks_mask = np.arange(n) != 0  # p0 has no click vector
+    embs = {"text": Embeddings(rng.normal(size=(n, 4)).astype(np.float32), np.ones(n, bool),
+                               "text"),
+            "clicks": Embeddings(rng.normal(size=(n, 4)).astype(np.float32) * clicks_mask[:, None],
+                                 clicks_mask, "clicks")}
+    rec = Recommender.from_embeddings(cat, embs, fusion="intermediate")
+    rec.weights, rec.zero_weight_fallback = {"text": 0.0, "clicks": 1.0}, True
+    model = rec.save(tmp_path / "m")
+    assert main(["similar", str(model), "p0", "-k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("*  ") == 3 and "* last resort: shares no weighted modality" in out
+    assert main(["similar", str(model), "p1", "-k", "3"]) == 0  # clicks shared: no star
+    assert "last resort" not in capsys.readouterr().out

@@ -80,12 +80,20 @@ def cmd_similar(args) -> int:
 
 
 def _table(ids, rows, scores, titles, cats) -> str:
+    from prodfusion.fusion.weights import FALLBACK_OFFSET
+
     head = f"{'rank':>4}  {'product_id':<14} {'score':>7}  {'category':<22} title"
     out = [head]
+    last_resort = False
     for i, (pid, r, s) in enumerate(zip(ids, rows, scores, strict=True)):
         c = (cats[r] or "") if cats else ""
         shown = "popular" if s != s else f"{s:.4f}"  # NaN: backfilled
+        if s < -FALLBACK_OFFSET / 2:  # ranked by the zero-weight fallback
+            shown, last_resort = shown + "*", True
         out.append(f"{i + 1:>4}  {pid:<14} {shown:>7}  {c[:22]:<22} {titles[r] or ''}")
+    if last_resort:
+        out.append("* last resort: shares no weighted modality with the query, so it is ranked "
+                   "after every product that does, by the fallback weights (--explain)")
     return "\n".join(out)
 
 
