@@ -209,11 +209,12 @@ def _tune_after_build(args, rec) -> dict | None:
         return None
     apply_tuning(rec, res, sessions=sessions, pairs=pairs)
     wanted = getattr(args, "tune_profiles", "off")
-    if wanted == "auto" and res.get("slice_safe_but_sources"):
+    conflict = wanted == "auto" and bool(res.get("slice_safe_but_sources"))
+    if conflict:
         print("the kinds of interaction want different weightings (no weighting kept each "
               "at its best single modality): tuning one weighting profile per kind "
               "(--tune-profiles off skips this)", file=sys.stderr)
-    if wanted == "on" or (wanted == "auto" and res.get("slice_safe_but_sources")):
+    if wanted == "on" or conflict:
         _tune_profiles(args, rec, sessions, pairs)
     return res
 

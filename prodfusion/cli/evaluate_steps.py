@@ -5,7 +5,6 @@ parser and the commands are in :mod:`prodfusion.cli.evaluate`.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from prodfusion.cli.options import csv_list
@@ -227,14 +226,9 @@ def _loaded_data(args):
 
     rec = Recommender.load(args.model) if args.model else None
     if rec is not None:  # what the build read, unless the command line says otherwise
-        from prodfusion.cli.options import add_interaction_options
-        from prodfusion.sources import fill_from_manifest
+        from prodfusion.cli.options import fill_interactions_from_record
 
-        p = argparse.ArgumentParser(add_help=False)
-        add_interaction_options(p)
-        taken = fill_from_manifest(args, rec.manifest_, vars(p.parse_args([])))
-        if taken:
-            print(f"from the model's record: {' '.join(taken)}", file=sys.stderr)
+        fill_interactions_from_record(args, rec)
     if not (args.interactions or args.pairs):
         raise ParameterError(
             f"evaluate {args.kind} needs held-out interactions: pass --interactions (sessions, "

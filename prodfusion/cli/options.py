@@ -36,6 +36,20 @@ def add_catalog_options(p: argparse.ArgumentParser, *, required: bool = True) ->
                    help="build image paths from columns, e.g. '{product_id}.jpg'")
 
 
+def fill_interactions_from_record(args: argparse.Namespace, rec) -> None:
+    """Interaction options left at their defaults taken from the model's record (what the
+    build read), as ``evaluate`` and ``tune`` do; one stderr line says what was taken."""
+    import sys
+
+    from prodfusion.sources import fill_from_manifest
+
+    p = argparse.ArgumentParser(add_help=False)
+    add_interaction_options(p)
+    taken = fill_from_manifest(args, rec.manifest_, vars(p.parse_args([])))
+    if taken:
+        print(f"from the model's record: {' '.join(taken)}", file=sys.stderr)
+
+
 def add_interaction_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("interactions (sessions of anonymous clicks)")
     g.add_argument("--interactions", default=None, help="CSV/TSV/Parquet of (session, product[, time])")

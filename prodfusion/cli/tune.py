@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 __all__ = ["add_tune_parser"]
 
 
@@ -51,16 +49,13 @@ def tune_options(args, rec) -> dict:
 
 def cmd_tune(args) -> int:
     from prodfusion.cli.evaluate_steps import load_interactions
+    from prodfusion.cli.options import fill_interactions_from_record
     from prodfusion.errors import ParameterError
     from prodfusion.fusion.weights import format_weights
     from prodfusion.recommender import Recommender
-    from prodfusion.sources import fill_from_manifest
 
     rec = Recommender.load(args.model)
-    # what the build read, unless the command line says otherwise (as `evaluate` does)
-    taken = fill_from_manifest(args, rec.manifest_, _interaction_defaults())
-    if taken:
-        print(f"from the model's record: {' '.join(taken)}", file=sys.stderr)
+    fill_interactions_from_record(args, rec)  # what the build read, unless given
     if not (args.interactions or args.pairs):
         raise ParameterError(
             "tune needs interactions to learn from: pass --interactions (sessions, split by "
@@ -99,17 +94,6 @@ def cmd_tune(args) -> int:
               f"{res.get('worst_source_share', float('nan')):.0%} of it. To serve one kind, "
               "tune for it: --validate-on sessions|pairs, each into its own --profile")
     return 0
-
-
-def _interaction_defaults() -> dict:
-    """The interaction options' defaults (to tell given options from left ones)."""
-    import argparse
-
-    from prodfusion.cli.options import add_interaction_options
-
-    p = argparse.ArgumentParser(add_help=False)
-    add_interaction_options(p)
-    return vars(p.parse_args([]))
 
 
 def add_tune_parser(sub) -> None:

@@ -188,9 +188,9 @@ class TextEncoder(BatchEncoder):
                 "(CLI: --text none --lexical none).")
         present, info = self._encode_texts([t for t, ok in zip(titles, mask, strict=True) if ok],
                                            use_cache=self.cache is not None)
-        vectors = present if mask.all() else np.zeros((len(titles), present.shape[1]),
-                                                      dtype=present.dtype)
+        vectors = present
         if not mask.all():  # products without a title: no text vector (like a missing photo)
+            vectors = np.zeros((len(titles), present.shape[1]), dtype=present.dtype)
             vectors[mask] = present
             info["n_no_title"] = int((~mask).sum())
         emb = Embeddings(vectors, mask, self.spec, info)

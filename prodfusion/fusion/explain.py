@@ -134,17 +134,15 @@ def explain_pairs(method: str, embeddings: Mapping[str, Embeddings], modalities:
             fb = (total <= 0) & np.isfinite(terms[0][0])
             base = np.where(fb, terms[0][0], base)
             tier = np.where(fb, np.rint(-terms[0][0] / FALLBACK_OFFSET), 0).astype(int)
-            f = {m: (tw.fallback_weight(m) or 0.0) if tw.fallback is not True else 0.0
-                 for m in terms[1]}
+            f = {m: tw.fallback_weight(m) or 0.0 for m in terms[1]}  # plain (None): 0
+            weighted = (tier == 1) & (tw.fallback is not True)  # the fallback weights' tier
             f_den = sum(f[m] * has[m] for m in f)
             cnt = sum(has[m].astype(float) for m in f)
             for m, x in terms[1].items():
                 share[m] = np.where(fb, x[0], share[m])
-                with np.errstate(divide="ignore", invalid="ignore"):  # as the fallback weighs
-                    fw = np.where(tier == 1, f[m] * has[m] / np.where(f_den > 0, f_den, 1.0),
-                                  has[m] / np.maximum(cnt, 1.0))
-                    if tw.fallback is True:  # plain: the mean raw cosine, one tier
-                        fw = has[m] / np.maximum(cnt, 1.0)
+                # as the fallback weighs: f_m over the shared ones, else the mean raw cosine
+                fw = np.where(weighted, f[m] * has[m] / np.where(f_den > 0, f_den, 1.0),
+                              has[m] / np.maximum(cnt, 1.0))
                 weight[m] = np.where(fb, fw, weight[m])
                 # the first tier weighs z-scores whatever the main calibration, the second
                 # (and the plain fallback) raw cosines

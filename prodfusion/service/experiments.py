@@ -308,6 +308,12 @@ class VariantConfig:
             object.__setattr__(self, "lists", Path(self.lists))
 
 
+    def resolve(self, rec) -> tuple[str, tuple[str, ...]]:
+        """The fusion and modalities this arm serves on model ``rec``: its own, else the
+        model's as ``similar`` resolves them (a profile means intermediate fusion; early and
+        late leave out the pairwise ``cooc`` …). Live search and lists files agree on them."""
+        return rec.resolve(rec.fusion_for(self.fusion, self.profile), self.modalities or None)
+
     def variant(self, fusion: str, modalities):
         """The :class:`~prodfusion.variants.Variant` this arm serves, given the model's
         default ``fusion`` and ``modalities`` for what the arm leaves unset."""

@@ -118,9 +118,9 @@ def load_lists(path: Path, rec, variant, layout: str = "arrow") -> LoadedLists:
         raise ModelError(f"Lists file {stamp[0]!r} of variant {variant.name!r} cannot be read: "
                          f"{exc}") from exc
     meta = store.meta
-    profile = getattr(variant, "profile", None)
-    fusion = rec.fusion_for(variant.fusion, profile)
-    mods = list(rec.resolve(fusion, variant.modalities or None)[1])  # as the export resolved
+    profile = variant.profile
+    fusion, mods = variant.resolve(rec)  # as the export resolved them
+    mods = list(mods)
     if meta.get("fusion") != fusion or list(meta.get("modalities") or []) != mods:
         store.close()
         raise ModelError(

@@ -75,10 +75,7 @@ def similar(
         path = "live"
         q = rec.catalog.row_of(product_id)
         # The variant's search, the very one evaluate/replay run offline (variants.py).
-        # an arm without modalities: the model's, as similar() resolves them for its fusion
-        # (early / late leave out the pairwise cooc …)
-        arm = vcfg.variant(rec.fusion,
-                           rec.resolve(rec.fusion_for(vcfg.fusion, vcfg.profile))[1])
+        arm = vcfg.variant(*vcfg.resolve(rec))
         flt = rec.filters(same_category=same_category, exclude=exclude,
                           exclude_group=exclude_group)
         r, s = arm.recommend_scored(rec, [q], check_k(k, "similar()"), filters=flt)
