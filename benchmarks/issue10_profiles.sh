@@ -9,7 +9,8 @@
 # build command with --tune-profiles (runs/hm_tp, under /usr/bin/time -v: wall time and peak
 # RSS in runs/hm_tp_build.log) and its evaluation, docs/results/hm_tune_profiles/.
 # Data: ../shared/data (PRODFUSION_SHARED_DATA).
-# Usage: bash benchmarks/issue10_profiles.sh   (about 15 min on the 2-core VM; STEPS=tp 15 more)
+# Usage: bash benchmarks/issue10_profiles.sh   (about 15 min on the 2-core VM; STEPS=tp 15 more;
+# STEPS=def: the README's build as it is, with its default profiles, about 10 min)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f .venv/bin/activate ] && . .venv/bin/activate
@@ -44,6 +45,16 @@ if [[ $STEPS == *tp* ]]; then
     --variants $VARS $V/tuned5.json $V/tuned5_profile_sessions.json $V/tuned5_profile_pairs.json $REFS \
     --note "model=runs/hm_tp: the README's H&M build command with --tune-profiles (the model's own weighting tuned on both sources, profiles 'sessions' and 'pairs')" \
     --out docs/results/hm_tune_profiles > "$RUNS/hm_tp_eval.log" 2>&1
+fi
+if [[ $STEPS == *def* ]]; then  # sixteenth session: the README's command as it is (profiles by default)
+  rm -rf "$RUNS/hm_def"
+  /usr/bin/time -v $PY -m prodfusion.cli build --catalog $H/articles.csv --id-col article_id --title-col prod_name \
+    --category-col product_type_name --image-root $H/images --image-template '{product_id}.jpg' \
+    $INTER --out "$RUNS/hm_def" > "$RUNS/hm_def_build.log" 2>&1
+  $PY -m prodfusion.cli evaluate retrieval "$RUNS/hm_def" $INTER --workers 1 \
+    --variants $V/single_clicks.json $V/single_cooc.json $V/tuned5.json $V/tuned5_profile_sessions.json $V/tuned5_profile_pairs.json baseline cooc+tfidf \
+    --note "model=runs/hm_def: the README's H&M build command unchanged (--tune-profiles auto: profiles 'sessions' and 'pairs' where the sources conflict)" \
+    --out docs/results/hm_default_profiles > "$RUNS/hm_def_eval.log" 2>&1
 fi
 [[ $STEPS == *eval* ]] || exit 0
 $PY -m prodfusion.cli evaluate retrieval "$RUNS/hmc_prof" $INTER --workers 1 \
