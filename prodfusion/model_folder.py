@@ -275,6 +275,9 @@ def write_model_folder(rec, path: str | os.PathLike, *, overwrite: bool = False)
             if m in rec.late_labels_.computed:  # else computed when late fusion is used
                 np.save(tmp / f"late_{m}.npy", rec.late_labels_[m])
                 files[m]["late_labels"] = f"late_{m}.npy"
+            if m == "lexical" and getattr(rec, "lexical_encoder_", None) is not None:
+                # absent in older folders: products added later get no lexical vector
+                files[m]["encoder"] = rec.lexical_encoder_.save(tmp)
         if getattr(rec, "click_counts_", None) is not None:
             np.save(tmp / "click_counts.npy", rec.click_counts_)
             files["click_counts"] = "click_counts.npy"
@@ -358,7 +361,7 @@ def read_model_folder(cls, path: str | os.PathLike, *, mmap: bool = True,
         files = manifest["files"]
         frame = read_parquet_file(path, files["catalog"])
         catalog = Catalog(frame, source=manifest.get("catalog_source", str(path)))
-        embeddings, labels = {}, {}
+        embeddings, labels, lexical_encoder = {}, {}, None
         for m, enc in manifest["encoders"].items():
             f = files[m]
             # Copy-on-write mapping: pages are read on demand, nothing is written back.
@@ -375,6 +378,11 @@ def read_model_folder(cls, path: str | os.PathLike, *, mmap: bool = True,
                                        zero_absent=verify or not mmap)
             if f.get("late_labels"):  # absent: computed when late fusion is first used
                 labels[m] = read_npy_file(path, f["late_labels"])
+            if f.get("encoder"):  # the fitted lexical encoder (absent in older folders)
+                from prodfusion.encoders.lexical import LexicalEncoder
+
+                lexical_encoder = LexicalEncoder.load(path, f["encoder"], enc["spec"],
+                                                      seed=settings.get("seed", 0))
             if embeddings[m].dim != enc["dim"]:
                 raise ModelError(
                     f"{path / f['vectors']}: dimension {embeddings[m].dim} but the manifest "
@@ -423,6 +431,7 @@ def read_model_folder(cls, path: str | os.PathLike, *, mmap: bool = True,
             raise ModelError(f"{mpath}: the manifest lists the category modality but "
                              f"{exc}") from exc
     rec._set_state(catalog, embeddings, late_labels=labels, verify=verify)
+    rec.lexical_encoder_ = lexical_encoder
     rec._calibration_stats = {m: (mu, sd) for m, mu, sd in wt.stats}
     rec.profiles_ = read_profiles(settings.get("profiles"), mpath)
     rec._mmap_index = mmap_index

@@ -17,7 +17,49 @@ from prodfusion.encoders.base import MODALITIES, Embeddings, check_finite
 from prodfusion.errors import ParameterError, param_error
 from prodfusion.index.clustering import assign_to_centroids, centroids_from_labels
 
-__all__ = ["add_products", "update_embeddings"]
+__all__ = ["add_products", "encode_products", "update_embeddings"]
+
+
+def encode_products(rec, catalog: Catalog, *, cache_dir=None, batch_size: int | None = None,
+                    progress: bool | None = None) -> dict[str, Embeddings]:
+    """See :meth:`prodfusion.Recommender.encode_products`."""
+    from prodfusion.encoders import make_encoder
+    from prodfusion.errors import ModelError, ProdfusionError
+
+    rec._check_built()
+    out: dict[str, Embeddings] = {}
+    progress = rec.progress if progress is None else progress
+    if cache_dir is not None and not hasattr(cache_dir, "put"):  # a path
+        from prodfusion.encoders import EmbeddingCache
+
+        cache_dir = EmbeddingCache(cache_dir)
+    for m in ("text", "image"):
+        if m not in rec.embeddings_:
+            continue
+        spec = rec.embeddings_[m].spec
+        if m == "image" and not any(catalog.image_paths):
+            continue  # no photo among the new products: absent, like a build would leave it
+        try:
+            enc = make_encoder(spec, batch_size=batch_size, cache=cache_dir,
+                               progress=progress is not False)
+            out[m] = enc.encode(catalog)
+        except ProdfusionError as exc:
+            raise ModelError(
+                f"encode_products(): the model's {m} encoder {spec!r} failed ({exc}). Encode "
+                f"the new products' {m} yourself and pass add_products(catalog, embeddings)."
+            ) from exc
+    if "lexical" in rec.embeddings_:
+        enc = getattr(rec, "lexical_encoder_", None)
+        if enc is None:
+            import logging
+
+            logging.getLogger("prodfusion.recommender").warning(
+                "this model folder does not keep its fitted lexical encoder (built before "
+                "prodfusion kept it, or its lexical vectors were replaced): the new products "
+                "get no lexical vector. Rebuild the model to keep it.")
+        else:
+            out["lexical"] = enc.transform(catalog)
+    return out
 
 
 def add_products(rec, catalog: Catalog, embeddings: Mapping[str, Embeddings]) -> dict:
@@ -64,9 +106,13 @@ def add_products(rec, catalog: Catalog, embeddings: Mapping[str, Embeddings]) ->
             labels[m] = np.concatenate([old, assign_to_centroids(new, cent)])
         merged[m] = Embeddings(np.concatenate([e.vectors, new.vectors]),
                                np.concatenate([e.mask, new.mask]), e.spec, e.info)
+    before = dict(getattr(rec, "manifest_", None) or {})
     # only the new rows need the scan (done above); the old ones were checked before
     rec._set_state(Catalog(frame, source=rec.catalog.source), merged, late_labels=labels,
                     verify=False)
+    _keep_provenance(rec, before, {"added_products": n1,
+                                   "present": {m: int(e.n_present)
+                                               for m, e in embeddings.items()}})
     new_rows = np.arange(n0, n0 + n1)
     report = {}
     for (method, mods), s in searchers.items():
@@ -74,6 +120,28 @@ def add_products(rec, catalog: Catalog, embeddings: Mapping[str, Embeddings]) ->
             rec.embeddings_, new_rows, labels=rec.late_labels_ if method == "late" else None)
     rec._searchers = searchers
     return report
+
+
+def _keep_provenance(rec, before: dict, update: dict) -> None:
+    """After appending products, keep what the manifest recorded about how the model was
+    built and tuned (the data it read, the sessions' fingerprint, the tuning record, the
+    build's timings): the new manifest would otherwise describe a model without them. The
+    update itself is appended to ``updates``."""
+    import time
+
+    m = rec.manifest_
+    for key in ("tuning", "data", "sessions_report", "build", "updates"):
+        if before.get(key) is not None:
+            m[key] = before[key]
+    for key in ("sessions",):
+        if key in (before.get("fingerprints") or {}):
+            m["fingerprints"][key] = before["fingerprints"][key]
+    if "sessions" in (before.get("counts") or {}):
+        m["counts"]["sessions"] = before["counts"]["sessions"]
+    if before.get("created"):
+        m["built"] = before.get("built", before["created"])
+    m["updates"] = list(m.get("updates") or []) + [
+        {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **update}]
 
 
 def update_embeddings(rec, embeddings: Mapping[str, Embeddings], *, sessions=None) -> dict:
@@ -98,6 +166,8 @@ def update_embeddings(rec, embeddings: Mapping[str, Embeddings], *, sessions=Non
     # the replaced modalities were scanned just above; the kept ones when they arrived
     rec._set_state(rec.catalog, merged, sessions=sessions, late_labels=labels,
                     verify=False)
+    if "lexical" in embeddings:  # vectors from elsewhere: the fitted encoder no longer matches
+        rec.lexical_encoder_ = None
     report = {}
     for (method, mods), s in searchers.items():
         report[f"{method}/{'+'.join(mods)}"] = s.update(

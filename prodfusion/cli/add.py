@@ -1,0 +1,119 @@
+"""``prodfusion add``: append new products to a built model, encoded by its own encoders."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from prodfusion.cli.options import (
+    add_catalog_options,
+    default_cache_dir,
+    embedding_cache,
+    load_catalog,
+)
+from prodfusion.errors import ParameterError
+
+__all__ = ["add_add_parser", "cmd_add", "fill_catalog_from_record"]
+
+#: Catalog options ``add`` takes from the model's record when left at their defaults.
+CATALOG_KEYS = ("id_col", "title_col", "image_col", "category_col", "group_col",
+                "image_template")
+
+
+def fill_catalog_from_record(args: argparse.Namespace, manifest: dict) -> list[str]:
+    """Catalog column options left at their defaults taken from how the model's catalog was
+    read (its manifest's ``data.catalog``); the image root too when the build named one
+    (not the catalog's own folder). Returns one line per value taken."""
+    rec = ((manifest or {}).get("data") or {}).get("catalog") or {}
+    p = argparse.ArgumentParser(add_help=False)
+    add_catalog_options(p, required=False)
+    defaults = vars(p.parse_args([]))
+    taken = []
+    for key in CATALOG_KEYS:
+        if key in rec and getattr(args, key) == defaults[key] and rec[key] != defaults[key]:
+            setattr(args, key, rec[key])
+            taken.append(f"--{key.replace('_', '-')} {rec[key]}")
+    root, path = rec.get("image_root"), rec.get("path")
+    if args.image_root is None and root and path \
+            and os.path.realpath(root) != os.path.realpath(os.path.dirname(path)):
+        args.image_root = root
+        taken.append(f"--image-root {root}")
+    return taken
+
+
+def cmd_add(args) -> int:
+    import polars as pl
+
+    from prodfusion.data.catalog import Catalog
+    from prodfusion.model_folder import check_model_destination
+    from prodfusion.recommender import Recommender
+
+    t0 = time.perf_counter()
+    out = check_model_destination(args.out or args.model, overwrite=False, option="--out")
+    rec = Recommender.load(args.model)
+    taken = fill_catalog_from_record(args, rec.manifest_)
+    if taken:
+        print(f"from the model's record: {' '.join(taken)}", file=sys.stderr)
+    catalog = load_catalog(args)
+    known = set(rec._ids.tolist())
+    is_new = [p not in known for p in catalog.ids]
+    n_known = len(is_new) - sum(is_new)
+    if n_known:
+        print(f"{n_known:,} of {len(is_new):,} products of {args.catalog} are already in the "
+              "model: kept as they are (a changed title or photo is not re-encoded; rebuild "
+              "to refresh them)", file=sys.stderr)
+    if not any(is_new):
+        print(f"nothing to add: every product of {args.catalog} is already in {args.model}; "
+              "nothing was written.")
+        return 0
+    new = Catalog(catalog.frame.filter(pl.Series(is_new)), source=catalog.source)
+    missing = [c for c in rec.catalog.frame.columns if c not in new.frame.columns]
+    if "category" in missing and getattr(rec, "category_", None) is not None:
+        raise ParameterError(
+            f"{args.catalog}: no category column ({args.category_col!r}), but the model "
+            "fuses the category modality; name the column with --category-col.")
+    embeddings = rec.encode_products(new, cache_dir=embedding_cache(args),
+                                     batch_size=args.batch_size, progress=True)
+    rec.add_products(new, embeddings)
+    rec.save(out)
+    n = len(new)
+    print(f"added {n:,} products to {out} ({len(rec.catalog):,} in all) in "
+          f"{time.perf_counter() - t0:.1f}s")
+    for m in rec.embeddings_:
+        e = embeddings.get(m)
+        if e is None:
+            why = {"clicks": "learned from sessions: none until the next build"}.get(
+                m, "not encoded (see the warning above)")
+            print(f"  {m:<7} 0/{n:,}: {why}")
+            continue
+        info = e.info or {}
+        extra = ""
+        if m == "image" and (info.get("n_missing") or info.get("n_corrupt")):
+            extra = f"; {info.get('n_missing', 0)} missing, {info.get('n_corrupt', 0)} corrupt"
+        print(f"  {m:<7} {e.n_present:,}/{n:,}{extra}")
+    for m in rec._pairwise():
+        if m == "cooc":
+            print(f"  cooc    0/{n:,}: counted from sessions, none until the next build")
+    print("  the new products are recommended by their titles and photos; a running "
+          "`prodfusion serve` reloads the folder by itself")
+    return 0
+
+
+def add_add_parser(sub) -> None:
+    a = sub.add_parser(
+        "add", help="append new products to a model, encoded by its own encoders",
+        description="Append the products of a catalog file that the model does not have yet "
+                    "(products it has are left as they are), encoded by the model's own "
+                    "text, image and lexical encoders; the folder is replaced atomically. "
+                    "They have no clicks until the next build.")
+    a.add_argument("model", help="model folder (from `prodfusion build`)")
+    add_catalog_options(a)
+    a.add_argument("--out", default=None,
+                   help="write the grown model here instead of replacing MODEL")
+    a.add_argument("--batch-size", type=int, default=64)
+    a.add_argument("--cache-dir", default=default_cache_dir(),
+                   help="embedding cache ('none' to disable; default %(default)s)")
+    a.add_argument("--cache-dtype", default="float32", choices=["float32", "float16"])
+    a.set_defaults(func=cmd_add)

@@ -1,0 +1,181 @@
+"""New products in a built model, encoded by its own encoders: the fitted lexical encoder
+kept in the folder, ``Recommender.encode_products`` / ``add_products`` and ``prodfusion add``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+
+import numpy as np
+import polars as pl
+import pytest
+
+from prodfusion.cli import main
+from prodfusion.data.catalog import Catalog
+from prodfusion.data.sessions import Sessions
+from prodfusion.encoders.base import Embeddings
+from prodfusion.encoders.lexical import LexicalEncoder
+from prodfusion.errors import ModelError
+from prodfusion.recommender import Prod2VecParams, Recommender
+
+TITLES = ["20 den 1p Stockings", "40 den 2p Tights", "20 den 2p Tights", "Box 4p Socks",
+          "Flirty Posh necklace", "Cool Kennedy necklace", "Class Luca Necklace",
+          "Henrik ballerina", "Basic Ronaldo necklace", "40 den 1p Tights"]
+
+
+def _catalog(titles=TITLES, prefix="p"):
+    return Catalog(pl.DataFrame({"product_id": [f"{prefix}{i}" for i in range(len(titles))],
+                                 "title": titles}))
+
+
+def _model():
+    sessions = Sessions.from_lists([["p0", "p1"], ["p1", "p2", "p9"], ["p4", "p5"]])
+    return Recommender(text=None, image=None, lexical="tfidf:6", fusion="intermediate",
+                       prod2vec=Prod2VecParams(vector_size=4, epochs=1, workers=1)
+                       ).build(_catalog(), sessions)
+
+
+def test_transform_of_the_fitted_titles_is_the_build_and_unknown_ngrams_are_absent():
+    enc = LexicalEncoder(dim=6)
+    built = enc.encode(_catalog())
+    again = enc.transform(_catalog())
+    np.testing.assert_allclose(again.vectors, built.vectors, atol=1e-6)
+    new = enc.transform(_catalog(["Luca necklace", "zzzz qqqq", ""], prefix="n"))
+    assert new.mask.tolist() == [True, False, False]  # no known n-gram / no title: absent
+    sim = built.vectors @ new.vectors[0]
+    assert int(np.argmax(sim)) == 6  # "Class Luca Necklace"
+    assert not new.vectors[1:].any()
+
+
+def test_new_products_get_lexical_vectors_in_the_models_space(tmp_path):
+    rec = _model()
+    assert rec.lexical_encoder_ is not None
+    new = _catalog(["Class Luca Necklace", "Henrik ballerina flats"], prefix="n")
+    emb = rec.encode_products(new)
+    assert set(emb) == {"lexical"}  # no text/image encoder in this model; clicks need sessions
+    np.testing.assert_allclose(emb["lexical"].vectors[0], rec.embeddings_["lexical"].vectors[6],
+                               atol=1e-5)  # a twin title: the twin's vector
+    rec.add_products(new)  # encodes them itself
+    ids, _ = rec.similar("n0", k=1, modalities=["lexical"])
+    assert ids.tolist() == ["p6"]
+    ids, _ = rec.similar("n1", k=1, modalities=["lexical"])
+    assert ids.tolist() == ["p7"]
+    # the folder keeps the fitted encoder: a loaded model encodes the same vectors
+    loaded = Recommender.load(rec.save(tmp_path / "m"))
+    more = _catalog(["Flirty Posh necklace", "Box 2p Socks"], prefix="x")
+    np.testing.assert_allclose(loaded.encode_products(more)["lexical"].vectors,
+                               rec.encode_products(more)["lexical"].vectors, atol=1e-6)
+    # saved again without ever being used: the same files, the same vectors
+    again = Recommender.load(loaded.save(tmp_path / "m2"))
+    np.testing.assert_allclose(again.encode_products(more)["lexical"].vectors,
+                               rec.encode_products(more)["lexical"].vectors, atol=1e-6)
+
+
+def test_add_products_keeps_the_build_and_tuning_record(tmp_path):
+    rec = _model()
+    rec.manifest_["tuning"] = {"weights": {"lexical": 1.0}}  # as tune() records it
+    rec.manifest_["data"] = {"catalog": {"path": "/data/catalog.csv"}}
+    sessions_fp = rec.manifest_["fingerprints"].get("sessions")
+    rec.add_products(_catalog(["Cool necklace"], prefix="n"))
+    m = json.loads((rec.save(tmp_path / "m") / "manifest.json").read_text())
+    assert m["tuning"] == {"weights": {"lexical": 1.0}}
+    assert m["data"]["catalog"]["path"] == "/data/catalog.csv"
+    assert m["fingerprints"].get("sessions") == sessions_fp is not None
+    assert m["counts"]["products"] == len(TITLES) + 1
+    assert [u["added_products"] for u in m["updates"]] == [1]
+    assert m["updates"][0]["present"] == {"lexical": 1}
+
+
+def test_an_older_folder_without_the_encoder_warns_and_replaced_vectors_drop_it(tmp_path,
+                                                                                caplog):
+    rec = _model()
+    path = rec.save(tmp_path / "m")
+    manifest = json.loads((path / "manifest.json").read_text())
+    for f in manifest["files"]["lexical"].pop("encoder").values():  # as folders were before
+        (path / f).unlink()
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    old = Recommender.load(path)
+    assert old.lexical_encoder_ is None
+    with caplog.at_level(logging.WARNING, logger="prodfusion.recommender"):
+        assert old.encode_products(_catalog(["Cool necklace"], prefix="n")) == {}
+    assert "does not keep its fitted lexical encoder" in caplog.text
+    # vectors replaced from elsewhere: the fitted encoder no longer describes them
+    e = rec.embeddings_["lexical"]
+    rec.update_embeddings({"lexical": Embeddings(e.vectors[:, ::-1].copy(), e.mask, "x")})
+    assert rec.lexical_encoder_ is None
+    m = json.loads((rec.save(tmp_path / "m3") / "manifest.json").read_text())
+    assert "encoder" not in m["files"]["lexical"]
+
+
+def test_damaged_encoder_files_are_named(tmp_path):
+    path = _model().save(tmp_path / "m")
+    np.save(path / "lexical_idf.npy", np.ones(3))
+    with pytest.raises(ModelError, match=r"lexical encoder's files disagree"):
+        Recommender.load(path)
+    (path / "lexical_idf.npy").unlink()
+    with pytest.raises(ModelError, match=r"cannot read the lexical encoder's files"):
+        Recommender.load(path)
+
+
+CATALOG = """sku,title,category
+0001,Red leather handbag,bags
+0002,Kırmızı deri kadın çanta,bags
+0003,Black leather shoulder bag,bags
+0004,Siyah deri omuz çantası,bags
+0005,Running shoes for men,shoes
+0006,Erkek koşu ayakkabısı,shoes
+0007,White leather sneakers,shoes
+0008,Beyaz deri spor ayakkabı,shoes
+0009,Gaming laptop 16 GB RAM,laptops
+0010,Oyun bilgisayarı dizüstü 16 GB,laptops
+"""
+
+SESSIONS = "sid;item;ts\na;0001;1\na;0003;2\na;0002;3\nb;0005;1\nb;0007;2\nb;0006;3\n" \
+           "c;0009;1\nc;0010;2\nd;0004;1\nd;0001;2\n"
+
+
+def test_cli_add_appends_only_new_products_with_the_models_encoders(tmp_path, capsys):
+    (tmp_path / "catalog.csv").write_text(CATALOG, encoding="utf-8")
+    (tmp_path / "clicks.csv").write_text(SESSIONS, encoding="utf-8")
+    model = tmp_path / "model"
+    assert main(["build", "--catalog", str(tmp_path / "catalog.csv"), "--id-col", "sku",
+                 "--image-col", "", "--interactions", str(tmp_path / "clicks.csv"),
+                 "--session-cols", "sid", "--item-col", "item", "--time-col", "ts",
+                 "--p2v-dim", "16", "--workers", "1", "--image", "none", "--cache-dir", "none",
+                 "--out", str(model)]) == 0
+    capsys.readouterr()
+    feed = tmp_path / "feed.csv"  # today's feed: the whole catalog plus two new products
+    feed.write_text(CATALOG + "0011,Red leather handbag,bags\n0012,Gaming laptop 32 GB RAM,"
+                    "laptops\n", encoding="utf-8")
+    assert main(["add", str(model), "--catalog", str(feed), "--cache-dir", "none"]) == 0
+    cap = capsys.readouterr()
+    assert "from the model's record: --id-col sku" in cap.err  # not given: as the build read
+    assert "10 of 12 products of" in cap.err and "already in the model" in cap.err
+    assert "added 2 products" in cap.out and "(12 in all)" in cap.out
+    assert "text    2/2" in cap.out and "lexical 2/2" in cap.out
+    assert "clicks  0/2" in cap.out
+    for pid, twin in (("0011", "0001"), ("0012", "0009")):
+        assert main(["similar", str(model), pid, "-k", "1", "--json",
+                     "--modalities", "lexical"]) == 0
+        assert json.loads(capsys.readouterr().out)["results"][0]["product_id"] == twin
+    assert main(["similar", str(model), "0011", "-k", "3", "--json"]) == 0  # model's fusion
+    res = json.loads(capsys.readouterr().out)["results"]
+    assert len(res) == 3 and res[0]["product_id"] == "0001"
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert manifest["updates"][0]["added_products"] == 2
+    # the same feed again: nothing new, nothing written
+    assert main(["add", str(model), "--catalog", str(feed), "--cache-dir", "none"]) == 0
+    assert "nothing to add" in capsys.readouterr().out
+    assert json.loads((model / "manifest.json").read_text())["model_id"] == \
+        manifest["model_id"]
+    # --out: the original folder untouched
+    shutil.copy(feed, tmp_path / "feed2.csv")
+    with open(tmp_path / "feed2.csv", "a", encoding="utf-8") as f:
+        f.write("0013,Blue leather handbag,bags\n")
+    assert main(["add", str(model), "--catalog", str(tmp_path / "feed2.csv"),
+                 "--cache-dir", "none", "--out", str(tmp_path / "grown")]) == 0
+    assert json.loads((model / "manifest.json").read_text())["counts"]["products"] == 12
+    grown = json.loads((tmp_path / "grown" / "manifest.json").read_text())
+    assert grown["counts"]["products"] == 13
+    assert [u["added_products"] for u in grown["updates"]] == [2, 1]
