@@ -71,7 +71,8 @@ class SearchMixin:
         ``n0``, fallback and ``impute``), without calibration statistics."""
         return Weighting.make(self.weights, self.calibration, None, self.click_n0,
                               where="Recommender", fallback=self.zero_weight_fallback,
-                              impute=getattr(self, "impute", 0.0))
+                              impute=getattr(self, "impute", 0.0),
+                              fallback_missing=getattr(self, "fallback_missing", "drop"))
 
     @property
     def profiles(self) -> dict[str, dict]:

@@ -108,7 +108,8 @@ def apply_profile(rec, name: str, res: dict, *, sessions=None, pairs=None) -> No
 
     check_profile_name(name, "tune()")
     wt = Weighting.make(res["weights"], res["calibration"], None, res["n0"], where="tune()",
-                        fallback=res.get("fallback", False), impute=res.get("impute", 0.0))
+                        fallback=res.get("fallback", False), impute=res.get("impute", 0.0),
+                        fallback_missing=res.get("fallback_missing", "drop"))
     decay = res.get("cooc_decay")
     if decay is not None and getattr(rec, "cooc_", None) is not None \
             and decay != rec.cooc_.decay:
@@ -138,7 +139,8 @@ def apply_tuning(rec, res: dict, *, sessions=None, pairs=None) -> None:
     if res["n0"] is not None:  # occurrences in every given interaction, as the clicks saw
         counts = _tuning_counts(rec, sessions, pairs)
     Weighting.make(res["weights"], res["calibration"], None, res["n0"], where="tune()",
-                   fallback=res.get("fallback", False), impute=res.get("impute", 0.0))
+                   fallback=res.get("fallback", False), impute=res.get("impute", 0.0),
+                   fallback_missing=res.get("fallback_missing", "drop"))
     decay = res.get("cooc_decay")
     if decay is not None and getattr(rec, "cooc_", None) is not None \
             and decay != rec.cooc_.decay:  # recounted on the interactions tuned on
@@ -154,6 +156,7 @@ def apply_tuning(rec, res: dict, *, sessions=None, pairs=None) -> None:
         rec._calibration_stats.pop("cooc", None)  # the z-score's μ, σ follow the counts
     rec.zero_weight_fallback = res.get("fallback", False)
     rec.impute = res.get("impute", 0.0)
+    rec.fallback_missing = res.get("fallback_missing", "drop")
     rec.weights, rec.calibration, rec.click_n0 = res["weights"], res["calibration"], res["n0"]
     if counts is not None:
         rec.click_counts_ = counts

@@ -102,6 +102,10 @@ class Recommender(QueryMixin):
         Under ``calibration="zmean"``: a modality the candidate lacks counts as ``impute`` ×
         the mean z-score of the shared ones (0: as a random pair; ``prodfusion tune`` sets
         it; :class:`~prodfusion.fusion.weights.Weighting`).
+    fallback_missing : {"drop", "zero"}
+        Under fallback weights: whether a modality the candidate lacks is dropped from their
+        mean or counts as a random product's (``Weighting.fallback_missing``; ``prodfusion
+        tune`` writes ``"zero"``).
     click_n0 : float, optional
         Confidence-weighted clicks: the click weight of a pair is multiplied by
         ``c(n_i)·c(n_j)``, ``c(n) = n/(n + n0)``, n = training occurrences.
@@ -157,6 +161,7 @@ class Recommender(QueryMixin):
     click_n0: float | None = None
     zero_weight_fallback: bool = False
     impute: float = 0.0
+    fallback_missing: str = "drop"
     lexical: str | None = None
     cooc: bool = False
     cooc_decay: float = 0.0
@@ -168,7 +173,8 @@ class Recommender(QueryMixin):
         check_method(self.fusion, "Recommender()")
         self.backfill = check_backfill(self.backfill, "Recommender()")
         wt = Weighting.make(self.weights, self.calibration, None, self.click_n0,
-                            where="Recommender()", impute=self.impute)
+                            where="Recommender()", impute=self.impute,
+                            fallback_missing=self.fallback_missing)
         self.weights = dict(wt.weights) if wt.weights is not None else None
         self._calibration_stats: dict = {}
         if self.lexical is not None:

@@ -344,6 +344,7 @@ def heldout_recommender(
     ev.calibration = getattr(rec, "calibration", "none")
     ev.click_n0 = getattr(rec, "click_n0", None)
     ev.impute = getattr(rec, "impute", 0.0)
+    ev.fallback_missing = getattr(rec, "fallback_missing", "drop")
     ev.zero_weight_fallback = getattr(rec, "zero_weight_fallback", False)
     ev.backfill = getattr(rec, "backfill", None)  # from the training part's click counts
     ev.profiles_ = dict(getattr(rec, "profiles_", None) or {})  # named weightings, as served

@@ -26,7 +26,9 @@
    modalities are chosen the same way on every validation case as if the weighted
    modalities were missing (the sparsest within one standard error of the best:
    :func:`_one_se`), and kept if the whole scores at least as well as with the plain
-   fallback.
+   fallback. A modality the candidate lacks counts in them as a random product's z-score
+   (:data:`FALLBACK_MISSING`), so a product without a photo is not ranked above one whose
+   photo is as ordinary as a random product's.
 
 Only intermediate fusion is tuned: its score is a function of the per-modality cosines, which
 are computed once for the validation queries, so each configuration costs one weighted sum
@@ -62,6 +64,11 @@ __all__ = ["tune_weights", "parse_objective", "simplex_grid", "TIE_RATIO", "spli
 TIE_RATIO = 1e-3
 
 OBJECTIVES = ("ndcg", "hitrate")
+
+#: How tuned fallback weights treat a modality the candidate lacks
+#: (:attr:`prodfusion.fusion.weighting.Weighting.fallback_missing`): as a random product's
+#: similarity, so lacking one is no bonus. Folders tuned before it keep "drop".
+FALLBACK_MISSING = "zero"
 
 
 def parse_objective(objective: str, where: str = "tune()") -> tuple[str, int]:
@@ -290,7 +297,8 @@ def tune_weights(
         name, beta = _calibration(cal)
         return lambda st: Weighting.make(dict(zip(mods, w, strict=True)), name,
                                          st if name != "none" or isinstance(fb, dict) else None,
-                                         n0, fallback=fb, impute=beta)
+                                         n0, fallback=fb, impute=beta,
+                                         fallback_missing=FALLBACK_MISSING)
 
     # each modality alone (raw cosine, no fallback): the floor of every slice
     single_values: dict = {}
@@ -410,7 +418,9 @@ def tune_weights(
     fallback: bool | dict = True
     zero = [m for m, x in zip(mods, w, strict=True) if x == 0]
     if tune_fallback and zero:
-        fcal = "zscore"  # the fallback mixes modalities: always z-scores (fallback_terms)
+        # the fallback mixes modalities, so it z-scores them; a modality the candidate lacks
+        # counts as a random product's (z = 0), as "zmean" counts it (fallback_terms)
+        fcal = "zmean"
 
         fb_values: dict = {}
 
@@ -462,6 +472,7 @@ def tune_weights(
     return {
         "fusion": "intermediate",
         "fallback": fallback,
+        **({"fallback_missing": FALLBACK_MISSING} if isinstance(fallback, dict) else {}),
         **({"cooc_decay": decay["decay"], "cooc_decay_scores": decay["scores"]}
            if decay is not None else {}),
         "weights": {m: float(x) for m, x in zip(mods, w, strict=True)},

@@ -127,9 +127,10 @@ def explain_pairs(method: str, embeddings: Mapping[str, Embeddings], modalities:
             for m in modalities:
                 s = cal[m] if method == "intermediate" else raw[m]
                 share[m] = np.where(total > 0, weight[m] * np.nan_to_num(s) / total, 0.0)
+        q_has = {m: np.array([bool(embeddings[m].mask[q])]) for m in modalities}
         terms = fallback_terms(tw, modalities, {m: np.nan_to_num(raw[m])[None, :]
                                                 for m in modalities},
-                               {m: has[m][None, :] for m in modalities})
+                               {m: has[m][None, :] for m in modalities}, q_has)
         if terms is not None:  # pairs sharing only zero-weight modalities: the last resort
             fb = (total <= 0) & np.isfinite(terms[0][0])
             base = np.where(fb, terms[0][0], base)
@@ -137,6 +138,8 @@ def explain_pairs(method: str, embeddings: Mapping[str, Embeddings], modalities:
             f = {m: tw.fallback_weight(m) or 0.0 for m in terms[1]}  # plain (None): 0
             weighted = (tier == 1) & (tw.fallback is not True)  # the fallback weights' tier
             f_den = sum(f[m] * has[m] for m in f)
+            if tw.fallback_missing == "zero":  # the query's own Σ f_m (fallback_terms)
+                f_den = np.where(f_den > 0, sum(f[m] * float(q_has[m][0]) for m in f), f_den)
             cnt = sum(has[m].astype(float) for m in f)
             for m, x in terms[1].items():
                 share[m] = np.where(fb, x[0], share[m])

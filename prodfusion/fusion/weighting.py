@@ -138,13 +138,19 @@ class Weighting:
     #: modality is neither a bonus nor the full penalty. ``prodfusion tune`` tries it when
     #: ``--calibrations`` lists ``zmean@β``.
     impute: float = 0.0
+    #: Fallback weights' first tier: a modality the query has with a positive fallback weight
+    #: and the candidate lacks is ``"drop"``-ped (``Σ f_m z_m / Σ f_m`` over the shared ones:
+    #: what older folders mean, which favours a candidate lacking a modality whose z-scores
+    #: run lower) or counts as ``"zero"``, a random product's similarity (the denominator is
+    #: the query's own ``Σ f_m``, as ``"zmean"``): what ``prodfusion tune`` writes.
+    fallback_missing: str = "drop"
 
     @classmethod
     def make(cls, weights: Mapping[str, float] | str | None = None, calibration: str = "none",
              stats: Mapping[str, Sequence[float]] | None = None, n0: float | None = None,
              where: str = "Weighting",
              fallback: bool | Mapping[str, float] | tuple = False,
-             impute: float = 0.0) -> Weighting:
+             impute: float = 0.0, fallback_missing: str = "drop") -> Weighting:
         if calibration not in CALIBRATIONS:
             raise param_error("calibration", where, f"one of {list(CALIBRATIONS)}", calibration)
         w = parse_weights(weights, where)
@@ -159,8 +165,10 @@ class Weighting:
         if isinstance(impute, bool) or not isinstance(impute, (int, float)) \
                 or not 0 <= impute <= 1:
             raise param_error("impute", where, "a number in [0, 1]", impute)
+        if fallback_missing not in ("drop", "zero"):
+            raise param_error("fallback_missing", where, "'drop' or 'zero'", fallback_missing)
         return cls(tuple(sorted(w.items())) if w is not None else None, calibration, st,
-                   None if n0 is None else float(n0), fb, float(impute))
+                   None if n0 is None else float(n0), fb, float(impute), fallback_missing)
 
     @classmethod
     def from_dict(cls, d: Mapping | None) -> Weighting:
@@ -169,7 +177,8 @@ class Weighting:
             return cls()
         return cls.make(d.get("weights"), d.get("calibration", "none"), d.get("stats"),
                         d.get("n0"), where="manifest settings.weighting",
-                        fallback=d.get("fallback") or False, impute=d.get("impute", 0.0))
+                        fallback=d.get("fallback") or False, impute=d.get("impute", 0.0),
+                        fallback_missing=d.get("fallback_missing", "drop"))
 
     def to_dict(self) -> dict:
         out = {"weights": dict(self.weights) if self.weights is not None else None,
@@ -179,6 +188,8 @@ class Weighting:
             out["fallback"] = True if self.fallback is True else dict(self.fallback)
         if self.impute:  # absent: 0, what "zmean" meant before
             out["impute"] = self.impute
+        if self.fallback_missing != "drop":  # absent: older folders' fallback weights
+            out["fallback_missing"] = self.fallback_missing
         return out
 
     def overridden(self, weights=None, calibration: str | None = None,
@@ -188,7 +199,8 @@ class Weighting:
         return Weighting.make(weights if weights is not None else
                               (dict(self.weights) if self.weights is not None else None),
                               calibration or self.calibration, None, self.n0, where=where,
-                              fallback=self.fallback, impute=self.impute)
+                              fallback=self.fallback, impute=self.impute,
+                              fallback_missing=self.fallback_missing)
 
     def fallback_weight(self, m: str) -> float | None:
         """``f_m`` of the fallback weights, or ``None`` under the plain fallback (``True``)."""
@@ -251,7 +263,7 @@ class Weighting:
         merged.update({m: tuple(v) for m, v in stats.items()})
         return Weighting.make(dict(self.weights) if self.weights is not None else None,
                               self.calibration, merged, self.n0, fallback=self.fallback,
-                              impute=self.impute)
+                              impute=self.impute, fallback_missing=self.fallback_missing)
 
     def restrict(self, modalities: Sequence[str]) -> Weighting:
         """The same weighting over ``modalities`` only (weights of the others dropped).
@@ -263,7 +275,8 @@ class Weighting:
             return self
         kept = tuple((m, w) for m, w in self.weights if m in modalities)
         return Weighting(kept if any(w > 0 for _, w in kept) else None, self.calibration,
-                         self.stats, self.n0, self.fallback, self.impute)
+                         self.stats, self.n0, self.fallback, self.impute,
+                         self.fallback_missing)
 
     def check(self, modalities: Sequence[str], where: str) -> None:
         """Refuse weights naming a modality outside ``modalities`` or zero on all of them."""

@@ -41,7 +41,10 @@ have only it (e.g. no click vector) with no recommendation (:func:`fallback_term
 :data:`FALLBACK_OFFSET` (1000). With **fallback weights** ``f_m`` (learnt by ``tune`` on
 the validation cases as if the weighted modalities were missing): by ``Σ f_m z_m / Σ f_m``
 over the shared modalities with ``f_m > 0`` (``z_m`` the z-score of ``cos_m``, whatever the
-main calibration: the fallback mixes modalities) minus 1000,
+main calibration: the fallback mixes modalities) minus 1000 — or, with
+``fallback_missing="zero"`` (what ``tune`` writes), by ``Σ f_m z_m / Σ_{m q has} f_m``, a
+modality the candidate lacks counting as a random product's ``z = 0`` as under ``"zmean"``,
+so lacking a photo is no bonus —
 then the pairs sharing only ``f_m = 0`` modalities by their mean raw cosine minus 2000.
 Folders without the flag keep ``-inf``.
 
@@ -219,7 +222,7 @@ def intermediate_combine(weighting: Weighting, modalities: Sequence[str], cos: M
         else:
             out = (num / den).astype(np.float32)
     out[~(den > 0)] = -np.inf
-    terms = fallback_terms(weighting, modalities, cos, both)
+    terms = fallback_terms(weighting, modalities, cos, both, q_has)
     if terms is not None:  # pairs sharing only zero-weight modalities: a last resort
         base, shares = terms
         fb = base + sum(shares.values())
@@ -228,12 +231,15 @@ def intermediate_combine(weighting: Weighting, modalities: Sequence[str], cos: M
 
 
 def fallback_terms(weighting: Weighting, modalities: Sequence[str], cos: Mapping,
-                   both: Mapping) -> tuple[np.ndarray, dict] | None:
+                   both: Mapping, q_has: Mapping | None = None
+                   ) -> tuple[np.ndarray, dict] | None:
     """The zero-weight fallback of intermediate fusion as ``(base, {m: share})``: its score
     is ``base + Σ shares`` (``base`` is ``−1000``, ``−2000`` or ``-inf``; module docstring).
 
     Only meaningful where the pair shares no positive-weight modality; ``None`` when the
-    weighting has no fallback or no zero weight among ``modalities``.
+    weighting has no fallback or no zero weight among ``modalities``. Under
+    ``fallback_missing="zero"`` the first tier divides by the query's own ``Σ f_m``, which
+    needs ``q_has[m]`` (bool per query).
     """
     zero = [m for m in modalities if weighting.w(m) == 0]
     if not (weighting.fallback and weighting.weights is not None and zero):
@@ -250,6 +256,14 @@ def fallback_terms(weighting: Weighting, modalities: Sequence[str], cos: Mapping
     for m in zero:
         cnt += both[m]
     in1 = f_den > 0
+    if tier1 and weighting.fallback_missing == "zero":  # a missing modality counts as z = 0
+        if q_has is None:
+            raise ParameterError("fallback_missing='zero' needs which modalities each query "
+                                 "has.")
+        d_q = sum(np.asarray(q_has[m], np.float32) * np.float32(weighting.fallback_weight(m))
+                  for m in tier1)
+        f_den = np.where(in1, np.broadcast_to(np.asarray(d_q, np.float32).reshape(-1, 1),
+                                              shape), f_den)
     base = np.where(in1, np.float32(-FALLBACK_OFFSET),
                     np.where(cnt > 0, np.float32(-FALLBACK_OFFSET * (1 if plain else 2)),
                              np.float32(-np.inf))).astype(np.float32)
@@ -286,7 +300,8 @@ def fallback_search_weighting(weighting: Weighting, modalities: Sequence[str]
         return tuple(zero), Weighting()
     stats = {m: (mu, sd) for m, mu, sd in weighting.stats if m in f}
     return tuple(m for m in zero if m in f), Weighting.make(
-        f, "zscore", stats, where="fallback weights")
+        f, "zmean" if weighting.fallback_missing == "zero" else "zscore", stats,
+        where="fallback weights")
 
 
 def early_block_scale(weighting: Weighting, m: str, conf_rows=None) -> np.ndarray | float:
@@ -309,7 +324,7 @@ def tie_weighting(weighting: Weighting) -> Weighting:
     if weighting.is_default:
         return weighting
     return Weighting(weighting.weights, "none", weighting.stats, weighting.n0,
-                     weighting.fallback)
+                     weighting.fallback, fallback_missing=weighting.fallback_missing)
 
 
 def late_combine(weighting: Weighting, modalities: Sequence[str], match: Mapping,

@@ -13,6 +13,7 @@ from prodfusion.data.sessions import Sessions
 from prodfusion.encoders.base import Embeddings
 from prodfusion.errors import DataError, ParameterError
 from prodfusion.evaluation.tuning import simplex_grid, tune_weights
+from prodfusion.fusion.weighting import Weighting
 from prodfusion.recommender import Prod2VecParams, Recommender
 
 N_CAT, PER = 4, 30
@@ -248,6 +249,11 @@ def test_the_fallback_is_learnt_for_the_cases_the_weighted_modalities_cannot_ser
     # the learnt fallback is the model's (until the fourth session it became plain `True`)
     assert rec2.weighting().fallback == tuple(sorted(res2["fallback"].items()))
     assert rec2.weighting().to_dict()["fallback"] == res2["fallback"]
+    # a modality the candidate lacks counts as a random product's in them; older folders
+    # (no key) keep dropping it
+    assert res2["fallback_missing"] == "zero" == rec2.weighting().fallback_missing
+    assert Weighting.from_dict({k: v for k, v in rec2.weighting().to_dict().items()
+                                if k != "fallback_missing"}).fallback_missing == "drop"
     got, _ = rec2.similar(rec2.catalog.ids[0], k=5)  # row 0 has no title
     assert len(got) == 5
     assert res["search"]["repeats"] == 3 and len(res["split"]["n_fitting_sessions"]) == 3

@@ -368,6 +368,89 @@ def test_fallback_weights_rank_in_two_tiers_against_a_brute_force_loop(calibrati
     assert tiers == {1, 2}  # the query has no click vector: every pair is a last resort
 
 
+@pytest.mark.parametrize("missing", ["drop", "zero"])
+def test_two_fallback_weights_with_missing_modalities_against_a_brute_force_loop(missing):
+    """Fallback weights text=2, image=1 on a model weighing clicks only: a pair without a
+    shared click vector scores Σ f_m z_m over the modalities both have, divided by Σ f_m
+    over those ("drop", older folders) or over the ones the *query* has ("zero": what the
+    candidate lacks counts as a random product's z = 0), minus 1000; explain adds up."""
+    from prodfusion.fusion.weights import FALLBACK_OFFSET
+
+    cat, sessions, _, embs = _data(11)
+    rng = np.random.default_rng(7)
+    embs["image"] = Embeddings(rng.normal(size=(N, 3)).astype(np.float32),
+                               rng.random(N) > 0.3, "image")
+    mods = ("text", "image", "clicks")
+    stats = estimate_stats(embs, mods)
+    f = {"text": 2.0, "image": 1.0}
+    wt = Weighting.make({"clicks": 1.0, "text": 0.0, "image": 0.0}, "none", stats,
+                        fallback=f, fallback_missing=missing)
+    assert Weighting.from_dict(wt.to_dict()) == wt
+    assert ("fallback_missing" in wt.to_dict()) == (missing == "zero")  # absent: older
+    s = make_fuser("intermediate", embs, mods, weighting=wt).similarity(np.arange(N))
+    has = {m: embs[m].mask for m in mods}
+
+    def z(m, i, j):
+        x, y = embs[m].vectors[i].astype(float), embs[m].vectors[j].astype(float)
+        return (x @ y / np.linalg.norm(x) / np.linalg.norm(y) - stats[m][0]) / stats[m][1]
+
+    n_checked = {"one missing": 0}
+    for i in range(N):
+        for j in range(N):
+            if has["clicks"][i] and has["clicks"][j]:
+                continue
+            shared = [m for m in f if has[m][i] and has[m][j]]
+            if not shared:
+                continue
+            num = sum(f[m] * z(m, i, j) for m in shared)
+            den = sum(f[m] for m in (shared if missing == "drop" else
+                                     [m for m in f if has[m][i]]))
+            assert s[i, j] == pytest.approx(num / den - FALLBACK_OFFSET, abs=2e-3), (i, j)
+            n_checked["one missing"] += len(shared) < sum(has[m][i] for m in f)
+    assert n_checked["one missing"] > 10  # the case where the two formulas differ
+    q = int(np.flatnonzero(has["text"] & has["image"] & ~has["clicks"])[0])
+    cand = np.flatnonzero((np.arange(N) != q) & np.isfinite(s[q]))
+    for e, x in zip(explain_pairs("intermediate", embs, mods, wt, q, cand), s[q, cand],
+                    strict=True):
+        assert e["score"] == pytest.approx(float(x), abs=2e-3)
+        if e.get("fallback") == 1:
+            for v in e["modalities"].values():
+                if v["weight"] > 0:
+                    assert v["share"] == pytest.approx(v["weight"] * v["calibrated"], abs=1e-4)
+
+
+def test_a_twin_of_the_query_comes_first_in_the_fallback_and_lacking_a_photo_is_no_bonus():
+    """A new product (no clicks) on a model weighing clicks only, fallback weights title ½,
+    photo ½. Its exact twin (the same title and photo) must come first. Titles' z-scores run
+    higher than photos' here, so under "drop" a product *without a photo* whose title is
+    merely close scored its title z alone and outranked the twin (the bias seen on the demo
+    shop after `prodfusion add`); under "zero" its missing photo counts as z = 0."""
+    rng = np.random.default_rng(3)
+    n = 60
+    text = rng.normal(size=(n, 8)).astype(np.float32)
+    image = (rng.normal(size=(n, 8)) * 0.3 + 1.0).astype(np.float32)  # photos look alike
+    text[1], image[1] = text[0], image[0]  # 1 is 0's twin
+    text[2] = text[0] + 0.05 * rng.normal(size=8).astype(np.float32)  # 2: close title ...
+    img_mask = np.ones(n, bool)
+    img_mask[2] = False  # ... and no photo
+    clicks = rng.normal(size=(n, 4)).astype(np.float32)
+    click_mask = np.ones(n, bool)
+    click_mask[[0, 1, 2]] = False  # new products
+    cat = Catalog(pl.DataFrame({"product_id": [f"p{i}" for i in range(n)],
+                                "title": [f"t{i}" for i in range(n)]}))
+    embs = {"text": Embeddings(text, np.ones(n, bool), "t"),
+            "image": Embeddings(image, img_mask, "i"),
+            "clicks": Embeddings(clicks, click_mask, "c")}
+    first = {}
+    for missing in ("drop", "zero"):
+        rec = Recommender.from_embeddings(cat, embs, fusion="intermediate")
+        rec.weights, rec.zero_weight_fallback = {"clicks": 1.0, "text": 0.0, "image": 0.0}, \
+            {"text": 0.5, "image": 0.5}
+        rec.fallback_missing = missing
+        first[missing] = rec.similar("p0", k=1)[0][0]
+    assert first == {"drop": "p2", "zero": "p1"}
+
+
 @pytest.mark.parametrize("fallback", [True, {"text": 2.0}])
 def test_late_fusion_keeps_the_fallback_in_its_tie_break(fallback):
     """Late fusion of a tuned model (zero weights with fallback weights, calibration none):
@@ -407,10 +490,12 @@ def test_late_fusion_keeps_the_fallback_in_its_tie_break(fallback):
         assert e["score"] == pytest.approx(float(x), abs=1e-3)
 
 
-@pytest.mark.parametrize("fallback", [True, {"text": 1.0, "image": 0.5}])
+@pytest.mark.parametrize("fallback,missing", [(True, "drop"), ({"text": 1.0, "image": 0.5},
+                                                                 "drop"),
+                                              ({"text": 1.0, "image": 0.5}, "zero")])
 @pytest.mark.parametrize("with_cooc", [False, True])
 def test_the_approximate_search_serves_fallback_only_queries_as_the_exact_fuser(
-        rng, fallback, with_cooc):
+        rng, fallback, missing, with_cooc):
     """Weights on clicks (and cooc) only: a query with neither shares no weighted modality,
     so every pair is a fallback pair. The index routes it to the fallback modalities' own
     index (recall@15 ≈ 1 against the exact fuser; before the routing, ~0.07 on this data)."""
@@ -434,6 +519,7 @@ def test_the_approximate_search_serves_fallback_only_queries_as_the_exact_fuser(
         w["cooc"] = 1.0
         served |= rec.cooc_.mask
     rec.weights, rec.calibration, rec.zero_weight_fallback = w, "zmean", fallback
+    rec.fallback_missing = missing
     exact, approx = rec.fuser(), rec.searcher()
     assert type(approx).__name__ == "FallbackRoutedIndex"
     for q in (np.flatnonzero(~served & embs["text"].mask)[:40], np.flatnonzero(served)[:40]):
