@@ -283,12 +283,19 @@ def write_model_folder(rec, path: str | os.PathLike, *, overwrite: bool = False)
             files["click_counts"] = "click_counts.npy"
         if getattr(rec, "cooc_", None) is not None:  # absent in older folders: no cooc
             files["cooc"] = rec.cooc_.save(tmp)
+        if getattr(rec, "retired_", None) is not None and rec.retired_.any():
+            np.save(tmp / "retired.npy", rec.retired_)  # absent: nothing retired
+            files["retired"] = "retired.npy"
         if getattr(rec, "category_", None) is not None:  # rebuilt from the catalog on load
             files["category"] = rec.category_.save(tmp)
         if getattr(rec, "popularity_", None) is not None:  # rebuilt from click_counts.npy
             files["popularity"] = rec.popularity_.save(tmp)
         manifest = dict(rec.manifest_)
         manifest["files"] = files
+        manifest["counts"] = {k: v for k, v in manifest.get("counts", {}).items()
+                              if k != "retired"}
+        if "retired" in files:  # products never recommended (Recommender.retire)
+            manifest["counts"]["retired"] = int(rec.retired_.sum())
         manifest["settings"] = {**manifest["settings"], "fusion": rec.fusion,
                                 # as now (may be set after build)
                                 "modalities": list(rec.modalities), "index": rec.index,
@@ -432,6 +439,12 @@ def read_model_folder(cls, path: str | os.PathLike, *, mmap: bool = True,
                              f"{exc}") from exc
     rec._set_state(catalog, embeddings, late_labels=labels, verify=verify)
     rec.lexical_encoder_ = lexical_encoder
+    if "retired" in files:
+        retired = read_npy_file(path, files["retired"]).astype(bool)
+        if len(retired) != len(catalog):
+            raise ModelError(f"{path / files['retired']}: {len(retired)} rows but the catalog "
+                             f"has {len(catalog)}; the folder is damaged.")
+        rec.retired_ = retired if retired.any() else None
     rec._calibration_stats = {m: (mu, sd) for m, mu, sd in wt.stats}
     rec.profiles_ = read_profiles(settings.get("profiles"), mpath)
     rec._mmap_index = mmap_index

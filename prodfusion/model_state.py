@@ -51,6 +51,10 @@ def set_state(rec, catalog: Catalog, embeddings: dict[str, Embeddings], *, sessi
         rec.click_counts_ = np.concatenate([cc, np.zeros(len(catalog) - len(cc), np.int64)]) \
             if len(cc) <= len(catalog) else None
     refresh_popularity(rec)
+    retired = getattr(rec, "retired_", None)
+    if retired is not None and len(retired) != len(catalog):  # appended products: not retired
+        rec.retired_ = np.concatenate([retired, np.zeros(len(catalog) - len(retired), bool)]) \
+            if len(retired) < len(catalog) else None
     if getattr(rec, "cooc_", None) is not None and len(rec.cooc_) != len(catalog):
         rec.cooc_ = rec.cooc_.extended(len(catalog))  # appended products: never seen
     if getattr(rec, "category_", None) is not None and len(rec.category_) != len(catalog):

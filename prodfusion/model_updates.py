@@ -17,7 +17,26 @@ from prodfusion.encoders.base import MODALITIES, Embeddings, check_finite
 from prodfusion.errors import ParameterError, param_error
 from prodfusion.index.clustering import assign_to_centroids, centroids_from_labels
 
-__all__ = ["add_products", "encode_products", "update_embeddings"]
+__all__ = ["add_products", "encode_products", "retire", "update_embeddings"]
+
+
+def retire(rec, product_ids, *, retired: bool = True) -> int:
+    """See :meth:`prodfusion.Recommender.retire`."""
+    from prodfusion.errors import UnknownProductError
+
+    rec._check_built()
+    ids = [product_ids] if isinstance(product_ids, str) else list(product_ids)
+    rows, found = rec.catalog.lookup(ids)
+    if not found.all():
+        bad = [p for p, f in zip(ids, found, strict=True) if not f]
+        raise UnknownProductError(
+            f"retire(): {len(bad):,} product id(s) are not in the model, e.g. {bad[:3]}.")
+    mask = rec.retired_ if rec.retired_ is not None else np.zeros(len(rec.catalog), bool)
+    mask = np.array(mask, dtype=bool, copy=True)
+    changed = int((mask[rows] != retired).sum())
+    mask[rows] = retired
+    rec.retired_ = mask if mask.any() else None
+    return changed
 
 
 def encode_products(rec, catalog: Catalog, *, cache_dir=None, batch_size: int | None = None,

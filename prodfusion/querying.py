@@ -197,10 +197,13 @@ class QueryMixin(SearchMixin):
 
     def filters(self, *, same_category: bool = False, exclude: Sequence[str] = (),
                 exclude_group: bool = False, where: str = "similar()") -> Filters:
-        """The :class:`~prodfusion.index.topk.Filters` of a query on this model."""
-        banned = None
+        """The :class:`~prodfusion.index.topk.Filters` of a query on this model: what the
+        options exclude, and the model's retired products (:meth:`retire`) always."""
+        banned = getattr(self, "retired_", None)
+        if banned is not None and not banned.any():
+            banned = None
         if exclude:
-            banned = np.zeros(len(self.catalog), dtype=bool)
+            banned = np.zeros(len(self.catalog), dtype=bool) if banned is None else banned.copy()
             ex_rows, found = self.catalog.lookup(list(exclude))
             banned[ex_rows[found]] = True
         same_code = None

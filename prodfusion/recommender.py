@@ -199,6 +199,8 @@ class Recommender(QueryMixin):
         self.popularity_ = None
         #: the fitted lexical encoder (build, or a folder that keeps it): encodes new products
         self.lexical_encoder_ = None
+        #: products never recommended (discontinued): bool per row, or None (:meth:`retire`)
+        self.retired_ = None
 
     def _pairwise(self) -> dict:
         """The pairwise modalities this model has: ``{"cooc": Cooc, "category": CategoryMatch,
@@ -422,6 +424,22 @@ class Recommender(QueryMixin):
         if embeddings is None:
             embeddings = self.encode_products(catalog)
         return add_products(self, catalog, embeddings)
+
+    def retire(self, product_ids: Sequence[str], *, retired: bool = True) -> int:
+        """Stop recommending ``product_ids`` (discontinued, out of the feed), or with
+        ``retired=False`` recommend them again. A retired product keeps its vectors and its
+        own list (its page may still be visited); it is only never a result — of
+        :meth:`similar`, :meth:`similar_batch`, ``export`` and the service. Kept by
+        :meth:`save`. Returns how many products changed state.
+
+        Raises
+        ------
+        UnknownProductError
+            If an id is not in the model.
+        """
+        from prodfusion.model_updates import retire
+
+        return retire(self, product_ids, retired=retired)
 
     def update_embeddings(self, embeddings: Mapping[str, Embeddings], *, sessions=None) -> dict:
         """Replace whole modalities, e.g. click vectors after a Prod2Vec retrain.

@@ -16,7 +16,7 @@ from prodfusion.data.catalog import Catalog
 from prodfusion.data.sessions import Sessions
 from prodfusion.encoders.base import Embeddings
 from prodfusion.encoders.lexical import LexicalEncoder
-from prodfusion.errors import ModelError
+from prodfusion.errors import ModelError, UnknownProductError
 from prodfusion.recommender import Prod2VecParams, Recommender
 
 TITLES = ["20 den 1p Stockings", "40 den 2p Tights", "20 den 2p Tights", "Box 4p Socks",
@@ -179,3 +179,67 @@ def test_cli_add_appends_only_new_products_with_the_models_encoders(tmp_path, ca
     grown = json.loads((tmp_path / "grown" / "manifest.json").read_text())
     assert grown["counts"]["products"] == 13
     assert [u["added_products"] for u in grown["updates"]] == [2, 1]
+
+
+def test_retired_products_are_never_results_but_keep_their_own_lists(tmp_path):
+    rec = _model()
+    ids, _ = rec.similar("p4", k=3, modalities=["lexical"])
+    gone = str(ids[0])  # the nearest necklace is discontinued
+    assert rec.retire([gone]) == 1 and rec.retire([gone]) == 0
+    for r in (rec, Recommender.load(rec.save(tmp_path / "m"))):  # kept by save
+        ids2, _ = r.similar("p4", k=3, modalities=["lexical"])
+        assert gone not in ids2 and ids2.tolist() == ids[1:].tolist() + ids2.tolist()[2:]
+        got, _ = r.similar_batch(r.catalog.ids.tolist(), k=5)
+        assert gone not in set(got.ravel().tolist())  # under the model's own fusion too
+        assert len(r.similar(gone, k=3)[0]) == 3  # its own page still gets a list
+    m = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert m["counts"]["retired"] == 1 and m["files"]["retired"] == "retired.npy"
+    rec.add_products(_catalog(["Cool necklace"], prefix="n"))  # appended: not retired
+    assert rec.retired_.tolist() == [p == gone for p in rec.catalog.ids]
+    assert rec.retire([gone], retired=False) == 1 and rec.retired_ is None
+    assert gone in rec.similar("p4", k=3, modalities=["lexical"])[0]
+    with pytest.raises(UnknownProductError, match=r"retire\(\): 1 product id"):
+        rec.retire(["nope"])
+
+
+
+def test_cli_add_retire_missing_stops_recommending_what_the_feed_dropped(tmp_path, capsys):
+    (tmp_path / "catalog.csv").write_text(CATALOG, encoding="utf-8")
+    (tmp_path / "clicks.csv").write_text(SESSIONS, encoding="utf-8")
+    model = tmp_path / "model"
+    assert main(["build", "--catalog", str(tmp_path / "catalog.csv"), "--id-col", "sku",
+                 "--image-col", "", "--interactions", str(tmp_path / "clicks.csv"),
+                 "--session-cols", "sid", "--item-col", "item", "--time-col", "ts",
+                 "--p2v-dim", "16", "--workers", "1", "--image", "none", "--cache-dir", "none",
+                 "--out", str(model)]) == 0
+    lines = CATALOG.splitlines()
+    feed = tmp_path / "feed.csv"  # 0003 and 0004 discontinued; nothing new
+    feed.write_text("\n".join(ln for ln in lines if not ln.startswith(("0003", "0004")))
+                    + "\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["add", str(model), "--catalog", str(feed), "--cache-dir", "none"]) == 0
+    cap = capsys.readouterr()
+    assert "2 products of the model are not in" in cap.err and "nothing to add" in cap.out
+    assert main(["add", str(model), "--catalog", str(feed), "--cache-dir", "none",
+                 "--retire-missing"]) == 0
+    assert "2 products no longer in the feed retired" in capsys.readouterr().out
+    for pid in ("0001", "0002", "0009"):
+        assert main(["similar", str(model), pid, "-k", "7", "--json"]) == 0
+        shown = {r["product_id"] for r in json.loads(capsys.readouterr().out)["results"]}
+        assert len(shown) == 7 and not shown & {"0003", "0004"}
+    # 0004 is back in the next feed
+    feed.write_text("\n".join(ln for ln in lines if not ln.startswith("0003")) + "\n",
+                    encoding="utf-8")
+    assert main(["add", str(model), "--catalog", str(feed), "--cache-dir", "none",
+                 "--retire-missing"]) == 0
+    assert "0 products no longer in the feed retired" in capsys.readouterr().out
+    assert json.loads((model / "manifest.json").read_text())["counts"]["retired"] == 1
+    # a feed that shares almost no id with the model (a wrong --id-col, say): refused
+    before = (model / "manifest.json").read_text()
+    (tmp_path / "other.csv").write_text("sku,title\nA1,x\nA2,y\n0001,Red leather handbag\n",
+                                        encoding="utf-8")
+    assert main(["add", str(model), "--catalog", str(tmp_path / "other.csv"),
+                 "--cache-dir", "none", "--retire-missing"]) != 0
+    assert "--retire-missing would retire 8 of the model's 10 products" in \
+        capsys.readouterr().err
+    assert (model / "manifest.json").read_text() == before

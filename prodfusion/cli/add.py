@@ -1,4 +1,5 @@
-"""``prodfusion add``: append new products to a built model, encoded by its own encoders."""
+"""``prodfusion add``: append new products to a built model, encoded by its own encoders,
+and (``--retire-missing``) stop recommending the products a feed no longer lists."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import argparse
 import os
 import sys
 import time
+
+import numpy as np
 
 from prodfusion.cli.options import (
     add_catalog_options,
@@ -58,29 +61,57 @@ def cmd_add(args) -> int:
         print(f"from the model's record: {' '.join(taken)}", file=sys.stderr)
     catalog = load_catalog(args)
     known = set(rec._ids.tolist())
+    in_feed = set(catalog.ids.tolist())
     is_new = [p not in known for p in catalog.ids]
     n_known = len(is_new) - sum(is_new)
     if n_known:
         print(f"{n_known:,} of {len(is_new):,} products of {args.catalog} are already in the "
               "model: kept as they are (a changed title or photo is not re-encoded; rebuild "
               "to refresh them)", file=sys.stderr)
-    if not any(is_new):
-        print(f"nothing to add: every product of {args.catalog} is already in {args.model}; "
-              "nothing was written.")
+    gone = [p for p in rec._ids.tolist() if p not in in_feed]
+    retired = rec.retired_ if rec.retired_ is not None else np.zeros(len(rec.catalog), bool)
+    back = [p for p, r in zip(rec._ids.tolist(), retired, strict=True) if r and p in in_feed]
+    to_retire = [p for p, r in zip(rec._ids.tolist(), retired, strict=True)
+                 if not r and p not in in_feed] if args.retire_missing else []
+    back = back if args.retire_missing else []
+    if len(to_retire) > len(rec.catalog) / 2:  # a feed read with the wrong id column, say
+        raise ParameterError(
+            f"--retire-missing would retire {len(to_retire):,} of the model's "
+            f"{len(rec.catalog):,} products: {args.catalog} shares only "
+            f"{len(rec.catalog) - len(gone):,} of their ids (e.g. {to_retire[:3]} are not in "
+            f"it; its ids look like {catalog.ids[:3].tolist()}). Check --id-col; nothing was "
+            "written. To retire that many, rebuild from the feed or call Recommender.retire.")
+    if gone and not args.retire_missing:
+        print(f"{len(gone):,} products of the model are not in {args.catalog}: still "
+              "recommended (--retire-missing stops recommending them)", file=sys.stderr)
+    if not any(is_new) and not to_retire and not back:
+        print(f"nothing to add: every product of {args.catalog} is already in {args.model}"
+              + (" and no product left or came back" if args.retire_missing else "")
+              + "; nothing was written.")
         return 0
     new = Catalog(catalog.frame.filter(pl.Series(is_new)), source=catalog.source)
-    missing = [c for c in rec.catalog.frame.columns if c not in new.frame.columns]
-    if "category" in missing and getattr(rec, "category_", None) is not None:
+    if len(new) and "category" not in new.frame.columns \
+            and getattr(rec, "category_", None) is not None:
         raise ParameterError(
             f"{args.catalog}: no category column ({args.category_col!r}), but the model "
             "fuses the category modality; name the column with --category-col.")
+    if not len(new):
+        rec.retire(to_retire)
+        rec.retire(back, retired=False)
+        rec.save(out)
+        print(f"{out}: no new product; {_retired_line(to_retire, back)}")
+        return 0
     embeddings = rec.encode_products(new, cache_dir=embedding_cache(args),
                                      batch_size=args.batch_size, progress=True)
     rec.add_products(new, embeddings)
+    rec.retire(to_retire)
+    rec.retire(back, retired=False)
     rec.save(out)
     n = len(new)
     print(f"added {n:,} products to {out} ({len(rec.catalog):,} in all) in "
           f"{time.perf_counter() - t0:.1f}s")
+    if args.retire_missing:
+        print(f"  {_retired_line(to_retire, back)}")
     for m in rec.embeddings_:
         e = embeddings.get(m)
         if e is None:
@@ -101,15 +132,25 @@ def cmd_add(args) -> int:
     return 0
 
 
+def _retired_line(to_retire, back) -> str:
+    return (f"{len(to_retire):,} products no longer in the feed retired (never recommended; "
+            f"their own lists still served), {len(back):,} back in the feed recommended again")
+
+
 def add_add_parser(sub) -> None:
     a = sub.add_parser(
         "add", help="append new products to a model, encoded by its own encoders",
         description="Append the products of a catalog file that the model does not have yet "
                     "(products it has are left as they are), encoded by the model's own "
                     "text, image and lexical encoders; the folder is replaced atomically. "
-                    "They have no clicks until the next build.")
+                    "They have no clicks until the next build. With --retire-missing, the "
+                    "products the feed no longer lists stop being recommended.")
     a.add_argument("model", help="model folder (from `prodfusion build`)")
     add_catalog_options(a)
+    a.add_argument("--retire-missing", action="store_true",
+                   help="also stop recommending the model's products that the feed no longer "
+                        "lists (discontinued; their vectors and own lists are kept), and "
+                        "recommend again retired ones that are back in it")
     a.add_argument("--out", default=None,
                    help="write the grown model here instead of replacing MODEL")
     a.add_argument("--batch-size", type=int, default=64)

@@ -5,7 +5,8 @@ lists.parquet``) answers ``/v1/similar/{id}`` from that file when it can:
 
 * the product has a list in the file and the request asks for ``k`` ≤ the file's k, with no
   filter (``same_category``, ``exclude``, ``exclude_group``);
-* every listed product is still in the serving model's catalog.
+* every listed product is still in the serving model's catalog, and none is retired
+  (``prodfusion add --retire-missing``, :meth:`prodfusion.Recommender.retire`).
 
 Anything else — a product added after the export (a new product), a larger k, a filter —
 is answered by live search, exactly as without lists. ``/metrics`` counts which path
@@ -89,6 +90,9 @@ class LoadedLists:
         cat = model.recommender.catalog
         rows, found = cat.lookup(got[0])
         if not found.all():
+            return None
+        retired = getattr(model.recommender, "retired_", None)
+        if retired is not None and retired[rows].any():  # retired after the export
             return None
         q = cat.row_of(product_id)
         items = [{**product(model, int(r)), "rank": i, "score": score_or_none(s)}

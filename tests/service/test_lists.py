@@ -103,6 +103,32 @@ def test_lists_serve_exactly_the_live_lists_and_new_products_fall_back(models, t
         assert ready["lists"]["default"]["layout"] == "arrow"
 
 
+def test_a_product_retired_after_the_export_is_never_served_from_the_lists(models, tmp_path):
+    """Model C = A with one product retired (`prodfusion add --retire-missing`): a list of the
+    older file that holds it is answered by live search, without it; the others from the
+    file; the retired product's own page still gets its list."""
+    a, _, lists = models
+    rec = Recommender.load(a)
+    listed = [str(x) for x in rec.similar("0003", k=10)[0]]
+    gone = listed[4]
+    rec.retire([gone])
+    c = rec.save(tmp_path / "c")
+    with TestClient(create_app(_settings(c, tmp_path / "lists", lists=lists))) as served:
+        _, items = _items(served, "0003", k=10)
+        shown = [it["product_id"] for it in items]
+        assert gone not in shown and len(shown) == 10
+        assert shown[:4] == listed[:4] and shown[4:9] == listed[5:]
+        assert _answers(served) == {"live": 1.0}
+        orig = Recommender.load(a)  # what the file was exported from
+        holding = [p for p in orig.catalog.ids
+                   if gone in set(str(x) for x in orig.similar(p, k=10)[0])]
+        assert len(holding) > 1
+        free = next(p for p in rec.catalog.ids if p not in holding and p != "0003")
+        _items(served, free, k=10)
+        assert _answers(served) == {"live": 1.0, "lists": 1.0}
+        assert len(_items(served, gone, k=10)[1]) == 10
+
+
 @pytest.mark.parametrize("layout", ["sqlite", "memory"])
 def test_other_layouts_serve_the_same(models, tmp_path, layout):
     a, _, lists = models

@@ -132,7 +132,9 @@ class _VectorFusedIndex(FusedIndex):
         frac = 1.0
         removed = flt.n_removed(q)
         extra = removed
-        if removed >= n_present / 2:  # most rows are banned: treat it as a selective filter
+        if removed >= n_present / 2 or removed > s.max_candidates // 2:
+            # most rows are banned, or more than a fetch could hold (e.g. retired products):
+            # a selective filter, over-fetched by the fraction left (a short answer retries)
             frac *= max(1.0 - removed / n_present, 1e-9)
             extra = 0
         kp = max(s.min_candidates * self._fetch_factor(),
