@@ -9,6 +9,7 @@ from prodfusion.encoders.base import Embeddings
 from prodfusion.errors import NotBuiltError, ParameterError
 from prodfusion.fusion import make_fuser
 from prodfusion.index import Filters, IndexSettings, cluster_auto, make_fused_index
+from prodfusion.index.fused.filtering import _Filter
 from tests.index.conftest import assert_same_topk, make_planted
 
 MODS = ("text", "image", "clicks")
@@ -129,6 +130,31 @@ def test_selective_filters_fall_back_to_exact(planted, method):
     r1, s1 = approx.topk(q, 10, filters=Filters(banned=banned))
     assert_same_topk(exact, q, r0, s0, r1, s1)
     assert (r1[0] >= 0).sum() == 10
+
+
+@pytest.mark.parametrize("method", ["early", "intermediate", "late"])
+def test_a_banned_set_larger_than_a_fetch_is_overfetched_by_fraction(planted, method):
+    """30 % of the catalog banned (retired products) with max_candidates 128: more banned
+    rows than half a fetch holds, so the fetch is sized by the fraction left instead of
+    adding every banned row (which went exact beyond max_candidates); still the exact
+    answer, banned rows never returned, the query's own neighbours banned included."""
+    _, embs, _, _ = planted
+    settings = IndexSettings(exact_below=0, reduce_dim=None, min_candidates=32, over_fetch=2,
+                             max_candidates=128)
+    exact, approx = _pair(embs, method, MODS, settings=settings)
+    rng = np.random.default_rng(4)
+    banned = rng.random(600) < 0.3
+    q = rng.choice(np.flatnonzero(~banned), 30, replace=False)
+    near, _ = exact.topk(q[:5], 12)
+    banned[near.ravel()[near.ravel() >= 0]] = True  # a clustered ban too: retries cover it
+    banned[q] = False
+    if hasattr(approx, "_n_fetch"):  # the vector indexes (late fusion searches by cluster)
+        kp = [approx._n_fetch(int(i), 12, _Filter(approx, Filters(banned=banned))) for i in q]
+        assert all(x is not None and x <= 128 for x in kp)  # not exact from the first pass
+    r0, s0 = exact.topk(q, 12, filters=Filters(banned=banned))
+    r1, s1 = approx.topk(q, 12, filters=Filters(banned=banned))
+    assert_same_topk(exact, q, r0, s0, r1, s1)
+    assert not banned[r1[r1 >= 0]].any()
 
 
 def test_rare_category_and_small_categories(rng):
