@@ -135,7 +135,8 @@ SESSIONS = "sid;item;ts\na;0001;1\na;0003;2\na;0002;3\nb;0005;1\nb;0007;2\nb;000
            "c;0009;1\nc;0010;2\nd;0004;1\nd;0001;2\n"
 
 
-def test_cli_add_appends_only_new_products_with_the_models_encoders(tmp_path, capsys):
+def _cli_model(tmp_path):
+    """A model built by the CLI from CATALOG (ids in column 'sku') and SESSIONS."""
     (tmp_path / "catalog.csv").write_text(CATALOG, encoding="utf-8")
     (tmp_path / "clicks.csv").write_text(SESSIONS, encoding="utf-8")
     model = tmp_path / "model"
@@ -144,6 +145,11 @@ def test_cli_add_appends_only_new_products_with_the_models_encoders(tmp_path, ca
                  "--session-cols", "sid", "--item-col", "item", "--time-col", "ts",
                  "--p2v-dim", "16", "--workers", "1", "--image", "none", "--cache-dir", "none",
                  "--out", str(model)]) == 0
+    return model
+
+
+def test_cli_add_appends_only_new_products_with_the_models_encoders(tmp_path, capsys):
+    model = _cli_model(tmp_path)
     capsys.readouterr()
     feed = tmp_path / "feed.csv"  # today's feed: the whole catalog plus two new products
     feed.write_text(CATALOG + "0011,Red leather handbag,bags\n0012,Gaming laptop 32 GB RAM,"
@@ -204,14 +210,7 @@ def test_retired_products_are_never_results_but_keep_their_own_lists(tmp_path):
 
 
 def test_cli_add_retire_missing_stops_recommending_what_the_feed_dropped(tmp_path, capsys):
-    (tmp_path / "catalog.csv").write_text(CATALOG, encoding="utf-8")
-    (tmp_path / "clicks.csv").write_text(SESSIONS, encoding="utf-8")
-    model = tmp_path / "model"
-    assert main(["build", "--catalog", str(tmp_path / "catalog.csv"), "--id-col", "sku",
-                 "--image-col", "", "--interactions", str(tmp_path / "clicks.csv"),
-                 "--session-cols", "sid", "--item-col", "item", "--time-col", "ts",
-                 "--p2v-dim", "16", "--workers", "1", "--image", "none", "--cache-dir", "none",
-                 "--out", str(model)]) == 0
+    model = _cli_model(tmp_path)
     lines = CATALOG.splitlines()
     feed = tmp_path / "feed.csv"  # 0003 and 0004 discontinued; nothing new
     feed.write_text("\n".join(ln for ln in lines if not ln.startswith(("0003", "0004")))
