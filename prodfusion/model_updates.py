@@ -33,6 +33,7 @@ def retire(rec, product_ids, *, retired: bool = True) -> int:
             f"retire(): {len(bad):,} product id(s) are not in the model, e.g. {bad[:3]}.")
     mask = rec.retired_ if rec.retired_ is not None else np.zeros(len(rec.catalog), bool)
     mask = np.array(mask, dtype=bool, copy=True)
+    rows = np.unique(rows)
     changed = int((mask[rows] != retired).sum())
     mask[rows] = retired
     rec.retired_ = mask if mask.any() else None
