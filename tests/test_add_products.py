@@ -226,6 +226,9 @@ def test_cli_add_retire_missing_stops_recommending_what_the_feed_dropped(tmp_pat
         assert main(["similar", str(model), pid, "-k", "7", "--json"]) == 0
         shown = {r["product_id"] for r in json.loads(capsys.readouterr().out)["results"]}
         assert len(shown) == 7 and not shown & {"0003", "0004"}
+    assert main(["similar", str(model), "0003", "-k", "3"]) == 0  # its own page: a list
+    out = capsys.readouterr().out
+    assert "(retired: never recommended itself)" in out and "0004" not in out
     # 0004 is back in the next feed
     feed.write_text("\n".join(ln for ln in lines if not ln.startswith("0003")) + "\n",
                     encoding="utf-8")

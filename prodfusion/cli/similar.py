@@ -35,10 +35,12 @@ def cmd_similar(args) -> int:
         if args.explain else None
     cats = cat.categories
     titles = cat.titles
+    retired = rec.retired_ is not None and bool(rec.retired_[q])
     if args.json:
         out = {
             "query": {"product_id": args.product_id, "title": titles[q],
-                      "category": cats[q] if cats else None},
+                      "category": cats[q] if cats else None,
+                      **({"retired": True} if retired else {})},
             "fusion": rec.fusion_for(args.fusion, args.profile),
             **({"profile": args.profile} if args.profile else {}),
             # what the query used, resolved without building an exact fuser (an HNSW model
@@ -57,7 +59,8 @@ def cmd_similar(args) -> int:
     if rec.profiles and not args.profile:  # a build given conflicting sources has some
         print(f"(the model's own weighting; it also has the weighting profiles "
               f"{', '.join(sorted(rec.profiles))}: --profile NAME)", file=sys.stderr)
-    print(f"query {args.product_id}: {titles[q] or '(no title)'}" + (f"  [{cats[q]}]" if cats else ""))
+    print(f"query {args.product_id}: {titles[q] or '(no title)'}" + (f"  [{cats[q]}]" if cats else "")
+          + ("  (retired: never recommended itself)" if retired else ""))
     print(_table(ids, rows, scores, titles, cats))
     if why is not None:
         print("why (per modality: raw cosine / calibrated, weight, share of the score):")
