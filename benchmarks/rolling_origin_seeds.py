@@ -93,7 +93,7 @@ def report(per_seed: dict, names: list[str], args, seconds: float) -> str:
         f"Command: `python benchmarks/rolling_origin_seeds.py --seeds "
         f"{','.join(map(str, seeds))}{' --only ' + args.only if args.only else ''}` "
         f"({seconds / 60:.0f} min this run; seed 0 is the committed `rolling_origin.py` run "
-        "where it was kept).  ",
+        "where `runs/rolling_origin.pkl` kept it, else run here with the models' own seed).  ",
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, 24 GiB, no GPU (shared with "
         "other jobs unless said otherwise).  ",
         "Data and models: as [rolling_origin.md](rolling_origin.md) (`../shared/data`, "
@@ -105,7 +105,7 @@ def report(per_seed: dict, names: list[str], args, seconds: float) -> str:
         "comparator is the best single modality or the best reference baseline of that seed's "
         "pooled cases.",
         "",
-        "![Δ nDCG@15 per seed](rolling_origin_seeds.png)",
+        f"![Δ nDCG@15 per seed]({Path(args.out).with_suffix('.png').name})",
         "",
     ]
     for n in names:
