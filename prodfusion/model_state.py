@@ -45,16 +45,10 @@ def set_state(rec, catalog: Catalog, embeddings: dict[str, Embeddings], *, sessi
     if sessions is not None and hasattr(sessions, "product_counts"):
         counts = sessions.product_counts()
         rec.click_counts_ = np.array([counts.get(p, 0) for p in rec._ids], dtype=np.int64)
-    elif getattr(rec, "click_counts_", None) is not None:
-        # appended products (add_products) were never seen in training: 0 occurrences
-        cc = rec.click_counts_
-        rec.click_counts_ = np.concatenate([cc, np.zeros(len(catalog) - len(cc), np.int64)]) \
-            if len(cc) <= len(catalog) else None
+    else:  # appended products (add_products) were never seen in training: 0 occurrences
+        rec.click_counts_ = _grown(getattr(rec, "click_counts_", None), len(catalog))
     refresh_popularity(rec)
-    retired = getattr(rec, "retired_", None)
-    if retired is not None and len(retired) != len(catalog):  # appended products: not retired
-        rec.retired_ = np.concatenate([retired, np.zeros(len(catalog) - len(retired), bool)]) \
-            if len(retired) < len(catalog) else None
+    rec.retired_ = _grown(getattr(rec, "retired_", None), len(catalog))  # appended: active
     if getattr(rec, "cooc_", None) is not None and len(rec.cooc_) != len(catalog):
         rec.cooc_ = rec.cooc_.extended(len(catalog))  # appended products: never seen
     if getattr(rec, "category_", None) is not None and len(rec.category_) != len(catalog):
@@ -78,6 +72,14 @@ def set_state(rec, catalog: Catalog, embeddings: dict[str, Embeddings], *, sessi
     rec._index_meta = {}
     rec._calibration_stats = {}  # estimated again from these embeddings on first use
     rec.manifest_ = new_manifest(rec, catalog, sessions)
+
+
+def _grown(per_row: np.ndarray | None, n: int) -> np.ndarray | None:
+    """A per-product array padded with zeros (``False``) to ``n`` rows for appended
+    products; ``None`` when there is none or it is longer than the catalog (another one)."""
+    if per_row is None or len(per_row) > n:
+        return None
+    return np.concatenate([per_row, np.zeros(n - len(per_row), per_row.dtype)])
 
 
 def refresh_popularity(rec) -> None:

@@ -153,11 +153,9 @@ def _keep_provenance(rec, before: dict, update: dict) -> None:
     for key in ("tuning", "data", "sessions_report", "build", "updates"):
         if before.get(key) is not None:
             m[key] = before[key]
-    for key in ("sessions",):
-        if key in (before.get("fingerprints") or {}):
-            m["fingerprints"][key] = before["fingerprints"][key]
-    if "sessions" in (before.get("counts") or {}):
-        m["counts"]["sessions"] = before["counts"]["sessions"]
+    for section in ("fingerprints", "counts"):  # of the sessions the model was built on
+        if "sessions" in (before.get(section) or {}):
+            m[section]["sessions"] = before[section]["sessions"]
     if before.get("created"):
         m["built"] = before.get("built", before["created"])
     m["updates"] = list(m.get("updates") or []) + [

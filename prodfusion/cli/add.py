@@ -12,7 +12,7 @@ import numpy as np
 
 from prodfusion.cli.options import (
     add_catalog_options,
-    default_cache_dir,
+    add_encoding_options,
     embedding_cache,
     load_catalog,
 )
@@ -68,12 +68,14 @@ def cmd_add(args) -> int:
         print(f"{n_known:,} of {len(is_new):,} products of {args.catalog} are already in the "
               "model: kept as they are (a changed title or photo is not re-encoded; rebuild "
               "to refresh them)", file=sys.stderr)
-    gone = [p for p in rec._ids.tolist() if p not in in_feed]
-    retired = rec.retired_ if rec.retired_ is not None else np.zeros(len(rec.catalog), bool)
-    back = [p for p, r in zip(rec._ids.tolist(), retired, strict=True) if r and p in in_feed]
-    to_retire = [p for p, r in zip(rec._ids.tolist(), retired, strict=True)
-                 if not r and p not in in_feed] if args.retire_missing else []
-    back = back if args.retire_missing else []
+    ids = rec._ids.tolist()
+    gone = [p for p in ids if p not in in_feed]
+    to_retire, back = [], []  # products to retire, retired products back in the feed
+    if args.retire_missing:
+        retired = rec.retired_ if rec.retired_ is not None else np.zeros(len(ids), bool)
+        for p, r in zip(ids, retired, strict=True):
+            if bool(r) == (p in in_feed):
+                (back if r else to_retire).append(p)
     if len(to_retire) > len(rec.catalog) / 2:  # a feed read with the wrong id column, say
         raise ParameterError(
             f"--retire-missing would retire {len(to_retire):,} of the model's "
@@ -95,19 +97,17 @@ def cmd_add(args) -> int:
         raise ParameterError(
             f"{args.catalog}: no category column ({args.category_col!r}), but the model "
             "fuses the category modality; name the column with --category-col.")
-    if not len(new):
-        rec.retire(to_retire)
-        rec.retire(back, retired=False)
-        rec.save(out)
-        print(f"{out}: no new product; {_retired_line(to_retire, back)}")
-        return 0
-    embeddings = rec.encode_products(new, cache_dir=embedding_cache(args),
-                                     batch_size=args.batch_size, progress=True)
-    rec.add_products(new, embeddings)
+    n = len(new)
+    if n:
+        embeddings = rec.encode_products(new, cache_dir=embedding_cache(args),
+                                         batch_size=args.batch_size, progress=True)
+        rec.add_products(new, embeddings)
     rec.retire(to_retire)
     rec.retire(back, retired=False)
     rec.save(out)
-    n = len(new)
+    if not n:
+        print(f"{out}: no new product; {_retired_line(to_retire, back)}")
+        return 0
     print(f"added {n:,} products to {out} ({len(rec.catalog):,} in all) in "
           f"{time.perf_counter() - t0:.1f}s")
     if args.retire_missing:
@@ -153,8 +153,5 @@ def add_add_parser(sub) -> None:
                         "recommend again retired ones that are back in it")
     a.add_argument("--out", default=None,
                    help="write the grown model here instead of replacing MODEL")
-    a.add_argument("--batch-size", type=int, default=64)
-    a.add_argument("--cache-dir", default=default_cache_dir(),
-                   help="embedding cache ('none' to disable; default %(default)s)")
-    a.add_argument("--cache-dtype", default="float32", choices=["float32", "float16"])
+    add_encoding_options(a)
     a.set_defaults(func=cmd_add)

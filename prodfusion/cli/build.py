@@ -8,9 +8,9 @@ import time
 from prodfusion._checks import FUSION_METHODS
 from prodfusion.cli.options import (
     add_catalog_options,
+    add_encoding_options,
     add_interaction_options,
     csv_list,
-    default_cache_dir,
     embedding_cache,
     load_catalog,
     load_sessions,
@@ -397,12 +397,7 @@ def add_build_parser(sub) -> None:
     b.add_argument("--p2v-epochs", type=int, default=DEFAULT_EPOCHS)
     b.add_argument("--p2v-min-count", type=int, default=1)
     b.add_argument("--workers", type=int, default=None, help="Prod2Vec threads (default: cores)")
-    b.add_argument("--batch-size", type=int, default=64)
-    b.add_argument("--cache-dir", default=default_cache_dir(),
-                   help="embedding cache ('none' to disable; default %(default)s)")
-    b.add_argument("--cache-dtype", default="float32", choices=["float32", "float16"],
-                   help="how the embedding cache stores new vectors (float16: half the disk; "
-                        "see docs/encoders.md)")
+    add_encoding_options(b)
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--vector-dtype", default="float32", choices=["float32", "float16"],
                    help="how vectors are stored in memory and in the model folder "

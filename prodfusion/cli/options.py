@@ -12,6 +12,7 @@ __all__ = [
     "none_or",
     "add_catalog_options",
     "add_interaction_options",
+    "add_encoding_options",
     "load_catalog",
     "load_sessions",
     "embedding_cache",
@@ -65,6 +66,17 @@ def add_interaction_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-session-length", type=int, default=2)
     g.add_argument("--max-session-length", type=int, default=200,
                    help="cap very long sessions (0 = no cap)")
+
+
+def add_encoding_options(p: argparse.ArgumentParser) -> None:
+    """``--batch-size``, ``--cache-dir``, ``--cache-dtype``: how titles and photos are
+    encoded (``build``, ``add``)."""
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--cache-dir", default=default_cache_dir(),
+                   help="embedding cache ('none' to disable; default %(default)s)")
+    p.add_argument("--cache-dtype", default="float32", choices=["float32", "float16"],
+                   help="how the embedding cache stores new vectors (float16: half the disk; "
+                        "see docs/encoders.md)")
 
 
 def load_catalog(args):

@@ -128,7 +128,7 @@ class LexicalEncoder:
         vec = self._vectorizer()
         comp_t = np.ascontiguousarray(self.components_.T)
         for lo in range(0, n, batch_size):  # bounded memory at a million titles
-            x = vec.transform(titles[lo:lo + batch_size]).tocsr().astype(np.float32)
+            x = vec.transform(titles[lo:lo + batch_size]).tocsr().astype(np.float32, copy=False)
             if k == 0:
                 continue
             z = np.asarray(x @ comp_t)
