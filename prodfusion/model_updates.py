@@ -17,7 +17,8 @@ from prodfusion.encoders.base import MODALITIES, Embeddings, check_finite
 from prodfusion.errors import ParameterError, param_error
 from prodfusion.index.clustering import assign_to_centroids, centroids_from_labels
 
-__all__ = ["add_products", "encode_products", "retire", "update_embeddings"]
+__all__ = ["add_products", "changed_products", "encode_products", "retire",
+           "update_embeddings", "update_products"]
 
 
 def retire(rec, product_ids, *, retired: bool = True) -> int:
@@ -41,7 +42,8 @@ def retire(rec, product_ids, *, retired: bool = True) -> int:
 
 
 def encode_products(rec, catalog: Catalog, *, cache_dir=None, batch_size: int | None = None,
-                    progress: bool | None = None) -> dict[str, Embeddings]:
+                    progress: bool | None = None,
+                    modalities=("text", "image", "lexical")) -> dict[str, Embeddings]:
     """See :meth:`prodfusion.Recommender.encode_products`."""
     from prodfusion.encoders import make_encoder
     from prodfusion.errors import ModelError, ProdfusionError
@@ -54,7 +56,7 @@ def encode_products(rec, catalog: Catalog, *, cache_dir=None, batch_size: int | 
 
         cache_dir = EmbeddingCache(cache_dir)
     for m in ("text", "image"):
-        if m not in rec.embeddings_:
+        if m not in rec.embeddings_ or m not in modalities:
             continue
         spec = rec.embeddings_[m].spec
         if m == "image" and not any(catalog.image_paths):
@@ -68,7 +70,7 @@ def encode_products(rec, catalog: Catalog, *, cache_dir=None, batch_size: int | 
                 f"encode_products(): the model's {m} encoder {spec!r} failed ({exc}). Encode "
                 f"the new products' {m} yourself and pass add_products(catalog, embeddings)."
             ) from exc
-    if "lexical" in rec.embeddings_:
+    if "lexical" in rec.embeddings_ and "lexical" in modalities:
         enc = getattr(rec, "lexical_encoder_", None)
         if enc is None:
             import logging
@@ -186,6 +188,149 @@ def update_embeddings(rec, embeddings: Mapping[str, Embeddings], *, sessions=Non
                     verify=False)
     if "lexical" in embeddings:  # vectors from elsewhere: the fitted encoder no longer matches
         rec.lexical_encoder_ = None
+    report = {}
+    for (method, mods), s in searchers.items():
+        report[f"{method}/{'+'.join(mods)}"] = s.update(
+            rec.embeddings_, list(embeddings),
+            labels=rec.late_labels_ if method == "late" else None)
+    rec._searchers = searchers
+    return report
+
+
+def _last_encoded(rec) -> float | None:
+    """When the model last encoded photos, in seconds since the epoch: the latest of its
+    build time and its updates' times (``None`` when the manifest records neither)."""
+    import datetime as dt
+
+    m = getattr(rec, "manifest_", None) or {}
+    stamps = [m.get("built") or m.get("created")]
+    stamps += [u.get("time") for u in m.get("updates") or []]
+    out = None
+    for s in stamps:
+        try:
+            t = dt.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S%z").timestamp()
+        except (TypeError, ValueError):
+            continue
+        out = t if out is None else max(out, t)
+    return out
+
+
+def _same_file(a: str, b: str) -> bool:
+    import filecmp
+
+    try:
+        return filecmp.cmp(a, b, shallow=False)
+    except OSError:
+        return False
+
+
+def changed_products(rec, catalog: Catalog) -> pl.DataFrame:
+    """See :meth:`prodfusion.Recommender.changed_products`."""
+    import os
+
+    from prodfusion.data.catalog import CATEGORY, ID, IMAGE, TITLE
+
+    rec._check_built()
+    rows, found = rec.catalog.lookup(catalog.ids.tolist())
+    feed = np.flatnonzero(found)
+    rows = rows[found]
+    old, new = rec.catalog.frame, catalog.frame
+
+    def column(frame, name, idx):
+        if name not in frame.columns:
+            return [None] * len(idx)
+        return frame[name].cast(pl.Utf8).gather(idx).to_list()
+
+    titles = np.array([a != b for a, b in zip(column(old, TITLE, rows), column(new, TITLE, feed),
+                                              strict=True)], bool)
+    cats = np.zeros(len(feed), bool)
+    if CATEGORY in new.columns:  # a feed without the column changes no category
+        cats = np.array([a != b for a, b in zip(column(old, CATEGORY, rows),
+                                                column(new, CATEGORY, feed), strict=True)], bool)
+    photos = np.zeros(len(feed), bool)
+    if "image" in rec.embeddings_:
+        since = _last_encoded(rec)
+        mask = rec.embeddings_["image"].mask
+        for i, (a, b, r) in enumerate(zip(column(old, IMAGE, rows), column(new, IMAGE, feed),
+                                          rows, strict=True)):
+            if not b:  # no photo now: changed when the model has one
+                photos[i] = bool(mask[r])
+                continue
+            try:
+                modified = os.stat(b).st_mtime
+            except OSError:  # named but missing: changed when the model has a photo
+                photos[i] = bool(mask[r])
+                continue
+            if a != b:  # another file: changed unless it is the same photo
+                photos[i] = not (a and _same_file(a, b))
+            else:  # the same file: changed when written after the model last encoded
+                photos[i] = since is None or modified > since
+    changed = titles | photos | cats
+    return pl.DataFrame({ID: catalog.ids[feed][changed].tolist(),
+                         "title": titles[changed], "photo": photos[changed],
+                         "category": cats[changed]},
+                        schema={ID: pl.Utf8, "title": pl.Boolean, "photo": pl.Boolean,
+                                "category": pl.Boolean})
+
+
+def update_products(rec, catalog: Catalog, embeddings: Mapping[str, Embeddings]) -> dict:
+    """See :meth:`prodfusion.Recommender.update_products`."""
+    from prodfusion.data.catalog import ID
+    from prodfusion.errors import UnknownProductError
+
+    rec._check_built()
+    rows, found = rec.catalog.lookup(catalog.ids.tolist())
+    if not found.all():
+        bad = catalog.ids[~found].tolist()
+        raise UnknownProductError(
+            f"update_products(): {len(bad):,} product id(s) are not in the model, e.g. "
+            f"{bad[:3]}; append new products with add_products().")
+    bad = [m for m in embeddings if m not in rec.embeddings_ or m == "clicks"]
+    if bad:
+        raise ParameterError(
+            f"update_products(): cannot replace {bad} vectors (the model's title and photo "
+            f"modalities: {[m for m in rec.embeddings_ if m != 'clicks']}; click vectors are "
+            "learned from sessions: rebuild_clicks()).")
+    for m, e in embeddings.items():
+        if len(e.mask) != len(catalog) or e.dim != rec.embeddings_[m].dim:
+            raise ParameterError(
+                f"update_products(): {m} embeddings are {len(e.mask)} x {e.dim}; expected "
+                f"{len(catalog)} x {rec.embeddings_[m].dim} (the products given, the model's "
+                f"{rec.embeddings_[m].spec!r} width).")
+        check_finite(e, what=f"{m} embeddings of the updated products")
+    embeddings = {m: e.astype(rec.vector_dtype) for m, e in embeddings.items()}
+    searchers = rec._all_searchers()
+    # the catalog's own columns of these rows take the feed's values
+    cols = [c for c in catalog.frame.columns if c in rec.catalog.frame.columns and c != ID]
+    schema = rec.catalog.frame.schema
+    patch = catalog.frame.select([ID, *[pl.col(c).cast(schema[c], strict=False) for c in cols]])
+    frame = (rec.catalog.frame.with_row_index("__row")
+             .update(patch, on=ID, include_nulls=True).sort("__row").drop("__row"))
+    merged, labels = dict(rec.embeddings_), {}
+    for m, e in embeddings.items():
+        old = rec.embeddings_[m]
+        vec, mask = old.vectors.copy(), old.mask.copy()
+        vec[rows], mask[rows] = e.vectors, e.mask
+        vec[rows[~e.mask]] = 0
+        merged[m] = Embeddings(vec, mask, old.spec, old.info)
+    for m, lab in rec.late_labels_.computed.items():
+        if m in embeddings:  # the products move to the cluster of their nearest centroid
+            lab = lab.copy()
+            lab[rows] = assign_to_centroids(embeddings[m],
+                                            centroids_from_labels(rec.embeddings_[m], lab))
+        labels[m] = lab
+    before = dict(getattr(rec, "manifest_", None) or {})
+    categories_before = rec.catalog.codes("category")
+    rec._set_state(Catalog(frame, source=rec.catalog.source), merged, late_labels=labels,
+                   verify=False)
+    if getattr(rec, "category_", None) is not None:
+        after = rec.catalog.codes("category")
+        if categories_before is None or not np.array_equal(categories_before, after):
+            from prodfusion.fusion.category import CategoryMatch
+
+            rec.category_ = CategoryMatch.from_catalog(rec.catalog)
+    _keep_provenance(rec, before, {"updated_products": len(catalog),
+                                   "modalities": sorted(embeddings)})
     report = {}
     for (method, mods), s in searchers.items():
         report[f"{method}/{'+'.join(mods)}"] = s.update(

@@ -8,6 +8,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,6 +39,9 @@ from prodfusion.model_folder import (
     write_model_folder,
 )
 from prodfusion.querying import QueryMixin, QueryOptions
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = ["Recommender", "QueryOptions", "Prod2VecParams", "FORMAT_VERSION",
            "catalog_fingerprint"]
@@ -424,6 +428,66 @@ class Recommender(QueryMixin):
         if embeddings is None:
             embeddings = self.encode_products(catalog)
         return add_products(self, catalog, embeddings)
+
+    def changed_products(self, catalog: Catalog) -> pl.DataFrame:
+        """Which of ``catalog``'s products the model has, but with another title, photo or
+        category than it encoded (a daily feed against the model).
+
+        A title or category changed when its text differs. A photo changed when the product
+        gained or lost one, when its file is another one whose bytes differ, or when the
+        same file was modified after the model last encoded photos (its build or latest
+        update, recorded in the manifest). Products the model lacks are left out (see
+        :meth:`add_products`).
+
+        Returns
+        -------
+        polars.DataFrame
+            ``product_id`` and one boolean column per reason (``title``, ``photo``,
+            ``category``), one row per changed product, in ``catalog``'s order.
+        """
+        from prodfusion.model_updates import changed_products
+
+        return changed_products(self, catalog)
+
+    def update_products(self, catalog: Catalog,
+                        embeddings: Mapping[str, Embeddings] | None = None, *,
+                        cache_dir=None, batch_size: int | None = None,
+                        progress: bool | None = None) -> dict:
+        """Replace the titles, photos and categories of products the model already has.
+
+        ``catalog`` holds those products with their new columns; ``embeddings`` their new
+        vectors for any of the model's title and photo modalities (``text``, ``image``,
+        ``lexical``), aligned to its rows — a modality left out keeps its vectors. Without
+        ``embeddings`` the products are re-encoded by the model's own encoders
+        (:meth:`encode_products`; a product without a photo now loses its photo vector).
+        Click vectors and co-occurrences are kept (they follow sessions:
+        :meth:`rebuild_clicks`); the products move to the late-fusion cluster of the
+        nearest centroid, and the index pieces of the replaced modalities are rebuilt.
+        ``cache_dir``, ``batch_size`` and ``progress`` go to :meth:`encode_products`.
+
+        Returns
+        -------
+        dict
+            Per index (``"method/modalities"``), which pieces were rebuilt or kept.
+
+        Raises
+        ------
+        UnknownProductError
+            A product of ``catalog`` is not in the model (append it with
+            :meth:`add_products`).
+        """
+        from prodfusion.model_updates import update_products
+
+        if embeddings is None:
+            embeddings = self.encode_products(catalog, cache_dir=cache_dir,
+                                              batch_size=batch_size, progress=progress)
+            for m in ("text", "image", "lexical"):  # encoded: absent where they have none
+                if m in self.embeddings_ and m not in embeddings \
+                        and (m != "lexical" or self.lexical_encoder_ is not None):
+                    e = self.embeddings_[m]
+                    embeddings[m] = Embeddings(np.zeros((len(catalog), e.dim), np.float32),
+                                               np.zeros(len(catalog), bool), e.spec)
+        return update_products(self, catalog, embeddings)
 
     def retire(self, product_ids: Sequence[str], *, retired: bool = True) -> int:
         """Stop recommending ``product_ids`` (discontinued, out of the feed), or with

@@ -245,3 +245,97 @@ def test_cli_add_retire_missing_stops_recommending_what_the_feed_dropped(tmp_pat
     assert "--retire-missing would retire 8 of the model's 10 products" in \
         capsys.readouterr().err
     assert (model / "manifest.json").read_text() == before
+
+
+def test_update_products_re_encodes_changed_titles_and_keeps_the_rest(tmp_path):
+    rec = _model()
+    rec.similar("p1", k=3, modalities=["lexical"])  # an index built before the update
+    clicks = rec.embeddings_["clicks"].vectors.copy()
+    rec.cluster_late(["lexical"])
+    titles = list(TITLES)
+    titles[4] = "40 den 3p Tights"  # p4 was a necklace
+    feed = _catalog(titles)
+    changed = rec.changed_products(feed)
+    assert changed.to_dicts() == [{"product_id": "p4", "title": True, "photo": False,
+                                   "category": False}]
+    rec.update_products(Catalog(feed.frame[4:5]))
+    assert rec.catalog.titles == titles
+    want = rec.lexical_encoder_.transform(Catalog(feed.frame[4:5])).vectors[0]
+    np.testing.assert_allclose(rec.embeddings_["lexical"].vectors[4], want, rtol=1e-6)
+    np.testing.assert_array_equal(rec.embeddings_["clicks"].vectors, clicks)  # kept
+    assert rec.similar("p1", k=1, modalities=["lexical"])[0][0] in {"p4", "p9", "p2"}
+    assert "p4" in rec.similar("p9", k=3, modalities=["lexical"])[0]
+    assert "p4" not in rec.similar("p5", k=3, modalities=["lexical"])[0]
+    lab = rec.late_labels_["lexical"]
+    assert lab[4] == lab[1] or lab[4] == lab[9]  # moved to a tights cluster
+    assert rec.changed_products(feed).height == 0
+    assert rec.manifest_["updates"][-1]["updated_products"] == 1
+    # given vectors: a modality left out keeps its own
+    text = rec.embeddings_["lexical"].vectors[[0]].copy()
+    rec.update_products(Catalog(feed.frame[4:5]),
+                        {"lexical": Embeddings(text, np.ones(1, bool), "x")})
+    np.testing.assert_array_equal(rec.embeddings_["lexical"].vectors[4], text[0])
+    with pytest.raises(UnknownProductError, match="add_products"):
+        rec.update_products(_catalog(["new"], prefix="n"))
+    with pytest.raises(Exception, match="rebuild_clicks"):
+        rec.update_products(Catalog(feed.frame[4:5]),
+                            {"clicks": Embeddings(np.zeros((1, 4), np.float32),
+                                                  np.ones(1, bool), "x")})
+
+
+def test_changed_products_tells_changed_photos_from_the_same_photo(tmp_path):
+    import os
+
+    files = {}
+    for name, data in {"a": b"one", "b": b"two", "a2": b"one", "c": b"three",
+                       "d": b"four"}.items():
+        files[name] = tmp_path / f"{name}.jpg"
+        files[name].write_bytes(data)
+    old_time = 1_000_000_000  # long before the model was built
+    for f in files.values():
+        os.utime(f, (old_time, old_time))
+    frame = pl.DataFrame({"product_id": ["p0", "p1", "p2", "p3", "p4"],
+                          "title": ["x"] * 5,
+                          "image": [str(files[n]) for n in ("a", "b", "c", "d")] + [None]})
+    emb = Embeddings(np.eye(5, 3, dtype=np.float32) + 0.1, np.array([1, 1, 1, 1, 0], bool),
+                     "img")
+    rec = Recommender.from_embeddings(Catalog(frame), {"image": emb}, fusion="intermediate")
+    feed = frame.with_columns(pl.Series("image", [
+        str(files["a2"]),             # another file, the same bytes: unchanged
+        str(files["c"]),              # another file, other bytes: changed
+        str(files["c"]),              # the same file, rewritten after the build: changed
+        None,                         # the photo is gone: changed
+        str(files["d"])]))            # gained a photo (it had none): changed
+    os.utime(files["c"], None)        # now
+    got = rec.changed_products(Catalog(feed))
+    assert got["product_id"].to_list() == ["p1", "p2", "p3", "p4"]
+    assert got["photo"].all() and not got["title"].any()
+    rec.update_products(Catalog(feed.filter(pl.col("product_id") == "p3")),
+                        {"image": Embeddings(np.zeros((1, 3), np.float32), np.zeros(1, bool),
+                                             "img")})
+    assert not rec.embeddings_["image"].mask[3] and rec.catalog.image_paths[3] is None
+    assert "p3" not in rec.changed_products(Catalog(feed))["product_id"].to_list()
+
+
+def test_cli_add_re_encodes_changed_products_unless_kept(tmp_path, capsys):
+    model = _cli_model(tmp_path)
+    feed = tmp_path / "feed.csv"  # 0003 is now a laptop
+    feed.write_text(CATALOG.replace("0003,Black leather shoulder bag,bags",
+                                    "0003,Gaming laptop 32 GB RAM,laptops"), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["add", str(model), "--catalog", str(feed), "--cache-dir", "none",
+                 "--keep-changed"]) == 0
+    cap = capsys.readouterr()
+    assert "1 changed since the model last encoded them (titles 1, categories 1): kept" \
+        in cap.err and "nothing to add" in cap.out
+    assert main(["add", str(model), "--catalog", str(feed), "--cache-dir", "none"]) == 0
+    cap = capsys.readouterr()
+    assert "(titles 1, categories 1): re-encoded" in cap.err
+    assert "no new product; 1 changed products re-encoded" in cap.out
+    assert main(["similar", str(model), "0009", "-k", "1", "--json",
+                 "--modalities", "lexical"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"][0]["product_id"] == "0003"
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert manifest["updates"][-1]["updated_products"] == 1
+    assert main(["add", str(model), "--catalog", str(feed), "--cache-dir", "none"]) == 0
+    assert "none changed" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """``prodfusion add``: append new products to a built model, encoded by its own encoders,
-and (``--retire-missing``) stop recommending the products a feed no longer lists."""
+re-encode the products whose title, photo or category changed, and (``--retire-missing``)
+stop recommending the products a feed no longer lists."""
 
 from __future__ import annotations
 
@@ -64,10 +65,7 @@ def cmd_add(args) -> int:
     in_feed = set(catalog.ids.tolist())
     is_new = [p not in known for p in catalog.ids]
     n_known = len(is_new) - sum(is_new)
-    if n_known:
-        print(f"{n_known:,} of {len(is_new):,} products of {args.catalog} are already in the "
-              "model: kept as they are (a changed title or photo is not re-encoded; rebuild "
-              "to refresh them)", file=sys.stderr)
+    changed = rec.changed_products(catalog) if n_known else None
     ids = rec._ids.tolist()
     gone = [p for p in ids if p not in in_feed]
     to_retire, back = [], []  # products to retire, retired products back in the feed
@@ -86,8 +84,19 @@ def cmd_add(args) -> int:
     if gone and not args.retire_missing:
         print(f"{len(gone):,} products of the model are not in {args.catalog}: still "
               "recommended (--retire-missing stops recommending them)", file=sys.stderr)
-    if not any(is_new) and not to_retire and not back:
+    update = None
+    if n_known:
+        if changed.height and not args.keep_changed:
+            update, changed, same = _re_encode_changed(rec, catalog, changed, args)
+            note = (f"; {same:,} photo files written since the model encoded them hold "
+                    "the same photo") if same else ""
+        else:
+            note = ""
+        print(f"{n_known:,} of {len(is_new):,} products of {args.catalog} are already in the "
+              f"model: {_changed_line(changed, args.keep_changed)}{note}", file=sys.stderr)
+    if not any(is_new) and not to_retire and not back and update is None:
         print(f"nothing to add: every product of {args.catalog} is already in {args.model}"
+              + (", unchanged" if not args.keep_changed else "")
               + (" and no product left or came back" if args.retire_missing else "")
               + "; nothing was written.")
         return 0
@@ -98,6 +107,9 @@ def cmd_add(args) -> int:
             f"{args.catalog}: no category column ({args.category_col!r}), but the model "
             "fuses the category modality; name the column with --category-col.")
     n = len(new)
+    n_changed = 0 if update is None else len(update[0])
+    if update is not None:
+        rec.update_products(*update)
     if n:
         embeddings = rec.encode_products(new, cache_dir=embedding_cache(args),
                                          batch_size=args.batch_size, progress=True)
@@ -106,10 +118,13 @@ def cmd_add(args) -> int:
     rec.retire(back, retired=False)
     rec.save(out)
     if not n:
-        print(f"{out}: no new product; {_retired_line(to_retire, back)}")
+        print(f"{out}: no new product; {n_changed:,} changed products re-encoded"
+              + (f"; {_retired_line(to_retire, back)}" if args.retire_missing else ""))
         return 0
     print(f"added {n:,} products to {out} ({len(rec.catalog):,} in all) in "
           f"{time.perf_counter() - t0:.1f}s")
+    if n_changed:
+        print(f"  {n_changed:,} changed products re-encoded")
     if args.retire_missing:
         print(f"  {_retired_line(to_retire, back)}")
     for m in rec.embeddings_:
@@ -132,6 +147,65 @@ def cmd_add(args) -> int:
     return 0
 
 
+def _re_encode_changed(rec, catalog, changed, args):
+    """Re-encode the changed products: ``(update, changed, n_same)``, where ``update`` is
+    the catalog rows and vectors for ``update_products`` (``None`` when nothing is left),
+    ``changed`` the table without the photos found unchanged, and ``n_same`` how many photo
+    files written since the model encoded them hold the same photo (the new vector the
+    model's own, cosine >= 0.9999): a product whose only change was that is left out. With
+    an embedding cache an unchanged photo costs a read, not an encoding."""
+    import polars as pl
+
+    from prodfusion.data.catalog import Catalog
+    from prodfusion.encoders.base import Embeddings
+
+    wanted = set(changed["product_id"].to_list())
+    sub = Catalog(catalog.frame.filter(pl.Series([p in wanted for p in catalog.ids])),
+                  source=catalog.source)
+    # both in the feed's order: changed_products keeps it, the filter too
+    emb = rec.encode_products(sub, cache_dir=embedding_cache(args), batch_size=args.batch_size,
+                              progress=True)
+    photo = changed["photo"].to_numpy().copy()
+    if "image" in rec.embeddings_:
+        if "image" not in emb:  # none of them has a photo now
+            e = rec.embeddings_["image"]
+            emb["image"] = Embeddings(np.zeros((len(sub), e.dim), np.float32),
+                                      np.zeros(len(sub), bool), e.spec)
+        rows, _ = rec.catalog.lookup(sub.ids.tolist())
+        old, new = rec.embeddings_["image"], emb["image"]
+        for i in np.flatnonzero(photo):
+            r = rows[i]
+            if bool(old.mask[r]) != bool(new.mask[i]):
+                continue
+            a = np.asarray(old.vectors[r], np.float64)
+            b = np.asarray(new.vectors[i], np.float64)
+            same = not new.mask[i] or \
+                a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30) >= 0.9999
+            photo[i] = not same
+    n_same = int(changed["photo"].sum() - photo.sum())
+    changed = changed.with_columns(pl.Series("photo", photo))
+    keep = (changed["title"] | changed["photo"] | changed["category"]).to_numpy()
+    changed = changed.filter(pl.Series(keep))
+    if not keep.any():
+        return None, changed, n_same
+    if keep.all():
+        return (sub, emb), changed, n_same
+    idx = np.flatnonzero(keep)
+    return (sub.take(idx), {m: e.take(idx) for m, e in emb.items()}), changed, n_same
+
+
+def _changed_line(changed, keep: bool) -> str:
+    """What ``add`` does with the products it has whose title, photo or category changed."""
+    if not len(changed):
+        return "none changed"
+    why = ", ".join(f"{label} {int(changed[c].sum()):,}" for c, label in
+                    (("title", "titles"), ("photo", "photos"), ("category", "categories"))
+                    if changed[c].any())
+    return (f"{len(changed):,} changed since the model last encoded them ({why}): "
+            + ("kept as they are (--keep-changed)" if keep else "re-encoded by the model's "
+               "encoders (clicks and co-occurrences kept)"))
+
+
 def _retired_line(to_retire, back) -> str:
     return (f"{len(to_retire):,} products no longer in the feed retired (never recommended; "
             f"their own lists still served), {len(back):,} back in the feed recommended again")
@@ -140,9 +214,10 @@ def _retired_line(to_retire, back) -> str:
 def add_add_parser(sub) -> None:
     a = sub.add_parser(
         "add", help="append new products to a model, encoded by its own encoders",
-        description="Append the products of a catalog file that the model does not have yet "
-                    "(products it has are left as they are), encoded by the model's own "
-                    "text, image and lexical encoders; the folder is replaced atomically. "
+        description="Append the products of a catalog file that the model does not have yet, "
+                    "encoded by the model's own text, image and lexical encoders, and "
+                    "re-encode the products it has whose title, photo or category changed "
+                    "(the others are left as they are); the folder is replaced atomically. "
                     "They have no clicks until the next build. With --retire-missing, the "
                     "products the feed no longer lists stop being recommended.")
     a.add_argument("model", help="model folder (from `prodfusion build`)")
@@ -151,6 +226,11 @@ def add_add_parser(sub) -> None:
                    help="also stop recommending the model's products that the feed no longer "
                         "lists (discontinued; their vectors and own lists are kept), and "
                         "recommend again retired ones that are back in it")
+    a.add_argument("--keep-changed", action="store_true",
+                   help="leave the products the model has as they are even when the feed "
+                        "changed their title, photo or category (by default they are "
+                        "re-encoded; a photo counts as changed when its file was modified "
+                        "after the model's build or latest update)")
     a.add_argument("--out", default=None,
                    help="write the grown model here instead of replacing MODEL")
     add_encoding_options(a)

@@ -124,6 +124,32 @@ def test_add_products_equals_full_rebuild(planted):
     _check_against_exact(rec, "late", queries)
 
 
+def test_update_products_equals_a_model_built_with_the_new_vectors(planted, rng):
+    catalog, embs, _, _ = planted
+    rec = _rec(catalog, embs).build_index()
+    rec.cluster_late()
+    rows = np.array([3, 40, 41, 200])
+    sub = catalog.take(rows)
+    text = embs["text"].take(rows)
+    new_text = Embeddings(text.vectors[::-1].copy(), text.mask[::-1].copy(), text.spec)
+    report = rec.update_products(sub, {"text": new_text})
+    inter = report["intermediate/text+image+clicks"]
+    assert "image+clicks" in inter["kept"] and "text" in inter["rebuilt"]
+    assert report["late/text+image+clicks"]["rebuilt"] == ["text"]
+    assert np.array_equal(rec.embeddings_["image"].vectors, embs["image"].vectors)
+    vec, mask = embs["text"].vectors.copy(), embs["text"].mask.copy()
+    vec[rows], mask[rows] = new_text.vectors, new_text.mask
+    vec[~mask] = 0
+    full = _rec(catalog, {**embs, "text": Embeddings(vec, mask, text.spec)})
+    full.late_labels_ = rec.late_labels_  # same clusters; compare the search, not k-means
+    queries = QUERIES + ["00000040", "00000200"]
+    for fusion in ("early", "intermediate", "late"):
+        a = rec.similar_batch(queries, 10, fusion=fusion)
+        b = full.similar_batch(queries, 10, fusion=fusion)
+        np.testing.assert_allclose(a[1], b[1], atol=1e-5)
+        _check_against_exact(rec, fusion, queries)
+
+
 def test_add_products_assigns_planted_clusters(rng):
     catalog, embs, cats, _ = make_planted(rng, n=600, n_cat=6)
     old, new, e_old, e_new = _split(catalog, embs, 550)

@@ -1,0 +1,58 @@
+"""``prodfusion add`` on a model with photos: a photo file written anew is re-encoded only
+when it holds another photo (a re-synced image folder re-encodes nothing)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+
+from prodfusion.cli import main
+from prodfusion.recommender import Recommender
+from tests.encoders.conftest import draw
+
+
+def test_add_re_encodes_only_photos_that_changed(tmp_path, tiny_clip_path, capsys):
+    img = tmp_path / "img"
+    img.mkdir()
+    kinds = {"0001": "red_disk", "0002": "blue_stripes", "0003": "green_square",
+             "0004": "red_disk"}
+    for pid, kind in kinds.items():
+        draw(kind, shift=int(pid[-1])).save(img / f"{pid}.jpg", quality=95)
+        os.utime(img / f"{pid}.jpg", (1e9, 1e9))  # long before the build
+    (tmp_path / "catalog.csv").write_text(
+        "id,title\n0001,Red dress\n0002,Blue shirt\n0003,Green scarf\n0004,Red skirt\n",
+        encoding="utf-8")
+    model = tmp_path / "model"
+    assert main(["build", "--catalog", str(tmp_path / "catalog.csv"), "--id-col", "id",
+                 "--image-template", "{product_id}.jpg", "--image-root", str(img),
+                 "--text", "none", "--image", f"clip:{tiny_clip_path}",
+                 "--cache-dir", str(tmp_path / "cache"), "--out", str(model)]) == 0
+    before = Recommender.load(model).embeddings_["image"].vectors.copy()
+    later = time.time() + 5
+    (img / "0001.jpg").write_bytes((img / "0001.jpg").read_bytes())  # re-synced, same photo
+    draw("blue_stripes", shift=3).save(img / "0004.jpg", quality=95)  # a new photo
+    for pid in ("0001", "0004"):
+        os.utime(img / f"{pid}.jpg", (later, later))
+    capsys.readouterr()
+    assert main(["add", str(model), "--catalog", str(tmp_path / "catalog.csv"),
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    cap = capsys.readouterr()
+    assert "1 changed since the model last encoded them (photos 1): re-encoded" in cap.err
+    assert "; 1 photo files written since the model encoded them hold the same photo" in cap.err
+    assert "no new product; 1 changed products re-encoded" in cap.out
+    after = Recommender.load(model)
+    np.testing.assert_array_equal(after.embeddings_["image"].vectors[:3], before[:3])
+    assert not np.allclose(after.embeddings_["image"].vectors[3], before[3])
+    want = after.embeddings_["image"].vectors[1]  # 0004 now looks like 0002's stripes
+    got = after.embeddings_["image"].vectors[3]
+    assert got @ want / np.linalg.norm(got) / np.linalg.norm(want) > \
+        before[3] @ want / np.linalg.norm(before[3]) / np.linalg.norm(want)
+    updates = json.loads((model / "manifest.json").read_text())["updates"]
+    assert updates[-1]["updated_products"] == 1
+    # again: both files still look newer than the model (future times) but hold its photos
+    assert main(["add", str(model), "--catalog", str(tmp_path / "catalog.csv"),
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert "none changed" in capsys.readouterr().err
