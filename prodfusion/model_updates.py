@@ -144,19 +144,21 @@ def add_products(rec, catalog: Catalog, embeddings: Mapping[str, Embeddings]) ->
     return report
 
 
-def _keep_provenance(rec, before: dict, update: dict) -> None:
-    """After appending products, keep what the manifest recorded about how the model was
-    built and tuned (the data it read, the sessions' fingerprint, the tuning record, the
-    build's timings): the new manifest would otherwise describe a model without them. The
-    update itself is appended to ``updates``."""
+def _keep_provenance(rec, before: dict, update: dict, *, same_sessions: bool = True) -> None:
+    """After an update, keep what the manifest recorded about how the model was built and
+    tuned (the data it read, the sessions' fingerprint, the tuning record, the build's
+    timings): the new manifest would otherwise describe a model without them. With
+    ``same_sessions=False`` (clicks retrained on other sessions) the new manifest's own
+    record of the sessions stays. The update itself is appended to ``updates``."""
     import time
 
     m = rec.manifest_
-    for key in ("tuning", "data", "sessions_report", "build", "updates"):
+    keys = ("tuning", "data", "build", "updates")
+    for key in keys + (("sessions_report",) if same_sessions else ()):
         if before.get(key) is not None:
             m[key] = before[key]
-    for section in ("fingerprints", "counts"):  # of the sessions the model was built on
-        if "sessions" in (before.get(section) or {}):
+    for section in ("fingerprints", "counts") if same_sessions else ():
+        if "sessions" in (before.get(section) or {}):  # of the sessions it was built on
             m[section]["sessions"] = before[section]["sessions"]
     if before.get("created"):
         m["built"] = before.get("built", before["created"])

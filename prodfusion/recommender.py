@@ -289,16 +289,27 @@ class Recommender(QueryMixin):
     def rebuild_clicks(self, sessions) -> Recommender:
         """Retrain only Prod2Vec on new sessions; text and image vectors are kept as they are.
 
-        Only the click clusters and the index pieces that involve clicks are rebuilt
-        (see :meth:`update_embeddings`).
+        ``sessions`` replace the ones the model learned from (pass the whole history to
+        keep it); co-occurrences are counted again from them (with the model's decay) and
+        the click counts follow. Only the click clusters and the index pieces that involve
+        clicks are rebuilt (see :meth:`update_embeddings`). The weights, profiles and the
+        tuning record are kept (they were chosen on the old sessions); the retraining is
+        appended to the manifest's ``updates``.
         """
+        from prodfusion.model_updates import _keep_provenance
+
         self._check_built()
+        before = dict(getattr(self, "manifest_", None) or {})
         if getattr(self, "cooc_", None) is not None:  # the co-occurrences follow the sessions
             from prodfusion.fusion.cooc import Cooc
 
             self.cooc_ = Cooc.from_sessions(sessions, self.catalog, decay=self.cooc_.decay)
         self.update_embeddings({"clicks": self._fit_prod2vec(self.catalog, sessions)},
                                sessions=sessions)
+        _keep_provenance(self, before, {
+            "retrained_clicks": len(sessions) if hasattr(sessions, "__len__") else None,
+            "present": {"clicks": int(self.embeddings_["clicks"].n_present)}},
+            same_sessions=False)
         return self
 
     @classmethod

@@ -339,3 +339,56 @@ def test_cli_add_re_encodes_changed_products_unless_kept(tmp_path, capsys):
     assert manifest["updates"][-1]["updated_products"] == 1
     assert main(["add", str(model), "--catalog", str(feed), "--cache-dir", "none"]) == 0
     assert "none changed" in capsys.readouterr().err
+
+
+def test_cli_add_with_interactions_retrains_clicks_and_keeps_the_weights(tmp_path, capsys):
+    model = _cli_model(tmp_path)
+    before = json.loads((model / "manifest.json").read_text())
+    feed = tmp_path / "feed.csv"
+    feed.write_text(CATALOG + "0011,Red leather handbag,bags\n", encoding="utf-8")
+    clicks = tmp_path / "clicks2.csv"  # the whole history plus today's: 0011 with 0005
+    clicks.write_text(SESSIONS + "e;0011;1\ne;0005;2\nf;0005;1\nf;0011;2\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["add", str(model), "--catalog", str(feed), "--cache-dir", "none",
+                 "--interactions", str(clicks)]) == 0
+    cap = capsys.readouterr()
+    assert "--session-cols sid --item-col item --time-col ts" in cap.err  # from the record
+    assert "clicks: 6 sessions; Prod2Vec retrained" in cap.out
+    assert "clicks  1/1: from the sessions given" in cap.out
+    rec = Recommender.load(model)
+    assert rec.embeddings_["clicks"].mask[-1] and rec.click_counts_[-1] == 2
+    if rec.cooc_ is not None:  # co-occurrences counted again: 0011's partner is 0005
+        ids, _ = rec.similar("0011", k=1, modalities=["cooc"])
+        assert ids[0] == "0005"
+    after = json.loads((model / "manifest.json").read_text())
+    assert after["data"]["interactions"]["path"] == str(clicks)
+    assert after["counts"]["sessions"] == 6 != before["counts"]["sessions"]
+    assert after["updates"][-1]["retrained_clicks"] == 6
+    assert after.get("tuning") == before.get("tuning")
+    assert after["settings"].get("weighting") == before["settings"].get("weighting")
+    # nothing new, but sessions given: still retrained (no "nothing to add")
+    assert main(["add", str(model), "--catalog", str(feed), "--cache-dir", "none",
+                 "--interactions", str(clicks)]) == 0
+    assert "no new product" in capsys.readouterr().out
+    # a model without clicks: refused before anything is read
+    bare = tmp_path / "bare"
+    assert main(["build", "--catalog", str(tmp_path / "catalog.csv"), "--id-col", "sku",
+                 "--image-col", "", "--image", "none", "--cache-dir", "none",
+                 "--out", str(bare)]) == 0
+    capsys.readouterr()
+    assert main(["add", str(bare), "--catalog", str(feed), "--cache-dir", "none",
+                 "--interactions", str(clicks)]) != 0
+    assert "has no click or co-occurrence modality" in capsys.readouterr().err
+
+
+def test_rebuild_clicks_keeps_the_tuning_record_and_records_the_new_sessions():
+    rec = _model()
+    rec.manifest_["tuning"] = {"objective": "ndcg@15", "validation_score": 0.5}
+    rec.manifest_["data"] = {"catalog": {"path": "c.csv"}}
+    fp = rec.manifest_["fingerprints"]["sessions"]
+    rec.rebuild_clicks(Sessions.from_lists([["p0", "p3"], ["p3", "p7"]]))
+    m = rec.manifest_
+    assert m["tuning"]["validation_score"] == 0.5 and m["data"]["catalog"]["path"] == "c.csv"
+    assert m["counts"]["sessions"] == 2 and m["fingerprints"]["sessions"] != fp
+    assert m["updates"][-1]["retrained_clicks"] == 2
+    assert rec.click_counts_.tolist() == [1, 0, 0, 2, 0, 0, 0, 1, 0, 0]

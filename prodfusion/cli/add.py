@@ -14,8 +14,10 @@ import numpy as np
 from prodfusion.cli.options import (
     add_catalog_options,
     add_encoding_options,
+    add_interaction_options,
     embedding_cache,
     load_catalog,
+    load_sessions,
 )
 from prodfusion.errors import ParameterError
 
@@ -60,6 +62,9 @@ def cmd_add(args) -> int:
     taken = fill_catalog_from_record(args, rec.manifest_)
     if taken:
         print(f"from the model's record: {' '.join(taken)}", file=sys.stderr)
+    retrain = bool(args.interactions or args.pairs)
+    if retrain:
+        _check_retrain(rec, args)
     catalog = load_catalog(args)
     known = set(rec._ids.tolist())
     in_feed = set(catalog.ids.tolist())
@@ -94,7 +99,7 @@ def cmd_add(args) -> int:
             note = ""
         print(f"{n_known:,} of {len(is_new):,} products of {args.catalog} are already in the "
               f"model: {_changed_line(changed, args.keep_changed)}{note}", file=sys.stderr)
-    if not any(is_new) and not to_retire and not back and update is None:
+    if not any(is_new) and not to_retire and not back and update is None and not retrain:
         print(f"nothing to add: every product of {args.catalog} is already in {args.model}"
               + (", unchanged" if not args.keep_changed else "")
               + (" and no product left or came back" if args.retire_missing else "")
@@ -116,10 +121,14 @@ def cmd_add(args) -> int:
         rec.add_products(new, embeddings)
     rec.retire(to_retire)
     rec.retire(back, retired=False)
+    if retrain:
+        retrained = _retrain_clicks(rec, args)
     rec.save(out)
     if not n:
         print(f"{out}: no new product; {n_changed:,} changed products re-encoded"
               + (f"; {_retired_line(to_retire, back)}" if args.retire_missing else ""))
+        if retrain:
+            print(f"  {retrained}")
         return 0
     print(f"added {n:,} products to {out} ({len(rec.catalog):,} in all) in "
           f"{time.perf_counter() - t0:.1f}s")
@@ -127,8 +136,14 @@ def cmd_add(args) -> int:
         print(f"  {n_changed:,} changed products re-encoded")
     if args.retire_missing:
         print(f"  {_retired_line(to_retire, back)}")
+    if retrain:
+        print(f"  {retrained}")
     for m in rec.embeddings_:
         e = embeddings.get(m)
+        if retrain and m == "clicks":
+            got = int(rec.embeddings_["clicks"].mask[-n:].sum())
+            print(f"  clicks  {got:,}/{n:,}: from the sessions given")
+            continue
         if e is None:
             why = {"clicks": "learned from sessions: none until the next build"}.get(
                 m, "not encoded (see the warning above)")
@@ -140,11 +155,62 @@ def cmd_add(args) -> int:
             extra = f"; {info.get('n_missing', 0)} missing, {info.get('n_corrupt', 0)} corrupt"
         print(f"  {m:<7} {e.n_present:,}/{n:,}{extra}")
     for m in rec._pairwise():
-        if m == "cooc":
-            print(f"  cooc    0/{n:,}: counted from sessions, none until the next build")
-    print("  the new products are recommended by their titles and photos; a running "
-          "`prodfusion serve` reloads the folder by itself")
+        if m == "cooc" and not retrain:
+            print(f"  cooc    0/{n:,}: counted from sessions, none until the next build "
+                  "(or add --interactions)")
+    print("  the new products are recommended by their "
+          + ("titles, photos and the sessions given" if retrain else "titles and photos")
+          + "; a running `prodfusion serve` reloads the folder by itself")
     return 0
+
+
+def _check_retrain(rec, args) -> None:
+    """``--interactions`` / ``--pairs`` need a model that learns from sessions; the column
+    options left at their defaults are taken from the model's record."""
+    from prodfusion.sources import fill_from_manifest
+
+    if "clicks" not in rec.embeddings_ and getattr(rec, "cooc_", None) is None:
+        raise ParameterError(
+            f"--interactions: {args.model} has no click or co-occurrence modality to learn "
+            "from sessions; rebuild it with `prodfusion build ... --interactions FILE`.")
+    p = argparse.ArgumentParser(add_help=False)
+    add_interaction_options(p)
+    taken = fill_from_manifest(args, rec.manifest_, vars(p.parse_args([])))
+    if taken:
+        print(f"from the model's record: {' '.join(taken)}", file=sys.stderr)
+    rec_files = ((rec.manifest_ or {}).get("data") or {}).get("interactions") or {}
+    for opt, key in (("interactions", "path"), ("pairs", "pairs")):
+        if rec_files.get(key) and not getattr(args, opt):
+            print(f"note: the model also learned from --{opt} {rec_files[key]}; the sessions "
+                  f"given replace what it learned from (pass --{opt} again to keep it)",
+                  file=sys.stderr)
+
+
+def _retrain_clicks(rec, args) -> str:
+    """Retrain Prod2Vec and recount co-occurrences on the sessions given (the grown
+    catalog's products); record the files. Returns the line to print."""
+    import os
+
+    from prodfusion.sources import INTERACTION_KEYS
+
+    t = time.perf_counter()
+    sessions = load_sessions(args, rec.catalog)
+    rec.rebuild_clicks(sessions)
+    data = rec.manifest_.setdefault("data", {})
+    data["interactions"] = {
+        "path": os.path.abspath(args.interactions) if args.interactions else None,
+        "pairs": os.path.abspath(args.pairs) if args.pairs else None,
+        **{k: getattr(args, k) for k in INTERACTION_KEYS}}
+    if getattr(rec, "data_sources_", None):
+        rec.data_sources_["interactions"] = data["interactions"]
+    e = rec.embeddings_["clicks"] if "clicks" in rec.embeddings_ else None
+    what = [f"Prod2Vec retrained ({e.n_present:,} of {len(rec.catalog):,} products with a "
+            "click vector)" if e is not None else None,
+            "co-occurrences counted again" if getattr(rec, "cooc_", None) is not None
+            else None]
+    return (f"clicks: {len(sessions):,} sessions; " + ", ".join(w for w in what if w)
+            + f" in {time.perf_counter() - t:.1f}s; the weights kept (tuned on the old "
+            "sessions: `prodfusion tune` to choose them again)")
 
 
 def _re_encode_changed(rec, catalog, changed, args):
@@ -234,4 +300,10 @@ def add_add_parser(sub) -> None:
     a.add_argument("--out", default=None,
                    help="write the grown model here instead of replacing MODEL")
     add_encoding_options(a)
+    add_interaction_options(a)
+    a.epilog = ("With --interactions (and/or --pairs) the click vectors are trained again "
+                "and the co-occurrences counted again on those sessions, which replace the "
+                "ones the model learned from: give the whole history, new products' clicks "
+                "included. The column options not given are the model's; its weights are "
+                "kept.")
     a.set_defaults(func=cmd_add)
