@@ -264,8 +264,9 @@ def _changed_line(changed, keep: bool) -> str:
     """What ``add`` does with the products it has whose title, photo or category changed."""
     if not len(changed):
         return "none changed"
+    photos = "photo files written since (not compared)" if keep else "photos"
     why = ", ".join(f"{label} {int(changed[c].sum()):,}" for c, label in
-                    (("title", "titles"), ("photo", "photos"), ("category", "categories"))
+                    (("title", "titles"), ("photo", photos), ("category", "categories"))
                     if changed[c].any())
     return (f"{len(changed):,} changed since the model last encoded them ({why}): "
             + ("kept as they are (--keep-changed)" if keep else "re-encoded by the model's "
