@@ -190,11 +190,16 @@ def update_embeddings(rec, embeddings: Mapping[str, Embeddings], *, sessions=Non
                     verify=False)
     if "lexical" in embeddings:  # vectors from elsewhere: the fitted encoder no longer matches
         rec.lexical_encoder_ = None
+    return _update_searchers(rec, searchers, list(embeddings))
+
+
+def _update_searchers(rec, searchers: dict, changed: list[str]) -> dict:
+    """Give every built searcher the model's new vectors of the ``changed`` modalities (the
+    pieces they touch are rebuilt); per index, what was rebuilt or kept."""
     report = {}
     for (method, mods), s in searchers.items():
         report[f"{method}/{'+'.join(mods)}"] = s.update(
-            rec.embeddings_, list(embeddings),
-            labels=rec.late_labels_ if method == "late" else None)
+            rec.embeddings_, changed, labels=rec.late_labels_ if method == "late" else None)
     rec._searchers = searchers
     return report
 
@@ -333,10 +338,4 @@ def update_products(rec, catalog: Catalog, embeddings: Mapping[str, Embeddings])
             rec.category_ = CategoryMatch.from_catalog(rec.catalog)
     _keep_provenance(rec, before, {"updated_products": len(catalog),
                                    "modalities": sorted(embeddings)})
-    report = {}
-    for (method, mods), s in searchers.items():
-        report[f"{method}/{'+'.join(mods)}"] = s.update(
-            rec.embeddings_, list(embeddings),
-            labels=rec.late_labels_ if method == "late" else None)
-    rec._searchers = searchers
-    return report
+    return _update_searchers(rec, searchers, list(embeddings))
