@@ -392,3 +392,20 @@ def test_rebuild_clicks_keeps_the_tuning_record_and_records_the_new_sessions():
     assert m["counts"]["sessions"] == 2 and m["fingerprints"]["sessions"] != fp
     assert m["updates"][-1]["retrained_clicks"] == 2
     assert rec.click_counts_.tolist() == [1, 0, 0, 2, 0, 0, 0, 1, 0, 0]
+
+
+def test_update_products_refuses_misaligned_vectors_and_changes_nothing():
+    rec = _model()
+    before = rec.embeddings_["lexical"].vectors.copy()
+    feed = Catalog(_catalog().frame[:2])
+    with pytest.raises(Exception, match=r"lexical embeddings are 1 x 6; expected 2 x 6"):
+        rec.update_products(feed, {"lexical": Embeddings(np.ones((1, 6), np.float32),
+                                                         np.ones(1, bool), "x")})
+    with pytest.raises(Exception, match=r"expected 2 x 6"):
+        rec.update_products(feed, {"lexical": Embeddings(np.ones((2, 5), np.float32),
+                                                         np.ones(2, bool), "x")})
+    bad = np.ones((2, 6), np.float32)
+    bad[1, 0] = np.nan
+    with pytest.raises(Exception, match="NaN|finite"):
+        rec.update_products(feed, {"lexical": Embeddings(bad, np.ones(2, bool), "x")})
+    np.testing.assert_array_equal(rec.embeddings_["lexical"].vectors, before)
