@@ -296,8 +296,9 @@ def add_add_parser(sub) -> None:
     a.add_argument("--keep-changed", action="store_true",
                    help="leave the products the model has as they are even when the feed "
                         "changed their title, photo or category (by default they are "
-                        "re-encoded; a photo counts as changed when its file was modified "
-                        "after the model's build or latest update)")
+                        "re-encoded; a photo file written after the model's build or latest "
+                        "update counts as changed when its new vector differs from the "
+                        "model's)")
     a.add_argument("--out", default=None,
                    help="write the grown model here instead of replacing MODEL")
     add_encoding_options(a)
