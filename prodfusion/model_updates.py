@@ -256,22 +256,29 @@ def changed_products(rec, catalog: Catalog) -> pl.DataFrame:
                                                 column(new, CATEGORY, feed), strict=True)], bool)
     photos = np.zeros(len(feed), bool)
     if "image" in rec.embeddings_:
+        from prodfusion.progress import progress_bar
+
         since = _last_encoded(rec)
         mask = rec.embeddings_["image"].mask
-        for i, (a, b, r) in enumerate(zip(column(old, IMAGE, rows), column(new, IMAGE, feed),
-                                          rows, strict=True)):
-            if not b:  # no photo now: changed when the model has one
-                photos[i] = bool(mask[r])
-                continue
-            try:
-                modified = os.stat(b).st_mtime
-            except OSError:  # named but missing: changed when the model has a photo
-                photos[i] = bool(mask[r])
-                continue
-            if a != b:  # another file: changed unless it is the same photo
-                photos[i] = not (a and _same_file(a, b))
-            else:  # the same file: changed when written after the model last encoded
-                photos[i] = since is None or modified > since
+        with progress_bar(len(feed), "photos checked", "photo",
+                          rec.progress is not False and len(feed) >= 50_000) as bar:
+            for i, (a, b, r) in enumerate(zip(column(old, IMAGE, rows),
+                                              column(new, IMAGE, feed), rows, strict=True)):
+                if i % 10_000 == 9_999:
+                    bar.update(10_000)
+                if not b:  # no photo now: changed when the model has one
+                    photos[i] = bool(mask[r])
+                    continue
+                try:
+                    modified = os.stat(b).st_mtime
+                except OSError:  # named but missing: changed when the model has a photo
+                    photos[i] = bool(mask[r])
+                    continue
+                if a != b:  # another file: changed unless it is the same photo
+                    photos[i] = not (a and _same_file(a, b))
+                else:  # the same file: changed when written after the model last encoded
+                    photos[i] = since is None or modified > since
+            bar.update(len(feed) % 10_000)
     changed = titles | photos | cats
     return pl.DataFrame({ID: catalog.ids[feed][changed].tolist(),
                          "title": titles[changed], "photo": photos[changed],
