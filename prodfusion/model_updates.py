@@ -255,7 +255,8 @@ def changed_products(rec, catalog: Catalog) -> pl.DataFrame:
         cats = np.array([a != b for a, b in zip(column(old, CATEGORY, rows),
                                                 column(new, CATEGORY, feed), strict=True)], bool)
     photos = np.zeros(len(feed), bool)
-    if "image" in rec.embeddings_:
+    missing = 0
+    if "image" in rec.embeddings_ and IMAGE in new.columns:  # no column: no photo news
         from prodfusion.progress import progress_bar
 
         since = _last_encoded(rec)
@@ -271,14 +272,23 @@ def changed_products(rec, catalog: Catalog) -> pl.DataFrame:
                     continue
                 try:
                     modified = os.stat(b).st_mtime
-                except OSError:  # named but missing: changed when the model has a photo
-                    photos[i] = bool(mask[r])
+                except OSError:  # named but missing: more likely a path than a photo gone
+                    missing += bool(mask[r])
                     continue
                 if a != b:  # another file: changed unless it is the same photo
                     photos[i] = not (a and _same_file(a, b))
                 else:  # the same file: changed when written after the model last encoded
                     photos[i] = since is None or modified > since
             bar.update(len(feed) % 10_000)
+    if missing:
+        import logging
+
+        logging.getLogger("prodfusion.model_updates").warning(
+            "%s photo files named by the catalog are missing (e.g. %s) for products the model "
+            "has a photo of: their photos are kept as they are (check the image root or "
+            "template the catalog was read with)", f"{missing:,}",
+            next(b for b, r in zip(column(new, IMAGE, feed), rows, strict=True)
+                 if b and mask[r] and not os.path.exists(b)))
     changed = titles | photos | cats
     return pl.DataFrame({ID: catalog.ids[feed][changed].tolist(),
                          "title": titles[changed], "photo": photos[changed],

@@ -444,11 +444,14 @@ class Recommender(QueryMixin):
         """Which of ``catalog``'s products the model has, but with another title, photo or
         category than it encoded (a daily feed against the model).
 
-        A title or category changed when its text differs. A photo changed when the product
-        gained or lost one, when its file is another one whose bytes differ, or when the
+        A title or category changed when its text differs (a catalog without the category
+        column changes none). A photo changed when the product gained one, lost it (an
+        empty image path), when its file is another one whose bytes differ, or when the
         same file was modified after the model last encoded photos (its build or latest
-        update, recorded in the manifest). Products the model lacks are left out (see
-        :meth:`add_products`).
+        update, recorded in the manifest). A photo file that the catalog names but that
+        does not exist is taken for a path problem, not a photo gone: kept, with a warning;
+        a catalog without an image column changes no photo. Products the model lacks are
+        left out (see :meth:`add_products`).
 
         Returns
         -------

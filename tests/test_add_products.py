@@ -283,7 +283,7 @@ def test_update_products_re_encodes_changed_titles_and_keeps_the_rest(tmp_path):
                                                   np.ones(1, bool), "x")})
 
 
-def test_changed_products_tells_changed_photos_from_the_same_photo(tmp_path):
+def test_changed_products_tells_changed_photos_from_the_same_photo(tmp_path, caplog):
     import os
 
     files = {}
@@ -310,6 +310,15 @@ def test_changed_products_tells_changed_photos_from_the_same_photo(tmp_path):
     got = rec.changed_products(Catalog(feed))
     assert got["product_id"].to_list() == ["p1", "p2", "p3", "p4"]
     assert got["photo"].all() and not got["title"].any()
+    # a named file that does not exist is a path problem, not a photo gone: kept, warned
+    moved = feed.with_columns(pl.Series("image", [str(tmp_path / "elsewhere" / "a.jpg")]
+                                        + feed["image"].to_list()[1:]))
+    with caplog.at_level(logging.WARNING, logger="prodfusion.model_updates"):
+        got = rec.changed_products(Catalog(moved))
+    assert "p0" not in got["product_id"].to_list()
+    assert "1 photo files named by the catalog are missing" in caplog.text
+    # a catalog without the image column says nothing about photos
+    assert rec.changed_products(Catalog(feed.drop("image"))).height == 0
     rec.update_products(Catalog(feed.filter(pl.col("product_id") == "p3")),
                         {"image": Embeddings(np.zeros((1, 3), np.float32), np.zeros(1, bool),
                                              "img")})

@@ -70,6 +70,7 @@ def cmd_add(args) -> int:
     in_feed = set(catalog.ids.tolist())
     is_new = [p not in known for p in catalog.ids]
     n_known = len(is_new) - sum(is_new)
+    _check_photo_paths(rec, catalog, args)
     changed = rec.changed_products(catalog) if n_known else None
     ids = rec._ids.tolist()
     gone = [p for p in ids if p not in in_feed]
@@ -162,6 +163,28 @@ def cmd_add(args) -> int:
           + ("titles, photos and the sessions given" if retrain else "titles and photos")
           + "; a running `prodfusion serve` reloads the folder by itself")
     return 0
+
+
+def _check_photo_paths(rec, catalog, args, sample: int = 200) -> None:
+    """Refuse a feed whose photo paths mostly do not exist for products the model has a
+    photo of (a feed in another folder with relative paths, a wrong --image-root): every
+    new product would get no photo, and nothing tells a path problem from photos gone."""
+    if "image" not in rec.embeddings_:
+        return
+    rows, found = rec.catalog.lookup(catalog.ids.tolist())
+    paths = catalog.image_paths
+    mask = rec.embeddings_["image"].mask
+    named = [i for i in np.flatnonzero(found) if paths[i] and mask[rows[i]]]
+    if len(named) < 5:
+        return
+    pick = np.random.default_rng(0).choice(named, size=min(sample, len(named)), replace=False)
+    gone = [paths[i] for i in pick if not os.path.exists(paths[i])]
+    if len(gone) > len(pick) / 2:
+        raise ParameterError(
+            f"{args.catalog}: {len(gone)} of {len(pick)} photo files it names for products the "
+            f"model has a photo of do not exist (e.g. {gone[0]}; the model read "
+            f"{rec.catalog.image_paths[rows[pick[0]]]}). Check --image-root / "
+            "--image-template; nothing was written.")
 
 
 def _check_retrain(rec, args) -> None:

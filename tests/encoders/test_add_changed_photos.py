@@ -56,3 +56,32 @@ def test_add_re_encodes_only_photos_that_changed(tmp_path, tiny_clip_path, capsy
     assert main(["add", str(model), "--catalog", str(tmp_path / "catalog.csv"),
                  "--cache-dir", str(tmp_path / "cache")]) == 0
     assert "none changed" in capsys.readouterr().err
+
+
+def test_add_refuses_a_feed_whose_photo_paths_do_not_exist(tmp_path, tiny_clip_path, capsys):
+    img = tmp_path / "img"
+    img.mkdir()
+    rows = ["id,title,image"]
+    for i, kind in enumerate(["red_disk", "blue_stripes", "green_square"] * 2):
+        draw(kind, shift=i).save(img / f"{i}.jpg", quality=95)
+        rows.append(f"{i},Product {i},img/{i}.jpg")
+    (tmp_path / "catalog.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    model = tmp_path / "model"
+    assert main(["build", "--catalog", str(tmp_path / "catalog.csv"), "--id-col", "id",
+                 "--text", "none", "--image", f"clip:{tiny_clip_path}", "--cache-dir", "none",
+                 "--out", str(model)]) == 0
+    feeds = tmp_path / "feeds"  # today's feed saved in another folder: relative paths break
+    feeds.mkdir()
+    (feeds / "feed.csv").write_text("\n".join(rows + ["9,Product 9,img/0.jpg"]) + "\n",
+                                    encoding="utf-8")
+    before = (model / "manifest.json").read_text()
+    capsys.readouterr()
+    assert main(["add", str(model), "--catalog", str(feeds / "feed.csv"),
+                 "--cache-dir", "none"]) != 0
+    err = capsys.readouterr().err
+    assert "6 of 6 photo files it names for products the model has a photo of do not exist" \
+        in err and "Check --image-root" in err
+    assert (model / "manifest.json").read_text() == before
+    assert main(["add", str(model), "--catalog", str(feeds / "feed.csv"), "--cache-dir",
+                 "none", "--image-root", str(tmp_path)]) == 0
+    assert "image   1/1" in capsys.readouterr().out
