@@ -418,3 +418,20 @@ def test_update_products_refuses_misaligned_vectors_and_changes_nothing():
     with pytest.raises(Exception, match="NaN|finite"):
         rec.update_products(feed, {"lexical": Embeddings(bad, np.ones(2, bool), "x")})
     np.testing.assert_array_equal(rec.embeddings_["lexical"].vectors, before)
+
+
+def test_cli_add_refuses_a_feed_that_changes_most_titles(tmp_path, capsys):
+    model = _cli_model(tmp_path)
+    before = (model / "manifest.json").read_text()
+    feed = tmp_path / "feed.csv"
+    feed.write_text(CATALOG, encoding="utf-8")
+    capsys.readouterr()
+    assert main(["add", str(model), "--catalog", str(feed), "--cache-dir", "none",
+                 "--title-col", "category"]) != 0  # a wrong column, every title "changed"
+    err = capsys.readouterr().err
+    assert "the title of 10 of the 10 products the model has differs" in err
+    assert "read with --title-col category" in err and "Nothing was written" in err
+    assert (model / "manifest.json").read_text() == before
+    assert main(["add", str(model), "--catalog", str(feed), "--cache-dir", "none",
+                 "--title-col", "category", "--keep-changed"]) == 0  # adds nothing, changes none
+    assert (model / "manifest.json").read_text() == before

@@ -91,6 +91,8 @@ def cmd_add(args) -> int:
         print(f"{len(gone):,} products of the model are not in {args.catalog}: still "
               "recommended (--retire-missing stops recommending them)", file=sys.stderr)
     update = None
+    if n_known and not args.keep_changed:
+        _check_bulk_changes(changed, n_known, args)
     if n_known:
         if changed.height and not args.keep_changed:
             update, changed, same = _re_encode_changed(rec, catalog, changed, args)
@@ -163,6 +165,24 @@ def cmd_add(args) -> int:
           + ("titles, photos and the sessions given" if retrain else "titles and photos")
           + "; a running `prodfusion serve` reloads the folder by itself")
     return 0
+
+
+def _check_bulk_changes(changed, n_known: int, args) -> None:
+    """Refuse a feed that changes the title or category of over half the products the model
+    has: far more likely a wrong --title-col / --category-col than a day's edits (and a
+    catalog-wide retitling wants a rebuild: the lexical vocabulary was fitted on the old
+    titles)."""
+    if n_known < 10:
+        return
+    for col, opt in (("title", "--title-col"), ("category", "--category-col")):
+        n = int(changed[col].sum())
+        if n > n_known / 2:
+            raise ParameterError(
+                f"{args.catalog}: the {col} of {n:,} of the {n_known:,} products the model has "
+                f"differs from the model's (e.g. {changed.filter(changed[col])['product_id'][0]!r})"
+                f"; read with {opt} {getattr(args, col + '_col')}. Check it; to change "
+                "that many, rebuild the model, or pass --keep-changed to add only new "
+                "products. Nothing was written.")
 
 
 def _check_photo_paths(rec, catalog, args, sample: int = 200) -> None:
