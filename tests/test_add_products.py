@@ -17,6 +17,7 @@ from prodfusion.data.sessions import Sessions
 from prodfusion.encoders.base import Embeddings
 from prodfusion.encoders.lexical import LexicalEncoder
 from prodfusion.errors import ModelError, UnknownProductError
+from prodfusion.fusion.category import CategoryMatch
 from prodfusion.recommender import Prod2VecParams, Recommender
 
 TITLES = ["20 den 1p Stockings", "40 den 2p Tights", "20 den 2p Tights", "Box 4p Socks",
@@ -435,3 +436,20 @@ def test_cli_add_refuses_a_feed_that_changes_most_titles(tmp_path, capsys):
     assert main(["add", str(model), "--catalog", str(feed), "--cache-dir", "none",
                  "--title-col", "category", "--keep-changed"]) == 0  # adds nothing, changes none
     assert (model / "manifest.json").read_text() == before
+
+
+def test_update_products_moves_a_product_to_its_new_category_modality():
+    frame = pl.DataFrame({"product_id": [f"p{i}" for i in range(6)],
+                          "title": ["a", "b", "c", "d", "e", "f"],
+                          "category": ["bags", "bags", "bags", "shoes", "shoes", "shoes"]})
+    emb = Embeddings(np.eye(6, 4, dtype=np.float32) + 0.5, np.ones(6, bool), "t")
+    rec = Recommender.from_embeddings(Catalog(frame), {"text": emb}, fusion="intermediate")
+    rec.category = True
+    rec.category_ = CategoryMatch.from_catalog(rec.catalog)
+    assert rec.category_.scores(np.array([0]))[0].tolist() == [1, 1, 1, 0, 0, 0]
+    moved = frame[0:1].with_columns(pl.lit("shoes").alias("category"))
+    assert rec.changed_products(Catalog(moved))["category"].to_list() == [True]
+    rec.update_products(Catalog(moved), {})
+    assert rec.catalog.categories[0] == "shoes"
+    assert rec.category_.scores(np.array([0]))[0].tolist() == [1, 0, 0, 1, 1, 1]
+    assert set(rec.similar("p0", k=3, same_category=True)[0]) == {"p3", "p4", "p5"}
