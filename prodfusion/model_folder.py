@@ -286,6 +286,9 @@ def write_model_folder(rec, path: str | os.PathLike, *, overwrite: bool = False)
         if getattr(rec, "retired_", None) is not None and rec.retired_.any():
             np.save(tmp / "retired.npy", rec.retired_)  # absent: nothing retired
             files["retired"] = "retired.npy"
+        if getattr(rec, "updated_", None) is not None and rec.updated_.any():
+            np.save(tmp / "updated.npy", rec.updated_)  # absent: no product re-encoded
+            files["updated"] = "updated.npy"
         if getattr(rec, "category_", None) is not None:  # rebuilt from the catalog on load
             files["category"] = rec.category_.save(tmp)
         if getattr(rec, "popularity_", None) is not None:  # rebuilt from click_counts.npy
@@ -445,6 +448,12 @@ def read_model_folder(cls, path: str | os.PathLike, *, mmap: bool = True,
             raise ModelError(f"{path / files['retired']}: {len(retired)} rows but the catalog "
                              f"has {len(catalog)}; the folder is damaged.")
         rec.retired_ = retired if retired.any() else None
+    if "updated" in files:
+        updated = read_npy_file(path, files["updated"]).astype(np.float64)
+        if len(updated) != len(catalog):
+            raise ModelError(f"{path / files['updated']}: {len(updated)} rows but the catalog "
+                             f"has {len(catalog)}; the folder is damaged.")
+        rec.updated_ = updated if updated.any() else None
     rec._calibration_stats = {m: (mu, sd) for m, mu, sd in wt.stats}
     rec.profiles_ = read_profiles(settings.get("profiles"), mpath)
     rec._mmap_index = mmap_index

@@ -49,6 +49,7 @@ def set_state(rec, catalog: Catalog, embeddings: dict[str, Embeddings], *, sessi
         rec.click_counts_ = _grown(getattr(rec, "click_counts_", None), len(catalog))
     refresh_popularity(rec)
     rec.retired_ = _grown(getattr(rec, "retired_", None), len(catalog))  # appended: active
+    rec.updated_ = _grown(getattr(rec, "updated_", None), len(catalog))  # appended: 0
     if getattr(rec, "cooc_", None) is not None and len(rec.cooc_) != len(catalog):
         rec.cooc_ = rec.cooc_.extended(len(catalog))  # appended products: never seen
     if getattr(rec, "category_", None) is not None and len(rec.category_) != len(catalog):

@@ -355,4 +355,10 @@ def update_products(rec, catalog: Catalog, embeddings: Mapping[str, Embeddings])
             rec.category_ = CategoryMatch.from_catalog(rec.catalog)
     _keep_provenance(rec, before, {"updated_products": len(catalog),
                                    "modalities": sorted(embeddings)})
+    import time
+
+    updated = rec.updated_ if rec.updated_ is not None else np.zeros(len(rec.catalog))
+    updated = updated.astype(np.float64, copy=True)
+    updated[rows] = time.time()
+    rec.updated_ = updated
     return _update_searchers(rec, searchers, list(embeddings))

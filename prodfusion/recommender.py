@@ -205,6 +205,10 @@ class Recommender(QueryMixin):
         self.lexical_encoder_ = None
         #: products never recommended (discontinued): bool per row, or None (:meth:`retire`)
         self.retired_ = None
+        #: per row, when the product was last re-encoded (:meth:`update_products`; seconds
+        #: since the epoch), 0 for never; None when none was (a lists file exported before
+        #: holds its old list: the service answers it live)
+        self.updated_ = None
 
     def _pairwise(self) -> dict:
         """The pairwise modalities this model has: ``{"cooc": Cooc, "category": CategoryMatch,

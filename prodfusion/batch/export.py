@@ -164,6 +164,7 @@ def export_lists(
     from prodfusion.recommender import Recommender
 
     t0 = time.perf_counter()
+    began = time.time()  # before the model is read: a product re-encoded later is stale
     executor = executor or LocalExecutor()
     k = check_k(k, "export_lists()")
     if not is_int(batch_size) or batch_size < 1:
@@ -208,6 +209,10 @@ def export_lists(
         shutil.rmtree(parts)
     parts.mkdir(parents=True, exist_ok=True)
     job.write_text(json.dumps(meta))
+    started = parts / "started"  # when the first run of this job began (a resumed one too)
+    if not started.is_file():
+        started.write_text(repr(began))
+    began = float(started.read_text())
     ranges = [(lo, min(lo + batch_size, stop)) for lo in range(start, stop, batch_size)]
     todo = [r for r in ranges if not (parts / _part_name(*r)).is_file()]
     reused = len(ranges) - len(todo)
@@ -225,7 +230,7 @@ def export_lists(
             bar.update(hi - lo)
     finally:
         bar.close()
-    meta = {**meta, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    meta = {**meta, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "started": began,
             "prodfusion": __version__, "engine": executor.name}
     _merge(parts, ranges, out, meta)
     shutil.rmtree(parts, ignore_errors=True)

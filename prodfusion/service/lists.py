@@ -6,7 +6,9 @@ lists.parquet``) answers ``/v1/similar/{id}`` from that file when it can:
 * the product has a list in the file and the request asks for ``k`` ≤ the file's k, with no
   filter (``same_category``, ``exclude``, ``exclude_group``);
 * every listed product is still in the serving model's catalog, and none is retired
-  (``prodfusion add --retire-missing``, :meth:`prodfusion.Recommender.retire`).
+  (``prodfusion add --retire-missing``, :meth:`prodfusion.Recommender.retire`);
+* neither the product nor a listed one was re-encoded after the export (its title, photo
+  or category changed: ``prodfusion add``, :meth:`prodfusion.Recommender.update_products`).
 
 Anything else — a product added after the export (a new product), a larger k, a filter —
 is answered by live search, exactly as without lists. ``/metrics`` counts which path
@@ -23,6 +25,7 @@ file beside the old one, then swaps. A refused file leaves the old one serving a
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -71,6 +74,22 @@ class LoadedLists:
     store: object
     k: int
 
+    @functools.cached_property
+    def exported(self) -> float:
+        """When the export began (its ``started``, seconds since the epoch; files written
+        before it was recorded: their ``created`` less a second; 0 when neither is there):
+        a product re-encoded since then may have an old list in it."""
+        import datetime as dt
+
+        meta = self.store.meta
+        if isinstance(meta.get("started"), (int, float)):
+            return float(meta["started"])
+        try:
+            return dt.datetime.strptime(meta.get("created") or "",
+                                        "%Y-%m-%dT%H:%M:%S%z").timestamp() - 1.0
+        except ValueError:
+            return 0.0
+
     def lookup(self, product_id: str, k: int):
         """``(ids, scores)`` of the first ``k`` of the product's list, or None (use live)."""
         if k > self.k:
@@ -91,10 +110,16 @@ class LoadedLists:
         rows, found = cat.lookup(got[0])
         if not found.all():
             return None
-        retired = getattr(model.recommender, "retired_", None)
+        rec = model.recommender
+        retired = getattr(rec, "retired_", None)
         if retired is not None and retired[rows].any():  # retired after the export
             return None
         q = cat.row_of(product_id)
+        updated = getattr(rec, "updated_", None)
+        if updated is not None:  # re-encoded since the export (prodfusion add): old lists
+            made = self.exported
+            if updated[q] > made or updated[rows].max() > made:
+                return None
         items = [{**product(model, int(r)), "rank": i, "score": score_or_none(s)}
                  for i, (r, s) in enumerate(zip(rows, got[1], strict=True), start=1)]
         return dumps({"product": product(model, q), "items": items})[1:-1]

@@ -129,6 +129,39 @@ def test_a_product_retired_after_the_export_is_never_served_from_the_lists(model
         assert len(_items(served, gone, k=10)[1]) == 10
 
 
+def test_a_product_re_encoded_after_the_export_is_answered_live(models, tmp_path):
+    """Model D = A with one product's title and vectors replaced (`prodfusion add` of a
+    feed that changed it): its own list and every list of the older file holding it are
+    answered by live search, with its new vectors; the others from the file."""
+    a, _, lists = models
+    rec = Recommender.load(a)
+    listed = [str(x) for x in rec.similar("0003", k=10)[0]]
+    moved = listed[2]
+    row = int(np.flatnonzero(rec.catalog.ids == moved)[0])
+    far = int(np.flatnonzero(rec.catalog.ids == "0039")[0])
+    frame = rec.catalog.frame[row:row + 1].with_columns(pl.lit("Renamed product").alias("title"))
+    vectors = {m: Embeddings(np.asarray(e.vectors[far:far + 1], np.float32), np.ones(1, bool),
+                             e.spec) for m, e in rec.embeddings_.items() if m != "clicks"}
+    rec.update_products(Catalog(frame), vectors)
+    d = rec.save(tmp_path / "d")
+    assert Recommender.load(d).updated_[row] > 0  # kept in the folder (updated.npy)
+    with TestClient(create_app(_settings(d, tmp_path / "lists", lists=lists))) as served, \
+            TestClient(create_app(_settings(d, tmp_path / "live", cache_size=0))) as live:
+        assert _same(_items(served, "0003", k=10), _items(live, "0003", k=10))
+        assert _items(served, moved, k=10)[0]["title"] == "Renamed product"
+        assert _answers(served) == {"live": 2.0}
+        orig = Recommender.load(a)
+        free = next(p for p in orig.catalog.ids if p != moved
+                    and moved not in {str(x) for x in orig.similar(p, k=10)[0]})
+        _items(served, free, k=10)
+        assert _answers(served) == {"live": 2.0, "lists": 1.0}
+    export_lists(d, tmp_path / "fresh.parquet", k=10, progress=False)  # a new export serves it
+    with TestClient(create_app(_settings(d, tmp_path / "l2",
+                                         lists=tmp_path / "fresh.parquet"))) as served:
+        _items(served, "0003", k=10)
+        assert _answers(served) == {"lists": 1.0}
+
+
 @pytest.mark.parametrize("layout", ["sqlite", "memory"])
 def test_other_layouts_serve_the_same(models, tmp_path, layout):
     a, _, lists = models
