@@ -10,8 +10,9 @@ Layout of a lists file (Parquet, one row per product, rows in the model's catalo
 
 The schema metadata key ``prodfusion.lists`` holds JSON: ``format_version``, ``k``,
 ``fusion``, ``modalities``, ``normalize``, ``model`` (path, catalog fingerprint, created),
-``n_products`` (of the model), ``start``/``stop`` (the catalog rows exported) and
-``created``. ``docs/benchmarks/export.md`` has recipes to load it into Redis, DynamoDB and
+``n_products`` (of the model), ``start``/``stop`` (the catalog rows exported),
+``created`` and ``started`` (when the export began, seconds since the epoch: the service
+answers live a product the model re-encoded after it). ``docs/benchmarks/export.md`` has recipes to load it into Redis, DynamoDB and
 PostgreSQL.
 
 Serving reads a *serving copy* of that file (:meth:`ListStore.prepare`), in one of three
