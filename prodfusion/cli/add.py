@@ -23,6 +23,11 @@ from prodfusion.errors import ParameterError
 
 __all__ = ["add_add_parser", "cmd_add", "fill_catalog_from_record"]
 
+#: From this many photo files found rewritten with the same photo, ``add`` records the check
+#: in the model even when nothing else changed: reading them again every day costs more than
+#: writing the folder once.
+VERIFIED_RECORD = 1000
+
 #: Catalog options ``add`` takes from the model's record when left at their defaults.
 CATALOG_KEYS = ("id_col", "title_col", "image_col", "category_col", "group_col",
                 "image_template")
@@ -90,7 +95,7 @@ def cmd_add(args) -> int:
     if gone and not args.retire_missing:
         print(f"{len(gone):,} products of the model are not in {args.catalog}: still "
               "recommended (--retire-missing stops recommending them)", file=sys.stderr)
-    update = None
+    update, same = None, 0
     if n_known and not args.keep_changed:
         _check_bulk_changes(changed, n_known, args)
     if n_known:
@@ -103,10 +108,19 @@ def cmd_add(args) -> int:
         print(f"{n_known:,} of {len(is_new):,} products of {args.catalog} are already in the "
               f"model: {_changed_line(changed, args.keep_changed)}{note}", file=sys.stderr)
     if not any(is_new) and not to_retire and not back and update is None and not retrain:
-        print(f"nothing to add: every product of {args.catalog} is already in {args.model}"
-              + (", unchanged" if not args.keep_changed else "")
-              + (" and no product left or came back" if args.retire_missing else "")
-              + "; nothing was written.")
+        msg = (f"nothing to add: every product of {args.catalog} is already in {args.model}"
+               + (", unchanged" if not args.keep_changed else "")
+               + (" and no product left or came back" if args.retire_missing else ""))
+        if same < VERIFIED_RECORD:
+            print(msg + "; nothing was written.")
+            return 0
+        # many photo files rewritten with the same photos (an image folder synced again):
+        # record the check, or every later add reads them all again
+        rec.manifest_["updates"] = list(rec.manifest_.get("updates") or []) + [
+            {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "photos_verified": same}]
+        rec.save(out)
+        print(msg + f"; the check of {same:,} photo files recorded in {out} (the next add "
+              "does not read them again)")
         return 0
     new = Catalog(catalog.frame.filter(pl.Series(is_new)), source=catalog.source)
     if len(new) and "category" not in new.frame.columns \

@@ -14,7 +14,8 @@ from prodfusion.recommender import Recommender
 from tests.encoders.conftest import draw
 
 
-def test_add_re_encodes_only_photos_that_changed(tmp_path, tiny_clip_path, capsys):
+def test_add_re_encodes_only_photos_that_changed(tmp_path, tiny_clip_path, capsys,
+                                                 monkeypatch):
     img = tmp_path / "img"
     img.mkdir()
     kinds = {"0001": "red_disk", "0002": "blue_stripes", "0003": "green_square",
@@ -55,7 +56,24 @@ def test_add_re_encodes_only_photos_that_changed(tmp_path, tiny_clip_path, capsy
     # again: both files still look newer than the model (future times) but hold its photos
     assert main(["add", str(model), "--catalog", str(tmp_path / "catalog.csv"),
                  "--cache-dir", str(tmp_path / "cache")]) == 0
-    assert "none changed" in capsys.readouterr().err
+    cap = capsys.readouterr()
+    assert "none changed; 2 photo files written since" in cap.err
+    assert "nothing was written" in cap.out
+    # from VERIFIED_RECORD such photos on, the check is recorded: the next add reads none
+    monkeypatch.setattr("prodfusion.cli.add.VERIFIED_RECORD", 2)
+    now = time.time()  # after the model's last update, before the record to come
+    os.utime(img / "0001.jpg", (now, now))
+    os.utime(img / "0004.jpg", (now, now))
+    time.sleep(1.1)  # the manifest's times have whole seconds
+    assert main(["add", str(model), "--catalog", str(tmp_path / "catalog.csv"),
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert "the check of 2 photo files recorded" in capsys.readouterr().out
+    assert json.loads((model / "manifest.json").read_text())["updates"][-1][
+        "photos_verified"] == 2
+    assert main(["add", str(model), "--catalog", str(tmp_path / "catalog.csv"),
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    cap = capsys.readouterr()
+    assert "none changed" in cap.err and "photo files written since" not in cap.err
 
 
 def test_add_refuses_a_feed_whose_photo_paths_do_not_exist(tmp_path, tiny_clip_path, capsys):
