@@ -17,6 +17,9 @@ from prodfusion.encoders.base import MODALITIES, Embeddings, check_finite
 from prodfusion.errors import ParameterError, param_error
 from prodfusion.index.clustering import assign_to_centroids, centroids_from_labels
 
+#: How the manifest writes times (``created``, ``updates[].time``).
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+
 __all__ = ["add_products", "changed_products", "encode_products", "retire",
            "update_embeddings", "update_products"]
 
@@ -42,8 +45,7 @@ def retire(rec, product_ids, *, retired: bool = True) -> int:
 
 
 def encode_products(rec, catalog: Catalog, *, cache_dir=None, batch_size: int | None = None,
-                    progress: bool | None = None,
-                    modalities=("text", "image", "lexical")) -> dict[str, Embeddings]:
+                    progress: bool | None = None) -> dict[str, Embeddings]:
     """See :meth:`prodfusion.Recommender.encode_products`."""
     from prodfusion.encoders import make_encoder
     from prodfusion.errors import ModelError, ProdfusionError
@@ -56,7 +58,7 @@ def encode_products(rec, catalog: Catalog, *, cache_dir=None, batch_size: int | 
 
         cache_dir = EmbeddingCache(cache_dir)
     for m in ("text", "image"):
-        if m not in rec.embeddings_ or m not in modalities:
+        if m not in rec.embeddings_:
             continue
         spec = rec.embeddings_[m].spec
         if m == "image" and not any(catalog.image_paths):
@@ -70,7 +72,7 @@ def encode_products(rec, catalog: Catalog, *, cache_dir=None, batch_size: int | 
                 f"encode_products(): the model's {m} encoder {spec!r} failed ({exc}). Encode "
                 f"the new products' {m} yourself and pass add_products(catalog, embeddings)."
             ) from exc
-    if "lexical" in rec.embeddings_ and "lexical" in modalities:
+    if "lexical" in rec.embeddings_:
         enc = getattr(rec, "lexical_encoder_", None)
         if enc is None:
             import logging
@@ -82,6 +84,31 @@ def encode_products(rec, catalog: Catalog, *, cache_dir=None, batch_size: int | 
         else:
             out["lexical"] = enc.transform(catalog)
     return out
+
+
+def encode_for_update(rec, catalog: Catalog, **kwargs) -> dict[str, Embeddings]:
+    """:func:`encode_products` of products the model has, for :func:`update_products`: a
+    title or photo modality that none of them has now (no photo among them) comes back as
+    absent for all of them, so that the update drops their old vectors. ``kwargs`` go to
+    :func:`encode_products`."""
+    out = encode_products(rec, catalog, **kwargs)
+    for m in ("text", "image", "lexical"):
+        if m in rec.embeddings_ and m not in out \
+                and (m != "lexical" or rec.lexical_encoder_ is not None):
+            e = rec.embeddings_[m]
+            out[m] = Embeddings(np.zeros((len(catalog), e.dim), np.float32),
+                                np.zeros(len(catalog), bool), e.spec)
+    return out
+
+
+def record_update(rec, update: dict) -> None:
+    """Append ``update`` to the manifest's ``updates``, stamped with the time now (what
+    :func:`changed_products` compares photo files with)."""
+    import time
+
+    m = rec.manifest_
+    m["updates"] = list(m.get("updates") or []) + [
+        {"time": time.strftime(TIME_FORMAT), **update}]
 
 
 def add_products(rec, catalog: Catalog, embeddings: Mapping[str, Embeddings]) -> dict:
@@ -150,8 +177,6 @@ def _keep_provenance(rec, before: dict, update: dict, *, same_sessions: bool = T
     timings): the new manifest would otherwise describe a model without them. With
     ``same_sessions=False`` (clicks retrained on other sessions) the new manifest's own
     record of the sessions stays. The update itself is appended to ``updates``."""
-    import time
-
     m = rec.manifest_
     keys = ("tuning", "data", "build", "updates")
     for key in keys + (("sessions_report",) if same_sessions else ()):
@@ -162,8 +187,7 @@ def _keep_provenance(rec, before: dict, update: dict, *, same_sessions: bool = T
             m[section]["sessions"] = before[section]["sessions"]
     if before.get("created"):
         m["built"] = before.get("built", before["created"])
-    m["updates"] = list(m.get("updates") or []) + [
-        {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **update}]
+    record_update(rec, update)
 
 
 def update_embeddings(rec, embeddings: Mapping[str, Embeddings], *, sessions=None) -> dict:
@@ -215,7 +239,7 @@ def _last_encoded(rec) -> float | None:
     out = None
     for s in stamps:
         try:
-            t = dt.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S%z").timestamp()
+            t = dt.datetime.strptime(s, TIME_FORMAT).timestamp()
         except (TypeError, ValueError):
             continue
         out = t if out is None else max(out, t)
@@ -255,7 +279,7 @@ def changed_products(rec, catalog: Catalog) -> pl.DataFrame:
         cats = np.array([a != b for a, b in zip(column(old, CATEGORY, rows),
                                                 column(new, CATEGORY, feed), strict=True)], bool)
     photos = np.zeros(len(feed), bool)
-    missing = 0
+    missing, first_missing = 0, None
     if "image" in rec.embeddings_ and IMAGE in new.columns:  # no column: no photo news
         from prodfusion.progress import progress_bar
 
@@ -273,7 +297,9 @@ def changed_products(rec, catalog: Catalog) -> pl.DataFrame:
                 try:
                     modified = os.stat(b).st_mtime
                 except OSError:  # named but missing: more likely a path than a photo gone
-                    missing += bool(mask[r])
+                    if mask[r]:
+                        missing += 1
+                        first_missing = first_missing or b
                     continue
                 if a != b:  # another file: changed unless it is the same photo
                     photos[i] = not (a and _same_file(a, b))
@@ -286,9 +312,7 @@ def changed_products(rec, catalog: Catalog) -> pl.DataFrame:
         logging.getLogger("prodfusion.model_updates").warning(
             "%s photo files named by the catalog are missing (e.g. %s) for products the model "
             "has a photo of: their photos are kept as they are (check the image root or "
-            "template the catalog was read with)", f"{missing:,}",
-            next(b for b, r in zip(column(new, IMAGE, feed), rows, strict=True)
-                 if b and mask[r] and not os.path.exists(b)))
+            "template the catalog was read with)", f"{missing:,}", first_missing)
     changed = titles | photos | cats
     return pl.DataFrame({ID: catalog.ids[feed][changed].tolist(),
                          "title": titles[changed], "photo": photos[changed],
@@ -299,6 +323,8 @@ def changed_products(rec, catalog: Catalog) -> pl.DataFrame:
 
 def update_products(rec, catalog: Catalog, embeddings: Mapping[str, Embeddings]) -> dict:
     """See :meth:`prodfusion.Recommender.update_products`."""
+    import time
+
     from prodfusion.data.catalog import ID
     from prodfusion.errors import UnknownProductError
 
@@ -355,8 +381,6 @@ def update_products(rec, catalog: Catalog, embeddings: Mapping[str, Embeddings])
             rec.category_ = CategoryMatch.from_catalog(rec.catalog)
     _keep_provenance(rec, before, {"updated_products": len(catalog),
                                    "modalities": sorted(embeddings)})
-    import time
-
     updated = rec.updated_ if rec.updated_ is not None else np.zeros(len(rec.catalog))
     updated = updated.astype(np.float64, copy=True)
     updated[rows] = time.time()

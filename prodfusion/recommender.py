@@ -494,17 +494,11 @@ class Recommender(QueryMixin):
             A product of ``catalog`` is not in the model (append it with
             :meth:`add_products`).
         """
-        from prodfusion.model_updates import update_products
+        from prodfusion.model_updates import encode_for_update, update_products
 
         if embeddings is None:
-            embeddings = self.encode_products(catalog, cache_dir=cache_dir,
-                                              batch_size=batch_size, progress=progress)
-            for m in ("text", "image", "lexical"):  # encoded: absent where they have none
-                if m in self.embeddings_ and m not in embeddings \
-                        and (m != "lexical" or self.lexical_encoder_ is not None):
-                    e = self.embeddings_[m]
-                    embeddings[m] = Embeddings(np.zeros((len(catalog), e.dim), np.float32),
-                                               np.zeros(len(catalog), bool), e.spec)
+            embeddings = encode_for_update(self, catalog, cache_dir=cache_dir,
+                                           batch_size=batch_size, progress=progress)
         return update_products(self, catalog, embeddings)
 
     def retire(self, product_ids: Sequence[str], *, retired: bool = True) -> int:

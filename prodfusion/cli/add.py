@@ -116,8 +116,9 @@ def cmd_add(args) -> int:
             return 0
         # many photo files rewritten with the same photos (an image folder synced again):
         # record the check, or every later add reads them all again
-        rec.manifest_["updates"] = list(rec.manifest_.get("updates") or []) + [
-            {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "photos_verified": same}]
+        from prodfusion.model_updates import record_update
+
+        record_update(rec, {"photos_verified": same})
         rec.save(out)
         print(msg + f"; the check of {same:,} photo files recorded in {out} (the next add "
               "does not read them again)")
@@ -246,18 +247,13 @@ def _check_retrain(rec, args) -> None:
 def _retrain_clicks(rec, args) -> str:
     """Retrain Prod2Vec and recount co-occurrences on the sessions given (the grown
     catalog's products); record the files. Returns the line to print."""
-    import os
-
-    from prodfusion.sources import INTERACTION_KEYS
+    from prodfusion.sources import sources_from_args
 
     t = time.perf_counter()
     sessions = load_sessions(args, rec.catalog)
     rec.rebuild_clicks(sessions)
     data = rec.manifest_.setdefault("data", {})
-    data["interactions"] = {
-        "path": os.path.abspath(args.interactions) if args.interactions else None,
-        "pairs": os.path.abspath(args.pairs) if args.pairs else None,
-        **{k: getattr(args, k) for k in INTERACTION_KEYS}}
+    data["interactions"] = sources_from_args(args)["interactions"]  # as build records it
     if getattr(rec, "data_sources_", None):
         rec.data_sources_["interactions"] = data["interactions"]
     e = rec.embeddings_["clicks"] if "clicks" in rec.embeddings_ else None
@@ -280,20 +276,16 @@ def _re_encode_changed(rec, catalog, changed, args):
     import polars as pl
 
     from prodfusion.data.catalog import Catalog
-    from prodfusion.encoders.base import Embeddings
+    from prodfusion.model_updates import encode_for_update
 
     wanted = set(changed["product_id"].to_list())
     sub = Catalog(catalog.frame.filter(pl.Series([p in wanted for p in catalog.ids])),
                   source=catalog.source)
     # both in the feed's order: changed_products keeps it, the filter too
-    emb = rec.encode_products(sub, cache_dir=embedding_cache(args), batch_size=args.batch_size,
-                              progress=True)
+    emb = encode_for_update(rec, sub, cache_dir=embedding_cache(args),
+                            batch_size=args.batch_size, progress=True)
     photo = changed["photo"].to_numpy().copy()
     if "image" in rec.embeddings_:
-        if "image" not in emb:  # none of them has a photo now
-            e = rec.embeddings_["image"]
-            emb["image"] = Embeddings(np.zeros((len(sub), e.dim), np.float32),
-                                      np.zeros(len(sub), bool), e.spec)
         rows, _ = rec.catalog.lookup(sub.ids.tolist())
         old, new = rec.embeddings_["image"], emb["image"]
         for i in np.flatnonzero(photo):
