@@ -236,6 +236,10 @@ def test_cli_add_retire_missing_stops_recommending_what_the_feed_dropped(tmp_pat
     assert main(["add", str(model), "--catalog", str(feed), "--cache-dir", "none",
                  "--retire-missing"]) == 0
     assert "0 products no longer in the feed retired" in capsys.readouterr().out
+    # without --retire-missing the product already retired is not called "recommended"
+    assert main(["add", str(model), "--catalog", str(feed), "--cache-dir", "none"]) == 0
+    assert "1 products of the model are not in" in (err := capsys.readouterr().err) \
+        and "all retired already" in err and "still recommended" not in err
     assert json.loads((model / "manifest.json").read_text())["counts"]["retired"] == 1
     # a feed that shares almost no id with the model (a wrong --id-col, say): refused
     before = (model / "manifest.json").read_text()
@@ -364,6 +368,7 @@ def test_cli_add_with_interactions_retrains_clicks_and_keeps_the_weights(tmp_pat
     cap = capsys.readouterr()
     assert "--session-cols sid --item-col item --time-col ts" in cap.err  # from the record
     assert "clicks: 6 sessions; Prod2Vec retrained" in cap.out
+    assert not before.get("tuning") and "the model was not tuned" in cap.out
     assert "clicks  1/1: from the sessions given" in cap.out
     rec = Recommender.load(model)
     assert rec.embeddings_["clicks"].mask[-1] and rec.click_counts_[-1] == 2

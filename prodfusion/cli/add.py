@@ -93,8 +93,13 @@ def cmd_add(args) -> int:
             f"it; its ids look like {catalog.ids[:3].tolist()}). Check --id-col; nothing was "
             "written. To retire that many, rebuild from the feed or call Recommender.retire.")
     if gone and not args.retire_missing:
-        print(f"{len(gone):,} products of the model are not in {args.catalog}: still "
-              "recommended (--retire-missing stops recommending them)", file=sys.stderr)
+        retired_rows = rec.retired_ if rec.retired_ is not None else np.zeros(len(ids), bool)
+        still = sum(not r for p, r in zip(ids, retired_rows, strict=True) if p not in in_feed)
+        print(f"{len(gone):,} products of the model are not in {args.catalog}: "
+              + (f"{still:,} still recommended (--retire-missing stops recommending them)"
+                 if still else "all retired already")
+              + (f", {len(gone) - still:,} retired already" if still and still < len(gone)
+                 else ""), file=sys.stderr)
     update, same = None, 0
     if n_known and not args.keep_changed:
         _check_bulk_changes(changed, n_known, args)
@@ -262,8 +267,16 @@ def _retrain_clicks(rec, args) -> str:
             "co-occurrences counted again" if getattr(rec, "cooc_", None) is not None
             else None]
     return (f"clicks: {len(sessions):,} sessions; " + ", ".join(w for w in what if w)
-            + f" in {time.perf_counter() - t:.1f}s; the weights kept (tuned on the old "
-            "sessions: `prodfusion tune` to choose them again)")
+            + f" in {time.perf_counter() - t:.1f}s; " + _weights_note(rec))
+
+
+def _weights_note(rec) -> str:
+    """What ``add --interactions`` did to the weights: kept, whether tuned or not."""
+    m = rec.manifest_ or {}
+    if m.get("tuning") or (m.get("settings") or {}).get("profiles"):
+        return ("the weights kept (tuned on the old sessions: `prodfusion tune` to choose "
+                "them again)")
+    return "the weights kept (the model was not tuned: `prodfusion tune` chooses them)"
 
 
 def _re_encode_changed(rec, catalog, changed, args):
@@ -329,13 +342,17 @@ def _retired_line(to_retire, back) -> str:
 
 def add_add_parser(sub) -> None:
     a = sub.add_parser(
-        "add", help="append new products to a model, encoded by its own encoders",
+        "add", help="a day's feed into a model without a rebuild: new products, changed "
+                    "ones re-encoded, (optionally) new clicks",
         description="Append the products of a catalog file that the model does not have yet, "
                     "encoded by the model's own text, image and lexical encoders, and "
                     "re-encode the products it has whose title, photo or category changed "
                     "(the others are left as they are); the folder is replaced atomically. "
-                    "They have no clicks until the next build. With --retire-missing, the "
-                    "products the feed no longer lists stop being recommended.")
+                    "New products have no clicks until the next build, or until "
+                    "--interactions / --pairs retrain the click vectors and recount the "
+                    "co-occurrences on the sessions given (weights kept). With "
+                    "--retire-missing, the products the feed no longer lists stop being "
+                    "recommended.")
     a.add_argument("model", help="model folder (from `prodfusion build`)")
     add_catalog_options(a)
     a.add_argument("--retire-missing", action="store_true",
