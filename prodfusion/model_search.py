@@ -190,28 +190,38 @@ class SearchMixin:
         method = check_method(fusion or self.fusion)
         mods = self._modalities_for(method, modalities)
         backend = choose_backend(self.index, len(self.catalog), self.index_settings)
-        if backend == "exact":
+        if backend == "exact" and method != "early":  # the fusers rank the fallback pairs
             return self.fuser(method, mods, weighting)
         wt = self.weighting(mods, weighting)
-        if set(mods) & set(PAIRWISE_MODALITIES):  # vector index + pairwise neighbours
+        if backend == "exact":
+            main = self.fuser(method, mods, weighting)
+        elif set(mods) & set(PAIRWISE_MODALITIES):  # vector index + pairwise neighbours
             main = self._pairwise_searcher(method, mods, wt)
         else:
             main = self._fused_searcher(method, mods, wt, backend)
-        routed = fallback_search_weighting(wt, mods) if method == "intermediate" else None
+        routed = fallback_search_weighting(wt, mods) if method != "late" else None
         if routed is None:
             return main
         key = ("routed", method, mods, wt)  # never saved: the fallback index is built on use
         if key not in self._searchers:
-            from prodfusion.index.fallback import FallbackRoutedIndex
+            from prodfusion.index.fallback import EarlyFallbackIndex, FallbackRoutedIndex
 
-            data = self.modality_data()
-            served = np.zeros(len(self.catalog), bool)
-            for m in mods:
-                if wt.w(m) > 0:
-                    served |= np.asarray(data[m].mask, bool)
-            self._searchers[key] = FallbackRoutedIndex(  # its fallback index: on first use
-                main, lambda: self.searcher(method, routed[0], routed[1]), served)
+            routed_cls = EarlyFallbackIndex if method == "early" else FallbackRoutedIndex
+            self._searchers[key] = routed_cls(  # its fallback index: on first use
+                main, lambda: self.searcher(method, routed[0], routed[1]),
+                self.weighted_rows(mods, wt))
         return self._searchers[key]
+
+    def weighted_rows(self, modalities: Sequence[str], weighting: Weighting) -> np.ndarray:
+        """Rows having a modality of ``modalities`` with a positive weight under
+        ``weighting``: the queries its weighted formula serves (the others are ranked by the
+        zero-weight fallback, :attr:`Weighting.fallback`)."""
+        data = self.modality_data()
+        served = np.zeros(len(self.catalog), bool)
+        for m in modalities:
+            if weighting.w(m) > 0:
+                served |= np.asarray(data[m].mask, bool)
+        return served
 
     # ------------------------------------------------------------------ approximate searchers
     def _fused_searcher(self, method: str, mods: tuple[str, ...], wt: Weighting, backend: str):

@@ -191,8 +191,31 @@ class QueryMixin(SearchMixin):
         out = explain_pairs(method, self.modality_data(), mods, wt, int(query_row),
                             candidate_rows, normalize=self.normalize, labels=self.late_labels_,
                             confidence=self._confidence(wt))
+        if method == "early":
+            out = self._early_fallback_explained(out, mods, wt, int(query_row), candidate_rows)
         for r, e in zip(candidate_rows, out, strict=True):
             e["product_id"] = str(self._ids[r])
+        return out
+
+    def _early_fallback_explained(self, out: list[dict], mods, wt, q: int,
+                                  candidate_rows: np.ndarray) -> list[dict]:
+        """Early fusion's explanations of a query its weighted blocks cannot serve: what the
+        zero-weight fallback ranks it by (:class:`~prodfusion.index.fallback.EarlyFallbackIndex`:
+        early fusion over the fallback's modalities and weights, less ``FALLBACK_OFFSET``)."""
+        from prodfusion.fusion.explain import explain_pairs
+        from prodfusion.fusion.weights import FALLBACK_OFFSET, fallback_search_weighting
+
+        routed = fallback_search_weighting(wt, mods)
+        if routed is None or self.weighted_rows(mods, wt)[q]:
+            return out
+        fb = explain_pairs("early", self.modality_data(), routed[0], routed[1], q,
+                           candidate_rows, normalize=self.normalize,
+                           confidence=self._confidence(routed[1]))
+        for e, f in zip(out, fb, strict=True):
+            e["modalities"].update(f["modalities"])
+            e["base"] = -FALLBACK_OFFSET
+            e["score"] = e["base"] + sum(v["share"] for v in e["modalities"].values())
+            e["fallback"] = 1
         return out
 
     def filters(self, *, same_category: bool = False, exclude: Sequence[str] = (),

@@ -15,10 +15,11 @@ from __future__ import annotations
 import numpy as np
 
 from prodfusion.fusion.base import check_query_rows
+from prodfusion.fusion.weights import FALLBACK_OFFSET
 from prodfusion.index.exact import topk_rows
 from prodfusion.index.topk import Filters
 
-__all__ = ["FallbackRoutedIndex"]
+__all__ = ["EarlyFallbackIndex", "FallbackRoutedIndex"]
 
 
 class FallbackRoutedIndex:
@@ -65,4 +66,57 @@ class FallbackRoutedIndex:
                 if len(c):
                     s = np.asarray(self.main.pair_scores(int(rows[i]), c), np.float32)
                     out_r[i], out_s[i] = topk_rows(s[None, :], k, c[None, :])
+        return out_r, out_s
+
+
+class EarlyFallbackIndex:
+    """Early fusion's ``topk`` with the queries its weighted blocks cannot serve ranked by
+    the zero-weight fallback.
+
+    Early fusion concatenates the weighted blocks, so a query having none of the
+    positive-weight modalities (a product without clicks under weights that tuning gave to
+    the clicks alone) has an all-zero fused vector and no neighbour: its list would be the
+    backfill alone. Such a query is answered instead by early fusion over the fallback's
+    modalities under the fallback's weighting
+    (:func:`~prodfusion.fusion.weights.fallback_search_weighting`), its scores lowered by
+    :data:`~prodfusion.fusion.weights.FALLBACK_OFFSET` as intermediate fusion's first
+    fallback tier is (``explain`` marks them ``"fallback": 1``). Queries having a weighted
+    modality go to ``main`` unchanged (their candidates lacking every weighted modality
+    stay unranked, as before).
+
+    Parameters
+    ----------
+    main : index or fuser with ``topk`` (early fusion under the weighting)
+    fallback : the same over the fallback modalities and weighting, or a callable building it
+    served : bool array (n,)
+        Rows having a positive-weight modality.
+    """
+
+    method = "early"
+
+    def __init__(self, main, fallback, served: np.ndarray) -> None:
+        self.main, self._fallback = main, fallback
+        self.served = np.asarray(served, bool)
+        self.n = len(self.served)
+
+    @property
+    def fallback(self):
+        if callable(self._fallback) and not hasattr(self._fallback, "topk"):
+            self._fallback = self._fallback()
+        return self._fallback
+
+    def topk(self, query_rows, k: int = 15, *,
+             filters: Filters | None = None) -> tuple[np.ndarray, np.ndarray]:
+        rows = check_query_rows(query_rows, self.n)
+        k = int(k)
+        out_r = np.full((len(rows), k), -1, np.int64)
+        out_s = np.full((len(rows), k), -np.inf, np.float32)
+        a = self.served[rows]
+        if a.any():
+            out_r[a], out_s[a] = self.main.topk(rows[a], k, filters=filters)
+        if not a.all():
+            r, s = self.fallback.topk(rows[~a], k, filters=filters)
+            out_r[~a] = r
+            out_s[~a] = np.where(r >= 0, np.asarray(s, np.float32)
+                                 - np.float32(FALLBACK_OFFSET), -np.inf)
         return out_r, out_s

@@ -534,3 +534,55 @@ def test_impute_outside_zero_one_is_refused_by_name():
     for bad in (-0.1, 1.5, True, "half"):
         with pytest.raises(ParameterError, match=r"'impute' parameter of Weighting"):
             Weighting.make({"text": 1.0}, "zmean", impute=bad)
+
+
+@pytest.mark.parametrize("index", ["exact", "hnsw"])
+@pytest.mark.parametrize("fallback", [True, {"text": 1.0, "image": 0.5}])
+def test_early_fusion_ranks_queries_without_a_weighted_modality_by_the_fallback(
+        rng, index, fallback):
+    """Weights on the clicks alone (what tuning gives a click-rich shop): early fusion
+    concatenates weighted blocks, so a product without clicks had an all-zero fused vector
+    and no neighbour — its list was the backfill alone (sofas for a children's book). It is
+    now ranked by early fusion over the fallback's modalities and weights, less
+    FALLBACK_OFFSET, and explained so; queries with clicks are served as before."""
+    from prodfusion.fusion.weights import FALLBACK_OFFSET, fallback_search_weighting
+    from prodfusion.index import IndexSettings
+    from tests.index.conftest import make_planted
+
+    cat, embs, cats, _ = make_planted(rng, n=600)
+    settings = IndexSettings(exact_below=0, reduce_dim=None, ef_search=256, min_candidates=64)
+    rec = Recommender.from_embeddings(cat, embs, fusion="early", index=index,
+                                      index_settings=settings)
+    rec.weights, rec.calibration, rec.zero_weight_fallback = \
+        {"text": 0.0, "image": 0.0, "clicks": 1.0}, "zscore", fallback
+    mods = ("text", "image", "clicks")
+    wt = rec.weighting(mods)
+    clicks = embs["clicks"].mask
+    cold = np.flatnonzero(~clicks & embs["text"].mask)[:30]
+    warm = np.flatnonzero(clicks)[:30]
+    assert len(cold) >= 10
+    # the fallback: early fusion over its modalities and weights, searched exactly
+    fb_mods, fb_wt = fallback_search_weighting(wt, mods)
+    want = make_fuser("early", embs, fb_mods, weighting=fb_wt)
+    r0, s0 = want.topk(cold, 15)
+    r1, s1 = rec.searcher().topk(cold, 15)
+    assert (r1 >= 0).all()  # full lists, not the backfill
+    recall = np.mean([len(set(a) & set(b)) / 15 for a, b in zip(r0, r1, strict=True)])
+    assert recall >= (1.0 if index == "exact" else 0.95)
+    np.testing.assert_allclose(s1[:, 0], s0[:, 0] - FALLBACK_OFFSET, atol=1e-3)
+    same = (cats[r1] == cats[cold][:, None]).mean()  # the planted categories hold
+    assert same > 0.8
+    # queries with clicks: the weighted early fusion, exactly as before
+    plain = make_fuser("early", embs, mods, weighting=wt)
+    rw, sw = rec.searcher().topk(warm, 15)
+    pw, ps = plain.topk(warm, 15)
+    np.testing.assert_allclose(sw[:, 0], ps[:, 0], atol=1e-4)
+    assert np.all(sw > -FALLBACK_OFFSET / 2)
+    # explain: the fallback's shares add up to the score served
+    q = int(cold[0])
+    ids, scores = rec.similar(cat.ids[q], k=5)
+    for e, x in zip(rec.explain(cat.ids[q], list(ids)), scores, strict=True):
+        assert e["fallback"] == 1 and e["base"] == -FALLBACK_OFFSET
+        assert e["score"] == pytest.approx(float(x), abs=1e-3)
+        assert e["score"] == pytest.approx(e["base"] + sum(
+            v["share"] for v in e["modalities"].values()), abs=1e-6)
