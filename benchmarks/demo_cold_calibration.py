@@ -43,6 +43,25 @@ def _unit(e) -> tuple[np.ndarray, np.ndarray]:
     return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12), np.asarray(e.mask, bool)
 
 
+def demo_split(d: Path):
+    """The demo's model, its sessions split leave-last-out (test fraction 0.2, seed 0) and
+    the training transitions as ``(row, next row)`` pairs (also ``demo_llr_fusion.py``'s)."""
+    from prodfusion.data import clean_sessions, read_catalog, read_interactions
+    from prodfusion.evaluation.split import split_interactions
+    from prodfusion.recommender import Recommender
+
+    rec = Recommender.load(d / "model")
+    catalog = read_catalog(d / "data" / "catalog.csv")
+    sessions = clean_sessions(read_interactions(
+        d / "data" / "sessions.csv", session_cols=("session_id",), item_col="product_id",
+        time_col="timestamp"), catalog)
+    split = split_interactions(rec.catalog, sessions, None, test_fraction=0.2, seed=0)
+    row = {p: i for i, p in enumerate(rec.catalog.ids)}
+    pos = np.array([(row[a], row[b]) for s in split.train for a, b in pairwise(s)
+                    if a != b], np.int64)
+    return rec, split, pos
+
+
 def _llr_table(cos: np.ndarray, mask: np.ndarray, pos: np.ndarray, rng, bins: int = 40):
     """Bin centres and monotone log-likelihood ratios of a modality's cosine."""
     from sklearn.isotonic import IsotonicRegression
@@ -74,23 +93,12 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "docs/results/demo_cold_calibration.md"))
     ap.add_argument("--resamples", type=int, default=1000)
     args = ap.parse_args()
-    from prodfusion.data import clean_sessions, read_catalog, read_interactions
-    from prodfusion.evaluation.split import split_interactions
-    from prodfusion.recommender import Recommender
 
     t0 = time.perf_counter()
     d = Path(args.demo_dir)
-    rec = Recommender.load(d / "model")
-    catalog = read_catalog(d / "data" / "catalog.csv")
-    sessions = clean_sessions(read_interactions(
-        d / "data" / "sessions.csv", session_cols=("session_id",), item_col="product_id",
-        time_col="timestamp"), catalog)
-    split = split_interactions(rec.catalog, sessions, None, test_fraction=0.2, seed=0)
+    rec, split, pos = demo_split(d)
     held = split.heldout["sessions"]
     q, t, groups = held.query_rows, held.target_rows, held.groups
-    row = {p: i for i, p in enumerate(rec.catalog.ids)}
-    pos = np.array([(row[a], row[b]) for s in split.train for a, b in pairwise(s)
-                    if a != b], np.int64)
     cats = np.asarray(rec.catalog.categories)
     rng = np.random.default_rng(0)
     cos, mask, zs, llr = {}, {}, {}, {}

@@ -32,7 +32,6 @@ import argparse
 import platform
 import sys
 import time
-from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -43,11 +42,9 @@ K = 15
 
 
 def main() -> None:
-    from demo_cold_calibration import _llr_table, _unit
+    from demo_cold_calibration import _llr_table, _unit, demo_split
 
-    from prodfusion.data import clean_sessions, read_catalog, read_interactions
-    from prodfusion.evaluation.split import heldout_recommender, split_interactions
-    from prodfusion.recommender import Recommender
+    from prodfusion.evaluation.split import heldout_recommender
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("demo_dir", help="the folder of `prodfusion demo --out DIR`")
@@ -56,18 +53,10 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     d = Path(args.demo_dir)
-    rec = Recommender.load(d / "model")
-    catalog = read_catalog(d / "data" / "catalog.csv")
-    sessions = clean_sessions(read_interactions(
-        d / "data" / "sessions.csv", session_cols=("session_id",), item_col="product_id",
-        time_col="timestamp"), catalog)
-    split = split_interactions(rec.catalog, sessions, None, test_fraction=0.2, seed=0)
+    rec, split, pos = demo_split(d)
     ev = heldout_recommender(rec, split.train, progress=False)
     held = split.heldout["sessions"]
     q, t, groups = held.query_rows, held.target_rows, held.groups
-    row = {p: i for i, p in enumerate(rec.catalog.ids)}
-    pos = np.array([(row[a], row[b]) for s in split.train for a, b in pairwise(s)
-                    if a != b], np.int64)
     cats = np.asarray(rec.catalog.categories)
     mods = ("text", "image", "clicks")
     tuned = {m: rec.weighting(mods).w(m) for m in mods}

@@ -22,18 +22,9 @@ from prodfusion.index.topk import Filters
 __all__ = ["EarlyFallbackIndex", "FallbackRoutedIndex"]
 
 
-class FallbackRoutedIndex:
-    """``topk`` of the main index, with queries it cannot serve routed to ``fallback``.
-
-    Parameters
-    ----------
-    main : index with ``topk`` and exact ``pair_scores(q, rows)``
-    fallback : index with ``topk`` over the fallback modalities, or a callable building it
-    served : bool array (n,)
-        Rows having a positive-weight modality (the main index serves them).
-    """
-
-    method = "intermediate"
+class _Routed:
+    """A main searcher, the fallback one (built on first use when given as a callable) and
+    the rows the main one serves."""
 
     def __init__(self, main, fallback, served: np.ndarray) -> None:
         self.main, self._fallback = main, fallback
@@ -45,6 +36,20 @@ class FallbackRoutedIndex:
         if callable(self._fallback) and not hasattr(self._fallback, "topk"):
             self._fallback = self._fallback()
         return self._fallback
+
+
+class FallbackRoutedIndex(_Routed):
+    """``topk`` of the main index, with queries it cannot serve routed to ``fallback``.
+
+    Parameters
+    ----------
+    main : index with ``topk`` and exact ``pair_scores(q, rows)``
+    fallback : index with ``topk`` over the fallback modalities, or a callable building it
+    served : bool array (n,)
+        Rows having a positive-weight modality (the main index serves them).
+    """
+
+    method = "intermediate"
 
     def pair_scores(self, q: int, cand_rows: np.ndarray) -> np.ndarray:
         return self.main.pair_scores(q, cand_rows)
@@ -69,7 +74,7 @@ class FallbackRoutedIndex:
         return out_r, out_s
 
 
-class EarlyFallbackIndex:
+class EarlyFallbackIndex(_Routed):
     """Early fusion's ``topk`` with the queries its weighted blocks cannot serve ranked by
     the zero-weight fallback.
 
@@ -93,17 +98,6 @@ class EarlyFallbackIndex:
     """
 
     method = "early"
-
-    def __init__(self, main, fallback, served: np.ndarray) -> None:
-        self.main, self._fallback = main, fallback
-        self.served = np.asarray(served, bool)
-        self.n = len(self.served)
-
-    @property
-    def fallback(self):
-        if callable(self._fallback) and not hasattr(self._fallback, "topk"):
-            self._fallback = self._fallback()
-        return self._fallback
 
     def topk(self, query_rows, k: int = 15, *,
              filters: Filters | None = None) -> tuple[np.ndarray, np.ndarray]:
