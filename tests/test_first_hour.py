@@ -181,12 +181,13 @@ def test_evaluate_retrieval_reuses_the_recorded_interactions(shop, capsys):
     assert m["data"]["catalog"]["category_col"] == "subcategory"
     capsys.readouterr()
     assert main(["evaluate", "retrieval", str(shop / "model"), "--out", str(shop / "rep"),
-                 "--n-boot", "20", "--quiet", "--variants", "intermediate:clicks"]) == 0
+                 "--n-boot", "20", "--quiet", "--variants", "intermediate:clicks,cooc"]) == 0
     err = capsys.readouterr().err
     assert (f"from the model's record: --interactions {shop / 'clicks.csv'} --session-cols sid "
             "--item-col item") in err
     res = json.loads((shop / "rep" / "results.json").read_text())["retrieval"]
     assert any(r["variant"].startswith("intermediate") and r["n"] > 0 for r in res["rows"])
+    assert {r["variant"] for r in res["rows"]} >= {"cooc"}  # commas separate variants too
     # overridable: an option given on the command line wins
     assert main(["evaluate", "retrieval", str(shop / "model"), "--out", str(shop / "rep2"),
                  "--quiet", "--item-col", "nope", "--variants", "intermediate:clicks"]) == 2

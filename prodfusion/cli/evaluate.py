@@ -114,9 +114,10 @@ def _heldout_opts(p: argparse.ArgumentParser) -> None:
 def _retrieval_opts(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("retrieval")
     g.add_argument("--variants", nargs="+", default=None, metavar="CONFIG",
-                   help="configs to score: 'baseline', 'FUSION:MOD+MOD', a reference baseline "
-                        "(cooc, tfidf, popular, cooc+tfidf) or config files (default: every "
-                        "combination × fusion, the baseline and the reference baselines)")
+                   help="configs to score, space- or comma-separated: 'baseline', "
+                        "'FUSION:MOD+MOD', a reference baseline (cooc, tfidf, popular, "
+                        "cooc+tfidf) or config files (default: every combination × fusion, "
+                        "the baseline and the reference baselines)")
     g.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default: 1000)")
     g.add_argument("--exclude-group", action="store_true",
                    help="never recommend the query's own variation group")

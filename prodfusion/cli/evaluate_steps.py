@@ -114,8 +114,13 @@ def _runnable_variants(args, rec):
     # clicks and cooc are retrained / recounted on the training part of the interactions
     have = set(rec.available_modalities) | (
         {"clicks", "cooc"} if (args.interactions or args.pairs) else set())
+    from pathlib import Path
+
     keep = []
-    for spec in args.variants:
+    # 'tuned,cooc' as well as 'tuned' 'cooc' (--modalities takes commas; a file keeps its name)
+    specs = [x.strip() for s in args.variants
+             for x in ([s] if Path(s).is_file() else s.split(",")) if x.strip()]
+    for spec in specs:
         v = parse_variant(spec)
         need = set(getattr(v, "modalities", ()) or ()) | set(getattr(v, "fallback", ()) or ())
         if need - have:
