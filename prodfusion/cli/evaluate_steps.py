@@ -277,12 +277,13 @@ def _replay_unavailable(args, rec) -> str | None:
 def _print_clustering(res) -> None:
     main = res["config"]["main_categories"]
     print(f"clustering (t-SNE: {', '.join(res['tsne']['backends'])}):", file=sys.stderr)
-    for c in res["cells"]:
-        if main is None or c["n_categories"] == main:
-            d = c["ari_direct"]
-            print(f"  N={c['n_categories']:<3} {'+'.join(c['combo']):<20} {c['fusion']:<12} "
-                  f"ARI {c['ari_tsne']['mean']:.3f} ± {c['ari_tsne']['std']:.3f}"
-                  + (f"   direct {d['mean']:.3f} ± {d['std']:.3f}" if d else ""), file=sys.stderr)
+    cells = [c for c in res["cells"] if main is None or c["n_categories"] == main]
+    width = max([20] + [len("+".join(c["combo"])) for c in cells])  # one column, any combo
+    for c in cells:
+        d = c["ari_direct"]
+        print(f"  N={c['n_categories']:<3} {'+'.join(c['combo']):<{width}} {c['fusion']:<12} "
+              f"ARI {c['ari_tsne']['mean']:.3f} ± {c['ari_tsne']['std']:.3f}"
+              + (f"   direct {d['mean']:.3f} ± {d['std']:.3f}" if d else ""), file=sys.stderr)
 
 
 def _print_retrieval(res) -> None:

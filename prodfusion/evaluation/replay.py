@@ -222,9 +222,11 @@ def replay(
     leak = check_no_leak(split, catalog)
     log = _Progress(progress)
     evs: dict[int, Any] = {}
+    two = rec_a is not rec_b
     for rec in (rec_a, rec_b):
-        if id(rec) not in evs:
-            log(f"retraining Prod2Vec on the training part ({catalog.source})")
+        if id(rec) not in evs:  # which model, when the arms are two (its catalog is shared)
+            log("retraining Prod2Vec on the training part"
+                + (f" (model {getattr(rec, 'path_', None) or '?'})" if two else ""))
             evs[id(rec)] = heldout_recommender(rec, split.train, prod2vec=prod2vec,
                                                progress=bool(progress is True))
     ev_a, ev_b = evs[id(rec_a)], evs[id(rec_b)]
