@@ -124,14 +124,65 @@ class LoadedLists:
                  for i, (r, s) in enumerate(zip(rows, got[1], strict=True), start=1)]
         return dumps({"product": product(model, q), "items": items})[1:-1]
 
-    def describe(self) -> dict:
+    def describe(self, rec=None) -> dict:
+        """What ``/readyz`` shows; with the variant's model ``rec``, also ``stale``: why the
+        file may no longer be what the model lists (:meth:`stale_reasons`)."""
         m = self.store.meta
-        return {"file": Path(self.stamp[0]).name, "layout": self.store.layout,
-                "products": len(self.store), "k": self.k, "fusion": m.get("fusion"),
-                "modalities": m.get("modalities"), "profile": m.get("profile"),
-                "created": m.get("created"),
-                "model_catalog_fingerprint": ((m.get("model") or {}).get("catalog_fingerprint")
-                                              or "")[:16]}
+        out = {"file": Path(self.stamp[0]).name, "layout": self.store.layout,
+               "products": len(self.store), "k": self.k, "fusion": m.get("fusion"),
+               "modalities": m.get("modalities"), "profile": m.get("profile"),
+               "created": m.get("created"),
+               "model_catalog_fingerprint": ((m.get("model") or {}).get("catalog_fingerprint")
+                                             or "")[:16]}
+        if rec is not None:
+            out["stale"] = self.stale_reasons(getattr(rec, "manifest_", None) or {})
+        return out
+
+    def stale_reasons(self, manifest: dict) -> list[str]:
+        """Why every list of the file may differ from what the serving model would list now:
+        it was exported from an earlier build, or the model's click vectors were retrained
+        (``prodfusion add --interactions``) or its weights (or the file's profile) tuned
+        after the export began. The file is still served — a snapshot, as a re-encoded
+        product's is not (:meth:`body`) — until it is exported again; ``/readyz`` says so.
+        Empty when none applies."""
+        m, meta = manifest or {}, self.store.meta
+        made = self.exported
+        out = []
+        built = m.get("built") or m.get("created")
+        of = (meta.get("model") or {}).get("created")
+        if _epoch(of) is not None and _epoch(built) is not None and _epoch(of) < _epoch(built):
+            out.append(f"exported from an earlier build of the model (built {of}; the model "
+                       f"served was built {built})")
+        for u in m.get("updates") or []:
+            t = _epoch(u.get("time"))
+            if u.get("retrained_clicks") and t is not None and t + 1 > made:
+                out.append(f"the model's click vectors were retrained at {u['time']}, after "
+                           "the export began")
+        profile = meta.get("profile")
+        tuning = (((m.get("settings") or {}).get("profiles") or {}).get(profile) or {}).get(
+            "tuning") if profile else m.get("tuning")
+        t = _epoch((tuning or {}).get("created"))
+        if t is not None and t + 1 > made:
+            out.append(f"{'profile ' + repr(profile) if profile else 'the weights'} tuned at "
+                       f"{tuning['created']}, after the export began")
+        return out
+
+
+def _warn_stale(variant: str, lists: LoadedLists, rec) -> None:
+    """Log why ``lists`` may be out of date for ``rec`` (it is served all the same)."""
+    for why in lists.stale_reasons(getattr(rec, "manifest_", None) or {}):
+        log.warning("variant %s: lists file %s may be out of date: %s; export it again",
+                    variant, lists.stamp[0], why)
+
+
+def _epoch(stamp) -> float | None:
+    """Seconds since the epoch of a manifest time (``"%Y-%m-%dT%H:%M:%S%z"``), else None."""
+    import datetime as dt
+
+    try:
+        return dt.datetime.strptime(str(stamp), "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except ValueError:
+        return None
 
 
 def load_lists(path: Path, rec, variant, layout: str = "arrow") -> LoadedLists:
@@ -208,6 +259,7 @@ class ListsRegistry:
             model, _ = self.models.get(v.name)
             self._by_variant[v.name] = load_lists(path, model.recommender, v, self.layout)
             log.info("variant %s serves lists %s", v.name, self._by_variant[v.name].stamp[0])
+            _warn_stale(v.name, self._by_variant[v.name], model.recommender)
         return self
 
     def get(self, variant: str) -> LoadedLists | None:
@@ -215,7 +267,14 @@ class ListsRegistry:
 
     def describe(self) -> dict:
         """What ``/readyz`` shows per variant (file names, no server paths)."""
-        return {name: lst.describe() for name, lst in self._by_variant.items()}
+        out = {}
+        for name, lst in self._by_variant.items():
+            try:
+                rec = self.models.get(name)[0].recommender
+            except Exception:  # noqa: BLE001 - a model being swapped: describe the file alone
+                rec = None
+            out[name] = lst.describe(rec)
+        return out
 
     def public_errors(self) -> dict[str, str]:
         """Refused publications by variant, absolute paths reduced to their last component."""
@@ -249,6 +308,7 @@ class ListsRegistry:
                 self.errors_.pop(v.name, None)
                 out.append(f"loaded {new.stamp[0]}")
                 log.info("variant %s switched to lists %s", v.name, new.stamp[0])
+                _warn_stale(v.name, new, model.recommender)
                 if self.metrics:
                     self.metrics.reloads.labels("loaded").inc()
         return out

@@ -277,3 +277,43 @@ def test_an_early_or_late_arm_on_a_model_with_cooc_serves_live_and_from_lists(tm
             _, items = _items(client, "p09", k=5)
             assert [it["product_id"] for it in items] == list(want_ids), name
             assert _answers(client) == {name: 1.0}
+
+
+def test_readyz_says_when_the_lists_are_older_than_the_models_clicks_weights_or_build(
+        models, tmp_path, caplog):
+    """A lists file stays served as a snapshot after the model's click vectors are retrained
+    (`add --interactions`), its weights tuned, or the folder rebuilt — every list may differ
+    then — and /readyz (and the log) say which of these happened after the export began."""
+    import json
+    import logging
+    import time
+
+    from prodfusion.model_updates import TIME_FORMAT, record_update
+
+    a, _, lists = models
+    with TestClient(create_app(_settings(a, tmp_path / "fresh", lists=lists))) as served:
+        assert served.get("/readyz").json()["lists"]["default"]["stale"] == []
+    rec = Recommender.load(a)
+    record_update(rec, {"retrained_clicks": 3})  # what rebuild_clicks appends
+    later = time.strftime(TIME_FORMAT, time.localtime(time.time() + 5))
+    rec.manifest_["tuning"] = {"created": later}
+    e = rec.save(tmp_path / "e")
+    with caplog.at_level(logging.WARNING, logger="prodfusion.service.lists"), \
+            TestClient(create_app(_settings(e, tmp_path / "stale", lists=lists))) as served:
+        stale = served.get("/readyz").json()["lists"]["default"]["stale"]
+        assert len(stale) == 2, stale
+        assert "click vectors were retrained" in stale[0] and "weights tuned" in stale[1]
+        _items(served, "0003", k=10)
+        assert _answers(served) == {"lists": 1.0}  # still served, as a snapshot
+    assert "may be out of date" in caplog.text
+    # a folder built after the export (its manifest's build time later than the file's model)
+    f = tmp_path / "f"
+    import shutil
+
+    shutil.copytree(a, f)
+    m = json.loads((f / "manifest.json").read_text())
+    m["created"] = later
+    (f / "manifest.json").write_text(json.dumps(m))
+    with TestClient(create_app(_settings(f, tmp_path / "rebuilt", lists=lists))) as served:
+        stale = served.get("/readyz").json()["lists"]["default"]["stale"]
+        assert len(stale) == 1 and "earlier build" in stale[0], stale
