@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from prodfusion.cli.engine_options import add_engine_options
 from prodfusion.cli.options import (
     add_catalog_options,
     add_encoding_options,
@@ -103,6 +104,8 @@ def cmd_add(args) -> int:
     update, same = None, 0
     if n_known and not args.keep_changed:
         _check_bulk_changes(changed, n_known, args)
+    if getattr(args, "engine", "local") == "ray":
+        _encode_first_on_ray(rec, catalog, is_new, None if args.keep_changed else changed, args)
     if n_known:
         if changed.height and not args.keep_changed:
             update, changed, same = _re_encode_changed(rec, catalog, changed, args)
@@ -185,6 +188,34 @@ def cmd_add(args) -> int:
           + ("titles, photos and the sessions given" if retrain else "titles and photos")
           + "; a running `prodfusion serve` reloads the folder by itself")
     return 0
+
+
+def _encode_first_on_ray(rec, catalog, is_new, changed, args) -> None:
+    """``--engine ray``: the titles and photos this ``add`` is about to encode (the new
+    products, and those whose title or photo may have changed) are encoded on Ray Data first,
+    with the model's encoders, into the embedding cache, where the local encoding then finds
+    every vector — as ``build --engine ray`` does."""
+    import polars as pl
+
+    from prodfusion.cli.engine_options import encode_with_ray
+    from prodfusion.data.catalog import ID, Catalog
+    from prodfusion.errors import ProdfusionError
+
+    ids = set(catalog.ids[np.asarray(is_new, bool)].tolist())
+    if changed is not None and changed.height:
+        ids |= set(changed.filter(pl.col("title") | pl.col("photo"))["product_id"].to_list())
+    specs = {m: rec.embeddings_[m].spec if m in rec.embeddings_ else None
+             for m in ("text", "image")}
+    if not ids or not any(specs.values()):
+        return
+    cache = embedding_cache(args)
+    if cache is None:
+        raise ProdfusionError("--engine ray returns the vectors through the embedding cache; "
+                              "drop --cache-dir none.")
+    sub = Catalog(catalog.frame.filter(pl.col(ID).is_in(sorted(ids))), source=catalog.source)
+    if not any(sub.image_paths):
+        specs["image"] = None
+    encode_with_ray(args, sub, specs, cache)
 
 
 def _check_bulk_changes(changed, n_known: int, args) -> None:
@@ -369,6 +400,7 @@ def add_add_parser(sub) -> None:
                    help="write the grown model here instead of replacing MODEL")
     add_encoding_options(a)
     add_interaction_options(a)
+    add_engine_options(a)
     a.epilog = ("With --interactions (and/or --pairs) the click vectors are trained again "
                 "and the co-occurrences counted again on those sessions, which replace the "
                 "ones the model learned from: give the whole history, new products' clicks "

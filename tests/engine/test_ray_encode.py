@@ -104,3 +104,40 @@ def test_cli_build_on_ray_equals_local_build(ray_local, tiny_st_path, tmp_path):
     a = np.load(tmp_path / "local" / "emb_text.npy")
     b = np.load(tmp_path / "ray" / "emb_text.npy")
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
+def test_cli_add_on_ray_equals_local_add(ray_local, tiny_st_path, tmp_path, capsys):
+    """`add --engine ray`: the new products' titles and the changed ones' are encoded on Ray
+    Data into the cache first (and only those), and the grown model equals a local add's."""
+    import shutil
+
+    from prodfusion.cli import main
+
+    csv = tmp_path / "catalog.csv"
+    titles = _titles(200, seed=3)
+    csv.write_text("product_id,title\n" + "".join(f"p{i},{t}\n" for i, t in enumerate(titles)))
+    assert main(["build", "--catalog", str(csv), "--text", f"st:{tiny_st_path}", "--image",
+                 "none", "--no-clicks", "--lexical", "none", "--out", str(tmp_path / "m"),
+                 "--cache-dir", "none"]) == 0
+    feed = tmp_path / "feed.csv"  # p3 renamed, 12 new products
+    rows = [f"p{i},{t if i != 3 else 'a renamed lamp'}" for i, t in enumerate(titles)]
+    rows += [f"n{i},{t} new" for i, t in enumerate(_titles(12, seed=4))]
+    feed.write_text("product_id,title\n" + "\n".join(rows) + "\n")
+    shutil.copytree(tmp_path / "m", tmp_path / "local")
+    shutil.copytree(tmp_path / "m", tmp_path / "ray")
+    assert main(["add", str(tmp_path / "local"), "--catalog", str(feed),
+                 "--cache-dir", "none"]) == 0
+    capsys.readouterr()
+    assert main(["add", str(tmp_path / "ray"), "--catalog", str(feed), "--cache-dir",
+                 str(tmp_path / "c"), "--engine", "ray", "--ray-workers", "2"]) == 0
+    assert "ray: text" in (err := capsys.readouterr().err) and "13 encoded on Ray" in err
+    a = np.load(tmp_path / "local" / "emb_text.npy")
+    b = np.load(tmp_path / "ray" / "emb_text.npy")
+    assert a.shape == b.shape == (212, a.shape[1])
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+    # without a cache the vectors have no way back: refused before anything is written
+    before = (tmp_path / "m" / "manifest.json").read_text()
+    assert main(["add", str(tmp_path / "m"), "--catalog", str(feed), "--cache-dir", "none",
+                 "--engine", "ray"]) != 0
+    assert "embedding cache" in capsys.readouterr().err
+    assert (tmp_path / "m" / "manifest.json").read_text() == before
