@@ -88,7 +88,17 @@ class RayExecutor:
                     "ignore_reinit_error": True, **(init_options or {})}
             if address:
                 opts["address"] = address
-            ray.init(**opts)
+            try:
+                ray.init(**opts)
+            except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
+                # no cluster at the address, Ray Client not installed, a malformed address
+                where = f"Ray address {address!r} (--address)" if address else "a local Ray"
+                raise ParameterError(
+                    f"{where}: cannot start or join Ray "
+                    f"({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}). "
+                    "Leave --address out for a local Ray, 'auto' joins a cluster running on "
+                    "this machine, 'ray://HOST:10001' connects through Ray Client (pip install "
+                    "'ray[client]').") from exc
             self._owns = True
         self._ray = ray
 

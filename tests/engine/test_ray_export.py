@@ -97,3 +97,20 @@ def test_export_of_a_weighting_profile_on_ray_equals_local(ray_local, model, tmp
     assert sum(a != b for a, b in zip(want, got, strict=True)) == 0, [
         (a, b) for a, b in zip(want, got, strict=True) if a != b][:2]
     assert not np.array_equal(r, plain)  # the profile ranks otherwise than the default
+
+
+def test_an_address_ray_cannot_reach_is_a_clear_error():
+    """No traceback from deep inside Ray: the address, what Ray said, and what to pass."""
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        ray.shutdown()
+    try:  # a private helper: skip rather than fail if a Ray release moves it
+        from ray._private.utils import get_ray_client_dependency_error
+    except ImportError:
+        pytest.skip("cannot tell whether ray[client] is installed")
+    if get_ray_client_dependency_error() is None:  # ray[client]: the address would be tried
+        pytest.skip("ray[client] is installed: connecting to a dead address waits for a timeout")
+    with pytest.raises(ParameterError, match=r"Ray address 'ray://127\.0\.0\.1:1' \(--address\): "
+                                             r"cannot start or join Ray"):
+        make_executor("ray", address="ray://127.0.0.1:1")
+    assert not ray.is_initialized()
