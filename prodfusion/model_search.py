@@ -212,6 +212,24 @@ class SearchMixin:
                 self.weighted_rows(mods, wt))
         return self._searchers[key]
 
+    def fallback_query(self, fusion: str | None = None,
+                       modalities: Sequence[str] | str | None = None,
+                       profile: str | None = None) -> int | None:
+        """The first row that a query with these options ranks by the zero-weight fallback
+        (it has none of the positive-weight modalities: a new or never-clicked product under
+        weights on the clicks alone), or None. A warm-up queries it so that the fallback's
+        index — built on the first such query, minutes at a million products — is ready
+        before the first request for a cold product (``prodfusion serve`` does)."""
+        method = check_method(self.fusion_for(fusion, profile))
+        if method == "late":  # late fusion ranks such pairs in its tie-break: no index
+            return None
+        mods = self._modalities_for(method, modalities)
+        wt = self.weighting(mods, self._override(None, None, profile, "fallback_query()"))
+        if fallback_search_weighting(wt, mods) is None:
+            return None
+        rows = np.flatnonzero(~self.weighted_rows(mods, wt))
+        return int(rows[0]) if len(rows) else None
+
     def weighted_rows(self, modalities: Sequence[str], weighting: Weighting) -> np.ndarray:
         """Rows having a modality of ``modalities`` with a positive weight under
         ``weighting``: the queries its weighted formula serves (the others are ranked by the

@@ -209,6 +209,12 @@ def _load(path: Path, variants: list[VariantConfig], images: Path | None,
         try:
             # builds (or loads) and caches what similar() searches with: fusion or index
             rec.similar(probe, 1, fusion=v.fusion, modalities=v.modalities, profile=v.profile)
+            # and a product the zero-weight fallback ranks: its index too is built before
+            # the model goes live, not on the first request for a new product
+            cold = rec.fallback_query(v.fusion, v.modalities, v.profile)
+            if cold is not None:
+                rec.similar(str(rec.catalog.ids[cold]), 1, fusion=v.fusion,
+                            modalities=v.modalities, profile=v.profile)
         except Exception as exc:
             prof = f", profile={v.profile}" if v.profile else ""
             raise ModelError(

@@ -47,3 +47,33 @@ def test_backfilled_results_have_null_scores_live_and_from_lists(tmp_path):
         assert all(it["explain"]["backfill"] == "popular" for it in body["items"])
         assert all(v["raw"] is None for it in body["items"]
                    for v in it["explain"]["modalities"].values())
+
+
+def test_the_fallback_index_is_built_when_the_model_loads_not_on_the_first_cold_request(
+        tmp_path):
+    """Weights on the clicks alone over an approximate index: a product without clicks is
+    answered through the fallback's own index, built on first use (minutes at a million
+    products). The service builds it while loading the model (for each fusion served), so
+    no request for a new product waits for it."""
+    from prodfusion.index import IndexSettings
+
+    cat = make_catalog(tmp_path, 40, images=False)
+    embs = planted_embeddings(40, np.arange(40) % 4, 0)
+    rec = Recommender.from_embeddings(
+        cat, embs, fusion="intermediate", index="hnsw",
+        index_settings=IndexSettings(exact_below=0, reduce_dim=None, min_candidates=16))
+    rec.weights, rec.calibration, rec.zero_weight_fallback = \
+        {"text": 0.0, "image": 0.0, "clicks": 1.0}, "zmean", True
+    model = rec.save(tmp_path / "model")
+    loaded = Recommender.load(model)
+    assert loaded.fallback_query() == 38  # the first product without clicks
+    assert loaded.fallback_query(fusion="late") is None  # the tie-break ranks them
+    settings = ServiceSettings.for_model(model, events=str(tmp_path / "ev.sqlite3"),
+                                         reload_interval_s=0, cache_size=0)
+    with TestClient(create_app(settings)) as client:
+        served = client.app.state.registry.get("default")[0].recommender
+        routed = [s for s in served._searchers.values() if hasattr(s, "served")]
+        assert routed and all(hasattr(s._fallback, "topk") for s in routed)  # built
+        r = client.get("/v1/similar/0039", params={"visitor": "v1", "k": 5})
+        items = r.json()["items"]
+        assert len(items) == 5 and all(it["score"] < -500 for it in items)  # last resort
