@@ -307,7 +307,8 @@ class Recommender(QueryMixin):
         if getattr(self, "cooc_", None) is not None:  # the co-occurrences follow the sessions
             from prodfusion.fusion.cooc import Cooc
 
-            self.cooc_ = Cooc.from_sessions(sessions, self.catalog, decay=self.cooc_.decay)
+            counted = sessions.sessions() if hasattr(sessions, "corpus_file") else sessions
+            self.cooc_ = Cooc.from_sessions(counted, self.catalog, decay=self.cooc_.decay)
         self.update_embeddings({"clicks": self._fit_prod2vec(self.catalog, sessions)},
                                sessions=sessions)
         _keep_provenance(self, before, {

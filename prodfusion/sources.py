@@ -55,6 +55,8 @@ def sources_from_args(args: argparse.Namespace, catalog=None) -> dict:
         "interactions": {
             "path": _abs(args.interactions), "pairs": _abs(args.pairs),
             **{k: getattr(args, k) for k in INTERACTION_KEYS},
+            # a corpus file (`prodfusion corpus`) the clicks were trained from instead
+            **({"corpus": _abs(args.corpus)} if getattr(args, "corpus", None) else {}),
         },
     }
 

@@ -458,3 +458,36 @@ def test_update_products_moves_a_product_to_its_new_category_modality():
     assert rec.catalog.categories[0] == "shoes"
     assert rec.category_.scores(np.array([0]))[0].tolist() == [1, 0, 0, 1, 1, 1]
     assert set(rec.similar("p0", k=3, same_category=True)[0]) == {"p3", "p4", "p5"}
+
+
+def test_cli_add_with_a_corpus_file_retrains_clicks_and_records_it(tmp_path, capsys):
+    """`add --corpus FILE` (sessions cleaned beforehand by `prodfusion corpus`, on Ray at
+    scale) retrains the clicks and recounts the co-occurrences as --interactions does, and
+    the manifest records the corpus (a --corpus build recorded no session source at all)."""
+    model = _cli_model(tmp_path)
+    feed = tmp_path / "feed.csv"
+    feed.write_text(CATALOG + "0011,Red leather handbag,bags\n", encoding="utf-8")
+    clicks = tmp_path / "clicks2.csv"
+    clicks.write_text(SESSIONS + "e;0011;1\ne;0005;2\nf;0005;1\nf;0011;2\n", encoding="utf-8")
+    corpus = tmp_path / "clicks.corpus"
+    assert main(["corpus", str(clicks), "--out", str(corpus), "--catalog", str(feed),
+                 "--id-col", "sku", "--session-cols", "sid", "--item-col", "item",
+                 "--time-col", "ts", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["add", str(model), "--catalog", str(feed), "--cache-dir", "none",
+                 "--corpus", str(corpus)]) == 0
+    out = capsys.readouterr().out
+    assert "clicks: 6 sessions; Prod2Vec retrained" in out
+    assert "clicks  1/1: from the sessions given" in out
+    rec = Recommender.load(model)
+    assert rec.embeddings_["clicks"].mask[-1] and rec.click_counts_[-1] == 2
+    if rec.cooc_ is not None:
+        ids, _ = rec.similar("0011", k=1, modalities=["cooc"])
+        assert ids[0] == "0005"
+    m = json.loads((model / "manifest.json").read_text())
+    assert m["data"]["interactions"]["corpus"] == str(corpus)
+    assert m["updates"][-1]["retrained_clicks"] == 6
+    # one source or the other, refused before anything is read
+    assert main(["add", str(model), "--catalog", str(feed), "--cache-dir", "none",
+                 "--corpus", str(corpus), "--interactions", str(clicks)]) != 0
+    assert "--corpus replaces --interactions/--pairs" in capsys.readouterr().err

@@ -68,7 +68,9 @@ def cmd_add(args) -> int:
     taken = fill_catalog_from_record(args, rec.manifest_)
     if taken:
         print(f"from the model's record: {' '.join(taken)}", file=sys.stderr)
-    retrain = bool(args.interactions or args.pairs)
+    retrain = bool(args.interactions or args.pairs or args.corpus)
+    if args.corpus and (args.interactions or args.pairs):
+        raise ParameterError("--corpus replaces --interactions/--pairs: give one or the other.")
     if retrain:
         _check_retrain(rec, args)
     catalog = load_catalog(args)
@@ -267,13 +269,14 @@ def _check_retrain(rec, args) -> None:
         raise ParameterError(
             f"--interactions: {args.model} has no click or co-occurrence modality to learn "
             "from sessions; rebuild it with `prodfusion build ... --interactions FILE`.")
-    p = argparse.ArgumentParser(add_help=False)
-    add_interaction_options(p)
-    taken = fill_from_manifest(args, rec.manifest_, vars(p.parse_args([])))
-    if taken:
-        print(f"from the model's record: {' '.join(taken)}", file=sys.stderr)
+    if not args.corpus:  # a corpus file was cleaned already: no column options
+        p = argparse.ArgumentParser(add_help=False)
+        add_interaction_options(p)
+        taken = fill_from_manifest(args, rec.manifest_, vars(p.parse_args([])))
+        if taken:
+            print(f"from the model's record: {' '.join(taken)}", file=sys.stderr)
     rec_files = ((rec.manifest_ or {}).get("data") or {}).get("interactions") or {}
-    for opt, key in (("interactions", "path"), ("pairs", "pairs")):
+    for opt, key in (("interactions", "path"), ("pairs", "pairs"), ("corpus", "corpus")):
         if rec_files.get(key) and not getattr(args, opt):
             print(f"note: the model also learned from --{opt} {rec_files[key]}; the sessions "
                   f"given replace what it learned from (pass --{opt} again to keep it)",
@@ -286,7 +289,12 @@ def _retrain_clicks(rec, args) -> str:
     from prodfusion.sources import sources_from_args
 
     t = time.perf_counter()
-    sessions = load_sessions(args, rec.catalog)
+    if args.corpus:  # cleaned beforehand (`prodfusion corpus`, on Ray at scale)
+        from prodfusion.engine.corpus import CorpusFile
+
+        sessions = CorpusFile(args.corpus)
+    else:
+        sessions = load_sessions(args, rec.catalog)
     rec.rebuild_clicks(sessions)
     data = rec.manifest_.setdefault("data", {})
     data["interactions"] = sources_from_args(args)["interactions"]  # as build records it
@@ -400,6 +408,10 @@ def add_add_parser(sub) -> None:
                    help="write the grown model here instead of replacing MODEL")
     add_encoding_options(a)
     add_interaction_options(a)
+    a.add_argument("--corpus", default=None, metavar="FILE",
+                   help="retrain the clicks from a corpus file written by `prodfusion corpus` "
+                        "(instead of --interactions/--pairs; clean it against today's feed so "
+                        "that new products keep their clicks)")
     add_engine_options(a)
     a.epilog = ("With --interactions (and/or --pairs) the click vectors are trained again "
                 "and the co-occurrences counted again on those sessions, which replace the "

@@ -153,6 +153,7 @@ def test_cli_corpus_then_build_trains_clicks_from_it(logs, tmp_path, capsys):
     counts = sessions.product_counts()
     assert rec.click_counts_.tolist() == [counts.get(p, 0) for p in catalog.ids]
     assert rec.manifest_["fingerprints"]["sessions"] == meta["sha256"]
+    assert rec.manifest_["data"]["interactions"]["corpus"] == str(out)  # what it learned from
     # cooc is counted from the corpus lines: the counts of the cleaned sessions themselves
     from prodfusion.fusion.cooc import Cooc
 
