@@ -293,8 +293,9 @@ class Recommender(QueryMixin):
     def rebuild_clicks(self, sessions) -> Recommender:
         """Retrain only Prod2Vec on new sessions; text and image vectors are kept as they are.
 
-        ``sessions`` replace the ones the model learned from (pass the whole history to
-        keep it); co-occurrences are counted again from them (with the model's decay) and
+        ``sessions`` (cleaned :class:`~prodfusion.data.sessions.Sessions`, or a
+        :class:`~prodfusion.engine.corpus.CorpusFile` written by ``prodfusion corpus``)
+        replace the ones the model learned from (pass the whole history to keep it); co-occurrences are counted again from them (with the model's decay) and
         the click counts follow. Only the click clusters and the index pieces that involve
         clicks are rebuilt (see :meth:`update_embeddings`). The weights, profiles and the
         tuning record are kept (they were chosen on the old sessions); the retraining is
