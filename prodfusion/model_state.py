@@ -23,11 +23,16 @@ __all__ = ["set_state", "apply_tuning", "apply_profile", "refresh_popularity"]
 
 
 def set_state(rec, catalog: Catalog, embeddings: dict[str, Embeddings], *, sessions=None,
-              late_labels: dict[str, np.ndarray] | None = None, verify: bool = True) -> None:
+              late_labels: dict[str, np.ndarray] | None = None, verify: bool = True,
+              keep_stats=None) -> None:
     """Make ``catalog`` and ``embeddings`` the state of ``rec`` (checked; caches emptied).
 
     ``verify`` scans every present vector for NaN/Inf/zero rows; a loaded folder was checked
     when it was built, so loading skips it unless asked (``load(verify=True)``).
+    ``keep_stats`` (``{modality: (μ, σ)}``): calibration statistics that stay as they are —
+    an update that appends or re-encodes a few products keeps the model's, so its other
+    lists do not move (every score would otherwise shift with a new sample); the others
+    are estimated again from these embeddings on first use.
     """
     for m, e in list(embeddings.items()):
         if m not in MODALITIES:
@@ -71,7 +76,7 @@ def set_state(rec, catalog: Catalog, embeddings: dict[str, Embeddings], *, sessi
     rec._fusers = {}
     rec._searchers = {}
     rec._index_meta = {}
-    rec._calibration_stats = {}  # estimated again from these embeddings on first use
+    rec._calibration_stats = dict(keep_stats or {})  # the rest: estimated on first use
     rec.manifest_ = new_manifest(rec, catalog, sessions)
 
 

@@ -157,8 +157,9 @@ def add_products(rec, catalog: Catalog, embeddings: Mapping[str, Embeddings]) ->
                                np.concatenate([e.mask, new.mask]), e.spec, e.info)
     before = dict(getattr(rec, "manifest_", None) or {})
     # only the new rows need the scan (done above); the old ones were checked before
+    # appended products: the model's calibration statistics kept (its other lists unchanged)
     rec._set_state(Catalog(frame, source=rec.catalog.source), merged, late_labels=labels,
-                    verify=False)
+                   verify=False, keep_stats=rec._calibration_stats)
     _keep_provenance(rec, before, {"added_products": n1,
                                    "present": {m: int(e.n_present)
                                                for m, e in embeddings.items()}})
@@ -210,8 +211,12 @@ def update_embeddings(rec, embeddings: Mapping[str, Embeddings], *, sessions=Non
     for m, e in embeddings.items():
         check_finite(e, what=f"{m} embeddings ({e.spec})")
     # the replaced modalities were scanned just above; the kept ones when they arrived
+    # statistics of the replaced modalities estimated again, the others kept; new sessions
+    # also change the co-occurrences and the click counts (popularity)
+    gone = set(embeddings) | ({"cooc", "popularity"} if sessions is not None else set())
     rec._set_state(rec.catalog, merged, sessions=sessions, late_labels=labels,
-                    verify=False)
+                   verify=False, keep_stats={m: v for m, v in rec._calibration_stats.items()
+                                             if m not in gone})
     if "lexical" in embeddings:  # vectors from elsewhere: the fitted encoder no longer matches
         rec.lexical_encoder_ = None
     return _update_searchers(rec, searchers, list(embeddings))
@@ -372,7 +377,7 @@ def update_products(rec, catalog: Catalog, embeddings: Mapping[str, Embeddings])
     before = dict(getattr(rec, "manifest_", None) or {})
     categories_before = rec.catalog.codes("category")
     rec._set_state(Catalog(frame, source=rec.catalog.source), merged, late_labels=labels,
-                   verify=False)
+                   verify=False, keep_stats=rec._calibration_stats)  # as add_products
     if getattr(rec, "category_", None) is not None:
         after = rec.catalog.codes("category")
         if categories_before is None or not np.array_equal(categories_before, after):

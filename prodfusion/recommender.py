@@ -349,11 +349,11 @@ class Recommender(QueryMixin):
 
     def _set_state(self, catalog: Catalog, embeddings: dict[str, Embeddings], *, sessions=None,
                    late_labels: dict[str, np.ndarray] | None = None,
-                   verify: bool = True) -> None:
+                   verify: bool = True, keep_stats=None) -> None:
         from prodfusion.model_state import set_state
 
         set_state(self, catalog, embeddings, sessions=sessions, late_labels=late_labels,
-                  verify=verify)
+                  verify=verify, keep_stats=keep_stats)
 
     # ------------------------------------------------------------------ late-fusion clusters
     @property
