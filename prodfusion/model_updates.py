@@ -39,8 +39,16 @@ def retire(rec, product_ids, *, retired: bool = True) -> int:
     mask = np.array(mask, dtype=bool, copy=True)
     rows = np.unique(rows)
     changed = int((mask[rows] != retired).sum())
+    back = rows[mask[rows] & (not retired)]  # recommended again: they may enter any list
     mask[rows] = retired
     rec.retired_ = mask if mask.any() else None
+    if len(back):  # stamped as re-encoded products are (export --update, the service)
+        import time
+
+        updated = rec.updated_ if rec.updated_ is not None else np.zeros(len(mask))
+        updated = updated.astype(np.float64, copy=True)
+        updated[back] = time.time()
+        rec.updated_ = updated
     return changed
 
 

@@ -30,7 +30,7 @@ from prodfusion.batch._progress import Progress
 from prodfusion.batch.lists import LISTS_FORMAT_VERSION, META_KEY, lists_table
 from prodfusion.errors import DataError, ParameterError, param_error
 
-__all__ = ["export_lists", "parts_folder"]
+__all__ = ["export_lists", "parts_folder", "update_lists"]
 
 
 
@@ -59,6 +59,18 @@ def _range_lists(rec, rows: tuple[int, int], *, k: int, fusion: str, modalities:
                                      profile=profile)
     ids = rec.ids_of(rows_)
     table = lists_table(pids, ids, scores)
+    if explain:
+        table = _with_shares(rec, table, fusion, modalities, profile)
+    return table
+
+
+def _rows_lists(rec, rows: np.ndarray, *, k: int, fusion: str, modalities: tuple[str, ...],
+                explain: bool = False, profile: str | None = None):
+    """The lists of catalog ``rows`` (any rows) as an Arrow table (runs on a worker)."""
+    rows = np.asarray(rows, np.int64)
+    found, scores = rec.similar_rows(rows, k, fusion=fusion, modalities=modalities,
+                                     profile=profile)
+    table = lists_table(rec._ids[rows], rec.ids_of(found), scores)
     if explain:
         table = _with_shares(rec, table, fusion, modalities, profile)
     return table
@@ -237,6 +249,199 @@ def export_lists(
     return {"out": str(out), "products": stop - start, "batches": len(todo), "reused": reused,
             "seconds": round(time.perf_counter() - t0, 2), "engine": executor.name,
             "meta": meta}
+
+
+def update_lists(
+    model,
+    previous: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    batch_size: int = 4096,
+    executor=None,
+    progress: bool | None = None,
+) -> dict:
+    """A lists file for ``model`` made from ``previous`` (a file ``export_lists`` wrote for
+    an earlier state of the same model), recomputing only the lists it cannot hold any more.
+
+    After ``prodfusion add`` the lists that can differ from the previous file's are those
+    of the products **added** since its export began, of those **re-encoded** since (title,
+    photo or category changed), the lists that **hold** a re-encoded, retired or unknown
+    product, and the lists that an added, re-encoded or re-activated product would
+    **enter**: its score for that query, computed exactly as the search ranks it, reaches
+    the list's last one. Those are recomputed with the previous file's settings (k, fusion,
+    modalities, profile, explain); the others cannot have changed (the model's other vectors
+    and its calibration statistics are as they were) and are kept. The result equals a full
+    export (up to an approximate index's recall) and is written to ``out`` atomically (``out``
+    may be ``previous``). Checking costs one exact score per kept list and new or changed
+    product. When every list may have changed — the click vectors retrained, the weights
+    tuned, the folder rebuilt (:func:`prodfusion.batch.lists.stale_reasons`) — it refuses:
+    export in full.
+
+    Returns
+    -------
+    dict
+        ``out``, ``products``, ``recomputed``, ``kept``, ``seconds``, ``engine``, ``meta``
+        (whose ``updated_from`` names the previous file and the counts).
+    """
+    from prodfusion.batch.lists import exported_at, read_lists_meta, stale_reasons, write_lists
+    from prodfusion.engine import LocalExecutor
+    from prodfusion.recommender import Recommender
+
+    t0 = time.perf_counter()
+    began = time.time()  # before the model is read, as export_lists
+    executor = executor or LocalExecutor()
+    if not is_int(batch_size) or batch_size < 1:
+        raise param_error("batch_size", "update_lists()", "an int >= 1", batch_size)
+    if isinstance(model, Recommender):
+        rec, folder = model, getattr(model, "path_", None)
+    else:
+        folder = Path(model)
+        rec = Recommender.load(folder)
+    if executor.name != "local" and folder is None:
+        raise ParameterError("update_lists(): the Ray engine needs a saved model folder.")
+    previous = Path(previous)
+    prev_meta = read_lists_meta(previous)
+    n_prev = prev_meta.get("n_products")
+    if prev_meta.get("start", 0) != 0 or prev_meta.get("stop") != n_prev:
+        raise DataError(
+            f"{previous}: holds catalog rows {prev_meta.get('start')}..{prev_meta.get('stop')} "
+            f"of {n_prev} (an export with --start/--stop); --update needs a whole export.")
+    reasons = stale_reasons(prev_meta, getattr(rec, "manifest_", None) or {})
+    if reasons:
+        raise DataError(f"{previous}: {'; '.join(reasons)}, so every list may have changed; "
+                        "export in full (without --update).")
+    k, method = int(prev_meta["k"]), prev_meta["fusion"]
+    mods = tuple(prev_meta["modalities"])
+    profile, explain = prev_meta.get("profile"), bool(prev_meta.get("explain"))
+    if rec.resolve(method, mods)[1] != mods or bool(rec.normalize) != bool(
+            prev_meta.get("normalize")):
+        raise DataError(f"{previous}: exported over {list(mods)} (normalize="
+                        f"{prev_meta.get('normalize')}), which this model does not serve so; "
+                        "export in full.")
+    prev = read_lists(previous)
+    since = exported_at(prev_meta)
+    n = len(rec.catalog)
+    updated = rec.updated_ if getattr(rec, "updated_", None) is not None else np.zeros(n)
+    retired = rec.retired_ if getattr(rec, "retired_", None) is not None else np.zeros(n, bool)
+    fresh = np.asarray(updated) > since  # re-encoded since the export began
+    prev_rows, found = rec.catalog.lookup(prev.column("product_id").to_pylist())
+    if not found.all():
+        raise DataError(f"{previous}: lists products this model does not have (e.g. "
+                        f"{prev.column('product_id')[int(np.argmin(found))]}); export in full.")
+    todo = np.ones(n, bool)
+    todo[prev_rows] = False  # added since: not in the file
+    todo |= fresh
+    listed = prev.column("ids").combine_chunks()
+    member_rows, member_found = rec.catalog.lookup(listed.flatten().to_pylist())
+    bad = ~member_found | fresh[member_rows] | retired[member_rows]
+    owner = np.repeat(np.arange(len(prev)), np.diff(np.asarray(listed.offsets)))
+    holds_bad = np.bincount(owner[bad], minlength=len(prev)) > 0
+    todo[prev_rows[holds_bad]] = True
+    # a kept list gains a product added or re-encoded since (or recommended again) when
+    # that product scores at least its last one: scored exactly, as the search ranks it
+    wt = rec.profile_weighting(profile, where="update_lists()") if profile else None
+    cand = np.flatnonzero((fresh | ~np.isin(np.arange(n), prev_rows)) & ~retired)
+    kept_idx = np.flatnonzero(~todo[prev_rows])
+    if len(cand) and len(kept_idx):
+        last = _last_scores(prev.column("scores").combine_chunks(), k)
+        todo[prev_rows[kept_idx[_entered(rec.searcher(method, mods, wt),
+                                         prev_rows[kept_idx], last[kept_idx], cand,
+                                         progress)]]] = True
+    rows = np.flatnonzero(todo)
+    if executor.name == "local" and len(rows):
+        rec.searcher(method, mods, wt)
+    fn = functools.partial(_rows_lists, k=k, fusion=method, modalities=mods, explain=explain,
+                           profile=profile)
+    make = (functools.partial(_given, rec) if executor.name == "local"
+            else functools.partial(_load_model, str(folder), False))
+    chunks = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+    bar = Progress(len(rows), "export --update", "lists", enabled=progress)
+    tables, done = [], []  # in the order the executor returns them
+    try:
+        for chunk, table in executor.map_with_state(make, fn, chunks):
+            tables.append(table)
+            done.append(np.asarray(chunk, np.int64))
+            bar.update(table.num_rows)
+    finally:
+        bar.close()
+    schema = prev.schema.remove_metadata()
+    keep_idx = np.flatnonzero(~todo[prev_rows])
+    parts = [prev.take(pa.array(keep_idx)).replace_schema_metadata(None)]
+    parts += [t.cast(schema) for t in tables]
+    merged = pa.concat_tables(parts)
+    order_rows = np.concatenate([prev_rows[keep_idx], *done])
+    merged = merged.take(pa.array(np.argsort(order_rows, kind="stable")))
+    meta = {**{key: v for key, v in prev_meta.items()
+               if key not in ("created", "started", "prodfusion", "engine", "updated_from")},
+            **{key: v for key, v in _job_meta(rec, k=k, fusion=method, modalities=mods,
+                                              start=0, stop=n).items()
+               if key in ("model", "n_products", "start", "stop")},
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "started": began,
+            "prodfusion": __version__, "engine": executor.name,
+            "updated_from": {"file": str(previous.resolve()), "created": prev_meta.get("created"),
+                             "started": prev_meta.get("started"),
+                             "recomputed": int(len(rows)), "kept": int(n - len(rows))}}
+    write_lists(merged, out, meta)
+    return {"out": str(out), "products": n, "recomputed": int(len(rows)),
+            "kept": int(n - len(rows)), "seconds": round(time.perf_counter() - t0, 2),
+            "engine": executor.name, "meta": meta}
+
+
+def _last_scores(scores: pa.ListArray, k: int) -> np.ndarray:
+    """Per list, the score a product must reach to enter it: its last (lowest) score, or
+    ``-inf`` for a list that is short or holds a backfilled product (no score): any
+    product with a score enters those."""
+    flat = np.asarray(scores.flatten(), np.float32)
+    offsets = np.asarray(scores.offsets)
+    lengths = np.diff(offsets)
+    out = np.full(len(lengths), -np.inf, np.float32)
+    full = lengths >= k
+    for i in np.flatnonzero(full):
+        x = flat[offsets[i]:offsets[i + 1]]
+        if np.isfinite(x).all():
+            out[i] = x.min()
+    return out
+
+
+def _block_scores(searcher, q: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``(len(q), len(c))`` scores of candidates ``c`` for queries ``q`` as ``searcher``'s
+    ``topk`` ranks them (exactly; an approximate index re-scores its candidates so)."""
+    from prodfusion.fusion.weights import FALLBACK_OFFSET
+    from prodfusion.index.fallback import EarlyFallbackIndex, FallbackRoutedIndex
+
+    if isinstance(searcher, EarlyFallbackIndex):  # queries without a weighted modality
+        out = np.full((len(q), len(c)), -np.inf, np.float32)
+        a = searcher.served[q]
+        if a.any():
+            out[a] = _block_scores(searcher.main, q[a], c)
+        if not a.all():
+            s = _block_scores(searcher.fallback, q[~a], c)
+            out[~a] = np.where(np.isfinite(s), s - np.float32(FALLBACK_OFFSET), -np.inf)
+        return out
+    if isinstance(searcher, FallbackRoutedIndex):  # its main scores rank the fallback pairs
+        return _block_scores(searcher.main, q, c)
+    if hasattr(searcher, "similarity"):  # an exact fuser
+        return np.asarray(searcher.similarity(q, c), np.float32)
+    if hasattr(searcher, "exact_scores"):  # a fused index: a small exact fuser per block
+        return np.asarray(searcher.exact_scores(q, c), np.float32)
+    return np.stack([np.asarray(searcher.pair_scores(int(x), c), np.float32) for x in q])
+
+
+def _entered(searcher, q: np.ndarray, last: np.ndarray, cand: np.ndarray,
+             progress) -> np.ndarray:
+    """Which queries ``q`` some candidate of ``cand`` would enter the list of (a score at
+    least ``last``, ties included: the tie-break may put it first)."""
+    out = np.zeros(len(q), bool)
+    block = max(1, min(4096, (128 << 20) // (4 * len(cand))))
+    bar = Progress(len(q), "export --update: lists checked", "lists", enabled=progress)
+    try:
+        for lo in range(0, len(q), block):
+            s = _block_scores(searcher, q[lo:lo + block], cand)
+            out[lo:lo + block] = (np.isfinite(s) & (s >= last[lo:lo + block, None])).any(1)
+            bar.update(min(block, len(q) - lo))
+    finally:
+        bar.close()
+    return out
 
 
 def _merge(parts: Path, ranges, out: Path, meta: dict) -> None:

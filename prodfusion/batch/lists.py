@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 from prodfusion.errors import DataError, param_error
 
 __all__ = ["LISTS_FORMAT_VERSION", "LAYOUTS", "ListStore", "write_lists", "read_lists_meta",
-           "lists_table"]
+           "lists_table", "exported_at", "stale_reasons"]
 
 LISTS_FORMAT_VERSION = 1
 META_KEY = b"prodfusion.lists"
@@ -71,6 +71,56 @@ def lists_table(product_ids, ids: np.ndarray, scores: np.ndarray) -> pa.Table:
         "ids": pa.ListArray.from_arrays(off, flat_ids),
         "scores": pa.ListArray.from_arrays(off, flat_scores),
     })
+
+
+def _epoch(stamp) -> float | None:
+    """Seconds since the epoch of a manifest time (``"%Y-%m-%dT%H:%M:%S%z"``), else None."""
+    import datetime as dt
+
+    try:
+        return dt.datetime.strptime(str(stamp), "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except ValueError:
+        return None
+
+
+def exported_at(meta: dict) -> float:
+    """When the export of a lists file began: its ``started`` (seconds since the epoch);
+    for files written before that was recorded, their ``created`` less a second; 0 when
+    neither is there. A product the model re-encoded later may have an old list in it."""
+    if isinstance(meta.get("started"), (int, float)):
+        return float(meta["started"])
+    t = _epoch(meta.get("created"))
+    return 0.0 if t is None else t - 1.0
+
+
+def stale_reasons(meta: dict, manifest: dict) -> list[str]:
+    """Why *every* list of a lists file (``meta``) may differ from what the model of
+    ``manifest`` would list now: the file was exported from an earlier build, or the model's
+    click vectors were retrained (``prodfusion add --interactions``) or its weights (or the
+    file's profile) tuned after the export began. Empty when none applies: then only the
+    products added, re-encoded or retired since differ (what ``export --update``
+    recomputes, and what the service answers live)."""
+    m = manifest or {}
+    made = exported_at(meta)
+    out = []
+    built = m.get("built") or m.get("created")
+    of = (meta.get("model") or {}).get("created")
+    if _epoch(of) is not None and _epoch(built) is not None and _epoch(of) < _epoch(built):
+        out.append(f"exported from an earlier build of the model (built {of}; the model "
+                   f"now was built {built})")
+    for u in m.get("updates") or []:
+        t = _epoch(u.get("time"))
+        if u.get("retrained_clicks") and t is not None and t + 1 > made:
+            out.append(f"the model's click vectors were retrained at {u['time']}, after the "
+                       "export began")
+    profile = meta.get("profile")
+    tuning = (((m.get("settings") or {}).get("profiles") or {}).get(profile) or {}).get(
+        "tuning") if profile else m.get("tuning")
+    t = _epoch((tuning or {}).get("created"))
+    if t is not None and t + 1 > made:
+        out.append(f"{'profile ' + repr(profile) if profile else 'the weights'} tuned at "
+                   f"{tuning['created']}, after the export began")
+    return out
 
 
 def _atomic_target(path: Path) -> Path:

@@ -19,13 +19,16 @@ __all__ = ["add_export_parser"]
 def cmd_export(args: argparse.Namespace) -> int:
     from prodfusion.batch.export import export_lists
 
+    if args.update:
+        return _cmd_update(args)
     executor = executor_from_args(args)
     try:
         rep = export_lists(
-            args.model, args.out, k=args.k, fusion=args.fusion, modalities=args.modalities,
-            batch_size=args.batch_size, start=args.start, stop=args.stop, executor=executor,
-            resume=not args.restart, progress=False if args.quiet else None,
-            explain=args.explain, profile=args.profile)
+            args.model, args.out, k=15 if args.k is None else args.k, fusion=args.fusion,
+            modalities=args.modalities, batch_size=args.batch_size, start=args.start,
+            stop=args.stop, executor=executor, resume=not args.restart,
+            progress=False if args.quiet else None, explain=args.explain,
+            profile=args.profile)
     finally:
         executor.close()
     if args.json:
@@ -40,6 +43,45 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_update(args: argparse.Namespace) -> int:
+    """``export --update PREVIOUS``: the previous file's settings, its still valid lists."""
+    from prodfusion.batch.export import update_lists
+    from prodfusion.batch.lists import read_lists_meta
+    from prodfusion.errors import ParameterError
+
+    meta = read_lists_meta(args.update)
+    given = {"-k": (args.k, meta.get("k")), "--fusion": (args.fusion, meta.get("fusion")),
+             "--modalities": (list(args.modalities) if args.modalities else None,
+                              meta.get("modalities")),
+             "--profile": (args.profile, meta.get("profile")),
+             "--explain": (args.explain or None, bool(meta.get("explain")) or None)}
+    clash = [f"{opt} {mine!r} (the file: {theirs!r})" for opt, (mine, theirs) in given.items()
+             if mine is not None and mine != theirs]
+    if clash or args.start or args.stop is not None or args.restart:
+        what = ", ".join(clash) or "--start / --stop / --restart"
+        raise ParameterError(
+            f"--update {args.update}: keeps that file's settings and covers every product; "
+            f"{what} cannot apply. Leave them out, or export in full without --update.")
+    executor = executor_from_args(args)
+    try:
+        rep = update_lists(args.model, args.update, args.out, batch_size=args.batch_size,
+                           executor=executor, progress=False if args.quiet else None)
+    finally:
+        executor.close()
+    if args.json:
+        print(json.dumps(rep, indent=2))
+    else:
+        m = rep["meta"]
+        prof = f", profile {m['profile']}" if m.get("profile") else ""
+        print(f"wrote {rep['products']:,} lists (k={m['k']}, {m['fusion']} over "
+              f"{'+'.join(m['modalities'])}{prof}) to {rep['out']} in {rep['seconds']:.1f}s "
+              f"on {rep['engine']}: {rep['recomputed']:,} recomputed (products added or "
+              f"re-encoded since {args.update} was exported, lists holding a re-encoded or "
+              f"retired product, lists one of them enters), {rep['kept']:,} kept as they "
+              "were", file=sys.stderr)
+    return 0
+
+
 def add_export_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``export`` to ``subparsers``."""
     e = subparsers.add_parser(
@@ -49,7 +91,7 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
         "resume from their finished batches. Serve the file with `prodfusion serve --lists`.")
     e.add_argument("model", help="model folder written by `prodfusion build`")
     e.add_argument("--out", required=True, help="Parquet file to write")
-    e.add_argument("-k", type=int, default=15)
+    e.add_argument("-k", type=int, default=None, help="list length (default 15)")
     e.add_argument("--fusion", default=None, choices=FUSION_METHODS,
                    help="default: the model's")
     e.add_argument("--modalities", default=None, type=csv_list, help="default: the model's")
@@ -63,6 +105,14 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
                    help="discard the finished batches of an interrupted export")
     e.add_argument("--explain", action="store_true",
                    help="also write share_<modality> columns: each modality's part of each score")
+    e.add_argument("--update", default=None, metavar="PREVIOUS",
+                   help="a lists file exported from this model before a `prodfusion add`: "
+                        "recompute only the lists that changed (products added or "
+                        "re-encoded since, lists holding a re-encoded or retired product or "
+                        "that one of them enters), keep the others, with its settings: the "
+                        "same file as a full export; --out may be PREVIOUS itself. "
+                        "Refused when every list may have changed (clicks retrained, weights "
+                        "tuned, model rebuilt)")
     e.add_argument("--quiet", action="store_true", help="no progress output")
     e.add_argument("--json", action="store_true", help="print the report as JSON")
     add_engine_options(e)

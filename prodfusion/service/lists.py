@@ -76,19 +76,11 @@ class LoadedLists:
 
     @functools.cached_property
     def exported(self) -> float:
-        """When the export began (its ``started``, seconds since the epoch; files written
-        before it was recorded: their ``created`` less a second; 0 when neither is there):
-        a product re-encoded since then may have an old list in it."""
-        import datetime as dt
+        """When the export began (:func:`prodfusion.batch.lists.exported_at`): a product
+        re-encoded since then may have an old list in it."""
+        from prodfusion.batch.lists import exported_at
 
-        meta = self.store.meta
-        if isinstance(meta.get("started"), (int, float)):
-            return float(meta["started"])
-        try:
-            return dt.datetime.strptime(meta.get("created") or "",
-                                        "%Y-%m-%dT%H:%M:%S%z").timestamp() - 1.0
-        except ValueError:
-            return 0.0
+        return exported_at(self.store.meta)
 
     def lookup(self, product_id: str, k: int):
         """``(ids, scores)`` of the first ``k`` of the product's list, or None (use live)."""
@@ -139,33 +131,13 @@ class LoadedLists:
         return out
 
     def stale_reasons(self, manifest: dict) -> list[str]:
-        """Why every list of the file may differ from what the serving model would list now:
-        it was exported from an earlier build, or the model's click vectors were retrained
-        (``prodfusion add --interactions``) or its weights (or the file's profile) tuned
-        after the export began. The file is still served — a snapshot, as a re-encoded
-        product's is not (:meth:`body`) — until it is exported again; ``/readyz`` says so.
-        Empty when none applies."""
-        m, meta = manifest or {}, self.store.meta
-        made = self.exported
-        out = []
-        built = m.get("built") or m.get("created")
-        of = (meta.get("model") or {}).get("created")
-        if _epoch(of) is not None and _epoch(built) is not None and _epoch(of) < _epoch(built):
-            out.append(f"exported from an earlier build of the model (built {of}; the model "
-                       f"served was built {built})")
-        for u in m.get("updates") or []:
-            t = _epoch(u.get("time"))
-            if u.get("retrained_clicks") and t is not None and t + 1 > made:
-                out.append(f"the model's click vectors were retrained at {u['time']}, after "
-                           "the export began")
-        profile = meta.get("profile")
-        tuning = (((m.get("settings") or {}).get("profiles") or {}).get(profile) or {}).get(
-            "tuning") if profile else m.get("tuning")
-        t = _epoch((tuning or {}).get("created"))
-        if t is not None and t + 1 > made:
-            out.append(f"{'profile ' + repr(profile) if profile else 'the weights'} tuned at "
-                       f"{tuning['created']}, after the export began")
-        return out
+        """Why every list of the file may differ from what the model of ``manifest`` would
+        list now (:func:`prodfusion.batch.lists.stale_reasons`). The file is still served —
+        a snapshot, as a re-encoded product's list is not (:meth:`body`) — until it is
+        exported again; ``/readyz`` says so."""
+        from prodfusion.batch.lists import stale_reasons
+
+        return stale_reasons(self.store.meta, manifest)
 
 
 def _warn_stale(variant: str, lists: LoadedLists, rec) -> None:
@@ -173,16 +145,6 @@ def _warn_stale(variant: str, lists: LoadedLists, rec) -> None:
     for why in lists.stale_reasons(getattr(rec, "manifest_", None) or {}):
         log.warning("variant %s: lists file %s may be out of date: %s; export it again",
                     variant, lists.stamp[0], why)
-
-
-def _epoch(stamp) -> float | None:
-    """Seconds since the epoch of a manifest time (``"%Y-%m-%dT%H:%M:%S%z"``), else None."""
-    import datetime as dt
-
-    try:
-        return dt.datetime.strptime(str(stamp), "%Y-%m-%dT%H:%M:%S%z").timestamp()
-    except ValueError:
-        return None
 
 
 def load_lists(path: Path, rec, variant, layout: str = "arrow") -> LoadedLists:

@@ -206,3 +206,108 @@ def test_export_of_a_model_with_cooc_equals_similar_batch(tmp_path, fusion):
         np.testing.assert_allclose(np.asarray(g, dtype=np.float64), s, rtol=1e-5, atol=1e-6)
     assert read_lists_meta(out)["modalities"] == (
         ["text", "clicks", "cooc"] if fusion == "intermediate" else ["text", "clicks"])  # the service serves it: tests/service/test_lists.py
+
+
+def _day_of_changes(rec, rng, n_new=15, n_changed=12):
+    """A day's `add`: products appended, products re-encoded (moved next to others), two
+    retired, one retired earlier recommended again."""
+    import polars as pl
+
+    from prodfusion.data.catalog import Catalog
+    from prodfusion.encoders.base import Embeddings
+
+    n = len(rec.catalog)
+    src = rng.choice(n, n_new, replace=False)
+    new = Catalog(pl.DataFrame({"product_id": [f"new{i}" for i in range(n_new)],
+                                "title": [f"new product {i}" for i in range(n_new)]}))
+    rec.add_products(new, {m: Embeddings(np.asarray(e.vectors[src], np.float32)  # near them
+                                         + rng.normal(scale=0.3, size=(n_new, e.dim)).astype(
+                                             np.float32), np.asarray(e.mask[src]), e.spec)
+                           for m, e in rec.embeddings_.items() if m != "clicks"})
+    moved = rng.choice(n, n_changed, replace=False)
+    to = rng.choice(n, n_changed, replace=False)
+    ids = rec.catalog.ids[moved].tolist()
+    rec.update_products(Catalog(pl.DataFrame({"product_id": ids, "title": [f"renamed {p}" for p
+                                                                              in ids]})),
+                        {"text": Embeddings(np.asarray(rec.embeddings_["text"].vectors[to],
+                                                       np.float32) + rng.normal(
+                                                           scale=0.3, size=(n_changed, 1)).astype(
+                                                           np.float32),
+                                            np.ones(n_changed, bool), "text")})
+    others = [p for p in rec.catalog.ids[:50].tolist() if p not in ids]
+    rec.retire(others[:2])
+    rec.retire([others[2]])
+    return ids
+
+
+@pytest.mark.parametrize("index", ["exact", "hnsw"])
+@pytest.mark.parametrize("fusion", ["early", "intermediate", "late"])
+def test_update_after_a_days_add_equals_a_full_export(tmp_path, index, fusion):
+    """`export --update`: after products were added, re-encoded, retired and recommended
+    again, the updated file equals a full export of the grown model — recomputing only the
+    lists that changed — under tuned-like weights (zero weights with a fallback), exact or
+    approximate search."""
+    from prodfusion.batch.export import update_lists
+    from prodfusion.index import IndexSettings
+
+    rng = np.random.default_rng(7)
+    cat, embs, *_ = make_planted(rng, n=400)
+    rec = Recommender.from_embeddings(
+        cat, embs, fusion=fusion, index=index,
+        index_settings=IndexSettings(exact_below=0, reduce_dim=None, ef_search=400,
+                                     min_candidates=400))
+    rec.weights, rec.calibration, rec.zero_weight_fallback = \
+        {"text": 0.6, "image": 0.0, "clicks": 0.4}, "zmean", True
+    rec.retire([rec.catalog.ids[60]])  # retired before the export, back after it
+    folder = rec.save(tmp_path / "m")
+    before = tmp_path / "before.parquet"
+    export_lists(folder, before, k=10, progress=False)
+    rec = Recommender.load(folder)
+    _day_of_changes(rec, rng)
+    rec.retire([rec.catalog.ids[60]], retired=False)
+    rec.save(folder)
+    rep = update_lists(folder, before, tmp_path / "updated.parquet", progress=False)
+    export_lists(folder, tmp_path / "full.parquet", k=10, progress=False)
+    got = pq.read_table(tmp_path / "updated.parquet").to_pydict()
+    want = pq.read_table(tmp_path / "full.parquet").to_pydict()
+    assert got["product_id"] == want["product_id"] and len(got["ids"]) == 415
+    assert got["ids"] == want["ids"]
+    for a, b in zip(got["scores"], want["scores"], strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+    assert 15 + 12 <= rep["recomputed"] < 415 and rep["kept"] == 415 - rep["recomputed"]
+    meta = read_lists_meta(tmp_path / "updated.parquet")
+    assert meta["updated_from"]["recomputed"] == rep["recomputed"]
+    assert meta["n_products"] == 415 and meta["k"] == 10 and meta["fusion"] == fusion
+
+
+def test_update_in_place_refusals_and_cli(model, tmp_path, capsys):
+    """--out may be the previous file; settings come from it (a clash is an error); a range
+    export and a model whose clicks were retrained since are refused, naming why."""
+    from prodfusion.batch.export import update_lists
+    from prodfusion.cli import main
+    from prodfusion.data.sessions import Sessions
+
+    folder = tmp_path / "m"
+    Recommender.load(model).save(folder)
+    lists = tmp_path / "lists.parquet"
+    export_lists(folder, lists, k=7, progress=False)
+    before = lists.read_bytes()
+    capsys.readouterr()
+    assert main(["export", str(folder), "--out", str(lists), "--update", str(lists),
+                 "--quiet"]) == 0  # nothing changed: every list kept, in place
+    assert "0 recomputed" in capsys.readouterr().err
+    assert pq.read_table(lists).to_pydict() == pq.read_table(
+        __import__("io").BytesIO(before)).to_pydict()
+    assert main(["export", str(folder), "--out", str(tmp_path / "x.parquet"), "--update",
+                 str(lists), "-k", "15"]) != 0
+    assert "-k 15 (the file: 7)" in capsys.readouterr().err
+    export_lists(folder, tmp_path / "range.parquet", k=7, start=0, stop=100, progress=False)
+    with pytest.raises(DataError, match="an export with --start/--stop"):
+        update_lists(folder, tmp_path / "range.parquet", tmp_path / "y.parquet")
+    rec = Recommender.load(folder)
+    ids = rec.catalog.ids
+    rec.rebuild_clicks(Sessions.from_lists([[ids[i], ids[i + 1]] for i in range(0, 200, 2)]))
+    rec.save(folder)
+    with pytest.raises(DataError, match="click vectors were retrained .* export in full"):
+        update_lists(folder, lists, tmp_path / "z.parquet")
+    assert not (tmp_path / "z.parquet").exists()
