@@ -6,12 +6,12 @@ from __future__ import annotations
 from prodfusion.batch.lists import LAYOUTS, ListStore, lists_table, read_lists_meta, write_lists
 
 __all__ = ["LAYOUTS", "ListStore", "lists_table", "read_lists_meta", "write_lists",
-           "export_lists"]
+           "export_lists", "update_lists"]
 
 
 def __getattr__(name: str):
-    if name == "export_lists":  # imports the recommender; keep `import prodfusion.batch` light
-        from prodfusion.batch.export import export_lists
+    if name in ("export_lists", "update_lists"):  # import the recommender: kept lazy
+        from prodfusion.batch import export
 
-        return export_lists
+        return getattr(export, name)
     raise AttributeError(name)
