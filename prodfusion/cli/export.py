@@ -31,16 +31,20 @@ def cmd_export(args: argparse.Namespace) -> int:
             profile=args.profile)
     finally:
         executor.close()
+    _report(args, rep, f"({rep['batches']} batches computed, {rep['reused']} reused)")
+    return 0
+
+
+def _report(args, rep: dict, tail: str) -> None:
+    """The report as JSON on stdout (--json), else one line on stderr ending in ``tail``."""
     if args.json:
         print(json.dumps(rep, indent=2))
-    else:
-        m = rep["meta"]
-        prof = f", profile {m['profile']}" if m.get("profile") else ""
-        print(f"wrote {rep['products']:,} lists (k={m['k']}, {m['fusion']} over "
-              f"{'+'.join(m['modalities'])}{prof}) to {rep['out']} in {rep['seconds']:.1f}s on "
-              f"{rep['engine']} ({rep['batches']} batches computed, {rep['reused']} reused)",
-              file=sys.stderr)
-    return 0
+        return
+    m = rep["meta"]
+    prof = f", profile {m['profile']}" if m.get("profile") else ""
+    print(f"wrote {rep['products']:,} lists (k={m['k']}, {m['fusion']} over "
+          f"{'+'.join(m['modalities'])}{prof}) to {rep['out']} in {rep['seconds']:.1f}s on "
+          f"{rep['engine']} {tail}", file=sys.stderr)
 
 
 def _cmd_update(args: argparse.Namespace) -> int:
@@ -68,17 +72,9 @@ def _cmd_update(args: argparse.Namespace) -> int:
                            executor=executor, progress=False if args.quiet else None)
     finally:
         executor.close()
-    if args.json:
-        print(json.dumps(rep, indent=2))
-    else:
-        m = rep["meta"]
-        prof = f", profile {m['profile']}" if m.get("profile") else ""
-        print(f"wrote {rep['products']:,} lists (k={m['k']}, {m['fusion']} over "
-              f"{'+'.join(m['modalities'])}{prof}) to {rep['out']} in {rep['seconds']:.1f}s "
-              f"on {rep['engine']}: {rep['recomputed']:,} recomputed (products added or "
-              f"re-encoded since {args.update} was exported, lists holding a re-encoded or "
-              f"retired product, lists one of them enters), {rep['kept']:,} kept as they "
-              "were", file=sys.stderr)
+    _report(args, rep, f"— {rep['recomputed']:,} recomputed (products added or re-encoded "
+            f"since {args.update} was exported, lists holding a re-encoded or retired "
+            f"product, lists one of them enters), {rep['kept']:,} kept as they were")
     return 0
 
 

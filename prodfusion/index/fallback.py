@@ -37,6 +37,17 @@ class _Routed:
             self._fallback = self._fallback()
         return self._fallback
 
+    def _main_topk(self, query_rows, k: int, filters):
+        """``(rows, out_r, out_s, served)``: the main searcher's answers for the queries it
+        serves, ``-1`` / ``-inf`` for the others (the subclass fills them)."""
+        rows = check_query_rows(query_rows, self.n)
+        out_r = np.full((len(rows), int(k)), -1, np.int64)
+        out_s = np.full((len(rows), int(k)), -np.inf, np.float32)
+        a = self.served[rows]
+        if a.any():
+            out_r[a], out_s[a] = self.main.topk(rows[a], int(k), filters=filters)
+        return rows, out_r, out_s, a
+
 
 class FallbackRoutedIndex(_Routed):
     """``topk`` of the main index, with queries it cannot serve routed to ``fallback``.
@@ -56,13 +67,8 @@ class FallbackRoutedIndex(_Routed):
 
     def topk(self, query_rows, k: int = 15, *,
              filters: Filters | None = None) -> tuple[np.ndarray, np.ndarray]:
-        rows = check_query_rows(query_rows, self.n)
+        rows, out_r, out_s, a = self._main_topk(query_rows, k, filters)
         k = int(k)
-        out_r = np.full((len(rows), k), -1, np.int64)
-        out_s = np.full((len(rows), k), -np.inf, np.float32)
-        a = self.served[rows]
-        if a.any():
-            out_r[a], out_s[a] = self.main.topk(rows[a], k, filters=filters)
         idx = np.flatnonzero(~a)
         if len(idx):
             r, _ = self.fallback.topk(rows[idx], k, filters=filters)
@@ -101,15 +107,9 @@ class EarlyFallbackIndex(_Routed):
 
     def topk(self, query_rows, k: int = 15, *,
              filters: Filters | None = None) -> tuple[np.ndarray, np.ndarray]:
-        rows = check_query_rows(query_rows, self.n)
-        k = int(k)
-        out_r = np.full((len(rows), k), -1, np.int64)
-        out_s = np.full((len(rows), k), -np.inf, np.float32)
-        a = self.served[rows]
-        if a.any():
-            out_r[a], out_s[a] = self.main.topk(rows[a], k, filters=filters)
+        rows, out_r, out_s, a = self._main_topk(query_rows, k, filters)
         if not a.all():
-            r, s = self.fallback.topk(rows[~a], k, filters=filters)
+            r, s = self.fallback.topk(rows[~a], int(k), filters=filters)
             out_r[~a] = r
             out_s[~a] = np.where(r >= 0, np.asarray(s, np.float32)
                                  - np.float32(FALLBACK_OFFSET), -np.inf)
