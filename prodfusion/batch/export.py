@@ -111,6 +111,18 @@ def _job_meta(rec, *, k, fusion, modalities, start, stop) -> dict:
     }
 
 
+def _job_model(model, batch_size, where: str):
+    """``(recommender, folder or None)`` of a batch job's ``model`` (a loaded one or its
+    folder, loaded: validated, defaults resolved), ``batch_size`` checked."""
+    from prodfusion.recommender import Recommender
+
+    if not is_int(batch_size) or batch_size < 1:
+        raise param_error("batch_size", where, "an int >= 1", batch_size)
+    if isinstance(model, Recommender):
+        return model, getattr(model, "path_", None)
+    return Recommender.load(Path(model)), Path(model)
+
+
 def _part_name(lo: int, hi: int) -> str:
     return f"part-{lo:012d}-{hi:012d}.parquet"
 
@@ -173,19 +185,12 @@ def export_lists(
     """
     from prodfusion.engine import LocalExecutor
     from prodfusion.fusion import check_method, check_modalities
-    from prodfusion.recommender import Recommender
 
     t0 = time.perf_counter()
     began = time.time()  # before the model is read: a product re-encoded later is stale
     executor = executor or LocalExecutor()
     k = check_k(k, "export_lists()")
-    if not is_int(batch_size) or batch_size < 1:
-        raise param_error("batch_size", "export_lists()", "an int >= 1", batch_size)
-    if isinstance(model, Recommender):
-        rec, folder = model, getattr(model, "path_", None)
-    else:
-        folder = Path(model)
-        rec = Recommender.load(folder)  # validates the folder and resolves the defaults
+    rec, folder = _job_model(model, batch_size, "export_lists()")
     if executor.name != "local" and folder is None:
         raise ParameterError(
             f"export_lists(): the {executor.name} engine loads the model on its workers, so it "
@@ -285,18 +290,11 @@ def update_lists(
     """
     from prodfusion.batch.lists import exported_at, read_lists_meta, stale_reasons, write_lists
     from prodfusion.engine import LocalExecutor
-    from prodfusion.recommender import Recommender
 
     t0 = time.perf_counter()
     began = time.time()  # before the model is read, as export_lists
     executor = executor or LocalExecutor()
-    if not is_int(batch_size) or batch_size < 1:
-        raise param_error("batch_size", "update_lists()", "an int >= 1", batch_size)
-    if isinstance(model, Recommender):
-        rec, folder = model, getattr(model, "path_", None)
-    else:
-        folder = Path(model)
-        rec = Recommender.load(folder)
+    rec, folder = _job_model(model, batch_size, "update_lists()")
     if executor.name != "local" and folder is None:
         raise ParameterError("update_lists(): the Ray engine needs a saved model folder.")
     previous = Path(previous)
