@@ -41,41 +41,41 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 K = 15
 
 
-def main() -> None:
-    from demo_cold_calibration import _llr_table, _unit, demo_split
+class DemoTest:
+    """The demo's test part scored leak-free (also ``demo_shrinkage.py``'s): Prod2Vec
+    retrained on the training part, z-scores (``zmean``) and likelihood ratios of each
+    modality, and :meth:`scores` of a fused score matrix."""
 
-    from prodfusion.evaluation.split import heldout_recommender
+    def __init__(self, d: Path, rec=None) -> None:
+        from demo_cold_calibration import _llr_table, _unit, demo_split
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("demo_dir", help="the folder of `prodfusion demo --out DIR`")
-    ap.add_argument("--out", default=str(REPO / "docs/results/demo_llr_fusion.md"))
-    ap.add_argument("--resamples", type=int, default=1000)
-    args = ap.parse_args()
-    t0 = time.perf_counter()
-    d = Path(args.demo_dir)
-    rec, split, pos = demo_split(d)
-    ev = heldout_recommender(rec, split.train, progress=False)
-    held = split.heldout["sessions"]
-    q, t, groups = held.query_rows, held.target_rows, held.groups
-    cats = np.asarray(rec.catalog.categories)
-    mods = ("text", "image", "clicks")
-    tuned = {m: rec.weighting(mods).w(m) for m in mods}
-    rng = np.random.default_rng(0)
-    mask, zs, llr = {}, {}, {}
-    for m in mods:
-        v, mask[m] = _unit(ev.embeddings_[m])
-        cos = v @ v.T
-        rows = np.flatnonzero(mask[m])
-        a, b = rng.choice(rows, 20_000), rng.choice(rows, 20_000)
-        c = cos[a, b]
-        zs[m] = (cos - c.mean()) / c.std()
-        centres, table = _llr_table(cos, mask[m], pos, rng)
-        llr[m] = np.interp(cos, centres, table)
-    n = len(cats)
-    has = np.flatnonzero(mask["image"])
+        from prodfusion.evaluation.split import heldout_recommender
 
-    def fused(s: dict, w: dict) -> np.ndarray:
+        self.rec, split, self.pos = demo_split(d)
+        rec = rec or self.rec
+        ev = heldout_recommender(rec, split.train, progress=False)
+        held = split.heldout["sessions"]
+        self.q, self.t, self.groups = held.query_rows, held.target_rows, held.groups
+        self.cats = np.asarray(rec.catalog.categories)
+        self.mods = ("text", "image", "clicks")
+        self.tuned = {m: rec.weighting(self.mods).w(m) for m in self.mods}
+        rng = np.random.default_rng(0)
+        self.mask, self.zs, self.llr = {}, {}, {}
+        for m in self.mods:
+            v, self.mask[m] = _unit(ev.embeddings_[m])
+            cos = v @ v.T
+            rows = np.flatnonzero(self.mask[m])
+            a, b = rng.choice(rows, 20_000), rng.choice(rows, 20_000)
+            c = cos[a, b]
+            self.zs[m] = (cos - c.mean()) / c.std()
+            centres, table = _llr_table(cos, self.mask[m], self.pos, rng)
+            self.llr[m] = np.interp(cos, centres, table)
+        self.n = len(self.cats)
+        self.has = np.flatnonzero(self.mask["image"])
+
+    def fused(self, s: dict, w: dict) -> np.ndarray:
         """Σ w_m s_m over the modalities both have, / the query's Σ w_m (as ``zmean``)."""
+        n, mask = self.n, self.mask
         out, den, qd = np.zeros((n, n)), np.zeros((n, n)), np.zeros(n)
         for m, wm in w.items():
             both = mask[m][:, None] & mask[m][None, :]
@@ -87,7 +87,10 @@ def main() -> None:
         np.fill_diagonal(out, -np.inf)
         return out
 
-    def scores(s: np.ndarray):
+    def scores(self, s: np.ndarray):
+        """Per-case HitRate@15 and nDCG@15 (ties at their mean rank) and the off-category
+        products in the top-15 lists of the queries with a photo."""
+        q, t, has, cats = self.q, self.t, self.has, self.cats
         st = s[q, t][:, None]
         ahead = (s[q] > st).sum(1)
         ties = (s[q] == st).sum(1) - 1
@@ -98,6 +101,30 @@ def main() -> None:
         top = np.argpartition(-s[has], K, axis=1)[:, :K]
         return hit, ndcg, int((cats[top] != cats[has][:, None]).sum())
 
+    def paired_ci(self, diff: np.ndarray, resamples: int) -> tuple[float, float]:
+        """95 % bootstrap interval of the mean per-case difference, resampling sessions."""
+        ug, inv = np.unique(self.groups, return_inverse=True)
+        cnt = np.bincount(inv, None, len(ug))
+        per = np.bincount(inv, diff, len(ug)) / cnt
+        brng = np.random.default_rng(1)
+        boots = []
+        for _ in range(resamples):
+            p = brng.integers(len(ug), size=len(ug))
+            boots.append((per[p] * cnt[p]).sum() / cnt[p].sum())
+        lo, hi = np.percentile(boots, [2.5, 97.5])
+        return float(lo), float(hi)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("demo_dir", help="the folder of `prodfusion demo --out DIR`")
+    ap.add_argument("--out", default=str(REPO / "docs/results/demo_llr_fusion.md"))
+    ap.add_argument("--resamples", type=int, default=1000)
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    dt = DemoTest(Path(args.demo_dir))
+    q, pos, cats, mods, tuned = dt.q, dt.pos, dt.cats, dt.mods, dt.tuned
+    zs, llr, n, has, fused, scores = dt.zs, dt.llr, dt.n, dt.has, dt.fused, dt.scores
     configs = [("z-scores (`zmean`), the model's tuned weights", zs, tuned)]
     configs += [(f"z-scores, photo {wi:.3g}", zs, {**tuned, "image": wi})
                 for wi in (0.3, 1.0)]
@@ -107,10 +134,6 @@ def main() -> None:
     configs += [("clicks alone", zs, {"clicks": 1.0}), ("photo alone", zs, {"image": 1.0})]
     results = [(name, *scores(fused(s, w))) for name, s, w in configs]
     base = results[0][2]
-    ug, inv = np.unique(groups, return_inverse=True)
-    cnt = np.bincount(inv, None, len(ug))
-    brng = np.random.default_rng(1)
-    picks = [brng.integers(len(ug), size=len(ug)) for _ in range(args.resamples)]
     fmt = lambda w: ", ".join(f"{m} {w[m]:.3g}" for m in mods if m in w)  # noqa: E731
     lines = [
         "# Likelihood-ratio calibration in the demo's whole fusion (leak-free)",
@@ -131,9 +154,7 @@ def main() -> None:
     ]
     for (name, _, w), (_, hit, ndcg, off) in zip(configs, results, strict=True):
         diff = ndcg - base
-        per = np.bincount(inv, diff, len(ug)) / cnt
-        boots = [(per[p] * cnt[p]).sum() / cnt[p].sum() for p in picks]
-        lo, hi = np.percentile(boots, [2.5, 97.5])
+        lo, hi = dt.paired_ci(diff, args.resamples)
         ci = "–" if ndcg is base else f"{diff.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]"
         lines.append(f"| {name} | {fmt(w)} | {hit.mean():.4f} | {ndcg.mean():.4f} | {ci} | "
                      f"{off} |")

@@ -237,6 +237,10 @@ def test_tune_takes_the_interactions_from_the_models_record(files, capsys):
     assert "--session-cols sid" in err and "--item-col item" in err and "--time-col ts" in err
     assert code == 0 and "(dry run: not written)" in out
     assert (files / "model" / "manifest.json").read_bytes() == before
+    assert main(["tune", str(files / "model"), "--dry-run", "--workers", "1", "--quiet",
+                 "--shrink"]) == 0
+    out = capsys.readouterr().out
+    assert "of the way from" in out and "to equal weights (validation" in out
     from prodfusion.recommender import Recommender
 
     bare = Recommender.load(files / "model")

@@ -40,7 +40,7 @@ def tune_options(args, rec) -> dict:
         n_candidates=args.n_candidates, validate_on=args.validate_on,
         repeats=args.repeats, rolling=args.rolling, selection=args.selection,
         slice_safe=not args.no_slice_safe, min_slice_cases=args.min_slice_cases,
-        tune_fallback=not args.plain_fallback,
+        tune_fallback=not args.plain_fallback, shrink=args.shrink,
         **({} if decays is None else {"cooc_decays": tuple(decays)}),
         prod2vec=_p2v(args, rec),
         progress=not args.quiet,
@@ -75,6 +75,12 @@ def cmd_tune(args) -> int:
     if args.profile and not args.dry_run:
         print(f"  the model's default weighting is unchanged; rank by this one with "
               f"`prodfusion similar {args.model} ID --profile {args.profile}`")
+    shr = res.get("shrinkage")
+    if shr is not None:
+        print(f"  shrunk {shr['lambda']:.0%} of the way from "
+              + format_weights(dict(zip(res["weights"], shr["from"], strict=True)))
+              + f" to equal weights (validation {shr['score']:.4f} against "
+              f"{shr['score_from']:.4f}, one standard error {shr['se']:.4f})")
     if isinstance(res["fallback"], dict):
         fb = format_weights(res["fallback"])
         print(f"  fallback for pairs sharing no weighted modality: {fb}")
@@ -158,6 +164,11 @@ def add_tune_parser(sub) -> None:
                         "many cases must not fall below the best single modality (default 20)")
     p.add_argument("--no-slice-safe", action="store_true",
                    help="do not prefer weightings that keep every validation slice")
+    p.add_argument("--shrink", action="store_true",
+                   help="then move the weights towards equal weights as far as validation "
+                        "allows (the largest step whose score stays within one standard "
+                        "error): every modality counts more evenly, at a cost in the "
+                        "objective the validation cannot see (docs/results/demo_shrinkage.md)")
     p.add_argument("--plain-fallback", action="store_true",
                    help="rank pairs sharing only zero-weight modalities by their mean raw "
                         "cosine instead of learnt fallback weights")

@@ -544,3 +544,35 @@ def test_scorer_cosines_in_column_chunks_equal_the_whole_normalised_matrix_bit_f
     monkeypatch.setattr(ts, "COLUMN_CHUNK", 10)  # eleven chunks, the last one short
     got = ts._cosines(e, qb, n, ts._row_norms(e))
     assert got.dtype == np.float32 and np.array_equal(got, units[qb] @ units.T)
+
+
+def test_shrinkage_moves_the_weights_to_equal_only_as_far_as_validation_allows():
+    """Two copies of the planted titles score alike under any weighting: shrinking reaches
+    equal weights. With noise photos, equal weights cost far more than one standard error:
+    the photos stay small and the score stays within the band of the tuned weights'."""
+    rec, sessions, _ = _shop()
+    twin = Recommender.from_embeddings(rec.catalog, {
+        "text": rec.embeddings_["text"],
+        "image": Embeddings(np.asarray(rec.embeddings_["text"].vectors),
+                            rec.embeddings_["text"].mask, "copy-of-text")},
+        fusion="intermediate")
+    twin.prod2vec = rec.prod2vec
+    kw = {**KW, "calibrations": ("zscore",)}
+    plain = tune_weights(twin, sessions=sessions, **kw)
+    assert "shrinkage" not in plain and plain["search"]["shrink"] is False
+    assert plain["weights"] != {"text": 0.5, "image": 0.5}  # the search's pick is arbitrary
+    shrunk = tune_weights(twin, sessions=sessions, shrink=True, **kw)
+    assert shrunk["weights"] == pytest.approx({"text": 0.5, "image": 0.5})
+    assert shrunk["shrinkage"]["lambda"] == 1.0
+    assert shrunk["shrinkage"]["from"] == pytest.approx(list(plain["weights"].values()))
+    assert shrunk["validation_score"] == pytest.approx(plain["validation_score"])
+
+    res = tune_weights(rec, sessions=sessions, shrink=True, **KW)
+    shr = res["shrinkage"]
+    assert shr["lambda"] < 1.0 and res["weights"]["image"] < res["weights"]["text"]
+    assert shr["score"] >= shr["score_from"] - shr["se"] - 1e-12
+    lam = shr["lambda"]
+    expect = [(1 - lam) * x + lam / 2 for x in shr["from"]]
+    assert list(res["weights"].values()) == pytest.approx(expect)
+    with pytest.raises(ParameterError, match=r"'shrink' parameter of tune\(\)"):
+        tune_weights(rec, sessions=sessions, shrink="yes", **KW)
