@@ -136,20 +136,33 @@ def run_demo(
         mu, sd = _ari(x, cat_arr[f.present], n_cat)
         label = "early (L2-normalised)" if method == "early" else method
         _say(f"  fused: {label:<21} {mu:.3f} ± {sd:.3f}   ({int(f.present.sum()):,} products)")
-    # Late fusion has no vector space; score its top-k category precision instead.
-    prec = {}
-    sample = rng.choice(len(catalog), size=min(300, len(catalog)), replace=False)
-    fusers = {f"{m} alone": rec.fuser("intermediate", [m]) for m in rec.modalities}
-    fusers.update({f"{m} (paper)": rec.fuser(m, weighting=Weighting())
-                   for m in FUSION_METHODS})
-    fusers["tuned intermediate"] = rec.fuser("intermediate")
-    for name, f in fusers.items():
-        r, _ = f.topk(sample, k)
+    # Late fusion has no vector space; score its top-k category precision instead. Every
+    # product is a query; a modality alone serves only the products that have it, so the tuned
+    # fusion is also shown on those same queries (like for like).
+    queries = np.arange(len(catalog))
+
+    def shares(f) -> tuple[np.ndarray, np.ndarray]:
+        r, _ = f.topk(queries, k)
         valid = r >= 0
-        prec[name] = float((cat_arr[np.where(valid, r, 0)] == cat_arr[sample][:, None])[valid].mean())
-    _say(f"\nshare of top-{k} recommendations in the query's category (300 random queries; "
-         "a query lacking a modality gets nothing from it alone): "
-         + ", ".join(f"{m} {v:.3f}" for m, v in prec.items()))
+        return (cat_arr[np.where(valid, r, 0)] == cat_arr[:, None]) & valid, valid
+
+    tuned_same, tuned_valid = shares(rec.fuser("intermediate"))
+    _say(f"\nshare of top-{k} recommendations in the query's category, every product a query "
+         "(a modality alone serves only the products that have it: the tuned fusion on the "
+         "same queries beside it):")
+    for m in rec.modalities:
+        same, valid = shares(rec.fuser("intermediate", [m]))
+        served = valid.any(axis=1)
+        p = same.sum() / max(valid.sum(), 1)
+        pt = tuned_same[served].sum() / max(tuned_valid[served].sum(), 1)
+        _say(f"  {m + ' alone':<22} {p:.4f} on {int(served.sum()):,} queries   tuned fusion "
+             f"on them {pt:.4f}")
+    for method in FUSION_METHODS:
+        same, valid = shares(rec.fuser(method, weighting=Weighting()))
+        _say(f"  {method + ' (paper)':<22} {same.sum() / max(valid.sum(), 1):.4f} on "
+             f"{int(valid.any(axis=1).sum()):,} queries")
+    _say(f"  {'tuned intermediate':<22} {tuned_same.sum() / max(tuned_valid.sum(), 1):.4f} on "
+         f"{int(tuned_valid.any(axis=1).sum()):,} queries")
     _say("(paper = equal weights, raw cosines; tuned = the learned weights above)")
     _say(f"\ndone in {time.perf_counter() - t0:.1f}s. Try: prodfusion similar {model_dir} {ids[picks[0]]}")
     sys.stdout.flush()

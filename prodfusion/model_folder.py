@@ -289,6 +289,10 @@ def write_model_folder(rec, path: str | os.PathLike, *, overwrite: bool = False)
         if getattr(rec, "updated_", None) is not None and rec.updated_.any():
             np.save(tmp / "updated.npy", rec.updated_)  # absent: no product re-encoded
             files["updated"] = "updated.npy"
+        stamps = getattr(rec, "photo_stamps_", None)
+        if stamps is not None and (stamps[:, 0] >= 0).any():
+            np.save(tmp / "photo_stamps.npy", stamps)  # absent: photos checked by time
+            files["photo_stamps"] = "photo_stamps.npy"
         if getattr(rec, "category_", None) is not None:  # rebuilt from the catalog on load
             files["category"] = rec.category_.save(tmp)
         if getattr(rec, "popularity_", None) is not None:  # rebuilt from click_counts.npy
@@ -454,6 +458,12 @@ def read_model_folder(cls, path: str | os.PathLike, *, mmap: bool = True,
             raise ModelError(f"{path / files['updated']}: {len(updated)} rows but the catalog "
                              f"has {len(catalog)}; the folder is damaged.")
         rec.updated_ = updated if updated.any() else None
+    if "photo_stamps" in files:  # absent (older folders): photos checked by time
+        stamps = read_npy_file(path, files["photo_stamps"]).astype(np.int64)
+        if stamps.shape != (len(catalog), 2):
+            raise ModelError(f"{path / files['photo_stamps']}: shape {stamps.shape} but the "
+                             f"catalog has {len(catalog)} rows; the folder is damaged.")
+        rec.photo_stamps_ = stamps
     rec._calibration_stats = {m: (mu, sd) for m, mu, sd in wt.stats}
     rec.profiles_ = read_profiles(settings.get("profiles"), mpath)
     rec._mmap_index = mmap_index

@@ -55,6 +55,9 @@ def set_state(rec, catalog: Catalog, embeddings: dict[str, Embeddings], *, sessi
     refresh_popularity(rec)
     rec.retired_ = _grown(getattr(rec, "retired_", None), len(catalog))  # appended: active
     rec.updated_ = _grown(getattr(rec, "updated_", None), len(catalog))  # appended: 0
+    stamps = getattr(rec, "photo_stamps_", None)  # appended: unknown until stamped
+    rec.photo_stamps_ = None if stamps is None or len(stamps) > len(catalog) else \
+        np.concatenate([stamps, np.full((len(catalog) - len(stamps), 2), -1, np.int64)])
     if getattr(rec, "cooc_", None) is not None and len(rec.cooc_) != len(catalog):
         rec.cooc_ = rec.cooc_.extended(len(catalog))  # appended products: never seen
     if getattr(rec, "category_", None) is not None and len(rec.category_) != len(catalog):

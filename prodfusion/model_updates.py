@@ -20,8 +20,8 @@ from prodfusion.index.clustering import assign_to_centroids, centroids_from_labe
 #: How the manifest writes times (``created``, ``updates[].time``).
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 
-__all__ = ["add_products", "changed_products", "encode_products", "retire",
-           "update_embeddings", "update_products"]
+__all__ = ["add_products", "changed_products", "encode_products", "photo_stamps", "retire",
+           "set_photo_stamps", "update_embeddings", "update_products"]
 
 
 def retire(rec, product_ids, *, retired: bool = True) -> int:
@@ -147,6 +147,8 @@ def add_products(rec, catalog: Catalog, embeddings: Mapping[str, Embeddings]) ->
             "existing product, rebuild."
         )
     embeddings = {m: e.astype(rec.vector_dtype) for m, e in embeddings.items()}
+    if "image" in embeddings:  # photos from elsewhere: when their files were read is unknown
+        rec.photo_stamps_ = None
     searchers = rec._all_searchers()
     n0, n1 = len(rec.catalog), len(catalog)
     frame = pl.concat([rec.catalog.frame, catalog.frame], how="diagonal_relaxed")
@@ -259,6 +261,40 @@ def _last_encoded(rec) -> float | None:
     return out
 
 
+def photo_stamps(paths) -> np.ndarray:
+    """``(size, mtime_ns)`` of each photo file, ``(-1, -1)`` where there is no path or no
+    file: what :func:`changed_products` compares a feed's photos with (``make``'s and
+    ``rsync``'s quick check). Taken *before* the photos are encoded, so a file replaced while
+    they are read is found changed next time rather than missed."""
+    import os
+
+    out = np.full((len(paths), 2), -1, dtype=np.int64)
+    for i, p in enumerate(paths):
+        if not p:
+            continue
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        out[i] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def set_photo_stamps(rec, rows: np.ndarray, stamps: np.ndarray) -> None:
+    """Record ``stamps`` (:func:`photo_stamps`) for the model's ``rows`` whose photo vectors
+    were just set; the other rows keep theirs (``(-1, -1)``: unknown, the older rule)."""
+    cur = getattr(rec, "photo_stamps_", None)
+    if cur is None or len(cur) != len(rec.catalog):
+        old = cur
+        cur = np.full((len(rec.catalog), 2), -1, dtype=np.int64)
+        if old is not None:
+            cur[:min(len(old), len(cur))] = old[:len(cur)]
+    else:
+        cur = cur.copy()
+    cur[rows] = stamps
+    rec.photo_stamps_ = cur
+
+
 def _same_file(a: str, b: str) -> bool:
     import filecmp
 
@@ -298,6 +334,9 @@ def changed_products(rec, catalog: Catalog) -> pl.DataFrame:
 
         since = _last_encoded(rec)
         mask = rec.embeddings_["image"].mask
+        stamps = getattr(rec, "photo_stamps_", None)
+        if stamps is not None and len(stamps) != len(mask):
+            stamps = None
         with progress_bar(len(feed), "photos checked", "photo",
                           rec.progress is not False and len(feed) >= 50_000) as bar:
             for i, (a, b, r) in enumerate(zip(column(old, IMAGE, rows),
@@ -308,7 +347,7 @@ def changed_products(rec, catalog: Catalog) -> pl.DataFrame:
                     photos[i] = bool(mask[r])
                     continue
                 try:
-                    modified = os.stat(b).st_mtime
+                    st = os.stat(b)
                 except OSError:  # named but missing: more likely a path than a photo gone
                     if mask[r]:
                         missing += 1
@@ -316,8 +355,11 @@ def changed_products(rec, catalog: Catalog) -> pl.DataFrame:
                     continue
                 if a != b:  # another file: changed unless it is the same photo
                     photos[i] = not (a and _same_file(a, b))
-                else:  # the same file: changed when written after the model last encoded
-                    photos[i] = since is None or modified > since
+                elif stamps is not None and stamps[r, 0] >= 0:  # the same file: changed
+                    # when its size or modification time differs from when it was encoded
+                    photos[i] = (st.st_size, st.st_mtime_ns) != tuple(stamps[r])
+                else:  # no stamp (an older folder, vectors given): written after the model
+                    photos[i] = since is None or st.st_mtime > since  # last encoded
             bar.update(len(feed) % 10_000)
     if missing:
         import logging

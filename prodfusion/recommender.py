@@ -209,6 +209,9 @@ class Recommender(QueryMixin):
         #: since the epoch), 0 for never; None when none was (a lists file exported before
         #: holds its old list: the service answers it live)
         self.updated_ = None
+        #: Per product, ``(size, mtime_ns)`` of the photo file its vector was encoded from
+        #: (``-1``: unknown): how :meth:`changed_products` finds a photo replaced in place.
+        self.photo_stamps_ = None
 
     def _pairwise(self) -> dict:
         """The pairwise modalities this model has: ``{"cooc": Cooc, "category": CategoryMatch,
@@ -239,8 +242,11 @@ class Recommender(QueryMixin):
         ``sessions`` is any re-iterable of product-id lists (e.g. :class:`prodfusion.data.Sessions`).
         """
         from prodfusion.encoders.pipeline import encode_catalog
+        from prodfusion.model_updates import photo_stamps
 
         t0 = time.perf_counter()
+        # before the photos are read: a file replaced meanwhile is found changed next time
+        stamps = photo_stamps(catalog.image_paths) if self.image is not None else None
         embeddings, self.skipped_, timings, fitted = encode_catalog(self, catalog, sessions)
         wanted = set(self.modalities) if self.modalities else set(MODALITIES)
         if self.cooc and "cooc" in wanted:
@@ -272,6 +278,7 @@ class Recommender(QueryMixin):
                 + "). Pass at least one encoder with data."
             )
         self._set_state(catalog, embeddings, sessions=sessions)
+        self.photo_stamps_ = stamps if "image" in self.embeddings_ else None
         self.lexical_encoder_ = fitted.get("lexical")
         self.build_info_ = {"seconds": time.perf_counter() - t0, "per_modality_seconds": timings}
         if self.fusion == "early" and not self.normalize and self.weighting().is_default:
@@ -440,11 +447,17 @@ class Recommender(QueryMixin):
         >>> rec.add_products(read_catalog("new_products.csv"))   # doctest: +SKIP
         >>> rec.save("model")                                    # doctest: +SKIP
         """
-        from prodfusion.model_updates import add_products
+        from prodfusion.model_updates import add_products, photo_stamps, set_photo_stamps
 
+        # before the photos are read (given vectors: the files as they are now)
+        stamps = photo_stamps(catalog.image_paths) if "image" in self.embeddings_ else None
         if embeddings is None:
             embeddings = self.encode_products(catalog)
-        return add_products(self, catalog, embeddings)
+        n = len(self.catalog)
+        out = add_products(self, catalog, embeddings)
+        if stamps is not None and "image" in embeddings:
+            set_photo_stamps(self, np.arange(n, n + len(catalog)), stamps)
+        return out
 
     def changed_products(self, catalog: Catalog) -> pl.DataFrame:
         """Which of ``catalog``'s products the model has, but with another title, photo or
@@ -453,8 +466,12 @@ class Recommender(QueryMixin):
         A title or category changed when its text differs (a catalog without the category
         column changes none). A photo changed when the product gained one, lost it (an
         empty image path), when its file is another one whose bytes differ, or when the
-        same file was modified after the model last encoded photos (its build or latest
-        update, recorded in the manifest). A photo file that the catalog names but that
+        same file's size or modification time differs from when the model encoded it
+        (:attr:`photo_stamps_`, recorded by :meth:`build`, :meth:`add_products` and
+        :meth:`update_products`: a file replaced by one with an *older* time is found too).
+        Where no stamp is recorded (folders written before this version, vectors given to
+        :meth:`update_embeddings`) a file counts as changed when it was modified after the
+        model last encoded photos (its build or latest update, recorded in the manifest). A photo file that the catalog names but that
         does not exist is taken for a path problem, not a photo gone: kept, with a warning;
         a catalog without an image column changes no photo. Products the model lacks are
         left out (see :meth:`add_products`).
@@ -496,12 +513,21 @@ class Recommender(QueryMixin):
             A product of ``catalog`` is not in the model (append it with
             :meth:`add_products`).
         """
-        from prodfusion.model_updates import encode_for_update, update_products
+        from prodfusion.model_updates import (
+            encode_for_update,
+            photo_stamps,
+            set_photo_stamps,
+            update_products,
+        )
 
+        stamps = photo_stamps(catalog.image_paths) if "image" in self.embeddings_ else None
         if embeddings is None:
             embeddings = encode_for_update(self, catalog, cache_dir=cache_dir,
                                            batch_size=batch_size, progress=progress)
-        return update_products(self, catalog, embeddings)
+        out = update_products(self, catalog, embeddings)
+        if stamps is not None and "image" in embeddings:
+            set_photo_stamps(self, self.catalog.lookup(catalog.ids.tolist())[0], stamps)
+        return out
 
     def retire(self, product_ids: Sequence[str], *, retired: bool = True) -> int:
         """Stop recommending ``product_ids`` (discontinued, out of the feed), or with

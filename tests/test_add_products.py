@@ -331,6 +331,43 @@ def test_changed_products_tells_changed_photos_from_the_same_photo(tmp_path, cap
     assert "p3" not in rec.changed_products(Catalog(feed))["product_id"].to_list()
 
 
+def test_photo_stamps_find_a_photo_replaced_by_an_older_file(tmp_path):
+    """add_products stamps each new photo's size and modification time; a file replaced in
+    place by one with an older time (copied keeping its time) is found changed, the same
+    file untouched is not, and the stamps survive save/load. Rows without a stamp (vectors
+    of a folder written before them) keep the rule by time."""
+    import os
+
+    old_time = 1_000_000_000
+    a, b = tmp_path / "a.jpg", tmp_path / "b.jpg"
+    a.write_bytes(b"one")
+    b.write_bytes(b"two")
+    for f in (a, b):
+        os.utime(f, (old_time, old_time))
+    frame = pl.DataFrame({"product_id": ["p0"], "title": ["x"], "image": [str(a)]})
+    rec = Recommender.from_embeddings(
+        Catalog(frame), {"image": Embeddings(np.ones((1, 3), np.float32), np.ones(1, bool),
+                                             "img")}, fusion="intermediate")
+    assert rec.photo_stamps_ is None
+    new = pl.DataFrame({"product_id": ["p1"], "title": ["y"], "image": [str(b)]})
+    rec.add_products(Catalog(new), {"image": Embeddings(np.eye(1, 3, dtype=np.float32),
+                                                        np.ones(1, bool), "img")})
+    np.testing.assert_array_equal(rec.photo_stamps_,
+                                  [[-1, -1], [3, old_time * 1_000_000_000]])
+    rec = Recommender.load(rec.save(tmp_path / "model"))
+    np.testing.assert_array_equal(rec.photo_stamps_[1], [3, old_time * 1_000_000_000])
+    feed = Catalog(pl.concat([frame, new]))
+    assert rec.changed_products(feed).height == 0
+    b.write_bytes(b"another photo")
+    os.utime(b, (old_time - 3600, old_time - 3600))  # older than when it was encoded
+    a.write_bytes(b"ONE")  # no stamp: by time, and its time is long before the model
+    os.utime(a, (old_time, old_time))
+    assert rec.changed_products(feed)["product_id"].to_list() == ["p1"]
+    rec.update_products(Catalog(new), {"image": Embeddings(np.ones((1, 3), np.float32),
+                                                           np.ones(1, bool), "img")})
+    assert rec.changed_products(feed).height == 0  # stamped again by the update
+
+
 def test_cli_add_re_encodes_changed_products_unless_kept(tmp_path, capsys):
     model = _cli_model(tmp_path)
     feed = tmp_path / "feed.csv"  # 0003 is now a laptop

@@ -328,11 +328,13 @@ def _re_encode_changed(rec, catalog, changed, args):
     import polars as pl
 
     from prodfusion.data.catalog import Catalog
-    from prodfusion.model_updates import encode_for_update
+    from prodfusion.model_updates import encode_for_update, photo_stamps, set_photo_stamps
 
     wanted = set(changed["product_id"].to_list())
     sub = Catalog(catalog.frame.filter(pl.Series([p in wanted for p in catalog.ids])),
                   source=catalog.source)
+    # before the photos are read: what a photo found unchanged is stamped with
+    stamps = photo_stamps(sub.image_paths) if "image" in rec.embeddings_ else None
     # both in the feed's order: changed_products keeps it, the filter too
     emb = encode_for_update(rec, sub, cache_dir=embedding_cache(args),
                             batch_size=args.batch_size, progress=True)
@@ -349,6 +351,9 @@ def _re_encode_changed(rec, catalog, changed, args):
             same = not new.mask[i] or \
                 a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30) >= 0.9999
             photo[i] = not same
+        verified = np.flatnonzero(changed["photo"].to_numpy() & ~photo)
+        if len(verified):  # the same photo in a rewritten file: not read again next time
+            set_photo_stamps(rec, rows[verified], stamps[verified])
     n_same = int(changed["photo"].sum() - photo.sum())
     changed = changed.with_columns(pl.Series("photo", photo))
     keep = (changed["title"] | changed["photo"] | changed["category"]).to_numpy()

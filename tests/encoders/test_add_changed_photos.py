@@ -53,27 +53,48 @@ def test_add_re_encodes_only_photos_that_changed(tmp_path, tiny_clip_path, capsy
         before[3] @ want / np.linalg.norm(before[3]) / np.linalg.norm(want)
     updates = json.loads((model / "manifest.json").read_text())["updates"]
     assert updates[-1]["updated_products"] == 1
-    # again: both files still look newer than the model (future times) but hold its photos
-    assert main(["add", str(model), "--catalog", str(tmp_path / "catalog.csv"),
-                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    # again: both files still look newer than the model (future times), but the first add
+    # stamped them (size and modification time as encoded): nothing is read again
+    add = ["add", str(model), "--catalog", str(tmp_path / "catalog.csv"),
+           "--cache-dir", str(tmp_path / "cache")]
+    assert main(add) == 0
     cap = capsys.readouterr()
-    assert "none changed; 2 photo files written since" in cap.err
+    assert "none changed" in cap.err and "photo files written since" not in cap.err
     assert "nothing was written" in cap.out
-    # from VERIFIED_RECORD such photos on, the check is recorded: the next add reads none
+    # another photo copied in with an *older* time than the model's (cp -p, rsync -t): found
+    draw("green_square", shift=1).save(img / "0002.jpg", quality=95)
+    os.utime(img / "0002.jpg", (1e9 - 3600, 1e9 - 3600))
+    assert main(add) == 0
+    cap = capsys.readouterr()
+    assert "1 changed since the model last encoded them (photos 1): re-encoded" in cap.err
+    assert not np.allclose(Recommender.load(model).embeddings_["image"].vectors[1], before[1])
+    # files touched, the same photos: read again, found the same; from VERIFIED_RECORD such
+    # photos on the check is written (the stamps with it): the next add reads none
     monkeypatch.setattr("prodfusion.cli.add.VERIFIED_RECORD", 2)
-    now = time.time()  # after the model's last update, before the record to come
+    now = time.time()
     os.utime(img / "0001.jpg", (now, now))
     os.utime(img / "0004.jpg", (now, now))
-    time.sleep(1.1)  # the manifest's times have whole seconds
-    assert main(["add", str(model), "--catalog", str(tmp_path / "catalog.csv"),
-                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert main(add) == 0
     assert "the check of 2 photo files recorded" in capsys.readouterr().out
     assert json.loads((model / "manifest.json").read_text())["updates"][-1][
         "photos_verified"] == 2
-    assert main(["add", str(model), "--catalog", str(tmp_path / "catalog.csv"),
-                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert main(add) == 0
     cap = capsys.readouterr()
     assert "none changed" in cap.err and "photo files written since" not in cap.err
+    # a folder written before the stamps: a photo file counts as written anew when its time
+    # is after the model's last encoding, as before
+    m = json.loads((model / "manifest.json").read_text())
+    assert m["files"].pop("photo_stamps") == "photo_stamps.npy"
+    (model / "manifest.json").write_text(json.dumps(m))
+    (model / "photo_stamps.npy").unlink()
+    assert Recommender.load(model).photo_stamps_ is None
+    for pid in ("0001", "0002", "0004"):
+        os.utime(img / f"{pid}.jpg", (1e9, 1e9))
+    os.utime(img / "0003.jpg", (later + 60, later + 60))
+    assert main(add) == 0
+    cap = capsys.readouterr()
+    assert "none changed; 1 photo files written since the model encoded them hold the same " \
+        "photo" in cap.err
 
 
 def test_add_refuses_a_feed_whose_photo_paths_do_not_exist(tmp_path, tiny_clip_path, capsys):

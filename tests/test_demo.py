@@ -1,0 +1,39 @@
+"""`prodfusion demo` end to end on a small shop: the learned weights are printed and the
+category shares compare each modality alone with the tuned fusion on the same queries."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_prints_weights_and_like_for_like_category_shares(tmp_path, capsys):
+    from prodfusion.demo import run_demo
+    from prodfusion.recommender import Recommender
+
+    assert run_demo(tmp_path, n_products=240) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"tuned on held-out next clicks .*: weights text=[0-9.]+, image=[0-9.]+, "
+                     r"clicks=[0-9.]+, calibration \w+", out)
+    rows = dict(re.findall(r"^  (\w+) alone +([0-9.]+ on [0-9,]+ queries   tuned fusion on "
+                           r"them [0-9.]+)$", out, flags=re.M))
+    assert set(rows) == {"text", "image", "clicks"}
+    rec = Recommender.load(tmp_path / "model")
+    cats = np.asarray(rec.catalog.categories)
+    r, _ = rec.fuser("intermediate").topk(np.arange(len(cats)), 15)
+    for m, line in rows.items():
+        share, served, tuned = re.match(r"([0-9.]+) on ([0-9,]+) queries .* ([0-9.]+)$",
+                                        line).groups()
+        mask = rec.embeddings_[m].mask
+        assert int(served.replace(",", "")) == int(mask.sum())  # served: the products with it
+        sub = r[mask]
+        valid = sub >= 0
+        expect = (cats[np.where(valid, sub, 0)] == cats[mask][:, None])[valid].mean()
+        assert float(tuned) == pytest.approx(expect, abs=6e-5)
+        assert 0 < float(share) <= 1
+    assert re.search(r"^  tuned intermediate +[0-9.]+ on 240 queries$", out, flags=re.M)
+    assert int(rec.embeddings_["image"].mask.sum()) < 240  # a like-for-like case to check
