@@ -114,3 +114,33 @@ def test_an_address_ray_cannot_reach_is_a_clear_error():
                                              r"cannot start or join Ray"):
         make_executor("ray", address="ray://127.0.0.1:1")
     assert not ray.is_initialized()
+
+
+def test_export_update_on_ray_equals_the_local_update_and_a_full_export(ray_local, tmp_path):
+    """`export --update --engine ray`: the recomputed lists come from Ray's workers, the kept
+    ones from the previous file; the file equals the local update's and a full export's."""
+    from prodfusion.batch.export import update_lists
+    from tests.batch.test_export import _day_of_changes
+
+    rng = np.random.default_rng(3)
+    cat, embs, *_ = make_planted(rng, n=300)
+    rec = Recommender.from_embeddings(cat, embs, fusion="intermediate")
+    folder = rec.save(tmp_path / "m")
+    before = tmp_path / "before.parquet"
+    export_lists(folder, before, k=8, progress=False)
+    rec = Recommender.load(folder)
+    _day_of_changes(rec, rng)
+    rec.save(folder)
+    ex = make_executor("ray", num_cpus_per_worker=0.5)
+    rep = update_lists(folder, before, tmp_path / "ray.parquet", batch_size=40, executor=ex,
+                       progress=False)
+    local = update_lists(folder, before, tmp_path / "local.parquet", batch_size=40,
+                         progress=False)
+    export_lists(folder, tmp_path / "full.parquet", k=8, progress=False)
+    assert rep["engine"] == "ray" and rep["recomputed"] == local["recomputed"] < 315
+    got, loc, full = (pq.read_table(tmp_path / f"{n}.parquet").to_pydict()
+                      for n in ("ray", "local", "full"))
+    assert got["product_id"] == full["product_id"] and len(got["ids"]) == 315
+    assert got["ids"] == loc["ids"] == full["ids"]
+    for a, b in zip(got["scores"], full["scores"], strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
