@@ -17,6 +17,7 @@ product exactly, so its cost grows with catalog size × products changed.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import shutil
 import sys
@@ -80,16 +81,21 @@ def measure(n: int, tmp: Path, args) -> dict:
 
 
 def report(rows: list[dict], args, seconds: float) -> str:
+    cmd = (f"python benchmarks/export_update.py --products "
+           f"{','.join(str(r['products']) for r in rows)} --index {args.index}"
+           + (f" --share {args.share:g}" if args.share != 0.01 else "")
+           + (f" --out {os.path.relpath(args.out, REPO)}"
+              if Path(args.out).resolve() != REPO / "docs/benchmarks/export_update.md" else ""))
     lines = [
         "# `export --update` after a day's `add`, against a full export",
         "",
-        f"Command: `python benchmarks/export_update.py --products "
-        f"{','.join(str(r['products']) for r in rows)} --index {args.index}` "
+        f"Command: `{cmd}` "
         f"({seconds / 60:.0f} min in all). Machine: {platform.machine()}, {platform.system()}, "
         "a 2-core / 24 GiB VM, no GPU, nothing else running. Data: synthetic shops "
         "(`make_synthetic`, seed 0, one session per product, titles only, `--tune off`, "
-        f"`--index {args.index}`); today's feed: {args.share:.0%} of the titles changed and "
-        f"{args.share:.0%} new products (`benchmarks/add_scale.py`'s feed). One run per size.",
+        f"`--index {args.index}`); today's feed: {args.share * 100:g} % of the titles changed "
+        f"and {args.share * 100:g} % new products (`benchmarks/add_scale.py`'s feed). One run "
+        "per size.",
         "",
         "| products | changed / new | `add` | full export | `export --update` | update / full | "
         "lists recomputed | lists equal to the full export's | peak RSS full / update |",
