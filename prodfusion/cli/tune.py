@@ -76,7 +76,10 @@ def cmd_tune(args) -> int:
         print(f"  the model's default weighting is unchanged; rank by this one with "
               f"`prodfusion similar {args.model} ID --profile {args.profile}`")
     shr = res.get("shrinkage")
-    if shr is not None:
+    if shr is not None and not shr["lambda"]:
+        print("  not shrunk: every step towards equal weights scored more than one standard "
+              "error below these on validation")
+    elif shr is not None:
         print(f"  shrunk {shr['lambda']:.0%} of the way from "
               + format_weights(dict(zip(res["weights"], shr["from"], strict=True)))
               + f" to equal weights (validation {shr['score']:.4f} against "
