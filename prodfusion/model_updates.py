@@ -20,8 +20,9 @@ from prodfusion.index.clustering import assign_to_centroids, centroids_from_labe
 #: How the manifest writes times (``created``, ``updates[].time``).
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 
-__all__ = ["add_products", "changed_products", "encode_products", "photo_stamps", "retire",
-           "set_photo_stamps", "update_embeddings", "update_products"]
+__all__ = ["add_products", "changed_products", "encode_products", "photo_stamps",
+           "relocate_photos", "retire", "set_photo_stamps", "update_embeddings",
+           "update_products"]
 
 
 def retire(rec, product_ids, *, retired: bool = True) -> int:
@@ -293,6 +294,40 @@ def set_photo_stamps(rec, rows: np.ndarray, stamps: np.ndarray) -> None:
         cur = cur.copy()
     cur[rows] = stamps
     rec.photo_stamps_ = cur
+
+
+def relocate_photos(rec, catalog: Catalog, keep: set | frozenset = frozenset()) -> int:
+    """Point the model at the feed's photo paths where only the path changed.
+
+    For the products of ``catalog`` the model has (but those in ``keep``: changed, kept, or
+    about to be re-encoded), whose photo path differs from the model's while both name a
+    photo and the model has its vector, the model's catalog takes the feed's path and the
+    photo is stamped (:func:`photo_stamps`); vectors, lists and ``updated_`` stay. Call it
+    once :func:`changed_products` (and ``add``'s check of the vectors) found those photos
+    unchanged: an image folder moved to another root then costs one comparison, not one
+    per ``add``. Returns how many products were pointed elsewhere.
+    """
+    from prodfusion.data.catalog import IMAGE
+
+    if "image" not in rec.embeddings_ or IMAGE not in catalog.frame.columns \
+            or IMAGE not in rec.catalog.frame.columns:
+        return 0
+    rows, found = rec.catalog.lookup(catalog.ids.tolist())
+    old = rec.catalog.image_paths
+    new = catalog.image_paths
+    mask = rec.embeddings_["image"].mask
+    ids = catalog.ids
+    pick = [(int(r), new[i]) for i in np.flatnonzero(found)
+            for r in (rows[i],)
+            if ids[i] not in keep and new[i] and old[r] and new[i] != old[r] and mask[r]]
+    if not pick:
+        return 0
+    at = np.array([r for r, _ in pick], dtype=np.int64)
+    paths = [p for _, p in pick]
+    column = rec.catalog.frame[IMAGE].scatter(at, pl.Series(paths, dtype=pl.Utf8))
+    rec.catalog = Catalog(rec.catalog.frame.with_columns(column), source=rec.catalog.source)
+    set_photo_stamps(rec, at, photo_stamps(paths))
+    return len(pick)
 
 
 def _same_file(a: str, b: str) -> bool:

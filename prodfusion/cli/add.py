@@ -117,21 +117,34 @@ def cmd_add(args) -> int:
             note = ""
         print(f"{n_known:,} of {len(is_new):,} products of {args.catalog} are already in the "
               f"model: {_changed_line(changed, args.keep_changed)}{note}", file=sys.stderr)
+    relocated = 0
+    if n_known:  # photos found the same at another path: the model takes the feed's path
+        from prodfusion.model_updates import relocate_photos
+
+        relocated = relocate_photos(rec, catalog, set(changed["product_id"].to_list()))
+        if relocated:
+            print(f"{relocated:,} unchanged photos are now read from the feed's paths (e.g. "
+                  "another --image-root): the model records them", file=sys.stderr)
     if not any(is_new) and not to_retire and not back and update is None and not retrain:
         msg = (f"nothing to add: every product of {args.catalog} is already in {args.model}"
                + (", unchanged" if not args.keep_changed else "")
                + (" and no product left or came back" if args.retire_missing else ""))
-        if same < VERIFIED_RECORD:
+        if same < VERIFIED_RECORD and not relocated:
             print(msg + "; nothing was written.")
             return 0
-        # many photo files rewritten with the same photos (an image folder synced again):
-        # record the check, or every later add reads them all again
-        from prodfusion.model_updates import record_update
+        # many photo files rewritten with the same photos (an image folder synced again), or
+        # photos at new paths: record the check, or every later add reads them all again
+        done = []
+        if same >= VERIFIED_RECORD:
+            from prodfusion.model_updates import record_update
 
-        record_update(rec, {"photos_verified": same})
+            record_update(rec, {"photos_verified": same})
+            done.append(f"the check of {same:,} photo files")
+        if relocated:
+            done.append(f"the new paths of {relocated:,} photos")
         rec.save(out)
-        print(msg + f"; the check of {same:,} photo files recorded in {out} (the next add "
-              "does not read them again)")
+        print(msg + f"; {' and '.join(done)} recorded in {out} (the next add does not read "
+              "them again)")
         return 0
     new = Catalog(catalog.frame.filter(pl.Series(is_new)), source=catalog.source)
     if len(new) and "category" not in new.frame.columns \

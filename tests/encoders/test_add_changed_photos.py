@@ -124,3 +124,43 @@ def test_add_refuses_a_feed_whose_photo_paths_do_not_exist(tmp_path, tiny_clip_p
     assert main(["add", str(model), "--catalog", str(feeds / "feed.csv"), "--cache-dir",
                  "none", "--image-root", str(tmp_path)]) == 0
     assert "image   1/1" in capsys.readouterr().out
+
+
+def test_add_records_the_new_paths_of_photos_moved_to_another_root(tmp_path, tiny_clip_path,
+                                                                   capsys):
+    """An image folder moved (`--image-root` elsewhere): the first add finds the photos the
+    same and records their new paths; the next add compares nothing and writes nothing,
+    even once the old folder is gone. Vectors and lists stay."""
+    import shutil
+
+    img = tmp_path / "img"
+    img.mkdir()
+    for i, kind in enumerate(["red_disk", "blue_stripes", "green_square"]):
+        draw(kind, shift=i).save(img / f"{i}.jpg", quality=95)
+    (tmp_path / "catalog.csv").write_text("id,title\n0,Red\n1,Blue\n2,Green\n", encoding="utf-8")
+    model = tmp_path / "model"
+    assert main(["build", "--catalog", str(tmp_path / "catalog.csv"), "--id-col", "id",
+                 "--image-template", "{id}.jpg", "--image-root", str(img), "--text", "none",
+                 "--image", f"clip:{tiny_clip_path}", "--cache-dir", "none",
+                 "--out", str(model)]) == 0
+    before = Recommender.load(model)
+    moved = tmp_path / "disk2" / "img"
+    shutil.copytree(img, moved)  # times kept, as rsync -a or mv leave them
+    add = ["add", str(model), "--catalog", str(tmp_path / "catalog.csv"), "--image-root",
+           str(moved), "--cache-dir", "none"]
+    capsys.readouterr()
+    assert main(add) == 0
+    cap = capsys.readouterr()
+    assert "none changed" in cap.err
+    assert "3 unchanged photos are now read from the feed's paths" in cap.err
+    assert "the new paths of 3 photos recorded" in cap.out
+    after = Recommender.load(model)
+    assert after.catalog.image_paths == [str(moved / f"{i}.jpg") for i in range(3)]
+    np.testing.assert_array_equal(after.embeddings_["image"].vectors,
+                                  before.embeddings_["image"].vectors)
+    assert after.updated_ is None  # no list is stale: nothing was re-encoded
+    shutil.rmtree(img)
+    assert main(add) == 0
+    cap = capsys.readouterr()
+    assert "none changed" in cap.err and "now read from" not in cap.err
+    assert "nothing was written" in cap.out
