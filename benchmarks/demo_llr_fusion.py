@@ -46,13 +46,14 @@ class DemoTest:
     retrained on the training part, z-scores (``zmean``) and likelihood ratios of each
     modality, and :meth:`scores` of a fused score matrix."""
 
-    def __init__(self, d: Path, rec=None) -> None:
+    def __init__(self, d: Path) -> None:
         from demo_cold_calibration import _llr_table, _unit, demo_split
 
         from prodfusion.evaluation.split import heldout_recommender
 
         self.rec, split, self.pos = demo_split(d)
-        rec = rec or self.rec
+        rec = self.rec
+        self.train = split.train
         ev = heldout_recommender(rec, split.train, progress=False)
         held = split.heldout["sessions"]
         self.q, self.t, self.groups = held.query_rows, held.target_rows, held.groups
@@ -87,9 +88,32 @@ class DemoTest:
         np.fill_diagonal(out, -np.inf)
         return out
 
+    def baselines(self) -> dict[str, np.ndarray]:
+        """The reference baselines of ``evaluate retrieval`` as score matrices on the same
+        split (:mod:`prodfusion.evaluation.baselines`): ``cooc`` (training sessions holding
+        both products), ``tfidf`` (character 3–5-gram TF-IDF cosine of the titles),
+        ``cooc+tfidf`` (cooc first, TF-IDF where it has none) and ``popular`` (training
+        clicks); ``-inf`` where a baseline serves nothing."""
+        from prodfusion.evaluation.baselines import cooc_matrix, popularity, tfidf_matrix
+
+        cat = self.rec.catalog
+        cooc = cooc_matrix(self.train, cat).toarray()
+        x = tfidf_matrix(cat.titles)
+        tfidf = (x @ x.T).toarray()
+        pop = np.broadcast_to(popularity(self.train, cat), (self.n, self.n))
+        out = {"cooc": np.where(cooc > 0, cooc, -np.inf),
+               "tfidf": np.where(tfidf > 0, tfidf, -np.inf),
+               "cooc+tfidf": np.where(cooc > 0, 10.0 + cooc,
+                                      np.where(tfidf > 0, tfidf, -np.inf)),
+               "popular": np.where(pop > 0, pop, -np.inf)}
+        for s in out.values():
+            np.fill_diagonal(s, -np.inf)
+        return out
+
     def scores(self, s: np.ndarray):
         """Per-case HitRate@15 and nDCG@15 (ties at their mean rank) and the off-category
-        products in the top-15 lists of the queries with a photo."""
+        products in the top-15 lists of the queries with a photo (products served only:
+        a baseline's list may be shorter)."""
         q, t, has, cats = self.q, self.t, self.has, self.cats
         st = s[q, t][:, None]
         ahead = (s[q] > st).sum(1)
@@ -99,7 +123,8 @@ class DemoTest:
         hit = ((r < K) & valid).sum(1) / (ties + 1)
         ndcg = np.where((r < K) & valid, 1 / np.log2(r + 2), 0).sum(1) / (ties + 1)
         top = np.argpartition(-s[has], K, axis=1)[:, :K]
-        return hit, ndcg, int((cats[top] != cats[has][:, None]).sum())
+        served = np.isfinite(np.take_along_axis(s[has], top, axis=1))  # a short list: fewer
+        return hit, ndcg, int(((cats[top] != cats[has][:, None]) & served).sum())
 
     def paired_ci(self, diff: np.ndarray, resamples: int) -> tuple[float, float]:
         """95 % bootstrap interval of the mean per-case difference, resampling sessions."""

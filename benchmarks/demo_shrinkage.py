@@ -35,7 +35,6 @@ LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def main() -> None:
-    from demo_cold_calibration import demo_split
     from demo_llr_fusion import DemoTest
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -45,26 +44,26 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     d = Path(args.demo_dir)
-    rec, split, _ = demo_split(d)
+    dt = DemoTest(d)  # the model's tuned weights read before the tuning below
     from prodfusion.data import clean_sessions, read_interactions
 
     sessions = clean_sessions(read_interactions(
         d / "data" / "sessions.csv", session_cols=("session_id",), item_col="product_id",
-        time_col="timestamp"), rec.catalog)
+        time_col="timestamp"), dt.rec.catalog)
     # exactly as `prodfusion demo` tunes (prodfusion/demo.py), plus shrink=True
-    res = rec.tune(sessions, objective="ndcg@15", n0_grid=(None,), max_queries=1000, seed=0,
-                   shrink=True)
+    res = dt.rec.tune(sessions, objective="ndcg@15", n0_grid=(None,), max_queries=1000,
+                      seed=0, shrink=True)
     shr = res["shrinkage"]
     mods = tuple(res["weights"])
     w0 = dict(zip(mods, shr["from"], strict=True))
-    dt = DemoTest(d)
     assert dt.mods == mods, (dt.mods, mods)
     lams = sorted(set(LAMBDAS) | {shr["lambda"]})
     rows = []
     for lam in lams:
         w = {m: (1 - lam) * w0[m] + lam / len(mods) for m in mods}
         rows.append((lam, w, *dt.scores(dt.fused(dt.zs, w))))
-    alone = {m: dt.scores(dt.fused(dt.zs, {m: 1.0})) for m in ("text", "image")}
+    alone = {f"{m} alone": dt.scores(dt.fused(dt.zs, {m: 1.0})) for m in ("text", "image")}
+    alone.update({f"`{b}`": dt.scores(s) for b, s in dt.baselines().items()})
     base = rows[0][3]
     fmt = lambda w: ", ".join(f"{m} {w[m]:.3f}" for m in mods)  # noqa: E731
     lines = [
@@ -100,7 +99,7 @@ def main() -> None:
     for m, (hit, ndcg, off) in alone.items():
         diff = ndcg - base
         lo, hi = dt.paired_ci(diff, args.resamples)
-        lines.append(f"| {m} alone | – | {hit.mean():.4f} | {ndcg.mean():.4f} | "
+        lines.append(f"| {m} | – | {hit.mean():.4f} | {ndcg.mean():.4f} | "
                      f"{diff.mean():+.4f} [{lo:+.4f}, {hi:+.4f}] | {off} |")
     png = Path(args.out).with_suffix(".png")
     _plot(rows, alone, base, dt, args.resamples, png)
@@ -136,7 +135,8 @@ def _plot(rows, alone, base, dt, resamples: int, path: Path) -> None:
     for i, (lam, _w, _hit, ndcg, off) in enumerate(rows):
         point(ndcg, off, f"λ = {lam:g}", "tab:blue", "o", 6 if i % 2 else -10)
     for m, (_hit, ndcg, off) in alone.items():
-        point(ndcg, off, f"{m} alone", "tab:grey", "s", 6)
+        if m.endswith(" alone"):
+            point(ndcg, off, m, "tab:grey", "s", 6)
     ax.axhline(0, ls="--", lw=0.8, color="tab:blue")
     ax.set_xscale("symlog", linthresh=1)
     ax.set_xlim(-0.5, 5000)
