@@ -284,14 +284,8 @@ def photo_stamps(paths) -> np.ndarray:
 def set_photo_stamps(rec, rows: np.ndarray, stamps: np.ndarray) -> None:
     """Record ``stamps`` (:func:`photo_stamps`) for the model's ``rows`` whose photo vectors
     were just set; the other rows keep theirs (``(-1, -1)``: unknown, the older rule)."""
-    cur = getattr(rec, "photo_stamps_", None)
-    if cur is None or len(cur) != len(rec.catalog):
-        old = cur
-        cur = np.full((len(rec.catalog), 2), -1, dtype=np.int64)
-        if old is not None:
-            cur[:min(len(old), len(cur))] = old[:len(cur)]
-    else:
-        cur = cur.copy()
+    cur = getattr(rec, "photo_stamps_", None)  # grown with the catalog (_set_state)
+    cur = np.full((len(rec.catalog), 2), -1, dtype=np.int64) if cur is None else cur.copy()
     cur[rows] = stamps
     rec.photo_stamps_ = cur
 
@@ -317,9 +311,9 @@ def relocate_photos(rec, catalog: Catalog, keep: set | frozenset = frozenset()) 
     new = catalog.image_paths
     mask = rec.embeddings_["image"].mask
     ids = catalog.ids
-    pick = [(int(r), new[i]) for i in np.flatnonzero(found)
-            for r in (rows[i],)
-            if ids[i] not in keep and new[i] and old[r] and new[i] != old[r] and mask[r]]
+    pick = [(int(rows[i]), new[i]) for i in np.flatnonzero(found)
+            if ids[i] not in keep and new[i] and old[rows[i]] and new[i] != old[rows[i]]
+            and mask[rows[i]]]
     if not pick:
         return 0
     at = np.array([r for r, _ in pick], dtype=np.int64)

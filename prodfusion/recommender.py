@@ -246,9 +246,10 @@ class Recommender(QueryMixin):
 
         t0 = time.perf_counter()
         # before the photos are read: a file replaced meanwhile is found changed next time
-        stamps = photo_stamps(catalog.image_paths) if self.image is not None else None
-        embeddings, self.skipped_, timings, fitted = encode_catalog(self, catalog, sessions)
         wanted = set(self.modalities) if self.modalities else set(MODALITIES)
+        stamps = photo_stamps(catalog.image_paths) \
+            if self.image is not None and "image" in wanted else None
+        embeddings, self.skipped_, timings, fitted = encode_catalog(self, catalog, sessions)
         if self.cooc and "cooc" in wanted:
             counted = sessions.sessions() if hasattr(sessions, "corpus_file") else sessions
             if counted is None or not hasattr(counted, "frame"):
