@@ -188,7 +188,8 @@ def tune_weights(
     tuned weights' (and as slice-safe), recorded as ``shrinkage`` (``lambda``, ``from``,
     ``score_from``, ``score``, ``se``): every modality counts more evenly, at a cost in the
     objective that validation may not resolve (on the demo it bought a top-15 category
-    precision of 1.000 for −0.005 nDCG@15 on the test part, beyond the noise).
+    precision of 1.000 for −0.005 nDCG@15 on the test part, beyond the noise; on H&M's
+    baskets it cost −0.010: docs/results/README.md, twentieth session).
 
     Before the weights, with ``cooc`` among the modalities and sessions of three or more
     clicks, the co-occurrences' proximity exponent is chosen among ``cooc_decays`` and the
