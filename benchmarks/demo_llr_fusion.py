@@ -54,7 +54,7 @@ class DemoTest:
         self.rec, split, self.pos = demo_split(d)
         rec = self.rec
         self.train = split.train
-        ev = heldout_recommender(rec, split.train, progress=False)
+        self.ev = ev = heldout_recommender(rec, split.train, progress=False)
         held = split.heldout["sessions"]
         self.q, self.t, self.groups = held.query_rows, held.target_rows, held.groups
         self.cats = np.asarray(rec.catalog.categories)
