@@ -57,6 +57,7 @@ class Progress:
         self.every_s = EVERY_S if every_s is None else every_s
         self.stream = stream or sys.stderr
         self._t0 = self._last = time.monotonic()
+        self._shown = -1  # the count of the last plain line printed (close repeats no line)
         self._bar = None
         if self.enabled and _isatty(self.stream):
             from tqdm.auto import tqdm
@@ -85,6 +86,7 @@ class Progress:
         now = time.monotonic()
         if now - self._last >= self.every_s:
             self._last = now
+            self._shown = self.done
             print(self.line(), file=self.stream, flush=True)
 
     def close(self) -> None:
@@ -93,7 +95,10 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        elif self.total > 0:  # nothing to do (e.g. all cached): nothing to report
+        elif self.total > 0 and self._shown != self.done:
+            # nothing to do (e.g. all cached): nothing to report; the last line already
+            # printed says where it ended (a periodic line on the last update): not twice
+            self._shown = self.done
             print(self.line(), file=self.stream, flush=True)
 
     # tqdm's interface, for code written against a tqdm bar

