@@ -73,6 +73,18 @@ def main() -> None:
     configs += [(f"photo as negative evidence, weight {w:g}",
                  dt.fused({**zs, "image": neg}, {**tuned, "image": w}))
                 for w in (0.1, 0.3, 1.0, 3.0)]
+    # a candidate without a photo, for a query with one, counted as a random pair's veto
+    # (the mean of min(LLR, 0) over random pairs with photos): held back like a stranger
+    rng = np.random.default_rng(0)
+    rows = np.flatnonzero(img)
+    a, b = rng.choice(rows, 50_000), rng.choice(rows, 50_000)
+    imputed = float(neg[a, b].mean())
+    veto = np.where(img[:, None] & img[None, :], neg, np.where(img[:, None], imputed, 0.0))
+    dt.mask["veto"] = np.ones(dt.n, bool)  # every pair has the term (0 for photo-less queries)
+    configs += [(f"… a candidate without a photo counted as a random pair ({imputed:.2f}), "
+                 f"weight {w:g}", dt.fused({**zs, "veto": veto},
+                                           {"text": tuned["text"], "clicks": tuned["clicks"],
+                                            "veto": w})) for w in (1.0,)]
     configs += [(f"photo z-scores, weight {w:g} (for comparison)",
                  dt.fused(zs, {**tuned, "image": w})) for w in (0.3, 1.0)]
     configs += [(f"photo cluster gate (k = {args.clusters}), lenient", gate(lenient)),
