@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import re
 import subprocess
 import sys
 import time
@@ -176,6 +177,8 @@ def test_build_writes_progress_lines_into_a_log_file(shop):
     text = log.read_text()
     assert proc.returncode == 0, text
     assert "prod2vec epochs: 3/3 epoch (100.0%)" in text
+    # the tuner's scoring of each validation split (minutes at 1M products) reports too
+    assert re.search(r"validation queries scored: ([\d,]+)/\1 queries \(100\.0%\)", text), text
     assert "\r" not in text  # plain lines, no terminal bar
 
 

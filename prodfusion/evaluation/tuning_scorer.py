@@ -112,7 +112,7 @@ class _Scorer:
     def __init__(self, ev: Any, mods: tuple[str, ...], q: np.ndarray, t: np.ndarray,
                  src: np.ndarray, counts: np.ndarray | None, metric: str, k: int,
                  n_cand: int = 200, block: int = 256, n_outside: int | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, progress: bool = False) -> None:
         self.mods, self.metric, self.k = mods, metric, k
         self.uq, inv = np.unique(q, return_inverse=True)
         self.inv, self.t = inv, t
@@ -134,6 +134,9 @@ class _Scorer:
         outs: list[np.ndarray] = []
         out_w = np.zeros(len(self.uq), np.float64)
         out_rows: dict[str, list[np.ndarray]] = {m: [] for m in mods}
+        from prodfusion.progress import Progress  # minutes at 1M products: lines in a log too
+
+        bar = Progress(len(self.uq), "validation queries scored", "queries", enabled=progress)
         for lo in range(0, len(self.uq), block):
             qb = self.uq[lo : lo + block]
             full = {}
@@ -167,6 +170,8 @@ class _Scorer:
                 outs.append(o)
                 for m in mods:
                     out_rows[m].append(full[m][j, o])
+            bar.update(len(qb))
+        bar.close()
         self.q_has = {m: data[m].mask[self.uq] for m in mods}
         self.cand, self.valid, self.safe, self.cos, self.both = self._padded(
             cands, cos_rows, data, empty_width=1)
@@ -370,7 +375,8 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
             pc = inner.train.product_counts()
             counts = np.array([pc.get(p, 0) for p in rec.catalog.ids], dtype=np.int64)
         log(f"scoring {len(np.unique(q)):,} validation queries against their candidates")
-        sc = _Scorer(ev, mods, q, t, src.astype(str), counts, metric, k, n_cand=n_candidates)
+        sc = _Scorer(ev, mods, q, t, src.astype(str), counts, metric, k, n_cand=n_candidates,
+                     progress=progress is True)
         data = ev.modality_data()
         stats = estimate_stats(data, mods, seed=seed) if with_stats else {}
         folds.append((sc, stats))
