@@ -12,6 +12,7 @@ from dataclasses import asdict
 
 from prodfusion.encoders import DEFAULT_IMAGE, DEFAULT_TEXT, EmbeddingCache, make_encoder
 from prodfusion.encoders.base import MODALITIES, Embeddings
+from prodfusion.progress import heartbeat
 
 __all__ = ["encode_catalog", "fit_clicks"]
 
@@ -72,7 +73,10 @@ def encode_catalog(settings, catalog, sessions=None):
 
         t = time.perf_counter()
         enc = LexicalEncoder(dim=parse_lexical_spec(settings.lexical), seed=settings.seed)
-        emb = enc.encode(catalog).astype(settings.vector_dtype)
+        # no count to show (TF-IDF, then TruncatedSVD): 2.5 min at 1M titles, lines meanwhile
+        with heartbeat(f"{enc.spec} of {len(catalog):,} titles",
+                       enabled=settings.progress is not False):
+            emb = enc.encode(catalog).astype(settings.vector_dtype)
         timings["lexical"] = time.perf_counter() - t
         if emb.n_present == 0:
             skipped["lexical"] = "no title has a character n-gram (0 present)"
