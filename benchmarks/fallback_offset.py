@@ -56,27 +56,22 @@ def plot(rows: list, path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--products", type=int, default=100_000)
-    ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--workdir", default=None, help="keep the shop and model here")
-    ap.add_argument("--out", default=str(REPO / "docs/results/fallback_offset.md"))
-    args = ap.parse_args()
-
+def tuned_folds(products: int, repeats: int, workdir: str | None):
+    """The synthetic shop built (once, under ``workdir``) and tuned with the defaults but
+    ``repeats`` validation splits: ``(tuning record, [(scorer, stats)] of the splits,
+    weighting(stats) → the tuned Weighting)`` (also ``new_product_slot.py``'s)."""
     import prodfusion.evaluation.tuning as tuning
-    import prodfusion.fusion.weights as weights
     from prodfusion.data import clean_sessions, make_synthetic, read_interactions
+    from prodfusion.encoders.clicks import Prod2VecParams
     from prodfusion.fusion.weighting import Weighting
     from prodfusion.recommender import Recommender
 
-    t0 = time.perf_counter()
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="fallback-offset-"))
+    work = Path(workdir or tempfile.mkdtemp(prefix="fallback-offset-"))
     data, model = work / "data", work / "model"
     inter = ["--interactions", str(data / "sessions.csv"), "--session-cols", "session_id",
              "--item-col", "product_id", "--time-col", "timestamp", "--workers", "1"]
     if not (model / "manifest.json").exists():
-        make_synthetic(data, n_products=args.products, n_sessions=args.products, seed=0,
+        make_synthetic(data, n_products=products, n_sessions=products, seed=0,
                        similar_rate=0.5, missing_image_rate=0.999)
         subprocess.run([sys.executable, "-m", "prodfusion.cli", "build", "--catalog",
                         str(data / "catalog.csv"), *inter, "--image", "none", "--cache-dir",
@@ -89,17 +84,16 @@ def main() -> None:
     captured = {}
     folds_of = tuning._validation_folds
 
-    def spy(*a, **k):  # keep the tuner's validation scorers to score other offsets on
+    def spy(*a, **k):  # keep the tuner's validation scorers to score other rules on
         captured["folds"] = out = folds_of(*a, **k)
         return out
 
     tuning._validation_folds = spy
-    from prodfusion.encoders.clicks import Prod2VecParams
-
-    res = tuning.tune_weights(rec, sessions=sessions, repeats=args.repeats,
-                              prod2vec=Prod2VecParams(workers=1, seed=0))
-    tuning._validation_folds = folds_of
-    folds = captured["folds"][1]
+    try:
+        res = tuning.tune_weights(rec, sessions=sessions, repeats=repeats,
+                                  prod2vec=Prod2VecParams(workers=1, seed=0))
+    finally:
+        tuning._validation_folds = folds_of
     fb = res.get("fallback")
 
     def weighting(st):
@@ -107,6 +101,24 @@ def main() -> None:
                               st if res["calibration"] != "none" or isinstance(fb, dict)
                               else None, res.get("n0"), fallback=fb or False,
                               fallback_missing=tuning.FALLBACK_MISSING)
+
+    return res, captured["folds"][1], weighting
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--products", type=int, default=100_000)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--workdir", default=None, help="keep the shop and model here")
+    ap.add_argument("--out", default=str(REPO / "docs/results/fallback_offset.md"))
+    args = ap.parse_args()
+
+    import prodfusion.fusion.weights as weights
+    from prodfusion.fusion.weighting import Weighting
+
+    t0 = time.perf_counter()
+    res, folds, weighting = tuned_folds(args.products, args.repeats, args.workdir)
+    fb = res.get("fallback")
 
     def measure(make):
         per, sl = [], {}
