@@ -59,7 +59,8 @@ def plot(rows: list, path: Path) -> None:
 def tuned_folds(products: int, repeats: int, workdir: str | None):
     """The synthetic shop built (once, under ``workdir``) and tuned with the defaults but
     ``repeats`` validation splits: ``(tuning record, [(scorer, stats)] of the splits,
-    weighting(stats) → the tuned Weighting)`` (also ``new_product_slot.py``'s)."""
+    weighting(stats) → the tuned Weighting, whether the shop was built now)`` (also
+    ``new_product_slot.py``'s)."""
     import prodfusion.evaluation.tuning as tuning
     from prodfusion.data import clean_sessions, make_synthetic, read_interactions
     from prodfusion.encoders.clicks import Prod2VecParams
@@ -70,7 +71,8 @@ def tuned_folds(products: int, repeats: int, workdir: str | None):
     data, model = work / "data", work / "model"
     inter = ["--interactions", str(data / "sessions.csv"), "--session-cols", "session_id",
              "--item-col", "product_id", "--time-col", "timestamp", "--workers", "1"]
-    if not (model / "manifest.json").exists():
+    built = not (model / "manifest.json").exists()
+    if built:
         make_synthetic(data, n_products=products, n_sessions=products, seed=0,
                        similar_rate=0.5, missing_image_rate=0.999)
         subprocess.run([sys.executable, "-m", "prodfusion.cli", "build", "--catalog",
@@ -102,7 +104,7 @@ def tuned_folds(products: int, repeats: int, workdir: str | None):
                               else None, res.get("n0"), fallback=fb or False,
                               fallback_missing=tuning.FALLBACK_MISSING)
 
-    return res, captured["folds"][1], weighting
+    return res, captured["folds"][1], weighting, built
 
 
 def main() -> None:
@@ -117,7 +119,7 @@ def main() -> None:
     from prodfusion.fusion.weighting import Weighting
 
     t0 = time.perf_counter()
-    res, folds, weighting = tuned_folds(args.products, args.repeats, args.workdir)
+    res, folds, weighting, built = tuned_folds(args.products, args.repeats, args.workdir)
     fb = res.get("fallback")
 
     def measure(make):
@@ -146,7 +148,8 @@ def main() -> None:
         "# The zero-weight fallback's offset, probed on the tuner's validation cases",
         "",
         f"Command: `python benchmarks/fallback_offset.py --products {args.products} "
-        f"--repeats {args.repeats}` ({time.perf_counter() - t0:.0f} s with the build). Machine: "
+        f"--repeats {args.repeats}` ({time.perf_counter() - t0:.0f} s"
+        f"{' with the build' if built else '; the shop was built before'}). Machine: "
         f"{platform.machine()}, {platform.system()}, 2-core VM. Data: `make_synthetic("
         f"n_products={args.products}, n_sessions={args.products}, seed=0, similar_rate=0.5, "
         "missing_image_rate=0.999)`, built with `--image none --cache-dir none --tune off "

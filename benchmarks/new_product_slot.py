@@ -86,7 +86,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "docs/results/new_product_slot.md"))
     args = ap.parse_args()
     t0 = time.perf_counter()
-    res, folds, weighting = tuned_folds(args.products, args.repeats, args.workdir)
+    res, folds, weighting, built = tuned_folds(args.products, args.repeats, args.workdir)
     rows = []
     for tau in TAUS:
         per, sl = [], {}
@@ -105,7 +105,8 @@ def main() -> None:
         "# One slot for a product without clicks, probed on the tuner's validation cases",
         "",
         f"Command: `python benchmarks/new_product_slot.py --products {args.products} "
-        f"--repeats {args.repeats}` ({time.perf_counter() - t0:.0f} s). Machine: "
+        f"--repeats {args.repeats}` ({time.perf_counter() - t0:.0f} s"
+        f"{' with the build' if built else '; the shop was built before'}). Machine: "
         f"{platform.machine()}, {platform.system()}, 2-core VM. Data and tuning: as "
         f"[fallback_offset.md](fallback_offset.md) (the tuned weighting: {w}, calibration "
         f"{res['calibration']}, n0 {res.get('n0')}, fallback {res.get('fallback')}). The last "
