@@ -97,12 +97,54 @@ def cmd_tune(args) -> int:
           f"{'' if res['slice_safe'] else str(res['search']['min_slice_cases']) + '+ cases'}):")
     for name, row in res["validation_slices"].items():
         print(f"    {name:<36} {row['tuned']:.4f} vs {row['best single']:.4f} ({row['n']:,} cases)")
+    for line in slice_notes(res):
+        print(line)
     if res.get("slice_safe_but_sources"):
         print("  no weighting kept every source (kind of interaction) at its best single "
               "modality: this one keeps the worst of them at "
               f"{res.get('worst_source_share', float('nan')):.0%} of it. To serve one kind, "
               "tune for it: --validate-on sessions|pairs, each into its own --profile")
     return 0
+
+
+#: Modalities a product has only once it has been clicked (or bought) in the training data.
+CLICK_BORN = ("clicks", "cooc", "popularity")
+
+
+def slice_notes(res: dict) -> list[str]:
+    """Why a validation slice is below the best single modality, where the reason is known
+    and structural (printed under the slice table of ``prodfusion tune``).
+
+    Today one: targets without training clicks, under a weighting that puts weight only on
+    modalities such products lack. Such a product shares no weighted modality with a
+    clicked query, so the zero-weight fallback ranks it after every clicked product; it
+    enters a list only when the list runs short. A smaller offset for the fallback and a
+    place kept for a new product were both probed on validation and lost more than they won
+    (docs/results/fallback_offset.md, new_product_slot.md in the repository).
+
+    >>> res = {"slice_safe": False, "search": {"min_slice_cases": 20},
+    ...        "weights": {"text": 0.0, "clicks": 0.2, "cooc": 0.8},
+    ...        "validation_slices": {"target: no training clicks":
+    ...                              {"tuned": 0.0, "best single": 0.01, "n": 76}}}
+    >>> print(slice_notes(res)[0])  # doctest: +ELLIPSIS
+      why 'target: no training clicks' is below: the weights are all on clicks and cooc, ...
+    """
+    if res.get("slice_safe", True):
+        return []
+    row = res.get("validation_slices", {}).get("target: no training clicks")
+    need = res.get("search", {}).get("min_slice_cases", 20)
+    w = res.get("weights", {})
+    if not row or row["n"] < need or not row["tuned"] < row["best single"] \
+            or any(x > 0 for m, x in w.items() if m not in CLICK_BORN):
+        return []
+    on = [m for m in w if w[m] > 0]
+    return [
+        f"  why 'target: no training clicks' is below: the weights are all on "
+        f"{' and '.join(on)}, which a product has only once clicked, so a product "
+        "without training clicks is ranked by the fallback after every clicked one and "
+        "enters a list only when it runs short (a new product too, until clicks for it are "
+        "added: `prodfusion add --interactions`). Forcing title weight in costs more on the "
+        "other cases than this slice gains (the tuner's choice); `--weights` overrides it"]
 
 
 def add_tune_parser(sub) -> None:

@@ -576,3 +576,24 @@ def test_shrinkage_moves_the_weights_to_equal_only_as_far_as_validation_allows()
     assert list(res["weights"].values()) == pytest.approx(expect)
     with pytest.raises(ParameterError, match=r"'shrink' parameter of tune\(\)"):
         tune_weights(rec, sessions=sessions, shrink="yes", **KW)
+
+
+def test_tune_explains_a_cold_target_slice_only_where_the_weights_cause_it():
+    from prodfusion.cli.tune import slice_notes
+
+    def res(weights, tuned=0.0, n=76, safe=False):
+        return {"slice_safe": safe, "search": {"min_slice_cases": 20}, "weights": weights,
+                "validation_slices": {
+                    "query: with training clicks": {"tuned": 0.08, "best single": 0.07, "n": 3000},
+                    "target: no training clicks": {"tuned": tuned, "best single": 0.0101, "n": n}}}
+
+    note = slice_notes(res({"text": 0.0, "clicks": 0.14, "lexical": 0.0, "cooc": 0.86}))
+    assert len(note) == 1 and "'target: no training clicks' is below" in note[0]
+    assert "all on clicks and cooc, which" in note[0]  # the weighted ones, named
+    assert "--weights" in note[0] and "prodfusion add --interactions" in note[0]
+    # not when a title modality carries weight (the slice is then not structural), when the
+    # slice is met or too small to count, or when every slice is met
+    assert slice_notes(res({"text": 0.1, "clicks": 0.9})) == []
+    assert slice_notes(res({"clicks": 1.0, "text": 0.0}, tuned=0.02)) == []
+    assert slice_notes(res({"clicks": 1.0, "text": 0.0}, n=19)) == []
+    assert slice_notes(res({"clicks": 1.0, "text": 0.0}, safe=True)) == []
