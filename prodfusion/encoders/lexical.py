@@ -43,6 +43,11 @@ def parse_lexical_spec(spec: str) -> int:
     return int(dim) if dim else 256
 
 
+#: Titles the lexical SVD is fitted on at most (a uniform sample above it; every title is
+#: still projected): see :class:`LexicalEncoder`'s ``max_fit_rows``.
+MAX_FIT_ROWS = 200_000
+
+
 class LexicalEncoder:
     """Character 3–5-gram TF-IDF (``char_wb``) of titles → TruncatedSVD → L2-normalised.
 
@@ -57,6 +62,13 @@ class LexicalEncoder:
     dim : int
         SVD dimensions (capped below the number of titles and n-grams).
     seed : int
+    max_fit_rows : int or None
+        The SVD is fitted on a uniform sample of this many titles (seeded) when the catalog
+        has more, default :data:`MAX_FIT_ROWS` (200,000); every title is still projected,
+        and the vocabulary and IDF come from all of them. At a million titles the fit takes
+        a fraction of the time, with the same neighbours up to the noise
+        (docs/benchmarks/lexical_fit.md); below the cap nothing changes. ``None``: every
+        title.
 
     Attributes
     ----------
@@ -74,11 +86,16 @@ class LexicalEncoder:
     FILES = {"vocabulary": "lexical_vocabulary.parquet", "idf": "lexical_idf.npy",
              "components": "lexical_components.npy"}
 
-    def __init__(self, *, dim: int = 256, seed: int = 0) -> None:
+    def __init__(self, *, dim: int = 256, seed: int = 0,
+                 max_fit_rows: int | None = MAX_FIT_ROWS) -> None:
         if not is_int(dim) or dim < 2:
             raise param_error("dim", "LexicalEncoder()", "an int ≥ 2", dim)
+        if max_fit_rows is not None and (not is_int(max_fit_rows) or max_fit_rows < 2):
+            raise param_error("max_fit_rows", "LexicalEncoder()", "an int ≥ 2 or None",
+                              max_fit_rows)
         self.dim = dim
         self.seed = seed
+        self.max_fit_rows = max_fit_rows
         self.spec = f"lexical:tfidf-char3-5-svd{dim}"
         self._vocabulary: dict[str, int] | None = None
         self._vocabulary_file: Path | None = None  # a loaded encoder reads it on first use
@@ -105,14 +122,19 @@ class LexicalEncoder:
         present = np.asarray(x.getnnz(axis=1) > 0)
         self._vocabulary, self._vocabulary_file = vec.vocabulary_, None
         self.idf_ = vec.idf_.astype(np.float64)
-        k = int(min(self.dim, max(1, x.shape[1] - 1), max(1, int(present.sum()) - 1)))
-        if present.sum() >= 2 and k >= 1:
-            svd = TruncatedSVD(n_components=k, random_state=self.seed).fit(x[present])
+        rows = np.flatnonzero(present)
+        if self.max_fit_rows is not None and len(rows) > self.max_fit_rows:  # the SVD on a sample: 104 s → 6 s at 1M titles
+            rows = np.sort(np.random.default_rng(self.seed).choice(
+                rows, self.max_fit_rows, replace=False))
+        k = int(min(self.dim, max(1, x.shape[1] - 1), max(1, len(rows) - 1)))
+        if len(rows) >= 2 and k >= 1:
+            svd = TruncatedSVD(n_components=k, random_state=self.seed).fit(x[rows])
             self.components_ = svd.components_.astype(np.float32)
         else:  # fewer than two titles with an n-gram: nothing to project onto
             self.components_ = np.zeros((0, x.shape[1]), np.float32)
         self._vec = vec
         self.fit_info_ = {"n_ngrams": int(x.shape[1]), "svd_dim": int(len(self.components_)),
+                          "svd_rows": int(len(rows)),
                           "seconds": round(time.perf_counter() - t0, 3)}
         return self
 

@@ -74,3 +74,25 @@ def test_early_fusion_warns_when_a_modality_is_effectively_ignored(caplog):
     with caplog.at_level(logging.WARNING, logger="prodfusion.recommender"):
         rec = Recommender(text=None, image=None, clicks=None, lexical="tfidf:4").build(cat)
     assert rec.build_info_["warnings"] == []  # one modality: nothing to ignore
+
+
+def test_the_svd_is_fitted_on_a_sample_above_max_fit_rows_and_projects_every_title():
+    rng = np.random.default_rng(0)
+    titles = [f"{TITLES[i % len(TITLES)]} {rng.integers(100)}" for i in range(300)]
+    cat = Catalog(pl.DataFrame({"product_id": [f"q{i}" for i in range(300)], "title": titles}))
+    full = LexicalEncoder(dim=8)  # the default cap (200,000) is far above: every title
+    e_full = full.encode(cat)
+    assert full.fit_info_["svd_rows"] == 300
+    part = LexicalEncoder(dim=8, max_fit_rows=120)
+    e_part = part.encode(cat)
+    assert part.fit_info_["svd_rows"] == 120 and e_part.n_present == 300
+    np.testing.assert_allclose(np.linalg.norm(e_part.vectors, axis=1), 1.0, atol=1e-5)
+    # seeded: the same sample and projection twice
+    np.testing.assert_array_equal(LexicalEncoder(dim=8, max_fit_rows=120).encode(cat).vectors,
+                                  e_part.vectors)
+    # the sample's space keeps the catalog's similarities (a product type's titles together)
+    s_full, s_part = e_full.vectors @ e_full.vectors.T, e_part.vectors @ e_part.vectors.T
+    iu = np.triu_indices(300, 1)
+    assert np.corrcoef(s_full[iu], s_part[iu])[0, 1] > 0.9
+    with pytest.raises(ParameterError, match="max_fit_rows"):
+        LexicalEncoder(max_fit_rows=1)
