@@ -107,6 +107,19 @@ def tuned_folds(products: int, repeats: int, workdir: str | None):
     return res, captured["folds"][1], weighting, built
 
 
+def measure_folds(folds: list, values) -> tuple[float, dict]:
+    """The objective over the splits (their mean) and ``{slice: (value, cases)}`` of the
+    per-case ``values(scorer, stats)``, as the tuner measures a weighting."""
+    per, sl = [], {}
+    for sc, st in folds:
+        v = values(sc, st)
+        per.append(sc.objective(v))
+        for name, mask in sc.slices.items():
+            sl.setdefault(name, []).append((sc.objective(v, mask), int(mask.sum())))
+    return float(np.mean(per)), {k: (float(np.nanmean([x for x, _ in v])),
+                                     sum(n for _, n in v)) for k, v in sl.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--products", type=int, default=100_000)
@@ -123,14 +136,7 @@ def main() -> None:
     fb = res.get("fallback")
 
     def measure(make):
-        per, sl = [], {}
-        for sc, st in folds:
-            v = sc.values(make(st))
-            per.append(sc.objective(v))
-            for name, mask in sc.slices.items():
-                sl.setdefault(name, []).append((sc.objective(v, mask), int(mask.sum())))
-        return float(np.mean(per)), {k: (float(np.nanmean([x for x, _ in v])),
-                                         sum(n for _, n in v)) for k, v in sl.items()}
+        return measure_folds(folds, lambda sc, st: sc.values(make(st)))
 
     rows = []
     saved = weights.FALLBACK_OFFSET

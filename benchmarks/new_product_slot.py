@@ -77,7 +77,7 @@ def slot_values(sc, wt, tau: float) -> np.ndarray:
 
 
 def main() -> None:
-    from fallback_offset import tuned_folds
+    from fallback_offset import measure_folds, tuned_folds
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--products", type=int, default=100_000)
@@ -87,17 +87,8 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     res, folds, weighting, built = tuned_folds(args.products, args.repeats, args.workdir)
-    rows = []
-    for tau in TAUS:
-        per, sl = [], {}
-        for sc, st in folds:
-            v = slot_values(sc, weighting(st), tau)
-            per.append(sc.objective(v))
-            for name, mask in sc.slices.items():
-                sl.setdefault(name, []).append((sc.objective(v, mask), int(mask.sum())))
-        rows.append((tau, float(np.mean(per)),
-                     {k: (float(np.nanmean([x for x, _ in v])), sum(n for _, n in v))
-                      for k, v in sl.items()}))
+    rows = [(tau, *measure_folds(folds, lambda sc, st, tau=tau: slot_values(
+        sc, weighting(st), tau))) for tau in TAUS]
     names = list(rows[0][2])
     base = rows[-1][1]
     w = ", ".join(f"{m} {x:.3g}" for m, x in res["weights"].items())
