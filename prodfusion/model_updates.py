@@ -148,8 +148,6 @@ def add_products(rec, catalog: Catalog, embeddings: Mapping[str, Embeddings]) ->
             "existing product, rebuild."
         )
     embeddings = {m: e.astype(rec.vector_dtype) for m, e in embeddings.items()}
-    if "image" in embeddings:  # photos from elsewhere: when their files were read is unknown
-        rec.photo_stamps_ = None
     searchers = rec._all_searchers()
     n0, n1 = len(rec.catalog), len(catalog)
     frame = pl.concat([rec.catalog.frame, catalog.frame], how="diagonal_relaxed")
@@ -230,6 +228,8 @@ def update_embeddings(rec, embeddings: Mapping[str, Embeddings], *, sessions=Non
                                              if m not in gone})
     if "lexical" in embeddings:  # vectors from elsewhere: the fitted encoder no longer matches
         rec.lexical_encoder_ = None
+    if "image" in embeddings:  # photo vectors from elsewhere: which files they came from,
+        rec.photo_stamps_ = None  # and when, is unknown: changed_products goes by time
     return _update_searchers(rec, searchers, list(embeddings))
 
 

@@ -356,6 +356,16 @@ def test_photo_stamps_find_a_photo_replaced_by_an_older_file(tmp_path):
                                   [[-1, -1], [3, old_time * 1_000_000_000]])
     rec = Recommender.load(rec.save(tmp_path / "model"))
     np.testing.assert_array_equal(rec.photo_stamps_[1], [3, old_time * 1_000_000_000])
+    # a later add keeps the stamps of the products the model already had
+    c = tmp_path / "c.jpg"
+    c.write_bytes(b"three!")
+    more = pl.DataFrame({"product_id": ["p2"], "title": ["z"], "image": [str(c)]})
+    rec.add_products(Catalog(more), {"image": Embeddings(np.ones((1, 3), np.float32),
+                                                         np.ones(1, bool), "img")})
+    np.testing.assert_array_equal(rec.photo_stamps_[:2],
+                                  [[-1, -1], [3, old_time * 1_000_000_000]])
+    assert rec.photo_stamps_[2, 0] == 6
+    frame = pl.concat([frame, more])
     feed = Catalog(pl.concat([frame, new]))
     assert rec.changed_products(feed).height == 0
     b.write_bytes(b"another photo")
@@ -366,6 +376,10 @@ def test_photo_stamps_find_a_photo_replaced_by_an_older_file(tmp_path):
     rec.update_products(Catalog(new), {"image": Embeddings(np.ones((1, 3), np.float32),
                                                            np.ones(1, bool), "img")})
     assert rec.changed_products(feed).height == 0  # stamped again by the update
+    # photo vectors from elsewhere for the whole catalog: no stamp is known any more
+    rec.update_embeddings({"image": Embeddings(np.ones((3, 3), np.float32), np.ones(3, bool),
+                                               "img")})
+    assert rec.photo_stamps_ is None
 
 
 def test_cli_add_re_encodes_changed_products_unless_kept(tmp_path, capsys):
