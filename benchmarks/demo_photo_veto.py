@@ -90,6 +90,8 @@ def main() -> None:
     configs += [(f"photo cluster gate (k = {args.clusters}), lenient", gate(lenient)),
                 (f"photo cluster gate (k = {args.clusters}), strict", gate(strict)),
                 ("photo alone", dt.fused(zs, {"image": 1.0}))]
+    # the reference baselines a team would try first, on the same split (DemoTest.baselines)
+    configs += [(f"`{b}` (reference baseline)", s) for b, s in dt.baselines().items()]
 
     has, cats = dt.has, dt.cats
     _, nb, _ = dt.scores(base)
