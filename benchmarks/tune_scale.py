@@ -7,6 +7,11 @@ the exponent, and an *extrapolation* to 1M products, labelled as such. Writes
 
     python benchmarks/tune_scale.py [--products 30000,100000,300000] [--sessions-per-product 1]
                                     [--extrapolate 1000000] [--out docs/benchmarks/tune_scale.md]
+                                    [--tune-args "--repeats 1"] [--default-at 30000]
+
+``--tune-args`` adds options to every tune (the table then measures that tune, not the
+defaults); ``--default-at N`` also tunes the N-product shop with the default options, so the
+report shows, from the same run, how the two compare.
 
 The shops are :func:`prodfusion.data.make_synthetic` (``similar_rate=0.5``, as
 ``benchmarks/build_tuning.py``; one session per product by default, about 5.7 clicks each),
@@ -22,6 +27,7 @@ import argparse
 import os
 import platform
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -49,7 +55,8 @@ def timed_run(cmd: list[str]) -> tuple[float, float, str]:
     return wall, rss / 2**20, p.stdout
 
 
-def measure(n_products: int, n_sessions: int, tmp: Path) -> dict:
+def measure(n_products: int, n_sessions: int, tmp: Path, tune_args: list[str],
+            default_too: bool = False) -> dict:
     """Generate one shop, build it with ``--tune off`` and tune it (dry run)."""
     from prodfusion.data import make_synthetic
 
@@ -68,8 +75,13 @@ def measure(n_products: int, n_sessions: int, tmp: Path) -> dict:
                   "--tune", "off", "--out", str(model)])
     _log(f"built in {build[0]:.0f} s ({build[1]:.2f} GiB); tuning")
     tune = timed_run([sys.executable, "-m", "prodfusion.cli", "tune", str(model), *inter,
-                 "--dry-run"])
+                 "--dry-run", *tune_args])
     _log(f"tuned in {tune[0]:.0f} s ({tune[1]:.2f} GiB)")
+    default = None
+    if default_too:
+        default = timed_run([sys.executable, "-m", "prodfusion.cli", "tune", str(model),
+                             *inter, "--dry-run"])
+        _log(f"tuned with the default options in {default[0]:.0f} s ({default[1]:.2f} GiB)")
     line = next((ln.strip() for ln in tune[2].splitlines() if ln.startswith("tuned ")), "")
     cases = re.search(r"on ([\d,]+) cases over (\d+) split", tune[2])
     configs = re.search(r"\((\d+) configurations", tune[2])
@@ -77,7 +89,9 @@ def measure(n_products: int, n_sessions: int, tmp: Path) -> dict:
             "build_s": build[0], "build_gib": build[1], "tune_s": tune[0],
             "tune_gib": tune[1], "choice": line.split("): ", 1)[-1],
             "cases": cases.group(1) if cases else "?",
-            "configs": configs.group(1) if configs else "?"}
+            "configs": configs.group(1) if configs else "?",
+            "default_s": default[0] if default else None,
+            "default_gib": default[1] if default else None}
 
 
 def fit(xs, ys) -> tuple[float, float]:
@@ -86,7 +100,7 @@ def fit(xs, ys) -> tuple[float, float]:
     return float(a), float(b)
 
 
-def plot(rows: list[dict], target: int, path: Path) -> None:
+def plot(rows: list[dict], target: int, path: Path, tune_args: list[str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,9 +108,10 @@ def plot(rows: list[dict], target: int, path: Path) -> None:
 
     x = np.array([r["products"] for r in rows], float)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    tune_label = " ".join(["tune", *tune_args])
     grid = np.geomspace(x.min(), target, 50)
-    for key, label, ax in (("build_s", "build --tune off", ax1), ("tune_s", "tune", ax1),
-                           ("build_gib", "build --tune off", ax2), ("tune_gib", "tune", ax2)):
+    for key, label, ax in (("build_s", "build --tune off", ax1), ("tune_s", tune_label, ax1),
+                           ("build_gib", "build --tune off", ax2), ("tune_gib", tune_label, ax2)):
         y = np.array([r[key] for r in rows], float)
         a, b = fit(x, y)
         line, = ax.plot(x, y, "o-", label=f"{label} (∝ n^{a:.2f})")
@@ -123,7 +138,10 @@ def report(rows: list[dict], args, seconds: float) -> str:
         "# How `prodfusion tune` grows with the catalog",
         "",
         f"Command: `python benchmarks/tune_scale.py --products {args.products} "
-        f"--sessions-per-product {args.sessions_per_product:g}` ({seconds / 60:.0f} min).  ",
+        f"--sessions-per-product {args.sessions_per_product:g}"
+        + (f" --tune-args \"{args.tune_args}\"" if args.tune_args else "")
+        + (f" --default-at {args.default_at}" if args.default_at else "")
+        + f"` ({seconds / 60:.0f} min).  ",
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, 24 GiB, no GPU; shared with "
         "other jobs unless said otherwise.  ",
         "Data: `make_synthetic(n_products=N, n_sessions=N × "
@@ -131,8 +149,10 @@ def report(rows: list[dict], args, seconds: float) -> str:
         "`prodfusion build --image none --cache-dir none --tune off --workers 1` (titles "
         "encoded cold by the default text encoder, Prod2Vec on one thread, lexical and cooc "
         "modalities), then `prodfusion tune MODEL --interactions sessions.csv --session-cols "
-        "session_id --item-col product_id --time-col timestamp --workers 1 --dry-run` (the "
-        "default options). One run per size, no repeats.",
+        "session_id --item-col product_id --time-col timestamp --workers 1 --dry-run"
+        + (f" {args.tune_args}` (the default options but `{args.tune_args}`)"
+           if args.tune_args else "` (the default options)")
+        + ". One run per size, no repeats.",
         "",
         "| products | clicks | build `--tune off` | its peak RSS | tune | its peak RSS | tune / "
         "build | validation cases | configurations |",
@@ -143,23 +163,34 @@ def report(rows: list[dict], args, seconds: float) -> str:
             f"| {r['products']:,} | {r['clicks']:,} | {r['build_s']:.0f} s | "
             f"{r['build_gib']:.2f} GiB | {r['tune_s']:.0f} s | {r['tune_gib']:.2f} GiB | "
             f"**{r['tune_s'] / r['build_s']:.1f}×** | {r['cases']} | {r['configs']} |")
+    extrapolated = target > max(x)
+    if extrapolated:
+        lines.append(
+            f"| {target:,} (*extrapolated*) | | ≈ {pred['build_s']:,.0f} s | "
+            f"≈ {pred['build_gib']:.1f} GiB | ≈ {pred['tune_s']:,.0f} s | "
+            f"≈ {pred['tune_gib']:.1f} GiB | {pred['tune_s'] / pred['build_s']:.1f}× | | |")
     lines += [
-        f"| {target:,} (*extrapolated*) | | ≈ {pred['build_s']:,.0f} s | "
-        f"≈ {pred['build_gib']:.1f} GiB | ≈ {pred['tune_s']:,.0f} s | "
-        f"≈ {pred['tune_gib']:.1f} GiB | {pred['tune_s'] / pred['build_s']:.1f}× | | |",
         "",
         f"Fitted power laws over the {len(rows)} sizes measured (least squares on logs): tune "
         f"time ∝ n^{fits['tune_s'][0]:.2f}, build time ∝ n^{fits['build_s'][0]:.2f}, tune peak "
-        f"RSS ∝ n^{fits['tune_gib'][0]:.2f}. The {target:,}-product row is an extrapolation "
-        "of these fits, **not a measurement**: it assumes the same clicks per product and that "
-        "nothing changes regime between the largest size measured and it.",
+        f"RSS ∝ n^{fits['tune_gib'][0]:.2f}."
+        + (f" The {target:,}-product row is an extrapolation "
+           "of these fits, **not a measurement**: it assumes the same clicks per product and "
+           "that nothing changes regime between the largest size measured and it."
+           if extrapolated else " Every row is a measurement; nothing is extrapolated."),
         "",
-        "![wall time and peak RSS by catalog size](tune_scale.png)",
+        f"![wall time and peak RSS by catalog size]({Path(args.out).with_suffix('.png').name})",
         "",
         "Choices of the tuner (dry run, not written):",
         "",
     ]
     lines += [f"- {r['products']:,}: {r['choice']}" for r in rows]
+    for r in rows:
+        if r.get("default_s"):
+            lines += ["", f"At {r['products']:,} products the same model was also tuned with the "
+                      f"default options (no `{args.tune_args}`): {r['default_s']:.0f} s, "
+                      f"{r['default_gib']:.2f} GiB peak RSS — "
+                      f"{r['default_s'] / r['tune_s']:.2f}× the time of the tune above."]
     return "\n".join(lines) + "\n"
 
 
@@ -170,7 +201,12 @@ def main() -> None:
     ap.add_argument("--sessions-per-product", type=float, default=1.0)
     ap.add_argument("--extrapolate", type=int, default=1_000_000)
     ap.add_argument("--out", default=str(REPO / "docs" / "benchmarks" / "tune_scale.md"))
+    ap.add_argument("--tune-args", default="",
+                    help='options added to every tune, e.g. "--repeats 1"')
+    ap.add_argument("--default-at", type=int, default=0,
+                    help="also tune this size (one of --products) with the default options")
     args = ap.parse_args()
+    tune_args = shlex.split(args.tune_args)
     sizes = [int(s) for s in args.products.split(",")]
     if len(sizes) < 2:
         ap.error("--products needs two sizes or more to fit a power law")
@@ -178,10 +214,11 @@ def main() -> None:
     rows = []
     for n in sizes:
         with tempfile.TemporaryDirectory() as tmp:
-            rows.append(measure(n, max(1, int(n * args.sessions_per_product)), Path(tmp)))
+            rows.append(measure(n, max(1, int(n * args.sessions_per_product)), Path(tmp),
+                                tune_args, default_too=n == args.default_at))
         _log(str(rows[-1]))
     out = Path(args.out)
-    plot(rows, args.extrapolate, out.with_suffix(".png"))
+    plot(rows, args.extrapolate, out.with_suffix(".png"), tune_args)
     text = report(rows, args, time.perf_counter() - t0)
     out.write_text(text)
     print(text)

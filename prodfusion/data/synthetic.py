@@ -194,12 +194,16 @@ def make_synthetic(
     # clicks: Zipf popularity inside each category, some products never clicked
     clickable = np.ones(n_products, dtype=bool)
     clickable[rng.choice(n_products, int(round(never_clicked_rate * n_products)), replace=False)] = False
-    pools, weights = [], []
+    pools, cdfs = [], []
     for c in range(n_categories):
         members = rng.permutation(np.flatnonzero((category == c) & clickable))
         pools.append(members)
         p = 1.0 / np.arange(1, len(members) + 1) ** 1.1
-        weights.append(p / p.sum())
+        # the cumulative weights once per category: ``rng.choice(n, p=...)`` recomputes them
+        # on every call (O(n) per click, 20 min at 1M products); one ``rng.random()`` and a
+        # binary search on them is what it does, so the draws are the same bit for bit
+        cdf = np.cumsum(p / p.sum())
+        cdfs.append(cdf / cdf[-1])
     everyone = np.flatnonzero(clickable)
     kind = category * 16 + noun  # category and product type
     variants = {int(x): np.flatnonzero((kind == x) & clickable) for x in np.unique(kind)}
@@ -221,7 +225,7 @@ def make_synthetic(
                     close = variants[int(kind[prev])]  # a close variant of the previous one
                     item = int(close[rng.integers(len(close))])
                 elif rng.random() < in_category_rate and len(pools[c]):
-                    item = int(pools[c][rng.choice(len(pools[c]), p=weights[c])])
+                    item = int(pools[c][np.searchsorted(cdfs[c], rng.random(), side="right")])
                 else:
                     item = int(everyone[rng.integers(len(everyone))])
                 stamp = (start + dt.timedelta(seconds=int(t))).isoformat()
