@@ -17,8 +17,10 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
                    help="local: this process (default); ray: Ray workers "
                         "(pip install 'prodfusion[ray]')")
     g.add_argument("--address", default=None,
-                   help="Ray cluster: 'auto' (a running cluster) or ray://HOST:10001; default: "
-                        "start a local Ray on this machine")
+                   help="Ray cluster: 'auto' (a running cluster this machine belongs to), "
+                        "HOST:PORT (its head node, as `ray start --address` takes) or "
+                        "ray://HOST:10001 (Ray Client); default: start a local Ray on this "
+                        "machine")
     g.add_argument("--ray-workers", type=int, default=None,
                    help="Ray actors (default: export: the cluster's CPUs / --num-cpus-per-worker;"
                         " encoding: 2)")

@@ -44,6 +44,12 @@ class _StateActor:
     def call(self, fn: Callable[[Any, Any], Any], item):
         return item, fn(self.state, item)
 
+    def node(self) -> str:
+        """The Ray node this actor runs on (for the log: how far a pool spread)."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
 
 def _task(fn, item):
     return fn(item)
@@ -55,8 +61,9 @@ class RayExecutor:
     Parameters
     ----------
     address : str, optional
-        ``"auto"`` (a running cluster), ``"ray://host:10001"`` (Ray Client), or None: start
-        a local Ray on this machine (unless one is already initialised in this process).
+        ``"auto"`` (a running cluster), ``"host:port"`` (a cluster's head node, as ``ray
+        start --address`` takes it), ``"ray://host:10001"`` (Ray Client), or None: start a
+        local Ray on this machine (unless one is already initialised in this process).
     workers : int, optional
         Actors for ``map_with_state`` (default: the cluster's CPUs / ``num_cpus_per_worker``,
         at least 1, never more than the items).
@@ -97,14 +104,18 @@ class RayExecutor:
                     f"{where}: cannot start or join Ray "
                     f"({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}). "
                     "Leave --address out for a local Ray, 'auto' joins a cluster running on "
-                    "this machine, 'ray://HOST:10001' connects through Ray Client (pip install "
-                    "'ray[client]').") from exc
+                    "this machine, 'HOST:PORT' a cluster's head node, 'ray://HOST:10001' "
+                    "connects through Ray Client (pip install 'ray[client]'). A cluster "
+                    "with token authentication also needs its token (RAY_AUTH_TOKEN or "
+                    "~/.ray/auth_token).") from exc
             self._owns = True
         self._ray = ray
 
     def describe(self) -> str:
         res = self._ray.cluster_resources()
-        return (f"ray ({self.address or 'local'}: {res.get('CPU', 0):g} CPUs, "
+        nodes = sum(1 for n in self._ray.nodes() if n.get("Alive"))
+        return (f"ray ({self.address or 'local'}: {nodes} node{'s' * (nodes != 1)}, "
+                f"{res.get('CPU', 0):g} CPUs, "
                 f"{res.get('GPU', 0):g} GPUs; {self.num_cpus:g} CPU / {self.num_gpus:g} GPU "
                 "per worker)")
 
@@ -122,7 +133,10 @@ class RayExecutor:
         ray = self._ray
         actor_cls = ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus)(_StateActor)
         actors = [actor_cls.remote(make_state) for _ in range(self.n_workers(len(items)))]
-        log.info("ray: %d actors for %d items", len(actors), len(items))
+        # waits for the actors to start, which the first items would wait for anyway
+        nodes = len(set(ray.get([a.node.remote() for a in actors])))
+        log.info("ray: %d actors on %d node%s for %d items", len(actors), nodes,
+                 "s" * (nodes != 1), len(items))
         try:
             # Two items in flight per actor keep them busy while results travel back.
             pending: dict = {}

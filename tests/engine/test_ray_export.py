@@ -33,10 +33,14 @@ def test_local_executor_contract():
         make_executor("spark")
 
 
-def test_ray_executor_runs_items_with_state(ray_local):
+def test_ray_executor_runs_items_with_state(ray_local, caplog):
     ex = make_executor("ray", num_cpus_per_worker=0.5)
-    got = dict(ex.map_with_state(functools.partial(int, "10"), operator.add, range(7)))
+    with caplog.at_level("INFO", logger="prodfusion.engine.ray_engine"):
+        got = dict(ex.map_with_state(functools.partial(int, "10"), operator.add, range(7)))
     assert got == {i: 10 + i for i in range(7)}
+    # how far the pool spread, and the cluster's size, for a user who joined a cluster
+    assert "ray: 4 actors on 1 node for 7 items" in caplog.text
+    assert ex.describe().startswith("ray (local: 1 node, 2 CPUs, ")
     assert dict(ex.run(abs, [-3, 4])) == {-3: 3, 4: 4}
     ex.close()  # did not start Ray: leaves the module's Ray running
     assert ray_local.is_initialized()
