@@ -29,13 +29,14 @@ def cmd_export(args: argparse.Namespace) -> int:
             stop=args.stop, executor=executor, resume=not args.restart,
             progress=False if args.quiet else None, explain=args.explain,
             profile=args.profile)
+        where = executor.describe()
     finally:
         executor.close()
-    _report(args, rep, f"({rep['batches']} batches computed, {rep['reused']} reused)")
+    _report(args, rep, f"({rep['batches']} batches computed, {rep['reused']} reused)", where)
     return 0
 
 
-def _report(args, rep: dict, tail: str) -> None:
+def _report(args, rep: dict, tail: str, where: str) -> None:
     """The report as JSON on stdout (--json), else one line on stderr ending in ``tail``."""
     if args.json:
         print(json.dumps(rep, indent=2))
@@ -44,7 +45,7 @@ def _report(args, rep: dict, tail: str) -> None:
     prof = f", profile {m['profile']}" if m.get("profile") else ""
     print(f"wrote {rep['products']:,} lists (k={m['k']}, {m['fusion']} over "
           f"{'+'.join(m['modalities'])}{prof}) to {rep['out']} in {rep['seconds']:.1f}s on "
-          f"{rep['engine']} {tail}", file=sys.stderr)
+          f"{where} {tail}", file=sys.stderr)
 
 
 def _cmd_update(args: argparse.Namespace) -> int:
@@ -70,11 +71,12 @@ def _cmd_update(args: argparse.Namespace) -> int:
     try:
         rep = update_lists(args.model, args.update, args.out, batch_size=args.batch_size,
                            executor=executor, progress=False if args.quiet else None)
+        where = executor.describe()
     finally:
         executor.close()
     _report(args, rep, f"— {rep['recomputed']:,} recomputed (products added or re-encoded "
             f"since {args.update} was exported, lists holding a re-encoded or retired "
-            f"product, lists one of them enters), {rep['kept']:,} kept as they were")
+            f"product, lists one of them enters), {rep['kept']:,} kept as they were", where)
     return 0
 
 

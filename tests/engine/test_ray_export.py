@@ -148,3 +148,16 @@ def test_export_update_on_ray_equals_the_local_update_and_a_full_export(ray_loca
     assert got["ids"] == loc["ids"] == full["ids"]
     for a, b in zip(got["scores"], full["scores"], strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
+def test_cli_export_on_ray_says_where_it_ran(ray_local, model, tmp_path, capsys):
+    """The summary line names the cluster (nodes, CPUs), not only the engine: a user who
+    joined a cluster sees whether every node took part."""
+    from prodfusion.cli import main
+
+    assert main(["export", str(model), "--out", str(tmp_path / "l.parquet"), "--quiet",
+                 "--engine", "ray", "--num-cpus-per-worker", "0.5"]) == 0
+    err = capsys.readouterr().err
+    assert "wrote 700 lists" in err and " on ray (local: 1 node, 2 CPUs, 0 GPUs; " in err
+    assert main(["export", str(model), "--out", str(tmp_path / "m.parquet"), "--quiet"]) == 0
+    assert " on local (this process) (" in capsys.readouterr().err
