@@ -156,6 +156,22 @@ def test_untunable_data_warns_or_fails_as_asked(shop, capsys):
     assert not (shop / "m2").exists()
 
 
+def test_tune_repeats_sets_the_builds_validation_splits(shop, capsys):
+    """`build --tune-repeats 1` tunes as `prodfusion tune --repeats 1` does; 0 fails before
+    any work."""
+    assert _build(shop, "--tune-repeats", "0") != 0
+    assert "--tune-repeats must be an int >= 1" in capsys.readouterr().err
+    assert not (shop / "model").exists()
+    assert _build(shop, "--tune-repeats", "1", "--tune", "on") == 0  # 80 cases: under auto's 100
+    tuning = _manifest(shop)["tuning"]
+    assert tuning["search"]["repeats"] == 1
+    assert _build(shop, "--tune", "off", out="plain") == 0
+    assert main(["tune", str(shop / "plain"), "--interactions", str(shop / "clicks.csv"),
+                 "--session-cols", "sid", "--item-col", "item", "--workers", "1",
+                 "--repeats", "1", "--quiet"]) == 0
+    assert _manifest(shop, "plain")["tuning"]["weights"] == tuning["weights"]
+
+
 def test_bad_tune_objective_fails_fast(shop, capsys):
     assert _build(shop, "--tune-objective", "recall@15") != 0
     assert "--tune-objective" in capsys.readouterr().err

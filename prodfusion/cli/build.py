@@ -38,6 +38,8 @@ def cmd_build(args) -> int:
         from prodfusion.evaluation.tuning import parse_objective
 
         parse_objective(args.tune_objective, "--tune-objective")
+        if args.tune_repeats < 1:
+            raise ParameterError(f"--tune-repeats must be an int >= 1, got {args.tune_repeats}.")
     if not _tune_wanted(args) and args.tune_profiles == "on":  # before any work, too
         raise ParameterError(
             "--tune-profiles tunes a weighting per kind of interaction after the model's own "
@@ -193,6 +195,7 @@ def _tune_after_build(args, rec) -> dict | None:
         sessions, pairs = load_interactions(args, rec.catalog)
         res = tune_weights(rec, sessions=sessions, pairs=pairs, objective=args.tune_objective,
                            validate_on=args.tune_validate_on, prod2vec=_p2v(args, rec),
+                           repeats=args.tune_repeats,
                            **({} if args.cooc_decay is None else {"cooc_decays": ()}),
                            progress=True)
         n = res["split"]["n_validation_cases"]
@@ -232,7 +235,8 @@ def _tune_profiles(args, rec, sessions, pairs) -> None:
               file=sys.stderr)
         try:
             rec.tune(sessions, pairs, profile=kind, objective=args.tune_objective,
-                     validate_on=kind, prod2vec=_p2v(args, rec), progress=True)
+                     validate_on=kind, prod2vec=_p2v(args, rec), repeats=args.tune_repeats,
+                     progress=True)
         except ProdfusionError as e:
             if args.tune == "on" and args.tune_profiles == "on":
                 raise ProdfusionError(f"--tune-profiles: profile {kind!r}: {e} Nothing was "
@@ -374,6 +378,11 @@ def add_build_parser(sub) -> None:
                         "asked for)")
     b.add_argument("--tune-objective", default="ndcg@15",
                    help="objective of that tuning: ndcg@K or hitrate@K (default ndcg@15)")
+    b.add_argument("--tune-repeats", type=int, default=3,
+                   help="validation splits of that tuning (default 3, as `prodfusion tune "
+                        "--repeats`): each retrains Prod2Vec, so the tuning's time grows with "
+                        "it; 1 takes about a third of the time (docs/benchmarks/"
+                        "tune_scale_1m.md) and chooses on a noisier validation score")
     b.add_argument("--tune-validate-on", choices=["all", "sessions", "pairs"], default="all",
                    help="source that tuning scores (default all: the mean over --interactions "
                         "and --pairs); as `prodfusion tune --validate-on`")
