@@ -156,3 +156,17 @@ def test_close_variant_browsing_keeps_the_catalog_and_plants_product_types(tmp_p
 
     # (the last title word is the noun in one language: a lower bound on same-type pairs)
     assert same_type_share(close) > same_type_share(plain) + 0.1
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 3000])
+def test_the_zipf_draws_are_rng_choices_draws(n):
+    """make_synthetic's clicks draw by cumulative weights computed once; the draws (and the
+    generator's state after them) are those of ``rng.choice(n, p=weights)``, so a shop of a
+    given seed is the one earlier versions wrote."""
+    from prodfusion.data.synthetic import _draw_rank, _zipf_cdf
+
+    p = 1.0 / np.arange(1, n + 1) ** 1.1
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    cdf = _zipf_cdf(n)
+    assert [int(a.choice(n, p=p / p.sum())) for _ in range(500)] == [_draw_rank(cdf, b) for _ in range(500)]
+    assert a.random() == b.random()
