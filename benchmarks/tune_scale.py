@@ -117,7 +117,8 @@ def plot(rows: list[dict], target: int, path: Path, tune_args: list[str]) -> Non
         line, = ax.plot(x, y, "o-", label=f"{label} (∝ n^{a:.2f})")
         ax.plot(grid, np.exp(b) * grid ** a, ":", color=line.get_color())
     ax1.set(xscale="log", yscale="log", xlabel="products", ylabel="wall time (s)",
-            title="time (dotted: fitted power law, extrapolated)")
+            title="time (dotted: fitted power law"
+                  + (", extrapolated)" if target > x.max() else ")"))
     ax2.set(xscale="log", yscale="log", xlabel="products", ylabel="peak RSS (GiB)",
             title="memory")
     for ax in (ax1, ax2):
