@@ -55,7 +55,9 @@ def encode_with_ray(args, catalog, specs: dict[str, str | None], cache) -> None:
                 catalog, spec, cache, actors=args.ray_workers or 2,
                 num_cpus_per_actor=ex.num_cpus, num_gpus_per_actor=ex.num_gpus,
                 batch_size=getattr(args, "batch_size", None))
-            print(f"ray: {m} {spec}: {emb.info['n_encoded_on_ray']:,} encoded on Ray, "
+            nodes = emb.info.get("ray_nodes", 0)
+            where = f" ({nodes} node{'s' * (nodes != 1)})" if nodes else ""
+            print(f"ray: {m} {spec}: {emb.info['n_encoded_on_ray']:,} encoded on Ray{where}, "
                   f"{emb.n_present:,}/{len(catalog):,} present in {emb.info['seconds']:.1f}s",
                   file=sys.stderr)
     finally:

@@ -49,6 +49,9 @@ class RayBatchEncoder:
         if self.enc.modality == "image":
             self.enc.decode_workers = 1  # the actor holds a fraction of a CPU
         self.enc.load()
+        import ray
+
+        self.node = ray.get_runtime_context().get_node_id()  # where this actor runs
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         keys = batch.column("key").to_pylist()
@@ -71,11 +74,15 @@ class RayBatchEncoder:
             "kind": pa.array(kind, pa.string()),
             "reason": pa.array(reason, pa.string()),
             "vector": pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]),
+            "node": pa.array([self.node] * n, pa.string()),
         })
 
 
-def _merge_shards(folder: Path, cache, namespace: str) -> dict[str, tuple[str, str]]:
-    """Put the vectors of every shard in ``folder`` into the cache; returns the failures."""
+def _merge_shards(folder: Path, cache, namespace: str,
+                  nodes: set | None = None) -> dict[str, tuple[str, str]]:
+    """Put the vectors of every shard in ``folder`` into the cache; returns the failures.
+    ``nodes`` collects the Ray nodes that encoded them (shards written before the ``node``
+    column existed add none)."""
     failed: dict[str, tuple[str, str]] = {}
     files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
     for f in files:
@@ -86,6 +93,8 @@ def _merge_shards(folder: Path, cache, namespace: str) -> dict[str, tuple[str, s
             continue
         ok = t.column("ok").to_numpy(zero_copy_only=False)
         keys = t.column("key").to_pylist()
+        if nodes is not None and "node" in t.column_names:
+            nodes.update(t.column("node").unique().to_pylist())
         if ok.any():
             vec = t.column("vector").combine_chunks()
             dim = vec.type.list_size
@@ -170,6 +179,7 @@ def encode_on_ray(
                 failed[keys[-1]] = ("missing", err)
     _, found = cache.get(ns, keys) if keys else (None, np.zeros(0, bool))
     todo = [i for i, k in enumerate(keys) if not found[i] and k not in failed]
+    nodes: set = set()
     if todo:
         from ray.data import ActorPoolStrategy
 
@@ -193,13 +203,14 @@ def encode_on_ray(
                 os.replace(f, folder / f"{time.time_ns()}-{f.name}")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        failed.update(_merge_shards(folder, cache, ns))
+        failed.update(_merge_shards(folder, cache, ns, nodes))
     if not keep_shards:
         shutil.rmtree(folder, ignore_errors=True)
     # Assemble exactly like the local path: everything now comes from the cache.
     local = make_encoder(spec, cache=cache, progress=False)
     emb = local.encode(catalog)
     emb.info.update({"engine": "ray", "n_encoded_on_ray": len(todo), "ray_actors": actors,
+                     "ray_nodes": len(nodes),
                      "seconds": round(time.perf_counter() - t0, 3)})
     if len(todo) and failed:
         log.info("%s: %d inputs could not be encoded on Ray", spec, len(failed))

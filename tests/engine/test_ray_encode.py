@@ -48,12 +48,13 @@ def test_text_on_ray_equals_local_and_resumes_from_leftover_shards(ray_local, ti
                         shards_dir=shards)
     assert got.info["engine"] == "ray"
     assert got.info["n_encoded_on_ray"] == local.info["n_unique"] - 500
+    assert got.info["ray_nodes"] == 1  # the shard without a node column (older runs) merges
     np.testing.assert_array_equal(got.mask, local.mask)
     np.testing.assert_allclose(got.vectors, local.vectors, rtol=0, atol=1e-5)
     assert not shards.exists()  # merged into the cache, then removed
     # a rerun finds everything in the cache: nothing goes to Ray
     again = encode_on_ray(cat, spec, cache, actors=2)
-    assert again.info["n_encoded_on_ray"] == 0
+    assert again.info["n_encoded_on_ray"] == again.info["ray_nodes"] == 0
     np.testing.assert_array_equal(again.vectors, got.vectors)
 
 
@@ -130,7 +131,7 @@ def test_cli_add_on_ray_equals_local_add(ray_local, tiny_st_path, tmp_path, caps
     capsys.readouterr()
     assert main(["add", str(tmp_path / "ray"), "--catalog", str(feed), "--cache-dir",
                  str(tmp_path / "c"), "--engine", "ray", "--ray-workers", "2"]) == 0
-    assert "ray: text" in (err := capsys.readouterr().err) and "13 encoded on Ray" in err
+    assert "ray: text" in (err := capsys.readouterr().err) and "13 encoded on Ray (1 node)," in err
     a = np.load(tmp_path / "local" / "emb_text.npy")
     b = np.load(tmp_path / "ray" / "emb_text.npy")
     assert a.shape == b.shape == (212, a.shape[1])
