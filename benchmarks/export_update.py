@@ -36,9 +36,23 @@ from tune_scale import REPO, _log, timed_run  # noqa: E402
 CLI = [sys.executable, "-m", "prodfusion.cli"]
 
 
-def measure(n: int, tmp: Path, args) -> dict:
+def compare_lists(a_path: Path, b_path: Path) -> dict:
+    """Two lists files of the same products, list by list: how many name the same products in
+    the same order (``identical``), the same products (``members``), and the largest score
+    difference of lists of equal length (``worst``). Also ``ray_cluster.py``'s."""
     import pyarrow.parquet as pq
 
+    a = pq.read_table(a_path).to_pydict()
+    b = pq.read_table(b_path).to_pydict()
+    assert a["product_id"] == b["product_id"], "the two files list other products"
+    same = sum(x == y for x, y in zip(a["ids"], b["ids"], strict=True))
+    members = sum(set(x) == set(y) for x, y in zip(a["ids"], b["ids"], strict=True))
+    worst = max((float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) if len(x) and len(x) ==
+                 len(y) else 0.0) for x, y in zip(a["scores"], b["scores"], strict=True))
+    return {"lists": len(a["ids"]), "identical": same, "members": members, "worst": worst}
+
+
+def measure(n: int, tmp: Path, args) -> dict:
     from prodfusion.data import make_synthetic
 
     paths = make_synthetic(tmp / "data", n_products=n, n_sessions=n, seed=0,
@@ -66,16 +80,11 @@ def measure(n: int, tmp: Path, args) -> dict:
     import json
 
     rep = json.loads(upd[2])
-    a = pq.read_table(tmp / "full.parquet").to_pydict()
-    b = pq.read_table(tmp / "upd.parquet").to_pydict()
-    same_ids = sum(x == y for x, y in zip(a["ids"], b["ids"], strict=True))
-    set_equal = sum(set(x) == set(y) for x, y in zip(a["ids"], b["ids"], strict=True))
-    worst = max((float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) if len(x) and len(x) ==
-                 len(y) else 0.0) for x, y in zip(a["scores"], b["scores"], strict=True))
+    c = compare_lists(tmp / "full.parquet", tmp / "upd.parquet")
     row = {"products": n, "changed": n_changed, "new": n_new, "first export": first[:2],
            "add": add[:2], "full": full[:2], "update": upd[:2],
-           "recomputed": rep["recomputed"], "kept": rep["kept"], "lists": len(a["ids"]),
-           "identical": same_ids, "same members": set_equal, "worst score": worst}
+           "recomputed": rep["recomputed"], "kept": rep["kept"], "lists": c["lists"],
+           "identical": c["identical"], "same members": c["members"], "worst score": c["worst"]}
     _log(str(row))
     return row
 

@@ -107,6 +107,12 @@ def tuned_folds(products: int, repeats: int, workdir: str | None):
     return res, captured["folds"][1], weighting, built
 
 
+def slice_cells(sl: dict, names) -> str:
+    """The slice columns of a report row: each slice's nDCG@15 and, in brackets, its cases
+    (also ``new_product_slot.py``'s)."""
+    return " | ".join(f"{sl[k][0]:.4f} ({sl[k][1]:,})" for k in names)
+
+
 def measure_folds(folds: list, values) -> tuple[float, dict]:
     """The objective over the splits (their mean) and ``{slice: (value, cases)}`` of the
     per-case ``values(scorer, stats)``, as the tuner measures a weighting."""
@@ -170,7 +176,7 @@ def main() -> None:
     ]
     for off, score, sl in rows:
         lines.append(f"| {off} | {score:.4f} | "
-                     + " | ".join(f"{sl[k][0]:.4f} ({sl[k][1]:,})" for k in names) + " |")
+                     + slice_cells(sl, names) + " |")
     png = Path(args.out).with_suffix(".png")
     plot([r for r in rows if r[0][0].isdigit()], png)
     lines += ["", f"![overall and cold-target nDCG@15 by offset]({png.name})"]

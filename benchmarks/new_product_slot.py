@@ -77,7 +77,7 @@ def slot_values(sc, wt, tau: float) -> np.ndarray:
 
 
 def main() -> None:
-    from fallback_offset import measure_folds, tuned_folds
+    from fallback_offset import measure_folds, slice_cells, tuned_folds
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--products", type=int, default=100_000)
@@ -110,7 +110,7 @@ def main() -> None:
     ]
     for tau, score, sl in rows:
         lines.append(f"| {tau:g} | {score:.4f} | {score - base:+.4f} | "
-                     + " | ".join(f"{sl[k][0]:.4f} ({sl[k][1]:,})" for k in names) + " |")
+                     + slice_cells(sl, names) + " |")
     text = "\n".join(lines) + "\n"
     Path(args.out).write_text(text, encoding="utf-8")
     print(text)

@@ -35,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from add_scale import _feed  # noqa: E402
+from export_update import compare_lists  # noqa: E402
 from tune_scale import REPO, _log  # noqa: E402
 
 CLI = [sys.executable, "-m", "prodfusion.cli"]
@@ -84,19 +85,6 @@ def spread(address: str) -> tuple[int, int]:
 
 def actor_lines(stderr: str) -> list[str]:
     return sorted(set(re.findall(r"ray: \d+ actors on \d+ nodes? for \d+ items", stderr)))
-
-
-def compare_lists(a_path: Path, b_path: Path) -> dict:
-    import pyarrow.parquet as pq
-
-    a = pq.read_table(a_path).to_pydict()
-    b = pq.read_table(b_path).to_pydict()
-    assert a["product_id"] == b["product_id"], "the two files list other products"
-    same = sum(x == y for x, y in zip(a["ids"], b["ids"], strict=True))
-    members = sum(set(x) == set(y) for x, y in zip(a["ids"], b["ids"], strict=True))
-    worst = max((float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) if len(x) and len(x) ==
-                 len(y) else 0.0) for x, y in zip(a["scores"], b["scores"], strict=True))
-    return {"lists": len(a["ids"]), "identical": same, "members": members, "worst": worst}
 
 
 def compare_vectors(a_dir: Path, b_dir: Path, name: str) -> float:

@@ -35,11 +35,12 @@ def cmd_build(args) -> int:
 
         check_decay(args.cooc_decay, "--cooc-decay")
     if args.tune != "off":
-        from prodfusion.evaluation.tuning import parse_objective
+        from prodfusion.evaluation.tuning import MAX_REPEATS, parse_objective
 
         parse_objective(args.tune_objective, "--tune-objective")
-        if args.tune_repeats < 1:
-            raise ParameterError(f"--tune-repeats must be an int >= 1, got {args.tune_repeats}.")
+        if not 1 <= args.tune_repeats <= MAX_REPEATS:  # tune_weights's bounds, before any work
+            raise ParameterError(f"--tune-repeats must be an int >= 1 and <= {MAX_REPEATS}, "
+                                 f"got {args.tune_repeats}.")
     if not _tune_wanted(args) and args.tune_profiles == "on":  # before any work, too
         raise ParameterError(
             "--tune-profiles tunes a weighting per kind of interaction after the model's own "

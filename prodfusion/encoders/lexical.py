@@ -123,7 +123,7 @@ class LexicalEncoder:
         self._vocabulary, self._vocabulary_file = vec.vocabulary_, None
         self.idf_ = vec.idf_.astype(np.float64)
         rows = np.flatnonzero(present)
-        if self.max_fit_rows is not None and len(rows) > self.max_fit_rows:  # the SVD on a sample: 104 s → 6 s at 1M titles
+        if self.max_fit_rows is not None and len(rows) > self.max_fit_rows:  # a sample: lexical_fit.md
             rows = np.sort(np.random.default_rng(self.seed).choice(
                 rows, self.max_fit_rows, replace=False))
         k = int(min(self.dim, max(1, x.shape[1] - 1), max(1, len(rows) - 1)))

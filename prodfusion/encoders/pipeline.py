@@ -73,7 +73,7 @@ def encode_catalog(settings, catalog, sessions=None):
 
         t = time.perf_counter()
         enc = LexicalEncoder(dim=parse_lexical_spec(settings.lexical), seed=settings.seed)
-        # no count to show (TF-IDF, then TruncatedSVD): 2.5 min at 1M titles, lines meanwhile
+        # no count to show (TF-IDF, then TruncatedSVD): minutes at 1M titles, lines meanwhile
         with heartbeat(f"{enc.spec} of {len(catalog):,} titles",
                        enabled=settings.progress is not False):
             emb = enc.encode(catalog).astype(settings.vector_dtype)

@@ -69,6 +69,10 @@ TIE_RATIO = 1e-3
 
 OBJECTIVES = ("ndcg", "hitrate")
 
+#: Most validation splits a tuning averages (``repeats``; the CLI's ``--repeats`` and
+#: ``build --tune-repeats``).
+MAX_REPEATS = 20
+
 #: How tuned fallback weights treat a modality the candidate lacks
 #: (:attr:`prodfusion.fusion.weighting.Weighting.fallback_missing`): as a random product's
 #: similarity, so lacking one is no bonus. Folders tuned before it keep "drop".
@@ -250,7 +254,7 @@ def tune_weights(
         raise param_error("selection", where, "'lcb' or 'mean'", selection)
     if not isinstance(shrink, bool):
         raise param_error("shrink", where, "True or False", shrink)
-    check_int(repeats, "repeats", where, low=1, high=20)
+    check_int(repeats, "repeats", where, low=1, high=MAX_REPEATS)
     check_int(min_slice_cases, "min_slice_cases", where, low=1)
     available = rec.available_modalities
     mods = check_modalities(modalities, available, where)
