@@ -19,6 +19,9 @@ content modality alone. Paired differences against titles alone and ``tfidf``, 9
 bootstrap intervals resampling the same groups. The warm rows (nothing hidden) check that
 the script scores as ``evaluate retrieval`` does.
 
+Intermediate fusion, exact search only: a model that searches approximately (above the HNSW
+threshold) has its rows marked "not scored" and no differences.
+
     python benchmarks/cold_queries.py MODEL_DIR --interactions … --pairs … [--out FILE.md]
 """
 
@@ -120,13 +123,17 @@ def main() -> None:
                   "queries have training clicks, hidden here)", "",
                   "| ranking | HitRate@15 | nDCG@15 | Δ nDCG vs titles alone [95 % CI] | "
                   "Δ nDCG vs `tfidf` [95 % CI] |", "| --- | ---: | ---: | ---: | ---: |"]
-        base_t, base_f = scored["text alone (raw)"]["ndcg"], scored["`tfidf` reference"]["ndcg"]
+        base_t = (scored.get("text alone (raw)") or {}).get("ndcg")
+        base_f = (scored["`tfidf` reference"] or {}).get("ndcg")
         for name, m in scored.items():
             if m is None:
                 lines.append(f"| {name} | (searched approximately: not scored) | | | |")
                 continue
             cells = []
             for b in (base_t, base_f):
+                if b is None:  # no titles: no such comparator
+                    cells.append("–")
+                    continue
                 d = m["ndcg"] - b
                 if not np.any(d):
                     cells.append("equal")
