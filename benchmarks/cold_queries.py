@@ -19,6 +19,12 @@ content modality alone. Paired differences against titles alone and ``tfidf``, 9
 bootstrap intervals resampling the same groups. The warm rows (nothing hidden) check that
 the script scores as ``evaluate retrieval`` does.
 
+Products seen only once or a few times in training are nearly as cold: Prod2Vec barely moved
+their vectors. Two more tables show what that does: the warm rankings' nDCG@15 by how often
+the query was seen in the training part, and, over the whole catalog with the model's own
+vectors, the share of each clicked product's top 15 taken by products without any click
+vector, by how often the product was clicked.
+
 Intermediate fusion, exact search only: a model that searches approximately (above the HNSW
 threshold) has its rows marked "not scored" and no differences.
 
@@ -63,6 +69,67 @@ def cold_copy(ev, rows: np.ndarray):
         c.mask[rows] = False
         out.cooc_ = c
     return out
+
+
+#: Buckets of a query's training occurrences (the counts ``n0`` weighs clicks by).
+BUCKETS = ((1, 1), (2, 4), (5, 19), (20, None))
+
+
+def _bucket_name(lo: int, hi: int | None) -> str:
+    return f"{lo}+" if hi is None else (f"{lo}" if lo == hi else f"{lo}–{hi}")
+
+
+def rare_query_table(ev, ho, fused, singles, *, seen_in: str) -> list[str]:
+    """nDCG@15 of the warm rankings (nothing hidden) by how often the query was seen in the
+    training part: a product seen once or a few times has a click vector Prod2Vec barely
+    moved, so its click similarities say little."""
+    from prodfusion.evaluation.retrieval import _tie_aware
+    from prodfusion.variants import BASELINE, Variant
+
+    cnt = np.asarray(ev.click_counts_)[ho.query_rows]
+    rows = fused + [s for s in singles if s[0].startswith("text")] + [
+        ("clicks alone (raw)", Variant(fusion="intermediate", modalities=("clicks",), paper=True)),
+        ("baseline (Prod2Vec, text fallback)", BASELINE)]
+    vals = {name: _tie_aware(v, ev, ho, K, None) for name, v in rows}
+    heads = [_bucket_name(lo, hi) for lo, hi in BUCKETS]
+    sel = [(cnt >= lo) & (cnt <= (hi if hi is not None else np.inf)) for lo, hi in BUCKETS]
+    out = [f"{seen_in}, warm (nothing hidden), nDCG@15 by the query's occurrences in the "
+           "training part:", "",
+           "| ranking | " + " | ".join(f"seen {h} ({int(m.sum()):,} cases)"
+                                       for h, m in zip(heads, sel, strict=True)) + " |",
+           "| --- |" + " ---: |" * len(heads)]
+    for name, m in vals.items():
+        if m is None:
+            continue
+        out.append(f"| {name} | " + " | ".join(
+            f"{m['ndcg'][x].mean():.4f}" if x.any() else "–" for x in sel) + " |")
+    return out + [""]
+
+
+def clickless_share_table(rec, fused) -> list[str]:
+    """Over the whole catalog, with the model's own vectors: the share of each clicked
+    product's top 15 that are products without a click vector, by how often the product was
+    clicked (the model's counts)."""
+    if "clicks" not in rec.embeddings_ or getattr(rec, "click_counts_", None) is None:
+        return []
+    has = np.asarray(rec.embeddings_["clicks"].mask, bool)
+    cnt = np.asarray(rec.click_counts_)
+    q = np.flatnonzero(has)
+    sel = [(cnt[q] >= lo) & (cnt[q] <= (hi if hi is not None else np.inf)) for lo, hi in BUCKETS]
+    out = ["## The model's own lists: products without clicks in the top 15 of clicked products",
+           "", f"{int((~has).sum()):,} of {len(has):,} products ({(~has).mean():.1%}) have no "
+           "click vector. Share of the top-15 places of each clicked product that they take, "
+           "by the product's training occurrences:", "",
+           "| ranking | " + " | ".join(f"seen {_bucket_name(lo, hi)} ({int(m.sum()):,})"
+                                       for (lo, hi), m in zip(BUCKETS, sel, strict=True))
+           + " | all |", "| --- |" + " ---: |" * (len(BUCKETS) + 1)]
+    for name, v in fused:
+        rows, _ = v.recommend_scored(rec, q, K)
+        share = ((rows >= 0) & ~has[np.maximum(rows, 0)]).mean(axis=1)
+        out.append(f"| {name} | " + " | ".join(
+            f"{share[m].mean():.3f}" if m.any() else "–" for m in sel)
+            + f" | {share.mean():.3f} |")
+    return out + [""]
 
 
 def main() -> None:
@@ -143,7 +210,9 @@ def main() -> None:
             lines.append(f"| {name} | {m['hit'].mean():.4f} | {m['ndcg'].mean():.4f} | "
                          + " | ".join(cells) + " |")
         lines.append("")
-        print("\n".join(lines[-len(scored) - 5:]), flush=True)
+        lines += rare_query_table(ev, ho, fused, singles, seen_in=src)
+        print("\n".join(lines[-len(scored) - 16:]), flush=True)
+    lines += clickless_share_table(rec, fused)
     for name, v in fused:
         wt = v.weighting_for(ev)
         w = wt if wt is not None else ev.weighting(mods)
