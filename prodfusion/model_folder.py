@@ -417,7 +417,8 @@ def read_model_folder(cls, path: str | os.PathLike, *, mmap: bool = True,
         index=settings.get("index", "auto"),
         index_settings=IndexSettings.from_dict(settings.get("index_settings", {})),
         vector_dtype=vector_dtype, weights=dict(wt.weights) if wt.weights is not None else None,
-        calibration=wt.calibration, click_n0=wt.n0, zero_weight_fallback=wt.fallback,
+        calibration=wt.calibration, click_n0=wt.n0, click_confidence=wt.confidence,
+        zero_weight_fallback=wt.fallback,
         impute=wt.impute, fallback_missing=wt.fallback_missing,
         backfill=settings.get("backfill"),  # absent: a folder from before backfill, none
     )

@@ -72,7 +72,8 @@ class SearchMixin:
         return Weighting.make(self.weights, self.calibration, None, self.click_n0,
                               where="Recommender", fallback=self.zero_weight_fallback,
                               impute=getattr(self, "impute", 0.0),
-                              fallback_missing=getattr(self, "fallback_missing", "drop"))
+                              fallback_missing=getattr(self, "fallback_missing", "drop"),
+                              confidence=getattr(self, "click_confidence", "ratio"))
 
     @property
     def profiles(self) -> dict[str, dict]:
@@ -112,7 +113,7 @@ class SearchMixin:
     def _confidence(self, wt: Weighting) -> np.ndarray | None:
         if wt.n0 is None or getattr(self, "click_counts_", None) is None:
             return None
-        return confidence(self.click_counts_, wt.n0)
+        return confidence(self.click_counts_, wt.n0, wt.confidence)
 
     def popular_order(self) -> np.ndarray | None:
         """The rows the ``popular`` backfill draws from, most clicked first (cached on the
@@ -236,9 +237,13 @@ class SearchMixin:
         zero-weight fallback, :attr:`Weighting.fallback`)."""
         data = self.modality_data()
         served = np.zeros(len(self.catalog), bool)
+        conf = self._confidence(weighting) if weighting.confidence == "min" else None
         for m in modalities:
             if weighting.w(m) > 0:
-                served |= np.asarray(data[m].mask, bool)
+                has = np.asarray(data[m].mask, bool)
+                if m == "clicks" and conf is not None:  # a query seen too rarely: not by clicks
+                    has = has & (conf > 0)
+                served |= has
         return served
 
     # ------------------------------------------------------------------ approximate searchers

@@ -124,7 +124,8 @@ def apply_profile(rec, name: str, res: dict, *, sessions=None, pairs=None) -> No
     check_profile_name(name, "tune()")
     wt = Weighting.make(res["weights"], res["calibration"], None, res["n0"], where="tune()",
                         fallback=res.get("fallback", False), impute=res.get("impute", 0.0),
-                        fallback_missing=res.get("fallback_missing", "drop"))
+                        fallback_missing=res.get("fallback_missing", "drop"),
+                        confidence=res.get("confidence", "ratio"))
     decay = res.get("cooc_decay")
     if decay is not None and getattr(rec, "cooc_", None) is not None \
             and decay != rec.cooc_.decay:
@@ -155,7 +156,8 @@ def apply_tuning(rec, res: dict, *, sessions=None, pairs=None) -> None:
         counts = _tuning_counts(rec, sessions, pairs)
     Weighting.make(res["weights"], res["calibration"], None, res["n0"], where="tune()",
                    fallback=res.get("fallback", False), impute=res.get("impute", 0.0),
-                   fallback_missing=res.get("fallback_missing", "drop"))
+                   fallback_missing=res.get("fallback_missing", "drop"),
+                   confidence=res.get("confidence", "ratio"))
     decay = res.get("cooc_decay")
     if decay is not None and getattr(rec, "cooc_", None) is not None \
             and decay != rec.cooc_.decay:  # recounted on the interactions tuned on
@@ -173,6 +175,7 @@ def apply_tuning(rec, res: dict, *, sessions=None, pairs=None) -> None:
     rec.impute = res.get("impute", 0.0)
     rec.fallback_missing = res.get("fallback_missing", "drop")
     rec.weights, rec.calibration, rec.click_n0 = res["weights"], res["calibration"], res["n0"]
+    rec.click_confidence = res.get("confidence", "ratio")
     if counts is not None:
         rec.click_counts_ = counts
         refresh_popularity(rec)

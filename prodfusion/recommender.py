@@ -113,6 +113,10 @@ class Recommender(QueryMixin):
     click_n0 : float, optional
         Confidence-weighted clicks: the click weight of a pair is multiplied by
         ``c(n_i)·c(n_j)``, ``c(n) = n/(n + n0)``, n = training occurrences.
+    click_confidence : {"ratio", "min"}
+        The form of ``c(n)``: ``"ratio"`` (above) or ``"min"``, 1 from ``click_n0``
+        occurrences on and 0 below, so the clicks of a product seen fewer times count as
+        absent (``Weighting.confidence``; ``prodfusion tune --n0 min:K`` tries it).
     lexical : {"tfidf", "tfidf:DIM"}, optional
         Also build the ``lexical`` modality: character 3–5-gram TF-IDF of the titles reduced
         to DIM (default 256) dimensions by TruncatedSVD (:mod:`prodfusion.encoders.lexical`).
@@ -163,6 +167,7 @@ class Recommender(QueryMixin):
     weights: Mapping[str, float] | str | None = None
     calibration: str = "none"
     click_n0: float | None = None
+    click_confidence: str = "ratio"
     zero_weight_fallback: bool = False
     impute: float = 0.0
     fallback_missing: str = "drop"
@@ -178,7 +183,8 @@ class Recommender(QueryMixin):
         self.backfill = check_backfill(self.backfill, "Recommender()")
         wt = Weighting.make(self.weights, self.calibration, None, self.click_n0,
                             where="Recommender()", impute=self.impute,
-                            fallback_missing=self.fallback_missing)
+                            fallback_missing=self.fallback_missing,
+                            confidence=self.click_confidence)
         self.weights = dict(wt.weights) if wt.weights is not None else None
         self._calibration_stats: dict = {}
         if self.lexical is not None:

@@ -246,6 +246,7 @@ def _tune_profiles(args, rec, sessions, pairs) -> None:
 
 
 def _tuning_summary(res: dict, profiles: dict | None = None) -> str:
+    from prodfusion.fusion.weighting import format_n0
     from prodfusion.fusion.weights import format_weights
 
     refs = res.get("reference_scores", {})
@@ -253,7 +254,8 @@ def _tuning_summary(res: dict, profiles: dict | None = None) -> str:
     best = max(singles.items(), key=lambda kv: kv[1]) if singles else None
     decay = f", cooc decay {res['cooc_decay']:g}" if "cooc_decay" in res else ""
     line = (f"  tuned: intermediate fusion, weights {format_weights(res['weights'])}, "
-            f"calibration {res['calibration']}, n0 {res['n0']}{decay}; validation "
+            f"calibration {res['calibration']}, "
+            f"n0 {format_n0(res['n0'], res.get('confidence', 'ratio'))}{decay}; validation "
             f"{res['objective']} {res['validation_score']:.4f}")
     if best is not None:
         line += f" (best single: {best[0]} {best[1]:.4f})"
@@ -261,7 +263,9 @@ def _tuning_summary(res: dict, profiles: dict | None = None) -> str:
     for kind, entry in (profiles or {}).items():
         prof = entry["tuning"]
         line += (f"\n  profile {kind!r}: weights {format_weights(prof['weights'])}, calibration "
-                 f"{prof['calibration']}, n0 {prof['n0']}; validation {prof['objective']} on "
+                 f"{prof['calibration']}, "
+                 f"n0 {format_n0(prof['n0'], prof.get('confidence', 'ratio'))}; "
+                 f"validation {prof['objective']} on "
                  f"the {kind} {prof['validation_score']:.4f}, {prof['seconds']:.0f}s "
                  f"(`similar --profile {kind}`)")
     if res.get("slice_safe_but_sources"):

@@ -5,10 +5,23 @@ from __future__ import annotations
 __all__ = ["add_tune_parser"]
 
 
-def _n0_list(s: str) -> list[float | None]:
-    out: list[float | None] = []
+def _n0_list(s: str) -> list[float | str | None]:
+    """``"none,2,10,min:5"`` → ``[None, 2.0, 10.0, "min:5"]`` (argparse type)."""
+    import argparse
+
+    from prodfusion.errors import ParameterError
+    from prodfusion.fusion.weighting import format_n0, parse_n0
+
+    out: list[float | str | None] = []
     for part in (p.strip() for p in s.split(",") if p.strip()):
-        out.append(None if part.lower() in ("none", "off") else float(part))
+        if part.lower() == "off":
+            part = "none"
+        try:
+            value, form = parse_n0(part)
+        except ParameterError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        out.append(None if value is None else value if form == "ratio"
+                   else format_n0(value, form))
     return out
 
 
@@ -51,6 +64,7 @@ def cmd_tune(args) -> int:
     from prodfusion.cli.evaluate_steps import load_interactions
     from prodfusion.cli.options import fill_interactions_from_record
     from prodfusion.errors import ParameterError
+    from prodfusion.fusion.weighting import format_n0
     from prodfusion.fusion.weights import format_weights
     from prodfusion.recommender import Recommender
 
@@ -71,7 +85,7 @@ def cmd_tune(args) -> int:
     what = f" profile {args.profile!r}" if args.profile else ""
     print(f"tuned {args.model}{what}{' (dry run: not written)' if args.dry_run else ''}: "
           f"intermediate fusion, weights {w}, calibration {res['calibration']}{imp}, "
-          f"n0 {res['n0']}{decay}")
+          f"n0 {format_n0(res['n0'], res.get('confidence', 'ratio'))}{decay}")
     if args.profile and not args.dry_run:
         print(f"  the model's default weighting is unchanged; rank by this one with "
               f"`prodfusion similar {args.model} ID --profile {args.profile}`")
@@ -175,7 +189,10 @@ def add_tune_parser(sub) -> None:
                    "zmean@B: a modality the candidate lacks counts as B × the mean z of the "
                    "shared ones (e.g. zmean@0.5)")
     p.add_argument("--n0", default=[None, 2.0, 10.0], type=_n0_list,
-                   help="click-confidence constants to try, e.g. none,2,10")
+                   help="click-confidence constants to try, e.g. none,2,10: c(n) = n/(n+n0) "
+                        "scales a pair's click weight by how often Prod2Vec saw each product; "
+                        "min:K counts the clicks of a product seen fewer than K times as "
+                        "absent (e.g. none,2,10,min:5)")
     p.add_argument("--profile", default=None,
                    help="keep the choice as a named weighting profile of the model (the "
                         "default weighting stays): e.g. one profile tuned with --validate-on "

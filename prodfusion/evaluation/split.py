@@ -343,6 +343,7 @@ def heldout_recommender(
     ev.weights = getattr(rec, "weights", None)
     ev.calibration = getattr(rec, "calibration", "none")
     ev.click_n0 = getattr(rec, "click_n0", None)
+    ev.click_confidence = getattr(rec, "click_confidence", "ratio")
     ev.impute = getattr(rec, "impute", 0.0)
     ev.fallback_missing = getattr(rec, "fallback_missing", "drop")
     ev.zero_weight_fallback = getattr(rec, "zero_weight_fallback", False)

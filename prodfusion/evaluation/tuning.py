@@ -59,6 +59,7 @@ from prodfusion.evaluation.tuning_scorer import (
     _part,
     _validation_folds,
 )
+from prodfusion.fusion.weighting import format_n0, parse_n0
 
 __all__ = ["tune_weights", "parse_objective", "simplex_grid", "TIE_RATIO", "split_mismatch"]
 
@@ -77,6 +78,13 @@ MAX_REPEATS = 20
 #: (:attr:`prodfusion.fusion.weighting.Weighting.fallback_missing`): as a random product's
 #: similarity, so lacking one is no bonus. Folders tuned before it keep "drop".
 FALLBACK_MISSING = "zero"
+
+
+def _n0_key(x, where: str):
+    """An ``n0_grid`` entry as a hashable key: None, a float (``c(n) = n/(n+n0)``) or
+    ``"min:K"`` (:func:`~prodfusion.fusion.weighting.parse_n0`)."""
+    value, form = parse_n0(x, where)
+    return None if value is None else (value if form == "ratio" else format_n0(value, form))
 
 
 def parse_objective(objective: str, where: str = "tune()") -> tuple[str, int]:
@@ -128,7 +136,7 @@ def tune_weights(
     seed: int = 0,
     step: float = 0.25,
     calibrations: Sequence[str] = ("none", "zscore", "zmean"),
-    n0_grid: Sequence[float | None] = (None, 2.0, 10.0),
+    n0_grid: Sequence[float | str | None] = (None, 2.0, 10.0),
     max_queries: int = 2000,
     min_weight: float = 0.0,
     n_candidates: int = 200,
@@ -280,7 +288,10 @@ def tune_weights(
     needed = _covering(mods, masks)
     groups = _case_groups(folds)  # a case held out in several splits counts once in errors
     case_src = np.concatenate([sc.src for sc, _ in folds])  # errors of a mean over sources
-    n0s = list(n0_grid) if "clicks" in mods else [None]
+    # each n0 entry as given (None, a number or "min:K") → (n0, confidence form)
+    n0_of = {_n0_key(x, where): parse_n0(x, where) for x in n0_grid}
+    n0s = list(n0_of) if "clicks" in mods else [None]
+    n0_of.setdefault(None, (None, "ratio"))
     cache: dict = {}
     case_values: dict = {}  # key → per-case values (float32), for the shrinkage step
 
@@ -315,10 +326,11 @@ def tune_weights(
 
     def weighting(w, cal, n0, fb) -> Callable:
         name, beta = _calibration(cal)
+        value, form = n0_of[n0]
         return lambda st: Weighting.make(dict(zip(mods, w, strict=True)), name,
                                          st if name != "none" or isinstance(fb, dict) else None,
-                                         n0, fallback=fb, impute=beta,
-                                         fallback_missing=FALLBACK_MISSING)
+                                         value, fallback=fb, impute=beta,
+                                         fallback_missing=FALLBACK_MISSING, confidence=form)
 
     # each modality alone (raw cosine, no fallback): the floor of every slice
     single_values: dict = {}
@@ -389,11 +401,17 @@ def tune_weights(
         return a[0] > b[0] or (a[0] == b[0] and a[1] > b[1] + 1e-12)
 
     grid = simplex_grid(len(mods), step)
+    # "min:K" entries refine the weights found with the others (tried at them below): on the
+    # grid they would start the coordinate search from weightings that ignore the rarely
+    # seen queries' clicks, where the tie-break weights the others find are not reached
+    grid_n0s = [x for x in n0s if n0_of[x][1] == "ratio"] or n0s
     log(f"simplex grid: {len(grid)} weightings × {len(calibrations)} calibrations × "
-        f"{len(n0s)} n0 over {'+'.join(mods)}, {repeats} validation split(s)")
+        f"{len(grid_n0s)} n0 over {'+'.join(mods)}, {repeats} validation split(s)"
+        + (f"; then {len(n0s) - len(grid_n0s)} min-count n0 at the weights found"
+           if len(grid_n0s) < len(n0s) else ""))
     best = ((0, -math.inf), None)
     for cal in calibrations:
-        for n0 in n0s:
+        for n0 in grid_n0s:
             for w in grid:
                 if n0 is not None and (w[mods.index("clicks")] == 0):
                     continue  # n0 changes nothing without a click weight
@@ -491,7 +509,7 @@ def tune_weights(
             fingerprints[name] = s.fingerprint()
     log(f"best {metric}@{k} on validation {score:.4f}: "
         + format_weights(dict(zip(mods, w, strict=True))) + f", calibration {cal}"
-        + (f", n0 {n0}" if n0 is not None else "")
+        + (f", n0 {format_n0(*n0_of[n0])}" if n0 is not None else "")
         + (f", fallback {fallback}" if isinstance(fallback, dict) else ""))
     q = np.concatenate([sc.inv for sc, _ in folds])
     src = np.concatenate([sc.src for sc, _ in folds])
@@ -504,7 +522,8 @@ def tune_weights(
         "weights": {m: float(x) for m, x in zip(mods, w, strict=True)},
         "calibration": _calibration(cal)[0],
         "impute": _calibration(cal)[1],
-        "n0": n0,
+        "n0": n0_of[n0][0],
+        **({"confidence": n0_of[n0][1]} if n0_of[n0][1] != "ratio" else {}),
         "objective": f"{metric}@{k}",
         "validation_score": score,
         "reference_scores": refs,

@@ -238,7 +238,7 @@ class _Scorer:
         """The metric of every validation case under weighting ``wt``."""
         from prodfusion.fusion.weights import confidence
 
-        conf = confidence(self.counts, wt.n0) if wt.n0 is not None else None
+        conf = confidence(self.counts, wt.n0, wt.confidence) if wt.n0 is not None else None
         s = self._fused(wt, conf, self.cos, self.both, self.safe, self.valid)
         ahead, ties, ok = tie_aware_ranks([s], self.tpos)
         if self.out.shape[1]:  # the rest of the catalog, estimated from its sample

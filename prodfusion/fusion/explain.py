@@ -111,7 +111,7 @@ def explain_pairs(method: str, embeddings: Mapping[str, Embeddings], modalities:
         for m in modalities:
             w = np.full(n, tw.w(m))
             if m == "clicks" and tw.n0 is not None and confidence is not None:
-                w = w * confidence[q] * confidence[c]
+                w = w * confidence[q] * (1.0 if tw.confidence == "min" else confidence[c])
             weight[m] = np.where(has[m], w, 0.0)
         total = sum(weight.values())
         if method == "intermediate" and tw.calibration == "zmean":  # the query's D(q)

@@ -24,13 +24,51 @@ from prodfusion.encoders.base import MODALITIES
 from prodfusion.errors import ParameterError, param_error
 
 __all__ = ["CALIBRATIONS", "Z_CALIBRATIONS", "FALLBACK_OFFSET", "Weighting", "parse_weights",
-           "format_weights"]
+           "format_weights", "CONFIDENCE_FORMS", "parse_n0", "format_n0"]
 
 CALIBRATIONS: tuple[str, ...] = ("none", "zscore", "zmean")
 #: Subtracted from the fallback score (``Weighting.fallback``): below every weighted score.
 FALLBACK_OFFSET = 1000.0
 #: Calibrations that standardise cosines by the modality's similarity statistics.
 Z_CALIBRATIONS: tuple[str, ...] = ("zscore", "zmean")
+#: How the click confidence ``c(n)`` grows with a product's training occurrences ``n``
+#: (:attr:`Weighting.confidence`): ``"ratio"``, ``n / (n + n0)``; ``"min"``, 1 from ``n0``
+#: occurrences on and 0 below (a product seen fewer times has its clicks counted as absent).
+CONFIDENCE_FORMS: tuple[str, ...] = ("ratio", "min")
+
+
+def parse_n0(spec, where: str = "--n0") -> tuple[float | None, str]:
+    """One click-confidence setting → ``(n0, form)``: ``None``/``"none"`` → ``(None,
+    "ratio")``; a number → the ratio form; ``"min:K"`` → ``(K, "min")``.
+
+    >>> parse_n0("none"), parse_n0(10), parse_n0("min:5")
+    ((None, 'ratio'), (10.0, 'ratio'), (5.0, 'min'))
+    """
+    if spec is None or str(spec).strip().lower() == "none":
+        return None, "ratio"
+    text = str(spec).strip().lower()
+    form, sep, value = text.partition(":")
+    if not sep:
+        form, value = "ratio", text
+    try:
+        n0 = float(value)
+    except ValueError:
+        n0 = float("nan")
+    if form not in CONFIDENCE_FORMS or not math.isfinite(n0) or n0 <= 0:
+        raise param_error("n0", where, "'none', a number > 0 (c(n) = n/(n+n0)) or 'min:K' "
+                          "(clicks count only for products seen at least K times)", spec)
+    return n0, form
+
+
+def format_n0(n0: float | None, form: str = "ratio") -> str:
+    """The inverse of :func:`parse_n0`: ``"None"``, ``"10.0"`` or ``"min:5"``.
+
+    >>> format_n0(None), format_n0(10.0), format_n0(5.0, "min")
+    ('None', '10.0', 'min:5')
+    """
+    if n0 is None:
+        return "None"
+    return f"min:{n0:g}" if form == "min" else str(float(n0))
 
 
 def parse_weights(spec: str | Mapping[str, float] | None, where: str = "--weights",
@@ -144,13 +182,18 @@ class Weighting:
     #: run lower) or counts as ``"zero"``, a random product's similarity (the denominator is
     #: the query's own ``Σ f_m``, as ``"zmean"``): what ``prodfusion tune`` writes.
     fallback_missing: str = "drop"
+    #: The form of the click confidence ``c(n)`` under ``n0`` (:data:`CONFIDENCE_FORMS`):
+    #: ``"ratio"`` (older folders), or ``"min"``: the clicks of a product seen fewer than
+    #: ``n0`` times in training count as absent, on both sides of a pair.
+    confidence: str = "ratio"
 
     @classmethod
     def make(cls, weights: Mapping[str, float] | str | None = None, calibration: str = "none",
              stats: Mapping[str, Sequence[float]] | None = None, n0: float | None = None,
              where: str = "Weighting",
              fallback: bool | Mapping[str, float] | tuple = False,
-             impute: float = 0.0, fallback_missing: str = "drop") -> Weighting:
+             impute: float = 0.0, fallback_missing: str = "drop",
+             confidence: str = "ratio") -> Weighting:
         if calibration not in CALIBRATIONS:
             raise param_error("calibration", where, f"one of {list(CALIBRATIONS)}", calibration)
         w = parse_weights(weights, where)
@@ -167,8 +210,12 @@ class Weighting:
             raise param_error("impute", where, "a number in [0, 1]", impute)
         if fallback_missing not in ("drop", "zero"):
             raise param_error("fallback_missing", where, "'drop' or 'zero'", fallback_missing)
+        if confidence not in CONFIDENCE_FORMS:
+            raise param_error("confidence", where, f"one of {list(CONFIDENCE_FORMS)}",
+                              confidence)
         return cls(tuple(sorted(w.items())) if w is not None else None, calibration, st,
-                   None if n0 is None else float(n0), fb, float(impute), fallback_missing)
+                   None if n0 is None else float(n0), fb, float(impute), fallback_missing,
+                   confidence)
 
     @classmethod
     def from_dict(cls, d: Mapping | None) -> Weighting:
@@ -178,7 +225,8 @@ class Weighting:
         return cls.make(d.get("weights"), d.get("calibration", "none"), d.get("stats"),
                         d.get("n0"), where="manifest settings.weighting",
                         fallback=d.get("fallback") or False, impute=d.get("impute", 0.0),
-                        fallback_missing=d.get("fallback_missing", "drop"))
+                        fallback_missing=d.get("fallback_missing", "drop"),
+                        confidence=d.get("confidence", "ratio"))
 
     def to_dict(self) -> dict:
         out = {"weights": dict(self.weights) if self.weights is not None else None,
@@ -190,6 +238,8 @@ class Weighting:
             out["impute"] = self.impute
         if self.fallback_missing != "drop":  # absent: older folders' fallback weights
             out["fallback_missing"] = self.fallback_missing
+        if self.confidence != "ratio":  # absent: c(n) = n / (n + n0), as before
+            out["confidence"] = self.confidence
         return out
 
     def overridden(self, weights=None, calibration: str | None = None,
@@ -200,7 +250,8 @@ class Weighting:
                               (dict(self.weights) if self.weights is not None else None),
                               calibration or self.calibration, None, self.n0, where=where,
                               fallback=self.fallback, impute=self.impute,
-                              fallback_missing=self.fallback_missing)
+                              fallback_missing=self.fallback_missing,
+                              confidence=self.confidence)
 
     def fallback_weight(self, m: str) -> float | None:
         """``f_m`` of the fallback weights, or ``None`` under the plain fallback (``True``)."""
@@ -263,7 +314,8 @@ class Weighting:
         merged.update({m: tuple(v) for m, v in stats.items()})
         return Weighting.make(dict(self.weights) if self.weights is not None else None,
                               self.calibration, merged, self.n0, fallback=self.fallback,
-                              impute=self.impute, fallback_missing=self.fallback_missing)
+                              impute=self.impute, fallback_missing=self.fallback_missing,
+                              confidence=self.confidence)
 
     def restrict(self, modalities: Sequence[str]) -> Weighting:
         """The same weighting over ``modalities`` only (weights of the others dropped).
@@ -276,7 +328,7 @@ class Weighting:
         kept = tuple((m, w) for m, w in self.weights if m in modalities)
         return Weighting(kept if any(w > 0 for _, w in kept) else None, self.calibration,
                          self.stats, self.n0, self.fallback, self.impute,
-                         self.fallback_missing)
+                         self.fallback_missing, self.confidence)
 
     def check(self, modalities: Sequence[str], where: str) -> None:
         """Refuse weights naming a modality outside ``modalities`` or zero on all of them."""

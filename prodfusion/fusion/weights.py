@@ -11,7 +11,14 @@ For a pair of products ``(i, j)`` and a modality ``m`` both have:
   can mean the same thing;
 * the **pair weight** ``W_m(i, j) = w_m`` — times ``c(n_i)·c(n_j)`` for clicks when a
   confidence constant ``n0`` is set, with ``c(n) = n / (n + n0)`` and ``n`` a product's
-  training occurrences, so products Prod2Vec saw rarely lean on title and photo.
+  training occurrences, so products Prod2Vec saw rarely lean on title and photo. With
+  ``Weighting.confidence="min"`` it is ``w_m · [n_i ≥ n0]`` instead: the clicks of a
+  *query* seen fewer than ``n0`` times count as absent (its list comes from its other
+  modalities), and the candidate's side is left alone. A vector Prod2Vec barely moved has
+  cosines far below the random-pair mean with every product (on H&M: 3.7 standard deviations
+  for a product seen once), so under ``"zmean"`` it would rank every clicked candidate below
+  every product without clicks (docs/results/README.md, twenty-third session). Early
+  fusion, whose blocks are scaled per product, applies ``[n ≥ n0]`` to both sides.
 
 The three fusions then are
 
@@ -110,13 +117,19 @@ def title_split_weights(modalities: Sequence[str]) -> dict[str, float] | None:
     return {m: 0.5 if m in TITLE_MODALITIES else 1.0 for m in mods}
 
 
-def confidence(counts: np.ndarray, n0: float) -> np.ndarray:
-    """``c(n) = n / (n + n0)`` per product (float32), 0 for a product never seen.
+def confidence(counts: np.ndarray, n0: float, form: str = "ratio") -> np.ndarray:
+    """``c(n) = n / (n + n0)`` per product (float32), 0 for a product never seen; with
+    ``form="min"``, 1 for a product seen at least ``n0`` times and 0 below
+    (:data:`~prodfusion.fusion.weighting.CONFIDENCE_FORMS`).
 
     >>> confidence(np.array([0, 1, 3]), 1.0).tolist()
     [0.0, 0.5, 0.75]
+    >>> confidence(np.array([0, 1, 4, 5, 9]), 5.0, "min").tolist()
+    [0.0, 0.0, 0.0, 1.0, 1.0]
     """
     n = np.asarray(counts, dtype=np.float64)
+    if form == "min":
+        return (n >= float(n0)).astype(np.float32)
     return (n / (n + float(n0))).astype(np.float32)
 
 
@@ -171,6 +184,8 @@ def _conf_outer(m: str, weighting: Weighting, conf_q, conf_c) -> np.ndarray | fl
             "n0 (confidence-weighted clicks) needs each product's training occurrences; this "
             "model has none recorded (rebuild it with sessions)."
         )
+    if weighting.confidence == "min":  # the query's side only: its clicks count or not
+        return np.asarray(conf_q, np.float32)[:, None]
     cc = np.asarray(conf_c, np.float32)  # (c,) shared by the queries, or (q, c) per query
     return np.asarray(conf_q, np.float32)[:, None] * (cc if cc.ndim == 2 else cc[None, :])
 
@@ -324,7 +339,8 @@ def tie_weighting(weighting: Weighting) -> Weighting:
     if weighting.is_default:
         return weighting
     return Weighting(weighting.weights, "none", weighting.stats, weighting.n0,
-                     weighting.fallback, fallback_missing=weighting.fallback_missing)
+                     weighting.fallback, fallback_missing=weighting.fallback_missing,
+                     confidence=weighting.confidence)
 
 
 def late_combine(weighting: Weighting, modalities: Sequence[str], match: Mapping,

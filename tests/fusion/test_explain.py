@@ -14,6 +14,9 @@ SETTINGS = [
     dict(),
     dict(weights={"text": 1.0, "image": 0.5, "clicks": 2.0}),
     dict(weights={"text": 1.0, "image": 0.25, "clicks": 1.0}, calibration="zscore", click_n0=5.0),
+    # clicks count only for queries seen at least 15 times (about half of them)
+    dict(weights={"text": 1.0, "image": 0.25, "clicks": 1.0}, calibration="zmean", click_n0=15.0,
+         click_confidence="min"),
 ]
 
 

@@ -44,8 +44,8 @@ def _oracle(embs, mods, wt: Weighting, method, conf=None, labels=None):
 
     def pair_w(m, i, j):
         w = wt.w(m)
-        if m == "clicks" and wt.n0 is not None:
-            w *= conf[i] * conf[j]
+        if m == "clicks" and wt.n0 is not None:  # "min": the query's side only
+            w *= conf[i] * (1.0 if wt.confidence == "min" else conf[j])
         return w
 
     def inter(i, j, w8):
@@ -79,7 +79,8 @@ def _oracle(embs, mods, wt: Weighting, method, conf=None, labels=None):
                 na, nb = np.linalg.norm(a), np.linalg.norm(b)
                 out[i, j] = -math.inf if na == 0 or nb == 0 else float(a @ b / (na * nb))
             else:
-                tie = inter(i, j, Weighting(wt.weights, "none", (), wt.n0))
+                tie = inter(i, j, Weighting(wt.weights, "none", (), wt.n0,
+                                            confidence=wt.confidence))
                 if tie == -math.inf:
                     continue
                 ws = [wt.w(m) for m in mods]
@@ -98,7 +99,16 @@ WEIGHTINGS = [
     dict(weights={"text": 0.3, "image": 0.0, "clicks": 1.0}, calibration="zscore"),
     dict(calibration="zscore", n0=3.0),
     dict(weights={"text": 0.3, "image": 1.0, "clicks": 2.0}, calibration="zmean", n0=3.0),
+    # clicks count only for queries seen at least 8 times (a third of _small's products)
+    dict(weights={"text": 0.3, "image": 1.0, "clicks": 2.0}, calibration="zmean", n0=8.0,
+         confidence="min"),
+    dict(weights={"text": 0.001, "image": 0.0, "clicks": 1.0}, n0=8.0, confidence="min"),
 ]
+
+
+def _weighting(kw):
+    return Weighting.make(kw.get("weights"), kw.get("calibration", "none"), None, kw.get("n0"),
+                          confidence=kw.get("confidence", "ratio"))
 
 
 @pytest.mark.parametrize("spec", range(len(WEIGHTINGS)))
@@ -111,10 +121,10 @@ def test_weighted_fusion_matches_brute_force(method, mods, spec):
         kw["weights"] = {m: w for m, w in kw["weights"].items() if m in mods}
         if all(w == 0 for w in kw["weights"].values()):
             pytest.skip("every fused modality has weight 0")
-    wt = Weighting.make(kw.get("weights"), kw.get("calibration", "none"), None, kw.get("n0"))
+    wt = _weighting(kw)
     if wt.calibration != "none":
         wt = wt.with_stats(estimate_stats(embs, mods, n_pairs=500))
-    conf = confidence(counts, wt.n0) if wt.n0 else None
+    conf = confidence(counts, wt.n0, wt.confidence) if wt.n0 else None
     labels = {m: cluster_auto(embs[m], 4, seed=0) for m in mods} if method == "late" else None
     f = make_fuser(method, embs, mods, late_labels=labels, weighting=wt, confidence=conf)
     got = f.similarity(np.arange(30))
@@ -130,10 +140,10 @@ def test_approximate_index_is_exact_after_rescoring(rng, method, spec):
     _, embs, _, _ = make_planted(rng, n=400)
     counts = rng.integers(0, 50, 400)
     kw = WEIGHTINGS[spec]
-    wt = Weighting.make(kw.get("weights"), kw.get("calibration", "none"), None, kw.get("n0"))
+    wt = _weighting(kw)
     if wt.calibration != "none":
         wt = wt.with_stats(estimate_stats(embs, MODS))
-    conf = confidence(counts, wt.n0) if wt.n0 else None
+    conf = confidence(counts, wt.n0, wt.confidence) if wt.n0 else None
     labels = {m: cluster_auto(embs[m], 12, seed=0) for m in MODS} if method == "late" else None
     exact = make_fuser(method, embs, MODS, late_labels=labels, weighting=wt, confidence=conf)
     approx = make_fused_index(method, MODS, backend="hnsw", settings=ANN, weighting=wt,

@@ -198,9 +198,22 @@ class FusedIndex:
         return out.astype(np.float32)
 
 
-    def _query_blocks(self, q_rows: np.ndarray, mods: tuple[str, ...]) -> np.ndarray:
-        """Index-space vectors of the queries for a piece over ``mods`` (see subclasses)."""
+    def _query_blocks(self, q_rows: np.ndarray, mods: tuple[str, ...],
+                      qmask: np.ndarray | None = None) -> np.ndarray:
+        """Index-space vectors of the queries for a piece over ``mods`` (see subclasses);
+        ``qmask`` (:meth:`_query_masks`): which modalities count for each query."""
         raise NotImplementedError  # pragma: no cover
+
+    def _query_masks(self, q_rows: np.ndarray) -> np.ndarray:
+        """Which modalities count for each query: its presence, less its clicks where the
+        weighting's click confidence is ``"min"`` and the query was seen too rarely
+        (:attr:`~prodfusion.fusion.weighting.Weighting.confidence`)."""
+        qmask = self.masks_[q_rows]
+        if self.weighting.confidence == "min" and self.confidence is not None \
+                and "clicks" in self.modalities:
+            qmask = qmask.copy()
+            qmask[:, self.modalities.index("clicks")] &= self.confidence[q_rows] > 0
+        return qmask
 
     def _resolved_backend(self, n: int) -> str:
         return choose_backend(self.backend, n, self.settings)

@@ -20,7 +20,7 @@ class EarlyIndex(_VectorFusedIndex):
         r = np.flatnonzero(self.present) if rows is None else rows[self.present[rows]]
         return {"all": (self.modalities, r.astype(np.int64), False)}
 
-    def _query_blocks(self, q_rows, mods):
+    def _query_blocks(self, q_rows, mods, qmask=None):
         """Fused unit vectors ``[b_m(i) u_m(i)]_m / norm`` (EarlyFusion's, from stored norms;
         ``b_m``: :func:`prodfusion.fusion.pairs.early_row_scale`)."""
         blocks = []

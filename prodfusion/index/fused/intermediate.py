@@ -62,13 +62,16 @@ class IntermediateIndex(_VectorFusedIndex):
             plan["mixed"] = (self.modalities, np.sort(np.concatenate(mixed_rows)), True)
         return plan
 
-    def _query_blocks(self, q_rows, mods):
-        """Concatenated L2-normalised blocks (IntermediateFusion's, from stored norms)."""
+    def _query_blocks(self, q_rows, mods, qmask=None):
+        """Concatenated L2-normalised blocks (IntermediateFusion's, from stored norms); a
+        modality ``qmask`` says does not count for a query is a zero block."""
         blocks = []
         wt = self.weighting
         for m in mods:
             v = np.asarray(self.embeddings_[m].vectors[q_rows], dtype=np.float32)
             v = v / np.maximum(self.norms_[m][q_rows], 1e-30)[:, None]  # absent: 0
+            if qmask is not None:
+                v = v * qmask[:, self.modalities.index(m)][:, None]
             if not wt.is_default:  # both sides carry sqrt(w_m a_m): see _estimate
                 v = v * np.float32(np.sqrt(wt.w(m) * wt.scale(m)))
             blocks.append(v)

@@ -171,7 +171,7 @@ class _VectorFusedIndex(FusedIndex):
         rows: list[list[np.ndarray]] = [[] for _ in q_rows]
         est: list[list[np.ndarray]] = [[] for _ in q_rows]
         exhaustive = np.ones(len(q_rows), dtype=bool)
-        qmask = self.masks_[q_rows]
+        qmask = self._query_masks(q_rows)
         jobs = []
         for piece in self.pieces_.values():
             if not len(piece):
@@ -188,7 +188,7 @@ class _VectorFusedIndex(FusedIndex):
 
         def run(job):
             piece, sel, pm, kk = job
-            qv = self._query_blocks(q_rows[sel], piece.modalities)
+            qv = self._query_blocks(q_rows[sel], piece.modalities, qmask[sel])
             if piece.mixed:
                 return topk_rows(self._mixed_mean(piece, qv, qmask[sel]), kk)
             labels, scores = piece.index.search(qv, kk)
@@ -218,7 +218,7 @@ class _VectorFusedIndex(FusedIndex):
         """Candidates of one query among ``universe`` rows only (e.g. its category)."""
         if not hasattr(self, "pos_") or len(self.pos_) != self.n:
             self._locate()
-        qmask = self.masks_[q]
+        qmask = self._query_masks(np.array([q]))[0]
         where = self.piece_of_[universe]
         rows, est, exhaustive = [], [], True
         for j, piece in enumerate(self.pieces_.values()):
@@ -228,7 +228,7 @@ class _VectorFusedIndex(FusedIndex):
             if not shared or not len(allowed):
                 continue
             kk = min(kp, len(allowed))
-            qv = self._query_blocks(np.array([q]), piece.modalities)
+            qv = self._query_blocks(np.array([q]), piece.modalities, qmask[None, :])
             if piece.mixed:
                 mean = self._mixed_mean(piece, qv, qmask[None, :], allowed)
                 lab, sc = topk_rows(mean, kk, allowed[None, :])
