@@ -17,7 +17,10 @@
    exponent (``cooc_decays``) is chosen first, on cooc alone, and every split counts with it
    (:func:`~prodfusion.evaluation.tuning_scorer._choose_decay`);
 4. the search is a simplex grid over the modality weights (step ``step``) × calibrations ×
-   click-confidence constants ``n0``, refined by coordinate search (multiplicative steps).
+   click-confidence constants ``n0``, refined by coordinate search (multiplicative steps);
+   ``"min:K"`` entries of ``n0_grid`` (a query seen fewer than K times ranked without its
+   clicks, :attr:`~prodfusion.fusion.weighting.Weighting.confidence`) are not on the grid
+   but tried at the weights the other entries find, and refined from there if better.
    Configurations are compared slice-safe first (none of the validation slices of
    ``min_slice_cases`` or more cases below the best single modality), then by the criterion
    (``selection="lcb"``: the objective minus one standard error of its per-case difference
@@ -202,6 +205,10 @@ def tune_weights(
     objective that validation may not resolve (on the demo it bought a top-15 category
     precision of 1.000 for −0.005 nDCG@15 on the test part, beyond the noise; on H&M's
     baskets it cost −0.010: docs/results/README.md, twentieth session).
+
+    ``n0_grid`` entries are None, a number (``c(n) = n / (n + n0)``) or ``"min:K"``
+    (the clicks of a query seen fewer than K times count as absent; recorded as ``n0`` = K
+    and ``confidence`` = ``"min"``).
 
     Before the weights, with ``cooc`` among the modalities and sessions of three or more
     clicks, the co-occurrences' proximity exponent is chosen among ``cooc_decays`` and the

@@ -183,8 +183,9 @@ class Weighting:
     #: the query's own ``Σ f_m``, as ``"zmean"``): what ``prodfusion tune`` writes.
     fallback_missing: str = "drop"
     #: The form of the click confidence ``c(n)`` under ``n0`` (:data:`CONFIDENCE_FORMS`):
-    #: ``"ratio"`` (older folders), or ``"min"``: the clicks of a product seen fewer than
-    #: ``n0`` times in training count as absent, on both sides of a pair.
+    #: ``"ratio"`` (older folders), or ``"min"``: the clicks of a *query* seen fewer than
+    #: ``n0`` times in training count as absent; the candidates keep theirs (early fusion,
+    #: which scales each product's block, applies it to both sides).
     confidence: str = "ratio"
 
     @classmethod
