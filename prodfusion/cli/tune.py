@@ -10,19 +10,13 @@ def _n0_list(s: str) -> list[float | str | None]:
     import argparse
 
     from prodfusion.errors import ParameterError
-    from prodfusion.fusion.weighting import format_n0, parse_n0
+    from prodfusion.fusion.weighting import n0_entry
 
-    out: list[float | str | None] = []
-    for part in (p.strip() for p in s.split(",") if p.strip()):
-        if part.lower() == "off":
-            part = "none"
-        try:
-            value, form = parse_n0(part)
-        except ParameterError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
-        out.append(None if value is None else value if form == "ratio"
-                   else format_n0(value, form))
-    return out
+    try:
+        return [n0_entry("none" if p.strip().lower() == "off" else p.strip())
+                for p in s.split(",") if p.strip()]
+    except ParameterError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _decay_list(s: str) -> list[float]:

@@ -62,7 +62,7 @@ from prodfusion.evaluation.tuning_scorer import (
     _part,
     _validation_folds,
 )
-from prodfusion.fusion.weighting import format_n0, parse_n0
+from prodfusion.fusion.weighting import format_n0, n0_entry, parse_n0
 
 __all__ = ["tune_weights", "parse_objective", "simplex_grid", "TIE_RATIO", "split_mismatch"]
 
@@ -81,13 +81,6 @@ MAX_REPEATS = 20
 #: (:attr:`prodfusion.fusion.weighting.Weighting.fallback_missing`): as a random product's
 #: similarity, so lacking one is no bonus. Folders tuned before it keep "drop".
 FALLBACK_MISSING = "zero"
-
-
-def _n0_key(x, where: str):
-    """An ``n0_grid`` entry as a hashable key: None, a float (``c(n) = n/(n+n0)``) or
-    ``"min:K"`` (:func:`~prodfusion.fusion.weighting.parse_n0`)."""
-    value, form = parse_n0(x, where)
-    return None if value is None else (value if form == "ratio" else format_n0(value, form))
 
 
 def parse_objective(objective: str, where: str = "tune()") -> tuple[str, int]:
@@ -296,7 +289,7 @@ def tune_weights(
     groups = _case_groups(folds)  # a case held out in several splits counts once in errors
     case_src = np.concatenate([sc.src for sc, _ in folds])  # errors of a mean over sources
     # each n0 entry as given (None, a number or "min:K") → (n0, confidence form)
-    n0_of = {_n0_key(x, where): parse_n0(x, where) for x in n0_grid}
+    n0_of = {n0_entry(x, where): parse_n0(x, where) for x in n0_grid}
     n0s = list(n0_of) if "clicks" in mods else [None]
     n0_of.setdefault(None, (None, "ratio"))
     cache: dict = {}

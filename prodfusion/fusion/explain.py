@@ -37,6 +37,7 @@ from prodfusion.fusion.weights import (
     Weighting,
     early_block_scale,
     fallback_terms,
+    pair_confidence,
     tie_scale,
     tie_weighting,
 )
@@ -111,7 +112,7 @@ def explain_pairs(method: str, embeddings: Mapping[str, Embeddings], modalities:
         for m in modalities:
             w = np.full(n, tw.w(m))
             if m == "clicks" and tw.n0 is not None and confidence is not None:
-                w = w * confidence[q] * (1.0 if tw.confidence == "min" else confidence[c])
+                w = w * pair_confidence(m, tw, confidence[[q]], confidence[c])[0]
             weight[m] = np.where(has[m], w, 0.0)
         total = sum(weight.values())
         if method == "intermediate" and tw.calibration == "zmean":  # the query's D(q)

@@ -24,7 +24,7 @@ from prodfusion.encoders.base import MODALITIES
 from prodfusion.errors import ParameterError, param_error
 
 __all__ = ["CALIBRATIONS", "Z_CALIBRATIONS", "FALLBACK_OFFSET", "Weighting", "parse_weights",
-           "format_weights", "CONFIDENCE_FORMS", "parse_n0", "format_n0"]
+           "format_weights", "CONFIDENCE_FORMS", "parse_n0", "format_n0", "n0_entry"]
 
 CALIBRATIONS: tuple[str, ...] = ("none", "zscore", "zmean")
 #: Subtracted from the fallback score (``Weighting.fallback``): below every weighted score.
@@ -58,6 +58,17 @@ def parse_n0(spec, where: str = "--n0") -> tuple[float | None, str]:
         raise param_error("n0", where, "'none', a number > 0 (c(n) = n/(n+n0)) or 'min:K' "
                           "(clicks count only for products seen at least K times)", spec)
     return n0, form
+
+
+def n0_entry(spec, where: str = "--n0") -> float | str | None:
+    """One ``n0`` grid entry in its canonical, hashable form: None, a float (the ratio
+    form) or ``"min:K"`` (:func:`parse_n0` checks it).
+
+    >>> n0_entry("off".replace("off", "none")), n0_entry("2"), n0_entry("MIN:5.0")
+    (None, 2.0, 'min:5')
+    """
+    value, form = parse_n0(spec, where)
+    return value if value is None or form == "ratio" else format_n0(value, form)
 
 
 def format_n0(n0: float | None, form: str = "ratio") -> str:

@@ -88,7 +88,7 @@ from prodfusion.fusion.weighting import (  # the weighting itself; importable fr
 __all__ = ["CALIBRATIONS", "Weighting", "parse_weights", "format_weights", "estimate_stats",
            "confidence",
            "tie_scale", "tie_weighting", "intermediate_combine", "fallback_terms",
-           "fallback_search_weighting", "early_block_scale",
+           "fallback_search_weighting", "early_block_scale", "pair_confidence",
            "late_combine", "query_norm", "Z_CALIBRATIONS", "title_split_weights"]
 
 #: The modalities that encode the same field, the title: untuned, they share one weight.
@@ -176,7 +176,10 @@ def estimate_stats(embeddings: Mapping[str, Embeddings], modalities: Sequence[st
     return out
 
 
-def _conf_outer(m: str, weighting: Weighting, conf_q, conf_c) -> np.ndarray | float:
+def pair_confidence(m: str, weighting: Weighting, conf_q, conf_c) -> np.ndarray | float:
+    """The factor of modality ``m``'s pair weight from click confidence, ``(q, c)`` or
+    broadcastable: ``c(n_q)·c(n_c)``, or ``c(n_q)`` alone under ``confidence="min"``; 1
+    for other modalities or without ``n0``."""
     if m != "clicks" or weighting.n0 is None:
         return 1.0
     if conf_q is None or conf_c is None:
@@ -217,7 +220,7 @@ def intermediate_combine(weighting: Weighting, modalities: Sequence[str], cos: M
         wm = weighting.w(m)
         if wm == 0:
             continue
-        wpair = np.where(both[m], np.float32(wm), np.float32(0)) * _conf_outer(
+        wpair = np.where(both[m], np.float32(wm), np.float32(0)) * pair_confidence(
             m, weighting, conf_q, conf_c)
         s = np.where(both[m], weighting.calibrate(m, cos[m]), 0.0)
         num = wpair * s if num is None else num + wpair * s
