@@ -20,10 +20,12 @@ bootstrap intervals resampling the same groups. The warm rows (nothing hidden) c
 the script scores as ``evaluate retrieval`` does.
 
 Products seen only once or a few times in training are nearly as cold: Prod2Vec barely moved
-their vectors. Two more tables show what that does: the warm rankings' nDCG@15 by how often
+their vectors. More tables show what that does: the warm rankings' nDCG@15 by how often
 the query was seen in the training part, and, over the whole catalog with the model's own
 vectors, the share of each clicked product's top 15 taken by products without any click
-vector, by how often the product was clicked.
+vector, by how often the product was clicked; and why: the click cosines' random-pair mean
+and spread (what ``zmean`` z-scores by) and the z-scores of each product's best click
+neighbours, by the same buckets.
 
 Intermediate fusion, exact search only: a model that searches approximately (above the HNSW
 threshold) has its rows marked "not scored" and no differences.
@@ -79,6 +81,12 @@ def _bucket_name(lo: int, hi: int | None) -> str:
     return f"{lo}+" if hi is None else (f"{lo}" if lo == hi else f"{lo}–{hi}")
 
 
+def _buckets(counts: np.ndarray) -> list[np.ndarray]:
+    """One selection of ``counts`` per bucket of :data:`BUCKETS`."""
+    return [(counts >= lo) & (counts <= (hi if hi is not None else np.inf))
+            for lo, hi in BUCKETS]
+
+
 def rare_query_table(ev, ho, fused, singles, *, seen_in: str) -> list[str]:
     """nDCG@15 of the warm rankings (nothing hidden) by how often the query was seen in the
     training part: a product seen once or a few times has a click vector Prod2Vec barely
@@ -92,7 +100,7 @@ def rare_query_table(ev, ho, fused, singles, *, seen_in: str) -> list[str]:
         ("baseline (Prod2Vec, text fallback)", BASELINE)]
     vals = {name: _tie_aware(v, ev, ho, K, None) for name, v in rows}
     heads = [_bucket_name(lo, hi) for lo, hi in BUCKETS]
-    sel = [(cnt >= lo) & (cnt <= (hi if hi is not None else np.inf)) for lo, hi in BUCKETS]
+    sel = _buckets(cnt)
     out = [f"{seen_in}, warm (nothing hidden), nDCG@15 by the query's occurrences in the "
            "training part:", "",
            "| ranking | " + " | ".join(f"seen {h} ({int(m.sum()):,} cases)"
@@ -115,7 +123,7 @@ def clickless_share_table(rec, fused) -> list[str]:
     has = np.asarray(rec.embeddings_["clicks"].mask, bool)
     cnt = np.asarray(rec.click_counts_)
     q = np.flatnonzero(has)
-    sel = [(cnt[q] >= lo) & (cnt[q] <= (hi if hi is not None else np.inf)) for lo, hi in BUCKETS]
+    sel = _buckets(cnt[q])
     out = ["## The model's own lists: products without clicks in the top 15 of clicked products",
            "", f"{int((~has).sum()):,} of {len(has):,} products ({(~has).mean():.1%}) have no "
            "click vector. Share of the top-15 places of each clicked product that they take, "
@@ -129,7 +137,39 @@ def clickless_share_table(rec, fused) -> list[str]:
         out.append(f"| {name} | " + " | ".join(
             f"{share[m].mean():.3f}" if m.any() else "–" for m in sel)
             + f" | {share.mean():.3f} |")
-    return out + [""]
+    return out + [""] + click_z_table(rec, q, sel)
+
+
+def click_z_table(rec, q: np.ndarray, sel: list[np.ndarray], sample: int = 300) -> list[str]:
+    """Why: the click cosine's mean and spread over random pairs (the z-score's ``μ``, ``σ``,
+    as ``zmean`` estimates them) and, per bucket, the median z of a product's best and
+    15th-best click neighbour (up to ``sample`` products per bucket, the first rows). Under
+    ``zmean`` a product without clicks counts as z = 0 against the query."""
+    from prodfusion.fusion.weights import estimate_stats
+
+    e = rec.embeddings_["clicks"]
+    mu, sd = estimate_stats(rec.modality_data(), ["clicks"], seed=getattr(rec, "seed", 0))["clicks"]
+    v = np.asarray(e.vectors[q], np.float32)
+    u = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    out = [f"Click cosines over random pairs: mean {mu:.3f}, standard deviation {sd:.3f}. "
+           f"The z-score of a clicked product's best and 15th-best click neighbour (median over "
+           f"up to {sample} products per bucket):", "",
+           "| | " + " | ".join(f"seen {_bucket_name(lo, hi)}" for lo, hi in BUCKETS) + " |",
+           "| --- |" + " ---: |" * len(BUCKETS)]
+    best, fifteenth = [], []
+    for m in sel:
+        rows = np.flatnonzero(m)[:sample]
+        if not len(rows):
+            best.append("–")
+            fifteenth.append("–")
+            continue
+        z = (u[rows] @ u.T - mu) / sd
+        z[np.arange(len(rows)), rows] = -np.inf  # the product itself
+        top = np.sort(z, axis=1)[:, -K:]
+        best.append(f"{np.median(top[:, -1]):+.2f}")
+        fifteenth.append(f"{np.median(top[:, 0]):+.2f}")
+    return out + ["| best neighbour | " + " | ".join(best) + " |",
+                  f"| {K}th-best neighbour | " + " | ".join(fifteenth) + " |", ""]
 
 
 def main() -> None:

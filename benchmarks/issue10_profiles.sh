@@ -10,7 +10,8 @@
 # RSS in runs/hm_tp_build.log) and its evaluation, docs/results/hm_tune_profiles/.
 # Data: ../shared/data (PRODFUSION_SHARED_DATA).
 # Usage: bash benchmarks/issue10_profiles.sh   (about 15 min on the 2-core VM; STEPS=tp 15 more;
-# STEPS=def: the README's build as it is, with its default profiles, about 10 min)
+# STEPS=def: the README's build as it is, with its default profiles, about 10 min; DEF_OUT=NAME
+# writes its report to docs/results/NAME instead of hm_default_profiles)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f .venv/bin/activate ] && . .venv/bin/activate
@@ -54,7 +55,7 @@ if [[ $STEPS == *def* ]]; then  # sixteenth session: the README's command as it 
   $PY -m prodfusion.cli evaluate retrieval "$RUNS/hm_def" $INTER --workers 1 \
     --variants $V/single_clicks.json $V/single_cooc.json $V/tuned5.json $V/tuned5_profile_sessions.json $V/tuned5_profile_pairs.json baseline cooc+tfidf \
     --note "model=runs/hm_def: the README's H&M build command unchanged (--tune-profiles auto: profiles 'sessions' and 'pairs' where the sources conflict)" \
-    --out docs/results/hm_default_profiles > "$RUNS/hm_def_eval.log" 2>&1
+    --out "docs/results/${DEF_OUT:-hm_default_profiles}" > "$RUNS/hm_def_eval.log" 2>&1
 fi
 [[ $STEPS == *eval* ]] || exit 0
 $PY -m prodfusion.cli evaluate retrieval "$RUNS/hmc_prof" $INTER --workers 1 \
