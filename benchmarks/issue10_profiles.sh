@@ -11,7 +11,8 @@
 # Data: ../shared/data (PRODFUSION_SHARED_DATA).
 # Usage: bash benchmarks/issue10_profiles.sh   (about 15 min on the 2-core VM; STEPS=tp 15 more;
 # STEPS=def: the README's build as it is, with its default profiles, about 10 min; DEF_OUT=NAME
-# writes its report to docs/results/NAME instead of hm_default_profiles)
+# writes its report to docs/results/NAME instead of hm_default_profiles, DEF_DIR=NAME builds
+# into $RUNS/NAME instead of $RUNS/hm_def)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f .venv/bin/activate ] && . .venv/bin/activate
@@ -48,14 +49,15 @@ if [[ $STEPS == *tp* ]]; then
     --out docs/results/hm_tune_profiles > "$RUNS/hm_tp_eval.log" 2>&1
 fi
 if [[ $STEPS == *def* ]]; then  # sixteenth session: the README's command as it is (profiles by default)
-  rm -rf "$RUNS/hm_def"
+  DEF_DIR=${DEF_DIR:-hm_def}
+  rm -rf "$RUNS/$DEF_DIR"
   /usr/bin/time -v $PY -m prodfusion.cli build --catalog $H/articles.csv --id-col article_id --title-col prod_name \
     --category-col product_type_name --image-root $H/images --image-template '{product_id}.jpg' \
-    $INTER --out "$RUNS/hm_def" > "$RUNS/hm_def_build.log" 2>&1
-  $PY -m prodfusion.cli evaluate retrieval "$RUNS/hm_def" $INTER --workers 1 \
+    $INTER --out "$RUNS/$DEF_DIR" > "$RUNS/${DEF_DIR}_build.log" 2>&1
+  $PY -m prodfusion.cli evaluate retrieval "$RUNS/$DEF_DIR" $INTER --workers 1 \
     --variants $V/single_clicks.json $V/single_cooc.json $V/tuned5.json $V/tuned5_profile_sessions.json $V/tuned5_profile_pairs.json baseline cooc+tfidf \
-    --note "model=runs/hm_def: the README's H&M build command unchanged (--tune-profiles auto: profiles 'sessions' and 'pairs' where the sources conflict)" \
-    --out "docs/results/${DEF_OUT:-hm_default_profiles}" > "$RUNS/hm_def_eval.log" 2>&1
+    --note "model=$RUNS/$DEF_DIR: the README's H&M build command unchanged (--tune-profiles auto: profiles 'sessions' and 'pairs' where the sources conflict)" \
+    --out "docs/results/${DEF_OUT:-hm_default_profiles}" > "$RUNS/${DEF_DIR}_eval.log" 2>&1
 fi
 [[ $STEPS == *eval* ]] || exit 0
 $PY -m prodfusion.cli evaluate retrieval "$RUNS/hmc_prof" $INTER --workers 1 \

@@ -157,6 +157,7 @@ def slice_notes(res: dict) -> list[str]:
 
 def add_tune_parser(sub) -> None:
     from prodfusion.cli.options import add_interaction_options, csv_list
+    from prodfusion.fusion.weighting import DEFAULT_N0_GRID
 
     p = sub.add_parser(
         "tune", help="learn fusion weights, calibration and click confidence on held-out data",
@@ -182,11 +183,12 @@ def add_tune_parser(sub) -> None:
                    type=csv_list, help="calibrations to try (default none,zscore,zmean); "
                    "zmean@B: a modality the candidate lacks counts as B × the mean z of the "
                    "shared ones (e.g. zmean@0.5)")
-    p.add_argument("--n0", default=[None, 2.0, 10.0], type=_n0_list,
-                   help="click-confidence constants to try, e.g. none,2,10: c(n) = n/(n+n0) "
-                        "scales a pair's click weight by how often Prod2Vec saw each product; "
-                        "min:K counts the clicks of a product seen fewer than K times as "
-                        "absent (e.g. none,2,10,min:5)")
+    p.add_argument("--n0", default=list(DEFAULT_N0_GRID), type=_n0_list,
+                   help="click-confidence constants to try (default none,2,10,min:2,min:5): "
+                        "c(n) = n/(n+n0) scales a pair's click weight by how often Prod2Vec "
+                        "saw each product; min:K counts the clicks of a query seen fewer than "
+                        "K times as absent, tried at the weights the others find "
+                        "(none,2,10 searches as before the twenty-fourth session)")
     p.add_argument("--profile", default=None,
                    help="keep the choice as a named weighting profile of the model (the "
                         "default weighting stays): e.g. one profile tuned with --validate-on "

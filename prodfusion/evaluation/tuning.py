@@ -62,7 +62,7 @@ from prodfusion.evaluation.tuning_scorer import (
     _part,
     _validation_folds,
 )
-from prodfusion.fusion.weighting import format_n0, n0_entry, parse_n0
+from prodfusion.fusion.weighting import DEFAULT_N0_GRID, format_n0, n0_entry, parse_n0
 
 __all__ = ["tune_weights", "parse_objective", "simplex_grid", "TIE_RATIO", "split_mismatch"]
 
@@ -132,7 +132,7 @@ def tune_weights(
     seed: int = 0,
     step: float = 0.25,
     calibrations: Sequence[str] = ("none", "zscore", "zmean"),
-    n0_grid: Sequence[float | str | None] = (None, 2.0, 10.0),
+    n0_grid: Sequence[float | str | None] = DEFAULT_N0_GRID,
     max_queries: int = 2000,
     min_weight: float = 0.0,
     n_candidates: int = 200,

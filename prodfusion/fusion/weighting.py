@@ -24,7 +24,8 @@ from prodfusion.encoders.base import MODALITIES
 from prodfusion.errors import ParameterError, param_error
 
 __all__ = ["CALIBRATIONS", "Z_CALIBRATIONS", "FALLBACK_OFFSET", "Weighting", "parse_weights",
-           "format_weights", "CONFIDENCE_FORMS", "parse_n0", "format_n0", "n0_entry"]
+           "format_weights", "CONFIDENCE_FORMS", "parse_n0", "format_n0", "n0_entry",
+           "DEFAULT_N0_GRID"]
 
 CALIBRATIONS: tuple[str, ...] = ("none", "zscore", "zmean")
 #: Subtracted from the fallback score (``Weighting.fallback``): below every weighted score.
@@ -35,6 +36,13 @@ Z_CALIBRATIONS: tuple[str, ...] = ("zscore", "zmean")
 #: (:attr:`Weighting.confidence`): ``"ratio"``, ``n / (n + n0)``; ``"min"``, 1 from ``n0``
 #: occurrences on and 0 below (a product seen fewer times has its clicks counted as absent).
 CONFIDENCE_FORMS: tuple[str, ...] = ("ratio", "min")
+#: The click-confidence entries a tuning tries by default (``n0_grid``; the CLI's ``--n0``):
+#: none, ``c(n) = n/(n+2)``, ``n/(n+10)`` on the grid, then ``min:2`` and ``min:5`` at the
+#: weights found (a query seen fewer than K times ranked without its clicks; kept only where
+#: validation prefers it). ``min:K`` joined the default in the twenty-fourth session: under
+#: ``zmean`` an untrained click vector otherwise filled a rarely seen product's list with
+#: products that have no clicks at all (docs/results/README.md, twenty-third session).
+DEFAULT_N0_GRID: tuple[float | str | None, ...] = (None, 2.0, 10.0, "min:2", "min:5")
 
 
 def parse_n0(spec, where: str = "--n0") -> tuple[float | None, str]:
