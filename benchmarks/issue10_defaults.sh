@@ -7,6 +7,10 @@
 # cooc, tuned); the demo's synthetic shop with the default build. Each evaluated as the other issue 10 reports are, beside every single modality,
 # the paper's fusion and the reference baselines. Model folders go to runs/ (not committed).
 # Usage: bash benchmarks/issue10_defaults.sh   (about 18 min on the 2-core VM, H&M photos cached)
+# STEPS=digi / STEPS=demo: DIGINETICA's or the demo shop's default build alone; SUFFIX=_x
+# writes their reports to docs/results/diginetica_defaults_x / demo_defaults_x and their
+# folders to runs/digid_x / runs/demod_x (twenty-fourth session: the default --n0 grid with
+# min:2 and min:5, SUFFIX=_min)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f .venv/bin/activate ] && . .venv/bin/activate
@@ -21,6 +25,7 @@ INTER="--interactions $H/transactions.csv --session-cols customer_id,t_dat --ite
 DI="--interactions $D/train-item-views.sample.csv --session-cols session_id --item-col item_id --time-col eventdate,timeframe --sep ;"
 T="/usr/bin/time -v"
 STEPS=${STEPS:-all}  # STEPS=demo_untuned: the last step alone (needs runs/demo_data); STEPS=hm: H&M's tuned default build alone
+SUFFIX=${SUFFIX:-}
 DD="--interactions runs/demo_data/sessions.csv --session-cols session_id --item-col product_id --time-col timestamp"
 VARS="$V/single_text.json $V/single_image.json $V/single_clicks.json $V/single_lexical.json $V/single_cooc.json $V/paper_int3.json $V/tuned5.json baseline cooc tfidf popular cooc+tfidf"
 if [[ $STEPS == all || $STEPS == hm ]]; then
@@ -36,22 +41,27 @@ $T prodfusion evaluate retrieval runs/hmd_off $INTER --workers 1 --variants $V/m
   $V/split_titles.json $V/single_text.json \
   $V/single_image.json $V/single_lexical.json tfidf cooc+tfidf \
   --note "model=runs/hmd_off: prodfusion build --tune off (untuned defaults: text and lexical share the title's weight)" --out docs/results/hm_defaults_untuned > runs/hmd_off_eval.log 2>&1
+fi
+if [[ $STEPS == all || $STEPS == digi ]]; then
 python benchmarks/diginetica_catalogs.py viewed --data "$D"
 $T prodfusion build --catalog runs/digi_catalog.csv --text none --image none $DI --workers 1 \
-  --cache-dir none --out runs/digid > runs/digid_build.log 2>&1
-$T prodfusion evaluate retrieval runs/digid $DI --workers 1 --variants $V/single_clicks.json $V/single_cooc.json \
+  --cache-dir none --out runs/digid$SUFFIX > runs/digid${SUFFIX}_build.log 2>&1
+$T prodfusion evaluate retrieval runs/digid$SUFFIX $DI --workers 1 --variants $V/single_clicks.json $V/single_cooc.json \
   $V/tuned_digi.json cooc popular \
-  --note "model=runs/digid: prodfusion build with its defaults (--text none --image none: clicks + cooc, tuned)" --out docs/results/diginetica_defaults > runs/digid_eval.log 2>&1
+  --note "model=runs/digid$SUFFIX: prodfusion build with its defaults (--text none --image none: clicks + cooc, tuned)" --out docs/results/diginetica_defaults$SUFFIX > runs/digid${SUFFIX}_eval.log 2>&1
+fi
+if [[ $STEPS == all || $STEPS == demo ]]; then
 # the demo's synthetic shop (titles, photos, sessions; a catalog no issue 10 choice was made on)
 python -c "
 from prodfusion.data import make_synthetic
 from prodfusion.demo import SIMILAR_RATE
 make_synthetic('runs/demo_data', n_products=2400, seed=0, similar_rate=SIMILAR_RATE)"
 $T prodfusion build --catalog runs/demo_data/catalog.csv --image-col image --image-root runs/demo_data $DD \
-  --workers 1 --out runs/demod > runs/demod_build.log 2>&1
-$T prodfusion evaluate retrieval runs/demod $DD --workers 1 --variants $VARS \
-  --note "model=runs/demod: prodfusion build with its defaults on the demo's synthetic shop (lexical, cooc, tuned)" --out docs/results/demo_defaults > runs/demod_eval.log 2>&1
+  --workers 1 --out runs/demod$SUFFIX > runs/demod${SUFFIX}_build.log 2>&1
+$T prodfusion evaluate retrieval runs/demod$SUFFIX $DD --workers 1 --variants $VARS \
+  --note "model=runs/demod$SUFFIX: prodfusion build with its defaults on the demo's synthetic shop (lexical, cooc, tuned)" --out docs/results/demo_defaults$SUFFIX > runs/demod${SUFFIX}_eval.log 2>&1
 fi
+if [[ $STEPS == digi || $STEPS == demo ]]; then exit 0; fi
 # tenth session: the untuned title split checked on the demo's shop (a second catalog with
 # titles; the split was chosen on H&M). STEPS=demo_untuned runs this step alone.
 $T prodfusion build --catalog runs/demo_data/catalog.csv --image-col image --image-root runs/demo_data $DD \

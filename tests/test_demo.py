@@ -36,4 +36,16 @@ def test_demo_prints_weights_and_like_for_like_category_shares(tmp_path, capsys)
         assert float(tuned) == pytest.approx(expect, abs=6e-5)
         assert 0 < float(share) <= 1
     assert re.search(r"^  tuned intermediate +[0-9.]+ on 240 queries$", out, flags=re.M)
+    # the held-out next clicks: the tuned fusion beside each modality and the references
+    scores = {name.removesuffix(" (reference)"): (float(h), float(n)) for name, h, n in re.findall(
+        r"^  ((?:tuned fusion|\w+ alone|\w+ \(reference\))) +([0-9.]+) / ([0-9.]+)$", out,
+        flags=re.M)}
+    assert set(scores) == {"tuned fusion", "text alone", "image alone", "clicks alone",
+                           "popular", "tfidf", "cooc"}
+    assert all(0 <= n <= h <= 1 for h, n in scores.values())
+    best = re.search(r"^  tuned fusion minus (\w+) \(the best reference\): nDCG@15 [-+][0-9.]+ "
+                     r"\[[-+][0-9.]+, [-+][0-9.]+\], (above|below|equal|inside the noise)$",
+                     out, flags=re.M)
+    assert best, out
+    assert scores[best.group(1)][1] == max(scores[r][1] for r in ("popular", "tfidf", "cooc"))
     assert int(rec.embeddings_["image"].mask.sum()) < 240  # a like-for-like case to check

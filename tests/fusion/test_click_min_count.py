@@ -92,6 +92,31 @@ def test_tune_tries_min_counts_and_records_the_form(rng):
         rec.tune(sessions, **{**KW, "n0_grid": ("min:x",)})
 
 
+def test_the_default_grid_tries_min_counts_after_the_ratio_entries(rng):
+    """Since the twenty-fourth session ``tune`` and ``prodfusion tune`` try ``min:2`` and
+    ``min:5`` unless told otherwise (at the weights the ratio entries find)."""
+    from prodfusion.cli.main import build_parser
+    from prodfusion.encoders import Prod2Vec
+    from prodfusion.fusion.weighting import DEFAULT_N0_GRID
+    from tests.evaluation.test_tuning import KW, _shop
+
+    assert [x for x in DEFAULT_N0_GRID if isinstance(x, str)] == ["min:2", "min:5"]
+    args = build_parser().parse_args(["tune", "m", "--interactions", "s.csv"])
+    assert args.n0 == list(DEFAULT_N0_GRID)
+    shop, sessions, _ = _shop()
+    clicks = Prod2Vec(vector_size=8, epochs=2, workers=1, min_count=1).fit(sessions).encode(
+        shop.catalog)
+    rec = Recommender.from_embeddings(shop.catalog, {**shop.embeddings_, "clicks": clicks},
+                                      fusion="intermediate")
+    rec.prod2vec = shop.prod2vec
+    lines: list[str] = []
+    kw = {k: v for k, v in KW.items() if k != "n0_grid"}
+    res = rec.tune(sessions, **kw, progress=lines.append)
+    assert res["search"]["n0_grid"] == [None, 2.0, 10.0, "min:2", "min:5"]
+    assert any("× 3 n0 over" in x and "then 2 min-count n0 at the weights found" in x
+               for x in lines), lines
+
+
 def test_n0_settings_parse_and_bad_ones_name_the_option():
     assert _n0_list("none,2,10,min:5") == [None, 2.0, 10.0, "min:5"]
     assert parse_n0("min:5") == (5.0, "min") and parse_n0("off".replace("off", "none")) == (
