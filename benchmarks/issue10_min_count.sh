@@ -10,7 +10,8 @@
 # $RUNS/hm_def; it also builds $RUNS/hmc if missing), run first by STEPS=rerun.
 # Data: ../shared/data (PRODFUSION_SHARED_DATA). The session ran it with RUNS=/tmp/base.
 # Usage: RUNS=/tmp/base bash benchmarks/issue10_min_count.sh   (about an hour on the 2-core VM;
-# STEPS=checks adds the validation-only checks quoted in docs/results/README.md, 25 min more)
+# STEPS=checks adds the validation-only checks quoted in docs/results/README.md, 25 min more;
+# STEPS=checks24 the twenty-fourth session's, on $RUNS/hm_def24 of issue10_profiles.sh DEF_DIR=hm_def24, 2 min)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f .venv/bin/activate ] && . .venv/bin/activate
@@ -85,5 +86,11 @@ if [[ $STEPS == *checks* ]]; then  # validation only (dry runs / profiles on cop
   rm -rf "$RUNS/demo"; $PY -m prodfusion.cli demo --out "$RUNS/demo" > "$RUNS/demo.log" 2>&1
   $PY -m prodfusion.cli tune "$RUNS/demo/model" --interactions "$RUNS/demo/data/sessions.csv" --session-cols session_id \
     --item-col product_id --time-col timestamp --n0 none,2,10,min:2,min:5 --dry-run > "$RUNS/demo_tune_min.log" 2>&1
+fi
+if [[ $STEPS == *checks24* ]]; then  # twenty-fourth session: the default build's sessions profile, one thread, with and without min:K (dry runs)
+  for g in none,2,10 none,2,10,min:2,min:5; do
+    $PY -m prodfusion.cli tune "$RUNS/hm_def24" $INTER --validate-on sessions --objective ndcg@15 \
+      --workers 1 --n0 $g --profile chk --dry-run > "$RUNS/hm_def24_sessions_${g//[,:]/_}.log" 2>&1
+  done
 fi
 echo "done: docs/results/{hm_default_profiles_rerun2,hm_click_min_count,hm_p2v_min_count5,cold_queries_hm*}; logs in $RUNS"
