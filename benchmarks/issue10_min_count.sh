@@ -70,7 +70,7 @@ if [[ $STEPS == *cold* ]]; then
       > "$RUNS/${m##*:}.log" 2>&1
   done
 fi
-if [[ $STEPS == *checks* ]]; then  # validation only (dry runs / profiles on copies)
+if [[ ,$STEPS, == *,checks,* ]]; then  # validation only (dry runs / profiles on copies)
   for opt in "--workers 1" "--workers 2" "--workers 1 --p2v-seed 1" "--workers 1 --p2v-seed 2"; do
     $PY -m prodfusion.cli tune "$RUNS/hm_def" $INTER --validate-on pairs --objective ndcg@15 \
       $opt --profile check --dry-run > "$RUNS/hm_def_check_${opt// /_}.log" 2>&1
