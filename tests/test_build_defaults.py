@@ -104,6 +104,23 @@ def test_explicit_fusion_settings_are_not_tuned_away(shop, extra, capsys):
     assert not _manifest(shop).get("tuning")
 
 
+def test_click_n0_min_at_build_is_kept_and_bad_values_name_the_option(shop, capsys):
+    """``--click-n0 min:K`` sets the "min" click confidence without tuning (twenty-fourth
+    session; it was a number only)."""
+    assert _build(shop, "--click-n0", "min:3") == 0
+    wt = Recommender.load(shop / "model").weighting()
+    assert (wt.n0, wt.confidence) == (3.0, "min")
+    assert _build(shop, "--click-n0", "4", out="m2") == 0
+    wt = Recommender.load(shop / "m2").weighting()
+    assert (wt.n0, wt.confidence) == (4.0, "ratio")
+    capsys.readouterr()
+    for bad in ("min:0", "none", "max:3"):
+        with pytest.raises(SystemExit):
+            _build(shop, "--click-n0", bad, out="m3")
+        assert "--click-n0" in capsys.readouterr().err
+        assert not (shop / "m3").exists()
+
+
 def test_one_modality_is_not_tuned(shop, capsys):
     assert _build(shop, "--modalities", "text") == 0
     assert "tuned:" not in capsys.readouterr().out

@@ -24,6 +24,21 @@ __all__ = ["add_build_parser", "cmd_build", "MIN_AUTO_TUNE_CASES"]
 MIN_AUTO_TUNE_CASES = 100
 
 
+def _click_n0(spec: str) -> tuple[float, str]:
+    """``"10"`` → ``(10.0, "ratio")``, ``"min:5"`` → ``(5.0, "min")`` (argparse type)."""
+    import argparse
+
+    from prodfusion.fusion.weighting import parse_n0
+
+    try:
+        n0, form = parse_n0(spec, "--click-n0")
+    except ParameterError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if n0 is None:
+        raise argparse.ArgumentTypeError("--click-n0 takes a number or min:K (leave it out "
+                                         "for no click confidence)")
+    return n0, form
+
 def cmd_build(args) -> int:
     from prodfusion.fusion.weights import parse_weights
     from prodfusion.model_folder import check_model_destination
@@ -96,7 +111,9 @@ def cmd_build(args) -> int:
                                 seed=args.seed, workers=args.workers),
         cache_dir=embedding_cache(args),
         batch_size=args.batch_size, seed=args.seed, vector_dtype=args.vector_dtype,
-        weights=args.weights, calibration=args.calibration or "none", click_n0=args.click_n0,
+        weights=args.weights, calibration=args.calibration or "none",
+        click_n0=None if args.click_n0 is None else args.click_n0[0],
+        click_confidence="ratio" if args.click_n0 is None else args.click_n0[1],
         lexical=lexical, cooc=cooc, cooc_decay=args.cooc_decay or 0.0,
         category=args.category_modality,
         popularity=args.popularity, backfill=args.backfill,
@@ -398,8 +415,10 @@ def add_build_parser(sub) -> None:
                         "`similar --profile KIND` and the service's arms (one more tuning per "
                         "kind). Default auto: when the build's tuning finds that the kinds "
                         "want different weightings; on (or the bare flag): always; off: never")
-    b.add_argument("--click-n0", type=float, default=None,
-                   help="confidence-weighted clicks: c(n) = n/(n + N0), n = training occurrences")
+    b.add_argument("--click-n0", type=_click_n0, default=None, metavar="N0|min:K",
+                   help="confidence-weighted clicks: c(n) = n/(n + N0), n = training "
+                        "occurrences; min:K: the clicks of a query seen fewer than K times "
+                        "count as absent (its list comes from its other modalities)")
     b.add_argument("--late-k", type=int, default=None,
                    help="k of per-modality k-means++ (default: #categories, else sqrt(n/2); "
                         "at most 128)")
