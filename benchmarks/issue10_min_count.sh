@@ -11,7 +11,7 @@
 # Data: ../shared/data (PRODFUSION_SHARED_DATA). The session ran it with RUNS=/tmp/base.
 # Usage: RUNS=/tmp/base bash benchmarks/issue10_min_count.sh   (about an hour on the 2-core VM;
 # STEPS=checks adds the validation-only checks quoted in docs/results/README.md, 25 min more;
-# STEPS=checks24 the twenty-fourth session's, on $RUNS/hm_def24 of issue10_profiles.sh DEF_DIR=hm_def24, 2 min)
+# STEPS=checks24 the twenty-fourth session's, on $RUNS/hm_def24 of issue10_profiles.sh DEF_DIR=hm_def24, 10 min)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f .venv/bin/activate ] && . .venv/bin/activate
@@ -92,5 +92,10 @@ if [[ $STEPS == *checks24* ]]; then  # twenty-fourth session: the default build'
     $PY -m prodfusion.cli tune "$RUNS/hm_def24" $INTER --validate-on sessions --objective ndcg@15 \
       --workers 1 --n0 $g --profile chk --dry-run > "$RUNS/hm_def24_sessions_${g//[,:]/_}.log" 2>&1
   done
+  # the pairs profile with one Prod2Vec thread: the default grid, and the slices of 40+ cases only
+  $PY -m prodfusion.cli tune "$RUNS/hm_def24" $INTER --validate-on pairs --objective ndcg@15 \
+    --workers 1 --profile chk --dry-run > "$RUNS/hm_def24_pairs_w1.log" 2>&1
+  $PY -m prodfusion.cli tune "$RUNS/hm_def24" $INTER --validate-on pairs --objective ndcg@15 \
+    --workers 1 --min-slice-cases 40 --profile chk --dry-run > "$RUNS/hm_def24_pairs_w1_ms40.log" 2>&1
 fi
 echo "done: docs/results/{hm_default_profiles_rerun2,hm_click_min_count,hm_p2v_min_count5,cold_queries_hm*}; logs in $RUNS"
