@@ -286,6 +286,41 @@ def check_no_leak(split: Split, catalog: Any) -> dict:
     return checked
 
 
+#: Up to this many training clicks, a held-out retraining of Prod2Vec (``tune``'s validation
+#: splits, ``evaluate``'s training part) runs on **one thread** unless a thread count was
+#: given (``Prod2VecParams.workers``; the CLI's ``--workers``): gensim is not reproducible on
+#: several threads, and the weights tuned by two runs of the same build differed (H&M's
+#: ``pairs`` profile: docs/results/README.md, twenty-third session). One thread trains about
+#: 0.5 M clicks × epochs per second on the 2-core VM, so a fitting part this large costs about
+#: 75 s with the default 20 epochs; larger ones keep every core.
+REPRODUCIBLE_MAX_CLICKS = 2_000_000
+
+
+def retrain_params(params: Any, train: Sessions | None) -> Any:
+    """The Prod2Vec settings a held-out retraining on ``train`` uses: ``params`` with
+    ``workers=1`` where no thread count was given and ``train`` holds at most
+    :data:`REPRODUCIBLE_MAX_CLICKS` clicks (reproducible), else ``params`` as they are.
+
+    >>> from prodfusion.encoders.clicks import Prod2VecParams
+    >>> from prodfusion.data.sessions import Sessions
+    >>> s = Sessions.from_lists([["a", "b", "c"], ["b", "c"]])
+    >>> retrain_params(Prod2VecParams(), s).workers
+    1
+    >>> retrain_params(Prod2VecParams(workers=4), s).workers
+    4
+    """
+    from dataclasses import replace
+
+    from prodfusion.encoders.clicks import Prod2VecParams
+
+    if train is None or not len(train):
+        return params
+    p = params if params is not None else Prod2VecParams()
+    if p.workers is None and train.n_clicks <= REPRODUCIBLE_MAX_CLICKS:
+        return replace(p, workers=1)
+    return params
+
+
 def heldout_recommender(
     rec: Any,
     train: Sessions | None,
@@ -309,7 +344,8 @@ def heldout_recommender(
     from prodfusion.recommender import Recommender
 
     embs = {m: e for m, e in rec.embeddings_.items() if m != "clicks"}
-    params = prod2vec if prod2vec is not None else getattr(rec, "prod2vec", None)
+    params = retrain_params(prod2vec if prod2vec is not None else getattr(rec, "prod2vec", None),
+                            train)
     if train is not None and len(train):
         p = asdict(params) if params is not None else {}
         embs["clicks"] = Prod2Vec(**p, progress=bool(progress)).fit(train).encode(rec.catalog)

@@ -8,8 +8,10 @@
 2. the *training* part is split again the same way into a fitting part and a validation part,
    ``repeats`` times (pairs by another seed; time-ordered sessions keep the latest block
    unless ``rolling``, which validates split ``r`` on the ``r``-th latest block);
-3. Prod2Vec is retrained on each fitting part only (from another seed each time; the
-   model's text and image vectors are kept), and every candidate configuration ranks the
+3. Prod2Vec is retrained on each fitting part only (from another seed each time, on one
+   thread up to :data:`~prodfusion.evaluation.split.REPRODUCIBLE_MAX_CLICKS` clicks unless a
+   thread count was given, so two runs choose alike; the model's text and image vectors are
+   kept), and every candidate configuration ranks the
    validation queries of every split; a target tied with other candidates counts at the mean
    of its possible ranks (:func:`~prodfusion.evaluation.metrics.tie_aware_metric`),
    so the row order that breaks ties at serving time neither helps nor hurts a weighting;
