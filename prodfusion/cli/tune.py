@@ -47,6 +47,7 @@ def tune_options(args, rec) -> dict:
         n_candidates=args.n_candidates, validate_on=args.validate_on,
         repeats=args.repeats, rolling=args.rolling, selection=args.selection,
         slice_safe=not args.no_slice_safe, min_slice_cases=args.min_slice_cases,
+        slice_noise=args.slice_noise,
         tune_fallback=not args.plain_fallback, shrink=args.shrink,
         **({} if decays is None else {"cooc_decays": tuple(decays)}),
         prod2vec=_p2v(args, rec),
@@ -103,8 +104,13 @@ def cmd_tune(args) -> int:
     print(f"  by validation slice (tuned vs the best single modality"
           f"{'' if res['slice_safe'] else '; NOT met in every slice of '}"
           f"{'' if res['slice_safe'] else str(res['search']['min_slice_cases']) + '+ cases'}):")
+    noise = res["search"].get("slice_noise", 0)
     for name, row in res["validation_slices"].items():
-        print(f"    {name:<36} {row['tuned']:.4f} vs {row['best single']:.4f} ({row['n']:,} cases)")
+        within = (noise and row["tuned"] < row["best single"] and row.get("se") is not None
+                  and row["best single"] - row["tuned"] <= noise * row["se"])
+        print(f"    {name:<36} {row['tuned']:.4f} vs {row['best single']:.4f} ({row['n']:,} cases"
+              + (f"; below by less than {noise:g} standard error(s), {row['se']:.4f}: noise"
+                 if within else "") + ")")
     for line in slice_notes(res):
         print(line)
     if res.get("slice_safe_but_sources"):
@@ -220,6 +226,11 @@ def add_tune_parser(sub) -> None:
     p.add_argument("--min-slice-cases", type=int, default=20,
                    help="validation slices (with / without clicks, image) of at least this "
                         "many cases must not fall below the best single modality (default 20)")
+    p.add_argument("--slice-noise", type=float, default=1.0,
+                   help="a slice counts as below its best single modality only when short of "
+                        "it by more than this many standard errors of the paired per-case "
+                        "difference on its cases (default 1; 0: any shortfall, the rule "
+                        "before the twenty-fourth session)")
     p.add_argument("--no-slice-safe", action="store_true",
                    help="do not prefer weightings that keep every validation slice")
     p.add_argument("--shrink", action="store_true",

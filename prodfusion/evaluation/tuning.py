@@ -24,7 +24,8 @@
    clicks, :attr:`~prodfusion.fusion.weighting.Weighting.confidence`) are not on the grid
    but tried at the weights the other entries find, and refined from there if better.
    Configurations are compared slice-safe first (none of the validation slices of
-   ``min_slice_cases`` or more cases below the best single modality), then by the criterion
+   ``min_slice_cases`` or more cases below the best single modality by more than
+   ``slice_noise`` standard errors of the paired difference on its cases), then by the criterion
    (``selection="lcb"``: the objective minus one standard error of its per-case difference
    from the best single modality; ``"mean"``: the objective);
 4b. with ``shrink``, the weights found are moved towards equal weights as far as validation
@@ -146,6 +147,7 @@ def tune_weights(
     selection: str = "lcb",
     slice_safe: bool = True,
     min_slice_cases: int = 20,
+    slice_noise: float = 1.0,
     tune_fallback: bool = True,
     cooc_decays: Sequence[float] = (0.0, 1.0),
     shrink: bool = False,
@@ -177,7 +179,11 @@ def tune_weights(
     that wins by a few noisy cases does not replace that modality; ``slice_safe`` first
     prefers configurations that are nowhere below the best single modality in a validation
     slice (query / target with or without training clicks, with or without a photo) of
-    ``min_slice_cases`` or more cases. Validated together, each source is such a slice too;
+    ``min_slice_cases`` or more cases, where "below" means by more than ``slice_noise``
+    standard errors of the per-case difference from that slice's best single modality on
+    the slice's cases (0: any shortfall, the rule until the twenty-fourth session, under
+    which a 29-case slice of H&M's pairs vetoed a weighting 0.003 nDCG@15 better on 6,000
+    validation cases: docs/results/README.md). Validated together, each source is such a slice too;
     where no configuration keeps every source at its best single modality (the sources
     conflict: H&M's baskets want co-occurrence, its co-purchase pairs Prod2Vec), the choice
     is the one, safe in the other slices, whose **worst source keeps the largest share** of
@@ -266,6 +272,9 @@ def tune_weights(
         raise param_error("shrink", where, "True or False", shrink)
     check_int(repeats, "repeats", where, low=1, high=MAX_REPEATS)
     check_int(min_slice_cases, "min_slice_cases", where, low=1)
+    if not is_real(slice_noise) or not 0 <= float(slice_noise) < math.inf:
+        raise param_error("slice_noise", where, "a number >= 0 (standard errors)", slice_noise)
+    slice_noise = float(slice_noise)
     available = rec.available_modalities
     mods = check_modalities(modalities, available, where)
     log = _Progress(progress)
@@ -344,17 +353,38 @@ def tune_weights(
                         if not math.isnan(singles[m][1][name][0])), default=-math.inf)
              for name in next(iter(singles.values()))[1]}
     floor_all = max(v[0] for v in singles.values())
+    # per slice: its best single modality's per-case values and the slice's cases, for the
+    # noise of a shortfall (slice_noise)
+    floor_of = {name: max(mods, key=lambda m, name=name: (
+        -math.inf if math.isnan(singles[m][1][name][0]) else singles[m][1][name][0]))
+        for name in floor}
+    slice_cases = {name: np.concatenate([np.asarray(sc.slices[name], bool) if name in sc.slices
+                                         else np.zeros(len(sc.src), bool) for sc, _ in folds])
+                   for name in floor}
 
-    def safe(score: float, sl: dict) -> int:
-        """2: not below the best single modality overall, nor in any slice of enough cases;
-        1: so everywhere but in a source slice (``source: pairs``: with sessions and pairs
-        both validated, one kind of interaction may pay for the other only when no
-        weighting serves both); 0: below somewhere else."""
+    def below(name: str, v: float, vals: np.ndarray | None) -> bool:
+        """Below slice ``name``'s best single modality by more than ``slice_noise`` standard
+        errors of the paired per-case difference on the slice's cases."""
+        gap = floor[name] - v
+        if gap <= 1e-12:
+            return False
+        if slice_noise == 0 or vals is None:
+            return True
+        cases = slice_cases[name]
+        ref = np.concatenate(single_values[floor_of[name]])
+        return gap > slice_noise * _paired_se(vals[cases], ref[cases], groups[cases],
+                                              case_src[cases])
+
+    def safe(score: float, sl: dict, vals: np.ndarray | None = None) -> int:
+        """2: not below the best single modality overall, nor in any slice of enough cases
+        (beyond its noise: :func:`below`); 1: so everywhere but in a source slice
+        (``source: pairs``: with sessions and pairs both validated, one kind of interaction
+        may pay for the other only when no weighting serves both); 0: below somewhere else."""
         if not slice_safe:
             return 2
         if score < floor_all - 1e-12:
             return 0
-        ok = {name: v >= floor[name] - 1e-12 for name, (v, n) in sl.items()
+        ok = {name: not below(name, v, vals) for name, (v, n) in sl.items()
               if n >= min_slice_cases and not math.isnan(v)}
         if not all(x for name, x in ok.items() if not name.startswith("source: ")):
             return 0
@@ -387,12 +417,13 @@ def tune_weights(
             else:
                 keep: list = []
                 score, sl = measure(weighting(w, cal, n0, fb), keep)
+                vals = np.concatenate(keep)
                 if shrink:
-                    case_values[key] = np.concatenate(keep).astype(np.float32)
+                    case_values[key] = vals.astype(np.float32)
                 crit = score
                 if selection == "lcb":
-                    crit -= _paired_se(np.concatenate(keep), v_best, groups, case_src)
-                level = safe(score, sl)
+                    crit -= _paired_se(vals, v_best, groups, case_src)
+                level = safe(score, sl, vals)
                 if level == 1:  # the sources conflict: the worst one's share of its best
                     crit = worst_source_share(sl)
                 cache[key] = (level, crit, score, sl)
@@ -495,7 +526,22 @@ def tune_weights(
     refs = {"equal weights (calibration none)": cache[key_of(equal, "none", None, True)][2]}
     for m in mods:  # exact zeros here: the modality really alone
         refs[f"{m} alone"] = singles[m][0]
-    slices = {name: {"n": n, "tuned": v, "best single": floor[name],
+    chosen_vals = None
+    if slice_noise > 0:  # the chosen weighting's per-case values, for each slice's noise
+        chosen_vals = []
+        measure(weighting(w, cal, n0, fallback), chosen_vals)
+        chosen_vals = np.concatenate(chosen_vals)
+
+    def slice_se(name: str) -> float | None:
+        """Standard error of the chosen weighting's per-case difference from the slice's
+        best single modality, on the slice's cases (what ``slice_noise`` counts in)."""
+        if chosen_vals is None:
+            return None
+        cases = slice_cases[name]
+        ref = np.concatenate(single_values[floor_of[name]])
+        return float(_paired_se(chosen_vals[cases], ref[cases], groups[cases], case_src[cases]))
+
+    slices = {name: {"n": n, "tuned": v, "best single": floor[name], "se": slice_se(name),
                      **{f"{m} alone": singles[m][1][name][0] for m in mods}}
               for name, (v, n) in chosen_slices.items() if n}
     if slice_safe and is_safe == 1:
@@ -542,6 +588,7 @@ def tune_weights(
                    "validate_on": validate_on, "repeats": repeats, "rolling": rolling,
                    "selection": selection, "best_single": best_single,
                    "slice_safe": slice_safe, "min_slice_cases": min_slice_cases,
+                   "slice_noise": slice_noise,
                    "tune_fallback": tune_fallback, "cooc_decays": list(cooc_decays),
                    "shrink": shrink},
         "split": {"protocol": protocol, "test_fraction": test_fraction,

@@ -272,7 +272,7 @@ def test_a_slice_safe_choice_loses_no_validation_slice_to_a_single_modality(seed
         "image": Embeddings(np.asarray(image.vectors), mask, image.spec)},
         fusion="intermediate")
     holes.prod2vec = rec.prod2vec
-    res = tune_weights(holes, sessions=sessions, min_slice_cases=5, **KW)
+    res = tune_weights(holes, sessions=sessions, min_slice_cases=5, slice_noise=0, **KW)
     sl = res["validation_slices"]
     assert res["slice_safe"] is True and {"query: no image", "target: no image"} <= set(sl)
     json.dumps(res, allow_nan=False)  # the record goes into the manifest
@@ -283,6 +283,16 @@ def test_a_slice_safe_choice_loses_no_validation_slice_to_a_single_modality(seed
                                          if not np.isnan(row[f"{m} alone"]))
     assert res["validation_score"] >= max(v for k, v in res["reference_scores"].items()
                                           if k.endswith(" alone")) - 1e-9
+    # by default a slice may fall short of its best single modality by its noise only: one
+    # standard error of the paired per-case difference on its cases, recorded per slice
+    noisy = tune_weights(holes, sessions=sessions, min_slice_cases=5, **KW)
+    json.dumps(noisy, allow_nan=False)
+    assert noisy["search"]["slice_noise"] == 1.0 and noisy["slice_safe"] is True
+    for name, row in noisy["validation_slices"].items():
+        assert row["se"] >= 0
+        if row["n"] >= 5:
+            assert row["tuned"] >= row["best single"] - row["se"] - 1e-9, name
+    assert noisy["selection_criterion"] >= res["selection_criterion"] - 1e-9
 
 
 def test_repeated_validation_uses_other_session_windows_and_refuses_bad_counts():
@@ -295,6 +305,9 @@ def test_repeated_validation_uses_other_session_windows_and_refuses_bad_counts()
         tune_weights(rec, sessions=sessions, repeats=0, **KW)
     with pytest.raises(ParameterError, match=r"'min_slice_cases' parameter of tune\(\)"):
         tune_weights(rec, sessions=sessions, min_slice_cases=0, **KW)
+    for bad in (-1, float("nan"), "one"):
+        with pytest.raises(ParameterError, match=r"'slice_noise' parameter of tune\(\)"):
+            tune_weights(rec, sessions=sessions, slice_noise=bad, **KW)
     for bad in ("zmean@2", "zscore@0.5", "zmean@", "zmeans"):
         with pytest.raises(ParameterError, match=r"'calibrations' parameter of tune\(\)"):
             tune_weights(rec, sessions=sessions, calibrations=("none", bad), **KW)
@@ -379,7 +392,7 @@ def test_each_source_is_a_validation_slice():
     ids = list(rec.catalog.ids)
     text = np.asarray(rec.embeddings_["text"].vectors)
     image = np.asarray(rec.embeddings_["image"].vectors)
-    kw = dict(KW, min_slice_cases=5)
+    kw = dict(KW, min_slice_cases=5, slice_noise=0)  # any shortfall counts (the old rule)
     res = tune_weights(rec, sessions=sessions, pairs=_pairs_by(text, ids, rng), **kw)
     sl = res["validation_slices"]
     assert {"source: sessions", "source: pairs"} <= set(sl)
