@@ -98,4 +98,13 @@ if [[ $STEPS == *checks24* ]]; then  # twenty-fourth session: the default build'
   $PY -m prodfusion.cli tune "$RUNS/hm_def24" $INTER --validate-on pairs --objective ndcg@15 \
     --workers 1 --min-slice-cases 40 --profile chk --dry-run > "$RUNS/hm_def24_pairs_w1_ms40.log" 2>&1
 fi
+if [[ $STEPS == *repro24* ]]; then  # twenty-fourth session: the README's build again (after
+  # `STEPS=def DEF_DIR=hm_def25 DEF_OUT=hm_default_profiles_noise bash benchmarks/issue10_profiles.sh`):
+  # one-thread tuning, so both builds should tune the same weights and profiles
+  rm -rf "$RUNS/hm_def25b"
+  $PY -m prodfusion.cli build $BUILD --out "$RUNS/hm_def25b" > "$RUNS/hm_def25b_build.log" 2>&1
+  diff <(grep -E "^  (tuned:|profile ')" "$RUNS/hm_def25_build.log" | sed -E 's/, [0-9]+s\b//') \
+       <(grep -E "^  (tuned:|profile ')" "$RUNS/hm_def25b_build.log" | sed -E 's/, [0-9]+s\b//') \
+    && echo "the two builds tuned the same weights and profiles"
+fi
 echo "done: docs/results/{hm_default_profiles_rerun2,hm_click_min_count,hm_p2v_min_count5,cold_queries_hm*}; logs in $RUNS"
