@@ -290,9 +290,10 @@ def check_no_leak(split: Split, catalog: Any) -> dict:
 #: splits, ``evaluate``'s training part) runs on **one thread** unless a thread count was
 #: given (``Prod2VecParams.workers``; the CLI's ``--workers``): gensim is not reproducible on
 #: several threads, and the weights tuned by two runs of the same build differed (H&M's
-#: ``pairs`` profile: docs/results/README.md, twenty-third session). One thread trains about
-#: 0.5 M clicks × epochs per second on the 2-core VM, so a fitting part this large costs about
-#: 75 s with the default 20 epochs; larger ones keep every core.
+#: ``pairs`` profile: docs/results/README.md, twenty-third session). On the 2-core VM one
+#: thread trains H&M's fitting parts (57,474 sessions, under 129,000 clicks, 20 epochs) in
+#: about 7 s, as fast as two threads there; at that rate a fitting part of this size takes
+#: about two minutes per split. Larger ones keep every core.
 REPRODUCIBLE_MAX_CLICKS = 2_000_000
 
 

@@ -361,6 +361,14 @@ def tune_weights(
     slice_cases = {name: np.concatenate([np.asarray(sc.slices[name], bool) if name in sc.slices
                                          else np.zeros(len(sc.src), bool) for sc, _ in folds])
                    for name in floor}
+    single_cases = {m: np.concatenate(single_values[m]) for m in mods}
+
+    def slice_se(name: str, vals: np.ndarray) -> float:
+        """Standard error of the per-case difference of ``vals`` from slice ``name``'s best
+        single modality, on the slice's cases (what ``slice_noise`` counts in)."""
+        cases = slice_cases[name]
+        return float(_paired_se(vals[cases], single_cases[floor_of[name]][cases],
+                                groups[cases], case_src[cases]))
 
     def below(name: str, v: float, vals: np.ndarray | None) -> bool:
         """Below slice ``name``'s best single modality by more than ``slice_noise`` standard
@@ -370,10 +378,7 @@ def tune_weights(
             return False
         if slice_noise == 0 or vals is None:
             return True
-        cases = slice_cases[name]
-        ref = np.concatenate(single_values[floor_of[name]])
-        return gap > slice_noise * _paired_se(vals[cases], ref[cases], groups[cases],
-                                              case_src[cases])
+        return gap > slice_noise * slice_se(name, vals)
 
     def safe(score: float, sl: dict, vals: np.ndarray | None = None) -> int:
         """2: not below the best single modality overall, nor in any slice of enough cases
@@ -531,17 +536,8 @@ def tune_weights(
         chosen_vals = []
         measure(weighting(w, cal, n0, fallback), chosen_vals)
         chosen_vals = np.concatenate(chosen_vals)
-
-    def slice_se(name: str) -> float | None:
-        """Standard error of the chosen weighting's per-case difference from the slice's
-        best single modality, on the slice's cases (what ``slice_noise`` counts in)."""
-        if chosen_vals is None:
-            return None
-        cases = slice_cases[name]
-        ref = np.concatenate(single_values[floor_of[name]])
-        return float(_paired_se(chosen_vals[cases], ref[cases], groups[cases], case_src[cases]))
-
-    slices = {name: {"n": n, "tuned": v, "best single": floor[name], "se": slice_se(name),
+    slices = {name: {"n": n, "tuned": v, "best single": floor[name],
+                     "se": None if chosen_vals is None else slice_se(name, chosen_vals),
                      **{f"{m} alone": singles[m][1][name][0] for m in mods}}
               for name, (v, n) in chosen_slices.items() if n}
     if slice_safe and is_safe == 1:
