@@ -106,5 +106,9 @@ if [[ $STEPS == *repro24* ]]; then  # twenty-fourth session: the README's build 
   diff <(grep -E "^  (tuned:|profile ')" "$RUNS/hm_def25_build.log" | sed -E 's/, [0-9]+s\b//') \
        <(grep -E "^  (tuned:|profile ')" "$RUNS/hm_def25b_build.log" | sed -E 's/, [0-9]+s\b//') \
     && echo "the two builds tuned the same weights and profiles"
+  # and `prodfusion tune` on the first build's folder tunes the build's pairs profile again
+  $PY -m prodfusion.cli tune "$RUNS/hm_def25" $INTER --validate-on pairs --objective ndcg@15 \
+    --profile chk --dry-run > "$RUNS/hm_def25_pairs_refactor.log" 2>&1
+  grep -h "^tuned" "$RUNS/hm_def25_pairs_refactor.log"
 fi
 echo "done: docs/results/{hm_default_profiles_rerun2,hm_click_min_count,hm_p2v_min_count5,cold_queries_hm*}; logs in $RUNS"
