@@ -88,15 +88,19 @@ if [[ ,$STEPS, == *,checks,* ]]; then  # validation only (dry runs / profiles on
     --item-col product_id --time-col timestamp --n0 none,2,10,min:2,min:5 --dry-run > "$RUNS/demo_tune_min.log" 2>&1
 fi
 if [[ $STEPS == *checks24* ]]; then  # twenty-fourth session: the default build's sessions profile, one thread, with and without min:K (dry runs)
+  # under the slice rule of the time (--slice-noise 0: any shortfall in a 20+ case slice vetoes)
   for g in none,2,10 none,2,10,min:2,min:5; do
     $PY -m prodfusion.cli tune "$RUNS/hm_def24" $INTER --validate-on sessions --objective ndcg@15 \
-      --workers 1 --n0 $g --profile chk --dry-run > "$RUNS/hm_def24_sessions_${g//[,:]/_}.log" 2>&1
+      --workers 1 --slice-noise 0 --n0 $g --profile chk --dry-run > "$RUNS/hm_def24_sessions_${g//[,:]/_}.log" 2>&1
   done
   # the pairs profile with one Prod2Vec thread: the default grid, and the slices of 40+ cases only
   $PY -m prodfusion.cli tune "$RUNS/hm_def24" $INTER --validate-on pairs --objective ndcg@15 \
-    --workers 1 --profile chk --dry-run > "$RUNS/hm_def24_pairs_w1.log" 2>&1
+    --workers 1 --slice-noise 0 --profile chk --dry-run > "$RUNS/hm_def24_pairs_w1.log" 2>&1
   $PY -m prodfusion.cli tune "$RUNS/hm_def24" $INTER --validate-on pairs --objective ndcg@15 \
-    --workers 1 --min-slice-cases 40 --profile chk --dry-run > "$RUNS/hm_def24_pairs_w1_ms40.log" 2>&1
+    --workers 1 --slice-noise 0 --min-slice-cases 40 --profile chk --dry-run > "$RUNS/hm_def24_pairs_w1_ms40.log" 2>&1
+  # the same under today's rule (--slice-noise 1, the default): min:5 is kept
+  $PY -m prodfusion.cli tune "$RUNS/hm_def24" $INTER --validate-on pairs --objective ndcg@15 \
+    --workers 1 --profile chk --dry-run > "$RUNS/hm_def24_pairs_noise.log" 2>&1
 fi
 if [[ $STEPS == *repro24* ]]; then  # twenty-fourth session: the README's build again (after
   # `STEPS=def DEF_DIR=hm_def25 DEF_OUT=hm_default_profiles_noise bash benchmarks/issue10_profiles.sh`):
