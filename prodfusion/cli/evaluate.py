@@ -103,7 +103,10 @@ def _heldout_opts(p: argparse.ArgumentParser) -> None:
     g.add_argument("--p2v-seed", type=int, default=None,
                    help="override the model's Prod2Vec seed (rerun with a few to see how much "
                         "the figures move with training randomness alone)")
-    g.add_argument("--workers", type=int, default=None, help="Prod2Vec threads")
+    g.add_argument("--workers", type=int, default=None,
+                   help="Prod2Vec threads for the retraining on the training part (default: "
+                        "the model's; where it gave none, one thread up to 2,000,000 training "
+                        "clicks, reproducible, else every core)")
     g.add_argument("--protocol", choices=["leave-last-out", "whole"], default="leave-last-out",
                    help="leave-last-out (default): the last transition of each held-out session "
                         "/ one pair per held-out query product, the rest trains; whole: whole "

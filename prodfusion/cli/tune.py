@@ -253,10 +253,11 @@ def add_tune_parser(sub) -> None:
     p.add_argument("--p2v-seed", type=int, default=None,
                    help="override the model's Prod2Vec seed (split r retrains from seed + r)")
     p.add_argument("--workers", type=int, default=None,
-                   help="Prod2Vec threads (default: the build's). Retraining Prod2Vec on each "
-                        "split is most of a tuning's time (two thirds at 100,000 products on "
-                        "one thread: docs/benchmarks/tune_scale_1m.md), so threads shorten it "
-                        "most")
+                   help="Prod2Vec threads (default: the build's; where the build gave none, "
+                        "one thread up to 2,000,000 training clicks, so two runs tune alike, "
+                        "else every core). Retraining Prod2Vec on each split is most of a "
+                        "tuning's time (two thirds at 100,000 products on one thread: "
+                        "docs/benchmarks/tune_scale_1m.md), so threads shorten it most")
     p.add_argument("--dry-run", action="store_true", help="print the choice, write nothing")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_tune)
