@@ -39,6 +39,7 @@ def _click_n0(spec: str) -> tuple[float, str]:
                                          "for no click confidence)")
     return n0, form
 
+
 def cmd_build(args) -> int:
     from prodfusion.fusion.weights import parse_weights
     from prodfusion.model_folder import check_model_destination

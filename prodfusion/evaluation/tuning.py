@@ -349,15 +349,17 @@ def tune_weights(
                           single_values.setdefault(m, [])) for m in mods}
     best_single = max(mods, key=lambda m: singles[m][0])
     v_best = np.concatenate(single_values[best_single])
-    floor = {name: max((singles[m][1][name][0] for m in mods
-                        if not math.isnan(singles[m][1][name][0])), default=-math.inf)
-             for name in next(iter(singles.values()))[1]}
+    def slice_value(m: str, name: str) -> float:
+        v = singles[m][1][name][0]
+        return -math.inf if math.isnan(v) else v
+
+    # per slice: its best single modality (floor_of) and that modality's value (floor)
+    floor_of = {name: max(mods, key=lambda m, name=name: slice_value(m, name))
+                for name in next(iter(singles.values()))[1]}
+    floor = {name: slice_value(m, name) for name, m in floor_of.items()}
     floor_all = max(v[0] for v in singles.values())
-    # per slice: its best single modality's per-case values and the slice's cases, for the
-    # noise of a shortfall (slice_noise)
-    floor_of = {name: max(mods, key=lambda m, name=name: (
-        -math.inf if math.isnan(singles[m][1][name][0]) else singles[m][1][name][0]))
-        for name in floor}
+    # the slice's cases and the per-case values of each modality alone, for the noise of a
+    # shortfall (slice_noise)
     slice_cases = {name: np.concatenate([np.asarray(sc.slices[name], bool) if name in sc.slices
                                          else np.zeros(len(sc.src), bool) for sc, _ in folds])
                    for name in floor}

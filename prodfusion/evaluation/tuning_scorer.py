@@ -350,13 +350,12 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
     def split_recommender(r: int):
         inner, q = folds_in[r][0], folds_in[r][1]
         params = replace(p2v, seed=p2v.seed + r) if p2v is not None and r else p2v
-        one = getattr(retrain_params(params, inner.train), "workers", None) == 1 and (
-            params is None or params.workers is None)  # reproducible (retrain_params)
+        used = retrain_params(params, inner.train)  # one thread where reproducible
         log(f"validation split {r + 1}/{len(folds_in)}: retraining Prod2Vec on the fitting "
-            f"part ({len(inner.train or []):,} sessions{', one thread' if one else ''}); "
-            f"{len(q):,} validation cases")
+            f"part ({len(inner.train or []):,} sessions"
+            f"{', one thread' if used is not params else ''}); {len(q):,} validation cases")
         ev = heldout_recommender(  # and Prod2Vec from another seed
-            rec, inner.train, prod2vec=params, progress=bool(progress is True))
+            rec, inner.train, prod2vec=used, progress=bool(progress is True))
         if coocs is not None:  # counted with the chosen decay
             ev.cooc_ = coocs[r]
         return ev
