@@ -11,7 +11,8 @@
 # Data: ../shared/data (PRODFUSION_SHARED_DATA). The session ran it with RUNS=/tmp/base.
 # Usage: RUNS=/tmp/base bash benchmarks/issue10_min_count.sh   (about an hour on the 2-core VM;
 # STEPS=checks adds the validation-only checks quoted in docs/results/README.md, 25 min more;
-# STEPS=checks24 the twenty-fourth session's, on $RUNS/hm_def24 of issue10_profiles.sh DEF_DIR=hm_def24, 10 min)
+# STEPS=checks24 the twenty-fourth session's, on $RUNS/hm_def24 of issue10_profiles.sh DEF_DIR=hm_def24, 10 min;
+# STEPS=repro25 two builds with the model's Prod2Vec on one thread, their lists compared, 16 min)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f .venv/bin/activate ] && . .venv/bin/activate
@@ -114,5 +115,25 @@ if [[ $STEPS == *repro24* ]]; then  # twenty-fourth session: the README's build 
   $PY -m prodfusion.cli tune "$RUNS/hm_def25" $INTER --validate-on pairs --objective ndcg@15 \
     --profile chk --dry-run > "$RUNS/hm_def25_pairs_refactor.log" 2>&1
   grep -h "^tuned" "$RUNS/hm_def25_pairs_refactor.log"
+fi
+if [[ $STEPS == *repro25* ]]; then  # twenty-fifth session: the model's own Prod2Vec on one
+  # thread too (up to 2,000,000 clicks), so two builds should serve the same lists
+  for d in hm_def26 hm_def26b; do
+    rm -rf "$RUNS/$d"
+    $PY -m prodfusion.cli build $BUILD --out "$RUNS/$d" > "$RUNS/${d}_build.log" 2>&1
+    $PY -m prodfusion.cli export "$RUNS/$d" --out "$RUNS/${d}_lists.parquet" > /dev/null 2>&1
+    $PY -m prodfusion.cli export "$RUNS/$d" --profile pairs --out "$RUNS/${d}_pairs.parquet" \
+      > /dev/null 2>&1
+  done
+  diff <(grep -E "^  (tuned:|profile ')" "$RUNS/hm_def26_build.log" | sed -E 's/, [0-9]+s\b//') \
+       <(grep -E "^  (tuned:|profile ')" "$RUNS/hm_def26b_build.log" | sed -E 's/, [0-9]+s\b//') \
+    && echo "the two builds tuned the same weights and profiles"
+  $PY -c "import sys, numpy as np; from prodfusion import Recommender
+a, b = (Recommender.load(f'{sys.argv[1]}/{d}') for d in ('hm_def26', 'hm_def26b'))
+print('click vectors identical:', np.array_equal(a.embeddings_['clicks'].vectors,
+                                                 b.embeddings_['clicks'].vectors))" "$RUNS"
+  for f in lists pairs; do
+    $PY benchmarks/compare_lists.py "$RUNS/hm_def26_$f.parquet" "$RUNS/hm_def26b_$f.parquet"
+  done
 fi
 echo "done: docs/results/{hm_default_profiles_rerun2,hm_click_min_count,hm_p2v_min_count5,cold_queries_hm*}; logs in $RUNS"

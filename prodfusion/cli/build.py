@@ -431,8 +431,10 @@ def add_build_parser(sub) -> None:
     b.add_argument("--p2v-epochs", type=int, default=DEFAULT_EPOCHS)
     b.add_argument("--p2v-min-count", type=int, default=1)
     b.add_argument("--workers", type=int, default=None,
-                   help="Prod2Vec threads (default: cores; the tuning's retraining then runs "
-                        "on one thread up to 2,000,000 training clicks, so two builds tune alike)")
+                   help="Prod2Vec threads (default: one thread up to 2,000,000 clicks, for "
+                        "the model and the tuning's retraining alike, so two builds serve the "
+                        "same lists and tune the same weights; every core above; not for a "
+                        "--corpus file, which keeps every core)")
     add_encoding_options(b)
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--vector-dtype", default="float32", choices=["float32", "float16"],

@@ -22,11 +22,28 @@ log = logging.getLogger("prodfusion.recommender")
 def fit_clicks(catalog, sessions, params, *, progress=None, vector_dtype="float32") -> Embeddings:
     """Prod2Vec (:class:`~prodfusion.encoders.clicks.Prod2VecParams` ``params``) trained on
     ``sessions`` (or on the file of a prepared corpus, gensim's ``corpus_file`` mode), as the
-    catalog's click modality."""
-    from prodfusion.encoders import Prod2Vec
+    catalog's click modality.
 
-    p2v = Prod2Vec(**asdict(params), progress=progress)
+    With no thread count given, sessions of at most
+    :data:`~prodfusion.encoders.clicks.REPRODUCIBLE_MAX_CLICKS` clicks train on one thread,
+    so two builds on the same data serve the same lists
+    (:func:`~prodfusion.encoders.clicks.reproducible_params`; a corpus file keeps every core).
+    """
+    from prodfusion.encoders import Prod2Vec
+    from prodfusion.encoders.clicks import (
+        REPRODUCIBLE_MAX_CLICKS,
+        Prod2VecParams,
+        reproducible_params,
+    )
+
     corpus = getattr(sessions, "corpus_file", None)  # a prepared corpus (engine.corpus.CorpusFile)
+    given = params if params is not None else Prod2VecParams()
+    params = reproducible_params(given, None if corpus is not None
+                                 else getattr(sessions, "n_clicks", None))
+    if params.workers != given.workers:
+        log.info("prod2vec on one thread, reproducible (at most %s clicks; --workers N for "
+                 "more threads)", f"{REPRODUCIBLE_MAX_CLICKS:,}")
+    p2v = Prod2Vec(**asdict(params), progress=progress)
     p2v = p2v.fit_corpus(corpus) if corpus is not None else p2v.fit(sessions)
     return p2v.encode(catalog).astype(vector_dtype)
 

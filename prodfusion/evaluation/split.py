@@ -286,21 +286,14 @@ def check_no_leak(split: Split, catalog: Any) -> dict:
     return checked
 
 
-#: Up to this many training clicks, a held-out retraining of Prod2Vec (``tune``'s validation
-#: splits, ``evaluate``'s training part) runs on **one thread** unless a thread count was
-#: given (``Prod2VecParams.workers``; the CLI's ``--workers``): gensim is not reproducible on
-#: several threads, and the weights tuned by two runs of the same build differed (H&M's
-#: ``pairs`` profile: docs/results/README.md, twenty-third session). On the 2-core VM one
-#: thread trains H&M's fitting parts (57,474 sessions, under 129,000 clicks, 20 epochs) in
-#: about 7 s, as fast as two threads there; at that rate a fitting part of this size takes
-#: about two minutes per split. Larger ones keep every core.
-REPRODUCIBLE_MAX_CLICKS = 2_000_000
-
-
 def retrain_params(params: Any, train: Sessions | None) -> Any:
-    """The Prod2Vec settings a held-out retraining on ``train`` uses: ``params`` with
-    ``workers=1`` where no thread count was given and ``train`` holds at most
-    :data:`REPRODUCIBLE_MAX_CLICKS` clicks (reproducible), else ``params`` as they are.
+    """The Prod2Vec settings a held-out retraining on ``train`` (``tune``'s validation
+    splits, ``evaluate``'s training part) uses: one thread up to
+    :data:`~prodfusion.encoders.clicks.REPRODUCIBLE_MAX_CLICKS` clicks where no thread count
+    was given (:func:`~prodfusion.encoders.clicks.reproducible_params`, the rule every
+    Prod2Vec fit of a build follows): gensim is not reproducible on several threads, and the
+    weights tuned by two runs of the same build differed (H&M's ``pairs`` profile:
+    docs/results/README.md, twenty-third session).
 
     >>> from prodfusion.encoders.clicks import Prod2VecParams
     >>> from prodfusion.data.sessions import Sessions
@@ -310,16 +303,11 @@ def retrain_params(params: Any, train: Sessions | None) -> Any:
     >>> retrain_params(Prod2VecParams(workers=4), s).workers
     4
     """
-    from dataclasses import replace
-
-    from prodfusion.encoders.clicks import Prod2VecParams
+    from prodfusion.encoders.clicks import reproducible_params
 
     if train is None or not len(train):
         return params
-    p = params if params is not None else Prod2VecParams()
-    if p.workers is None and train.n_clicks <= REPRODUCIBLE_MAX_CLICKS:
-        return replace(p, workers=1)
-    return params
+    return reproducible_params(params, train.n_clicks)
 
 
 def heldout_recommender(

@@ -9,7 +9,7 @@
    ``repeats`` times (pairs by another seed; time-ordered sessions keep the latest block
    unless ``rolling``, which validates split ``r`` on the ``r``-th latest block);
 3. Prod2Vec is retrained on each fitting part only (from another seed each time, on one
-   thread up to :data:`~prodfusion.evaluation.split.REPRODUCIBLE_MAX_CLICKS` clicks unless a
+   thread up to :data:`~prodfusion.encoders.clicks.REPRODUCIBLE_MAX_CLICKS` clicks unless a
    thread count was given, so two runs choose alike; the model's text and image vectors are
    kept), and every candidate configuration ranks the
    validation queries of every split; a target tied with other candidates counts at the mean
