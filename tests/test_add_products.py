@@ -589,3 +589,26 @@ def test_updates_keep_the_calibration_statistics_so_untouched_lists_stay(tmp_pat
     assert after["text"] == old["text"] and after["image"] == old["image"]
     assert after["clicks"] == estimate_stats(rec.modality_data(), ["clicks"],
                                              seed=rec.seed)["clicks"] != old["clicks"]
+
+
+def test_cli_add_refuses_a_feed_whose_ids_lost_their_leading_zeros(tmp_path, capsys):
+    # a feed written with a numeric id column: "0001" became "1"; added as is, every product
+    # would be in the model twice
+    model = _cli_model(tmp_path)
+    capsys.readouterr()
+    before = (model / "manifest.json").read_text()
+    feed = tmp_path / "feed.csv"
+    feed.write_text("\n".join([CATALOG.splitlines()[0]] + [
+        line.lstrip("0") for line in CATALOG.splitlines()[1:]]) + "\n", encoding="utf-8")
+    assert main(["add", str(model), "--catalog", str(feed), "--cache-dir", "none"]) == 2
+    err = capsys.readouterr().err
+    assert "10 of its 10 new ids are ids of the model written another way" in err
+    assert "'1' ~ '0001'" in err and "Nothing was written" in err
+    assert (model / "manifest.json").read_text() == before
+    # one such id among real new ones: added, with a warning naming it
+    feed.write_text(CATALOG + "0011,Blue leather handbag,bags\n0012,Gaming laptop 32 GB RAM,"
+                    "laptops\n10,Oyun bilgisayarı dizüstü 16 GB,laptops\n", encoding="utf-8")
+    assert main(["add", str(model), "--catalog", str(feed), "--cache-dir", "none"]) == 0
+    cap = capsys.readouterr()
+    assert "warning: 1 of the 3 new ids" in cap.err and "'10' ~ '0010'" in cap.err
+    assert "added 3 products" in cap.out

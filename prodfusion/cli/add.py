@@ -78,6 +78,7 @@ def cmd_add(args) -> int:
     in_feed = set(catalog.ids.tolist())
     is_new = [p not in known for p in catalog.ids]
     n_known = len(is_new) - sum(is_new)
+    _check_id_format(rec, catalog, is_new, args)
     _check_photo_paths(rec, catalog, args)
     changed = rec.changed_products(catalog) if n_known else None
     ids = rec._ids.tolist()
@@ -203,6 +204,30 @@ def cmd_add(args) -> int:
           + ("titles, photos and the sessions given" if retrain else "titles and photos")
           + "; a running `prodfusion serve` reloads the folder by itself")
     return 0
+
+
+def _check_id_format(rec, catalog, is_new, args) -> None:
+    """Refuse a feed whose new ids are mostly the model's ids written another way (leading
+    zeros lost, ``.0``, case, spaces: an id column read as numbers): adding them would put
+    every such product in the model twice. A few such ids are named on stderr."""
+    from prodfusion.data.interactions import format_twins
+    from prodfusion.errors import DataError
+
+    new_ids = catalog.ids[np.asarray(is_new, bool)].tolist()
+    twins = format_twins(new_ids, rec._ids.tolist()) if new_ids else []
+    if not twins:
+        return
+    eg = ", ".join(f"{a!r} ~ {b!r}" for a, b in twins[:3])
+    if 2 * len(twins) >= len(new_ids):
+        raise DataError(
+            f"{args.catalog}: {len(twins):,} of its {len(new_ids):,} new ids are ids of the "
+            f"model written another way (e.g. {eg}: leading zeros, a trailing '.0', case or "
+            "spaces), so adding them would put those products in the model twice. The feed's "
+            "id column was probably read or written as numbers (a Parquet integer column, a "
+            "spreadsheet); keep the ids as text, as the model has them. Nothing was written.")
+    print(f"warning: {len(twins):,} of the {len(new_ids):,} new ids of {args.catalog} match "
+          f"ids of the model written another way (e.g. {eg}); they are added as new "
+          "products. Keep ids as text in every file.", file=sys.stderr)
 
 
 def _encode_first_on_ray(rec, catalog, is_new, changed, args) -> None:

@@ -44,7 +44,7 @@ logger = logging.getLogger("prodfusion.data")
 if TYPE_CHECKING:
     from prodfusion.data.catalog import Catalog
 
-__all__ = ["read_interactions", "read_pairs", "clean_sessions"]
+__all__ = ["read_interactions", "read_pairs", "clean_sessions", "format_twins"]
 
 _TZ_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z",
                "%Y-%m-%d %H:%M%z")
@@ -379,6 +379,26 @@ def _canonical_id(col: pl.Expr) -> pl.Expr:
     trailing ``.0`` (what a spreadsheet or a float column makes of ``0042``)."""
     return (col.str.strip_chars().str.replace(r"\.0+$", "").str.strip_chars_start("0")
             .str.to_lowercase())
+
+
+def format_twins(ids, known) -> list[tuple[str, str]]:
+    """``(id, known id)`` for every id of ``ids`` that is not in ``known`` but equals one of
+    them once leading zeros, a trailing ``.0``, case and spaces are ignored (an id column read
+    or written as numbers, e.g. a Parquet integer column).
+
+    >>> format_twins(["5", "000007", "9"], ["000005", "000007"])
+    [('5', '000005')]
+    """
+    ids = pl.Series("c", list(ids), dtype=pl.Utf8)
+    known = pl.Series("c", list(known), dtype=pl.Utf8)
+    new = ids.filter(~ids.is_in(known.implode()))
+    if not len(new) or not len(known):
+        return []
+    canon = pl.DataFrame({"id": new}).with_columns(_canonical_id(pl.col("id")).alias("k"))
+    have = pl.DataFrame({"known": known}).with_columns(
+        _canonical_id(pl.col("known")).alias("k")).unique("k", keep="first")
+    hit = canon.join(have, on="k", how="inner", maintain_order="left")
+    return list(zip(hit["id"].to_list(), hit["known"].to_list(), strict=True))
 
 
 def _unknown_ids_message(unknown: pl.Series, catalog: Catalog, n_unknown: int, n: int) -> str:

@@ -98,7 +98,7 @@ def dataset_stats(
     -------
     dict
         Keys present for what was given: ``products``, ``categories``, ``title_words``
-        (min/max/mean), ``images`` (see :func:`image_size_stats`), ``sessions``,
+        (min/max/mean over the products with a title), ``products_without_title``, ``images`` (see :func:`image_size_stats`), ``sessions``,
         ``clicks``, ``clicks_per_session`` (min/max/mean), ``products_clicked``,
         ``products_never_clicked`` (both given), ``cleaning`` (the :class:`SessionReport`).
     """
@@ -110,10 +110,13 @@ def dataset_stats(
             out["categories"] = catalog.frame[CATEGORY].n_unique() - int(
                 catalog.frame[CATEGORY].null_count() > 0
             )
+        # words = runs of non-space characters; a product without a title is counted apart
         words = catalog.frame.select(
-            pl.col(TITLE).str.split(" ").list.len()
-        ).to_series().to_numpy()
-        out["title_words"] = _summary(words)
+            pl.col(TITLE).str.extract_all(r"\S+").list.len()
+        ).to_series()
+        out["title_words"] = _summary(words.drop_nulls().filter(words.drop_nulls() > 0)
+                                      .to_numpy())
+        out["products_without_title"] = int(words.null_count() + (words == 0).sum())
         if image_sample:
             out["images"] = image_size_stats(catalog.image_paths, sample=image_sample, seed=seed)
     if sessions is not None:

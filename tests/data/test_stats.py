@@ -32,6 +32,7 @@ def test_stats_hand_computed(catalog):
     d = dataset_stats(catalog, sessions, image_sample=100)
     assert d["products"] == 6 and d["categories"] == 3
     assert d["title_words"] == {"min": 1, "max": 4, "mean": 2.17}
+    assert d["products_without_title"] == 0
     assert d["images"] == {"no_path": 1, "sampled": 5, "missing": 1, "unreadable": 1,
                            "width_min": 10, "width_max": 30, "height_min": 20, "height_max": 40,
                            "most_common": "10x20", "most_common_count": 2}
@@ -62,3 +63,16 @@ def test_format_stats_aligns_two_columns(catalog):
     assert "images.most_common        10x20" in lines
     assert len({len(line) for line in lines}) == 1
     assert format_stats({}) == ""
+
+
+def test_products_without_a_title_are_counted_apart_not_a_crash(tmp_path):
+    # a CSV with an empty title and one of spaces: `prodfusion stats` crashed on NaN
+    (tmp_path / "c.csv").write_text('product_id,title\n"001","red  shoe"\n"002",""\n'
+                                    '"003","   "\n"004","big blue hat"\n', encoding="utf-8")
+    from prodfusion.data import read_catalog
+
+    cat = read_catalog(tmp_path / "c.csv")  # logs that 2 titles are empty
+    d = dataset_stats(cat, None, image_sample=0)
+    assert d["title_words"] == {"min": 2, "max": 3, "mean": 2.5}
+    assert d["products_without_title"] == 2
+    assert "products_without_title" in format_stats(d)
