@@ -32,8 +32,18 @@ __all__ = ["read_catalog", "read_table", "detect_format", "shadowed_name", "Form
 
 
 # --------------------------------------------------------------------------- helpers
+#: Parameters whose command-line option is not their name in ``--kebab-case``.
+_FLAGS = {"a_col": "--pair-cols A,B: A", "b_col": "--pair-cols A,B: B",
+          "session_cols": "--session-cols", "time_col": "--time-col"}
+
+
 def _option_flag(option: str) -> str:
-    return "--" + option.replace("_", "-")
+    """The command-line option of a reader's parameter.
+
+    >>> _option_flag("id_col"), _option_flag("a_col")
+    ('--id-col', '--pair-cols A,B: A')
+    """
+    return _FLAGS.get(option, "--" + option.replace("_", "-"))
 
 
 def missing_column_error(

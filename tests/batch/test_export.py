@@ -109,6 +109,11 @@ def test_range_export(model, tmp_path):
         export_lists(model, out, start=300, stop=200)
     with pytest.raises(ParameterError, match="The 'k' parameter of export_lists"):
         export_lists(model, out, k=0)
+    folder = tmp_path / "a_folder"  # refused before any list is computed, nothing left behind
+    folder.mkdir()
+    with pytest.raises(ParameterError, match="is a folder; name the Parquet file"):
+        export_lists(model, folder, k=4)
+    assert not parts_folder(folder).exists() and folder.is_dir()
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

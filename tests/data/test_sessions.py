@@ -273,7 +273,8 @@ def test_read_pairs(tmp_path):
     s = clean_sessions(log)
     assert list(s) == [["001", "002"], ["002", "001"]]
     assert s.report.n_short_dropped == 1 and s.report.n_repeats_collapsed == 1
-    with pytest.raises(DataError, match=re.escape("Name the right column with b_col=")):
+    with pytest.raises(DataError, match=re.escape("Name the right column with b_col= "
+                                                  "(--pair-cols A,B: B on the command line)")):
         read_pairs(path, a_col="a", b_col="partner")
 
 
