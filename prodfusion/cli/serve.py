@@ -171,7 +171,7 @@ def cmd_ab_report(args: argparse.Namespace) -> int:
     else:
         events = args.events or args.source
         name = args.experiment
-    store = open_event_store(events)
+    store = open_event_store(events, must_exist=True)  # a report never creates a store
     try:
         if name is None:
             names = store.experiments()

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Literal
 
 from prodfusion._checks import check_real
-from prodfusion.errors import ParameterError, param_error
+from prodfusion.errors import DataError, ParameterError, param_error
 from prodfusion.service.event_store import (
     EVENT_TYPES,
     AddResult,
@@ -169,10 +169,13 @@ class PostgresEventStore(EventStore):
 
 
 def open_event_store(
-    location: str | Path, *, synchronous: Synchronous = "FULL", busy_timeout_s: float = 5.0
+    location: str | Path, *, synchronous: Synchronous = "FULL", busy_timeout_s: float = 5.0,
+    must_exist: bool = False,
 ) -> EventStore:
     """Open the store at ``location``: a ``postgresql://`` / ``postgres://`` URL, or a SQLite file
-    path (``sqlite:///abs/path`` also accepted). Creates the tables if needed.
+    path (``sqlite:///abs/path`` also accepted). Creates the tables if needed; with
+    ``must_exist`` (a reader such as ``prodfusion ab report``) a SQLite file that does not
+    exist is a :class:`~prodfusion.errors.DataError`, and nothing is created.
 
     Raises
     ------
@@ -188,4 +191,8 @@ def open_event_store(
         raise ParameterError(
             f"Event store {loc!r}: unknown scheme; use a file path or a postgresql:// URL."
         )
+    if must_exist and not Path(loc).is_file():
+        what = "a folder" if Path(loc).is_dir() else "no such file"
+        raise DataError(f"{loc}: no event store there ({what}); name the SQLite file "
+                        "`prodfusion serve --events` writes.")
     return SQLiteEventStore(loc, synchronous=synchronous, busy_timeout_s=busy_timeout_s).open()

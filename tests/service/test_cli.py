@@ -64,6 +64,12 @@ def test_ab_report_table_and_json(tmp_path, capsys, planted_model):
     assert rep["experiment"] == "exp" and rep["variants"][1]["clicks"] == 3
     assert main(["ab", "report", str(tmp_path / "events.sqlite3"), "--experiment", "nope"]) == 1
     assert "no experiment 'nope'" in capsys.readouterr().err
+    # a mistyped store: named, and nothing created (neither the file nor its folder)
+    for typo in (tmp_path / "event.sqlite3", tmp_path / "nodir" / "x.sqlite3"):
+        assert main(["ab", "report", str(typo)]) == 2
+        assert "no event store there (no such file)" in capsys.readouterr().err
+        assert not typo.exists()
+    assert not (tmp_path / "nodir").exists()
 
 
 def test_publish_command(tmp_path, capsys, planted_model):
