@@ -21,6 +21,7 @@ from prodfusion.encoders.base import (
 )
 from prodfusion.encoders.clicks import Prod2VecParams
 from prodfusion.errors import (
+    DataError,
     ParameterError,
     param_error,
 )
@@ -253,6 +254,8 @@ class Recommender(QueryMixin):
         t0 = time.perf_counter()
         # before the photos are read: a file replaced meanwhile is found changed next time
         wanted = set(self.modalities) if self.modalities else set(MODALITIES)
+        if self.clicks and "clicks" in wanted and sessions is not None:
+            _check_click_training(self.prod2vec, sessions)  # before any encoding
         stamps = photo_stamps(catalog.image_paths) \
             if self.image is not None and "image" in wanted else None
         embeddings, self.skipped_, timings, fitted = encode_catalog(self, catalog, sessions)
@@ -643,3 +646,24 @@ class Recommender(QueryMixin):
             The folder was written by a newer prodfusion format.
         """
         return read_model_folder(cls, path, mmap=mmap, mmap_index=mmap_index, verify=verify)
+
+
+def _check_click_training(params, sessions) -> None:
+    """What would make Prod2Vec fail, found before the titles and photos are encoded: a bad
+    setting (:class:`Prod2VecParams`) or sessions of which none is left after cleaning."""
+    from dataclasses import asdict
+
+    from prodfusion.encoders import Prod2Vec
+
+    Prod2Vec(**asdict(params or Prod2VecParams()), progress=False)._validate()
+    if hasattr(sessions, "n_clicks") and not hasattr(sessions, "corpus_file") \
+            and len(sessions) == 0:
+        rep = getattr(sessions, "report", None)
+        why = (f" (of {rep.n_rows_in:,} rows: {rep.n_unknown_rows:,} name products not in the "
+               f"catalog, {rep.n_short_dropped:,} sessions had fewer than two products)"
+               if rep is not None else "")
+        raise DataError(
+            f"no session is left to train the click vectors on{why}. Check the session key "
+            "(CLI: --session-cols), the product column (--item-col, --pair-cols) and "
+            "--min-session-length, or build without interactions.")
+

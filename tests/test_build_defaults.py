@@ -331,3 +331,23 @@ def test_tune_profiles_adds_a_weighting_per_kind_of_interaction(shop, capsys, mo
     for what in ("the model's weights", "the weights of profile 'sessions'",
                  "the weights of profile 'pairs'"):
         assert f"warning: {what} were tuned on another split" in err
+
+
+def test_sessions_all_dropped_or_a_bad_prod2vec_setting_fail_before_any_encoding(
+        shop, capsys, monkeypatch):
+    import prodfusion.encoders.pipeline as pipeline
+
+    encoded: list = []
+    real = pipeline.encode_catalog
+    monkeypatch.setattr(pipeline, "encode_catalog",
+                        lambda *a, **k: encoded.append(1) or real(*a, **k))
+    # every session holds one product: cleaning drops them all
+    (shop / "clicks.csv").write_text("sid;item\n" + "".join(f"s{i};{i:04d}\n" for i in range(N)))
+    assert _build(shop) == 2
+    err = capsys.readouterr().err
+    assert "no session is left to train the click vectors on (of 48 rows: 0 name products " \
+           "not in the catalog, 48 sessions had fewer than two products)" in err
+    assert "--session-cols" in err and not encoded and not (shop / "model").exists()
+    assert _build(shop, "--p2v-epochs", "0") == 2  # checked before the sessions, too
+    assert "The 'epochs' parameter of Prod2Vec() must be an int >= 1" in capsys.readouterr().err
+    assert not encoded

@@ -318,7 +318,8 @@ class Prod2Vec:
         if n_sessions == 0:
             raise DataError(
                 "Prod2Vec.fit(): no session has two or more distinct products, so there is "
-                "no co-click to learn from. Check the sessionizing (session gap, id column)."
+                "no co-click to learn from. Check the session key and the product id column "
+                "(CLI: --session-cols, --item-col)."
             )
         if len(model.wv) == 0:
             raise DataError(
