@@ -351,3 +351,18 @@ def test_sessions_all_dropped_or_a_bad_prod2vec_setting_fail_before_any_encoding
     assert _build(shop, "--p2v-epochs", "0") == 2  # checked before the sessions, too
     assert "The 'epochs' parameter of Prod2Vec() must be an int >= 1" in capsys.readouterr().err
     assert not encoded
+
+
+def test_weights_naming_a_modality_the_build_does_not_make_are_refused_before_encoding(
+        shop, capsys):
+    assert _build(shop, "--weights", "text=1,image=2") == 2  # --image none
+    err = capsys.readouterr().err
+    assert "--weights names ['image'], which this build does not make (it has ['text', " \
+           "'clicks', 'lexical', 'cooc'])" in err
+    assert not (shop / "model").exists()
+    # a subset: built, and the summary says what the others weigh
+    assert _build(shop, "--weights", "text=1,clicks=2") == 0
+    out = capsys.readouterr().out
+    assert "fusion: intermediate, weights text=1, clicks=2, lexical=0, cooc=0, calibration " \
+           "none (lexical, cooc weighted 0: not named by --weights)" in out
+    assert _manifest(shop)["settings"]["weighting"]["weights"] == {"text": 1.0, "clicks": 2.0}

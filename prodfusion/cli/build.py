@@ -102,6 +102,8 @@ def cmd_build(args) -> int:
                                   "cache; drop --cache-dir none.")
         encode_with_ray(args, catalog, specs, embedding_cache(args))
     lexical, cooc = _auto_modalities(args, sessions)
+    _check_weights_named(args, _planned_modalities(args, sessions, lexical, cooc),
+                         "this build does not make")  # before any encoding
     rec = Recommender(
         text=none_or(args.text), image=none_or(args.image),
         clicks=None if args.no_clicks else "prod2vec",
@@ -127,6 +129,9 @@ def cmd_build(args) -> int:
         if split is not None:  # text and lexical share the title's weight (tuning may replace it)
             rec.weights = split
             rec._fusers, rec._searchers = {}, {}
+    # a modality planned but not built (e.g. no photo could be read): nothing is written
+    _check_weights_named(args, rec.available_modalities, "this build could not make "
+                         "(see the lines above); nothing was written")
     if args.cluster_late:
         rec.cluster_late()
     tuned = _tune_after_build(args, rec)
@@ -140,7 +145,50 @@ def cmd_build(args) -> int:
     print(_build_summary(rec, out, time.perf_counter() - t0))
     if tuned is not None:
         print(_tuning_summary(tuned, rec.profiles))
+    else:
+        print(_weights_line(rec))
     return 0
+
+
+def _planned_modalities(args, sessions, lexical, cooc) -> list[str]:
+    """The modalities this build will try to make, from its options alone."""
+    planned = {"text": none_or(args.text) is not None, "image": none_or(args.image) is not None,
+               "clicks": not args.no_clicks and sessions is not None,
+               "lexical": lexical is not None, "cooc": bool(cooc),
+               "category": bool(args.category_modality), "popularity": bool(args.popularity)}
+    wanted = set(args.modalities) if args.modalities else None
+    return [m for m, on in planned.items() if on and (wanted is None or m in wanted)]
+
+
+def _check_weights_named(args, modalities, why: str) -> None:
+    """Refuse ``--weights`` naming a modality outside ``modalities`` (it would be dropped,
+    and the modalities it does not name weighted 0, without a word)."""
+    if args.weights is None:
+        return
+    from prodfusion.fusion.weights import parse_weights
+
+    extra = [m for m in parse_weights(args.weights, "--weights") if m not in modalities]
+    if extra:
+        raise ParameterError(
+            f"--weights names {extra}, which {why} (it has {list(modalities)}); name only "
+            "those, or drop --weights to weigh them by default.")
+
+
+def _weights_line(rec) -> str:
+    """The untuned model's fusion and weights, each available modality named (a modality
+    that ``--weights`` leaves out counts 0)."""
+    from prodfusion.fusion.weights import format_weights
+
+    if rec.fusion != "intermediate" and rec.weights is None and rec.calibration == "none":
+        return f"  fusion: {rec.fusion} (the paper's formula, every modality equal)"
+    wt = rec.own_weighting()
+    mods = [m for m in rec.available_modalities
+            if rec.fusion == "intermediate" or m in rec.embeddings_]
+    named = dict(wt.weights or ())
+    zero = [m for m in mods if m not in named and wt.w(m) == 0]
+    return (f"  fusion: {rec.fusion}, weights {format_weights({m: wt.w(m) for m in mods})}, "
+            f"calibration {wt.calibration}"
+            + (f" ({', '.join(zero)} weighted 0: not named by --weights)" if zero else ""))
 
 
 def _given(args) -> bool:
