@@ -171,6 +171,17 @@ def test_cli_tune_profile_similar_and_export(two_profiles, tmp_path, capsys):
         w["image"])
     assert main(["similar", str(model), "0002", "--profile", "nope"]) == 2
     assert "profile 'nope' is not in this model" in capsys.readouterr().err
+    # --weights on top of a profile: the output says so (JSON and table)
+    assert main(["similar", str(model), "0002", "-k", "4", "--profile", "views", "--weights",
+                 "text=1", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["profile"] == "views" and got["weights"] == {"text": 1.0}
+    ids, _ = loaded.similar("0002", k=4, profile="views", weights={"text": 1.0})
+    assert [r["product_id"] for r in got["results"]] == list(ids)
+    assert main(["similar", str(model), "0002", "-k", "2", "--profile", "views",
+                 "--weights", "text=1"]) == 0
+    assert "(profile 'views' with its weights replaced by the options given" in \
+        capsys.readouterr().err
     # without --profile: the model's own weighting, and a hint that profiles exist
     assert main(["similar", str(model), "0002", "-k", "2"]) == 0
     assert "it also has the weighting profiles views: --profile NAME" in \

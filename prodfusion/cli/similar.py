@@ -43,6 +43,9 @@ def cmd_similar(args) -> int:
                       **({"retired": True} if retired else {})},
             "fusion": rec.fusion_for(args.fusion, args.profile),
             **({"profile": args.profile} if args.profile else {}),
+            # given with a profile, these replace the profile's (its n0 and fallback kept)
+            **({"weights": weights} if weights is not None else {}),
+            **({"calibration": args.calibration} if args.calibration else {}),
             # what the query used, resolved without building an exact fuser (an HNSW model
             # answers from its index; nothing N x D is made to print a list of names)
             "modalities": list(rec.resolve(
@@ -56,6 +59,12 @@ def cmd_similar(args) -> int:
         }
         print(json.dumps(out, ensure_ascii=False, indent=2))
         return 0
+    if args.profile and (weights is not None or args.calibration):
+        print(f"(profile {args.profile!r} with its "
+              + " and ".join(x for x, given in (("weights", weights is not None),
+                                                 ("calibration", args.calibration)) if given)
+              + " replaced by the options given; its click confidence and fallback kept)",
+              file=sys.stderr)
     if rec.profiles and not args.profile:  # a build given conflicting sources has some
         print(f"(the model's own weighting; it also has the weighting profiles "
               f"{', '.join(sorted(rec.profiles))}: --profile NAME)", file=sys.stderr)

@@ -112,7 +112,9 @@ async def exclude_param(
     request: Request,
     exclude: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies defaults
 ) -> list[str]:
-    """``exclude``: at most ten times ``max_k`` ids."""
+    """``exclude``: ids repeated (``exclude=a&exclude=b``) or comma-separated
+    (``exclude=a,b``, as ``prodfusion similar --exclude a,b``); at most ten times ``max_k``."""
+    exclude = [x for e in exclude for x in e.split(",") if x]
     n_max = request.app.state.settings.max_k * 10
     if len(exclude) > n_max:
         raise _invalid("too_long", "exclude",

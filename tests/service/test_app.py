@@ -130,6 +130,10 @@ def test_default_k_filters_and_variants(client):
     assert len(body["items"]) == 9 and {it["category"] for it in body["items"]} == {"Shoes"}
     body = client.get(f"/v1/similar/0001?visitor={v}&k=5&exclude=0005&exclude=0009").json()
     assert not {"0005", "0009"} & {it["product_id"] for it in body["items"]}
+    top = [it["product_id"] for it in client.get(f"/v1/similar/0001?visitor={v}&k=3").json()["items"]]
+    comma = client.get(f"/v1/similar/0001?visitor={v}&k=3&exclude={top[0]},{top[1]}").json()
+    assert not set(top[:2]) & {it["product_id"] for it in comma["items"]}  # as the CLI's --exclude
+    assert comma["items"][0]["product_id"] == top[2]
 
 
 def test_same_visitor_same_variant_and_cookie(client):
