@@ -97,9 +97,12 @@ def _template_expr(template: str, columns: list[str], aliases: dict[str, str], p
                               template)
         name = aliases.get(field, field)
         if name not in columns:
+            # the file's own names (a column read as the id or title is renamed by then)
+            back = {std: orig for orig, std in aliases.items()}
+            shown = [back.get(c, c) for c in columns]
             raise DataError(
                 f"{path}: image_template {template!r} names column {field!r}, which the catalog "
-                f"lacks (found columns: {', '.join(map(repr, columns))}). Use one of those names "
+                f"lacks (found columns: {', '.join(map(repr, shown))}). Use one of those names "
                 f"in braces."
             )
         n_fields += 1

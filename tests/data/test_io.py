@@ -102,6 +102,12 @@ def test_template_errors(tmp_path):
             f"{path}: image_template '{{sku}}.jpg' names column 'sku', which the catalog lacks "
             "(found columns: 'product_id', 'title', 'category', 'brand')")):
         read_catalog(path, image_col=None, image_template="{sku}.jpg")
+    with pytest.raises(DataError, match=re.escape(  # the file's names, not the renamed ones
+            "names column 'nope', which the catalog lacks (found columns: 'product_id', "
+            "'name', 'category', 'brand')")):
+        read_catalog(write(tmp_path / "d.csv", [{("name" if k == "title" else k): v
+                                                 for k, v in r.items()} for r in ROWS], "csv"),
+                     title_col="name", image_col=None, image_template="{nope}.jpg")
     with pytest.raises(ParameterError, match="The 'image_template' parameter of read_catalog"):
         read_catalog(path, image_col=None, image_template="no-fields.jpg")
     cat = read_catalog(path, image_col=None, image_template="{brand}/{product_id}.jpg",
