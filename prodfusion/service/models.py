@@ -38,6 +38,17 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
 
 
+def looks_like_image(head: bytes) -> bool:
+    """Whether the first bytes of a file are those of a JPEG, PNG, GIF or WebP image (a file
+    named ``.png`` that holds text is not served as one).
+
+    >>> looks_like_image(b"\\x89PNG\\r\\n\\x1a\\n"), looks_like_image(b"not an image")
+    (True, False)
+    """
+    return (head.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a"))
+            or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"))
+
+
 def _stamp(path: Path) -> tuple | None:
     """What identifies one publication of a model folder (None when it cannot be read)."""
     try:
@@ -81,7 +92,8 @@ def _image_root(paths: list[str | None], configured: Path | None,
 
 def confined_image(raw: str | None, root: Path | None) -> Path | None:
     """The real path of an image to serve, or None: it must be a regular file whose resolved
-    path lies inside ``root`` and has an image suffix."""
+    path lies inside ``root``, has an image suffix and starts as an image does
+    (:func:`looks_like_image`)."""
     import stat
 
     if not raw or root is None:
@@ -91,9 +103,13 @@ def confined_image(raw: str | None, root: Path | None) -> Path | None:
         return None
     try:
         st = os.stat(real)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        with open(real, "rb") as fh:
+            head = fh.read(12)
     except OSError:
         return None
-    return real if stat.S_ISREG(st.st_mode) else None
+    return real if looks_like_image(head) else None
 
 
 def model_id(manifest: dict, folder: Path) -> str:

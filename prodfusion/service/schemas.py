@@ -196,6 +196,9 @@ def product_out(model, row: int) -> dict:
     record = model.recommender.catalog.record(row)
     pid = record["product_id"]
     has_image = bool(record.get("image")) and model.image_root is not None
+    photos = model.recommender.embeddings_.get("image")
+    if has_image and photos is not None:  # missing or corrupt at the build: no URL to a 404
+        has_image = bool(photos.mask[row])
     return {
         "product_id": pid,
         "title": record.get("title"),

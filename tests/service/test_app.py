@@ -7,6 +7,7 @@ import re
 import sqlite3
 import uuid
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -539,3 +540,22 @@ def test_result_cache_can_be_turned_off(planted_model, tmp_path):
         assert _cache_counts(c) == (0.0, 3.0)
     with pytest.raises(ParameterError, match="'cache_size' parameter of ServiceSettings"):
         ab_settings(planted_model, tmp_path / "ev.sqlite3", cache_size=-1)
+
+
+def test_a_corrupt_photo_is_not_served_and_one_the_build_could_not_read_has_no_url(tmp_path):
+    from prodfusion.recommender import Recommender
+
+    from .helpers import make_catalog, planted_embeddings
+
+    cat = make_catalog(tmp_path, 8)
+    (tmp_path / "images" / "0004.png").write_bytes(b"not an image")  # named .png, holds text
+    embs = planted_embeddings(8, np.arange(8) % 4, 0)
+    embs["image"].mask[4] = False  # as the build marks a corrupt photo
+    model = Recommender.from_embeddings(cat, embs, fusion="intermediate").save(tmp_path / "m")
+    s = ab_settings(model, tmp_path / "ev.sqlite3", images=tmp_path / "images")
+    with TestClient(create_app(s)) as c:
+        assert c.get("/images/0000").status_code == 200
+        r = c.get("/images/0004")
+        assert r.status_code == 404 and b"not an image" not in r.content
+        items = {it["product_id"]: it for it in c.get("/v1/products?limit=8").json()["items"]}
+        assert items["0004"]["image_url"] is None and items["0000"]["image_url"] == "/images/0000"
