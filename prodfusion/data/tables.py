@@ -190,8 +190,8 @@ def read_table(
     ('0012', '3')
     """
     path = Path(path)
+    _check_file(path)  # first: a folder or a typo is named as such, not as an unknown format
     kind = detect_format(path, fmt, where=where)
-    _check_file(path)
     if kind in ("csv", "tsv"):
         if sep is None:
             sep = "\t" if kind == "tsv" else _sniff_separator(path, ",")

@@ -238,6 +238,10 @@ def test_missing_empty_folder_and_broken_files(tmp_path):
     folder.mkdir()
     with pytest.raises(DataError, match=re.escape(f"{folder}: is a folder, not a file.")):
         read_catalog(folder)
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path}: is a folder, not a file.")):
+        read_catalog(tmp_path)  # no extension: still named a folder, not an unknown format
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'typo'}: file does not exist")):
+        read_catalog(tmp_path / "typo")
     empty = tmp_path / "empty.csv"
     empty.write_bytes(b"")
     with pytest.raises(DataError, match=re.escape(f"{empty}: file is empty (no header row).")):
