@@ -225,6 +225,18 @@ def test_build_backfills_by_default_and_backfill_none_keeps_short_lists(files, c
     assert json.loads(capsys.readouterr().out)["results"] == []
 
 
+def test_a_recorded_file_left_out_because_another_was_given_is_named(files, capsys):
+    (files / "pairs.csv").write_text("a,b\n0001,0003\n0005,0007\n0002,0004\n",
+                                     encoding="utf-8")
+    assert _build(files, "--tune", "off", "--pairs", str(files / "pairs.csv"),
+                  "--pair-cols", "a,b") == 0
+    capsys.readouterr()
+    assert main(["tune", str(files / "model"), "--dry-run", "--workers", "1", "--quiet",
+                 "--interactions", str(files / "clicks.csv")]) in (0, 2)
+    err = capsys.readouterr().err
+    assert f"not used: the build also read --pairs {files / 'pairs.csv'}; pass it again" in err
+
+
 def test_tune_takes_the_interactions_from_the_models_record(files, capsys):
     """`prodfusion tune MODEL` alone re-reads what the build read (as `evaluate` does), with
     the same column options; a model that records none is refused with a clear message."""

@@ -46,9 +46,17 @@ def fill_interactions_from_record(args: argparse.Namespace, rec) -> None:
 
     p = argparse.ArgumentParser(add_help=False)
     add_interaction_options(p)
+    given = [opt for opt in ("interactions", "pairs") if getattr(args, opt, None)]
     taken = fill_from_manifest(args, rec.manifest_, vars(p.parse_args([])))
     if taken:
         print(f"from the model's record: {' '.join(taken)}", file=sys.stderr)
+    recorded = ((rec.manifest_ or {}).get("data") or {}).get("interactions") or {}
+    left = [f"--{opt} {recorded[key]}" for opt, key in (("interactions", "path"),
+                                                         ("pairs", "pairs"))
+            if given and opt not in given and recorded.get(key)]
+    if left:  # files are taken from the record only when none is given
+        print(f"not used: the build also read {' '.join(left)}; pass it again to use it",
+              file=sys.stderr)
 
 
 def add_interaction_options(p: argparse.ArgumentParser) -> None:
