@@ -196,9 +196,10 @@ def test_evaluate_retrieval_reuses_the_recorded_interactions(shop, capsys):
     capsys.readouterr()
     assert main(["evaluate", "retrieval", str(shop / "model"), "--out", str(shop / "rep"),
                  "--n-boot", "20", "--quiet", "--variants", "intermediate:clicks,cooc"]) == 0
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert (f"from the model's record: --interactions {shop / 'clicks.csv'} --session-cols sid "
             "--item-col item") in err
+    assert "HitRate@15" in out and "HitRate@15" not in err  # results on stdout: `> results.txt`
     res = json.loads((shop / "rep" / "results.json").read_text())["retrieval"]
     assert any(r["variant"].startswith("intermediate") and r["n"] > 0 for r in res["rows"])
     assert {r["variant"] for r in res["rows"]} >= {"cooc"}  # commas separate variants too

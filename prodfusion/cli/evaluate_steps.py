@@ -275,15 +275,16 @@ def _replay_unavailable(args, rec) -> str | None:
 
 
 def _print_clustering(res) -> None:
+    """The results, on stdout (progress and warnings go to stderr)."""
     main = res["config"]["main_categories"]
-    print(f"clustering (t-SNE: {', '.join(res['tsne']['backends'])}):", file=sys.stderr)
+    print(f"clustering (t-SNE: {', '.join(res['tsne']['backends'])}):")
     cells = [c for c in res["cells"] if main is None or c["n_categories"] == main]
     width = max([20] + [len("+".join(c["combo"])) for c in cells])  # one column, any combo
     for c in cells:
         d = c["ari_direct"]
         print(f"  N={c['n_categories']:<3} {'+'.join(c['combo']):<{width}} {c['fusion']:<12} "
               f"ARI {c['ari_tsne']['mean']:.3f} ± {c['ari_tsne']['std']:.3f}"
-              + (f"   direct {d['mean']:.3f} ± {d['std']:.3f}" if d else ""), file=sys.stderr)
+              + (f"   direct {d['mean']:.3f} ± {d['std']:.3f}" if d else ""))
 
 
 def _print_retrieval(res) -> None:
@@ -293,16 +294,16 @@ def _print_retrieval(res) -> None:
             h = r["hit_rate"]
             print(f"  {r['source']:<8} {r['variant']:<40} HitRate@{k} {h['value']:.4f} "
                   f"[{h['ci_lo']:.4f}, {h['ci_hi']:.4f}]  MRR {r['mrr']['value']:.4f}  "
-                  f"n={r['n']}", file=sys.stderr)
+                  f"n={r['n']}")
     for f in res.get("flags", []):
         print(f"  FLAG {f['source']}: {f['variant']} gains {f['gain']:+.4f} HitRate over "
-              f"{f['comparator']} only in slice '{f['slice']}'", file=sys.stderr)
+              f"{f['comparator']} only in slice '{f['slice']}'")
     for d in res.get("paired", []):
         if d["slice"] == "all":
             n = d["ndcg"]
             print(f"  {d['source']}: {d['variant']} − {d['comparator']}: nDCG@{k} "
                   f"{n['value']:+.4f} [{n['ci_lo']:+.4f}, {n['ci_hi']:+.4f}] (paired): "
-                  f"{d['verdict']}", file=sys.stderr)
+                  f"{d['verdict']}")
 
 
 def _print_replay(res) -> None:
@@ -310,4 +311,4 @@ def _print_replay(res) -> None:
         tot = t["total"]
         print(f"  replay {src}: CTR A {tot['ctr_a']:.4f}  CTR B {tot['ctr_b']:.4f}  "
               f"diff {tot['diff']:+.4f} [{tot['diff_ci_lo']:+.4f}, {tot['diff_ci_hi']:+.4f}]  "
-              f"p={tot['p_value']:.3g}", file=sys.stderr)
+              f"p={tot['p_value']:.3g}")
