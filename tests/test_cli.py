@@ -288,3 +288,16 @@ def test_similar_marks_last_resort_results(tmp_path, capsys):
     assert out.count("*  ") == 3 and "* last resort: shares no weighted modality" in out
     assert main(["similar", str(model), "p1", "-k", "3"]) == 0  # clicks shared: no star
     assert "last resort" not in capsys.readouterr().out
+
+
+def test_similar_table_columns_stay_aligned_with_last_resort_scores_and_long_ids():
+    import numpy as np
+
+    from prodfusion.cli.similar import _table
+
+    text = _table(["0001", "0002", "a-very-long-product-id-x"], [0, 1, 2],
+                  np.array([0.95, -996.5071, np.nan]), ["t0", "t1", "t2"], ["c", "c", "c"])
+    lines = text.splitlines()
+    starts = {ln.index(f"t{i}") for i, ln in enumerate(lines[1:4])}
+    assert len(starts) == 1 and lines[0].index("title") == starts.pop()
+    assert "-996.5071*" in lines[2] and "popular" in lines[3] and lines[4].startswith("* last")

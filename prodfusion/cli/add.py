@@ -195,6 +195,9 @@ def cmd_add(args) -> int:
         extra = ""
         if m == "image" and (info.get("n_missing") or info.get("n_corrupt")):
             extra = f"; {info.get('n_missing', 0)} missing, {info.get('n_corrupt', 0)} corrupt"
+        if m == "lexical" and e.n_present < n:
+            extra = ("; the others have no title or no character n-gram of the model's "
+                     "vocabulary (a rebuild learns new ones)")
         print(f"  {m:<7} {e.n_present:,}/{n:,}{extra}")
     for m in rec._pairwise():
         if m == "cooc" and not retrain:

@@ -21,6 +21,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.update:
         return _cmd_update(args)
+    from pathlib import Path
+
+    if args.out and Path(args.out).suffix.lower() not in (".parquet", ".pq"):
+        print(f"warning: {args.out}: the lists are written as Parquet whatever the file's "
+              "name (read them with pyarrow, polars or pandas.read_parquet)", file=sys.stderr)
     executor = executor_from_args(args)
     try:
         rep = export_lists(

@@ -92,17 +92,22 @@ def cmd_similar(args) -> int:
 
 
 def _table(ids, rows, scores, titles, cats) -> str:
+    """The list as aligned columns, each as wide as its longest value (a last-resort score
+    such as ``-996.5071*`` or a long id keeps the columns straight)."""
     from prodfusion.fusion.weights import FALLBACK_OFFSET
 
-    head = f"{'rank':>4}  {'product_id':<14} {'score':>7}  {'category':<22} title"
-    out = [head]
-    last_resort = False
-    for i, (pid, r, s) in enumerate(zip(ids, rows, scores, strict=True)):
-        c = (cats[r] or "") if cats else ""
-        shown = "popular" if s != s else f"{s:.4f}"  # NaN: backfilled
+    shown, last_resort = [], False
+    for s in scores:
+        text = "popular" if s != s else f"{s:.4f}"  # NaN: backfilled
         if s < -FALLBACK_OFFSET / 2:  # ranked by the zero-weight fallback
-            shown, last_resort = shown + "*", True
-        out.append(f"{i + 1:>4}  {pid:<14} {shown:>7}  {c[:22]:<22} {titles[r] or ''}")
+            text, last_resort = text + "*", True
+        shown.append(text)
+    wid = max([14] + [len(str(p)) for p in ids])
+    wsc = max([7] + [len(x) for x in shown])
+    out = [f"{'rank':>4}  {'product_id':<{wid}} {'score':>{wsc}}  {'category':<22} title"]
+    for i, (pid, r, text) in enumerate(zip(ids, rows, shown, strict=True)):
+        c = (cats[r] or "") if cats else ""
+        out.append(f"{i + 1:>4}  {pid:<{wid}} {text:>{wsc}}  {c[:22]:<22} {titles[r] or ''}")
     if last_resort:
         out.append("* last resort: shares no weighted modality with the query, so it is ranked "
                    "after every product that does, by the fallback weights (--explain)")

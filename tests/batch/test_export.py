@@ -166,6 +166,12 @@ def test_cli_export_prints_plain_progress_when_not_a_terminal(model, tmp_path, c
     assert "export: 500/500 products (100.0%)" in captured.err
     ids, _ = _expected(Recommender.load(model), 5)
     assert pq.read_table(out).column("ids").to_pylist() == ids
+    assert "warning" not in captured.err
+    csv = tmp_path / "lists.csv"  # Parquet all the same, and the user is told
+    assert main(["export", str(model), "--out", str(csv), "-k", "5", "--stop", "10",
+                 "--quiet"]) == 0
+    assert "the lists are written as Parquet whatever the file's name" in capsys.readouterr().err
+    assert pq.read_table(csv).num_rows == 10
 
 
 @pytest.mark.parametrize("fusion", ["early", "intermediate", "late"])
