@@ -72,7 +72,10 @@ def cmd_similar(args) -> int:
           + ("  (retired: never recommended itself)" if retired else ""))
     print(_table(ids, rows, scores, titles, cats))
     if why is not None:
-        print("why (per modality: raw cosine / calibrated, weight, share of the score):")
+        print("why (per modality: raw cosine / calibrated similarity, the pair's weight — the "
+              "modality's weight times any click confidence — and its part of the score; "
+              "base + parts = score, e.g. intermediate fusion's part is weight × calibrated / "
+              "the weights' sum):")
         for i, e in enumerate(why):
             parts = []
             for m, v in e["modalities"].items():
