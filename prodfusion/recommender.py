@@ -653,9 +653,9 @@ def _check_click_training(params, sessions) -> None:
     setting (:class:`Prod2VecParams`) or sessions of which none is left after cleaning."""
     from dataclasses import asdict
 
-    from prodfusion.encoders import Prod2Vec
+    from prodfusion.encoders.clicks import Prod2Vec
 
-    Prod2Vec(**asdict(params or Prod2VecParams()), progress=False)._validate()
+    Prod2Vec(**asdict(params or Prod2VecParams()), progress=False)._validate()  # no fit
     if hasattr(sessions, "n_clicks") and not hasattr(sessions, "corpus_file") \
             and len(sessions) == 0:
         rep = getattr(sessions, "report", None)
