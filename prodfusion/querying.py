@@ -168,7 +168,11 @@ class QueryMixin(SearchMixin):
                 fusion: str | None = None, modalities: Sequence[str] | str | None = None,
                 weights=None, calibration: str | None = None,
                 profile: str | None = None) -> list[dict]:
-        """Per candidate, each modality's part of its fused similarity to ``product_id``."""
+        """Per candidate, each modality's part of its fused similarity to ``product_id``
+        (``candidate_ids``: ids, or one id)."""
+        self._check_built()
+        if isinstance(candidate_ids, str):  # one id, not its characters
+            candidate_ids = [candidate_ids]
         return self.explain_rows(self.catalog.row_of(product_id),
                                  self.catalog.rows_of(candidate_ids), fusion=fusion,
                                  modalities=modalities, weights=weights, calibration=calibration,
@@ -225,6 +229,8 @@ class QueryMixin(SearchMixin):
         banned = getattr(self, "retired_", None)
         if banned is not None and not banned.any():
             banned = None
+        if isinstance(exclude, str):  # one id, not its characters
+            exclude = [exclude]
         if exclude:
             banned = np.zeros(len(self.catalog), dtype=bool) if banned is None else banned.copy()
             ex_rows, found = self.catalog.lookup(list(exclude))

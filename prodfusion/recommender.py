@@ -248,10 +248,16 @@ class Recommender(QueryMixin):
 
         ``sessions`` is any re-iterable of product-id lists (e.g. :class:`prodfusion.data.Sessions`).
         """
+        from prodfusion.data.sessions import as_sessions
         from prodfusion.encoders.pipeline import encode_catalog
         from prodfusion.model_updates import photo_stamps
 
         t0 = time.perf_counter()
+        if not isinstance(catalog, Catalog):
+            raise param_error("catalog", "Recommender.build()",
+                              "a Catalog (read_catalog(path) reads a file)",
+                              type(catalog).__name__)
+        sessions = as_sessions(sessions, "sessions", "Recommender.build()")
         # before the photos are read: a file replaced meanwhile is found changed next time
         wanted = set(self.modalities) if self.modalities else set(MODALITIES)
         if self.clicks and "clicks" in wanted and sessions is not None:
@@ -318,9 +324,11 @@ class Recommender(QueryMixin):
         tuning record are kept (they were chosen on the old sessions); the retraining is
         appended to the manifest's ``updates``.
         """
+        from prodfusion.data.sessions import as_sessions
         from prodfusion.model_updates import _keep_provenance
 
         self._check_built()
+        sessions = as_sessions(sessions, "sessions", "rebuild_clicks()")
         before = dict(getattr(self, "manifest_", None) or {})
         if getattr(self, "cooc_", None) is not None:  # the co-occurrences follow the sessions
             from prodfusion.fusion.cooc import Cooc

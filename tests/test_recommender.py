@@ -304,3 +304,43 @@ def test_similar_json_on_an_hnsw_model_builds_no_exact_fuser(planted, tmp_path, 
     assert out["modalities"] == ["text", "image", "clicks"]
     assert [r["product_id"] for r in out["results"]] == want.tolist()
     assert out["query"]["product_id"] == "0000000000"
+
+
+def test_inputs_that_would_be_read_wrongly_are_refused_or_taken_as_meant(planted, tmp_path):
+    """A table of interactions (iterates over its columns), one string (its characters), a
+    list of ids for a list of sessions: refused, naming what to pass; one id where ids are
+    expected: that id."""
+    from prodfusion.data import Sessions, read_catalog
+
+    catalog, embs, _ = planted
+    frame = pl.DataFrame({"session": ["a", "a"], "product_id": catalog.ids[:2].tolist()})
+    plain = Recommender(text=None, image=None)
+    with pytest.raises(ParameterError, match=r"'sessions' is a DataFrame of interactions; "
+                                             r"clean it into sessions first: clean_sessions"):
+        plain.build(catalog, frame)
+    with pytest.raises(ParameterError, match="'sessions' is a list of product ids"):
+        plain.build(catalog, catalog.ids[:2].tolist())
+    with pytest.raises(ParameterError, match="session 0 is one string"):
+        Sessions.from_lists(["00001", "00006"])
+    with pytest.raises(ParameterError, match="'catalog' parameter of Recommender.build"):
+        plain.build("catalog.csv", [catalog.ids[:2].tolist()])
+    with pytest.raises(NotBuiltError):
+        Recommender().explain("a", ["b"])
+    rec = Recommender.from_embeddings(catalog, embs, fusion="intermediate")
+    ids, _ = rec.similar(catalog.ids[0], k=3)
+    again, _ = rec.similar(catalog.ids[0], k=3, exclude=ids[0])  # one id, not its characters
+    assert ids[0] not in again and again[0] == ids[1]
+    one = rec.explain(catalog.ids[0], ids[0])
+    assert len(one) == 1 and one == rec.explain(catalog.ids[0], [ids[0]])
+    with pytest.raises(ParameterError, match="'sessions' is a DataFrame"):
+        rec.tune(frame)
+    # a list of sessions works where Sessions do (tune and evaluate split them)
+    from prodfusion.data.sessions import as_sessions
+    s = as_sessions([catalog.ids[:3].tolist()] * 2, "sessions", "t()")
+    assert isinstance(s, Sessions) and len(s) == 2
+    # category_col=None: the file's 'category' column is not the categories
+    path = tmp_path / "c.csv"
+    path.write_text("product_id,title,category\n01,a,x\n02,b,y\n", encoding="utf-8")
+    off = read_catalog(path, category_col=None, image_col=None)
+    assert not off.has_categories and off.frame["category (file)"].to_list() == ["x", "y"]
+    assert read_catalog(path, image_col=None).has_categories

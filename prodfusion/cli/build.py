@@ -73,7 +73,9 @@ def cmd_build(args) -> int:
         from prodfusion.training.predict import fill_categories
 
         catalog, n_filled = fill_categories(catalog, args.category_from)
-        print(f"categories: {n_filled:,} missing categories predicted by {args.category_from}",
+        n_left = int((catalog.frame["category_source"] == "no title").sum())
+        print(f"categories: {n_filled:,} missing categories predicted by {args.category_from}"
+              + (f"; {n_left:,} products without a title left without one" if n_left else ""),
               file=sys.stderr)
     if args.corpus:
         if args.interactions or args.pairs:

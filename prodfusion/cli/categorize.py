@@ -191,7 +191,12 @@ def cmd_cat_predict(args) -> int:
             frame.write_parquet(out)
         else:
             frame.write_csv(out, separator="\t" if out.suffix == ".tsv" else ",")
-        print(f"{frame.height:,} predictions written to {out}", file=sys.stderr)
+        counts = frame["source"].value_counts()
+        n = dict(zip(counts["source"].to_list(), counts["count"].to_list(), strict=True))
+        print(f"{frame.height:,} products written to {out}: {n.get('predicted', 0):,} "
+              f"predicted, {n.get('given', 0):,} with their given category"
+              + (f", {n['no title']:,} without a title or a category (none predicted)"
+                 if n.get("no title") else ""), file=sys.stderr)
     else:
         frame.write_csv(sys.stdout)
     return 0

@@ -153,7 +153,8 @@ def read_catalog(
         None (or ``""``) ignores any image column.
     category_col : str or None
         Column holding a category label (optional in the same way as ``image_col``; None or
-        ``""`` for none).
+        ``""`` for none: a file column named ``category`` is then kept as
+        ``"category (file)"``, not used as the categories).
     group_col : str or None
         Column holding a group key (products of one group are variations of one product).
     image_root : str or Path, optional
@@ -230,6 +231,9 @@ def read_catalog(
                     f"column, and {keep!r} (where it would be kept) exists too. Rename one of them."
                 )
             shadowed[std] = keep
+    if not category_col and CATEGORY in found and CATEGORY not in used \
+            and shadowed_name(CATEGORY) not in found:
+        shadowed[CATEGORY] = shadowed_name(CATEGORY)  # switched off: kept, but not as categories
     if shadowed:  # kept under another name: e.g. --category-col subcategory with a 'category' column
         frame = frame.rename(shadowed)
         found = [shadowed.get(c, c) for c in found]

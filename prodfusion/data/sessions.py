@@ -25,7 +25,7 @@ from prodfusion._checks import check_real
 from prodfusion.data.catalog import ID
 from prodfusion.errors import DataError, param_error
 
-__all__ = ["Sessions", "SessionReport", "KEY_SEPARATOR", "concat_sessions"]
+__all__ = ["Sessions", "SessionReport", "KEY_SEPARATOR", "concat_sessions", "as_sessions"]
 
 #: Joins the values of a multi-column session key (``customer_id`` + ``t_dat``).
 KEY_SEPARATOR = "\x1f"
@@ -126,6 +126,13 @@ class Sessions:
         cls, sessions: Iterable[Sequence[str]], *, keys: Sequence[str] | None = None
     ) -> Sessions:
         """Sessions taken as given (no cleaning), keyed ``"0"``, ``"1"``, ... unless ``keys``."""
+        if isinstance(sessions, (str, bytes)):
+            raise param_error("sessions", "Sessions.from_lists()",
+                              "lists of non-empty product-id strings", sessions)
+        for i, s in enumerate(sessions := list(sessions)):
+            if isinstance(s, (str, bytes)):  # a list of ids, not of sessions: not its letters
+                raise param_error("sessions", "Sessions.from_lists()", "lists of non-empty "
+                                  f"product-id strings (session {i} is one string)", s)
         lists = [list(s) for s in sessions]
         for i, s in enumerate(lists):
             if not all(isinstance(p, str) and p for p in s):
@@ -355,3 +362,41 @@ def concat_sessions(parts: dict[str, Sessions | None]) -> Sessions | None:
     if not frames:
         return None
     return Sessions(pl.concat(frames, how="vertical"))
+
+
+def as_sessions(obj, name: str, where: str, *, lists: bool = True):
+    """``obj`` as sessions for ``where``: :class:`Sessions` (or a corpus file) as given; a
+    list or tuple of product-id lists as :meth:`Sessions.from_lists` (``lists=False``: left
+    as given, for a reader that iterates them); ``None`` stays ``None``. Refuses, naming
+    the parameter, what would otherwise be read wrongly without an error: a table of
+    interactions (a polars or pandas DataFrame iterates over its *columns*), one string (its
+    characters), a list of ids instead of a list of sessions.
+
+    >>> as_sessions([["a", "b"], ["b", "c"]], "sessions", "f()")
+    Sessions(2 sessions, 4 clicks)
+    >>> as_sessions(["a", "b"], "sessions", "f()")
+    Traceback (most recent call last):
+    ...
+    prodfusion.errors.ParameterError: f(): 'sessions' is a list of product ids; pass a list of sessions, each a list of ids (e.g. [['a', 'b']]).
+    """
+    from prodfusion.errors import ParameterError
+
+    if obj is None or isinstance(obj, Sessions) or hasattr(obj, "corpus_file"):
+        return obj
+    kind = type(obj).__module__.split(".")[0]
+    if kind in ("polars", "pandas", "pyarrow") or isinstance(obj, pl.DataFrame):
+        raise ParameterError(
+            f"{where}: {name!r} is a {type(obj).__name__} of interactions; clean it into "
+            "sessions first: clean_sessions(read_interactions(...), catalog) (a table iterates "
+            "over its columns, which would train on nonsense).")
+    if isinstance(obj, (str, bytes)):
+        raise ParameterError(f"{where}: {name!r} is one string; pass a list of sessions, each "
+                             "a list of product ids (e.g. [['a', 'b']]), or Sessions.")
+    if isinstance(obj, (list, tuple)):
+        if obj and all(isinstance(x, str) for x in obj):
+            raise ParameterError(
+                f"{where}: {name!r} is a list of product ids; pass a list of sessions, each a "
+                f"list of ids (e.g. [{list(obj[:2])!r}]).")
+        return Sessions.from_lists(obj) if lists else obj
+    return obj
+

@@ -137,9 +137,11 @@ def split_interactions(
         ``train`` (session keys prefixed ``"s:"`` and ``"p:"``), ``heldout`` with
         ``"sessions"`` and/or ``"pairs"``, and counts in ``info``.
     """
-    from prodfusion.data.sessions import Sessions, concat_sessions
+    from prodfusion.data.sessions import Sessions, as_sessions, concat_sessions
 
     where = "split_interactions()"
+    sessions = as_sessions(sessions, "sessions", where)
+    pairs = as_sessions(pairs, "pairs", where)
     if sessions is None and pairs is None:
         raise ParameterError(
             f"{where} needs sessions and/or pairs: the held-out test cases come from them. "

@@ -26,6 +26,10 @@ def predict_categories(model, catalog, *, only_missing: bool = False, device: st
     only_missing : bool
         Predict only the products without a category; the others get
         ``predicted_category = category`` and probability null, and ``source = "given"``.
+
+    ``source`` is ``"predicted"``, ``"given"`` (the catalog's own category kept), or
+    ``"no title"``: a product without a title and without a category, which nothing can be
+    predicted from (``predicted_category`` null).
     """
     from prodfusion.encoders.text import title_mask
     from prodfusion.training.categorize import CategoryClassifier
@@ -38,7 +42,9 @@ def predict_categories(model, catalog, *, only_missing: bool = False, device: st
     labels, probs = clf.predict([titles[i] for i in todo]) if len(todo) else ([], [])
     predicted: list = list(given)
     probability: list = [None] * len(catalog)
-    source = ["given"] * len(catalog)
+    missing = _missing(catalog)
+    source = ["no title" if missing[i] and not has_title[i] else "given"
+              for i in range(len(catalog))]
     for i, lab, p in zip(todo, labels, probs, strict=True):
         predicted[i], probability[i], source[i] = str(lab), float(p), "predicted"
     return pl.DataFrame({
@@ -52,7 +58,8 @@ def fill_categories(catalog, model, *, device: str = "cpu"):
     """A copy of ``catalog`` whose products without a category get the predicted one.
 
     Given categories are never changed. Adds a ``category_source`` column (``given`` /
-    ``predicted``) and ``category_probability``. Returns ``(catalog, n_filled)``.
+    ``predicted`` / ``no title``: left without a category, see :func:`predict_categories`)
+    and ``category_probability``. Returns ``(catalog, n_filled)``.
     """
     from prodfusion.data import Catalog
 

@@ -247,6 +247,11 @@ def evaluate_categorization(
     if bad or not methods:
         raise param_error("methods", where, "a non-empty subset of 'origin', 'simcse', 'convirt'", methods)
     fractions = check_fractions(fractions, where)
+    seeds = list(seeds)
+    if not seeds or any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 0
+                        for x in seeds):
+        raise param_error("seeds", where, "at least one int >= 0 (CLI: --seeds 3 or 0,1,2)",
+                          seeds)
     split = tuple(split)
     if len(split) != 4:
         raise param_error("split", where, "four shares (adaptation, train, dev, test)", list(split))
@@ -255,10 +260,12 @@ def evaluate_categorization(
                         "with --category-col.")
     t_start = time.perf_counter()
     cats = catalog.categories
-    labelled = np.array([c is not None and str(c).strip() != "" for c in cats]) \
-        & title_mask(catalog.titles)  # a product without a title cannot be categorized
-    n_unlabelled = int((~labelled).sum())
-    cat = catalog.take(np.flatnonzero(labelled)) if n_unlabelled else catalog
+    has_label = np.array([c is not None and str(c).strip() != "" for c in cats])
+    has_title = title_mask(catalog.titles)  # a product without a title cannot be categorized
+    labelled = has_label & has_title
+    n_unlabelled = int((~has_label).sum())
+    n_no_title = int((has_label & ~has_title).sum())
+    cat = catalog.take(np.flatnonzero(labelled)) if not labelled.all() else catalog
     labels = check_labels(cat.categories, f"{catalog.source} (categories)")
     classes = sorted(set(labels))
     parts = dict(zip(SPLIT_NAMES, stratified_split(labels, split, seed=split_seed), strict=True))
@@ -354,6 +361,12 @@ def evaluate_categorization(
                           f"macro-F1 {scores['macro_f1']:.3f}  ({runs[-1]['seconds']:.0f}s)",
                           file=sys.stderr, flush=True)
 
+    if not runs:
+        raise DataError(
+            f"{where}: no run was left to score: every training subset held a single label "
+            f"(fractions {list(fractions)} of {len(parts['train']):,} training products, "
+            f"{len(classes)} labels). Use larger --fractions or a catalog with more "
+            "products per label.")
     summary = {m: {str(f): {k: _summary([r[k] for r in runs if r["method"] == m and r["fraction"] == f])
                            for k in METRICS} for f in fractions} for m in methods}
     return {
@@ -365,7 +378,8 @@ def evaluate_categorization(
             "classifier": {k: v for k, v in clf_kwargs.items() if k != "progress"},
             "adaptation": {k: v for k, v in vars(config).items() if k != "extra"},
         },
-        "data": {"n_products": len(catalog), "n_unlabelled": n_unlabelled, "n_labels": len(classes),
+        "data": {"n_products": len(catalog), "n_unlabelled": n_unlabelled,
+                 "n_no_title": n_no_title, "n_labels": len(classes),
                  "split_sizes": {k: int(len(v)) for k, v in parts.items()},
                  "head_labels": head, "tail_labels": tail,
                  "head_instances": int(sum(1 for x in labels if x in set(head))),

@@ -87,7 +87,9 @@ def write_categorization_report(results: Mapping, out_dir: str | os.PathLike, *,
             else "fine-tuned encoder + linear layer (cross-entropy)")
     sizes = data["split_sizes"]
     facts = (
-        f"{data['n_labelled']:,} labelled products ({data['n_unlabelled']:,} without a label left out), "
+        f"{data['n_labelled']:,} labelled products ({data['n_unlabelled']:,} without a label"
+        + (f" and {data['n_no_title']:,} without a title" if data.get("n_no_title") else "")
+        + " left out), "
         f"{data['n_labels']} labels; split adaptation / train / dev / test = "
         f"{sizes['adaptation']:,} / {sizes['train']:,} / {sizes['dev']:,} / {sizes['test']:,}. "
         f"Head labels: {len(data['head_labels'])} labels holding {data['head_instances']:,} instances "

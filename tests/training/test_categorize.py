@@ -10,6 +10,7 @@ import pytest
 
 from prodfusion.cli import main
 from prodfusion.data import Catalog
+from prodfusion.errors import DataError
 from prodfusion.training.categorize import CategoryClassifier
 from prodfusion.training.predict import fill_categories, predict_categories
 from prodfusion.training.protocol import evaluate_categorization
@@ -66,8 +67,10 @@ def test_save_load_round_trip_and_predict_only_missing(tmp_path, split, tiny_st)
                                   "category": [None, None]},
                                  schema_overrides={"title": pl.Utf8, "category": pl.Utf8}))
     frame = predict_categories(path, blank, only_missing=True)
-    assert frame["source"].to_list() == ["predicted", "given"]
+    assert frame["source"].to_list() == ["predicted", "no title"]  # not "given": it had none
     assert frame["predicted_category"].to_list()[1] is None
+    filled, n = fill_categories(blank, path)
+    assert n == 1 and filled.frame["category_source"].to_list() == ["predicted", "no title"]
 
 
 def test_cli_train_predict_and_build_category_from(tmp_path, split, tiny_st, capsys):
@@ -87,6 +90,7 @@ def test_cli_train_predict_and_build_category_from(tmp_path, split, tiny_st, cap
     pred = pl.read_csv(out)
     assert pred["source"].to_list() == ["given", "predicted", "predicted"]
     assert pred["predicted_category"][0] == "dress"
+    assert "3 products written to" in capsys.readouterr().err  # 2 predicted, 1 given
 
     model = tmp_path / "rec"
     assert main(["build", "--catalog", str(new_csv), "--id-col", "pid", "--title-col", "name",
@@ -133,6 +137,11 @@ def test_evaluate_protocol_end_to_end_and_report(tmp_path, tiny_st):
         adapt_config=AdaptConfig(epochs=1, batch_size=16, lr=1e-3), classifier={"progress": False},
         work_dir=tmp_path / "work", progress=False)
     assert again["adaptation"]["simcse"]["reused"] is True   # same data and settings: not adapted twice
+    with pytest.raises(DataError, match="no run was left to score: every training subset held "
+                                        "a single label"):  # not a report of NaN
+        evaluate_categorization(cat, methods=["origin"], base=tiny_st, fractions=[0.01], seeds=[0],
+                                frozen=True, classifier={"progress": False}, progress=False,
+                                work_dir=tmp_path / "work1")
     paths = write_categorization_report(res, tmp_path / "rep", meta={"data": "planted"})
     md = paths["report_md"].read_text()
     assert "Table 2 layout" in md and "Macro-F1 on tail labels" in md and "fig5_head_tail.png" in md

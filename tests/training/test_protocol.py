@@ -68,6 +68,14 @@ def test_fraction_outside_unit_interval_is_refused(fractions):
         evaluate_categorization(cat, fractions=fractions)
 
 
+@pytest.mark.parametrize("seeds", [[], [-1], [0.5]])
+def test_no_seed_or_a_bad_one_is_refused(seeds):
+    cat = Catalog(pl.DataFrame({"product_id": ["1", "2"], "title": ["a", "b"], "category": ["x", "y"]}))
+    with pytest.raises(ParameterError, match=r"'seeds' parameter of evaluate_categorization\(\) must be "
+                                             r"at least one int >= 0"):
+        evaluate_categorization(cat, seeds=seeds)
+
+
 def test_single_class_and_missing_labels_are_refused():
     with pytest.raises(DataError, match="1 class .'dress'.; a classifier needs at least 2"):
         check_labels(["dress"] * 5, "train")
