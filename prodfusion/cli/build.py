@@ -83,6 +83,7 @@ def cmd_build(args) -> int:
         from prodfusion.engine.corpus import CorpusFile
 
         sessions = CorpusFile(args.corpus)
+        _check_corpus_catalog(sessions, catalog)
     else:
         sessions = load_sessions(args, catalog)
     if sessions is not None:
@@ -150,6 +151,26 @@ def cmd_build(args) -> int:
     else:
         print(_weights_line(rec))
     return 0
+
+
+def _check_corpus_catalog(corpus, catalog) -> None:
+    """Warn when a corpus holds clicks on products this catalog lacks (it was prepared
+    against another catalog, or none): its cleaning counts are not this catalog's."""
+    import numpy as np
+
+    counts = corpus.product_counts()
+    known = catalog.frame["product_id"].is_in(list(counts)).to_numpy()
+    ids = set(catalog.ids[known].tolist())
+    lost = {p: n for p, n in counts.items() if p not in ids}
+    if not lost:
+        return
+    was = corpus.meta.get("options", {}).get("catalog")
+    total = int(np.sum(list(counts.values())))
+    print(f"warning: {len(lost):,} of the corpus's {len(counts):,} products "
+          f"({sum(lost.values()):,} of {total:,} clicks) are not in {catalog.source} (the corpus "
+          f"was prepared {'against ' + str(was) if was else 'without a catalog'}): their clicks "
+          "still train Prod2Vec, but they get no vector, and the counts above are the corpus's. "
+          "Prepare it with this catalog: prodfusion corpus … --catalog.", file=sys.stderr)
 
 
 def _planned_modalities(args, sessions, lexical, cooc) -> list[str]:

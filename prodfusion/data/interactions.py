@@ -255,6 +255,7 @@ def clean_sessions(
     min_length: int = 2,
     max_length: int | None = 200,
     collapse_repeats: bool = True,
+    check_unknown: bool = True,
 ) -> Sessions:
     """Clean an interaction log into sessions, as in the paper.
 
@@ -277,6 +278,10 @@ def clean_sessions(
         Longest session kept (longer ones are cut); None for no cap.
     collapse_repeats : bool
         Collapse immediate repeats of one product.
+    check_unknown : bool
+        When most rows name products absent from ``catalog``: a warning naming both sides'
+        ids, an error when none is known (:func:`check_unknown_ids`). False leaves the
+        check to a caller that cleans a log in parts.
 
     Returns
     -------
@@ -332,11 +337,8 @@ def clean_sessions(
         known = df[ID].is_in(catalog.frame[ID].implode())
         n_unknown_rows = int((~known).sum())
         n_unknown_products = df.filter(~known)[ID].n_unique()
-        if n_unknown_rows and 2 * n_unknown_rows > df.height:  # most of the log: ids that differ
-            msg = _unknown_ids_message(df.filter(~known)[ID], catalog, n_unknown_rows, df.height)
-            if n_unknown_rows == df.height:
-                raise DataError(msg)
-            logger.warning(msg)
+        if check_unknown:  # False: the caller checks the whole log (prepare_corpus's parts)
+            check_unknown_ids(df.filter(~known)[ID], catalog, n_unknown_rows, df.height)
         df = df.filter(known)
 
     # each session ordered by time, then source row; the sort is stable, so ties keep frame order
@@ -399,6 +401,19 @@ def format_twins(ids, known) -> list[tuple[str, str]]:
         _canonical_id(pl.col("known")).alias("k")).unique("k", keep="first")
     hit = canon.join(have, on="k", how="inner", maintain_order="left")
     return list(zip(hit["id"].to_list(), hit["known"].to_list(), strict=True))
+
+
+def check_unknown_ids(unknown, catalog: Catalog, n_unknown: int, n: int) -> None:
+    """What :func:`clean_sessions` does when most of ``n`` interaction rows (``n_unknown``
+    of them, ``unknown`` some of their ids) name no product of ``catalog``: an error when
+    none is known, else a warning (for a log cleaned in parts, once for the whole)."""
+    if not n_unknown or 2 * n_unknown <= n:
+        return
+    msg = _unknown_ids_message(pl.Series(ID, list(unknown), dtype=pl.Utf8), catalog,
+                               n_unknown, n)
+    if n_unknown == n:
+        raise DataError(msg)
+    logger.warning(msg)
 
 
 def _unknown_ids_message(unknown: pl.Series, catalog: Catalog, n_unknown: int, n: int) -> str:

@@ -122,7 +122,8 @@ class _Clean:
         if self.with_catalog:
             ids = pl.read_parquet(self.work / "catalog_ids.parquet")
             catalog = Catalog(ids.with_columns(pl.lit("").alias("title")), source="<catalog ids>")
-        sessions = clean_sessions(frame, catalog, **self.options)
+        # the unknown ids are checked once for the whole log (prepare_corpus), not per bucket
+        sessions = clean_sessions(frame, catalog, **self.options, check_unknown=False)
         unknown = []
         if catalog is not None:
             unknown = frame.filter(~pl.col("product_id").is_in(ids["product_id"].implode()))[
@@ -248,7 +249,17 @@ def prepare_corpus(
     reports = [p["report"] for p in parts if p["report"] is not None]
     report = {k: sum(r[k] for r in reports) for k in reports[0]} if reports else {}
     if report:
-        report["n_unknown_products"] = len(set().union(*(p["unknown"] for p in parts)))
+        unknown = set().union(*(p["unknown"] for p in parts))
+        report["n_unknown_products"] = len(unknown)
+        if catalog is not None:  # as clean_sessions would say it of the whole log
+            from prodfusion.data.interactions import check_unknown_ids
+
+            try:
+                check_unknown_ids(sorted(unknown)[:1000], catalog, report["n_unknown_rows"],
+                                  report["n_rows_in"])
+            except DataError:
+                shutil.rmtree(work, ignore_errors=True)
+                raise
     if stats["n_lines"] == 0:
         shutil.rmtree(work, ignore_errors=True)
         raise DataError(f"{', '.join(map(str, files[:3]))}{' …' if len(files) > 3 else ''}: no "

@@ -144,6 +144,14 @@ def test_cli_corpus_then_build_trains_clicks_from_it(logs, tmp_path, capsys):
               "--image", "none", "--p2v-dim", "8", "--p2v-epochs", "2", "--workers", "1",
               "--cache-dir", "none"]
     assert main([*common, "--corpus", str(out), "--out", str(tmp_path / "model")]) == 0
+    assert "warning" not in capsys.readouterr().err  # the corpus's own catalog: no warning
+    # another catalog: the products it lacks are named, with the clicks they hold
+    half = tmp_path / "half.csv"
+    catalog.frame.head(30).write_csv(half)
+    assert main([*common[:2], str(half), *common[3:], "--corpus", str(out), "--out",
+                 str(tmp_path / "model_half")]) == 0
+    err = capsys.readouterr().err
+    assert "products" in err and f"are not in {half} (the corpus was prepared against" in err
     from prodfusion import Recommender
 
     rec = Recommender.load(tmp_path / "model")
@@ -169,3 +177,28 @@ def test_cli_corpus_then_build_trains_clicks_from_it(logs, tmp_path, capsys):
             .parse_args([*common, "--corpus", str(out), "--interactions", str(files[0]),
                          "--out", str(tmp_path / "model2")])
         cmd_build(args)
+
+
+def test_unknown_ids_are_judged_once_over_the_whole_log(logs, tmp_path, caplog):
+    """A catalog that knows few of the log's products: one warning with the whole log's counts
+    and the catalog's name (not one per bucket, each with its own counts); none known: the
+    error clean_sessions gives, and no corpus written."""
+    import logging
+
+    d, files, catalog = logs
+    small = Catalog(catalog.frame.tail(10), source="small.csv")  # not the long session's
+    with caplog.at_level(logging.WARNING, logger="prodfusion"):
+        corpus = prepare_corpus(files, tmp_path / "c.txt", catalog=small, time_col="ts",
+                                buckets=4, progress=False)
+    rep = corpus.meta["report"]
+    warned = [r.getMessage() for r in caplog.records if "interaction rows" in r.getMessage()]
+    assert len(warned) == 1
+    assert warned[0].startswith(f"{rep['n_unknown_rows']:,} of {rep['n_rows_in']:,} interaction "
+                                "rows") and "(small.csv, 10 products)" in warned[0]
+    numeric = Catalog(pl.DataFrame({"product_id": [f"x{i}" for i in range(5)],
+                                    "title": ["t"] * 5}), source="other.csv")
+    with pytest.raises(DataError, match=r"of \d[\d,]* interaction rows \(100%\) name products "
+                                        r"that are not in the catalog \(other.csv"):
+        prepare_corpus(files, tmp_path / "n.txt", catalog=numeric, time_col="ts", buckets=3,
+                       progress=False)
+    assert not (tmp_path / "n.txt").exists() and not list(tmp_path.glob("n.txt*"))
