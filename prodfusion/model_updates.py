@@ -120,6 +120,18 @@ def record_update(rec, update: dict) -> None:
         {"time": time.strftime(TIME_FORMAT), **update}]
 
 
+def check_new_ids(rec, catalog: Catalog) -> None:
+    """Refuse products ``rec`` already has (``add_products`` appends only new ones)."""
+    old_ids = set(rec.catalog.ids.tolist())
+    dup = [p for p in catalog.ids if p in old_ids]
+    if dup:
+        raise ParameterError(
+            f"add_products(): {len(dup):,} of the {len(catalog):,} products are already in the "
+            f"model (e.g. {dup[0]!r}); pass only new ones. To re-encode products whose title or "
+            "photo changed: changed_products() and update_products() (CLI: `prodfusion add` "
+            "with the whole feed does both).")
+
+
 def add_products(rec, catalog: Catalog, embeddings: Mapping[str, Embeddings]) -> dict:
     """See :meth:`prodfusion.Recommender.add_products`."""
     rec._check_built()
@@ -140,13 +152,7 @@ def add_products(rec, catalog: Catalog, embeddings: Mapping[str, Embeddings]) ->
                 f"add_products(): {m} vectors have {e.dim} dimensions, the model "
                 f"{rec.embeddings_[m].dim}. Encode them with {rec.embeddings_[m].spec!r}."
             )
-    old_ids = set(rec.catalog.ids.tolist())
-    dup = next((p for p in catalog.ids if p in old_ids), None)
-    if dup is not None:
-        raise ParameterError(
-            f"add_products(): product id {dup!r} is already in the model; to change an "
-            "existing product, rebuild."
-        )
+    check_new_ids(rec, catalog)
     embeddings = {m: e.astype(rec.vector_dtype) for m, e in embeddings.items()}
     searchers = rec._all_searchers()
     n0, n1 = len(rec.catalog), len(catalog)

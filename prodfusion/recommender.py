@@ -248,7 +248,7 @@ class Recommender(QueryMixin):
 
         ``sessions`` is any re-iterable of product-id lists (e.g. :class:`prodfusion.data.Sessions`).
         """
-        from prodfusion.data.sessions import as_sessions
+        from prodfusion.data.sessions import Sessions, as_sessions
         from prodfusion.encoders.pipeline import encode_catalog
         from prodfusion.model_updates import photo_stamps
 
@@ -258,6 +258,12 @@ class Recommender(QueryMixin):
                               "a Catalog (read_catalog(path) reads a file)",
                               type(catalog).__name__)
         sessions = as_sessions(sessions, "sessions", "Recommender.build()")
+        if isinstance(sessions, Sessions) and len(sessions):  # not cleaned against this catalog?
+            from prodfusion.data.interactions import check_unknown_ids
+
+            ids = sessions.frame["product_id"]
+            unknown = ids.filter(~ids.is_in(catalog.frame["product_id"].implode()))
+            check_unknown_ids(unknown.unique().head(1000), catalog, len(unknown), len(ids))
         # before the photos are read: a file replaced meanwhile is found changed next time
         wanted = set(self.modalities) if self.modalities else set(MODALITIES)
         if self.clicks and "clicks" in wanted and sessions is not None:
@@ -457,7 +463,8 @@ class Recommender(QueryMixin):
         Returns
         -------
         dict
-            Per index (``"method/modalities"``), which pieces grew or were created.
+            Per index (``"method/modalities"``), which pieces grew or were created; empty
+            when ``catalog`` has no product.
 
         Examples
         --------
@@ -465,8 +472,20 @@ class Recommender(QueryMixin):
         >>> rec.add_products(read_catalog("new_products.csv"))   # doctest: +SKIP
         >>> rec.save("model")                                    # doctest: +SKIP
         """
-        from prodfusion.model_updates import add_products, photo_stamps, set_photo_stamps
+        from prodfusion.model_updates import (
+            add_products,
+            check_new_ids,
+            photo_stamps,
+            set_photo_stamps,
+        )
 
+        self._check_built()
+        if not isinstance(catalog, Catalog):
+            raise param_error("catalog", "add_products()", "a Catalog of the new products "
+                              "(read_catalog(path))", type(catalog).__name__)
+        if not len(catalog):  # a day without new products
+            return {}
+        check_new_ids(self, catalog)  # before anything is encoded
         # before the photos are read (given vectors: the files as they are now)
         stamps = photo_stamps(catalog.image_paths) if "image" in self.embeddings_ else None
         if embeddings is None:

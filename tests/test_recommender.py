@@ -344,3 +344,21 @@ def test_inputs_that_would_be_read_wrongly_are_refused_or_taken_as_meant(planted
     off = read_catalog(path, category_col=None, image_col=None)
     assert not off.has_categories and off.frame["category (file)"].to_list() == ["x", "y"]
     assert read_catalog(path, image_col=None).has_categories
+
+
+def test_build_warns_when_most_session_clicks_name_no_catalog_product(planted, caplog):
+    import logging
+
+    from prodfusion.data import Sessions
+
+    catalog, _, _ = planted
+    ids = catalog.ids.tolist()
+    mostly_unknown = Sessions.from_lists([[ids[0], "x1", "x2"], ["x3", "x4", ids[1]]])
+    rec = Recommender(text=None, image=None, fusion="intermediate",
+                      prod2vec=__import__("prodfusion").Prod2VecParams(vector_size=4, epochs=1))
+    with caplog.at_level(logging.WARNING, logger="prodfusion"):
+        rec.build(catalog, mostly_unknown)
+    assert any("4 of 6 interaction rows (67%) name products that are not in the catalog"
+               in r.getMessage() for r in caplog.records)
+    with pytest.raises(DataError, match="6 of 6 interaction rows"):
+        rec.build(catalog, Sessions.from_lists([["x1", "x2", "x5"], ["x3", "x4", "x6"]]))

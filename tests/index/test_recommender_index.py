@@ -168,8 +168,13 @@ def test_add_products_errors(planted):
     rec = Recommender.from_embeddings(old, {"text": e_old["text"]})
     with pytest.raises(ParameterError, match=r"the model has no \['image'\] modality"):
         rec.add_products(new, {"image": e_new["image"]})
-    with pytest.raises(ParameterError, match="product id '00000000' is already in the model"):
+    with pytest.raises(ParameterError, match=r"3 of the 3 products are already in the model "
+                                             r"\(e.g. '00000000'\).*update_products\(\)"):
         rec.add_products(old.take(np.arange(3)), {"text": e_old["text"].take(np.arange(3))})
+    n = len(rec.catalog)
+    assert rec.add_products(new.take(np.arange(0))) == {} and len(rec.catalog) == n  # no new one
+    with pytest.raises(ParameterError, match="'catalog' parameter of add_products"):
+        rec.add_products(["x"])
     with pytest.raises(ParameterError, match="text embeddings have 3 rows but the new catalog has 100"):
         rec.add_products(new, {"text": e_new["text"].take(np.arange(3))})
 
