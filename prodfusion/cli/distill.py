@@ -61,7 +61,14 @@ def cmd_distill(args) -> int:
             print(f"  held-out {ev['pairs']:,} pairs {when:<6}: translation accuracy "
                   f"src→tgt {e['translation_src2trg']:.3f}, tgt→src {e['translation_trg2src']:.3f}; "
                   f"MSE to teacher {e['mse_translation']:.5f}")
-    print(f"use it: prodfusion build ... --text st:{args.out}")
+    worse = ev["before"] and ev["after"]["mse_translation"] > ev["before"]["mse_translation"]
+    if worse:  # the held-out pairs say training harmed the student: say so, not "use it"
+        print(f"warning: the student is further from the teacher on the held-out pairs after "
+              f"training than before (MSE {ev['before']['mse_translation']:.5f} → "
+              f"{ev['after']['mse_translation']:.5f}); try a lower --lr or more pairs before "
+              f"using {args.out}", file=sys.stderr)
+    else:
+        print(f"use it: prodfusion build ... --text st:{args.out}")
     return 0
 
 

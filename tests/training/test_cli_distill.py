@@ -38,3 +38,28 @@ def test_distill_then_evaluate_text_encoder(tmp_path, teacher_dir, student_token
     assert set(rows["distilled"]["sts"]) == {"synthetic/en-en", "synthetic/tr-tr", "synthetic/en-tr"} or \
         set(rows["distilled"]["sts"]) == {"en-en", "tr-tr", "en-tr"}
     assert "distilled" in (rep / "report.md").read_text()
+
+
+def test_a_student_that_training_made_worse_is_not_recommended(tmp_path, parallel_file, capsys,
+                                                               monkeypatch):
+    """The held-out pairs say the student moved away from the teacher (a learning rate too
+    high): a warning instead of "use it"."""
+    import prodfusion.training as training
+
+    def worse(data, out, config, **kw):
+        ev = {"pairs": 10, "before": {"translation_src2trg": 1.0, "translation_trg2src": 1.0,
+                                      "mse_translation": 0.037},
+              "after": {"translation_src2trg": 0.78, "translation_trg2src": 0.8,
+                        "mse_translation": 2.82}}
+        return {"evaluation": ev, "seconds": 1.0, "student": {"modules": "static",
+                                                             "parameters": 10},
+                "loss_per_epoch": [{"epoch": 1, "train_loss": 62.0}]}
+
+    monkeypatch.setattr(training, "distill", worse)
+    assert main(["distill", "--parallel", str(parallel_file), "--teacher", "st:t",
+                 "--student", "static:s", "--cache-dir", "none",
+                 "--out", str(tmp_path / "student")]) == 0
+    cap = capsys.readouterr()
+    assert ("warning: the student is further from the teacher on the held-out pairs after "
+            "training than before (MSE 0.03700 → 2.82000)") in cap.err
+    assert "use it:" not in cap.out and "held-out 10 pairs after" in cap.out
