@@ -216,6 +216,9 @@ def test_build_backfills_by_default_and_backfill_none_keeps_short_lists(files, c
                  "--modalities", "clicks"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert len(out["results"]) == 3 and all(r["score"] is None for r in out["results"])
+    assert main(["similar", str(files / "model"), "0008", "-k", "3", "--modalities",
+                 "clicks"]) == 0
+    assert "(every result is a backfill" in capsys.readouterr().out
     assert _build(files, "--tune", "off", "--backfill", "none") == 0
     assert "backfill:" not in capsys.readouterr().out
     manifest = json.loads((files / "model" / "manifest.json").read_text())
@@ -301,3 +304,26 @@ def test_similar_table_columns_stay_aligned_with_last_resort_scores_and_long_ids
     starts = {ln.index(f"t{i}") for i, ln in enumerate(lines[1:4])}
     assert len(starts) == 1 and lines[0].index("title") == starts.pop()
     assert "-996.5071*" in lines[2] and "popular" in lines[3] and lines[4].startswith("* last")
+
+
+def test_similar_says_why_a_list_is_empty_or_only_backfill(tmp_path, capsys):
+    import numpy as np
+    import polars as pl
+
+    from prodfusion.data.catalog import Catalog
+    from prodfusion.encoders.base import Embeddings
+    from prodfusion.recommender import Recommender
+
+    n = 6
+    cat = Catalog(pl.DataFrame({"product_id": [f"p{i}" for i in range(n)],
+                                "title": [f"t{i}" for i in range(n)],
+                                "category": ["solo"] + ["many"] * (n - 1)}))
+    v = np.random.default_rng(0).normal(size=(n, 4)).astype(np.float32)
+    text = Embeddings(v, np.array([True] * (n - 1) + [False]), "t")
+    model = Recommender.from_embeddings(cat, {"text": text}, fusion="intermediate").save(
+        tmp_path / "m")
+    assert main(["similar", str(model), "p0", "--same-category"]) == 0
+    assert "(no result: --same-category: 0 other products in 'solo')" in capsys.readouterr().out
+    assert main(["similar", str(model), "p5", "-k", "3"]) == 0  # no text vector
+    out = capsys.readouterr().out
+    assert "(no result: the query has no text)" in out

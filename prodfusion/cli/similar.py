@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+import numpy as np
+
 from prodfusion._checks import FUSION_METHODS
 from prodfusion.cli.options import csv_list
 
@@ -71,6 +73,18 @@ def cmd_similar(args) -> int:
     print(f"query {args.product_id}: {titles[q] or '(no title)'}" + (f"  [{cats[q]}]" if cats else "")
           + ("  (retired: never recommended itself)" if retired else ""))
     print(_table(ids, rows, scores, titles, cats))
+    if not len(ids):
+        reasons = []
+        if args.same_category and cats:
+            mates = sum(1 for c in cats if c == cats[q]) - 1
+            reasons.append(f"--same-category: {mates:,} other products in {cats[q]!r}")
+        lacks = [m for m, e in rec.embeddings_.items() if not e.mask[q]]
+        if lacks:
+            reasons.append(f"the query has no {', '.join(lacks)}")
+        print("(no result" + (f": {'; '.join(reasons)}" if reasons else "") + ")")
+    elif np.isnan(scores).all():
+        print("(every result is a backfill: the modalities asked for rank nothing for this "
+              "query, which lacks them or shares them with no product)")
     if why is not None:
         print("why (per modality: raw cosine / calibrated similarity, the pair's weight — the "
               "modality's weight times any click confidence — and its part of the score; "

@@ -268,7 +268,8 @@ def read_catalog(
     if n:  # kept, without a text vector (like a product without a photo)
         logger.warning(
             "%s: %s of %s products have an empty title (column %r; first: row %d, product %r); "
-            "they get no text or lexical vector and are recommended by their other modalities.",
+            "they are kept without one (no text or lexical vector in a model, which recommends "
+            "them by their other modalities; categorization leaves them out).",
             path, f"{n:,}", f"{frame.height:,}", tcol, row, frame[pid][row - 1])
         frame = frame.with_columns(
             pl.when(_blank(tcol)).then(None).otherwise(pl.col(tcol)).alias(tcol))
