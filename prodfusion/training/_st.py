@@ -180,3 +180,22 @@ def require_hf(where: str) -> None:
         import sentence_transformers  # noqa: F401
     except ImportError as exc:
         raise ModelError(f"{where} needs sentence-transformers, datasets and accelerate (pip install 'prodfusion[train]').") from exc
+
+
+def plain_progress(label: str, n_epochs: int) -> list:
+    """Trainer callbacks writing one plain line per logging step to stderr when it is not a
+    terminal (a log file: tqdm bars are off there, and the Trainer's own printer, which
+    writes raw dicts to stdout, is to be removed by the caller).
+
+    Lines read ``"<label>: epoch 1.50/3 step 12/24 loss 0.123456"``.
+    """
+    from transformers import TrainerCallback
+
+    class PlainProgress(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs and not sys.stderr.isatty():
+                print(f"{label}: epoch {state.epoch:.2f}/{n_epochs} step {state.global_step}/"
+                      f"{state.max_steps} loss {logs['loss']:.6f}", file=sys.stderr, flush=True)
+
+    return [PlainProgress()]
+

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ from prodfusion.training._st import (
     library_versions,
     load_st_model,
     logger,
+    plain_progress,
     require_hf,
     write_atomically,
     write_json,
@@ -223,6 +225,7 @@ def adapt_simcse(catalog, out, config: AdaptConfig | None = None, *, progress: b
         SentenceTransformerTrainingArguments,
     )
     from sentence_transformers.base.sampler import BatchSamplers
+    from transformers.trainer_callback import PrinterCallback
     from transformers.trainer_utils import get_last_checkpoint
 
     t0 = time.perf_counter()
@@ -245,11 +248,13 @@ def adapt_simcse(catalog, out, config: AdaptConfig | None = None, *, progress: b
         data_seed=config.seed,
         report_to=[],
         use_cpu=config.device == "cpu",
-        disable_tqdm=not progress,
+        disable_tqdm=not (progress and sys.stderr.isatty()),  # a log file: plain lines
         dataloader_drop_last=True,
     )
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data,
-                                         loss=simcse_loss(model, tau))
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=data, loss=simcse_loss(model, tau),
+        callbacks=plain_progress("adapt simcse", config.epochs) if progress else None)
+    trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout otherwise
     last = get_last_checkpoint(str(ckpt / "trainer")) if state is not None and (ckpt / "trainer").is_dir() else None
     if last:
         logger.info("adapt simcse: resuming from %s", last)

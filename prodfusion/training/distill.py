@@ -43,6 +43,7 @@ import numpy as np
 
 from prodfusion._checks import check_int
 from prodfusion.errors import DataError, param_error
+from prodfusion.training._st import plain_progress
 from prodfusion.training.distill_models import (
     count_parameters,
     describe,
@@ -206,20 +207,6 @@ class _Fixed:
         return np.stack([self.table[s] for s in sentences])
 
 
-def _callbacks(n_epochs: int):
-    from transformers import TrainerCallback
-
-    class PlainProgress(TrainerCallback):
-        """A plain log line per logging step when stderr is not a terminal (no tqdm there)."""
-
-        def on_log(self, args, state, control, logs=None, **kw):
-            if logs and "loss" in logs and not sys.stderr.isatty():
-                print(f"distill: epoch {state.epoch:.2f}/{n_epochs} step {state.global_step}/"
-                      f"{state.max_steps} loss {logs['loss']:.6f}", file=sys.stderr, flush=True)
-
-    return [PlainProgress()]
-
-
 def _sparse_trainer(base):
     """The Trainer, with a gradient-norm log that also reads sparse gradients."""
 
@@ -379,7 +366,7 @@ def distill(
     trainer = trainer_cls(
         model=student, args=args, train_dataset=dataset, loss=st_submodule("losses").MSELoss(student),
         evaluator=evaluation.sequential if evaluation else None,
-        callbacks=_callbacks(config.epochs), optimizers=optimizers,
+        callbacks=plain_progress("distill", config.epochs), optimizers=optimizers,
     )
     trainer.remove_callback(PrinterCallback)
     last = get_last_checkpoint(str(work / "checkpoints")) if (work / "checkpoints").exists() else None

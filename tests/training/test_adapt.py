@@ -145,7 +145,10 @@ def test_cli_adapt_simcse_and_no_images_error(tmp_path, tiny_st, planted, capsys
     assert main(["adapt", "simcse", "--catalog", str(csv), "--base", tiny_st, "--epochs", "1",
                  "--batch-size", "16", "--out", str(out)]) == 0
     assert json.loads((out / "adaptation.json").read_text())["hyperparameters"]["batch_size"] == 16
-    assert f"prodfusion build --text st:{out}" in capsys.readouterr().out
+    cap = capsys.readouterr()
+    assert f"prodfusion build --text st:{out}" in cap.out
+    assert "{'loss'" not in cap.out and "'train_runtime'" not in cap.out  # no raw trainer dicts
+    assert "adapt simcse: epoch 1.00/1 step" in cap.err  # plain lines: stderr is not a terminal
     assert main(["adapt", "convirt", "--catalog", str(csv), "--base", tiny_st, "--out", str(tmp_path / "cv"),
                  "--cache-dir", "none"]) == 2
     assert "ConVIRT needs product photos" in capsys.readouterr().err

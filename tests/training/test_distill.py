@@ -151,8 +151,8 @@ def test_an_interrupted_run_resumes_from_its_last_epoch_checkpoint(
             if state.epoch >= 2:  # epoch 1's checkpoint is on disk, epoch 2's is not
                 raise KeyboardInterrupt
 
-    original = mod._callbacks
-    monkeypatch.setattr(mod, "_callbacks", lambda n: [*original(n), Stop()])
+    original = mod.plain_progress
+    monkeypatch.setattr(mod, "plain_progress", lambda label, n: [*original(label, n), Stop()])
     data = read_parallel(parallel_file)
     cfg = _config(teacher_dir, student_tokenizer, epochs=3)
     out = tmp_path / "student"
@@ -161,7 +161,7 @@ def test_an_interrupted_run_resumes_from_its_last_epoch_checkpoint(
     assert not out.exists()  # nothing half-written where the model goes
     assert list((tmp_path / ".student.partial" / "checkpoints").glob("checkpoint-*"))
 
-    monkeypatch.setattr(mod, "_callbacks", original)
+    monkeypatch.setattr(mod, "plain_progress", original)
     rep = distill(data, out, cfg, progress=False)
     steps_per_epoch = rep["hyperparameters"]["steps_per_epoch"]
     assert rep["resumed_from"].endswith(f"checkpoint-{steps_per_epoch}")
