@@ -89,11 +89,11 @@ def check_model_destination(path: str | os.PathLike, *, overwrite: bool = False,
     cwd = Path(os.path.realpath(os.getcwd()))
     if real == Path(real.anchor) or real.parent == real:
         raise ParameterError(f"{option} {raw!r} is the file-system root; name a new folder "
-                             "for the model, e.g. --out models/shop-2024-06.")
+                             "for the model, e.g. models/shop-2024-06.")
     if cwd == real or cwd.is_relative_to(real):
         raise ParameterError(
             f"{option} {raw!r} is the current folder or one of its parents; it cannot be "
-            "replaced by a model folder. Name a new folder, e.g. --out model."
+            "replaced by a model folder. Name a new folder, e.g. model."
         )
     if p.is_symlink() and not p.exists():
         raise ParameterError(f"{option} {raw!r} is a broken symlink; remove it or name "
@@ -118,7 +118,8 @@ def check_model_destination(path: str | os.PathLike, *, overwrite: bool = False,
                 raise ParameterError(
                     f"{option} {raw!r}: an existing folder that is not a prodfusion model "
                     f"(no {MANIFEST}); refusing to replace it and its content. Name a new "
-                    "folder, or pass --overwrite to replace it."
+                    "folder, or replace it with "
+                    + ("overwrite=True." if option.endswith("()") else "--overwrite.")
                 )
     parent = p.parent
     probe = parent

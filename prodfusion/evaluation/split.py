@@ -145,7 +145,7 @@ def split_interactions(
     if sessions is None and pairs is None:
         raise ParameterError(
             f"{where} needs sessions and/or pairs: the held-out test cases come from them. "
-            "Pass --interactions and/or --pairs."
+            "Pass them (CLI: --interactions and/or --pairs)."
         )
     check_real(test_fraction, "test_fraction", where, low=0, high=1, low_open=True,
                high_open=True, expected="a float in (0, 1)")
