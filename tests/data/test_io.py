@@ -209,7 +209,7 @@ def test_empty_ids_and_titles(tmp_path, caplog):
         cat = read_catalog(path, id_col="sku", title_col="name")
     assert cat.ids.tolist() == ["1", "2", "3", "4"] and cat.titles == ["a", None, "c", None]
     assert (f"{path}: 2 of 4 products have an empty title (column 'name'; first: row 2, "
-            "product '2'); they get no text or lexical vector") in caplog.text
+            "product '2'); they are kept without one (no text or lexical vector in a model") in caplog.text
 
 
 def test_non_utf8_bytes_name_line_row_and_column(tmp_path):
