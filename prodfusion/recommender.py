@@ -248,7 +248,7 @@ class Recommender(QueryMixin):
 
         ``sessions`` is any re-iterable of product-id lists (e.g. :class:`prodfusion.data.Sessions`).
         """
-        from prodfusion.data.sessions import Sessions, as_sessions
+        from prodfusion.data.sessions import as_sessions
         from prodfusion.encoders.pipeline import encode_catalog
         from prodfusion.model_updates import photo_stamps
 
@@ -258,12 +258,7 @@ class Recommender(QueryMixin):
                               "a Catalog (read_catalog(path) reads a file)",
                               type(catalog).__name__)
         sessions = as_sessions(sessions, "sessions", "Recommender.build()")
-        if isinstance(sessions, Sessions) and len(sessions):  # not cleaned against this catalog?
-            from prodfusion.data.interactions import check_unknown_ids
-
-            ids = sessions.frame["product_id"]
-            unknown = ids.filter(~ids.is_in(catalog.frame["product_id"].implode()))
-            check_unknown_ids(unknown.unique().head(1000), catalog, len(unknown), len(ids))
+        _check_session_ids(sessions, catalog)
         # before the photos are read: a file replaced meanwhile is found changed next time
         wanted = set(self.modalities) if self.modalities else set(MODALITIES)
         if self.clicks and "clicks" in wanted and sessions is not None:
@@ -673,6 +668,19 @@ class Recommender(QueryMixin):
             The folder was written by a newer prodfusion format.
         """
         return read_model_folder(cls, path, mmap=mmap, mmap_index=mmap_index, verify=verify)
+
+
+def _check_session_ids(sessions, catalog) -> None:
+    """Sessions not cleaned against ``catalog`` (built in Python): the warning (or error)
+    cleaning gives when most of their clicks name no product of it."""
+    from prodfusion.data.interactions import check_unknown_ids
+    from prodfusion.data.sessions import Sessions
+
+    if not isinstance(sessions, Sessions) or not len(sessions):
+        return
+    ids = sessions.frame["product_id"]
+    unknown = ids.filter(~ids.is_in(catalog.frame["product_id"].implode()))
+    check_unknown_ids(unknown.unique().head(1000), catalog, len(unknown), len(ids))
 
 
 def _check_click_training(params, sessions) -> None:

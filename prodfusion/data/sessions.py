@@ -364,10 +364,10 @@ def concat_sessions(parts: dict[str, Sessions | None]) -> Sessions | None:
     return Sessions(pl.concat(frames, how="vertical"))
 
 
-def as_sessions(obj, name: str, where: str, *, lists: bool = True):
+def as_sessions(obj, name: str, where: str):
     """``obj`` as sessions for ``where``: :class:`Sessions` (or a corpus file) as given; a
-    list or tuple of product-id lists as :meth:`Sessions.from_lists` (``lists=False``: left
-    as given, for a reader that iterates them); ``None`` stays ``None``. Refuses, naming
+    list or tuple of product-id lists as :meth:`Sessions.from_lists`; ``None`` stays
+    ``None``; any other re-iterable as given (Prod2Vec reads it). Refuses, naming
     the parameter, what would otherwise be read wrongly without an error: a table of
     interactions (a polars or pandas DataFrame iterates over its *columns*), one string (its
     characters), a list of ids instead of a list of sessions.
@@ -397,6 +397,6 @@ def as_sessions(obj, name: str, where: str, *, lists: bool = True):
             raise ParameterError(
                 f"{where}: {name!r} is a list of product ids; pass a list of sessions, each a "
                 f"list of ids (e.g. [{list(obj[:2])!r}]).")
-        return Sessions.from_lists(obj) if lists else obj
+        return Sessions.from_lists(obj)
     return obj
 
