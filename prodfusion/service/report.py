@@ -30,7 +30,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from prodfusion._checks import to_jsonable
+from prodfusion._checks import check_real, to_jsonable
+from prodfusion.errors import ParameterError
 from prodfusion.evaluation.stats import SRM_ALPHA, proportion_ci, srm_check, two_proportion_test
 
 __all__ = ["experiment_report", "format_report", "NO_CATEGORY"]
@@ -81,6 +82,8 @@ def experiment_report(store, experiment: str, *, control: str | None = None,
         category of the viewed product), ``srm``, ``without_view`` and ``definitions``.
         Undefined numbers are None.
     """
+    check_real(alpha, "alpha", "experiment_report() (CLI: --alpha)", low=0, high=1,
+               low_open=True, high_open=True, expected="a float in (0, 1), e.g. 0.05")
     alloc = store.latest_allocation(experiment)
     rows = store.impressions(experiment)
     if alloc is None and not rows:
@@ -89,6 +92,9 @@ def experiment_report(store, experiment: str, *, control: str | None = None,
     for r in rows:
         if r["variant"] not in names:
             names.append(r["variant"])
+    if control is not None and control not in names:
+        raise ParameterError(f"control {control!r} (CLI: --control) is not a variant of "
+                             f"experiment {experiment!r}; it has {names}.")
     control = control or (names[0] if names else None)
     zero = dict(views=0, clicks=0, jumps=0, click_events=0, jump_events=0)
     per_variant = {n: dict(zero) for n in names}

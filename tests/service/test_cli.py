@@ -64,6 +64,11 @@ def test_ab_report_table_and_json(tmp_path, capsys, planted_model):
     assert rep["experiment"] == "exp" and rep["variants"][1]["clicks"] == 3
     assert main(["ab", "report", str(tmp_path / "events.sqlite3"), "--experiment", "nope"]) == 1
     assert "no experiment 'nope'" in capsys.readouterr().err
+    assert main(["ab", "report", str(cfg), "--control", "nope"]) == 2
+    assert "control 'nope' (CLI: --control) is not a variant of experiment 'exp'; it has " \
+           "['baseline', 'fusion']" in capsys.readouterr().err
+    assert main(["ab", "report", str(cfg), "--alpha", "2"]) == 2
+    assert "(CLI: --alpha)" in capsys.readouterr().err
     # a mistyped store: named, and nothing created (neither the file nor its folder)
     for typo in (tmp_path / "event.sqlite3", tmp_path / "nodir" / "x.sqlite3"):
         assert main(["ab", "report", str(typo)]) == 2
