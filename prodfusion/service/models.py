@@ -411,6 +411,9 @@ def publish_model(model_dir: str | os.PathLike, link: str | os.PathLike, *,
             f"{link} is a real folder, not a symlink; move it aside and publish again so that "
             "the switch can be atomic."
         )
+    if not link.parent.is_dir():
+        raise ModelError(f"{link}: the folder {link.parent} does not exist; create it, or "
+                         "name a link in an existing folder.")
     tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     os.symlink(target, tmp, target_is_directory=True)
     try:

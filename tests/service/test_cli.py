@@ -85,6 +85,8 @@ def test_publish_command(tmp_path, capsys, planted_model):
     assert main(["publish", str(tmp_path), str(link)]) == 2  # no manifest: refused
     assert "no manifest.json" in capsys.readouterr().err
     assert link.resolve() == planted_model.resolve()
+    assert main(["publish", str(planted_model), str(tmp_path / "nodir" / "link")]) == 2
+    assert f"the folder {tmp_path / 'nodir'} does not exist" in capsys.readouterr().err
 
 
 def test_serve_parser_defaults():
