@@ -63,17 +63,33 @@ def app_from_env():
 
     spec = json.loads(os.environ["PRODFUSION_SERVE"])
     _limit_blas(spec["blas_threads"])
-    return create_app(load_settings(spec["config"], **spec["overrides"]))
+    app = create_app(load_settings(spec["config"], **spec["overrides"]))
+    started = spec.get("started")
+    if started:  # the parent's exit code says whether any worker came up
+        from contextlib import asynccontextmanager
+
+        inner = app.router.lifespan_context
+
+        @asynccontextmanager
+        async def marked(a):
+            async with inner(a) as state:
+                Path(started, str(os.getpid())).touch()
+                yield state
+
+        app.router.lifespan_context = marked
+    return app
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from prodfusion.service.app import create_app
+    from prodfusion.service.models import preflight
     from prodfusion.service.settings import load_settings
 
     overrides = _settings_overrides(args)
     settings = load_settings(args.config, **overrides)  # fails here, once, on a bad config
+    preflight(settings.experiment)  # and on a missing model or profile, before any worker
     print(f"prodfusion: serving experiment {settings.experiment.name!r} "
           f"({', '.join(settings.experiment.names)}) on http://{args.host}:{args.port}/ "
           f"with {args.workers} worker(s) — events in {settings.events}", file=sys.stderr)
@@ -89,14 +105,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Several processes: each loads the model (memory-mapped files are shared through the page
     # cache) and answers on the same socket. Prometheus counters are summed over the workers
     # through files in PROMETHEUS_MULTIPROC_DIR.
-    with tempfile.TemporaryDirectory(prefix="prodfusion-metrics-") as metrics_dir:
+    with tempfile.TemporaryDirectory(prefix="prodfusion-metrics-") as metrics_dir, \
+            tempfile.TemporaryDirectory(prefix="prodfusion-started-") as started:
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
         os.environ["PRODFUSION_SERVE"] = json.dumps({
             "config": str(args.config), "blas_threads": args.blas_threads,
             "overrides": {k: str(v) if isinstance(v, Path) else v for k, v in overrides.items()},
+            "started": started,
         })
         uvicorn.run("prodfusion.cli.serve:app_from_env", factory=True,
                     workers=args.workers, **run)
+        if not any(Path(started).iterdir()):  # uvicorn's parent exits 0 when workers fail
+            print("error: no worker started (see the errors above)", file=sys.stderr)
+            return 3
     return 0
 
 

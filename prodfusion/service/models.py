@@ -31,7 +31,7 @@ import polars as pl
 from prodfusion.errors import ModelError
 from prodfusion.service.experiments import ExperimentConfig, VariantConfig
 
-__all__ = ["LoadedModel", "ModelRegistry", "publish_model", "IMAGE_SUFFIXES"]
+__all__ = ["LoadedModel", "ModelRegistry", "publish_model", "preflight", "IMAGE_SUFFIXES"]
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +208,27 @@ class LoadedModel:
             "catalog_fingerprint": (m.get("fingerprints") or {}).get("catalog", "")[:16],
             "loaded_at": self.loaded_at,
         }
+
+
+def preflight(experiment) -> None:
+    """What would stop every worker at start-up, found before the server starts (one clear
+    error, not a traceback per worker): a variant's model folder without a readable
+    manifest, or a weighting profile its model lacks. Reads the manifests only."""
+    import json
+
+    for v in experiment.variants:
+        stamp = _stamp(Path(v.model))
+        if stamp is None:
+            raise ModelError(f"variant {v.name!r}: model folder {str(v.model)!r} has no "
+                             "readable manifest.json (check the path in the configuration).")
+        if v.profile:
+            with open(os.path.join(stamp[0], "manifest.json"), encoding="utf-8") as fh:
+                profiles = (json.load(fh).get("settings") or {}).get("profiles") or {}
+            if v.profile not in profiles:
+                raise ModelError(
+                    f"variant {v.name!r}: profile {v.profile!r} is not in the model "
+                    f"{str(v.model)!r} (it has {sorted(profiles) or 'none'}); `prodfusion tune "
+                    f"MODEL --profile {v.profile}` tunes one.")
 
 
 def _load(path: Path, variants: list[VariantConfig], images: Path | None,

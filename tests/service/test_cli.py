@@ -93,3 +93,33 @@ def test_serve_parser_defaults():
     args = build_parser().parse_args(["serve", "model_dir"])
     assert (args.config, args.host, args.port, args.events) == ("model_dir", "127.0.0.1", 8000, None)
     assert args.func.__name__ == "cmd_serve"
+
+
+def test_serve_refuses_a_missing_model_or_profile_before_starting(tmp_path, capsys,
+                                                                  planted_model):
+    """One clear line, before uvicorn and its workers start (a traceback per worker, and the
+    event store created, before)."""
+    cfg = _config(tmp_path, tmp_path / "nothere")
+    assert main(["serve", str(cfg), "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "variant 'baseline': model folder" in err and "nothere" in err
+    assert "serving experiment" not in err and not (tmp_path / "events.sqlite3").exists()
+    cfg = _config(tmp_path, planted_model)
+    cfg.write_text(cfg.read_text() + 'profile = "basket"\n')  # the second variant's
+    assert main(["serve", str(cfg), "--port", "1"]) == 2
+    assert "variant 'fusion': profile 'basket' is not in the model" in capsys.readouterr().err
+
+
+def test_serve_with_workers_exits_non_zero_when_no_worker_starts(tmp_path, planted_model):
+    import subprocess
+    import sys
+
+    from .helpers import free_port
+
+    cfg = _config(tmp_path, planted_model)
+    cfg.write_text(cfg.read_text() + 'modalities = ["lexical"]\n')  # the model has none
+    proc = subprocess.run([sys.executable, "-m", "prodfusion.cli", "serve", str(cfg), "--port",
+                           str(free_port()), "--workers", "2", "--log-level", "warning"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert "error: no worker started" in proc.stderr
