@@ -213,6 +213,9 @@ def new_manifest(rec, catalog, sessions=None) -> dict:
         "format_version": FORMAT_VERSION,
         # the public name of this model (the service shows it instead of a path)
         "model_id": "m-" + os.urandom(6).hex(),
+        # this build, kept by add/update (model_id changes with every save): what a lists
+        # file records to be told apart from another build's (batch.lists.stale_reasons)
+        "build_id": "b-" + os.urandom(6).hex(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "libraries": _library_versions(),
         "encoders": {

@@ -194,7 +194,7 @@ def _keep_provenance(rec, before: dict, update: dict, *, same_sessions: bool = T
     ``same_sessions=False`` (clicks retrained on other sessions) the new manifest's own
     record of the sessions stays. The update itself is appended to ``updates``."""
     m = rec.manifest_
-    keys = ("tuning", "data", "build", "updates")
+    keys = ("tuning", "data", "build", "updates", "build_id")
     for key in keys + (("sessions_report",) if same_sessions else ()):
         if before.get(key) is not None:
             m[key] = before[key]

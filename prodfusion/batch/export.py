@@ -104,7 +104,11 @@ def _job_meta(rec, *, k, fusion, modalities, start, stop) -> dict:
         "normalize": bool(rec.normalize),
         "model": {"path": str(getattr(rec, "path_", "") or ""),
                   "catalog_fingerprint": (m.get("fingerprints") or {}).get("catalog"),
-                  "created": m.get("created")},
+                  "created": m.get("created"),
+                  # the build the model comes from (kept by add/update): another build's
+                  # file is found stale by the service (batch.lists.stale_reasons)
+                  "built": m.get("built") or m.get("created"),
+                  "build_id": m.get("build_id")},
         "n_products": len(rec.catalog),
         "start": int(start),
         "stop": int(stop),

@@ -105,9 +105,25 @@ def stale_reasons(meta: dict, manifest: dict) -> list[str]:
     out = []
     built = m.get("built") or m.get("created")
     of = (meta.get("model") or {}).get("created")
-    if _epoch(of) is not None and _epoch(built) is not None and _epoch(of) < _epoch(built):
+    of_build = (meta.get("model") or {}).get("built")  # files written since the 25th session
+    ids = ((meta.get("model") or {}).get("build_id"), m.get("build_id"))
+    if None not in ids and ids[0] != ids[1]:  # exact, where both record it
+        earlier = (_epoch(of_build) or 0) < (_epoch(built) or 0)
+        out.append(f"exported from {'an earlier build of the model' if earlier else 'another model'} "
+                   f"(built {of_build}; this model was built {built})")
+    elif None not in ids:
+        pass  # the same build: only its added, changed or retired products differ
+    elif of_build is not None and built is not None and of_build != built:
+        earlier = (_epoch(of_build) or 0) < (_epoch(built) or 0)
+        out.append(f"exported from {'an earlier build of the model' if earlier else 'another model'} "
+                   f"(built {of_build}; this model was built {built})")
+    elif _epoch(of) is not None and _epoch(built) is not None and _epoch(of) < _epoch(built):
         out.append(f"exported from an earlier build of the model (built {of}; the model "
                    f"now was built {built})")
+    elif _epoch(of) is not None and _epoch(m.get("created")) is not None \
+            and _epoch(of) > _epoch(m["created"]) + 1:
+        out.append(f"exported from another model (one saved at {of}, after this model's "
+                   f"last save at {m['created']})")
     for u in m.get("updates") or []:
         t = _epoch(u.get("time"))
         if u.get("retrained_clicks") and t is not None and t + 1 > made:

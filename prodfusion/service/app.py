@@ -105,6 +105,8 @@ def create_app(settings: ServiceSettings, *, store=None, multiproc_dir: str | No
             def on_reload(outcome, path, error):
                 metrics.reloads.labels(outcome).inc()
                 _update_product_gauge(st)
+                if outcome == "loaded" and getattr(st, "lists", None) is not None:
+                    st.lists.warn_stale()  # "the log warns at load and on reload"
 
             st.registry = ModelRegistry(exp, images=settings.images, on_reload=on_reload,
                                         cache_size=settings.cache_size)

@@ -227,6 +227,12 @@ class ListsRegistry:
     def get(self, variant: str) -> LoadedLists | None:
         return self._by_variant.get(variant)
 
+    def warn_stale(self) -> None:
+        """Log, per variant, why its lists may be out of date for the model it now serves
+        (called when a model is reloaded: a file fine for the old model may not be)."""
+        for name, lst in list(self._by_variant.items()):
+            _warn_stale(name, lst, self.models.get(name)[0].recommender)
+
     def describe(self) -> dict:
         """What ``/readyz`` shows per variant (file names, no server paths)."""
         out = {}

@@ -341,6 +341,11 @@ class ModelRegistry:
             for p in self.paths:
                 current = self._by_path.get(p)
                 stamp = _stamp(p)
+                if current is not None and stamp == current.stamp and str(p) in self.errors_:
+                    # published back to what is served: the refused folder is history
+                    self._failed.pop(p, None)
+                    self.errors_.pop(str(p), None)
+                    log.warning("%s points at the served model again (%s)", p, current.resolved)
                 if stamp is None or (current is not None and stamp == current.stamp) \
                         or self._failed.get(p) == stamp:
                     continue
@@ -357,7 +362,7 @@ class ModelRegistry:
                 self._by_path[p] = new  # atomic reference swap
                 self._failed.pop(p, None)
                 self.errors_.pop(str(p), None)
-                log.info("switched %s to %s", p, new.resolved)
+                log.warning("switched %s to %s", p, new.resolved)  # seen at the default level
                 out.append(f"loaded {new.resolved}")
                 if self.on_reload:
                     self.on_reload("loaded", p, None)

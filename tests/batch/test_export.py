@@ -322,3 +322,29 @@ def test_update_in_place_refusals_and_cli(model, tmp_path, capsys):
     with pytest.raises(DataError, match="click vectors were retrained .* export in full"):
         update_lists(folder, lists, tmp_path / "z.parquet")
     assert not (tmp_path / "z.parquet").exists()
+
+
+def test_a_lists_file_of_another_model_is_found_stale():
+    """A file records the build its model comes from: another build, earlier or later, is
+    named; an add or update of the same build is not (only its new products differ)."""
+    from prodfusion.batch.lists import stale_reasons
+
+    meta = {"model": {"created": "2026-12-04T10:00:00+0000", "built": "2026-12-04T10:00:00+0000"},
+            "exported_at": "2026-12-04T10:05:00+0000"}
+    same = {"built": "2026-12-04T10:00:00+0000", "created": "2026-12-04T11:00:00+0000"}
+    assert stale_reasons(meta, same) == []  # products added since: served live, not stale
+    later = {"created": "2026-12-04T12:00:00+0000"}
+    earlier = {"created": "2026-12-04T09:00:00+0000"}
+    assert "exported from an earlier build of the model" in stale_reasons(meta, later)[0]
+    assert "exported from another model" in stale_reasons(meta, earlier)[0]
+    # an older file without "built": a model saved before the file's own model is another one
+    old = {"model": {"created": "2026-12-04T10:00:00+0000"},
+           "exported_at": "2026-12-04T10:05:00+0000"}
+    assert "exported from another model" in stale_reasons(old, earlier)[0]
+    assert stale_reasons(old, same) == []
+    # build ids, where both record one, decide exactly (timestamps may share a second)
+    meta["model"]["build_id"] = "b-1"
+    assert stale_reasons(meta, {**same, "build_id": "b-1"}) == []
+    twin = {"built": "2026-12-04T10:00:00+0000", "created": "2026-12-04T10:00:00+0000",
+            "build_id": "b-2"}
+    assert "exported from another model" in stale_reasons(meta, twin)[0]

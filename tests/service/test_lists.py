@@ -313,7 +313,32 @@ def test_readyz_says_when_the_lists_are_older_than_the_models_clicks_weights_or_
     shutil.copytree(a, f)
     m = json.loads((f / "manifest.json").read_text())
     m["created"] = later
+    m["build_id"] = "b-rebuilt"  # a rebuild makes a new one (an add or update keeps it)
     (f / "manifest.json").write_text(json.dumps(m))
     with TestClient(create_app(_settings(f, tmp_path / "rebuilt", lists=lists))) as served:
         stale = served.get("/readyz").json()["lists"]["default"]["stale"]
         assert len(stale) == 1 and "earlier build" in stale[0], stale
+
+
+def test_a_model_reload_that_makes_the_lists_stale_is_logged(models, tmp_path, caplog):
+    """service.md: the log warns at load and on reload; a model published under the lists'
+    feet (another build) is such a reload."""
+    import logging
+
+    from prodfusion.service.models import publish_model
+
+    a, _, lists = models
+    link = tmp_path / "current"
+    publish_model(a, link)
+    other = make_model(tmp_path / "other", by="block")  # another build of another model
+    with TestClient(create_app(_settings(link, tmp_path, lists=lists))) as c:
+        assert c.get("/readyz").json()["lists"]["default"]["stale"] == []
+        caplog.clear()
+        publish_model(other, link)
+        with caplog.at_level(logging.WARNING, logger="prodfusion"):
+            out = c.app.state.registry.check_reload()
+            assert len(out) == 1
+        stale = c.get("/readyz").json()["lists"]["default"]["stale"]
+        assert len(stale) == 1 and "exported from an" in stale[0]
+        assert any("switched" in r.getMessage() for r in caplog.records)
+        assert any("may be out of date" in r.getMessage() for r in caplog.records)

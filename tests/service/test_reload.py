@@ -84,6 +84,10 @@ def test_hot_reload_during_requests_and_broken_folder_refused(tmp_path):
         metrics = c.get("/metrics").text
         assert 'prodfusion_model_reloads_total{outcome="loaded"} 1.0' in metrics
         assert 'prodfusion_model_reloads_total{outcome="refused"} 1.0' in metrics
+        # published back to the model served: the refusal is history, not a live error
+        publish_model(b, current)
+        assert c.app.state.registry.check_reload() == []
+        assert c.get("/readyz").json()["reload_errors"] == {}
         # a good publication after the broken one is picked up again
         publish_model(a, current)
         assert _wait(lambda: c.get("/v1/similar/0001?k=9").json()["model"] == _model_id(a))
