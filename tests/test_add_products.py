@@ -183,6 +183,9 @@ def test_cli_add_appends_only_new_products_with_the_models_encoders(tmp_path, ca
     assert main(["add", str(model), "--catalog", str(tmp_path / "feed2.csv"),
                  "--cache-dir", "none", "--out", str(tmp_path / "grown")]) == 0
     assert json.loads((model / "manifest.json").read_text())["counts"]["products"] == 12
+    out = capsys.readouterr().out  # a new folder: live once published, not by itself
+    assert "recommended by their titles;" in out  # no photos in this model
+    assert f"`prodfusion publish {tmp_path / 'grown'} LINK`" in out
     grown = json.loads((tmp_path / "grown" / "manifest.json").read_text())
     assert grown["counts"]["products"] == 13
     assert [u["added_products"] for u in grown["updates"]] == [2, 1]

@@ -8,6 +8,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -203,9 +204,14 @@ def cmd_add(args) -> int:
         if m == "cooc" and not retrain:
             print(f"  cooc    0/{n:,}: counted from sessions, none until the next build "
                   "(or add --interactions)")
-    print("  the new products are recommended by their "
-          + ("titles, photos and the sessions given" if retrain else "titles and photos")
-          + "; a running `prodfusion serve` reloads the folder by itself")
+    have = [w for m, w in (("text", "titles"), ("lexical", "titles"), ("image", "photos"))
+            if m in rec.embeddings_]
+    by = list(dict.fromkeys(have)) + (["the sessions given"] if retrain else [])
+    same = Path(out).resolve() == Path(args.model).resolve()
+    print("  the new products are recommended by their " + (" and ".join(by) or "backfill")
+          + ("; a running `prodfusion serve` of this folder reloads it by itself" if same else
+             f"; `prodfusion publish {out} LINK` puts it live for a service configured with "
+             "LINK"))
     return 0
 
 
