@@ -397,6 +397,9 @@ def test_report_unknown_experiment_and_empty(client):
     r = client.get("/v1/experiments/nope/report")
     assert r.status_code == 404 and r.json() == {"detail": "No experiment 'nope' in the event store."}
     assert client.get("/v1/experiments/bad%20name/report").status_code == 422
+    page = client.get("/experiments/nope")  # the page (its script says why), with a 404
+    assert page.status_code == 404 and "<html" in page.text.lower()
+    assert client.get("/experiments/fusion-test").status_code == 200
     rep = client.get("/v1/experiments/fusion-test/report").json()  # allocated, no events yet
     assert [v["views"] for v in rep["variants"]] == [0, 0]
     assert rep["variants"][0]["ctr"] is None and rep["srm"]["chi2"] is None

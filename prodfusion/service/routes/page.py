@@ -45,9 +45,15 @@ async def index():
 
 
 @router.get("/experiments/{name}")
-async def experiment_page(name: Annotated[str, PathParam(pattern=EXPERIMENT_PATTERN)]):
-    # A static page; its script reads the JSON report of the experiment named in the URL.
+def experiment_page(request: Request,
+                    name: Annotated[str, PathParam(pattern=EXPERIMENT_PATTERN)]):
+    # A static page; its script reads the JSON report of the experiment named in the URL
+    # (and says when there is none). An experiment the event store does not know is also a
+    # 404 status, for anything that reads the status rather than the page.
+    known = name == request.app.state.settings.experiment.name \
+        or name in request.app.state.store.experiments()
     return HTMLResponse((STATIC_DIR / "experiment.html").read_text(encoding="utf-8"),
+                        status_code=200 if known else 404,
                         headers={"Cache-Control": "no-cache"})
 
 
