@@ -218,6 +218,8 @@ def test_service_arms_serve_their_profiles_live_and_from_lists(two_profiles, tmp
         with TestClient(create_app(settings(arm, name=f"{p}{len(kw)}"))) as client:
             body = client.get("/v1/similar/0003", params={"visitor": "v", "k": 5}).json()
             assert [it["product_id"] for it in body["items"]] == want[p]
+            assert body["profile"] == p and body["fusion"] == "intermediate"  # the arm's own
+            assert client.get("/readyz").json()["variants"][p]["profile"] == p
             ready = client.get("/readyz").text.replace(" ", "")
             assert '"profiles":["baskets","similar"]' in ready
             if kw:  # the lists file says which profile ranked it

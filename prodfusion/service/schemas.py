@@ -159,6 +159,8 @@ class SimilarOut(BaseModel):
     target_sigs: list[str] = Field(description="one per item: a click on items[i] sends "
                                    "target_sigs[i] as 'target_sig'")
     fusion: str
+    profile: str | None = Field(default=None, description="the model's weighting profile "
+                                "this variant ranks by (null: its default weighting)")
     modalities: list[str]
     model: str
     shop_url: str | None

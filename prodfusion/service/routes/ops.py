@@ -26,7 +26,8 @@ def readyz(request: Request):
     return {
         "status": "ready",
         "experiment": exp.name,
-        "variants": {v.name: reg.get(v.name)[0].describe() for v in exp.variants},
+        "variants": {v.name: {**reg.get(v.name)[0].describe(), "profile": v.profile}
+                     for v in exp.variants},
         "reload_errors": {**reg.public_errors(), **st.lists.public_errors()},
         "lists": st.lists.describe(),
         "event_store": "ok" if st.store.ping() else "unavailable",

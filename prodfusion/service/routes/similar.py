@@ -108,7 +108,8 @@ def similar(
         "visitor": served.visitor,
         "request_id": rid,
         "target_sigs": attribution.target_sigs(rid, shown),
-        "fusion": vcfg.fusion or rec.fusion,
+        "fusion": rec.fusion_for(vcfg.fusion, vcfg.profile),  # a profile ranks intermediate
+        "profile": vcfg.profile,
         "modalities": list(vcfg.modalities or rec.modalities),
         "model": model.model_id,
         "shop_url": settings.shop_url.format(product_id=quote_id(product_id))
