@@ -30,6 +30,7 @@ from prodfusion.errors import param_error
 __all__ = [
     "MAX_K",
     "FUSION_METHODS",
+    "PROTOCOLS",
     "check_int",
     "check_real",
     "check_choice",
@@ -45,6 +46,10 @@ MAX_K = 1000
 
 #: The three fusion methods of the paper, in the paper's order.
 FUSION_METHODS: tuple[str, ...] = ("early", "intermediate", "late")
+
+#: The held-out protocols of ``evaluate retrieval`` and ``tune`` (their home and meaning:
+#: :mod:`prodfusion.evaluation.protocol`; here so that the CLI lists them without loading it).
+PROTOCOLS: tuple[str, ...] = ("leave-last-out", "whole", "leave-last-out-v24")
 
 
 def is_int(value: Any) -> bool:

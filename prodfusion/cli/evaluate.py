@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from prodfusion._checks import FUSION_METHODS
+from prodfusion._checks import FUSION_METHODS, PROTOCOLS
 from prodfusion.cli.evaluate_steps import (
     _finish,
     _loaded_data,
@@ -107,11 +107,13 @@ def _heldout_opts(p: argparse.ArgumentParser) -> None:
                    help="Prod2Vec threads for the retraining on the training part (default: "
                         "the model's; where it gave none, one thread up to 2,000,000 training "
                         "clicks, reproducible, else every core)")
-    g.add_argument("--protocol", choices=["leave-last-out", "whole"], default="leave-last-out",
+    g.add_argument("--protocol", choices=list(PROTOCOLS), default="leave-last-out",
                    help="leave-last-out (default): the last transition of each held-out session "
-                        "/ one pair per held-out query product, the rest trains; whole: whole "
-                        "sessions / pairs held out (targets then lack click vectors far more "
-                        "often than the catalog does)")
+                        "/ one pair per held-out query product, the rest trains (a held-out "
+                        "session without its target; no pair equal to a held-out transition); "
+                        "whole: whole sessions / pairs held out (targets then lack click vectors "
+                        "far more often than the catalog does); leave-last-out-v24: the rule "
+                        "before the twenty-fifth session, to reproduce older figures")
 
 
 def _retrieval_opts(p: argparse.ArgumentParser) -> None:

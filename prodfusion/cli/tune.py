@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from prodfusion._checks import PROTOCOLS
+
 __all__ = ["add_tune_parser"]
 
 
@@ -178,7 +180,9 @@ def add_tune_parser(sub) -> None:
     p.add_argument("--objective", default="ndcg@15", help="ndcg@K or hitrate@K (default ndcg@15)")
     p.add_argument("--modalities", default=None, type=csv_list,
                    help="modalities to weigh (default: all the model has)")
-    p.add_argument("--protocol", choices=["leave-last-out", "whole"], default="leave-last-out")
+    p.add_argument("--protocol", choices=list(PROTOCOLS), default="leave-last-out",
+                   help="as `evaluate retrieval --protocol` (leave-last-out-v24: the rule "
+                        "before the twenty-fifth session)")
     p.add_argument("--test-fraction", type=float, default=0.2,
                    help="the evaluation's test part, set aside (default 0.2)")
     p.add_argument("--val-fraction", type=float, default=0.2,

@@ -31,13 +31,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from prodfusion._checks import PROTOCOLS
+
 if TYPE_CHECKING:
     from prodfusion.data.sessions import Sessions
 
 __all__ = ["PROTOCOLS", "leave_last_out_sessions", "leave_one_out_pairs", "slice_masks",
            "slice_flags", "paired_differences", "SLICE_PARTITIONS"]
 
-PROTOCOLS: tuple[str, ...] = ("leave-last-out", "whole")
+#: ``"leave-last-out-v24"`` is ``"leave-last-out"`` as it was until the twenty-fourth
+#: session, kept to reproduce the figures made with it: a held-out session's prefix trained
+#: with its target (a revisit, ``[a, b, a]`` held out as ``b → a``, then co-occurred in
+#: training), and co-interaction pairs equal to a held-out session transition trained too;
+#: pair queries were the products with two partners in the file's first column only.
+# (PROTOCOLS itself is listed in prodfusion._checks, so that the CLI need not load this.)
 
 #: Pairs of complementary slices; a gain made in only one of a pair is flagged.
 SLICE_PARTITIONS: tuple[tuple[str, str], ...] = (
@@ -48,11 +55,16 @@ SLICE_PARTITIONS: tuple[tuple[str, str], ...] = (
 )
 
 
-def leave_last_out_sessions(te: Sessions, catalog: Any):
+def leave_last_out_sessions(te: Sessions, catalog: Any, *, revisits: str = "drop-target"):
     """Test cases (last transition of each session) and the prefixes that stay in training.
 
     Returns ``(query_rows, target_rows, groups, prefixes, info)``; ``prefixes`` are Sessions
     (same keys) holding every click but the last, for sessions left with at least 2 clicks.
+    A test session's prefix trains **without its target** (``revisits="drop-target"``): in
+    ``[a, b, a]`` held out as ``b → a`` the prefix ``[a, b]`` would otherwise put the held-out
+    pair in training (the answer, from the very session being scored; on DIGINETICA's views
+    17 % of the test cases go back to a product viewed earlier in their session).
+    ``revisits="keep"`` is the rule before the twenty-fifth session.
     """
     from prodfusion.data.sessions import Sessions
 
@@ -68,9 +80,22 @@ def leave_last_out_sessions(te: Sessions, catalog: Any):
     ok = ok_len & oka & okb & (a != b)
     keep_len = np.repeat(lengths - 1, lengths)
     pos = f["position"].to_numpy()
-    in_prefix = (pos < keep_len) & (keep_len >= 2)
-    prefixes = Sessions(f.filter(pl.Series(in_prefix)))
+    in_prefix = pos < keep_len
+    n_removed = 0
+    if revisits == "drop-target":  # the target's earlier clicks of a scored session
+        target = np.repeat(np.where(ok, b, None), lengths)
+        hit = in_prefix & (pid == target)
+        n_removed = int(hit.sum())
+        in_prefix &= ~hit
+    kept = pl.Series(in_prefix)
+    prefixes = f.filter(kept)
+    n_left = prefixes.group_by("session").agg(pl.col("product_id").n_unique().alias("n"))
+    prefixes = prefixes.filter(pl.col("session").is_in(
+        n_left.filter(pl.col("n") >= 2)["session"].implode()))  # a co-click needs two
+    prefixes = Sessions(prefixes.with_columns(
+        pl.int_range(pl.len(), dtype=pl.Int64).over("session").alias("position")))
     info = {
+        "n_revisit_target_clicks_removed_from_prefixes": n_removed,
         "n_test_cases": int(ok.sum()),
         "n_prefix_sessions_in_training": len(prefixes),
         "n_prefix_clicks_in_training": prefixes.n_clicks,
@@ -79,17 +104,23 @@ def leave_last_out_sessions(te: Sessions, catalog: Any):
     return qa[ok], qb[ok], np.asarray(["s:" + str(k) for k in keys[ok]], dtype=object), prefixes, info
 
 
-def leave_one_out_pairs(pf: pl.DataFrame, test_fraction: float, seed: int, hash_unit):
+def leave_one_out_pairs(pf: pl.DataFrame, test_fraction: float, seed: int, hash_unit, *,
+                        undirected: bool = True):
     """Which pair rows are held out, and the held-out ``(a, b)`` per test query product.
 
     ``pf`` has columns ``session``, ``a``, ``b`` (one row per pair). Products with at least two
-    distinct partners are eligible; a seeded ``test_fraction`` of them are test queries, and
-    for each the pair with the smallest seeded hash of its unordered key is held out.
+    distinct partners are eligible — counted over both columns (``undirected``; before the
+    twenty-fifth session over the first column only, so a product only ever in the second
+    was never a query); a seeded ``test_fraction`` of them are test queries, and for each the
+    pair with the smallest seeded hash of its unordered key is held out.
     Returns ``(is_test (rows), test_a, test_b, info)``.
     """
     a = pf["a"].to_list()
     b = pf["b"].to_list()
     keys = [x + "\x1f" + y if x < y else y + "\x1f" + x for x, y in zip(a, b, strict=True)]
+    rows = keys  # the file's rows, which is_test marks
+    if undirected:  # each pair as seen from both of its products
+        a, b, keys = a + b, b + a, keys + keys
     frame = pl.DataFrame({"a": a, "b": b, "key": keys,
                           "h": hash_unit(keys, seed + 1)}).unique(["a", "key"], keep="first",
                                                                     maintain_order=True)
@@ -100,7 +131,7 @@ def leave_one_out_pairs(pf: pl.DataFrame, test_fraction: float, seed: int, hash_
     picked = (frame.filter(pl.col("a").is_in(pl.Series(chosen, dtype=pl.Utf8).implode()))
               .sort(["a", "h"]).group_by("a", maintain_order=True).first())
     test_keys = set(picked["key"].to_list())
-    is_test = np.fromiter((k in test_keys for k in keys), dtype=bool, count=len(keys))
+    is_test = np.fromiter((k in test_keys for k in rows), dtype=bool, count=len(rows))
     info = {"n_eligible_query_products": len(eligible), "n_test_query_products": len(chosen)}
     return is_test, np.asarray(picked["a"].to_list(), dtype=object), \
         np.asarray(picked["b"].to_list(), dtype=object), info

@@ -126,7 +126,8 @@ def test_presence_of_a_modality_cannot_reveal_the_held_out_targets():
 
 def test_protocol_name_is_checked(angle_model, angle_sessions):
     with pytest.raises(ParameterError, match=r"'protocol' parameter of split_interactions\(\) "
-                                             r"must be one of \['leave-last-out', 'whole'\]"):
+                                             r"must be one of \['leave-last-out', 'whole', "
+                                             r"'leave-last-out-v24'\]"):
         split_interactions(angle_model.catalog, angle_sessions, protocol="random")
 
 
@@ -318,3 +319,83 @@ def test_references_are_variants_everywhere(angle_model, angle_sessions):
     assert res["config"]["a"]["reference"] == "cooc"
     with pytest.raises(ParameterError, match="The 'cooc' baseline needs the training sessions"):
         Reference("cooc").recommend(heldout_recommender(angle_model, None), np.array([0]), 3)
+
+
+def _groups_shop():
+    """40 products in 10 groups of 4; 32 training sessions stay inside a group; the latest 8
+    sessions cross groups (``[p00, p05, p00]``-like): their last transition's pair co-occurs
+    nowhere else."""
+    n = 40
+    ids = [f"p{i:02d}" for i in range(n)]
+    cat = Catalog(pl.DataFrame({"product_id": ids, "title": [f"t{i}" for i in range(n)]}))
+    train = [[ids[4 * g + j] for j in (0, 1, 2)] for g in range(10)] * 3 + \
+        [[ids[1], ids[2]], [ids[5], ids[6]]]
+    cross = [(0, 5), (8, 13), (16, 21), (24, 29), (32, 37), (1, 10), (9, 18), (17, 26)]
+    return cat, ids, train, cross
+
+
+def _cooc_hit_rate(rec, **kw) -> float:
+    res = evaluate_retrieval(rec, test_fraction=0.2, k=15, n_boot=10, progress=False,
+                             variants=["cooc"], **kw)
+    return next(r["hit_rate"]["value"] for r in res["rows"]
+                if r["variant"] == "cooc" and r["slice"] == "all" and r["source"] == "sessions")
+
+
+def test_a_revisit_target_does_not_train_through_its_own_session():
+    """``[p00, p05, p00]`` held out as ``p05 → p00``: the prefix ``[p00, p05]`` trained, so
+    the held-out pair co-occurred in training and `cooc` found every target (1.0, the
+    twenty-fourth session's rule, kept as ``leave-last-out-v24``); the prefix now trains
+    without its target, and the check refuses a split where it does not."""
+    cat, ids, train, cross = _groups_shop()
+    test = [[ids[a], ids[b], ids[a]] for a, b in cross]
+    sessions = _timed(train + test, list(range(len(train))) + [1000 + i for i in range(8)])
+    text = Embeddings(np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32),
+                      np.ones(40, bool), "t")
+    rec = Recommender.from_embeddings(cat, {"text": text}, fusion="intermediate")
+    rec.prod2vec = Prod2VecParams(vector_size=8, epochs=1, workers=1)
+    assert _cooc_hit_rate(rec, sessions=sessions, protocol="leave-last-out-v24") == 1.0
+    assert _cooc_hit_rate(rec, sessions=sessions) == 0.0
+    split = split_interactions(cat, sessions, test_fraction=0.2)
+    assert split.info["sessions"]["n_revisit_target_clicks_removed_from_prefixes"] == 8
+    check_no_leak(split, cat)
+    old = split_interactions(cat, sessions, test_fraction=0.2, protocol="leave-last-out")
+    old.train = split_interactions(cat, sessions, test_fraction=0.2,
+                                   protocol="leave-last-out-v24").train
+    old.info["sessions"]["expected_prefix_clicks"] = int(
+        old.train.frame.filter(pl.col("session").str.starts_with("h:")).height)
+    with pytest.raises(ModelError, match=r"8 held-out session target\(s\) are in the training "
+                                         r"prefix of their own session"):
+        check_no_leak(old, cat)
+
+
+def test_a_pair_equal_to_a_held_out_session_transition_does_not_train():
+    """An untimed pairs file holding the test period's co-purchases (H&M's copurchase.csv
+    held 31 % of the held-out baskets' transitions): such a pair trains no more."""
+    cat, ids, train, cross = _groups_shop()
+    test = [[ids[a], ids[b]] for a, b in cross]
+    sessions = _timed(train + test, list(range(len(train))) + [1000 + i for i in range(8)])
+    in_group = [[ids[4 * g + i], ids[4 * g + j]] for g in range(10) for i in range(4)
+                for j in range(4) if i < j]
+    pairs = Sessions.from_lists(in_group + [[ids[a], ids[b]] for a, b in cross])
+    text = Embeddings(np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32),
+                      np.ones(40, bool), "t")
+    rec = Recommender.from_embeddings(cat, {"text": text}, fusion="intermediate")
+    rec.prod2vec = Prod2VecParams(vector_size=8, epochs=1, workers=1)
+    kw = dict(sessions=sessions, pairs=pairs)
+    assert _cooc_hit_rate(rec, **kw, protocol="leave-last-out-v24") == 1.0
+    assert _cooc_hit_rate(rec, **kw) == 0.0
+    split = split_interactions(cat, sessions, pairs, test_fraction=0.2)
+    assert split.info["pairs"]["n_train_pairs_dropped_as_held_out_session_transitions"] == 8
+    check_no_leak(split, cat)
+
+
+def test_pair_queries_are_counted_over_both_columns():
+    """A product only ever in a pairs file's second column can be a test query now (the
+    twenty-fourth session's rule counted partners in the first column only)."""
+    from prodfusion.evaluation.protocol import leave_one_out_pairs
+    from prodfusion.evaluation.split import _hash_unit
+
+    pf = pl.DataFrame({"session": ["0", "1", "2"], "a": ["x", "y", "z"], "b": ["h", "h", "h"]})
+    for undirected, want in ((True, ["h"]), (False, [])):
+        _, _, _, info = leave_one_out_pairs(pf, 0.999, 0, _hash_unit, undirected=undirected)
+        assert info["n_eligible_query_products"] == len(want)
