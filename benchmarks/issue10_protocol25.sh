@@ -16,7 +16,7 @@ RUNS=${RUNS:-runs}
 DATA=${PRODFUSION_SHARED_DATA:-../shared/data}
 H=$DATA/hm
 V=benchmarks/variants
-STEPS=${STEPS:-v24,old,def,digi,demo}
+STEPS=${STEPS:-v24,old,def,refs,digi,demo}
 INTER="--interactions $H/transactions.csv --session-cols customer_id,t_dat --item-col article_id --time-col t_dat --pairs $H/copurchase.csv"
 HMVARS="$V/single_clicks.json $V/single_cooc.json $V/tuned5.json $V/tuned5_profile_sessions.json $V/tuned5_profile_pairs.json baseline cooc+tfidf"
 if [[ $STEPS == *v24* ]]; then  # the old rule on the old build: the old report's figures
@@ -41,10 +41,18 @@ fi
 if [[ $STEPS == *def* ]]; then  # the README's command again: tuned and evaluated under the new rule
   RUNS=$RUNS STEPS=def DEF_DIR=hm_def27 DEF_OUT=hm_default_profiles_v25 bash benchmarks/issue10_profiles.sh
 fi
+if [[ $STEPS == *refs* ]]; then  # the new build beside every single modality and reference
+  $PY -m prodfusion.cli evaluate retrieval "$RUNS/hm_def27" $INTER --workers 1 \
+    --variants $V/single_text.json $V/single_image.json $V/single_clicks.json $V/single_lexical.json \
+    $V/single_cooc.json $V/tuned5.json $V/tuned5_profile_sessions.json $V/tuned5_profile_pairs.json \
+    tfidf cooc popular cooc+tfidf \
+    --note "model=$RUNS/hm_def27: the README's H&M build under the twenty-fifth session's protocol, beside every single modality and reference" \
+    --out docs/results/hm_default_profiles_v25_refs > "$RUNS/hm_def27_refs_eval.log" 2>&1
+fi
 if [[ $STEPS == *digi* ]]; then
   STEPS=digi SUFFIX=_v25 bash benchmarks/issue10_defaults.sh
 fi
 if [[ $STEPS == *demo* ]]; then
   STEPS=demo SUFFIX=_v25 bash benchmarks/issue10_defaults.sh
 fi
-echo "done: docs/results/{hm_default_profiles_noise_v25,hm_default_profiles_v25,diginetica_defaults_v25,demo_defaults_v25}"
+echo "done: docs/results/{hm_default_profiles_noise_v25,hm_default_profiles_v25,hm_default_profiles_v25_refs,diginetica_defaults_v25,demo_defaults_v25}"
