@@ -176,7 +176,8 @@ def split_interactions(
         how = "by time of the first event" if has_time else "by seeded hash of the session key"
         info["sessions"] = {
             "split": (f"last transition of each held-out session (sessions {how}); the rest "
-                      "of those sessions trains") if lolo else how,
+                      "of those sessions trains" + ("" if v24 else ", without the held-out "
+                                                    "target")) if lolo else how,
             "n_train_sessions": len(tr),
             "n_test_sessions": len(te),
             "n_train_clicks": tr.n_clicks,
@@ -234,8 +235,9 @@ def split_interactions(
         )
         info["pairs"] = {
             "split": ("one pair of each held-out query product (seeded hash; products with at "
-                      "least 2 partners), both directions; every other pair trains") if lolo
-            else "by seeded hash of the unordered pair",
+                      "least 2 partners), both directions; every other pair trains"
+                      + ("" if v24 else ", but none equal to a held-out session transition"))
+            if lolo else "by seeded hash of the unordered pair",
             "n_train_pairs": int(trains.sum()),
             "n_train_pairs_dropped_as_held_out_session_transitions": n_cross,
             "n_test_pairs_before_filter": len(pair_test[0]),
