@@ -39,12 +39,12 @@ if TYPE_CHECKING:
 __all__ = ["PROTOCOLS", "leave_last_out_sessions", "leave_one_out_pairs", "slice_masks",
            "slice_flags", "paired_differences", "SLICE_PARTITIONS"]
 
-#: ``"leave-last-out-v24"`` is ``"leave-last-out"`` as it was until the twenty-fourth
-#: session, kept to reproduce the figures made with it: a held-out session's prefix trained
-#: with its target (a revisit, ``[a, b, a]`` held out as ``b → a``, then co-occurred in
-#: training), and co-interaction pairs equal to a held-out session transition trained too;
-#: pair queries were the products with two partners in the file's first column only.
-# (PROTOCOLS itself is listed in prodfusion._checks, so that the CLI need not load this.)
+# PROTOCOLS (listed in prodfusion._checks, so that the CLI need not load this module):
+# "leave-last-out-v24" is "leave-last-out" as it was until the twenty-fourth session, kept to
+# reproduce the figures made with it: a held-out session's prefix trained with its target (a
+# revisit, [a, b, a] held out as b → a, then co-occurred in training), co-interaction pairs
+# equal to a held-out session transition trained too, and pair queries were the products with
+# two partners in the file's first column only.
 
 #: Pairs of complementary slices; a gain made in only one of a pair is flagged.
 SLICE_PARTITIONS: tuple[tuple[str, str], ...] = (
