@@ -218,10 +218,14 @@ class Variant:
 
 
 #: The paper's baseline: Prod2Vec neighbours, and text neighbours for products without clicks
-#: (or to fill a list when fewer than k products have clicks).
+#: (or to fill a list when fewer than k products have clicks), by raw cosines (``paper``):
+#: until the twenty-fifth session it took the model's own calibration and click confidence,
+#: which under ``zmean`` with ``n0`` reorder even one modality's neighbours (``c(n)`` of the
+#: candidate), so on a tuned model it scored below Prod2Vec alone.
 BASELINE = Variant(
     fusion="intermediate",
     modalities=("clicks",),
     fallback=("text",),
     name="baseline (Prod2Vec, text fallback)",
+    paper=True,
 )

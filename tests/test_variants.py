@@ -113,3 +113,24 @@ def test_offline_baseline_is_the_served_baseline_definition():
         (BASELINE.fusion, BASELINE.modalities, BASELINE.fallback)
     with pytest.raises(ParameterError, match="fallback"):
         VariantConfig("x", 1, "m", fallback=("smell",))
+
+
+def test_the_baseline_ranks_by_raw_cosines_whatever_the_models_weighting():
+    """The paper's baseline on a model tuned to ``zmean`` with click confidence: Prod2Vec's
+    own neighbours (it took the model's calibration before, and ``c(n)`` of the candidate
+    reordered them: on H&M's pairs it scored below Prod2Vec alone)."""
+    rng = np.random.default_rng(0)
+    n = 30
+    cat = Catalog(pl.DataFrame({"product_id": [f"{i:03d}" for i in range(n)],
+                                "title": [f"t{i}" for i in range(n)]}))
+    embs = {m: Embeddings(rng.normal(size=(n, 6)).astype(np.float32), np.ones(n, bool), m)
+            for m in ("text", "clicks")}
+    rec = Recommender.from_embeddings(cat, embs, fusion="intermediate")
+    rec.click_counts_ = rng.integers(1, 50, size=n)
+    rec.weights, rec.calibration, rec.click_n0 = {"text": 0.3, "clicks": 0.7}, "zmean", 2.0
+    rec._fusers, rec._searchers = {}, {}
+    q = np.arange(n)
+    raw = Variant("intermediate", ("clicks",), paper=True).recommend(rec, q, 5)
+    assert np.array_equal(BASELINE.recommend(rec, q, 5), raw)
+    tuned = Variant("intermediate", ("clicks",)).recommend(rec, q, 5)
+    assert not np.array_equal(tuned, raw)  # the model's weighting does reorder them
