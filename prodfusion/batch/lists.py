@@ -107,20 +107,21 @@ def stale_reasons(meta: dict, manifest: dict) -> list[str]:
     of = (meta.get("model") or {}).get("created")
     of_build = (meta.get("model") or {}).get("built")  # files written since the 25th session
     ids = ((meta.get("model") or {}).get("build_id"), m.get("build_id"))
-    if None not in ids and ids[0] != ids[1]:  # exact, where both record it
+    if None not in ids:  # exact, where both record it
+        other = ids[0] != ids[1]
+    elif of_build is not None and built is not None:
+        other = of_build != built
+    else:  # older files: judged by their build times
+        other = None
+    if other:
         earlier = (_epoch(of_build) or 0) < (_epoch(built) or 0)
         out.append(f"exported from {'an earlier build of the model' if earlier else 'another model'} "
                    f"(built {of_build}; this model was built {built})")
-    elif None not in ids:
-        pass  # the same build: only its added, changed or retired products differ
-    elif of_build is not None and built is not None and of_build != built:
-        earlier = (_epoch(of_build) or 0) < (_epoch(built) or 0)
-        out.append(f"exported from {'an earlier build of the model' if earlier else 'another model'} "
-                   f"(built {of_build}; this model was built {built})")
-    elif _epoch(of) is not None and _epoch(built) is not None and _epoch(of) < _epoch(built):
+    elif other is None and _epoch(of) is not None and _epoch(built) is not None \
+            and _epoch(of) < _epoch(built):
         out.append(f"exported from an earlier build of the model (built {of}; the model "
                    f"now was built {built})")
-    elif _epoch(of) is not None and _epoch(m.get("created")) is not None \
+    elif other is None and _epoch(of) is not None and _epoch(m.get("created")) is not None \
             and _epoch(of) > _epoch(m["created"]) + 1:
         out.append(f"exported from another model (one saved at {of}, after this model's "
                    f"last save at {m['created']})")

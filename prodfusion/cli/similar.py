@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import sys
 
-import numpy as np
-
 from prodfusion._checks import FUSION_METHODS
 from prodfusion.cli.options import csv_list
 
@@ -14,6 +12,8 @@ __all__ = ["add_similar_parser", "cmd_similar"]
 
 
 def cmd_similar(args) -> int:
+    import numpy as np
+
     from prodfusion.fusion.weights import parse_weights
     from prodfusion.index.backfill import score_or_none
     from prodfusion.querying import mark_backfilled

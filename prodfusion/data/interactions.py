@@ -426,9 +426,7 @@ def _unknown_ids_message(unknown: pl.Series, catalog: Catalog, n_unknown: int, n
            f"{', '.join(map(repr, ours.head(3).to_list()))} in the interactions, "
            f"{', '.join(map(repr, theirs.head(3).to_list()))} in the catalog. Ids are compared "
            f"as exact strings.")
-    wanted = pl.DataFrame({"c": ours}).select(_canonical_id(pl.col("c")))["c"]
-    have = pl.DataFrame({"c": theirs}).select(_canonical_id(pl.col("c")))["c"]
-    n_match = int(wanted.is_in(have.implode()).sum())
+    n_match = len(format_twins(ours, theirs))
     if n_match * 2 >= len(ours):
         msg += (f" {n_match:,} of the {len(ours):,} unknown ids match a catalog id once leading "
                 "zeros, a trailing '.0', case and spaces are ignored: one file was probably read "

@@ -104,6 +104,15 @@ def leave_last_out_sessions(te: Sessions, catalog: Any, *, revisits: str = "drop
     return qa[ok], qb[ok], np.asarray(["s:" + str(k) for k in keys[ok]], dtype=object), prefixes, info
 
 
+def pair_key(x: str, y: str) -> str:
+    """The unordered key of a pair of product ids.
+
+    >>> pair_key("b", "a") == pair_key("a", "b")
+    True
+    """
+    return x + "\x1f" + y if x < y else y + "\x1f" + x
+
+
 def leave_one_out_pairs(pf: pl.DataFrame, test_fraction: float, seed: int, hash_unit, *,
                         undirected: bool = True):
     """Which pair rows are held out, and the held-out ``(a, b)`` per test query product.
@@ -117,7 +126,7 @@ def leave_one_out_pairs(pf: pl.DataFrame, test_fraction: float, seed: int, hash_
     """
     a = pf["a"].to_list()
     b = pf["b"].to_list()
-    keys = [x + "\x1f" + y if x < y else y + "\x1f" + x for x, y in zip(a, b, strict=True)]
+    keys = [pair_key(x, y) for x, y in zip(a, b, strict=True)]
     rows = keys  # the file's rows, which is_test marks
     if undirected:  # each pair as seen from both of its products
         a, b, keys = a + b, b + a, keys + keys

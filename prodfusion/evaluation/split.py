@@ -15,6 +15,7 @@ import polars as pl
 
 from prodfusion._checks import check_real
 from prodfusion.errors import ModelError, ParameterError, param_error
+from prodfusion.evaluation.protocol import pair_key
 
 if TYPE_CHECKING:
     from prodfusion.data.sessions import Sessions
@@ -46,11 +47,6 @@ class Split:
     heldout: dict[str, HeldOut]
     test_session_keys: list[str]
     info: dict
-
-
-def _key(x: str, y: str) -> str:
-    """The unordered key of a pair of product ids."""
-    return x + "\x1f" + y if x < y else y + "\x1f" + x
 
 
 def _pairs_frame(sessions: Sessions) -> pl.DataFrame:
@@ -211,7 +207,7 @@ def split_interactions(
                                                          undirected=not v24)
             pair_test = (ta, tb)
         else:
-            keys = [x + "\x1f" + y if x < y else y + "\x1f" + x for x, y in zip(a, b, strict=True)]
+            keys = [pair_key(x, y) for x, y in zip(a, b, strict=True)]
             is_test = _hash_unit(keys, seed) < test_fraction
             pair_test = (np.asarray(a, dtype=object)[is_test], np.asarray(b, dtype=object)[is_test])
             pinfo = {}
@@ -223,9 +219,9 @@ def split_interactions(
             # co-purchases (on H&M, 31 % of the held-out baskets' transitions)
             ho = heldout["sessions"]
             ids = catalog.ids
-            held = {_key(x, y) for x, y in zip(ids[ho.query_rows], ids[ho.target_rows],
+            held = {pair_key(x, y) for x, y in zip(ids[ho.query_rows], ids[ho.target_rows],
                                                strict=True)}
-            cross = np.fromiter((_key(x, y) in held for x, y in zip(a, b, strict=True)),
+            cross = np.fromiter((pair_key(x, y) in held for x, y in zip(a, b, strict=True)),
                                 dtype=bool, count=len(a))
             n_cross = int((cross & trains).sum())
             trains &= ~cross
@@ -335,10 +331,10 @@ def _check_session_cases(hs: HeldOut, train: Sessions, catalog: Any) -> None:
             "The evaluation would score what the model has seen.")
     pairs = f.filter(pl.col("session").str.starts_with("p:"))
     if pairs.height:
-        held = {_key(x, y) for x, y in zip(q, t, strict=True)}
+        held = {pair_key(x, y) for x, y in zip(q, t, strict=True)}
         rows = pairs.group_by("session", maintain_order=True).agg(pl.col("product_id"))
         bad = [r for r in rows["product_id"].to_list()
-               if len(r) == 2 and _key(r[0], r[1]) in held]
+               if len(r) == 2 and pair_key(r[0], r[1]) in held]
         if bad:
             raise ModelError(
                 f"Leak: {len(bad)} training pair(s) equal a held-out session transition "

@@ -214,7 +214,7 @@ def preflight(experiment) -> None:
     """What would stop every worker at start-up, found before the server starts (one clear
     error, not a traceback per worker): a variant's model folder without a readable
     manifest, or a weighting profile its model lacks. Reads the manifests only."""
-    import json
+    from prodfusion.model_folder import read_manifest_file
 
     for v in experiment.variants:
         stamp = _stamp(Path(v.model))
@@ -222,8 +222,8 @@ def preflight(experiment) -> None:
             raise ModelError(f"variant {v.name!r}: model folder {str(v.model)!r} has no "
                              "readable manifest.json (check the path in the configuration).")
         if v.profile:
-            with open(os.path.join(stamp[0], "manifest.json"), encoding="utf-8") as fh:
-                profiles = (json.load(fh).get("settings") or {}).get("profiles") or {}
+            settings = read_manifest_file(Path(stamp[0])).get("settings") or {}
+            profiles = settings.get("profiles") or {}
             if v.profile not in profiles:
                 raise ModelError(
                     f"variant {v.name!r}: profile {v.profile!r} is not in the model "
