@@ -216,7 +216,7 @@ def split_interactions(
         if "sessions" in heldout and not v24:
             # a pair equal to a held-out session transition (either direction) is that
             # transition's answer: an untimed pairs file may hold the test period's
-            # co-purchases (on H&M, 31 % of the held-out baskets' transitions)
+            # co-purchases (on H&M, 32 % of the held-out baskets' transitions)
             ho = heldout["sessions"]
             ids = catalog.ids
             held = {pair_key(x, y) for x, y in zip(ids[ho.query_rows], ids[ho.target_rows],
