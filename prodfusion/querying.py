@@ -180,8 +180,11 @@ class QueryMixin(SearchMixin):
 
     def explain_rows(self, query_row: int, candidate_rows, *, fusion: str | None = None,
                      modalities: Sequence[str] | str | None = None, weights=None,
-                     calibration: str | None = None, profile: str | None = None) -> list[dict]:
-        """Row form of :meth:`explain` for internal callers (rows in, no id lookups)."""
+                     calibration: str | None = None, profile: str | None = None,
+                     weighting: Weighting | None = None) -> list[dict]:
+        """Row form of :meth:`explain` for internal callers (rows in, no id lookups);
+        ``weighting`` (e.g. a variant's :meth:`~prodfusion.variants.Variant.weighting_for`)
+        replaces ``weights`` / ``calibration`` / ``profile``."""
         from prodfusion.fusion.explain import explain_pairs
 
         # Not self.fuser(): fitting one copies every row's fused vectors (9 GB at 1M
@@ -190,7 +193,8 @@ class QueryMixin(SearchMixin):
         method = check_method(self.fusion_for(fusion, profile))
         mods = self._modalities_for(method, modalities)
         check_pairwise(method, mods, "explain()")
-        wt = self.weighting(mods, self._override(weights, calibration, profile, "explain()"))
+        wt = self.weighting(mods, weighting if weighting is not None
+                            else self._override(weights, calibration, profile, "explain()"))
         candidate_rows = np.asarray(candidate_rows, dtype=np.int64)
         out = explain_pairs(method, self.modality_data(), mods, wt, int(query_row),
                             candidate_rows, normalize=self.normalize, labels=self.late_labels_,

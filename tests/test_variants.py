@@ -134,3 +134,85 @@ def test_the_baseline_ranks_by_raw_cosines_whatever_the_models_weighting():
     assert np.array_equal(BASELINE.recommend(rec, q, 5), raw)
     tuned = Variant("intermediate", ("clicks",)).recommend(rec, q, 5)
     assert not np.array_equal(tuned, raw)  # the model's weighting does reorder them
+
+
+def _tuned_model(tmp_path):
+    """A saved model tuned to ``zmean`` with click confidence, under which the model's own
+    weighting reorders Prod2Vec's neighbours (the paper's baseline must not)."""
+    rng = np.random.default_rng(0)
+    n = 30
+    cat = Catalog(pl.DataFrame({"product_id": [f"{i:03d}" for i in range(n)],
+                                "title": [f"t{i}" for i in range(n)]}))
+    embs = {}
+    for m in ("text", "clicks"):
+        mask = np.ones(n, bool)
+        if m == "clicks":
+            mask[-5:] = False  # five products without clicks: the text fallback serves them
+        v = rng.normal(size=(n, 6)).astype(np.float32)
+        v[~mask] = 0
+        embs[m] = Embeddings(v, mask, m)
+    rec = Recommender.from_embeddings(cat, embs, fusion="intermediate")
+    rec.click_counts_ = rng.integers(1, 50, size=n)
+    rec.weights, rec.calibration, rec.click_n0 = {"text": 0.3, "clicks": 0.7}, "zmean", 2.0
+    return rec.save(tmp_path / "tuned")
+
+
+def test_a_paper_service_arm_serves_the_offline_baseline_on_a_tuned_model(tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from prodfusion.service.app import create_app
+    from prodfusion.service.experiments import ExperimentConfig, VariantConfig
+    from prodfusion.service.settings import ServiceSettings
+
+    folder = _tuned_model(tmp_path)
+    rec = Recommender.load(folder)
+    assert rec.calibration == "zmean" and rec.click_n0 == 2.0  # the tuning survived the save
+    n, k = len(rec.catalog), 5
+    q = np.arange(n)
+    offline = BASELINE.recommend(rec, q, k)
+    arms = {"paper": True, "tuned": False}
+    exp = ExperimentConfig("p", salt="s", variants=tuple(
+        VariantConfig(name, 1, folder, fusion="intermediate", modalities=("clicks",),
+                      fallback=("text",), paper=paper) for name, paper in arms.items()))
+    settings = ServiceSettings(experiment=exp, events=str(tmp_path / "ev.sqlite3"),
+                               reload_interval_s=0)
+    ids = rec.catalog.ids
+    with TestClient(create_app(settings)) as client:
+        alloc = client.app.state.allocation
+        visitor = {a: next(f"v{i}" for i in range(10_000) if alloc.variant_of(f"v{i}") == a)
+                   for a in arms}
+        assert client.get("/readyz").json()["variants"]["paper"]["paper"] is True
+        served = {a: [] for a in arms}
+        for row in q:
+            for a in arms:
+                got = client.get(f"/v1/similar/{ids[row]}?k={k}&visitor={visitor[a]}").json()
+                assert got["paper"] is arms[a]
+                served[a].append([rec.catalog.row_of(it["product_id"]) for it in got["items"]])
+        why = client.get(f"/v1/similar/{ids[0]}?k={k}&visitor={visitor['paper']}"
+                         "&explain=true").json()["items"]
+    assert np.array_equal(np.array(served["paper"]), offline)
+    assert not np.array_equal(np.array(served["tuned"]), offline)  # the model's weighting differs
+    # explained by the weighting it ranks by: raw cosines, equal weights, no click confidence
+    clicks = [it["explain"]["modalities"]["clicks"] for it in why]
+    assert all(c["calibrated"] == pytest.approx(c["raw"]) for c in clicks if c["raw"] is not None)
+
+
+def test_paper_arm_settings(tmp_path):
+    from prodfusion.errors import DataError
+    from prodfusion.service.experiments import VariantConfig
+    from prodfusion.service.settings import load_settings
+
+    folder = _tuned_model(tmp_path)
+    cfg = tmp_path / "serve.toml"
+    base = f'[experiment]\nname = "e"\n[[experiment.variants]]\nname = "b"\nmodel = "{folder}"\n'
+    cfg.write_text(base + 'modalities = ["clicks"]\nfallback = ["text"]\npaper = true\n')
+    (v,) = load_settings(cfg).experiment.variants
+    assert v.paper and v.variant("intermediate", ("text",)).paper
+    cfg.write_text(base + "paper = 'yes'\n")
+    with pytest.raises((ParameterError, DataError), match="paper"):
+        load_settings(cfg)
+    with pytest.raises(ParameterError, match="one of them"):
+        VariantConfig("x", 1, folder, paper=True, profile="pairs")
+    with pytest.raises(ParameterError, match="searched live"):
+        VariantConfig("x", 1, folder, paper=True, lists=tmp_path / "l.parquet")

@@ -269,6 +269,12 @@ class VariantConfig:
     profile : str or None
         One of the model's weighting profiles (``prodfusion tune --profile NAME``) to rank
         by; fusion then defaults to intermediate. None: the model's default weighting.
+    paper : bool
+        Rank by the paper's formulas (equal weights, raw cosines, no click confidence)
+        whatever weighting the model was tuned to, as the offline ``baseline`` does
+        (:data:`prodfusion.variants.BASELINE`): with ``modalities=("clicks",)`` and
+        ``fallback=("text",)`` the paper's baseline. Not with ``profile``, nor with
+        ``lists`` (``prodfusion export`` ranks by the model's weighting): searched live.
     """
 
     name: str
@@ -279,9 +285,20 @@ class VariantConfig:
     lists: Path | None = None
     fallback: tuple[str, ...] | None = None
     profile: str | None = None
+    paper: bool = False
 
     def __post_init__(self) -> None:
         where = f"variant {self.name!r}"
+        if not isinstance(self.paper, bool):
+            raise param_error("paper", where, "true or false", self.paper)
+        if self.paper and self.profile is not None:
+            raise ParameterError(
+                f"{where}: 'paper' ranks by the paper's equal raw weights and 'profile' by a "
+                "tuned weighting; give one of them.")
+        if self.paper and self.lists is not None:
+            raise ParameterError(
+                f"{where}: a 'paper' arm is searched live ('prodfusion export' ranks lists by "
+                "the model's weighting, not the paper's); remove 'lists'.")
         _check_name(self.name, "name", "a variant")
         check_real(self.weight, "weight", where, low=0, expected="a non-negative number")
         if self.fusion is not None and self.fusion not in FUSION_METHODS:
@@ -321,7 +338,8 @@ class VariantConfig:
 
         return Variant(self.fusion or ("intermediate" if self.profile else fusion),
                        tuple(self.modalities or modalities),
-                       fallback=self.fallback, name=self.name, profile=self.profile)
+                       fallback=self.fallback, name=self.name, profile=self.profile,
+                       paper=self.paper)
 
 
 @dataclass(frozen=True)

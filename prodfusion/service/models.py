@@ -246,6 +246,8 @@ def _load(path: Path, variants: list[VariantConfig], images: Path | None,
         try:
             # builds (or loads) and caches what similar() searches with: fusion or index
             rec.similar(probe, 1, fusion=v.fusion, modalities=v.modalities, profile=v.profile)
+            if v.paper:  # the paper's weighting searches with its own fuser or index
+                v.variant(*v.resolve(rec)).recommend_scored(rec, [0], 1)
             # and a product the zero-weight fallback ranks: its index too is built before
             # the model goes live, not on the first request for a new product
             cold = rec.fallback_query(v.fusion, v.modalities, v.profile)
@@ -253,7 +255,7 @@ def _load(path: Path, variants: list[VariantConfig], images: Path | None,
                 rec.similar(str(rec.catalog.ids[cold]), 1, fusion=v.fusion,
                             modalities=v.modalities, profile=v.profile)
         except Exception as exc:
-            prof = f", profile={v.profile}" if v.profile else ""
+            prof = f", profile={v.profile}" if v.profile else ", paper" if v.paper else ""
             raise ModelError(
                 f"Model folder {stamp[0]!r} cannot serve variant {v.name!r} "
                 f"(fusion={v.fusion or rec.fusion}, modalities={v.modalities or rec.modalities}"

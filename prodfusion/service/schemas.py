@@ -161,6 +161,8 @@ class SimilarOut(BaseModel):
     fusion: str
     profile: str | None = Field(default=None, description="the model's weighting profile "
                                 "this variant ranks by (null: its default weighting)")
+    paper: bool = Field(default=False, description="true: this variant ranks by the paper's "
+                        "equal raw weights, whatever the model was tuned to")
     modalities: list[str]
     model: str
     shop_url: str | None

@@ -21,6 +21,7 @@ A configuration file (``.toml``, ``.yaml`` or ``.yml``)::
     fusion = "intermediate"
     modalities = ["clicks"]            # the paper's baseline: Prod2Vec neighbours ...
     fallback = ["text"]                # ... and text neighbours where clicks cannot fill k
+    paper = true                       # ... by raw cosines, whatever the model was tuned to
 
     [[experiment.variants]]
     name = "fusion"
@@ -185,7 +186,7 @@ _SERVICE_KEYS = ({f.name for f in fields(ServiceSettings)} - {"experiment"}) | {
 SECRET_ENV = "PRODFUSION_AB_SECRET"
 _EXPERIMENT_KEYS = {"name", "salt", "control", "variants"}
 _VARIANT_KEYS = {"name", "weight", "model", "fusion", "modalities", "lists", "fallback",
-                 "profile"}
+                 "profile", "paper"}
 
 
 def _read_config(path: Path) -> dict:
@@ -275,6 +276,7 @@ def load_settings(path: str | os.PathLike, **overrides: Any) -> ServiceSettings:
                 lists=None if lists is None else lists if lists.is_absolute() else base / lists,
                 fallback=tuple(v["fallback"]) if v.get("fallback") is not None else None,
                 profile=v.get("profile"),
+                paper=v.get("paper", False),
             )
         )
     if "name" not in exp:

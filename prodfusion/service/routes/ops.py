@@ -26,7 +26,8 @@ def readyz(request: Request):
     return {
         "status": "ready",
         "experiment": exp.name,
-        "variants": {v.name: {**reg.get(v.name)[0].describe(), "profile": v.profile}
+        "variants": {v.name: {**reg.get(v.name)[0].describe(), "profile": v.profile,
+                            "paper": v.paper}
                      for v in exp.variants},
         "reload_errors": {**reg.public_errors(), **st.lists.public_errors()},
         "lists": st.lists.describe(),

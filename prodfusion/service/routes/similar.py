@@ -57,8 +57,8 @@ def similar(
     settings = st.settings
     model, vcfg, variant = served.model, served.config, served.variant
     rec = model.recommender
-    key = (vcfg.fusion, vcfg.modalities, vcfg.fallback, vcfg.profile, product_id, k,
-           same_category, tuple(exclude), exclude_group)
+    key = (vcfg.paper, vcfg.fusion, vcfg.modalities, vcfg.fallback, vcfg.profile, product_id,
+           k, same_category, tuple(exclude), exclude_group)
     lists = None if (same_category or exclude or exclude_group or explain) \
         else st.lists.get(variant)
     path = "lists"  # which path answers: precomputed lists, result cache, live search
@@ -82,7 +82,8 @@ def similar(
         rows, scores = r[0][r[0] >= 0], s[0][r[0] >= 0]
         why = mark_backfilled(rec.explain_rows(q, rows, fusion=arm.fusion,
                                                modalities=vcfg.modalities,
-                                               profile=vcfg.profile), scores) \
+                                               profile=vcfg.profile,
+                                               weighting=arm.weighting_for(rec)), scores) \
             if explain else None
         items = []
         for rank, (row, score) in enumerate(zip(rows, scores, strict=True), start=1):
@@ -101,7 +102,7 @@ def similar(
     attribution = st.attribution
     exp = settings.experiment
     rid = attribution.issue(served.visitor, variant, product_id,
-                            params="|".join(map(str, key[3:])))
+                            params="|".join(map(str, key[4:])))
     rest = dumps({
         "experiment": exp.name,
         "variant": variant,
@@ -110,6 +111,7 @@ def similar(
         "target_sigs": attribution.target_sigs(rid, shown),
         "fusion": rec.fusion_for(vcfg.fusion, vcfg.profile),  # a profile ranks intermediate
         "profile": vcfg.profile,
+        "paper": vcfg.paper,
         "modalities": list(vcfg.modalities or rec.modalities),
         "model": model.model_id,
         "shop_url": settings.shop_url.format(product_id=quote_id(product_id))
