@@ -8,7 +8,8 @@
 # benchmarks/issue10_protocol25.sh`); builds DIGINETICA's and the demo shop's default models
 # into $RUNS when missing. Data: ../shared/data (PRODFUSION_SHARED_DATA).
 # Usage: RUNS=/tmp/base bash benchmarks/issue10_replay26.sh   (about 35 minutes on the 2-core VM;
-# STEPS=eval,replay,seeds,digi,demo selects steps)
+# STEPS=eval,replay,seeds,digi,demo selects steps; STEPS=purch, not in the default: the default
+# build on DIGINETICA's purchases, data no issue 10 choice was made on, about 5 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f .venv/bin/activate ] && . .venv/bin/activate
@@ -79,5 +80,16 @@ make_synthetic('$RUNS/demo_data', n_products=2400, seed=0, similar_rate=SIMILAR_
   ev replay "$RUNS/demod_v26" $DD --a cooc \
     --note "model=$RUNS/demod_v26: prodfusion build with its defaults on the demo's synthetic shop; A = cooc counts, B = the model's own weighting" \
     --out $R/demo_replay_v26 > "$RUNS/demod_v26_replay.log" 2>&1
+fi
+if [[ $STEPS == *purch* ]]; then  # out of sample: DIGINETICA's purchases, the default build
+  DP="--interactions $D/train-purchases.csv --session-cols sessionId --item-col itemId --time-col eventdate,timeframe --sep ;"
+  mkdir -p runs; $PY benchmarks/diginetica_catalogs.py whole --data "$D"
+  rm -rf "$RUNS/digipd_v26"
+  /usr/bin/time -v $PY -m prodfusion.cli build --catalog runs/digi_full_catalog.csv --text none --image none $DP \
+    --workers 1 --cache-dir none --out "$RUNS/digipd_v26" > "$RUNS/digipd_v26_build.log" 2>&1
+  ev retrieval "$RUNS/digipd_v26" $DP --variants $V/single_clicks.json $V/single_cooc.json \
+    $V/tuned_digi.json cooc popular \
+    --note "model=$RUNS/digipd_v26: prodfusion build with its defaults (--text none --image none: clicks + cooc, tuned) on DIGINETICA's purchases (whole catalog; out-of-sample check)" \
+    --out $R/diginetica_purchases_defaults_v26 > "$RUNS/digipd_v26_eval.log" 2>&1
 fi
 echo "done: $R/{hm_default_profiles_v25,hm_default_profiles_noise_v25,hm_replay_v26_*,hm_pairs_seed1,hm_pairs_seed2,diginetica_replay_v26,demo_replay_v26}"
