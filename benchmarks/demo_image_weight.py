@@ -24,7 +24,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("demo_dir")
     ap.add_argument("--out", default="docs/results/demo_image_weight.md")
-    ap.add_argument("--grid", default="0,0.01,0.02,0.05,0.1,0.2")
+    ap.add_argument("--grid", default="0,0.01,0.02,0.05,0.1,0.2,0.3,0.4,0.5")
     args = ap.parse_args()
     from prodfusion.data.interactions import read_interactions
     from prodfusion.data.sessions import clean_sessions
