@@ -58,6 +58,11 @@ def test_default_build_adds_lexical_and_cooc_and_tunes(shop, capsys):
     tuning = m["tuning"]
     assert set(tuning["weights"]) == {"text", "clicks", "lexical", "cooc"}
     assert "tuned: intermediate fusion, weights" in out.out
+    # whether fusing paid on validation, with its noise, named
+    g = tuning["gain"]
+    assert f"gain over {g['over']} on validation: ndcg@15 {g['value']:+.4f}" in out.out
+    assert g["over"] == max((k for k in tuning["reference_scores"] if k.endswith(" alone")),
+                            key=tuning["reference_scores"].get)
     assert "tuning the fusion weights on held-out interactions" in out.err
     rec = Recommender.load(shop / "model")
     assert rec.fusion == "intermediate"

@@ -332,6 +332,7 @@ def _tune_profiles(args, rec, sessions, pairs) -> None:
 
 
 def _tuning_summary(res: dict, profiles: dict | None = None) -> str:
+    from prodfusion.cli.tune import gain_line
     from prodfusion.fusion.weighting import format_n0
     from prodfusion.fusion.weights import format_weights
 
@@ -346,6 +347,9 @@ def _tuning_summary(res: dict, profiles: dict | None = None) -> str:
     if best is not None:
         line += f" (best single: {best[0]} {best[1]:.4f})"
     line += f" on {res['split']['n_validation_cases']:,} cases, {res['seconds']:.0f}s"
+    gain = gain_line(res)
+    if gain:
+        line += "\n" + gain
     for kind, entry in (profiles or {}).items():
         prof = entry["tuning"]
         line += (f"\n  profile {kind!r}: weights {format_weights(prof['weights'])}, calibration "
@@ -354,6 +358,9 @@ def _tuning_summary(res: dict, profiles: dict | None = None) -> str:
                  f"validation {prof['objective']} on "
                  f"the {kind} {prof['validation_score']:.4f}, {prof['seconds']:.0f}s "
                  f"(`similar --profile {kind}`)")
+        gain = gain_line(prof, f"profile {kind!r}: ")
+        if gain:
+            line += "\n" + gain
     if res.get("slice_safe_but_sources"):
         line += ("\n  note: no weighting kept every kind of interaction (--interactions, --pairs) "
                  f"at its best single modality; this one keeps the worst of them at "

@@ -103,6 +103,9 @@ def cmd_tune(args) -> int:
           f"split(s) ({res['n_configs']} configurations, {res['seconds']:.1f}s); for reference:")
     for name, v in res["reference_scores"].items():
         print(f"    {name:<36} {v:.4f}")
+    line = gain_line(res)
+    if line:
+        print(line)
     print(f"  by validation slice (tuned vs the best single modality"
           f"{'' if res['slice_safe'] else '; NOT met in every slice of '}"
           f"{'' if res['slice_safe'] else str(res['search']['min_slice_cases']) + '+ cases'}):")
@@ -121,6 +124,32 @@ def cmd_tune(args) -> int:
               f"{res.get('worst_source_share', float('nan')):.0%} of it. To serve one kind, "
               "tune for it: --validate-on sessions|pairs, each into its own --profile")
     return 0
+
+
+def gain_line(res: dict, label: str = "") -> str | None:
+    """The tuned weighting's validation gain over the best modality alone, with its noise:
+    does fusing pay on this data? (``None`` for a tuning record without ``gain``.)
+
+    >>> print(gain_line({"gain": {"over": "text alone", "value": 0.0014, "se": 0.0009},
+    ...                  "objective": "ndcg@15"}))
+      gain over text alone on validation: ndcg@15 +0.0014 (one standard error 0.0009): within the noise (under 1.96 standard errors); the fusion may serve no better than text alone
+    """
+    g = res.get("gain")
+    if not g:
+        return None
+    v, se = g["value"], g["se"]
+    if abs(v) <= 1e-12:
+        verdict = f"none: the choice ranks as {g['over']} does"
+    elif v > 1.96 * se:
+        verdict = "above the noise (over 1.96 standard errors)"
+    elif v < -1.96 * se:
+        verdict = ("below the noise (kept for the validation slices or kinds of interaction "
+                   "it holds at their best)")
+    else:
+        verdict = (f"within the noise (under 1.96 standard errors); the fusion may serve no "
+                   f"better than {g['over']}")
+    return (f"  {label}gain over {g['over']} on validation: {res['objective']} {v:+.4f} (one standard "
+            f"error {se:.4f}): {verdict}")
 
 
 #: Modalities a product has only once it has been clicked (or bought) in the training data.

@@ -224,7 +224,10 @@ def tune_weights(
     mean over the splits), ``selection_criterion``, ``slice_safe``, ``validation_slices``
     (per slice: cases, the choice, each modality alone and the best of them),
     ``reference_scores`` (equal weights and each modality alone, on the same validation
-    cases), ``n_configs``, ``split`` (counts), ``search`` (the settings) and ``fingerprints``.
+    cases), ``gain`` (``over``: the best modality alone; ``value``: the choice's validation
+    objective minus that modality's; ``se``: one standard error of the paired per-case
+    difference, a case counted once over the splits: whether fusing pays on this data beyond
+    the validation noise), ``n_configs``, ``split`` (counts), ``search`` (the settings) and ``fingerprints``.
 
     Raises
     ------
@@ -533,11 +536,14 @@ def tune_weights(
     refs = {"equal weights (calibration none)": cache[key_of(equal, "none", None, True)][2]}
     for m in mods:  # exact zeros here: the modality really alone
         refs[f"{m} alone"] = singles[m][0]
-    chosen_vals = None
-    if slice_noise > 0:  # the chosen weighting's per-case values, for each slice's noise
-        chosen_vals = []
-        measure(weighting(w, cal, n0, fallback), chosen_vals)
-        chosen_vals = np.concatenate(chosen_vals)
+    # the chosen weighting's per-case values: each slice's noise, and the gain's
+    chosen_vals: list = []
+    measure(weighting(w, cal, n0, fallback), chosen_vals)
+    chosen_vals = np.concatenate(chosen_vals)
+    gain = {"over": f"{best_single} alone", "value": float(score - singles[best_single][0]),
+            "se": float(_paired_se(chosen_vals, v_best, groups, case_src))}
+    if slice_noise <= 0:
+        chosen_vals = None
     slices = {name: {"n": n, "tuned": v, "best single": floor[name],
                      "se": None if chosen_vals is None else slice_se(name, chosen_vals),
                      **{f"{m} alone": singles[m][1][name][0] for m in mods}}
@@ -577,6 +583,7 @@ def tune_weights(
         "slice_safe_but_sources": is_safe == 1,
         **({"worst_source_share": crit} if is_safe == 1 else {}),
         "selection_criterion": crit,
+        "gain": gain,
         "validation_slices": slices,
         **({"shrinkage": shrunk} if shrunk is not None else {}),
         "n_configs": len(cache),

@@ -610,3 +610,55 @@ def test_tune_explains_a_cold_target_slice_only_where_the_weights_cause_it():
     assert slice_notes(res({"clicks": 1.0, "text": 0.0}, tuned=0.02)) == []
     assert slice_notes(res({"clicks": 1.0, "text": 0.0}, n=19)) == []
     assert slice_notes(res({"clicks": 1.0, "text": 0.0}, safe=True)) == []
+
+
+def _two_halves(seed=0, n=160):
+    """Titles carry half of what decides the next product, photos the other half: each
+    product's next one is its nearest by both (concatenated); either alone finds it less
+    often, so fusing them pays beyond the noise."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(size=(n, 6)), rng.normal(size=(n, 6))
+    ids = [f"{i:04d}" for i in range(n)]
+    cat = Catalog(pl.DataFrame({"product_id": ids, "title": [f"t{i}" for i in range(n)]}))
+    rec = Recommender.from_embeddings(cat, {
+        "text": Embeddings(a.astype(np.float32), np.ones(n, bool), "half-a"),
+        "image": Embeddings(b.astype(np.float32), np.ones(n, bool), "half-b")},
+        fusion="intermediate")
+    rec.prod2vec = Prod2VecParams(vector_size=8, epochs=2, workers=1, min_count=1)
+    ua = a / np.linalg.norm(a, axis=1, keepdims=True)
+    ub = b / np.linalg.norm(b, axis=1, keepdims=True)
+    sim = ua @ ua.T + ub @ ub.T
+    np.fill_diagonal(sim, -np.inf)
+    near = np.argsort(-sim, axis=1)[:, :2]
+    lists = []
+    for _ in range(500):
+        s = [int(rng.integers(n))]
+        s.append(int(near[s[0], rng.integers(2)]))
+        lists.append([ids[i] for i in s])
+    frame = pl.DataFrame({
+        "session": [f"s{i:03d}" for i, s in enumerate(lists) for _ in s],
+        "position": [j for s in lists for j in range(len(s))],
+        "product_id": [p for s in lists for p in s],
+        "ts": [float(t) for t, s in enumerate(lists) for _ in s]})
+    return rec, Sessions(frame)
+
+
+def test_the_gain_over_the_best_single_modality_is_reported_with_its_noise():
+    from prodfusion.cli.tune import gain_line
+
+    # photos are noise: the choice ranks as the titles do, no gain to speak of
+    rec, sessions, _ = _shop()
+    res = tune_weights(rec, sessions=sessions, **KW)
+    g = res["gain"]
+    assert g["over"] == "text alone" and g["se"] >= 0
+    assert g["value"] == pytest.approx(res["validation_score"]
+                                       - res["reference_scores"]["text alone"])
+    assert not g["value"] > 1.96 * g["se"]
+    assert "above the noise" not in gain_line(res)
+    # titles and photos each carry half the answer: fusing pays, beyond the noise
+    rec, sessions = _two_halves()
+    res = tune_weights(rec, sessions=sessions, **KW)
+    g = res["gain"]
+    assert min(res["weights"].values()) > 0.1
+    assert g["value"] > 1.96 * g["se"] > 0
+    assert "above the noise" in gain_line(res)
