@@ -7,9 +7,9 @@
 # Needs $RUNS/hm_def27 (the README's H&M build: `RUNS=... STEPS=def bash
 # benchmarks/issue10_protocol25.sh`); builds DIGINETICA's and the demo shop's default models
 # into $RUNS when missing. Data: ../shared/data (PRODFUSION_SHARED_DATA).
-# Usage: RUNS=/tmp/base bash benchmarks/issue10_replay26.sh   (about 35 minutes on the 2-core VM;
+# Usage: RUNS=/tmp/base bash benchmarks/issue10_replay26.sh   (11 minutes on the 2-core VM;
 # STEPS=eval,replay,seeds,digi,demo selects steps; STEPS=purch, not in the default: the default
-# build on DIGINETICA's purchases, data no issue 10 choice was made on, about 5 minutes)
+# build on DIGINETICA's purchases, data no issue 10 choice was made on, about 1 minute)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f .venv/bin/activate ] && . .venv/bin/activate
