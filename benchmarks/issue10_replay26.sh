@@ -9,7 +9,11 @@
 # into $RUNS when missing. Data: ../shared/data (PRODFUSION_SHARED_DATA).
 # Usage: RUNS=/tmp/base bash benchmarks/issue10_replay26.sh   (11 minutes on the 2-core VM;
 # STEPS=eval,replay,seeds,digi,demo selects steps; STEPS=purch, not in the default: the default
-# build on DIGINETICA's purchases, data no issue 10 choice was made on, about 1 minute)
+# build on DIGINETICA's purchases, data no issue 10 choice was made on, about 1 minute;
+# STEPS=cat, not in the default: with the catalog's categories — DIGINETICA's views on the
+# whole catalog with the category and popularity modalities, and H&M's build — beside the
+# category references `cooc+category` and `popular+category` (the category's bestsellers),
+# each model also tuned without the slice rule into profile 'free'; about 10 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f .venv/bin/activate ] && . .venv/bin/activate
@@ -91,5 +95,27 @@ if [[ $STEPS == *purch* ]]; then  # out of sample: DIGINETICA's purchases, the d
     $V/tuned_digi.json cooc popular \
     --note "model=$RUNS/digipd_v26: prodfusion build with its defaults (--text none --image none: clicks + cooc, tuned) on DIGINETICA's purchases (whole catalog; out-of-sample check)" \
     --out $R/diginetica_purchases_defaults_v26 > "$RUNS/digipd_v26_eval.log" 2>&1
+fi
+if [[ $STEPS == *cat* ]]; then  # with the catalog's categories
+  mkdir -p runs; $PY benchmarks/diginetica_catalogs.py whole --data "$D"
+  rm -rf "$RUNS/digifcp_v26"
+  $PY -m prodfusion.cli build --catalog runs/digi_full_catalog.csv --category-col category --text none \
+    --image none $DI --workers 1 --category-modality --popularity --cache-dir none \
+    --out "$RUNS/digifcp_v26" > "$RUNS/digifcp_v26_build.log" 2>&1
+  $PY -m prodfusion.cli tune "$RUNS/digifcp_v26" --no-slice-safe --profile free --quiet \
+    > "$RUNS/digifcp_v26_free.log" 2>&1
+  ev retrieval "$RUNS/digifcp_v26" $DI --variants $V/single_clicks.json $V/single_cooc.json \
+    $V/single_category.json $V/single_popularity.json $V/tuned_digi_catpop.json \
+    $V/tuned_digi_catpop_free.json cooc popular cooc+category popular+category \
+    --note "model=$RUNS/digifcp_v26: DIGINETICA's whole catalog (184,047 items) with the category and popularity modalities, tuned by the build; profile 'free' tuned with --no-slice-safe" \
+    --out $R/diginetica_category_v26 > "$RUNS/digifcp_v26_eval.log" 2>&1
+  rm -rf "$RUNS/hm_def27_free"; cp -r "$M" "$RUNS/hm_def27_free"
+  $PY -m prodfusion.cli tune "$RUNS/hm_def27_free" $INTER --no-slice-safe --profile free --quiet \
+    > "$RUNS/hm_def27_free.log" 2>&1
+  ev retrieval "$RUNS/hm_def27_free" $INTER --variants $V/single_text.json $V/single_image.json \
+    $V/single_clicks.json $V/single_lexical.json $V/tuned5.json $V/tuned5_profile_sessions.json \
+    $V/tuned5_profile_pairs.json $V/tuned5_profile_free.json tfidf cooc+tfidf cooc+category popular+category \
+    --note "model=$RUNS/hm_def27_free: the README's H&M build, with profile 'free' tuned on both sources with --no-slice-safe; beside the category references" \
+    --out $R/hm_category_v26 > "$RUNS/hm_def27_free_eval.log" 2>&1
 fi
 echo "done: $R/{hm_default_profiles_v25,hm_default_profiles_noise_v25,hm_replay_v26_*,hm_pairs_seed1,hm_pairs_seed2,diginetica_replay_v26,demo_replay_v26}"

@@ -308,6 +308,19 @@ def test_cooc_then_same_category_popular_ranks_as_counted_by_hand(shop, shop_wit
         Reference("cooc+category").recommend(shop, np.array([0]), 3)
 
 
+def test_category_bestsellers_rank_as_counted_by_hand(shop, shop_with_categories):
+    # categories: p0 p1 p2 shirts, p3 none, p4 p5 hats; popularity [4, 1, 1, 3, 0, 4]
+    rec = shop_with_categories
+    rows = Reference("popular+category").recommend(rec, np.array([0, 4, 1, 3]), 3).tolist()
+    assert rows[0] == [1, 2, -1]  # the other shirts, most clicked first (1, 1: tie by row)
+    assert rows[1] == [5, -1, -1]  # the other hat
+    assert rows[2] == [0, 2, -1]  # p0 (4 clicks) before p2 (1)
+    assert rows[3] == [-1, -1, -1]  # no category: nothing (no co-occurrence level)
+    assert parse_variant("Popular+Category") == Reference("popular+category")
+    with pytest.raises(ParameterError, match="'popular\\+category' baseline needs"):
+        Reference("popular+category").recommend(shop, np.array([0]), 3)
+
+
 def test_references_are_variants_everywhere(angle_model, angle_sessions):
     assert parse_variant("Cooc+TFIDF") == Reference("cooc+tfidf")
     assert parse_variant("popular", default_model="m").model == "m"

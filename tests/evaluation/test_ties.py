@@ -85,7 +85,8 @@ def _lists_from_levels(scorers, rows, k):
     return np.array(out)
 
 
-@pytest.mark.parametrize("kind", ["cooc", "tfidf", "popular", "cooc+tfidf", "cooc+category"])
+@pytest.mark.parametrize("kind", ["cooc", "tfidf", "popular", "cooc+tfidf", "cooc+category",
+                                  "popular+category"])
 def test_reference_scores_rank_exactly_as_the_lists_served(shop_with_categories, kind):
     shop = shop_with_categories
     rows = np.arange(6)
