@@ -147,7 +147,7 @@ def cmd_build(args) -> int:
     out = rec.save(out_dir, overwrite=args.overwrite)
     print(_build_summary(rec, out, time.perf_counter() - t0))
     if tuned is not None:
-        print(_tuning_summary(tuned, rec.profiles))
+        print(_tuning_summary(tuned, rec.profiles, str(out)))
     else:
         print(_weights_line(rec))
     return 0
@@ -331,8 +331,8 @@ def _tune_profiles(args, rec, sessions, pairs) -> None:
             print(f"warning: weighting profile {kind!r} not tuned ({e}).", file=sys.stderr)
 
 
-def _tuning_summary(res: dict, profiles: dict | None = None) -> str:
-    from prodfusion.cli.tune import gain_line
+def _tuning_summary(res: dict, profiles: dict | None = None, model: str = "MODEL") -> str:
+    from prodfusion.cli.tune import gain_line, unconstrained_line
     from prodfusion.fusion.weighting import format_n0
     from prodfusion.fusion.weights import format_weights
 
@@ -347,9 +347,9 @@ def _tuning_summary(res: dict, profiles: dict | None = None) -> str:
     if best is not None:
         line += f" (best single: {best[0]} {best[1]:.4f})"
     line += f" on {res['split']['n_validation_cases']:,} cases, {res['seconds']:.0f}s"
-    gain = gain_line(res)
-    if gain:
-        line += "\n" + gain
+    for extra in (gain_line(res), unconstrained_line(res, str(model))):
+        if extra:
+            line += "\n" + extra
     for kind, entry in (profiles or {}).items():
         prof = entry["tuning"]
         line += (f"\n  profile {kind!r}: weights {format_weights(prof['weights'])}, calibration "
@@ -358,9 +358,10 @@ def _tuning_summary(res: dict, profiles: dict | None = None) -> str:
                  f"validation {prof['objective']} on "
                  f"the {kind} {prof['validation_score']:.4f}, {prof['seconds']:.0f}s "
                  f"(`similar --profile {kind}`)")
-        gain = gain_line(prof, f"profile {kind!r}: ")
-        if gain:
-            line += "\n" + gain
+        for extra in (gain_line(prof, f"profile {kind!r}: "),
+                      unconstrained_line(prof, str(model), f"profile {kind!r}: ")):
+            if extra:
+                line += "\n" + extra
     if res.get("slice_safe_but_sources"):
         line += ("\n  note: no weighting kept every kind of interaction (--interactions, --pairs) "
                  f"at its best single modality; this one keeps the worst of them at "

@@ -103,9 +103,9 @@ def cmd_tune(args) -> int:
           f"split(s) ({res['n_configs']} configurations, {res['seconds']:.1f}s); for reference:")
     for name, v in res["reference_scores"].items():
         print(f"    {name:<36} {v:.4f}")
-    line = gain_line(res)
-    if line:
-        print(line)
+    for line in (gain_line(res), unconstrained_line(res, args.model)):
+        if line:
+            print(line)
     print(f"  by validation slice (tuned vs the best single modality"
           f"{'' if res['slice_safe'] else '; NOT met in every slice of '}"
           f"{'' if res['slice_safe'] else str(res['search']['min_slice_cases']) + '+ cases'}):")
@@ -150,6 +150,28 @@ def gain_line(res: dict, label: str = "") -> str | None:
                    f"better than {g['over']}")
     return (f"  {label}gain over {g['over']} on validation: {res['objective']} {v:+.4f} (one standard "
             f"error {se:.4f}): {verdict}")
+
+
+def unconstrained_line(res: dict, model: str = "MODEL", label: str = "") -> str | None:
+    """What the slice rule gave up on validation, where it ruled out a higher-scoring
+    weighting (``None`` otherwise), and how to keep that one as a profile to compare.
+
+    >>> print(unconstrained_line({"objective": "ndcg@15", "unconstrained": {
+    ...     "weights": {"category": 0.75, "popularity": 0.25}, "calibration": "none",
+    ...     "validation_score": 0.101, "cost": 0.032}}, "m"))
+      the slice rule ruled out category=0.75, popularity=0.25, calibration none: ndcg@15 0.1010 on validation (+0.0320); it keeps every validation slice at its best single modality. To compare: prodfusion tune m --no-slice-safe --profile free
+    """
+    from prodfusion.fusion.weights import format_weights
+
+    u = res.get("unconstrained")
+    if not u:
+        return None
+    on = (res.get("search") or {}).get("validate_on", "all")
+    return (f"  {label}the slice rule ruled out {format_weights(u['weights'])}, calibration "
+            f"{u['calibration']}: {res['objective']} {u['validation_score']:.4f} on validation "
+            f"(+{u['cost']:.4f}); it keeps every validation slice at its best single modality."
+            f" To compare: prodfusion tune {model} --no-slice-safe --profile free"
+            + (f" --validate-on {on}" if on != "all" else ""))
 
 
 #: Modalities a product has only once it has been clicked (or bought) in the training data.

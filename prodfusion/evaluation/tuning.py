@@ -227,7 +227,9 @@ def tune_weights(
     cases), ``gain`` (``over``: the best modality alone; ``value``: the choice's validation
     objective minus that modality's; ``se``: one standard error of the paired per-case
     difference, a case counted once over the splits: whether fusing pays on this data beyond
-    the validation noise), ``n_configs``, ``split`` (counts), ``search`` (the settings) and ``fingerprints``.
+    the validation noise), ``unconstrained`` (where the slice rule ruled out a weighting
+    the search scored higher: the best of them, its ``validation_score`` and ``cost``, what
+    the rule gives up on validation), ``n_configs``, ``split`` (counts), ``search`` (the settings) and ``fingerprints``.
 
     Raises
     ------
@@ -500,6 +502,22 @@ def tune_weights(
     if shrink and len(mods) > 1:
         w, shrunk = _shrink_to_equal(w, cal, n0, evaluate, cache, case_values, key_of, fixed,
                                      groups, case_src, log)
+    # what the slice rule costs: the highest objective the search met among the weightings
+    # it ruled out (plain fallback, as the choice is compared here)
+    unconstrained = None
+    if slice_safe:
+        kept = cache[key_of(w, cal, n0, True)]
+        top = max(((v[2], k) for k, v in cache.items()
+                   if k[3] is True and v[0] < kept[0] and v[2] > kept[2] + 1e-12),
+                  default=None)
+        if top is not None:
+            uw, ucal, un0, _ = top[1]
+            unconstrained = {
+                "weights": {m: float(x) for m, x in zip(mods, uw, strict=True)},
+                "calibration": _calibration(ucal)[0], "impute": _calibration(ucal)[1],
+                "n0": n0_of[un0][0],
+                **({"confidence": n0_of[un0][1]} if n0_of[un0][1] != "ratio" else {}),
+                "validation_score": float(top[0]), "cost": float(top[0] - kept[2])}
     # the fallback: what serves the cases the weighted modalities cannot, learnt on every
     # validation case as if those modalities were missing (ranking by the others alone)
     fallback: bool | dict = True
@@ -584,6 +602,7 @@ def tune_weights(
         **({"worst_source_share": crit} if is_safe == 1 else {}),
         "selection_criterion": crit,
         "gain": gain,
+        **({"unconstrained": unconstrained} if unconstrained is not None else {}),
         "validation_slices": slices,
         **({"shrinkage": shrunk} if shrunk is not None else {}),
         "n_configs": len(cache),

@@ -662,3 +662,69 @@ def test_the_gain_over_the_best_single_modality_is_reported_with_its_noise():
     assert min(res["weights"].values()) > 0.1
     assert g["value"] > 1.96 * g["se"] > 0
     assert "above the noise" in gain_line(res)
+
+
+def _bestsellers(seed=0, n_cat=20, per=16, n_cold=8):
+    """Visitors go from a product to a bestseller of its category (by a Zipf law), or, in the
+    later sessions, half the time to a new product of the category seen once: popularity
+    finds the bestsellers and buries the new products, which the category alone ranks as
+    well as any other member — a weighting that serves most cases better loses one slice."""
+    from prodfusion.fusion.category import CategoryMatch
+    from prodfusion.fusion.popularity import PopularityPrior
+
+    rng = np.random.default_rng(seed)
+    n = n_cat * per
+    cats = np.arange(n) // per
+    ids = [f"{i:04d}" for i in range(n)]
+    cat = Catalog(pl.DataFrame({"product_id": ids, "title": [f"t{i}" for i in range(n)],
+                                "category": [f"c{c}" for c in cats]}))
+    warm = [i for i in range(n) if i % per < per - n_cold]
+    zipf = 1.0 / (1.0 + np.arange(n) % per)
+    lists, used = [], set()
+    for s in range(900):
+        q = int(rng.choice(warm))
+        new = [j for j in range(n) if cats[j] == cats[q] and j % per >= per - n_cold
+               and j not in used]
+        if new and rng.random() < (0.5 if s >= 500 else 0.05):
+            used.add(new[0])
+            lists.append([ids[q], ids[new[0]]])
+            continue
+        same = [j for j in warm if cats[j] == cats[q] and j != q]
+        lists.append([ids[q], ids[int(rng.choice(same, p=zipf[same] / zipf[same].sum()))]])
+    frame = pl.DataFrame({
+        "session": [f"s{i:04d}" for i, s in enumerate(lists) for _ in s],
+        "position": [j for s in lists for j in range(len(s))],
+        "product_id": [p for s in lists for p in s],
+        "ts": [float(t) for t, s in enumerate(lists) for _ in s]})
+    rec = Recommender.from_embeddings(cat, {"clicks": Embeddings(
+        rng.normal(size=(n, 8)).astype(np.float32), np.ones(n, bool), "prod2vec")},
+        fusion="intermediate")
+    rec.prod2vec = Prod2VecParams(vector_size=8, epochs=2, workers=1, min_count=1)
+    rec.category_ = CategoryMatch.from_catalog(cat)
+    rec.popularity_ = PopularityPrior(np.bincount(cat.rows_of(frame["product_id"].to_list()),
+                                                  minlength=n))
+    rec.modalities = rec.available_modalities
+    return rec, Sessions(frame)
+
+
+def test_what_the_slice_rule_rules_out_is_reported():
+    from prodfusion.cli.tune import unconstrained_line
+
+    rec, sessions = _bestsellers()
+    kw = dict(objective="hitrate@5", step=0.25, n0_grid=(None,), max_queries=500,
+              modalities=("clicks", "category", "popularity"), calibrations=("none",))
+    res = tune_weights(rec, sessions=sessions, **kw)
+    # the slice rule keeps the new products' slice: the category alone, no popularity
+    assert res["slice_safe"] and res["weights"]["popularity"] == 0
+    assert res["validation_slices"]["target: no training clicks"]["n"] >= 20
+    u = res["unconstrained"]
+    assert u["weights"]["popularity"] > 0 and u["weights"]["category"] > 0
+    assert u["validation_score"] > res["validation_score"] + 0.1
+    assert u["cost"] == pytest.approx(u["validation_score"] - res["validation_score"])
+    line = unconstrained_line(res, "m")
+    assert "--no-slice-safe --profile free" in line and f"{u['validation_score']:.4f}" in line
+    json.dumps(res, allow_nan=False)
+    # without the rule the search takes such a weighting, and reports nothing ruled out
+    free = tune_weights(rec, sessions=sessions, slice_safe=False, **kw)
+    assert "unconstrained" not in free and free["weights"]["popularity"] > 0
+    assert free["validation_score"] > res["validation_score"] + 0.1
