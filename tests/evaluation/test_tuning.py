@@ -51,14 +51,18 @@ def _shop(seed=0):
         if len(s) < 2:
             continue
         lists.append([ids[i] for i in s])
-    keys = [f"s{i:03d}" for i in range(len(lists))]
-    frame = pl.DataFrame({
-        "session": [k for k, s in zip(keys, lists, strict=True) for _ in s],
-        "position": [i for s in lists for i in range(len(s))],
+    return rec, _timed(lists), cats
+
+
+def _timed(lists) -> Sessions:
+    """Sessions of product ids in this order, one time step each (the time split holds out
+    the last ones)."""
+    return Sessions(pl.DataFrame({
+        "session": [f"s{i:03d}" for i, s in enumerate(lists) for _ in s],
+        "position": [j for s in lists for j in range(len(s))],
         "product_id": [p for s in lists for p in s],
         "ts": [float(t) for t, s in enumerate(lists) for _ in s],
-    })
-    return rec, Sessions(frame), cats
+    }))
 
 
 KW = dict(objective="hitrate@5", step=0.25, n0_grid=(None,), max_queries=500)
@@ -635,12 +639,7 @@ def _two_halves(seed=0, n=160):
         s = [int(rng.integers(n))]
         s.append(int(near[s[0], rng.integers(2)]))
         lists.append([ids[i] for i in s])
-    frame = pl.DataFrame({
-        "session": [f"s{i:03d}" for i, s in enumerate(lists) for _ in s],
-        "position": [j for s in lists for j in range(len(s))],
-        "product_id": [p for s in lists for p in s],
-        "ts": [float(t) for t, s in enumerate(lists) for _ in s]})
-    return rec, Sessions(frame)
+    return rec, _timed(lists)
 
 
 def test_the_gain_over_the_best_single_modality_is_reported_with_its_noise():
@@ -691,20 +690,16 @@ def _bestsellers(seed=0, n_cat=20, per=16, n_cold=8):
             continue
         same = [j for j in warm if cats[j] == cats[q] and j != q]
         lists.append([ids[q], ids[int(rng.choice(same, p=zipf[same] / zipf[same].sum()))]])
-    frame = pl.DataFrame({
-        "session": [f"s{i:04d}" for i, s in enumerate(lists) for _ in s],
-        "position": [j for s in lists for j in range(len(s))],
-        "product_id": [p for s in lists for p in s],
-        "ts": [float(t) for t, s in enumerate(lists) for _ in s]})
+    sessions = _timed(lists)
     rec = Recommender.from_embeddings(cat, {"clicks": Embeddings(
         rng.normal(size=(n, 8)).astype(np.float32), np.ones(n, bool), "prod2vec")},
         fusion="intermediate")
     rec.prod2vec = Prod2VecParams(vector_size=8, epochs=2, workers=1, min_count=1)
     rec.category_ = CategoryMatch.from_catalog(cat)
-    rec.popularity_ = PopularityPrior(np.bincount(cat.rows_of(frame["product_id"].to_list()),
-                                                  minlength=n))
+    rec.popularity_ = PopularityPrior(np.bincount(
+        cat.rows_of(sessions.frame["product_id"].to_list()), minlength=n))
     rec.modalities = rec.available_modalities
-    return rec, Sessions(frame)
+    return rec, sessions
 
 
 def test_what_the_slice_rule_rules_out_is_reported():
