@@ -130,6 +130,37 @@ class Variant:
         return rec.profile_weighting(self.profile, weights=self.weights,
                                      calibration=self.calibration, where=self.label)
 
+    def fallback_weighting(self):
+        """The weighting the ``fallback`` modalities rank by: the paper's (equal weights,
+        raw cosines) for a :attr:`paper` variant, else ``None`` (the model's own)."""
+        if not self.paper:
+            return None
+        from prodfusion.fusion.weights import Weighting
+
+        return Weighting()
+
+    def explain_rows(self, rec: Any, query_row: int, rows, scores=None) -> list[dict]:
+        """Per row of this variant's list for ``query_row``, each modality's part of its score
+        (:meth:`prodfusion.Recommender.explain_rows`), by the level that ranked it: a row the
+        primary fusion could not score (none of its modalities shared with the query) and
+        that the ``fallback`` modalities filled is explained by them (``"fallback": true``);
+        not one the model's backfill added (``scores`` NaN)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        backfilled = np.zeros(len(rows), bool) if scores is None else \
+            np.isnan(np.asarray(scores, dtype=np.float64))
+        out = rec.explain_rows(query_row, rows, fusion=self.fusion, modalities=self.modalities,
+                               weighting=self.weighting_for(rec))
+        if not self.fallback:
+            return out
+        unscored = [i for i, e in enumerate(out) if not backfilled[i]
+                    and all(m.get("raw") is None for m in e["modalities"].values())]
+        if unscored:
+            fb = rec.explain_rows(query_row, rows[unscored], fusion="intermediate",
+                                  modalities=self.fallback, weighting=self.fallback_weighting())
+            for i, e in zip(unscored, fb, strict=True):
+                out[i] = {**e, "fallback": True}
+        return out
+
     def recommend_scored(self, rec: Any, query_rows, k: int, *,
                          filters: Filters | None = None,
                          diff_code: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -158,7 +189,8 @@ class Variant:
         short = np.flatnonzero((rows < 0).any(axis=1))
         if len(short) == 0:
             return rows, scores
-        fb_rows, fb_scores = rec.searcher("intermediate", self.fallback).topk(
+        fb_rows, fb_scores = rec.searcher("intermediate", self.fallback,
+                                          self.fallback_weighting()).topk(
             q[short], 2 * k, filters=filters)
         for i, qi in enumerate(short):
             have = [(int(r), float(s)) for r, s in zip(rows[qi], scores[qi], strict=True)
@@ -189,7 +221,7 @@ class Variant:
         flt = Filters(diff_code=diff_code)
         fusers = [rec.fuser(self.fusion, self.modalities, self.weighting_for(rec))]
         if self.fallback:
-            fusers.append(rec.fuser("intermediate", self.fallback))
+            fusers.append(rec.fuser("intermediate", self.fallback, self.fallback_weighting()))
 
         def scorer(f):
             def score(rows: np.ndarray) -> np.ndarray:

@@ -144,7 +144,7 @@ def _tuned_model(tmp_path):
     cat = Catalog(pl.DataFrame({"product_id": [f"{i:03d}" for i in range(n)],
                                 "title": [f"t{i}" for i in range(n)]}))
     embs = {}
-    for m in ("text", "clicks"):
+    for m in ("text", "image", "clicks"):
         mask = np.ones(n, bool)
         if m == "clicks":
             mask[-5:] = False  # five products without clicks: the text fallback serves them
@@ -153,7 +153,8 @@ def _tuned_model(tmp_path):
         embs[m] = Embeddings(v, mask, m)
     rec = Recommender.from_embeddings(cat, embs, fusion="intermediate")
     rec.click_counts_ = rng.integers(1, 50, size=n)
-    rec.weights, rec.calibration, rec.click_n0 = {"text": 0.3, "clicks": 0.7}, "zmean", 2.0
+    rec.weights = {"text": 0.3, "image": 0.0, "clicks": 0.7}  # tuned: the photos ignored
+    rec.calibration, rec.click_n0 = "zmean", 2.0
     return rec.save(tmp_path / "tuned")
 
 
@@ -196,6 +197,23 @@ def test_a_paper_service_arm_serves_the_offline_baseline_on_a_tuned_model(tmp_pa
     # explained by the weighting it ranks by: raw cosines, equal weights, no click confidence
     clicks = [it["explain"]["modalities"]["clicks"] for it in why]
     assert all(c["calibrated"] == pytest.approx(c["raw"]) for c in clicks if c["raw"] is not None)
+    # a product without clicks: the fallback's items, scored and explained by raw cosines
+    # (the photo counts, though the model's tuned weighting gives it 0)
+    cold = n - 1
+    two = VariantConfig("two", 1, folder, fusion="intermediate", modalities=("clicks",),
+                        fallback=("text", "image"), paper=True)
+    exp2 = ExperimentConfig("p2", salt="s", variants=(two,))
+    with TestClient(create_app(ServiceSettings(
+            experiment=exp2, events=str(tmp_path / "ev2.sqlite3"), reload_interval_s=0))) as c2:
+        got = c2.get(f"/v1/similar/{ids[cold]}?k={k}&visitor=v1&explain=true").json()["items"]
+    want = Variant("intermediate", ("text", "image"), paper=True).recommend(rec, [cold], k)[0]
+    assert [rec.catalog.row_of(it["product_id"]) for it in got] == want.tolist()
+    for it in got:
+        e = it["explain"]
+        assert e["fallback"] is True and set(e["modalities"]) == {"text", "image"}
+        assert e["score"] == pytest.approx(it["score"], abs=1e-5)
+        assert all(m["calibrated"] == pytest.approx(m["raw"]) and m["weight"] > 0
+                   for m in e["modalities"].values())
 
 
 def test_paper_arm_settings(tmp_path):

@@ -509,7 +509,7 @@ def tune_weights(
         kept = cache[key_of(w, cal, n0, True)]
         top = max(((v[2], k) for k, v in cache.items()
                    if k[3] is True and v[0] < kept[0] and v[2] > kept[2] + 1e-12),
-                  default=None)
+                  key=lambda x: x[0], default=None)  # the score only: keys hold None
         if top is not None:
             uw, ucal, un0, _ = top[1]
             unconstrained = {

@@ -80,10 +80,7 @@ def similar(
                           exclude_group=exclude_group)
         r, s = arm.recommend_scored(rec, [q], check_k(k, "similar()"), filters=flt)
         rows, scores = r[0][r[0] >= 0], s[0][r[0] >= 0]
-        why = mark_backfilled(rec.explain_rows(q, rows, fusion=arm.fusion,
-                                               modalities=vcfg.modalities,
-                                               profile=vcfg.profile,
-                                               weighting=arm.weighting_for(rec)), scores) \
+        why = mark_backfilled(arm.explain_rows(rec, q, rows, scores), scores) \
             if explain else None
         items = []
         for rank, (row, score) in enumerate(zip(rows, scores, strict=True), start=1):
