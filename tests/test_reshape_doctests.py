@@ -13,7 +13,8 @@ MODULES = ["prodfusion._checks", "prodfusion.variants", "prodfusion.index.topk",
            "prodfusion.service.events", "prodfusion.encoders.corpus", "prodfusion.encoders.clicks",
            "prodfusion.data.synthetic", "prodfusion.evaluation.clustering",
            "prodfusion.evaluation.clustering_inputs", "prodfusion.encoders.cache",
-           "prodfusion.fusion.weights", "prodfusion.fusion.weighting"]
+           "prodfusion.fusion.weights", "prodfusion.fusion.weighting", "prodfusion.cli.tune",
+           "prodfusion.cli.build"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -331,6 +331,25 @@ def _tune_profiles(args, rec, sessions, pairs) -> None:
             print(f"warning: weighting profile {kind!r} not tuned ({e}).", file=sys.stderr)
 
 
+def _free_command(res: dict, model: str) -> str:
+    """``prodfusion tune`` on the built folder (which records its interactions) with the
+    build's tuning settings, without the slice rule, into profile ``free``.
+
+    >>> _free_command({"objective": "hitrate@15", "search": {"validate_on": "pairs"}}, "my m")
+    "prodfusion tune 'my m' --objective hitrate@15 --validate-on pairs --no-slice-safe --profile free"
+    """
+    import shlex
+
+    search = res.get("search") or {}
+    opts = [] if res.get("objective", "ndcg@15") == "ndcg@15" else ["--objective", res["objective"]]
+    if search.get("validate_on", "all") != "all":
+        opts += ["--validate-on", search["validate_on"]]
+    if search.get("repeats", 3) != 3:
+        opts += ["--repeats", str(search["repeats"])]
+    return "prodfusion " + shlex.join(["tune", str(model), *opts, "--no-slice-safe",
+                                       "--profile", "free"])
+
+
 def _tuning_summary(res: dict, profiles: dict | None = None, model: str = "MODEL") -> str:
     from prodfusion.cli.tune import gain_line, unconstrained_line
     from prodfusion.fusion.weighting import format_n0
@@ -347,7 +366,7 @@ def _tuning_summary(res: dict, profiles: dict | None = None, model: str = "MODEL
     if best is not None:
         line += f" (best single: {best[0]} {best[1]:.4f})"
     line += f" on {res['split']['n_validation_cases']:,} cases, {res['seconds']:.0f}s"
-    for extra in (gain_line(res), unconstrained_line(res, str(model))):
+    for extra in (gain_line(res), unconstrained_line(res, _free_command(res, model))):
         if extra:
             line += "\n" + extra
     for kind, entry in (profiles or {}).items():
@@ -359,7 +378,8 @@ def _tuning_summary(res: dict, profiles: dict | None = None, model: str = "MODEL
                  f"the {kind} {prof['validation_score']:.4f}, {prof['seconds']:.0f}s "
                  f"(`similar --profile {kind}`)")
         for extra in (gain_line(prof, f"profile {kind!r}: "),
-                      unconstrained_line(prof, str(model), f"profile {kind!r}: ")):
+                      unconstrained_line(prof, _free_command(prof, model),
+                                         f"profile {kind!r}: ")):
             if extra:
                 line += "\n" + extra
     if res.get("slice_safe_but_sources"):

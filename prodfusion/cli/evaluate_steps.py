@@ -120,10 +120,16 @@ def _runnable_variants(args, rec):
     # 'tuned,cooc' as well as 'tuned' 'cooc' (--modalities takes commas; a file keeps its name)
     specs = [x.strip() for s in args.variants
              for x in ([s] if Path(s).is_file() else s.split(",")) if x.strip()]
+    no_categories = rec.catalog.codes("category") is None or not (
+        rec.catalog.codes("category") >= 0).any()
     for spec in specs:
         v = parse_variant(spec)
         need = set(getattr(v, "modalities", ()) or ()) | set(getattr(v, "fallback", ()) or ())
-        if need - have:
+        if getattr(v, "kind", "").endswith("+category") and no_categories:
+            _skip_note(args, f"retrieval variant {spec!r}: needs the catalog's categories, "
+                             "which this model's catalog lacks (`prodfusion build "
+                             "--category-col COLUMN`)")
+        elif need - have:
             _skip_note(args, f"retrieval variant {spec!r}: needs {sorted(need - have)}, which "
                              f"the model does not have")
         else:

@@ -103,7 +103,9 @@ def cmd_tune(args) -> int:
           f"split(s) ({res['n_configs']} configurations, {res['seconds']:.1f}s); for reference:")
     for name, v in res["reference_scores"].items():
         print(f"    {name:<36} {v:.4f}")
-    for line in (gain_line(res), unconstrained_line(res, args.model)):
+    for line in (gain_line(res),
+                 unconstrained_line(res, free_command(getattr(args, "argv", None)
+                                                      or ["tune", str(args.model)]))):
         if line:
             print(line)
     print(f"  by validation slice (tuned vs the best single modality"
@@ -152,26 +154,55 @@ def gain_line(res: dict, label: str = "") -> str | None:
             f"error {se:.4f}): {verdict}")
 
 
-def unconstrained_line(res: dict, model: str = "MODEL", label: str = "") -> str | None:
+def unconstrained_line(res: dict, command: str, label: str = "") -> str | None:
     """What the slice rule gave up on validation, where it ruled out a higher-scoring
-    weighting (``None`` otherwise), and how to keep that one as a profile to compare.
+    weighting (``None`` otherwise), and ``command``, which keeps such a weighting as a profile
+    to compare.
 
     >>> print(unconstrained_line({"objective": "ndcg@15", "unconstrained": {
     ...     "weights": {"category": 0.75, "popularity": 0.25}, "calibration": "none",
-    ...     "validation_score": 0.101, "cost": 0.032}}, "m"))
-      the slice rule ruled out category=0.75, popularity=0.25, calibration none: ndcg@15 0.1010 on validation (+0.0320); it keeps every validation slice at its best single modality. To compare: prodfusion tune m --no-slice-safe --profile free
+    ...     "n0": None, "validation_score": 0.101, "cost": 0.032}},
+    ...     "prodfusion tune m --no-slice-safe --profile free"))
+      the slice rule (every validation slice at least at its best single modality) ruled out weightings that score higher on validation, the best of those the search met: category=0.75, popularity=0.25, calibration none, n0 None: ndcg@15 0.1010 (+0.0320). A search without the rule may find another; to compare: prodfusion tune m --no-slice-safe --profile free
     """
+    from prodfusion.fusion.weighting import format_n0
     from prodfusion.fusion.weights import format_weights
 
     u = res.get("unconstrained")
     if not u:
         return None
-    on = (res.get("search") or {}).get("validate_on", "all")
-    return (f"  {label}the slice rule ruled out {format_weights(u['weights'])}, calibration "
-            f"{u['calibration']}: {res['objective']} {u['validation_score']:.4f} on validation "
-            f"(+{u['cost']:.4f}); it keeps every validation slice at its best single modality."
-            f" To compare: prodfusion tune {model} --no-slice-safe --profile free"
-            + (f" --validate-on {on}" if on != "all" else ""))
+    return (f"  {label}the slice rule (every validation slice at least at its best single "
+            "modality) ruled out weightings that score higher on validation, the best of those "
+            f"the search met: {format_weights(u['weights'])}, calibration {u['calibration']}, "
+            f"n0 {format_n0(u['n0'], u.get('confidence', 'ratio'))}: {res['objective']} "
+            f"{u['validation_score']:.4f} (+{u['cost']:.4f}). A search without the rule may "
+            f"find another; to compare: {command}")
+
+
+def free_command(argv: list[str]) -> str:
+    """The ``prodfusion tune`` command line ``argv`` (as typed) tuned without the slice rule
+    into profile ``free``, written: the options that define the search kept, those of the
+    rule, ``--dry-run`` and ``--profile`` dropped.
+
+    >>> free_command(["tune", "m", "--objective", "hitrate@15", "--slice-noise", "0",
+    ...               "--dry-run", "--profile=x", "--interactions", "a b.csv"])
+    "prodfusion tune m --objective hitrate@15 --interactions 'a b.csv' --no-slice-safe --profile free"
+    """
+    import shlex
+
+    drop_flag = {"--dry-run", "--no-slice-safe", "--quiet"}
+    drop_value = {"--profile", "--slice-noise", "--min-slice-cases"}
+    out, skip = [], False
+    for tok in argv:
+        if skip:
+            skip = False
+        elif tok in drop_flag or tok.split("=", 1)[0] in drop_value and "=" in tok:
+            continue
+        elif tok in drop_value:
+            skip = True
+        else:
+            out.append(tok)
+    return "prodfusion " + shlex.join([*out, "--no-slice-safe", "--profile", "free"])
 
 
 #: Modalities a product has only once it has been clicked (or bought) in the training data.

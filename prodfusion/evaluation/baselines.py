@@ -204,7 +204,7 @@ class Reference:
             codes = rec.catalog.codes("category")
             if codes is None or not (codes >= 0).any():
                 raise ParameterError(f"The {self.kind!r} baseline needs the catalog's "
-                                     "categories (--category-col).")
+                                     "categories (`prodfusion build --category-col COLUMN`).")
             pop = popularity(self._train(rec), rec.catalog) + 1.0  # > 0: every member counts
 
             def same_category(rows):

@@ -412,3 +412,18 @@ def test_pair_queries_are_counted_over_both_columns():
     for undirected, want in ((True, ["h"]), (False, [])):
         _, _, _, info = leave_one_out_pairs(pf, 0.999, 0, _hash_unit, undirected=undirected)
         assert info["n_eligible_query_products"] == len(want)
+
+
+def test_category_references_are_skipped_with_a_note_on_a_catalog_without_categories(
+        shop, shop_with_categories, capsys):
+    from argparse import Namespace
+
+    from prodfusion.cli.evaluate_steps import _runnable_variants
+
+    args = Namespace(variants=["popular+category", "popular", "cooc+category"],
+                     interactions="clicks.csv", pairs=None)
+    assert _runnable_variants(args, shop) == ["popular"]  # the run goes on without them
+    assert len(args.skipped) == 2 and "build --category-col" in args.skipped[0]
+    assert "skipped: retrieval variant 'popular+category'" in capsys.readouterr().err
+    args = Namespace(variants=["popular+category"], interactions="clicks.csv", pairs=None)
+    assert _runnable_variants(args, shop_with_categories) == ["popular+category"]

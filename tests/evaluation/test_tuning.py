@@ -716,10 +716,42 @@ def test_what_the_slice_rule_rules_out_is_reported():
     assert u["weights"]["popularity"] > 0 and u["weights"]["category"] > 0
     assert u["validation_score"] > res["validation_score"] + 0.1
     assert u["cost"] == pytest.approx(u["validation_score"] - res["validation_score"])
-    line = unconstrained_line(res, "m")
-    assert "--no-slice-safe --profile free" in line and f"{u['validation_score']:.4f}" in line
+    line = unconstrained_line(res, "prodfusion tune m --no-slice-safe --profile free")
+    assert line.endswith("to compare: prodfusion tune m --no-slice-safe --profile free")
+    assert f"{u['validation_score']:.4f} (+{u['cost']:.4f})" in line
     json.dumps(res, allow_nan=False)
     # without the rule the search takes such a weighting, and reports nothing ruled out
     free = tune_weights(rec, sessions=sessions, slice_safe=False, **kw)
     assert "unconstrained" not in free and free["weights"]["popularity"] > 0
     assert free["validation_score"] > res["validation_score"] + 0.1
+
+
+def test_the_suggested_command_without_the_slice_rule_runs_as_printed(tmp_path, capsys):
+    import shlex
+
+    from prodfusion.cli import main
+
+    rec, sessions = _bestsellers()
+    rec.click_counts_ = np.bincount(rec.catalog.rows_of(
+        sessions.frame["product_id"].to_list()), minlength=len(rec.catalog))  # popularity's
+    model = rec.save(tmp_path / "m")
+    sessions.frame.select("session", "product_id", "ts").write_csv(tmp_path / "views.csv")
+    data = ["--interactions", str(tmp_path / "views.csv"), "--session-cols", "session",
+            "--item-col", "product_id", "--time-col", "ts", "--p2v-dim", "8", "--p2v-epochs",
+            "2", "--workers", "1", "--n0", "none", "--calibrations", "none",
+            "--modalities", "clicks,category,popularity"]
+    assert main(["tune", str(model), *data, "--objective", "hitrate@5", "--dry-run",
+                 "--slice-noise", "0", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "the slice rule (every validation slice" in out
+    cmd = out.split("to compare: ")[1].splitlines()[0]
+    argv = shlex.split(cmd)
+    assert argv[0] == "prodfusion" and "--dry-run" not in argv and "--slice-noise" not in argv
+    assert argv[-3:] == ["--no-slice-safe", "--profile", "free"]
+    assert argv[argv.index("--objective") + 1] == "hitrate@5"  # the search's own settings
+    assert argv[argv.index("--modalities") + 1] == "clicks,category,popularity"
+    assert main(argv[1:]) == 0
+    capsys.readouterr()
+    free = Recommender.load(model).profiles["free"]
+    assert free["tuning"]["objective"] == "hitrate@5"
+    assert free["tuning"]["search"]["slice_safe"] is False
