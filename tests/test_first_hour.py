@@ -57,7 +57,7 @@ def test_no_image_column_means_no_image_modality(shop, capsys, monkeypatch):
     assert _build(shop) == 0  # --image left at its default: the packaged EfficientNet
     out = capsys.readouterr().out
     assert made == []  # no image encoder was even loaded
-    assert "image   not built: the catalog has no image paths" in out
+    assert "image      not built: the catalog has no image paths" in out
     m = json.loads((shop / "model" / "manifest.json").read_text())
     # cooc: built by default from the sessions (a pairwise score, no encoder)
     assert list(m["encoders"]) == ["clicks"] and m["settings"]["modalities"] == ["clicks", "cooc"]
@@ -88,7 +88,7 @@ def test_undertrained_click_vectors_are_reported(tmp_path, capsys):
                  "--p2v-dim", "8", "--p2v-epochs", "2", "--workers", "1", "--text", "none",
                  "--cache-dir", "none", "--out", str(tmp_path / "m")]) == 0
     cap = capsys.readouterr()
-    assert "clicks  prod2vec" in cap.out and "present 29/30; 3 occur >= 5 times in training" in cap.out
+    assert "clicks     prod2vec" in cap.out and "present 29/30; 3 occur >= 5 times in training" in cap.out
     assert ("warning: clicks: only 3 of 29 products with a click vector (10.3%) occur >= 5 times "
             "in the training sessions") in cap.err
     info = json.loads((tmp_path / "m" / "manifest.json").read_text())["encoders"]["clicks"]["info"]

@@ -405,14 +405,14 @@ def _build_summary(rec, out, seconds) -> str:
         if m == "clicks" and "n_well_trained" in info:
             extra = (f"; {info['n_well_trained']:,} occur >= {info['min_occurrences']} times "
                      "in training")
-        lines.append(f"  {m:<7} {e.spec:<28} dim {e.dim:>4}  present {e.n_present:,}/{n:,}{extra}")
+        lines.append(f"  {m:<10} {e.spec:<28} dim {e.dim:>4}  present {e.n_present:,}/{n:,}{extra}")
     for m, p in rec._pairwise().items():  # cooc, category: pairwise scores, no vector
         what = {"category": f"; {p.info.get('n_categories', 0):,} categories",
                 "popularity": f"; {p.info.get('n_clicked', 0):,} clicked in training",
                 }.get(m, f"; {p.info.get('nnz', 0):,} co-occurring pairs")
-        lines.append(f"  {m:<7} {p.spec:<28} pairwise   present {p.n_present:,}/{n:,}{what}")
+        lines.append(f"  {m:<10} {p.spec:<28} pairwise   present {p.n_present:,}/{n:,}{what}")
     for m, why in (getattr(rec, "skipped_", None) or {}).items():
-        lines.append(f"  {m:<7} not built: {why}")
+        lines.append(f"  {m:<10} not built: {why}")
     order = rec.popular_order()
     if order is not None:
         lines.append(f"  backfill: short lists completed from the {len(order):,} products "

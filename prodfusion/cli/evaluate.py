@@ -121,8 +121,10 @@ def _retrieval_opts(p: argparse.ArgumentParser) -> None:
     g.add_argument("--variants", nargs="+", default=None, metavar="CONFIG",
                    help="configs to score, space- or comma-separated: 'baseline', "
                         "'FUSION:MOD+MOD', a reference baseline (cooc, tfidf, popular, "
-                        "cooc+tfidf) or config files (default: every combination × fusion, "
-                        "the baseline and the reference baselines)")
+                        "cooc+tfidf; with the catalog's categories also cooc+category and "
+                        "popular+category, the category's most clicked products) or config "
+                        "files (default: every combination × fusion, the baseline and the "
+                        "reference baselines)")
     g.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default: 1000)")
     g.add_argument("--exclude-group", action="store_true",
                    help="never recommend the query's own variation group")
@@ -137,7 +139,8 @@ def _replay_opts(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("replay")
     g.add_argument("--a", default="baseline",
                    metavar="CONFIG", help="control: 'baseline' (default), 'FUSION:MOD+MOD' or a "
-                   ".json/.toml/.yaml file {model, fusion, modalities, fallback}")
+                   ".json/.toml/.yaml file {model, fusion, modalities, fallback, weights, "
+                   "calibration, n0, paper, profile, name}; or a reference baseline name")
     g.add_argument("--b", default=None,
                    metavar="CONFIG", help="treatment, same forms (default: what the model "
                    "serves: its fusion over its modalities with its weights, as `similar`)")

@@ -115,7 +115,8 @@ def cmd_tune(args) -> int:
     for name, row in res["validation_slices"].items():
         within = (noise and row["tuned"] < row["best single"] and row.get("se") is not None
                   and row["best single"] - row["tuned"] <= noise * row["se"])
-        print(f"    {name:<36} {row['tuned']:.4f} vs {row['best single']:.4f} ({row['n']:,} cases"
+        cases = "case" if row["n"] == 1 else "cases"
+        print(f"    {name:<36} {row['tuned']:.4f} vs {row['best single']:.4f} ({row['n']:,} {cases}"
               + (f"; below by less than {noise:g} standard error(s), {row['se']:.4f}: noise"
                  if within else "") + ")")
     for line in slice_notes(res):

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prodfusion._checks import check_int, check_real
-from prodfusion.errors import DataError, param_error
+from prodfusion.errors import DataError, ParameterError, param_error
 from prodfusion.service.experiments import ExperimentConfig, VariantConfig
 
 __all__ = ["ServiceSettings", "load_settings", "DEFAULT_EVENTS"]
@@ -267,8 +267,8 @@ def load_settings(path: str | os.PathLike, **overrides: Any) -> ServiceSettings:
                 raise DataError(f"{p}: experiment.variants[{i}] has no {key!r}.")
         model = Path(v["model"])
         lists = Path(v["lists"]) if v.get("lists") else None
-        variants.append(
-            VariantConfig(
+        try:
+            variant = VariantConfig(
                 name=v["name"], weight=v.get("weight", 1.0),
                 model=model if model.is_absolute() else base / model,
                 fusion=v.get("fusion"),
@@ -278,7 +278,9 @@ def load_settings(path: str | os.PathLike, **overrides: Any) -> ServiceSettings:
                 profile=v.get("profile"),
                 paper=v.get("paper", False),
             )
-        )
+        except ParameterError as exc:  # name the file and the table, as unknown keys are
+            raise DataError(f"{p}: experiment.variants[{i}]: {exc}") from exc
+        variants.append(variant)
     if "name" not in exp:
         raise DataError(f"{p}: [experiment] has no 'name'.")
     experiment = ExperimentConfig(
