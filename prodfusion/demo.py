@@ -70,6 +70,7 @@ def run_demo(
         fusion="intermediate", prod2vec=Prod2VecParams(seed=seed, workers=1),
         cache_dir=cache_dir, seed=seed,
     ).build(catalog, sessions)
+    rec.data_sources_ = _sources(paths, catalog)  # `prodfusion tune/evaluate MODEL` reuse them
     model_dir = rec.save(out / "model")
     _say(f"  built {model_dir} in {rec.build_info_['seconds']:.1f}s:")
     for m, e in rec.embeddings_.items():
@@ -169,6 +170,21 @@ def run_demo(
     _say(f"\ndone in {time.perf_counter() - t0:.1f}s. Try: prodfusion similar {model_dir} {ids[picks[0]]}")
     sys.stdout.flush()
     return 0
+
+
+def _sources(paths, catalog) -> dict:
+    """The model folder's record of its data, as ``prodfusion build`` would write it for the
+    same files read the same way, so that ``prodfusion tune|evaluate MODEL`` need no
+    options and read the very sessions the demo tuned on."""
+    from prodfusion.cli.main import build_parser
+    from prodfusion.sources import sources_from_args
+
+    args = build_parser().parse_args([
+        "build", "--catalog", str(paths.catalog), "--image-col", "image", "--image-root",
+        str(Path(paths.catalog).parent), "--interactions", str(paths.interactions),
+        "--session-cols", "session_id", "--item-col", "product_id", "--time-col", "timestamp",
+        "--out", "unused"])
+    return sources_from_args(args, catalog)
 
 
 def _next_clicks(rec, sessions, *, k: int, seed: int) -> dict:

@@ -49,3 +49,18 @@ def test_demo_prints_weights_and_like_for_like_category_shares(tmp_path, capsys)
     assert best, out
     assert scores[best.group(1)][1] == max(scores[r][1] for r in ("popular", "tfidf", "cooc"))
     assert int(rec.embeddings_["image"].mask.sum()) < 240  # a like-for-like case to check
+    # the folder records its data, read as the demo read it: `prodfusion evaluate|tune MODEL`
+    # need no options, and find the weights tuned on the very sessions they read
+    from prodfusion.cli.evaluate_steps import _check_tuning_split, load_interactions
+    from prodfusion.cli.main import build_parser
+    from prodfusion.cli.options import fill_interactions_from_record
+
+    data = rec.manifest_["data"]["interactions"]
+    assert data["path"] == str((tmp_path / "data" / "sessions.csv").resolve())
+    args = build_parser().parse_args(["tune", str(tmp_path / "model")])
+    fill_interactions_from_record(args, rec)
+    sessions, pairs = load_interactions(args, rec.catalog)
+    assert sessions.fingerprint() == rec.manifest_["tuning"]["fingerprints"]["sessions"]
+    capsys.readouterr()
+    _check_tuning_split(args, rec, sessions, pairs)
+    assert "another split" not in capsys.readouterr().err
