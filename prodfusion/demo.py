@@ -173,18 +173,21 @@ def run_demo(
 
 
 def _sources(paths, catalog) -> dict:
-    """The model folder's record of its data, as ``prodfusion build`` would write it for the
-    same files read the same way, so that ``prodfusion tune|evaluate MODEL`` need no
-    options and read the very sessions the demo tuned on."""
-    from prodfusion.cli.main import build_parser
-    from prodfusion.sources import sources_from_args
+    """The model folder's record of its data, as ``prodfusion build --catalog … --image-col
+    image --interactions … --time-col timestamp`` writes it for the same files read the same
+    way, so that ``prodfusion tune|evaluate MODEL`` need no options and read the very
+    sessions the demo tuned on."""
+    from argparse import Namespace
 
-    args = build_parser().parse_args([
-        "build", "--catalog", str(paths.catalog), "--image-col", "image", "--image-root",
-        str(Path(paths.catalog).parent), "--interactions", str(paths.interactions),
-        "--session-cols", "session_id", "--item-col", "product_id", "--time-col", "timestamp",
-        "--out", "unused"])
-    return sources_from_args(args, catalog)
+    from prodfusion.sources import DEFAULT_PAIR_COLS, sources_from_args
+
+    return sources_from_args(Namespace(
+        catalog=str(paths.catalog), id_col="product_id", title_col="title", image_col="image",
+        category_col="category", group_col=None, image_root=str(Path(paths.catalog).parent),
+        image_template=None, interactions=str(paths.interactions), pairs=None,
+        session_cols=["session_id"], item_col="product_id", time_col="timestamp", sep=None,
+        pair_cols=list(DEFAULT_PAIR_COLS), min_session_length=2, max_session_length=200),
+        catalog)
 
 
 def _next_clicks(rec, sessions, *, k: int, seed: int) -> dict:

@@ -24,7 +24,11 @@ import argparse
 import os
 from pathlib import Path
 
-__all__ = ["sources_from_args", "fill_from_manifest", "INTERACTION_KEYS", "label_column"]
+__all__ = ["sources_from_args", "fill_from_manifest", "INTERACTION_KEYS", "label_column",
+           "DEFAULT_PAIR_COLS"]
+
+#: The columns of a ``--pairs`` file when none are named (H&M's ``copurchase.csv``).
+DEFAULT_PAIR_COLS = ("article_id", "partner_article_id")
 
 #: Interaction options recorded by ``build`` and reused by ``evaluate``.
 INTERACTION_KEYS = ("session_cols", "item_col", "time_col", "sep", "pair_cols",

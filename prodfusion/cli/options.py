@@ -6,6 +6,7 @@ import argparse
 import os
 
 from prodfusion.errors import ProdfusionError
+from prodfusion.sources import DEFAULT_PAIR_COLS
 
 __all__ = [
     "csv_list",
@@ -69,7 +70,7 @@ def add_interaction_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sep", default=None, help="field separator (default: from the extension/sniffed)")
     g.add_argument("--pairs", default=None,
                    help="co-interaction pairs file (e.g. H&M copurchase.csv): each row a 2-click session")
-    g.add_argument("--pair-cols", default="article_id,partner_article_id", type=csv_list,
+    g.add_argument("--pair-cols", default=",".join(DEFAULT_PAIR_COLS), type=csv_list,
                    help="the two product columns of --pairs")
     g.add_argument("--min-session-length", type=int, default=2)
     g.add_argument("--max-session-length", type=int, default=200,
