@@ -217,6 +217,15 @@ def test_evaluate_warns_when_the_tuning_may_have_seen_its_test_part(shop, capsys
     assert "warning: the model's weights were tuned on another split" in err
     assert "test fraction 0.2 when tuned, 0.3 here" in err and "seed 0 when tuned, 1 here" in err
     assert "tuned on another split" in (shop / "other" / "report.md").read_text()
+    # variants that do not rank by the model's weights (references, the paper's formulas,
+    # their own weights) cannot have been helped by its tuning: no warning for them
+    assert main(["evaluate", "retrieval", str(shop / "model"), *inter, "--eval-seed", "1",
+                 "--variants", "tfidf,cooc", "--out", str(shop / "refs")]) == 0
+    assert "tuned on another split" not in capsys.readouterr().err
+    assert main(["evaluate", "retrieval", str(shop / "model"), *inter, "--eval-seed", "1",
+                 "--variants", "tfidf", "intermediate:clicks+cooc", "--out",
+                 str(shop / "mixed")]) == 0
+    assert "warning: the model's weights were tuned on another split" in capsys.readouterr().err
 
 
 def test_split_mismatch_names_other_interactions():

@@ -114,12 +114,8 @@ def _runnable_variants(args, rec):
     # clicks and cooc are retrained / recounted on the training part of the interactions
     have = set(rec.available_modalities) | (
         {"clicks", "cooc"} if (args.interactions or args.pairs) else set())
-    from pathlib import Path
-
     keep = []
-    # 'tuned,cooc' as well as 'tuned' 'cooc' (--modalities takes commas; a file keeps its name)
-    specs = [x.strip() for s in args.variants
-             for x in ([s] if Path(s).is_file() else s.split(",")) if x.strip()]
+    specs = _variant_specs(args)
     no_categories = rec.catalog.codes("category") is None or not (
         rec.catalog.codes("category") >= 0).any()
     for spec in specs:
@@ -142,6 +138,36 @@ def _runnable_variants(args, rec):
     return keep
 
 
+def _weightings_used(args) -> set | None:
+    """The model weightings ``evaluate retrieval --variants`` rank by: ``None`` for the
+    model's own, a profile's name for a profile; ``None`` (unknown: all) without ``--variants``
+    or for another step. References and ``paper`` variants rank by none."""
+    if getattr(args, "kind", None) != "retrieval" or not getattr(args, "variants", None):
+        return None
+    from prodfusion.evaluation.baselines import Reference
+    from prodfusion.evaluation.retrieval import parse_variant
+
+    used = set()
+    for spec in _variant_specs(args):
+        v = parse_variant(spec)
+        if isinstance(v, Reference) or v.paper:
+            continue
+        if v.profile is not None:
+            used.add(v.profile)
+        elif v.weights is None and v.calibration is None:  # else the variant's own
+            used.add(None)
+    return used
+
+
+def _variant_specs(args) -> list[str]:
+    """``--variants`` as one spec each: 'tuned,cooc' as well as 'tuned' 'cooc' (--modalities
+    takes commas; a file keeps its name)."""
+    from pathlib import Path
+
+    return [x.strip() for s in args.variants
+            for x in ([s] if Path(s).is_file() else s.split(",")) if x.strip()]
+
+
 def _check_tuning_split(args, rec, sessions, pairs) -> None:
     """Warn (stderr and the report's notes) when the model's tuned weights, or one of its
     weighting profiles, may have seen this evaluation's test part
@@ -153,6 +179,10 @@ def _check_tuning_split(args, rec, sessions, pairs) -> None:
     records = [("the model's weights", (getattr(rec, "manifest_", None) or {}).get("tuning"))]
     records += [(f"the weights of profile {name!r}", entry.get("tuning"))
                 for name, entry in sorted(rec.profiles.items())]
+    used = _weightings_used(args)
+    if used is not None:  # named variants: only the weightings they rank by can leak
+        records = [r for r, key in zip(records, [None, *sorted(rec.profiles)], strict=True)
+                   if key in used]
     for what, record in records:
         why = split_mismatch(record, sessions=sessions, pairs=pairs,
                              test_fraction=args.test_fraction, seed=args.eval_seed,
