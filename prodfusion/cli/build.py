@@ -338,7 +338,7 @@ def _free_command(res: dict, model: str) -> str:
     >>> _free_command({"objective": "hitrate@15", "search": {"validate_on": "pairs"}}, "my m")
     "prodfusion tune 'my m' --objective hitrate@15 --validate-on pairs --no-slice-safe --profile free"
     """
-    import shlex
+    from prodfusion.cli.tune import free_command
 
     search = res.get("search") or {}
     opts = [] if res.get("objective", "ndcg@15") == "ndcg@15" else ["--objective", res["objective"]]
@@ -346,8 +346,7 @@ def _free_command(res: dict, model: str) -> str:
         opts += ["--validate-on", search["validate_on"]]
     if search.get("repeats", 3) != 3:
         opts += ["--repeats", str(search["repeats"])]
-    return "prodfusion " + shlex.join(["tune", str(model), *opts, "--no-slice-safe",
-                                       "--profile", "free"])
+    return free_command(["tune", str(model), *opts])
 
 
 def _tuning_summary(res: dict, profiles: dict | None = None, model: str = "MODEL") -> str:

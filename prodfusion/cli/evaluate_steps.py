@@ -116,12 +116,10 @@ def _runnable_variants(args, rec):
         {"clicks", "cooc"} if (args.interactions or args.pairs) else set())
     keep = []
     specs = _variant_specs(args)
-    no_categories = rec.catalog.codes("category") is None or not (
-        rec.catalog.codes("category") >= 0).any()
     for spec in specs:
         v = parse_variant(spec)
         need = set(getattr(v, "modalities", ()) or ()) | set(getattr(v, "fallback", ()) or ())
-        if getattr(v, "kind", "").endswith("+category") and no_categories:
+        if getattr(v, "kind", "").endswith("+category") and not rec.catalog.has_categories:
             _skip_note(args, f"retrieval variant {spec!r}: needs the catalog's categories, "
                              "which this model's catalog lacks (`prodfusion build "
                              "--category-col COLUMN`)")

@@ -201,10 +201,10 @@ class Reference:
             x = self._tfidf(rec)
             out.append(lambda rows: (x[rows] @ x.T).toarray())
         if self.kind in ("cooc+category", "popular+category"):
-            codes = rec.catalog.codes("category")
-            if codes is None or not (codes >= 0).any():
+            if not rec.catalog.has_categories:
                 raise ParameterError(f"The {self.kind!r} baseline needs the catalog's "
                                      "categories (`prodfusion build --category-col COLUMN`).")
+            codes = rec.catalog.codes("category")
             pop = popularity(self._train(rec), rec.catalog) + 1.0  # > 0: every member counts
 
             def same_category(rows):
