@@ -23,7 +23,12 @@ import sys
 import time
 from pathlib import Path
 
+import os
+
 import numpy as np
+
+#: PROBE_RELATIVE=0: without the distance to the query's best similarity
+RELATIVE = os.environ.get("PROBE_RELATIVE", "1")
 
 
 def features(sc, pool: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -43,11 +48,19 @@ def features(sc, pool: bool) -> tuple[np.ndarray, np.ndarray]:
         with np.errstate(all="ignore"):
             best = np.nanmax(np.where(np.isfinite(pc), pc, -np.inf), axis=1)
         best = np.where(np.isfinite(best), best, np.nan).astype(np.float32)
-        cols += [c, c - best[:, None]]
+        if RELATIVE == "z":  # the query's similarity distribution, from its outside sample
+            oc = np.where(sc.out_both[m], sc.out_cos[m], np.nan)
+            with np.errstate(all="ignore"):
+                mu = np.nanmean(oc, axis=1).astype(np.float32)
+                sd = np.nanstd(oc, axis=1).astype(np.float32)
+            cols += [c, (c - mu[:, None]) / np.maximum(sd, 1e-6)[:, None]]
+        else:
+            cols += [c, c - best[:, None]] if RELATIVE != "0" else [c]
     counts = sc.counts if sc.counts is not None else np.zeros(sc.n, np.int64)
     cq = np.log1p(counts[sc.uq]).astype(np.float32)
-    cols += [np.log1p(counts[safe]).astype(np.float32),
-             np.broadcast_to(cq[:, None], idx.shape).astype(np.float32)]
+    if os.environ.get("PROBE_COUNTS", "1") != "0":
+        cols += [np.log1p(counts[safe]).astype(np.float32),
+                 np.broadcast_to(cq[:, None], idx.shape).astype(np.float32)]
     return np.stack(cols, axis=-1), valid
 
 

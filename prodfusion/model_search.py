@@ -30,6 +30,7 @@ from prodfusion.fusion.cooc import PAIRWISE_MODALITIES
 from prodfusion.fusion.weights import (
     Weighting,
     confidence,
+    row_confidence,
     estimate_stats,
     fallback_search_weighting,
 )
@@ -111,9 +112,7 @@ class SearchMixin:
         return fusion or ("intermediate" if profile else self.fusion)
 
     def _confidence(self, wt: Weighting) -> np.ndarray | None:
-        if wt.n0 is None or getattr(self, "click_counts_", None) is None:
-            return None
-        return confidence(self.click_counts_, wt.n0, wt.confidence)
+        return row_confidence(getattr(self, "click_counts_", None), wt)
 
     def popular_order(self) -> np.ndarray | None:
         """The rows the ``popular`` backfill draws from, most clicked first (cached on the
@@ -194,6 +193,19 @@ class SearchMixin:
         if backend == "exact" and method != "early":  # the fusers rank the fallback pairs
             return self.fuser(method, mods, weighting)
         wt = self.weighting(mods, weighting)
+        if wt.learned is not None and method == "intermediate":
+            # candidates from the linear weighting's index, re-scored by the trees
+            key = ("learned", mods, wt)
+            if key not in self._searchers:
+                from dataclasses import replace
+
+                from prodfusion.index.learned import LearnedRescorer
+
+                self._searchers[key] = LearnedRescorer(
+                    self.searcher(method, mods, replace(wt, learned=None)),
+                    self.modality_data(), mods, wt, self._confidence(wt),
+                    over_fetch=max(4, int(self.index_settings.over_fetch)))
+            return self._searchers[key]
         if backend == "exact":
             main = self.fuser(method, mods, weighting)
         elif set(mods) & set(PAIRWISE_MODALITIES):  # vector index + pairwise neighbours
@@ -237,7 +249,9 @@ class SearchMixin:
         zero-weight fallback, :attr:`Weighting.fallback`)."""
         data = self.modality_data()
         served = np.zeros(len(self.catalog), bool)
-        conf = self._confidence(weighting) if weighting.confidence == "min" else None
+        cc = getattr(self, "click_counts_", None)
+        conf = confidence(cc, weighting.n0, "min") if weighting.confidence == "min" and \
+            weighting.n0 is not None and cc is not None else None
         for m in modalities:
             if weighting.w(m) > 0:
                 has = np.asarray(data[m].mask, bool)

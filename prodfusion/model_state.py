@@ -122,10 +122,20 @@ def apply_profile(rec, name: str, res: dict, *, sessions=None, pairs=None) -> No
     from prodfusion.fusion.weighting import check_profile_name
 
     check_profile_name(name, "tune()")
+    scorer = res.pop("scorer", None)  # a learned weighting's trees (tune_learned)
     wt = Weighting.make(res["weights"], res["calibration"], None, res["n0"], where="tune()",
                         fallback=res.get("fallback", False), impute=res.get("impute", 0.0),
                         fallback_missing=res.get("fallback_missing", "drop"),
-                        confidence=res.get("confidence", "ratio"))
+                        confidence=res.get("confidence", "ratio"), learned=scorer)
+    if scorer is not None and "clicks" in rec.available_modalities:
+        counts = _tuning_counts(rec, sessions, pairs)
+        have = getattr(rec, "click_counts_", None)
+        if have is None or not np.array_equal(have, counts):
+            raise ParameterError(
+                f"tune(): the trees of profile {name!r} read each product's click count, "
+                "which needs the model's click counts, but the interactions tuned on count "
+                "products differently; tune it on the interactions the model was built (or "
+                "tuned) with.")
     decay = res.get("cooc_decay")
     if decay is not None and getattr(rec, "cooc_", None) is not None \
             and decay != rec.cooc_.decay:

@@ -594,7 +594,7 @@ class Recommender(QueryMixin):
         return update_embeddings(self, embeddings, sessions=sessions)
 
     def tune(self, sessions=None, pairs=None, *, profile: str | None = None,
-             **kwargs) -> dict:
+             learner: str = "linear", **kwargs) -> dict:
         """Learn fusion weights, calibration and click confidence on held-out interactions
         and make them this model's (fusion becomes ``"intermediate"``); see
         :func:`prodfusion.evaluation.tuning.tune_weights` for the protocol and options.
@@ -610,13 +610,34 @@ class Recommender(QueryMixin):
         cooc decay (``cooc_decays=()`` unless given) and is refused an ``n0`` whose counts
         differ from the model's (:func:`~prodfusion.model_state.apply_profile`).
 
+        ``learner="gbdt"`` learns boosted trees over the modalities' similarities instead of
+        weights (:func:`prodfusion.evaluation.tuning_learned.tune_learned`; its options are
+        that function's), kept as the profile ``profile`` (required): the trees re-score the
+        candidates of the model's own weighting.
+
         Returns the tuning record, also kept in the manifest (``tuning``, or the profile's
         ``tuning``) by :meth:`save`. Nothing changes when tuning fails.
         """
         from prodfusion.evaluation.tuning import tune_weights
+        from prodfusion.evaluation.tuning_learned import LEARNERS, tune_learned
         from prodfusion.model_state import apply_profile, apply_tuning
 
         self._check_built()
+        if learner not in LEARNERS:
+            raise param_error("learner", "tune()", f"one of {list(LEARNERS)}", learner)
+        if learner == "gbdt":
+            if profile is None:
+                raise ParameterError(
+                    "tune(learner='gbdt') keeps its trees as a weighting profile: pass "
+                    "profile=NAME (CLI: --profile NAME); the model's own weighting stays "
+                    "linear.")
+            from prodfusion.fusion.weighting import check_profile_name
+
+            check_profile_name(profile, "tune()")
+            res = tune_learned(self, sessions=sessions, pairs=pairs, **kwargs)
+            res["profile"] = profile
+            apply_profile(self, profile, res, sessions=sessions, pairs=pairs)
+            return res
         if profile is not None:
             from prodfusion.fusion.weighting import check_profile_name
 

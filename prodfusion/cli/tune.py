@@ -73,6 +73,8 @@ def cmd_tune(args) -> int:
             "time) and/or --pairs (co-interaction pairs); the model folder records none."
         )
     sessions, pairs = load_interactions(args, rec.catalog)
+    if args.learner == "gbdt":
+        return _tune_trees(args, rec, sessions, pairs)
     res = rec.tune(sessions, pairs, profile=args.profile, **tune_options(args, rec))
     if not args.dry_run:
         rec.save(args.model)  # atomic: a temp folder renamed over the old one
@@ -127,6 +129,58 @@ def cmd_tune(args) -> int:
               f"{res.get('worst_source_share', float('nan')):.0%} of it. To serve one kind, "
               "tune for it: --validate-on sessions|pairs, each into its own --profile")
     return 0
+
+
+def learned_options(args, rec) -> dict:
+    """``Recommender.tune(learner="gbdt")``'s keyword arguments from ``prodfusion tune``
+    options (those of the weight search, grid and slice rule, do not apply)."""
+    from prodfusion.cli.evaluate_steps import _p2v
+
+    return dict(objective=args.objective, test_fraction=args.test_fraction,
+                val_fraction=args.val_fraction, seed=args.eval_seed,
+                max_queries=args.max_queries, protocol=args.protocol,
+                n_candidates=args.n_candidates, validate_on=args.validate_on,
+                repeats=args.repeats, prod2vec=_p2v(args, rec), progress=not args.quiet)
+
+
+def _tune_trees(args, rec, sessions, pairs) -> int:
+    """``prodfusion tune MODEL --learner gbdt --profile NAME``."""
+    from prodfusion.errors import ParameterError
+
+    if not args.profile:
+        raise ParameterError("--learner gbdt keeps its trees as a weighting profile: pass "
+                             "--profile NAME (the model's own weighting stays linear).")
+    res = rec.tune(sessions, pairs, profile=args.profile, learner="gbdt",
+                   **learned_options(args, rec))
+    if not args.dry_run:
+        rec.save(args.model)
+    t = res["trees"]
+    print(f"tuned {args.model} profile {args.profile!r}"
+          f"{' (dry run: not written)' if args.dry_run else ''}: {t['n_trees']} boosted trees "
+          f"over {', '.join(res['weights'])} re-scoring the weighting "
+          f"{format_weights_of(res)} (trained on {t['training_rows']:,} candidate rows, "
+          f"{t['training_targets']:,} targets, {res['seconds']:.1f}s)")
+    print(f"  validation {res['objective']} out of fold {res['validation_score']:.4f} on "
+          f"{res['split']['n_validation_cases']:,} cases over {res['search']['repeats']} "
+          "splits (trees trained on the other splits); for reference, on the same cases:")
+    for name, v in res["reference_scores"].items():
+        print(f"    {'the weighting re-scored' if name == 'linear' else name:<36} {v:.4f}")
+    line = gain_line(res)
+    if line:
+        print(line.replace("the fusion may serve", "the trees may serve"))
+    if res["gain"]["value"] < 0:
+        print(f"  the trees score below {res['gain']['over']} on validation: serve this "
+              "profile only to compare (evaluate retrieval --variants with its profile)")
+    if not args.dry_run:
+        print(f"  the model's default weighting is unchanged; rank by the trees with "
+              f"`prodfusion similar {args.model} ID --profile {args.profile}`")
+    return 0
+
+
+def format_weights_of(res: dict) -> str:
+    from prodfusion.fusion.weights import format_weights
+
+    return format_weights(res["weights"])
 
 
 def gain_line(res: dict, label: str = "") -> str | None:
@@ -345,6 +399,12 @@ def add_tune_parser(sub) -> None:
                         "else every core). Retraining Prod2Vec on each split is most of a "
                         "tuning's time (two thirds at 100,000 products on one thread: "
                         "docs/benchmarks/tune_scale_1m.md), so threads shorten it most")
+    p.add_argument("--learner", choices=["linear", "gbdt"], default="linear",
+                   help="linear (default): weights, calibration and n0; gbdt: boosted trees "
+                   "over every modality's similarity, the distance to the query's best in "
+                   "it and both products' click counts, trained on the validation splits "
+                   "and measured out of fold; kept as --profile NAME (required), re-scoring "
+                   "the model's own weighting's candidates")
     p.add_argument("--dry-run", action="store_true", help="print the choice, write nothing")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_tune)

@@ -128,6 +128,7 @@ class _Scorer:
         for i, u in enumerate(inv):
             targets_of[u].append(int(t[i]))
         cands: list[np.ndarray] = []
+        naturals: list[np.ndarray] = []  # in some modality's nearest (not only a target)
         cos_rows: dict[str, list[np.ndarray]] = {m: [] for m in mods}
         n_out = min(n_cand, OUTSIDE_CAP) if n_outside is None else int(n_outside)
         rng = np.random.default_rng(seed)
@@ -158,6 +159,8 @@ class _Scorer:
                 c = np.unique(np.concatenate(pool))
                 c = c[c != qq]
                 cands.append(c)
+                naturals.append(np.isin(c, np.concatenate(pool[1:])) if len(pool) > 1
+                                else np.zeros(len(c), bool))
                 for m in mods:
                     cos_rows[m].append(full[m][j, c])
                 outside = n - 1 - len(c)  # every other product of the catalog
@@ -179,6 +182,18 @@ class _Scorer:
         self.out, self.out_valid, self.out_safe, self.out_cos, self.out_both = self._padded(
             outs, out_rows, data, empty_width=0)
         self.out_w = out_w
+        # the candidates a learned weighting's trees score (each modality's nearest: a
+        # target that is in none of them ranks after them, as it would when served)
+        self.natural = np.zeros(self.cand.shape, bool)
+        for u, nat in enumerate(naturals):
+            self.natural[u, : len(nat)] = nat
+        # each query's best similarity per modality: the pool holds each modality's nearest
+        # products, so its maximum is the catalog's (a learned weighting's feature)
+        self.best = {}
+        for m in mods:
+            with np.errstate(invalid="ignore"):
+                b = np.where(self.both[m], self.cos[m], -np.inf).max(axis=1, initial=-np.inf)
+            self.best[m] = np.where(np.isfinite(b), b, np.nan).astype(np.float32)
         # where each case's target sits among its query's candidates
         self.tpos = np.array([int(np.searchsorted(cands[u], t[i])) for i, u in enumerate(inv)],
                              dtype=np.int64)
@@ -215,13 +230,18 @@ class _Scorer:
         return idx, valid, safe, cos, both
 
     def _fused(self, wt, conf, cos: dict, both: dict, safe: np.ndarray,
-               valid: np.ndarray) -> np.ndarray:
-        """The weighting's fused scores of the padded candidates (``-inf`` in the padding)."""
+               valid: np.ndarray, natural: np.ndarray | None = None) -> np.ndarray:
+        """The weighting's fused scores of the padded candidates (``-inf`` in the padding);
+        a learned weighting's trees score the ``natural`` ones (none: the outside sample)."""
         from prodfusion.fusion.weights import intermediate_combine
 
+        pool = None
+        if wt.learned is not None:
+            pool = natural if natural is not None else np.zeros(valid.shape, bool)
         s = intermediate_combine(wt, self.mods, cos, both,
                                  None if conf is None else conf[self.uq],
-                                 None if conf is None else conf[safe], q_has=self.q_has)
+                                 None if conf is None else conf[safe], q_has=self.q_has,
+                                 q_best=self.best, pool=pool)
         s[~valid] = -np.inf  # padding slots: never ranked
         return s[self.inv]
 
@@ -236,10 +256,10 @@ class _Scorer:
 
     def values(self, wt) -> np.ndarray:
         """The metric of every validation case under weighting ``wt``."""
-        from prodfusion.fusion.weights import confidence
+        from prodfusion.fusion.weights import row_confidence
 
-        conf = confidence(self.counts, wt.n0, wt.confidence) if wt.n0 is not None else None
-        s = self._fused(wt, conf, self.cos, self.both, self.safe, self.valid)
+        conf = row_confidence(self.counts, wt)
+        s = self._fused(wt, conf, self.cos, self.both, self.safe, self.valid, self.natural)
         ahead, ties, ok = tie_aware_ranks([s], self.tpos)
         if self.out.shape[1]:  # the rest of the catalog, estimated from its sample
             so = self._fused(wt, conf, self.out_cos, self.out_both, self.out_safe,

@@ -58,6 +58,7 @@ class IntermediateFusion(ExactSearchMixin):
     def fit(self, embeddings: Mapping[str, Embeddings]) -> IntermediateFusion:
         """Fit on ``embeddings``: :class:`Embeddings` per vector modality and, for a pairwise
         modality (``cooc``), its :class:`~prodfusion.fusion.cooc.Cooc` object."""
+        self.data_ = {m: embeddings[m] for m in self.modalities}  # a learned weighting's bests
         self.pairwise_ = {m: embeddings[m] for m in self.modalities if m in PAIRWISE_MODALITIES}
         for m, p in self.pairwise_.items():
             if not hasattr(p, "scores"):
@@ -109,9 +110,17 @@ class IntermediateFusion(ExactSearchMixin):
             q_has[m] = self.presence_[q, j] > 0
             both[m] = q_has[m][:, None] & (self.presence_[c, j][None, :] > 0)
         conf = self.confidence
+        best = pool = None
+        if self.weighting.learned is not None:  # each modality's nearest, by the trees
+            from prodfusion.fusion.learned import best_similarity, pool_mask
+
+            best = {m: best_similarity(self.data_[m])[q] for m in self.modalities}
+            pool = pool_mask(self.modalities, cos, both, self.weighting.learned.pool,
+                             exclude=q[:, None] == c[None, :])
         return intermediate_combine(self.weighting, self.modalities, cos, both,
                                     None if conf is None else conf[q],
-                                    None if conf is None else conf[c], q_has=q_has)
+                                    None if conf is None else conf[c], q_has=q_has,
+                                    q_best=best, pool=pool)
 
     def distance(self, query_rows, cand_rows=None) -> np.ndarray:
         """``1 − similarity`` (the mean cosine distance); ``inf`` where nothing is shared."""

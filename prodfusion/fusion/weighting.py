@@ -206,6 +206,10 @@ class Weighting:
     #: ``n0`` times in training count as absent; the candidates keep theirs (early fusion,
     #: which scales each product's block, applies it to both sides).
     confidence: str = "ratio"
+    #: A :class:`~prodfusion.fusion.learned.LearnedScorer`: intermediate fusion scores pairs
+    #: by its trees instead of the weighted mean (``tune --learner gbdt``); the weights above
+    #: still gather the candidates of approximate indexes. ``None``: the linear formulas.
+    learned: object = None
 
     @classmethod
     def make(cls, weights: Mapping[str, float] | str | None = None, calibration: str = "none",
@@ -213,7 +217,7 @@ class Weighting:
              where: str = "Weighting",
              fallback: bool | Mapping[str, float] | tuple = False,
              impute: float = 0.0, fallback_missing: str = "drop",
-             confidence: str = "ratio") -> Weighting:
+             confidence: str = "ratio", learned=None) -> Weighting:
         if calibration not in CALIBRATIONS:
             raise param_error("calibration", where, f"one of {list(CALIBRATIONS)}", calibration)
         w = parse_weights(weights, where)
@@ -233,9 +237,19 @@ class Weighting:
         if confidence not in CONFIDENCE_FORMS:
             raise param_error("confidence", where, f"one of {list(CONFIDENCE_FORMS)}",
                               confidence)
+        if learned is not None:
+            from prodfusion.fusion.learned import LearnedScorer
+
+            if isinstance(learned, Mapping):
+                learned = LearnedScorer.from_dict(learned)
+            if not isinstance(learned, LearnedScorer):
+                raise param_error("learned", where, "a LearnedScorer", learned)
+            if w is None:
+                raise ParameterError(f"{where}: a learned weighting keeps linear weights "
+                                     "(its approximate indexes gather candidates by them).")
         return cls(tuple(sorted(w.items())) if w is not None else None, calibration, st,
                    None if n0 is None else float(n0), fb, float(impute), fallback_missing,
-                   confidence)
+                   confidence, learned)
 
     @classmethod
     def from_dict(cls, d: Mapping | None) -> Weighting:
@@ -246,7 +260,7 @@ class Weighting:
                         d.get("n0"), where="manifest settings.weighting",
                         fallback=d.get("fallback") or False, impute=d.get("impute", 0.0),
                         fallback_missing=d.get("fallback_missing", "drop"),
-                        confidence=d.get("confidence", "ratio"))
+                        confidence=d.get("confidence", "ratio"), learned=d.get("learned"))
 
     def to_dict(self) -> dict:
         out = {"weights": dict(self.weights) if self.weights is not None else None,
@@ -260,12 +274,15 @@ class Weighting:
             out["fallback_missing"] = self.fallback_missing
         if self.confidence != "ratio":  # absent: c(n) = n / (n + n0), as before
             out["confidence"] = self.confidence
+        if self.learned is not None:  # absent: the linear formulas
+            out["learned"] = self.learned.to_dict()
         return out
 
     def overridden(self, weights=None, calibration: str | None = None,
                    where: str = "similar()") -> Weighting:
         """This weighting with ``weights`` and/or ``calibration`` in place of its own (its
-        ``n0``, fallback and ``impute`` kept; statistics estimated again on use)."""
+        ``n0``, fallback and ``impute`` kept; statistics estimated again on use). A learned
+        weighting becomes linear: the weights asked for are what ranks."""
         return Weighting.make(weights if weights is not None else
                               (dict(self.weights) if self.weights is not None else None),
                               calibration or self.calibration, None, self.n0, where=where,
@@ -335,20 +352,24 @@ class Weighting:
         return Weighting.make(dict(self.weights) if self.weights is not None else None,
                               self.calibration, merged, self.n0, fallback=self.fallback,
                               impute=self.impute, fallback_missing=self.fallback_missing,
-                              confidence=self.confidence)
+                              confidence=self.confidence, learned=self.learned)
 
     def restrict(self, modalities: Sequence[str]) -> Weighting:
         """The same weighting over ``modalities`` only (weights of the others dropped).
 
         When every kept weight is 0 (e.g. asking a tuned model for the one modality tuning
         switched off) the kept modalities are weighed equally: the caller asked for them.
+        A learned scorer is kept only over the modalities it was trained on (else the
+        weighting is linear).
         """
         if self.weights is None:
             return self
         kept = tuple((m, w) for m, w in self.weights if m in modalities)
+        learned = self.learned if self.learned is not None and \
+            set(self.learned.modalities) == set(modalities) else None
         return Weighting(kept if any(w > 0 for _, w in kept) else None, self.calibration,
                          self.stats, self.n0, self.fallback, self.impute,
-                         self.fallback_missing, self.confidence)
+                         self.fallback_missing, self.confidence, learned)
 
     def check(self, modalities: Sequence[str], where: str) -> None:
         """Refuse weights naming a modality outside ``modalities`` or zero on all of them."""

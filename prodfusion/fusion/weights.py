@@ -88,6 +88,7 @@ from prodfusion.fusion.weighting import (  # the weighting itself; importable fr
 __all__ = ["CALIBRATIONS", "Weighting", "parse_weights", "format_weights", "estimate_stats",
            "confidence",
            "tie_scale", "tie_weighting", "intermediate_combine", "fallback_terms",
+           "row_confidence",
            "fallback_search_weighting", "early_block_scale", "pair_confidence",
            "late_combine", "query_norm", "Z_CALIBRATIONS", "title_split_weights"]
 
@@ -131,6 +132,33 @@ def confidence(counts: np.ndarray, n0: float, form: str = "ratio") -> np.ndarray
     if form == "min":
         return (n >= float(n0)).astype(np.float32)
     return (n / (n + float(n0))).astype(np.float32)
+
+
+def row_confidence(counts, weighting: Weighting) -> np.ndarray | None:
+    """The per-product array the fusers take as ``confidence`` under ``weighting``:
+    :func:`confidence` of the click counts under its ``n0`` (None without one); for a
+    learned weighting each product's ``log(1 + clicks)``, a feature of its trees (None
+    without counts).
+
+    >>> row_confidence(np.array([0, 2]), Weighting.make({"clicks": 1}, n0=2.0)).tolist()
+    [0.0, 0.5]
+    """
+    if counts is None:
+        return None
+    if weighting.learned is not None:
+        return np.log1p(np.asarray(counts, np.float64)).astype(np.float32)
+    if weighting.n0 is None:
+        return None
+    return confidence(counts, weighting.n0, weighting.confidence)
+
+
+def row_confidence_of(linear: Weighting, log_q, log_c) -> tuple:
+    """``(conf_q, conf_c)`` of the linear weighting ``linear`` from a learned weighting's
+    ``log(1 + clicks)`` arrays (:func:`row_confidence`), or ``(None, None)``."""
+    if linear.n0 is None or log_q is None or log_c is None:
+        return None, None
+    back = [np.rint(np.expm1(np.asarray(x, np.float64))) for x in (log_q, log_c)]
+    return tuple(confidence(b, linear.n0, linear.confidence) for b in back)
 
 
 def tie_scale(weights: Sequence[float]) -> float:
@@ -207,14 +235,42 @@ def query_norm(weighting: Weighting, modalities: Sequence[str], q_has: Mapping,
 
 
 def intermediate_combine(weighting: Weighting, modalities: Sequence[str], cos: Mapping,
-                         both: Mapping, conf_q=None, conf_c=None, q_has: Mapping | None = None
+                         both: Mapping, conf_q=None, conf_c=None, q_has: Mapping | None = None,
+                         q_best: Mapping | None = None, pool: np.ndarray | None = None
                          ) -> np.ndarray:
     """``S = Σ W_m s_m / Σ W_m`` over shared modalities, from per-modality ``(q, c)`` raw
     cosines ``cos[m]`` and presence ``both[m]`` (bool); ``-inf`` where ``Σ W_m = 0``.
 
     Under ``"zmean"`` the denominator is the query's ``D(q)`` (:func:`query_norm`), which
     needs ``q_has[m]`` (bool per query: the query has ``m``).
+
+    A learned weighting (:mod:`prodfusion.fusion.learned`) scores by its trees instead:
+    ``q_best[m]`` is each query's best similarity in ``m``
+    (:func:`~prodfusion.fusion.learned.best_similarity`), ``conf_q`` / ``conf_c`` the
+    products' ``log(1 + clicks)`` (:func:`row_confidence`). With ``pool`` (bool ``(q, c)``:
+    the candidates among each modality's nearest, :func:`~prodfusion.fusion.learned.pool_mask`)
+    the trees score those pairs and the others rank after them by the linear weighting;
+    without it every pair is scored by the trees.
     """
+    if weighting.learned is not None:
+        from dataclasses import replace
+
+        from prodfusion.fusion.learned import POOL_OFFSET
+
+        if q_best is None:
+            raise ParameterError("a learned weighting needs each query's best similarity "
+                                 "per modality (q_best).")
+        lr = weighting.learned
+        if pool is None:
+            return lr.scores(cos, both, q_best, conf_q, conf_c)
+        linear = replace(weighting, learned=None)
+        cl = row_confidence_of(linear, conf_q, conf_c)
+        out = intermediate_combine(linear, modalities, cos, both, cl[0], cl[1], q_has=q_has)
+        out = (out - np.float32(POOL_OFFSET)).astype(np.float32)
+        if np.any(pool):
+            t = lr.scores(cos, both, q_best, conf_q, conf_c, where=pool)
+            out[pool] = t[pool]
+        return out
     num = den = None
     for m in modalities:
         wm = weighting.w(m)

@@ -1,0 +1,245 @@
+"""Learning a fusion's trees on held-out interactions (``prodfusion tune MODEL --learner gbdt
+--profile NAME``; :meth:`prodfusion.Recommender.tune` with ``learner="gbdt"``).
+
+The protocol is :func:`~prodfusion.evaluation.tuning.tune_weights`' own: the test part set
+aside exactly as ``evaluate`` holds it out (never read), the training part split again
+``repeats`` times into fitting and validation parts, Prod2Vec and the co-occurrences
+retrained on each fitting part (:func:`~prodfusion.evaluation.tuning_scorer._validation_folds`).
+On each validation split every query's candidates (each modality's nearest products and its
+validation targets) and a uniform sample of the rest of the catalog give the training rows:
+a candidate that is a validation target is a positive, every other one a negative, and each
+sampled product stands for the products outside the pool it was drawn from (its weight). The
+sample is what keeps the trees from learning the pool itself: the targets are always in it,
+so without the rest of the catalog a product lacking every modality (found only because it
+is a target) would look like an answer — the presence leak of the issue's first part, in a
+learner's form (``tests/evaluation/test_tuning_learned.py`` plants it).
+
+**How well the trees do is measured out of fold**: for each validation split, trees trained
+on the other splits' queries (any query of this split left out) rank this split's cases; the
+record's ``validation_score`` is the mean over splits, beside the linear weighting the trees
+re-score (the model's own unless ``weights`` are given) and each modality alone on the same
+cases, and ``gain`` says by how much the trees beat the better of them with one standard
+error. The trees kept are then trained on every split. The learner is scikit-learn's
+``HistGradientBoostingClassifier`` (early stopping on a share of the rows); its trees are
+stored as arrays (:class:`~prodfusion.fusion.learned.LearnedScorer`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from prodfusion.errors import ParameterError, param_error
+
+__all__ = ["tune_learned", "LEARNERS"]
+
+#: The learners ``tune`` knows: ``linear`` (weights, :func:`tune_weights`) and ``gbdt``.
+LEARNERS = ("linear", "gbdt")
+#: Negatives kept per validation query from its candidate pool (the rest: their weight).
+NEGATIVES_PER_QUERY = 200
+
+
+def _rows(sc, mods: Sequence[str], keep_queries: np.ndarray, rng) -> tuple:
+    """Training rows ``(X, y, w)`` of one validation split's scorer, for its queries in
+    ``keep_queries`` (bool per unique query): the candidates the trees will score (each
+    modality's nearest), a validation target positive, at most
+    :data:`NEGATIVES_PER_QUERY` others per query weighted up to stand for the rest."""
+    from prodfusion.fusion.learned import pair_features
+
+    counts = sc.counts
+    logc = None if counts is None else np.log1p(counts.astype(np.float64)).astype(np.float32)
+    X = pair_features(mods, sc.cos, sc.both, sc.best, None if logc is None else logc[sc.uq],
+                      None if logc is None else logc[sc.safe])
+    y = np.zeros(sc.cand.shape, bool)
+    y[sc.inv, sc.tpos] = True
+    xs, ys, ws = [], [], []
+    for u in np.flatnonzero(keep_queries):
+        pos = np.flatnonzero(sc.natural[u] & y[u])
+        neg = np.flatnonzero(sc.natural[u] & ~y[u])
+        wn = 1.0
+        if len(neg) > NEGATIVES_PER_QUERY:
+            wn = len(neg) / NEGATIVES_PER_QUERY
+            neg = rng.choice(neg, NEGATIVES_PER_QUERY, replace=False)
+        xs += [X[u, pos], X[u, neg]]
+        ys += [np.ones(len(pos)), np.zeros(len(neg))]
+        ws += [np.ones(len(pos)), np.full(len(neg), wn)]
+    if not xs:
+        return np.zeros((0, X.shape[-1]), np.float32), np.zeros(0), np.zeros(0)
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
+
+
+def _fit(parts: list, mods: Sequence[str], seed: int, max_iter: int):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from prodfusion.fusion.learned import LearnedScorer
+
+    X = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
+    w = np.concatenate([p[2] for p in parts])
+    if y.sum() < 2 or (y == 0).sum() < 2:
+        raise ParameterError("tune(learner='gbdt'): too few validation cases to learn from "
+                             f"({int(y.sum())} targets among the candidates).")
+    w = w * (len(w) / w.sum())
+    X[:, np.isnan(X).all(axis=0)] = 0.0  # a feature no row has (no clicks): never split on
+    clf = HistGradientBoostingClassifier(
+        max_iter=max_iter, learning_rate=0.05, max_leaf_nodes=31, min_samples_leaf=50,
+        l2_regularization=1.0, early_stopping=len(y) >= 10000, validation_fraction=0.15,
+        random_state=seed)
+    clf.fit(X, y, sample_weight=w)
+    return LearnedScorer.from_estimator(clf, mods), int(y.sum()), len(y)
+
+
+def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
+                 objective: str = "ndcg@15", validate_on: str = "all",
+                 test_fraction: float = 0.2, val_fraction: float = 0.2, seed: int = 0,
+                 protocol: str = "leave-last-out", repeats: int = 3, max_queries: int = 2000,
+                 n_candidates: int = 200, max_iter: int = 300, weights: Any = None,
+                 prod2vec: Any = None, progress: bool | Callable = False) -> dict:
+    """Learn a fusion's trees (module docstring); returns the tuning record with the
+    :class:`~prodfusion.fusion.learned.LearnedScorer` under ``"scorer"`` and the linear
+    weighting it re-scores (``weights``, ``calibration``, ``n0``, ...: the model's own, or
+    ``weights`` given) as a :func:`~prodfusion.evaluation.tuning.tune_weights` record has.
+
+    Raises
+    ------
+    ParameterError
+        No interactions; ``repeats`` < 2 (the out-of-fold measure needs two splits); a bad
+        objective or ``validate_on``; too few validation cases.
+    DataError
+        No held-out validation pair left after cleaning.
+    """
+    from prodfusion._checks import check_int
+    from prodfusion.evaluation.retrieval import _Progress, split_interactions
+    from prodfusion.evaluation.tuning import parse_objective
+    from prodfusion.evaluation.tuning_scorer import (
+        _case_groups,
+        _paired_se,
+        _part,
+        _validation_folds,
+    )
+    from prodfusion.fusion.weights import Weighting
+
+    where = "tune(learner='gbdt')"
+    t0 = time.perf_counter()
+    metric, k = parse_objective(objective, where)
+    if sessions is None and pairs is None:
+        raise ParameterError(f"{where} needs interactions to learn from: pass --interactions "
+                             "(sessions) and/or --pairs (co-interaction pairs).")
+    if validate_on not in ("all", "sessions", "pairs"):
+        raise param_error("validate_on", where, "'all', 'sessions' or 'pairs'", validate_on)
+    check_int(repeats, "repeats", where, low=2, high=10)
+    check_int(max_iter, "max_iter", where, low=1, high=5000)
+    log = _Progress(progress)
+    mods = tuple(m for m in rec.modalities if m in rec.available_modalities)
+    base = rec.weighting(mods) if weights is None else rec.weighting(
+        mods, rec.own_weighting().overridden(weights, None, where))
+    if base.learned is not None:
+        base = Weighting.make(dict(base.weights), base.calibration, None, base.n0,
+                              fallback=base.fallback, impute=base.impute,
+                              fallback_missing=base.fallback_missing,
+                              confidence=base.confidence)
+    if base.weights is None:  # the paper's equal weights, written out
+        base = base.overridden({m: 1.0 for m in mods}, None, where)
+    outer = split_interactions(rec.catalog, sessions, pairs, test_fraction=test_fraction,
+                               seed=seed, protocol=protocol)
+    s_part = _part(outer.train, ("s:", "h:"))
+    p_part = _part(outer.train, ("p:",))
+    if s_part is not None and len(s_part) < 2:
+        s_part = None
+    if s_part is None and p_part is None:
+        from prodfusion.errors import DataError
+
+        raise DataError(f"{where}: nothing is left to learn from once the test part is held "
+                        "out.")
+    mods2, folds, fit_sizes, _, _ = _validation_folds(
+        rec, s_part, p_part, mods, validate_on=validate_on, val_fraction=val_fraction,
+        seed=seed, protocol=protocol, repeats=repeats, rolling=False, max_queries=max_queries,
+        prod2vec=prod2vec, metric=metric, k=k, n_candidates=n_candidates,
+        with_stats=base.calibration != "none" or isinstance(base.fallback, tuple), log=log,
+        progress=progress, where=where, cooc_decays=())
+    if mods2 != mods:
+        raise ParameterError(f"{where}: a validation split lacks {sorted(set(mods) - set(mods2))}"
+                             "; the trees need every modality of the model.")
+    if len(folds) < 2:
+        raise ParameterError(f"{where}: only one validation split could be made; the "
+                             "out-of-fold measure needs two (pass more interactions).")
+    rng = np.random.default_rng(seed)
+    log(f"learning trees over {len(mods)} modalities on {len(folds)} validation splits "
+        "(out of fold first)")
+    learned_vals, linear_vals, single_vals = [], [], {m: [] for m in mods}
+    for r, (sc, st) in enumerate(folds):
+        held = set(sc.uq.tolist())
+        parts = [_rows(o, mods, ~np.isin(o.uq, list(held)), rng)
+                 for j, (o, _) in enumerate(folds) if j != r]
+        scorer, _, _ = _fit(parts, mods, seed, max_iter)
+        lin = base.with_stats(st) if st else base
+        learned_vals.append(sc.values(Weighting.make(
+            dict(base.weights), base.calibration, st or None, base.n0, fallback=base.fallback,
+            impute=base.impute, fallback_missing=base.fallback_missing,
+            confidence=base.confidence, learned=scorer)))
+        linear_vals.append(sc.values(lin))
+        for m in mods:
+            single_vals[m].append(sc.values(Weighting.make({m: 1.0}, "none", None, None)))
+    scores = {"learned": float(np.mean([sc.objective(v) for (sc, _), v in
+                                        zip(folds, learned_vals, strict=True)]))}
+    refs = {"linear": float(np.mean([sc.objective(v) for (sc, _), v in
+                                     zip(folds, linear_vals, strict=True)]))}
+    for m in mods:
+        refs[f"{m} alone"] = float(np.mean([sc.objective(v) for (sc, _), v in
+                                            zip(folds, single_vals[m], strict=True)]))
+    groups = _case_groups(folds)
+    case_src = np.concatenate([sc.src for sc, _ in folds])
+    best_ref = max(refs, key=refs.get)
+    ref_vals = np.concatenate(linear_vals if best_ref == "linear" else single_vals[
+        best_ref[: -len(" alone")]])
+    gain = {"over": best_ref, "value": scores["learned"] - refs[best_ref],
+            "se": float(_paired_se(np.concatenate(learned_vals), ref_vals, groups, case_src))}
+    log(f"out of fold: trees {scores['learned']:.4f}, linear {refs['linear']:.4f}, best "
+        f"reference {best_ref} {refs[best_ref]:.4f}; gain {gain['value']:+.4f} "
+        f"± {gain['se']:.4f}")
+    scorer, n_pos, n_rows = _fit([_rows(sc, mods, np.ones(len(sc.uq), bool), rng)
+                                  for sc, _ in folds], mods, seed, max_iter)
+    log(f"trees kept: {scorer.n_trees} trained on {n_rows:,} rows ({n_pos:,} targets)")
+    fingerprints = {name: s.fingerprint() for name, s in (("sessions", sessions),
+                                                          ("pairs", pairs))
+                    if s is not None and hasattr(s, "fingerprint")}
+    src = case_src.astype(str)
+    return {
+        "fusion": "intermediate",
+        "learner": "gbdt",
+        "scorer": scorer,
+        "weights": dict(base.weights),
+        "calibration": base.calibration,
+        "impute": base.impute,
+        "n0": base.n0,
+        **({"confidence": base.confidence} if base.confidence != "ratio" else {}),
+        "fallback": base.fallback if base.fallback is True or not base.fallback
+        else dict(base.fallback),
+        **({"fallback_missing": base.fallback_missing}
+           if base.fallback_missing != "drop" else {}),
+        "objective": f"{metric}@{k}",
+        "validation_score": scores["learned"],
+        "validation_measure": "out of fold (trees trained on the other validation splits)",
+        "reference_scores": refs,
+        "gain": gain,
+        "trees": {"n_trees": scorer.n_trees, "fingerprint": scorer.fingerprint,
+                  "training_rows": n_rows, "training_targets": n_pos,
+                  "learner": "sklearn HistGradientBoostingClassifier", "max_iter": max_iter},
+        "search": {"max_queries": max_queries, "n_candidates": n_candidates,
+                   "validate_on": validate_on, "repeats": repeats,
+                   "objective_average": "per source"},
+        "split": {"protocol": protocol, "test_fraction": test_fraction,
+                  "val_fraction": val_fraction, "seed": seed,
+                  "n_validation_cases": len(src),
+                  "n_validation_cases_by_source": {x: int((src == x).sum())
+                                                   for x in np.unique(src)},
+                  "n_validation_queries": int(sum(len(sc.uq) for sc, _ in folds)),
+                  "n_fitting_sessions": fit_sizes,
+                  "test_cases_set_aside": int(sum(len(h) for h in outer.heldout.values()))},
+        "fingerprints": fingerprints,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }

@@ -1,0 +1,325 @@
+"""A learned fusion: gradient-boosted trees over the modalities' similarities
+(``prodfusion tune MODEL --learner gbdt --profile NAME``).
+
+The linear weightings of :mod:`prodfusion.fusion.weights` add calibrated similarities with
+one weight per modality. A :class:`LearnedScorer` instead scores a (query, candidate) pair
+by trees (scikit-learn's ``HistGradientBoostingClassifier``, trained on the tuning's
+validation splits: :func:`prodfusion.evaluation.tuning_learned.tune_learned`) over
+these features, per fused modality ``m`` (missing where either product lacks ``m``):
+
+* ``sim:m`` — the raw similarity (cosine; the co-occurrence, category or popularity score);
+* ``gap:m`` — that similarity minus the query's best over the catalog in ``m``
+  (:func:`best_similarity`: how far the candidate is from the query's nearest product there);
+
+and both products' training clicks, ``log(1 + n)`` (``clicks:candidate``, ``clicks:query``).
+The trees learn what a linear weighting cannot: that a co-occurrence counts only when the
+candidate is among the query's nearest, that a rarely clicked product's click cosine means
+little, how to rank a pair lacking a modality (missing values take their own branch, learnt).
+
+A learned weighting keeps its linear weights (:class:`~prodfusion.fusion.weights.Weighting`'s
+``weights``): approximate indexes gather candidates by them and the trees re-score the
+candidates, as every fused score is re-scored exactly. The trees are stored as arrays (no
+pickle) in the profile's ``weighting`` entry of the manifest (``learned``: base64 of a
+``numpy.savez`` file) and scored by :meth:`LearnedScorer.predict`, which reproduces
+scikit-learn's ``decision_function`` (``tests/fusion/test_learned.py``).
+
+Each product's best similarity per modality is computed exactly on first use (a blocked
+scan of the catalog, cached on the modality's data): O(N² · dim), seconds at 10⁴ products,
+minutes at 10⁵; refused above :data:`BEST_EXACT_MAX` products.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from prodfusion.errors import ModelError, ParameterError
+
+__all__ = ["LearnedScorer", "best_similarity", "pair_features", "pool_mask", "BEST_EXACT_MAX",
+           "DEFAULT_POOL", "POOL_OFFSET"]
+
+#: Above this many products :func:`best_similarity` refuses (an exact O(N²) scan).
+BEST_EXACT_MAX = 300_000
+#: Each modality's nearest products a query's trees score (:func:`pool_mask`).
+DEFAULT_POOL = 200
+#: Below every tree score: products outside the pool rank after it, by the linear weighting.
+POOL_OFFSET = 1.0e6
+#: Rows scored at a time by :meth:`LearnedScorer.predict`.
+PREDICT_CHUNK = 32768
+#: Catalog rows compared at a time by :func:`best_similarity`.
+BEST_BLOCK = 2048
+_NODE_FIELDS = ("feature", "threshold", "missing_left", "left", "right", "value")
+
+
+def feature_names(modalities: Sequence[str]) -> list[str]:
+    """The features of a learned scorer over ``modalities``, in order.
+
+    >>> feature_names(("text", "cooc"))
+    ['sim:text', 'gap:text', 'sim:cooc', 'gap:cooc', 'clicks:candidate', 'clicks:query']
+    """
+    out = []
+    for m in modalities:
+        out += [f"sim:{m}", f"gap:{m}"]
+    return out + ["clicks:candidate", "clicks:query"]
+
+
+def pair_features(modalities: Sequence[str], cos: Mapping, both: Mapping, best_q: Mapping,
+                  log_q, log_c) -> np.ndarray:
+    """Features ``(q, c, F)`` float32 of every (query, candidate) pair (:func:`feature_names`).
+
+    ``cos[m]``, ``both[m]``: ``(q, c)`` similarities and presence; ``best_q[m]``: ``(q,)``
+    each query's best similarity in ``m`` (NaN where it lacks ``m``); ``log_q`` ``(q,)`` and
+    ``log_c`` ``(c,)`` or ``(q, c)``: ``log(1 + clicks)``, or None (missing).
+    """
+    shape = np.shape(both[modalities[0]])
+    cols = []
+    for m in modalities:
+        c = np.where(both[m], np.asarray(cos[m], np.float32), np.float32(np.nan))
+        b = np.asarray(best_q[m], np.float32).reshape(-1, 1)
+        cols += [c, c - b]
+    nan = np.full(shape, np.nan, np.float32)
+    cols.append(nan if log_c is None else np.broadcast_to(
+        np.asarray(log_c, np.float32), shape))
+    cols.append(nan if log_q is None else np.broadcast_to(
+        np.asarray(log_q, np.float32).reshape(-1, 1), shape))
+    return np.stack(cols, axis=-1).astype(np.float32, copy=False)
+
+
+class LearnedScorer:
+    """Boosted trees over pair features (module docstring); equal and hashed by content.
+
+    Build one with :meth:`from_estimator` (a fitted ``HistGradientBoostingClassifier`` or
+    ``HistGradientBoostingRegressor`` trained on :func:`pair_features`) or :meth:`from_dict`.
+    """
+
+    def __init__(self, modalities: Sequence[str], nodes: Mapping[str, np.ndarray],
+                 roots: np.ndarray, baseline: float, pool: int = DEFAULT_POOL) -> None:
+        self.modalities = tuple(modalities)
+        if isinstance(pool, bool) or not isinstance(pool, (int, np.integer)) or pool < 1:
+            raise ModelError(f"a learned scorer's pool must be a count >= 1, got {pool!r}.")
+        self.pool = int(pool)
+        self.nodes = {k: np.asarray(nodes[k]) for k in _NODE_FIELDS}
+        self.roots = np.asarray(roots, np.int64)
+        self.baseline = float(baseline)
+        n_feat = len(feature_names(self.modalities))
+        f = self.nodes["feature"]
+        inner = f >= 0
+        n = len(f)
+        if (f[inner] >= n_feat).any() or (self.roots >= n).any() or (self.roots < 0).any() or (
+                inner.any() and ((self.nodes["left"][inner] >= n).any()
+                                 or (self.nodes["right"][inner] >= n).any())):
+            raise ModelError("a learned scorer's trees are damaged (node or feature out of "
+                             "range).")
+        h = hashlib.sha256(repr(self.modalities).encode())
+        h.update(np.float64(self.baseline).tobytes())
+        h.update(np.int64(self.pool).tobytes())
+        h.update(self.roots.tobytes())
+        for k in _NODE_FIELDS:
+            h.update(np.ascontiguousarray(self.nodes[k]).tobytes())
+        self.fingerprint = h.hexdigest()[:16]
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, LearnedScorer) and other.fingerprint == self.fingerprint
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint)
+
+    def __repr__(self) -> str:
+        return (f"LearnedScorer({'+'.join(self.modalities)}, {len(self.roots)} trees, "
+                f"{self.fingerprint})")
+
+    @property
+    def n_trees(self) -> int:
+        return len(self.roots)
+
+    @classmethod
+    def from_estimator(cls, est, modalities: Sequence[str],
+                       pool: int = DEFAULT_POOL) -> LearnedScorer:
+        """From a fitted scikit-learn histogram gradient-boosting model (binary or
+        regression: one tree per iteration), its raw score's trees as arrays."""
+        preds = getattr(est, "_predictors", None)
+        if not preds or any(len(p) != 1 for p in preds):
+            raise ParameterError("LearnedScorer.from_estimator() needs a fitted binary "
+                                 "HistGradientBoosting model (one tree per iteration).")
+        parts, roots, off = {k: [] for k in _NODE_FIELDS}, [], 0
+        for (tree,) in preds:
+            nd = tree.nodes
+            if np.any(nd["is_categorical"]):
+                raise ParameterError("categorical splits are not supported.")
+            leaf = nd["is_leaf"].astype(bool)
+            parts["feature"].append(np.where(leaf, -1, nd["feature_idx"]).astype(np.int32))
+            parts["threshold"].append(nd["num_threshold"].astype(np.float64))
+            parts["missing_left"].append(nd["missing_go_to_left"].astype(bool))
+            parts["left"].append(np.where(leaf, 0, nd["left"].astype(np.int64) + off))
+            parts["right"].append(np.where(leaf, 0, nd["right"].astype(np.int64) + off))
+            parts["value"].append(nd["value"].astype(np.float64))
+            roots.append(off)
+            off += len(nd)
+        nodes = {k: np.concatenate(v) for k, v in parts.items()}
+        nodes["left"] = nodes["left"].astype(np.int32)
+        nodes["right"] = nodes["right"].astype(np.int32)
+        base = float(np.ravel(est._baseline_prediction)[0])
+        return cls(modalities, nodes, np.array(roots, np.int64), base, pool)
+
+    def to_dict(self) -> dict:
+        """JSON-able: ``{"modalities", "trees", "fingerprint", "npz"}`` (base64 of the
+        arrays' ``numpy.savez_compressed``; no pickle)."""
+        buf = io.BytesIO()
+        np.savez_compressed(buf, roots=self.roots, baseline=np.float64(self.baseline),
+                            **self.nodes)
+        return {"modalities": list(self.modalities), "trees": self.n_trees, "pool": self.pool,
+                "fingerprint": self.fingerprint,
+                "npz": base64.b64encode(buf.getvalue()).decode("ascii")}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> LearnedScorer:
+        """From :meth:`to_dict`; a damaged entry is a :class:`ModelError`."""
+        cached = _DECODED.get(d.get("fingerprint")) if isinstance(d, Mapping) else None
+        if cached is not None:
+            return cached
+        try:
+            raw = base64.b64decode(d["npz"], validate=True)
+            with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+                out = cls(d["modalities"], {k: z[k] for k in _NODE_FIELDS}, z["roots"],
+                          float(z["baseline"]), d.get("pool", DEFAULT_POOL))
+        except ModelError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any damage: one clear error
+            raise ModelError(f"a learned scorer entry is damaged ({type(exc).__name__}: "
+                             f"{exc}).") from exc
+        if d.get("fingerprint") not in (None, out.fingerprint):
+            raise ModelError("a learned scorer entry is damaged (its fingerprint does not "
+                             "match its trees).")
+        _DECODED[out.fingerprint] = out
+        return out
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Raw scores ``(n,)`` float64 of feature rows ``X`` ``(n, F)`` (the sum of the
+        trees' leaves plus the baseline: scikit-learn's ``decision_function``)."""
+        X = np.asarray(X, np.float64)
+        out = np.full(len(X), self.baseline, np.float64)
+        nd = self.nodes
+        feat, thr, ml = nd["feature"], nd["threshold"], nd["missing_left"]
+        left, right, val = nd["left"], nd["right"], nd["value"]
+        for lo in range(0, len(X), PREDICT_CHUNK):
+            x = X[lo:lo + PREDICT_CHUNK]
+            idx = np.arange(len(x))
+            acc = out[lo:lo + PREDICT_CHUNK]
+            for root in self.roots:  # one tree at a time: rows walk down together
+                node = np.full(len(x), root, np.int64)
+                open_ = idx
+                while len(open_):
+                    nn = node[open_]
+                    f = feat[nn]
+                    inner = f >= 0
+                    open_, nn, f = open_[inner], nn[inner], f[inner]
+                    if not len(open_):
+                        break
+                    v = x[open_, f]
+                    go_left = np.where(np.isnan(v), ml[nn], v <= thr[nn])
+                    node[open_] = np.where(go_left, left[nn], right[nn])
+                acc += val[node]
+        return out
+
+    def scores(self, cos: Mapping, both: Mapping, best_q: Mapping, log_q, log_c,
+               where: np.ndarray | None = None) -> np.ndarray:
+        """``(q, c)`` float32 scores of the pairs (:func:`pair_features`); with ``where``
+        (bool ``(q, c)``) only those pairs are scored (the others: NaN)."""
+        X = pair_features(self.modalities, cos, both, best_q, log_q, log_c)
+        shape = X.shape[:2]
+        if where is None:
+            return self.predict(X.reshape(-1, X.shape[-1])).reshape(shape).astype(np.float32)
+        out = np.full(shape, np.nan, np.float32)
+        out[where] = self.predict(X[where])
+        return out
+
+
+def pool_mask(modalities: Sequence[str], cos: Mapping, both: Mapping, n: int,
+              exclude: np.ndarray | None = None) -> np.ndarray:
+    """Bool ``(q, c)``: the candidates among each modality's ``n`` highest for each query
+    (vector modalities: every product both have; pairwise ones: those scoring above 0),
+    ``exclude`` (bool ``(q, c)``, the query itself) left out. Ties at the ``n``-th place are
+    broken by position, as the tuning's candidate pools are (``numpy.argpartition``).
+
+    >>> cos = {"text": np.array([[0.9, 0.1, 0.5, 0.7]], "float32")}
+    >>> both = {"text": np.ones((1, 4), bool)}
+    >>> pool_mask(("text",), cos, both, 2).tolist()
+    [[True, False, False, True]]
+    """
+    from prodfusion.fusion.cooc import PAIRWISE_MODALITIES
+
+    shape = np.shape(both[modalities[0]])
+    out = np.zeros(shape, bool)
+    for m in modalities:
+        row = np.where(both[m], np.asarray(cos[m], np.float32), -np.inf)
+        if m in PAIRWISE_MODALITIES:
+            row = np.where(row > 0, row, -np.inf)
+        if exclude is not None:
+            row = np.where(exclude, -np.inf, row)
+        kk = min(n, shape[1])
+        top = np.argpartition(-row, kk - 1, axis=1)[:, :kk] if kk < shape[1] else \
+            np.broadcast_to(np.arange(shape[1]), shape)
+        sel = np.take_along_axis(row, top, axis=1)
+        np.put_along_axis(out, top, np.take_along_axis(out, top, axis=1) | np.isfinite(sel),
+                          axis=1)
+    return out
+
+
+_DECODED: dict[str, LearnedScorer] = {}
+
+
+def best_similarity(data, n_limit: int = BEST_EXACT_MAX) -> np.ndarray:
+    """Each product's best similarity to another product in one modality (float32, NaN where
+    the product lacks it), computed exactly once and cached on ``data`` (an
+    :class:`~prodfusion.encoders.base.Embeddings` — cosines — or a pairwise modality with
+    ``scores``).
+
+    >>> from prodfusion.encoders.base import Embeddings
+    >>> e = Embeddings(np.array([[1, 0], [1, 1], [0, 1]], "float32"),
+    ...                np.array([True, True, False]), "t")
+    >>> best_similarity(e).round(3).tolist()
+    [0.707, 0.707, nan]
+    """
+    cached = getattr(data, "_best_similarity", None)
+    if cached is not None:
+        return cached
+    mask = np.asarray(data.mask, bool)
+    n = len(mask)
+    if n > n_limit:
+        raise ParameterError(
+            f"a learned weighting needs each product's best similarity per modality, computed "
+            f"exactly; {n:,} products is above the {n_limit:,} this supports.")
+    out = np.full(n, np.nan, np.float32)
+    rows = np.flatnonzero(mask)
+    sim = getattr(data, "sim", None)
+    if hasattr(data, "scores") and sim is not None:  # cooc: the sparse row maxima
+        m = sim.tocsr().copy()
+        m.setdiag(0)
+        m.eliminate_zeros()
+        top = np.asarray(m.max(axis=1).todense()).ravel().astype(np.float32)
+        out[rows] = np.maximum(top[rows], 0.0)
+    elif hasattr(data, "scores"):  # category, popularity: dense blocks of scores
+        for lo in range(0, len(rows), BEST_BLOCK):
+            qb = rows[lo:lo + BEST_BLOCK]
+            s = np.asarray(data.scores(qb), np.float32)
+            s[:, ~mask] = -np.inf
+            s[np.arange(len(qb)), qb] = -np.inf
+            out[qb] = s.max(axis=1)
+    else:
+        v = np.asarray(data.rows(rows) if hasattr(data, "rows") else data.vectors[rows],
+                       np.float32)
+        v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-30)
+        for lo in range(0, len(rows), BEST_BLOCK):
+            s = v[lo:lo + BEST_BLOCK] @ v.T
+            s[np.arange(s.shape[0]), np.arange(lo, lo + s.shape[0])] = -np.inf
+            out[rows[lo:lo + BEST_BLOCK]] = s.max(axis=1) if len(rows) > 1 else np.nan
+    out[~np.isfinite(out)] = np.nan
+    try:
+        data._best_similarity = out
+    except AttributeError:  # pragma: no cover - a slotted object: computed again next time
+        pass
+    return out
