@@ -194,17 +194,16 @@ class SearchMixin:
             return self.fuser(method, mods, weighting)
         wt = self.weighting(mods, weighting)
         if wt.learned is not None and method == "intermediate":
-            # candidates from the linear weighting's index, re-scored by the trees
+            # candidates: each modality's nearest (its own index), scored by the trees
             key = ("learned", mods, wt)
             if key not in self._searchers:
-                from dataclasses import replace
-
                 from prodfusion.index.learned import LearnedRescorer
 
-                self._searchers[key] = LearnedRescorer(
-                    self.searcher(method, mods, replace(wt, learned=None)),
-                    self.modality_data(), mods, wt, self._confidence(wt),
-                    over_fetch=max(4, int(self.index_settings.over_fetch)))
+                data = self.modality_data()
+                nearest = {m: data[m] if m in PAIRWISE_MODALITIES else self.searcher(
+                    method, (m,), Weighting.make({m: 1.0})) for m in mods}
+                self._searchers[key] = LearnedRescorer(nearest, data, mods, wt,
+                                                       self._confidence(wt))
             return self._searchers[key]
         if backend == "exact":
             main = self.fuser(method, mods, weighting)

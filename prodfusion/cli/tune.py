@@ -162,7 +162,8 @@ def _tune_trees(args, rec, sessions, pairs) -> int:
           f"{t['training_targets']:,} targets, {res['seconds']:.1f}s)")
     print(f"  validation {res['objective']} out of fold {res['validation_score']:.4f} on "
           f"{res['split']['n_validation_cases']:,} cases over {res['search']['repeats']} "
-          "splits (trees trained on the other splits); for reference, on the same cases:")
+          "splits (each case ranked by trees that never trained on its query); for reference, "
+          "on the same cases:")
     for name, v in res["reference_scores"].items():
         print(f"    {'the weighting re-scored' if name == 'linear' else name:<36} {v:.4f}")
     line = gain_line(res)

@@ -5,18 +5,21 @@ The protocol is :func:`~prodfusion.evaluation.tuning.tune_weights`' own: the tes
 aside exactly as ``evaluate`` holds it out (never read), the training part split again
 ``repeats`` times into fitting and validation parts, Prod2Vec and the co-occurrences
 retrained on each fitting part (:func:`~prodfusion.evaluation.tuning_scorer._validation_folds`).
-On each validation split every query's candidates (each modality's nearest products and its
-validation targets) and a uniform sample of the rest of the catalog give the training rows:
-a candidate that is a validation target is a positive, every other one a negative, and each
-sampled product stands for the products outside the pool it was drawn from (its weight). The
-sample is what keeps the trees from learning the pool itself: the targets are always in it,
-so without the rest of the catalog a product lacking every modality (found only because it
-is a target) would look like an answer — the presence leak of the issue's first part, in a
-learner's form (``tests/evaluation/test_tuning_learned.py`` plants it).
+On each validation split the training rows are every query's **pool**, the candidates the
+trees will score when serving — each modality's 200 nearest products
+(:func:`~prodfusion.fusion.learned.pool_mask`) — a validation target among them a positive,
+the others negatives (at most :data:`NEGATIVES_PER_QUERY` per query, weighted up to stand
+for the rest). A target in no modality's nearest is not a row: the trees never see it, as
+they never score it when serving (it ranks after the pool, by the linear weighting). Training
+on the tuning's candidate pools as such — the targets are added to them — would teach the
+trees the presence leak of the issue's first part in a learner's form: a product lacking
+every modality, there only because it is a target, would look like an answer
+(``tests/fusion/test_learned.py`` checks that such targets are never rows).
 
-**How well the trees do is measured out of fold**: for each validation split, trees trained
-on the other splits' queries (any query of this split left out) rank this split's cases; the
-record's ``validation_score`` is the mean over splits, beside the linear weighting the trees
+**How well the trees do is measured out of fold**: the validation queries fall into
+:data:`OOF_GROUPS` groups (by row), and each group's cases, in every split, are ranked by
+trees trained on the other groups' queries alone (a query's cases are never both learnt from
+and scored); the record's ``validation_score`` is the mean over splits, beside the linear weighting the trees
 re-score (the model's own unless ``weights`` are given) and each modality alone on the same
 cases, and ``gain`` says by how much the trees beat the better of them with one standard
 error. The trees kept are then trained on every split. The learner is scikit-learn's
@@ -38,6 +41,8 @@ __all__ = ["tune_learned", "LEARNERS"]
 
 #: The learners ``tune`` knows: ``linear`` (weights, :func:`tune_weights`) and ``gbdt``.
 LEARNERS = ("linear", "gbdt")
+#: Groups of validation queries for the out-of-fold measure (module docstring).
+OOF_GROUPS = 3
 #: Negatives kept per validation query from its candidate pool (the rest: their weight).
 NEGATIVES_PER_QUERY = 200
 
@@ -106,8 +111,8 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
     Raises
     ------
     ParameterError
-        No interactions; ``repeats`` < 2 (the out-of-fold measure needs two splits); a bad
-        objective or ``validate_on``; too few validation cases.
+        No interactions; a bad objective, ``validate_on`` or ``repeats``; too few
+        validation cases.
     DataError
         No held-out validation pair left after cleaning.
     """
@@ -130,7 +135,7 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
                              "(sessions) and/or --pairs (co-interaction pairs).")
     if validate_on not in ("all", "sessions", "pairs"):
         raise param_error("validate_on", where, "'all', 'sessions' or 'pairs'", validate_on)
-    check_int(repeats, "repeats", where, low=2, high=10)
+    check_int(repeats, "repeats", where, low=1, high=10)
     check_int(max_iter, "max_iter", where, low=1, high=5000)
     log = _Progress(progress)
     mods = tuple(m for m in rec.modalities if m in rec.available_modalities)
@@ -163,24 +168,31 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
     if mods2 != mods:
         raise ParameterError(f"{where}: a validation split lacks {sorted(set(mods) - set(mods2))}"
                              "; the trees need every modality of the model.")
-    if len(folds) < 2:
-        raise ParameterError(f"{where}: only one validation split could be made; the "
-                             "out-of-fold measure needs two (pass more interactions).")
     rng = np.random.default_rng(seed)
     log(f"learning trees over {len(mods)} modalities on {len(folds)} validation splits "
         "(out of fold first)")
-    learned_vals, linear_vals, single_vals = [], [], {m: [] for m in mods}
-    for r, (sc, st) in enumerate(folds):
-        held = set(sc.uq.tolist())
-        parts = [_rows(o, mods, ~np.isin(o.uq, list(held)), rng)
-                 for j, (o, _) in enumerate(folds) if j != r]
+    # out of fold by query: the queries fall into OOF_GROUPS groups (by row); the trees
+    # that rank a group's cases never trained on that group's queries (the validation
+    # splits of sessions hold out the same latest block, so splits cannot be the folds)
+    groups_of = [sc.uq % OOF_GROUPS for sc, _ in folds]
+    learned_vals = [np.zeros(len(sc.inv)) for sc, _ in folds]
+    for g in range(OOF_GROUPS):
+        parts = [_rows(sc, mods, gq != g, rng) for (sc, _), gq in zip(folds, groups_of,
+                                                                          strict=True)]
+        if not sum(int(p[1].sum()) for p in parts):
+            continue
         scorer, _, _ = _fit(parts, mods, seed, max_iter)
-        lin = base.with_stats(st) if st else base
-        learned_vals.append(sc.values(Weighting.make(
-            dict(base.weights), base.calibration, st or None, base.n0, fallback=base.fallback,
-            impute=base.impute, fallback_missing=base.fallback_missing,
-            confidence=base.confidence, learned=scorer)))
-        linear_vals.append(sc.values(lin))
+        for r, (sc, st) in enumerate(folds):
+            here = groups_of[r][sc.inv] == g
+            if here.any():
+                learned_vals[r][here] = sc.values(Weighting.make(
+                    dict(base.weights), base.calibration, st or None, base.n0,
+                    fallback=base.fallback, impute=base.impute,
+                    fallback_missing=base.fallback_missing, confidence=base.confidence,
+                    learned=scorer))[here]
+    linear_vals, single_vals = [], {m: [] for m in mods}
+    for sc, st in folds:
+        linear_vals.append(sc.values(base.with_stats(st) if st else base))
         for m in mods:
             single_vals[m].append(sc.values(Weighting.make({m: 1.0}, "none", None, None)))
     scores = {"learned": float(np.mean([sc.objective(v) for (sc, _), v in
@@ -222,7 +234,7 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
            if base.fallback_missing != "drop" else {}),
         "objective": f"{metric}@{k}",
         "validation_score": scores["learned"],
-        "validation_measure": "out of fold (trees trained on the other validation splits)",
+        "validation_measure": "out of fold (trees trained on the other groups of validation queries)",
         "reference_scores": refs,
         "gain": gain,
         "trees": {"n_trees": scorer.n_trees, "fingerprint": scorer.fingerprint,

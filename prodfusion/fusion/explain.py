@@ -57,6 +57,8 @@ def explain_pairs(method: str, embeddings: Mapping[str, Embeddings], modalities:
     from prodfusion.fusion.late import TIE_WEIGHT
 
     c = np.asarray(cand_rows, dtype=np.int64)
+    if method == "intermediate" and weighting.learned is not None:
+        return _explain_learned(embeddings, modalities, weighting, q, c, confidence)
     n = len(c)
     raw, has = {}, {}
     for m in modalities:
@@ -177,4 +179,77 @@ def explain_pairs(method: str, embeddings: Mapping[str, Embeddings], modalities:
         if tier[i]:  # ranked by the zero-weight fallback: after every weighted pair
             e["fallback"] = int(tier[i])
         out.append(e)
+    return out
+
+
+def _explain_learned(embeddings: Mapping[str, Embeddings], modalities: Sequence[str],
+                     weighting: Weighting, q: int, c: np.ndarray,
+                     confidence: np.ndarray | None) -> list[dict]:
+    """A learned weighting's explanations (:mod:`prodfusion.fusion.learned`).
+
+    A candidate in the query's pool (each modality's nearest) is scored by the trees. Its
+    ``base`` is their score with every modality hidden (the click counts kept) and each
+    modality's ``share`` what revealing it adds, in the trees' modality order, so that
+    ``score = base + Σ share`` (a path attribution: another order would split it otherwise);
+    ``calibrated`` is the raw similarity (the trees read it as it is), ``weight`` 1 where
+    both products have the modality. Outside the pool the pair is explained by the linear
+    weighting, ``POOL_OFFSET`` below (``"pool": false``).
+    """
+    from dataclasses import replace
+
+    from prodfusion.fusion.learned import POOL_OFFSET, best_similarity, pair_features
+    from prodfusion.fusion.weights import row_confidence_of
+
+    lr = weighting.learned
+    linear = replace(weighting, learned=None)
+    lin_conf = None
+    if confidence is not None and linear.n0 is not None:
+        lin_conf = row_confidence_of(linear, confidence, confidence)[1]
+    out = explain_pairs("intermediate", embeddings, modalities, linear, q, c,
+                        confidence=lin_conf)
+    in_pool = np.zeros(len(c), bool)
+    for m in lr.modalities:
+        e = embeddings[m]
+        if not e.mask[q]:
+            continue
+        if hasattr(e, "scores"):
+            row = np.asarray(e.scores([q])[0], np.float64)
+            row = np.where(np.asarray(e.mask, bool) & (row > 0), row, -np.inf)
+        else:
+            v = np.asarray(e.vectors, np.float64)
+            nrm = np.linalg.norm(v, axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                row = np.where(np.asarray(e.mask, bool), v @ v[q] / (nrm * nrm[q]), -np.inf)
+        row[q] = -np.inf
+        top = np.argsort(-row, kind="stable")[: lr.pool]
+        in_pool |= np.isin(c, top[np.isfinite(row[top])])
+    cos = {m: np.array([[x["modalities"][m]["raw"] if x["modalities"][m]["raw"] is not None
+                         else 0.0 for x in out]], np.float32) for m in lr.modalities}
+    has = {m: np.array([[x["modalities"][m]["raw"] is not None for x in out]])
+           for m in lr.modalities}
+    best = {m: best_similarity(embeddings[m])[[q]] for m in lr.modalities}
+    logq = None if confidence is None else np.asarray(confidence)[[q]]
+    logc = None if confidence is None else np.asarray(confidence)[c]
+    steps = []
+    for j in range(len(lr.modalities) + 1):  # modalities revealed one at a time
+        shown = {m: has[m] & (i < j) for i, m in enumerate(lr.modalities)}
+        steps.append(lr.predict(pair_features(lr.modalities, cos, shown, best, logq,
+                                              logc)[0]))
+    for i, e in enumerate(out):
+        if not in_pool[i]:
+            e["base"] -= POOL_OFFSET
+            e["score"] -= POOL_OFFSET
+            e["pool"] = False
+            continue
+        e.pop("fallback", None)
+        for j, m in enumerate(lr.modalities):
+            ok = bool(has[m][0, i])
+            e["modalities"][m] = {"raw": float(cos[m][0, i]) if ok else None,
+                                  "calibrated": float(cos[m][0, i]) if ok else None,
+                                  "weight": 1.0 if ok else 0.0,
+                                  "share": float(steps[j + 1][i] - steps[j][i])}
+        e["base"] = float(steps[0][i])
+        e["score"] = float(steps[0][i] + sum(v["share"] for v in e["modalities"].values()))
+        e["pool"] = True
+        e["learned"] = True
     return out

@@ -1,12 +1,10 @@
-"""Approximate search under a learned weighting (:mod:`prodfusion.fusion.learned`): the
-``k · over_fetch`` best candidates of the linear weighting's own index (the learned
-weighting's weights, so the same index a linear model of those weights searches), re-scored
-by the trees and the best ``k`` kept.
-
-The trees can rank a product the linear weighting leaves outside its top ``k · over_fetch``
-above those inside it; such a product is missed here and found by the exact search (the
-fuser, which scores every product by the trees). Small catalogs resolve to the exact search
-(``--index auto``).
+"""Search under a learned weighting (:mod:`prodfusion.fusion.learned`) on catalogs whose
+index is not exact: a query's candidates are each modality's ``pool`` nearest products —
+the vector modalities' own indexes (one per modality, weight 1), the pairwise ones'
+neighbours (:meth:`Cooc.neighbours` and the like) — with the filters applied, scored by the
+trees, the best ``k`` kept. The exact search (the fuser) draws the same pool from every
+product (:func:`~prodfusion.fusion.learned.pool_mask`), so the two differ only where a
+modality's index misses one of its nearest products.
 """
 
 from __future__ import annotations
@@ -25,20 +23,23 @@ __all__ = ["LearnedRescorer"]
 
 
 class LearnedRescorer:
-    """``topk`` / ``pair_scores`` of a learned weighting over an inner linear index."""
+    """``topk`` / ``pair_scores`` of a learned weighting (module docstring).
+
+    ``nearest[m]``: for a vector modality, a searcher with ``topk`` over it alone; for a
+    pairwise one, its data (``neighbours``)."""
 
     method = "intermediate"
 
-    def __init__(self, inner, data: Mapping, modalities: Sequence[str], weighting: Weighting,
-                 confidence: np.ndarray | None = None, over_fetch: int = 4) -> None:
+    def __init__(self, nearest: Mapping, data: Mapping, modalities: Sequence[str],
+                 weighting: Weighting, confidence: np.ndarray | None = None) -> None:
         from prodfusion.fusion.learned import best_similarity
 
-        self.inner = inner
+        self.nearest = dict(nearest)
         self.modalities = tuple(modalities)
         self.data = {m: data[m] for m in self.modalities}
         self.weighting = weighting
+        self.pool = weighting.learned.pool
         self.confidence = confidence
-        self.over_fetch = int(over_fetch)
         self.n = len(np.asarray(self.data[self.modalities[0]].mask))
         self.best = {m: best_similarity(self.data[m]) for m in self.modalities}
         self._norms = {m: np.linalg.norm(np.asarray(d.vectors, np.float32), axis=1)
@@ -67,14 +68,30 @@ class LearnedRescorer:
             None if conf is None else conf[[q]], None if conf is None else conf[c],
             q_has=q_has, q_best={m: self.best[m][[q]] for m in self.modalities})[0]
 
+    def candidates(self, q: int, flt: Filters) -> np.ndarray:
+        """Each modality's ``pool`` nearest products of row ``q`` that the filters allow."""
+        parts = []
+        for m in self.modalities:
+            if not self.data[m].mask[q]:
+                continue
+            near = self.nearest[m]
+            if m in PAIRWISE_MODALITIES:
+                parts.append(np.asarray(near.neighbours(q, self.pool), np.int64))
+            else:
+                r, _ = near.topk([q], self.pool, filters=flt)
+                parts.append(r[0][r[0] >= 0])
+        c = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+        c = c[c != q]
+        return c[flt.allows(q, c)] if len(c) else c
+
     def topk(self, query_rows, k: int = 15, *,
              filters: Filters | None = None) -> tuple[np.ndarray, np.ndarray]:
         rows = check_query_rows(query_rows, self.n)
+        flt = (filters or Filters()).check(self.n)
         out_r = np.full((len(rows), k), -1, np.int64)
         out_s = np.full((len(rows), k), -np.inf, np.float32)
-        r_in, _ = self.inner.topk(rows, k * self.over_fetch, filters=filters)
         for i, q in enumerate(rows):
-            c = r_in[i][r_in[i] >= 0]
+            c = self.candidates(int(q), flt)
             if not len(c):
                 continue
             s = self.pair_scores(int(q), c)

@@ -1,0 +1,255 @@
+"""The learned fusion (``tune --learner gbdt``): its trees against scikit-learn, its features
+and pools against brute force, its place in ranking, storage and errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from prodfusion.encoders.base import Embeddings
+from prodfusion.errors import DataError, ModelError, ParameterError
+from prodfusion.fusion.learned import (
+    POOL_OFFSET,
+    LearnedScorer,
+    best_similarity,
+    feature_names,
+    pair_features,
+    pool_mask,
+)
+from prodfusion.fusion.weights import Weighting, intermediate_combine
+from prodfusion.recommender import Recommender
+from tests.evaluation.test_tuning import _pairs_by, _shop
+
+
+def _fitted(seed=0, n=4000, n_feat=6, **kw):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, n_feat))
+    X[rng.random(X.shape) < 0.2] = np.nan
+    y = (np.nan_to_num(X[:, 0]) * np.nan_to_num(X[:, 1], nan=-1) + rng.normal(size=n)) > 0.3
+    clf = HistGradientBoostingClassifier(max_iter=40, random_state=0, **kw).fit(X, y)
+    return clf, rng
+
+
+def test_the_trees_score_as_scikit_learn_and_survive_their_storage():
+    clf, rng = _fitted()
+    sc = LearnedScorer.from_estimator(clf, ("text", "image"))
+    X = rng.normal(size=(5000, 6))
+    X[rng.random(X.shape) < 0.3] = np.nan
+    X[:7] = np.nan  # a row missing everything
+    np.testing.assert_allclose(sc.predict(X), clf.decision_function(X), rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(sc.predict_numpy(X), sc.predict(X))  # both walks
+    assert sc._walkers() is not None  # this scikit-learn: the compiled walk
+    d = json.loads(json.dumps(sc.to_dict()))  # through JSON, as in a manifest
+    back = LearnedScorer.from_dict(d)
+    assert back == sc and hash(back) == hash(sc)
+    np.testing.assert_array_equal(back.predict(X), sc.predict(X))
+    assert feature_names(("text", "image")) == [
+        "sim:text", "gap:text", "sim:image", "gap:image", "clicks:candidate", "clicks:query"]
+
+
+def test_a_damaged_entry_is_a_clear_error():
+    clf, _ = _fitted()
+    d = LearnedScorer.from_estimator(clf, ("text", "image")).to_dict()
+    with pytest.raises(ModelError, match="damaged"):
+        LearnedScorer.from_dict({**d, "npz": "not base64!", "fingerprint": "x"})
+    other = LearnedScorer.from_estimator(_fitted(seed=1)[0], ("text", "image")).to_dict()
+    with pytest.raises(ModelError, match="fingerprint"):
+        LearnedScorer.from_dict({**other, "fingerprint": "0123456789abcdef"})
+    with pytest.raises(ModelError, match="out of range"):  # trained on 6 features, given 1 modality
+        LearnedScorer.from_estimator(clf, ("text",))
+
+
+def test_best_similarity_against_brute_force():
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=(50, 4)).astype(np.float32)
+    mask = rng.random(50) > 0.3
+    v[~mask] = 0.0
+    e = Embeddings(v, mask, "t")
+    u = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-30)
+    want = np.full(50, np.nan)
+    for i in np.flatnonzero(mask):
+        others = [j for j in np.flatnonzero(mask) if j != i]
+        want[i] = max(float(u[i] @ u[j]) for j in others)
+    np.testing.assert_allclose(best_similarity(e), want, atol=1e-5)
+
+    class Pairwise:  # a co-occurrence-like modality: sparse similarities
+        def __init__(self, m):
+            self.sim = sparse.csr_matrix(m)
+            self.mask = np.asarray((m > 0).any(axis=1)).ravel()
+
+        def scores(self, q, c=None):
+            b = self.sim[np.atleast_1d(q)]
+            return b.toarray() if c is None else b[:, c].toarray()
+
+    m = np.zeros((5, 5), np.float32)
+    m[0, 1] = m[1, 0] = 3.0
+    m[0, 2] = m[2, 0] = 1.0
+    m[3, 3] = 9.0  # a product with itself: not its best
+    m[3, 4] = m[4, 3] = 0.5
+    np.testing.assert_allclose(best_similarity(Pairwise(m)), [3.0, 3.0, 1.0, 0.5, 0.5])
+
+
+def test_the_pool_is_each_modalitys_nearest():
+    rng = np.random.default_rng(0)
+    cos = {"text": rng.random((3, 40)).astype(np.float32),
+           "cooc": np.where(rng.random((3, 40)) > 0.8, rng.random((3, 40)), 0).astype(np.float32)}
+    both = {"text": rng.random((3, 40)) > 0.2, "cooc": np.ones((3, 40), bool)}
+    excl = np.zeros((3, 40), bool)
+    excl[0, 5] = True
+    got = pool_mask(("text", "cooc"), cos, both, 4, exclude=excl)
+    for q in range(3):
+        t = np.where(both["text"][q] & ~excl[q], cos["text"][q], -np.inf)
+        want = set(np.argsort(-t)[:4])
+        c = np.where(~excl[q] & (cos["cooc"][q] > 0), cos["cooc"][q], -np.inf)
+        want |= {j for j in np.argsort(-c)[:4] if np.isfinite(c[j])}
+        assert set(np.flatnonzero(got[q])) == want
+
+
+def test_pool_pairs_take_the_trees_score_the_others_rank_after_by_the_weights():
+    clf, _ = _fitted(n_feat=len(feature_names(("text", "image"))))
+    lr = LearnedScorer.from_estimator(clf, ("text", "image"))
+    rng = np.random.default_rng(1)
+    cos = {m: rng.uniform(-1, 1, (2, 9)).astype(np.float32) for m in ("text", "image")}
+    both = {"text": np.ones((2, 9), bool), "image": rng.random((2, 9)) > 0.3}
+    best = {m: cos[m].max(axis=1) for m in cos}
+    logs = np.log1p(rng.integers(0, 9, 9)).astype(np.float32)
+    pool = np.zeros((2, 9), bool)
+    pool[:, :4] = True
+    linear = Weighting.make({"text": 1.0, "image": 2.0})
+    wt = Weighting.make({"text": 1.0, "image": 2.0}, learned=lr)
+    with pytest.raises(ParameterError, match="best similarity"):
+        intermediate_combine(wt, ("text", "image"), cos, both)
+    out = intermediate_combine(wt, ("text", "image"), cos, both, logs[:2], logs, q_best=best,
+                               pool=pool)
+    X = pair_features(("text", "image"), cos, both, best, logs[:2], logs)
+    np.testing.assert_allclose(out[pool], lr.predict(X[pool]), rtol=1e-6)
+    lin = intermediate_combine(linear, ("text", "image"), cos, both)
+    np.testing.assert_allclose(out[~pool], lin[~pool] - POOL_OFFSET, rtol=1e-6)
+    assert out[pool].min() > out[~pool].max()
+    # weights asked for on top of a learned weighting: linear again
+    assert wt.overridden({"text": 1.0}).learned is None
+    assert wt.restrict(("text",)).learned is None and wt.restrict(("image", "text")) == wt
+    assert Weighting.from_dict(json.loads(json.dumps(wt.to_dict()))) == wt
+    with pytest.raises(ParameterError, match="linear weights"):
+        Weighting.make(None, learned=lr)
+
+
+@pytest.fixture(scope="module")
+def trees_shop():
+    """The 120-product shop (titles carry the category, photos are noise), its sessions,
+    pairs that follow the photos, and a profile of trees learnt on the pairs."""
+    rec, sessions, _ = _shop()
+    ids = list(rec.catalog.ids)
+    pairs = _pairs_by(np.asarray(rec.embeddings_["image"].vectors), ids,
+                      np.random.default_rng(5))
+    before = rec.weighting()
+    res = rec.tune(sessions, pairs, profile="trees", learner="gbdt", validate_on="pairs",
+                   objective="hitrate@5", max_iter=60)
+    return rec, sessions, pairs, before, res
+
+
+def _brute(rec, wt, q, k):
+    """Top ``k`` of row ``q`` from the N×N loop: trees on each modality's 200 nearest."""
+    from prodfusion.fusion.learned import best_similarity as best
+
+    data = rec.modality_data()
+    mods = wt.learned.modalities
+    u = {m: np.asarray(data[m].vectors, np.float64) for m in mods}
+    u = {m: x / np.linalg.norm(x, axis=1, keepdims=True) for m, x in u.items()}
+    n = len(rec.catalog)
+    cos = {m: (u[m] @ u[m][q]).astype(np.float32)[None] for m in mods}
+    both = {m: np.ones((1, n), bool) for m in mods}
+    cc = getattr(rec, "click_counts_", None)  # this shop has no clicks: the feature is missing
+    logs = None if cc is None else np.log1p(cc).astype(np.float32)
+    X = pair_features(mods, cos, both, {m: best(data[m])[[q]] for m in mods},
+                      None if logs is None else logs[[q]], logs)
+    s = wt.learned.predict(X[0])  # 120 products: every one is among each modality's 200
+    s[q] = -np.inf
+    return [int(x) for x in np.lexsort((np.arange(n), -s))[:k]]
+
+
+def test_a_trees_profile_ranks_as_its_trees_and_leaves_the_default(trees_shop, tmp_path):
+    rec, _, _, before, res = trees_shop
+    assert rec.weighting() == before and "tuning" not in rec.manifest_
+    wt = rec.profile_weighting("trees")
+    assert wt.learned is not None and wt.learned.n_trees == res["trees"]["n_trees"] >= 1
+    assert "scorer" not in res and res["learner"] == "gbdt"
+    assert set(res["reference_scores"]) == {"linear", "text alone", "image alone"}
+    for q in (0, 17, 90):
+        ids, _ = rec.similar(rec.catalog.ids[q], k=6, profile="trees")
+        assert [rec.catalog.row_of(i) for i in ids] == _brute(rec, wt, q, 6)
+    back = Recommender.load(rec.save(tmp_path / "m"))
+    assert back.profile_weighting("trees") == wt
+    a = back.similar(rec.catalog.ids[3], k=6, profile="trees")
+    b = rec.similar(rec.catalog.ids[3], k=6, profile="trees")
+    assert list(a[0]) == list(b[0]) and np.allclose(a[1], b[1])
+
+
+def test_trees_learn_the_pairs_photos(trees_shop):
+    """The pairs follow the photos: out of fold the trees find them far better than the
+    titles (the model's default weighting is equal, untuned)."""
+    _, _, _, _, res = trees_shop
+    refs = res["reference_scores"]
+    assert res["validation_score"] > refs["text alone"] + 0.2
+    assert res["validation_score"] > refs["linear"] + 0.2
+    assert res["gain"]["over"] == "image alone"
+
+
+def test_bad_requests_are_refused_and_change_nothing():
+    rec, sessions, _ = _shop()
+    before = rec.weighting()
+    with pytest.raises(ParameterError, match="profile"):
+        rec.tune(sessions, learner="gbdt")
+    with pytest.raises(ParameterError, match="learner"):
+        rec.tune(sessions, learner="forest", profile="x")
+    with pytest.raises(ParameterError, match="interactions"):
+        rec.tune(None, learner="gbdt", profile="x")
+    with pytest.raises(ParameterError, match="repeats"):
+        rec.tune(sessions, learner="gbdt", profile="x", repeats=0)
+    assert rec.weighting() == before and not rec.profiles
+
+
+def test_the_trees_never_see_a_target_outside_the_pools():
+    """The presence leak, for a learner: targets that are in no modality's nearest products
+    (here: products whose photos and titles are far from everything) are never training
+    rows, so lacking similarity cannot become a sign of an answer."""
+    from prodfusion.evaluation.tuning_learned import _rows
+
+    class Sc:  # a scorer's arrays for 1 query, 4 candidates; candidate 3 is a target
+        mods = ("text",)
+        cand = np.array([[0, 1, 2, 3]])
+        natural = np.array([[True, True, True, False]])
+        cos = {"text": np.array([[0.9, 0.5, 0.1, -0.9]], np.float32)}
+        both = {"text": np.ones((1, 4), bool)}
+        best = {"text": np.array([0.9], np.float32)}
+        safe = cand
+        uq = np.array([9])
+        inv = np.array([0, 0])
+        tpos = np.array([3, 0])
+        counts = None
+
+    X, y, w = _rows(Sc, ("text",), np.array([True]), np.random.default_rng(0))
+    assert len(y) == 3 and y.sum() == 1  # candidate 0 (a target in the pool) only
+    assert X[y == 1][0][0] == pytest.approx(0.9)
+
+
+def test_a_model_without_interactions_cannot_learn_trees():
+    rec, _, _ = _shop()
+    with pytest.raises((ParameterError, DataError)):
+        rec.tune(None, None, learner="gbdt", profile="x")
+
+
+def test_explain_splits_the_trees_score_over_the_modalities(trees_shop):
+    rec = trees_shop[0]
+    ids, scores = rec.similar(rec.catalog.ids[11], k=5, profile="trees")
+    out = rec.explain(rec.catalog.ids[11], list(ids), profile="trees")
+    for e, s in zip(out, scores, strict=True):
+        assert e["learned"] and e["pool"]
+        total = e["base"] + sum(v["share"] for v in e["modalities"].values())
+        assert total == pytest.approx(e["score"], abs=1e-9)
+        assert e["score"] == pytest.approx(float(s), abs=1e-4)  # the score served
