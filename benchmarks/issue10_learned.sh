@@ -33,9 +33,9 @@ if [[ $STEPS == *hm* ]]; then
       $INTER --out "$M" > "$RUNS/hm_def28_build.log" 2>&1
   fi
   rm -rf "$RUNS/hm_trees"; cp -r "$M" "$RUNS/hm_trees"
-  tune "$RUNS/hm_trees" $INTER --learner gbdt --validate-on pairs --profile trees_pairs \
+  tune "$RUNS/hm_trees" $INTER --learner gbdt --keep-worse --validate-on pairs --profile trees_pairs \
     > "$RUNS/hm_trees_pairs.log" 2>&1
-  tune "$RUNS/hm_trees" $INTER --learner gbdt --validate-on sessions --profile trees_sessions \
+  tune "$RUNS/hm_trees" $INTER --learner gbdt --keep-worse --validate-on sessions --profile trees_sessions \
     > "$RUNS/hm_trees_sessions.log" 2>&1
   ev retrieval "$RUNS/hm_trees" $INTER --variants $V/single_text.json $V/single_image.json \
     $V/single_clicks.json $V/single_lexical.json $V/single_cooc.json $V/tuned5.json \
@@ -51,7 +51,7 @@ if [[ $STEPS == *digi* ]]; then
       --cache-dir none --out "$RUNS/digid_v26" > "$RUNS/digid_v26_build.log" 2>&1
   fi
   rm -rf "$RUNS/digi_trees"; cp -r "$RUNS/digid_v26" "$RUNS/digi_trees"
-  tune "$RUNS/digi_trees" $DI --learner gbdt --profile trees > "$RUNS/digi_trees_tune.log" 2>&1
+  tune "$RUNS/digi_trees" $DI --learner gbdt --keep-worse --profile trees > "$RUNS/digi_trees_tune.log" 2>&1
   ev retrieval "$RUNS/digi_trees" $DI --variants $V/single_clicks.json $V/single_cooc.json \
     $V/tuned_digi.json $V/trees_digi.json cooc popular \
     --note "model=$RUNS/digi_trees: DIGINETICA's viewed items, the default build (--text none --image none: clicks + cooc, tuned) with a learned profile (prodfusion tune --learner gbdt --profile trees)" \
@@ -67,7 +67,7 @@ if [[ $STEPS == *cat* ]]; then
       > "$RUNS/digifcp_v26_free.log" 2>&1
   fi
   rm -rf "$RUNS/digifcp_trees"; cp -r "$RUNS/digifcp_v26" "$RUNS/digifcp_trees"
-  tune "$RUNS/digifcp_trees" $DI --learner gbdt --profile trees > "$RUNS/digifcp_trees_tune.log" 2>&1
+  tune "$RUNS/digifcp_trees" $DI --learner gbdt --keep-worse --profile trees > "$RUNS/digifcp_trees_tune.log" 2>&1
   ev retrieval "$RUNS/digifcp_trees" $DI --variants $V/single_clicks.json $V/single_cooc.json \
     $V/single_category.json $V/single_popularity.json $V/tuned_digi_catpop.json \
     $V/tuned_digi_catpop_free.json $V/trees_digi_catpop.json cooc popular cooc+category popular+category \
@@ -84,7 +84,7 @@ make_synthetic('$RUNS/demo_data', n_products=2400, seed=0, similar_rate=SIMILAR_
       --workers 1 --out "$RUNS/demod_v26" > "$RUNS/demod_v26_build.log" 2>&1
   fi
   rm -rf "$RUNS/demo_trees"; cp -r "$RUNS/demod_v26" "$RUNS/demo_trees"
-  tune "$RUNS/demo_trees" $DD --learner gbdt --profile trees > "$RUNS/demo_trees_tune.log" 2>&1
+  tune "$RUNS/demo_trees" $DD --learner gbdt --keep-worse --profile trees > "$RUNS/demo_trees_tune.log" 2>&1
   ev retrieval "$RUNS/demo_trees" $DD --variants $V/single_text.json $V/single_image.json \
     $V/single_clicks.json $V/single_lexical.json $V/single_cooc.json $V/tuned5.json $V/trees5.json \
     tfidf cooc popular cooc+tfidf \

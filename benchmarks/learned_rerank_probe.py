@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
-
-import os
 
 import numpy as np
 
@@ -142,8 +141,8 @@ def main(argv=None) -> int:
 
     from prodfusion import Recommender
     from prodfusion.cli.evaluate_steps import load_interactions
-    from prodfusion.evaluation.split import heldout_recommender, retrain_params, split_interactions
     from prodfusion.evaluation.metrics import bootstrap_ci
+    from prodfusion.evaluation.split import heldout_recommender, retrain_params, split_interactions
     from prodfusion.evaluation.tuning import parse_objective
     from prodfusion.evaluation.tuning_scorer import _part, _Scorer, _validation_folds
     from prodfusion.fusion.weights import Weighting

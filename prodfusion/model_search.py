@@ -30,9 +30,9 @@ from prodfusion.fusion.cooc import PAIRWISE_MODALITIES
 from prodfusion.fusion.weights import (
     Weighting,
     confidence,
-    row_confidence,
     estimate_stats,
     fallback_search_weighting,
+    row_confidence,
 )
 from prodfusion.index.base import choose_backend
 

@@ -612,8 +612,9 @@ class Recommender(QueryMixin):
 
         ``learner="gbdt"`` learns boosted trees over the modalities' similarities instead of
         weights (:func:`prodfusion.evaluation.tuning_learned.tune_learned`; its options are
-        that function's), kept as the profile ``profile`` (required): the trees re-score the
-        candidates of the model's own weighting.
+        that function's), kept as the profile ``profile`` (required) **only when they beat,
+        out of fold on validation, the weighting they re-score and every modality alone**
+        (``res["kept"]``; ``keep_worse=True`` keeps them anyway, e.g. to evaluate them).
 
         Returns the tuning record, also kept in the manifest (``tuning``, or the profile's
         ``tuning``) by :meth:`save`. Nothing changes when tuning fails.
@@ -634,9 +635,14 @@ class Recommender(QueryMixin):
             from prodfusion.fusion.weighting import check_profile_name
 
             check_profile_name(profile, "tune()")
+            keep_worse = bool(kwargs.pop("keep_worse", False))
             res = tune_learned(self, sessions=sessions, pairs=pairs, **kwargs)
             res["profile"] = profile
-            apply_profile(self, profile, res, sessions=sessions, pairs=pairs)
+            res["kept"] = keep_worse or res["gain"]["value"] > 0
+            if res["kept"]:
+                apply_profile(self, profile, res, sessions=sessions, pairs=pairs)
+            else:
+                res.pop("scorer")
             return res
         if profile is not None:
             from prodfusion.fusion.weighting import check_profile_name

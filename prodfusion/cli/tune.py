@@ -151,12 +151,15 @@ def _tune_trees(args, rec, sessions, pairs) -> int:
         raise ParameterError("--learner gbdt keeps its trees as a weighting profile: pass "
                              "--profile NAME (the model's own weighting stays linear).")
     res = rec.tune(sessions, pairs, profile=args.profile, learner="gbdt",
-                   **learned_options(args, rec))
-    if not args.dry_run:
+                   keep_worse=args.keep_worse, **learned_options(args, rec))
+    written = res["kept"] and not args.dry_run
+    if written:
         rec.save(args.model)
     t = res["trees"]
-    print(f"tuned {args.model} profile {args.profile!r}"
-          f"{' (dry run: not written)' if args.dry_run else ''}: {t['n_trees']} boosted trees "
+    why = "" if written else " (dry run: not written)" if args.dry_run else (
+        " (NOT written: the trees do not beat " + res["gain"]["over"] + " on validation; "
+        "--keep-worse writes them anyway)")
+    print(f"tuned {args.model} profile {args.profile!r}{why}: {t['n_trees']} boosted trees "
           f"over {', '.join(res['weights'])} re-scoring the weighting "
           f"{format_weights_of(res)} (trained on {t['training_rows']:,} candidate rows, "
           f"{t['training_targets']:,} targets, {res['seconds']:.1f}s)")
@@ -169,10 +172,10 @@ def _tune_trees(args, rec, sessions, pairs) -> int:
     line = gain_line(res)
     if line:
         print(line.replace("the fusion may serve", "the trees may serve"))
-    if res["gain"]["value"] < 0:
+    if res["gain"]["value"] <= 0 and written:
         print(f"  the trees score below {res['gain']['over']} on validation: serve this "
               "profile only to compare (evaluate retrieval --variants with its profile)")
-    if not args.dry_run:
+    if written:
         print(f"  the model's default weighting is unchanged; rank by the trees with "
               f"`prodfusion similar {args.model} ID --profile {args.profile}`")
     return 0
@@ -406,6 +409,10 @@ def add_tune_parser(sub) -> None:
                    "it and both products' click counts, trained on the validation splits "
                    "and measured out of fold; kept as --profile NAME (required), re-scoring "
                    "the model's own weighting's candidates")
+    p.add_argument("--keep-worse", action="store_true",
+                   help="with --learner gbdt: write the trees' profile even when they do not "
+                   "beat, out of fold on validation, the weighting they re-score and every "
+                   "modality alone (by default such trees are reported, not written)")
     p.add_argument("--dry-run", action="store_true", help="print the choice, write nothing")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_tune)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,7 @@ OOF_GROUPS = 3
 NEGATIVES_PER_QUERY = 200
 
 
-def _rows(sc, mods: Sequence[str], keep_queries: np.ndarray, rng) -> tuple:
+def _rows(sc, mods: Sequence[str], keep_queries: np.ndarray, rng, linear=None) -> tuple:
     """Training rows ``(X, y, w)`` of one validation split's scorer, for its queries in
     ``keep_queries`` (bool per unique query): the candidates the trees will score (each
     modality's nearest), a validation target positive, at most
@@ -56,8 +57,14 @@ def _rows(sc, mods: Sequence[str], keep_queries: np.ndarray, rng) -> tuple:
 
     counts = sc.counts
     logc = None if counts is None else np.log1p(counts.astype(np.float64)).astype(np.float32)
+    lin = None
+    if linear is not None:  # the linear weighting's scores of the pool (a feature)
+        from prodfusion.fusion.weights import row_confidence
+
+        conf = row_confidence(counts, linear)
+        lin = sc.fused_by_query(linear, conf, sc.cos, sc.both, sc.safe, sc.valid)
     X = pair_features(mods, sc.cos, sc.both, sc.best, None if logc is None else logc[sc.uq],
-                      None if logc is None else logc[sc.safe])
+                      None if logc is None else logc[sc.safe], lin)
     y = np.zeros(sc.cand.shape, bool)
     y[sc.inv, sc.tpos] = True
     xs, ys, ws = [], [], []
@@ -175,24 +182,21 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
     # that rank a group's cases never trained on that group's queries (the validation
     # splits of sessions hold out the same latest block, so splits cannot be the folds)
     groups_of = [sc.uq % OOF_GROUPS for sc, _ in folds]
+    lins = [base.with_stats(st) if st else base for _, st in folds]  # each split's statistics
     learned_vals = [np.zeros(len(sc.inv)) for sc, _ in folds]
     for g in range(OOF_GROUPS):
-        parts = [_rows(sc, mods, gq != g, rng) for (sc, _), gq in zip(folds, groups_of,
-                                                                          strict=True)]
+        parts = [_rows(sc, mods, gq != g, rng, lins[r])
+                 for r, ((sc, _), gq) in enumerate(zip(folds, groups_of, strict=True))]
         if not sum(int(p[1].sum()) for p in parts):
             continue
         scorer, _, _ = _fit(parts, mods, seed, max_iter)
-        for r, (sc, st) in enumerate(folds):
+        for r, (sc, _) in enumerate(folds):
             here = groups_of[r][sc.inv] == g
             if here.any():
-                learned_vals[r][here] = sc.values(Weighting.make(
-                    dict(base.weights), base.calibration, st or None, base.n0,
-                    fallback=base.fallback, impute=base.impute,
-                    fallback_missing=base.fallback_missing, confidence=base.confidence,
-                    learned=scorer))[here]
+                learned_vals[r][here] = sc.values(replace(lins[r], learned=scorer))[here]
     linear_vals, single_vals = [], {m: [] for m in mods}
-    for sc, st in folds:
-        linear_vals.append(sc.values(base.with_stats(st) if st else base))
+    for r, (sc, _) in enumerate(folds):
+        linear_vals.append(sc.values(lins[r]))
         for m in mods:
             single_vals[m].append(sc.values(Weighting.make({m: 1.0}, "none", None, None)))
     scores = {"learned": float(np.mean([sc.objective(v) for (sc, _), v in
@@ -212,8 +216,8 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
     log(f"out of fold: trees {scores['learned']:.4f}, linear {refs['linear']:.4f}, best "
         f"reference {best_ref} {refs[best_ref]:.4f}; gain {gain['value']:+.4f} "
         f"± {gain['se']:.4f}")
-    scorer, n_pos, n_rows = _fit([_rows(sc, mods, np.ones(len(sc.uq), bool), rng)
-                                  for sc, _ in folds], mods, seed, max_iter)
+    scorer, n_pos, n_rows = _fit([_rows(sc, mods, np.ones(len(sc.uq), bool), rng, lins[r])
+                                  for r, (sc, _) in enumerate(folds)], mods, seed, max_iter)
     log(f"trees kept: {scorer.n_trees} trained on {n_rows:,} rows ({n_pos:,} targets)")
     fingerprints = {name: s.fingerprint() for name, s in (("sessions", sessions),
                                                           ("pairs", pairs))

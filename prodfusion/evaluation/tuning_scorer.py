@@ -231,8 +231,14 @@ class _Scorer:
 
     def _fused(self, wt, conf, cos: dict, both: dict, safe: np.ndarray,
                valid: np.ndarray, natural: np.ndarray | None = None) -> np.ndarray:
-        """The weighting's fused scores of the padded candidates (``-inf`` in the padding);
-        a learned weighting's trees score the ``natural`` ones (none: the outside sample)."""
+        """The weighting's fused scores of the padded candidates (``-inf`` in the padding),
+        one row per case; a learned weighting's trees score the ``natural`` ones (none: the
+        outside sample)."""
+        return self.fused_by_query(wt, conf, cos, both, safe, valid, natural)[self.inv]
+
+    def fused_by_query(self, wt, conf, cos: dict, both: dict, safe: np.ndarray,
+                       valid: np.ndarray, natural: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`_fused`, one row per distinct query."""
         from prodfusion.fusion.weights import intermediate_combine
 
         pool = None
@@ -243,7 +249,7 @@ class _Scorer:
                                  None if conf is None else conf[safe], q_has=self.q_has,
                                  q_best=self.best, pool=pool)
         s[~valid] = -np.inf  # padding slots: never ranked
-        return s[self.inv]
+        return s
 
     def score(self, wt) -> float:
         """The objective: the metric's mean per source (:meth:`values`), sources alike."""

@@ -198,7 +198,7 @@ def _explain_learned(embeddings: Mapping[str, Embeddings], modalities: Sequence[
     from dataclasses import replace
 
     from prodfusion.fusion.learned import POOL_OFFSET, best_similarity, pair_features
-    from prodfusion.fusion.weights import row_confidence_of
+    from prodfusion.fusion.weights import intermediate_combine, row_confidence_of
 
     lr = weighting.learned
     linear = replace(weighting, learned=None)
@@ -230,11 +230,17 @@ def _explain_learned(embeddings: Mapping[str, Embeddings], modalities: Sequence[
     best = {m: best_similarity(embeddings[m])[[q]] for m in lr.modalities}
     logq = None if confidence is None else np.asarray(confidence)[[q]]
     logc = None if confidence is None else np.asarray(confidence)[c]
+    cq, cc = (None, None) if lin_conf is None else (lin_conf[[q]], lin_conf[c])
+    q_has = {m: np.array([bool(embeddings[m].mask[q])]) for m in lr.modalities}
     steps = []
     for j in range(len(lr.modalities) + 1):  # modalities revealed one at a time
         shown = {m: has[m] & (i < j) for i, m in enumerate(lr.modalities)}
+        if j:  # the weights' score over the modalities shown so far (a feature too)
+            lin = intermediate_combine(linear, lr.modalities, cos, shown, cq, cc, q_has=q_has)
+        else:
+            lin = None
         steps.append(lr.predict(pair_features(lr.modalities, cos, shown, best, logq,
-                                              logc)[0]))
+                                              logc, lin)[0]))
     for i, e in enumerate(out):
         if not in_pool[i]:
             e["base"] -= POOL_OFFSET

@@ -11,7 +11,10 @@ these features, per fused modality ``m`` (missing where either product lacks ``m
 * ``gap:m`` — that similarity minus the query's best over the catalog in ``m``
   (:func:`best_similarity`: how far the candidate is from the query's nearest product there);
 
-and both products' training clicks, ``log(1 + n)`` (``clicks:candidate``, ``clicks:query``).
+both products' training clicks, ``log(1 + n)`` (``clicks:candidate``, ``clicks:query``),
+and the score of the linear weighting it re-scores (``linear``: the trees start from what the
+weights already know and learn corrections, which keeps them near the weights where the
+validation cases are few).
 The trees learn what a linear weighting cannot: that a co-occurrence counts only when the
 candidate is among the query's nearest, that a rarely clicked product's click cosine means
 little, how to rank a pair lacking a modality (missing values take their own branch, learnt).
@@ -59,21 +62,22 @@ def feature_names(modalities: Sequence[str]) -> list[str]:
     """The features of a learned scorer over ``modalities``, in order.
 
     >>> feature_names(("text", "cooc"))
-    ['sim:text', 'gap:text', 'sim:cooc', 'gap:cooc', 'clicks:candidate', 'clicks:query']
+    ['sim:text', 'gap:text', 'sim:cooc', 'gap:cooc', 'clicks:candidate', 'clicks:query', 'linear']
     """
     out = []
     for m in modalities:
         out += [f"sim:{m}", f"gap:{m}"]
-    return out + ["clicks:candidate", "clicks:query"]
+    return out + ["clicks:candidate", "clicks:query", "linear"]
 
 
 def pair_features(modalities: Sequence[str], cos: Mapping, both: Mapping, best_q: Mapping,
-                  log_q, log_c) -> np.ndarray:
+                  log_q, log_c, linear=None) -> np.ndarray:
     """Features ``(q, c, F)`` float32 of every (query, candidate) pair (:func:`feature_names`).
 
     ``cos[m]``, ``both[m]``: ``(q, c)`` similarities and presence; ``best_q[m]``: ``(q,)``
     each query's best similarity in ``m`` (NaN where it lacks ``m``); ``log_q`` ``(q,)`` and
-    ``log_c`` ``(c,)`` or ``(q, c)``: ``log(1 + clicks)``, or None (missing).
+    ``log_c`` ``(c,)`` or ``(q, c)``: ``log(1 + clicks)``, or None (missing); ``linear``
+    ``(q, c)``: the linear weighting's fused score (``-inf`` or None: missing).
     """
     shape = np.shape(both[modalities[0]])
     cols = []
@@ -86,6 +90,11 @@ def pair_features(modalities: Sequence[str], cos: Mapping, both: Mapping, best_q
         np.asarray(log_c, np.float32), shape))
     cols.append(nan if log_q is None else np.broadcast_to(
         np.asarray(log_q, np.float32).reshape(-1, 1), shape))
+    if linear is None:
+        cols.append(nan)
+    else:
+        lin = np.asarray(linear, np.float32)
+        cols.append(np.where(np.isfinite(lin), lin, np.float32(np.nan)))
     return np.stack(cols, axis=-1).astype(np.float32, copy=False)
 
 
@@ -272,10 +281,10 @@ class LearnedScorer:
         return out
 
     def scores(self, cos: Mapping, both: Mapping, best_q: Mapping, log_q, log_c,
-               where: np.ndarray | None = None) -> np.ndarray:
+               where: np.ndarray | None = None, linear=None) -> np.ndarray:
         """``(q, c)`` float32 scores of the pairs (:func:`pair_features`); with ``where``
         (bool ``(q, c)``) only those pairs are scored (the others: NaN)."""
-        X = pair_features(self.modalities, cos, both, best_q, log_q, log_c)
+        X = pair_features(self.modalities, cos, both, best_q, log_q, log_c, linear)
         shape = X.shape[:2]
         if where is None:
             return self.predict(X.reshape(-1, X.shape[-1])).reshape(shape).astype(np.float32)

@@ -261,14 +261,14 @@ def intermediate_combine(weighting: Weighting, modalities: Sequence[str], cos: M
             raise ParameterError("a learned weighting needs each query's best similarity "
                                  "per modality (q_best).")
         lr = weighting.learned
-        if pool is None:
-            return lr.scores(cos, both, q_best, conf_q, conf_c)
         linear = replace(weighting, learned=None)
         cl = row_confidence_of(linear, conf_q, conf_c)
-        out = intermediate_combine(linear, modalities, cos, both, cl[0], cl[1], q_has=q_has)
-        out = (out - np.float32(POOL_OFFSET)).astype(np.float32)
+        lin = intermediate_combine(linear, modalities, cos, both, cl[0], cl[1], q_has=q_has)
+        if pool is None:
+            return lr.scores(cos, both, q_best, conf_q, conf_c, linear=lin)
+        out = (lin - np.float32(POOL_OFFSET)).astype(np.float32)
         if np.any(pool):
-            t = lr.scores(cos, both, q_best, conf_q, conf_c, where=pool)
+            t = lr.scores(cos, both, q_best, conf_q, conf_c, where=pool, linear=lin)
             out[pool] = t[pool]
         return out
     num = den = None

@@ -4,6 +4,7 @@ and pools against brute force, its place in ranking, storage and errors."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ from prodfusion.recommender import Recommender
 from tests.evaluation.test_tuning import _pairs_by, _shop
 
 
-def _fitted(seed=0, n=4000, n_feat=6, **kw):
+def _fitted(seed=0, n=4000, n_feat=7, **kw):
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     rng = np.random.default_rng(seed)
@@ -38,7 +39,7 @@ def _fitted(seed=0, n=4000, n_feat=6, **kw):
 def test_the_trees_score_as_scikit_learn_and_survive_their_storage():
     clf, rng = _fitted()
     sc = LearnedScorer.from_estimator(clf, ("text", "image"))
-    X = rng.normal(size=(5000, 6))
+    X = rng.normal(size=(5000, 7))
     X[rng.random(X.shape) < 0.3] = np.nan
     X[:7] = np.nan  # a row missing everything
     np.testing.assert_allclose(sc.predict(X), clf.decision_function(X), rtol=0, atol=1e-9)
@@ -49,7 +50,8 @@ def test_the_trees_score_as_scikit_learn_and_survive_their_storage():
     assert back == sc and hash(back) == hash(sc)
     np.testing.assert_array_equal(back.predict(X), sc.predict(X))
     assert feature_names(("text", "image")) == [
-        "sim:text", "gap:text", "sim:image", "gap:image", "clicks:candidate", "clicks:query"]
+        "sim:text", "gap:text", "sim:image", "gap:image", "clicks:candidate", "clicks:query",
+        "linear"]
 
 
 def test_a_damaged_entry_is_a_clear_error():
@@ -60,7 +62,7 @@ def test_a_damaged_entry_is_a_clear_error():
     other = LearnedScorer.from_estimator(_fitted(seed=1)[0], ("text", "image")).to_dict()
     with pytest.raises(ModelError, match="fingerprint"):
         LearnedScorer.from_dict({**other, "fingerprint": "0123456789abcdef"})
-    with pytest.raises(ModelError, match="out of range"):  # trained on 6 features, given 1 modality
+    with pytest.raises(ModelError, match="out of range"):  # trained on 7 features, given 1 modality
         LearnedScorer.from_estimator(clf, ("text",))
 
 
@@ -126,9 +128,9 @@ def test_pool_pairs_take_the_trees_score_the_others_rank_after_by_the_weights():
         intermediate_combine(wt, ("text", "image"), cos, both)
     out = intermediate_combine(wt, ("text", "image"), cos, both, logs[:2], logs, q_best=best,
                                pool=pool)
-    X = pair_features(("text", "image"), cos, both, best, logs[:2], logs)
-    np.testing.assert_allclose(out[pool], lr.predict(X[pool]), rtol=1e-6)
     lin = intermediate_combine(linear, ("text", "image"), cos, both)
+    X = pair_features(("text", "image"), cos, both, best, logs[:2], logs, lin)
+    np.testing.assert_allclose(out[pool], lr.predict(X[pool]), rtol=1e-6)
     np.testing.assert_allclose(out[~pool], lin[~pool] - POOL_OFFSET, rtol=1e-6)
     assert out[pool].min() > out[~pool].max()
     # weights asked for on top of a learned weighting: linear again
@@ -166,8 +168,11 @@ def _brute(rec, wt, q, k):
     both = {m: np.ones((1, n), bool) for m in mods}
     cc = getattr(rec, "click_counts_", None)  # this shop has no clicks: the feature is missing
     logs = None if cc is None else np.log1p(cc).astype(np.float32)
+    lin_wt = rec.weighting(mods, replace(wt, learned=None))
+    lin = np.array([[sum(lin_wt.w(m) * cos[m][0, j] for m in mods) / sum(lin_wt.w(m) for m in mods)
+                     for j in range(n)]], np.float32)  # the weights' mean (calibration none)
     X = pair_features(mods, cos, both, {m: best(data[m])[[q]] for m in mods},
-                      None if logs is None else logs[[q]], logs)
+                      None if logs is None else logs[[q]], logs, lin)
     s = wt.learned.predict(X[0])  # 120 products: every one is among each modality's 200
     s[q] = -np.inf
     return [int(x) for x in np.lexsort((np.arange(n), -s))[:k]]
