@@ -127,10 +127,13 @@ def apply_profile(rec, name: str, res: dict, *, sessions=None, pairs=None) -> No
                         fallback=res.get("fallback", False), impute=res.get("impute", 0.0),
                         fallback_missing=res.get("fallback_missing", "drop"),
                         confidence=res.get("confidence", "ratio"), learned=scorer)
-    if scorer is not None and "clicks" in rec.available_modalities:
+    set_counts = None
+    if scorer is not None:  # the trees read the click counts the tuning counted
         counts = _tuning_counts(rec, sessions, pairs)
         have = getattr(rec, "click_counts_", None)
-        if have is None or not np.array_equal(have, counts):
+        if have is None:  # a model built without interactions: it gets these
+            set_counts = counts
+        elif not np.array_equal(have, counts):
             raise ParameterError(
                 f"tune(): the trees of profile {name!r} read each product's click count, "
                 "which needs the model's click counts, but the interactions tuned on count "
@@ -155,6 +158,9 @@ def apply_profile(rec, name: str, res: dict, *, sessions=None, pairs=None) -> No
     profiles = dict(getattr(rec, "profiles_", None) or {})
     profiles[name] = {"weighting": wt.to_dict(), "tuning": res}
     rec.profiles_ = profiles  # written into the manifest by save()
+    if set_counts is not None:
+        rec.click_counts_ = set_counts
+        rec._fusers, rec._searchers = {}, {}
 
 
 def apply_tuning(rec, res: dict, *, sessions=None, pairs=None) -> None:

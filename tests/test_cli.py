@@ -327,3 +327,37 @@ def test_similar_says_why_a_list_is_empty_or_only_backfill(tmp_path, capsys):
     assert main(["similar", str(model), "p5", "-k", "3"]) == 0  # no text vector
     out = capsys.readouterr().out
     assert "(no result: the query has no text)" in out
+
+
+def test_tune_learner_gbdt_needs_a_profile_and_writes_only_what_it_keeps(files, capsys):
+    """`--learner gbdt` keeps its trees as a profile (required), reports its out-of-fold
+    validation beside the weighting it re-scores, and writes them only when they beat it
+    and every modality alone, unless `--keep-worse`."""
+    assert _build(files, "--tune", "off") == 0
+    capsys.readouterr()
+    manifest = files / "model" / "manifest.json"
+    before = manifest.read_bytes()
+    assert main(["tune", str(files / "model"), "--learner", "gbdt", "--quiet"]) == 2
+    assert "--profile NAME" in capsys.readouterr().err
+    assert manifest.read_bytes() == before
+    code = main(["tune", str(files / "model"), "--learner", "gbdt", "--profile", "trees",
+                 "--quiet", "--workers", "1", "--repeats", "2"])
+    out = capsys.readouterr().out
+    assert code == 0 and "validation ndcg@15 out of fold" in out
+    assert "the weighting re-scored" in out and "text alone" in out
+    kept = "NOT written" not in out
+    assert (manifest.read_bytes() != before) == kept
+    if not kept:  # a shop this small rarely rewards trees: --keep-worse writes them anyway
+        assert main(["tune", str(files / "model"), "--learner", "gbdt", "--profile", "trees",
+                     "--quiet", "--workers", "1", "--repeats", "2", "--keep-worse"]) == 0
+        assert "serve this profile only to compare" in capsys.readouterr().out
+    m = json.loads(manifest.read_text())
+    assert m["settings"]["profiles"]["trees"]["weighting"]["learned"]["trees"] >= 1
+    assert main(["similar", str(files / "model"), "0001", "-k", "3", "--json",
+                 "--profile", "trees", "--explain"]) == 0
+    res = json.loads(capsys.readouterr().out)["results"]
+    assert len(res) == 3
+    for r in res:
+        e = r["explain"]
+        assert e["base"] + sum(v["share"] for v in e["modalities"].values()) == \
+            pytest.approx(e["score"], abs=1e-6)

@@ -160,6 +160,8 @@ def _tune_trees(args, rec, sessions, pairs) -> int:
         " (NOT written: the trees do not beat " + res["gain"]["over"] + " on validation; "
         "--keep-worse writes them anyway)")
     print(f"tuned {args.model} profile {args.profile!r}{why}: {t['n_trees']} boosted trees "
+          f"({t['kind']}; out of fold " + ", ".join(f"{k} {v:.4f}" for k, v in
+                                                   t["kind_scores"].items()) + ") "
           f"over {', '.join(res['weights'])} re-scoring the weighting "
           f"{format_weights_of(res)} (trained on {t['training_rows']:,} candidate rows, "
           f"{t['training_targets']:,} targets, {res['seconds']:.1f}s)")

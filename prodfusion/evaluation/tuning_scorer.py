@@ -112,7 +112,8 @@ class _Scorer:
     def __init__(self, ev: Any, mods: tuple[str, ...], q: np.ndarray, t: np.ndarray,
                  src: np.ndarray, counts: np.ndarray | None, metric: str, k: int,
                  n_cand: int = 200, block: int = 256, n_outside: int | None = None,
-                 seed: int = 0, progress: bool = False) -> None:
+                 seed: int = 0, progress: bool = False, learned_pool: int | None = None
+                 ) -> None:
         self.mods, self.metric, self.k = mods, metric, k
         self.uq, inv = np.unique(q, return_inverse=True)
         self.inv, self.t = inv, t
@@ -144,8 +145,19 @@ class _Scorer:
             for m in mods:
                 full[m] = data[m].scores(qb) if m in PAIRWISE_MODALITIES else \
                     _cosines(data[m], qb, n, norms[m])
+            lpm = None
+            if learned_pool:  # what a learned weighting's trees score (pool_mask, as served)
+                from prodfusion.fusion.learned import pool_mask
+
+                both_full = {m: np.asarray(data[m].mask, bool)[qb][:, None]
+                             & np.asarray(data[m].mask, bool)[None, :] for m in mods}
+                lpm = pool_mask(mods, full, both_full, learned_pool,
+                                exclude=np.arange(n)[None, :] == qb[:, None],
+                                prior=None if counts is None else np.log1p(counts))
             for j, qq in enumerate(qb):
                 pool = [np.asarray(targets_of[lo + j], np.int64)]
+                if lpm is not None:
+                    pool.append(np.flatnonzero(lpm[j]))
                 for m in mods:
                     mask = data[m].mask
                     if not mask[qq]:
@@ -159,8 +171,11 @@ class _Scorer:
                 c = np.unique(np.concatenate(pool))
                 c = c[c != qq]
                 cands.append(c)
-                naturals.append(np.isin(c, np.concatenate(pool[1:])) if len(pool) > 1
-                                else np.zeros(len(c), bool))
+                if lpm is not None:
+                    naturals.append(np.isin(c, pool[1]))
+                else:
+                    naturals.append(np.isin(c, np.concatenate(pool[1:])) if len(pool) > 1
+                                    else np.zeros(len(c), bool))
                 for m in mods:
                     cos_rows[m].append(full[m][j, c])
                 outside = n - 1 - len(c)  # every other product of the catalog
@@ -308,7 +323,7 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
                       rolling: bool, max_queries: int, prod2vec: Any, metric: str, k: int,
                       n_candidates: int, with_stats: bool, log: Callable, progress: Any,
                       where: str, cooc_decays: tuple[float, ...] = (),
-                      selection: str = "lcb") -> tuple:
+                      selection: str = "lcb", learned_pool: int | None = None) -> tuple:
     """The ``repeats`` validation splits of :func:`~prodfusion.evaluation.tuning.tune_weights`
     (its module docstring): ``(modalities every split has, [(scorer, stats)], fitting-part
     sizes, {modality: presence mask} of the first split, the cooc decay choice or None)``;
@@ -400,12 +415,12 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
             continue
         inner, q, t, src = folds_in[r]
         counts = None
-        if "clicks" in mods and inner.train is not None:
+        if ("clicks" in mods or learned_pool) and inner.train is not None:
             pc = inner.train.product_counts()
             counts = np.array([pc.get(p, 0) for p in rec.catalog.ids], dtype=np.int64)
         log(f"scoring {len(np.unique(q)):,} validation queries against their candidates")
         sc = _Scorer(ev, mods, q, t, src.astype(str), counts, metric, k, n_cand=n_candidates,
-                     progress=progress is True)
+                     progress=progress is True, learned_pool=learned_pool)
         data = ev.modality_data()
         stats = estimate_stats(data, mods, seed=seed) if with_stats else {}
         folds.append((sc, stats))

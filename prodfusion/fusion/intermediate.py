@@ -116,7 +116,8 @@ class IntermediateFusion(ExactSearchMixin):
 
             best = {m: best_similarity(self.data_[m])[q] for m in self.modalities}
             pool = pool_mask(self.modalities, cos, both, self.weighting.learned.pool,
-                             exclude=q[:, None] == c[None, :])
+                             exclude=q[:, None] == c[None, :],
+                             prior=None if conf is None else conf[c])
         return intermediate_combine(self.weighting, self.modalities, cos, both,
                                     None if conf is None else conf[q],
                                     None if conf is None else conf[c], q_has=q_has,

@@ -294,10 +294,12 @@ class LearnedScorer:
 
 
 def pool_mask(modalities: Sequence[str], cos: Mapping, both: Mapping, n: int,
-              exclude: np.ndarray | None = None) -> np.ndarray:
+              exclude: np.ndarray | None = None, prior=None) -> np.ndarray:
     """Bool ``(q, c)``: the candidates among each modality's ``n`` highest for each query
     (vector modalities: every product both have; pairwise ones: those scoring above 0),
-    ``exclude`` (bool ``(q, c)``, the query itself) left out. Ties at the ``n``-th place go
+    ``exclude`` (bool ``(q, c)``, the query itself) left out. The ``category`` scores 1 for
+    its whole group, so its ``n`` are the group's highest by ``prior`` (``(c,)``, the
+    candidates' ``log(1 + clicks)``: its bestsellers; None: the first by row). Ties at the ``n``-th place go
     to the lower position (row), as the indexes and neighbour lists order them (the
     tuning's pools take any of the tied: a category's 200 of its many members may differ).
 
@@ -314,6 +316,10 @@ def pool_mask(modalities: Sequence[str], cos: Mapping, both: Mapping, n: int,
         row = np.where(both[m], np.asarray(cos[m], np.float32), -np.inf)
         if m in PAIRWISE_MODALITIES:
             row = np.where(row > 0, row, -np.inf)
+        if m == "category":  # the group's bestsellers (ties: the lower row)
+            pr = np.zeros(shape[1], np.float32) if prior is None else np.asarray(prior,
+                                                                               np.float32)
+            row = np.where(np.isfinite(row), np.broadcast_to(pr, shape), -np.inf)
         if exclude is not None:
             row = np.where(exclude, -np.inf, row)
         kk = min(n, shape[1])
@@ -337,7 +343,7 @@ def best_similarity(data, n_limit: int = BEST_EXACT_MAX) -> np.ndarray:
     >>> from prodfusion.encoders.base import Embeddings
     >>> e = Embeddings(np.array([[1, 0], [1, 1], [0, 1]], "float32"),
     ...                np.array([True, True, False]), "t")
-    >>> best_similarity(e).round(3).tolist()
+    >>> [round(float(x), 3) for x in best_similarity(e)]
     [0.707, 0.707, nan]
     """
     cached = getattr(data, "_best_similarity", None)

@@ -75,7 +75,10 @@ class LearnedRescorer:
             if not self.data[m].mask[q]:
                 continue
             near = self.nearest[m]
-            if m in PAIRWISE_MODALITIES:
+            if m == "category":  # its bestsellers (pool_mask's order)
+                prior = None if self.confidence is None else np.asarray(self.confidence)
+                parts.append(np.asarray(near.neighbours(q, self.pool, prior=prior), np.int64))
+            elif m in PAIRWISE_MODALITIES:
                 parts.append(np.asarray(near.neighbours(q, self.pool), np.int64))
             else:
                 r, _ = near.topk([q], self.pool, filters=flt)

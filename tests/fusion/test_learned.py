@@ -151,7 +151,7 @@ def trees_shop():
                       np.random.default_rng(5))
     before = rec.weighting()
     res = rec.tune(sessions, pairs, profile="trees", learner="gbdt", validate_on="pairs",
-                   objective="hitrate@5", max_iter=60)
+                   objective="hitrate@5", max_iter=60, keep_worse=True)
     return rec, sessions, pairs, before, res
 
 
