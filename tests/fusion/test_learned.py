@@ -258,3 +258,57 @@ def test_explain_splits_the_trees_score_over_the_modalities(trees_shop):
         total = e["base"] + sum(v["share"] for v in e["modalities"].values())
         assert total == pytest.approx(e["score"], abs=1e-9)
         assert e["score"] == pytest.approx(float(s), abs=1e-4)  # the score served
+
+
+def test_the_approximate_search_ranks_as_the_exact_one_when_its_indexes_find_everything(
+        trees_shop):
+    """On an HNSW backend a trees profile gathers each modality's nearest from that
+    modality's own index and scores them by the trees: with indexes that find every
+    neighbour (120 products, a pool of 200) the lists equal the exact search's."""
+    from prodfusion.index import IndexSettings
+    from prodfusion.index.learned import LearnedRescorer
+
+    rec = trees_shop[0]
+    exact = {q: rec.similar(rec.catalog.ids[q], k=8, profile="trees") for q in (0, 5, 77)}
+    old = rec.index, rec.index_settings
+    try:
+        rec.index = "hnsw"
+        rec.index_settings = IndexSettings(exact_below=0, reduce_dim=None, ef_search=1024)
+        rec._fusers, rec._searchers = {}, {}
+        wt = rec.weighting(rec.available_modalities, rec.profile_weighting("trees"))
+        assert isinstance(rec.searcher("intermediate", rec.available_modalities, wt),
+                          LearnedRescorer)
+        for q, (ids, scores) in exact.items():
+            a_ids, a_scores = rec.similar(rec.catalog.ids[q], k=8, profile="trees")
+            assert list(a_ids) == list(ids)
+            np.testing.assert_allclose(a_scores, scores, rtol=1e-5)
+    finally:
+        rec.index, rec.index_settings = old
+        rec._fusers, rec._searchers = {}, {}
+
+
+def test_the_tuning_measures_the_trees_as_they_serve(trees_shop):
+    """The validation scorer (every product scored: no sample) gives each case the metric
+    of the list the fuser serves under the trees' profile."""
+    from prodfusion.evaluation.metrics import tie_aware_metric
+    from prodfusion.evaluation.tuning_scorer import _Scorer
+
+    rec = trees_shop[0]
+    mods = rec.available_modalities
+    wt = rec.weighting(mods, rec.profile_weighting("trees"))
+    q = np.array([0, 5, 77, 90, 5])
+    served = {x: rec.similar(rec.catalog.ids[x], k=8, profile="trees")[0] for x in set(q)}
+    t = np.array([rec.catalog.row_of(served[0][0]), rec.catalog.row_of(served[5][2]),
+                  rec.catalog.row_of(served[77][6]), 2, 60])  # first, third, 7th, any
+    n = len(rec.catalog)
+    sc = _Scorer(rec, mods, q, t, np.array(["pairs"] * len(q)), rec.click_counts_, "ndcg", 5,
+                 n_outside=n, learned_pool=wt.learned.pool)
+    got = sc.values(wt)
+    s = rec.fuser("intermediate", mods, wt).similarity(q).astype(np.float64)
+    s[np.arange(len(q)), q] = -np.inf
+    st = s[np.arange(len(q)), t]
+    ahead = (s > st[:, None]).sum(axis=1)
+    ties = (s == st[:, None]).sum(axis=1) - 1
+    want = tie_aware_metric(ahead, ties, 5, "ndcg")
+    np.testing.assert_allclose(got, want, atol=1e-9)
+    assert got[0] == 1.0 and 0 < got[1] < 1 and got[2] == 0  # nDCG@5 of ranks 1, 3, 7
