@@ -115,13 +115,34 @@ class IntermediateFusion(ExactSearchMixin):
             from prodfusion.fusion.learned import best_similarity, pool_mask
 
             best = {m: best_similarity(self.data_[m])[q] for m in self.modalities}
-            pool = pool_mask(self.modalities, cos, both, self.weighting.learned.pool,
-                             exclude=q[:, None] == c[None, :],
-                             prior=None if conf is None else conf[c])
+            if cand_rows is None:
+                pool = pool_mask(self.modalities, cos, both, self.weighting.learned.pool,
+                                 exclude=q[:, None] == c[None, :],
+                                 prior=None if conf is None else conf[c])
+            else:  # the nearest over the whole catalog, as the full rows would have them
+                pool = self._pool(q)[:, c]
         return intermediate_combine(self.weighting, self.modalities, cos, both,
                                     None if conf is None else conf[q],
                                     None if conf is None else conf[c], q_has=q_has,
                                     q_best=best, pool=pool)
+
+    def _pool(self, q: np.ndarray) -> np.ndarray:
+        """Bool ``(q, n)``: the products a learned weighting's trees score for queries ``q``
+        (:func:`~prodfusion.fusion.learned.pool_mask` over every product)."""
+        from prodfusion.fusion.learned import pool_mask
+
+        c = np.arange(self.n)
+        cos, both = {}, {}
+        for j, m in enumerate(self.modalities):
+            if m in self.pairwise_:
+                cos[m] = self.pairwise_[m].scores(q, None)
+            else:
+                lo, hi = self._cols[m]
+                cos[m] = self.vectors_[q, lo:hi] @ self.vectors_[:, lo:hi].T
+            both[m] = (self.presence_[q, j] > 0)[:, None] & (self.presence_[:, j] > 0)[None, :]
+        conf = self.confidence
+        return pool_mask(self.modalities, cos, both, self.weighting.learned.pool,
+                         exclude=q[:, None] == c[None, :], prior=None if conf is None else conf)
 
     def distance(self, query_rows, cand_rows=None) -> np.ndarray:
         """``1 − similarity`` (the mean cosine distance); ``inf`` where nothing is shared."""

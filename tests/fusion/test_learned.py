@@ -312,3 +312,19 @@ def test_the_tuning_measures_the_trees_as_they_serve(trees_shop):
     want = tie_aware_metric(ahead, ties, 5, "ndcg")
     np.testing.assert_allclose(got, want, atol=1e-9)
     assert got[0] == 1.0 and 0 < got[1] < 1 and got[2] == 0  # nDCG@5 of ranks 1, 3, 7
+
+
+def test_scores_of_some_candidates_equal_those_of_the_full_rows(trees_shop):
+    """Scoring a few candidates (an export's update, ``exact_scores``) gives them the
+    scores the full rows give: the pool is each modality's nearest over the catalog."""
+    rec = trees_shop[0]
+    mods = rec.available_modalities
+    lr = rec.profile_weighting("trees").learned
+    small = LearnedScorer(lr.modalities, lr.nodes, lr.roots, lr.baseline, pool=5)
+    f = rec.fuser("intermediate", mods, rec.weighting(mods, replace(
+        rec.profile_weighting("trees"), learned=small)))
+    q = np.array([3, 40])
+    full = f.similarity(q)
+    assert (full < -POOL_OFFSET / 2).any(axis=1).all()  # some products outside the pools
+    some = np.array([7, 3, 119, 0, 64, int(np.argmax(full[0])), int(np.argmin(full[1]))])
+    np.testing.assert_array_equal(f.similarity(q, some), full[:, some])
