@@ -35,6 +35,8 @@ LAYERS = {
 ALLOWED = {
     # Recommender.tune() is a convenience over the tuning protocol of evaluation/.
     ("prodfusion.recommender", "prodfusion.evaluation.tuning"),
+    # ... and over its learned form (tune(learner="gbdt")).
+    ("prodfusion.recommender", "prodfusion.evaluation.tuning_learned"),
 }
 
 
