@@ -157,7 +157,10 @@ def _tune_trees(args, rec, sessions, pairs) -> int:
         rec.save(args.model)
     t = res["trees"]
     why = "" if written else " (dry run: not written)" if args.dry_run else (
-        " (NOT written: the trees do not beat " + res["gain"]["over"] + " on validation; "
+        " (NOT written: the trees do not beat " + ("the weighting they re-score"
+                                                     if res["gain"]["over"] == "linear"
+                                                     else res["gain"]["over"])
+        + " on validation; "
         "--keep-worse writes them anyway)")
     print(f"tuned {args.model} profile {args.profile!r}{why}: {t['n_trees']} boosted trees "
           f"({t['kind']}; out of fold " + ", ".join(f"{k} {v:.4f}" for k, v in
@@ -171,11 +174,13 @@ def _tune_trees(args, rec, sessions, pairs) -> int:
           "on the same cases:")
     for name, v in res["reference_scores"].items():
         print(f"    {'the weighting re-scored' if name == 'linear' else name:<36} {v:.4f}")
-    line = gain_line(res)
+    over = res["gain"]["over"]
+    over = "the weighting they re-score" if over == "linear" else over
+    line = gain_line({**res, "gain": {**res["gain"], "over": over}})
     if line:
         print(line.replace("the fusion may serve", "the trees may serve"))
     if res["gain"]["value"] <= 0 and written:
-        print(f"  the trees score below {res['gain']['over']} on validation: serve this "
+        print(f"  the trees score below {over} on validation: serve this "
               "profile only to compare (evaluate retrieval --variants with its profile)")
     if written:
         print(f"  the model's default weighting is unchanged; rank by the trees with "
