@@ -56,13 +56,14 @@ from typing import Any
 import numpy as np
 
 from prodfusion._checks import MAX_K, check_int, is_real
-from prodfusion.errors import DataError, ParameterError, param_error
+from prodfusion.errors import ParameterError, param_error
 from prodfusion.evaluation.tuning_scorer import (
     _case_groups,
+    _check_interactions,
     _covering,
     _one_se,
+    _outer_parts,
     _paired_se,
-    _part,
     _validation_folds,
 )
 from prodfusion.fusion.weighting import DEFAULT_N0_GRID, format_n0, n0_entry, parse_n0
@@ -238,21 +239,14 @@ def tune_weights(
     DataError
         No held-out validation pair left after cleaning.
     """
-    from prodfusion.evaluation.retrieval import (
-        _Progress,
-        split_interactions,
-    )
+    from prodfusion.evaluation.retrieval import _Progress
     from prodfusion.fusion.base import check_modalities
     from prodfusion.fusion.weights import CALIBRATIONS, Weighting, format_weights
 
     where = "tune()"
     t0 = time.perf_counter()
     metric, k = parse_objective(objective, where)
-    if sessions is None and pairs is None:
-        raise ParameterError(
-            f"{where} needs interactions to learn from: pass --interactions (sessions) and/or "
-            "--pairs (co-interaction pairs)."
-        )
+    _check_interactions(sessions, pairs, where)
     if not is_real(step) or not 0 < step <= 0.5 or abs(round(1 / step) * step - 1) > 1e-9:
         raise param_error("step", where, "1/N for an integer N ≥ 2 (e.g. 0.25)", step)
     for c in calibrations:
@@ -283,15 +277,9 @@ def tune_weights(
     available = rec.available_modalities
     mods = check_modalities(modalities, available, where)
     log = _Progress(progress)
-    outer = split_interactions(rec.catalog, sessions, pairs, test_fraction=test_fraction,
-                               seed=seed, protocol=protocol)
     # The outer test cases are never read below: only outer.train is split again.
-    s_part = _part(outer.train, ("s:", "h:"))
-    p_part = _part(outer.train, ("p:",))
-    if s_part is not None and len(s_part) < 2:
-        s_part = None
-    if s_part is None and p_part is None:
-        raise DataError(f"{where}: nothing is left to learn from once the test part is held out.")
+    outer, s_part, p_part = _outer_parts(rec, sessions, pairs, test_fraction=test_fraction,
+                                         seed=seed, protocol=protocol, where=where)
     from prodfusion.fusion.cooc import check_decay
 
     cooc_decays = tuple(check_decay(a, where) for a in cooc_decays)

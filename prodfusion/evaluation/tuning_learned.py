@@ -136,12 +136,13 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
         No held-out validation pair left after cleaning.
     """
     from prodfusion._checks import check_int
-    from prodfusion.evaluation.retrieval import _Progress, split_interactions
+    from prodfusion.evaluation.retrieval import _Progress
     from prodfusion.evaluation.tuning import parse_objective
     from prodfusion.evaluation.tuning_scorer import (
         _case_groups,
+        _check_interactions,
+        _outer_parts,
         _paired_se,
-        _part,
         _validation_folds,
     )
     from prodfusion.fusion.learned import DEFAULT_POOL
@@ -150,9 +151,7 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
     where = "tune(learner='gbdt')"
     t0 = time.perf_counter()
     metric, k = parse_objective(objective, where)
-    if sessions is None and pairs is None:
-        raise ParameterError(f"{where} needs interactions to learn from: pass --interactions "
-                             "(sessions) and/or --pairs (co-interaction pairs).")
+    _check_interactions(sessions, pairs, where)
     if validate_on not in ("all", "sessions", "pairs"):
         raise param_error("validate_on", where, "'all', 'sessions' or 'pairs'", validate_on)
     check_int(repeats, "repeats", where, low=1, high=10)
@@ -168,17 +167,8 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
                               confidence=base.confidence)
     if base.weights is None:  # the paper's equal weights, written out
         base = base.overridden({m: 1.0 for m in mods}, None, where)
-    outer = split_interactions(rec.catalog, sessions, pairs, test_fraction=test_fraction,
-                               seed=seed, protocol=protocol)
-    s_part = _part(outer.train, ("s:", "h:"))
-    p_part = _part(outer.train, ("p:",))
-    if s_part is not None and len(s_part) < 2:
-        s_part = None
-    if s_part is None and p_part is None:
-        from prodfusion.errors import DataError
-
-        raise DataError(f"{where}: nothing is left to learn from once the test part is held "
-                        "out.")
+    outer, s_part, p_part = _outer_parts(rec, sessions, pairs, test_fraction=test_fraction,
+                                         seed=seed, protocol=protocol, where=where)
     mods2, folds, fit_sizes, _, _ = _validation_folds(
         rec, s_part, p_part, mods, validate_on=validate_on, val_fraction=val_fraction,
         seed=seed, protocol=protocol, repeats=repeats, rolling=False, max_queries=max_queries,

@@ -43,6 +43,35 @@ def _part(sessions, prefixes: tuple[str, ...]):
     return Sessions(f) if f.height else None
 
 
+def _check_interactions(sessions, pairs, where: str) -> None:
+    """A tuning needs interactions to learn from (a :class:`ParameterError` otherwise)."""
+    if sessions is None and pairs is None:
+        from prodfusion.errors import ParameterError
+
+        raise ParameterError(
+            f"{where} needs interactions to learn from: pass --interactions (sessions) and/or "
+            "--pairs (co-interaction pairs)."
+        )
+
+
+def _outer_parts(rec: Any, sessions, pairs, *, test_fraction: float, seed: int,
+                 protocol: str, where: str) -> tuple:
+    """``(outer split, its training sessions, its training pairs)``: the test part set aside
+    exactly as ``evaluate`` holds it out; a tuning never reads ``outer.heldout``."""
+    from prodfusion.errors import DataError
+    from prodfusion.evaluation.retrieval import split_interactions
+
+    outer = split_interactions(rec.catalog, sessions, pairs, test_fraction=test_fraction,
+                               seed=seed, protocol=protocol)
+    s_part = _part(outer.train, ("s:", "h:"))
+    p_part = _part(outer.train, ("p:",))
+    if s_part is not None and len(s_part) < 2:
+        s_part = None
+    if s_part is None and p_part is None:
+        raise DataError(f"{where}: nothing is left to learn from once the test part is held out.")
+    return outer, s_part, p_part
+
+
 def _row_norms(e: Any) -> np.ndarray:
     """L2 norm of every row of ``e`` in float32, computed :data:`COLUMN_CHUNK` rows at a time
     (once per scorer: :func:`_cosines` divides by them)."""
