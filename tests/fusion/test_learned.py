@@ -328,3 +328,35 @@ def test_scores_of_some_candidates_equal_those_of_the_full_rows(trees_shop):
     assert (full < -POOL_OFFSET / 2).any(axis=1).all()  # some products outside the pools
     some = np.array([7, 3, 119, 0, 64, int(np.argmax(full[0])), int(np.argmin(full[1]))])
     np.testing.assert_array_equal(f.similarity(q, some), full[:, some])
+
+
+def test_a_trees_profile_exports_and_serves_as_similar_ranks(trees_shop, tmp_path):
+    """Exported lists and a service arm of the trees' profile list what ``similar`` does;
+    the arm's ``explain`` is the trees' (shares summing to the score)."""
+    from fastapi.testclient import TestClient
+
+    from prodfusion.batch.export import export_lists, read_lists
+    from prodfusion.service.app import create_app
+    from prodfusion.service.experiments import ExperimentConfig, VariantConfig
+    from prodfusion.service.settings import ServiceSettings
+
+    rec = trees_shop[0]
+    model = rec.save(tmp_path / "m")
+    lists = tmp_path / "trees.parquet"
+    export_lists(model, lists, k=5, profile="trees", progress=False)
+    loaded = Recommender.load(model)
+    r, _ = loaded.similar_rows(np.arange(len(loaded.catalog)), 5, profile="trees")
+    assert read_lists(lists).column("ids").to_pylist() == [list(x) for x in loaded.ids_of(r)]
+    want = list(rec.similar("0003", k=5, profile="trees")[0])
+    settings = ServiceSettings(
+        experiment=ExperimentConfig("t", variants=(VariantConfig("trees", 1, model,
+                                                                 profile="trees"),)),
+        events=str(tmp_path / "t.sqlite3"), reload_interval_s=0)
+    with TestClient(create_app(settings)) as client:
+        body = client.get("/v1/similar/0003", params={"visitor": "v", "k": 5,
+                                                      "explain": "true"}).json()
+    assert [it["product_id"] for it in body["items"]] == want
+    for it in body["items"]:
+        e = it["explain"]
+        assert e["learned"] and e["base"] + sum(
+            v["share"] for v in e["modalities"].values()) == pytest.approx(e["score"], abs=1e-6)
