@@ -426,6 +426,7 @@ def read_model_folder(cls, path: str | os.PathLike, *, mmap: bool = True,
         impute=wt.impute, fallback_missing=wt.fallback_missing,
         backfill=settings.get("backfill"),  # absent: a folder from before backfill, none
     )
+    rec.learned_ = wt.learned  # the model's own trees (tune --learner gbdt), or None
     if "click_counts" in files:
         try:
             rec.click_counts_ = np.load(path / files["click_counts"])

@@ -69,12 +69,13 @@ class SearchMixin:
 
     def own_weighting(self) -> Weighting:
         """The model's own :class:`~prodfusion.fusion.Weighting` (its weights, calibration,
-        ``n0``, fallback and ``impute``), without calibration statistics."""
+        ``n0``, fallback, ``impute`` and learned trees), without calibration statistics."""
         return Weighting.make(self.weights, self.calibration, None, self.click_n0,
                               where="Recommender", fallback=self.zero_weight_fallback,
                               impute=getattr(self, "impute", 0.0),
                               fallback_missing=getattr(self, "fallback_missing", "drop"),
-                              confidence=getattr(self, "click_confidence", "ratio"))
+                              confidence=getattr(self, "click_confidence", "ratio"),
+                              learned=getattr(self, "learned_", None))
 
     @property
     def profiles(self) -> dict[str, dict]:

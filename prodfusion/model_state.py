@@ -168,12 +168,13 @@ def apply_tuning(rec, res: dict, *, sessions=None, pairs=None) -> None:
     weighting: weights, calibration, click confidence (``n0``, with the click counts of every
     given interaction), fallback and fusion. Checked before anything changes."""
     counts = None
-    if res["n0"] is not None:  # occurrences in every given interaction, as the clicks saw
+    scorer = res.pop("scorer", None)  # learned trees (tune_learned): the model's own
+    if res["n0"] is not None or scorer is not None:  # occurrences, as the clicks saw them
         counts = _tuning_counts(rec, sessions, pairs)
     Weighting.make(res["weights"], res["calibration"], None, res["n0"], where="tune()",
                    fallback=res.get("fallback", False), impute=res.get("impute", 0.0),
                    fallback_missing=res.get("fallback_missing", "drop"),
-                   confidence=res.get("confidence", "ratio"))
+                   confidence=res.get("confidence", "ratio"), learned=scorer)
     decay = res.get("cooc_decay")
     if decay is not None and getattr(rec, "cooc_", None) is not None \
             and decay != rec.cooc_.decay:  # recounted on the interactions tuned on
@@ -192,6 +193,7 @@ def apply_tuning(rec, res: dict, *, sessions=None, pairs=None) -> None:
     rec.fallback_missing = res.get("fallback_missing", "drop")
     rec.weights, rec.calibration, rec.click_n0 = res["weights"], res["calibration"], res["n0"]
     rec.click_confidence = res.get("confidence", "ratio")
+    rec.learned_ = scorer  # a linear tuning drops the model's trees
     if counts is not None:
         rec.click_counts_ = counts
         refresh_popularity(rec)

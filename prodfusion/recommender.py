@@ -612,9 +612,11 @@ class Recommender(QueryMixin):
 
         ``learner="gbdt"`` learns boosted trees over the modalities' similarities instead of
         weights (:func:`prodfusion.evaluation.tuning_learned.tune_learned`; its options are
-        that function's), kept as the profile ``profile`` (required) **only when they beat,
-        out of fold on validation, the weighting they re-score and every modality alone**
-        (``res["kept"]``; ``keep_worse=True`` keeps them anyway, e.g. to evaluate them).
+        that function's) and makes them the model's (or the profile ``profile``'s) weighting
+        **only when they beat, out of fold on validation, the weighting they re-score and
+        every modality alone** (``res["kept"]``; ``keep_worse=True`` keeps them anyway, e.g.
+        to evaluate them). The trees re-score the model's own weighting's candidates; a later
+        linear ``tune`` replaces them.
 
         Returns the tuning record, also kept in the manifest (``tuning``, or the profile's
         ``tuning``) by :meth:`save`. Nothing changes when tuning fails.
@@ -627,22 +629,20 @@ class Recommender(QueryMixin):
         if learner not in LEARNERS:
             raise param_error("learner", "tune()", f"one of {list(LEARNERS)}", learner)
         if learner == "gbdt":
-            if profile is None:
-                raise ParameterError(
-                    "tune(learner='gbdt') keeps its trees as a weighting profile: pass "
-                    "profile=NAME (CLI: --profile NAME); the model's own weighting stays "
-                    "linear.")
-            from prodfusion.fusion.weighting import check_profile_name
+            if profile is not None:
+                from prodfusion.fusion.weighting import check_profile_name
 
-            check_profile_name(profile, "tune()")
+                check_profile_name(profile, "tune()")
             keep_worse = bool(kwargs.pop("keep_worse", False))
             res = tune_learned(self, sessions=sessions, pairs=pairs, **kwargs)
-            res["profile"] = profile
             res["kept"] = keep_worse or res["gain"]["value"] > 0
-            if res["kept"]:
+            if not res["kept"]:
+                res.pop("scorer")
+            elif profile is not None:
+                res["profile"] = profile
                 apply_profile(self, profile, res, sessions=sessions, pairs=pairs)
             else:
-                res.pop("scorer")
+                apply_tuning(self, res, sessions=sessions, pairs=pairs)
             return res
         if profile is not None:
             from prodfusion.fusion.weighting import check_profile_name

@@ -337,8 +337,9 @@ def test_tune_learner_gbdt_needs_a_profile_and_writes_only_what_it_keeps(files, 
     capsys.readouterr()
     manifest = files / "model" / "manifest.json"
     before = manifest.read_bytes()
-    assert main(["tune", str(files / "model"), "--learner", "gbdt", "--quiet"]) == 2
-    assert "--profile NAME" in capsys.readouterr().err
+    assert main(["tune", str(files / "model"), "--learner", "gbdt", "--profile", "a b",
+                 "--quiet"]) == 2
+    assert "profile" in capsys.readouterr().err
     assert manifest.read_bytes() == before
     code = main(["tune", str(files / "model"), "--learner", "gbdt", "--profile", "trees",
                  "--quiet", "--workers", "1", "--repeats", "2"])

@@ -145,11 +145,7 @@ def learned_options(args, rec) -> dict:
 
 def _tune_trees(args, rec, sessions, pairs) -> int:
     """``prodfusion tune MODEL --learner gbdt --profile NAME``."""
-    from prodfusion.errors import ParameterError
 
-    if not args.profile:
-        raise ParameterError("--learner gbdt keeps its trees as a weighting profile: pass "
-                             "--profile NAME (the model's own weighting stays linear).")
     res = rec.tune(sessions, pairs, profile=args.profile, learner="gbdt",
                    keep_worse=args.keep_worse, **learned_options(args, rec))
     written = res["kept"] and not args.dry_run
@@ -162,7 +158,8 @@ def _tune_trees(args, rec, sessions, pairs) -> int:
                                                      else res["gain"]["over"])
         + " on validation; "
         "--keep-worse writes them anyway)")
-    print(f"tuned {args.model} profile {args.profile!r}{why}: {t['n_trees']} boosted trees "
+    what = f" profile {args.profile!r}" if args.profile else ""
+    print(f"tuned {args.model}{what}{why}: {t['n_trees']} boosted trees "
           f"({t['kind']}; out of fold " + ", ".join(f"{k} {v:.4f}" for k, v in
                                                    t["kind_scores"].items()) + ") "
           f"over {', '.join(res['weights'])} re-scoring the weighting "
@@ -182,9 +179,12 @@ def _tune_trees(args, rec, sessions, pairs) -> int:
     if res["gain"]["value"] <= 0 and written:
         print(f"  the trees score below {over} on validation: serve this "
               "profile only to compare (evaluate retrieval --variants with its profile)")
-    if written:
+    if written and args.profile:
         print(f"  the model's default weighting is unchanged; rank by the trees with "
               f"`prodfusion similar {args.model} ID --profile {args.profile}`")
+    elif written:
+        print("  the trees are now the model's own weighting: `similar`, `export` and the "
+              "service rank by them (a later linear `prodfusion tune` replaces them)")
     return 0
 
 
@@ -414,8 +414,8 @@ def add_tune_parser(sub) -> None:
                    help="linear (default): weights, calibration and n0; gbdt: boosted trees "
                    "over every modality's similarity, the distance to the query's best in "
                    "it and both products' click counts, trained on the validation splits "
-                   "and measured out of fold; kept as --profile NAME (required), re-scoring "
-                   "the model's own weighting's candidates")
+                   "and measured out of fold; they become the model's weighting (or "
+                   "--profile NAME's), re-scoring the model's own weighting's candidates")
     p.add_argument("--keep-worse", action="store_true",
                    help="with --learner gbdt: write the trees' profile even when they do not "
                    "beat, out of fold on validation, the weighting they re-score and every "

@@ -209,7 +209,7 @@ def test_bad_requests_are_refused_and_change_nothing():
     rec, sessions, _ = _shop()
     before = rec.weighting()
     with pytest.raises(ParameterError, match="profile"):
-        rec.tune(sessions, learner="gbdt")
+        rec.tune(sessions, learner="gbdt", profile="bad name")
     with pytest.raises(ParameterError, match="learner"):
         rec.tune(sessions, learner="forest", profile="x")
     with pytest.raises(ParameterError, match="interactions"):
@@ -360,3 +360,26 @@ def test_a_trees_profile_exports_and_serves_as_similar_ranks(trees_shop, tmp_pat
         e = it["explain"]
         assert e["learned"] and e["base"] + sum(
             v["share"] for v in e["modalities"].values()) == pytest.approx(e["score"], abs=1e-6)
+
+
+def test_the_trees_as_the_models_own_weighting(trees_shop, tmp_path):
+    """Without a profile the trees become the model's weighting (what ``similar`` serves by
+    default), survive save and load, and a later linear tuning replaces them."""
+    rec0, sessions, pairs = trees_shop[:3]
+    rec = Recommender.load(rec0.save(tmp_path / "a"))
+    res = rec.tune(sessions, pairs, learner="gbdt", validate_on="pairs",
+                   objective="hitrate@5", max_iter=60, keep_worse=True)
+    assert res["kept"] and "scorer" not in res and rec.manifest_["tuning"]["learner"] == "gbdt"
+    wt = rec.weighting()
+    assert wt.learned is not None and wt.learned.pool == 200
+    assert wt.learned == rec.profile_weighting("trees").learned  # the same data, the same trees
+    for q in (0, 17):
+        ids, _ = rec.similar(rec.catalog.ids[q], k=6)
+        assert [rec.catalog.row_of(i) for i in ids] == _brute(rec, wt, q, 6)
+    back = Recommender.load(rec.save(tmp_path / "b"))
+    assert back.weighting().learned == wt.learned
+    assert list(back.similar(rec.catalog.ids[3], k=6)[0]) == list(rec.similar(
+        rec.catalog.ids[3], k=6)[0])
+    back.tune(sessions, pairs, objective="hitrate@5", step=0.5, n0_grid=(None,),
+              max_queries=200)
+    assert back.weighting().learned is None and "learner" not in back.manifest_["tuning"]
