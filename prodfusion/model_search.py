@@ -49,10 +49,16 @@ class SearchMixin:
             raise NotBuiltError("This Recommender is not built yet: call build() or load() first.")
 
     def weighting(self, modalities: Sequence[str] | None = None,
-                  override: Weighting | None = None) -> Weighting:
+                  override: Weighting | None = None, method: str | None = None) -> Weighting:
         """The model's :class:`~prodfusion.fusion.Weighting` (or ``override``) over
-        ``modalities``, with the calibration statistics estimated on first use."""
+        ``modalities``, with the calibration statistics estimated on first use; for a
+        ``method`` other than intermediate fusion without learned trees (early and late
+        fusion weigh by the weights alone)."""
         wt = override if override is not None else self.own_weighting()
+        if method not in (None, "intermediate") and wt.learned is not None:
+            from dataclasses import replace
+
+            wt = replace(wt, learned=None)
         if not hasattr(self, "embeddings_"):
             return wt
         mods = tuple(modalities) if modalities is not None else self.available_modalities
@@ -169,7 +175,7 @@ class SearchMixin:
         self._check_built()
         method = check_method(fusion or self.fusion)
         mods = self._modalities_for(method, modalities)
-        wt = self.weighting(mods, weighting)
+        wt = self.weighting(mods, weighting, method)
         key = (method, mods, wt)
         if key not in self._fusers:
             self._fusers[key] = make_fuser(
@@ -193,8 +199,8 @@ class SearchMixin:
         backend = choose_backend(self.index, len(self.catalog), self.index_settings)
         if backend == "exact" and method != "early":  # the fusers rank the fallback pairs
             return self.fuser(method, mods, weighting)
-        wt = self.weighting(mods, weighting)
-        if wt.learned is not None and method == "intermediate":
+        wt = self.weighting(mods, weighting, method)
+        if wt.learned is not None:
             # candidates: each modality's nearest (its own index), scored by the trees
             key = ("learned", mods, wt)
             if key not in self._searchers:

@@ -194,7 +194,8 @@ class QueryMixin(SearchMixin):
         mods = self._modalities_for(method, modalities)
         check_pairwise(method, mods, "explain()")
         wt = self.weighting(mods, weighting if weighting is not None
-                            else self._override(weights, calibration, profile, "explain()"))
+                            else self._override(weights, calibration, profile, "explain()"),
+                            method)
         candidate_rows = np.asarray(candidate_rows, dtype=np.int64)
         out = explain_pairs(method, self.modality_data(), mods, wt, int(query_row),
                             candidate_rows, normalize=self.normalize, labels=self.late_labels_,

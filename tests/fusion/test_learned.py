@@ -383,3 +383,23 @@ def test_the_trees_as_the_models_own_weighting(trees_shop, tmp_path):
     back.tune(sessions, pairs, objective="hitrate@5", step=0.5, n0_grid=(None,),
               max_queries=200)
     assert back.weighting().learned is None and "learner" not in back.manifest_["tuning"]
+
+
+def test_early_and_late_fusion_of_a_trees_model_weigh_by_its_weights(trees_shop, tmp_path):
+    """Trees are intermediate fusion's: asked for early or late fusion, a model whose own
+    weighting holds trees ranks by its weights alone (its click confidence, not the trees'
+    click-count feature)."""
+    from prodfusion.fusion.weights import Weighting as W
+
+    rec0, sessions, pairs = trees_shop[:3]
+    rec = Recommender.load(rec0.save(tmp_path / "a"))
+    rec.tune(sessions, pairs, learner="gbdt", validate_on="pairs", objective="hitrate@5",
+             max_iter=20, keep_worse=True)
+    assert rec.weighting().learned is not None
+    lin = W.make(dict(rec.weighting().weights), rec.weighting().calibration)
+    for method in ("early", "late"):
+        assert rec.weighting(method=method).learned is None
+        a = rec.similar(rec.catalog.ids[4], k=5, fusion=method)
+        b = rec.similar(rec.catalog.ids[4], k=5, fusion=method,
+                        weights=dict(lin.weights))
+        assert list(a[0]) == list(b[0])
