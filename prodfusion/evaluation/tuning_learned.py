@@ -1,5 +1,5 @@
 """Learning a fusion's trees on held-out interactions (``prodfusion tune MODEL --learner gbdt
---profile NAME``; :meth:`prodfusion.Recommender.tune` with ``learner="gbdt"``).
+[--profile NAME]``; :meth:`prodfusion.Recommender.tune` with ``learner="gbdt"``).
 
 The protocol is :func:`~prodfusion.evaluation.tuning.tune_weights`' own: the test part set
 aside exactly as ``evaluate`` holds it out (never read), the training part split again
@@ -19,10 +19,10 @@ every modality, there only because it is a target, would look like an answer
 **How well the trees do is measured out of fold**: the validation queries fall into
 :data:`OOF_GROUPS` groups (by row), and each group's cases, in every split, are ranked by
 trees trained on the other groups' queries alone (a query's cases are never both learnt from
-and scored); the record's ``validation_score`` is the mean over splits, for the better of two kinds of
-trees (:data:`TREE_CONFIGS`, chosen on that same measure, so slightly optimistic), beside the linear weighting the trees
-re-score (the model's own unless ``weights`` are given) and each modality alone on the same
-cases, and ``gain`` says by how much the trees beat the better of them with one standard
+and scored); the record's ``validation_score`` is the mean over splits, for the better of
+two kinds of trees (:data:`TREE_CONFIGS`, chosen on that same measure, so slightly
+optimistic), beside the linear weighting the trees re-score (the model's own unless
+``weights`` are given) and each modality alone on the same cases, and ``gain`` says by how much the trees beat the better of them with one standard
 error. The trees kept are then trained on every split. The learner is scikit-learn's
 ``HistGradientBoostingClassifier`` (early stopping on a share of the rows); its trees are
 stored as arrays (:class:`~prodfusion.fusion.learned.LearnedScorer`).
@@ -45,8 +45,9 @@ __all__ = ["tune_learned", "LEARNERS"]
 LEARNERS = ("linear", "gbdt")
 #: The two kinds of trees tried (module docstring): ``free`` (31 leaves, any shape) and
 #: ``monotone`` (7 leaves; the score never falls as a similarity or the weights' score rises),
-#: which holds where the validation cases are few (H&M's 368 baskets: out of fold 0.0524
-#: against 0.0371 for ``free``; its 6,000 pairs: 0.0549 against 0.0586).
+#: which holds where the validation cases are few (H&M's 368 baskets: out of fold 0.0518
+#: against 0.0386 for ``free``; its 6,000 pairs: 0.0546 against 0.0588;
+#: ``benchmarks/issue10_learned.sh``, docs/results/README.md, twenty-seventh session).
 TREE_CONFIGS = {"free": {"max_leaf_nodes": 31, "monotone": False},
                 "monotone": {"max_leaf_nodes": 7, "monotone": True}}
 #: Groups of validation queries for the out-of-fold measure (module docstring).
