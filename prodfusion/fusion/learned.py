@@ -1,5 +1,5 @@
 """A learned fusion: gradient-boosted trees over the modalities' similarities
-(``prodfusion tune MODEL --learner gbdt --profile NAME``).
+(``prodfusion tune MODEL --learner gbdt [--profile NAME]``).
 
 The linear weightings of :mod:`prodfusion.fusion.weights` add calibrated similarities with
 one weight per modality. A :class:`LearnedScorer` instead scores a (query, candidate) pair
@@ -19,12 +19,14 @@ The trees learn what a linear weighting cannot: that a co-occurrence counts only
 candidate is among the query's nearest, that a rarely clicked product's click cosine means
 little, how to rank a pair lacking a modality (missing values take their own branch, learnt).
 
-A learned weighting keeps its linear weights (:class:`~prodfusion.fusion.weights.Weighting`'s
-``weights``): approximate indexes gather candidates by them and the trees re-score the
-candidates, as every fused score is re-scored exactly. The trees are stored as arrays (no
-pickle) in the profile's ``weighting`` entry of the manifest (``learned``: base64 of a
-``numpy.savez`` file) and scored by :meth:`LearnedScorer.predict`, which reproduces
-scikit-learn's ``decision_function`` (``tests/fusion/test_learned.py``).
+The trees score a query's **pool**: each modality's ``pool`` (200) nearest products, the
+category's bestsellers (:func:`pool_mask`; at scale each modality's own index,
+:mod:`prodfusion.index.learned`). Every other product ranks after the pool by the learned
+weighting's linear weights (:class:`~prodfusion.fusion.weights.Weighting`'s ``weights``,
+whose score is also the ``linear`` feature). The trees are stored as arrays (no pickle) in
+the ``weighting`` entry of the manifest — the model's own or a profile's — (``learned``:
+base64 of a ``numpy.savez`` file) and scored by :meth:`LearnedScorer.predict`, which
+reproduces scikit-learn's ``decision_function`` (``tests/fusion/test_learned.py``).
 
 Each product's best similarity per modality is computed exactly on first use (a blocked
 scan of the catalog, cached on the modality's data): O(N² · dim), seconds at 10⁴ products,
