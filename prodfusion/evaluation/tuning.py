@@ -64,6 +64,7 @@ from prodfusion.evaluation.tuning_scorer import (
     _one_se,
     _outer_parts,
     _paired_se,
+    _provenance,
     _validation_folds,
 )
 from prodfusion.fusion.weighting import DEFAULT_N0_GRID, format_n0, n0_entry, parse_n0
@@ -561,15 +562,10 @@ def tune_weights(
     elif slice_safe and not is_safe:
         log("no weighting scored at least the best single modality in every validation slice "
             f"of {min_slice_cases}+ cases; kept the best overall")
-    fingerprints = {}
-    for name, s in (("sessions", sessions), ("pairs", pairs)):
-        if s is not None and hasattr(s, "fingerprint"):
-            fingerprints[name] = s.fingerprint()
     log(f"best {metric}@{k} on validation {score:.4f}: "
         + format_weights(dict(zip(mods, w, strict=True))) + f", calibration {cal}"
         + (f", n0 {format_n0(*n0_of[n0])}" if n0 is not None else "")
         + (f", fallback {fallback}" if isinstance(fallback, dict) else ""))
-    q = np.concatenate([sc.inv for sc, _ in folds])
     src = np.concatenate([sc.src for sc, _ in folds])
     return {
         "fusion": "intermediate",
@@ -603,15 +599,8 @@ def tune_weights(
                    "slice_noise": slice_noise,
                    "tune_fallback": tune_fallback, "cooc_decays": list(cooc_decays),
                    "shrink": shrink},
-        "split": {"protocol": protocol, "test_fraction": test_fraction,
-                  "val_fraction": val_fraction, "seed": seed,
-                  "n_validation_cases": int(len(q)),
-                  "n_validation_cases_by_source": {x: int((src == x).sum())
-                                                   for x in np.unique(src.astype(str))},
-                  "n_validation_queries": int(sum(len(sc.uq) for sc, _ in folds)),
-                  "n_fitting_sessions": fit_sizes,
-                  "test_cases_set_aside": int(sum(len(h) for h in outer.heldout.values()))},
-        "fingerprints": fingerprints,
+        **_provenance(outer, folds, fit_sizes, src, sessions, pairs, protocol=protocol,
+                      test_fraction=test_fraction, val_fraction=val_fraction, seed=seed),
         "seconds": round(time.perf_counter() - t0, 2),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

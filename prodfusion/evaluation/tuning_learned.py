@@ -144,6 +144,7 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
         _check_interactions,
         _outer_parts,
         _paired_se,
+        _provenance,
         _validation_folds,
     )
     from prodfusion.fusion.learned import DEFAULT_POOL
@@ -234,10 +235,6 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
                                   for r, (sc, _) in enumerate(folds)], mods, seed, max_iter,
                                  config)
     log(f"trees kept: {scorer.n_trees} trained on {n_rows:,} rows ({n_pos:,} targets)")
-    fingerprints = {name: s.fingerprint() for name, s in (("sessions", sessions),
-                                                          ("pairs", pairs))
-                    if s is not None and hasattr(s, "fingerprint")}
-    src = case_src.astype(str)
     return {
         "fusion": "intermediate",
         "learner": "gbdt",
@@ -263,15 +260,8 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
         "search": {"max_queries": max_queries, "n_candidates": n_candidates,
                    "validate_on": validate_on, "repeats": repeats,
                    "objective_average": "per source"},
-        "split": {"protocol": protocol, "test_fraction": test_fraction,
-                  "val_fraction": val_fraction, "seed": seed,
-                  "n_validation_cases": len(src),
-                  "n_validation_cases_by_source": {x: int((src == x).sum())
-                                                   for x in np.unique(src)},
-                  "n_validation_queries": int(sum(len(sc.uq) for sc, _ in folds)),
-                  "n_fitting_sessions": fit_sizes,
-                  "test_cases_set_aside": int(sum(len(h) for h in outer.heldout.values()))},
-        "fingerprints": fingerprints,
+        **_provenance(outer, folds, fit_sizes, case_src, sessions, pairs, protocol=protocol,
+                      test_fraction=test_fraction, val_fraction=val_fraction, seed=seed),
         "seconds": round(time.perf_counter() - t0, 2),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

@@ -72,6 +72,27 @@ def _outer_parts(rec: Any, sessions, pairs, *, test_fraction: float, seed: int,
     return outer, s_part, p_part
 
 
+def _provenance(outer: Any, folds: list, fit_sizes: list, src: np.ndarray, sessions, pairs,
+                *, protocol: str, test_fraction: float, val_fraction: float,
+                seed: int) -> dict:
+    """A tuning record's ``split`` (how the interactions were split, what validated) and
+    ``fingerprints`` (of the interactions tuned on), as both learners write them."""
+    src = np.asarray(src).astype(str)
+    return {
+        "split": {"protocol": protocol, "test_fraction": test_fraction,
+                  "val_fraction": val_fraction, "seed": seed,
+                  "n_validation_cases": int(len(src)),
+                  "n_validation_cases_by_source": {x: int((src == x).sum())
+                                                   for x in np.unique(src)},
+                  "n_validation_queries": int(sum(len(sc.uq) for sc, _ in folds)),
+                  "n_fitting_sessions": fit_sizes,
+                  "test_cases_set_aside": int(sum(len(h) for h in outer.heldout.values()))},
+        "fingerprints": {name: x.fingerprint() for name, x in (("sessions", sessions),
+                                                               ("pairs", pairs))
+                         if x is not None and hasattr(x, "fingerprint")},
+    }
+
+
 def _row_norms(e: Any) -> np.ndarray:
     """L2 norm of every row of ``e`` in float32, computed :data:`COLUMN_CHUNK` rows at a time
     (once per scorer: :func:`_cosines` divides by them)."""
