@@ -11,7 +11,8 @@
 #   in the default, adds a third H&M profile validated on both sources (needs STEPS=hm's
 #   model; about 10 minutes). STEPS=seeds, not in the default: the pairs profile and the
 #   pairs trees re-tuned and scored on two more draws of held-out pairs (--eval-seed 1, 2;
-#   about 25 minutes).
+#   about 25 minutes). STEPS=replay: the offline A/B replay (Table IV) of the pairs trees
+#   against the paper's baseline and against the linear pairs profile (about 5 minutes).
 # Data: ../shared/data (PRODFUSION_SHARED_DATA).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +57,14 @@ if [[ $STEPS == *hmall* ]]; then  # one trees profile validated on both sources
     $V/trees5_sessions.json $V/trees5_pairs.json $V/trees5_all.json baseline tfidf cooc+tfidf \
     --note "model=$RUNS/hm_trees: as hm_trees_v27, with a third learned profile validated on both sources (prodfusion tune --learner gbdt --validate-on all --profile trees_all)" \
     --out $R/hm_trees_all_v27 > "$RUNS/hm_trees_all_eval.log" 2>&1
+fi
+if [[ $STEPS == *replay* ]]; then  # Table IV with the pairs trees (needs STEPS=hm's model)
+  ev replay "$RUNS/hm_trees" $INTER --a baseline --b $V/trees5_pairs.json \
+    --note "model=$RUNS/hm_trees: A = the paper's baseline (Prod2Vec, text fallback, raw cosines), B = the learned profile 'trees_pairs'" \
+    --out $R/hm_replay_trees_v27 > "$RUNS/hm_replay_trees.log" 2>&1
+  ev replay "$RUNS/hm_trees" $INTER --a $V/tuned5_profile_pairs.json --b $V/trees5_pairs.json \
+    --note "model=$RUNS/hm_trees: A = the linear profile 'pairs', B = the learned profile 'trees_pairs'" \
+    --out $R/hm_replay_trees_vs_pairs_v27 > "$RUNS/hm_replay_trees_vs_pairs.log" 2>&1
 fi
 if [[ $STEPS == *seeds* ]]; then  # the pairs trees on two more draws of held-out pairs
   for s in 1 2; do
