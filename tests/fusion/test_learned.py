@@ -403,3 +403,27 @@ def test_early_and_late_fusion_of_a_trees_model_weigh_by_its_weights(trees_shop,
         b = rec.similar(rec.catalog.ids[4], k=5, fusion=method,
                         weights=dict(lin.weights))
         assert list(a[0]) == list(b[0])
+
+
+def test_a_categorys_pool_is_its_bestsellers_in_every_path():
+    """The category scores 1 for its whole group: its pool is the group's ``n`` most clicked
+    (ties: the lower row), the same in ``pool_mask`` (exact search, tuning) as in the
+    category's neighbour list that the approximate search draws."""
+    from prodfusion.fusion.category import CategoryMatch
+
+    rng = np.random.default_rng(2)
+    codes = rng.integers(-1, 3, 60)
+    cat = CategoryMatch(codes)
+    logs = np.log1p(rng.integers(0, 4, 60)).astype(np.float32)  # many ties
+    q = np.flatnonzero(codes >= 0)[:6]
+    cos = {"category": cat.scores(q).astype(np.float32)}
+    both = {"category": cat.mask[q][:, None] & cat.mask[None, :]}
+    excl = q[:, None] == np.arange(60)[None, :]
+    pm = pool_mask(("category",), cos, both, 5, exclude=excl, prior=logs)
+    for i, x in enumerate(q):
+        want = set(cat.neighbours(int(x), 5, prior=logs).tolist())
+        assert set(np.flatnonzero(pm[i]).tolist()) == want
+        members = np.flatnonzero((codes == codes[x]) & (np.arange(60) != x))
+        assert len(want) == min(5, len(members))
+        assert min(logs[list(want)]) >= max(np.delete(logs[members], np.isin(
+            members, list(want)).nonzero()[0]), default=-1)
