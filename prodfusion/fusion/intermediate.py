@@ -97,8 +97,10 @@ class IntermediateFusion(ExactSearchMixin):
         s[den == 0] = -np.inf
         return s
 
-    def _weighted(self, q: np.ndarray, cand_rows) -> np.ndarray:
-        """``Σ W_m s_m / Σ W_m`` (:func:`prodfusion.fusion.weights.intermediate_combine`)."""
+    def _pair_arrays(self, q: np.ndarray, cand_rows) -> tuple:
+        """``(c, cos, both, q_has)``: the candidate rows (every product when ``cand_rows``
+        is None) and, per modality, the raw similarities, presence of both products and
+        the queries' presence."""
         c = np.arange(self.n) if cand_rows is None else np.asarray(cand_rows, dtype=np.int64)
         cos, both, q_has = {}, {}, {}
         for j, m in enumerate(self.modalities):
@@ -106,43 +108,40 @@ class IntermediateFusion(ExactSearchMixin):
                 cos[m] = self.pairwise_[m].scores(q, None if cand_rows is None else c)
             else:
                 lo, hi = self._cols[m]
-                cos[m] = self.vectors_[q, lo:hi] @ self.vectors_[c, lo:hi].T
+                cv = self.vectors_[:, lo:hi] if cand_rows is None else self.vectors_[c, lo:hi]
+                cos[m] = self.vectors_[q, lo:hi] @ cv.T
             q_has[m] = self.presence_[q, j] > 0
             both[m] = q_has[m][:, None] & (self.presence_[c, j][None, :] > 0)
+        return c, cos, both, q_has
+
+    def _weighted(self, q: np.ndarray, cand_rows) -> np.ndarray:
+        """``Σ W_m s_m / Σ W_m`` (:func:`prodfusion.fusion.weights.intermediate_combine`)."""
+        c, cos, both, q_has = self._pair_arrays(q, cand_rows)
         conf = self.confidence
         best = pool = None
         if self.weighting.learned is not None:  # each modality's nearest, by the trees
-            from prodfusion.fusion.learned import best_similarity, pool_mask
+            from prodfusion.fusion.learned import best_similarity
 
             best = {m: best_similarity(self.data_[m])[q] for m in self.modalities}
-            if cand_rows is None:
-                pool = pool_mask(self.modalities, cos, both, self.weighting.learned.pool,
-                                 exclude=q[:, None] == c[None, :],
-                                 prior=None if conf is None else conf[c])
-            else:  # the nearest over the whole catalog, as the full rows would have them
-                pool = self._pool(q)[:, c]
+            # the nearest over the whole catalog, as the full rows have them
+            pool = self._pool(q, cos, both) if cand_rows is None else self._pool(q)[:, c]
         return intermediate_combine(self.weighting, self.modalities, cos, both,
                                     None if conf is None else conf[q],
                                     None if conf is None else conf[c], q_has=q_has,
                                     q_best=best, pool=pool)
 
-    def _pool(self, q: np.ndarray) -> np.ndarray:
+    def _pool(self, q: np.ndarray, cos=None, both=None) -> np.ndarray:
         """Bool ``(q, n)``: the products a learned weighting's trees score for queries ``q``
-        (:func:`~prodfusion.fusion.learned.pool_mask` over every product)."""
+        (:func:`~prodfusion.fusion.learned.pool_mask` over every product; ``cos``, ``both``:
+        the full rows, when already computed)."""
         from prodfusion.fusion.learned import pool_mask
 
-        c = np.arange(self.n)
-        cos, both = {}, {}
-        for j, m in enumerate(self.modalities):
-            if m in self.pairwise_:
-                cos[m] = self.pairwise_[m].scores(q, None)
-            else:
-                lo, hi = self._cols[m]
-                cos[m] = self.vectors_[q, lo:hi] @ self.vectors_[:, lo:hi].T
-            both[m] = (self.presence_[q, j] > 0)[:, None] & (self.presence_[:, j] > 0)[None, :]
+        if cos is None:
+            _, cos, both, _ = self._pair_arrays(q, None)
         conf = self.confidence
         return pool_mask(self.modalities, cos, both, self.weighting.learned.pool,
-                         exclude=q[:, None] == c[None, :], prior=None if conf is None else conf)
+                         exclude=q[:, None] == np.arange(self.n)[None, :],
+                         prior=None if conf is None else conf)
 
     def distance(self, query_rows, cand_rows=None) -> np.ndarray:
         """``1 − similarity`` (the mean cosine distance); ``inf`` where nothing is shared."""

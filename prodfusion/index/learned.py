@@ -47,21 +47,10 @@ class LearnedRescorer:
 
     def pair_scores(self, q: int, c: np.ndarray) -> np.ndarray:
         """The trees' score of query row ``q`` with candidate rows ``c`` (float32)."""
+        from prodfusion.index.pairwise import row_similarities
+
         c = np.asarray(c, np.int64)
-        cos, both, q_has = {}, {}, {}
-        for m in self.modalities:
-            d = self.data[m]
-            mask = np.asarray(d.mask, bool)
-            if m in PAIRWISE_MODALITIES:
-                cos[m] = np.asarray(d.scores([q], c)[0], np.float32)
-            else:
-                dots = np.asarray(d.vectors[c], np.float32) @ np.asarray(d.vectors[q], np.float32)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    cos[m] = np.where(mask[c], dots / (self._norms[m][c] * self._norms[m][q]),
-                                      0).astype(np.float32)
-            cos[m] = cos[m][None]
-            both[m] = (mask[c] & mask[q])[None]
-            q_has[m] = np.array([bool(mask[q])])
+        cos, both, q_has = row_similarities(self.data, self._norms, self.modalities, q, c)
         conf = self.confidence
         return intermediate_combine(
             self.weighting, self.modalities, cos, both,

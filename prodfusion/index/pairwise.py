@@ -42,10 +42,33 @@ from prodfusion.fusion.weights import Weighting, intermediate_combine
 from prodfusion.index.exact import topk_rows
 from prodfusion.index.topk import Filters
 
-__all__ = ["PairwiseIntermediateIndex", "ZMEAN_DENSE_OVER_FETCH"]
+__all__ = ["PairwiseIntermediateIndex", "ZMEAN_DENSE_OVER_FETCH", "row_similarities"]
 
 #: Vector candidates per wanted result under ``"zmean"`` (module docstring).
 ZMEAN_DENSE_OVER_FETCH = 4
+
+
+def row_similarities(data: Mapping, norms: Mapping, modalities: Sequence[str], q: int,
+                     c: np.ndarray) -> tuple[dict, dict, dict]:
+    """``(cos, both, q_has)`` of query row ``q`` and candidate rows ``c``, per modality, as
+    ``(1, len(c))`` arrays: cosines of the vector modalities (``norms``: their row norms),
+    the pairwise ones' scores, whether both products have the modality, whether ``q`` has
+    it (what :func:`~prodfusion.fusion.weights.intermediate_combine` takes)."""
+    c = np.asarray(c, np.int64)
+    cos, both, q_has = {}, {}, {}
+    for m in modalities:
+        d = data[m]
+        mask = np.asarray(d.mask, bool)
+        if hasattr(d, "scores"):
+            cos[m] = d.scores([q], c)[0]
+        else:
+            dots = np.asarray(d.vectors[c], np.float32) @ np.asarray(d.vectors[q], np.float32)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                cos[m] = np.where(mask[c], dots / (norms[m][c] * norms[m][q]), 0)
+        q_has[m] = np.array([bool(mask[q])])
+        both[m] = (mask[c] & mask[q])[None]
+        cos[m] = np.asarray(cos[m], np.float32)[None]
+    return cos, both, q_has
 
 
 class PairwiseIntermediateIndex:
@@ -75,21 +98,8 @@ class PairwiseIntermediateIndex:
 
     def pair_scores(self, q: int, c: np.ndarray) -> np.ndarray:
         """Exact fused similarity of query row ``q`` to candidate rows ``c``."""
-        cos, both, q_has = {}, {}, {}
-        for m in self.modalities:
-            if m in self.pairwise:
-                p = self.pairwise[m]
-                cos[m] = p.scores([q], c)[0]
-                mask = p.mask
-            else:
-                e = self.vectors[m]
-                mask = e.mask
-                dots = np.asarray(e.vectors[c], np.float32) @ np.asarray(e.vectors[q], np.float32)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    cos[m] = np.where(mask[c], dots / (self._norms[m][c] * self._norms[m][q]), 0)
-            q_has[m] = np.array([bool(mask[q])])
-            both[m] = (mask[c] & mask[q])[None]
-            cos[m] = np.asarray(cos[m], np.float32)[None]
+        cos, both, q_has = row_similarities({**self.vectors, **self.pairwise}, self._norms,
+                                            self.modalities, q, c)
         conf = self.confidence
         out = intermediate_combine(self.weighting, self.modalities, cos, both,
                                    None if conf is None else conf[[q]],
