@@ -197,7 +197,7 @@ def _explain_learned(embeddings: Mapping[str, Embeddings], modalities: Sequence[
     """
     from dataclasses import replace
 
-    from prodfusion.fusion.learned import POOL_OFFSET, best_similarity, pair_features
+    from prodfusion.fusion.learned import POOL_OFFSET, best_similarity, pair_features, pool_mask
     from prodfusion.fusion.weights import intermediate_combine, row_confidence_of
 
     lr = weighting.learned
@@ -207,22 +207,24 @@ def _explain_learned(embeddings: Mapping[str, Embeddings], modalities: Sequence[
         lin_conf = row_confidence_of(linear, confidence, confidence)[1]
     out = explain_pairs("intermediate", embeddings, modalities, linear, q, c,
                         confidence=lin_conf)
-    in_pool = np.zeros(len(c), bool)
+    # the query's pool over the whole catalog, as the fuser draws it (pool_mask)
+    n = len(np.asarray(embeddings[lr.modalities[0]].mask))
+    rows = np.arange(n)
+    full, full_both = {}, {}
     for m in lr.modalities:
         e = embeddings[m]
-        if not e.mask[q]:
-            continue
+        mask = np.asarray(e.mask, bool)
         if hasattr(e, "scores"):
-            row = np.asarray(e.scores([q])[0], np.float64)
-            row = np.where(np.asarray(e.mask, bool) & (row > 0), row, -np.inf)
+            full[m] = np.asarray(e.scores([q]), np.float32)
         else:
             v = np.asarray(e.vectors, np.float64)
             nrm = np.linalg.norm(v, axis=1)
             with np.errstate(divide="ignore", invalid="ignore"):
-                row = np.where(np.asarray(e.mask, bool), v @ v[q] / (nrm * nrm[q]), -np.inf)
-        row[q] = -np.inf
-        top = np.argsort(-row, kind="stable")[: lr.pool]
-        in_pool |= np.isin(c, top[np.isfinite(row[top])])
+                full[m] = np.where(mask, v @ v[q] / (nrm * nrm[q]), 0.0)[None].astype(np.float32)
+        full_both[m] = (mask & bool(mask[q]))[None]
+    pool = pool_mask(lr.modalities, full, full_both, lr.pool, exclude=(rows == q)[None],
+                     prior=None if confidence is None else np.asarray(confidence))
+    in_pool = pool[0, c]
     cos = {m: np.array([[x["modalities"][m]["raw"] if x["modalities"][m]["raw"] is not None
                          else 0.0 for x in out]], np.float32) for m in lr.modalities}
     has = {m: np.array([[x["modalities"][m]["raw"] is not None for x in out]])

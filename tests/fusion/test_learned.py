@@ -427,3 +427,33 @@ def test_a_categorys_pool_is_its_bestsellers_in_every_path():
         assert len(want) == min(5, len(members))
         assert min(logs[list(want)]) >= max(np.delete(logs[members], np.isin(
             members, list(want)).nonzero()[0]), default=-1)
+
+
+def test_explain_finds_the_pool_as_the_fuser_does_with_a_category():
+    """``explain`` scores a pair by the trees exactly where the fuser does: the category's
+    pool is its bestsellers, not its first products by row (scores equal to the fuser's)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from prodfusion.fusion.category import CategoryMatch
+    from prodfusion.fusion.explain import explain_pairs
+    from prodfusion.fusion.intermediate import IntermediateFusion
+
+    rng = np.random.default_rng(4)
+    n = 40
+    mods = ("text", "category")
+    data = {"text": Embeddings(rng.normal(size=(n, 3)).astype(np.float32), np.ones(n, bool),
+                               "t"),
+            "category": CategoryMatch(rng.integers(0, 2, n))}
+    X = rng.normal(size=(3000, len(feature_names(mods))))
+    y = X[:, 0] + X[:, 4] + rng.normal(size=3000) > 0
+    lr = LearnedScorer.from_estimator(
+        HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(X, y), mods, pool=3)
+    wt = Weighting.make({"text": 1.0, "category": 1.0}, learned=lr)
+    logs = np.log1p(rng.integers(0, 50, n)).astype(np.float32)  # the category's bestsellers
+    served = IntermediateFusion(modalities=mods, weighting=wt, confidence=logs).fit(
+        data).similarity([0])[0]
+    out = explain_pairs("intermediate", data, mods, wt, 0, np.arange(1, n), confidence=logs)
+    got = np.array([e["score"] for e in out])
+    np.testing.assert_allclose(got, served[1:], rtol=1e-5)
+    pooled = [e["pool"] for e in out]
+    assert 3 <= sum(pooled) < n - 1
