@@ -162,11 +162,8 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
     mods = tuple(m for m in rec.modalities if m in rec.available_modalities)
     base = rec.weighting(mods) if weights is None else rec.weighting(
         mods, rec.own_weighting().overridden(weights, None, where))
-    if base.learned is not None:
-        base = Weighting.make(dict(base.weights), base.calibration, None, base.n0,
-                              fallback=base.fallback, impute=base.impute,
-                              fallback_missing=base.fallback_missing,
-                              confidence=base.confidence)
+    if base.learned is not None:  # the model's own trees: their weights are re-scored
+        base = replace(base, learned=None)
     if base.weights is None:  # the paper's equal weights, written out
         base = base.overridden({m: 1.0 for m in mods}, None, where)
     outer, s_part, p_part = _outer_parts(rec, sessions, pairs, test_fraction=test_fraction,
