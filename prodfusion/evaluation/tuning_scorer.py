@@ -17,6 +17,7 @@ import polars as pl
 
 from prodfusion.evaluation.metrics import tie_aware_metric, tie_aware_ranks
 from prodfusion.fusion.cooc import PAIRWISE_MODALITIES
+from prodfusion.fusion.learned import query_best
 
 __all__: list[str] = []
 
@@ -254,11 +255,7 @@ class _Scorer:
             self.natural[u, : len(nat)] = nat
         # each query's best similarity per modality: the pool holds each modality's nearest
         # products, so its maximum is the catalog's (a learned weighting's feature)
-        self.best = {}
-        for m in mods:
-            with np.errstate(invalid="ignore"):
-                b = np.where(self.both[m], self.cos[m], -np.inf).max(axis=1, initial=-np.inf)
-            self.best[m] = np.where(np.isfinite(b), b, np.nan).astype(np.float32)
+        self.best = query_best(mods, self.cos, self.both)
         # where each case's target sits among its query's candidates
         self.tpos = np.array([int(np.searchsorted(cands[u], t[i])) for i, u in enumerate(inv)],
                              dtype=np.int64)

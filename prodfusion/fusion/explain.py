@@ -197,7 +197,7 @@ def _explain_learned(embeddings: Mapping[str, Embeddings], modalities: Sequence[
     """
     from dataclasses import replace
 
-    from prodfusion.fusion.learned import POOL_OFFSET, best_similarity, pair_features, pool_mask
+    from prodfusion.fusion.learned import POOL_OFFSET, pair_features, pool_mask, query_best
     from prodfusion.fusion.weights import intermediate_combine, row_confidence_of
 
     lr = weighting.learned
@@ -217,19 +217,19 @@ def _explain_learned(embeddings: Mapping[str, Embeddings], modalities: Sequence[
         if hasattr(e, "scores"):
             full[m] = np.asarray(e.scores([q]), np.float32)
         else:
-            v = np.asarray(e.vectors, np.float64)
+            v = np.asarray(e.vectors, np.float32)  # no float64 copy of the catalog
             nrm = np.linalg.norm(v, axis=1)
             with np.errstate(divide="ignore", invalid="ignore"):
                 full[m] = np.where(mask, v @ v[q] / (nrm * nrm[q]), 0.0)[None].astype(np.float32)
         full_both[m] = (mask & bool(mask[q]))[None]
     pool = pool_mask(lr.modalities, full, full_both, lr.pool, exclude=(rows == q)[None],
                      prior=None if confidence is None else np.asarray(confidence))
+    best = query_best(lr.modalities, full, full_both, (rows == q)[None])
     in_pool = pool[0, c]
     cos = {m: np.array([[x["modalities"][m]["raw"] if x["modalities"][m]["raw"] is not None
                          else 0.0 for x in out]], np.float32) for m in lr.modalities}
     has = {m: np.array([[x["modalities"][m]["raw"] is not None for x in out]])
            for m in lr.modalities}
-    best = {m: best_similarity(embeddings[m])[[q]] for m in lr.modalities}
     logq = None if confidence is None else np.asarray(confidence)[[q]]
     logc = None if confidence is None else np.asarray(confidence)[c]
     cq, cc = (None, None) if lin_conf is None else (lin_conf[[q]], lin_conf[c])

@@ -120,11 +120,14 @@ class IntermediateFusion(ExactSearchMixin):
         conf = self.confidence
         best = pool = None
         if self.weighting.learned is not None:  # each modality's nearest, by the trees
-            from prodfusion.fusion.learned import best_similarity
+            from prodfusion.fusion.learned import query_best
 
-            best = {m: best_similarity(self.data_[m])[q] for m in self.modalities}
-            # the nearest over the whole catalog, as the full rows have them
-            pool = self._pool(q, cos, both) if cand_rows is None else self._pool(q)[:, c]
+            # the query's best and nearest over the whole catalog, from its full rows
+            fc, fb = (cos, both) if cand_rows is None else self._pair_arrays(q, None)[1:3]
+            best = query_best(self.modalities, fc, fb, self._self_mask(q))
+            pool = self._pool(q, fc, fb)
+            if cand_rows is not None:
+                pool = pool[:, c]
         return intermediate_combine(self.weighting, self.modalities, cos, both,
                                     None if conf is None else conf[q],
                                     None if conf is None else conf[c], q_has=q_has,
@@ -140,8 +143,11 @@ class IntermediateFusion(ExactSearchMixin):
             _, cos, both, _ = self._pair_arrays(q, None)
         conf = self.confidence
         return pool_mask(self.modalities, cos, both, self.weighting.learned.pool,
-                         exclude=q[:, None] == np.arange(self.n)[None, :],
-                         prior=None if conf is None else conf)
+                         exclude=self._self_mask(q), prior=None if conf is None else conf)
+
+    def _self_mask(self, q: np.ndarray) -> np.ndarray:
+        """Bool ``(q, n)``: each query's own row."""
+        return q[:, None] == np.arange(self.n)[None, :]
 
     def distance(self, query_rows, cand_rows=None) -> np.ndarray:
         """``1 − similarity`` (the mean cosine distance); ``inf`` where nothing is shared."""

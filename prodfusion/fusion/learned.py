@@ -9,7 +9,7 @@ these features, per fused modality ``m`` (missing where either product lacks ``m
 
 * ``sim:m`` — the raw similarity (cosine; the co-occurrence, category or popularity score);
 * ``gap:m`` — that similarity minus the query's best over the catalog in ``m``
-  (:func:`best_similarity`: how far the candidate is from the query's nearest product there);
+  (:func:`query_best`: how far the candidate is from the query's nearest product there);
 
 both products' training clicks, ``log(1 + n)`` (``clicks:candidate``, ``clicks:query``),
 and the score of the linear weighting it re-scores (``linear``: the trees start from what the
@@ -28,9 +28,10 @@ the ``weighting`` entry of the manifest — the model's own or a profile's — (
 base64 of a ``numpy.savez`` file) and scored by :meth:`LearnedScorer.predict`, which
 reproduces scikit-learn's ``decision_function`` (``tests/fusion/test_learned.py``).
 
-Each product's best similarity per modality is computed exactly on first use (a blocked
-scan of the catalog, cached on the modality's data): O(N² · dim), seconds at 10⁴ products,
-minutes at 10⁵; refused above :data:`BEST_EXACT_MAX` products.
+A query's best similarity in a modality is read off the rows its list is ranked from: the
+full rows in the exact search, its pool through the indexes (which holds each modality's
+nearest, so the maximum is the same where the index finds them) — nothing is computed ahead
+for the catalog, and a learned weighting scales as the indexes do.
 """
 
 from __future__ import annotations
@@ -44,19 +45,15 @@ import numpy as np
 
 from prodfusion.errors import ModelError, ParameterError
 
-__all__ = ["LearnedScorer", "best_similarity", "pair_features", "pool_mask", "BEST_EXACT_MAX",
-           "DEFAULT_POOL", "POOL_OFFSET"]
+__all__ = ["LearnedScorer", "pair_features", "pool_mask", "query_best", "DEFAULT_POOL",
+           "POOL_OFFSET"]
 
-#: Above this many products :func:`best_similarity` refuses (an exact O(N²) scan).
-BEST_EXACT_MAX = 300_000
 #: Each modality's nearest products a query's trees score (:func:`pool_mask`).
 DEFAULT_POOL = 200
 #: Below every tree score: products outside the pool rank after it, by the linear weighting.
 POOL_OFFSET = 1.0e6
 #: Rows scored at a time by :meth:`LearnedScorer.predict`.
 PREDICT_CHUNK = 32768
-#: Catalog rows compared at a time by :func:`best_similarity`.
-BEST_BLOCK = 2048
 _NODE_FIELDS = ("feature", "threshold", "missing_left", "left", "right", "value")
 
 
@@ -336,63 +333,27 @@ def pool_mask(modalities: Sequence[str], cos: Mapping, both: Mapping, n: int,
 _DECODED: dict[str, LearnedScorer] = {}
 
 
-def best_similarity(data, n_limit: int = BEST_EXACT_MAX) -> np.ndarray:
-    """Each product's best similarity to another product in one modality (float32, NaN where
-    the product lacks it), computed exactly once and cached on ``data`` (an
-    :class:`~prodfusion.encoders.base.Embeddings` — cosines — or a pairwise modality with
-    ``scores``).
+def query_best(modalities: Sequence[str], cos: Mapping, both: Mapping,
+               exclude: np.ndarray | None = None) -> dict:
+    """Each query's best similarity per modality (``{m: (q,) float32}``, NaN where no
+    candidate shares ``m`` with it): the maximum of ``cos[m]`` (``(q, c)``) over the
+    candidates both products have it for, ``exclude`` (bool ``(q, c)``, the query itself)
+    left out. Given the full rows it is the best over the catalog (the exact search);
+    given a pool — each modality's nearest products — the same value, since the pool
+    holds each modality's nearest (the tuning, the search through the indexes).
 
-    >>> from prodfusion.encoders.base import Embeddings
-    >>> e = Embeddings(np.array([[1, 0], [1, 1], [0, 1]], "float32"),
-    ...                np.array([True, True, False]), "t")
-    >>> [round(float(x), 3) for x in best_similarity(e)]
-    [0.707, 0.707, nan]
+    >>> cos = {"text": np.array([[1.0, 0.2, 0.7], [0.3, 1.0, 0.9]], "float32")}
+    >>> both = {"text": np.array([[True, True, True], [True, True, False]])}
+    >>> query_best(("text",), cos, both, np.eye(2, 3, dtype=bool))["text"].tolist()
+    [0.699999988079071, 0.30000001192092896]
     """
-    cached = getattr(data, "_best_similarity", None)
-    if cached is not None:
-        return cached
-    mask = np.asarray(data.mask, bool)
-    n = len(mask)
-    if n > n_limit:
-        raise ParameterError(
-            f"a learned weighting needs each product's best similarity per modality, computed "
-            f"exactly; {n:,} products is above the {n_limit:,} this supports.")
-    out = np.full(n, np.nan, np.float32)
-    rows = np.flatnonzero(mask)
-    sim = getattr(data, "sim", None)
-    if hasattr(data, "scores") and sim is not None:  # cooc: the sparse row maxima
-        m = sim.tocsr().copy()
-        m.setdiag(0)
-        m.eliminate_zeros()
-        top = np.asarray(m.max(axis=1).todense()).ravel().astype(np.float32)
-        out[rows] = np.maximum(top[rows], 0.0)
-    elif hasattr(data, "codes") and hasattr(data, "sizes"):  # category: 1 if not alone
-        codes = np.asarray(data.codes)[rows]
-        out[rows] = (np.asarray(data.sizes)[codes] > 1).astype(np.float32)
-    elif hasattr(data, "values") and getattr(data, "spec", "").startswith("popularity"):
-        vals = np.asarray(data.values, np.float32)[rows]  # the same for every query
-        order = np.argsort(-vals, kind="stable")
-        top = vals[order[0]] if len(vals) else np.nan
-        second = vals[order[1]] if len(vals) > 1 else np.nan
-        out[rows] = np.where(np.arange(len(rows)) == order[0], second, top)
-    elif hasattr(data, "scores"):  # any other pairwise modality: dense blocks of scores
-        for lo in range(0, len(rows), BEST_BLOCK):
-            qb = rows[lo:lo + BEST_BLOCK]
-            s = np.asarray(data.scores(qb), np.float32)
-            s[:, ~mask] = -np.inf
-            s[np.arange(len(qb)), qb] = -np.inf
-            out[qb] = s.max(axis=1)
-    else:
-        v = np.asarray(data.rows(rows) if hasattr(data, "rows") else data.vectors[rows],
-                       np.float32)
-        v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-30)
-        for lo in range(0, len(rows), BEST_BLOCK):
-            s = v[lo:lo + BEST_BLOCK] @ v.T
-            s[np.arange(s.shape[0]), np.arange(lo, lo + s.shape[0])] = -np.inf
-            out[rows[lo:lo + BEST_BLOCK]] = s.max(axis=1) if len(rows) > 1 else np.nan
-    out[~np.isfinite(out)] = np.nan
-    try:
-        data._best_similarity = out
-    except AttributeError:  # pragma: no cover - a slotted object: computed again next time
-        pass
+    out = {}
+    for m in modalities:
+        ok = np.asarray(both[m], bool)
+        if exclude is not None:
+            ok = ok & ~exclude
+        with np.errstate(invalid="ignore"):
+            b = np.where(ok, np.asarray(cos[m], np.float32), -np.inf).max(
+                axis=1, initial=-np.inf)
+        out[m] = np.where(np.isfinite(b), b, np.nan).astype(np.float32)
     return out

@@ -246,7 +246,7 @@ def intermediate_combine(weighting: Weighting, modalities: Sequence[str], cos: M
 
     A learned weighting (:mod:`prodfusion.fusion.learned`) scores by its trees instead:
     ``q_best[m]`` is each query's best similarity in ``m``
-    (:func:`~prodfusion.fusion.learned.best_similarity`), ``conf_q`` / ``conf_c`` the
+    (:func:`~prodfusion.fusion.learned.query_best`), ``conf_q`` / ``conf_c`` the
     products' ``log(1 + clicks)`` (:func:`row_confidence`). With ``pool`` (bool ``(q, c)``:
     the candidates among each modality's nearest, :func:`~prodfusion.fusion.learned.pool_mask`)
     the trees score those pairs and the others rank after them by the linear weighting;

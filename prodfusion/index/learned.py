@@ -32,8 +32,6 @@ class LearnedRescorer:
 
     def __init__(self, nearest: Mapping, data: Mapping, modalities: Sequence[str],
                  weighting: Weighting, confidence: np.ndarray | None = None) -> None:
-        from prodfusion.fusion.learned import best_similarity
-
         self.nearest = dict(nearest)
         self.modalities = tuple(modalities)
         self.data = {m: data[m] for m in self.modalities}
@@ -41,21 +39,31 @@ class LearnedRescorer:
         self.pool = weighting.learned.pool
         self.confidence = confidence
         self.n = len(np.asarray(self.data[self.modalities[0]].mask))
-        self.best = {m: best_similarity(self.data[m]) for m in self.modalities}
         self._norms = {m: np.linalg.norm(np.asarray(d.vectors, np.float32), axis=1)
                        for m, d in self.data.items() if m not in PAIRWISE_MODALITIES}
 
-    def pair_scores(self, q: int, c: np.ndarray) -> np.ndarray:
-        """The trees' score of query row ``q`` with candidate rows ``c`` (float32)."""
+    def pair_scores(self, q: int, c: np.ndarray, best_of: np.ndarray | None = None
+                    ) -> np.ndarray:
+        """The trees' score of query row ``q`` with candidate rows ``c`` (float32); the
+        query's best similarity per modality is the best over ``c`` and ``best_of`` (rows;
+        none: :meth:`candidates` without filters)."""
+        from prodfusion.fusion.learned import query_best
         from prodfusion.index.pairwise import row_similarities
 
         c = np.asarray(c, np.int64)
-        cos, both, q_has = row_similarities(self.data, self._norms, self.modalities, q, c)
+        if best_of is None:
+            best_of = self.candidates(q, Filters())
+        allr = np.union1d(c, best_of)
+        cos, both, q_has = row_similarities(self.data, self._norms, self.modalities, q, allr)
+        best = query_best(self.modalities, cos, both, (allr == q)[None])
+        at = np.searchsorted(allr, c)
+        cos = {m: v[:, at] for m, v in cos.items()}
+        both = {m: v[:, at] for m, v in both.items()}
         conf = self.confidence
         return intermediate_combine(
             self.weighting, self.modalities, cos, both,
             None if conf is None else conf[[q]], None if conf is None else conf[c],
-            q_has=q_has, q_best={m: self.best[m][[q]] for m in self.modalities})[0]
+            q_has=q_has, q_best=best)[0]
 
     def candidates(self, q: int, flt: Filters) -> np.ndarray:
         """Each modality's ``pool`` nearest products of row ``q`` that the filters allow."""
@@ -86,6 +94,12 @@ class LearnedRescorer:
             c = self.candidates(int(q), flt)
             if not len(c):
                 continue
-            s = self.pair_scores(int(q), c)
+            # the query's best over the catalog: its unfiltered nearest hold it
+            s = self.pair_scores(int(q), c, c if _unfiltered(flt) else None)
             out_r[i], out_s[i] = topk_rows(s[None, :], k, c[None, :])
         return out_r, out_s
+
+
+def _unfiltered(flt: Filters) -> bool:
+    """Whether ``flt`` only leaves out the query itself (its pool is then the unfiltered one)."""
+    return flt.banned is None and flt.same_code is None and flt.diff_code is None

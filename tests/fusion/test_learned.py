@@ -8,17 +8,16 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from scipy import sparse
 
 from prodfusion.encoders.base import Embeddings
 from prodfusion.errors import DataError, ModelError, ParameterError
 from prodfusion.fusion.learned import (
     POOL_OFFSET,
     LearnedScorer,
-    best_similarity,
     feature_names,
     pair_features,
     pool_mask,
+    query_best,
 )
 from prodfusion.fusion.weights import Weighting, intermediate_combine
 from prodfusion.recommender import Recommender
@@ -66,34 +65,35 @@ def test_a_damaged_entry_is_a_clear_error():
         LearnedScorer.from_estimator(clf, ("text",))
 
 
-def test_best_similarity_against_brute_force():
+def test_query_best_against_brute_force():
+    """A query's best similarity from its full rows is the best over the catalog, and the
+    same from a pool holding each modality's nearest (the tuning's and the indexes' way)."""
     rng = np.random.default_rng(3)
     v = rng.normal(size=(50, 4)).astype(np.float32)
     mask = rng.random(50) > 0.3
-    v[~mask] = 0.0
-    e = Embeddings(v, mask, "t")
-    u = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-30)
-    want = np.full(50, np.nan)
-    for i in np.flatnonzero(mask):
-        others = [j for j in np.flatnonzero(mask) if j != i]
-        want[i] = max(float(u[i] @ u[j]) for j in others)
-    np.testing.assert_allclose(best_similarity(e), want, atol=1e-5)
-
-    class Pairwise:  # a co-occurrence-like modality: sparse similarities
-        def __init__(self, m):
-            self.sim = sparse.csr_matrix(m)
-            self.mask = np.asarray((m > 0).any(axis=1)).ravel()
-
-        def scores(self, q, c=None):
-            b = self.sim[np.atleast_1d(q)]
-            return b.toarray() if c is None else b[:, c].toarray()
-
+    u = v / np.linalg.norm(v, axis=1, keepdims=True)
+    q = np.flatnonzero(mask)[:6]
+    q = np.append(q, np.flatnonzero(~mask)[0])  # a query lacking the modality
+    cos = {"t": u[q] @ u.T}
+    both = {"t": mask[q][:, None] & mask[None, :]}
+    excl = q[:, None] == np.arange(50)[None, :]
+    want = [max(float(u[i] @ u[j]) for j in np.flatnonzero(mask) if j != i) for i in q[:-1]]
+    got = query_best(("t",), cos, both, excl)["t"]
+    np.testing.assert_allclose(got[:-1], want, atol=1e-6)
+    assert np.isnan(got[-1])
+    pool = pool_mask(("t",), cos, both, 3, exclude=excl)  # each query's 3 nearest
+    sub = query_best(("t",), {"t": np.where(pool, cos["t"], -5)}, {"t": pool & both["t"]})
+    np.testing.assert_array_equal(sub["t"], got)
+    # a co-occurrence-like modality: the products sharing no session with the query score 0
     m = np.zeros((5, 5), np.float32)
     m[0, 1] = m[1, 0] = 3.0
     m[0, 2] = m[2, 0] = 1.0
     m[3, 3] = 9.0  # a product with itself: not its best
     m[3, 4] = m[4, 3] = 0.5
-    np.testing.assert_allclose(best_similarity(Pairwise(m)), [3.0, 3.0, 1.0, 0.5, 0.5])
+    rows = np.arange(5)
+    got = query_best(("cooc",), {"cooc": m}, {"cooc": np.ones((5, 5), bool)},
+                     rows[:, None] == rows[None, :])["cooc"]
+    np.testing.assert_allclose(got, [3.0, 3.0, 1.0, 0.5, 0.5])
 
 
 def test_the_pool_is_each_modalitys_nearest():
@@ -157,8 +157,6 @@ def trees_shop():
 
 def _brute(rec, wt, q, k):
     """Top ``k`` of row ``q`` from the N×N loop: trees on each modality's 200 nearest."""
-    from prodfusion.fusion.learned import best_similarity as best
-
     data = rec.modality_data()
     mods = wt.learned.modalities
     u = {m: np.asarray(data[m].vectors, np.float64) for m in mods}
@@ -171,7 +169,8 @@ def _brute(rec, wt, q, k):
     lin_wt = rec.weighting(mods, replace(wt, learned=None))
     lin = np.array([[sum(lin_wt.w(m) * cos[m][0, j] for m in mods) / sum(lin_wt.w(m) for m in mods)
                      for j in range(n)]], np.float32)  # the weights' mean (calibration none)
-    X = pair_features(mods, cos, both, {m: best(data[m])[[q]] for m in mods},
+    best = {m: np.array([max(cos[m][0, j] for j in range(n) if j != q)]) for m in mods}
+    X = pair_features(mods, cos, both, best,
                       None if logs is None else logs[[q]], logs, lin)
     s = wt.learned.predict(X[0])  # 120 products: every one is among each modality's 200
     s[q] = -np.inf
@@ -282,6 +281,13 @@ def test_the_approximate_search_ranks_as_the_exact_one_when_its_indexes_find_eve
             a_ids, a_scores = rec.similar(rec.catalog.ids[q], k=8, profile="trees")
             assert list(a_ids) == list(ids)
             np.testing.assert_allclose(a_scores, scores, rtol=1e-5)
+            # a filter leaves the query's best similarity (a feature) as it is: banning
+            # its nearest products drops them from the list, and moves no other score
+            banned = list(ids[:3])
+            f_ids, f_scores = rec.similar(rec.catalog.ids[q], k=5, profile="trees",
+                                          exclude=banned)
+            assert list(f_ids) == list(ids[3:8])
+            np.testing.assert_allclose(f_scores, scores[3:8], rtol=1e-5)
     finally:
         rec.index, rec.index_settings = old
         rec._fusers, rec._searchers = {}, {}
