@@ -18,6 +18,7 @@ from prodfusion.fusion.learned import (
     pair_features,
     pool_mask,
     query_best,
+    top_n_mask,
 )
 from prodfusion.fusion.weights import Weighting, intermediate_combine
 from prodfusion.recommender import Recommender
@@ -110,6 +111,18 @@ def test_the_pool_is_each_modalitys_nearest():
         c = np.where(~excl[q] & (cos["cooc"][q] > 0), cos["cooc"][q], -np.inf)
         want |= {j for j in np.argsort(-c)[:4] if np.isfinite(c[j])}
         assert set(np.flatnonzero(got[q])) == want
+
+
+def test_top_n_is_a_stable_sorts_first_n_ties_included():
+    rng = np.random.default_rng(7)
+    row = rng.integers(0, 6, (40, 30)).astype(np.float32)  # many ties
+    row[rng.random(row.shape) < 0.3] = -np.inf
+    for n in (1, 4, 13, 29, 30, 50):
+        want = np.zeros(row.shape, bool)
+        for i in range(len(row)):
+            top = np.argsort(-row[i], kind="stable")[:n]
+            want[i, top[np.isfinite(row[i, top])]] = True
+        np.testing.assert_array_equal(top_n_mask(row, n), want)
 
 
 def test_pool_pairs_take_the_trees_score_the_others_rank_after_by_the_weights():
