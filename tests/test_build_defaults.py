@@ -389,3 +389,48 @@ def test_weights_naming_a_modality_the_build_does_not_make_are_refused_before_en
     assert "fusion: intermediate, weights text=1, clicks=2, lexical=0, cooc=0, calibration " \
            "none (lexical, cooc weighted 0: not named by --weights)" in out
     assert _manifest(shop)["settings"]["weighting"]["weights"] == {"text": 1.0, "clicks": 2.0}
+
+
+def test_tune_learner_adopts_trees_only_where_they_win_out_of_fold(shop, capsys, monkeypatch):
+    """`--tune-learner auto` (the default) learns boosted trees over the tuned weights from
+    MIN_AUTO_TREE_CASES validation cases and makes them the model's weighting only when their
+    out-of-fold gain is above 1.96 standard errors; `gbdt` learns them on any data and adopts
+    them above zero; `off` never learns them; `gbdt` on a build that tunes nothing fails
+    before any work."""
+    import re
+
+    import prodfusion.cli.build as build_cli
+
+    def verdict(out):
+        m = re.search(r"gain ([+-][0-9.]+) over .* one standard error ([0-9.]+): (above|not "
+                      r"above) (1\.96 standard errors|zero)", out)
+        assert m, out
+        return float(m[1]), float(m[2]), m[3] == "above"
+
+    assert _build(shop) == 0  # 240 validation cases: under auto's 1,000
+    out = capsys.readouterr().out
+    assert re.search(r"trees: not learnt \([0-9,]+ validation cases; --tune-learner auto "
+                     r"learns trees from 1,000", out)
+    assert Recommender.load(shop / "model").learned_ is None
+    assert _build(shop, "--tune-learner", "gbdt", "--tune", "off", out="x") == 2
+    assert "--tune-learner gbdt" in capsys.readouterr().err and not (shop / "x").exists()
+    assert _build(shop, "--tune-learner", "off", out="off") == 0
+    assert "trees:" not in capsys.readouterr().out
+    monkeypatch.setattr(build_cli, "MIN_AUTO_TREE_CASES", 10)
+    for mode, name in (("auto", "auto"), ("gbdt", "gbdt")):
+        assert _build(shop, "--tune-learner", mode, out=name) == 0
+        out = capsys.readouterr().out
+        gain, se, adopted = verdict(out)
+        assert adopted == (gain > (1.96 * se if mode == "auto" else 0))
+        rec = Recommender.load(shop / name)
+        assert (rec.learned_ is not None) == adopted
+        m = _manifest(shop, name)
+        assert (m["tuning"].get("learner") == "gbdt") == adopted
+        # the weights under the trees are the linear tuning's, as in the `off` build
+        assert m["tuning"]["weights"] == _manifest(shop, "off")["tuning"]["weights"]
+        if adopted:
+            assert "the model's weighting" in out
+            ids, _ = rec.similar("0001", k=5)
+            assert len(ids) == 5
+        else:
+            assert "not adopted, the model keeps the weights" in out

@@ -22,6 +22,9 @@ __all__ = ["add_build_parser", "cmd_build", "MIN_AUTO_TUNE_CASES"]
 
 #: ``--tune auto`` keeps the paper's equal weights below this many validation cases.
 MIN_AUTO_TUNE_CASES = 100
+#: ``--tune-learner auto`` learns trees from this many validation cases of the weight tuning
+#: (fewer: the trees' out-of-fold gain stays inside the noise, docs/results/README.md).
+MIN_AUTO_TREE_CASES = 1000
 
 
 def _click_n0(spec: str) -> tuple[float, str]:
@@ -46,6 +49,11 @@ def cmd_build(args) -> int:
     from prodfusion.recommender import Prod2VecParams, Recommender
 
     parse_weights(args.weights, "--weights")  # before any encoding: a typo fails fast
+    if args.tune_learner == "gbdt" and not _tune_wanted(args):
+        raise ParameterError(
+            "--tune-learner gbdt learns trees over the weights the build tunes, and this "
+            "build tunes none: give --interactions and/or --pairs (not --corpus), and no "
+            "--weights, --calibration, --click-n0 or other fusion (or --tune on).")
     if args.cooc_decay is not None:
         from prodfusion.fusion.cooc import check_decay
 
@@ -137,7 +145,7 @@ def cmd_build(args) -> int:
                          "(see the lines above); nothing was written")
     if args.cluster_late:
         rec.cluster_late()
-    tuned = _tune_after_build(args, rec)
+    tuned, trees = _tune_after_build(args, rec)
     from prodfusion.cli.engine_options import build_indexes
 
     build_indexes(args, rec)  # --engine ray / --index-shards: index shards built now
@@ -148,6 +156,8 @@ def cmd_build(args) -> int:
     print(_build_summary(rec, out, time.perf_counter() - t0))
     if tuned is not None:
         print(_tuning_summary(tuned, rec.profiles, str(out)))
+        if trees is not None:
+            print(_trees_line(trees, args, str(out)))
     else:
         print(_weights_line(rec))
     return 0
@@ -260,8 +270,9 @@ def _tune_wanted(args) -> bool:
             and args.weights is None and args.calibration is None and args.click_n0 is None)
 
 
-def _tune_after_build(args, rec) -> dict | None:
-    """``prodfusion tune`` on the build's own interactions, before the folder is written.
+def _tune_after_build(args, rec) -> tuple[dict | None, dict | None]:
+    """``prodfusion tune`` on the build's own interactions, before the folder is written;
+    returns the weights' tuning record and what ``--tune-learner`` did (:func:`_learn_trees`).
 
     With ``--tune auto`` a tuning the data cannot support (no held-out case left after
     cleaning, or fewer than :data:`MIN_AUTO_TUNE_CASES` validation cases) leaves the
@@ -269,9 +280,9 @@ def _tune_after_build(args, rec) -> dict | None:
     is written) and the second is tuned anyway.
     """
     if not _tune_wanted(args):
-        return None
+        return None, None
     if args.tune == "auto" and len(rec.available_modalities) < 2:
-        return None  # one modality: nothing to weigh
+        return None, None  # one modality: nothing to weigh
     from prodfusion.cli.evaluate_steps import _p2v, load_interactions
     from prodfusion.evaluation.tuning import tune_weights
     from prodfusion.model_state import apply_tuning
@@ -296,7 +307,7 @@ def _tune_after_build(args, rec) -> dict | None:
         print(f"warning: not tuned ({e}); the model keeps the paper's equal weights. Tune "
               "it later with `prodfusion tune MODEL_DIR --interactions ...`, or pass "
               "--tune off to skip.", file=sys.stderr)
-        return None
+        return None, None
     apply_tuning(rec, res, sessions=sessions, pairs=pairs)
     wanted = getattr(args, "tune_profiles", "off")
     conflict = wanted == "auto" and bool(res.get("slice_safe_but_sources"))
@@ -306,7 +317,76 @@ def _tune_after_build(args, rec) -> dict | None:
               "(--tune-profiles off skips this)", file=sys.stderr)
     if wanted == "on" or conflict:
         _tune_profiles(args, rec, sessions, pairs)
-    return res
+    return res, _learn_trees(args, rec, res, sessions, pairs)
+
+
+def _learn_trees(args, rec, res: dict, sessions, pairs) -> dict | None:
+    """``--tune-learner``: boosted trees over the tuned weights (``prodfusion tune --learner
+    gbdt``), made the model's weighting where they beat, out of fold, the weights and every
+    modality alone — ``auto``: by more than 1.96 standard errors, and only learnt from
+    :data:`MIN_AUTO_TREE_CASES` validation cases; ``gbdt``: by any margin, always learnt.
+    Returns ``{"adopted": bool, "record": the trees' tuning record or None, "why": str}``
+    (None for ``off``); the weights stay the model's when the trees are not adopted."""
+    from prodfusion.cli.evaluate_steps import _p2v
+    from prodfusion.evaluation.tuning_learned import tune_learned
+    from prodfusion.model_state import apply_tuning
+
+    mode = getattr(args, "tune_learner", "off")
+    if mode == "off":
+        return None
+    n = res["split"]["n_validation_cases"]
+    if mode == "auto" and n < MIN_AUTO_TREE_CASES:
+        return {"adopted": False, "record": None,
+                "why": f"{n:,} validation cases; --tune-learner auto learns trees from "
+                       f"{MIN_AUTO_TREE_CASES:,} (--tune-learner gbdt learns them anyway)"}
+    print("learning boosted trees over the tuned weights (`--tune-learner off` skips this; "
+          "`prodfusion tune MODEL --learner gbdt` learns them later)", file=sys.stderr)
+    try:
+        tr = tune_learned(rec, sessions=sessions, pairs=pairs, objective=args.tune_objective,
+                          validate_on=args.tune_validate_on, repeats=args.tune_repeats,
+                          prod2vec=_p2v(args, rec), progress=True)
+    except ProdfusionError as e:
+        if mode == "gbdt":
+            raise ProdfusionError(f"--tune-learner gbdt: {e} Nothing was written.") from e
+        print(f"warning: no trees learnt ({e}); the model keeps its tuned weights.",
+              file=sys.stderr)
+        return {"adopted": False, "record": None, "why": f"not learnt: {e}"}
+    g = tr["gain"]
+    bar = 1.96 * g["se"] if mode == "auto" else 0.0
+    adopted = g["value"] > bar
+    if adopted:
+        apply_tuning(rec, tr, sessions=sessions, pairs=pairs)
+    else:
+        tr.pop("scorer", None)
+    over = "the weights" if g["over"] == "linear" else g["over"]
+    why = (f"gain {g['value']:+.4f} over {over} out of fold, one standard error "
+           f"{g['se']:.4f}: " + ("above" if adopted else "not above")
+           + (" 1.96 standard errors" if mode == "auto" else " zero"))
+    return {"adopted": adopted, "record": tr, "why": why}
+
+
+def _trees_line(trees: dict, args, model: str) -> str:
+    """The build summary's line on ``--tune-learner``'s trees.
+
+    >>> print(_trees_line({"adopted": False, "record": None, "why": "406 validation cases"},
+    ...                   None, "m"))
+      trees: not learnt (406 validation cases)
+    """
+    tr = trees["record"]
+    if tr is None:
+        return f"  trees: not learnt ({trees['why']})"
+    t = tr["trees"]
+    head = (f"  trees: {t['n_trees']} boosted trees ({t['kind']}) over the weights above, "
+            f"out of fold {tr['objective']} {tr['validation_score']:.4f} against "
+            f"{tr['reference_scores']['linear']:.4f} for the weights alone, "
+            f"{tr['seconds']:.0f}s; {trees['why']}")
+    if trees["adopted"]:
+        return (head + ": **the model's weighting** (`similar`, `export` and the service rank "
+                "by them; `explain` splits their score over the modalities; `prodfusion tune "
+                "MODEL` with the linear learner goes back to weights)")
+    opts = "" if args.tune_validate_on == "all" else f" --validate-on {args.tune_validate_on}"
+    return (head + ": not adopted, the model keeps the weights (to compare them: "
+            f"prodfusion tune {model} --learner gbdt{opts} --keep-worse --profile trees)")
 
 
 def _tune_profiles(args, rec, sessions, pairs) -> None:
@@ -494,6 +574,15 @@ def add_build_parser(sub) -> None:
                         "tune` does (default auto: when --interactions/--pairs are given and "
                         "no --weights, --calibration or --click-n0 and no other fusion are "
                         "asked for)")
+    b.add_argument("--tune-learner", default="auto", choices=["auto", "gbdt", "off"],
+                   help="after the weights, learn boosted trees over the modalities' "
+                        "similarities (as `prodfusion tune --learner gbdt`) and make them the "
+                        "model's weighting where they beat the weights and every modality "
+                        "alone out of fold. Default auto: learnt when the weight tuning had "
+                        f"{MIN_AUTO_TREE_CASES:,}+ validation cases, adopted only above the "
+                        "noise (1.96 standard errors); gbdt: always learnt, adopted when "
+                        "above at all; off: weights only. Takes about as long again as the "
+                        "weight tuning")
     b.add_argument("--tune-objective", default="ndcg@15",
                    help="objective of that tuning: ndcg@K or hitrate@K (default ndcg@15)")
     b.add_argument("--tune-repeats", type=int, default=3,
