@@ -17,6 +17,12 @@ setting. Settings (``--settings``):
 * ``category+zmean`` / ``catpop+zmean`` — text, image, clicks and the pairwise ``category``
   (weight 1; the synthetic catalog's categories), and ``popularity`` (0.5; Poisson(5) click
   counts), ``zmean``;
+* ``trees`` — ``cooc+zmean``'s weights re-scored by boosted trees (a learned weighting,
+  :mod:`prodfusion.fusion.learned`: 300 trees of 31 leaves, as ``tune --learner gbdt``'s
+  free kind at most, trained here to find the query's category on 100 of the catalog's
+  products; what they learn does not change their cost), searched by each modality's own
+  index (:class:`~prodfusion.index.learned.LearnedRescorer`: each modality's 200 nearest),
+  needs ``--sessions``;
 * ``clicks+fallback`` / ``clicks+plain-fallback`` — clicks alone with fallback weights
   text 1 / image 0.5 (``zmean``) or the plain fallback; with ``--query-pool no-clicks`` every
   query lacks a click vector, so every query is served through the fallback's own index
@@ -78,6 +84,8 @@ SETTINGS = {
                        "category": True},
     "catpop+zmean": {"weights": {**W3, "category": 1.0, "popularity": 0.5},
                      "calibration": "zmean", "category": True, "popularity": True},
+    "trees": {"weights": {**W3, "cooc": 1.0}, "calibration": "zmean", "cooc": True,
+              "trees": True},
     # clicks alone with a fallback (what `tune` wrote for H&M pairs): a query without a click
     # vector is routed to an index over the fallback modalities (prodfusion/index/fallback.py)
     "clicks+fallback": {"weights": {"text": 0.0, "image": 0.0, "clicks": 1.0},
@@ -152,6 +160,41 @@ def synthetic_sessions(catalog, n_sessions: int, seed: int = 0):
     return Sessions.from_lists(lists)
 
 
+def synthetic_trees(rec, seed: int = 0, n_queries: int = 100, n_cand: int = 2000):
+    """Boosted trees over ``rec``'s modalities (:class:`LearnedScorer`, 300 trees of at most
+    31 leaves, no early stop) trained on pair features of ``n_queries`` random queries
+    against ``n_cand`` random products and the query's category (label: same category)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from prodfusion.fusion.learned import LearnedScorer, pair_features, query_best
+    from prodfusion.fusion.weights import Weighting, intermediate_combine
+    from prodfusion.index.pairwise import row_similarities
+
+    rng = np.random.default_rng(seed)
+    mods = rec.available_modalities
+    linear = Weighting.make({m: rec.weights.get(m, 1.0) for m in mods})
+    data = rec.modality_data()
+    norms = {m: np.linalg.norm(np.asarray(d.vectors, np.float32), axis=1)
+             for m, d in data.items() if hasattr(d, "vectors")}
+    cats = rec.catalog.codes("category")
+    logs = np.log1p(np.asarray(rec.click_counts_, np.float32))
+    X, y = [], []
+    for q in rng.choice(len(cats), n_queries, replace=False):
+        same = np.flatnonzero(cats == cats[q])
+        c = np.unique(np.concatenate([rng.choice(len(cats), n_cand, replace=False),
+                                      same[:200]]))
+        c = c[c != q]
+        cos, both, _ = row_similarities(data, norms, mods, int(q), c)
+        lin = intermediate_combine(linear, mods, cos, both)  # the weights' raw mean
+        X.append(pair_features(mods, cos, both, query_best(mods, cos, both), logs[[q]],
+                               logs[c], lin)[0])
+        y.append(cats[c] == cats[q])
+    clf = HistGradientBoostingClassifier(max_iter=300, max_leaf_nodes=31, early_stopping=False,
+                                         random_state=seed).fit(np.concatenate(X),
+                                                                np.concatenate(y))
+    return LearnedScorer.from_estimator(clf, mods)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=100_000, help="generate a catalog of N products")
@@ -212,6 +255,7 @@ def main() -> None:
         kw = dict(SETTINGS[name])
         use_cooc = kw.pop("cooc", False)
         use_cat, use_pop = kw.pop("category", False), kw.pop("popularity", False)
+        use_trees = kw.pop("trees", False)
         rec = Recommender.from_embeddings(catalog, embs, fusion="intermediate",
                                           vector_dtype=dtype, index="hnsw")
         if use_cooc:
@@ -225,6 +269,12 @@ def main() -> None:
         for key, value in kw.items():
             setattr(rec, key, value)
         rec.click_counts_ = counts
+        if use_trees:
+            t = time.perf_counter()
+            rec.learned_ = synthetic_trees(rec)
+            info["trees"] = {"n_trees": rec.learned_.n_trees,
+                             "seconds": round(time.perf_counter() - t, 1)}
+            print("trees:", info["trees"], flush=True)
         t = time.perf_counter()
         searchers[name] = rec.searcher()
         builds[name] = time.perf_counter() - t
@@ -236,10 +286,16 @@ def main() -> None:
         s = getattr(s, "main", s)  # a FallbackRoutedIndex: its main index
         return s.dense if hasattr(s, "dense") else s
 
-    base_settings = {name: dense(s).settings for name, s in searchers.items()}
+    def learned(name):  # a learned weighting's searcher: each modality's pool, no fetch
+        return hasattr(searchers[name], "pool")
+
+    base_settings = {name: dense(s).settings for name, s in searchers.items()
+                     if not learned(name)}
     # the pairwise searchers' own dense fetch (None: k·over_fetch, as the cooc neighbours)
     own = {name: getattr(s, "dense_over_fetch", None) for name, s in searchers.items()}
     def fetch_values(name):  # pairwise searchers: the dense fetch; others: min_candidates
+        if learned(name):
+            return [(None, None)]
         return [(None, d) for d in dense_fetches] if hasattr(
             getattr(searchers[name], "main", searchers[name]), "dense") \
             else [(f, None) for f in fetches]
@@ -253,7 +309,7 @@ def main() -> None:
         name, (f, d), ex = run
         if f is not None:
             dense(searchers[name]).settings = replace(base_settings[name], min_candidates=f)
-        else:
+        elif not learned(name):
             searchers[name].dense_over_fetch = own[name] if d is None else d
         t = time.perf_counter()
         r = recs[name].similar(pid, k=15, explain=ex)
@@ -296,6 +352,8 @@ def main() -> None:
             f = max(f * getattr(ix, "_fetch_factor", lambda: 1)(),
                     math.ceil(15 * ix.settings.over_fetch) + 1)  # + the query itself
             f = -(-f // 32) * 32
+        elif learned(name):
+            f = f"each modality's {searchers[name].pool}"
         else:  # the vector candidates of a pairwise search, per wanted result
             s = searchers[name]
             used = (own[name] if d is None else d) or s.over_fetch

@@ -119,7 +119,8 @@ class QueryMixin(SearchMixin):
         if not explain:
             return ids, scores
         why = self.explain_rows(q, rows, fusion=fusion, modalities=modalities,
-                                weights=weights, calibration=calibration, profile=profile)
+                                weights=weights, calibration=calibration, profile=profile,
+                                served=True)
         return ids, scores, mark_backfilled(why, scores)
 
     def similar_batch(self, product_ids: Sequence[str], k: int = 15,
@@ -181,10 +182,12 @@ class QueryMixin(SearchMixin):
     def explain_rows(self, query_row: int, candidate_rows, *, fusion: str | None = None,
                      modalities: Sequence[str] | str | None = None, weights=None,
                      calibration: str | None = None, profile: str | None = None,
-                     weighting: Weighting | None = None) -> list[dict]:
+                     weighting: Weighting | None = None, served: bool = False) -> list[dict]:
         """Row form of :meth:`explain` for internal callers (rows in, no id lookups);
         ``weighting`` (e.g. a variant's :meth:`~prodfusion.variants.Variant.weighting_for`)
-        replaces ``weights`` / ``calibration`` / ``profile``."""
+        replaces ``weights`` / ``calibration`` / ``profile``. ``served``: the rows are what
+        the model's search returned for the query (under a learned weighting searched
+        through the indexes, every one was in its pool, filters or not)."""
         from prodfusion.fusion.explain import explain_pairs
 
         # Not self.fuser(): fitting one copies every row's fused vectors (9 GB at 1M
@@ -197,9 +200,20 @@ class QueryMixin(SearchMixin):
                             else self._override(weights, calibration, profile, "explain()"),
                             method)
         candidate_rows = np.asarray(candidate_rows, dtype=np.int64)
+        pool_rows = None
+        if method == "intermediate" and wt.learned is not None:
+            searcher = self.searcher(method, mods, wt)
+            from prodfusion.index.learned import LearnedRescorer
+
+            if isinstance(searcher, LearnedRescorer):  # the indexes' pool, not a catalog scan
+                from prodfusion.index.topk import Filters
+
+                pool_rows = searcher.candidates(int(query_row), Filters())
+                if served:
+                    pool_rows = np.union1d(pool_rows, candidate_rows)
         out = explain_pairs(method, self.modality_data(), mods, wt, int(query_row),
                             candidate_rows, normalize=self.normalize, labels=self.late_labels_,
-                            confidence=self._confidence(wt))
+                            confidence=self._confidence(wt), pool_rows=pool_rows)
         if method == "early":
             out = self._early_fallback_explained(out, mods, wt, int(query_row), candidate_rows)
         for r, e in zip(candidate_rows, out, strict=True):

@@ -149,7 +149,7 @@ class Variant:
         backfilled = np.zeros(len(rows), bool) if scores is None else \
             np.isnan(np.asarray(scores, dtype=np.float64))
         out = rec.explain_rows(query_row, rows, fusion=self.fusion, modalities=self.modalities,
-                               weighting=self.weighting_for(rec))
+                               weighting=self.weighting_for(rec), served=True)
         if not self.fallback:
             return out
         unscored = [i for i, e in enumerate(out) if not backfilled[i]

@@ -83,8 +83,9 @@ def _with_shares(rec, table: pa.Table, fusion: str, modalities,
     cols = {m: [] for m in (*modalities, "base")}
     for pid, listed in zip(table.column("product_id").to_pylist(),
                            table.column("ids").to_pylist(), strict=True):
-        ex = rec.explain(pid, listed, fusion=fusion, modalities=modalities,
-                         profile=profile) if listed else []
+        ex = rec.explain_rows(rec.catalog.row_of(pid), rec.catalog.rows_of(listed),
+                              fusion=fusion, modalities=modalities, profile=profile,
+                              served=True) if listed else []  # the lists' own rows
         for m in modalities:
             cols[m].append([float(e["modalities"][m]["share"]) if m in e["modalities"] else 0.0
                             for e in ex])

@@ -33,7 +33,7 @@ def cmd_similar(args) -> int:
     why = mark_backfilled(rec.explain_rows(q, rows, fusion=args.fusion,
                                            modalities=args.modalities, weights=weights,
                                            calibration=args.calibration,
-                                           profile=args.profile), scores) \
+                                           profile=args.profile, served=True), scores) \
         if args.explain else None
     cats = cat.categories
     titles = cat.titles

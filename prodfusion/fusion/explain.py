@@ -52,13 +52,18 @@ def _vec(e: Embeddings, rows: np.ndarray) -> np.ndarray:
 def explain_pairs(method: str, embeddings: Mapping[str, Embeddings], modalities: Sequence[str],
                   weighting: Weighting, q: int, cand_rows: Sequence[int], *,
                   normalize: bool = False, labels: Mapping[str, np.ndarray] | None = None,
-                  confidence: np.ndarray | None = None) -> list[dict]:
-    """One explanation per candidate row: ``{"base", "score", "modalities": {m: {...}}}``."""
+                  confidence: np.ndarray | None = None, pool_rows=None) -> list[dict]:
+    """One explanation per candidate row: ``{"base", "score", "modalities": {m: {...}}}``.
+
+    ``pool_rows``: under a learned weighting searched through the indexes, the query's pool
+    as the search drew it (:meth:`~prodfusion.index.learned.LearnedRescorer.candidates`);
+    None: drawn from every product, as the exact search does."""
     from prodfusion.fusion.late import TIE_WEIGHT
 
     c = np.asarray(cand_rows, dtype=np.int64)
     if method == "intermediate" and weighting.learned is not None:
-        return _explain_learned(embeddings, modalities, weighting, q, c, confidence)
+        return _explain_learned(embeddings, modalities, weighting, q, c, confidence,
+                                pool_rows)
     n = len(c)
     raw, has = {}, {}
     for m in modalities:
@@ -184,7 +189,7 @@ def explain_pairs(method: str, embeddings: Mapping[str, Embeddings], modalities:
 
 def _explain_learned(embeddings: Mapping[str, Embeddings], modalities: Sequence[str],
                      weighting: Weighting, q: int, c: np.ndarray,
-                     confidence: np.ndarray | None) -> list[dict]:
+                     confidence: np.ndarray | None, pool_rows=None) -> list[dict]:
     """A learned weighting's explanations (:mod:`prodfusion.fusion.learned`).
 
     A candidate in the query's pool (each modality's nearest) is scored by the trees. Its
@@ -207,25 +212,30 @@ def _explain_learned(embeddings: Mapping[str, Embeddings], modalities: Sequence[
         lin_conf = row_confidence_of(linear, confidence, confidence)[1]
     out = explain_pairs("intermediate", embeddings, modalities, linear, q, c,
                         confidence=lin_conf)
-    # the query's pool over the whole catalog, as the fuser draws it (pool_mask)
+    # the query's pool and best similarities: over the whole catalog, as the fuser draws
+    # them (pool_mask), or over the pool the indexes gave (pool_rows)
     n = len(np.asarray(embeddings[lr.modalities[0]].mask))
-    rows = np.arange(n)
+    rows = np.arange(n) if pool_rows is None else np.union1d(np.asarray(pool_rows, np.int64), c)
     full, full_both = {}, {}
     for m in lr.modalities:
         e = embeddings[m]
         mask = np.asarray(e.mask, bool)
         if hasattr(e, "scores"):
-            full[m] = np.asarray(e.scores([q]), np.float32)
+            full[m] = np.asarray(e.scores([q], None if pool_rows is None else rows), np.float32)
         else:
-            v = np.asarray(e.vectors, np.float32)  # no float64 copy of the catalog
-            nrm = np.linalg.norm(v, axis=1)
+            v = np.asarray(e.vectors if pool_rows is None else e.vectors[rows], np.float32)
+            vq = np.asarray(e.vectors[q], np.float32)
             with np.errstate(divide="ignore", invalid="ignore"):
-                full[m] = np.where(mask, v @ v[q] / (nrm * nrm[q]), 0.0)[None].astype(np.float32)
-        full_both[m] = (mask & bool(mask[q]))[None]
-    pool = pool_mask(lr.modalities, full, full_both, lr.pool, exclude=(rows == q)[None],
-                     prior=None if confidence is None else np.asarray(confidence))
+                cosr = v @ vq / (np.linalg.norm(v, axis=1) * np.linalg.norm(vq))
+            full[m] = np.where(mask[rows], cosr, 0.0)[None].astype(np.float32)
+        full_both[m] = (mask[rows] & bool(mask[q]))[None]
     best = query_best(lr.modalities, full, full_both, (rows == q)[None])
-    in_pool = pool[0, c]
+    if pool_rows is None:
+        pool = pool_mask(lr.modalities, full, full_both, lr.pool, exclude=(rows == q)[None],
+                         prior=None if confidence is None else np.asarray(confidence))
+        in_pool = pool[0, c]
+    else:
+        in_pool = np.isin(c, np.asarray(pool_rows, np.int64))
     cos = {m: np.array([[x["modalities"][m]["raw"] if x["modalities"][m]["raw"] is not None
                          else 0.0 for x in out]], np.float32) for m in lr.modalities}
     has = {m: np.array([[x["modalities"][m]["raw"] is not None for x in out]])

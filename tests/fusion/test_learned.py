@@ -273,7 +273,7 @@ def test_explain_splits_the_trees_score_over_the_modalities(trees_shop):
 
 
 def test_the_approximate_search_ranks_as_the_exact_one_when_its_indexes_find_everything(
-        trees_shop):
+        trees_shop, monkeypatch):
     """On an HNSW backend a trees profile gathers each modality's nearest from that
     modality's own index and scores them by the trees: with indexes that find every
     neighbour (120 products, a pool of 200) the lists equal the exact search's."""
@@ -301,6 +301,22 @@ def test_the_approximate_search_ranks_as_the_exact_one_when_its_indexes_find_eve
                                           exclude=banned)
             assert list(f_ids) == list(ids[3:8])
             np.testing.assert_allclose(f_scores, scores[3:8], rtol=1e-5)
+            # explain draws the pool from the same indexes (no scan of the catalog): its
+            # scores are the served ones
+            import prodfusion.fusion.learned as learned_mod
+
+            def no_scan(*a, **kw):
+                raise AssertionError("explain scanned the catalog for the pool")
+
+            monkeypatch.setattr(learned_mod, "pool_mask", no_scan)
+            e_ids, e_scores, why = rec.similar(rec.catalog.ids[q], k=5, profile="trees",
+                                               exclude=banned, explain=True)
+            assert list(e_ids) == list(f_ids)
+            for e, sc in zip(why, e_scores, strict=True):
+                assert e["pool"] and e["score"] == pytest.approx(float(sc), abs=1e-4)
+                assert e["base"] + sum(v["share"] for v in e["modalities"].values()) == \
+                    pytest.approx(e["score"], abs=1e-9)
+            monkeypatch.undo()
     finally:
         rec.index, rec.index_settings = old
         rec._fusers, rec._searchers = {}, {}
