@@ -124,6 +124,20 @@ class Embeddings:
         """Embeddings restricted to ``rows`` (in that order), in the same dtype."""
         return Embeddings(self.vectors[rows], self.mask[rows], self.spec, dict(self.info))
 
+    def row_norms(self) -> np.ndarray:
+        """L2 norm of every row in float32 (0 where absent), computed in chunks on first
+        use and kept while :attr:`vectors` is the same array (it is never changed in place)."""
+        cached = self.__dict__.get("_row_norms")
+        if cached is not None and cached[0] is self.vectors:
+            return cached[1]
+        out = np.zeros(len(self.mask), np.float32)
+        for lo in range(0, len(out), 65536):
+            v = np.asarray(self.vectors[lo: lo + 65536], np.float32)
+            out[lo: lo + 65536] = np.sqrt(np.einsum("ij,ij->i", v, v))
+        out[~self.mask] = 0.0
+        self.__dict__["_row_norms"] = (self.vectors, out)
+        return out
+
     def rows(self, rows) -> np.ndarray:
         """The vectors of ``rows`` (indices, mask or slice) as a new-or-viewed float32 array.
 

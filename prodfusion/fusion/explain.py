@@ -223,10 +223,12 @@ def _explain_learned(embeddings: Mapping[str, Embeddings], modalities: Sequence[
         if hasattr(e, "scores"):
             full[m] = np.asarray(e.scores([q], None if pool_rows is None else rows), np.float32)
         else:
-            v = np.asarray(e.vectors if pool_rows is None else e.vectors[rows], np.float32)
+            v = e.vectors if pool_rows is None else e.vectors[rows]
             vq = np.asarray(e.vectors[q], np.float32)
+            norms = e.row_norms() if hasattr(e, "row_norms") else np.linalg.norm(
+                np.asarray(e.vectors, np.float32), axis=1)
             with np.errstate(divide="ignore", invalid="ignore"):
-                cosr = v @ vq / (np.linalg.norm(v, axis=1) * np.linalg.norm(vq))
+                cosr = (v @ vq).astype(np.float32) / (norms[rows] * norms[q])
             full[m] = np.where(mask[rows], cosr, 0.0)[None].astype(np.float32)
         full_both[m] = (mask[rows] & bool(mask[q]))[None]
     best = query_best(lr.modalities, full, full_both, (rows == q)[None])
