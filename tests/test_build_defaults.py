@@ -429,7 +429,7 @@ def test_tune_learner_adopts_trees_only_where_they_win_out_of_fold(shop, capsys,
         # the weights under the trees are the linear tuning's, as in the `off` build
         assert m["tuning"]["weights"] == _manifest(shop, "off")["tuning"]["weights"]
         if adopted:
-            assert "the model's weighting" in out
+            assert "adopted as the model's weighting" in out
             ids, _ = rec.similar("0001", k=5)
             assert len(ids) == 5
         else:
