@@ -428,6 +428,7 @@ def heldout_recommender(
     ev.impute = getattr(rec, "impute", 0.0)
     ev.fallback_missing = getattr(rec, "fallback_missing", "drop")
     ev.zero_weight_fallback = getattr(rec, "zero_weight_fallback", False)
+    ev.learned_ = getattr(rec, "learned_", None)  # the model's own trees, when it has them
     ev.backfill = getattr(rec, "backfill", None)  # from the training part's click counts
     ev.profiles_ = dict(getattr(rec, "profiles_", None) or {})  # named weightings, as served
     if train is not None and len(train):

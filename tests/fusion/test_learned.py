@@ -413,6 +413,14 @@ def test_the_trees_as_the_models_own_weighting(trees_shop, tmp_path):
         assert [rec.catalog.row_of(i) for i in ids] == _brute(rec, wt, q, 6)
     back = Recommender.load(rec.save(tmp_path / "b"))
     assert back.weighting().learned == wt.learned
+    # evaluate's held-out copy ranks by the same trees (it once kept only their weights)
+    from prodfusion.evaluation.split import heldout_recommender
+
+    ev = heldout_recommender(back, None)
+    assert ev.weighting().learned == wt.learned
+    for q in (0, 17):
+        ids, _ = ev.similar(rec.catalog.ids[q], k=6)
+        assert [rec.catalog.row_of(i) for i in ids] == _brute(ev, ev.weighting(), q, 6)
     assert list(back.similar(rec.catalog.ids[3], k=6)[0]) == list(rec.similar(
         rec.catalog.ids[3], k=6)[0])
     back.tune(sessions, pairs, objective="hitrate@5", step=0.5, n0_grid=(None,),
