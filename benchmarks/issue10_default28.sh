@@ -6,7 +6,8 @@
 # profiles and the simple references; the offline replay (Table IV) of the H&M default.
 # Usage: RUNS=/tmp/base bash benchmarks/issue10_default28.sh
 #   STEPS=hm,digi,cat,demo (default; about 45 minutes on the 2-core VM); STEPS=replay adds
-#   the H&M replays (needs STEPS=hm's model; about 5 minutes).
+#   the H&M replays (needs STEPS=hm's model; about 5 minutes). The H&M model is built when
+#   missing (FRESH=1: always); the other models always.
 # Data: ../shared/data (PRODFUSION_SHARED_DATA).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,8 +27,8 @@ ev() { $PY -m prodfusion.cli evaluate "$@" --workers 1 --quiet; }
 build() { /usr/bin/time -f "%e s, %M KiB" $PY -m prodfusion.cli build "$@"; }
 M=$RUNS/hm_def_v28
 if [[ $STEPS == *hm* ]]; then  # the README's H&M build command, unchanged
-  rm -rf "$M"
-  build --catalog $H/articles.csv --id-col article_id --title-col prod_name \
+  [ "${FRESH:-0}" = 1 ] && rm -rf "$M"
+  [ -d "$M" ] || build --catalog $H/articles.csv --id-col article_id --title-col prod_name \
     --category-col product_type_name --image-root $H/images --image-template '{product_id}.jpg' \
     $INTER --out "$M" > "$RUNS/hm_def_v28_build.log" 2>&1
   ev retrieval "$M" $INTER --variants $V/single_text.json $V/single_image.json \
