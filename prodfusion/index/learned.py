@@ -39,7 +39,8 @@ class LearnedRescorer:
         self.pool = weighting.learned.pool
         self.confidence = confidence
         self.n = len(np.asarray(self.data[self.modalities[0]].mask))
-        self._norms = {m: np.linalg.norm(np.asarray(d.vectors, np.float32), axis=1)
+        self._norms = {m: d.row_norms() if hasattr(d, "row_norms") else np.linalg.norm(
+                           np.asarray(d.vectors, np.float32), axis=1)
                        for m, d in self.data.items() if m not in PAIRWISE_MODALITIES}
 
     def pair_scores(self, q: int, c: np.ndarray, best_of: np.ndarray | None = None
