@@ -246,15 +246,16 @@ def _explain_learned(embeddings: Mapping[str, Embeddings], modalities: Sequence[
     logc = None if confidence is None else np.asarray(confidence)[c]
     cq, cc = (None, None) if lin_conf is None else (lin_conf[[q]], lin_conf[c])
     q_has = {m: np.array([bool(embeddings[m].mask[q])]) for m in lr.modalities}
-    steps = []
+    feats = []
     for j in range(len(lr.modalities) + 1):  # modalities revealed one at a time
         shown = {m: has[m] & (i < j) for i, m in enumerate(lr.modalities)}
         if j:  # the weights' score over the modalities shown so far (a feature too)
             lin = intermediate_combine(linear, lr.modalities, cos, shown, cq, cc, q_has=q_has)
         else:
             lin = None
-        steps.append(lr.predict(pair_features(lr.modalities, cos, shown, best, logq,
-                                              logc, lin)[0]))
+        feats.append(pair_features(lr.modalities, cos, shown, best, logq, logc, lin)[0])
+    # every step's rows through the trees at once (one walk per tree, not one per step)
+    steps = np.split(lr.predict(np.concatenate(feats)), len(feats))
     for i, e in enumerate(out):
         if not in_pool[i]:
             e["base"] -= POOL_OFFSET

@@ -39,6 +39,7 @@ class LearnedRescorer:
         self.pool = weighting.learned.pool
         self.confidence = confidence
         self.n = len(np.asarray(self.data[self.modalities[0]].mask))
+        self._last: tuple[int, np.ndarray] | None = None  # candidates() of the last query
         self._norms = {m: d.row_norms() if hasattr(d, "row_norms") else np.linalg.norm(
                            np.asarray(d.vectors, np.float32), axis=1)
                        for m, d in self.data.items() if m not in PAIRWISE_MODALITIES}
@@ -67,7 +68,12 @@ class LearnedRescorer:
             q_has=q_has, q_best=best)[0]
 
     def candidates(self, q: int, flt: Filters) -> np.ndarray:
-        """Each modality's ``pool`` nearest products of row ``q`` that the filters allow."""
+        """Each modality's ``pool`` nearest products of row ``q`` that the filters allow (the
+        last query's unfiltered ones are kept: ``similar(..., explain=True)`` asks twice)."""
+        plain = _unfiltered(flt)
+        last = self._last
+        if plain and last is not None and last[0] == q:
+            return last[1]
         parts = []
         for m in self.modalities:
             if not self.data[m].mask[q]:
@@ -83,7 +89,10 @@ class LearnedRescorer:
                 parts.append(r[0][r[0] >= 0])
         c = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
         c = c[c != q]
-        return c[flt.allows(q, c)] if len(c) else c
+        c = c[flt.allows(q, c)] if len(c) else c
+        if plain:
+            self._last = (q, c)  # one tuple, replaced whole: safe across threads
+        return c
 
     def topk(self, query_rows, k: int = 15, *,
              filters: Filters | None = None) -> tuple[np.ndarray, np.ndarray]:
