@@ -1,7 +1,8 @@
 """Query cost of a learned profile (boosted trees) against the linear weightings of the same
 model: p50 / p99 milliseconds of ``Recommender.similar`` (k = 15) and with ``explain``, one
-query at a time, after a warm-up; the first query's one-off cost (each product's best
-similarity per modality) separately.
+query at a time, after a warm-up; the first query's one-off cost (the fuser's arrays, the
+trees decoded; until the twenty-eighth session also each product's best similarity per
+modality) separately.
 
     python benchmarks/learned_query_cost.py MODEL --profiles pairs,trees_pairs \
         [--queries 300] [--out docs/benchmarks/learned_query_cost.md]
@@ -49,7 +50,7 @@ def main(argv=None) -> int:
         learned = name is not None and rec.profile_weighting(name).learned is not None
         rec._fusers, rec._searchers = {}, {}
         t = time.perf_counter()
-        rec.similar(ids[0], k=15, profile=name)  # builds the fuser (and the trees' bests)
+        rec.similar(ids[0], k=15, profile=name)  # builds the fuser
         first = (time.perf_counter() - t) * 1000
         rec.similar(ids[1], k=15, profile=name)
         plain = _times(lambda i, n=name: rec.similar(i, k=15, profile=n), ids[2:])
