@@ -614,8 +614,9 @@ class Recommender(QueryMixin):
         weights (:func:`prodfusion.evaluation.tuning_learned.tune_learned`; its options are
         that function's) and makes them the model's (or the profile ``profile``'s) weighting
         **only when they beat, out of fold on validation, the weighting they re-score and
-        every modality alone** (``res["kept"]``; ``keep_worse=True`` keeps them anyway, e.g.
-        to evaluate them). The trees re-score the model's own weighting's candidates; a later
+        every modality alone** (``res["kept"]``; ``min_gain_se=1.96`` asks the gain to be
+        above that many standard errors, as ``build --tune-learner auto`` does;
+        ``keep_worse=True`` keeps them anyway, e.g. to evaluate them). The trees re-score the model's own weighting's candidates; a later
         linear ``tune`` replaces them.
 
         Returns the tuning record, also kept in the manifest (``tuning``, or the profile's
@@ -634,8 +635,10 @@ class Recommender(QueryMixin):
 
                 check_profile_name(profile, "tune()")
             keep_worse = bool(kwargs.pop("keep_worse", False))
+            min_gain_se = float(kwargs.pop("min_gain_se", 0.0))
             res = tune_learned(self, sessions=sessions, pairs=pairs, **kwargs)
-            res["kept"] = keep_worse or res["gain"]["value"] > 0
+            g = res["gain"]
+            res["kept"] = keep_worse or g["value"] > min_gain_se * g["se"]
             if not res["kept"]:
                 res.pop("scorer")
             elif profile is not None:

@@ -328,8 +328,6 @@ def _learn_trees(args, rec, res: dict, sessions, pairs) -> dict | None:
     Returns ``{"adopted": bool, "record": the trees' tuning record or None, "why": str}``
     (None for ``off``); the weights stay the model's when the trees are not adopted."""
     from prodfusion.cli.evaluate_steps import _p2v
-    from prodfusion.evaluation.tuning_learned import tune_learned
-    from prodfusion.model_state import apply_tuning
 
     mode = getattr(args, "tune_learner", "off")
     if mode == "off":
@@ -341,23 +339,18 @@ def _learn_trees(args, rec, res: dict, sessions, pairs) -> dict | None:
                        f"{MIN_AUTO_TREE_CASES:,} (--tune-learner gbdt learns them anyway)"}
     print("learning boosted trees over the tuned weights (`--tune-learner off` skips this; "
           "`prodfusion tune MODEL --learner gbdt` learns them later)", file=sys.stderr)
-    try:
-        tr = tune_learned(rec, sessions=sessions, pairs=pairs, objective=args.tune_objective,
-                          validate_on=args.tune_validate_on, repeats=args.tune_repeats,
-                          prod2vec=_p2v(args, rec), progress=True)
+    try:  # adopted (the model's weighting) only when kept: above the bar out of fold
+        tr = rec.tune(sessions, pairs, learner="gbdt", objective=args.tune_objective,
+                      validate_on=args.tune_validate_on, repeats=args.tune_repeats,
+                      prod2vec=_p2v(args, rec), progress=True,
+                      min_gain_se=1.96 if mode == "auto" else 0.0)
     except ProdfusionError as e:
         if mode == "gbdt":
             raise ProdfusionError(f"--tune-learner gbdt: {e} Nothing was written.") from e
         print(f"warning: no trees learnt ({e}); the model keeps its tuned weights.",
               file=sys.stderr)
         return {"adopted": False, "record": None, "why": f"not learnt: {e}"}
-    g = tr["gain"]
-    bar = 1.96 * g["se"] if mode == "auto" else 0.0
-    adopted = g["value"] > bar
-    if adopted:
-        apply_tuning(rec, tr, sessions=sessions, pairs=pairs)
-    else:
-        tr.pop("scorer", None)
+    g, adopted = tr["gain"], tr["kept"]
     over = "the weights" if g["over"] == "linear" else g["over"]
     why = (f"gain {g['value']:+.4f} over {over} out of fold, one standard error "
            f"{g['se']:.4f}: " + ("above" if adopted else "not above")
