@@ -74,25 +74,36 @@ class LearnedRescorer:
         last = self._last
         if plain and last is not None and last[0] == q:
             return last[1]
-        parts = []
-        for m in self.modalities:
-            if not self.data[m].mask[q]:
-                continue
-            near = self.nearest[m]
-            if m == "category":  # its bestsellers (pool_mask's order)
-                prior = None if self.confidence is None else np.asarray(self.confidence)
-                parts.append(np.asarray(near.neighbours(q, self.pool, prior=prior), np.int64))
-            elif m in PAIRWISE_MODALITIES:
-                parts.append(np.asarray(near.neighbours(q, self.pool), np.int64))
-            else:
-                r, _ = near.topk([q], self.pool, filters=flt)
-                parts.append(r[0][r[0] >= 0])
-        c = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
-        c = c[c != q]
-        c = c[flt.allows(q, c)] if len(c) else c
+        c = self.candidates_many(np.array([q], np.int64), flt)[0]
         if plain:
             self._last = (q, c)  # one tuple, replaced whole: safe across threads
         return c
+
+    def candidates_many(self, rows: np.ndarray, flt: Filters) -> list[np.ndarray]:
+        """:meth:`candidates` of every row of ``rows``, each vector modality's index searched
+        once for all of them (a batch: what an export's blocks of queries gain)."""
+        parts: list[list[np.ndarray]] = [[] for _ in rows]
+        prior = None if self.confidence is None else np.asarray(self.confidence)
+        for m in self.modalities:
+            has = np.flatnonzero(np.asarray(self.data[m].mask, bool)[rows])
+            if not len(has):
+                continue
+            near = self.nearest[m]
+            if m in PAIRWISE_MODALITIES:  # the category: its bestsellers (pool_mask's order)
+                kw = {"prior": prior} if m == "category" else {}
+                for i in has:
+                    parts[i].append(np.asarray(near.neighbours(int(rows[i]), self.pool, **kw),
+                                               np.int64))
+            else:
+                r, _ = near.topk(rows[has], self.pool, filters=flt)
+                for i, rr in zip(has, r, strict=True):
+                    parts[i].append(rr[rr >= 0])
+        out = []
+        for q, p in zip(rows, parts, strict=True):
+            c = np.unique(np.concatenate(p)) if p else np.zeros(0, np.int64)
+            c = c[c != q]
+            out.append(c[flt.allows(int(q), c)] if len(c) else c)
+        return out
 
     def topk(self, query_rows, k: int = 15, *,
              filters: Filters | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -100,12 +111,15 @@ class LearnedRescorer:
         flt = (filters or Filters()).check(self.n)
         out_r = np.full((len(rows), k), -1, np.int64)
         out_s = np.full((len(rows), k), -np.inf, np.float32)
+        rows = np.asarray(rows, np.int64)
+        cands = self.candidates_many(rows, flt)
+        # the query's best over the catalog: its unfiltered nearest hold it
+        plain = cands if _unfiltered(flt) else self.candidates_many(rows, Filters())
         for i, q in enumerate(rows):
-            c = self.candidates(int(q), flt)
+            c = cands[i]
             if not len(c):
                 continue
-            # the query's best over the catalog: its unfiltered nearest hold it
-            s = self.pair_scores(int(q), c, c if _unfiltered(flt) else None)
+            s = self.pair_scores(int(q), c, plain[i])
             out_r[i], out_s[i] = topk_rows(s[None, :], k, c[None, :])
         return out_r, out_s
 

@@ -288,8 +288,13 @@ def test_the_approximate_search_ranks_as_the_exact_one_when_its_indexes_find_eve
         rec.index_settings = IndexSettings(exact_below=0, reduce_dim=None, ef_search=1024)
         rec._fusers, rec._searchers = {}, {}
         wt = rec.weighting(rec.available_modalities, rec.profile_weighting("trees"))
-        assert isinstance(rec.searcher("intermediate", rec.available_modalities, wt),
-                          LearnedRescorer)
+        searcher = rec.searcher("intermediate", rec.available_modalities, wt)
+        assert isinstance(searcher, LearnedRescorer)
+        batch = searcher.topk(np.array([0, 5, 77]), 8)  # one index search per modality
+        for i, q in enumerate((0, 5, 77)):
+            one = searcher.topk([q], 8)
+            assert list(batch[0][i]) == list(one[0][0])
+            np.testing.assert_array_equal(batch[1][i], one[1][0])
         for q, (ids, scores) in exact.items():
             a_ids, a_scores = rec.similar(rec.catalog.ids[q], k=8, profile="trees")
             assert list(a_ids) == list(ids)
