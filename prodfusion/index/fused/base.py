@@ -33,7 +33,10 @@ _QUERY_BLOCK = 64
 _EXACT_CHUNK = 32_768
 
 def _row_norms(e: Embeddings) -> np.ndarray:
-    """L2 norm of every row (0 where absent), computed in chunks."""
+    """L2 norm of every row (0 where absent), computed in chunks
+    (:meth:`Embeddings.row_norms`, kept on the modality's vectors, where it has them)."""
+    if hasattr(e, "row_norms"):
+        return e.row_norms()
     out = np.zeros(len(e.mask), dtype=np.float32)
     for lo in range(0, len(out), _BUILD_CHUNK):
         v = np.asarray(e.vectors[lo : lo + _BUILD_CHUNK], dtype=np.float32)
