@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -635,7 +636,11 @@ class Recommender(QueryMixin):
 
                 check_profile_name(profile, "tune()")
             keep_worse = bool(kwargs.pop("keep_worse", False))
-            min_gain_se = float(kwargs.pop("min_gain_se", 0.0))
+            min_gain_se = kwargs.pop("min_gain_se", 0.0)
+            if isinstance(min_gain_se, bool) or not isinstance(min_gain_se, (int, float)) \
+                    or not math.isfinite(min_gain_se) or min_gain_se < 0:
+                raise param_error("min_gain_se", "tune()", "a finite number >= 0",
+                                  min_gain_se)
             res = tune_learned(self, sessions=sessions, pairs=pairs, **kwargs)
             g = res["gain"]
             res["kept"] = keep_worse or g["value"] > min_gain_se * g["se"]

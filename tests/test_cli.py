@@ -341,6 +341,15 @@ def test_tune_learner_gbdt_needs_a_profile_and_writes_only_what_it_keeps(files, 
                  "--quiet"]) == 2
     assert "profile" in capsys.readouterr().err
     assert manifest.read_bytes() == before
+    for bad in ("-1", "nan", "x"):  # refused before any work, nothing written
+        with pytest.raises(SystemExit):
+            main(["tune", str(files / "model"), "--learner", "gbdt", "--min-gain-se", bad])
+        assert "--min-gain-se" in capsys.readouterr().err
+    assert manifest.read_bytes() == before
+    # a bar no gain can clear: reported, not written
+    assert main(["tune", str(files / "model"), "--learner", "gbdt", "--profile", "trees",
+                 "--quiet", "--workers", "1", "--repeats", "2", "--min-gain-se", "1e9"]) == 0
+    assert "NOT written" in capsys.readouterr().out and manifest.read_bytes() == before
     code = main(["tune", str(files / "model"), "--learner", "gbdt", "--profile", "trees",
                  "--quiet", "--workers", "1", "--repeats", "2"])
     out = capsys.readouterr().out

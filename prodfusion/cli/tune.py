@@ -21,6 +21,20 @@ def _n0_list(s: str) -> list[float | str | None]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _gain_se(s: str) -> float:
+    """``--min-gain-se``: a finite number >= 0 (argparse type)."""
+    import argparse
+    import math
+
+    try:
+        z = float(s)
+    except ValueError:
+        z = math.nan
+    if not math.isfinite(z) or z < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {s!r}")
+    return z
+
+
 def _decay_list(s: str) -> list[float]:
     import argparse
 
@@ -147,17 +161,19 @@ def _tune_trees(args, rec, sessions, pairs) -> int:
     """``prodfusion tune MODEL --learner gbdt --profile NAME``."""
 
     res = rec.tune(sessions, pairs, profile=args.profile, learner="gbdt",
-                   keep_worse=args.keep_worse, **learned_options(args, rec))
+                   keep_worse=args.keep_worse, min_gain_se=args.min_gain_se,
+                   **learned_options(args, rec))
     written = res["kept"] and not args.dry_run
     if written:
         rec.save(args.model)
     t = res["trees"]
+    over_name = ("the weighting they re-score" if res["gain"]["over"] == "linear"
+                 else res["gain"]["over"])
+    short = (f"the trees' gain over {over_name} on validation is not above "
+             f"{args.min_gain_se:g} standard errors" if res["gain"]["value"] > 0
+             else f"the trees do not beat {over_name} on validation")
     why = "" if written else " (dry run: not written)" if args.dry_run else (
-        " (NOT written: the trees do not beat " + ("the weighting they re-score"
-                                                     if res["gain"]["over"] == "linear"
-                                                     else res["gain"]["over"])
-        + " on validation; "
-        "--keep-worse writes them anyway)")
+        f" (NOT written: {short}; --keep-worse writes them anyway)")
     what = f" profile {args.profile!r}" if args.profile else ""
     print(f"tuned {args.model}{what}{why}: {t['n_trees']} boosted trees "
           f"({t['kind']}; out of fold " + ", ".join(f"{k} {v:.4f}" for k, v in
@@ -420,6 +436,10 @@ def add_tune_parser(sub) -> None:
                    help="with --learner gbdt: write the trees' profile even when they do not "
                    "beat, out of fold on validation, the weighting they re-score and every "
                    "modality alone (by default such trees are reported, not written)")
+    p.add_argument("--min-gain-se", type=_gain_se, default=0.0, metavar="Z",
+                   help="with --learner gbdt: write the trees only when their out-of-fold "
+                   "gain is above Z standard errors (default 0: any gain; `build "
+                   "--tune-learner auto` asks 1.96)")
     p.add_argument("--dry-run", action="store_true", help="print the choice, write nothing")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_tune)

@@ -228,6 +228,9 @@ def test_bad_requests_are_refused_and_change_nothing():
         rec.tune(None, learner="gbdt", profile="x")
     with pytest.raises(ParameterError, match="repeats"):
         rec.tune(sessions, learner="gbdt", profile="x", repeats=0)
+    for bad in (-1.0, float("nan"), "2", True):
+        with pytest.raises(ParameterError, match="min_gain_se"):
+            rec.tune(sessions, learner="gbdt", profile="x", min_gain_se=bad)
     assert rec.weighting() == before and not rec.profiles
 
 
