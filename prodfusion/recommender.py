@@ -24,6 +24,7 @@ from prodfusion.encoders.clicks import Prod2VecParams
 from prodfusion.errors import (
     DataError,
     ParameterError,
+    ProdfusionError,
     param_error,
 )
 from prodfusion.fusion import (
@@ -49,6 +50,9 @@ __all__ = ["Recommender", "QueryOptions", "Prod2VecParams", "FORMAT_VERSION",
            "catalog_fingerprint"]
 
 log = logging.getLogger(__name__)
+#: The profile that keeps a model's tuned weights when boosted trees replace them as its
+#: weighting (``tune(learner="gbdt")`` without a profile; ``build --tune-learner``).
+REPLACED_WEIGHTS_PROFILE = "weights"
 
 
 
@@ -650,6 +654,7 @@ class Recommender(QueryMixin):
                 res["profile"] = profile
                 apply_profile(self, profile, res, sessions=sessions, pairs=pairs)
             else:
+                res["weights_profile"] = self._keep_replaced_weights(sessions, pairs)
                 apply_tuning(self, res, sessions=sessions, pairs=pairs)
             return res
         if profile is not None:
@@ -664,6 +669,27 @@ class Recommender(QueryMixin):
         else:
             apply_tuning(self, res, sessions=sessions, pairs=pairs)
         return res
+
+    def _keep_replaced_weights(self, sessions, pairs) -> str | None:
+        """Before trees become the model's weighting: keep the linear tuning they replace as
+        the weighting profile :data:`REPLACED_WEIGHTS_PROFILE` (``similar --profile
+        weights`` then serves the lists of before). Returns its name, or None where there
+        is none to keep (an untuned model, trees replacing trees, the name taken, or a
+        record the profile rules refuse, which is logged)."""
+        from prodfusion.model_state import apply_profile
+
+        prev = self.manifest_.get("tuning")
+        name = REPLACED_WEIGHTS_PROFILE
+        if not prev or prev.get("learner") == "gbdt" or name in (getattr(self, "profiles_", None) or {}):
+            return None
+        try:
+            apply_profile(self, name, {**prev, "profile": name}, sessions=sessions,
+                          pairs=pairs)
+        except ProdfusionError as e:
+            log.warning("the tuned weights the trees replace were not kept as profile %r: %s",
+                        name, e)
+            return None
+        return name
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:

@@ -374,9 +374,12 @@ def _trees_line(trees: dict, args, model: str) -> str:
             f"{tr['reference_scores']['linear']:.4f} for the weights alone, "
             f"{tr['seconds']:.0f}s; {trees['why']}")
     if trees["adopted"]:
+        kept = tr.get("weights_profile")
         return (head + ": adopted as the model's weighting (`similar`, `export` and the "
-                "service rank by them; `explain` splits their score over the modalities; "
-                "`prodfusion tune MODEL` with the linear learner goes back to weights)")
+                "service rank by them; `explain` splits their score over the modalities"
+                + (f"; the weights above stay as profile {kept!r}: `similar {model} ID "
+                   f"--profile {kept}`" if kept else "")
+                + "; `prodfusion tune MODEL` with the linear learner goes back to weights)")
     opts = "" if args.tune_validate_on == "all" else f" --validate-on {args.tune_validate_on}"
     return (head + ": not adopted, the model keeps the weights (to compare them: "
             f"prodfusion tune {model} --learner gbdt{opts} --keep-worse --profile trees)")

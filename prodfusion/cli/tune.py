@@ -201,6 +201,10 @@ def _tune_trees(args, rec, sessions, pairs) -> int:
     elif written:
         print("  the trees are now the model's own weighting: `similar`, `export` and the "
               "service rank by them (a later linear `prodfusion tune` replaces them)")
+        if res.get("weights_profile"):
+            print(f"  the tuned weights they replace stay as profile "
+                  f"{res['weights_profile']!r}: `prodfusion similar {args.model} ID "
+                  f"--profile {res['weights_profile']}`")
     return 0
 
 

@@ -434,6 +434,21 @@ def test_the_trees_as_the_models_own_weighting(trees_shop, tmp_path):
     back.tune(sessions, pairs, objective="hitrate@5", step=0.5, n0_grid=(None,),
               max_queries=200)
     assert back.weighting().learned is None and "learner" not in back.manifest_["tuning"]
+    assert res["weights_profile"] is None  # the first trees replaced untuned weights
+    # trees replacing tuned weights keep them as profile 'weights': the lists of before
+    before = {q: list(back.similar(rec.catalog.ids[q], k=6)[0]) for q in (0, 17)}
+    res2 = back.tune(sessions, pairs, learner="gbdt", validate_on="pairs",
+                     objective="hitrate@5", max_iter=60, keep_worse=True)
+    assert res2["weights_profile"] == "weights" and back.weighting().learned is not None
+    again = Recommender.load(back.save(tmp_path / "c"))
+    for r in (back, again):
+        assert r.profile_weighting("weights").learned is None
+        for q, ids in before.items():
+            assert list(r.similar(rec.catalog.ids[q], k=6, profile="weights")[0]) == ids
+    res3 = again.tune(sessions, pairs, learner="gbdt", validate_on="pairs",
+                      objective="hitrate@5", max_iter=60, keep_worse=True)
+    assert res3["weights_profile"] is None  # trees replacing trees: the profile stays
+    assert again.profile_weighting("weights") == back.profile_weighting("weights")
 
 
 def test_early_and_late_fusion_of_a_trees_model_weigh_by_its_weights(trees_shop, tmp_path):
