@@ -33,8 +33,8 @@ if [[ $STEPS == *hm* ]]; then  # the README's H&M build command, unchanged
     $INTER --out "$M" > "$RUNS/hm_def_v28_build.log" 2>&1
   ev retrieval "$M" $INTER --variants $V/single_text.json $V/single_image.json \
     $V/single_clicks.json $V/single_lexical.json $V/single_cooc.json $V/own5.json \
-    $V/tuned5_profile_sessions.json $V/tuned5_profile_pairs.json baseline tfidf cooc popular \
-    cooc+tfidf \
+    $V/tuned5_profile_weights.json $V/tuned5_profile_sessions.json $V/tuned5_profile_pairs.json \
+    baseline tfidf cooc popular cooc+tfidf \
     --note "model=$M: the README's H&M build command (defaults, --tune-learner auto), twenty-eighth session" \
     --out $R/hm_default_v28 > "$RUNS/hm_def_v28_eval.log" 2>&1
 fi
