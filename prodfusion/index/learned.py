@@ -115,6 +115,8 @@ class LearnedRescorer:
         cands = self.candidates_many(rows, flt)
         # the query's best over the catalog: its unfiltered nearest hold it
         plain = cands if _unfiltered(flt) else self.candidates_many(rows, Filters())
+        if len(rows):  # what an explanation of the last query asks for next
+            self._last = (int(rows[-1]), plain[-1])
         for i, q in enumerate(rows):
             c = cands[i]
             if not len(c):

@@ -317,9 +317,17 @@ def test_the_approximate_search_ranks_as_the_exact_one_when_its_indexes_find_eve
                 raise AssertionError("explain scanned the catalog for the pool")
 
             monkeypatch.setattr(learned_mod, "pool_mask", no_scan)
+            searches = []  # the indexes are searched once for the list and its explanation
+
+            def counted(rows, flt, f=searcher.candidates_many, log=searches):
+                log.append(len(rows))
+                return f(rows, flt)
+
+            monkeypatch.setattr(searcher, "candidates_many", counted)
             e_ids, e_scores, why = rec.similar(rec.catalog.ids[q], k=5, profile="trees",
                                                exclude=banned, explain=True)
             assert list(e_ids) == list(f_ids)
+            assert searches == [1, 1]  # the filtered pool, the unfiltered one: no third
             for e, sc in zip(why, e_scores, strict=True):
                 assert e["pool"] and e["score"] == pytest.approx(float(sc), abs=1e-4)
                 assert e["base"] + sum(v["share"] for v in e["modalities"].values()) == \
