@@ -354,6 +354,7 @@ def test_tune_learner_gbdt_needs_a_profile_and_writes_only_what_it_keeps(files, 
                  "--quiet", "--workers", "1", "--repeats", "2"])
     out = capsys.readouterr().out
     assert code == 0 and "validation ndcg@15 out of fold" in out
+    assert "by validation slice, out of fold" in out and "target: no training clicks" in out
     assert "the weighting re-scored" in out and "text alone" in out
     kept = "NOT written" not in out
     assert (manifest.read_bytes() != before) == kept

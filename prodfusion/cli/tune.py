@@ -127,14 +127,8 @@ def cmd_tune(args) -> int:
     print(f"  by validation slice (tuned vs the best single modality"
           f"{'' if res['slice_safe'] else '; NOT met in every slice of '}"
           f"{'' if res['slice_safe'] else str(res['search']['min_slice_cases']) + '+ cases'}):")
-    noise = res["search"].get("slice_noise", 0)
-    for name, row in res["validation_slices"].items():
-        within = (noise and row["tuned"] < row["best single"] and row.get("se") is not None
-                  and row["best single"] - row["tuned"] <= noise * row["se"])
-        cases = "case" if row["n"] == 1 else "cases"
-        print(f"    {name:<36} {row['tuned']:.4f} vs {row['best single']:.4f} ({row['n']:,} {cases}"
-              + (f"; below by less than {noise:g} standard error(s), {row['se']:.4f}: noise"
-                 if within else "") + ")")
+    for line in slice_lines(res, res["search"].get("slice_noise", 0)):
+        print(line)
     for line in slice_notes(res):
         print(line)
     if res.get("slice_safe_but_sources"):
@@ -192,6 +186,11 @@ def _tune_trees(args, rec, sessions, pairs) -> int:
     line = gain_line({**res, "gain": {**res["gain"], "over": over}})
     if line:
         print(line.replace("the fusion may serve", "the trees may serve"))
+    if res.get("validation_slices"):
+        print("  by validation slice, out of fold (the trees vs the best single modality "
+              "there; every split's cases pooled):")
+        for line in slice_lines(res):
+            print(line)
     if res["gain"]["value"] <= 0 and written:
         print(f"  the trees score below {over} on validation: serve this "
               "profile only to compare (evaluate retrieval --variants with its profile)")
@@ -206,6 +205,26 @@ def _tune_trees(args, rec, sessions, pairs) -> int:
                   f"{res['weights_profile']!r}: `prodfusion similar {args.model} ID "
                   f"--profile {res['weights_profile']}`")
     return 0
+
+
+def slice_lines(res: dict, noise: float = 0) -> list[str]:
+    """One line per validation slice of a tuning record: the choice against the best single
+    modality there, with its cases; a shortfall within ``noise`` standard errors said so.
+
+    >>> print(slice_lines({"validation_slices": {"query: no training clicks": {
+    ...     "n": 5, "tuned": 0.0, "best single": 0.2, "se": 0.2}}})[0])
+        query: no training clicks            0.0000 vs 0.2000 (5 cases)
+    """
+    out = []
+    for name, row in res.get("validation_slices", {}).items():
+        within = (noise and row["tuned"] < row["best single"] and row.get("se") is not None
+                  and row["best single"] - row["tuned"] <= noise * row["se"])
+        cases = "case" if row["n"] == 1 else "cases"
+        out.append(f"    {name:<36} {row['tuned']:.4f} vs {row['best single']:.4f} "
+                   f"({row['n']:,} {cases}"
+                   + (f"; below by less than {noise:g} standard error(s), {row['se']:.4f}: "
+                      "noise" if within else "") + ")")
+    return out
 
 
 def format_weights_of(res: dict) -> str:

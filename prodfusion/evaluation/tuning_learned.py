@@ -117,6 +117,35 @@ def _fit(parts: list, mods: Sequence[str], seed: int, max_iter: int, config: str
     return LearnedScorer.from_estimator(clf, mods), int(y.sum()), len(y)
 
 
+def _oof_slices(folds, mods, learned_vals, single_vals, groups, case_src) -> dict:
+    """Per validation slice (the evaluation report's: query / target with or without
+    training clicks, photo; each source): its cases, the trees' mean metric out of fold, the
+    best modality alone's and each modality's there, and the standard error of the trees'
+    paired difference from that best (the cases of every split pooled; same keys as
+    :func:`~prodfusion.evaluation.tuning.tune_weights`'s ``validation_slices``)."""
+    from prodfusion.evaluation.tuning_scorer import _paired_se
+
+    names: list[str] = []
+    for sc, _ in folds:
+        names += [nm for nm in sc.slices if nm not in names]
+    lv = np.concatenate(learned_vals)
+    sv = {m: np.concatenate(single_vals[m]) for m in mods}
+    out = {}
+    for name in names:
+        cases = np.concatenate([np.asarray(sc.slices[name], bool) if name in sc.slices
+                                else np.zeros(len(sc.src), bool) for sc, _ in folds])
+        n = int(cases.sum())
+        if not n:
+            continue
+        per = {m: float(sv[m][cases].mean()) for m in mods}
+        best = max(per, key=per.get)
+        out[name] = {"n": n, "tuned": float(lv[cases].mean()), "best single": per[best],
+                     "se": float(_paired_se(lv[cases], sv[best][cases], groups[cases],
+                                            case_src[cases])),
+                     **{f"{m} alone": v for m, v in per.items()}}
+    return out
+
+
 def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
                  objective: str = "ndcg@15", validate_on: str = "all",
                  test_fraction: float = 0.2, val_fraction: float = 0.2, seed: int = 0,
@@ -225,6 +254,7 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
         best_ref[: -len(" alone")]])
     gain = {"over": best_ref, "value": scores["learned"] - refs[best_ref],
             "se": float(_paired_se(np.concatenate(learned_vals), ref_vals, groups, case_src))}
+    slices = _oof_slices(folds, mods, learned_vals, single_vals, groups, case_src)
     log(f"out of fold: trees {scores['learned']:.4f}, linear {refs['linear']:.4f}, best "
         f"reference {best_ref} {refs[best_ref]:.4f}; gain {gain['value']:+.4f} "
         f"± {gain['se']:.4f}")
@@ -250,6 +280,7 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
         "validation_measure": "out of fold (trees trained on the other groups of validation queries)",
         "reference_scores": refs,
         "gain": gain,
+        "validation_slices": slices,
         "trees": {"n_trees": scorer.n_trees, "fingerprint": scorer.fingerprint,
                   "training_rows": n_rows, "training_targets": n_pos,
                   "learner": "sklearn HistGradientBoostingClassifier", "max_iter": max_iter,

@@ -197,6 +197,12 @@ def test_a_trees_profile_ranks_as_its_trees_and_leaves_the_default(trees_shop, t
     assert wt.learned is not None and wt.learned.n_trees == res["trees"]["n_trees"] >= 1
     assert "scorer" not in res and res["learner"] == "gbdt"
     assert set(res["reference_scores"]) == {"linear", "text alone", "image alone"}
+    # by slice, out of fold: the photo slices split the validation cases
+    sl = res["validation_slices"]
+    assert sl["query: with image"]["n"] + sl.get("query: no image", {"n": 0})["n"] == \
+        res["split"]["n_validation_cases"]  # an empty slice is left out
+    for row in sl.values():
+        assert row["best single"] == max(row["text alone"], row["image alone"])
     for q in (0, 17, 90):
         ids, _ = rec.similar(rec.catalog.ids[q], k=6, profile="trees")
         assert [rec.catalog.row_of(i) for i in ids] == _brute(rec, wt, q, 6)
