@@ -128,12 +128,15 @@ def apply_profile(rec, name: str, res: dict, *, sessions=None, pairs=None) -> No
                         fallback_missing=res.get("fallback_missing", "drop"),
                         confidence=res.get("confidence", "ratio"), learned=scorer)
     set_counts = None
-    if scorer is not None:  # the trees read the click counts the tuning counted
-        counts = _tuning_counts(rec, sessions, pairs)
-        have = getattr(rec, "click_counts_", None)
+    # trees and n0 both read the click counts the tuning counted: counted once for both
+    counts = _tuning_counts(rec, sessions, pairs) \
+        if scorer is not None or res["n0"] is not None else None
+    have = getattr(rec, "click_counts_", None)
+    same = have is not None and counts is not None and np.array_equal(have, counts)
+    if scorer is not None:
         if have is None:  # a model built without interactions: it gets these
             set_counts = counts
-        elif not np.array_equal(have, counts):
+        elif not same:
             raise ParameterError(
                 f"tune(): the trees of profile {name!r} read each product's click count, "
                 "which needs the model's click counts, but the interactions tuned on count "
@@ -146,15 +149,12 @@ def apply_profile(rec, name: str, res: dict, *, sessions=None, pairs=None) -> No
             f"tune(): profile {name!r} chose cooc decay {decay:g} but the model counts with "
             f"{rec.cooc_.decay:g}; a profile shares the model's co-occurrences (tune a profile "
             "with cooc_decays=(), which tune(profile=...) does by default).")
-    if res["n0"] is not None:
-        counts = _tuning_counts(rec, sessions, pairs)
-        have = getattr(rec, "click_counts_", None)
-        if have is None or not np.array_equal(have, counts):
-            raise ParameterError(
-                f"tune(): profile {name!r} weighs clicks by confidence (n0 {res['n0']:g}), "
-                "which needs the model's click counts, but the interactions tuned on count "
-                "products differently; tune the profile on the interactions the model was "
-                "built (or tuned) with, or with n0_grid=(None,).")
+    if res["n0"] is not None and not same:
+        raise ParameterError(
+            f"tune(): profile {name!r} weighs clicks by confidence (n0 {res['n0']:g}), "
+            "which needs the model's click counts, but the interactions tuned on count "
+            "products differently; tune the profile on the interactions the model was "
+            "built (or tuned) with, or with n0_grid=(None,).")
     profiles = dict(getattr(rec, "profiles_", None) or {})
     profiles[name] = {"weighting": wt.to_dict(), "tuning": res}
     rec.profiles_ = profiles  # written into the manifest by save()

@@ -34,6 +34,7 @@ __all__ = [
     "VectorDtype",
     "check_finite",
     "check_vector_dtype",
+    "row_norms",
 ]
 
 #: Rows checked at a time by :func:`check_finite`.
@@ -125,16 +126,13 @@ class Embeddings:
         return Embeddings(self.vectors[rows], self.mask[rows], self.spec, dict(self.info))
 
     def row_norms(self) -> np.ndarray:
-        """L2 norm of every row in float32 (0 where absent), computed in chunks on first
-        use and kept while :attr:`vectors` is the same array (it is never changed in place)."""
+        """L2 norm of every row in float32 (0 where absent; :func:`row_norms`), computed on
+        first use and kept while :attr:`vectors` is the same array (it is never changed in
+        place)."""
         cached = self.__dict__.get("_row_norms")
         if cached is not None and cached[0] is self.vectors:
             return cached[1]
-        out = np.zeros(len(self.mask), np.float32)
-        for lo in range(0, len(out), 65536):
-            v = np.asarray(self.vectors[lo: lo + 65536], np.float32)
-            out[lo: lo + 65536] = np.sqrt(np.einsum("ij,ij->i", v, v))
-        out[~self.mask] = 0.0
+        out = _chunked_norms(self.vectors, self.mask)
         self.__dict__["_row_norms"] = (self.vectors, out)
         return out
 
@@ -279,3 +277,20 @@ class Encoder(Protocol):
 
     def encode(self, catalog, sessions=None) -> Embeddings:  # pragma: no cover - protocol
         ...
+
+
+def _chunked_norms(vectors, mask) -> np.ndarray:
+    """L2 norm of every row of ``vectors`` in float32, :data:`_CHECK_CHUNK` rows at a time
+    (no float32 copy of a float16 matrix), 0 where ``mask`` is False."""
+    out = np.zeros(len(mask), np.float32)
+    for lo in range(0, len(out), _CHECK_CHUNK):
+        v = np.asarray(vectors[lo: lo + _CHECK_CHUNK], np.float32)
+        out[lo: lo + _CHECK_CHUNK] = np.sqrt(np.einsum("ij,ij->i", v, v))
+    out[~np.asarray(mask, bool)] = 0.0
+    return out
+
+
+def row_norms(e) -> np.ndarray:
+    """The row norms of a vector modality ``e``: :meth:`Embeddings.row_norms` (kept on it),
+    or computed the same way for any object with ``vectors`` and ``mask``."""
+    return e.row_norms() if hasattr(e, "row_norms") else _chunked_norms(e.vectors, e.mask)

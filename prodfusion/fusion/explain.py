@@ -214,23 +214,15 @@ def _explain_learned(embeddings: Mapping[str, Embeddings], modalities: Sequence[
                         confidence=lin_conf)
     # the query's pool and best similarities: over the whole catalog, as the fuser draws
     # them (pool_mask), or over the pool the indexes gave (pool_rows)
+    from prodfusion.encoders.base import row_norms
+    from prodfusion.index.pairwise import row_similarities
+
     n = len(np.asarray(embeddings[lr.modalities[0]].mask))
     rows = np.arange(n) if pool_rows is None else np.union1d(np.asarray(pool_rows, np.int64), c)
-    full, full_both = {}, {}
-    for m in lr.modalities:
-        e = embeddings[m]
-        mask = np.asarray(e.mask, bool)
-        if hasattr(e, "scores"):
-            full[m] = np.asarray(e.scores([q], None if pool_rows is None else rows), np.float32)
-        else:
-            v = e.vectors if pool_rows is None else e.vectors[rows]
-            vq = np.asarray(e.vectors[q], np.float32)
-            norms = e.row_norms() if hasattr(e, "row_norms") else np.linalg.norm(
-                np.asarray(e.vectors, np.float32), axis=1)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                cosr = (v @ vq).astype(np.float32) / (norms[rows] * norms[q])
-            full[m] = np.where(mask[rows], cosr, 0.0)[None].astype(np.float32)
-        full_both[m] = (mask[rows] & bool(mask[q]))[None]
+    norms = {m: row_norms(embeddings[m]) for m in lr.modalities
+             if not hasattr(embeddings[m], "scores")}  # the vector modalities'
+    full, full_both, _ = row_similarities(embeddings, norms, lr.modalities, q,
+                                          None if pool_rows is None else rows)
     best = query_best(lr.modalities, full, full_both, (rows == q)[None])
     if pool_rows is None:
         pool = pool_mask(lr.modalities, full, full_both, lr.pool, exclude=(rows == q)[None],

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from prodfusion.encoders.base import row_norms
 from prodfusion.fusion.base import check_query_rows
 from prodfusion.fusion.cooc import PAIRWISE_MODALITIES
 from prodfusion.fusion.weights import Weighting, intermediate_combine
@@ -40,9 +41,8 @@ class LearnedRescorer:
         self.confidence = confidence
         self.n = len(np.asarray(self.data[self.modalities[0]].mask))
         self._last: tuple[int, np.ndarray] | None = None  # candidates() of the last query
-        self._norms = {m: d.row_norms() if hasattr(d, "row_norms") else np.linalg.norm(
-                           np.asarray(d.vectors, np.float32), axis=1)
-                       for m, d in self.data.items() if m not in PAIRWISE_MODALITIES}
+        self._norms = {m: row_norms(d) for m, d in self.data.items()
+                       if m not in PAIRWISE_MODALITIES}
 
     def pair_scores(self, q: int, c: np.ndarray, best_of: np.ndarray | None = None
                     ) -> np.ndarray:

@@ -49,18 +49,19 @@ ZMEAN_DENSE_OVER_FETCH = 4
 
 
 def row_similarities(data: Mapping, norms: Mapping, modalities: Sequence[str], q: int,
-                     c: np.ndarray) -> tuple[dict, dict, dict]:
-    """``(cos, both, q_has)`` of query row ``q`` and candidate rows ``c``, per modality, as
-    ``(1, len(c))`` arrays: cosines of the vector modalities (``norms``: their row norms),
-    the pairwise ones' scores, whether both products have the modality, whether ``q`` has
-    it (what :func:`~prodfusion.fusion.weights.intermediate_combine` takes)."""
-    c = np.asarray(c, np.int64)
+                     c: np.ndarray | None) -> tuple[dict, dict, dict]:
+    """``(cos, both, q_has)`` of query row ``q`` and candidate rows ``c`` (None: every row,
+    read in place), per modality, as ``(1, len(c))`` arrays: cosines of the vector
+    modalities (``norms``: their row norms), the pairwise ones' scores, whether both
+    products have the modality, whether ``q`` has it (what
+    :func:`~prodfusion.fusion.weights.intermediate_combine` takes)."""
+    c = slice(None) if c is None else np.asarray(c, np.int64)
     cos, both, q_has = {}, {}, {}
     for m in modalities:
         d = data[m]
         mask = np.asarray(d.mask, bool)
         if hasattr(d, "scores"):
-            cos[m] = d.scores([q], c)[0]
+            cos[m] = d.scores([q], None if isinstance(c, slice) else c)[0]
         else:
             dots = np.asarray(d.vectors[c], np.float32) @ np.asarray(d.vectors[q], np.float32)
             with np.errstate(divide="ignore", invalid="ignore"):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prodfusion.encoders.base import Embeddings
+from prodfusion.encoders.base import Embeddings, row_norms
 from prodfusion.errors import NotBuiltError, ParameterError
 from prodfusion.fusion import make_fuser
 from prodfusion.fusion.base import check_query_rows
@@ -32,17 +32,6 @@ _QUERY_BLOCK = 64
 #: Rows scored at once by the exact fallback.
 _EXACT_CHUNK = 32_768
 
-def _row_norms(e: Embeddings) -> np.ndarray:
-    """L2 norm of every row (0 where absent), computed in chunks
-    (:meth:`Embeddings.row_norms`, kept on the modality's vectors, where it has them)."""
-    if hasattr(e, "row_norms"):
-        return e.row_norms()
-    out = np.zeros(len(e.mask), dtype=np.float32)
-    for lo in range(0, len(out), _BUILD_CHUNK):
-        v = np.asarray(e.vectors[lo : lo + _BUILD_CHUNK], dtype=np.float32)
-        out[lo : lo + _BUILD_CHUNK] = np.sqrt(np.einsum("ij,ij->i", v, v))
-    out[~e.mask] = 0.0
-    return out
 
 
 
@@ -99,7 +88,7 @@ class FusedIndex:
         self.n_present_ = int(self.present.sum())
         if labels is not None:
             self.labels_ = {m: np.asarray(labels[m], dtype=np.int32) for m in self.modalities}
-        self.norms_ = {m: _row_norms(self.embeddings_[m]) for m in self.modalities}
+        self.norms_ = {m: row_norms(self.embeddings_[m]) for m in self.modalities}
         wt = self.weighting
         # Early fusion: unit blocks scaled by b_m(i) (prodfusion.fusion.pairs.early_row_scale;
         # the paper's [v_m / sqrt(D_m)]_m is b_m = |v_m| / sqrt(D_m)); the concatenation's
