@@ -35,6 +35,22 @@ def _gain_se(s: str) -> float:
     return z
 
 
+def _cold_bonus(s: str) -> float | str:
+    """``--cold-bonus``: ``auto`` or a finite number >= 0 (argparse type)."""
+    import argparse
+    import math
+
+    if s == "auto":
+        return s
+    try:
+        b = float(s)
+    except ValueError:
+        b = float("nan")
+    if not math.isfinite(b) or b < 0:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a finite number >= 0, got {s!r}")
+    return b
+
+
 def _decay_list(s: str) -> list[float]:
     import argparse
 
@@ -148,7 +164,8 @@ def learned_options(args, rec) -> dict:
                 val_fraction=args.val_fraction, seed=args.eval_seed,
                 max_queries=args.max_queries, protocol=args.protocol,
                 n_candidates=args.n_candidates, validate_on=args.validate_on,
-                repeats=args.repeats, prod2vec=_p2v(args, rec), progress=not args.quiet)
+                repeats=args.repeats, prod2vec=_p2v(args, rec), progress=not args.quiet,
+                cold_bonus=getattr(args, "cold_bonus", "auto"))
 
 
 def _tune_trees(args, rec, sessions, pairs) -> int:
@@ -463,6 +480,12 @@ def add_tune_parser(sub) -> None:
                    help="with --learner gbdt: write the trees only when their out-of-fold "
                    "gain is above Z standard errors (default 0: any gain; `build "
                    "--tune-learner auto` asks 1.96)")
+    p.add_argument("--cold-bonus", type=_cold_bonus, default="auto", metavar="auto|B",
+                   help="with --learner gbdt: what the trees add to the score of a candidate "
+                   "without training clicks (a new product), in log-odds; auto (default): "
+                   "the bonus with the best objective out of fold among those that bring the "
+                   "validation targets without training clicks to the best single modality's "
+                   "score there, spending at most half the trees' gain (0 where none does)")
     p.add_argument("--dry-run", action="store_true", help="print the choice, write nothing")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_tune)

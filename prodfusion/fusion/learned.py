@@ -102,14 +102,26 @@ class LearnedScorer:
 
     Build one with :meth:`from_estimator` (a fitted ``HistGradientBoostingClassifier`` or
     ``HistGradientBoostingRegressor`` trained on :func:`pair_features`) or :meth:`from_dict`.
+
+    ``cold_bonus`` (``>= 0``, default 0) is added to the trees' score of a pair whose
+    candidate has no training clicks (``clicks:candidate`` is 0): new products, which the
+    trees, having learnt that clicked products are likelier answers, rank below what titles
+    and photos alone would (the tuning chooses it on validation, out of fold:
+    :func:`~prodfusion.evaluation.tuning_learned.tune_learned`).
     """
 
     def __init__(self, modalities: Sequence[str], nodes: Mapping[str, np.ndarray],
-                 roots: np.ndarray, baseline: float, pool: int = DEFAULT_POOL) -> None:
+                 roots: np.ndarray, baseline: float, pool: int = DEFAULT_POOL,
+                 cold_bonus: float = 0.0) -> None:
         self.modalities = tuple(modalities)
         if isinstance(pool, bool) or not isinstance(pool, (int, np.integer)) or pool < 1:
             raise ModelError(f"a learned scorer's pool must be a count >= 1, got {pool!r}.")
         self.pool = int(pool)
+        if isinstance(cold_bonus, bool) or not isinstance(cold_bonus, (int, float, np.number)) \
+                or not np.isfinite(cold_bonus) or cold_bonus < 0:
+            raise ModelError("a learned scorer's cold_bonus must be a finite number >= 0, got "
+                             f"{cold_bonus!r}.")
+        self.cold_bonus = float(cold_bonus)
         self.nodes = {k: np.asarray(nodes[k]) for k in _NODE_FIELDS}
         self.roots = np.asarray(roots, np.int64)
         self.baseline = float(baseline)
@@ -128,6 +140,8 @@ class LearnedScorer:
         h.update(self.roots.tobytes())
         for k in _NODE_FIELDS:
             h.update(np.ascontiguousarray(self.nodes[k]).tobytes())
+        if self.cold_bonus:  # (none: the fingerprint trees without it always had)
+            h.update(np.float64(self.cold_bonus).tobytes())
         self.fingerprint = h.hexdigest()[:16]
 
     def __eq__(self, other) -> bool:
@@ -137,8 +151,17 @@ class LearnedScorer:
         return hash(self.fingerprint)
 
     def __repr__(self) -> str:
-        return (f"LearnedScorer({'+'.join(self.modalities)}, {len(self.roots)} trees, "
+        bonus = f", cold bonus {self.cold_bonus:g}" if self.cold_bonus else ""
+        return (f"LearnedScorer({'+'.join(self.modalities)}, {len(self.roots)} trees{bonus}, "
                 f"{self.fingerprint})")
+
+    def with_cold_bonus(self, cold_bonus: float) -> LearnedScorer:
+        """The same trees with another :attr:`cold_bonus` (class docstring)."""
+        out = LearnedScorer(self.modalities, self.nodes, self.roots, self.baseline, self.pool,
+                            cold_bonus)
+        if getattr(self, "_walkers_cache", False) is not False:  # the same trees' walkers
+            out._walkers_cache = self._walkers_cache
+        return out
 
     @property
     def n_trees(self) -> int:
@@ -180,6 +203,7 @@ class LearnedScorer:
         np.savez_compressed(buf, roots=self.roots, baseline=np.float64(self.baseline),
                             **self.nodes)
         return {"modalities": list(self.modalities), "trees": self.n_trees, "pool": self.pool,
+                **({"cold_bonus": self.cold_bonus} if self.cold_bonus else {}),
                 "fingerprint": self.fingerprint,
                 "npz": base64.b64encode(buf.getvalue()).decode("ascii")}
 
@@ -187,13 +211,14 @@ class LearnedScorer:
     def from_dict(cls, d: Mapping) -> LearnedScorer:
         """From :meth:`to_dict`; a damaged entry is a :class:`ModelError`."""
         cached = _DECODED.get(d.get("fingerprint")) if isinstance(d, Mapping) else None
-        if cached is not None:
+        if cached is not None and d.get("cold_bonus", 0.0) == cached.cold_bonus:
             return cached
         try:
             raw = base64.b64decode(d["npz"], validate=True)
             with np.load(io.BytesIO(raw), allow_pickle=False) as z:
                 out = cls(d["modalities"], {k: z[k] for k in _NODE_FIELDS}, z["roots"],
-                          float(z["baseline"]), d.get("pool", DEFAULT_POOL))
+                          float(z["baseline"]), d.get("pool", DEFAULT_POOL),
+                          d.get("cold_bonus", 0.0))
         except ModelError:
             raise
         except Exception as exc:  # noqa: BLE001 - any damage: one clear error
@@ -207,7 +232,8 @@ class LearnedScorer:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Raw scores ``(n,)`` float64 of feature rows ``X`` ``(n, F)`` (the sum of the
-        trees' leaves plus the baseline: scikit-learn's ``decision_function``).
+        trees' leaves plus the baseline: scikit-learn's ``decision_function``; plus
+        :attr:`cold_bonus` where the candidate has no training clicks).
 
         Scored by scikit-learn's compiled tree walker, rebuilt from the arrays, where this
         scikit-learn has the one it was written against (about 5 times faster); else by
@@ -221,6 +247,11 @@ class LearnedScorer:
         f_map = np.zeros(X.shape[1], np.uint32)
         for w in walkers:
             out += w.predict(X, known, f_map, 1)
+        return self._add_cold_bonus(X, out)
+
+    def _add_cold_bonus(self, X: np.ndarray, out: np.ndarray) -> np.ndarray:
+        if self.cold_bonus:  # clicks:candidate, 0 for a product without training clicks
+            out += self.cold_bonus * (X[:, 2 * len(self.modalities)] == 0)
         return out
 
     def _walkers(self):
@@ -277,7 +308,7 @@ class LearnedScorer:
                     go_left = np.where(np.isnan(v), ml[nn], v <= thr[nn])
                     node[open_] = np.where(go_left, left[nn], right[nn])
                 acc += val[node]
-        return out
+        return self._add_cold_bonus(X, out)
 
     def scores(self, cos: Mapping, both: Mapping, best_q: Mapping, log_q, log_c,
                where: np.ndarray | None = None, linear=None) -> np.ndarray:

@@ -54,6 +54,36 @@ def test_the_trees_score_as_scikit_learn_and_survive_their_storage():
         "linear"]
 
 
+def test_the_cold_bonus_lifts_the_products_without_clicks_alone_and_is_stored():
+    """``cold_bonus`` adds to the score of a candidate whose ``clicks:candidate`` is 0 (no
+    training clicks), to no other (NaN: a model without clicks); both walks agree, it
+    survives storage, and trees without it keep the fingerprint they always had."""
+    clf, rng = _fitted()
+    plain = LearnedScorer.from_estimator(clf, ("text", "image"))
+    X = rng.normal(size=(3000, 7))
+    col = feature_names(("text", "image")).index("clicks:candidate")
+    X[:1000, col] = 0.0  # new products
+    X[1000:1500, col] = np.nan  # no clicks modality
+    X[1500:, col] = np.abs(X[1500:, col]) + 0.1  # clicked
+    hot = plain.with_cold_bonus(1.5)
+    diff = hot.predict(X) - plain.predict(X)
+    np.testing.assert_allclose(diff[:1000], 1.5, atol=1e-12)
+    assert not diff[1000:].any()
+    np.testing.assert_array_equal(hot.predict_numpy(X), hot.predict(X))
+    # the fingerprint: unchanged without a bonus (models saved before it), another with one
+    again = LearnedScorer(plain.modalities, plain.nodes, plain.roots, plain.baseline, plain.pool)
+    assert again.fingerprint == plain.fingerprint and hot != plain
+    assert "cold_bonus" not in plain.to_dict() and hot.to_dict()["cold_bonus"] == 1.5
+    back = LearnedScorer.from_dict(json.loads(json.dumps(hot.to_dict())))
+    assert back == hot and back.cold_bonus == 1.5
+    np.testing.assert_array_equal(back.predict(X), hot.predict(X))
+    for bad in (-0.5, float("nan"), float("inf"), True, "1"):
+        with pytest.raises(ModelError, match="cold_bonus"):
+            plain.with_cold_bonus(bad)
+    with pytest.raises(ModelError, match="damaged|cold_bonus"):
+        LearnedScorer.from_dict({**hot.to_dict(), "cold_bonus": -1.0})
+
+
 def test_a_damaged_entry_is_a_clear_error():
     clf, _ = _fitted()
     d = LearnedScorer.from_estimator(clf, ("text", "image")).to_dict()
@@ -537,3 +567,73 @@ def test_explain_finds_the_pool_as_the_fuser_does_with_a_category():
     np.testing.assert_allclose(got, served[1:], rtol=1e-5)
     pooled = [e["pool"] for e in out]
     assert 3 <= sum(pooled) < n - 1
+
+
+def test_the_cold_bonus_is_chosen_out_of_fold_by_its_rule():
+    """A shop with clicks where a quarter of the products are new (each visited once, last
+    in its session, after a product with a near title): the tuning scores every bonus of
+    ``COLD_BONUSES`` with the same out-of-fold trees and keeps, among those bringing the
+    targets without training clicks to the best single modality's score there and spending
+    at most half the trees' gain, the one with the best objective (0 where none does); the
+    record's figures are the kept bonus's and the profile serves with it. A bonus given is
+    used as it is; 0 tries nothing."""
+    from prodfusion.encoders import Prod2Vec
+    from prodfusion.evaluation.tuning_learned import COLD_BONUSES
+    from prodfusion.recommender import Prod2VecParams
+    from tests.evaluation.test_tuning import _timed
+
+    rec, sessions, _ = _shop()
+    ids = list(rec.catalog.ids)
+    text = np.array(rec.embeddings_["text"].vectors)
+    u = text / np.linalg.norm(text, axis=1, keepdims=True)
+    rng = np.random.default_rng(1)
+    new = list(range(0, len(ids), 4))
+    new_ids = {ids[i] for i in new}
+    lists = []
+    for _, g in sessions.frame.sort("position").group_by("session", maintain_order=True):
+        out = [p for p in g["product_id"].to_list() if p not in new_ids]
+        if len(out) < 2:
+            continue
+        if new and len(lists) % 7 == 3:  # a new product, once, last: the last one's nearest
+            j = max(new, key=lambda i: float(u[i] @ u[ids.index(out[-1])]))
+            new.remove(j)
+            text[j] = text[ids.index(out[-1])] + 0.05 * rng.normal(size=text.shape[1])
+            out.append(ids[j])
+        lists.append(out)
+    rec = Recommender.from_embeddings(rec.catalog, {
+        **rec.embeddings_, "text": Embeddings(text, np.ones(len(ids), bool), "planted-text")},
+        fusion="intermediate")
+    sess = _timed(lists)
+    clicks = Prod2Vec(vector_size=8, epochs=2, workers=1, min_count=1).fit(sess).encode(
+        rec.catalog)
+    rec = Recommender.from_embeddings(rec.catalog, {**rec.embeddings_, "clicks": clicks},
+                                      fusion="intermediate")
+    rec.prod2vec = Prod2VecParams(vector_size=8, epochs=2, workers=1, min_count=1)
+    kw = dict(objective="ndcg@5", max_iter=30, keep_worse=True, protocol="leave-last-out")
+    res = rec.tune(sess, learner="gbdt", profile="auto", **kw)
+    t, sl = res["trees"], res["validation_slices"]
+    assert sl["target: no training clicks"]["n"] >= 1
+    tried = t["cold_bonus_tried"]
+    grid = tried["by_bonus"]
+    assert set(grid) == {f"{b:g}" for b in COLD_BONUSES}
+    assert tried["best_single_there"] == pytest.approx(max(
+        v for k, v in sl["target: no training clicks"].items() if k.endswith(" alone")))
+    ok = {b: v for b, v in grid.items() if v["targets without training clicks"]
+          >= tried["best_single_there"] and v["objective"] >= tried["objective_floor"]}
+    want = max(ok, key=lambda b: (ok[b]["objective"], -float(b))) if ok else "0"
+    assert f"{t['cold_bonus']:g}" == want
+    assert res["validation_score"] == pytest.approx(grid[want]["objective"])
+    assert sl["target: no training clicks"]["tuned"] == pytest.approx(
+        grid[want]["targets without training clicks"])
+    # the floor: half the trees' gain over the best reference, without a bonus
+    refs = max(res["reference_scores"].values())
+    assert tried["objective_floor"] == pytest.approx(
+        grid["0"]["objective"] - 0.5 * max(0.0, grid["0"]["objective"] - refs))
+    assert rec.profile_weighting("auto").learned.cold_bonus == t["cold_bonus"]
+    res2 = rec.tune(sess, learner="gbdt", profile="given", cold_bonus=2.0, **kw)
+    assert res2["trees"]["cold_bonus"] == 2.0
+    assert rec.profile_weighting("given").learned.cold_bonus == 2.0
+    res0 = rec.tune(sess, learner="gbdt", profile="none", cold_bonus=0, **kw)
+    assert res0["trees"]["cold_bonus"] == 0 and "cold_bonus_tried" not in res0["trees"]
+    with pytest.raises(ParameterError, match="cold_bonus"):
+        rec.tune(sess, learner="gbdt", profile="bad", cold_bonus=-1.0, **kw)
