@@ -1,10 +1,11 @@
 #!/bin/bash
-# Issue 10, twenty-eighth session: the default build (`--tune-learner auto`: boosted trees
+# Issue 10 (twenty-eighth session on; TAG names a session's models and reports: v28 at
+# commit dd652ba, v29 with the bonus for new products): the default build (`--tune-learner auto`: boosted trees
 # over the tuned weights, adopted as the model's weighting where they beat the weights and
 # every modality alone by more than 1.96 standard errors out of fold) on the shared data,
 # evaluated on the test part its tuning set aside, beside each modality alone, the linear
 # profiles and the simple references; the offline replay (Table IV) of the H&M default.
-# Usage: RUNS=/tmp/base bash benchmarks/issue10_default28.sh
+# Usage: RUNS=/tmp/base TAG=v29 bash benchmarks/issue10_default.sh
 #   STEPS=hm,digi,cat,demo (default; about 45 minutes on the 2-core VM); STEPS=replay adds
 #   the H&M replays (needs STEPS=hm's model; about 5 minutes). The H&M model is built when
 #   missing (FRESH=1: always); the other models always.
@@ -21,52 +22,53 @@ D=$DATA/diginetica
 V=benchmarks/variants
 R=docs/results
 STEPS=${STEPS:-hm,digi,cat,demo}
+TAG=${TAG:-v29}
 INTER="--interactions $H/transactions.csv --session-cols customer_id,t_dat --item-col article_id --time-col t_dat --pairs $H/copurchase.csv"
 DI="--interactions $D/train-item-views.sample.csv --session-cols session_id --item-col item_id --time-col eventdate,timeframe --sep ;"
 ev() { $PY -m prodfusion.cli evaluate "$@" --workers 1 --quiet; }
 build() { /usr/bin/time -f "%e s, %M KiB" $PY -m prodfusion.cli build "$@"; }
-M=$RUNS/hm_def_v28
+M=$RUNS/hm_def_$TAG
 if [[ $STEPS == *hm* ]]; then  # the README's H&M build command, unchanged
   [ "${FRESH:-0}" = 1 ] && rm -rf "$M"
   [ -d "$M" ] || build --catalog $H/articles.csv --id-col article_id --title-col prod_name \
     --category-col product_type_name --image-root $H/images --image-template '{product_id}.jpg' \
-    $INTER --out "$M" > "$RUNS/hm_def_v28_build.log" 2>&1
+    $INTER --out "$M" > "$RUNS/hm_def_${TAG}_build.log" 2>&1
   ev retrieval "$M" $INTER --variants $V/single_text.json $V/single_image.json \
     $V/single_clicks.json $V/single_lexical.json $V/single_cooc.json $V/own5.json \
     $V/tuned5_profile_weights.json $V/tuned5_profile_sessions.json $V/tuned5_profile_pairs.json \
     baseline tfidf cooc popular cooc+tfidf \
-    --note "model=$M: the README's H&M build command (defaults, --tune-learner auto), twenty-eighth session" \
-    --out $R/hm_default_v28 > "$RUNS/hm_def_v28_eval.log" 2>&1
+    --note "model=$M: the README's H&M build command (defaults, --tune-learner auto), session $TAG" \
+    --out $R/hm_default_$TAG > "$RUNS/hm_def_${TAG}_eval.log" 2>&1
 fi
 if [[ $STEPS == *replay* ]]; then  # Table IV on H&M, the default's own weighting as B
   ev replay "$M" $INTER --a baseline \
     --note "model=$M: A = the paper's baseline (Prod2Vec, text fallback, raw cosines), B = the default build's own weighting" \
-    --out $R/hm_replay_v28_baseline > "$RUNS/hm_replay_v28_baseline.log" 2>&1
+    --out $R/hm_replay_${TAG}_baseline > "$RUNS/hm_replay_${TAG}_baseline.log" 2>&1
   ev replay "$M" $INTER --a tfidf \
     --note "model=$M: A = tfidf of the titles, B = the default build's own weighting" \
-    --out $R/hm_replay_v28_tfidf > "$RUNS/hm_replay_v28_tfidf.log" 2>&1
+    --out $R/hm_replay_${TAG}_tfidf > "$RUNS/hm_replay_${TAG}_tfidf.log" 2>&1
 fi
 if [[ $STEPS == *digi* ]]; then  # DIGINETICA's views, no titles: clicks + cooc
   mkdir -p runs; $PY benchmarks/diginetica_catalogs.py viewed --data "$D"
-  rm -rf "$RUNS/digid_v28"
+  rm -rf "$RUNS/digid_$TAG"
   build --catalog runs/digi_catalog.csv --text none --image none $DI --workers 1 \
-    --cache-dir none --out "$RUNS/digid_v28" > "$RUNS/digid_v28_build.log" 2>&1
-  ev retrieval "$RUNS/digid_v28" $DI --variants $V/single_clicks.json $V/single_cooc.json \
+    --cache-dir none --out "$RUNS/digid_$TAG" > "$RUNS/digid_${TAG}_build.log" 2>&1
+  ev retrieval "$RUNS/digid_$TAG" $DI --variants $V/single_clicks.json $V/single_cooc.json \
     $V/own_digi.json cooc popular \
-    --note "model=$RUNS/digid_v28: prodfusion build with its defaults (--text none --image none: clicks + cooc; --tune-learner auto)" \
-    --out $R/diginetica_default_v28 > "$RUNS/digid_v28_eval.log" 2>&1
+    --note "model=$RUNS/digid_$TAG: prodfusion build with its defaults (--text none --image none: clicks + cooc; --tune-learner auto)" \
+    --out $R/diginetica_default_$TAG > "$RUNS/digid_${TAG}_eval.log" 2>&1
 fi
 if [[ $STEPS == *cat* ]]; then  # DIGINETICA's whole catalog with its categories
   mkdir -p runs; $PY benchmarks/diginetica_catalogs.py whole --data "$D"
-  rm -rf "$RUNS/digifcp_v28"
+  rm -rf "$RUNS/digifcp_$TAG"
   build --catalog runs/digi_full_catalog.csv --category-col category --text none \
     --image none $DI --workers 1 --category-modality --popularity --cache-dir none \
-    --out "$RUNS/digifcp_v28" > "$RUNS/digifcp_v28_build.log" 2>&1
-  ev retrieval "$RUNS/digifcp_v28" $DI --variants $V/single_clicks.json $V/single_cooc.json \
+    --out "$RUNS/digifcp_$TAG" > "$RUNS/digifcp_${TAG}_build.log" 2>&1
+  ev retrieval "$RUNS/digifcp_$TAG" $DI --variants $V/single_clicks.json $V/single_cooc.json \
     $V/single_category.json $V/single_popularity.json $V/own_digi_catpop.json cooc popular \
     cooc+category popular+category \
-    --note "model=$RUNS/digifcp_v28: DIGINETICA's whole catalog with the category and popularity modalities, built with the defaults (--tune-learner auto)" \
-    --out $R/diginetica_category_v28 > "$RUNS/digifcp_v28_eval.log" 2>&1
+    --note "model=$RUNS/digifcp_$TAG: DIGINETICA's whole catalog with the category and popularity modalities, built with the defaults (--tune-learner auto)" \
+    --out $R/diginetica_category_$TAG > "$RUNS/digifcp_${TAG}_eval.log" 2>&1
 fi
 if [[ $STEPS == *demo* ]]; then  # the demo's synthetic shop
   DD="--interactions $RUNS/demo_data/sessions.csv --session-cols session_id --item-col product_id --time-col timestamp"
@@ -75,12 +77,12 @@ if [[ $STEPS == *demo* ]]; then  # the demo's synthetic shop
 from prodfusion.demo import SIMILAR_RATE
 make_synthetic('$RUNS/demo_data', n_products=2400, seed=0, similar_rate=SIMILAR_RATE)"
   fi
-  rm -rf "$RUNS/demod_v28"
+  rm -rf "$RUNS/demod_$TAG"
   build --catalog "$RUNS/demo_data/catalog.csv" --image-col image --image-root "$RUNS/demo_data" $DD \
-    --workers 1 --out "$RUNS/demod_v28" > "$RUNS/demod_v28_build.log" 2>&1
-  ev retrieval "$RUNS/demod_v28" $DD --variants $V/single_text.json $V/single_image.json \
+    --workers 1 --out "$RUNS/demod_$TAG" > "$RUNS/demod_${TAG}_build.log" 2>&1
+  ev retrieval "$RUNS/demod_$TAG" $DD --variants $V/single_text.json $V/single_image.json \
     $V/single_clicks.json $V/single_lexical.json $V/single_cooc.json $V/own5.json \
     tfidf cooc popular cooc+tfidf \
-    --note "model=$RUNS/demod_v28: prodfusion build with its defaults on the demo's synthetic shop (--tune-learner auto)" \
-    --out $R/demo_default_v28 > "$RUNS/demod_v28_eval.log" 2>&1
+    --note "model=$RUNS/demod_$TAG: prodfusion build with its defaults on the demo's synthetic shop (--tune-learner auto)" \
+    --out $R/demo_default_$TAG > "$RUNS/demod_${TAG}_eval.log" 2>&1
 fi
