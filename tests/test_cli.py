@@ -345,6 +345,9 @@ def test_tune_learner_gbdt_needs_a_profile_and_writes_only_what_it_keeps(files, 
         with pytest.raises(SystemExit):
             main(["tune", str(files / "model"), "--learner", "gbdt", "--min-gain-se", bad])
         assert "--min-gain-se" in capsys.readouterr().err
+        with pytest.raises(SystemExit):
+            main(["tune", str(files / "model"), "--learner", "gbdt", "--cold-bonus", bad])
+        assert "--cold-bonus" in capsys.readouterr().err
     assert manifest.read_bytes() == before
     # a bar no gain can clear: reported, not written
     assert main(["tune", str(files / "model"), "--learner", "gbdt", "--profile", "trees",
@@ -356,6 +359,7 @@ def test_tune_learner_gbdt_needs_a_profile_and_writes_only_what_it_keeps(files, 
     assert code == 0 and "validation ndcg@15 out of fold" in out
     assert "by validation slice, out of fold" in out and "target: no training clicks" in out
     assert "the weighting re-scored" in out and "text alone" in out
+    assert "products without training clicks " in out  # the bonus for new products, or none
     kept = "NOT written" not in out
     assert (manifest.read_bytes() != before) == kept
     if not kept:  # a shop this small rarely rewards trees: --keep-worse writes them anyway

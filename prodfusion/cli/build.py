@@ -365,6 +365,8 @@ def _trees_line(trees: dict, args, model: str) -> str:
     ...                   None, "m"))
       trees: not learnt (406 validation cases)
     """
+    from prodfusion.cli.tune import cold_bonus_phrase
+
     tr = trees["record"]
     if tr is None:
         return f"  trees: not learnt ({trees['why']})"
@@ -372,7 +374,8 @@ def _trees_line(trees: dict, args, model: str) -> str:
     head = (f"  trees: {t['n_trees']} boosted trees ({t['kind']}) over the weights above, "
             f"out of fold {tr['objective']} {tr['validation_score']:.4f} against "
             f"{tr['reference_scores']['linear']:.4f} for the weights alone, "
-            f"{tr['seconds']:.0f}s; {trees['why']}")
+            f"{tr['seconds']:.0f}s; "
+            + (f"{cold_bonus_phrase(t)}; " if cold_bonus_phrase(t) else "") + trees["why"])
     if trees["adopted"]:
         kept = tr.get("weights_profile")
         return (head + ": adopted as the model's weighting (`similar`, `export` and the "

@@ -198,6 +198,8 @@ def _tune_trees(args, rec, sessions, pairs) -> int:
           "on the same cases:")
     for name, v in res["reference_scores"].items():
         print(f"    {'the weighting re-scored' if name == 'linear' else name:<36} {v:.4f}")
+    if cold_bonus_phrase(t):
+        print(f"  {cold_bonus_phrase(t)}")
     over = res["gain"]["over"]
     over = "the weighting they re-score" if over == "linear" else over
     line = gain_line({**res, "gain": {**res["gain"], "over": over}})
@@ -222,6 +224,28 @@ def _tune_trees(args, rec, sessions, pairs) -> int:
                   f"{res['weights_profile']!r}: `prodfusion similar {args.model} ID "
                   f"--profile {res['weights_profile']}`")
     return 0
+
+
+def cold_bonus_phrase(trees: dict) -> str:
+    """What the trees do for new products (``tune_learned``'s ``cold_bonus``), or "".
+
+    >>> print(cold_bonus_phrase({"cold_bonus": 1.5, "cold_bonus_tried": {"by_bonus": {
+    ...     "1.5": {"objective": 0.0536, "targets without training clicks": 0.0697}},
+    ...     "best_single_there": 0.0647}}))
+    products without training clicks lifted by 1.5 (out of fold their targets 0.0697, the best single modality 0.0647)
+    """
+    tried = trees.get("cold_bonus_tried")
+    b = trees.get("cold_bonus", 0.0)
+    if not tried:
+        return f"products without training clicks lifted by {b:g} (given)" if b else ""
+    got = tried["by_bonus"][f"{b:g}"]["targets without training clicks"]
+    par = tried["best_single_there"]
+    if b:
+        return (f"products without training clicks lifted by {b:g} (out of fold their targets "
+                f"{got:.4f}, the best single modality {par:.4f})")
+    return ("products without training clicks not lifted (out of fold their targets "
+            f"{got:.4f}, the best single modality {par:.4f}"
+            + ("" if got >= par else "; no bonus reaches it within half the trees' gain") + ")")
 
 
 def slice_lines(res: dict, noise: float = 0) -> list[str]:
