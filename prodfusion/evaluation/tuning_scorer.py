@@ -275,6 +275,28 @@ class _Scorer:
             for x in sources:
                 self.slices[f"source: {x}"] = self.src == x
 
+    def restricted(self, keep: np.ndarray) -> _Scorer:
+        """The scorer of the cases whose query is in ``keep`` (bool per distinct query), the
+        others dropped: :meth:`values` of it equals :meth:`values` of this one at those
+        cases, for a share of the work (each query's row is scored on its own)."""
+        import copy
+
+        keep = np.asarray(keep, bool)
+        rows = np.flatnonzero(keep)
+        cases = keep[self.inv]
+        remap = np.full(len(self.uq), -1, np.int64)
+        remap[rows] = np.arange(len(rows))
+        sub = copy.copy(self)
+        sub.uq, sub.inv = self.uq[rows], remap[self.inv[cases]]
+        sub.t, sub.src, sub.tpos = self.t[cases], self.src[cases], self.tpos[cases]
+        for name in ("cand", "valid", "safe", "natural", "out", "out_valid", "out_safe",
+                     "out_w"):
+            setattr(sub, name, getattr(self, name)[rows])
+        for name in ("cos", "both", "out_cos", "out_both", "q_has", "best"):
+            setattr(sub, name, {m: v[rows] for m, v in getattr(self, name).items()})
+        sub.slices = {name: np.asarray(v)[cases] for name, v in self.slices.items()}
+        return sub
+
     def _padded(self, rows: list, per_mod: dict, data: Any, empty_width: int) -> tuple:
         """Per-query product rows (and each modality's similarities to them) as ``-1``-padded
         arrays: ``(rows, valid, safe rows, {m: similarities}, {m: both have m})``."""

@@ -401,6 +401,35 @@ def test_the_tuning_measures_the_trees_as_they_serve(trees_shop):
     assert got[0] == 1.0 and 0 < got[1] < 1 and got[2] == 0  # nDCG@5 of ranks 1, 3, 7
 
 
+def test_a_scorer_restricted_to_some_queries_scores_their_cases_as_the_whole(trees_shop):
+    """The out-of-fold measure scores each group of queries on a scorer of its own
+    (``_Scorer.restricted``): the same metric, to the bit, as the whole scorer's at those
+    cases, under the trees (with a bonus for new products) and under weights alike."""
+    from prodfusion.evaluation.tuning_scorer import _Scorer
+
+    rec = trees_shop[0]
+    mods = rec.available_modalities
+    wt = rec.weighting(mods, rec.profile_weighting("trees"))
+    rng = np.random.default_rng(4)
+    q = rng.integers(len(rec.catalog), size=40)
+    t = rng.integers(len(rec.catalog), size=40)
+    src = np.where(rng.random(40) < 0.5, "pairs", "sessions")
+    counts = rng.integers(0, 3, size=len(rec.catalog))  # some products without clicks
+    sc = _Scorer(rec, mods, q, t, src, counts, "ndcg", 10, learned_pool=wt.learned.pool)
+    sc.slices["target: no training clicks"] = counts[t] == 0
+    keep = np.arange(len(sc.uq)) % 3 == 1
+    sub = sc.restricted(keep)
+    cases = keep[sc.inv]
+    assert len(sub.inv) == cases.sum() and (sub.uq[sub.inv] == q[cases]).all()
+    np.testing.assert_array_equal(sub.slices["target: no training clicks"],
+                                  (counts[t] == 0)[cases])
+    for w in (wt, replace(wt, learned=wt.learned.with_cold_bonus(2.0)),
+              replace(wt, learned=None)):
+        np.testing.assert_array_equal(sub.values(w), sc.values(w)[cases])
+    assert sub.objective(sub.values(wt)) == pytest.approx(
+        sc.objective(sc.values(wt), cases))
+
+
 def test_scores_of_some_candidates_equal_those_of_the_full_rows(trees_shop):
     """Scoring a few candidates (an export's update, ``exact_scores``) gives them the
     scores the full rows give: the pool is each modality's nearest over the catalog."""
