@@ -193,7 +193,8 @@ def _explain_learned(embeddings: Mapping[str, Embeddings], modalities: Sequence[
     """A learned weighting's explanations (:mod:`prodfusion.fusion.learned`).
 
     A candidate in the query's pool (each modality's nearest) is scored by the trees. Its
-    ``base`` is their score with every modality hidden (the click counts kept) and each
+    ``base`` is their score with every modality hidden (the click counts kept, and with them
+    the trees' bonus for a product without training clicks) and each
     modality's ``share`` what revealing it adds, in the trees' modality order, so that
     ``score = base + Σ share`` (a path attribution: another order would split it otherwise);
     ``calibrated`` is the raw similarity (the trees read it as it is), ``weight`` 1 where

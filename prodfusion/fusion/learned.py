@@ -18,6 +18,9 @@ validation cases are few).
 The trees learn what a linear weighting cannot: that a co-occurrence counts only when the
 candidate is among the query's nearest, that a rarely clicked product's click cosine means
 little, how to rank a pair lacking a modality (missing values take their own branch, learnt).
+They also learn that clicked products are likelier answers, which buries new products: a
+candidate without training clicks gets :attr:`LearnedScorer.cold_bonus`, chosen out of
+fold by the tuning.
 
 The trees score a query's **pool**: each modality's ``pool`` (200) nearest products, the
 category's bestsellers (:func:`pool_mask`; at scale each modality's own index,
