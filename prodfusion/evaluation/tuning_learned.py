@@ -154,14 +154,7 @@ def _choose_cold_bonus(cold_bonus, folds, groups_of, parts_of, lins, scorers: di
     (``single_vals``) while spending at most :data:`COLD_MAX_SPEND` of the trees' gain over
     the best reference (``best_ref``, its objective), the one with the best objective; 0
     (the trees as learnt) where none does or no such target exists."""
-    if cold_bonus != "auto":
-        if isinstance(cold_bonus, bool) or not isinstance(cold_bonus, (int, float)) or not (
-                np.isfinite(cold_bonus) and cold_bonus >= 0):
-            raise param_error("cold_bonus", where, "'auto' or a finite number >= 0",
-                              cold_bonus)
-        grid = (float(cold_bonus),)
-    else:
-        grid = COLD_BONUSES
+    grid = COLD_BONUSES if cold_bonus == "auto" else (float(cold_bonus),)
     name = "target: no training clicks"
     cold = np.concatenate([np.asarray(sc.slices[name], bool) if name in sc.slices
                            else np.zeros(len(sc.src), bool) for sc, _ in folds])
@@ -235,7 +228,8 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
                  n_candidates: int = 200, max_iter: int = 300, weights: Any = None,
                  prod2vec: Any = None, cold_bonus: float | str = "auto",
                  progress: bool | Callable = False) -> dict:
-    """Learn a fusion's trees (module docstring); returns the tuning record with the
+    """Learn a fusion's trees (module docstring; ``cold_bonus``: ``"auto"`` or a bonus
+    given, "New products" there); returns the tuning record with the
     :class:`~prodfusion.fusion.learned.LearnedScorer` under ``"scorer"`` and the linear
     weighting it re-scores (``weights``, ``calibration``, ``n0``, ...: the model's own, or
     ``weights`` given) as a :func:`~prodfusion.evaluation.tuning.tune_weights` record has.
@@ -243,8 +237,8 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
     Raises
     ------
     ParameterError
-        No interactions; a bad objective, ``validate_on`` or ``repeats``; too few
-        validation cases.
+        No interactions; a bad objective, ``validate_on``, ``repeats`` or ``cold_bonus``;
+        too few validation cases.
     DataError
         No held-out validation pair left after cleaning.
     """
@@ -270,6 +264,10 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
         raise param_error("validate_on", where, "'all', 'sessions' or 'pairs'", validate_on)
     check_int(repeats, "repeats", where, low=1, high=10)
     check_int(max_iter, "max_iter", where, low=1, high=5000)
+    if not (cold_bonus == "auto" if isinstance(cold_bonus, str) else (
+            isinstance(cold_bonus, (int, float)) and not isinstance(cold_bonus, bool)
+            and np.isfinite(cold_bonus) and cold_bonus >= 0)):
+        raise param_error("cold_bonus", where, "'auto' or a finite number >= 0", cold_bonus)
     log = _Progress(progress)
     mods = tuple(m for m in rec.modalities if m in rec.available_modalities)
     base = rec.weighting(mods) if weights is None else rec.weighting(

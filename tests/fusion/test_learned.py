@@ -267,6 +267,9 @@ def test_bad_requests_are_refused_and_change_nothing():
     for bad in (-1.0, float("nan"), "2", True):
         with pytest.raises(ParameterError, match="min_gain_se"):
             rec.tune(sessions, learner="gbdt", profile="x", min_gain_se=bad)
+    for bad in (-1.0, float("inf"), "big", True, None):
+        with pytest.raises(ParameterError, match="cold_bonus"):
+            rec.tune(sessions, learner="gbdt", profile="x", cold_bonus=bad)
     assert rec.weighting() == before and not rec.profiles
 
 
@@ -664,5 +667,3 @@ def test_the_cold_bonus_is_chosen_out_of_fold_by_its_rule():
     assert rec.profile_weighting("given").learned.cold_bonus == 2.0
     res0 = rec.tune(sess, learner="gbdt", profile="none", cold_bonus=0, **kw)
     assert res0["trees"]["cold_bonus"] == 0 and "cold_bonus_tried" not in res0["trees"]
-    with pytest.raises(ParameterError, match="cold_bonus"):
-        rec.tune(sess, learner="gbdt", profile="bad", cold_bonus=-1.0, **kw)
