@@ -135,16 +135,18 @@ def _fit(parts: list, mods: Sequence[str], seed: int, max_iter: int, config: str
     return LearnedScorer.from_estimator(clf, mods), int(y.sum()), len(y)
 
 
-def _score_group(vals: list, folds, groups_of, parts_of, lins, g: int, scorer) -> None:
+def _score_group(vals: list, folds, groups_of, lins, g: int, scorer) -> None:
     """Fill ``vals`` (per split, per case) at the cases of group ``g`` with their metric
-    under ``scorer``'s trees (over each split's weights ``lins``)."""
+    under ``scorer``'s trees (over each split's weights ``lins``), each split's cases of the
+    group scored on a scorer of their own (:meth:`_Scorer.restricted`, made and dropped here:
+    a third of the work of scoring every case, and one group's copy in memory at a time)."""
     for r, (sc, _) in enumerate(folds):
-        if g in parts_of[r]:
-            here = groups_of[r][sc.inv] == g
-            vals[r][here] = parts_of[r][g].values(replace(lins[r], learned=scorer))
+        keep = groups_of[r] == g
+        if keep.any():
+            vals[r][keep[sc.inv]] = sc.restricted(keep).values(replace(lins[r], learned=scorer))
 
 
-def _choose_cold_bonus(cold_bonus, folds, groups_of, parts_of, lins, scorers: dict,
+def _choose_cold_bonus(cold_bonus, folds, groups_of, lins, scorers: dict,
                        vals0: list, single_vals: dict, best_ref: float, log,
                        where: str) -> tuple:
     """``(bonus, what was tried, the chosen bonus's out-of-fold values per split)``:
@@ -167,7 +169,7 @@ def _choose_cold_bonus(cold_bonus, folds, groups_of, parts_of, lins, scorers: di
             continue
         vals = [np.zeros(len(sc.inv)) for sc, _ in folds]
         for g, scorer in scorers.items():
-            _score_group(vals, folds, groups_of, parts_of, lins, g, scorer.with_cold_bonus(b))
+            _score_group(vals, folds, groups_of, lins, g, scorer.with_cold_bonus(b))
         per[b] = vals
     obj = {b: float(np.mean([sc.objective(v) for (sc, _), v in zip(folds, vals, strict=True)]))
            for b, vals in per.items()}
@@ -294,10 +296,6 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
     # that rank a group's cases never trained on that group's queries (the validation
     # splits of sessions hold out the same latest block, so splits cannot be the folds)
     groups_of = [sc.uq % OOF_GROUPS for sc, _ in folds]
-    # each group's cases, per split, as a scorer of their own (scored by the other groups'
-    # trees without scoring every case each time)
-    parts_of = [{g: sc.restricted(gq == g) for g in range(OOF_GROUPS) if (gq == g).any()}
-                for (sc, _), gq in zip(folds, groups_of, strict=True)]
     lins = [base.with_stats(st) if st else base for _, st in folds]  # each split's statistics
     oof: dict[str, list] = {}
     oof_scorers: dict[str, dict] = {}
@@ -311,7 +309,7 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
                 continue
             scorer, _, _ = _fit(parts, mods, seed, max_iter, config)
             oof_scorers[config][g] = scorer
-            _score_group(vals, folds, groups_of, parts_of, lins, g, scorer)
+            _score_group(vals, folds, groups_of, lins, g, scorer)
         oof[config] = vals
     config_scores = {c: float(np.mean([sc.objective(v) for (sc, _), v in
                                        zip(folds, vals, strict=True)]))
@@ -330,7 +328,7 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
         refs[f"{m} alone"] = float(np.mean([sc.objective(v) for (sc, _), v in
                                             zip(folds, single_vals[m], strict=True)]))
     bonus, bonus_tried, learned_vals = _choose_cold_bonus(
-        cold_bonus, folds, groups_of, parts_of, lins, oof_scorers[config], oof[config],
+        cold_bonus, folds, groups_of, lins, oof_scorers[config], oof[config],
         single_vals, max(refs.values()), log, where)
     scores = {"learned": float(np.mean([sc.objective(v) for (sc, _), v in
                                         zip(folds, learned_vals, strict=True)]))}
