@@ -22,6 +22,9 @@ from prodfusion.index.topk import Filters
 
 __all__ = ["LearnedRescorer"]
 
+#: Queries whose candidates are scored together (:meth:`LearnedRescorer._block_scores`).
+SCORE_BLOCK = 256
+
 
 class LearnedRescorer:
     """``topk`` / ``pair_scores`` of a learned weighting (module docstring).
@@ -117,13 +120,48 @@ class LearnedRescorer:
         plain = cands if _unfiltered(flt) else self.candidates_many(rows, Filters())
         if len(rows):  # what an explanation of the last query asks for next
             self._last = (int(rows[-1]), plain[-1])
+        for lo in range(0, len(rows), SCORE_BLOCK):
+            hi = min(len(rows), lo + SCORE_BLOCK)
+            c, s = self._block_scores(rows[lo:hi], cands[lo:hi], plain[lo:hi])
+            out_r[lo:hi], out_s[lo:hi] = topk_rows(s, k, c)
+        return out_r, out_s
+
+    def _block_scores(self, rows: np.ndarray, cands: list, plain: list) -> tuple:
+        """``(c, s)``: each query's candidates ``cands[i]`` as a ``-1``-padded ``(q, w)``
+        array and their scores (``-inf`` in the padding), as :meth:`pair_scores` gives them
+        query by query — the trees walked once for the block's pairs, not once per query."""
+        from prodfusion.fusion.learned import query_best
+        from prodfusion.index.pairwise import row_similarities
+
+        w = max((len(c) for c in cands), default=0)
+        c_pad = np.full((len(rows), max(w, 1)), -1, np.int64)
+        cos = {m: np.zeros(c_pad.shape, np.float32) for m in self.modalities}
+        both = {m: np.zeros(c_pad.shape, bool) for m in self.modalities}
+        best = {m: np.full(len(rows), np.nan, np.float32) for m in self.modalities}
+        q_has = {m: np.zeros(len(rows), bool) for m in self.modalities}
         for i, q in enumerate(rows):
-            c = cands[i]
+            c = np.asarray(cands[i], np.int64)
+            c_pad[i, : len(c)] = c
             if not len(c):
                 continue
-            s = self.pair_scores(int(q), c, plain[i])
-            out_r[i], out_s[i] = topk_rows(s[None, :], k, c[None, :])
-        return out_r, out_s
+            allr = np.union1d(c, plain[i])
+            cs, bs, qh = row_similarities(self.data, self._norms, self.modalities, int(q),
+                                          allr)
+            b = query_best(self.modalities, cs, bs, (allr == q)[None])
+            at = np.searchsorted(allr, c)
+            for m in self.modalities:
+                cos[m][i, : len(c)] = cs[m][0, at]
+                both[m][i, : len(c)] = bs[m][0, at]
+                best[m][i] = b[m][0]
+                q_has[m][i] = qh[m][0]
+        valid = c_pad >= 0
+        conf = self.confidence
+        s = intermediate_combine(
+            self.weighting, self.modalities, cos, both,
+            None if conf is None else conf[rows],
+            None if conf is None else conf[np.where(valid, c_pad, 0)],
+            q_has=q_has, q_best=best, pool=valid)
+        return c_pad, np.where(valid, s, -np.inf).astype(np.float32)
 
 
 def _unfiltered(flt: Filters) -> bool:

@@ -321,6 +321,7 @@ def test_the_approximate_search_ranks_as_the_exact_one_when_its_indexes_find_eve
     neighbour (120 products, a pool of 200) the lists equal the exact search's."""
     from prodfusion.index import IndexSettings
     from prodfusion.index.learned import LearnedRescorer
+    from prodfusion.index.topk import Filters
 
     rec = trees_shop[0]
     exact = {q: rec.similar(rec.catalog.ids[q], k=8, profile="trees") for q in (0, 5, 77)}
@@ -337,6 +338,12 @@ def test_the_approximate_search_ranks_as_the_exact_one_when_its_indexes_find_eve
             one = searcher.topk([q], 8)
             assert list(batch[0][i]) == list(one[0][0])
             np.testing.assert_array_equal(batch[1][i], one[1][0])
+            # the block's trees (one walk for every query's pairs) score as query by query
+            c = searcher.candidates(q, Filters())
+            alone = searcher.pair_scores(q, c)
+            top = np.lexsort((c, -alone))[:8]
+            assert list(batch[0][i]) == list(c[top])
+            np.testing.assert_array_equal(batch[1][i], alone[top])
         for q, (ids, scores) in exact.items():
             a_ids, a_scores = rec.similar(rec.catalog.ids[q], k=8, profile="trees")
             assert list(a_ids) == list(ids)
