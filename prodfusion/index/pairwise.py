@@ -115,21 +115,31 @@ class PairwiseIntermediateIndex:
         out_r = np.full((len(rows), k), -1, np.int64)
         out_s = np.full((len(rows), k), -np.inf, np.float32)
         pop = self.pairwise.get("popularity")
+        rows = np.asarray(rows, np.int64)
+        dense_near, cat_near = None, None
+        if self.dense is not None and len(rows):  # each index searched once for the block
+            kd = kp if self.dense_over_fetch is None else max(k * self.dense_over_fetch, 32)
+            dense_near = self.dense.topk(rows, kd, filters=flt)[0]
+            cat = self.pairwise.get("category")
+            if cat is not None:
+                # the same category holds many products that all score 1: its best by the
+                # vector modalities, then the first kp by row
+                has = np.flatnonzero(np.asarray(cat.mask, bool)[rows])
+                cat_near = {}
+                if len(has):
+                    r, _ = self.dense.topk(rows[has], kp,
+                                           filters=replace(flt, same_code=cat.codes))
+                    cat_near = dict(zip(has.tolist(), r, strict=True))
         for i, q in enumerate(rows):
             q = int(q)
             pools = []
-            if self.dense is not None:
-                kd = kp if self.dense_over_fetch is None else max(k * self.dense_over_fetch, 32)
-                r, _ = self.dense.topk([q], kd, filters=flt)
-                pools.append(r[0][r[0] >= 0])
+            if dense_near is not None:
+                pools.append(dense_near[i][dense_near[i] >= 0])
             for m, p in self.pairwise.items():
                 if not p.mask[q]:
                     continue
-                if m == "category" and self.dense is not None:
-                    # the same category holds many products that all score 1: its best by
-                    # the vector modalities, then the first kp by row
-                    r, _ = self.dense.topk([q], kp, filters=replace(flt, same_code=p.codes))
-                    pools.append(r[0][r[0] >= 0])
+                if m == "category" and cat_near is not None:
+                    pools.append(cat_near[i][cat_near[i] >= 0])
                 if m == "category" and pop is not None:
                     # with popularity fused, the category's most popular come next: a product
                     # further down the vector order but clicked often can outscore the

@@ -195,6 +195,10 @@ def test_approximate_search_with_category_equals_the_exact_fuser(rng):
     r0, s0 = exact.topk(q, 15)
     r1, s1 = approx.topk(q, 15)
     assert_same_topk(exact, q, r0, s0, r1, s1, atol=1e-4)
+    for i in (0, 5, len(q) - 1):  # the block's index searches (once for all rows) as one's
+        one_r, one_s = approx.topk(q[i : i + 1], 15)
+        np.testing.assert_array_equal(one_r[0], r1[i])
+        np.testing.assert_array_equal(one_s[0], s1[i])
 
 
 def test_heldout_recommender_keeps_the_category_modality():
