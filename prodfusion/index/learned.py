@@ -52,23 +52,10 @@ class LearnedRescorer:
         """The trees' score of query row ``q`` with candidate rows ``c`` (float32); the
         query's best similarity per modality is the best over ``c`` and ``best_of`` (rows;
         none: :meth:`candidates` without filters)."""
-        from prodfusion.fusion.learned import query_best
-        from prodfusion.index.pairwise import row_similarities
-
         c = np.asarray(c, np.int64)
         if best_of is None:
             best_of = self.candidates(q, Filters())
-        allr = np.union1d(c, best_of)
-        cos, both, q_has = row_similarities(self.data, self._norms, self.modalities, q, allr)
-        best = query_best(self.modalities, cos, both, (allr == q)[None])
-        at = np.searchsorted(allr, c)
-        cos = {m: v[:, at] for m, v in cos.items()}
-        both = {m: v[:, at] for m, v in both.items()}
-        conf = self.confidence
-        return intermediate_combine(
-            self.weighting, self.modalities, cos, both,
-            None if conf is None else conf[[q]], None if conf is None else conf[c],
-            q_has=q_has, q_best=best)[0]
+        return self._block_scores(np.array([q], np.int64), [c], [best_of])[1][0, : len(c)]
 
     def candidates(self, q: int, flt: Filters) -> np.ndarray:
         """Each modality's ``pool`` nearest products of row ``q`` that the filters allow (the
