@@ -33,6 +33,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fusion_weights import SETTINGS, _mem, load, synthetic_sessions, synthetic_trees  # noqa: E402
 
 
+def model(name: str, catalog, embs, counts, cooc, bonus: float = 0.0):
+    """``(rec, searcher)``: an in-memory model of ``fusion_weights.py``'s setting ``name``
+    (HNSW search; ``cooc``, category, popularity and trees as the setting asks; the trees
+    with ``bonus`` for products without clicks), its searcher built."""
+    from prodfusion.fusion.category import CategoryMatch
+    from prodfusion.fusion.popularity import PopularityPrior
+    from prodfusion.recommender import Recommender
+
+    kw = dict(SETTINGS[name])
+    use = {x: kw.pop(x, False) for x in ("cooc", "category", "popularity", "trees")}
+    rec = Recommender.from_embeddings(catalog, embs, fusion="intermediate", index="hnsw")
+    if use["cooc"]:
+        rec.cooc_ = cooc
+    if use["category"]:
+        rec.category_ = CategoryMatch.from_catalog(catalog)
+    if use["popularity"]:
+        rec.popularity_ = PopularityPrior(counts)
+    rec.modalities = rec.available_modalities
+    for key, value in kw.items():
+        setattr(rec, key, value)
+    rec.click_counts_ = counts
+    if use["trees"]:
+        rec.learned_ = synthetic_trees(rec).with_cold_bonus(bonus)
+    return rec, rec.searcher()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=100_000, help="generate a catalog of N products")
@@ -49,7 +75,6 @@ def main() -> None:
 
     from prodfusion.batch.export import _range_lists
     from prodfusion.fusion.cooc import Cooc
-    from prodfusion.recommender import Recommender
 
     names = args.settings.split(",")
     t0 = time.perf_counter()
@@ -62,21 +87,9 @@ def main() -> None:
           f"memory {_mem()}", flush=True)
     recs, builds = {}, {}
     for name in names:
-        kw = dict(SETTINGS[name])
-        use_cooc, use_trees = kw.pop("cooc", False), kw.pop("trees", False)
-        rec = Recommender.from_embeddings(catalog, embs, fusion="intermediate", index="hnsw")
-        if use_cooc:
-            rec.cooc_ = cooc
-            rec.modalities = rec.available_modalities
-        for key, value in kw.items():
-            setattr(rec, key, value)
-        rec.click_counts_ = counts
-        if use_trees:
-            rec.learned_ = synthetic_trees(rec)
         t = time.perf_counter()
-        rec.searcher()
+        recs[name], _ = model(name, catalog, embs, counts, cooc)
         builds[name] = time.perf_counter() - t
-        recs[name] = rec
         print(f"built {name} in {builds[name]:.0f} s; memory {_mem()}", flush=True)
 
     starts = np.random.default_rng(1).choice(max(1, n - args.batch), args.blocks, replace=False)

@@ -24,31 +24,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fusion_weights import SETTINGS, load, synthetic_sessions, synthetic_trees  # noqa: E402
-
-
-def model(name: str, catalog, embs, counts, cooc, bonus: float = 0.0):
-    """An in-memory model of setting ``name`` (HNSW search), its searcher built."""
-    from prodfusion.fusion.category import CategoryMatch
-    from prodfusion.fusion.popularity import PopularityPrior
-    from prodfusion.recommender import Recommender
-
-    kw = dict(SETTINGS[name])
-    use = {x: kw.pop(x, False) for x in ("cooc", "category", "popularity", "trees")}
-    rec = Recommender.from_embeddings(catalog, embs, fusion="intermediate", index="hnsw")
-    if use["cooc"]:
-        rec.cooc_ = cooc
-    if use["category"]:
-        rec.category_ = CategoryMatch.from_catalog(catalog)
-    if use["popularity"]:
-        rec.popularity_ = PopularityPrior(counts)
-    rec.modalities = rec.available_modalities
-    for key, value in kw.items():
-        setattr(rec, key, value)
-    rec.click_counts_ = counts
-    if use["trees"]:
-        rec.learned_ = synthetic_trees(rec).with_cold_bonus(bonus)
-    return rec, rec.searcher()
+from export_trees import model  # noqa: E402
+from fusion_weights import load, synthetic_sessions  # noqa: E402
 
 
 def main() -> None:
