@@ -371,11 +371,11 @@ def _trees_line(trees: dict, args, model: str) -> str:
     if tr is None:
         return f"  trees: not learnt ({trees['why']})"
     t = tr["trees"]
+    cold = cold_bonus_phrase(t)
     head = (f"  trees: {t['n_trees']} boosted trees ({t['kind']}) over the weights above, "
             f"out of fold {tr['objective']} {tr['validation_score']:.4f} against "
             f"{tr['reference_scores']['linear']:.4f} for the weights alone, "
-            f"{tr['seconds']:.0f}s; "
-            + (f"{cold_bonus_phrase(t)}; " if cold_bonus_phrase(t) else "") + trees["why"])
+            f"{tr['seconds']:.0f}s; " + (f"{cold}; " if cold else "") + trees["why"])
     if trees["adopted"]:
         kept = tr.get("weights_profile")
         return (head + ": adopted as the model's weighting (`similar`, `export` and the "

@@ -198,8 +198,9 @@ def _tune_trees(args, rec, sessions, pairs) -> int:
           "on the same cases:")
     for name, v in res["reference_scores"].items():
         print(f"    {'the weighting re-scored' if name == 'linear' else name:<36} {v:.4f}")
-    if cold_bonus_phrase(t):
-        print(f"  {cold_bonus_phrase(t)}")
+    cold = cold_bonus_phrase(t)
+    if cold:
+        print(f"  {cold}")
     over = res["gain"]["over"]
     over = "the weighting they re-score" if over == "linear" else over
     line = gain_line({**res, "gain": {**res["gain"], "over": over}})
