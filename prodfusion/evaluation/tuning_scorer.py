@@ -297,6 +297,47 @@ class _Scorer:
         sub.slices = {name: np.asarray(v)[cases] for name, v in self.slices.items()}
         return sub
 
+    def as_new_queries(self, learned_pool: int | None = None) -> _Scorer:
+        """The same cases with every query as a **new product** would be: no training
+        clicks, so no ``clicks`` or ``cooc`` vector of its own and a click count of 0 (what a
+        product appended by ``add``, or first seen since the last training, has when served).
+        The candidates, targets and the rest of the catalog's sample are the same; the
+        trees' pool (``natural``) is re-drawn without those modalities' nearest
+        (:func:`~prodfusion.fusion.learned.pool_mask` over the candidates, which hold every
+        other modality's nearest). Measures, and teaches trees, how a product without clicks
+        is answered (``tune_learned``'s new-query rows)."""
+        import copy
+
+        from prodfusion.fusion.learned import pool_mask, query_best
+
+        gone = [m for m in ("clicks", "cooc") if m in self.mods]
+        sub = copy.copy(self)
+        sub.q_new = True
+        sub.q_has = {m: (np.zeros_like(v) if m in gone else v) for m, v in self.q_has.items()}
+        sub.both = {m: (np.zeros_like(v) if m in gone else v) for m, v in self.both.items()}
+        sub.out_both = {m: (np.zeros_like(v) if m in gone else v)
+                        for m, v in self.out_both.items()}
+        sub.best = query_best(self.mods, sub.cos, sub.both)
+        if learned_pool:
+            prior = None if self.counts is None else np.log1p(
+                np.asarray(self.counts, np.float64))[self.safe]
+            sub.natural = pool_mask(self.mods, sub.cos, sub.both, learned_pool,
+                                    exclude=~self.valid, prior=prior) & self.valid
+        sub.slices = {name: (np.ones(len(self.inv), bool) if name.startswith("query: no training")
+                             else np.zeros(len(self.inv), bool)
+                             if name.startswith("query: with training") else v)
+                      for name, v in self.slices.items()}
+        return sub
+
+    def query_confidence(self, conf):
+        """The queries' rows of ``conf`` (:func:`row_confidence`'s per-product array), those
+        of new products (:meth:`as_new_queries`) as for 0 clicks."""
+        if conf is None:
+            return None
+        if getattr(self, "q_new", False):
+            return np.zeros(len(self.uq), np.asarray(conf).dtype)
+        return conf[self.uq]
+
     def _padded(self, rows: list, per_mod: dict, data: Any, empty_width: int) -> tuple:
         """Per-query product rows (and each modality's similarities to them) as ``-1``-padded
         arrays: ``(rows, valid, safe rows, {m: similarities}, {m: both have m})``."""
@@ -328,8 +369,7 @@ class _Scorer:
         pool = None
         if wt.learned is not None:
             pool = natural if natural is not None else np.zeros(valid.shape, bool)
-        s = intermediate_combine(wt, self.mods, cos, both,
-                                 None if conf is None else conf[self.uq],
+        s = intermediate_combine(wt, self.mods, cos, both, self.query_confidence(conf),
                                  None if conf is None else conf[safe], q_has=self.q_has,
                                  q_best=self.best, pool=pool)
         s[~valid] = -np.inf  # padding slots: never ranked

@@ -674,3 +674,62 @@ def test_the_cold_bonus_is_chosen_out_of_fold_by_its_rule():
     assert rec.profile_weighting("given").learned.cold_bonus == 2.0
     res0 = rec.tune(sess, learner="gbdt", profile="none", cold_bonus=0, **kw)
     assert res0["trees"]["cold_bonus"] == 0 and "cold_bonus_tried" not in res0["trees"]
+
+
+def test_a_scorers_new_query_view_scores_as_if_each_query_had_no_clicks():
+    """``_Scorer.as_new_queries``: every case scored as if its query were a new product (no
+    click vector, no co-occurrence row, 0 clicks), to the bit of a scorer on data where that
+    product truly lacks them — under trees (the query's clicks are a feature), under zmean
+    weights, with the trees' pool re-drawn without the click modalities' nearest."""
+    import copy
+    import types
+
+    from prodfusion.encoders import Prod2Vec
+    from prodfusion.evaluation.tuning_scorer import _Scorer
+    from prodfusion.fusion.cooc import Cooc
+
+    rec, sessions, _ = _shop()
+    clicks = Prod2Vec(vector_size=8, epochs=2, workers=1, min_count=1).fit(sessions).encode(
+        rec.catalog)
+    rec = Recommender.from_embeddings(rec.catalog, {**rec.embeddings_, "clicks": clicks},
+                                      fusion="intermediate")
+    rec.cooc_ = Cooc.from_sessions(sessions, rec.catalog)
+    data = rec.modality_data()
+    mods = ("text", "image", "clicks", "cooc")
+    rng = np.random.default_rng(3)
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    names = feature_names(mods)
+    X = rng.normal(size=(4000, len(names)))  # trees that lean on the query's clicks too
+    X[rng.random(X.shape) < 0.2] = np.nan
+    y = np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, names.index("clicks:query")]) > 0.5
+    clf = HistGradientBoostingClassifier(max_iter=40, random_state=0).fit(X, y)
+    trees = LearnedScorer.from_estimator(clf, mods, pool=7)
+    lin = Weighting.make({"text": 1.0, "image": 0.5, "clicks": 1.0, "cooc": 0.7}, "zmean",
+                         None, None)
+    st = {m: (0.1 * i, 0.3) for i, m in enumerate(mods)}
+    lin = lin.with_stats(st)
+    n = len(rec.catalog)
+    counts = rng.integers(0, 4, size=n)
+    q = np.flatnonzero(np.asarray(data["cooc"].mask) & np.asarray(data["clicks"].mask))[:4]
+    q = np.repeat(q, 2)
+    t = rng.integers(n, size=len(q))
+    src = np.array(["pairs"] * len(q))
+    sc = _Scorer(rec, mods, q, t, src, counts, "ndcg", 10, n_outside=n, learned_pool=7)
+    new = sc.as_new_queries(7)
+    assert new.slices["query: no training clicks"].all()
+    for w in (replace(lin, learned=trees), lin):
+        got = new.values(w)
+        assert not np.array_equal(got, sc.values(w))  # the clicks mattered
+        for u in np.unique(q):  # each product made new in the data itself, alone
+            patched = dict(data)
+            for m in ("clicks", "cooc"):
+                patched[m] = copy.copy(data[m])
+                patched[m].mask = np.asarray(data[m].mask).copy()
+                patched[m].mask[u] = False
+            c2 = counts.copy()
+            c2[u] = 0
+            ev = types.SimpleNamespace(modality_data=lambda p=patched: p, catalog=rec.catalog)
+            ref = _Scorer(ev, mods, q[q == u], t[q == u], src[q == u], c2, "ndcg", 10,
+                          n_outside=n, learned_pool=7)
+            np.testing.assert_allclose(got[q == u], ref.values(w), atol=1e-12)
