@@ -89,7 +89,8 @@ def _rows(sc, mods: Sequence[str], keep_queries: np.ndarray, rng, linear=None) -
 
         conf = row_confidence(counts, linear)
         lin = sc.fused_by_query(linear, conf, sc.cos, sc.both, sc.safe, sc.valid)
-    X = pair_features(mods, sc.cos, sc.both, sc.best, sc.query_confidence(logc),
+    X = pair_features(mods, sc.cos, sc.both, sc.best,
+                      None if logc is None else sc.query_confidence(logc),
                       None if logc is None else logc[sc.safe], lin)
     y = np.zeros(sc.cand.shape, bool)
     y[sc.inv, sc.tpos] = True

@@ -115,7 +115,7 @@ class LearnedScorer:
 
     def __init__(self, modalities: Sequence[str], nodes: Mapping[str, np.ndarray],
                  roots: np.ndarray, baseline: float, pool: int = DEFAULT_POOL,
-                 cold_bonus: float = 0.0) -> None:
+                 cold_bonus: float = 0.0, new_query: LearnedScorer | None = None) -> None:
         self.modalities = tuple(modalities)
         if isinstance(pool, bool) or not isinstance(pool, (int, np.integer)) or pool < 1:
             raise ModelError(f"a learned scorer's pool must be a count >= 1, got {pool!r}.")
@@ -125,6 +125,12 @@ class LearnedScorer:
             raise ModelError("a learned scorer's cold_bonus must be a finite number >= 0, got "
                              f"{cold_bonus!r}.")
         self.cold_bonus = float(cold_bonus)
+        if new_query is not None and not (
+                isinstance(new_query, LearnedScorer) and new_query.modalities == self.modalities
+                and new_query.new_query is None and not new_query.cold_bonus):
+            raise ModelError("a learned scorer's new-query trees must be trees over the same "
+                             "modalities, without a bonus or trees of their own.")
+        self.new_query = new_query
         self.nodes = {k: np.asarray(nodes[k]) for k in _NODE_FIELDS}
         self.roots = np.asarray(roots, np.int64)
         self.baseline = float(baseline)
@@ -145,6 +151,8 @@ class LearnedScorer:
             h.update(np.ascontiguousarray(self.nodes[k]).tobytes())
         if self.cold_bonus:  # (none: the fingerprint trees without it always had)
             h.update(np.float64(self.cold_bonus).tobytes())
+        if self.new_query is not None:  # (none: likewise)
+            h.update(b"new_query" + self.new_query.fingerprint.encode())
         self.fingerprint = h.hexdigest()[:16]
 
     def __eq__(self, other) -> bool:
@@ -155,14 +163,25 @@ class LearnedScorer:
 
     def __repr__(self) -> str:
         bonus = f", cold bonus {self.cold_bonus:g}" if self.cold_bonus else ""
+        if self.new_query is not None:
+            bonus += f", {self.new_query.n_trees} trees for new queries"
         return (f"LearnedScorer({'+'.join(self.modalities)}, {len(self.roots)} trees{bonus}, "
                 f"{self.fingerprint})")
 
     def with_cold_bonus(self, cold_bonus: float) -> LearnedScorer:
         """The same trees with another :attr:`cold_bonus` (class docstring)."""
         out = LearnedScorer(self.modalities, self.nodes, self.roots, self.baseline, self.pool,
-                            cold_bonus)
+                            cold_bonus, self.new_query)
         if getattr(self, "_walkers_cache", False) is not False:  # the same trees' walkers
+            out._walkers_cache = self._walkers_cache
+        return out
+
+    def with_new_query(self, new_query: LearnedScorer | None) -> LearnedScorer:
+        """The same trees (and bonus) with other :attr:`new_query` trees (class docstring;
+        None: none)."""
+        out = LearnedScorer(self.modalities, self.nodes, self.roots, self.baseline, self.pool,
+                            self.cold_bonus, new_query)
+        if getattr(self, "_walkers_cache", False) is not False:
             out._walkers_cache = self._walkers_cache
         return out
 
@@ -207,6 +226,8 @@ class LearnedScorer:
                             **self.nodes)
         return {"modalities": list(self.modalities), "trees": self.n_trees, "pool": self.pool,
                 **({"cold_bonus": self.cold_bonus} if self.cold_bonus else {}),
+                **({"new_query": self.new_query.to_dict()} if self.new_query is not None
+                   else {}),
                 "fingerprint": self.fingerprint,
                 "npz": base64.b64encode(buf.getvalue()).decode("ascii")}
 
@@ -214,14 +235,17 @@ class LearnedScorer:
     def from_dict(cls, d: Mapping) -> LearnedScorer:
         """From :meth:`to_dict`; a damaged entry is a :class:`ModelError`."""
         cached = _DECODED.get(d.get("fingerprint")) if isinstance(d, Mapping) else None
-        if cached is not None and d.get("cold_bonus", 0.0) == cached.cold_bonus:
+        if cached is not None and d.get("cold_bonus", 0.0) == cached.cold_bonus and (
+                "new_query" in d) == (cached.new_query is not None):
             return cached
         try:
+            nq = d.get("new_query")
+            nq = None if nq is None else cls.from_dict(nq)
             raw = base64.b64decode(d["npz"], validate=True)
             with np.load(io.BytesIO(raw), allow_pickle=False) as z:
                 out = cls(d["modalities"], {k: z[k] for k in _NODE_FIELDS}, z["roots"],
                           float(z["baseline"]), d.get("pool", DEFAULT_POOL),
-                          d.get("cold_bonus", 0.0))
+                          d.get("cold_bonus", 0.0), nq)
         except ModelError:
             raise
         except Exception as exc:  # noqa: BLE001 - any damage: one clear error
@@ -242,6 +266,9 @@ class LearnedScorer:
         scikit-learn has the one it was written against (about 5 times faster); else by
         :meth:`predict_numpy`. The two agree to the bit (``tests/fusion/test_learned.py``)."""
         X = np.ascontiguousarray(X, np.float64)
+        new = self._new_rows(X)
+        if new is not None:
+            return self._routed(X, new, numpy=False)
         walkers = self._walkers()
         if walkers is None:
             return self.predict_numpy(X)
@@ -250,6 +277,24 @@ class LearnedScorer:
         f_map = np.zeros(X.shape[1], np.uint32)
         for w in walkers:
             out += w.predict(X, known, f_map, 1)
+        return self._add_cold_bonus(X, out)
+
+    def _new_rows(self, X: np.ndarray) -> np.ndarray | None:
+        """Bool per row: the query has no training clicks (``clicks:query`` is 0) and
+        :attr:`new_query` trees score it; None where no row goes to them."""
+        if self.new_query is None or not len(X):
+            return None
+        new = X[:, 2 * len(self.modalities) + 1] == 0
+        return new if new.any() else None
+
+    def _routed(self, X: np.ndarray, new: np.ndarray, numpy: bool) -> np.ndarray:
+        main = getattr(self, "_plain", None)
+        if main is None:  # the same trees, alone and without the bonus (added below)
+            main = self._plain = self.with_new_query(None).with_cold_bonus(0.0)
+        out = np.empty(len(X), np.float64)
+        for rows, trees in ((~new, main), (new, self.new_query)):
+            if rows.any():
+                out[rows] = trees.predict_numpy(X[rows]) if numpy else trees.predict(X[rows])
         return self._add_cold_bonus(X, out)
 
     def _add_cold_bonus(self, X: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -289,6 +334,9 @@ class LearnedScorer:
     def predict_numpy(self, X: np.ndarray) -> np.ndarray:
         """:meth:`predict` in numpy alone (one tree at a time, rows walking down together)."""
         X = np.asarray(X, np.float64)
+        new = self._new_rows(X)
+        if new is not None:
+            return self._routed(X, new, numpy=True)
         out = np.full(len(X), self.baseline, np.float64)
         nd = self.nodes
         feat, thr, ml = nd["feature"], nd["threshold"], nd["missing_left"]

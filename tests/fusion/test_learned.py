@@ -84,6 +84,40 @@ def test_the_cold_bonus_lifts_the_products_without_clicks_alone_and_is_stored():
         LearnedScorer.from_dict({**hot.to_dict(), "cold_bonus": -1.0})
 
 
+def test_new_query_trees_score_the_queries_without_clicks_alone_and_are_stored():
+    """``new_query`` trees score the rows whose ``clicks:query`` is 0 (a product without
+    training clicks asking for its list), the trees the others (NaN: a model without
+    clicks); the bonus is added to both; both walks agree; it survives storage and changes
+    the fingerprint, which trees without it keep."""
+    clf, rng = _fitted()
+    mods = ("text", "image")
+    plain = LearnedScorer.from_estimator(clf, mods)
+    other = LearnedScorer.from_estimator(_fitted(seed=1)[0], mods)
+    X = rng.normal(size=(3000, 7))
+    qcol = feature_names(mods).index("clicks:query")
+    X[:1000, qcol] = 0.0  # queries without training clicks
+    X[1000:1500, qcol] = np.nan  # no clicks modality
+    X[1500:, qcol] = np.abs(X[1500:, qcol]) + 0.1
+    X[::3, feature_names(mods).index("clicks:candidate")] = 0.0  # some new candidates
+    routed = plain.with_cold_bonus(1.5).with_new_query(other)
+    want = np.where(np.arange(3000) < 1000, other.predict(X), plain.predict(X)) + 1.5 * (
+        X[:, feature_names(mods).index("clicks:candidate")] == 0)
+    np.testing.assert_allclose(routed.predict(X), want, atol=1e-12)
+    np.testing.assert_array_equal(routed.predict_numpy(X), routed.predict(X))
+    np.testing.assert_array_equal(routed.predict(X[1000:]), plain.with_cold_bonus(1.5).predict(
+        X[1000:]))  # no new query: the trees alone
+    assert routed != plain.with_cold_bonus(1.5) and "new_query" not in plain.to_dict()
+    assert routed.with_cold_bonus(0.0).new_query == other
+    back = LearnedScorer.from_dict(json.loads(json.dumps(routed.to_dict())))
+    assert back == routed and back.new_query == other and back.cold_bonus == 1.5
+    np.testing.assert_array_equal(back.predict(X), routed.predict(X))
+    assert "1 trees for new queries" not in repr(back) and "trees for new queries" in repr(back)
+    for bad in (plain.with_cold_bonus(1.0), routed, LearnedScorer.from_estimator(
+            _fitted(n_feat=9)[0], ("text", "image", "clicks"))):
+        with pytest.raises(ModelError, match="new-query"):
+            plain.with_new_query(bad)
+
+
 def test_a_damaged_entry_is_a_clear_error():
     clf, _ = _fitted()
     d = LearnedScorer.from_estimator(clf, ("text", "image")).to_dict()
