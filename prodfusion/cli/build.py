@@ -365,7 +365,7 @@ def _trees_line(trees: dict, args, model: str) -> str:
     ...                   None, "m"))
       trees: not learnt (406 validation cases)
     """
-    from prodfusion.cli.tune import cold_bonus_phrase
+    from prodfusion.cli.tune import cold_bonus_phrase, new_query_phrase
 
     tr = trees["record"]
     if tr is None:
@@ -375,7 +375,8 @@ def _trees_line(trees: dict, args, model: str) -> str:
     head = (f"  trees: {t['n_trees']} boosted trees ({t['kind']}) over the weights above, "
             f"out of fold {tr['objective']} {tr['validation_score']:.4f} against "
             f"{tr['reference_scores']['linear']:.4f} for the weights alone, "
-            f"{tr['seconds']:.0f}s; " + (f"{cold}; " if cold else "") + trees["why"])
+            f"{tr['seconds']:.0f}s; " + (f"{cold}; " if cold else "")
+            + (f"{new_query_phrase(t)}; " if new_query_phrase(t) else "") + trees["why"])
     if trees["adopted"]:
         kept = tr.get("weights_profile")
         return (head + ": adopted as the model's weighting (`similar`, `export` and the "

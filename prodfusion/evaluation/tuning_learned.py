@@ -72,6 +72,14 @@ COLD_BONUSES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 #: modality alone) a bonus may spend to bring the targets without training clicks to the
 #: best single modality's score there (:func:`_choose_cold_bonus`).
 COLD_MAX_SPEND = 0.5
+#: The weight of the new-query rows (every validation query as a product without clicks,
+#: :meth:`~prodfusion.evaluation.tuning_scorer._Scorer.as_new_queries`) beside the
+#: validation rows as they are, in the training of the trees for new queries
+#: (:func:`_new_query_trees`).
+NEW_QUERY_WEIGHT = 0.5
+#: What ``new_query_trees`` takes: learn them and keep them where they win out of fold
+#: (``"auto"``), always keep them (``"on"``), never learn them (``"off"``).
+NEW_QUERY_CHOICES = ("auto", "on", "off")
 
 
 def _rows(sc, mods: Sequence[str], keep_queries: np.ndarray, rng, linear=None) -> tuple:
@@ -195,6 +203,60 @@ def _choose_cold_bonus(cold_bonus, folds, groups_of, lins, scorers: dict,
                            "objective_floor": floor}, per[chosen]
 
 
+def _new_query_trees(choice: str, folds, groups_of, lins, mods, scorers: dict, config: str,
+                     seed: int, max_iter: int, log) -> dict:
+    """Trees for queries without training clicks (``LearnedScorer.new_query``), out of fold.
+
+    Every validation query is also scored as a new product would be
+    (:meth:`~prodfusion.evaluation.tuning_scorer._Scorer.as_new_queries`: no click vector,
+    no co-occurrence row, 0 clicks). For each group of queries, trees are trained on the
+    other groups' rows as they are and as new queries (weight :data:`NEW_QUERY_WEIGHT`) and
+    rank the group's cases as new queries; beside them, on the same cases, the trees as
+    learnt (``scorers``), the weights and each modality alone. Kept (``choice`` ``"auto"``)
+    where they beat the trees as learnt there. Returns ``{"kept", "scorers" (per group),
+    "views", "record"}``; ``{"record": {...skipped...}}`` where nothing is learnt."""
+    from prodfusion.fusion.learned import DEFAULT_POOL
+    from prodfusion.fusion.weights import Weighting
+
+    if not {"clicks", "cooc"} & set(mods):
+        return {"kept": False, "record": {"skipped": "no click modality (clicks, cooc)"}}
+    views = [(sc.as_new_queries(DEFAULT_POOL), st) for sc, st in folds]
+    if not any(v.natural.any() for v, _ in views):
+        return {"kept": False, "record": {
+            "skipped": "a product without clicks shares no modality with any candidate"}}
+    rng_w, rng_n = np.random.default_rng(seed + 1), np.random.default_rng(seed + 2)
+    trees_vals = [np.zeros(len(sc.inv)) for sc, _ in views]
+    new_vals = [np.zeros(len(sc.inv)) for sc, _ in views]
+    new_scorers = {}
+    for g, main in scorers.items():
+        parts = [_rows(sc, mods, gq != g, rng_w, lins[r])
+                 for r, ((sc, _), gq) in enumerate(zip(folds, groups_of, strict=True))]
+        for r, ((sc, _), gq) in enumerate(zip(views, groups_of, strict=True)):
+            X, y, w = _rows(sc, mods, gq != g, rng_n, lins[r])
+            parts.append((X, y, w * NEW_QUERY_WEIGHT))
+        new_scorers[g] = _fit(parts, mods, seed, max_iter, config)[0]
+        _score_group(trees_vals, views, groups_of, lins, g, main)
+        _score_group(new_vals, views, groups_of, lins, g, main.with_new_query(new_scorers[g]))
+
+    def mean(vals):
+        return float(np.mean([sc.objective(v) for (sc, _), v in zip(views, vals, strict=True)]))
+
+    refs = {"linear": mean([sc.values(lins[r]) for r, (sc, _) in enumerate(views)])}
+    for m in mods:
+        refs[f"{m} alone"] = mean([sc.values(Weighting.make({m: 1.0}, "none", None, None))
+                                   for sc, _ in views])
+    score_trees, score_new = mean(trees_vals), mean(new_vals)
+    kept = choice == "on" or score_new > score_trees
+    log("out of fold, every validation query as a product without clicks: the trees "
+        f"{score_trees:.4f}, trees for new queries {score_new:.4f}, the weights "
+        f"{refs['linear']:.4f}, the best modality alone {max(v for k, v in refs.items() if k != 'linear'):.4f}"
+        f"; {'kept' if kept else 'not kept'}")
+    return {"kept": kept, "scorers": new_scorers, "views": views, "record": {
+        "cases": int(sum(len(sc.inv) for sc, _ in views)), "kept": kept,
+        "new_query_weight": NEW_QUERY_WEIGHT, "trees": score_trees,
+        "new-query trees": score_new, **refs}}
+
+
 def _oof_slices(folds, mods, learned_vals, single_vals, groups, case_src) -> dict:
     """Per validation slice (the evaluation report's: query / target with or without
     training clicks, photo; each source): its cases, the trees' mean metric out of fold, the
@@ -230,7 +292,7 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
                  protocol: str = "leave-last-out", repeats: int = 3, max_queries: int = 2000,
                  n_candidates: int = 200, max_iter: int = 300, weights: Any = None,
                  prod2vec: Any = None, cold_bonus: float | str = "auto",
-                 progress: bool | Callable = False) -> dict:
+                 new_query_trees: str = "auto", progress: bool | Callable = False) -> dict:
     """Learn a fusion's trees (module docstring; ``cold_bonus``: ``"auto"`` or a bonus
     given, "New products" there); returns the tuning record with the
     :class:`~prodfusion.fusion.learned.LearnedScorer` under ``"scorer"`` and the linear
@@ -271,6 +333,8 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
             isinstance(cold_bonus, (int, float)) and not isinstance(cold_bonus, bool)
             and np.isfinite(cold_bonus) and cold_bonus >= 0)):
         raise param_error("cold_bonus", where, "'auto' or a finite number >= 0", cold_bonus)
+    if not isinstance(new_query_trees, str) or new_query_trees not in NEW_QUERY_CHOICES:
+        raise param_error("new_query_trees", where, "'auto', 'on' or 'off'", new_query_trees)
     log = _Progress(progress)
     mods = tuple(m for m in rec.modalities if m in rec.available_modalities)
     base = rec.weighting(mods) if weights is None else rec.weighting(
@@ -318,6 +382,17 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
     config = max(config_scores, key=config_scores.get)
     log("out of fold, by kind of trees: " + ", ".join(
         f"{c} {v:.4f}" for c, v in config_scores.items()) + f"; kept {config}")
+    newq = {"kept": False, "record": {"skipped": "new_query_trees='off'"}}
+    if new_query_trees != "off":
+        newq = _new_query_trees(new_query_trees, folds, groups_of, lins, mods,
+                                oof_scorers[config], config, seed, max_iter, log)
+    if newq["kept"]:  # the validation queries without clicks: ranked by the new-query trees
+        oof_scorers[config] = {g: sc_.with_new_query(newq["scorers"][g])
+                               for g, sc_ in oof_scorers[config].items()}
+        vals = [np.zeros(len(sc.inv)) for sc, _ in folds]
+        for g, routed in oof_scorers[config].items():
+            _score_group(vals, folds, groups_of, lins, g, routed)
+        oof[config] = vals
     linear_vals, single_vals = [], {m: [] for m in mods}
     for r, (sc, _) in enumerate(folds):
         linear_vals.append(sc.values(lins[r]))
@@ -347,6 +422,22 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
     scorer, n_pos, n_rows = _fit([_rows(sc, mods, np.ones(len(sc.uq), bool), rng, lins[r])
                                   for r, (sc, _) in enumerate(folds)], mods, seed, max_iter,
                                  config)
+    if newq["kept"]:
+        served = [np.zeros(len(sc.inv)) for sc, _ in newq["views"]]
+        for g, routed in oof_scorers[config].items():
+            _score_group(served, newq["views"], groups_of, lins, g, routed.with_cold_bonus(bonus))
+        newq["record"]["served"] = float(np.mean([sc.objective(v) for (sc, _), v in zip(
+            newq["views"], served, strict=True)]))
+        parts = [_rows(sc, mods, np.ones(len(sc.uq), bool), np.random.default_rng(seed + 1),
+                       lins[r]) for r, (sc, _) in enumerate(folds)]
+        rng_n = np.random.default_rng(seed + 2)
+        for r, (sc, _) in enumerate(newq["views"]):
+            X, y, w = _rows(sc, mods, np.ones(len(sc.uq), bool), rng_n, lins[r])
+            parts.append((X, y, w * NEW_QUERY_WEIGHT))
+        new_trees = _fit(parts, mods, seed, max_iter, config)[0]
+        scorer = scorer.with_new_query(new_trees)
+        newq["record"]["n_trees"] = new_trees.n_trees
+        log(f"trees for new queries kept: {new_trees.n_trees}")
     scorer = scorer.with_cold_bonus(bonus)
     log(f"trees kept: {scorer.n_trees} trained on {n_rows:,} rows ({n_pos:,} targets)")
     return {
@@ -372,7 +463,7 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
                   "training_rows": n_rows, "training_targets": n_pos,
                   "learner": "sklearn HistGradientBoostingClassifier", "max_iter": max_iter,
                   "kind": config, "kind_scores": config_scores, **TREE_CONFIGS[config],
-                  "cold_bonus": bonus,
+                  "cold_bonus": bonus, "new_queries": newq["record"],
                   **({"cold_bonus_tried": bonus_tried} if bonus_tried else {})},
         "search": {"max_queries": max_queries, "n_candidates": n_candidates,
                    "validate_on": validate_on, "repeats": repeats,

@@ -642,16 +642,10 @@ def test_explain_finds_the_pool_as_the_fuser_does_with_a_category():
     assert 3 <= sum(pooled) < n - 1
 
 
-def test_the_cold_bonus_is_chosen_out_of_fold_by_its_rule():
+def _shop_with_new_products():
     """A shop with clicks where a quarter of the products are new (each visited once, last
-    in its session, after a product with a near title): the tuning scores every bonus of
-    ``COLD_BONUSES`` with the same out-of-fold trees and keeps, among those bringing the
-    targets without training clicks to the best single modality's score there and spending
-    at most half the trees' gain, the one with the best objective (0 where none does); the
-    record's figures are the kept bonus's and the profile serves with it. A bonus given is
-    used as it is; 0 tries nothing."""
+    in its session, after a product with a near title), and its sessions."""
     from prodfusion.encoders import Prod2Vec
-    from prodfusion.evaluation.tuning_learned import COLD_BONUSES
     from prodfusion.recommender import Prod2VecParams
     from tests.evaluation.test_tuning import _timed
 
@@ -682,6 +676,20 @@ def test_the_cold_bonus_is_chosen_out_of_fold_by_its_rule():
     rec = Recommender.from_embeddings(rec.catalog, {**rec.embeddings_, "clicks": clicks},
                                       fusion="intermediate")
     rec.prod2vec = Prod2VecParams(vector_size=8, epochs=2, workers=1, min_count=1)
+    return rec, sess
+
+
+def test_the_cold_bonus_is_chosen_out_of_fold_by_its_rule():
+    """A shop with clicks where a quarter of the products are new (each visited once, last
+    in its session, after a product with a near title): the tuning scores every bonus of
+    ``COLD_BONUSES`` with the same out-of-fold trees and keeps, among those bringing the
+    targets without training clicks to the best single modality's score there and spending
+    at most half the trees' gain, the one with the best objective (0 where none does); the
+    record's figures are the kept bonus's and the profile serves with it. A bonus given is
+    used as it is; 0 tries nothing."""
+    from prodfusion.evaluation.tuning_learned import COLD_BONUSES
+
+    rec, sess = _shop_with_new_products()
     kw = dict(objective="ndcg@5", max_iter=30, keep_worse=True, protocol="leave-last-out")
     res = rec.tune(sess, learner="gbdt", profile="auto", **kw)
     t, sl = res["trees"], res["validation_slices"]
@@ -767,3 +775,41 @@ def test_a_scorers_new_query_view_scores_as_if_each_query_had_no_clicks():
             ref = _Scorer(ev, mods, q[q == u], t[q == u], src[q == u], c2, "ndcg", 10,
                           n_outside=n, learned_pool=7)
             np.testing.assert_allclose(got[q == u], ref.values(w), atol=1e-12)
+
+
+def test_trees_for_new_queries_are_learnt_out_of_fold_and_rank_the_queries_without_clicks():
+    """``new_query_trees``: every validation query is also scored as if it had no clicks;
+    trees trained on both kinds of rows rank those out of fold beside the trees as learnt,
+    the weights and each modality alone, and are kept where they beat the trees (``auto``),
+    always (``on``) or never learnt (``off``). Kept, they rank exactly the lists of the
+    products without training clicks; the others' lists are the trees' as learnt, which do
+    not change. A bad choice is refused before any work."""
+    rec, sess = _shop_with_new_products()
+    kw = dict(objective="ndcg@5", max_iter=30, keep_worse=True, protocol="leave-last-out")
+    res = rec.tune(sess, learner="gbdt", profile="auto", **kw)
+    nq = res["trees"]["new_queries"]
+    assert nq["cases"] == res["split"]["n_validation_cases"]
+    assert {"trees", "new-query trees", "linear", "text alone", "clicks alone"} <= set(nq)
+    assert nq["clicks alone"] == 0.0  # made click-less: no click vector to rank by
+    assert nq["kept"] == (nq["new-query trees"] > nq["trees"])
+    assert (rec.profile_weighting("auto").learned.new_query is not None) == nq["kept"]
+    on = rec.tune(sess, learner="gbdt", profile="on", new_query_trees="on", **kw)
+    off = rec.tune(sess, learner="gbdt", profile="off", new_query_trees="off", **kw)
+    assert on["trees"]["new_queries"]["kept"] and "skipped" in off["trees"]["new_queries"]
+    lr_on = rec.profile_weighting("on").learned
+    lr_off = rec.profile_weighting("off").learned
+    assert lr_off.new_query is None and lr_on.new_query.n_trees == on["trees"][
+        "new_queries"]["n_trees"]
+    assert lr_on.with_new_query(None) == lr_off  # the trees as learnt: the same
+    mods = lr_on.modalities
+    wt = rec.weighting(mods, rec.profile_weighting("on"))
+    counts = rec.click_counts_
+    cold = np.flatnonzero(counts == 0)[:3]
+    warm = np.flatnonzero(counts > 0)[:3]
+    assert len(cold) and len(warm)
+    fuse = lambda w, q: rec.fuser("intermediate", mods, w).similarity(q)  # noqa: E731
+    as_new = replace(wt, learned=lr_on.new_query.with_cold_bonus(lr_on.cold_bonus))
+    np.testing.assert_array_equal(fuse(wt, cold), fuse(as_new, cold))
+    np.testing.assert_array_equal(fuse(wt, warm), fuse(replace(wt, learned=lr_off), warm))
+    with pytest.raises(ParameterError, match="new_query_trees"):
+        rec.tune(sess, learner="gbdt", profile="bad", new_query_trees="yes", **kw)
