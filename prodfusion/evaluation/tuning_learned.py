@@ -34,7 +34,22 @@ among :data:`COLD_BONUSES`, those that bring the validation targets without trai
 to the best single modality's score there while spending at most :data:`COLD_MAX_SPEND` of
 the trees' gain, the one with the best objective; none such: 0. The record's
 ``validation_score``, ``gain`` and slices are the kept bonus's (``trees.cold_bonus_tried``
-lists every bonus's). The learner is scikit-learn's
+lists every bonus's).
+
+**New queries.** A product without training clicks asking for its list (one appended by
+``add``, or first seen since the last training) has no click vector, no co-occurrence row
+and a click count of 0, which the validation queries — nearly all clicked — seldom show
+the trees: on H&M, every validation query made click-less
+(:meth:`~prodfusion.evaluation.tuning_scorer._Scorer.as_new_queries`) is ranked by the
+trees at nDCG@15 0.033 out of fold, below the weights (0.040) and the titles alone
+(0.039). Trees of their own for such queries
+(:attr:`~prodfusion.fusion.learned.LearnedScorer.new_query`; ``new_query_trees``) are
+trained on the validation rows as they are and made click-less (weight
+:data:`NEW_QUERY_WEIGHT`: the modality dropout of DropoutNet, Volkovs et al. 2017), scored
+out of fold on the click-less cases beside the trees, the weights and each modality alone
+(``trees.new_queries``), and kept (``"auto"``) where they beat the trees there
+(:func:`_new_query_trees`). Only queries without training clicks are routed to them, so
+every other list is the trees' as learnt. The learner is scikit-learn's
 ``HistGradientBoostingClassifier`` (early stopping on a share of the rows); its trees are
 stored as arrays (:class:`~prodfusion.fusion.learned.LearnedScorer`).
 """

@@ -111,6 +111,12 @@ class LearnedScorer:
     trees, having learnt that clicked products are likelier answers, rank below what titles
     and photos alone would (the tuning chooses it on validation, out of fold:
     :func:`~prodfusion.evaluation.tuning_learned.tune_learned`).
+
+    ``new_query`` (optional): trees over the same features that score the pairs whose query
+    has no training clicks (``clicks:query`` is 0: a new product asking for its list), which
+    the trees, learnt on clicked queries, rank poorly; the tuning learns them on validation
+    queries made click-less and keeps them where they win out of fold. The bonus is added
+    to both.
     """
 
     def __init__(self, modalities: Sequence[str], nodes: Mapping[str, np.ndarray],
