@@ -811,5 +811,16 @@ def test_trees_for_new_queries_are_learnt_out_of_fold_and_rank_the_queries_witho
     as_new = replace(wt, learned=lr_on.new_query.with_cold_bonus(lr_on.cold_bonus))
     np.testing.assert_array_equal(fuse(wt, cold), fuse(as_new, cold))
     np.testing.assert_array_equal(fuse(wt, warm), fuse(replace(wt, learned=lr_off), warm))
+    # through the indexes (each modality's own, finding everything here) the same lists
+    from prodfusion.index import IndexSettings
+
+    exact = {q: rec.similar(rec.catalog.ids[q], k=8, profile="on") for q in [*cold, *warm]}
+    rec.index = "hnsw"
+    rec.index_settings = IndexSettings(exact_below=0, reduce_dim=None, ef_search=1024)
+    rec._fusers, rec._searchers = {}, {}
+    for q, (ids, scores) in exact.items():
+        a_ids, a_scores = rec.similar(rec.catalog.ids[q], k=8, profile="on")
+        assert list(a_ids) == list(ids)
+        np.testing.assert_allclose(a_scores, scores, rtol=1e-5)
     with pytest.raises(ParameterError, match="new_query_trees"):
         rec.tune(sess, learner="gbdt", profile="bad", new_query_trees="yes", **kw)
