@@ -166,7 +166,7 @@ def learned_options(args, rec) -> dict:
                 n_candidates=args.n_candidates, validate_on=args.validate_on,
                 repeats=args.repeats, prod2vec=_p2v(args, rec), progress=not args.quiet,
                 cold_bonus=getattr(args, "cold_bonus", "auto"),
-                new_query_trees=getattr(args, "new_query_trees", "auto"))
+                new_queries=getattr(args, "new_queries", "auto"))
 
 
 def _tune_trees(args, rec, sessions, pairs) -> int:
@@ -254,25 +254,24 @@ def cold_bonus_phrase(trees: dict) -> str:
 
 
 def new_query_phrase(trees: dict) -> str:
-    """What the trees do for queries without training clicks (``tune_learned``'s
-    ``new_query_trees``), or "".
+    """What ranks the lists of queries without training clicks (``tune_learned``'s
+    ``new_queries``), or "".
 
-    >>> print(new_query_phrase({"cold_bonus": 1.5, "new_queries": {"kept": True, "trees": 0.033,
-    ...     "new-query trees": 0.0419, "served": 0.0415, "linear": 0.0404, "text alone": 0.0387,
-    ...     "clicks alone": 0.0}}))
-    products without training clicks asking for their list (every validation query made click-less, out of fold): trees of their own 0.0419 (with the bonus 0.0415) against the trees 0.0330, the weights 0.0404, text alone 0.0387: kept
+    >>> print(new_query_phrase({"new_queries": {"kept": "trees for new queries",
+    ...     "made click-less": {"the trees": 0.033, "trees for new queries": 0.0418,
+    ...     "the weights": 0.0404}, "made click-less, each modality alone": {
+    ...     "text alone": 0.0387, "clicks alone": 0.0}}}))
+    products without training clicks asking for their list ranked by trees for new queries (every validation query made click-less, out of fold: the trees 0.0330, trees for new queries 0.0418, the weights 0.0404, text alone 0.0387)
     """
     nq = trees.get("new_queries") or {}
-    if "trees" not in nq:
+    if "made click-less" not in nq:
         return ""
-    alone = {k: v for k, v in nq.items() if k.endswith(" alone")}
+    alone = nq["made click-less, each modality alone"]
     best = max(alone, key=alone.get)
-    served = f" (with the bonus {nq['served']:.4f})" if "served" in nq and trees.get(
-        "cold_bonus") else ""
-    return ("products without training clicks asking for their list (every validation query "
-            f"made click-less, out of fold): trees of their own {nq['new-query trees']:.4f}"
-            f"{served} against the trees {nq['trees']:.4f}, the weights {nq['linear']:.4f}, "
-            f"{best} {alone[best]:.4f}: {'kept' if nq['kept'] else 'not kept'}")
+    return (f"products without training clicks asking for their list ranked by {nq['kept']} "
+            "(every validation query made click-less, out of fold: " + ", ".join(
+                f"{k} {v:.4f}" for k, v in nq["made click-less"].items())
+            + f", {best} {alone[best]:.4f})")
 
 
 def slice_lines(res: dict, noise: float = 0) -> list[str]:
@@ -537,12 +536,14 @@ def add_tune_parser(sub) -> None:
                    "the bonus with the best objective out of fold among those that bring the "
                    "validation targets without training clicks to the best single modality's "
                    "score there, spending at most half the trees' gain (0 where none does)")
-    p.add_argument("--new-query-trees", choices=("auto", "on", "off"), default="auto",
-                   help="with --learner gbdt: trees of their own for the lists of products "
-                   "without training clicks (new products asking for theirs), trained on the "
-                   "validation queries as they are and as if they had no clicks; auto "
-                   "(default): kept where, out of fold, they rank the validation queries "
-                   "made click-less better than the trees do")
+    p.add_argument("--new-queries", choices=("auto", "trees", "weights", "off"),
+                   default="auto",
+                   help="with --learner gbdt: what ranks the lists of products without "
+                   "training clicks (new products asking for theirs): trees of their own, "
+                   "trained on the validation queries as they are and made click-less, or "
+                   "the weights; auto (default): whichever of those and the trees ranks the "
+                   "validation queries made click-less best out of fold, without lowering "
+                   "the validation score; off: the trees")
     p.add_argument("--dry-run", action="store_true", help="print the choice, write nothing")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_tune)

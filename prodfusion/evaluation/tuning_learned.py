@@ -42,14 +42,12 @@ and a click count of 0, which the validation queries — nearly all clicked — 
 the trees: on H&M, every validation query made click-less
 (:meth:`~prodfusion.evaluation.tuning_scorer._Scorer.as_new_queries`) is ranked by the
 trees at nDCG@15 0.033 out of fold, below the weights (0.040) and the titles alone
-(0.039). Trees of their own for such queries
-(:attr:`~prodfusion.fusion.learned.LearnedScorer.new_query`; ``new_query_trees``) are
-trained on the validation rows as they are and made click-less (weight
-:data:`NEW_QUERY_WEIGHT`: the modality dropout of DropoutNet, Volkovs et al. 2017), scored
-out of fold on the click-less cases beside the trees, the weights and each modality alone
-(``trees.new_queries``), and kept (``"auto"``) where they beat the trees there
-(:func:`_new_query_trees`). Only queries without training clicks are routed to them, so
-every other list is the trees' as learnt. The learner is scikit-learn's
+(0.039). What ranks such queries (:attr:`~prodfusion.fusion.learned.LearnedScorer.new_query`,
+``new_queries``) is chosen out of fold among the trees, trees of their own — trained on the
+validation rows as they are and made click-less (weight :data:`NEW_QUERY_WEIGHT`: the
+modality dropout of DropoutNet, Volkovs et al. 2017) — and the weights
+(:func:`_new_query_trees`, ``trees.new_queries``). Only queries without training clicks
+are routed, so every other list is the trees' as learnt. The learner is scikit-learn's
 ``HistGradientBoostingClassifier`` (early stopping on a share of the rows); its trees are
 stored as arrays (:class:`~prodfusion.fusion.learned.LearnedScorer`).
 """
@@ -92,9 +90,10 @@ COLD_MAX_SPEND = 0.5
 #: validation rows as they are, in the training of the trees for new queries
 #: (:func:`_new_query_trees`).
 NEW_QUERY_WEIGHT = 0.5
-#: What ``new_query_trees`` takes: learn them and keep them where they win out of fold
-#: (``"auto"``), always keep them (``"on"``), never learn them (``"off"``).
-NEW_QUERY_CHOICES = ("auto", "on", "off")
+#: What ``new_queries`` takes: what ranks the lists of queries without training clicks —
+#: chosen out of fold (``"auto"``), trees of their own (``"trees"``), the weights
+#: (``"weights"``), the trees as learnt (``"off"``: nothing more is learnt).
+NEW_QUERY_CHOICES = ("auto", "trees", "weights", "off")
 
 
 def _rows(sc, mods: Sequence[str], keep_queries: np.ndarray, rng, linear=None) -> tuple:
@@ -218,58 +217,77 @@ def _choose_cold_bonus(cold_bonus, folds, groups_of, lins, scorers: dict,
                            "objective_floor": floor}, per[chosen]
 
 
-def _new_query_trees(choice: str, folds, groups_of, lins, mods, scorers: dict, config: str,
-                     seed: int, max_iter: int, log) -> dict:
-    """Trees for queries without training clicks (``LearnedScorer.new_query``), out of fold.
+def _new_query_trees(choice: str, folds, groups_of, lins, mods, scorers: dict, vals0: list,
+                     config: str, seed: int, max_iter: int, log) -> dict:
+    """What ranks the lists of queries without training clicks (``LearnedScorer.new_query``),
+    chosen out of fold.
 
     Every validation query is also scored as a new product would be
     (:meth:`~prodfusion.evaluation.tuning_scorer._Scorer.as_new_queries`: no click vector,
-    no co-occurrence row, 0 clicks). For each group of queries, trees are trained on the
-    other groups' rows as they are and as new queries (weight :data:`NEW_QUERY_WEIGHT`) and
-    rank the group's cases as new queries; beside them, on the same cases, the trees as
-    learnt (``scorers``), the weights and each modality alone. Kept (``choice`` ``"auto"``)
-    where they beat the trees as learnt there. Returns ``{"kept", "scorers" (per group),
-    "views", "record"}``; ``{"record": {...skipped...}}`` where nothing is learnt."""
+    no co-occurrence row, 0 clicks). For each group of queries, trees for new queries are
+    trained on the other groups' rows as they are and made click-less (weight
+    :data:`NEW_QUERY_WEIGHT`); the group's click-less cases are ranked by the trees as learnt
+    (``scorers``), by the trees with the new-query trees, and by the trees with the weights
+    for new queries, beside each modality alone. ``"auto"`` keeps the best of the three on
+    those cases among those whose out-of-fold objective on the validation cases as they are
+    (where the few queries without clicks are routed too) is at least the trees' (``vals0``);
+    ``"trees"`` / ``"weights"`` keep that one. Returns ``{"kept", "scorers" (per group, routed
+    or None), "views", "vals" (the kept routing's values on the validation cases),
+    "record"}``."""
     from prodfusion.fusion.learned import DEFAULT_POOL
     from prodfusion.fusion.weights import Weighting
 
+    none = {"kept": False, "scorers": None, "vals": vals0}
     if not {"clicks", "cooc"} & set(mods):
-        return {"kept": False, "record": {"skipped": "no click modality (clicks, cooc)"}}
+        return {**none, "record": {"skipped": "no click modality (clicks, cooc)"}}
     views = [(sc.as_new_queries(DEFAULT_POOL), st) for sc, st in folds]
     if not any(v.natural.any() for v, _ in views):
-        return {"kept": False, "record": {
+        return {**none, "record": {
             "skipped": "a product without clicks shares no modality with any candidate"}}
+    names = ("the trees", "trees for new queries", "the weights")
     rng_w, rng_n = np.random.default_rng(seed + 1), np.random.default_rng(seed + 2)
-    trees_vals = [np.zeros(len(sc.inv)) for sc, _ in views]
-    new_vals = [np.zeros(len(sc.inv)) for sc, _ in views]
-    new_scorers = {}
+    view_vals = {k: [np.zeros(len(sc.inv)) for sc, _ in views] for k in names}
+    real_vals = {k: [np.zeros(len(sc.inv)) for sc, _ in folds] for k in names[1:]}
+    routed: dict = {k: {} for k in names}
     for g, main in scorers.items():
         parts = [_rows(sc, mods, gq != g, rng_w, lins[r])
                  for r, ((sc, _), gq) in enumerate(zip(folds, groups_of, strict=True))]
         for r, ((sc, _), gq) in enumerate(zip(views, groups_of, strict=True)):
             X, y, w = _rows(sc, mods, gq != g, rng_n, lins[r])
             parts.append((X, y, w * NEW_QUERY_WEIGHT))
-        new_scorers[g] = _fit(parts, mods, seed, max_iter, config)[0]
-        _score_group(trees_vals, views, groups_of, lins, g, main)
-        _score_group(new_vals, views, groups_of, lins, g, main.with_new_query(new_scorers[g]))
+        routed["the trees"][g] = main
+        routed["trees for new queries"][g] = main.with_new_query(
+            _fit(parts, mods, seed, max_iter, config)[0])
+        routed["the weights"][g] = main.with_new_query("linear")
+        for k in names:
+            _score_group(view_vals[k], views, groups_of, lins, g, routed[k][g])
+            if k != "the trees":
+                _score_group(real_vals[k], folds, groups_of, lins, g, routed[k][g])
+    real_vals["the trees"] = vals0
 
-    def mean(vals):
-        return float(np.mean([sc.objective(v) for (sc, _), v in zip(views, vals, strict=True)]))
+    def mean(fl, vals):
+        return float(np.mean([sc.objective(v) for (sc, _), v in zip(fl, vals, strict=True)]))
 
-    refs = {"linear": mean([sc.values(lins[r]) for r, (sc, _) in enumerate(views)])}
-    for m in mods:
-        refs[f"{m} alone"] = mean([sc.values(Weighting.make({m: 1.0}, "none", None, None))
-                                   for sc, _ in views])
-    score_trees, score_new = mean(trees_vals), mean(new_vals)
-    kept = choice == "on" or score_new > score_trees
-    log("out of fold, every validation query as a product without clicks: the trees "
-        f"{score_trees:.4f}, trees for new queries {score_new:.4f}, the weights "
-        f"{refs['linear']:.4f}, the best modality alone {max(v for k, v in refs.items() if k != 'linear'):.4f}"
-        f"; {'kept' if kept else 'not kept'}")
-    return {"kept": kept, "scorers": new_scorers, "views": views, "record": {
-        "cases": int(sum(len(sc.inv) for sc, _ in views)), "kept": kept,
-        "new_query_weight": NEW_QUERY_WEIGHT, "trees": score_trees,
-        "new-query trees": score_new, **refs}}
+    view = {k: mean(views, v) for k, v in view_vals.items()}
+    real = {k: mean(folds, v) for k, v in real_vals.items()}
+    alone = {f"{m} alone": mean(views, [sc.values(Weighting.make({m: 1.0}, "none", None, None))
+                                        for sc, _ in views]) for m in mods}
+    if choice == "auto":
+        ok = [k for k in names if real[k] >= real["the trees"]]
+        kept = max(ok, key=lambda k: (view[k], -names.index(k)))
+    else:
+        kept = {"trees": "trees for new queries", "weights": "the weights"}[choice]
+    log("out of fold, every validation query as a product without clicks: " + ", ".join(
+        f"{k} {view[k]:.4f}" for k in names) + f"; the best modality alone "
+        f"{max(alone.values()):.4f}; on the validation cases as they are " + ", ".join(
+        f"{k} {real[k]:.4f}" for k in names) + f"; new queries ranked by {kept}")
+    record = {"cases": int(sum(len(sc.inv) for sc, _ in views)), "kept": kept,
+              "new_query_weight": NEW_QUERY_WEIGHT, "made click-less": view,
+              "made click-less, each modality alone": alone, "as they are": real}
+    if kept == "the trees":
+        return {**none, "views": views, "record": record}
+    return {"kept": kept, "scorers": routed[kept], "views": views, "vals": real_vals[kept],
+            "record": record}
 
 
 def _oof_slices(folds, mods, learned_vals, single_vals, groups, case_src) -> dict:
@@ -307,7 +325,7 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
                  protocol: str = "leave-last-out", repeats: int = 3, max_queries: int = 2000,
                  n_candidates: int = 200, max_iter: int = 300, weights: Any = None,
                  prod2vec: Any = None, cold_bonus: float | str = "auto",
-                 new_query_trees: str = "auto", progress: bool | Callable = False) -> dict:
+                 new_queries: str = "auto", progress: bool | Callable = False) -> dict:
     """Learn a fusion's trees (module docstring; ``cold_bonus``: ``"auto"`` or a bonus
     given, "New products" there); returns the tuning record with the
     :class:`~prodfusion.fusion.learned.LearnedScorer` under ``"scorer"`` and the linear
@@ -348,8 +366,9 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
             isinstance(cold_bonus, (int, float)) and not isinstance(cold_bonus, bool)
             and np.isfinite(cold_bonus) and cold_bonus >= 0)):
         raise param_error("cold_bonus", where, "'auto' or a finite number >= 0", cold_bonus)
-    if not isinstance(new_query_trees, str) or new_query_trees not in NEW_QUERY_CHOICES:
-        raise param_error("new_query_trees", where, "'auto', 'on' or 'off'", new_query_trees)
+    if not isinstance(new_queries, str) or new_queries not in NEW_QUERY_CHOICES:
+        raise param_error("new_queries", where, "'auto', 'trees', 'weights' or 'off'",
+                          new_queries)
     log = _Progress(progress)
     mods = tuple(m for m in rec.modalities if m in rec.available_modalities)
     base = rec.weighting(mods) if weights is None else rec.weighting(
@@ -397,17 +416,13 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
     config = max(config_scores, key=config_scores.get)
     log("out of fold, by kind of trees: " + ", ".join(
         f"{c} {v:.4f}" for c, v in config_scores.items()) + f"; kept {config}")
-    newq = {"kept": False, "record": {"skipped": "new_query_trees='off'"}}
-    if new_query_trees != "off":
-        newq = _new_query_trees(new_query_trees, folds, groups_of, lins, mods,
-                                oof_scorers[config], config, seed, max_iter, log)
-    if newq["kept"]:  # the validation queries without clicks: ranked by the new-query trees
-        oof_scorers[config] = {g: sc_.with_new_query(newq["scorers"][g])
-                               for g, sc_ in oof_scorers[config].items()}
-        vals = [np.zeros(len(sc.inv)) for sc, _ in folds]
-        for g, routed in oof_scorers[config].items():
-            _score_group(vals, folds, groups_of, lins, g, routed)
-        oof[config] = vals
+    newq = {"kept": False, "record": {"skipped": "new_queries='off'"}}
+    if new_queries != "off":
+        newq = _new_query_trees(new_queries, folds, groups_of, lins, mods,
+                                oof_scorers[config], oof[config], config, seed, max_iter, log)
+    if newq["kept"]:  # the validation queries without clicks: ranked as new queries are
+        oof_scorers[config] = newq["scorers"]
+        oof[config] = newq["vals"]
     linear_vals, single_vals = [], {m: [] for m in mods}
     for r, (sc, _) in enumerate(folds):
         linear_vals.append(sc.values(lins[r]))
@@ -443,6 +458,9 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
             _score_group(served, newq["views"], groups_of, lins, g, routed.with_cold_bonus(bonus))
         newq["record"]["served"] = float(np.mean([sc.objective(v) for (sc, _), v in zip(
             newq["views"], served, strict=True)]))
+    if newq["kept"] == "the weights":
+        scorer = scorer.with_new_query("linear")
+    elif newq["kept"]:
         parts = [_rows(sc, mods, np.ones(len(sc.uq), bool), np.random.default_rng(seed + 1),
                        lins[r]) for r, (sc, _) in enumerate(folds)]
         rng_n = np.random.default_rng(seed + 2)

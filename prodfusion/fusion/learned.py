@@ -112,16 +112,17 @@ class LearnedScorer:
     and photos alone would (the tuning chooses it on validation, out of fold:
     :func:`~prodfusion.evaluation.tuning_learned.tune_learned`).
 
-    ``new_query`` (optional): trees over the same features that score the pairs whose query
-    has no training clicks (``clicks:query`` is 0: a new product asking for its list), which
-    the trees, learnt on clicked queries, rank poorly; the tuning learns them on validation
-    queries made click-less and keeps them where they win out of fold. The bonus is added
-    to both.
+    ``new_query`` (optional): what scores the pairs whose query has no training clicks
+    (``clicks:query`` is 0: a new product asking for its list), which the trees, learnt on
+    clicked queries, may rank poorly: trees over the same features (the bonus added to them
+    too), or ``"linear"``, the weights' score (the ``linear`` feature, no bonus). The tuning
+    chooses among the trees, trees for new queries and the weights out of fold.
     """
 
     def __init__(self, modalities: Sequence[str], nodes: Mapping[str, np.ndarray],
                  roots: np.ndarray, baseline: float, pool: int = DEFAULT_POOL,
-                 cold_bonus: float = 0.0, new_query: LearnedScorer | None = None) -> None:
+                 cold_bonus: float = 0.0, new_query: LearnedScorer | str | None = None
+                 ) -> None:
         self.modalities = tuple(modalities)
         if isinstance(pool, bool) or not isinstance(pool, (int, np.integer)) or pool < 1:
             raise ModelError(f"a learned scorer's pool must be a count >= 1, got {pool!r}.")
@@ -131,11 +132,12 @@ class LearnedScorer:
             raise ModelError("a learned scorer's cold_bonus must be a finite number >= 0, got "
                              f"{cold_bonus!r}.")
         self.cold_bonus = float(cold_bonus)
-        if new_query is not None and not (
+        if new_query is not None and new_query != "linear" and not (
                 isinstance(new_query, LearnedScorer) and new_query.modalities == self.modalities
                 and new_query.new_query is None and not new_query.cold_bonus):
-            raise ModelError("a learned scorer's new-query trees must be trees over the same "
-                             "modalities, without a bonus or trees of their own.")
+            raise ModelError("a learned scorer's new-query trees must be 'linear' or trees "
+                             "over the same modalities, without a bonus or trees of their "
+                             "own.")
         self.new_query = new_query
         self.nodes = {k: np.asarray(nodes[k]) for k in _NODE_FIELDS}
         self.roots = np.asarray(roots, np.int64)
@@ -158,7 +160,8 @@ class LearnedScorer:
         if self.cold_bonus:  # (none: the fingerprint trees without it always had)
             h.update(np.float64(self.cold_bonus).tobytes())
         if self.new_query is not None:  # (none: likewise)
-            h.update(b"new_query" + self.new_query.fingerprint.encode())
+            h.update(b"new_query" + (b"linear" if self.new_query == "linear"
+                                     else self.new_query.fingerprint.encode()))
         self.fingerprint = h.hexdigest()[:16]
 
     def __eq__(self, other) -> bool:
@@ -169,7 +172,9 @@ class LearnedScorer:
 
     def __repr__(self) -> str:
         bonus = f", cold bonus {self.cold_bonus:g}" if self.cold_bonus else ""
-        if self.new_query is not None:
+        if self.new_query == "linear":
+            bonus += ", new queries by the weights"
+        elif self.new_query is not None:
             bonus += f", {self.new_query.n_trees} trees for new queries"
         return (f"LearnedScorer({'+'.join(self.modalities)}, {len(self.roots)} trees{bonus}, "
                 f"{self.fingerprint})")
@@ -182,7 +187,7 @@ class LearnedScorer:
             out._walkers_cache = self._walkers_cache
         return out
 
-    def with_new_query(self, new_query: LearnedScorer | None) -> LearnedScorer:
+    def with_new_query(self, new_query: LearnedScorer | str | None) -> LearnedScorer:
         """The same trees (and bonus) with other :attr:`new_query` trees (class docstring;
         None: none)."""
         out = LearnedScorer(self.modalities, self.nodes, self.roots, self.baseline, self.pool,
@@ -232,8 +237,8 @@ class LearnedScorer:
                             **self.nodes)
         return {"modalities": list(self.modalities), "trees": self.n_trees, "pool": self.pool,
                 **({"cold_bonus": self.cold_bonus} if self.cold_bonus else {}),
-                **({"new_query": self.new_query.to_dict()} if self.new_query is not None
-                   else {}),
+                **({"new_query": self.new_query if self.new_query == "linear"
+                    else self.new_query.to_dict()} if self.new_query is not None else {}),
                 "fingerprint": self.fingerprint,
                 "npz": base64.b64encode(buf.getvalue()).decode("ascii")}
 
@@ -246,7 +251,7 @@ class LearnedScorer:
             return cached
         try:
             nq = d.get("new_query")
-            nq = None if nq is None else cls.from_dict(nq)
+            nq = None if nq is None else nq if nq == "linear" else cls.from_dict(nq)
             raw = base64.b64decode(d["npz"], validate=True)
             with np.load(io.BytesIO(raw), allow_pickle=False) as z:
                 out = cls(d["modalities"], {k: z[k] for k in _NODE_FIELDS}, z["roots"],
@@ -299,9 +304,16 @@ class LearnedScorer:
             main = self._plain = self.with_new_query(None).with_cold_bonus(0.0)
         out = np.empty(len(X), np.float64)
         for rows, trees in ((~new, main), (new, self.new_query)):
-            if rows.any():
-                out[rows] = trees.predict_numpy(X[rows]) if numpy else trees.predict(X[rows])
-        return self._add_cold_bonus(X, out)
+            if not rows.any():
+                continue
+            if trees == "linear":  # the weights' score (the last feature), as it is
+                continue
+            out[rows] = trees.predict_numpy(X[rows]) if numpy else trees.predict(X[rows])
+        out = self._add_cold_bonus(X, out)
+        if self.new_query == "linear":  # no bonus: the weights do not bury new products
+            lin = X[new, -1]
+            out[new] = np.where(np.isnan(lin), -np.inf, lin)
+        return out
 
     def _add_cold_bonus(self, X: np.ndarray, out: np.ndarray) -> np.ndarray:
         if self.cold_bonus:  # clicks:candidate, 0 for a product without training clicks

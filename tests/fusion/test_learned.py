@@ -112,7 +112,14 @@ def test_new_query_trees_score_the_queries_without_clicks_alone_and_are_stored()
     assert back == routed and back.new_query == other and back.cold_bonus == 1.5
     np.testing.assert_array_equal(back.predict(X), routed.predict(X))
     assert "1 trees for new queries" not in repr(back) and "trees for new queries" in repr(back)
-    for bad in (plain.with_cold_bonus(1.0), routed, LearnedScorer.from_estimator(
+    lin = plain.with_cold_bonus(1.5).with_new_query("linear")  # the weights' score, no bonus
+    got = lin.predict(X)
+    np.testing.assert_array_equal(got[:1000], X[:1000, -1])
+    np.testing.assert_array_equal(got[1000:], plain.with_cold_bonus(1.5).predict(X[1000:]))
+    np.testing.assert_array_equal(lin.predict_numpy(X), got)
+    back = LearnedScorer.from_dict(json.loads(json.dumps(lin.to_dict())))
+    assert back == lin and back.new_query == "linear" and lin != routed
+    for bad in (plain.with_cold_bonus(1.0), routed, "weights", LearnedScorer.from_estimator(
             _fitted(n_feat=9)[0], ("text", "image", "clicks"))):
         with pytest.raises(ModelError, match="new-query"):
             plain.with_new_query(bad)
@@ -777,29 +784,38 @@ def test_a_scorers_new_query_view_scores_as_if_each_query_had_no_clicks():
             np.testing.assert_allclose(got[q == u], ref.values(w), atol=1e-12)
 
 
-def test_trees_for_new_queries_are_learnt_out_of_fold_and_rank_the_queries_without_clicks():
-    """``new_query_trees``: every validation query is also scored as if it had no clicks;
-    trees trained on both kinds of rows rank those out of fold beside the trees as learnt,
-    the weights and each modality alone, and are kept where they beat the trees (``auto``),
-    always (``on``) or never learnt (``off``). Kept, they rank exactly the lists of the
-    products without training clicks; the others' lists are the trees' as learnt, which do
-    not change. A bad choice is refused before any work."""
+def test_what_ranks_new_queries_is_chosen_out_of_fold_and_ranks_only_them():
+    """``new_queries``: every validation query is also scored as if it had no clicks, out
+    of fold, by the trees, by the trees with trees for new queries (trained on both kinds
+    of rows) and by the trees with the weights for new queries; ``auto`` keeps the best
+    there among those not lowering the validation score, ``trees`` / ``weights`` that one,
+    ``off`` nothing. Kept, they rank exactly the lists of the products without training
+    clicks; the others' lists are the trees' as learnt, which do not change. A bad choice
+    is refused before any work."""
     rec, sess = _shop_with_new_products()
     kw = dict(objective="ndcg@5", max_iter=30, keep_worse=True, protocol="leave-last-out")
     res = rec.tune(sess, learner="gbdt", profile="auto", **kw)
     nq = res["trees"]["new_queries"]
     assert nq["cases"] == res["split"]["n_validation_cases"]
-    assert {"trees", "new-query trees", "linear", "text alone", "clicks alone"} <= set(nq)
-    assert nq["clicks alone"] == 0.0  # made click-less: no click vector to rank by
-    assert nq["kept"] == (nq["new-query trees"] > nq["trees"])
-    assert (rec.profile_weighting("auto").learned.new_query is not None) == nq["kept"]
-    on = rec.tune(sess, learner="gbdt", profile="on", new_query_trees="on", **kw)
-    off = rec.tune(sess, learner="gbdt", profile="off", new_query_trees="off", **kw)
-    assert on["trees"]["new_queries"]["kept"] and "skipped" in off["trees"]["new_queries"]
+    view, real = nq["made click-less"], nq["as they are"]
+    assert set(view) == set(real) == {"the trees", "trees for new queries", "the weights"}
+    assert nq["made click-less, each modality alone"]["clicks alone"] == 0.0  # no vector
+    ok = [k for k in view if real[k] >= real["the trees"]]
+    assert nq["kept"] == max(ok, key=lambda k: (view[k], -list(view).index(k)))
+    want = {"the trees": None, "the weights": "linear"}.get(nq["kept"], "trees")
+    got = rec.profile_weighting("auto").learned.new_query
+    assert got == want or (want == "trees" and isinstance(got, LearnedScorer))
+    on = rec.tune(sess, learner="gbdt", profile="on", new_queries="trees", **kw)
+    lin = rec.tune(sess, learner="gbdt", profile="lin", new_queries="weights", **kw)
+    off = rec.tune(sess, learner="gbdt", profile="off", new_queries="off", **kw)
+    assert on["trees"]["new_queries"]["kept"] == "trees for new queries"
+    assert lin["trees"]["new_queries"]["kept"] == "the weights"
+    assert "skipped" in off["trees"]["new_queries"]
     lr_on = rec.profile_weighting("on").learned
     lr_off = rec.profile_weighting("off").learned
-    assert lr_off.new_query is None and lr_on.new_query.n_trees == on["trees"][
-        "new_queries"]["n_trees"]
+    assert lr_off.new_query is None and rec.profile_weighting("lin").learned.new_query == \
+        "linear"
+    assert lr_on.new_query.n_trees == on["trees"]["new_queries"]["n_trees"]
     assert lr_on.with_new_query(None) == lr_off  # the trees as learnt: the same
     mods = lr_on.modalities
     wt = rec.weighting(mods, rec.profile_weighting("on"))
@@ -811,6 +827,16 @@ def test_trees_for_new_queries_are_learnt_out_of_fold_and_rank_the_queries_witho
     as_new = replace(wt, learned=lr_on.new_query.with_cold_bonus(lr_on.cold_bonus))
     np.testing.assert_array_equal(fuse(wt, cold), fuse(as_new, cold))
     np.testing.assert_array_equal(fuse(wt, warm), fuse(replace(wt, learned=lr_off), warm))
+    # the weights for new queries: their lists rank the pool by the weights' score
+    w_lin = rec.weighting(mods, rec.profile_weighting("lin"))
+    plain = replace(w_lin, learned=None)
+    s_lin, s_plain = fuse(w_lin, cold), fuse(plain, cold)
+    from prodfusion.fusion.learned import POOL_OFFSET
+
+    pool = s_lin > -POOL_OFFSET / 2
+    assert pool.any(axis=1).all()
+    np.testing.assert_allclose(s_lin[pool], s_plain[pool], rtol=1e-6)
+    np.testing.assert_allclose(s_lin[~pool], s_plain[~pool] - POOL_OFFSET, rtol=1e-6)
     # through the indexes (each modality's own, finding everything here) the same lists
     from prodfusion.index import IndexSettings
 
@@ -822,5 +848,5 @@ def test_trees_for_new_queries_are_learnt_out_of_fold_and_rank_the_queries_witho
         a_ids, a_scores = rec.similar(rec.catalog.ids[q], k=8, profile="on")
         assert list(a_ids) == list(ids)
         np.testing.assert_allclose(a_scores, scores, rtol=1e-5)
-    with pytest.raises(ParameterError, match="new_query_trees"):
-        rec.tune(sess, learner="gbdt", profile="bad", new_query_trees="yes", **kw)
+    with pytest.raises(ParameterError, match="new_queries"):
+        rec.tune(sess, learner="gbdt", profile="bad", new_queries="on", **kw)
