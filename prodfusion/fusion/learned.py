@@ -311,8 +311,8 @@ class LearnedScorer:
             out[rows] = trees.predict_numpy(X[rows]) if numpy else trees.predict(X[rows])
         out = self._add_cold_bonus(X, out)
         if self.new_query == "linear":  # no bonus: the weights do not bury new products
-            lin = X[new, -1]
-            out[new] = np.where(np.isnan(lin), -np.inf, lin)
+            lin = X[new, -1]  # missing only where no modality is shared (explain's base)
+            out[new] = np.where(np.isnan(lin), 0.0, lin)
         return out
 
     def _add_cold_bonus(self, X: np.ndarray, out: np.ndarray) -> np.ndarray:

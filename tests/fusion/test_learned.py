@@ -837,6 +837,12 @@ def test_what_ranks_new_queries_is_chosen_out_of_fold_and_ranks_only_them():
     assert pool.any(axis=1).all()
     np.testing.assert_allclose(s_lin[pool], s_plain[pool], rtol=1e-6)
     np.testing.assert_allclose(s_lin[~pool], s_plain[~pool] - POOL_OFFSET, rtol=1e-6)
+    # explain splits such a list's scores too: the base and the shares sum to each score
+    ids, scores, why = rec.similar(rec.catalog.ids[cold[0]], k=5, profile="lin", explain=True)
+    for e, sc_ in zip(why, scores, strict=True):
+        assert e["pool"] and e["score"] == pytest.approx(float(sc_), abs=1e-4)
+        assert e["base"] + sum(v["share"] for v in e["modalities"].values()) == \
+            pytest.approx(e["score"], abs=1e-9)
     # through the indexes (each modality's own, finding everything here) the same lists
     from prodfusion.index import IndexSettings
 
