@@ -217,6 +217,19 @@ def _choose_cold_bonus(cold_bonus, folds, groups_of, lins, scorers: dict,
                            "objective_floor": floor}, per[chosen]
 
 
+def _mixed_rows(folds, views, mods, keep_of, lins, rng_w, rng_n) -> list:
+    """Training rows of trees for new queries: each split's validation queries in
+    ``keep_of(r)`` (bool per query) as they are (``folds``; negatives drawn by ``rng_w``, or
+    by ``rng_w(r)`` per split) and made click-less (``views``, by ``rng_n``, weighted by
+    :data:`NEW_QUERY_WEIGHT`)."""
+    parts = [_rows(sc, mods, keep_of(r), rng_w(r) if callable(rng_w) else rng_w, lins[r])
+             for r, (sc, _) in enumerate(folds)]
+    for r, (sc, _) in enumerate(views):
+        X, y, w = _rows(sc, mods, keep_of(r), rng_n, lins[r])
+        parts.append((X, y, w * NEW_QUERY_WEIGHT))
+    return parts
+
+
 def _new_query_trees(choice: str, folds, groups_of, lins, mods, scorers: dict, vals0: list,
                      config: str, seed: int, max_iter: int, log) -> dict:
     """What ranks the lists of queries without training clicks (``LearnedScorer.new_query``),
@@ -250,11 +263,8 @@ def _new_query_trees(choice: str, folds, groups_of, lins, mods, scorers: dict, v
     real_vals = {k: [np.zeros(len(sc.inv)) for sc, _ in folds] for k in names[1:]}
     routed: dict = {k: {} for k in names}
     for g, main in scorers.items():
-        parts = [_rows(sc, mods, gq != g, rng_w, lins[r])
-                 for r, ((sc, _), gq) in enumerate(zip(folds, groups_of, strict=True))]
-        for r, ((sc, _), gq) in enumerate(zip(views, groups_of, strict=True)):
-            X, y, w = _rows(sc, mods, gq != g, rng_n, lins[r])
-            parts.append((X, y, w * NEW_QUERY_WEIGHT))
+        parts = _mixed_rows(folds, views, mods, lambda r, g=g: groups_of[r] != g, lins,
+                            rng_w, rng_n)
         routed["the trees"][g] = main
         routed["trees for new queries"][g] = main.with_new_query(
             _fit(parts, mods, seed, max_iter, config)[0])
@@ -461,12 +471,10 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
     if newq["kept"] == "the weights":
         scorer = scorer.with_new_query("linear")
     elif newq["kept"]:
-        parts = [_rows(sc, mods, np.ones(len(sc.uq), bool), np.random.default_rng(seed + 1),
-                       lins[r]) for r, (sc, _) in enumerate(folds)]
-        rng_n = np.random.default_rng(seed + 2)
-        for r, (sc, _) in enumerate(newq["views"]):
-            X, y, w = _rows(sc, mods, np.ones(len(sc.uq), bool), rng_n, lins[r])
-            parts.append((X, y, w * NEW_QUERY_WEIGHT))
+        parts = _mixed_rows(folds, newq["views"], mods,
+                            lambda r: np.ones(len(folds[r][0].uq), bool), lins,
+                            lambda r: np.random.default_rng(seed + 1),
+                            np.random.default_rng(seed + 2))
         new_trees = _fit(parts, mods, seed, max_iter, config)[0]
         scorer = scorer.with_new_query(new_trees)
         newq["record"]["n_trees"] = new_trees.n_trees
