@@ -20,7 +20,9 @@ candidate is among the query's nearest, that a rarely clicked product's click co
 little, how to rank a pair lacking a modality (missing values take their own branch, learnt).
 They also learn that clicked products are likelier answers, which buries new products: a
 candidate without training clicks gets :attr:`LearnedScorer.cold_bonus`, chosen out of
-fold by the tuning.
+fold by the tuning. A query without training clicks (a new product asking for its list),
+which the validation queries seldom show them, can be ranked by trees of its own or by the
+weights instead (:attr:`LearnedScorer.new_query`), also chosen out of fold.
 
 The trees score a query's **pool**: each modality's ``pool`` (200) nearest products, the
 category's bestsellers (:func:`pool_mask`; at scale each modality's own index,
