@@ -84,6 +84,13 @@ if [[ $STEPS == *cat* ]]; then  # DIGINETICA's whole catalog with its categories
     --note "model=$RUNS/digifcp_$TAG: DIGINETICA's whole catalog with the category and popularity modalities, built with the defaults (--tune-learner auto)" \
     --out $R/diginetica_category_$TAG > "$RUNS/digifcp_${TAG}_eval.log" 2>&1
 fi
+if [[ $STEPS == *catexact* ]]; then  # (v30) the same model searched exactly, not by HNSW
+  rm -rf "$RUNS/digifcp_${TAG}_exact" && cp -r "$RUNS/digifcp_$TAG" "$RUNS/digifcp_${TAG}_exact"
+  sed -i 's/"index": *"auto"/"index": "exact"/' "$RUNS/digifcp_${TAG}_exact/manifest.json"
+  ev retrieval "$RUNS/digifcp_${TAG}_exact" $DI --variants $V/own_digi_catpop.json \
+    --note "model=$RUNS/digifcp_${TAG}_exact: digifcp_$TAG with index exact (the served lists use HNSW at 184,047 products)" \
+    --out $R/diginetica_category_${TAG}_exact > "$RUNS/digifcp_${TAG}_exact_eval.log" 2>&1
+fi
 if [[ $STEPS == *demo* ]]; then  # the demo's synthetic shop
   DD="--interactions $RUNS/demo_data/sessions.csv --session-cols session_id --item-col product_id --time-col timestamp"
   if [ ! -d "$RUNS/demo_data" ]; then

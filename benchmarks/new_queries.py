@@ -71,9 +71,12 @@ def main() -> None:
     if own.learned is None:
         raise SystemExit(f"{args.model}: its own weighting has no trees")
     mods = own.learned.modalities
-    configs = {"own weighting (trees with trees for new queries)": own}
-    if own.learned.new_query is not None:
-        configs["the same trees without trees for new queries"] = replace(
+    nq = own.learned.new_query
+    how = ("the trees" if nq is None else "the weights" if nq == "linear"
+           else "trees of their own")
+    configs = {f"own weighting (trees; queries without clicks ranked by {how})": own}
+    if nq is not None:
+        configs["the same trees for every query"] = replace(
             own, learned=own.learned.with_new_query(None))
     if "weights" in (ev.profiles or {}):
         configs["tuned weights (profile weights)"] = ev.profile_weighting("weights")
