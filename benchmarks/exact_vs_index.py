@@ -2,9 +2,9 @@
 query by query (thirtieth session): how many of 80 random queries' top 15 differ, their
 recall@15, and the first three that differ with their scores.
 
-    python benchmarks/exact_vs_index.py MODEL_DIR
+    python benchmarks/exact_vs_index.py MODEL_DIR [--no-reduce]
 
-60 queries with training clicks and 20 without (seed 0). Nothing is asserted.
+``--no-reduce``: the indexes built without their PCA reduction (``reduce_dim=None``). 60 queries with training clicks and 20 without (seed 0). Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -19,6 +19,13 @@ from prodfusion.recommender import Recommender
 
 def main() -> None:
     rec = Recommender.load(sys.argv[1])
+    if "--no-reduce" in sys.argv[2:]:
+        from dataclasses import replace
+
+        from prodfusion.index import IndexSettings
+
+        rec.index_settings = replace(rec.index_settings or IndexSettings(), reduce_dim=None)
+        rec._fusers, rec._searchers = {}, {}
     rng = np.random.default_rng(0)
     cc = rec.click_counts_
     qs = [*rng.choice(np.flatnonzero(cc > 0), 60, replace=False),
