@@ -372,11 +372,12 @@ def _trees_line(trees: dict, args, model: str) -> str:
         return f"  trees: not learnt ({trees['why']})"
     t = tr["trees"]
     cold = cold_bonus_phrase(t)
+    newq = new_query_phrase(t)
     head = (f"  trees: {t['n_trees']} boosted trees ({t['kind']}) over the weights above, "
             f"out of fold {tr['objective']} {tr['validation_score']:.4f} against "
             f"{tr['reference_scores']['linear']:.4f} for the weights alone, "
             f"{tr['seconds']:.0f}s; " + (f"{cold}; " if cold else "")
-            + (f"{new_query_phrase(t)}; " if new_query_phrase(t) else "") + trees["why"])
+            + (f"{newq}; " if newq else "") + trees["why"])
     if trees["adopted"]:
         kept = tr.get("weights_profile")
         return (head + ": adopted as the model's weighting (`similar`, `export` and the "
