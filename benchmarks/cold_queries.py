@@ -45,9 +45,12 @@ from pathlib import Path
 
 import numpy as np
 
+from prodfusion.evaluation.tuning_scorer import NEW_PRODUCT_LACKS
+
+HIDDEN = NEW_PRODUCT_LACKS  # what a product without training sessions lacks
+
 REPO = Path(__file__).resolve().parents[1]
 K = 15
-HIDDEN = ("clicks", "cooc")  # what a product without training sessions lacks
 
 
 def cold_copy(ev, rows: np.ndarray):

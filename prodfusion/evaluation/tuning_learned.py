@@ -247,11 +247,12 @@ def _new_query_trees(choice: str, folds, groups_of, lins, mods, scorers: dict, v
     ``"trees"`` / ``"weights"`` keep that one. Returns ``{"kept", "scorers" (per group, routed
     or None), "views", "vals" (the kept routing's values on the validation cases),
     "record"}``."""
+    from prodfusion.evaluation.tuning_scorer import NEW_PRODUCT_LACKS
     from prodfusion.fusion.learned import DEFAULT_POOL
     from prodfusion.fusion.weights import Weighting
 
     none = {"kept": False, "scorers": None, "vals": vals0}
-    if not {"clicks", "cooc"} & set(mods):
+    if not set(NEW_PRODUCT_LACKS) & set(mods):
         return {**none, "record": {"skipped": "no click modality (clicks, cooc)"}}
     views = [(sc.as_new_queries(DEFAULT_POOL), st) for sc, st in folds]
     if not any(v.natural.any() for v, _ in views):

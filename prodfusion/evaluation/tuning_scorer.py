@@ -129,6 +129,11 @@ def _cosines(e: Any, qb: np.ndarray, n: int, norms: np.ndarray) -> np.ndarray:
     return out
 
 
+#: What a product without training clicks lacks: its click vector and co-occurrence row
+#: (:meth:`_Scorer.as_new_queries`; ``tune_learned``'s new queries).
+NEW_PRODUCT_LACKS = ("clicks", "cooc")
+
+
 class _Scorer:
     """Per-modality similarities of the validation queries to their candidates, combined
     per configuration.
@@ -310,7 +315,7 @@ class _Scorer:
 
         from prodfusion.fusion.learned import pool_mask, query_best
 
-        gone = [m for m in ("clicks", "cooc") if m in self.mods]
+        gone = [m for m in NEW_PRODUCT_LACKS if m in self.mods]
         sub = copy.copy(self)
         sub.q_new = True
         sub.q_has = {m: (np.zeros_like(v) if m in gone else v) for m, v in self.q_has.items()}
