@@ -5,6 +5,19 @@ are first projected on their top principal directions; the projection is uncentr
 (eigenvectors of ``XᵀX``, not of the covariance) so that ``P x · P y`` approximates
 ``x · y`` — centring would add a per-candidate term ``-μ·y`` and change the ranking.
 Callers re-score the candidates exactly, so the projection only has to find them.
+
+HNSW searches inner products over rows of *equal norm*: each stored row ``y`` gets one more
+coordinate ``sqrt(R² − ‖y‖²)`` (``R``: the largest norm of the training sample in index
+space) and each query a ``0`` there, so the inner products and the order are unchanged while
+every stored row has norm ``R`` (Bachrach et al., RecSys 2014: maximum inner product search
+as nearest-neighbour search). HNSW's graph is built for metric neighbourhoods; over rows of
+unequal norm — a projection's output, or vectors that a projection keeps poorly, such as
+Prod2Vec vectors of rarely clicked products — long-norm rows become hubs and short-norm rows
+are hard to reach: on DIGINETICA's click vectors (6,743 products, projected 512 → 256)
+the plain inner-product graph returned the true nearest product among a query's 1,600
+candidates for 95 % of queries, the equal-norm one for 100 %
+(``benchmarks/hnsw_norms.py``, docs/benchmarks/hnsw_norms.md). Indexes saved before the
+thirty-first session have no extra coordinate and are searched as they were built.
 """
 
 from __future__ import annotations
@@ -68,7 +81,17 @@ class _FaissIndex:
 
     @property
     def index_dim(self) -> int:
+        """Width of the index space (:meth:`project`'s output)."""
         return self.dim if self.projection_ is None else self.projection_.shape[1]
+
+    @property
+    def _faiss_dim(self) -> int:
+        """Width of the rows FAISS holds (:meth:`_stored`)."""
+        return self.index_dim
+
+    def _stored(self, y: np.ndarray, *, query: bool) -> np.ndarray:
+        """Index-space rows as FAISS stores them (``query=False``) or searches with them."""
+        return y
 
     def _project(self, x: np.ndarray) -> np.ndarray:
         if self.projection_ is None:
@@ -119,7 +142,8 @@ class _FaissIndex:
                           f"{type(self).__name__}.add()")
         for lo in range(0, len(v), _ADD_CHUNK):
             chunk = v[lo : lo + _ADD_CHUNK]
-            self.index_.add(chunk if projected else self._project(chunk))
+            self.index_.add(self._stored(chunk if projected else self._project(chunk),
+                                         query=False))
 
     def __len__(self) -> int:
         return 0 if self.index_ is None else int(self.index_.ntotal)
@@ -133,7 +157,9 @@ class _FaissIndex:
         (a FAISS ``IDSelectorBatch``: the graph or the lists are walked as usual, other
         labels are skipped, so a selective filter can return fewer than ``k``)."""
         self._check_trained()
-        q = self._project(check_vectors(queries, self.dim, f"{type(self).__name__}.search()"))
+        q = self._stored(self._project(check_vectors(queries, self.dim,
+                                                     f"{type(self).__name__}.search()")),
+                         query=True)
         sel = None
         if allowed is not None:
             sel = _faiss().IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
@@ -151,8 +177,11 @@ class _FaissIndex:
         if self.projection_ is not None:
             np.save(folder / f"{name}.proj.npy", self.projection_)
             files.append(f"{name}.proj.npy")
-        return {"kind": self.kind, "dim": self.dim, "files": files,
+        meta = {"kind": self.kind, "dim": self.dim, "files": files,
                 "settings": self.settings.to_dict(), "n_expected": self.n_expected}
+        if getattr(self, "radius_", None) is not None:
+            meta["radius"] = self.radius_
+        return meta
 
     @classmethod
     def load(cls, folder: Path, meta: dict, *, mmap: bool = True):
@@ -170,13 +199,20 @@ class _FaissIndex:
                 obj.projection_ = np.load(folder / meta["files"][1])
         except (RuntimeError, OSError, ValueError) as exc:
             raise ModelError(f"{path}: cannot read the {cls.kind} index ({exc}).") from exc
-        if obj.index_.d != obj.index_dim:
-            raise ModelError(f"{path}: index width {obj.index_.d}, expected {obj.index_dim}.")
+        if meta.get("radius") is not None:
+            obj.radius_ = float(meta["radius"])
+        elif hasattr(obj, "equal_norms"):  # saved before the extra coordinate existed
+            obj.equal_norms = False
+        if obj.index_.d != obj._faiss_dim:
+            raise ModelError(f"{path}: index width {obj.index_.d}, expected {obj._faiss_dim}.")
         return obj
 
 
 class HNSWIndex(_FaissIndex):
-    """FAISS ``IndexHNSWFlat`` with inner product (the default approximate backend).
+    """FAISS ``IndexHNSWFlat`` with inner product (the default approximate backend), over
+    rows made of equal norm by one more coordinate (module docstring; ``radius_``: ``R``,
+    ``None`` in an index saved without it). ``equal_norms=False`` builds the plain
+    inner-product graph of earlier versions (for comparisons).
 
     Loading memory-maps the stored vectors (``IO_FLAG_MMAP_IFC``); the graph is read into
     memory. Adding to a loaded index first copies it into memory.
@@ -193,9 +229,33 @@ class HNSWIndex(_FaissIndex):
     kind = "hnsw"
     _mmap_flag_name = "IO_FLAG_MMAP_IFC"
 
+    def __init__(self, dim: int, settings: IndexSettings | None = None, *, n_expected: int = 0,
+                 equal_norms: bool = True) -> None:
+        super().__init__(dim, settings, n_expected=n_expected)
+        self.equal_norms = bool(equal_norms)
+        self.radius_: float | None = None
+
+    @property
+    def _faiss_dim(self) -> int:
+        return self.index_dim + (self.radius_ is not None)
+
+    def _stored(self, y: np.ndarray, *, query: bool) -> np.ndarray:
+        if self.radius_ is None:
+            return y
+        if query:
+            extra = np.zeros(len(y), np.float32)
+        else:  # rows longer than R (outside the training sample) get 0: their norm stays
+            sq = np.einsum("ij,ij->i", y, y, dtype=np.float64)
+            extra = np.sqrt(np.maximum(self.radius_ ** 2 - sq, 0.0))
+        return np.ascontiguousarray(np.column_stack([y, extra]), dtype=np.float32)
+
     def _make(self, sample: np.ndarray):
         faiss = _faiss()
-        d, m, ip = self.index_dim, self.settings.hnsw_m, faiss.METRIC_INNER_PRODUCT
+        if self.equal_norms:
+            sq = np.einsum("ij,ij->i", sample, sample, dtype=np.float64)
+            self.radius_ = float(np.sqrt(sq.max())) if len(sq) else 0.0
+            sample = self._stored(sample, query=False)
+        d, m, ip = self._faiss_dim, self.settings.hnsw_m, faiss.METRIC_INNER_PRODUCT
         storage = self.settings.hnsw_storage
         if storage == "flat":
             idx = faiss.IndexHNSWFlat(d, m, ip)

@@ -1,0 +1,170 @@
+"""HNSW over rows of equal norm against the plain inner-product graph (thirty-first session).
+
+``HNSWIndex`` stores each row ``y`` with one more coordinate ``sqrt(R² − ‖y‖²)`` so every
+stored row has norm ``R`` (queries get ``0``: inner products unchanged). This script builds
+both graphs — ``equal`` (today's) and ``plain`` (``HNSWIndex(..., equal_norms=False)``, the
+graph of earlier versions) — with the default ``IndexSettings`` over the same rows and
+reports, against brute force on the full vectors (the exact re-scoring's order):
+
+* recall@15 with 128 candidates (a plain ``similar`` query's fetch) and recall@200 with
+  1,600 (a learned weighting's pool of 200 per modality, over-fetched 8×);
+* how often the query's nearest row is among those candidates (the learned weighting's
+  ``gap`` features need it);
+* build seconds and query milliseconds (one batch of queries, one thread).
+
+Data: each vector modality of the model folders given (its present rows, unit length, as a
+single-modality index sees them), the early fusion of the rows having every one of them
+(unit blocks scaled by 1/sqrt(M), the early index's rows), and with ``--synthetic N`` the
+scale benchmarks' synthetic catalog (``benchmarks/_synthetic.py``). ``--adversarial`` adds
+unit rows of which half are shortened to norm 0.7 before indexing: raw inner-product data
+the library's indexes never receive (their rows have equal norm before the projection),
+where the extra coordinate is known to hurt (it dominates the graph's geometry).
+
+    python benchmarks/hnsw_norms.py MODEL_DIR... [--synthetic 50000] [--adversarial]
+        [--queries 300] [--out docs/benchmarks/hnsw_norms.md]
+
+Nothing is asserted; FAISS runs on one thread so that both graphs are reproducible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+FETCHES = ((15, 128), (200, 1600))
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _sets_of_model(folder: str) -> dict[str, np.ndarray]:
+    from prodfusion.recommender import Recommender
+
+    rec = Recommender.load(folder)
+    out, blocks, masks = {}, [], []
+    name = Path(folder).name
+    for m, d in rec.embeddings_.items():  # the vector modalities
+        v = d.vectors
+        mask = np.asarray(d.mask, bool)
+        out[f"{name} {m}"] = _unit(np.asarray(v)[mask])
+        blocks.append(_unit(np.asarray(v)))
+        masks.append(mask)
+    if len(blocks) > 1:
+        both = np.logical_and.reduce(masks)
+        out[f"{name} early ({'+'.join(k.split()[-1] for k in out)})"] = np.hstack(
+            [b[both] / np.sqrt(len(blocks)) for b in blocks])
+    return out
+
+
+def _sets_synthetic(n: int) -> dict[str, np.ndarray]:
+    import _synthetic
+
+    folder = tempfile.mkdtemp(prefix="hnsw_norms_")
+    _synthetic.generate(n, folder, seed=0)
+    out, blocks, masks = {}, [], []
+    for m in _synthetic.DIMS:
+        v = np.load(f"{folder}/emb_{m}.npy")
+        mask = np.load(f"{folder}/mask_{m}.npy").astype(bool)
+        out[f"synthetic {n:,} {m}"] = _unit(v[mask])
+        blocks.append(_unit(v))
+        masks.append(mask)
+    both = np.logical_and.reduce(masks)
+    out[f"synthetic {n:,} early (text+image+clicks)"] = np.hstack(
+        [b[both] / np.sqrt(len(blocks)) for b in blocks])
+    return out
+
+
+def _adversarial(n: int = 6000, d: int = 64) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    x = _unit(rng.normal(size=(n, d)))
+    return x * np.where(rng.random((n, 1)) < 0.5, 0.7, 1.0).astype(np.float32)
+
+
+def _measure(x: np.ndarray, n_queries: int, equal: bool) -> dict:
+    from prodfusion.index import IndexSettings
+    from prodfusion.index.faiss_index import HNSWIndex
+
+    st = IndexSettings()
+    rng = np.random.default_rng(st.seed)
+    sample = x[np.sort(rng.choice(len(x), min(len(x), st.train_sample), replace=False))]
+    t = time.perf_counter()
+    idx = HNSWIndex(x.shape[1], st, n_expected=len(x), equal_norms=equal).train(sample)
+    idx.add(x)
+    build = time.perf_counter() - t
+    qs = np.random.default_rng(1).choice(len(x), min(n_queries, len(x)), replace=False)
+    truth = x[qs] @ x.T
+    truth[np.arange(len(qs)), qs] = -np.inf
+    row = {"build_s": build, "dim": idx.index_dim}
+    for k, fetch in FETCHES:
+        kk = min(fetch + 1, len(x))
+        t = time.perf_counter()
+        lab, _ = idx.search(x[qs], kk)
+        row[f"ms_{fetch}"] = (time.perf_counter() - t) / len(qs) * 1000
+        rec, near = [], []
+        for i in range(len(qs)):
+            c = lab[i][(lab[i] >= 0) & (lab[i] != qs[i])][:fetch]
+            top = np.argpartition(-truth[i], k)[:k]
+            got = c[np.argsort(-truth[i][c], kind="stable")[:k]]
+            rec.append(len(set(top.tolist()) & set(got.tolist())) / k)
+            near.append(int(np.argmax(truth[i])) in set(c.tolist()))
+        row[f"recall_{k}"] = float(np.mean(rec))
+        row[f"nearest_{fetch}"] = float(np.mean(near))
+    return row
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("models", nargs="*")
+    ap.add_argument("--synthetic", type=int, default=0)
+    ap.add_argument("--adversarial", action="store_true")
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    sets: dict[str, np.ndarray] = {}
+    for folder in args.models:
+        sets.update(_sets_of_model(folder))
+    if args.synthetic:
+        sets.update(_sets_synthetic(args.synthetic))
+    if args.adversarial:
+        sets["adversarial: half the rows at norm 0.7 (not a library input)"] = _adversarial()
+    head = ("| data | rows × dim → indexed | graph | recall@15 (128) | recall@200 (1,600) | "
+            "nearest in 128 / 1,600 | build (s) | query ms (128 / 1,600) |")
+    lines = [head, "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, x in sets.items():
+        for equal in (False, True):
+            r = _measure(x, args.queries, equal)
+            line = (f"| {name} | {x.shape[0]:,} × {x.shape[1]} → {r['dim']} | "
+                    f"{'equal norms' if equal else 'plain'} | {r['recall_15']:.3f} | "
+                    f"{r['recall_200']:.3f} | {r['nearest_128']:.3f} / {r['nearest_1600']:.3f} | "
+                    f"{r['build_s']:.1f} | {r['ms_128']:.2f} / {r['ms_1600']:.2f} |")
+            print(line, flush=True)
+            lines.append(line)
+    cmd = "python benchmarks/hnsw_norms.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    text = (f"# HNSW over rows of equal norm vs the plain inner-product graph\n\n`{cmd}` on "
+            f"{platform.node()} ({platform.machine()}, Python {platform.python_version()}), "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; FAISS on one thread, default "
+            f"`IndexSettings` (M 32, efConstruction 64, efSearch max(128, fetch), projection to "
+            f"256 above 256 dims), {args.queries} queries per row set (rows of the set, "
+            f"themselves left out), truth: brute force on the full unit vectors.\n\n"
+            + "\n".join(lines) + "\n")
+    if args.out:
+        Path(args.out).write_text(text)
+        print("wrote", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
