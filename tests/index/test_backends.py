@@ -103,7 +103,7 @@ def test_projection_preserves_inner_products_of_low_rank_data(rng):
     p = fit_projection(x, 5)
     np.testing.assert_allclose((x @ p) @ (x @ p).T, x @ x.T, rtol=1e-3, atol=1e-2)
     idx = HNSWIndex(64, IndexSettings(reduce_dim=8, ef_search=512, hnsw_storage="flat")).train(x)
-    assert idx.projection_.shape == (64, 8) and idx.index_.d == 8
+    assert idx.projection_.shape == (64, 8) and idx.index_.d == 8 + 1  # + the equal-norm one
     idx.add(x)
     labels, _ = idx.search(x[:10], 5)
     np.testing.assert_array_equal(labels, np.argsort(-(x[:10] @ x.T), axis=1, kind="stable")[:, :5])
@@ -171,6 +171,52 @@ def test_quantised_hnsw_storage_finds_the_same_candidates(rng, tmp_path, storage
     assert size["flat"] - size["q"] >= 0.95 * x.size * (4 - per_dim)
     loaded = HNSWIndex.load(tmp_path, b, mmap=True)
     np.testing.assert_array_equal(loaded.search(q, 30)[0], labels)
+
+
+def test_hnsw_stores_rows_of_equal_norm_and_keeps_inner_products(rng, tmp_path):
+    """Every stored row is the projected row plus ``sqrt(R² − ‖y‖²)`` (norm ``R``, the
+    sample's longest projected row); queries get 0 there, so the estimates are the projected
+    inner products; ``R`` is saved; an index saved without it (earlier versions, or
+    ``equal_norms=False``) is searched as it was built."""
+    import faiss
+
+    x = (rng.normal(size=(600, 32)) * rng.uniform(0.3, 1.0, size=(600, 1))).astype(np.float32)
+    x[-10:] *= 3.0  # longer than any row of the training sample x[:400]
+    settings = IndexSettings(reduce_dim=12, ef_search=1024)
+    idx = HNSWIndex(32, settings).train(x[:400])
+    idx.add(x)
+    y = idx.project(x)
+    assert idx.radius_ == pytest.approx(np.linalg.norm(y[:400], axis=1).max(), rel=1e-5)
+    stored = faiss.downcast_index(idx.index_.storage).reconstruct_n(0, len(x))
+    assert stored.shape == (600, 13)
+    np.testing.assert_allclose(stored[:, :12], y, atol=1e-6)
+    inside = np.linalg.norm(y, axis=1) <= idx.radius_  # rows past R (not sampled) keep theirs
+    assert inside[:400].all() and not inside.all()
+    np.testing.assert_allclose(np.linalg.norm(stored[inside], axis=1), idx.radius_, rtol=1e-5)
+    assert np.all(stored[~inside, 12] == 0)
+    labels, scores = idx.search(x[:20], 10)  # a beam wider than the data: brute force
+    ip = y[:20] @ y.T
+    np.testing.assert_array_equal(labels, np.argsort(-ip, axis=1, kind="stable")[:, :10])
+    np.testing.assert_allclose(scores, np.take_along_axis(ip, labels, 1), rtol=1e-4, atol=1e-5)
+
+    meta = idx.save(tmp_path, "eq")
+    assert meta["radius"] == idx.radius_
+    back = HNSWIndex.load(tmp_path, meta, mmap=False)
+    assert back.radius_ == idx.radius_ and back.index_.d == 13
+    np.testing.assert_array_equal(back.search(x[:20], 10)[0], labels)
+
+    plain = HNSWIndex(32, settings, equal_norms=False).train(x[:400])
+    plain.add(x)
+    assert plain.radius_ is None and plain.index_.d == 12
+    old = plain.save(tmp_path, "plain")
+    assert "radius" not in old  # what earlier versions wrote
+    loaded = HNSWIndex.load(tmp_path, old, mmap=False)
+    assert loaded.radius_ is None and not loaded.equal_norms
+    np.testing.assert_array_equal(loaded.search(x[:20], 10)[0], plain.search(x[:20], 10)[0])
+    loaded.add(x[:5])  # grows as it was built (no extra coordinate)
+    assert loaded.index_.d == 12 and len(loaded) == 605
+    with pytest.raises(ModelError, match="index width 12, expected 13"):
+        HNSWIndex.load(tmp_path, {**old, "radius": 1.0})
 
 
 def test_hnsw_storage_is_checked():
