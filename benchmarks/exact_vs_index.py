@@ -1,23 +1,71 @@
-"""The served lists (the model's index: HNSW above 4,096 products) against the exact search,
+"""The served lists (the model's index: HNSW from 50,000 products) against the exact search,
 query by query (thirtieth session): how many of 80 random queries' top 15 differ, their
 recall@15, and the first three that differ with their scores.
 
-    python benchmarks/exact_vs_index.py MODEL_DIR [--no-reduce]
+    python benchmarks/exact_vs_index.py MODEL_DIR [--no-reduce] [--test-part]
 
-``--no-reduce``: the indexes built without their PCA reduction (``reduce_dim=None``). 60 queries with training clicks and 20 without (seed 0). Nothing is asserted.
+60 queries with training clicks and 20 without (seed 0). ``--no-reduce``: the indexes built
+without their PCA reduction (``reduce_dim=None``). ``--test-part`` (thirty-first session):
+instead, every held-out query of ``evaluate retrieval``'s default split, on the
+model that evaluation scores (Prod2Vec and co-occurrences retrained on the training part,
+as ``benchmarks/new_queries.py`` does), with the share of targets in each list. Set
+``OMP_NUM_THREADS=1`` for a reproducible HNSW graph. Nothing is asserted.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from prodfusion.recommender import Recommender
 
 
+def _test_part(model: str):
+    """The evaluation's model and held-out queries and targets (``evaluate``'s defaults)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from new_queries import _interactions
+
+    from prodfusion.evaluation.split import (
+        check_no_leak,
+        heldout_recommender,
+        retrain_params,
+        split_interactions,
+    )
+
+    rec = Recommender.load(model)
+    sessions, pairs = _interactions(rec, model)
+    split = split_interactions(rec.catalog, sessions, pairs, test_fraction=0.2, seed=0,
+                               protocol="leave-last-out")
+    check_no_leak(split, rec.catalog)
+    ev = heldout_recommender(rec, split.train, prod2vec=retrain_params(rec.prod2vec, split.train))
+    parts = list(split.heldout.values())
+    return (ev, np.concatenate([h.query_rows for h in parts]),
+            np.concatenate([h.target_rows for h in parts]))
+
+
 def main() -> None:
+    if "--test-part" in sys.argv[2:]:
+        ev, q, t = _test_part(sys.argv[1])
+        found = {}
+        for name in ("served", "exact"):
+            if name == "exact":
+                ev.index = "exact"
+                ev._fusers, ev._searchers = {}, {}
+            found[name] = ev.searcher().topk(q, 15)
+        (ra, sa), (re_, se) = found["served"], found["exact"]
+        diff = [i for i in range(len(q)) if list(ra[i]) != list(re_[i])]
+        hits = {n: np.mean([t[i] in set(r[i]) for i in range(len(q))])
+                for n, r in (("served", ra), ("exact", re_))}
+        print(f"test part: {len(diff)} of {len(q)} lists differ; targets in the list (ties by "
+              f"catalog row): served {hits['served']:.3f}, exact {hits['exact']:.3f}")
+        for i in diff[:3]:
+            print("query row", q[i], "training clicks", ev.click_counts_[q[i]])
+            print("  served", [f"{x}:{s:.4f}" for x, s in zip(ra[i], sa[i], strict=True)])
+            print("  exact ", [f"{x}:{s:.4f}" for x, s in zip(re_[i], se[i], strict=True)])
+        return
     rec = Recommender.load(sys.argv[1])
     if "--no-reduce" in sys.argv[2:]:
         from dataclasses import replace
