@@ -15,7 +15,9 @@ reports, against brute force on the full vectors (the exact re-scoring's order):
 Data: each vector modality of the model folders given (its present rows, unit length, as a
 single-modality index sees them), the early fusion of the rows having every one of them
 (unit blocks scaled by 1/sqrt(M), the early index's rows), and with ``--synthetic N`` the
-scale benchmarks' synthetic catalog (``benchmarks/_synthetic.py``). ``--adversarial`` adds
+scale benchmarks' synthetic catalog (``benchmarks/_synthetic.py``). A third row per set,
+``projection alone``, searches the index space by brute force (no graph): what the
+projection by itself loses (its times are NumPy's, not comparable). ``--adversarial`` adds
 unit rows of which half are shortened to norm 0.7 before indexing: raw inner-product data
 the library's indexes never receive (their rows have equal norm before the projection),
 where the extra coordinate is known to hurt (it dominates the graph's geometry).
@@ -90,7 +92,34 @@ def _adversarial(n: int = 6000, d: int = 64) -> np.ndarray:
     return x * np.where(rng.random((n, 1)) < 0.5, 0.7, 1.0).astype(np.float32)
 
 
-def _measure(x: np.ndarray, n_queries: int, equal: bool) -> dict:
+class _BruteForce:
+    """The projection alone: brute force over the index space (no graph)."""
+
+    def __init__(self, idx, x: np.ndarray) -> None:
+        self.idx, self.y = idx, idx.project(x)
+        self.index_dim = idx.index_dim
+
+    def search(self, q: np.ndarray, k: int):
+        from prodfusion.index.exact import topk_rows
+
+        return topk_rows(self.idx.project(q) @ self.y.T, k)
+
+
+def _geometry(x: np.ndarray) -> str:
+    """Mean cosine of 2,000 random pairs; the indexed rows' norms after the projection."""
+    from prodfusion.index import IndexSettings
+    from prodfusion.index.faiss_index import HNSWIndex
+
+    rng = np.random.default_rng(2)
+    a, b = rng.integers(0, len(x), 2000), rng.integers(0, len(x), 2000)
+    cos = float(np.mean(np.einsum("ij,ij->i", x[a], x[b])))
+    sample = x[np.sort(rng.choice(len(x), min(len(x), 32_768), replace=False))]
+    idx = HNSWIndex(x.shape[1], IndexSettings()).train(sample)
+    n = np.linalg.norm(idx.project(sample), axis=1)
+    return f"{cos:.3f} | {np.quantile(n, 0.01):.2f}–{n.max():.2f}"
+
+
+def _measure(x: np.ndarray, n_queries: int, graph: str) -> dict:
     from prodfusion.index import IndexSettings
     from prodfusion.index.faiss_index import HNSWIndex
 
@@ -98,8 +127,12 @@ def _measure(x: np.ndarray, n_queries: int, equal: bool) -> dict:
     rng = np.random.default_rng(st.seed)
     sample = x[np.sort(rng.choice(len(x), min(len(x), st.train_sample), replace=False))]
     t = time.perf_counter()
-    idx = HNSWIndex(x.shape[1], st, n_expected=len(x), equal_norms=equal).train(sample)
-    idx.add(x)
+    idx = HNSWIndex(x.shape[1], st, n_expected=len(x),
+                    equal_norms=graph == "equal norms").train(sample)
+    if graph == "projection alone":
+        idx = _BruteForce(idx, x)
+    else:
+        idx.add(x)
     build = time.perf_counter() - t
     qs = np.random.default_rng(1).choice(len(x), min(n_queries, len(x)), replace=False)
     truth = x[qs] @ x.T
@@ -140,14 +173,16 @@ def main(argv=None) -> int:
         sets.update(_sets_synthetic(args.synthetic))
     if args.adversarial:
         sets["adversarial: half the rows at norm 0.7 (not a library input)"] = _adversarial()
-    head = ("| data | rows × dim → indexed | graph | recall@15 (128) | recall@200 (1,600) | "
+    head = ("| data | rows × dim → indexed | mean pair cosine | indexed norms (1 %–max) | "
+            "search | recall@15 (128) | recall@200 (1,600) | "
             "nearest in 128 / 1,600 | build (s) | query ms (128 / 1,600) |")
-    lines = [head, "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [head, "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
     for name, x in sets.items():
-        for equal in (False, True):
-            r = _measure(x, args.queries, equal)
-            line = (f"| {name} | {x.shape[0]:,} × {x.shape[1]} → {r['dim']} | "
-                    f"{'equal norms' if equal else 'plain'} | {r['recall_15']:.3f} | "
+        geo = _geometry(x)
+        for graph in ("projection alone", "plain", "equal norms"):
+            r = _measure(x, args.queries, graph)
+            line = (f"| {name} | {x.shape[0]:,} × {x.shape[1]} → {r['dim']} | {geo} | "
+                    f"{graph} | {r['recall_15']:.3f} | "
                     f"{r['recall_200']:.3f} | {r['nearest_128']:.3f} / {r['nearest_1600']:.3f} | "
                     f"{r['build_s']:.1f} | {r['ms_128']:.2f} / {r['ms_1600']:.2f} |")
             print(line, flush=True)
