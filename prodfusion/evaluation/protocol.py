@@ -247,8 +247,13 @@ def paired_differences(rows: Sequence[Mapping], per_case: Mapping[tuple[str, str
     modality in every slice"); ``per_case[(variant, source)]`` holds that
     configuration's per-case ``hit`` and ``ndcg`` arrays, the cases' bootstrap ``groups`` and
     ``slices`` (``{slice name: boolean selection}``), in the same case order for every
-    configuration. Each row gives, per slice, the mean difference of HitRate and nDCG with a
-    percentile bootstrap interval that resamples the same groups for both configurations
+    configuration; optionally ``tie_aware`` (whether ``hit`` / ``ndcg`` count ties at their
+    mean rank; default true) and ``served`` (the same arrays of the lists as served): two
+    configurations scored differently — one searched approximately is scored as served, the
+    references tie-aware — are both compared as served (the row's ``ties``: ``"as served"``),
+    so neither gains from how ties are counted. Each row gives, per slice, the mean
+    difference of HitRate and nDCG with a percentile bootstrap interval that resamples the
+    same groups for both configurations
     (:func:`~prodfusion.evaluation.metrics.bootstrap_ci` of the per-case differences), the
     cases only one of the two finds (``only_variant``, ``only_comparator``: the discordant
     pairs of McNemar's test; with tie-aware hits, a case counts for the part by which one side
@@ -308,7 +313,12 @@ def _paired_row(a: Mapping, b: Mapping, sel: np.ndarray, metric: str, n_boot: in
     from prodfusion.evaluation.metrics import bootstrap_ci
 
     g = a["groups"][sel]
-    row: dict = {"n": int(sel.sum())}
+    aware_a, aware_b = a.get("tie_aware", True), b.get("tie_aware", True)
+    if aware_a != aware_b and "served" in a and "served" in b:  # compare alike
+        a, b = a["served"], b["served"]
+        aware_a = aware_b = False
+    row: dict = {"n": int(sel.sum()), "ties": "mean" if aware_a and aware_b else
+                 "as served" if not (aware_a or aware_b) else "mixed"}
     for m, name in (("hit", "hit_rate"), ("ndcg", "ndcg")):
         # rounded: tie-aware values of the same ranking may differ in the last bits
         diff = np.round(a[m][sel] - b[m][sel], 12)

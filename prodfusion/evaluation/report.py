@@ -218,10 +218,15 @@ def _retrieval_section(res: Mapping, out: Path, figs: dict) -> tuple[list, list[
             "the best reference baseline (by overall nDCG; in a slice also the slice's own best "
             "where it scores higher there), on the same held-out cases: mean "
             "difference [95% bootstrap interval resampling the same groups for both]; "
-            "verdict on nDCG",
+            "verdict on nDCG"
+            + ("; † compared as the lists are served (ties broken by catalog row): one of the "
+               "two is searched approximately and scored so" if any(
+                   d.get("ties") == "as served" for d in paired) else ""),
             ["source", "configuration", "minus", "slice", "cases", f"Δ HitRate@{k}",
              f"Δ nDCG@{k}", "found only by it / only by the other", "verdict"],
-            [[d["source"], d["variant"], _minus(d), d["slice"], f"{d['n']:,}",
+            [[d["source"], d["variant"],
+              _minus(d) + (" †" if d.get("ties") == "as served" else ""), d["slice"],
+              f"{d['n']:,}",
               _ci(d["hit_rate"], signed=True), _ci(d["ndcg"], signed=True),
               f"{d['only_variant']} / {d['only_comparator']}", d["verdict"]] for d in paired],
         ))

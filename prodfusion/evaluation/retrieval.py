@@ -326,8 +326,11 @@ def evaluate_retrieval(
             aware = _tie_aware(v, ev, ho, k, diff_code) if ties == "mean" else None
             m = served if aware is None else aware
             cp = category_precision_at_k(ranked, ho.query_rows, cat_codes)
-            case = per_case[(v.label, name)] = {"hit": m["hit"], "ndcg": m["ndcg"],
-                                                "groups": ho.groups, "slices": {}}
+            case = per_case[(v.label, name)] = {
+                "hit": m["hit"], "ndcg": m["ndcg"], "groups": ho.groups, "slices": {},
+                # paired with one scored the other way, both are compared as served
+                "tie_aware": aware is not None,
+                "served": {"hit": served["hit"], "ndcg": served["ndcg"]}}
             for sl, side_mask in slices.items():
                 if side_mask is None:
                     sel = np.ones(len(ho), dtype=bool)

@@ -182,3 +182,32 @@ def test_paired_rows_of_alike_tie_aware_rankings_are_equal_and_discordant_by_sha
     c = {**b, "hit": np.array([0.75, 0.5, 0.0, 0.0])}
     row = _paired_row(a, c, np.ones(4, bool), "ndcg", 50, 0.05, 0)
     assert (row["only_variant"], row["only_comparator"]) == (1, 0.5)
+
+
+def test_a_configuration_scored_as_served_is_paired_with_the_references_as_served(tmp_path):
+    """On an approximately searched model a fused configuration is scored as served (ties by
+    catalog row) and the references tie-aware: their paired difference compares both as
+    served, so the tie-aware reference is not handicapped (here the tie goes to the target
+    for both: difference 0, not 1 − 0.25), and the report marks the row."""
+    from prodfusion.evaluation.report import write_report
+
+    rec, sessions = _tied_case()
+    emb = rec.embeddings_["text"]
+    rec = Recommender.from_embeddings(rec.catalog, {"text": emb, "image": Embeddings(
+        np.eye(6, dtype=np.float32), np.ones(6, bool), "eye")}, fusion="intermediate")
+    rec.index = "hnsw"
+    res = evaluate_retrieval(rec, sessions=sessions, test_fraction=0.2, k=1,
+                             variants=["cooc", "intermediate:text+image"], n_boot=20,
+                             progress=False)
+    rows = {r["variant"]: r for r in res["rows"] if r["slice"] == "all"}
+    fused = next(v for v, r in rows.items() if r["modalities"] == ["text", "image"])
+    assert rows[fused]["ties"] == "as served" and rows["cooc"]["ties"] == "mean"
+    assert rows["cooc"]["hit_rate"]["value"] == pytest.approx(0.25)
+    assert rows["cooc"]["served"]["hit_rate"] == rows[fused]["served"]["hit_rate"] == 1.0
+    d = next(d for d in res["paired"] if d["variant"] == fused and d["comparator"] == "cooc"
+             and d["slice"] == "all")
+    assert d["ties"] == "as served" and d["hit_rate"]["value"] == 0.0
+    assert d["verdict"] == "equal"
+    write_report(res, tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "† compared as the lists are served" in text and "| cooc † |" in text
