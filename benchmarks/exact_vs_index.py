@@ -2,14 +2,17 @@
 query by query (thirtieth session): how many of 80 random queries' top 15 differ, their
 recall@15, and the first three that differ with their scores.
 
-    python benchmarks/exact_vs_index.py MODEL_DIR [--no-reduce] [--test-part]
+    python benchmarks/exact_vs_index.py MODEL_DIR [--no-reduce] [--test-part] [--hnsw]
 
 60 queries with training clicks and 20 without (seed 0). ``--no-reduce``: the indexes built
 without their PCA reduction (``reduce_dim=None``). ``--test-part`` (thirty-first session):
 instead, every held-out query of ``evaluate retrieval``'s default split, on the
 model that evaluation scores (Prod2Vec and co-occurrences retrained on the training part,
 as ``benchmarks/new_queries.py`` does), with the share of targets in each list. Set
-``OMP_NUM_THREADS=1`` for a reproducible HNSW graph. Nothing is asserted.
+``OMP_NUM_THREADS=1`` for a reproducible HNSW graph. ``--hnsw``: served through HNSW
+indexes whatever the catalog's size (as if it had 50,000 products or more), also
+``--fusion`` / ``--modalities`` (comma-separated) to compare that fusion instead of the
+model's own weighting. Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -67,6 +70,14 @@ def main() -> None:
             print("  exact ", [f"{x}:{s:.4f}" for x, s in zip(re_[i], se[i], strict=True)])
         return
     rec = Recommender.load(sys.argv[1])
+    kw = {}
+    for opt in ("--fusion", "--modalities"):
+        if opt in sys.argv:
+            kw[opt[2:]] = sys.argv[sys.argv.index(opt) + 1]
+    if "modalities" in kw:
+        kw["modalities"] = kw["modalities"].split(",")
+    if "--hnsw" in sys.argv[2:]:
+        rec.index = "hnsw"
     if "--no-reduce" in sys.argv[2:]:
         from dataclasses import replace
 
@@ -80,12 +91,12 @@ def main() -> None:
           *rng.choice(np.flatnonzero(cc == 0), 20, replace=False)]
     ids = [rec.catalog.ids[q] for q in qs]
     t = time.perf_counter()
-    approx = [rec.similar(i, k=15) for i in ids]
+    approx = [rec.similar(i, k=15, **kw) for i in ids]
     ta = time.perf_counter() - t
     rec.index = "exact"
     rec._fusers, rec._searchers = {}, {}
     t = time.perf_counter()
-    exact = [rec.similar(i, k=15) for i in ids]
+    exact = [rec.similar(i, k=15, **kw) for i in ids]
     te = time.perf_counter() - t
     pairs = list(zip(approx, exact, strict=True))
     diff = [j for j, (a, e) in enumerate(pairs) if list(a[0]) != list(e[0])]
