@@ -47,7 +47,8 @@ def main(argv=None) -> int:
     rows = []
     for name in [None, *[p for p in args.profiles.split(",") if p]]:
         label = "the model's own weighting" if name is None else f"profile {name}"
-        learned = name is not None and rec.profile_weighting(name).learned is not None
+        wt = rec.own_weighting() if name is None else rec.profile_weighting(name)
+        learned = wt.learned is not None
         rec._fusers, rec._searchers = {}, {}
         t = time.perf_counter()
         rec.similar(ids[0], k=15, profile=name)  # builds the fuser
@@ -62,11 +63,15 @@ def main(argv=None) -> int:
         expl = _times(explained, ids[2: 2 + max(20, len(ids) // 5)])
         rows.append((label, learned, first, plain, expl))
     base = rows[0][3]
+    from prodfusion.index.base import choose_backend
+
+    search = choose_backend(rec.index, len(rec.catalog), rec.index_settings)
+    search = {"exact": "exact", "hnsw": "HNSW", "ivfpq": "IVF-PQ"}.get(search, search)
     lines = [f"# Query cost of a learned profile: `{args.model}`", "",
              f"`python benchmarks/learned_query_cost.py {args.model} --profiles "
              f"{args.profiles} --queries {args.queries}` on {platform.node() or 'this machine'}"
              f" ({platform.machine()}, Python {platform.python_version()}); "
-             f"{len(rec.catalog):,} products, exact search, one query at a time after a "
+             f"{len(rec.catalog):,} products, {search} search, one query at a time after a "
              "warm-up; explain = similar + explain of its 15 results.", "",
              "| weighting | trees | first query (ms) | similar p50 / p99 (ms) | ratio p50 | "
              "with explain p50 / p99 (ms) |", "| --- | --- | ---: | ---: | ---: | ---: |"]
