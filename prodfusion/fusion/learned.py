@@ -82,12 +82,22 @@ def pair_features(modalities: Sequence[str], cos: Mapping, both: Mapping, best_q
     each query's best similarity in ``m`` (NaN where it lacks ``m``); ``log_q`` ``(q,)`` and
     ``log_c`` ``(c,)`` or ``(q, c)``: ``log(1 + clicks)``, or None (missing); ``linear``
     ``(q, c)``: the linear weighting's fused score (``-inf`` or None: missing).
+
+    The cosines of vector modalities are clipped to [-1, 1]: the exact search and the index
+    path compute them in different orders, and products with the same title (cosine 1) came
+    out as 1.0000001 on one and 1.0 on the other, which moved a ``gap`` across a tree's
+    threshold (thirty-first session).
     """
+    from prodfusion.fusion.cooc import PAIRWISE_MODALITIES
+
     shape = np.shape(both[modalities[0]])
     cols = []
     for m in modalities:
-        c = np.where(both[m], np.asarray(cos[m], np.float32), np.float32(np.nan))
+        c = np.asarray(cos[m], np.float32)
         b = np.asarray(best_q[m], np.float32).reshape(-1, 1)
+        if m not in PAIRWISE_MODALITIES:
+            c, b = np.clip(c, -1.0, 1.0), np.clip(b, -1.0, 1.0)
+        c = np.where(both[m], c, np.float32(np.nan))
         cols += [c, c - b]
     nan = np.full(shape, np.nan, np.float32)
     cols.append(nan if log_c is None else np.broadcast_to(

@@ -137,6 +137,24 @@ def test_a_damaged_entry_is_a_clear_error():
         LearnedScorer.from_estimator(clf, ("text",))
 
 
+def test_pair_features_clip_vector_cosines_so_both_search_paths_agree():
+    """A duplicate title's cosine computed as 1.0000001 by one path and 1.0 by the other
+    gives the same features (a ``gap`` at 0 either way); pairwise modalities' scores, not
+    cosines, are left as they are."""
+    mods = ("text", "cooc")
+    both = {m: np.ones((1, 2), bool) for m in mods}
+    one = pair_features(mods, {"text": np.float32([[1.0000001, 0.5]]),
+                               "cooc": np.float32([[1.5, 0.2]])}, both,
+                        {"text": np.float32([1.0000002]), "cooc": np.float32([1.5])},
+                        None, None)
+    other = pair_features(mods, {"text": np.float32([[1.0, 0.5]]),
+                                 "cooc": np.float32([[1.5, 0.2]])}, both,
+                          {"text": np.float32([1.0]), "cooc": np.float32([1.5])}, None, None)
+    np.testing.assert_array_equal(one, other)
+    assert one[0, 0, 0] == 1.0 and one[0, 0, 1] == 0.0  # sim:text, gap:text
+    assert one[0, 0, 2] == np.float32(1.5) and one[0, 1, 3] == np.float32(0.2 - 1.5)
+
+
 def test_query_best_against_brute_force():
     """A query's best similarity from its full rows is the best over the catalog, and the
     same from a pool holding each modality's nearest (the tuning's and the indexes' way)."""
