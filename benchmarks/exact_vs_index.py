@@ -29,21 +29,9 @@ from prodfusion.recommender import Recommender
 def _test_part(model: str):
     """The evaluation's model and held-out queries and targets (``evaluate``'s defaults)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from new_queries import _interactions
+    from new_queries import heldout_model
 
-    from prodfusion.evaluation.split import (
-        check_no_leak,
-        heldout_recommender,
-        retrain_params,
-        split_interactions,
-    )
-
-    rec = Recommender.load(model)
-    sessions, pairs = _interactions(rec, model)
-    split = split_interactions(rec.catalog, sessions, pairs, test_fraction=0.2, seed=0,
-                               protocol="leave-last-out")
-    check_no_leak(split, rec.catalog)
-    ev = heldout_recommender(rec, split.train, prod2vec=retrain_params(rec.prod2vec, split.train))
+    _, split, ev = heldout_model(model)
     parts = list(split.heldout.values())
     return (ev, np.concatenate([h.query_rows for h in parts]),
             np.concatenate([h.target_rows for h in parts]))
@@ -52,13 +40,10 @@ def _test_part(model: str):
 def main() -> None:
     if "--test-part" in sys.argv[2:]:
         ev, q, t = _test_part(sys.argv[1])
-        found = {}
-        for name in ("served", "exact"):
-            if name == "exact":
-                ev.index = "exact"
-                ev._fusers, ev._searchers = {}, {}
-            found[name] = ev.searcher().topk(q, 15)
-        (ra, sa), (re_, se) = found["served"], found["exact"]
+        ra, sa = ev.searcher().topk(q, 15)
+        ev.index = "exact"
+        ev._fusers, ev._searchers = {}, {}
+        re_, se = ev.searcher().topk(q, 15)
         diff = [i for i in range(len(q)) if list(ra[i]) != list(re_[i])]
         hits = {n: np.mean([t[i] in set(r[i]) for i in range(len(q))])
                 for n, r in (("served", ra), ("exact", re_))}

@@ -44,6 +44,28 @@ def _interactions(rec, model: str):
     return load_interactions(ns, rec.catalog)
 
 
+def heldout_model(model: str):
+    """``(rec, split, ev)``: the model, ``evaluate retrieval``'s default split of the
+    interactions its record names (leave-last-out, test fraction 0.2, seed 0; leak-checked)
+    and the model that evaluation scores (Prod2Vec and co-occurrences retrained on the
+    training part)."""
+    from prodfusion.evaluation.split import (
+        check_no_leak,
+        heldout_recommender,
+        retrain_params,
+        split_interactions,
+    )
+    from prodfusion.recommender import Recommender
+
+    rec = Recommender.load(model)
+    sessions, pairs = _interactions(rec, model)
+    split = split_interactions(rec.catalog, sessions, pairs, test_fraction=0.2, seed=0,
+                               protocol="leave-last-out")
+    check_no_leak(split, rec.catalog)
+    ev = heldout_recommender(rec, split.train, prod2vec=retrain_params(rec.prod2vec, split.train))
+    return rec, split, ev
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model")
@@ -51,24 +73,12 @@ def main() -> None:
     args = ap.parse_args()
 
     from prodfusion.evaluation.metrics import bootstrap_ci
-    from prodfusion.evaluation.split import (
-        check_no_leak,
-        heldout_recommender,
-        retrain_params,
-        split_interactions,
-    )
     from prodfusion.evaluation.tuning_scorer import _Scorer
     from prodfusion.fusion.learned import DEFAULT_POOL
     from prodfusion.fusion.weights import Weighting
-    from prodfusion.recommender import Recommender
 
     t0 = time.perf_counter()
-    rec = Recommender.load(args.model)
-    sessions, pairs = _interactions(rec, args.model)
-    split = split_interactions(rec.catalog, sessions, pairs, test_fraction=0.2, seed=0,
-                               protocol="leave-last-out")
-    check_no_leak(split, rec.catalog)
-    ev = heldout_recommender(rec, split.train, prod2vec=retrain_params(rec.prod2vec, split.train))
+    rec, split, ev = heldout_model(args.model)
     own = ev.own_weighting()
     if own.learned is None:
         raise SystemExit(f"{args.model}: its own weighting has no trees")
