@@ -25,6 +25,14 @@ where the extra coordinate is known to hurt (it dominates the graph's geometry).
     python benchmarks/hnsw_norms.py MODEL_DIR... [--synthetic 50000] [--adversarial]
         [--queries 300] [--repeats 1] [--out docs/benchmarks/hnsw_norms.md]
 
+With ``--backend ivfpq`` the same sets go through ``IVFPQIndex`` (thirty-second session):
+``plain`` (inner-product codes, the only way before), ``equal norms`` (the extra coordinate
+and the L2 metric) and ``chosen`` (the default: the better of the two on the training
+sample, named in the row); nprobe and the code size are the defaults'.
+
+    python benchmarks/hnsw_norms.py MODEL_DIR... --backend ivfpq [--synthetic 100000]
+        [--out docs/benchmarks/ivfpq_norms.md]
+
 Nothing is asserted; FAISS runs on one thread so that both graphs are reproducible.
 """
 
@@ -119,16 +127,20 @@ def _geometry(x: np.ndarray) -> str:
     return f"{cos:.3f} | {np.quantile(n, 0.01):.2f}–{n.max():.2f}"
 
 
-def _measure(x: np.ndarray, n_queries: int, graph: str) -> dict:
+def _measure(x: np.ndarray, n_queries: int, graph: str, backend: str = "hnsw") -> dict:
     from prodfusion.index import IndexSettings
-    from prodfusion.index.faiss_index import HNSWIndex
+    from prodfusion.index.faiss_index import HNSWIndex, IVFPQIndex
 
     st = IndexSettings()
     rng = np.random.default_rng(st.seed)
     sample = x[np.sort(rng.choice(len(x), min(len(x), st.train_sample), replace=False))]
     t = time.perf_counter()
-    idx = HNSWIndex(x.shape[1], st, n_expected=len(x),
-                    equal_norms=graph == "equal norms").train(sample)
+    if backend == "ivfpq":
+        eq = {"plain": False, "equal norms": True}.get(graph)
+        idx = IVFPQIndex(x.shape[1], st, n_expected=len(x), equal_norms=eq).train(sample)
+    else:
+        idx = HNSWIndex(x.shape[1], st, n_expected=len(x),
+                        equal_norms=graph == "equal norms").train(sample)
     if graph == "projection alone":
         idx = _BruteForce(idx, x)
     else:
@@ -137,7 +149,7 @@ def _measure(x: np.ndarray, n_queries: int, graph: str) -> dict:
     qs = np.random.default_rng(1).choice(len(x), min(n_queries, len(x)), replace=False)
     truth = x[qs] @ x.T
     truth[np.arange(len(qs)), qs] = -np.inf
-    row = {"build_s": build, "dim": idx.index_dim}
+    row = {"build_s": build, "dim": idx.index_dim, "choice": getattr(idx, "choice_", None)}
     for k, fetch in FETCHES:
         kk = min(fetch + 1, len(x))
         t = time.perf_counter()
@@ -163,6 +175,7 @@ def main(argv=None) -> int:
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=1,
                     help="builds of each graph, alternating; times are their medians")
+    ap.add_argument("--backend", choices=("hnsw", "ivfpq"), default="hnsw")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     import faiss
@@ -180,27 +193,41 @@ def main(argv=None) -> int:
             "nearest in 128 / 1,600 | build (s) | query ms (128 / 1,600) |")
     lines = [head, "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
     graphs = ("projection alone", "plain", "equal norms")
+    if args.backend == "ivfpq":
+        graphs += ("chosen",)
     for name, x in sets.items():
         geo = _geometry(x)
         runs: dict = {g: [] for g in graphs}
         for _ in range(args.repeats):  # the graphs alternate, so drift hits both alike
             for graph in graphs:
-                runs[graph].append(_measure(x, args.queries, graph))
+                runs[graph].append(_measure(x, args.queries, graph, args.backend))
         for graph in graphs:
             r = dict(runs[graph][0])  # recall: one FAISS thread, the same every repeat
             for key in ("build_s", "ms_128", "ms_1600"):
                 r[key] = float(np.median([m[key] for m in runs[graph]]))
+            label = graph
+            if r.get("choice"):
+                c = r["choice"]
+                label += (f": {c['chosen']} (sample recall plain {c['recall_plain']:.3f}, "
+                          f"equal {c['recall_equal norms']:.3f})")
             line = (f"| {name} | {x.shape[0]:,} × {x.shape[1]} → {r['dim']} | {geo} | "
-                    f"{graph} | {r['recall_15']:.3f} | "
+                    f"{label} | {r['recall_15']:.3f} | "
                     f"{r['recall_200']:.3f} | {r['nearest_128']:.3f} / {r['nearest_1600']:.3f} | "
                     f"{r['build_s']:.1f} | {r['ms_128']:.2f} / {r['ms_1600']:.2f} |")
             print(line, flush=True)
             lines.append(line)
     cmd = "python benchmarks/hnsw_norms.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = (f"# HNSW over rows of equal norm vs the plain inner-product graph\n\n`{cmd}` on "
+    if args.backend == "ivfpq":
+        title = "IVF-PQ: plain inner-product codes vs rows of equal norm (L2)"
+        conf = ("nlist 4·sqrt(n) capped at sample/39, nprobe 32, 32 codes of 8 bits (fewer "
+                "bits on small samples)")
+    else:
+        title = "HNSW over rows of equal norm vs the plain inner-product graph"
+        conf = "M 32, efConstruction 64, efSearch max(128, fetch)"
+    text = (f"# {title}\n\n`{cmd}` on "
             f"{platform.node()} ({platform.machine()}, Python {platform.python_version()}), "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; FAISS on one thread, default "
-            f"`IndexSettings` (M 32, efConstruction 64, efSearch max(128, fetch), projection to "
+            f"`IndexSettings` ({conf}, projection to "
             f"256 above 256 dims), {args.queries} queries per row set (rows of the set, "
             f"themselves left out), truth: brute force on the full unit vectors; times: median "
             f"of {args.repeats} alternating build(s) per graph.\n\n"

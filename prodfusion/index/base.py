@@ -56,7 +56,8 @@ class IndexSettings:
     ivf_nlist : int or None
         IVF cells; default ``4·sqrt(n)``.
     pq_m, pq_nbits : int
-        Product-quantiser sub-vectors and bits per code (``pq_m`` must divide the indexed dim).
+        Product-quantiser sub-vectors and bits per code (``pq_m`` is lowered to a divisor of the
+        indexed width, or the width zero-padded to a multiple of it: ``IVFPQIndex``).
     nprobe : int
         IVF cells visited per query.
     over_fetch : int

@@ -18,10 +18,15 @@ the plain inner-product graph returned the true nearest product among a query's 
 candidates for 94 % of 300 queries, the equal-norm one for all of them
 (``benchmarks/hnsw_norms.py``, docs/benchmarks/hnsw_norms.md). Indexes saved before the
 thirty-first session have no extra coordinate and are searched as they were built.
+
+IVF-PQ can store its rows the same way, searched with the L2 metric (for rows of equal norm
+the nearest are those of largest inner product); whether it does is chosen on the training
+sample (:class:`IVFPQIndex`, thirty-second session).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -33,6 +38,8 @@ from prodfusion.index.base import IndexSettings, check_vectors
 __all__ = ["HNSWIndex", "IVFPQIndex", "fit_projection"]
 
 _ADD_CHUNK = 65_536
+
+log = logging.getLogger(__name__)
 
 
 def _faiss():
@@ -70,6 +77,9 @@ def fit_projection(sample: np.ndarray, dim: int) -> np.ndarray:
 class _FaissIndex:
     kind = ""
     _mmap_flag_name = "IO_FLAG_MMAP"
+    #: ``R`` of the extra coordinate (module docstring); ``None``: rows stored as projected
+    #: (also what an object pickled by an earlier version has).
+    radius_: float | None = None
 
     def __init__(self, dim: int, settings: IndexSettings | None = None, *, n_expected: int = 0) -> None:
         self.dim = int(dim)
@@ -87,11 +97,39 @@ class _FaissIndex:
     @property
     def _faiss_dim(self) -> int:
         """Width of the rows FAISS holds (:meth:`_stored`)."""
-        return self.index_dim
+        return self.index_dim + (self.radius_ is not None)
 
     def _stored(self, y: np.ndarray, *, query: bool) -> np.ndarray:
-        """Index-space rows as FAISS stores them (``query=False``) or searches with them."""
-        return y
+        """Index-space rows as FAISS stores them (``query=False``) or searches with them:
+        with ``radius_``, one more coordinate ``sqrt(R² − ‖y‖²)`` (queries: 0; rows longer
+        than ``R``, outside the training sample: 0, their norm stays), then zeros up to
+        :attr:`_faiss_dim`."""
+        if self.radius_ is None:
+            return y
+        if query:
+            extra = np.zeros(len(y), np.float32)
+        else:
+            sq = np.einsum("ij,ij->i", y, y, dtype=np.float64)
+            extra = np.sqrt(np.maximum(self.radius_ ** 2 - sq, 0.0))
+        cols = [y, extra]
+        pad = self._faiss_dim - y.shape[1] - 1
+        if pad:
+            cols.append(np.zeros((len(y), pad), np.float32))
+        return np.ascontiguousarray(np.column_stack(cols), dtype=np.float32)
+
+    def _equalise(self, sample: np.ndarray) -> np.ndarray:
+        """Set ``radius_`` to the sample's longest row; the sample as then stored."""
+        sq = np.einsum("ij,ij->i", sample, sample, dtype=np.float64)
+        self.radius_ = float(np.sqrt(sq.max())) if len(sq) else 0.0
+        return self._stored(sample, query=False)
+
+    def _inner_products(self, scores: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """FAISS's scores of index-space queries ``q`` as inner-product estimates."""
+        return scores
+
+    def _check_loaded(self, path: Path) -> None:
+        if self.index_.d != self._faiss_dim:
+            raise ModelError(f"{path}: index width {self.index_.d}, expected {self._faiss_dim}.")
 
     def _project(self, x: np.ndarray) -> np.ndarray:
         if self.projection_ is None:
@@ -157,13 +195,13 @@ class _FaissIndex:
         (a FAISS ``IDSelectorBatch``: the graph or the lists are walked as usual, other
         labels are skipped, so a selective filter can return fewer than ``k``)."""
         self._check_trained()
-        q = self._stored(self._project(check_vectors(queries, self.dim,
-                                                     f"{type(self).__name__}.search()")),
-                         query=True)
+        y = self._project(check_vectors(queries, self.dim, f"{type(self).__name__}.search()"))
         sel = None
         if allowed is not None:
             sel = _faiss().IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
-        scores, labels = self.index_.search(q, int(k), params=self._params(int(k), sel))
+        scores, labels = self.index_.search(self._stored(y, query=True), int(k),
+                                            params=self._params(int(k), sel))
+        scores = self._inner_products(scores, y)
         labels = labels.astype(np.int64, copy=False)
         scores = np.where(labels >= 0, scores, -np.inf).astype(np.float32)
         return labels, scores
@@ -201,10 +239,9 @@ class _FaissIndex:
             raise ModelError(f"{path}: cannot read the {cls.kind} index ({exc}).") from exc
         if meta.get("radius") is not None:
             obj.radius_ = float(meta["radius"])
-        elif hasattr(obj, "equal_norms"):  # saved before the extra coordinate existed
+        else:  # saved before the extra coordinate existed (or without it): as it was built
             obj.equal_norms = False
-        if obj.index_.d != obj._faiss_dim:
-            raise ModelError(f"{path}: index width {obj.index_.d}, expected {obj._faiss_dim}.")
+        obj._check_loaded(path)
         return obj
 
 
@@ -228,7 +265,6 @@ class HNSWIndex(_FaissIndex):
 
     kind = "hnsw"
     _mmap_flag_name = "IO_FLAG_MMAP_IFC"
-    radius_: float | None = None  # also what an object pickled by an earlier version has
 
     def __init__(self, dim: int, settings: IndexSettings | None = None, *, n_expected: int = 0,
                  equal_norms: bool = True) -> None:
@@ -236,26 +272,10 @@ class HNSWIndex(_FaissIndex):
         self.equal_norms = bool(equal_norms)
         self.radius_: float | None = None
 
-    @property
-    def _faiss_dim(self) -> int:
-        return self.index_dim + (self.radius_ is not None)
-
-    def _stored(self, y: np.ndarray, *, query: bool) -> np.ndarray:
-        if self.radius_ is None:
-            return y
-        if query:
-            extra = np.zeros(len(y), np.float32)
-        else:  # rows longer than R (outside the training sample) get 0: their norm stays
-            sq = np.einsum("ij,ij->i", y, y, dtype=np.float64)
-            extra = np.sqrt(np.maximum(self.radius_ ** 2 - sq, 0.0))
-        return np.ascontiguousarray(np.column_stack([y, extra]), dtype=np.float32)
-
     def _make(self, sample: np.ndarray):
         faiss = _faiss()
         if self.equal_norms:
-            sq = np.einsum("ij,ij->i", sample, sample, dtype=np.float64)
-            self.radius_ = float(np.sqrt(sq.max())) if len(sq) else 0.0
-            sample = self._stored(sample, query=False)
+            sample = self._equalise(sample)
         d, m, ip = self._faiss_dim, self.settings.hnsw_m, faiss.METRIC_INNER_PRODUCT
         storage = self.settings.hnsw_storage
         if storage == "flat":
@@ -276,28 +296,143 @@ class HNSWIndex(_FaissIndex):
 
 
 class IVFPQIndex(_FaissIndex):
-    """FAISS ``IndexIVFPQ`` with inner product: compact codes for catalogs too big for HNSW.
+    """FAISS ``IndexIVFPQ``: compact codes for catalogs too big for HNSW.
 
     ``nlist`` defaults to ``4·sqrt(n_expected)`` (capped so that every cell gets about 39
-    training points); ``pq_m`` is lowered to a divisor of the indexed width. Loading
-    memory-maps the inverted lists (``IO_FLAG_MMAP``).
+    training points). Two ways to store the rows, chosen on the training sample
+    (``equal_norms=None``, the default) or forced (``True`` / ``False``):
+
+    * *plain*: the index-space rows, inner-product metric (``pq_m`` lowered to a divisor
+      of the indexed width) — the only way before the thirty-second session;
+    * *equal norms*: each row with the extra coordinate ``sqrt(R² − ‖y‖²)`` (module
+      docstring), zero-padded to a multiple of ``pq_m``, and the **L2** metric: for rows of
+      norm ``R`` the nearest are those of largest inner product, and the coarse k-means
+      and the product quantiser work in the metric they are made for. The estimates are
+      turned back into inner products (``(‖q‖² + R² − d²) / 2``).
+
+    Neither wins everywhere (``benchmarks/hnsw_norms.py --backend ivfpq``,
+    docs/benchmarks/ivfpq_norms.md): on H&M's Prod2Vec vectors, nearly parallel (mean
+    cosine 0.98), the plain codes found 0.22 of the 15 nearest among 128 candidates and
+    the equal-norm ones 0.79; on DIGINETICA's, whose projected norms spread more, the plain
+    ones did better. So the default builds both on the training sample, searches 256 of
+    its rows among the sample with ``min_candidates`` candidates, and keeps the one whose
+    re-scored top 15 holds more of the true 15 (ties: plain). ``choice_`` keeps both
+    recalls (saved in the index meta). Loading memory-maps the inverted lists
+    (``IO_FLAG_MMAP``).
     """
 
     kind = "ivfpq"
+    #: Training samples smaller than this are stored plain without a choice.
+    CHOOSE_FROM = 512
+    choice_: dict | None = None  # also what an object pickled by an earlier version has
 
-    def _make(self, sample: np.ndarray):
-        faiss = _faiss()
+    def __init__(self, dim: int, settings: IndexSettings | None = None, *, n_expected: int = 0,
+                 equal_norms: bool | None = None) -> None:
+        super().__init__(dim, settings, n_expected=n_expected)
+        self.equal_norms = equal_norms
+        self.radius_: float | None = None
+        self.choice_: dict | None = None
+
+    @property
+    def _faiss_dim(self) -> int:
         d = self.index_dim
+        if self.radius_ is None:
+            return d
+        m = min(self.settings.pq_m, d + 1)
+        return -(-(d + 1) // m) * m
+
+    def _new(self, sample: np.ndarray):
+        """A trained FAISS index over ``sample`` (index space) as :attr:`radius_` says."""
+        faiss = _faiss()
         n = max(self.n_expected, len(sample))
         nlist = self.settings.ivf_nlist or int(4 * math.sqrt(max(n, 1)))
         nlist = max(1, min(nlist, len(sample) // 39 or 1))
-        m = max(x for x in range(1, min(self.settings.pq_m, d) + 1) if d % x == 0)
         # FAISS wants about 39 training points per PQ centroid: fewer bits on small samples.
         nbits = max(1, min(self.settings.pq_nbits, int(math.log2(max(2, len(sample) / 39)))))
-        quantizer = faiss.IndexFlatIP(d)
-        idx = faiss.IndexIVFPQ(quantizer, d, nlist, m, nbits, faiss.METRIC_INNER_PRODUCT)
+        if self.radius_ is None:
+            d = self.index_dim
+            m = max(x for x in range(1, min(self.settings.pq_m, d) + 1) if d % x == 0)
+            metric, quantizer = faiss.METRIC_INNER_PRODUCT, faiss.IndexFlatIP(d)
+        else:
+            sample = self._stored(sample, query=False)
+            d = self._faiss_dim
+            m = min(self.settings.pq_m, d)
+            metric, quantizer = faiss.METRIC_L2, faiss.IndexFlatL2(d)
+        idx = faiss.IndexIVFPQ(quantizer, d, nlist, m, nbits, metric)
         idx.train(sample)
         return idx
+
+    def _make(self, sample: np.ndarray):
+        choose = self.equal_norms is None
+        if choose and len(sample) < self.CHOOSE_FROM:
+            choose = False
+        if not choose:
+            if self.equal_norms:
+                self._equalise(sample)
+            return self._new(sample)
+        built = {}
+        for way in ("plain", "equal norms"):
+            self.radius_ = None
+            if way == "equal norms":
+                self._equalise(sample)
+            self.index_ = self._new(sample)
+            self.index_.add(self._stored(sample, query=False))
+            built[way] = (self.index_, self.radius_, self._sample_recall(sample))
+        way = "equal norms" if built["equal norms"][2] > built["plain"][2] else "plain"
+        self.index_, self.radius_ = built[way][:2]
+        self.index_.reset()  # trained, empty: the rows come by add()
+        self.choice_ = {"chosen": way, **{f"recall_{w}": round(b[2], 4)
+                                          for w, b in built.items()}}
+        log.info("IVF-PQ codes: %s (recall@15 among %d candidates on %d sample rows: plain "
+                 "%.3f, equal norms %.3f)", way, self.settings.min_candidates, len(sample),
+                 built["plain"][2], built["equal norms"][2])
+        return self.index_
+
+    def _sample_recall(self, sample: np.ndarray, k: int = 15) -> float:
+        """Mean share of each of 256 sample rows' ``k`` nearest (by inner product, itself
+        left out) that the index finds among ``min_candidates`` candidates, re-scored."""
+        rng = np.random.default_rng(self.settings.seed)
+        qs = np.sort(rng.choice(len(sample), min(256, len(sample)), replace=False))
+        fetch = min(self.settings.min_candidates, len(sample) - 1)
+        truth = sample[qs] @ sample.T
+        truth[np.arange(len(qs)), qs] = -np.inf
+        labels, _ = self.search_projected(sample[qs], fetch + 1)
+        hits = 0.0
+        for i, q in enumerate(qs):
+            c = labels[i][(labels[i] >= 0) & (labels[i] != q)][:fetch]
+            kk = min(k, len(sample) - 1)
+            top = np.argpartition(-truth[i], kk - 1)[:kk]
+            got = c[np.argsort(-truth[i][c], kind="stable")[:kk]]
+            hits += len(np.intersect1d(top, got)) / kk
+        return hits / len(qs)
+
+    def search_projected(self, y: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`search` of queries already in index space (no filter)."""
+        scores, labels = self.index_.search(self._stored(np.ascontiguousarray(y, np.float32),
+                                                         query=True), int(k),
+                                            params=self._params(int(k)))
+        return labels.astype(np.int64, copy=False), self._inner_products(scores, y)
+
+    def _inner_products(self, scores: np.ndarray, q: np.ndarray) -> np.ndarray:
+        if self.radius_ is None:
+            return scores
+        qq = np.einsum("ij,ij->i", q, q)[:, None]
+        return 0.5 * (qq + np.float32(self.radius_ ** 2) - scores)
+
+    def _check_loaded(self, path: Path) -> None:
+        super()._check_loaded(path)
+        l2 = self.index_.metric_type == _faiss().METRIC_L2
+        if l2 != (self.radius_ is not None):
+            raise ModelError(f"{path}: an IVF-PQ index with "
+                             f"{'the L2' if l2 else 'the inner-product'} metric and "
+                             f"{'no' if self.radius_ is None else 'an'} equal-norm radius "
+                             "in its meta; rebuild the index.")
+
+    def save(self, folder: Path, name: str) -> dict:
+        meta = super().save(folder, name)
+        if self.choice_ is not None:
+            meta["choice"] = dict(self.choice_)
+        return meta
 
     def _params(self, k: int, sel=None):
         nprobe = min(self.settings.nprobe, self.index_.nlist)

@@ -222,3 +222,116 @@ def test_hnsw_stores_rows_of_equal_norm_and_keeps_inner_products(rng, tmp_path):
 def test_hnsw_storage_is_checked():
     with pytest.raises(ParameterError, match="'hnsw_storage' parameter of IndexSettings"):
         IndexSettings(hnsw_storage="int4")
+
+
+def _nearly_parallel(rng, n=2000, d=32, noise=0.15):
+    """Unit rows around one direction (mean pair cosine ≈ 0.98), like Prod2Vec vectors."""
+    base = rng.normal(size=d)
+    x = base / np.linalg.norm(base) + noise * rng.normal(size=(n, d)) / np.sqrt(d)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _recall15(idx, x, fetch=128, n_q=200):
+    truth = x[:n_q] @ x.T
+    truth[np.arange(n_q), np.arange(n_q)] = -np.inf
+    labels, _ = idx.search(x[:n_q], fetch + 1)
+    hits = []
+    for i in range(n_q):
+        c = labels[i][(labels[i] >= 0) & (labels[i] != i)][:fetch]
+        top = np.argpartition(-truth[i], 15)[:15]
+        got = c[np.argsort(-truth[i][c], kind="stable")[:15]]
+        hits.append(len(np.intersect1d(top, got)) / 15)
+    return float(np.mean(hits))
+
+
+def test_ivfpq_chooses_rows_of_equal_norm_where_plain_codes_lose_nearly_parallel_rows(rng):
+    """On nearly parallel rows the inner-product codes find few of the true 15 nearest among
+    128 candidates; the equal-norm L2 codes find most. The default (``equal_norms=None``)
+    measures both on the training sample and keeps the better; the forced ones agree with
+    the choice's sample recalls."""
+    x = _nearly_parallel(rng)
+    st = IndexSettings(reduce_dim=None, pq_m=8)
+    got = {}
+    for eq in (False, True, None):
+        idx = IVFPQIndex(32, st, n_expected=len(x), equal_norms=eq).train(x)
+        idx.add(x)
+        got[eq] = (idx, _recall15(idx, x))
+    chosen = got[None][0]
+    assert chosen.choice_["chosen"] == "equal norms" and chosen.radius_ is not None
+    assert chosen.choice_["recall_equal norms"] > chosen.choice_["recall_plain"] + 0.3
+    assert got[True][1] > got[False][1] + 0.3  # measured on the index, not the sample
+    assert got[None][1] == pytest.approx(got[True][1])
+    assert got[False][0].radius_ is None and got[False][0].choice_ is None
+    assert got[False][0].index_.metric_type == 0  # faiss.METRIC_INNER_PRODUCT
+
+
+def test_ivfpq_choice_follows_the_sample_recall_and_ties_stay_plain(rng, monkeypatch):
+    x = _data(rng, 800)
+    calls, recall = [], {False: 0.5}
+
+    def fake(self, sample, k=15):
+        calls.append(self.radius_ is not None)
+        return recall[self.radius_ is not None]
+
+    monkeypatch.setattr(IVFPQIndex, "_sample_recall", fake)
+    for recall[True], want in ((0.6, "equal norms"), (0.5, "plain"), (0.4, "plain")):
+        idx = IVFPQIndex(16, EXHAUSTIVE, n_expected=800).train(x)
+        assert idx.choice_["chosen"] == want
+        assert (idx.radius_ is not None) == (want == "equal norms")
+        assert len(idx) == 0  # the sample rows used to choose are gone
+        idx.add(x)
+        assert len(idx) == 800
+    assert calls == [False, True] * 3
+    small = IVFPQIndex(16, EXHAUSTIVE).train(x[: IVFPQIndex.CHOOSE_FROM - 1])
+    assert small.choice_ is None and small.radius_ is None  # too small to choose: plain
+    assert len(calls) == 6
+
+
+def test_ivfpq_rows_of_equal_norm_are_padded_and_searched_as_inner_products(rng, tmp_path):
+    """Stored rows: the projected row, ``sqrt(R² − ‖y‖²)``, zeros up to a multiple of
+    ``pq_m``; the scores returned are FAISS's L2 distances turned back into inner
+    products, ``(‖q‖² + R² − d²) / 2``, which equal the query's inner product with the
+    decoded row plus that row's own term; save and load keep ``R`` and the choice."""
+    import faiss
+
+    x = _nearly_parallel(rng, n=1200, d=48)
+    st = IndexSettings(reduce_dim=20, pq_m=8, nprobe=10_000)
+    idx = IVFPQIndex(48, st, n_expected=1200, equal_norms=True).train(x)
+    idx.add(x)
+    y = idx.project(x)
+    assert idx._faiss_dim == 24 and idx.index_.d == 24  # 20 + 1, padded to 3 × 8
+    stored = idx._stored(y, query=False)
+    np.testing.assert_array_equal(stored[:, :20], y)
+    assert np.all(stored[:, 21:] == 0)
+    inside = np.linalg.norm(y, axis=1) <= idx.radius_
+    np.testing.assert_allclose(np.linalg.norm(stored[inside], axis=1), idx.radius_, rtol=1e-5)
+    labels, scores = idx.search(x[:5], 50)
+    ivf = faiss.extract_index_ivf(idx.index_)
+    ivf.make_direct_map()
+    q = idx._stored(y[:5], query=True)
+    for i in range(5):
+        dec = np.stack([ivf.reconstruct(int(j)) for j in labels[i]])
+        d2 = ((q[i] - dec) ** 2).sum(1)
+        want = 0.5 * (q[i] @ q[i] + idx.radius_ ** 2 - d2)
+        np.testing.assert_allclose(scores[i], want, rtol=1e-4, atol=1e-4)
+        assert np.all(np.diff(scores[i]) <= 1e-5)  # best first
+    meta = idx.save(tmp_path, "eq")
+    assert meta["radius"] == idx.radius_
+    back = IVFPQIndex.load(tmp_path, meta, mmap=False)
+    assert back.radius_ == idx.radius_
+    np.testing.assert_array_equal(back.search(x[:5], 50)[0], labels)
+
+    chosen = IVFPQIndex(48, st, n_expected=1200).train(x)
+    chosen.add(x)
+    meta = chosen.save(tmp_path, "ch")
+    assert meta["choice"] == chosen.choice_ and meta["choice"]["chosen"] in ("plain", "equal norms")
+
+    plain = IVFPQIndex(48, st, n_expected=1200, equal_norms=False).train(x)
+    plain.add(x)
+    old = plain.save(tmp_path, "plain")
+    assert "radius" not in old and "choice" not in old  # what earlier versions wrote
+    loaded = IVFPQIndex.load(tmp_path, old, mmap=False)
+    assert loaded.radius_ is None
+    np.testing.assert_array_equal(loaded.search(x[:5], 20)[0], plain.search(x[:5], 20)[0])
+    with pytest.raises(ModelError, match="expected 24"):
+        IVFPQIndex.load(tmp_path, {**old, "radius": 1.0})
