@@ -2,7 +2,7 @@
 query by query (thirtieth session): how many of 80 random queries' top 15 differ, their
 recall@15, and the first three that differ with their scores.
 
-    python benchmarks/exact_vs_index.py MODEL_DIR [--no-reduce] [--test-part] [--hnsw]
+    python benchmarks/exact_vs_index.py MODEL_DIR [--no-reduce] [--test-part] [--hnsw|--ivfpq]
 
 60 queries with training clicks and 20 without (seed 0). ``--no-reduce``: the indexes built
 without their PCA reduction (``reduce_dim=None``). ``--test-part`` (thirty-first session):
@@ -12,7 +12,8 @@ as ``benchmarks/new_queries.py`` does), with the share of targets in each list. 
 ``OMP_NUM_THREADS=1`` for a reproducible HNSW graph. ``--hnsw``: served through HNSW
 indexes whatever the catalog's size (as if it had 50,000 products or more), also
 ``--fusion`` / ``--modalities`` (comma-separated) to compare that fusion instead of the
-model's own weighting. Nothing is asserted.
+model's own weighting. ``--ivfpq`` (thirty-second session): the same through IVF-PQ indexes
+(the backend from 5M products, or chosen for its memory). Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ def main() -> None:
             kw[opt[2:]] = sys.argv[sys.argv.index(opt) + 1]
     if "modalities" in kw:
         kw["modalities"] = kw["modalities"].split(",")
-    if "--hnsw" in sys.argv[2:]:
-        rec.index = "hnsw"
+    for backend in ("hnsw", "ivfpq"):
+        if f"--{backend}" in sys.argv[2:]:
+            rec.index = backend
     if "--no-reduce" in sys.argv[2:]:
         from dataclasses import replace
 

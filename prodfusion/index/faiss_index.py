@@ -196,6 +196,11 @@ class _FaissIndex:
         labels are skipped, so a selective filter can return fewer than ``k``)."""
         self._check_trained()
         y = self._project(check_vectors(queries, self.dim, f"{type(self).__name__}.search()"))
+        return self._search_index_space(y, k, allowed)
+
+    def _search_index_space(self, y: np.ndarray, k: int, allowed: np.ndarray | None = None
+                            ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`search` of queries ``y`` already in index space."""
         sel = None
         if allowed is not None:
             sel = _faiss().IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
@@ -396,7 +401,7 @@ class IVFPQIndex(_FaissIndex):
         fetch = min(self.settings.min_candidates, len(sample) - 1)
         truth = sample[qs] @ sample.T
         truth[np.arange(len(qs)), qs] = -np.inf
-        labels, _ = self.search_projected(sample[qs], fetch + 1)
+        labels, _ = self._search_index_space(np.ascontiguousarray(sample[qs]), fetch + 1)
         hits = 0.0
         for i, q in enumerate(qs):
             c = labels[i][(labels[i] >= 0) & (labels[i] != q)][:fetch]
@@ -405,13 +410,6 @@ class IVFPQIndex(_FaissIndex):
             got = c[np.argsort(-truth[i][c], kind="stable")[:kk]]
             hits += len(np.intersect1d(top, got)) / kk
         return hits / len(qs)
-
-    def search_projected(self, y: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`search` of queries already in index space (no filter)."""
-        scores, labels = self.index_.search(self._stored(np.ascontiguousarray(y, np.float32),
-                                                         query=True), int(k),
-                                            params=self._params(int(k)))
-        return labels.astype(np.int64, copy=False), self._inner_products(scores, y)
 
     def _inner_products(self, scores: np.ndarray, q: np.ndarray) -> np.ndarray:
         if self.radius_ is None:
