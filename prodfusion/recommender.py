@@ -85,9 +85,10 @@ class Recommender(QueryMixin):
         Progress bars (None: only on a terminal).
     index : {"auto", "exact", "hnsw", "ivfpq"}
         Top-k search: exact (NumPy), FAISS HNSW, or FAISS IVF-PQ (smallest memory).
-        ``"auto"`` is exact below ``index_settings.auto_hnsw_from`` products (50,000) and
-        HNSW above; approximate indexes are built on first use (or by :meth:`build_index`)
-        and saved in the model folder. See :mod:`prodfusion.index`.
+        ``"auto"`` is exact below ``index_settings.auto_hnsw_from`` products (50,000), HNSW
+        up to ``auto_ivfpq_from`` (5,000,000) and IVF-PQ above; approximate indexes are
+        built on first use (or by :meth:`build_index`) and saved in the model folder. See
+        :mod:`prodfusion.index`.
     index_settings : IndexSettings
         Tuning of the approximate indexes.
     vector_dtype : {"float32", "float16"}

@@ -69,7 +69,8 @@ def add_index_options(p: argparse.ArgumentParser) -> None:
     built at build time, as shards on the engine's workers)."""
     g = p.add_argument_group("search index (built now and saved in the model folder)")
     g.add_argument("--index", default="auto", choices=["auto", "exact", "hnsw", "ivfpq"],
-                   help="auto: exact below 50,000 products, HNSW above (default)")
+                   help="auto: exact below 50,000 products, HNSW up to 5,000,000, "
+                        "IVF-PQ above (default)")
     g.add_argument("--index-shards", type=int, default=None,
                    help="build each approximate index as this many row shards, one task each "
                         "(default with --engine ray: the cluster's CPUs; locally: 1, one index)")
