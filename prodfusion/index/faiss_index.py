@@ -388,9 +388,9 @@ class IVFPQIndex(_FaissIndex):
         self.index_.reset()  # trained, empty: the rows come by add()
         self.choice_ = {"chosen": way, **{f"recall_{w}": round(b[2], 4)
                                           for w, b in built.items()}}
-        log.info("IVF-PQ codes: %s (recall@15 among %d candidates on %d sample rows: plain "
-                 "%.3f, equal norms %.3f)", way, self.settings.min_candidates, len(sample),
-                 built["plain"][2], built["equal norms"][2])
+        log.info("IVF-PQ codes: %s (recall@15 among %d candidates on %s sample rows: plain "
+                 "%.3f, equal norms %.3f)", way, self.settings.min_candidates,
+                 f"{len(sample):,}", built["plain"][2], built["equal norms"][2])
         return self.index_
 
     def _sample_recall(self, sample: np.ndarray, k: int = 15) -> float:
