@@ -21,7 +21,9 @@ EXHAUSTIVE = IndexSettings(reduce_dim=None, ef_search=512, nprobe=10_000, pq_m=8
 
 def _make(kind, dim, settings=EXHAUSTIVE):
     return {"exact": lambda: ExactIndex(dim), "hnsw": lambda: HNSWIndex(dim, settings),
-            "ivfpq": lambda: IVFPQIndex(dim, settings, n_expected=400)}[kind]()
+            "ivfpq": lambda: IVFPQIndex(dim, settings, n_expected=400),
+            "ivfpq-equal": lambda: IVFPQIndex(dim, settings, n_expected=400, equal_norms=True),
+            }[kind]()
 
 
 def _data(rng, n=400, d=16):
@@ -67,7 +69,7 @@ def test_ivfpq_finds_every_vector_when_all_cells_are_probed(rng):
     assert np.all(np.diff(scores, axis=1) <= 1e-6)
 
 
-@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivfpq"])
+@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivfpq", "ivfpq-equal"])
 def test_conformance_padding_save_load(rng, tmp_path, kind):
     x = _data(rng, 300)
     idx = _make(kind, 16).train(x)
@@ -135,7 +137,7 @@ def test_settings_and_backend_choice():
     assert IndexSettings.from_dict({**IndexSettings(hnsw_m=8).to_dict(), "unknown": 1}).hnsw_m == 8
 
 
-@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivfpq"])
+@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivfpq", "ivfpq-equal"])
 def test_search_restricted_to_allowed_labels(rng, kind):
     x = _data(rng)
     idx = _make(kind, 16).train(x)
@@ -143,7 +145,11 @@ def test_search_restricted_to_allowed_labels(rng, kind):
     allowed = np.sort(rng.choice(400, 30, replace=False))
     labels, scores = idx.search(x[:5], 10, allowed=allowed)
     assert np.isin(labels[labels >= 0], allowed).all()
-    if kind != "ivfpq":  # exact scores: the restricted brute force
+    if kind.startswith("ivfpq"):  # estimates of inner products (3-bit codes here: rough)
+        assert np.all(np.diff(scores, axis=1) <= 1e-5)
+        true = np.take_along_axis(x[:5] @ x.T, labels, 1)
+        assert np.corrcoef(scores.ravel(), true.ravel())[0, 1] > 0.4  # L2 distances: < 0
+    else:  # exact scores: the restricted brute force
         full = x[:5] @ x[allowed].T
         expected = allowed[np.argsort(-full, axis=1, kind="stable")[:, :10]]
         np.testing.assert_array_equal(labels, expected)
