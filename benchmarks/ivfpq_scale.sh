@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
-PY=$(realpath "${PY:-.venv/bin/python}")
+PY=${PY:-$PWD/.venv/bin/python}  # not realpath: that leaves the venv
 WORK=$(realpath -m "${WORK:-/tmp/prodfusion-scale}")
 N=${N:-100000}
 REPO=$PWD

@@ -275,3 +275,20 @@ def test_confidence_weighted_clicks_fetch_more_candidates_and_stay_exact(rng):
         r0, s0 = exact.topk(q, 5)
         assert_same_topk(exact, q, r0, s0, r1, s1, atol=1e-4)
     assert fetched == {"plain": 32, "n0": 128}
+
+
+def test_ivfpq_pieces_over_several_modalities_keep_inner_product_codes_under_intermediate(rng):
+    """Intermediate fusion searches a piece with only the modalities the query shares (the
+    others zero), which IVF-PQ's choice on whole sample rows does not measure: its pieces
+    over several modalities keep the inner-product codes; a single-modality piece and early
+    fusion's index choose."""
+    _, embs, _, _ = make_planted(rng, n=2400)
+    mods = ("text", "clicks")
+    st = IndexSettings(exact_below=0, reduce_dim=None, pq_m=4, min_candidates=64)
+    inter = make_fused_index("intermediate", mods, backend="ivfpq", settings=st).build(embs)
+    both, text = inter.pieces_["text+clicks"].index, inter.pieces_["text"].index
+    assert len(inter.pieces_["text+clicks"]) >= 512 and len(inter.pieces_["text"]) >= 512
+    assert both.equal_norms is False and both.choice_ is None and both.radius_ is None
+    assert text.equal_norms is None and text.choice_ is not None
+    early = make_fused_index("early", mods, backend="ivfpq", settings=st).build(embs)
+    assert all(p.index.choice_ is not None for p in early.pieces_.values() if not p.mixed)

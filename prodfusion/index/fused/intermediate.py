@@ -31,6 +31,7 @@ class IntermediateIndex(_VectorFusedIndex):
     """Approximate intermediate fusion: one index per presence pattern (see module docs)."""
 
     method = "intermediate"
+    partial_queries = True
 
     def _pieces_plan(self, rows: np.ndarray | None = None):
         """One piece per presence pattern big enough for its own index; the rest: ``mixed``.
