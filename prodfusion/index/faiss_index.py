@@ -246,6 +246,8 @@ class _FaissIndex:
             obj.radius_ = float(meta["radius"])
         else:  # saved before the extra coordinate existed (or without it): as it was built
             obj.equal_norms = False
+        if meta.get("choice") is not None:  # IVF-PQ's choice on the sample (information)
+            obj.choice_ = dict(meta["choice"])
         obj._check_loaded(path)
         return obj
 

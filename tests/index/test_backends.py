@@ -331,6 +331,7 @@ def test_ivfpq_rows_of_equal_norm_are_padded_and_searched_as_inner_products(rng,
     chosen.add(x)
     meta = chosen.save(tmp_path, "ch")
     assert meta["choice"] == chosen.choice_ and meta["choice"]["chosen"] in ("plain", "equal norms")
+    assert IVFPQIndex.load(tmp_path, meta).choice_ == chosen.choice_
 
     plain = IVFPQIndex(48, st, n_expected=1200, equal_norms=False).train(x)
     plain.add(x)
