@@ -324,8 +324,10 @@ class IVFPQIndex(_FaissIndex):
     ones did better. So the default builds both on the training sample, searches 256 of
     its rows among the sample with ``min_candidates`` candidates, and keeps the one whose
     re-scored top 15 holds more of the true 15 (ties: plain). ``choice_`` keeps both
-    recalls (saved in the index meta). Loading memory-maps the inverted lists
-    (``IO_FLAG_MMAP``).
+    recalls (saved in the index meta). Intermediate fusion's pieces over several modalities
+    are built with ``equal_norms=False`` (``_VectorFusedIndex.partial_queries``: they are
+    searched with the query's shared modalities only, which the choice does not measure).
+    Loading memory-maps the inverted lists (``IO_FLAG_MMAP``).
     """
 
     kind = "ivfpq"
