@@ -134,9 +134,12 @@ def test_shard_building_blocks(planted):
                            settings=IndexSettings(exact_below=40, shards=2)).build(embs)
     sharded = idx.pieces_["all"].index
     assert isinstance(sharded, ShardedVectorIndex) and sharded.shard_kind == "ivfpq"
-    # every shard is a copy of one trained index: same coarse centroids
+    # every shard is a copy of one trained index: same coarse centroids, the same codes
+    # chosen on the sample (IVFPQIndex: plain or rows of equal norm)
     a, b = (s.index_.quantizer for s in sharded.shards)
     assert a.ntotal == b.ntotal
+    assert sharded.shards[0].choice_ is not None
+    assert len({(s.radius_, s.index_.metric_type, s.index_.d) for s in sharded.shards}) == 1
     # a shard travels to and from a worker by pickle (FAISS bytes), unchanged
     copy = pickle.loads(pickle.dumps(sharded))
     q = np.random.default_rng(0).normal(size=(3, sharded.dim)).astype(np.float32)
