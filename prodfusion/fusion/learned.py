@@ -49,6 +49,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from prodfusion.errors import ModelError, ParameterError
+from prodfusion.fusion.cooc import PAIRWISE_MODALITIES
 
 __all__ = ["LearnedScorer", "pair_features", "pool_mask", "query_best", "top_n_mask", "DEFAULT_POOL",
            "POOL_OFFSET"]
@@ -88,8 +89,6 @@ def pair_features(modalities: Sequence[str], cos: Mapping, both: Mapping, best_q
     out as 1.0000001 on one and 1.0 on the other, which moved a ``gap`` across a tree's
     threshold (thirty-first session).
     """
-    from prodfusion.fusion.cooc import PAIRWISE_MODALITIES
-
     shape = np.shape(both[modalities[0]])
     cols = []
     for m in modalities:
@@ -419,8 +418,6 @@ def pool_mask(modalities: Sequence[str], cos: Mapping, both: Mapping, n: int,
     >>> pool_mask(("text",), cos, both, 2).tolist()
     [[True, False, False, True]]
     """
-    from prodfusion.fusion.cooc import PAIRWISE_MODALITIES
-
     shape = np.shape(both[modalities[0]])
     out = np.zeros(shape, bool)
     for m in modalities:

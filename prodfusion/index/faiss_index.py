@@ -117,11 +117,10 @@ class _FaissIndex:
             cols.append(np.zeros((len(y), pad), np.float32))
         return np.ascontiguousarray(np.column_stack(cols), dtype=np.float32)
 
-    def _equalise(self, sample: np.ndarray) -> np.ndarray:
-        """Set ``radius_`` to the sample's longest row; the sample as then stored."""
+    def _set_radius(self, sample: np.ndarray) -> None:
+        """``radius_``: the longest row of the (index-space) training sample."""
         sq = np.einsum("ij,ij->i", sample, sample, dtype=np.float64)
         self.radius_ = float(np.sqrt(sq.max())) if len(sq) else 0.0
-        return self._stored(sample, query=False)
 
     def _inner_products(self, scores: np.ndarray, q: np.ndarray) -> np.ndarray:
         """FAISS's scores of index-space queries ``q`` as inner-product estimates."""
@@ -282,7 +281,8 @@ class HNSWIndex(_FaissIndex):
     def _make(self, sample: np.ndarray):
         faiss = _faiss()
         if self.equal_norms:
-            sample = self._equalise(sample)
+            self._set_radius(sample)
+            sample = self._stored(sample, query=False)
         d, m, ip = self._faiss_dim, self.settings.hnsw_m, faiss.METRIC_INNER_PRODUCT
         storage = self.settings.hnsw_storage
         if storage == "flat":
@@ -350,9 +350,11 @@ class IVFPQIndex(_FaissIndex):
         m = min(self.settings.pq_m, d + 1)
         return -(-(d + 1) // m) * m
 
-    def _new(self, sample: np.ndarray):
-        """A trained FAISS index over ``sample`` (index space) as :attr:`radius_` says."""
+    def _new(self, stored: np.ndarray):
+        """A FAISS index trained on ``stored`` (the sample as :meth:`_stored` gives it under
+        the current :attr:`radius_`)."""
         faiss = _faiss()
+        sample = stored
         n = max(self.n_expected, len(sample))
         nlist = self.settings.ivf_nlist or int(4 * math.sqrt(max(n, 1)))
         nlist = max(1, min(nlist, len(sample) // 39 or 1))
@@ -363,7 +365,6 @@ class IVFPQIndex(_FaissIndex):
             m = max(x for x in range(1, min(self.settings.pq_m, d) + 1) if d % x == 0)
             metric, quantizer = faiss.METRIC_INNER_PRODUCT, faiss.IndexFlatIP(d)
         else:
-            sample = self._stored(sample, query=False)
             d = self._faiss_dim
             m = min(self.settings.pq_m, d)
             metric, quantizer = faiss.METRIC_L2, faiss.IndexFlatL2(d)
@@ -377,15 +378,16 @@ class IVFPQIndex(_FaissIndex):
             choose = False
         if not choose:
             if self.equal_norms:
-                self._equalise(sample)
-            return self._new(sample)
+                self._set_radius(sample)
+            return self._new(self._stored(sample, query=False))
         built = {}
         for way in ("plain", "equal norms"):
             self.radius_ = None
             if way == "equal norms":
-                self._equalise(sample)
-            self.index_ = self._new(sample)
-            self.index_.add(self._stored(sample, query=False))
+                self._set_radius(sample)
+            stored = self._stored(sample, query=False)
+            self.index_ = self._new(stored)
+            self.index_.add(stored)
             built[way] = (self.index_, self.radius_, self._sample_recall(sample))
         way = "equal norms" if built["equal norms"][2] > built["plain"][2] else "plain"
         self.index_, self.radius_ = built[way][:2]
