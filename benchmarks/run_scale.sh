@@ -2,6 +2,7 @@
 # Runs the scale benchmarks of docs/benchmarks/scale.md, one process per step.
 #   benchmarks/run_scale.sh small     # 10K and 100K catalogs, literal N×N, encoders, Prod2Vec
 #   benchmarks/run_scale.sh 1m        # the 1M catalog, float32 then float16 models (~50 min, ~12 GB)
+#   TAG=-x F16=0 benchmarks/run_scale.sh 1m   # float32 only, JSON named build-1m-hnsw-x.json etc.
 # Work files go to $WORK (default /tmp/prodfusion-scale); JSON results to docs/benchmarks/scale/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,9 +37,10 @@ if [[ "${1:-small}" == "small" ]]; then
   run prod2vec-repeat --lines 300000 --repeats 8 --workdir "$WORK/prod2vec" --json "$OUT/prod2vec-repeat.json"
 else
   [[ -f "$WORK/1m/meta.json" ]] || run gen --n 1000000 --out "$WORK/1m"
-  run build --data "$WORK/1m" --index auto --jobs "$JOBS" --model "$WORK/1m/model" --json "$OUT/build-1m-hnsw.json"
-  run query --model "$WORK/1m/model" --queries 300 --recall 200 --json "$OUT/query-1m-hnsw.json"
-  run build --data "$WORK/1m" --index auto --jobs "$JOBS" --vector-dtype float16 --model "$WORK/1m/model-f16" --json "$OUT/build-1m-hnsw-f16.json"
-  run query --model "$WORK/1m/model-f16" --queries 300 --recall 200 --json "$OUT/query-1m-hnsw-f16.json"
+  run build --data "$WORK/1m" --index auto --jobs "$JOBS" --model "$WORK/1m/model" --json "$OUT/build-1m-hnsw${TAG:-}.json"
+  run query --model "$WORK/1m/model" --queries 300 --recall 200 --json "$OUT/query-1m-hnsw${TAG:-}.json"
+  [[ "${F16:-1}" == "0" ]] && { echo "== $(date +%T) done"; exit 0; }
+  run build --data "$WORK/1m" --index auto --jobs "$JOBS" --vector-dtype float16 --model "$WORK/1m/model-f16" --json "$OUT/build-1m-hnsw-f16${TAG:-}.json"
+  run query --model "$WORK/1m/model-f16" --queries 300 --recall 200 --json "$OUT/query-1m-hnsw-f16${TAG:-}.json"
 fi
 echo "== $(date +%T) done"
