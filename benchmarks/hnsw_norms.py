@@ -127,7 +127,10 @@ def _geometry(x: np.ndarray) -> str:
     return f"{cos:.3f} | {np.quantile(n, 0.01):.2f}–{n.max():.2f}"
 
 
-def _measure(x: np.ndarray, n_queries: int, graph: str, backend: str = "hnsw") -> dict:
+def _measure(x: np.ndarray, n_queries: int, graph: str, backend: str = "hnsw",
+             probes=(None,)) -> list[dict]:
+    """One row per value of ``IVFPQIndex.PROBE_ROWS_PER_CANDIDATE`` in ``probes`` (``None``:
+    the library's), all searching the same built index."""
     from prodfusion.index import IndexSettings
     from prodfusion.index.faiss_index import HNSWIndex, IVFPQIndex
 
@@ -149,7 +152,20 @@ def _measure(x: np.ndarray, n_queries: int, graph: str, backend: str = "hnsw") -
     qs = np.random.default_rng(1).choice(len(x), min(n_queries, len(x)), replace=False)
     truth = x[qs] @ x.T
     truth[np.arange(len(qs)), qs] = -np.inf
-    row = {"build_s": build, "dim": idx.index_dim, "choice": getattr(idx, "choice_", None)}
+    rows = []
+    default = IVFPQIndex.PROBE_ROWS_PER_CANDIDATE
+    for probe in probes:
+        IVFPQIndex.PROBE_ROWS_PER_CANDIDATE = default if probe is None else probe
+        try:
+            rows.append(_searched(idx, x, qs, truth, build, probe))
+        finally:
+            IVFPQIndex.PROBE_ROWS_PER_CANDIDATE = default
+    return rows
+
+
+def _searched(idx, x, qs, truth, build, probe) -> dict:
+    row = {"build_s": build, "dim": idx.index_dim, "choice": getattr(idx, "choice_", None),
+           "probe": probe}
     for k, fetch in FETCHES:
         kk = min(fetch + 1, len(x))
         t = time.perf_counter()
@@ -176,6 +192,12 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=1,
                     help="builds of each graph, alternating; times are their medians")
     ap.add_argument("--backend", choices=("hnsw", "ivfpq"), default="hnsw")
+    ap.add_argument("--graphs", default=None,
+                    help="comma-separated subset of the rows per set (e.g. 'chosen')")
+    ap.add_argument("--probe-rows", default=None,
+                    help="IVF-PQ: comma-separated values of IVFPQIndex.PROBE_ROWS_PER_CANDIDATE "
+                         "to search each built index with (0: nprobe alone, the rule before "
+                         "the thirty-third session)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     import faiss
@@ -195,17 +217,25 @@ def main(argv=None) -> int:
     graphs = ("projection alone", "plain", "equal norms")
     if args.backend == "ivfpq":
         graphs += ("chosen",)
+    if args.graphs:
+        graphs = tuple(g.strip() for g in args.graphs.split(","))
+    probes = ((None,) if args.probe_rows is None
+              else tuple(int(v) for v in args.probe_rows.split(",")))
     for name, x in sets.items():
         geo = _geometry(x)
-        runs: dict = {g: [] for g in graphs}
+        runs: dict = {}
         for _ in range(args.repeats):  # the graphs alternate, so drift hits both alike
             for graph in graphs:
-                runs[graph].append(_measure(x, args.queries, graph, args.backend))
-        for graph in graphs:
-            r = dict(runs[graph][0])  # recall: one FAISS thread, the same every repeat
+                for j, r in enumerate(_measure(x, args.queries, graph, args.backend, probes)):
+                    runs.setdefault((graph, j), []).append(r)
+        for graph, j in [(g, j) for g in graphs for j in range(len(probes))]:
+            r = dict(runs[graph, j][0])  # recall: one FAISS thread, the same every repeat
             for key in ("build_s", "ms_128", "ms_1600"):
-                r[key] = float(np.median([m[key] for m in runs[graph]]))
+                r[key] = float(np.median([m[key] for m in runs[graph, j]]))
             label = graph
+            if r["probe"] is not None:
+                label += f", probe rows {r['probe']}" + (" (nprobe alone)" if r["probe"] == 0
+                                                         else "")
             if r.get("choice"):
                 c = r["choice"]
                 label += (f": {c['chosen']} (sample recall plain {c['recall_plain']:.3f}, "
@@ -219,7 +249,8 @@ def main(argv=None) -> int:
     cmd = "python benchmarks/hnsw_norms.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.backend == "ivfpq":
         title = "IVF-PQ: plain inner-product codes vs rows of equal norm (L2)"
-        conf = ("nlist 4·sqrt(n) capped at sample/39, nprobe 32, 32 codes of 8 bits (fewer "
+        conf = ("nlist 4·sqrt(n) capped at sample/39, nprobe 32 (raised to 4 probed rows per "
+                "candidate since the thirty-third session), 32 codes of 8 bits (fewer "
                 "bits on small samples)")
     else:
         title = "HNSW over rows of equal norm vs the plain inner-product graph"

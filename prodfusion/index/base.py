@@ -59,7 +59,9 @@ class IndexSettings:
         Product-quantiser sub-vectors and bits per code (``pq_m`` is lowered to a divisor of the
         indexed width, or the width zero-padded to a multiple of it: ``IVFPQIndex``).
     nprobe : int
-        IVF cells visited per query.
+        IVF cells visited per query, at least; more when these would hold on average fewer
+        than 4 rows per wanted candidate (``IVFPQIndex.PROBE_ROWS_PER_CANDIDATE``: small
+        indexes, large fetches).
     over_fetch : int
         Candidates fetched per wanted result before exact re-scoring (at least
         ``min_candidates``); doubled automatically when filters leave too few.

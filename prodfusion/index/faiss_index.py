@@ -324,7 +324,9 @@ class IVFPQIndex(_FaissIndex):
     ones did better. So the default builds both on the training sample, searches 256 of
     its rows among the sample with ``min_candidates`` candidates, and keeps the one whose
     re-scored top 15 holds more of the true 15 (ties: plain). ``choice_`` keeps both
-    recalls (saved in the index meta). Intermediate fusion's pieces over several modalities
+    recalls (saved in the index meta). ``nprobe`` cells are visited per query, more when
+    they would hold fewer than ``PROBE_ROWS_PER_CANDIDATE`` rows per wanted candidate (a
+    small index, or a learned weighting's large pools). Intermediate fusion's pieces over several modalities
     are built with ``equal_norms=False`` (``_VectorFusedIndex.partial_queries``: they are
     searched with the query's shared modalities only, which the choice does not measure).
     Loading memory-maps the inverted lists (``IO_FLAG_MMAP``).
@@ -333,6 +335,10 @@ class IVFPQIndex(_FaissIndex):
     kind = "ivfpq"
     #: Training samples smaller than this are stored plain without a choice.
     CHOOSE_FROM = 512
+    #: ``nprobe`` is raised until the probed cells hold about this many rows per wanted
+    #: candidate (thirty-third session): 32 cells of a small index could not fill a learned
+    #: weighting's 1,600-candidate pools (docs/benchmarks/ivfpq_nprobe.md).
+    PROBE_ROWS_PER_CANDIDATE = 4
     choice_: dict | None = None  # also what an object pickled by an earlier version has
 
     def __init__(self, dim: int, settings: IndexSettings | None = None, *, n_expected: int = 0,
@@ -438,8 +444,17 @@ class IVFPQIndex(_FaissIndex):
             meta["choice"] = dict(self.choice_)
         return meta
 
+    def _probes(self, k: int) -> int:
+        """Cells to visit for ``k`` candidates: ``settings.nprobe``, raised until the cells
+        hold on average :attr:`PROBE_ROWS_PER_CANDIDATE` rows per candidate (at most every
+        cell). Only small indexes or large fetches reach the rule: at 1,000,000 rows the
+        default 32 of 840 cells hold about 38,000 rows."""
+        nlist, n = int(self.index_.nlist), int(self.index_.ntotal)
+        need = math.ceil(self.PROBE_ROWS_PER_CANDIDATE * k * nlist / n) if n else nlist
+        return max(1, min(nlist, max(self.settings.nprobe, need)))
+
     def _params(self, k: int, sel=None):
-        nprobe = min(self.settings.nprobe, self.index_.nlist)
+        nprobe = self._probes(k)
         if sel is None:
             return _faiss().SearchParametersIVF(nprobe=nprobe)
         return _faiss().SearchParametersIVF(nprobe=nprobe, sel=sel)

@@ -342,3 +342,32 @@ def test_ivfpq_rows_of_equal_norm_are_padded_and_searched_as_inner_products(rng,
     np.testing.assert_array_equal(loaded.search(x[:5], 20)[0], plain.search(x[:5], 20)[0])
     with pytest.raises(ModelError, match="expected 24"):
         IVFPQIndex.load(tmp_path, {**old, "radius": 1.0})
+
+
+def test_ivfpq_probes_enough_cells_to_fill_a_large_fetch(rng, monkeypatch):
+    """Two of 50 cells hold about 80 of 2,000 rows: a fetch of 400 candidates could not be
+    filled. ``nprobe`` is raised until the probed cells hold about
+    ``PROBE_ROWS_PER_CANDIDATE`` rows per candidate (capped at every cell); small fetches
+    keep the setting."""
+    x = _data(rng, 2000)
+    idx = IVFPQIndex(16, IndexSettings(reduce_dim=None, pq_m=8, ivf_nlist=50, nprobe=2),
+                     n_expected=2000, equal_norms=False).train(x)
+    idx.add(x)
+    assert idx._probes(10) == 2  # 4 rows × 10 candidates: two cells (~80 rows) are enough
+    assert idx._probes(400) == 40  # ceil(4 × 400 × 50 / 2,000)
+    assert idx._probes(5000) == 50  # never more than every cell
+    q = x[:20]
+    truth = np.argsort(-(q @ x.T), axis=1)[:, :50]
+
+    def found(labels):
+        return np.mean([len(np.intersect1d(t, lab)) / 50
+                        for t, lab in zip(truth, labels, strict=True)])
+
+    labels, _ = idx.search(q, 400)
+    assert np.all(labels >= 0)
+    raised = found(labels)
+    monkeypatch.setattr(IVFPQIndex, "PROBE_ROWS_PER_CANDIDATE", 0)  # the setting alone
+    assert idx._probes(400) == 2
+    labels, _ = idx.search(q, 400)
+    assert np.mean(labels < 0) > 0.5  # two cells cannot fill 400 candidates
+    assert raised > found(labels) + 0.3
