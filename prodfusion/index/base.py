@@ -49,6 +49,8 @@ class IndexSettings:
         for a much faster, smaller index. ``None`` indexes the full vectors.
     hnsw_m, ef_construction, ef_search : int
         HNSW graph degree, build-time and query-time beam widths (FAISS ``IndexHNSW*``).
+        The query-time width is at least the candidates fetched, and doubled on graphs of
+        500,000 rows or more (``HNSWIndex.LARGE_GRAPH``).
     hnsw_storage : {"flat", "sq8", "fp16"}
         How HNSW stores its (projected) vectors: ``"flat"`` float32, ``"sq8"`` one byte per
         dimension (FAISS scalar quantiser, 4× smaller, faster to build and search), ``"fp16"``

@@ -371,3 +371,25 @@ def test_ivfpq_probes_enough_cells_to_fill_a_large_fetch(rng, monkeypatch):
     labels, _ = idx.search(q, 400)
     assert np.mean(labels < 0) > 0.5  # two cells cannot fill 400 candidates
     assert raised > found(labels) + 0.3
+
+
+def test_hnsw_searches_large_graphs_with_twice_ef_search(rng, monkeypatch):
+    """efSearch is ``ef_search``, doubled from ``LARGE_GRAPH`` rows, never below the fetch;
+    the doubled width reaches FAISS's search parameters."""
+    x = _data(rng, 300)
+    idx = HNSWIndex(16, IndexSettings(reduce_dim=None, ef_search=40)).train(x)
+    idx.add(x)
+    assert idx._ef(10) == 40 and idx._ef(60) == 60  # 300 rows: below LARGE_GRAPH
+    monkeypatch.setattr(HNSWIndex, "LARGE_GRAPH", 300)
+    assert idx._ef(10) == 80 and idx._ef(100) == 100
+    seen = []
+    faiss = pytest.importorskip("faiss")
+    real = faiss.SearchParametersHNSW
+
+    def spy(**kw):
+        seen.append(kw["efSearch"])
+        return real(**kw)
+
+    monkeypatch.setattr(faiss, "SearchParametersHNSW", spy)
+    idx.search(x[:2], 10)
+    assert seen == [80]
