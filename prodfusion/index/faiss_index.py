@@ -274,7 +274,7 @@ class HNSWIndex(_FaissIndex):
     #: Graphs of at least this many rows are searched with twice ``ef_search`` (thirty-third
     #: session, docs/benchmarks/scale.md: on the 1,000,000-product synthetic catalog the
     #: early fusion's graph found 0.948 of the true top 15 with efSearch 128 and 0.978 with
-    #: 256, for +0.25 ms per query; at 100,000 rows 128 finds 0.996).
+    #: 256, for +0.4 ms at p50; at 100,000 rows 128 finds 0.996).
     LARGE_GRAPH = 500_000
 
     def __init__(self, dim: int, settings: IndexSettings | None = None, *, n_expected: int = 0,
@@ -339,9 +339,10 @@ class IVFPQIndex(_FaissIndex):
     re-scored top 15 holds more of the true 15 (ties: plain). ``choice_`` keeps both
     recalls (saved in the index meta). ``nprobe`` cells are visited per query, more when
     they would hold fewer than ``PROBE_ROWS_PER_CANDIDATE`` rows per wanted candidate (a
-    small index, or a learned weighting's large pools). Intermediate fusion's pieces over several modalities
-    are built with ``equal_norms=False`` (``_VectorFusedIndex.partial_queries``: they are
-    searched with the query's shared modalities only, which the choice does not measure).
+    small index, or a learned weighting's large pools). Intermediate fusion's pieces over
+    several modalities are built with ``equal_norms=False``
+    (``_VectorFusedIndex.partial_queries``: they are searched with the query's shared
+    modalities only, which the choice does not measure).
     Loading memory-maps the inverted lists (``IO_FLAG_MMAP``).
     """
 
