@@ -122,11 +122,13 @@ def cmd_build(args) -> None:
         t1 = time.perf_counter()
         fusions = list(args.fusions or FUSIONS)
         result["fusions"] = fusions
+        result["late_k"] = args.late_k
         rec = Recommender.from_embeddings(catalog, embs, fusion=fusions[0] if args.fusions
                                           else "intermediate", index=args.index,
                                           index_settings=IndexSettings(
                                               hnsw_storage=args.hnsw_storage),
-                                          vector_dtype=args.vector_dtype)
+                                          vector_dtype=args.vector_dtype,
+                                          late_k=args.late_k)
         del embs
         t["check_and_cluster"] = time.perf_counter() - t1
         t2 = time.perf_counter()
@@ -218,7 +220,7 @@ def cmd_query(args) -> None:
         recall_q = rng.choice(pool, args.recall, replace=False)
         result["n"] = n
         per = {}
-        for f in FUSIONS:
+        for f in args.fusions or FUSIONS:
             r = {}
             t1 = time.perf_counter()
             s = rec.searcher(f)
@@ -679,6 +681,8 @@ def main(argv=None) -> None:
     b.add_argument("--fusions", nargs="+", choices=list(FUSIONS),
                    help="indexes to build (default: all three, default fusion intermediate); "
                         "the first one listed becomes the model's default fusion")
+    b.add_argument("--late-k", type=int, default=None,
+                   help="k of late fusion's k-means (default: the library's rule, at most 128)")
     b.add_argument("--json")
     q = sub.add_parser("query")
     q.add_argument("--data")
@@ -689,6 +693,8 @@ def main(argv=None) -> None:
     q.add_argument("--batches", type=int, default=5)
     q.add_argument("--batch-size", type=int, default=100)
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--fusions", nargs="+", choices=list(FUSIONS),
+                   help="fusions to query (default: all three)")
     q.add_argument("--json")
     lit = sub.add_parser("literal")
     lit.add_argument("--sizes", type=int, nargs="+", default=[2500, 5000, 10000, 15000])

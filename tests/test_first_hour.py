@@ -312,3 +312,34 @@ def _shop_catalog(folder):
     path = folder / "tiny.csv"
     path.write_text("product_id,title\n01,red shoe\n02,blue hat\n", encoding="utf-8")
     return path
+
+
+def test_large_default_late_clusters_warn_and_name_late_k(monkeypatch, caplog):
+    """Late queries read their clusters' members: default clusters larger than
+    ``LARGE_CLUSTERS`` products draw a warning naming ``late_k``; a chosen ``late_k`` does not."""
+    import logging
+
+    import numpy as np
+    import polars as pl
+
+    import prodfusion.fusion.clustering as clustering
+    from prodfusion.data.catalog import Catalog
+    from prodfusion.encoders.base import Embeddings
+
+    n = 600
+    rng = np.random.default_rng(0)
+    cat = Catalog(pl.DataFrame({"product_id": [f"{i:05d}" for i in range(n)],
+                                "title": [f"t{i}" for i in range(n)]}))
+    emb = Embeddings(rng.normal(size=(n, 8)).astype(np.float32), np.ones(n, bool), "rand")
+    monkeypatch.setattr(clustering, "LARGE_CLUSTERS", 20)  # default k 17: ~35 per cluster
+    with caplog.at_level(logging.WARNING, logger="prodfusion.fusion.clustering"):
+        Recommender.from_embeddings(cat, {"text": emb}).late_labels_["text"]
+        assert "default 17 clusters hold about 35 products" in caplog.text
+        assert "late_k (--late-k), e.g. 17" in caplog.text
+        caplog.clear()
+        Recommender.from_embeddings(cat, {"text": emb}, late_k=17).late_labels_["text"]
+        assert "late fusion" not in caplog.text
+    monkeypatch.setattr(clustering, "LARGE_CLUSTERS", 50)
+    with caplog.at_level(logging.WARNING, logger="prodfusion.fusion.clustering"):
+        Recommender.from_embeddings(cat, {"text": emb}).late_labels_["text"]
+        assert "late fusion" not in caplog.text

@@ -24,6 +24,12 @@ __all__ = ["cluster_cached", "LazyLabels"]
 
 log = logging.getLogger(__name__)
 
+#: Default clusters larger than this (products per cluster) draw a warning: a late-fusion
+#: query reads its clusters' members, and on the 1,000,000-product scale catalog 128
+#: clusters per modality (~7,800 products each) gave a p99 of 61–75 ms against 4.7 ms with
+#: k = 707 (docs/benchmarks/scale.md, thirty-third session).
+LARGE_CLUSTERS = 5_000
+
 
 def cluster_cached(emb: Embeddings, k: int, *, seed: int = 0,
                    cache_dir: str | os.PathLike | None = None) -> np.ndarray:
@@ -77,6 +83,12 @@ class LazyLabels(Mapping):
 
             e = model.embeddings_[m]
             k = model.late_k_of(m)
+            if getattr(model, "late_k", None) is None and e.n_present > LARGE_CLUSTERS * k:
+                log.warning("late fusion: %s's default %d clusters hold about %s products "
+                            "each; late queries read whole clusters (slow at this size: "
+                            "docs/benchmarks/scale.md). Pass late_k (--late-k), e.g. %d, "
+                            "for smaller clusters at a higher k-means cost.", m, k,
+                            f"{e.n_present // k:,}", int(round(np.sqrt(e.n_present / 2))))
             # only worth a line when it takes a while (a few seconds from ~2,000 vectors)
             with heartbeat(f"late fusion: k-means++ of {m} (k={k}, {e.n_present:,} vectors)",
                            enabled=model.progress is not False and e.n_present >= 2000):
