@@ -3,6 +3,8 @@
     python benchmarks/query_ab.py fetch MODEL            # old vs new candidate fetch, thread CPU
     python benchmarks/query_ab.py index-mmap INDEX_FILE  # HNSW search, memory-mapped vs in memory
     python benchmarks/query_ab.py float16 MODEL32 MODEL16  # same catalog stored float32 / float16
+    python benchmarks/query_ab.py large-graph MODEL    # efSearch doubled from 500,000 rows or not
+                                                      # (thirty-third session), same-category
 
 Run with ``OMP_NUM_THREADS=1``. Prints one JSON object per line; nothing is asserted.
 """
@@ -108,6 +110,37 @@ def cmd_float16(args) -> None:
                           "max_abs_score_diff": float(np.abs(a_s[fin] - b_s[fin]).max())}))
 
 
+def cmd_large_graph(args) -> None:
+    """``HNSWIndex.LARGE_GRAPH``'s doubled efSearch on and off, alternating per query, on
+    ``scale.py query``'s first 150 single queries (same draw), same-category filter by
+    default (FAISS walks the graph skipping other categories' rows)."""
+    from prodfusion.index.faiss_index import HNSWIndex
+    from prodfusion.recommender import Recommender
+
+    rec = Recommender.load(args.model)
+    n = len(rec.catalog)
+    present = np.zeros(n, dtype=bool)
+    for e in rec.embeddings_.values():
+        present |= e.mask
+    pool = np.flatnonzero(present)
+    ids = rec.catalog.ids[np.random.default_rng(0).choice(pool, 300, replace=False)][:150]
+    on, off = HNSWIndex.LARGE_GRAPH, 1 << 62
+    kw = {} if args.no_filter else {"same_category": True}
+    for fusion in ("early", "intermediate"):
+        for q in ids[:30]:
+            rec.similar(q, k=15, fusion=fusion, **kw)
+        res = {on: [], off: []}
+        for i, q in enumerate(ids):  # alternate which goes first
+            for lg in ((on, off) if i % 2 else (off, on)):
+                HNSWIndex.LARGE_GRAPH = lg
+                t = time.perf_counter()
+                rec.similar(q, k=15, fusion=fusion, **kw)
+                res[lg].append(time.perf_counter() - t)
+        HNSWIndex.LARGE_GRAPH = on
+        print(json.dumps({"fusion": fusion, "filter": kw, "ef_search_rule": _pct(res[on]),
+                          "ef_search_alone": _pct(res[off])}))
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -123,6 +156,10 @@ def main(argv=None) -> None:
     h.add_argument("model16")
     h.add_argument("--queries", type=int, default=200)
     h.set_defaults(func=cmd_float16)
+    g = sub.add_parser("large-graph")
+    g.add_argument("model")
+    g.add_argument("--no-filter", action="store_true", help="plain queries instead")
+    g.set_defaults(func=cmd_large_graph)
     args = ap.parse_args(argv)
     args.func(args)
 
