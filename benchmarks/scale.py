@@ -682,7 +682,7 @@ def main(argv=None) -> None:
                    help="indexes to build (default: all three, default fusion intermediate); "
                         "the first one listed becomes the model's default fusion")
     b.add_argument("--late-k", type=int, default=None,
-                   help="k of late fusion's k-means (default: the library's rule, at most 128)")
+                   help="k of late fusion's k-means (default: the library's rule)")
     b.add_argument("--json")
     q = sub.add_parser("query")
     q.add_argument("--data")

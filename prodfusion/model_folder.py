@@ -229,6 +229,7 @@ def new_manifest(rec, catalog, sessions=None) -> dict:
             "normalize": rec.normalize,
             "late_k": {m: rec.late_k_of(m) for m in rec.embeddings_},
             "late_k_setting": rec.late_k,  # what load passes back (None: the default)
+            "late_k_rule": rec.late_k_rule,  # absent: saved before the cap grew (rule 1)
             "seed": rec.seed,
             "prod2vec": asdict(rec.prod2vec),
             "index": rec.index,
@@ -427,6 +428,7 @@ def read_model_folder(cls, path: str | os.PathLike, *, mmap: bool = True,
         backfill=settings.get("backfill"),  # absent: a folder from before backfill, none
     )
     rec.learned_ = wt.learned  # the model's own trees (tune --learner gbdt), or None
+    rec.late_k_rule = int(settings.get("late_k_rule", 1))  # older folders: the fixed cap
     if "click_counts" in files:
         try:
             rec.click_counts_ = np.load(path / files["click_counts"])

@@ -211,6 +211,9 @@ class Recommender(QueryMixin):
         self._fusers: dict = {}
         self._searchers: dict = {}
         self._index_meta: dict = {}
+        #: default late k rule: 2 grows the cap with the catalog (thirty-third session); 1,
+        #: the fixed cap of 128, for folders saved before (``model_folder``).
+        self.late_k_rule = 2
         self.cooc_ = None
         self.category_ = None
         self.popularity_ = None
@@ -399,9 +402,11 @@ class Recommender(QueryMixin):
 
     def late_k_of(self, modality: str) -> int:
         """k of the late-fusion k-means of ``modality``: ``late_k`` if set, else
-        :func:`prodfusion.fusion.default_n_clusters` (categories or sqrt(n/2), at most 128)."""
+        :func:`prodfusion.fusion.default_n_clusters` (categories or sqrt(n/2), at most 128,
+        or n/1,500 above 192,000 products unless :attr:`late_k_rule` is 1)."""
         e = self.embeddings_[modality]
-        return int(self.late_k or default_n_clusters(e.n_present, self.n_categories_))
+        return int(self.late_k or default_n_clusters(
+            e.n_present, self.n_categories_, grow=getattr(self, "late_k_rule", 2) >= 2))
 
     def cluster_late(self, modalities: Sequence[str] | None = None) -> Recommender:
         """Compute the late-fusion clusters now (by default of every modality), e.g. before

@@ -131,8 +131,12 @@ def test_default_k_rule_scales():
 
     assert default_n_clusters(2400, 12) == 12          # categories when known
     assert default_n_clusters(5000) == 50               # else sqrt(n / 2)
-    assert default_n_clusters(686_000, 782) == 128      # never more than 128
-    assert default_n_clusters(10_000_000) == 128
+    assert default_n_clusters(50_000, 782) == 128       # never more than 128 ...
+    assert default_n_clusters(192_000, 782) == 128
+    assert default_n_clusters(192_001, 782) == 129      # ... unless clusters would
+    assert default_n_clusters(686_000, 782) == 458      # average over 1,500 products
+    assert default_n_clusters(10_000_000) == 2236       # sqrt(n / 2) still bounds it
+    assert default_n_clusters(686_000, 782, grow=False) == 128  # the rule before
     assert default_n_clusters(3, 12) == 3               # never more than n
 
 
@@ -343,3 +347,38 @@ def test_large_default_late_clusters_warn_and_name_late_k(monkeypatch, caplog):
     with caplog.at_level(logging.WARNING, logger="prodfusion.fusion.clustering"):
         Recommender.from_embeddings(cat, {"text": emb}).late_labels_["text"]
         assert "late fusion" not in caplog.text
+
+
+def test_default_late_k_grows_with_large_catalogs_but_not_for_older_folders(tmp_path,
+                                                                             monkeypatch):
+    """New models cap the default k at ``max(128, n / 1,500)`` (scaled down here); a folder
+    saved before (no ``late_k_rule`` in its manifest) keeps the fixed cap it was built with."""
+    import numpy as np
+    import polars as pl
+
+    import prodfusion.fusion.late as late
+    from prodfusion.data.catalog import Catalog
+    from prodfusion.encoders.base import Embeddings
+
+    monkeypatch.setattr(late, "MAX_DEFAULT_CLUSTERS", 4)
+    monkeypatch.setattr(late, "MAX_DEFAULT_CLUSTER_SIZE", 10)
+    n = 300
+    rng = np.random.default_rng(0)
+    cat = Catalog(pl.DataFrame({"product_id": [f"{i:05d}" for i in range(n)],
+                                "title": [f"t{i}" for i in range(n)]}))
+    emb = Embeddings(rng.normal(size=(n, 8)).astype(np.float32), np.ones(n, bool), "rand")
+    rec = Recommender.from_embeddings(cat, {"text": emb}, index="exact")
+    assert rec.late_k_of("text") == 12  # sqrt(150): the cap grew to 30 clusters
+    rec.save(tmp_path / "new")
+    manifest = json.loads((tmp_path / "new" / "manifest.json").read_text())
+    assert manifest["settings"]["late_k_rule"] == 2
+    assert Recommender.load(tmp_path / "new").late_k_of("text") == 12
+    del manifest["settings"]["late_k_rule"]  # a folder from before the rule
+    (tmp_path / "new" / "manifest.json").write_text(json.dumps(manifest))
+    old = Recommender.load(tmp_path / "new")
+    assert old.late_k_of("text") == 4  # the fixed cap, as built
+    labels = old.late_labels_["text"]
+    assert len(np.unique(labels)) == 4
+    old.save(tmp_path / "resaved")  # re-saved by this version: still the old rule
+    again = Recommender.load(tmp_path / "resaved")
+    assert again.late_k_rule == 1 and again.late_k_of("text") == 4

@@ -607,7 +607,7 @@ def add_build_parser(sub) -> None:
                         "count as absent (its list comes from its other modalities)")
     b.add_argument("--late-k", type=int, default=None,
                    help="k of per-modality k-means++ (default: #categories, else sqrt(n/2); "
-                        "at most 128)")
+                        "at most 128, or n/1500 above 192,000 products)")
     b.add_argument("--cluster-late", action="store_true",
                    help="compute the late-fusion k-means now and store it (default: when late "
                         "fusion is first used)")

@@ -411,6 +411,7 @@ def heldout_recommender(
         index_settings=getattr(rec, "index_settings", None),
     )
     ev.train_sessions_ = train  # what the reference baselines (cooc, popular) count
+    ev.late_k_rule = getattr(rec, "late_k_rule", 2)  # an older folder's fixed cap of 128
     if train is not None and len(train):
         # the cooc modality, counted on the training part only (as the clicks are retrained)
         from prodfusion.fusion.cooc import Cooc

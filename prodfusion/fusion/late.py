@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -20,26 +21,45 @@ __all__ = ["LateFusion", "cluster_modality", "default_n_clusters", "TIE_WEIGHT"]
 TIE_WEIGHT = 0.999
 
 
-#: Largest default k of the late-fusion k-means (see :func:`default_n_clusters`).
+#: Largest default k of the late-fusion k-means (see :func:`default_n_clusters`) on catalogs
+#: of up to ``MAX_DEFAULT_CLUSTERS × MAX_DEFAULT_CLUSTER_SIZE`` (192,000) products.
 MAX_DEFAULT_CLUSTERS = 128
+#: Above that the default k grows so that clusters average at most this many products
+#: (thirty-third session): a late query reads its clusters' members, and on the 1,000,000-
+#: product scale catalog 128 clusters (~7,800 products each) gave a p99 of 61–75 ms
+#: (docs/benchmarks/scale.md). Model folders saved before keep the fixed cap
+#: (``Recommender`` ``late_k_rule`` 1 in their manifest's absence of it).
+MAX_DEFAULT_CLUSTER_SIZE = 1_500
 
 
-def default_n_clusters(n_present: int, n_categories: int | None = None) -> int:
+def default_n_clusters(n_present: int, n_categories: int | None = None, *,
+                       grow: bool = True) -> int:
     """k for one modality: the number of categories when known, else ``round(sqrt(n/2))``,
-    at most :data:`MAX_DEFAULT_CLUSTERS` (128), within ``[2, n]``.
+    at most :data:`MAX_DEFAULT_CLUSTERS` (128) or, on catalogs over 192,000 products,
+    ``ceil(n / MAX_DEFAULT_CLUSTER_SIZE)`` (clusters of 1,500 products on average; not with
+    ``grow=False``, the rule before the thirty-third session), within ``[2, n]``.
 
     ``sqrt(n/2)`` is the classic rule of thumb (Mardia et al.). The cap keeps k-means cost
-    (``n × k × dim`` per iteration) linear in the catalog: a catalog with 782 categories
-    would otherwise pay 6× more for clusters whose only use is the integer part of the late
-    score (ties are broken by intermediate similarity anyway). Pass ``late_k`` to choose.
+    (``n × k × dim`` per iteration) linear in the catalog up to 192,000 products: a catalog
+    with 782 categories would otherwise pay 6× more for clusters whose only use is the
+    integer part of the late score (ties are broken by intermediate similarity anyway).
+    Beyond, query cost wins: a late query reads its clusters' members, so the cap grows with
+    the catalog (1,000,000 products: 667 clusters; on the scale benchmark's catalog k-means
+    about 100 s instead of 13 s, late p99 under 10 ms instead of 61–75 ms). Pass ``late_k``
+    to choose.
 
     >>> default_n_clusters(2400, 12), default_n_clusters(20000), default_n_clusters(50000, 782)
     (12, 100, 128)
+    >>> default_n_clusters(1_000_000, 707), default_n_clusters(1_000_000, 707, grow=False)
+    (667, 128)
     """
     if n_present < 2:
         return max(1, n_present)
     k = n_categories if n_categories else int(round(np.sqrt(n_present / 2)))
-    return int(min(max(2, k), MAX_DEFAULT_CLUSTERS, n_present))
+    cap = MAX_DEFAULT_CLUSTERS
+    if grow:
+        cap = max(cap, math.ceil(n_present / MAX_DEFAULT_CLUSTER_SIZE))
+    return int(min(max(2, k), cap, n_present))
 
 
 def cluster_modality(emb: Embeddings, n_clusters: int, *, seed: int = 0) -> np.ndarray:
