@@ -27,8 +27,8 @@ MAX_DEFAULT_CLUSTERS = 128
 #: Above that the default k grows so that clusters average at most this many products
 #: (thirty-third session): a late query reads its clusters' members, and on the 1,000,000-
 #: product scale catalog 128 clusters (~7,800 products each) gave a p99 of 61–75 ms
-#: (docs/benchmarks/scale.md). Model folders saved before keep the fixed cap
-#: (``Recommender`` ``late_k_rule`` 1 in their manifest's absence of it).
+#: (docs/benchmarks/scale.md). Model folders saved before keep the fixed cap (their
+#: manifest lacks ``late_k_rule``: loaded with ``Recommender.late_k_rule = 1``).
 MAX_DEFAULT_CLUSTER_SIZE = 1_500
 
 
