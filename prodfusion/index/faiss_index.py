@@ -370,11 +370,10 @@ class IVFPQIndex(_FaissIndex):
         m = min(self.settings.pq_m, d + 1)
         return -(-(d + 1) // m) * m
 
-    def _new(self, stored: np.ndarray):
-        """A FAISS index trained on ``stored`` (the sample as :meth:`_stored` gives it under
-        the current :attr:`radius_`)."""
+    def _new(self, sample: np.ndarray):
+        """A FAISS index trained on ``sample`` as stored (:meth:`_stored` under the current
+        :attr:`radius_`)."""
         faiss = _faiss()
-        sample = stored
         n = max(self.n_expected, len(sample))
         nlist = self.settings.ivf_nlist or int(4 * math.sqrt(max(n, 1)))
         nlist = max(1, min(nlist, len(sample) // 39 or 1))
