@@ -33,6 +33,9 @@ sample, named in the row); nprobe and the code size are the defaults'.
     python benchmarks/hnsw_norms.py MODEL_DIR... --backend ivfpq [--synthetic 100000]
         [--out docs/benchmarks/ivfpq_norms.md]
 
+``--pq-m 32,64`` builds each IVF-PQ row once per code size (``IndexSettings.pq_m``: the
+sub-quantisers of 8 bits, so bytes per product; thirty-fourth session).
+
 Nothing is asserted; FAISS runs on one thread so that both graphs are reproducible.
 """
 
@@ -128,13 +131,14 @@ def _geometry(x: np.ndarray) -> str:
 
 
 def _measure(x: np.ndarray, n_queries: int, graph: str, backend: str = "hnsw",
-             probes=(None,)) -> list[dict]:
+             probes=(None,), pq_m: int | None = None) -> list[dict]:
     """One row per value of ``IVFPQIndex.PROBE_ROWS_PER_CANDIDATE`` in ``probes`` (``None``:
-    the library's), all searching the same built index."""
+    the library's), all searching the same built index; ``pq_m``: that code size instead of
+    the default ``IndexSettings``'."""
     from prodfusion.index import IndexSettings
     from prodfusion.index.faiss_index import HNSWIndex, IVFPQIndex
 
-    st = IndexSettings()
+    st = IndexSettings() if pq_m is None else IndexSettings(pq_m=pq_m)
     rng = np.random.default_rng(st.seed)
     sample = x[np.sort(rng.choice(len(x), min(len(x), st.train_sample), replace=False))]
     t = time.perf_counter()
@@ -165,7 +169,7 @@ def _measure(x: np.ndarray, n_queries: int, graph: str, backend: str = "hnsw",
 
 def _searched(idx, x, qs, truth, build, probe) -> dict:
     row = {"build_s": build, "dim": idx.index_dim, "choice": getattr(idx, "choice_", None),
-           "probe": probe}
+           "probe": probe, "pq_m": _codes(idx)}
     for k, fetch in FETCHES:
         kk = min(fetch + 1, len(x))
         t = time.perf_counter()
@@ -183,6 +187,13 @@ def _searched(idx, x, qs, truth, build, probe) -> dict:
     return row
 
 
+def _codes(idx) -> int | None:
+    """Sub-quantisers of an IVF-PQ index as FAISS built it (None for other indexes)."""
+    inner = getattr(idx, "index_", None)
+    pq = getattr(inner, "pq", None)
+    return None if pq is None else int(pq.M)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("models", nargs="*")
@@ -198,6 +209,9 @@ def main(argv=None) -> int:
                     help="IVF-PQ: comma-separated values of IVFPQIndex.PROBE_ROWS_PER_CANDIDATE "
                          "to search each built index with (0: nprobe alone, the rule before "
                          "the thirty-third session)")
+    ap.add_argument("--pq-m", default=None,
+                    help="IVF-PQ: comma-separated IndexSettings.pq_m values, each its own "
+                         "built index (default: the library's default alone)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     import faiss
@@ -221,18 +235,27 @@ def main(argv=None) -> int:
         graphs = tuple(g.strip() for g in args.graphs.split(","))
     probes = ((None,) if args.probe_rows is None
               else tuple(int(v) for v in args.probe_rows.split(",")))
+    pq_ms = (None,) if args.pq_m is None else tuple(int(v) for v in args.pq_m.split(","))
+    if args.pq_m is not None:  # one row per (search, code size)
+        graphs = tuple((g, m) for g in graphs for m in pq_ms)
+    else:
+        graphs = tuple((g, None) for g in graphs)
     for name, x in sets.items():
         geo = _geometry(x)
         runs: dict = {}
         for _ in range(args.repeats):  # the graphs alternate, so drift hits both alike
             for graph in graphs:
-                for j, r in enumerate(_measure(x, args.queries, graph, args.backend, probes)):
+                for j, r in enumerate(_measure(x, args.queries, graph[0], args.backend,
+                                               probes, graph[1])):
                     runs.setdefault((graph, j), []).append(r)
         for graph, j in [(g, j) for g in graphs for j in range(len(probes))]:
             r = dict(runs[graph, j][0])  # recall: one FAISS thread, the same every repeat
             for key in ("build_s", "ms_128", "ms_1600"):
                 r[key] = float(np.median([m[key] for m in runs[graph, j]]))
-            label = graph
+            label = graph[0]
+            if graph[1] is not None:
+                label += f", pq_m {graph[1]}" + (f" (built with {r['pq_m']})"
+                                                 if r["pq_m"] not in (None, graph[1]) else "")
             if r["probe"] is not None:
                 label += f", probe rows {r['probe']}" + (" (nprobe alone)" if r["probe"] == 0
                                                          else "")
@@ -249,9 +272,11 @@ def main(argv=None) -> int:
     cmd = "python benchmarks/hnsw_norms.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.backend == "ivfpq":
         title = "IVF-PQ: plain inner-product codes vs rows of equal norm (L2)"
+        from prodfusion.index import IndexSettings
+
         conf = ("nlist 4·sqrt(n) capped at sample/39, nprobe 32 (raised to 4 probed rows per "
-                "candidate since the thirty-third session), 32 codes of 8 bits (fewer "
-                "bits on small samples)")
+                f"candidate since the thirty-third session), {IndexSettings().pq_m} codes of "
+                "8 bits unless `pq_m` is named in the row (fewer bits on small samples)")
     else:
         title = "HNSW over rows of equal norm vs the plain inner-product graph"
         conf = "M 32, efConstruction 64, efSearch max(128, fetch)"

@@ -70,6 +70,9 @@ def cmd_build(args) -> int:
             "--tune-profiles tunes a weighting per kind of interaction after the model's own "
             "tuning, which this build does not do (it needs --interactions and/or --pairs, "
             "intermediate fusion, and no --tune off, --weights, --calibration or --click-n0).")
+    from prodfusion.cli.engine_options import parse_index_params
+
+    index_settings = parse_index_params(getattr(args, "index_param", None))  # before any work
     t0 = time.perf_counter()
     out_dir = check_model_destination(args.out, overwrite=args.overwrite)  # before any work
     catalog = load_catalog(args)
@@ -131,7 +134,7 @@ def cmd_build(args) -> int:
         lexical=lexical, cooc=cooc, cooc_decay=args.cooc_decay or 0.0,
         category=args.category_modality,
         popularity=args.popularity, backfill=args.backfill,
-        index=args.index,
+        index=args.index, index_settings=index_settings,
     ).build(catalog, sessions)
     if args.weights is None and args.calibration is None and args.click_n0 is None:
         from prodfusion.fusion.weights import title_split_weights

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-__all__ = ["add_engine_options", "executor_from_args", "encode_with_ray"]
+__all__ = ["add_engine_options", "executor_from_args", "encode_with_ray",
+           "parse_index_params"]
 
 
 def add_engine_options(p: argparse.ArgumentParser) -> None:
@@ -78,6 +79,63 @@ def add_index_options(p: argparse.ArgumentParser) -> None:
                    help="comma-separated fusions whose index to build now (default with "
                         "--engine ray or --index-shards: the model's fusion; otherwise indexes "
                         "are built on first use)")
+    from prodfusion.index.base import IndexSettings
+
+    defaults = IndexSettings()
+    g.add_argument("--index-param", action="append", default=None, metavar="NAME=VALUE",
+                   help="an IndexSettings field for the approximate indexes, saved with the "
+                        "model (repeatable), e.g. --index-param pq_m=64 --index-param "
+                        "ef_search=256; names (defaults): " + ", ".join(
+                            f"{n} ({getattr(defaults, n)})" for n in _INDEX_PARAM_NAMES))
+
+
+#: ``IndexSettings`` fields ``--index-param`` sets (``shards`` is ``--index-shards``).
+_INDEX_PARAM_NAMES = (
+    "auto_hnsw_from", "auto_ivfpq_from", "exact_below", "reduce_dim", "hnsw_m",
+    "ef_construction", "ef_search", "hnsw_storage", "ivf_nlist", "pq_m", "pq_nbits", "nprobe",
+    "over_fetch", "min_candidates", "max_candidates", "train_sample", "search_threads", "seed",
+)
+
+
+def parse_index_params(values) -> object:
+    """``IndexSettings`` from ``--index-param NAME=VALUE`` strings (the defaults for the
+    others); a malformed, unknown or invalid one is a :class:`ParameterError` naming
+    ``--index-param``.
+
+    >>> parse_index_params(["pq_m=64", "reduce-dim=none"]).pq_m
+    64
+    """
+    from prodfusion.errors import ParameterError
+    from prodfusion.index import IndexSettings
+
+    got: dict = {}
+    for raw in values or ():
+        name, sep, value = str(raw).partition("=")
+        name, value = name.strip().replace("-", "_"), value.strip()
+        if not sep or not name or not value:
+            raise ParameterError(f"--index-param takes NAME=VALUE (e.g. pq_m=64), got {raw!r}.")
+        if name == "shards":
+            raise ParameterError("--index-param shards=…: use --index-shards.")
+        if name not in _INDEX_PARAM_NAMES:
+            raise ParameterError(f"--index-param {raw!r}: unknown name {name!r}; one of "
+                                 f"{', '.join(_INDEX_PARAM_NAMES)}.")
+        if name in got:
+            raise ParameterError(f"--index-param names {name!r} twice.")
+        if name == "hnsw_storage":
+            got[name] = value
+        elif name in ("reduce_dim", "ivf_nlist") and value.lower() == "none":
+            got[name] = None
+        else:
+            try:
+                got[name] = int(value.replace("_", "").replace(",", ""))
+            except ValueError:
+                raise ParameterError(f"--index-param {raw!r}: {name} takes an int"
+                                     + (" or none" if name in ("reduce_dim", "ivf_nlist")
+                                        else "") + f", got {value!r}.") from None
+    try:
+        return IndexSettings(**got)
+    except ParameterError as exc:
+        raise ParameterError(f"--index-param: {exc}") from None
 
 
 def _fusions(spec: str | None, default: str) -> list[str]:
