@@ -3,6 +3,7 @@ query by query (thirtieth session): how many of 80 random queries' top 15 differ
 recall@15, and the first three that differ with their scores.
 
     python benchmarks/exact_vs_index.py MODEL_DIR [--no-reduce] [--test-part] [--hnsw|--ivfpq]
+        [--pq-m M]
 
 60 queries with training clicks and 20 without (seed 0). ``--no-reduce``: the indexes built
 without their PCA reduction (``reduce_dim=None``). ``--test-part`` (thirty-first session):
@@ -13,7 +14,9 @@ as ``benchmarks/new_queries.py`` does), with the share of targets in each list. 
 indexes whatever the catalog's size (as if it had 50,000 products or more), also
 ``--fusion`` / ``--modalities`` (comma-separated) to compare that fusion instead of the
 model's own weighting. ``--ivfpq`` (thirty-second session): the same through IVF-PQ indexes
-(the backend from 5M products, or chosen for its memory). Nothing is asserted.
+(the backend from 5M products, or chosen for its memory). ``--pq-m M`` (thirty-fourth
+session): IVF-PQ codes of ``M`` bytes instead of the model folder's ``pq_m``. Nothing is
+asserted.
 """
 
 from __future__ import annotations
@@ -65,13 +68,16 @@ def main() -> None:
     for backend in ("hnsw", "ivfpq"):
         if f"--{backend}" in sys.argv[2:]:
             rec.index = backend
+    from dataclasses import replace
+
     if "--no-reduce" in sys.argv[2:]:
-        from dataclasses import replace
-
-        from prodfusion.index import IndexSettings
-
-        rec.index_settings = replace(rec.index_settings or IndexSettings(), reduce_dim=None)
+        rec.index_settings = replace(rec.index_settings, reduce_dim=None)
         rec._fusers, rec._searchers = {}, {}
+    if "--pq-m" in sys.argv[2:]:
+        pq_m = int(sys.argv[sys.argv.index("--pq-m") + 1])
+        rec.index_settings = replace(rec.index_settings, pq_m=pq_m)
+        rec._fusers, rec._searchers = {}, {}
+    print(f"index {rec.index}, pq_m {rec.index_settings.pq_m}")
     rng = np.random.default_rng(0)
     cc = rec.click_counts_
     qs = [*rng.choice(np.flatnonzero(cc > 0), 60, replace=False),

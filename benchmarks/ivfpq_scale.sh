@@ -5,7 +5,9 @@
 # checkout and, when OLD names a checkout of earlier code (e.g. a worktree at 981ed26: plain
 # inner-product codes only), with that one — one after the other, the same data and machine.
 # JSON results go to docs/benchmarks/scale/{build,query}-100k-ivfpq-{new,old}.json.
-# Usage: [WORK=/tmp/prodfusion-scale] [N=100000] [OLD=/tmp/wt31] bash benchmarks/ivfpq_scale.sh
+# NEW_TAG / OLD_TAG (default new / old) name the JSON files (thirty-fourth session: pq64 / pq32).
+# Usage: [WORK=/tmp/prodfusion-scale] [N=100000] [OLD=/tmp/wt31] [NEW_TAG=new OLD_TAG=old]
+#        bash benchmarks/ivfpq_scale.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
@@ -25,6 +27,6 @@ run() {  # run TAG [PYTHONPATH]
   (cd /tmp && PYTHONPATH=${2:-} $PY "$REPO/benchmarks/scale.py" query --model "$m" \
      --json "$OUT/query-100k-ivfpq-$tag.json" 2>&1 | grep -v '^WARNING clustering' | tail -n 2)
 }
-run new
-[ -n "${OLD:-}" ] && run old "$OLD"
+run "${NEW_TAG:-new}"
+[ -n "${OLD:-}" ] && run "${OLD_TAG:-old}" "$OLD"
 echo done

@@ -39,8 +39,10 @@ def test_every_index_setting_but_shards_can_be_named():
                               "auto_hnsw_from=1_000"])
     assert (got.pq_m, got.reduce_dim, got.hnsw_storage, got.auto_hnsw_from) == (
         16, None, "sq8", 1000)
-    assert dataclasses.replace(got, pq_m=32, reduce_dim=256, hnsw_storage="flat",
-                               auto_hnsw_from=50_000) == IndexSettings()
+    d = IndexSettings()
+    assert dataclasses.replace(got, pq_m=d.pq_m, reduce_dim=d.reduce_dim,
+                               hnsw_storage=d.hnsw_storage,
+                               auto_hnsw_from=d.auto_hnsw_from) == d
     assert parse_index_params(None) == IndexSettings()
 
 
@@ -78,3 +80,31 @@ def test_bad_index_params_are_refused_before_any_work(tmp_path, capsys, param, w
     assert not out.exists()
     with pytest.raises(ParameterError, match="twice"):
         parse_index_params(["pq_m=8", "pq-m=16"])
+
+
+def test_new_models_get_64_byte_ivfpq_codes_and_older_folders_keep_theirs(tmp_path):
+    """The thirty-fourth session's default (64 codes of 8 bits, 32 before) reaches FAISS; a
+    folder whose manifest says 32 (every folder built before) builds its indexes with 32."""
+    from prodfusion.encoders.base import Embeddings
+    from tests.index.conftest import make_planted
+
+    cat, _, cats, _ = make_planted(np.random.default_rng(5), n=2_000)
+    rng = np.random.default_rng(6)
+    v = rng.normal(size=(20, 128))[cats] + rng.normal(size=(2_000, 128))
+    embs = {"text": Embeddings(v.astype(np.float32), np.ones(2_000, bool), "text")}
+    settings = IndexSettings(exact_below=16)
+    assert settings.pq_m == 64
+    new = Recommender.from_embeddings(cat, embs, fusion="early", index="ivfpq",
+                                      index_settings=settings)
+    new.similar(cat.ids[0], k=5)
+    assert new.searcher("early").pieces_["all"].index.index_.pq.M == 64
+    folder = new.save(tmp_path / "m")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["settings"]["index_settings"]["pq_m"] = 32  # as every earlier build wrote it
+    for key in [k for k in manifest.get("index", {})]:
+        manifest["index"].pop(key)  # and no saved index: built on first use
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    old = Recommender.load(folder)
+    assert old.index_settings.pq_m == 32
+    old.similar(cat.ids[0], k=5)
+    assert old.searcher("early").pieces_["all"].index.index_.pq.M == 32
