@@ -150,6 +150,15 @@ def cmd_build(args) -> int:
         rec.cluster_late()
     tuned, trees = _tune_after_build(args, rec)
     from prodfusion.cli.engine_options import build_indexes
+    from prodfusion.index.base import choose_backend
+
+    if getattr(args, "index_param", None) and choose_backend(
+            rec.index, len(rec.catalog), rec.index_settings) == "exact":
+        print(f"note: --index-param: {len(rec.catalog):,} products are searched exactly "
+              f"(--index {rec.index}; 'auto' is approximate from "
+              f"{rec.index_settings.auto_hnsw_from:,}), so no approximate index uses these "
+              "settings now; they are saved with the model for when one does",
+              file=sys.stderr)
 
     build_indexes(args, rec)  # --engine ray / --index-shards: index shards built now
     from prodfusion.sources import sources_from_args

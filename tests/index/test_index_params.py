@@ -108,3 +108,14 @@ def test_new_models_get_64_byte_ivfpq_codes_and_older_folders_keep_theirs(tmp_pa
     assert old.index_settings.pq_m == 32
     old.similar(cat.ids[0], k=5)
     assert old.searcher("early").pieces_["all"].index.index_.pq.M == 32
+
+
+def test_index_params_on_an_exactly_searched_catalog_are_saved_with_a_note(tmp_path, capsys):
+    _catalog(tmp_path / "catalog.csv", 300)
+    out = tmp_path / "m"
+    assert _build(tmp_path, out, "--index-param", "pq_m=8") == 0
+    err = capsys.readouterr().err
+    assert "--index-param: 300 products are searched exactly (--index auto" in err
+    assert Recommender.load(out).index_settings.pq_m == 8
+    assert _build(tmp_path, tmp_path / "m2") == 0  # no option, no note
+    assert "--index-param" not in capsys.readouterr().err
