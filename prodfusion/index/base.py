@@ -75,7 +75,9 @@ class IndexSettings:
     min_candidates : int
         Lower bound of the candidates fetched per query and per index piece (4× under
         intermediate fusion with confidence-weighted clicks, ``click_n0``: its estimates
-        ignore the per-pair confidence; ``prodfusion.index.fused.intermediate``).
+        ignore the per-pair confidence; ``prodfusion.index.fused.intermediate``). IVF-PQ
+        pieces raise it to one candidate per 128 rows their ``nprobe`` cells hold
+        (``IVFPQIndex.min_fetch``: about 300 at 1M products, 1,500 at 5M).
     max_candidates : int
         Beyond this many candidates per piece, search falls back to exact over the rows that
         the filters allow.

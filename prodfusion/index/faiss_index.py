@@ -353,6 +353,10 @@ class IVFPQIndex(_FaissIndex):
     #: candidate (thirty-third session): 32 cells of a small index could not fill a learned
     #: weighting's 1,600-candidate pools (docs/benchmarks/ivfpq_nprobe.md).
     PROBE_ROWS_PER_CANDIDATE = 4
+    #: A query fetches at least one candidate per this many rows its cells hold
+    #: (:meth:`min_fetch`; thirty-fourth session): at 1M products 128 candidates out of the
+    #: ~38,000 rows of 32 cells lost the true 15 (recall@15 0.93, docs/benchmarks/scale.md).
+    PROBED_ROWS_PER_FETCH = 128
     choice_: dict | None = None  # also what an object pickled by an earlier version has
 
     def __init__(self, dim: int, settings: IndexSettings | None = None, *, n_expected: int = 0,
@@ -456,6 +460,18 @@ class IVFPQIndex(_FaissIndex):
         if self.choice_ is not None:
             meta["choice"] = dict(self.choice_)
         return meta
+
+    def min_fetch(self) -> int:
+        """Candidates a query should fetch at least: one per :attr:`PROBED_ROWS_PER_FETCH`
+        rows its ``nprobe`` cells hold on average (thirty-fourth session). The codes rank
+        every probed row; the more rows they rank, the likelier a true neighbour falls below
+        a fixed cut. 0 on indexes whose default cells hold few rows (under 100,000 rows:
+        ``min_candidates`` is larger); about 300 at 1,000,000 rows, 1,500 at 5,000,000."""
+        nlist, n = int(self.index_.nlist), int(self.index_.ntotal)
+        if not n:
+            return 0
+        probed = n * min(nlist, self.settings.nprobe) / nlist
+        return math.ceil(probed / self.PROBED_ROWS_PER_FETCH)
 
     def _probes(self, k: int) -> int:
         """Cells to visit for ``k`` candidates: ``settings.nprobe``, raised until the cells

@@ -127,13 +127,21 @@ class _VectorFusedIndex(FusedIndex):
         """Multiplier of ``min_candidates`` when the index estimates are looser (subclasses)."""
         return 1
 
+    def _index_min_fetch(self) -> int:
+        """The most candidates any piece's index asks for (``IVFPQIndex.min_fetch``: large
+        IVF-PQ pieces; 0 for HNSW and exact pieces)."""
+        return max((int(getattr(p.index, "min_fetch", lambda: 0)())
+                    for p in getattr(self, "pieces_", {}).values()), default=0)
+
     def _n_fetch(self, q: int, k: int, flt: _Filter) -> int | None:
         """Candidates per piece for the first pass; ``None``: go exact over the allowed rows.
 
         The fetch is ``k · over_fetch`` plus the few rows the filters remove by name (banned
         ids, the query's group); when most rows are banned it is divided by the fraction
         left. A ``same_code`` filter (category) is not over-fetched: the index search itself
-        is restricted to the category's rows (small categories are scanned exactly).
+        is restricted to the category's rows (small categories are scanned exactly). It is
+        at least ``min_candidates`` and what a piece's index asks for (:meth:`_index_min_fetch`:
+        IVF-PQ pieces of about 100,000 rows or more).
         """
         s = self.settings
         n_present = max(1, self.n_present_)
@@ -149,7 +157,7 @@ class _VectorFusedIndex(FusedIndex):
             frac *= max(1.0 - removed / n_present, 1e-9)
             extra = 0
         kp = max(s.min_candidates * self._fetch_factor(),
-                 math.ceil(k * s.over_fetch / frac) + extra)
+                 math.ceil(k * s.over_fetch / frac) + extra, self._index_min_fetch())
         kp = -(-kp // 32) * 32  # multiples of 32 let queries share a search call
         if kp > s.max_candidates:
             return None
