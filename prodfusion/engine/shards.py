@@ -134,7 +134,8 @@ class ShardedIndex:
         projected = len(self.manifest["index"]["shards"][0].get("files", [])) > 1
         exact = self.manifest["backend"] == "exact" and not projected
         # exact shards: each shard's own top k holds its part of the global top k
-        fetch = k if exact else max(self.settings.min_candidates, k * self.settings.over_fetch)
+        fetch = k if exact else max(self.settings.min_candidates, k * self.settings.over_fetch,
+                                    self.index.min_fetch())  # IVF-PQ: per probed rows
         cand, _ = self.index.search(q, min(fetch, len(self)))
         out_r = np.full((len(q), k), -1, dtype=np.int64)
         out_s = np.full((len(q), k), -np.inf, dtype=np.float32)
