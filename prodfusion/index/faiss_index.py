@@ -339,7 +339,10 @@ class IVFPQIndex(_FaissIndex):
     re-scored top 15 holds more of the true 15 (ties: plain). ``choice_`` keeps both
     recalls (saved in the index meta). ``nprobe`` cells are visited per query, more when
     they would hold fewer than ``PROBE_ROWS_PER_CANDIDATE`` rows per wanted candidate (a
-    small index, or a learned weighting's large pools). Intermediate fusion's pieces over
+    small index, or a learned weighting's large pools), and a query fetches at least one
+    candidate per ``PROBED_ROWS_PER_FETCH`` rows those cells hold (:meth:`min_fetch`: the
+    codes rank every probed row, so large cells need more candidates for the exact
+    re-scoring to find the true top k). Intermediate fusion's pieces over
     several modalities are built with ``equal_norms=False``
     (``_VectorFusedIndex.partial_queries``: they are searched with the query's shared
     modalities only, which the choice does not measure).
