@@ -13,7 +13,7 @@ import pytest
 from prodfusion.engine import make_executor
 from prodfusion.index import IndexSettings
 from prodfusion.recommender import Recommender
-from tests.index.conftest import make_planted
+from tests.index.conftest import make_planted, write_catalog_csv
 
 pytestmark = pytest.mark.slow
 
@@ -46,20 +46,11 @@ def test_index_shards_on_ray_equal_local_shards_and_one_index(ray_local, tmp_pat
             np.testing.assert_allclose(scores, o_scores, rtol=0, atol=1e-5)
 
 
-def _catalog_csv(path, n: int) -> None:
-    rng = np.random.default_rng(4)
-    words = ["red", "dress", "laptop", "blue", "shoe", "bag", "lamp", "green", "table", "chair",
-             "cotton", "wool", "silk", "phone", "case", "kırmızı"]
-    path.write_text("product_id,title\n" + "".join(
-        f"p{i},{' '.join(rng.choice(words, 3))} {i % 997} {rng.choice(words)}{i % 13}\n"
-        for i in range(n)), encoding="utf-8")
-
-
 def test_cli_build_on_ray_builds_index_shards(ray_local, tmp_path):
     from prodfusion.cli import main
 
     csv = tmp_path / "catalog.csv"
-    _catalog_csv(csv, 8_300)  # pieces need >= 2 x exact_below (4,096) rows for 2 shards
+    write_catalog_csv(csv, 8_300)  # pieces need >= 2 x exact_below (4,096) rows for 2 shards
     out = tmp_path / "m"
     assert main(["build", "--catalog", str(csv), "--text", "none", "--image", "none",
                  "--no-clicks", "--lexical", "tfidf:32", "--fusion", "early", "--index", "hnsw",

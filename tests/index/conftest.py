@@ -82,3 +82,13 @@ def pytest_runtest_call(item):
     exc = outcome.excinfo[1] if outcome.excinfo else None
     if isinstance(exc, ImportError) and "Approximate search needs FAISS" in str(exc):
         outcome.force_exception(pytest.skip.Exception(f"faiss-cpu not installed: {exc}"))
+
+
+def write_catalog_csv(path, n: int, seed: int = 4) -> None:
+    """A CSV catalog of ``n`` products with short multilingual titles (ids ``p0``…)."""
+    rng = np.random.default_rng(seed)
+    words = ["red", "dress", "laptop", "blue", "shoe", "bag", "lamp", "green", "table", "chair",
+             "cotton", "wool", "silk", "phone", "case", "kırmızı"]
+    path.write_text("product_id,title\n" + "".join(
+        f"p{i},{' '.join(rng.choice(words, 3))} {i % 997} {rng.choice(words)}{i % 13}\n"
+        for i in range(n)), encoding="utf-8")

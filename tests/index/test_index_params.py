@@ -15,15 +15,11 @@ from prodfusion.cli.engine_options import _INDEX_PARAM_NAMES, parse_index_params
 from prodfusion.errors import ParameterError
 from prodfusion.index import IndexSettings
 from prodfusion.recommender import Recommender
+from tests.index.conftest import write_catalog_csv
 
 
 def _catalog(path, n: int) -> None:
-    rng = np.random.default_rng(3)
-    words = ["red", "dress", "laptop", "blue", "shoe", "bag", "lamp", "green", "table", "chair",
-             "cotton", "wool", "silk", "phone", "case", "kırmızı"]
-    path.write_text("product_id,title\n" + "".join(
-        f"p{i},{' '.join(rng.choice(words, 3))} {i % 997} {rng.choice(words)}{i % 13}\n"
-        for i in range(n)), encoding="utf-8")
+    write_catalog_csv(path, n, seed=3)
 
 
 def _build(tmp_path, out, *extra):
