@@ -141,7 +141,7 @@ class _VectorFusedIndex(FusedIndex):
         left. A ``same_code`` filter (category) is not over-fetched: the index search itself
         is restricted to the category's rows (small categories are scanned exactly). It is
         at least ``min_candidates`` and what a piece's index asks for (:meth:`_index_min_fetch`:
-        IVF-PQ pieces of about 100,000 rows or more).
+        IVF-PQ pieces of about 430,000 rows or more with the default cells).
         """
         s = self.settings
         n_present = max(1, self.n_present_)
