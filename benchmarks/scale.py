@@ -105,14 +105,25 @@ def cmd_gen(args) -> None:
     print(json.dumps(meta, indent=2))
 
 
+def _index_settings(args):
+    """``--hnsw-storage`` and ``--index-param NAME=VALUE`` (as ``prodfusion build`` takes
+    it) over the default ``IndexSettings``."""
+    from dataclasses import replace
+
+    from prodfusion.cli.engine_options import parse_index_params
+
+    st = parse_index_params(args.index_param)
+    return st if "hnsw_storage" in {p.split("=")[0].strip() for p in args.index_param or ()} \
+        else replace(st, hnsw_storage=args.hnsw_storage)
+
+
 def cmd_build(args) -> None:
-    from prodfusion.index import IndexSettings
     from prodfusion.recommender import Recommender
 
     data = Path(args.data)
     model = Path(args.model or data / "model")
     result = {"step": "build", "data": str(data), "index": args.index,
-              "hnsw_storage": args.hnsw_storage,
+              "hnsw_storage": args.hnsw_storage, "index_params": args.index_param or [],
               "vector_dtype": args.vector_dtype, "machine": _machine()}
     t = {}
     with PeakMemory() as mem:
@@ -125,8 +136,7 @@ def cmd_build(args) -> None:
         result["late_k"] = args.late_k
         rec = Recommender.from_embeddings(catalog, embs, fusion=fusions[0] if args.fusions
                                           else "intermediate", index=args.index,
-                                          index_settings=IndexSettings(
-                                              hnsw_storage=args.hnsw_storage),
+                                          index_settings=_index_settings(args),
                                           vector_dtype=args.vector_dtype,
                                           late_k=args.late_k)
         del embs
@@ -676,6 +686,8 @@ def main(argv=None) -> None:
     b.add_argument("--index", default="auto", choices=["auto", "exact", "hnsw", "ivfpq"])
     b.add_argument("--jobs", type=int, default=1, help="indexes built at once (threads)")
     b.add_argument("--hnsw-storage", default="flat", choices=["flat", "sq8", "fp16"])
+    b.add_argument("--index-param", action="append", default=None, metavar="NAME=VALUE",
+                   help="an IndexSettings field, as `prodfusion build --index-param` takes it")
     b.add_argument("--vector-dtype", default="float32", choices=["float32", "float16"],
                    help="float16: inputs read into float16 and the model stored as float16")
     b.add_argument("--fusions", nargs="+", choices=list(FUSIONS),
