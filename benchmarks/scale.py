@@ -113,8 +113,8 @@ def _index_settings(args):
     from prodfusion.cli.engine_options import parse_index_params
 
     st = parse_index_params(args.index_param)
-    return st if "hnsw_storage" in {p.split("=")[0].strip() for p in args.index_param or ()} \
-        else replace(st, hnsw_storage=args.hnsw_storage)
+    named = {p.split("=")[0].strip().replace("-", "_") for p in args.index_param or ()}
+    return st if "hnsw_storage" in named else replace(st, hnsw_storage=args.hnsw_storage)
 
 
 def cmd_build(args) -> None:

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the CLI imports the library lazily
+    from prodfusion.index.base import IndexSettings
 
 __all__ = ["add_engine_options", "executor_from_args", "encode_with_ray",
            "parse_index_params"]
@@ -97,7 +101,7 @@ _INDEX_PARAM_NAMES = (
 )
 
 
-def parse_index_params(values) -> object:
+def parse_index_params(values) -> IndexSettings:
     """``IndexSettings`` from ``--index-param NAME=VALUE`` strings (the defaults for the
     others); a malformed, unknown or invalid one is a :class:`ParameterError` naming
     ``--index-param``.

@@ -85,6 +85,10 @@ class ExactIndex:
     def __len__(self) -> int:
         return len(self.vectors)
 
+    def min_fetch(self) -> int:
+        """An exact index asks for no extra candidates (``IVFPQIndex.min_fetch`` does)."""
+        return 0
+
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` labels and inner products; only labels in ``allowed`` when given."""

@@ -188,6 +188,11 @@ class _FaissIndex:
     def _params(self, k: int, sel=None):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def min_fetch(self) -> int:
+        """Candidates a query should fetch at least from this index, beyond the fused index's
+        own rule: none here (:meth:`IVFPQIndex.min_fetch` overrides)."""
+        return 0
+
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` labels and estimated inner products; only labels in ``allowed`` when given

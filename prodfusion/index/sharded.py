@@ -103,9 +103,8 @@ class ShardedVectorIndex:
         self.shards[-1].add(vectors, projected=projected)
 
     def min_fetch(self) -> int:
-        """The shards' :meth:`IVFPQIndex.min_fetch` added up (each probes its own cells); 0
-        for shards without one."""
-        return sum(int(getattr(s, "min_fetch", lambda: 0)()) for s in self.shards)
+        """The shards' ``min_fetch`` added up (each IVF-PQ shard probes its own cells)."""
+        return sum(int(s.min_fetch()) for s in self.shards)
 
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:

@@ -129,7 +129,8 @@ class _VectorFusedIndex(FusedIndex):
 
     def _index_min_fetch(self) -> int:
         """The most candidates any piece's index asks for (``IVFPQIndex.min_fetch``: large
-        IVF-PQ pieces; 0 for HNSW and exact pieces)."""
+        IVF-PQ pieces; 0 for HNSW and exact pieces; a mixed piece or a ``VectorIndex`` of
+        another library without the method asks for none)."""
         return max((int(getattr(p.index, "min_fetch", lambda: 0)())
                     for p in getattr(self, "pieces_", {}).values()), default=0)
 
