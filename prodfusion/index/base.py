@@ -62,7 +62,7 @@ class IndexSettings:
         indexed width, or the width zero-padded to a multiple of it: ``IVFPQIndex``). 64 codes
         of 8 bits (64 bytes per product) since the thirty-fourth session, 32 before: the
         re-scored top 15 among 128 candidates held 0.02–0.10 more of the true 15 on click
-        vectors and synthetic titles and photos, for about twice the codes' scan (+0.3 ms
+        vectors and synthetic titles and photos, for about twice the codes' scan (+0.2–0.3 ms
         per search at 100,000 rows) and a slower training (docs/benchmarks/ivfpq_pq_m.md).
         Model folders keep the value they were built with.
     nprobe : int
