@@ -80,6 +80,30 @@ CASES = {
 }
 #: the cases of a plain run
 DEFAULT = tuple(CASES)
+_HD = [V + f"single_{m}.json" for m in ("text", "image", "clicks", "lexical", "cooc")] + [
+    V + "own5.json", "baseline", "tfidf", "cooc", "popular", "cooc+tfidf"]
+#: The default build's verdicts (thirty-fifth session on): the model folders of
+#: ``benchmarks/issue10_default.sh`` (``--model NAME=PATH``), re-tuned in every window as
+#: ``prodfusion build`` tunes by default — the weights on both kinds of interaction given,
+#: then the boosted trees, adopted where they win out of fold (``--tune-learner auto``) —
+#: but without the per-source profiles ``--tune-profiles auto`` may add (they leave the
+#: model's own weighting, the one scored, unchanged). Same tuple layout as :data:`CASES`.
+BUILT = {
+    "views_default": ("DIGINETICA views (catalog of viewed items), the default build: "
+                      "clicks + cooc", "runs/digid", "diginetica/train-item-views.sample.csv",
+                      _DI, [V + "single_clicks.json", V + "single_cooc.json",
+                            V + "own_digi.json", "cooc", "popular"]),
+    "whole_default": ("DIGINETICA views, whole catalog, the default build: clicks + cooc + "
+                      "category + popularity", "runs/digifcp",
+                      "diginetica/train-item-views.sample.csv", _DI,
+                      [V + "single_clicks.json", V + "single_cooc.json",
+                       V + "single_category.json", V + "single_popularity.json",
+                       V + "own_digi_catpop.json", "cooc", "popular", "cooc+category",
+                       "popular+category"]),
+    "hm_default": ("H&M customer-day baskets, the README's default build (co-purchase pairs "
+                   "train and tune in every window)", "runs/hm_def", "hm/transactions.csv",
+                   _HM, _HD),
+}
 
 
 def _log(msg: str) -> None:
@@ -112,27 +136,35 @@ def _first_days(path: Path, opts: list[str]) -> dict[str, str] | None:
 
 
 def run_case(name: str, data: Path, windows: int, tune_args: list[str] = (),
-             seed: int | None = None) -> list[dict]:
+             seed: int | None = None, models: dict[str, str] | None = None) -> list[dict]:
     """One result per window: the tuning record, ``evaluate_retrieval``'s result (with
     ``cases``) and the window's session count. ``seed`` replaces the model's Prod2Vec seed
     everywhere (``--p2v-seed``: the tuner's split r retrains from ``seed + r``, the test
-    part's Prod2Vec from ``seed``)."""
+    part's Prod2Vec from ``seed``); ``models`` replaces a case's model folder."""
     from prodfusion.cli.evaluate_steps import _run_retrieval, load_interactions
     from prodfusion.cli.main import build_parser
     from prodfusion.cli.tune import tune_options
     from prodfusion.recommender import Recommender
 
-    _, model, inter, opts, variants, *tune_only = CASES[name]
-    model = str(REPO / model)
+    built = name in BUILT
+    _, model, inter, opts, variants, *tune_only = (BUILT if built else CASES)[name]
+    model = str(REPO / (models or {}).get(name, model))
     if not Path(model, "manifest.json").exists():
-        raise SystemExit(f"{model} is missing: run benchmarks/issue10_fusion.sh and "
-                         "benchmarks/issue10_purchases.sh first (they build it).")
+        raise SystemExit(f"{model} is missing: run " + (
+            "benchmarks/issue10_default.sh first (it builds it) and name it with --model "
+            f"{name}=PATH" if built else "benchmarks/issue10_fusion.sh and "
+            "benchmarks/issue10_purchases.sh first (they build it)") + ".")
     opts = [o.replace("{data}", str(data)) for o in opts]
-    common = [model, "--interactions", str(data / inter), *opts, "--workers", "1", "--quiet",
-              *(["--p2v-seed", str(seed)] if seed is not None else [])]
+    reading = ["--interactions", str(data / inter), *opts, "--workers", "1",
+               *(["--p2v-seed", str(seed)] if seed is not None else [])]
+    common = [model, *reading, "--quiet"]
     parser = build_parser()
     targs = parser.parse_args(["tune", *common, *(tune_only[0] if tune_only else ()),
                                *tune_args])
+    if built:  # the build's own tuning; --catalog and --out are not read by it
+        bargs = parser.parse_args(["build", "--catalog", "-", "--out", "-", *reading,
+                                   *tune_args])
+        bargs.tune_profiles = "off"
     eargs = parser.parse_args(["evaluate", "retrieval", *common, "--variants", *variants])
     sessions = pairs = None
     days = _first_days(data / inter, opts)
@@ -143,7 +175,14 @@ def run_case(name: str, data: Path, windows: int, tune_args: list[str] = (),
             sessions, pairs = load_interactions(targs, rec.catalog)
         _log(f"{name} window {w}: {len(sessions):,} sessions; tuning")
         t = time.perf_counter()
-        tuning = rec.tune(sessions, pairs, **tune_options(targs, rec))
+        if built:
+            from prodfusion.cli.build import _tune_after_build
+
+            tuning, trees = _tune_after_build(bargs, rec, interactions=(sessions, pairs))
+            tuning = dict(tuning, trees={k: v for k, v in (trees or {}).items()
+                                         if k != "record"})
+        else:
+            tuning = rec.tune(sessions, pairs, **tune_options(targs, rec))
         t_tune = time.perf_counter() - t
         _log(f"{name} window {w}: tuned in {t_tune:.0f} s; scoring the test part")
         res = _run_retrieval(eargs, rec, sessions, pairs, keep_cases=True)
@@ -196,6 +235,10 @@ def pool(windows: list[dict], n_boot: int = 1000) -> tuple[list[dict], list[dict
     return rows, paired_differences(rows, cases, references=refs, metric="ndcg", n_boot=n_boot)
 
 
+#: the variant whose verdicts a report gives: the tuned weighting, or the build's own
+_SCORED = ("tuned", "own weighting")
+
+
 def _ci(d: dict) -> str:
     return f"{d['value']:+.4f} [{d['ci_lo']:+.4f}, {d['ci_hi']:+.4f}]"
 
@@ -203,7 +246,10 @@ def _ci(d: dict) -> str:
 def _weights(t: dict) -> str:
     w = ", ".join(f"{m} {x:.3g}" for m, x in t["weights"].items() if x > 0)
     decay = f", α {t['cooc_decay']:g}" if "cooc_decay" in t else ""
-    return f"{w} ({t['calibration']}{decay})"
+    trees = t.get("trees")
+    trees = "" if not trees else (
+        "; trees adopted" if trees.get("adopted") else "; trees not adopted")
+    return f"{w} ({t['calibration']}{decay}){trees}"
 
 
 def _paired_all(paired: list[dict], variant: str, slice_: str = "all") -> list[dict]:
@@ -220,16 +266,24 @@ def report(results: dict[str, list[dict]], pooled: dict, args, seconds: float) -
         f"{' --only ' + args.only if args.only else ''}"
         f"{' --tune-args ' + repr(args.tune_args) if args.tune_args else ''}"
         f"{' --seed ' + str(args.seed) if args.seed is not None else ''}"
+        f"{''.join(' --model ' + m for m in getattr(args, 'model', []))}"
         f"{' --out ' + Path(args.out).name if Path(args.out).name != 'rolling_origin.md' else ''}"
         f"` ({seconds / 60:.0f} min).  ",
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, 24 GiB, no GPU (shared with "
         "other jobs unless said otherwise).  ",
         "Data: `../shared/data` (DIGINETICA's views sample and purchases; H&M's customer-day "
         "baskets, with its co-purchase pairs training in every window, tuned on the baskets; "
-        "read-only, not in the repository). Models: the `--tune off` folders of "
-        "`issue10_fusion.sh` / "
-        "`issue10_purchases.sh`, tuned afresh in every window with `prodfusion tune`'s defaults "
-        "on that window's sessions only.",
+        "read-only, not in the repository). Models: "
+        + ("the `--tune off` folders of `issue10_fusion.sh` / `issue10_purchases.sh`, tuned "
+           "afresh in every window with `prodfusion tune`'s defaults on that window's "
+           "sessions only" if not set(results) & set(BUILT) else "")
+        + ("; " if set(results) & set(BUILT) and set(results) - set(BUILT) else "")
+        + ("the default builds of `issue10_default.sh` (`_default` cases), re-tuned in "
+           "every window on that window's sessions only as `prodfusion build` tunes by "
+           "default — the weights, then boosted trees adopted where they beat the weights "
+           "and every modality alone out of fold by 1.96 standard errors — without the "
+           "per-source profiles (which leave the scored weighting unchanged)"
+           if set(results) & set(BUILT) else "") + ".",
         "",
         "Window 0 is the committed test part (the latest 20 % of sessions); window w + 1 keeps "
         "only window w's training sessions, so its test part is the 20 % before, and no window "
@@ -244,9 +298,9 @@ def report(results: dict[str, list[dict]], pooled: dict, args, seconds: float) -
         "",
     ]
     for name, wins in results.items():
-        title = CASES[name][0]
+        title = {**CASES, **BUILT}[name][0]
         tuned = next(v for v in wins[0]["result"]["config"]["variants"]
-                     if (v.get("name") or "").startswith("tuned"))["label"]
+                     if (v.get("name") or "").startswith(_SCORED))["label"]
         lines += [f"## {title}", "",
                   f"Tuned variant: `{tuned}`.", "",
                   "| window | sessions | test period | cases | tuned weights | tuned | comparator "
@@ -334,7 +388,7 @@ def figure(results: dict, pooled: dict, path: Path) -> None:
     for ax, name in zip(axes[0], names, strict=True):
         wins = results[name]
         tuned = next(v for v in wins[0]["result"]["config"]["variants"]
-                     if (v.get("name") or "").startswith("tuned"))["label"]
+                     if (v.get("name") or "").startswith(_SCORED))["label"]
         items = []  # (label, kind, d)
         for w in wins:
             for p in _paired_all(w["result"]["paired"], tuned):
@@ -348,7 +402,11 @@ def figure(results: dict, pooled: dict, path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--windows", type=int, default=4)
-    ap.add_argument("--only", default="", help="comma-separated subset of " + ",".join(CASES))
+    ap.add_argument("--only", default="", help="comma-separated subset of "
+                    + ",".join([*CASES, *BUILT]) + " (default: " + ",".join(DEFAULT) + ")")
+    ap.add_argument("--model", action="append", default=[], metavar="CASE=PATH",
+                    help="the model folder of a case (repeatable), e.g. "
+                    "hm_default=/tmp/base/hm_def_v30")
     ap.add_argument("--data", default=os.environ.get("PRODFUSION_SHARED_DATA",
                                                      str(REPO.parent / "shared" / "data")))
     ap.add_argument("--out", default=str(REPO / "docs" / "results" / "rolling_origin.md"))
@@ -363,8 +421,16 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     names = [n for n in (args.only.split(",") if args.only else DEFAULT) if n]
     for n in names:
-        if n not in CASES:
-            raise SystemExit(f"--only: unknown case {n!r}; known: {', '.join(CASES)}")
+        if n not in CASES and n not in BUILT:
+            raise SystemExit(f"--only: unknown case {n!r}; known: "
+                             f"{', '.join([*CASES, *BUILT])}")
+    models = {}
+    for m in args.model:
+        case, sep, path = m.partition("=")
+        if not sep or case not in names:
+            raise SystemExit(f"--model {m!r}: expected CASE=PATH with CASE one of "
+                             f"{', '.join(names)}")
+        models[case] = path
     t0 = time.perf_counter()
     results, pooled = {}, {}
     # the windows' results, which --report-only rereads
@@ -377,7 +443,7 @@ def main() -> None:
         keep.parent.mkdir(exist_ok=True)
         for n in names:
             results[n] = run_case(n, Path(args.data), args.windows, args.tune_args.split(),
-                                  args.seed)
+                                  args.seed, models)
             seconds = time.perf_counter() - t0
             with open(keep, "wb") as f:  # after each case: a later failure loses no window
                 pickle.dump((results, seconds, args.windows, args.only, args.tune_args), f)

@@ -282,9 +282,13 @@ def _tune_wanted(args) -> bool:
             and args.weights is None and args.calibration is None and args.click_n0 is None)
 
 
-def _tune_after_build(args, rec) -> tuple[dict | None, dict | None]:
+def _tune_after_build(args, rec, interactions: tuple | None = None
+                      ) -> tuple[dict | None, dict | None]:
     """``prodfusion tune`` on the build's own interactions, before the folder is written;
     returns the weights' tuning record and what ``--tune-learner`` did (:func:`_learn_trees`).
+    ``interactions``: ``(sessions, pairs)`` already read and cleaned, instead of reading
+    ``--interactions`` / ``--pairs`` (``benchmarks/rolling_origin.py`` tunes each test
+    window's older sessions as a build would).
 
     With ``--tune auto`` a tuning the data cannot support (no held-out case left after
     cleaning, or fewer than :data:`MIN_AUTO_TUNE_CASES` validation cases) leaves the
@@ -302,7 +306,8 @@ def _tune_after_build(args, rec) -> tuple[dict | None, dict | None]:
     print("tuning the fusion weights on held-out interactions (`--tune off` skips this; "
           "`prodfusion tune` re-tunes later)", file=sys.stderr)
     try:
-        sessions, pairs = load_interactions(args, rec.catalog)
+        sessions, pairs = (load_interactions(args, rec.catalog) if interactions is None
+                           else interactions)
         res = tune_weights(rec, sessions=sessions, pairs=pairs, objective=args.tune_objective,
                            validate_on=args.tune_validate_on, prod2vec=_p2v(args, rec),
                            repeats=args.tune_repeats,
