@@ -434,3 +434,25 @@ def test_tune_learner_adopts_trees_only_where_they_win_out_of_fold(shop, capsys,
             assert len(ids) == 5
         else:
             assert "not adopted, the model keeps the weights" in out
+
+
+def test_the_builds_tuning_on_interactions_already_read_matches_the_build(shop, capsys):
+    """``_tune_after_build(..., interactions=(sessions, pairs))`` (what
+    ``benchmarks/rolling_origin.py`` tunes each test window with) tunes a ``--tune off``
+    model as the build tuned its own, without reading ``--interactions`` again."""
+    import prodfusion.cli.build as build_cli
+    from prodfusion.cli.evaluate_steps import load_interactions
+    from prodfusion.cli.main import build_parser
+
+    assert _build(shop) == 0 and _build(shop, "--tune", "off", out="off") == 0
+    capsys.readouterr()
+    reading = ["--interactions", str(shop / "clicks.csv"), "--session-cols", "sid",
+               "--item-col", "item", "--p2v-dim", "8", "--p2v-epochs", "3", "--workers", "1"]
+    args = build_parser().parse_args(["build", "--catalog", "-", "--out", "-", *reading])
+    rec = Recommender.load(shop / "off")
+    given = load_interactions(args, rec.catalog)
+    args.interactions = str(shop / "missing.csv")  # read it and the tuning fails
+    res, trees = build_cli._tune_after_build(args, rec, interactions=given)
+    assert res["weights"] == _manifest(shop)["tuning"]["weights"]
+    assert rec.weights == res["weights"] and rec.manifest_["tuning"] is res
+    assert trees["adopted"] is False and trees["record"] is None  # under 1,000 cases
