@@ -247,8 +247,9 @@ def _weights(t: dict) -> str:
     w = ", ".join(f"{m} {x:.3g}" for m, x in t["weights"].items() if x > 0)
     decay = f", α {t['cooc_decay']:g}" if "cooc_decay" in t else ""
     trees = t.get("trees")
-    trees = "" if not trees else (
-        "; trees adopted" if trees.get("adopted") else "; trees not adopted")
+    trees = "" if not trees else (  # learnt ones say their gain; others why not learnt
+        "; trees adopted" if trees["adopted"] else "; trees not adopted"
+        if trees["why"].startswith("gain") else "; trees not learnt")
     return f"{w} ({t['calibration']}{decay}){trees}"
 
 
