@@ -26,6 +26,15 @@ time-respecting.
     python benchmarks/rolling_origin.py [--windows 4] [--only views,whole,purchases,purchases_cc,hm_baskets]
                                         [--tune-args=--rolling --out docs/results/rolling_origin_rolling_validation.md]
 
+The default build's verdicts (thirty-fifth session): ``--only views_default,whole_default,
+hm_default`` with ``--model CASE=PATH`` naming the folders ``benchmarks/issue10_default.sh``
+built; each window re-tunes the model as ``prodfusion build`` does by default (weights, then
+boosted trees where they win out of fold; a window with under 1,000 validation cases learns
+no trees, as a build on that little data would not) and scores its own weighting:
+
+    python benchmarks/rolling_origin.py --only hm_default --model hm_default=/tmp/base/hm_def_v30 \
+        --out docs/results/rolling_origin_hm_default.md
+
 Needs the ``--tune off`` model folders of ``bash benchmarks/issue10_fusion.sh`` (``runs/digi1``,
 ``runs/digif``, ``runs/hmc``) and ``bash benchmarks/issue10_purchases.sh`` (``runs/digip``,
 ``runs/digipc``); their click vectors are retrained on each training part anyway. Writes
