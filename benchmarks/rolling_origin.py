@@ -188,6 +188,9 @@ def run_case(name: str, data: Path, windows: int, tune_args: list[str] = (),
             from prodfusion.cli.build import _tune_after_build
 
             tuning, trees = _tune_after_build(bargs, rec, interactions=(sessions, pairs))
+            if tuning is None:  # the build would keep the paper's weights: nothing to score
+                raise SystemExit(f"{name} window {w}: the build's tuning declined (see "
+                                 "above); fewer --windows leave more sessions per window.")
             tuning = dict(tuning, trees={k: v for k, v in (trees or {}).items()
                                          if k != "record"})
         else:
