@@ -456,3 +456,24 @@ def test_the_builds_tuning_on_interactions_already_read_matches_the_build(shop, 
     assert res["weights"] == _manifest(shop)["tuning"]["weights"]
     assert rec.weights == res["weights"] and rec.manifest_["tuning"] is res
     assert trees["adopted"] is False and trees["record"] is None  # under 1,000 cases
+
+
+def test_adopted_trees_on_an_indexed_catalog_note_their_query_cost():
+    """The build's trees line: adopted trees on a catalog searched through an index name
+    their query cost and the two ways out; searched exactly, no note; not adopted, none."""
+    from prodfusion.cli.build import _trees_line
+    from prodfusion.cli.main import build_parser
+
+    rec = {"trees": {"n_trees": 50, "kind": "free"}, "objective": "ndcg@15",
+           "validation_score": 0.06, "reference_scores": {"linear": 0.05}, "seconds": 3.0,
+           "weights_profile": "weights"}
+    adopted = {"adopted": True, "record": rec, "why": "gain +0.0100 over the weights"}
+    indexed = _trees_line(adopted, None, "m", "hnsw")
+    assert "adopted as the model's weighting" in indexed
+    note = indexed.split("\n")[1]
+    assert note.startswith("  note: through the HNSW index")
+    assert "--tune-learner off" in note and "--index-param over_fetch=4" in note
+    assert "\n" not in _trees_line(adopted, None, "m", "exact")
+    args = build_parser().parse_args(["build", "--catalog", "-", "--out", "-"])
+    kept = _trees_line(dict(adopted, adopted=False), args, "m", "hnsw")
+    assert "not adopted" in kept and "note:" not in kept

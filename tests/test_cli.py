@@ -362,10 +362,19 @@ def test_tune_learner_gbdt_needs_a_profile_and_writes_only_what_it_keeps(files, 
     assert "products without training clicks " in out  # the bonus for new products, or none
     kept = "NOT written" not in out
     assert (manifest.read_bytes() != before) == kept
+    assert "note: through the" not in out  # searched exactly: no word on index cost
     if not kept:  # a shop this small rarely rewards trees: --keep-worse writes them anyway
         assert main(["tune", str(files / "model"), "--learner", "gbdt", "--profile", "trees",
                      "--quiet", "--workers", "1", "--repeats", "2", "--keep-worse"]) == 0
         assert "serve this profile only to compare" in capsys.readouterr().out
+    # searched through an index, written trees come with a note on their query cost
+    m = json.loads(manifest.read_text())
+    m["settings"]["index"] = "hnsw"
+    manifest.write_text(json.dumps(m))
+    assert main(["tune", str(files / "model"), "--learner", "gbdt", "--profile", "trees",
+                 "--quiet", "--workers", "1", "--repeats", "2", "--keep-worse"]) == 0
+    note = [ln for ln in capsys.readouterr().out.splitlines() if "note: through" in ln]
+    assert len(note) == 1 and "HNSW index" in note[0] and "over_fetch=4" in note[0]
     m = json.loads(manifest.read_text())
     assert m["settings"]["profiles"]["trees"]["weighting"]["learned"]["trees"] >= 1
     assert main(["similar", str(files / "model"), "0001", "-k", "3", "--json",

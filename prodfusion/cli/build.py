@@ -169,7 +169,10 @@ def cmd_build(args) -> int:
     if tuned is not None:
         print(_tuning_summary(tuned, rec.profiles, str(out)))
         if trees is not None:
-            print(_trees_line(trees, args, str(out)))
+            from prodfusion.index.base import choose_backend
+
+            print(_trees_line(trees, args, str(out), choose_backend(
+                rec.index, len(rec.catalog), rec.index_settings)))
     else:
         print(_weights_line(rec))
     return 0
@@ -375,14 +378,15 @@ def _learn_trees(args, rec, res: dict, sessions, pairs) -> dict | None:
     return {"adopted": adopted, "record": tr, "why": why}
 
 
-def _trees_line(trees: dict, args, model: str) -> str:
-    """The build summary's line on ``--tune-learner``'s trees.
+def _trees_line(trees: dict, args, model: str, backend: str = "exact") -> str:
+    """The build summary's line on ``--tune-learner``'s trees; ``backend``: how the model's
+    lists are searched (through an index, adopted trees cost a note on query time).
 
     >>> print(_trees_line({"adopted": False, "record": None, "why": "406 validation cases"},
     ...                   None, "m"))
       trees: not learnt (406 validation cases)
     """
-    from prodfusion.cli.tune import cold_bonus_phrase, new_query_phrase
+    from prodfusion.cli.tune import cold_bonus_phrase, new_query_phrase, trees_cost_note
 
     tr = trees["record"]
     if tr is None:
@@ -401,7 +405,8 @@ def _trees_line(trees: dict, args, model: str) -> str:
                 "service rank by them; `explain` splits their score over the modalities"
                 + (f"; the weights above stay as profile {kept!r}: `similar {model} ID "
                    f"--profile {kept}`" if kept else "")
-                + "; `prodfusion tune MODEL` with the linear learner goes back to weights)")
+                + "; `prodfusion tune MODEL` with the linear learner goes back to weights)"
+                + ("\n" + note if (note := trees_cost_note(backend)) else ""))
     opts = "" if args.tune_validate_on == "all" else f" --validate-on {args.tune_validate_on}"
     return (head + ": not adopted, the model keeps the weights (to compare them: "
             f"prodfusion tune {model} --learner gbdt{opts} --keep-worse --profile trees)")
