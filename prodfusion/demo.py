@@ -150,22 +150,26 @@ def run_demo(
         return (cat_arr[np.where(valid, r, 0)] == cat_arr[:, None]) & valid, valid
 
     tuned_same, tuned_valid = shares(rec.fuser("intermediate"))
-    _say(f"\nshare of top-{k} recommendations in the query's category, every product a query "
-         "(a modality alone serves only the products that have it: the tuned fusion on the "
-         "same queries beside it):")
+    lines = []  # computed first: late fusion's clustering logs would cut the table
     for m in rec.modalities:
         same, valid = shares(rec.fuser("intermediate", [m]))
         served = valid.any(axis=1)
         p = same.sum() / max(valid.sum(), 1)
         pt = tuned_same[served].sum() / max(tuned_valid[served].sum(), 1)
-        _say(f"  {m + ' alone':<22} {p:.4f} on {int(served.sum()):,} queries   tuned fusion "
-             f"on them {pt:.4f}")
+        lines.append(f"  {m + ' alone':<22} {p:.4f} on {int(served.sum()):,} queries   "
+                     f"tuned fusion on them {pt:.4f}")
     for method in FUSION_METHODS:
         same, valid = shares(rec.fuser(method, weighting=Weighting()))
-        _say(f"  {method + ' (paper)':<22} {same.sum() / max(valid.sum(), 1):.4f} on "
-             f"{int(valid.any(axis=1).sum()):,} queries")
-    _say(f"  {'tuned intermediate':<22} {tuned_same.sum() / max(tuned_valid.sum(), 1):.4f} on "
-         f"{int(tuned_valid.any(axis=1).sum()):,} queries")
+        lines.append(f"  {method + ' (paper)':<22} {same.sum() / max(valid.sum(), 1):.4f} on "
+                     f"{int(valid.any(axis=1).sum()):,} queries")
+    lines.append(f"  {'tuned intermediate':<22} "
+                 f"{tuned_same.sum() / max(tuned_valid.sum(), 1):.4f} on "
+                 f"{int(tuned_valid.any(axis=1).sum()):,} queries")
+    _say(f"\nshare of top-{k} recommendations in the query's category, every product a query "
+         "(a modality alone serves only the products that have it: the tuned fusion on the "
+         "same queries beside it):")
+    for line in lines:
+        _say(line)
     _say("(paper = equal weights, raw cosines; tuned = the learned weights above)")
     _say(f"\ndone in {time.perf_counter() - t0:.1f}s. Try: prodfusion similar {model_dir} {ids[picks[0]]}")
     sys.stdout.flush()
