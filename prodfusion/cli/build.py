@@ -406,7 +406,7 @@ def _trees_line(trees: dict, args, model: str, backend: str = "exact") -> str:
                 + (f"; the weights above stay as profile {kept!r}: `similar {model} ID "
                    f"--profile {kept}`" if kept else "")
                 + "; `prodfusion tune MODEL` with the linear learner goes back to weights)"
-                + ("\n" + note if (note := trees_cost_note(backend)) else ""))
+                + ("\n" + note if (note := trees_cost_note(backend, t.get("pool"))) else ""))
     opts = "" if args.tune_validate_on == "all" else f" --validate-on {args.tune_validate_on}"
     return (head + ": not adopted, the model keeps the weights (to compare them: "
             f"prodfusion tune {model} --learner gbdt{opts} --keep-worse --profile trees)")

@@ -232,25 +232,28 @@ def _tune_trees(args, rec, sessions, pairs) -> int:
         from prodfusion.index.base import choose_backend
 
         note = trees_cost_note(choose_backend(rec.index, len(rec.catalog),
-                                              rec.index_settings))
+                                              rec.index_settings), t.get("pool"))
         if note:
             print(note)
     return 0
 
 
-def trees_cost_note(backend: str) -> str:
+def trees_cost_note(backend: str, pool: int | None = None) -> str:
     """The note on the query cost of trees served through an index (``backend`` other than
     ``"exact"``), or "": ``build`` and ``tune`` print it when trees become a weighting.
+    ``pool``: the trees' candidates per modality (default: the library's, 200).
 
     >>> trees_cost_note("exact")
     ''
     >>> print(trees_cost_note("hnsw").split(",")[0])
       note: through the HNSW index each query scores every modality's 200 nearest products with the trees
     """
+    from prodfusion.fusion.learned import DEFAULT_POOL
+
     if backend == "exact":
         return ""
     return (f"  note: through the {backend.upper()} index each query scores every modality's "
-            "200 nearest products with the trees, several times the weights' query time "
+            f"{pool or DEFAULT_POOL} nearest products with the trees, several times the weights' query time "
             "(docs/benchmarks/learned_query_cost_100000.md); `--tune-learner off` at build "
             "(or a linear `prodfusion tune`) keeps the weights, `--index-param over_fetch=4` "
             "at build fetches fewer candidates for them "
