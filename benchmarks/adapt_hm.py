@@ -28,6 +28,8 @@ import threading
 import time
 from pathlib import Path
 
+from _report import write_markdown
+
 REPO = Path(__file__).resolve().parents[1]
 
 BASELINE = """
@@ -127,10 +129,7 @@ def main(argv=None) -> int:
             line for line in log1.strip().splitlines() if "it/s" not in line and "s/it" not in line)[-2000:]),
         "```",
     ]
-    text = "\n".join(lines) + "\n"
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
-    print(text)
+    write_markdown(lines, args.out)
     return 0
 
 

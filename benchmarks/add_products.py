@@ -29,6 +29,8 @@ import polars as pl
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from _report import write_markdown  # noqa: E402
+
 from prodfusion.data import read_catalog  # noqa: E402
 from prodfusion.data.catalog import Catalog  # noqa: E402
 from prodfusion.recommender import Recommender  # noqa: E402
@@ -140,10 +142,7 @@ def main() -> int:
         "'same first result' than overlap for the text alone). The lexical vectors differ because the vocabulary and the SVD were "
         "fitted without the added titles: n-grams only they contain are unknown to the model.",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+    write_markdown(lines, args.out)
     return 0
 
 

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _report import write_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 OFFSETS = (1000.0, 20.0, 10.0, 6.0, 5.0, 4.5, 4.0, 3.0, 2.0, 1.0, 0.0)
@@ -180,9 +181,7 @@ def main() -> None:
     png = Path(args.out).with_suffix(".png")
     plot([r for r in rows if r[0][0].isdigit()], png)
     lines += ["", f"![overall and cold-target nDCG@15 by offset]({png.name})"]
-    text = "\n".join(lines) + "\n"
-    Path(args.out).write_text(text, encoding="utf-8")
-    print(text)
+    write_markdown(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _report import write_markdown
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -95,10 +97,7 @@ def main(argv=None) -> int:
         log2.strip()[-2500:],
         "```",
     ]
-    text = "\n".join(lines) + "\n"
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
-    print(text)
+    write_markdown(lines, args.out)
     return 0
 
 

@@ -29,6 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from _report import write_markdown
 
 
 def main(argv=None) -> int:
@@ -103,10 +104,7 @@ def main(argv=None) -> int:
         lines.append(f"| {of} | {of * searcher.pool:,} | {np.median(times):.1f} / "
                      f"{np.percentile(times, 99):.1f} | {np.median(times) / base:.2f} | "
                      f"{diff} of {len(ids)} | {np.mean(rc):.4f} ({np.min(rc):.3f}) |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    write_markdown(lines, args.out)
     return 0
 
 

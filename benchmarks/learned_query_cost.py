@@ -16,9 +16,9 @@ import argparse
 import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from _report import write_markdown
 
 
 def _times(fn, ids) -> np.ndarray:
@@ -80,10 +80,7 @@ def main(argv=None) -> int:
                      f"{np.percentile(plain, 50):.1f} / {np.percentile(plain, 99):.1f} | "
                      f"{np.percentile(plain, 50) / np.percentile(base, 50):.2f} | "
                      f"{np.percentile(expl, 50):.1f} / {np.percentile(expl, 99):.1f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    write_markdown(lines, args.out)
     return 0
 
 

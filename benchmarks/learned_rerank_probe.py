@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _report import write_markdown
 
 #: PROBE_RELATIVE=0: without the distance to the query's best similarity
 RELATIVE = os.environ.get("PROBE_RELATIVE", "1")
@@ -217,10 +218,7 @@ def main(argv=None) -> int:
                 ci = f"{b[0]:+.4f} [{b[1]:+.4f}, {b[2]:+.4f}]"
             lines.append(f"| {name} | {s} | {sel.sum()} | {hv[sel].mean():.3f} | "
                          f"{v[sel].mean():.3f} | {ci} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    write_markdown(lines, args.out)
     return 0
 
 

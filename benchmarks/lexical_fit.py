@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _report import write_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 K = 15
@@ -114,9 +115,7 @@ def main() -> None:
                 f"| {n:,} | {name} | {fit_s:.0f} s | {tr_s:.0f} s | {fit_s / base:.2f}× | "
                 f"{'–' if i == 0 else f'{overlap:.3f}'} | {listed[name]:.4f} "
                 f"({ceiling:.4f}) |")
-    text = "\n".join(lines) + "\n"
-    Path(args.out).write_text(text, encoding="utf-8")
-    print(text)
+    write_markdown(lines, args.out)
 
 
 if __name__ == "__main__":

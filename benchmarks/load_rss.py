@@ -22,6 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from _report import write_markdown
+
 CHILD = r"""
 import json, sys, time
 def rss():
@@ -76,10 +78,7 @@ def main(argv=None) -> int:
             f"| {mmap} | {verify} | {r['load_s']:.2f} | {b['VmRSS']:.2f} | {a['VmRSS']:.2f} | "
             f"{a['VmRSS'] - b['VmRSS']:.2f} ({a['RssAnon'] - b['RssAnon']:.2f} / "
             f"{a['RssFile'] - b['RssFile']:.2f}) | {q['VmRSS']:.2f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    write_markdown(lines, args.out)
     return 0
 
 

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _report import write_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -111,9 +112,7 @@ def main() -> None:
     for tau, score, sl in rows:
         lines.append(f"| {tau:g} | {score:.4f} | {score - base:+.4f} | "
                      + slice_cells(sl, names) + " |")
-    text = "\n".join(lines) + "\n"
-    Path(args.out).write_text(text, encoding="utf-8")
-    print(text)
+    write_markdown(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _report import write_markdown
 
 from prodfusion.index.topk import topk_rows
 
@@ -71,10 +72,7 @@ def main() -> None:
         "| ---: | --- | ---: | ---: | ---: |",
     ]
     lines += [f"| {n:,} | {name} | {b:.1f} | {w:.1f} | {r:.2f}× |" for n, name, b, w, r in rows]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    write_markdown(lines, args.out)
 
 
 if __name__ == "__main__":

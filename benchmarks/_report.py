@@ -1,0 +1,17 @@
+"""What the benchmark scripts share at their end: the markdown report printed and, where
+asked, written (its folder made)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def write_markdown(lines: list[str], out: str | Path | None = None) -> str:
+    """``lines`` joined into a markdown text, printed, and written to ``out`` (UTF-8; its
+    folder created) when given; returns the text."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text, encoding="utf-8")
+    return text
