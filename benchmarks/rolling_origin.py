@@ -285,7 +285,10 @@ def report(results: dict[str, list[dict]], pooled: dict, args, seconds: float) -
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, 24 GiB, no GPU (shared with "
         "other jobs unless said otherwise).  ",
         "Data: `../shared/data` (DIGINETICA's views sample and purchases; H&M's customer-day "
-        "baskets, with its co-purchase pairs training in every window, tuned on the baskets; "
+        "baskets, with its co-purchase pairs training in every window"
+        + (", tuned on the baskets" if "hm_baskets" in results else "")
+        + (", tuned on both (the default build's objective)" if "hm_default" in results
+           else "") + "; "
         "read-only, not in the repository). Models: "
         + ("the `--tune off` folders of `issue10_fusion.sh` / `issue10_purchases.sh`, tuned "
            "afresh in every window with `prodfusion tune`'s defaults on that window's "
