@@ -12,7 +12,11 @@ over_fetch=N``). This script searches the same indexes with each ``--over-fetch`
 and, against the exact search of the same model, how many lists differ and their recall@15.
 
     python benchmarks/learned_pool_fetch.py MODEL [--index hnsw|ivfpq] [--over-fetch 8,4,2,1]
-        [--queries 200] [--out docs/benchmarks/learned_pool_fetch_NAME.md]
+        [--search-threads 1] [--queries 200] [--out docs/benchmarks/learned_pool_fetch_NAME.md]
+
+``--search-threads 1,2`` (thirty-fifth session) also times each fetch with the modalities'
+indexes searched on that many threads at once (``IndexSettings.search_threads``; the lists
+are the same, so only the time differs).
 
 Queries: 3/4 with training clicks, 1/4 without (seed 0). Set ``OMP_NUM_THREADS=1`` for a
 reproducible HNSW graph. Nothing is asserted.
@@ -38,10 +42,12 @@ def main(argv=None) -> int:
     ap.add_argument("--index", choices=["hnsw", "ivfpq"], default=None,
                     help="search through this index whatever the catalog's size")
     ap.add_argument("--over-fetch", default="8,4,2,1")
+    ap.add_argument("--search-threads", default="1")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     fetches = [int(x) for x in args.over_fetch.split(",")]
+    threads = [int(x) for x in args.search_threads.split(",")]
 
     from prodfusion import Recommender
     from prodfusion.index.base import choose_backend
@@ -68,40 +74,43 @@ def main(argv=None) -> int:
                          "a model with adopted trees and --index hnsw|ivfpq is needed.")
     runs = {}
     for of in fetches:
-        for near in searcher.nearest.values():  # the same indexes, another fetch
-            if hasattr(near, "settings"):
-                near.settings = replace(near.settings, over_fetch=of)
-        searcher._last = None
-        rec.similar(ids[1], k=15)
-        times, lists = [], []
-        for i in ids:
-            t = time.perf_counter()
-            lists.append(list(rec.similar(i, k=15)[0]))
-            times.append((time.perf_counter() - t) * 1000)
-        runs[of] = (np.array(times), lists)
-        print(f"over_fetch {of}: p50 {np.median(times):.1f} ms", file=sys.stderr, flush=True)
+        for th in threads:
+            for near in searcher.nearest.values():  # the same indexes, another fetch
+                if hasattr(near, "settings"):
+                    near.settings = replace(near.settings, over_fetch=of, search_threads=th)
+            searcher._last = None
+            rec.similar(ids[1], k=15)
+            times, lists = [], []
+            for i in ids:
+                t = time.perf_counter()
+                lists.append(list(rec.similar(i, k=15)[0]))
+                times.append((time.perf_counter() - t) * 1000)
+            runs[of, th] = (np.array(times), lists)
+            print(f"over_fetch {of}, search_threads {th}: p50 {np.median(times):.1f} ms",
+                  file=sys.stderr, flush=True)
     rec.index = "exact"
     rec._fusers, rec._searchers = {}, {}
     exact = [list(rec.similar(i, k=15)[0]) for i in ids]
-    base = np.median(runs[fetches[0]][0])
+    base = np.median(runs[fetches[0], threads[0]][0])
     lines = [
         f"# The trees' candidate pools through {backend.upper()}: `{Path(args.model).name}`",
         "",
         f"`OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} python "
         f"benchmarks/learned_pool_fetch.py {args.model}"
         f"{' --index ' + args.index if args.index else ''} --over-fetch {args.over_fetch} "
+        f"{'--search-threads ' + args.search_threads + ' ' if threads != [1] else ''}"
         f"--queries {args.queries}` on {platform.node() or 'this machine'} "
         f"({platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}); "
         f"{len(rec.catalog):,} products, pool {searcher.pool} per modality "
         f"({', '.join(searcher.modalities)}); {len(ids)} queries ({len(ids) - n_cold} with "
         f"training clicks, {n_cold} without); indexes built or loaded in {first:.1f} s.", "",
-        "| over_fetch | candidates per modality | similar p50 / p99 (ms) | p50 ratio | lists "
-        "differing from exact | recall@15 mean (min) |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for of, (times, lists) in runs.items():
+        "| over_fetch | search threads | candidates per modality | similar p50 / p99 (ms) | "
+        "p50 ratio | lists differing from exact | recall@15 mean (min) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for (of, th), (times, lists) in runs.items():
         diff = sum(a != e for a, e in zip(lists, exact, strict=True))
         rc = [len(set(a) & set(e)) / 15 for a, e in zip(lists, exact, strict=True)]
-        lines.append(f"| {of} | {of * searcher.pool:,} | {np.median(times):.1f} / "
+        lines.append(f"| {of} | {th} | {of * searcher.pool:,} | {np.median(times):.1f} / "
                      f"{np.percentile(times, 99):.1f} | {np.median(times) / base:.2f} | "
                      f"{diff} of {len(ids)} | {np.mean(rc):.4f} ({np.min(rc):.3f}) |")
     write_markdown(lines, args.out)

@@ -69,11 +69,35 @@ class LearnedRescorer:
             self._last = (q, c)  # one tuple, replaced whole: safe across threads
         return c
 
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_threads_", None)  # threads do not travel; made again on first use
+        return state
+
+    def _threads(self):
+        """Threads that search the vector modalities' indexes at once (the largest
+        ``search_threads`` of their settings, :class:`~prodfusion.index.IndexSettings`), or
+        None for one after the other (the default, 1)."""
+        n = max((int(getattr(getattr(near, "settings", None), "search_threads", 1))
+                 for m, near in self.nearest.items() if m not in PAIRWISE_MODALITIES),
+                default=1)
+        if n <= 1:
+            return None
+        pool = getattr(self, "_threads_", None)
+        if pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = self._threads_ = ThreadPoolExecutor(n, thread_name_prefix="pf-pools")
+        return pool
+
     def candidates_many(self, rows: np.ndarray, flt: Filters) -> list[np.ndarray]:
         """:meth:`candidates` of every row of ``rows``, each vector modality's index searched
-        once for all of them (a batch: what an export's blocks of queries gain)."""
+        once for all of them (a batch: what an export's blocks of queries gain); with
+        ``search_threads`` > 1 the modalities' indexes are searched concurrently (FAISS
+        and numpy release the GIL; the union of the pools is the same)."""
         parts: list[list[np.ndarray]] = [[] for _ in rows]
         prior = None if self.confidence is None else np.asarray(self.confidence)
+        searches = []
         for m in self.modalities:
             has = np.flatnonzero(np.asarray(self.data[m].mask, bool)[rows])
             if not len(has):
@@ -85,9 +109,17 @@ class LearnedRescorer:
                     parts[i].append(np.asarray(near.neighbours(int(rows[i]), self.pool, **kw),
                                                np.int64))
             else:
-                r, _ = near.topk(rows[has], self.pool, filters=flt)
-                for i, rr in zip(has, r, strict=True):
-                    parts[i].append(rr[rr >= 0])
+                searches.append((near, has))
+
+        def search(job):
+            near, has = job
+            return has, near.topk(rows[has], self.pool, filters=flt)[0]
+
+        pool = self._threads() if len(searches) > 1 else None
+        for has, r in (pool.map(search, searches) if pool is not None
+                       else map(search, searches)):
+            for i, rr in zip(has, r, strict=True):
+                parts[i].append(rr[rr >= 0])
         out = []
         for q, p in zip(rows, parts, strict=True):
             c = np.unique(np.concatenate(p)) if p else np.zeros(0, np.int64)

@@ -874,3 +874,50 @@ def test_what_ranks_new_queries_is_chosen_out_of_fold_and_ranks_only_them():
         np.testing.assert_allclose(a_scores, scores, rtol=1e-5)
     with pytest.raises(ParameterError, match="new_queries"):
         rec.tune(sess, learner="gbdt", profile="bad", new_queries="on", **kw)
+
+
+def test_the_pools_indexes_are_searched_at_once_with_search_threads(trees_shop):
+    """``search_threads`` > 1: a trees query searches its vector modalities' indexes on
+    threads of its own, concurrently, and serves the same lists and scores as one after
+    the other; the rescorer pickles without its threads."""
+    import pickle
+    import threading
+
+    from prodfusion.index import IndexSettings
+    from prodfusion.index.learned import LearnedRescorer
+
+    rec = trees_shop[0]
+    old = rec.index, rec.index_settings
+    queries = np.arange(0, 120, 7)
+    got = {}
+    try:
+        rec.index = "hnsw"
+        for threads in (1, 2):
+            rec.index_settings = IndexSettings(exact_below=0, reduce_dim=None, ef_search=1024,
+                                               search_threads=threads)
+            rec._fusers, rec._searchers = {}, {}
+            wt = rec.weighting(rec.available_modalities, rec.profile_weighting("trees"))
+            searcher = rec.searcher("intermediate", rec.available_modalities, wt)
+            assert isinstance(searcher, LearnedRescorer)
+            searcher.topk([1], 8)
+            assert (getattr(searcher, "_threads_", None) is not None) == (threads == 2)
+            copy = pickle.loads(pickle.dumps(searcher))  # without its threads
+            assert getattr(copy, "_threads_", None) is None
+            seen = []
+            for near in searcher.nearest.values():
+                if hasattr(near, "topk"):
+                    def spy(*a, _f=near.topk, _log=seen, **kw):
+                        _log.append(threading.current_thread().name)
+                        return _f(*a, **kw)
+                    near.topk = spy
+            got[threads] = [searcher.topk([q], 8) for q in queries]
+            vector = sum(hasattr(n, "topk") for n in searcher.nearest.values())
+            assert vector >= 2 and len(seen) == vector * len(queries)
+            on_pools = [name.startswith("pf-pools") for name in seen]
+            assert all(on_pools) if threads == 2 else not any(on_pools)
+        for (r1, s1), (r2, s2) in zip(got[1], got[2], strict=True):
+            np.testing.assert_array_equal(r1, r2)
+            np.testing.assert_array_equal(s1, s2)
+    finally:
+        rec.index, rec.index_settings = old
+        rec._fusers, rec._searchers = {}, {}
