@@ -16,7 +16,8 @@ and, against the exact search of the same model, how many lists differ and their
 
 ``--search-threads 1,2`` (thirty-fifth session) also times each fetch with the modalities'
 indexes searched on that many threads at once (``IndexSettings.search_threads``; the lists
-are the same, so only the time differs).
+are the same, so only the time differs); a value may repeat (``1,2,1,2``: alternated runs,
+each a row, to see the run-to-run noise).
 
 Queries: 3/4 with training clicks, 1/4 without (seed 0). Set ``OMP_NUM_THREADS=1`` for a
 reproducible HNSW graph. Nothing is asserted.
@@ -72,7 +73,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"{args.model}: its own weighting is not searched through the trees' "
                          f"pools (index {backend}, searcher {type(searcher).__name__}); "
                          "a model with adopted trees and --index hnsw|ivfpq is needed.")
-    runs = {}
+    runs = []  # (over_fetch, threads, times, lists): a setting may repeat (alternation)
     for of in fetches:
         for th in threads:
             for near in searcher.nearest.values():  # the same indexes, another fetch
@@ -85,13 +86,13 @@ def main(argv=None) -> int:
                 t = time.perf_counter()
                 lists.append(list(rec.similar(i, k=15)[0]))
                 times.append((time.perf_counter() - t) * 1000)
-            runs[of, th] = (np.array(times), lists)
+            runs.append((of, th, np.array(times), lists))
             print(f"over_fetch {of}, search_threads {th}: p50 {np.median(times):.1f} ms",
                   file=sys.stderr, flush=True)
     rec.index = "exact"
     rec._fusers, rec._searchers = {}, {}
     exact = [list(rec.similar(i, k=15)[0]) for i in ids]
-    base = np.median(runs[fetches[0], threads[0]][0])
+    base = np.median(runs[0][2])
     lines = [
         f"# The trees' candidate pools through {backend.upper()}: `{Path(args.model).name}`",
         "",
@@ -107,7 +108,7 @@ def main(argv=None) -> int:
         "| over_fetch | search threads | candidates per modality | similar p50 / p99 (ms) | "
         "p50 ratio | lists differing from exact | recall@15 mean (min) |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for (of, th), (times, lists) in runs.items():
+    for of, th, times, lists in runs:
         diff = sum(a != e for a, e in zip(lists, exact, strict=True))
         rc = [len(set(a) & set(e)) / 15 for a, e in zip(lists, exact, strict=True)]
         lines.append(f"| {of} | {th} | {of * searcher.pool:,} | {np.median(times):.1f} / "
