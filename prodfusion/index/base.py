@@ -85,7 +85,9 @@ class IndexSettings:
         Rows sampled to learn projections, IVF cells and PQ codebooks.
     search_threads : int
         Threads that search the pieces of an index (intermediate fusion has one per presence
-        pattern) concurrently for the same queries; 1 searches them one after the other.
+        pattern) concurrently for the same queries — and, under learned trees, the indexes
+        of the modalities whose nearest products make a query's pools
+        (:mod:`prodfusion.index.learned`); 1 searches them one after the other.
     shards : int
         Row shards of every index piece (at most one per ``exact_below`` rows, so a shard is
         never smaller than a piece that gets its own index): the backend is trained once on
