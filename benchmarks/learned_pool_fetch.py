@@ -51,14 +51,13 @@ def main(argv=None) -> int:
     threads = [int(x) for x in args.search_threads.split(",")]
 
     from prodfusion import Recommender
-    from prodfusion.index.base import choose_backend
     from prodfusion.index.learned import LearnedRescorer
 
     rec = Recommender.load(args.model)
     rec.progress = False
     if args.index:
         rec.index = args.index
-    backend = choose_backend(rec.index, len(rec.catalog), rec.index_settings)
+    backend = rec.search_backend
     rng = np.random.default_rng(0)
     cc = rec.click_counts_
     n_cold = min(args.queries // 4, int((cc == 0).sum()))

@@ -63,9 +63,8 @@ def main(argv=None) -> int:
         expl = _times(explained, ids[2: 2 + max(20, len(ids) // 5)])
         rows.append((label, learned, first, plain, expl))
     base = rows[0][3]
-    from prodfusion.index.base import choose_backend
 
-    search = choose_backend(rec.index, len(rec.catalog), rec.index_settings)
+    search = rec.search_backend
     search = {"exact": "exact", "hnsw": "HNSW", "ivfpq": "IVF-PQ"}.get(search, search)
     lines = [f"# Query cost of a learned profile: `{args.model}`", "",
              f"`python benchmarks/learned_query_cost.py {args.model} --profiles "

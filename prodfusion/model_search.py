@@ -44,6 +44,12 @@ log = logging.getLogger(__name__)
 class SearchMixin:
     """The weighting, fusers and searchers of a built :class:`~prodfusion.Recommender`."""
 
+    @property
+    def search_backend(self) -> str:
+        """How the catalog is searched: :attr:`index` resolved for its size (``"exact"``,
+        ``"hnsw"`` or ``"ivfpq"``; :func:`~prodfusion.index.base.choose_backend`)."""
+        return choose_backend(self.index, len(self.catalog), self.index_settings)
+
     def _check_built(self) -> None:
         if not hasattr(self, "embeddings_"):
             raise NotBuiltError("This Recommender is not built yet: call build() or load() first.")
@@ -196,7 +202,7 @@ class SearchMixin:
         self._check_built()
         method = check_method(fusion or self.fusion)
         mods = self._modalities_for(method, modalities)
-        backend = choose_backend(self.index, len(self.catalog), self.index_settings)
+        backend = self.search_backend
         if backend == "exact" and method != "early":  # the fusers rank the fallback pairs
             return self.fuser(method, mods, weighting)
         wt = self.weighting(mods, weighting, method)

@@ -214,9 +214,7 @@ class Variant:
         scores, ``-inf`` where a candidate is never served (the query itself, a ``diff_code``
         clash). ``None`` where the model searches approximately (an HNSW index ranks by
         approximate neighbours, not by these scores)."""
-        from prodfusion.index.base import choose_backend
-
-        if choose_backend(rec.index, len(rec.catalog), rec.index_settings) != "exact":
+        if rec.search_backend != "exact":
             return None
         flt = Filters(diff_code=diff_code)
         fusers = [rec.fuser(self.fusion, self.modalities, self.weighting_for(rec))]

@@ -150,10 +150,8 @@ def cmd_build(args) -> int:
         rec.cluster_late()
     tuned, trees = _tune_after_build(args, rec)
     from prodfusion.cli.engine_options import build_indexes
-    from prodfusion.index.base import choose_backend
 
-    if getattr(args, "index_param", None) and choose_backend(
-            rec.index, len(rec.catalog), rec.index_settings) == "exact":
+    if getattr(args, "index_param", None) and rec.search_backend == "exact":
         print(f"note: --index-param: {len(rec.catalog):,} products are searched exactly "
               f"(--index {rec.index}; 'auto' is approximate from "
               f"{rec.index_settings.auto_hnsw_from:,}), so no approximate index uses these "
@@ -169,10 +167,7 @@ def cmd_build(args) -> int:
     if tuned is not None:
         print(_tuning_summary(tuned, rec.profiles, str(out)))
         if trees is not None:
-            from prodfusion.index.base import choose_backend
-
-            print(_trees_line(trees, args, str(out), choose_backend(
-                rec.index, len(rec.catalog), rec.index_settings)))
+            print(_trees_line(trees, args, str(out), rec.search_backend))
     else:
         print(_weights_line(rec))
     return 0

@@ -155,7 +155,6 @@ def build_indexes(args, rec) -> None:
     import dataclasses
 
     from prodfusion.errors import ParameterError
-    from prodfusion.index.base import choose_backend
 
     shards = getattr(args, "index_shards", None)
     if shards is not None and shards < 1:
@@ -163,7 +162,7 @@ def build_indexes(args, rec) -> None:
     if args.engine != "ray" and shards is None and not getattr(args, "index_fusions", None):
         return  # built on first use, as before
     fusions = _fusions(getattr(args, "index_fusions", None), rec.fusion)
-    backend = choose_backend(rec.index, len(rec.catalog), rec.index_settings)
+    backend = rec.search_backend
     if backend == "exact":
         print(f"index: exact search for {len(rec.catalog):,} products (--index {rec.index}); "
               "no approximate index to build", file=sys.stderr)

@@ -229,10 +229,7 @@ def _tune_trees(args, rec, sessions, pairs) -> int:
                   f"{res['weights_profile']!r}: `prodfusion similar {args.model} ID "
                   f"--profile {res['weights_profile']}`")
     if written:
-        from prodfusion.index.base import choose_backend
-
-        note = trees_cost_note(choose_backend(rec.index, len(rec.catalog),
-                                              rec.index_settings), t.get("pool"))
+        note = trees_cost_note(rec.search_backend, t.get("pool"))
         if note:
             print(note)
     return 0
