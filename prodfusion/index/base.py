@@ -149,6 +149,20 @@ def check_backend(backend: str, where: str = "Recommender()") -> str:
     return backend
 
 
+def owned_threads(owner, attr: str, n: int, prefix: str):
+    """A thread pool of ``n`` threads kept on ``owner`` as ``attr`` (made on first use), or
+    None for ``n`` ≤ 1: the searchers' concurrent searches (``IndexSettings.search_threads``)."""
+    if n <= 1:
+        return None
+    pool = getattr(owner, attr, None)
+    if pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(n, thread_name_prefix=prefix)
+        setattr(owner, attr, pool)
+    return pool
+
+
 def choose_backend(backend: str, n: int, settings: IndexSettings | None = None) -> str:
     """Resolve ``"auto"`` to a concrete backend for a catalog of ``n`` products.
 

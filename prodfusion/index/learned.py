@@ -17,6 +17,7 @@ from prodfusion.encoders.base import row_norms
 from prodfusion.fusion.base import check_query_rows
 from prodfusion.fusion.cooc import PAIRWISE_MODALITIES
 from prodfusion.fusion.weights import Weighting, intermediate_combine
+from prodfusion.index.base import owned_threads
 from prodfusion.index.exact import topk_rows
 from prodfusion.index.topk import Filters
 
@@ -81,14 +82,7 @@ class LearnedRescorer:
         n = max((int(getattr(getattr(near, "settings", None), "search_threads", 1))
                  for m, near in self.nearest.items() if m not in PAIRWISE_MODALITIES),
                 default=1)
-        if n <= 1:
-            return None
-        pool = getattr(self, "_threads_", None)
-        if pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            pool = self._threads_ = ThreadPoolExecutor(n, thread_name_prefix="pf-pools")
-        return pool
+        return owned_threads(self, "_threads_", n, "pf-pools")
 
     def candidates_many(self, rows: np.ndarray, flt: Filters) -> list[np.ndarray]:
         """:meth:`candidates` of every row of ``rows``, each vector modality's index searched

@@ -18,7 +18,7 @@ from prodfusion.fusion import make_fuser
 from prodfusion.fusion.base import check_query_rows
 from prodfusion.fusion.pairs import early_row_scale, pair_scores
 from prodfusion.fusion.weights import Weighting
-from prodfusion.index.base import IndexSettings, choose_backend
+from prodfusion.index.base import IndexSettings, choose_backend, owned_threads
 from prodfusion.index.exact import topk_rows
 from prodfusion.index.fused.filtering import _Codes, _Filter
 from prodfusion.index.topk import Filters
@@ -111,15 +111,7 @@ class FusedIndex:
 
     def _pool(self):
         """Threads that search index pieces concurrently (``settings.search_threads`` > 1)."""
-        n = self.settings.search_threads
-        if n <= 1:
-            return None
-        pool = getattr(self, "_pool_", None)
-        if pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            pool = self._pool_ = ThreadPoolExecutor(n, thread_name_prefix="pf-search")
-        return pool
+        return owned_threads(self, "_pool_", self.settings.search_threads, "pf-search")
 
     def _check_built(self) -> None:
         if not hasattr(self, "embeddings_"):
