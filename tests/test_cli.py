@@ -317,7 +317,7 @@ def test_similar_says_why_a_list_is_empty_or_only_backfill(tmp_path, capsys):
     n = 6
     cat = Catalog(pl.DataFrame({"product_id": [f"p{i}" for i in range(n)],
                                 "title": [f"t{i}" for i in range(n)],
-                                "category": ["solo"] + ["many"] * (n - 1)}))
+                                "category": ["solo"] + ["many"] * (n - 2) + [None]}))
     v = np.random.default_rng(0).normal(size=(n, 4)).astype(np.float32)
     text = Embeddings(v, np.array([True] * (n - 1) + [False]), "t")
     model = Recommender.from_embeddings(cat, {"text": text}, fusion="intermediate").save(
@@ -327,6 +327,10 @@ def test_similar_says_why_a_list_is_empty_or_only_backfill(tmp_path, capsys):
     assert main(["similar", str(model), "p5", "-k", "3"]) == 0  # no text vector
     out = capsys.readouterr().out
     assert "(no result: the query has no text)" in out
+    assert main(["similar", str(model), "p5", "--same-category"]) == 0  # no category either
+    out = capsys.readouterr().out
+    assert "[no category]" in out and "None" not in out
+    assert "--same-category: the query has no category in the catalog; the query has no text" in out
 
 
 def test_tune_learner_gbdt_needs_a_profile_and_writes_only_what_it_keeps(files, capsys):

@@ -70,12 +70,14 @@ def cmd_similar(args) -> int:
     if rec.profiles and not args.profile:  # a build given conflicting sources has some
         print(f"(the model's own weighting; it also has the weighting profiles "
               f"{', '.join(sorted(rec.profiles))}: --profile NAME)", file=sys.stderr)
-    print(f"query {args.product_id}: {titles[q] or '(no title)'}" + (f"  [{cats[q]}]" if cats else "")
+    print(f"query {args.product_id}: {titles[q] or '(no title)'}" + (f"  [{cats[q] if cats[q] is not None else 'no category'}]" if cats else "")
           + ("  (retired: never recommended itself)" if retired else ""))
     print(_table(ids, rows, scores, titles, cats))
     if not len(ids):
         reasons = []
-        if args.same_category and cats:
+        if args.same_category and cats and cats[q] is None:
+            reasons.append("--same-category: the query has no category in the catalog")
+        elif args.same_category and cats:
             mates = sum(1 for c in cats if c == cats[q]) - 1
             reasons.append(f"--same-category: {mates:,} other products in {cats[q]!r}")
         lacks = [m for m, e in rec.embeddings_.items() if not e.mask[q]]
