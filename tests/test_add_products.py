@@ -450,6 +450,31 @@ def test_cli_add_with_interactions_retrains_clicks_and_keeps_the_weights(tmp_pat
     assert "has no click or co-occurrence modality" in capsys.readouterr().err
 
 
+def test_cli_add_refuses_a_days_clicks_that_would_replace_the_history(tmp_path, capsys):
+    """Sessions naming under half the products the model has clicks for (a day's clicks
+    given as if added to the history) are refused, the folder untouched; --replace-clicks
+    retrains on them anyway."""
+    model = _cli_model(tmp_path)
+    feed = tmp_path / "feed.csv"
+    feed.write_text(CATALOG + "0011,Red leather handbag,bags\n", encoding="utf-8")
+    day = tmp_path / "today.csv"  # today's clicks only: 0011 with 0005
+    day.write_text("sid;item;ts\ne;0011;1\ne;0005;2\n", encoding="utf-8")
+    before = {p.name: p.read_bytes() for p in model.iterdir() if p.is_file()}
+    n_clicked = int((Recommender.load(model).click_counts_ > 0).sum())
+    assert n_clicked == 9  # every catalog product but 0008
+    capsys.readouterr()
+    assert main(["add", str(model), "--catalog", str(feed), "--cache-dir", "none",
+                 "--interactions", str(day)]) != 0
+    err = capsys.readouterr().err
+    assert f"its 1 sessions name 1 of the {n_clicked} products the model has training clicks" \
+        in err and "--replace-clicks" in err and "Nothing was written" in err
+    assert {p.name: p.read_bytes() for p in model.iterdir() if p.is_file()} == before
+    assert main(["add", str(model), "--catalog", str(feed), "--cache-dir", "none",
+                 "--interactions", str(day), "--replace-clicks"]) == 0
+    rec = Recommender.load(model)
+    assert int((rec.click_counts_ > 0).sum()) == 2 and rec.click_counts_[-1] == 1
+
+
 def test_rebuild_clicks_keeps_the_tuning_record_and_records_the_new_sessions():
     rec = _model()
     rec.manifest_["tuning"] = {"objective": "ndcg@15", "validation_score": 0.5}

@@ -188,7 +188,8 @@ def cmd_add(args) -> int:
             print(f"  clicks  {got:,}/{n:,}: from the sessions given")
             continue
         if e is None:
-            why = {"clicks": "learned from sessions: none until the next build"}.get(
+            why = {"clicks": "learned from sessions: none until the next build "
+                          "(or add --interactions)"}.get(
                 m, "not encoded (see the warning above)")
             print(f"  {m:<7} 0/{n:,}: {why}")
             continue
@@ -342,6 +343,8 @@ def _retrain_clicks(rec, args) -> str:
         sessions = CorpusFile(args.corpus)
     else:
         sessions = load_sessions(args, rec.catalog)
+    if not args.replace_clicks:
+        _check_history(rec, sessions, args)
     rec.rebuild_clicks(sessions)
     data = rec.manifest_.setdefault("data", {})
     data["interactions"] = sources_from_args(args)["interactions"]  # as build records it
@@ -354,6 +357,31 @@ def _retrain_clicks(rec, args) -> str:
             else None]
     return (f"clicks: {len(sessions):,} sessions; " + ", ".join(w for w in what if w)
             + f" in {time.perf_counter() - t:.1f}s; " + _weights_note(rec))
+
+
+def _check_history(rec, sessions, args) -> None:
+    """Refuse sessions that cover under half the products the model has training clicks
+    for: the sessions given replace the model's, so a day's clicks passed as if they were
+    added to the history would take the click vectors (and co-occurrences) of every other
+    product away."""
+    counts = getattr(rec, "click_counts_", None)
+    if counts is None:
+        return
+    clicked = np.flatnonzero(np.asarray(counts) > 0)
+    if not len(clicked):
+        return
+    seen = sessions.product_counts()
+    ids = rec._ids
+    kept = sum(1 for i in clicked if ids[i] in seen)
+    if kept < len(clicked) / 2:
+        given = args.corpus or " ".join(f"--{o} {getattr(args, o)}" for o in
+                                        ("interactions", "pairs") if getattr(args, o))
+        raise ParameterError(
+            f"{given}: its {len(sessions):,} sessions name {kept:,} of the {len(clicked):,} "
+            f"products the model has training clicks for; they replace the sessions the model "
+            f"learned from, so the other {len(clicked) - kept:,} would lose their click vectors "
+            "and co-occurrences. Give the whole history, the new clicks included (or pass "
+            "--replace-clicks to retrain on these sessions alone). Nothing was written.")
 
 
 def _weights_note(rec) -> str:
@@ -464,6 +492,10 @@ def add_add_parser(sub) -> None:
                    help="retrain the clicks from a corpus file written by `prodfusion corpus` "
                         "(instead of --interactions/--pairs; clean it against today's feed so "
                         "that new products keep their clicks)")
+    a.add_argument("--replace-clicks", action="store_true",
+                   help="retrain the clicks on the sessions given even when they name under "
+                        "half the products the model has training clicks for (refused "
+                        "otherwise: they replace the model's sessions)")
     add_engine_options(a)
     a.epilog = ("With --interactions (and/or --pairs) the click vectors are trained again "
                 "and the co-occurrences counted again on those sessions, which replace the "
