@@ -481,7 +481,7 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
         newq["record"]["n_trees"] = new_trees.n_trees
         log(f"trees for new queries kept: {new_trees.n_trees}")
     scorer = scorer.with_cold_bonus(bonus)
-    log(f"trees kept: {scorer.n_trees} trained on {n_rows:,} rows ({n_pos:,} targets)")
+    log(f"trees learnt on every split: {scorer.n_trees} ({n_rows:,} rows, {n_pos:,} targets)")
     return {
         "fusion": "intermediate",
         "learner": "gbdt",
