@@ -51,10 +51,13 @@ def test_build_refuses_a_folder_that_is_not_a_model_and_keeps_its_files(files, c
     # with --overwrite it is replaced by the model
     assert _build(files, u, "--overwrite") == 0
     assert (u / "manifest.json").is_file() and not (u / "notes.txt").exists()
-    # a model folder is replaced without --overwrite
-    old = json.loads((u / "manifest.json").read_text())["model_id"]
+    # a model folder is replaced without --overwrite, and the build says so first
+    old = json.loads((u / "manifest.json").read_text())
+    capsys.readouterr()
     assert _build(files, u) == 0
-    assert json.loads((u / "manifest.json").read_text())["model_id"] != old
+    assert json.loads((u / "manifest.json").read_text())["model_id"] != old["model_id"]
+    assert capsys.readouterr().err.startswith(
+        f"note: {u} holds a model (10 products, built {old['created']}); the new one replaces it")
 
 
 def test_build_never_touches_a_file(files, capsys):

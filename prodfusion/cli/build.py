@@ -75,6 +75,7 @@ def cmd_build(args) -> int:
     index_settings = parse_index_params(getattr(args, "index_param", None))  # before any work
     t0 = time.perf_counter()
     out_dir = check_model_destination(args.out, overwrite=args.overwrite)  # before any work
+    _note_replaced_model(out_dir)
     catalog = load_catalog(args)
     if args.category_modality and not catalog.has_categories and not args.category_from:
         raise ParameterError(
@@ -522,6 +523,24 @@ def _build_summary(rec, out, seconds) -> str:
         print(f"warning: {weak}", file=sys.stderr)
         lines.append(f"  warning: {weak}")
     return "\n".join(lines)
+
+
+def _note_replaced_model(out_dir) -> None:
+    """Say so when ``--out`` holds a model: it is replaced (once the new one is complete)."""
+    import json
+
+    from prodfusion.model_folder import is_model_folder
+
+    if not is_model_folder(out_dir):
+        return
+    try:
+        m = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
+        what = f" ({m['counts']['products']:,} products, built {m['created']})"
+    except Exception:  # noqa: BLE001 - an unreadable manifest: the note without details
+        what = ""
+    print(f"note: {out_dir} holds a model{what}; the new one replaces it when it is complete "
+          "(until then the old one stays; build into a new folder and `prodfusion publish` "
+          "it to keep both)", file=sys.stderr)
 
 
 def add_build_parser(sub) -> None:
