@@ -63,6 +63,20 @@ PREDICT_CHUNK = 32768
 _NODE_FIELDS = ("feature", "threshold", "missing_left", "left", "right", "value")
 
 
+#: From this many rows (the tuning's validation pools, not one query's) the compiled walker
+#: runs on scikit-learn's OpenMP threads (``OMP_NUM_THREADS`` honoured); each row's sum is
+#: the same on any number of threads.
+THREADED_ROWS = 50_000
+
+
+def _walker_threads(n_rows: int) -> int:
+    if n_rows < THREADED_ROWS:
+        return 1
+    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+    return _openmp_effective_n_threads()
+
+
 def feature_names(modalities: Sequence[str]) -> list[str]:
     """The features of a learned scorer over ``modalities``, in order.
 
@@ -297,8 +311,9 @@ class LearnedScorer:
         out = np.full(len(X), self.baseline, np.float64)
         known = np.zeros((0, 8), np.uint32)
         f_map = np.zeros(X.shape[1], np.uint32)
+        threads = _walker_threads(len(X))
         for w in walkers:
-            out += w.predict(X, known, f_map, 1)
+            out += w.predict(X, known, f_map, threads)
         return self._add_cold_bonus(X, out)
 
     def _new_rows(self, X: np.ndarray) -> np.ndarray | None:

@@ -54,6 +54,24 @@ def test_the_trees_score_as_scikit_learn_and_survive_their_storage():
         "linear"]
 
 
+def test_many_rows_are_walked_on_threads_to_the_same_bit(monkeypatch):
+    """The tuning's large validation pools run the compiled walker on OpenMP threads; one
+    query's rows on one. Either way every row's score is the same."""
+    import prodfusion.fusion.learned as learned
+
+    clf, rng = _fitted()
+    sc = LearnedScorer.from_estimator(clf, ("text", "image"))
+    X = rng.normal(size=(3000, 7))
+    X[rng.random(X.shape) < 0.3] = np.nan
+    one = sc.predict(X)
+    calls = []
+    real = learned._walker_threads
+    monkeypatch.setattr(learned, "_walker_threads", lambda n: calls.append(n) or 2)
+    np.testing.assert_array_equal(sc.predict(X), one)
+    assert calls == [3000]
+    assert real(learned.THREADED_ROWS - 1) == 1 and real(learned.THREADED_ROWS) >= 1
+
+
 def test_the_cold_bonus_lifts_the_products_without_clicks_alone_and_is_stored():
     """``cold_bonus`` adds to the score of a candidate whose ``clicks:candidate`` is 0 (no
     training clicks), to no other (NaN: a model without clicks); both walks agree, it
