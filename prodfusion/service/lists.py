@@ -147,6 +147,53 @@ def _warn_stale(variant: str, lists: LoadedLists, rec) -> None:
                     variant, lists.stamp[0], why)
 
 
+def check_lists_meta(meta: dict, rec, variant, where) -> None:
+    """:class:`ModelError` unless the lists file ``where`` (its metadata ``meta``) ranks as
+    ``variant`` serves on model ``rec``: the same fusion, modalities and weighting."""
+    profile = variant.profile
+    fusion, mods = variant.resolve(rec)  # as the export resolved them
+    mods = list(mods)
+    if meta.get("fusion") != fusion or list(meta.get("modalities") or []) != mods:
+        raise ModelError(
+            f"Lists file {str(where)!r} holds {meta.get('fusion')} fusion over "
+            f"{meta.get('modalities')}, but variant {variant.name!r} serves {fusion} over {mods}; "
+            "export the lists with the variant's --fusion and --modalities.")
+    if meta.get("profile") != profile:
+        raise ModelError(
+            f"Lists file {str(where)!r} was ranked by "
+            f"{'profile ' + repr(meta['profile']) if meta.get('profile') else 'the default weighting'}"
+            f", but variant {variant.name!r} serves "
+            f"{'profile ' + repr(profile) if profile else 'the default weighting'}; export the "
+            "lists with the variant's --profile.")
+
+
+def preflight_lists(experiment, default: Path | None = None) -> None:
+    """The variants' lists files checked against their models before the server starts (one
+    clear error instead of a start-up traceback per worker): each file exists, is a lists
+    file, and ranks as its variant serves. Reads the files' metadata and loads each model
+    once (memory-mapped: about 1.5 s at a million products)."""
+    from prodfusion.batch.lists import read_lists_meta
+    from prodfusion.recommender import Recommender
+
+    models: dict[str, object] = {}
+    for v in experiment.variants:
+        path = getattr(v, "lists", None) or default
+        if path is None:
+            continue
+        stamp = _stamp(Path(path))
+        if stamp is None:
+            raise ModelError(f"Lists file {str(path)!r} of variant {v.name!r} does not exist.")
+        try:
+            meta = read_lists_meta(stamp[0])
+        except Exception as exc:
+            raise ModelError(f"Lists file {stamp[0]!r} of variant {v.name!r} cannot be read: "
+                             f"{exc}") from exc
+        key = os.path.realpath(v.model)
+        if key not in models:
+            models[key] = Recommender.load(key)
+        check_lists_meta(meta, models[key], v, stamp[0])
+
+
 def load_lists(path: Path, rec, variant, layout: str = "arrow") -> LoadedLists:
     """Open ``path`` for ``variant`` served by ``rec``; :class:`ModelError` when it cannot serve."""
     from prodfusion.batch.lists import ListStore
@@ -159,28 +206,15 @@ def load_lists(path: Path, rec, variant, layout: str = "arrow") -> LoadedLists:
     except Exception as exc:
         raise ModelError(f"Lists file {stamp[0]!r} of variant {variant.name!r} cannot be read: "
                          f"{exc}") from exc
-    meta = store.meta
-    profile = variant.profile
-    fusion, mods = variant.resolve(rec)  # as the export resolved them
-    mods = list(mods)
-    if meta.get("fusion") != fusion or list(meta.get("modalities") or []) != mods:
+    try:
+        check_lists_meta(store.meta, rec, variant, stamp[0])
+    except ModelError:
         store.close()
-        raise ModelError(
-            f"Lists file {stamp[0]!r} holds {meta.get('fusion')} fusion over "
-            f"{meta.get('modalities')}, but variant {variant.name!r} serves {fusion} over {mods}; "
-            "export the lists with the variant's --fusion and --modalities.")
-    if meta.get("profile") != profile:
-        store.close()
-        raise ModelError(
-            f"Lists file {stamp[0]!r} was ranked by "
-            f"{'profile ' + repr(meta['profile']) if meta.get('profile') else 'the default weighting'}"
-            f", but variant {variant.name!r} serves "
-            f"{'profile ' + repr(profile) if profile else 'the default weighting'}; export the "
-            "lists with the variant's --profile.")
+        raise
     if _stamp(path) != stamp:
         store.close()
         raise ModelError(f"Lists file {str(path)!r} changed while it was being opened; retrying.")
-    return LoadedLists(Path(path), stamp, store, int(meta.get("k", 0)))
+    return LoadedLists(Path(path), stamp, store, int(store.meta.get("k", 0)))
 
 
 class ListsRegistry:

@@ -110,6 +110,23 @@ def test_serve_refuses_a_missing_model_or_profile_before_starting(tmp_path, caps
     assert "variant 'fusion': profile 'basket' is not in the model" in capsys.readouterr().err
 
 
+def test_serve_refuses_a_lists_file_it_cannot_serve_before_starting(tmp_path, capsys,
+                                                                   planted_model):
+    """A lists file that is missing, not a lists file, or ranked over other modalities than
+    the model serves: one clear line before uvicorn starts (a start-up traceback before)."""
+    lists = tmp_path / "lists.parquet"
+    assert main(["export", str(planted_model), "--out", str(lists), "--modalities", "text"]) == 0
+    capsys.readouterr()
+    for given, says in ((tmp_path / "none.parquet", "does not exist"),
+                        (planted_model / "catalog.parquet", "not a prodfusion lists file"),
+                        (lists, "export the lists with the variant's --fusion and --modalities")):
+        assert main(["serve", str(planted_model), "--port", "1", "--lists", str(given),
+                     "--events", str(tmp_path / "ev.sqlite3")]) == 2
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err and "serving experiment" not in err
+    assert not (tmp_path / "ev.sqlite3").exists()
+
+
 def test_serve_with_workers_exits_non_zero_when_no_worker_starts(tmp_path, planted_model):
     import subprocess
     import sys
