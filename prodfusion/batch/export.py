@@ -132,6 +132,22 @@ def _part_name(lo: int, hi: int) -> str:
     return f"part-{lo:012d}-{hi:012d}.parquet"
 
 
+def _check_replaceable(out) -> None:
+    """An existing ``out`` is replaced only when it is a lists file (an earlier export): a
+    mistyped ``--out`` naming a catalog or a click log is never overwritten."""
+    from prodfusion.batch.lists import read_lists_meta
+
+    if not Path(out).exists():
+        return
+    try:
+        read_lists_meta(out)
+    except Exception as exc:  # noqa: BLE001 - whatever it is, it is not a lists file
+        raise ParameterError(
+            f"export_lists(): out={str(out)!r} exists and is not a lists file written by an "
+            "earlier export (no readable 'prodfusion.lists' metadata); it is never replaced. "
+            "Name another file, or remove it first (CLI: --out).") from exc
+
+
 def export_lists(
     model,
     out: str | os.PathLike,
@@ -198,6 +214,7 @@ def export_lists(
     if Path(out).is_dir():  # refused before any work: the file would replace it at the end
         raise ParameterError(f"export_lists(): out={str(out)!r} is a folder; name the Parquet "
                              "file to write (e.g. lists.parquet) (CLI: --out).")
+    _check_replaceable(out)
     rec, folder = _job_model(model, batch_size, "export_lists()")
     if executor.name != "local" and folder is None:
         raise ParameterError(

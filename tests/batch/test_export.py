@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -114,6 +115,14 @@ def test_range_export(model, tmp_path):
     with pytest.raises(ParameterError, match="is a folder; name the Parquet file"):
         export_lists(model, folder, k=4)
     assert not parts_folder(folder).exists() and folder.is_dir()
+    other = tmp_path / "catalog.parquet"  # a file that is no lists file: never replaced
+    pq.write_table(pa.table({"product_id": ["a"]}), other)
+    before = other.read_bytes()
+    with pytest.raises(ParameterError, match="is not a lists file written by an earlier export"):
+        export_lists(model, other, k=4)
+    assert other.read_bytes() == before and not parts_folder(other).exists()
+    export_lists(model, out, k=4, start=0, stop=50, progress=False)  # a lists file: replaced
+    assert (read_lists_meta(out)["start"], read_lists_meta(out)["stop"]) == (0, 50)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
