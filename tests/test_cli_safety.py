@@ -164,3 +164,48 @@ def test_damaged_model_files_are_named_in_similar_and_publish(files, capsys, vic
         from prodfusion.recommender import Recommender
 
         Recommender.load(m)
+
+
+# ------------------------------------------------------- other outputs (thirty-sixth session)
+def test_no_output_replaces_or_empties_what_prodfusion_did_not_write(files, capsys):
+    """corpus --out / --work-dir, categorize train --out and predict --out: a user's folder
+    or file (an input, a catalog, notes) is refused before any work and left as it was;
+    their own earlier outputs are still replaced."""
+    mine = files / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("x")
+    clicks = files / "clicks.csv"
+    common = ["--session-cols", "sid", "--item-col", "item", "--sep", ";"]
+    assert main(["corpus", str(clicks), *common, "--out", str(files / "c.corpus"),
+                 "--work-dir", str(mine)]) == 2
+    assert "work_dir" in capsys.readouterr().err and (mine / "notes.txt").read_text() == "x"
+    before = clicks.read_bytes()
+    assert main(["corpus", str(clicks), *common, "--out", str(clicks)]) == 2
+    assert "is also an input of this command" in capsys.readouterr().err
+    assert clicks.read_bytes() == before
+    assert main(["corpus", str(clicks), *common, "--out", str(mine / "notes.txt")]) == 2
+    assert "is not a corpus file" in capsys.readouterr().err
+    out = files / "c.corpus"  # its own output, and its kept working folder, are replaced
+    work = files / "work"
+    for _ in range(2):
+        assert main(["corpus", str(clicks), *common, "--out", str(out), "--work-dir", str(work),
+                     "--keep-work", "--quiet"]) == 0
+    assert out.stat().st_size > 0 and (work / ".prodfusion-corpus-work").exists()
+
+    catalog = files / "catalog.csv"
+    args = ["--catalog", str(catalog), "--category-col", "category"]
+    assert main(["categorize", "train", *args, "--frozen", "--out", str(mine)]) == 2
+    assert "no labels.json" in capsys.readouterr().err and (mine / "notes.txt").exists()
+    clf = files / "clf"
+    assert main(["categorize", "train", *args, "--frozen", "--out", str(clf)]) == 0
+    assert main(["categorize", "train", *args, "--frozen", "--out", str(clf)]) == 0  # its own
+    capsys.readouterr()
+    cat_before = catalog.read_bytes()
+    assert main(["categorize", "predict", str(clf), *args, "--out", str(catalog)]) == 2
+    assert "is also an input" in capsys.readouterr().err and catalog.read_bytes() == cat_before
+    assert main(["categorize", "predict", str(clf), *args, "--out", str(mine / "notes.txt")]) == 2
+    assert "is not a predictions file" in capsys.readouterr().err
+    pred = files / "pred.csv"
+    for _ in range(2):  # its own earlier output is replaced
+        assert main(["categorize", "predict", str(clf), *args, "--out", str(pred)]) == 0
+    assert pred.read_text().startswith("product_id,category,predicted_category")

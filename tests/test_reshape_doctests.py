@@ -14,7 +14,7 @@ MODULES = ["prodfusion._checks", "prodfusion.variants", "prodfusion.index.topk",
            "prodfusion.data.synthetic", "prodfusion.evaluation.clustering",
            "prodfusion.evaluation.clustering_inputs", "prodfusion.encoders.cache",
            "prodfusion.fusion.weights", "prodfusion.fusion.weighting", "prodfusion.cli.tune",
-           "prodfusion.cli.build", "prodfusion.fusion.learned"]
+           "prodfusion.cli.build", "prodfusion.fusion.learned", "prodfusion._outputs"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -26,8 +26,9 @@ import pyarrow.parquet as pq
 
 from prodfusion import __version__
 from prodfusion._checks import check_k, is_int
+from prodfusion._outputs import check_output_file
 from prodfusion.batch._progress import Progress
-from prodfusion.batch.lists import LISTS_FORMAT_VERSION, META_KEY, lists_table
+from prodfusion.batch.lists import LISTS_FORMAT_VERSION, META_KEY, lists_table, read_lists_meta
 from prodfusion.errors import DataError, ParameterError, param_error
 
 __all__ = ["export_lists", "parts_folder", "update_lists"]
@@ -132,22 +133,6 @@ def _part_name(lo: int, hi: int) -> str:
     return f"part-{lo:012d}-{hi:012d}.parquet"
 
 
-def _check_replaceable(out) -> None:
-    """An existing ``out`` is replaced only when it is a lists file (an earlier export): a
-    mistyped ``--out`` naming a catalog or a click log is never overwritten."""
-    from prodfusion.batch.lists import read_lists_meta
-
-    if not Path(out).exists():
-        return
-    try:
-        read_lists_meta(out)
-    except Exception as exc:  # noqa: BLE001 - whatever it is, it is not a lists file
-        raise ParameterError(
-            f"export_lists(): out={str(out)!r} exists and is not a lists file written by an "
-            "earlier export (no readable 'prodfusion.lists' metadata); it is never replaced. "
-            "Name another file, or remove it first (CLI: --out).") from exc
-
-
 def export_lists(
     model,
     out: str | os.PathLike,
@@ -214,7 +199,9 @@ def export_lists(
     if Path(out).is_dir():  # refused before any work: the file would replace it at the end
         raise ParameterError(f"export_lists(): out={str(out)!r} is a folder; name the Parquet "
                              "file to write (e.g. lists.parquet) (CLI: --out).")
-    _check_replaceable(out)
+    check_output_file(out, "export_lists(): out", ours=read_lists_meta,
+                      written_by="a lists file written by an earlier export (no readable "
+                                 "'prodfusion.lists' metadata)")
     rec, folder = _job_model(model, batch_size, "export_lists()")
     if executor.name != "local" and folder is None:
         raise ParameterError(
@@ -313,7 +300,7 @@ def update_lists(
         ``out``, ``products``, ``recomputed``, ``kept``, ``seconds``, ``engine``, ``meta``
         (whose ``updated_from`` names the previous file and the counts).
     """
-    from prodfusion.batch.lists import exported_at, read_lists_meta, stale_reasons, write_lists
+    from prodfusion.batch.lists import exported_at, stale_reasons, write_lists
     from prodfusion.engine import LocalExecutor
 
     t0 = time.perf_counter()

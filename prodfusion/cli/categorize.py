@@ -156,10 +156,13 @@ def _classifier_kwargs(args) -> dict:
 
 
 def cmd_cat_train(args) -> int:
+    from prodfusion._outputs import check_replaceable_folder
     from prodfusion.encoders.text import title_mask
+    from prodfusion.training._st import CATEGORIZER_MARKER
     from prodfusion.training.categorize import CategoryClassifier
 
     t0 = time.perf_counter()
+    check_replaceable_folder(args.out, CATEGORIZER_MARKER, "--out")  # before any training
     catalog = _label_catalog(args)
     named = title_mask(catalog.titles)  # a product without a title teaches nothing
     rows = [i for i, c in enumerate(catalog.categories)
@@ -178,9 +181,14 @@ def cmd_cat_train(args) -> int:
 
 
 def cmd_cat_predict(args) -> int:
+    from prodfusion._outputs import check_output_file
     from prodfusion.cli.options import load_catalog
-    from prodfusion.training.predict import predict_categories
+    from prodfusion.training.predict import is_predictions_file, predict_categories
 
+    if args.out:  # before any work: a mistyped --out never replaces the catalog or a log
+        check_output_file(args.out, "--out", ours=is_predictions_file,
+                          inputs=[args.catalog], written_by="a predictions file of an earlier "
+                          "`prodfusion categorize predict --out`")
     catalog = load_catalog(args)
     frame = predict_categories(args.model, catalog, only_missing=args.only_missing, device=args.device)
     if args.out:

@@ -47,11 +47,14 @@ from pathlib import Path
 import numpy as np
 
 from prodfusion._checks import check_int
+from prodfusion._outputs import check_output_file, check_replaceable_folder
 from prodfusion.errors import DataError, param_error
 
 __all__ = ["prepare_corpus", "CorpusFile", "FORMAT"]
 
 FORMAT = "prodfusion-corpus-v1"
+#: Marks a working folder as this module's pieces (only such a folder is emptied by a run).
+WORK_MARKER = ".prodfusion-corpus-work"
 _ROW_STRIDE = 1 << 40  # rows of file i are numbered i * 2**40 + (data row)
 _SOURCE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".jsonl", ".csv.gz", ".tsv.gz")
 
@@ -217,10 +220,15 @@ def prepare_corpus(
         raise param_error("time_col", where, "one column when there are several source files "
                           "(several columns are ranked per file)", time_col)
     out = Path(out)
+    check_output_file(out, f"{where}: out", ours=CorpusFile, inputs=files,
+                      written_by="a corpus file of an earlier `prodfusion corpus` (with its "
+                                 ".json sidecar)")
     work = Path(work_dir) if work_dir is not None else out.with_name(out.name + ".parts")
+    check_replaceable_folder(work, WORK_MARKER, f"{where}: work_dir")
     if work.exists():
         shutil.rmtree(work)
     (work / "shards").mkdir(parents=True)
+    (work / WORK_MARKER).touch()  # emptied by the next run only where this marks it ours
     if catalog is not None:
         import polars as pl
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from prodfusion._checks import check_int, check_real
-from prodfusion.errors import ModelError, ParameterError, param_error
+from prodfusion.errors import ModelError, param_error
 
 logger = logging.getLogger("prodfusion.training")
 
@@ -95,12 +95,24 @@ def check_positive_float(value: object, name: str, where: str) -> float:
     return check_real(value, name, where, low=0, low_open=True)
 
 
-def write_atomically(out: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+#: The file every adapted encoder folder holds (``adapt``): such a folder may be replaced.
+ADAPTED_MARKER = "adaptation.json"
+#: The file every categorizer folder holds (``categorize train``): such a folder may be replaced.
+CATEGORIZER_MARKER = "labels.json"
+
+
+def write_atomically(out: str | os.PathLike, write: Callable[[Path], None], marker: str,
+                     where: str = "out") -> Path:
     """Write a folder through ``write(tmp)`` and swap it into place only when it succeeded.
 
     An error or Ctrl-C inside ``write`` leaves an existing ``out`` untouched (the temporary
-    folder is removed).
+    folder is removed). An existing ``out`` is replaced only when it is empty or holds
+    ``marker``, a file ``write`` writes (an earlier output of the same writer):
+    :func:`prodfusion._outputs.check_replaceable_folder`.
     """
+    from prodfusion._outputs import check_replaceable_folder
+
+    check_replaceable_folder(out, marker, where)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
@@ -113,9 +125,6 @@ def write_atomically(out: str | os.PathLike, write: Callable[[Path], None]) -> P
         raise
     old = out.with_name(f".{out.name}.old-{os.getpid()}")
     if out.exists():
-        if not out.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise ParameterError(f"{str(out)!r} exists and is not a folder; choose another output path.")
         out.rename(old)
     tmp.rename(out)
     shutil.rmtree(old, ignore_errors=True)

@@ -34,8 +34,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prodfusion._checks import check_real
+from prodfusion._outputs import check_replaceable_folder
 from prodfusion.errors import DataError, param_error
 from prodfusion.training._st import (
+    ADAPTED_MARKER,
     DEFAULT_BASE,
     check_positive_float,
     check_positive_int,
@@ -212,6 +214,7 @@ def adapt_simcse(catalog, out, config: AdaptConfig | None = None, *, progress: b
         )
     tau = config.temperature or SIMCSE_TEMPERATURE
     out = Path(out)
+    check_replaceable_folder(out, ADAPTED_MARKER, "adapt(): out")  # before any training
     ckpt = _checkpoint_dir(out)
     fingerprint = _fingerprint(catalog)
     key = {"method": "simcse", "config": asdict(config), "data": fingerprint["sha256"]}
@@ -269,6 +272,6 @@ def adapt_simcse(catalog, out, config: AdaptConfig | None = None, *, progress: b
         model.save(str(tmp))
         write_json(tmp / "adaptation.json", manifest)
 
-    write_atomically(out, write)
+    write_atomically(out, write, ADAPTED_MARKER)
     shutil.rmtree(ckpt, ignore_errors=True)
     return manifest

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from prodfusion._outputs import check_replaceable_folder
 from prodfusion.errors import DataError
 from prodfusion.training._st import (
+    ADAPTED_MARKER,
     Progress,
     load_st_model,
     logger,
@@ -94,6 +96,7 @@ def adapt_convirt(catalog, out, config: AdaptConfig | None = None, *, cache=None
     titles = catalog.titles
     tau = config.temperature or CONVIRT_TEMPERATURE
     out = Path(out)
+    check_replaceable_folder(out, ADAPTED_MARKER, "adapt(): out")  # before any training
     ckpt = _checkpoint_dir(out)
     fingerprint = _fingerprint(catalog, [p or "" for p in paths])
     key = {"method": "convirt", "config": asdict(config), "data": fingerprint["sha256"],
@@ -180,7 +183,7 @@ def adapt_convirt(catalog, out, config: AdaptConfig | None = None, *, cache=None
                   str(tmp / "convirt_heads.safetensors"))
         write_json(tmp / "adaptation.json", manifest)
 
-    write_atomically(out, write)
+    write_atomically(out, write, ADAPTED_MARKER)
     shutil.rmtree(ckpt, ignore_errors=True)
     return manifest
 
@@ -197,4 +200,4 @@ def _save_checkpoint(ckpt: Path, model, loss_fn, opt, tower, key: dict, losses: 
         torch.save(saved, tmp / "state.pt")
         write_json(tmp / "state.json", {"key": key, "losses": losses, "epoch": epoch})
 
-    write_atomically(ckpt, write)
+    write_atomically(ckpt, write, "state.json")

@@ -25,6 +25,7 @@ import numpy as np
 
 from prodfusion.errors import DataError, FormatVersionError, ModelError, NotBuiltError, param_error
 from prodfusion.training._st import (
+    CATEGORIZER_MARKER,
     DEFAULT_BASE,
     Progress,
     check_positive_float,
@@ -302,7 +303,7 @@ class CategoryClassifier:
                                              encoding="utf-8")
             write_json(tmp / "manifest.json", manifest)
 
-        return write_atomically(path, write)
+        return write_atomically(path, write, CATEGORIZER_MARKER)
 
     @classmethod
     def load(cls, path, *, device: str = "cpu", progress: bool = True) -> CategoryClassifier:

@@ -8,6 +8,24 @@ import polars as pl
 __all__ = ["predict_categories", "fill_categories"]
 
 
+#: The columns of :func:`predict_categories`' table (and of ``categorize predict --out``).
+PREDICTIONS_SCHEMA = {"product_id": pl.Utf8, "category": pl.Utf8, "predicted_category": pl.Utf8,
+                      "probability": pl.Float64, "source": pl.Utf8}
+
+
+def is_predictions_file(path) -> bool:
+    """Whether ``path`` (Parquet, TSV or CSV) holds exactly the columns of a predictions
+    table: an earlier ``categorize predict --out``, which a new one may replace."""
+    from pathlib import Path
+
+    p = Path(path)
+    if p.suffix == ".parquet":
+        cols = list(pl.read_parquet_schema(p))
+    else:
+        cols = pl.read_csv(p, n_rows=0, separator="\t" if p.suffix == ".tsv" else ",").columns
+    return cols == list(PREDICTIONS_SCHEMA)
+
+
 def _missing(catalog) -> np.ndarray:
     cats = catalog.categories
     if cats is None:
@@ -50,8 +68,7 @@ def predict_categories(model, catalog, *, only_missing: bool = False, device: st
     return pl.DataFrame({
         "product_id": catalog.ids.tolist(), "category": given, "predicted_category": predicted,
         "probability": probability, "source": source,
-    }, schema={"product_id": pl.Utf8, "category": pl.Utf8, "predicted_category": pl.Utf8,
-               "probability": pl.Float64, "source": pl.Utf8})
+    }, schema=PREDICTIONS_SCHEMA)
 
 
 def fill_categories(catalog, model, *, device: str = "cpu"):

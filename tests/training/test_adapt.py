@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from prodfusion.data import Catalog
-from prodfusion.errors import DataError
+from prodfusion.errors import DataError, ParameterError
 from prodfusion.training import adapt_convirt as convirt_mod  # where ConVIRT checkpoints
 from prodfusion.training.adapt import AdaptConfig, ImageTower, adapt_convirt, adapt_simcse
 
@@ -91,6 +91,11 @@ def test_convirt_resumes_after_interruption_and_keeps_previous_output(tmp_path, 
     out = tmp_path / "model"
     out.mkdir()
     (out / "previous.txt").write_text("keep me")
+    # a folder adapt did not write (no adaptation.json) is refused before any training
+    with pytest.raises(ParameterError, match="holds files prodfusion did not write"):
+        adapt_convirt(cat, out, _config(tiny_st, epochs=2), image_features=feats, progress=False)
+    assert not (tmp_path / "model.partial").exists()
+    (out / "adaptation.json").write_text("{}")  # an earlier adaptation's output: replaceable
     real = convirt_mod._save_checkpoint
 
     def save_then_interrupt(*args, **kwargs):
