@@ -10,12 +10,15 @@ from pathlib import Path
 import numpy as np
 
 from prodfusion._checks import FUSION_METHODS
+from prodfusion._outputs import check_replaceable_folder
 
 __all__ = ["run_demo", "SIMILAR_RATE"]
 
 #: Share of the demo's clicks that go to a close variant of the previous product
 #: (:func:`prodfusion.data.synthetic.make_synthetic`'s ``similar_rate``).
 SIMILAR_RATE = 0.5
+#: Marks a folder as the demo's (its data/ and model/ are rewritten by the next demo there).
+DEMO_MARKER = ".prodfusion-demo"
 
 
 def _ari(vectors: np.ndarray, labels, n_clusters: int, *, seeds=(0, 1, 2)) -> tuple[float, float]:
@@ -48,7 +51,9 @@ def run_demo(
 
     t0 = time.perf_counter()
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="prodfusion-demo-"))
+    check_replaceable_folder(out, DEMO_MARKER, "--out")  # its data/ and model/ are rewritten
     out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARKER).touch()
     _say(f"prodfusion demo: synthetic catalog with a planted answer, in {out}")
     # Visitors browse mostly inside one category and often go to a close variant of what
     # they look at (same product type): the sessions carry the planted answer too.

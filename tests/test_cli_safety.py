@@ -209,3 +209,12 @@ def test_no_output_replaces_or_empties_what_prodfusion_did_not_write(files, caps
     for _ in range(2):  # its own earlier output is replaced
         assert main(["categorize", "predict", str(clf), *args, "--out", str(pred)]) == 0
     assert pred.read_text().startswith("product_id,category,predicted_category")
+
+
+def test_demo_never_writes_into_a_users_folder(tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "catalog.csv").write_text("mine")
+    assert main(["demo", "--out", str(tmp_path)]) == 2
+    assert "no .prodfusion-demo" in capsys.readouterr().err
+    assert (tmp_path / "data" / "catalog.csv").read_text() == "mine"
+    assert not (tmp_path / ".prodfusion-demo").exists()
