@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from prodfusion._checks import check_int
+from prodfusion._outputs import check_replaceable_folder
 from prodfusion.errors import ModelError, param_error
 from prodfusion.index.base import IndexSettings, read_json, write_json
 from prodfusion.index.exact import ExactIndex, topk_rows
@@ -49,6 +50,10 @@ def _new(name: str, dim: int, settings: IndexSettings, n: int):
     if name == "exact":
         return ExactIndex(dim, settings.reduce_dim)
     return _backend(name)(dim, settings, n_expected=n)
+
+
+#: Marks a folder as a sharded index's (a later build empties only such a folder).
+SHARDS_MARKER = ".prodfusion-shards"
 
 
 class ShardedIndex:
@@ -93,9 +98,11 @@ class ShardedIndex:
             raise ModelError(f"{vectors}: expected a 2-d float32 matrix, got {x.dtype} {x.shape}.")
         n, dim = x.shape
         folder = Path(folder)
+        check_replaceable_folder(folder, SHARDS_MARKER, "ShardedIndex.build(): folder")
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
+        (folder / SHARDS_MARKER).touch()  # only such a folder is emptied by a later build
         rng = np.random.default_rng(settings.seed)
         sample_rows = np.sort(rng.choice(n, min(n, settings.train_sample), replace=False))
         proto = _new(backend, dim, settings, n).train(np.asarray(x[sample_rows]))

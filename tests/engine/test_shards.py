@@ -68,3 +68,11 @@ def test_local_sharding_and_bad_parameters(vectors, tmp_path):
         ShardedIndex.build(path, tmp_path / "b", backend="annoy")
     with pytest.raises(ParameterError, match="The 'n_shards' parameter"):
         ShardedIndex.build(path, tmp_path / "b", n_shards=0)
+    again = ShardedIndex.build(path, tmp_path / "l", backend="exact", n_shards=2)  # its own
+    assert len(again.info()["shards"]) == 2
+    mine = tmp_path / "mine"  # a folder it did not write is never emptied
+    mine.mkdir()
+    (mine / "notes.txt").write_text("x")
+    with pytest.raises(ParameterError, match="holds files prodfusion did not write"):
+        ShardedIndex.build(path, mine, backend="exact", n_shards=2)
+    assert (mine / "notes.txt").read_text() == "x"
