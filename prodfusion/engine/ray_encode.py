@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from prodfusion._outputs import check_replaceable_folder
 from prodfusion.errors import ParameterError
 
 __all__ = ["encode_on_ray", "RayBatchEncoder"]
@@ -76,6 +77,10 @@ class RayBatchEncoder:
             "vector": pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]),
             "node": pa.array([self.node] * n, pa.string()),
         })
+
+
+#: Marks a ``shards_dir`` given to :func:`encode_on_ray` as its own (read, then removed).
+RAY_SHARDS_MARKER = ".prodfusion-ray-shards"
 
 
 def _merge_shards(folder: Path, cache, namespace: str,
@@ -159,6 +164,10 @@ def encode_on_ray(
     ns = enc.namespace
     folder = Path(shards_dir) if shards_dir else Path(cache.directory) / "ray-shards" / \
         ns.replace("/", "_").replace(":", "_")
+    if shards_dir:  # a folder given: read and removed only when empty or this function's
+        check_replaceable_folder(folder, RAY_SHARDS_MARKER, "encode_on_ray(): shards_dir")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / RAY_SHARDS_MARKER).touch()
     failed = _merge_shards(folder, cache, ns)  # an interrupted run's finished shards
     if enc.modality == "text":
         from prodfusion.encoders.text import title_mask

@@ -25,7 +25,7 @@ def _titles(n: int, seed: int = 0) -> list[str]:
 def test_text_on_ray_equals_local_and_resumes_from_leftover_shards(ray_local, tiny_st_path,
                                                                   tmp_path):
     from prodfusion.encoders.cache import content_key
-    from prodfusion.engine.ray_encode import encode_on_ray
+    from prodfusion.engine.ray_encode import RAY_SHARDS_MARKER, encode_on_ray
 
     spec = f"st:{tiny_st_path}"
     titles = _titles(3000)  # ~2,990 distinct titles
@@ -44,6 +44,10 @@ def test_text_on_ray_equals_local_and_resumes_from_leftover_shards(ray_local, ti
         "vector": pa.FixedSizeListArray.from_arrays(pa.array(vec.ravel()), vec.shape[1])}),
         shards / "0-done.parquet")
     cache = EmbeddingCache(tmp_path / "cache")
+    with pytest.raises(ParameterError, match="holds files prodfusion did not write"):
+        encode_on_ray(cat, spec, cache, actors=2, shards_dir=shards)  # not marked as its own
+    assert (shards / "0-done.parquet").exists()
+    (shards / RAY_SHARDS_MARKER).touch()  # as encode_on_ray marks the folder it writes
     got = encode_on_ray(cat, spec, cache, actors=2, num_cpus_per_actor=0.5, batch_size=256,
                         shards_dir=shards)
     assert got.info["engine"] == "ray"
