@@ -84,6 +84,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from prodfusion.service.app import create_app
+    from prodfusion.service.events import open_event_store
     from prodfusion.service.lists import preflight_lists
     from prodfusion.service.models import preflight
     from prodfusion.service.settings import load_settings
@@ -92,6 +93,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, **overrides)  # fails here, once, on a bad config
     preflight(settings.experiment)  # and on a missing model or profile, before any worker
     preflight_lists(settings.experiment, settings.lists)  # and on a lists file it cannot serve
+    open_event_store(settings.events, synchronous=settings.synchronous,  # and on the events
+                     busy_timeout_s=settings.busy_timeout_s).close()
     print(f"prodfusion: serving experiment {settings.experiment.name!r} "
           f"({', '.join(settings.experiment.names)}) on http://{args.host}:{args.port}/ "
           f"with {args.workers} worker(s) — events in {settings.events}", file=sys.stderr)

@@ -125,6 +125,13 @@ def test_serve_refuses_a_lists_file_it_cannot_serve_before_starting(tmp_path, ca
         err = capsys.readouterr().err
         assert says in err and "Traceback" not in err and "serving experiment" not in err
     assert not (tmp_path / "ev.sqlite3").exists()
+    notes = tmp_path / "notes.txt"  # an event store it cannot open: the same, file untouched
+    notes.write_text("not a database, but long enough to be read as one" * 4)
+    before = notes.read_bytes()
+    assert main(["serve", str(planted_model), "--port", "1", "--events", str(notes)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be opened: file is not a database" in err and "Traceback" not in err
+    assert "serving experiment" not in err and notes.read_bytes() == before
 
 
 def test_serve_with_workers_exits_non_zero_when_no_worker_starts(tmp_path, planted_model):
