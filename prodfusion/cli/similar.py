@@ -70,7 +70,9 @@ def cmd_similar(args) -> int:
     if rec.profiles and not args.profile:  # a build given conflicting sources has some
         print(f"(the model's own weighting; it also has the weighting profiles "
               f"{', '.join(sorted(rec.profiles))}: --profile NAME)", file=sys.stderr)
-    print(f"query {args.product_id}: {titles[q] or '(no title)'}" + (f"  [{cats[q] if cats[q] is not None else 'no category'}]" if cats else "")
+    shown = "no category" if cats and cats[q] is None else cats[q] if cats else None
+    print(f"query {args.product_id}: {titles[q] or '(no title)'}"
+          + (f"  [{shown}]" if cats else "")
           + ("  (retired: never recommended itself)" if retired else ""))
     print(_table(ids, rows, scores, titles, cats))
     if not len(ids):

@@ -224,7 +224,8 @@ def prepare_corpus(
                       written_by="a corpus file of an earlier `prodfusion corpus` (with its "
                                  ".json sidecar)")
     work = Path(work_dir) if work_dir is not None else out.with_name(out.name + ".parts")
-    check_replaceable_folder(work, WORK_MARKER, f"{where}: work_dir")
+    if work_dir is not None:  # a folder given: emptied only where empty or marked ours
+        check_replaceable_folder(work, WORK_MARKER, f"{where}: work_dir")
     if work.exists():
         shutil.rmtree(work)
     (work / "shards").mkdir(parents=True)
