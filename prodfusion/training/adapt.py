@@ -206,6 +206,7 @@ def adapt_simcse(catalog, out, config: AdaptConfig | None = None, *, progress: b
     where = "adapt_simcse()"
     config = (config or AdaptConfig()).validate(where)
     require_hf(where)
+    check_replaceable_folder(out, ADAPTED_MARKER, "adapt(): out")  # before any training
     titles = list(dict.fromkeys(t for t in catalog.titles if isinstance(t, str) and t.strip()))
     if len(titles) < config.batch_size:
         raise DataError(
@@ -214,7 +215,6 @@ def adapt_simcse(catalog, out, config: AdaptConfig | None = None, *, progress: b
         )
     tau = config.temperature or SIMCSE_TEMPERATURE
     out = Path(out)
-    check_replaceable_folder(out, ADAPTED_MARKER, "adapt(): out")  # before any training
     ckpt = _checkpoint_dir(out)
     fingerprint = _fingerprint(catalog)
     key = {"method": "simcse", "config": asdict(config), "data": fingerprint["sha256"]}

@@ -68,6 +68,7 @@ def adapt_convirt(catalog, out, config: AdaptConfig | None = None, *, cache=None
     where = "adapt_convirt()"
     config = (config or AdaptConfig()).validate(where)
     require_hf(where)
+    check_replaceable_folder(out, ADAPTED_MARKER, "adapt(): out")  # before any photo is read
     trainable = config.train_image_encoder or tower is not None
     paths = catalog.image_paths
     if not any(p for p in paths):
@@ -96,7 +97,6 @@ def adapt_convirt(catalog, out, config: AdaptConfig | None = None, *, cache=None
     titles = catalog.titles
     tau = config.temperature or CONVIRT_TEMPERATURE
     out = Path(out)
-    check_replaceable_folder(out, ADAPTED_MARKER, "adapt(): out")  # before any training
     ckpt = _checkpoint_dir(out)
     fingerprint = _fingerprint(catalog, [p or "" for p in paths])
     key = {"method": "convirt", "config": asdict(config), "data": fingerprint["sha256"],
