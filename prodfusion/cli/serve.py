@@ -86,13 +86,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from prodfusion.service.app import create_app
     from prodfusion.service.events import open_event_store
     from prodfusion.service.lists import preflight_lists
-    from prodfusion.service.models import preflight
+    from prodfusion.service.models import preflight, preflight_variants
     from prodfusion.service.settings import load_settings
 
     overrides = _settings_overrides(args)
     settings = load_settings(args.config, **overrides)  # fails here, once, on a bad config
     preflight(settings.experiment)  # and on a missing model or profile, before any worker
-    preflight_lists(settings.experiment, settings.lists)  # and on a lists file it cannot serve
+    models = preflight_variants(settings.experiment)  # a modality a model lacks
+    preflight_lists(settings.experiment, settings.lists, models)  # a lists file it cannot serve
+    del models  # the workers load their own
     open_event_store(settings.events, synchronous=settings.synchronous,  # and on the events
                      busy_timeout_s=settings.busy_timeout_s).close()
     print(f"prodfusion: serving experiment {settings.experiment.name!r} "

@@ -167,15 +167,16 @@ def check_lists_meta(meta: dict, rec, variant, where) -> None:
             "lists with the variant's --profile.")
 
 
-def preflight_lists(experiment, default: Path | None = None) -> None:
+def preflight_lists(experiment, default: Path | None = None, models: dict | None = None) -> None:
     """The variants' lists files checked against their models before the server starts (one
     clear error instead of a start-up traceback per worker): each file exists, is a lists
-    file, and ranks as its variant serves. Reads the files' metadata and loads each model
-    once (memory-mapped: about 1.5 s at a million products)."""
+    file, and ranks as its variant serves. Reads the files' metadata; ``models`` (by
+    folder, from :func:`~prodfusion.service.models.preflight_variants`) or each model
+    loaded once."""
     from prodfusion.batch.lists import read_lists_meta
     from prodfusion.recommender import Recommender
 
-    models: dict[str, object] = {}
+    models = {} if models is None else models
     for v in experiment.variants:
         path = getattr(v, "lists", None) or default
         if path is None:

@@ -110,6 +110,23 @@ def test_serve_refuses_a_missing_model_or_profile_before_starting(tmp_path, caps
     assert "variant 'fusion': profile 'basket' is not in the model" in capsys.readouterr().err
 
 
+def test_serve_refuses_a_variant_its_model_cannot_serve_before_starting(tmp_path, capsys,
+                                                                       planted_model):
+    """A modality the model lacks: one line naming the folder and the variant before the
+    server starts (a start-up traceback from uvicorn before)."""
+    from prodfusion.recommender import Recommender
+
+    lacking = sorted({"lexical", "cooc", "category"} - set(Recommender.load(
+        planted_model).available_modalities))[0]
+    cfg = _config(tmp_path, planted_model)
+    cfg.write_text(cfg.read_text() + f'modalities = ["text", "{lacking}"]\n')  # "fusion"'s
+    assert main(["serve", str(cfg), "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot serve variant 'fusion'" in err and f"asks for '{lacking}'" in err
+    assert "Traceback" not in err and "serving experiment" not in err
+    assert not (tmp_path / "events.sqlite3").exists()
+
+
 def test_serve_refuses_a_lists_file_it_cannot_serve_before_starting(tmp_path, capsys,
                                                                    planted_model):
     """A lists file that is missing, not a lists file, or ranked over other modalities than
@@ -138,12 +155,21 @@ def test_serve_with_workers_exits_non_zero_when_no_worker_starts(tmp_path, plant
     import subprocess
     import sys
 
+    import pyarrow.parquet as pq
+
     from .helpers import free_port
 
+    # a lists file whose metadata passes the parent's checks but whose table a worker
+    # cannot open (its scores column gone): every worker fails at start-up
+    lists = tmp_path / "lists.parquet"
+    assert main(["export", str(planted_model), "--out", str(lists), "-k", "3"]) == 0
+    table = pq.read_table(lists)
+    pq.write_table(table.drop_columns(["scores"]).replace_schema_metadata(
+        table.schema.metadata), lists)
     cfg = _config(tmp_path, planted_model)
-    cfg.write_text(cfg.read_text() + 'modalities = ["lexical"]\n')  # the model has none
     proc = subprocess.run([sys.executable, "-m", "prodfusion.cli", "serve", str(cfg), "--port",
-                           str(free_port()), "--workers", "2", "--log-level", "warning"],
+                           str(free_port()), "--workers", "2", "--log-level", "warning",
+                           "--lists", str(lists)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 3, proc.stderr[-2000:]
     assert "error: no worker started" in proc.stderr
