@@ -651,7 +651,9 @@ class Recommender(QueryMixin):
                     or not math.isfinite(min_gain_se) or min_gain_se < 0:
                 raise param_error("min_gain_se", "tune()", "a finite number >= 0",
                                   min_gain_se)
-            res = tune_learned(self, sessions=sessions, pairs=pairs, **kwargs)
+            res = tune_learned(self, sessions=sessions, pairs=pairs,  # trees it would drop:
+                               final_above_se=None if keep_worse else min_gain_se,  # not fitted
+                               **kwargs)
             g = res["gain"]
             res["kept"] = keep_worse or g["value"] > min_gain_se * g["se"]
             if not res["kept"]:

@@ -390,7 +390,8 @@ def _trees_line(trees: dict, args, model: str, backend: str = "exact") -> str:
     t = tr["trees"]
     cold = cold_bonus_phrase(t)
     newq = new_query_phrase(t)
-    head = (f"  trees: {t['n_trees']} boosted trees ({t['kind']}) over the weights above, "
+    n = f"{t['n_trees']} " if t["n_trees"] is not None else ""  # None: learnt out of fold only
+    head = (f"  trees: {n}boosted trees ({t['kind']}) over the weights above, "
             f"out of fold {tr['objective']} {tr['validation_score']:.4f} against "
             f"{tr['reference_scores']['linear']:.4f} for the weights alone, "
             f"{tr['seconds']:.0f}s; " + (f"{cold}; " if cold else "")

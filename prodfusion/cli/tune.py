@@ -187,12 +187,15 @@ def _tune_trees(args, rec, sessions, pairs) -> int:
     why = "" if written else " (dry run: not written)" if args.dry_run else (
         f" (NOT written: {short}; --keep-worse writes them anyway)")
     what = f" profile {args.profile!r}" if args.profile else ""
-    print(f"tuned {args.model}{what}{why}: {t['n_trees']} boosted trees "
-          f"({t['kind']}; out of fold " + ", ".join(f"{k} {v:.4f}" for k, v in
-                                                   t["kind_scores"].items()) + ") "
+    learnt = (f"trained on {t['training_rows']:,} candidate rows, {t['training_targets']:,} "
+              "targets" if t["n_trees"] is not None else
+              "learnt out of fold only: not on every split, as they are not kept")
+    print(f"tuned {args.model}{what}{why}: "
+          + (f"{t['n_trees']} " if t["n_trees"] is not None else "")
+          + f"boosted trees ({t['kind']}; out of fold " + ", ".join(
+              f"{k} {v:.4f}" for k, v in t["kind_scores"].items()) + ") "
           f"over {', '.join(res['weights'])} re-scoring the weighting "
-          f"{format_weights_of(res)} (trained on {t['training_rows']:,} candidate rows, "
-          f"{t['training_targets']:,} targets, {res['seconds']:.1f}s)")
+          f"{format_weights_of(res)} ({learnt}, {res['seconds']:.1f}s)")
     print(f"  validation {res['objective']} out of fold {res['validation_score']:.4f} on "
           f"{res['split']['n_validation_cases']:,} cases over {res['search']['repeats']} "
           "splits (each case ranked by trees that never trained on its query); for reference, "

@@ -336,12 +336,19 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
                  protocol: str = "leave-last-out", repeats: int = 3, max_queries: int = 2000,
                  n_candidates: int = 200, max_iter: int = 300, weights: Any = None,
                  prod2vec: Any = None, cold_bonus: float | str = "auto",
-                 new_queries: str = "auto", progress: bool | Callable = False) -> dict:
+                 new_queries: str = "auto", progress: bool | Callable = False,
+                 final_above_se: float | None = None) -> dict:
     """Learn a fusion's trees (module docstring; ``cold_bonus``: ``"auto"`` or a bonus
     given, "New products" there); returns the tuning record with the
     :class:`~prodfusion.fusion.learned.LearnedScorer` under ``"scorer"`` and the linear
     weighting it re-scores (``weights``, ``calibration``, ``n0``, ...: the model's own, or
     ``weights`` given) as a :func:`~prodfusion.evaluation.tuning.tune_weights` record has.
+
+    ``final_above_se``: the trees that serve are learnt on every split only when their
+    out-of-fold gain is above this many standard errors — for a caller that discards them
+    otherwise (``Recommender.tune(min_gain_se=…)`` without ``keep_worse``), which then
+    does not wait for them; ``"scorer"`` is then None and ``trees.n_trees`` None, the rest
+    of the record (everything measured out of fold) the same. None: always learnt.
 
     Raises
     ------
@@ -460,16 +467,20 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
     log(f"out of fold: trees {scores['learned']:.4f}, linear {refs['linear']:.4f}, best "
         f"reference {best_ref} {refs[best_ref]:.4f}; gain {gain['value']:+.4f} "
         f"± {gain['se']:.4f}")
+    final = final_above_se is None or gain["value"] > final_above_se * gain["se"]
     scorer, n_pos, n_rows = _fit([_rows(sc, mods, np.ones(len(sc.uq), bool), rng, lins[r])
                                   for r, (sc, _) in enumerate(folds)], mods, seed, max_iter,
-                                 config)
+                                 config) if final else (None, None, None)
     if newq["kept"]:
         served = [np.zeros(len(sc.inv)) for sc, _ in newq["views"]]
         for g, routed in oof_scorers[config].items():
             _score_group(served, newq["views"], groups_of, lins, g, routed.with_cold_bonus(bonus))
         newq["record"]["served"] = float(np.mean([sc.objective(v) for (sc, _), v in zip(
             newq["views"], served, strict=True)]))
-    if newq["kept"] == "the weights":
+    if not final:
+        log(f"the trees' gain is not above {final_above_se:g} standard errors: they are not "
+            "learnt on every split (they would not be kept)")
+    elif newq["kept"] == "the weights":
         scorer = scorer.with_new_query("linear")
     elif newq["kept"]:
         parts = _mixed_rows(folds, newq["views"], mods,
@@ -480,8 +491,10 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
         scorer = scorer.with_new_query(new_trees)
         newq["record"]["n_trees"] = new_trees.n_trees
         log(f"trees for new queries kept: {new_trees.n_trees}")
-    scorer = scorer.with_cold_bonus(bonus)
-    log(f"trees learnt on every split: {scorer.n_trees} ({n_rows:,} rows, {n_pos:,} targets)")
+    if final:
+        scorer = scorer.with_cold_bonus(bonus)
+        log(f"trees learnt on every split: {scorer.n_trees} ({n_rows:,} rows, {n_pos:,} "
+            "targets)")
     return {
         "fusion": "intermediate",
         "learner": "gbdt",
@@ -501,8 +514,9 @@ def tune_learned(rec: Any, *, sessions: Any = None, pairs: Any = None,
         "reference_scores": refs,
         "gain": gain,
         "validation_slices": slices,
-        "trees": {"n_trees": scorer.n_trees, "fingerprint": scorer.fingerprint,
-                  "pool": scorer.pool,
+        "trees": {"n_trees": scorer.n_trees if final else None,
+                  "fingerprint": scorer.fingerprint if final else None,
+                  "pool": scorer.pool if final else None,
                   "training_rows": n_rows, "training_targets": n_pos,
                   "learner": "sklearn HistGradientBoostingClassifier", "max_iter": max_iter,
                   "kind": config, "kind_scores": config_scores, **TREE_CONFIGS[config],

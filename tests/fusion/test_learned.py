@@ -939,3 +939,30 @@ def test_the_pools_indexes_are_searched_at_once_with_search_threads(trees_shop):
     finally:
         rec.index, rec.index_settings = old
         rec._fusers, rec._searchers = {}, {}
+
+
+def test_trees_that_would_not_be_kept_are_not_fitted_on_every_split(monkeypatch):
+    """``Recommender.tune(learner="gbdt", min_gain_se=…)`` without ``keep_worse`` drops
+    trees whose out-of-fold gain is not above the bar; their final fits on every split
+    (``tune_learned(final_above_se=…)``) are skipped, and everything measured out of fold
+    is the same as when they are fitted."""
+    import prodfusion.evaluation.tuning_learned as tl
+
+    rec, sess = _shop_with_new_products()
+    fits = []
+    real = tl._fit
+    monkeypatch.setattr(tl, "_fit", lambda *a, **k: fits.append(1) or real(*a, **k))
+    kw = dict(objective="ndcg@5", max_iter=20, protocol="leave-last-out")
+    full = tl.tune_learned(rec, sessions=sess, **kw)  # always fitted
+    final_fits = 1 + int(bool(full["trees"]["new_queries"].get("n_trees")))
+    n_full = len(fits)
+    fits.clear()
+    cut = tl.tune_learned(rec, sessions=sess, final_above_se=1e9, **kw)  # a bar none clears
+    assert len(fits) == n_full - final_fits
+    assert cut["scorer"] is None and cut["trees"]["n_trees"] is None
+    assert full["scorer"] is not None and full["trees"]["n_trees"] >= 1
+    for key in ("validation_score", "reference_scores", "gain", "validation_slices"):
+        assert cut[key] == full[key]
+    fits.clear()  # through tune(): trees it drops are not fitted on every split
+    res = rec.tune(sess, learner="gbdt", profile="p", min_gain_se=1e9, **kw)
+    assert not res["kept"] and len(fits) == n_full - final_fits and "p" not in rec.profiles
