@@ -43,13 +43,15 @@ def check_replaceable_folder(path: str | os.PathLike, marker: str, where: str,
 
 def check_output_file(path: str | os.PathLike, where: str, *, written_by: str,
                       ours: Callable[[Path], object] | None = None,
-                      inputs: Iterable[str | os.PathLike | None] = ()) -> None:
+                      inputs: Iterable[str | os.PathLike | None] = (),
+                      name: str = "the file") -> None:
     """Refuse an output file that would destroy what the command did not write: a folder,
     one of the command's own ``inputs``, or an existing file for which ``ours(path)`` fails
-    or is false (it is not ``written_by``: an earlier output of the same kind)."""
+    or is false (it is not ``written_by``: an earlier output of the same kind). ``name``:
+    what to name instead of a folder, in the message."""
     p = Path(path)
     if p.is_dir():
-        raise ParameterError(f"{where} {str(path)!r} is a folder; name the file to write.")
+        raise ParameterError(f"{where} {str(path)!r} is a folder; name {name} to write.")
     if not p.exists():
         return
     real = os.path.realpath(p)

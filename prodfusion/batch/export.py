@@ -196,12 +196,10 @@ def export_lists(
     began = time.time()  # before the model is read: a product re-encoded later is stale
     executor = executor or LocalExecutor()
     k = check_k(k, "export_lists()")
-    if Path(out).is_dir():  # refused before any work: the file would replace it at the end
-        raise ParameterError(f"export_lists(): out={str(out)!r} is a folder; name the Parquet "
-                             "file to write (e.g. lists.parquet) (CLI: --out).")
-    check_output_file(out, "export_lists(): out", ours=read_lists_meta,
+    check_output_file(out, "export_lists(): out", ours=read_lists_meta,  # before any work
                       written_by="a lists file written by an earlier export (no readable "
-                                 "'prodfusion.lists' metadata)")
+                                 "'prodfusion.lists' metadata)",
+                      name="the Parquet file (e.g. lists.parquet; CLI: --out)")
     rec, folder = _job_model(model, batch_size, "export_lists()")
     if executor.name != "local" and folder is None:
         raise ParameterError(

@@ -167,16 +167,13 @@ def check_lists_meta(meta: dict, rec, variant, where) -> None:
             "lists with the variant's --profile.")
 
 
-def preflight_lists(experiment, default: Path | None = None, models: dict | None = None) -> None:
+def preflight_lists(experiment, default: Path | None, models: dict) -> None:
     """The variants' lists files checked against their models before the server starts (one
     clear error instead of a start-up traceback per worker): each file exists, is a lists
-    file, and ranks as its variant serves. Reads the files' metadata; ``models`` (by
-    folder, from :func:`~prodfusion.service.models.preflight_variants`) or each model
-    loaded once."""
+    file, and ranks as its variant serves. Reads the files' metadata; ``models``: the
+    variants' models by folder, from :func:`~prodfusion.service.models.preflight_variants`."""
     from prodfusion.batch.lists import read_lists_meta
-    from prodfusion.recommender import Recommender
 
-    models = {} if models is None else models
     for v in experiment.variants:
         path = getattr(v, "lists", None) or default
         if path is None:
@@ -189,10 +186,7 @@ def preflight_lists(experiment, default: Path | None = None, models: dict | None
         except Exception as exc:
             raise ModelError(f"Lists file {stamp[0]!r} of variant {v.name!r} cannot be read: "
                              f"{exc}") from exc
-        key = os.path.realpath(v.model)
-        if key not in models:
-            models[key] = Recommender.load(key)
-        check_lists_meta(meta, models[key], v, stamp[0])
+        check_lists_meta(meta, models[os.path.realpath(v.model)], v, stamp[0])
 
 
 def load_lists(path: Path, rec, variant, layout: str = "arrow") -> LoadedLists:
