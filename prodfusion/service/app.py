@@ -31,12 +31,39 @@ Routes
 
 import logging
 import os
+import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from prodfusion.service.guards import PRODUCT_ID_PATTERN, TOKEN_PATTERN
 from prodfusion.service.metrics import MetricsMiddleware as _MetricsMiddleware
 from prodfusion.service.settings import ServiceSettings
+
+
+class _OneLineStartupErrors:
+    """Pure ASGI middleware: a start-up failure the user can fix — a
+    :class:`~prodfusion.errors.ProdfusionError` such as a lists table a worker cannot open,
+    found after ``serve``'s own checks passed — reaches uvicorn's log as its message on one
+    line, naming the process, instead of a traceback (Starlette sends the traceback as the
+    failure's message). Any other exception (a bug) keeps its traceback."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "lifespan":
+            return await self.app(scope, receive, send)
+        from prodfusion.errors import ProdfusionError
+
+        async def one_line(message):
+            # sent from inside Starlette's ``except`` block: the exception is being handled
+            exc = sys.exc_info()[1]
+            if message["type"] == "lifespan.startup.failed" and isinstance(exc, ProdfusionError):
+                message = {**message, "message": f"prodfusion cannot start (process "
+                                                 f"{os.getpid()}): {exc}"}
+            await send(message)
+
+        await self.app(scope, receive, one_line)
 
 __all__ = ["create_app", "PRODUCT_ID_PATTERN", "TOKEN_PATTERN", "STATIC_DIR"]
 
@@ -146,6 +173,7 @@ def create_app(settings: ServiceSettings, *, store=None, multiproc_dir: str | No
     app.state.multiproc_dir = multiproc_dir if multiproc_dir is not None else \
         os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
+    app.add_middleware(_OneLineStartupErrors)
 
     # ------------------------------------------------------------------ errors
     @app.exception_handler(UnknownProductError)

@@ -81,6 +81,46 @@ def test_readyz_is_503_before_models_load(settings):
     assert r.status_code == 503 and r.json() == {"detail": "models are not loaded yet"}
 
 
+def _start_up(app) -> tuple[list[dict], BaseException]:
+    """Drive the app's ASGI lifespan start-up as uvicorn does; the failure and what was sent."""
+    import asyncio
+
+    sent = []
+
+    async def receive():
+        return {"type": "lifespan.startup"}
+
+    async def send(message):
+        sent.append(message)
+
+    with pytest.raises(Exception) as info:
+        asyncio.run(app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}},
+                        receive, send))
+    return sent, info.value
+
+
+def test_start_up_failures_a_user_can_fix_are_one_line_and_bugs_keep_their_traceback(
+        planted_model, tmp_path, monkeypatch):
+    # what uvicorn logs of a failed start-up is the message Starlette sends: a traceback,
+    # unless it is one of prodfusion's own errors (here a model folder that is gone)
+    gone = ab_settings(tmp_path / "gone", tmp_path / "e1.sqlite3")
+    sent, exc = _start_up(create_app(gone))
+    assert [m["type"] for m in sent] == ["lifespan.startup.failed"]
+    message = sent[0]["message"]
+    assert message.startswith("prodfusion cannot start (process ") and str(exc) in message
+    assert "gone" in message and "Traceback" not in message and "\n" not in message
+
+    from prodfusion.service.models import ModelRegistry
+
+    def broken(self):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(ModelRegistry, "load_all", broken)
+    sent, exc = _start_up(create_app(ab_settings(planted_model, tmp_path / "e2.sqlite3")))
+    assert isinstance(exc, RuntimeError)
+    assert "Traceback" in sent[0]["message"] and "a bug" in sent[0]["message"]
+
+
 def test_metrics_count_requests_per_route_and_variant(client):
     vb = visitors_of(client, "baseline", 2)
     vf = visitors_of(client, "fusion", 1)

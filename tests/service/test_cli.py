@@ -173,3 +173,6 @@ def test_serve_with_workers_exits_non_zero_when_no_worker_starts(tmp_path, plant
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 3, proc.stderr[-2000:]
     assert "error: no worker started" in proc.stderr
+    # each worker says why in one line, not in a traceback
+    assert proc.stderr.count("prodfusion cannot start (process ") == 2, proc.stderr[-2000:]
+    assert "lacks column(s) ['scores']" in proc.stderr and "Traceback" not in proc.stderr
