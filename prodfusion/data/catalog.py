@@ -17,6 +17,7 @@ __all__ = ["Catalog"]
 
 #: Standard column names inside a :class:`Catalog` frame.
 ID, TITLE, IMAGE, CATEGORY, GROUP = "product_id", "title", "image", "category", "group"
+_PLURAL = {"category": "categories"}
 
 
 @dataclass
@@ -62,6 +63,27 @@ class Catalog:
                         f"(first seen at row {seen[pid] + 1}, column {ID!r}). Ids must be unique."
                     )
                 seen[pid] = i
+
+    def __repr__(self) -> str:
+        """What a user needs to see of a catalog: its size, how many products have each
+        known column filled, the other columns carried through, and where it came from.
+
+        >>> import polars as pl
+        >>> Catalog(pl.DataFrame({"product_id": ["1", "2"], "title": ["red shoe", ""],
+        ...                       "category": ["shoe", None], "price": [9.5, 3.0]}), "shop.csv")
+        Catalog(2 products: 1 title, 1 category; also price; source='shop.csv')
+        """
+        f, parts = self.frame, []
+        for col, word in ((TITLE, "title"), (IMAGE, "photo path"), (CATEGORY, "category"),
+                          (GROUP, "group")):
+            if col in f.columns:
+                n = f.select(pl.col(col).cast(pl.Utf8).fill_null("").str.len_chars().gt(0)
+                             .sum()).item()
+                parts.append(f"{n:,} {word if n == 1 else _PLURAL.get(word, word + 's')}")
+        other = [c for c in f.columns if c not in (ID, TITLE, IMAGE, CATEGORY, GROUP)]
+        also = f"; also {', '.join(other[:8])}{', …' if len(other) > 8 else ''}" if other else ""
+        return (f"Catalog({len(self):,} product{'' if len(self) == 1 else 's'}: "
+                f"{', '.join(parts)}{also}; source={self.source!r})")
 
     # ----------------------------------------------------------------- basic access
     def __len__(self) -> int:

@@ -83,7 +83,7 @@ def _provenance(outer: Any, folds: list, fit_sizes: list, src: np.ndarray, sessi
         "split": {"protocol": protocol, "test_fraction": test_fraction,
                   "val_fraction": val_fraction, "seed": seed,
                   "n_validation_cases": int(len(src)),
-                  "n_validation_cases_by_source": {x: int((src == x).sum())
+                  "n_validation_cases_by_source": {str(x): int((src == x).sum())
                                                    for x in np.unique(src)},
                   "n_validation_queries": int(sum(len(sc.uq) for sc, _ in folds)),
                   "n_fitting_sessions": fit_sizes,

@@ -217,6 +217,8 @@ def test_tuning_weighs_cooc_and_click_confidence_and_validates_on_one_source():
     assert {"cooc alone", "clicks alone"} <= set(res["reference_scores"])
     assert res["split"]["n_validation_cases_by_source"] == {"sessions": res["split"][
         "n_validation_cases"]}
+    # plain str keys, as the manifest's JSON will read them back (not numpy's str_)
+    assert all(type(k) is str for k in res["split"]["n_validation_cases_by_source"])
     with pytest.raises(ParameterError, match=r"validate_on='pairs' needs that source; pass "
                                              r"--pairs"):
         tune_weights(rec, sessions=sessions, validate_on="pairs", **kw)
