@@ -50,8 +50,9 @@ def _check_interactions(sessions, pairs, where: str) -> None:
         from prodfusion.errors import ParameterError
 
         raise ParameterError(
-            f"{where} needs interactions to learn from: pass --interactions (sessions) and/or "
-            "--pairs (co-interaction pairs)."
+            f"{where} needs interactions to learn from: pass sessions= (cleaned sessions) "
+            "and/or pairs= (co-interaction pairs as two-click sessions); on the command line "
+            "--interactions and/or --pairs."
         )
 
 

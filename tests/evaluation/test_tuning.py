@@ -127,7 +127,7 @@ def test_tuning_never_reads_the_test_part():
 
 def test_bad_input_is_refused_by_name():
     rec, sessions, _ = _shop()
-    with pytest.raises(ParameterError, match=r"tune\(\) needs interactions to learn from"):
+    with pytest.raises(ParameterError, match=r"tune\(\) needs interactions to learn from: pass sessions="):
         tune_weights(rec)
     with pytest.raises(ParameterError, match=r"'modalities' parameter of tune\(\) asks for "
                                              r"'clicks', but this model has only"):
