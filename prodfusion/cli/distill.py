@@ -42,6 +42,7 @@ def cmd_distill(args) -> int:
         teacher=args.teacher, student=args.student, init=args.init, dense=args.dense,
         dense_init=args.dense_init, static_dim=args.static_dim, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.lr, warmup_ratio=args.warmup_ratio,
+        dense_lr_ratio=args.dense_lr_ratio,
         optimizer=args.optimizer,
         dev_size=args.dev_size, teacher_normalize=args.teacher_normalize, seed=args.seed,
         device=args.device,
@@ -105,6 +106,9 @@ def add_distill_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate (default 2e-5 for st:, 0.2 for static:)")
     p.add_argument("--warmup-ratio", type=float, default=0.1)
+    p.add_argument("--dense-lr-ratio", type=float, default=0.1,
+                   help="a static student's Dense layer learns at this fraction of --lr "
+                        "(Adagrad; default 0.1)")
     p.add_argument("--optimizer", default="auto", choices=["auto", "adagrad", "adamw"],
                    help="auto: AdamW for st:, Adagrad with sparse token gradients for static:")
     p.add_argument("--dev-size", type=int, default=1000,

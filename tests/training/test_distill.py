@@ -67,6 +67,39 @@ def test_distillation_lowers_the_loss_and_pulls_translations_to_their_source(
     assert rep2["data"]["teacher_vectors_from_cache"] == rep2["data"]["distinct_sources"] == 60
 
 
+def test_a_static_students_dense_layer_learns_at_its_own_rate(
+        tmp_path, monkeypatch, teacher_dir, student_tokenizer, parallel_file):
+    # Adagrad's first steps move every parameter by about the learning rate: the Dense
+    # layer's least-squares start gets dense_lr_ratio of it, the token table all of it
+    import torch
+
+    seen = []
+
+    class Spy(torch.optim.Adagrad):
+        def __init__(self, params, **kw):
+            super().__init__(params, **kw)
+            seen.append([(g["lr"], [tuple(p.shape) for p in g["params"]])
+                         for g in self.param_groups])
+
+    monkeypatch.setattr(torch.optim, "Adagrad", Spy)
+    data = read_parallel(parallel_file)
+    cfg = _config(teacher_dir, student_tokenizer, static_dim=4, epochs=1, learning_rate=0.5)
+    rep = distill(data, tmp_path / "s", cfg, cache=tmp_path / "cache", progress=False)
+    (table_lr, table), (dense_lr, dense) = seen[-1]
+    assert table_lr == 0.5 and len(table) == 1 and table[0][1] == 4  # the token table
+    assert dense_lr == pytest.approx(0.05) and (DIM, 4) in dense  # Dense 4 -> DIM
+    assert rep["hyperparameters"]["dense_lr_ratio"] == 0.1
+    distill(data, tmp_path / "s1", _config(teacher_dir, student_tokenizer, static_dim=4, epochs=1,
+                                          learning_rate=0.5, dense_lr_ratio=1.0),
+            cache=tmp_path / "cache", progress=False)
+    assert [lr for lr, _ in seen[-1]] == [0.5, 0.5]
+    from prodfusion.errors import ParameterError
+
+    for bad in (0, -0.1, True, 11, "0.1"):
+        with pytest.raises(ParameterError, match="'dense_lr_ratio' parameter"):
+            DistillConfig(dense_lr_ratio=bad).check()
+
+
 def test_mse_loss_matches_a_hand_computation(teacher_dir, student_tokenizer):
     import torch
 
