@@ -273,7 +273,7 @@ def distill(
         Where the teacher's vectors are kept (prodfusion's content-hash cache); None
         computes them in memory only.
     progress : bool
-        tqdm bars on a terminal; plain log lines otherwise.
+        tqdm bars on a terminal; plain log lines otherwise; False: neither.
 
     Returns
     -------
@@ -382,7 +382,8 @@ def distill(
     trainer = trainer_cls(
         model=student, args=args, train_dataset=dataset, loss=st_submodule("losses").MSELoss(student),
         evaluator=evaluation.sequential if evaluation else None,
-        callbacks=plain_progress("distill", config.epochs), optimizers=optimizers,
+        callbacks=plain_progress("distill", config.epochs) if progress else None,
+        optimizers=optimizers,
     )
     trainer.remove_callback(PrinterCallback)
     last = get_last_checkpoint(str(work / "checkpoints")) if (work / "checkpoints").exists() else None

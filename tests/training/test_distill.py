@@ -68,7 +68,7 @@ def test_distillation_lowers_the_loss_and_pulls_translations_to_their_source(
 
 
 def test_a_static_students_dense_layer_learns_at_its_own_rate(
-        tmp_path, monkeypatch, teacher_dir, student_tokenizer, parallel_file):
+        tmp_path, monkeypatch, capsys, teacher_dir, student_tokenizer, parallel_file):
     # Adagrad's first steps move every parameter by about the learning rate: the Dense
     # layer's least-squares start gets dense_lr_ratio of it, the token table all of it
     import torch
@@ -89,10 +89,12 @@ def test_a_static_students_dense_layer_learns_at_its_own_rate(
     assert table_lr == 0.5 and len(table) == 1 and table[0][1] == 4  # the token table
     assert dense_lr == pytest.approx(0.05) and (DIM, 4) in dense  # Dense 4 -> DIM
     assert rep["hyperparameters"]["dense_lr_ratio"] == 0.1
+    assert "distill: epoch" not in capsys.readouterr().err  # progress=False: no lines either
     distill(data, tmp_path / "s1", _config(teacher_dir, student_tokenizer, static_dim=4, epochs=1,
                                           learning_rate=0.5, dense_lr_ratio=1.0),
-            cache=tmp_path / "cache", progress=False)
+            cache=tmp_path / "cache")
     assert [lr for lr, _ in seen[-1]] == [0.5, 0.5]
+    assert "distill: epoch 1.00/1 step" in capsys.readouterr().err  # plain lines: not a terminal
     from prodfusion.errors import ParameterError
 
     for bad in (0, -0.1, True, 11, "0.1"):
