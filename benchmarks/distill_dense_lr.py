@@ -106,7 +106,12 @@ def main(argv=None) -> int:
         b, a = ev["before"], ev["after"]
         lines.append(f"| {n:,} | {epochs} | {seed} | {ratio:g} | {dev} | {acc(b)} | {acc(a)} | "
                      f"{b['mse_translation']:.4f} → {a['mse_translation']:.4f} | {sec:.0f} |")
-    lines += ["", "Ratio 1 is the rate every parameter had before `dense_lr_ratio` (0.1 since)."]
+    lines += ["", "Ratio 1 is the rate every parameter had before `dense_lr_ratio` (0.1 since). "
+              "What the rows say: at ratio 1 a small set (2,000 pairs) leaves the student far "
+              "worse than it started; at 0.1 it ends about where it started (training on "
+              "2,000 pairs does not help, but no longer harms); at 10,000 pairs 0.1 is ahead "
+              "for both seeds; on all pairs, three epochs, ratio 1 is ahead by 0.006 / 0.010, "
+              "inside the noise."]
     write_markdown(lines, args.out)
     return 0
 

@@ -127,8 +127,10 @@ def main(argv=None) -> int:
                             learning_rate=args.lr, dev_size=args.dev_pairs, seed=0)
         out = work / name
         done = out / "distillation.json"
-        if done.exists() and json.loads(done.read_text())["hyperparameters"]["epochs"] == args.epochs \
-                and json.loads(done.read_text())["data"]["pairs"] == len(run_data):
+        old = json.loads(done.read_text()) if done.exists() else None
+        if old and old["hyperparameters"]["epochs"] == args.epochs \
+                and old["data"]["pairs"] == len(run_data) \
+                and old["hyperparameters"].get("dense_lr_ratio", 1.0) == cfg.dense_lr_ratio:
             rep = json.loads(done.read_text())
             print(f"{name}: reusing {out}", file=sys.stderr)
         else:
