@@ -266,6 +266,11 @@ class Recommender(QueryMixin):
             raise param_error("catalog", "Recommender.build()",
                               "a Catalog (read_catalog(path) reads a file)",
                               type(catalog).__name__)
+        if len(catalog) < 2:
+            raise DataError(f"{catalog.source}: the catalog has {len(catalog)} product"
+                            f"{'' if len(catalog) == 1 else 's'}; a model recommends products "
+                            "from the others, so it needs at least 2. Check the file (only a "
+                            "header?) and its separator.")
         sessions = as_sessions(sessions, "sessions", "Recommender.build()")
         _check_session_ids(sessions, catalog)
         # before the photos are read: a file replaced meanwhile is found changed next time

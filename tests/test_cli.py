@@ -93,6 +93,26 @@ def test_build_bad_catalog_names_row_and_column(files, capsys):
     assert not (files / "m").exists()  # nothing half-written
 
 
+def test_build_refuses_a_catalog_of_fewer_than_two_products_and_warns_of_padded_ids(
+        files, capsys, caplog):
+    (files / "header.csv").write_text("product_id,title\n", encoding="utf-8")
+    code = main(["build", "--catalog", str(files / "header.csv"), "--out", str(files / "m"),
+                 "--image", "none", "--cache-dir", "none"])
+    err = capsys.readouterr().err
+    assert code == 2 and "header.csv: the catalog has 0 products" in err
+    assert "no product has a title" not in err and not (files / "m").exists()
+
+    from prodfusion.data import read_catalog
+
+    (files / "padded.csv").write_text("product_id,title\n 01 ,red shoe\n02,blue hat\n",
+                                      encoding="utf-8")
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        cat = read_catalog(files / "padded.csv")
+    assert cat.ids.tolist() == [" 01 ", "02"]  # kept: ids are exact strings
+    assert "1 product id(s) begin or end with spaces (column 'product_id'; first: row 1, " \
+           "' 01 ')" in caplog.text and "naming '01' will not find it" in caplog.text
+
+
 def test_a_product_without_a_title_is_kept_and_recommended_by_its_clicks(files, capsys, caplog):
     """An empty title loses nothing: a warning, no text or lexical vector for that product,
     its list from its clicks (and co-occurrences); the others unchanged; export too."""

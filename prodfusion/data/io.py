@@ -260,6 +260,14 @@ def read_catalog(
             f"column {pid!r}; {n_dup} rows hold a repeated id). Ids must be unique: "
             f"remove or rename the duplicates."
         )
+    padded = frame.select(pl.col(pid) != pl.col(pid).str.strip_chars()).to_series()
+    if padded.any():  # kept as they are: ids are exact strings, and stripping could collide
+        r = int(padded.arg_true()[0])
+        logger.warning(
+            "%s: %s product id(s) begin or end with spaces (column %r; first: row %d, %r); they "
+            "are kept as they are, and ids are compared as exact strings, so a click log or "
+            "request naming %r will not find it. Strip them in the file if that is not meant.",
+            path, f"{int(padded.sum()):,}", pid, r + 1, frame[pid][r], frame[pid][r].strip())
     tcol = chosen[TITLE]
     frame = frame.with_columns(
         pl.col(tcol).str.replace_all(r"\s+", " ").str.strip_chars().alias(tcol)
