@@ -35,6 +35,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -218,6 +219,17 @@ class _Fixed:
         return np.stack([self.table[s] for s in sentences])
 
 
+def _warmup(ratio: float) -> dict:
+    """The warm-up as the installed Transformers takes it: ``warmup_steps`` as a fraction
+    from v5 on (``warmup_ratio`` is deprecated there, with a warning on every run), else
+    ``warmup_ratio``."""
+    import transformers
+
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        return {"warmup_steps": float(ratio)}
+    return {"warmup_ratio": float(ratio)}
+
+
 def _sparse_trainer(base):
     """The Trainer, with a gradient-norm log that also reads sparse gradients."""
 
@@ -348,7 +360,7 @@ def distill(
         num_train_epochs=config.epochs,
         per_device_train_batch_size=config.batch_size,
         learning_rate=config.lr,
-        warmup_ratio=config.warmup_ratio,
+        **_warmup(config.warmup_ratio),
         weight_decay=config.weight_decay,
         save_strategy="epoch",
         save_total_limit=1,
@@ -389,7 +401,10 @@ def distill(
     last = get_last_checkpoint(str(work / "checkpoints")) if (work / "checkpoints").exists() else None
     if last:
         log.warning("resuming from %s", last)
-    trainer.train(resume_from_checkpoint=last)
+    with warnings.catch_warnings():  # torch's note on every sparse Adagrad step, not ours to act on
+        warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled",
+                                category=UserWarning)
+        trainer.train(resume_from_checkpoint=last)
     after = evaluation(student) if evaluation else None
 
     # 4. Write the model + distillation.json atomically.
