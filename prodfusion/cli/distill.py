@@ -42,7 +42,7 @@ def cmd_distill(args) -> int:
         teacher=args.teacher, student=args.student, init=args.init, dense=args.dense,
         dense_init=args.dense_init, static_dim=args.static_dim, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.lr, warmup_ratio=args.warmup_ratio,
-        dense_lr_ratio=args.dense_lr_ratio,
+        dense_lr_ratio=args.dense_lr_ratio, fold_dense=not args.keep_dense,
         optimizer=args.optimizer,
         dev_size=args.dev_size, teacher_normalize=args.teacher_normalize, seed=args.seed,
         device=args.device,
@@ -50,8 +50,11 @@ def cmd_distill(args) -> int:
     cache = None if args.cache_dir in ("", "none") else args.cache_dir
     rep = distill(data, args.out, config, cache=cache, overwrite=args.overwrite)
     ev = rep["evaluation"]
+    folded = (f"; trained as {' + '.join(rep['student']['trained_modules'])}, the Dense layer "
+              "folded into the token table" if rep["student"]["dense_folded"] else "")
     print(f"student written to {args.out} in {rep['seconds']:.0f}s "
-          f"({rep['student']['modules']}, {rep['student']['parameters']:,} parameters)")
+          f"({' + '.join(rep['student']['modules'])}, {rep['student']['parameters']:,} "
+          f"parameters{folded})")
     for row in rep["loss_per_epoch"]:
         loss = row["train_loss"]
         print(f"  epoch {row['epoch']}: train loss {loss:.6f}" if loss is not None
@@ -106,6 +109,9 @@ def add_distill_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate (default 2e-5 for st:, 0.2 for static:)")
     p.add_argument("--warmup-ratio", type=float, default=0.1)
+    p.add_argument("--keep-dense", action="store_true",
+                   help="save a static student's Dense layer as a module of its own instead of "
+                        "folding it into the token table (the same vectors; folded is faster)")
     p.add_argument("--dense-lr-ratio", type=float, default=0.1,
                    help="a static student's Dense layer learns at this fraction of --lr "
                         "(Adagrad; default 0.1)")

@@ -244,6 +244,39 @@ def make_student(
     return SentenceTransformer(modules=modules, device=device)
 
 
+def fold_dense(model):
+    """A static student ``[StaticEmbedding, Dense]`` (linear Dense, as :func:`make_student`
+    makes it) as one ``StaticEmbedding`` whose token table is already mapped; else None.
+
+    The embedding bag averages token vectors and the Dense layer is affine, so
+    ``W·mean(e_t) + b = mean(W·e_t + b)``: each token vector can go through the Dense layer
+    once, at save time, instead of every sentence at encode time — the same vectors (up to
+    float rounding; an empty text, which has no token, gets zeros instead of ``b``), a
+    smaller table when the teacher's dimension is smaller, and no matrix product per title.
+    """
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    StaticEmbedding, Dense, _, _ = st_modules()
+    mods = list(model)
+    if len(mods) != 2 or not isinstance(mods[0], StaticEmbedding) \
+            or not isinstance(mods[1], Dense):
+        return None
+    dense = mods[1]
+    act = getattr(dense, "activation_function", None)
+    if act is not None and not isinstance(act, torch.nn.Identity):
+        return None
+    if getattr(mods[0].embedding, "mode", "mean") != "mean":
+        return None
+    with torch.no_grad():
+        table = mods[0].embedding.weight.detach().float()
+        folded = table @ dense.linear.weight.detach().float().T
+        if dense.linear.bias is not None:
+            folded += dense.linear.bias.detach().float()
+    emb = StaticEmbedding(mods[0].tokenizer, embedding_weights=folded.contiguous())
+    return SentenceTransformer(modules=[emb], device=str(model.device))
+
+
 def model_dim(model) -> int:
     """Output dimension of a SentenceTransformer (any sentence-transformers version)."""
     getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension

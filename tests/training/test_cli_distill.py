@@ -19,6 +19,16 @@ def test_distill_then_evaluate_text_encoder(tmp_path, teacher_dir, student_token
     text = capsys.readouterr().out
     assert f"student written to {out}" in text and "held-out 10 pairs after" in text
     assert json.loads((out / "distillation.json").read_text())["data"]["languages"] == {"en-de": 60}
+    # a student with a Dense layer (4-d tokens -> the teacher's 16): folded unless --keep-dense
+    for extra, modules in (([], ["StaticEmbedding"]), (["--keep-dense"], ["StaticEmbedding", "Dense"])):
+        small = tmp_path / f"small{len(extra)}"
+        assert main(["distill", "--parallel", str(parallel_file), "--teacher", f"st:{teacher_dir}",
+                     "--student", f"static:{student_tokenizer}", "--static-dim", "4", "--epochs",
+                     "1", "--dev-size", "10", "--cache-dir", "none", "--out", str(small),
+                     *extra]) == 0
+        said = capsys.readouterr().out
+        assert json.loads((small / "distillation.json").read_text())["student"]["modules"] == modules
+        assert ("the Dense layer folded into the token table" in said) == (not extra)
 
     rep = tmp_path / "report"
     rc = main(["evaluate", "text-encoder", f"st:{out}", f"static:{student_tokenizer}",
@@ -51,8 +61,9 @@ def test_a_student_that_training_made_worse_is_not_recommended(tmp_path, paralle
                                       "mse_translation": 0.037},
               "after": {"translation_src2trg": 0.78, "translation_trg2src": 0.8,
                         "mse_translation": 2.82}}
-        return {"evaluation": ev, "seconds": 1.0, "student": {"modules": "static",
-                                                             "parameters": 10},
+        return {"evaluation": ev, "seconds": 1.0, "student": {
+                    "modules": ["StaticEmbedding"], "parameters": 10, "dense_folded": False,
+                    "trained_modules": ["StaticEmbedding"]},
                 "loss_per_epoch": [{"epoch": 1, "train_loss": 62.0}]}
 
     monkeypatch.setattr(training, "distill", worse)

@@ -89,17 +89,46 @@ def test_a_static_students_dense_layer_learns_at_its_own_rate(
     assert table_lr == 0.5 and len(table) == 1 and table[0][1] == 4  # the token table
     assert dense_lr == pytest.approx(0.05) and (DIM, 4) in dense  # Dense 4 -> DIM
     assert rep["hyperparameters"]["dense_lr_ratio"] == 0.1
+    # saved with the Dense layer folded into the token table (fold_dense, below)
+    assert rep["student"]["trained_modules"] == ["StaticEmbedding", "Dense"]
+    assert rep["student"]["modules"] == ["StaticEmbedding"] and rep["student"]["dense_folded"]
+    assert rep["student"]["dim"] == DIM
     assert "distill: epoch" not in capsys.readouterr().err  # progress=False: no lines either
-    distill(data, tmp_path / "s1", _config(teacher_dir, student_tokenizer, static_dim=4, epochs=1,
-                                          learning_rate=0.5, dense_lr_ratio=1.0),
-            cache=tmp_path / "cache")
+    rep1 = distill(data, tmp_path / "s1", _config(
+        teacher_dir, student_tokenizer, static_dim=4, epochs=1, learning_rate=0.5,
+        dense_lr_ratio=1.0, fold_dense=False), cache=tmp_path / "cache")
     assert [lr for lr, _ in seen[-1]] == [0.5, 0.5]
+    assert rep1["student"]["modules"] == ["StaticEmbedding", "Dense"]
+    assert not rep1["student"]["dense_folded"]
     assert "distill: epoch 1.00/1 step" in capsys.readouterr().err  # plain lines: not a terminal
     from prodfusion.errors import ParameterError
 
     for bad in (0, -0.1, True, 11, "0.1"):
         with pytest.raises(ParameterError, match="'dense_lr_ratio' parameter"):
             DistillConfig(dense_lr_ratio=bad).check()
+    with pytest.raises(ParameterError, match="'fold_dense' parameter"):
+        DistillConfig(fold_dense="yes").check()
+
+
+def test_folding_the_dense_layer_into_the_token_table_keeps_the_vectors(student_tokenizer):
+    import torch
+
+    from prodfusion.training.distill_models import fold_dense
+
+    student = make_student(f"static:{student_tokenizer}", DIM, static_dim=4, seed=0)
+    with torch.no_grad():  # a Dense layer far from the identity, with a bias
+        student[1].linear.weight.normal_()
+        student[1].linear.bias.normal_()
+    folded = fold_dense(student)
+    assert [type(m).__name__ for m in folded] == ["StaticEmbedding"]
+    assert folded[0].embedding.weight.shape == (student[0].embedding.weight.shape[0], DIM)
+    texts = ["big red lamp", "gross rot lampe", "red", "lampe lampe lampe blau"]
+    np.testing.assert_allclose(folded.encode(texts), student.encode(texts), atol=1e-5)
+    # what cannot be folded is left alone: no Dense, a non-linear one
+    assert fold_dense(make_student(f"static:{student_tokenizer}", DIM, static_dim=DIM,
+                                   dense=False)) is None
+    student[1].activation_function = torch.nn.Tanh()
+    assert fold_dense(student) is None
 
 
 def test_mse_loss_matches_a_hand_computation(teacher_dir, student_tokenizer):
