@@ -130,7 +130,8 @@ def main(argv=None) -> int:
         old = json.loads(done.read_text()) if done.exists() else None
         if old and old["hyperparameters"]["epochs"] == args.epochs \
                 and old["data"]["pairs"] == len(run_data) \
-                and old["hyperparameters"].get("dense_lr_ratio", 1.0) == cfg.dense_lr_ratio:
+                and old["hyperparameters"].get("dense_lr_ratio", 1.0) == cfg.dense_lr_ratio \
+                and old["student"].get("dense_folded", False) == cfg.fold_dense:
             rep = json.loads(done.read_text())
             print(f"{name}: reusing {out}", file=sys.stderr)
         else:
