@@ -104,6 +104,15 @@ def test_modality_subsets_and_errors(planted):
     rec = Recommender.from_embeddings(catalog, {"text": embs["text"]})
     with pytest.raises(UnknownProductError, match=r"Product id '42' is not in the catalog"):
         rec.similar("42")
+    with pytest.raises(UnknownProductError, match=r"Product id 0 .* of type int, not str\.$"):
+        rec.similar(0)
+    import polars as pl
+
+    numeric = Catalog(pl.DataFrame({"product_id": ["5", "6"], "title": ["a", "b"]}))
+    with pytest.raises(UnknownProductError, match=r"of type int, not str: did you mean '5'\?"):
+        numeric.row_of(5)
+    with pytest.raises(UnknownProductError, match=r"of type list, not str"):
+        numeric.row_of(["5"])
     with pytest.raises(ParameterError, match=r"The 'k' parameter of similar\(\) must be an int in \[1, 1000\]. Got 0 instead."):
         rec.similar("0000000000", k=0)
     with pytest.raises(ParameterError, match=r"asks for 'image', but this model has only \['text'\]"):

@@ -160,10 +160,16 @@ class Catalog:
         """
         try:
             return self._row[product_id]
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: an unhashable id (a list, an array)
+            hint = ""
+            if not isinstance(product_id, str):
+                as_text = str(product_id)
+                hint = (f" The id given is of type {type(product_id).__name__}, not str"
+                        + (f": did you mean {as_text!r}?" if as_text in self._row else "."))
             err = UnknownProductError(
                 f"Product id {product_id!r} is not in the catalog ({len(self)} products from "
                 f"{self.source}). Ids are compared as exact strings, leading zeros included."
+                + hint
             )
             err.product_id, err.n_products = product_id, len(self)  # for messages without paths
             raise err from None
