@@ -133,6 +133,7 @@ def add_distill_parser(subparsers) -> argparse.ArgumentParser:
                    help="embedding cache for the teacher's vectors ('none' to disable)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder: an earlier distilled "
+                        "student (with distillation.json) or an empty folder, never other files")
     p.set_defaults(func=cmd_distill)
     return p

@@ -286,7 +286,8 @@ def distill(
     data : ParallelData
         From :func:`~prodfusion.training.read_parallel`.
     out_dir : path
-        The model folder to create (refused if it exists, unless ``overwrite``).
+        The model folder to create (refused if it exists, unless ``overwrite`` and it is an
+        earlier student, holding ``distillation.json``, or empty).
     config : DistillConfig
     cache : EmbeddingCache or path, optional
         Where the teacher's vectors are kept (prodfusion's content-hash cache); None
@@ -304,6 +305,10 @@ def distill(
     if out.exists() and not overwrite:
         raise DataError(f"{out}: the output folder exists; pass overwrite=True (CLI: --overwrite) "
                         "or choose another folder.")
+    if overwrite:  # only an earlier student (or an empty folder) is replaced, never other files
+        from prodfusion._outputs import check_replaceable_folder
+
+        check_replaceable_folder(out, "distillation.json", "distill(): out_dir (CLI: --out)")
     if len(data) < 2:
         raise DataError(f"distillation needs at least 2 sentence pairs, got {len(data)}.")
     if cache is not None and not hasattr(cache, "get"):

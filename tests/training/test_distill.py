@@ -62,6 +62,19 @@ def test_distillation_lowers_the_loss_and_pulls_translations_to_their_source(
     # A second run reads the teacher's vectors from the cache, and refuses to clobber.
     with pytest.raises(DataError, match="the output folder exists"):
         distill(data, out, cfg, cache=tmp_path / "cache", progress=False)
+    # overwrite=True replaces an earlier student only, never a folder of other files
+    from prodfusion.errors import ParameterError
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(ParameterError, match="holds files prodfusion did not write \\(no "
+                                             "distillation.json\\)"):
+        distill(data, mine, cfg, cache=tmp_path / "cache", progress=False, overwrite=True)
+    assert (mine / "notes.txt").read_text() == "keep me"
+    distill(data, out, _config(teacher_dir, student_tokenizer, epochs=1),
+            cache=tmp_path / "cache", progress=False, overwrite=True)  # an earlier student
+    assert json.loads((out / "distillation.json").read_text())["hyperparameters"]["epochs"] == 1
     rep2 = distill(data, tmp_path / "again", _config(teacher_dir, student_tokenizer, epochs=1),
                    cache=tmp_path / "cache", progress=False)
     assert rep2["data"]["teacher_vectors_from_cache"] == rep2["data"]["distinct_sources"] == 60
