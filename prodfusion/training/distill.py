@@ -397,7 +397,8 @@ def distill(
             if hasattr(m, "embedding") and hasattr(m.embedding, "sparse"):
                 m.embedding.sparse = True  # gradients for the batch's tokens only
                 tables += list(m.parameters())
-        rest = [p for p in student.parameters() if not any(p is t for t in tables)]
+        in_tables = {id(t) for t in tables}
+        rest = [p for p in student.parameters() if id(p) not in in_tables]
         groups = [{"params": tables}] + ([{"params": rest, "lr": config.lr * config.dense_lr_ratio}]
                                          if rest else [])
         optimizers = (torch.optim.Adagrad(groups, lr=config.lr,
@@ -422,8 +423,9 @@ def distill(
     folded = fold_dense(student) if config.fold_dense else None
     if folded is not None:  # the same vectors, without a matrix product per title
         check = (dev.sources + dev.targets)[:256] or train.sources[:256]
-        gap = float(np.abs(folded.encode(check) - student.encode(check)).max())
-        if not gap <= 1e-4 * max(1.0, float(np.abs(student.encode(check)).max())):
+        ref = student.encode(check)
+        gap = float(np.abs(folded.encode(check) - ref).max())
+        if not gap <= 1e-4 * max(1.0, float(np.abs(ref).max())):
             raise ModelError(f"folding the Dense layer into the token table changed the "
                              f"vectors by up to {gap:.3g}; pass fold_dense=False "
                              "(CLI: --keep-dense) and report this.")
