@@ -19,6 +19,11 @@ __all__ = ["run_demo", "SIMILAR_RATE"]
 SIMILAR_RATE = 0.5
 #: Marks a folder as the demo's (its data/ and model/ are rewritten by the next demo there).
 DEMO_MARKER = ".prodfusion-demo"
+#: The paper's three modalities: the demo's "similar products" weighting fuses these.
+PAPER_MODALITIES = ("text", "image", "clicks")
+#: The weighting profile the demo tunes as ``prodfusion build`` tunes (every modality, click
+#: confidence): the lists for "what visitors click next".
+NEXT_CLICKS_PROFILE = "next_clicks"
 
 
 def _ari(vectors: np.ndarray, labels, n_clusters: int, *, seeds=(0, 1, 2)) -> tuple[float, float]:
@@ -70,10 +75,11 @@ def run_demo(
          f"{sessions.n_clicks:,} clicks ({time.perf_counter() - t0:.1f}s)")
 
     # one Prod2Vec thread: the same weights and figures on every run (gensim is not
-    # bit-reproducible on several threads, and the tuned weights moved between runs)
+    # bit-reproducible on several threads, and the tuned weights moved between runs); the
+    # title n-grams and co-occurrence counts that `prodfusion build` adds by default too
     rec = Recommender(
         fusion="intermediate", prod2vec=Prod2VecParams(seed=seed, workers=1),
-        cache_dir=cache_dir, seed=seed,
+        lexical="tfidf", cooc=True, cache_dir=cache_dir, seed=seed,
     ).build(catalog, sessions)
     rec.data_sources_ = _sources(paths, catalog)  # `prodfusion tune/evaluate MODEL` reuse them
     model_dir = rec.save(out / "model")
@@ -83,22 +89,40 @@ def run_demo(
         extra = ""
         if m == "image":
             extra = f", {info.get('n_missing', 0)} missing + {info.get('n_corrupt', 0)} corrupt images"
-        _say(f"    {m:<6} {e.spec:<14} dim {e.dim:>4}  present {e.n_present:,}/{len(catalog):,}{extra}")
+        spec = e.spec.removeprefix(f"{m}:")
+        _say(f"    {m:<7} {spec:<22} dim {e.dim:>4}  present {e.n_present:,}/{len(catalog):,}{extra}")
+    if getattr(rec, "cooc_", None) is not None:
+        _say(f"    cooc    {'session co-occurrences':<22} {rec.cooc_.matrix.nnz // 2:>8,} pairs  "
+             f"present {rec.cooc_.n_present:,}/{len(catalog):,}")
 
     # ------------------------------------------------------------ learned weights
-    tuned = rec.tune(sessions, objective="ndcg@15", n0_grid=(None,), max_queries=1000,
-                     seed=seed)
-    rec.save(model_dir)
-    _say(f"  tuned on held-out next clicks ({tuned['split']['n_validation_cases']:,} validation "
-         f"cases, {tuned['seconds']:.0f}s): weights "
+    # "similar products": the paper's three modalities, tuned without click confidence (a
+    # popularity prior), so that the lists stay inside the planted categories
+    paper = tuple(m for m in PAPER_MODALITIES if m in rec.embeddings_)
+    tuned = rec.tune(sessions, objective="ndcg@15", modalities=paper, n0_grid=(None,),
+                     max_queries=1000, seed=seed)
+    _say(f"  similar products: {', '.join(paper)} tuned on held-out next clicks "
+         f"({tuned['split']['n_validation_cases']:,} validation cases, {tuned['seconds']:.0f}s): "
+         "weights "
          + ", ".join(f"{m}={w:.2f}" for m, w in tuned["weights"].items())
          + f", calibration {tuned['calibration']}; validation nDCG@15 "
          f"{tuned['validation_score']:.3f} (equal weights "
          f"{tuned['reference_scores']['equal weights (calibration none)']:.3f}, best single "
          + max((v, k) for k, v in tuned["reference_scores"].items() if k.endswith("alone"))[1]
          + f" {max(v for k, v in tuned['reference_scores'].items() if k.endswith('alone')):.3f})")
+    # "what visitors click next": every modality and click confidence, as `build` tunes
+    nxt = rec.tune(sessions, profile=NEXT_CLICKS_PROFILE, objective="ndcg@15",
+                   max_queries=1000, seed=seed)
+    rec.save(model_dir)
+    _say(f"  what visitors click next: every modality with click confidence, as `prodfusion "
+         f"build` tunes, kept as profile '{NEXT_CLICKS_PROFILE}' ({nxt['seconds']:.0f}s): weights "
+         + ", ".join(f"{m}={w:.2f}" for m, w in nxt["weights"].items())
+         + f", calibration {nxt['calibration']}, n0 "
+         + ("none" if nxt["n0"] is None else
+            ("min:" if nxt.get("confidence") == "min" else "") + f"{nxt['n0']:g}")
+         + f"; validation nDCG@15 {nxt['validation_score']:.3f}")
 
-    _next_clicks(rec, sessions, k=k, seed=seed)
+    _next_clicks(rec, sessions, paper, k=k, seed=seed)
 
     # ------------------------------------------------------------ recommendations
     titles = catalog.titles
@@ -127,19 +151,21 @@ def run_demo(
     _say(f"\nAdjusted Rand Index of k-means++ (k={n_cat}) against the planted categories "
          "(mean ± std over 3 seeds):")
     cat_arr = np.asarray(cats)
-    for m, e in rec.embeddings_.items():
+    for m in paper:
+        e = rec.embeddings_[m]
         x = l2_normalize(e.vectors, e.mask)[e.mask]
         mu, sd = _ari(x, cat_arr[e.mask], n_cat)
         _say(f"  {m:<28} {mu:.3f} ± {sd:.3f}   ({e.n_present:,} products)")
     from prodfusion.fusion import EarlyFusion, Weighting
 
-    tuned_vecs = EarlyFusion(modalities=rec.modalities, weighting=rec.weighting()).fit(
+    tuned_vecs = EarlyFusion(modalities=paper, weighting=rec.weighting(paper)).fit(
         rec.embeddings_)  # the tuned weights as block scales: a vector space k-means can use
     present = tuned_vecs.present
     mu, sd = _ari(tuned_vecs.representation()[present], cat_arr[present], n_cat)
     _say(f"  fused: {'tuned weights (blocks)':<21} {mu:.3f} ± {sd:.3f}   ({int(present.sum()):,} products)")
     for method in ("early", "intermediate"):
-        f = rec.fuser(method, weighting=Weighting()) if method != "early" else _early_normalized(rec)
+        f = rec.fuser(method, paper, weighting=Weighting()) if method != "early" \
+            else _early_normalized(rec, paper)
         x = f.representation()[f.present]
         mu, sd = _ari(x, cat_arr[f.present], n_cat)
         label = "early (L2-normalised)" if method == "early" else method
@@ -154,9 +180,9 @@ def run_demo(
         valid = r >= 0
         return (cat_arr[np.where(valid, r, 0)] == cat_arr[:, None]) & valid, valid
 
-    tuned_same, tuned_valid = shares(rec.fuser("intermediate"))
+    tuned_same, tuned_valid = shares(rec.fuser("intermediate", paper))
     lines = []  # computed first: late fusion's clustering logs would cut the table
-    for m in rec.modalities:
+    for m in paper:
         same, valid = shares(rec.fuser("intermediate", [m]))
         served = valid.any(axis=1)
         p = same.sum() / max(valid.sum(), 1)
@@ -164,19 +190,26 @@ def run_demo(
         lines.append(f"  {m + ' alone':<22} {p:.4f} on {int(served.sum()):,} queries   "
                      f"tuned fusion on them {pt:.4f}")
     for method in FUSION_METHODS:
-        same, valid = shares(rec.fuser(method, weighting=Weighting()))
+        same, valid = shares(rec.fuser(method, paper, weighting=Weighting()))
         lines.append(f"  {method + ' (paper)':<22} {same.sum() / max(valid.sum(), 1):.4f} on "
                      f"{int(valid.any(axis=1).sum()):,} queries")
     lines.append(f"  {'tuned intermediate':<22} "
                  f"{tuned_same.sum() / max(tuned_valid.sum(), 1):.4f} on "
                  f"{int(tuned_valid.any(axis=1).sum()):,} queries")
+    nxt_same, nxt_valid = shares(rec.searcher(
+        "intermediate", rec.available_modalities, rec.profile_weighting(NEXT_CLICKS_PROFILE)))
+    lines.append(f"  {'profile ' + NEXT_CLICKS_PROFILE:<22} "
+                 f"{nxt_same.sum() / max(nxt_valid.sum(), 1):.4f} on "
+                 f"{int(nxt_valid.any(axis=1).sum()):,} queries")
     _say(f"\nshare of top-{k} recommendations in the query's category, every product a query "
          "(a modality alone serves only the products that have it: the tuned fusion on the "
          "same queries beside it):")
     for line in lines:
         _say(line)
-    _say("(paper = equal weights, raw cosines; tuned = the learned weights above)")
-    _say(f"\ndone in {time.perf_counter() - t0:.1f}s. Try: prodfusion similar {model_dir} {ids[picks[0]]}")
+    _say("(paper = equal weights, raw cosines; tuned = the learned weights above; "
+         f"{NEXT_CLICKS_PROFILE} = the profile tuned for next clicks)")
+    _say(f"\ndone in {time.perf_counter() - t0:.1f}s. Try: prodfusion similar {model_dir} "
+         f"{ids[picks[0]]}  (add --profile {NEXT_CLICKS_PROFILE} for what visitors click next)")
     sys.stdout.flush()
     return 0
 
@@ -199,37 +232,43 @@ def _sources(paths, catalog) -> dict:
         catalog)
 
 
-def _next_clicks(rec, sessions, *, k: int, seed: int) -> dict:
-    """The held-out next clicks that tuning set aside, scored for the tuned fusion beside each
-    modality alone and the simple references (``evaluate retrieval``'s protocol and rows)."""
+def _next_clicks(rec, sessions, paper, *, k: int, seed: int) -> dict:
+    """The held-out next clicks that tuning set aside, scored for both tuned weightings beside
+    each of the paper's modalities alone and the simple references (``evaluate retrieval``'s
+    protocol and rows)."""
     from prodfusion.evaluation.retrieval import evaluate_retrieval
     from prodfusion.variants import Variant
 
-    mods = tuple(rec.modalities)
+    every = tuple(rec.available_modalities)
+    nxt = f"profile {NEXT_CLICKS_PROFILE}"
     res = evaluate_retrieval(
         rec, sessions=sessions, k=k, seed=seed, progress=False,
-        variants=[Variant("intermediate", mods, name="tuned fusion"),
-                  *(Variant("intermediate", (m,), paper=True, name=f"{m} alone") for m in mods),
+        variants=[Variant("intermediate", paper, name="tuned fusion"),
+                  Variant("intermediate", every, profile=NEXT_CLICKS_PROFILE, name=nxt),
+                  *(Variant("intermediate", (m,), paper=True, name=f"{m} alone") for m in paper),
                   "popular", "tfidf", "cooc"])
     rows = {r["variant"]: r for r in res["rows"] if r["slice"] == "all"}
     n = res["heldout"]["sessions"]["n"]
     _say(f"\nheld-out next clicks (the last click of {n:,} test sessions: tuning never read "
-         f"them, Prod2Vec retrained without them; {res['seconds']:.0f}s), HitRate@{k} / nDCG@{k}:")
+         f"them, Prod2Vec and co-occurrences recounted without them; {res['seconds']:.0f}s), "
+         f"HitRate@{k} / nDCG@{k}:")
     for name, r in rows.items():
         ref = " (reference)" if name in ("popular", "tfidf", "cooc") else ""
         _say(f"  {name + ref:<22} {r['hit_rate']['value']:.3f} / {r['ndcg']['value']:.3f}")
     for d in res["paired"]:
-        if (d["variant"], d["slice"], d["kind"]) == ("tuned fusion", "all", "best reference"):
+        if d["variant"] in ("tuned fusion", nxt) and (d["slice"], d["kind"]) == (
+                "all", "best reference"):
             nd = d["ndcg"]
-            _say(f"  tuned fusion minus {d['comparator']} (the best reference): nDCG@{k} "
+            _say(f"  {d['variant']} minus {d['comparator']} (the best reference): nDCG@{k} "
                  f"{nd['value']:+.3f} [{nd['ci_lo']:+.3f}, {nd['ci_hi']:+.3f}], {d['verdict']}")
-    _say(f"  (this fusion has {', '.join(mods)} only; `prodfusion build` also adds co-occurrence "
-         "counts and title n-grams by default and tunes them: README, 'What build does by "
-         "default')")
+    _say(f"  (the tuned fusion ranks similar products with {', '.join(paper)} only, and stays in "
+         f"the planted categories; the profile {NEXT_CLICKS_PROFILE} adds co-occurrence counts, "
+         "title n-grams and click confidence, as `prodfusion build` does by default: "
+         "README, 'What build does by default')")
     return res
 
 
-def _early_normalized(rec):
+def _early_normalized(rec, modalities):
     from prodfusion.fusion import EarlyFusion
 
-    return EarlyFusion(modalities=rec.modalities, normalize=True).fit(rec.embeddings_)
+    return EarlyFusion(modalities=modalities, normalize=True).fit(rec.embeddings_)

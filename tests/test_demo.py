@@ -17,8 +17,12 @@ def test_demo_prints_weights_and_like_for_like_category_shares(tmp_path, capsys)
 
     assert run_demo(tmp_path, n_products=240) == 0
     out = capsys.readouterr().out
-    assert re.search(r"tuned on held-out next clicks .*: weights text=[0-9.]+, image=[0-9.]+, "
-                     r"clicks=[0-9.]+, calibration \w+", out)
+    assert re.search(r"similar products: text, image, clicks tuned on held-out next clicks .*: "
+                     r"weights text=[0-9.]+, image=[0-9.]+, clicks=[0-9.]+, calibration \w+", out)
+    # what visitors click next: a profile over every modality, with click confidence
+    assert re.search(r"what visitors click next: .* profile 'next_clicks' .*: weights "
+                     r"text=[0-9.]+, image=[0-9.]+, clicks=[0-9.]+, lexical=[0-9.]+, "
+                     r"cooc=[0-9.]+, calibration \w+, n0 [\w:.]+; validation", out), out
     rows = dict(re.findall(r"^  (\w+) alone +([0-9.]+ on [0-9,]+ queries   tuned fusion on "
                            r"them [0-9.]+)$", out, flags=re.M))
     assert set(rows) == {"text", "image", "clicks"}
@@ -36,18 +40,28 @@ def test_demo_prints_weights_and_like_for_like_category_shares(tmp_path, capsys)
         assert float(tuned) == pytest.approx(expect, abs=6e-5)
         assert 0 < float(share) <= 1
     assert re.search(r"^  tuned intermediate +[0-9.]+ on 240 queries$", out, flags=re.M)
+    # the profile's category share: its own lists, every product a query
+    assert set(rec.profiles) == {"next_clicks"}
+    share = float(re.search(r"^  profile next_clicks +([0-9.]+) on 240 queries$", out,
+                            flags=re.M).group(1))
+    pr, _ = rec.searcher("intermediate", rec.available_modalities,
+                         rec.profile_weighting("next_clicks")).topk(np.arange(len(cats)), 15)
+    ok = pr >= 0
+    assert share == pytest.approx((cats[np.where(ok, pr, 0)] == cats[:, None])[ok].mean(),
+                                  abs=6e-5)
     # the held-out next clicks: the tuned fusion beside each modality and the references
     scores = {name.removesuffix(" (reference)"): (float(h), float(n)) for name, h, n in re.findall(
-        r"^  ((?:tuned fusion|\w+ alone|\w+ \(reference\))) +([0-9.]+) / ([0-9.]+)$", out,
-        flags=re.M)}
-    assert set(scores) == {"tuned fusion", "text alone", "image alone", "clicks alone",
-                           "popular", "tfidf", "cooc"}
+        r"^  ((?:tuned fusion|profile next_clicks|\w+ alone|\w+ \(reference\))) +([0-9.]+) / "
+        r"([0-9.]+)$", out, flags=re.M)}
+    assert set(scores) == {"tuned fusion", "profile next_clicks", "text alone", "image alone",
+                           "clicks alone", "popular", "tfidf", "cooc"}
     assert all(0 <= n <= h <= 1 for h, n in scores.values())
-    best = re.search(r"^  tuned fusion minus (\w+) \(the best reference\): nDCG@15 [-+][0-9.]+ "
-                     r"\[[-+][0-9.]+, [-+][0-9.]+\], (above|below|equal|inside the noise)$",
-                     out, flags=re.M)
-    assert best, out
-    assert scores[best.group(1)][1] == max(scores[r][1] for r in ("popular", "tfidf", "cooc"))
+    for name in ("tuned fusion", "profile next_clicks"):
+        best = re.search(rf"^  {name} minus (\w+) \(the best reference\): nDCG@15 [-+][0-9.]+ "
+                         r"\[[-+][0-9.]+, [-+][0-9.]+\], (above|below|equal|inside the noise)$",
+                         out, flags=re.M)
+        assert best, out
+        assert scores[best.group(1)][1] == max(scores[r][1] for r in ("popular", "tfidf", "cooc"))
     assert int(rec.embeddings_["image"].mask.sum()) < 240  # a like-for-like case to check
     # the folder records its data, read as the demo read it: `prodfusion evaluate|tune MODEL`
     # need no options, and find the weights tuned on the very sessions they read
