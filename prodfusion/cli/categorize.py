@@ -169,15 +169,44 @@ def cmd_cat_train(args) -> int:
             if c is not None and str(c).strip() and named[i]]
     titles = [catalog.titles[i] for i in rows]
     labels = [catalog.categories[i] for i in rows]
+    _say_sparse_labels(labels)
     clf = CategoryClassifier(encoder=args.encoder, frozen=args.frozen, seed=args.seed,
-                             **_classifier_kwargs(args)).fit(titles, labels)
+                             **_classifier_kwargs(args)).fit(titles, labels, holdout=args.holdout)
     clf.save(args.out, extra={"data": {"source": str(args.catalog), "label_column": args.category_col,
                                        "n_labelled": len(rows), "n_unlabelled": len(catalog) - len(rows)}})
-    acc = float((clf.predict(titles)[0] == labels).mean()) if len(titles) <= 20000 else float("nan")
     print(f"categorizer ({'frozen' if args.frozen else 'fine-tuned'} {args.encoder}, {len(clf.classes_)} "
-          f"labels, {len(rows):,} products) written to {args.out} in {time.perf_counter() - t0:.1f}s; "
-          f"training accuracy {acc:.3f}")
+          f"labels, {clf.n_train_:,} of {len(rows):,} labelled products"
+          f"{f', {len(catalog) - len(rows):,} without a label or title left out' if len(catalog) > len(rows) else ''}"
+          f") written to {args.out} in {time.perf_counter() - t0:.1f}s")
+    h = clf.holdout_
+    if h:
+        how = ("then refitted on every labelled product" if h["refit_on_all"] else
+               f"they chose the epoch ({clf.best_epoch_} of {clf.epochs}), so this leans "
+               "optimistic; the model is trained without them")
+        print(f"  on {h['n']:,} held-out products ({100 * h['share']:.0f} %, stratified; {how}): "
+              f"accuracy {h['accuracy']:.3f}, macro-F1 {h['macro_f1']:.3f}; "
+              f"head labels {h['head_accuracy']:.3f} / {h['head_macro_f1']:.3f} "
+              f"({h['head_labels']}), tail labels "
+              + (f"{h['tail_accuracy']:.3f} / {h['tail_macro_f1']:.3f} ({h['tail_labels']})"
+                 if h["tail_labels"] else "none among them"))
+    else:
+        acc = float((clf.predict(titles)[0] == labels).mean()) if len(titles) <= 20000 else float("nan")
+        print(f"  training accuracy {acc:.3f} (on the products it learnt from; --holdout "
+              "measures it on others)")
     return 0
+
+
+def _say_sparse_labels(labels: list[str]) -> None:
+    """Warn of labels with a single labelled product: the classifier cannot learn them from
+    one title, nor can a held-out set check them."""
+    from collections import Counter
+
+    counts = Counter(labels)
+    single = sorted(c for c, n in counts.items() if n == 1)
+    if single:
+        print(f"warning: {len(single):,} of {len(counts):,} labels have a single labelled product "
+              f"(e.g. {', '.join(repr(c) for c in single[:3])}): too few to learn well, and never "
+              "held out", file=sys.stderr)
 
 
 def cmd_cat_predict(args) -> int:
@@ -249,6 +278,11 @@ def add_categorize_parser(sub) -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="model folder to write")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="cpu")
+    t.add_argument("--holdout", type=float, default=0.1, metavar="SHARE",
+                   help="share of the labelled products set aside, stratified, to report "
+                        "accuracy and macro-F1 on titles the classifier did not learn from "
+                        "(frozen: then refitted on all; fine-tuned: they choose the epoch and "
+                        "stay out); 0: none, training accuracy only (default 0.1)")
     _classifier_options(t)
     t.set_defaults(func=cmd_cat_train)
 

@@ -83,6 +83,27 @@ def logistic_head(x: np.ndarray, y: np.ndarray, n_classes: int, C: float, seed: 
     return weight, bias
 
 
+def _holdout_rows(labels: Sequence[str], share: float, seed: int) -> np.ndarray:
+    """Rows set aside by :meth:`CategoryClassifier.fit`'s ``holdout``: a stratified ``share``
+    (:func:`~prodfusion.training.protocol.stratified_split`), less any label's last product
+    left in training (a label seen only there could be neither learned nor predicted)."""
+    from collections import Counter
+
+    from prodfusion.training.protocol import stratified_split
+
+    held = stratified_split(labels, (1 - share, share), seed=seed)[1]
+    total = Counter(labels)
+    left = Counter(labels[i] for i in held)
+    out = []
+    for i in held:  # in row order: the label's first held-out rows go back to training
+        lab = labels[i]
+        if total[lab] - left[lab] < 1:
+            left[lab] -= 1
+            continue
+        out.append(i)
+    return np.asarray(out, np.int64)
+
+
 class CategoryClassifier:
     """Title → category: a sentence encoder plus a linear layer.
 
@@ -150,7 +171,8 @@ class CategoryClassifier:
 
     # ------------------------------------------------------------------ fit
     def fit(self, titles: Sequence[str], labels: Sequence, *, classes: Sequence[str] | None = None,
-            dev: tuple[Sequence[str], Sequence] | None = None, model=None) -> CategoryClassifier:
+            dev: tuple[Sequence[str], Sequence] | None = None, model=None,
+            holdout: float = 0.0) -> CategoryClassifier:
         """Train on ``titles`` / ``labels``; returns self.
 
         Parameters
@@ -162,6 +184,14 @@ class CategoryClassifier:
             Fine-tuning keeps the epoch with the best dev accuracy (else the last).
         model : SentenceTransformer, optional
             An already loaded encoder to start from (it is copied, not modified).
+        holdout : float
+            Share of the products (stratified by label; a label's only product always trains)
+            set aside to measure the classifier on titles it did not learn from:
+            :attr:`holdout_` holds the accuracy and macro-F1 there. Frozen: the logistic
+            regression is fitted without them, scored, then refitted on every product (one
+            encoding of the titles). Fine-tuned: they are the dev set that chooses the epoch
+            (``dev`` is then refused), so the figure leans optimistic, and the model keeps
+            their absence. 0 (default): nothing set aside.
         """
         import copy
 
@@ -171,29 +201,67 @@ class CategoryClassifier:
         labels = check_labels(labels, where)
         if len(titles) != len(labels):
             raise param_error("labels", where, f"as long as titles ({len(titles)})", len(labels))
+        if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) \
+                or not 0 <= holdout < 1:
+            raise param_error("holdout", where, "a share in [0, 1)", holdout)
+        if holdout and dev is not None and not self.frozen:
+            raise param_error("dev", where, "None when holdout is given (the held-out products "
+                              "are the dev set)", "a dev set")
         self.classes_ = sorted(set(labels)) if classes is None else [str(c) for c in classes]
         index = {c: i for i, c in enumerate(self.classes_)}
         unknown = sorted(set(labels) - set(index))
         if unknown:
             raise DataError(f"{where}: labels {unknown[:5]} are not among the given classes.")
         y = np.array([index[v] for v in labels], dtype=np.int64)
+        held = _holdout_rows(labels, holdout, self.seed) if holdout else np.zeros(0, np.int64)
+        if holdout and not len(held):
+            raise DataError(f"{where}: holdout={holdout:g} of {len(titles)} labelled products "
+                            "sets none aside; give more products or holdout=0.")
         t0 = time.perf_counter()
         base = copy.deepcopy(model) if model is not None else load_st_model(
             self.encoder, device=self.device, where=where)
         base.max_seq_length = self.max_seq_length
         self.model_ = base
+        self.holdout_ = None
         if self.frozen:
-            self._fit_frozen(titles, y)
+            self._fit_frozen(titles, y, held)
+            self.n_train_ = len(titles)
+        elif len(held):
+            keep = np.setdiff1d(np.arange(len(titles)), held)
+            self._fit_tuned([titles[i] for i in keep], y[keep],
+                            ([titles[i] for i in held], [labels[i] for i in held]), index)
+            self._score_holdout([titles[i] for i in held], held, labels)
+            self.n_train_ = len(keep)
         else:
             self._fit_tuned(titles, y, dev, index)
+            self.n_train_ = len(titles)
         self.fit_seconds_ = round(time.perf_counter() - t0, 2)
-        self.n_train_ = len(titles)
         return self
 
-    def _fit_frozen(self, titles: list[str], y: np.ndarray) -> None:
+    def _fit_frozen(self, titles: list[str], y: np.ndarray, held: np.ndarray) -> None:
         x = embed_pooled(self.model_, titles, device=self.device)
+        if len(held):
+            keep = np.setdiff1d(np.arange(len(titles)), held)
+            w, b = logistic_head(x[keep], y[keep], len(self.classes_), self.C, self.seed)
+            pred = (x[held] @ w.T + b).argmax(axis=1)
+            self._record_holdout(np.asarray(self.classes_, dtype=object)[pred], held,
+                                 [self.classes_[i] for i in y])
         self.weight_, self.bias_ = logistic_head(x, y, len(self.classes_), self.C, self.seed)
         self.history_ = []
+
+    def _score_holdout(self, titles: list[str], held: np.ndarray, labels: list[str]) -> None:
+        self._record_holdout(self.predict(titles)[0], held, labels)
+
+    def _record_holdout(self, pred, held: np.ndarray, labels: Sequence[str]) -> None:
+        """:attr:`holdout_`: accuracy and macro-F1 of ``pred`` on the held-out rows, overall
+        and on head / tail labels (the labels holding 80 % of the labelled products first)."""
+        from prodfusion.training.protocol import classification_metrics, head_tail_labels
+
+        head, _ = head_tail_labels(labels)
+        truth = [labels[i] for i in held]
+        self.holdout_ = {**classification_metrics(truth, list(pred), head),
+                         "share": round(len(held) / len(labels), 4),
+                         "refit_on_all": bool(self.frozen)}
 
     def _fit_tuned(self, titles: list[str], y: np.ndarray, dev, index: dict) -> None:
         import torch
@@ -292,6 +360,7 @@ class CategoryClassifier:
             "n_classes": len(self.classes_), "n_train": getattr(self, "n_train_", None),
             "history": getattr(self, "history_", []), "best_epoch": getattr(self, "best_epoch_", None),
             "fit_seconds": getattr(self, "fit_seconds_", None),
+            **({"holdout": self.holdout_} if getattr(self, "holdout_", None) else {}),
             "created": time.strftime("%Y-%m-%d %H:%M:%S %z"), "libraries": library_versions(),
             **(extra or {}),
         }

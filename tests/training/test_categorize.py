@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import polars as pl
@@ -10,7 +11,7 @@ import pytest
 
 from prodfusion.cli import main
 from prodfusion.data import Catalog
-from prodfusion.errors import DataError
+from prodfusion.errors import DataError, ParameterError
 from prodfusion.training.categorize import CategoryClassifier
 from prodfusion.training.predict import fill_categories, predict_categories
 from prodfusion.training.protocol import evaluate_categorization
@@ -38,6 +39,51 @@ def test_planted_catalog_reaches_high_accuracy(split, tiny_st, frozen):
     assert prob.shape == (40,) and np.all((prob > 0) & (prob <= 1))
     if not frozen:
         assert [h["epoch"] for h in clf.history_] == list(range(1, 7)) and 1 <= clf.best_epoch_ <= 6
+
+
+def test_holdout_measures_titles_the_classifier_did_not_learn_from(tmp_path, split, tiny_st):
+    from prodfusion.training._st import embed_pooled
+    from prodfusion.training.categorize import _holdout_rows, logistic_head
+
+    titles, labels, _, _ = split
+    titles, labels = list(titles) + ["lonely title"], list(labels) + ["only one"]
+    held = _holdout_rows(labels, 0.2, seed=0)
+    n = len(labels)
+    assert labels.index("only one") not in held  # a label's only product always trains
+    for lab in set(labels) - {"only one"}:        # stratified: each label about its share
+        rows = [i for i in range(n) if labels[i] == lab]
+        assert abs(sum(i in set(held) for i in rows) - 0.2 * len(rows)) <= 1.5
+    frozen = CategoryClassifier(encoder=tiny_st, frozen=True, progress=False, seed=0)
+    frozen.fit(titles, labels, holdout=0.2)
+    h = frozen.holdout_
+    assert h["n"] == len(held) and h["refit_on_all"] and frozen.n_train_ == n
+    # the held-out figure is a logistic regression fitted without those rows, scored on them
+    x = embed_pooled(frozen.model_, titles)
+    y = np.array([frozen.classes_.index(v) for v in labels])
+    keep = np.setdiff1d(np.arange(n), held)
+    w, b = logistic_head(x[keep], y[keep], len(frozen.classes_), frozen.C, 0)
+    assert h["accuracy"] == pytest.approx(float(np.mean((x[held] @ w.T + b).argmax(1) == y[held])))
+    # ... and the saved model is then refitted on every row: the same as no holdout at all
+    plain = CategoryClassifier(encoder=tiny_st, frozen=True, progress=False, seed=0).fit(
+        titles, labels)
+    np.testing.assert_allclose(frozen.weight_, plain.weight_, atol=1e-6)
+    assert plain.holdout_ is None
+    path = frozen.save(tmp_path / "cat")
+    assert json.loads((path / "manifest.json").read_text())["holdout"]["n"] == len(held)
+    # fine-tuned: the held-out rows choose the epoch and stay out of training
+    tuned = CategoryClassifier(encoder=tiny_st, epochs=2, lr=1e-3, head_lr=1e-2, batch_size=16,
+                               progress=False, seed=0).fit(titles, labels, holdout=0.2)
+    assert tuned.n_train_ == n - len(held) and not tuned.holdout_["refit_on_all"]
+    assert all("dev_accuracy" in e for e in tuned.history_)
+    best = max(e["dev_accuracy"] for e in tuned.history_)
+    assert tuned.holdout_["accuracy"] == pytest.approx(best)
+    for bad in (1.0, -0.1, True, "0.1"):
+        with pytest.raises(ParameterError, match="holdout"):
+            CategoryClassifier(encoder=tiny_st, frozen=True, progress=False).fit(
+                titles, labels, holdout=bad)
+    with pytest.raises(ParameterError, match="dev"):
+        CategoryClassifier(encoder=tiny_st, progress=False).fit(
+            titles, labels, holdout=0.2, dev=(titles[:2], labels[:2]))
 
 
 def test_save_load_round_trip_and_predict_only_missing(tmp_path, split, tiny_st):
@@ -81,6 +127,18 @@ def test_cli_train_predict_and_build_category_from(tmp_path, split, tiny_st, cap
                  "--category-col", "kind", "--encoder", tiny_st, "--frozen", "--out", str(tmp_path / "m")]) == 0
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert manifest["frozen"] is True and manifest["n_classes"] == 4 and manifest["data"]["label_column"] == "kind"
+    # measured on the default 10 % held out, then refitted on every product
+    held = manifest["holdout"]
+    assert held["n"] == pytest.approx(0.1 * len(titles), abs=2) and held["refit_on_all"]
+    assert manifest["n_train"] == len(titles)
+    line = capsys.readouterr().out
+    assert re.search(rf"on {held['n']} held-out products \(1[01] %, stratified; then refitted on every "
+                     rf"labelled product\): accuracy {held['accuracy']:.3f}, macro-F1 ", line), line
+    assert main(["categorize", "train", "--catalog", str(train_csv), "--id-col", "pid", "--title-col",
+                 "name", "--category-col", "kind", "--encoder", tiny_st, "--frozen", "--holdout", "0",
+                 "--out", str(tmp_path / "m0")]) == 0
+    assert "training accuracy" in capsys.readouterr().out
+    assert "holdout" not in json.loads((tmp_path / "m0" / "manifest.json").read_text())
 
     new_csv = tmp_path / "new.csv"
     pl.DataFrame({"pid": ["a", "b", "c"], "name": test_t[:3], "kind": ["dress", None, None]}).write_csv(new_csv)
