@@ -302,6 +302,8 @@ def write_model_folder(rec, path: str | os.PathLike, *, overwrite: bool = False)
             files["category"] = rec.category_.save(tmp)
         if getattr(rec, "popularity_", None) is not None:  # rebuilt from click_counts.npy
             files["popularity"] = rec.popularity_.save(tmp)
+        if getattr(rec, "ngrams_", None) is not None:  # absent in older folders: no ngrams
+            files["ngrams"] = rec.ngrams_.save(tmp)
         manifest = dict(rec.manifest_)
         manifest["files"] = files
         manifest["counts"] = {k: v for k, v in manifest.get("counts", {}).items()
@@ -439,6 +441,15 @@ def read_model_folder(cls, path: str | os.PathLike, *, mmap: bool = True,
 
         rec.cooc_ = Cooc.load(path, files["cooc"])
         rec.cooc_decay = rec.cooc_.decay
+    if "ngrams" in files:
+        from prodfusion.fusion.ngrams import TitleNgrams
+
+        rec.ngrams_ = TitleNgrams.load(path, files["ngrams"])
+        if len(rec.ngrams_) != len(catalog):
+            raise ModelError(f"{path / files['ngrams'].get('file', TitleNgrams.FILE)}: "
+                             f"{len(rec.ngrams_)} rows but the catalog has {len(catalog)}; "
+                             "the folder is damaged.")
+        rec.ngrams = True
     if "popularity" in files:
         if getattr(rec, "click_counts_", None) is None:
             raise ModelError(f"{mpath}: the manifest lists the popularity modality but the "

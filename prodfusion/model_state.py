@@ -60,6 +60,12 @@ def set_state(rec, catalog: Catalog, embeddings: dict[str, Embeddings], *, sessi
         np.concatenate([stamps, np.full((len(catalog) - len(stamps), 2), -1, np.int64)])
     if getattr(rec, "cooc_", None) is not None and len(rec.cooc_) != len(catalog):
         rec.cooc_ = rec.cooc_.extended(len(catalog))  # appended products: never seen
+    ng = getattr(rec, "ngrams_", None)
+    if ng is not None and len(ng) != len(catalog):  # appended products: their titles encoded
+        if len(ng) > len(catalog):
+            raise ModelError(f"the ngrams modality has {len(ng)} rows but the catalog "
+                             f"{len(catalog)}.")
+        rec.ngrams_ = ng.extended(catalog.titles[len(ng):])
     if getattr(rec, "category_", None) is not None and len(rec.category_) != len(catalog):
         from prodfusion.fusion.category import CategoryMatch
 

@@ -461,6 +461,7 @@ def update_products(rec, catalog: Catalog, embeddings: Mapping[str, Embeddings])
         labels[m] = lab
     before = dict(getattr(rec, "manifest_", None) or {})
     categories_before = rec.catalog.codes("category")
+    titles_before = [rec.catalog.titles[r] for r in rows]
     rec._set_state(Catalog(frame, source=rec.catalog.source), merged, late_labels=labels,
                    verify=False, keep_stats=rec._calibration_stats)  # as add_products
     if getattr(rec, "category_", None) is not None:
@@ -469,6 +470,13 @@ def update_products(rec, catalog: Catalog, embeddings: Mapping[str, Embeddings])
             from prodfusion.fusion.category import CategoryMatch
 
             rec.category_ = CategoryMatch.from_catalog(rec.catalog)
+    if getattr(rec, "ngrams_", None) is not None:  # changed titles: their n-grams again
+        titles_now = [rec.catalog.titles[r] for r in rows]
+        moved = [i for i, (a, b) in enumerate(zip(titles_before, titles_now, strict=True))
+                 if a != b]
+        if moved:
+            rec.ngrams_ = rec.ngrams_.replaced(rows[moved], [titles_now[i] for i in moved])
+            rec._fusers = {}  # (the model's calibration statistics are kept, as above)
     _keep_provenance(rec, before, {"updated_products": len(catalog),
                                    "modalities": sorted(embeddings)})
     updated = rec.updated_ if rec.updated_ is not None else np.zeros(len(rec.catalog))

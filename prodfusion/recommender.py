@@ -143,6 +143,10 @@ class Recommender(QueryMixin):
         Also build the ``popularity`` modality from the sessions: the candidate's training
         clicks (log-scaled to [0, 1]), a query-independent prior that intermediate fusion can
         weigh (:mod:`prodfusion.fusion.popularity`).
+    ngrams : bool
+        Also build the ``ngrams`` modality from the titles: the exact cosine of their
+        character 3–5-gram TF-IDF (the ``tfidf`` reference's vectors, kept sparse), a
+        pairwise score that intermediate fusion can weigh (:mod:`prodfusion.fusion.ngrams`).
     backfill : {"popular", None}
         What completes a list the modalities cannot fill (a product sharing no modality with
         enough others, e.g. one without training clicks on a clicks + cooc model):
@@ -184,6 +188,7 @@ class Recommender(QueryMixin):
     category: bool = False
     popularity: bool = False
     backfill: str | None = "popular"
+    ngrams: bool = False
 
     def __post_init__(self) -> None:
         check_method(self.fusion, "Recommender()")
@@ -217,6 +222,7 @@ class Recommender(QueryMixin):
         self.cooc_ = None
         self.category_ = None
         self.popularity_ = None
+        self.ngrams_ = None
         #: the fitted lexical encoder (build, or a folder that keeps it): encodes new products
         self.lexical_encoder_ = None
         #: products never recommended (discontinued): bool per row, or None (:meth:`retire`)
@@ -231,16 +237,17 @@ class Recommender(QueryMixin):
 
     def _pairwise(self) -> dict:
         """The pairwise modalities this model has: ``{"cooc": Cooc, "category": CategoryMatch,
-        "popularity": PopularityPrior}``."""
+        "popularity": PopularityPrior, "ngrams": TitleNgrams}``."""
         return {m: x for m, x in (("cooc", getattr(self, "cooc_", None)),
                                   ("category", getattr(self, "category_", None)),
-                                  ("popularity", getattr(self, "popularity_", None)))
+                                  ("popularity", getattr(self, "popularity_", None)),
+                                  ("ngrams", getattr(self, "ngrams_", None)))
                 if x is not None}
 
     @property
     def available_modalities(self) -> tuple[str, ...]:
         """Every modality this model can fuse: its vector modalities, plus the pairwise
-        ``cooc``, ``category`` and ``popularity`` where built."""
+        ``cooc``, ``category``, ``popularity`` and ``ngrams`` where built."""
         extra = self._pairwise()
         return tuple(m for m in MODALITIES if m in self.embeddings_ or m in extra)
 
@@ -297,6 +304,15 @@ class Recommender(QueryMixin):
                 self.category_ = CategoryMatch.from_catalog(catalog)
             else:
                 self.skipped_["category"] = "the catalog has no categories (--category-col)"
+        if self.ngrams and "ngrams" in wanted:
+            from prodfusion.encoders.text import title_mask
+
+            if title_mask(catalog.titles).any():
+                from prodfusion.fusion.ngrams import TitleNgrams
+
+                self.ngrams_ = TitleNgrams.from_titles(catalog.titles)
+            else:
+                self.skipped_["ngrams"] = "no product has a title"
         if self.popularity and "popularity" in wanted and not (
                 sessions is not None and hasattr(sessions, "product_counts")):
             self.skipped_["popularity"] = "no sessions given (--interactions / --pairs)"

@@ -134,7 +134,7 @@ def cmd_build(args) -> int:
         click_confidence="ratio" if args.click_n0 is None else args.click_n0[1],
         lexical=lexical, cooc=cooc, cooc_decay=args.cooc_decay or 0.0,
         category=args.category_modality,
-        popularity=args.popularity, backfill=args.backfill,
+        popularity=args.popularity, backfill=args.backfill, ngrams=args.ngrams,
         index=args.index, index_settings=index_settings,
     ).build(catalog, sessions)
     if args.weights is None and args.calibration is None and args.click_n0 is None:
@@ -196,7 +196,8 @@ def _planned_modalities(args, sessions, lexical, cooc) -> list[str]:
     planned = {"text": none_or(args.text) is not None, "image": none_or(args.image) is not None,
                "clicks": not args.no_clicks and sessions is not None,
                "lexical": lexical is not None, "cooc": bool(cooc),
-               "category": bool(args.category_modality), "popularity": bool(args.popularity)}
+               "category": bool(args.category_modality), "popularity": bool(args.popularity),
+               "ngrams": bool(args.ngrams)}
     wanted = set(args.modalities) if args.modalities else None
     return [m for m, on in planned.items() if on and (wanted is None or m in wanted)]
 
@@ -508,6 +509,7 @@ def _build_summary(rec, out, seconds) -> str:
     for m, p in rec._pairwise().items():  # cooc, category: pairwise scores, no vector
         what = {"category": f"; {p.info.get('n_categories', 0):,} categories",
                 "popularity": f"; {p.info.get('n_clicked', 0):,} clicked in training",
+                "ngrams": f"; {p.info.get('n_ngrams', 0):,} n-grams",
                 }.get(m, f"; {p.info.get('nnz', 0):,} co-occurring pairs")
         lines.append(f"  {m:<10} {p.spec:<28} pairwise   present {p.n_present:,}/{n:,}{what}")
     for m, why in (getattr(rec, "skipped_", None) or {}).items():
@@ -585,6 +587,10 @@ def add_build_parser(sub) -> None:
     b.add_argument("--popularity", action="store_true",
                    help="also build the popularity modality from the interactions: each "
                         "product's training clicks (log-scaled), a query-independent prior "
+                        "fused by intermediate fusion (prodfusion tune weighs it)")
+    b.add_argument("--ngrams", action="store_true",
+                   help="also build the ngrams modality from the titles: the exact cosine of "
+                        "their character 3-5-gram TF-IDF (the tfidf reference's, kept sparse), "
                         "fused by intermediate fusion (prodfusion tune weighs it)")
     b.add_argument("--backfill", default="popular", choices=["popular", "none"],
                    help="what completes a list the modalities cannot fill (e.g. a product "

@@ -10,7 +10,8 @@ import numpy as np
 
 from prodfusion.errors import DataError, param_error
 
-Modality = Literal["text", "image", "clicks", "lexical", "cooc", "category", "popularity"]
+Modality = Literal["text", "image", "clicks", "lexical", "cooc", "category", "popularity",
+                   "ngrams"]
 #: ``lexical``: character n-gram TF-IDF of titles (prodfusion.encoders.lexical), optional.
 #: ``cooc``: co-occurrence in the training sessions, a pairwise score with no vector
 #: (prodfusion.fusion.cooc), optional; only intermediate fusion uses it.
@@ -18,8 +19,10 @@ Modality = Literal["text", "image", "clicks", "lexical", "cooc", "category", "po
 #: (prodfusion.fusion.category), optional.
 #: ``popularity``: the candidate's training clicks, a query-independent prior, pairwise
 #: like cooc (prodfusion.fusion.popularity), optional.
+#: ``ngrams``: the exact cosine of the titles' character n-gram TF-IDF, pairwise like cooc
+#: (prodfusion.fusion.ngrams), optional.
 MODALITIES: tuple[Modality, ...] = ("text", "image", "clicks", "lexical", "cooc", "category",
-                                    "popularity")
+                                    "popularity", "ngrams")
 
 #: How stored vectors may be held: float32, or float16 for half the memory and disk.
 VectorDtype = Literal["float32", "float16"]

@@ -420,6 +420,8 @@ def heldout_recommender(
         ev.cooc_ = Cooc.from_sessions(train, rec.catalog, decay=decay)
     if getattr(rec, "category_", None) is not None:  # from the catalog: nothing to retrain
         ev.category_ = rec.category_
+    if getattr(rec, "ngrams_", None) is not None:  # from the titles: nothing to retrain
+        ev.ngrams_ = rec.ngrams_
     # The model's fusion weights, calibration and click confidence; occurrences counted in
     # the training part (what the retrained click vectors saw).
     ev.weights = getattr(rec, "weights", None)

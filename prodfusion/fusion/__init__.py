@@ -19,6 +19,7 @@ from prodfusion.fusion.cooc import PAIRWISE_MODALITIES, Cooc
 from prodfusion.fusion.early import EarlyFusion
 from prodfusion.fusion.intermediate import IntermediateFusion
 from prodfusion.fusion.late import LateFusion, cluster_modality, default_n_clusters
+from prodfusion.fusion.ngrams import TitleNgrams
 from prodfusion.fusion.popularity import PopularityPrior
 from prodfusion.fusion.weights import Weighting, parse_weights
 
@@ -39,6 +40,7 @@ __all__ = [
     "Cooc",
     "CategoryMatch",
     "PopularityPrior",
+    "TitleNgrams",
     "check_pairwise",
 ]
 
@@ -51,7 +53,7 @@ def check_pairwise(method: str, modalities: Sequence[str], where: str) -> None:
         from prodfusion.errors import ParameterError
 
         raise ParameterError(
-            f"{where}: {bad} is a pairwise score (co-occurrence, same category, popularity), "
+            f"{where}: {bad} is a pairwise score (co-occurrence, same category, popularity, title n-grams), "
             "not a "
             "vector; only "
             f"intermediate fusion can fuse it, not {method}. Use fusion='intermediate' or drop "

@@ -71,13 +71,14 @@ import numpy as np
 
 from prodfusion.errors import DataError, ModelError, ParameterError, param_error
 from prodfusion.fusion.category import CATEGORY_MODALITY
+from prodfusion.fusion.ngrams import NGRAMS
 from prodfusion.fusion.popularity import POPULARITY
 
 __all__ = ["Cooc", "COOC", "PAIRWISE_MODALITIES", "check_decay"]
 
 COOC = "cooc"
 #: Modalities scored pair by pair (no vector): only intermediate fusion can fuse them.
-PAIRWISE_MODALITIES: tuple[str, ...] = (COOC, CATEGORY_MODALITY, POPULARITY)
+PAIRWISE_MODALITIES: tuple[str, ...] = (COOC, CATEGORY_MODALITY, POPULARITY, NGRAMS)
 NORMS: tuple[str, ...] = ("conditional", "cosine")
 #: Pairs per chunk when counting with a decay (bounds the memory of the pair table).
 _PAIRS_PER_CHUNK = 20_000_000
