@@ -112,6 +112,13 @@ BUILT = {
     "hm_default": ("H&M customer-day baskets, the README's default build (co-purchase pairs "
                    "train and tune in every window)", "runs/hm_def", "hm/transactions.csv",
                    _HM, _HD),
+    # thirty-eighth session: the same build with the ngrams modality (build --ngrams)
+    "hm_ngrams": ("H&M customer-day baskets, the README's build with --ngrams (co-purchase "
+                  "pairs train and tune in every window)", "runs/hm_ngrams",
+                  "hm/transactions.csv", _HM,
+                  [V + f"single_{m}.json" for m in ("text", "image", "clicks", "lexical",
+                                                      "cooc", "ngrams")]
+                  + [V + "own6.json", "baseline", "tfidf", "cooc", "popular", "cooc+tfidf"]),
 }
 
 
