@@ -180,9 +180,7 @@ class LexicalEncoder:
 
     def _vectorizer(self):
         if getattr(self, "_vec", None) is None:
-            vec = _vectorizer(vocabulary=self.vocabulary_)
-            vec.idf_ = self.idf_
-            self._vec = vec
+            self._vec = _vectorizer(vocabulary=self.vocabulary_, idf=self.idf_)
         return self._vec
 
     # ------------------------------------------------------------------ persistence
@@ -235,11 +233,16 @@ class LexicalEncoder:
         return enc
 
 
-def _vectorizer(*, ngram_range: tuple[int, int] = (3, 5), vocabulary=None):
+def _vectorizer(*, ngram_range: tuple[int, int] = (3, 5), vocabulary=None, idf=None):
+    """The titles' TF-IDF vectorizer; with ``vocabulary`` and ``idf`` a fitted one's state
+    (what encodes titles added later in the same space)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    return TfidfVectorizer(analyzer="char_wb", ngram_range=ngram_range, lowercase=True,
-                           dtype=np.float32, vocabulary=vocabulary)
+    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=ngram_range, lowercase=True,
+                          dtype=np.float32, vocabulary=vocabulary)
+    if idf is not None:
+        vec.idf_ = idf
+    return vec
 
 
 def tfidf_matrix(titles: list[str], *, ngram_range: tuple[int, int] = (3, 5)):

@@ -71,8 +71,7 @@ class TitleNgrams:
     spec = "ngrams:tfidf-char3-5"
     FILE = "ngrams.npz"
 
-    def __init__(self, matrix: Any, vocabulary: Sequence[str], idf: np.ndarray,
-                 info: dict | None = None) -> None:
+    def __init__(self, matrix: Any, vocabulary: Sequence[str], idf: np.ndarray) -> None:
         from scipy import sparse
 
         m = sparse.csr_matrix(matrix, dtype=np.float32)
@@ -83,10 +82,10 @@ class TitleNgrams:
                             f"n-grams and {len(self.idf)} IDF values disagree.")
         m.sort_indices()
         self.matrix = m
-        self._t = None  # the transpose (CSC of the rows' columns), made on first use
+        self._t = None  # the transpose, made on first use
+        self._vec = None  # the vectorizer of this vocabulary and IDF, made on first use
         self.mask = np.asarray(m.getnnz(axis=1) > 0)
-        self.info = {"n_ngrams": len(self.vocabulary), "n_present": self.n_present,
-                     **(info or {})}
+        self.info = {"n_ngrams": len(self.vocabulary), "n_present": self.n_present}
         self._stats: tuple[float, float] | None = None
 
     # ------------------------------------------------------------------ construction
@@ -100,18 +99,16 @@ class TitleNgrams:
         if not any(t.strip() for t in texts):
             raise DataError("the ngrams modality needs titles: no product has one.")
         x = vec.fit_transform(texts).tocsr()
-        terms = [None] * len(vec.vocabulary_)
-        for term, col in vec.vocabulary_.items():
-            terms[col] = term
-        return cls(x, terms, vec.idf_)
+        return cls(x, vec.get_feature_names_out().tolist(), vec.idf_)
 
     def transform(self, titles: Sequence[str | None]):
         """TF-IDF rows of ``titles`` in this modality's space (n-grams it never saw ignored)."""
         from prodfusion.encoders.lexical import _vectorizer
 
-        vec = _vectorizer(vocabulary={t: i for i, t in enumerate(self.vocabulary)})
-        vec.idf_ = self.idf
-        return vec.transform([t or "" for t in titles]).tocsr().astype(np.float32)
+        if self._vec is None:
+            self._vec = _vectorizer(vocabulary={t: i for i, t in enumerate(self.vocabulary)},
+                                    idf=self.idf)
+        return self._vec.transform([t or "" for t in titles]).tocsr().astype(np.float32)
 
     def extended(self, titles: Sequence[str | None]) -> TitleNgrams:
         """The modality with products appended, encoded from their ``titles``."""
@@ -169,16 +166,8 @@ class TitleNgrams:
         cols, vals = s.indices.astype(np.int64), s.data
         keep = (cols != row) & (vals > 0)
         cols, vals = cols[keep], vals[keep]
-        if limit is not None and len(cols) > limit:  # the best `limit`, ties by row
-            part = np.argpartition(-vals, limit - 1)[:limit]
-            cut = vals[part].min()
-            sel = vals > cut
-            tied = np.flatnonzero(vals == cut)
-            tied = tied[np.argsort(cols[tied], kind="stable")][: limit - int(sel.sum())]
-            idx = np.concatenate([np.flatnonzero(sel), tied])
-            cols, vals = cols[idx], vals[idx]
-        order = np.lexsort((cols, -vals))
-        return cols[order]
+        out = cols[np.lexsort((cols, -vals))]
+        return out if limit is None else out[:limit]
 
     def stats(self) -> tuple[float, float]:
         """Mean and standard deviation of the cosine over ordered pairs of distinct present
@@ -229,4 +218,4 @@ class TitleNgrams:
                 vocabulary, idf = z["vocabulary"].tolist(), z["idf"]
         except (OSError, KeyError, ValueError) as exc:
             raise ModelError(f"{path}: cannot read the ngrams modality ({exc}).") from exc
-        return cls(m, vocabulary, idf, entry.get("info"))
+        return cls(m, vocabulary, idf)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prodfusion._checks import check_real
 from prodfusion.errors import DataError, FormatVersionError, ModelError, NotBuiltError, param_error
 from prodfusion.training._st import (
     CATEGORIZER_MARKER,
@@ -201,9 +202,8 @@ class CategoryClassifier:
         labels = check_labels(labels, where)
         if len(titles) != len(labels):
             raise param_error("labels", where, f"as long as titles ({len(titles)})", len(labels))
-        if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) \
-                or not 0 <= holdout < 1:
-            raise param_error("holdout", where, "a share in [0, 1)", holdout)
+        holdout = check_real(holdout, "holdout", where, low=0, high=1, high_open=True,
+                             expected="a share in [0, 1)")
         if holdout and dev is not None and not self.frozen:
             raise param_error("dev", where, "None when holdout is given (the held-out products "
                               "are the dev set)", "a dev set")
@@ -224,13 +224,13 @@ class CategoryClassifier:
         self.model_ = base
         self.holdout_ = None
         if self.frozen:
-            self._fit_frozen(titles, y, held)
+            self._fit_frozen(titles, y, held, labels)
             self.n_train_ = len(titles)
         elif len(held):
             keep = np.setdiff1d(np.arange(len(titles)), held)
             self._fit_tuned([titles[i] for i in keep], y[keep],
                             ([titles[i] for i in held], [labels[i] for i in held]), index)
-            self._score_holdout([titles[i] for i in held], held, labels)
+            self._record_holdout(self.predict([titles[i] for i in held])[0], held, labels)
             self.n_train_ = len(keep)
         else:
             self._fit_tuned(titles, y, dev, index)
@@ -238,19 +238,16 @@ class CategoryClassifier:
         self.fit_seconds_ = round(time.perf_counter() - t0, 2)
         return self
 
-    def _fit_frozen(self, titles: list[str], y: np.ndarray, held: np.ndarray) -> None:
+    def _fit_frozen(self, titles: list[str], y: np.ndarray, held: np.ndarray,
+                    labels: list[str]) -> None:
         x = embed_pooled(self.model_, titles, device=self.device)
         if len(held):
             keep = np.setdiff1d(np.arange(len(titles)), held)
             w, b = logistic_head(x[keep], y[keep], len(self.classes_), self.C, self.seed)
             pred = (x[held] @ w.T + b).argmax(axis=1)
-            self._record_holdout(np.asarray(self.classes_, dtype=object)[pred], held,
-                                 [self.classes_[i] for i in y])
+            self._record_holdout(np.asarray(self.classes_, dtype=object)[pred], held, labels)
         self.weight_, self.bias_ = logistic_head(x, y, len(self.classes_), self.C, self.seed)
         self.history_ = []
-
-    def _score_holdout(self, titles: list[str], held: np.ndarray, labels: list[str]) -> None:
-        self._record_holdout(self.predict(titles)[0], held, labels)
 
     def _record_holdout(self, pred, held: np.ndarray, labels: Sequence[str]) -> None:
         """:attr:`holdout_`: accuracy and macro-F1 of ``pred`` on the held-out rows, overall
