@@ -76,6 +76,30 @@ def test_scores_neighbours_and_stats_equal_the_tfidf_reference_brute_force():
     assert estimate_stats({"ngrams": g}, ["ngrams"])["ngrams"] == pytest.approx(g.stats())
 
 
+def test_row_scores_are_the_sparse_products_sums_bit_for_bit():
+    # the posting-list path must give the very float32 values of x_q · Xᵀ (the tuner's blocks,
+    # the served candidates' scores and the neighbours all rank on them)
+    cat = _catalog(n=400, seed=3)
+    g = TitleNgrams.from_titles(cat.titles)
+    ref = np.asarray((g.matrix @ g.matrix.T).toarray(), np.float32)
+    for q in range(len(g)):
+        np.testing.assert_array_equal(g.row_scores(q), ref[q])
+    np.testing.assert_array_equal(g.scores(np.arange(len(g))), np.minimum(ref, 1.0))
+    cands = np.array([5, 0, 399, 17])
+    np.testing.assert_array_equal(g.scores([2, 9], cands), np.minimum(ref[[2, 9]][:, cands], 1))
+    assert not g.row_scores(7).any()  # a product without n-grams shares none
+
+
+def test_neighbours_limit_cuts_a_tie_by_row():
+    # duplicates of one title tie exactly: the limit keeps the lowest rows of the tied group
+    titles = ["red shirt"] * 6 + ["red shirts", "blue hat", "red hat"]
+    g = TitleNgrams.from_titles(titles)
+    full = g.neighbours(2).tolist()
+    assert full[:5] == [0, 1, 3, 4, 5]
+    for limit in range(1, len(full) + 2):
+        assert g.neighbours(2, limit).tolist() == full[:limit]
+
+
 def test_stats_from_a_sample_when_the_pairs_are_many(monkeypatch):
     import prodfusion.fusion.ngrams as mod
 
