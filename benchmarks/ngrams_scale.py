@@ -9,8 +9,8 @@ own process (its peak RSS its own), for every size:
 * **fit**: ``TitleNgrams.from_titles`` (vocabulary, IDF, every title encoded), the
   transposed copy the queries read (made on first use), the matrix's and the transpose's
   memory, ``ngrams.npz``'s size and save / load time, the calibration statistics;
-* **neighbours**: a query's 120 nearest titles (what the served search adds to its
-  candidates: ``k`` 15 × over-fetch 8) for 200 random queries, by the library's
+* **neighbours**: a query's 960 nearest titles (what the served search adds to its
+  candidates: ``kp`` = ``k`` 15 × over-fetch 8, × over-fetch 8) for 200 random queries, by the library's
   posting-list path (``TitleNgrams.neighbours``) and, in the same run, by the sparse
   product ``x_q · Xᵀ`` it replaced (the thirty-eighth session's code, reproduced here): wall
   p50 / p99 and whether the lists are identical;
@@ -25,6 +25,18 @@ H&M's title words (``../shared/data/hm/articles.csv``: a random title's word cou
 their frequency in H&M's titles), each with a 4-digit model number appended.
 
     python benchmarks/ngrams_scale.py [--sizes 100000,1000000] [--out docs/benchmarks/ngrams_scale.md]
+
+**Served** (``--served MODEL --out FILE``): a model folder of ``benchmarks/scale.py build``
+(synthetic text, image and click vectors, intermediate fusion's HNSW index) is loaded, given
+an ``ngrams`` modality fitted on ``shop`` titles of its size (in memory: the folder is not
+changed), and queried one product at a time (``Recommender.similar``, k 15) with equal
+weights over its three vector modalities and with ``ngrams`` added at an equal weight,
+interleaved query by query; each list is also checked against the exact fusion of the same
+weighting (recall@15, every product scanned).
+
+    python benchmarks/scale.py gen --n 1000000 --out /tmp/scale1m
+    python benchmarks/scale.py build --data /tmp/scale1m --fusions intermediate
+    python benchmarks/ngrams_scale.py --served /tmp/scale1m/model --out docs/benchmarks/ngrams_served_1m.md
 """
 
 from __future__ import annotations
@@ -38,13 +50,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from _report import write_markdown
 
 REPO = Path(__file__).resolve().parents[1]
-LIMIT = 120  # the served search's n-gram neighbours per query: k 15 × over-fetch 8
+LIMIT = 960  # the served n-gram neighbours a query: kp (k 15 × over-fetch 8) × over-fetch 8
 SOURCES = ("shop", "hm-words")
 
 
@@ -66,6 +79,18 @@ def hm_words_titles(n: int, data: Path, seed: int = 0) -> list[str]:
         out.append(" ".join(words[drawn[at:at + k]]) + f" {rng.integers(10_000):04d}")
         at += k
     return out
+
+
+def titles_by_category(categories: Sequence[str], seed: int = 0) -> list[str]:
+    """``shop`` titles whose category follows the product's own (``c`` → the shop's
+    category ``c`` mod 16), so that a product's title agrees with its vectors' category."""
+    from prodfusion.data.synthetic_items import CATEGORIES, _title
+
+    rng = np.random.default_rng(seed)
+    codes, inv = np.unique(np.asarray(categories), return_inverse=True)
+    langs = np.where(rng.random(len(inv)) < 0.5, "en", "tr")
+    return [f"{_title(CATEGORIES[c % len(CATEGORIES)], lang, rng)[0]} "
+            f"{rng.integers(10_000):04d}" for c, lang in zip(inv, langs, strict=True)]
 
 
 def titles_for(source: str, n: int, data: Path) -> list[str]:
@@ -165,6 +190,74 @@ def one_case(source: str, n: int, queries: int, data: Path) -> dict:
     }
 
 
+def served(model: Path, queries: int, recall: int, warmup: int = 50) -> dict:
+    """Query cost of a served model with and without ``ngrams`` (module docstring)."""
+    from prodfusion.fusion.ngrams import TitleNgrams
+    from prodfusion.fusion.weighting import Weighting
+    from prodfusion.recommender import Recommender
+
+    rec = Recommender.load(model)
+    n = len(rec.catalog)
+    vec = tuple(m for m in ("text", "image", "clicks") if m in rec.embeddings_)
+    rng = np.random.default_rng(0)
+    present = np.zeros(n, bool)
+    for e in rec.embeddings_.values():
+        present |= np.asarray(e.mask, bool)
+    ids = rec.catalog.ids
+    pool = np.flatnonzero(present)
+    out: dict = {"model": str(model), "n": n, "queries": queries, "recall_queries": recall,
+                 "latency": {}, "recall_at_15": {}, "ngrams_fit_s": {}}
+    lat: dict[str, list[float]] = {"vectors": []}  # the vectors' over both rounds
+    cats = rec.catalog.frame["category"].to_list()
+    for kind, titles in (("titles by the vectors' category", lambda: titles_by_category(cats)),
+                         ("titles independent of the vectors",
+                          lambda: titles_for("shop", n, Path(".")))):
+        t = time.perf_counter()
+        rec.ngrams_ = TitleNgrams.from_titles(titles())
+        out["ngrams_fit_s"][kind] = time.perf_counter() - t
+        for cache in (rec._searchers, rec._fusers):  # those holding the previous titles
+            for key in [k for k in cache if "ngrams" in repr(k)]:
+                del cache[key]
+        rec._calibration_stats.pop("ngrams", None)
+        weightings = {"vectors": {m: 1.0 for m in vec},
+                      f"vectors + ngrams, {kind}": {**{m: 1.0 for m in vec}, "ngrams": 1.0}}
+        for w in weightings.values():  # the first query builds what the weighting needs
+            for pid in ids[rng.choice(pool, warmup, replace=False)]:
+                rec.similar(pid, k=15, fusion="intermediate", modalities=tuple(w), weights=w)
+        searchers = [s for s in rec._searchers.values() if hasattr(s, "ngrams_fetch")]
+        runs = [("vectors", weightings["vectors"], None)]  # (name, weights, ngrams_fetch)
+        for fetch, how in ((1, "kp n-gram neighbours (before)"),
+                           (None, "kp × over_fetch n-gram neighbours (now)")):
+            runs.append((f"vectors + ngrams, {kind}, {how}",
+                         weightings[f"vectors + ngrams, {kind}"], fetch))
+        lat.update({name: [] for name, _, _ in runs if name != "vectors"})
+
+        def query(pid, w, fetch, searchers=searchers):
+            for s in searchers:
+                s.ngrams_fetch = s.over_fetch if fetch is None else fetch
+            return rec.similar(pid, k=15, fusion="intermediate", modalities=tuple(w), weights=w)
+
+        for pid in ids[rng.choice(pool, queries, replace=False)]:
+            for name, w, fetch in runs:
+                t = time.perf_counter()
+                query(pid, w, fetch)
+                lat[name].append(time.perf_counter() - t)
+        for name, w, fetch in runs:
+            if name in out["recall_at_15"]:
+                continue
+            mods = tuple(w)
+            exact = rec.fuser("intermediate", mods, Weighting.make(w, rec.calibration))
+            got = []
+            for q in np.random.default_rng(1).choice(pool, recall, replace=False):
+                a = query(ids[q], w, fetch)[0]
+                b = ids[exact.topk(np.array([q]), 15)[0][0]]
+                got.append(len(set(a) & set(b)) / 15)
+            out["recall_at_15"][name] = float(np.mean(got))
+            print(name, _pct(lat[name]), out["recall_at_15"][name], flush=True)
+    out["latency"] = {name: _pct(v) for name, v in lat.items()}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="100000,1000000")
@@ -172,6 +265,11 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     ap.add_argument("--out", default=str(REPO / "docs/benchmarks/ngrams_scale.md"))
+    ap.add_argument("--served", metavar="MODEL",
+                    help="a model folder of `benchmarks/scale.py build`: its query cost with "
+                         "and without ngrams (module docstring) instead of the other cases")
+    ap.add_argument("--recall", type=int, default=100,
+                    help="--served: queries checked against the exact fusion")
     ap.add_argument("--one", nargs=2, metavar=("SOURCE", "N"), help=argparse.SUPPRESS)
     ap.add_argument("--json", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -180,6 +278,10 @@ def main() -> None:
         Path(args.json).write_text(json.dumps(res))
         return
     t_all = time.perf_counter()
+    if args.served:
+        served_report(served(Path(args.served), args.queries, args.recall), args,
+                      time.perf_counter() - t_all)
+        return
     results = []
     for source in args.sources.split(","):
         for n in (int(x) for x in args.sizes.split(",")):
@@ -253,6 +355,40 @@ def main() -> None:
     ]
     (Path(args.out).with_suffix(".json")).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
+    write_markdown(lines, args.out)
+
+
+def served_report(r: dict, args, seconds: float) -> None:
+    lines = [
+        "# A served model with and without the `ngrams` modality",
+        "",
+        f"Command: `python benchmarks/ngrams_scale.py --served {args.served} --queries "
+        f"{args.queries} --recall {args.recall}` ({seconds:.0f} s). Machine: "
+        f"{platform.machine()}, {platform.system()}, 2-core VM, no GPU. Model: "
+        f"`benchmarks/scale.py build --fusions intermediate` on its synthetic catalog of "
+        f"{r['n']:,} products (text, image and click vectors, HNSW), with `ngrams` fitted "
+        "in memory on `shop` titles of that size, once with each title's category following "
+        "the product's vector category (the shop's category = the catalog's mod 16) and once "
+        "drawn independently of the vectors. "
+        "The searcher with `ngrams` ran both as it does now (`kp × over_fetch` n-gram "
+        "neighbours) and as before this session (`kp`; `PairwiseIntermediateIndex."
+        "ngrams_fetch = 1`). "
+        f"`Recommender.similar`, k 15, one query at a time, the weightings interleaved "
+        f"query by query over {r['queries']} random products per kind of titles (the vectors' "
+        "weighting in both rounds, pooled) after 50 warm-up queries each; "
+        f"recall@15 against the exact fusion of the same weighting on {r['recall_queries']} "
+        "more (the same products for every weighting).",
+        "",
+        "| weighting (equal weights) | p50 | p99 | mean | ratio p50 | recall@15 |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    base = r["latency"]["vectors"]["p50_ms"]
+    for name, lat in r["latency"].items():
+        lines.append(f"| {name} | {lat['p50_ms']:.2f} ms | {lat['p99_ms']:.2f} ms "
+                     f"| {lat['mean_ms']:.2f} ms | {lat['p50_ms'] / base:.2f}× | "
+                     f"{r['recall_at_15'][name]:.3f} |")
+    Path(args.out).with_suffix(".json").parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).with_suffix(".json").write_text(json.dumps(r, indent=1) + "\n")
     write_markdown(lines, args.out)
 
 

@@ -15,7 +15,10 @@ query are
   row: in a large category an often-clicked product far down the vector order can outscore
   the vector index's best of the category (recall@15 0.944 at 1M without them, 1.000 at 100K
   with them: ``docs/benchmarks/fusion_weights.md``);
-* with ``popularity``: the ``kp`` most popular products of the catalog.
+* with ``popularity``: the ``kp`` most popular products of the catalog;
+* with ``ngrams``: the query's ``kp·over_fetch`` nearest titles
+  (:meth:`TitleNgrams.neighbours`): most of a catalog shares some n-gram with a title,
+  and ``kp`` of them missed products modestly close in both titles and vectors.
 
 Each candidate is re-scored exactly by the fusion formula over every modality
 (:func:`prodfusion.fusion.weights.intermediate_combine`, the fusers' formula: per-modality
@@ -38,6 +41,7 @@ from dataclasses import replace
 import numpy as np
 
 from prodfusion.fusion.base import check_query_rows
+from prodfusion.fusion.ngrams import NGRAMS
 from prodfusion.fusion.weights import Weighting, intermediate_combine
 from prodfusion.index.exact import topk_rows
 from prodfusion.index.topk import Filters
@@ -87,6 +91,8 @@ class PairwiseIntermediateIndex:
         self.weighting = weighting
         self.confidence = confidence
         self.over_fetch = over_fetch
+        #: n-gram neighbours a query adds: ``kp × ngrams_fetch`` (module docstring)
+        self.ngrams_fetch = over_fetch
         if dense_over_fetch is None and weighting.calibration == "zmean":
             dense_over_fetch = ZMEAN_DENSE_OVER_FETCH
         self.dense_over_fetch = dense_over_fetch  # None: kp, as the co-occurrence neighbours
@@ -145,6 +151,12 @@ class PairwiseIntermediateIndex:
                     # further down the vector order but clicked often can outscore the
                     # vector index's best of the category (docs/benchmarks/fusion_weights.md)
                     pools.append(p.neighbours(q, kp * self.over_fetch, prior=pop.values))
+                elif m == NGRAMS:
+                    # a title shares n-grams with much of the catalog, and a product modestly
+                    # close in both titles and vectors is in neither's first kp: kp × over_fetch
+                    # n-gram neighbours (their cost is the query's postings, not the limit:
+                    # docs/benchmarks/ngrams_served_100k.md: recall@15 0.861 → 1.000)
+                    pools.append(p.neighbours(q, kp * self.ngrams_fetch))
                 else:
                     pools.append(p.neighbours(q, kp))
             c = np.unique(np.concatenate(pools)) if pools else np.zeros(0, np.int64)

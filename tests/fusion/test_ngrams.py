@@ -161,6 +161,30 @@ def test_an_index_finds_the_exact_fusions_lists():
         assert set(a[sa > sa[-1] + 1e-5]) <= set(b)
 
 
+def test_an_index_finds_products_close_in_both_titles_and_vectors():
+    # 3,000 titles of 3 of 120 pseudo-words and random vectors: the exact top 15 holds
+    # products modestly close in both, beyond the first kp = 120 n-gram neighbours (the
+    # served lists missed 1.4 % of them with kp; over_fetch × kp finds every one)
+    n = 3000
+    rng = np.random.default_rng(0)
+    syll = ["ka", "lo", "mi", "ne", "ru", "ta", "vo", "zi", "be", "du"]
+    vocab = sorted({"".join(rng.choice(syll, 3)) for _ in range(360)})[:120]
+    titles = [" ".join(rng.choice(vocab, 3, replace=False)) for _ in range(n)]
+    cat = Catalog(pl.DataFrame({"product_id": [f"p{i:05d}" for i in range(n)],
+                                "title": titles}))
+    text = Embeddings(rng.normal(size=(n, 16)).astype(np.float32), np.ones(n, bool), "t")
+    recs = []
+    for index in ("exact", "hnsw"):
+        rec = Recommender.from_embeddings(cat, {"text": text}, fusion="intermediate",
+                                          index=index)
+        rec.ngrams_ = TitleNgrams.from_titles(cat.titles)
+        rec.modalities = rec.available_modalities
+        rec.weights = {"text": 1.0, "ngrams": 1.0}
+        recs.append(rec)
+    for q in cat.ids[:100]:
+        assert set(recs[1].similar(q, k=15)[0]) == set(recs[0].similar(q, k=15)[0]), q
+
+
 def test_recommender_builds_saves_loads_grows_and_reencodes_ngrams(tmp_path):
     cat = _catalog()
     rec = Recommender(text=None, image=None, clicks=None, ngrams=True, fusion="intermediate")
