@@ -9,8 +9,9 @@ own process (its peak RSS its own), for every size:
 * **fit**: ``TitleNgrams.from_titles`` (vocabulary, IDF, every title encoded), the
   transposed copy the queries read (made on first use), the matrix's and the transpose's
   memory, ``ngrams.npz``'s size and save / load time, the calibration statistics;
-* **neighbours**: a query's 960 nearest titles (what the served search adds to its
-  candidates: ``kp`` = ``k`` 15 × over-fetch 8, × over-fetch 8) for 200 random queries, by the library's
+* **neighbours**: a query's nearest titles, as many as the served search adds to its
+  candidates (``max(kp × over-fetch, n / 256)``, ``kp`` = ``k`` 15 × over-fetch 8) for 200
+  random queries, by the library's
   posting-list path (``TitleNgrams.neighbours``) and, in the same run, by the sparse
   product ``x_q · Xᵀ`` it replaced (the thirty-eighth session's code, reproduced here): wall
   p50 / p99 and whether the lists are identical;
@@ -57,7 +58,13 @@ import numpy as np
 from _report import write_markdown
 
 REPO = Path(__file__).resolve().parents[1]
-LIMIT = 960  # the served n-gram neighbours a query: kp (k 15 × over-fetch 8) × over-fetch 8
+def served_limit(n: int) -> int:
+    """The n-gram neighbours a served query adds on ``n`` products with the default index
+    settings (``PairwiseIntermediateIndex.ngrams_limit``: kp 120 × over-fetch 8, at least
+    n / 256)."""
+    from prodfusion.index.pairwise import NGRAMS_SHARE
+
+    return max(120 * 8, int(np.ceil(n * NGRAMS_SHARE)))
 SOURCES = ("shop", "hm-words")
 
 
@@ -146,17 +153,18 @@ def one_case(source: str, n: int, queries: int, data: Path) -> dict:
         load_s = time.perf_counter() - t
     rng = np.random.default_rng(1)
     qs = rng.choice(np.flatnonzero(g.mask), queries, replace=False)
+    limit = served_limit(n)
     for q in qs[:10]:  # warm both paths
-        g.neighbours(int(q), LIMIT)
-        _sparse_product_neighbours(g, int(q), LIMIT)
+        g.neighbours(int(q), limit)
+        _sparse_product_neighbours(g, int(q), limit)
     new, old, same, share = [], [], 0, []
     for q in qs:
         q = int(q)
         t = time.perf_counter()
-        a = g.neighbours(q, LIMIT)
+        a = g.neighbours(q, limit)
         new.append(time.perf_counter() - t)
         t = time.perf_counter()
-        b = _sparse_product_neighbours(g, q, LIMIT)
+        b = _sparse_product_neighbours(g, q, limit)
         old.append(time.perf_counter() - t)
         same += bool(np.array_equal(a, b))
         share.append(int(np.count_nonzero(g.row_scores(q))) / n)
@@ -174,11 +182,12 @@ def one_case(source: str, n: int, queries: int, data: Path) -> dict:
     for q in qs[:50]:
         t = time.perf_counter()
         s = dense @ dense[int(q)]
-        np.argpartition(-s, LIMIT)[:LIMIT]
+        np.argpartition(-s, limit)[:limit]
         dense_lat.append(time.perf_counter() - t)
     del dense
     return {
-        "source": source, "n": n, "queries": queries, "fit_s": fit_s, "transpose_s": tr_s,
+        "source": source, "n": n, "queries": queries, "limit": limit, "fit_s": fit_s,
+        "transpose_s": tr_s,
         "nnz": int(g.matrix.nnz), "n_ngrams": len(g.vocabulary), "matrix_mib": mib(g.matrix),
         "transpose_mib": mib(tr), "npz_mib": disk, "save_s": save_s, "load_s": load_s,
         "stats_s": stats_s, "peak_rss_gib": resource.getrusage(
@@ -190,7 +199,12 @@ def one_case(source: str, n: int, queries: int, data: Path) -> dict:
     }
 
 
-def served(model: Path, queries: int, recall: int, warmup: int = 50) -> dict:
+KINDS = {"by-category": "titles by the vectors' category",
+         "independent": "titles independent of the vectors"}
+
+
+def served(model: Path, queries: int, recall: int, warmup: int = 50,
+           kinds: Sequence[str] = tuple(KINDS), fetches: Sequence[int] = ()) -> dict:
     """Query cost of a served model with and without ``ngrams`` (module docstring)."""
     from prodfusion.fusion.ngrams import TitleNgrams
     from prodfusion.fusion.weighting import Weighting
@@ -209,9 +223,9 @@ def served(model: Path, queries: int, recall: int, warmup: int = 50) -> dict:
                  "latency": {}, "recall_at_15": {}, "ngrams_fit_s": {}}
     lat: dict[str, list[float]] = {"vectors": []}  # the vectors' over both rounds
     cats = rec.catalog.frame["category"].to_list()
-    for kind, titles in (("titles by the vectors' category", lambda: titles_by_category(cats)),
-                         ("titles independent of the vectors",
-                          lambda: titles_for("shop", n, Path(".")))):
+    makers = {"by-category": lambda: titles_by_category(cats),
+              "independent": lambda: titles_for("shop", n, Path("."))}
+    for kind, titles in ((KINDS[k], makers[k]) for k in kinds):
         t = time.perf_counter()
         rec.ngrams_ = TitleNgrams.from_titles(titles())
         out["ngrams_fit_s"][kind] = time.perf_counter() - t
@@ -225,16 +239,23 @@ def served(model: Path, queries: int, recall: int, warmup: int = 50) -> dict:
             for pid in ids[rng.choice(pool, warmup, replace=False)]:
                 rec.similar(pid, k=15, fusion="intermediate", modalities=tuple(w), weights=w)
         searchers = [s for s in rec._searchers.values() if hasattr(s, "ngrams_fetch")]
-        runs = [("vectors", weightings["vectors"], None)]  # (name, weights, ngrams_fetch)
-        for fetch, how in ((1, "kp n-gram neighbours (before)"),
-                           (None, "kp × over_fetch n-gram neighbours (now)")):
+        kp = max(15 * searchers[0].over_fetch, 64)
+        rule = searchers[0].ngrams_limit(kp)
+        runs = [("vectors", weightings["vectors"], None)]  # (name, weights, n-gram limit)
+        for limit, how in ((kp, f"kp = {kp} n-gram neighbours (before this session)"),
+                           (kp * searchers[0].over_fetch,
+                            f"kp × over_fetch = {kp * searchers[0].over_fetch}"),
+                           (None, f"max(kp × over_fetch, n / 256) = {rule} (now)"),
+                           *((kp * f, f"kp × {f} = {kp * f}") for f in fetches)):
+            if limit == rule and limit is not None:
+                continue  # the same as the rule's row
             runs.append((f"vectors + ngrams, {kind}, {how}",
-                         weightings[f"vectors + ngrams, {kind}"], fetch))
+                         weightings[f"vectors + ngrams, {kind}"], limit))
         lat.update({name: [] for name, _, _ in runs if name != "vectors"})
 
-        def query(pid, w, fetch, searchers=searchers):
+        def query(pid, w, limit, searchers=searchers):
             for s in searchers:
-                s.ngrams_fetch = s.over_fetch if fetch is None else fetch
+                s.ngrams_fetch = limit
             return rec.similar(pid, k=15, fusion="intermediate", modalities=tuple(w), weights=w)
 
         for pid in ids[rng.choice(pool, queries, replace=False)]:
@@ -253,6 +274,8 @@ def served(model: Path, queries: int, recall: int, warmup: int = 50) -> dict:
                 b = ids[exact.topk(np.array([q]), 15)[0][0]]
                 got.append(len(set(a) & set(b)) / 15)
             out["recall_at_15"][name] = float(np.mean(got))
+            del exact
+            rec._fusers.clear()  # an exact fuser holds normalised copies: 9 GB a weighting at 1M
             print(name, _pct(lat[name]), out["recall_at_15"][name], flush=True)
     out["latency"] = {name: _pct(v) for name, v in lat.items()}
     return out
@@ -270,6 +293,11 @@ def main() -> None:
                          "and without ngrams (module docstring) instead of the other cases")
     ap.add_argument("--recall", type=int, default=100,
                     help="--served: queries checked against the exact fusion")
+    ap.add_argument("--kinds", default=",".join(KINDS),
+                    help="--served: which titles (by-category, independent)")
+    ap.add_argument("--fetch", default="",
+                    help="--served: more numbers of n-gram neighbours to measure, as multiples "
+                         "of kp (e.g. 16,32)")
     ap.add_argument("--one", nargs=2, metavar=("SOURCE", "N"), help=argparse.SUPPRESS)
     ap.add_argument("--json", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -279,8 +307,10 @@ def main() -> None:
         return
     t_all = time.perf_counter()
     if args.served:
-        served_report(served(Path(args.served), args.queries, args.recall), args,
-                      time.perf_counter() - t_all)
+        served_report(served(Path(args.served), args.queries, args.recall,
+                             kinds=args.kinds.split(","),
+                             fetches=[int(x) for x in args.fetch.split(",") if x]),
+                      args, time.perf_counter() - t_all)
         return
     results = []
     for source in args.sources.split(","):
@@ -322,7 +352,8 @@ def main() -> None:
             f"{r['load_s']:.1f} s | {r['stats_s']:.2f} s | {r['peak_rss_gib']:.2f} GiB |")
     lines += [
         "",
-        f"**Per query** (wall ms, p50 / p99). *Neighbours*: the {LIMIT} nearest titles, the "
+        "**Per query** (wall ms, p50 / p99). *Neighbours*: the nearest titles a served query "
+        "adds (`max(960, n / 256)`: 960 at 100,000, 3,907 at 1,000,000), the "
         "posting-list path (`TitleNgrams.neighbours`, this session) against the sparse "
         "product it replaced, and whether their lists are identical; *tuner rows*: cosines "
         "to every product (`TitleNgrams.scores`), both paths, identical float32 values; "
@@ -363,16 +394,19 @@ def served_report(r: dict, args, seconds: float) -> None:
         "# A served model with and without the `ngrams` modality",
         "",
         f"Command: `python benchmarks/ngrams_scale.py --served {args.served} --queries "
-        f"{args.queries} --recall {args.recall}` ({seconds:.0f} s). Machine: "
+        f"{args.queries} --recall {args.recall}"
+        + (f" --kinds {args.kinds}" if args.kinds != ",".join(KINDS) else "")
+        + (f" --fetch {args.fetch}" if args.fetch else "")
+        + f"` ({seconds:.0f} s). Machine: "
         f"{platform.machine()}, {platform.system()}, 2-core VM, no GPU. Model: "
         f"`benchmarks/scale.py build --fusions intermediate` on its synthetic catalog of "
         f"{r['n']:,} products (text, image and click vectors, HNSW), with `ngrams` fitted "
-        "in memory on `shop` titles of that size, once with each title's category following "
-        "the product's vector category (the shop's category = the catalog's mod 16) and once "
-        "drawn independently of the vectors. "
-        "The searcher with `ngrams` ran both as it does now (`kp × over_fetch` n-gram "
-        "neighbours) and as before this session (`kp`; `PairwiseIntermediateIndex."
-        "ngrams_fetch = 1`). "
+        "in memory on `shop` titles of that size (rows name which: titles by the vectors' "
+        "category, the shop's category being the catalog's mod 16; or titles drawn "
+        "independently of the vectors). "
+        "The searcher with `ngrams` took as many n-gram neighbours as each row says "
+        "(`PairwiseIntermediateIndex.ngrams_fetch`; `now`: its default rule, "
+        "`ngrams_limit`). "
         f"`Recommender.similar`, k 15, one query at a time, the weightings interleaved "
         f"query by query over {r['queries']} random products per kind of titles (the vectors' "
         "weighting in both rounds, pooled) after 50 warm-up queries each; "

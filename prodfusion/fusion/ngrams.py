@@ -154,9 +154,10 @@ class TitleNgrams:
         Only the postings of the row's own n-grams are read (rows of the transposed matrix)
         and summed in one sparse matrix–vector product: the same float32 sums, term by term
         in column order, as the sparse product ``x_row · Xᵀ``, bit for bit
-        (``tests/fusion/test_ngrams.py``), about four times faster on a million titles
-        (``benchmarks/ngrams_scale.py``), where a title shares an n-gram with about half the
-        catalog and the sparse product's bookkeeping, not the arithmetic, dominated.
+        (``tests/fusion/test_ngrams.py``), and several times faster on a million titles
+        (``docs/benchmarks/ngrams_scale.md``), where a title shares an n-gram with a fifth to
+        two fifths of the catalog and the sparse product's bookkeeping, not the arithmetic,
+        dominated.
         """
         m = self.matrix
         a, b = m.indptr[int(row)], m.indptr[int(row) + 1]

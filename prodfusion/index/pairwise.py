@@ -16,9 +16,10 @@ query are
   the vector index's best of the category (recall@15 0.944 at 1M without them, 1.000 at 100K
   with them: ``docs/benchmarks/fusion_weights.md``);
 * with ``popularity``: the ``kp`` most popular products of the catalog;
-* with ``ngrams``: the query's ``kp·over_fetch`` nearest titles
-  (:meth:`TitleNgrams.neighbours`): most of a catalog shares some n-gram with a title,
-  and ``kp`` of them missed products modestly close in both titles and vectors.
+* with ``ngrams``: the query's ``max(kp·over_fetch, n/256)`` nearest titles
+  (:meth:`TitleNgrams.neighbours`, :meth:`PairwiseIntermediateIndex.ngrams_limit`): most of
+  a catalog shares some n-gram with a title, and ``kp`` of them missed products modestly
+  close in both titles and vectors.
 
 Each candidate is re-scored exactly by the fusion formula over every modality
 (:func:`prodfusion.fusion.weights.intermediate_combine`, the fusers' formula: per-modality
@@ -46,10 +47,15 @@ from prodfusion.fusion.weights import Weighting, intermediate_combine
 from prodfusion.index.exact import topk_rows
 from prodfusion.index.topk import Filters
 
-__all__ = ["PairwiseIntermediateIndex", "ZMEAN_DENSE_OVER_FETCH", "row_similarities"]
+__all__ = ["PairwiseIntermediateIndex", "ZMEAN_DENSE_OVER_FETCH", "NGRAMS_SHARE",
+           "row_similarities"]
 
 #: Vector candidates per wanted result under ``"zmean"`` (module docstring).
 ZMEAN_DENSE_OVER_FETCH = 4
+
+#: The n-gram neighbours a query adds are at least this share of the catalog (module
+#: docstring): near-duplicate titles grow with the catalog.
+NGRAMS_SHARE = 1 / 256
 
 
 def row_similarities(data: Mapping, norms: Mapping, modalities: Sequence[str], q: int,
@@ -91,8 +97,8 @@ class PairwiseIntermediateIndex:
         self.weighting = weighting
         self.confidence = confidence
         self.over_fetch = over_fetch
-        #: n-gram neighbours a query adds: ``kp × ngrams_fetch`` (module docstring)
-        self.ngrams_fetch = over_fetch
+        #: n-gram neighbours a query adds (None: :meth:`ngrams_limit`'s rule; module docstring)
+        self.ngrams_fetch: int | None = None
         if dense_over_fetch is None and weighting.calibration == "zmean":
             dense_over_fetch = ZMEAN_DENSE_OVER_FETCH
         self.dense_over_fetch = dense_over_fetch  # None: kp, as the co-occurrence neighbours
@@ -102,6 +108,22 @@ class PairwiseIntermediateIndex:
         self.present = np.logical_or.reduce(masks)
         self._norms = {m: np.linalg.norm(np.asarray(e.vectors, np.float32), axis=1)
                        for m, e in self.vectors.items()}
+
+    def ngrams_limit(self, kp: int) -> int:
+        """How many n-gram neighbours a query adds: ``ngrams_fetch`` if set, else
+        ``max(kp × over_fetch, n × NGRAMS_SHARE)``.
+
+        A title shares n-grams with much of the catalog, and a product modestly close in
+        both titles and vectors is in neither candidate list's first ``kp``; their cost is
+        reading the query's postings, which does not grow with the limit, plus the exact
+        scores of the extra candidates. Measured on synthetic catalogs whose titles follow
+        the vectors' category (recall@15 against the exact fusion): at 100,000 products
+        ``kp`` gave 0.861 and ``kp × 8`` (960) 1.000; at 1,000,000, 960 gave 0.827 and
+        3,840 0.999 (``docs/benchmarks/ngrams_served_100k.md``, ``ngrams_served_1m.md``).
+        """
+        if self.ngrams_fetch is not None:
+            return int(self.ngrams_fetch)
+        return max(kp * self.over_fetch, int(np.ceil(self.n * NGRAMS_SHARE)))
 
     def pair_scores(self, q: int, c: np.ndarray) -> np.ndarray:
         """Exact fused similarity of query row ``q`` to candidate rows ``c``."""
@@ -152,11 +174,7 @@ class PairwiseIntermediateIndex:
                     # vector index's best of the category (docs/benchmarks/fusion_weights.md)
                     pools.append(p.neighbours(q, kp * self.over_fetch, prior=pop.values))
                 elif m == NGRAMS:
-                    # a title shares n-grams with much of the catalog, and a product modestly
-                    # close in both titles and vectors is in neither's first kp: kp × over_fetch
-                    # n-gram neighbours (their cost is the query's postings, not the limit:
-                    # docs/benchmarks/ngrams_served_100k.md: recall@15 0.861 → 1.000)
-                    pools.append(p.neighbours(q, kp * self.ngrams_fetch))
+                    pools.append(p.neighbours(q, self.ngrams_limit(kp)))
                 else:
                     pools.append(p.neighbours(q, kp))
             c = np.unique(np.concatenate(pools)) if pools else np.zeros(0, np.int64)

@@ -185,6 +185,19 @@ def test_an_index_finds_products_close_in_both_titles_and_vectors():
         assert set(recs[1].similar(q, k=15)[0]) == set(recs[0].similar(q, k=15)[0]), q
 
 
+def test_ngram_neighbours_grow_with_the_catalog():
+    from prodfusion.index.pairwise import NGRAMS_SHARE, PairwiseIntermediateIndex
+
+    s = PairwiseIntermediateIndex.__new__(PairwiseIntermediateIndex)
+    s.over_fetch, s.ngrams_fetch = 8, None
+    s.n = 3000
+    assert s.ngrams_limit(120) == 960  # kp × over_fetch
+    s.n = 1_000_000
+    assert s.ngrams_limit(120) == math.ceil(1_000_000 * NGRAMS_SHARE) == 3907
+    s.ngrams_fetch = 120  # set by hand (benchmarks/ngrams_scale.py --served)
+    assert s.ngrams_limit(120) == 120
+
+
 def test_recommender_builds_saves_loads_grows_and_reencodes_ngrams(tmp_path):
     cat = _catalog()
     rec = Recommender(text=None, image=None, clicks=None, ngrams=True, fusion="intermediate")
