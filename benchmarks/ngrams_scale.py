@@ -208,6 +208,7 @@ def served(model: Path, queries: int, recall: int, warmup: int = 50,
     """Query cost of a served model with and without ``ngrams`` (module docstring)."""
     from prodfusion.fusion.ngrams import TitleNgrams
     from prodfusion.fusion.weighting import Weighting
+    from prodfusion.index.pairwise import NGRAMS_SHARE
     from prodfusion.recommender import Recommender
 
     rec = Recommender.load(model)
@@ -245,7 +246,8 @@ def served(model: Path, queries: int, recall: int, warmup: int = 50,
         for limit, how in ((kp, f"kp = {kp} n-gram neighbours (before this session)"),
                            (kp * searchers[0].over_fetch,
                             f"kp × over_fetch = {kp * searchers[0].over_fetch}"),
-                           (None, f"max(kp × over_fetch, n / 256) = {rule} (now)"),
+                           (None, f"max(kp × over_fetch, n / {round(1 / NGRAMS_SHARE)}) = "
+                                  f"{rule} (now)"),
                            *((kp * f, f"kp × {f} = {kp * f}") for f in fetches)):
             if limit == rule and limit is not None:
                 continue  # the same as the rule's row
