@@ -593,8 +593,7 @@ def add_build_parser(sub) -> None:
                         "their character 3-5-gram TF-IDF (the tfidf reference's, kept sparse), "
                         "fused by intermediate fusion (prodfusion tune weighs it). Costs at 1M "
                         "synthetic products about 1 GiB and a served query of 38 ms p50 instead "
-                        "of 5 "
-                        "(docs/benchmarks/ngrams_served_1m.md)")
+                        "of 5 (docs/benchmarks/ngrams_served_1m.md)")
     b.add_argument("--backfill", default="popular", choices=["popular", "none"],
                    help="what completes a list the modalities cannot fill (e.g. a product "
                         "without training clicks on a clicks + cooc model): 'popular' "
