@@ -118,8 +118,9 @@ class PairwiseIntermediateIndex:
         reading the query's postings, which does not grow with the limit, plus the exact
         scores of the extra candidates. Measured on synthetic catalogs whose titles follow
         the vectors' category (recall@15 against the exact fusion): at 100,000 products
-        ``kp`` gave 0.861 and ``kp × 8`` (960) 1.000; at 1,000,000, 960 gave 0.827 and
-        3,840 0.999 (``docs/benchmarks/ngrams_served_100k.md``, ``ngrams_served_1m.md``).
+        ``kp`` gave 0.861 and ``kp × 8`` (960) 1.000; at 1,000,000, 960 gave 0.827, 1,920
+        0.971 and 3,907 (n / 256) 0.999 (``docs/benchmarks/ngrams_served_100k.md``,
+        ``ngrams_served_1m.md``; titles independent of the vectors, the worst case: 0.761).
         """
         if self.ngrams_fetch is not None:
             return int(self.ngrams_fetch)
