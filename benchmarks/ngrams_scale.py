@@ -58,14 +58,17 @@ import numpy as np
 from _report import write_markdown
 
 REPO = Path(__file__).resolve().parents[1]
+SOURCES = ("shop", "hm-words")
+
+
 def served_limit(n: int) -> int:
     """The n-gram neighbours a served query adds on ``n`` products with the default index
-    settings (``PairwiseIntermediateIndex.ngrams_limit``: kp 120 × over-fetch 8, at least
-    n / 256)."""
-    from prodfusion.index.pairwise import NGRAMS_SHARE
+    settings (kp = max(15 × over-fetch, 64), the library's own rule)."""
+    from prodfusion.index import IndexSettings
+    from prodfusion.index.pairwise import ngrams_limit
 
-    return max(120 * 8, int(np.ceil(n * NGRAMS_SHARE)))
-SOURCES = ("shop", "hm-words")
+    over_fetch = IndexSettings().over_fetch
+    return ngrams_limit(n, max(15 * over_fetch, 64), over_fetch)
 
 
 def hm_words_titles(n: int, data: Path, seed: int = 0) -> list[str]:

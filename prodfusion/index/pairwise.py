@@ -48,7 +48,7 @@ from prodfusion.index.exact import topk_rows
 from prodfusion.index.topk import Filters
 
 __all__ = ["PairwiseIntermediateIndex", "ZMEAN_DENSE_OVER_FETCH", "NGRAMS_SHARE",
-           "row_similarities"]
+           "ngrams_limit", "row_similarities"]
 
 #: Vector candidates per wanted result under ``"zmean"`` (module docstring).
 ZMEAN_DENSE_OVER_FETCH = 4
@@ -56,6 +56,16 @@ ZMEAN_DENSE_OVER_FETCH = 4
 #: The n-gram neighbours a query adds are at least this share of the catalog (module
 #: docstring): near-duplicate titles grow with the catalog.
 NGRAMS_SHARE = 1 / 256
+
+
+def ngrams_limit(n: int, kp: int, over_fetch: int) -> int:
+    """How many n-gram neighbours a query adds on ``n`` products: ``max(kp × over_fetch,
+    n × NGRAMS_SHARE)`` (:meth:`PairwiseIntermediateIndex.ngrams_limit`).
+
+    >>> ngrams_limit(100_000, 120, 8), ngrams_limit(1_000_000, 120, 8)
+    (960, 3907)
+    """
+    return max(kp * over_fetch, int(np.ceil(n * NGRAMS_SHARE)))
 
 
 def row_similarities(data: Mapping, norms: Mapping, modalities: Sequence[str], q: int,
@@ -124,7 +134,7 @@ class PairwiseIntermediateIndex:
         """
         if self.ngrams_fetch is not None:
             return int(self.ngrams_fetch)
-        return max(kp * self.over_fetch, int(np.ceil(self.n * NGRAMS_SHARE)))
+        return ngrams_limit(self.n, kp, self.over_fetch)
 
     def pair_scores(self, q: int, c: np.ndarray) -> np.ndarray:
         """Exact fused similarity of query row ``q`` to candidate rows ``c``."""
