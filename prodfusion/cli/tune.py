@@ -331,19 +331,34 @@ def format_weights_of(res: dict) -> str:
 
 def gain_line(res: dict, label: str = "") -> str | None:
     """The tuned weighting's validation gain over the best modality alone, with its noise:
-    does fusing pay on this data? (``None`` for a tuning record without ``gain``.)
+    does fusing pay on this data? (``None`` for a tuning record without ``gain``.) With a
+    cross-fitted gain (``gain["cross_fitted"]``: chosen and scored on different validation
+    cases) the verdict is that one's: the gain of the weighting chosen on every case runs
+    high.
 
     >>> print(gain_line({"gain": {"over": "text alone", "value": 0.0014, "se": 0.0009},
     ...                  "objective": "ndcg@15"}))
       gain over text alone on validation: ndcg@15 +0.0014 (one standard error 0.0009): within the noise (under 1.96 standard errors); the fusion may serve no better than text alone
+    >>> print(gain_line({"gain": {"over": "lexical alone", "value": 0.0042, "se": 0.0020,
+    ...     "cross_fitted": {"value": -0.0004, "se": 0.0021, "folds": 5}},
+    ...     "objective": "ndcg@15"}))
+      gain over lexical alone on validation: ndcg@15 +0.0042 (one standard error 0.0020) on the cases that chose it; chosen on 4/5 of them and scored on the rest, -0.0004 (0.0021): within the noise (under 1.96 standard errors); the fusion may serve no better than lexical alone
     """
     g = res.get("gain")
     if not g:
         return None
     v, se = g["value"], g["se"]
+    cf = g.get("cross_fitted")
+    head = (f"  {label}gain over {g['over']} on validation: {res['objective']} {v:+.4f} (one "
+            f"standard error {se:.4f})")
     if abs(v) <= 1e-12:
-        verdict = f"none: the choice ranks as {g['over']} does"
-    elif v > 1.96 * se:
+        return f"{head}: none: the choice ranks as {g['over']} does"
+    if cf is not None:
+        f = cf["folds"]
+        head += (f" on the cases that chose it; chosen on {f - 1}/{f} of them and scored on "
+                 f"the rest, {cf['value']:+.4f} ({cf['se']:.4f})")
+        v, se = cf["value"], cf["se"]
+    if v > 1.96 * se and v > 1e-12:
         verdict = "above the noise (over 1.96 standard errors)"
     elif v < -1.96 * se:
         verdict = ("below the noise (kept for the validation slices or kinds of interaction "
@@ -351,8 +366,7 @@ def gain_line(res: dict, label: str = "") -> str | None:
     else:
         verdict = (f"within the noise (under 1.96 standard errors); the fusion may serve no "
                    f"better than {g['over']}")
-    return (f"  {label}gain over {g['over']} on validation: {res['objective']} {v:+.4f} (one standard "
-            f"error {se:.4f}): {verdict}")
+    return f"{head}: {verdict}"
 
 
 def unconstrained_line(res: dict, command: str, label: str = "") -> str | None:
