@@ -185,8 +185,8 @@ def write(args, rand: list, tuned: list, shared: list, seconds: float) -> None:
         # the printed verdict: "none" where a single modality was chosen, else the
         # cross-fitted figure's
         vcf = ["none" if v == "none" else verdict(r["cv"], r["cse"]) if r["cv"] is not None
-               else "n/a" for r, v in zip(rand, vin)]
-        fused = [r for r, v in zip(rand, vin) if v != "none"]
+               else "n/a" for r, v in zip(rand, vin, strict=True)]
+        fused = [r for r, v in zip(rand, vin, strict=True) if v != "none"]
         lines += [
             f"## {n} catalogs where nothing pays", "",
             "Random titles (2–6 of 40 words), 200–600 products, 500–2,000 sessions of 1–6 "
