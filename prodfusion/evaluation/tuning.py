@@ -153,6 +153,7 @@ def tune_weights(
     tune_fallback: bool = True,
     cooc_decays: Sequence[float] = (0.0, 1.0),
     shrink: bool = False,
+    cross_fit: bool = True,
     progress: bool | Callable = False,
 ) -> dict:
     """Choose intermediate-fusion weights, calibration and ``n0`` on a validation split.
@@ -231,14 +232,17 @@ def tune_weights(
     difference, a case counted once over the splits: whether fusing pays on this data beyond
     the validation noise; ``cross_fitted``: the same gain with the choice made and scored on
     different cases — the value above is the best of hundreds of weightings scored on the
-    cases that chose it, so it runs high, most where nothing pays: on random clicks and
-    titles it was "above the noise" in 2 of 9 catalogs. Here the validation cases are cut
-    in :data:`CROSS_FIT_FOLDS` parts and each part is scored by the weighting the same rules
-    prefer on the others, among the simplex grid's weightings, against the modality best
-    alone on the others: ``value``, ``se``, ``folds``, ``weightings``, ``same_as_chosen``
-    (parts whose choice is the tuned weighting). The coordinate search, the fallback
-    weights and the shrinkage are not re-run per part (so it may fall short of the tuned
-    weighting's true gain: a conservative figure); absent with fewer than two cases per part),
+    cases that chose it, so it runs high, most where nothing pays: on 40 catalogs of random
+    clicks and titles it was "above the noise" in 9 (docs/benchmarks/gain_cross_fit_random.md).
+    Here the validation cases (a case held out in several splits counted as one) are cut in
+    :data:`CROSS_FIT_FOLDS` parts and each part is scored by the weighting the whole search
+    (grid, coordinate search, the other calibrations and ``n0``; the same rules) chooses on
+    the others, against the modality best alone on the others: ``value``, ``se``, ``folds``,
+    ``same_as_chosen`` (parts whose choice is the tuned weighting), ``more_configs``
+    (configurations the parts' searches scored beyond the tuning's own: its cost). The
+    fallback weights and the shrinkage are not re-run per part; absent with fewer than two
+    cases per part or ``cross_fit=False``, which saves the parts' searches: about half the
+    search's time again on H&M's pairs, docs/benchmarks/gain_cross_fit_hm.md),
     ``unconstrained`` (where the slice rule ruled out a weighting
     the search scored higher: the best of them, its ``validation_score`` and ``cost``, what
     the rule gives up on validation), ``n_configs``, ``split`` (counts), ``search`` (the settings) and ``fingerprints``.
@@ -280,6 +284,8 @@ def tune_weights(
         raise param_error("selection", where, "'lcb' or 'mean'", selection)
     if not isinstance(shrink, bool):
         raise param_error("shrink", where, "True or False", shrink)
+    if not isinstance(cross_fit, bool):
+        raise param_error("cross_fit", where, "True or False", cross_fit)
     check_int(repeats, "repeats", where, low=1, high=MAX_REPEATS)
     check_int(min_slice_cases, "min_slice_cases", where, low=1)
     if not is_real(slice_noise) or not 0 <= float(slice_noise) < math.inf:
@@ -370,7 +376,7 @@ def tune_weights(
     single_cases = {m: np.concatenate(single_values[m]) for m in mods}
     # what every comparison with the best single modality reads; ``mask`` (None: every case)
     # restricts it to some validation cases (the cross-fitted gain, below)
-    every = _Floors(floor_of, floor, floor_all, v_best, None)
+    every = _Floors(floor_of, floor, floor_all, v_best, None, None)
     offsets = np.cumsum([0] + [len(sc.src) for sc, _ in folds])
 
     def on(vals: np.ndarray, mask: np.ndarray) -> float:
@@ -381,9 +387,9 @@ def tune_weights(
         xs = [x for x in xs if not math.isnan(x)]
         return float(np.mean(xs)) if xs else float("nan")
 
-    def floors_on(mask: np.ndarray) -> _Floors:
-        """:class:`_Floors` of the cases in ``mask``: the best single modality overall and in
-        each slice, chosen on those cases alone."""
+    def floors_on(mask: np.ndarray, part: int) -> _Floors:
+        """:class:`_Floors` of the cases in ``mask`` (part ``part``): the best single
+        modality overall and in each slice, chosen on those cases alone."""
         alone = {m: on(single_cases[m], mask) for m in mods}
         fl_of, fl = {}, {}
         for name, cases in slice_cases.items():
@@ -392,7 +398,8 @@ def tune_weights(
             fl_of[name] = max(mods, key=there.get)
             fl[name] = there[fl_of[name]]
         top = max(mods, key=alone.get)
-        return _Floors(fl_of, fl, alone[top], single_cases[top], mask)
+        return _Floors(fl_of, fl, alone[top], single_cases[top], mask,
+                       {name: mask & cases for name, cases in slice_cases.items()}, part)
 
     def slice_se(name: str, vals: np.ndarray, at: _Floors = every) -> float:
         """Standard error of the per-case difference of ``vals`` from slice ``name``'s best
@@ -453,10 +460,14 @@ def tune_weights(
         return (tuple(round(x, 9) for x in w), cal, n0,
                 fb if isinstance(fb, bool) else tuple(sorted(fb.items())))
 
-    def evaluate(w: tuple[float, ...], cal: str, n0, fb=True) -> tuple[bool, float]:
+    judged: dict = {}  # (key, part) → (level, criterion) on a part of the cases
+
+    def evaluate(w: tuple[float, ...], cal: str, n0, fb=True,
+                 at: _Floors = every) -> tuple[bool, float]:
         """``(slice-safety level, criterion)``: :func:`safe`'s level, and the objective
         minus, under ``selection="lcb"``, one standard error of the per-case difference from
-        the best single modality."""
+        the best single modality; on the cases in ``at.mask`` only, against their own
+        floors, where ``at`` is not ``every`` (the cross-fitted gain)."""
         w = fixed(w)
         key = key_of(w, cal, n0, fb)
         if key not in cache:
@@ -469,7 +480,14 @@ def tune_weights(
                 case_values[key] = vals.astype(np.float32)
                 level, crit = judge(score, sl, vals)
                 cache[key] = (level, crit, score, sl)
-        return cache[key][:2]
+        if at is every or key not in case_values:
+            return cache[key][:2]
+        jk = (key, at.part)
+        if jk not in judged:
+            vals = case_values[key]
+            sl = {name: (on(vals, cases), int(cases.sum())) for name, cases in at.slices.items()}
+            judged[jk] = judge(on(vals, at.mask), sl, vals, at)
+        return judged[jk]
 
     def better(a: tuple[bool, float], b: tuple[bool, float]) -> bool:
         """The higher slice-safety level first, then the higher criterion."""
@@ -484,22 +502,9 @@ def tune_weights(
         f"{len(grid_n0s)} n0 over {'+'.join(mods)}, {repeats} validation split(s)"
         + (f"; then {len(n0s) - len(grid_n0s)} min-count n0 at the weights found"
            if len(grid_n0s) < len(n0s) else ""))
-    best = ((0, -math.inf), None)
-    on_grid = []  # the grid's keys: what the cross-fitted gain chooses among
-    for cal in calibrations:
-        for n0 in grid_n0s:
-            for w in grid:
-                if n0 is not None and (w[mods.index("clicks")] == 0):
-                    continue  # n0 changes nothing without a click weight
-                sc = evaluate(w, cal, n0)
-                on_grid.append(key_of(fixed(w), cal, n0, True))
-                if better(sc, best[0]):
-                    best = (sc, (w, cal, n0))
-    score, (w, cal, n0) = best
-    w = fixed(w)
 
-    def coordinate(w, cal, n0, score, ev=None, names=mods):
-        ev = ev or (lambda w: evaluate(w, cal, n0))
+    def coordinate(w, cal, n0, score, ev=None, names=mods, at: _Floors = every):
+        ev = ev or (lambda w: evaluate(w, cal, n0, at=at))
         for factor in (2.0, 2 ** 0.5, 2 ** 0.25):
             improved = True
             while improved:
@@ -521,15 +526,33 @@ def tune_weights(
                             score, w, improved = sc, cand, True
         return w, score
 
-    w, score = coordinate(w, cal, n0, score)
-    for c2 in calibrations:  # the other calibrations and n0 at the weights found
-        for n2 in n0s:
-            if (c2, n2) == (cal, n0) or (n2 is not None and w[mods.index("clicks")] == 0):
-                continue
-            sc = evaluate(w, c2, n2)
-            if better(sc, score):
-                w2, sc2 = coordinate(w, c2, n2, sc)
-                score, w, cal, n0 = sc2, w2, c2, n2
+    def search(at: _Floors = every) -> tuple:
+        """The grid, the coordinate search from its best point, then the other calibrations
+        and ``n0`` at the weights found: ``(weights, calibration, n0, (level, criterion))``,
+        judged on the cases of ``at``."""
+        best = ((0, -math.inf), None)
+        for cal in calibrations:
+            for n0 in grid_n0s:
+                for w in grid:
+                    if n0 is not None and (w[mods.index("clicks")] == 0):
+                        continue  # n0 changes nothing without a click weight
+                    sc = evaluate(w, cal, n0, at=at)
+                    if better(sc, best[0]):
+                        best = (sc, (w, cal, n0))
+        score, (w, cal, n0) = best
+        w, score = coordinate(fixed(w), cal, n0, score, at=at)
+        for c2 in calibrations:  # the other calibrations and n0 at the weights found
+            for n2 in n0s:
+                if (c2, n2) == (cal, n0) or (n2 is not None and w[mods.index("clicks")] == 0):
+                    continue
+                sc = evaluate(w, c2, n2, at=at)
+                if better(sc, score):
+                    w2, sc2 = coordinate(w, c2, n2, sc, at=at)
+                    score, w, cal, n0 = sc2, w2, c2, n2
+        return w, cal, n0, score
+
+    w, cal, n0, score = search()
+    n_searched = len(cache)
     shrunk = None
     if shrink and len(mods) > 1:
         w, shrunk = _shrink_to_equal(w, cal, n0, evaluate, cache, case_values, key_of, fixed,
@@ -593,49 +616,39 @@ def tune_weights(
     gain = {"over": f"{best_single} alone", "value": float(score - singles[best_single][0]),
             "se": float(_paired_se(chosen_vals, v_best, groups, case_src))}
 
-    def cross_fit(n_folds: int = CROSS_FIT_FOLDS) -> dict | None:
+    def cross_fitted(n_folds: int = CROSS_FIT_FOLDS) -> dict | None:
         """The gain with the choice and the scoring on different cases: the validation cases
         (a case held out in several splits as one) in ``n_folds`` parts; each part's cases
-        are scored by the weighting the same rules (slice-safety level, then criterion)
-        prefer on the other parts, among the simplex grid's weightings (plain fallback; the
-        coordinate search's steps, taken on every case, would carry the part's own cases
-        into its choice), against the modality best alone on the other parts. None: too few
-        cases."""
-        cands = [(key, case_values[key]) for key in dict.fromkeys(on_grid)
-                 if key in case_values]
+        are scored by the weighting the whole search (grid, coordinate search, the other
+        calibrations and ``n0``; the same rules) chooses on the other parts, against the
+        modality best alone on the other parts. None: too few cases."""
         n_groups = int(groups.max()) + 1 if len(groups) else 0
-        if n_groups < 2 * n_folds or not cands:
+        if n_groups < 2 * n_folds:
             return None
         part = (np.random.default_rng(seed).permutation(n_groups) % n_folds)[groups]
         picked, alone = np.zeros(len(groups)), np.zeros(len(groups))
-        chosen_keys = []
+        same = 0
         for f in range(n_folds):
             fit = part != f
-            at = floors_on(fit)
-            top = ((0, -math.inf), None)
-            for key, vals in cands:
-                sl = {name: (on(vals, fit & cases), int((fit & cases).sum()))
-                      for name, cases in slice_cases.items()}
-                sc = judge(on(vals, fit), sl, vals, at)
-                if better(sc, top[0]):
-                    top = (sc, key)
-            best_key = top[1] if top[1] is not None else cands[0][0]
-            chosen_keys.append(best_key)
-            picked[~fit] = case_values[best_key][~fit]
+            at = floors_on(fit, f)
+            wf, cf, nf, _ = search(at)
+            key = key_of(wf, cf, nf, True)
+            same += key[:3] == key_of(w, cal, n0, True)[:3]
+            picked[~fit] = case_values[key][~fit]
             alone[~fit] = at.v_best[~fit]
         every_case = np.ones(len(groups), bool)
         return {"value": on(picked, every_case) - on(alone, every_case),
                 "se": float(_paired_se(picked, alone, groups, case_src)),
-                "folds": n_folds, "weightings": len(cands),
-                "same_as_chosen": sum(k[:3] == key_of(w, cal, n0, True)[:3]
-                                      for k in chosen_keys)}
+                "folds": n_folds, "same_as_chosen": int(same),
+                "more_configs": len(cache) - n_searched}
 
     t_cf = time.perf_counter()
-    oof = cross_fit()
+    oof = cross_fitted() if cross_fit else None
     if oof is not None:
         gain["cross_fitted"] = oof
         log(f"the gain over {best_single} alone chosen and scored on different validation "
-            f"cases ({oof['folds']} parts, {oof['weightings']} grid weightings): {metric}@{k} "
+            f"cases ({oof['folds']} parts, {oof['more_configs']} more configurations scored): "
+            f"{metric}@{k} "
             f"{oof['value']:+.4f} (one standard error {oof['se']:.4f}; "
             f"{time.perf_counter() - t_cf:.1f}s)")
     if slice_noise <= 0:
@@ -699,13 +712,15 @@ class _Floors(NamedTuple):
     """What a weighting is compared with (``tune_weights``): each validation slice's best
     single modality (``floor_of``) and its value (``floor``), the best modality alone's
     objective (``floor_all``) and per-case values (``v_best``), on the cases in ``mask``
-    (None: every case)."""
+    (None: every case; ``slices``: each slice's cases among them)."""
 
     floor_of: dict
     floor: dict
     floor_all: float
     v_best: np.ndarray
     mask: np.ndarray | None
+    slices: dict | None  # each slice's cases within mask
+    part: int | None = None  # which part of the cases mask holds (the cache's key)
 
 
 #: Parts of the validation cases for the cross-fitted gain (``gain["cross_fitted"]``).

@@ -776,27 +776,28 @@ def test_the_gain_chosen_and_scored_on_the_same_cases_runs_high_and_is_cross_fit
     """The tuned weighting is the best of many scored on the validation cases, so its gain
     there over the best single modality is biased upwards where nothing pays; the
     cross-fitted gain (each fifth of the cases scored by the choice of the other four
-    fifths, among the grid's weightings) is not, and it decides the printed verdict."""
+    fifths by the same search) is not, and it decides the printed verdict."""
     from prodfusion.cli.tune import gain_line
 
     # ranked by the objective alone, no slice rule: the widest choice, the largest bias
     kw = dict(KW, objective="ndcg@15", calibrations=("none",), step=0.125, selection="mean",
               slice_safe=False)
-    inside, crossed = [], []
-    for seed in range(6):
+    inside, crossed, alarms = [], [], 0
+    for seed in range(12):
         rec, sessions = _nothing_pays(seed)
         res = tune_weights(rec, sessions=sessions, seed=seed, **kw)
         g, cf = res["gain"], res["gain"]["cross_fitted"]
-        assert cf["folds"] == 5 and cf["weightings"] == len(simplex_grid(3, 0.125))
-        assert 0 <= cf["same_as_chosen"] <= 5 and cf["se"] > 0
+        assert cf["folds"] == 5 and cf["more_configs"] >= 0
+        assert 0 <= cf["same_as_chosen"] <= 5 and cf["se"] >= 0
         assert g["value"] >= 0  # each modality alone is on the grid: the best can only gain
         inside.append(g["value"])
         crossed.append(cf["value"])
-        assert not cf["value"] > 1.96 * cf["se"]
-        assert "above the noise" not in gain_line(res)
-    # the same cases: a gain of most of a hundredth; out of fold: about nothing
-    assert np.mean(inside) - np.mean(crossed) > 0.005
-    assert abs(np.mean(crossed)) < np.mean(inside) / 2
+        alarms += "above the noise" in gain_line(res)
+    # the same cases: a gain of most of a hundredth; out of fold: none (a choice made on
+    # four fifths of the cases tends to be worse), and a false alarm about as rare as 1.96
+    # standard errors make it (2.5 %: here one in 12 at most)
+    assert np.mean(inside) > 0.005 and np.mean(crossed) < np.mean(inside) / 4
+    assert alarms <= 1
     # where fusing pays, it says so out of fold too
     rec, sessions = _two_halves()
     res = tune_weights(rec, sessions=sessions, **KW)
