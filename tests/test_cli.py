@@ -411,3 +411,40 @@ def test_tune_learner_gbdt_needs_a_profile_and_writes_only_what_it_keeps(files, 
         e = r["explain"]
         assert e["base"] + sum(v["share"] for v in e["modalities"].values()) == \
             pytest.approx(e["score"], abs=1e-6)
+
+
+def test_the_cross_fitted_gain_is_printed_recorded_and_can_be_skipped(tmp_path, capsys):
+    """`build` and `tune` cross-fit the gain over the best single modality by default and say
+    so in their gain line; `build --tune-cross-fit off` and `tune --no-cross-fit` skip it."""
+    rng = np.random.default_rng(4)  # random titles and clicks, on which a mix is chosen
+    words = [f"w{i}" for i in range(30)]
+    (tmp_path / "catalog.csv").write_text("product_id,title\n" + "".join(
+        f"p{i:03d},{' '.join(rng.choice(words, 3, replace=False))}\n" for i in range(120)))
+    (tmp_path / "clicks.csv").write_text("sid,item,ts\n" + "".join(
+        f"s{s},p{p:03d},{s * 10 + j}\n" for s in range(500)
+        for j, p in enumerate(rng.choice(120, 3, replace=False))))
+    model = tmp_path / "model"
+
+    def build(*extra):
+        return main(["build", "--catalog", str(tmp_path / "catalog.csv"), "--interactions",
+                     str(tmp_path / "clicks.csv"), "--session-cols", "sid", "--item-col", "item",
+                     "--time-col", "ts", "--p2v-dim", "16", "--workers", "1", "--text", "none",
+                     "--image", "none", "--cache-dir", "none", "--tune", "on",
+                     "--tune-learner", "off", "--out", str(model), "--overwrite", *extra])
+
+    assert build() == 0
+    out = capsys.readouterr().out
+    gain = json.loads((model / "manifest.json").read_text())["tuning"]["gain"]
+    cf = gain["cross_fitted"]
+    assert cf["folds"] == 5 and cf["se"] >= 0 and 0 <= cf["same_as_chosen"] <= 5
+    assert gain["value"] > 0 and "on the cases that chose it; chosen on 4/5 of them" in out
+    assert build("--tune-cross-fit", "off") == 0
+    assert "chosen on 4/5" not in capsys.readouterr().out
+    gain = json.loads((model / "manifest.json").read_text())["tuning"]["gain"]
+    assert "cross_fitted" not in gain and "se" in gain
+    assert main(["tune", str(model), "--dry-run", "--workers", "1", "--quiet"]) == 0
+    assert "gain over" in capsys.readouterr().out
+    assert main(["tune", str(model), "--dry-run", "--workers", "1", "--quiet",
+                 "--no-cross-fit"]) == 0
+    out = capsys.readouterr().out
+    assert "gain over" in out and "chosen on 4/5" not in out
