@@ -552,7 +552,6 @@ def tune_weights(
         return w, cal, n0, score
 
     w, cal, n0, score = search()
-    n_searched = len(cache)
     shrunk = None
     if shrink and len(mods) > 1:
         w, shrunk = _shrink_to_equal(w, cal, n0, evaluate, cache, case_values, key_of, fixed,
@@ -640,8 +639,9 @@ def tune_weights(
         return {"value": on(picked, every_case) - on(alone, every_case),
                 "se": float(_paired_se(picked, alone, groups, case_src)),
                 "folds": n_folds, "same_as_chosen": int(same),
-                "more_configs": len(cache) - n_searched}
+                "more_configs": len(cache) - n_configs}
 
+    n_configs = len(cache)  # the tuning's own; the parts' searches add to the cache
     t_cf = time.perf_counter()
     oof = cross_fitted() if cross_fit else None
     if oof is not None:
@@ -691,7 +691,7 @@ def tune_weights(
         **({"unconstrained": unconstrained} if unconstrained is not None else {}),
         "validation_slices": slices,
         **({"shrinkage": shrunk} if shrunk is not None else {}),
-        "n_configs": len(cache),
+        "n_configs": n_configs,
         "search": {"step": step, "min_weight": min_weight, "calibrations": list(calibrations),
                    "n0_grid": [x for x in n0s], "max_queries": max_queries,
                    "n_candidates": n_candidates, "objective_average": "per source",
