@@ -640,8 +640,9 @@ def add_build_parser(sub) -> None:
                    help="on (default): the printed gain over the best single modality is "
                         "also cross-fitted (the search re-run on four fifths of the validation "
                         "cases, each fifth scored by that choice), and the verdict is that "
-                        "one's; off saves those searches (about half the weight search's time "
-                        "again), as `prodfusion tune --no-cross-fit`")
+                        "one's; off saves those searches (from a few per cent of the tuning's "
+                        "time to as much again: docs/benchmarks/gain_cross_fit_hm.md), as "
+                        "`prodfusion tune --no-cross-fit`")
     b.add_argument("--tune-validate-on", choices=["all", "sessions", "pairs"], default="all",
                    help="source that tuning scores (default all: the mean over --interactions "
                         "and --pairs); as `prodfusion tune --validate-on`")

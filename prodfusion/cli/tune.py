@@ -546,9 +546,10 @@ def add_tune_parser(sub) -> None:
     p.add_argument("--no-cross-fit", action="store_true",
                    help="skip the cross-fitted gain (the search re-run on four fifths of the "
                         "validation cases, each fifth scored by that choice: whether fusing "
-                        "pays, not fooled by the choice having seen its cases); saves about "
-                        "half the search's time again, and the printed verdict is then the "
-                        "gain on the cases that chose it, which runs high")
+                        "pays, not fooled by the choice having seen its cases); saves from a "
+                        "few per cent of the tuning's time to as much again (H&M's pairs: "
+                        "docs/benchmarks/gain_cross_fit_hm.md), and the printed verdict is "
+                        "then the gain on the cases that chose it, which runs high")
     p.add_argument("--plain-fallback", action="store_true",
                    help="rank pairs sharing only zero-weight modalities by their mean raw "
                         "cosine instead of learnt fallback weights")
