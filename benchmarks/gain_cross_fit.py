@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from prodfusion.cli.tune import gain_verdict as verdict
+
 WORDS = ("Kablosuz Kulaklık Bluetooth Wireless Headphones Écouteurs Smartphone Hülle Case "
          "Laptop Tasche Sac USB-C Ladegerät Charger 128GB 256GB Schwarz Noir Black Rot Red "
          "Cotton Dress Shirt Jersey Slim Fit Kids Mini Pro Max Lite Set Pack Blue Grün").split()
@@ -75,12 +77,6 @@ def random_catalog(folder: Path, seed: int) -> tuple[Path, Path, dict]:
             for j, p in enumerate(rng.choice(n, int(rng.integers(1, 7)), replace=False)):
                 f.write(f"s{s},{int(p):05d},2026-01-{1 + s % 28:02d}T10:{j:02d}:00\n")
     return cat, clk, {"products": n, "sessions": n_sessions}
-
-
-def verdict(v: float, se: float) -> str:
-    if abs(v) <= 1e-12:
-        return "none"
-    return "above" if v > 1.96 * se else "below" if v < -1.96 * se else "within"
 
 
 def gains_of(manifest: dict) -> list[dict]:

@@ -81,7 +81,7 @@ def tune_options(args, rec) -> dict:
         slice_safe=not args.no_slice_safe, min_slice_cases=args.min_slice_cases,
         slice_noise=args.slice_noise,
         tune_fallback=not args.plain_fallback, shrink=args.shrink,
-        cross_fit=not getattr(args, "no_cross_fit", False),
+        cross_fit=not args.no_cross_fit,
         **({} if decays is None else {"cooc_decays": tuple(decays)}),
         prod2vec=_p2v(args, rec),
         progress=not args.quiet,
@@ -352,25 +352,37 @@ def gain_line(res: dict, label: str = "") -> str | None:
     cf = g.get("cross_fitted")
     head = (f"  {label}gain over {g['over']} on validation: {res['objective']} {v:+.4f} (one "
             f"standard error {se:.4f})")
-    if abs(v) <= 1e-12:
+    verdict = gain_verdict(v, se)
+    if verdict == "none":
         return f"{head}: none: the choice ranks as {g['over']} does"
     if cf is not None:
         f = cf["folds"]
         head += (f" on the cases that chose it; chosen on {f - 1}/{f} of them and scored on "
                  f"the rest, {cf['value']:+.4f} ({cf['se']:.4f})")
-        v, se = cf["value"], cf["se"]
-    if v > 1.96 * se and v > 1e-12:
-        verdict = "above the noise (over 1.96 standard errors)"
-    elif v < -1.96 * se and cf is not None:
-        verdict = (f"below the noise; the fusion may serve worse than {g['over']} on this "
-                   "data")
-    elif v < -1.96 * se:
-        verdict = ("below the noise (kept for the validation slices or kinds of interaction "
-                   "it holds at their best)")
+        verdict = gain_verdict(cf["value"], cf["se"])
+    if verdict == "above":
+        said = "above the noise (over 1.96 standard errors)"
+    elif verdict == "below" and cf is not None:
+        said = f"below the noise; the fusion may serve worse than {g['over']} on this data"
+    elif verdict == "below":
+        said = ("below the noise (kept for the validation slices or kinds of interaction it "
+                "holds at their best)")
     else:
-        verdict = (f"within the noise (under 1.96 standard errors); the fusion may serve no "
-                   f"better than {g['over']}")
-    return f"{head}: {verdict}"
+        said = (f"within the noise (under 1.96 standard errors); the fusion may serve no "
+                f"better than {g['over']}")
+    return f"{head}: {said}"
+
+
+def gain_verdict(value: float, se: float) -> str:
+    """``"none"`` (no gain at all), ``"above"`` / ``"below"`` the noise (beyond 1.96
+    standard errors) or ``"within"`` it: the verdict :func:`gain_line` words.
+
+    >>> gain_verdict(0.0, 0.0), gain_verdict(0.005, 0.002), gain_verdict(-0.005, 0.002)
+    ('none', 'above', 'below')
+    """
+    if abs(value) <= 1e-12:
+        return "none"
+    return "above" if value > 1.96 * se else "below" if value < -1.96 * se else "within"
 
 
 def unconstrained_line(res: dict, command: str, label: str = "") -> str | None:

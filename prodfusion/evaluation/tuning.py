@@ -627,13 +627,13 @@ def tune_weights(
             return None
         part = (np.random.default_rng(seed).permutation(n_groups) % n_folds)[groups]
         picked, alone = np.zeros(len(groups)), np.zeros(len(groups))
-        same = 0
+        same, chosen = 0, key_of(w, cal, n0, True)[:3]
         for f in range(n_folds):
             fit = part != f
             at = floors_on(fit, f)
             wf, cf, nf, _ = search(at)
             key = key_of(wf, cf, nf, True)
-            same += key[:3] == key_of(w, cal, n0, True)[:3]
+            same += key[:3] == chosen
             picked[~fit] = case_values[key][~fit]
             alone[~fit] = at.v_best[~fit]
         every_case = np.ones(len(groups), bool)
