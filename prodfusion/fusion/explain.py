@@ -17,8 +17,8 @@ tie-break; ``−1000`` or ``−2000`` for a pair ranked by the zero-weight fallb
 :class:`~prodfusion.fusion.weights.Weighting`, :func:`~prodfusion.fusion.weights.fallback_terms`;
 else 0): ``score = base + Σ_m share_m``. The explanation is computed in float64, the
 fusers' scores in float32: where a z-scored modality barely varies (Prod2Vec's nearly
-parallel vectors after a few hundred sessions: a spread of 1.2e-4 in cosine) the z-score
-magnifies float32's rounding, and the two scores part by up to about 2e-4. By method:
+parallel vectors after a few hundred sessions) the z-score magnifies float32's rounding,
+and the two scores can part slightly. By method:
 
 * intermediate: ``share_m = W_m s_m / Σ W`` (``"zmean"``: ``/ D(q)``; with ``impute`` β:
   ``/ (Σ W·D(q) / (Σ W + β(D(q) − Σ W)))``);
