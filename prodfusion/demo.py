@@ -230,7 +230,8 @@ def _sources(paths, catalog) -> dict:
         category_col="category", group_col=None, image_root=str(Path(paths.catalog).parent),
         image_template=None, interactions=str(paths.interactions), pairs=None,
         session_cols=["session_id"], item_col="product_id", time_col="timestamp", sep=None,
-        pair_cols=list(DEFAULT_PAIR_COLS), min_session_length=2, max_session_length=200),
+        pair_cols=list(DEFAULT_PAIR_COLS), min_session_length=2, max_session_length=200,
+        session_gap=None),
         catalog)
 
 

@@ -10,7 +10,8 @@
       "interactions": {"path": "/abs/transactions.csv", "session_cols": ["customer_id", "t_dat"],
                        "item_col": "article_id", "time_col": "t_dat", "sep": null,
                        "pairs": "/abs/copurchase.csv", "pair_cols": [...],
-                       "min_session_length": 2, "max_session_length": 200}
+                       "min_session_length": 2, "max_session_length": 200,
+                       "session_gap": null}
     }
 
 so that ``prodfusion evaluate retrieval MODEL`` needs no ``--interactions … --session-cols …``
@@ -32,7 +33,7 @@ DEFAULT_PAIR_COLS = ("article_id", "partner_article_id")
 
 #: Interaction options recorded by ``build`` and reused by ``evaluate``.
 INTERACTION_KEYS = ("session_cols", "item_col", "time_col", "sep", "pair_cols",
-                    "min_session_length", "max_session_length")
+                    "min_session_length", "max_session_length", "session_gap")
 
 
 def _abs(p) -> str | None:

@@ -285,6 +285,48 @@ def test_tune_takes_the_interactions_from_the_models_record(files, capsys):
     assert "the model folder records none" in capsys.readouterr().err
 
 
+VISITORS = """visitor,item,ts
+v1,0001,1780000000000
+v1,0003,1780000060000
+v1,0005,1780009000000
+v1,0007,1780009030000
+v2,0009,1780000000000
+v2,0010,1780000300000
+v2,0004,1780090000000
+v2,0001,1780090100000
+v2,0002,1780090200000
+"""
+
+
+def test_build_cuts_a_visitor_log_at_pauses_and_later_commands_reread_it(files, capsys):
+    """`--session-gap`: a log keyed by visitor with millisecond times becomes one session per
+    visit; the model records it and `tune` re-reads the log the same way; refused before any
+    work without one time column or with a duration it cannot read."""
+    (files / "visitors.csv").write_text(VISITORS, encoding="utf-8")
+    args = ["build", "--catalog", str(files / "catalog.csv"), "--image-col", "",
+            "--interactions", str(files / "visitors.csv"), "--session-cols", "visitor",
+            "--item-col", "item", "--p2v-dim", "16", "--workers", "1", "--image", "none",
+            "--text", "none", "--cache-dir", "none", "--tune", "off",
+            "--out", str(files / "model")]
+    assert main([*args, "--time-col", "ts", "--session-gap", "30m"]) == 0
+    err = capsys.readouterr().err
+    assert "sessions: 4 kept with 9 clicks" in err and "2 more cut at pauses" in err
+    record = json.loads((files / "model" / "manifest.json").read_text())
+    assert record["data"]["interactions"]["session_gap"] == 1800.0
+    main(["tune", str(files / "model"), "--dry-run", "--workers", "1", "--quiet"])
+    assert "--session-gap 1800.0" in capsys.readouterr().err  # from the model's record
+    before = (files / "model" / "manifest.json").read_bytes()
+    for extra, said in ((["--session-gap", "30m"], "needs one --time-col"),
+                        (["--session-gap", "30m", "--time-col", "ts,visitor"],
+                         "several columns, which are ranked")):
+        assert main([*args, *extra]) == 2
+        assert said in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args, "--time-col", "ts", "--session-gap", "half an hour"])
+    assert "is not a positive duration" in capsys.readouterr().err
+    assert (files / "model" / "manifest.json").read_bytes() == before
+
+
 def test_similar_marks_last_resort_results(tmp_path, capsys):
     """A product without a click vector, on a model whose tuned weights give only clicks
     weight (fallback on): its list is the fallback's, starred in the table and explained."""

@@ -103,7 +103,9 @@ def cmd_build(args) -> int:
         print(f"sessions: {rep.n_sessions:,} kept with {rep.n_clicks:,} clicks "
               f"({rep.n_unknown_rows:,} rows of {rep.n_unknown_products:,} products not in the "
               f"catalog dropped, {rep.n_short_dropped:,} short sessions dropped, "
-              f"{rep.n_capped:,} capped)", file=sys.stderr)
+              f"{rep.n_capped:,} capped"
+              + (f", {rep.n_split_at_gaps:,} more cut at pauses" if rep.n_split_at_gaps
+                 else "") + ")", file=sys.stderr)
     if args.engine == "ray":  # titles and photos encoded on Ray, into the embedding cache
         from prodfusion.cli.engine_options import encode_with_ray
         from prodfusion.encoders import DEFAULT_IMAGE, DEFAULT_TEXT

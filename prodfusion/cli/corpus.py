@@ -10,7 +10,7 @@ import json
 import sys
 
 from prodfusion.cli.engine_options import add_engine_options, executor_from_args
-from prodfusion.cli.options import add_catalog_options, csv_list, load_catalog
+from prodfusion.cli.options import add_catalog_options, csv_list, duration, load_catalog
 
 __all__ = ["add_corpus_parser"]
 
@@ -25,7 +25,7 @@ def cmd_corpus(args: argparse.Namespace) -> int:
             args.sources, args.out, catalog=catalog, session_cols=tuple(args.session_cols),
             item_col=args.item_col, time_col=args.time_col, sep=args.sep,
             min_length=args.min_session_length, max_length=args.max_session_length or None,
-            buckets=args.buckets, executor=executor, work_dir=args.work_dir,
+            session_gap=args.session_gap, buckets=args.buckets, executor=executor, work_dir=args.work_dir,
             keep_work=args.keep_work, progress=False if args.quiet else None)
     finally:
         executor.close()
@@ -39,7 +39,9 @@ def cmd_corpus(args: argparse.Namespace) -> int:
               f"{corpus.path} in {m['seconds']:.1f}s on {m['engine']} "
               f"({r['n_unknown_rows']:,} rows of unknown products, {r['n_short_dropped']:,} "
               f"short sessions and {c['n_dropped']:,} one-product sessions dropped, "
-              f"{r['n_capped']:,} capped)", file=sys.stderr)
+              f"{r['n_capped']:,} capped"
+              + (f", {r['n_split_at_gaps']:,} more cut at pauses"
+                 if r.get("n_split_at_gaps") else "") + ")", file=sys.stderr)
     return 0
 
 
@@ -65,6 +67,10 @@ def add_corpus_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--min-session-length", type=int, default=2)
     g.add_argument("--max-session-length", type=int, default=200,
                    help="cap very long sessions (0 = no cap)")
+    g.add_argument("--session-gap", type=duration, default=None, metavar="DURATION",
+                   help="cut each session key's clicks where they pause longer than this "
+                        "(e.g. 30m; a log keyed by visitor, not visit), as `build "
+                        "--session-gap`; needs one --time-col")
     g.add_argument("--buckets", type=int, default=8,
                    help="hash partitions of the sessions, cleaned in parallel (default 8)")
     g.add_argument("--work-dir", default=None,

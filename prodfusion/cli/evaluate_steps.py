@@ -17,18 +17,20 @@ def load_interactions(args, catalog):
 
     They stay apart because they are split differently (sessions by time, pairs by pair).
     """
+    from prodfusion.cli.options import session_gap
     from prodfusion.data.interactions import clean_sessions, read_interactions, read_pairs
     from prodfusion.errors import ParameterError
 
     sessions = pairs = None
     max_len = args.max_session_length or None
+    gap = session_gap(args)
     if args.interactions:
         inter = read_interactions(
             args.interactions, session_cols=tuple(args.session_cols), item_col=args.item_col,
             time_col=args.time_col, sep=args.sep,
         )
         sessions = clean_sessions(inter, catalog, min_length=args.min_session_length,
-                                  max_length=max_len)
+                                  max_length=max_len, session_gap=gap)
     if args.pairs:
         if len(args.pair_cols) != 2:
             raise ParameterError(f"--pair-cols needs exactly two columns, got {args.pair_cols}.")

@@ -10,6 +10,8 @@ from prodfusion.sources import DEFAULT_PAIR_COLS
 
 __all__ = [
     "csv_list",
+    "duration",
+    "session_gap",
     "none_or",
     "add_catalog_options",
     "add_interaction_options",
@@ -23,6 +25,35 @@ __all__ = [
 
 def csv_list(s: str) -> list[str]:
     return [p.strip() for p in s.split(",") if p.strip()]
+
+
+def duration(s: str) -> float:
+    """``--session-gap``: a pause as seconds (``30m``, ``2h``, ``90``; argparse type)."""
+    from prodfusion.data.interactions import parse_duration
+    from prodfusion.errors import ParameterError
+
+    try:
+        return parse_duration(s)
+    except ParameterError:
+        raise argparse.ArgumentTypeError(
+            f"{s!r} is not a positive duration: seconds, or a number with s, m, h or d "
+            "(e.g. 30m)") from None
+
+
+def session_gap(args) -> float | None:
+    """``--session-gap`` (seconds or None), refused before any reading where it cannot be
+    measured: without ``--time-col``, or with several time columns (ranked, not times)."""
+    gap = getattr(args, "session_gap", None)
+    if gap is None or not getattr(args, "interactions", None):
+        return gap
+    cols = csv_list(args.time_col or "")
+    if len(cols) != 1:
+        raise ProdfusionError(
+            "--session-gap measures pauses between a key's clicks, so it needs one --time-col "
+            "of times (ISO datetimes or Unix times)"
+            + (f"; {','.join(cols)} are several columns, which are ranked, not read as times."
+               if cols else "; none is given."))
+    return gap
 
 
 def add_catalog_options(p: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -75,6 +106,11 @@ def add_interaction_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-session-length", type=int, default=2)
     g.add_argument("--max-session-length", type=int, default=200,
                    help="cap very long sessions (0 = no cap)")
+    g.add_argument("--session-gap", type=duration, default=None, metavar="DURATION",
+                   help="a log keyed by visitor (cookie, device) rather than by visit: cut "
+                        "each key's clicks where they pause longer than this (e.g. 30m, 2h; "
+                        "a bare number is seconds) into sessions; needs one --time-col "
+                        "(ISO datetimes, or Unix times: s, or ms/µs/ns recognised by size)")
 
 
 def add_encoding_options(p: argparse.ArgumentParser) -> None:
@@ -105,6 +141,7 @@ def load_sessions(args, catalog):
     from prodfusion.data import clean_sessions, read_interactions, read_pairs
 
     frames = []
+    session_gap(args)  # refused before reading
     if args.interactions:
         frames.append(read_interactions(
             args.interactions, session_cols=tuple(args.session_cols), item_col=args.item_col,
@@ -122,7 +159,7 @@ def load_sessions(args, catalog):
         [f.with_columns(pl.col("ts").cast(pl.Float64)) for f in frames], how="vertical_relaxed")
     return clean_sessions(
         inter, catalog, min_length=args.min_session_length,
-        max_length=args.max_session_length or None,
+        max_length=args.max_session_length or None, session_gap=session_gap(args),
     )
 
 

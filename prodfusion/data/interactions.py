@@ -37,14 +37,15 @@ from prodfusion.data.sessions import (
     Sessions,
 )
 from prodfusion.data.tables import read_table
-from prodfusion.errors import DataError, param_error
+from prodfusion.errors import DataError, ParameterError, param_error
 
 logger = logging.getLogger("prodfusion.data")
 
 if TYPE_CHECKING:
     from prodfusion.data.catalog import Catalog
 
-__all__ = ["read_interactions", "read_pairs", "clean_sessions", "format_twins"]
+__all__ = ["read_interactions", "read_pairs", "clean_sessions", "split_at_gaps",
+           "parse_duration", "format_twins"]
 
 _TZ_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z",
                "%Y-%m-%d %H:%M%z")
@@ -247,6 +248,109 @@ def read_pairs(
     return pl.concat([a, b]).sort(ROW, maintain_order=True)
 
 
+# --------------------------------------------------------------------------- sessions at pauses
+_UNITS = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+#: Numeric times at or above these magnitudes are read as ms, µs, ns since the epoch when
+#: pauses are measured (Unix seconds reach 1e11 in the year 5138).
+_EPOCH_UNITS = ((1e17, 1e9, "nanoseconds"), (1e14, 1e6, "microseconds"),
+                (1e11, 1e3, "milliseconds"))
+
+
+def parse_duration(value: str | float | int, name: str = "session_gap",
+                   where: str = "clean_sessions()") -> float:
+    """A pause as seconds: a number (seconds) or a number with a unit ``s``, ``m``/``min``,
+    ``h``, ``d``; it must be positive.
+
+    >>> parse_duration("30m"), parse_duration("1.5h"), parse_duration(90), parse_duration("2d")
+    (1800.0, 5400.0, 90.0, 172800.0)
+    """
+    expected = "a positive duration: seconds, or a number with s, m, h or d (e.g. 30m)"
+    if isinstance(value, str):
+        text = value.strip().lower()
+        unit = text.lstrip("0123456789.").strip()
+        number = text[: len(text) - len(text.lstrip("0123456789."))]
+        if unit not in _UNITS and unit != "":
+            raise param_error(name, where, expected, value)
+        try:
+            seconds = float(number) * _UNITS.get(unit, 1.0)
+        except ValueError:
+            raise param_error(name, where, expected, value) from None
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise param_error(name, where, expected, value)
+    if not 0 < seconds < float("inf"):
+        raise param_error(name, where, expected, value)
+    return seconds
+
+
+def _time_unit(ts: pl.Series) -> tuple[float, str]:
+    """``(divisor to seconds, unit name)`` of numeric times, from their magnitude."""
+    top = ts.abs().max()
+    for low, div, unit in _EPOCH_UNITS:
+        if top is not None and top >= low:
+            return div, unit
+    return 1.0, "seconds"
+
+
+def split_at_gaps(interactions: pl.DataFrame, session_gap: str | float,
+                  where: str = "clean_sessions()") -> tuple[pl.DataFrame, int, str]:
+    r"""Cut each session key's clicks where they pause longer than ``session_gap``: the
+    sessions of a log keyed by visitor (a cookie, a device) rather than by visit.
+
+    Clicks are ordered by ``ts`` then ``row`` within a key; a click more than
+    ``session_gap`` (:func:`parse_duration`) after the key's previous one starts a new
+    session, keyed ``<key>\x1f#2``, ``#3``, … (the first keeps ``<key>``). Times are seconds
+    (ISO datetimes are read as such); numeric times of 1e11 or more are taken as
+    milliseconds, of 1e14 or more as microseconds, of 1e17 or more as nanoseconds since the
+    epoch. Rows without a time (e.g. co-purchase pairs mixed in) never start a session.
+    Several time columns give ``ts`` as a rank, not a time: pauses cannot be measured then.
+
+    Returns the frame in its row order with the ``session`` column rewritten, the number of
+    sessions added, and the unit the times were read in.
+
+    >>> log = pl.DataFrame({"session": ["v1"] * 4 + ["v2"], "product_id": list("abcde"),
+    ...                     "ts": [0.0, 600.0, 9000.0, 9060.0, 5.0]})
+    >>> out, added, unit = split_at_gaps(log, "30m")
+    >>> out["session"].to_list(), added, unit
+    (['v1', 'v1', 'v1\x1f#2', 'v1\x1f#2', 'v2'], 1, 'seconds')
+    """
+    gap = parse_duration(session_gap, "session_gap", where)
+    if TS not in interactions.columns or interactions[TS].null_count() == interactions.height:
+        raise ParameterError(
+            f"{where}: session_gap needs the clicks' times, and the interactions have none. "
+            "Read the log with a time column (CLI: --time-col; one column of Unix times or ISO "
+            "datetimes), or leave session_gap out.")
+    div, unit = _time_unit(interactions[TS].cast(pl.Float64))
+    order = [SESSION, TS] + ([ROW] if ROW in interactions.columns else [])
+    df = interactions.with_row_index("_i").sort(order, nulls_last=True)
+    same = pl.col(SESSION) == pl.col(SESSION).shift(1)
+    new = (same & ((pl.col(TS) - pl.col(TS).shift(1)) > gap * div)).fill_null(False)
+    df = df.with_columns(new.cast(pl.Int64).alias("_new"))
+    added = int(df["_new"].sum())
+    if added:
+        piece = pl.col("_new").cum_sum().over(SESSION)
+        df = df.with_columns(
+            pl.when(piece == 0).then(pl.col(SESSION))
+            .otherwise(pl.col(SESSION) + pl.lit(KEY_SEPARATOR + "#") + (piece + 1).cast(pl.Utf8))
+            .alias(SESSION))
+    return df.sort("_i").drop("_i", "_new"), added, unit
+
+
+def warn_capped(report: SessionReport, max_length: int | None) -> None:
+    """A warning when the length cap cut a tenth or more of the clicks: the session key
+    probably names a visitor (months of clicks), not a visit."""
+    kept = report.n_clicks + report.n_capped_clicks
+    if not report.n_capped_clicks or 10 * report.n_capped_clicks < kept:
+        return
+    logger.warning(
+        f"{report.n_capped:,} session(s) longer than {max_length} clicks were cut to their "
+        f"first {max_length}, losing {report.n_capped_clicks:,} of {kept:,} clicks "
+        f"({report.n_capped_clicks / kept:.0%}). If a session key names a visitor rather than "
+        "one visit, cut its clicks at pauses with session_gap (CLI: --session-gap 30m, with "
+        "--time-col); else raise the cap (max_length; CLI: --max-session-length, 0 for none).")
+
+
 # --------------------------------------------------------------------------- cleaning
 def clean_sessions(
     interactions: pl.DataFrame,
@@ -255,12 +359,14 @@ def clean_sessions(
     min_length: int = 2,
     max_length: int | None = 200,
     collapse_repeats: bool = True,
+    session_gap: str | float | None = None,
     check_unknown: bool = True,
 ) -> Sessions:
     """Clean an interaction log into sessions, as in the paper.
 
-    Steps, in this order: drop clicks on products absent from ``catalog`` (counting rows and
-    distinct ids); order each session by ``ts`` then source ``row`` (stable); collapse
+    Steps, in this order: with ``session_gap``, cut each session key's clicks at pauses
+    longer than it (:func:`split_at_gaps`); drop clicks on products absent from ``catalog``
+    (counting rows and distinct ids); order each session by ``ts`` then source ``row`` (stable); collapse
     immediate repeats (``a a b a -> a b a``); keep the first ``max_length`` clicks of longer
     sessions; drop sessions with fewer than ``min_length`` clicks. Unknown products go first
     so that the result never holds an immediate repeat.
@@ -278,10 +384,16 @@ def clean_sessions(
         Longest session kept (longer ones are cut); None for no cap.
     collapse_repeats : bool
         Collapse immediate repeats of one product.
+    session_gap : str or float, optional
+        A pause (seconds, or ``"30m"``, ``"2h"``: :func:`parse_duration`) after which a
+        key's next click starts a new session: for a log keyed by visitor (cookie, device)
+        rather than by visit, whose keys would otherwise each hold months of clicks, cut at
+        ``max_length``. Needs times in ``ts`` (:func:`split_at_gaps`). None: a key is a session.
     check_unknown : bool
-        When most rows name products absent from ``catalog``: a warning naming both sides'
-        ids, an error when none is known (:func:`check_unknown_ids`). False leaves the
-        check to a caller that cleans a log in parts.
+        The whole-log checks: when most rows name products absent from ``catalog``, a
+        warning naming both sides' ids, an error when none is known
+        (:func:`check_unknown_ids`); when the length cap cut a tenth of the clicks or more, a
+        warning (:func:`warn_capped`). False leaves them to a caller that cleans a log in parts.
 
     Returns
     -------
@@ -322,6 +434,11 @@ def clean_sessions(
         raise DataError("clean_sessions(): the interactions frame holds null session keys or "
                         "product ids. Read the log with read_interactions(), which rejects them.")
     n_rows_in = df.height
+    n_split = 0
+    if session_gap is not None:
+        df, n_split, unit = split_at_gaps(df, session_gap, where)
+        if unit != "seconds":
+            logger.info(f"{where}: session_gap: the times read as {unit} since the epoch")
     # sessions numbered by their first source row (integer keys sort and group fast)
     sid = (
         df.group_by(SESSION)
@@ -329,7 +446,7 @@ def clean_sessions(
         .sort(["_first", SESSION])
         .select(SESSION, pl.int_range(pl.len(), dtype=pl.Int64).alias("_sid"))
     )
-    n_sessions_in = sid.height
+    n_sessions_in = sid.height - n_split
     df = df.join(sid, on=SESSION, how="left", maintain_order="left")
 
     n_unknown_rows = n_unknown_products = 0
@@ -356,10 +473,12 @@ def clean_sessions(
         df = df.filter(mask)
 
     df = df.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).over("_sid").alias(POSITION))
-    n_capped = 0
+    n_capped = n_capped_clicks = 0
     if max_length is not None:
         n_capped = int((df.group_by("_sid").len()["len"] > max_length).sum())
+        before = df.height
         df = df.filter(pl.col(POSITION) < max_length)
+        n_capped_clicks = before - df.height
     df = df.filter(pl.len().over("_sid") >= min_length)
     n_sessions = df.select(pl.col("_sid").n_unique()).item()
     report = SessionReport(
@@ -368,11 +487,15 @@ def clean_sessions(
         n_unknown_rows=n_unknown_rows,
         n_unknown_products=n_unknown_products,
         n_repeats_collapsed=n_repeats,
-        n_short_dropped=n_sessions_in - n_sessions,
+        n_short_dropped=n_sessions_in + n_split - n_sessions,
         n_capped=n_capped,
         n_sessions=n_sessions,
         n_clicks=df.height,
+        n_split_at_gaps=n_split,
+        n_capped_clicks=n_capped_clicks,
     )
+    if check_unknown:
+        warn_capped(report, max_length)
     return Sessions(df.select(list(_FRAME_SCHEMA)), report)
 
 

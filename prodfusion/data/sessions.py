@@ -49,9 +49,12 @@ def __getattr__(name: str) -> Any:
 class SessionReport:
     """What :func:`clean_sessions` did, as counts.
 
-    ``n_sessions == n_sessions_in - n_short_dropped`` (a session whose every click was an
-    unknown product counts as dropped for being short) and ``n_clicks == n_rows_in -
-    n_unknown_rows - n_repeats_collapsed - (clicks cut by the cap) - (clicks of short sessions)``.
+    ``n_sessions == n_sessions_in + n_split_at_gaps - n_short_dropped`` (a session whose every
+    click was an unknown product counts as dropped for being short; ``n_split_at_gaps``: the
+    sessions ``session_gap`` added by cutting a key's clicks at its pauses) and ``n_clicks ==
+    n_rows_in - n_unknown_rows - n_repeats_collapsed - n_capped_clicks - (clicks of short
+    sessions)`` (``n_capped``: sessions cut by the length cap, ``n_capped_clicks``: the clicks
+    they lost).
     """
 
     n_rows_in: int
@@ -63,6 +66,8 @@ class SessionReport:
     n_capped: int
     n_sessions: int
     n_clicks: int
+    n_split_at_gaps: int = 0
+    n_capped_clicks: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)

@@ -125,8 +125,15 @@ class _Clean:
         if self.with_catalog:
             ids = pl.read_parquet(self.work / "catalog_ids.parquet")
             catalog = Catalog(ids.with_columns(pl.lit("").alias("title")), source="<catalog ids>")
+        options = dict(self.options)
+        gap = options.pop("session_gap", None)
+        n_split = 0
+        if gap is not None:  # before the first rows below: a piece's first row is its own
+            from prodfusion.data.interactions import split_at_gaps
+
+            frame, n_split, _ = split_at_gaps(frame, gap, "prepare_corpus()")
         # the unknown ids are checked once for the whole log (prepare_corpus), not per bucket
-        sessions = clean_sessions(frame, catalog, **self.options, check_unknown=False)
+        sessions = clean_sessions(frame, catalog, **options, check_unknown=False)
         unknown = []
         if catalog is not None:
             unknown = frame.filter(~pl.col("product_id").is_in(ids["product_id"].implode()))[
@@ -140,8 +147,10 @@ class _Clean:
         np.save(out.with_suffix(".first.npy"), rows.to_numpy().astype(np.int64))
         counts = sessions.frame.group_by("product_id").len("count")
         counts.write_parquet(out.with_suffix(".counts.parquet"))
-        return {"bucket": b, "stats": stats, "report": sessions.report.as_dict(),
-                "unknown": unknown}
+        report = sessions.report.as_dict()
+        report["n_sessions_in"] -= n_split  # the keys read, as clean_sessions counts them
+        report["n_split_at_gaps"] = n_split
+        return {"bucket": b, "stats": stats, "report": report, "unknown": unknown}
 
 
 def _lines(txt: Path, first: Path) -> Iterator[tuple[int, str]]:
@@ -163,6 +172,7 @@ def prepare_corpus(
     min_length: int = 2,
     max_length: int | None = 200,
     collapse_repeats: bool = True,
+    session_gap: str | float | None = None,
     buckets: int = 8,
     executor=None,
     work_dir: str | os.PathLike | None = None,
@@ -184,8 +194,9 @@ def prepare_corpus(
     session_cols, item_col, time_col, sep, fmt
         How to read each file (:func:`~prodfusion.data.read_interactions`). Several time
         columns are ranked per file, so they need a single source file.
-    min_length, max_length, collapse_repeats
-        Cleaning (:func:`~prodfusion.data.clean_sessions`).
+    min_length, max_length, collapse_repeats, session_gap
+        Cleaning (:func:`~prodfusion.data.clean_sessions`); ``session_gap`` needs one time
+        column (a session key's clicks are gathered from every file before it is cut).
     buckets : int
         Hash partitions of the sessions: the units of parallel cleaning (each must fit in one
         worker's memory).
@@ -219,6 +230,14 @@ def prepare_corpus(
     if n_time_cols > 1 and len(files) > 1:
         raise param_error("time_col", where, "one column when there are several source files "
                           "(several columns are ranked per file)", time_col)
+    if session_gap is not None:
+        from prodfusion.data.interactions import parse_duration
+
+        session_gap = parse_duration(session_gap, "session_gap", where)
+        if n_time_cols != 1:
+            raise param_error("time_col", where, "one column of times with session_gap (it "
+                              "measures pauses; several columns are ranked, not read as "
+                              "times)", time_col)
     out = Path(out)
     check_output_file(out, f"{where}: out", ours=CorpusFile, inputs=files,
                       written_by="a corpus file of an earlier `prodfusion corpus` (with its "
@@ -246,7 +265,8 @@ def prepare_corpus(
         bar.update(1)
     bar.close()
     clean = _Clean(work, {"min_length": min_length, "max_length": max_length,
-                          "collapse_repeats": collapse_repeats}, catalog is not None)
+                          "collapse_repeats": collapse_repeats, "session_gap": session_gap},
+                   catalog is not None)
     parts = []
     bar = Progress(buckets, "corpus: cleaning sessions", "buckets", enabled=progress)
     for _, res in executor.run(clean, range(buckets)):
@@ -269,6 +289,10 @@ def prepare_corpus(
             except DataError:
                 shutil.rmtree(work, ignore_errors=True)
                 raise
+        from prodfusion.data.interactions import warn_capped
+        from prodfusion.data.sessions import SessionReport
+
+        warn_capped(SessionReport(**report), max_length)
     if stats["n_lines"] == 0:
         shutil.rmtree(work, ignore_errors=True)
         raise DataError(f"{', '.join(map(str, files[:3]))}{' …' if len(files) > 3 else ''}: no "
@@ -300,7 +324,8 @@ def prepare_corpus(
                     for f in files],
         "options": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in read.items()},
                     "min_length": min_length, "max_length": max_length,
-                    "collapse_repeats": collapse_repeats, "buckets": buckets,
+                    "collapse_repeats": collapse_repeats, "session_gap": session_gap,
+                    "buckets": buckets,
                     "catalog": getattr(catalog, "source", None)},
         "engine": describe() if callable(describe) else type(executor).__name__,
         "seconds": round(time.perf_counter() - t0, 3),

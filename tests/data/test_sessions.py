@@ -52,6 +52,7 @@ def test_cleaning_hand_computed(log, catalog):
     assert s.report == SessionReport(
         n_rows_in=15, n_sessions_in=5, n_unknown_rows=2, n_unknown_products=2,
         n_repeats_collapsed=4, n_short_dropped=2, n_capped=1, n_sessions=3, n_clicks=7,
+        n_capped_clicks=1,
     )
     assert s.report.as_dict()["n_capped"] == 1
     assert len(s) == 3 and s.n_clicks == 7
@@ -355,3 +356,89 @@ def test_ids_that_differ_from_the_catalogs_fail_fast_with_examples_and_the_cause
     with caplog.at_level("WARNING", logger="prodfusion.data"):
         assert clean_sessions(few, catalog).report.n_unknown_rows == 1
     assert caplog.text == ""
+
+
+# ----------------------------------------------------------------- a visitor's log cut at pauses
+def _visitors(times, unit=1.0):
+    """A log keyed by visitor: ``times`` maps a visitor to its (product, seconds) clicks."""
+    rows = [(v, p, t * unit) for v, clicks in times.items() for p, t in clicks]
+    s, p, t = zip(*rows, strict=True)
+    return pl.DataFrame({"session": s, "product_id": p, "ts": t})
+
+
+VISITS = {"v1": [("a", 0), ("b", 60), ("c", 1900), ("d", 1960), ("e", 7200), ("a", 7260)],
+          "v2": [("c", 100), ("d", 1900)],  # a pause of exactly 30 minutes: not cut
+          "v3": [("f", 50)]}
+
+
+@pytest.mark.parametrize("unit", [1.0, 1e3, 1e6, 1e9])
+def test_session_gap_cuts_a_visitors_clicks_at_pauses(unit):
+    log = _visitors(VISITS, unit)
+    # Unix times of 2026 (seconds, or ms, µs, ns since the epoch, read by their size)
+    log = log.with_columns(pl.col("ts") + 1.78e9 * unit)
+    s = clean_sessions(log.reverse(), session_gap="30m")  # the file's order does not matter
+    assert sorted(map(tuple, s)) == [("a", "b"), ("c", "d"), ("c", "d"), ("e", "a")]
+    assert set(s.keys) == {"v1", f"v1{KEY_SEPARATOR}#2", f"v1{KEY_SEPARATOR}#3", "v2"}
+    r = s.report
+    assert (r.n_sessions_in, r.n_split_at_gaps, r.n_short_dropped, r.n_sessions) == (3, 2, 1, 4)
+    assert r.n_sessions == r.n_sessions_in + r.n_split_at_gaps - r.n_short_dropped
+    # the same log as one session per visitor, and with a gap of 1 minute
+    assert sorted(map(tuple, clean_sessions(log))) == [("a", "b", "c", "d", "e", "a"),
+                                                       ("c", "d")]
+    assert clean_sessions(log, session_gap=59).report.n_split_at_gaps == 6
+
+
+def test_session_gap_leaves_untimed_rows_and_needs_times(tmp_path):
+    log = _visitors(VISITS).with_columns(pl.col("ts") + 1.78e9)
+    pairs = pl.DataFrame({"session": ["p1", "p1"], "product_id": ["a", "f"],
+                          "ts": [None, None]}, schema_overrides={"ts": pl.Float64})
+    s = clean_sessions(pl.concat([log, pairs]), session_gap=1800)
+    assert ["a", "f"] in list(s) and s.report.n_split_at_gaps == 2
+    with pytest.raises(ParameterError, match="session_gap needs the clicks' times"):
+        clean_sessions(pairs, session_gap="30m")
+    with pytest.raises(ParameterError, match="session_gap needs the clicks' times"):
+        clean_sessions(log.drop("ts"), session_gap="30m")
+    for bad in ("0", "-5m", "30 parsecs", "m", True, float("nan"), "inf"):
+        with pytest.raises(ParameterError, match="'session_gap'.*positive duration"):
+            clean_sessions(log, session_gap=bad)
+    # ISO datetimes are read as seconds
+    (tmp_path / "log.csv").write_text(
+        "visitor,item,time\nx,a,2026-12-01T10:00:00\nx,b,2026-12-01T10:10:00\n"
+        "x,c,2026-12-01T12:00:00Z\nx,d,2026-12-01T12:05:00+00:00\n", encoding="utf-8")
+    iso = read_interactions(tmp_path / "log.csv", session_cols="visitor", item_col="item",
+                            time_col="time")
+    assert list(clean_sessions(iso, session_gap="1h")) == [["a", "b"], ["c", "d"]]
+
+
+def test_a_cap_that_cuts_much_of_a_log_warns_and_names_session_gap(caplog):
+    rng = np.random.default_rng(0)
+    # two visitors over a month: a visit of 2 to 6 clicks a day, a minute apart
+    rows = [(v, f"p{rng.integers(50)}", day * 86400.0 + j * 60.0 + v_i)
+            for v_i, v in enumerate(("v1", "v2")) for day in range(60)
+            for j in range(int(rng.integers(2, 7)))]
+    s, p, t = zip(*rows, strict=True)
+    log = pl.DataFrame({"session": s, "product_id": p, "ts": t})
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        whole = clean_sessions(log)
+    assert whole.report.n_capped == 2 and whole.report.n_capped_clicks > 0.1 * len(rows)
+    assert "If a session key names a visitor rather than one visit" in caplog.text
+    assert "--session-gap 30m" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        cut = clean_sessions(log, session_gap="30m")
+    assert caplog.text == "" and cut.report.n_capped == 0
+    assert cut.report.n_sessions_in == 2 and len(cut) + cut.report.n_short_dropped == 120
+    assert cut.n_clicks > whole.n_clicks
+
+
+def test_hm_customers_cut_at_half_a_day_are_the_customer_day_baskets(shared_data):
+    path = shared_data / "hm" / "transactions.csv"
+    days = clean_sessions(read_interactions(path, session_cols=("customer_id", "t_dat"),
+                                            item_col="article_id", time_col="t_dat"))
+    customers = read_interactions(path, session_cols="customer_id", item_col="article_id",
+                                  time_col="t_dat")
+    cut = clean_sessions(customers, session_gap="12h")
+    assert sorted(map(tuple, cut)) == sorted(map(tuple, days)) and len(cut) == 5959
+    assert cut.report.n_sessions_in == 1364 and cut.report.n_clicks == days.report.n_clicks
+    whole = clean_sessions(customers)  # a customer's months of purchases as one session
+    assert len(whole) == 1219 and whole.report.n_capped_clicks == 501

@@ -83,6 +83,21 @@ def test_local_corpus_equals_single_process_cleaning(logs, tmp_path):
         line.split() for line in ref.decode().splitlines()]
 
 
+def test_a_corpus_cut_at_pauses_equals_single_process_cleaning(logs, tmp_path):
+    d, files, catalog = logs  # a session's clicks span files: cut after gathering them
+    sessions, stats, ref = _reference(files, catalog, tmp_path, session_gap=20)
+    assert sessions.report.n_split_at_gaps > 0
+    for buckets in (1, 3):
+        out = tmp_path / f"gap{buckets}.txt"
+        corpus = prepare_corpus(files, out, catalog=catalog, time_col="ts", buckets=buckets,
+                                session_gap="20s", progress=False)
+        assert out.read_bytes() == ref, buckets
+        assert corpus.meta["report"] == sessions.report.as_dict()
+        assert corpus.meta["options"]["session_gap"] == 20.0
+    with pytest.raises(ParameterError, match="time_col"):
+        prepare_corpus(files, tmp_path / "x.txt", session_gap="20s", progress=False)
+
+
 def test_folder_source_and_no_catalog(logs, tmp_path):
     d, files, _ = logs
     a = prepare_corpus(d, tmp_path / "a.txt", time_col="ts", buckets=4, progress=False)
