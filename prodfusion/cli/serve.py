@@ -218,9 +218,40 @@ def cmd_ab_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ab_views(args: argparse.Namespace) -> int:
+    import time
+
+    from prodfusion.service.events import open_event_store
+    from prodfusion.service.settings import load_settings
+    from prodfusion.service.views_log import export_views
+
+    source = Path(args.source)
+    if source.suffix.lower() in (".toml", ".yaml", ".yml"):
+        events = args.events or load_settings(source).events
+    else:
+        events = args.events or args.source
+    store = open_event_store(events, must_exist=True)  # an export never creates a store
+    try:
+        res = export_views(store, args.out, experiment=args.experiment, where="--out")
+    finally:
+        store.close()
+
+    def day(t):
+        return time.strftime("%Y-%m-%d %H:%M", time.gmtime(t))
+
+    span = f", {day(res['first'])} to {day(res['last'])} UTC" if res["views"] else ""
+    print(f"{res['views']:,} page views of {res['visitors']:,} visitors{span} written to "
+          f"{res['path']}", file=sys.stderr)
+    if res["views"]:
+        print(f"  build from them: prodfusion build --catalog CATALOG --interactions {res['path']} "
+              "--session-cols visitor --item-col product_id --time-col ts --session-gap 30m "
+              "--out MODEL", file=sys.stderr)
+    return 0
+
+
 def add_ab_parser(subparsers) -> argparse.ArgumentParser:
-    """Add ``ab`` (with ``ab report``) to ``subparsers``."""
-    ab = subparsers.add_parser("ab", help="A/B test tools (report)")
+    """Add ``ab`` (with ``ab report`` and ``ab views``) to ``subparsers``."""
+    ab = subparsers.add_parser("ab", help="A/B test tools (report, views)")
     sub = ab.add_subparsers(dest="ab_command", required=True, metavar="ACTION")
     r = sub.add_parser(
         "report", help="CTR / jump rate per variant and category with intervals, lift, tests, SRM",
@@ -236,4 +267,18 @@ def add_ab_parser(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level (default 0.05)")
     r.add_argument("--json", action="store_true", help="print the JSON report instead of a table")
     r.set_defaults(func=cmd_ab_report)
+    v = sub.add_parser(
+        "views", help="the service's verified product-page views as a click log to build from",
+        description="Write every verified product-page view in the event store as (visitor, "
+        "product_id, ts) — one row per impression, quarantined events left out — to a Parquet "
+        "or CSV file: the site's own traffic, keyed by visitor, for `prodfusion build`, `tune` "
+        "or `add --interactions … --session-cols visitor --time-col ts --session-gap 30m`.")
+    v.add_argument("source", help="the service's .toml/.yaml configuration, or an event store "
+                   "(SQLite file or postgresql:// URL)")
+    v.add_argument("--out", required=True, help="file to write (.parquet or .csv; replaces only "
+                   "an earlier views export)")
+    v.add_argument("--experiment", default=None, help="only this experiment's views (default: "
+                   "every experiment's)")
+    v.add_argument("--events", default=None, help="event store overriding the configuration's")
+    v.set_defaults(func=cmd_ab_views)
     return ab

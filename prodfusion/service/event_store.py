@@ -147,6 +147,16 @@ GROUP BY variant, type, status ORDER BY variant, type, status
 """
 
 
+# The verified product-page views, one per impression (visitor, request id): a click log
+# keyed by visitor, for `prodfusion ab views` (ordered so that a visitor's views are together)
+_VIEWS_SQL = """
+SELECT visitor, product_id, MIN(received_at) AS ts FROM pf_events
+WHERE type = 'view' AND status = 'ok'{experiment}
+GROUP BY visitor, request_id, product_id
+ORDER BY visitor, ts, product_id
+"""
+
+
 class EventStore:
     """Common SQL of the SQLite and PostgreSQL stores (``{p}`` is the placeholder).
 
@@ -278,6 +288,27 @@ class EventStore:
         sql += " ORDER BY received_at, event_id"
         rows = self._run(lambda conn: conn.cursor().execute(sql, args).fetchall())
         return [Event(*r) for r in rows]
+
+    def page_views(self, write, *, experiment: str | None = None,
+                   batch: int = 100_000) -> int:
+        """Pass the verified product-page views to ``write`` in lists of at most ``batch``
+        ``(visitor, product_id, ts)`` tuples, ordered by visitor then time: one per impression
+        (a reload within its period is the same view), quarantined events left out (of one
+        experiment, or of all). Returns how many. The store is read in one transaction."""
+        sql = _VIEWS_SQL.format(experiment=self._sql(" AND experiment = {p}")
+                                if experiment is not None else "")
+        args = (experiment,) if experiment is not None else ()
+
+        def tx(conn):
+            cur = conn.cursor()
+            cur.execute(sql, args)
+            n = 0
+            while rows := cur.fetchmany(batch):
+                write(rows)
+                n += len(rows)
+            return n
+
+        return int(self._run(tx))
 
     def count(self, experiment: str | None = None) -> int:
         sql = "SELECT COUNT(*) FROM pf_events"

@@ -77,6 +77,46 @@ def test_ab_report_table_and_json(tmp_path, capsys, planted_model):
     assert not (tmp_path / "nodir").exists()
 
 
+def test_ab_views_writes_the_traffic_as_a_log_that_build_reads_by_visit(tmp_path, capsys):
+    """`ab views`: the verified page views as (visitor, product_id, ts), in Parquet or CSV;
+    read back and cut at pauses they are the visitors' visits; a file it did not write is
+    never replaced, and a mistyped store is not created."""
+    import polars as pl
+
+    from prodfusion.data import clean_sessions, read_interactions
+
+    store = open_event_store(tmp_path / "events.sqlite3")
+    day = 1_780_000_000.0
+    visits = {"vis-1": [("0001", 0), ("0003", 40), ("0002", 4000), ("0004", 4030)],
+              "vis-2": [("0005", 10), ("0007", 70)]}
+    store.add([Event(f"{v}-{i}", "view", "exp", "a", v, f"r-{v}-{i}", p, received_at=day + t)
+               for v, views in visits.items() for i, (p, t) in enumerate(views)]
+              + [Event("forged", "view", "exp", "a", "vis-2", "r-x", "0009",
+                       received_at=day + 80, status="unverified")])
+    store.close()
+    for name in ("views.parquet", "views.csv"):
+        out = tmp_path / name
+        for _ in range(2):  # the second run replaces its own file
+            assert main(["ab", "views", str(tmp_path / "events.sqlite3"), "--out", str(out)]) == 0
+            err = capsys.readouterr().err
+            assert "6 page views of 2 visitors" in err and "--session-gap 30m" in err
+        log = read_interactions(out, session_cols="visitor", item_col="product_id",
+                                time_col="ts")
+        assert log.height == 6 and "0009" not in log["product_id"].to_list()
+        sessions = clean_sessions(log, session_gap="30m")
+        assert sorted(map(tuple, sessions)) == [("0001", "0003"), ("0002", "0004"),
+                                                ("0005", "0007")]
+    theirs = tmp_path / "theirs.csv"
+    pl.DataFrame({"a": [1]}).write_csv(theirs)
+    assert main(["ab", "views", str(tmp_path / "events.sqlite3"), "--out", str(theirs)]) == 2
+    assert "is not an earlier views export" in capsys.readouterr().err
+    assert theirs.read_text() == "a\n1\n"
+    assert main(["ab", "views", str(tmp_path / "nope.sqlite3"), "--out",
+                 str(tmp_path / "v.parquet")]) == 2
+    assert "no event store there" in capsys.readouterr().err
+    assert not (tmp_path / "nope.sqlite3").exists() and not (tmp_path / "v.parquet").exists()
+
+
 def test_publish_command(tmp_path, capsys, planted_model):
     link = tmp_path / "current"
     assert main(["publish", str(planted_model), str(link)]) == 0

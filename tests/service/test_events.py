@@ -210,3 +210,30 @@ def test_old_store_gets_the_status_column(tmp_path):
         assert s.impressions("exp")[0]["views"] == 1
     finally:
         s.close()
+
+
+def test_page_views_one_per_impression_in_visitor_then_time_order(store):
+    """The click log ``prodfusion ab views`` writes: verified views only, a reload (the same
+    request id) once, other experiments' views with ``experiment=None`` only."""
+    def view(eid, visitor, rid, product, t, **kw):
+        return Event(eid, "view", kw.pop("experiment", "exp"), "a", visitor, rid, product,
+                     received_at=t, **kw)
+
+    store.add([
+        view("e1", "v2", "r1", "p1", 300.0),
+        view("e2", "v1", "r2", "p2", 200.0),
+        view("e3", "v1", "r3", "p3", 100.0),
+        view("e4", "v1", "r3", "p3", 150.0),  # a reload: the same impression
+        view("e5", "v1", "r4", "p4", 400.0, status="unverified"),  # quarantined
+        Event("e6", "click", "exp", "a", "v1", "r2", "p2", target_id="p9", rank=1,
+              received_at=210.0),
+        view("e7", "v3", "r5", "p5", 50.0, experiment="other"),
+    ])
+    batches = []
+    assert store.page_views(batches.append, batch=2) == 4
+    assert [len(b) for b in batches] == [2, 2]
+    assert [tuple(r) for b in batches for r in b] == [
+        ("v1", "p3", 100.0), ("v1", "p2", 200.0), ("v2", "p1", 300.0), ("v3", "p5", 50.0)]
+    rows = []
+    assert store.page_views(rows.extend, experiment="exp") == 3
+    assert ("v3", "p5", 50.0) not in [tuple(r) for r in rows]
