@@ -240,7 +240,9 @@ def cmd_ab_views(args: argparse.Namespace) -> int:
         return time.strftime("%Y-%m-%d %H:%M", time.gmtime(t))
 
     span = f", {day(res['first'])} to {day(res['last'])} UTC" if res["views"] else ""
-    print(f"{res['views']:,} page views of {res['visitors']:,} visitors{span} written to "
+    views, visitors = res["views"], res["visitors"]
+    print(f"{views:,} page view{'s' * (views != 1)} of {visitors:,} "
+          f"visitor{'s' * (visitors != 1)}{span} written to "
           f"{res['path']}", file=sys.stderr)
     if res["views"]:
         print(f"  build from them: prodfusion build --catalog CATALOG --interactions {res['path']} "
