@@ -315,6 +315,16 @@ def test_build_cuts_a_visitor_log_at_pauses_and_later_commands_reread_it(files, 
     assert record["data"]["interactions"]["session_gap"] == 1800.0
     main(["tune", str(files / "model"), "--dry-run", "--workers", "1", "--quiet"])
     assert "--session-gap 1800.0" in capsys.readouterr().err  # from the model's record
+    from prodfusion.cli.evaluate_steps import load_interactions
+    from prodfusion.cli.main import build_parser
+    from prodfusion.cli.options import fill_interactions_from_record
+    from prodfusion.recommender import Recommender
+
+    rec = Recommender.load(files / "model")
+    for extra, n in (([], 4), (["--session-gap", "0"], 2)):  # 0 overrides the record: no cut
+        ns = build_parser().parse_args(["tune", str(files / "model"), *extra])
+        fill_interactions_from_record(ns, rec)
+        assert len(load_interactions(ns, rec.catalog)[0]) == n
     before = (files / "model" / "manifest.json").read_bytes()
     for extra, said in ((["--session-gap", "30m"], "needs one --time-col"),
                         (["--session-gap", "30m", "--time-col", "ts,visitor"],

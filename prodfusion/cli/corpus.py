@@ -25,7 +25,7 @@ def cmd_corpus(args: argparse.Namespace) -> int:
             args.sources, args.out, catalog=catalog, session_cols=tuple(args.session_cols),
             item_col=args.item_col, time_col=args.time_col, sep=args.sep,
             min_length=args.min_session_length, max_length=args.max_session_length or None,
-            session_gap=args.session_gap, buckets=args.buckets, executor=executor, work_dir=args.work_dir,
+            session_gap=args.session_gap or None, buckets=args.buckets, executor=executor, work_dir=args.work_dir,
             keep_work=args.keep_work, progress=False if args.quiet else None)
     finally:
         executor.close()

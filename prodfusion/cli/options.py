@@ -28,10 +28,13 @@ def csv_list(s: str) -> list[str]:
 
 
 def duration(s: str) -> float:
-    """``--session-gap``: a pause as seconds (``30m``, ``2h``, ``90``; argparse type)."""
+    """``--session-gap``: a pause as seconds (``30m``, ``2h``, ``90``; argparse type); ``0``
+    or ``none``: no cut (0.0), which overrides a gap the model's record holds."""
     from prodfusion.data.interactions import parse_duration
     from prodfusion.errors import ParameterError
 
+    if s.strip().lower() in ("0", "none", "off"):
+        return 0.0
     try:
         return parse_duration(s)
     except ParameterError:
@@ -43,7 +46,7 @@ def duration(s: str) -> float:
 def session_gap(args) -> float | None:
     """``--session-gap`` (seconds or None), refused before any reading where it cannot be
     measured: without ``--time-col``, or with several time columns (ranked, not times)."""
-    gap = getattr(args, "session_gap", None)
+    gap = getattr(args, "session_gap", None) or None  # 0: no cut
     if gap is None or not getattr(args, "interactions", None):
         return gap
     cols = csv_list(args.time_col or "")
@@ -110,7 +113,8 @@ def add_interaction_options(p: argparse.ArgumentParser) -> None:
                    help="a log keyed by visitor (cookie, device) rather than by visit: cut "
                         "each key's clicks where they pause longer than this (e.g. 30m, 2h; "
                         "a bare number is seconds) into sessions; needs one --time-col "
-                        "(ISO datetimes, or Unix times: s, or ms/µs/ns recognised by size)")
+                        "(ISO datetimes, or Unix times: s, or ms/µs/ns recognised by size); "
+                        "0: none, also over a gap the model's record holds")
 
 
 def add_encoding_options(p: argparse.ArgumentParser) -> None:
