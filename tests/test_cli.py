@@ -298,7 +298,8 @@ v2,0002,1780090200000
 """
 
 
-def test_build_cuts_a_visitor_log_at_pauses_and_later_commands_reread_it(files, capsys):
+def test_build_cuts_a_visitor_log_at_pauses_and_later_commands_reread_it(files, capsys,
+                                                                         caplog):
     """`--session-gap`: a log keyed by visitor with millisecond times becomes one session per
     visit; the model records it and `tune` re-reads the log the same way; refused before any
     work without one time column or with a duration it cannot read."""
@@ -308,9 +309,17 @@ def test_build_cuts_a_visitor_log_at_pauses_and_later_commands_reread_it(files, 
             "--item-col", "item", "--p2v-dim", "16", "--workers", "1", "--image", "none",
             "--text", "none", "--cache-dir", "none", "--tune", "off",
             "--out", str(files / "model")]
-    assert main([*args, "--time-col", "ts", "--session-gap", "30m"]) == 0
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        assert main([*args, "--time-col", "ts"]) == 0  # without the gap: a visitor a session
+    assert "sessions: 2 kept with 9 clicks" in capsys.readouterr().err
+    assert ("2 of 2 sessions (100%) hold a pause of over an hour between two clicks (the "
+            "longest 25 hours): --session-cols visitor looks like a visitor's") in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        assert main([*args, "--time-col", "ts", "--session-gap", "30m"]) == 0
     err = capsys.readouterr().err
     assert "sessions: 4 kept with 9 clicks" in err and "2 more cut at pauses" in err
+    assert "hold a pause" not in caplog.text
     record = json.loads((files / "model" / "manifest.json").read_text())
     assert record["data"]["interactions"]["session_gap"] == 1800.0
     main(["tune", str(files / "model"), "--dry-run", "--workers", "1", "--quiet"])

@@ -161,10 +161,16 @@ def load_sessions(args, catalog):
         return None
     inter = frames[0] if len(frames) == 1 else pl.concat(
         [f.with_columns(pl.col("ts").cast(pl.Float64)) for f in frames], how="vertical_relaxed")
-    return clean_sessions(
+    sessions = clean_sessions(
         inter, catalog, min_length=args.min_session_length,
         max_length=args.max_session_length or None, session_gap=session_gap(args),
     )
+    if args.interactions and len(csv_list(args.time_col or "")) == 1 \
+            and session_gap(args) is None:  # times, not ranks: a visitor's key shows
+        from prodfusion.data.interactions import warn_long_pauses
+
+        warn_long_pauses(sessions, f"--session-cols {','.join(args.session_cols)}")
+    return sessions
 
 
 def embedding_cache(args):

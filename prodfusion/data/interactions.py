@@ -337,6 +337,43 @@ def split_at_gaps(interactions: pl.DataFrame, session_gap: str | float,
     return df.sort("_i").drop("_i", "_new"), added, unit
 
 
+def long_pauses(sessions: Sessions, over: float = 3600.0) -> tuple[int, float]:
+    """``(sessions holding a pause of more than over seconds between two clicks, the longest
+    pause in seconds)``: a log cleaned with visit ids has none (a site ends a visit after
+    about 30 idle minutes), one keyed by visitor has many. Times as :func:`split_at_gaps`
+    reads them; ``(0, 0.0)`` without times.
+
+    >>> s = Sessions.from_lists([["a", "b"], ["c", "d"]])
+    >>> long_pauses(s)
+    (0, 0.0)
+    """
+    f = sessions.frame
+    if f.height == 0 or f[TS].null_count() == f.height:
+        return 0, 0.0
+    div, _ = _time_unit(f[TS])
+    gap = (pl.when(pl.col(SESSION) == pl.col(SESSION).shift(1))
+           .then(pl.col(TS) - pl.col(TS).shift(1)) / div).alias("gap")
+    out = f.select(SESSION, gap)
+    n = out.filter(pl.col("gap") > over)[SESSION].n_unique()
+    return int(n), float(out["gap"].max() or 0.0)
+
+
+def warn_long_pauses(sessions: Sessions, keys: str = "the session key",
+                     share: float = 0.05) -> None:
+    """A warning when ``share`` or more of the sessions hold a pause of over an hour
+    (:func:`long_pauses`): their key probably names a visitor, not a visit. For times read
+    as times (one time column), not ranks."""
+    n, top = long_pauses(sessions)
+    if not n or n < share * len(sessions):
+        return
+    span = f"{top / 86400:.0f} days" if top >= 2 * 86400 else f"{top / 3600:.0f} hours"
+    logger.warning(
+        f"{n:,} of {len(sessions):,} sessions ({n / len(sessions):.0%}) hold a pause of over "
+        f"an hour between two clicks (the longest {span}): {keys} looks like a visitor's, not "
+        "one visit's, and Prod2Vec and cooc would learn transitions across visits. Cut each "
+        "key's clicks at pauses with session_gap (CLI: --session-gap 30m).")
+
+
 def warn_capped(report: SessionReport, max_length: int | None) -> None:
     """A warning when the length cap cut a tenth or more of the clicks: the session key
     probably names a visitor (months of clicks), not a visit."""

@@ -442,3 +442,8 @@ def test_hm_customers_cut_at_half_a_day_are_the_customer_day_baskets(shared_data
     assert cut.report.n_sessions_in == 1364 and cut.report.n_clicks == days.report.n_clicks
     whole = clean_sessions(customers)  # a customer's months of purchases as one session
     assert len(whole) == 1219 and whole.report.n_capped_clicks == 501
+    # what gives the customer key away: pauses of days inside "sessions" (the CLI warns)
+    from prodfusion.data.interactions import long_pauses
+
+    assert long_pauses(whole)[0] == 904 and long_pauses(whole)[1] > 600 * 86400
+    assert long_pauses(cut) == (0, 0.0) and long_pauses(days) == (0, 0.0)
