@@ -346,6 +346,32 @@ def test_build_cuts_a_visitor_log_at_pauses_and_later_commands_reread_it(files, 
     assert (files / "model" / "manifest.json").read_bytes() == before
 
 
+def test_build_and_tune_read_a_folder_of_daily_logs(files, capsys):
+    """`--interactions FOLDER`: its files in name order, as one log (the sessions of one file
+    holding every row), recorded as the folder and re-read by `tune`."""
+    lines = SESSIONS.strip().split("\n")
+    (files / "days").mkdir()
+    (files / "days" / "1.csv").write_text("\n".join(lines[:7]) + "\n", encoding="utf-8")
+    (files / "days" / "2.csv").write_text("\n".join(lines[:1] + lines[7:]) + "\n",
+                                          encoding="utf-8")
+    args = ["build", "--catalog", str(files / "catalog.csv"), "--image-col", "",
+            "--session-cols", "sid", "--item-col", "item", "--time-col", "ts", "--p2v-dim", "16",
+            "--workers", "1", "--image", "none", "--text", "none", "--cache-dir", "none",
+            "--tune", "off"]
+    assert main([*args, "--interactions", str(files / "clicks.csv"),
+                 "--out", str(files / "one")]) == 0
+    one = capsys.readouterr().err
+    assert main([*args, "--interactions", str(files / "days"), "--out", str(files / "two")]) == 0
+    two = capsys.readouterr().err
+    line = next(x for x in one.splitlines() if x.startswith("sessions:"))
+    assert line in two  # the same sessions and clicks
+    record = json.loads((files / "two" / "manifest.json").read_text())
+    assert record["data"]["interactions"]["path"] == str((files / "days").resolve())
+    assert main(["tune", str(files / "two"), "--dry-run", "--workers", "1", "--quiet"]) in (0, 2)
+    assert f"from the model's record: --interactions {(files / 'days').resolve()}" in \
+        capsys.readouterr().err
+
+
 def test_similar_marks_last_resort_results(tmp_path, capsys):
     """A product without a click vector, on a model whose tuned weights give only clicks
     weight (fallback on): its list is the fallback's, starred in the table and explained."""

@@ -96,7 +96,10 @@ def fill_interactions_from_record(args: argparse.Namespace, rec) -> None:
 
 def add_interaction_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("interactions (sessions of anonymous clicks)")
-    g.add_argument("--interactions", default=None, help="CSV/TSV/Parquet of (session, product[, time])")
+    g.add_argument("--interactions", default=None,
+                   help="CSV/TSV/Parquet of (session, product[, time]), or a folder of such "
+                        "files (e.g. one a day: read in name order, a session spanning files "
+                        "one session)")
     g.add_argument("--session-cols", default="session_id", type=csv_list,
                    help="session key column(s), comma-separated, e.g. customer_id,t_dat")
     g.add_argument("--item-col", default="product_id", help="product id column of the interactions")

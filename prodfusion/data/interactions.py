@@ -17,6 +17,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,6 +52,35 @@ _TZ_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:
                "%Y-%m-%d %H:%M%z")
 _NAIVE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M",
                   "%Y-%m-%d %H:%M")
+
+
+#: Rows of the i-th of several interaction files are numbered i · 2⁴⁰ + (data row), so
+#: "source row" order is file order, then row order (read_interactions, prepare_corpus).
+ROW_STRIDE = 1 << 40
+#: What a folder of interaction files is read for (sorted by name).
+SOURCE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".jsonl", ".csv.gz", ".tsv.gz")
+
+
+def interaction_files(paths, where: str = "read_interactions()") -> list[Path]:
+    """Files, in the given order; a folder stands for its interaction files, sorted by name."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir()
+                           if f.is_file() and f.name.lower().endswith(SOURCE_SUFFIXES))
+            if not found:
+                raise DataError(f"{p}: folder holds no interaction file "
+                                f"({', '.join(SOURCE_SUFFIXES)}).")
+            out.extend(found)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise DataError(f"{p}: no such interaction file or folder.")
+    if not out:
+        raise DataError(f"{where}: no interaction file given.")
+    return out
 
 
 # --------------------------------------------------------------------------- reading
@@ -131,7 +161,7 @@ def _finish(frame: pl.DataFrame, session: pl.Expr, item: str, ts: pl.Series | No
 
 
 def read_interactions(
-    path: str | Path,
+    path: str | Path | Sequence[str | Path],
     *,
     session_cols: str | Sequence[str] = ("session_id",),
     item_col: str = ID,
@@ -143,8 +173,12 @@ def read_interactions(
 
     Parameters
     ----------
-    path : str or Path
-        CSV/TSV/TXT (separator from ``sep`` or guessed from the header), Parquet or JSON Lines.
+    path : str, Path, or a sequence of them
+        CSV/TSV/TXT (separator from ``sep`` or guessed from the header), Parquet or JSON Lines;
+        a folder stands for its interaction files sorted by name (e.g. one per day), and
+        several files are read one after the other with the same options: a session key in
+        several files is one session, and ``row`` counts on across files (file ``i``'s rows
+        offset by ``i`` · 2⁴⁰, :data:`ROW_STRIDE`).
     session_cols : str or sequence of str
         Column(s) whose values together identify a session; ``"customer_id,t_dat"`` (or a
         tuple) makes one session per customer-day. Values are joined with ``"\\x1f"``.
@@ -167,6 +201,9 @@ def read_interactions(
         Columns ``session`` (Utf8), ``product_id`` (Utf8), ``ts`` (Float64 or null) and ``row``
         (Int64, the 1-based data row of the file), in file order.
 
+    Raises (besides the below) a :class:`~prodfusion.errors.ParameterError` for several time
+    columns over several files (their ranks are per file).
+
     Raises
     ------
     DataError
@@ -183,6 +220,18 @@ def read_interactions(
                                     item_col="article_id", time_col="t_dat")
     """
     where = "read_interactions()"
+    if isinstance(path, (list, tuple)) or Path(path).is_dir():
+        files = interaction_files(path, where)
+        if len(files) > 1:
+            if len(_columns(time_col, "time_col", where)) > 1:
+                raise param_error("time_col", where, "one column when there are several "
+                                  "interaction files (several columns are ranked per file)",
+                                  time_col)
+            return pl.concat([
+                read_interactions(f, session_cols=session_cols, item_col=item_col,
+                                  time_col=time_col, sep=sep, fmt=fmt)
+                .with_columns(pl.col(ROW) + i * ROW_STRIDE) for i, f in enumerate(files)])
+        path = files[0]
     path = Path(path)
     scols = _columns(session_cols, "session_cols", where)
     icol = _columns(item_col, "item_col", where)

@@ -55,30 +55,6 @@ __all__ = ["prepare_corpus", "CorpusFile", "FORMAT"]
 FORMAT = "prodfusion-corpus-v1"
 #: Marks a working folder as this module's pieces (only such a folder is emptied by a run).
 WORK_MARKER = ".prodfusion-corpus-work"
-_ROW_STRIDE = 1 << 40  # rows of file i are numbered i * 2**40 + (data row)
-_SOURCE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".jsonl", ".csv.gz", ".tsv.gz")
-
-
-def _sources(paths: Sequence[str | os.PathLike] | str | os.PathLike) -> list[Path]:
-    """Files, in the given order; a folder stands for its interaction files, sorted by name."""
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir()
-                           if f.is_file() and f.name.lower().endswith(_SOURCE_SUFFIXES))
-            if not found:
-                raise DataError(f"{p}: folder holds no interaction file "
-                                f"({', '.join(_SOURCE_SUFFIXES)}).")
-            out.extend(found)
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise DataError(f"{p}: no such interaction file or folder.")
-    if not out:
-        raise DataError("prepare_corpus(): no interaction file given.")
-    return out
 
 
 class _Split:
@@ -91,10 +67,11 @@ class _Split:
         import polars as pl
 
         from prodfusion.data import read_interactions
+        from prodfusion.data.interactions import ROW_STRIDE
 
-        i, path = item
+        i, path = item  # rows numbered across files as read_interactions numbers them
         frame = read_interactions(path, **self.read).with_columns(
-            (pl.col("row") + i * _ROW_STRIDE).alias("row"),
+            (pl.col("row") + i * ROW_STRIDE).alias("row"),
             (pl.col("session").hash(seed=0) % self.buckets).alias("_bucket"))
         for (b,), part in frame.partition_by("_bucket", as_dict=True).items():
             folder = self.work / "split" / f"b{int(b):05d}"
@@ -224,7 +201,9 @@ def prepare_corpus(
 
     where = "prepare_corpus()"
     t0 = time.perf_counter()
-    files = _sources(sources)
+    from prodfusion.data.interactions import interaction_files
+
+    files = interaction_files(sources, where)
     buckets = check_int(buckets, "buckets", where, low=1)
     n_time_cols = len(time_col.split(",") if isinstance(time_col, str) else time_col or ())
     if n_time_cols > 1 and len(files) > 1:

@@ -447,3 +447,32 @@ def test_hm_customers_cut_at_half_a_day_are_the_customer_day_baskets(shared_data
 
     assert long_pauses(whole)[0] == 904 and long_pauses(whole)[1] > 600 * 86400
     assert long_pauses(cut) == (0, 0.0) and long_pauses(days) == (0, 0.0)
+
+
+def test_a_folder_of_daily_files_reads_as_their_concatenation(tmp_path):
+    """``read_interactions(folder)``: its files sorted by name, read with the same options, a
+    session spanning two files one session, rows counted on across files; cleaned, the same
+    sessions as one file holding every row."""
+    days = {"2026-12-01.csv": "sid,item,ts\na,p1,10\na,p2,20\nb,p3,30\n",
+            "2026-12-02.csv": "sid,item,ts\nb,p4,40\nc,p1,50\nc,p5,60\n"}
+    (tmp_path / "logs").mkdir()
+    for name, text in days.items():
+        (tmp_path / "logs" / name).write_text(text, encoding="utf-8")
+    (tmp_path / "logs" / "README.md").write_text("not a log")  # not an interaction file
+    (tmp_path / "all.csv").write_text(days["2026-12-01.csv"] + days["2026-12-02.csv"].split(
+        "\n", 1)[1], encoding="utf-8")
+    opts = {"session_cols": "sid", "item_col": "item", "time_col": "ts"}
+    folder = read_interactions(tmp_path / "logs", **opts)
+    whole = read_interactions(tmp_path / "all.csv", **opts)
+    assert folder.drop("row").equals(whole.drop("row"))
+    assert folder["row"].to_list() == [1, 2, 3, 2**40 + 1, 2**40 + 2, 2**40 + 3]
+    assert list(clean_sessions(folder)) == list(clean_sessions(whole)) == [
+        ["p1", "p2"], ["p3", "p4"], ["p1", "p5"]]
+    files = sorted((tmp_path / "logs").glob("*.csv"))
+    assert read_interactions(files, **opts).equals(folder)
+    with pytest.raises(ParameterError, match="several columns are ranked per file"):
+        read_interactions(tmp_path / "logs", session_cols="sid", item_col="item",
+                          time_col="ts,sid")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="folder holds no interaction file"):
+        read_interactions(tmp_path / "empty", **opts)
