@@ -148,7 +148,7 @@ def load_sessions(args, catalog):
     from prodfusion.data import clean_sessions, read_interactions, read_pairs
 
     frames = []
-    session_gap(args)  # refused before reading
+    gap = session_gap(args)  # refused before reading
     if args.interactions:
         frames.append(read_interactions(
             args.interactions, session_cols=tuple(args.session_cols), item_col=args.item_col,
@@ -166,10 +166,10 @@ def load_sessions(args, catalog):
         [f.with_columns(pl.col("ts").cast(pl.Float64)) for f in frames], how="vertical_relaxed")
     sessions = clean_sessions(
         inter, catalog, min_length=args.min_session_length,
-        max_length=args.max_session_length or None, session_gap=session_gap(args),
+        max_length=args.max_session_length or None, session_gap=gap,
     )
-    if args.interactions and len(csv_list(args.time_col or "")) == 1 \
-            and session_gap(args) is None:  # times, not ranks: a visitor's key shows
+    if args.interactions and gap is None and len(csv_list(args.time_col or "")) == 1:
+        # one time column: times, not ranks, so a visitor's key shows in its pauses
         from prodfusion.data.interactions import warn_long_pauses
 
         warn_long_pauses(sessions, f"--session-cols {','.join(args.session_cols)}")
