@@ -522,9 +522,18 @@ def clean_sessions(
     n_rows_in = df.height
     n_split = 0
     if session_gap is not None:
+        n_keys = df[SESSION].n_unique()
         df, n_split, unit = split_at_gaps(df, session_gap, where)
         if unit != "seconds":
             logger.info(f"{where}: session_gap: the times read as {unit} since the epoch")
+        steps = df.height - n_keys  # transitions between a key's clicks
+        if check_unknown and steps and 2 * n_split > steps:
+            logger.warning(
+                f"session_gap={session_gap!r} cut {n_split:,} of the {steps:,} steps between "
+                f"a key's clicks ({n_split / steps:.0%}): most sessions are single clicks. "
+                f"The times were read as {unit}; numbers are Unix seconds unless they are "
+                "1e11 or more (then milliseconds, µs, ns). If the times count from another "
+                "origin or in other units, convert them; or the gap is too short.")
     # sessions numbered by their first source row (integer keys sort and group fast)
     sid = (
         df.group_by(SESSION)

@@ -388,6 +388,20 @@ def test_session_gap_cuts_a_visitors_clicks_at_pauses(unit):
     assert clean_sessions(log, session_gap=59).report.n_split_at_gaps == 6
 
 
+def test_a_gap_that_cuts_most_steps_warns_about_the_time_unit(caplog):
+    # milliseconds since the start of the log (not the epoch) read as seconds: a 30-minute
+    # gap is 1.8 seconds of them and cuts almost every step
+    log = _visitors(VISITS, 1e3)
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        s = clean_sessions(log, session_gap="30m", min_length=1)
+    assert s.report.n_split_at_gaps == 6 and "cut 6 of the 6 steps" in caplog.text
+    assert "read as seconds" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        clean_sessions(log.with_columns(pl.col("ts") + 1.78e12), session_gap="30m")
+    assert "steps" not in caplog.text  # Unix milliseconds: read as such, 2 of 6 cut
+
+
 def test_session_gap_leaves_untimed_rows_and_needs_times(tmp_path):
     log = _visitors(VISITS).with_columns(pl.col("ts") + 1.78e9)
     pairs = pl.DataFrame({"session": ["p1", "p1"], "product_id": ["a", "f"],
