@@ -527,10 +527,11 @@ def clean_sessions(
         if unit != "seconds":
             logger.info(f"{where}: session_gap: the times read as {unit} since the epoch")
         steps = df.height - n_keys  # transitions between a key's clicks
-        if check_unknown and steps and 2 * n_split > steps:
+        # nine in ten: even a site whose visits are mostly one page view stays under it
+        if check_unknown and steps and 10 * n_split > 9 * steps:
             logger.warning(
                 f"session_gap={session_gap!r} cut {n_split:,} of the {steps:,} steps between "
-                f"a key's clicks ({n_split / steps:.0%}): most sessions are single clicks. "
+                f"a key's clicks ({n_split / steps:.0%}): nearly every session is one click. "
                 f"The times were read as {unit}; numbers are Unix seconds unless they are "
                 "1e11 or more (then milliseconds, µs, ns). If the times count from another "
                 "origin or in other units, convert them; or the gap is too short.")
