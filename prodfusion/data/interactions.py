@@ -371,21 +371,19 @@ def split_at_gaps(interactions: pl.DataFrame, session_gap: str | float,
             "Read the log with a time column (CLI: --time-col; one column of Unix times or ISO "
             "datetimes), or leave session_gap out.")
     div, unit = _time_unit(interactions[TS].cast(pl.Float64))
-    # keys as integer codes: sorting and grouping by them is faster than by the strings
-    code = interactions[SESSION].cast(pl.Categorical).to_physical().alias("_k")
-    order = ["_k", TS] + ([ROW] if ROW in interactions.columns else [])
-    df = interactions.with_columns(code).with_row_index("_i").sort(order, nulls_last=True)
-    same = pl.col("_k") == pl.col("_k").shift(1)
+    order = [SESSION, TS] + ([ROW] if ROW in interactions.columns else [])
+    df = interactions.with_row_index("_i").sort(order, nulls_last=True)
+    same = pl.col(SESSION) == pl.col(SESSION).shift(1)
     new = (same & ((pl.col(TS) - pl.col(TS).shift(1)) > gap * div)).fill_null(False)
     df = df.with_columns(new.cast(pl.Int64).alias("_new"))
     added = int(df["_new"].sum())
     if added:
-        piece = pl.col("_new").cum_sum().over("_k")
+        piece = pl.col("_new").cum_sum().over(SESSION)
         df = df.with_columns(
             pl.when(piece == 0).then(pl.col(SESSION))
             .otherwise(pl.col(SESSION) + pl.lit(KEY_SEPARATOR + "#") + (piece + 1).cast(pl.Utf8))
             .alias(SESSION))
-    return df.sort("_i").drop("_i", "_new", "_k"), added, unit
+    return df.sort("_i").drop("_i", "_new"), added, unit
 
 
 def long_pauses(sessions: Sessions, over: float = 3600.0) -> tuple[int, float]:
