@@ -334,6 +334,11 @@ def test_build_cuts_a_visitor_log_at_pauses_and_later_commands_reread_it(files, 
         ns = build_parser().parse_args(["tune", str(files / "model"), *extra])
         fill_interactions_from_record(ns, rec)
         assert len(load_interactions(ns, rec.catalog)[0]) == n
+    (files / "pairs.csv").write_text("a,b\n0001,0003\n0005,0007\n", encoding="utf-8")
+    pairs_only = ["--pairs", str(files / "pairs.csv"), "--pair-cols", "a,b"]
+    assert main([*args[:5], *args[7:], *pairs_only, "--session-gap", "30m",
+                 "--out", str(files / "pairs_model")]) in (0, 2)  # pairs are never cut
+    assert "session_gap" not in capsys.readouterr().err
     before = (files / "model" / "manifest.json").read_bytes()
     for extra, said in ((["--session-gap", "30m"], "needs one --time-col"),
                         (["--session-gap", "30m", "--time-col", "ts,visitor"],

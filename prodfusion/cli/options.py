@@ -44,11 +44,12 @@ def duration(s: str) -> float:
 
 
 def session_gap(args) -> float | None:
-    """``--session-gap`` (seconds or None), refused before any reading where it cannot be
-    measured: without ``--time-col``, or with several time columns (ranked, not times)."""
+    """``--session-gap`` (seconds or None) for ``--interactions`` (None without them: pairs
+    are never cut), refused before any reading where it cannot be measured: without
+    ``--time-col``, or with several time columns (ranked, not times)."""
     gap = getattr(args, "session_gap", None) or None  # 0: no cut
     if gap is None or not getattr(args, "interactions", None):
-        return gap
+        return None  # nothing to cut: --pairs have no times (a gap from the record stays)
     cols = csv_list(args.time_col or "")
     if len(cols) != 1:
         raise ProdfusionError(
