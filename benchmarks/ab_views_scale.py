@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _report import write_markdown
 
 from prodfusion.data import clean_sessions, read_interactions
 from prodfusion.service.events import Event, open_event_store
@@ -82,10 +83,7 @@ def main(argv=None) -> int:
         f"{read:.1f} | {len(sessions):,} sessions, {sessions.n_clicks:,} clicks |",
         "", f"Peak RSS of the process: {rss:.2f} GiB.",
     ]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(out.read_text())
+    write_markdown(lines, args.out)
     return 0
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from _report import write_markdown
 
 from prodfusion.data import clean_sessions, make_synthetic, read_catalog, read_interactions
 from prodfusion.demo import SIMILAR_RATE
@@ -248,8 +249,7 @@ def main(argv=None) -> int:
             w = ", ".join(f"{k} {v:g}" for k, v in b["weights"].items())
             lines.append(f"| {name} | {b['seconds']:.0f} | {w} | {m[0]:.4f} / {m[1]:.4f} | "
                          f"{delta} |")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_markdown(lines, out)
     out.with_suffix(".json").write_text(json.dumps(
         {"rows": rows, "deltas": [dict(zip(("modality", "variant", "mean", "lo", "hi"), d,
                                            strict=True)) for d in deltas],
@@ -257,7 +257,6 @@ def main(argv=None) -> int:
                         "seconds": round(b["seconds"], 1), "weights": b["weights"]}
                     for n, b in built.items()},
          "seconds": round(secs, 1), "args": vars(args)}, indent=2) + "\n", encoding="utf-8")
-    print(out.read_text())
     return 0
 
 

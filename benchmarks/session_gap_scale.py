@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from _report import write_markdown
 
 
 def _write_log(path: Path, rows: int, visitors: int, products: int, seed: int = 0) -> None:
@@ -103,10 +104,7 @@ def main(argv=None) -> int:
         lines.append(f"| {'none (a visitor is a session)' if gap == '-' else gap} | {med:.1f} | "
                      f"{med / base:.2f}× | {r['sessions']:,} | {r['clicks']:,} | {r['split']:,} "
                      f"| {r['capped_clicks']:,} | {max(x['rss_gib'] for x in rs):.2f} GiB |")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(out.read_text())
+    write_markdown(lines, args.out)
     return 0
 
 
