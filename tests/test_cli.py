@@ -330,10 +330,15 @@ def test_build_cuts_a_visitor_log_at_pauses_and_later_commands_reread_it(files, 
     from prodfusion.recommender import Recommender
 
     rec = Recommender.load(files / "model")
+    from prodfusion.cli.evaluate_steps import _interactions_note
+
     for extra, n in (([], 4), (["--session-gap", "0"], 2)):  # 0 overrides the record: no cut
         ns = build_parser().parse_args(["tune", str(files / "model"), *extra])
         fill_interactions_from_record(ns, rec)
         assert len(load_interactions(ns, rec.catalog)[0]) == n
+        # an evaluation report's head says how its sessions were made
+        assert ("--session-cols visitor --item-col item --time-col ts --session-gap 1800s"
+                in _interactions_note(ns)) == (n == 4)
     (files / "pairs.csv").write_text("a,b\n0001,0003\n0005,0007\n", encoding="utf-8")
     pairs_only = ["--pairs", str(files / "pairs.csv"), "--pair-cols", "a,b"]
     assert main([*args[:5], *args[7:], *pairs_only, "--session-gap", "30m",

@@ -230,10 +230,30 @@ def _run_replay(args, rec, sessions, pairs) -> dict:
     )
 
 
+def _interactions_note(args) -> str | None:
+    """How the evaluated interactions were read (the options taken from the model's record
+    included), for the report's head: its sessions depend on them."""
+    if not (getattr(args, "interactions", None) or getattr(args, "pairs", None)):
+        return None
+    parts = []
+    if args.interactions:
+        gap = getattr(args, "session_gap", None)
+        parts.append(f"{args.interactions} (--session-cols {','.join(args.session_cols)} "
+                     f"--item-col {args.item_col}"
+                     + (f" --time-col {args.time_col}" if args.time_col else "")
+                     + (f" --session-gap {gap:g}s" if gap else "") + ")")
+    if args.pairs:
+        parts.append(f"pairs {args.pairs} (--pair-cols {','.join(args.pair_cols)})")
+    return "; ".join(parts)
+
+
 def _finish(args, results) -> int:
     from prodfusion.evaluation.report import write_report
 
     meta = _meta(args)
+    note = _interactions_note(args)
+    if note:
+        meta.setdefault("interactions", note)
     if getattr(args, "skipped", None):
         meta["skipped"] = list(args.skipped)
     kw = {"meta": meta}
