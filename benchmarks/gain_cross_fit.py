@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prodfusion.cli.tune import gain_verdict as verdict
+from prodfusion.evaluation.tuning import gain_verdict as verdict
 
 WORDS = ("Kablosuz Kulaklık Bluetooth Wireless Headphones Écouteurs Smartphone Hülle Case "
          "Laptop Tasche Sac USB-C Ladegerät Charger 128GB 256GB Schwarz Noir Black Rot Red "

@@ -81,7 +81,7 @@ def tune_options(args, rec) -> dict:
         slice_safe=not args.no_slice_safe, min_slice_cases=args.min_slice_cases,
         slice_noise=args.slice_noise,
         tune_fallback=not args.plain_fallback, shrink=args.shrink,
-        cross_fit=not args.no_cross_fit,
+        cross_fit=not args.no_cross_fit, single_if_worse=not args.keep_mix,
         **({} if decays is None else {"cooc_decays": tuple(decays)}),
         prod2vec=_p2v(args, rec),
         progress=not args.quiet,
@@ -345,6 +345,8 @@ def gain_line(res: dict, label: str = "") -> str | None:
     ...     "objective": "ndcg@15"}))
       gain over lexical alone on validation: ndcg@15 +0.0042 (one standard error 0.0020) on the cases that chose it; chosen on 4/5 of them and scored on the rest, -0.0004 (0.0021): within the noise (under 1.96 standard errors); the fusion may serve no better than lexical alone
     """
+    from prodfusion.evaluation.tuning import gain_verdict
+
     g = res.get("gain")
     if not g:
         return None
@@ -353,6 +355,13 @@ def gain_line(res: dict, label: str = "") -> str | None:
     head = (f"  {label}gain over {g['over']} on validation: {res['objective']} {v:+.4f} (one "
             f"standard error {se:.4f})")
     verdict = gain_verdict(v, se)
+    if res.get("single_if_worse") and cf is not None:  # the choice gave way (tune_weights)
+        w = ", ".join(f"{m}={x:.3g}" for m, x in res["single_if_worse"]["instead_of"][
+            "weights"].items() if x > 0)
+        return (f"{head}: the search's weighting ({w}), chosen on {cf['folds'] - 1}/"
+                f"{cf['folds']} of the cases and scored on the rest, was below {g['over']} "
+                f"beyond the noise ({cf['value']:+.4f} ({cf['se']:.4f})): {g['over']} is "
+                "served instead (`tune --keep-mix` keeps the search's)")
     if verdict == "none":
         return f"{head}: none: the choice ranks as {g['over']} does"
     if cf is not None:
@@ -371,18 +380,6 @@ def gain_line(res: dict, label: str = "") -> str | None:
         said = (f"within the noise (under 1.96 standard errors); the fusion may serve no "
                 f"better than {g['over']}")
     return f"{head}: {said}"
-
-
-def gain_verdict(value: float, se: float) -> str:
-    """``"none"`` (no gain at all), ``"above"`` / ``"below"`` the noise (beyond 1.96
-    standard errors) or ``"within"`` it: the verdict :func:`gain_line` words.
-
-    >>> gain_verdict(0.0, 0.0), gain_verdict(0.005, 0.002), gain_verdict(-0.005, 0.002)
-    ('none', 'above', 'below')
-    """
-    if abs(value) <= 1e-12:
-        return "none"
-    return "above" if value > 1.96 * se else "below" if value < -1.96 * se else "within"
 
 
 def unconstrained_line(res: dict, command: str, label: str = "") -> str | None:
@@ -562,6 +559,10 @@ def add_tune_parser(sub) -> None:
                         "few per cent of the tuning's time to as much again (H&M's pairs: "
                         "docs/benchmarks/gain_cross_fit_hm.md), and the printed verdict is "
                         "then the gain on the cases that chose it, which runs high")
+    p.add_argument("--keep-mix", action="store_true",
+                   help="keep the tuned weighting even where, cross-fitted, it scores below "
+                        "the best single modality beyond the noise (by default that modality "
+                        "alone is served then)")
     p.add_argument("--plain-fallback", action="store_true",
                    help="rank pairs sharing only zero-weight modalities by their mean raw "
                         "cosine instead of learnt fallback weights")

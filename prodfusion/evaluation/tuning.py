@@ -69,7 +69,8 @@ from prodfusion.evaluation.tuning_scorer import (
 )
 from prodfusion.fusion.weighting import DEFAULT_N0_GRID, format_n0, n0_entry, parse_n0
 
-__all__ = ["tune_weights", "parse_objective", "simplex_grid", "TIE_RATIO", "split_mismatch"]
+__all__ = ["tune_weights", "parse_objective", "simplex_grid", "TIE_RATIO", "split_mismatch",
+           "gain_verdict"]
 
 #: The smallest weight the coordinate search gives a modality, relative to the smallest positive
 #: one: small enough to order only near-ties of the others (a tie-break), large enough for
@@ -95,6 +96,20 @@ def parse_objective(objective: str, where: str = "tune()") -> tuple[str, int]:
         raise param_error("objective", where, "'ndcg@K' or 'hitrate@K' (e.g. 'ndcg@15')",
                           objective)
     return name, int(k)
+
+
+def gain_verdict(value: float, se: float) -> str:
+    """``"none"`` (no gain at all), ``"above"`` / ``"below"`` the noise (beyond 1.96
+    standard errors) or ``"within"`` it: of a tuning's gain over the best single modality
+    (``prodfusion tune`` words it; a cross-fitted ``"below"`` makes :func:`tune_weights` serve
+    that modality alone).
+
+    >>> gain_verdict(0.0, 0.0), gain_verdict(0.005, 0.002), gain_verdict(-0.005, 0.002)
+    ('none', 'above', 'below')
+    """
+    if abs(value) <= 1e-12:
+        return "none"
+    return "above" if value > 1.96 * se else "below" if value < -1.96 * se else "within"
 
 
 def simplex_grid(n: int, step: float) -> list[tuple[float, ...]]:
@@ -154,6 +169,7 @@ def tune_weights(
     cooc_decays: Sequence[float] = (0.0, 1.0),
     shrink: bool = False,
     cross_fit: bool = True,
+    single_if_worse: bool = True,
     progress: bool | Callable = False,
 ) -> dict:
     """Choose intermediate-fusion weights, calibration and ``n0`` on a validation split.
@@ -287,6 +303,8 @@ def tune_weights(
         raise param_error("shrink", where, "True or False", shrink)
     if not isinstance(cross_fit, bool):
         raise param_error("cross_fit", where, "True or False", cross_fit)
+    if not isinstance(single_if_worse, bool):
+        raise param_error("single_if_worse", where, "True or False", single_if_worse)
     check_int(repeats, "repeats", where, low=1, high=MAX_REPEATS)
     check_int(min_slice_cases, "min_slice_cases", where, low=1)
     if not is_real(slice_noise) or not 0 <= float(slice_noise) < math.inf:
@@ -557,6 +575,54 @@ def tune_weights(
     if shrink and len(mods) > 1:
         w, shrunk = _shrink_to_equal(w, cal, n0, evaluate, cache, case_values, key_of, fixed,
                                      groups, case_src, log)
+
+    def cross_fitted(n_folds: int = CROSS_FIT_FOLDS) -> dict | None:
+        """The gain with the choice and the scoring on different cases: the validation cases
+        (a case held out in several splits as one) in ``n_folds`` parts; each part's cases
+        are scored by the weighting the whole search (grid, coordinate search, the other
+        calibrations and ``n0``; the same rules) chooses on the other parts, against the
+        modality best alone on the other parts. None: too few cases."""
+        n_groups = int(groups.max()) + 1 if len(groups) else 0
+        if n_groups < 2 * n_folds:
+            return None
+        part = (np.random.default_rng(seed).permutation(n_groups) % n_folds)[groups]
+        picked, alone = np.zeros(len(groups)), np.zeros(len(groups))
+        same, chosen = 0, key_of(w, cal, n0, True)[:3]
+        for f in range(n_folds):
+            fit = part != f
+            at = floors_on(fit, f)
+            wf, cf, nf, _ = search(at)
+            key = key_of(wf, cf, nf, True)
+            same += key[:3] == chosen
+            picked[~fit] = case_values[key][~fit]
+            alone[~fit] = at.v_best[~fit]
+        every_case = np.ones(len(groups), bool)
+        return {"value": on(picked, every_case) - on(alone, every_case),
+                "se": float(_paired_se(picked, alone, groups, case_src)),
+                "folds": n_folds, "same_as_chosen": int(same)}
+
+    t_cf = time.perf_counter()
+    own = set(cache)  # the tuning's own configurations; the parts' searches add theirs
+    oof = cross_fitted() if cross_fit else None
+    by_parts = set(cache) - own
+    if oof is not None:
+        oof["more_configs"] = len(by_parts)
+        log(f"the gain over {best_single} alone chosen and scored on different validation "
+            f"cases ({oof['folds']} parts, {oof['more_configs']} more configurations scored): "
+            f"{metric}@{k} "
+            f"{oof['value']:+.4f} (one standard error {oof['se']:.4f}; "
+            f"{time.perf_counter() - t_cf:.1f}s)")
+    single = None  # the search's choice serves worse than the best modality alone
+    if oof is not None and single_if_worse and gain_verdict(oof["value"], oof["se"]) == "below":
+        single = {"modality": best_single, "instead_of": {
+            "weights": {m: float(x) for m, x in zip(mods, w, strict=True)},
+            "calibration": _calibration(cal)[0], "impute": _calibration(cal)[1],
+            "n0": n0_of[n0][0]}}
+        w, cal, n0, shrunk = fixed(tuple(float(m == best_single) for m in mods)), "none", None, None
+        score = evaluate(w, cal, n0)
+        log(f"chosen on some validation cases, the search's weighting scored below {best_single} "
+            f"alone on the others beyond the noise: {best_single} alone is served instead "
+            "(single_if_worse)")
     # what the slice rule costs: the highest objective the search met among the weightings
     # it ruled out (plain fallback, as the choice is compared here)
     unconstrained = None
@@ -616,42 +682,9 @@ def tune_weights(
     gain = {"over": f"{best_single} alone", "value": float(score - singles[best_single][0]),
             "se": float(_paired_se(chosen_vals, v_best, groups, case_src))}
 
-    def cross_fitted(n_folds: int = CROSS_FIT_FOLDS) -> dict | None:
-        """The gain with the choice and the scoring on different cases: the validation cases
-        (a case held out in several splits as one) in ``n_folds`` parts; each part's cases
-        are scored by the weighting the whole search (grid, coordinate search, the other
-        calibrations and ``n0``; the same rules) chooses on the other parts, against the
-        modality best alone on the other parts. None: too few cases."""
-        n_groups = int(groups.max()) + 1 if len(groups) else 0
-        if n_groups < 2 * n_folds:
-            return None
-        part = (np.random.default_rng(seed).permutation(n_groups) % n_folds)[groups]
-        picked, alone = np.zeros(len(groups)), np.zeros(len(groups))
-        same, chosen = 0, key_of(w, cal, n0, True)[:3]
-        for f in range(n_folds):
-            fit = part != f
-            at = floors_on(fit, f)
-            wf, cf, nf, _ = search(at)
-            key = key_of(wf, cf, nf, True)
-            same += key[:3] == chosen
-            picked[~fit] = case_values[key][~fit]
-            alone[~fit] = at.v_best[~fit]
-        every_case = np.ones(len(groups), bool)
-        return {"value": on(picked, every_case) - on(alone, every_case),
-                "se": float(_paired_se(picked, alone, groups, case_src)),
-                "folds": n_folds, "same_as_chosen": int(same),
-                "more_configs": len(cache) - n_configs}
-
-    n_configs = len(cache)  # the tuning's own; the parts' searches add to the cache
-    t_cf = time.perf_counter()
-    oof = cross_fitted() if cross_fit else None
     if oof is not None:
         gain["cross_fitted"] = oof
-        log(f"the gain over {best_single} alone chosen and scored on different validation "
-            f"cases ({oof['folds']} parts, {oof['more_configs']} more configurations scored): "
-            f"{metric}@{k} "
-            f"{oof['value']:+.4f} (one standard error {oof['se']:.4f}; "
-            f"{time.perf_counter() - t_cf:.1f}s)")
+    n_configs = len(set(cache) - by_parts)  # the tuning's own
     if slice_noise <= 0:
         chosen_vals = None
     slices = {name: {"n": n, "tuned": v, "best single": floor[name],
@@ -690,6 +723,7 @@ def tune_weights(
         "selection_criterion": crit,
         "gain": gain,
         **({"unconstrained": unconstrained} if unconstrained is not None else {}),
+        **({"single_if_worse": single} if single is not None else {}),
         "validation_slices": slices,
         **({"shrinkage": shrunk} if shrunk is not None else {}),
         "n_configs": n_configs,
@@ -701,7 +735,7 @@ def tune_weights(
                    "slice_safe": slice_safe, "min_slice_cases": min_slice_cases,
                    "slice_noise": slice_noise,
                    "tune_fallback": tune_fallback, "cooc_decays": list(cooc_decays),
-                   "shrink": shrink},
+                   "shrink": shrink, "single_if_worse": single_if_worse},
         **_provenance(outer, folds, fit_sizes, src, sessions, pairs, protocol=protocol,
                       test_fraction=test_fraction, val_fraction=val_fraction, seed=seed),
         "seconds": round(time.perf_counter() - t0, 2),

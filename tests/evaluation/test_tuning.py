@@ -805,3 +805,45 @@ def test_the_gain_chosen_and_scored_on_the_same_cases_runs_high_and_is_cross_fit
     assert cf["value"] > 1.96 * cf["se"] > 0 and cf["same_as_chosen"] >= 1
     line = gain_line(res)
     assert "chosen on 4/5 of them and scored on the rest" in line and "above the noise" in line
+
+
+def _four_noises(seed, n=150):
+    """Four modalities of noise and random next products (as :func:`_nothing_pays`, with
+    one more modality): a search over mixes of four can overfit its validation cases."""
+    rng = np.random.default_rng(seed)
+    ids = [f"{i:04d}" for i in range(n)]
+    cat = Catalog(pl.DataFrame({"product_id": ids, "title": [f"t{i}" for i in range(n)]}))
+    rec = Recommender.from_embeddings(cat, {
+        m: Embeddings(rng.normal(size=(n, 6)).astype(np.float32), np.ones(n, bool), f"noise-{m}")
+        for m in ("text", "image", "lexical", "clicks")}, fusion="intermediate")
+    lists = [[ids[i] for i in rng.choice(n, 2, replace=False)] for _ in range(400)]
+    return rec, _timed(lists)
+
+
+def test_a_weighting_that_serves_worse_out_of_fold_gives_way_to_the_best_single_modality():
+    """Where the cross-fitted gain is below the best single modality beyond the noise (the
+    search's choices, made on four fifths of the cases, lose to that modality on the fifth
+    left), that modality alone is served; ``single_if_worse=False`` keeps the search's mix.
+    Seed 10: the search chose a mix of text and clicks (found by scanning seeds)."""
+    from prodfusion.cli.tune import gain_line
+
+    kw = dict(KW, objective="ndcg@15", calibrations=("none", "zscore"), selection="mean",
+              slice_safe=False, seed=10)
+    rec, sessions = _four_noises(10)
+    res = tune_weights(rec, sessions=sessions, **kw)
+    kept = tune_weights(rec, sessions=sessions, single_if_worse=False, **kw)
+    cf = res["gain"]["cross_fitted"]
+    assert cf == kept["gain"]["cross_fitted"] and cf["value"] < -1.96 * cf["se"]
+    best = res["search"]["best_single"]
+    assert res["single_if_worse"]["modality"] == best
+    assert res["weights"] == {m: float(m == best) for m in res["weights"]}
+    assert res["calibration"] == "none" and res["n0"] is None
+    mix = kept["weights"]
+    assert sum(x > 0 for x in mix.values()) > 1 and "single_if_worse" not in kept
+    assert res["single_if_worse"]["instead_of"]["weights"] == mix
+    assert res["validation_score"] == res["reference_scores"][f"{best} alone"]
+    assert (f"was below {best} alone beyond the noise ({cf['value']:+.4f} ({cf['se']:.4f})): "
+            f"{best} alone is served instead") in gain_line(res)
+    assert "the fusion may serve worse" in gain_line(kept)
+    with pytest.raises(ParameterError, match="single_if_worse"):
+        tune_weights(rec, sessions=sessions, single_if_worse="yes", **kw)
