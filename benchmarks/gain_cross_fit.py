@@ -87,7 +87,8 @@ def gains_of(manifest: dict) -> list[dict]:
         if isinstance(d, dict):
             g = d.get("gain")
             if isinstance(g, dict) and "value" in g and g.get("over") != "linear":
-                out.append({"where": where or "model", **g})
+                out.append({"where": where or "model", **g,
+                            "single_if_worse": d.get("single_if_worse")})
             for k, v in d.items():
                 if k != "gain":
                     walk(v, f"{where}.{k}" if where else k)
@@ -110,7 +111,10 @@ def run_random(n: int, first_seed: int, workdir: Path) -> list[dict]:
         manifest = json.loads((out / "manifest.json").read_text())
         for g in gains_of(manifest):
             cf = g.get("cross_fitted")
+            sw = g.get("single_if_worse")
             rows.append({"seed": seed, **size, "over": g["over"], "value": g["value"],
+                         "gave_way": None if not sw else {m: round(x, 4) for m, x in sw[
+                             "instead_of"]["weights"].items() if x > 0},
                          "se": g["se"], "cv": None if cf is None else cf["value"],
                          "cse": None if cf is None else cf["se"],
                          "seconds": round(time.perf_counter() - t0, 1)})
@@ -193,6 +197,7 @@ def write(args, rand: list, tuned: list, shared: list, seconds: float) -> None:
         vcf = ["none" if v == "none" else verdict(r["cv"], r["cse"]) if r["cv"] is not None
                else "n/a" for r, v in zip(rand, vin, strict=True)]
         fused = [r for r, v in zip(rand, vin, strict=True) if v != "none"]
+        gave = [r for r in rand if r.get("gave_way")]
         lines += [
             f"## {n} catalogs where nothing pays", "",
             "Random titles (2–6 of 40 words), 200–600 products, 500–2,000 sessions of 1–6 "
@@ -213,6 +218,13 @@ def write(args, rand: list, tuned: list, shared: list, seconds: float) -> None:
                 f"Where a mix was chosen ({len(fused)} catalogs), the mean gain on the cases "
                 f"that chose it is {mi:+.4f} and cross-fitted {mc:+.4f} (the true gain is 0).",
                 ""]
+        lines += [f"Where the cross-fitted gain was below the noise and the search had chosen "
+                  f"a mix, the best single modality is served instead (`single_if_worse`, "
+                  f"since the forty-first session; its gain then reads 0): {len(gave)} "
+                  "catalog(s)" + (": " + "; ".join(
+                      f"seed {r['seed']}, {r['over']} instead of "
+                      + ", ".join(f"{m} {x:g}" for m, x in r["gave_way"].items())
+                      for r in gave) if gave else "") + ".", ""]
         lines += ["| seed | products | sessions | over | gain (SE), the cases that chose it | "
                   "cross-fitted (SE) | build s |", "| ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
         for r in rand:

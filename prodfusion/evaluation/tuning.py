@@ -613,12 +613,16 @@ def tune_weights(
             f"{oof['value']:+.4f} (one standard error {oof['se']:.4f}; "
             f"{time.perf_counter() - t_cf:.1f}s)")
     single = None  # the search's choice serves worse than the best modality alone
-    if oof is not None and single_if_worse and gain_verdict(oof["value"], oof["se"]) == "below":
+    alone = fixed(tuple(float(m == best_single) for m in mods))
+    ranks_alike = tuple(round(x, 9) for x in fixed(w)) == tuple(round(x, 9) for x in alone) \
+        and (n0 is None or best_single != "clicks")  # a calibration of one modality: its order
+    if oof is not None and single_if_worse and not ranks_alike \
+            and gain_verdict(oof["value"], oof["se"]) == "below":
         single = {"modality": best_single, "instead_of": {
             "weights": {m: float(x) for m, x in zip(mods, w, strict=True)},
             "calibration": _calibration(cal)[0], "impute": _calibration(cal)[1],
             "n0": n0_of[n0][0]}}
-        w, cal, n0, shrunk = fixed(tuple(float(m == best_single) for m in mods)), "none", None, None
+        w, cal, n0, shrunk = alone, "none", None, None
         score = evaluate(w, cal, n0)
         log(f"chosen on some validation cases, the search's weighting scored below {best_single} "
             f"alone on the others beyond the noise: {best_single} alone is served instead "
