@@ -260,6 +260,11 @@ def tune_weights(
     cases per part or ``cross_fit=False``, which saves the parts' searches: 6 % of the
     tuning's time on a 30,000-product synthetic shop, as much again on H&M's pairs,
     docs/benchmarks/gain_cross_fit_hm.md),
+    ``single_if_worse`` (with ``single_if_worse=True``, the default, where the cross-fitted
+    gain is below the noise, :func:`gain_verdict`, and the search chose more than the best
+    modality alone: that modality alone is chosen instead — calibration none, no ``n0``, the
+    fallback tuned for it — and this records ``modality`` and the weighting it replaced,
+    ``instead_of``; ``False`` keeps the search's, as the fortieth session did),
     ``unconstrained`` (where the slice rule ruled out a weighting
     the search scored higher: the best of them, its ``validation_score`` and ``cost``, what
     the rule gives up on validation), ``n_configs``, ``split`` (counts), ``search`` (the settings) and ``fingerprints``.
