@@ -300,7 +300,7 @@ class EventStore:
         args = (experiment,) if experiment is not None else ()
 
         def tx(conn):
-            cur = conn.cursor()
+            cur = self._streaming_cursor(conn)
             cur.execute(sql, args)
             n = 0
             while rows := cur.fetchmany(batch):
@@ -309,6 +309,10 @@ class EventStore:
             return n
 
         return int(self._run(tx))
+
+    def _streaming_cursor(self, conn):
+        """A cursor whose ``fetchmany`` reads the result as it goes (SQLite's do)."""
+        return conn.cursor()
 
     def count(self, experiment: str | None = None) -> int:
         sql = "SELECT COUNT(*) FROM pf_events"

@@ -163,6 +163,10 @@ class PostgresEventStore(EventStore):
     def _errors(self) -> tuple[type[BaseException], ...]:
         return (self._psycopg().Error,)
 
+    def _streaming_cursor(self, conn):
+        # a server-side cursor: psycopg's default one holds the whole result in memory
+        return conn.cursor(name="pf_page_views")
+
     def _connect(self):
         psycopg = self._psycopg()
         return psycopg.connect(self.url, connect_timeout=max(1, int(self.connect_timeout_s)))
