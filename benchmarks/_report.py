@@ -15,3 +15,19 @@ def write_markdown(lines: list[str], out: str | Path | None = None) -> str:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text, encoding="utf-8")
     return text
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """``python benchmarks/<this script> <its arguments>``: how the report was made."""
+    import sys
+
+    args = argv if argv is not None else sys.argv[1:]
+    return f"python benchmarks/{Path(sys.argv[0]).name}" + "".join(f" {a}" for a in args)
+
+
+def machine() -> str:
+    """The machine in words for a report's head (no GPU is used by the benchmarks)."""
+    import os
+    import platform
+
+    return f"{platform.machine()}, {platform.system()}, {os.cpu_count()} CPUs, no GPU"

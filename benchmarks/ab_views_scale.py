@@ -13,8 +13,6 @@ process; one run.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import resource
 import sys
 import tempfile
@@ -22,7 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _report import write_markdown
+from _report import command_line, machine, write_markdown
 
 from prodfusion.data import clean_sessions, read_interactions
 from prodfusion.service.events import Event, open_event_store
@@ -64,12 +62,10 @@ def main(argv=None) -> int:
     sessions = clean_sessions(log, session_gap="30m")
     read = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    cmd = "python benchmarks/ab_views_scale.py" + "".join(
-        f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+    cmd = command_line(argv)
     lines = [
         "# `prodfusion ab views` on a large event store", "",
-        f"Command: `{cmd}`. Machine: {platform.machine()}, {platform.system()}, "
-        f"{os.cpu_count()} CPUs, no GPU; one run. Store: SQLite ({size / 2**30:.2f} GiB), "
+        f"Command: `{cmd}`. Machine: {machine()}; one run. Store: SQLite ({size / 2**30:.2f} GiB), "
         f"{n:,} view events of {args.visitors:,} visitors on {args.products:,} products over "
         "30 days, one in twenty a reload of the previous impression (same request id), "
         "written through `EventStore.add` in batches of 10,000 (`synchronous=NORMAL` for the fill "

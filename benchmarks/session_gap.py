@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -37,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from _report import write_markdown
+from _report import command_line, machine, write_markdown
 
 from prodfusion.data import clean_sessions, make_synthetic, read_catalog, read_interactions
 from prodfusion.demo import SIMILAR_RATE
@@ -199,12 +198,10 @@ def main(argv=None) -> int:
             print(f"build {name}: {built[name]['seconds']:.0f}s", file=sys.stderr)
     secs = time.perf_counter() - t0
     out = Path(args.out)
-    cmd = "python benchmarks/session_gap.py" + "".join(
-        f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+    cmd = command_line(argv)
     lines = [
         "# A click log keyed by visitor: the click modalities with and without `--session-gap`", "",
-        f"Command: `{cmd}` ({secs:.0f} s). Machine: {platform.machine()}, {platform.system()}, "
-        f"{__import__('os').cpu_count()} CPUs, no GPU. Data: the demo's synthetic shop "
+        f"Command: `{cmd}` ({secs:.0f} s). Machine: {machine()}. Data: the demo's synthetic shop "
         f"(`make_synthetic(seed=0, similar_rate={SIMILAR_RATE})`: {len(catalog):,} products, "
         f"{len(visits):,} visits after cleaning); the last fifth of the visits by start time are "
         f"the test visits ({len(q):,} held-out last transitions), the rest train. Their clicks "

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -25,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from _report import write_markdown
+from _report import command_line, machine, write_markdown
 
 
 def _write_log(path: Path, rows: int, visitors: int, products: int, seed: int = 0) -> None:
@@ -86,10 +84,8 @@ def main(argv=None) -> int:
     base = statistics.median(r["seconds"] for r in runs["-"])
     lines = [
         "# `clean_sessions` with and without `session_gap` on a large visitor-keyed log", "",
-        "Command: `python benchmarks/session_gap_scale.py"
-        + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
-        + f"` ({time.perf_counter() - t0:.0f} s in all). Machine: {platform.machine()}, "
-        f"{platform.system()}, {os.cpu_count()} CPUs, no GPU. Log: {args.rows:,} clicks of "
+        f"Command: `{command_line(argv)}` ({time.perf_counter() - t0:.0f} s in all). "
+        f"Machine: {machine()}. Log: {args.rows:,} clicks of "
         f"{args.visitors:,} visitors on {args.products:,} products (Parquet, times in ms), "
         "read by `read_interactions` outside the timing; `clean_sessions` timed in a fresh "
         f"process per run, {args.repeats} runs per variant, alternating; median seconds. Peak "
