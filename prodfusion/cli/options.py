@@ -171,9 +171,10 @@ def load_sessions(args, catalog):
     )
     if args.interactions and gap is None and len(csv_list(args.time_col or "")) == 1:
         # one time column: times, not ranks, so a visitor's key shows in its pauses
-        from prodfusion.data.interactions import warn_long_pauses
+        from prodfusion.data.interactions import long_pauses, warn_long_pauses
 
-        warn_long_pauses(sessions, f"--session-cols {','.join(args.session_cols)}")
+        warn_long_pauses(long_pauses(sessions), len(sessions),
+                         f"--session-cols {','.join(args.session_cols)}")
     return sessions
 
 

@@ -407,17 +407,18 @@ def long_pauses(sessions: Sessions, over: float = 3600.0) -> tuple[int, float]:
     return int(n), float(out["gap"].max() or 0.0)
 
 
-def warn_long_pauses(sessions: Sessions, keys: str = "the session key",
-                     share: float = 0.05) -> None:
-    """A warning when ``share`` or more of the sessions hold a pause of over an hour
-    (:func:`long_pauses`): their key probably names a visitor, not a visit. For times read
+def warn_long_pauses(pauses: tuple[int, float], n_sessions: int,
+                     keys: str = "the session key", share: float = 0.05) -> None:
+    """A warning when ``share`` or more of ``n_sessions`` sessions hold a pause of over an
+    hour (``pauses``: :func:`long_pauses`' count and longest pause, summed over the parts of
+    a log cleaned in parts): their key probably names a visitor, not a visit. For times read
     as times (one time column), not ranks."""
-    n, top = long_pauses(sessions)
-    if not n or n < share * len(sessions):
+    n, top = pauses
+    if not n or n < share * n_sessions:
         return
     span = f"{top / 86400:.0f} days" if top >= 2 * 86400 else f"{top / 3600:.0f} hours"
     logger.warning(
-        f"{n:,} of {len(sessions):,} sessions ({n / len(sessions):.0%}) hold a pause of over "
+        f"{n:,} of {n_sessions:,} sessions ({n / n_sessions:.0%}) hold a pause of over "
         f"an hour between two clicks (the longest {span}): {keys} looks like a visitor's, not "
         "one visit's, and Prod2Vec and cooc would learn transitions across visits. Cut each "
         "key's clicks at pauses with session_gap (CLI: --session-gap 30m).")

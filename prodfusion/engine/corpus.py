@@ -83,8 +83,10 @@ class _Split:
 class _Clean:
     """Stage 2 for one bucket: clean its sessions, write corpus lines + their first rows."""
 
-    def __init__(self, work: Path, options: dict, with_catalog: bool) -> None:
+    def __init__(self, work: Path, options: dict, with_catalog: bool,
+                 pauses: bool = False) -> None:
         self.work, self.options, self.with_catalog = work, options, with_catalog
+        self.pauses = pauses  # count the sessions holding a pause of over an hour
 
     def __call__(self, b: int) -> dict:
         import polars as pl
@@ -127,7 +129,13 @@ class _Clean:
         report = sessions.report.as_dict()
         report["n_sessions_in"] -= n_split  # the keys read, as clean_sessions counts them
         report["n_split_at_gaps"] = n_split
-        return {"bucket": b, "stats": stats, "report": report, "unknown": unknown}
+        pauses = (0, 0.0)
+        if self.pauses:
+            from prodfusion.data.interactions import long_pauses
+
+            pauses = long_pauses(sessions)
+        return {"bucket": b, "stats": stats, "report": report, "unknown": unknown,
+                "pauses": pauses}
 
 
 def _lines(txt: Path, first: Path) -> Iterator[tuple[int, str]]:
@@ -245,7 +253,7 @@ def prepare_corpus(
     bar.close()
     clean = _Clean(work, {"min_length": min_length, "max_length": max_length,
                           "collapse_repeats": collapse_repeats, "session_gap": session_gap},
-                   catalog is not None)
+                   catalog is not None, pauses=session_gap is None and n_time_cols == 1)
     parts = []
     bar = Progress(buckets, "corpus: cleaning sessions", "buckets", enabled=progress)
     for _, res in executor.run(clean, range(buckets)):
@@ -268,10 +276,15 @@ def prepare_corpus(
             except DataError:
                 shutil.rmtree(work, ignore_errors=True)
                 raise
-        from prodfusion.data.interactions import warn_capped
+        from prodfusion.data.interactions import warn_capped, warn_long_pauses
         from prodfusion.data.sessions import SessionReport
 
         warn_capped(SessionReport(**report), max_length)
+        with_pauses = [p["pauses"] for p in parts if p["report"] is not None]
+        warn_long_pauses((sum(n for n, _ in with_pauses), max(t for _, t in with_pauses)),
+                         report["n_sessions"], "the session key ("
+                         + (session_cols if isinstance(session_cols, str)
+                            else ",".join(session_cols)) + ")")
     if stats["n_lines"] == 0:
         shutil.rmtree(work, ignore_errors=True)
         raise DataError(f"{', '.join(map(str, files[:3]))}{' …' if len(files) > 3 else ''}: no "

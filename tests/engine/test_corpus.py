@@ -98,6 +98,25 @@ def test_a_corpus_cut_at_pauses_equals_single_process_cleaning(logs, tmp_path):
         prepare_corpus(files, tmp_path / "x.txt", session_gap="20s", progress=False)
 
 
+def test_a_corpus_keyed_by_visitor_warns_once_over_the_whole_log(tmp_path, caplog):
+    """Pauses of over an hour inside most sessions (a visitor's key): one warning with the
+    whole log's counts, as `build` gives it; none once cut at pauses."""
+    rows = [(f"v{v}", f"p{(v + j) % 9}", day * 86400 + j * 60)
+            for v in range(12) for day in range(3) for j in range(3)]
+    log = tmp_path / "visitors.csv"
+    pl.DataFrame(rows, schema=["visitor", "product_id", "ts"], orient="row").write_csv(log)
+    opts = dict(session_cols="visitor", time_col="ts", buckets=4, progress=False)
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        prepare_corpus([log], tmp_path / "a.txt", **opts)
+    assert caplog.text.count("hold a pause of over an hour") == 1
+    assert "12 of 12 sessions (100%)" in caplog.text and "the longest 24 hours" in caplog.text
+    assert "the session key (visitor) looks like a visitor's" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        prepare_corpus([log], tmp_path / "b.txt", session_gap="30m", **opts)
+    assert "pause" not in caplog.text
+
+
 def test_folder_source_and_no_catalog(logs, tmp_path):
     d, files, _ = logs
     a = prepare_corpus(d, tmp_path / "a.txt", time_col="ts", buckets=4, progress=False)
