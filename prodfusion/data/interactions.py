@@ -342,6 +342,14 @@ def _time_unit(ts: pl.Series) -> tuple[float, str]:
     return 1.0, "seconds"
 
 
+def _pause(div: float) -> pl.Expr:
+    """Seconds since the previous click of the same session key, on a frame ordered by key
+    then time (null at a key's first click or where a time is missing); ``div``: the times'
+    unit in seconds (:func:`_time_unit`)."""
+    return (pl.when(pl.col(SESSION) == pl.col(SESSION).shift(1))
+            .then(pl.col(TS) - pl.col(TS).shift(1)) / div)
+
+
 def split_at_gaps(interactions: pl.DataFrame, session_gap: str | float,
                   where: str = "clean_sessions()") -> tuple[pl.DataFrame, int, str]:
     r"""Cut each session key's clicks where they pause longer than ``session_gap``: the
@@ -373,8 +381,7 @@ def split_at_gaps(interactions: pl.DataFrame, session_gap: str | float,
     div, unit = _time_unit(interactions[TS].cast(pl.Float64))
     order = [SESSION, TS] + ([ROW] if ROW in interactions.columns else [])
     df = interactions.with_row_index("_i").sort(order, nulls_last=True)
-    same = pl.col(SESSION) == pl.col(SESSION).shift(1)
-    new = (same & ((pl.col(TS) - pl.col(TS).shift(1)) > gap * div)).fill_null(False)
+    new = (_pause(div) > gap).fill_null(False)
     df = df.with_columns(new.cast(pl.Int64).alias("_new"))
     added = int(df["_new"].sum())
     if added:
@@ -400,9 +407,7 @@ def long_pauses(sessions: Sessions, over: float = 3600.0) -> tuple[int, float]:
     if f.height == 0 or f[TS].null_count() == f.height:
         return 0, 0.0
     div, _ = _time_unit(f[TS])
-    gap = (pl.when(pl.col(SESSION) == pl.col(SESSION).shift(1))
-           .then(pl.col(TS) - pl.col(TS).shift(1)) / div).alias("gap")
-    out = f.select(SESSION, gap)
+    out = f.select(SESSION, _pause(div).alias("gap"))
     n = out.filter(pl.col("gap") > over)[SESSION].n_unique()
     return int(n), float(out["gap"].max() or 0.0)
 
@@ -523,19 +528,9 @@ def clean_sessions(
     n_rows_in = df.height
     n_split = 0
     if session_gap is not None:
-        n_keys = df[SESSION].n_unique()
         df, n_split, unit = split_at_gaps(df, session_gap, where)
         if unit != "seconds":
             logger.info(f"{where}: session_gap: the times read as {unit} since the epoch")
-        steps = df.height - n_keys  # transitions between a key's clicks
-        # nine in ten: even a site whose visits are mostly one page view stays under it
-        if check_unknown and steps and 10 * n_split > 9 * steps:
-            logger.warning(
-                f"session_gap={session_gap!r} cut {n_split:,} of the {steps:,} steps between "
-                f"a key's clicks ({n_split / steps:.0%}): nearly every session is one click. "
-                f"The times were read as {unit}; numbers are Unix seconds unless they are "
-                "1e11 or more (then milliseconds, µs, ns). If the times count from another "
-                "origin or in other units, convert them; or the gap is too short.")
     # sessions numbered by their first source row (integer keys sort and group fast)
     sid = (
         df.group_by(SESSION)
@@ -543,6 +538,15 @@ def clean_sessions(
         .sort(["_first", SESSION])
         .select(SESSION, pl.int_range(pl.len(), dtype=pl.Int64).alias("_sid"))
     )
+    steps = df.height - (sid.height - n_split)  # transitions between a key's clicks
+    # nine in ten: even a site whose visits are mostly one page view stays under it
+    if n_split and check_unknown and 10 * n_split > 9 * steps:
+        logger.warning(
+            f"session_gap={session_gap!r} cut {n_split:,} of the {steps:,} steps between "
+            f"a key's clicks ({n_split / steps:.0%}): nearly every session is one click. "
+            f"The times were read as {unit}; numbers are Unix seconds unless they are "
+            "1e11 or more (then milliseconds, µs, ns). If the times count from another "
+            "origin or in other units, convert them; or the gap is too short.")
     n_sessions_in = sid.height - n_split
     df = df.join(sid, on=SESSION, how="left", maintain_order="left")
 

@@ -619,7 +619,7 @@ def tune_weights(
             f"{time.perf_counter() - t_cf:.1f}s)")
     single = None  # the search's choice serves worse than the best modality alone
     alone = fixed(tuple(float(m == best_single) for m in mods))
-    ranks_alike = tuple(round(x, 9) for x in fixed(w)) == tuple(round(x, 9) for x in alone) \
+    ranks_alike = key_of(w, cal, n0, True)[0] == key_of(alone, cal, n0, True)[0] \
         and (n0 is None or best_single != "clicks")  # a calibration of one modality: its order
     if oof is not None and single_if_worse and not ranks_alike \
             and gain_verdict(oof["value"], oof["se"]) == "below":
