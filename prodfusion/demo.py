@@ -231,7 +231,7 @@ def _sources(paths, catalog) -> dict:
         image_template=None, interactions=str(paths.interactions), pairs=None,
         session_cols=["session_id"], item_col="product_id", time_col="timestamp", sep=None,
         pair_cols=list(DEFAULT_PAIR_COLS), min_session_length=2, max_session_length=200,
-        session_gap=None),
+        session_gap=None, keep_rows=None),
         catalog)
 
 

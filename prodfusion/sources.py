@@ -11,7 +11,7 @@
                        "item_col": "article_id", "time_col": "t_dat", "sep": null,
                        "pairs": "/abs/copurchase.csv", "pair_cols": [...],
                        "min_session_length": 2, "max_session_length": 200,
-                       "session_gap": null}
+                       "session_gap": null, "keep_rows": {"event": ["view"]}}
     }
 
 so that ``prodfusion evaluate retrieval MODEL`` needs no ``--interactions … --session-cols …``
@@ -33,7 +33,7 @@ DEFAULT_PAIR_COLS = ("article_id", "partner_article_id")
 
 #: Interaction options recorded by ``build`` and reused by ``evaluate``.
 INTERACTION_KEYS = ("session_cols", "item_col", "time_col", "sep", "pair_cols",
-                    "min_session_length", "max_session_length", "session_gap")
+                    "min_session_length", "max_session_length", "session_gap", "keep_rows")
 
 
 def _abs(p) -> str | None:
@@ -60,6 +60,7 @@ def sources_from_args(args: argparse.Namespace, catalog=None) -> dict:
         "interactions": {
             "path": _abs(args.interactions), "pairs": _abs(args.pairs),
             **{k: getattr(args, k) for k in INTERACTION_KEYS},
+            "keep_rows": getattr(args, "keep_rows", None) or None,  # {} (all) is no filter
             # a corpus file (`prodfusion corpus`) the clicks were trained from instead
             **({"corpus": _abs(args.corpus)} if getattr(args, "corpus", None) else {}),
         },
@@ -84,7 +85,12 @@ def fill_from_manifest(args: argparse.Namespace, manifest: dict, defaults: dict)
                 and rec[key] != defaults.get(key):
             setattr(args, key, rec[key])
             v = rec[key]
-            taken.append(f"--{key.replace('_', '-')} {','.join(v) if isinstance(v, list) else v}")
+            if isinstance(v, dict):  # keep_rows: {column: [values]}
+                taken.append(" ".join(f"--{key.replace('_', '-')} {c}={','.join(vals)}"
+                                      for c, vals in v.items()))
+            else:
+                taken.append(f"--{key.replace('_', '-')} "
+                             f"{','.join(v) if isinstance(v, list) else v}")
     return taken
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from prodfusion.cli import main
+from prodfusion.errors import DataError
 
 CATALOG = """product_id,title,category,price
 0001,Red leather handbag,bags,10
@@ -353,6 +354,73 @@ def test_build_cuts_a_visitor_log_at_pauses_and_later_commands_reread_it(files, 
     with pytest.raises(SystemExit):
         main([*args, "--time-col", "ts", "--session-gap", "half an hour"])
     assert "is not a positive duration" in capsys.readouterr().err
+    assert (files / "model" / "manifest.json").read_bytes() == before
+
+
+EVENTS = """visitor,event,item,ts
+v1,view,0001,1
+v1,addtocart,0001,2
+v1,view,0003,3
+v1,transaction,0001,
+v1,view,0005,5
+v2,view,0009,1
+v2,view,0010,2
+v2,addtocart,0002,3
+v2,view,0004,4
+"""
+
+
+def test_build_keeps_one_event_type_and_later_commands_reread_it(files, capsys, caplog):
+    """`--keep-rows event=view`: a log of several event types read for its views (the
+    purchase row, which has no time, is not read); recorded, so `tune`/`evaluate` re-read
+    the log the same way (`--keep-rows all` overrides); a value no row holds warns, none
+    left or a malformed option is refused before any work."""
+    (files / "events.csv").write_text(EVENTS, encoding="utf-8")
+    args = ["build", "--catalog", str(files / "catalog.csv"), "--image-col", "",
+            "--interactions", str(files / "events.csv"), "--session-cols", "visitor",
+            "--item-col", "item", "--time-col", "ts", "--p2v-dim", "16", "--workers", "1",
+            "--image", "none", "--text", "none", "--cache-dir", "none", "--tune", "off",
+            "--out", str(files / "model")]
+    assert main(args) == 2  # every row read: the purchase has no time
+    assert "row 4: empty time value" in capsys.readouterr().err
+    assert main([*args, "--keep-rows", "event=view"]) == 0
+    assert "sessions: 2 kept with 6 clicks" in capsys.readouterr().err
+    record = json.loads((files / "model" / "manifest.json").read_text())
+    assert record["data"]["interactions"]["keep_rows"] == {"event": ["view"]}
+    main(["tune", str(files / "model"), "--dry-run", "--workers", "1", "--quiet"])
+    assert "--keep-rows event=view" in capsys.readouterr().err  # from the model's record
+    from prodfusion.cli.evaluate_steps import _interactions_note, load_interactions
+    from prodfusion.cli.main import build_parser
+    from prodfusion.cli.options import fill_interactions_from_record
+    from prodfusion.recommender import Recommender
+
+    rec = Recommender.load(files / "model")
+    # v1's cart of 0001 right after its view is a repeat, collapsed: one more click, not two
+    for spec, n in (("event=view", 6), ("event=view,addtocart", 7)):
+        extra = [] if n == 6 else ["--keep-rows", spec]
+        ns = build_parser().parse_args(["tune", str(files / "model"), *extra])
+        fill_interactions_from_record(ns, rec)
+        assert load_interactions(ns, rec.catalog)[0].n_clicks == n
+        assert f"--time-col ts --keep-rows {spec})" in _interactions_note(ns)
+    ns = build_parser().parse_args(["tune", str(files / "model"), "--keep-rows", "all"])
+    fill_interactions_from_record(ns, rec)
+    assert ns.keep_rows == {}  # every row, over the record's filter
+    with pytest.raises(DataError, match="row 4: empty time value"):
+        load_interactions(ns, rec.catalog)
+    before = (files / "model" / "manifest.json").read_bytes()
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        assert main([*args, "--keep-rows", "event=view,click", "--out",
+                     str(files / "model2")]) == 0
+    assert "no row holds 'click'; column 'event' holds 'view' (6)" in caplog.text
+    assert main([*args, "--keep-rows", "event=View"]) == 2
+    assert "kept none of the 9 rows; column 'event' holds 'view' (6)" in \
+        capsys.readouterr().err
+    for bad, said in ((["--keep-rows", "event"], "expected COLUMN=VALUE"),
+                      (["--keep-rows", "event=view", "--keep-rows", "event=addtocart"],
+                       "named twice; list its values in one: event=view,addtocart")):
+        with pytest.raises(SystemExit):
+            main([*args, *bad])
+        assert said in capsys.readouterr().err
     assert (files / "model" / "manifest.json").read_bytes() == before
 
 

@@ -10,7 +10,7 @@ import json
 import sys
 
 from prodfusion.cli.engine_options import add_engine_options, executor_from_args
-from prodfusion.cli.options import add_catalog_options, csv_list, duration, load_catalog
+from prodfusion.cli.options import KeepRows, add_catalog_options, csv_list, duration, load_catalog
 
 __all__ = ["add_corpus_parser"]
 
@@ -25,7 +25,8 @@ def cmd_corpus(args: argparse.Namespace) -> int:
             args.sources, args.out, catalog=catalog, session_cols=tuple(args.session_cols),
             item_col=args.item_col, time_col=args.time_col, sep=args.sep,
             min_length=args.min_session_length, max_length=args.max_session_length or None,
-            session_gap=args.session_gap or None, buckets=args.buckets, executor=executor, work_dir=args.work_dir,
+            session_gap=args.session_gap or None, keep_rows=args.keep_rows, buckets=args.buckets,
+            executor=executor, work_dir=args.work_dir,
             keep_work=args.keep_work, progress=False if args.quiet else None)
     finally:
         executor.close()
@@ -67,6 +68,10 @@ def add_corpus_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--min-session-length", type=int, default=2)
     g.add_argument("--max-session-length", type=int, default=200,
                    help="cap very long sessions (0 = no cap)")
+    g.add_argument("--keep-rows", action=KeepRows, default=None,
+                   metavar="COLUMN=VALUE[,VALUE...]",
+                   help="only the rows with one of these values in COLUMN (e.g. event=view), "
+                        "as `build --keep-rows`")
     g.add_argument("--session-gap", type=duration, default=None, metavar="DURATION",
                    help="cut each session key's clicks where they pause longer than this "
                         "(e.g. 30m; a log keyed by visitor, not visit), as `build "

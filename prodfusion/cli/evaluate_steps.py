@@ -17,18 +17,15 @@ def load_interactions(args, catalog):
 
     They stay apart because they are split differently (sessions by time, pairs by pair).
     """
-    from prodfusion.cli.options import session_gap
-    from prodfusion.data.interactions import clean_sessions, read_interactions, read_pairs
+    from prodfusion.cli.options import read_log, session_gap
+    from prodfusion.data.interactions import clean_sessions, read_pairs
     from prodfusion.errors import ParameterError
 
     sessions = pairs = None
     max_len = args.max_session_length or None
     gap = session_gap(args)
     if args.interactions:
-        inter = read_interactions(
-            args.interactions, session_cols=tuple(args.session_cols), item_col=args.item_col,
-            time_col=args.time_col, sep=args.sep,
-        )
+        inter = read_log(args)
         sessions = clean_sessions(inter, catalog, min_length=args.min_session_length,
                                   max_length=max_len, session_gap=gap)
     if args.pairs:
@@ -233,6 +230,8 @@ def _run_replay(args, rec, sessions, pairs) -> dict:
 def _interactions_note(args) -> str | None:
     """How the evaluated interactions were read (the options taken from the model's record
     included), for the report's head: its sessions depend on them."""
+    from prodfusion.cli.options import format_keep_rows
+
     if not (getattr(args, "interactions", None) or getattr(args, "pairs", None)):
         return None
     parts = []
@@ -241,6 +240,8 @@ def _interactions_note(args) -> str | None:
         parts.append(f"{args.interactions} (--session-cols {','.join(args.session_cols)} "
                      f"--item-col {args.item_col}"
                      + (f" --time-col {args.time_col}" if args.time_col else "")
+                     + (f" {format_keep_rows(args.keep_rows)}"
+                        if getattr(args, "keep_rows", None) else "")
                      + (f" --session-gap {gap:g}s" if gap else "") + ")")
     if args.pairs:
         parts.append(f"pairs {args.pairs} (--pair-cols {','.join(args.pair_cols)})")

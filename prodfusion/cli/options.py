@@ -12,6 +12,8 @@ __all__ = [
     "csv_list",
     "duration",
     "session_gap",
+    "KeepRows",
+    "read_log",
     "none_or",
     "add_catalog_options",
     "add_interaction_options",
@@ -41,6 +43,47 @@ def duration(s: str) -> float:
         raise argparse.ArgumentTypeError(
             f"{s!r} is not a positive duration: seconds, or a number with s, m, h or d "
             "(e.g. 30m)") from None
+
+
+class KeepRows(argparse.Action):
+    """``--keep-rows COLUMN=VALUE[,VALUE…]`` (repeatable, one column each) into
+    ``{column: [values]}``; ``all``: ``{}``, every row, which overrides a filter the model's
+    record holds."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        from prodfusion.data.interactions import parse_keep_rows
+        from prodfusion.errors import ParameterError
+
+        current = dict(getattr(namespace, self.dest, None) or {})
+        if value.strip().lower() in ("all", "none"):
+            setattr(namespace, self.dest, {})
+            return
+        try:
+            new = parse_keep_rows([value], option_string)
+        except ParameterError:
+            parser.error(f"{option_string} {value!r}: expected COLUMN=VALUE[,VALUE...] "
+                         "(e.g. event=view,addtocart), or all")
+        col = next(iter(new))
+        if col in current:
+            parser.error(f"{option_string}: column {col!r} named twice; list its values in "
+                         f"one: {col}={','.join(current[col] + new[col])}")
+        setattr(namespace, self.dest, {**current, **new})
+
+
+def format_keep_rows(keep: dict | None) -> str:
+    """``{"event": ["view", "cart"]}`` -> ``"--keep-rows event=view,cart"`` (as typed)."""
+    return " ".join(f"--keep-rows {c}={','.join(v)}" for c, v in (keep or {}).items()) \
+        if keep else "--keep-rows all"
+
+
+def read_log(args):
+    """``--interactions`` read with the interaction options (``build``, ``tune``,
+    ``evaluate``, ``add``, ``stats``)."""
+    from prodfusion.data import read_interactions
+
+    return read_interactions(
+        args.interactions, session_cols=tuple(args.session_cols), item_col=args.item_col,
+        time_col=args.time_col, sep=args.sep, keep_rows=getattr(args, "keep_rows", None))
 
 
 def session_gap(args) -> float | None:
@@ -113,6 +156,12 @@ def add_interaction_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-session-length", type=int, default=2)
     g.add_argument("--max-session-length", type=int, default=200,
                    help="cap very long sessions (0 = no cap)")
+    g.add_argument("--keep-rows", action=KeepRows, default=None,
+                   metavar="COLUMN=VALUE[,VALUE...]",
+                   help="only the rows with one of these values in COLUMN, e.g. "
+                        "event=view,addtocart for a log of several event types (repeat for "
+                        "another column; values compared as text; all: every row, also over "
+                        "a filter the model's record holds); not for --pairs")
     g.add_argument("--session-gap", type=duration, default=None, metavar="DURATION",
                    help="a log keyed by visitor (cookie, device) rather than by visit: cut "
                         "each key's clicks where they pause longer than this (e.g. 30m, 2h; "
@@ -146,15 +195,12 @@ def load_sessions(args, catalog):
     """Read --interactions and/or --pairs and clean them into Sessions (None if neither)."""
     import polars as pl
 
-    from prodfusion.data import clean_sessions, read_interactions, read_pairs
+    from prodfusion.data import clean_sessions, read_pairs
 
     frames = []
     gap = session_gap(args)  # refused before reading
     if args.interactions:
-        frames.append(read_interactions(
-            args.interactions, session_cols=tuple(args.session_cols), item_col=args.item_col,
-            time_col=args.time_col, sep=args.sep,
-        ))
+        frames.append(read_log(args))
     if args.pairs:
         if len(args.pair_cols) != 2:
             raise ProdfusionError(f"--pair-cols needs exactly two columns, got {args.pair_cols}.")

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from prodfusion.data.catalog import Catalog
 
 __all__ = ["read_interactions", "read_pairs", "clean_sessions", "split_at_gaps",
-           "parse_duration", "format_twins"]
+           "parse_duration", "parse_keep_rows", "format_twins"]
 
 _TZ_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z",
                "%Y-%m-%d %H:%M%z")
@@ -109,8 +109,16 @@ def _blank(col: str) -> pl.Expr:
     return pl.col(col).is_null() | (pl.col(col).str.strip_chars() == "")
 
 
+def _bad_row(frame: pl.DataFrame, mask: pl.Series) -> tuple[int, int, int]:
+    """:func:`first_bad_row` in a frame that may have left rows out: (the file's row, the
+    frame's 1-based position, how many)."""
+    pos, n = first_bad_row(mask)
+    row = int(frame[_FILE_ROW][pos - 1]) if n and _FILE_ROW in frame.columns else pos
+    return row, pos, n
+
+
 def _check_not_blank(frame: pl.DataFrame, path: Path, col: str, what: str, todo: str) -> None:
-    row, n = first_bad_row(frame.select(_blank(col)).to_series())
+    row, _, n = _bad_row(frame, frame.select(_blank(col)).to_series())
     if n:
         raise DataError(f"{path} row {row}: empty {what} (column {col!r}; {n} row(s) in all). {todo}")
 
@@ -121,10 +129,10 @@ def _time_seconds(frame: pl.DataFrame, col: str, path: Path) -> pl.Series:
     text = frame[col].str.strip_chars()
     numbers = text.cast(pl.Float64, strict=False)
     if numbers.null_count() == 0:
-        row, n = first_bad_row(~numbers.is_finite())
+        row, pos, n = _bad_row(frame, ~numbers.is_finite())
         if n:
             raise DataError(
-                f"{path} row {row}: time {frame[col][row - 1]!r} is not a finite number "
+                f"{path} row {row}: time {frame[col][pos - 1]!r} is not a finite number "
                 f"(column {col!r}). Use finite numbers or ISO dates."
             )
         return numbers
@@ -133,19 +141,20 @@ def _time_seconds(frame: pl.DataFrame, col: str, path: Path) -> pl.Series:
                 for f in _TZ_FORMATS + _NAIVE_FORMATS]
     attempts.append(iso.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")).dt.epoch("us"))
     micros = pl.select(pl.coalesce(attempts)).to_series()
-    row, n = first_bad_row(micros.is_null() & numbers.is_null())
+    row, pos, n = _bad_row(frame, micros.is_null() & numbers.is_null())
     if n:
         raise DataError(
-            f"{path} row {row}: cannot read time {frame[col][row - 1]!r} (column {col!r}; {n} "
+            f"{path} row {row}: cannot read time {frame[col][pos - 1]!r} (column {col!r}; {n} "
             f"row(s) in all). Use numbers (e.g. Unix seconds) or ISO dates/datetimes such as "
             f"2016-05-09 or 2016-05-09T10:00:00."
         )
-    row, n = first_bad_row(micros.is_null())
+    row, pos, n = _bad_row(frame, micros.is_null())
     if n:
-        date_row = int(micros.is_not_null().arg_true()[0]) + 1
+        date_pos = int(micros.is_not_null().arg_true()[0])
+        date_row = int(frame[_FILE_ROW][date_pos]) if _FILE_ROW in frame.columns else date_pos + 1
         raise DataError(
-            f"{path} row {row}: time {frame[col][row - 1]!r} is a number but row {date_row} holds "
-            f"the date {frame[col][date_row - 1]!r} (column {col!r}). Use one kind of time in "
+            f"{path} row {row}: time {frame[col][pos - 1]!r} is a number but row {date_row} holds "
+            f"the date {frame[col][date_pos]!r} (column {col!r}). Use one kind of time in "
             f"the whole column."
         )
     return (micros.cast(pl.Float64) / 1e6).alias(col)
@@ -156,8 +165,100 @@ def _finish(frame: pl.DataFrame, session: pl.Expr, item: str, ts: pl.Series | No
         session.cast(pl.Utf8).alias(SESSION),
         pl.col(item).cast(pl.Utf8).alias(ID),
         (pl.lit(ts) if ts is not None else pl.lit(None, dtype=pl.Float64)).alias(TS),
-        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW),
+        pl.col(_FILE_ROW).alias(ROW),
     )
+
+
+# --------------------------------------------------------------------------- rows kept
+#: The file's own 1-based data row, numbered before any row is left out.
+_FILE_ROW = "__prodfusion_row"
+_KEEP_EXPECTED = ("a mapping of column -> value(s) to keep, or 'COLUMN=VALUE[,VALUE...]' "
+                  "strings (e.g. 'event=view,addtocart')")
+
+
+def parse_keep_rows(spec, where: str = "read_interactions()") -> dict[str, list[str]]:
+    """``keep_rows`` as ``{column: [values]}``: from a mapping (a value or a list of values
+    per column) or from ``"COLUMN=VALUE[,VALUE…]"`` strings (one per column, as the CLI's
+    ``--keep-rows`` takes them). None or empty: ``{}`` (every row).
+
+    >>> parse_keep_rows(["event=view,addtocart", "country = de"])
+    {'event': ['view', 'addtocart'], 'country': ['de']}
+    >>> parse_keep_rows({"event": "view"})
+    {'event': ['view']}
+    """
+    if spec is None:
+        return {}
+    if isinstance(spec, str):
+        spec = [spec]
+    pairs: list[tuple[object, object]] = []
+    if isinstance(spec, dict):
+        pairs = list(spec.items())
+    elif isinstance(spec, Sequence):
+        for item in spec:
+            col, eq, values = item.partition("=") if isinstance(item, str) else ("", "", "")
+            if not eq:
+                raise param_error("keep_rows", where, _KEEP_EXPECTED, item)
+            pairs.append((col.strip(), values.split(",")))
+    else:
+        raise param_error("keep_rows", where, _KEEP_EXPECTED, spec)
+    out: dict[str, list[str]] = {}
+    for col, values in pairs:
+        vals = [values] if isinstance(values, (str, int, float)) else values
+        if not isinstance(vals, Sequence) or isinstance(vals, str):
+            raise param_error("keep_rows", where, _KEEP_EXPECTED, spec)
+        vals = [str(v).strip() for v in vals]
+        if not isinstance(col, str) or not col or not vals or any(v == "" for v in vals):
+            raise param_error("keep_rows", where, "a column name and at least one non-empty "
+                              "value for each column", spec)
+        if col in out:
+            raise param_error("keep_rows", where, "each column once (list its values "
+                              "together: 'event=view,addtocart')", spec)
+        out[col] = list(dict.fromkeys(vals))
+    return out
+
+
+def _keep(frame: pl.DataFrame, keep: dict[str, list[str]]
+          ) -> tuple[pl.DataFrame, dict[str, dict[str, int]]]:
+    """The rows whose value in each column of ``keep`` is one of its values (compared as
+    text, spaces around ignored), and how often each value of those columns occurred."""
+    seen = {}
+    mask = pl.lit(True)
+    for col, values in keep.items():
+        text = pl.col(col).cast(pl.Utf8).str.strip_chars()
+        counts = frame.select(text.alias("v")).group_by("v").len()
+        seen[col] = {("" if v is None else v): int(n) for v, n in counts.iter_rows()}
+        mask = mask & text.is_in(values)
+    return frame.filter(mask), seen
+
+
+def check_kept(keep: dict[str, list[str]], seen: dict[str, dict[str, int]], n_read: int,
+               n_kept: int, source: str) -> None:
+    """After ``keep_rows``: an error when no row is left, a warning for a value that no row
+    holds (a typo or another case: ``View`` for ``view``); both list what the column holds."""
+    def holds(col: str) -> str:
+        top = sorted(seen.get(col, {}).items(), key=lambda kv: (-kv[1], kv[0]))
+        shown = ", ".join(f"{v!r} ({n:,})" for v, n in top[:8])
+        more = f", and {len(top) - 8:,} more value(s)" if len(top) > 8 else ""
+        return f"column {col!r} holds {shown}{more}"
+
+    spec = " ".join(f"{c}={','.join(v)}" for c, v in keep.items())
+    if n_read and not n_kept:
+        raise DataError(
+            f"{source}: keep_rows ({spec}) kept none of the {n_read:,} rows; "
+            + "; ".join(holds(c) for c in keep)
+            + ". Values are compared as exact text (CLI: --keep-rows COLUMN=VALUE[,VALUE...]).")
+    for col, values in keep.items():
+        absent = [v for v in values if v not in seen.get(col, {})]
+        if absent:
+            logger.warning("%s: keep_rows %s=%s: no row holds %s; %s.", source, col,
+                           ",".join(values), ", ".join(map(repr, absent)), holds(col))
+
+
+def _merge_seen(total: dict[str, dict[str, int]], part: dict[str, dict[str, int]]) -> None:
+    for col, counts in part.items():
+        into = total.setdefault(col, {})
+        for v, n in counts.items():
+            into[v] = into.get(v, 0) + n
 
 
 def read_interactions(
@@ -168,6 +269,7 @@ def read_interactions(
     time_col: str | Sequence[str] | None = None,
     sep: str | None = None,
     fmt: str | None = None,
+    keep_rows=None,
 ) -> pl.DataFrame:
     """Read a click/purchase log, one interaction per row.
 
@@ -194,12 +296,19 @@ def read_interactions(
         Separator of delimited text.
     fmt : {'csv', 'tsv', 'parquet', 'jsonl'}, optional
         Overrides the format guessed from the extension.
+    keep_rows : mapping or sequence of str, optional
+        Only the rows whose value in each named column is one of the given values, e.g.
+        ``{"event": ["view", "addtocart"]}`` or ``["event=view,addtocart"]`` for a log that
+        mixes event types (:func:`parse_keep_rows`); values compared as text. Left-out rows
+        are not checked (a purchase row may lack a time). No row left: a
+        :class:`~prodfusion.errors.DataError` listing the column's values; a value no row
+        holds: a warning listing them.
 
     Returns
     -------
     polars.DataFrame
         Columns ``session`` (Utf8), ``product_id`` (Utf8), ``ts`` (Float64 or null) and ``row``
-        (Int64, the 1-based data row of the file), in file order.
+        (Int64, the 1-based data row of the file, counted before ``keep_rows``), in file order.
 
     Raises (besides the below) a :class:`~prodfusion.errors.ParameterError` for several time
     columns over several files (their ranks are per file).
@@ -220,18 +329,35 @@ def read_interactions(
                                     item_col="article_id", time_col="t_dat")
     """
     where = "read_interactions()"
-    if isinstance(path, (list, tuple)) or Path(path).is_dir():
-        files = interaction_files(path, where)
-        if len(files) > 1:
-            if len(_columns(time_col, "time_col", where)) > 1:
-                raise param_error("time_col", where, "one column when there are several "
-                                  "interaction files (several columns are ranked per file)",
-                                  time_col)
-            return pl.concat([
-                read_interactions(f, session_cols=session_cols, item_col=item_col,
-                                  time_col=time_col, sep=sep, fmt=fmt)
-                .with_columns(pl.col(ROW) + i * ROW_STRIDE) for i, f in enumerate(files)])
-        path = files[0]
+    keep = parse_keep_rows(keep_rows, where)
+    files = interaction_files(path, where)
+    if len(files) > 1 and len(_columns(time_col, "time_col", where)) > 1:
+        raise param_error("time_col", where, "one column when there are several "
+                          "interaction files (several columns are ranked per file)", time_col)
+    frames, seen, n_read = [], {}, 0
+    for i, f in enumerate(files):
+        frame, counts, n = read_interaction_file(
+            f, session_cols=session_cols, item_col=item_col, time_col=time_col, sep=sep,
+            fmt=fmt, keep_rows=keep)
+        frames.append(frame.with_columns(pl.col(ROW) + i * ROW_STRIDE) if i else frame)
+        _merge_seen(seen, counts)
+        n_read += n
+    out = frames[0] if len(frames) == 1 else pl.concat(frames)
+    if keep:
+        check_kept(keep, seen, n_read, out.height,
+                   str(files[0]) if len(files) == 1 else f"{len(files)} interaction files")
+    return out
+
+
+def read_interaction_file(
+    path: str | Path, *, session_cols, item_col: str, time_col=None, sep: str | None = None,
+    fmt: str | None = None, keep_rows: dict[str, list[str]] | None = None,
+) -> tuple[pl.DataFrame, dict[str, dict[str, int]], int]:
+    """One file of :func:`read_interactions` (``keep_rows`` already parsed, not checked):
+    the frame, how often each value of the ``keep_rows`` columns occurred, and the rows read
+    (before ``keep_rows``). For readers that check ``keep_rows`` over many files at once
+    (:func:`check_kept`), such as the corpus's workers."""
+    where = "read_interactions()"
     path = Path(path)
     scols = _columns(session_cols, "session_cols", where)
     icol = _columns(item_col, "item_col", where)
@@ -242,6 +368,12 @@ def read_interactions(
     _require(frame, path, scols, "session_cols")
     _require(frame, path, icol, "item_col")
     _require(frame, path, tcols, "time_col")
+    _require(frame, path, list(keep_rows or ()), "keep_rows")
+    n_read = frame.height
+    frame = frame.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(_FILE_ROW))
+    seen: dict[str, dict[str, int]] = {}
+    if keep_rows:
+        frame, seen = _keep(frame, keep_rows)
     for c in scols:
         _check_not_blank(frame, path, c, "session key", "Fill it in or remove the row.")
     _check_not_blank(frame, path, icol[0], "product id", "Fill it in or remove the row.")
@@ -252,7 +384,7 @@ def read_interactions(
         parts = pl.DataFrame([_time_seconds(frame, c, path).alias(f"t{i}") for i, c in enumerate(tcols)])
         ts = parts.select(pl.struct(parts.columns).rank("dense").cast(pl.Float64)).to_series()
     key = pl.col(scols[0]) if len(scols) == 1 else pl.concat_str(scols, separator=KEY_SEPARATOR)
-    return _finish(frame, key, icol[0], ts)
+    return _finish(frame, key, icol[0], ts), seen, n_read
 
 
 def read_pairs(
@@ -289,6 +421,7 @@ def read_pairs(
     frame = read_table(path, fmt=fmt, sep=sep, where=where)
     _require(frame, path, [a_col], "a_col")
     _require(frame, path, [b_col], "b_col")
+    frame = frame.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(_FILE_ROW))
     for c in (a_col, b_col):
         _check_not_blank(frame, path, c, "product id", "Fill it in or remove the row.")
     key = pl.int_range(1, pl.len() + 1).cast(pl.Utf8)

@@ -66,18 +66,19 @@ class _Split:
     def __call__(self, item: tuple[int, str]) -> dict:
         import polars as pl
 
-        from prodfusion.data import read_interactions
-        from prodfusion.data.interactions import ROW_STRIDE
+        from prodfusion.data.interactions import ROW_STRIDE, read_interaction_file
 
         i, path = item  # rows numbered across files as read_interactions numbers them
-        frame = read_interactions(path, **self.read).with_columns(
+        frame, seen, n_read = read_interaction_file(path, **self.read)
+        frame = frame.with_columns(
             (pl.col("row") + i * ROW_STRIDE).alias("row"),
             (pl.col("session").hash(seed=0) % self.buckets).alias("_bucket"))
         for (b,), part in frame.partition_by("_bucket", as_dict=True).items():
             folder = self.work / "split" / f"b{int(b):05d}"
             folder.mkdir(parents=True, exist_ok=True)
             part.drop("_bucket").write_parquet(folder / f"f{i:06d}.parquet")
-        return {"path": str(path), "rows": frame.height}
+        # keep_rows is checked over all the files at once (prepare_corpus)
+        return {"path": str(path), "rows": n_read, "kept": frame.height, "seen": seen}
 
 
 class _Clean:
@@ -158,6 +159,7 @@ def prepare_corpus(
     max_length: int | None = 200,
     collapse_repeats: bool = True,
     session_gap: str | float | None = None,
+    keep_rows=None,
     buckets: int = 8,
     executor=None,
     work_dir: str | os.PathLike | None = None,
@@ -182,6 +184,9 @@ def prepare_corpus(
     min_length, max_length, collapse_repeats, session_gap
         Cleaning (:func:`~prodfusion.data.clean_sessions`); ``session_gap`` needs one time
         column (a session key's clicks are gathered from every file before it is cut).
+    keep_rows : mapping or sequence of str, optional
+        Only the rows with these values, e.g. ``{"event": ["view"]}`` (as
+        :func:`~prodfusion.data.read_interactions`), checked over all the files at once.
     buckets : int
         Hash partitions of the sessions: the units of parallel cleaning (each must fit in one
         worker's memory).
@@ -209,9 +214,15 @@ def prepare_corpus(
 
     where = "prepare_corpus()"
     t0 = time.perf_counter()
-    from prodfusion.data.interactions import interaction_files
+    from prodfusion.data.interactions import (
+        _merge_seen,
+        check_kept,
+        interaction_files,
+        parse_keep_rows,
+    )
 
     files = interaction_files(sources, where)
+    keep = parse_keep_rows(keep_rows, where)
     buckets = check_int(buckets, "buckets", where, low=1)
     n_time_cols = len(time_col.split(",") if isinstance(time_col, str) else time_col or ())
     if n_time_cols > 1 and len(files) > 1:
@@ -243,14 +254,25 @@ def prepare_corpus(
             work / "catalog_ids.parquet")
     executor = executor or LocalExecutor()
     read = {"session_cols": session_cols, "item_col": item_col, "time_col": time_col,
-            "sep": sep, "fmt": fmt}
+            "sep": sep, "fmt": fmt, "keep_rows": keep}
     split = _Split(work, buckets, read)
     rows_of: dict[str, int] = {}
+    seen: dict[str, dict[str, int]] = {}
+    n_kept = 0
     bar = Progress(len(files), "corpus: reading and splitting", "files", enabled=progress)
     for _, res in executor.run(split, [(i, str(f)) for i, f in enumerate(files)]):
         rows_of[res["path"]] = res["rows"]
+        n_kept += res["kept"]
+        _merge_seen(seen, res["seen"])
         bar.update(1)
     bar.close()
+    if keep:
+        try:
+            check_kept(keep, seen, sum(rows_of.values()), n_kept,
+                       str(files[0]) if len(files) == 1 else f"{len(files)} interaction files")
+        except DataError:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
     clean = _Clean(work, {"min_length": min_length, "max_length": max_length,
                           "collapse_repeats": collapse_repeats, "session_gap": session_gap},
                    catalog is not None, pauses=session_gap is None and n_time_cols == 1)

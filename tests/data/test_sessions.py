@@ -490,3 +490,69 @@ def test_a_folder_of_daily_files_reads_as_their_concatenation(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="folder holds no interaction file"):
         read_interactions(tmp_path / "empty", **opts)
+
+
+EVENTS = """visitor,event,item,ts
+v1,view,p1,10
+v1,addtocart,p1,11
+v1,view,p2,12
+v1,transaction,p1,
+v2,view,p3,20
+v2,View,p4,21
+v2,view,p4,22
+"""
+
+
+def test_keep_rows_reads_one_event_type_of_a_mixed_log(tmp_path, caplog):
+    """``keep_rows``: only the rows holding one of the values (as text, spaces around
+    ignored); the rows keep their file numbers; a left-out row is not checked (the purchase
+    has no time); errors name the file's row; no row left is an error that lists the
+    column's values, a value no row holds a warning that does."""
+    (tmp_path / "log.csv").write_text(EVENTS, encoding="utf-8")
+    opts = {"session_cols": "visitor", "item_col": "item", "time_col": "ts"}
+    with pytest.raises(DataError, match="row 4: empty time value"):
+        read_interactions(tmp_path / "log.csv", **opts)  # the purchase row has no time
+    views = read_interactions(tmp_path / "log.csv", **opts, keep_rows={"event": "view"})
+    assert views["product_id"].to_list() == ["p1", "p2", "p3", "p4"]
+    assert views["row"].to_list() == [1, 3, 5, 7]
+    assert views.equals(read_interactions(tmp_path / "log.csv", **opts,
+                                          keep_rows=[" event = view "]))
+    both = read_interactions(tmp_path / "log.csv", **opts,
+                             keep_rows=["event=view,addtocart", "visitor=v1"])
+    assert both["row"].to_list() == [1, 2, 3]
+    assert [list(s) for s in clean_sessions(views)] == [["p1", "p2"], ["p3", "p4"]]
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        read_interactions(tmp_path / "log.csv", **opts, keep_rows={"event": ["view", "click"]})
+    assert ("keep_rows event=view,click: no row holds 'click'; column 'event' holds 'view' "
+            "(4), 'View' (1), 'addtocart' (1), 'transaction' (1)") in caplog.text
+    with pytest.raises(DataError, match=r"kept none of the 7 rows; column 'event' holds "
+                                        r"'view' \(4\)"):
+        read_interactions(tmp_path / "log.csv", **opts, keep_rows={"event": "VIEW"})
+    with pytest.raises(DataError, match=r"no column 'kind' \(found columns: 'visitor', "
+                                        r"'event', 'item', 'ts'\)\. .*--keep-rows"):
+        read_interactions(tmp_path / "log.csv", **opts, keep_rows={"kind": "view"})
+    bad = EVENTS.replace("v2,view,p4,22", "v2,view,p4,soon")
+    (tmp_path / "bad.csv").write_text(bad, encoding="utf-8")
+    with pytest.raises(DataError, match=r"row 7: cannot read time 'soon'"):  # the file's row
+        read_interactions(tmp_path / "bad.csv", **opts, keep_rows={"event": "view"})
+    for spec in (["event"], ["=view"], ["event="], {"event": []}, 3, ["event=a", "event=b"]):
+        with pytest.raises(ParameterError, match="keep_rows"):
+            read_interactions(tmp_path / "log.csv", **opts, keep_rows=spec)
+
+
+def test_keep_rows_over_a_folder_warns_only_for_a_value_no_file_holds(tmp_path, caplog):
+    """A day without purchases is no warning when another day has them; the rows kept are
+    those of the files one by one."""
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "d1.csv").write_text("sid,event,item\na,view,p1\na,buy,p2\n")
+    (tmp_path / "logs" / "d2.csv").write_text("sid,event,item\nb,view,p3\nb,view,p4\n")
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        kept = read_interactions(tmp_path / "logs", session_cols="sid", item_col="item",
+                                 keep_rows={"event": ["view", "buy"]})
+    assert "no row holds" not in caplog.text
+    assert kept["row"].to_list() == [1, 2, 2**40 + 1, 2**40 + 2]
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        read_interactions(tmp_path / "logs", session_cols="sid", item_col="item",
+                          keep_rows={"event": ["view", "cart"]})
+    assert ("2 interaction files: keep_rows event=view,cart: no row holds 'cart'; column "
+            "'event' holds 'view' (3), 'buy' (1)") in caplog.text

@@ -98,6 +98,54 @@ def test_a_corpus_cut_at_pauses_equals_single_process_cleaning(logs, tmp_path):
         prepare_corpus(files, tmp_path / "x.txt", session_gap="20s", progress=False)
 
 
+def _with_events(files, folder):
+    """The logs again with an ``event`` column: every fourth row a cart event."""
+    out = []
+    for i, f in enumerate(files):
+        frame = read_interactions(f, session_cols="session_id", time_col="ts")
+        frame = pl.DataFrame({"session_id": frame["session"], "product_id": frame["product_id"],
+                              "ts": frame["ts"].cast(pl.Int64),
+                              "event": ["cart" if r % 4 == 3 else "view" for r in frame["row"]]})
+        out.append(folder / f"ev{i}.csv")
+        frame.write_csv(out[-1])
+    return out
+
+
+def test_a_corpus_of_one_event_type_equals_single_process_cleaning(logs, tmp_path, caplog):
+    """``keep_rows``: the corpus of the view rows equals the single-process path reading
+    them with the same filter (rows numbered in their files), whatever the buckets; checked
+    once over all the files; no row left: refused, nothing written."""
+    d, files, catalog = logs
+    events = _with_events(files, tmp_path)
+    frames = [read_interactions(f, session_cols="session_id", item_col="product_id",
+                                time_col="ts", keep_rows={"event": "view"})
+              .with_columns(pl.col("row") + (i << 40)) for i, f in enumerate(events)]
+    assert all(0 < f.height for f in frames)
+    sessions = clean_sessions(pl.concat(frames), catalog)
+    sessions.to_parquet(tmp_path / "sessions.parquet")
+    write_corpus(tmp_path / "sessions.parquet", tmp_path / "ref.txt")
+    everything = prepare_corpus(events, tmp_path / "all.txt", catalog=catalog, time_col="ts",
+                                progress=False)
+    for buckets in (1, 3):
+        out = tmp_path / f"views{buckets}.txt"
+        with caplog.at_level("WARNING", logger="prodfusion.data"):
+            corpus = prepare_corpus(events, out, catalog=catalog, time_col="ts",
+                                    buckets=buckets, keep_rows=["event=view,buy"],
+                                    progress=False)
+        assert out.read_bytes() == (tmp_path / "ref.txt").read_bytes(), buckets
+        assert corpus.meta["report"] == sessions.report.as_dict()
+        assert corpus.meta["options"]["keep_rows"] == {"event": ["view", "buy"]}
+        assert caplog.text.count("no row holds 'buy'") == 1  # once, over the three files
+        caplog.clear()
+    assert out.read_bytes() != (tmp_path / "all.txt").read_bytes()
+    assert everything.meta["report"]["n_rows_in"] > corpus.meta["report"]["n_rows_in"]
+    with pytest.raises(DataError, match="kept none of the .* column 'event' holds 'view'"):
+        prepare_corpus(events, tmp_path / "none.txt", time_col="ts",
+                       keep_rows={"event": "click"}, progress=False)
+    assert not (tmp_path / "none.txt").exists()
+    assert not (tmp_path / "none.txt.parts").exists()
+
+
 def test_a_corpus_keyed_by_visitor_warns_once_over_the_whole_log(tmp_path, caplog):
     """Pauses of over an hour inside most sessions (a visitor's key): one warning with the
     whole log's counts, as `build` gives it; none once cut at pauses."""
@@ -141,6 +189,16 @@ def test_corpus_on_ray_equals_local(ray_local, logs, tmp_path):
     assert on_ray.meta["report"] == local.meta["report"]
     assert on_ray.product_counts() == local.product_counts()
     assert on_ray.meta["engine"] != local.meta["engine"]
+    events = _with_events(files, tmp_path)  # one event type, read by Ray's workers
+    ex = make_executor("ray", num_cpus_per_worker=0.5)
+    try:
+        prepare_corpus(events, tmp_path / "ray_views.txt", catalog=catalog, time_col="ts",
+                       buckets=3, executor=ex, keep_rows={"event": "view"}, progress=False)
+    finally:
+        ex.close()
+    prepare_corpus(events, tmp_path / "views.txt", catalog=catalog, time_col="ts",
+                   buckets=3, keep_rows={"event": "view"}, progress=False)
+    assert (tmp_path / "ray_views.txt").read_bytes() == (tmp_path / "views.txt").read_bytes()
 
 
 def test_bad_input_names_file_and_option(logs, tmp_path):
