@@ -94,7 +94,7 @@ def main(argv=None) -> int:
         f"Machine: {machine()}. Log: {args.rows:,} events of {args.visitors:,} visitors on "
         f"{args.products:,} products ({args.format.upper()}, 80 % views, 15 % carts, 5 % "
         "purchases, times in ms). `read_interactions` timed in a fresh process per run, "
-        f"{args.repeats} runs per variant, alternating; median seconds; peak RSS is the "
+        f"{args.repeats} run(s) per variant, alternating; median seconds; peak RSS is the "
         "process's. The last row reads a second file holding the views alone, which a user "
         "would otherwise write first (its writing not timed).", "",
         "| variant | seconds (median) | ratio to every row | rows read out | peak RSS |",
