@@ -382,9 +382,15 @@ def test_build_keeps_one_event_type_and_later_commands_reread_it(files, capsys, 
             "--image", "none", "--text", "none", "--cache-dir", "none", "--tune", "off",
             "--out", str(files / "model")]
     assert main(args) == 2  # every row read: the purchase has no time
-    assert "row 4: empty time value" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "row 4: empty time value" in err
+    assert ("These rows all hold 'transaction' in column 'event', which no other row does: "
+            "read the others alone with keep_rows= (--keep-rows event=addtocart,view on the "
+            "command line)") in err
     assert main([*args, "--keep-rows", "event=view"]) == 0
-    assert "sessions: 2 kept with 6 clicks" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--keep-rows event=view: 6 of 9 rows read" in err
+    assert "sessions: 2 kept with 6 clicks" in err
     record = json.loads((files / "model" / "manifest.json").read_text())
     assert record["data"]["interactions"]["keep_rows"] == {"event": ["view"]}
     main(["tune", str(files / "model"), "--dry-run", "--workers", "1", "--quiet"])

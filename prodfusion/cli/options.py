@@ -79,11 +79,18 @@ def format_keep_rows(keep: dict | None) -> str:
 def read_log(args):
     """``--interactions`` read with the interaction options (``build``, ``tune``,
     ``evaluate``, ``add``, ``stats``)."""
-    from prodfusion.data import read_interactions
+    import sys
 
-    return read_interactions(
+    from prodfusion.data.interactions import read_interactions_counted
+
+    keep = getattr(args, "keep_rows", None)
+    frame, n_read = read_interactions_counted(
         args.interactions, session_cols=tuple(args.session_cols), item_col=args.item_col,
-        time_col=args.time_col, sep=args.sep, keep_rows=getattr(args, "keep_rows", None))
+        time_col=args.time_col, sep=args.sep, keep_rows=keep)
+    if keep:
+        print(f"{format_keep_rows(keep)}: {frame.height:,} of {n_read:,} rows read",
+              file=sys.stderr)
+    return frame
 
 
 def session_gap(args) -> float | None:

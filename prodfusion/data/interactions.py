@@ -117,10 +117,34 @@ def _bad_row(frame: pl.DataFrame, mask: pl.Series) -> tuple[int, int, int]:
     return row, pos, n
 
 
+def _kind_hint(frame: pl.DataFrame, bad: pl.Series, col: str) -> str:
+    """Where the rows failing a check are all of other kinds than the rest by some column of
+    few values (``event`` = ``transaction`` where the views have times): a sentence naming
+    ``keep_rows``; else ``""``."""
+    if bad.all():
+        return ""
+    for other in frame.columns:
+        if other in (col, _FILE_ROW):
+            continue
+        values = frame[other].cast(pl.Utf8).str.strip_chars()
+        if values.n_unique() > 50:
+            continue
+        theirs, ours = set(values.filter(bad).to_list()), set(values.filter(~bad).to_list())
+        if theirs.isdisjoint(ours) and None not in theirs | ours:
+            fmt = ", ".join(repr(v) for v in sorted(theirs))
+            keep = ",".join(sorted(ours)[:4]) + (",…" if len(ours) > 4 else "")
+            return (f" These rows all hold {fmt} in column {other!r}, which no other row "
+                    f"does: read the others alone with keep_rows= (--keep-rows "
+                    f"{other}={keep} on the command line).")
+    return ""
+
+
 def _check_not_blank(frame: pl.DataFrame, path: Path, col: str, what: str, todo: str) -> None:
-    row, _, n = _bad_row(frame, frame.select(_blank(col)).to_series())
+    bad = frame.select(_blank(col)).to_series()
+    row, _, n = _bad_row(frame, bad)
     if n:
-        raise DataError(f"{path} row {row}: empty {what} (column {col!r}; {n} row(s) in all). {todo}")
+        raise DataError(f"{path} row {row}: empty {what} (column {col!r}; {n} row(s) in all). "
+                        f"{todo}{_kind_hint(frame, bad, col)}")
 
 
 def _time_seconds(frame: pl.DataFrame, col: str, path: Path) -> pl.Series:
@@ -328,6 +352,15 @@ def read_interactions(
         baskets = read_interactions("transactions.csv", session_cols=("customer_id", "t_dat"),
                                     item_col="article_id", time_col="t_dat")
     """
+    return read_interactions_counted(path, session_cols=session_cols, item_col=item_col,
+                                     time_col=time_col, sep=sep, fmt=fmt,
+                                     keep_rows=keep_rows)[0]
+
+
+def read_interactions_counted(path, *, session_cols=("session_id",), item_col: str = ID,
+                              time_col=None, sep: str | None = None, fmt: str | None = None,
+                              keep_rows=None) -> tuple[pl.DataFrame, int]:
+    """:func:`read_interactions` and how many rows the files held (before ``keep_rows``)."""
     where = "read_interactions()"
     keep = parse_keep_rows(keep_rows, where)
     files = interaction_files(path, where)
@@ -346,7 +379,7 @@ def read_interactions(
     if keep:
         check_kept(keep, seen, n_read, out.height,
                    str(files[0]) if len(files) == 1 else f"{len(files)} interaction files")
-    return out
+    return out, n_read
 
 
 def read_interaction_file(

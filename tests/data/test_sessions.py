@@ -510,8 +510,15 @@ def test_keep_rows_reads_one_event_type_of_a_mixed_log(tmp_path, caplog):
     column's values, a value no row holds a warning that does."""
     (tmp_path / "log.csv").write_text(EVENTS, encoding="utf-8")
     opts = {"session_cols": "visitor", "item_col": "item", "time_col": "ts"}
-    with pytest.raises(DataError, match="row 4: empty time value"):
+    with pytest.raises(DataError, match=r"row 4: empty time value.* These rows all hold "
+                                        r"'transaction' in column 'event', which no other "
+                                        r"row does: .*--keep-rows event=View,addtocart,view"):
         read_interactions(tmp_path / "log.csv", **opts)  # the purchase row has no time
+    (tmp_path / "gap.csv").write_text(EVENTS.replace("v2,view,p3,20", "v2,view,p3,"))
+    with pytest.raises(DataError, match=r"row 4: empty time value \(column 'ts'; 2 row\(s\) "
+                                        r"in all\)\. Fill it in, or leave out the time "
+                                        r"column\.$"):
+        read_interactions(tmp_path / "gap.csv", **opts)  # no kind of row to leave out
     views = read_interactions(tmp_path / "log.csv", **opts, keep_rows={"event": "view"})
     assert views["product_id"].to_list() == ["p1", "p2", "p3", "p4"]
     assert views["row"].to_list() == [1, 3, 5, 7]
