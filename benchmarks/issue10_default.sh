@@ -8,7 +8,8 @@
 # Usage: RUNS=/tmp/base TAG=v29 bash benchmarks/issue10_default.sh
 #   (v30: RUNS=/tmp/base TAG=v30 FROM_TAG=v29 STEPS=hm,replay — the v29 build's trees
 #   re-learnt with the trees for new queries, then evaluated)
-#   STEPS=hm,digi,cat,demo (default; about 45 minutes on the 2-core VM); STEPS=replay adds
+#   STEPS=hm,digi,cat,demo (default; about 45 minutes on the 2-core VM); STEPS=catauto (v42:
+#   the whole catalog built with --category-modality auto and off); STEPS=replay adds
 #   the H&M replays (needs STEPS=hm's model; about 5 minutes). The H&M model is built when
 #   missing (FRESH=1: always); the other models always.
 # Data: ../shared/data (PRODFUSION_SHARED_DATA).
@@ -72,7 +73,7 @@ if [[ $STEPS == *digi* ]]; then  # DIGINETICA's views, no titles: clicks + cooc
     --note "model=$RUNS/digid_$TAG: prodfusion build with its defaults (--text none --image none: clicks + cooc; --tune-learner auto)" \
     --out $R/diginetica_default_$TAG > "$RUNS/digid_${TAG}_eval.log" 2>&1
 fi
-if [[ $STEPS == *cat* ]]; then  # DIGINETICA's whole catalog with its categories
+if [[ ",$STEPS," == *",cat,"* || ",$STEPS," == *",catexact,"* ]]; then  # DIGINETICA's whole catalog with its categories
   mkdir -p runs; $PY benchmarks/diginetica_catalogs.py whole --data "$D"
   rm -rf "$RUNS/digifcp_$TAG"
   build --catalog runs/digi_full_catalog.csv --category-col category --text none \
@@ -83,6 +84,22 @@ if [[ $STEPS == *cat* ]]; then  # DIGINETICA's whole catalog with its categories
     cooc+category popular+category \
     --note "model=$RUNS/digifcp_$TAG: DIGINETICA's whole catalog with the category and popularity modalities, built with the defaults (--tune-learner auto)" \
     --out $R/diginetica_category_$TAG > "$RUNS/digifcp_${TAG}_eval.log" 2>&1
+fi
+if [[ $STEPS == *catauto* ]]; then  # (v42) the whole catalog built with no modality flag:
+  # --category-modality auto decides (85 % of the next views stay in the category: on), and
+  # the same build with --category-modality off, each beside the category references
+  mkdir -p runs; $PY benchmarks/diginetica_catalogs.py whole --data "$D"
+  for arm in auto off; do
+    rm -rf "$RUNS/digifc${arm}_$TAG"
+    build --catalog runs/digi_full_catalog.csv --category-col category --text none \
+      --image none $DI --workers 1 --category-modality $arm --cache-dir none \
+      --out "$RUNS/digifc${arm}_$TAG" > "$RUNS/digifc${arm}_${TAG}_build.log" 2>&1
+    own=$V/own_digi_catpop.json; [ $arm = off ] && own=$V/own_digi.json
+    ev retrieval "$RUNS/digifc${arm}_$TAG" $DI --variants $V/single_clicks.json \
+      $V/single_cooc.json $own cooc popular cooc+category popular+category \
+      --note "model=$RUNS/digifc${arm}_$TAG: DIGINETICA's whole catalog with its categories, prodfusion build with its defaults and --category-modality $arm" \
+      --out $R/diginetica_category_${arm}_$TAG > "$RUNS/digifc${arm}_${TAG}_eval.log" 2>&1
+  done
 fi
 if [[ $STEPS == *catexact* ]]; then  # (v30) the same model searched exactly, not by HNSW
   rm -rf "$RUNS/digifcp_${TAG}_exact" && cp -r "$RUNS/digifcp_$TAG" "$RUNS/digifcp_${TAG}_exact"
@@ -101,9 +118,16 @@ make_synthetic('$RUNS/demo_data', n_products=2400, seed=0, similar_rate=SIMILAR_
   rm -rf "$RUNS/demod_$TAG"
   build --catalog "$RUNS/demo_data/catalog.csv" --image-col image --image-root "$RUNS/demo_data" $DD \
     --workers 1 --out "$RUNS/demod_$TAG" > "$RUNS/demod_${TAG}_build.log" 2>&1
+  # (v42) the build adds the category and popularity here (87 % of the steps stay in one
+  # category): the own weighting over all seven, and the category references beside it
+  own=$V/own5.json; refs=""
+  if $PY -c "import json, sys; m = json.load(open(sys.argv[1]))
+sys.exit('category' not in m['settings']['modalities'])" "$RUNS/demod_$TAG/manifest.json"; then
+    own=$V/own7.json; refs="cooc+category popular+category"
+  fi
   ev retrieval "$RUNS/demod_$TAG" $DD --variants $V/single_text.json $V/single_image.json \
-    $V/single_clicks.json $V/single_lexical.json $V/single_cooc.json $V/own5.json \
-    tfidf cooc popular cooc+tfidf \
+    $V/single_clicks.json $V/single_lexical.json $V/single_cooc.json $own \
+    tfidf cooc popular cooc+tfidf $refs \
     --note "model=$RUNS/demod_$TAG: prodfusion build with its defaults on the demo's synthetic shop (--tune-learner auto)" \
     --out $R/demo_default_$TAG > "$RUNS/demod_${TAG}_eval.log" 2>&1
 fi

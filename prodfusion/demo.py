@@ -76,10 +76,18 @@ def run_demo(
 
     # one Prod2Vec thread: the same weights and figures on every run (gensim is not
     # bit-reproducible on several threads, and the tuned weights moved between runs); the
-    # title n-grams and co-occurrence counts that `prodfusion build` adds by default too
+    # title n-grams and co-occurrence counts that `prodfusion build` adds by default too, and
+    # the category and popularity where the sessions stay in a category, as it decides
+    from prodfusion.data.stats import sessions_stay_in_category
+
+    by_category, n_steps, share = sessions_stay_in_category(catalog, sessions)
+    _say(f"  {share or 0:.0%} of the sessions' {n_steps:,} steps stay in one category: "
+         + ("the category and popularity modalities too, as `prodfusion build` adds them"
+            if by_category else "no category modality"))
     rec = Recommender(
         fusion="intermediate", prod2vec=Prod2VecParams(seed=seed, workers=1),
-        lexical="tfidf", cooc=True, cache_dir=cache_dir, seed=seed,
+        lexical="tfidf", cooc=True, category=by_category, popularity=by_category,
+        cache_dir=cache_dir, seed=seed,
     ).build(catalog, sessions)
     rec.data_sources_ = _sources(paths, catalog)  # `prodfusion tune/evaluate MODEL` reuse them
     model_dir = rec.save(out / "model")
@@ -235,6 +243,10 @@ def _sources(paths, catalog) -> dict:
         catalog)
 
 
+#: The simple lists the demo's next clicks are compared with (the catalog has categories).
+REFERENCES = ("popular", "tfidf", "cooc", "cooc+category", "popular+category")
+
+
 def _next_clicks(rec, sessions, paper, *, k: int, seed: int) -> dict:
     """The held-out next clicks that tuning set aside, scored for both tuned weightings beside
     each of the paper's modalities alone and the simple references (``evaluate retrieval``'s
@@ -249,14 +261,14 @@ def _next_clicks(rec, sessions, paper, *, k: int, seed: int) -> dict:
         variants=[Variant("intermediate", paper, name="tuned fusion"),
                   Variant("intermediate", every, profile=NEXT_CLICKS_PROFILE, name=nxt),
                   *(Variant("intermediate", (m,), paper=True, name=f"{m} alone") for m in paper),
-                  "popular", "tfidf", "cooc"])
+                  *REFERENCES])
     rows = {r["variant"]: r for r in res["rows"] if r["slice"] == "all"}
     n = res["heldout"]["sessions"]["n"]
     _say(f"\nheld-out next clicks (the last click of {n:,} test sessions: tuning never read "
          f"them, Prod2Vec and co-occurrences recounted without them; {res['seconds']:.0f}s), "
          f"HitRate@{k} / nDCG@{k}:")
     for name, r in rows.items():
-        ref = " (reference)" if name in ("popular", "tfidf", "cooc") else ""
+        ref = " (reference)" if name in REFERENCES else ""
         _say(f"  {name + ref:<22} {r['hit_rate']['value']:.3f} / {r['ndcg']['value']:.3f}")
     for d in res["paired"]:
         if d["variant"] in ("tuned fusion", nxt) and (d["slice"], d["kind"]) == (
@@ -266,8 +278,10 @@ def _next_clicks(rec, sessions, paper, *, k: int, seed: int) -> dict:
                  f"{nd['value']:+.3f} [{nd['ci_lo']:+.3f}, {nd['ci_hi']:+.3f}], {d['verdict']}")
     _say(f"  (the tuned fusion ranks similar products with {', '.join(paper)} only, and stays in "
          f"the planted categories; the profile {NEXT_CLICKS_PROFILE} adds co-occurrence counts, "
-         "title n-grams and click confidence, as `prodfusion build` does by default: "
-         "README, 'What build does by default')")
+         "title n-grams and click confidence"
+         + (", and the category and popularity" if "category" in rec.available_modalities
+            else "")
+         + ", as `prodfusion build` does by default: README, 'What build does by default')")
     return res
 
 

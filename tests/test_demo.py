@@ -20,9 +20,14 @@ def test_demo_prints_weights_and_like_for_like_category_shares(tmp_path, capsys)
     assert re.search(r"similar products: text, image, clicks tuned on held-out next clicks .*: "
                      r"weights text=[0-9.]+, image=[0-9.]+, clicks=[0-9.]+, calibration \w+", out)
     # what visitors click next: a profile over every modality, with click confidence
+    # its sessions stay in the planted categories: the category and popularity too, as
+    # `prodfusion build` adds them (--category-modality auto)
+    assert re.search(r"^  [89][0-9]% of the sessions' [0-9,]+ steps stay in one category: the "
+                     r"category and popularity modalities too", out, flags=re.M), out
     assert re.search(r"what visitors click next: .* profile 'next_clicks' .*: weights "
                      r"text=[0-9.]+, image=[0-9.]+, clicks=[0-9.]+, lexical=[0-9.]+, "
-                     r"cooc=[0-9.]+, calibration \w+, n0 [\w:.]+; validation", out), out
+                     r"cooc=[0-9.]+, category=[0-9.]+, popularity=[0-9.]+, calibration \w+, "
+                     r"n0 [\w:.]+; validation", out), out
     rows = dict(re.findall(r"^  (\w+) alone +([0-9.]+ on [0-9,]+ queries   tuned fusion on "
                            r"them [0-9.]+)$", out, flags=re.M))
     assert set(rows) == {"text", "image", "clicks"}
@@ -51,17 +56,18 @@ def test_demo_prints_weights_and_like_for_like_category_shares(tmp_path, capsys)
                                   abs=6e-5)
     # the held-out next clicks: the tuned fusion beside each modality and the references
     scores = {name.removesuffix(" (reference)"): (float(h), float(n)) for name, h, n in re.findall(
-        r"^  ((?:tuned fusion|profile next_clicks|\w+ alone|\w+ \(reference\))) +([0-9.]+) / "
+        r"^  ((?:tuned fusion|profile next_clicks|\w+ alone|[\w+]+ \(reference\))) +([0-9.]+) / "
         r"([0-9.]+)$", out, flags=re.M)}
+    refs = ("popular", "tfidf", "cooc", "cooc+category", "popular+category")
     assert set(scores) == {"tuned fusion", "profile next_clicks", "text alone", "image alone",
-                           "clicks alone", "popular", "tfidf", "cooc"}
+                           "clicks alone", *refs}
     assert all(0 <= n <= h <= 1 for h, n in scores.values())
     for name in ("tuned fusion", "profile next_clicks"):
-        best = re.search(rf"^  {name} minus (\w+) \(the best reference\): nDCG@15 [-+][0-9.]+ "
+        best = re.search(rf"^  {name} minus ([\w+]+) \(the best reference\): nDCG@15 [-+][0-9.]+ "
                          r"\[[-+][0-9.]+, [-+][0-9.]+\], (above|below|equal|inside the noise)$",
                          out, flags=re.M)
         assert best, out
-        assert scores[best.group(1)][1] == max(scores[r][1] for r in ("popular", "tfidf", "cooc"))
+        assert scores[best.group(1)][1] == max(scores[r][1] for r in refs)
     assert int(rec.embeddings_["image"].mask.sum()) < 240  # a like-for-like case to check
     # the folder records its data, read as the demo read it: `prodfusion evaluate|tune MODEL`
     # need no options, and find the weights tuned on the very sessions they read

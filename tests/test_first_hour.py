@@ -59,8 +59,10 @@ def test_no_image_column_means_no_image_modality(shop, capsys, monkeypatch):
     assert made == []  # no image encoder was even loaded
     assert "image      not built: the catalog has no image paths" in out
     m = json.loads((shop / "model" / "manifest.json").read_text())
-    # cooc: built by default from the sessions (a pairwise score, no encoder)
-    assert list(m["encoders"]) == ["clicks"] and m["settings"]["modalities"] == ["clicks", "cooc"]
+    # cooc: built by default from the sessions (a pairwise score, no encoder); the category
+    # and popularity too, as every session stays in one subcategory (no encoder either)
+    assert list(m["encoders"]) == ["clicks"]
+    assert m["settings"]["modalities"] == ["clicks", "cooc", "category", "popularity"]
     assert not (shop / "model" / "emb_image.npy").exists()
     rec = Recommender.load(shop / "model")
     assert list(rec.embeddings_) == ["clicks"]
