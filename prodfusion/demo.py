@@ -102,6 +102,12 @@ def run_demo(
     if getattr(rec, "cooc_", None) is not None:
         _say(f"    cooc    {'session co-occurrences':<22} {rec.cooc_.matrix.nnz // 2:>8,} pairs  "
              f"present {rec.cooc_.n_present:,}/{len(catalog):,}")
+    if getattr(rec, "category_", None) is not None:
+        _say(f"    category {'same category: 1, else 0':<21} {rec.category_.info['n_categories']:>8,} "
+             f"values present {rec.category_.n_present:,}/{len(catalog):,}")
+    if getattr(rec, "popularity_", None) is not None:
+        _say(f"    popularity {'training clicks, log':<19} {rec.popularity_.info['n_clicked']:>8,} "
+             f"clicked present {rec.popularity_.n_present:,}/{len(catalog):,}")
 
     # ------------------------------------------------------------ learned weights
     # "similar products": the paper's three modalities, tuned without click confidence (a

@@ -40,6 +40,8 @@ def test_stats_hand_computed(catalog):
     assert d["clicks_per_session"] == {"min": 2, "max": 3, "mean": 2.33}
     assert d["products_clicked"] == 4 and d["products_never_clicked"] == 3  # 4, 5, 6
     assert d["cleaning"]["n_sessions"] == 3
+    # steps 1→2 (shoes→hats), 2→3 (hats→hats), 3→1 (hats→shoes); 1→9: 9 has no category
+    assert d["next_in_same_category"] == {"steps": 3, "share": 0.3333}
 
 
 def test_stats_sample_is_seeded_and_optional(catalog):
