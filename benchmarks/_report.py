@@ -1,5 +1,5 @@
-"""What the benchmark scripts share at their end: the markdown report printed and, where
-asked, written (its folder made)."""
+"""What the benchmark scripts share: the markdown report printed and, where asked, written
+(its folder made), its command and machine lines, and variants timed in fresh processes."""
 
 from __future__ import annotations
 
@@ -31,3 +31,21 @@ def machine() -> str:
     import platform
 
     return f"{platform.machine()}, {platform.system()}, {os.cpu_count()} CPUs, no GPU"
+
+
+def run_children(script: str, variants: dict[str, list[str]], repeats: int) -> dict[str, list[dict]]:
+    """Run ``python script --child ARGS…`` for every variant, ``repeats`` rounds, the variants
+    alternating within a round (so a busy spell hits them alike); each child prints one JSON
+    line last. Returns each variant's parsed lines in order; prints its seconds."""
+    import json
+    import subprocess
+    import sys
+
+    runs: dict[str, list[dict]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, args in variants.items():
+            out = subprocess.run([sys.executable, script, "--child", *args], check=True,
+                                 capture_output=True, text=True).stdout
+            runs[name].append(json.loads(out.strip().splitlines()[-1]))
+            print(f"{name}: {runs[name][-1]['seconds']:.1f}s", file=sys.stderr)
+    return runs

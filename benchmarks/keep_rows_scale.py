@@ -17,7 +17,6 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from _report import command_line, machine, write_markdown
+from _report import command_line, machine, run_children, write_markdown
 
 VARIANTS = {
     "every row": ("log", None),
@@ -79,14 +78,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="pf_keep_rows_"))
     paths = _write_logs(tmp, args.rows, args.visitors, args.products, args.format)
-    runs: dict[str, list[dict]] = {name: [] for name in VARIANTS}
-    for _ in range(args.repeats):
-        for name, (which, keep) in VARIANTS.items():
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", str(paths[which]), json.dumps(keep)],
-                check=True, capture_output=True, text=True).stdout
-            runs[name].append(json.loads(out.strip().splitlines()[-1]))
-            print(f"{name}: {runs[name][-1]['seconds']:.1f}s", file=sys.stderr)
+    runs = run_children(__file__, {name: [str(paths[which]), json.dumps(keep)]
+                                   for name, (which, keep) in VARIANTS.items()}, args.repeats)
     base = statistics.median(r["seconds"] for r in runs["every row"])
     lines = [
         "# Reading one event type of a large mixed log (`--keep-rows`)", "",

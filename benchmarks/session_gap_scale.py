@@ -15,7 +15,6 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from _report import command_line, machine, write_markdown
+from _report import command_line, machine, run_children, write_markdown
 
 
 def _write_log(path: Path, rows: int, visitors: int, products: int, seed: int = 0) -> None:
@@ -74,13 +73,8 @@ def main(argv=None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="pf_gap_scale_"))
     path = tmp / "log.parquet"
     _write_log(path, args.rows, args.visitors, args.products)
-    runs: dict[str, list[dict]] = {"-": [], "30m": []}
-    for _ in range(args.repeats):
-        for gap in runs:
-            out = subprocess.run([sys.executable, __file__, "--child", str(path), gap],
-                                 check=True, capture_output=True, text=True).stdout
-            runs[gap].append(json.loads(out.strip().splitlines()[-1]))
-            print(f"{gap}: {runs[gap][-1]['seconds']:.1f}s", file=sys.stderr)
+    runs = run_children(__file__, {gap: [str(path), gap] for gap in ("-", "30m")},
+                        args.repeats)
     base = statistics.median(r["seconds"] for r in runs["-"])
     lines = [
         "# `clean_sessions` with and without `session_gap` on a large visitor-keyed log", "",
