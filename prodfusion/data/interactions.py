@@ -117,14 +117,14 @@ def _bad_row(frame: pl.DataFrame, mask: pl.Series) -> tuple[int, int, int]:
     return row, pos, n
 
 
-def _kind_hint(frame: pl.DataFrame, bad: pl.Series, col: str) -> str:
+def _kind_hint(frame: pl.DataFrame, bad: pl.Series, used: Sequence[str]) -> str:
     """Where the rows failing a check are all of other kinds than the rest by some column of
-    few values (``event`` = ``transaction`` where the views have times): a sentence naming
-    ``keep_rows``; else ``""``."""
+    few values that the reading does not use (``event`` = ``transaction`` where the views
+    have times): a sentence naming ``keep_rows``; else ``""``."""
     if bad.all():
         return ""
     for other in frame.columns:
-        if other in (col, _FILE_ROW):
+        if other in used or other == _FILE_ROW:
             continue
         values = frame[other].cast(pl.Utf8).str.strip_chars()
         if values.n_unique() > 50:
@@ -139,17 +139,22 @@ def _kind_hint(frame: pl.DataFrame, bad: pl.Series, col: str) -> str:
     return ""
 
 
-def _check_not_blank(frame: pl.DataFrame, path: Path, col: str, what: str, todo: str) -> None:
+def _check_not_blank(frame: pl.DataFrame, path: Path, col: str, what: str, todo: str,
+                     used: Sequence[str] = ()) -> None:
+    """Refuse an empty cell of ``col``; ``used``: the columns the reading uses (not offered
+    as a kind of row to leave out)."""
     bad = frame.select(_blank(col)).to_series()
     row, _, n = _bad_row(frame, bad)
     if n:
         raise DataError(f"{path} row {row}: empty {what} (column {col!r}; {n} row(s) in all). "
-                        f"{todo}{_kind_hint(frame, bad, col)}")
+                        f"{todo}{_kind_hint(frame, bad, [col, *used])}")
 
 
-def _time_seconds(frame: pl.DataFrame, col: str, path: Path) -> pl.Series:
+def _time_seconds(frame: pl.DataFrame, col: str, path: Path, used: Sequence[str] = ()
+                  ) -> pl.Series:
     """One time column as Float64: numbers as given, ISO dates/datetimes as Unix seconds (UTC)."""
-    _check_not_blank(frame, path, col, "time value", "Fill it in, or leave out the time column.")
+    _check_not_blank(frame, path, col, "time value", "Fill it in, or leave out the time column.",
+                     used)
     text = frame[col].str.strip_chars()
     numbers = text.cast(pl.Float64, strict=False)
     if numbers.null_count() == 0:
@@ -407,14 +412,17 @@ def read_interaction_file(
     seen: dict[str, dict[str, int]] = {}
     if keep_rows:
         frame, seen = _keep(frame, keep_rows)
+    used = [*scols, *icol, *tcols]  # not offered as a kind of row to leave out
     for c in scols:
-        _check_not_blank(frame, path, c, "session key", "Fill it in or remove the row.")
-    _check_not_blank(frame, path, icol[0], "product id", "Fill it in or remove the row.")
+        _check_not_blank(frame, path, c, "session key", "Fill it in or remove the row.",
+                         used)
+    _check_not_blank(frame, path, icol[0], "product id", "Fill it in or remove the row.", used)
     ts: pl.Series | None = None
     if len(tcols) == 1:
-        ts = _time_seconds(frame, tcols[0], path)
+        ts = _time_seconds(frame, tcols[0], path, used)
     elif tcols:
-        parts = pl.DataFrame([_time_seconds(frame, c, path).alias(f"t{i}") for i, c in enumerate(tcols)])
+        parts = pl.DataFrame([_time_seconds(frame, c, path, used).alias(f"t{i}")
+                              for i, c in enumerate(tcols)])
         ts = parts.select(pl.struct(parts.columns).rank("dense").cast(pl.Float64)).to_series()
     key = pl.col(scols[0]) if len(scols) == 1 else pl.concat_str(scols, separator=KEY_SEPARATOR)
     return _finish(frame, key, icol[0], ts), seen, n_read
@@ -456,7 +464,8 @@ def read_pairs(
     _require(frame, path, [b_col], "b_col")
     frame = frame.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(_FILE_ROW))
     for c in (a_col, b_col):
-        _check_not_blank(frame, path, c, "product id", "Fill it in or remove the row.")
+        _check_not_blank(frame, path, c, "product id", "Fill it in or remove the row.",
+                         (a_col, b_col))
     key = pl.int_range(1, pl.len() + 1).cast(pl.Utf8)
     a = _finish(frame, key, a_col, None)
     b = _finish(frame, key, b_col, None)

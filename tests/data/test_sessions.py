@@ -519,6 +519,14 @@ def test_keep_rows_reads_one_event_type_of_a_mixed_log(tmp_path, caplog):
                                         r"in all\)\. Fill it in, or leave out the time "
                                         r"column\.$"):
         read_interactions(tmp_path / "gap.csv", **opts)  # no kind of row to leave out
+    untimed_v2 = "\n".join(line.rsplit(",", 1)[0] + "," if line.startswith("v2") else line
+                           for line in EVENTS.replace("transaction,p1,", "transaction,p1,13")
+                           .splitlines()) + "\n"
+    (tmp_path / "v2.csv").write_text(untimed_v2)  # one visitor's rows: a key, not a kind
+    with pytest.raises(DataError, match=r"row 5: empty time value \(column 'ts'; 3 row\(s\) "
+                                        r"in all\)\. Fill it in, or leave out the time "
+                                        r"column\.$"):
+        read_interactions(tmp_path / "v2.csv", **opts)
     views = read_interactions(tmp_path / "log.csv", **opts, keep_rows={"event": "view"})
     assert views["product_id"].to_list() == ["p1", "p2", "p3", "p4"]
     assert views["row"].to_list() == [1, 3, 5, 7]
