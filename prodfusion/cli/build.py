@@ -281,6 +281,10 @@ def _auto_category(args, catalog, sessions) -> None:
     if category == "auto":
         category = "off"
         has_clicks = sessions is not None and hasattr(sessions, "frame")
+        if catalog.has_categories and sessions is not None and not has_clicks:
+            print("categories: a --corpus file's sessions are not read here, so the share "
+                  "that stays in one category is not judged: no category modality "
+                  "(--category-modality on: build it)", file=sys.stderr)
         if catalog.has_categories and has_clicks and (wanted is None or "category" in wanted):
             from prodfusion.data.stats import (
                 CATEGORY_AUTO_SHARE,

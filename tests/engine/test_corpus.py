@@ -221,6 +221,8 @@ def test_bad_input_names_file_and_option(logs, tmp_path):
 
 
 def test_cli_corpus_then_build_trains_clicks_from_it(logs, tmp_path, capsys):
+    from prodfusion import Recommender
+
     d, files, catalog = logs
     cat = tmp_path / "catalog.csv"
     catalog.frame.write_csv(cat)
@@ -236,7 +238,17 @@ def test_cli_corpus_then_build_trains_clicks_from_it(logs, tmp_path, capsys):
               "--image", "none", "--p2v-dim", "8", "--p2v-epochs", "2", "--workers", "1",
               "--cache-dir", "none"]
     assert main([*common, "--corpus", str(out), "--out", str(tmp_path / "model")]) == 0
-    assert "warning" not in capsys.readouterr().err  # the corpus's own catalog: no warning
+    err = capsys.readouterr().err
+    assert "warning" not in err  # the corpus's own catalog: no warning
+    assert "categories:" not in err  # none in this catalog
+    with_cats = tmp_path / "with_cats.csv"
+    catalog.frame.with_columns(pl.lit("c1").alias("category")).write_csv(with_cats)
+    assert main([*common[:2], str(with_cats), *common[3:], "--corpus", str(out), "--tune",
+                 "off", "--out", str(tmp_path / "model_cats")]) == 0
+    assert ("categories: a --corpus file's sessions are not read here, so the share that "
+            "stays in one category is not judged: no category modality") in \
+        capsys.readouterr().err
+    assert "category" not in Recommender.load(tmp_path / "model_cats").modalities
     # another catalog: the products it lacks are named, with the clicks they hold
     half = tmp_path / "half.csv"
     catalog.frame.head(30).write_csv(half)
@@ -244,8 +256,6 @@ def test_cli_corpus_then_build_trains_clicks_from_it(logs, tmp_path, capsys):
                  str(tmp_path / "model_half")]) == 0
     err = capsys.readouterr().err
     assert "products" in err and f"are not in {half} (the corpus was prepared against" in err
-    from prodfusion import Recommender
-
     rec = Recommender.load(tmp_path / "model")
     clicked = {p for line in ref.decode().split() for p in [line]}
     has = rec.embeddings_["clicks"].mask
