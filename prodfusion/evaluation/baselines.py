@@ -7,11 +7,12 @@
   cosine similarity. Titles sharing no n-gram are not recommended.
 * ``popular`` — the most clicked training products, the same list for every query.
 * ``cooc+tfidf`` — the co-occurrence list, filled up to ``k`` with TF-IDF neighbours.
-* ``cooc+category`` (on request, for catalogs with categories: not in every report) — the
+* ``cooc+category`` (for catalogs with categories: in the default reports of those since the
+  forty-second session, on request otherwise) — the
   co-occurrence list, filled up to ``k`` with the most clicked training products of the
   query's category (then the rest of that category by row): what a team with categories and
   no titles would try first; the reference for the ``category`` modality.
-* ``popular+category`` (on request, for catalogs with categories) — the most clicked training
+* ``popular+category`` (for catalogs with categories, likewise) — the most clicked training
   products of the query's category (then the rest of that category by row), no
   co-occurrence: "the bestsellers of this category", the simplest list a shop with
   categories shows (twenty-sixth session; on DIGINETICA's views it beat ``cooc+category``).
@@ -46,7 +47,8 @@ __all__ = ["REFERENCES", "ON_REQUEST", "Reference", "cooc_matrix", "popularity",
            "tfidf_svd"]
 
 REFERENCES: tuple[str, ...] = ("cooc", "tfidf", "popular", "cooc+tfidf")
-#: References a variant list may name but default reports leave out (they need categories).
+#: References that need categories: in default reports where the catalog has them, and
+#: nameable in any variant list.
 ON_REQUEST: tuple[str, ...] = ("cooc+category", "popular+category")
 
 #: Queries scored per block (block × n float64 must stay small).

@@ -238,7 +238,9 @@ def evaluate_retrieval(
     k : int, default 15
     variants : sequence, optional
         :class:`Variant`, ``"baseline"``, ``"FUSION:MOD+MOD"`` or dicts. Default: every
-        modality combination × ``fusions``, plus the baseline.
+        modality combination × ``fusions``, plus the baseline, the model's profiles and the
+        references (``cooc+category`` and ``popular+category`` too where the catalog has
+        categories).
     n_boot, alpha : bootstrap resamples and 1 − confidence of the intervals
     seed : int
         Split and bootstrap seed.
@@ -294,6 +296,8 @@ def evaluate_retrieval(
         # the model's weighting profiles (tune --profile), each over the model's modalities
         vlist += [Variant("intermediate", tuple(m for m in rec.modalities if m in available),
                           profile=name) for name in sorted(getattr(rec, "profiles", {}) or {})]
+        if catalog.has_categories:  # the simplest lists a shop with categories shows
+            vlist += [Reference(r) for r in ON_REQUEST]
     else:
         vlist = [parse_variant(v) for v in variants]
     if split.train is None or not len(split.train):

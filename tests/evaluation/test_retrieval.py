@@ -213,9 +213,24 @@ def test_default_variants_cover_every_combination_and_the_baseline(angle_model, 
     res = evaluate_retrieval(angle_model, sessions=angle_sessions, test_fraction=0.375, k=3,
                              n_boot=20, progress=False, protocol="whole")
     labels = {v["label"] for v in res["config"]["variants"]}
-    assert len(labels) == 7 * 3 + 1 + 4 and BASELINE.label in labels
-    assert {"cooc", "tfidf", "popular", "cooc+tfidf"} <= labels
+    # the catalog has categories: the category's lists are references too
+    assert angle_model.catalog.has_categories
+    assert len(labels) == 7 * 3 + 1 + 6 and BASELINE.label in labels
+    assert {"cooc", "tfidf", "popular", "cooc+tfidf", "cooc+category",
+            "popular+category"} <= labels
     assert res["config"]["modalities"]["clicks"]["n_present"] == 7
+    from dataclasses import replace
+
+    bare = replace(angle_model.catalog,
+                   frame=angle_model.catalog.frame.drop("category"))  # none: not shown
+    angle_model.catalog, before = bare, angle_model.catalog
+    try:
+        res = evaluate_retrieval(angle_model, sessions=angle_sessions, test_fraction=0.375, k=3,
+                                 n_boot=20, progress=False, protocol="whole")
+    finally:
+        angle_model.catalog = before
+    labels = {v["label"] for v in res["config"]["variants"]}
+    assert len(labels) == 7 * 3 + 1 + 4 and "popular+category" not in labels
 
 
 def test_baseline_falls_back_to_text_for_products_without_clicks():
