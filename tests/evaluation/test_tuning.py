@@ -847,3 +847,32 @@ def test_a_weighting_that_serves_worse_out_of_fold_gives_way_to_the_best_single_
     assert "the fusion may serve worse" in gain_line(kept)
     with pytest.raises(ParameterError, match="single_if_worse"):
         tune_weights(rec, sessions=sessions, single_if_worse="yes", **kw)
+
+
+def test_a_catalog_of_the_logs_own_products_warns_of_the_presence_leak(caplog):
+    """Where every product is clicked somewhere in the log but each session shows new ones,
+    the validation targets lack fitting-part clicks far more often than the catalog's
+    products do: the tuning says so (a weighting could learn to recognise them); a shop whose
+    sessions revisit its products does not warn."""
+    shop, sessions, _ = _shop()
+    ids = shop.catalog.ids
+    n = len(ids)
+    rec = Recommender.from_embeddings(shop.catalog, {  # with a click modality to lack
+        **shop.embeddings_, "clicks": Embeddings(np.ones((n, 8), np.float32),
+                                                 np.ones(n, bool), "prod2vec")},
+        fusion="intermediate")
+    rec.prod2vec = shop.prod2vec
+    assert tune_weights(shop, sessions=sessions, **KW).get("presence") is None  # no clicks
+    rec.click_counts_ = np.array([sessions.product_counts().get(p, 0) for p in ids])
+    with caplog.at_level("WARNING", logger="prodfusion.evaluation"):
+        res = tune_weights(rec, sessions=sessions, **KW)
+    assert res["presence"]["targets_no_clicks"] < 0.25 and not res["presence"]["warned"]
+    assert "no training clicks against" not in caplog.text
+    fresh = [[ids[i], ids[i + 60]] for i in range(60)]  # every session two new products
+    rec.click_counts_ = np.ones(len(ids), dtype=np.int64)  # each clicked once in the log
+    with caplog.at_level("WARNING", logger="prodfusion.evaluation"):
+        res = tune_weights(rec, sessions=_timed(fresh), **KW)
+    assert res["presence"] == {"targets_no_clicks": 1.0, "catalog_no_clicks": 0.0,
+                               "warned": True}
+    assert ("tuning: 100% of the validation targets have no training clicks against 0.0% of "
+            "the catalog's products") in caplog.text
