@@ -118,6 +118,15 @@ def test_category_modality_auto_builds_it_where_sessions_stay_in_a_category(shop
     assert _manifest(shop, "m4")["settings"]["modalities"] == ["clicks", "cooc"]
     assert main([*base, "--category-modality", "on", "--out", str(shop / "m5")]) == 2
     assert "has no category values in column 'category'" in capsys.readouterr().err
+    # `tune` on a model without it, whose sessions stay in one kind, says a rebuild adds it
+    tune = ["tune", "--dry-run", "--quiet", "--workers", "1"]
+    assert main([*tune, str(shop / "m1")]) == 0  # the mixed sessions: nothing to say
+    assert "note:" not in capsys.readouterr().err
+    assert _build(shop, "--tune", "off") == 0  # category off, sessions in one kind
+    capsys.readouterr()
+    assert main([*tune, str(shop / "model")]) == 0
+    assert ("note: 100% of the sessions' 1,200 steps stay in one category, and this model "
+            "has no category modality") in capsys.readouterr().err
 
 
 def test_title_split_when_not_tuned(shop):

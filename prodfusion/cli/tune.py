@@ -104,6 +104,7 @@ def cmd_tune(args) -> int:
             "time) and/or --pairs (co-interaction pairs); the model folder records none."
         )
     sessions, pairs = load_interactions(args, rec.catalog)
+    _note_category(rec, sessions)
     if args.learner == "gbdt":
         return _tune_trees(args, rec, sessions, pairs)
     res = rec.tune(sessions, pairs, profile=args.profile, **tune_options(args, rec))
@@ -154,6 +155,24 @@ def cmd_tune(args) -> int:
               f"{res.get('worst_source_share', float('nan')):.0%} of it. To serve one kind, "
               "tune for it: --validate-on sessions|pairs, each into its own --profile")
     return 0
+
+
+def _note_category(rec, sessions) -> None:
+    """A model built without the category modality, on sessions that stay in a category
+    (where `build`'s default adds it since the forty-second session): say a rebuild adds it
+    (tuning weighs the modalities the model has)."""
+    import sys
+
+    if sessions is None or "category" in rec.modalities or not rec.catalog.has_categories:
+        return
+    from prodfusion.data.stats import sessions_stay_in_category
+
+    holds, n, share = sessions_stay_in_category(rec.catalog, sessions)
+    if holds:
+        print(f"note: {share:.0%} of the sessions' {n:,} steps stay in one category, and this "
+              "model has no category modality: `prodfusion build` adds the category and "
+              "popularity there by default (--category-modality auto); tuning weighs only "
+              "the modalities a model has, so rebuild to let it weigh them", file=sys.stderr)
 
 
 def learned_options(args, rec) -> dict:
