@@ -59,7 +59,7 @@ def sources_from_args(args: argparse.Namespace, catalog=None) -> dict:
         },
         "interactions": {
             "path": _abs(args.interactions), "pairs": _abs(args.pairs),
-            **{k: getattr(args, k) for k in INTERACTION_KEYS},
+            **{k: getattr(args, k) for k in INTERACTION_KEYS if k != "keep_rows"},
             "keep_rows": getattr(args, "keep_rows", None) or None,  # {} (all) is no filter
             # a corpus file (`prodfusion corpus`) the clicks were trained from instead
             **({"corpus": _abs(args.corpus)} if getattr(args, "corpus", None) else {}),
@@ -85,9 +85,10 @@ def fill_from_manifest(args: argparse.Namespace, manifest: dict, defaults: dict)
                 and rec[key] != defaults.get(key):
             setattr(args, key, rec[key])
             v = rec[key]
-            if isinstance(v, dict):  # keep_rows: {column: [values]}
-                taken.append(" ".join(f"--{key.replace('_', '-')} {c}={','.join(vals)}"
-                                      for c, vals in v.items()))
+            if key == "keep_rows":  # {column: [values]}
+                from prodfusion.data.interactions import format_keep_rows
+
+                taken.append(format_keep_rows(v))
             else:
                 taken.append(f"--{key.replace('_', '-')} "
                              f"{','.join(v) if isinstance(v, list) else v}")

@@ -230,7 +230,7 @@ def _run_replay(args, rec, sessions, pairs) -> dict:
 def _interactions_note(args) -> str | None:
     """How the evaluated interactions were read (the options taken from the model's record
     included), for the report's head: its sessions depend on them."""
-    from prodfusion.cli.options import format_keep_rows
+    from prodfusion.data.interactions import format_keep_rows
 
     if not (getattr(args, "interactions", None) or getattr(args, "pairs", None)):
         return None

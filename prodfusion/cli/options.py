@@ -70,18 +70,12 @@ class KeepRows(argparse.Action):
         setattr(namespace, self.dest, {**current, **new})
 
 
-def format_keep_rows(keep: dict | None) -> str:
-    """``{"event": ["view", "cart"]}`` -> ``"--keep-rows event=view,cart"`` (as typed)."""
-    return " ".join(f"--keep-rows {c}={','.join(v)}" for c, v in (keep or {}).items()) \
-        if keep else "--keep-rows all"
-
-
 def read_log(args):
     """``--interactions`` read with the interaction options (``build``, ``tune``,
     ``evaluate``, ``add``, ``stats``)."""
     import sys
 
-    from prodfusion.data.interactions import read_interactions_counted
+    from prodfusion.data.interactions import format_keep_rows, read_interactions_counted
 
     keep = getattr(args, "keep_rows", None)
     frame, n_read = read_interactions_counted(

@@ -110,11 +110,11 @@ def _blank(col: str) -> pl.Expr:
 
 
 def _bad_row(frame: pl.DataFrame, mask: pl.Series) -> tuple[int, int, int]:
-    """:func:`first_bad_row` in a frame that may have left rows out: (the file's row, the
-    frame's 1-based position, how many)."""
+    """:func:`first_bad_row` in a frame that may have left rows out (its ``_FILE_ROW``
+    column numbers the file's rows): (the file's row, the frame's 1-based position, how
+    many)."""
     pos, n = first_bad_row(mask)
-    row = int(frame[_FILE_ROW][pos - 1]) if n and _FILE_ROW in frame.columns else pos
-    return row, pos, n
+    return (int(frame[_FILE_ROW][pos - 1]) if n else 0), pos, n
 
 
 def _kind_hint(frame: pl.DataFrame, bad: pl.Series, used: Sequence[str]) -> str:
@@ -180,7 +180,7 @@ def _time_seconds(frame: pl.DataFrame, col: str, path: Path, used: Sequence[str]
     row, pos, n = _bad_row(frame, micros.is_null())
     if n:
         date_pos = int(micros.is_not_null().arg_true()[0])
-        date_row = int(frame[_FILE_ROW][date_pos]) if _FILE_ROW in frame.columns else date_pos + 1
+        date_row = int(frame[_FILE_ROW][date_pos])
         raise DataError(
             f"{path} row {row}: time {frame[col][pos - 1]!r} is a number but row {date_row} holds "
             f"the date {frame[col][date_pos]!r} (column {col!r}). Use one kind of time in "
@@ -246,6 +246,20 @@ def parse_keep_rows(spec, where: str = "read_interactions()") -> dict[str, list[
     return out
 
 
+def format_keep_rows(keep: dict | None, option: str | None = "--keep-rows") -> str:
+    """``keep_rows`` written back as typed: ``{"event": ["view", "cart"]}`` ->
+    ``"--keep-rows event=view,cart"`` (one option per column; ``"--keep-rows all"`` for
+    none), or ``"event=view,cart"`` without ``option``.
+
+    >>> format_keep_rows({"event": ["view", "cart"], "country": ["de"]})
+    '--keep-rows event=view,cart --keep-rows country=de'
+    """
+    if not keep:
+        return f"{option} all" if option else "all"
+    return " ".join((f"{option} " if option else "") + f"{c}={','.join(v)}"
+                    for c, v in keep.items())
+
+
 def _keep(frame: pl.DataFrame, keep: dict[str, list[str]]
           ) -> tuple[pl.DataFrame, dict[str, dict[str, int]]]:
     """The rows whose value in each column of ``keep`` is one of its values (compared as
@@ -270,7 +284,7 @@ def check_kept(keep: dict[str, list[str]], seen: dict[str, dict[str, int]], n_re
         more = f", and {len(top) - 8:,} more value(s)" if len(top) > 8 else ""
         return f"column {col!r} holds {shown}{more}"
 
-    spec = " ".join(f"{c}={','.join(v)}" for c, v in keep.items())
+    spec = format_keep_rows(keep, option=None)
     if n_read and not n_kept:
         raise DataError(
             f"{source}: keep_rows ({spec}) kept none of the {n_read:,} rows; "
