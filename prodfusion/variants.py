@@ -44,8 +44,10 @@ class Variant:
     model : str, optional
         Model folder (replay configs; None: the default model).
     weights, calibration, n0 : optional
-        Fusion weights / calibration / click confidence for this configuration (default: the
-        model's own, e.g. those chosen by ``prodfusion tune``; :mod:`prodfusion.fusion.weights`).
+        Fusion weights / calibration / click confidence for this configuration, each in place
+        of the model's own (those chosen by ``prodfusion tune``; :mod:`prodfusion.fusion.weights`)
+        where given, the rest of the model's weighting kept — as ``prodfusion similar
+        --weights`` serves (:meth:`weighting_for`).
     paper : bool
         Use the paper's formulas (equal weights, raw cosines, raw early blocks) whatever the
         model's weighting.
@@ -111,9 +113,12 @@ class Variant:
         return d
 
     def weighting(self):
-        """The :class:`~prodfusion.fusion.weights.Weighting` this variant imposes, or ``None``
-        (the model's own)."""
-        if not (self.paper or self.weights is not None or self.calibration is not None):
+        """The :class:`~prodfusion.fusion.weights.Weighting` this variant imposes on its own,
+        or ``None``: the paper's for a :attr:`paper` variant, else ``weights`` /
+        ``calibration`` / ``n0`` alone (calibration ``"none"`` where not given). What a model
+        ranks by is :meth:`weighting_for`, which puts them on top of the model's weighting."""
+        if not (self.paper or self.weights is not None or self.calibration is not None
+                or self.n0 is not None):
             return None
         from prodfusion.fusion.weights import Weighting
 
@@ -122,13 +127,31 @@ class Variant:
             self.calibration or "none", None, self.n0, where=self.label)
 
     def weighting_for(self, rec: Any):
-        """The weighting this variant searches ``rec`` with: its :attr:`profile`'s (with
-        ``weights`` / ``calibration`` on top), else :meth:`weighting` (``None``: the model's
-        own)."""
-        if self.profile is None or self.paper:
+        """The weighting this variant searches ``rec`` with (``None``: the model's own).
+
+        The paper's for a :attr:`paper` variant; else the model's own weighting — or its
+        :attr:`profile`'s — with this variant's ``weights``, ``calibration`` and ``n0`` in
+        place of its own where given, and everything else (calibration, click confidence,
+        zero-weight fallback) kept: what ``prodfusion similar MODEL ID --weights …`` serves,
+        so an offline "these weights instead" is the list a site would get. Until the
+        forty-third session weights without a calibration ranked by raw cosines here
+        (calibration ``"none"``, no click confidence, no fallback), unlike ``similar``."""
+        if self.paper:
             return self.weighting()
-        return rec.profile_weighting(self.profile, weights=self.weights,
-                                     calibration=self.calibration, where=self.label)
+        weights = dict(self.weights) if self.weights is not None else None
+        if self.profile is not None:
+            wt = rec.profile_weighting(self.profile, weights=weights,
+                                       calibration=self.calibration, where=self.label)
+        elif weights is None and self.calibration is None and self.n0 is None:
+            return None
+        else:
+            wt = rec.own_weighting().overridden(weights, self.calibration, self.label)
+        if self.n0 is not None and self.n0 != wt.n0:
+            from dataclasses import replace
+
+            self.weighting()  # checks n0: an error naming this variant
+            wt = replace(wt, n0=float(self.n0))
+        return wt
 
     def fallback_weighting(self):
         """The weighting the ``fallback`` modalities rank by: the paper's (equal weights,

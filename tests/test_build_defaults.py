@@ -274,6 +274,12 @@ def test_evaluate_warns_when_the_tuning_may_have_seen_its_test_part(shop, capsys
                  "--variants", "tfidf", "intermediate:clicks+cooc", "--out",
                  str(shop / "mixed")]) == 0
     assert "warning: the model's weights were tuned on another split" in capsys.readouterr().err
+    # weights of its own keep the model's tuned calibration, n0 and fallback: warned too
+    cfg = shop / "w.json"
+    cfg.write_text('{"modalities": ["clicks", "cooc"], "weights": {"clicks": 1, "cooc": 1}}')
+    assert main(["evaluate", "retrieval", str(shop / "model"), *inter, "--eval-seed", "1",
+                 "--variants", str(cfg), "--out", str(shop / "weights")]) == 0
+    assert "warning: the model's weights were tuned on another split" in capsys.readouterr().err
 
 
 def test_split_mismatch_names_other_interactions():

@@ -136,6 +136,33 @@ def test_the_baseline_ranks_by_raw_cosines_whatever_the_models_weighting():
     assert not np.array_equal(tuned, raw)  # the model's weighting does reorder them
 
 
+def test_a_variants_weights_go_on_top_of_the_models_weighting_as_similar_serves_them(tmp_path):
+    """A config's ``weights`` keep the model's calibration, click confidence and fallback,
+    as ``prodfusion similar --weights`` does: an offline "these weights instead" is the list
+    served. Until the forty-third session they ranked by raw cosines (no ``n0``, no
+    fallback): on the demo, popularity set to 0 that way found no held-out next click, as
+    every click-less product came first."""
+    rec = Recommender.load(_tuned_model(tmp_path))
+    q = np.arange(len(rec.catalog))
+    w = {"text": 0.5, "image": 0.0, "clicks": 0.5}
+    served = np.array([rec.catalog.rows_of(rec.similar(i, k=5, weights=w)[0])
+                       for i in rec.catalog.ids])
+    v = Variant("intermediate", ("text", "image", "clicks"), weights=w)
+    assert np.array_equal(v.recommend(rec, q, 5), served)
+    wt = v.weighting_for(rec)
+    assert (wt.calibration, wt.n0, wt.fallback) == ("zmean", 2.0, rec.weighting().fallback)
+    # on their own (the former rule) they rank otherwise: raw cosines, no click confidence
+    alone = rec.fuser("intermediate", weighting=v.weighting()).topk(q, 5)[0]
+    assert not np.array_equal(alone, served)
+    # a calibration given replaces the model's; n0 given replaces its n0 (ignored before)
+    assert Variant(weights=w, calibration="none").weighting_for(rec).calibration == "none"
+    assert Variant(n0=7.0).weighting_for(rec).n0 == 7.0
+    assert Variant(n0=7.0).weighting_for(rec).calibration == "zmean"
+    with pytest.raises(ParameterError, match="n0"):
+        Variant(n0=-1.0).weighting_for(rec)
+    assert Variant().weighting_for(rec) is None  # the model's own
+
+
 def _tuned_model(tmp_path):
     """A saved model tuned to ``zmean`` with click confidence, under which the model's own
     weighting reorders Prod2Vec's neighbours (the paper's baseline must not)."""

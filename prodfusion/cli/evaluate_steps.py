@@ -151,7 +151,7 @@ def _weightings_used(args) -> set | None:
             continue
         if v.profile is not None:
             used.add(v.profile)
-        elif v.weights is None and v.calibration is None:  # else the variant's own
+        else:  # the model's own; its tuned calibration, n0 and fallback under weights given
             used.add(None)
     return used
 
