@@ -80,8 +80,10 @@ def run_demo(
     # the category and popularity where the sessions stay in a category, as it decides
     from prodfusion.data.stats import sessions_stay_in_category
 
-    by_category, n_steps, share = sessions_stay_in_category(catalog, sessions)
-    _say(f"  {share or 0:.0%} of the sessions' {n_steps:,} steps stay in one category: "
+    b = sessions_stay_in_category(catalog, sessions)
+    by_category = b.holds
+    _say(f"  {b.share or 0:.0%} of the sessions' {b.steps:,} steps stay in one category "
+         f"(against {b.chance or 0:.0%} by chance): "
          + ("the category and popularity modalities too, as `prodfusion build` adds them"
             if by_category else "no category modality"))
     rec = Recommender(

@@ -60,8 +60,8 @@ def test_default_build_adds_lexical_and_cooc_and_tunes(shop, capsys):
     every = ["text", "clicks", "lexical", "cooc", "category", "popularity"]
     assert m["settings"]["modalities"] == every
     assert ("categories: 100% of the sessions' 1,200 steps between two products with a "
-            "category stay in one (column 'kind'): the category and popularity modalities "
-            "are built") in out.err
+            "category (column 'kind') stay in one, against 25% by chance: the category and "
+            "popularity modalities are built") in out.err
     tuning = m["tuning"]
     assert set(tuning["weights"]) == set(every)
     assert "tuned: intermediate fusion, weights" in out.out
@@ -103,7 +103,8 @@ def test_category_modality_auto_builds_it_where_sessions_stay_in_a_category(shop
             "--image", "none", "--lexical", "none", "--cache-dir", "none", "--tune", "off"]
     assert main([*base, "--category-col", "kind", "--out", str(shop / "m1")]) == 0
     err = capsys.readouterr().err
-    assert "stay in one (column 'kind'): under 50%, so no category modality " \
+    assert "(column 'kind') stay in one, against " in err
+    assert "by chance: under 50% of the way from chance to always, so no category modality " \
            "(--category-modality on: build it)" in err
     assert _manifest(shop, "m1")["settings"]["modalities"] == ["clicks", "cooc"]
     assert main([*base, "--category-col", "kind", "--category-modality", "--out",
@@ -125,8 +126,23 @@ def test_category_modality_auto_builds_it_where_sessions_stay_in_a_category(shop
     assert _build(shop, "--tune", "off") == 0  # category off, sessions in one kind
     capsys.readouterr()
     assert main([*tune, str(shop / "model")]) == 0
-    assert ("note: 100% of the sessions' 1,200 steps stay in one category, and this model "
-            "has no category modality") in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "note: 100% of the sessions' 1,200 steps stay in one category (against " in err
+    assert "by chance), and this model has no category modality" in err
+
+
+def test_category_modality_auto_leaves_out_a_column_that_says_nothing(shop, capsys):
+    """One category for every product: every step "stays in one", as chance would have it,
+    so ``auto`` builds no category modality (the share alone, 100 %, would have)."""
+    rows = (shop / "catalog.csv").read_text().splitlines()
+    (shop / "catalog.csv").write_text("\n".join([rows[0]] + [
+        ",".join(r.split(",")[:2] + ["all"]) for r in rows[1:]]) + "\n")
+    assert _build(shop, "--tune", "off", "--text", "none", category="auto") == 0
+    err = capsys.readouterr().err
+    assert ("categories: 100% of the sessions' 1,200 steps between two products with a "
+            "category (column 'kind') stay in one, against 100% by chance: one category for "
+            "every step: it tells nothing, so no category modality") in err
+    assert "category" not in _manifest(shop)["settings"]["modalities"]
 
 
 def test_title_split_when_not_tuned(shop):

@@ -22,8 +22,9 @@ def test_demo_prints_weights_and_like_for_like_category_shares(tmp_path, capsys)
     # what visitors click next: a profile over every modality, with click confidence
     # its sessions stay in the planted categories: the category and popularity too, as
     # `prodfusion build` adds them (--category-modality auto)
-    assert re.search(r"^  [89][0-9]% of the sessions' [0-9,]+ steps stay in one category: the "
-                     r"category and popularity modalities too", out, flags=re.M), out
+    assert re.search(r"^  [89][0-9]% of the sessions' [0-9,]+ steps stay in one category "
+                     r"\(against [0-9]+% by chance\): the category and popularity modalities "
+                     r"too", out, flags=re.M), out
     assert re.search(r"what visitors click next: .* profile 'next_clicks' .*: weights "
                      r"text=[0-9.]+, image=[0-9.]+, clicks=[0-9.]+, lexical=[0-9.]+, "
                      r"cooc=[0-9.]+, category=[0-9.]+, popularity=[0-9.]+, calibration \w+, "

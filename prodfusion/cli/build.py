@@ -269,10 +269,12 @@ def _auto_category(args, catalog, sessions) -> None:
     booleans on ``args``, saying why where ``auto`` decided.
 
     ``auto`` (the default) builds the category modality where the catalog has categories
-    and at least half of the sessions' steps between two products stay in one category
-    (:func:`~prodfusion.data.stats.sessions_stay_in_category`: 85 % of DIGINETICA's next views,
-    21–25 % of H&M's co-purchases and baskets) — where visitors browse within a category, as
-    on most shops. The popularity modality (``auto``) comes with it: the category's
+    and the sessions' steps between two products stay in one category at least half of the
+    way from chance to always
+    (:func:`~prodfusion.data.stats.sessions_stay_in_category`: 85 % of DIGINETICA's next views
+    against 1 % by chance, 21–25 % of H&M's co-purchases and baskets against 6 %) — where
+    visitors browse within a category, as on most shops; not where one category holds
+    (nearly) every product. The popularity modality (``auto``) comes with it: the category's
     bestsellers are the list such a shop shows first, and the fusion can only contain that
     list with both. Both are only *available*: the tuning weighs them, possibly at 0.
     """
@@ -292,15 +294,20 @@ def _auto_category(args, catalog, sessions) -> None:
                 sessions_stay_in_category,
             )
 
-            holds, n, share = sessions_stay_in_category(catalog, sessions)
-            category = "on" if holds else "off"
-            print(f"categories: {share or 0:.0%} of the sessions' {n:,} steps between two "
-                  f"products with a category stay in one (column {args.category_col!r}): "
+            b = sessions_stay_in_category(catalog, sessions)
+            category = "on" if b.holds else "off"
+            kappa = b.beyond_chance
+            why = (f"fewer than {CATEGORY_AUTO_STEPS} steps to judge by"
+                   if b.steps < CATEGORY_AUTO_STEPS else
+                   "one category for every step: it tells nothing" if kappa is None else
+                   f"under {CATEGORY_AUTO_SHARE:.0%} of the way from chance to always")
+            print(f"categories: {b.share or 0:.0%} of the sessions' {b.steps:,} steps between "
+                  f"two products with a category (column {args.category_col!r}) stay in one"
+                  + (f", against {b.chance:.0%} by chance" if b.chance is not None else "")
+                  + ": "
                   + ("the category and popularity modalities are built for the tuning to "
                      "weigh (--category-modality off: not)" if category == "on" else
-                     (f"fewer than {CATEGORY_AUTO_STEPS} steps to judge by"
-                      if n < CATEGORY_AUTO_STEPS else f"under {CATEGORY_AUTO_SHARE:.0%}")
-                     + ", so no category modality (--category-modality on: build it)"),
+                     why + ", so no category modality (--category-modality on: build it)"),
                   file=sys.stderr)
     if popularity == "auto":
         popularity = "on" if category == "on" and args.category_modality == "auto" and (

@@ -167,9 +167,10 @@ def _note_category(rec, sessions) -> None:
         return
     from prodfusion.data.stats import sessions_stay_in_category
 
-    holds, n, share = sessions_stay_in_category(rec.catalog, sessions)
-    if holds:
-        print(f"note: {share:.0%} of the sessions' {n:,} steps stay in one category, and this "
+    b = sessions_stay_in_category(rec.catalog, sessions)
+    if b.holds:
+        print(f"note: {b.share:.0%} of the sessions' {b.steps:,} steps stay in one category "
+              f"(against {b.chance:.0%} by chance), and this "
               "model has no category modality: `prodfusion build` adds the category and "
               "popularity there by default (--category-modality auto); tuning weighs only "
               "the modalities a model has, so rebuild to let it weigh them", file=sys.stderr)

@@ -41,7 +41,10 @@ def test_stats_hand_computed(catalog):
     assert d["products_clicked"] == 4 and d["products_never_clicked"] == 3  # 4, 5, 6
     assert d["cleaning"]["n_sessions"] == 3
     # steps 1→2 (shoes→hats), 2→3 (hats→hats), 3→1 (hats→shoes); 1→9: 9 has no category
-    assert d["next_in_same_category"] == {"steps": 3, "share": 0.3333}
+    # chance: firsts shoes 1/3, hats 2/3; seconds hats 2/3, shoes 1/3 → 1/9 + 4/9 = 5/9;
+    # beyond chance (1/3 − 5/9) / (1 − 5/9) = −1/2
+    assert d["next_in_same_category"] == {"steps": 3, "share": 0.3333, "chance": 0.5556,
+                                          "beyond_chance": -0.5}
 
 
 def test_stats_sample_is_seeded_and_optional(catalog):
@@ -78,3 +81,30 @@ def test_products_without_a_title_are_counted_apart_not_a_crash(tmp_path):
     assert d["title_words"] == {"min": 2, "max": 3, "mean": 2.5}
     assert d["products_without_title"] == 2
     assert "products_without_title" in format_stats(d)
+
+
+def test_sessions_stay_in_category_corrects_for_chance():
+    """Two categories splitting the catalog 90 / 10, steps drawn at random: 82 % of them
+    stay in one by chance alone, and the rule sees nothing beyond it; the same catalog with
+    steps that stay in their category 90 % of the time holds."""
+    import numpy as np
+
+    from prodfusion.data.stats import CATEGORY_AUTO_SHARE, sessions_stay_in_category
+
+    n = 100
+    cat = Catalog(pl.DataFrame({"product_id": [str(i) for i in range(n)],
+                                "title": ["t"] * n,
+                                "category": ["big"] * 90 + ["small"] * 10}))
+    rng = np.random.default_rng(0)
+    random = [[str(a), str(b)] for a, b in rng.integers(0, n, (3000, 2)) if a != b]
+    b = sessions_stay_in_category(cat, Sessions.from_lists(random))
+    assert b.share > CATEGORY_AUTO_SHARE and not b.holds  # 82 % stay: chance, not browsing
+    assert abs(b.chance - 0.82) < 0.02 and abs(b.beyond_chance) < 0.05
+
+    def within(a):  # the next product of the same category 90 % of the time
+        pool = range(90) if a < 90 else range(90, n)
+        return int(rng.choice(pool)) if rng.random() < 0.9 else int(rng.integers(0, n))
+
+    browse = [[str(a), str(within(a))] for a in rng.integers(0, n, 3000)]
+    b = sessions_stay_in_category(cat, Sessions.from_lists([s for s in browse if s[0] != s[1]]))
+    assert b.holds and b.beyond_chance > CATEGORY_AUTO_SHARE
