@@ -123,7 +123,10 @@ def _retrieval_opts(p: argparse.ArgumentParser) -> None:
                         "'FUSION:MOD+MOD', a reference baseline (cooc, tfidf, popular, "
                         "cooc+tfidf; with the catalog's categories also cooc+category and "
                         "popular+category, the category's most clicked products) or config "
-                        "files (default: every combination × fusion, the baseline and the "
+                        "files (.json/.toml/.yaml: fusion, modalities, fallback, name, model, "
+                        "paper, profile, and weights/calibration/n0 in place of the model's, "
+                        "the rest of its weighting kept as `similar --weights` keeps it) "
+                        "(default: every combination × fusion, the baseline and the "
                         "reference baselines)")
     g.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default: 1000)")
     g.add_argument("--exclude-group", action="store_true",

@@ -100,9 +100,12 @@ def parse_variant(spec: str | Mapping | Variant, *, default_model: str | None = 
     """A :class:`Variant` from ``"baseline"``, ``"FUSION:MOD+MOD"``, a dict or a config file.
 
     Config files are JSON (``.json``), TOML (``.toml``) or YAML (``.yaml``/``.yml``) holding
-    ``{model: DIR, fusion: ..., modalities: [...], fallback: [...], name: ...}``; every key is
-    optional (``baseline: true`` starts from the baseline). Relative ``model`` paths are read
-    from the config file's folder.
+    ``{model: DIR, fusion: ..., modalities: [...], fallback: [...], name: ..., weights: {m: w},
+    calibration: ..., n0: ..., paper: bool, profile: NAME}``; every key is optional
+    (``baseline: true`` starts from the baseline). ``weights`` / ``calibration`` / ``n0``
+    replace the model's (or the profile's) own and keep the rest of its weighting, as
+    ``prodfusion similar --weights`` does (:meth:`Variant.weighting_for`). Relative ``model``
+    paths are read from the config file's folder.
 
     >>> parse_variant("late:text+image").modalities
     ('text', 'image')
