@@ -59,6 +59,8 @@ class SyntheticPaths:
     n_products: int
     n_categories: int
     categories: tuple[str, ...] = ()
+    #: ``truth.csv`` (``make_synthetic(truth=True)``): what the sessions were drawn from
+    truth: Path | None = None
 
     def read_catalog(self) -> Catalog:
         """The catalog, read with :func:`prodfusion.data.read_catalog`."""
@@ -113,6 +115,7 @@ def make_synthetic(
     n_corrupt_images: int = 2,
     similar_rate: float = 0.0,
     seed: int = 0,
+    truth: bool = False,
 ) -> SyntheticPaths:
     """Write a synthetic shop with planted categories to ``out_dir``.
 
@@ -145,6 +148,12 @@ def make_synthetic(
         sessions exactly (no extra random draw).
     seed : int
         Everything is a function of the seed.
+    truth : bool
+        Also write ``truth.csv``, what the sessions were drawn from, per product:
+        ``product_id``, ``category``, ``kind`` (category and product type: a close variant
+        shares it), ``clickable`` (False: never clicked) and ``zipf_p`` (its probability in a
+        draw from its category's Zipf popularity; 0 for the never clicked). The shop itself
+        is the same with or without it (no random draw).
 
     Returns
     -------
@@ -243,6 +252,18 @@ def make_synthetic(
                 w.writerow([f"s{s + 1:05d}", ids[item], stamp])
                 t += float(rng.uniform(5, 120))
                 prev = item
+    truth_path = None
+    if truth:
+        zipf_p = np.zeros(n_products)
+        for members, cdf in zip(pools, cdfs, strict=True):
+            zipf_p[members] = np.diff(np.r_[0.0, cdf])
+        truth_path = out / "truth.csv"
+        with truth_path.open("w", encoding="utf-8", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["product_id", "category", "kind", "clickable", "zipf_p"])
+            for i, pid in enumerate(ids):
+                w.writerow([pid, cats[category[i]].name, int(kind[i]), bool(clickable[i]),
+                            repr(float(zipf_p[i]))])
     return SyntheticPaths(
         catalog=out / "catalog.csv",
         interactions=out / "sessions.csv",
@@ -250,4 +271,5 @@ def make_synthetic(
         n_products=n_products,
         n_categories=n_categories,
         categories=tuple(c.name for c in cats),
+        truth=truth_path,
     )

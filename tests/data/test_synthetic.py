@@ -170,3 +170,36 @@ def test_the_zipf_draws_are_rng_choices_draws(n):
     cdf = _zipf_cdf(n)
     assert [int(a.choice(n, p=p / p.sum())) for _ in range(500)] == [_draw_rank(cdf, b) for _ in range(500)]
     assert a.random() == b.random()
+
+
+def test_truth_is_what_the_sessions_were_drawn_from_and_changes_nothing(tmp_path):
+    """``truth=True`` writes each product's kind, clickability and Zipf probability without
+    touching the shop; the clicks follow them: never-clickable products never appear, a
+    category's probabilities sum to 1, the most probable products are clicked most, and with
+    ``similar_rate`` a step stays in its kind far more often than the kinds' sizes give."""
+    kw = dict(n_products=240, n_categories=4, n_sessions=600, image_size=16, seed=3,
+              similar_rate=0.5)
+    plain = make_synthetic(tmp_path / "a", **kw)
+    told = make_synthetic(tmp_path / "b", truth=True, **kw)
+    assert plain.truth is None and told.truth == tmp_path / "b" / "truth.csv"
+    for f in ("catalog", "interactions"):
+        assert getattr(plain, f).read_bytes() == getattr(told, f).read_bytes()
+    t = pl.read_csv(told.truth, schema_overrides={"product_id": pl.Utf8})
+    assert t["product_id"].to_list() == told.read_catalog().ids.tolist()
+    sums = t.group_by("category").agg(pl.col("zipf_p").sum())["zipf_p"].to_numpy()
+    assert np.allclose(sums, 1.0)
+    assert (t.filter(~pl.col("clickable"))["zipf_p"] == 0).all()
+    log = read_interactions(told.interactions, time_col="timestamp")
+    f = log.frame if hasattr(log, "frame") else log
+    clicked = f.group_by("product_id").len().join(t, on="product_id")
+    assert clicked["clickable"].all()  # never-clickable products are never clicked
+    top = clicked.sort("zipf_p", descending=True).head(12)["len"].mean()
+    rest = clicked.sort("zipf_p", descending=True).tail(60)["len"].mean()
+    assert top > 3 * rest
+    kind = dict(zip(t["product_id"], t["kind"], strict=True))
+    rows = f.sort(["session", "ts"]).select("session", "product_id").rows()
+    same = [kind[a[1]] == kind[b[1]] for a, b in zip(rows, rows[1:], strict=False)
+            if a[0] == b[0] and a[1] != b[1]]
+    sizes = t.group_by("kind").len()["len"].to_numpy()
+    chance = float((sizes.astype(float) ** 2).sum()) / len(t) ** 2  # 7 % here
+    assert np.mean(same) > 4 * chance
