@@ -424,6 +424,7 @@ def test_cli_add_with_interactions_retrains_clicks_and_keeps_the_weights(tmp_pat
     assert "clicks: 6 sessions; Prod2Vec retrained" in cap.out
     assert not before.get("tuning") and "the model was not tuned" in cap.out
     assert "clicks  1/1: from the sessions given" in cap.out
+    assert "recommended by their titles and the clicks of the sessions given;" in cap.out
     rec = Recommender.load(model)
     assert rec.embeddings_["clicks"].mask[-1] and rec.click_counts_[-1] == 2
     if rec.cooc_ is not None:  # co-occurrences counted again: 0011's partner is 0005

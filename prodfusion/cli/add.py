@@ -207,9 +207,10 @@ def cmd_add(args) -> int:
                   "(or add --interactions)")
     have = [w for m, w in (("text", "titles"), ("lexical", "titles"), ("image", "photos"))
             if m in rec.embeddings_]
-    by = list(dict.fromkeys(have)) + (["the sessions given"] if retrain else [])
+    by = ([f"their {' and '.join(dict.fromkeys(have))}"] if have else []) + (
+        ["the clicks of the sessions given"] if retrain else [])
     same = Path(out).resolve() == Path(args.model).resolve()
-    print("  the new products are recommended by their " + (" and ".join(by) or "backfill")
+    print("  the new products are recommended by " + (" and ".join(by) or "the backfill")
           + ("; a running `prodfusion serve` of this folder reloads it by itself" if same else
              f"; `prodfusion publish {out} LINK` puts it live for a service configured with "
              "LINK"))
