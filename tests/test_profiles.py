@@ -229,6 +229,33 @@ def test_service_arms_serve_their_profiles_live_and_from_lists(two_profiles, tmp
             w = rec.profiles[p]["weighting"]["weights"]["image"]
             assert why["items"][0]["explain"]["modalities"]["image"]["weight"] == \
                 pytest.approx(w)
+    # a second widget: the request asks for another of the model's profiles, whatever the
+    # arm's own (its lists file, ranked by the arm's, is not read for it)
+    arm = VariantConfig("similar", 1, model, profile="similar", lists=lists)
+    with TestClient(create_app(settings(arm, name="widget"))) as client:
+        q = {"visitor": "v", "k": 5}
+        own = client.get("/v1/similar/0003", params=q).json()
+        other = client.get("/v1/similar/0003", params={**q, "profile": "baskets"}).json()
+        assert [it["product_id"] for it in own["items"]] == want["similar"]
+        assert [it["product_id"] for it in other["items"]] == want["baskets"]
+        assert (own["profile"], other["profile"], other["variant"]) == \
+            ("similar", "baskets", "similar")
+        assert own["request_id"] != other["request_id"]
+        why = client.get("/v1/similar/0003", params={**q, "profile": "baskets",
+                                                     "explain": "true"}).json()
+        assert why["items"][0]["explain"]["modalities"]["image"]["weight"] == \
+            pytest.approx(rec.profiles["baskets"]["weighting"]["weights"]["image"])
+        bad = client.get("/v1/similar/0003", params={**q, "profile": "nope"})
+        assert bad.status_code == 404
+        assert bad.json()["detail"] == ("Profile 'nope' is not in this model (it has "
+                                        "'baskets', 'similar').")
+        assert client.get("/v1/similar/0003", params={**q, "profile": "a b"}).status_code == 422
+        assert client.get("/v1/similar/0003", params={**q, "profile": "similar"}).json()[
+            "items"] == own["items"]
+    paper = VariantConfig("paper", 1, model, paper=True)
+    with TestClient(create_app(settings(paper, name="paper"))) as client:
+        got = client.get("/v1/similar/0003", params={"visitor": "v", "profile": "baskets"})
+        assert got.status_code == 422 and "paper" in got.json()["detail"]
     # an arm whose lists were ranked by another weighting, or a profile the model lacks
     from prodfusion.service.lists import load_lists
 

@@ -3,6 +3,7 @@
 # No ``from __future__ import annotations``: FastAPI reads these annotations at run time.
 
 import logging
+from dataclasses import replace
 from typing import Annotated
 
 import numpy as np
@@ -11,6 +12,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
 from prodfusion._checks import check_k
+from prodfusion.fusion.weighting import PROFILE_NAME
 from prodfusion.index.backfill import score_or_none
 from prodfusion.querying import mark_backfilled
 from prodfusion.service.deps import (
@@ -39,7 +41,7 @@ router = APIRouter(tags=["recommendations"])
 
 @router.get("/v1/similar/{product_id}", response_model=SimilarOut,
             summary="The visitor's variant's recommendations for one product",
-            responses={404: {"description": "unknown product"}})
+            responses={404: {"description": "unknown product or profile"}})
 def similar(
     request: Request,
     product_id: Annotated[str, PathParam(pattern=PRODUCT_ID_PATTERN)],
@@ -49,6 +51,12 @@ def similar(
     same_category: bool = False,
     exclude_group: bool = False,
     explain: bool = False,
+    profile: Annotated[str | None, Query(
+        pattern=f"^{PROFILE_NAME.pattern}$",
+        description="one of the model's weighting profiles (`prodfusion tune --profile "
+                    "NAME`, listed by /readyz) instead of the variant's own weighting, e.g. "
+                    "a second widget for what visitors click next; the visitor's variant "
+                    "still decides the model. Not with a 'paper' variant.")] = None,
 ):
     for e in exclude:
         if not is_clean_id(e):  # whole string: no control character anywhere
@@ -57,9 +65,21 @@ def similar(
     settings = st.settings
     model, vcfg, variant = served.model, served.config, served.variant
     rec = model.recommender
+    lists_ok = True
+    if profile is not None and profile != vcfg.profile:
+        # another of the model's weightings for this widget (e.g. "what visitors click
+        # next" beside "similar products"); the visitor's arm still decides the model
+        if vcfg.paper:
+            return error(422, f"Variant {variant!r} ranks by the paper's formulas; a weighting "
+                              "profile cannot apply to it.")
+        if profile not in rec.profiles:
+            have = ", ".join(repr(p) for p in sorted(rec.profiles)) or "none"
+            return error(404, f"Profile {profile!r} is not in this model (it has {have}).")
+        vcfg = replace(vcfg, profile=profile, lists=None)
+        lists_ok = False  # the arm's lists file is ranked by the arm's own weighting
     key = (vcfg.paper, vcfg.fusion, vcfg.modalities, vcfg.fallback, vcfg.profile, product_id,
            k, same_category, tuple(exclude), exclude_group)
-    lists = None if (same_category or exclude or exclude_group or explain) \
+    lists = None if (same_category or exclude or exclude_group or explain or not lists_ok) \
         else st.lists.get(variant)
     path = "lists"  # which path answers: precomputed lists, result cache, live search
     body = lists.body(model, product_id, k, product_out, dumps) if lists else None
