@@ -139,6 +139,18 @@ def test_bad_input_is_refused_by_name():
     pairs = Sessions.from_lists([[f"{2 * i:04d}", f"{2 * i + 1:04d}"] for i in range(40)])
     with pytest.raises(DataError, match="no held-out validation pair is left after cleaning"):
         tune_weights(rec, pairs=pairs, **KW)
+    # every session of one click: nothing left after cleaning, said with the cleaning's
+    # counts (it failed inside the time split before: "cannot split 0 session(s)")
+    from prodfusion.data import clean_sessions
+
+    ones = clean_sessions(pl.DataFrame({"session": [f"s{i}" for i in range(30)],
+                                        "product_id": [f"{i:04d}" for i in range(30)]}),
+                          rec.catalog)
+    with pytest.raises(DataError, match=r"tune\(\): no sessions left to learn from after "
+                                        r"cleaning \(--interactions\) \(of 30 rows: 0 name "
+                                        r"products not in the catalog, 30 sessions had fewer "
+                                        r"than two products\)"):
+        tune_weights(rec, sessions=ones, **KW)
 
 
 def test_simplex_grid_covers_the_simplex():
