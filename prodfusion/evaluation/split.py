@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from prodfusion._checks import check_real
-from prodfusion.errors import ModelError, ParameterError, param_error
+from prodfusion.errors import DataError, ModelError, ParameterError, param_error
 from prodfusion.evaluation.protocol import pair_key
 
 if TYPE_CHECKING:
@@ -99,6 +99,23 @@ def _seen_pairs(train: Sessions, a: Sequence[str], b: Sequence[str]) -> np.ndarr
     return out
 
 
+def check_sources_left(sessions, pairs, prefix: str = "", purpose: str = "to evaluate on"
+                       ) -> None:
+    """A :class:`DataError` naming the source (and its option) of which cleaning left nothing:
+    every session of one click, every product unknown, … — with the cleaning's counts."""
+    for name, src, opt in (("sessions", sessions, "--interactions"), ("pairs", pairs, "--pairs")):
+        if src is not None and hasattr(src, "n_clicks") and len(src) == 0:
+            rep = getattr(src, "report", None)
+            why = (f" (of {rep.n_rows_in:,} rows: {rep.n_unknown_rows:,} name products not in "
+                   f"the catalog, {rep.n_short_dropped:,} sessions had fewer than two "
+                   "products)" if rep is not None else "")
+            raise DataError(
+                f"{prefix}no {name} left {purpose} after cleaning ({opt}){why}; there is no "
+                "pair of consecutive products to hold out. Check the session key "
+                "(--session-cols), the product column (--item-col, --pair-cols) and "
+                "--min-session-length.")
+
+
 def split_interactions(
     catalog: Any,
     sessions: Sessions | None = None,
@@ -148,6 +165,7 @@ def split_interactions(
             f"{where} needs sessions and/or pairs: the held-out test cases come from them. "
             "Pass them (CLI: --interactions and/or --pairs)."
         )
+    check_sources_left(sessions, pairs)
     check_real(test_fraction, "test_fraction", where, low=0, high=1, low_open=True,
                high_open=True, expected="a float in (0, 1)")
     from prodfusion.evaluation.protocol import (

@@ -54,19 +54,9 @@ def _check_interactions(sessions, pairs, where: str) -> None:
             "and/or pairs= (co-interaction pairs as two-click sessions); on the command line "
             "--interactions and/or --pairs."
         )
-    for name, src, opt in (("sessions", sessions, "--interactions"), ("pairs", pairs, "--pairs")):
-        if src is not None and hasattr(src, "n_clicks") and len(src) == 0:
-            from prodfusion.errors import DataError
+    from prodfusion.evaluation.split import check_sources_left
 
-            rep = getattr(src, "report", None)
-            why = (f" (of {rep.n_rows_in:,} rows: {rep.n_unknown_rows:,} name products not in "
-                   f"the catalog, {rep.n_short_dropped:,} sessions had fewer than two "
-                   "products)" if rep is not None else "")
-            raise DataError(
-                f"{where}: no {name} left to learn from after cleaning ({opt}){why}; there "
-                "is no held-out pair to choose weights on. Check the session key "
-                "(--session-cols), the product column (--item-col, --pair-cols) and "
-                "--min-session-length.")
+    check_sources_left(sessions, pairs, f"{where}: ", "to learn from")
 
 
 def _outer_parts(rec: Any, sessions, pairs, *, test_fraction: float, seed: int,

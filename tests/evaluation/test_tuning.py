@@ -151,6 +151,11 @@ def test_bad_input_is_refused_by_name():
                                         r"products not in the catalog, 30 sessions had fewer "
                                         r"than two products\)"):
         tune_weights(rec, sessions=ones, **KW)
+    from prodfusion.evaluation.split import split_interactions
+
+    with pytest.raises(DataError, match=r"^no sessions left to evaluate on after cleaning "
+                                        r"\(--interactions\) \(of 30 rows"):
+        split_interactions(rec.catalog, ones)  # evaluate retrieval / replay
 
 
 def test_simplex_grid_covers_the_simplex():
