@@ -25,6 +25,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import polars as pl
@@ -34,7 +35,8 @@ K = 15
 IN_CATEGORY_RATE = 0.85  # make_synthetic's default, as the demo draws
 
 
-def oracle_scores(truth: pl.DataFrame, rows: np.ndarray, similar_rate: float) -> np.ndarray:
+def oracle_scores(truth: pl.DataFrame, rows: np.ndarray, similar_rate: float,
+                  in_category_rate: float = IN_CATEGORY_RATE) -> np.ndarray:
     """The generator's probability of every product being the next click after each of
     ``rows`` (one row of scores per query; the query itself ``-inf``)."""
     kind = truth["kind"].to_numpy()
@@ -47,11 +49,11 @@ def oracle_scores(truth: pl.DataFrame, rows: np.ndarray, similar_rate: float) ->
         variants = (kind == kind[q]) & clickable
         a = similar_rate if variants.sum() > 1 else 0.0
         # the session's category given the query: drawn there by popularity, or anywhere
-        post = np.full(len(cats), (1 - IN_CATEGORY_RATE) / n_click)
-        post[cat[q]] += IN_CATEGORY_RATE * zipf[q]
+        post = np.full(len(cats), (1 - in_category_rate) / n_click)
+        post[cat[q]] += in_category_rate * zipf[q]
         post /= post.sum()
         p = a * variants / variants.sum() + (1 - a) * (
-            IN_CATEGORY_RATE * post[cat] * zipf + (1 - IN_CATEGORY_RATE) * clickable / n_click)
+            in_category_rate * post[cat] * zipf + (1 - in_category_rate) * clickable / n_click)
         p[q] = -np.inf
         out[i] = p
     return out
@@ -76,6 +78,11 @@ def main(argv=None) -> int:
     ap.add_argument("--model", required=True,
                     help="the default build on the demo's shop (issue10_default.sh STEPS=demo)")
     ap.add_argument("--out", default="docs/results/demo_oracle.md")
+    ap.add_argument("--shop", default=None,
+                    help="another shop written by make_synthetic(truth=True) (default: the "
+                         "demo's, regenerated), with the rates it was drawn with:")
+    ap.add_argument("--similar-rate", type=float, default=None)
+    ap.add_argument("--in-category-rate", type=float, default=IN_CATEGORY_RATE)
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     from prodfusion.data import clean_sessions, read_interactions
@@ -89,8 +96,17 @@ def main(argv=None) -> int:
 
     rec = Recommender.load(args.model)
     tmp = tempfile.TemporaryDirectory(prefix="pf_oracle_")
-    shop = make_synthetic(tmp.name, n_products=2400, seed=0, similar_rate=SIMILAR_RATE,
-                          truth=True)
+    similar_rate = SIMILAR_RATE if args.similar_rate is None else args.similar_rate
+    if args.shop is None:
+        shop = make_synthetic(tmp.name, n_products=2400, seed=0, similar_rate=SIMILAR_RATE,
+                              truth=True)
+        what = (f"the demo's shop, regenerated with `make_synthetic(n_products=2400, seed=0, "
+                f"similar_rate={SIMILAR_RATE}, truth=True)`")
+    else:
+        d = Path(args.shop)
+        shop = SimpleNamespace(interactions=d / "sessions.csv", truth=d / "truth.csv")
+        what = (f"the shop in `{d}` (`make_synthetic(…, truth=True)`, drawn with similar_rate "
+                f"{similar_rate}, in_category_rate {args.in_category_rate})")
     recorded = ((getattr(rec, "manifest_", None) or {}).get("data") or {}).get(
         "interactions", {}).get("path")
     if recorded and Path(recorded).is_file() and \
@@ -104,7 +120,7 @@ def main(argv=None) -> int:
     held = split_interactions(rec.catalog, sessions, test_fraction=0.2, seed=0).heldout[
         "sessions"]
     q, t = np.asarray(held.query_rows), np.asarray(held.target_rows)
-    o_hit, o_ndcg = tie_aware(oracle_scores(truth, q, SIMILAR_RATE), t)
+    o_hit, o_ndcg = tie_aware(oracle_scores(truth, q, similar_rate, args.in_category_rate), t)
 
     mods = tuple(rec.available_modalities)
     own = Variant("intermediate", mods, name="the default build's own weighting")
@@ -128,11 +144,11 @@ def main(argv=None) -> int:
         return f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]"
 
     lines = [
-        "# The demo's next clicks against the generator's own probabilities", "",
-        f"Command: `{command_line(argv)}` ({time.perf_counter() - t0:.0f} s). Machine: "
-        f"{machine()}. Data: the demo's shop, regenerated with `make_synthetic(n_products="
-        f"2400, seed=0, similar_rate={SIMILAR_RATE}, truth=True)` (the same sessions the "
-        f"model was built on, checked byte for byte where its record names them). Model: "
+        f"# {'The demo' if args.shop is None else 'A synthetic shop'}'s next clicks against "
+        "the generator's own probabilities", "",
+        f"Command: `{command_line(argv)}` (SECONDS s). Machine: "
+        f"{machine()}. Data: {what} (the same sessions the model was built on, checked "
+        "byte for byte where its record names them). Model: "
         f"`{args.model}`, weights "
         + ", ".join(f"{m} {w:.3g}" for m, w in (rec.weights or {}).items())
         + f", calibration {rec.calibration}. Test cases: the last transition of each of the "
@@ -191,6 +207,7 @@ def main(argv=None) -> int:
                   + f", HitRate@15 {best['hit_rate']['value']:.3f}, nDCG@15 "
                   f"{best['ndcg']['value']:.4f} (the tuned weighting: "
                   f"{cases[own.label]['ndcg'].mean():.4f}; the oracle: {o_ndcg.mean():.4f})."]
+    lines[2] = lines[2].replace("SECONDS", f"{time.perf_counter() - t0:.0f}", 1)
     write_markdown(lines, args.out)
     Path(args.out).with_suffix(".json").write_text(json.dumps({
         "oracle": {"hit_rate": float(o_hit.mean()), "ndcg": float(o_ndcg.mean())},
