@@ -4,8 +4,9 @@ The demo's shop (``make_synthetic(seed=0, similar_rate=SIMILAR_RATE)``) draws ea
 from known probabilities: with probability ``similar_rate`` a close variant of the previous
 product (same category and product type, uniformly), else the session's category's Zipf
 popularity (85 %) or any clickable product. Ranking every product by those probabilities,
-given the query alone, is the **oracle** of an item-to-item list: no list built from the
-query can expect more. (The session's category is not known to a list; its posterior given
+given the query alone, is the **oracle** of an item-to-item list
+(:func:`prodfusion.data.synthetic.next_click_probabilities`; ``prodfusion demo`` prints it):
+no list built from the query can expect more. (The session's category is not known to a list; its posterior given
 the query — ``P(c | q) ∝ 0.85·zipf_c(q)·[c = category(q)] + 0.15 / |clickable|`` — stands
 in for it.)
 
@@ -35,30 +36,6 @@ K = 15
 IN_CATEGORY_RATE = 0.85  # make_synthetic's default, as the demo draws
 
 
-def oracle_scores(truth: pl.DataFrame, rows: np.ndarray, similar_rate: float,
-                  in_category_rate: float = IN_CATEGORY_RATE) -> np.ndarray:
-    """The generator's probability of every product being the next click after each of
-    ``rows`` (one row of scores per query; the query itself ``-inf``)."""
-    kind = truth["kind"].to_numpy()
-    clickable = truth["clickable"].to_numpy().astype(bool)
-    zipf = truth["zipf_p"].to_numpy()
-    cats, cat = np.unique(truth["category"].to_numpy(), return_inverse=True)
-    n_click = clickable.sum()
-    out = np.empty((len(rows), len(truth)))
-    for i, q in enumerate(rows):
-        variants = (kind == kind[q]) & clickable
-        a = similar_rate if variants.sum() > 1 else 0.0
-        # the session's category given the query: drawn there by popularity, or anywhere
-        post = np.full(len(cats), (1 - in_category_rate) / n_click)
-        post[cat[q]] += in_category_rate * zipf[q]
-        post /= post.sum()
-        p = a * variants / variants.sum() + (1 - a) * (
-            in_category_rate * post[cat] * zipf + (1 - in_category_rate) * clickable / n_click)
-        p[q] = -np.inf
-        out[i] = p
-    return out
-
-
 def tie_aware(scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-case HitRate@K and nDCG@K of the targets, ties at their mean rank."""
     st = scores[np.arange(len(targets)), targets][:, None]
@@ -86,7 +63,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     from prodfusion.data import clean_sessions, read_interactions
-    from prodfusion.data.synthetic import make_synthetic
+    from prodfusion.data.synthetic import make_synthetic, next_click_probabilities
     from prodfusion.demo import SIMILAR_RATE
     from prodfusion.evaluation.metrics import bootstrap_ci
     from prodfusion.evaluation.retrieval import evaluate_retrieval, parse_variant
@@ -120,7 +97,8 @@ def main(argv=None) -> int:
     held = split_interactions(rec.catalog, sessions, test_fraction=0.2, seed=0).heldout[
         "sessions"]
     q, t = np.asarray(held.query_rows), np.asarray(held.target_rows)
-    o_hit, o_ndcg = tie_aware(oracle_scores(truth, q, similar_rate, args.in_category_rate), t)
+    o_hit, o_ndcg = tie_aware(next_click_probabilities(truth, q, similar_rate,
+                                                      args.in_category_rate), t)
 
     mods = tuple(rec.available_modalities)
     own = Variant("intermediate", mods, name="the default build's own weighting")

@@ -63,7 +63,7 @@ def run_demo(
     # Visitors browse mostly inside one category and often go to a close variant of what
     # they look at (same product type): the sessions carry the planted answer too.
     paths = make_synthetic(out / "data", n_products=n_products, seed=seed,
-                           similar_rate=SIMILAR_RATE)
+                           similar_rate=SIMILAR_RATE, truth=True)
     catalog = read_catalog(paths.catalog)
     inter = read_interactions(
         paths.interactions, session_cols=("session_id",), item_col="product_id", time_col="timestamp"
@@ -140,7 +140,7 @@ def run_demo(
             ("min:" if nxt.get("confidence") == "min" else "") + f"{nxt['n0']:g}")
          + f"; validation nDCG@15 {nxt['validation_score']:.3f}")
 
-    _next_clicks(rec, sessions, paper, k=k, seed=seed)
+    _next_clicks(rec, sessions, paper, k=k, seed=seed, shop=paths)
 
     # ------------------------------------------------------------ recommendations
     titles = catalog.titles
@@ -255,10 +255,12 @@ def _sources(paths, catalog) -> dict:
 REFERENCES = ("popular", "tfidf", "cooc", "cooc+category", "popular+category")
 
 
-def _next_clicks(rec, sessions, paper, *, k: int, seed: int) -> dict:
+def _next_clicks(rec, sessions, paper, *, k: int, seed: int, shop=None) -> dict:
     """The held-out next clicks that tuning set aside, scored for both tuned weightings beside
     each of the paper's modalities alone and the simple references (``evaluate retrieval``'s
-    protocol and rows)."""
+    protocol and rows); with ``shop`` (written with ``truth=True``), also the shop's own
+    odds, what no list can expect to beat
+    (:func:`~prodfusion.data.synthetic.next_click_probabilities`)."""
     from prodfusion.evaluation.retrieval import evaluate_retrieval
     from prodfusion.variants import Variant
 
@@ -278,6 +280,22 @@ def _next_clicks(rec, sessions, paper, *, k: int, seed: int) -> dict:
     for name, r in rows.items():
         ref = " (reference)" if name in REFERENCES else ""
         _say(f"  {name + ref:<22} {r['hit_rate']['value']:.3f} / {r['ndcg']['value']:.3f}")
+    if shop is not None and shop.truth is not None:
+        from prodfusion.evaluation.metrics import tie_aware_metric
+        from prodfusion.evaluation.split import split_interactions
+
+        held = split_interactions(rec.catalog, sessions, seed=seed).heldout["sessions"]
+        t = np.asarray(held.target_rows)
+        if len(t) == n:  # the cases evaluate_retrieval scored
+            p = shop.next_click_probabilities(held.query_rows)
+            at = p[np.arange(len(t)), t][:, None]
+            ahead, ties = (p > at).sum(1), (p == at).sum(1) - 1
+            label = "the shop's own odds"
+            _say(f"  {label:<22} "
+                 f"{tie_aware_metric(ahead, ties, k, 'hitrate').mean():.3f} / "
+                 f"{tie_aware_metric(ahead, ties, k, 'ndcg').mean():.3f}  (the probability "
+                 "the generator gave each product of being clicked next: what no list can "
+                 "expect to beat)")
     for d in res["paired"]:
         if d["variant"] in ("tuned fusion", nxt) and (d["slice"], d["kind"]) == (
                 "all", "best reference"):

@@ -69,6 +69,11 @@ def test_demo_prints_weights_and_like_for_like_category_shares(tmp_path, capsys)
                          out, flags=re.M)
         assert best, out
         assert scores[best.group(1)][1] == max(scores[r][1] for r in refs)
+    # the shop's own odds: what no list can expect to beat, above the simple lists here
+    odds = re.search(r"^  the shop's own odds +([0-9.]+) / ([0-9.]+)  \(the probability the "
+                     r"generator gave each product of being clicked next", out, flags=re.M)
+    assert odds, out
+    assert float(odds.group(2)) > max(scores[r][1] for r in refs)
     assert int(rec.embeddings_["image"].mask.sum()) < 240  # a like-for-like case to check
     # the folder records its data, read as the demo read it: `prodfusion evaluate|tune MODEL`
     # need no options, and find the weights tuned on the very sessions they read

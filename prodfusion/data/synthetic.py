@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import polars as pl
 
 from prodfusion._checks import check_real, is_int
 from prodfusion.data.synthetic_items import (  # CATEGORIES and the colours: importable from here
@@ -35,13 +36,13 @@ from prodfusion.data.synthetic_items import (  # CATEGORIES and the colours: imp
     _draw,
     _title,
 )
-from prodfusion.errors import param_error
+from prodfusion.errors import ParameterError, param_error
 
 if TYPE_CHECKING:
     from prodfusion.data.catalog import Catalog
     from prodfusion.data.sessions import Sessions
 
-__all__ = ["make_synthetic", "SyntheticPaths", "CATEGORIES"]
+__all__ = ["make_synthetic", "SyntheticPaths", "CATEGORIES", "next_click_probabilities"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,18 @@ class SyntheticPaths:
     categories: tuple[str, ...] = ()
     #: ``truth.csv`` (``make_synthetic(truth=True)``): what the sessions were drawn from
     truth: Path | None = None
+    #: the rates the sessions were drawn with (:func:`make_synthetic`'s)
+    similar_rate: float = 0.0
+    in_category_rate: float = 0.85
+
+    def next_click_probabilities(self, query_rows) -> np.ndarray:
+        """:func:`next_click_probabilities` of this shop (``make_synthetic(truth=True)``)."""
+        if self.truth is None:
+            raise ParameterError("next_click_probabilities() needs the shop's truth: "
+                                 "make_synthetic(..., truth=True).")
+        truth = pl.read_csv(self.truth, schema_overrides={"product_id": pl.Utf8})
+        return next_click_probabilities(truth, query_rows, self.similar_rate,
+                                        self.in_category_rate)
 
     def read_catalog(self) -> Catalog:
         """The catalog, read with :func:`prodfusion.data.read_catalog`."""
@@ -74,6 +87,42 @@ class SyntheticPaths:
 
         log = read_interactions(self.interactions, time_col="timestamp")
         return clean_sessions(log, catalog, **clean_options)
+
+
+def next_click_probabilities(truth: pl.DataFrame, query_rows, similar_rate: float,
+                             in_category_rate: float = 0.85) -> np.ndarray:
+    """How likely :func:`make_synthetic`'s sessions make each product the next click after
+    each query, from its ``truth.csv``: one row of scores per query row (the query ``-inf``).
+
+    A step after product ``q`` goes, with probability ``a = similar_rate`` (where ``q``'s
+    kind has another clickable product), to a clickable product of ``q``'s kind (category
+    and product type) uniformly, else with ``in_category_rate`` to the session's category's
+    Zipf popularity and otherwise to any clickable product. The session's category, which a
+    list built from the query cannot know, is replaced by its posterior given the query,
+    ``P(c | q) ∝ in_category_rate·zipf_c(q)·[c = category(q)] + (1 − in_category_rate) /
+    |clickable|``. Ranking by these is the **oracle** of an item-to-item list on the shop
+    (``prodfusion demo`` prints it beside the lists; ``benchmarks/demo_oracle.py``):
+    up to that stand-in, no list built from the query can expect more. Immediate repeats
+    (which cleaning drops) only rescale a row.
+    """
+    kind = truth["kind"].to_numpy()
+    clickable = truth["clickable"].to_numpy().astype(bool)
+    zipf = truth["zipf_p"].to_numpy().astype(np.float64)
+    cats, cat = np.unique(truth["category"].to_numpy(), return_inverse=True)
+    n_click = max(int(clickable.sum()), 1)
+    rows = np.asarray(query_rows, dtype=np.int64)
+    out = np.empty((len(rows), len(truth)))
+    for i, q in enumerate(rows):
+        variants = (kind == kind[q]) & clickable
+        a = similar_rate if variants.sum() > 1 else 0.0
+        post = np.full(len(cats), (1 - in_category_rate) / n_click)
+        post[cat[q]] += in_category_rate * zipf[q]
+        post /= post.sum()
+        p = a * variants / max(int(variants.sum()), 1) + (1 - a) * (
+            in_category_rate * post[cat] * zipf + (1 - in_category_rate) * clickable / n_click)
+        p[q] = -np.inf
+        out[i] = p
+    return out
 
 
 # --------------------------------------------------------------------------- titles
@@ -272,4 +321,6 @@ def make_synthetic(
         n_categories=n_categories,
         categories=tuple(c.name for c in cats),
         truth=truth_path,
+        similar_rate=float(similar_rate),
+        in_category_rate=float(in_category_rate),
     )

@@ -203,3 +203,35 @@ def test_truth_is_what_the_sessions_were_drawn_from_and_changes_nothing(tmp_path
     sizes = t.group_by("kind").len()["len"].to_numpy()
     chance = float((sizes.astype(float) ** 2).sum()) / len(t) ** 2  # 7 % here
     assert np.mean(same) > 4 * chance
+
+
+def test_next_click_probabilities_rank_the_drawn_next_clicks_first(tmp_path):
+    """The shop's own odds (``SyntheticPaths.next_click_probabilities``) put the clicks the
+    sessions drew in their top 15 more often than the category's bestsellers do, sum to at
+    most 1 over the other products, and never favour a product that is never clicked."""
+    shop = make_synthetic(tmp_path, n_products=240, n_categories=4, n_sessions=800,
+                          image_size=16, seed=3, similar_rate=0.5, truth=True)
+    assert (shop.similar_rate, shop.in_category_rate) == (0.5, 0.85)
+    ids = shop.read_catalog().ids.tolist()
+    row = {p: i for i, p in enumerate(ids)}
+    log = read_interactions(shop.interactions, time_col="timestamp")
+    f = log.frame if hasattr(log, "frame") else log
+    r = f.sort(["session", "ts"]).select("session", "product_id").rows()
+    steps = np.array([(row[a[1]], row[b[1]]) for a, b in zip(r, r[1:], strict=False)
+                      if a[0] == b[0] and a[1] != b[1]])
+    q, t = steps[:, 0], steps[:, 1]
+    p = shop.next_click_probabilities(q)
+    assert np.isneginf(p[np.arange(len(q)), q]).all()
+    finite = np.where(np.isfinite(p), p, 0.0)
+    assert (finite.sum(1) <= 1 + 1e-9).all() and (finite.sum(1) > 0.5).all()
+    truth = pl.read_csv(shop.truth, schema_overrides={"product_id": pl.Utf8})
+    assert (finite[:, ~truth["clickable"].to_numpy()] == 0).all()
+
+    def hit15(scores):
+        at = scores[np.arange(len(t)), t][:, None]
+        return float(((scores > at).sum(1) < 15).mean())
+
+    cat = np.unique(truth["category"].to_numpy(), return_inverse=True)[1]
+    best_sellers = np.where(cat[None, :] == cat[q][:, None], truth["zipf_p"].to_numpy(), -1.0)
+    best_sellers[np.arange(len(q)), q] = -np.inf
+    assert hit15(p) > hit15(best_sellers) + 0.1  # 0.66 against 0.43 here
