@@ -37,17 +37,13 @@ IN_CATEGORY_RATE = 0.85  # make_synthetic's default, as the demo draws
 
 
 def tie_aware(scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-case HitRate@K and nDCG@K of the targets, ties at their mean rank."""
+    """Per-case HitRate@K and nDCG@K of the targets, ties at their mean rank (the library's
+    :func:`~prodfusion.evaluation.metrics.tie_aware_metric`, as ``evaluate retrieval``)."""
+    from prodfusion.evaluation.metrics import tie_aware_metric
+
     st = scores[np.arange(len(targets)), targets][:, None]
-    ahead = (scores > st).sum(1)
-    ties = (scores == st).sum(1) - 1
-    hit = np.zeros(len(targets))
-    ndcg = np.zeros(len(targets))
-    for i in range(len(targets)):
-        r = ahead[i] + np.arange(ties[i] + 1)
-        hit[i] = (r < K).mean()
-        ndcg[i] = np.where(r < K, 1 / np.log2(r + 2), 0).mean()
-    return hit, ndcg
+    ahead, ties = (scores > st).sum(1), (scores == st).sum(1) - 1
+    return tie_aware_metric(ahead, ties, K, "hitrate"), tie_aware_metric(ahead, ties, K, "ndcg")
 
 
 def main(argv=None) -> int:
