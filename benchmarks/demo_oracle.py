@@ -39,10 +39,9 @@ IN_CATEGORY_RATE = 0.85  # make_synthetic's default, as the demo draws
 def tie_aware(scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-case HitRate@K and nDCG@K of the targets, ties at their mean rank (the library's
     :func:`~prodfusion.evaluation.metrics.tie_aware_metric`, as ``evaluate retrieval``)."""
-    from prodfusion.evaluation.metrics import tie_aware_metric
+    from prodfusion.evaluation.metrics import tie_aware_metric, tie_aware_ranks
 
-    st = scores[np.arange(len(targets)), targets][:, None]
-    ahead, ties = (scores > st).sum(1), (scores == st).sum(1) - 1
+    ahead, ties, _ = tie_aware_ranks([scores], targets)
     return tie_aware_metric(ahead, ties, K, "hitrate"), tie_aware_metric(ahead, ties, K, "ndcg")
 
 

@@ -281,15 +281,13 @@ def _next_clicks(rec, sessions, paper, *, k: int, seed: int, shop=None) -> dict:
         ref = " (reference)" if name in REFERENCES else ""
         _say(f"  {name + ref:<22} {r['hit_rate']['value']:.3f} / {r['ndcg']['value']:.3f}")
     if shop is not None and shop.truth is not None:
-        from prodfusion.evaluation.metrics import tie_aware_metric
+        from prodfusion.evaluation.metrics import tie_aware_metric, tie_aware_ranks
         from prodfusion.evaluation.split import split_interactions
 
         held = split_interactions(rec.catalog, sessions, seed=seed).heldout["sessions"]
         t = np.asarray(held.target_rows)
         if len(t) == n:  # the cases evaluate_retrieval scored
-            p = shop.next_click_probabilities(held.query_rows)
-            at = p[np.arange(len(t)), t][:, None]
-            ahead, ties = (p > at).sum(1), (p == at).sum(1) - 1
+            ahead, ties, _ = tie_aware_ranks([shop.next_click_probabilities(held.query_rows)], t)
             label = "the shop's own odds"
             _say(f"  {label:<22} "
                  f"{tie_aware_metric(ahead, ties, k, 'hitrate').mean():.3f} / "

@@ -90,7 +90,7 @@ def test_default_build_adds_lexical_and_cooc_and_tunes(shop, capsys):
 
 def test_category_modality_auto_builds_it_where_sessions_stay_in_a_category(shop, capsys):
     """``--category-modality auto`` (default): the category and popularity modalities where
-    at least half of the sessions' steps stay in one category; not where they cross
+    the sessions' steps stay in one category far beyond chance; not where they cross
     categories (said, with the switch), nor without categories; the bare flag is ``on``."""
     lines = ["sid;item"]
     rng = random.Random(1)

@@ -638,9 +638,9 @@ def add_build_parser(sub) -> None:
                    choices=["auto", "on", "off"],
                    help="the category modality from --category-col: 1 for two products of "
                         "the same category, 0 otherwise, fused by intermediate fusion "
-                        "(prodfusion tune weighs it). auto (default): built where at least "
-                        "half of the sessions' steps stay in one category, with the "
-                        "popularity modality; given alone: on")
+                        "(prodfusion tune weighs it). auto (default): built, with the "
+                        "popularity modality, where the sessions' steps stay in one category "
+                        "at least half of the way from chance to always; given alone: on")
     b.add_argument("--popularity", nargs="?", const="on", default="auto",
                    choices=["auto", "on", "off"],
                    help="the popularity modality from the interactions: each product's "

@@ -114,12 +114,8 @@ def same_category_share(catalog: Catalog, sessions: Sessions) -> tuple[int, floa
     >>> same_category_share(cat, Sessions.from_lists([["1", "2", "3"], ["3", "3", "1"]]))
     (3, 0.3333333333333333)
     """
-    if not catalog.has_categories:
-        return 0, None
-    steps = _category_steps(catalog, sessions)
-    if not steps.height:
-        return 0, None
-    return steps.height, float((steps[CATEGORY] == steps["_next_category"]).mean())
+    b = sessions_stay_in_category(catalog, sessions)
+    return b.steps, b.share
 
 
 def _chance(steps: pl.DataFrame) -> float:
