@@ -49,7 +49,8 @@ FUSION_METHODS: tuple[str, ...] = ("early", "intermediate", "late")
 
 #: The held-out protocols of ``evaluate retrieval`` and ``tune`` (their home and meaning:
 #: :mod:`prodfusion.evaluation.protocol`; here so that the CLI lists them without loading it).
-PROTOCOLS: tuple[str, ...] = ("leave-last-out", "whole", "leave-last-out-v24")
+PROTOCOLS: tuple[str, ...] = ("leave-last-out", "whole", "leave-last-out-v24",
+                              "leave-last-out-all-cases", "leave-last-out-log-catalog")
 
 
 def is_int(value: Any) -> bool:

@@ -112,8 +112,14 @@ def _heldout_opts(p: argparse.ArgumentParser) -> None:
                         "/ one pair per held-out query product, the rest trains (a held-out "
                         "session without its target; no pair equal to a held-out transition); "
                         "whole: whole sessions / pairs held out (targets then lack click vectors "
-                        "far more often than the catalog does); leave-last-out-v24: the rule "
-                        "before the twenty-fifth session, to reproduce older figures")
+                        "far more often than the catalog does); where the catalog looks made "
+                        "of the log's own products (25%% or more of the held-out targets, and "
+                        "3 times the catalog's share, have no training interaction) "
+                        "leave-last-out does not score the cases whose target was seen only "
+                        "in the held-out part: leave-last-out-all-cases scores them (the rule "
+                        "until the forty-fourth session), leave-last-out-log-catalog never "
+                        "does; leave-last-out-v24: the rule before the twenty-fifth session, "
+                        "to reproduce older figures")
 
 
 def _retrieval_opts(p: argparse.ArgumentParser) -> None:

@@ -511,8 +511,11 @@ def add_tune_parser(sub) -> None:
     p.add_argument("--modalities", default=None, type=csv_list,
                    help="modalities to weigh (default: all the model has)")
     p.add_argument("--protocol", choices=list(PROTOCOLS), default="leave-last-out",
-                   help="as `evaluate retrieval --protocol` (leave-last-out-v24: the rule "
-                        "before the twenty-fifth session)")
+                   help="as `evaluate retrieval --protocol`, for the test part and the "
+                        "validation splits (leave-last-out-all-cases: every case scored where "
+                        "the catalog looks made of the log's own products, the rule until the "
+                        "forty-fourth session; leave-last-out-v24: the rule before the "
+                        "twenty-fifth session)")
     p.add_argument("--test-fraction", type=float, default=0.2,
                    help="the evaluation's test part, set aside (default 0.2)")
     p.add_argument("--val-fraction", type=float, default=0.2,

@@ -14,6 +14,19 @@ the targets what it is in production:
   least two distinct partners are test queries; one of each query's pairs (chosen by a seeded
   hash) is held out, both directions, and every other pair stays in training.
 
+**A catalog made of the log's own products** (forty-fourth session). Where the catalog lists
+only products someone clicked (a catalog of viewed items), a product whose only clicks are
+held out would not have been in it when the model was built; under leave-last-out it is
+there, without training clicks, and far more often a target than the catalog's other
+products (DIGINETICA's viewed items: 62 % of the held-out targets against 10 % of the
+catalog), so a fusion — and a tuning — can learn to recognise it. :func:`log_catalog_cases`
+drops the held-out cases whose target has no training interaction where the split looks
+like that (``"leave-last-out"``: at least :data:`LOG_CATALOG_SHARE` of the targets and
+:data:`LOG_CATALOG_RATIO` times the catalog's share; ``"leave-last-out-log-catalog"``
+always, ``"leave-last-out-all-cases"`` never: the rule until then). Those products stay
+candidates (click-less, never a target); a catalog from a product feed, whose products
+without clicks are many, keeps every case.
+
 Every metric is also reported by slice of the **query** and of the **target** (has training
 clicks / has none; has an image / has none), and :func:`slice_flags` flags a configuration
 whose gain over the best single modality or reference baseline comes from one slice only.
@@ -36,8 +49,9 @@ from prodfusion._checks import PROTOCOLS
 if TYPE_CHECKING:
     from prodfusion.data.sessions import Sessions
 
-__all__ = ["PROTOCOLS", "leave_last_out_sessions", "leave_one_out_pairs", "slice_masks",
-           "slice_flags", "paired_differences", "SLICE_PARTITIONS"]
+__all__ = ["PROTOCOLS", "leave_last_out_sessions", "leave_one_out_pairs", "log_catalog_cases",
+           "slice_masks", "slice_flags", "paired_differences", "SLICE_PARTITIONS",
+           "LOG_CATALOG_SHARE", "LOG_CATALOG_RATIO"]
 
 # PROTOCOLS (listed in prodfusion._checks, so that the CLI need not load this module):
 # "leave-last-out-v24" is "leave-last-out" as it was until the twenty-fourth session, kept to
@@ -45,6 +59,16 @@ __all__ = ["PROTOCOLS", "leave_last_out_sessions", "leave_one_out_pairs", "slice
 # revisit, [a, b, a] held out as b → a, then co-occurred in training), co-interaction pairs
 # equal to a held-out session transition trained too, and pair queries were the products with
 # two partners in the file's first column only.
+
+# "leave-last-out-all-cases" is "leave-last-out" until the forty-fourth session (every held-out
+# case kept, whatever the catalog); "leave-last-out-log-catalog" drops the cases of
+# log_catalog_cases() whatever the shares say.
+
+#: :func:`log_catalog_cases`: the split looks like one of a catalog made of the log's own
+#: products where at least this share of the held-out targets have no training interaction …
+LOG_CATALOG_SHARE = 0.25
+#: … and that share is at least this many times the catalog's.
+LOG_CATALOG_RATIO = 3.0
 
 #: Pairs of complementary slices; a gain made in only one of a pair is flagged.
 SLICE_PARTITIONS: tuple[tuple[str, str], ...] = (
@@ -102,6 +126,74 @@ def leave_last_out_sessions(te: Sessions, catalog: Any, *, revisits: str = "drop
         "n_unknown_products": int((ok_len & ~(oka & okb)).sum()),
     }
     return qa[ok], qb[ok], np.asarray(["s:" + str(k) for k in keys[ok]], dtype=object), prefixes, info
+
+
+def log_catalog_cases(heldout: dict, train: Sessions | None, catalog: Any, *,
+                      mode: str = "auto") -> tuple[dict, dict]:
+    """Drop the held-out cases whose target has no training interaction where the catalog
+    looks made of the log's own products (module docstring).
+
+    ``mode``: ``"auto"`` drops where at least :data:`LOG_CATALOG_SHARE` of the targets (every
+    source together) have no interaction in ``train`` and that share is at least
+    :data:`LOG_CATALOG_RATIO` times the catalog's; ``"drop"`` always; ``"keep"`` never.
+    Returns ``(heldout, info)``: the sources with the kept cases (a source left without
+    any is left out) and what was measured and done.
+
+    Raises
+    ------
+    DataError
+        Where no held-out case would be left.
+
+    Examples
+    --------
+    A catalog of the three products the log holds; the one target seen nowhere else is the
+    catalog's only product without training clicks:
+
+    >>> from types import SimpleNamespace
+    >>> from prodfusion.data.sessions import Sessions
+    >>> cat = SimpleNamespace(ids=np.array(["a", "b", "c"], dtype=object))
+    >>> cat.lookup = lambda ids: (np.array([["a", "b", "c"].index(i) for i in ids]),
+    ...                           np.ones(len(ids), bool))
+    >>> train = Sessions.from_lists([["a", "b"], ["b", "a"]])
+    >>> from prodfusion.evaluation.split import HeldOut
+    >>> ho = HeldOut("sessions", np.array([0, 1]), np.array([1, 2]), np.array(["s:1", "s:2"]))
+    >>> kept, info = log_catalog_cases({"sessions": ho}, train, cat)
+    >>> kept["sessions"].target_rows.tolist(), info["applied"], info["n_cases_dropped"]
+    ([1], True, {'sessions': 1})
+    """
+    from prodfusion.errors import DataError
+
+    n = len(catalog.ids)
+    seen = np.zeros(n, dtype=bool)
+    if train is not None and len(train):
+        counts = train.product_counts()
+        rows, ok = catalog.lookup(list(counts))
+        seen[np.asarray(rows)[np.asarray(ok, dtype=bool)]] = True
+    targets = np.concatenate([ho.target_rows for ho in heldout.values()]
+                             or [np.zeros(0, np.int64)]).astype(np.int64)
+    t_share = float((~seen[targets]).mean()) if len(targets) else 0.0
+    c_share = float((~seen).mean()) if n else 0.0
+    applied = mode == "drop" or (mode == "auto" and t_share >= LOG_CATALOG_SHARE
+                                 and t_share >= LOG_CATALOG_RATIO * c_share)
+    info = {"mode": mode, "targets_without_training_interactions": t_share,
+            "catalog_without_training_interactions": c_share, "applied": bool(applied),
+            "n_cases_dropped": {name: 0 for name in heldout}}
+    if not applied:
+        return heldout, info
+    out = {}
+    for name, ho in heldout.items():
+        keep = seen[ho.target_rows]
+        info["n_cases_dropped"][name] = int((~keep).sum())
+        if keep.any():
+            out[name] = ho.take(np.flatnonzero(keep))
+    if not out:
+        raise DataError(
+            f"No held-out case is left: the target of every one ({len(targets):,}) has no "
+            "interaction outside the held-out part, so a catalog made of the log's own "
+            "products would not have held it when the model was built. Pass more "
+            "interactions, or --protocol leave-last-out-all-cases to score them anyway (a "
+            "catalog from a product feed lists products nobody clicked yet).")
+    return out, info
 
 
 def pair_key(x: str, y: str) -> str:

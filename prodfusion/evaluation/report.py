@@ -192,6 +192,17 @@ def _retrieval_section(res: Mapping, out: Path, figs: dict) -> tuple[list, list[
             "hurts a configuration. The lists as served are compared in the last table "
             "(`--ties row` scores them throughout); category precision and coverage are of "
             "the lists served."))
+    lc = split.get("log_catalog")
+    if lc and lc.get("applied"):
+        dropped = ", ".join(f"{n:,} {src}" for src, n in lc["n_cases_dropped"].items())
+        blocks.append(("p",
+            f"**A catalog made of the log's own products**: {_pct(lc['targets_without_training_interactions'], 1)} "
+            "of the held-out targets have no training interaction, against "
+            f"{_pct(lc['catalog_without_training_interactions'], 1)} of the catalog's products, "
+            "so those are products seen only in the held-out part, which such a catalog would "
+            "not have held when the model was built (and which a fusion could learn to "
+            f"recognise). Their cases are not scored ({dropped} dropped; they stay candidates); "
+            "`--protocol leave-last-out-all-cases` scores them."))
     cov = res.get("click_coverage") or {}
     for src in res["heldout"]:
         if src in cov:

@@ -130,9 +130,13 @@ def split_interactions(
 
     ``protocol="leave-last-out"`` (default) holds out the last transition of each test
     session and one pair of each test query product, and trains on everything else
-    (:mod:`prodfusion.evaluation.protocol`); ``"whole"`` holds out whole sessions and whole
-    unordered pairs (the earlier protocol, in which held-out targets lack click vectors far
-    more often than the catalog does).
+    (:mod:`prodfusion.evaluation.protocol`), less the cases whose target has no training
+    interaction where the catalog looks made of the log's own products
+    (:func:`~prodfusion.evaluation.protocol.log_catalog_cases`; ``info["log_catalog"]``);
+    ``"leave-last-out-all-cases"`` keeps them (the rule until the forty-fourth session),
+    ``"leave-last-out-log-catalog"`` drops them whatever the shares; ``"whole"`` holds out
+    whole sessions and whole unordered pairs (the earlier protocol, in which held-out targets
+    lack click vectors far more often than the catalog does).
 
     Parameters
     ----------
@@ -274,6 +278,16 @@ def split_interactions(
         )
         info["pairs"]["n_test_pairs_seen_in_training_dropped"] = int(seen.sum())
         info["pairs"]["n_test_pairs"] = int(ok.sum())
+    if lolo and not v24:  # a catalog made of the log's own products (protocol docstring)
+        from prodfusion.evaluation.protocol import log_catalog_cases
+
+        mode = {"leave-last-out-all-cases": "keep", "leave-last-out-log-catalog": "drop"}.get(
+            protocol, "auto")
+        heldout, info["log_catalog"] = log_catalog_cases(heldout, train, catalog, mode=mode)
+        for name, n_dropped in info["log_catalog"]["n_cases_dropped"].items():
+            if name in info:
+                info[name]["n_test_cases_target_only_held_out_dropped"] = n_dropped
+                info[name]["n_test_pairs"] = len(heldout[name]) if name in heldout else 0
     info["n_train_sessions_total"] = len(train) if train is not None else 0
     return Split(train=train, heldout=heldout, test_session_keys=test_keys, info=info)
 

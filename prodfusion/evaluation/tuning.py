@@ -57,6 +57,7 @@ import numpy as np
 
 from prodfusion._checks import MAX_K, check_int, is_real
 from prodfusion.errors import ParameterError, param_error
+from prodfusion.evaluation.protocol import LOG_CATALOG_RATIO, LOG_CATALOG_SHARE
 from prodfusion.evaluation.tuning_scorer import (
     _case_groups,
     _check_interactions,
@@ -755,10 +756,11 @@ def tune_weights(
 
 
 #: ``presence`` warns where at least this share of the validation targets lack training
-#: clicks …
-PRESENCE_WARN_SHARE = 0.25
-#: … and that share is at least this many times the catalog's.
-PRESENCE_WARN_RATIO = 3.0
+#: clicks and that share is at least this many times the catalog's: the shares at which the
+#: protocol drops such cases (:data:`~prodfusion.evaluation.protocol.LOG_CATALOG_SHARE`),
+#: so under the default protocol it warns where click vectors, not interactions, are missing
+#: (Prod2Vec's ``min_count``) or under ``leave-last-out-all-cases``.
+PRESENCE_WARN_SHARE, PRESENCE_WARN_RATIO = LOG_CATALOG_SHARE, LOG_CATALOG_RATIO
 
 
 def _presence(rec: Any, slices: dict, n_cases: int) -> dict | None:

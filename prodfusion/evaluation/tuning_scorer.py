@@ -91,7 +91,9 @@ def _provenance(outer: Any, folds: list, fit_sizes: list, src: np.ndarray, sessi
                                                    for x in np.unique(src)},
                   "n_validation_queries": int(sum(len(sc.uq) for sc, _ in folds)),
                   "n_fitting_sessions": fit_sizes,
-                  "test_cases_set_aside": int(sum(len(h) for h in outer.heldout.values()))},
+                  "test_cases_set_aside": int(sum(len(h) for h in outer.heldout.values())),
+                  **({"log_catalog": outer.info["log_catalog"]}
+                     if "log_catalog" in outer.info else {})},
         "fingerprints": {name: x.fingerprint() for name, x in (("sessions", sessions),
                                                                ("pairs", pairs))
                          if x is not None and hasattr(x, "fingerprint")},
@@ -479,6 +481,14 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
             log(f"only {r} validation split(s): too few sessions for another window")
             break
         check_no_leak(inner, rec.catalog)
+        lc = inner.info.get("log_catalog") or {}
+        if lc.get("applied"):
+            log(f"validation split {r + 1}: {sum(lc['n_cases_dropped'].values()):,} case(s) "
+                "whose target was seen only in the validation part not scored "
+                f"({100 * lc['targets_without_training_interactions']:.0f}% of the targets "
+                f"against {100 * lc['catalog_without_training_interactions']:.1f}% of the "
+                "catalog have no fitting-part interaction: a catalog made of the log's own "
+                "products would not have held them)")
         parts = [(name, ho) for name, ho in inner.heldout.items()
                  if validate_on in ("all", name)]
         q = np.concatenate([ho.query_rows for _, ho in parts] or [np.zeros(0, int)])

@@ -127,8 +127,74 @@ def test_presence_of_a_modality_cannot_reveal_the_held_out_targets():
 def test_protocol_name_is_checked(angle_model, angle_sessions):
     with pytest.raises(ParameterError, match=r"'protocol' parameter of split_interactions\(\) "
                                              r"must be one of \['leave-last-out', 'whole', "
-                                             r"'leave-last-out-v24'\]"):
+                                             r"'leave-last-out-v24', 'leave-last-out-all-cases', "
+                                             r"'leave-last-out-log-catalog'\]"):
         split_interactions(angle_model.catalog, angle_sessions, protocol="random")
+
+
+def _log_catalog_shop(n_feed: int = 0):
+    """40 products in the log — 36 old ones, and 4 new ones (036-039) clicked only as the
+    last click of a late session — plus ``n_feed`` products nobody clicked (a product feed).
+    Every title is the same, so under intermediate text + clicks a product without a click
+    vector scores 1.0 (text alone) and beats every product with one: a fusion that
+    "recognises" the products seen only in held-out sessions."""
+    ids = [f"{i:03d}" for i in range(40 + n_feed)]
+    cat = Catalog(pl.DataFrame({"product_id": ids, "title": ["same title"] * len(ids)}))
+    rng = np.random.default_rng(0)
+    early = [[ids[a], ids[b]] for a, b in (rng.choice(36, 2, replace=False) for _ in range(100))]
+    late = [[ids[i % 36], ids[(i + 7) % 36], ids[36 + i % 4] if i % 2 and i >= 10
+             else ids[(i + 3) % 36]]
+            for i in range(30)]
+    sessions = _timed(early + late, list(range(100)) + list(range(200, 230)))
+    text = Embeddings(np.ones((len(ids), 4), np.float32), np.ones(len(ids), bool), "constant")
+    rec = Recommender.from_embeddings(cat, {"text": text}, fusion="intermediate")
+    rec.prod2vec = Prod2VecParams(vector_size=8, epochs=1, workers=1)
+    return cat, ids, sessions, rec
+
+
+def test_a_catalog_of_the_logs_own_products_does_not_score_targets_seen_only_held_out(
+        tmp_path):
+    """A catalog made of the log's products would not have held 036-039 when the model was
+    built (their only clicks are held out): their cases are not scored, so recognising
+    products without training clicks wins nothing; a product feed (most products never
+    clicked) keeps every case, and ``leave-last-out-all-cases`` is the rule before."""
+    from prodfusion.evaluation.report import write_report
+
+    cat, ids, sessions, rec = _log_catalog_shop()
+    split = split_interactions(cat, sessions, test_fraction=0.2)
+    lc = split.info["log_catalog"]
+    assert lc["applied"] and lc["mode"] == "auto"
+    assert lc["targets_without_training_interactions"] >= 0.25
+    assert lc["catalog_without_training_interactions"] == pytest.approx(4 / 40)
+    seen = set(split.train.frame["product_id"].to_list())
+    targets = [ids[r] for r in split.heldout["sessions"].target_rows]
+    assert targets and all(t in seen for t in targets)
+    old = split_interactions(cat, sessions, test_fraction=0.2, protocol="leave-last-out-all-cases")
+    n_new = sum(ids[r] >= "036" for r in old.heldout["sessions"].target_rows)
+    assert n_new > 0 and lc["n_cases_dropped"] == {"sessions": n_new}
+    assert len(old.heldout["sessions"]) == len(split.heldout["sessions"]) + n_new
+    assert split.info["sessions"]["n_test_pairs"] == len(split.heldout["sessions"])
+
+    kw = dict(sessions=sessions, test_fraction=0.2, k=5, n_boot=20, progress=False,
+              variants=["intermediate:text+clicks"])
+    hr = {proto: next(r["hit_rate"]["value"] for r in evaluate_retrieval(
+              rec, protocol=proto, **kw)["rows"] if r["slice"] == "all")
+          for proto in ("leave-last-out", "leave-last-out-all-cases")}
+    assert hr["leave-last-out-all-cases"] >= 0.3  # the four new products fill the top 5
+    assert hr["leave-last-out"] < 0.1, hr  # its cases: targets with clicks, which it ranks last
+    res = evaluate_retrieval(rec, **kw)
+    write_report(res, tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "A catalog made of the log's own products" in md and f"{n_new:,} sessions dropped" in md
+
+    cat, ids, sessions, rec = _log_catalog_shop(n_feed=200)  # a product feed: every case
+    split = split_interactions(cat, sessions, test_fraction=0.2)
+    assert not split.info["log_catalog"]["applied"]
+    assert len(split.heldout["sessions"]) == len(old.heldout["sessions"])
+    forced = split_interactions(cat, sessions, test_fraction=0.2,
+                                protocol="leave-last-out-log-catalog")
+    assert forced.info["log_catalog"]["applied"]
+    assert len(forced.heldout["sessions"]) == len(old.heldout["sessions"]) - n_new
 
 
 # ----------------------------------------------------------------- flags

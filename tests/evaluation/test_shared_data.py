@@ -29,12 +29,24 @@ def test_diginetica_time_split_is_leak_free(shared_data):
     assert len(split.heldout["sessions"]) == info["n_test_clicks"] - info["n_test_sessions"]
     # leave-last-out (the default): one held-out transition per test session, the sessions'
     # earlier clicks train, and still nothing held out reaches training
-    llo = split_interactions(catalog, sessions, test_fraction=0.2)
+    llo = split_interactions(catalog, sessions, test_fraction=0.2,
+                             protocol="leave-last-out-all-cases")
     li = llo.info["sessions"]
     assert li["n_test_sessions"] == info["n_test_sessions"]
     assert len(llo.heldout["sessions"]) == li["n_test_sessions"] == li["n_test_cases"]
     assert li["n_prefix_clicks_in_training"] == li["expected_prefix_clicks"] > 0
     assert check_no_leak(llo, catalog)["test_sessions_checked"] == li["n_test_sessions"]
+    # this catalog is the log's viewed items: most held-out targets were viewed nowhere else
+    # (62 % against 10 % of the catalog), so the default does not score them
+    dflt = split_interactions(catalog, sessions, test_fraction=0.2)
+    lc = dflt.info["log_catalog"]
+    assert lc["applied"] and lc["targets_without_training_interactions"] > 0.5 > 0.15 > lc[
+        "catalog_without_training_interactions"]
+    kept = dflt.heldout["sessions"]
+    assert len(kept) + lc["n_cases_dropped"]["sessions"] == li["n_test_cases"] > len(kept) > 0
+    seen = set(dflt.train.frame["product_id"].to_list())
+    assert all(catalog.ids[t] in seen for t in kept.target_rows)
+    check_no_leak(dflt, catalog)
 
 
 def test_hm_copurchase_pair_split_is_leak_free(shared_data):

@@ -869,7 +869,8 @@ def test_a_weighting_that_serves_worse_out_of_fold_gives_way_to_the_best_single_
 def test_a_catalog_of_the_logs_own_products_warns_of_the_presence_leak(caplog):
     """Where every product is clicked somewhere in the log but each session shows new ones,
     the validation targets lack fitting-part clicks far more often than the catalog's
-    products do: the tuning says so (a weighting could learn to recognise them); a shop whose
+    products do: the tuning says so under ``leave-last-out-all-cases`` (a weighting could
+    learn to recognise them; the default protocol does not score those cases); a shop whose
     sessions revisit its products does not warn."""
     shop, sessions, _ = _shop()
     ids = shop.catalog.ids
@@ -887,9 +888,73 @@ def test_a_catalog_of_the_logs_own_products_warns_of_the_presence_leak(caplog):
     assert "no training clicks against" not in caplog.text
     fresh = [[ids[i], ids[i + 60]] for i in range(60)]  # every session two new products
     rec.click_counts_ = np.ones(len(ids), dtype=np.int64)  # each clicked once in the log
+    # the default protocol does not score targets seen only in held-out sessions where the
+    # catalog looks made of the log's products: here that is every one
+    with pytest.raises(DataError, match=r"No held-out case is left: the target of every one "
+                                        r"\(12\) has no interaction outside the held-out part"
+                                        r".*--protocol leave-last-out-all-cases"):
+        tune_weights(rec, sessions=_timed(fresh), **KW)
     with caplog.at_level("WARNING", logger="prodfusion.evaluation"):
-        res = tune_weights(rec, sessions=_timed(fresh), **KW)
+        res = tune_weights(rec, sessions=_timed(fresh), protocol="leave-last-out-all-cases",
+                           **KW)
     assert res["presence"] == {"targets_no_clicks": 1.0, "catalog_no_clicks": 0.0,
                                "warned": True}
     assert ("tuning: 100% of the validation targets have no training clicks against 0.0% of "
             "the catalog's products") in caplog.text
+
+
+def test_tuning_on_a_catalog_of_the_logs_own_products_does_not_learn_to_recognise_held_out_ones(
+        monkeypatch):
+    """Half the late sessions end in two products clicked nowhere else (a long tail), and the
+    catalog holds only the log's products. Every title is the same, so the paper's equal
+    weights rank each product without clicks first (text alone, cosine 1): under the rule
+    before the forty-fourth session (``leave-last-out-all-cases``) that "recognises" the
+    held-out-only targets and wins validation; the default protocol scores neither the test
+    part's nor the validation splits' cases whose target has no fitting-part interaction
+    (a spy on every split), so the trick scores nothing there."""
+    import prodfusion.evaluation.retrieval as retrieval
+    from prodfusion.encoders import Prod2Vec
+
+    rng = np.random.default_rng(0)
+    old = [f"o{i:03d}" for i in range(300)]
+    early = [list(rng.choice(old, 8, replace=False)) for _ in range(150)]
+    late = [list(rng.choice(old, 2, replace=False))
+            + ([f"u{2 * i:03d}", f"u{2 * i + 1:03d}"] if i % 2
+               else list(rng.choice(old, 2, replace=False))) for i in range(200)]
+    ids = old + [p for s in late for p in s if p.startswith("u")]
+    cat = Catalog(pl.DataFrame({"product_id": ids, "title": ["same title"] * len(ids)}))
+    keys = [f"k{i}" for i in range(350)]
+    times = list(range(150)) + list(range(1000, 1200))
+    sessions = Sessions(pl.DataFrame({
+        "session": [k for k, s in zip(keys, early + late, strict=True) for _ in s],
+        "position": [i for s in early + late for i in range(len(s))],
+        "product_id": [p for s in early + late for p in s],
+        "ts": [float(t) for t, s in zip(times, early + late, strict=True) for _ in s]}))
+    text = Embeddings(np.ones((len(ids), 4), np.float32), np.ones(len(ids), bool), "constant")
+    clicks = Prod2Vec(vector_size=8, epochs=2, workers=1).fit(sessions).encode(cat)
+    rec = Recommender.from_embeddings(cat, {"text": text, "clicks": clicks},
+                                      fusion="intermediate")
+    rec.prod2vec = Prod2VecParams(vector_size=8, epochs=2, workers=1)
+    real, splits = retrieval.split_interactions, []
+
+    def spy(*a, **kw):
+        splits.append(real(*a, **kw))
+        return splits[-1]
+
+    monkeypatch.setattr(retrieval, "split_interactions", spy)
+    kw = dict(sessions=sessions, repeats=2, cross_fit=False, tune_fallback=False,
+              n0_grid=(None,))
+    res = tune_weights(rec, **kw)
+    assert len(splits) == 3  # the test part set aside, two validation splits
+    for sp in splits:
+        assert sp.info["log_catalog"]["applied"]
+        seen = set(sp.train.frame["product_id"].to_list())
+        assert all(ids[t] in seen for ho in sp.heldout.values() for t in ho.target_rows)
+    assert res["split"]["log_catalog"]["applied"]
+    paper = "equal weights (calibration none)"
+    assert res["reference_scores"][paper] < 0.005
+    splits.clear()
+    before = tune_weights(rec, protocol="leave-last-out-all-cases", **kw)
+    assert not any(sp.info["log_catalog"]["applied"] for sp in splits)
+    singles = max(before["reference_scores"][f"{m} alone"] for m in ("text", "clicks"))
+    assert before["reference_scores"][paper] > 2 * singles
