@@ -146,17 +146,18 @@ def log_catalog_cases(heldout: dict, train: Sessions | None, catalog: Any, *,
 
     Examples
     --------
-    A catalog of the three products the log holds; the one target seen nowhere else is the
-    catalog's only product without training clicks:
+    A catalog of the seven products the log holds; the held-out target ``g`` is clicked
+    nowhere else, the only one of the catalog without training clicks (1 in 7, against 1 of
+    the 2 targets):
 
     >>> from types import SimpleNamespace
     >>> from prodfusion.data.sessions import Sessions
-    >>> cat = SimpleNamespace(ids=np.array(["a", "b", "c"], dtype=object))
-    >>> cat.lookup = lambda ids: (np.array([["a", "b", "c"].index(i) for i in ids]),
-    ...                           np.ones(len(ids), bool))
-    >>> train = Sessions.from_lists([["a", "b"], ["b", "a"]])
     >>> from prodfusion.evaluation.split import HeldOut
-    >>> ho = HeldOut("sessions", np.array([0, 1]), np.array([1, 2]), np.array(["s:1", "s:2"]))
+    >>> ids = list("abcdefg")
+    >>> cat = SimpleNamespace(ids=np.array(ids, dtype=object), lookup=lambda x: (
+    ...     np.array([ids.index(i) for i in x]), np.ones(len(x), bool)))
+    >>> train = Sessions.from_lists([["a", "b", "c"], ["d", "e", "f"]])
+    >>> ho = HeldOut("sessions", np.array([0, 3]), np.array([1, 6]), np.array(["s:1", "s:2"]))
     >>> kept, info = log_catalog_cases({"sessions": ho}, train, cat)
     >>> kept["sessions"].target_rows.tolist(), info["applied"], info["n_cases_dropped"]
     ([1], True, {'sessions': 1})
