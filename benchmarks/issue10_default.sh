@@ -9,7 +9,8 @@
 #   (v30: RUNS=/tmp/base TAG=v30 FROM_TAG=v29 STEPS=hm,replay — the v29 build's trees
 #   re-learnt with the trees for new queries, then evaluated)
 #   STEPS=hm,digi,cat,demo (default; about 45 minutes on the 2-core VM); STEPS=catauto (v42:
-#   the whole catalog built with --category-modality auto and off); STEPS=replay adds
+#   the whole catalog built with --category-modality auto and off); STEPS=digiprev (v44:
+#   FROM_TAG's DIGINETICA views model scored under today's protocol); STEPS=replay adds
 #   the H&M replays (needs STEPS=hm's model; about 5 minutes). The H&M model is built when
 #   missing (FRESH=1: always); the other models always.
 # Data: ../shared/data (PRODFUSION_SHARED_DATA).
@@ -63,7 +64,7 @@ if [[ $STEPS == *replay* ]]; then  # Table IV on H&M, the default's own weightin
     --note "model=$M: A = tfidf of the titles, B = the default build's own weighting" \
     --out $R/hm_replay_${TAG}_tfidf > "$RUNS/hm_replay_${TAG}_tfidf.log" 2>&1
 fi
-if [[ $STEPS == *digi* ]]; then  # DIGINETICA's views, no titles: clicks + cooc
+if [[ ",$STEPS," == *",digi,"* ]]; then  # DIGINETICA's views, no titles: clicks + cooc
   mkdir -p runs; $PY benchmarks/diginetica_catalogs.py viewed --data "$D"
   rm -rf "$RUNS/digid_$TAG"
   build --catalog runs/digi_catalog.csv --text none --image none $DI --workers 1 \
@@ -83,6 +84,14 @@ sys.exit('category' not in m['settings']['modalities'])" "$RUNS/digid_$TAG/manif
     $own cooc popular $refs \
     --note "model=$RUNS/digid_$TAG: prodfusion build with its defaults (--text none --image none: $what; --tune-learner auto)" \
     --out $R/diginetica_default_$TAG > "$RUNS/digid_${TAG}_eval.log" 2>&1
+fi
+if [[ $STEPS == *digiprev* ]]; then  # (v44) FROM_TAG's model of DIGINETICA's views, tuned
+  # before the protocol left out the targets seen only in held-out sessions, scored under it
+  P=$RUNS/digid_${FROM_TAG:?FROM_TAG names the earlier model, e.g. v42}
+  ev retrieval "$P" $DI --variants $V/single_clicks.json $V/single_cooc.json \
+    $V/own_digi_catpop.json cooc popular cooc+category popular+category \
+    --note "model=$P: the $FROM_TAG default build (tuned under leave-last-out-all-cases, the rule then), scored with the protocol of session $TAG" \
+    --out $R/diginetica_default_${FROM_TAG}_under_$TAG > "$RUNS/digid_${FROM_TAG}_under_${TAG}_eval.log" 2>&1
 fi
 if [[ ",$STEPS," == *",cat,"* || ",$STEPS," == *",catexact,"* ]]; then  # DIGINETICA's whole catalog with its categories
   mkdir -p runs; $PY benchmarks/diginetica_catalogs.py whole --data "$D"
