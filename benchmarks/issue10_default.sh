@@ -77,7 +77,8 @@ if [[ ",$STEPS," == *",digi,"* ]]; then  # DIGINETICA's views, no titles: clicks
   own=$V/own_digi.json; refs=""; what="clicks + cooc"
   if $PY -c "import json, sys; m = json.load(open(sys.argv[1]))
 sys.exit('category' not in m['settings']['modalities'])" "$RUNS/digid_$TAG/manifest.json"; then
-    own=$V/own_digi_catpop.json; refs="cooc+category popular+category"
+    own="$V/single_category.json $V/single_popularity.json $V/own_digi_catpop.json"
+    refs="cooc+category popular+category"
     what="clicks + cooc + category + popularity"
   fi
   ev retrieval "$RUNS/digid_$TAG" $DI --variants $V/single_clicks.json $V/single_cooc.json \
@@ -89,7 +90,7 @@ if [[ $STEPS == *digiprev* ]]; then  # (v44) FROM_TAG's model of DIGINETICA's vi
   # before the protocol left out the targets seen only in held-out sessions, scored under it
   P=$RUNS/digid_${FROM_TAG:?FROM_TAG names the earlier model, e.g. v42}
   ev retrieval "$P" $DI --variants $V/single_clicks.json $V/single_cooc.json \
-    $V/own_digi_catpop.json cooc popular cooc+category popular+category \
+    $V/single_category.json $V/single_popularity.json $V/own_digi_catpop.json cooc popular cooc+category popular+category \
     --note "model=$P: the $FROM_TAG default build (tuned under leave-last-out-all-cases, the rule then), scored with the protocol of session $TAG" \
     --out $R/diginetica_default_${FROM_TAG}_under_$TAG > "$RUNS/digid_${FROM_TAG}_under_${TAG}_eval.log" 2>&1
 fi

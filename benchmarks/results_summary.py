@@ -5,9 +5,10 @@ held-out set of the shared data — read from the committed reports, nothing re-
 Sources (each the output of a committed command; see the README's "Results"):
 
 - one test split: ``docs/results/{hm_default_v30, diginetica_default_v30,
-  diginetica_category_auto_v42, demo_default_v42}/results.json``
-  (``benchmarks/issue10_default.sh``; the v42 reports: the category and popularity the build
-  adds where sessions stay in a category),
+  diginetica_default_v44, diginetica_category_auto_v42, demo_default_v42}/results.json``
+  (``benchmarks/issue10_default.sh``; the v42 and v44 reports: the category and popularity
+  the build adds where sessions stay in a category; v44: the catalog of viewed items under
+  the protocol that leaves out targets seen only in held-out sessions),
   the ``paired`` entries of the model's own weighting on all cases;
 - four test windows pooled: the ``pooled`` rows of
   ``docs/results/rolling_origin_{hm,digi}_default.md`` (``benchmarks/rolling_origin.py``).
@@ -32,6 +33,7 @@ ONE_SPLIT = [
     ("H&M co-purchase pairs", "hm_default_v30", "pairs"),
     ("H&M baskets", "hm_default_v30", "sessions"),
     ("DIGINETICA views", "diginetica_default_v30", "sessions"),
+    ("DIGINETICA views + category (v44)", "diginetica_default_v44", "sessions"),
     ("DIGINETICA whole catalog", "diginetica_category_auto_v42", "sessions"),
     ("demo shop (synthetic)", "demo_default_v42", "sessions"),
 ]

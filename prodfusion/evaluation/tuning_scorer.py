@@ -92,8 +92,18 @@ def _provenance(outer: Any, folds: list, fit_sizes: list, src: np.ndarray, sessi
                   "n_validation_queries": int(sum(len(sc.uq) for sc, _ in folds)),
                   "n_fitting_sessions": fit_sizes,
                   "test_cases_set_aside": int(sum(len(h) for h in outer.heldout.values())),
-                  **({"log_catalog": outer.info["log_catalog"]}
-                     if "log_catalog" in outer.info else {})},
+                  # each validation split's cases left out as a catalog of the log's own
+                  # products would not have held their targets (the test part's shares are
+                  # not recorded: they read its targets)
+                  **({"log_catalog": [{"applied": lc["applied"],
+                                       "n_cases_dropped": sum(lc["n_cases_dropped"].values()),
+                                       "targets_without": lc[
+                                           "targets_without_training_interactions"],
+                                       "catalog_without": lc[
+                                           "catalog_without_training_interactions"]}
+                                      for lc in (getattr(sc, "log_catalog", None)
+                                                 for sc, _ in folds) if lc]}
+                     if any(getattr(sc, "log_catalog", None) for sc, _ in folds) else {})},
         "fingerprints": {name: x.fingerprint() for name, x in (("sessions", sessions),
                                                                ("pairs", pairs))
                          if x is not None and hasattr(x, "fingerprint")},
@@ -551,6 +561,7 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
                      progress=progress is True, learned_pool=learned_pool)
         data = ev.modality_data()
         stats = estimate_stats(data, mods, seed=seed) if with_stats else {}
+        sc.log_catalog = inner.info.get("log_catalog")  # the record's split (_provenance)
         folds.append((sc, stats))
         if masks is None:
             masks = {m: np.asarray(data[m].mask, bool) for m in mods}
