@@ -35,6 +35,11 @@ no trees, as a build on that little data would not) and scores its own weighting
     python benchmarks/rolling_origin.py --only hm_default --model hm_default=/tmp/base/hm_def_v30 \
         --out docs/results/rolling_origin_hm_default.md
 
+Forty-fourth session: ``--only views_catpop_default --model
+views_catpop_default=/tmp/base/digid_v44`` — DIGINETICA's catalog of viewed items as the
+default builds it since the forty-second session (the category and popularity added), under
+the protocol that leaves out held-out targets seen nowhere else.
+
 Needs the ``--tune off`` model folders of ``bash benchmarks/issue10_fusion.sh`` (``runs/digi1``,
 ``runs/digif``, ``runs/hmc``) and ``bash benchmarks/issue10_purchases.sh`` (``runs/digip``,
 ``runs/digipc``); their click vectors are retrained on each training part anyway. Writes
@@ -109,6 +114,16 @@ BUILT = {
                        V + "single_category.json", V + "single_popularity.json",
                        V + "own_digi_catpop.json", "cooc", "popular", "cooc+category",
                        "popular+category"]),
+    # forty-fourth session: the catalog of viewed items as the default builds it since the
+    # forty-second (the category and popularity added), under the protocol that leaves out
+    # held-out targets seen nowhere else (a catalog made of the log's own products)
+    "views_catpop_default": ("DIGINETICA views (catalog of viewed items), the default build: "
+                             "clicks + cooc + category + popularity", "runs/digid",
+                             "diginetica/train-item-views.sample.csv", _DI,
+                             [V + "single_clicks.json", V + "single_cooc.json",
+                              V + "single_category.json", V + "single_popularity.json",
+                              V + "own_digi_catpop.json", "cooc", "popular", "cooc+category",
+                              "popular+category"]),
     "hm_default": ("H&M customer-day baskets, the README's default build (co-purchase pairs "
                    "train and tune in every window)", "runs/hm_def", "hm/transactions.csv",
                    _HM, _HD),

@@ -40,6 +40,8 @@ def _settings_overrides(args: argparse.Namespace) -> dict:
         out["cache_size"] = args.cache_size
     if getattr(args, "shop_url", None):
         out["shop_url"] = args.shop_url
+    if getattr(args, "page_profile", None):
+        out["page_profile"] = args.page_profile
     if getattr(args, "lists", None):
         out["lists"] = Path(args.lists)
     if getattr(args, "lists_layout", None):
@@ -91,7 +93,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     overrides = _settings_overrides(args)
     settings = load_settings(args.config, **overrides)  # fails here, once, on a bad config
-    preflight(settings.experiment)  # and on a missing model or profile, before any worker
+    preflight(settings.experiment, settings.page_profile)  # and on a missing model or
+    # profile, before any worker
     models = preflight_variants(settings.experiment)  # a modality a model lacks
     preflight_lists(settings.experiment, settings.lists, models)  # a lists file it cannot serve
     del models  # the workers load their own
@@ -155,6 +158,9 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
                    help="seconds between checks for a newly published model (0: never)")
     s.add_argument("--shop-url", default=None,
                    help="merchant page template for the 'go to shop' button, with {product_id}")
+    s.add_argument("--page-profile", default=None, metavar="PROFILE",
+                   help="a weighting profile of the served models (e.g. next_clicks) ranking a "
+                   "second row on the web page, under the similar products")
     s.add_argument("--blas-threads", type=int, default=1,
                    help="BLAS threads per request (default 1: requests already run in parallel; "
                    "0 leaves the library default)")

@@ -211,10 +211,11 @@ class LoadedModel:
         }
 
 
-def preflight(experiment) -> None:
+def preflight(experiment, page_profile: str | None = None) -> None:
     """What would stop every worker at start-up, found before the server starts (one clear
     error, not a traceback per worker): a variant's model folder without a readable
-    manifest, or a weighting profile its model lacks. Reads the manifests only."""
+    manifest, or a weighting profile its model lacks — its own, or the web page's second row
+    (``page_profile``), which every variant must serve. Reads the manifests only."""
     from prodfusion.model_folder import read_manifest_file
 
     for v in experiment.variants:
@@ -222,14 +223,22 @@ def preflight(experiment) -> None:
         if stamp is None:
             raise ModelError(f"variant {v.name!r}: model folder {str(v.model)!r} has no "
                              "readable manifest.json (check the path in the configuration).")
-        if v.profile:
+        if page_profile and v.paper:
+            raise ModelError(
+                f"variant {v.name!r} ranks by the paper's formulas, so the web page's second "
+                f"row (page_profile {page_profile!r}, a weighting profile) cannot be shown to "
+                "its visitors, and the arms would show different pages; leave page_profile "
+                "out, or serve that arm without 'paper'.")
+        for what, name in (("profile", v.profile), ("page_profile", page_profile)):
+            if not name:
+                continue
             settings = read_manifest_file(Path(stamp[0])).get("settings") or {}
             profiles = settings.get("profiles") or {}
-            if v.profile not in profiles:
+            if name not in profiles:
                 raise ModelError(
-                    f"variant {v.name!r}: profile {v.profile!r} is not in the model "
+                    f"variant {v.name!r}: {what} {name!r} is not in the model "
                     f"{str(v.model)!r} (it has {sorted(profiles) or 'none'}); `prodfusion tune "
-                    f"MODEL --profile {v.profile}` tunes one.")
+                    f"MODEL --profile {name}` tunes one.")
 
 
 def _cannot_serve(folder: str, v, rec, exc: Exception) -> ModelError:

@@ -8,6 +8,7 @@ A configuration file (``.toml``, ``.yaml`` or ``.yml``)::
     reload_interval_s = 2.0            # poll model folders for a new publication; 0 = never
     # images = "/data/images"          # image folder; default: common folder of catalog images
     # shop_url = "https://shop.example/p/{product_id}"   # target of the "go to shop" button
+    # page_profile = "next_clicks"     # the web page's second row, ranked by that profile
 
     [experiment]
     name = "fusion-vs-prod2vec"
@@ -86,6 +87,13 @@ class ServiceSettings:
         Template of the merchant page, ``{product_id}`` substituted; the web page's "go to shop".
     title : str
         Name shown on the web page.
+    page_profile : str or None
+        A weighting profile of the served models (``prodfusion tune --profile NAME``, e.g.
+        ``next_clicks``) by which the web page ranks a second row under the similar products
+        ("visitors also click"), through ``/v1/similar/{id}?profile=NAME``; each row's views
+        and clicks are logged with its own ``request_id``. Every variant must serve it: a
+        ``paper`` variant, or a model without the profile, stops the start-up (both arms of an
+        experiment show the same page). None: one row.
     lists : Path or None
         Precomputed lists (``prodfusion export``) for every variant without its own ``lists``;
         answered from the file when possible, by live search otherwise
@@ -131,6 +139,7 @@ class ServiceSettings:
     cookie_secure: bool = False
     shop_url: str | None = None
     title: str = "prodfusion"
+    page_profile: str | None = None
     lists: Path | None = None
     lists_layout: Literal["arrow", "sqlite", "memory"] = "arrow"
     body_timeout_s: float = 10.0
@@ -157,6 +166,10 @@ class ServiceSettings:
         if self.shop_url is not None and "{product_id}" not in self.shop_url:
             raise param_error("shop_url", where, "a URL template containing '{product_id}'",
                               self.shop_url)
+        if self.page_profile is not None:
+            from prodfusion.fusion.weighting import check_profile_name
+
+            check_profile_name(self.page_profile, where, "page_profile")
         if self.images is not None:
             self.images = Path(self.images)
         if self.lists is not None:

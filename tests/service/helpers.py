@@ -61,14 +61,22 @@ def planted_embeddings(n: int, labels: np.ndarray, seed: int, dim: int = 8) -> d
 
 
 def make_model(folder: Path, *, n: int = 40, seed: int = 0, by: str = "category",
-               images: bool = True, catalog: Catalog | None = None) -> Path:
+               images: bool = True, catalog: Catalog | None = None,
+               profile: str | None = None) -> Path:
     """Save a planted model under ``folder / 'model'``; neighbours share ``by``:
-    "category" (i % 4) or "block" (i // 10, a different answer for reload tests)."""
+    "category" (i % 4) or "block" (i // 10, a different answer for reload tests).
+    ``profile``: also a weighting profile of that name, the photos alone (as
+    ``tune(profile=...)`` keeps one)."""
     cat = catalog or make_catalog(folder, n, images=images)
     idx = np.arange(len(cat))
     labels = idx % 4 if by == "category" else idx // 10
     rec = Recommender.from_embeddings(cat, planted_embeddings(len(cat), labels, seed),
                                       fusion="intermediate", seed=seed)
+    if profile:
+        from prodfusion.model_state import apply_profile
+
+        apply_profile(rec, profile, {"weights": {"text": 0.0, "image": 1.0, "clicks": 0.0},
+                                     "calibration": "zscore", "n0": None})
     return rec.save(folder / "model")
 
 

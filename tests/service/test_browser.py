@@ -125,6 +125,55 @@ def test_page_shows_recommendations_and_logs_click_and_jump(tmp_path):
 
 
 @pytest.mark.slow
+def test_page_profile_shows_a_second_row_whose_clicks_count_against_it(tmp_path):
+    """``serve --page-profile next_clicks``: under the similar products the page shows the
+    same product ranked by that profile, logs a view for it with its own request id, and a
+    click in it is attributed (and verified) against that row's list."""
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    model = make_model(tmp_path, profile="next_clicks")
+    db, log = tmp_path / "events.sqlite3", tmp_path / "server.log"
+    port = free_port()
+    server = start_server(model, port, log, "--events", str(db), "--page-profile",
+                          "next_clicks")
+    base = f"http://127.0.0.1:{port}"
+    store = open_event_store(db)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(base + "/#p=0001")
+            page.wait_for_selector("#also a.card")
+            assert page.locator("#recs a.card").count() == 15
+            row = page.locator("#also a.card")
+            assert row.count() == 15 and page.is_visible("#also-box")
+            assert row.nth(0).locator(".why").count() == 1  # its modality bars too
+            views = _wait_for(lambda: [e for e in store.fetch_events() if e.type == "view"]
+                              if len([e for e in store.fetch_events() if e.type == "view"]) == 2
+                              else None)
+            assert views and {v.product_id for v in views} == {"0001"}
+            assert len({v.request_id for v in views}) == 2  # one per row
+            target = row.nth(4).get_attribute("data-product-id")
+            row.nth(4).click()
+            page.wait_for_function(
+                f"document.getElementById('p-id').textContent === {target!r}")
+            clicks = _wait_for(lambda: [e for e in store.fetch_events() if e.type == "click"])
+            (c,) = clicks
+            assert (c.product_id, c.target_id, c.rank) == ("0001", target, 5)
+            assert c.status == "ok"  # verified against the second row's list
+            assert c.request_id == views[1].request_id != views[0].request_id
+            page.wait_for_selector("#also a.card")  # the next product has its row too
+            browser.close()
+        assert not errors, errors
+    finally:
+        store.close()
+        stop_server(server)
+
+
+@pytest.mark.slow
 def test_experiment_page_shows_rates_intervals_trend_srm_and_exclusions(tmp_path):
     """/experiments/{name}: per-variant and per-category CTR / JR with interval bars, the daily
     trend, the SRM verdict and the excluded-event count, from a store with planted numbers."""

@@ -2,6 +2,7 @@
 
 # No ``from __future__ import annotations``: FastAPI reads these annotations at run time.
 
+import html
 import importlib.util
 from pathlib import Path
 from typing import Annotated
@@ -39,9 +40,12 @@ def mount_static(app) -> None:
 
 
 @router.get("/")
-async def index():
-    return HTMLResponse((STATIC_DIR / "index.html").read_text(encoding="utf-8"),
-                        headers={"Cache-Control": "no-cache"})
+async def index(request: Request):
+    page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    profile = request.app.state.settings.page_profile  # a checked name: no markup in it
+    if profile:  # the second row's weighting profile, read by app.js
+        page = page.replace("<body>", f'<body data-page-profile="{html.escape(profile)}">', 1)
+    return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/experiments/{name}")

@@ -3,7 +3,9 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { current: null, pending: [], flushing: null };
+// current: the similar-products answer shown; also: the second row's (page_profile), or null
+const state = { current: null, also: null, pending: [], flushing: null };
+const PAGE_PROFILE = document.body.dataset.pageProfile || "";
 
 function newId() {
   if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -15,8 +17,10 @@ function newId() {
 // ---------------------------------------------------------------- events
 // Events wait in a queue until the server acknowledged them (HTTP 200). A 503 or a network
 // error keeps them queued and retries with the same event ids: the server stores each id once.
-function logEvent(type, extra) {
-  const cur = state.current;
+// `list`: the answer the event belongs to (default: the similar products); each row has its own
+// request id, so a click counts against the list it was shown in.
+function logEvent(type, extra, list) {
+  const cur = list || state.current;
   if (!cur) return Promise.resolve();
   state.pending.push(Object.assign({
     event_id: newId(), type, request_id: cur.request_id, product_id: cur.product.product_id,
@@ -146,6 +150,7 @@ async function showBrowse(q) {
   $("product").hidden = true;
   $("browse").hidden = false;
   state.current = null;
+  state.also = null;
   message("");
   const data = await getJSON(`/v1/products?limit=24&q=${encodeURIComponent(q || "")}`);
   setVariant(data.variant);
@@ -167,6 +172,8 @@ async function showProduct(pid) {
     return;
   }
   state.current = data;
+  state.also = null;
+  $("also-box").hidden = true;
   setVariant(data.variant, data.experiment);
   const p = data.product;
   $("browse").hidden = true;
@@ -184,6 +191,24 @@ async function showProduct(pid) {
   if (!data.items.length) message("No recommendations for this product (it shares no modality with any other).");
   window.scrollTo(0, 0);
   logEvent("view");
+  if (PAGE_PROFILE) showAlso(pid, data);
+}
+
+// The second row: the same product ranked by the weighting profile the service names
+// (page_profile, e.g. what visitors click next), with its own request id and view event.
+async function showAlso(pid, main) {
+  let data;
+  try {
+    data = await getJSON(`/v1/similar/${encodeURIComponent(pid)}?k=15&explain=true&profile=${encodeURIComponent(PAGE_PROFILE)}`);
+  } catch (e) {
+    console.warn("second row not shown:", e.message);
+    return;
+  }
+  if (state.current !== main) return;  // the visitor moved on meanwhile
+  state.also = data;
+  $("also").replaceChildren(...data.items.map((it) => card(it, it)));
+  $("also-box").hidden = !data.items.length;
+  if (data.items.length) logEvent("view", null, data);
 }
 
 // ---------------------------------------------------------------- navigation
@@ -195,16 +220,17 @@ function route() {
 }
 
 document.addEventListener("click", async (ev) => {
-  const a = ev.target.closest("#recs a.card");
+  const a = ev.target.closest("#recs a.card, #also a.card");
   if (!a || ev.button !== 0 || ev.metaKey || ev.ctrlKey) return;
   ev.preventDefault();
   const target = a.getAttribute("data-product-id");
   const rank = parseInt(a.getAttribute("data-rank"), 10);
+  const list = a.closest("#also") ? state.also : state.current;  // the row it was shown in
   // Wait (briefly) for the click to be acknowledged before leaving the list it came from.
-  const sigs = (state.current && state.current.target_sigs) || [];
+  const sigs = (list && list.target_sigs) || [];
   const extra = { target_id: target, rank };
   if (sigs[rank - 1]) extra.target_sig = sigs[rank - 1];  // proves the target was in the list
-  await Promise.race([logEvent("click", extra),
+  await Promise.race([logEvent("click", extra, list),
                       new Promise((res) => setTimeout(res, 1500))]);
   location.hash = "p=" + encodeURIComponent(target);
 });
