@@ -192,17 +192,8 @@ def _retrieval_section(res: Mapping, out: Path, figs: dict) -> tuple[list, list[
             "hurts a configuration. The lists as served are compared in the last table "
             "(`--ties row` scores them throughout); category precision and coverage are of "
             "the lists served."))
-    lc = split.get("log_catalog")
-    if lc and lc.get("applied"):
-        dropped = ", ".join(f"{n:,} {src}" for src, n in lc["n_cases_dropped"].items())
-        blocks.append(("p",
-            f"**A catalog made of the log's own products**: {_pct(lc['targets_without_training_interactions'], 1)} "
-            "of the held-out targets have no training interaction, against "
-            f"{_pct(lc['catalog_without_training_interactions'], 1)} of the catalog's products, "
-            "so those are products seen only in the held-out part, which such a catalog would "
-            "not have held when the model was built (and which a fusion could learn to "
-            f"recognise). Their cases are not scored ({dropped} dropped; they stay candidates); "
-            "`--protocol leave-last-out-all-cases` scores them."))
+    if (lc := _log_catalog_note(split)) is not None:
+        blocks.append(lc)
     cov = res.get("click_coverage") or {}
     for src in res["heldout"]:
         if src in cov:
@@ -276,6 +267,24 @@ def _retrieval_section(res: Mapping, out: Path, figs: dict) -> tuple[list, list[
     return blocks, []
 
 
+def _log_catalog_note(split: Mapping) -> tuple | None:
+    """The paragraph saying which held-out cases the protocol left out as a catalog made of
+    the log's own products would not have held their targets
+    (:func:`~prodfusion.evaluation.protocol.log_catalog_cases`), or None."""
+    lc = split.get("log_catalog")
+    if not lc or not lc.get("applied"):
+        return None
+    dropped = ", ".join(f"{n:,} {src}" for src, n in lc["n_cases_dropped"].items())
+    return ("p",
+        f"**A catalog made of the log's own products**: {_pct(lc['targets_without_training_interactions'], 1)} "
+        "of the held-out targets have no training interaction, against "
+        f"{_pct(lc['catalog_without_training_interactions'], 1)} of the catalog's products, "
+        "so those are products seen only in the held-out part, which such a catalog would "
+        "not have held when the model was built (and which a fusion could learn to "
+        f"recognise). Their cases are not scored ({dropped} dropped; they stay candidates); "
+        "`--protocol leave-last-out-all-cases` scores them.")
+
+
 def _replay_section(res: Mapping, out: Path, figs: dict, top: int = 15) -> tuple[list, list[str]]:
     cfg = res["config"]
     la, lb = cfg["a"]["label"], cfg["b"]["label"]
@@ -287,6 +296,8 @@ def _replay_section(res: Mapping, out: Path, figs: dict, top: int = 15) -> tuple
            "on the views clicked by only one variant." if cfg["design"] == "paired" else
            "and a sample-ratio-mismatch check.")
     )]
+    if (lc := _log_catalog_note(res.get("split") or {})) is not None:
+        blocks.append(lc)
     for src, t in res["sources"].items():
         tot = t["total"]
         rows = [[

@@ -186,6 +186,11 @@ def test_a_catalog_of_the_logs_own_products_does_not_score_targets_seen_only_hel
     write_report(res, tmp_path)
     md = (tmp_path / "report.md").read_text()
     assert "A catalog made of the log's own products" in md and f"{n_new:,} sessions dropped" in md
+    rep = replay("cooc", "intermediate:text+clicks", model=rec, sessions=sessions,
+                 test_fraction=0.2, k=5, progress=False)  # the replay holds out the same
+    assert rep["sources"]["sessions"]["n_views"] == len(split.heldout["sessions"])
+    write_report(rep, tmp_path / "replay")
+    assert f"{n_new:,} sessions dropped" in (tmp_path / "replay" / "report.md").read_text()
 
     cat, ids, sessions, rec = _log_catalog_shop(n_feed=200)  # a product feed: every case
     split = split_interactions(cat, sessions, test_fraction=0.2)
