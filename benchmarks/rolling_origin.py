@@ -102,6 +102,10 @@ _HD = [V + f"single_{m}.json" for m in ("text", "image", "clicks", "lexical", "c
 #: then the boosted trees, adopted where they win out of fold (``--tune-learner auto``) —
 #: but without the per-source profiles ``--tune-profiles auto`` may add (they leave the
 #: model's own weighting, the one scored, unchanged). Same tuple layout as :data:`CASES`.
+#: The variants of a default build with the category and popularity (DIGINETICA).
+_CPD = [V + "single_clicks.json", V + "single_cooc.json", V + "single_category.json",
+        V + "single_popularity.json", V + "own_digi_catpop.json", "cooc", "popular",
+        "cooc+category", "popular+category"]
 BUILT = {
     "views_default": ("DIGINETICA views (catalog of viewed items), the default build: "
                       "clicks + cooc", "runs/digid", "diginetica/train-item-views.sample.csv",
@@ -109,21 +113,13 @@ BUILT = {
                             V + "own_digi.json", "cooc", "popular"]),
     "whole_default": ("DIGINETICA views, whole catalog, the default build: clicks + cooc + "
                       "category + popularity", "runs/digifcp",
-                      "diginetica/train-item-views.sample.csv", _DI,
-                      [V + "single_clicks.json", V + "single_cooc.json",
-                       V + "single_category.json", V + "single_popularity.json",
-                       V + "own_digi_catpop.json", "cooc", "popular", "cooc+category",
-                       "popular+category"]),
+                      "diginetica/train-item-views.sample.csv", _DI, _CPD),
     # forty-fourth session: the catalog of viewed items as the default builds it since the
     # forty-second (the category and popularity added), under the protocol that leaves out
     # held-out targets seen nowhere else (a catalog made of the log's own products)
     "views_catpop_default": ("DIGINETICA views (catalog of viewed items), the default build: "
                              "clicks + cooc + category + popularity", "runs/digid",
-                             "diginetica/train-item-views.sample.csv", _DI,
-                             [V + "single_clicks.json", V + "single_cooc.json",
-                              V + "single_category.json", V + "single_popularity.json",
-                              V + "own_digi_catpop.json", "cooc", "popular", "cooc+category",
-                              "popular+category"]),
+                             "diginetica/train-item-views.sample.csv", _DI, _CPD),
     "hm_default": ("H&M customer-day baskets, the README's default build (co-purchase pairs "
                    "train and tune in every window)", "runs/hm_def", "hm/transactions.csv",
                    _HM, _HD),

@@ -83,6 +83,12 @@ def _provenance(outer: Any, folds: list, fit_sizes: list, src: np.ndarray, sessi
     """A tuning record's ``split`` (how the interactions were split, what validated) and
     ``fingerprints`` (of the interactions tuned on), as both learners write them."""
     src = np.asarray(src).astype(str)
+    # each validation split's cases left out as a catalog of the log's own products would not
+    # have held their targets (not the test part's shares: they read its targets)
+    lcs = [{"applied": lc["applied"], "n_cases_dropped": sum(lc["n_cases_dropped"].values()),
+            "targets_without": lc["targets_without_training_interactions"],
+            "catalog_without": lc["catalog_without_training_interactions"]}
+           for lc in (getattr(sc, "log_catalog", None) for sc, _ in folds) if lc]
     return {
         "split": {"protocol": protocol, "test_fraction": test_fraction,
                   "val_fraction": val_fraction, "seed": seed,
@@ -92,18 +98,7 @@ def _provenance(outer: Any, folds: list, fit_sizes: list, src: np.ndarray, sessi
                   "n_validation_queries": int(sum(len(sc.uq) for sc, _ in folds)),
                   "n_fitting_sessions": fit_sizes,
                   "test_cases_set_aside": int(sum(len(h) for h in outer.heldout.values())),
-                  # each validation split's cases left out as a catalog of the log's own
-                  # products would not have held their targets (the test part's shares are
-                  # not recorded: they read its targets)
-                  **({"log_catalog": [{"applied": lc["applied"],
-                                       "n_cases_dropped": sum(lc["n_cases_dropped"].values()),
-                                       "targets_without": lc[
-                                           "targets_without_training_interactions"],
-                                       "catalog_without": lc[
-                                           "catalog_without_training_interactions"]}
-                                      for lc in (getattr(sc, "log_catalog", None)
-                                                 for sc, _ in folds) if lc]}
-                     if any(getattr(sc, "log_catalog", None) for sc, _ in folds) else {})},
+                  **({"log_catalog": lcs} if lcs else {})},
         "fingerprints": {name: x.fingerprint() for name, x in (("sessions", sessions),
                                                                ("pairs", pairs))
                          if x is not None and hasattr(x, "fingerprint")},
