@@ -11,7 +11,8 @@ Sources (each the output of a committed command; see the README's "Results"):
   the protocol that leaves out targets seen only in held-out sessions),
   the ``paired`` entries of the model's own weighting on all cases;
 - four test windows pooled: the ``pooled`` rows of
-  ``docs/results/rolling_origin_{hm,digi}_default.md`` (``benchmarks/rolling_origin.py``).
+  ``docs/results/rolling_origin_{hm,digi}_default.md`` and ``rolling_origin_digi_catpop_v44.md``
+  (``benchmarks/rolling_origin.py``).
 
     python benchmarks/results_summary.py --out docs/results/summary.png
 
@@ -41,6 +42,8 @@ ONE_SPLIT = [
 POOLED = [
     ("H&M baskets", "rolling_origin_hm_default.md", "## H&M customer-day baskets"),
     ("DIGINETICA views", "rolling_origin_digi_default.md", "## DIGINETICA views (catalog of"),
+    ("DIGINETICA views + category (v44)", "rolling_origin_digi_catpop_v44.md",
+     "## DIGINETICA views (catalog of"),
     ("DIGINETICA whole catalog", "rolling_origin_digi_default.md",
      "## DIGINETICA views, whole catalog"),
 ]

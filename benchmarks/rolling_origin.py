@@ -196,8 +196,11 @@ def run_case(name: str, data: Path, windows: int, tune_args: list[str] = (),
     sessions = pairs = None
     days = _first_days(data / inter, opts)
     out = []
+    from prodfusion.evaluation.split import model_clicked
+
     for w in range(windows):
         rec = Recommender.load(model)
+        clicked = model_clicked(rec)  # the whole log's, before tuning counts the window's
         if sessions is None:
             sessions, pairs = load_interactions(targs, rec.catalog)
         _log(f"{name} window {w}: {len(sessions):,} sessions; tuning")
@@ -215,7 +218,7 @@ def run_case(name: str, data: Path, windows: int, tune_args: list[str] = (),
             tuning = rec.tune(sessions, pairs, **tune_options(targs, rec))
         t_tune = time.perf_counter() - t
         _log(f"{name} window {w}: tuned in {t_tune:.0f} s; scoring the test part")
-        res = _run_retrieval(eargs, rec, sessions, pairs, keep_cases=True)
+        res = _run_retrieval(eargs, rec, sessions, pairs, keep_cases=True, clicked=clicked)
         out.append({"window": w, "n_sessions": len(sessions), "tuning": tuning, "result": res,
                     "tune_seconds": t_tune})
         train, test = sessions.split_by_time(targs.test_fraction, seed=targs.eval_seed)

@@ -129,13 +129,20 @@ def leave_last_out_sessions(te: Sessions, catalog: Any, *, revisits: str = "drop
 
 
 def log_catalog_cases(heldout: dict, train: Sessions | None, catalog: Any, *,
-                      mode: str = "auto") -> tuple[dict, dict]:
+                      mode: str = "auto", clicked: np.ndarray | None = None
+                      ) -> tuple[dict, dict]:
     """Drop the held-out cases whose target has no training interaction where the catalog
     looks made of the log's own products (module docstring).
 
     ``mode``: ``"auto"`` drops where at least :data:`LOG_CATALOG_SHARE` of the targets (every
     source together) have no interaction in ``train`` and that share is at least
     :data:`LOG_CATALOG_RATIO` times the catalog's; ``"drop"`` always; ``"keep"`` never.
+    The catalog's share is of the products without an interaction in ``train``; given
+    ``clicked`` (bool per catalog row: clicked in the log the model was built from, e.g. its
+    click counts > 0), the products that log clicks but this split's data never names — an
+    earlier window of the same log (``tune --rolling``, ``benchmarks/rolling_origin.py``):
+    products first clicked after it — are left out of that share, so an earlier window
+    decides as a split of the whole log would.
     Returns ``(heldout, info)``: the sources with the kept cases (a source left without
     any is left out) and what was measured and done.
 
@@ -174,11 +181,20 @@ def log_catalog_cases(heldout: dict, train: Sessions | None, catalog: Any, *,
                              or [np.zeros(0, np.int64)]).astype(np.int64)
     t_share = float((~seen[targets]).mean()) if len(targets) else 0.0
     c_share = float((~seen).mean()) if n else 0.0
+    c_rule, later_out = c_share, False
+    if clicked is not None and len(clicked) == n:
+        named = seen.copy()  # the products this split's data names
+        for ho in heldout.values():
+            named[ho.query_rows] = named[ho.target_rows] = True
+        later = np.asarray(clicked, dtype=bool) & ~named  # clicked after this data only
+        if later.any() and (~later).any():
+            c_rule, later_out = float((~seen[~later]).mean()), True
     applied = mode == "drop" or (mode == "auto" and t_share >= LOG_CATALOG_SHARE
-                                 and t_share >= LOG_CATALOG_RATIO * c_share)
+                                 and t_share >= LOG_CATALOG_RATIO * c_rule)
     info = {"mode": mode, "targets_without_training_interactions": t_share,
-            "catalog_without_training_interactions": c_share, "applied": bool(applied),
-            "n_cases_dropped": {name: 0 for name in heldout}}
+            "catalog_without_training_interactions": c_share,
+            "catalog_share_compared": c_rule, "later_products_left_out": later_out,
+            "applied": bool(applied), "n_cases_dropped": {name: 0 for name in heldout}}
     if not applied:
         return heldout, info
     out = {}

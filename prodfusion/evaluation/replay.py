@@ -49,6 +49,7 @@ from prodfusion.evaluation.retrieval import (
     rank_of_target,
     split_interactions,
 )
+from prodfusion.evaluation.split import model_clicked
 from prodfusion.evaluation.stats import proportion_ci, srm_check, two_proportion_test
 
 __all__ = ["replay", "ctr_table", "Design"]
@@ -218,7 +219,7 @@ def replay(
     rec_a, rec_b = model_of(va), model_of(vb)
     catalog = rec_a.catalog
     split = split_interactions(catalog, sessions, pairs, test_fraction=test_fraction, seed=seed,
-                               protocol=protocol)
+                               protocol=protocol, clicked=model_clicked(rec_a))
     leak = check_no_leak(split, catalog)
     log = _Progress(progress)
     evs: dict[int, Any] = {}

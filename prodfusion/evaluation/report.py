@@ -278,7 +278,10 @@ def _log_catalog_note(split: Mapping) -> tuple | None:
     return ("p",
         f"**A catalog made of the log's own products**: {_pct(lc['targets_without_training_interactions'], 1)} "
         "of the held-out targets have no training interaction, against "
-        f"{_pct(lc['catalog_without_training_interactions'], 1)} of the catalog's products, "
+        f"{_pct(lc.get('catalog_share_compared', lc['catalog_without_training_interactions']), 1)} "
+        "of the catalog's products"
+        + (" (less those the model's log clicks only after these interactions)"
+           if lc.get("later_products_left_out") else "") + ", "
         "so those are products seen only in the held-out part, which such a catalog would "
         "not have held when the model was built (and which a fusion could learn to "
         f"recognise). Their cases are not scored ({dropped} dropped; they stay candidates); "

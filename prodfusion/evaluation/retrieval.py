@@ -63,6 +63,7 @@ from prodfusion.evaluation.split import (
     check_no_leak,
     consecutive_pairs,
     heldout_recommender,
+    model_clicked,
     split_interactions,
 )
 from prodfusion.variants import BASELINE, Variant
@@ -227,6 +228,7 @@ def evaluate_retrieval(
     protocol: str = "leave-last-out",
     ties: str = "mean",
     keep_cases: bool = False,
+    clicked: np.ndarray | None = None,
     _split: Split | None = None,
 ) -> dict:
     """Score the retrieval of held-out co-interactions for several configurations.
@@ -266,6 +268,10 @@ def evaluate_retrieval(
     keep_cases : bool, default False
         Also return the per-case values (``cases``), e.g. to pool several test windows
         (``benchmarks/rolling_origin.py``); not JSON: left out of reports.
+    clicked : bool array, optional
+        Per catalog row, clicked in the whole log (``split_interactions(clicked=...)``);
+        default: the model's click counts > 0. An earlier window of the log evaluated after
+        ``tune`` counted the window's clicks passes the whole log's.
 
     Returns
     -------
@@ -286,8 +292,8 @@ def evaluate_retrieval(
     t0 = time.perf_counter()
     catalog = rec.catalog
     split = _split or split_interactions(
-        catalog, sessions, pairs, test_fraction=test_fraction, seed=seed, protocol=protocol
-    )
+        catalog, sessions, pairs, test_fraction=test_fraction, seed=seed, protocol=protocol,
+        clicked=model_clicked(rec) if clicked is None else clicked)
     leak = check_no_leak(split, catalog)
     log = _Progress(progress)
     log("retraining Prod2Vec on the training part")

@@ -125,6 +125,7 @@ def split_interactions(
     seed: int = 0,
     protocol: str = "leave-last-out",
     window: int = 0,
+    clicked: np.ndarray | None = None,
 ) -> Split:
     """Split sessions by time and pairs by hash; see the module docstring.
 
@@ -152,6 +153,10 @@ def split_interactions(
     window : int
         Which block of sessions is held out: 0 the latest, ``w`` the one ``w`` blocks
         earlier (``Sessions.split_by_time``; ``prodfusion tune``'s repeated validation).
+    clicked : bool array, optional
+        Per catalog row, clicked in the log the model was built from (:func:`model_clicked`):
+        :func:`~prodfusion.evaluation.protocol.log_catalog_cases` leaves the products it
+        clicks only after these interactions out of the catalog's share.
 
     Returns
     -------
@@ -283,13 +288,23 @@ def split_interactions(
 
         mode = {"leave-last-out-all-cases": "keep", "leave-last-out-log-catalog": "drop"}.get(
             protocol, "auto")
-        heldout, info["log_catalog"] = log_catalog_cases(heldout, train, catalog, mode=mode)
+        heldout, info["log_catalog"] = log_catalog_cases(heldout, train, catalog, mode=mode,
+                                                         clicked=clicked)
         for name, n_dropped in info["log_catalog"]["n_cases_dropped"].items():
             if name in info:
                 info[name]["n_test_cases_target_only_held_out_dropped"] = n_dropped
                 info[name]["n_test_pairs"] = len(heldout[name]) if name in heldout else 0
     info["n_train_sessions_total"] = len(train) if train is not None else 0
     return Split(train=train, heldout=heldout, test_session_keys=test_keys, info=info)
+
+
+def model_clicked(rec: Any) -> np.ndarray | None:
+    """Which of ``rec``'s products the log it was built from clicked (its click counts > 0),
+    or None where it keeps no counts: ``split_interactions(clicked=...)``."""
+    counts = getattr(rec, "click_counts_", None)
+    if counts is None or len(counts) != len(rec.catalog):
+        return None
+    return np.asarray(counts) > 0
 
 
 def check_no_leak(split: Split, catalog: Any) -> dict:

@@ -65,9 +65,10 @@ def _outer_parts(rec: Any, sessions, pairs, *, test_fraction: float, seed: int,
     exactly as ``evaluate`` holds it out; a tuning never reads ``outer.heldout``."""
     from prodfusion.errors import DataError
     from prodfusion.evaluation.retrieval import split_interactions
+    from prodfusion.evaluation.split import model_clicked
 
     outer = split_interactions(rec.catalog, sessions, pairs, test_fraction=test_fraction,
-                               seed=seed, protocol=protocol)
+                               seed=seed, protocol=protocol, clicked=model_clicked(rec))
     s_part = _part(outer.train, ("s:", "h:"))
     p_part = _part(outer.train, ("p:",))
     if s_part is not None and len(s_part) < 2:
@@ -87,7 +88,7 @@ def _provenance(outer: Any, folds: list, fit_sizes: list, src: np.ndarray, sessi
     # have held their targets (not the test part's shares: they read its targets)
     lcs = [{"applied": lc["applied"], "n_cases_dropped": sum(lc["n_cases_dropped"].values()),
             "targets_without": lc["targets_without_training_interactions"],
-            "catalog_without": lc["catalog_without_training_interactions"]}
+            "catalog_without": lc["catalog_share_compared"]}
            for lc in (getattr(sc, "log_catalog", None) for sc, _ in folds) if lc]
     return {
         "split": {"protocol": protocol, "test_fraction": test_fraction,
@@ -469,7 +470,7 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
         heldout_recommender,
         split_interactions,
     )
-    from prodfusion.evaluation.split import retrain_params
+    from prodfusion.evaluation.split import model_clicked, retrain_params
     from prodfusion.fusion.weights import estimate_stats
 
     folds_in, fit_sizes = [], []
@@ -479,7 +480,7 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
         try:  # pairs: another seeded hash; sessions: the latest block (rolling: the r-th)
             inner = split_interactions(rec.catalog, s_part, p_part, test_fraction=val_fraction,
                                        seed=seed + 7919 * (r + 1), protocol=protocol,
-                                       window=r if rolling else 0)
+                                       window=r if rolling else 0, clicked=model_clicked(rec))
         except DataError:
             if r == 0:
                 raise
@@ -491,8 +492,10 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
             log(f"validation split {r + 1}: {sum(lc['n_cases_dropped'].values()):,} case(s) "
                 "whose target was seen only in the validation part not scored "
                 f"({100 * lc['targets_without_training_interactions']:.0f}% of the targets "
-                f"against {100 * lc['catalog_without_training_interactions']:.1f}% of the "
-                "catalog have no fitting-part interaction: a catalog made of the log's own "
+                f"against {100 * lc['catalog_share_compared']:.1f}% of the catalog"
+                + (" (less the products the log clicks only later)"
+                   if lc["later_products_left_out"] else "")
+                + " have no fitting-part interaction: a catalog made of the log's own "
                 "products would not have held them)")
         parts = [(name, ho) for name, ho in inner.heldout.items()
                  if validate_on in ("all", name)]

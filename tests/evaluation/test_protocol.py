@@ -192,6 +192,22 @@ def test_a_catalog_of_the_logs_own_products_does_not_score_targets_seen_only_hel
     write_report(rep, tmp_path / "replay")
     assert f"{n_new:,} sessions dropped" in (tmp_path / "replay" / "report.md").read_text()
 
+    # an earlier window of a longer log (tune --rolling, benchmarks/rolling_origin.py): the
+    # catalog also holds 40 products the log clicks only later; by this window's data alone
+    # they look like a product feed's unclicked ones (55 % of the catalog without training
+    # clicks), and the model's click counts say they are not
+    later = [f"{i:03d}" for i in range(40, 80)]
+    cat2 = Catalog(pl.DataFrame({"product_id": ids + later, "title": ["same title"] * 80}))
+    in_log = set(sessions.frame["product_id"].to_list()) | set(later)  # the whole log's
+    clicked = np.array([p in in_log for p in ids + later])
+    alone = split_interactions(cat2, sessions, test_fraction=0.2)
+    assert not alone.info["log_catalog"]["applied"]
+    window = split_interactions(cat2, sessions, test_fraction=0.2, clicked=clicked)
+    wl = window.info["log_catalog"]
+    assert wl["applied"] and wl["later_products_left_out"]
+    assert wl["catalog_share_compared"] == pytest.approx(4 / 40)
+    assert wl["n_cases_dropped"] == {"sessions": n_new}
+
     cat, ids, sessions, rec = _log_catalog_shop(n_feed=200)  # a product feed: every case
     split = split_interactions(cat, sessions, test_fraction=0.2)
     assert not split.info["log_catalog"]["applied"]
