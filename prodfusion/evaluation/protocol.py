@@ -21,8 +21,8 @@ there, without training clicks, and far more often a target than the catalog's o
 products (DIGINETICA's viewed items: 62 % of the held-out targets against 10 % of the
 catalog), so a fusion — and a tuning — can learn to recognise it. :func:`log_catalog_cases`
 drops the held-out cases whose target has no training interaction where the split looks
-like that (``"leave-last-out"``: at least :data:`LOG_CATALOG_SHARE` of the targets and
-:data:`LOG_CATALOG_RATIO` times the catalog's share; ``"leave-last-out-log-catalog"``
+like that (``"leave-last-out"``: at least :data:`LOG_CATALOG_SHARE` of the targets, 20 or
+more, and :data:`LOG_CATALOG_RATIO` times the catalog's share; ``"leave-last-out-log-catalog"``
 always, ``"leave-last-out-all-cases"`` never: the rule until then). Those products stay
 candidates (click-less, never a target); a catalog from a product feed, whose products
 without clicks are many, keeps every case.
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PROTOCOLS", "leave_last_out_sessions", "leave_one_out_pairs", "log_catalog_cases",
            "slice_masks", "slice_flags", "paired_differences", "SLICE_PARTITIONS",
-           "LOG_CATALOG_SHARE", "LOG_CATALOG_RATIO"]
+           "LOG_CATALOG_SHARE", "LOG_CATALOG_RATIO", "LOG_CATALOG_MIN_CASES"]
 
 # PROTOCOLS (listed in prodfusion._checks, so that the CLI need not load this module):
 # "leave-last-out-v24" is "leave-last-out" as it was until the twenty-fourth session, kept to
@@ -67,8 +67,11 @@ __all__ = ["PROTOCOLS", "leave_last_out_sessions", "leave_one_out_pairs", "log_c
 #: :func:`log_catalog_cases`: the split looks like one of a catalog made of the log's own
 #: products where at least this share of the held-out targets have no training interaction …
 LOG_CATALOG_SHARE = 0.25
-#: … and that share is at least this many times the catalog's.
+#: … and that share is at least this many times the catalog's …
 LOG_CATALOG_RATIO = 3.0
+#: … and they are at least this many cases (fewer say nothing of the catalog, and cannot
+#: teach a tuning much; the tuner's smallest slice, ``min_slice_cases``, is as many).
+LOG_CATALOG_MIN_CASES = 20
 
 #: Pairs of complementary slices; a gain made in only one of a pair is flagged.
 SLICE_PARTITIONS: tuple[tuple[str, str], ...] = (
@@ -135,8 +138,9 @@ def log_catalog_cases(heldout: dict, train: Sessions | None, catalog: Any, *,
     looks made of the log's own products (module docstring).
 
     ``mode``: ``"auto"`` drops where at least :data:`LOG_CATALOG_SHARE` of the targets (every
-    source together) have no interaction in ``train`` and that share is at least
-    :data:`LOG_CATALOG_RATIO` times the catalog's; ``"drop"`` always; ``"keep"`` never.
+    source together), and :data:`LOG_CATALOG_MIN_CASES` of them, have no interaction in
+    ``train`` and that share is at least :data:`LOG_CATALOG_RATIO` times the catalog's;
+    ``"drop"`` always; ``"keep"`` never.
     The catalog's share is of the products without an interaction in ``train``; given
     ``clicked`` (bool per catalog row: clicked in the log the model was built from, e.g. its
     click counts > 0), the products that log clicks but this split's data never names — an
@@ -155,7 +159,7 @@ def log_catalog_cases(heldout: dict, train: Sessions | None, catalog: Any, *,
     --------
     A catalog of the seven products the log holds; the held-out target ``g`` is clicked
     nowhere else, the only one of the catalog without training clicks (1 in 7, against 1 of
-    the 2 targets):
+    the 2 targets) — one case, too few for ``"auto"`` to conclude; ``"drop"`` leaves it out:
 
     >>> from types import SimpleNamespace
     >>> from prodfusion.data.sessions import Sessions
@@ -165,7 +169,9 @@ def log_catalog_cases(heldout: dict, train: Sessions | None, catalog: Any, *,
     ...     np.array([ids.index(i) for i in x]), np.ones(len(x), bool)))
     >>> train = Sessions.from_lists([["a", "b", "c"], ["d", "e", "f"]])
     >>> ho = HeldOut("sessions", np.array([0, 3]), np.array([1, 6]), np.array(["s:1", "s:2"]))
-    >>> kept, info = log_catalog_cases({"sessions": ho}, train, cat)
+    >>> log_catalog_cases({"sessions": ho}, train, cat)[1]["applied"]
+    False
+    >>> kept, info = log_catalog_cases({"sessions": ho}, train, cat, mode="drop")
     >>> kept["sessions"].target_rows.tolist(), info["applied"], info["n_cases_dropped"]
     ([1], True, {'sessions': 1})
     """
@@ -179,7 +185,8 @@ def log_catalog_cases(heldout: dict, train: Sessions | None, catalog: Any, *,
         seen[np.asarray(rows)[np.asarray(ok, dtype=bool)]] = True
     targets = np.concatenate([ho.target_rows for ho in heldout.values()]
                              or [np.zeros(0, np.int64)]).astype(np.int64)
-    t_share = float((~seen[targets]).mean()) if len(targets) else 0.0
+    n_unseen = int((~seen[targets]).sum())
+    t_share = n_unseen / len(targets) if len(targets) else 0.0
     c_share = float((~seen).mean()) if n else 0.0
     c_rule, later_out = c_share, False
     if clicked is not None and len(clicked) == n:
@@ -189,7 +196,8 @@ def log_catalog_cases(heldout: dict, train: Sessions | None, catalog: Any, *,
         later = np.asarray(clicked, dtype=bool) & ~named  # clicked after this data only
         if later.any() and (~later).any():
             c_rule, later_out = float((~seen[~later]).mean()), True
-    applied = mode == "drop" or (mode == "auto" and t_share >= LOG_CATALOG_SHARE
+    applied = mode == "drop" or (mode == "auto" and n_unseen >= LOG_CATALOG_MIN_CASES
+                                 and t_share >= LOG_CATALOG_SHARE
                                  and t_share >= LOG_CATALOG_RATIO * c_rule)
     info = {"mode": mode, "targets_without_training_interactions": t_share,
             "catalog_without_training_interactions": c_share,

@@ -9,7 +9,7 @@ import pytest
 from prodfusion.data.catalog import Catalog
 from prodfusion.data.sessions import Sessions
 from prodfusion.encoders.base import Embeddings
-from prodfusion.errors import ModelError, ParameterError
+from prodfusion.errors import DataError, ModelError, ParameterError
 from prodfusion.evaluation.baselines import Reference, cooc_matrix, popularity
 from prodfusion.evaluation.protocol import paired_differences, slice_flags
 from prodfusion.evaluation.replay import replay
@@ -133,8 +133,8 @@ def test_protocol_name_is_checked(angle_model, angle_sessions):
 
 
 def _log_catalog_shop(n_feed: int = 0):
-    """40 products in the log — 36 old ones, and 4 new ones (036-039) clicked only as the
-    last click of a late session — plus ``n_feed`` products nobody clicked (a product feed).
+    """40 products — 36 old ones clicked throughout, 037-039 clicked only as the last click of
+    the latest sessions, 036 never — plus ``n_feed`` products nobody clicked (a product feed).
     Every title is the same, so under intermediate text + clicks a product without a click
     vector scores 1.0 (text alone) and beats every product with one: a fusion that
     "recognises" the products seen only in held-out sessions."""
@@ -142,10 +142,10 @@ def _log_catalog_shop(n_feed: int = 0):
     cat = Catalog(pl.DataFrame({"product_id": ids, "title": ["same title"] * len(ids)}))
     rng = np.random.default_rng(0)
     early = [[ids[a], ids[b]] for a, b in (rng.choice(36, 2, replace=False) for _ in range(100))]
-    late = [[ids[i % 36], ids[(i + 7) % 36], ids[36 + i % 4] if i % 2 and i >= 10
+    late = [[ids[i % 36], ids[(i + 7) % 36], ids[36 + i % 4] if i % 4 and i >= 60
              else ids[(i + 3) % 36]]
-            for i in range(30)]
-    sessions = _timed(early + late, list(range(100)) + list(range(200, 230)))
+            for i in range(100)]  # the test part: the latest 40, 30 of them to 037-039
+    sessions = _timed(early + late, list(range(100)) + list(range(200, 300)))
     text = Embeddings(np.ones((len(ids), 4), np.float32), np.ones(len(ids), bool), "constant")
     rec = Recommender.from_embeddings(cat, {"text": text}, fusion="intermediate")
     rec.prod2vec = Prod2VecParams(vector_size=8, epochs=1, workers=1)
@@ -207,6 +207,18 @@ def test_a_catalog_of_the_logs_own_products_does_not_score_targets_seen_only_hel
     assert wl["applied"] and wl["later_products_left_out"]
     assert wl["catalog_share_compared"] == pytest.approx(4 / 40)
     assert wl["n_cases_dropped"] == {"sessions": n_new}
+
+    # every session two products clicked nowhere else: nothing a log-made catalog could score
+    fresh = [[f"{i:03d}", f"{i + 60:03d}"] for i in range(60)]
+    cat3 = Catalog(pl.DataFrame({"product_id": [f"{i:03d}" for i in range(120)],
+                                 "title": ["t"] * 120}))
+    with pytest.raises(DataError, match=r"No held-out case is left: the target of every one "
+                                        r"\(12\) has no interaction outside the held-out part"
+                                        r".*--protocol leave-last-out-all-cases"):
+        split_interactions(cat3, _timed(fresh, list(range(60))), test_fraction=0.2,
+                           protocol="leave-last-out-log-catalog")
+    assert not split_interactions(cat3, _timed(fresh, list(range(60))), test_fraction=0.2
+                                  ).info["log_catalog"]["applied"]  # 12 cases: too few to say
 
     cat, ids, sessions, rec = _log_catalog_shop(n_feed=200)  # a product feed: every case
     split = split_interactions(cat, sessions, test_fraction=0.2)
