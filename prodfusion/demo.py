@@ -227,7 +227,9 @@ def run_demo(
     _say("(paper = equal weights, raw cosines; tuned = the learned weights above; "
          f"{NEXT_CLICKS_PROFILE} = the profile tuned for next clicks)")
     _say(f"\ndone in {time.perf_counter() - t0:.1f}s. Try: prodfusion similar {model_dir} "
-         f"{ids[picks[0]]}  (add --profile {NEXT_CLICKS_PROFILE} for what visitors click next)")
+         f"{ids[picks[0]]}  (add --profile {NEXT_CLICKS_PROFILE} for what visitors click next)"
+         f"\n  or both on one web page: prodfusion serve {model_dir} --page-profile "
+         f"{NEXT_CLICKS_PROFILE}")
     sys.stdout.flush()
     return 0
 

@@ -75,6 +75,11 @@ def test_demo_prints_weights_and_like_for_like_category_shares(tmp_path, capsys)
     assert odds, out
     assert float(odds.group(2)) > max(scores[r][1] for r in refs)
     assert int(rec.embeddings_["image"].mask.sum()) < 240  # a like-for-like case to check
+    # the way to both lists on one page, with the model's profile: what `serve` checks
+    serve = re.search(r"^  or both on one web page: prodfusion serve (\S+) --page-profile "
+                      r"(\S+)$", out, flags=re.M)
+    assert serve and serve.group(1) == str(tmp_path / "model"), out
+    assert serve.group(2) in rec.profiles
     # the folder records its data, read as the demo read it: `prodfusion evaluate|tune MODEL`
     # need no options, and find the weights tuned on the very sessions they read
     from prodfusion.cli.evaluate_steps import _check_tuning_split, load_interactions
