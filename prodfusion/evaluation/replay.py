@@ -181,7 +181,9 @@ def replay(
         As in :func:`~prodfusion.evaluation.retrieval.evaluate_retrieval`.
     design : {"paired", "split"}
         See the module docstring.
-    protocol : {"leave-last-out", "whole"}
+    protocol : str
+        One of :data:`~prodfusion.evaluation.protocol.PROTOCOLS` ("leave-last-out", the
+        default; "leave-last-out-all-cases", "leave-last-out-log-catalog", "whole", …).
         How views are held out (:func:`~prodfusion.evaluation.retrieval.split_interactions`).
         A config may also be a reference baseline: ``cooc``, ``tfidf``, ``popular``,
         ``cooc+tfidf``.

@@ -256,7 +256,9 @@ def evaluate_retrieval(
     exclude_group : bool
         Never recommend a product of the query's own variation group.
     progress : bool or callable
-    protocol : {"leave-last-out", "whole"}
+    protocol : str
+        One of :data:`~prodfusion.evaluation.protocol.PROTOCOLS` ("leave-last-out", the
+        default; "leave-last-out-all-cases", "leave-last-out-log-catalog", "whole", …).
         How test cases are held out (:func:`split_interactions`).
     ties : {"mean", "row"}
         ``"mean"`` (default): a target tied with other candidates counts at the mean of its
