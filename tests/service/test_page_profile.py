@@ -47,3 +47,18 @@ def test_the_page_is_told_its_second_rows_profile_and_every_arm_must_serve_it(tm
     with pytest.raises(ParameterError, match=r"'page_profile' parameter of "
                                              r"ServiceSettings\(\) must be a name"):
         _settings(tmp_path, arm, page_profile="<b>")
+
+
+def test_page_profile_from_a_configuration_file_and_the_command_line(tmp_path):
+    from prodfusion.cli.main import build_parser
+    from prodfusion.cli.serve import _settings_overrides
+    from prodfusion.service.settings import load_settings
+
+    model = make_model(tmp_path, profile="next_clicks")
+    cfg = tmp_path / "serve.toml"
+    cfg.write_text(f'[service]\npage_profile = "next_clicks"\n[experiment]\nname = "p"\n'
+                   f'[[experiment.variants]]\nname = "a"\nmodel = "{model}"\n')
+    assert load_settings(cfg).page_profile == "next_clicks"
+    args = build_parser().parse_args(["serve", str(model), "--page-profile", "next_clicks"])
+    assert load_settings(args.config, **_settings_overrides(args)).page_profile == "next_clicks"
+    assert load_settings(model).page_profile is None  # one row unless asked
