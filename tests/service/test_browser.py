@@ -38,6 +38,15 @@ def _need_browser():
         pytest.skip(f"browser test skipped: {missing}")
 
 
+def _open(p, height: int = 1000):
+    """Headless Chromium with one page whose script errors are collected."""
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    page = browser.new_page(viewport={"width": 1280, "height": height})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return browser, page, errors
+
+
 def _wait_for(fn, timeout=15.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -62,10 +71,7 @@ def test_page_shows_recommendations_and_logs_click_and_jump(tmp_path):
     store = open_event_store(db)
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            browser, page, errors = _open(p, height=1000)
             external: list[str] = []
             page.on("request", lambda r: None if r.url.startswith(base) or r.url.startswith("data:")
                     else external.append(r.url))
@@ -141,10 +147,7 @@ def test_page_profile_shows_a_second_row_whose_clicks_count_against_it(tmp_path)
     store = open_event_store(db)
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 1400})
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            browser, page, errors = _open(p, height=1400)
             page.goto(base + "/#p=0001")
             page.wait_for_selector("#also a.card")
             assert page.locator("#recs a.card").count() == 15
@@ -236,10 +239,7 @@ def test_experiment_page_shows_rates_intervals_trend_srm_and_exclusions(tmp_path
         r = httpx.post(base + "/v1/events", json={"events": [forged]}, timeout=10)
         assert r.json()["quarantined"] == 1
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            browser, page, errors = _open(p, height=1000)
             external: list[str] = []
             page.on("request", lambda r: None if r.url.startswith(base) or r.url.startswith("data:")
                     else external.append(r.url))
