@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from prodfusion.data.sessions import Sessions
 
 __all__ = ["PROTOCOLS", "leave_last_out_sessions", "leave_one_out_pairs", "log_catalog_cases",
+           "log_catalog_line",
            "slice_masks", "slice_flags", "paired_differences", "SLICE_PARTITIONS",
            "LOG_CATALOG_SHARE", "LOG_CATALOG_RATIO", "LOG_CATALOG_MIN_CASES"]
 
@@ -219,6 +220,21 @@ def log_catalog_cases(heldout: dict, train: Sessions | None, catalog: Any, *,
             "interactions, or --protocol leave-last-out-all-cases to score them anyway (a "
             "catalog from a product feed lists products nobody clicked yet).")
     return out, info
+
+
+def log_catalog_line(info: dict | None, part: str = "held-out") -> str | None:
+    """One line saying which cases :func:`log_catalog_cases` left out and why (what
+    ``evaluate``, ``replay`` and the tuning's validation splits print), or None."""
+    if not info or not info.get("applied"):
+        return None
+    n = sum(info["n_cases_dropped"].values())
+    later = " (less the products the log clicks only later)" \
+        if info.get("later_products_left_out") else ""
+    return (f"{n:,} {part} case(s) not scored: their target has no interaction outside the "
+            f"{part} part ({100 * info['targets_without_training_interactions']:.0f}% of the "
+            f"targets against {100 * info.get('catalog_share_compared', info['catalog_without_training_interactions']):.1f}% "
+            f"of the catalog{later}), so a catalog made of the log's own products would not "
+            "have held it (--protocol leave-last-out-all-cases scores them)")
 
 
 def pair_key(x: str, y: str) -> str:

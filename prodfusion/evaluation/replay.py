@@ -39,6 +39,7 @@ import numpy as np
 
 from prodfusion._checks import check_k
 from prodfusion.errors import ParameterError, param_error
+from prodfusion.evaluation.protocol import log_catalog_line
 from prodfusion.evaluation.retrieval import (
     Variant,
     _Progress,
@@ -224,6 +225,8 @@ def replay(
                                protocol=protocol, clicked=model_clicked(rec_a))
     leak = check_no_leak(split, catalog)
     log = _Progress(progress)
+    if (line := log_catalog_line(split.info.get("log_catalog"))):
+        log(line)
     evs: dict[int, Any] = {}
     two = rec_a is not rec_b
     for rec in (rec_a, rec_b):

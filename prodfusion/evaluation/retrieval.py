@@ -55,7 +55,12 @@ from prodfusion.evaluation.metrics import (
     tie_aware_metric,
     tie_aware_ranks,
 )
-from prodfusion.evaluation.protocol import paired_differences, slice_flags, slice_masks
+from prodfusion.evaluation.protocol import (
+    log_catalog_line,
+    paired_differences,
+    slice_flags,
+    slice_masks,
+)
 from prodfusion.evaluation.split import (
     HeldOut,
     Split,
@@ -298,6 +303,8 @@ def evaluate_retrieval(
         clicked=model_clicked(rec) if clicked is None else clicked)
     leak = check_no_leak(split, catalog)
     log = _Progress(progress)
+    if (line := log_catalog_line(split.info.get("log_catalog"))):
+        log(line)
     log("retraining Prod2Vec on the training part")
     ev = heldout_recommender(rec, split.train, prod2vec=prod2vec, progress=bool(progress is True))
     available = ev.available_modalities

@@ -465,6 +465,7 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
     from dataclasses import replace
 
     from prodfusion.errors import DataError
+    from prodfusion.evaluation.protocol import log_catalog_line
     from prodfusion.evaluation.retrieval import (
         check_no_leak,
         heldout_recommender,
@@ -487,16 +488,8 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
             log(f"only {r} validation split(s): too few sessions for another window")
             break
         check_no_leak(inner, rec.catalog)
-        lc = inner.info.get("log_catalog") or {}
-        if lc.get("applied"):
-            log(f"validation split {r + 1}: {sum(lc['n_cases_dropped'].values()):,} case(s) "
-                "whose target was seen only in the validation part not scored "
-                f"({100 * lc['targets_without_training_interactions']:.0f}% of the targets "
-                f"against {100 * lc['catalog_share_compared']:.1f}% of the catalog"
-                + (" (less the products the log clicks only later)"
-                   if lc["later_products_left_out"] else "")
-                + " have no fitting-part interaction: a catalog made of the log's own "
-                "products would not have held them)")
+        if (line := log_catalog_line(inner.info.get("log_catalog"), "validation")):
+            log(f"validation split {r + 1}: {line}")
         parts = [(name, ho) for name, ho in inner.heldout.items()
                  if validate_on in ("all", name)]
         q = np.concatenate([ho.query_rows for _, ho in parts] or [np.zeros(0, int)])

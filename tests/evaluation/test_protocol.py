@@ -182,7 +182,10 @@ def test_a_catalog_of_the_logs_own_products_does_not_score_targets_seen_only_hel
           for proto in ("leave-last-out", "leave-last-out-all-cases")}
     assert hr["leave-last-out-all-cases"] >= 0.3  # the four new products fill the top 5
     assert hr["leave-last-out"] < 0.1, hr  # its cases: targets with clicks, which it ranks last
-    res = evaluate_retrieval(rec, **kw)
+    said: list[str] = []
+    res = evaluate_retrieval(rec, **{**kw, "progress": said.append})
+    assert f"{n_new} held-out case(s) not scored: their target has no interaction outside the " \
+           "held-out part" in said[0] and "leave-last-out-all-cases" in said[0]
     write_report(res, tmp_path)
     md = (tmp_path / "report.md").read_text()
     assert "A catalog made of the log's own products" in md and f"{n_new:,} sessions dropped" in md
