@@ -147,7 +147,11 @@ def log_catalog_cases(heldout: dict, train: Sessions | None, catalog: Any, *,
     click counts > 0), the products that log clicks but this split's data never names — an
     earlier window of the same log (``tune --rolling``, ``benchmarks/rolling_origin.py``):
     products first clicked after it — are left out of that share, so an earlier window
-    decides as a split of the whole log would.
+    decides as a split of the whole log would. (A tuning's validation splits are such a
+    window, the test part their later log: whether the catalog is made of the log's products
+    is a fact about the whole log, so the decision reads which products the whole log
+    clicks — never which held-out case goes where; what it leaves out is decided by the
+    fitting part alone.)
     Returns ``(heldout, info)``: the sources with the kept cases (a source left without
     any is left out) and what was measured and done.
 
