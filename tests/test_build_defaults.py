@@ -316,6 +316,12 @@ def test_split_mismatch_names_other_interactions():
     assert "protocol leave-last-out when tuned, whole here" in split_mismatch(
         rec, sessions=S("abc"), test_fraction=0.2, seed=0, protocol="whole")
     assert split_mismatch(None, **kw) is None  # untuned: nothing to leak
+    # the leave-last-out rules differ only in which held-out cases they score: one split
+    for other in ("leave-last-out-all-cases", "leave-last-out-log-catalog"):
+        assert split_mismatch(rec, sessions=S("abc"), test_fraction=0.2, seed=0,
+                              protocol=other) is None
+    assert "when tuned, leave-last-out-v24 here" in split_mismatch(
+        rec, sessions=S("abc"), test_fraction=0.2, seed=0, protocol="leave-last-out-v24")
 
 
 def test_cooc_decay_is_an_option_and_a_given_one_is_kept_by_the_tuning(shop, capsys):
