@@ -475,13 +475,14 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
     from prodfusion.fusion.weights import estimate_stats
 
     folds_in, fit_sizes = [], []
+    clicked = model_clicked(rec)  # the whole log's products, one mask for every split
 
     p2v = prod2vec if prod2vec is not None else getattr(rec, "prod2vec", None)
     for r in range(repeats):  # repeated validation splits: the choice is less split-bound
         try:  # pairs: another seeded hash; sessions: the latest block (rolling: the r-th)
             inner = split_interactions(rec.catalog, s_part, p_part, test_fraction=val_fraction,
                                        seed=seed + 7919 * (r + 1), protocol=protocol,
-                                       window=r if rolling else 0, clicked=model_clicked(rec))
+                                       window=r if rolling else 0, clicked=clicked)
         except DataError:
             if r == 0:
                 raise
