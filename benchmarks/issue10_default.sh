@@ -10,7 +10,8 @@
 #   re-learnt with the trees for new queries, then evaluated)
 #   STEPS=hm,digi,cat,demo (default; about 45 minutes on the 2-core VM); STEPS=catauto (v42:
 #   the whole catalog built with --category-modality auto and off); STEPS=digiprev (v44:
-#   FROM_TAG's DIGINETICA views model scored under today's protocol); STEPS=replay adds
+#   FROM_TAG's DIGINETICA views model scored under today's protocol); STEPS=digioff (v45:
+#   DIGINETICA's views, clicks + cooc, --category-modality off); STEPS=replay adds
 #   the H&M replays (needs STEPS=hm's model; about 5 minutes). The H&M model is built when
 #   missing (FRESH=1: always); the other models always.
 # Data: ../shared/data (PRODFUSION_SHARED_DATA).
@@ -85,6 +86,18 @@ sys.exit('category' not in m['settings']['modalities'])" "$RUNS/digid_$TAG/manif
     $own cooc popular $refs \
     --note "model=$RUNS/digid_$TAG: prodfusion build with its defaults (--text none --image none: $what; --tune-learner auto)" \
     --out $R/diginetica_default_$TAG > "$RUNS/digid_${TAG}_eval.log" 2>&1
+fi
+if [[ $STEPS == *digioff* ]]; then  # (v45) DIGINETICA's views, clicks + cooc only (the
+  # default until the forty-second session: --category-modality off), under today's protocol
+  mkdir -p runs; $PY benchmarks/diginetica_catalogs.py viewed --data "$D"
+  rm -rf "$RUNS/digidoff_$TAG"
+  build --catalog runs/digi_catalog.csv --text none --image none $DI --workers 1 \
+    --category-modality off --cache-dir none --out "$RUNS/digidoff_$TAG" \
+    > "$RUNS/digidoff_${TAG}_build.log" 2>&1
+  ev retrieval "$RUNS/digidoff_$TAG" $DI --variants $V/single_clicks.json $V/single_cooc.json \
+    $V/own_digi.json cooc popular \
+    --note "model=$RUNS/digidoff_$TAG: prodfusion build with its defaults and --category-modality off (--text none --image none: clicks + cooc; --tune-learner auto)" \
+    --out $R/diginetica_clicks_cooc_$TAG > "$RUNS/digidoff_${TAG}_eval.log" 2>&1
 fi
 if [[ $STEPS == *digiprev* ]]; then  # (v44) FROM_TAG's model of DIGINETICA's views, tuned
   # before the protocol left out the targets seen only in held-out sessions, scored under it

@@ -4,14 +4,16 @@ held-out set of the shared data — read from the committed reports, nothing re-
 
 Sources (each the output of a committed command; see the README's "Results"):
 
-- one test split: ``docs/results/{hm_default_v30, diginetica_default_v30,
+- one test split: ``docs/results/{hm_default_v30, diginetica_clicks_cooc_v45,
   diginetica_default_v44, diginetica_category_auto_v42, demo_default_v42}/results.json``
   (``benchmarks/issue10_default.sh``; the v42 and v44 reports: the category and popularity
-  the build adds where sessions stay in a category; v44: the catalog of viewed items under
-  the protocol that leaves out targets seen only in held-out sessions),
+  the build adds where sessions stay in a category; v44 and v45: the catalog of viewed items
+  under the protocol that leaves out targets seen only in held-out sessions; v45: clicks +
+  cooc, ``--category-modality off``, ``STEPS=digioff``),
   the ``paired`` entries of the model's own weighting on all cases;
 - four test windows pooled: the ``pooled`` rows of
-  ``docs/results/rolling_origin_{hm,digi}_default.md`` and ``rolling_origin_digi_catpop_v44.md``
+  ``docs/results/rolling_origin_{hm,digi}_default.md`` (its whole-catalog section),
+  ``rolling_origin_digi_catpop_v44.md`` and ``rolling_origin_digi_clicks_cooc_v45.md``
   (``benchmarks/rolling_origin.py``).
 
     python benchmarks/results_summary.py --out docs/results/summary.png
@@ -33,7 +35,7 @@ RESULTS = ROOT / "docs" / "results"
 ONE_SPLIT = [
     ("H&M co-purchase pairs", "hm_default_v30", "pairs"),
     ("H&M baskets", "hm_default_v30", "sessions"),
-    ("DIGINETICA views", "diginetica_default_v30", "sessions"),
+    ("DIGINETICA views, clicks + cooc (v45)", "diginetica_clicks_cooc_v45", "sessions"),
     ("DIGINETICA views + category (v44)", "diginetica_default_v44", "sessions"),
     ("DIGINETICA whole catalog", "diginetica_category_auto_v42", "sessions"),
     ("demo shop (synthetic)", "demo_default_v42", "sessions"),
@@ -41,7 +43,8 @@ ONE_SPLIT = [
 #: (label, rolling-origin report, the section's heading start) of the pooled rows.
 POOLED = [
     ("H&M baskets", "rolling_origin_hm_default.md", "## H&M customer-day baskets"),
-    ("DIGINETICA views", "rolling_origin_digi_default.md", "## DIGINETICA views (catalog of"),
+    ("DIGINETICA views, clicks + cooc (v45)", "rolling_origin_digi_clicks_cooc_v45.md",
+     "## DIGINETICA views (catalog of"),
     ("DIGINETICA views + category (v44)", "rolling_origin_digi_catpop_v44.md",
      "## DIGINETICA views (catalog of"),
     ("DIGINETICA whole catalog", "rolling_origin_digi_default.md",

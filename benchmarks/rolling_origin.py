@@ -38,7 +38,10 @@ no trees, as a build on that little data would not) and scores its own weighting
 Forty-fourth session: ``--only views_catpop_default --model
 views_catpop_default=/tmp/base/digid_v44`` — DIGINETICA's catalog of viewed items as the
 default builds it since the forty-second session (the category and popularity added), under
-the protocol that leaves out held-out targets seen nowhere else.
+the protocol that leaves out held-out targets seen nowhere else. Forty-fifth session: ``--only
+views_default --model views_default=/tmp/base/digidoff_v45`` — the same catalog built with
+``--category-modality off`` (clicks + cooc: ``issue10_default.sh`` ``STEPS=digioff``), under
+that protocol.
 
 Needs the ``--tune off`` model folders of ``bash benchmarks/issue10_fusion.sh`` (``runs/digi1``,
 ``runs/digif``, ``runs/hmc``) and ``bash benchmarks/issue10_purchases.sh`` (``runs/digip``,
