@@ -497,6 +497,27 @@ def test_similar_table_columns_stay_aligned_with_last_resort_scores_and_long_ids
     assert "-996.5071*" in lines[2] and "popular" in lines[3] and lines[4].startswith("* last")
 
 
+def test_similar_cuts_long_titles_to_the_terminal_width(monkeypatch):
+    # a marketplace's 300-character titles would otherwise wrap every row of the list; --json
+    # keeps them whole
+    import numpy as np
+
+    from prodfusion.cli.similar import MIN_TITLE_WIDTH, _table, clip
+
+    long = "Solen " + "sarı 256 GB akıllı telefon " * 12
+    for cols in (100, 160):
+        monkeypatch.setenv("COLUMNS", str(cols))
+        lines = _table(["0001", "0002"], [0, 1], np.array([0.9, 0.8]), [long, "short"],
+                       ["phones", "phones"]).splitlines()
+        assert cols - 2 <= len(lines[1]) <= cols  # cut at the edge (less a trailing space)
+        assert lines[1].endswith("…") and long.startswith(lines[1].split("phones")[1].strip()[:-1])
+        assert lines[2].endswith("short")
+    monkeypatch.setenv("COLUMNS", "20")  # a narrow terminal still shows a readable start
+    row = _table(["0001"], [0], np.array([0.9]), [long], ["phones"]).splitlines()[1]
+    assert row.endswith("…") and len(row.split("phones")[1].strip()) == MIN_TITLE_WIDTH
+    assert clip("short", 40) == "short" and clip("x" * 41, 40) == "x" * 39 + "…"
+
+
 def test_similar_says_why_a_list_is_empty_or_only_backfill(tmp_path, capsys):
     import numpy as np
     import polars as pl

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 
 from prodfusion._checks import FUSION_METHODS
@@ -71,8 +72,9 @@ def cmd_similar(args) -> int:
         print(f"(the model's own weighting; it also has the weighting profiles "
               f"{', '.join(sorted(rec.profiles))}: --profile NAME)", file=sys.stderr)
     shown = "no category" if cats and cats[q] is None else cats[q] if cats else None
-    print(f"query {args.product_id}: {titles[q] or '(no title)'}"
-          + (f"  [{shown}]" if cats else "")
+    tail = (f"  [{shown}]" if cats else "")
+    head = f"query {args.product_id}: "
+    print(head + clip(titles[q] or "(no title)", _columns() - len(head) - len(tail)) + tail
           + ("  (retired: never recommended itself)" if retired else ""))
     print(_table(ids, rows, scores, titles, cats))
     if not len(ids):
@@ -112,9 +114,35 @@ def cmd_similar(args) -> int:
     return 0
 
 
+#: The fewest characters of a title a line shows, however narrow the terminal.
+MIN_TITLE_WIDTH = 30
+#: The line width assumed where the output is not a terminal (a pipe, a log file).
+DEFAULT_COLUMNS = 120
+
+
+def _columns() -> int:
+    """The terminal's width (``COLUMNS`` where set), else :data:`DEFAULT_COLUMNS`."""
+    return shutil.get_terminal_size((DEFAULT_COLUMNS, 24)).columns
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters (at least :data:`MIN_TITLE_WIDTH`), ending in
+    "…" where cut: a catalog's long titles keep the list one line per product (``--json``
+    prints them whole).
+
+    >>> clip("Solen sarı 256 GB akıllı telefon, çift SIM, 8 GB RAM, 6.7 inç ekran", 30)
+    'Solen sarı 256 GB akıllı tele…'
+    >>> clip("short", 30)
+    'short'
+    """
+    width = max(int(width), MIN_TITLE_WIDTH)
+    return text if len(text) <= width else text[:width - 1].rstrip() + "…"
+
+
 def _table(ids, rows, scores, titles, cats) -> str:
     """The list as aligned columns, each as wide as its longest value (a last-resort score
-    such as ``-996.5071*`` or a long id keeps the columns straight)."""
+    such as ``-996.5071*`` or a long id keeps the columns straight); titles are cut to the
+    terminal's width (:func:`clip`)."""
     from prodfusion.fusion.weights import FALLBACK_OFFSET
 
     shown, last_resort = [], False
@@ -126,9 +154,11 @@ def _table(ids, rows, scores, titles, cats) -> str:
     wid = max([14] + [len(str(p)) for p in ids])
     wsc = max([7] + [len(x) for x in shown])
     out = [f"{'rank':>4}  {'product_id':<{wid}} {'score':>{wsc}}  {'category':<22} title"]
+    room = _columns() - (4 + 2 + wid + 1 + wsc + 2 + 22 + 1)
     for i, (pid, r, text) in enumerate(zip(ids, rows, shown, strict=True)):
         c = (cats[r] or "") if cats else ""
-        out.append(f"{i + 1:>4}  {pid:<{wid}} {text:>{wsc}}  {c[:22]:<22} {titles[r] or ''}")
+        out.append(f"{i + 1:>4}  {pid:<{wid}} {text:>{wsc}}  {c[:22]:<22} "
+                   f"{clip(titles[r] or '', room)}")
     if last_resort:
         out.append("* last resort: shares no weighted modality with the query, so it is ranked "
                    "after every product that does, by the fallback weights (--explain)")
