@@ -131,8 +131,9 @@ def _cosines(e: Any, qb: np.ndarray, n: int, norms: np.ndarray) -> np.ndarray:
     """``(len(qb), n)`` cosines of the rows ``qb`` of ``e`` to every row, the catalog's side
     normalised :data:`COLUMN_CHUNK` rows at a time (no normalised copy of the whole matrix,
     which held one more copy of every vector modality through the scorer's construction).
-    The same float32 arithmetic as normalising the whole matrix first, bit for bit
-    (``tests/evaluation/test_tuning.py``)."""
+    The same float32 normalisation as normalising the whole matrix first, bit for bit; the
+    products agree with one product of the whole matrix to the last bit or so (BLAS blocks a
+    product by its shape; ``tests/evaluation/test_tuning.py``)."""
     uq = _unit_rows(e, qb, norms)
     out = np.empty((len(qb), n), np.float32)
     for lo in range(0, n, COLUMN_CHUNK):
