@@ -14,7 +14,8 @@ MODULES = ["prodfusion._checks", "prodfusion.variants", "prodfusion.index.topk",
            "prodfusion.data.synthetic", "prodfusion.evaluation.clustering",
            "prodfusion.evaluation.clustering_inputs", "prodfusion.encoders.cache",
            "prodfusion.fusion.weights", "prodfusion.fusion.weighting", "prodfusion.cli.tune",
-           "prodfusion.cli.build", "prodfusion.fusion.learned", "prodfusion._outputs"]
+           "prodfusion.cli.build", "prodfusion.fusion.learned", "prodfusion._outputs",
+           "prodfusion.cli.similar"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -345,6 +345,8 @@ def _print_clustering(res) -> None:
 
 
 def _print_retrieval(res) -> None:
+    from prodfusion.evaluation.retrieval import served_summary
+
     k = res["config"]["k"]
     for r in res["rows"]:
         if r["slice"] == "all":
@@ -361,6 +363,21 @@ def _print_retrieval(res) -> None:
             print(f"  {d['source']}: {d['variant']} − {d['comparator']}: nDCG@{k} "
                   f"{n['value']:+.4f} [{n['ci_lo']:+.4f}, {n['ci_hi']:+.4f}] (paired): "
                   f"{d['verdict']}")
+    summary = served_summary(res)
+    if summary:  # last, where a long list of configurations ends: which one is the model
+        print(f"the model as served ({res['served']}: its fusion, modalities and weighting):")
+        for s in summary:
+            r = s["row"]
+            print(f"  {s['source']}: HitRate@{k} {_ci_text(r['hit_rate'])}  "
+                  f"nDCG@{k} {_ci_text(r['ndcg'])}  on {r['n']:,} held-out cases")
+            for d in s["paired"]:
+                print(f"    minus {d['comparator']} ({d['kind']}): nDCG@{k} "
+                      f"{_ci_text(d['ndcg'], signed=True)}: {d['verdict']}")
+
+
+def _ci_text(b, signed: bool = False) -> str:
+    f = "+.4f" if signed else ".4f"
+    return f"{b['value']:{f}} [{b['ci_lo']:{f}}, {b['ci_hi']:{f}}]"
 
 
 def _print_replay(res) -> None:

@@ -152,10 +152,34 @@ def _minus(d: Mapping) -> str:
     return d["comparator"] + (" (best in this slice)" if d["kind"].endswith("this slice") else "")
 
 
+def _served_note(res: Mapping) -> tuple[str, str] | None:
+    """The section's first paragraph: which row is the model as a site serves it, how it
+    scores and how it compares (:func:`~prodfusion.evaluation.retrieval.served_summary`)."""
+    from prodfusion.evaluation.retrieval import served_summary
+
+    summary = served_summary(res)
+    if not summary:
+        return None
+    k = res["config"]["k"]
+    parts = []
+    for s in summary:
+        r = s["row"]
+        vs = "; ".join(f"minus {_minus(d)} ({d['kind']}): {_ci(d['ndcg'], signed=True)}, "
+                       f"{d['verdict']}" for d in s["paired"])
+        parts.append(f"held-out {s['source']} ({r['n']:,} cases): HitRate@{k} "
+                     f"{_ci(r['hit_rate'])}, nDCG@{k} {_ci(r['ndcg'])}"
+                     + (f" — nDCG@{k} {vs}" if vs else ""))
+    return ("p", f"**The model as served** is the row `{res['served']}` (its own fusion, "
+                 "modalities and weighting, as `prodfusion similar` and the service rank): "
+            + "; ".join(parts) + ".")
+
+
 def _retrieval_section(res: Mapping, out: Path, figs: dict) -> tuple[list, list[str]]:
     cfg = res["config"]
     k = cfg["k"]
     blocks: list = []
+    if (served := _served_note(res)) is not None:
+        blocks.append(served)
     split = res["split"]
     parts = []
     for src in ("sessions", "pairs"):

@@ -209,6 +209,49 @@ def default_variants(modalities: Sequence[str], fusions: Sequence[str] = FUSIONS
     return out + [Reference(r) for r in REFERENCES]
 
 
+def served_variant(rec: Any, variants: Sequence) -> str | None:
+    """The label of the configuration among ``variants`` that ranks as the model serves by
+    default — its own fusion over its own modalities, its own weighting (learned trees
+    included), nothing overridden — or ``None`` when none does. Every default evaluation
+    holds it (one modality combination × fusion is the model's), so the report and the
+    console can say which of its rows is the model a site would serve."""
+    fusion = getattr(rec, "fusion", None)
+    pick = getattr(rec, "_modalities_for", None)
+    if fusion is None or pick is None:
+        return None
+    try:
+        mods = set(pick(fusion, None))
+    except (ParameterError, DataError):
+        return None
+    for v in variants:
+        if isinstance(v, Reference) or v.model is not None or v.paper or v.profile \
+                or v.fallback or v.weights is not None or v.calibration is not None \
+                or v.n0 is not None:
+            continue
+        if v.fusion == fusion and set(v.modalities) == mods:
+            return v.label
+    return None
+
+
+def served_summary(res: Mapping) -> list[dict]:
+    """Per source, the model as served (:func:`served_variant`): its ``all`` row and its
+    paired differences from the best single modality and the best reference on all cases
+    (``[]`` when the evaluation did not score it)."""
+    label = res.get("served")
+    if not label:
+        return []
+    out = []
+    for src in res.get("heldout", {}):
+        row = next((r for r in res["rows"] if r["variant"] == label and r["source"] == src
+                    and r["slice"] == "all"), None)
+        if row is None or not row["n"]:
+            continue
+        out.append({"source": src, "row": row,
+                    "paired": [d for d in res.get("paired", []) if d["variant"] == label
+                               and d["source"] == src and d["slice"] == "all"]})
+    return out
+
+
 def _metric_block(values: np.ndarray, groups: np.ndarray, n_boot: int, alpha: float, seed: int) -> dict:
     mean, lo, hi = bootstrap_ci(values, groups, n_boot=n_boot, alpha=alpha, seed=seed)
     return {"value": mean, "ci_lo": lo, "ci_hi": hi}
@@ -423,6 +466,7 @@ def evaluate_retrieval(
             for name, ho in sources.items()
         },
         "rows": out_rows,
+        "served": served_variant(rec, vlist),
         "seconds": time.perf_counter() - t0,
     }
     if keep_cases:

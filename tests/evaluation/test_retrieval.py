@@ -23,6 +23,7 @@ from prodfusion.evaluation.retrieval import (
     split_interactions,
 )
 from prodfusion.recommender import Recommender
+from prodfusion.variants import Variant
 
 HELD_OUT = {("000", "002"), ("002", "005"), ("003", "004"), ("006", "005")}
 
@@ -325,3 +326,52 @@ def test_ctr_table_counts_only_views_shown_to_the_variant():
 def test_replay_refuses_a_variant_without_a_model(angle_sessions):
     with pytest.raises(ParameterError, match="names no model and no default model was given"):
         replay("baseline", "intermediate:text", sessions=angle_sessions, progress=False)
+
+
+def test_the_model_as_served_is_named_in_the_results_the_console_and_the_report(
+        angle_model, angle_sessions, tmp_path, capsys):
+    # a default evaluation scores every modality combination × fusion (127 × 3 on a model of
+    # seven modalities): the results, the console's last lines and the report's first
+    # paragraph say which of them is the list the model serves
+    from prodfusion.cli.evaluate_steps import _print_retrieval
+    from prodfusion.evaluation.report import write_report
+    from prodfusion.evaluation.retrieval import served_summary, served_variant
+
+    res = evaluate_retrieval(angle_model, sessions=angle_sessions, test_fraction=0.375, k=3,
+                             n_boot=20, progress=False, protocol="whole")
+    assert res["served"] == "intermediate:text+image"  # the model's own fusion and modalities
+    (s,) = served_summary(res)
+    own = next(r for r in res["rows"] if r["variant"] == "intermediate:text+image"
+               and r["slice"] == "all")
+    assert s["row"] is own and s["paired"]
+    assert {d["kind"] for d in s["paired"]} == {"best single modality", "best reference"}
+    _print_retrieval(res)
+    tail = capsys.readouterr().out.split("the model as served (intermediate:text+image")[1]
+    assert f"nDCG@3 {own['ndcg']['value']:.4f}" in tail
+    assert all(f"minus {d['comparator']} ({d['kind']})" in tail for d in s["paired"])
+    write_report({"retrieval": res}, tmp_path / "r")
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "**The model as served** is the row `intermediate:text+image`" in md
+    assert md.index("**The model as served**") < md.index("Test fraction")
+
+    # the same modalities under another fusion, the paper's formulas or other weights are
+    # not the model; none of them evaluated: nothing is named
+    others = [parse_variant(v) for v in ("early:text+image", "intermediate:text",
+                                         "intermediate:text+image+clicks")]
+    from dataclasses import replace
+
+    others += [replace(Variant("intermediate", ("text", "image")), paper=True),
+               Variant("intermediate", ("text", "image"), weights={"text": 1, "image": 2})]
+    assert served_variant(angle_model, others) is None
+    res = evaluate_retrieval(angle_model, sessions=angle_sessions, test_fraction=0.375, k=3,
+                             n_boot=20, progress=False, protocol="whole",
+                             variants=["early:text+image", "intermediate:text"])
+    assert res["served"] is None and served_summary(res) == []
+    write_report({"retrieval": res}, tmp_path / "r2")
+    assert "model as served" not in (tmp_path / "r2" / "report.md").read_text()
+    # a model served by early fusion: its early row is the one
+    angle_model.fusion, before = "early", angle_model.fusion
+    try:
+        assert served_variant(angle_model, others) == "early:text+image"
+    finally:
+        angle_model.fusion = before
