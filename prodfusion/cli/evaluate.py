@@ -132,8 +132,11 @@ def _retrieval_opts(p: argparse.ArgumentParser) -> None:
                         "files (.json/.toml/.yaml: fusion, modalities, fallback, name, model, "
                         "paper, profile, and weights/calibration/n0 in place of the model's, "
                         "the rest of its weighting kept as `similar --weights` keeps it) "
-                        "(default: every combination × fusion, the baseline and the "
-                        "reference baselines)")
+                        "(default: every combination × fusion where the model has up to "
+                        "four modalities; beyond, each alone, all of them, all but one and "
+                        "the paper's fusions; both with the model as served, the baseline "
+                        "and the reference baselines; 'all': every combination whatever the "
+                        "count, beside any config named with it)")
     g.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default: 1000)")
     g.add_argument("--exclude-group", action="store_true",
                    help="never recommend the query's own variation group")

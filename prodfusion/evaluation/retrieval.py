@@ -195,15 +195,57 @@ def parse_variant(spec: str | Mapping | Variant, *, default_model: str | None = 
     return v
 
 
-def default_variants(modalities: Sequence[str], fusions: Sequence[str] = FUSIONS) -> list:
-    """Every modality combination × fusion, the baseline when clicks and text exist, and the
-    reference baselines (``cooc``, ``tfidf``, ``popular``, ``cooc+tfidf``)."""
+#: Up to this many modalities a default evaluation scores every combination × fusion (the
+#: paper's grid: 45 configurations at four); beyond, :func:`default_variants`' compact set
+#: (a default build with sessions and categories has seven: 162 configurations against 33).
+FULL_GRID_MODALITIES = 4
+#: The modalities of the paper's fusions (the compact set's ``[paper]`` rows).
+PAPER_MODALITIES = ("text", "image", "clicks")
+
+
+def default_variants(modalities: Sequence[str], fusions: Sequence[str] = FUSIONS,
+                     full: bool = True) -> list:
+    """The configurations a default evaluation scores.
+
+    ``full``: every modality combination × fusion (pairwise modalities under intermediate
+    fusion only). Else the compact set: each modality alone under each fusion, every
+    modality together under each fusion, every modality but one (under intermediate fusion,
+    or the first of ``fusions``: what each one adds), and the paper's formulas
+    (``[paper]``: equal weights, raw cosines) over its modalities present. Either way the
+    baseline when clicks and text exist, and the reference baselines (``cooc``, ``tfidf``,
+    ``popular``, ``cooc+tfidf``).
+
+    >>> len(default_variants(("text", "image", "clicks")))
+    26
+    >>> mods = ("text", "image", "clicks", "lexical", "cooc", "category", "popularity")
+    >>> len(default_variants(mods)), len(default_variants(mods, full=False))
+    (162, 33)
+    """
     from prodfusion.evaluation.clustering import all_combinations
     from prodfusion.fusion.cooc import PAIRWISE_MODALITIES
 
-    out: list = [Variant(f, c) for c in all_combinations(modalities) for f in fusions
-                 if f == "intermediate" or not set(c) & set(PAIRWISE_MODALITIES)]  # pairwise:
-    # intermediate only
+    def fits(f: str, c: Sequence[str]) -> bool:  # pairwise modalities: intermediate only
+        return f == "intermediate" or not set(c) & set(PAIRWISE_MODALITIES)
+
+    if full:
+        out: list = [Variant(f, c) for c in all_combinations(modalities) for f in fusions
+                     if fits(f, c)]
+    else:
+        mods = tuple(modalities)
+        dense = tuple(m for m in mods if m not in PAIRWISE_MODALITIES)
+        f0 = "intermediate" if "intermediate" in fusions else fusions[0]
+        out = [Variant(f, (m,)) for m in mods for f in fusions if fits(f, (m,))]
+        out += [Variant(f, mods if fits(f, mods) else dense) for f in fusions
+                if fits(f, mods) or dense]
+        for m in mods:  # all but one
+            rest = tuple(x for x in mods if x != m)
+            rest = rest if fits(f0, rest) else tuple(x for x in rest if x in dense)
+            if rest and rest != (mods if fits(f0, mods) else dense):
+                out.append(Variant(f0, rest))
+        paper = tuple(m for m in PAPER_MODALITIES if m in mods)
+        if len(paper) > 1:
+            out += [Variant(f, paper, paper=True) for f in fusions]
+        out = list({v.label: v for v in out}.values())  # each once, in order
     if "clicks" in modalities and "text" in modalities:
         out.append(BASELINE)
     return out + [Reference(r) for r in REFERENCES]
@@ -215,14 +257,10 @@ def served_variant(rec: Any, variants: Sequence) -> str | None:
     included), nothing overridden — or ``None`` when none does. Every default evaluation
     holds it (one modality combination × fusion is the model's), so the report and the
     console can say which of its rows is the model a site would serve."""
-    fusion = getattr(rec, "fusion", None)
-    pick = getattr(rec, "_modalities_for", None)
-    if fusion is None or pick is None:
+    own = _served(rec)
+    if own is None:
         return None
-    try:
-        mods = set(pick(fusion, None))
-    except (ParameterError, DataError):
-        return None
+    fusion, mods = own[0], set(own[1])
     for v in variants:
         if isinstance(v, Reference) or v.model is not None or v.paper or v.profile \
                 or v.fallback or v.weights is not None or v.calibration is not None \
@@ -231,6 +269,18 @@ def served_variant(rec: Any, variants: Sequence) -> str | None:
         if v.fusion == fusion and set(v.modalities) == mods:
             return v.label
     return None
+
+
+def _served(rec: Any) -> tuple[str, tuple[str, ...]] | None:
+    """``(fusion, modalities)`` the model serves by default, or ``None`` where it cannot say."""
+    fusion = getattr(rec, "fusion", None)
+    pick = getattr(rec, "_modalities_for", None)
+    if fusion is None or pick is None:
+        return None
+    try:
+        return fusion, tuple(pick(fusion, None))
+    except (ParameterError, DataError):
+        return None
 
 
 def served_summary(res: Mapping) -> list[dict]:
@@ -291,9 +341,11 @@ def evaluate_retrieval(
     k : int, default 15
     variants : sequence, optional
         :class:`Variant`, ``"baseline"``, ``"FUSION:MOD+MOD"`` or dicts. Default: every
-        modality combination × ``fusions``, plus the baseline, the model's profiles and the
-        references (``cooc+category`` and ``popular+category`` too where the catalog has
-        categories).
+        modality combination × ``fusions`` up to :data:`FULL_GRID_MODALITIES` modalities,
+        :func:`default_variants`' compact set beyond (``"all"`` among the variants: the
+        grid whatever the count, the others beside it); with the model as served
+        (:func:`served_variant`), the baseline, the model's profiles and the references
+        (``cooc+category`` and ``popular+category`` too where the catalog has categories).
     n_boot, alpha : bootstrap resamples and 1 − confidence of the intervals
     seed : int
         Split and bootstrap seed.
@@ -351,14 +403,28 @@ def evaluate_retrieval(
     log("retraining Prod2Vec on the training part")
     ev = heldout_recommender(rec, split.train, prod2vec=prod2vec, progress=bool(progress is True))
     available = ev.available_modalities
-    if variants is None:  # cooc (always counted on the training part) only if the model has it
-        vlist = default_variants(tuple(m for m in available if m != "cooc"
-                                       or getattr(rec, "cooc_", None) is not None), fusions)
+    grid = [v for v in variants or () if isinstance(v, str) and v.strip().lower() == "all"]
+    if variants is None or grid:  # cooc (always counted on the training part) only if the
+        # model has it
+        mods = tuple(m for m in available if m != "cooc"
+                     or getattr(rec, "cooc_", None) is not None)
+        full = bool(grid) or len(mods) <= FULL_GRID_MODALITIES
+        vlist = default_variants(mods, fusions, full=full)
+        if not full:
+            log(f"{len(mods)} modalities: scoring each alone, all of them and all but one, "
+                f"and the paper's fusions ({len(vlist)} configurations with the references; "
+                f"--variants all scores every combination × fusion: "
+                f"{len(default_variants(mods, fusions))})")
+        own = _served(rec)  # the model as served, always (it may fuse fewer than `mods`)
+        if own is not None and set(own[1]) <= set(mods) \
+                and served_variant(rec, vlist) is None:
+            vlist.insert(0, Variant(*own))
         # the model's weighting profiles (tune --profile), each over the model's modalities
         vlist += [Variant("intermediate", tuple(m for m in rec.modalities if m in available),
                           profile=name) for name in sorted(getattr(rec, "profiles", {}) or {})]
         if catalog.has_categories:  # the simplest lists a shop with categories shows
             vlist += [Reference(r) for r in ON_REQUEST]
+        vlist += [parse_variant(v) for v in variants or () if v not in grid]
     else:
         vlist = [parse_variant(v) for v in variants]
     if split.train is None or not len(split.train):

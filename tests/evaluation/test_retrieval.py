@@ -375,3 +375,42 @@ def test_the_model_as_served_is_named_in_the_results_the_console_and_the_report(
         assert served_variant(angle_model, others) == "early:text+image"
     finally:
         angle_model.fusion = before
+
+
+def test_a_model_of_five_modalities_is_evaluated_on_a_compact_set_unless_all_are_asked(
+        angle_model, angle_sessions, capsys):
+    # 31 combinations × fusions would be 51 configurations here (162 at seven modalities):
+    # by default each modality alone, all of them, all but one, the paper's fusions, the
+    # model as served and the references; `all` gives the grid, other configs beside it
+    from prodfusion.fusion.category import CategoryMatch
+
+    rng = np.random.default_rng(0)
+    angle_model.embeddings_["lexical"] = Embeddings(
+        rng.normal(size=(8, 4)).astype(np.float32), np.ones(8, dtype=bool), "planted-lexical")
+    angle_model.category_ = CategoryMatch.from_catalog(angle_model.catalog)
+    angle_model.modalities = ("text", "image")  # served: fewer than the model has
+    kw = dict(sessions=angle_sessions, test_fraction=0.375, k=3, n_boot=20,
+              protocol="whole")
+    res = evaluate_retrieval(angle_model, progress=print, **kw)
+    labels = [v["label"] for v in res["config"]["variants"]]
+    mods = ("text", "image", "clicks", "lexical", "category")
+    assert labels[0] == res["served"] == "intermediate:text+image"  # not in the compact set
+    singles = {f"{f}:{m}" for m in mods for f in ("early", "intermediate", "late")
+               if m != "category" or f == "intermediate"}
+    assert singles <= set(labels)
+    assert "intermediate:" + "+".join(mods) in labels
+    assert {"early:text+image+clicks+lexical", "late:text+image+clicks+lexical"} <= set(labels)
+    for m in mods:  # all but one
+        assert "intermediate:" + "+".join(x for x in mods if x != m) in labels
+    assert {f"{f}:text+image+clicks [paper]" for f in ("early", "intermediate", "late")} \
+        <= set(labels)
+    assert {BASELINE.label, "cooc", "tfidf", "popular", "cooc+tfidf", "cooc+category",
+            "popular+category"} <= set(labels)
+    assert len(labels) == len(set(labels)) == 1 + 13 + 3 + 5 + 3 + 1 + 6
+    assert "5 modalities: scoring each alone" in capsys.readouterr().out
+    extra = {"fusion": "intermediate", "modalities": ["text"], "name": "titles"}
+    res = evaluate_retrieval(angle_model, progress=False, variants=["all", extra], **kw)
+    labels = [v["label"] for v in res["config"]["variants"]]
+    combos = [v for v in labels if ":" in v and "[" not in v]
+    assert len(combos) == 15 * 3 + 16  # the grid (pairwise: intermediate only), no paper rows
+    assert labels[-1] == "titles" and res["served"] == "intermediate:text+image"
