@@ -410,11 +410,7 @@ def evaluate_retrieval(
                      or getattr(rec, "cooc_", None) is not None)
         full = bool(grid) or len(mods) <= FULL_GRID_MODALITIES
         vlist = default_variants(mods, fusions, full=full)
-        if not full:
-            log(f"{len(mods)} modalities: scoring each alone, all of them and all but one, "
-                f"and the paper's fusions ({len(vlist)} configurations with the references; "
-                f"--variants all scores every combination × fusion: "
-                f"{len(default_variants(mods, fusions))})")
+        n_set = len(vlist)
         own = _served(rec)  # the model as served, always (it may fuse fewer than `mods`)
         if own is not None and set(own[1]) <= set(mods) \
                 and served_variant(rec, vlist) is None:
@@ -425,6 +421,12 @@ def evaluate_retrieval(
         if catalog.has_categories:  # the simplest lists a shop with categories shows
             vlist += [Reference(r) for r in ON_REQUEST]
         vlist += [parse_variant(v) for v in variants or () if v not in grid]
+        if not full:
+            n_grid = len(default_variants(mods, fusions)) + len(vlist) - n_set
+            log(f"{len(mods)} modalities: scoring each alone, all of them and all but one, "
+                f"and the paper's fusions ({len(vlist)} configurations with the references "
+                f"and the model as served; --variants all scores every combination × "
+                f"fusion: {n_grid})")
     else:
         vlist = [parse_variant(v) for v in variants]
     if split.train is None or not len(split.train):

@@ -407,7 +407,9 @@ def test_a_model_of_five_modalities_is_evaluated_on_a_compact_set_unless_all_are
     assert {BASELINE.label, "cooc", "tfidf", "popular", "cooc+tfidf", "cooc+category",
             "popular+category"} <= set(labels)
     assert len(labels) == len(set(labels)) == 1 + 13 + 3 + 5 + 3 + 1 + 6
-    assert "5 modalities: scoring each alone" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert (f"5 modalities: scoring each alone, all of them and all but one, and the paper's "
+            f"fusions ({len(labels)} configurations") in out
     extra = {"fusion": "intermediate", "modalities": ["text"], "name": "titles"}
     res = evaluate_retrieval(angle_model, progress=False, variants=["all", extra], **kw)
     labels = [v["label"] for v in res["config"]["variants"]]
