@@ -209,6 +209,15 @@ def test_evaluate_retrieval_reuses_the_recorded_interactions(shop, capsys):
     res = json.loads((shop / "rep" / "results.json").read_text())["retrieval"]
     assert any(r["variant"].startswith("intermediate") and r["n"] > 0 for r in res["rows"])
     assert {r["variant"] for r in res["rows"]} >= {"cooc"}  # commas separate variants too
+    # `all`: every combination × fusion of what the model has, beside the configs named
+    from prodfusion.evaluation.retrieval import default_variants
+
+    assert main(["evaluate", "retrieval", str(shop / "model"), "--out", str(shop / "rep-all"),
+                 "--n-boot", "20", "--quiet", "--variants", "all,cooc"]) == 0
+    res = json.loads((shop / "rep-all" / "results.json").read_text())["retrieval"]
+    labels = [v["label"] for v in res["config"]["variants"]]
+    grid = {v.label for v in default_variants(tuple(res["config"]["modalities"]))}
+    assert grid <= set(labels) and labels.count("cooc") == 1 and res["served"] in labels
     # overridable: an option given on the command line wins
     assert main(["evaluate", "retrieval", str(shop / "model"), "--out", str(shop / "rep2"),
                  "--quiet", "--item-col", "nope", "--variants", "intermediate:clicks"]) == 2

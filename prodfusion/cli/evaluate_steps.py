@@ -116,6 +116,9 @@ def _runnable_variants(args, rec):
     keep = []
     specs = _variant_specs(args)
     for spec in specs:
+        if spec.strip().lower() == "all":  # every combination of what the model has
+            keep.append(spec)
+            continue
         v = parse_variant(spec)
         need = set(getattr(v, "modalities", ()) or ()) | set(getattr(v, "fallback", ()) or ())
         if getattr(v, "kind", "").endswith("+category") and not rec.catalog.has_categories:
@@ -146,6 +149,8 @@ def _weightings_used(args) -> set | None:
 
     used = set()
     for spec in _variant_specs(args):
+        if spec.strip().lower() == "all":  # the grid and the model's profiles: all of them
+            return None
         v = parse_variant(spec)
         if isinstance(v, Reference) or v.paper:
             continue

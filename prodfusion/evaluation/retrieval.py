@@ -421,6 +421,8 @@ def evaluate_retrieval(
         if catalog.has_categories:  # the simplest lists a shop with categories shows
             vlist += [Reference(r) for r in ON_REQUEST]
         vlist += [parse_variant(v) for v in variants or () if v not in grid]
+        seen: set = set()  # each once, where it first comes
+        vlist = [v for v in vlist if not (v.label in seen or seen.add(v.label))]
         if not full:
             n_grid = len(default_variants(mods, fusions)) + len(vlist) - n_set
             log(f"{len(mods)} modalities: scoring each alone, all of them and all but one, "
