@@ -641,3 +641,29 @@ def test_cli_add_refuses_a_feed_whose_ids_lost_their_leading_zeros(tmp_path, cap
     cap = capsys.readouterr()
     assert "warning: 1 of the 3 new ids" in cap.err and "'10' ~ '0010'" in cap.err
     assert "added 3 products" in cap.out
+
+
+def test_the_added_products_are_said_to_be_ranked_by_what_they_got():
+    # a model with photos and categories, a feed whose new products have neither a photo
+    # nor (some) a category: "by their titles", not "titles and photos"
+    from prodfusion.cli.add import _recommended_by
+
+    cat = Catalog(pl.DataFrame({"product_id": ["a", "b"], "title": ["t a", "t b"],
+                                "category": ["x", "y"]}))
+    rec = Recommender.from_embeddings(cat, {
+        "text": Embeddings(np.eye(2, dtype=np.float32), np.ones(2, bool), "t"),
+        "image": Embeddings(np.eye(2, dtype=np.float32), np.ones(2, bool), "i")})
+    text = Embeddings(np.ones((2, 2), np.float32), np.ones(2, bool), "t")
+    new = Catalog(pl.DataFrame({"product_id": ["c", "d"], "title": ["t c", "t d"],
+                                "category": [None, None]}, schema_overrides={
+                                    "category": pl.Utf8}))
+    assert _recommended_by(rec, new, {"text": text}, False) == "their titles"
+    photos = Embeddings(np.ones((2, 2), np.float32), np.array([True, False]), "i")
+    assert _recommended_by(rec, new, {"text": text, "image": photos}, True) == \
+        "their titles and photos and the clicks of the sessions given"
+    assert _recommended_by(rec, new, {}, False) == "the backfill"
+    rec.category_ = CategoryMatch.from_catalog(cat)  # fused: named where they have one
+    assert _recommended_by(rec, new, {"text": text}, False) == "their titles"
+    new = Catalog(pl.DataFrame({"product_id": ["c", "d"], "title": ["t c", "t d"],
+                                "category": ["x", None]}))
+    assert _recommended_by(rec, new, {"text": text}, False) == "their titles and category"

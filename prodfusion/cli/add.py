@@ -191,6 +191,8 @@ def cmd_add(args) -> int:
             why = {"clicks": "learned from sessions: none until the next build "
                           "(or add --interactions)"}.get(
                 m, "not encoded (see the warning above)")
+            if m == "image" and not any(new.image_paths):
+                why = "the feed gives them no photo"
             print(f"  {m:<7} 0/{n:,}: {why}")
             continue
         info = e.info or {}
@@ -205,16 +207,27 @@ def cmd_add(args) -> int:
         if m == "cooc" and not retrain:
             print(f"  cooc    0/{n:,}: counted from sessions, none until the next build "
                   "(or add --interactions)")
-    have = [w for m, w in (("text", "titles"), ("lexical", "titles"), ("image", "photos"))
-            if m in rec.embeddings_]
-    by = ([f"their {' and '.join(dict.fromkeys(have))}"] if have else []) + (
-        ["the clicks of the sessions given"] if retrain else [])
     same = Path(out).resolve() == Path(args.model).resolve()
-    print("  the new products are recommended by " + (" and ".join(by) or "the backfill")
+    print("  the new products are recommended by " + _recommended_by(rec, new, embeddings,
+                                                                      retrain)
           + ("; a running `prodfusion serve` of this folder reloads it by itself" if same else
              f"; `prodfusion publish {out} LINK` puts it live for a service configured with "
              "LINK"))
     return 0
+
+
+def _recommended_by(rec, new, embeddings: dict, retrain: bool) -> str:
+    """What ranks the added products ``new``: what they got — titles, photos, their
+    category where the model fuses it — not all the model has; the clicks of the sessions
+    given where they retrained them; else the backfill."""
+    have = [w for m, w in (("text", "titles"), ("lexical", "titles"), ("image", "photos"))
+            if m in rec.embeddings_ and embeddings.get(m) is not None
+            and embeddings[m].n_present]
+    if "category" in rec._pairwise() and any(c is not None for c in new.categories or ()):
+        have.append("category")
+    by = ([f"their {' and '.join(dict.fromkeys(have))}"] if have else []) + (
+        ["the clicks of the sessions given"] if retrain else [])
+    return " and ".join(by) or "the backfill"
 
 
 def _check_id_format(rec, catalog, is_new, args) -> None:
