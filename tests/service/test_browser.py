@@ -131,6 +131,49 @@ def test_page_shows_recommendations_and_logs_click_and_jump(tmp_path):
 
 
 @pytest.mark.slow
+def test_long_titles_take_three_lines_on_the_page_and_stay_whole_on_hover(tmp_path):
+    """A marketplace's 600-character title: the product's heading stops at three lines (its
+    whole text in the tooltip), the cards' at two, so the recommendations stay in view."""
+    _need_browser()
+    import polars as pl
+    from playwright.sync_api import sync_playwright
+
+    from prodfusion.data.catalog import Catalog
+
+    from .helpers import make_catalog
+
+    cat = make_catalog(tmp_path)
+    long = ("Shoe " + "with a very long marketplace description " * 15).strip()
+    cat = Catalog(cat.frame.with_columns(
+        pl.when(pl.col("product_id").is_in(["0001", "0005"])).then(pl.lit(long))
+        .otherwise(pl.col("title")).alias("title")), source="<test>")
+    model = make_model(tmp_path, catalog=cat)
+    port = free_port()
+    server = start_server(model, port, tmp_path / "server.log", "--events",
+                          str(tmp_path / "events.sqlite3"))
+    try:
+        with sync_playwright() as p:
+            browser, page, errors = _open(p)
+            page.goto(f"http://127.0.0.1:{port}/#p=0001")
+            page.wait_for_selector("#recs a.card")
+            h = page.locator("#p-title")
+            assert h.get_attribute("title") == long
+            line = page.evaluate("(() => { const e = document.createElement('h1');"
+                                 " e.textContent = 'x'; document.body.append(e);"
+                                 " const r = e.getBoundingClientRect().height; e.remove();"
+                                 " return r; })()")
+            assert 2.5 * line < h.bounding_box()["height"] <= 3.2 * line  # three lines
+            card = page.locator('#recs a.card[data-product-id="0005"] .title')
+            assert card.get_attribute("title") == long
+            assert card.bounding_box()["height"] < 3 * line
+            assert page.locator("#recs a.card").first.bounding_box()["y"] < 1000  # in view
+            browser.close()
+        assert not errors, errors
+    finally:
+        stop_server(server)
+
+
+@pytest.mark.slow
 def test_page_profile_shows_a_second_row_whose_clicks_count_against_it(tmp_path):
     """``serve --page-profile next_clicks``: under the similar products the page shows the
     same product ranked by that profile, logs a view for it with its own request id, and a

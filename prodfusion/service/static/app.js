@@ -105,7 +105,7 @@ function card(p, extra) {
   } else {
     meta.append(el("span", {}, p.category || ""), el("span", {}, p.product_id));
   }
-  a.append(imageBox(p), el("div", { class: "body" }, el("div", { class: "title" }, p.title || p.product_id), meta));
+  a.append(imageBox(p), el("div", { class: "body" }, el("div", { class: "title", title: p.title || p.product_id }, p.title || p.product_id), meta));
   if (extra && extra.explain) a.append(whyBars(extra.explain));
   return a;
 }
@@ -182,6 +182,7 @@ async function showProduct(pid) {
   if (p.image_url) { img.src = p.image_url; img.alt = p.title || p.product_id; img.hidden = false; }
   else { img.removeAttribute("src"); img.hidden = true; }
   $("p-title").textContent = p.title || p.product_id;
+  $("p-title").title = p.title || p.product_id;  // whole, where the page cuts it
   $("p-cat").textContent = p.category || "";
   $("p-id").textContent = p.product_id;
   $("p-meta").textContent = `${data.fusion} fusion of ${data.modalities.join(" + ")}`;
