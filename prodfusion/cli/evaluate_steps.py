@@ -350,6 +350,7 @@ def _print_clustering(res) -> None:
 
 
 def _print_retrieval(res) -> None:
+    from prodfusion.evaluation.documents import _ci
     from prodfusion.evaluation.retrieval import served_summary
 
     k = res["config"]["k"]
@@ -373,16 +374,11 @@ def _print_retrieval(res) -> None:
         print(f"the model as served ({res['served']}: its fusion, modalities and weighting):")
         for s in summary:
             r = s["row"]
-            print(f"  {s['source']}: HitRate@{k} {_ci_text(r['hit_rate'])}  "
-                  f"nDCG@{k} {_ci_text(r['ndcg'])}  on {r['n']:,} held-out cases")
+            print(f"  {s['source']}: HitRate@{k} {_ci(r['hit_rate'], 4)}  "
+                  f"nDCG@{k} {_ci(r['ndcg'], 4)}  on {r['n']:,} held-out cases")
             for d in s["paired"]:
                 print(f"    minus {d['comparator']} ({d['kind']}): nDCG@{k} "
-                      f"{_ci_text(d['ndcg'], signed=True)}: {d['verdict']}")
-
-
-def _ci_text(b, signed: bool = False) -> str:
-    f = "+.4f" if signed else ".4f"
-    return f"{b['value']:{f}} [{b['ci_lo']:{f}}, {b['ci_hi']:{f}}]"
+                      f"{_ci(d['ndcg'], 4, signed=True)}: {d['verdict']}")
 
 
 def _print_replay(res) -> None:

@@ -262,9 +262,8 @@ def served_variant(rec: Any, variants: Sequence) -> str | None:
         return None
     fusion, mods = own[0], set(own[1])
     for v in variants:
-        if isinstance(v, Reference) or v.model is not None or v.paper or v.profile \
-                or v.fallback or v.weights is not None or v.calibration is not None \
-                or v.n0 is not None:
+        if isinstance(v, Reference) or v.model is not None or v.profile or v.fallback \
+                or v.weighting() is not None:  # a weighting of its own: not the model's
             continue
         if v.fusion == fusion and set(v.modalities) == mods:
             return v.label
