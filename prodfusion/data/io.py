@@ -16,6 +16,7 @@ Examples
 
 from __future__ import annotations
 
+import html
 import logging
 import string
 from pathlib import Path
@@ -64,6 +65,22 @@ def first_bad_row(mask: pl.Series) -> tuple[int, int]:
 
 #: A value that names a resource by URL (``https://…``, ``s3://…``) rather than a file path.
 URL_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]*://"
+
+
+#: An HTML character reference in a title (``&amp;``, ``&#39;``, ``&#x27;``): feeds exported
+#: from web pages often carry them; :func:`read_catalog` decodes titles holding one.
+HTML_ENTITY = r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});"
+
+
+def decode_entities(title: str) -> str:
+    """A title with its HTML character references decoded (once: ``&amp;amp;`` → ``&amp;``).
+
+    >>> decode_entities("Shirt &amp; tie, 32&#8243; &lt;slim&gt;")
+    'Shirt & tie, 32″ <slim>'
+    >>> decode_entities("AT&T; R&D")  # not references: unchanged
+    'AT&T; R&D'
+    """
+    return html.unescape(title)
 
 
 def is_url(value: object) -> bool:
@@ -171,9 +188,10 @@ def read_catalog(
     -------
     Catalog
         Standard columns ``product_id``, ``title`` (stripped, inner whitespace collapsed to one
-        space; null when empty), ``image`` (absolute path or null; existence is not checked here),
-        ``category`` and ``group`` (null when empty) where available, then every other file
-        column unchanged.
+        space, HTML character references such as ``&amp;`` decoded, with a warning; null when
+        empty), ``image`` (absolute path or null; existence is not checked here), ``category``
+        and ``group`` (null when empty) where available, then every other file column
+        unchanged.
 
     Raises
     ------
@@ -272,6 +290,22 @@ def read_catalog(
     frame = frame.with_columns(
         pl.col(tcol).str.replace_all(r"\s+", " ").str.strip_chars().alias(tcol)
     )
+    coded = frame.select(pl.col(tcol).str.contains(HTML_ENTITY).fill_null(False)).to_series()
+    if coded.any():  # "Shirt &amp; tie": what a page shows and an encoder reads is "Shirt & tie"
+        decoded = frame.select(
+            pl.when(coded).then(pl.col(tcol).map_elements(decode_entities, return_dtype=pl.String)
+                                .str.replace_all(r"\s+", " ").str.strip_chars())
+            .otherwise(pl.col(tcol))).to_series()
+        changed = (decoded != frame[tcol]).fill_null(False)
+        if changed.any():
+            r = int(changed.arg_true()[0])
+            logger.warning(
+                "%s: %s of %s titles hold HTML character references (column %r; first: row %d, "
+                "%r read as %r); they are decoded, so the encoders, lists and pages see the "
+                "characters. Decode them in the file to silence this.",
+                path, f"{int(changed.sum()):,}", f"{frame.height:,}", tcol, r + 1, frame[tcol][r],
+                decoded[r])
+            frame = frame.with_columns(decoded.alias(tcol))
     row, n = first_bad_row(frame.select(_blank(tcol)).to_series())
     if n:  # kept, without a text vector (like a product without a photo)
         logger.warning(

@@ -212,6 +212,25 @@ def test_empty_ids_and_titles(tmp_path, caplog):
             "product '2'); they are kept without one (no text or lexical vector in a model") in caplog.text
 
 
+def test_html_character_references_in_titles_are_decoded_with_a_warning(tmp_path, caplog):
+    # feeds exported from web pages carry "&amp;": the encoders, lists and pages should see "&"
+    path = tmp_path / "c.csv"
+    path.write_text("product_id,title\n1,Shirt &amp; tie\n2,5&#39;&#39; &quot;slim&quot;  fit\n"
+                    "3,AT&T; R&D &Tx;\n4,&nbsp;\n5,Tom &amp;amp; Jerry\n", "utf-8")
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        cat = read_catalog(path)
+    # decoded once; whitespace collapsed again; a title of only "&nbsp;" is an empty title
+    assert cat.titles == ["Shirt & tie", "5'' \"slim\" fit", "AT&T; R&D &Tx;", None, "Tom &amp; Jerry"]
+    assert (f"{path}: 4 of 5 titles hold HTML character references (column 'title'; first: row "
+            "1, 'Shirt &amp; tie' read as 'Shirt & tie'); they are decoded") in caplog.text
+    assert "1 of 5 products have an empty title" in caplog.text
+    caplog.clear()
+    path.write_text("product_id,title\n1,Shirt & tie\n2,R&D\n", "utf-8")
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        assert read_catalog(path).titles == ["Shirt & tie", "R&D"]
+    assert "HTML" not in caplog.text
+
+
 def test_non_utf8_bytes_name_line_row_and_column(tmp_path):
     path = tmp_path / "c.csv"
     path.write_bytes(b"product_id,title,brand\n1,ok,x\n2,caf\xe9 cr\xe8me,y\n")
