@@ -8,7 +8,8 @@
                   "image_root": "/abs/images", "image_template": "{product_id}.jpg",
                   "shadowed": {"category": "category (file)"}},
       "interactions": {"path": "/abs/transactions.csv", "session_cols": ["customer_id", "t_dat"],
-                       "item_col": "article_id", "time_col": "t_dat", "sep": null,
+                       "item_col": "article_id", "time_col": "t_dat", "time_format": null,
+                       "sep": null,
                        "pairs": "/abs/copurchase.csv", "pair_cols": [...],
                        "min_session_length": 2, "max_session_length": 200,
                        "session_gap": null, "keep_rows": {"event": ["view"]}}
@@ -32,7 +33,7 @@ __all__ = ["sources_from_args", "fill_from_manifest", "INTERACTION_KEYS", "label
 DEFAULT_PAIR_COLS = ("article_id", "partner_article_id")
 
 #: Interaction options recorded by ``build`` and reused by ``evaluate``.
-INTERACTION_KEYS = ("session_cols", "item_col", "time_col", "sep", "pair_cols",
+INTERACTION_KEYS = ("session_cols", "item_col", "time_col", "time_format", "sep", "pair_cols",
                     "min_session_length", "max_session_length", "session_gap", "keep_rows")
 
 

@@ -357,6 +357,35 @@ def test_build_cuts_a_visitor_log_at_pauses_and_later_commands_reread_it(files, 
     assert (files / "model" / "manifest.json").read_bytes() == before
 
 
+def test_build_reads_times_in_a_named_layout_and_later_commands_reread_them(files, capsys):
+    """`--time-format`: a German export's times (`01.02.2026 10:00`) read, recorded in the
+    model and re-read by `tune`; without it the build stops before any work, naming it."""
+    rows = ["visitor,item,ts"] + [
+        f"v{i % 2},{item},{d:02d}.02.2026 {h:02d}:00"
+        for i, (item, d, h) in enumerate([("0001", 1, 10), ("0003", 1, 10), ("0005", 1, 11),
+                                          ("0007", 1, 11), ("0009", 13, 9), ("0010", 13, 9)])]
+    (files / "german.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    args = ["build", "--catalog", str(files / "catalog.csv"), "--image-col", "",
+            "--interactions", str(files / "german.csv"), "--session-cols", "visitor",
+            "--item-col", "item", "--time-col", "ts", "--p2v-dim", "16", "--workers", "1",
+            "--image", "none", "--text", "none", "--cache-dir", "none", "--tune", "off",
+            "--out", str(files / "model_de")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "cannot read time '01.02.2026 10:00' (column 'ts'" in err
+    assert "It reads with --time-format '%d.%m.%Y %H:%M'" in err
+    assert not (files / "model_de").exists()
+    # the day first: 13.02 is a day of February (read month first, it would be refused)
+    assert main([*args, "--time-format", "%d.%m.%Y %H:%M", "--session-gap", "2h"]) == 0
+    # each visitor's 13 February click is a visit of its own, of one click: dropped
+    assert ("sessions: 2 kept with 4 clicks (0 rows of 0 products not in the catalog dropped, "
+            "2 short sessions dropped") in capsys.readouterr().err
+    record = json.loads((files / "model_de" / "manifest.json").read_text())
+    assert record["data"]["interactions"]["time_format"] == "%d.%m.%Y %H:%M"
+    main(["tune", str(files / "model_de"), "--dry-run", "--workers", "1", "--quiet"])
+    assert "--time-format %d.%m.%Y %H:%M" in capsys.readouterr().err  # from the model's record
+
+
 EVENTS = """visitor,event,item,ts
 v1,view,0001,1
 v1,addtocart,0001,2

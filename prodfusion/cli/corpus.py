@@ -23,7 +23,8 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     try:
         corpus = prepare_corpus(
             args.sources, args.out, catalog=catalog, session_cols=tuple(args.session_cols),
-            item_col=args.item_col, time_col=args.time_col, sep=args.sep,
+            item_col=args.item_col, time_col=args.time_col, time_format=args.time_format,
+            sep=args.sep,
             min_length=args.min_session_length, max_length=args.max_session_length or None,
             session_gap=args.session_gap or None, keep_rows=args.keep_rows, buckets=args.buckets,
             executor=executor, work_dir=args.work_dir,
@@ -64,6 +65,9 @@ def add_corpus_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--item-col", default="product_id", help="product id column")
     g.add_argument("--time-col", default=None,
                    help="timestamp column (several comma-separated only with one source file)")
+    g.add_argument("--time-format", default=None, metavar="FORMAT",
+                   help="strptime layout of --time-col when it holds neither numbers nor ISO "
+                        "times, e.g. '%%d.%%m.%%Y %%H:%%M'")
     g.add_argument("--sep", default=None, help="field separator (default: from the extension)")
     g.add_argument("--min-session-length", type=int, default=2)
     g.add_argument("--max-session-length", type=int, default=200,

@@ -245,6 +245,8 @@ def _interactions_note(args) -> str | None:
         parts.append(f"{args.interactions} (--session-cols {','.join(args.session_cols)} "
                      f"--item-col {args.item_col}"
                      + (f" --time-col {args.time_col}" if args.time_col else "")
+                     + (f" --time-format '{args.time_format}'"
+                        if getattr(args, "time_format", None) else "")
                      + (f" {format_keep_rows(args.keep_rows)}"
                         if getattr(args, "keep_rows", None) else "")
                      + (f" --session-gap {gap:g}s" if gap else "") + ")")

@@ -80,7 +80,8 @@ def read_log(args):
     keep = getattr(args, "keep_rows", None)
     frame, n_read = read_interactions_counted(
         args.interactions, session_cols=tuple(args.session_cols), item_col=args.item_col,
-        time_col=args.time_col, sep=args.sep, keep_rows=keep)
+        time_col=args.time_col, sep=args.sep, keep_rows=keep,
+        time_format=getattr(args, "time_format", None))
     if keep:
         print(f"{format_keep_rows(keep)}: {frame.height:,} of {n_read:,} rows read",
               file=sys.stderr)
@@ -149,6 +150,10 @@ def add_interaction_options(p: argparse.ArgumentParser) -> None:
                    help="session key column(s), comma-separated, e.g. customer_id,t_dat")
     g.add_argument("--item-col", default="product_id", help="product id column of the interactions")
     g.add_argument("--time-col", default=None, help="timestamp column(s), comma-separated")
+    g.add_argument("--time-format", default=None, metavar="FORMAT",
+                   help="strptime layout of --time-col when it holds neither numbers nor ISO "
+                        "times, e.g. '%%d.%%m.%%Y %%H:%%M' or '%%m/%%d/%%Y %%I:%%M %%p' (UTC "
+                        "unless %%z reads an offset)")
     g.add_argument("--sep", default=None, help="field separator (default: from the extension/sniffed)")
     g.add_argument("--pairs", default=None,
                    help="co-interaction pairs file (e.g. H&M copurchase.csv): each row a 2-click session")

@@ -150,12 +150,55 @@ def _check_not_blank(frame: pl.DataFrame, path: Path, col: str, what: str, todo:
                         f"{todo}{_kind_hint(frame, bad, [col, *used])}")
 
 
-def _time_seconds(frame: pl.DataFrame, col: str, path: Path, used: Sequence[str] = ()
-                  ) -> pl.Series:
-    """One time column as Float64: numbers as given, ISO dates/datetimes as Unix seconds (UTC)."""
+#: Day-first, month-first and slashed layouts :func:`_time_seconds` tries on a column it
+#: cannot read as numbers or ISO times, to suggest a ``time_format`` (never applied unasked:
+#: ``01/02/2023`` is January or February depending on the country).
+_SUGGESTED_FORMATS = tuple(
+    d + t for d in ("%d.%m.%Y", "%d/%m/%Y", "%m/%d/%Y", "%Y/%m/%d", "%d-%m-%Y", "%Y%m%d")
+    for t in (" %H:%M:%S", " %H:%M", " %I:%M:%S %p", " %I:%M %p", "T%H:%M:%S", ""))
+
+
+def _parse_times(text: pl.Series, time_format: str) -> pl.Series:
+    """Microseconds since 1970 (UTC where the format has no offset) of ``text`` read with a
+    strptime-style ``time_format``; null where a value does not match."""
+    if any(c in time_format for c in ("%H", "%I", "%M", "%S", "%T", "%R", "%c", "%s")):
+        return text.str.to_datetime(time_format, strict=False, time_unit="us").dt.epoch("us")
+    return text.str.to_date(time_format, strict=False).cast(pl.Datetime("us")).dt.epoch("us")
+
+
+def _format_hint(text: pl.Series) -> str:
+    """" Its layout reads with --time-format '…' (time_format=)" for the formats of
+    :data:`_SUGGESTED_FORMATS` that read every value of ``text`` (or "")."""
+    sample = text.head(2000)
+    fits = [f for f in _SUGGESTED_FORMATS if _parse_times(sample, f).null_count() == 0]
+    if not fits:
+        return ""
+    said = " or ".join(repr(f) for f in fits[:3])
+    which = (" (the day or the month first: which one your file means only you know)"
+             if len(fits) > 1 else "")
+    return f" It reads with --time-format {said}{which} (time_format= in Python)."
+
+
+def _time_seconds(frame: pl.DataFrame, col: str, path: Path, used: Sequence[str] = (),
+                  time_format: str | None = None) -> pl.Series:
+    """One time column as Float64: numbers as given, ISO dates/datetimes as Unix seconds (UTC);
+    with ``time_format``, every value read with that strptime-style format."""
     _check_not_blank(frame, path, col, "time value", "Fill it in, or leave out the time column.",
                      used)
     text = frame[col].str.strip_chars()
+    if time_format:
+        try:
+            micros = _parse_times(text, time_format)
+        except pl.exceptions.PolarsError as e:  # a format polars cannot use at all
+            raise ParameterError(
+                f"time_format {time_format!r} (--time-format): not a usable strptime format "
+                f"({str(e).splitlines()[0][:200]}); e.g. '%d.%m.%Y %H:%M'.") from None
+        row, pos, n = _bad_row(frame, micros.is_null())
+        if n:
+            raise DataError(
+                f"{path} row {row}: time {frame[col][pos - 1]!r} does not match --time-format "
+                f"{time_format!r} (column {col!r}; {n} row(s) in all).{_format_hint(text)}")
+        return (micros.cast(pl.Float64) / 1e6).alias(col)
     numbers = text.cast(pl.Float64, strict=False)
     if numbers.null_count() == 0:
         row, pos, n = _bad_row(frame, ~numbers.is_finite())
@@ -175,7 +218,8 @@ def _time_seconds(frame: pl.DataFrame, col: str, path: Path, used: Sequence[str]
         raise DataError(
             f"{path} row {row}: cannot read time {frame[col][pos - 1]!r} (column {col!r}; {n} "
             f"row(s) in all). Use numbers (e.g. Unix seconds) or ISO dates/datetimes such as "
-            f"2016-05-09 or 2016-05-09T10:00:00."
+            f"2016-05-09 or 2016-05-09T10:00:00, or name the layout with --time-format "
+            f"(time_format=).{_format_hint(text)}"
         )
     row, pos, n = _bad_row(frame, micros.is_null())
     if n:
@@ -313,6 +357,7 @@ def read_interactions(
     sep: str | None = None,
     fmt: str | None = None,
     keep_rows=None,
+    time_format: str | None = None,
 ) -> pl.DataFrame:
     """Read a click/purchase log, one interaction per row.
 
@@ -335,6 +380,10 @@ def read_interactions(
         columns (``"eventdate,timeframe"``): compared lexicographically, and ``ts`` is the
         dense rank of that order (an ordinal, not seconds). None: ``ts`` is null and the file
         order decides.
+    time_format : str, optional
+        A strptime-style layout for the time column(s) when they are neither numbers nor ISO,
+        e.g. ``"%d.%m.%Y %H:%M"`` or ``"%m/%d/%Y %I:%M %p"`` (UTC unless it reads an offset,
+        ``%z``). Without it such a column is refused, naming the layouts that would read it.
     sep : str, optional
         Separator of delimited text.
     fmt : {'csv', 'tsv', 'parquet', 'jsonl'}, optional
@@ -373,12 +422,13 @@ def read_interactions(
     """
     return read_interactions_counted(path, session_cols=session_cols, item_col=item_col,
                                      time_col=time_col, sep=sep, fmt=fmt,
-                                     keep_rows=keep_rows)[0]
+                                     keep_rows=keep_rows, time_format=time_format)[0]
 
 
 def read_interactions_counted(path, *, session_cols=("session_id",), item_col: str = ID,
                               time_col=None, sep: str | None = None, fmt: str | None = None,
-                              keep_rows=None) -> tuple[pl.DataFrame, int]:
+                              keep_rows=None, time_format: str | None = None
+                              ) -> tuple[pl.DataFrame, int]:
     """:func:`read_interactions` and how many rows the files held (before ``keep_rows``)."""
     where = "read_interactions()"
     keep = parse_keep_rows(keep_rows, where)
@@ -390,7 +440,7 @@ def read_interactions_counted(path, *, session_cols=("session_id",), item_col: s
     for i, f in enumerate(files):
         frame, counts, n = read_interaction_file(
             f, session_cols=session_cols, item_col=item_col, time_col=time_col, sep=sep,
-            fmt=fmt, keep_rows=keep)
+            fmt=fmt, keep_rows=keep, time_format=time_format)
         frames.append(frame.with_columns(pl.col(ROW) + i * ROW_STRIDE) if i else frame)
         _merge_seen(seen, counts)
         n_read += n
@@ -404,6 +454,7 @@ def read_interactions_counted(path, *, session_cols=("session_id",), item_col: s
 def read_interaction_file(
     path: str | Path, *, session_cols, item_col: str, time_col=None, sep: str | None = None,
     fmt: str | None = None, keep_rows: dict[str, list[str]] | None = None,
+    time_format: str | None = None,
 ) -> tuple[pl.DataFrame, dict[str, dict[str, int]], int]:
     """One file of :func:`read_interactions` (``keep_rows`` already parsed, not checked):
     the frame, how often each value of the ``keep_rows`` columns occurred, and the rows read
@@ -433,9 +484,9 @@ def read_interaction_file(
     _check_not_blank(frame, path, icol[0], "product id", "Fill it in or remove the row.", used)
     ts: pl.Series | None = None
     if len(tcols) == 1:
-        ts = _time_seconds(frame, tcols[0], path, used)
+        ts = _time_seconds(frame, tcols[0], path, used, time_format)
     elif tcols:
-        parts = pl.DataFrame([_time_seconds(frame, c, path, used).alias(f"t{i}")
+        parts = pl.DataFrame([_time_seconds(frame, c, path, used, time_format).alias(f"t{i}")
                               for i, c in enumerate(tcols)])
         ts = parts.select(pl.struct(parts.columns).rank("dense").cast(pl.Float64)).to_series()
     key = pl.col(scols[0]) if len(scols) == 1 else pl.concat_str(scols, separator=KEY_SEPARATOR)

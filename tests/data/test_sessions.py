@@ -227,6 +227,41 @@ def test_read_interactions_numbers_several_time_columns_and_no_time(tmp_path):
     assert log["ts"].null_count() == 4
 
 
+def test_times_in_a_named_layout_are_read_and_others_refused_naming_the_layouts(tmp_path):
+    """Day-first dotted dates (German exports) and US 12-hour times read with ``time_format``;
+    without it the refusal names the layouts that would read the column, both where day and
+    month cannot be told apart."""
+    path = tmp_path / "log.csv"
+    path.write_text("session_id,product_id,t\n1,a,01.02.2023 10:00\n1,b,13.02.2023 10:01\n",
+                    "utf-8")
+    with pytest.raises(DataError, match=re.escape(
+            f"{path} row 1: cannot read time '01.02.2023 10:00' (column 't'; 2 row(s) in all). "
+            "Use numbers (e.g. Unix seconds) or ISO dates/datetimes such as 2016-05-09 or "
+            "2016-05-09T10:00:00, or name the layout with --time-format (time_format=). It "
+            "reads with --time-format '%d.%m.%Y %H:%M' (time_format= in Python).")):
+        read_interactions(path, time_col="t")
+    log = read_interactions(path, time_col="t", time_format="%d.%m.%Y %H:%M")
+    # the 1st of February 2023, 10:00 UTC, and the 13th, 10:01
+    assert log["ts"].to_list() == [1675245600.0, 1675245600.0 + 12 * 86400 + 60]
+    path.write_text("session_id,product_id,t\n1,a,1/2/2023 10:00 AM\n1,b,1/2/2023 1:03 PM\n",
+                    "utf-8")
+    with pytest.raises(DataError, match=re.escape(
+            "It reads with --time-format '%d/%m/%Y %I:%M %p' or '%m/%d/%Y %I:%M %p' (the day "
+            "or the month first: which one your file means only you know)")):
+        read_interactions(path, time_col="t")
+    us = read_interactions(path, time_col="t", time_format="%m/%d/%Y %I:%M %p")["ts"].to_list()
+    assert us == [1672653600.0, 1672653600.0 + 3 * 3600 + 180]  # 2 January, 10:00 and 13:03
+    # dates without a time of day, and a value the layout does not fit
+    path.write_text("session_id,product_id,t\n1,a,31.12.2023\n1,b,2024-01-01\n", "utf-8")
+    with pytest.raises(DataError, match=re.escape(
+            f"{path} row 2: time '2024-01-01' does not match --time-format '%d.%m.%Y' (column "
+            "'t'; 1 row(s) in all).")):
+        read_interactions(path, time_col="t", time_format="%d.%m.%Y")
+    path.write_text("session_id,product_id,t\n1,a,31.12.2023\n1,b,01.01.2024\n", "utf-8")
+    assert read_interactions(path, time_col="t", time_format="%d.%m.%Y")["ts"].to_list() == [
+        1703980800.0, 1704067200.0]
+
+
 def test_read_interactions_errors(tmp_path):
     path = tmp_path / "log.csv"
     path.write_text("session_id,product_id,t\n1,a,5\n1,,6\n2,b,x\n", "utf-8")

@@ -98,6 +98,29 @@ def test_a_corpus_cut_at_pauses_equals_single_process_cleaning(logs, tmp_path):
         prepare_corpus(files, tmp_path / "x.txt", session_gap="20s", progress=False)
 
 
+def test_a_corpus_of_times_in_a_named_layout_equals_one_of_unix_times(logs, tmp_path):
+    """``time_format`` reaches each file's reader: the logs with their times written as
+    ``%d.%m.%Y %H:%M:%S`` (a second each) make the same corpus as with Unix seconds."""
+    d, files, catalog = logs
+    written = []
+    for i, f in enumerate(files):
+        frame = read_interactions(f, session_cols="session_id", time_col="ts")
+        stamp = pl.from_epoch(frame["ts"].cast(pl.Int64), time_unit="s").dt.strftime(
+            "%d.%m.%Y %H:%M:%S")
+        written.append(tmp_path / f"de{i}.csv")
+        pl.DataFrame({"session_id": frame["session"], "product_id": frame["product_id"],
+                      "ts": stamp}).write_csv(written[-1])
+    ref = prepare_corpus(files, tmp_path / "unix.txt", catalog=catalog, time_col="ts",
+                         session_gap="20s", progress=False)
+    de = prepare_corpus(written, tmp_path / "de.txt", catalog=catalog, time_col="ts",
+                        time_format="%d.%m.%Y %H:%M:%S", session_gap="20s", progress=False)
+    assert (tmp_path / "de.txt").read_bytes() == (tmp_path / "unix.txt").read_bytes()
+    assert de.meta["report"] == ref.meta["report"]
+    with pytest.raises(DataError, match="It reads with --time-format '%d.%m.%Y %H:%M:%S'"):
+        prepare_corpus(written, tmp_path / "x.txt", catalog=catalog, time_col="ts",
+                       progress=False)
+
+
 def _with_events(files, folder):
     """The logs again with an ``event`` column: every fourth row a cart event."""
     out = []
