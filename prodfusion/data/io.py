@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import logging
+import os
 import string
 from pathlib import Path
 
@@ -340,10 +341,22 @@ def read_catalog(
         prefix = str(root).rstrip("/\\") + "/"
         is_abs = pl.col(IMAGE).str.starts_with("/") | pl.col(IMAGE).str.contains(r"^[A-Za-z]:[\\/]") \
             | pl.col(IMAGE).str.strip_chars().str.contains(URL_PATTERN)  # a URL stays a URL
+        rel = pl.col(IMAGE).str.strip_chars()
+        windows = frame.select((~is_abs & ~_blank(IMAGE) & rel.str.contains("\\", literal=True))
+                               .fill_null(False)).to_series()
+        if windows.any() and os.sep == "/":  # "img\\001.jpg" from a catalog saved on Windows
+            r = int(windows.arg_true()[0])
+            logger.warning(
+                "%s: %s of %s image paths are relative paths with Windows separators (first: "
+                "row %d, %r); read with '/' ('%s').",
+                path, f"{int(windows.sum()):,}", f"{frame.height:,}", r + 1, frame[IMAGE][r],
+                frame[IMAGE][r].strip().replace("\\", "/"))
+            rel = pl.when(pl.lit(windows)).then(rel.str.replace_all("\\", "/", literal=True)
+                                                ).otherwise(rel)
         frame = frame.with_columns(
             pl.when(_blank(IMAGE)).then(None)
             .when(is_abs).then(pl.col(IMAGE).str.strip_chars())
-            .otherwise(pl.lit(prefix) + pl.col(IMAGE).str.strip_chars())
+            .otherwise(pl.lit(prefix) + rel)
             .alias(IMAGE)
         )
         urls = frame.select(pl.col(IMAGE).fill_null("").str.contains(URL_PATTERN)).to_series()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -153,6 +154,27 @@ def test_image_urls_are_kept_as_urls_and_named(tmp_path, caplog):
                                "s3://bucket/3.png"]
     assert (f"{path}: 2 of 3 image paths are URLs (first: row 1, 'https://cdn.example/1.jpg'); "
             "prodfusion reads local image files") in caplog.text
+
+
+@pytest.mark.skipif(os.sep != "/", reason="Windows reads its own separators")
+def test_relative_image_paths_with_windows_separators_are_read_with_slashes(tmp_path, caplog):
+    """A catalog saved on Windows (``img\\001.jpg``) finds its photos on Linux too, with a
+    warning; absolute Windows paths, URLs and paths with ``/`` are left as they are."""
+    path = tmp_path / "c.csv"
+    path.write_text("product_id,title,image\n1,a,img\\sub\\1.jpg\n2,b,img/2.jpg\n"
+                    "3,c,C:\\photos\\3.jpg\n4,d,\n", "utf-8")
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        cat = read_catalog(path)
+    root = tmp_path.resolve()
+    assert cat.image_paths == [str(root / "img" / "sub" / "1.jpg"), str(root / "img" / "2.jpg"),
+                               "C:\\photos\\3.jpg", None]
+    assert (f"{path}: 1 of 4 image paths are relative paths with Windows separators (first: "
+            "row 1, 'img\\\\sub\\\\1.jpg'); read with '/' ('img/sub/1.jpg').") in caplog.text
+    caplog.clear()
+    path.write_text("product_id,title,image\n1,a,img/1.jpg\n", "utf-8")
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        read_catalog(path)
+    assert "Windows" not in caplog.text
 
 
 def test_group_column_and_ignored_image_column(tmp_path):
