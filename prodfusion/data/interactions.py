@@ -58,7 +58,8 @@ _NAIVE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%
 #: "source row" order is file order, then row order (read_interactions, prepare_corpus).
 ROW_STRIDE = 1 << 40
 #: What a folder of interaction files is read for (sorted by name).
-SOURCE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".jsonl", ".csv.gz", ".tsv.gz")
+SOURCE_SUFFIXES = tuple(e + c for e in (".csv", ".tsv", ".txt", ".parquet", ".jsonl", ".ndjson")
+                        for c in ("", ".gz", ".bz2", ".xz") if not (e == ".parquet" and c))
 
 
 def interaction_files(paths, where: str = "read_interactions()") -> list[Path]:

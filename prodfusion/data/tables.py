@@ -1,13 +1,17 @@
-"""Read any table (CSV, TSV, Parquet, JSON Lines) with every column as text: the format
-from the extension, the separator sniffed, and errors that name the file, the row and what to
-do (bad UTF-8, ragged CSV rows). :func:`prodfusion.data.io.read_catalog` and the interaction
+"""Read any table (CSV, TSV, Parquet, JSON Lines; text formats also compressed, ``.csv.gz``,
+``.jsonl.bz2``, ``.tsv.xz``) with every column as text: the format from the extension, the
+separator sniffed, and errors that name the file, the row and what to do (bad UTF-8, ragged
+CSV rows). :func:`prodfusion.data.io.read_catalog` and the interaction
 readers (:mod:`prodfusion.data.interactions`) read through :func:`read_table`.
 """
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
 import io
+import lzma
 from pathlib import Path
 from typing import Literal
 
@@ -31,6 +35,20 @@ _EXTENSIONS: dict[str, str] = {
     ".ndjson": "jsonl",
 }
 _SNIFF = (",", ";", "\t", "|")
+#: Compressed files, read through the standard library (``clicks.csv.gz``: a gzipped CSV).
+_COMPRESSIONS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
+def _compression(path: Path):
+    """The opener of a compressed ``path`` (by its last extension), or None."""
+    return _COMPRESSIONS.get(path.suffix.lower()) if len(path.suffixes) > 1 or \
+        path.suffix.lower() in _COMPRESSIONS else None
+
+
+def _open(path: Path):
+    """``path`` opened for reading bytes, decompressed where it is compressed."""
+    opener = _compression(path)
+    return opener(path, "rb") if opener else path.open("rb")
 
 
 # --------------------------------------------------------------------------- formats
@@ -48,17 +66,22 @@ def detect_format(path: str | Path, fmt: str | None = None, *, where: str = "rea
     --------
     >>> detect_format("articles.csv"), detect_format("x.NDJSON"), detect_format("x.dat", "tsv")
     ('csv', 'jsonl', 'tsv')
+    >>> detect_format("clicks.2026-12-01.tsv.gz"), detect_format("events.jsonl.xz")
+    ('tsv', 'jsonl')
     """
     if fmt is not None:
         if fmt not in FORMATS:
             raise param_error("fmt", where, "one of 'csv', 'tsv', 'parquet', 'jsonl' or None", fmt)
         return fmt
-    suffix = Path(path).suffix.lower()
+    p = Path(path)
+    if _compression(p):
+        p = p.with_suffix("")  # clicks.csv.gz: a CSV
+    suffix = p.suffix.lower()
     if suffix not in _EXTENSIONS:
         raise DataError(
             f"{path}: unknown file format {suffix or '(no extension)'!r}. Use a .csv, .tsv, .txt, "
-            f".parquet, .jsonl or .ndjson file, or name the format with fmt= "
-            f"('csv', 'tsv', 'parquet' or 'jsonl')."
+            f".parquet, .jsonl or .ndjson file (text ones also compressed: .csv.gz, .bz2, .xz), "
+            f"or name the format with fmt= ('csv', 'tsv', 'parquet' or 'jsonl')."
         )
     return _EXTENSIONS[suffix]
 
@@ -78,8 +101,9 @@ def _check_file(path: Path) -> None:
         raise DataError(f"{path}: cannot be read ({e.strerror or e}). Check its permissions.") from e
 
 
+
 def _header_line(path: Path) -> bytes:
-    with path.open("rb") as fh:
+    with _open(path) as fh:
         line = fh.readline(1 << 20)
     return line.removeprefix(b"\xef\xbb\xbf")
 
@@ -94,7 +118,8 @@ def _sniff_separator(path: Path, default: str) -> str:
 
 def _locate_bad_utf8(path: Path, fmt: str, sep: str) -> DataError | None:
     """A DataError naming the first line holding bytes that are not UTF-8, or None."""
-    data = path.read_bytes()
+    with _open(path) as fh:
+        data = fh.read()
     try:
         data.decode("utf-8")
         return None
@@ -129,7 +154,7 @@ def _locate_bad_utf8(path: Path, fmt: str, sep: str) -> DataError | None:
 
 def _diagnose_csv(path: Path, sep: str) -> str | None:
     """The first row whose field count differs from the header's, described in words."""
-    with path.open(encoding="utf-8", errors="replace", newline="") as fh:
+    with io.TextIOWrapper(_open(path), encoding="utf-8", errors="replace", newline="") as fh:
         reader = csv.reader(fh, delimiter=sep)
         try:
             header = next(reader)
@@ -159,7 +184,9 @@ def read_table(
     Parameters
     ----------
     path : str or Path
-        A ``.csv``/``.tsv``/``.txt`` (delimited text), ``.parquet`` or ``.jsonl``/``.ndjson`` file.
+        A ``.csv``/``.tsv``/``.txt`` (delimited text), ``.parquet`` or ``.jsonl``/``.ndjson``
+        file; text files may be compressed (``.csv.gz``, ``.jsonl.bz2``, ``.tsv.xz``: read
+        into memory decompressed).
     fmt : {'csv', 'tsv', 'parquet', 'jsonl'}, optional
         Overrides the format guessed from the extension.
     sep : str, optional
@@ -192,13 +219,22 @@ def read_table(
     path = Path(path)
     _check_file(path)  # first: a folder or a typo is named as such, not as an unknown format
     kind = detect_format(path, fmt, where=where)
+    source: Path | io.BytesIO = path
+    if _compression(path):  # decompressed in memory, as polars does with a gzipped CSV
+        try:
+            with _open(path) as fh:
+                source = io.BytesIO(fh.read())
+        except (OSError, EOFError, lzma.LZMAError) as e:
+            raise DataError(f"{path}: cannot be decompressed as {path.suffix.lower()} ({e}). "
+                            f"Check that the file is whole and compressed as its name says."
+                            ) from None
     if kind in ("csv", "tsv"):
         if sep is None:
             sep = "\t" if kind == "tsv" else _sniff_separator(path, ",")
         elif not isinstance(sep, str) or len(sep) != 1:
             raise param_error("sep", where, "a single character or None", sep)
         try:
-            frame = pl.read_csv(path, separator=sep, infer_schema=False, quote_char='"')
+            frame = pl.read_csv(source, separator=sep, infer_schema=False, quote_char='"')
         except pl.exceptions.NoDataError:
             raise DataError(f"{path}: file is empty (no header row). Write a header row with the "
                             f"column names, then one row per record.") from None
@@ -213,10 +249,11 @@ def read_table(
             ) from None
         return frame
     if kind == "jsonl":
-        if path.stat().st_size == 0:
+        if (source.getbuffer().nbytes if isinstance(source, io.BytesIO)
+                else path.stat().st_size) == 0:
             raise DataError(f"{path}: file is empty. Write one JSON object per line.")
         try:
-            frame = pl.read_ndjson(path, infer_schema_length=None)
+            frame = pl.read_ndjson(source, infer_schema_length=None)
         except pl.exceptions.ComputeError as e:
             bad = _locate_bad_utf8(path, kind, ",")
             if bad is not None:
@@ -227,7 +264,7 @@ def read_table(
             ) from None
     else:
         try:
-            frame = pl.read_parquet(path)
+            frame = pl.read_parquet(source)
         except Exception as e:  # polars/pyarrow raise several types for a broken file
             raise DataError(
                 f"{path}: cannot be read as Parquet ({type(e).__name__}: {str(e).splitlines()[0]}). "

@@ -272,6 +272,65 @@ def test_non_utf8_bytes_name_line_row_and_column(tmp_path):
         read_catalog(jpath)
 
 
+def test_compressed_text_tables_read_as_their_plain_files(tmp_path):
+    """``.csv.gz``, ``.tsv.bz2``, ``.jsonl.xz``: the same frame as the plain file; a damaged
+    or mislabelled file, bad UTF-8 and a ragged row inside are named as in a plain file; a
+    folder of gzipped daily logs is read as the plain one."""
+    import bz2
+    import gzip
+    import lzma
+
+    from prodfusion.data.interactions import read_interactions
+
+    plain = {"csv": "product_id,title\n007,Red shoe\n8,Blue hat\n",
+             "tsv": "product_id\ttitle\n007\tRed shoe\n8\tBlue hat\n",
+             "jsonl": '{"product_id": "007", "title": "Red shoe"}\n'
+                      '{"product_id": "8", "title": "Blue hat"}\n'}
+    for kind, text in plain.items():
+        (tmp_path / f"c.{kind}").write_text(text, "utf-8")
+        want = read_table(tmp_path / f"c.{kind}")
+        for ext, opener in ((".gz", gzip.open), (".bz2", bz2.open), (".xz", lzma.open)):
+            path = tmp_path / f"c.{kind}{ext}"
+            with opener(path, "wb") as fh:
+                fh.write(text.encode())
+            assert read_table(path).equals(want), path
+            assert read_catalog(path).ids.tolist() == ["007", "8"]
+    bad = tmp_path / "cut.csv.gz"
+    bad.write_bytes((tmp_path / "c.csv.gz").read_bytes()[:-12])
+    with pytest.raises(DataError, match=re.escape(
+            f"{bad}: cannot be decompressed as .gz (Compressed file ended before the "
+            "end-of-stream marker was reached). Check that the file is whole")):
+        read_table(bad)
+    plain_named_gz = tmp_path / "plain.csv.gz"
+    plain_named_gz.write_text(plain["csv"], "utf-8")
+    with pytest.raises(DataError, match=re.escape(f"{plain_named_gz}: cannot be decompressed "
+                                                  "as .gz (Not a gzipped file")):
+        read_table(plain_named_gz)
+    latin = tmp_path / "latin.csv.gz"
+    with gzip.open(latin, "wb") as fh:
+        fh.write(b"product_id,title\n1,ok\n2,caf\xe9\n")
+    with pytest.raises(DataError, match=re.escape(
+            f"{latin} line 3 (data row 2): bytes b'\\xe9' are not valid UTF-8, column 'title'.")):
+        read_table(latin)
+    ragged = tmp_path / "ragged.csv.bz2"
+    with bz2.open(ragged, "wb") as fh:
+        fh.write(b"product_id,title\n1,ok\n2,a,b\n")
+    with pytest.raises(DataError, match=re.escape(
+            f"{ragged}: cannot be parsed as delimited text: data row 2 has 3 fields but the "
+            "header has 2")):
+        read_table(ragged)
+    days = tmp_path / "days"
+    days.mkdir()
+    log = "session_id,product_id\ns1,1\ns1,2\ns2,3\n"
+    (tmp_path / "one.csv").write_text(log, "utf-8")
+    for day in ("d1", "d2"):
+        with gzip.open(days / f"{day}.csv.gz", "wb") as fh:
+            fh.write(log.encode())
+    both = read_interactions(days)
+    assert both["product_id"].to_list() == ["1", "2", "3"] * 2
+    assert both.height == 2 * read_interactions(tmp_path / "one.csv").height
+
+
 def test_missing_empty_folder_and_broken_files(tmp_path):
     with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'nope.csv'}: file does not exist")):
         read_catalog(tmp_path / "nope.csv")
