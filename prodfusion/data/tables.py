@@ -77,6 +77,10 @@ def detect_format(path: str | Path, fmt: str | None = None, *, where: str = "rea
     if _compression(p):
         p = p.with_suffix("")  # clicks.csv.gz: a CSV
     suffix = p.suffix.lower()
+    if suffix in (".xlsx", ".xls", ".xlsm", ".ods"):
+        raise DataError(
+            f"{path}: a spreadsheet ({suffix}) is not read. Save the sheet as CSV (UTF-8) — in "
+            f"Excel: File > Save As > 'CSV UTF-8' — or as Parquet, and read that file.")
     if suffix not in _EXTENSIONS:
         raise DataError(
             f"{path}: unknown file format {suffix or '(no extension)'!r}. Use a .csv, .tsv, .txt, "

@@ -59,9 +59,15 @@ def test_fmt_overrides_extension(tmp_path):
 def test_unknown_extension(tmp_path):
     path = tmp_path / "catalog.xlsx"
     path.write_bytes(b"PK")
-    with pytest.raises(DataError, match=re.escape(f"{path}: unknown file format '.xlsx'. Use a "
+    with pytest.raises(DataError, match=re.escape(
+            f"{path}: a spreadsheet (.xlsx) is not read. Save the sheet as CSV (UTF-8)")):
+        read_catalog(path)
+    path = tmp_path / "catalog.dat"
+    path.write_bytes(b"PK")
+    with pytest.raises(DataError, match=re.escape(f"{path}: unknown file format '.dat'. Use a "
                                                   ".csv, .tsv, .txt, .parquet, .jsonl or .ndjson "
-                                                  "file, or name the format with fmt=")):
+                                                  "file (text ones also compressed: .csv.gz, .bz2, "
+                                                  ".xz), or name the format with fmt=")):
         read_catalog(path)
 
 
