@@ -60,7 +60,7 @@ def sources_from_args(args: argparse.Namespace, catalog=None) -> dict:
         },
         "interactions": {
             "path": _abs(args.interactions), "pairs": _abs(args.pairs),
-            **{k: getattr(args, k) for k in INTERACTION_KEYS if k != "keep_rows"},
+            **{k: getattr(args, k, None) for k in INTERACTION_KEYS if k != "keep_rows"},
             "keep_rows": getattr(args, "keep_rows", None) or None,  # {} (all) is no filter
             # a corpus file (`prodfusion corpus`) the clicks were trained from instead
             **({"corpus": _abs(args.corpus)} if getattr(args, "corpus", None) else {}),

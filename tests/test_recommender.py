@@ -104,8 +104,16 @@ def test_modality_subsets_and_errors(planted):
     rec = Recommender.from_embeddings(catalog, {"text": embs["text"]})
     with pytest.raises(UnknownProductError, match=r"Product id '42' is not in the catalog"):
         rec.similar("42")
-    with pytest.raises(UnknownProductError, match=r"Product id 0 .* of type int, not str\.$"):
-        rec.similar(0)
+    with pytest.raises(UnknownProductError, match=r"Product id 0 .* of type int, not str: "
+                                                  r"did you mean '0000000000'\?$"):
+        rec.similar(0)  # the catalog's ids are ten digits
+    with pytest.raises(UnknownProductError, match=r"leading zeros included\. Did you mean "
+                                                  r"'0000000007'\?$"):
+        rec.similar("7")
+    with pytest.raises(UnknownProductError, match=r"leading zeros included\.$"):
+        rec.similar("7x")  # no id written another way: no suggestion
+    with pytest.raises(UnknownProductError, match=r"of type float, not str\.$"):
+        rec.similar(7.5)
     import polars as pl
 
     numeric = Catalog(pl.DataFrame({"product_id": ["5", "6"], "title": ["a", "b"]}))

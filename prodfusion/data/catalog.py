@@ -45,6 +45,7 @@ class Catalog:
     frame: pl.DataFrame
     source: str = "<memory>"
     _row: dict[str, int] = field(init=False, repr=False)
+    _lengths: list[int] | None = field(init=False, repr=False, default=None)
     _ids: np.ndarray | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
@@ -161,18 +162,46 @@ class Catalog:
         try:
             return self._row[product_id]
         except (KeyError, TypeError):  # TypeError: an unhashable id (a list, an array)
-            hint = ""
+            hint, twin = "", None
             if not isinstance(product_id, str):
                 as_text = str(product_id)
+                twin = as_text if as_text in self._row else (
+                    self.twin_of(as_text) if isinstance(product_id, (int, np.integer)) else None)
                 hint = (f" The id given is of type {type(product_id).__name__}, not str"
-                        + (f": did you mean {as_text!r}?" if as_text in self._row else "."))
+                        + (f": did you mean {twin!r}?" if twin is not None else "."))
+            else:
+                twin = self.twin_of(product_id)
+                hint = f" Did you mean {twin!r}?" if twin is not None else ""
             err = UnknownProductError(
                 f"Product id {product_id!r} is not in the catalog ({len(self)} products from "
                 f"{self.source}). Ids are compared as exact strings, leading zeros included."
                 + hint
             )
             err.product_id, err.n_products = product_id, len(self)  # for messages without paths
+            err.twin = twin
             raise err from None
+
+    def twin_of(self, product_id: str) -> str | None:
+        """The catalog's id that ``product_id`` is written another way, or None: the same
+        once spaces, a trailing ``.0``, leading zeros or the case differ (``"7"`` for
+        ``"000007"``, ``"sku-12"`` for ``"SKU-12"``). A few dictionary lookups, whatever the
+        catalog's size (zero-padded to the lengths its ids have).
+
+        >>> import polars as pl
+        >>> cat = Catalog(pl.DataFrame({"product_id": ["000007", "SKU-12"], "title": ["a", "b"]}))
+        >>> cat.twin_of("7"), cat.twin_of("7.0"), cat.twin_of(" sku-12 "), cat.twin_of("8")
+        ('000007', '000007', 'SKU-12', None)
+        """
+        if self._lengths is None:  # the id lengths, once
+            self._lengths = sorted({len(p) for p in self._row})
+        s = product_id.strip()
+        if s.endswith(".0") and s[:-2].isdigit():
+            s = s[:-2]
+        tries = [s, s.upper(), s.lower()]
+        if s.isdigit():
+            core = s.lstrip("0") or "0"
+            tries += [core.zfill(n) for n in self._lengths if n >= len(core)]
+        return next((t for t in tries if t != product_id and t in self._row), None)
 
     def rows_of(self, product_ids: Iterable[str]) -> np.ndarray:
         """Row indices of many product ids (raises on the first unknown one)."""

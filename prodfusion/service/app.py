@@ -182,8 +182,10 @@ def create_app(settings: ServiceSettings, *, store=None, multiproc_dir: str | No
         pid = getattr(exc, "product_id", None)
         if pid is None:
             return error(404, "Unknown product id.")
+        twin = getattr(exc, "twin", None)
         return error(404, f"Product id {pid!r} is not in the catalog ({exc.n_products} products). "
-                          "Ids are compared as exact strings, leading zeros included.")
+                          "Ids are compared as exact strings, leading zeros included."
+                          + (f" Did you mean {twin!r}?" if twin is not None else ""))
 
     @app.exception_handler(StoreUnavailable)
     async def _store_down(request: Request, exc: StoreUnavailable):

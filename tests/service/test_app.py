@@ -190,7 +190,9 @@ def test_same_visitor_same_variant_and_cookie(client):
 
 @pytest.mark.parametrize(("url", "status", "message"), [
     ("/v1/similar/nope", 404, "Product id 'nope' is not in the catalog (40 products). Ids"),
-    ("/v1/similar/1", 404, "Product id '1' is not in the catalog"),  # leading zeros matter
+    ("/v1/similar/1", 404, "Product id '1' is not in the catalog (40 products). Ids are "
+                           "compared as exact strings, leading zeros included. Did you mean "
+                           "'0001'?"),  # leading zeros matter, and the id written so is named
     ("/v1/similar/0001?k=0", 422, "greater than or equal to 1"),
     ("/v1/similar/0001?k=101", 422, "less than or equal to 100"),
     ("/v1/similar/0001?k=abc", 422, "valid integer"),
