@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 from prodfusion.errors import DataError, param_error
 
 __all__ = ["LISTS_FORMAT_VERSION", "LAYOUTS", "ListStore", "write_lists", "read_lists_meta",
-           "lists_table", "exported_at", "stale_reasons"]
+           "lists_table", "exported_at", "stale_reasons", "FLAT_FORMATS", "write_flat_lists"]
 
 LISTS_FORMAT_VERSION = 1
 META_KEY = b"prodfusion.lists"
@@ -169,6 +169,58 @@ def write_lists(table: pa.Table, path: str | os.PathLike, meta: dict,
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+#: Files ``export`` writes one row per recommendation to, by suffix: for a shop's database
+#: import or a spreadsheet, where a Parquet file of lists is not read.
+FLAT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+def write_flat_lists(lists: str | os.PathLike, out: str | os.PathLike) -> int:
+    """A lists file (Parquet, one row per product) as one row per recommendation, atomically:
+    ``product_id, rank, recommended_id, score`` (then ``share_*`` where it was exported with
+    ``explain``), in the lists' order; a short list has fewer rows. The format is ``out``'s
+    suffix (:data:`FLAT_FORMATS`). Returns the rows written.
+
+    >>> import tempfile, pathlib, numpy as np
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> t = lists_table(["a", "b"], np.array([["b", "c"], ["a", None]], dtype=object),
+    ...                 np.array([[0.9, 0.5], [0.9, -np.inf]], dtype=np.float32))
+    >>> _ = write_lists(t, d / "l.parquet", {"format_version": 1})
+    >>> write_flat_lists(d / "l.parquet", d / "l.csv")
+    3
+    >>> print((d / "l.csv").read_text().strip())
+    product_id,rank,recommended_id,score
+    a,1,b,0.9
+    a,2,c,0.5
+    b,1,a,0.9
+    """
+    import polars as pl
+
+    out = Path(out)
+    kind = FLAT_FORMATS.get(out.suffix.lower())
+    if kind is None:
+        raise param_error("out", "write_flat_lists()", f"a file ending in one of "
+                          f"{', '.join(FLAT_FORMATS)}", str(out))
+    frame = pl.read_parquet(lists)
+    listed = [c for c, t in frame.schema.items() if isinstance(t, pl.List)]
+    flat = (frame.with_columns(pl.int_ranges(1, pl.col("ids").list.len() + 1).alias("rank"))
+            .explode([*listed, "rank"])
+            .filter(pl.col("ids").is_not_null())  # an empty list explodes to one null row
+            .rename({"ids": "recommended_id", "scores": "score"}))
+    flat = flat.select("product_id", "rank", "recommended_id", "score",
+                       *[c for c in flat.columns if c.startswith("share_")])
+    tmp = _atomic_target(out)
+    try:
+        if kind == "jsonl":
+            flat.write_ndjson(tmp)
+        else:
+            flat.write_csv(tmp, separator="\t" if kind == "tsv" else ",")
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return flat.height
 
 
 def _meta_of(schema: pa.Schema, where) -> dict:

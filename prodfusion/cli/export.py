@@ -19,17 +19,33 @@ __all__ = ["add_export_parser"]
 def cmd_export(args: argparse.Namespace) -> int:
     from prodfusion.batch.export import export_lists
 
-    if args.update:
-        return _cmd_update(args)
     from pathlib import Path
 
-    if args.out and Path(args.out).suffix.lower() not in (".parquet", ".pq"):
+    from prodfusion.batch.lists import FLAT_FORMATS, write_flat_lists
+
+    suffix = Path(args.out).suffix.lower()
+    flat = suffix in FLAT_FORMATS
+    if args.update:
+        if flat:
+            from prodfusion.errors import ParameterError
+
+            raise ParameterError(
+                f"--out {args.out}: --update writes a Parquet lists file (as the one it "
+                "updates); name a .parquet --out, or export in full without --update for a "
+                f"{suffix} file.")
+        return _cmd_update(args)
+    if suffix not in (".parquet", ".pq") and not flat:
         print(f"warning: {args.out}: the lists are written as Parquet whatever the file's "
-              "name (read them with pyarrow, polars or pandas.read_parquet)", file=sys.stderr)
+              "name (read them with pyarrow, polars or pandas.read_parquet; a .csv, .tsv or "
+              ".jsonl --out writes one row per recommendation)", file=sys.stderr)
+    out = Path(args.out)
+    # a flat file: the lists computed into a hidden Parquet file beside it (resumable as any
+    # export), then written one row per recommendation and the Parquet file removed
+    lists = out.with_name(f".{out.name}.parquet") if flat else out
     executor = executor_from_args(args)
     try:
         rep = export_lists(
-            args.model, args.out, k=15 if args.k is None else args.k, fusion=args.fusion,
+            args.model, lists, k=15 if args.k is None else args.k, fusion=args.fusion,
             modalities=args.modalities, batch_size=args.batch_size, start=args.start,
             stop=args.stop, executor=executor, resume=not args.restart,
             progress=False if args.quiet else None, explain=args.explain,
@@ -37,7 +53,15 @@ def cmd_export(args: argparse.Namespace) -> int:
         where = executor.describe()
     finally:
         executor.close()
-    _report(args, rep, f"({rep['batches']} batches computed, {rep['reused']} reused)", where)
+    tail = f"({rep['batches']} batches computed, {rep['reused']} reused)"
+    if flat:
+        rows = write_flat_lists(lists, out)
+        lists.unlink()
+        rep["out"] = str(args.out)
+        tail += (f"; {rows:,} rows: product_id, rank, recommended_id, score"
+                 + (", share_* (explain)" if args.explain else "")
+                 + " (`serve --lists` and `export --update` read a .parquet export)")
+    _report(args, rep, tail, where)
     return 0
 
 
@@ -93,7 +117,10 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
         "them to one Parquet file (product_id, ids, scores), atomically. Interrupted exports "
         "resume from their finished batches. Serve the file with `prodfusion serve --lists`.")
     e.add_argument("model", help="model folder written by `prodfusion build`")
-    e.add_argument("--out", required=True, help="Parquet file to write")
+    e.add_argument("--out", required=True,
+                   help="file to write: .parquet (one row per product, its list; what `serve "
+                        "--lists` reads), or .csv, .tsv, .jsonl (one row per recommendation: "
+                        "product_id, rank, recommended_id, score)")
     e.add_argument("-k", type=int, default=None, help="list length (default 15)")
     e.add_argument("--fusion", default=None, choices=FUSION_METHODS,
                    help="default: the model's")

@@ -176,11 +176,52 @@ def test_cli_export_prints_plain_progress_when_not_a_terminal(model, tmp_path, c
     ids, _ = _expected(Recommender.load(model), 5)
     assert pq.read_table(out).column("ids").to_pylist() == ids
     assert "warning" not in captured.err
-    csv = tmp_path / "lists.csv"  # Parquet all the same, and the user is told
-    assert main(["export", str(model), "--out", str(csv), "-k", "5", "--stop", "10",
+    other = tmp_path / "lists.out"  # Parquet all the same, and the user is told
+    assert main(["export", str(model), "--out", str(other), "-k", "5", "--stop", "10",
                  "--quiet"]) == 0
     assert "the lists are written as Parquet whatever the file's name" in capsys.readouterr().err
-    assert pq.read_table(csv).num_rows == 10
+    assert pq.read_table(other).num_rows == 10
+
+
+def test_cli_export_to_csv_tsv_jsonl_writes_a_row_per_recommendation(model, tmp_path, capsys):
+    """For a shop's database import: `--out lists.csv` (or .tsv, .jsonl) holds the same lists
+    as the Parquet export, one row per recommendation, ranks from 1; with `--explain` the
+    shares too; nothing left beside it; `--update` (which reads and writes Parquet) refused."""
+    import polars as pl
+
+    from prodfusion.cli import main
+
+    ids, scores = _expected(Recommender.load(model), 5)
+    text = {"product_id": pl.String, "recommended_id": pl.String}  # ids keep leading zeros
+    for name, read in (("lists.csv", lambda p: pl.read_csv(p, schema_overrides=text)),
+                       ("lists.tsv", lambda p: pl.read_csv(p, separator="\t",
+                                                           schema_overrides=text)),
+                       ("lists.jsonl", pl.read_ndjson)):
+        out = tmp_path / name
+        assert main(["export", str(model), "--out", str(out), "-k", "5", "--stop", "40",
+                     "--quiet"]) == 0
+        err = capsys.readouterr().err
+        assert "200 rows: product_id, rank, recommended_id, score (" in err and "warning" not in err
+        flat = read(out)
+        assert flat.columns == ["product_id", "rank", "recommended_id", "score"]
+        assert flat["rank"].to_list() == [1, 2, 3, 4, 5] * 40
+        got = flat.group_by("product_id", maintain_order=True).agg("recommended_id", "score")
+        assert got["recommended_id"].to_list() == ids[:40]
+        np.testing.assert_allclose(np.array(got["score"].to_list()), np.array(scores[:40]),
+                                   rtol=1e-6)
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    out = tmp_path / "why.csv"
+    assert main(["export", str(model), "--out", str(out), "-k", "3", "--stop", "4", "--explain",
+                 "--quiet"]) == 0
+    flat = pl.read_csv(out)
+    assert [c for c in flat.columns if c.startswith("share_")] == [
+        "share_text", "share_image", "share_clicks", "share_base"]
+    np.testing.assert_allclose(flat.select(pl.sum_horizontal(pl.col("^share_.*$"))).to_series(),
+                               flat["score"], atol=2e-4)  # the shares add up to the score
+    capsys.readouterr()
+    assert main(["export", str(model), "--out", str(tmp_path / "u.csv"), "--update",
+                 str(tmp_path / "cli.parquet")]) == 2
+    assert "--update writes a Parquet lists file" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("fusion", ["early", "intermediate", "late"])
