@@ -17,10 +17,9 @@ __all__ = ["add_export_parser"]
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from prodfusion.batch.export import export_lists
-
     from pathlib import Path
 
+    from prodfusion.batch.export import export_lists
     from prodfusion.batch.lists import FLAT_FORMATS, write_flat_lists
 
     suffix = Path(args.out).suffix.lower()
