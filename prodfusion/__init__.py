@@ -27,6 +27,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it (imported lazily, PEP 562)
 _EXPORTS: dict[str, str] = {
     "Recommender": "prodfusion.recommender",
+    "build": "prodfusion.pipeline",
     "Prod2VecParams": "prodfusion.recommender",
     "Catalog": "prodfusion.data.catalog",
     "Sessions": "prodfusion.data.sessions",
@@ -52,6 +53,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "__version__",
     "Recommender",
+    "build",
     "Prod2VecParams",
     "Catalog",
     "Sessions",

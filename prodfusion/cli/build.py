@@ -17,59 +17,32 @@ from prodfusion.cli.options import (
     none_or,
 )
 from prodfusion.errors import ParameterError, ProdfusionError
+from prodfusion.pipeline import (
+    MIN_AUTO_TREE_CASES,
+    MIN_AUTO_TUNE_CASES,
+    check_build_options,
+    make_recommender,
+    parse_click_n0,
+    tune_after_build,
+)
 
 __all__ = ["add_build_parser", "cmd_build", "MIN_AUTO_TUNE_CASES"]
-
-#: ``--tune auto`` keeps the paper's equal weights below this many validation cases.
-MIN_AUTO_TUNE_CASES = 100
-#: ``--tune-learner auto`` learns trees from this many validation cases of the weight tuning
-#: (fewer: the trees' out-of-fold gain stays inside the noise, docs/results/README.md).
-MIN_AUTO_TREE_CASES = 1000
 
 
 def _click_n0(spec: str) -> tuple[float, str]:
     """``"10"`` → ``(10.0, "ratio")``, ``"min:5"`` → ``(5.0, "min")`` (argparse type)."""
     import argparse
 
-    from prodfusion.fusion.weighting import parse_n0
-
     try:
-        n0, form = parse_n0(spec, "--click-n0")
+        return parse_click_n0(spec)
     except ParameterError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
-    if n0 is None:
-        raise argparse.ArgumentTypeError("--click-n0 takes a number or min:K (leave it out "
-                                         "for no click confidence)")
-    return n0, form
 
 
 def cmd_build(args) -> int:
-    from prodfusion.fusion.weights import parse_weights
     from prodfusion.model_folder import check_model_destination
-    from prodfusion.recommender import Prod2VecParams, Recommender
 
-    parse_weights(args.weights, "--weights")  # before any encoding: a typo fails fast
-    if args.tune_learner == "gbdt" and not _tune_wanted(args):
-        raise ParameterError(
-            "--tune-learner gbdt learns trees over the weights the build tunes, and this "
-            "build tunes none: give --interactions and/or --pairs (not --corpus), and no "
-            "--weights, --calibration, --click-n0 or other fusion (or --tune on).")
-    if args.cooc_decay is not None:
-        from prodfusion.fusion.cooc import check_decay
-
-        check_decay(args.cooc_decay, "--cooc-decay")
-    if args.tune != "off":
-        from prodfusion.evaluation.tuning import MAX_REPEATS, parse_objective
-
-        parse_objective(args.tune_objective, "--tune-objective")
-        if not 1 <= args.tune_repeats <= MAX_REPEATS:  # tune_weights's bounds, before any work
-            raise ParameterError(f"--tune-repeats must be an int >= 1 and <= {MAX_REPEATS}, "
-                                 f"got {args.tune_repeats}.")
-    if not _tune_wanted(args) and args.tune_profiles == "on":  # before any work, too
-        raise ParameterError(
-            "--tune-profiles tunes a weighting per kind of interaction after the model's own "
-            "tuning, which this build does not do (it needs --interactions and/or --pairs, "
-            "intermediate fusion, and no --tune off, --weights, --calibration or --click-n0).")
+    check_build_options(args)  # before any work
     from prodfusion.cli.engine_options import parse_index_params
 
     index_settings = parse_index_params(getattr(args, "index_param", None))  # before any work
@@ -118,40 +91,8 @@ def cmd_build(args) -> int:
             raise ProdfusionError("--engine ray returns the vectors through the embedding "
                                   "cache; drop --cache-dir none.")
         encode_with_ray(args, catalog, specs, embedding_cache(args))
-    lexical, cooc = _auto_modalities(args, sessions)
-    _auto_category(args, catalog, sessions)
-    _check_weights_named(args, _planned_modalities(args, sessions, lexical, cooc),
-                         "this build does not make")  # before any encoding
-    rec = Recommender(
-        text=none_or(args.text), image=none_or(args.image),
-        clicks=None if args.no_clicks else "prod2vec",
-        fusion=args.fusion, modalities=args.modalities, normalize=args.normalize,
-        late_k=args.late_k,
-        prod2vec=Prod2VecParams(vector_size=args.p2v_dim, window=args.p2v_window,
-                                epochs=args.p2v_epochs, min_count=args.p2v_min_count,
-                                seed=args.seed, workers=args.workers),
-        cache_dir=embedding_cache(args),
-        batch_size=args.batch_size, seed=args.seed, vector_dtype=args.vector_dtype,
-        weights=args.weights, calibration=args.calibration or "none",
-        click_n0=None if args.click_n0 is None else args.click_n0[0],
-        click_confidence="ratio" if args.click_n0 is None else args.click_n0[1],
-        lexical=lexical, cooc=cooc, cooc_decay=args.cooc_decay or 0.0,
-        category=args.category_modality,
-        popularity=args.popularity, backfill=args.backfill, ngrams=args.ngrams,
-        index=args.index, index_settings=index_settings,
-    ).build(catalog, sessions)
-    if args.weights is None and args.calibration is None and args.click_n0 is None:
-        from prodfusion.fusion.weights import title_split_weights
-
-        split = title_split_weights(rec.available_modalities)
-        if split is not None:  # text and lexical share the title's weight (tuning may replace it)
-            rec.weights = split
-            rec._fusers, rec._searchers = {}, {}
-    # a modality planned but not built (e.g. no photo could be read): nothing is written
-    _check_weights_named(args, rec.available_modalities, "this build could not make "
-                         "(see the lines above); nothing was written")
-    if args.cluster_late:
-        rec.cluster_late()
+    rec = make_recommender(args, catalog, sessions, cache_dir=embedding_cache(args),
+                           index_settings=index_settings)
     tuned, trees = _tune_after_build(args, rec)
     from prodfusion.cli.engine_options import build_indexes
 
@@ -194,31 +135,6 @@ def _check_corpus_catalog(corpus, catalog) -> None:
           "Prepare it with this catalog: prodfusion corpus … --catalog.", file=sys.stderr)
 
 
-def _planned_modalities(args, sessions, lexical, cooc) -> list[str]:
-    """The modalities this build will try to make, from its options alone."""
-    planned = {"text": none_or(args.text) is not None, "image": none_or(args.image) is not None,
-               "clicks": not args.no_clicks and sessions is not None,
-               "lexical": lexical is not None, "cooc": bool(cooc),
-               "category": bool(args.category_modality), "popularity": bool(args.popularity),
-               "ngrams": bool(args.ngrams)}
-    wanted = set(args.modalities) if args.modalities else None
-    return [m for m, on in planned.items() if on and (wanted is None or m in wanted)]
-
-
-def _check_weights_named(args, modalities, why: str) -> None:
-    """Refuse ``--weights`` naming a modality outside ``modalities`` (it would be dropped,
-    and the modalities it does not name weighted 0, without a word)."""
-    if args.weights is None:
-        return
-    from prodfusion.fusion.weights import parse_weights
-
-    extra = [m for m in parse_weights(args.weights, "--weights") if m not in modalities]
-    if extra:
-        raise ParameterError(
-            f"--weights names {extra}, which {why} (it has {list(modalities)}); name only "
-            "those, or drop --weights to weigh them by default.")
-
-
 def _weights_line(rec) -> str:
     """The untuned model's fusion and weights, each available modality named (a modality
     that ``--weights`` leaves out counts 0)."""
@@ -236,197 +152,16 @@ def _weights_line(rec) -> str:
             + (f" ({', '.join(zero)} weighted 0: not named by --weights)" if zero else ""))
 
 
-def _given(args) -> bool:
-    return bool(args.interactions or args.pairs)
-
-
-def _auto_modalities(args, sessions) -> tuple[str | None, bool]:
-    """Resolve ``--lexical auto`` and ``--cooc auto`` (the defaults).
-
-    ``lexical``: the titles' character n-gram TF-IDF wherever the text modality is built —
-    cheap, language-agnostic, and the strongest simple title baseline on catalogs we did not
-    tune on. ``cooc``: the co-occurrence counts wherever cleaned sessions are given — the
-    strongest simple click baseline. Both are only *available* to the fusion: the tuning
-    that follows the build (``--tune``) weighs them, possibly at 0. An explicit
-    ``--modalities`` list without them leaves them out.
-    """
-    wanted = set(args.modalities) if args.modalities else None
-    lexical = args.lexical
-    if lexical == "auto":
-        text_on = none_or(args.text) is not None and (wanted is None or "text" in wanted)
-        lexical = "tfidf" if text_on and (wanted is None or "lexical" in wanted) else None
-    else:
-        lexical = none_or(lexical)
-    cooc = args.cooc
-    if cooc is None:
-        cooc = (sessions is not None and hasattr(sessions, "frame")
-                and (wanted is None or "cooc" in wanted))
-    return lexical, bool(cooc)
-
-
-def _auto_category(args, catalog, sessions) -> None:
-    """Resolve ``--category-modality`` and ``--popularity`` (``auto``, ``on``, ``off``) into
-    booleans on ``args``, saying why where ``auto`` decided.
-
-    ``auto`` (the default) builds the category modality where the catalog has categories
-    and the sessions' steps between two products stay in one category at least half of the
-    way from chance to always
-    (:func:`~prodfusion.data.stats.sessions_stay_in_category`: 85 % of DIGINETICA's next views
-    against 1 % by chance, 21–25 % of H&M's co-purchases and baskets against 6 %) — where
-    visitors browse within a category, as on most shops; not where one category holds
-    (nearly) every product. The popularity modality (``auto``) comes with it: the category's
-    bestsellers are the list such a shop shows first, and the fusion can only contain that
-    list with both. Both are only *available*: the tuning weighs them, possibly at 0.
-    """
-    wanted = set(args.modalities) if args.modalities else None
-    category, popularity = args.category_modality, args.popularity
-    if category == "auto":
-        category = "off"
-        has_clicks = sessions is not None and hasattr(sessions, "frame")
-        if catalog.has_categories and sessions is not None and not has_clicks:
-            print("categories: a --corpus file's sessions are not read here, so the share "
-                  "that stays in one category is not judged: no category modality "
-                  "(--category-modality on: build it)", file=sys.stderr)
-        if catalog.has_categories and has_clicks and (wanted is None or "category" in wanted):
-            from prodfusion.data.stats import (
-                CATEGORY_AUTO_SHARE,
-                CATEGORY_AUTO_STEPS,
-                sessions_stay_in_category,
-            )
-
-            b = sessions_stay_in_category(catalog, sessions)
-            category = "on" if b.holds else "off"
-            kappa = b.beyond_chance
-            why = (f"fewer than {CATEGORY_AUTO_STEPS} steps to judge by"
-                   if b.steps < CATEGORY_AUTO_STEPS else
-                   "one category for every step: it tells nothing" if kappa is None else
-                   f"under {CATEGORY_AUTO_SHARE:.0%} of the way from chance to always")
-            print(f"categories: {b.share or 0:.0%} of the sessions' {b.steps:,} steps between "
-                  f"two products with a category (column {args.category_col!r}) stay in one"
-                  + (f", against {b.chance:.0%} by chance" if b.chance is not None else "")
-                  + ": "
-                  + ("the category and popularity modalities are built for the tuning to "
-                     "weigh (--category-modality off: not)" if category == "on" else
-                     why + ", so no category modality (--category-modality on: build it)"),
-                  file=sys.stderr)
-    if popularity == "auto":
-        popularity = "on" if category == "on" and args.category_modality == "auto" and (
-            wanted is None or "popularity" in wanted) else "off"
-    args.category_modality, args.popularity = category == "on", popularity == "on"
-
-
-def _tune_wanted(args) -> bool:
-    """Whether ``build`` tunes the weights (``--tune auto|on|off``).
-
-    ``auto`` (default) tunes when interactions are given (not a ``--corpus``: tuning splits
-    cleaned sessions) and nothing the tuning would replace was asked for: no ``--weights``,
-    ``--calibration`` or ``--click-n0``, and intermediate fusion (tuning makes the model's
-    fusion intermediate).
-    """
-    if args.tune == "off":
-        return False
-    if args.tune == "on":
-        if args.corpus or not _given(args):
-            raise ParameterError(
-                "--tune on: tuning needs --interactions and/or --pairs (a --corpus file "
-                "cannot be split into held-out sessions); drop --tune on, or tune later "
-                "with `prodfusion tune MODEL_DIR --interactions ...`.")
-        return True
-    return (_given(args) and not args.corpus and args.fusion == "intermediate"
-            and args.weights is None and args.calibration is None and args.click_n0 is None)
-
-
 def _tune_after_build(args, rec, interactions: tuple | None = None
                       ) -> tuple[dict | None, dict | None]:
-    """``prodfusion tune`` on the build's own interactions, before the folder is written;
-    returns the weights' tuning record and what ``--tune-learner`` did (:func:`_learn_trees`).
-    ``interactions``: ``(sessions, pairs)`` already read and cleaned, instead of reading
-    ``--interactions`` / ``--pairs`` (``benchmarks/rolling_origin.py`` tunes each test
-    window's older sessions as a build would).
+    """:func:`prodfusion.pipeline.tune_after_build` on ``--interactions`` / ``--pairs``,
+    read again only when the build tunes; ``interactions``: ``(sessions, pairs)`` already
+    read and cleaned instead (``benchmarks/rolling_origin.py`` tunes each test window's
+    older sessions as a build would)."""
+    from prodfusion.cli.evaluate_steps import load_interactions
 
-    With ``--tune auto`` a tuning the data cannot support (no held-out case left after
-    cleaning, or fewer than :data:`MIN_AUTO_TUNE_CASES` validation cases) leaves the
-    paper's equal weights and a warning; with ``--tune on`` the first is an error (nothing
-    is written) and the second is tuned anyway.
-    """
-    if not _tune_wanted(args):
-        return None, None
-    if args.tune == "auto" and len(rec.available_modalities) < 2:
-        return None, None  # one modality: nothing to weigh
-    from prodfusion.cli.evaluate_steps import _p2v, load_interactions
-    from prodfusion.evaluation.tuning import tune_weights
-    from prodfusion.model_state import apply_tuning
-
-    print("tuning the fusion weights on held-out interactions (`--tune off` skips this; "
-          "`prodfusion tune` re-tunes later)", file=sys.stderr)
-    try:
-        sessions, pairs = (load_interactions(args, rec.catalog) if interactions is None
-                           else interactions)
-        res = tune_weights(rec, sessions=sessions, pairs=pairs, objective=args.tune_objective,
-                           validate_on=args.tune_validate_on, prod2vec=_p2v(args, rec),
-                           repeats=args.tune_repeats, cross_fit=args.tune_cross_fit == "on",
-                           **({} if args.cooc_decay is None else {"cooc_decays": ()}),
-                           progress=True)
-        n = res["split"]["n_validation_cases"]
-        if args.tune == "auto" and n < MIN_AUTO_TUNE_CASES:
-            raise ProdfusionError(
-                f"only {n:,} validation cases; --tune auto needs {MIN_AUTO_TUNE_CASES} for "
-                "a choice that is not noise (--tune on tunes anyway)")
-    except ProdfusionError as e:
-        if args.tune == "on":
-            raise ProdfusionError(f"--tune on: {e} Nothing was written.") from e
-        print(f"warning: not tuned ({e}); the model keeps the paper's equal weights. Tune "
-              "it later with `prodfusion tune MODEL_DIR --interactions ...`, or pass "
-              "--tune off to skip.", file=sys.stderr)
-        return None, None
-    apply_tuning(rec, res, sessions=sessions, pairs=pairs)
-    wanted = getattr(args, "tune_profiles", "off")
-    conflict = wanted == "auto" and bool(res.get("slice_safe_but_sources"))
-    if conflict:
-        print("the kinds of interaction want different weightings (no weighting kept each "
-              "at its best single modality): tuning one weighting profile per kind "
-              "(--tune-profiles off skips this)", file=sys.stderr)
-    if wanted == "on" or conflict:
-        _tune_profiles(args, rec, sessions, pairs)
-    return res, _learn_trees(args, rec, res, sessions, pairs)
-
-
-def _learn_trees(args, rec, res: dict, sessions, pairs) -> dict | None:
-    """``--tune-learner``: boosted trees over the tuned weights (``prodfusion tune --learner
-    gbdt``), made the model's weighting where they beat, out of fold, the weights and every
-    modality alone — ``auto``: by more than 1.96 standard errors, and only learnt from
-    :data:`MIN_AUTO_TREE_CASES` validation cases; ``gbdt``: by any margin, always learnt.
-    Returns ``{"adopted": bool, "record": the trees' tuning record or None, "why": str}``
-    (None for ``off``); the weights stay the model's when the trees are not adopted."""
-    from prodfusion.cli.evaluate_steps import _p2v
-
-    mode = getattr(args, "tune_learner", "off")
-    if mode == "off":
-        return None
-    n = res["split"]["n_validation_cases"]
-    if mode == "auto" and n < MIN_AUTO_TREE_CASES:
-        return {"adopted": False, "record": None,
-                "why": f"{n:,} validation cases; --tune-learner auto learns trees from "
-                       f"{MIN_AUTO_TREE_CASES:,} (--tune-learner gbdt learns them anyway)"}
-    print("learning boosted trees over the tuned weights (`--tune-learner off` skips this; "
-          "`prodfusion tune MODEL --learner gbdt` learns them later)", file=sys.stderr)
-    try:  # adopted (the model's weighting) only when kept: above the bar out of fold
-        tr = rec.tune(sessions, pairs, learner="gbdt", objective=args.tune_objective,
-                      validate_on=args.tune_validate_on, repeats=args.tune_repeats,
-                      prod2vec=_p2v(args, rec), progress=True,
-                      min_gain_se=1.96 if mode == "auto" else 0.0)
-    except ProdfusionError as e:
-        if mode == "gbdt":
-            raise ProdfusionError(f"--tune-learner gbdt: {e} Nothing was written.") from e
-        print(f"warning: no trees learnt ({e}); the model keeps its tuned weights.",
-              file=sys.stderr)
-        return {"adopted": False, "record": None, "why": f"not learnt: {e}"}
-    g, adopted = tr["gain"], tr["kept"]
-    over = "the weights" if g["over"] == "linear" else g["over"]
-    why = (f"gain {g['value']:+.4f} over {over} out of fold, one standard error "
-           f"{g['se']:.4f}: " + ("above" if adopted else "not above")
-           + (" 1.96 standard errors" if mode == "auto" else " zero"))
-    return {"adopted": adopted, "record": tr, "why": why}
+    return tune_after_build(args, rec, interactions if interactions is not None
+                            else (lambda: load_interactions(args, rec.catalog)))
 
 
 def _trees_line(trees: dict, args, model: str, backend: str = "exact") -> str:
@@ -462,28 +197,6 @@ def _trees_line(trees: dict, args, model: str, backend: str = "exact") -> str:
     opts = "" if args.tune_validate_on == "all" else f" --validate-on {args.tune_validate_on}"
     return (head + ": not adopted, the model keeps the weights (to compare them: "
             f"prodfusion tune {model} --learner gbdt{opts} --keep-worse --profile trees)")
-
-
-def _tune_profiles(args, rec, sessions, pairs) -> None:
-    """``--tune-profiles``: one weighting profile per kind of interaction given, named
-    ``sessions`` and ``pairs``, each tuned as ``prodfusion tune --validate-on KIND --profile
-    KIND`` would on the tuned model (same co-occurrences and click counts)."""
-    from prodfusion.cli.evaluate_steps import _p2v
-
-    for kind, given in (("sessions", sessions), ("pairs", pairs)):
-        if given is None:
-            continue
-        print(f"tuning weighting profile {kind!r} (validated on the {kind} only)",
-              file=sys.stderr)
-        try:
-            rec.tune(sessions, pairs, profile=kind, objective=args.tune_objective,
-                     validate_on=kind, prod2vec=_p2v(args, rec), repeats=args.tune_repeats,
-                     cross_fit=args.tune_cross_fit == "on", progress=True)
-        except ProdfusionError as e:
-            if args.tune == "on" and args.tune_profiles == "on":
-                raise ProdfusionError(f"--tune-profiles: profile {kind!r}: {e} Nothing was "
-                                      "written.") from e
-            print(f"warning: weighting profile {kind!r} not tuned ({e}).", file=sys.stderr)
 
 
 def _free_command(res: dict, model: str) -> str:

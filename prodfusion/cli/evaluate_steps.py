@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 
 from prodfusion.cli.options import csv_list
+from prodfusion.pipeline import prod2vec_params as _p2v  # the build's and tune's, one home
 
 __all__ = ["load_interactions"]
 
@@ -34,22 +35,6 @@ def load_interactions(args, catalog):
         pf = read_pairs(args.pairs, a_col=args.pair_cols[0], b_col=args.pair_cols[1], sep=args.sep)
         pairs = clean_sessions(pf, catalog, min_length=2, max_length=None)
     return sessions, pairs
-
-
-def _p2v(args, rec):
-    from dataclasses import replace
-
-    from prodfusion.recommender import Prod2VecParams
-
-    base = getattr(rec, "prod2vec", None) or Prod2VecParams()
-    changes = {}
-    for opt, name in (("p2v_epochs", "epochs"), ("p2v_dim", "vector_size"),
-                      ("p2v_min_count", "min_count"), ("p2v_seed", "seed"),
-                      ("workers", "workers")):
-        v = getattr(args, opt, None)
-        if v is not None:
-            changes[name] = v
-    return replace(base, **changes)
 
 
 def _progress(args):

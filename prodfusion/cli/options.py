@@ -6,6 +6,7 @@ import argparse
 import os
 
 from prodfusion.errors import ProdfusionError
+from prodfusion.pipeline import none_or  # noqa: F401  (the CLI's name for it)
 from prodfusion.sources import DEFAULT_PAIR_COLS
 
 __all__ = [
@@ -238,8 +239,6 @@ def embedding_cache(args):
     return EmbeddingCache(args.cache_dir, dtype=args.cache_dtype)  # a PathLike of the folder
 
 
-def none_or(s):
-    return None if s is None or str(s).lower() in ("none", "off", "") else s
 
 
 def default_cache_dir() -> str:
