@@ -57,6 +57,7 @@ def sources_from_args(args: argparse.Namespace, catalog=None) -> dict:
             "image_col": args.image_col or None, "category_col": args.category_col or None,
             "group_col": args.group_col, "image_root": str(Path(root).resolve()),
             "image_template": args.image_template, "shadowed": shadowed,
+            "encoding": getattr(args, "encoding", None),
         },
         "interactions": {
             "path": _abs(args.interactions), "pairs": _abs(args.pairs),

@@ -667,3 +667,30 @@ def test_the_added_products_are_said_to_be_ranked_by_what_they_got():
     new = Catalog(pl.DataFrame({"product_id": ["c", "d"], "title": ["t c", "t d"],
                                 "category": ["x", None]}))
     assert _recommended_by(rec, new, {"text": text}, False) == "their titles and category"
+
+
+def test_a_catalog_in_another_encoding_builds_and_adds_with_the_recorded_encoding(tmp_path,
+                                                                                  capsys):
+    """`build --encoding cp1254` (a Turkish Windows export) records the encoding; `add` reads
+    the day's feed, saved the same way, with it when not given."""
+    (tmp_path / "catalog.csv").write_bytes(CATALOG.encode("cp1254"))
+    (tmp_path / "clicks.csv").write_text(SESSIONS, encoding="utf-8")
+    model = tmp_path / "model"
+    base = ["build", "--catalog", str(tmp_path / "catalog.csv"), "--id-col", "sku",
+            "--image-col", "", "--interactions", str(tmp_path / "clicks.csv"),
+            "--session-cols", "sid", "--item-col", "item", "--time-col", "ts",
+            "--p2v-dim", "16", "--workers", "1", "--image", "none", "--cache-dir", "none",
+            "--tune", "off", "--out", str(model)]
+    assert main(base) == 2
+    assert "--encoding cp1252" in capsys.readouterr().err  # the refusal says how
+    assert main([*base, "--encoding", "cp1254"]) == 0
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert manifest["data"]["catalog"]["encoding"] == "cp1254"
+    assert Recommender.load(model).catalog.titles[1] == "Kırmızı deri kadın çanta"
+    feed = tmp_path / "feed.csv"
+    feed.write_bytes((CATALOG + "0011,Kırmızı deri çanta,bags\n").encode("cp1254"))
+    capsys.readouterr()
+    assert main(["add", str(model), "--catalog", str(feed), "--cache-dir", "none"]) == 0
+    cap = capsys.readouterr()
+    assert "--encoding cp1254" in cap.err and "added 1 products" in cap.out
+    assert Recommender.load(model).catalog.titles[-1] == "Kırmızı deri çanta"

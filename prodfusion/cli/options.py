@@ -117,6 +117,9 @@ def add_catalog_options(p: argparse.ArgumentParser, *, required: bool = True) ->
     g.add_argument("--image-root", default=None, help="folder image paths are relative to")
     g.add_argument("--image-template", default=None,
                    help="build image paths from columns, e.g. '{product_id}.jpg'")
+    g.add_argument("--encoding", default=None,
+                   help="the catalog file's text encoding when it is not UTF-8, e.g. cp1252 "
+                        "(saved on Windows in Western Europe) or latin-1")
 
 
 def fill_interactions_from_record(args: argparse.Namespace, rec) -> None:
@@ -194,7 +197,7 @@ def load_catalog(args):
     return read_catalog(
         args.catalog, id_col=args.id_col, title_col=args.title_col, image_col=args.image_col,
         category_col=args.category_col, group_col=args.group_col, image_root=args.image_root,
-        image_template=args.image_template,
+        image_template=args.image_template, encoding=getattr(args, "encoding", None),
     )
 
 

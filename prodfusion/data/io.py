@@ -155,6 +155,7 @@ def read_catalog(
     image_template: str | None = None,
     fmt: str | None = None,
     sep: str | None = None,
+    encoding: str | None = None,
 ) -> Catalog:
     """Read and validate a product catalog.
 
@@ -184,6 +185,9 @@ def read_catalog(
         Overrides the format guessed from the extension.
     sep : str, optional
         Separator of delimited text.
+    encoding : str, optional
+        The file's text encoding when it is not UTF-8, e.g. ``"cp1252"`` for a catalog
+        saved on Windows in Western Europe (:func:`read_table`).
 
     Returns
     -------
@@ -211,7 +215,7 @@ def read_catalog(
                            image_root="../shared/data/hm/images", image_template="{product_id}.jpg")
     """
     path = Path(path)
-    frame = read_table(path, fmt=fmt, sep=sep, where="read_catalog()")
+    frame = read_table(path, fmt=fmt, sep=sep, where="read_catalog()", encoding=encoding)
     found = list(frame.columns)
 
     # which file column becomes which standard column

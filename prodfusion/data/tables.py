@@ -8,6 +8,7 @@ readers (:mod:`prodfusion.data.interactions`) read through :func:`read_table`.
 from __future__ import annotations
 
 import bz2
+import codecs
 import csv
 import gzip
 import io
@@ -106,23 +107,24 @@ def _check_file(path: Path) -> None:
 
 
 
-def _header_line(path: Path) -> bytes:
-    with _open(path) as fh:
+def _header_line(opener) -> bytes:
+    with opener() as fh:
         line = fh.readline(1 << 20)
     return line.removeprefix(b"\xef\xbb\xbf")
 
 
-def _sniff_separator(path: Path, default: str) -> str:
+def _sniff_separator(opener, default: str) -> str:
     """The candidate separator that occurs most often in the header line (``default`` if none)."""
-    header = _header_line(path).decode("utf-8", errors="replace")
+    header = _header_line(opener).decode("utf-8", errors="replace")
     counts = {s: header.count(s) for s in _SNIFF}
     best = max(_SNIFF, key=lambda s: counts[s])
     return best if counts[best] > 0 else default
 
 
-def _locate_bad_utf8(path: Path, fmt: str, sep: str) -> DataError | None:
+def _locate_bad_utf8(path: Path, fmt: str, sep: str, opener=None, where_: str = ""
+                     ) -> DataError | None:
     """A DataError naming the first line holding bytes that are not UTF-8, or None."""
-    with _open(path) as fh:
+    with (opener or (lambda: _open(path)))() as fh:
         data = fh.read()
     try:
         data.decode("utf-8")
@@ -150,15 +152,17 @@ def _locate_bad_utf8(path: Path, fmt: str, sep: str) -> DataError | None:
                     break
         except (StopIteration, csv.Error):  # the location by line is still useful without it
             pass
+    hint = (" — or read it as it is with --encoding cp1252 (encoding= in Python) if it was "
+            "saved on Windows in Western Europe" if where_ == "read_catalog()" else "")
     return DataError(
         f"{path} {where}: bytes {bad!r} are not valid UTF-8{column}. Save the file as UTF-8 "
-        f"(e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`) and read it again."
+        f"(e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`) and read it again{hint}."
     )
 
 
-def _diagnose_csv(path: Path, sep: str) -> str | None:
+def _diagnose_csv(opener, sep: str) -> str | None:
     """The first row whose field count differs from the header's, described in words."""
-    with io.TextIOWrapper(_open(path), encoding="utf-8", errors="replace", newline="") as fh:
+    with io.TextIOWrapper(opener(), encoding="utf-8", errors="replace", newline="") as fh:
         reader = csv.reader(fh, delimiter=sep)
         try:
             header = next(reader)
@@ -176,12 +180,38 @@ def _diagnose_csv(path: Path, sep: str) -> str | None:
     return None
 
 
+def _codec(encoding, where: str) -> str:
+    """``encoding`` when Python knows it, else a ParameterError naming the option."""
+    try:
+        codecs.lookup(encoding)
+    except (LookupError, TypeError):
+        raise param_error("encoding", where, "a text encoding Python knows, e.g. 'cp1252', "
+                          "'latin-1' or 'utf-8'", encoding) from None
+    return encoding
+
+
+def _transcode(path: Path, source, encoding: str) -> io.BytesIO:
+    """The file (or its decompressed bytes) decoded with ``encoding``, as UTF-8 bytes; a byte
+    the encoding does not define is named with its line."""
+    data = source.getvalue() if isinstance(source, io.BytesIO) else path.read_bytes()
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DataError(
+            f"{path} line {line}: bytes {data[e.start:e.end]!r} are not {encoding} text ("
+            f"{e.reason}). Name the file's real encoding with --encoding (encoding=), or save "
+            f"it as UTF-8.") from None
+    return io.BytesIO(text.removeprefix("\ufeff").encode("utf-8"))
+
+
 def read_table(
     path: str | Path,
     *,
     fmt: str | None = None,
     sep: str | None = None,
     where: str = "read_catalog()",
+    encoding: str | None = None,
 ) -> pl.DataFrame:
     """Read a whole table with every column as text (Utf8), exactly as written in the file.
 
@@ -198,6 +228,10 @@ def read_table(
         ``,`` ``;`` tab ``|`` in the header line.
     where : str
         Name of the calling function, used in parameter errors.
+    encoding : str, optional
+        The text encoding of a CSV/TSV/JSON Lines file when it is not UTF-8, e.g.
+        ``"cp1252"`` (Windows, Western Europe) or ``"latin-1"``: the file is decoded with it in
+        memory. Default: UTF-8 (a byte-order mark is skipped).
 
     Returns
     -------
@@ -232,9 +266,14 @@ def read_table(
             raise DataError(f"{path}: cannot be decompressed as {path.suffix.lower()} ({e}). "
                             f"Check that the file is whole and compressed as its name says."
                             ) from None
+    if encoding is not None and kind != "parquet" and \
+            codecs.lookup(_codec(encoding, where)).name != "utf-8":
+        source = _transcode(path, source, encoding)
+    opener = (lambda: io.BytesIO(source.getvalue())) if isinstance(source, io.BytesIO) \
+        else (lambda: _open(path))
     if kind in ("csv", "tsv"):
         if sep is None:
-            sep = "\t" if kind == "tsv" else _sniff_separator(path, ",")
+            sep = "\t" if kind == "tsv" else _sniff_separator(opener, ",")
         elif not isinstance(sep, str) or len(sep) != 1:
             raise param_error("sep", where, "a single character or None", sep)
         try:
@@ -243,10 +282,10 @@ def read_table(
             raise DataError(f"{path}: file is empty (no header row). Write a header row with the "
                             f"column names, then one row per record.") from None
         except pl.exceptions.ComputeError as e:
-            bad = _locate_bad_utf8(path, kind, sep)
+            bad = _locate_bad_utf8(path, kind, sep, opener, where)
             if bad is not None:
                 raise bad from None
-            detail = _diagnose_csv(path, sep) or str(e).splitlines()[0]
+            detail = _diagnose_csv(opener, sep) or str(e).splitlines()[0]
             raise DataError(
                 f"{path}: cannot be parsed as delimited text: {detail}. Quote fields that contain "
                 f"the separator, or pass the right separator with sep=."
@@ -259,7 +298,7 @@ def read_table(
         try:
             frame = pl.read_ndjson(source, infer_schema_length=None)
         except pl.exceptions.ComputeError as e:
-            bad = _locate_bad_utf8(path, kind, ",")
+            bad = _locate_bad_utf8(path, kind, ",", opener, where)
             if bad is not None:
                 raise bad from None
             raise DataError(

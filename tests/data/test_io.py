@@ -337,6 +337,45 @@ def test_compressed_text_tables_read_as_their_plain_files(tmp_path):
     assert both.height == 2 * read_interactions(tmp_path / "one.csv").height
 
 
+def test_a_catalog_in_another_encoding_reads_with_encoding(tmp_path):
+    """A catalog saved on Windows (cp1252) reads with ``encoding="cp1252"`` as its UTF-8 twin
+    (compressed too); without it the refusal says how; an unknown encoding and a byte the
+    encoding does not define are named."""
+    import gzip
+
+    from prodfusion.data.interactions import read_interactions
+
+    text = "Artikelnummer;Bezeichnung\r\n000001;Laufschuh Größe 42 – weiß\r\n000002;Bär\r\n"
+    utf8 = tmp_path / "utf8.csv"
+    utf8.write_text(text, "utf-8")
+    win = tmp_path / "win.csv"
+    win.write_bytes(text.encode("cp1252"))
+    want = read_catalog(utf8, id_col="Artikelnummer", title_col="Bezeichnung")
+    got = read_catalog(win, id_col="Artikelnummer", title_col="Bezeichnung", encoding="cp1252")
+    assert got.titles == want.titles == ["Laufschuh Größe 42 – weiß", "Bär"]
+    assert got.ids.tolist() == ["000001", "000002"]
+    with gzip.open(tmp_path / "win.csv.gz", "wb") as fh:
+        fh.write(text.encode("cp1252"))
+    assert read_catalog(tmp_path / "win.csv.gz", id_col="Artikelnummer",
+                        title_col="Bezeichnung", encoding="cp1252").titles == want.titles
+    assert read_table(utf8, encoding="utf-8").equals(read_table(utf8))
+    with pytest.raises(DataError, match=re.escape(
+            f"{win} line 2 (data row 1): bytes b'\\xf6' are not valid UTF-8, column "
+            "'Bezeichnung'. Save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.csv > "
+            "out.csv`) and read it again — or read it as it is with --encoding cp1252")):
+        read_catalog(win, id_col="Artikelnummer", title_col="Bezeichnung")
+    log = tmp_path / "log.csv"
+    log.write_bytes("session_id,product_id\ns1,Bär\n".encode("cp1252"))
+    with pytest.raises(DataError, match=r"are not valid UTF-8.*read it again\.$"):
+        read_interactions(log)  # the hint is the catalog's option only
+    with pytest.raises(ParameterError, match="The 'encoding' parameter of read_catalog"):
+        read_catalog(win, id_col="Artikelnummer", title_col="Bezeichnung", encoding="klingon")
+    with pytest.raises(DataError, match=re.escape(
+            f"{win} line 2: bytes b'\\xf6' are not ascii text (ordinal not in range(128)). "
+            "Name the file's real encoding with --encoding (encoding=)")):
+        read_catalog(win, id_col="Artikelnummer", title_col="Bezeichnung", encoding="ascii")
+
+
 def test_missing_empty_folder_and_broken_files(tmp_path):
     with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'nope.csv'}: file does not exist")):
         read_catalog(tmp_path / "nope.csv")
