@@ -251,6 +251,64 @@ class Recommender(QueryMixin):
         extra = self._pairwise()
         return tuple(m for m in MODALITIES if m in self.embeddings_ or m in extra)
 
+    def describe(self) -> str:
+        """What this model holds, one line per modality (its encoder, dimension or kind, how
+        many products have it, what it was built from), then how it fuses them — the lines
+        ``prodfusion build`` prints.
+
+        >>> import polars as pl, numpy as np
+        >>> from prodfusion.data.catalog import Catalog
+        >>> from prodfusion.encoders.base import Embeddings
+        >>> cat = Catalog(pl.DataFrame({"product_id": ["a", "b", "c"], "title": ["x", "y", "z"]}))
+        >>> emb = Embeddings(np.eye(3, dtype=np.float32), np.array([True, True, False]), "toy")
+        >>> print(Recommender.from_embeddings(cat, {"text": emb}).describe())
+          text       toy                          dim    3  present 2/3
+          fusion: early (the paper's formula, every modality equal)
+        """
+        from prodfusion.fusion.weighting import format_weights
+
+        lines = []
+        n = len(self.catalog)
+        for m, e in self.embeddings_.items():
+            extra = ""
+            info = e.info or {}
+            if m == "image" and ("n_missing" in info or "n_corrupt" in info):
+                extra = (f"; {info.get('n_missing', 0)} missing, {info.get('n_corrupt', 0)} "
+                         "corrupt images")
+            if m == "clicks" and "n_well_trained" in info:
+                extra = (f"; {info['n_well_trained']:,} occur >= {info['min_occurrences']} "
+                         "times in training")
+            lines.append(f"  {m:<10} {e.spec:<28} dim {e.dim:>4}  present "
+                         f"{e.n_present:,}/{n:,}{extra}")
+        for m, p in self._pairwise().items():  # cooc, category: pairwise scores, no vector
+            what = {"category": f"; {p.info.get('n_categories', 0):,} categories",
+                    "popularity": f"; {p.info.get('n_clicked', 0):,} clicked in training",
+                    "ngrams": f"; {p.info.get('n_ngrams', 0):,} n-grams",
+                    }.get(m, f"; {p.info.get('nnz', 0):,} co-occurring pairs")
+            lines.append(f"  {m:<10} {p.spec:<28} pairwise   present {p.n_present:,}/{n:,}"
+                         f"{what}")
+        for m, why in (getattr(self, "skipped_", None) or {}).items():
+            lines.append(f"  {m:<10} not built: {why}")
+        order = self.popular_order()
+        if order is not None:
+            lines.append(f"  backfill: short lists completed from the {len(order):,} products "
+                         "clicked in training, most first (--backfill none: left short)")
+        if getattr(self, "learned_", None) is not None:
+            lines.append(f"  fusion: {self.fusion}, boosted trees over "
+                         f"{'+'.join(self.available_modalities)} (tuned)")
+        elif self.fusion != "intermediate" and self.weights is None \
+                and self.calibration == "none":
+            lines.append(f"  fusion: {self.fusion} (the paper's formula, every modality equal)")
+        else:
+            wt = self.own_weighting()
+            mods = [m for m in self.available_modalities
+                    if self.fusion == "intermediate" or m in self.embeddings_]
+            lines.append(f"  fusion: {self.fusion}, weights "
+                         f"{format_weights({m: wt.w(m) for m in mods})}, calibration "
+                         f"{wt.calibration}" + (" (tuned)" if (self.manifest_ or {}).get("tuning")
+                                                else ""))
+        return "\n".join(lines)
+
     def modality_data(self) -> dict:
         """``{modality: Embeddings}`` plus the pairwise modalities (``Cooc``,
         ``CategoryMatch``) the model has."""

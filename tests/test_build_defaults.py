@@ -581,6 +581,11 @@ def test_build_in_python_makes_the_model_the_command_makes(shop, capsys):
     assert mine["validation_score"] == pytest.approx(theirs["validation_score"], abs=1e-12)
     for pid in ("0001", "0010", "0042"):
         assert rec.similar(pid, k=5)[0].tolist() == cli.similar(pid, k=5)[0].tolist()
+    # what it holds and how it fuses, as the command printed it
+    said = rec.describe()
+    for m in rec.available_modalities:
+        assert f"\n  {m:<10} " in "\n" + said
+    assert "  fusion: intermediate, weights " in said and said.endswith("(tuned)")
     rec.save(shop / "py_model")  # a model folder like the command's
     assert Recommender.load(shop / "py_model").weights == cli.weights
     with pytest.raises(ParameterError, match=r"build\(\): unknown option\(s\) \['tune_leaner'\]; "

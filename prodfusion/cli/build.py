@@ -262,29 +262,8 @@ def _tuning_summary(res: dict, profiles: dict | None = None, model: str = "MODEL
 
 
 def _build_summary(rec, out, seconds) -> str:
-    lines = [f"model written to {out} in {seconds:.1f}s"]
-    n = len(rec.catalog)
-    for m, e in rec.embeddings_.items():
-        extra = ""
-        info = e.info or {}
-        if m == "image" and ("n_missing" in info or "n_corrupt" in info):
-            extra = f"; {info.get('n_missing', 0)} missing, {info.get('n_corrupt', 0)} corrupt images"
-        if m == "clicks" and "n_well_trained" in info:
-            extra = (f"; {info['n_well_trained']:,} occur >= {info['min_occurrences']} times "
-                     "in training")
-        lines.append(f"  {m:<10} {e.spec:<28} dim {e.dim:>4}  present {e.n_present:,}/{n:,}{extra}")
-    for m, p in rec._pairwise().items():  # cooc, category: pairwise scores, no vector
-        what = {"category": f"; {p.info.get('n_categories', 0):,} categories",
-                "popularity": f"; {p.info.get('n_clicked', 0):,} clicked in training",
-                "ngrams": f"; {p.info.get('n_ngrams', 0):,} n-grams",
-                }.get(m, f"; {p.info.get('nnz', 0):,} co-occurring pairs")
-        lines.append(f"  {m:<10} {p.spec:<28} pairwise   present {p.n_present:,}/{n:,}{what}")
-    for m, why in (getattr(rec, "skipped_", None) or {}).items():
-        lines.append(f"  {m:<10} not built: {why}")
-    order = rec.popular_order()
-    if order is not None:
-        lines.append(f"  backfill: short lists completed from the {len(order):,} products "
-                     "clicked in training, most first (--backfill none: left short)")
+    lines = [f"model written to {out} in {seconds:.1f}s",
+             *[x for x in rec.describe().splitlines() if not x.startswith("  fusion:")]]
     from prodfusion.encoders.clicks import undertrained_warning
 
     weak = undertrained_warning(rec.embeddings_["clicks"].info or {}) \
