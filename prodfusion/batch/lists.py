@@ -252,14 +252,25 @@ def read_lists_meta(path: str | os.PathLike) -> dict:
                 return _meta_of(pa.ipc.open_file(src).schema, path)
         return _meta_of(pq.read_schema(path), path)
     except (OSError, pa.ArrowInvalid) as exc:
-        raise DataError(f"{path}: cannot read the lists file ({exc}).") from exc
+        raise DataError(f"{path}: cannot read the lists file ({exc})."
+                        + _flat_hint(path)) from exc
+
+
+def _flat_hint(path: Path) -> str:
+    """What to do with a flat export (``export --out lists.csv``) named as a lists file."""
+    if path.suffix.lower() not in FLAT_FORMATS:
+        return ""
+    return (f" A {path.suffix} export holds one row per recommendation, for a database; the "
+            f"service and `export --update` read the Parquet one: prodfusion export MODEL --out "
+            f"{path.with_suffix('.parquet').name}")
 
 
 def _read_parquet(path: Path) -> pa.Table:
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowInvalid) as exc:
-        raise DataError(f"{path}: cannot read the lists file ({exc}).") from exc
+        raise DataError(f"{path}: cannot read the lists file ({exc})."
+                        + _flat_hint(path)) from exc
     _meta_of(table.schema, path)
     missing = {"product_id", "ids", "scores"} - set(table.column_names)
     if missing:

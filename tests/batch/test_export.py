@@ -222,6 +222,12 @@ def test_cli_export_to_csv_tsv_jsonl_writes_a_row_per_recommendation(model, tmp_
     assert main(["export", str(model), "--out", str(tmp_path / "u.csv"), "--update",
                  str(tmp_path / "cli.parquet")]) == 2
     assert "--update writes a Parquet lists file" in capsys.readouterr().err
+    with pytest.raises(DataError, match=r"lists\.csv: cannot read the lists file .* A \.csv "
+                                        r"export holds one row per recommendation, for a "
+                                        r"database; the service and `export --update` read "
+                                        r"the Parquet one: prodfusion export MODEL --out "
+                                        r"lists\.parquet"):
+        read_lists_meta(tmp_path / "lists.csv")  # what `serve --lists lists.csv` reads first
 
 
 @pytest.mark.parametrize("fusion", ["early", "intermediate", "late"])
