@@ -68,6 +68,11 @@ def first_bad_row(mask: pl.Series) -> tuple[int, int]:
 URL_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]*://"
 
 
+#: An image cell naming several photos: two or more paths with an image suffix, separated by
+#: ``|``, ``;`` or ``,`` (a path's own commas stay: each part must end in a photo suffix).
+_PHOTO = r"[^|;,]+?\.(?i:jpe?g|png|webp|gif|bmp|tiff?)"
+_SEVERAL_PHOTOS = rf"^\s*{_PHOTO}(?:\s*[|;,]\s*{_PHOTO})+\s*$"
+
 #: An HTML character reference in a title (``&amp;``, ``&#39;``, ``&#x27;``): feeds exported
 #: from web pages often carry them; :func:`read_catalog` decodes titles holding one.
 HTML_ENTITY = r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});"
@@ -263,6 +268,35 @@ def read_catalog(
     if not image_col and IMAGE in found and IMAGE not in used:
         frame = frame.drop(IMAGE)  # ignored on request; the standard name is reserved
         found.remove(IMAGE)
+
+    # list columns (Parquet, JSON Lines): a product's photos may be a list, the rest may not
+    for std, col in chosen.items():
+        if not isinstance(frame.schema[col], (pl.List, pl.Array)):
+            continue
+        if std != IMAGE:
+            raise DataError(
+                f"{path}: column {col!r} (the {std} column) holds lists; a product has one "
+                f"{std}. Pick one value per product (e.g. the first) before reading.")
+        n_many = int(frame.select((pl.col(col).list.len() > 1).fill_null(False).sum()).item())
+        frame = frame.with_columns(pl.col(col).list.first().cast(pl.Utf8).alias(col))
+        if n_many:
+            logger.warning("%s: column %r holds lists of photos (%s products have several): "
+                           "the first of each is used, as the product's photo.",
+                           path, col, f"{n_many:,}")
+    if IMAGE in chosen:  # "a.jpg|b.jpg", "a.jpg, b.jpg": several photos in one cell
+        col = chosen[IMAGE]
+        several = frame.select(pl.col(col).str.contains(_SEVERAL_PHOTOS).fill_null(False)
+                               ).to_series()
+        if several.any():
+            r = int(several.arg_true()[0])
+            cell = frame[col][r]
+            frame = frame.with_columns(
+                pl.when(several).then(pl.col(col).str.strip_chars().str.extract(
+                    r"^([^|;,]+?)\s*[|;,]", 1)).otherwise(pl.col(col)).alias(col))
+            logger.warning(
+                "%s: %s of %s image cells name several photos (column %r; first: row %d, %r); "
+                "the first of each is used (%r).", path, f"{int(several.sum()):,}",
+                f"{frame.height:,}", col, r + 1, cell, frame[col][r])
 
     # ids and titles
     pid = chosen[ID]

@@ -183,6 +183,44 @@ def test_relative_image_paths_with_windows_separators_are_read_with_slashes(tmp_
     assert "Windows" not in caplog.text
 
 
+def test_several_photos_per_product_use_the_first(tmp_path, caplog):
+    """The paper's image is a product's first photo: a Parquet or JSON Lines list of photos,
+    or a cell naming several (``a.jpg|b.jpg``, ``a.jpg, b.jpg``), gives the first, with a
+    warning; a file name with a comma stays whole; a list where one value belongs (the title)
+    is refused, naming the column."""
+    import json
+
+    root = tmp_path.resolve()
+    pl.DataFrame({"product_id": ["1", "2", "3"], "title": ["a", "b", "c"],
+                  "image": [["x/1.jpg", "x/1b.jpg"], ["x/2.jpg"], None]}).write_parquet(
+        tmp_path / "c.parquet")
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        cat = read_catalog(tmp_path / "c.parquet")
+    assert cat.image_paths == [str(root / "x/1.jpg"), str(root / "x/2.jpg"), None]
+    assert (f"{tmp_path / 'c.parquet'}: column 'image' holds lists of photos (1 products have "
+            "several): the first of each is used") in caplog.text
+    (tmp_path / "c.jsonl").write_text(json.dumps(
+        {"product_id": "1", "title": "a", "image": ["y.png", "z.png"]}) + "\n", "utf-8")
+    assert read_catalog(tmp_path / "c.jsonl").image_paths == [str(root / "y.png")]
+    caplog.clear()
+    (tmp_path / "c.csv").write_text(
+        'product_id,title,image\n1,a,"x/1.jpg|x/1b.jpg"\n2,b,"x/2.JPG, x/2b.png"\n'
+        '3,c,"shoes, red.jpg"\n4,d,https://cdn.example/4.jpg;https://cdn.example/4b.jpg\n',
+        "utf-8")
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        cat = read_catalog(tmp_path / "c.csv")
+    assert cat.image_paths == [str(root / "x/1.jpg"), str(root / "x/2.JPG"),
+                               str(root / "shoes, red.jpg"), "https://cdn.example/4.jpg"]
+    assert (f"{tmp_path / 'c.csv'}: 3 of 4 image cells name several photos (column 'image'; "
+            "first: row 1, 'x/1.jpg|x/1b.jpg'); the first of each is used ('x/1.jpg')."
+            ) in caplog.text
+    pl.DataFrame({"product_id": ["1"], "title": [["a", "b"]]}).write_parquet(
+        tmp_path / "t.parquet")
+    with pytest.raises(DataError, match=re.escape(
+            "column 'title' (the title column) holds lists; a product has one title.")):
+        read_catalog(tmp_path / "t.parquet")
+
+
 def test_group_column_and_ignored_image_column(tmp_path):
     path = tmp_path / "c.csv"
     path.write_text("product_id,title,image,code\n1,a,x.jpg,G1\n2,b,,G1\n3,c,y.jpg,\n", "utf-8")
