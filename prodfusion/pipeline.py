@@ -110,8 +110,6 @@ def planned_modalities(opts, sessions, lexical, cooc) -> list[str]:
     return [m for m, on in planned.items() if on and (wanted is None or m in wanted)]
 
 
-
-
 def check_weights_named(opts, modalities, why: str) -> None:
     """Refuse ``--weights`` naming a modality outside ``modalities`` (it would be dropped,
     and the modalities it does not name weighted 0, without a word)."""
@@ -126,12 +124,8 @@ def check_weights_named(opts, modalities, why: str) -> None:
             "those, or drop --weights to weigh them by default.")
 
 
-
-
 def interactions_given(opts) -> bool:
     return bool(opts.interactions or opts.pairs)
-
-
 
 
 def auto_modalities(opts, sessions) -> tuple[str | None, bool]:
@@ -156,8 +150,6 @@ def auto_modalities(opts, sessions) -> tuple[str | None, bool]:
         cooc = (sessions is not None and hasattr(sessions, "frame")
                 and (wanted is None or "cooc" in wanted))
     return lexical, bool(cooc)
-
-
 
 
 def auto_category(opts, catalog, sessions) -> None:
@@ -211,8 +203,6 @@ def auto_category(opts, catalog, sessions) -> None:
     opts.category_modality, opts.popularity = category == "on", popularity == "on"
 
 
-
-
 def tune_wanted(opts) -> bool:
     """Whether ``build`` tunes the weights (``--tune auto|on|off``).
 
@@ -232,8 +222,6 @@ def tune_wanted(opts) -> bool:
         return True
     return (interactions_given(opts) and not opts.corpus and opts.fusion == "intermediate"
             and opts.weights is None and opts.calibration is None and opts.click_n0 is None)
-
-
 
 
 def tune_after_build(opts, rec, interactions: tuple | Callable[[], tuple]
@@ -289,8 +277,6 @@ def tune_after_build(opts, rec, interactions: tuple | Callable[[], tuple]
     return res, learn_trees(opts, rec, res, sessions, pairs)
 
 
-
-
 def learn_trees(opts, rec, res: dict, sessions, pairs) -> dict | None:
     """``--tune-learner``: boosted trees over the tuned weights (``prodfusion tune --learner
     gbdt``), made the model's weighting where they beat, out of fold, the weights and every
@@ -327,8 +313,6 @@ def learn_trees(opts, rec, res: dict, sessions, pairs) -> dict | None:
     return {"adopted": adopted, "record": tr, "why": why}
 
 
-
-
 def tune_profiles(opts, rec, sessions, pairs) -> None:
     """``--tune-profiles``: one weighting profile per kind of interaction given, named
     ``sessions`` and ``pairs``, each tuned as ``prodfusion tune --validate-on KIND --profile
@@ -347,8 +331,6 @@ def tune_profiles(opts, rec, sessions, pairs) -> None:
                 raise ProdfusionError(f"--tune-profiles: profile {kind!r}: {e} Nothing was "
                                       "written.") from e
             print(f"warning: weighting profile {kind!r} not tuned ({e}).", file=sys.stderr)
-
-
 
 
 def check_build_options(opts) -> None:
