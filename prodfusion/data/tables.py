@@ -42,8 +42,7 @@ _COMPRESSIONS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
 def _compression(path: Path):
     """The opener of a compressed ``path`` (by its last extension), or None."""
-    return _COMPRESSIONS.get(path.suffix.lower()) if len(path.suffixes) > 1 or \
-        path.suffix.lower() in _COMPRESSIONS else None
+    return _COMPRESSIONS.get(path.suffix.lower())
 
 
 def _open(path: Path):
@@ -106,7 +105,6 @@ def _check_file(path: Path) -> None:
         raise DataError(f"{path}: cannot be read ({e.strerror or e}). Check its permissions.") from e
 
 
-
 def _header_line(opener) -> bytes:
     with opener() as fh:
         line = fh.readline(1 << 20)
@@ -121,7 +119,7 @@ def _sniff_separator(opener, default: str) -> str:
     return best if counts[best] > 0 else default
 
 
-def _locate_bad_utf8(path: Path, fmt: str, sep: str, opener=None, where_: str = ""
+def _locate_bad_utf8(path: Path, fmt: str, sep: str, opener=None, caller: str = ""
                      ) -> DataError | None:
     """A DataError naming the first line holding bytes that are not UTF-8, or None."""
     with (opener or (lambda: _open(path)))() as fh:
@@ -153,7 +151,7 @@ def _locate_bad_utf8(path: Path, fmt: str, sep: str, opener=None, where_: str = 
         except (StopIteration, csv.Error):  # the location by line is still useful without it
             pass
     hint = (" — or read it as it is with --encoding cp1252 (encoding= in Python) if it was "
-            "saved on Windows in Western Europe" if where_ == "read_catalog()" else "")
+            "saved on Windows in Western Europe" if caller == "read_catalog()" else "")
     return DataError(
         f"{path} {where}: bytes {bad!r} are not valid UTF-8{column}. Save the file as UTF-8 "
         f"(e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`) and read it again{hint}."
