@@ -37,7 +37,7 @@ from prodfusion.data.sessions import (
     SessionReport,
     Sessions,
 )
-from prodfusion.data.tables import read_table
+from prodfusion.data.tables import blank_rows, read_table
 from prodfusion.errors import DataError, ParameterError, param_error
 
 logger = logging.getLogger("prodfusion.data")
@@ -475,6 +475,11 @@ def read_interaction_file(
     _require(frame, path, list(keep_rows or ()), "keep_rows")
     n_read = frame.height
     frame = frame.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(_FILE_ROW))
+    empty = blank_rows(frame.drop(_FILE_ROW))
+    if empty.any():  # an empty line between rows: not an interaction (its row numbers stay)
+        logger.warning("%s: %s empty line(s) skipped (first: data row %d).", path,
+                       f"{int(empty.sum()):,}", int(frame[_FILE_ROW][int(empty.arg_true()[0])]))
+        frame = frame.filter(~empty)
     seen: dict[str, dict[str, int]] = {}
     if keep_rows:
         frame, seen = _keep(frame, keep_rows)

@@ -25,7 +25,7 @@ from pathlib import Path
 import polars as pl
 
 from prodfusion.data.catalog import CATEGORY, GROUP, ID, IMAGE, TITLE, Catalog
-from prodfusion.data.tables import Format, detect_format, read_table
+from prodfusion.data.tables import Format, blank_rows, detect_format, read_table
 from prodfusion.errors import DataError, param_error
 
 logger = logging.getLogger("prodfusion.data")
@@ -302,9 +302,12 @@ def read_catalog(
     pid = chosen[ID]
     row, n = first_bad_row(frame.select(_blank(pid)).to_series())
     if n:
+        empty = blank_rows(frame)
         raise DataError(
             f"{path} row {row}: empty product id (column {pid!r}; {n} row(s) in all). Every "
             f"product needs a unique id: fill it in or remove the row."
+            + (f" Row {row} is an empty line ({int(empty.sum()):,} in the file): remove the "
+               "empty lines." if empty[row - 1] else "")
         )
     repeat = frame.select(~pl.col(pid).is_first_distinct()).to_series()
     if repeat.any():

@@ -178,6 +178,26 @@ def _diagnose_csv(opener, sep: str) -> str | None:
     return None
 
 
+def blank_rows(frame: pl.DataFrame) -> pl.Series:
+    """Per row, whether every cell is empty (null or spaces): an empty line of a CSV file."""
+    if not frame.width:
+        return pl.Series([False] * frame.height)
+    return frame.select(pl.all_horizontal(
+        pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in frame.columns
+    )).to_series()
+
+
+def _without_trailing_blank_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame less the empty lines at its end (an editor's or a spreadsheet's); the rows
+    before keep their numbers. Empty lines between rows stay: readers that number the file's
+    rows leave them out themselves (:mod:`prodfusion.data.interactions`) or name them."""
+    blank = blank_rows(frame)
+    if not frame.height or not blank[-1]:
+        return frame
+    kept = blank.not_().arg_true()
+    return frame.head(int(kept[-1]) + 1 if len(kept) else 0)
+
+
 def _codec(encoding, where: str) -> str:
     """``encoding`` when Python knows it, else a ParameterError naming the option."""
     try:
@@ -288,7 +308,7 @@ def read_table(
                 f"{path}: cannot be parsed as delimited text: {detail}. Quote fields that contain "
                 f"the separator, or pass the right separator with sep=."
             ) from None
-        return frame
+        return _without_trailing_blank_rows(frame)
     if kind == "jsonl":
         if (source.getbuffer().nbytes if isinstance(source, io.BytesIO)
                 else path.stat().st_size) == 0:

@@ -414,6 +414,33 @@ def test_a_catalog_in_another_encoding_reads_with_encoding(tmp_path):
         read_catalog(win, id_col="Artikelnummer", title_col="Bezeichnung", encoding="ascii")
 
 
+def test_empty_lines_at_the_end_are_not_products_and_between_rows_are_named(tmp_path, caplog):
+    """Empty lines an editor or a spreadsheet leaves at the end of a CSV are not rows; one
+    between the catalog's rows is named as an empty line (its row number kept); a click log's
+    are skipped with a warning, the file's row numbers kept."""
+    from prodfusion.data.interactions import read_interactions
+
+    path = tmp_path / "c.csv"
+    path.write_text("product_id,title\r\n1,a\r\n2,b\r\n\r\n\r\n", "utf-8")
+    assert read_catalog(path).ids.tolist() == ["1", "2"]
+    path.write_text("product_id,title\n1,a\n\n2,b\n", "utf-8")
+    with pytest.raises(DataError, match=re.escape(
+            f"{path} row 2: empty product id (column 'product_id'; 1 row(s) in all). Every "
+            "product needs a unique id: fill it in or remove the row. Row 2 is an empty line "
+            "(1 in the file): remove the empty lines.")):
+        read_catalog(path)
+    path.write_text("product_id,title\n1,a\n,b\n", "utf-8")  # an id missing, not a line
+    with pytest.raises(DataError, match=r"remove the row\.$"):
+        read_catalog(path)
+    log = tmp_path / "log.csv"
+    log.write_text("session_id,product_id,t\ns,1,5\n\ns,2,x\n,,\nt,1,7\n\n", "utf-8")
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        with pytest.raises(DataError, match=re.escape(f"{log} row 3: cannot read time 'x'")):
+            read_interactions(log, time_col="t")  # the file's row, empty lines counted
+    assert f"{log}: 2 empty line(s) skipped (first: data row 2)." in caplog.text
+    assert read_interactions(log)["row"].to_list() == [1, 3, 5]
+
+
 def test_missing_empty_folder_and_broken_files(tmp_path):
     with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'nope.csv'}: file does not exist")):
         read_catalog(tmp_path / "nope.csv")
