@@ -12,13 +12,17 @@ import codecs
 import csv
 import gzip
 import io
+import logging
 import lzma
+import re
 from pathlib import Path
 from typing import Literal
 
 import polars as pl
 
 from prodfusion.errors import DataError, param_error
+
+logger = logging.getLogger("prodfusion.data")
 
 __all__ = ["read_table", "detect_format", "Format", "FORMATS"]
 
@@ -308,6 +312,12 @@ def read_table(
                 f"{path}: cannot be parsed as delimited text: {detail}. Quote fields that contain "
                 f"the separator, or pass the right separator with sep=."
             ) from None
+        twins = [c for c in frame.columns if re.search(r"_duplicated_\d+$", c)
+                 and re.sub(r"_duplicated_\d+$", "", c) in frame.columns]
+        if twins:  # polars renames a repeated header; say so, the first is the one options name
+            logger.warning("%s: the header repeats column(s) %s; the first of each is read "
+                           "under its name, the others as %s.", path,
+                           sorted({re.sub(r"_duplicated_\d+$", "", c) for c in twins}), twins)
         return _without_trailing_blank_rows(frame)
     if kind == "jsonl":
         if (source.getbuffer().nbytes if isinstance(source, io.BytesIO)

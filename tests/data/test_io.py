@@ -441,6 +441,16 @@ def test_empty_lines_at_the_end_are_not_products_and_between_rows_are_named(tmp_
     assert read_interactions(log)["row"].to_list() == [1, 3, 5]
 
 
+def test_a_repeated_header_column_is_named(tmp_path, caplog):
+    path = tmp_path / "c.csv"
+    path.write_text("product_id;title;Bild;Bild\n1;a;x.jpg;y.jpg\n", "utf-8")
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        cat = read_catalog(path, image_col="Bild")
+    assert cat.image_paths == [str(tmp_path.resolve() / "x.jpg")]  # the first
+    assert (f"{path}: the header repeats column(s) ['Bild']; the first of each is read under "
+            "its name, the others as ['Bild_duplicated_0'].") in caplog.text
+
+
 def test_missing_empty_folder_and_broken_files(tmp_path):
     with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'nope.csv'}: file does not exist")):
         read_catalog(tmp_path / "nope.csv")
