@@ -168,8 +168,8 @@ def _parse_times(text: pl.Series, time_format: str) -> pl.Series:
 
 
 def _format_hint(text: pl.Series) -> str:
-    """" Its layout reads with --time-format '…' (time_format=)" for the formats of
-    :data:`_SUGGESTED_FORMATS` that read every value of ``text`` (or "")."""
+    """``" It reads with --time-format '…' (time_format= in Python)."`` naming the layouts of
+    :data:`_SUGGESTED_FORMATS` that read every value of ``text`` (its first 2,000), or ``""``."""
     sample = text.head(2000)
     fits = [f for f in _SUGGESTED_FORMATS if _parse_times(sample, f).null_count() == 0]
     if not fits:
