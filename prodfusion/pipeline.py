@@ -423,6 +423,9 @@ def build(catalog, sessions=None, pairs=None, *, cache_dir=None, **options):
         Cleaned co-interaction pairs (:func:`~prodfusion.data.clean_sessions` of
         :func:`~prodfusion.data.read_pairs`, ``min_length=2, max_length=None``): ``--pairs``.
         Prod2Vec and the co-occurrences learn from both; the tuning splits each its own way.
+        (The command interleaves the two by file row, as it cleans both files at once; here
+        the sessions come first: the same training data, in another order, so Prod2Vec's
+        vectors differ as another seed's would.)
     cache_dir : str or EmbeddingCache, optional
         Where encoded titles and photos are cached (default: none).
     **options

