@@ -174,6 +174,49 @@ def test_long_titles_take_three_lines_on_the_page_and_stay_whole_on_hover(tmp_pa
 
 
 @pytest.mark.slow
+def test_titles_whose_html_references_were_decoded_show_as_text_not_markup(tmp_path):
+    """A feed's ``&lt;img src=x onerror=…&gt;`` is decoded by read_catalog into the characters
+    ``<img …>``; the page shows them as text — no element made, no script run."""
+    _need_browser()
+    import polars as pl
+    from playwright.sync_api import sync_playwright
+
+    from prodfusion.data import read_catalog
+    from prodfusion.data.catalog import Catalog
+
+    from .helpers import make_catalog
+
+    feed = tmp_path / "feed.csv"
+    feed.write_text("product_id,title\n1,Shirt &lt;img src=x onerror=alert(1)&gt; &amp; tie\n",
+                    "utf-8")
+    title = read_catalog(feed).titles[0]
+    assert title == "Shirt <img src=x onerror=alert(1)> & tie"
+    cat = make_catalog(tmp_path)
+    cat = Catalog(cat.frame.with_columns(
+        pl.when(pl.col("product_id").is_in(["0001", "0005"])).then(pl.lit(title))
+        .otherwise(pl.col("title")).alias("title")), source="<test>")
+    model = make_model(tmp_path, catalog=cat)
+    port = free_port()
+    server = start_server(model, port, tmp_path / "server.log", "--events",
+                          str(tmp_path / "events.sqlite3"))
+    try:
+        with sync_playwright() as p:
+            browser, page, errors = _open(p)
+            dialogs: list[str] = []
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.goto(f"http://127.0.0.1:{port}/#p=0001")
+            page.wait_for_selector("#recs a.card")
+            assert page.locator("#p-title").text_content() == title
+            card = page.locator('#recs a.card[data-product-id="0005"] .title')
+            assert card.text_content() == title
+            assert page.evaluate("document.querySelectorAll('img[src=\"x\"]').length") == 0
+            browser.close()
+        assert not errors and not dialogs, (errors, dialogs)
+    finally:
+        stop_server(server)
+
+
+@pytest.mark.slow
 def test_page_profile_shows_a_second_row_whose_clicks_count_against_it(tmp_path):
     """``serve --page-profile next_clicks``: under the similar products the page shows the
     same product ranked by that profile, logs a view for it with its own request id, and a
