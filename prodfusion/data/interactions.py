@@ -37,6 +37,7 @@ from prodfusion.data.sessions import (
     SessionReport,
     Sessions,
 )
+from prodfusion.data.tables import blank as _blank
 from prodfusion.data.tables import blank_rows, read_table
 from prodfusion.errors import DataError, ParameterError, param_error
 
@@ -104,10 +105,6 @@ def _require(frame: pl.DataFrame, path: Path, cols: list[str], option: str) -> N
     for c in cols:
         if c not in frame.columns:
             raise missing_column_error(path, c, option, list(frame.columns))
-
-
-def _blank(col: str) -> pl.Expr:
-    return pl.col(col).is_null() | (pl.col(col).str.strip_chars() == "")
 
 
 def _bad_row(frame: pl.DataFrame, mask: pl.Series) -> tuple[int, int, int]:

@@ -26,6 +26,7 @@ import polars as pl
 
 from prodfusion.data.catalog import CATEGORY, GROUP, ID, IMAGE, TITLE, Catalog
 from prodfusion.data.tables import Format, blank_rows, detect_format, read_table
+from prodfusion.data.tables import blank as _blank
 from prodfusion.errors import DataError, param_error
 
 logger = logging.getLogger("prodfusion.data")
@@ -94,10 +95,6 @@ def is_url(value: object) -> bool:
     import re
 
     return isinstance(value, str) and re.match(URL_PATTERN, value.strip()) is not None
-
-
-def _blank(col: str) -> pl.Expr:
-    return pl.col(col).is_null() | (pl.col(col).str.strip_chars() == "")
 
 
 def _template_expr(template: str, columns: list[str], aliases: dict[str, str], path: Path) -> pl.Expr:
@@ -329,25 +326,24 @@ def read_catalog(
             "request naming %r will not find it. Strip them in the file if that is not meant.",
             path, f"{int(padded.sum()):,}", pid, r + 1, frame[pid][r], frame[pid][r].strip())
     tcol = chosen[TITLE]
+    raw = frame[tcol]
+    coded = frame.select(pl.col(tcol).str.contains(HTML_ENTITY).fill_null(False)).to_series()
+    if coded.any():  # "Shirt &amp; tie": what a page shows and an encoder reads is "Shirt & tie"
+        frame = frame.with_columns(
+            pl.when(coded).then(pl.col(tcol).map_elements(decode_entities, return_dtype=pl.String))
+            .otherwise(pl.col(tcol)).alias(tcol))
+        coded = (frame[tcol] != raw).fill_null(False)  # a reference-like "&Tx;" stays
     frame = frame.with_columns(
         pl.col(tcol).str.replace_all(r"\s+", " ").str.strip_chars().alias(tcol)
     )
-    coded = frame.select(pl.col(tcol).str.contains(HTML_ENTITY).fill_null(False)).to_series()
-    if coded.any():  # "Shirt &amp; tie": what a page shows and an encoder reads is "Shirt & tie"
-        decoded = frame.select(
-            pl.when(coded).then(pl.col(tcol).map_elements(decode_entities, return_dtype=pl.String)
-                                .str.replace_all(r"\s+", " ").str.strip_chars())
-            .otherwise(pl.col(tcol))).to_series()
-        changed = (decoded != frame[tcol]).fill_null(False)
-        if changed.any():
-            r = int(changed.arg_true()[0])
-            logger.warning(
-                "%s: %s of %s titles hold HTML character references (column %r; first: row %d, "
-                "%r read as %r); they are decoded, so the encoders, lists and pages see the "
-                "characters. Decode them in the file to silence this.",
-                path, f"{int(changed.sum()):,}", f"{frame.height:,}", tcol, r + 1, frame[tcol][r],
-                decoded[r])
-            frame = frame.with_columns(decoded.alias(tcol))
+    if coded.any():
+        r = int(coded.arg_true()[0])
+        logger.warning(
+            "%s: %s of %s titles hold HTML character references (column %r; first: row %d, "
+            "%r read as %r); they are decoded, so the encoders, lists and pages see the "
+            "characters. Decode them in the file to silence this.",
+            path, f"{int(coded.sum()):,}", f"{frame.height:,}", tcol, r + 1, raw[r],
+            frame[tcol][r])
     row, n = first_bad_row(frame.select(_blank(tcol)).to_series())
     if n:  # kept, without a text vector (like a product without a photo)
         logger.warning(

@@ -182,13 +182,16 @@ def _diagnose_csv(opener, sep: str) -> str | None:
     return None
 
 
+def blank(col: str) -> pl.Expr:
+    """Whether a text cell of ``col`` is empty: null, or only spaces."""
+    return pl.col(col).is_null() | (pl.col(col).str.strip_chars() == "")
+
+
 def blank_rows(frame: pl.DataFrame) -> pl.Series:
     """Per row, whether every cell is empty (null or spaces): an empty line of a CSV file."""
     if not frame.width:
         return pl.Series([False] * frame.height)
-    return frame.select(pl.all_horizontal(
-        pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in frame.columns
-    )).to_series()
+    return frame.select(pl.all_horizontal(blank(c) for c in frame.columns)).to_series()
 
 
 def _without_trailing_blank_rows(frame: pl.DataFrame) -> pl.DataFrame:
