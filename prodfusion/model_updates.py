@@ -365,6 +365,7 @@ def changed_products(rec, catalog: Catalog) -> pl.DataFrame:
     photos = np.zeros(len(feed), bool)
     missing, first_missing = 0, None
     if "image" in rec.embeddings_ and IMAGE in new.columns:  # no column: no photo news
+        from prodfusion.data.io import is_url
         from prodfusion.progress import progress_bar
 
         since = _last_encoded(rec)
@@ -380,6 +381,9 @@ def changed_products(rec, catalog: Catalog) -> pl.DataFrame:
                     bar.update(10_000)
                 if not b:  # no photo now: changed when the model has one
                     photos[i] = bool(mask[r])
+                    continue
+                if is_url(b):  # a photo named by URL: changed when its URL did (a photo
+                    photos[i] = a != b  # replaced on the server under the same URL is not seen)
                     continue
                 try:
                     st = os.stat(b)

@@ -16,7 +16,8 @@ MODULES = ["prodfusion._checks", "prodfusion.variants", "prodfusion.index.topk",
            "prodfusion.fusion.weights", "prodfusion.fusion.weighting", "prodfusion.cli.tune",
            "prodfusion.cli.build", "prodfusion.fusion.learned", "prodfusion._outputs",
            "prodfusion.cli.similar", "prodfusion.pipeline", "prodfusion.data.io",
-           "prodfusion.data.tables", "prodfusion.batch.lists", "prodfusion.recommender"]
+           "prodfusion.data.tables", "prodfusion.batch.lists", "prodfusion.recommender",
+           "prodfusion.data.photos"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -309,7 +309,11 @@ def _check_photo_paths(rec, catalog, args, sample: int = 200) -> None:
     rows, found = rec.catalog.lookup(catalog.ids.tolist())
     paths = catalog.image_paths
     mask = rec.embeddings_["image"].mask
-    named = [i for i in np.flatnonzero(found) if paths[i] and mask[rows[i]]]
+    from prodfusion.data.io import is_url
+
+    # photos named by URL are downloaded when encoded, not looked for here
+    named = [i for i in np.flatnonzero(found) if paths[i] and mask[rows[i]]
+             and not is_url(paths[i])]
     if len(named) < 5:
         return
     pick = np.random.default_rng(0).choice(named, size=min(sample, len(named)), replace=False)

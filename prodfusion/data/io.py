@@ -398,13 +398,28 @@ def read_catalog(
         )
         urls = frame.select(pl.col(IMAGE).fill_null("").str.contains(URL_PATTERN)).to_series()
         if urls.any():
-            row = int(urls.arg_true()[0]) + 1
-            logger.warning(
-                "%s: %s of %s image paths are URLs (first: row %d, %r); prodfusion reads local "
-                "image files, so those products get no image vector. Download the photos and "
-                "point the image column (or --image-root with --image-template "
-                "'{product_id}.jpg') at the files.",
-                path, f"{int(urls.sum()):,}", f"{frame.height:,}", row, frame[IMAGE][row - 1])
+            from prodfusion.data.photos import SCHEMES
+
+            fetched = frame.select(pl.col(IMAGE).fill_null("").str.to_lowercase().str.contains(
+                "^(" + "|".join(SCHEMES) + ")://")).to_series()
+            other = urls & ~fetched
+            if fetched.any():
+                row = int(fetched.arg_true()[0]) + 1
+                logger.info(
+                    "%s: %s of %s image paths are URLs (first: row %d, %r); the photos are "
+                    "downloaded when they are encoded, into the photos/ folder of the "
+                    "embedding cache, where later runs find them.",
+                    path, f"{int(fetched.sum()):,}", f"{frame.height:,}", row,
+                    frame[IMAGE][row - 1])
+            if other.any():
+                row = int(other.arg_true()[0]) + 1
+                logger.warning(
+                    "%s: %s of %s image paths are URLs prodfusion does not download (first: "
+                    "row %d, %r; it fetches %s), so those products get no image vector. Copy "
+                    "the photos to a local folder and point the image column (or --image-root "
+                    "with --image-template '{product_id}.jpg') at the files.",
+                    path, f"{int(other.sum()):,}", f"{frame.height:,}", row,
+                    frame[IMAGE][row - 1], ", ".join(f"{s}://" for s in SCHEMES))
     order = [c for c in (ID, TITLE, IMAGE, CATEGORY, GROUP) if c in frame.columns]
     frame = frame.select(order + [c for c in frame.columns if c not in order])
     return Catalog(frame, source=str(path))

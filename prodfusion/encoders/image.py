@@ -16,6 +16,9 @@ the model in batches under ``torch.inference_mode()``. Before any model-specific
 preprocessing every image gets its EXIF orientation applied and transparent pixels
 composited onto white (product cut-outs). A missing, unreadable or corrupt file never
 stops a run: the product's image is marked absent and the failure is counted and logged.
+Photos named by URL (``https://…``) are downloaded first (:func:`prodfusion.data.photos.download_photos`)
+into ``photo_dir`` — by default the ``photos/`` folder of the embedding cache, kept for later
+runs, or a temporary folder removed after the run where there is no cache.
 The two models are in :mod:`prodfusion.encoders.image_models`.
 """
 
@@ -24,10 +27,12 @@ from __future__ import annotations
 import importlib
 import io
 import os
+import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -121,17 +126,23 @@ class ImageEncoder(BatchEncoder):
         running again only encodes what is missing.
     decode_workers : int, optional
         Threads that read and decode images (default: ``min(8, os.cpu_count())``).
+    photo_dir : str or Path, optional
+        Where photos named by URL are downloaded (default: ``<cache folder>/photos``, or a
+        temporary folder removed after each run where there is no cache). A URL fetched
+        before is read from there, not fetched again.
     """
 
     modality: Modality = "image"
     version: int = 1
     default_batch_size: int = 32
 
-    def __init__(self, spec: str, *, decode_workers: int | None = None, **kwargs) -> None:
+    def __init__(self, spec: str, *, decode_workers: int | None = None,
+                 photo_dir: str | os.PathLike | None = None, **kwargs) -> None:
         super().__init__(spec, **kwargs)
         self.decode_workers = check_batch_size(
             decode_workers, min(8, os.cpu_count() or 1), "ImageEncoder()", "decode_workers"
         )
+        self.photo_dir = photo_dir
 
     def _prepare(self, image) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -184,20 +195,51 @@ class ImageEncoder(BatchEncoder):
         return vectors, mask, failures
 
     def _encode_paths(self, paths: list[str | None]):
+        from prodfusion.data.io import is_url
+
+        if not any(is_url(p) for p in paths):
+            return self._encode_files(paths)
+        if self.photo_dir is not None:
+            return self._encode_files(paths, self.photo_dir)
+        if self.cache is not None:
+            return self._encode_files(paths, Path(self.cache.directory) / "photos")
+        with tempfile.TemporaryDirectory(prefix="prodfusion-photos-") as tmp:
+            return self._encode_files(paths, tmp)
+
+    def _encode_files(self, paths: list[str | None], photo_dir=None):
+        """Encode ``paths``; URLs among them are downloaded into ``photo_dir`` first (a
+        failed download is a "missing" image named by its URL)."""
         t0 = time.perf_counter()
         n = len(paths)
-        given = [i for i, p in enumerate(paths) if p is not None and str(p) != ""]
+        named = paths
+        fetched: dict[int, str] = {}
+        if photo_dir is not None:
+            from prodfusion.data.io import is_url
+            from prodfusion.data.photos import download_photos
+
+            urls = [i for i, p in enumerate(paths) if is_url(p)]
+            downloads = download_photos([paths[i] for i in urls], photo_dir,
+                                        progress=self.progress)
+            paths = list(paths)
+            for j, i in enumerate(urls):
+                paths[i] = downloads.paths[j]
+                if j in downloads.failures:
+                    fetched[i] = downloads.failures[j]
+        given = [i for i, p in enumerate(named) if p is not None and str(p) != ""]
         mask = np.zeros(n, dtype=bool)
-        failed: dict[int, ImageFailure] = {}
+        failed: dict[int, ImageFailure] = {
+            i: ImageFailure(i, str(named[i]), "missing", f"download failed: {reason}")
+            for i, reason in fetched.items()}
         keys: dict[int, str] = {}
         cached_rows: dict[int, np.ndarray] = {}
         pool = ThreadPoolExecutor(max_workers=self.decode_workers, thread_name_prefix="pf-img")
         try:
             if self.cache is not None and given:
-                hashes = pool.map(self._hash_one, [str(paths[i]) for i in given])
-                for i, (key, err) in zip(given, hashes, strict=True):
+                hashed_rows = [i for i in given if i not in failed]
+                hashes = pool.map(self._hash_one, [str(paths[i]) for i in hashed_rows])
+                for i, (key, err) in zip(hashed_rows, hashes, strict=True):
                     if key is None:
-                        failed[i] = ImageFailure(i, str(paths[i]), "missing", err)
+                        failed[i] = ImageFailure(i, str(named[i]), "missing", err)
                     else:
                         keys[i] = key
                 hashed = list(keys)
@@ -206,7 +248,7 @@ class ImageEncoder(BatchEncoder):
                     if found[j]:
                         cached_rows[i] = got[j]
             todo = [i for i in given if i not in failed and i not in cached_rows]
-            new_rows, new_index = self._run_model(pool, paths, todo, failed, keys)
+            new_rows, new_index = self._run_model(pool, paths, todo, failed, keys, named)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -244,14 +286,16 @@ class ImageEncoder(BatchEncoder):
         }
         return vectors, mask, failures, stats
 
-    def _run_model(self, pool, paths, todo, failed, keys):
+    def _run_model(self, pool, paths, todo, failed, keys, named=None):
         """Decode ``todo`` in the pool (one batch ahead) and embed; returns blocks + rows.
+        Failures name ``named[i]`` (the URL of a downloaded photo), else ``paths[i]``.
 
         New vectors go to the cache (``keys``: content key per path index) every
         ``checkpoint_every`` images and when the loop ends or is interrupted.
         """
         rows: list[np.ndarray] = []
         index: list[int] = []
+        named = paths if named is None else named
         if not todo:
             return rows, index
         self.load()
@@ -272,13 +316,13 @@ class ImageEncoder(BatchEncoder):
                 arrays, ok = [], []
                 for i, (arr, kind, reason) in zip(chunk, results, strict=True):
                     if arr is None:
-                        failed[i] = ImageFailure(i, str(paths[i]), kind, reason)
+                        failed[i] = ImageFailure(i, str(named[i]), kind, reason)
                     else:
                         arrays.append(arr)
                         ok.append(i)
                 if arrays:
                     rows.append(
-                        self._embed_checked(np.stack(arrays), "images", f"image {paths[ok[0]]!r}")
+                        self._embed_checked(np.stack(arrays), "images", f"image {named[ok[0]]!r}")
                     )
                     index.extend(ok)
                     if keys:
@@ -326,10 +370,6 @@ class ImageEncoder(BatchEncoder):
 
 
 def _describe_os_error(exc: OSError, path: str = "") -> str:
-    from prodfusion.data.io import is_url
-
-    if is_url(path):
-        return "a URL, not a local file: download the photos first"
     if isinstance(exc, FileNotFoundError):
         return "file not found"
     if isinstance(exc, PermissionError):

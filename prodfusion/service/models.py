@@ -73,7 +73,10 @@ def _image_root(paths: list[str | None], configured: Path | None,
     """
     if configured is not None:
         return Path(os.path.realpath(configured))
-    present = [os.path.normpath(os.path.abspath(p)) for p in paths if p]
+    from prodfusion.data.io import is_url
+
+    # photos named by URL are not files here (/images/{id} redirects to http(s) ones)
+    present = [os.path.normpath(os.path.abspath(p)) for p in paths if p and not is_url(p)]
     if recorded:
         rec_root = os.path.normpath(os.path.abspath(recorded))
         # absolute catalog paths elsewhere: the recorded root does not describe them

@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from prodfusion.data.photos import is_web_url
 from prodfusion.service.guards import (
     EXPERIMENT_PATTERN,
     PRODUCT_ID_PATTERN,
@@ -199,7 +200,9 @@ def product_out(model, row: int) -> dict:
     """The :class:`ProductOut` fields of catalog row ``row`` of a loaded model."""
     record = model.recommender.catalog.record(row)
     pid = record["product_id"]
-    has_image = bool(record.get("image")) and model.image_root is not None
+    # a photo named by an http(s) URL is served by its own host: /images/{id} redirects there
+    has_image = bool(record.get("image")) and (model.image_root is not None
+                                               or is_web_url(record.get("image")))
     photos = model.recommender.embeddings_.get("image")
     if has_image and photos is not None:  # missing or corrupt at the build: no URL to a 404
         has_image = bool(photos.mask[row])

@@ -149,17 +149,24 @@ def test_optional_columns_default_missing_is_fine_explicit_missing_is_not(tmp_pa
 
 
 def test_image_urls_are_kept_as_urls_and_named(tmp_path, caplog):
-    """A column of image URLs is not joined to the catalog's folder, and a warning says that
-    photos are read from local files (the encoder then names each as a URL)."""
+    """A column of image URLs is not joined to the catalog's folder; a line says that web
+    photos are downloaded when encoded, and a warning names the URLs that are not (s3://)."""
     path = tmp_path / "c.csv"
     path.write_text("product_id,title,image\n1,a,https://cdn.example/1.jpg\n2,b,x.jpg\n"
-                    "3,c, s3://bucket/3.png\n", "utf-8")
-    with caplog.at_level("WARNING", logger="prodfusion.data"):
+                    "3,c, s3://bucket/3.png\n4,d,HTTP://cdn.example/4.jpg\n", "utf-8")
+    with caplog.at_level("INFO", logger="prodfusion.data"):
         cat = read_catalog(path)
     assert cat.image_paths == ["https://cdn.example/1.jpg", str(tmp_path.resolve() / "x.jpg"),
-                               "s3://bucket/3.png"]
-    assert (f"{path}: 2 of 3 image paths are URLs (first: row 1, 'https://cdn.example/1.jpg'); "
-            "prodfusion reads local image files") in caplog.text
+                               "s3://bucket/3.png", "HTTP://cdn.example/4.jpg"]
+    infos = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(m.startswith(f"{path}: 2 of 4 image paths are URLs (first: row 1, "
+                            "'https://cdn.example/1.jpg'); the photos are downloaded") for m in infos)
+    assert warnings == [
+        f"{path}: 1 of 4 image paths are URLs prodfusion does not download (first: row 3, "
+        "'s3://bucket/3.png'; it fetches http://, https://, file://), so those products get no "
+        "image vector. Copy the photos to a local folder and point the image column (or "
+        "--image-root with --image-template '{product_id}.jpg') at the files."]
 
 
 @pytest.mark.skipif(os.sep != "/", reason="Windows reads its own separators")

@@ -46,10 +46,12 @@ def test_missing_corrupt_and_non_image_files_are_absent_and_counted(
     vectors, mask, failures = enc.encode_paths([str(image_dir / "nope.jpg"), None])
     assert mask.tolist() == [False, False] and vectors.shape == (2, 16)
     assert failures == [ImageFailure(0, str(image_dir / "nope.jpg"), "missing", "file not found")]
-    # an image URL is named as such (photos are read from local files)
-    _, _, failures = enc.encode_paths(["https://example.com/a.jpg"])
-    assert failures == [ImageFailure(0, "https://example.com/a.jpg", "missing",
-                                     "a URL, not a local file: download the photos first")]
+    # a URL of a scheme that is not downloaded is named as such (web photos: test_photo_urls)
+    _, _, failures = enc.encode_paths(["s3://bucket/a.jpg"])
+    assert failures == [ImageFailure(0, "s3://bucket/a.jpg", "missing",
+                                     "download failed: s3:// URLs are not downloaded; copy the "
+                                     "photos to a local folder and point the image column at "
+                                     "the files")]
 
 
 def test_failure_list_is_capped_at_twenty(tiny_clip_path, tmp_path):

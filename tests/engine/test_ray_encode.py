@@ -88,6 +88,31 @@ def test_images_on_ray_count_failures_like_local(ray_local, tiny_clip_path, tmp_
     assert (got.info["n_missing"], got.info["n_corrupt"], got.info["n_no_image"]) == (1, 2, 1)
 
 
+def test_photo_urls_on_ray_are_downloaded_once_and_equal_local(ray_local, tiny_clip_path,
+                                                               tmp_path):
+    """Photos named by URL (file:// here; http(s) in tests/encoders/test_photo_urls.py) are
+    fetched by the driver into the cache's photos/ folder and encoded on Ray."""
+    from prodfusion.engine.ray_encode import encode_on_ray
+
+    d = tmp_path / "img"
+    d.mkdir()
+    urls = []
+    for i in range(12):
+        p = d / f"{i}.jpg"
+        draw(("red_disk", "blue_stripes", "green_square")[i % 3], shift=i % 5).save(p)
+        urls.append(p.as_uri())
+    urls.append((d / "absent.jpg").as_uri())
+    cat = make_catalog([f"p {i}" for i in range(len(urls))], images=urls)
+    spec = f"clip:{tiny_clip_path}"
+    local = make_encoder(spec, progress=False).encode(
+        make_catalog([f"p {i}" for i in range(12)], images=[d / f"{i}.jpg" for i in range(12)]))
+    got = encode_on_ray(cat, spec, EmbeddingCache(tmp_path / "cache"), actors=2, batch_size=4)
+    assert got.info["n_encoded_on_ray"] == 12 and got.mask.tolist() == [True] * 12 + [False]
+    np.testing.assert_allclose(got.vectors[:12], local.vectors, rtol=0, atol=1e-5)
+    assert got.info["failures"][0][2].startswith("missing: download failed: cannot read")
+    assert len(list((tmp_path / "cache" / "photos").rglob("*.jpg"))) == 12
+
+
 def test_ray_encoding_needs_a_cache(ray_local, tiny_st_path):
     from prodfusion.engine.ray_encode import encode_on_ray
 

@@ -9,9 +9,10 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse
 
 from prodfusion._checks import check_k
+from prodfusion.data.photos import is_web_url
 from prodfusion.fusion.weighting import PROFILE_NAME
 from prodfusion.index.backfill import score_or_none
 from prodfusion.querying import mark_backfilled
@@ -170,13 +171,19 @@ def products(
 
 
 @router.get("/images/{product_id}", summary="A product's photo", response_class=FileResponse,
-            responses={404: {"description": "no such image"}})
+            responses={404: {"description": "no such image"},
+                       307: {"description": "the photo is on the web: its URL"}})
 def image(request: Request, product_id: Annotated[str, PathParam(pattern=PRODUCT_ID_PATTERN)]):
     for model in request.app.state.registry.models():
         cat = model.recommender.catalog
-        if product_id not in cat or model.image_root is None:
+        if product_id not in cat:
             continue
         raw = cat.record(cat.row_of(product_id)).get("image")
+        if is_web_url(raw):  # a photo on the shop's own host: the browser fetches it there
+            return RedirectResponse(raw.strip(), status_code=307,
+                                    headers={"Cache-Control": "public, max-age=3600"})
+        if model.image_root is None:
+            continue
         real = confined_image(raw, model.image_root)
         if real is None:
             if raw:

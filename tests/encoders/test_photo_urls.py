@@ -1,0 +1,210 @@
+"""Photos named by URL: downloaded once (a local HTTP server stands in for a shop's CDN),
+encoded as the same files would be, reused by later runs; failures named by their URL;
+``build``, ``add`` and the service with such a catalog."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from prodfusion.data.photos import download_photos, photo_file
+from prodfusion.encoders import ImageFailure, make_encoder
+from prodfusion.encoders.cache import EmbeddingCache
+from tests.encoders.conftest import draw, make_catalog
+
+
+class _Server:
+    """Serves ``routes`` (path → list of (status, content type, body), the last repeated)
+    and counts the requests per path."""
+
+    def __init__(self, routes):
+        self.routes, self.hits = routes, Counter()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the stdlib's name
+                path = self.path.split("?")[0]
+                server.hits[path] += 1
+                answers = server.routes.get(path, [(404, "text/html", b"<h1>Not Found</h1>")])
+                status, kind, body = answers[min(server.hits[path], len(answers)) - 1]
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def cdn(image_dir):
+    red, blue = (image_dir / "red.jpg").read_bytes(), (image_dir / "blue.jpg").read_bytes()
+    server = _Server({
+        "/p/red.jpg": [(200, "image/jpeg", red)],
+        "/p/blue.jpg": [(200, "image/jpeg", blue)],
+        "/p/busy.jpg": [(503, "text/plain", b"busy"), (200, "image/jpeg", blue)],
+        "/p/page.jpg": [(200, "text/html; charset=utf-8", b"<html>moved</html>")],
+    })
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_photos_are_downloaded_once_and_failures_named(cdn, tmp_path):
+    urls = [f"{cdn.url}/p/red.jpg", None, f"{cdn.url}/p/blue.jpg?w=800", f"{cdn.url}/p/gone.jpg",
+            f"{cdn.url}/p/page.jpg", f" {cdn.url}/p/red.jpg", f"{cdn.url}/p/busy.jpg",
+            "s3://bucket/a.jpg"]
+    got = download_photos(urls, tmp_path / "photos", workers=3, progress=False)
+    assert got.paths[0] == got.paths[5] == str(photo_file(urls[0], tmp_path / "photos"))
+    assert got.paths[0].endswith(".jpg") and got.paths[1] is None
+    assert open(got.paths[2], "rb").read() == cdn.routes["/p/blue.jpg"][0][2]
+    assert open(got.paths[6], "rb").read() == cdn.routes["/p/blue.jpg"][0][2]  # tried again
+    assert got.failures == {
+        3: "HTTP 404 Not Found",
+        4: "not a photo: the server answered text/html",
+        7: "s3:// URLs are not downloaded; copy the photos to a local folder and point the "
+           "image column at the files"}
+    assert [got.paths[i] for i in (3, 4, 7)] == [None, None, None]
+    assert (got.n_fetched, got.n_reused) == (3, 0)
+    assert cdn.hits["/p/red.jpg"] == 1 and cdn.hits["/p/busy.jpg"] == 2
+    assert cdn.hits["/p/gone.jpg"] == 1  # a 404 is not retried
+    assert not list((tmp_path / "photos").rglob("*.part"))
+    # a second run finds the photos and asks the server only for what failed
+    again = download_photos(urls, tmp_path / "photos", progress=False)
+    assert again.paths == got.paths and again.failures == got.failures
+    assert (again.n_fetched, again.n_reused) == (0, 3)
+    assert cdn.hits["/p/red.jpg"] == 1 and cdn.hits["/p/gone.jpg"] == 2
+
+
+def test_an_unreachable_host_stops_the_downloads_after_the_first_few(tmp_path, caplog):
+    urls = [f"http://127.0.0.1:{_closed_port()}/p/{i}.jpg" for i in range(40)]
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        got = download_photos(urls, tmp_path, workers=1, retries=0, probe=3, progress=False)
+    assert sorted(got.failures) == list(range(40)) and not any(got.paths)
+    skipped = [r for r in got.failures.values() if r.startswith("not tried: none of the first")]
+    assert 30 <= len(skipped) <= 37  # at most four were under way when the third failed
+    assert all(r.startswith("cannot reach the server") for r in got.failures.values()
+               if r not in skipped)
+    assert "photo URLs could be reached" in caplog.text
+    assert not (tmp_path / "photos").exists()
+
+
+def test_bad_download_options_are_refused(tmp_path):
+    from prodfusion.errors import ParameterError
+
+    for kw in ({"workers": 0}, {"timeout": 0}, {"retries": -1}, {"probe": 1.5}):
+        with pytest.raises(ParameterError, match=f"'{next(iter(kw))}' parameter of "
+                                                 "download_photos"):
+            download_photos([], tmp_path, **kw)
+
+
+def test_encoded_urls_equal_the_files_and_are_reused_from_the_cache(cdn, image_dir, tmp_path,
+                                                                     tiny_clip_path, monkeypatch):
+    cache = EmbeddingCache(tmp_path / "cache")
+    urls = [f"{cdn.url}/p/red.jpg", f"{cdn.url}/p/gone.jpg", str(image_dir / "green.jpg"),
+            f"{cdn.url}/p/blue.jpg"]
+    enc = make_encoder(f"clip:{tiny_clip_path}", cache=cache, progress=False)
+    emb = enc.encode(make_catalog(list("abcd"), urls))
+    assert emb.mask.tolist() == [True, False, True, True]
+    local = make_encoder(f"clip:{tiny_clip_path}", progress=False)
+    want, _, _ = local.encode_paths([str(image_dir / n) for n in ("red.jpg", "green.jpg",
+                                                                   "blue.jpg")])
+    np.testing.assert_allclose(emb.vectors[[0, 2, 3]], want, rtol=1e-5, atol=1e-6)
+    assert emb.info["failures"] == [["0001", urls[1], "missing: download failed: HTTP 404 "
+                                                      "Not Found"]]
+    assert sorted(p.suffix for p in (tmp_path / "cache" / "photos").rglob("*.*")) == [".jpg"] * 2
+    # a later run: the photos from the cache's folder, their vectors from the cache
+    again = make_encoder(f"clip:{tiny_clip_path}", cache=cache, progress=False)
+    emb2 = again.encode(make_catalog(list("abcd"), urls))
+    assert emb2.info["n_cached"] == 3 and emb2.info["n_encoded"] == 0
+    assert cdn.hits["/p/red.jpg"] == 1 and cdn.hits["/p/blue.jpg"] == 1
+    # without a cache: a temporary folder, removed after the run
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    vectors, mask, failures = local.encode_paths(urls[:2])
+    np.testing.assert_allclose(vectors[0], want[0], rtol=1e-5, atol=1e-6)
+    assert mask.tolist() == [True, False] and cdn.hits["/p/red.jpg"] == 2
+    assert failures == [ImageFailure(1, urls[1], "missing", "download failed: HTTP 404 Not Found")]
+    assert not list((tmp_path / "tmp").iterdir())
+
+
+def test_build_add_and_service_with_a_catalog_of_photo_urls(cdn, tmp_path, tiny_clip_path,
+                                                             image_dir, capsys):
+    from fastapi.testclient import TestClient
+
+    from prodfusion.cli import main
+    from prodfusion.recommender import Recommender
+    from prodfusion.service.app import create_app
+    from prodfusion.service.experiments import ExperimentConfig, VariantConfig
+    from prodfusion.service.settings import ServiceSettings
+
+    for i in range(6):
+        draw(("red_disk", "blue_stripes", "green_square")[i % 3], shift=i).save(
+            tmp_path / f"{i}.jpg", quality=95)
+        cdn.routes[f"/p/{i}.jpg"] = [(200, "image/jpeg", (tmp_path / f"{i}.jpg").read_bytes())]
+    rows = [f"000{i},Product {i},{cdn.url}/p/{i}.jpg" for i in range(6)]
+    (tmp_path / "catalog.csv").write_text("id,title,image_url\n" + "\n".join(rows) + "\n",
+                                          encoding="utf-8")
+    model, cache = tmp_path / "model", tmp_path / "cache"
+    common = ["--catalog", str(tmp_path / "catalog.csv"), "--cache-dir", str(cache)]
+    assert main(["build", *common, "--id-col", "id", "--image-col", "image_url", "--text",
+                 "none", "--image", f"clip:{tiny_clip_path}", "--out", str(model)]) == 0
+    rec = Recommender.load(model)
+    assert rec.embeddings_["image"].mask.all()
+    assert sum(cdn.hits.values()) == 6
+    # what the photos' files give, in the same order
+    local = make_encoder(f"clip:{tiny_clip_path}", progress=False)
+    want, _, _ = local.encode_paths([str(tmp_path / f"{i}.jpg") for i in range(6)])
+    np.testing.assert_allclose(rec.embeddings_["image"].vectors, want, rtol=1e-5, atol=1e-6)
+
+    # add: a product's photo moved to another URL, one new product; nothing else fetched
+    rows[2] = f"0002,Product 2,{cdn.url}/p/blue.jpg"  # was a green square
+    rows.append(f"0006,Product 6,{cdn.url}/p/0.jpg?v=2")
+    (tmp_path / "catalog.csv").write_text("id,title,image_url\n" + "\n".join(rows) + "\n",
+                                          encoding="utf-8")
+    capsys.readouterr()
+    assert main(["add", str(model), *common]) == 0
+    out = capsys.readouterr()
+    assert "photo files named by the catalog are missing" not in out.err
+    rec = Recommender.load(model)
+    vectors = rec.embeddings_["image"].vectors
+    np.testing.assert_allclose(vectors[2], local.encode_paths([str(image_dir / "blue.jpg")])[0][0],
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(vectors[6], want[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(vectors[[0, 1, 3, 4, 5]], want[[0, 1, 3, 4, 5]], rtol=1e-5,
+                               atol=1e-6)
+    assert cdn.hits["/p/blue.jpg"] == 1 and cdn.hits["/p/0.jpg"] == 2
+    assert sum(cdn.hits.values()) == 8
+    assert "6 of 7 products" in out.err and "1 changed since the model last encoded them " \
+        "(photos 1): re-encoded" in out.err
+    updates = json.loads((model / "manifest.json").read_text())["updates"]
+    assert [(u.get("added_products"), u.get("updated_products")) for u in updates] == \
+        [(None, 1), (1, None)]
+
+    # the service: a product's photo is its URL, reached through /images/{id}
+    exp = ExperimentConfig(name="urls", variants=(VariantConfig("only", 100, model),))
+    settings = ServiceSettings(experiment=exp, events=str(tmp_path / "ev.sqlite3"),
+                               reload_interval_s=0)
+    with TestClient(create_app(settings)) as client:
+        items = client.get("/v1/products?limit=10").json()["items"]
+        assert [p["image_url"] for p in items] == [f"/images/000{i}" for i in range(7)]
+        r = client.get("/images/0003", follow_redirects=False)
+        assert r.status_code == 307 and r.headers["location"] == f"{cdn.url}/p/3.jpg"
+        assert client.get("/images/0009").status_code == 404
