@@ -58,6 +58,7 @@ def sources_from_args(args: argparse.Namespace, catalog=None) -> dict:
             "group_col": args.group_col, "image_root": str(Path(root).resolve()),
             "image_template": args.image_template, "shadowed": shadowed,
             "encoding": getattr(args, "encoding", None),
+            "duplicate_ids": getattr(args, "duplicate_ids", None) or "error",
         },
         "interactions": {
             "path": _abs(args.interactions), "pairs": _abs(args.pairs),

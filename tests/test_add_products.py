@@ -694,3 +694,34 @@ def test_a_catalog_in_another_encoding_builds_and_adds_with_the_recorded_encodin
     cap = capsys.readouterr()
     assert "--encoding cp1254" in cap.err and "added 1 products" in cap.out
     assert Recommender.load(model).catalog.titles[-1] == "Kırmızı deri çanta"
+
+
+def test_a_shop_export_with_variant_rows_builds_and_adds_with_the_recorded_choice(tmp_path,
+                                                                                  capsys):
+    """`build --duplicate-ids first` (a shop export with a row per variant) records the
+    choice; `add` reads the next day's export the same way when not told."""
+    from tests.data.test_io import SHOPIFY
+
+    (tmp_path / "products_export.csv").write_text(SHOPIFY, encoding="utf-8")
+    model = tmp_path / "model"
+    base = ["build", "--catalog", str(tmp_path / "products_export.csv"), "--id-col", "Handle",
+            "--title-col", "Title", "--image-col", "", "--category-col", "Type",
+            "--text", "none", "--lexical", "tfidf:2", "--image", "none", "--cache-dir", "none",
+            "--out", str(model)]
+    assert main(base) == 2
+    assert "--duplicate-ids first" in capsys.readouterr().err  # the refusal says how
+    assert main([*base, "--duplicate-ids", "first"]) == 0
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert manifest["data"]["catalog"]["duplicate_ids"] == "first"
+    assert Recommender.load(model).catalog.ids.tolist() == ["red-dress", "blue-shirt",
+                                                            "green-scarf"]
+    feed = SHOPIFY + ("black-boot,Black Leather Boot,<p>Sturdy</p>,Acme,Boots,Size,42,BB-42,,1\n"
+                      "black-boot,,,,,,43,BB-43,,\n")
+    (tmp_path / "products_export.csv").write_text(feed, encoding="utf-8")
+    capsys.readouterr()
+    assert main(["add", str(model), "--catalog", str(tmp_path / "products_export.csv"),
+                 "--cache-dir", "none"]) == 0
+    cap = capsys.readouterr()
+    assert "--duplicate-ids first" in cap.err and "added 1 products" in cap.out
+    cat = Recommender.load(model).catalog
+    assert cat.ids.tolist()[-1] == "black-boot" and cat.titles[-1] == "Black Leather Boot"

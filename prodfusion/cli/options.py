@@ -120,6 +120,10 @@ def add_catalog_options(p: argparse.ArgumentParser, *, required: bool = True) ->
     g.add_argument("--encoding", default=None,
                    help="the catalog file's text encoding when it is not UTF-8, e.g. cp1252 "
                         "(saved on Windows in Western Europe) or latin-1")
+    g.add_argument("--duplicate-ids", default="error", choices=["error", "first"],
+                   help="a product id on several rows: refuse the file (default) or keep each "
+                        "id's first row ('first': exports that list variants or further photos "
+                        "on rows of their own, such as Shopify's)")
 
 
 def fill_interactions_from_record(args: argparse.Namespace, rec) -> None:
@@ -198,6 +202,7 @@ def load_catalog(args):
         args.catalog, id_col=args.id_col, title_col=args.title_col, image_col=args.image_col,
         category_col=args.category_col, group_col=args.group_col, image_root=args.image_root,
         image_template=args.image_template, encoding=getattr(args, "encoding", None),
+        duplicate_ids=getattr(args, "duplicate_ids", None) or "error",
     )
 
 

@@ -16,12 +16,14 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import os
 import string
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from prodfusion.data.catalog import CATEGORY, GROUP, ID, IMAGE, TITLE, Catalog
@@ -77,6 +79,12 @@ _SEVERAL_PHOTOS = rf"^\s*{_PHOTO}(?:\s*[|;,]\s*{_PHOTO})+\s*$"
 #: An HTML character reference in a title (``&amp;``, ``&#39;``, ``&#x27;``): feeds exported
 #: from web pages often carry them; :func:`read_catalog` decodes titles holding one.
 HTML_ENTITY = r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});"
+
+
+def _file_row(r: int, kept=None) -> int:
+    """The file's 1-based data row of frame position ``r`` (``kept``: the positions a
+    filter kept, in order; None: none dropped)."""
+    return int(r if kept is None else kept[r]) + 1
 
 
 def decode_entities(title: str) -> str:
@@ -158,6 +166,7 @@ def read_catalog(
     fmt: str | None = None,
     sep: str | None = None,
     encoding: str | None = None,
+    duplicate_ids: str = "error",
 ) -> Catalog:
     """Read and validate a product catalog.
 
@@ -190,6 +199,12 @@ def read_catalog(
     encoding : str, optional
         The file's text encoding when it is not UTF-8, e.g. ``"cp1252"`` for a catalog
         saved on Windows in Western Europe (:func:`read_table`).
+    duplicate_ids : {"error", "first"}
+        What a product id on several rows means: ``"error"`` (default) refuses the file;
+        ``"first"`` keeps each id's first row and drops the others, with a warning — for
+        exports that give a product's variants or further photos rows of their own, the
+        product's fields on its first (Shopify's product CSV). Rows named in later messages
+        are the file's rows either way.
 
     Returns
     -------
@@ -217,6 +232,8 @@ def read_catalog(
                            image_root="../shared/data/hm/images", image_template="{product_id}.jpg")
     """
     path = Path(path)
+    if duplicate_ids not in ("error", "first"):
+        raise param_error("duplicate_ids", "read_catalog()", "'error' or 'first'", duplicate_ids)
     frame = read_table(path, fmt=fmt, sep=sep, where="read_catalog()", encoding=encoding)
     found = list(frame.columns)
 
@@ -307,16 +324,28 @@ def read_catalog(
                "empty lines." if empty[row - 1] else "")
         )
     repeat = frame.select(~pl.col(pid).is_first_distinct()).to_series()
+    at = _file_row  # the file's 1-based row of a frame position (rows may be dropped below)
     if repeat.any():
         r = int(repeat.arg_true()[0])  # the first row whose id was seen before
         value = frame[pid][r]
         first = int((frame.select(pl.col(pid) == value).to_series().arg_true())[0]) + 1
         n_dup = int(frame.select(pl.col(pid).is_duplicated()).to_series().sum())
-        raise DataError(
-            f"{path} row {r + 1}: duplicate product id {value!r} (first seen at row {first}, "
-            f"column {pid!r}; {n_dup} rows hold a repeated id). Ids must be unique: "
-            f"remove or rename the duplicates."
-        )
+        if duplicate_ids != "first":
+            raise DataError(
+                f"{path} row {r + 1}: duplicate product id {value!r} (first seen at row "
+                f"{first}, column {pid!r}; {n_dup} rows hold a repeated id). Ids must be "
+                f"unique: remove or rename the duplicates, or keep each id's first row with "
+                f"duplicate_ids='first' (--duplicate-ids first), as for an export that gives a "
+                f"product's variants or further photos rows of their own (Shopify's)."
+            )
+        kept = np.flatnonzero(~repeat.to_numpy())
+        frame = frame.filter(~repeat)
+        at = functools.partial(_file_row, kept=kept)
+        logger.warning(
+            "%s: %s rows repeat a product id seen on an earlier row (column %r; first: row %d, "
+            "%r, first seen at row %d); each id's first row is kept (--duplicate-ids first): "
+            "%s products.", path, f"{int(repeat.sum()):,}", pid, r + 1, value, first,
+            f"{frame.height:,}")
     padded = frame.select(pl.col(pid) != pl.col(pid).str.strip_chars()).to_series()
     if padded.any():  # kept as they are: ids are exact strings, and stripping could collide
         r = int(padded.arg_true()[0])
@@ -324,7 +353,7 @@ def read_catalog(
             "%s: %s product id(s) begin or end with spaces (column %r; first: row %d, %r); they "
             "are kept as they are, and ids are compared as exact strings, so a click log or "
             "request naming %r will not find it. Strip them in the file if that is not meant.",
-            path, f"{int(padded.sum()):,}", pid, r + 1, frame[pid][r], frame[pid][r].strip())
+            path, f"{int(padded.sum()):,}", pid, at(r), frame[pid][r], frame[pid][r].strip())
     tcol = chosen[TITLE]
     raw = frame[tcol]
     coded = frame.select(pl.col(tcol).str.contains(HTML_ENTITY).fill_null(False)).to_series()
@@ -342,7 +371,7 @@ def read_catalog(
             "%s: %s of %s titles hold HTML character references (column %r; first: row %d, "
             "%r read as %r); they are decoded, so the encoders, lists and pages see the "
             "characters. Decode them in the file to silence this.",
-            path, f"{int(coded.sum()):,}", f"{frame.height:,}", tcol, r + 1, raw[r],
+            path, f"{int(coded.sum()):,}", f"{frame.height:,}", tcol, at(r), raw[r],
             frame[tcol][r])
     row, n = first_bad_row(frame.select(_blank(tcol)).to_series())
     if n:  # kept, without a text vector (like a product without a photo)
@@ -350,7 +379,7 @@ def read_catalog(
             "%s: %s of %s products have an empty title (column %r; first: row %d, product %r); "
             "they are kept without one (no text or lexical vector in a model, which recommends "
             "them by their other modalities; categorization leaves them out).",
-            path, f"{n:,}", f"{frame.height:,}", tcol, row, frame[pid][row - 1])
+            path, f"{n:,}", f"{frame.height:,}", tcol, at(row - 1), frame[pid][row - 1])
         frame = frame.with_columns(
             pl.when(_blank(tcol)).then(None).otherwise(pl.col(tcol)).alias(tcol))
 
@@ -386,7 +415,7 @@ def read_catalog(
             logger.warning(
                 "%s: %s of %s image paths are relative paths with Windows separators (first: "
                 "row %d, %r); read with '/' ('%s').",
-                path, f"{int(windows.sum()):,}", f"{frame.height:,}", r + 1, frame[IMAGE][r],
+                path, f"{int(windows.sum()):,}", f"{frame.height:,}", at(r), frame[IMAGE][r],
                 frame[IMAGE][r].strip().replace("\\", "/"))
             rel = pl.when(pl.lit(windows)).then(rel.str.replace_all("\\", "/", literal=True)
                                                 ).otherwise(rel)
@@ -409,7 +438,7 @@ def read_catalog(
                     "%s: %s of %s image paths are URLs (first: row %d, %r); the photos are "
                     "downloaded when they are encoded, into the photos/ folder of the "
                     "embedding cache, where later runs find them.",
-                    path, f"{int(fetched.sum()):,}", f"{frame.height:,}", row,
+                    path, f"{int(fetched.sum()):,}", f"{frame.height:,}", at(row - 1),
                     frame[IMAGE][row - 1])
             if other.any():
                 row = int(other.arg_true()[0]) + 1
@@ -418,7 +447,7 @@ def read_catalog(
                     "row %d, %r; it fetches %s), so those products get no image vector. Copy "
                     "the photos to a local folder and point the image column (or --image-root "
                     "with --image-template '{product_id}.jpg') at the files.",
-                    path, f"{int(other.sum()):,}", f"{frame.height:,}", row,
+                    path, f"{int(other.sum()):,}", f"{frame.height:,}", at(row - 1),
                     frame[IMAGE][row - 1], ", ".join(f"{s}://" for s in SCHEMES))
     order = [c for c in (ID, TITLE, IMAGE, CATEGORY, GROUP) if c in frame.columns]
     frame = frame.select(order + [c for c in frame.columns if c not in order])

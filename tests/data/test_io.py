@@ -262,11 +262,54 @@ def test_duplicate_ids_name_both_file_rows(tmp_path):
     path.write_text("product_id,title\n007,a\n8,b\n9,c\n007,d\n8,e\n", "utf-8")
     with pytest.raises(DataError, match=re.escape(
             f"{path} row 4: duplicate product id '007' (first seen at row 1, column 'product_id'; "
-            "4 rows hold a repeated id). Ids must be unique: remove or rename the duplicates.")):
+            "4 rows hold a repeated id). Ids must be unique: remove or rename the duplicates, "
+            "or keep each id's first row with duplicate_ids='first' (--duplicate-ids first)")):
         read_catalog(path)
     # "7" and "007" are different ids
     path.write_text("product_id,title\n007,a\n7,b\n", "utf-8")
     assert len(read_catalog(path)) == 2
+    with pytest.raises(ParameterError, match="'duplicate_ids' parameter of read_catalog"):
+        read_catalog(path, duplicate_ids="last")
+
+
+SHOPIFY = """Handle,Title,Body (HTML),Vendor,Type,Option1 Name,Option1 Value,Variant SKU,Image Src,Image Position
+red-dress,Red Summer Dress,<p>Cotton</p>,Acme,Dresses,Size,S,RD-S,https://cdn.example/red-1.jpg,1
+red-dress,,,,,,M,RD-M,https://cdn.example/red-2.jpg,2
+red-dress,,,,,,L,RD-L,,
+blue-shirt,Blue Oxford Shirt &amp; Tie,<p>Classic</p>,Acme,Shirts,Size,M,BS-M,https://cdn.example/blue.jpg,1
+blue-shirt,,,,,,L,BS-L,,
+green-scarf,,<p>Warm</p>,Acme,Scarves,Title,Default Title,GS-1,img\\scarf.jpg,1
+"""
+
+
+def test_a_shop_export_with_variant_rows_keeps_each_products_first_row(tmp_path, caplog):
+    """Shopify's product CSV: a product's variants and further photos on rows of their own,
+    its fields on its first row. ``duplicate_ids="first"`` keeps that row; later messages
+    still name the file's rows."""
+    path = tmp_path / "products_export.csv"
+    path.write_text(SHOPIFY, "utf-8")
+    opts = dict(id_col="Handle", title_col="Title", image_col="Image Src", category_col="Type")
+    with pytest.raises(DataError, match=re.escape("row 2: duplicate product id 'red-dress'")):
+        read_catalog(path, **opts)
+    with caplog.at_level("INFO", logger="prodfusion.data"):
+        cat = read_catalog(path, duplicate_ids="first", **opts)
+    assert cat.ids.tolist() == ["red-dress", "blue-shirt", "green-scarf"]
+    assert cat.titles == ["Red Summer Dress", "Blue Oxford Shirt & Tie", None]
+    assert cat.image_paths == ["https://cdn.example/red-1.jpg", "https://cdn.example/blue.jpg",
+                               str(tmp_path.resolve() / "img" / "scarf.jpg")]
+    assert cat.frame["category"].to_list() == ["Dresses", "Shirts", "Scarves"]
+    assert cat.frame["Variant SKU"].to_list() == ["RD-S", "BS-M", "GS-1"]
+    text = [r.getMessage() for r in caplog.records]
+    assert (f"{path}: 3 rows repeat a product id seen on an earlier row (column 'Handle'; first: "
+            "row 2, 'red-dress', first seen at row 1); each id's first row is kept "
+            "(--duplicate-ids first): 3 products.") in text
+    # the rows named after the drop are the file's: 4 (the title), 6 (the empty title and
+    # the Windows path), 1 (the first URL)
+    assert any("first: row 4, 'Blue Oxford Shirt &amp; Tie' read as" in m for m in text)
+    assert any("have an empty title (column 'Title'; first: row 6, product 'green-scarf')" in m
+               for m in text)
+    assert any("relative paths with Windows separators (first: row 6," in m for m in text)
+    assert any("2 of 3 image paths are URLs (first: row 1," in m for m in text)
 
 
 def test_empty_ids_and_titles(tmp_path, caplog):
