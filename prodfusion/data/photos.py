@@ -244,7 +244,7 @@ def download_photos(
                 fail(url, str(exc) if isinstance(exc, (ValueError, _Unreachable))
                      else f"{type(exc).__name__}: {exc}")
                 unreachable += isinstance(exc, _Unreachable)
-                if gave_up is None and tried >= min(probe, len(todo)) and unreachable == tried:
+                if gave_up is None and probe <= tried < len(todo) and unreachable == tried:
                     gave_up = str(exc)
         if gave_up is not None:
             rest = [url for url, _ in queue]
