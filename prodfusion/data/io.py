@@ -51,13 +51,61 @@ def _option_flag(option: str) -> str:
     return _FLAGS.get(option, "--" + option.replace("_", "-"))
 
 
+#: Column names (lower case, letters and digits only) that exports commonly give each
+#: column a reader asks for: shop systems, merchant feeds, H&M, DIGINETICA, German shops.
+_LIKELY = {
+    "id_col": {"id", "productid", "itemid", "sku", "handle", "articleid", "articlenumber",
+               "artikelnummer", "artnr", "ean", "gtin", "asin", "offerid"},
+    "title_col": {"title", "name", "productname", "prodname", "itemname", "producttitle",
+                  "bezeichnung", "artikelname", "productdisplayname"},
+    "image_col": {"image", "imageurl", "imagelink", "imagesrc", "imagepath", "img", "picture",
+                  "photo", "photourl", "bild", "bildurl", "mainimage", "imagefile"},
+    "category_col": {"category", "categories", "producttype", "type", "productcategory",
+                     "googleproductcategory", "kategorie", "categoryname", "categoryid",
+                     "producttypename"},
+    "item_col": {"itemid", "productid", "articleid", "sku", "item", "product", "artikel"},
+    "session_cols": {"sessionid", "session", "visitorid", "userid", "customerid", "sitzung"},
+    "time_col": {"timestamp", "time", "ts", "datetime", "date", "eventtime", "tdat", "zeit",
+                 "eventdate"},
+}
+
+
+def _norm(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def likely_columns(option: str, column: str, found: list[str]) -> list[str]:
+    """Columns of ``found`` that may be the one ``option`` asked for as ``column``: the same
+    name up to case and punctuation, else names exports commonly give it.
+
+    >>> likely_columns("id_col", "product_id", ["Handle", "Title", "Image Src"])
+    ['Handle']
+    >>> likely_columns("title_col", "Name", ["sku", "name"])
+    ['name']
+    """
+    same = [c for c in found if _norm(c) == _norm(column)]
+    if same:
+        return same
+    return [c for c in found if _norm(c) in _LIKELY.get(option, ())]
+
+
 def missing_column_error(
     path: Path | str, column: str, option: str, found: list[str], what: str = "column"
 ) -> DataError:
-    """The house message for a column that the options name but the file lacks."""
+    """The house message for a column that the options name but the file lacks (naming the
+    file's columns that look like it, :func:`likely_columns`)."""
+    import shlex
+
+    likely = likely_columns(option, column, found)
+    hint = ""
+    if likely and not option.endswith(("a_col", "b_col")):
+        flag = _option_flag(option)
+        hint = (" " + " or ".join(repr(c) for c in likely[:3])
+                + (" looks" if len(likely) == 1 else " look") + " like it: "
+                + " or ".join(f"{flag} {shlex.quote(c)}" for c in likely[:3]) + ".")
     return DataError(
         f"{path}: no {what} {column!r} (found columns: {', '.join(map(repr, found))}). Name the "
-        f"right column with {option}= ({_option_flag(option)} on the command line)."
+        f"right column with {option}= ({_option_flag(option)} on the command line).{hint}"
     )
 
 
@@ -256,6 +304,20 @@ def read_catalog(
             chosen[std] = col
         elif col != optional_default:
             raise missing_column_error(path, col, option, found)
+        elif not (std == IMAGE and image_template is not None):  # an optional column left
+            # at its default and absent: said where the file has one that looks likely
+            likely = [c for c in likely_columns(option, col, found)
+                      if c not in (id_col, title_col)]
+            if likely:
+                import shlex
+
+                logger.warning(
+                    "%s: no %r column, so the products have no %s; %s may be one: %s (or %s "
+                    "'' to say there is none).", path, col,
+                    "photos" if std == IMAGE else "categories",
+                    " or ".join(repr(c) for c in likely[:3]),
+                    " or ".join(f"{_option_flag(option)} {shlex.quote(c)}" for c in likely[:3]),
+                    _option_flag(option))
     if IMAGE in chosen and image_template is not None:
         raise DataError(
             f"{path}: both an image column ({chosen[IMAGE]!r}) and image_template="

@@ -550,3 +550,33 @@ def test_hm_articles(shared_data):
     assert Path(cat.image_paths[0]).is_file()
     assert len(set(cat.categories)) == 107
     assert "detail_desc" in cat.frame.columns
+
+
+def test_columns_that_look_like_the_ones_asked_for_are_named(tmp_path, caplog):
+    """A missing column's refusal names the file's column that looks like it (same name up
+    to case and punctuation, or a name exports commonly give it); an optional column left at
+    its default and absent is said, where the file has a likely one."""
+    from tests.data.test_io import SHOPIFY
+
+    path = tmp_path / "products_export.csv"
+    path.write_text(SHOPIFY, "utf-8")
+    with pytest.raises(DataError, match=re.escape(
+            "Name the right column with id_col= (--id-col on the command line). 'Handle' "
+            "looks like it: --id-col Handle.")):
+        read_catalog(path)
+    with pytest.raises(DataError, match=re.escape("'Title' looks like it: --title-col Title.")):
+        read_catalog(path, id_col="Handle", title_col="TITLE")
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        read_catalog(path, id_col="Handle", title_col="Title", duplicate_ids="first")
+    assert (f"{path}: no 'image' column, so the products have no photos; 'Image Src' may be "
+            "one: --image-col 'Image Src' (or --image-col '' to say there is none).") in caplog.text
+    assert "'Type' may be one: --category-col Type (or --category-col '' to say" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="prodfusion.data"):  # said there is none: silent
+        read_catalog(path, id_col="Handle", title_col="Title", duplicate_ids="first",
+                     image_col=None, category_col="")
+    assert "may be one" not in caplog.text
+    # nothing alike: the refusal as before
+    path.write_text("a,b\n1,x\n", "utf-8")
+    with pytest.raises(DataError, match=r"on the command line\)\.$"):
+        read_catalog(path)
