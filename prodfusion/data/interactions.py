@@ -384,7 +384,7 @@ def read_interactions(
         ``%z``). Without it such a column is refused, naming the layouts that would read it.
     sep : str, optional
         Separator of delimited text.
-    fmt : {'csv', 'tsv', 'parquet', 'jsonl'}, optional
+    fmt : {'csv', 'tsv', 'parquet', 'jsonl', 'xml'}, optional
         Overrides the format guessed from the extension.
     keep_rows : mapping or sequence of str, optional
         Only the rows whose value in each named column is one of the given values, e.g.

@@ -240,7 +240,7 @@ def read_catalog(
     image_template : str, optional
         Builds the image path from other columns when the catalog has no image column, e.g.
         ``"{product_id}.jpg"`` (standard or original column names in braces).
-    fmt : {'csv', 'tsv', 'parquet', 'jsonl'}, optional
+    fmt : {'csv', 'tsv', 'parquet', 'jsonl', 'xml'}, optional
         Overrides the format guessed from the extension.
     sep : str, optional
         Separator of delimited text.

@@ -1,5 +1,5 @@
-"""Read any table (CSV, TSV, Parquet, JSON Lines; text formats also compressed, ``.csv.gz``,
-``.jsonl.bz2``, ``.tsv.xz``) with every column as text: the format from the extension, the
+"""Read any table (CSV, TSV, Parquet, JSON Lines, an XML product feed; text formats also
+compressed, ``.csv.gz``, ``.jsonl.bz2``, ``.xml.gz``) with every column as text: the format from the extension, the
 separator sniffed, and errors that name the file, the row and what to do (bad UTF-8, ragged
 CSV rows). :func:`prodfusion.data.io.read_catalog` and the interaction
 readers (:mod:`prodfusion.data.interactions`) read through :func:`read_table`.
@@ -26,8 +26,8 @@ logger = logging.getLogger("prodfusion.data")
 
 __all__ = ["read_table", "detect_format", "Format", "FORMATS"]
 
-Format = Literal["csv", "tsv", "parquet", "jsonl"]
-FORMATS: tuple[str, ...] = ("csv", "tsv", "parquet", "jsonl")
+Format = Literal["csv", "tsv", "parquet", "jsonl", "xml"]
+FORMATS: tuple[str, ...] = ("csv", "tsv", "parquet", "jsonl", "xml")
 
 _EXTENSIONS: dict[str, str] = {
     ".csv": "csv",
@@ -38,6 +38,9 @@ _EXTENSIONS: dict[str, str] = {
     ".pq": "parquet",
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
+    ".xml": "xml",
+    ".rss": "xml",
+    ".atom": "xml",
 }
 _SNIFF = (",", ";", "\t", "|")
 #: Compressed files, read through the standard library (``clicks.csv.gz``: a gzipped CSV).
@@ -75,7 +78,8 @@ def detect_format(path: str | Path, fmt: str | None = None, *, where: str = "rea
     """
     if fmt is not None:
         if fmt not in FORMATS:
-            raise param_error("fmt", where, "one of 'csv', 'tsv', 'parquet', 'jsonl' or None", fmt)
+            raise param_error("fmt", where, "one of 'csv', 'tsv', 'parquet', 'jsonl', 'xml' or "
+                              "None", fmt)
         return fmt
     p = Path(path)
     if _compression(p):
@@ -88,8 +92,8 @@ def detect_format(path: str | Path, fmt: str | None = None, *, where: str = "rea
     if suffix not in _EXTENSIONS:
         raise DataError(
             f"{path}: unknown file format {suffix or '(no extension)'!r}. Use a .csv, .tsv, .txt, "
-            f".parquet, .jsonl or .ndjson file (text ones also compressed: .csv.gz, .bz2, .xz), "
-            f"or name the format with fmt= ('csv', 'tsv', 'parquet' or 'jsonl')."
+            f".parquet, .jsonl, .ndjson or .xml file (text ones also compressed: .csv.gz, .bz2, "
+            f".xz), or name the format with fmt= ('csv', 'tsv', 'parquet', 'jsonl' or 'xml')."
         )
     return _EXTENSIONS[suffix]
 
@@ -243,10 +247,11 @@ def read_table(
     Parameters
     ----------
     path : str or Path
-        A ``.csv``/``.tsv``/``.txt`` (delimited text), ``.parquet`` or ``.jsonl``/``.ndjson``
-        file; text files may be compressed (``.csv.gz``, ``.jsonl.bz2``, ``.tsv.xz``: read
-        into memory decompressed).
-    fmt : {'csv', 'tsv', 'parquet', 'jsonl'}, optional
+        A ``.csv``/``.tsv``/``.txt`` (delimited text), ``.parquet``, ``.jsonl``/``.ndjson``
+        or ``.xml`` (a product feed: :func:`prodfusion.data.feeds.read_xml`) file; text files
+        may be compressed (``.csv.gz``, ``.jsonl.bz2``, ``.xml.gz``: read into memory
+        decompressed).
+    fmt : {'csv', 'tsv', 'parquet', 'jsonl', 'xml'}, optional
         Overrides the format guessed from the extension.
     sep : str, optional
         Separator of delimited text. Default: tab for ``.tsv``, otherwise the most frequent of
@@ -291,7 +296,7 @@ def read_table(
             raise DataError(f"{path}: cannot be decompressed as {path.suffix.lower()} ({e}). "
                             f"Check that the file is whole and compressed as its name says."
                             ) from None
-    if encoding is not None and kind != "parquet" and \
+    if encoding is not None and kind not in ("parquet", "xml") and \
             codecs.lookup(_codec(encoding, where)).name != "utf-8":
         source = _transcode(path, source, encoding)
     opener = (lambda: io.BytesIO(source.getvalue())) if isinstance(source, io.BytesIO) \
@@ -322,6 +327,10 @@ def read_table(
                            "under its name, the others as %s.", path,
                            sorted({re.sub(r"_duplicated_\d+$", "", c) for c in twins}), twins)
         return _without_trailing_blank_rows(frame)
+    if kind == "xml":  # the XML declaration names its own encoding
+        from prodfusion.data.feeds import read_xml
+
+        return read_xml(source, path)
     if kind == "jsonl":
         if (source.getbuffer().nbytes if isinstance(source, io.BytesIO)
                 else path.stat().st_size) == 0:

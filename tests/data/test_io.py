@@ -52,7 +52,7 @@ def test_fmt_overrides_extension(tmp_path):
     assert read_catalog(path, fmt="jsonl").ids[1] == "000123"
     with pytest.raises(ParameterError, match=re.escape(
             "The 'fmt' parameter of read_catalog() must be one of 'csv', 'tsv', 'parquet', "
-            "'jsonl' or None. Got 'xlsx' instead.")):
+            "'jsonl', 'xml' or None. Got 'xlsx' instead.")):
         read_catalog(path, fmt="xlsx")
 
 
@@ -65,9 +65,9 @@ def test_unknown_extension(tmp_path):
     path = tmp_path / "catalog.dat"
     path.write_bytes(b"PK")
     with pytest.raises(DataError, match=re.escape(f"{path}: unknown file format '.dat'. Use a "
-                                                  ".csv, .tsv, .txt, .parquet, .jsonl or .ndjson "
-                                                  "file (text ones also compressed: .csv.gz, .bz2, "
-                                                  ".xz), or name the format with fmt=")):
+                                                  ".csv, .tsv, .txt, .parquet, .jsonl, .ndjson or "
+                                                  ".xml file (text ones also compressed: .csv.gz, "
+                                                  ".bz2, .xz), or name the format with fmt=")):
         read_catalog(path)
 
 

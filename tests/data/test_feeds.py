@@ -1,0 +1,123 @@
+"""XML product feeds read as catalogs: Google Merchant Center (RSS and Atom), Yandex YML,
+plain product lists; compressed, in a declared encoding; broken ones named."""
+
+from __future__ import annotations
+
+import gzip
+import re
+
+import pytest
+
+from prodfusion.data import read_catalog, read_table
+from prodfusion.errors import DataError
+
+GOOGLE_RSS = """<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0" xmlns:g="http://base.google.com/ns/1.0">
+ <channel>
+  <title>Example shop</title><link>https://shop.example</link>
+  <description>All products</description>
+  <item>
+   <g:id>00012</g:id>
+   <title>Red &amp;amp; white dress</title>
+   <g:title>ignored twin</g:title>
+   <link>https://shop.example/p/12</link>
+   <g:image_link>https://cdn.example/12.jpg</g:image_link>
+   <g:additional_image_link>https://cdn.example/12-b.jpg</g:additional_image_link>
+   <g:additional_image_link>https://cdn.example/12-c.jpg</g:additional_image_link>
+   <g:product_type><![CDATA[Apparel > Dresses]]></g:product_type>
+   <g:price>49.00 EUR</g:price>
+   <g:shipping><g:country>DE</g:country><g:price>4.95 EUR</g:price></g:shipping>
+  </item>
+  <item>
+   <g:id>00013</g:id>
+   <title>Blue shirt</title>
+   <g:image_link>https://cdn.example/13.jpg</g:image_link>
+   <g:product_type>Apparel &gt; Shirts</g:product_type>
+  </item>
+ </channel>
+</rss>
+"""
+
+YML = """<?xml version="1.0" encoding="windows-1251"?>
+<yml_catalog date="2026-12-01 10:00">
+ <shop>
+  <name>Магазин</name>
+  <categories><category id="1">Обувь</category><category id="2">Сумки</category></categories>
+  <offers>
+   <offer id="101" available="true"><name>Кроссовки красные</name><categoryId>1</categoryId>
+    <picture>https://cdn.example/101-a.jpg</picture><picture>https://cdn.example/101-b.jpg</picture>
+   </offer>
+   <offer id="102" available="false"><name>Сумка кожаная</name><categoryId>2</categoryId>
+    <picture>https://cdn.example/102.jpg</picture>
+   </offer>
+  </offers>
+ </shop>
+</yml_catalog>
+"""
+
+
+def test_a_google_merchant_feed_reads_as_a_catalog(tmp_path, caplog):
+    path = tmp_path / "feed.xml"
+    path.write_text(GOOGLE_RSS, "utf-8")
+    frame = read_table(path)
+    assert frame.columns == ["id", "title", "g:title", "link", "image_link",
+                             "additional_image_link", "product_type", "price",
+                             "shipping.country", "shipping.price"]
+    assert frame["additional_image_link"].to_list() == [
+        ["https://cdn.example/12-b.jpg", "https://cdn.example/12-c.jpg"], None]
+    assert frame["shipping.price"].to_list() == ["4.95 EUR", None]
+    with pytest.raises(DataError, match=re.escape("'id' looks like it: --id-col id.")):
+        read_catalog(path)
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        cat = read_catalog(path, id_col="id", image_col="image_link", category_col="product_type")
+    assert cat.ids.tolist() == ["00012", "00013"]  # text: leading zeros kept
+    assert cat.titles == ["Red & white dress", "Blue shirt"]  # the feed's own &amp;amp; too
+    assert cat.image_paths == ["https://cdn.example/12.jpg", "https://cdn.example/13.jpg"]
+    assert cat.frame["category"].to_list() == ["Apparel > Dresses", "Apparel > Shirts"]
+    # the same feed gzipped, and as Atom
+    gz = tmp_path / "feed.xml.gz"
+    gz.write_bytes(gzip.compress(GOOGLE_RSS.encode()))
+    assert read_table(gz).equals(frame)
+    atom = (GOOGLE_RSS.replace('<rss version="2.0"', '<feed xmlns="http://www.w3.org/2005/Atom"')
+            .replace("</rss>", "</feed>").replace("<channel>", "").replace("</channel>", "")
+            .replace("<item>", "<entry>").replace("</item>", "</entry>"))
+    (tmp_path / "feed.atom").write_text(atom, "utf-8")
+    assert read_table(tmp_path / "feed.atom").equals(frame)
+
+
+def test_a_yml_feed_in_its_declared_encoding_reads_attributes_and_lists(tmp_path, caplog):
+    path = tmp_path / "market.xml"
+    path.write_bytes(YML.encode("cp1251"))
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        cat = read_catalog(path, id_col="id", title_col="name", image_col="picture",
+                           category_col="categoryId")
+    assert cat.ids.tolist() == ["101", "102"]
+    assert cat.titles == ["Кроссовки красные", "Сумка кожаная"]
+    assert cat.image_paths == ["https://cdn.example/101-a.jpg", "https://cdn.example/102.jpg"]
+    assert cat.frame["available"].to_list() == ["true", "false"]
+    assert "column 'picture' holds lists of photos (1 products have several)" in caplog.text
+
+
+def test_a_plain_product_list_and_a_single_record(tmp_path):
+    path = tmp_path / "export.xml"
+    path.write_text("<export><meta><generated>today</generated><by>erp</by></meta>"
+                    "<products>" + "".join(
+                        f"<product><sku>{i:03d}</sku><name>Item {i}</name></product>"
+                        for i in range(5)) + "</products></export>", "utf-8")
+    frame = read_table(path)
+    assert frame.columns == ["sku", "name"] and frame["sku"].to_list()[:2] == ["000", "001"]
+    # a feed of one product: still its record, not the channel around it
+    one = GOOGLE_RSS.split("<item>")
+    path.write_text(one[0] + "<item>" + one[1].split("</item>")[0] + "</item></channel></rss>",
+                    "utf-8")
+    assert read_table(path)["id"].to_list() == ["00012"]
+
+
+def test_broken_and_empty_feeds_are_named(tmp_path):
+    path = tmp_path / "feed.xml"
+    path.write_text(GOOGLE_RSS[:700], "utf-8")
+    with pytest.raises(DataError, match=re.escape(f"{path}: cannot be parsed as XML (")):
+        read_table(path)
+    path.write_text("<rss><channel><title>nothing</title></channel></rss>", "utf-8")
+    with pytest.raises(DataError, match=re.escape(f"{path}: no records found in the XML")):
+        read_table(path)
