@@ -159,11 +159,11 @@ def main() -> None:
         lines.append(f"| {label} | {seconds:.1f} s | {seconds / runs[0][1]:.2f} | {requests:,} "
                      f"| {emb.n_present:,} present, {'equal to' if same else 'NOT equal to'} "
                      "the baseline's |")
-    lines += ["", "The first URL run pays the downloads (16 at a time) on top of the baseline's "
-              "encoding; the second finds the photos in the cache's `photos/` folder and their "
-              "vectors in the cache, and asks the server for nothing (a rebuild from local files "
-              "with its cache is as quick: the photos' encoding is what the cache saves). One "
-              "run each: timings "
+    lines += ["", "The first URL run fetches the photos (16 at a time, into memory, four "
+              "batches ahead of the model) beside the baseline's encoding; the second finds "
+              "their vectors in the cache under their URLs and asks the server for nothing (a "
+              "rebuild from local files with its cache is as quick: the photos' encoding is "
+              "what the cache saves). One run each: timings "
               "on this shared VM move by several percent from run to run.", ""]
     args.report.write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {args.report}")

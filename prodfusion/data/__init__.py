@@ -3,7 +3,6 @@
 from prodfusion.data.catalog import Catalog
 from prodfusion.data.interactions import clean_sessions, read_interactions, read_pairs
 from prodfusion.data.io import read_catalog
-from prodfusion.data.photos import download_photos
 from prodfusion.data.sessions import SessionReport, Sessions
 from prodfusion.data.stats import dataset_stats, format_stats
 from prodfusion.data.synthetic import SyntheticPaths, make_synthetic
@@ -12,7 +11,6 @@ from prodfusion.data.tables import read_table
 __all__ = [
     "Catalog",
     "read_catalog",
-    "download_photos",
     "read_table",
     "read_interactions",
     "read_pairs",

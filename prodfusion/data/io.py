@@ -498,8 +498,8 @@ def read_catalog(
                 row = int(fetched.arg_true()[0]) + 1
                 logger.info(
                     "%s: %s of %s image paths are URLs (first: row %d, %r); the photos are "
-                    "downloaded when they are encoded, into the photos/ folder of the "
-                    "embedding cache, where later runs find them.",
+                    "fetched when they are encoded (into memory; the embedding cache keeps "
+                    "their vectors under the URL, so later runs fetch only new URLs).",
                     path, f"{int(fetched.sum()):,}", f"{frame.height:,}", at(row - 1),
                     frame[IMAGE][row - 1])
             if other.any():

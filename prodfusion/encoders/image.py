@@ -16,9 +16,10 @@ the model in batches under ``torch.inference_mode()``. Before any model-specific
 preprocessing every image gets its EXIF orientation applied and transparent pixels
 composited onto white (product cut-outs). A missing, unreadable or corrupt file never
 stops a run: the product's image is marked absent and the failure is counted and logged.
-Photos named by URL (``https://…``) are downloaded first (:func:`prodfusion.data.photos.download_photos`)
-into ``photo_dir`` — by default the ``photos/`` folder of the embedding cache, kept for later
-runs, or a temporary folder removed after the run where there is no cache.
+A photo named by URL (``https://…``) is fetched into memory by the reading threads
+(:class:`prodfusion.data.photos.PhotoFetcher`, more threads than for files), never written
+to disk; the embedding cache keeps its vector under the URL, so a later run fetches only
+URLs it has not encoded before.
 The two models are in :mod:`prodfusion.encoders.image_models`.
 """
 
@@ -27,12 +28,11 @@ from __future__ import annotations
 import importlib
 import io
 import os
-import tempfile
 import time
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -57,6 +57,10 @@ def __getattr__(name: str) -> Any:
 
 #: How many failures are kept in ``Embeddings.info["failures"]``.
 MAX_FAILURES_LISTED = 20
+#: Threads that fetch photos named by URL (they wait on the network, not the CPU), and how
+#: many batches are fetched ahead of the model.
+URL_WORKERS = 16
+URL_BATCHES_AHEAD = 4
 
 
 @dataclass(frozen=True)
@@ -126,23 +130,17 @@ class ImageEncoder(BatchEncoder):
         running again only encodes what is missing.
     decode_workers : int, optional
         Threads that read and decode images (default: ``min(8, os.cpu_count())``).
-    photo_dir : str or Path, optional
-        Where photos named by URL are downloaded (default: ``<cache folder>/photos``, or a
-        temporary folder removed after each run where there is no cache). A URL fetched
-        before is read from there, not fetched again.
     """
 
     modality: Modality = "image"
     version: int = 1
     default_batch_size: int = 32
 
-    def __init__(self, spec: str, *, decode_workers: int | None = None,
-                 photo_dir: str | os.PathLike | None = None, **kwargs) -> None:
+    def __init__(self, spec: str, *, decode_workers: int | None = None, **kwargs) -> None:
         super().__init__(spec, **kwargs)
         self.decode_workers = check_batch_size(
             decode_workers, min(8, os.cpu_count() or 1), "ImageEncoder()", "decode_workers"
         )
-        self.photo_dir = photo_dir
 
     def _prepare(self, image) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -152,15 +150,35 @@ class ImageEncoder(BatchEncoder):
 
     # ---------------------------------------------------------------- workers
     def _hash_one(self, path: str) -> tuple[str | None, str | None]:
+        """The cache key of a photo: the SHA-256 of a file's bytes; of a URL, its
+        :func:`~prodfusion.data.photos.url_key` (nothing fetched)."""
+        from prodfusion.data.io import is_url
+
+        if is_url(path):
+            from prodfusion.data.photos import url_key
+
+            return url_key(path), None
         try:
             return content_key(_read(path)), None
         except OSError as exc:
             return None, _describe_os_error(exc, path)
 
-    def _load_one(self, path: str) -> tuple[np.ndarray | None, str | None, str | None]:
-        """``(array, None, None)`` or ``(None, kind, reason)``; never raises."""
+    def _load_one(self, path: str, fetcher=None
+                  ) -> tuple[np.ndarray | None, str | None, str | None]:
+        """``(array, None, None)`` or ``(None, kind, reason)``; never raises. A URL is
+        fetched with ``fetcher`` (a :class:`~prodfusion.data.photos.PhotoFetcher`)."""
+        from prodfusion.data.io import is_url
+
         try:
-            data = _read(path)
+            if is_url(path):
+                from prodfusion.data.photos import PhotoFetcher, PhotoFetchError
+
+                try:
+                    data = (fetcher or PhotoFetcher()).fetch(path)
+                except PhotoFetchError as exc:
+                    return None, "missing", f"download failed: {exc}"
+            else:
+                data = _read(path)
         except OSError as exc:
             return None, "missing", _describe_os_error(exc, path)
         try:
@@ -197,49 +215,20 @@ class ImageEncoder(BatchEncoder):
     def _encode_paths(self, paths: list[str | None]):
         from prodfusion.data.io import is_url
 
-        if not any(is_url(p) for p in paths):
-            return self._encode_files(paths)
-        if self.photo_dir is not None:
-            return self._encode_files(paths, self.photo_dir)
-        if self.cache is not None:
-            return self._encode_files(paths, Path(self.cache.directory) / "photos")
-        with tempfile.TemporaryDirectory(prefix="prodfusion-photos-") as tmp:
-            return self._encode_files(paths, tmp)
-
-    def _encode_files(self, paths: list[str | None], photo_dir=None):
-        """Encode ``paths``; URLs among them are downloaded into ``photo_dir`` first (a
-        failed download is a "missing" image named by its URL)."""
         t0 = time.perf_counter()
         n = len(paths)
-        named = paths
-        fetched: dict[int, str] = {}
-        if photo_dir is not None:
-            from prodfusion.data.io import is_url
-            from prodfusion.data.photos import download_photos
-
-            urls = [i for i, p in enumerate(paths) if is_url(p)]
-            downloads = download_photos([paths[i] for i in urls], photo_dir,
-                                        progress=self.progress)
-            paths = list(paths)
-            for j, i in enumerate(urls):
-                paths[i] = downloads.paths[j]
-                if j in downloads.failures:
-                    fetched[i] = downloads.failures[j]
-        given = [i for i, p in enumerate(named) if p is not None and str(p) != ""]
+        given = [i for i, p in enumerate(paths) if p is not None and str(p) != ""]
         mask = np.zeros(n, dtype=bool)
-        failed: dict[int, ImageFailure] = {
-            i: ImageFailure(i, str(named[i]), "missing", f"download failed: {reason}")
-            for i, reason in fetched.items()}
+        failed: dict[int, ImageFailure] = {}
         keys: dict[int, str] = {}
         cached_rows: dict[int, np.ndarray] = {}
         pool = ThreadPoolExecutor(max_workers=self.decode_workers, thread_name_prefix="pf-img")
         try:
             if self.cache is not None and given:
-                hashed_rows = [i for i in given if i not in failed]
-                hashes = pool.map(self._hash_one, [str(paths[i]) for i in hashed_rows])
-                for i, (key, err) in zip(hashed_rows, hashes, strict=True):
+                hashes = pool.map(self._hash_one, [str(paths[i]) for i in given])
+                for i, (key, err) in zip(given, hashes, strict=True):
                     if key is None:
-                        failed[i] = ImageFailure(i, str(named[i]), "missing", err)
+                        failed[i] = ImageFailure(i, str(paths[i]), "missing", err)
                     else:
                         keys[i] = key
                 hashed = list(keys)
@@ -248,9 +237,25 @@ class ImageEncoder(BatchEncoder):
                     if found[j]:
                         cached_rows[i] = got[j]
             todo = [i for i in given if i not in failed and i not in cached_rows]
-            new_rows, new_index = self._run_model(pool, paths, todo, failed, keys, named)
+            # a URL on several rows is fetched once: its other rows copy the first's result
+            first_of: dict[str, int] = {}
+            twin = {i: first_of.setdefault(str(paths[i]).strip(), i) for i in todo
+                    if is_url(paths[i])}
+            twin = {i: j for i, j in twin.items() if i != j}
+            todo = [i for i in todo if i not in twin]
+            new_rows, new_index = self._run_model(pool, paths, todo, failed, keys)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+        if twin:
+            done = dict(zip(new_index, range(len(new_index)), strict=True))
+            extra = [(i, done[j]) for i, j in twin.items() if j in done]
+            if extra:
+                block = np.concatenate(new_rows, axis=0)
+                new_rows = [*new_rows, block[[r for _, r in extra]]]
+                new_index = [*new_index, *(i for i, _ in extra)]
+            for i, j in twin.items():
+                if j in failed:
+                    failed[i] = ImageFailure(i, str(paths[i]), failed[j].kind, failed[j].reason)
 
         if new_rows:
             dim = new_rows[0].shape[1]
@@ -286,49 +291,80 @@ class ImageEncoder(BatchEncoder):
         }
         return vectors, mask, failures, stats
 
-    def _run_model(self, pool, paths, todo, failed, keys, named=None):
-        """Decode ``todo`` in the pool (one batch ahead) and embed; returns blocks + rows.
-        Failures name ``named[i]`` (the URL of a downloaded photo), else ``paths[i]``.
+    def _run_model(self, pool, paths, todo, failed, keys):
+        """Decode ``todo`` in the pool (one batch ahead; photos named by URL fetched in a
+        pool of their own, :data:`URL_BATCHES_AHEAD` batches ahead) and embed; returns
+        blocks + rows.
 
         New vectors go to the cache (``keys``: content key per path index) every
         ``checkpoint_every`` images and when the loop ends or is interrupted.
         """
+        from prodfusion.data.io import is_url
+
         rows: list[np.ndarray] = []
         index: list[int] = []
-        named = paths if named is None else named
         if not todo:
             return rows, index
         self.load()
         chunks = [todo[s : s + self.batch_size] for s in range(0, len(todo), self.batch_size)]
+        web = {i for i in todo if is_url(paths[i])}
+        fetcher = url_pool = None
+        if web:
+            from prodfusion.data.photos import PhotoFetcher
+
+            fetcher = PhotoFetcher()
+            url_pool = ThreadPoolExecutor(max_workers=URL_WORKERS, thread_name_prefix="pf-url")
 
         def submit(chunk) -> list[Future]:
-            return [pool.submit(self._load_one, str(paths[i])) for i in chunk]
+            return [url_pool.submit(self._load_one, str(paths[i]), fetcher) if i in web
+                    else pool.submit(self._load_one, str(paths[i])) for i in chunk]
 
-        with (
-            progress_bar(len(todo), f"{self.spec} images", "img", self.progress) as bar,
-            self._checkpointer(self.cache) as checkpoint,
-        ):
-            pending = submit(chunks[0])
-            for c, chunk in enumerate(chunks):
-                results = [f.result() for f in pending]
-                if c + 1 < len(chunks):  # decode the next batch while the model runs
-                    pending = submit(chunks[c + 1])
-                arrays, ok = [], []
-                for i, (arr, kind, reason) in zip(chunk, results, strict=True):
-                    if arr is None:
-                        failed[i] = ImageFailure(i, str(named[i]), kind, reason)
-                    else:
-                        arrays.append(arr)
-                        ok.append(i)
-                if arrays:
-                    rows.append(
-                        self._embed_checked(np.stack(arrays), "images", f"image {named[ok[0]]!r}")
-                    )
-                    index.extend(ok)
-                    if keys:
-                        checkpoint.add([keys[i] for i in ok], rows[-1])
-                bar.update(len(chunk))
+        ahead = URL_BATCHES_AHEAD if web else 1
+        try:
+            with (
+                progress_bar(len(todo), f"{self.spec} images", "img", self.progress) as bar,
+                self._checkpointer(self.cache) as checkpoint,
+            ):
+                self._embed_chunks(chunks, submit, ahead, paths, failed, keys, rows, index,
+                                   bar, checkpoint)
+        finally:
+            if url_pool is not None:
+                url_pool.shutdown(wait=True, cancel_futures=True)
+        if fetcher is not None:
+            self._report_fetches(fetcher, len(web))
         return rows, index
+
+    def _report_fetches(self, fetcher, n_urls: int) -> None:
+        if fetcher.gave_up is not None:
+            logger.warning("%s: none of the first %d photo URLs could be reached (%s); the "
+                           "other %s were not tried.", self.spec, fetcher.n_probed,
+                           fetcher.gave_up, f"{n_urls - fetcher.n_tried:,}")
+        else:
+            logger.info("%s: %s of %s photo URLs fetched", self.spec,
+                        f"{fetcher.n_fetched:,}", f"{n_urls:,}")
+
+    def _embed_chunks(self, chunks, submit, ahead, paths, failed, keys, rows, index, bar,
+                      checkpoint) -> None:
+        pending = deque(submit(chunks[c]) for c in range(min(ahead, len(chunks))))
+        for c, chunk in enumerate(chunks):
+            results = [f.result() for f in pending.popleft()]
+            if c + ahead < len(chunks):  # read the next batches while the model runs
+                pending.append(submit(chunks[c + ahead]))
+            arrays, ok = [], []
+            for i, (arr, kind, reason) in zip(chunk, results, strict=True):
+                if arr is None:
+                    failed[i] = ImageFailure(i, str(paths[i]), kind, reason)
+                else:
+                    arrays.append(arr)
+                    ok.append(i)
+            if arrays:
+                rows.append(
+                    self._embed_checked(np.stack(arrays), "images", f"image {paths[ok[0]]!r}")
+                )
+                index.extend(ok)
+                if keys:
+                    checkpoint.add([keys[i] for i in ok], rows[-1])
+            bar.update(len(chunk))
 
     def encode(self, catalog, sessions=None) -> Embeddings:
         """Embed every catalog row's image; rows without a usable image are absent.

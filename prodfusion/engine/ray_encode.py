@@ -178,16 +178,7 @@ def encode_on_ray(
         inputs = list(dict.fromkeys(titles))
         keys = [content_key(t) for t in inputs]
     else:
-        from prodfusion.data.io import is_url
-        from prodfusion.data.photos import download_photos
-
         paths = [p if p else None for p in catalog.image_paths]
-        if any(is_url(p) for p in paths):  # photos named by URL: fetched once, here
-            urls = [i for i, p in enumerate(paths) if is_url(p)]
-            got = download_photos([paths[i] for i in urls], Path(cache.directory) / "photos",
-                                  progress=False)
-            for j, i in enumerate(urls):
-                paths[i] = got.paths[j]  # a failed one: None here, named by the local encode
         inputs, keys = [], []
         for p in dict.fromkeys(p for p in paths if p is not None):
             key, err = enc._hash_one(str(p))

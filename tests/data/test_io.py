@@ -150,7 +150,7 @@ def test_optional_columns_default_missing_is_fine_explicit_missing_is_not(tmp_pa
 
 def test_image_urls_are_kept_as_urls_and_named(tmp_path, caplog):
     """A column of image URLs is not joined to the catalog's folder; a line says that web
-    photos are downloaded when encoded, and a warning names the URLs that are not (s3://)."""
+    photos are fetched when encoded, and a warning names the URLs that are not (s3://)."""
     path = tmp_path / "c.csv"
     path.write_text("product_id,title,image\n1,a,https://cdn.example/1.jpg\n2,b,x.jpg\n"
                     "3,c, s3://bucket/3.png\n4,d,HTTP://cdn.example/4.jpg\n", "utf-8")
@@ -161,7 +161,7 @@ def test_image_urls_are_kept_as_urls_and_named(tmp_path, caplog):
     infos = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any(m.startswith(f"{path}: 2 of 4 image paths are URLs (first: row 1, "
-                            "'https://cdn.example/1.jpg'); the photos are downloaded") for m in infos)
+                            "'https://cdn.example/1.jpg'); the photos are fetched") for m in infos)
     assert warnings == [
         f"{path}: 1 of 4 image paths are URLs prodfusion does not download (first: row 3, "
         "'s3://bucket/3.png'; it fetches http://, https://, file://), so those products get no "

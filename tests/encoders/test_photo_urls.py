@@ -1,6 +1,6 @@
-"""Photos named by URL: downloaded once (a local HTTP server stands in for a shop's CDN),
-encoded as the same files would be, reused by later runs; failures named by their URL;
-``build``, ``add`` and the service with such a catalog."""
+"""Photos named by URL: fetched (a local HTTP server stands in for a shop's CDN), encoded as
+the same files would be, their vectors cached under the URL for later runs; failures named
+by their URL; ``build``, ``add`` and the service with such a catalog."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from prodfusion.data.photos import download_photos, photo_file
+from prodfusion.data.photos import PhotoFetcher, PhotoFetchError
 from prodfusion.encoders import ImageFailure, make_encoder
 from prodfusion.encoders.cache import EmbeddingCache
 from tests.encoders.conftest import draw, make_catalog
@@ -67,82 +67,82 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_photos_are_downloaded_once_and_failures_named(cdn, tmp_path):
-    urls = [f"{cdn.url}/p/red.jpg", None, f"{cdn.url}/p/blue.jpg?w=800", f"{cdn.url}/p/gone.jpg",
-            f"{cdn.url}/p/page.jpg", f" {cdn.url}/p/red.jpg", f"{cdn.url}/p/busy.jpg",
-            "s3://bucket/a.jpg"]
-    got = download_photos(urls, tmp_path / "photos", workers=3, progress=False)
-    assert got.paths[0] == got.paths[5] == str(photo_file(urls[0], tmp_path / "photos"))
-    assert got.paths[0].endswith(".jpg") and got.paths[1] is None
-    assert open(got.paths[2], "rb").read() == cdn.routes["/p/blue.jpg"][0][2]
-    assert open(got.paths[6], "rb").read() == cdn.routes["/p/blue.jpg"][0][2]  # tried again
-    assert got.failures == {
-        3: "HTTP 404 Not Found",
-        4: "not a photo: the server answered text/html",
-        7: "s3:// URLs are not downloaded; copy the photos to a local folder and point the "
-           "image column at the files"}
-    assert [got.paths[i] for i in (3, 4, 7)] == [None, None, None]
-    assert (got.n_fetched, got.n_reused) == (3, 0)
-    assert cdn.hits["/p/red.jpg"] == 1 and cdn.hits["/p/busy.jpg"] == 2
+def test_photos_are_fetched_with_retries_and_failures_named(cdn):
+    f = PhotoFetcher()
+    assert f.fetch(f"{cdn.url}/p/red.jpg") == cdn.routes["/p/red.jpg"][0][2]
+    assert f.fetch(f"{cdn.url}/p/blue.jpg?w=800") == cdn.routes["/p/blue.jpg"][0][2]
+    assert f.fetch(f" {cdn.url}/p/busy.jpg") == cdn.routes["/p/blue.jpg"][0][2]  # a 503 first
+    assert cdn.hits["/p/busy.jpg"] == 2
+    for path, reason in (("/p/gone.jpg", "HTTP 404 Not Found"),
+                         ("/p/page.jpg", "not a photo: the server answered text/html")):
+        with pytest.raises(PhotoFetchError, match=f"^{reason}$"):
+            f.fetch(cdn.url + path)
     assert cdn.hits["/p/gone.jpg"] == 1  # a 404 is not retried
-    assert not list((tmp_path / "photos").rglob("*.part"))
-    # a second run finds the photos and asks the server only for what failed
-    again = download_photos(urls, tmp_path / "photos", progress=False)
-    assert again.paths == got.paths and again.failures == got.failures
-    assert (again.n_fetched, again.n_reused) == (0, 3)
-    assert cdn.hits["/p/red.jpg"] == 1 and cdn.hits["/p/gone.jpg"] == 2
+    with pytest.raises(PhotoFetchError, match=r"^s3:// URLs are not downloaded; copy the photos"):
+        f.fetch("s3://bucket/a.jpg")
+    assert (f.n_tried, f.n_fetched, f.gave_up) == (6, 3, None)
 
 
-def test_an_unreachable_host_stops_the_downloads_after_the_first_few(tmp_path, caplog):
-    urls = [f"http://127.0.0.1:{_closed_port()}/p/{i}.jpg" for i in range(40)]
-    with caplog.at_level("WARNING", logger="prodfusion.data"):
-        got = download_photos(urls, tmp_path, workers=1, retries=0, probe=3, progress=False)
-    assert sorted(got.failures) == list(range(40)) and not any(got.paths)
-    skipped = [r for r in got.failures.values() if r.startswith("not tried: none of the first")]
-    assert 30 <= len(skipped) <= 37  # at most four were under way when the third failed
-    assert all(r.startswith("cannot reach the server") for r in got.failures.values()
-               if r not in skipped)
-    assert "photo URLs could be reached" in caplog.text
-    assert not (tmp_path / "photos").exists()
+def test_an_unreachable_host_stops_the_fetches_after_the_first_few():
+    f = PhotoFetcher(probe=3, retries=0, timeout=2)
+    url = f"http://127.0.0.1:{_closed_port()}/p/1.jpg"
+    reasons = []
+    for _ in range(10):
+        with pytest.raises(PhotoFetchError) as err:
+            f.fetch(url)
+        reasons.append(str(err.value))
+    assert all(r.startswith("cannot reach the server") for r in reasons[:3])
+    assert all(r.startswith("not tried: none of the first 3 photo URLs could be reached "
+                            "(cannot reach the server") for r in reasons[3:])
+    assert f.n_tried == 3 and f.n_probed == 3
 
 
-def test_bad_download_options_are_refused(tmp_path):
+def test_bad_fetcher_options_are_refused():
     from prodfusion.errors import ParameterError
 
-    for kw in ({"workers": 0}, {"timeout": 0}, {"retries": -1}, {"probe": 1.5}):
+    for kw in ({"probe": 0}, {"timeout": 0}, {"retries": -1}, {"max_bytes": 1.5}):
         with pytest.raises(ParameterError, match=f"'{next(iter(kw))}' parameter of "
-                                                 "download_photos"):
-            download_photos([], tmp_path, **kw)
+                                                 "PhotoFetcher"):
+            PhotoFetcher(**kw)
 
 
 def test_encoded_urls_equal_the_files_and_are_reused_from_the_cache(cdn, image_dir, tmp_path,
-                                                                     tiny_clip_path, monkeypatch):
+                                                                     tiny_clip_path, caplog):
     cache = EmbeddingCache(tmp_path / "cache")
     urls = [f"{cdn.url}/p/red.jpg", f"{cdn.url}/p/gone.jpg", str(image_dir / "green.jpg"),
-            f"{cdn.url}/p/blue.jpg"]
-    enc = make_encoder(f"clip:{tiny_clip_path}", cache=cache, progress=False)
-    emb = enc.encode(make_catalog(list("abcd"), urls))
-    assert emb.mask.tolist() == [True, False, True, True]
+            f"{cdn.url}/p/blue.jpg", f"{cdn.url}/p/red.jpg"]
+    enc = make_encoder(f"clip:{tiny_clip_path}", cache=cache, batch_size=2, progress=False)
+    emb = enc.encode(make_catalog(list("abcde"), urls))
+    assert emb.mask.tolist() == [True, False, True, True, True]
     local = make_encoder(f"clip:{tiny_clip_path}", progress=False)
     want, _, _ = local.encode_paths([str(image_dir / n) for n in ("red.jpg", "green.jpg",
-                                                                   "blue.jpg")])
-    np.testing.assert_allclose(emb.vectors[[0, 2, 3]], want, rtol=1e-5, atol=1e-6)
+                                                                   "blue.jpg", "red.jpg")])
+    np.testing.assert_allclose(emb.vectors[[0, 2, 3, 4]], want, rtol=1e-5, atol=1e-6)
     assert emb.info["failures"] == [["0001", urls[1], "missing: download failed: HTTP 404 "
                                                       "Not Found"]]
-    assert sorted(p.suffix for p in (tmp_path / "cache" / "photos").rglob("*.*")) == [".jpg"] * 2
-    # a later run: the photos from the cache's folder, their vectors from the cache
+    assert cdn.hits["/p/red.jpg"] == 1  # one URL twice: fetched once (the cache's key)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir() if p.is_dir()) == []
+    # a later run: the vectors from the cache by URL, nothing fetched but the failed one
     again = make_encoder(f"clip:{tiny_clip_path}", cache=cache, progress=False)
-    emb2 = again.encode(make_catalog(list("abcd"), urls))
-    assert emb2.info["n_cached"] == 3 and emb2.info["n_encoded"] == 0
-    assert cdn.hits["/p/red.jpg"] == 1 and cdn.hits["/p/blue.jpg"] == 1
-    # without a cache: a temporary folder, removed after the run
-    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
-    (tmp_path / "tmp").mkdir()
+    emb2 = again.encode(make_catalog(list("abcde"), urls))
+    assert emb2.info["n_cached"] == 4 and emb2.info["n_encoded"] == 0
+    np.testing.assert_array_equal(emb2.vectors, emb.vectors)
+    assert (cdn.hits["/p/red.jpg"], cdn.hits["/p/blue.jpg"], cdn.hits["/p/gone.jpg"]) == (1, 1, 2)
+    # without a cache: fetched into memory each time, nothing written
     vectors, mask, failures = local.encode_paths(urls[:2])
     np.testing.assert_allclose(vectors[0], want[0], rtol=1e-5, atol=1e-6)
     assert mask.tolist() == [True, False] and cdn.hits["/p/red.jpg"] == 2
     assert failures == [ImageFailure(1, urls[1], "missing", "download failed: HTTP 404 Not Found")]
-    assert not list((tmp_path / "tmp").iterdir())
+    # an unreachable host: the first 20 tried, the rest named as not tried, one warning
+    dead = [f"http://127.0.0.1:{_closed_port()}/p/{i}.jpg" for i in range(60)]
+    quick = make_encoder(f"clip:{tiny_clip_path}", progress=False)
+    with caplog.at_level("WARNING", logger="prodfusion.encoders"):
+        _, mask, failures = quick.encode_paths(dead)
+    assert not mask.any() and len(failures) == 60
+    skipped = [f for f in failures if f.reason.startswith("download failed: not tried")]
+    assert len(skipped) >= 60 - 20 - 16 * 4  # at most the batches under way were tried
+    assert "none of the first 20 photo URLs could be reached (cannot reach the server" in \
+        caplog.text
 
 
 def test_build_add_and_service_with_a_catalog_of_photo_urls(cdn, tmp_path, tiny_clip_path,

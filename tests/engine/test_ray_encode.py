@@ -91,7 +91,7 @@ def test_images_on_ray_count_failures_like_local(ray_local, tiny_clip_path, tmp_
 def test_photo_urls_on_ray_are_downloaded_once_and_equal_local(ray_local, tiny_clip_path,
                                                                tmp_path):
     """Photos named by URL (file:// here; http(s) in tests/encoders/test_photo_urls.py) are
-    fetched by the driver into the cache's photos/ folder and encoded on Ray."""
+    fetched by the actors and cached under their URLs: a rerun sends nothing to Ray."""
     from prodfusion.engine.ray_encode import encode_on_ray
 
     d = tmp_path / "img"
@@ -106,11 +106,14 @@ def test_photo_urls_on_ray_are_downloaded_once_and_equal_local(ray_local, tiny_c
     spec = f"clip:{tiny_clip_path}"
     local = make_encoder(spec, progress=False).encode(
         make_catalog([f"p {i}" for i in range(12)], images=[d / f"{i}.jpg" for i in range(12)]))
-    got = encode_on_ray(cat, spec, EmbeddingCache(tmp_path / "cache"), actors=2, batch_size=4)
-    assert got.info["n_encoded_on_ray"] == 12 and got.mask.tolist() == [True] * 12 + [False]
+    cache = EmbeddingCache(tmp_path / "cache")
+    got = encode_on_ray(cat, spec, cache, actors=2, batch_size=4)
+    assert got.info["n_encoded_on_ray"] == 13 and got.mask.tolist() == [True] * 12 + [False]
     np.testing.assert_allclose(got.vectors[:12], local.vectors, rtol=0, atol=1e-5)
     assert got.info["failures"][0][2].startswith("missing: download failed: cannot read")
-    assert len(list((tmp_path / "cache" / "photos").rglob("*.jpg"))) == 12
+    again = encode_on_ray(cat, spec, cache, actors=2, batch_size=4)
+    assert again.info["n_encoded_on_ray"] == 1  # the URL that failed, tried again
+    np.testing.assert_array_equal(again.vectors, got.vectors)
 
 
 def test_ray_encoding_needs_a_cache(ray_local, tiny_st_path):
