@@ -17,7 +17,7 @@ MODULES = ["prodfusion._checks", "prodfusion.variants", "prodfusion.index.topk",
            "prodfusion.cli.build", "prodfusion.fusion.learned", "prodfusion._outputs",
            "prodfusion.cli.similar", "prodfusion.pipeline", "prodfusion.data.io",
            "prodfusion.data.tables", "prodfusion.batch.lists", "prodfusion.recommender",
-           "prodfusion.data.photos", "prodfusion.data.feeds"]
+           "prodfusion.data.photos", "prodfusion.data.feeds", "prodfusion.data.stats"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -66,6 +66,27 @@ def url_key(url: str) -> str:
     return hashlib.sha256(("url:" + url.strip()).encode("utf-8")).hexdigest()
 
 
+def _quoted(url: str) -> str:
+    """``url`` as a request line must carry it: spaces and non-ASCII characters of the path
+    and query percent-encoded (as a browser does; ``%XX`` already there kept), a non-ASCII
+    host name in IDNA.
+
+    >>> _quoted("https://cdn.example/Größe rot.jpg?v=1")
+    'https://cdn.example/Gr%C3%B6%C3%9Fe%20rot.jpg?v=1'
+    >>> _quoted("https://bücher.example/a%20b.jpg")
+    'https://xn--bcher-kva.example/a%20b.jpg'
+    """
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    if not netloc.isascii():
+        host, sep, port = netloc.rpartition(":") if ":" in netloc else (netloc, "", "")
+        netloc = host.encode("idna").decode("ascii") + sep + port
+    safe = "/:@!$&'()*+,;=%~-._"
+    return urllib.parse.urlunsplit((parts.scheme, netloc, urllib.parse.quote(parts.path, safe),
+                                    urllib.parse.quote(parts.query, safe + "?"),
+                                    urllib.parse.quote(parts.fragment, safe + "?")))
+
+
 def fetch_photo(url: str, *, timeout: float = 20.0, retries: int = 2,
                 max_bytes: int = 32 * 2**20, user_agent: str | None = None) -> bytes:
     """The bytes at ``url``, or :class:`PhotoFetchError` naming why not (see the module).
@@ -80,7 +101,7 @@ def fetch_photo(url: str, *, timeout: float = 20.0, retries: int = 2,
     ...
     prodfusion.data.photos.PhotoFetchError: s3:// URLs are not downloaded; copy the photos to a local folder and point the image column at the files
     """
-    url = url.strip()
+    url = _quoted(url.strip())
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme not in SCHEMES:
         raise PhotoFetchError(f"{scheme}:// URLs are not downloaded; copy the photos to a local "

@@ -52,26 +52,59 @@ def image_size_stats(
     Only the image header is read (Pillow opens files lazily). Returns the sample size, how
     many named files are missing or unreadable, width and height min/max and the most
     common ``"WxH"`` size with its count. Products with no image path are counted in
-    ``no_path`` and not sampled.
+    ``no_path`` and not sampled. Photos named by URL are counted in ``urls``; those sampled
+    are fetched as a build fetches them (:class:`prodfusion.data.photos.PhotoFetcher`, 16 at
+    a time), a failed fetch counted as missing and the first named in a warning.
     """
+    import io
+    import logging
+    from concurrent.futures import ThreadPoolExecutor
+
     from PIL import Image, UnidentifiedImageError
+
+    from prodfusion.data.io import is_url
+    from prodfusion.data.photos import PhotoFetcher, PhotoFetchError
 
     named = [p for p in paths if p]
     out: dict[str, Any] = {"no_path": len(paths) - len(named)}
+    n_urls = sum(is_url(p) for p in named)
+    if n_urls:
+        out["urls"] = n_urls
     rng = np.random.default_rng(seed)
     take = rng.choice(len(named), size=min(sample, len(named)), replace=False) if named else []
+    take = sorted(int(i) for i in take)
+    fetcher = PhotoFetcher()
+
+    def read(p: str):
+        """The photo's bytes (a URL) or its path; a PhotoFetchError or None when missing."""
+        if is_url(p):
+            try:
+                return io.BytesIO(fetcher.fetch(p))
+            except PhotoFetchError as exc:
+                return exc
+        return Path(p) if Path(p).is_file() else None
+
+    with ThreadPoolExecutor(max_workers=16 if n_urls else 1) as pool:
+        got = list(pool.map(read, [named[i] for i in take]))
     sizes: list[tuple[int, int]] = []
     missing = unreadable = 0
-    for i in sorted(int(i) for i in take):
-        path = Path(named[i])
-        if not path.is_file():
+    first_failure = None
+    for i, source in zip(take, got, strict=True):
+        if source is None or isinstance(source, PhotoFetchError):
             missing += 1
+            if source is not None and first_failure is None:
+                first_failure = (named[i], str(source))
             continue
         try:
-            with Image.open(path) as im:
+            with Image.open(source) as im:
                 sizes.append(im.size)
         except (UnidentifiedImageError, OSError, ValueError):
             unreadable += 1
+    if first_failure is not None:
+        logging.getLogger("prodfusion.data").warning(
+            "%d of the %d sampled photo URLs could not be fetched; first: %r (%s).",
+            sum(isinstance(g, PhotoFetchError) for g in got),
+            sum(is_url(named[i]) for i in take), *first_failure)
     out.update(sampled=len(take), missing=missing, unreadable=unreadable)
     if sizes:
         w = np.array([s[0] for s in sizes])

@@ -81,6 +81,9 @@ def test_photos_are_fetched_with_retries_and_failures_named(cdn):
     with pytest.raises(PhotoFetchError, match=r"^s3:// URLs are not downloaded; copy the photos"):
         f.fetch("s3://bucket/a.jpg")
     assert (f.n_tried, f.n_fetched, f.gave_up) == (6, 3, None)
+    # a URL as shop exports write it, with a space and umlauts: sent percent-encoded
+    cdn.routes["/p/Gr%C3%B6%C3%9Fe%20rot.jpg"] = cdn.routes["/p/red.jpg"]
+    assert f.fetch(f"{cdn.url}/p/Größe rot.jpg") == cdn.routes["/p/red.jpg"][0][2]
 
 
 def test_an_unreachable_host_stops_the_fetches_after_the_first_few():
@@ -208,3 +211,18 @@ def test_build_add_and_service_with_a_catalog_of_photo_urls(cdn, tmp_path, tiny_
         r = client.get("/images/0003", follow_redirects=False)
         assert r.status_code == 307 and r.headers["location"] == f"{cdn.url}/p/3.jpg"
         assert client.get("/images/0009").status_code == 404
+
+
+def test_stats_fetch_a_sample_of_photo_urls(cdn, tmp_path, caplog):
+    """`prodfusion stats` checks photos named by URL as a build would read them: the sample
+    fetched, sizes read, failures counted as missing and the first named."""
+    from prodfusion.data.stats import image_size_stats
+
+    urls = [f"{cdn.url}/p/red.jpg", f"{cdn.url}/p/gone.jpg", f"{cdn.url}/p/blue.jpg", None]
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        got = image_size_stats(urls, sample=10)
+    assert got == {"no_path": 1, "urls": 3, "sampled": 3, "missing": 1, "unreadable": 0,
+                   "width_min": 60, "width_max": 60, "height_min": 90, "height_max": 90,
+                   "most_common": "60x90", "most_common_count": 2}
+    assert (f"1 of the 3 sampled photo URLs could not be fetched; first: '{cdn.url}/p/gone.jpg' "
+            "(HTTP 404 Not Found).") in caplog.text
