@@ -53,20 +53,21 @@ def _option_flag(option: str) -> str:
 
 #: Column names (lower case, letters and digits only) that exports commonly give each
 #: column a reader asks for: shop systems, merchant feeds, H&M, DIGINETICA, German shops.
-_LIKELY = {
-    "id_col": {"id", "productid", "itemid", "sku", "handle", "articleid", "articlenumber",
-               "artikelnummer", "artnr", "ean", "gtin", "asin", "offerid"},
-    "title_col": {"title", "name", "productname", "prodname", "itemname", "producttitle",
-                  "bezeichnung", "artikelname", "productdisplayname"},
-    "image_col": {"image", "imageurl", "imagelink", "imagesrc", "imagepath", "img", "picture",
-                  "photo", "photourl", "bild", "bildurl", "mainimage", "imagefile"},
-    "category_col": {"category", "categories", "producttype", "type", "productcategory",
-                     "googleproductcategory", "kategorie", "categoryname", "categoryid",
-                     "producttypename"},
-    "item_col": {"itemid", "productid", "articleid", "sku", "item", "product", "artikel"},
-    "session_cols": {"sessionid", "session", "visitorid", "userid", "customerid", "sitzung"},
-    "time_col": {"timestamp", "time", "ts", "datetime", "date", "eventtime", "tdat", "zeit",
-                 "eventdate"},
+_LIKELY = {  # in order of likelihood: the first named first
+    "id_col": ("productid", "id", "itemid", "sku", "handle", "articleid", "articlenumber",
+               "artikelnummer", "artnr", "offerid", "ean", "gtin", "asin"),
+    "title_col": ("title", "name", "productname", "prodname", "itemname", "producttitle",
+                  "productdisplayname", "bezeichnung", "artikelname"),
+    "image_col": ("image", "imagelink", "imageurl", "imagesrc", "images", "imagepath",
+                  "imagefile", "mainimage", "img", "picture", "pictures", "photo", "photos",
+                  "photourl", "imageurls", "bild", "bilder", "bildurl"),
+    "category_col": ("category", "categories", "categoryname", "productcategory",
+                     "producttype", "producttypename", "kategorie", "googleproductcategory",
+                     "categoryid", "type"),
+    "item_col": ("itemid", "productid", "articleid", "sku", "item", "product", "artikel"),
+    "session_cols": ("sessionid", "session", "visitorid", "userid", "customerid", "sitzung"),
+    "time_col": ("timestamp", "time", "ts", "datetime", "eventtime", "eventdate", "date", "tdat",
+                 "zeit"),
 }
 
 
@@ -86,7 +87,8 @@ def likely_columns(option: str, column: str, found: list[str]) -> list[str]:
     same = [c for c in found if _norm(c) == _norm(column)]
     if same:
         return same
-    return [c for c in found if _norm(c) in _LIKELY.get(option, ())]
+    names = _LIKELY.get(option, ())
+    return sorted((c for c in found if _norm(c) in names), key=lambda c: names.index(_norm(c)))
 
 
 def missing_column_error(
