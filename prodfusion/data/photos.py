@@ -87,6 +87,18 @@ def _quoted(url: str) -> str:
                                     urllib.parse.quote(parts.fragment, safe + "?")))
 
 
+def _retry_after(headers, default: float) -> float:
+    """Seconds a 429/503 answer's ``Retry-After`` asks to wait (at most 30), else ``default``.
+
+    >>> _retry_after({"Retry-After": "3"}, 0.5), _retry_after({}, 0.5)
+    (3.0, 0.5)
+    """
+    try:
+        return min(30.0, max(0.0, float((headers or {}).get("Retry-After"))))
+    except (TypeError, ValueError):  # absent, or an HTTP date: the growing pause instead
+        return default
+
+
 def fetch_photo(url: str, *, timeout: float = 20.0, retries: int = 2,
                 max_bytes: int = 32 * 2**20, user_agent: str | None = None) -> bytes:
     """The bytes at ``url``, or :class:`PhotoFetchError` naming why not (see the module).
@@ -110,7 +122,9 @@ def fetch_photo(url: str, *, timeout: float = 20.0, retries: int = 2,
         from prodfusion import __version__
 
         user_agent = f"prodfusion/{__version__} (product photo download)"
-    request = urllib.request.Request(url, headers={"User-Agent": user_agent})
+    # formats every supported Pillow decodes first (a CDN negotiates on Accept)
+    request = urllib.request.Request(url, headers={
+        "User-Agent": user_agent, "Accept": "image/webp,image/jpeg,image/png,image/*;q=0.8"})
     for attempt in range(retries + 1):
         last = attempt == retries
         try:
@@ -122,7 +136,7 @@ def fetch_photo(url: str, *, timeout: float = 20.0, retries: int = 2,
             break
         except urllib.error.HTTPError as exc:
             if exc.code in RETRY_STATUS and not last:
-                time.sleep(0.5 * 2 ** attempt)
+                time.sleep(_retry_after(exc.headers, 0.5 * 2 ** attempt))
                 continue
             raise PhotoFetchError(f"HTTP {exc.code} {exc.reason}") from None
         except PhotoFetchError:

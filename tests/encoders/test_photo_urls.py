@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -31,9 +32,12 @@ class _Server:
             def do_GET(self):  # noqa: N802 - the stdlib's name
                 path = self.path.split("?")[0]
                 server.hits[path] += 1
+                server.accept = self.headers.get("Accept")
                 answers = server.routes.get(path, [(404, "text/html", b"<h1>Not Found</h1>")])
-                status, kind, body = answers[min(server.hits[path], len(answers)) - 1]
+                status, kind, body, *extra = answers[min(server.hits[path], len(answers)) - 1]
                 self.send_response(status)
+                for key, value in (extra[0] if extra else {}).items():
+                    self.send_header(key, value)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -61,6 +65,11 @@ def cdn(image_dir):
     server.httpd.server_close()
 
 
+def server_accepts_images(accept: str) -> bool:
+    """The Accept header asks for the formats Pillow decodes first."""
+    return accept.startswith("image/webp,image/jpeg,image/png")
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -81,6 +90,13 @@ def test_photos_are_fetched_with_retries_and_failures_named(cdn):
     with pytest.raises(PhotoFetchError, match=r"^s3:// URLs are not downloaded; copy the photos"):
         f.fetch("s3://bucket/a.jpg")
     assert (f.n_tried, f.n_fetched, f.gave_up) == (6, 3, None)
+    assert server_accepts_images(cdn.accept)
+    # a busy server's Retry-After is honoured (instead of the half-second first pause)
+    cdn.routes["/p/later.jpg"] = [(429, "text/plain", b"slow down", {"Retry-After": "1"}),
+                                  (200, "image/jpeg", cdn.routes["/p/red.jpg"][0][2])]
+    t0 = time.perf_counter()
+    assert f.fetch(f"{cdn.url}/p/later.jpg") == cdn.routes["/p/red.jpg"][0][2]
+    assert time.perf_counter() - t0 >= 1.0 and cdn.hits["/p/later.jpg"] == 2
     # a URL as shop exports write it, with a space and umlauts: sent percent-encoded
     cdn.routes["/p/Gr%C3%B6%C3%9Fe%20rot.jpg"] = cdn.routes["/p/red.jpg"]
     assert f.fetch(f"{cdn.url}/p/Größe rot.jpg") == cdn.routes["/p/red.jpg"][0][2]
