@@ -87,6 +87,14 @@ class ImageFailure:
 
 
 def _read(path: str) -> bytes:
+    """A photo's bytes: a file's, or a URL's fetched (:func:`prodfusion.data.photos.fetch_photo`,
+    which raises :class:`~prodfusion.data.photos.PhotoFetchError`)."""
+    from prodfusion.data.io import is_url
+
+    if is_url(path):
+        from prodfusion.data.photos import fetch_photo
+
+        return fetch_photo(path)
     with open(path, "rb") as f:
         return f.read()
 

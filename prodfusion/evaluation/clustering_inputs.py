@@ -91,13 +91,15 @@ def _example_images(catalog: Any, rows: np.ndarray, labels: np.ndarray, n: int) 
     """One product with an existing image per category (first in row order), or None."""
     from pathlib import Path
 
+    from prodfusion.data.io import is_url
+
     paths = catalog.image_paths
     out: list = []
     for lab in range(n):
         ex = None
         for r in rows[labels == lab]:
             p = paths[int(r)]
-            if p and Path(p).is_file():
+            if p and (is_url(p) or Path(p).is_file()):  # a URL: fetched when drawn
                 ex = {"product_id": str(catalog.ids[int(r)]), "image": str(p)}
                 break
         out.append(ex)

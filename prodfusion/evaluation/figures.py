@@ -49,7 +49,12 @@ def _fig_tsne(fig_data: Mapping, path: Path) -> None:
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, markerscale=2,
               frameon=False)
     if has_img:
+        import io
+
         from PIL import Image
+
+        from prodfusion.data.photos import PhotoFetchError
+        from prodfusion.encoders.image import _read
 
         sub = gs[1:].subgridspec(n_img_rows, 10)
         for lab in range(n):
@@ -62,10 +67,10 @@ def _fig_tsne(fig_data: Mapping, path: Path) -> None:
             ex = examples[lab] if lab < len(examples) else None
             if ex:
                 try:
-                    with Image.open(ex["image"]) as im:
+                    with Image.open(io.BytesIO(_read(ex["image"]))) as im:
                         im.thumbnail((96, 144))
                         a.imshow(np.asarray(im.convert("RGB")))
-                except OSError:
+                except (OSError, PhotoFetchError):  # a photo gone: its frame stays empty
                     pass
             a.set_title(names[lab][:16], fontsize=6)
     fig.tight_layout()

@@ -242,3 +242,17 @@ def test_stats_fetch_a_sample_of_photo_urls(cdn, tmp_path, caplog):
                    "most_common": "60x90", "most_common_count": 2}
     assert (f"1 of the 3 sampled photo URLs could not be fetched; first: '{cdn.url}/p/gone.jpg' "
             "(HTTP 404 Not Found).") in caplog.text
+
+
+def test_clustering_figures_and_trainable_towers_read_photo_urls(cdn, image_dir):
+    """The clustering report's example photos and ConVIRT's trainable tower read a photo
+    named by URL as they read a file (through the encoders' ``_read``)."""
+    from prodfusion.encoders.image import _read
+    from prodfusion.evaluation.clustering_inputs import _example_images
+
+    cat = make_catalog(["a", "b"], [f"{cdn.url}/p/red.jpg", image_dir / "nope.jpg"])
+    got = _example_images(cat, np.arange(2), np.array([0, 1]), 2)
+    assert got == [{"product_id": "0000", "image": f"{cdn.url}/p/red.jpg"}, None]
+    assert _read(got[0]["image"]) == (image_dir / "red.jpg").read_bytes()
+    with pytest.raises(PhotoFetchError, match="HTTP 404"):
+        _read(f"{cdn.url}/p/gone.jpg")
