@@ -311,7 +311,7 @@ def _check_photo_paths(rec, catalog, args, sample: int = 200) -> None:
     mask = rec.embeddings_["image"].mask
     from prodfusion.data.io import is_url
 
-    # photos named by URL are downloaded when encoded, not looked for here
+    # photos named by URL are fetched when encoded, not looked for here
     named = [i for i in np.flatnonzero(found) if paths[i] and mask[rows[i]]
              and not is_url(paths[i])]
     if len(named) < 5:

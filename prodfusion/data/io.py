@@ -91,20 +91,24 @@ def likely_columns(option: str, column: str, found: list[str]) -> list[str]:
     return sorted((c for c in found if _norm(c) in names), key=lambda c: names.index(_norm(c)))
 
 
+def _suggested(option: str, columns: list[str]) -> tuple[str, str]:
+    """``("'A' or 'B'", "--x A or --x B")`` for up to three columns (quoted for a shell)."""
+    import shlex
+
+    return (" or ".join(repr(c) for c in columns[:3]),
+            " or ".join(f"{_option_flag(option)} {shlex.quote(c)}" for c in columns[:3]))
+
+
 def missing_column_error(
     path: Path | str, column: str, option: str, found: list[str], what: str = "column"
 ) -> DataError:
     """The house message for a column that the options name but the file lacks (naming the
     file's columns that look like it, :func:`likely_columns`)."""
-    import shlex
-
     likely = likely_columns(option, column, found)
     hint = ""
     if likely and not option.endswith(("a_col", "b_col")):
-        flag = _option_flag(option)
-        hint = (" " + " or ".join(repr(c) for c in likely[:3])
-                + (" looks" if len(likely) == 1 else " look") + " like it: "
-                + " or ".join(f"{flag} {shlex.quote(c)}" for c in likely[:3]) + ".")
+        names, flags = _suggested(option, likely)
+        hint = f" {names} {'looks' if len(likely) == 1 else 'look'} like it: {flags}."
     return DataError(
         f"{path}: no {what} {column!r} (found columns: {', '.join(map(repr, found))}). Name the "
         f"right column with {option}= ({_option_flag(option)} on the command line).{hint}"
@@ -311,14 +315,10 @@ def read_catalog(
             likely = [c for c in likely_columns(option, col, found)
                       if c not in (id_col, title_col)]
             if likely:
-                import shlex
-
                 logger.warning(
                     "%s: no %r column, so the products have no %s; %s may be one: %s (or %s "
                     "'' to say there is none).", path, col,
-                    "photos" if std == IMAGE else "categories",
-                    " or ".join(repr(c) for c in likely[:3]),
-                    " or ".join(f"{_option_flag(option)} {shlex.quote(c)}" for c in likely[:3]),
+                    "photos" if std == IMAGE else "categories", *_suggested(option, likely),
                     _option_flag(option))
     if IMAGE in chosen and image_template is not None:
         raise DataError(

@@ -176,17 +176,12 @@ class ImageEncoder(BatchEncoder):
         """``(array, None, None)`` or ``(None, kind, reason)``; never raises. A URL is
         fetched with ``fetcher`` (a :class:`~prodfusion.data.photos.PhotoFetcher`)."""
         from prodfusion.data.io import is_url
+        from prodfusion.data.photos import PhotoFetchError
 
         try:
-            if is_url(path):
-                from prodfusion.data.photos import PhotoFetcher, PhotoFetchError
-
-                try:
-                    data = (fetcher or PhotoFetcher()).fetch(path)
-                except PhotoFetchError as exc:
-                    return None, "missing", f"download failed: {exc}"
-            else:
-                data = _read(path)
+            data = fetcher.fetch(path) if fetcher is not None and is_url(path) else _read(path)
+        except PhotoFetchError as exc:
+            return None, "missing", f"download failed: {exc}"
         except OSError as exc:
             return None, "missing", _describe_os_error(exc, path)
         try:
