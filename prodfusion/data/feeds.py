@@ -75,7 +75,8 @@ def _record_path(open_source, path) -> tuple[str, ...]:
                         f"product (<item>, <entry>, <offer>, <product>), each holding its "
                         f"fields.")
     pool = named or counts
-    return max(pool, key=lambda k: (pool[k], -len(k)))
+    top = max(pool.values())  # a record's own child with children repeats as often as it
+    return min((k for k in pool if pool[k] >= top - 1), key=len)  # (one less, at the stop)
 
 
 def read_xml(source: Path | io.BytesIO, path: Path | str) -> pl.DataFrame:

@@ -121,3 +121,14 @@ def test_broken_and_empty_feeds_are_named(tmp_path):
     path.write_text("<rss><channel><title>nothing</title></channel></rss>", "utf-8")
     with pytest.raises(DataError, match=re.escape(f"{path}: no records found in the XML")):
         read_table(path)
+
+
+def test_records_with_nested_fields_are_found_in_long_feeds(tmp_path):
+    """Past the first pass's stop (1,000 of one candidate), a record's nested field — which
+    repeats as often as the record, and ends first — is not taken for the record."""
+    path = tmp_path / "skus.xml"
+    path.write_text("<catalog>" + "".join(
+        f"<sku_entry><code>{i}</code><dims><w>{i % 7}</w><h>2</h></dims></sku_entry>"
+        for i in range(1500)) + "</catalog>", "utf-8")
+    frame = read_table(path)
+    assert frame.columns == ["code", "dims.w", "dims.h"] and frame.height == 1500
