@@ -43,6 +43,7 @@ def _abs(p) -> str | None:
 
 def sources_from_args(args: argparse.Namespace, catalog=None) -> dict:
     """The ``data`` section for a build from its parsed command-line options."""
+    from prodfusion.data.io import is_url
     root = args.image_root if args.image_root else os.path.dirname(_abs(args.catalog))
     shadowed = {}
     if catalog is not None:
@@ -55,7 +56,8 @@ def sources_from_args(args: argparse.Namespace, catalog=None) -> dict:
         "catalog": {
             "path": _abs(args.catalog), "id_col": args.id_col, "title_col": args.title_col,
             "image_col": args.image_col or None, "category_col": args.category_col or None,
-            "group_col": args.group_col, "image_root": str(Path(root).resolve()),
+            "group_col": args.group_col,
+            "image_root": root if is_url(root) else str(Path(root).resolve()),
             "image_template": args.image_template, "shadowed": shadowed,
             "encoding": getattr(args, "encoding", None),
             "duplicate_ids": getattr(args, "duplicate_ids", None) or "error",

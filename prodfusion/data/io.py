@@ -243,6 +243,8 @@ def read_catalog(
         Column holding a group key (products of one group are variations of one product).
     image_root : str or Path, optional
         Folder that relative image paths are resolved against; default: the catalog's folder.
+        A URL (``https://shop.example/media/catalog/product``) joins them, and paths that
+        begin with ``/``, to it: photos on a web server, fetched when encoded.
     image_template : str, optional
         Builds the image path from other columns when the catalog has no image column, e.g.
         ``"{product_id}.jpg"`` (standard or original column names in braces).
@@ -456,8 +458,11 @@ def read_catalog(
             )
 
     # images
-    root = Path(image_root) if image_root is not None else path.parent
-    root = root.resolve()
+    # a URL root: the photos are on a web server by the paths the catalog gives (a shop
+    # system's media folder, a CDN); fetched when encoded
+    web_root = image_root is not None and is_url(str(image_root))
+    root = path.parent.resolve() if image_root is None else \
+        str(image_root).strip() if web_root else Path(image_root).resolve()
     if image_template is not None:
         if not isinstance(image_template, str):
             raise param_error("image_template", "read_catalog()",
@@ -469,9 +474,13 @@ def read_catalog(
     if IMAGE in frame.columns:
         # relative paths join the root; absolute ones stay (a '/' after the root resets it)
         prefix = str(root).rstrip("/\\") + "/"
-        is_abs = pl.col(IMAGE).str.starts_with("/") | pl.col(IMAGE).str.contains(r"^[A-Za-z]:[\\/]") \
-            | pl.col(IMAGE).str.strip_chars().str.contains(URL_PATTERN)  # a URL stays a URL
+        is_abs = pl.col(IMAGE).str.strip_chars().str.contains(URL_PATTERN)  # a URL stays a URL
         rel = pl.col(IMAGE).str.strip_chars()
+        if web_root:  # '/m/b/mb01.jpg' (Magento's export): a path on that server
+            rel = rel.str.strip_chars_start("/")
+        else:
+            is_abs = is_abs | pl.col(IMAGE).str.starts_with("/") \
+                | pl.col(IMAGE).str.contains(r"^[A-Za-z]:[\\/]")
         windows = frame.select((~is_abs & ~_blank(IMAGE) & rel.str.contains("\\", literal=True))
                                .fill_null(False)).to_series()
         if windows.any() and os.sep == "/":  # "img\\001.jpg" from a catalog saved on Windows

@@ -77,7 +77,7 @@ def _image_root(paths: list[str | None], configured: Path | None,
 
     # photos named by URL are not files here (/images/{id} redirects to http(s) ones)
     present = [os.path.normpath(os.path.abspath(p)) for p in paths if p and not is_url(p)]
-    if recorded:
+    if recorded and not is_url(recorded):  # a URL root: its photos are redirected to
         rec_root = os.path.normpath(os.path.abspath(recorded))
         # absolute catalog paths elsewhere: the recorded root does not describe them
         if all(os.path.commonpath([rec_root, p]) == rec_root for p in present):

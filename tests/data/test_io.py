@@ -580,3 +580,20 @@ def test_columns_that_look_like_the_ones_asked_for_are_named(tmp_path, caplog):
     path.write_text("a,b\n1,x\n", "utf-8")
     with pytest.raises(DataError, match=r"on the command line\)\.$"):
         read_catalog(path)
+
+
+def test_an_image_root_url_joins_the_catalogs_paths(tmp_path):
+    """``image_root`` may be a URL (a shop's media folder, a CDN): relative paths and those
+    beginning with '/' (Magento's export) join it, URLs stay, a template builds on it."""
+    path = tmp_path / "c.csv"
+    path.write_text("sku,name,base_image\nMB01,Bag,/m/b/mb01-blue-0.jpg\nMB02,Belt,"
+                    "img\\mb02.jpg\nMB03,Cap,https://other.example/mb03.jpg\nMB04,Hat,\n",
+                    "utf-8")
+    cat = read_catalog(path, id_col="sku", title_col="name", image_col="base_image",
+                       image_root="https://shop.example/media/catalog/product/")
+    assert cat.image_paths == ["https://shop.example/media/catalog/product/m/b/mb01-blue-0.jpg",
+                               "https://shop.example/media/catalog/product/img/mb02.jpg",
+                               "https://other.example/mb03.jpg", None]
+    cat = read_catalog(path, id_col="sku", title_col="name", image_col=None,
+                       image_root="https://cdn.example/p", image_template="{product_id}.jpg")
+    assert cat.image_paths[0] == "https://cdn.example/p/MB01.jpg"

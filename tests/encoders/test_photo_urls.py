@@ -229,6 +229,34 @@ def test_build_add_and_service_with_a_catalog_of_photo_urls(cdn, tmp_path, tiny_
         assert client.get("/images/0009").status_code == 404
 
 
+def test_build_and_add_with_an_image_root_url(cdn, tmp_path, tiny_clip_path, capsys):
+    """`--image-root URL --image-template '{product_id}.jpg'`: the photos on a web server by
+    name; the root is recorded, so `add` finds the next product's photo there too."""
+    from prodfusion.cli import main
+    from prodfusion.recommender import Recommender
+
+    for i in range(4):
+        draw(("red_disk", "blue_stripes")[i % 2], shift=i).save(tmp_path / f"{i}.jpg")
+        cdn.routes[f"/p/000{i}.jpg"] = [(200, "image/jpeg", (tmp_path / f"{i}.jpg").read_bytes())]
+    (tmp_path / "c.csv").write_text("product_id,title\n0000,a\n0001,b\n0002,c\n", "utf-8")
+    model = tmp_path / "model"
+    assert main(["build", "--catalog", str(tmp_path / "c.csv"), "--image-root", f"{cdn.url}/p",
+                 "--image-template", "{product_id}.jpg", "--text", "none", "--image",
+                 f"clip:{tiny_clip_path}", "--cache-dir", "none", "--out", str(model)]) == 0
+    rec = Recommender.load(model)
+    assert rec.embeddings_["image"].mask.all()
+    assert rec.manifest_["data"]["catalog"]["image_root"] == f"{cdn.url}/p"
+    (tmp_path / "c.csv").write_text("product_id,title\n0000,a\n0001,b\n0002,c\n0003,d\n",
+                                    "utf-8")
+    capsys.readouterr()
+    assert main(["add", str(model), "--catalog", str(tmp_path / "c.csv"), "--cache-dir",
+                 "none"]) == 0
+    assert f"--image-root {cdn.url}/p" in capsys.readouterr().err
+    rec = Recommender.load(model)
+    assert rec.embeddings_["image"].mask.tolist() == [True] * 4
+    assert cdn.hits["/p/0003.jpg"] == 1
+
+
 def test_stats_fetch_a_sample_of_photo_urls(cdn, tmp_path, caplog):
     """`prodfusion stats` checks photos named by URL as a build would read them: the sample
     fetched, sizes read, failures counted as missing and the first named."""
