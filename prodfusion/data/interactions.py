@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -883,6 +884,20 @@ def check_unknown_ids(unknown, catalog: Catalog, n_unknown: int, n: int) -> None
     logger.warning(msg)
 
 
+def _column_holding(unknown: pl.Series, catalog: Catalog) -> tuple[str | None, int]:
+    """The catalog column (not the ids) holding the most of the first 1,000 ``unknown`` ids,
+    and how many, where that is at least a third of them; else ``(None, 0)``."""
+    sample = unknown.head(1000)
+    best, n_best = None, 0
+    for name, dtype in catalog.frame.schema.items():
+        if name == ID or dtype != pl.Utf8:
+            continue
+        n_in = int(sample.is_in(catalog.frame[name].drop_nulls().str.strip_chars().implode()).sum())
+        if n_in > n_best:
+            best, n_best = name, n_in
+    return (best, n_best) if n_best and 3 * n_best >= len(sample) else (None, 0)
+
+
 def _unknown_ids_message(unknown: pl.Series, catalog: Catalog, n_unknown: int, n: int) -> str:
     """Why most interaction rows name no catalog product: examples from both sides and, where
     it explains them, the ids' formatting (leading zeros, ``.0``, case, spaces)."""
@@ -894,7 +909,12 @@ def _unknown_ids_message(unknown: pl.Series, catalog: Catalog, n_unknown: int, n
            f"{', '.join(map(repr, theirs.head(3).to_list()))} in the catalog. Ids are compared "
            f"as exact strings.")
     n_match = len(format_twins(ours, theirs))
-    if n_match * 2 >= len(ours):
+    column, n_in = _column_holding(ours, catalog)
+    if column is not None:
+        msg += (f" {n_in:,} of the first {min(len(ours), 1000):,} unknown ids are values of the "
+                f"catalog's column {column!r}: if the log names products by it, read the "
+                f"catalog with that column as its ids (CLI: --id-col {shlex.quote(column)}).")
+    elif n_match * 2 >= len(ours):
         msg += (f" {n_match:,} of the {len(ours):,} unknown ids match a catalog id once leading "
                 "zeros, a trailing '.0', case and spaces are ignored: one file was probably read "
                 "or written with numeric ids (a Parquet integer column, a spreadsheet); keep "

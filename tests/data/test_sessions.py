@@ -393,6 +393,22 @@ def test_ids_that_differ_from_the_catalogs_fail_fast_with_examples_and_the_cause
     assert caplog.text == ""
 
 
+def test_a_log_naming_products_by_another_catalog_column_is_told_which(tmp_path):
+    """Orders naming variants by SKU against a catalog keyed by handle: the refusal names the
+    catalog column that holds the log's ids and the option that reads the catalog by it."""
+    catalog = Catalog(pl.DataFrame({"product_id": ["red-dress", "blue-shirt", "scarf"],
+                                    "title": ["Red dress", "Blue shirt", "Scarf"],
+                                    "Variant SKU": ["RD-S", "BS-M", "GS 1"]}), source="p.csv")
+    orders = pl.DataFrame({"session": ["#1001", "#1001", "#1002", "#1002"],
+                           "product_id": ["RD-S", "BS-M", "GS 1", "XX-9"]})
+    with pytest.raises(DataError) as err:
+        clean_sessions(orders, catalog)
+    assert ("3 of the first 4 unknown ids are values of the catalog's column 'Variant SKU': if "
+            "the log names products by it, read the catalog with that column as its ids (CLI: "
+            "--id-col 'Variant SKU').") in str(err.value)
+    assert "match a catalog id once leading zeros" not in str(err.value)
+
+
 # ----------------------------------------------------------------- a visitor's log cut at pauses
 def _visitors(times, unit=1.0):
     """A log keyed by visitor: ``times`` maps a visitor to its (product, seconds) clicks."""
