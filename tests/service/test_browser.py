@@ -217,6 +217,59 @@ def test_titles_whose_html_references_were_decoded_show_as_text_not_markup(tmp_p
 
 
 @pytest.mark.slow
+def test_photos_named_by_url_and_right_to_left_titles_show_on_the_page(tmp_path):
+    """A photo the catalog names by URL reaches the page through /images/{id}'s redirect (a
+    second local server stands in for the shop's CDN); an Arabic title runs right to left."""
+    _need_browser()
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    import polars as pl
+    from playwright.sync_api import sync_playwright
+
+    from prodfusion.data.catalog import Catalog
+
+    from .helpers import make_catalog
+
+    cat = make_catalog(tmp_path)
+    cdn = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler,
+                                                        directory=str(tmp_path / "images")))
+    threading.Thread(target=cdn.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{cdn.server_address[1]}"
+    arabic = "فستان أحمر صيفي"
+    cat = Catalog(cat.frame.with_columns(
+        pl.when(pl.col("product_id").is_in(["0001", "0005"]))
+        .then(pl.lit(base + "/") + pl.col("product_id") + pl.lit(".png"))
+        .otherwise(pl.col("image")).alias("image"),
+        pl.when(pl.col("product_id") == "0005").then(pl.lit(arabic))
+        .otherwise(pl.col("title")).alias("title")), source="<test>")
+    model = make_model(tmp_path, catalog=cat)
+    port = free_port()
+    server = start_server(model, port, tmp_path / "server.log", "--events",
+                          str(tmp_path / "events.sqlite3"))
+    try:
+        with sync_playwright() as p:
+            browser, page, errors = _open(p)
+            page.goto(f"http://127.0.0.1:{port}/#p=0001")
+            page.wait_for_selector("#recs a.card")
+            assert _wait_for(lambda: page.evaluate(
+                "document.getElementById('p-img').naturalWidth")) == 60  # the CDN's photo
+            card = page.locator('#recs a.card[data-product-id="0005"]')
+            assert card.locator(".title").text_content() == arabic
+            assert card.locator(".title").evaluate("e => getComputedStyle(e).direction") == "rtl"
+            assert _wait_for(lambda: card.locator("img").evaluate("e => e.naturalWidth")) == 60
+            assert page.locator("#p-title").evaluate("e => getComputedStyle(e).direction") \
+                == "ltr"
+            browser.close()
+        assert not errors, errors
+    finally:
+        stop_server(server)
+        cdn.shutdown()
+        cdn.server_close()
+
+
+@pytest.mark.slow
 def test_page_profile_shows_a_second_row_whose_clicks_count_against_it(tmp_path):
     """``serve --page-profile next_clicks``: under the similar products the page shows the
     same product ranked by that profile, logs a view for it with its own request id, and a

@@ -105,7 +105,7 @@ function card(p, extra) {
   } else {
     meta.append(el("span", {}, p.category || ""), el("span", {}, p.product_id));
   }
-  a.append(imageBox(p), el("div", { class: "body" }, el("div", { class: "title", title: p.title || p.product_id }, p.title || p.product_id), meta));
+  a.append(imageBox(p), el("div", { class: "body" }, el("div", { class: "title", dir: "auto", title: p.title || p.product_id }, p.title || p.product_id), meta));
   if (extra && extra.explain) a.append(whyBars(extra.explain));
   return a;
 }
