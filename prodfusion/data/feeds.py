@@ -21,7 +21,10 @@ The encoding is the one the XML declaration names (UTF-8 by default).
 
 from __future__ import annotations
 
+import html.entities
 import io
+import logging
+import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
@@ -31,6 +34,8 @@ import polars as pl
 from prodfusion.errors import DataError
 
 __all__ = ["read_xml", "RECORD_NAMES"]
+
+logger = logging.getLogger("prodfusion.data")
 
 #: Local names that are records wherever a feed has them.
 RECORD_NAMES = ("item", "entry", "offer", "product", "record", "row")
@@ -50,8 +55,8 @@ def _record_path(open_source, path) -> tuple[str, ...]:
     """The path of local names (root first) of the feed's records."""
     counts: Counter = Counter()
     stack: list[list] = []  # [local name, element children seen]
-    try:
-        for event, elem in ET.iterparse(open_source(), events=("start", "end")):
+    with open_source() as fh:
+        for event, elem in ET.iterparse(fh, events=("start", "end")):
             if event == "start":
                 stack.append([_local(elem.tag)[1], 0])
                 continue
@@ -64,9 +69,6 @@ def _record_path(open_source, path) -> tuple[str, ...]:
                 if counts[key] >= _ENOUGH:
                     break
             elem.clear()
-    except ET.ParseError as e:
-        raise DataError(f"{path}: cannot be parsed as XML ({e}). Check that the file is a "
-                        f"whole XML feed.") from None
     named = {k: n for k, n in counts.items() if k[-1].lower() in RECORD_NAMES}
     if not named and max(counts.values(), default=0) < 2:  # nothing repeats: no records
         counts.clear()
@@ -112,6 +114,59 @@ def read_xml(source: Path | io.BytesIO, path: Path | str) -> pl.DataFrame:
     def open_source():
         return io.BytesIO(source.getvalue()) if isinstance(source, io.BytesIO) else open(source, "rb")
 
+    try:
+        return _read_records(open_source, path)
+    except ET.ParseError as e:
+        if not str(e).startswith("undefined entity"):
+            raise DataError(f"{path}: cannot be parsed as XML ({e}). Check that the file is a "
+                            f"whole XML feed.") from None
+        first = str(e)
+    logger.warning("%s: the feed uses HTML entities XML does not define (%s; &nbsp;, "
+                   "&eacute;, …): read as the characters they name.", path, first)
+    try:
+        return _read_records(lambda: _HtmlEntities(open_source()), path)
+    except ET.ParseError as e:
+        raise DataError(f"{path}: cannot be parsed as XML ({e}). Check that the file is a "
+                        f"whole XML feed.") from None
+
+
+class _HtmlEntities:
+    """A binary file whose HTML named entities that XML does not define (``&nbsp;``,
+    ``&eacute;``) read as numeric character references (``&#160;``), which XML does (a
+    read that would cut one reads on to its end)."""
+
+    _ENTITY = re.compile(rb"&([A-Za-z][A-Za-z0-9]{1,31});")
+    _XML = {b"amp", b"lt", b"gt", b"quot", b"apos"}
+
+    def __init__(self, raw) -> None:
+        self.raw = raw
+
+    def _sub(self, m: re.Match) -> bytes:
+        name = m.group(1)
+        cp = html.entities.name2codepoint.get(name.decode("ascii"))
+        return m.group(0) if name in self._XML or cp is None else b"&#%d;" % cp
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        while True:  # an '&' near the end without its ';': read on, so no entity is cut
+            cut = data.rfind(b"&")
+            if cut < 0 or b";" in data[cut:] or len(data) - cut > 33:
+                break
+            more = self.raw.read(34)
+            if not more:
+                break
+            data += more
+        return self._ENTITY.sub(self._sub, data)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.raw.close()
+
+
+def _read_records(open_source, path) -> pl.DataFrame:
+    """Both passes of :func:`read_xml` over ``open_source()`` (raises ET.ParseError)."""
     want = _record_path(open_source, path)
     depth = len(want)
     prefixes: dict[str, str] = {}
@@ -131,8 +186,8 @@ def read_xml(source: Path | io.BytesIO, path: Path | str) -> pl.DataFrame:
 
     stack: list[str] = []
     parents: list = []
-    try:
-        for event, elem in ET.iterparse(open_source(), events=("start-ns", "start", "end")):
+    with open_source() as fh:
+        for event, elem in ET.iterparse(fh, events=("start-ns", "start", "end")):
             if event == "start-ns":
                 prefix, uri = elem
                 prefixes.setdefault(uri, prefix or "ns")
@@ -179,9 +234,6 @@ def read_xml(source: Path | io.BytesIO, path: Path | str) -> pl.DataFrame:
             elem.clear()
             if parents:
                 parents[-1].remove(elem)
-    except ET.ParseError as e:
-        raise DataError(f"{path}: cannot be parsed as XML ({e}). Check that the file is a "
-                        f"whole XML feed.") from None
     data = {}
     for name, values in columns.items():
         if name in repeated:

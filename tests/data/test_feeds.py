@@ -132,3 +132,31 @@ def test_records_with_nested_fields_are_found_in_long_feeds(tmp_path):
         for i in range(1500)) + "</catalog>", "utf-8")
     frame = read_table(path)
     assert frame.columns == ["code", "dims.w", "dims.h"] and frame.height == 1500
+
+
+def test_html_entities_in_a_feed_are_read_as_their_characters(tmp_path, caplog):
+    """Hand-made feeds carry HTML entities XML does not define (``&nbsp;``, ``&eacute;``):
+    read as the characters they name, with a warning, wherever a read would cut them."""
+    from prodfusion.data.feeds import _HtmlEntities
+
+    items = "".join(f"<item><id>{i}</id><title>Caf&eacute; table&nbsp;{i} &amp; chair"
+                    "</title></item>" for i in range(3000))
+    path = tmp_path / "feed.xml"
+    path.write_text(f"<rss><channel>{items}</channel></rss>", "utf-8")
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        frame = read_table(path)
+    assert frame.height == 3000
+    assert frame["title"][2999] == "Café table\xa02999 & chair"
+    assert "HTML entities XML does not define (undefined entity: line 1" in caplog.text
+    # every read size: an entity cut at the end of a read is read on to its end
+    import io
+
+    raw = b"<t>&eacute;&nbsp;&amp;&bogus;x</t>"
+    for n in range(1, len(raw) + 1):
+        src, out = _HtmlEntities(io.BytesIO(raw)), b""
+        while chunk := src.read(n):
+            out += chunk
+        assert out == b"<t>&#233;&#160;&amp;&bogus;x</t>", n
+    path.write_text("<rss><item><id>1</id><t>&bogus;</t></item></rss>", "utf-8")
+    with pytest.raises(DataError, match="cannot be parsed as XML \\(undefined entity"):
+        read_table(path)
