@@ -114,8 +114,9 @@ def read_xml(source: Path | io.BytesIO, path: Path | str) -> pl.DataFrame:
     def open_source():
         return io.BytesIO(source.getvalue()) if isinstance(source, io.BytesIO) else open(source, "rb")
 
+    size = source.getbuffer().nbytes if isinstance(source, io.BytesIO) else Path(source).stat().st_size
     try:
-        return _read_records(open_source, path)
+        return _read_records(open_source, path, size)
     except ET.ParseError as e:
         if not str(e).startswith("undefined entity"):
             raise DataError(f"{path}: cannot be parsed as XML ({e}). Check that the file is a "
@@ -124,7 +125,7 @@ def read_xml(source: Path | io.BytesIO, path: Path | str) -> pl.DataFrame:
     logger.warning("%s: the feed uses HTML entities XML does not define (%s; &nbsp;, "
                    "&eacute;, …): read as the characters they name.", path, first)
     try:
-        return _read_records(lambda: _HtmlEntities(open_source()), path)
+        return _read_records(lambda: _HtmlEntities(open_source()), path, size)
     except ET.ParseError as e:
         raise DataError(f"{path}: cannot be parsed as XML ({e}). Check that the file is a "
                         f"whole XML feed.") from None
@@ -158,6 +159,9 @@ class _HtmlEntities:
             data += more
         return self._ENTITY.sub(self._sub, data)
 
+    def tell(self) -> int:
+        return self.raw.tell()
+
     def __enter__(self):
         return self
 
@@ -165,8 +169,14 @@ class _HtmlEntities:
         self.raw.close()
 
 
-def _read_records(open_source, path) -> pl.DataFrame:
+#: Feeds from this size on show the second pass's progress (MiB read).
+PROGRESS_FROM = 64 * 2**20
+
+
+def _read_records(open_source, path, size: int = 0) -> pl.DataFrame:
     """Both passes of :func:`read_xml` over ``open_source()`` (raises ET.ParseError)."""
+    from prodfusion.progress import progress_bar
+
     want = _record_path(open_source, path)
     depth = len(want)
     prefixes: dict[str, str] = {}
@@ -186,7 +196,10 @@ def _read_records(open_source, path) -> pl.DataFrame:
 
     stack: list[str] = []
     parents: list = []
-    with open_source() as fh:
+    mib = size // 2**20
+    with (open_source() as fh,
+          progress_bar(mib, f"reading {Path(str(path)).name}", "MiB",
+                       size >= PROGRESS_FROM) as bar):
         for event, elem in ET.iterparse(fh, events=("start-ns", "start", "end")):
             if event == "start-ns":
                 prefix, uri = elem
@@ -231,9 +244,12 @@ def _read_records(open_source, path) -> pl.DataFrame:
                     repeated.add(name)
                     values.append(got)
             n += 1
+            if n % 20_000 == 0:
+                bar.update(min(mib, fh.tell() // 2**20) - bar.done)
             elem.clear()
             if parents:
                 parents[-1].remove(elem)
+        bar.update(mib - bar.done)
     data = {}
     for name, values in columns.items():
         if name in repeated:

@@ -160,3 +160,14 @@ def test_html_entities_in_a_feed_are_read_as_their_characters(tmp_path, caplog):
     path.write_text("<rss><item><id>1</id><t>&bogus;</t></item></rss>", "utf-8")
     with pytest.raises(DataError, match="cannot be parsed as XML \\(undefined entity"):
         read_table(path)
+
+
+def test_a_large_feed_shows_how_much_is_read(tmp_path, monkeypatch, capsys):
+    """From PROGRESS_FROM bytes on, the read says how far it is (plain lines in a log)."""
+    monkeypatch.setattr("prodfusion.data.feeds.PROGRESS_FROM", 0)
+    path = tmp_path / "big.xml"
+    path.write_text("<rss>" + "".join(f"<item><id>{i}</id><title>{'x' * 80}</title></item>"
+                                      for i in range(40_000)) + "</rss>", "utf-8")
+    assert read_table(path).height == 40_000
+    err = capsys.readouterr().err
+    assert "reading big.xml: 4/4 MiB (100.0%)" in err
