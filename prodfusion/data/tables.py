@@ -296,8 +296,11 @@ def read_table(
             raise DataError(f"{path}: cannot be decompressed as {path.suffix.lower()} ({e}). "
                             f"Check that the file is whole and compressed as its name says."
                             ) from None
-    if encoding is not None and kind not in ("parquet", "xml") and \
-            codecs.lookup(_codec(encoding, where)).name != "utf-8":
+    if encoding is not None and kind in ("parquet", "xml"):
+        logger.warning("%s: encoding=%r (--encoding) is not used: %s", path, encoding,
+                       "a Parquet file's text is UTF-8" if kind == "parquet" else
+                       "an XML file names its own encoding (<?xml … encoding=\"…\"?>)")
+    elif encoding is not None and codecs.lookup(_codec(encoding, where)).name != "utf-8":
         source = _transcode(path, source, encoding)
     opener = (lambda: io.BytesIO(source.getvalue())) if isinstance(source, io.BytesIO) \
         else (lambda: _open(path))

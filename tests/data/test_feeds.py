@@ -171,3 +171,11 @@ def test_a_large_feed_shows_how_much_is_read(tmp_path, monkeypatch, capsys):
     assert read_table(path).height == 40_000
     err = capsys.readouterr().err
     assert "reading big.xml: 4/4 MiB (100.0%)" in err
+
+
+def test_an_encoding_given_for_a_feed_is_said_to_be_unused(tmp_path, caplog):
+    path = tmp_path / "market.xml"
+    path.write_bytes(YML.encode("cp1251"))
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        assert read_table(path, encoding="cp1252")["name"][0] == "Кроссовки красные"
+    assert "encoding='cp1252' (--encoding) is not used: an XML file names its own" in caplog.text
