@@ -21,6 +21,7 @@ Only ``http://``, ``https://`` and ``file://`` URLs are fetched; others (``s3://
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 import urllib.error
@@ -99,6 +100,80 @@ def _retry_after(headers, default: float) -> float:
         return default
 
 
+class _Status(Exception):
+    """An HTTP answer of status 400 or more."""
+
+    def __init__(self, code: int, reason: str, headers) -> None:
+        super().__init__(code)
+        self.code, self.reason, self.headers = code, reason, headers
+
+
+def _reason(exc: Exception) -> str:
+    """An exception's reason in words, without the objects urllib3 names in it."""
+    while getattr(exc, "reason", None) is not None and isinstance(exc.reason, Exception):
+        exc = exc.reason  # MaxRetryError -> NewConnectionError, URLError -> OSError
+    text = str(getattr(exc, "reason", None) or exc) or type(exc).__name__
+    return re.sub(r"^<[^>]*>: ", "", text)
+
+
+def _check_kind(content_type: str | None) -> None:
+    kind = (content_type or "").split(";")[0].strip().lower()
+    if kind.startswith("text/") or kind in ("application/json", "application/xml"):
+        raise PhotoFetchError(f"not a photo: the server answered {kind}")
+
+
+def _get_urllib(url: str, headers: dict, timeout: float, max_bytes: int) -> bytes:
+    """One try through the standard library (``file://``)."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                    timeout=timeout) as response:
+            _check_kind(response.headers.get("Content-Type"))
+            return response.read(max_bytes + 1)
+    except urllib.error.HTTPError as exc:
+        raise _Status(exc.code, exc.reason, exc.headers) from None
+
+
+_POOL = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool():
+    """The process's urllib3 connection pools: a connection to a CDN is kept open and used
+    again (no new TCP and TLS handshakes per photo)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            import urllib3
+
+            _POOL = urllib3.PoolManager(num_pools=64, maxsize=32, block=False)
+        return _POOL
+
+
+def _get_pooled(url: str, headers: dict, timeout: float, max_bytes: int) -> bytes:
+    """One try through a kept-open connection (``http://``, ``https://``); redirects followed."""
+    import urllib3
+
+    response = _pool().request(
+        "GET", url, headers=headers, preload_content=False,
+        timeout=urllib3.Timeout(connect=timeout, read=timeout),
+        retries=urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5,
+                              raise_on_status=False))
+    whole = False
+    try:
+        if response.status >= 400:
+            response.drain_conn()
+            whole = True
+            raise _Status(response.status, response.reason or "", response.headers)
+        _check_kind(response.headers.get("Content-Type"))
+        data = response.read(max_bytes + 1)
+        whole = len(data) <= max_bytes
+        return data
+    finally:
+        if not whole:  # a body left unread: the connection is not used again
+            response.close()
+        response.release_conn()
+
+
 def fetch_photo(url: str, *, timeout: float = 20.0, retries: int = 2,
                 max_bytes: int = 32 * 2**20, user_agent: str | None = None) -> bytes:
     """The bytes at ``url``, or :class:`PhotoFetchError` naming why not (see the module).
@@ -123,26 +198,22 @@ def fetch_photo(url: str, *, timeout: float = 20.0, retries: int = 2,
 
         user_agent = f"prodfusion/{__version__} (product photo download)"
     # formats every supported Pillow decodes first (a CDN negotiates on Accept)
-    request = urllib.request.Request(url, headers={
-        "User-Agent": user_agent, "Accept": "image/webp,image/jpeg,image/png,image/*;q=0.8"})
+    headers = {"User-Agent": user_agent, "Accept": "image/webp,image/jpeg,image/png,image/*;q=0.8"}
+    get = _get_urllib if scheme == "file" else _get_pooled
     for attempt in range(retries + 1):
         last = attempt == retries
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                kind = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-                if kind.startswith("text/") or kind in ("application/json", "application/xml"):
-                    raise PhotoFetchError(f"not a photo: the server answered {kind}")
-                data = response.read(max_bytes + 1)
+            data = get(url, headers, timeout, max_bytes)
             break
-        except urllib.error.HTTPError as exc:
+        except _Status as exc:
             if exc.code in RETRY_STATUS and not last:
                 time.sleep(_retry_after(exc.headers, 0.5 * 2 ** attempt))
                 continue
             raise PhotoFetchError(f"HTTP {exc.code} {exc.reason}") from None
         except PhotoFetchError:
             raise
-        except Exception as exc:  # URLError, timeouts, resets, a body cut short
-            reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # refused, timed out, reset, a body cut short
+            reason = _reason(exc)
             if scheme == "file":
                 raise PhotoFetchError(f"cannot read: {reason}") from None
             if not last:
