@@ -61,6 +61,7 @@ def sources_from_args(args: argparse.Namespace, catalog=None) -> dict:
             "image_template": args.image_template, "shadowed": shadowed,
             "encoding": getattr(args, "encoding", None),
             "duplicate_ids": getattr(args, "duplicate_ids", None) or "error",
+            "alias_col": getattr(args, "alias_col", None),
         },
         "interactions": {
             "path": _abs(args.interactions), "pairs": _abs(args.pairs),

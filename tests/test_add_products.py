@@ -725,3 +725,46 @@ def test_a_shop_export_with_variant_rows_builds_and_adds_with_the_recorded_choic
     assert "--duplicate-ids first" in cap.err and "added 1 products" in cap.out
     cat = Recommender.load(model).catalog
     assert cat.ids.tolist()[-1] == "black-boot" and cat.titles[-1] == "Black Leather Boot"
+
+
+def test_orders_naming_variants_by_sku_build_a_model_of_products(tmp_path, capsys):
+    """A shop's product export (a row per variant) and its orders (lines naming variants by
+    SKU): `--duplicate-ids first --alias-col 'Variant SKU'` builds a model of products whose
+    co-occurrences come from the orders; the aliases travel with the model (so `add` and
+    re-read logs name products alike) and `similar` answers a SKU with its product."""
+    from tests.data.test_io import SHOPIFY
+
+    (tmp_path / "products_export.csv").write_text(SHOPIFY, encoding="utf-8")
+    lines = ["Name,Lineitem sku,Created at"]
+    skus = ["RD-S", "RD-M", "RD-L", "BS-M", "BS-L", "GS-1"]
+    for i in range(60):  # orders of two lines: a dress with a shirt, or a shirt with a scarf
+        a, b = (skus[i % 3], skus[3 + i % 2]) if i % 2 else (skus[3 + i % 2], "GS-1")
+        lines += [f"#{1000 + i},{a},2026-11-{1 + i % 28:02d}",
+                  f"#{1000 + i},{b},2026-11-{1 + i % 28:02d}"]
+    (tmp_path / "orders_export.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    model = tmp_path / "model"
+    base = ["build", "--catalog", str(tmp_path / "products_export.csv"), "--id-col", "Handle",
+            "--title-col", "Title", "--image-col", "", "--category-col", "Type",
+            "--duplicate-ids", "first", "--interactions", str(tmp_path / "orders_export.csv"),
+            "--session-cols", "Name", "--item-col", "Lineitem sku", "--time-col", "Created at",
+            "--text", "none", "--lexical", "tfidf:2", "--image", "none", "--no-clicks",
+            "--tune", "off", "--category-modality", "off", "--cache-dir", "none",
+            "--out", str(model)]
+    assert main(base) == 2  # the SKUs are not product ids: the refusal names the column
+    assert "values of the catalog's column 'Variant SKU'" in capsys.readouterr().err
+    assert main([*base, "--alias-col", "Variant SKU"]) == 0
+    rec = Recommender.load(model)
+    assert rec.manifest_["data"]["catalog"]["alias_col"] == "Variant SKU"
+    assert rec.catalog.alias_map()["RD-L"] == "red-dress"
+    ids, _ = rec.similar("blue-shirt", k=2, modalities=["cooc"])
+    assert set(ids) == {"red-dress", "green-scarf"}  # every order of a shirt had one of them
+    capsys.readouterr()
+    assert main(["similar", str(model), "BS-L", "-k", "1"]) == 1
+    assert "Did you mean 'blue-shirt'?" in capsys.readouterr().err
+    feed = SHOPIFY + "black-boot,Black Boot,<p>x</p>,Acme,Boots,Size,42,BB-42,,1\n"
+    (tmp_path / "products_export.csv").write_text(feed, encoding="utf-8")
+    assert main(["add", str(model), "--catalog", str(tmp_path / "products_export.csv"),
+                 "--cache-dir", "none"]) == 0
+    cap = capsys.readouterr()
+    assert "--alias-col Variant SKU" in cap.err and "added 1 products" in cap.out
+    assert Recommender.load(model).catalog.alias_map()["BB-42"] == "black-boot"

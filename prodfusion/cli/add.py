@@ -32,7 +32,7 @@ VERIFIED_RECORD = 1000
 
 #: Catalog options ``add`` takes from the model's record when left at their defaults.
 CATALOG_KEYS = ("id_col", "title_col", "image_col", "category_col", "group_col",
-                "image_template", "encoding", "duplicate_ids")
+                "image_template", "encoding", "duplicate_ids", "alias_col")
 
 
 def fill_catalog_from_record(args: argparse.Namespace, manifest: dict) -> list[str]:

@@ -114,6 +114,9 @@ def add_catalog_options(p: argparse.ArgumentParser, *, required: bool = True) ->
     g.add_argument("--image-col", default="image", help="image path column (if any)")
     g.add_argument("--category-col", default="category", help="category column (optional)")
     g.add_argument("--group-col", default=None, help="variation-group column (optional)")
+    g.add_argument("--alias-col", default=None,
+                   help="a column of other names by which click logs may name a product (a "
+                        "variant's SKU, an EAN); with --duplicate-ids first, every row's")
     g.add_argument("--image-root", default=None, help="folder image paths are relative to")
     g.add_argument("--image-template", default=None,
                    help="build image paths from columns, e.g. '{product_id}.jpg'")
@@ -203,6 +206,7 @@ def load_catalog(args):
         category_col=args.category_col, group_col=args.group_col, image_root=args.image_root,
         image_template=args.image_template, encoding=getattr(args, "encoding", None),
         duplicate_ids=getattr(args, "duplicate_ids", None) or "error",
+        alias_col=getattr(args, "alias_col", None),
     )
 
 

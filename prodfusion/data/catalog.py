@@ -17,6 +17,9 @@ __all__ = ["Catalog"]
 
 #: Standard column names inside a :class:`Catalog` frame.
 ID, TITLE, IMAGE, CATEGORY, GROUP = "product_id", "title", "image", "category", "group"
+#: Other names of a product (a list per product: its variants' SKUs, EANs, former ids), by
+#: which click logs and requests may name it (``read_catalog(alias_col=…)``).
+ALIASES = "aliases"
 _PLURAL = {"category": "categories"}
 
 
@@ -47,6 +50,7 @@ class Catalog:
     _row: dict[str, int] = field(init=False, repr=False)
     _lengths: list[int] | None = field(init=False, repr=False, default=None)
     _ids: np.ndarray | None = field(init=False, repr=False, default=None)
+    _aliases: dict[str, str] | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         for col in (ID, TITLE):
@@ -201,7 +205,30 @@ class Catalog:
         if s.isdigit():
             core = s.lstrip("0") or "0"
             tries += [core.zfill(n) for n in self._lengths if n >= len(core)]
-        return next((t for t in tries if t != product_id and t in self._row), None)
+        twin = next((t for t in tries if t != product_id and t in self._row), None)
+        return twin if twin is not None else self.alias_map().get(s)
+
+    def alias_map(self) -> dict[str, str]:
+        """Each alias (:data:`ALIASES`) → the product it names; an alias that is some
+        product's id, or names several products, is left out (ids come first; an ambiguous
+        name is no name). Empty without the column.
+
+        >>> import polars as pl
+        >>> cat = Catalog(pl.DataFrame({"product_id": ["red-dress", "hat"], "title": ["a", "b"],
+        ...                             "aliases": [["RD-S", "RD-M", "X"], ["X", "hat"]]}))
+        >>> cat.alias_map()
+        {'RD-S': 'red-dress', 'RD-M': 'red-dress'}
+        """
+        if self._aliases is None:
+            self._aliases = {}
+            if ALIASES in self.frame.columns:
+                pairs = (self.frame.select(ID, ALIASES).explode(ALIASES)
+                         .drop_nulls(ALIASES).unique(maintain_order=True)
+                         .filter(~pl.col(ALIASES).is_in(self.frame[ID].implode())))
+                once = pairs.filter(pl.col(ALIASES).is_unique())  # in one product only
+                self._aliases = dict(zip(once[ALIASES].to_list(), once[ID].to_list(),
+                                         strict=True))
+        return self._aliases
 
     def rows_of(self, product_ids: Iterable[str]) -> np.ndarray:
         """Row indices of many product ids (raises on the first unknown one)."""

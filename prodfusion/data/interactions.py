@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from prodfusion._checks import check_int
-from prodfusion.data.catalog import ID
+from prodfusion.data.catalog import ALIASES, ID
 from prodfusion.data.io import first_bad_row, missing_column_error
 from prodfusion.data.sessions import (
     _FRAME_SCHEMA,
@@ -796,6 +796,7 @@ def clean_sessions(
 
     n_unknown_rows = n_unknown_products = 0
     if catalog is not None:
+        df = _by_alias(df, catalog, check_unknown)
         known = df[ID].is_in(catalog.frame[ID].implode())
         n_unknown_rows = int((~known).sum())
         n_unknown_products = df.filter(~known)[ID].n_unique()
@@ -869,6 +870,22 @@ def format_twins(ids, known) -> list[tuple[str, str]]:
         _canonical_id(pl.col("known")).alias("k")).unique("k", keep="first")
     hit = canon.join(have, on="k", how="inner", maintain_order="left")
     return list(zip(hit["id"].to_list(), hit["known"].to_list(), strict=True))
+
+
+def _by_alias(df: pl.DataFrame, catalog: Catalog, say: bool = True) -> pl.DataFrame:
+    """``df`` with the ids that are a product's alias (:meth:`Catalog.alias_map`: a
+    variant's SKU, an EAN) replaced by that product's id; a line says how many."""
+    aliases = catalog.alias_map()
+    if not aliases:
+        return df
+    table = pl.DataFrame({"_alias": list(aliases), "_product": list(aliases.values())},
+                         schema={"_alias": pl.Utf8, "_product": pl.Utf8})
+    df = df.join(table, left_on=ID, right_on="_alias", how="left", maintain_order="left")
+    n = df.height - df["_product"].null_count()
+    if n and say:
+        logger.info("%s interaction rows name a product by an alias (the catalog's %r column): "
+                    "read as that product.", f"{n:,}", ALIASES)
+    return df.with_columns(pl.coalesce("_product", ID).alias(ID)).drop("_product")
 
 
 def check_unknown_ids(unknown, catalog: Catalog, n_unknown: int, n: int) -> None:

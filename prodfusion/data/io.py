@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from prodfusion.data.catalog import CATEGORY, GROUP, ID, IMAGE, TITLE, Catalog
+from prodfusion.data.catalog import ALIASES, CATEGORY, GROUP, ID, IMAGE, TITLE, Catalog
 from prodfusion.data.tables import Format, blank_rows, detect_format, read_table
 from prodfusion.data.tables import blank as _blank
 from prodfusion.errors import DataError, param_error
@@ -215,6 +215,7 @@ def read_catalog(
     image_col: str | None = IMAGE,
     category_col: str | None = CATEGORY,
     group_col: str | None = None,
+    alias_col: str | None = None,
     image_root: str | Path | None = None,
     image_template: str | None = None,
     fmt: str | None = None,
@@ -239,6 +240,12 @@ def read_catalog(
         Column holding a category label (optional in the same way as ``image_col``; None or
         ``""`` for none: a file column named ``category`` is then kept as
         ``"category (file)"``, not used as the categories).
+    alias_col : str, optional
+        Column holding another name of the product (a variant's SKU, an EAN, a former id) by
+        which click logs and requests may name it. Its values over all of an id's rows
+        (``duplicate_ids="first"`` keeps them all) become the ``aliases`` column, a list
+        per product: :func:`~prodfusion.data.interactions.clean_sessions` reads a log's ids
+        through it, and an unknown id is answered with the product it names.
     group_col : str or None
         Column holding a group key (products of one group are variations of one product).
     image_root : str or Path, optional
@@ -389,6 +396,16 @@ def read_catalog(
             + (f" Row {row} is an empty line ({int(empty.sum()):,} in the file): remove the "
                "empty lines." if empty[row - 1] else "")
         )
+    aliases = None
+    if alias_col not in (None, ""):
+        if not isinstance(alias_col, str) or alias_col not in found:
+            if isinstance(alias_col, str):
+                raise missing_column_error(path, alias_col, "alias_col", found)
+            raise param_error("alias_col", "read_catalog()", "a column name (str) or None",
+                              alias_col)
+        a = pl.col(alias_col).str.strip_chars()
+        aliases = frame.group_by(pid, maintain_order=True).agg(
+            a.filter(a.is_not_null() & (a != "")).unique(maintain_order=True).alias(ALIASES))
     repeat = frame.select(~pl.col(pid).is_first_distinct()).to_series()
     at = _file_row  # the file's 1-based row of a frame position (rows may be dropped below)
     if repeat.any():
@@ -448,6 +465,13 @@ def read_catalog(
             path, f"{n:,}", f"{frame.height:,}", tcol, at(row - 1), frame[pid][row - 1])
         frame = frame.with_columns(
             pl.when(_blank(tcol)).then(None).otherwise(pl.col(tcol)).alias(tcol))
+
+    if aliases is not None:  # every row's alias, the dropped repeats' too
+        if ALIASES in frame.columns:  # a file column of that name: kept under another
+            frame = frame.rename({ALIASES: shadowed_name(ALIASES)})
+            if alias_col == ALIASES:
+                alias_col = shadowed_name(ALIASES)
+        frame = frame.join(aliases, on=pid, how="left", maintain_order="left")
 
     # renaming; the standard columns first, the rest unchanged
     frame = frame.rename({col: std for std, col in chosen.items() if col != std})
@@ -522,6 +546,6 @@ def read_catalog(
                     "with --image-template '{product_id}.jpg') at the files.",
                     path, f"{int(other.sum()):,}", f"{frame.height:,}", at(row - 1),
                     frame[IMAGE][row - 1], ", ".join(f"{s}://" for s in SCHEMES))
-    order = [c for c in (ID, TITLE, IMAGE, CATEGORY, GROUP) if c in frame.columns]
+    order = [c for c in (ID, TITLE, IMAGE, CATEGORY, GROUP, ALIASES) if c in frame.columns]
     frame = frame.select(order + [c for c in frame.columns if c not in order])
     return Catalog(frame, source=str(path))

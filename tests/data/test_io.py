@@ -597,3 +597,31 @@ def test_an_image_root_url_joins_the_catalogs_paths(tmp_path):
     cat = read_catalog(path, id_col="sku", title_col="name", image_col=None,
                        image_root="https://cdn.example/p", image_template="{product_id}.jpg")
     assert cat.image_paths[0] == "https://cdn.example/p/MB01.jpg"
+
+
+def test_aliases_gather_every_rows_other_name_for_the_logs_and_lookups(tmp_path, caplog):
+    """``alias_col``: a product's other names over all its rows (Shopify's variant SKUs, the
+    repeats ``duplicate_ids="first"`` drops included) — logs naming products by them are read
+    as those products, and an unknown id is answered with the product its alias names."""
+    from prodfusion.data import clean_sessions
+    from prodfusion.errors import UnknownProductError
+
+    path = tmp_path / "products_export.csv"
+    path.write_text(SHOPIFY, "utf-8")
+    cat = read_catalog(path, id_col="Handle", title_col="Title", image_col=None,
+                       category_col="Type", duplicate_ids="first", alias_col="Variant SKU")
+    assert cat.frame["aliases"].to_list() == [["RD-S", "RD-M", "RD-L"], ["BS-M", "BS-L"],
+                                              ["GS-1"]]
+    assert cat.frame["Variant SKU"].to_list() == ["RD-S", "BS-M", "GS-1"]  # the first row's
+    orders = pl.DataFrame({"session": ["#1", "#1", "#2", "#2", "#2"],
+                           "product_id": ["RD-L", "BS-L", "GS-1", "red-dress", "ZZ"]})
+    with caplog.at_level("INFO", logger="prodfusion.data"):
+        s = clean_sessions(orders, cat)
+    assert list(s) == [["red-dress", "blue-shirt"], ["green-scarf", "red-dress"]]
+    assert "3 interaction rows name a product by an alias" in caplog.text
+    assert s.report.n_unknown_rows == 1
+    with pytest.raises(UnknownProductError, match="Did you mean 'red-dress'"):
+        cat.row_of("RD-M")
+    with pytest.raises(DataError, match=re.escape("no column 'SKU'")):
+        read_catalog(path, id_col="Handle", title_col="Title", duplicate_ids="first",
+                     alias_col="SKU")
