@@ -221,7 +221,7 @@ class Catalog:
         """
         if self._aliases is None:
             self._aliases = {}
-            if ALIASES in self.frame.columns:
+            if isinstance(self.frame.schema.get(ALIASES), pl.List):
                 pairs = (self.frame.select(ID, ALIASES).explode(ALIASES)
                          .drop_nulls(ALIASES).unique(maintain_order=True)
                          .filter(~pl.col(ALIASES).is_in(self.frame[ID].implode())))

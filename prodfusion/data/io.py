@@ -466,11 +466,9 @@ def read_catalog(
         frame = frame.with_columns(
             pl.when(_blank(tcol)).then(None).otherwise(pl.col(tcol)).alias(tcol))
 
+    if ALIASES in frame.columns and pid != ALIASES:  # the name is the standard column's:
+        frame = frame.rename({ALIASES: shadowed_name(ALIASES)})  # a file's kept under another
     if aliases is not None:  # every row's alias, the dropped repeats' too
-        if ALIASES in frame.columns:  # a file column of that name: kept under another
-            frame = frame.rename({ALIASES: shadowed_name(ALIASES)})
-            if alias_col == ALIASES:
-                alias_col = shadowed_name(ALIASES)
         frame = frame.join(aliases, on=pid, how="left", maintain_order="left")
 
     # renaming; the standard columns first, the rest unchanged

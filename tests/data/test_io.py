@@ -625,3 +625,15 @@ def test_aliases_gather_every_rows_other_name_for_the_logs_and_lookups(tmp_path,
     with pytest.raises(DataError, match=re.escape("no column 'SKU'")):
         read_catalog(path, id_col="Handle", title_col="Title", duplicate_ids="first",
                      alias_col="SKU")
+
+
+def test_a_file_column_named_aliases_is_kept_under_another_name(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("product_id,title,aliases,ean\n1,a,x,400\n2,b,y,401\n", "utf-8")
+    cat = read_catalog(path)
+    assert "aliases" not in cat.frame.columns and cat.frame["aliases (file)"].to_list() == \
+        ["x", "y"]
+    assert cat.alias_map() == {}
+    cat = read_catalog(path, alias_col="aliases")
+    assert cat.alias_map() == {"x": "1", "y": "2"}
+    assert read_catalog(path, alias_col="ean").alias_map() == {"400": "1", "401": "2"}
