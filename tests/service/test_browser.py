@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,19 @@ def _open(p, height: int = 1000):
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     return browser, page, errors
+
+
+@contextmanager
+def _serving(tmp_path, catalog):
+    """A planted model of ``catalog`` served on a free port (the port), events in SQLite."""
+    model = make_model(tmp_path, catalog=catalog)
+    port = free_port()
+    server = start_server(model, port, tmp_path / "server.log", "--events",
+                          str(tmp_path / "events.sqlite3"))
+    try:
+        yield port
+    finally:
+        stop_server(server)
 
 
 def _wait_for(fn, timeout=15.0):
@@ -147,11 +161,7 @@ def test_long_titles_take_three_lines_on_the_page_and_stay_whole_on_hover(tmp_pa
     cat = Catalog(cat.frame.with_columns(
         pl.when(pl.col("product_id").is_in(["0001", "0005"])).then(pl.lit(long))
         .otherwise(pl.col("title")).alias("title")), source="<test>")
-    model = make_model(tmp_path, catalog=cat)
-    port = free_port()
-    server = start_server(model, port, tmp_path / "server.log", "--events",
-                          str(tmp_path / "events.sqlite3"))
-    try:
+    with _serving(tmp_path, cat) as port:
         with sync_playwright() as p:
             browser, page, errors = _open(p)
             page.goto(f"http://127.0.0.1:{port}/#p=0001")
@@ -169,8 +179,6 @@ def test_long_titles_take_three_lines_on_the_page_and_stay_whole_on_hover(tmp_pa
             assert page.locator("#recs a.card").first.bounding_box()["y"] < 1000  # in view
             browser.close()
         assert not errors, errors
-    finally:
-        stop_server(server)
 
 
 @pytest.mark.slow
@@ -195,11 +203,7 @@ def test_titles_whose_html_references_were_decoded_show_as_text_not_markup(tmp_p
     cat = Catalog(cat.frame.with_columns(
         pl.when(pl.col("product_id").is_in(["0001", "0005"])).then(pl.lit(title))
         .otherwise(pl.col("title")).alias("title")), source="<test>")
-    model = make_model(tmp_path, catalog=cat)
-    port = free_port()
-    server = start_server(model, port, tmp_path / "server.log", "--events",
-                          str(tmp_path / "events.sqlite3"))
-    try:
+    with _serving(tmp_path, cat) as port:
         with sync_playwright() as p:
             browser, page, errors = _open(p)
             dialogs: list[str] = []
@@ -212,8 +216,6 @@ def test_titles_whose_html_references_were_decoded_show_as_text_not_markup(tmp_p
             assert page.evaluate("document.querySelectorAll('img[src=\"x\"]').length") == 0
             browser.close()
         assert not errors and not dialogs, (errors, dialogs)
-    finally:
-        stop_server(server)
 
 
 @pytest.mark.slow
@@ -244,11 +246,7 @@ def test_photos_named_by_url_and_right_to_left_titles_show_on_the_page(tmp_path)
         .otherwise(pl.col("image")).alias("image"),
         pl.when(pl.col("product_id") == "0005").then(pl.lit(arabic))
         .otherwise(pl.col("title")).alias("title")), source="<test>")
-    model = make_model(tmp_path, catalog=cat)
-    port = free_port()
-    server = start_server(model, port, tmp_path / "server.log", "--events",
-                          str(tmp_path / "events.sqlite3"))
-    try:
+    with _serving(tmp_path, cat) as port:
         with sync_playwright() as p:
             browser, page, errors = _open(p)
             page.goto(f"http://127.0.0.1:{port}/#p=0001")
@@ -263,10 +261,8 @@ def test_photos_named_by_url_and_right_to_left_titles_show_on_the_page(tmp_path)
                 == "ltr"
             browser.close()
         assert not errors, errors
-    finally:
-        stop_server(server)
-        cdn.shutdown()
-        cdn.server_close()
+    cdn.shutdown()
+    cdn.server_close()
 
 
 @pytest.mark.slow
