@@ -96,7 +96,8 @@ def main() -> None:
                      f"{x['rss_mib']:,.0f} MiB | {c['seconds']:.2f} s | {c['rss_mib']:,.0f} MiB | "
                      f"{x['seconds'] / c['seconds']:.0f}× |")
     lines += ["", "The feed is parsed in Python (the standard library's streaming parser, "
-              "twice: once to find the records in the first part, once to read them), the CSV "
+              "twice: once to find the records in the first part, once to read them, turned "
+              "into a table every 50,000 records), the CSV "
               "by polars in parallel native code: a feed costs seconds where the CSV costs "
               "a fraction of one, once per build or `add`.", ""]
     args.report.write_text("\n".join(lines), encoding="utf-8")

@@ -181,9 +181,10 @@ def _read_records(open_source, path, size: int = 0) -> pl.DataFrame:
     depth = len(want)
     prefixes: dict[str, str] = {}
     names: dict[str, str] = {}  # qualified name → column
-    columns: dict[str, list] = {}
+    columns: dict[str, list] = {}  # this chunk's values, as Python objects
     repeated: set[str] = set()
-    n = 0
+    chunks: list[pl.DataFrame] = []  # the chunks before, as tables (a tenth of the memory)
+    n = 0  # records in this chunk
 
     def column(qualified: str, uri: str, local: str) -> str:
         if qualified not in names:
@@ -244,12 +245,31 @@ def _read_records(open_source, path, size: int = 0) -> pl.DataFrame:
                     repeated.add(name)
                     values.append(got)
             n += 1
-            if n % 20_000 == 0:
+            if n == _CHUNK:
+                chunks.append(_table(columns, repeated))
+                columns = {name: [] for name in columns}
+                n = 0
                 bar.update(min(mib, fh.tell() // 2**20) - bar.done)
             elem.clear()
             if parents:
                 parents[-1].remove(elem)
         bar.update(mib - bar.done)
+    chunks.append(_table(columns, repeated))
+    order = list(dict.fromkeys(names.values()))
+    lists = pl.List(pl.Utf8)
+    chunks = [c.with_columns(  # a field a later chunk repeats: a list in every chunk
+        pl.when(pl.col(name).is_null()).then(pl.lit(None, dtype=lists))
+        .otherwise(pl.concat_list(pl.col(name))).alias(name)
+        for name in repeated if name in c.columns and c.schema[name] != lists) for c in chunks]
+    return pl.concat(chunks, how="diagonal").select(order)
+
+
+#: Records read into Python lists before they are turned into a table.
+_CHUNK = 50_000
+
+
+def _table(columns: dict[str, list], repeated: set[str]) -> pl.DataFrame:
+    """One chunk's values as a table: text columns, lists where a record repeated a field."""
     data = {}
     for name, values in columns.items():
         if name in repeated:

@@ -179,3 +179,21 @@ def test_an_encoding_given_for_a_feed_is_said_to_be_unused(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="prodfusion.data"):
         assert read_table(path, encoding="cp1252")["name"][0] == "Кроссовки красные"
     assert "encoding='cp1252' (--encoding) is not used: an XML file names its own" in caplog.text
+
+
+def test_a_feed_read_in_chunks_equals_one_read_whole(tmp_path, monkeypatch):
+    """Records are turned into a table chunk by chunk (memory); fields that first appear, or
+    first repeat, in a later chunk come out as when the feed is read in one piece."""
+    items = []
+    for i in range(23):
+        extra = f"<color>c{i}</color>" if i >= 11 else ""
+        pics = "".join(f"<picture>p{i}-{k}</picture>" for k in range(2 if i == 17 else 1))
+        items.append(f"<offer id='{i}'><name>n{i}</name>{pics}{extra}</offer>")
+    path = tmp_path / "yml.xml"
+    path.write_text("<shop><offers>" + "".join(items) + "</offers></shop>", "utf-8")
+    whole = read_table(path)
+    monkeypatch.setattr("prodfusion.data.feeds._CHUNK", 5)
+    chunked = read_table(path)
+    assert chunked.equals(whole) and chunked.columns == ["id", "name", "picture", "color"]
+    assert chunked["picture"][17].to_list() == ["p17-0", "p17-1"]
+    assert chunked["picture"][0].to_list() == ["p0-0"] and chunked["color"][10] is None
