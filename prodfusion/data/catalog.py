@@ -85,7 +85,10 @@ class Catalog:
                 n = f.select(pl.col(col).cast(pl.Utf8).fill_null("").str.len_chars().gt(0)
                              .sum()).item()
                 parts.append(f"{n:,} {word if n == 1 else _PLURAL.get(word, word + 's')}")
-        other = [c for c in f.columns if c not in (ID, TITLE, IMAGE, CATEGORY, GROUP)]
+        if isinstance(f.schema.get(ALIASES), pl.List):
+            n = f.select(pl.col(ALIASES).list.len().fill_null(0).sum()).item()
+            parts.append(f"{n:,} alias{'' if n == 1 else 'es'}")
+        other = [c for c in f.columns if c not in (ID, TITLE, IMAGE, CATEGORY, GROUP, ALIASES)]
         also = f"; also {', '.join(other[:8])}{', …' if len(other) > 8 else ''}" if other else ""
         return (f"Catalog({len(self):,} product{'' if len(self) == 1 else 's'}: "
                 f"{', '.join(parts)}{also}; source={self.source!r})")

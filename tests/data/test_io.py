@@ -613,6 +613,7 @@ def test_aliases_gather_every_rows_other_name_for_the_logs_and_lookups(tmp_path,
     assert cat.frame["aliases"].to_list() == [["RD-S", "RD-M", "RD-L"], ["BS-M", "BS-L"],
                                               ["GS-1"]]
     assert cat.frame["Variant SKU"].to_list() == ["RD-S", "BS-M", "GS-1"]  # the first row's
+    assert "2 titles, 3 categories, 6 aliases; also Body (HTML)" in repr(cat)
     orders = pl.DataFrame({"session": ["#1", "#1", "#2", "#2", "#2"],
                            "product_id": ["RD-L", "BS-L", "GS-1", "red-dress", "ZZ"]})
     with caplog.at_level("INFO", logger="prodfusion.data"):
