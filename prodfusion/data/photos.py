@@ -145,7 +145,7 @@ def _pool():
         if _POOL is None:
             import urllib3
 
-            _POOL = urllib3.PoolManager(num_pools=64, maxsize=32, block=False)
+            _POOL = urllib3.PoolManager(num_pools=64, maxsize=128, block=False)
         return _POOL
 
 

@@ -40,7 +40,7 @@ import numpy as np
 from prodfusion.encoders._util import BatchEncoder, check_batch_size, logger, progress_bar
 from prodfusion.encoders.base import Embeddings, Modality, check_finite
 from prodfusion.encoders.cache import content_key
-from prodfusion.errors import ModelError
+from prodfusion.errors import ModelError, ParameterError
 
 __all__ = ["ImageEncoder", "ImageFailure"]
 
@@ -57,10 +57,24 @@ def __getattr__(name: str) -> Any:
 
 #: How many failures are kept in ``Embeddings.info["failures"]``.
 MAX_FAILURES_LISTED = 20
-#: Threads that fetch photos named by URL (they wait on the network, not the CPU), and how
-#: many batches are fetched ahead of the model.
+#: Threads that fetch photos named by URL (they wait on the network, not the CPU; the
+#: environment variable ``PRODFUSION_PHOTO_WORKERS`` sets another number, e.g. 64 where a
+#: GPU encodes faster than 16 fetches arrive), and how many batches are fetched ahead.
 URL_WORKERS = 16
 URL_BATCHES_AHEAD = 4
+PHOTO_WORKERS_ENV = "PRODFUSION_PHOTO_WORKERS"
+
+
+def url_workers() -> int:
+    """The photo-fetching threads: ``$PRODFUSION_PHOTO_WORKERS`` where set, else
+    :data:`URL_WORKERS`."""
+    raw = os.environ.get(PHOTO_WORKERS_ENV, "").strip()
+    if not raw:
+        return URL_WORKERS
+    if not raw.isdigit() or not 1 <= int(raw) <= 1024:
+        raise ParameterError(f"${PHOTO_WORKERS_ENV} must be a whole number of threads from 1 "
+                             f"to 1024 (default {URL_WORKERS}); got {raw!r}.")
+    return int(raw)
 
 
 @dataclass(frozen=True)
@@ -316,7 +330,7 @@ class ImageEncoder(BatchEncoder):
             from prodfusion.data.photos import PhotoFetcher
 
             fetcher = PhotoFetcher()
-            url_pool = ThreadPoolExecutor(max_workers=URL_WORKERS, thread_name_prefix="pf-url")
+            url_pool = ThreadPoolExecutor(max_workers=url_workers(), thread_name_prefix="pf-url")
 
         def submit(chunk) -> list[Future]:
             return [url_pool.submit(self._load_one, str(paths[i]), fetcher) if i in web

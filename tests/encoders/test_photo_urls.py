@@ -284,3 +284,33 @@ def test_clustering_figures_and_trainable_towers_read_photo_urls(cdn, image_dir)
     assert _read(got[0]["image"]) == (image_dir / "red.jpg").read_bytes()
     with pytest.raises(PhotoFetchError, match="HTTP 404"):
         _read(f"{cdn.url}/p/gone.jpg")
+
+
+def test_the_number_of_photo_fetching_threads_is_set_by_the_environment(cdn, tiny_clip_path,
+                                                                        monkeypatch):
+    """``$PRODFUSION_PHOTO_WORKERS`` sets the fetching threads (a GPU encodes faster than 16
+    fetches arrive); a value that is no number of threads is refused, naming the variable."""
+    import concurrent.futures
+
+    from prodfusion.errors import ParameterError
+
+    made = []
+    real = concurrent.futures.ThreadPoolExecutor
+
+    def spy(*args, **kw):
+        made.append((kw.get("max_workers"), kw.get("thread_name_prefix")))
+        return real(*args, **kw)
+
+    monkeypatch.setattr("prodfusion.encoders.image.ThreadPoolExecutor", spy)
+    enc = make_encoder(f"clip:{tiny_clip_path}", progress=False)
+    monkeypatch.setenv("PRODFUSION_PHOTO_WORKERS", "3")
+    _, mask, _ = enc.encode_paths([f"{cdn.url}/p/red.jpg", f"{cdn.url}/p/blue.jpg"])
+    assert mask.all() and (3, "pf-url") in made
+    monkeypatch.delenv("PRODFUSION_PHOTO_WORKERS")
+    made.clear()
+    enc.encode_paths([f"{cdn.url}/p/red.jpg"])
+    assert (16, "pf-url") in made
+    monkeypatch.setenv("PRODFUSION_PHOTO_WORKERS", "many")
+    with pytest.raises(ParameterError, match=r"\$PRODFUSION_PHOTO_WORKERS must be a whole "
+                                             r"number of threads from 1 to 1024"):
+        enc.encode_paths([f"{cdn.url}/p/red.jpg"])
