@@ -528,22 +528,21 @@ def read_catalog(
                 "^(" + "|".join(SCHEMES) + ")://")).to_series()
             other = urls & ~fetched
             if fetched.any():
-                row = int(fetched.arg_true()[0]) + 1
+                r = int(fetched.arg_true()[0])
                 logger.info(
                     "%s: %s of %s image paths are URLs (first: row %d, %r); the photos are "
                     "fetched when they are encoded (into memory; the embedding cache keeps "
                     "their vectors under the URL, so later runs fetch only new URLs).",
-                    path, f"{int(fetched.sum()):,}", f"{frame.height:,}", at(row - 1),
-                    frame[IMAGE][row - 1])
+                    path, f"{int(fetched.sum()):,}", f"{frame.height:,}", at(r), frame[IMAGE][r])
             if other.any():
-                row = int(other.arg_true()[0]) + 1
+                r = int(other.arg_true()[0])
                 logger.warning(
                     "%s: %s of %s image paths are URLs prodfusion does not download (first: "
                     "row %d, %r; it fetches %s), so those products get no image vector. Copy "
                     "the photos to a local folder and point the image column (or --image-root "
                     "with --image-template '{product_id}.jpg') at the files.",
-                    path, f"{int(other.sum()):,}", f"{frame.height:,}", at(row - 1),
-                    frame[IMAGE][row - 1], ", ".join(f"{s}://" for s in SCHEMES))
+                    path, f"{int(other.sum()):,}", f"{frame.height:,}", at(r), frame[IMAGE][r],
+                    ", ".join(f"{s}://" for s in SCHEMES))
     order = [c for c in (ID, TITLE, IMAGE, CATEGORY, GROUP, ALIASES) if c in frame.columns]
     frame = frame.select(order + [c for c in frame.columns if c not in order])
     return Catalog(frame, source=str(path))

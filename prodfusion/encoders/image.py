@@ -263,16 +263,6 @@ class ImageEncoder(BatchEncoder):
             new_rows, new_index = self._run_model(pool, paths, todo, failed, keys)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-        if twin:
-            done = dict(zip(new_index, range(len(new_index)), strict=True))
-            extra = [(i, done[j]) for i, j in twin.items() if j in done]
-            if extra:
-                block = np.concatenate(new_rows, axis=0)
-                new_rows = [*new_rows, block[[r for _, r in extra]]]
-                new_index = [*new_index, *(i for i, _ in extra)]
-            for i, j in twin.items():
-                if j in failed:
-                    failed[i] = ImageFailure(i, str(paths[i]), failed[j].kind, failed[j].reason)
 
         if new_rows:
             dim = new_rows[0].shape[1]
@@ -296,6 +286,13 @@ class ImageEncoder(BatchEncoder):
             idx = np.asarray(new_index, dtype=np.int64)
             vectors[idx] = computed
             mask[idx] = True
+        n_copied = 0
+        for i, j in twin.items():  # a URL on several rows: the first row's vector or failure
+            if mask[j]:
+                vectors[i], mask[i] = vectors[j], True
+                n_copied += 1
+            elif j in failed:
+                failed[i] = ImageFailure(i, str(paths[i]), failed[j].kind, failed[j].reason)
         failures = [failed[i] for i in sorted(failed)]
         stats = {
             "n_images": len(given),
@@ -303,7 +300,7 @@ class ImageEncoder(BatchEncoder):
             "n_missing": sum(f.kind == "missing" for f in failures),
             "n_corrupt": sum(f.kind == "corrupt" for f in failures),
             "n_cached": len(cached_rows),
-            "n_encoded": len(new_index),
+            "n_encoded": len(new_index) + n_copied,
             "seconds": round(time.perf_counter() - t0, 3),
         }
         return vectors, mask, failures, stats
