@@ -458,8 +458,10 @@ def build(catalog, sessions=None, pairs=None, *, cache_dir=None, **options):
     >>> sorted(rec.available_modalities)
     ['category', 'clicks', 'cooc', 'popularity']
     """
+    from prodfusion.data.catalog import check_catalog
     from prodfusion.data.sessions import Sessions, as_sessions
 
+    check_catalog(catalog, "build()")
     sessions = as_sessions(sessions, "sessions", "build()")  # a raw log refused, named
     pairs = as_sessions(pairs, "pairs", "build()")
     for name, given in (("sessions", sessions), ("pairs", pairs)):

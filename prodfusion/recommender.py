@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from prodfusion.data.catalog import Catalog
+from prodfusion.data.catalog import Catalog, check_catalog
 from prodfusion.encoders.base import (
     MODALITIES,
     Embeddings,
@@ -257,7 +257,7 @@ class Recommender(QueryMixin):
         ``prodfusion build`` prints.
 
         >>> import polars as pl, numpy as np
-        >>> from prodfusion.data.catalog import Catalog
+        >>> from prodfusion.data.catalog import Catalog, check_catalog
         >>> from prodfusion.encoders.base import Embeddings
         >>> cat = Catalog(pl.DataFrame({"product_id": ["a", "b", "c"], "title": ["x", "y", "z"]}))
         >>> emb = Embeddings(np.eye(3, dtype=np.float32), np.array([True, True, False]), "toy")
@@ -327,10 +327,7 @@ class Recommender(QueryMixin):
         from prodfusion.model_updates import photo_stamps
 
         t0 = time.perf_counter()
-        if not isinstance(catalog, Catalog):
-            raise param_error("catalog", "Recommender.build()",
-                              "a Catalog (read_catalog(path) reads a file)",
-                              type(catalog).__name__)
+        check_catalog(catalog, "Recommender.build()")
         if len(catalog) < 2:
             raise DataError(f"{catalog.source}: the catalog has {len(catalog)} product"
                             f"{'' if len(catalog) == 1 else 's'}; a model recommends products "
@@ -565,9 +562,7 @@ class Recommender(QueryMixin):
         )
 
         self._check_built()
-        if not isinstance(catalog, Catalog):
-            raise param_error("catalog", "add_products()", "a Catalog of the new products "
-                              "(read_catalog(path))", type(catalog).__name__)
+        check_catalog(catalog, "add_products()", "a Catalog of the new products")
         if not len(catalog):  # a day without new products
             return {}
         check_new_ids(self, catalog)  # before anything is encoded
@@ -606,6 +601,7 @@ class Recommender(QueryMixin):
         """
         from prodfusion.model_updates import changed_products
 
+        check_catalog(catalog, "changed_products()")
         return changed_products(self, catalog)
 
     def update_products(self, catalog: Catalog,
@@ -642,6 +638,7 @@ class Recommender(QueryMixin):
             update_products,
         )
 
+        check_catalog(catalog, "update_products()", "a Catalog of the changed products")
         stamps = photo_stamps(catalog.image_paths) if "image" in self.embeddings_ else None
         if embeddings is None:
             embeddings = encode_for_update(self, catalog, cache_dir=cache_dir,

@@ -13,7 +13,7 @@ import polars as pl
 
 from prodfusion.errors import DataError, UnknownProductError
 
-__all__ = ["Catalog"]
+__all__ = ["Catalog", "check_catalog"]
 
 #: Standard column names inside a :class:`Catalog` frame.
 ID, TITLE, IMAGE, CATEGORY, GROUP = "product_id", "title", "image", "category", "group"
@@ -21,6 +21,31 @@ ID, TITLE, IMAGE, CATEGORY, GROUP = "product_id", "title", "image", "category", 
 #: which click logs and requests may name it (``read_catalog(alias_col=…)``).
 ALIASES = "aliases"
 _PLURAL = {"category": "categories"}
+
+
+def check_catalog(catalog, where: str, what: str = "a Catalog") -> None:
+    """Refuse anything but a :class:`Catalog` for ``where``'s ``catalog``, saying how to make
+    one: a DataFrame is read by ``read_catalog(frame, …)`` as a file is.
+
+    >>> import polars as pl
+    >>> check_catalog(pl.DataFrame({"id": ["1"]}), "build()")
+    Traceback (most recent call last):
+    ...
+    prodfusion.errors.ParameterError: build(): 'catalog' is a polars DataFrame; read it first with read_catalog(frame, id_col=…, title_col=…, image_col=…, category_col=…), which reads a table in memory as it reads a file (its columns named, ids and titles checked).
+    """
+    if isinstance(catalog, Catalog):
+        return
+    from prodfusion.data.tables import is_table, table_label
+    from prodfusion.errors import ParameterError, param_error
+
+    if is_table(catalog):
+        raise ParameterError(
+            f"{where}: 'catalog' is a {str(table_label(catalog))[1:-1]}; read it first with "
+            "read_catalog(frame, id_col=…, title_col=…, image_col=…, category_col=…), which "
+            "reads a table in memory as it reads a file (its columns named, ids and titles "
+            "checked).")
+    raise param_error("catalog", where, f"{what} (read_catalog(path_or_frame, …))",
+                      type(catalog).__name__)
 
 
 @dataclass

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from prodfusion._checks import check_int
-from prodfusion.data.catalog import ALIASES, ID
+from prodfusion.data.catalog import ALIASES, ID, check_catalog
 from prodfusion.data.io import first_bad_row, missing_column_error
 from prodfusion.data.sessions import (
     _FRAME_SCHEMA,
@@ -39,7 +39,7 @@ from prodfusion.data.sessions import (
     Sessions,
 )
 from prodfusion.data.tables import blank as _blank
-from prodfusion.data.tables import blank_rows, read_table
+from prodfusion.data.tables import blank_rows, is_table, read_table, table_label
 from prodfusion.errors import DataError, ParameterError, param_error
 
 logger = logging.getLogger("prodfusion.data")
@@ -65,11 +65,16 @@ SOURCE_SUFFIXES = tuple(e + c for e in (".csv", ".tsv", ".txt", ".parquet", ".js
 
 
 def interaction_files(paths, where: str = "read_interactions()") -> list[Path]:
-    """Files, in the given order; a folder stands for its interaction files, sorted by name."""
-    if isinstance(paths, (str, os.PathLike)):
+    """Files, in the given order; a folder stands for its interaction files, sorted by name;
+    a table in memory (:func:`~prodfusion.data.tables.is_table`) stays as it is."""
+    if isinstance(paths, (str, os.PathLike)) or is_table(paths):
         paths = [paths]
-    out: list[Path] = []
-    for p in map(Path, paths):
+    out: list = []
+    for given in paths:
+        if is_table(given):
+            out.append(given)
+            continue
+        p = Path(given)
         if p.is_dir():
             found = sorted(f for f in p.iterdir()
                            if f.is_file() and f.name.lower().endswith(SOURCE_SUFFIXES))
@@ -348,7 +353,7 @@ def _merge_seen(total: dict[str, dict[str, int]], part: dict[str, dict[str, int]
 
 
 def read_interactions(
-    path: str | Path | Sequence[str | Path],
+    path,
     *,
     session_cols: str | Sequence[str] = ("session_id",),
     item_col: str = ID,
@@ -362,12 +367,14 @@ def read_interactions(
 
     Parameters
     ----------
-    path : str, Path, or a sequence of them
+    path : str, Path, a table in memory, or a sequence of them
         CSV/TSV/TXT (separator from ``sep`` or guessed from the header), Parquet or JSON Lines;
         a folder stands for its interaction files sorted by name (e.g. one per day), and
         several files are read one after the other with the same options: a session key in
         several files is one session, and ``row`` counts on across files (file ``i``'s rows
-        offset by ``i`` · 2⁴⁰, :data:`ROW_STRIDE`).
+        offset by ``i`` · 2⁴⁰, :data:`ROW_STRIDE`). A pandas or polars DataFrame or a
+        pyarrow Table is read as such a file would be (its rows numbered from 1 in messages;
+        datetime columns are times; :func:`~prodfusion.data.tables.read_table`).
     session_cols : str or sequence of str
         Column(s) whose values together identify a session; ``"customer_id,t_dat"`` (or a
         tuple) makes one session per customer-day. Values are joined with ``"\\x1f"``.
@@ -446,7 +453,8 @@ def read_interactions_counted(path, *, session_cols=("session_id",), item_col: s
     out = frames[0] if len(frames) == 1 else pl.concat(frames)
     if keep:
         check_kept(keep, seen, n_read, out.height,
-                   str(files[0]) if len(files) == 1 else f"{len(files)} interaction files")
+                   str(table_label(files[0]) if is_table(files[0]) else files[0])
+                   if len(files) == 1 else f"{len(files)} interaction files")
     return out, n_read
 
 
@@ -460,13 +468,13 @@ def read_interaction_file(
     (before ``keep_rows``). For readers that check ``keep_rows`` over many files at once
     (:func:`check_kept`), such as the corpus's workers."""
     where = "read_interactions()"
-    path = Path(path)
+    source, path = path, table_label(path) if is_table(path) else Path(path)
     scols = _columns(session_cols, "session_cols", where)
     icol = _columns(item_col, "item_col", where)
     if len(icol) != 1:
         raise param_error("item_col", where, "one column name", item_col)
     tcols = _columns(time_col, "time_col", where)
-    frame = read_table(path, fmt=fmt, sep=sep, where=where)
+    frame = read_table(source, fmt=fmt, sep=sep, where=where)
     _require(frame, path, scols, "session_cols")
     _require(frame, path, icol, "item_col")
     _require(frame, path, tcols, "time_col")
@@ -504,8 +512,8 @@ def read_pairs(
 
     Parameters
     ----------
-    path : str or Path
-        Table with one pair per row.
+    path : str, Path or a table in memory
+        Table with one pair per row (a file, or a pandas / polars DataFrame).
     a_col, b_col : str
         Columns of the first and second product id.
     sep, fmt : optional
@@ -524,11 +532,11 @@ def read_pairs(
         pairs = read_pairs("copurchase.csv", a_col="article_id", b_col="partner_article_id")
     """
     where = "read_pairs()"
-    path = Path(path)
+    source, path = path, table_label(path) if is_table(path) else Path(path)
     for name, value in (("a_col", a_col), ("b_col", b_col)):
         if not isinstance(value, str) or not value:
             raise param_error(name, where, "a column name", value)
-    frame = read_table(path, fmt=fmt, sep=sep, where=where)
+    frame = read_table(source, fmt=fmt, sep=sep, where=where)
     _require(frame, path, [a_col], "a_col")
     _require(frame, path, [b_col], "b_col")
     frame = frame.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(_FILE_ROW))
@@ -744,7 +752,15 @@ def clean_sessions(
     [['a', 'b', 'a']]
     """
     where = "clean_sessions()"
+    if catalog is not None:
+        check_catalog(catalog, where)
     if not isinstance(interactions, pl.DataFrame):
+        if is_table(interactions):  # a pandas log straight from a query
+            raise ParameterError(
+                f"{where}: 'interactions' is a {str(table_label(interactions))[1:-1]} as it "
+                f"came; read it first with read_interactions(frame, session_cols=…, item_col=…, "
+                f"time_col=…), which reads a table in memory as it reads a file (the columns "
+                f"named, times read, rows checked).")
         raise param_error("interactions", where, "a polars DataFrame (see read_interactions)",
                           type(interactions).__name__)
     for col in (SESSION, ID):
@@ -752,7 +768,8 @@ def clean_sessions(
             raise DataError(
                 f"clean_sessions(): the interactions frame has no {col!r} column (found: "
                 f"{', '.join(map(repr, interactions.columns))}). Read the log with "
-                f"read_interactions() or read_pairs()."
+                f"read_interactions() or read_pairs(): they take a DataFrame as well as a "
+                f"file (read_interactions(frame, session_cols=…, item_col=…, time_col=…))."
             )
     min_length = check_int(min_length, "min_length", where, low=1)
     max_length = check_int(max_length, "max_length", where, low=min_length, none=True,

@@ -27,7 +27,14 @@ import numpy as np
 import polars as pl
 
 from prodfusion.data.catalog import ALIASES, CATEGORY, GROUP, ID, IMAGE, TITLE, Catalog
-from prodfusion.data.tables import Format, blank_rows, detect_format, read_table
+from prodfusion.data.tables import (
+    Format,
+    blank_rows,
+    detect_format,
+    is_table,
+    read_table,
+    table_label,
+)
 from prodfusion.data.tables import blank as _blank
 from prodfusion.errors import DataError, param_error
 
@@ -208,7 +215,7 @@ def shadowed_name(column: str) -> str:
 
 
 def read_catalog(
-    path: str | Path,
+    path,
     *,
     id_col: str = ID,
     title_col: str = TITLE,
@@ -227,9 +234,13 @@ def read_catalog(
 
     Parameters
     ----------
-    path : str or Path
-        CSV/TSV/TXT (separator from ``sep`` or guessed), Parquet, or JSON Lines file. Every
-        column is read as text, so ids keep leading zeros.
+    path : str, Path or a table in memory
+        CSV/TSV/TXT (separator from ``sep`` or guessed), Parquet, JSON Lines or XML file.
+        Every column is read as text, so ids keep leading zeros. Or a pandas or polars
+        DataFrame or a pyarrow Table (a query's result in a notebook), read as such a file
+        would be: its columns as text (whole-number floats as integers), a named pandas index
+        as columns, relative photo paths against the working folder, rows numbered from 1 in
+        messages (:func:`~prodfusion.data.tables.read_table`).
     id_col, title_col : str
         Columns holding the product id and the title (both required).
     image_col : str or None
@@ -294,10 +305,10 @@ def read_catalog(
                            title_col="prod_name", category_col="product_type_name",
                            image_root="../shared/data/hm/images", image_template="{product_id}.jpg")
     """
-    path = Path(path)
     if duplicate_ids not in ("error", "first"):
         raise param_error("duplicate_ids", "read_catalog()", "'error' or 'first'", duplicate_ids)
     frame = read_table(path, fmt=fmt, sep=sep, where="read_catalog()", encoding=encoding)
+    path = table_label(path) if is_table(path) else Path(path)
     found = list(frame.columns)
 
     # which file column becomes which standard column

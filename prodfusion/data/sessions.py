@@ -392,8 +392,9 @@ def as_sessions(obj, name: str, where: str):
     if kind in ("polars", "pandas", "pyarrow") or isinstance(obj, pl.DataFrame):
         raise ParameterError(
             f"{where}: {name!r} is a {type(obj).__name__} of interactions; clean it into "
-            "sessions first: clean_sessions(read_interactions(...), catalog) (a table iterates "
-            "over its columns, which would train on nonsense).")
+            "sessions first: clean_sessions(read_interactions(frame_or_file, session_cols=…, "
+            "item_col=…, time_col=…), catalog) (a table iterates over its columns, which would "
+            "train on nonsense).")
     if isinstance(obj, (str, bytes)):
         raise ParameterError(f"{where}: {name!r} is one string; pass a list of sessions, each "
                              "a list of product ids (e.g. [['a', 'b']]), or Sessions.")

@@ -2,7 +2,9 @@
 compressed, ``.csv.gz``, ``.jsonl.bz2``, ``.xml.gz``) with every column as text: the format from the extension, the
 separator sniffed, and errors that name the file, the row and what to do (bad UTF-8, ragged
 CSV rows). :func:`prodfusion.data.io.read_catalog` and the interaction
-readers (:mod:`prodfusion.data.interactions`) read through :func:`read_table`.
+readers (:mod:`prodfusion.data.interactions`) read through :func:`read_table`, which also
+takes a table already in memory (a pandas or polars DataFrame, a pyarrow Table:
+:func:`is_table`) in place of a file, read the same way.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import gzip
 import io
 import logging
 import lzma
+import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -24,7 +27,8 @@ from prodfusion.errors import DataError, param_error
 
 logger = logging.getLogger("prodfusion.data")
 
-__all__ = ["read_table", "detect_format", "Format", "FORMATS"]
+__all__ = ["read_table", "detect_format", "Format", "FORMATS", "is_table", "table_label",
+           "as_text"]
 
 Format = Literal["csv", "tsv", "parquet", "jsonl", "xml"]
 FORMATS: tuple[str, ...] = ("csv", "tsv", "parquet", "jsonl", "xml")
@@ -45,6 +49,110 @@ _EXTENSIONS: dict[str, str] = {
 _SNIFF = (",", ";", "\t", "|")
 #: Compressed files, read through the standard library (``clicks.csv.gz``: a gzipped CSV).
 _COMPRESSIONS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
+def is_table(obj) -> bool:
+    """Whether ``obj`` is a table in memory that the readers take in place of a file: a
+    polars DataFrame or LazyFrame, a pandas DataFrame, a pyarrow Table or RecordBatch, or
+    anything else that hands out an Arrow stream (``__arrow_c_stream__``: DuckDB, …).
+
+    >>> import polars as pl
+    >>> is_table(pl.DataFrame({"a": [1]})), is_table("clicks.csv"), is_table(["a.csv"])
+    (True, False, False)
+    """
+    if isinstance(obj, (str, bytes, os.PathLike)):
+        return False
+    if isinstance(obj, (pl.DataFrame, pl.LazyFrame)) or hasattr(obj, "__arrow_c_stream__"):
+        return True
+    kind = type(obj)
+    return (kind.__module__.split(".")[0] == "pandas" and kind.__name__ == "DataFrame") or (
+        kind.__module__.split(".")[0] == "pyarrow" and kind.__name__ in ("Table", "RecordBatch"))
+
+
+def table_label(obj) -> Path:
+    """What messages call a table in memory where they would name a file (its rows are
+    numbered from 1, as a file's data rows are: row 1 is pandas' ``iloc[0]``); as a Path,
+    so that relative photo paths in it resolve against the working folder.
+
+    >>> import polars as pl
+    >>> str(table_label(pl.DataFrame({"a": [1]})))
+    '<polars DataFrame>'
+    """
+    kind = type(obj)
+    return Path(f"<{kind.__module__.split('.')[0]} {kind.__name__}>")
+
+
+def _polars_of(obj, label: Path) -> pl.DataFrame:
+    """A table in memory as a polars DataFrame (pandas: a named index becomes columns)."""
+    if isinstance(obj, pl.LazyFrame):
+        return obj.collect()
+    if isinstance(obj, pl.DataFrame):
+        return obj
+    kind = type(obj).__module__.split(".")[0]
+    try:
+        if kind == "pandas":
+            return _polars_of_pandas(obj, label)
+        if kind == "pyarrow":
+            return pl.from_arrow(obj)
+        return pl.DataFrame(obj)
+    except DataError:
+        raise
+    except Exception as e:  # pyarrow/polars raise several types for what they cannot convert
+        raise DataError(f"{label}: cannot be read as a table ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:300]}).") from None
+
+
+def _polars_of_pandas(df, label: Path) -> pl.DataFrame:
+    names = [str(c) for c in df.columns]
+    twice = sorted({c for c in names if names.count(c) > 1})
+    if twice:
+        raise DataError(f"{label}: column name(s) {twice} appear more than once; give each "
+                        f"column its own name.")
+    if any(n is not None for n in df.index.names):  # df.set_index("product_id"): the ids
+        df = df.reset_index()
+    df = df.set_axis([str(c) for c in df.columns], axis=1)
+    try:
+        return pl.from_pandas(df)
+    except Exception:  # object columns mixing str, int, float (a sheet's ids): as text
+        import pandas as pd
+
+        mixed = {c: df[c].map(lambda v: None if _missing(pd, v) else str(v))
+                 for c in df.columns if df[c].dtype == object}
+        return pl.from_pandas(df.assign(**mixed))
+
+
+def _missing(pd, value) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # a list or an array in a cell
+        return False
+
+
+def as_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """Every column of a typed table as text, as a delimited file would hold it; lists and
+    structs stay. A float column holding only whole numbers is written as integers: pandas
+    turns an integer column with a gap into floats, and its ids ``123.0`` would not match a
+    log's ``123``.
+
+    >>> import polars as pl
+    >>> as_text(pl.DataFrame({"id": [123.0, None], "price": [9.5, 1.0]})).rows()
+    [('123', '9.5'), (None, '1.0')]
+    """
+    out = []
+    for c, t in frame.schema.items():
+        if t == pl.Utf8 or isinstance(t, (pl.List, pl.Struct, pl.Array)):
+            continue
+        col = pl.col(c)
+        if t.is_float():
+            v = frame[c].drop_nulls().drop_nans()
+            if v.len() and bool(((v == v.round(0)) & (v.abs() < 2.0 ** 53)).all()):
+                col = col.fill_nan(None).cast(pl.Int64)
+        if t == pl.Object:
+            out.append(pl.col(c).map_elements(lambda v: None if v is None else str(v),
+                                              return_dtype=pl.Utf8))
+        else:
+            out.append(col.cast(pl.Utf8).alias(c))
+    return frame.with_columns(out) if out else frame
 
 
 def _compression(path: Path):
@@ -246,11 +354,13 @@ def read_table(
 
     Parameters
     ----------
-    path : str or Path
+    path : str, Path or a table in memory
         A ``.csv``/``.tsv``/``.txt`` (delimited text), ``.parquet``, ``.jsonl``/``.ndjson``
         or ``.xml`` (a product feed: :func:`prodfusion.data.feeds.read_xml`) file; text files
         may be compressed (``.csv.gz``, ``.jsonl.bz2``, ``.xml.gz``: read into memory
-        decompressed).
+        decompressed). Or a pandas / polars DataFrame, a pyarrow Table (:func:`is_table`):
+        its columns as text (:func:`as_text`; pandas' named index as columns), ``fmt``,
+        ``sep`` and ``encoding`` unused.
     fmt : {'csv', 'tsv', 'parquet', 'jsonl', 'xml'}, optional
         Overrides the format guessed from the extension.
     sep : str, optional
@@ -284,6 +394,13 @@ def read_table(
     >>> read_table(p).row(0)
     ('0012', '3')
     """
+    if is_table(path):  # a DataFrame in memory: its columns as a file would hold them
+        unused = [n for n, v in (("fmt", fmt), ("sep", sep), ("encoding", encoding))
+                  if v is not None]
+        if unused:
+            logger.warning("%s: %s not used: the table is already in memory, its columns "
+                           "typed.", table_label(path), ", ".join(f"{n}=" for n in unused))
+        return _without_trailing_blank_rows(as_text(_polars_of(path, table_label(path))))
     path = Path(path)
     _check_file(path)  # first: a folder or a typo is named as such, not as an unknown format
     kind = detect_format(path, fmt, where=where)
@@ -356,7 +473,4 @@ def read_table(
                 f"{path}: cannot be read as Parquet ({type(e).__name__}: {str(e).splitlines()[0]}). "
                 f"Check that it is a Parquet file, or pass fmt= with its real format."
             ) from None
-    return frame.with_columns(
-        pl.col(c).cast(pl.Utf8) for c, t in frame.schema.items()
-        if t != pl.Utf8 and not isinstance(t, (pl.List, pl.Struct, pl.Array))
-    )
+    return as_text(frame)
