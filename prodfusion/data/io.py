@@ -32,6 +32,7 @@ from prodfusion.data.tables import (
     blank_rows,
     detect_format,
     is_table,
+    is_table_label,
     read_table,
     table_label,
 )
@@ -98,12 +99,18 @@ def likely_columns(option: str, column: str, found: list[str]) -> list[str]:
     return sorted((c for c in found if _norm(c) in names), key=lambda c: names.index(_norm(c)))
 
 
-def _suggested(option: str, columns: list[str]) -> tuple[str, str]:
-    """``("'A' or 'B'", "--x A or --x B")`` for up to three columns (quoted for a shell)."""
+def _suggested(option: str, columns: list[str], python: bool = False) -> tuple[str, str]:
+    """``("'A' or 'B'", "--x A or --x B")`` for up to three columns (quoted for a shell);
+    ``python``: as parameters, ``x='A' or x='B'`` (a table in memory has no command line).
+
+    >>> _suggested("id_col", ["SKU", "Handle"]), _suggested("id_col", ["SKU"], python=True)
+    (("'SKU' or 'Handle'", '--id-col SKU or --id-col Handle'), ("'SKU'", "id_col='SKU'"))
+    """
     import shlex
 
     return (" or ".join(repr(c) for c in columns[:3]),
-            " or ".join(f"{_option_flag(option)} {shlex.quote(c)}" for c in columns[:3]))
+            " or ".join(f"{option}={c!r}" if python else
+                        f"{_option_flag(option)} {shlex.quote(c)}" for c in columns[:3]))
 
 
 def missing_column_error(
@@ -112,13 +119,15 @@ def missing_column_error(
     """The house message for a column that the options name but the file lacks (naming the
     file's columns that look like it, :func:`likely_columns`)."""
     likely = likely_columns(option, column, found)
+    python = is_table_label(path)  # a DataFrame: no command line to name
     hint = ""
     if likely and not option.endswith(("a_col", "b_col")):
-        names, flags = _suggested(option, likely)
+        names, flags = _suggested(option, likely, python)
         hint = f" {names} {'looks' if len(likely) == 1 else 'look'} like it: {flags}."
+    flag = "" if python else f" ({_option_flag(option)} on the command line)"
     return DataError(
         f"{path}: no {what} {column!r} (found columns: {', '.join(map(repr, found))}). Name the "
-        f"right column with {option}= ({_option_flag(option)} on the command line).{hint}"
+        f"right column with {option}={flag}.{hint}"
     )
 
 
@@ -335,11 +344,13 @@ def read_catalog(
             likely = [c for c in likely_columns(option, col, found)
                       if c not in (id_col, title_col)]
             if likely:
+                python = is_table_label(path)
                 logger.warning(
                     "%s: no %r column, so the products have no %s; %s may be one: %s (or %s "
-                    "'' to say there is none).", path, col,
-                    "photos" if std == IMAGE else "categories", *_suggested(option, likely),
-                    _option_flag(option))
+                    "to say there is none).", path, col,
+                    "photos" if std == IMAGE else "categories",
+                    *_suggested(option, likely, python),
+                    f"{option}=None" if python else f"{_option_flag(option)} ''")
     if IMAGE in chosen and image_template is not None:
         raise DataError(
             f"{path}: both an image column ({chosen[IMAGE]!r}) and image_template="

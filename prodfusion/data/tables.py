@@ -27,7 +27,7 @@ from prodfusion.errors import DataError, param_error
 
 logger = logging.getLogger("prodfusion.data")
 
-__all__ = ["read_table", "detect_format", "Format", "FORMATS", "is_table", "table_label",
+__all__ = ["read_table", "detect_format", "Format", "FORMATS", "is_table", "is_table_label", "table_label",
            "as_text"]
 
 Format = Literal["csv", "tsv", "parquet", "jsonl", "xml"]
@@ -80,6 +80,16 @@ def table_label(obj) -> Path:
     """
     kind = type(obj)
     return Path(f"<{kind.__module__.split('.')[0]} {kind.__name__}>")
+
+
+def is_table_label(path) -> bool:
+    """Whether ``path`` is :func:`table_label`'s name for a table in memory, not a file's.
+
+    >>> is_table_label(Path("<pandas DataFrame>")), is_table_label(Path("clicks.csv"))
+    (True, False)
+    """
+    name = str(path)
+    return name.startswith("<") and name.endswith(">") and os.sep not in name
 
 
 def _polars_of(obj, label: Path) -> pl.DataFrame:

@@ -85,8 +85,10 @@ def test_pandas_types_become_the_text_a_file_would_hold(tmp_path):
                                         r"\(column 'sku'"):
         read_catalog(df, id_col="sku", title_col="name", image_col=None)
     # a column asked for that is not there: the likely one named, as for a file
-    with pytest.raises(DataError, match=r"<pandas DataFrame>.*'name' looks like it: "
-                                        r"--title-col name"):
+    # (as parameters: a table in memory has no command line)
+    with pytest.raises(DataError, match=r"^<pandas DataFrame>: no column 'title' .*Name the "
+                                        r"right column with title_col=\. 'name' looks like "
+                                        r"it: title_col='name'\.$"):
         read_catalog(df, id_col="sku", title_col="title", image_col=None)
 
 
@@ -95,6 +97,11 @@ def test_duplicate_column_names_and_unused_file_options_are_named(caplog):
     with pytest.raises(DataError, match=r"<pandas DataFrame>: column name\(s\) \['title'\] "
                                         r"appear more than once"):
         read_catalog(twice)
+    photo = pd.DataFrame({"product_id": ["1"], "title": ["a"], "Bild": ["a.jpg"]})
+    with caplog.at_level(logging.WARNING, logger="prodfusion"):
+        assert read_catalog(photo).image_paths == [None]
+    assert ("no 'image' column, so the products have no photos; 'Bild' may be one: "
+            "image_col='Bild' (or image_col=None to say there is none)") in caplog.text
     one = pl.DataFrame({"product_id": ["1", "2"], "title": ["a", "b"]})
     with caplog.at_level(logging.WARNING, logger="prodfusion"):
         cat = read_catalog(one, sep=";", encoding="cp1252")
@@ -131,7 +138,8 @@ def test_a_log_in_memory_is_checked_as_a_file_is():
     with pytest.raises(DataError, match=r"^<pandas DataFrame> row 3: empty session key "
                                         r"\(column 'visit'"):
         read_interactions(log, session_cols="visit", item_col="item", time_col="when")
-    with pytest.raises(DataError, match=r"<pandas DataFrame>.*'item' looks like it"):
+    with pytest.raises(DataError, match=r"<pandas DataFrame>.*'item' looks like it: "
+                                        r"item_col='item'\.$"):
         read_interactions(log, session_cols="visit", time_col="when")
     pairs = read_pairs(pd.DataFrame({"a": [1, 2], "b": [2, 3]}), a_col="a", b_col="b")
     assert [list(s) for s in clean_sessions(pairs, min_length=2)] == [["1", "2"], ["2", "3"]]
