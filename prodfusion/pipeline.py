@@ -30,6 +30,7 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
+from prodfusion._wording import called_from, reworded, worded
 from prodfusion.errors import ParameterError, ProdfusionError
 
 __all__ = ["build", "BUILD_DEFAULTS", "MIN_AUTO_TUNE_CASES", "MIN_AUTO_TREE_CASES",
@@ -57,6 +58,12 @@ BUILD_DEFAULTS: dict[str, Any] = {
     "p2v_window": 5, "p2v_epochs": 20, "p2v_min_count": 1, "workers": None, "seed": 0,
     "vector_dtype": "float32", "batch_size": 64, "index": "auto",
 }
+
+
+def _say(*parts) -> None:
+    """A line of the build's on stderr, its options worded for the caller
+    (:func:`prodfusion._wording.worded`: ``tune="off"`` from :func:`build`)."""
+    print(*(worded(str(p)) for p in parts), file=sys.stderr)
 
 
 def none_or(s):
@@ -172,9 +179,9 @@ def auto_category(opts, catalog, sessions) -> None:
         category = "off"
         has_clicks = sessions is not None and hasattr(sessions, "frame")
         if catalog.has_categories and sessions is not None and not has_clicks:
-            print("categories: a --corpus file's sessions are not read here, so the share "
+            _say("categories: a --corpus file's sessions are not read here, so the share "
                   "that stays in one category is not judged: no category modality "
-                  "(--category-modality on: build it)", file=sys.stderr)
+                  "(--category-modality on: build it)")
         if catalog.has_categories and has_clicks and (wanted is None or "category" in wanted):
             from prodfusion.data.stats import (
                 CATEGORY_AUTO_SHARE,
@@ -189,14 +196,13 @@ def auto_category(opts, catalog, sessions) -> None:
                    if b.steps < CATEGORY_AUTO_STEPS else
                    "one category for every step: it tells nothing" if kappa is None else
                    f"under {CATEGORY_AUTO_SHARE:.0%} of the way from chance to always")
-            print(f"categories: {b.share or 0:.0%} of the sessions' {b.steps:,} steps between "
+            _say(f"categories: {b.share or 0:.0%} of the sessions' {b.steps:,} steps between "
                   f"two products with a category (column {opts.category_col!r}) stay in one"
                   + (f", against {b.chance:.0%} by chance" if b.chance is not None else "")
                   + ": "
                   + ("the category and popularity modalities are built for the tuning to "
                      "weigh (--category-modality off: not)" if category == "on" else
-                     why + ", so no category modality (--category-modality on: build it)"),
-                  file=sys.stderr)
+                     why + ", so no category modality (--category-modality on: build it)"))
     if popularity == "auto":
         popularity = "on" if category == "on" and opts.category_modality == "auto" and (
             wanted is None or "popularity" in wanted) else "off"
@@ -244,8 +250,8 @@ def tune_after_build(opts, rec, interactions: tuple | Callable[[], tuple]
     from prodfusion.evaluation.tuning import tune_weights
     from prodfusion.model_state import apply_tuning
 
-    print("tuning the fusion weights on held-out interactions (`--tune off` skips this; "
-          "`prodfusion tune` re-tunes later)", file=sys.stderr)
+    _say("tuning the fusion weights on held-out interactions (`--tune off` skips this; "
+          "`prodfusion tune` re-tunes later)")
     try:
         sessions, pairs = interactions() if callable(interactions) else interactions
         res = tune_weights(rec, sessions=sessions, pairs=pairs, objective=opts.tune_objective,
@@ -261,17 +267,17 @@ def tune_after_build(opts, rec, interactions: tuple | Callable[[], tuple]
     except ProdfusionError as e:
         if opts.tune == "on":
             raise ProdfusionError(f"--tune on: {e} Nothing was written.") from e
-        print(f"warning: not tuned ({e}); the model keeps the paper's equal weights. Tune "
+        _say(f"warning: not tuned ({e}); the model keeps the paper's equal weights. Tune "
               "it later with `prodfusion tune MODEL_DIR --interactions ...`, or pass "
-              "--tune off to skip.", file=sys.stderr)
+              "--tune off to skip.")
         return None, None
     apply_tuning(rec, res, sessions=sessions, pairs=pairs)
     wanted = getattr(opts, "tune_profiles", "off")
     conflict = wanted == "auto" and bool(res.get("slice_safe_but_sources"))
     if conflict:
-        print("the kinds of interaction want different weightings (no weighting kept each "
+        _say("the kinds of interaction want different weightings (no weighting kept each "
               "at its best single modality): tuning one weighting profile per kind "
-              "(--tune-profiles off skips this)", file=sys.stderr)
+              "(--tune-profiles off skips this)")
     if wanted == "on" or conflict:
         tune_profiles(opts, rec, sessions, pairs)
     return res, learn_trees(opts, rec, res, sessions, pairs)
@@ -292,8 +298,8 @@ def learn_trees(opts, rec, res: dict, sessions, pairs) -> dict | None:
         return {"adopted": False, "record": None,
                 "why": f"{n:,} validation cases; --tune-learner auto learns trees from "
                        f"{MIN_AUTO_TREE_CASES:,} (--tune-learner gbdt learns them anyway)"}
-    print("learning boosted trees over the tuned weights (`--tune-learner off` skips this; "
-          "`prodfusion tune MODEL --learner gbdt` learns them later)", file=sys.stderr)
+    _say("learning boosted trees over the tuned weights (`--tune-learner off` skips this; "
+          "`prodfusion tune MODEL --learner gbdt` learns them later)")
     try:  # adopted (the model's weighting) only when kept: above the bar out of fold
         tr = rec.tune(sessions, pairs, learner="gbdt", objective=opts.tune_objective,
                       validate_on=opts.tune_validate_on, repeats=opts.tune_repeats,
@@ -302,8 +308,7 @@ def learn_trees(opts, rec, res: dict, sessions, pairs) -> dict | None:
     except ProdfusionError as e:
         if mode == "gbdt":
             raise ProdfusionError(f"--tune-learner gbdt: {e} Nothing was written.") from e
-        print(f"warning: no trees learnt ({e}); the model keeps its tuned weights.",
-              file=sys.stderr)
+        _say(f"warning: no trees learnt ({e}); the model keeps its tuned weights.")
         return {"adopted": False, "record": None, "why": f"not learnt: {e}"}
     g, adopted = tr["gain"], tr["kept"]
     over = "the weights" if g["over"] == "linear" else g["over"]
@@ -320,8 +325,7 @@ def tune_profiles(opts, rec, sessions, pairs) -> None:
     for kind, given in (("sessions", sessions), ("pairs", pairs)):
         if given is None:
             continue
-        print(f"tuning weighting profile {kind!r} (validated on the {kind} only)",
-              file=sys.stderr)
+        _say(f"tuning weighting profile {kind!r} (validated on the {kind} only)")
         try:
             rec.tune(sessions, pairs, profile=kind, objective=opts.tune_objective,
                      validate_on=kind, prod2vec=prod2vec_params(opts, rec), repeats=opts.tune_repeats,
@@ -330,7 +334,7 @@ def tune_profiles(opts, rec, sessions, pairs) -> None:
             if opts.tune == "on" and opts.tune_profiles == "on":
                 raise ProdfusionError(f"--tune-profiles: profile {kind!r}: {e} Nothing was "
                                       "written.") from e
-            print(f"warning: weighting profile {kind!r} not tuned ({e}).", file=sys.stderr)
+            _say(f"warning: weighting profile {kind!r} not tuned ({e}).")
 
 
 def check_build_options(opts) -> None:
@@ -489,7 +493,8 @@ def build(catalog, sessions=None, pairs=None, *, cache_dir=None, **options):
     opts = SimpleNamespace(**{**BUILD_DEFAULTS, **options}, corpus=None,
                            interactions=sessions is not None, pairs=pairs is not None,
                            category_col="category", catalog=catalog.source)
-    check_build_options(opts)
-    rec = make_recommender(opts, catalog, merged, cache_dir=cache_dir)
-    tune_after_build(opts, rec, (sessions, pairs))
+    with called_from("python", BUILD_DEFAULTS), reworded():
+        check_build_options(opts)
+        rec = make_recommender(opts, catalog, merged, cache_dir=cache_dir)
+        tune_after_build(opts, rec, (sessions, pairs))
     return rec

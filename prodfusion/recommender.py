@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import os
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from prodfusion._wording import called_from, reworded
 from prodfusion.data.catalog import Catalog, check_catalog
 from prodfusion.encoders.base import (
     MODALITIES,
@@ -257,7 +259,8 @@ class Recommender(QueryMixin):
         ``prodfusion build`` prints.
 
         >>> import polars as pl, numpy as np
-        >>> from prodfusion.data.catalog import Catalog, check_catalog
+        >>> from prodfusion._wording import called_from, reworded
+from prodfusion.data.catalog import Catalog, check_catalog
         >>> from prodfusion.encoders.base import Embeddings
         >>> cat = Catalog(pl.DataFrame({"product_id": ["a", "b", "c"], "title": ["x", "y", "z"]}))
         >>> emb = Embeddings(np.eye(3, dtype=np.float32), np.array([True, True, False]), "toy")
@@ -709,6 +712,16 @@ class Recommender(QueryMixin):
         Returns the tuning record, also kept in the manifest (``tuning``, or the profile's
         ``tuning``) by :meth:`save`. Nothing changes when tuning fails.
         """
+        from prodfusion.evaluation.tuning import tune_weights
+        from prodfusion.evaluation.tuning_learned import tune_learned
+
+        # its messages name this call's parameters (the command line's tune keeps its own)
+        names = {"profile", "learner", *inspect.signature(tune_weights).parameters,
+                 *inspect.signature(tune_learned).parameters}
+        with called_from("python", names), reworded():
+            return self._tune(sessions, pairs, profile, learner, kwargs)
+
+    def _tune(self, sessions, pairs, profile, learner, kwargs) -> dict:
         from prodfusion.evaluation.tuning import tune_weights
         from prodfusion.evaluation.tuning_learned import LEARNERS, tune_learned
         from prodfusion.model_state import apply_profile, apply_tuning

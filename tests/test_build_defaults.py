@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import numpy as np
 import pytest
@@ -61,7 +62,9 @@ def test_default_build_adds_lexical_and_cooc_and_tunes(shop, capsys):
     assert m["settings"]["modalities"] == every
     assert ("categories: 100% of the sessions' 1,200 steps between two products with a "
             "category (column 'kind') stay in one, against 25% by chance: the category and "
-            "popularity modalities are built") in out.err
+            "popularity modalities are built for the tuning to weigh (--category-modality "
+            "off: not)") in out.err  # the command names its options as typed
+    assert "(`--tune off` skips this; `prodfusion tune` re-tunes later)" in out.err
     tuning = m["tuning"]
     assert set(tuning["weights"]) == set(every)
     assert "tuned: intermediate fusion, weights" in out.out
@@ -574,6 +577,10 @@ def test_build_in_python_makes_the_model_the_command_makes(shop, capsys):
                            p2v_epochs=3, workers=1)
     err = capsys.readouterr().err
     assert "the category and popularity modalities are built" in err  # decided as the CLI
+    # ... and said with this call's parameters, not the command's options
+    assert 'built for the tuning to weigh (category_modality="off": not)' in err
+    assert '(`tune="off"` skips this; `rec.tune(...)` re-tunes later)' in err
+    assert not re.search(r"--[a-z]", err), err
     assert sorted(rec.available_modalities) == sorted(cli.available_modalities) == sorted(
         ["text", "clicks", "lexical", "cooc", "category", "popularity"])
     mine, theirs = rec.manifest_["tuning"], _manifest(shop)["tuning"]
@@ -591,7 +598,11 @@ def test_build_in_python_makes_the_model_the_command_makes(shop, capsys):
     with pytest.raises(ParameterError, match=r"build\(\): unknown option\(s\) \['tune_leaner'\]; "
                                              r"the options are prodfusion build's"):
         prodfusion.build(catalog, sessions, tune_leaner="off")
-    with pytest.raises(ParameterError, match="--tune-learner gbdt learns trees over the weights"):
+    with pytest.raises(ParameterError, match=r'^tune_learner="gbdt" learns trees over the '
+                                             r'weights the build tunes, and this build tunes '
+                                             r'none: give sessions and/or pairs .*, and no '
+                                             r'weights=, calibration=, click_n0= or other fusion '
+                                             r'\(or tune="on"\)\.$'):
         prodfusion.build(catalog, sessions, tune="off", tune_learner="gbdt")
     raw = read_interactions(shop / "clicks.csv", session_cols="sid", item_col="item")
     with pytest.raises(ParameterError, match=r"build\(\): 'sessions' is a DataFrame of "

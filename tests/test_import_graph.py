@@ -20,7 +20,7 @@ ROOT = Path(prodfusion.__file__).resolve().parent
 LAYERS = {
     "prodfusion": 0,  # the root: __version__ (its public names are imported lazily)
     "prodfusion.errors": 0, "prodfusion._checks": 0, "prodfusion.progress": 0,
-    "prodfusion._outputs": 0,
+    "prodfusion._outputs": 0, "prodfusion._wording": 0,
     "prodfusion.data": 1, "prodfusion.sources": 1,
     "prodfusion.encoders": 2,
     "prodfusion.index": 3, "prodfusion.fusion": 3, "prodfusion.engine": 3,

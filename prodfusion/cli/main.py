@@ -89,8 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.progress_every > 0:
         parser.error(f"--progress-every must be > 0 seconds, got {args.progress_every}")
     set_every(args.progress_every)
+    from prodfusion._wording import called_from
+
     try:
-        return int(args.func(args) or 0)
+        with called_from("cli"):  # messages name the options as typed
+            return int(args.func(args) or 0)
     except UnknownProductError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -595,7 +595,9 @@ class _Progress:
 
             from tqdm.auto import tqdm
 
-            tqdm.write(f"[evaluate] {msg}", file=sys.stderr)
+            from prodfusion._wording import worded
+
+            tqdm.write(f"[evaluate] {worded(msg)}", file=sys.stderr)
 
     def close(self) -> None:
         pass
