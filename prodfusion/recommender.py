@@ -259,8 +259,7 @@ class Recommender(QueryMixin):
         ``prodfusion build`` prints.
 
         >>> import polars as pl, numpy as np
-        >>> from prodfusion._wording import called_from, reworded
-from prodfusion.data.catalog import Catalog, check_catalog
+        >>> from prodfusion.data.catalog import Catalog
         >>> from prodfusion.encoders.base import Embeddings
         >>> cat = Catalog(pl.DataFrame({"product_id": ["a", "b", "c"], "title": ["x", "y", "z"]}))
         >>> emb = Embeddings(np.eye(3, dtype=np.float32), np.array([True, True, False]), "toy")
