@@ -78,6 +78,15 @@ class Catalog:
     _aliases: dict[str, str] | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.frame, pl.DataFrame):
+            from prodfusion.errors import ParameterError
+
+            raise ParameterError(
+                f"Catalog() takes a polars DataFrame with the standard columns; got a "
+                f"{type(self.frame).__module__.split('.')[0]} {type(self.frame).__name__}: "
+                "read_catalog(frame, id_col=…, title_col=…) reads a pandas or polars "
+                "DataFrame or a pyarrow Table as it reads a file (its columns named and "
+                "checked).")
         for col in (ID, TITLE):
             if col not in self.frame.columns:
                 raise DataError(f"{self.source}: catalog has no {col!r} column.")

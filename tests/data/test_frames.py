@@ -152,6 +152,10 @@ def test_the_builders_name_read_catalog_and_read_interactions_for_raw_tables(sho
         with pytest.raises(ParameterError, match=r"'catalog' is a pandas DataFrame; read it "
                                                  r"first with read_catalog\(frame, id_col="):
             call()
+    with pytest.raises(ParameterError, match=r"^Catalog\(\) takes a polars DataFrame with the "
+                                             r"standard columns; got a pandas DataFrame: "
+                                             r"read_catalog\(frame, id_col=…"):
+        prodfusion.Catalog(df)
     cat = read_catalog(df, image_col=None)
     with pytest.raises(ParameterError, match=r"^clean_sessions\(\): 'interactions' is a pandas "
                                              r"DataFrame as it came; read it first with "
