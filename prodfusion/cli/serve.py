@@ -42,6 +42,8 @@ def _settings_overrides(args: argparse.Namespace) -> dict:
         out["shop_url"] = args.shop_url
     if getattr(args, "page_profile", None):
         out["page_profile"] = args.page_profile
+    if getattr(args, "root_path", None) is not None:
+        out["root_path"] = args.root_path
     if getattr(args, "lists", None):
         out["lists"] = Path(args.lists)
     if getattr(args, "lists_layout", None):
@@ -100,14 +102,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     del models  # the workers load their own
     open_event_store(settings.events, synchronous=settings.synchronous,  # and on the events
                      busy_timeout_s=settings.busy_timeout_s).close()
+    proxied = f" (the proxy's {settings.root_path}/ stripped to it)" if settings.root_path \
+        else ""
     print(f"prodfusion: serving experiment {settings.experiment.name!r} "
-          f"({', '.join(settings.experiment.names)}) on http://{args.host}:{args.port}/ "
-          f"with {args.workers} worker(s) — events in {settings.events}", file=sys.stderr)
+          f"({', '.join(settings.experiment.names)}) on http://{args.host}:{args.port}/"
+          f"{proxied} with {args.workers} worker(s) — events in {settings.events}",
+          file=sys.stderr)
     # Slow or stuck clients: idle keep-alive connections are closed, connections beyond the cap
     # get 503 at once, and the app itself times out a request body that does not arrive.
     run = dict(host=args.host, port=args.port, log_level=args.log_level,
                access_log=args.access_log, timeout_keep_alive=settings.keepalive_timeout_s,
-               limit_concurrency=settings.max_connections)
+               limit_concurrency=settings.max_connections, root_path=settings.root_path)
     if args.workers == 1:
         _limit_blas(args.blas_threads)
         uvicorn.run(create_app(settings), **run)
@@ -161,6 +166,10 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--page-profile", default=None, metavar="PROFILE",
                    help="a weighting profile of the served models (e.g. next_clicks) ranking a "
                    "second row on the web page, under the similar products")
+    s.add_argument("--root-path", default=None, metavar="PREFIX",
+                   help="the path prefix a reverse proxy serves this under, stripping it before "
+                   "it forwards (e.g. /recs for https://shop.example/recs/): the page's links, "
+                   "image URLs and /docs carry it")
     s.add_argument("--blas-threads", type=int, default=1,
                    help="BLAS threads per request (default 1: requests already run in parallel; "
                    "0 leaves the library default)")

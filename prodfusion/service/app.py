@@ -23,7 +23,7 @@ Routes
 ``POST /v1/events``                    view / click / jump events, idempotent by event_id
 ``GET /v1/experiments/{name}/report``  CTR / JR per variant and category with tests
 ``GET /docs``, ``/openapi.json``       OpenAPI (Swagger UI served locally when the
-                                       ``swagger-ui-bundle`` package is installed)
+                                       ``fastapi-offline`` package is installed)
 """
 
 # No ``from __future__ import annotations`` here, on purpose: FastAPI reads the annotations
@@ -64,6 +64,32 @@ class _OneLineStartupErrors:
             await send(message)
 
         await self.app(scope, receive, one_line)
+
+class _UnderPrefix:
+    """Pure ASGI middleware for a service behind a proxy's path prefix (``root_path``):
+    requests that still carry the prefix — a proxy that forwards ``/recs/x`` as it is, or a
+    visit to the service itself at ``/recs/`` — are routed as the stripped ones, which
+    uvicorn's ``root_path`` alone routes (it prepends the prefix to every path). A path
+    without the prefix is routed as before, so ``http://127.0.0.1:8000/`` still answers."""
+
+    def __init__(self, app, root: str) -> None:
+        self.app, self.root = app, root
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            root, path = self.root, scope["path"]
+            given = scope.get("root_path", "")
+            inner = path[len(given):] if given and path.startswith(given) else path
+            if inner == root or inner.startswith(root + "/"):  # the prefix still on it
+                scope = dict(scope, root_path=root,
+                             path=root + inner[len(root):] if given == root else inner)
+                raw = scope.get("raw_path")
+                if raw is not None and raw.startswith((root + root).encode()):
+                    scope["raw_path"] = raw[len(root):]
+            elif given != root:  # a server started without the prefix: set it
+                scope = dict(scope, root_path=root, path=root + inner)
+        await self.app(scope, receive, send)
+
 
 __all__ = ["create_app", "PRODUCT_ID_PATTERN", "TOKEN_PATTERN", "STATIC_DIR"]
 
@@ -174,6 +200,8 @@ def create_app(settings: ServiceSettings, *, store=None, multiproc_dir: str | No
         os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
     app.add_middleware(_OneLineStartupErrors)
+    if settings.root_path:  # behind a proxy's path prefix
+        app.add_middleware(_UnderPrefix, root=settings.root_path)
 
     # ------------------------------------------------------------------ errors
     @app.exception_handler(UnknownProductError)

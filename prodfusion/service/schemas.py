@@ -196,8 +196,9 @@ def quote_id(pid: str) -> str:
     return quote(pid, safe="")
 
 
-def product_out(model, row: int) -> dict:
-    """The :class:`ProductOut` fields of catalog row ``row`` of a loaded model."""
+def product_out(model, row: int, root: str = "") -> dict:
+    """The :class:`ProductOut` fields of catalog row ``row`` of a loaded model (``image_url``
+    under the path prefix ``root`` the service is served at, ``root_path``)."""
     record = model.recommender.catalog.record(row)
     pid = record["product_id"]
     # a photo named by an http(s) URL is served by its own host: /images/{id} redirects there
@@ -210,5 +211,5 @@ def product_out(model, row: int) -> dict:
         "product_id": pid,
         "title": record.get("title"),
         "category": None if record.get("category") is None else str(record.get("category")),
-        "image_url": f"/images/{quote_id(pid)}" if has_image else None,
+        "image_url": f"{root}/images/{quote_id(pid)}" if has_image else None,
     }

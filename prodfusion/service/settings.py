@@ -9,6 +9,7 @@ A configuration file (``.toml``, ``.yaml`` or ``.yml``)::
     # images = "/data/images"          # image folder; default: common folder of catalog images
     # shop_url = "https://shop.example/p/{product_id}"   # target of the "go to shop" button
     # page_profile = "next_clicks"     # the web page's second row, ranked by that profile
+    # root_path = "/recs"              # served behind a reverse proxy at this path prefix
 
     [experiment]
     name = "fusion-vs-prod2vec"
@@ -94,6 +95,12 @@ class ServiceSettings:
         and clicks are logged with its own ``request_id``. Every variant must serve it: a
         ``paper`` variant, or a model without the profile, stops the start-up (both arms of an
         experiment show the same page). None: one row.
+    root_path : str
+        The path prefix under which a reverse proxy serves the service (``"/recs"`` for
+        ``https://shop.example/recs/``, the proxy stripping the prefix before it forwards, as
+        nginx's ``location /recs/ { proxy_pass http://127.0.0.1:8000/; }`` does): the page's
+        links and scripts, the API's ``image_url`` and ``/docs`` carry it (uvicorn's
+        ``root_path``). ``""`` (default): served at the host's root.
     lists : Path or None
         Precomputed lists (``prodfusion export``) for every variant without its own ``lists``;
         answered from the file when possible, by live search otherwise
@@ -140,6 +147,7 @@ class ServiceSettings:
     shop_url: str | None = None
     title: str = "prodfusion"
     page_profile: str | None = None
+    root_path: str = ""
     lists: Path | None = None
     lists_layout: Literal["arrow", "sqlite", "memory"] = "arrow"
     body_timeout_s: float = 10.0
@@ -170,6 +178,7 @@ class ServiceSettings:
             from prodfusion.fusion.weighting import check_profile_name
 
             check_profile_name(self.page_profile, where, "page_profile")
+        self.root_path = _root_path(self.root_path, where)
         if self.images is not None:
             self.images = Path(self.images)
         if self.lists is not None:
@@ -192,6 +201,21 @@ class ServiceSettings:
         if "ab_secret" not in overrides and os.environ.get(SECRET_ENV):
             overrides["ab_secret"] = os.environ[SECRET_ENV]
         return cls(experiment=exp, **overrides)
+
+
+def _root_path(value, where: str) -> str:
+    """``"/recs/"`` → ``"/recs"``; a path of plain URL characters beginning with ``/``.
+
+    >>> _root_path("/recs/", "f()"), _root_path("", "f()"), _root_path("/", "f()")
+    ('/recs', '', '')
+    """
+    import re
+
+    if not isinstance(value, str) or not re.fullmatch(r"(/[A-Za-z0-9._~%!$&'()*+,;=:@-]*)*",
+                                                       value.rstrip("/") or ""):
+        raise param_error("root_path", where, "'' or a URL path beginning with '/' (e.g. "
+                          "'/recs'), of URL characters without quotes, spaces or '?'", value)
+    return value.rstrip("/")
 
 
 _SERVICE_KEYS = ({f.name for f in fields(ServiceSettings)} - {"experiment"}) | {"ab_secret_file"}

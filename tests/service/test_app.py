@@ -457,12 +457,59 @@ def test_web_page_and_docs_work_offline(client):
         assert client.get(f"/static/{name}").status_code == 200
     docs = client.get("/docs").text
     assert "/docs-static/swagger-ui-bundle.js" in docs and "cdn" not in docs.lower()
-    assert client.get("/docs-static/swagger-ui-bundle.js").status_code == 200
+    bundle = client.get("/docs-static/swagger-ui-bundle.js")
+    assert bundle.status_code == 200
+    # a Swagger UI that reads OpenAPI 3.1, what FastAPI writes (4.x: "Unable to render this
+    # definition"); the page renders it in tests/service/test_browser.py
     spec = client.get("/openapi.json").json()
+    assert spec["openapi"].startswith("3.1")
     assert {"/v1/similar/{product_id}", "/v1/events", "/images/{product_id}",
             "/v1/experiments/{name}/report", "/healthz", "/readyz", "/metrics"} <= set(spec["paths"])
     body = spec["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]
     assert "events" in body["schema"]["properties"]
+
+
+def test_behind_a_proxys_path_prefix_links_images_and_docs_carry_it(planted_model, tmp_path):
+    """``root_path="/recs"``: the pages' ``<base>``, the API's ``image_url`` (live and
+    cached alike) and /docs name the prefix; requests are routed with or
+    without it (a proxy that strips it, one that forwards it, the service's own port)."""
+    settings = ab_settings(planted_model, tmp_path / "events.sqlite3", root_path="/recs/")
+    assert settings.root_path == "/recs"
+    with TestClient(create_app(settings)) as c:
+        for prefix in ("", "/recs"):
+            page = c.get(prefix + "/")
+            assert page.status_code == 200 and '<base href="/recs/">' in page.text
+            assert 'src="static/app.js"' in page.text  # relative: under the base
+            for _ in range(2):  # live, then from the result cache
+                got = c.get(prefix + "/v1/similar/0001?k=3").json()
+                assert got["product"]["image_url"] == "/recs/images/0001"
+                assert all(i["image_url"].startswith("/recs/images/") for i in got["items"])
+            listed = c.get(prefix + "/v1/products?q=Shoe&limit=2").json()["items"]
+            assert listed[0]["image_url"].startswith("/recs/images/")
+            assert c.get(prefix + "/images/0001").status_code == 200
+            docs = c.get(prefix + "/docs").text
+            assert "url: '/recs/openapi.json'" in docs
+            assert "/recs/docs-static/swagger-ui-bundle.js" in docs
+            assert c.get(prefix + "/static/app.js").status_code == 200
+        assert c.get("/recs/recs/").status_code == 404  # stripped once, not twice
+        assert '<base href="/recs/">' in c.get("/recs/experiments/fusion-test").text
+    # the scripts' own URLs are relative, so the <base> puts them under the prefix
+    for name in ("app.js", "experiment.js", "index.html", "experiment.html"):
+        text = (STATIC_DIR / name).read_text()
+        assert not re.search(r"""(fetch|sendBeacon)\(\s*[`"']/|(src|href)="/""", text), name
+    # and without one, the page as before
+    plain = ab_settings(planted_model, tmp_path / "events2.sqlite3")
+    with TestClient(create_app(plain)) as c:
+        assert '<base href="/">' in c.get("/").text
+        assert c.get("/v1/similar/0001?k=1").json()["product"]["image_url"] == "/images/0001"
+        assert c.get("/recs/").status_code == 404
+
+
+@pytest.mark.parametrize("value", ["recs", "/re cs", '/"x', "/a?b", 5])
+def test_a_root_path_that_is_not_a_url_path_is_refused(planted_model, tmp_path, value):
+    with pytest.raises(ParameterError, match=r"The 'root_path' parameter of ServiceSettings\(\) "
+                                             r"must be '' or a URL path beginning with '/'"):
+        ab_settings(planted_model, tmp_path / "e.sqlite3", root_path=value)
 
 
 def test_categories_constant_matches_helpers():

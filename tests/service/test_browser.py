@@ -414,3 +414,111 @@ def test_experiment_page_shows_rates_intervals_trend_srm_and_exclusions(tmp_path
     finally:
         store.close()
         stop_server(server)
+
+
+@contextmanager
+def _proxy(backend: int, prefix: str, strip: bool):
+    """A reverse proxy serving the service at ``prefix`` on a port of its own, as nginx's
+    ``location /recs/ { proxy_pass http://127.0.0.1:PORT/; }`` does (``strip``; without:
+    ``proxy_pass http://127.0.0.1:PORT;``, the prefix forwarded). Anything outside the
+    prefix is the shop's, not the service's: 404."""
+    import http.client
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Forward(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # quiet
+            pass
+
+        def _forward(self):
+            if not (self.path == prefix or self.path.startswith(prefix + "/")):
+                self.send_error(404, "not the service's")
+                return
+            path = (self.path[len(prefix):] or "/") if strip else self.path
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            conn = http.client.HTTPConnection("127.0.0.1", backend, timeout=30)
+            conn.request(self.command, path, body=body or None, headers={
+                k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")})
+            answer = conn.getresponse()
+            data = answer.read()
+            self.send_response(answer.status)
+            for k, v in answer.getheaders():
+                if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            conn.close()
+
+        do_GET = do_POST = _forward
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strip", [True, False], ids=["prefix-stripped", "prefix-forwarded"])
+def test_the_page_works_behind_a_reverse_proxy_at_a_path_prefix(tmp_path, strip):
+    """``serve --root-path /recs`` behind a proxy at ``https://shop/recs/``: the page, its
+    script and styles, the photos, the events and /docs all load under the prefix, none from
+    the shop's own root; a click is attributed as without the proxy."""
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    model = make_model(tmp_path)
+    db = tmp_path / "events.sqlite3"
+    port = free_port()
+    server = start_server(model, port, tmp_path / "server.log", "--events", str(db),
+                          "--root-path", "/recs/")
+    store = open_event_store(db)
+    try:
+        with _proxy(port, "/recs", strip) as proxied, sync_playwright() as p:
+            base = f"http://127.0.0.1:{proxied}/recs"
+            browser, page, errors = _open(p)
+            asked: list[str] = []
+            page.on("request", lambda r: asked.append(r.url))
+            failed: list[str] = []
+            page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+            page.goto(base + "/")
+            page.wait_for_selector("#browse-grid a.card")
+            page.locator('#browse-grid a.card[data-product-id="0001"]').click()
+            page.wait_for_selector("#recs a.card")
+            assert page.inner_text("#p-title") == "Shoe number 1"
+            page.wait_for_function("document.getElementById('p-img').naturalWidth > 0")
+            assert page.get_attribute("#p-img", "src") == "/recs/images/0001"
+            cards = page.locator("#recs a.card")
+            assert cards.count() == 15
+            target = cards.nth(1).get_attribute("data-product-id")
+            cards.nth(1).click()
+            page.wait_for_function(
+                f"document.getElementById('p-id').textContent === {target!r}")
+            clicks = _wait_for(lambda: [e for e in store.fetch_events() if e.type == "click"])
+            assert [(c.product_id, c.target_id, c.rank, c.status) for c in clicks] == [
+                ("0001", target, 2, "ok")]
+            # the API's docs and the experiment page, under the prefix too
+            page.goto(base + "/docs")
+            page.wait_for_selector(".swagger-ui .info .title")
+            assert "prodfusion" in page.inner_text(".swagger-ui .info .title")
+            page.goto(base + "/experiments/default")
+            page.wait_for_function("document.getElementById('exp-name').textContent.length > 0")
+            assert page.inner_text("#exp-name") == "default"
+            browser.close()
+        assert not errors, errors
+        assert not failed, failed
+        outside = [u for u in asked if not u.startswith(base + "/") and not u.startswith("data:")]
+        assert not outside, outside  # nothing asked of the shop's own root
+        assert {"/recs/static/app.js", "/recs/v1/events", "/recs/openapi.json"} <= {
+            u[len(f"http://127.0.0.1:{proxied}"):].split("?")[0] for u in asked}
+        # and the service answers on its own port too, without the proxy
+        import httpx
+
+        direct = httpx.get(f"http://127.0.0.1:{port}/v1/similar/0001?k=2").json()
+        assert direct["items"][0]["image_url"].startswith("/recs/images/")
+    finally:
+        store.close()
+        stop_server(server)

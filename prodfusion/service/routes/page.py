@@ -20,28 +20,44 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 router = APIRouter(include_in_schema=False)
 
 
-def _docs_assets() -> dict:
-    if importlib.util.find_spec("swagger_ui_bundle") is None:  # FastAPI's CDN assets then
+def _swagger_ui() -> Path | None:
+    """The folder of a Swagger UI that renders OpenAPI 3.1 (what FastAPI writes), from the
+    ``fastapi-offline`` package (Swagger UI 5; ``swagger-ui-bundle``'s 4.15 answers "Unable to
+    render this definition"); None where it is not installed (FastAPI's CDN assets then)."""
+    spec = importlib.util.find_spec("fastapi_offline")
+    if spec is None or spec.origin is None:
+        return None
+    folder = Path(spec.origin).parent / "static"
+    return folder if (folder / "swagger-ui-bundle.js").is_file() else None
+
+
+def _docs_assets(root: str) -> dict:
+    if _swagger_ui() is None:
         return {}
-    return {"swagger_js_url": "/docs-static/swagger-ui-bundle.js",
-            "swagger_css_url": "/docs-static/swagger-ui.css",
-            "swagger_favicon_url": "/docs-static/favicon-32x32.png"}
+    return {"swagger_js_url": f"{root}/docs-static/swagger-ui-bundle.js",
+            "swagger_css_url": f"{root}/docs-static/swagger-ui.css",
+            "swagger_favicon_url": f"{root}/docs-static/favicon.png"}
+
+
+def _page(request: Request, name: str) -> str:
+    """A static page with its ``<base>``: the pages' links are relative, so that behind a
+    proxy's path prefix (``root_path``) they stay under it."""
+    root = html.escape(request.app.state.settings.root_path, quote=True)
+    page = (STATIC_DIR / name).read_text(encoding="utf-8")
+    return page.replace("<head>", f'<head>\n  <base href="{root}/">', 1)
 
 
 def mount_static(app) -> None:
     """Mount the page's files and (when installed) the local Swagger UI assets."""
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    try:
-        import swagger_ui_bundle
-    except ImportError:
-        return
-    app.mount("/docs-static", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
-              name="docs-static")
+    swagger = _swagger_ui()
+    if swagger is not None:
+        app.mount("/docs-static", StaticFiles(directory=swagger), name="docs-static")
 
 
 @router.get("/")
 async def index(request: Request):
-    page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    page = _page(request, "index.html")
     profile = request.app.state.settings.page_profile  # a checked name: no markup in it
     if profile:  # the second row's weighting profile, read by app.js
         page = page.replace("<body>", f'<body data-page-profile="{html.escape(profile)}">', 1)
@@ -56,12 +72,12 @@ def experiment_page(request: Request,
     # 404 status, for anything that reads the status rather than the page.
     known = name == request.app.state.settings.experiment.name \
         or name in request.app.state.store.experiments()
-    return HTMLResponse((STATIC_DIR / "experiment.html").read_text(encoding="utf-8"),
-                        status_code=200 if known else 404,
+    return HTMLResponse(_page(request, "experiment.html"), status_code=200 if known else 404,
                         headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/docs")
 async def docs(request: Request):
-    return get_swagger_ui_html(openapi_url=request.app.openapi_url, title="prodfusion API",
-                               **_docs_assets())
+    root = request.app.state.settings.root_path
+    return get_swagger_ui_html(openapi_url=root + request.app.openapi_url,
+                               title="prodfusion API", **_docs_assets(root))

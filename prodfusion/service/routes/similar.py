@@ -4,6 +4,7 @@
 
 import logging
 from dataclasses import replace
+from functools import partial
 from typing import Annotated
 
 import numpy as np
@@ -83,7 +84,8 @@ def similar(
     lists = None if (same_category or exclude or exclude_group or explain or not lists_ok) \
         else st.lists.get(variant)
     path = "lists"  # which path answers: precomputed lists, result cache, live search
-    body = lists.body(model, product_id, k, product_out, dumps) if lists else None
+    product = partial(product_out, root=settings.root_path)
+    body = lists.body(model, product_id, k, product, dumps) if lists else None
     shown = None  # the ids shown, in order (their signatures go with the answer)
     if body is not None:
         shown = [str(i) for i in lists.lookup(product_id, k)[0]]
@@ -105,11 +107,11 @@ def similar(
             if explain else None
         items = []
         for rank, (row, score) in enumerate(zip(rows, scores, strict=True), start=1):
-            items.append({**product_out(model, int(row)), "rank": rank,
+            items.append({**product(model, int(row)), "rank": rank,
                           "score": score_or_none(score),
                           **({"explain": why[rank - 1]} if explain else {})})
         # The part that depends only on the model and the query, rendered once and kept.
-        body = dumps({"product": product_out(model, q), "items": items})[1:-1]
+        body = dumps({"product": product(model, q), "items": items})[1:-1]
         shown = [items[i]["product_id"] for i in range(len(items))]
         if not explain:
             model.results.put(key, (body, shown))
@@ -166,7 +168,8 @@ def products(
     rows = rows[:limit]
     if served.new:
         set_visitor_cookie(response, request.app.state.settings, served.visitor)
-    return {"items": [product_out(model, int(r)) for r in rows], "total": total,
+    root = request.app.state.settings.root_path
+    return {"items": [product_out(model, int(r), root) for r in rows], "total": total,
             "variant": served.variant}
 
 

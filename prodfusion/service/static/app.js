@@ -37,7 +37,7 @@ async function flush() {
       const batch = state.pending.slice(0, 100);
       let ok = false;
       try {
-        const r = await fetch("/v1/events", {
+        const r = await fetch("v1/events", {
           method: "POST", headers: { "Content-Type": "application/json" },
           body: JSON.stringify({ events: batch }), keepalive: true,
         });
@@ -63,7 +63,7 @@ function showQueue() {
 
 window.addEventListener("pagehide", () => {
   if (state.pending.length && navigator.sendBeacon) {
-    navigator.sendBeacon("/v1/events", new Blob([JSON.stringify({ events: state.pending })],
+    navigator.sendBeacon("v1/events", new Blob([JSON.stringify({ events: state.pending })],
       { type: "application/json" }));
   }
 });
@@ -152,7 +152,7 @@ async function showBrowse(q) {
   state.current = null;
   state.also = null;
   message("");
-  const data = await getJSON(`/v1/products?limit=24&q=${encodeURIComponent(q || "")}`);
+  const data = await getJSON(`v1/products?limit=24&q=${encodeURIComponent(q || "")}`);
   setVariant(data.variant);
   $("browse-title").textContent = q ? `${data.total} product(s) matching “${q}”` : "Pick a product";
   const grid = $("browse-grid");
@@ -164,7 +164,7 @@ async function showProduct(pid) {
   message("");
   let data;
   try {
-    data = await getJSON(`/v1/similar/${encodeURIComponent(pid)}?k=15&explain=true`);
+    data = await getJSON(`v1/similar/${encodeURIComponent(pid)}?k=15&explain=true`);
   } catch (e) {
     $("product").hidden = true;
     $("browse").hidden = true;
@@ -200,7 +200,7 @@ async function showProduct(pid) {
 async function showAlso(pid, main) {
   let data;
   try {
-    data = await getJSON(`/v1/similar/${encodeURIComponent(pid)}?k=15&explain=true&profile=${encodeURIComponent(PAGE_PROFILE)}`);
+    data = await getJSON(`v1/similar/${encodeURIComponent(pid)}?k=15&explain=true&profile=${encodeURIComponent(PAGE_PROFILE)}`);
   } catch (e) {
     console.warn("second row not shown:", e.message);
     return;

@@ -137,15 +137,17 @@ function render(rep) {
     el("h3", {}, c.category), ratesTable(c.variants, colors, alpha, "c-" + c.category.replace(/\W+/g, "_")))));
   if (!rep.categories.length) $("categories").append(el("p", { class: "muted" }, "No categories."));
   $("defs").textContent = Object.entries(rep.definitions).map(([k, v]) => `${k}: ${v}`).join("; ");
-  $("json-link").href = `/v1/experiments/${encodeURIComponent(rep.experiment)}/report`;
+  $("json-link").href = `v1/experiments/${encodeURIComponent(rep.experiment)}/report`;
   $("report").hidden = false;
 }
 
 async function load() {
-  const name = decodeURIComponent(location.pathname.replace(/^\/experiments\//, "").replace(/\/$/, ""));
+  // the path under the page's <base> (the service's root, behind a proxy its prefix)
+  const rel = location.pathname.slice(new URL(document.baseURI).pathname.length);
+  const name = decodeURIComponent(rel.replace(/^experiments\//, "").replace(/\/$/, ""));
   $("exp-name").textContent = name;
   try {
-    const r = await fetch(`/v1/experiments/${encodeURIComponent(name)}/report`, { headers: { Accept: "application/json" } });
+    const r = await fetch(`v1/experiments/${encodeURIComponent(name)}/report`, { headers: { Accept: "application/json" } });
     const body = await r.json().catch(() => ({}));
     if (!r.ok) throw new Error(typeof body.detail === "string" ? body.detail : r.statusText);
     render(body);
