@@ -123,11 +123,16 @@ def _polars_of_pandas(df, label: Path) -> pl.DataFrame:
     df = df.set_axis([str(c) for c in df.columns], axis=1)
     try:
         return pl.from_pandas(df)
-    except Exception:  # object columns mixing str, int, float (a sheet's ids): as text
+    except Exception:  # an object column mixing str, int, float (a sheet's ids): as text
         import pandas as pd
 
-        mixed = {c: df[c].map(lambda v: None if _missing(pd, v) else str(v))
-                 for c in df.columns if df[c].dtype == object}
+        mixed = {}
+        for c in df.columns:
+            if df[c].dtype == object:
+                try:
+                    pl.from_pandas(df[[c]])
+                except Exception:
+                    mixed[c] = df[c].map(lambda v: None if _missing(pd, v) else str(v))
         return pl.from_pandas(df.assign(**mixed))
 
 
@@ -152,16 +157,18 @@ def as_text(frame: pl.DataFrame) -> pl.DataFrame:
     for c, t in frame.schema.items():
         if t == pl.Utf8 or isinstance(t, (pl.List, pl.Struct, pl.Array)):
             continue
-        col = pl.col(c)
+        col = frame[c]
         if t.is_float():
-            v = frame[c].drop_nulls().drop_nans()
+            v = col.drop_nulls().drop_nans()
             if v.len() and bool(((v == v.round(0)) & (v.abs() < 2.0 ** 53)).all()):
                 col = col.fill_nan(None).cast(pl.Int64)
-        if t == pl.Object:
-            out.append(pl.col(c).map_elements(lambda v: None if v is None else str(v),
-                                              return_dtype=pl.Utf8))
-        else:
-            out.append(col.cast(pl.Utf8).alias(c))
+        try:
+            out.append(col.cast(pl.Utf8))
+        except (pl.exceptions.PolarsError, TypeError, ValueError):
+            # a type polars cannot write as text (a duration, a Python object): each value's
+            # str, as Python prints it
+            out.append(pl.Series(c, [None if x is None else str(x) for x in col.to_list()],
+                                 dtype=pl.Utf8))
     return frame.with_columns(out) if out else frame
 
 
@@ -410,7 +417,7 @@ def read_table(
         if unused:
             logger.warning("%s: %s not used: the table is already in memory, its columns "
                            "typed.", table_label(path), ", ".join(f"{n}=" for n in unused))
-        return _without_trailing_blank_rows(as_text(_polars_of(path, table_label(path))))
+        return as_text(_polars_of(path, table_label(path)))
     path = Path(path)
     _check_file(path)  # first: a folder or a typo is named as such, not as an unknown format
     kind = detect_format(path, fmt, where=where)

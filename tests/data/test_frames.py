@@ -182,3 +182,24 @@ def test_parquet_ids_written_from_pandas_with_a_gap_read_as_integers(tmp_path):
     pd.DataFrame({"product_id": [5.0, 6.0, np.nan], "title": ["a", "b", "c"]}).iloc[:2].to_parquet(
         tmp_path / "c.parquet")
     assert read_catalog(tmp_path / "c.parquet").ids.tolist() == ["5", "6"]
+
+
+def test_every_column_type_becomes_text_and_lists_of_photos_stay_lists(tmp_path):
+    import datetime as dt
+    import decimal
+
+    typed = pl.DataFrame({
+        "product_id": ["1"], "title": ["a"], "day": [dt.date(2024, 1, 2)],
+        "at": [dt.time(10, 0)], "wait": [dt.timedelta(seconds=5)],
+        "price": [decimal.Decimal("1.50")], "raw": [b"ab"], "kind": [None],
+        "size": pl.Series(["M"], dtype=pl.Enum(["S", "M"]))})
+    got = read_catalog(typed, image_col=None).frame.row(0, named=True)
+    assert {k: got[k] for k in ("day", "at", "wait", "price", "raw", "kind", "size")} == {
+        "day": "2024-01-02", "at": "10:00:00", "wait": "0:00:05", "price": "1.50",
+        "raw": "ab", "kind": None, "size": "M"}
+    # pandas: a column of photo lists beside one mixing ids and numbers (converted alone)
+    df = pd.DataFrame({"product_id": ["1", "2"], "title": ["a", "b"],
+                       "image": [["x.jpg", "y.jpg"], ["z.jpg"]], "ref": [7, "A-1"]})
+    cat = read_catalog(df, image_root=tmp_path)
+    assert cat.frame["image"].to_list() == [str(tmp_path / "x.jpg"), str(tmp_path / "z.jpg")]
+    assert cat.frame["ref"].to_list() == ["7", "A-1"]

@@ -342,3 +342,14 @@ def test_a_model_reload_that_makes_the_lists_stale_is_logged(models, tmp_path, c
         assert len(stale) == 1 and "exported from an" in stale[0]
         assert any("switched" in r.getMessage() for r in caplog.records)
         assert any("may be out of date" in r.getMessage() for r in caplog.records)
+
+
+def test_lists_behind_a_path_prefix_give_image_urls_under_it(models, tmp_path):
+    a, _, lists = models
+    with TestClient(create_app(_settings(a, tmp_path / "p", lists=lists,
+                                         root_path="/recs"))) as served:
+        product, items = _items(served, "0001", k=5)
+        assert _answers(served) == {"lists": 1.0}  # answered from the file
+        assert product["image_url"] == "/recs/images/0001"
+        assert [it["image_url"] for it in items] == [
+            f"/recs/images/{it['product_id']}" for it in items]
