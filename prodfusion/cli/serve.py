@@ -44,6 +44,8 @@ def _settings_overrides(args: argparse.Namespace) -> dict:
         out["page_profile"] = args.page_profile
     if getattr(args, "root_path", None) is not None:
         out["root_path"] = args.root_path
+    if getattr(args, "cors_origin", None):
+        out["cors_origins"] = tuple(args.cors_origin)
     if getattr(args, "lists", None):
         out["lists"] = Path(args.lists)
     if getattr(args, "lists_layout", None):
@@ -170,6 +172,10 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
                    help="the path prefix a reverse proxy serves this under, stripping it before "
                    "it forwards (e.g. /recs for https://shop.example/recs/): the page's links, "
                    "image URLs and /docs carry it")
+    s.add_argument("--cors-origin", action="append", default=None, metavar="ORIGIN",
+                   help="an origin whose pages may call the API from their own scripts "
+                   "(https://www.shop.example; repeat for several; '*' for any, without "
+                   "cookies)")
     s.add_argument("--blas-threads", type=int, default=1,
                    help="BLAS threads per request (default 1: requests already run in parallel; "
                    "0 leaves the library default)")

@@ -200,6 +200,14 @@ def create_app(settings: ServiceSettings, *, store=None, multiproc_dir: str | No
         os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
     app.add_middleware(_OneLineStartupErrors)
+    if settings.cors_origins:  # a shop's own pages calling the API from their scripts
+        from starlette.middleware.cors import CORSMiddleware
+
+        anyone = settings.cors_origins == ("*",)
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                           allow_methods=["GET", "POST"], allow_headers=["Content-Type"],
+                           allow_credentials=not anyone,  # cookies only to named origins
+                           max_age=600)
     if settings.root_path:  # behind a proxy's path prefix
         app.add_middleware(_UnderPrefix, root=settings.root_path)
 

@@ -10,6 +10,7 @@ A configuration file (``.toml``, ``.yaml`` or ``.yml``)::
     # shop_url = "https://shop.example/p/{product_id}"   # target of the "go to shop" button
     # page_profile = "next_clicks"     # the web page's second row, ranked by that profile
     # root_path = "/recs"              # served behind a reverse proxy at this path prefix
+    # cors_origins = ["https://www.shop.example"]   # shop pages that call the API from their JS
 
     [experiment]
     name = "fusion-vs-prod2vec"
@@ -101,6 +102,12 @@ class ServiceSettings:
         nginx's ``location /recs/ { proxy_pass http://127.0.0.1:8000/; }`` does): the page's
         links and scripts, the API's ``image_url`` and ``/docs`` carry it (uvicorn's
         ``root_path``). ``""`` (default): served at the host's root.
+    cors_origins : tuple of str
+        Origins (``https://www.shop.example``: scheme, host and port) whose pages may call
+        the API from their own scripts (CORS: ``/v1/similar`` and ``/v1/products`` read,
+        ``/v1/events`` posted, the visitor cookie sent along); ``("*",)`` lets any origin read
+        and post without cookies (such a caller names the ``visitor``). Empty (default): only
+        the service's own page, as browsers allow by themselves.
     lists : Path or None
         Precomputed lists (``prodfusion export``) for every variant without its own ``lists``;
         answered from the file when possible, by live search otherwise
@@ -148,6 +155,7 @@ class ServiceSettings:
     title: str = "prodfusion"
     page_profile: str | None = None
     root_path: str = ""
+    cors_origins: tuple[str, ...] = ()
     lists: Path | None = None
     lists_layout: Literal["arrow", "sqlite", "memory"] = "arrow"
     body_timeout_s: float = 10.0
@@ -179,6 +187,7 @@ class ServiceSettings:
 
             check_profile_name(self.page_profile, where, "page_profile")
         self.root_path = _root_path(self.root_path, where)
+        self.cors_origins = _origins(self.cors_origins, where)
         if self.images is not None:
             self.images = Path(self.images)
         if self.lists is not None:
@@ -216,6 +225,30 @@ def _root_path(value, where: str) -> str:
         raise param_error("root_path", where, "'' or a URL path beginning with '/' (e.g. "
                           "'/recs'), of URL characters without quotes, spaces or '?'", value)
     return value.rstrip("/")
+
+
+def _origins(value, where: str) -> tuple[str, ...]:
+    """Origins as browsers send them: ``scheme://host[:port]``, no path, no trailing ``/``
+    (``"https://shop.example/"`` is taken as ``"https://shop.example"``); or ``"*"`` alone.
+
+    >>> _origins(["https://www.shop.example/", "http://localhost:3000"], "f()")
+    ('https://www.shop.example', 'http://localhost:3000')
+    """
+    import re
+
+    if isinstance(value, str):
+        value = [value]
+    expected = ("a list of origins such as 'https://www.shop.example' (scheme, host and "
+                "port, no path), or ['*']")
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise param_error("cors_origins", where, expected, value)
+    out = tuple(v.rstrip("/") if v != "*" else v for v in value)
+    for v in out:
+        if v != "*" and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?", v):
+            raise param_error("cors_origins", where, expected, v)
+    if "*" in out and len(out) > 1:
+        raise param_error("cors_origins", where, "['*'] alone, or origins without '*'", list(out))
+    return out
 
 
 _SERVICE_KEYS = ({f.name for f in fields(ServiceSettings)} - {"experiment"}) | {"ab_secret_file"}

@@ -651,3 +651,44 @@ def test_a_corrupt_photo_is_not_served_and_one_the_build_could_not_read_has_no_u
         assert r.status_code == 404 and b"not an image" not in r.content
         items = {it["product_id"]: it for it in c.get("/v1/products?limit=8").json()["items"]}
         assert items["0004"]["image_url"] is None and items["0000"]["image_url"] == "/images/0000"
+
+
+def test_cors_lets_the_named_shop_origins_call_the_api_from_their_pages(planted_model, tmp_path):
+    """``cors_origins``: a named origin reads ``/v1/similar`` and posts events (preflight
+    answered, cookies allowed); another origin gets no CORS header (the browser refuses it);
+    ``*`` lets anyone in without cookies; none (default): no CORS header at all."""
+    shop = "https://www.shop.example"
+    settings = ab_settings(planted_model, tmp_path / "e.sqlite3", cors_origins=[shop + "/"])
+    assert settings.cors_origins == (shop,)
+    with TestClient(create_app(settings)) as c:
+        got = c.get("/v1/similar/0001?k=2", headers={"Origin": shop})
+        assert got.status_code == 200
+        assert got.headers["access-control-allow-origin"] == shop
+        assert got.headers["access-control-allow-credentials"] == "true"
+        pre = c.options("/v1/events", headers={
+            "Origin": shop, "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type"})
+        assert pre.status_code == 200
+        assert pre.headers["access-control-allow-origin"] == shop
+        assert "POST" in pre.headers["access-control-allow-methods"]
+        other = c.get("/v1/similar/0001?k=2", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+        assert c.options("/v1/events", headers={
+            "Origin": "https://evil.example",
+            "Access-Control-Request-Method": "POST"}).status_code == 400
+    anyone = ab_settings(planted_model, tmp_path / "e2.sqlite3", cors_origins=["*"])
+    with TestClient(create_app(anyone)) as c:
+        got = c.get("/v1/products?limit=1", headers={"Origin": "https://a.example"})
+        assert got.headers["access-control-allow-origin"] == "*"
+        assert "access-control-allow-credentials" not in got.headers
+    with TestClient(create_app(ab_settings(planted_model, tmp_path / "e3.sqlite3"))) as c:
+        got = c.get("/v1/similar/0001?k=2", headers={"Origin": shop})
+        assert "access-control-allow-origin" not in got.headers
+
+
+@pytest.mark.parametrize("value", ["www.shop.example", "https://shop.example/path",
+                                   ["*", "https://a.example"], "ftp://x.example", [3]])
+def test_cors_origins_that_are_not_origins_are_refused(planted_model, tmp_path, value):
+    with pytest.raises(ParameterError, match=r"The 'cors_origins' parameter of "
+                                             r"ServiceSettings\(\) must be "):
+        ab_settings(planted_model, tmp_path / "e.sqlite3", cors_origins=value)

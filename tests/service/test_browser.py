@@ -522,3 +522,89 @@ def test_the_page_works_behind_a_reverse_proxy_at_a_path_prefix(tmp_path, strip)
     finally:
         store.close()
         stop_server(server)
+
+
+@contextmanager
+def _static_site(folder: Path):
+    """The shop's own web server: ``folder``'s files on a port of their own (another origin)."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0),
+                                 functools.partial(Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+_SHOP_PAGE = """<!doctype html><html><body><ul id="recs"></ul><p id="state">loading</p>
+<script>
+(async () => {
+  try {
+    const r = await fetch("%(api)s/v1/similar/0001?k=3", {credentials: "include"});
+    const data = await r.json();
+    document.getElementById("recs").innerHTML =
+      data.items.map(i => `<li>${i.product_id}</li>`).join("");
+    const sent = await fetch("%(api)s/v1/events", {
+      method: "POST", credentials: "include", headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({events: [{event_id: "shop-view-1", type: "view",
+        request_id: data.request_id, product_id: "0001"}]})});
+    document.getElementById("state").textContent = "posted " + sent.status + (sent.ok ? "" : " " + await sent.text());
+  } catch (e) { document.getElementById("state").textContent = "refused: " + e; }
+})();
+</script></body></html>"""
+
+
+@pytest.mark.slow
+def test_a_shop_page_on_another_origin_shows_the_lists_and_logs_a_view_with_cors(tmp_path):
+    """The shop's own page (another origin of the same site: another port, as
+    www.shop.example beside recs.shop.example) fetches ``/v1/similar`` and posts a view from its
+    script: with ``--cors-origin`` naming it, the list shows and the view is stored for the
+    visitor of the service's cookie; without, the browser refuses the answer."""
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    model = make_model(tmp_path)
+    site = tmp_path / "shop"
+    site.mkdir()
+    with _static_site(site) as shop_port, sync_playwright() as p:
+        shop = f"http://127.0.0.1:{shop_port}"
+        for allowed in (True, False):
+            db = tmp_path / f"events-{allowed}.sqlite3"
+            port = free_port()
+            extra = ["--cors-origin", shop] if allowed else []
+            server = start_server(model, port, tmp_path / "server.log", "--events", str(db),
+                                  *extra)
+            (site / "product.html").write_text(_SHOP_PAGE % {"api": f"http://127.0.0.1:{port}"})
+            store = open_event_store(db)
+            try:
+                browser, page, errors = _open(p)
+                page.goto(shop + "/product.html")
+                page.wait_for_function(
+                    "document.getElementById('state').textContent !== 'loading'")
+                state = page.inner_text("#state")
+                if allowed:
+                    assert state == "posted 200", state
+                    assert page.locator("#recs li").count() == 3
+                    views = _wait_for(lambda st=store: [e for e in st.fetch_events()
+                                                        if e.type == "view"])
+                    assert [(v.product_id, v.status) for v in views] == [("0001", "ok")]
+                    # the visitor is the one of the cookie the first answer set
+                    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+                    assert views[0].visitor == cookies["pf_visitor"]
+                else:
+                    assert state.startswith("refused: TypeError"), state
+                    assert page.locator("#recs li").count() == 0
+                browser.close()
+                assert not errors, errors
+            finally:
+                store.close()
+                stop_server(server)
