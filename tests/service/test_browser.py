@@ -417,13 +417,25 @@ def test_experiment_page_shows_rates_intervals_trend_srm_and_exclusions(tmp_path
 
 
 @contextmanager
+def _running(server):
+    """A test's own little HTTP server, serving in a thread; yields its port."""
+    import threading
+
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
 def _proxy(backend: int, prefix: str, strip: bool):
     """A reverse proxy serving the service at ``prefix`` on a port of its own, as nginx's
     ``location /recs/ { proxy_pass http://127.0.0.1:PORT/; }`` does (``strip``; without:
     ``proxy_pass http://127.0.0.1:PORT;``, the prefix forwarded). Anything outside the
     prefix is the shop's, not the service's: 404."""
     import http.client
-    import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     class Forward(BaseHTTPRequestHandler):
@@ -452,13 +464,8 @@ def _proxy(backend: int, prefix: str, strip: bool):
 
         do_GET = do_POST = _forward
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _running(ThreadingHTTPServer(("127.0.0.1", 0), Forward)) as port:
+        yield port
 
 
 @pytest.mark.slow
@@ -528,21 +535,15 @@ def test_the_page_works_behind_a_reverse_proxy_at_a_path_prefix(tmp_path, strip)
 def _static_site(folder: Path):
     """The shop's own web server: ``folder``'s files on a port of their own (another origin)."""
     import functools
-    import threading
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
     class Quiet(SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0),
-                                 functools.partial(Quiet, directory=str(folder)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _running(ThreadingHTTPServer(("127.0.0.1", 0),
+                                      functools.partial(Quiet, directory=str(folder)))) as port:
+        yield port
 
 
 _SHOP_PAGE = """<!doctype html><html><body><ul id="recs"></ul><p id="state">loading</p>
