@@ -35,12 +35,12 @@ def check_catalog(catalog, where: str, what: str = "a Catalog") -> None:
     """
     if isinstance(catalog, Catalog):
         return
-    from prodfusion.data.tables import is_table, table_label
+    from prodfusion.data.tables import is_table, table_kind
     from prodfusion.errors import ParameterError, param_error
 
     if is_table(catalog):
         raise ParameterError(
-            f"{where}: 'catalog' is a {str(table_label(catalog))[1:-1]}; read it first with "
+            f"{where}: 'catalog' is a {table_kind(catalog)}; read it first with "
             "read_catalog(frame, id_col=…, title_col=…, image_col=…, category_col=…), which "
             "reads a table in memory as it reads a file (its columns named, ids and titles "
             "checked).")
@@ -79,11 +79,12 @@ class Catalog:
 
     def __post_init__(self) -> None:
         if not isinstance(self.frame, pl.DataFrame):
+            from prodfusion.data.tables import table_kind
             from prodfusion.errors import ParameterError
 
             raise ParameterError(
                 f"Catalog() takes a polars DataFrame with the standard columns; got a "
-                f"{type(self.frame).__module__.split('.')[0]} {type(self.frame).__name__}: "
+                f"{table_kind(self.frame)}: "
                 "read_catalog(frame, id_col=…, title_col=…) reads a pandas or polars "
                 "DataFrame or a pyarrow Table as it reads a file (its columns named and "
                 "checked).")

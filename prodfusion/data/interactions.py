@@ -39,7 +39,7 @@ from prodfusion.data.sessions import (
     Sessions,
 )
 from prodfusion.data.tables import blank as _blank
-from prodfusion.data.tables import blank_rows, is_table, read_table, table_label
+from prodfusion.data.tables import blank_rows, is_table, read_table, table_kind, table_label
 from prodfusion.errors import DataError, ParameterError, param_error
 
 logger = logging.getLogger("prodfusion.data")
@@ -757,7 +757,7 @@ def clean_sessions(
     if not isinstance(interactions, pl.DataFrame):
         if is_table(interactions):  # a pandas log straight from a query
             raise ParameterError(
-                f"{where}: 'interactions' is a {str(table_label(interactions))[1:-1]} as it "
+                f"{where}: 'interactions' is a {table_kind(interactions)} as it "
                 f"came; read it first with read_interactions(frame, session_cols=…, item_col=…, "
                 f"time_col=…), which reads a table in memory as it reads a file (the columns "
                 f"named, times read, rows checked).")

@@ -27,8 +27,8 @@ from prodfusion.errors import DataError, param_error
 
 logger = logging.getLogger("prodfusion.data")
 
-__all__ = ["read_table", "detect_format", "Format", "FORMATS", "is_table", "is_table_label", "table_label",
-           "as_text"]
+__all__ = ["read_table", "detect_format", "Format", "FORMATS", "is_table", "is_table_label",
+           "table_label", "table_kind", "as_text"]
 
 Format = Literal["csv", "tsv", "parquet", "jsonl", "xml"]
 FORMATS: tuple[str, ...] = ("csv", "tsv", "parquet", "jsonl", "xml")
@@ -78,8 +78,18 @@ def table_label(obj) -> Path:
     >>> str(table_label(pl.DataFrame({"a": [1]})))
     '<polars DataFrame>'
     """
+    return Path(f"<{table_kind(obj)}>")
+
+
+def table_kind(obj) -> str:
+    """``"pandas DataFrame"``: the library and the type of a table in memory, as messages say.
+
+    >>> import polars as pl
+    >>> table_kind(pl.DataFrame())
+    'polars DataFrame'
+    """
     kind = type(obj)
-    return Path(f"<{kind.__module__.split('.')[0]} {kind.__name__}>")
+    return f"{kind.__module__.split('.')[0]} {kind.__name__}"
 
 
 def is_table_label(path) -> bool:
