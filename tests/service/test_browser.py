@@ -609,3 +609,67 @@ def test_a_shop_page_on_another_origin_shows_the_lists_and_logs_a_view_with_cors
             finally:
                 store.close()
                 stop_server(server)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("api_host", ["127.0.0.1", "localhost"], ids=["same-site", "other-site"])
+def test_the_widget_shows_the_lists_in_a_shop_page_and_logs_views_and_clicks(tmp_path,
+                                                                             api_host):
+    """``/static/widget.js`` on the shop's own product page (another origin): the list with
+    photos, the shop's links, a view when it is on screen and a click with its rank and
+    signature, attributed as on the service's page; the next page keeps the visitor — also
+    from another site (``localhost`` against the shop's ``127.0.0.1``), whose cookie the
+    browser does not send: the widget keeps the visitor in the page's localStorage."""
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    model = make_model(tmp_path)
+    site = tmp_path / "shop"
+    (site / "p").mkdir(parents=True)
+    db = tmp_path / "events.sqlite3"
+    port = free_port()
+    api = f"http://{api_host}:{port}"
+    store = open_event_store(db)
+    with _static_site(site) as shop_port:
+        shop = f"http://127.0.0.1:{shop_port}"
+        server = start_server(model, port, tmp_path / "server.log", "--events", str(db),
+                              "--cors-origin", shop)
+        for pid in (f"{i:04d}" for i in range(40)):  # the shop's page of every product
+            (site / "p" / f"{pid}.html").write_text(
+                f"<!doctype html><html><body><h1>Shop page {pid}</h1>"
+                f'<div id="recs" data-prodfusion-similar="{pid}" data-k="5" '
+                f'data-link="/p/{{product_id}}.html" data-heading="You may also like"></div>'
+                f'<script src="{api}/static/widget.js" defer></script></body></html>')
+        try:
+            with sync_playwright() as p:
+                browser, page, errors = _open(p)
+                page.goto(shop + "/p/0001.html")
+                page.wait_for_selector("#recs a.pf-card")
+                cards = page.locator("#recs a.pf-card")
+                assert cards.count() == 5
+                assert page.inner_text("#recs h3") == "You may also like"
+                page.wait_for_function(
+                    "[...document.querySelectorAll('#recs img')].every(i => i.naturalWidth > 0)")
+                first = [cards.nth(i).get_attribute("data-product-id") for i in range(5)]
+                assert set(first) <= {f"{i:04d}" for i in range(5, 40, 4)}  # planted: Shoes
+                views = _wait_for(lambda: [e for e in store.fetch_events() if e.type == "view"])
+                assert [(v.product_id, v.status) for v in views] == [("0001", "ok")]
+                target = first[1]
+                cards.nth(1).click()  # the shop's own page of that product
+                page.wait_for_url(f"{shop}/p/{target}.html")
+                clicks = _wait_for(lambda: [e for e in store.fetch_events()
+                                            if e.type == "click"])
+                assert [(c.product_id, c.target_id, c.rank, c.status) for c in clicks] == [
+                    ("0001", target, 2, "ok")]
+                assert clicks[0].request_id == views[0].request_id
+                # the next shop page shows its own list, for the same visitor (kept in the
+                # page's localStorage and sent along)
+                page.wait_for_selector("#recs a.pf-card")
+                later = _wait_for(lambda: [e for e in store.fetch_events()
+                                           if e.type == "view" and e.product_id == target])
+                assert [(v.visitor, v.status) for v in later] == [(views[0].visitor, "ok")]
+                browser.close()
+            assert not errors, errors
+        finally:
+            store.close()
+            stop_server(server)
