@@ -33,7 +33,8 @@ __all__ = ["sources_from_args", "fill_from_manifest", "INTERACTION_KEYS", "label
 DEFAULT_PAIR_COLS = ("article_id", "partner_article_id")
 
 #: Interaction options recorded by ``build`` and reused by ``evaluate``.
-INTERACTION_KEYS = ("session_cols", "item_col", "time_col", "time_format", "sep", "pair_cols",
+INTERACTION_KEYS = ("session_cols", "item_col", "time_col", "time_format", "sep",
+                    "interactions_encoding", "pair_cols",
                     "min_session_length", "max_session_length", "session_gap", "keep_rows")
 
 

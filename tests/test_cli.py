@@ -669,3 +669,36 @@ def test_the_cross_fitted_gain_is_printed_recorded_and_can_be_skipped(tmp_path, 
                  "--no-cross-fit"]) == 0
     out = capsys.readouterr().out
     assert "gain over" in out and "chosen on 4/5" not in out
+
+
+def test_a_log_exported_in_cp1252_is_read_with_its_encoding_and_reread_from_the_record(
+        files, capsys):
+    """`--interactions-encoding cp1252`: a log whose session keys hold umlauts, saved on
+    Windows, builds as its UTF-8 copy does; the model records it and `tune` re-reads the log
+    with it; without it the error names the option."""
+    rows = SESSIONS.strip().split("\n")
+    assert rows[0] == "sid;item;ts"
+    text = "kunde;item;ts\n" + "".join(f"Müller-{r}\n" for r in rows[1:])
+    (files / "clicks_cp1252.csv").write_text(text, encoding="cp1252")
+    args = ["build", "--catalog", str(files / "catalog.csv"), "--image-col", "",
+            "--interactions", str(files / "clicks_cp1252.csv"), "--session-cols", "kunde",
+            "--item-col", "item", "--p2v-dim", "16", "--workers", "1", "--image", "none", "--text", "none",
+            "--cache-dir", "none", "--tune", "off", "--out", str(files / "model")]
+    assert main(args) == 2
+    assert ("line 2 (data row 1): bytes b'\\xfc' are not valid UTF-8, column 'kunde'. Save the "
+            "file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`) and read it "
+            "again — or read it as it is with --interactions-encoding cp1252 (encoding= in "
+            "Python) if it was saved on Windows in Western Europe.") in capsys.readouterr().err
+    assert main([*args, "--interactions-encoding", "cp1252"]) == 0
+    built = capsys.readouterr().err
+    (files / "clicks_utf8.csv").write_text(text, encoding="utf-8")
+    utf8 = [a if a != str(files / "clicks_cp1252.csv") else str(files / "clicks_utf8.csv")
+            for a in args]
+    assert main([*utf8[:-1], str(files / "model_utf8")]) == 0
+    same = capsys.readouterr().err
+    line = [ln for ln in built.splitlines() if ln.startswith("sessions:")]
+    assert line and line == [ln for ln in same.splitlines() if ln.startswith("sessions:")]
+    record = json.loads((files / "model" / "manifest.json").read_text())
+    assert record["data"]["interactions"]["interactions_encoding"] == "cp1252"
+    assert main(["tune", str(files / "model"), "--dry-run", "--workers", "1", "--quiet"]) == 0
+    assert "--interactions-encoding cp1252" in capsys.readouterr().err  # from the record

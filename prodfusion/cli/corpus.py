@@ -24,7 +24,7 @@ def cmd_corpus(args: argparse.Namespace) -> int:
         corpus = prepare_corpus(
             args.sources, args.out, catalog=catalog, session_cols=tuple(args.session_cols),
             item_col=args.item_col, time_col=args.time_col, time_format=args.time_format,
-            sep=args.sep,
+            sep=args.sep, encoding=args.interactions_encoding,
             min_length=args.min_session_length, max_length=args.max_session_length or None,
             session_gap=args.session_gap or None, keep_rows=args.keep_rows, buckets=args.buckets,
             executor=executor, work_dir=args.work_dir,
@@ -69,6 +69,8 @@ def add_corpus_parser(subparsers) -> argparse.ArgumentParser:
                    help="strptime layout of --time-col when it holds neither numbers nor ISO "
                         "times, e.g. '%%d.%%m.%%Y %%H:%%M'")
     g.add_argument("--sep", default=None, help="field separator (default: from the extension)")
+    g.add_argument("--interactions-encoding", default=None, metavar="ENCODING",
+                   help="the files' text encoding when it is not UTF-8, e.g. cp1252")
     g.add_argument("--min-session-length", type=int, default=2)
     g.add_argument("--max-session-length", type=int, default=200,
                    help="cap very long sessions (0 = no cap)")

@@ -32,7 +32,8 @@ def load_interactions(args, catalog):
     if args.pairs:
         if len(args.pair_cols) != 2:
             raise ParameterError(f"--pair-cols needs exactly two columns, got {args.pair_cols}.")
-        pf = read_pairs(args.pairs, a_col=args.pair_cols[0], b_col=args.pair_cols[1], sep=args.sep)
+        pf = read_pairs(args.pairs, a_col=args.pair_cols[0], b_col=args.pair_cols[1], sep=args.sep,
+                        encoding=getattr(args, "interactions_encoding", None))
         pairs = clean_sessions(pf, catalog, min_length=2, max_length=None)
     return sessions, pairs
 
@@ -232,6 +233,8 @@ def _interactions_note(args) -> str | None:
                      + (f" --time-col {args.time_col}" if args.time_col else "")
                      + (f" --time-format '{args.time_format}'"
                         if getattr(args, "time_format", None) else "")
+                     + (f" --interactions-encoding {args.interactions_encoding}"
+                        if getattr(args, "interactions_encoding", None) else "")
                      + (f" {format_keep_rows(args.keep_rows)}"
                         if getattr(args, "keep_rows", None) else "")
                      + (f" --session-gap {gap:g}s" if gap else "") + ")")

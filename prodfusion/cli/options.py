@@ -82,7 +82,8 @@ def read_log(args):
     frame, n_read = read_interactions_counted(
         args.interactions, session_cols=tuple(args.session_cols), item_col=args.item_col,
         time_col=args.time_col, sep=args.sep, keep_rows=keep,
-        time_format=getattr(args, "time_format", None))
+        time_format=getattr(args, "time_format", None),
+        encoding=getattr(args, "interactions_encoding", None))
     if keep:
         print(f"{format_keep_rows(keep)}: {frame.height:,} of {n_read:,} rows read",
               file=sys.stderr)
@@ -166,6 +167,9 @@ def add_interaction_options(p: argparse.ArgumentParser) -> None:
                         "times, e.g. '%%d.%%m.%%Y %%H:%%M' or '%%m/%%d/%%Y %%I:%%M %%p' (UTC "
                         "unless %%z reads an offset)")
     g.add_argument("--sep", default=None, help="field separator (default: from the extension/sniffed)")
+    g.add_argument("--interactions-encoding", default=None, metavar="ENCODING",
+                   help="the text encoding of --interactions and --pairs when it is not UTF-8, "
+                        "e.g. cp1252 (a log exported on Windows in Western Europe)")
     g.add_argument("--pairs", default=None,
                    help="co-interaction pairs file (e.g. H&M copurchase.csv): each row a 2-click session")
     g.add_argument("--pair-cols", default=",".join(DEFAULT_PAIR_COLS), type=csv_list,
@@ -223,7 +227,8 @@ def load_sessions(args, catalog):
     if args.pairs:
         if len(args.pair_cols) != 2:
             raise ProdfusionError(f"--pair-cols needs exactly two columns, got {args.pair_cols}.")
-        pf = read_pairs(args.pairs, a_col=args.pair_cols[0], b_col=args.pair_cols[1], sep=args.sep)
+        pf = read_pairs(args.pairs, a_col=args.pair_cols[0], b_col=args.pair_cols[1], sep=args.sep,
+                        encoding=getattr(args, "interactions_encoding", None))
         # Keep pair sessions apart from click sessions that might share a key.
         frames.append(pf.with_columns((pl.lit("pairs\x1f") + pl.col("session")).alias("session")))
     if not frames:

@@ -362,6 +362,7 @@ def read_interactions(
     fmt: str | None = None,
     keep_rows=None,
     time_format: str | None = None,
+    encoding: str | None = None,
 ) -> pl.DataFrame:
     """Read a click/purchase log, one interaction per row.
 
@@ -394,6 +395,10 @@ def read_interactions(
         Separator of delimited text.
     fmt : {'csv', 'tsv', 'parquet', 'jsonl', 'xml'}, optional
         Overrides the format guessed from the extension.
+    encoding : str, optional
+        The files' text encoding when it is not UTF-8, e.g. ``"cp1252"`` for a log exported
+        on Windows in Western Europe (session keys such as ``Müller``);
+        :func:`~prodfusion.data.tables.read_table`.
     keep_rows : mapping or sequence of str, optional
         Only the rows whose value in each named column is one of the given values, e.g.
         ``{"event": ["view", "addtocart"]}`` or ``["event=view,addtocart"]`` for a log that
@@ -428,13 +433,14 @@ def read_interactions(
     """
     return read_interactions_counted(path, session_cols=session_cols, item_col=item_col,
                                      time_col=time_col, sep=sep, fmt=fmt,
-                                     keep_rows=keep_rows, time_format=time_format)[0]
+                                     keep_rows=keep_rows, time_format=time_format,
+                                     encoding=encoding)[0]
 
 
 def read_interactions_counted(path, *, session_cols=("session_id",), item_col: str = ID,
                               time_col=None, sep: str | None = None, fmt: str | None = None,
-                              keep_rows=None, time_format: str | None = None
-                              ) -> tuple[pl.DataFrame, int]:
+                              keep_rows=None, time_format: str | None = None,
+                              encoding: str | None = None) -> tuple[pl.DataFrame, int]:
     """:func:`read_interactions` and how many rows the files held (before ``keep_rows``)."""
     where = "read_interactions()"
     keep = parse_keep_rows(keep_rows, where)
@@ -446,7 +452,7 @@ def read_interactions_counted(path, *, session_cols=("session_id",), item_col: s
     for i, f in enumerate(files):
         frame, counts, n = read_interaction_file(
             f, session_cols=session_cols, item_col=item_col, time_col=time_col, sep=sep,
-            fmt=fmt, keep_rows=keep, time_format=time_format)
+            fmt=fmt, keep_rows=keep, time_format=time_format, encoding=encoding)
         frames.append(frame.with_columns(pl.col(ROW) + i * ROW_STRIDE) if i else frame)
         _merge_seen(seen, counts)
         n_read += n
@@ -461,7 +467,7 @@ def read_interactions_counted(path, *, session_cols=("session_id",), item_col: s
 def read_interaction_file(
     path: str | Path, *, session_cols, item_col: str, time_col=None, sep: str | None = None,
     fmt: str | None = None, keep_rows: dict[str, list[str]] | None = None,
-    time_format: str | None = None,
+    time_format: str | None = None, encoding: str | None = None,
 ) -> tuple[pl.DataFrame, dict[str, dict[str, int]], int]:
     """One file of :func:`read_interactions` (``keep_rows`` already parsed, not checked):
     the frame, how often each value of the ``keep_rows`` columns occurred, and the rows read
@@ -474,7 +480,7 @@ def read_interaction_file(
     if len(icol) != 1:
         raise param_error("item_col", where, "one column name", item_col)
     tcols = _columns(time_col, "time_col", where)
-    frame = read_table(source, fmt=fmt, sep=sep, where=where)
+    frame = read_table(source, fmt=fmt, sep=sep, where=where, encoding=encoding)
     _require(frame, path, scols, "session_cols")
     _require(frame, path, icol, "item_col")
     _require(frame, path, tcols, "time_col")
@@ -506,7 +512,8 @@ def read_interaction_file(
 
 
 def read_pairs(
-    path: str | Path, *, a_col: str, b_col: str, sep: str | None = None, fmt: str | None = None
+    path: str | Path, *, a_col: str, b_col: str, sep: str | None = None, fmt: str | None = None,
+    encoding: str | None = None,
 ) -> pl.DataFrame:
     """Read product pairs (co-purchases, co-views) as two-click sessions ``[a, b]``.
 
@@ -516,7 +523,7 @@ def read_pairs(
         Table with one pair per row (a file, or a pandas / polars DataFrame).
     a_col, b_col : str
         Columns of the first and second product id.
-    sep, fmt : optional
+    sep, fmt, encoding : optional
         As in :func:`read_interactions`.
 
     Returns
@@ -536,7 +543,7 @@ def read_pairs(
     for name, value in (("a_col", a_col), ("b_col", b_col)):
         if not isinstance(value, str) or not value:
             raise param_error(name, where, "a column name", value)
-    frame = read_table(source, fmt=fmt, sep=sep, where=where)
+    frame = read_table(source, fmt=fmt, sep=sep, where=where, encoding=encoding)
     _require(frame, path, [a_col], "a_col")
     _require(frame, path, [b_col], "b_col")
     frame = frame.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(_FILE_ROW))

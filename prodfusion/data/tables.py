@@ -293,8 +293,10 @@ def _locate_bad_utf8(path: Path, fmt: str, sep: str, opener=None, caller: str = 
                     break
         except (StopIteration, csv.Error):  # the location by line is still useful without it
             pass
-    hint = (" — or read it as it is with --encoding cp1252 (encoding= in Python) if it was "
-            "saved on Windows in Western Europe" if caller == "read_catalog()" else "")
+    option = {"read_catalog()": "--encoding", "read_interactions()": "--interactions-encoding",
+              "read_pairs()": "--interactions-encoding"}.get(caller)
+    hint = (f" — or read it as it is with {option} cp1252 (encoding= in Python) if it was "
+            "saved on Windows in Western Europe" if option else "")
     return DataError(
         f"{path} {where}: bytes {bad!r} are not valid UTF-8{column}. Save the file as UTF-8 "
         f"(e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`) and read it again{hint}."

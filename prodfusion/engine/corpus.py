@@ -156,6 +156,7 @@ def prepare_corpus(
     sep: str | None = None,
     fmt: str | None = None,
     time_format: str | None = None,
+    encoding: str | None = None,
     min_length: int = 2,
     max_length: int | None = 200,
     collapse_repeats: bool = True,
@@ -179,7 +180,7 @@ def prepare_corpus(
         beside it.
     catalog : Catalog, optional
         Keep only clicks on its products (as :func:`~prodfusion.data.clean_sessions`).
-    session_cols, item_col, time_col, sep, fmt, time_format
+    session_cols, item_col, time_col, sep, fmt, time_format, encoding
         How to read each file (:func:`~prodfusion.data.read_interactions`). Several time
         columns are ranked per file, so they need a single source file.
     min_length, max_length, collapse_repeats, session_gap
@@ -255,7 +256,8 @@ def prepare_corpus(
             work / "catalog_ids.parquet")
     executor = executor or LocalExecutor()
     read = {"session_cols": session_cols, "item_col": item_col, "time_col": time_col,
-            "sep": sep, "fmt": fmt, "keep_rows": keep, "time_format": time_format}
+            "sep": sep, "fmt": fmt, "keep_rows": keep, "time_format": time_format,
+            "encoding": encoding}
     split = _Split(work, buckets, read)
     rows_of: dict[str, int] = {}
     seen: dict[str, dict[str, int]] = {}

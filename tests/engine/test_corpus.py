@@ -327,3 +327,28 @@ def test_unknown_ids_are_judged_once_over_the_whole_log(logs, tmp_path, caplog):
         prepare_corpus(files, tmp_path / "n.txt", catalog=numeric, time_col="ts", buckets=3,
                        progress=False)
     assert not (tmp_path / "n.txt").exists() and not list(tmp_path.glob("n.txt*"))
+
+
+def test_a_corpus_of_logs_in_cp1252_equals_one_of_the_same_logs_in_utf8(logs, tmp_path):
+    """``encoding`` reaches each file's reader: the logs with session keys holding umlauts,
+    written in cp1252, make the same corpus as written in UTF-8."""
+    d, files, catalog = logs
+    utf8, cp = [], []
+    for i, f in enumerate(files):
+        frame = read_interactions(f, session_cols="session_id", time_col="ts")
+        text = pl.DataFrame({"session_id": "Müller-" + frame["session"],
+                             "product_id": frame["product_id"],
+                             "ts": frame["ts"].cast(pl.Int64)}).write_csv()
+        utf8.append(tmp_path / f"u{i}.csv")
+        utf8[-1].write_text(text, encoding="utf-8")
+        cp.append(tmp_path / f"c{i}.csv")
+        cp[-1].write_text(text, encoding="cp1252")
+    ref = prepare_corpus(utf8, tmp_path / "u.txt", catalog=catalog, time_col="ts",
+                         progress=False)
+    got = prepare_corpus(cp, tmp_path / "c.txt", catalog=catalog, time_col="ts",
+                         encoding="cp1252", progress=False)
+    assert (tmp_path / "c.txt").read_bytes() == (tmp_path / "u.txt").read_bytes()
+    assert got.meta["report"] == ref.meta["report"]
+    with pytest.raises(DataError, match="or read it as it is with --interactions-encoding "
+                                        "cp1252"):
+        prepare_corpus(cp, tmp_path / "x.txt", catalog=catalog, time_col="ts", progress=False)
