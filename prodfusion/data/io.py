@@ -319,6 +319,14 @@ def read_catalog(
     frame = read_table(path, fmt=fmt, sep=sep, where="read_catalog()", encoding=encoding)
     path = table_label(path) if is_table(path) else Path(path)
     found = list(frame.columns)
+    at = _file_row  # the file's 1-based row of a frame position (rows may be dropped below)
+    empty = blank_rows(frame)
+    if empty.any():  # an empty line between rows (a hand-edited file): no product in it
+        lines = np.flatnonzero(empty.to_numpy())
+        logger.warning("%s: %s empty line(s) skipped (first: data row %d).", path,
+                       f"{len(lines):,}", int(lines[0]) + 1)
+        frame = frame.filter(~empty)
+        at = functools.partial(_file_row, kept=np.flatnonzero(~empty.to_numpy()))
 
     # which file column becomes which standard column
     chosen: dict[str, str] = {}  # standard name -> file column
@@ -405,19 +413,15 @@ def read_catalog(
             logger.warning(
                 "%s: %s of %s image cells name several photos (column %r; first: row %d, %r); "
                 "the first of each is used (%r).", path, f"{int(several.sum()):,}",
-                f"{frame.height:,}", col, r + 1, cell, frame[col][r])
+                f"{frame.height:,}", col, at(r), cell, frame[col][r])
 
     # ids and titles
     pid = chosen[ID]
     row, n = first_bad_row(frame.select(_blank(pid)).to_series())
     if n:
-        empty = blank_rows(frame)
         raise DataError(
-            f"{path} row {row}: empty product id (column {pid!r}; {n} row(s) in all). Every "
-            f"product needs a unique id: fill it in or remove the row."
-            + (f" Row {row} is an empty line ({int(empty.sum()):,} in the file): remove the "
-               "empty lines." if empty[row - 1] else "")
-        )
+            f"{path} row {at(row - 1)}: empty product id (column {pid!r}; {n} row(s) in all). "
+            f"Every product needs a unique id: fill it in or remove the row.")
     aliases = None
     if alias_col not in (None, ""):
         if not isinstance(alias_col, str) or alias_col not in found:
@@ -429,27 +433,26 @@ def read_catalog(
         aliases = frame.group_by(pid, maintain_order=True).agg(
             a.filter(a.is_not_null() & (a != "")).unique(maintain_order=True).alias(ALIASES))
     repeat = frame.select(~pl.col(pid).is_first_distinct()).to_series()
-    at = _file_row  # the file's 1-based row of a frame position (rows may be dropped below)
     if repeat.any():
         r = int(repeat.arg_true()[0])  # the first row whose id was seen before
-        value = frame[pid][r]
-        first = int((frame.select(pl.col(pid) == value).to_series().arg_true())[0]) + 1
+        value, row = frame[pid][r], at(r)
+        first = at(int((frame.select(pl.col(pid) == value).to_series().arg_true())[0]))
         n_dup = int(frame.select(pl.col(pid).is_duplicated()).to_series().sum())
         if duplicate_ids != "first":
             raise DataError(
-                f"{path} row {r + 1}: duplicate product id {value!r} (first seen at row "
+                f"{path} row {row}: duplicate product id {value!r} (first seen at row "
                 f"{first}, column {pid!r}; {n_dup} rows hold a repeated id). Ids must be "
                 f"unique: remove or rename the duplicates, or keep each id's first row with "
                 f"duplicate_ids='first' (--duplicate-ids first), as for an export that gives a "
                 f"product's variants or further photos rows of their own (Shopify's)."
             )
-        kept = np.flatnonzero(~repeat.to_numpy())
+        kept = np.asarray([at(i) - 1 for i in np.flatnonzero(~repeat.to_numpy())])
         frame = frame.filter(~repeat)
         at = functools.partial(_file_row, kept=kept)
         logger.warning(
             "%s: %s rows repeat a product id seen on an earlier row (column %r; first: row %d, "
             "%r, first seen at row %d); each id's first row is kept (--duplicate-ids first): "
-            "%s products.", path, f"{int(repeat.sum()):,}", pid, r + 1, value, first,
+            "%s products.", path, f"{int(repeat.sum()):,}", pid, row, value, first,
             f"{frame.height:,}")
     padded = frame.select(pl.col(pid) != pl.col(pid).str.strip_chars()).to_series()
     if padded.any():  # kept as they are: ids are exact strings, and stripping could collide

@@ -329,10 +329,14 @@ def blank(col: str) -> pl.Expr:
 
 
 def blank_rows(frame: pl.DataFrame) -> pl.Series:
-    """Per row, whether every cell is empty (null or spaces): an empty line of a CSV file."""
+    """Per row, whether every cell is empty (null or spaces; a list column: null or no
+    item): an empty line of a CSV file."""
     if not frame.width:
         return pl.Series([False] * frame.height)
-    return frame.select(pl.all_horizontal(blank(c) for c in frame.columns)).to_series()
+    return frame.select(pl.all_horizontal(
+        blank(c) if t == pl.Utf8 else pl.col(c).is_null()
+        | (pl.col(c).list.len() == 0 if isinstance(t, pl.List) else pl.lit(False))
+        for c, t in frame.schema.items())).to_series()
 
 
 def _without_trailing_blank_rows(frame: pl.DataFrame) -> pl.DataFrame:

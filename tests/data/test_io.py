@@ -454,8 +454,10 @@ def test_a_catalog_in_another_encoding_reads_with_encoding(tmp_path):
         read_catalog(win, id_col="Artikelnummer", title_col="Bezeichnung")
     log = tmp_path / "log.csv"
     log.write_bytes("session_id,product_id\ns1,Bär\n".encode("cp1252"))
-    with pytest.raises(DataError, match=r"are not valid UTF-8.*read it again\.$"):
-        read_interactions(log)  # the hint is the catalog's option only
+    with pytest.raises(DataError, match=r"are not valid UTF-8.*read it again — or read it as it "
+                                        r"is with --interactions-encoding cp1252"):
+        read_interactions(log)  # the log's own option
+    assert read_interactions(log, encoding="cp1252")["product_id"].to_list() == ["Bär"]
     with pytest.raises(ParameterError, match="The 'encoding' parameter of read_catalog"):
         read_catalog(win, id_col="Artikelnummer", title_col="Bezeichnung", encoding="klingon")
     with pytest.raises(DataError, match=re.escape(
@@ -464,24 +466,39 @@ def test_a_catalog_in_another_encoding_reads_with_encoding(tmp_path):
         read_catalog(win, id_col="Artikelnummer", title_col="Bezeichnung", encoding="ascii")
 
 
-def test_empty_lines_at_the_end_are_not_products_and_between_rows_are_named(tmp_path, caplog):
+def test_empty_lines_at_the_end_are_not_products_and_between_rows_are_skipped(tmp_path,
+                                                                             caplog):
     """Empty lines an editor or a spreadsheet leaves at the end of a CSV are not rows; one
-    between the catalog's rows is named as an empty line (its row number kept); a click log's
-    are skipped with a warning, the file's row numbers kept."""
+    between the catalog's rows is skipped with a warning, as a click log's are, and later
+    messages keep the file's row numbers (empty lines counted)."""
     from prodfusion.data.interactions import read_interactions
 
     path = tmp_path / "c.csv"
     path.write_text("product_id,title\r\n1,a\r\n2,b\r\n\r\n\r\n", "utf-8")
     assert read_catalog(path).ids.tolist() == ["1", "2"]
     path.write_text("product_id,title\n1,a\n\n2,b\n", "utf-8")
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        assert read_catalog(path).ids.tolist() == ["1", "2"]
+    assert f"{path}: 1 empty line(s) skipped (first: data row 2)." in caplog.text
+    path.write_text("product_id,title\n1,a\n\n2,b\n\n,c\n", "utf-8")  # an id missing
     with pytest.raises(DataError, match=re.escape(
-            f"{path} row 2: empty product id (column 'product_id'; 1 row(s) in all). Every "
-            "product needs a unique id: fill it in or remove the row. Row 2 is an empty line "
-            "(1 in the file): remove the empty lines.")):
+            f"{path} row 5: empty product id (column 'product_id'; 1 row(s) in all). Every "
+            "product needs a unique id: fill it in or remove the row.")):
         read_catalog(path)
-    path.write_text("product_id,title\n1,a\n,b\n", "utf-8")  # an id missing, not a line
-    with pytest.raises(DataError, match=r"remove the row\.$"):
+    path.write_text("product_id,title\n1,a\n\n2,b\n\n1,c\n3,d\n", "utf-8")
+    with pytest.raises(DataError, match=re.escape(
+            f"{path} row 5: duplicate product id '1' (first seen at row 1,")):
         read_catalog(path)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="prodfusion.data"):  # the rows kept keep theirs
+        cat = read_catalog(path, duplicate_ids="first")
+    assert cat.ids.tolist() == ["1", "2", "3"]
+    assert "(column 'product_id'; first: row 5, '1', first seen at row 1)" in caplog.text
+    path.write_text("product_id,title\n1,a\n\n2,b\n\n3,\n", "utf-8")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        read_catalog(path)
+    assert "have an empty title (column 'title'; first: row 5, product '3')" in caplog.text
     log = tmp_path / "log.csv"
     log.write_text("session_id,product_id,t\ns,1,5\n\ns,2,x\n,,\nt,1,7\n\n", "utf-8")
     with caplog.at_level("WARNING", logger="prodfusion.data"):
