@@ -39,7 +39,12 @@ INTERACTION_KEYS = ("session_cols", "item_col", "time_col", "time_format", "sep"
 
 
 def _abs(p) -> str | None:
-    return None if not p else os.path.abspath(os.fspath(p))
+    """An absolute path; a URL (a feed a web server publishes) as it is."""
+    from prodfusion.data.tables import is_remote
+
+    if not p:
+        return None
+    return p.strip() if is_remote(p) else os.path.abspath(os.fspath(p))
 
 
 def sources_from_args(args: argparse.Namespace, catalog=None) -> dict:

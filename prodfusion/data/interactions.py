@@ -39,7 +39,14 @@ from prodfusion.data.sessions import (
     Sessions,
 )
 from prodfusion.data.tables import blank as _blank
-from prodfusion.data.tables import blank_rows, is_table, read_table, table_kind, table_label
+from prodfusion.data.tables import (
+    blank_rows,
+    is_remote,
+    is_table,
+    read_table,
+    source_name,
+    table_kind,
+)
 from prodfusion.errors import DataError, ParameterError, param_error
 
 logger = logging.getLogger("prodfusion.data")
@@ -71,7 +78,7 @@ def interaction_files(paths, where: str = "read_interactions()") -> list[Path]:
         paths = [paths]
     out: list = []
     for given in paths:
-        if is_table(given):
+        if is_table(given) or is_remote(given):  # read as they are (a URL: downloaded)
             out.append(given)
             continue
         p = Path(given)
@@ -459,8 +466,7 @@ def read_interactions_counted(path, *, session_cols=("session_id",), item_col: s
     out = frames[0] if len(frames) == 1 else pl.concat(frames)
     if keep:
         check_kept(keep, seen, n_read, out.height,
-                   str(table_label(files[0]) if is_table(files[0]) else files[0])
-                   if len(files) == 1 else f"{len(files)} interaction files")
+                   str(source_name(files[0])) if len(files) == 1 else f"{len(files)} interaction files")
     return out, n_read
 
 
@@ -474,7 +480,7 @@ def read_interaction_file(
     (before ``keep_rows``). For readers that check ``keep_rows`` over many files at once
     (:func:`check_kept`), such as the corpus's workers."""
     where = "read_interactions()"
-    source, path = path, table_label(path) if is_table(path) else Path(path)
+    source, path = path, source_name(path)
     scols = _columns(session_cols, "session_cols", where)
     icol = _columns(item_col, "item_col", where)
     if len(icol) != 1:
@@ -539,7 +545,7 @@ def read_pairs(
         pairs = read_pairs("copurchase.csv", a_col="article_id", b_col="partner_article_id")
     """
     where = "read_pairs()"
-    source, path = path, table_label(path) if is_table(path) else Path(path)
+    source, path = path, source_name(path)
     for name, value in (("a_col", a_col), ("b_col", b_col)):
         if not isinstance(value, str) or not value:
             raise param_error(name, where, "a column name", value)

@@ -31,10 +31,10 @@ from prodfusion.data.tables import (
     Format,
     blank_rows,
     detect_format,
-    is_table,
+    is_remote,
     is_table_label,
     read_table,
-    table_label,
+    source_name,
 )
 from prodfusion.data.tables import blank as _blank
 from prodfusion.errors import DataError, param_error
@@ -317,7 +317,9 @@ def read_catalog(
     if duplicate_ids not in ("error", "first"):
         raise param_error("duplicate_ids", "read_catalog()", "'error' or 'first'", duplicate_ids)
     frame = read_table(path, fmt=fmt, sep=sep, where="read_catalog()", encoding=encoding)
-    path = table_label(path) if is_table(path) else Path(path)
+    if image_root is None and is_remote(path):  # a feed's relative photo paths: its folder
+        image_root = path.strip().rsplit("/", 1)[0] + "/"
+    path = source_name(path)
     found = list(frame.columns)
     at = _file_row  # the file's 1-based row of a frame position (rows may be dropped below)
     empty = blank_rows(frame)

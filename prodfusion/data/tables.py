@@ -28,7 +28,7 @@ from prodfusion.errors import DataError, param_error
 logger = logging.getLogger("prodfusion.data")
 
 __all__ = ["read_table", "detect_format", "Format", "FORMATS", "is_table", "is_table_label",
-           "table_label", "table_kind", "as_text"]
+           "table_label", "table_kind", "as_text", "is_remote", "source_name"]
 
 Format = Literal["csv", "tsv", "parquet", "jsonl", "xml"]
 FORMATS: tuple[str, ...] = ("csv", "tsv", "parquet", "jsonl", "xml")
@@ -49,6 +49,68 @@ _EXTENSIONS: dict[str, str] = {
 _SNIFF = (",", ";", "\t", "|")
 #: Compressed files, read through the standard library (``clicks.csv.gz``: a gzipped CSV).
 _COMPRESSIONS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
+#: What a web server's ``Content-Type`` says of a file whose URL has no known suffix.
+_CONTENT_TYPES = {"text/csv": "csv", "application/csv": "csv",
+                  "text/tab-separated-values": "tsv", "application/xml": "xml",
+                  "text/xml": "xml", "application/rss+xml": "xml", "application/atom+xml": "xml",
+                  "application/x-ndjson": "jsonl", "application/jsonl": "jsonl",
+                  "application/x-jsonlines": "jsonl", "application/vnd.apache.parquet": "parquet",
+                  "application/x-parquet": "parquet"}
+
+
+def is_remote(path) -> bool:
+    """Whether ``path`` names a file on a web server (``https://shop.example/feed.xml``: a
+    merchant feed, an export a shop system publishes), read by downloading it first.
+
+    >>> is_remote("https://shop.example/feed.xml"), is_remote("feed.xml")
+    (True, False)
+    """
+    from prodfusion.data.photos import is_web_url
+
+    return is_web_url(path)
+
+
+def source_name(path):
+    """What messages call ``path``: a table in memory's label (:func:`table_label`), a URL
+    as it is (a ``Path`` would fold its ``//``), else the path."""
+    if is_table(path):
+        return table_label(path)
+    return str(path).strip() if is_remote(path) else Path(path)
+
+
+def _read_remote(url: str, fmt, sep, where: str, encoding) -> pl.DataFrame:
+    """The file at ``url`` downloaded into a temporary folder (removed after), read as a local
+    one; the format from the URL's name, else from the answer's ``Content-Type``; messages
+    name the URL."""
+    import tempfile
+    import urllib.parse
+
+    from prodfusion.data.photos import PhotoFetchError, download_file
+
+    url = url.strip()
+    name = urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1] or "download"
+    with tempfile.TemporaryDirectory(prefix="prodfusion-download-") as tmp:
+        local = Path(tmp) / name
+        try:
+            kind = download_file(url, local)
+        except PhotoFetchError as e:
+            raise DataError(f"{url}: cannot be downloaded ({e}).") from None
+        if fmt is None:
+            try:
+                detect_format(local, None, where=where)
+            except DataError:  # no known suffix: what the server says it is
+                fmt = _CONTENT_TYPES.get((kind or "").split(";")[0].strip().lower())
+                if fmt is None:
+                    raise DataError(
+                        f"{url}: its format cannot be told from its name nor from its "
+                        f"Content-Type ({kind!r}); name it with fmt= ('csv', 'tsv', "
+                        f"'parquet', 'jsonl' or 'xml').") from None
+        try:
+            return read_table(local, fmt=fmt, sep=sep, where=where, encoding=encoding)
+        except DataError as e:
+            raise DataError(str(e).replace(str(local), url)) from None
 
 
 def is_table(obj) -> bool:
@@ -387,13 +449,15 @@ def read_table(
 
     Parameters
     ----------
-    path : str, Path or a table in memory
+    path : str, Path, URL or a table in memory
         A ``.csv``/``.tsv``/``.txt`` (delimited text), ``.parquet``, ``.jsonl``/``.ndjson``
         or ``.xml`` (a product feed: :func:`prodfusion.data.feeds.read_xml`) file; text files
         may be compressed (``.csv.gz``, ``.jsonl.bz2``, ``.xml.gz``: read into memory
         decompressed). Or a pandas / polars DataFrame, a pyarrow Table (:func:`is_table`):
         its columns as text (:func:`as_text`; pandas' named index as columns), ``fmt``,
-        ``sep`` and ``encoding`` unused.
+        ``sep`` and ``encoding`` unused. Or an ``http(s)://`` URL (:func:`is_remote`):
+        downloaded into a temporary folder and read as that file (the format from the
+        URL's name or the server's ``Content-Type``), messages naming the URL.
     fmt : {'csv', 'tsv', 'parquet', 'jsonl', 'xml'}, optional
         Overrides the format guessed from the extension.
     sep : str, optional
@@ -427,6 +491,8 @@ def read_table(
     >>> read_table(p).row(0)
     ('0012', '3')
     """
+    if is_remote(path):  # a feed or an export a web server publishes
+        return _read_remote(path, fmt, sep, where, encoding)
     if is_table(path):  # a DataFrame in memory: its columns as a file would hold them
         unused = [n for n, v in (("fmt", fmt), ("sep", sep), ("encoding", encoding))
                   if v is not None]
