@@ -322,13 +322,15 @@ def read_catalog(
     path = source_name(path)
     found = list(frame.columns)
     at = _file_row  # the file's 1-based row of a frame position (rows may be dropped below)
+    kept = None  # the file positions of the frame's rows, where some were dropped
     empty = blank_rows(frame)
     if empty.any():  # an empty line between rows (a hand-edited file): no product in it
         lines = np.flatnonzero(empty.to_numpy())
         logger.warning("%s: %s empty line(s) skipped (first: data row %d).", path,
                        f"{len(lines):,}", int(lines[0]) + 1)
         frame = frame.filter(~empty)
-        at = functools.partial(_file_row, kept=np.flatnonzero(~empty.to_numpy()))
+        kept = np.flatnonzero(~empty.to_numpy())
+        at = functools.partial(_file_row, kept=kept)
 
     # which file column becomes which standard column
     chosen: dict[str, str] = {}  # standard name -> file column
@@ -448,7 +450,8 @@ def read_catalog(
                 f"duplicate_ids='first' (--duplicate-ids first), as for an export that gives a "
                 f"product's variants or further photos rows of their own (Shopify's)."
             )
-        kept = np.asarray([at(i) - 1 for i in np.flatnonzero(~repeat.to_numpy())])
+        firsts = np.flatnonzero(~repeat.to_numpy())
+        kept = firsts if kept is None else kept[firsts]
         frame = frame.filter(~repeat)
         at = functools.partial(_file_row, kept=kept)
         logger.warning(
