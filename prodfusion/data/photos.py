@@ -253,14 +253,20 @@ def download_file(url: str, to, *, timeout: float = 60.0, retries: int = 3,
                 timeout=urllib3.Timeout(connect=timeout, read=timeout),
                 retries=urllib3.Retry(total=None, connect=0, read=0, status=0, other=0,
                                       redirect=5, raise_on_status=False))
+            whole = False
             try:
                 if response.status >= 400:
+                    response.drain_conn()
+                    whole = True
                     raise _Status(response.status, response.reason or "", response.headers)
                 with open(to, "wb") as out:
                     for chunk in response.stream(1 << 20):
                         out.write(chunk)
+                whole = True
                 return response.headers.get("Content-Type")
             finally:
+                if not whole:  # cut short: the connection is not used again
+                    response.close()
                 response.release_conn()
         except _Status as exc:
             if exc.code in RETRY_STATUS and not last:
