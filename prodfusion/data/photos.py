@@ -233,12 +233,15 @@ def fetch_photo(url: str, *, timeout: float = 20.0, retries: int = 2,
 
 
 def download_file(url: str, to, *, timeout: float = 60.0, retries: int = 3,
-                  user_agent: str | None = None) -> str | None:
+                  user_agent: str | None = None, progress_from: int = 64 * 2**20) -> str | None:
     """Stream the file at the ``http(s)://`` ``url`` into the file ``to``; returns the
     answer's ``Content-Type``. Retries as :func:`fetch_photo` does; anything else raises
     :class:`PhotoFetchError` naming why (``HTTP 404 Not Found``, ``cannot reach the
-    server: …``)."""
+    server: …``). A file of ``progress_from`` bytes or more (by its ``Content-Length``)
+    reports its progress in MiB (:mod:`prodfusion.progress`)."""
     import urllib3
+
+    from prodfusion.progress import progress_bar
 
     url = _quoted(url.strip())
     if user_agent is None:
@@ -259,9 +262,16 @@ def download_file(url: str, to, *, timeout: float = 60.0, retries: int = 3,
                     response.drain_conn()
                     whole = True
                     raise _Status(response.status, response.reason or "", response.headers)
-                with open(to, "wb") as out:
+                size = int(response.headers.get("Content-Length") or 0)
+                name = urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1] or url
+                with open(to, "wb") as out, progress_bar(
+                        max(size >> 20, 1), f"downloading {name}", "MiB",
+                        size >= progress_from and size > 0) as bar:
+                    got = 0
                     for chunk in response.stream(1 << 20):
                         out.write(chunk)
+                        bar.update(((got + len(chunk)) >> 20) - (got >> 20))
+                        got += len(chunk)
                 whole = True
                 return response.headers.get("Content-Type")
             finally:

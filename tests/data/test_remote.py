@@ -117,3 +117,16 @@ def test_build_tune_and_add_with_files_named_by_url(shop, tmp_path, capsys):
     assert main(["add", str(model), "--catalog", base + "/catalog.csv",
                  "--out", str(tmp_path / "model2")]) == 0
     assert "already in the model: none changed" in capsys.readouterr().err
+
+
+def test_a_large_download_says_how_far_it_is(shop, tmp_path, capsys):
+    from prodfusion.data.photos import download_file
+
+    _, base = shop
+    kind = download_file(base + "/sessions.csv", tmp_path / "s.csv", progress_from=1)
+    assert kind.startswith("text/csv")
+    err = capsys.readouterr().err
+    assert "downloading sessions.csv" in err and "MiB" in err
+    assert (tmp_path / "s.csv").stat().st_size > 0
+    download_file(base + "/sessions.csv", tmp_path / "t.csv")  # small: silent
+    assert "downloading" not in capsys.readouterr().err
