@@ -23,6 +23,7 @@ and retries): a catalog, a merchant feed or a click log named by its ``https://`
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import threading
@@ -153,8 +154,12 @@ def _pool():
         return _POOL
 
 
-def _get_pooled(url: str, headers: dict, timeout: float, max_bytes: int) -> bytes:
-    """One try through a kept-open connection (``http://``, ``https://``); redirects followed."""
+@contextlib.contextmanager
+def _pooled_get(url: str, headers: dict, timeout: float):
+    """A GET through a kept-open connection (``http://``, ``https://``; redirects followed):
+    yields ``(response, read_whole)``; call ``read_whole()`` once the body is read to its end,
+    so the connection is used again (a body left unread closes it). HTTP 400 and above
+    raise :class:`_Status`."""
     import urllib3
 
     response = _pool().request(
@@ -162,20 +167,55 @@ def _get_pooled(url: str, headers: dict, timeout: float, max_bytes: int) -> byte
         timeout=urllib3.Timeout(connect=timeout, read=timeout),
         retries=urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5,
                               raise_on_status=False))
-    whole = False
+    whole = []
     try:
         if response.status >= 400:
             response.drain_conn()
-            whole = True
+            whole.append(True)
             raise _Status(response.status, response.reason or "", response.headers)
-        _check_kind(response.headers.get("Content-Type"))
-        data = response.read(max_bytes + 1)
-        whole = len(data) <= max_bytes
-        return data
+        yield response, lambda: whole.append(True)
     finally:
         if not whole:  # a body left unread: the connection is not used again
             response.close()
         response.release_conn()
+
+
+def _get_pooled(url: str, headers: dict, timeout: float, max_bytes: int) -> bytes:
+    """One try through a kept-open connection (:func:`_pooled_get`)."""
+    with _pooled_get(url, headers, timeout) as (response, read_whole):
+        _check_kind(response.headers.get("Content-Type"))
+        data = response.read(max_bytes + 1)
+        if len(data) <= max_bytes:
+            read_whole()
+        return data
+
+
+def _retrying(once, retries: int, local: bool = False):
+    """``once()``, tried again after a timeout, a refused connection or HTTP 408/425/429/5xx
+    (a growing pause; a 429/503's ``Retry-After`` honoured up to 30 s); what fails for good
+    raised as :class:`PhotoFetchError` naming why. ``local``: a ``file://`` read, not
+    retried."""
+    for attempt in range(retries + 1):
+        last = attempt == retries
+        try:
+            return once()
+        except _Status as exc:
+            if exc.code in RETRY_STATUS and not last:
+                time.sleep(_retry_after(exc.headers, 0.5 * 2 ** attempt))
+                continue
+            raise PhotoFetchError(f"HTTP {exc.code} {exc.reason}") from None
+        except PhotoFetchError:
+            raise
+        except Exception as exc:  # refused, timed out, reset, a body cut short
+            reason = _reason(exc)
+            if local:
+                raise PhotoFetchError(f"cannot read: {reason}") from None
+            if not last:
+                time.sleep(0.5 * 2 ** attempt)
+                continue
+            raise PhotoFetchError(f"cannot reach the server: {reason}",
+                                  unreachable=True) from None
+    raise AssertionError("unreachable")  # pragma: no cover (the loop returns or raises)
 
 
 def fetch_photo(url: str, *, timeout: float = 20.0, retries: int = 2,
@@ -204,27 +244,8 @@ def fetch_photo(url: str, *, timeout: float = 20.0, retries: int = 2,
     # formats every supported Pillow decodes first (a CDN negotiates on Accept)
     headers = {"User-Agent": user_agent, "Accept": "image/webp,image/jpeg,image/png,image/*;q=0.8"}
     get = _get_urllib if scheme == "file" else _get_pooled
-    for attempt in range(retries + 1):
-        last = attempt == retries
-        try:
-            data = get(url, headers, timeout, max_bytes)
-            break
-        except _Status as exc:
-            if exc.code in RETRY_STATUS and not last:
-                time.sleep(_retry_after(exc.headers, 0.5 * 2 ** attempt))
-                continue
-            raise PhotoFetchError(f"HTTP {exc.code} {exc.reason}") from None
-        except PhotoFetchError:
-            raise
-        except Exception as exc:  # refused, timed out, reset, a body cut short
-            reason = _reason(exc)
-            if scheme == "file":
-                raise PhotoFetchError(f"cannot read: {reason}") from None
-            if not last:
-                time.sleep(0.5 * 2 ** attempt)
-                continue
-            raise PhotoFetchError(f"cannot reach the server: {reason}",
-                                  unreachable=True) from None
+    data = _retrying(lambda: get(url, headers, timeout, max_bytes), retries,
+                     local=scheme == "file")
     if len(data) > max_bytes:
         raise PhotoFetchError(f"larger than {max_bytes:,} bytes")
     if not data:
@@ -239,8 +260,6 @@ def download_file(url: str, to, *, timeout: float = 60.0, retries: int = 3,
     :class:`PhotoFetchError` naming why (``HTTP 404 Not Found``, ``cannot reach the
     server: …``). A file of ``progress_from`` bytes or more (by its ``Content-Length``)
     reports its progress in MiB (:mod:`prodfusion.progress`)."""
-    import urllib3
-
     from prodfusion.progress import progress_bar
 
     url = _quoted(url.strip())
@@ -248,48 +267,23 @@ def download_file(url: str, to, *, timeout: float = 60.0, retries: int = 3,
         from prodfusion import __version__
 
         user_agent = f"prodfusion/{__version__} (catalog download)"
-    for attempt in range(retries + 1):
-        last = attempt == retries
-        try:
-            response = _pool().request(
-                "GET", url, headers={"User-Agent": user_agent}, preload_content=False,
-                timeout=urllib3.Timeout(connect=timeout, read=timeout),
-                retries=urllib3.Retry(total=None, connect=0, read=0, status=0, other=0,
-                                      redirect=5, raise_on_status=False))
-            whole = False
-            try:
-                if response.status >= 400:
-                    response.drain_conn()
-                    whole = True
-                    raise _Status(response.status, response.reason or "", response.headers)
-                size = int(response.headers.get("Content-Length") or 0)
-                name = urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1] or url
-                with open(to, "wb") as out, progress_bar(
-                        max(size >> 20, 1), f"downloading {name}", "MiB",
-                        size >= progress_from and size > 0) as bar:
-                    got = 0
-                    for chunk in response.stream(1 << 20):
-                        out.write(chunk)
-                        bar.update(((got + len(chunk)) >> 20) - (got >> 20))
-                        got += len(chunk)
-                whole = True
-                return response.headers.get("Content-Type")
-            finally:
-                if not whole:  # cut short: the connection is not used again
-                    response.close()
-                response.release_conn()
-        except _Status as exc:
-            if exc.code in RETRY_STATUS and not last:
-                time.sleep(_retry_after(exc.headers, 0.5 * 2 ** attempt))
-                continue
-            raise PhotoFetchError(f"HTTP {exc.code} {exc.reason}") from None
-        except Exception as exc:  # refused, timed out, reset, a body cut short
-            if not last:
-                time.sleep(0.5 * 2 ** attempt)
-                continue
-            raise PhotoFetchError(f"cannot reach the server: {_reason(exc)}",
-                                  unreachable=True) from None
-    return None  # pragma: no cover (the loop returns or raises)
+
+    def once():
+        with _pooled_get(url, {"User-Agent": user_agent}, timeout) as (response, read_whole):
+            size = int(response.headers.get("Content-Length") or 0)
+            name = urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1] or url
+            with open(to, "wb") as out, progress_bar(
+                    max(size >> 20, 1), f"downloading {name}", "MiB",
+                    size >= progress_from and size > 0) as bar:
+                got = 0
+                for chunk in response.stream(1 << 20):
+                    out.write(chunk)
+                    bar.update(((got + len(chunk)) >> 20) - (got >> 20))
+                    got += len(chunk)
+            read_whole()
+            return response.headers.get("Content-Type")
+
+    return _retrying(once, retries)
 
 
 class PhotoFetcher:
