@@ -2,6 +2,7 @@
 
 # No ``from __future__ import annotations``: FastAPI reads these annotations at run time.
 
+import functools
 import html
 import importlib.util
 from pathlib import Path
@@ -20,6 +21,7 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 router = APIRouter(include_in_schema=False)
 
 
+@functools.cache
 def _swagger_ui() -> Path | None:
     """The folder of a Swagger UI that renders OpenAPI 3.1 (what FastAPI writes), from the
     ``fastapi-offline`` package (Swagger UI 5; ``swagger-ui-bundle``'s 4.15 answers "Unable to
