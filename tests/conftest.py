@@ -32,3 +32,60 @@ def shared_data() -> Path:
     if not (d / "hm" / "articles.csv").exists():
         pytest.skip(f"shared evaluation data not found at {d} (set PRODFUSION_SHARED_DATA)")
     return d
+
+
+class ObjectStore:
+    """An S3 server in this process (moto's), its endpoint in the environment as an S3 client
+    reads it (``AWS_ENDPOINT_URL``), and a client for the test's own uploads."""
+
+    def __init__(self, endpoint: str) -> None:
+        import pyarrow.fs as pafs
+
+        self.endpoint = endpoint
+        self.fs = pafs.S3FileSystem(endpoint_override=endpoint, allow_bucket_creation=True,
+                                    access_key="test", secret_key="test", region="us-east-1")
+
+    def put(self, uri: str, data: bytes, content_type: str | None = None) -> str:
+        """Store ``data`` at ``s3://bucket/key`` (the bucket made when new); returns ``uri``."""
+        key = uri.removeprefix("s3://")
+        bucket = key.split("/", 1)[0]
+        if self.fs.get_file_info(bucket).type.name == "NotFound":
+            self.fs.create_dir(bucket)
+        meta = {"Content-Type": content_type} if content_type else None
+        with self.fs.open_output_stream(key, metadata=meta) as out:
+            out.write(data)
+        return uri
+
+    def put_file(self, uri: str, path) -> str:
+        return self.put(uri, Path(path).read_bytes())
+
+
+@pytest.fixture(scope="session")
+def _s3_server():
+    pytest.importorskip("moto", reason="moto[server] (the test extra) stands in for S3")
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(_s3_server, monkeypatch) -> ObjectStore:
+    """An S3 store (:class:`ObjectStore`) that ``s3://`` URIs reach during the test."""
+    from prodfusion.data import storage
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"),
+                        ("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_ENDPOINT_URL", _s3_server)):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    storage._forget()
+    yield ObjectStore(_s3_server)
+    storage._forget()

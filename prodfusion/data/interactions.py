@@ -72,12 +72,25 @@ SOURCE_SUFFIXES = tuple(e + c for e in (".csv", ".tsv", ".txt", ".parquet", ".js
 
 
 def interaction_files(paths, where: str = "read_interactions()") -> list[Path]:
-    """Files, in the given order; a folder stands for its interaction files, sorted by name;
-    a table in memory (:func:`~prodfusion.data.tables.is_table`) stays as it is."""
+    """Files, in the given order; a folder stands for its interaction files, sorted by name
+    (also one in object storage, ``s3://shop-data/clicks/``); a table in memory (:func:`~prodfusion.data.tables.is_table`) stays as it is."""
+    from prodfusion.data.photos import PhotoFetchError
+    from prodfusion.data.storage import is_object_uri, list_objects
+
     if isinstance(paths, (str, os.PathLike)) or is_table(paths):
         paths = [paths]
     out: list = []
     for given in paths:
+        if is_object_uri(given):  # s3://bucket/clicks/: a folder's files, else the object
+            try:
+                listed = list_objects(given, SOURCE_SUFFIXES)
+            except PhotoFetchError as e:
+                raise DataError(f"{given.strip()}: cannot be listed ({e}).") from None
+            if listed == []:
+                raise DataError(f"{given.strip()}: folder holds no interaction file "
+                                f"({', '.join(SOURCE_SUFFIXES)}).")
+            out.extend(listed or [given])
+            continue
         if is_table(given) or is_remote(given):  # read as they are (a URL: downloaded)
             out.append(given)
             continue

@@ -553,9 +553,10 @@ def read_catalog(
         urls = frame.select(pl.col(IMAGE).fill_null("").str.contains(URL_PATTERN)).to_series()
         if urls.any():
             from prodfusion.data.photos import SCHEMES
+            from prodfusion.data.storage import OBJECT_SCHEMES
 
             fetched = frame.select(pl.col(IMAGE).fill_null("").str.to_lowercase().str.contains(
-                "^(" + "|".join(SCHEMES) + ")://")).to_series()
+                "^(" + "|".join(SCHEMES + OBJECT_SCHEMES) + ")://")).to_series()
             other = urls & ~fetched
             if fetched.any():
                 r = int(fetched.arg_true()[0])
@@ -572,7 +573,7 @@ def read_catalog(
                     "the photos to a local folder and point the image column (or --image-root "
                     "with --image-template '{product_id}.jpg') at the files.",
                     path, f"{int(other.sum()):,}", f"{frame.height:,}", at(r), frame[IMAGE][r],
-                    ", ".join(f"{s}://" for s in SCHEMES))
+                    ", ".join(f"{s}://" for s in SCHEMES + OBJECT_SCHEMES))
     order = [c for c in (ID, TITLE, IMAGE, CATEGORY, GROUP, ALIASES) if c in frame.columns]
     frame = frame.select(order + [c for c in frame.columns if c not in order])
     return Catalog(frame, source=str(path))

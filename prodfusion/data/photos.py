@@ -14,8 +14,9 @@ same URL keeps its old vector (shop CDNs give a new photo a new URL).
 * where none of the first few URLs reach a server (no network, a wrong host), the rest are
   not tried: a million timeouts would take days.
 
-Only ``http://``, ``https://`` and ``file://`` URLs are fetched; others (``s3://``,
-``gs://``) fail with a reason asking for a local copy.
+``http://``, ``https://`` and ``file://`` URLs are fetched here; ``s3://``, ``gs://`` and
+the other object stores through ``pyarrow.fs`` (:mod:`prodfusion.data.storage`); others
+(``ftp://``) fail with a reason asking for a local copy.
 
 :func:`download_file` fetches a whole file the same way (over the same kept-open connections
 and retries): a catalog, a merchant feed or a click log named by its ``https://`` URL.
@@ -221,21 +222,39 @@ def _retrying(once, retries: int, local: bool = False):
 def fetch_photo(url: str, *, timeout: float = 20.0, retries: int = 2,
                 max_bytes: int = 32 * 2**20, user_agent: str | None = None) -> bytes:
     """The bytes at ``url``, or :class:`PhotoFetchError` naming why not (see the module).
+    An ``s3://`` or ``gs://`` one is read through :mod:`prodfusion.data.storage` (its
+    client's own timeouts and retries).
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.png"
     >>> _ = p.write_bytes(b"\\x89PNG\\r\\n\\x1a\\n...")
     >>> fetch_photo(p.as_uri())[:4]
     b'\\x89PNG'
-    >>> fetch_photo("s3://bucket/a.jpg")
+    >>> fetch_photo("ftp://shop.example/a.jpg")
     Traceback (most recent call last):
     ...
-    prodfusion.data.photos.PhotoFetchError: s3:// URLs are not downloaded; copy the photos to a local folder and point the image column at the files
+    prodfusion.data.photos.PhotoFetchError: ftp:// URLs are not read; copy the photos to a local folder and point the image column at the files
     """
-    url = _quoted(url.strip())
+    from prodfusion.data.storage import is_object_uri, read_object
+
+    if is_object_uri(url):
+        data = read_object(url, max_bytes)
+    else:
+        data = _fetch_web(url.strip(), timeout, retries, max_bytes, user_agent)
+    if len(data) > max_bytes:
+        raise PhotoFetchError(f"larger than {max_bytes:,} bytes")
+    if not data:
+        raise PhotoFetchError("empty answer")
+    return data
+
+
+def _fetch_web(url: str, timeout: float, retries: int, max_bytes: int,
+               user_agent: str | None) -> bytes:
+    """:func:`fetch_photo` of an ``http(s)://`` or ``file://`` URL."""
+    url = _quoted(url)
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme not in SCHEMES:
-        raise PhotoFetchError(f"{scheme}:// URLs are not downloaded; copy the photos to a local "
+        raise PhotoFetchError(f"{scheme}:// URLs are not read; copy the photos to a local "
                               "folder and point the image column at the files")
     if user_agent is None:
         from prodfusion import __version__
@@ -244,24 +263,23 @@ def fetch_photo(url: str, *, timeout: float = 20.0, retries: int = 2,
     # formats every supported Pillow decodes first (a CDN negotiates on Accept)
     headers = {"User-Agent": user_agent, "Accept": "image/webp,image/jpeg,image/png,image/*;q=0.8"}
     get = _get_urllib if scheme == "file" else _get_pooled
-    data = _retrying(lambda: get(url, headers, timeout, max_bytes), retries,
+    return _retrying(lambda: get(url, headers, timeout, max_bytes), retries,
                      local=scheme == "file")
-    if len(data) > max_bytes:
-        raise PhotoFetchError(f"larger than {max_bytes:,} bytes")
-    if not data:
-        raise PhotoFetchError("empty answer")
-    return data
 
 
 def download_file(url: str, to, *, timeout: float = 60.0, retries: int = 3,
                   user_agent: str | None = None, progress_from: int = 64 * 2**20) -> str | None:
-    """Stream the file at the ``http(s)://`` ``url`` into the file ``to``; returns the
-    answer's ``Content-Type``. Retries as :func:`fetch_photo` does; anything else raises
+    """Stream the file at the ``http(s)://`` ``url`` into the file ``to`` (an ``s3://`` or
+    ``gs://`` one: :func:`prodfusion.data.storage.download_object`); returns the answer's
+    ``Content-Type``. Retries as :func:`fetch_photo` does; anything else raises
     :class:`PhotoFetchError` naming why (``HTTP 404 Not Found``, ``cannot reach the
     server: …``). A file of ``progress_from`` bytes or more (by its ``Content-Length``)
     reports its progress in MiB (:mod:`prodfusion.progress`)."""
+    from prodfusion.data.storage import download_object, is_object_uri
     from prodfusion.progress import progress_bar
 
+    if is_object_uri(url):
+        return download_object(url, to, progress_from=progress_from)
     url = _quoted(url.strip())
     if user_agent is None:
         from prodfusion import __version__

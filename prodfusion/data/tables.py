@@ -62,14 +62,17 @@ _CONTENT_TYPES = {"text/csv": "csv", "application/csv": "csv",
 
 def is_remote(path) -> bool:
     """Whether ``path`` names a file on a web server (``https://shop.example/feed.xml``: a
-    merchant feed, an export a shop system publishes), read by downloading it first.
+    merchant feed, an export a shop system publishes) or in object storage
+    (``s3://shop-data/clicks.parquet``: :mod:`prodfusion.data.storage`), read by
+    downloading it first.
 
-    >>> is_remote("https://shop.example/feed.xml"), is_remote("feed.xml")
-    (True, False)
+    >>> is_remote("https://shop.example/feed.xml"), is_remote("s3://b/a.csv"), is_remote("a.csv")
+    (True, True, False)
     """
     from prodfusion.data.photos import is_web_url
+    from prodfusion.data.storage import is_object_uri
 
-    return is_web_url(path)
+    return is_web_url(path) or is_object_uri(path)
 
 
 def source_name(path):

@@ -39,6 +39,19 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
 
 
+def image_media_type(head: bytes) -> str | None:
+    """The media type of a JPEG, PNG, GIF or WebP image by its first bytes, else None.
+
+    >>> image_media_type(b"\\xff\\xd8\\xff\\xe0"), image_media_type(b"not an image")
+    ('image/jpeg', None)
+    """
+    for magic, kind in ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"),
+                        (b"GIF87a", "image/gif"), (b"GIF89a", "image/gif")):
+        if head.startswith(magic):
+            return kind
+    return "image/webp" if head[:4] == b"RIFF" and head[8:12] == b"WEBP" else None
+
+
 def looks_like_image(head: bytes) -> bool:
     """Whether the first bytes of a file are those of a JPEG, PNG, GIF or WebP image (a file
     named ``.png`` that holds text is not served as one).
@@ -46,8 +59,7 @@ def looks_like_image(head: bytes) -> bool:
     >>> looks_like_image(b"\\x89PNG\\r\\n\\x1a\\n"), looks_like_image(b"not an image")
     (True, False)
     """
-    return (head.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a"))
-            or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"))
+    return image_media_type(head) is not None
 
 
 def _stamp(path: Path) -> tuple | None:

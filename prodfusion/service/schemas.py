@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from prodfusion.data.photos import is_web_url
+from prodfusion.data.storage import is_object_uri
 from prodfusion.service.guards import (
     EXPERIMENT_PATTERN,
     PRODUCT_ID_PATTERN,
@@ -201,9 +202,11 @@ def product_out(model, row: int, root: str = "") -> dict:
     under the path prefix ``root`` the service is served at, ``root_path``)."""
     record = model.recommender.catalog.record(row)
     pid = record["product_id"]
-    # a photo named by an http(s) URL is served by its own host: /images/{id} redirects there
+    # a photo named by an http(s) URL is served by its own host: /images/{id} redirects there;
+    # one in object storage (s3://) is read and sent by /images/{id}
     has_image = bool(record.get("image")) and (model.image_root is not None
-                                               or is_web_url(record.get("image")))
+                                               or is_web_url(record.get("image"))
+                                               or is_object_uri(record.get("image")))
     photos = model.recommender.embeddings_.get("image")
     if has_image and photos is not None:  # missing or corrupt at the build: no URL to a 404
         has_image = bool(photos.mask[row])

@@ -149,23 +149,27 @@ def test_optional_columns_default_missing_is_fine_explicit_missing_is_not(tmp_pa
 
 
 def test_image_urls_are_kept_as_urls_and_named(tmp_path, caplog):
-    """A column of image URLs is not joined to the catalog's folder; a line says that web
-    photos are fetched when encoded, and a warning names the URLs that are not (s3://)."""
+    """A column of image URLs is not joined to the catalog's folder; a line says that web and
+    object-storage photos are fetched when encoded, and a warning names the URLs that are
+    not (ftp://)."""
     path = tmp_path / "c.csv"
     path.write_text("product_id,title,image\n1,a,https://cdn.example/1.jpg\n2,b,x.jpg\n"
-                    "3,c, s3://bucket/3.png\n4,d,HTTP://cdn.example/4.jpg\n", "utf-8")
+                    "3,c, s3://bucket/3.png\n4,d,HTTP://cdn.example/4.jpg\n"
+                    "5,e,ftp://files.example/5.jpg\n", "utf-8")
     with caplog.at_level("INFO", logger="prodfusion.data"):
         cat = read_catalog(path)
     assert cat.image_paths == ["https://cdn.example/1.jpg", str(tmp_path.resolve() / "x.jpg"),
-                               "s3://bucket/3.png", "HTTP://cdn.example/4.jpg"]
+                               "s3://bucket/3.png", "HTTP://cdn.example/4.jpg",
+                               "ftp://files.example/5.jpg"]
     infos = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert any(m.startswith(f"{path}: 2 of 4 image paths are URLs (first: row 1, "
+    assert any(m.startswith(f"{path}: 3 of 5 image paths are URLs (first: row 1, "
                             "'https://cdn.example/1.jpg'); the photos are fetched") for m in infos)
     assert warnings == [
-        f"{path}: 1 of 4 image paths are URLs prodfusion does not download (first: row 3, "
-        "'s3://bucket/3.png'; it fetches http://, https://, file://), so those products get no "
-        "image vector. Copy the photos to a local folder and point the image column (or "
+        f"{path}: 1 of 5 image paths are URLs prodfusion does not download (first: row 5, "
+        "'ftp://files.example/5.jpg'; it fetches http://, https://, file://, s3://, gs://, "
+        "gcs://, abfs://, abfss://, hdfs://, viewfs://), so those products get no image "
+        "vector. Copy the photos to a local folder and point the image column (or "
         "--image-root with --image-template '{product_id}.jpg') at the files."]
 
 

@@ -87,8 +87,8 @@ def test_photos_are_fetched_with_retries_and_failures_named(cdn):
         with pytest.raises(PhotoFetchError, match=f"^{reason}$"):
             f.fetch(cdn.url + path)
     assert cdn.hits["/p/gone.jpg"] == 1  # a 404 is not retried
-    with pytest.raises(PhotoFetchError, match=r"^s3:// URLs are not downloaded; copy the photos"):
-        f.fetch("s3://bucket/a.jpg")
+    with pytest.raises(PhotoFetchError, match=r"^ftp:// URLs are not read; copy the photos"):
+        f.fetch("ftp://shop.example/a.jpg")
     assert (f.n_tried, f.n_fetched, f.gave_up) == (6, 3, None)
     assert server_accepts_images(cdn.accept)
     # a busy server's Retry-After is honoured (instead of the half-second first pause)
@@ -314,3 +314,55 @@ def test_the_number_of_photo_fetching_threads_is_set_by_the_environment(cdn, tin
     with pytest.raises(ParameterError, match=r"\$PRODFUSION_PHOTO_WORKERS must be a whole "
                                              r"number of threads from 1 to 1024"):
         enc.encode_paths([f"{cdn.url}/p/red.jpg"])
+
+
+def test_photos_in_a_bucket_are_encoded_as_their_files_and_served(s3, tmp_path, tiny_clip_path,
+                                                                   caplog):
+    """A catalog in S3 naming its photos relative to itself, one photo absent, one not an
+    image: built, the vectors those of the files; ``/images/{id}`` sends the photo's bytes."""
+    from fastapi.testclient import TestClient
+
+    from prodfusion.cli import main
+    from prodfusion.recommender import Recommender
+    from prodfusion.service.app import create_app
+    from prodfusion.service.experiments import ExperimentConfig, VariantConfig
+    from prodfusion.service.settings import ServiceSettings
+
+    files = []
+    for i in range(5):
+        draw(("red_disk", "blue_stripes", "green_square")[i % 3], shift=i).save(
+            tmp_path / f"{i}.jpg", quality=95)
+        files.append(tmp_path / f"{i}.jpg")
+        if i != 3:  # photo 3 never uploaded
+            s3.put_file(f"s3://photos-e/feed/img/{i}.jpg", files[-1])
+    s3.put("s3://photos-e/feed/img/5.jpg", b"<html>not a photo</html>")
+    rows = [f"P{i},Product {i},img/{i}.jpg" for i in range(6)]
+    s3.put("s3://photos-e/feed/catalog.csv",
+           ("id,title,photo\n" + "\n".join(rows) + "\n").encode())
+    model = tmp_path / "model"
+    assert main(["build", "--catalog", "s3://photos-e/feed/catalog.csv", "--id-col", "id",
+                 "--image-col", "photo", "--text", "none", "--image", f"clip:{tiny_clip_path}",
+                 "--cache-dir", "none", "--out", str(model)]) == 0
+    assert "2 of 6 product images could not be used (1 missing, 1 corrupt)" in caplog.text
+    assert "s3://photos-e/feed/img/3.jpg (missing: download failed: not found)" in caplog.text
+    rec = Recommender.load(model)
+    image = rec.embeddings_["image"]
+    assert image.mask.tolist() == [True, True, True, False, True, False]
+    want, _, _ = make_encoder(f"clip:{tiny_clip_path}", progress=False).encode_paths(
+        [str(f) for f in files])
+    np.testing.assert_allclose(image.vectors[[0, 1, 2, 4]], want[[0, 1, 2, 4]], rtol=1e-5,
+                               atol=1e-6)
+
+    exp = ExperimentConfig(name="bucket", variants=(VariantConfig("only", 100, model),))
+    settings = ServiceSettings(experiment=exp, events=str(tmp_path / "ev.sqlite3"),
+                               reload_interval_s=0)
+    with TestClient(create_app(settings)) as client:
+        items = client.get("/v1/products?limit=10").json()["items"]
+        assert [p["image_url"] for p in items] == ["/images/P0", "/images/P1", "/images/P2",
+                                                   None, "/images/P4", None]
+        r = client.get("/images/P1")
+        assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+        assert r.content == files[1].read_bytes()
+        # gone from the bucket since the build: a 404, not an error page
+        s3.fs.delete_file("photos-e/feed/img/2.jpg")
+        assert client.get("/images/P2").status_code == 404

@@ -13,7 +13,8 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, RedirectResponse
 
 from prodfusion._checks import check_k
-from prodfusion.data.photos import is_web_url
+from prodfusion.data.photos import PhotoFetchError, is_web_url
+from prodfusion.data.storage import is_object_uri, read_object
 from prodfusion.fusion.weighting import PROFILE_NAME
 from prodfusion.index.backfill import score_or_none
 from prodfusion.querying import mark_backfilled
@@ -26,7 +27,7 @@ from prodfusion.service.deps import (
     set_visitor_cookie,
 )
 from prodfusion.service.guards import is_clean_id
-from prodfusion.service.models import confined_image
+from prodfusion.service.models import confined_image, image_media_type
 from prodfusion.service.schemas import (
     PRODUCT_ID_PATTERN,
     ProductsOut,
@@ -173,6 +174,21 @@ def products(
             "variant": served.variant}
 
 
+def _stored_photo(product_id: str, uri: str):
+    """The photo at ``uri`` (object storage) as the answer, or a 404 naming why not."""
+    try:
+        data = read_object(uri)
+    except PhotoFetchError as exc:
+        log.warning("image of %r not served: %s: %s", product_id, uri.strip(), exc)
+        return error(404, f"No image for product {product_id!r}.")
+    kind = image_media_type(data[:12])
+    if kind is None or len(data) > 32 * 2**20:
+        log.warning("image of %r not served (not an image or larger than 32 MiB): %s",
+                    product_id, uri.strip())
+        return error(404, f"No image for product {product_id!r}.")
+    return Response(data, media_type=kind, headers={"Cache-Control": "public, max-age=3600"})
+
+
 @router.get("/images/{product_id}", summary="A product's photo", response_class=FileResponse,
             responses={404: {"description": "no such image"},
                        307: {"description": "the photo is on the web: its URL"}})
@@ -185,6 +201,8 @@ def image(request: Request, product_id: Annotated[str, PathParam(pattern=PRODUCT
         if is_web_url(raw):  # a photo on the shop's own host: the browser fetches it there
             return RedirectResponse(raw.strip(), status_code=307,
                                     headers={"Cache-Control": "public, max-age=3600"})
+        if is_object_uri(raw):  # in a bucket (s3://) the browser cannot read: its bytes
+            return _stored_photo(product_id, raw)
         if model.image_root is None:
             continue
         real = confined_image(raw, model.image_root)

@@ -1,0 +1,167 @@
+"""Files and photos in object storage (``s3://``, ``gs://``, …), read through ``pyarrow.fs``.
+
+A team whose catalog, click logs and photos live in a bucket names them as they are::
+
+    prodfusion build --catalog s3://shop-data/feeds/products.parquet \\
+        --interactions s3://shop-data/clicks/ --out runs/shop
+
+* a table (catalog, click log, pairs) is downloaded into a temporary folder and read as the
+  file (:func:`download_object`, progress in MiB from 64 MiB), as an ``https://`` one is;
+* a folder (``s3://shop-data/clicks/``: a URI ending in ``/``, or a prefix holding objects)
+  of interaction files stands for its files, sorted by name (:func:`list_objects`);
+* a photo named ``s3://…`` in the image column (or a relative one under an ``s3://``
+  catalog or ``image_root``) is read into memory when encoded (:func:`read_object`), never
+  written to disk; ``prodfusion serve`` sends its bytes at ``/images/{id}``.
+
+The file system is ``pyarrow.fs.FileSystem.from_uri`` (pyarrow is a dependency), one per
+bucket and process, so credentials, region and endpoint come from where its client looks:
+for S3 the AWS environment variables (``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``,
+``AWS_ENDPOINT_URL`` for MinIO and other S3-compatible stores), ``~/.aws``, an instance
+role; the URI's own options (``s3://bucket/key?region=eu-west-1&endpoint_override=…``) too.
+pyarrow retries what its client deems passing. Tested here against an S3 server (moto);
+``gs://``, ``abfs://`` and ``hdfs://`` go through the same calls, untested.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import urllib.parse
+
+__all__ = ["OBJECT_SCHEMES", "is_object_uri", "read_object", "download_object", "list_objects"]
+
+#: URI schemes read through ``pyarrow.fs`` (S3, Google Cloud Storage, Azure, HDFS).
+OBJECT_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "hdfs", "viewfs")
+
+_FILESYSTEMS: dict[tuple, tuple] = {}
+_LOCK = threading.Lock()
+
+
+def is_object_uri(value: object) -> bool:
+    """Whether ``value`` names an object in a bucket (``s3://shop-data/feed.csv``).
+
+    >>> is_object_uri(" s3://shop-data/a.jpg"), is_object_uri("https://cdn.example/a.jpg")
+    (True, False)
+    """
+    if not isinstance(value, str):
+        return False
+    head, sep, _ = value.strip().partition("://")
+    return bool(sep) and head.lower() in OBJECT_SCHEMES
+
+
+def _located(uri: str):
+    """``(filesystem, path)`` of ``uri``; the file system made once per scheme, bucket and
+    options (an S3 client resolves its bucket's region on a request of its own)."""
+    import pyarrow.fs as pafs
+
+    uri = uri.strip()
+    parts = urllib.parse.urlsplit(uri)
+    key = (parts.scheme.lower(), parts.netloc, parts.query)
+    inner = urllib.parse.unquote(parts.path).lstrip("/")
+    with _LOCK:
+        known = _FILESYSTEMS.get(key)
+    if known is not None:
+        fs, prefix = known
+        return fs, prefix + inner
+    try:
+        fs, path = pafs.FileSystem.from_uri(uri)
+    except Exception as exc:  # an unknown scheme for this pyarrow, a malformed URI
+        from prodfusion.data.photos import PhotoFetchError
+
+        raise PhotoFetchError(f"cannot open: {_words(exc)}") from None
+    prefix = path[: len(path) - len(inner)] if path.endswith(inner) else None
+    if prefix is not None:
+        with _LOCK:
+            _FILESYSTEMS[key] = (fs, prefix)
+    return fs, path
+
+
+def _forget() -> None:
+    """Drop the file systems made so far (tests changing the endpoint between them)."""
+    with _LOCK:
+        _FILESYSTEMS.clear()
+
+
+def _words(exc: Exception) -> str:
+    """pyarrow's message, without its ``[Errno 2]`` and ``Detail:`` parts."""
+    text = re.sub(r"^\[Errno \d+\] ", "", str(exc)).split(". Detail:")[0].strip()
+    return text or type(exc).__name__
+
+
+def _failure(exc: Exception):
+    """``exc`` as a :class:`~prodfusion.data.photos.PhotoFetchError` naming why."""
+    from prodfusion.data.photos import PhotoFetchError
+
+    if isinstance(exc, FileNotFoundError):
+        return PhotoFetchError("not found")
+    text = _words(exc)
+    if "NETWORK_CONNECTION" in text or "Could not resolve" in text:
+        return PhotoFetchError(f"cannot reach the store: {text}", unreachable=True)
+    if "ACCESS_DENIED" in text or "credentials" in text.lower() or "403" in text:
+        return PhotoFetchError(f"access denied ({text}); the store's client reads its "
+                               "credentials from the environment (AWS_ACCESS_KEY_ID, "
+                               "AWS_PROFILE, ~/.aws, an instance role)")
+    return PhotoFetchError(text)
+
+
+def read_object(uri: str, max_bytes: int = 32 * 2**20) -> bytes:
+    """The bytes of the object at ``uri`` (at most ``max_bytes`` + 1 read), or
+    :class:`~prodfusion.data.photos.PhotoFetchError` naming why not."""
+    fs, path = _located(uri)
+    try:
+        with fs.open_input_stream(path) as f:
+            return f.read(max_bytes + 1)
+    except Exception as exc:
+        raise _failure(exc) from None
+
+
+def download_object(uri: str, to, *, progress_from: int = 64 * 2**20) -> str | None:
+    """Copy the object at ``uri`` into the file ``to``; returns its ``Content-Type`` (None
+    where the store keeps none). One of ``progress_from`` bytes or more reports its progress
+    in MiB (:mod:`prodfusion.progress`)."""
+    from prodfusion.progress import progress_bar
+
+    fs, path = _located(uri)
+    name = path.rsplit("/", 1)[-1] or uri
+    try:
+        size = fs.get_file_info(path).size or 0
+        with fs.open_input_stream(path) as f, open(to, "wb") as out, progress_bar(
+                max(size >> 20, 1), f"downloading {name}", "MiB",
+                size >= progress_from) as bar:
+            got = 0
+            while chunk := f.read(1 << 20):
+                out.write(chunk)
+                bar.update(((got + len(chunk)) >> 20) - (got >> 20))
+                got += len(chunk)
+            kind = (f.metadata() or {}).get("Content-Type")
+    except Exception as exc:
+        raise _failure(exc) from None
+    return kind.decode("latin-1") if isinstance(kind, bytes) else kind
+
+
+def list_objects(uri: str, suffixes: tuple[str, ...]) -> list[str] | None:
+    """The URIs of the objects directly under the folder ``uri`` whose names end with one
+    of ``suffixes`` (sorted by name), or None where ``uri`` names an object, not a folder
+    (an S3 "folder" is a prefix: one that holds objects, or a URI ending in ``/``)."""
+    import pyarrow.fs as pafs
+
+    from prodfusion.data.photos import PhotoFetchError
+
+    fs, path = _located(uri)
+    parts = urllib.parse.urlsplit(uri.strip())
+    try:
+        kind = fs.get_file_info(path.rstrip("/")).type
+        if kind == pafs.FileType.File and not parts.path.endswith("/"):
+            return None
+        if kind == pafs.FileType.NotFound:
+            raise PhotoFetchError("not found")
+        found = fs.get_file_info(pafs.FileSelector(path.rstrip("/"), recursive=False))
+    except PhotoFetchError:
+        raise
+    except Exception as exc:
+        raise _failure(exc) from None
+    names = sorted(i.base_name for i in found
+                   if i.type == pafs.FileType.File and i.base_name.lower().endswith(suffixes))
+    return [urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + "/"
+                                     + urllib.parse.quote(n), parts.query, ""))
+            for n in names]
