@@ -133,6 +133,66 @@ def _part_name(lo: int, hi: int) -> str:
     return f"part-{lo:012d}-{hi:012d}.parquet"
 
 
+def staging_path(uri: str, model) -> Path:
+    """Where an export to ``uri`` (object storage) is computed before its upload
+    (:func:`prodfusion.data.storage.staging_path`: the same for the same URI and model, so an
+    interrupted export resumes there)."""
+    from prodfusion.data.storage import staging_path as _staging
+
+    return _staging(uri, model if isinstance(model, (str, os.PathLike)) else None)
+
+
+def _staged(uri: str, model) -> Path:
+    """:func:`staging_path`, its folder made."""
+    local = staging_path(uri, model)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    return local
+
+
+def check_store_output(uri: str, where: str) -> None:
+    """Refuse an object at ``uri`` that an export did not write (it is never replaced): a
+    ``.parquet`` one must hold the lists metadata; a flat one (``.csv``, ``.tsv``,
+    ``.jsonl``) must begin as a flat export does."""
+    from prodfusion.batch.lists import FLAT_FORMATS
+    from prodfusion.data.photos import PhotoFetchError
+    from prodfusion.data.storage import locate, object_head
+
+    uri = str(uri).strip()
+    try:
+        head = object_head(uri, 16)
+    except PhotoFetchError as e:
+        raise DataError(f"{uri}: cannot be read ({e}).") from None
+    if head is None:
+        return
+    suffix = os.path.splitext(uri.split("?", 1)[0])[1].lower()
+    if suffix in FLAT_FORMATS:
+        ours = head.startswith((b"product_id", b'{"product_id"'))
+    else:
+        fs, path = locate(uri)
+        try:
+            ours = META_KEY in (pq.read_schema(path, filesystem=fs).metadata or {})
+        except Exception:  # noqa: BLE001 - whatever it is, it is not a lists file
+            ours = False
+    if not ours:
+        raise ParameterError(f"{where} {uri!r} exists and is not a lists file an earlier "
+                             "export wrote; it is never replaced. Name another object, or "
+                             "remove it first.")
+
+
+def publish(local: Path, uri: str) -> None:
+    """Upload ``local`` to ``uri``, then remove its staging folder; where the upload fails,
+    a :class:`DataError` says why and where the file is kept."""
+    from prodfusion.data.photos import PhotoFetchError
+    from prodfusion.data.storage import upload_file
+
+    try:
+        upload_file(local, str(uri).strip())
+    except PhotoFetchError as e:
+        raise DataError(f"{str(uri).strip()}: the lists could not be uploaded ({e}); they are "
+                        f"kept at {local}.") from None
+    shutil.rmtree(local.parent, ignore_errors=True)
+
+
 def export_lists(
     model,
     out: str | os.PathLike,
@@ -156,8 +216,10 @@ def export_lists(
     model : Recommender or path
         A loaded model, or its folder. Remote executors need the folder (workers load it;
         on a cluster it must be readable from every node at the same path).
-    out : path
-        The Parquet file to write (layout: :mod:`prodfusion.batch.lists`), atomically.
+    out : path or str
+        The Parquet file to write (layout: :mod:`prodfusion.batch.lists`), atomically; or
+        an object in a bucket (``s3://shop-data/lists.parquet``: computed into a local
+        staging file, where an interrupted export resumes, then uploaded whole).
     k, fusion, modalities
         As in :meth:`Recommender.similar` (defaults: the model's).
     batch_size : int
@@ -189,9 +251,18 @@ def export_lists(
     --------
     >>> export_lists("model_dir", "lists.parquet", k=15)                 # doctest: +SKIP
     """
+    from prodfusion.data.storage import is_object_uri
     from prodfusion.engine import LocalExecutor
     from prodfusion.fusion import check_method, check_modalities
 
+    if is_object_uri(out):  # a bucket: computed into a local staging file, then uploaded
+        check_store_output(out, "export_lists(): out")
+        local = _staged(out, model)
+        rep = export_lists(model, local, k=k, fusion=fusion, modalities=modalities,
+                           batch_size=batch_size, start=start, stop=stop, executor=executor,
+                           resume=resume, progress=progress, explain=explain, profile=profile)
+        publish(local, out)
+        return {**rep, "out": str(out).strip()}
     t0 = time.perf_counter()
     began = time.time()  # before the model is read: a product re-encoded later is stale
     executor = executor or LocalExecutor()
@@ -299,8 +370,13 @@ def update_lists(
         (whose ``updated_from`` names the previous file and the counts).
     """
     from prodfusion.batch.lists import exported_at, stale_reasons, write_lists
+    from prodfusion.data.storage import is_object_uri
     from prodfusion.engine import LocalExecutor
 
+    if is_object_uri(previous) or is_object_uri(out):
+        raise ParameterError("update_lists(): reads and writes local lists files; download the "
+                             "previous file first, or export in full to the bucket "
+                             "(export_lists).")
     t0 = time.perf_counter()
     began = time.time()  # before the model is read, as export_lists
     executor = executor or LocalExecutor()

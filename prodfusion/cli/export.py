@@ -19,12 +19,20 @@ __all__ = ["add_export_parser"]
 def cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from prodfusion.batch.export import export_lists
+    from prodfusion.batch.export import _staged, check_store_output, export_lists, publish
     from prodfusion.batch.lists import FLAT_FORMATS, write_flat_lists
+    from prodfusion.data.storage import is_object_uri
 
-    suffix = Path(args.out).suffix.lower()
+    remote = is_object_uri(args.out)
+    suffix = Path(args.out.split("?", 1)[0] if remote else args.out).suffix.lower()
     flat = suffix in FLAT_FORMATS
     if args.update:
+        if remote or is_object_uri(args.update):
+            from prodfusion.errors import ParameterError
+
+            raise ParameterError(
+                "--update reads and writes local lists files; download the previous file "
+                "first, or export in full to the bucket without --update.")
         if flat:
             from prodfusion.errors import ParameterError
 
@@ -37,7 +45,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"warning: {args.out}: the lists are written as Parquet whatever the file's "
               "name (read them with pyarrow, polars or pandas.read_parquet; a .csv, .tsv or "
               ".jsonl --out writes one row per recommendation)", file=sys.stderr)
-    out = Path(args.out)
+    if remote:  # computed into a local staging file (resumable there), uploaded at the end
+        check_store_output(args.out, "--out")
+    out = _staged(args.out, args.model) if remote else Path(args.out)
     # a flat file: the lists computed into a hidden Parquet file beside it (resumable as any
     # export), then written one row per recommendation and the Parquet file removed
     lists = out.with_name(f".{out.name}.parquet") if flat else out
@@ -60,6 +70,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         tail += (f"; {rows:,} rows: product_id, rank, recommended_id, score"
                  + (", share_* (explain)" if args.explain else "")
                  + " (`serve --lists` and `export --update` read a .parquet export)")
+    if remote:
+        publish(out, args.out)
+        rep["out"] = args.out.strip()
+        if not flat:
+            tail += " (`serve --lists` reads a local copy)"
     _report(args, rep, tail, where)
     return 0
 
@@ -119,7 +134,8 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
     e.add_argument("--out", required=True,
                    help="file to write: .parquet (one row per product, its list; what `serve "
                         "--lists` reads), or .csv, .tsv, .jsonl (one row per recommendation: "
-                        "product_id, rank, recommended_id, score)")
+                        "product_id, rank, recommended_id, score); or an object in a bucket "
+                        "(s3://…: computed into a local staging file, then uploaded)")
     e.add_argument("-k", type=int, default=None, help="list length (default 15)")
     e.add_argument("--fusion", default=None, choices=FUSION_METHODS,
                    help="default: the model's")

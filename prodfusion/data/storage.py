@@ -9,6 +9,9 @@ A team whose catalog, click logs and photos live in a bucket names them as they 
   file (:func:`download_object`, progress in MiB from 64 MiB), as an ``https://`` one is;
 * a folder (``s3://shop-data/clicks/``: a URI ending in ``/``, or a prefix holding objects)
   of interaction files stands for its files, sorted by name (:func:`list_objects`);
+* ``prodfusion export --out s3://shop-data/lists/lists.parquet`` computes the lists into a
+  local staging folder (an interrupted export resumes there) and uploads the file at the
+  end (:func:`upload_file`; the object appears whole or not at all);
 * a photo named ``s3://…`` in the image column (or a relative one under an ``s3://``
   catalog or ``image_root``) is read into memory when encoded (:func:`read_object`), never
   written to disk; ``prodfusion serve`` sends its bytes at ``/images/{id}``.
@@ -28,7 +31,8 @@ import re
 import threading
 import urllib.parse
 
-__all__ = ["OBJECT_SCHEMES", "is_object_uri", "read_object", "download_object", "list_objects"]
+__all__ = ["OBJECT_SCHEMES", "is_object_uri", "locate", "read_object", "download_object", "list_objects",
+           "upload_file", "object_head", "staging_path"]
 
 #: URI schemes read through ``pyarrow.fs`` (S3, Google Cloud Storage, Azure, HDFS).
 OBJECT_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "hdfs", "viewfs")
@@ -49,9 +53,10 @@ def is_object_uri(value: object) -> bool:
     return bool(sep) and head.lower() in OBJECT_SCHEMES
 
 
-def _located(uri: str):
-    """``(filesystem, path)`` of ``uri``; the file system made once per scheme, bucket and
-    options (an S3 client resolves its bucket's region on a request of its own)."""
+def locate(uri: str):
+    """``(filesystem, path)`` of ``uri`` (a ``pyarrow.fs`` file system and the path in it, for
+    pyarrow's own readers); the file system made once per scheme, bucket and options (an S3
+    client resolves its bucket's region on a request of its own)."""
     import pyarrow.fs as pafs
 
     uri = uri.strip()
@@ -95,6 +100,9 @@ def _failure(exc: Exception):
     if isinstance(exc, FileNotFoundError):
         return PhotoFetchError("not found")
     text = _words(exc)
+    if "NO_SUCH_BUCKET" in text:
+        bucket = re.search(r"in bucket '([^']*)'", text)
+        return PhotoFetchError(f"no such bucket{' ' + repr(bucket.group(1)) if bucket else ''}")
     if "NETWORK_CONNECTION" in text or "Could not resolve" in text:
         return PhotoFetchError(f"cannot reach the store: {text}", unreachable=True)
     if "ACCESS_DENIED" in text or "credentials" in text.lower() or "403" in text:
@@ -107,7 +115,7 @@ def _failure(exc: Exception):
 def read_object(uri: str, max_bytes: int = 32 * 2**20) -> bytes:
     """The bytes of the object at ``uri`` (at most ``max_bytes`` + 1 read), or
     :class:`~prodfusion.data.photos.PhotoFetchError` naming why not."""
-    fs, path = _located(uri)
+    fs, path = locate(uri)
     try:
         with fs.open_input_stream(path) as f:
             return f.read(max_bytes + 1)
@@ -121,7 +129,7 @@ def download_object(uri: str, to, *, progress_from: int = 64 * 2**20) -> str | N
     in MiB (:mod:`prodfusion.progress`)."""
     from prodfusion.progress import progress_bar
 
-    fs, path = _located(uri)
+    fs, path = locate(uri)
     name = path.rsplit("/", 1)[-1] or uri
     try:
         size = fs.get_file_info(path).size or 0
@@ -147,7 +155,7 @@ def list_objects(uri: str, suffixes: tuple[str, ...]) -> list[str] | None:
 
     from prodfusion.data.photos import PhotoFetchError
 
-    fs, path = _located(uri)
+    fs, path = locate(uri)
     parts = urllib.parse.urlsplit(uri.strip())
     try:
         kind = fs.get_file_info(path.rstrip("/")).type
@@ -165,3 +173,55 @@ def list_objects(uri: str, suffixes: tuple[str, ...]) -> list[str] | None:
     return [urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + "/"
                                      + urllib.parse.quote(n), parts.query, ""))
             for n in names]
+
+
+def object_head(uri: str, n: int = 8) -> bytes | None:
+    """The first ``n`` bytes of the object at ``uri``, or None where there is none."""
+    fs, path = locate(uri)
+    try:
+        with fs.open_input_stream(path) as f:
+            return f.read(n)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:
+        raise _failure(exc) from None
+
+
+def upload_file(path, uri: str, *, progress_from: int = 64 * 2**20) -> None:
+    """Copy the local file ``path`` to ``uri`` (an object store writes the object whole at
+    the end: a reader never sees half of it); progress in MiB from ``progress_from`` bytes.
+    :class:`~prodfusion.data.photos.PhotoFetchError` naming why it failed."""
+    import os
+
+    from prodfusion.progress import progress_bar
+
+    fs, key = locate(uri)
+    size = os.path.getsize(path)
+    try:
+        with open(path, "rb") as src, fs.open_output_stream(key) as out, progress_bar(
+                max(size >> 20, 1), f"uploading {key.rsplit('/', 1)[-1]}", "MiB",
+                size >= progress_from) as bar:
+            got = 0
+            while chunk := src.read(1 << 20):
+                out.write(chunk)
+                bar.update(((got + len(chunk)) >> 20) - (got >> 20))
+                got += len(chunk)
+    except Exception as exc:
+        raise _failure(exc) from None
+
+
+def staging_path(uri: str, model=None):
+    """A local path to write what goes to ``uri`` before its upload: the same for the same
+    ``uri`` (and model folder), so an interrupted export run again resumes there; in the
+    system's temporary folder (not made here). Its folder is removed after the upload."""
+    import hashlib
+    import os
+    import tempfile
+    from pathlib import Path
+
+    tag = uri.strip() + "\0" + (os.path.abspath(model) if isinstance(model, (str, os.PathLike))
+                                else "")
+    folder = Path(tempfile.gettempdir()) / "prodfusion-staging" / hashlib.sha256(
+        tag.encode("utf-8")).hexdigest()[:16]
+    name = urllib.parse.unquote(urllib.parse.urlsplit(uri.strip()).path).rsplit("/", 1)[-1]
+    return folder / (name or "upload")

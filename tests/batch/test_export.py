@@ -404,3 +404,74 @@ def test_a_lists_file_of_another_model_is_found_stale():
     twin = {"built": "2026-12-04T10:00:00+0000", "created": "2026-12-04T10:00:00+0000",
             "build_id": "b-2"}
     assert "exported from another model" in stale_reasons(meta, twin)[0]
+
+
+def test_export_to_a_bucket_uploads_the_same_file_and_never_replaces_a_stranger(model, tmp_path,
+                                                                                s3, capsys):
+    """``--out s3://…``: the lists computed into a local staging file, uploaded whole, the
+    staging folder removed; an object the export did not write is refused before any work;
+    an interrupted export resumes from its staging folder."""
+    from prodfusion.batch.export import staging_path
+    from prodfusion.cli import main
+
+    local = tmp_path / "lists.parquet"
+    export_lists(model, local, k=5, batch_size=128, progress=False)
+    uri = "s3://lists-f/daily/lists.parquet"
+    with pytest.raises(DataError, match=r"^s3://lists-f/daily/lists\.parquet: the lists could "
+                                        r"not be uploaded \(no such bucket 'lists-f'\); they "
+                                        r"are kept at /"):
+        export_lists(model, uri, k=5, batch_size=128, progress=False)
+    s3.fs.create_dir("lists-f")
+    rep = export_lists(model, uri, k=5, batch_size=128, progress=False)
+    assert rep["out"] == uri and rep["products"] == 500
+    fs, path = s3.fs, uri.removeprefix("s3://")
+    with fs.open_input_file(path) as f:
+        got = pq.read_table(f)
+    assert got.select(["product_id", "ids", "scores"]).equals(
+        pq.read_table(local).select(["product_id", "ids", "scores"]))
+    assert not staging_path(uri, model).parent.exists()  # removed after the upload
+    # again: an object an export wrote is replaced
+    export_lists(model, uri, k=5, batch_size=128, progress=False)
+
+    # the command line, one row per recommendation
+    assert main(["export", str(model), "--out", "s3://lists-f/daily/lists.csv", "-k", "3",
+                 "--quiet"]) == 0
+    assert "to s3://lists-f/daily/lists.csv" in capsys.readouterr().err
+    assert main(["export", str(model), "--out", str(tmp_path / "lists.csv"), "-k", "3",
+                 "--quiet"]) == 0
+    with fs.open_input_stream("lists-f/daily/lists.csv") as f:
+        text = f.read().decode()
+    assert text.startswith("product_id,rank,recommended_id,score\n")
+    assert text == (tmp_path / "lists.csv").read_text() and text.count("\n") > 1000
+
+    # an object the export did not write: refused, untouched
+    s3.put("s3://lists-f/daily/report.parquet", b"PAR1 not lists")
+    s3.put("s3://lists-f/daily/notes.csv", b"name,comment\n")
+    with pytest.raises(ParameterError, match="'s3://lists-f/daily/report.parquet' exists and "
+                                             "is not a lists file"):
+        export_lists(model, "s3://lists-f/daily/report.parquet", k=5, progress=False)
+    capsys.readouterr()
+    assert main(["export", str(model), "--out", "s3://lists-f/daily/notes.csv", "--quiet"]) != 0
+    assert "error: --out 's3://lists-f/daily/notes.csv' exists and is not a lists file" in \
+        capsys.readouterr().err
+    for name, data in (("report.parquet", b"PAR1 not lists"), ("notes.csv", b"name,comment\n")):
+        with fs.open_input_stream(f"lists-f/daily/{name}") as f:
+            assert f.read() == data
+
+    # interrupted after its first batches: run again, the staged batches are reused
+    uri2 = "s3://lists-f/daily/resumed.parquet"
+    with pytest.raises(KeyboardInterrupt):
+        export_lists(model, uri2, k=5, batch_size=100, executor=_Interrupt(2), progress=False)
+    assert s3.fs.get_file_info("lists-f/daily/resumed.parquet").type.name == "NotFound"
+    assert len(list(parts_folder(staging_path(uri2, model)).glob("part-*.parquet"))) == 2
+    rep = export_lists(model, uri2, k=5, batch_size=100, progress=False)
+    assert (rep["reused"], rep["batches"]) == (2, 3)
+    with fs.open_input_file("lists-f/daily/resumed.parquet") as f:
+        assert pq.read_table(f).column("ids").to_pylist() == _expected(
+            Recommender.load(model), 5)[0]
+    assert main(["export", str(model), "--out", uri2, "--update", str(local)]) != 0
+    assert "error: --update reads and writes local lists files" in capsys.readouterr().err
+    from prodfusion.batch.export import update_lists
+
+    with pytest.raises(ParameterError, match=r"update_lists\(\): reads and writes local"):
+        update_lists(model, uri2, local)
