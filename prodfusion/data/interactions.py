@@ -73,7 +73,8 @@ SOURCE_SUFFIXES = tuple(e + c for e in (".csv", ".tsv", ".txt", ".parquet", ".js
 
 def interaction_files(paths, where: str = "read_interactions()") -> list[Path]:
     """Files, in the given order; a folder stands for its interaction files, sorted by name
-    (also one in object storage, ``s3://shop-data/clicks/``); a table in memory (:func:`~prodfusion.data.tables.is_table`) stays as it is."""
+    (also one in object storage, ``s3://shop-data/clicks/``); a table in memory
+    (:func:`~prodfusion.data.tables.is_table`) stays as it is."""
     from prodfusion.data.photos import PhotoFetchError
     from prodfusion.data.storage import is_object_uri, list_objects
 

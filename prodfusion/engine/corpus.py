@@ -337,8 +337,9 @@ def prepare_corpus(
         "sha256": sha.hexdigest(),
         "corpus": stats,
         "report": report,
-        "sources": [{"path": str(f), "bytes": f.stat().st_size, "rows": rows_of[str(f)]}
-                    for f in files],
+        # a file named by URL (https://, s3://) has no size here: null
+        "sources": [{"path": str(f), "bytes": f.stat().st_size if isinstance(f, Path) else None,
+                     "rows": rows_of[str(f)]} for f in files],
         "options": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in read.items()},
                     "min_length": min_length, "max_length": max_length,
                     "collapse_repeats": collapse_repeats, "session_gap": session_gap,

@@ -48,6 +48,16 @@ def test_a_catalog_and_a_folder_of_click_parts_read_as_their_files(s3, shop):
     one = read_interactions("s3://shop-a/clicks/part-0.parquet", time_col="timestamp")
     assert one.height == half
 
+    # the corpus of many files (`prodfusion corpus`) from the folder: the local parts' corpus
+    from prodfusion.engine.corpus import prepare_corpus
+
+    corpora = [prepare_corpus(given, folder / f"c{i}.corpus", time_col="timestamp",
+                              progress=False)
+               for i, given in enumerate(("s3://shop-a/clicks/",
+                                          [folder / "part-0.parquet", folder / "part-1.parquet"]))]
+    assert (folder / "c0.corpus").read_bytes() == (folder / "c1.corpus").read_bytes()
+    assert len(corpora[0]) == len(corpora[1]) > 0
+
 
 def test_pairs_and_a_gzipped_log_by_uri(s3, shop):
     import gzip
@@ -102,3 +112,6 @@ def test_build_and_tune_with_files_in_a_bucket(s3, shop, tmp_path, capsys):
     assert main(["tune", str(model), "--dry-run", "--workers", "1", "--quiet"]) == 0
     assert "--interactions s3://shop-d/clicks/" in capsys.readouterr().err  # the record, reread
     assert clicks.endswith("sessions.csv")
+    # the day's feed from the bucket: nothing new
+    assert main(["add", str(model), "--catalog", cat, "--out", str(tmp_path / "model2")]) == 0
+    assert "already in the model: none changed" in capsys.readouterr().err
