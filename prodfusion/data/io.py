@@ -318,7 +318,7 @@ def read_catalog(
         raise param_error("duplicate_ids", "read_catalog()", "'error' or 'first'", duplicate_ids)
     frame = read_table(path, fmt=fmt, sep=sep, where="read_catalog()", encoding=encoding)
     if image_root is None and is_remote(path):  # a feed's relative photo paths: its folder
-        image_root = path.strip().rsplit("/", 1)[0] + "/"
+        image_root = path.strip().rstrip("/").rsplit("/", 1)[0] + "/"  # a folder's: its parent
     path = source_name(path)
     found = list(frame.columns)
     at = _file_row  # the file's 1-based row of a frame position (rows may be dropped below)

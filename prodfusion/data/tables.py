@@ -91,8 +91,25 @@ def _read_remote(url: str, fmt, sep, where: str, encoding) -> pl.DataFrame:
     import urllib.parse
 
     from prodfusion.data.photos import PhotoFetchError, download_file
+    from prodfusion.data.storage import is_object_uri, list_objects
 
     url = url.strip()
+    if is_object_uri(url):
+        try:
+            parts = list_objects(url, PART_SUFFIXES)
+        except PhotoFetchError as e:
+            raise DataError(f"{url}: cannot be downloaded ({e}).") from None
+        if parts is not None:  # a folder: its parts downloaded, then read as a local folder
+            with tempfile.TemporaryDirectory(prefix="prodfusion-download-") as tmp:
+                for uri in parts:
+                    name = urllib.parse.unquote(uri.split("?", 1)[0].rsplit("/", 1)[-1])
+                    if _is_part(name):
+                        try:
+                            download_file(uri, Path(tmp) / name)
+                        except PhotoFetchError as e:
+                            raise DataError(f"{uri}: cannot be downloaded ({e}).") from None
+                return _read_folder(Path(tmp), fmt, sep, where, encoding,
+                                    label=url.split("?", 1)[0].rstrip("/"))
     name = urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1] or "download"
     with tempfile.TemporaryDirectory(prefix="prodfusion-download-") as tmp:
         local = Path(tmp) / name
@@ -259,6 +276,49 @@ def _open(path: Path):
 
 
 # --------------------------------------------------------------------------- formats
+#: The names a folder of table parts is read for (``part-00000.snappy.parquet``, ``.csv.gz``);
+#: a name beginning with ``_`` or ``.`` (``_SUCCESS``, ``.part-0.crc``) is a marker, not read.
+PART_SUFFIXES = tuple(e + c for e in _EXTENSIONS for c in ("", ".gz", ".bz2", ".xz")
+                      if not (c and _EXTENSIONS[e] == "parquet"))
+
+
+def _is_part(name: str) -> bool:
+    return not name.startswith(("_", ".")) and name.lower().endswith(PART_SUFFIXES)
+
+
+def _read_folder(path: Path, fmt, sep, where: str, encoding, label=None) -> pl.DataFrame:
+    """A folder of parts (a warehouse's or Spark's export: ``part-00000.parquet``, …,
+    ``_SUCCESS``): its table files, all of one format and with the same columns, in name
+    order, read as one table (row ``N`` in messages counts through the parts in that order).
+    ``label``: what messages call the folder (its URI where it was downloaded)."""
+    label = label or path
+    files = sorted(f for f in path.iterdir() if f.is_file() and _is_part(f.name))
+    if not files:
+        raise DataError(f"{label}: folder holds no table file ({', '.join(_EXTENSIONS)}, "
+                        "also compressed; a name beginning with _ or . is a marker, not read). "
+                        "Name the file itself, or the folder of a table's parts.")
+    kinds = {f.name: detect_format(f, fmt, where=where) for f in files}
+    if len(set(kinds.values())) > 1:
+        raise DataError(f"{label}: folder mixes formats ({', '.join(sorted(set(kinds.values())))}"
+                        f": {files[0].name}, …); the parts of one table share one format.")
+    frames = []
+    for f in files:
+        try:
+            frames.append(read_table(f, fmt=fmt, sep=sep, where=where, encoding=encoding))
+        except DataError as e:
+            raise DataError(str(e).replace(str(f), f"{label}/{f.name}", 1)
+                            if label != path else str(e)) from None
+        if frames[-1].columns != frames[0].columns:
+            raise DataError(f"{label}: {f.name} has the columns {frames[-1].columns} where "
+                            f"{files[0].name} has {frames[0].columns}; the parts of one table "
+                            "share its columns.")
+    if len(files) > 1:
+        logger.info("%s: %d parts read as one table (%s rows; rows counted through the "
+                    "parts in name order).", label, len(files),
+                    f"{sum(fr.height for fr in frames):,}")
+    return pl.concat(frames)
+
+
 def detect_format(path: str | Path, fmt: str | None = None, *, where: str = "read_catalog()") -> str:
     """The format of ``path``: ``fmt`` when given, else from the file extension.
 
@@ -304,8 +364,6 @@ def _check_file(path: Path) -> None:
             f"{path}: file does not exist (resolved to {path.resolve()}). Check the path; relative "
             f"paths are read from the current folder."
         )
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder, not a file. Pass the path of the file itself.")
     try:
         with path.open("rb") as fh:
             fh.read(1)
@@ -460,7 +518,11 @@ def read_table(
         its columns as text (:func:`as_text`; pandas' named index as columns), ``fmt``,
         ``sep`` and ``encoding`` unused. Or an ``http(s)://`` URL (:func:`is_remote`):
         downloaded into a temporary folder and read as that file (the format from the
-        URL's name or the server's ``Content-Type``), messages naming the URL.
+        URL's name or the server's ``Content-Type``), messages naming the URL; or an
+        ``s3://`` / ``gs://`` one (:mod:`prodfusion.data.storage`). Or a folder (local or in
+        a bucket) of one table's parts, as a warehouse or Spark writes it
+        (``part-00000.parquet``, …; ``_SUCCESS`` and other names beginning with ``_`` or
+        ``.`` left out): its files of one format, in name order, as one table.
     fmt : {'csv', 'tsv', 'parquet', 'jsonl', 'xml'}, optional
         Overrides the format guessed from the extension.
     sep : str, optional
@@ -504,7 +566,9 @@ def read_table(
                            "typed.", table_label(path), ", ".join(f"{n}=" for n in unused))
         return as_text(_polars_of(path, table_label(path)))
     path = Path(path)
-    _check_file(path)  # first: a folder or a typo is named as such, not as an unknown format
+    if path.is_dir():  # the parts of one table
+        return _read_folder(path, fmt, sep, where, encoding)
+    _check_file(path)  # first: a typo is named as such, not as an unknown format
     kind = detect_format(path, fmt, where=where)
     source: Path | io.BytesIO = path
     if _compression(path):  # decompressed in memory, as polars does with a gzipped CSV

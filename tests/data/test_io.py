@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -527,9 +528,10 @@ def test_missing_empty_folder_and_broken_files(tmp_path):
         read_catalog(tmp_path / "nope.csv")
     folder = tmp_path / "dir.csv"
     folder.mkdir()
-    with pytest.raises(DataError, match=re.escape(f"{folder}: is a folder, not a file.")):
+    # a folder is read as a table's parts (a warehouse's export); one without any is named
+    with pytest.raises(DataError, match=re.escape(f"{folder}: folder holds no table file")):
         read_catalog(folder)
-    with pytest.raises(DataError, match=re.escape(f"{tmp_path}: is a folder, not a file.")):
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path}: folder holds no table file")):
         read_catalog(tmp_path)  # no extension: still named a folder, not an unknown format
     with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'typo'}: file does not exist")):
         read_catalog(tmp_path / "typo")
@@ -659,3 +661,44 @@ def test_a_file_column_named_aliases_is_kept_under_another_name(tmp_path):
     cat = read_catalog(path, alias_col="aliases")
     assert cat.alias_map() == {"x": "1", "y": "2"}
     assert read_catalog(path, alias_col="ean").alias_map() == {"400": "1", "401": "2"}
+
+
+def test_a_folder_of_parts_is_read_as_one_table(tmp_path, caplog):
+    """A warehouse's or Spark's export (``part-00000.parquet``, …, ``_SUCCESS``, ``.crc``
+    checksums): its parts in name order as one catalog; mixed formats, other columns and a
+    broken part are named."""
+    rows = [(f"{i:04d}", f"Product {i}", f"img/{i}.jpg") for i in range(10)]
+    frame = pl.DataFrame(rows, schema=["product_id", "title", "image"], orient="row")
+    parts = tmp_path / "catalog"
+    parts.mkdir()
+    frame[6:].write_parquet(parts / "part-00001-x.snappy.parquet")
+    frame[:6].write_parquet(parts / "part-00000-x.snappy.parquet")
+    (parts / "_SUCCESS").write_bytes(b"")
+    (parts / ".part-00000-x.snappy.parquet.crc").write_bytes(b"crc")
+    with caplog.at_level("INFO", logger="prodfusion.data"):
+        cat = read_catalog(parts)
+    assert cat.ids.tolist() == [r[0] for r in rows]
+    assert cat.frame["title"].to_list() == [r[1] for r in rows]
+    assert cat.image_paths[0] == str(tmp_path.resolve() / "img" / "0.jpg")  # the folder's parent
+    assert f"{parts}: 2 parts read as one table (10 rows;" in caplog.text
+    # CSV parts, gzipped, as Spark writes them
+    csv_parts = tmp_path / "csv_parts"
+    csv_parts.mkdir()
+    for i, part in enumerate((frame[:4], frame[4:])):
+        (csv_parts / f"part-{i:05d}.csv.gz").write_bytes(gzip.compress(part.write_csv().encode()))
+    assert read_catalog(csv_parts).ids.tolist() == cat.ids.tolist()
+    (csv_parts / "part-00002.parquet").write_bytes((parts / "part-00000-x.snappy.parquet")
+                                                   .read_bytes())
+    with pytest.raises(DataError, match=re.escape(f"{csv_parts}: folder mixes formats (csv, "
+                                                  "parquet")):
+        read_catalog(csv_parts)
+    (csv_parts / "part-00002.parquet").unlink()
+    (csv_parts / "part-00002.csv.gz").write_bytes(gzip.compress(b"id,name\n1,x\n"))
+    with pytest.raises(DataError, match=re.escape(
+            f"{csv_parts}: part-00002.csv.gz has the columns ['id', 'name'] where "
+            "part-00000.csv.gz has ['product_id', 'title', 'image']")):
+        read_catalog(csv_parts)
+    (csv_parts / "part-00002.csv.gz").write_bytes(b"not gzip")
+    with pytest.raises(DataError, match=re.escape(f"{csv_parts / 'part-00002.csv.gz'}: cannot "
+                                                  "be decompressed")):
+        read_catalog(csv_parts)

@@ -115,3 +115,28 @@ def test_build_and_tune_with_files_in_a_bucket(s3, shop, tmp_path, capsys):
     # the day's feed from the bucket: nothing new
     assert main(["add", str(model), "--catalog", cat, "--out", str(tmp_path / "model2")]) == 0
     assert "already in the model: none changed" in capsys.readouterr().err
+
+
+def test_a_catalog_as_a_folder_of_parts_in_a_bucket(s3, shop):
+    """A warehouse's export of the catalog into a bucket: ``catalog/part-*.parquet`` and a
+    ``_SUCCESS`` marker, read as the local folder is."""
+    folder, paths = shop
+    frame = pl.read_csv(paths.catalog, infer_schema=False)
+    local = folder / "catalog_parts"
+    local.mkdir(exist_ok=True)
+    for i, lo in enumerate(range(0, frame.height, 30)):
+        frame[lo:lo + 30].write_parquet(local / f"part-{i:05d}.parquet")
+        s3.put_file(f"s3://shop-g/export/catalog/part-{i:05d}.parquet",
+                    local / f"part-{i:05d}.parquet")
+    s3.put("s3://shop-g/export/catalog/_SUCCESS", b"")
+    want = read_catalog(local)
+    for uri in ("s3://shop-g/export/catalog/", "s3://shop-g/export/catalog"):
+        got = read_catalog(uri)
+        assert got.ids.tolist() == want.ids.tolist() == frame["product_id"].to_list()
+        assert got.frame["title"].to_list() == want.frame["title"].to_list()
+        # relative photo paths: the folder's parent, as for the local folder
+        assert got.frame["image"][0] == "s3://shop-g/export/" + frame["image"][0]
+    s3.put("s3://shop-g/export/catalog/part-99999.parquet", b"PAR1 broken")
+    with pytest.raises(DataError, match=r"^s3://shop-g/export/catalog/part-99999\.parquet: "
+                                        r"cannot be read as Parquet"):
+        read_catalog("s3://shop-g/export/catalog/")
