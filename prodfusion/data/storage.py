@@ -74,7 +74,8 @@ def locate(uri: str):
         from prodfusion.data.photos import PhotoFetchError
 
         raise PhotoFetchError(f"cannot open: {_words(exc)}") from None
-    prefix = path[: len(path) - len(inner)] if path.endswith(inner) else None
+    # what comes before the key (``bucket/``): known from a URI naming a key in the bucket
+    prefix = path[: len(path) - len(inner)] if inner and path.endswith(inner) else None
     if prefix is not None:
         with _LOCK:
             _FILESYSTEMS[key] = (fs, prefix)

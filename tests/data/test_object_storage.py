@@ -70,6 +70,13 @@ def test_pairs_and_a_gzipped_log_by_uri(s3, shop):
     s3.put("s3://shop-b/logs/sessions.csv.gz", gzip.compress(raw))
     assert read_interactions("s3://shop-b/logs/sessions.csv.gz", time_col="timestamp").equals(
         read_interactions(paths.interactions, time_col="timestamp"))
+    # a bucket's root as the folder, first: the keys named after it are still found
+    from prodfusion.data import storage
+
+    storage._forget()
+    s3.put("s3://shop-h/clicks.csv", raw)
+    assert read_interactions("s3://shop-h/", time_col="timestamp").equals(
+        read_interactions("s3://shop-h/clicks.csv", time_col="timestamp"))
 
 
 def test_what_cannot_be_read_is_named_by_its_uri(s3, monkeypatch):
