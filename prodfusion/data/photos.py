@@ -275,8 +275,7 @@ def download_file(url: str, to, *, timeout: float = 60.0, retries: int = 3,
     :class:`PhotoFetchError` naming why (``HTTP 404 Not Found``, ``cannot reach the
     server: …``). A file of ``progress_from`` bytes or more (by its ``Content-Length``)
     reports its progress in MiB (:mod:`prodfusion.progress`)."""
-    from prodfusion.data.storage import download_object, is_object_uri
-    from prodfusion.progress import progress_bar
+    from prodfusion.data.storage import copy_chunks, download_object, is_object_uri
 
     if is_object_uri(url):
         return download_object(url, to, progress_from=progress_from)
@@ -290,14 +289,9 @@ def download_file(url: str, to, *, timeout: float = 60.0, retries: int = 3,
         with _pooled_get(url, {"User-Agent": user_agent}, timeout) as (response, read_whole):
             size = int(response.headers.get("Content-Length") or 0)
             name = urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1] or url
-            with open(to, "wb") as out, progress_bar(
-                    max(size >> 20, 1), f"downloading {name}", "MiB",
-                    size >= progress_from and size > 0) as bar:
-                got = 0
-                for chunk in response.stream(1 << 20):
-                    out.write(chunk)
-                    bar.update(((got + len(chunk)) >> 20) - (got >> 20))
-                    got += len(chunk)
+            with open(to, "wb") as out:
+                copy_chunks(response.stream(1 << 20), out, size, f"downloading {name}",
+                            size >= progress_from)
             read_whole()
             return response.headers.get("Content-Type")
 

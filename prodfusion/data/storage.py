@@ -124,24 +124,31 @@ def read_object(uri: str, max_bytes: int = 32 * 2**20) -> bytes:
         raise _failure(exc) from None
 
 
+def copy_chunks(chunks, out, size: int, desc: str, report: bool) -> int:
+    """Write the byte strings ``chunks`` to the file ``out``; where ``report``, progress in
+    MiB of ``size`` bytes (:mod:`prodfusion.progress`). Returns the bytes written."""
+    from prodfusion.progress import progress_bar
+
+    got = 0
+    with progress_bar(max(size >> 20, 1), desc, "MiB", report and size > 0) as bar:
+        for chunk in chunks:
+            out.write(chunk)
+            bar.update(((got + len(chunk)) >> 20) - (got >> 20))
+            got += len(chunk)
+    return got
+
+
 def download_object(uri: str, to, *, progress_from: int = 64 * 2**20) -> str | None:
     """Copy the object at ``uri`` into the file ``to``; returns its ``Content-Type`` (None
     where the store keeps none). One of ``progress_from`` bytes or more reports its progress
     in MiB (:mod:`prodfusion.progress`)."""
-    from prodfusion.progress import progress_bar
-
     fs, path = locate(uri)
     name = path.rsplit("/", 1)[-1] or uri
     try:
         size = fs.get_file_info(path).size or 0
-        with fs.open_input_stream(path) as f, open(to, "wb") as out, progress_bar(
-                max(size >> 20, 1), f"downloading {name}", "MiB",
-                size >= progress_from) as bar:
-            got = 0
-            while chunk := f.read(1 << 20):
-                out.write(chunk)
-                bar.update(((got + len(chunk)) >> 20) - (got >> 20))
-                got += len(chunk)
+        with fs.open_input_stream(path) as f, open(to, "wb") as out:
+            copy_chunks(iter(lambda: f.read(1 << 20), b""), out, size, f"downloading {name}",
+                        size >= progress_from)
             kind = (f.metadata() or {}).get("Content-Type")
     except Exception as exc:
         raise _failure(exc) from None
@@ -194,19 +201,12 @@ def upload_file(path, uri: str, *, progress_from: int = 64 * 2**20) -> None:
     :class:`~prodfusion.data.photos.PhotoFetchError` naming why it failed."""
     import os
 
-    from prodfusion.progress import progress_bar
-
     fs, key = locate(uri)
     size = os.path.getsize(path)
     try:
-        with open(path, "rb") as src, fs.open_output_stream(key) as out, progress_bar(
-                max(size >> 20, 1), f"uploading {key.rsplit('/', 1)[-1]}", "MiB",
-                size >= progress_from) as bar:
-            got = 0
-            while chunk := src.read(1 << 20):
-                out.write(chunk)
-                bar.update(((got + len(chunk)) >> 20) - (got >> 20))
-                got += len(chunk)
+        with open(path, "rb") as src, fs.open_output_stream(key) as out:
+            copy_chunks(iter(lambda: src.read(1 << 20), b""), out, size,
+                        f"uploading {key.rsplit('/', 1)[-1]}", size >= progress_from)
     except Exception as exc:
         raise _failure(exc) from None
 
