@@ -68,12 +68,10 @@ def locate(uri: str):
     if known is not None:
         fs, prefix = known
         return fs, prefix + inner
-    try:
+    try:  # an S3 bucket's region is asked of the store here: it may be unreachable
         fs, path = pafs.FileSystem.from_uri(uri)
-    except Exception as exc:  # an unknown scheme for this pyarrow, a malformed URI
-        from prodfusion.data.photos import PhotoFetchError
-
-        raise PhotoFetchError(f"cannot open: {_words(exc)}") from None
+    except Exception as exc:  # also an unknown scheme for this pyarrow, a malformed URI
+        raise _failure(exc) from None
     # what comes before the key (``bucket/``): known from a URI naming a key in the bucket
     prefix = path[: len(path) - len(inner)] if inner and path.endswith(inner) else None
     if prefix is not None:

@@ -47,9 +47,9 @@ def test_missing_corrupt_and_non_image_files_are_absent_and_counted(
     assert mask.tolist() == [False, False] and vectors.shape == (2, 16)
     assert failures == [ImageFailure(0, str(image_dir / "nope.jpg"), "missing", "file not found")]
     # a URL of a scheme that is not downloaded is named as such (web photos: test_photo_urls)
-    _, _, failures = enc.encode_paths(["s3://bucket/a.jpg"])
-    assert failures == [ImageFailure(0, "s3://bucket/a.jpg", "missing",
-                                     "download failed: s3:// URLs are not downloaded; copy the "
+    _, _, failures = enc.encode_paths(["ftp://files.example/a.jpg"])
+    assert failures == [ImageFailure(0, "ftp://files.example/a.jpg", "missing",
+                                     "download failed: ftp:// URLs are not read; copy the "
                                      "photos to a local folder and point the image column at "
                                      "the files")]
 
