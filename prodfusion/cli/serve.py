@@ -47,7 +47,9 @@ def _settings_overrides(args: argparse.Namespace) -> dict:
     if getattr(args, "cors_origin", None):
         out["cors_origins"] = tuple(args.cors_origin)
     if getattr(args, "lists", None):
-        out["lists"] = Path(args.lists)
+        from prodfusion.data.storage import path_or_uri
+
+        out["lists"] = path_or_uri(args.lists)
     if getattr(args, "lists_layout", None):
         out["lists_layout"] = args.lists_layout
     return out
@@ -185,7 +187,8 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
                    help="recommendation lists kept per worker (LRU, default 20000; 0: off)")
     s.add_argument("--lists", default=None,
                    help="precomputed lists (`prodfusion export`) answered from first, live search "
-                   "for products they lack; hot-reloaded when the file is replaced")
+                   "for products they lack; hot-reloaded when the file is replaced; or an "
+                   "object in a bucket (s3://…: a local copy served, the object polled)")
     s.add_argument("--lists-layout", default=None, choices=["arrow", "sqlite", "memory"],
                    help="serving copy of the lists file (default arrow: memory-mapped)")
     s.add_argument("--log-level", default="info",

@@ -12,6 +12,9 @@ A team whose catalog, click logs and photos live in a bucket names them as they 
 * ``prodfusion export --out s3://shop-data/lists/lists.parquet`` computes the lists into a
   local staging folder (an interrupted export resumes there) and uploads the file at the
   end (:func:`upload_file`; the object appears whole or not at all);
+* ``prodfusion serve MODEL --lists s3://shop-data/lists/lists.parquet`` serves a local copy
+  of the object (:func:`local_copy`) and polls the object's time and size to pick up a
+  newer export (:func:`object_stamp`);
 * a photo named ``s3://…`` in the image column (or a relative one under an ``s3://``
   catalog or ``image_root``) is read into memory when encoded (:func:`read_object`), never
   written to disk; ``prodfusion serve`` sends its bytes at ``/images/{id}``.
@@ -32,7 +35,8 @@ import threading
 import urllib.parse
 
 __all__ = ["OBJECT_SCHEMES", "is_object_uri", "locate", "read_object", "download_object", "list_objects",
-           "upload_file", "object_head", "staging_path"]
+           "upload_file", "object_head", "staging_path", "object_stamp", "local_copy",
+           "path_or_uri"]
 
 #: URI schemes read through ``pyarrow.fs`` (S3, Google Cloud Storage, Azure, HDFS).
 OBJECT_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "hdfs", "viewfs")
@@ -224,3 +228,61 @@ def staging_path(uri: str, model=None):
         tag.encode("utf-8")).hexdigest()[:16]
     name = urllib.parse.unquote(urllib.parse.urlsplit(uri.strip()).path).rsplit("/", 1)[-1]
     return folder / (name or "upload")
+
+
+def path_or_uri(value):
+    """``value`` as a place to read: an object URI kept as text (a ``Path`` would fold its
+    ``//``), anything else a ``Path``.
+
+    >>> path_or_uri("s3://shop/lists.parquet"), path_or_uri("lists.parquet")
+    ('s3://shop/lists.parquet', PosixPath('lists.parquet'))
+    """
+    from pathlib import Path
+
+    return value.strip() if is_object_uri(value) else Path(value)
+
+
+def object_stamp(uri: str) -> tuple | None:
+    """``(uri, modification time in ns, size)`` of the object at ``uri`` (what tells a
+    republished object from the one before), None where there is none;
+    :class:`~prodfusion.data.photos.PhotoFetchError` where the store cannot be asked."""
+    import pyarrow.fs as pafs
+
+    fs, path = locate(uri)
+    try:
+        info = fs.get_file_info(path)
+    except Exception as exc:
+        raise _failure(exc) from None
+    if info.type != pafs.FileType.File:
+        return None
+    return (uri.strip(), int(info.mtime_ns or 0), int(info.size or 0))
+
+
+def local_copy(stamp: tuple):
+    """A local copy of the object of ``stamp`` (:func:`object_stamp`), downloaded once per
+    publication into the system's temporary folder (processes asking for the same one share
+    it: each downloads beside it and renames it into place); copies of the object's earlier
+    publications are removed. Returns its path."""
+    import hashlib
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    uri, mtime_ns, size = stamp
+    home = Path(tempfile.gettempdir()) / "prodfusion-copies" / hashlib.sha256(
+        uri.encode("utf-8")).hexdigest()[:16]
+    name = urllib.parse.unquote(urllib.parse.urlsplit(uri).path).rsplit("/", 1)[-1] or "object"
+    target = home / f"{mtime_ns}-{size}" / name
+    if not target.is_file() or target.stat().st_size != size:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        part = target.with_name(f".{name}.{os.getpid()}.part")
+        try:
+            download_object(uri, part)
+            os.replace(part, target)
+        finally:
+            part.unlink(missing_ok=True)
+    for old in home.iterdir():  # earlier publications (a process serving one keeps its map)
+        if old != target.parent and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+    return target

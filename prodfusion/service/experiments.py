@@ -56,6 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from prodfusion._checks import FUSION_METHODS, check_real
+from prodfusion.data.storage import path_or_uri
 from prodfusion.encoders.base import MODALITIES
 from prodfusion.errors import ParameterError, param_error
 
@@ -322,7 +323,7 @@ class VariantConfig:
             self.variant(self.fusion or "intermediate", self.modalities or ("text",))  # checks
         object.__setattr__(self, "model", Path(self.model))
         if self.lists is not None:
-            object.__setattr__(self, "lists", Path(self.lists))
+            object.__setattr__(self, "lists", path_or_uri(self.lists))
 
 
     def resolve(self, rec) -> tuple[str, tuple[str, ...]]:

@@ -41,13 +41,33 @@ __all__ = ["LoadedLists", "ListsRegistry", "ListsMetrics"]
 log = logging.getLogger(__name__)
 
 
-def _stamp(path: Path) -> tuple | None:
+def _stamp(path) -> tuple | None:
+    """What identifies one publication of a lists file: its real path, inode, time and size;
+    of an object in a bucket (``s3://…``), its URI, time and size (None where the store
+    cannot be asked: the lists served stay)."""
+    from prodfusion.data.photos import PhotoFetchError
+    from prodfusion.data.storage import is_object_uri, object_stamp
+
+    if is_object_uri(path):
+        try:
+            return object_stamp(path)
+        except PhotoFetchError as exc:
+            log.warning("lists file %s cannot be checked: %s", path, exc)
+            return None
     try:
         real = os.path.realpath(path)
         st = os.stat(real)
     except OSError:
         return None
     return (real, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _local(stamp: tuple) -> Path:
+    """The local file of a publication: the file itself, or a bucket object's local copy
+    (:func:`prodfusion.data.storage.local_copy`)."""
+    from prodfusion.data.storage import is_object_uri, local_copy
+
+    return local_copy(stamp) if is_object_uri(stamp[0]) else Path(stamp[0])
 
 
 class ListsMetrics:
@@ -69,7 +89,7 @@ class ListsMetrics:
 class LoadedLists:
     """One opened, checked lists file of one variant."""
 
-    path: Path
+    path: Path | str  # a file, or an object's URI
     stamp: tuple
     store: object
     k: int
@@ -120,7 +140,7 @@ class LoadedLists:
         """What ``/readyz`` shows; with the variant's model ``rec``, also ``stale``: why the
         file may no longer be what the model lists (:meth:`stale_reasons`)."""
         m = self.store.meta
-        out = {"file": Path(self.stamp[0]).name, "layout": self.store.layout,
+        out = {"file": str(self.stamp[0]).rsplit("/", 1)[-1], "layout": self.store.layout,
                "products": len(self.store), "k": self.k, "fusion": m.get("fusion"),
                "modalities": m.get("modalities"), "profile": m.get("profile"),
                "created": m.get("created"),
@@ -173,34 +193,39 @@ def preflight_lists(experiment, default: Path | None, models: dict) -> None:
     file, and ranks as its variant serves. Reads the files' metadata; ``models``: the
     variants' models by folder, from :func:`~prodfusion.service.models.preflight_variants`."""
     from prodfusion.batch.lists import read_lists_meta
+    from prodfusion.data.storage import path_or_uri
 
     for v in experiment.variants:
         path = getattr(v, "lists", None) or default
         if path is None:
             continue
-        stamp = _stamp(Path(path))
+        stamp = _stamp(path_or_uri(path))
         if stamp is None:
             raise ModelError(f"Lists file {str(path)!r} of variant {v.name!r} does not exist.")
         try:
-            meta = read_lists_meta(stamp[0])
+            meta = read_lists_meta(_local(stamp))
         except Exception as exc:
             raise ModelError(f"Lists file {stamp[0]!r} of variant {v.name!r} cannot be read: "
                              f"{exc}") from exc
         check_lists_meta(meta, models[os.path.realpath(v.model)], v, stamp[0])
 
 
-def load_lists(path: Path, rec, variant, layout: str = "arrow") -> LoadedLists:
-    """Open ``path`` for ``variant`` served by ``rec``; :class:`ModelError` when it cannot serve."""
+def load_lists(path, rec, variant, layout: str = "arrow") -> LoadedLists:
+    """Open ``path`` (a file, or an object in a bucket: its local copy) for ``variant``
+    served by ``rec``; :class:`ModelError` when it cannot serve."""
     from prodfusion.batch.lists import ListStore
 
     stamp = _stamp(path)
     if stamp is None:
         raise ModelError(f"Lists file {str(path)!r} of variant {variant.name!r} does not exist.")
+    local = None
     try:
-        store = ListStore.open(ListStore.prepare(stamp[0], layout), layout)
-    except Exception as exc:
+        local = _local(stamp)
+        store = ListStore.open(ListStore.prepare(local, layout), layout)
+    except Exception as exc:  # a bucket's object named by its URI, not by its local copy
+        why = str(exc) if local is None else str(exc).replace(str(local), str(stamp[0]))
         raise ModelError(f"Lists file {stamp[0]!r} of variant {variant.name!r} cannot be read: "
-                         f"{exc}") from exc
+                         f"{why}") from exc
     try:
         check_lists_meta(store.meta, rec, variant, stamp[0])
     except ModelError:
@@ -209,7 +234,7 @@ def load_lists(path: Path, rec, variant, layout: str = "arrow") -> LoadedLists:
     if _stamp(path) != stamp:
         store.close()
         raise ModelError(f"Lists file {str(path)!r} changed while it was being opened; retrying.")
-    return LoadedLists(Path(path), stamp, store, int(store.meta.get("k", 0)))
+    return LoadedLists(path, stamp, store, int(store.meta.get("k", 0)))
 
 
 class ListsRegistry:
@@ -222,7 +247,7 @@ class ListsRegistry:
     def __init__(self, experiment, models, *, default: Path | None = None,
                  layout: str = "arrow", metrics=None) -> None:
         self.experiment = experiment
-        self.default = None if default is None else Path(default)
+        self.default = default
         self.models = models  # the ModelRegistry
         self.layout = layout
         self.metrics = metrics
@@ -237,11 +262,13 @@ class ListsRegistry:
     def variants(self) -> list:
         """``(variant, lists path)`` of every variant served from lists (its own, else the
         service-wide ``lists`` setting)."""
+        from prodfusion.data.storage import path_or_uri
+
         out = []
         for v in self.experiment.variants:
             path = getattr(v, "lists", None) or self.default
             if path is not None:
-                out.append((v, Path(path)))
+                out.append((v, path_or_uri(path)))
         return out
 
     def load_all(self) -> ListsRegistry:

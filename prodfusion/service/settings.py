@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prodfusion._checks import check_int, check_real
+from prodfusion.data.storage import is_object_uri, path_or_uri
 from prodfusion.errors import DataError, ParameterError, param_error
 from prodfusion.service.experiments import ExperimentConfig, VariantConfig
 
@@ -191,7 +192,7 @@ class ServiceSettings:
         if self.images is not None:
             self.images = Path(self.images)
         if self.lists is not None:
-            self.lists = Path(self.lists)
+            self.lists = path_or_uri(self.lists)
         if self.lists_layout not in ("arrow", "sqlite", "memory"):
             raise param_error("lists_layout", where, "'arrow', 'sqlite' or 'memory'",
                               self.lists_layout)
@@ -336,14 +337,15 @@ def load_settings(path: str | os.PathLike, **overrides: Any) -> ServiceSettings:
             if key not in v:
                 raise DataError(f"{p}: experiment.variants[{i}] has no {key!r}.")
         model = Path(v["model"])
-        lists = Path(v["lists"]) if v.get("lists") else None
+        lists = path_or_uri(v["lists"]) if v.get("lists") else None
         try:
             variant = VariantConfig(
                 name=v["name"], weight=v.get("weight", 1.0),
                 model=model if model.is_absolute() else base / model,
                 fusion=v.get("fusion"),
                 modalities=tuple(v["modalities"]) if v.get("modalities") is not None else None,
-                lists=None if lists is None else lists if lists.is_absolute() else base / lists,
+                lists=lists if lists is None or isinstance(lists, str) or lists.is_absolute()
+                else base / lists,
                 fallback=tuple(v["fallback"]) if v.get("fallback") is not None else None,
                 profile=v.get("profile"),
                 paper=v.get("paper", False),
@@ -360,7 +362,7 @@ def load_settings(path: str | os.PathLike, **overrides: Any) -> ServiceSettings:
     if isinstance(events, str) and "://" not in events and not Path(events).is_absolute():
         service["events"] = str(base / events)
     lists = service.get("lists")
-    if isinstance(lists, str):
+    if isinstance(lists, str) and not is_object_uri(lists):
         service["lists"] = Path(lists) if Path(lists).is_absolute() else base / lists
     images = service.get("images")
     if isinstance(images, str):

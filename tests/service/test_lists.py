@@ -353,3 +353,61 @@ def test_lists_behind_a_path_prefix_give_image_urls_under_it(models, tmp_path):
         assert product["image_url"] == "/recs/images/0001"
         assert [it["image_url"] for it in items] == [
             f"/recs/images/{it['product_id']}" for it in items]
+
+
+def test_lists_in_a_bucket_are_served_from_a_local_copy_and_reloaded(models, tmp_path, s3):
+    """``--lists s3://…``: the object's local copy serves exactly the file's lists; a newer
+    export to the same object is picked up by the poll, a broken one refused; the
+    configuration file keeps the URI as it is; two workers serve it."""
+    import httpx
+
+    from prodfusion.service.settings import load_settings
+
+    from .helpers import free_port, start_server, stop_server
+
+    a, b, lists = models
+    s3.fs.create_dir("lists-s")
+    uri = "s3://lists-s/daily/lists.parquet"
+    export_lists(a, uri, k=4, progress=False)
+    with TestClient(create_app(_settings(a, tmp_path, lists=uri))) as c, \
+            TestClient(create_app(_settings(a, tmp_path / "live"))) as live:
+        for pid in ("0001", "0007"):
+            assert _same(_items(c, pid, k=4), _items(live, pid, k=4))
+        assert _answers(c)["lists"] == 2.0
+        assert c.get("/readyz").json()["lists"]["default"]["file"] == "lists.parquet"
+        assert c.app.state.lists.check_reload() == []  # unchanged: nothing fetched
+        import time
+
+        time.sleep(1.1)  # the store's clock has seconds: publish a second later
+        export_lists(a, uri, k=6, progress=False)
+        assert c.app.state.lists.check_reload() == [f"loaded {uri}"]
+        assert len(_items(c, "0001", k=6)[1]) == 6 and _answers(c)["lists"] == 3.0
+        time.sleep(1.1)
+        tmp = tmp_path / "broken.parquet"
+        pq.write_table(pa.table({"x": [1]}), tmp)
+        s3.put_file(uri, tmp)
+        out = c.app.state.lists.check_reload()
+        assert len(out) == 1 and out[0].startswith(f"refused {uri}: Lists file '{uri}' of "
+                                                   f"variant 'default' cannot be read: {uri}: "
+                                                   "not a prodfusion lists file")
+        assert len(_items(c, "0001", k=6)[1]) == 6  # the last good publication serves on
+    cfg = tmp_path / "serve.toml"
+    cfg.write_text(f'[service]\nlists = "{uri}"\n[experiment]\nname = "e"\n'
+                   f'[[experiment.variants]]\nname = "a"\nmodel = "m"\nlists = "{uri}"\n')
+    s = load_settings(cfg)
+    assert s.lists == uri and s.experiment.variants[0].lists == uri
+
+    s3.fs.delete_file(uri.removeprefix("s3://"))  # the broken one: not an export's to replace
+    export_lists(a, uri, k=10, progress=False)
+    port = free_port()
+    server = start_server(b, port, tmp_path / "server.log", "--events",
+                          str(tmp_path / "events.sqlite3"), "--workers", "2", "--lists", uri)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for i in range(8):
+            r = httpx.get(f"{url}/v1/similar/{i:04d}?k=10&visitor=v{i}")
+            assert r.status_code == 200 and len(r.json()["items"]) == 10
+        text = httpx.get(f"{url}/metrics").text
+        assert 'prodfusion_similar_answers_total{path="lists"} 8.0' in text
+    finally:
+        stop_server(server)
