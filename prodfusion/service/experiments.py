@@ -260,9 +260,9 @@ class VariantConfig:
         None: the model's default.
     modalities : tuple of str or None
         None: the model's default.
-    lists : Path or None
-        Precomputed lists file (``prodfusion export``) answered from first; live search
-        for what it lacks (:mod:`prodfusion.service.lists`).
+    lists : Path, str or None
+        Precomputed lists file (``prodfusion export``; or an ``s3://`` object) answered from
+        first; live search for what it lacks (:mod:`prodfusion.service.lists`).
     fallback : tuple of str or None
         Modalities (intermediate fusion) that fill a list the primary fusion cannot fill,
         e.g. the paper's baseline: ``modalities=("clicks",), fallback=("text",)``
@@ -283,7 +283,7 @@ class VariantConfig:
     model: Path
     fusion: str | None = None
     modalities: tuple[str, ...] | None = None
-    lists: Path | None = None
+    lists: Path | str | None = None
     fallback: tuple[str, ...] | None = None
     profile: str | None = None
     paper: bool = False

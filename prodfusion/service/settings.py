@@ -109,8 +109,9 @@ class ServiceSettings:
         ``/v1/events`` posted, the visitor cookie sent along); ``("*",)`` lets any origin read
         and post without cookies (such a caller names the ``visitor``). Empty (default): only
         the service's own page, as browsers allow by themselves.
-    lists : Path or None
-        Precomputed lists (``prodfusion export``) for every variant without its own ``lists``;
+    lists : Path, str or None
+        Precomputed lists (``prodfusion export``) for every variant without its own ``lists``
+        (a file, or an object in a bucket: ``"s3://shop-data/lists.parquet"``);
         answered from the file when possible, by live search otherwise
         (:mod:`prodfusion.service.lists`).
     lists_layout : {"arrow", "sqlite", "memory"}
@@ -157,7 +158,7 @@ class ServiceSettings:
     page_profile: str | None = None
     root_path: str = ""
     cors_origins: tuple[str, ...] = ()
-    lists: Path | None = None
+    lists: Path | str | None = None
     lists_layout: Literal["arrow", "sqlite", "memory"] = "arrow"
     body_timeout_s: float = 10.0
     keepalive_timeout_s: float = 5.0
