@@ -25,7 +25,8 @@ for S3 the AWS environment variables (``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``,
 ``AWS_ENDPOINT_URL`` for MinIO and other S3-compatible stores), ``~/.aws``, an instance
 role; the URI's own options (``s3://bucket/key?region=eu-west-1&endpoint_override=…``) too.
 pyarrow retries what its client deems passing. Tested here against an S3 server (moto);
-``gs://``, ``abfs://`` and ``hdfs://`` go through the same calls, untested.
+``gs://``, ``abfs://`` and ``hdfs://`` go through the same calls, untested (``gs://`` uses
+Google's default credentials; without any, its client kept retrying against an emulator).
 """
 
 from __future__ import annotations
