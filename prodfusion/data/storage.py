@@ -35,9 +35,9 @@ import re
 import threading
 import urllib.parse
 
-__all__ = ["OBJECT_SCHEMES", "is_object_uri", "locate", "read_object", "download_object", "list_objects",
-           "upload_file", "object_head", "staging_path", "object_stamp", "local_copy",
-           "path_or_uri"]
+__all__ = ["OBJECT_SCHEMES", "is_object_uri", "locate", "read_object", "download_object",
+           "list_objects", "upload_file", "object_head", "staging_path", "object_stamp",
+           "local_copy", "path_or_uri", "copy_chunks"]
 
 #: URI schemes read through ``pyarrow.fs`` (S3, Google Cloud Storage, Azure, HDFS).
 OBJECT_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "hdfs", "viewfs")
@@ -214,21 +214,32 @@ def upload_file(path, uri: str, *, progress_from: int = 64 * 2**20) -> None:
         raise _failure(exc) from None
 
 
+def _local_home(kind: str, tag: str):
+    """``<system temporary folder>/prodfusion-<kind>/<hash of tag>``: the same folder for the
+    same ``tag`` in every process (not made here)."""
+    import hashlib
+    import tempfile
+    from pathlib import Path
+
+    return Path(tempfile.gettempdir()) / f"prodfusion-{kind}" / hashlib.sha256(
+        tag.encode("utf-8")).hexdigest()[:16]
+
+
+def _name(uri: str, default: str) -> str:
+    """The last part of the object's key (``lists.parquet``), else ``default``."""
+    return urllib.parse.unquote(urllib.parse.urlsplit(uri.strip()).path).rsplit("/", 1)[-1] \
+        or default
+
+
 def staging_path(uri: str, model=None):
     """A local path to write what goes to ``uri`` before its upload: the same for the same
     ``uri`` (and model folder), so an interrupted export run again resumes there; in the
     system's temporary folder (not made here). Its folder is removed after the upload."""
-    import hashlib
     import os
-    import tempfile
-    from pathlib import Path
 
     tag = uri.strip() + "\0" + (os.path.abspath(model) if isinstance(model, (str, os.PathLike))
                                 else "")
-    folder = Path(tempfile.gettempdir()) / "prodfusion-staging" / hashlib.sha256(
-        tag.encode("utf-8")).hexdigest()[:16]
-    name = urllib.parse.unquote(urllib.parse.urlsplit(uri.strip()).path).rsplit("/", 1)[-1]
-    return folder / (name or "upload")
+    return _local_home("staging", tag) / _name(uri, "upload")
 
 
 def path_or_uri(value):
@@ -264,16 +275,12 @@ def local_copy(stamp: tuple):
     publication into the system's temporary folder (processes asking for the same one share
     it: each downloads beside it and renames it into place); copies of the object's earlier
     publications are removed. Returns its path."""
-    import hashlib
     import os
     import shutil
-    import tempfile
-    from pathlib import Path
 
     uri, mtime_ns, size = stamp
-    home = Path(tempfile.gettempdir()) / "prodfusion-copies" / hashlib.sha256(
-        uri.encode("utf-8")).hexdigest()[:16]
-    name = urllib.parse.unquote(urllib.parse.urlsplit(uri).path).rsplit("/", 1)[-1] or "object"
+    home = _local_home("copies", uri)
+    name = _name(uri, "object")
     target = home / f"{mtime_ns}-{size}" / name
     if not target.is_file() or target.stat().st_size != size:
         target.parent.mkdir(parents=True, exist_ok=True)

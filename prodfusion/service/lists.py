@@ -41,6 +41,10 @@ __all__ = ["LoadedLists", "ListsRegistry", "ListsMetrics"]
 log = logging.getLogger(__name__)
 
 
+#: Lists objects whose store did not answer the last poll (warned about once).
+_UNREACHABLE: set[str] = set()
+
+
 def _stamp(path) -> tuple | None:
     """What identifies one publication of a lists file: its real path, inode, time and size;
     of an object in a bucket (``s3://…``), its URI, time and size (None where the store
@@ -50,10 +54,14 @@ def _stamp(path) -> tuple | None:
 
     if is_object_uri(path):
         try:
-            return object_stamp(path)
-        except PhotoFetchError as exc:
-            log.warning("lists file %s cannot be checked: %s", path, exc)
+            stamp = object_stamp(path)
+        except PhotoFetchError as exc:  # said once until the store answers again
+            if path not in _UNREACHABLE:
+                _UNREACHABLE.add(path)
+                log.warning("lists file %s cannot be checked: %s", path, exc)
             return None
+        _UNREACHABLE.discard(path)
+        return stamp
     try:
         real = os.path.realpath(path)
         st = os.stat(real)
