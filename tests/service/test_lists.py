@@ -411,3 +411,28 @@ def test_lists_in_a_bucket_are_served_from_a_local_copy_and_reloaded(models, tmp
         assert 'prodfusion_similar_answers_total{path="lists"} 8.0' in text
     finally:
         stop_server(server)
+
+
+def test_a_lists_store_that_does_not_answer_is_warned_about_once(monkeypatch, caplog):
+    """A poll whose store cannot be asked keeps the lists served (no stamp) and says so once,
+    again only after the store has answered in between."""
+    from prodfusion.data import storage
+    from prodfusion.data.photos import PhotoFetchError
+    from prodfusion.service import lists as lists_mod
+
+    answers = iter([PhotoFetchError("cannot reach the store: down"), PhotoFetchError("down"),
+                    ("s3://b/l.parquet", 1, 2), PhotoFetchError("down again")])
+
+    def stamp(uri):
+        got = next(answers)
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+    monkeypatch.setattr(storage, "object_stamp", stamp)
+    with caplog.at_level("WARNING", logger="prodfusion.service.lists"):
+        got = [lists_mod._stamp("s3://b/l.parquet") for _ in range(4)]
+    assert got == [None, None, ("s3://b/l.parquet", 1, 2), None]
+    warned = [r.getMessage() for r in caplog.records]
+    assert warned == ["lists file s3://b/l.parquet cannot be checked: cannot reach the store: "
+                      "down", "lists file s3://b/l.parquet cannot be checked: down again"]
