@@ -148,17 +148,23 @@ class ResultCache:
 
     Recommendations of a model folder never change, so they can be kept; the cache lives and
     dies with its :class:`LoadedModel` (a hot reload starts a new, empty one). ``size`` 0
-    disables it.
+    disables it. With ``weigh`` (e.g. ``len`` of byte strings) ``size`` bounds the sum of
+    the values' weights instead of their number (a value heavier than ``size`` is not kept).
 
     >>> c = ResultCache(2)
     >>> c.put("a", 1); c.put("b", 2); c.get("a"); c.put("c", 3)
     1
     >>> c.get("b") is None, c.get("c"), (c.hits, c.misses)
     (True, 3, (2, 1))
+    >>> b = ResultCache(5, weigh=len)
+    >>> b.put("x", b"abc"); b.put("y", b"de"); b.put("z", b"f"); b.get("x") is None, len(b)
+    (True, 2)
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, weigh=None) -> None:
         self.size = int(size)
+        self._weigh = weigh or (lambda _: 1)
+        self._weight = 0
         self._data: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
@@ -180,13 +186,17 @@ class ResultCache:
             return value
 
     def put(self, key, value) -> None:
-        if self.size <= 0:
+        weight = self._weigh(value)
+        if self.size <= 0 or weight > self.size:
             return
         with self._lock:
+            old = self._data.pop(key, None)
+            if old is not None:
+                self._weight -= self._weigh(old)
             self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
+            self._weight += weight
+            while self._weight > self.size:
+                self._weight -= self._weigh(self._data.popitem(last=False)[1])
 
 
 @dataclass

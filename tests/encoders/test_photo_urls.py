@@ -366,3 +366,7 @@ def test_photos_in_a_bucket_are_encoded_as_their_files_and_served(s3, tmp_path, 
         # gone from the bucket since the build: a 404, not an error page
         s3.fs.delete_file("photos-e/feed/img/2.jpg")
         assert client.get("/images/P2").status_code == 404
+        # a photo read once is kept by the worker (64 MiB of them): not read from the store again
+        s3.fs.delete_file("photos-e/feed/img/1.jpg")
+        again = client.get("/images/P1")
+        assert again.status_code == 200 and again.content == files[1].read_bytes()

@@ -27,7 +27,7 @@ from prodfusion.service.deps import (
     set_visitor_cookie,
 )
 from prodfusion.service.guards import is_clean_id
-from prodfusion.service.models import confined_image, image_media_type
+from prodfusion.service.models import ResultCache, confined_image, image_media_type
 from prodfusion.service.schemas import (
     PRODUCT_ID_PATTERN,
     ProductsOut,
@@ -174,18 +174,26 @@ def products(
             "variant": served.variant}
 
 
+#: The photos last read from object storage, per worker: up to 64 MiB of them (a page of
+#: lists asks for 15 at once; a store's GET costs tens of milliseconds and is billed).
+_STORED_PHOTOS = ResultCache(64 * 2**20, weigh=len)
+
+
 def _stored_photo(product_id: str, uri: str):
     """The photo at ``uri`` (object storage) as the answer, or a 404 naming why not."""
-    try:
-        data = read_object(uri)
-    except PhotoFetchError as exc:
-        log.warning("image of %r not served: %s: %s", product_id, uri.strip(), exc)
-        return error(404, f"No image for product {product_id!r}.")
+    data = _STORED_PHOTOS.get(uri)
+    if data is None:
+        try:
+            data = read_object(uri)
+        except PhotoFetchError as exc:
+            log.warning("image of %r not served: %s: %s", product_id, uri.strip(), exc)
+            return error(404, f"No image for product {product_id!r}.")
     kind = image_media_type(data[:12])
     if kind is None or len(data) > 32 * 2**20:
         log.warning("image of %r not served (not an image or larger than 32 MiB): %s",
                     product_id, uri.strip())
         return error(404, f"No image for product {product_id!r}.")
+    _STORED_PHOTOS.put(uri, data)
     return Response(data, media_type=kind, headers={"Cache-Control": "public, max-age=3600"})
 
 
