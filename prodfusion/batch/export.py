@@ -142,7 +142,7 @@ def staging_path(uri: str, model) -> Path:
     return _staging(uri, model if isinstance(model, (str, os.PathLike)) else None)
 
 
-def _staged(uri: str, model) -> Path:
+def staged(uri: str, model) -> Path:
     """:func:`staging_path`, its folder made."""
     local = staging_path(uri, model)
     local.parent.mkdir(parents=True, exist_ok=True)
@@ -257,7 +257,7 @@ def export_lists(
 
     if is_object_uri(out):  # a bucket: computed into a local staging file, then uploaded
         check_store_output(out, "export_lists(): out")
-        local = _staged(out, model)
+        local = staged(out, model)
         rep = export_lists(model, local, k=k, fusion=fusion, modalities=modalities,
                            batch_size=batch_size, start=start, stop=stop, executor=executor,
                            resume=resume, progress=progress, explain=explain, profile=profile)

@@ -19,23 +19,20 @@ __all__ = ["add_export_parser"]
 def cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from prodfusion.batch.export import _staged, check_store_output, export_lists, publish
+    from prodfusion.batch.export import check_store_output, export_lists, publish, staged
     from prodfusion.batch.lists import FLAT_FORMATS, write_flat_lists
     from prodfusion.data.storage import is_object_uri
+    from prodfusion.errors import ParameterError
 
     remote = is_object_uri(args.out)
     suffix = Path(args.out.split("?", 1)[0] if remote else args.out).suffix.lower()
     flat = suffix in FLAT_FORMATS
     if args.update:
         if remote or is_object_uri(args.update):
-            from prodfusion.errors import ParameterError
-
             raise ParameterError(
                 "--update reads and writes local lists files; download the previous file "
                 "first, or export in full to the bucket without --update.")
         if flat:
-            from prodfusion.errors import ParameterError
-
             raise ParameterError(
                 f"--out {args.out}: --update writes a Parquet lists file (as the one it "
                 "updates); name a .parquet --out, or export in full without --update for a "
@@ -47,7 +44,7 @@ def cmd_export(args: argparse.Namespace) -> int:
               ".jsonl --out writes one row per recommendation)", file=sys.stderr)
     if remote:  # computed into a local staging file (resumable there), uploaded at the end
         check_store_output(args.out, "--out")
-    out = _staged(args.out, args.model) if remote else Path(args.out)
+    out = staged(args.out, args.model) if remote else Path(args.out)
     # a flat file: the lists computed into a hidden Parquet file beside it (resumable as any
     # export), then written one row per recommendation and the Parquet file removed
     lists = out.with_name(f".{out.name}.parquet") if flat else out
