@@ -25,8 +25,10 @@ for S3 the AWS environment variables (``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``,
 ``AWS_ENDPOINT_URL`` for MinIO and other S3-compatible stores), ``~/.aws``, an instance
 role; the URI's own options (``s3://bucket/key?region=eu-west-1&endpoint_override=…``) too.
 pyarrow retries what its client deems passing. Tested here against an S3 server (moto);
-``gs://``, ``abfs://`` and ``hdfs://`` go through the same calls, untested (``gs://`` uses
-Google's default credentials; without any, its client kept retrying against an emulator).
+``gs://``, ``abfs://`` and ``hdfs://`` go through the same calls, untested but for
+``gs://`` without credentials: Google's default credentials are looked for, and where there
+are none the read fails after :data:`GCS_RETRY_S` seconds naming them (its client's own
+limit is 15 minutes).
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ __all__ = ["OBJECT_SCHEMES", "is_object_uri", "locate", "read_object", "download
 
 #: URI schemes read through ``pyarrow.fs`` (S3, Google Cloud Storage, Azure, HDFS).
 OBJECT_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "hdfs", "viewfs")
+
+#: Seconds Google Cloud Storage's client may retry a request (its own default: 15 minutes,
+#: which a missing credential spends in full); a URI's ``?retry_limit_seconds=`` wins.
+GCS_RETRY_S = 30
 
 _FILESYSTEMS: dict[tuple, tuple] = {}
 _LOCK = threading.Lock()
@@ -62,7 +68,6 @@ def locate(uri: str):
     """``(filesystem, path)`` of ``uri`` (a ``pyarrow.fs`` file system and the path in it, for
     pyarrow's own readers); the file system made once per scheme, bucket and options (an S3
     client resolves its bucket's region on a request of its own)."""
-    import pyarrow.fs as pafs
 
     uri = uri.strip()
     parts = urllib.parse.urlsplit(uri)
@@ -73,8 +78,13 @@ def locate(uri: str):
     if known is not None:
         fs, prefix = known
         return fs, prefix + inner
+    opened = uri
+    if key[0] in ("gs", "gcs") and "retry_limit_seconds" not in parts.query:
+        # Google's client retries for 15 minutes by default (also without credentials)
+        opened = urllib.parse.urlunsplit(parts._replace(query="&".join(
+            q for q in (parts.query, f"retry_limit_seconds={GCS_RETRY_S}") if q)))
     try:  # an S3 bucket's region is asked of the store here: it may be unreachable
-        fs, path = pafs.FileSystem.from_uri(uri)
+        fs, path = _from_uri(opened)
     except Exception as exc:  # also an unknown scheme for this pyarrow, a malformed URI
         raise _failure(exc) from None
     # what comes before the key (``bucket/``): known from a URI naming a key in the bucket
@@ -85,6 +95,13 @@ def locate(uri: str):
     return fs, path
 
 
+def _from_uri(uri: str):
+    """``pyarrow.fs.FileSystem.from_uri``."""
+    import pyarrow.fs as pafs
+
+    return pafs.FileSystem.from_uri(uri)
+
+
 def _forget() -> None:
     """Drop the file systems made so far (tests changing the endpoint between them)."""
     with _LOCK:
@@ -92,8 +109,10 @@ def _forget() -> None:
 
 
 def _words(exc: Exception) -> str:
-    """pyarrow's message, without its ``[Errno 2]`` and ``Detail:`` parts."""
-    text = re.sub(r"^\[Errno \d+\] ", "", str(exc)).split(". Detail:")[0].strip()
+    """pyarrow's message, without its ``[Errno 2]``, ``Detail:`` and Google's ``error_info``
+    parts."""
+    text = re.sub(r"^\[Errno \d+\] ", "", str(exc)).split(". Detail:")[0]
+    text = text.split(" error_info=")[0].strip()
     return text or type(exc).__name__
 
 
@@ -104,10 +123,16 @@ def _failure(exc: Exception):
     if isinstance(exc, FileNotFoundError):
         return PhotoFetchError("not found")
     text = _words(exc)
+    unreachable = "NETWORK_CONNECTION" in text or "Could not resolve" in text
+    if "OAuth2 access token" in text:  # Google's client: no usable credentials
+        return PhotoFetchError(
+            "no Google Cloud Storage credentials could be used (its client reads them from "
+            "GOOGLE_APPLICATION_CREDENTIALS, `gcloud auth application-default login` or the "
+            f"machine's metadata server): {text}", unreachable=unreachable)
     if "NO_SUCH_BUCKET" in text:
         bucket = re.search(r"in bucket '([^']*)'", text)
         return PhotoFetchError(f"no such bucket{' ' + repr(bucket.group(1)) if bucket else ''}")
-    if "NETWORK_CONNECTION" in text or "Could not resolve" in text:
+    if unreachable:
         return PhotoFetchError(f"cannot reach the store: {text}", unreachable=True)
     if "ACCESS_DENIED" in text or "credentials" in text.lower() or "403" in text:
         return PhotoFetchError(f"access denied ({text}); the store's client reads its "

@@ -5,6 +5,7 @@ in the test process (moto's, the ``s3`` fixture) stands in for the bucket."""
 from __future__ import annotations
 
 import json
+import os
 
 import polars as pl
 import pytest
@@ -147,3 +148,33 @@ def test_a_catalog_as_a_folder_of_parts_in_a_bucket(s3, shop):
     with pytest.raises(DataError, match=r"^s3://shop-g/export/catalog/part-99999\.parquet: "
                                         r"cannot be read as Parquet"):
         read_catalog("s3://shop-g/export/catalog/")
+
+
+@pytest.mark.skipif(bool(os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")),
+                    reason="this machine has Google credentials")
+def test_gs_without_credentials_fails_in_bounded_time_naming_them(monkeypatch):
+    """``gs://`` (untested against a store): without Google credentials the read fails
+    within its retry limit (the URI's own here; by default GCS_RETRY_S, not the client's 15
+    minutes) and the message says where credentials come from."""
+    import time
+
+    from prodfusion.data import storage
+
+    t0 = time.perf_counter()
+    with pytest.raises(DataError, match=r"^gs://no-creds-here/catalog\.csv\?retry_limit_seconds"
+                                        r"=1: cannot be downloaded \(no Google Cloud Storage "
+                                        r"credentials could be used .*GOOGLE_APPLICATION_"):
+        read_catalog("gs://no-creds-here/catalog.csv?retry_limit_seconds=1")
+    assert time.perf_counter() - t0 < 60
+    # without the option in the URI, the client is given GCS_RETRY_S
+    seen = []
+
+    def from_uri(uri):
+        seen.append(uri)
+        raise OSError("stop here")
+
+    storage._forget()
+    monkeypatch.setattr(storage, "_from_uri", from_uri)
+    with pytest.raises(DataError, match=r"cannot be downloaded \(stop here\)"):
+        read_catalog("gs://no-creds-here/catalog.csv")
+    assert seen == [f"gs://no-creds-here/catalog.csv?retry_limit_seconds={storage.GCS_RETRY_S}"]
