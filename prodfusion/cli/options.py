@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
-from prodfusion.errors import ProdfusionError
+from prodfusion.errors import DataError, ProdfusionError
 from prodfusion.pipeline import none_or  # noqa: F401  (the CLI's name for it)
 from prodfusion.sources import DEFAULT_PAIR_COLS
 
@@ -249,11 +250,52 @@ def load_sessions(args, catalog):
 
 
 def embedding_cache(args):
+    """The command's embedding cache (None: ``--cache-dir none``). A folder in a bucket
+    (``s3://…``) is mirrored into a local folder once per command
+    (:class:`prodfusion.data.storage.FolderMirror`), and :func:`save_cache_mirror` copies
+    it back when the command ends."""
     if args.cache_dir in ("", "none"):
         return None
+    from prodfusion.data.storage import is_object_uri
     from prodfusion.encoders import EmbeddingCache
 
-    return EmbeddingCache(args.cache_dir, dtype=args.cache_dtype)  # a PathLike of the folder
+    folder = args.cache_dir
+    if is_object_uri(folder):
+        mirror = getattr(args, "cache_mirror_", None)
+        if mirror is None:
+            from prodfusion.data.photos import PhotoFetchError
+            from prodfusion.data.storage import FolderMirror
+
+            mirror = FolderMirror(folder)
+            try:
+                n = mirror.download()
+            except PhotoFetchError as e:
+                raise DataError(f"--cache-dir {folder}: cannot be read ({e}).") from None
+            print(f"embedding cache {folder}: {n:,} file(s) downloaded into {mirror.local}",
+                  file=sys.stderr)
+            args.cache_mirror_ = mirror
+        folder = mirror.local
+    return EmbeddingCache(folder, dtype=args.cache_dtype)  # a PathLike of the folder
+
+
+def save_cache_mirror(args) -> None:
+    """Copy a command's mirrored embedding cache back to its bucket (also after a failed or
+    interrupted command: what it encoded is kept); a failure is a warning, not the
+    command's."""
+    mirror = getattr(args, "cache_mirror_", None)
+    if mirror is None:
+        return
+    from prodfusion.data.photos import PhotoFetchError
+
+    try:
+        up, gone = mirror.upload()
+    except PhotoFetchError as e:
+        print(f"warning: embedding cache {mirror.uri}: not saved back ({e}); it is kept at "
+              f"{mirror.local}", file=sys.stderr)
+        return
+    if up or gone:
+        print(f"embedding cache {mirror.uri}: {up:,} file(s) uploaded, {gone:,} removed",
+              file=sys.stderr)
 
 
 

@@ -39,7 +39,7 @@ import urllib.parse
 
 __all__ = ["OBJECT_SCHEMES", "is_object_uri", "locate", "read_object", "download_object",
            "list_objects", "upload_file", "object_head", "staging_path", "object_stamp",
-           "local_copy", "path_or_uri", "copy_chunks"]
+           "local_copy", "path_or_uri", "copy_chunks", "FolderMirror"]
 
 #: URI schemes read through ``pyarrow.fs`` (S3, Google Cloud Storage, Azure, HDFS).
 OBJECT_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "hdfs", "viewfs")
@@ -319,3 +319,77 @@ def local_copy(stamp: tuple):
         if old != target.parent and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+class FolderMirror:
+    """A local folder kept as a copy of a folder in a bucket, for a cache that must outlive
+    the machine (``--cache-dir s3://shop-data/prodfusion-cache``: a build on a fresh server
+    does not encode every photo again).
+
+    :meth:`download` copies the objects under ``uri`` that the local folder lacks (or holds
+    with another size) into :attr:`local` (``<system temporary folder>/prodfusion-mirror/…``,
+    the same for the same URI, so a second run on one machine downloads only what is new);
+    :meth:`upload` copies back what is new or changed locally and removes the objects that
+    were downloaded but are gone locally (a cache compacting its shards). Names beginning with
+    ``.`` (files being written) are left out. One writer at a time: two machines uploading to
+    one folder at once may each remove what the other compacted.
+    """
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri.strip().rstrip("/")
+        self.local = _local_home("mirror", self.uri)
+        self.remote: dict[str, int] = {}  # what the folder held at download: name -> size
+
+    def _listing(self) -> dict[str, int]:
+        import pyarrow.fs as pafs
+
+        fs, root = locate(self.uri + "/")
+        root = root.rstrip("/")
+        try:
+            found = fs.get_file_info(pafs.FileSelector(root, recursive=True,
+                                                       allow_not_found=True))
+        except Exception as exc:
+            raise _failure(exc) from None
+        return {i.path[len(root) + 1:]: int(i.size or 0) for i in found
+                if i.type == pafs.FileType.File}
+
+    def _object(self, name: str) -> str:
+        return self.uri + "/" + urllib.parse.quote(name)
+
+    def download(self) -> int:
+        """Copy what the local folder lacks; returns how many files were downloaded."""
+        self.local.mkdir(parents=True, exist_ok=True)
+        self.remote = self._listing()
+        n = 0
+        for name, size in sorted(self.remote.items()):
+            target = self.local / name
+            if any(p.startswith(".") for p in name.split("/")) or (
+                    target.is_file() and target.stat().st_size == size):
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            part = target.with_name(f".{target.name}.part")
+            download_object(self._object(name), part)
+            part.replace(target)
+            n += 1
+        return n
+
+    def upload(self) -> tuple[int, int]:
+        """Copy back what is new or changed locally, remove what was compacted away; returns
+        ``(uploaded, removed)``."""
+        here = {str(p.relative_to(self.local)): p.stat().st_size
+                for p in self.local.rglob("*") if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(self.local).parts)}
+        up = [n for n, size in sorted(here.items()) if self.remote.get(n) != size]
+        for name in up:
+            upload_file(self.local / name, self._object(name))
+        gone = [n for n in sorted(self.remote) if n not in here
+                and not any(p.startswith(".") for p in n.split("/"))]
+        if gone:
+            fs, _ = locate(self.uri + "/")
+            for name in gone:
+                try:
+                    fs.delete_file(locate(self._object(name))[1])
+                except Exception as exc:
+                    raise _failure(exc) from None
+        self.remote = {**{n: s for n, s in self.remote.items() if n not in gone}, **here}
+        return len(up), len(gone)

@@ -178,3 +178,32 @@ def test_gs_without_credentials_fails_in_bounded_time_naming_them(monkeypatch):
     with pytest.raises(DataError, match=r"cannot be downloaded \(stop here\)"):
         read_catalog("gs://no-creds-here/catalog.csv")
     assert seen == [f"gs://no-creds-here/catalog.csv?retry_limit_seconds={storage.GCS_RETRY_S}"]
+
+
+def test_a_folder_mirror_copies_what_is_new_each_way_and_what_was_compacted_away(s3):
+    """FolderMirror (an embedding cache kept in a bucket): down, only what the local folder
+    lacks; up, what is new or changed, and the removal of what was downloaded but is gone
+    locally (a cache compacting its shards); names beginning with '.' stay local."""
+    import shutil
+
+    import pyarrow.fs as pafs
+
+    from prodfusion.data.storage import FolderMirror
+
+    for name, data in (("a.npy", b"aaaa"), ("b.keys.txt", b"bb"), ("late/c.npy", b"c")):
+        s3.put(f"s3://mirror-t/cache/{name}", data)
+    m = FolderMirror("s3://mirror-t/cache/")
+    shutil.rmtree(m.local, ignore_errors=True)
+    assert m.download() == 3
+    assert (m.local / "late" / "c.npy").read_bytes() == b"c"
+    assert FolderMirror("s3://mirror-t/cache").download() == 0  # the same folder: nothing new
+    (m.local / "a.npy").unlink()  # compacted into d
+    (m.local / "d.npy").write_bytes(b"dddd")
+    (m.local / "b.keys.txt").write_bytes(b"bb2")  # rewritten
+    (m.local / ".d.npy.tmp").write_bytes(b"half")  # being written: not uploaded
+    assert m.upload() == (2, 1)
+    listing = {i.path: i.size for i in s3.fs.get_file_info(
+        pafs.FileSelector("mirror-t/cache", recursive=True)) if i.type.name == "File"}
+    assert listing == {"mirror-t/cache/b.keys.txt": 3, "mirror-t/cache/d.npy": 4,
+                       "mirror-t/cache/late/c.npy": 1}
+    assert m.upload() == (0, 0)

@@ -370,3 +370,45 @@ def test_photos_in_a_bucket_are_encoded_as_their_files_and_served(s3, tmp_path, 
         s3.fs.delete_file("photos-e/feed/img/1.jpg")
         again = client.get("/images/P1")
         assert again.status_code == 200 and again.content == files[1].read_bytes()
+
+
+def test_an_embedding_cache_in_a_bucket_outlives_the_machine(s3, tmp_path, tiny_clip_path,
+                                                            capsys, monkeypatch):
+    """``--cache-dir s3://…``: the cache mirrored into a local folder and saved back when the
+    command ends; a build on a fresh machine (the mirror gone) finds every photo's vector in
+    it — here the photos themselves are gone from the bucket by then."""
+    import shutil
+
+    from prodfusion.cli import main
+    from prodfusion.data.storage import FolderMirror
+    from prodfusion.recommender import Recommender
+
+    for i in range(4):
+        draw(("red_disk", "blue_stripes")[i % 2], shift=i).save(tmp_path / f"{i}.jpg",
+                                                                quality=95)
+        s3.put_file(f"s3://photos-m/img/{i}.jpg", tmp_path / f"{i}.jpg")
+    rows = [f"P{i},Product {i},s3://photos-m/img/{i}.jpg" for i in range(4)]
+    (tmp_path / "catalog.csv").write_text("id,title,photo\n" + "\n".join(rows) + "\n")
+    s3.fs.create_dir("cache-m")
+    cache = "s3://cache-m/prodfusion"
+    common = ["--catalog", str(tmp_path / "catalog.csv"), "--id-col", "id", "--image-col",
+              "photo", "--text", "none", "--image", f"clip:{tiny_clip_path}", "--cache-dir",
+              cache]
+    assert main(["build", *common, "--out", str(tmp_path / "m1")]) == 0
+    err = capsys.readouterr().err
+    assert f"embedding cache {cache}: 0 file(s) downloaded" in err
+    assert f"embedding cache {cache}: 3 file(s) uploaded, 0 removed" in err  # a shard + json
+    first = Recommender.load(tmp_path / "m1").embeddings_["image"]
+    assert first.mask.all()
+
+    # a fresh machine: no local mirror; the photos gone from the bucket
+    shutil.rmtree(FolderMirror(cache).local)
+    for i in range(4):
+        s3.fs.delete_file(f"photos-m/img/{i}.jpg")
+    assert main(["build", *common, "--out", str(tmp_path / "m2")]) == 0
+    err = capsys.readouterr().err
+    assert f"embedding cache {cache}: 3 file(s) downloaded" in err
+    again = Recommender.load(tmp_path / "m2").embeddings_["image"]
+    assert again.mask.all()
+    np.testing.assert_array_equal(again.vectors, first.vectors)
+    assert "uploaded" not in err  # nothing new to save back
