@@ -40,11 +40,9 @@ def _seeds(s: str) -> list[int]:
 
 
 def _cache(args):
-    if args.cache_dir in ("", "none"):
-        return None
-    from prodfusion.encoders import EmbeddingCache
+    from prodfusion.cli.options import embedding_cache
 
-    return EmbeddingCache(args.cache_dir, dtype=args.cache_dtype)
+    return embedding_cache(args)
 
 
 def _adapt_options(p: argparse.ArgumentParser) -> None:

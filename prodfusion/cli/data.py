@@ -37,10 +37,11 @@ def add_stats_parser(sub) -> None:
 
 
 def cmd_demo(args) -> int:
+    from prodfusion.cli.options import cache_folder
     from prodfusion.demo import run_demo
 
     return run_demo(out_dir=args.out, n_products=args.products, seed=args.seed,
-                    cache_dir=None if args.cache_dir in ("", "none") else args.cache_dir)
+                    cache_dir=cache_folder(args))
 
 
 def add_demo_parser(sub) -> None:

@@ -47,7 +47,9 @@ def cmd_distill(args) -> int:
         dev_size=args.dev_size, teacher_normalize=args.teacher_normalize, seed=args.seed,
         device=args.device,
     )
-    cache = None if args.cache_dir in ("", "none") else args.cache_dir
+    from prodfusion.cli.options import cache_folder
+
+    cache = cache_folder(args)
     rep = distill(data, args.out, config, cache=cache, overwrite=args.overwrite)
     ev = rep["evaluation"]
     folded = (f"; trained as {' + '.join(rep['student']['trained_modules'])}, the Dense layer "

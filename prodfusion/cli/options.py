@@ -197,7 +197,9 @@ def add_encoding_options(p: argparse.ArgumentParser) -> None:
     encoded (``build``, ``add``)."""
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--cache-dir", default=default_cache_dir(),
-                   help="embedding cache ('none' to disable; default %(default)s)")
+                   help="embedding cache ('none' to disable; default %(default)s); a folder "
+                   "in a bucket (s3://…) is mirrored locally and saved back when the command "
+                   "ends")
     p.add_argument("--cache-dtype", default="float32", choices=["float32", "float16"],
                    help="how the embedding cache stores new vectors (float16: half the disk; "
                         "see docs/encoders.md)")
@@ -250,14 +252,23 @@ def load_sessions(args, catalog):
 
 
 def embedding_cache(args):
-    """The command's embedding cache (None: ``--cache-dir none``). A folder in a bucket
-    (``s3://…``) is mirrored into a local folder once per command
-    (:class:`prodfusion.data.storage.FolderMirror`), and :func:`save_cache_mirror` copies
-    it back when the command ends."""
+    """The command's embedding cache (None: ``--cache-dir none``; :func:`cache_folder`)."""
+    folder = cache_folder(args)
+    if folder is None:
+        return None
+    from prodfusion.encoders import EmbeddingCache
+
+    return EmbeddingCache(folder, dtype=args.cache_dtype)  # a PathLike of the folder
+
+
+def cache_folder(args):
+    """The command's ``--cache-dir`` (None: ``none``). A folder in a bucket (``s3://…``) is
+    mirrored into a local folder once per command
+    (:class:`prodfusion.data.storage.FolderMirror`), that local folder returned, and
+    :func:`save_cache_mirror` copies it back when the command ends."""
     if args.cache_dir in ("", "none"):
         return None
     from prodfusion.data.storage import is_object_uri
-    from prodfusion.encoders import EmbeddingCache
 
     folder = args.cache_dir
     if is_object_uri(folder):
@@ -275,7 +286,7 @@ def embedding_cache(args):
                   file=sys.stderr)
             args.cache_mirror_ = mirror
         folder = mirror.local
-    return EmbeddingCache(folder, dtype=args.cache_dtype)  # a PathLike of the folder
+    return folder
 
 
 def save_cache_mirror(args) -> None:

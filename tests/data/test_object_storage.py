@@ -207,3 +207,4 @@ def test_a_folder_mirror_copies_what_is_new_each_way_and_what_was_compacted_away
     assert listing == {"mirror-t/cache/b.keys.txt": 3, "mirror-t/cache/d.npy": 4,
                        "mirror-t/cache/late/c.npy": 1}
     assert m.upload() == (0, 0)
+    shutil.rmtree(m.local)

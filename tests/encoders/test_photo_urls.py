@@ -391,6 +391,7 @@ def test_an_embedding_cache_in_a_bucket_outlives_the_machine(s3, tmp_path, tiny_
     (tmp_path / "catalog.csv").write_text("id,title,photo\n" + "\n".join(rows) + "\n")
     s3.fs.create_dir("cache-m")
     cache = "s3://cache-m/prodfusion"
+    shutil.rmtree(FolderMirror(cache).local, ignore_errors=True)  # this machine's, if any
     common = ["--catalog", str(tmp_path / "catalog.csv"), "--id-col", "id", "--image-col",
               "photo", "--text", "none", "--image", f"clip:{tiny_clip_path}", "--cache-dir",
               cache]
@@ -412,3 +413,4 @@ def test_an_embedding_cache_in_a_bucket_outlives_the_machine(s3, tmp_path, tiny_
     assert again.mask.all()
     np.testing.assert_array_equal(again.vectors, first.vectors)
     assert "uploaded" not in err  # nothing new to save back
+    shutil.rmtree(FolderMirror(cache).local)
