@@ -34,7 +34,7 @@ from prodfusion.errors import DataError, FormatVersionError, ModelError, Paramet
 from prodfusion.fusion.weights import Weighting
 from prodfusion.index.base import IndexSettings
 
-__all__ = ["MANIFEST", "FORMAT_VERSION", "check_model_destination", "is_model_folder",
+__all__ = ["MANIFEST", "FORMAT_VERSION", "check_model_destination", "is_model_folder", "model_copy",
            "read_parquet_file", "read_npy_file", "read_manifest_file", "catalog_fingerprint",
            "new_manifest", "write_model_folder", "read_model_folder"]
 
@@ -45,9 +45,57 @@ MANIFEST = "manifest.json"
 
 
 def is_model_folder(path: str | os.PathLike) -> bool:
-    """True when ``path`` is a folder holding a ``manifest.json``."""
+    """True when ``path`` is a folder holding a ``manifest.json`` (also a folder in a bucket,
+    ``s3://…``)."""
+    from prodfusion.data.storage import folder_listing, is_object_uri
+
+    if is_object_uri(path):
+        return MANIFEST in folder_listing(str(path))
     p = Path(path)
     return p.is_dir() and (p / MANIFEST).is_file()
+
+
+def _store_destination(uri: str, overwrite: bool, option: str) -> str:
+    """:func:`check_model_destination` for a folder in a bucket: refused where it names an
+    object, or holds other things (without ``overwrite``); the store asked now, so a missing
+    bucket or credential stops the build before any work."""
+    from prodfusion.data.photos import PhotoFetchError
+    from prodfusion.data.storage import folder_state
+
+    uri = uri.strip().rstrip("/")
+    if not uri.split("://", 1)[1].strip("/") or "/" not in uri.split("://", 1)[1].strip("/"):
+        raise ParameterError(f"{option} {uri!r}: name a folder in the bucket for the model, "
+                             "e.g. s3://bucket/models/shop (not the bucket itself).")
+    try:
+        state = folder_state(uri, MANIFEST)
+    except PhotoFetchError as exc:
+        raise ParameterError(f"{option} {uri!r}: {exc}.") from None
+    if state == "object":
+        raise ParameterError(f"{option} {uri!r} is an existing object, not a folder; it is "
+                             "never replaced. Name a new folder for the model.")
+    if state == "other" and not overwrite:
+        raise ParameterError(
+            f"{option} {uri!r}: an existing folder that is not a prodfusion model (no "
+            f"{MANIFEST}); refusing to replace it and its content. Name a new folder, or "
+            "replace it with " + ("overwrite=True." if option.endswith("()") else "--overwrite."))
+    return uri
+
+
+def model_copy(uri: str) -> Path:
+    """The local copy of the model folder ``uri`` in a bucket as published now
+    (:func:`prodfusion.data.storage.folder_copy`: downloaded once per publication and
+    machine); :class:`~prodfusion.errors.ModelError` naming why not."""
+    from prodfusion.data.photos import PhotoFetchError
+    from prodfusion.data.storage import folder_copy
+
+    uri = uri.strip().rstrip("/")
+    try:
+        return folder_copy(uri, MANIFEST)
+    except PhotoFetchError as exc:
+        if str(exc) == "not found":
+            raise ModelError(f"{uri!r} is not a prodfusion model folder: no {MANIFEST}. "
+                             f"Build one with `prodfusion build … --out {uri}`.") from None
+        raise ModelError(f"model folder {uri!r} cannot be read: {exc}.") from None
 
 
 def check_model_destination(path: str | os.PathLike, *, overwrite: bool = False,
@@ -84,6 +132,10 @@ def check_model_destination(path: str | os.PathLike, *, overwrite: bool = False,
     raw = str(path)
     if not raw.strip():
         raise ParameterError(f"{option}: empty path; name the model folder to write.")
+    from prodfusion.data.storage import is_object_uri
+
+    if is_object_uri(raw):  # a folder in a bucket: written locally, then uploaded
+        return _store_destination(raw, overwrite, option)
     p = Path(os.path.abspath(os.path.expanduser(raw)))
     real = Path(os.path.realpath(p))
     cwd = Path(os.path.realpath(os.getcwd()))
@@ -265,7 +317,14 @@ def read_profiles(raw, mpath) -> dict:
 
 def write_model_folder(rec, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write ``rec``'s model folder atomically: a temp folder beside ``path``, renamed at
-    the end (:meth:`prodfusion.Recommender.save`)."""
+    the end (:meth:`prodfusion.Recommender.save`). A folder in a bucket (``s3://…``) is
+    written into a local staging folder and uploaded, its manifest last
+    (:func:`prodfusion.data.storage.publish_folder`); the written folder is then this
+    machine's copy of it. Returns the folder's path, or its URI."""
+    from prodfusion.data.storage import is_object_uri
+
+    if is_object_uri(path):
+        return _write_to_store(rec, str(path), overwrite)
     path = check_model_destination(path, overwrite=overwrite, option="save()")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
@@ -348,11 +407,33 @@ def write_model_folder(rec, path: str | os.PathLike, *, overwrite: bool = False)
     return path
 
 
+def _write_to_store(rec, uri: str, overwrite: bool) -> str:
+    """:func:`write_model_folder` for a folder in a bucket."""
+    from prodfusion.data.photos import PhotoFetchError
+    from prodfusion.data.storage import adopt_copy, publish_folder, staging_path
+
+    uri = check_model_destination(uri, overwrite=overwrite, option="save()")
+    staging = staging_path(uri + "/model")  # <temporary folder>/prodfusion-staging/<hash>/model
+    written = write_model_folder(rec, staging, overwrite=True)
+    try:
+        publish_folder(written, uri, MANIFEST)
+    except PhotoFetchError as exc:
+        raise ModelError(f"the model could not be uploaded to {uri!r} ({exc}); it is kept "
+                         f"in {str(written)!r}.") from None
+    adopt_copy(uri, written, MANIFEST)
+    shutil.rmtree(staging.parent, ignore_errors=True)
+    return uri
+
+
 def read_model_folder(cls, path: str | os.PathLike, *, mmap: bool = True,
                       mmap_index: bool = False, verify: bool = False):
     """A ``cls`` (:class:`prodfusion.Recommender`) rebuilt from the folder at ``path``
-    (:meth:`prodfusion.Recommender.load` documents the options and errors)."""
-    path = Path(path)
+    (:meth:`prodfusion.Recommender.load` documents the options and errors); a folder in a
+    bucket is read from this machine's copy of it (:func:`model_copy`)."""
+    from prodfusion.data.storage import is_object_uri
+
+    uri = str(path).strip().rstrip("/") if is_object_uri(path) else None
+    path = model_copy(uri) if uri else Path(path)
     mpath = path / "manifest.json"
     if not path.is_dir():
         raise ModelError(f"Model folder {str(path)!r} does not exist or is not a folder.")
@@ -495,4 +576,5 @@ def read_model_folder(cls, path: str | os.PathLike, *, mmap: bool = True,
     # Keep what the build recorded (fingerprints, session report, build timings).
     rec.manifest_ = manifest
     rec.path_ = path
+    rec.uri_ = uri  # the bucket folder it was read from, or None
     return rec

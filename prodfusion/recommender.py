@@ -788,7 +788,7 @@ class Recommender(QueryMixin):
         return name
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path | str:
         """Write the model folder atomically: a temp folder beside ``path``, renamed at the end.
 
         Layout: ``manifest.json``, ``catalog.parquet``, ``emb_<modality>.npy`` (in
@@ -797,6 +797,11 @@ class Recommender(QueryMixin):
         An existing model folder at ``path`` is replaced; a file never is, and a non-empty
         folder that is not a model only with ``overwrite=True``
         (:func:`prodfusion.model_folder.check_model_destination`).
+
+        ``path`` may name a folder in a bucket (``"s3://shop-data/models/shop"``): the folder
+        is written locally and uploaded, its ``manifest.json`` last, so a reader
+        (:meth:`load`, ``prodfusion serve``) never takes a half-uploaded folder for a model.
+        Returns the folder's path (its URI for a bucket).
         """
         self._check_built()
         return write_model_folder(self, path, overwrite=overwrite)
@@ -811,7 +816,10 @@ class Recommender(QueryMixin):
         manifest but does not scan the values, so a mapped model reads no vector pages until
         it is queried (``benchmarks/load_rss.py``); ``verify=True`` also scans every present
         vector for NaN/Inf/zero rows (:func:`~prodfusion.encoders.base.check_finite`), as
-        ``prodfusion publish`` does before a model goes live. ``mmap_index`` memory-maps the FAISS indexes' stored vectors too;
+        ``prodfusion publish`` does before a model goes live. A folder in a bucket
+        (``"s3://shop-data/models/shop"``) is read from a local copy of it, downloaded once
+        per publication and machine into the system's temporary folder (a second load reads
+        its ``manifest.json`` and nothing else). ``mmap_index`` memory-maps the FAISS indexes' stored vectors too;
         by default they are read into memory when first used, because graph search touches
         thousands of scattered vectors per query and a mapped index faults them in page by
         page until it is warm (docs/benchmarks/scale.md: at 1M products ~150 ms per query on

@@ -29,6 +29,7 @@ from prodfusion._checks import check_k, is_int
 from prodfusion._outputs import check_output_file
 from prodfusion.batch._progress import Progress
 from prodfusion.batch.lists import LISTS_FORMAT_VERSION, META_KEY, lists_table, read_lists_meta
+from prodfusion.data.storage import is_object_uri
 from prodfusion.errors import DataError, ParameterError, param_error
 
 __all__ = ["export_lists", "parts_folder", "update_lists"]
@@ -119,13 +120,16 @@ def _job_meta(rec, *, k, fusion, modalities, start, stop) -> dict:
 
 def _job_model(model, batch_size, where: str):
     """``(recommender, folder or None)`` of a batch job's ``model`` (a loaded one or its
-    folder, loaded: validated, defaults resolved), ``batch_size`` checked."""
+    folder, loaded: validated, defaults resolved; a folder in a bucket as its URI),
+    ``batch_size`` checked."""
     from prodfusion.recommender import Recommender
 
     if not is_int(batch_size) or batch_size < 1:
         raise param_error("batch_size", where, "an int >= 1", batch_size)
-    if isinstance(model, Recommender):
-        return model, getattr(model, "path_", None)
+    if isinstance(model, Recommender):  # read from a bucket: its workers read the bucket
+        return model, getattr(model, "uri_", None) or getattr(model, "path_", None)
+    if is_object_uri(model):  # each machine of a Ray cluster reads its own copy of it
+        return Recommender.load(model), model.strip().rstrip("/")
     return Recommender.load(Path(model)), Path(model)
 
 
@@ -251,7 +255,6 @@ def export_lists(
     --------
     >>> export_lists("model_dir", "lists.parquet", k=15)                 # doctest: +SKIP
     """
-    from prodfusion.data.storage import is_object_uri
     from prodfusion.engine import LocalExecutor
     from prodfusion.fusion import check_method, check_modalities
 
@@ -370,7 +373,6 @@ def update_lists(
         (whose ``updated_from`` names the previous file and the counts).
     """
     from prodfusion.batch.lists import exported_at, stale_reasons, write_lists
-    from prodfusion.data.storage import is_object_uri
     from prodfusion.engine import LocalExecutor
 
     if is_object_uri(previous) or is_object_uri(out):

@@ -21,6 +21,7 @@ from prodfusion.cli.options import (
     load_catalog,
     load_sessions,
 )
+from prodfusion.data.storage import is_object_uri
 from prodfusion.errors import ParameterError
 
 __all__ = ["add_add_parser", "cmd_add", "fill_catalog_from_record"]
@@ -207,10 +208,12 @@ def cmd_add(args) -> int:
         if m == "cooc" and not retrain:
             print(f"  cooc    0/{n:,}: counted from sessions, none until the next build "
                   "(or add --interactions)")
-    same = Path(out).resolve() == Path(args.model).resolve()
+    same = (str(out) == str(args.model).strip().rstrip("/") if is_object_uri(out)
+            else Path(out).resolve() == Path(args.model).resolve())
     print("  the new products are recommended by " + _recommended_by(rec, new, embeddings,
                                                                       retrain)
           + ("; a running `prodfusion serve` of this folder reloads it by itself" if same else
+             f"; `prodfusion serve {out}` serves it" if is_object_uri(out) else
              f"; `prodfusion publish {out} LINK` puts it live for a service configured with "
              "LINK"))
     return 0

@@ -278,15 +278,23 @@ def _note_replaced_model(out_dir) -> None:
     """Say so when ``--out`` holds a model: it is replaced (once the new one is complete)."""
     import json
 
+    from prodfusion.data.storage import is_object_uri, read_object
     from prodfusion.model_folder import is_model_folder
 
     if not is_model_folder(out_dir):
         return
+    remote = is_object_uri(out_dir)
     try:
-        m = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
+        m = json.loads(read_object(f"{out_dir}/manifest.json") if remote else
+                       (out_dir / "manifest.json").read_text(encoding="utf-8"))
         what = f" ({m['counts']['products']:,} products, built {m['created']})"
     except Exception:  # noqa: BLE001 - an unreadable manifest: the note without details
         what = ""
+    if remote:
+        print(f"note: {out_dir} holds a model{what}; the new one replaces it when it is "
+              "built and uploaded (a `prodfusion serve` of it serves the old one until then, "
+              "and the new one from then on)", file=sys.stderr)
+        return
     print(f"note: {out_dir} holds a model{what}; the new one replaces it when it is complete "
           "(until then the old one stays; build into a new folder and `prodfusion publish` "
           "it to keep both)", file=sys.stderr)

@@ -39,7 +39,8 @@ import urllib.parse
 
 __all__ = ["OBJECT_SCHEMES", "is_object_uri", "locate", "read_object", "download_object",
            "list_objects", "upload_file", "object_head", "staging_path", "object_stamp",
-           "local_copy", "path_or_uri", "copy_chunks", "FolderMirror"]
+           "local_copy", "path_or_uri", "copy_chunks", "FolderMirror", "folder_listing",
+           "folder_state", "publish_folder", "folder_copy", "adopt_copy", "BUSY"]
 
 #: URI schemes read through ``pyarrow.fs`` (S3, Google Cloud Storage, Azure, HDFS).
 OBJECT_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "hdfs", "viewfs")
@@ -239,6 +240,21 @@ def upload_file(path, uri: str, *, progress_from: int = 64 * 2**20) -> None:
         raise _failure(exc) from None
 
 
+def folder_listing(uri: str) -> dict[str, int]:
+    """The objects under the folder ``uri`` (its sub-folders too): name relative to it →
+    size in bytes; empty where there are none."""
+    import pyarrow.fs as pafs
+
+    fs, root = locate(uri.strip().rstrip("/") + "/")
+    root = root.rstrip("/")
+    try:
+        found = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+    except Exception as exc:
+        raise _failure(exc) from None
+    return {i.path[len(root) + 1:]: int(i.size or 0) for i in found
+            if i.type == pafs.FileType.File}
+
+
 def _local_home(kind: str, tag: str):
     """``<system temporary folder>/prodfusion-<kind>/<hash of tag>``: the same folder for the
     same ``tag`` in every process (not made here)."""
@@ -340,26 +356,13 @@ class FolderMirror:
         self.local = _local_home("mirror", self.uri)
         self.remote: dict[str, int] = {}  # what the folder held at download: name -> size
 
-    def _listing(self) -> dict[str, int]:
-        import pyarrow.fs as pafs
-
-        fs, root = locate(self.uri + "/")
-        root = root.rstrip("/")
-        try:
-            found = fs.get_file_info(pafs.FileSelector(root, recursive=True,
-                                                       allow_not_found=True))
-        except Exception as exc:
-            raise _failure(exc) from None
-        return {i.path[len(root) + 1:]: int(i.size or 0) for i in found
-                if i.type == pafs.FileType.File}
-
     def _object(self, name: str) -> str:
         return self.uri + "/" + urllib.parse.quote(name)
 
     def download(self) -> int:
         """Copy what the local folder lacks; returns how many files were downloaded."""
         self.local.mkdir(parents=True, exist_ok=True)
-        self.remote = self._listing()
+        self.remote = folder_listing(self.uri)
         n = 0
         for name, size in sorted(self.remote.items()):
             target = self.local / name
@@ -393,3 +396,290 @@ class FolderMirror:
                     raise _failure(exc) from None
         self.remote = {**{n: s for n, s in self.remote.items() if n not in gone}, **here}
         return len(up), len(gone)
+
+
+#: An object a folder's upload writes first and removes last (:func:`publish_folder`): a
+#: folder holding it without its marker file is being written, or its upload stopped.
+BUSY = ".prodfusion-writing"
+
+#: This process's hold on the local copy it last used of each folder URI (a shared lock on
+#: the copy's ``.in-use`` file: another process does not remove a copy in use).
+_HOLDS: dict[str, tuple] = {}
+
+
+def _hidden(name: str) -> bool:
+    return any(part.startswith(".") for part in name.split("/"))
+
+
+def folder_state(uri: str, marker: str) -> str:
+    """What the folder ``uri`` holds: ``"empty"`` (nothing), ``"ours"`` (its ``marker`` file,
+    or the :data:`BUSY` object of an upload that stopped), ``"other"`` (other objects) or
+    ``"object"`` (``uri`` names an object, not a folder); :class:`PhotoFetchError` where its
+    bucket does not exist or the store cannot be asked."""
+    import pyarrow.fs as pafs
+
+    from prodfusion.data.photos import PhotoFetchError
+
+    fs, path = locate(uri.strip().rstrip("/"))
+    bucket = path.strip("/").split("/", 1)[0]
+    try:
+        if fs.get_file_info(bucket).type == pafs.FileType.NotFound:
+            raise PhotoFetchError(f"no such bucket {bucket!r}")
+        if fs.get_file_info(path.rstrip("/")).type == pafs.FileType.File:
+            return "object"
+    except PhotoFetchError:
+        raise
+    except Exception as exc:
+        raise _failure(exc) from None
+    names = folder_listing(uri)
+    if not names:
+        return "empty"
+    return "ours" if marker in names or BUSY in names else "other"
+
+
+def _folder_bar(total: int, desc: str, progress: bool):
+    from prodfusion.progress import progress_bar
+
+    return progress_bar(max(total >> 20, 1), desc, "MiB", progress and total >= 64 * 2**20)
+
+
+def _put(fs, key: str, src, bar, done: int) -> int:
+    """Copy the open file ``src`` to the object ``key``, advancing ``bar`` (MiB) from ``done``
+    bytes; returns the bytes done after it."""
+    with fs.open_output_stream(key) as out:
+        for chunk in iter(lambda: src.read(1 << 20), b""):
+            out.write(chunk)
+            bar.update(((done + len(chunk)) >> 20) - (done >> 20))
+            done += len(chunk)
+    return done
+
+
+def publish_folder(local, uri: str, marker: str, *, progress: bool = True) -> int:
+    """Upload the local folder ``local`` as the folder ``uri``, replacing what it held, so that
+    a reader (:func:`folder_copy`) never takes part of one publication for another: the
+    :data:`BUSY` object first, the old ``marker`` removed, every other file, the new
+    ``marker`` last, then the objects the new folder lacks and :data:`BUSY` removed. Progress
+    in MiB from 64 MiB. Returns the bytes uploaded; :class:`PhotoFetchError` naming why not."""
+    from pathlib import Path
+
+    local = Path(local)
+    base = uri.strip().rstrip("/")
+    fs, _ = locate(base + "/" + BUSY)
+    key = lambda name: locate(base + "/" + urllib.parse.quote(name))[1]  # noqa: E731
+    files = {str(p.relative_to(local)): p for p in sorted(local.rglob("*"))
+             if p.is_file() and not _hidden(str(p.relative_to(local)))}
+    if marker not in files:
+        raise ValueError(f"{local} has no {marker}")
+    old = folder_listing(base)
+    total = sum(p.stat().st_size for p in files.values())
+    done = 0
+    try:
+        with fs.open_output_stream(key(BUSY)) as out:
+            out.write(b"")
+        if marker in old:
+            fs.delete_file(key(marker))
+        with _folder_bar(total, f"uploading {base}", progress) as bar:
+            for name in [n for n in files if n != marker] + [marker]:
+                with open(files[name], "rb") as src:
+                    done = _put(fs, key(name), src, bar, done)
+        for name in sorted(set(old) - set(files)):
+            if not _hidden(name):
+                fs.delete_file(key(name))
+        fs.delete_file(key(BUSY))
+    except Exception as exc:
+        raise _failure(exc) from None
+    return done
+
+
+def _lock(folder, exclusive: bool):
+    """An open descriptor of ``folder/.in-use`` holding a shared (or, without waiting, an
+    exclusive) lock; None where it cannot be had (no ``fcntl`` here, the folder gone, an
+    exclusive lock held elsewhere)."""
+    import os
+
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks: copies are kept, never removed
+        return None
+    try:
+        fd = os.open(folder / ".in-use", os.O_RDONLY | os.O_CREAT, 0o644)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB if exclusive else fcntl.LOCK_SH)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _hold(uri: str, folder) -> None:
+    """Keep ``folder`` (a copy of ``uri``) from removal while this process runs, and let go
+    of the copy of ``uri`` it held before."""
+    import os
+
+    fd = _lock(folder, exclusive=False)
+    with _LOCK:
+        old = _HOLDS.pop(uri, None)
+        if fd is not None:
+            _HOLDS[uri] = (folder, fd)
+    if old is not None:
+        os.close(old[1])
+
+
+def _sweep(home, keep) -> None:
+    """Remove the copies in ``home`` other than ``keep`` that no process holds, and partial
+    downloads a day old."""
+    import os
+    import shutil
+    import time
+
+    try:
+        found = list(home.iterdir())
+    except OSError:
+        return
+    for d in found:
+        if d == keep or not d.is_dir():
+            continue
+        if d.name.startswith("."):  # being downloaded, or left by a process that died
+            try:
+                if time.time() - d.stat().st_mtime > 86400:
+                    shutil.rmtree(d, ignore_errors=True)
+            except OSError:
+                pass
+            continue
+        fd = _lock(d, exclusive=True)
+        if fd is None:  # in use
+            continue
+        try:
+            (d / ".complete").unlink(missing_ok=True)  # first: no one adopts it from now on
+            shutil.rmtree(d, ignore_errors=True)
+        finally:
+            os.close(fd)
+
+
+def _copy_name(marker_bytes: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(marker_bytes).hexdigest()[:16]
+
+
+def _ready(uri: str, target) -> bool:
+    """Whether ``target`` is a complete copy; held for this process when it is."""
+    if not (target / ".complete").is_file():
+        return False
+    _hold(uri, target)
+    if (target / ".complete").is_file():  # not removed while the hold was taken
+        return True
+    _release(uri)
+    return False
+
+
+def _release(uri: str) -> None:
+    """Let go of this process's hold on its copy of ``uri``."""
+    import os
+
+    with _LOCK:
+        old = _HOLDS.pop(uri, None)
+    if old is not None:
+        os.close(old[1])
+
+
+def folder_copy(uri: str, marker: str, *, progress: bool = True, tries: int = 3,
+                wait_s: float = 2.0):
+    """A local copy of the folder ``uri`` as published now (the one whose ``marker`` file,
+    e.g. ``manifest.json``, holds what it holds now): made once per publication in the
+    system's temporary folder and shared by the processes of this machine (a second
+    ``prodfusion similar s3://…`` reads the marker and nothing else); a copy no process uses
+    any more is removed when a newer one is made. A folder replaced while it is copied (its
+    marker changed, or :func:`publish_folder` under way) is copied again, up to ``tries``
+    times ``wait_s`` apart. Returns its path; :class:`PhotoFetchError` naming why not
+    (``"not found"``: no marker)."""
+    import os
+    import shutil
+    import time
+
+    from prodfusion.data.photos import PhotoFetchError
+
+    base = uri.strip().rstrip("/")
+    home = _local_home("copies", base)
+    why = "it was being replaced"
+    for attempt in range(max(1, tries)):
+        if attempt:
+            time.sleep(wait_s)
+        try:
+            first = read_object(base + "/" + urllib.parse.quote(marker))
+        except PhotoFetchError as exc:
+            if str(exc) == "not found" and BUSY in folder_listing(base):
+                why = "it is being written (or its upload stopped)"
+                continue
+            raise
+        target = home / _copy_name(first)
+        if _ready(base, target):
+            _sweep(home, target)
+            return target
+        names = folder_listing(base)
+        if BUSY in names:
+            why = "it is being written (or its upload stopped)"
+            continue
+        home.mkdir(parents=True, exist_ok=True)
+        part = home / f".{target.name}.{os.getpid()}.part"
+        shutil.rmtree(part, ignore_errors=True)
+        try:
+            todo = {n: s for n, s in names.items() if n != marker and not _hidden(n)}
+            fs, _ = locate(base + "/" + urllib.parse.quote(marker))
+            done = 0
+            with _folder_bar(sum(todo.values()), f"downloading {base}", progress) as bar:
+                for name in sorted(todo):
+                    dest = part / name
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    try:
+                        with fs.open_input_stream(locate(base + "/" + urllib.parse.quote(
+                                name))[1]) as src, open(dest, "wb") as out:
+                            for chunk in iter(lambda: src.read(1 << 20), b""):
+                                out.write(chunk)
+                                bar.update(((done + len(chunk)) >> 20) - (done >> 20))
+                                done += len(chunk)
+                    except Exception as exc:
+                        raise _failure(exc) from None
+            (part / marker).write_bytes(first)
+            try:
+                again = read_object(base + "/" + urllib.parse.quote(marker))
+            except PhotoFetchError as exc:
+                if str(exc) != "not found":
+                    raise
+                again = None
+            if again != first:  # republished while it was copied
+                continue
+            (part / ".complete").write_bytes(b"")
+            try:
+                os.rename(part, target)
+            except OSError:  # another process made the same copy first: use theirs
+                pass
+        finally:
+            shutil.rmtree(part, ignore_errors=True)
+        if _ready(base, target):
+            _sweep(home, target)
+            return target
+    raise PhotoFetchError(f"{why}; tried {max(1, tries)} times (run again when it is done)")
+
+
+def adopt_copy(uri: str, folder, marker: str):
+    """Move the local folder ``folder``, just published as ``uri`` (:func:`publish_folder`),
+    to where :func:`folder_copy` keeps its copy, so this machine does not download what it
+    uploaded. Returns the copy's path."""
+    import os
+    import shutil
+
+    base = uri.strip().rstrip("/")
+    home = _local_home("copies", base)
+    home.mkdir(parents=True, exist_ok=True)
+    target = home / _copy_name((folder / marker).read_bytes())
+    (folder / ".complete").write_bytes(b"")
+    try:
+        os.rename(folder, target)
+    except OSError:  # a copy of it is there already (or another file system): keep that
+        shutil.rmtree(folder, ignore_errors=True)
+    if _ready(base, target):
+        _sweep(home, target)
+    return target

@@ -254,8 +254,9 @@ class VariantConfig:
         Label used in responses, events, metrics and reports.
     weight : float
         Traffic weight (any non-negative scale; 0 pauses the arm).
-    model : Path
-        Model folder (or a symlink to one, for atomic publishing).
+    model : Path or str
+        Model folder (or a symlink to one, for atomic publishing), or a folder in a bucket
+        (``"s3://shop-data/models/shop"``: its URI; each new upload is picked up).
     fusion : {"early", "intermediate", "late"} or None
         None: the model's default.
     modalities : tuple of str or None
@@ -280,7 +281,7 @@ class VariantConfig:
 
     name: str
     weight: float
-    model: Path
+    model: Path | str
     fusion: str | None = None
     modalities: tuple[str, ...] | None = None
     lists: Path | str | None = None
@@ -321,7 +322,9 @@ class VariantConfig:
         if self.fallback is not None:
             object.__setattr__(self, "fallback", tuple(self.fallback))
             self.variant(self.fusion or "intermediate", self.modalities or ("text",))  # checks
-        object.__setattr__(self, "model", Path(self.model))
+        model = path_or_uri(self.model) if isinstance(self.model, str) else Path(self.model)
+        # a folder in a bucket kept as its URI, one spelling (no trailing /)
+        object.__setattr__(self, "model", model.rstrip("/") if isinstance(model, str) else model)
         if self.lists is not None:
             object.__setattr__(self, "lists", path_or_uri(self.lists))
 

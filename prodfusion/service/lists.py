@@ -34,7 +34,7 @@ from pathlib import Path
 
 from prodfusion.errors import ModelError
 from prodfusion.index.backfill import score_or_none
-from prodfusion.service.models import start_polling, stop_polling
+from prodfusion.service.models import model_key, start_polling, stop_polling
 
 __all__ = ["LoadedLists", "ListsRegistry", "ListsMetrics"]
 
@@ -215,7 +215,7 @@ def preflight_lists(experiment, default: Path | None, models: dict) -> None:
         except Exception as exc:
             raise ModelError(f"Lists file {stamp[0]!r} of variant {v.name!r} cannot be read: "
                              f"{exc}") from exc
-        check_lists_meta(meta, models[os.path.realpath(v.model)], v, stamp[0])
+        check_lists_meta(meta, models[model_key(v.model)], v, stamp[0])
 
 
 def load_lists(path, rec, variant, layout: str = "arrow") -> LoadedLists:

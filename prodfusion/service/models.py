@@ -62,8 +62,40 @@ def looks_like_image(head: bytes) -> bool:
     return image_media_type(head) is not None
 
 
-def _stamp(path: Path) -> tuple | None:
-    """What identifies one publication of a model folder (None when it cannot be read)."""
+#: Model folders in a bucket whose store did not answer the last poll (warned about once).
+_UNREACHABLE: set[str] = set()
+
+
+def model_key(model) -> str:
+    """One name per served folder: its real path, or its URI for a folder in a bucket."""
+    from prodfusion.data.storage import is_object_uri
+
+    return str(model).strip().rstrip("/") if is_object_uri(model) else os.path.realpath(model)
+
+
+def _stamp(path: Path | str) -> tuple | None:
+    """What identifies one publication of a model folder (None when it cannot be read): its
+    real path, the manifest's inode, time and size; of a folder in a bucket, its URI and a
+    hash of its ``manifest.json`` (absent while an upload is under way: the model served
+    stays), None where the store cannot be asked (said once until it answers)."""
+    from prodfusion.data.storage import is_object_uri
+
+    if is_object_uri(path):
+        import hashlib
+
+        from prodfusion.data.photos import PhotoFetchError
+        from prodfusion.data.storage import read_object
+
+        uri = model_key(path)
+        try:
+            data = read_object(uri + "/manifest.json")
+        except PhotoFetchError as exc:
+            if str(exc) != "not found" and uri not in _UNREACHABLE:
+                _UNREACHABLE.add(uri)
+                log.warning("model folder %s cannot be checked: %s", uri, exc)
+            return None
+        _UNREACHABLE.discard(uri)
+        return (uri, hashlib.sha256(data).hexdigest())
     try:
         real = os.path.realpath(path)
         st = os.stat(os.path.join(real, "manifest.json"))
@@ -241,13 +273,13 @@ def preflight(experiment, page_profile: str | None = None) -> None:
     error, not a traceback per worker): a variant's model folder without a readable
     manifest, or a weighting profile its model lacks — its own, or the web page's second row
     (``page_profile``), which every variant must serve. Reads the manifests only."""
-    from prodfusion.model_folder import read_manifest_file
-
     for v in experiment.variants:
-        stamp = _stamp(Path(v.model))
+        stamp = _stamp(v.model)
         if stamp is None:
             raise ModelError(f"variant {v.name!r}: model folder {str(v.model)!r} has no "
-                             "readable manifest.json (check the path in the configuration).")
+                             "readable manifest.json (check the path in the configuration"
+                             + ("; a warning above says why the store could not be read)"
+                                if model_key(v.model) in _UNREACHABLE else ")") + ".")
         if page_profile and v.paper:
             raise ModelError(
                 f"variant {v.name!r} ranks by the paper's formulas, so the web page's second "
@@ -257,13 +289,28 @@ def preflight(experiment, page_profile: str | None = None) -> None:
         for what, name in (("profile", v.profile), ("page_profile", page_profile)):
             if not name:
                 continue
-            settings = read_manifest_file(Path(stamp[0])).get("settings") or {}
+            settings = _manifest(stamp[0]).get("settings") or {}
             profiles = settings.get("profiles") or {}
             if name not in profiles:
                 raise ModelError(
                     f"variant {v.name!r}: {what} {name!r} is not in the model "
                     f"{str(v.model)!r} (it has {sorted(profiles) or 'none'}); `prodfusion tune "
                     f"MODEL --profile {name}` tunes one.")
+
+
+def _manifest(folder: str) -> dict:
+    """The manifest of a model folder (its path, or its URI in a bucket)."""
+    from prodfusion.data.storage import is_object_uri, read_object
+    from prodfusion.model_folder import read_manifest_file
+
+    if is_object_uri(folder):
+        import json
+
+        try:
+            return json.loads(read_object(folder + "/manifest.json"))
+        except Exception as exc:
+            raise ModelError(f"{folder}/manifest.json cannot be read: {exc}") from None
+    return read_manifest_file(Path(folder))
 
 
 def _cannot_serve(folder: str, v, rec, exc: Exception) -> ModelError:
@@ -284,7 +331,7 @@ def preflight_variants(experiment) -> dict:
 
     models: dict[str, object] = {}
     for v in experiment.variants:
-        folder = os.path.realpath(v.model)
+        folder = model_key(v.model)
         if folder not in models:
             models[folder] = Recommender.load(folder)
         rec = models[folder]
@@ -423,7 +470,11 @@ class ModelRegistry:
                 self._by_path[p] = new  # atomic reference swap
                 self._failed.pop(p, None)
                 self.errors_.pop(str(p), None)
-                log.warning("switched %s to %s", p, new.resolved)  # seen at the default level
+                if len(new.stamp) == 2:  # a folder in a bucket: (URI, hash of its manifest)
+                    log.warning("switched %s to its new upload (manifest %s…)", p,
+                                new.stamp[1][:12])
+                else:
+                    log.warning("switched %s to %s", p, new.resolved)  # seen at default level
                 out.append(f"loaded {new.resolved}")
                 if self.on_reload:
                     self.on_reload("loaded", p, None)
@@ -487,6 +538,14 @@ def publish_model(model_dir: str | os.PathLike, link: str | os.PathLike, *,
     --------
     >>> publish_model("models/2024-06-02", "models/current")    # doctest: +SKIP
     """
+    from prodfusion.data.storage import is_object_uri
+
+    if is_object_uri(model_dir) or is_object_uri(link):
+        raise ModelError(
+            f"publish points a local symlink at a local model folder ({model_dir} → {link}). "
+            "A model folder in a bucket is published by writing it there (`prodfusion build "
+            "--out s3://…`, `tune` or `add` on it upload its manifest last), and `prodfusion "
+            "serve s3://…` switches to each new one by itself.")
     target = Path(os.path.realpath(model_dir))
     link = Path(link)
     if validate:

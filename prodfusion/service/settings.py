@@ -208,7 +208,8 @@ class ServiceSettings:
     @classmethod
     def for_model(cls, model_dir: str | os.PathLike, **overrides: Any) -> ServiceSettings:
         """Serve one model folder as the single variant ``default`` of experiment ``default``."""
-        exp = ExperimentConfig("default", variants=(VariantConfig("default", 1.0, Path(model_dir)),))
+        exp = ExperimentConfig("default", variants=(
+            VariantConfig("default", 1.0, path_or_uri(model_dir)),))
         if "ab_secret" not in overrides and os.environ.get(SECRET_ENV):
             overrides["ab_secret"] = os.environ[SECRET_ENV]
         return cls(experiment=exp, **overrides)
@@ -312,6 +313,8 @@ def load_settings(path: str | os.PathLike, **overrides: Any) -> ServiceSettings:
     ParameterError
         A value of the wrong type or range (named).
     """
+    if is_object_uri(path):  # a model folder in a bucket (a configuration file is local)
+        return ServiceSettings.for_model(path, **overrides)
     p = Path(path)
     if p.is_dir():
         return ServiceSettings.for_model(p, **overrides)
@@ -337,12 +340,12 @@ def load_settings(path: str | os.PathLike, **overrides: Any) -> ServiceSettings:
         for key in ("name", "model"):
             if key not in v:
                 raise DataError(f"{p}: experiment.variants[{i}] has no {key!r}.")
-        model = Path(v["model"])
+        model = path_or_uri(v["model"]) if isinstance(v["model"], str) else Path(v["model"])
         lists = path_or_uri(v["lists"]) if v.get("lists") else None
         try:
             variant = VariantConfig(
                 name=v["name"], weight=v.get("weight", 1.0),
-                model=model if model.is_absolute() else base / model,
+                model=model if isinstance(model, str) or model.is_absolute() else base / model,
                 fusion=v.get("fusion"),
                 modalities=tuple(v["modalities"]) if v.get("modalities") is not None else None,
                 lists=lists if lists is None or isinstance(lists, str) or lists.is_absolute()

@@ -208,3 +208,120 @@ def test_a_folder_mirror_copies_what_is_new_each_way_and_what_was_compacted_away
                        "mirror-t/cache/late/c.npy": 1}
     assert m.upload() == (0, 0)
     shutil.rmtree(m.local)
+
+
+def _folder(path, files: dict[str, bytes]):
+    for name, data in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_bytes(data)
+    return path
+
+
+def _bucket_files(s3, prefix: str) -> dict[str, bytes]:
+    import pyarrow.fs as pafs
+
+    out = {}
+    for i in s3.fs.get_file_info(pafs.FileSelector(prefix, recursive=True, allow_not_found=True)):
+        if i.type == pafs.FileType.File:
+            with s3.fs.open_input_stream(i.path) as f:
+                out[i.path[len(prefix) + 1:]] = f.read()
+    return out
+
+
+def test_a_published_folder_replaces_the_old_one_whole_its_marker_last(s3, tmp_path, monkeypatch):
+    """publish_folder: the objects the new folder lacks are removed; the marker is taken
+    away before any other file is replaced and written after all of them (a reader never
+    finds the new files under the old marker); '.' names stay local."""
+    from prodfusion.data import storage
+
+    s3.fs.create_dir("pub-t")
+    uri = "s3://pub-t/models/shop"
+    v1 = _folder(tmp_path / "v1", {"manifest.json": b"one", "a.npy": b"A1", "old.npy": b"O",
+                                   "index/x.bin": b"X1", ".in-use": b""})
+    storage.publish_folder(v1, uri, "manifest.json")
+    assert _bucket_files(s3, "pub-t/models/shop") == {
+        "manifest.json": b"one", "a.npy": b"A1", "old.npy": b"O", "index/x.bin": b"X1"}
+    order = []
+    real_put = storage._put
+
+    def spy(fs, key, src, bar, done):
+        there = storage.folder_listing(uri)
+        order.append((key.rsplit("/", 1)[-1], "manifest.json" in there, storage.BUSY in there))
+        return real_put(fs, key, src, bar, done)
+
+    monkeypatch.setattr(storage, "_put", spy)
+    v2 = _folder(tmp_path / "v2", {"manifest.json": b"two!", "a.npy": b"A2",
+                                   "index/x.bin": b"X2"})
+    storage.publish_folder(v2, uri, "manifest.json")
+    assert _bucket_files(s3, "pub-t/models/shop") == {
+        "manifest.json": b"two!", "a.npy": b"A2", "index/x.bin": b"X2"}
+    # the busy marker was there, and no manifest, while the other files were written
+    assert order == [("a.npy", False, True), ("x.bin", False, True),
+                     ("manifest.json", False, True)]
+    assert storage.BUSY not in storage.folder_listing(uri)
+    assert storage.folder_state(uri, "manifest.json") == "ours"
+    assert storage.folder_state(uri + "/a.npy", "manifest.json") == "object"
+    assert storage.folder_state("s3://pub-t/other", "manifest.json") == "empty"
+
+
+def test_a_folder_copy_is_one_publication_whole_made_once_and_removed_when_unused(s3, tmp_path,
+                                                                                 monkeypatch):
+    """folder_copy: the copy holds one publication (republished while it was copied: copied
+    again); the same publication is not downloaded twice; an upload under way is waited
+    for, then named; a copy another process holds is kept, one nobody holds is removed."""
+    import fcntl
+    import os
+    import shutil
+
+    from prodfusion.data import storage
+    from prodfusion.data.photos import PhotoFetchError
+
+    s3.fs.create_dir("copy-t")
+    uri = "s3://copy-t/m"
+    shutil.rmtree(storage._local_home("copies", uri), ignore_errors=True)
+    v1 = _folder(tmp_path / "v1", {"manifest.json": b"one", "a.npy": b"A1", "i/x": b"X1"})
+    v2 = _folder(tmp_path / "v2", {"manifest.json": b"two", "a.npy": b"A2", "i/x": b"X2"})
+    storage.publish_folder(v1, uri, "manifest.json")
+
+    real_read = storage.read_object
+    calls = []
+
+    def republish_during_the_first_copy(u, *a, **k):  # v2 lands while v1 is being copied
+        data = real_read(u, *a, **k)
+        calls.append(data)
+        if len(calls) == 1:
+            storage.publish_folder(v2, uri, "manifest.json")
+        return data
+
+    monkeypatch.setattr(storage, "read_object", republish_during_the_first_copy)
+    c2 = storage.folder_copy(uri, "manifest.json", wait_s=0)
+    monkeypatch.setattr(storage, "read_object", real_read)
+    assert {p.name: p.read_bytes() for p in c2.rglob("*") if p.is_file()
+            and not p.name.startswith(".")} == {"manifest.json": b"two", "a.npy": b"A2",
+                                                "x": b"X2"}
+    assert calls[:2] == [b"one", b"two"]  # copied again, as the second publication
+
+    downloads = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(storage, "folder_listing", lambda u: downloads.append(u) or {})
+        assert storage.folder_copy(uri, "manifest.json") == c2  # the marker read, no listing
+    assert downloads == []
+
+    # an upload under way (its busy object, no marker): waited for, then named
+    s3.put(uri + "/" + storage.BUSY, b"")
+    s3.fs.delete_file("copy-t/m/manifest.json")
+    with pytest.raises(PhotoFetchError, match="being written .* tried 2 times"):
+        storage.folder_copy(uri, "manifest.json", tries=2, wait_s=0)
+    storage.publish_folder(v1, uri, "manifest.json")
+
+    # another process holds the second publication's copy: kept; let go: removed
+    fd = os.open(c2 / ".in-use", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    c1 = storage.folder_copy(uri, "manifest.json")
+    assert c1 != c2 and (c1 / "a.npy").read_bytes() == b"A1" and (c2 / "a.npy").is_file()
+    os.close(fd)
+    storage.publish_folder(v2, uri, "manifest.json")
+    c3 = storage.folder_copy(uri, "manifest.json")
+    assert c3 == c2 and (c3 / "a.npy").read_bytes() == b"A2"  # the kept copy, not downloaded
+    assert not c1.exists()  # this process let go of it when it took the next one
+    shutil.rmtree(storage._local_home("copies", uri), ignore_errors=True)
