@@ -13,7 +13,22 @@ from pathlib import Path
 
 from prodfusion.errors import ParameterError
 
-__all__ = ["check_output_file", "check_replaceable_folder"]
+__all__ = ["check_output_file", "check_replaceable_folder", "usual_permissions"]
+
+
+def usual_permissions(path: str | os.PathLike) -> None:
+    """Give a file or folder made by :mod:`tempfile` (``0600`` / ``0700``: its owner alone)
+    the permissions a new one gets (``0666`` / ``0777`` less the umask), before it is renamed
+    into place: a model folder built by one user is read by the service's.
+
+    >>> import tempfile, stat
+    >>> d = tempfile.mkdtemp(); old = os.umask(0o022); usual_permissions(d); _ = os.umask(old)
+    >>> oct(stat.S_IMODE(os.stat(d).st_mode))
+    '0o755'
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~umask)
 
 
 def check_replaceable_folder(path: str | os.PathLike, marker: str, where: str,

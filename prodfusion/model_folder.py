@@ -27,6 +27,7 @@ import numpy as np
 
 from prodfusion import __version__
 from prodfusion._checks import to_jsonable
+from prodfusion._outputs import usual_permissions
 from prodfusion.data.catalog import Catalog
 from prodfusion.encoders.base import Embeddings
 from prodfusion.encoders.clicks import Prod2VecParams
@@ -328,6 +329,7 @@ def write_model_folder(rec, path: str | os.PathLike, *, overwrite: bool = False)
     path = check_model_destination(path, overwrite=overwrite, option="save()")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    usual_permissions(tmp)  # not mkdtemp's 0700: the service may run as another user
     try:
         files = {}
         rec.catalog.frame.write_parquet(tmp / "catalog.parquet")

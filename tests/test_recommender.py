@@ -205,6 +205,30 @@ def test_failed_save_leaves_nothing_half_written(planted, tmp_path, monkeypatch)
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
 
 
+def test_a_model_folder_and_cache_files_get_the_usual_permissions(planted, tmp_path):
+    """A model folder is made through a temporary folder (mode 0700) renamed into place, an
+    embedding cache's files through temporary files (0600): they get what a new folder and
+    file get (0777 / 0666 less the umask), so a service running as another user reads a
+    model built by a deploy user."""
+    import os
+    import stat
+
+    from prodfusion.encoders.cache import EmbeddingCache, content_key
+
+    catalog, embs, _ = planted
+    old = os.umask(0o022)
+    try:
+        folder = Recommender.from_embeddings(catalog, embs).save(tmp_path / "m")
+        cache = EmbeddingCache(tmp_path / "cache")
+        cache.put("ns", [content_key("a"), content_key("b")], np.ones((2, 4), np.float32))
+    finally:
+        os.umask(old)
+    mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)  # noqa: E731
+    assert mode(folder) == 0o755 and mode(folder / "manifest.json") == 0o644
+    files = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert files and {mode(p) for p in files} == {0o644}
+
+
 def test_late_labels_are_cached_by_content(planted, tmp_path, monkeypatch):
     """A rebuild with the same text vectors re-uses their clusters; changed vectors re-cluster."""
     import prodfusion.fusion.clustering as recmod  # the late-fusion label cache lives there

@@ -40,6 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from prodfusion._outputs import usual_permissions
 from prodfusion.errors import DataError, param_error
 
 __all__ = ["LISTS_FORMAT_VERSION", "LAYOUTS", "ListStore", "write_lists", "read_lists_meta",
@@ -145,9 +146,7 @@ def _atomic_target(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    usual_permissions(tmp)
     return Path(tmp)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prodfusion._outputs import usual_permissions
 from prodfusion.errors import ModelError
 
 __all__: list[str] = []
@@ -40,6 +41,7 @@ def _slug(namespace: str) -> str:
 def _temp_path(path: Path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    usual_permissions(tmp)  # not mkstemp's 0600: a cache another user's build reads too
     return Path(tmp)
 
 
