@@ -443,15 +443,51 @@ def _folder_bar(total: int, desc: str, progress: bool):
     return progress_bar(max(total >> 20, 1), desc, "MiB", progress and total >= 64 * 2**20)
 
 
-def _put(fs, key: str, src, bar, done: int) -> int:
-    """Copy the open file ``src`` to the object ``key``, advancing ``bar`` (MiB) from ``done``
-    bytes; returns the bytes done after it."""
-    with fs.open_output_stream(key) as out:
+#: Files a folder's upload or download moves at once (a model folder's few large arrays
+#: each over a connection of its own).
+TRANSFER_THREADS = 8
+
+
+class _Meter:
+    """A MiB progress bar advanced by several threads."""
+
+    def __init__(self, bar) -> None:
+        self.bar, self.done, self.lock = bar, 0, threading.Lock()
+
+    def add(self, n: int) -> None:
+        with self.lock:
+            self.bar.update(((self.done + n) >> 20) - (self.done >> 20))
+            self.done += n
+
+
+def _put(fs, key: str, path, meter: _Meter) -> None:
+    """Copy the local file ``path`` to the object ``key``."""
+    with open(path, "rb") as src, fs.open_output_stream(key) as out:
         for chunk in iter(lambda: src.read(1 << 20), b""):
             out.write(chunk)
-            bar.update(((done + len(chunk)) >> 20) - (done >> 20))
-            done += len(chunk)
-    return done
+            meter.add(len(chunk))
+
+
+def _get(fs, key: str, path, meter: _Meter) -> None:
+    """Copy the object ``key`` to the local file ``path`` (its folder made)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with fs.open_input_stream(key) as src, open(path, "wb") as out:
+        for chunk in iter(lambda: src.read(1 << 20), b""):
+            out.write(chunk)
+            meter.add(len(chunk))
+
+
+def _each(fn, jobs: list) -> None:
+    """``fn(*job)`` for every job, :data:`TRANSFER_THREADS` at a time; the first failure
+    raised (as :class:`PhotoFetchError`, naming why) once the others have stopped."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(TRANSFER_THREADS, max(1, len(jobs)))) as pool:
+        futures = [pool.submit(fn, *job) for job in jobs]
+    for f in futures:
+        exc = f.exception()
+        if exc is not None:
+            raise _failure(exc) from None
 
 
 def publish_folder(local, uri: str, marker: str, *, progress: bool = True) -> int:
@@ -472,23 +508,25 @@ def publish_folder(local, uri: str, marker: str, *, progress: bool = True) -> in
         raise ValueError(f"{local} has no {marker}")
     old = folder_listing(base)
     total = sum(p.stat().st_size for p in files.values())
-    done = 0
     try:
         with fs.open_output_stream(key(BUSY)) as out:
             out.write(b"")
         if marker in old:
             fs.delete_file(key(marker))
-        with _folder_bar(total, f"uploading {base}", progress) as bar:
-            for name in [n for n in files if n != marker] + [marker]:
-                with open(files[name], "rb") as src:
-                    done = _put(fs, key(name), src, bar, done)
+    except Exception as exc:
+        raise _failure(exc) from None
+    with _folder_bar(total, f"uploading {base}", progress) as bar:
+        meter = _Meter(bar)
+        _each(_put, [(fs, key(n), files[n], meter) for n in files if n != marker])
+        _each(_put, [(fs, key(marker), files[marker], meter)])  # last: the folder is whole
+    try:
         for name in sorted(set(old) - set(files)):
             if not _hidden(name):
                 fs.delete_file(key(name))
         fs.delete_file(key(BUSY))
     except Exception as exc:
         raise _failure(exc) from None
-    return done
+    return meter.done
 
 
 def _lock(folder, exclusive: bool):
@@ -628,20 +666,10 @@ def folder_copy(uri: str, marker: str, *, progress: bool = True, tries: int = 3,
         try:
             todo = {n: s for n, s in names.items() if n != marker and not _hidden(n)}
             fs, _ = locate(base + "/" + urllib.parse.quote(marker))
-            done = 0
             with _folder_bar(sum(todo.values()), f"downloading {base}", progress) as bar:
-                for name in sorted(todo):
-                    dest = part / name
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    try:
-                        with fs.open_input_stream(locate(base + "/" + urllib.parse.quote(
-                                name))[1]) as src, open(dest, "wb") as out:
-                            for chunk in iter(lambda: src.read(1 << 20), b""):
-                                out.write(chunk)
-                                bar.update(((done + len(chunk)) >> 20) - (done >> 20))
-                                done += len(chunk)
-                    except Exception as exc:
-                        raise _failure(exc) from None
+                meter = _Meter(bar)
+                _each(_get, [(fs, locate(base + "/" + urllib.parse.quote(n))[1], part / n,
+                              meter) for n in sorted(todo)])
             (part / marker).write_bytes(first)
             try:
                 again = read_object(base + "/" + urllib.parse.quote(marker))
