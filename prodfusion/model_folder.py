@@ -61,7 +61,7 @@ def _store_destination(uri: str, overwrite: bool, option: str) -> str:
     object, or holds other things (without ``overwrite``); the store asked now, so a missing
     bucket or credential stops the build before any work."""
     from prodfusion.data.photos import PhotoFetchError
-    from prodfusion.data.storage import folder_state
+    from prodfusion.data.storage import check_no_upload, folder_state
 
     uri = uri.strip().rstrip("/")
     if not uri.split("://", 1)[1].strip("/") or "/" not in uri.split("://", 1)[1].strip("/"):
@@ -69,6 +69,7 @@ def _store_destination(uri: str, overwrite: bool, option: str) -> str:
                              "e.g. s3://bucket/models/shop (not the bucket itself).")
     try:
         state = folder_state(uri, MANIFEST)
+        check_no_upload(uri)  # another machine writing there now: before any work
     except PhotoFetchError as exc:
         raise ParameterError(f"{option} {uri!r}: {exc}.") from None
     if state == "object":

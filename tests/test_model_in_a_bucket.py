@@ -123,3 +123,9 @@ def test_a_folder_in_a_bucket_that_is_not_a_model_is_never_replaced(s3, shop, tm
     assert main([*args, "--out", "s3://models-u/reports", "--overwrite"]) == 0
     assert "q1.csv" not in _listing(s3, "models-u/reports")
     assert "manifest.json" in _listing(s3, "models-u/reports")
+    # another machine uploading to it now: refused before any work
+    s3.put("s3://models-u/reports/.prodfusion-writing", b"build-host-2 4242")
+    capsys.readouterr()
+    assert main([*args, "--out", "s3://models-u/reports"]) == 2
+    assert "another upload to it is under way by process 4242 on build-host-2, started 0 " \
+           "min ago" in capsys.readouterr().err

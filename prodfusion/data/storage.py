@@ -15,6 +15,13 @@ A team whose catalog, click logs and photos live in a bucket names them as they 
 * ``prodfusion serve MODEL --lists s3://shop-data/lists/lists.parquet`` serves a local copy
   of the object (:func:`local_copy`) and polls the object's time and size to pick up a
   newer export (:func:`object_stamp`);
+* a model folder in a bucket (``build --out s3://shop-data/models/shop``,
+  ``Recommender.save("s3://…")``) is written locally and uploaded by
+  :func:`publish_folder` (a :data:`BUSY` object first, the old ``manifest.json`` taken away,
+  the files, the new manifest last), and read from a local copy of one publication
+  (:func:`folder_copy`: downloaded once per machine and manifest, shared by its processes,
+  removed when no process holds it), which ``prodfusion serve s3://…`` polls by its
+  manifest;
 * a photo named ``s3://…`` in the image column (or a relative one under an ``s3://``
   catalog or ``image_root``) is read into memory when encoded (:func:`read_object`), never
   written to disk; ``prodfusion serve`` sends its bytes at ``/images/{id}``.
@@ -40,7 +47,8 @@ import urllib.parse
 __all__ = ["OBJECT_SCHEMES", "is_object_uri", "locate", "read_object", "download_object",
            "list_objects", "upload_file", "object_head", "staging_path", "object_stamp",
            "local_copy", "path_or_uri", "copy_chunks", "FolderMirror", "folder_listing",
-           "folder_state", "publish_folder", "folder_copy", "adopt_copy", "BUSY"]
+           "folder_state", "publish_folder", "folder_copy", "adopt_copy", "BUSY",
+           "check_no_upload"]
 
 #: URI schemes read through ``pyarrow.fs`` (S3, Google Cloud Storage, Azure, HDFS).
 OBJECT_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "hdfs", "viewfs")
@@ -490,6 +498,56 @@ def _each(fn, jobs: list) -> None:
             raise _failure(exc) from None
 
 
+#: Seconds after which a :data:`BUSY` object whose writer cannot be asked is taken for an
+#: upload that stopped (a model folder of a few GiB uploads in minutes).
+BUSY_STALE_S = 3600
+
+
+def _writer() -> str:
+    """Who writes a :data:`BUSY` object: ``host pid``."""
+    import os
+    import socket
+
+    return f"{socket.gethostname()} {os.getpid()}"
+
+
+def check_no_upload(uri: str) -> None:
+    """:class:`PhotoFetchError` where another upload to the folder ``uri`` is under way: its
+    :data:`BUSY` object younger than :data:`BUSY_STALE_S`, unless it names a process of this
+    machine that has ended (an upload that stopped here is resumed at once)."""
+    import os
+    import socket
+    import time
+
+    from prodfusion.data.photos import PhotoFetchError
+
+    base = uri.strip().rstrip("/")
+    stamp = object_stamp(base + "/" + BUSY)
+    if stamp is None:
+        return
+    age = time.time() - stamp[1] / 1e9
+    try:
+        host, pid = read_object(base + "/" + BUSY, 200).decode().split()
+        pid = int(pid)
+    except (PhotoFetchError, ValueError, UnicodeDecodeError):
+        host, pid = "", 0
+    if host == socket.gethostname() and pid:
+        if pid == os.getpid():  # this process's own upload, which failed: written again
+            return
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:  # that upload's process has ended
+            return
+        except OSError:
+            pass
+    if age >= BUSY_STALE_S:
+        return
+    by = f" by process {pid} on {host}" if host else ""
+    raise PhotoFetchError(
+        f"another upload to it is under way{by}, started {age / 60:.0f} min ago (its "
+        f"{BUSY} object); wait for it to end, or remove {base}/{BUSY} if it stopped")
+
+
 def publish_folder(local, uri: str, marker: str, *, progress: bool = True) -> int:
     """Upload the local folder ``local`` as the folder ``uri``, replacing what it held, so that
     a reader (:func:`folder_copy`) never takes part of one publication for another: the
@@ -506,11 +564,12 @@ def publish_folder(local, uri: str, marker: str, *, progress: bool = True) -> in
              if p.is_file() and not _hidden(str(p.relative_to(local)))}
     if marker not in files:
         raise ValueError(f"{local} has no {marker}")
+    check_no_upload(base)
     old = folder_listing(base)
     total = sum(p.stat().st_size for p in files.values())
     try:
         with fs.open_output_stream(key(BUSY)) as out:
-            out.write(b"")
+            out.write(_writer().encode())
         if marker in old:
             fs.delete_file(key(marker))
     except Exception as exc:

@@ -272,6 +272,9 @@ def test_a_folder_copy_is_one_publication_whole_made_once_and_removed_when_unuse
     import fcntl
     import os
     import shutil
+    import socket
+    import subprocess
+    import sys
 
     from prodfusion.data import storage
     from prodfusion.data.photos import PhotoFetchError
@@ -312,6 +315,13 @@ def test_a_folder_copy_is_one_publication_whole_made_once_and_removed_when_unuse
     s3.fs.delete_file("copy-t/m/manifest.json")
     with pytest.raises(PhotoFetchError, match="being written .* tried 2 times"):
         storage.folder_copy(uri, "manifest.json", tries=2, wait_s=0)
+    # ... nor written over by another upload, unless its process on this machine has ended
+    with pytest.raises(PhotoFetchError, match="another upload to it is under way, started 0 "
+                                              "min ago .*remove s3://copy-t/m/.prodfusion-"):
+        storage.publish_folder(v1, uri, "manifest.json")
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True).stdout.split()[0]
+    s3.put(uri + "/" + storage.BUSY, f"{socket.gethostname()} {ended}".encode())
     storage.publish_folder(v1, uri, "manifest.json")
 
     # another process holds the second publication's copy: kept; let go: removed
