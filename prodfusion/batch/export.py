@@ -153,6 +153,25 @@ def staged(uri: str, model) -> Path:
     return local
 
 
+def local_lists(path) -> Path:
+    """``path`` as a local file: for a lists file in a bucket (``s3://…``), the local copy of
+    it as published now (:func:`prodfusion.data.storage.local_copy`, the one ``serve
+    --lists`` reads); :class:`DataError` naming it where it cannot be read."""
+    from prodfusion.data.photos import PhotoFetchError
+    from prodfusion.data.storage import local_copy, object_stamp
+
+    if not is_object_uri(path):
+        return Path(path)
+    uri = str(path).strip()
+    try:
+        stamp = object_stamp(uri)
+        if stamp is None:
+            raise DataError(f"{uri}: no such lists file in the bucket.")
+        return local_copy(stamp)
+    except PhotoFetchError as e:
+        raise DataError(f"{uri}: cannot be read ({e}).") from None
+
+
 def check_store_output(uri: str, where: str) -> None:
     """Refuse an object at ``uri`` that an export did not write (it is never replaced): a
     ``.parquet`` one must hold the lists metadata; a flat one (``.csv``, ``.tsv``,
@@ -361,8 +380,9 @@ def update_lists(
     modalities, profile, explain); the others cannot have changed (the model's other vectors
     and its calibration statistics are as they were) and are kept. The result equals a full
     export (up to an approximate index's recall) and is written to ``out`` atomically (``out``
-    may be ``previous``). Checking costs one exact score per kept list and new or changed
-    product. When every list may have changed — the click vectors retrained, the weights
+    may be ``previous``; either may be an object in a bucket, ``s3://…``: read from its local
+    copy, written into a local staging file and uploaded). Checking costs one exact score
+    per kept list and new or changed product. When every list may have changed — the click vectors retrained, the weights
     tuned, the folder rebuilt (:func:`prodfusion.batch.lists.stale_reasons`) — it refuses:
     export in full.
 
@@ -375,10 +395,11 @@ def update_lists(
     from prodfusion.batch.lists import exported_at, stale_reasons, write_lists
     from prodfusion.engine import LocalExecutor
 
-    if is_object_uri(previous) or is_object_uri(out):
-        raise ParameterError("update_lists(): reads and writes local lists files; download the "
-                             "previous file first, or export in full to the bucket "
-                             "(export_lists).")
+    remote_out = str(out).strip() if is_object_uri(out) else None
+    if remote_out:  # computed into a local staging file, uploaded at the end
+        check_store_output(remote_out, "update_lists() out")
+    prev_name = str(previous).strip() if is_object_uri(previous) else None
+    previous = local_lists(previous)
     t0 = time.perf_counter()
     began = time.time()  # before the model is read, as export_lists
     executor = executor or LocalExecutor()
@@ -464,11 +485,17 @@ def update_lists(
                if key in ("model", "n_products", "start", "stop")},
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "started": began,
             "prodfusion": __version__, "engine": executor.name,
-            "updated_from": {"file": str(previous.resolve()), "created": prev_meta.get("created"),
+            "updated_from": {"file": prev_name or str(previous.resolve()),
+                             "created": prev_meta.get("created"),
                              "started": prev_meta.get("started"),
                              "recomputed": int(len(rows)), "kept": int(n - len(rows))}}
-    write_lists(merged, out, meta)
-    return {"out": str(out), "products": n, "recomputed": int(len(rows)),
+    if remote_out:
+        local = staged(remote_out, model)
+        write_lists(merged, local, meta)
+        publish(local, remote_out)
+    else:
+        write_lists(merged, out, meta)
+    return {"out": remote_out or str(out), "products": n, "recomputed": int(len(rows)),
             "kept": int(n - len(rows)), "seconds": round(time.perf_counter() - t0, 2),
             "engine": executor.name, "meta": meta}
 

@@ -28,10 +28,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     suffix = Path(args.out.split("?", 1)[0] if remote else args.out).suffix.lower()
     flat = suffix in FLAT_FORMATS
     if args.update:
-        if remote or is_object_uri(args.update):
-            raise ParameterError(
-                "--update reads and writes local lists files; download the previous file "
-                "first, or export in full to the bucket without --update.")
         if flat:
             raise ParameterError(
                 f"--out {args.out}: --update writes a Parquet lists file (as the one it "
@@ -90,11 +86,11 @@ def _report(args, rep: dict, tail: str, where: str) -> None:
 
 def _cmd_update(args: argparse.Namespace) -> int:
     """``export --update PREVIOUS``: the previous file's settings, its still valid lists."""
-    from prodfusion.batch.export import update_lists
+    from prodfusion.batch.export import local_lists, update_lists
     from prodfusion.batch.lists import read_lists_meta
     from prodfusion.errors import ParameterError
 
-    meta = read_lists_meta(args.update)
+    meta = read_lists_meta(local_lists(args.update))  # a file in a bucket: its local copy
     given = {"-k": (args.k, meta.get("k")), "--fusion": (args.fusion, meta.get("fusion")),
              "--modalities": (list(args.modalities) if args.modalities else None,
                               meta.get("modalities")),

@@ -347,6 +347,34 @@ def test_update_after_a_days_add_equals_a_full_export(tmp_path, index, fusion):
     assert meta["n_products"] == 415 and meta["k"] == 10 and meta["fusion"] == fusion
 
 
+def test_update_with_the_model_and_the_lists_in_a_bucket_equals_a_full_export(tmp_path, s3,
+                                                                              capsys):
+    """The daily flow with everything in a bucket: `add` into the model's folder there, then
+    `export s3://model --out s3://lists --update s3://lists` — the previous file read from
+    its local copy, the new one uploaded — equals a full export of the grown model."""
+    from prodfusion.cli import main
+
+    rng = np.random.default_rng(11)
+    cat, embs, *_ = make_planted(rng, n=300)
+    s3.fs.create_dir("lists-g")
+    model, lists = "s3://lists-g/models/m", "s3://lists-g/lists/lists.parquet"
+    Recommender.from_embeddings(cat, embs, fusion="intermediate").save(model)
+    export_lists(model, lists, k=10, progress=False)
+    rec = Recommender.load(model)
+    _day_of_changes(rec, rng)
+    rec.save(model)
+    capsys.readouterr()
+    assert main(["export", model, "--out", lists, "--update", lists, "--quiet"]) == 0
+    assert f"to {lists} in" in capsys.readouterr().err
+    export_lists(model, tmp_path / "full.parquet", k=10, progress=False)
+    with s3.fs.open_input_file("lists-g/lists/lists.parquet") as f:
+        got = pq.read_table(f)
+    want = pq.read_table(tmp_path / "full.parquet").to_pydict()
+    assert got.column("ids").to_pylist() == want["ids"] and got.num_rows == 315
+    meta = json.loads(got.schema.metadata[b"prodfusion.lists"])
+    assert meta["updated_from"]["file"] == lists and 0 < meta["updated_from"]["recomputed"] < 315
+
+
 def test_update_in_place_refusals_and_cli(model, tmp_path, capsys):
     """--out may be the previous file; settings come from it (a clash is an error); a range
     export and a model whose clicks were retrained since are refused, naming why."""
@@ -469,9 +497,8 @@ def test_export_to_a_bucket_uploads_the_same_file_and_never_replaces_a_stranger(
     with fs.open_input_file("lists-f/daily/resumed.parquet") as f:
         assert pq.read_table(f).column("ids").to_pylist() == _expected(
             Recommender.load(model), 5)[0]
-    assert main(["export", str(model), "--out", uri2, "--update", str(local)]) != 0
-    assert "error: --update reads and writes local lists files" in capsys.readouterr().err
     from prodfusion.batch.export import update_lists
 
-    with pytest.raises(ParameterError, match=r"update_lists\(\): reads and writes local"):
-        update_lists(model, uri2, local)
+    rep = update_lists(model, uri2, tmp_path / "again.parquet", progress=False)  # from the bucket
+    assert rep["recomputed"] == 0 and rep["kept"] == 500
+    assert read_lists_meta(tmp_path / "again.parquet")["updated_from"]["file"] == uri2
