@@ -353,10 +353,11 @@ class FolderMirror:
     :meth:`download` copies the objects under ``uri`` that the local folder lacks (or holds
     with another size) into :attr:`local` (``<system temporary folder>/prodfusion-mirror/…``,
     the same for the same URI, so a second run on one machine downloads only what is new);
-    :meth:`upload` copies back what is new or changed locally and removes the objects that
-    were downloaded but are gone locally (a cache compacting its shards). Names beginning with
-    ``.`` (files being written) are left out. One writer at a time: two machines uploading to
-    one folder at once may each remove what the other compacted.
+    :meth:`upload` copies back what the folder lacks or holds with another size and removes
+    the objects that were downloaded but are gone locally (a cache compacting its shards).
+    Names beginning with ``.`` (files being written) are left out. Two machines saving in
+    turn lose nothing: what one removed (compacted) and the other still has is uploaded again
+    by the other (the cache reads a vector from any shard holding it).
     """
 
     def __init__(self, uri: str) -> None:
@@ -385,15 +386,18 @@ class FolderMirror:
         return n
 
     def upload(self) -> tuple[int, int]:
-        """Copy back what is new or changed locally, remove what was compacted away; returns
-        ``(uploaded, removed)``."""
+        """Copy back what is new or changed since the download, and what another machine
+        removed since then that this one still has; remove what this one downloaded and
+        compacted away; returns ``(uploaded, removed)``."""
         here = {str(p.relative_to(self.local)): p.stat().st_size
                 for p in self.local.rglob("*") if p.is_file()
                 and not any(part.startswith(".") for part in p.relative_to(self.local).parts)}
-        up = [n for n, size in sorted(here.items()) if self.remote.get(n) != size]
+        now = folder_listing(self.uri)
+        up = [n for n, size in sorted(here.items()) if self.remote.get(n) != size
+              or n not in now]
         for name in up:
             upload_file(self.local / name, self._object(name))
-        gone = [n for n in sorted(self.remote) if n not in here
+        gone = [n for n in sorted(self.remote) if n not in here and n in now
                 and not any(p.startswith(".") for p in n.split("/"))]
         if gone:
             fs, _ = locate(self.uri + "/")

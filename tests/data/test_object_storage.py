@@ -207,7 +207,24 @@ def test_a_folder_mirror_copies_what_is_new_each_way_and_what_was_compacted_away
     assert listing == {"mirror-t/cache/b.keys.txt": 3, "mirror-t/cache/d.npy": 4,
                        "mirror-t/cache/late/c.npy": 1}
     assert m.upload() == (0, 0)
+    # two machines saving in turn: what the first compacted away and the second still has
+    # is uploaded again by the second, and the first's new shard is kept
+    other = FolderMirror("s3://mirror-t/cache")
+    other.local = m.local.with_name(m.local.name + "-other")  # the second machine's folder
+    shutil.rmtree(other.local, ignore_errors=True)
+    other.download()
+    (m.local / "b.keys.txt").unlink()
+    (m.local / "d.npy").unlink()
+    (m.local / "e.npy").write_bytes(b"e")
+    assert m.upload() == (1, 2)
+    (other.local / "f.npy").write_bytes(b"ff")
+    assert other.upload() == (3, 0)  # f, and b and d which the first machine removed
+    listing = {i.path: i.size for i in s3.fs.get_file_info(
+        pafs.FileSelector("mirror-t/cache", recursive=True)) if i.type.name == "File"}
+    assert sorted(listing) == ["mirror-t/cache/" + n for n in (
+        "b.keys.txt", "d.npy", "e.npy", "f.npy", "late/c.npy")]
     shutil.rmtree(m.local)
+    shutil.rmtree(other.local)
 
 
 def _folder(path, files: dict[str, bytes]):
