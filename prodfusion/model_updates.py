@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from prodfusion.data.catalog import Catalog
+from prodfusion.data.storage import stamps_of_objects_among
 from prodfusion.encoders.base import MODALITIES, Embeddings, check_finite
 from prodfusion.errors import ParameterError, param_error
 from prodfusion.index.clustering import assign_to_centroids, centroids_from_labels
@@ -269,15 +270,22 @@ def _last_encoded(rec) -> float | None:
 
 
 def photo_stamps(paths) -> np.ndarray:
-    """``(size, mtime_ns)`` of each photo file, ``(-1, -1)`` where there is no path or no
-    file: what :func:`changed_products` compares a feed's photos with (``make``'s and
-    ``rsync``'s quick check). Taken *before* the photos are encoded, so a file replaced while
-    they are read is found changed next time rather than missed."""
+    """``(size, mtime_ns)`` of each photo file (of a photo in a bucket, its object's:
+    :func:`prodfusion.data.storage.object_stamps`), ``(-1, -1)`` where there is no path, no
+    file or a URL: what :func:`changed_products` compares a feed's photos with (``make``'s
+    and ``rsync``'s quick check). Taken *before* the photos are encoded, so a file replaced
+    while they are read is found changed next time rather than missed."""
     import os
 
+    from prodfusion.data.io import is_url
+
     out = np.full((len(paths), 2), -1, dtype=np.int64)
+    objects = stamps_of_objects_among(paths)
     for i, p in enumerate(paths):
         if not p:
+            continue
+        if is_url(p):
+            out[i] = objects.get(str(p).strip(), (-1, -1))
             continue
         try:
             st = os.stat(p)
@@ -373,17 +381,25 @@ def changed_products(rec, catalog: Catalog) -> pl.DataFrame:
         stamps = getattr(rec, "photo_stamps_", None)
         if stamps is not None and len(stamps) != len(mask):
             stamps = None
+        feed_photos = column(new, IMAGE, feed)
+        objects = stamps_of_objects_among([b for a, b in zip(column(old, IMAGE, rows), feed_photos,
+                                                    strict=True) if a == b])
         with progress_bar(len(feed), "photos checked", "photo",
                           rec.progress is not False and len(feed) >= 50_000) as bar:
-            for i, (a, b, r) in enumerate(zip(column(old, IMAGE, rows),
-                                              column(new, IMAGE, feed), rows, strict=True)):
+            for i, (a, b, r) in enumerate(zip(column(old, IMAGE, rows), feed_photos, rows,
+                                              strict=True)):
                 if i % 10_000 == 9_999:
                     bar.update(10_000)
                 if not b:  # no photo now: changed when the model has one
                     photos[i] = bool(mask[r])
                     continue
                 if is_url(b):  # a photo named by URL: changed when its URL did (a photo
-                    photos[i] = a != b  # replaced on the server under the same URL is not seen)
+                    # replaced on a web server under the same URL is not seen); one in a
+                    # bucket also when its object's size or time differs from when encoded
+                    now = objects.get(b.strip())
+                    photos[i] = a != b or (now is not None and now[0] >= 0 and stamps is not
+                                           None and stamps[r, 0] >= 0
+                                           and now != tuple(stamps[r]))
                     continue
                 try:
                     st = os.stat(b)

@@ -48,7 +48,7 @@ __all__ = ["OBJECT_SCHEMES", "is_object_uri", "locate", "read_object", "download
            "list_objects", "upload_file", "object_head", "staging_path", "object_stamp",
            "local_copy", "path_or_uri", "copy_chunks", "FolderMirror", "folder_listing",
            "folder_state", "publish_folder", "folder_copy", "adopt_copy", "BUSY",
-           "check_no_upload"]
+           "check_no_upload", "object_stamps", "stamps_of_objects_among"]
 
 #: URI schemes read through ``pyarrow.fs`` (S3, Google Cloud Storage, Azure, HDFS).
 OBJECT_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "hdfs", "viewfs")
@@ -317,6 +317,55 @@ def object_stamp(uri: str) -> tuple | None:
     if info.type != pafs.FileType.File:
         return None
     return (uri.strip(), int(info.mtime_ns or 0), int(info.size or 0))
+
+
+#: From this many objects of one folder, :func:`object_stamps` lists the folder rather than
+#: asking for each object (a listing page holds 1,000).
+LIST_FROM = 50
+
+
+def object_stamps(uris) -> dict[str, tuple[int, int]]:
+    """``{uri: (size, modification time in ns)}`` of the objects ``uris`` (``(-1, -1)`` for
+    one that is not there), asked cheaply: the objects of one folder listed together where
+    there are :data:`LIST_FROM` or more of them (a catalog's photos: one listing page per
+    1,000), else one request each. What tells a photo replaced in place under the same key;
+    :class:`PhotoFetchError` where the store cannot be asked."""
+    import pyarrow.fs as pafs
+
+    groups: dict[str, list[str]] = {}
+    for u in dict.fromkeys(str(u).strip() for u in uris):
+        groups.setdefault(u.rsplit("/", 1)[0], []).append(u)
+    out: dict[str, tuple[int, int]] = {}
+    for folder, members in groups.items():
+        fs, _ = locate(members[0])
+        keys = {u: locate(u)[1] for u in members}
+        try:
+            if len(members) >= LIST_FROM:
+                base = locate(folder + "/")[1].rstrip("/")
+                found = fs.get_file_info(pafs.FileSelector(base, recursive=False,
+                                                           allow_not_found=True))
+            else:
+                found = fs.get_file_info(list(keys.values()))
+        except Exception as exc:
+            raise _failure(exc) from None
+        info = {i.path: (int(i.size or 0), int(i.mtime_ns or 0)) for i in found
+                if i.type == pafs.FileType.File}
+        for u, k in keys.items():
+            out[u] = info.get(k, (-1, -1))
+    return out
+
+
+def stamps_of_objects_among(paths) -> dict[str, tuple[int, int]]:
+    """:func:`object_stamps` of the objects in a bucket among ``paths`` (local files and web
+    URLs left out), by URI; empty where there are none or the store cannot be asked (a
+    photo's change then goes by its URI alone)."""
+    from prodfusion.data.photos import PhotoFetchError
+
+    uris = [str(p).strip() for p in paths if p and is_object_uri(p)]
+    try:
+        return object_stamps(uris) if uris else {}
+    except PhotoFetchError:
+        return {}
 
 
 def local_copy(stamp: tuple):

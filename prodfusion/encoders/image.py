@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from prodfusion.data.storage import stamps_of_objects_among
 from prodfusion.encoders._util import BatchEncoder, check_batch_size, logger, progress_bar
 from prodfusion.encoders.base import Embeddings, Modality, check_finite
 from prodfusion.encoders.cache import content_key
@@ -171,15 +172,22 @@ class ImageEncoder(BatchEncoder):
         raise NotImplementedError
 
     # ---------------------------------------------------------------- workers
-    def _hash_one(self, path: str) -> tuple[str | None, str | None]:
+    def _hash_one(self, path: str, stamp: tuple | None = None) -> tuple[str | None, str | None]:
         """The cache key of a photo: the SHA-256 of a file's bytes; of a URL, its
-        :func:`~prodfusion.data.photos.url_key` (nothing fetched)."""
+        :func:`~prodfusion.data.photos.url_key` (nothing fetched); of an object in a bucket,
+        that of its URI with its size and time (``stamp``, from
+        :func:`~prodfusion.data.storage.stamps_of_objects_among`), so a
+        photo replaced in place under the same key is encoded again."""
         from prodfusion.data.io import is_url
 
         if is_url(path):
             from prodfusion.data.photos import url_key
 
-            return url_key(path), None
+            if stamp is None:
+                return url_key(path), None
+            if stamp[0] < 0:
+                return None, "download failed: not found"
+            return url_key(f"{path.strip()}\0{stamp[0]}:{stamp[1]}"), None
         try:
             return content_key(_read(path)), None
         except OSError as exc:
@@ -242,7 +250,9 @@ class ImageEncoder(BatchEncoder):
         pool = ThreadPoolExecutor(max_workers=self.decode_workers, thread_name_prefix="pf-img")
         try:
             if self.cache is not None and given:
-                hashes = pool.map(self._hash_one, [str(paths[i]) for i in given])
+                stamps = stamps_of_objects_among([str(paths[i]) for i in given])
+                hashes = pool.map(lambda p: self._hash_one(p, stamps.get(p.strip())),
+                                  [str(paths[i]) for i in given])
                 for i, (key, err) in zip(given, hashes, strict=True):
                     if key is None:
                         failed[i] = ImageFailure(i, str(paths[i]), "missing", err)

@@ -178,10 +178,14 @@ def encode_on_ray(
         inputs = list(dict.fromkeys(titles))
         keys = [content_key(t) for t in inputs]
     else:
+        from prodfusion.data.storage import stamps_of_objects_among
+
         paths = [p if p else None for p in catalog.image_paths]
         inputs, keys = [], []
-        for p in dict.fromkeys(p for p in paths if p is not None):
-            key, err = enc._hash_one(str(p))
+        unique = list(dict.fromkeys(p for p in paths if p is not None))
+        stamps = stamps_of_objects_among(unique)  # keys as the local encode makes them
+        for p in unique:
+            key, err = enc._hash_one(str(p), stamps.get(str(p).strip()))
             inputs.append(str(p))
             keys.append(key if key is not None else f"missing:{p}")
             if key is None:

@@ -372,11 +372,51 @@ def test_photos_in_a_bucket_are_encoded_as_their_files_and_served(s3, tmp_path, 
         assert again.status_code == 200 and again.content == files[1].read_bytes()
 
 
+def test_a_photo_replaced_in_place_in_a_bucket_is_found_by_add_and_encoded_again(
+        s3, tmp_path, tiny_clip_path, capsys):
+    """A photo in a bucket overwritten under the same key: `add` with the same feed finds it
+    changed (its object's size and time differ from when it was encoded; the others, listed
+    with it, do not) and encodes the new photo — not the cache's vector of the old one,
+    which is keyed by the URI with the object's size and time."""
+    import time
+
+    from prodfusion.cli import main
+    from prodfusion.recommender import Recommender
+
+    for i, kind in enumerate(("red_disk", "blue_stripes", "green_square")):
+        draw(kind, shift=i).save(tmp_path / f"{i}.jpg", quality=95)
+        s3.put_file(f"s3://photos-r/feed/img/{i}.jpg", tmp_path / f"{i}.jpg")
+    s3.put("s3://photos-r/feed/catalog.csv", (
+        "id,title,photo\n" + "".join(f"P{i},Product {i},img/{i}.jpg\n" for i in range(3))
+    ).encode())
+    model = tmp_path / "model"
+    args = ["--id-col", "id", "--image-col", "photo"]
+    assert main(["build", "--catalog", "s3://photos-r/feed/catalog.csv", *args, "--text",
+                 "none", "--image", f"clip:{tiny_clip_path}", "--cache-dir",
+                 str(tmp_path / "cache"), "--out", str(model)]) == 0
+    before = Recommender.load(model).embeddings_["image"].vectors.copy()
+    assert (Recommender.load(model).photo_stamps_[:, 0] > 0).all()  # the objects' sizes
+    capsys.readouterr()
+    assert main(["add", str(model), "--catalog", "s3://photos-r/feed/catalog.csv"]) == 0
+    assert "none changed" in capsys.readouterr().err  # nothing replaced: nothing re-encoded
+    time.sleep(1.1)  # the store's clock has seconds
+    draw("red_disk", shift=9).save(tmp_path / "new.jpg", quality=60)
+    s3.put_file("s3://photos-r/feed/img/1.jpg", tmp_path / "new.jpg")
+    assert main(["add", str(model), "--catalog", "s3://photos-r/feed/catalog.csv"]) == 0
+    assert "1 changed" in capsys.readouterr().err
+    after = Recommender.load(model).embeddings_["image"].vectors
+    want, _, _ = make_encoder(f"clip:{tiny_clip_path}", progress=False).encode_paths(
+        [str(tmp_path / "new.jpg")])
+    np.testing.assert_allclose(after[1], want[0], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(after[1], before[1], atol=1e-3)
+    np.testing.assert_array_equal(after[[0, 2]], before[[0, 2]])
+
+
 def test_an_embedding_cache_in_a_bucket_outlives_the_machine(s3, tmp_path, tiny_clip_path,
                                                             capsys, monkeypatch):
     """``--cache-dir s3://…``: the cache mirrored into a local folder and saved back when the
     command ends; a build on a fresh machine (the mirror gone) finds every photo's vector in
-    it — here the photos themselves are gone from the bucket by then."""
+    it — no photo is read again."""
     import shutil
 
     from prodfusion.cli import main
@@ -402,10 +442,14 @@ def test_an_embedding_cache_in_a_bucket_outlives_the_machine(s3, tmp_path, tiny_
     first = Recommender.load(tmp_path / "m1").embeddings_["image"]
     assert first.mask.all()
 
-    # a fresh machine: no local mirror; the photos gone from the bucket
+    # a fresh machine: no local mirror; no photo read again (listed only: their sizes and
+    # times are the cache's keys with their URIs)
     shutil.rmtree(FolderMirror(cache).local)
-    for i in range(4):
-        s3.fs.delete_file(f"photos-m/img/{i}.jpg")
+    from prodfusion.data import storage
+
+    read = storage.read_object
+    monkeypatch.setattr(storage, "read_object", lambda uri, *a, **k: (
+        pytest.fail(f"{uri} read again") if "/img/" in uri else read(uri, *a, **k)))
     assert main(["build", *common, "--out", str(tmp_path / "m2")]) == 0
     err = capsys.readouterr().err
     assert f"embedding cache {cache}: 3 file(s) downloaded" in err
