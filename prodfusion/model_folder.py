@@ -580,4 +580,8 @@ def read_model_folder(cls, path: str | os.PathLike, *, mmap: bool = True,
     rec.manifest_ = manifest
     rec.path_ = path
     rec.uri_ = uri  # the bucket folder it was read from, or None
+    if uri:  # the copy read stays while the model lives (its index is read on first use)
+        from prodfusion.data.storage import CopyHold
+
+        rec._copy_hold = CopyHold(path)
     return rec

@@ -65,6 +65,26 @@ def test_a_model_built_into_a_bucket_is_read_tuned_added_to_and_exported_from_th
     assert main(["similar", uri, str(rec.catalog.ids[0]), "-k", "3"]) == 0
     assert str(rec.catalog.ids[0]) in capsys.readouterr().out
 
+    # a model read from the bucket and saved back there keeps its copy while it lives:
+    # its index pieces, read on first use, are still there after the save
+    held = Recommender.load(uri)
+    copy = held.path_
+    held.retire([str(held.catalog.ids[0])])  # another manifest: another publication
+    held.save(uri)
+    assert Recommender.load(uri).path_ != copy
+    assert copy.is_dir() and held.similar(str(held.catalog.ids[1]), 5)[0].size == 5
+    del held, rec  # every model read from that copy
+    import gc
+
+    gc.collect()
+    again = Recommender.load(uri)
+    again.retire([str(again.catalog.ids[0])], retired=False)
+    again.retire([str(again.catalog.ids[2])])
+    again.save(uri)  # the next publication's copy made: the one let go of is removed
+    assert not copy.exists()
+    again.retire([str(again.catalog.ids[2])], retired=False)
+    again.save(uri)  # as built again (the copy of that manifest made anew)
+
     # tune writes the bucket's folder back: its manifest now holds the weighting
     assert "weighting" not in _manifest(s3, "models-t/shop/current")["settings"]
     assert main(["tune", uri, "--workers", "1", "--quiet"]) == 0

@@ -48,7 +48,7 @@ __all__ = ["OBJECT_SCHEMES", "is_object_uri", "locate", "read_object", "download
            "list_objects", "upload_file", "object_head", "staging_path", "object_stamp",
            "local_copy", "path_or_uri", "copy_chunks", "FolderMirror", "folder_listing",
            "folder_state", "publish_folder", "folder_copy", "adopt_copy", "BUSY",
-           "check_no_upload", "object_stamps", "stamps_of_objects_among"]
+           "check_no_upload", "object_stamps", "stamps_of_objects_among", "CopyHold"]
 
 #: URI schemes read through ``pyarrow.fs`` (S3, Google Cloud Storage, Azure, HDFS).
 OBJECT_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "hdfs", "viewfs")
@@ -723,6 +723,20 @@ def _ready(uri: str, target) -> bool:
         return True
     _release(uri)
     return False
+
+
+class CopyHold:
+    """A shared lock on a copy made by :func:`folder_copy`, kept while this object lives
+    (a model read from the copy holds one: the copy is not removed under it, even after
+    this process took a newer copy of the same folder)."""
+
+    def __init__(self, folder) -> None:
+        import os
+        import weakref
+
+        self.fd = _lock(folder, exclusive=False)
+        if self.fd is not None:
+            weakref.finalize(self, os.close, self.fd)
 
 
 def _release(uri: str) -> None:
