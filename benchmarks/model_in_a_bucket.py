@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,12 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _report import command_line, machine, write_markdown  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from _s3 import local_s3  # noqa: E402
 
 
 def _model(n: int):
@@ -77,13 +70,6 @@ def main() -> None:
     from prodfusion.recommender import Recommender
 
     work = Path(tempfile.mkdtemp(prefix="pf-model-bucket-"))
-    port = _free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    moto = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
-    server = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
-                      AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=endpoint)
     uri = "s3://bench-models/shop/current"
     rows: dict[str, list[float]] = {k: [] for k in (
         "save: local folder", "save: bucket (written locally, uploaded)",
@@ -91,19 +77,11 @@ def main() -> None:
         "load: bucket, again (this machine's copy)",
         "baseline: copy_files up (pyarrow, threads)",
         "baseline: copy_files down (pyarrow, threads)")}
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        import pyarrow.fs as pafs
+    import pyarrow.fs as pafs
 
-        fs = pafs.S3FileSystem(endpoint_override=endpoint, access_key="bench",
-                               secret_key="bench", region="us-east-1",
-                               allow_bucket_creation=True)
-        fs.create_dir("bench-models")
+    with local_s3("bench-models") as s3:
+        os.environ.update(s3.env)
+        fs, server = s3.fs, s3.process
         disk = pafs.LocalFileSystem()
         rec = _model(args.products)
         proc = psutil.Process(server.pid)
@@ -137,11 +115,8 @@ def main() -> None:
         q = list(there.catalog.ids[:200])
         same = int((there.similar_batch(q, 15)[0] == fresh.similar_batch(q, 15)[0])
                    .all(axis=1).sum())
-    finally:
-        server.terminate()
-        server.wait()
-        shutil.rmtree(storage._local_home("copies", uri), ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(storage._local_home("copies", uri), ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
 
     med = {k: float(np.median(v)) for k, v in rows.items()}
     lines = [

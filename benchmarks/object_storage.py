@@ -19,9 +19,7 @@ millisecond; a real bucket is farther away, so this measures what reading throug
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,12 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _report import command_line, machine, write_markdown  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from _s3 import local_s3  # noqa: E402
 
 
 def main() -> None:
@@ -64,24 +57,8 @@ def main() -> None:
     clicks[:half].write_parquet(work / "clicks" / "part-0.parquet")
     clicks[half:].write_parquet(work / "clicks" / "part-1.parquet")
 
-    port = _free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    moto = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
-    server = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        fs = pafs.S3FileSystem(endpoint_override=endpoint, access_key="bench",
-                               secret_key="bench", region="us-east-1",
-                               allow_bucket_creation=True)
-        fs.create_dir("bench-shop")
+    with local_s3("bench-shop") as s3:
+        env, fs, server = s3.env, s3.fs, s3.process
         local_fs = pafs.LocalFileSystem()
         t0 = time.perf_counter()
         pafs.copy_files(str(paths.catalog.parent), "bench-shop/shop",
@@ -111,9 +88,6 @@ def main() -> None:
                 if name == "S3 bucket":
                     server_cpu.append(sum(proc.cpu_times()[:2]) - c0)
                 print(f"{name} round {r}: {seconds[name][-1]:.1f}s", flush=True)
-    finally:
-        server.terminate()
-        server.wait()
 
     a = Recommender.load(work / "model-local-0")
     b = Recommender.load(work / "model-S3-0")
