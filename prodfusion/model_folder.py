@@ -35,8 +35,8 @@ from prodfusion.errors import DataError, FormatVersionError, ModelError, Paramet
 from prodfusion.fusion.weights import Weighting
 from prodfusion.index.base import IndexSettings
 
-__all__ = ["MANIFEST", "FORMAT_VERSION", "check_model_destination", "is_model_folder", "model_copy",
-           "read_parquet_file", "read_npy_file", "read_manifest_file", "catalog_fingerprint",
+__all__ = ["MANIFEST", "FORMAT_VERSION", "check_model_destination", "is_model_folder",
+           "model_copy", "read_parquet_file", "read_npy_file", "read_manifest_file", "catalog_fingerprint",
            "new_manifest", "write_model_folder", "read_model_folder"]
 
 #: Version of the model-folder layout. Loading refuses folders from a newer format.

@@ -382,8 +382,9 @@ def changed_products(rec, catalog: Catalog) -> pl.DataFrame:
         if stamps is not None and len(stamps) != len(mask):
             stamps = None
         feed_photos = column(new, IMAGE, feed)
-        objects = stamps_of_objects_among([b for a, b in zip(column(old, IMAGE, rows), feed_photos,
-                                                    strict=True) if a == b])
+        same_uri = [b for a, b in zip(column(old, IMAGE, rows), feed_photos, strict=True)
+                    if a == b]
+        objects = stamps_of_objects_among(same_uri)  # photos in a bucket: listed
         with progress_bar(len(feed), "photos checked", "photo",
                           rec.progress is not False and len(feed) >= 50_000) as bar:
             for i, (a, b, r) in enumerate(zip(column(old, IMAGE, rows), feed_photos, rows,

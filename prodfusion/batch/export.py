@@ -382,9 +382,9 @@ def update_lists(
     export (up to an approximate index's recall) and is written to ``out`` atomically (``out``
     may be ``previous``; either may be an object in a bucket, ``s3://…``: read from its local
     copy, written into a local staging file and uploaded). Checking costs one exact score
-    per kept list and new or changed product. When every list may have changed — the click vectors retrained, the weights
-    tuned, the folder rebuilt (:func:`prodfusion.batch.lists.stale_reasons`) — it refuses:
-    export in full.
+    per kept list and new or changed product. When every list may have changed — the click
+    vectors retrained, the weights tuned, the folder rebuilt
+    (:func:`prodfusion.batch.lists.stale_reasons`) — it refuses: export in full.
 
     Returns
     -------

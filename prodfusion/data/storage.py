@@ -782,10 +782,8 @@ def folder_copy(uri: str, marker: str, *, progress: bool = True, tries: int = 3,
         if _ready(base, target):
             _sweep(home, target)
             return target
+        # an upload starting from now takes the marker away first: seen at the end
         names = folder_listing(base)
-        if BUSY in names:
-            why = "it is being written (or its upload stopped)"
-            continue
         home.mkdir(parents=True, exist_ok=True)
         part = home / f".{target.name}.{os.getpid()}.part"
         shutil.rmtree(part, ignore_errors=True)

@@ -327,6 +327,11 @@ def test_a_folder_copy_is_one_publication_whole_made_once_and_removed_when_unuse
         assert storage.folder_copy(uri, "manifest.json") == c2  # the marker read, no listing
     assert downloads == []
 
+    # an upload that stopped after its marker (the busy object left): the folder is read
+    s3.put(uri + "/" + storage.BUSY, b"")
+    shutil.rmtree(c2)  # not on this machine: downloaded
+    assert storage.folder_copy(uri, "manifest.json", tries=1) == c2
+    assert (c2 / "a.npy").read_bytes() == b"A2"
     # an upload under way (its busy object, no marker): waited for, then named
     s3.put(uri + "/" + storage.BUSY, b"")
     s3.fs.delete_file("copy-t/m/manifest.json")
