@@ -415,7 +415,11 @@ def _write_to_store(rec, uri: str, overwrite: bool) -> str:
     from prodfusion.data.photos import PhotoFetchError
     from prodfusion.data.storage import adopt_copy, publish_folder, staging_path
 
+    import uuid
+
     uri = check_model_destination(uri, overwrite=overwrite, option="save()")
+    # each upload its own manifest (copies and the service tell publications by its bytes)
+    rec.manifest_ = {**rec.manifest_, "upload_id": uuid.uuid4().hex}
     staging = staging_path(uri + "/model")  # <temporary folder>/prodfusion-staging/<hash>/model
     written = write_model_folder(rec, staging, overwrite=True)
     try:
