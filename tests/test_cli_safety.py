@@ -218,3 +218,27 @@ def test_demo_never_writes_into_a_users_folder(tmp_path, capsys):
     assert "no .prodfusion-demo" in capsys.readouterr().err
     assert (tmp_path / "data" / "catalog.csv").read_text() == "mine"
     assert not (tmp_path / ".prodfusion-demo").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["evaluate", "retrieval", "MODEL", "--out", "s3://reports/eval"],
+    ["demo", "--out", "s3://shop/demo"],
+    ["corpus", "CLICKS", "--out", "s3://shop/clicks.corpus"],
+    ["categorize", "train", "--catalog", "CATALOG", "--out", "s3://shop/categorizer"],
+    ["ab", "views", "EVENTS", "--out", "s3://shop/views.parquet"],
+    ["corpus", "CLICKS", "--out", "c.txt", "--work-dir", "s3://shop/work"],
+])
+def test_an_output_in_a_bucket_of_a_command_that_writes_locally_is_refused_first(
+        files, argv, monkeypatch, capsys):
+    """A command that writes a local file or folder, given `--out s3://…`, wrote a local
+    folder named `s3:` (`corpus` said `written to s3:/x/c.txt`); now it is refused before
+    any work, naming the commands that do write to a bucket."""
+    monkeypatch.chdir(files)
+    names = {"MODEL": str(files / "model"), "CLICKS": str(files / "clicks.csv"),
+             "CATALOG": str(files / "catalog.csv"), "EVENTS": str(files / "events.sqlite3")}
+    before = sorted(p.name for p in files.iterdir())
+    assert main([names.get(a, a) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert f"`prodfusion {argv[0]}` writes it locally; name a local path" in err
+    assert "`export --out`" in err
+    assert sorted(p.name for p in files.iterdir()) == before  # no folder named 's3:'

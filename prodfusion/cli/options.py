@@ -11,6 +11,7 @@ from prodfusion.pipeline import none_or  # noqa: F401  (the CLI's name for it)
 from prodfusion.sources import DEFAULT_PAIR_COLS
 
 __all__ = [
+    "check_local_outputs",
     "csv_list",
     "duration",
     "session_gap",
@@ -287,6 +288,28 @@ def cache_folder(args):
             args.cache_mirror_ = mirror
         folder = mirror.local
     return folder
+
+
+#: Commands whose ``--out`` may name a folder or object in a bucket (they upload it).
+BUCKET_OUTPUTS = frozenset({"build", "add", "export"})
+
+
+def check_local_outputs(args) -> None:
+    """Refuse, before any work, a ``--out`` / ``--work-dir`` in a bucket (``s3://…``) of a
+    command that writes a local file or folder (an evaluation report, a corpus, a demo, a
+    categorizer…): it would be written to a local folder named ``s3:``."""
+    from prodfusion.data.storage import is_object_uri
+    from prodfusion.errors import ParameterError
+
+    for attr, opt in (("out", "--out"), ("work_dir", "--work-dir")):
+        value = getattr(args, attr, None)
+        if not is_object_uri(value) or (attr == "out" and args.command in BUCKET_OUTPUTS):
+            continue
+        raise ParameterError(
+            f"{opt} {value!r}: `prodfusion {args.command}` writes it locally; name a local "
+            "path and copy it to the bucket afterwards. Model folders (`build --out`, `add "
+            "--out`), lists (`export --out`) and the embedding cache (`--cache-dir`) go to a "
+            "bucket themselves.")
 
 
 def save_cache_mirror(args) -> None:
