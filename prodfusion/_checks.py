@@ -38,7 +38,25 @@ __all__ = [
     "is_int",
     "is_real",
     "to_jsonable",
+    "OBJECT_SCHEMES",
+    "is_object_uri",
 ]
+
+#: URI schemes read through ``pyarrow.fs`` (S3, Google Cloud Storage, Azure, HDFS):
+#: :mod:`prodfusion.data.storage` reads and writes them.
+OBJECT_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "hdfs", "viewfs")
+
+
+def is_object_uri(value: object) -> bool:
+    """Whether ``value`` names an object in a bucket (``s3://shop-data/feed.csv``).
+
+    >>> is_object_uri(" s3://shop-data/a.jpg"), is_object_uri("https://cdn.example/a.jpg")
+    (True, False)
+    """
+    if not isinstance(value, str):
+        return False
+    head, sep, _ = value.strip().partition("://")
+    return bool(sep) and head.lower() in OBJECT_SCHEMES
 
 #: The largest ``k`` any query accepts (library, CLI, export, evaluation; the service may
 #: lower it through its settings).

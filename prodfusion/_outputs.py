@@ -31,6 +31,20 @@ def usual_permissions(path: str | os.PathLike) -> None:
     os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~umask)
 
 
+def _refuse_object_uri(path, where: str) -> None:
+    """An output named by an object-storage URI (``s3://…``) where a local one is written:
+    refused (it would become a local folder named ``s3:``)."""
+    from prodfusion._checks import OBJECT_SCHEMES, is_object_uri
+
+    # a Path made of the URI has folded its '//': 's3:/bucket/…', first part 's3:'
+    folded = isinstance(path, Path) and bool(path.parts) and \
+        path.parts[0].lower() in {f"{s}:" for s in OBJECT_SCHEMES}
+    if is_object_uri(path) or folded:
+        shown = path.parts[0] + "//" + "/".join(path.parts[1:]) if folded else str(path)
+        raise ParameterError(f"{where} {shown!r}: written locally; name a local path and copy "
+                             "it to the bucket afterwards.")
+
+
 def check_replaceable_folder(path: str | os.PathLike, marker: str, where: str,
                              what: str = "prodfusion") -> None:
     """Refuse to replace or empty an existing folder unless it is empty or holds ``marker``
@@ -43,6 +57,7 @@ def check_replaceable_folder(path: str | os.PathLike, marker: str, where: str,
     Traceback (most recent call last):
     ParameterError: out ...: an existing folder that holds files prodfusion did not write ...
     """
+    _refuse_object_uri(path, where)
     p = Path(path)
     if not p.exists() and not p.is_symlink():
         return
@@ -64,6 +79,7 @@ def check_output_file(path: str | os.PathLike, where: str, *, written_by: str,
     one of the command's own ``inputs``, or an existing file for which ``ours(path)`` fails
     or is false (it is not ``written_by``: an earlier output of the same kind). ``name``:
     what to name instead of a folder, in the message."""
+    _refuse_object_uri(path, where)
     p = Path(path)
     if p.is_dir():
         raise ParameterError(f"{where} {str(path)!r} is a folder; name {name} to write.")

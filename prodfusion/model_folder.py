@@ -412,10 +412,10 @@ def write_model_folder(rec, path: str | os.PathLike, *, overwrite: bool = False)
 
 def _write_to_store(rec, uri: str, overwrite: bool) -> str:
     """:func:`write_model_folder` for a folder in a bucket."""
+    import uuid
+
     from prodfusion.data.photos import PhotoFetchError
     from prodfusion.data.storage import adopt_copy, publish_folder, staging_path
-
-    import uuid
 
     uri = check_model_destination(uri, overwrite=overwrite, option="save()")
     # each upload its own manifest (copies and the service tell publications by its bytes)

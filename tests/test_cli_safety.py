@@ -242,3 +242,22 @@ def test_an_output_in_a_bucket_of_a_command_that_writes_locally_is_refused_first
     assert f"`prodfusion {argv[0]}` writes it locally; name a local path" in err
     assert "`export --out`" in err
     assert sorted(p.name for p in files.iterdir()) == before  # no folder named 's3:'
+
+
+def test_the_python_functions_writing_locally_refuse_a_bucket_uri_too(tmp_path, monkeypatch):
+    """From Python (a URI, or a Path made of one, which folds its '//'): refused before any
+    work, the URI named."""
+    from pathlib import Path
+
+    from prodfusion.demo import run_demo
+    from prodfusion.engine.corpus import prepare_corpus
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clicks.csv").write_text(SESSIONS)
+    for call in (lambda: run_demo(out_dir="s3://shop/demo"),
+                 lambda: run_demo(out_dir=Path("s3://shop/demo")),
+                 lambda: prepare_corpus([str(tmp_path / "clicks.csv")], Path("s3://shop/c.txt"))):
+        with pytest.raises(ParameterError, match="'s3://shop/.*': written locally; name a "
+                                                 "local path"):
+            call()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clicks.csv"]

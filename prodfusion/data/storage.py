@@ -44,14 +44,14 @@ import re
 import threading
 import urllib.parse
 
+from prodfusion._checks import OBJECT_SCHEMES, is_object_uri  # noqa: F401  (their names here)
+
 __all__ = ["OBJECT_SCHEMES", "is_object_uri", "locate", "read_object", "download_object",
            "list_objects", "upload_file", "object_head", "staging_path", "object_stamp",
            "local_copy", "path_or_uri", "copy_chunks", "FolderMirror", "folder_listing",
            "folder_state", "publish_folder", "folder_copy", "adopt_copy", "BUSY",
            "check_no_upload", "object_stamps", "stamps_of_objects_among", "CopyHold"]
 
-#: URI schemes read through ``pyarrow.fs`` (S3, Google Cloud Storage, Azure, HDFS).
-OBJECT_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "hdfs", "viewfs")
 
 #: Seconds Google Cloud Storage's client may retry a request (its own default: 15 minutes,
 #: which a missing credential spends in full); a URI's ``?retry_limit_seconds=`` wins.
@@ -59,18 +59,6 @@ GCS_RETRY_S = 30
 
 _FILESYSTEMS: dict[tuple, tuple] = {}
 _LOCK = threading.Lock()
-
-
-def is_object_uri(value: object) -> bool:
-    """Whether ``value`` names an object in a bucket (``s3://shop-data/feed.csv``).
-
-    >>> is_object_uri(" s3://shop-data/a.jpg"), is_object_uri("https://cdn.example/a.jpg")
-    (True, False)
-    """
-    if not isinstance(value, str):
-        return False
-    head, sep, _ = value.strip().partition("://")
-    return bool(sep) and head.lower() in OBJECT_SCHEMES
 
 
 def locate(uri: str):
