@@ -396,6 +396,19 @@ def test_a_photo_replaced_in_place_in_a_bucket_is_found_by_add_and_encoded_again
                  str(tmp_path / "cache"), "--out", str(model)]) == 0
     before = Recommender.load(model).embeddings_["image"].vectors.copy()
     assert (Recommender.load(model).photo_stamps_[:, 0] > 0).all()  # the objects' sizes
+
+    def served_photo():  # what /images/P1 sends (a worker keeps the photos it read)
+        from fastapi.testclient import TestClient
+
+        from prodfusion.service.app import create_app
+        from prodfusion.service.settings import ServiceSettings
+
+        settings = ServiceSettings.for_model(model, events=str(tmp_path / "ev.sqlite3"),
+                                             reload_interval_s=0)
+        with TestClient(create_app(settings)) as client:
+            return client.get("/images/P1").content
+
+    assert served_photo() == (tmp_path / "1.jpg").read_bytes()
     capsys.readouterr()
     assert main(["add", str(model), "--catalog", "s3://photos-r/feed/catalog.csv"]) == 0
     assert "none changed" in capsys.readouterr().err  # nothing replaced: nothing re-encoded
@@ -410,6 +423,7 @@ def test_a_photo_replaced_in_place_in_a_bucket_is_found_by_add_and_encoded_again
     np.testing.assert_allclose(after[1], want[0], rtol=1e-5, atol=1e-6)
     assert not np.allclose(after[1], before[1], atol=1e-3)
     np.testing.assert_array_equal(after[[0, 2]], before[[0, 2]])
+    assert served_photo() == (tmp_path / "new.jpg").read_bytes()  # not the worker's old bytes
 
 
 def test_an_embedding_cache_in_a_bucket_outlives_the_machine(s3, tmp_path, tiny_clip_path,

@@ -179,9 +179,13 @@ def products(
 _STORED_PHOTOS = ResultCache(64 * 2**20, weigh=len)
 
 
-def _stored_photo(product_id: str, uri: str):
-    """The photo at ``uri`` (object storage) as the answer, or a 404 naming why not."""
-    data = _STORED_PHOTOS.get(uri)
+def _stored_photo(product_id: str, uri: str, stamp: tuple = ()):
+    """The photo at ``uri`` (object storage) as the answer, or a 404 naming why not. Kept
+    under the URI and ``stamp`` (the object's size and time when the model encoded it): a
+    photo replaced in place and encoded again by ``add`` is read anew once the model
+    reloads."""
+    key = (uri, *stamp)
+    data = _STORED_PHOTOS.get(key)
     if data is None:
         try:
             data = read_object(uri)
@@ -193,7 +197,7 @@ def _stored_photo(product_id: str, uri: str):
         log.warning("image of %r not served (not an image or larger than 32 MiB): %s",
                     product_id, uri.strip())
         return error(404, f"No image for product {product_id!r}.")
-    _STORED_PHOTOS.put(uri, data)
+    _STORED_PHOTOS.put(key, data)
     return Response(data, media_type=kind, headers={"Cache-Control": "public, max-age=3600"})
 
 
@@ -210,7 +214,10 @@ def image(request: Request, product_id: Annotated[str, PathParam(pattern=PRODUCT
             return RedirectResponse(raw.strip(), status_code=307,
                                     headers={"Cache-Control": "public, max-age=3600"})
         if is_object_uri(raw):  # in a bucket (s3://) the browser cannot read: its bytes
-            return _stored_photo(product_id, raw)
+            stamps = getattr(model.recommender, "photo_stamps_", None)
+            row = cat.row_of(product_id)
+            return _stored_photo(product_id, raw, () if stamps is None or row >= len(stamps)
+                                 else tuple(int(x) for x in stamps[row]))
         if model.image_root is None:
             continue
         real = confined_image(raw, model.image_root)
