@@ -43,6 +43,7 @@ from __future__ import annotations
 import re
 import threading
 import urllib.parse
+from contextlib import contextmanager
 
 from prodfusion._checks import OBJECT_SCHEMES, is_object_uri  # noqa: F401  (their names here)
 
@@ -692,6 +693,7 @@ def _sweep(home, keep) -> None:
         try:
             (d / ".complete").unlink(missing_ok=True)  # first: no one adopts it from now on
             shutil.rmtree(d, ignore_errors=True)
+            (home / f".{d.name}.lock").unlink(missing_ok=True)  # its download's lock file
         finally:
             os.close(fd)
 
@@ -747,8 +749,6 @@ def folder_copy(uri: str, marker: str, *, progress: bool = True, tries: int = 3,
     marker changed, or :func:`publish_folder` under way) is copied again, up to ``tries``
     times ``wait_s`` apart. Returns its path; :class:`PhotoFetchError` naming why not
     (``"not found"``: no marker)."""
-    import os
-    import shutil
     import time
 
     from prodfusion.data.photos import PhotoFetchError
@@ -770,38 +770,76 @@ def folder_copy(uri: str, marker: str, *, progress: bool = True, tries: int = 3,
         if _ready(base, target):
             _sweep(home, target)
             return target
-        # an upload starting from now takes the marker away first: seen at the end
-        names = folder_listing(base)
         home.mkdir(parents=True, exist_ok=True)
-        part = home / f".{target.name}.{os.getpid()}.part"
-        shutil.rmtree(part, ignore_errors=True)
-        try:
-            todo = {n: s for n, s in names.items() if n != marker and not _hidden(n)}
-            fs, _ = locate(base + "/" + urllib.parse.quote(marker))
-            with _folder_bar(sum(todo.values()), f"downloading {base}", progress) as bar:
-                meter = _Meter(bar)
-                _each(_get, [(fs, locate(base + "/" + urllib.parse.quote(n))[1], part / n,
-                              meter) for n in sorted(todo)])
-            (part / marker).write_bytes(first)
-            try:
-                again = read_object(base + "/" + urllib.parse.quote(marker))
-            except PhotoFetchError as exc:
-                if str(exc) != "not found":
-                    raise
-                again = None
-            if again != first:  # republished while it was copied
-                continue
-            (part / ".complete").write_bytes(b"")
-            try:
-                os.rename(part, target)
-            except OSError:  # another process made the same copy first: use theirs
-                pass
-        finally:
-            shutil.rmtree(part, ignore_errors=True)
-        if _ready(base, target):
+        with _downloading(home / f".{target.name}.lock"):  # one download per machine
+            if _ready(base, target):  # made by another process meanwhile
+                _sweep(home, target)
+                return target
+            made = _download_copy(base, marker, first, target, progress)
+        if made and _ready(base, target):
             _sweep(home, target)
             return target
     raise PhotoFetchError(f"{why}; tried {max(1, tries)} times (run again when it is done)")
+
+
+@contextmanager
+def _downloading(lock_file):
+    """Hold an exclusive lock on ``lock_file`` (waiting for it): the processes of a machine
+    copying one publication at once (``serve --workers 4``) download it once, the others
+    waiting for that copy. Without ``fcntl`` (Windows) each downloads its own."""
+    import os
+
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _download_copy(base: str, marker: str, first: bytes, target, progress: bool) -> bool:
+    """Download the folder ``base`` into ``target`` (through a part folder renamed into
+    place), its ``marker`` as ``first``; False where the marker changed meanwhile (the folder
+    republished: copy again)."""
+    import os
+    import shutil
+
+    from prodfusion.data.photos import PhotoFetchError
+
+    home = target.parent
+    # an upload starting from now takes the marker away first: seen at the end
+    names = folder_listing(base)
+    part = home / f".{target.name}.{os.getpid()}.part"
+    shutil.rmtree(part, ignore_errors=True)
+    try:
+        todo = {n: s for n, s in names.items() if n != marker and not _hidden(n)}
+        fs, _ = locate(base + "/" + urllib.parse.quote(marker))
+        with _folder_bar(sum(todo.values()), f"downloading {base}", progress) as bar:
+            meter = _Meter(bar)
+            _each(_get, [(fs, locate(base + "/" + urllib.parse.quote(n))[1], part / n,
+                          meter) for n in sorted(todo)])
+        (part / marker).write_bytes(first)
+        try:
+            again = read_object(base + "/" + urllib.parse.quote(marker))
+        except PhotoFetchError as exc:
+            if str(exc) != "not found":
+                raise
+            again = None
+        if again != first:  # republished while it was copied
+            return False
+        (part / ".complete").write_bytes(b"")
+        try:
+            os.rename(part, target)
+        except OSError:  # another process made the same copy first: use theirs
+            pass
+    finally:
+        shutil.rmtree(part, ignore_errors=True)
+    return True
 
 
 def adopt_copy(uri: str, folder, marker: str):

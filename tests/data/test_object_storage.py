@@ -357,3 +357,40 @@ def test_a_folder_copy_is_one_publication_whole_made_once_and_removed_when_unuse
     assert c3 == c2 and (c3 / "a.npy").read_bytes() == b"A2"  # the kept copy, not downloaded
     assert not c1.exists()  # this process let go of it when it took the next one
     shutil.rmtree(storage._local_home("copies", uri), ignore_errors=True)
+
+
+def test_processes_copying_one_publication_at_once_download_it_once(s3, tmp_path,
+                                                                  monkeypatch):
+    """Several workers starting on one machine (`serve --workers 4`) copy a new model at
+    once: one downloads it, the others wait for that copy (a lock per publication)."""
+    import shutil
+    import threading
+    import time
+
+    from prodfusion.data import storage
+
+    s3.fs.create_dir("once-t")
+    uri = "s3://once-t/m"
+    shutil.rmtree(storage._local_home("copies", uri), ignore_errors=True)
+    v1 = _folder(tmp_path / "v1", {"manifest.json": b"one", "a.npy": b"A" * 1000,
+                                   "i/x": b"X"})
+    storage.publish_folder(v1, uri, "manifest.json")
+    real_get, got = storage._get, []
+
+    def slow_get(fs, key, path, meter):
+        got.append(key)
+        time.sleep(0.3)  # the others arrive while it downloads
+        return real_get(fs, key, path, meter)
+
+    monkeypatch.setattr(storage, "_get", slow_get)
+    copies = []
+    threads = [threading.Thread(target=lambda: copies.append(
+        storage.folder_copy(uri, "manifest.json"))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(copies) == 3 and len(set(copies)) == 1
+    assert sorted(k.rsplit("/", 1)[-1] for k in got) == ["a.npy", "x"]  # once each
+    assert (copies[0] / "a.npy").read_bytes() == b"A" * 1000
+    shutil.rmtree(storage._local_home("copies", uri), ignore_errors=True)
