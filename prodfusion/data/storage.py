@@ -693,7 +693,6 @@ def _sweep(home, keep) -> None:
         try:
             (d / ".complete").unlink(missing_ok=True)  # first: no one adopts it from now on
             shutil.rmtree(d, ignore_errors=True)
-            (home / f".{d.name}.lock").unlink(missing_ok=True)  # its download's lock file
         finally:
             os.close(fd)
 
@@ -799,6 +798,12 @@ def _downloading(lock_file):
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
+        # removed before it is let go: whoever comes later finds the copy made (or makes
+        # it, under a lock file of its own); whoever waits on this one checks again
+        try:
+            os.unlink(lock_file)
+        except OSError:
+            pass
         os.close(fd)
 
 
