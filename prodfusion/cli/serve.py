@@ -104,6 +104,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     models = preflight_variants(settings.experiment)  # a modality a model lacks
     preflight_lists(settings.experiment, settings.lists, models)  # a lists file it cannot serve
     del models  # the workers load their own
+    from prodfusion.data.storage import release_copies
+
+    release_copies()  # and hold their own copies of a model in a bucket
     open_event_store(settings.events, synchronous=settings.synchronous,  # and on the events
                      busy_timeout_s=settings.busy_timeout_s).close()
     proxied = f" (the proxy's {settings.root_path}/ stripped to it)" if settings.root_path \

@@ -51,7 +51,8 @@ __all__ = ["OBJECT_SCHEMES", "is_object_uri", "locate", "read_object", "download
            "list_objects", "upload_file", "object_head", "staging_path", "object_stamp",
            "local_copy", "path_or_uri", "copy_chunks", "FolderMirror", "folder_listing",
            "folder_state", "publish_folder", "folder_copy", "adopt_copy", "BUSY",
-           "check_no_upload", "object_stamps", "stamps_of_objects_among", "CopyHold"]
+           "check_no_upload", "object_stamps", "stamps_of_objects_among", "CopyHold",
+           "release_copies"]
 
 
 #: Seconds Google Cloud Storage's client may retry a request (its own default: 15 minutes,
@@ -736,6 +737,14 @@ def _release(uri: str) -> None:
         old = _HOLDS.pop(uri, None)
     if old is not None:
         os.close(old[1])
+
+
+def release_copies() -> None:
+    """Let go of the copies this process took last (:func:`folder_copy`; a model read from
+    one keeps its own hold): ``serve``'s parent after checking the models its workers load,
+    so that it does not keep the first publication's copy for as long as it runs."""
+    for uri in list(_HOLDS):
+        _release(uri)
 
 
 def folder_copy(uri: str, marker: str, *, progress: bool = True, tries: int = 3,

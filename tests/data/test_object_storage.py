@@ -356,6 +356,11 @@ def test_a_folder_copy_is_one_publication_whole_made_once_and_removed_when_unuse
     c3 = storage.folder_copy(uri, "manifest.json")
     assert c3 == c2 and (c3 / "a.npy").read_bytes() == b"A2"  # the kept copy, not downloaded
     assert not c1.exists()  # this process let go of it when it took the next one
+    storage._sweep(c3.parent, None)
+    assert c3.exists()  # held by this process
+    storage.release_copies()  # as `serve`'s parent does once its workers take their own
+    storage._sweep(c3.parent, None)
+    assert not c3.exists()
     shutil.rmtree(storage._local_home("copies", uri), ignore_errors=True)
 
 
