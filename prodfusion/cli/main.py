@@ -90,10 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--progress-every must be > 0 seconds, got {args.progress_every}")
     set_every(args.progress_every)
     from prodfusion._wording import called_from
-    from prodfusion.cli.options import check_local_outputs, save_cache_mirror
+    from prodfusion.cli.options import check_local_outputs, photo_workers, save_cache_mirror
 
     try:
-        with called_from("cli"):  # messages name the options as typed
+        with called_from("cli"), photo_workers(args):  # messages name the options as typed
             check_local_outputs(args)  # before any work
             try:
                 return int(args.func(args) or 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import contextmanager
 
 from prodfusion.errors import DataError, ProdfusionError
 from prodfusion.pipeline import none_or  # noqa: F401  (the CLI's name for it)
@@ -12,6 +13,7 @@ from prodfusion.sources import DEFAULT_PAIR_COLS
 
 __all__ = [
     "check_local_outputs",
+    "photo_workers",
     "csv_list",
     "duration",
     "session_gap",
@@ -204,6 +206,39 @@ def add_encoding_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dtype", default="float32", choices=["float32", "float16"],
                    help="how the embedding cache stores new vectors (float16: half the disk; "
                         "see docs/encoders.md)")
+    p.add_argument("--photo-workers", type=_photo_workers, default=None, metavar="N",
+                   help="threads fetching photos named by URL or in a bucket (default 16, or "
+                        "$PRODFUSION_PHOTO_WORKERS; more where a GPU encodes faster than "
+                        "they arrive)")
+
+
+def _photo_workers(text: str) -> int:
+    """``--photo-workers`` (argparse type): a whole number from 1 to 1024."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= 1024:
+        raise argparse.ArgumentTypeError(f"a whole number of threads from 1 to 1024, got "
+                                         f"{text!r}")
+    return int(text)
+
+
+@contextmanager
+def photo_workers(args):
+    """``--photo-workers N`` for the command: ``$PRODFUSION_PHOTO_WORKERS`` set while it runs
+    (what the image encoders read), restored after."""
+    from prodfusion.encoders.image import PHOTO_WORKERS_ENV
+
+    n = getattr(args, "photo_workers", None)
+    if n is None:
+        yield
+        return
+    before = os.environ.get(PHOTO_WORKERS_ENV)
+    os.environ[PHOTO_WORKERS_ENV] = str(n)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(PHOTO_WORKERS_ENV, None)
+        else:
+            os.environ[PHOTO_WORKERS_ENV] = before
 
 
 def load_catalog(args):

@@ -5,6 +5,7 @@ by their URL; ``build``, ``add`` and the service with such a catalog."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -472,3 +473,27 @@ def test_an_embedding_cache_in_a_bucket_outlives_the_machine(s3, tmp_path, tiny_
     np.testing.assert_array_equal(again.vectors, first.vectors)
     assert "uploaded" not in err  # nothing new to save back
     shutil.rmtree(FolderMirror(cache).local)
+
+
+def test_photo_workers_option_sets_the_fetching_threads_for_the_command_only(
+        s3, tmp_path, tiny_clip_path, monkeypatch):
+    """`build --photo-workers 3`: the photos are fetched by 3 threads (what
+    $PRODFUSION_PHOTO_WORKERS sets), the environment as it was after the command."""
+    from prodfusion.cli import main
+    from prodfusion.encoders import image
+
+    for i in range(3):
+        draw("red_disk", shift=i).save(tmp_path / f"{i}.jpg", quality=95)
+        s3.put_file(f"s3://photos-w/img/{i}.jpg", tmp_path / f"{i}.jpg")
+    (tmp_path / "catalog.csv").write_text("id,title,photo\n" + "".join(
+        f"P{i},Product {i},s3://photos-w/img/{i}.jpg\n" for i in range(3)))
+    monkeypatch.delenv(image.PHOTO_WORKERS_ENV, raising=False)
+    seen = []
+    real = image.url_workers
+    monkeypatch.setattr(image, "url_workers", lambda: seen.append(real()) or seen[-1])
+    assert main(["build", "--catalog", str(tmp_path / "catalog.csv"), "--id-col", "id",
+                 "--image-col", "photo", "--text", "none", "--image",
+                 f"clip:{tiny_clip_path}", "--cache-dir", "none", "--photo-workers", "3",
+                 "--out", str(tmp_path / "m")]) == 0
+    assert seen == [3]
+    assert image.PHOTO_WORKERS_ENV not in os.environ
