@@ -411,35 +411,30 @@ class FolderMirror:
         """Copy what the local folder lacks; returns how many files were downloaded."""
         self.local.mkdir(parents=True, exist_ok=True)
         self.remote = folder_listing(self.uri)
-        n = 0
-        for name, size in sorted(self.remote.items()):
-            target = self.local / name
-            if any(p.startswith(".") for p in name.split("/")) or (
-                    target.is_file() and target.stat().st_size == size):
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            part = target.with_name(f".{target.name}.part")
-            download_object(self._object(name), part)
-            part.replace(target)
-            n += 1
-        return n
+        todo = [n for n, size in sorted(self.remote.items()) if not _hidden(n) and not (
+            (self.local / n).is_file() and (self.local / n).stat().st_size == size)]
+        fs, _ = locate(self.uri + "/")
+        with _folder_bar(sum(self.remote[n] for n in todo), f"downloading {self.uri}",
+                         True) as bar:
+            meter = _Meter(bar)
+            _each(_get_whole, [(fs, locate(self._object(n))[1], self.local / n, meter)
+                               for n in todo])
+        return len(todo)
 
     def upload(self) -> tuple[int, int]:
         """Copy back what is new or changed since the download, and what another machine
         removed since then that this one still has; remove what this one downloaded and
         compacted away; returns ``(uploaded, removed)``."""
-        here = {str(p.relative_to(self.local)): p.stat().st_size
-                for p in self.local.rglob("*") if p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(self.local).parts)}
+        here = {n: p.stat().st_size for n, p in _local_files(self.local).items()}
         now = folder_listing(self.uri)
         up = [n for n, size in sorted(here.items()) if self.remote.get(n) != size
               or n not in now]
-        for name in up:
-            upload_file(self.local / name, self._object(name))
-        gone = [n for n in sorted(self.remote) if n not in here and n in now
-                and not any(p.startswith(".") for p in n.split("/"))]
+        fs, _ = locate(self.uri + "/")
+        with _folder_bar(sum(here[n] for n in up), f"uploading {self.uri}", True) as bar:
+            meter = _Meter(bar)
+            _each(_put, [(fs, locate(self._object(n))[1], self.local / n, meter) for n in up])
+        gone = [n for n in sorted(self.remote) if n not in here and n in now and not _hidden(n)]
         if gone:
-            fs, _ = locate(self.uri + "/")
             for name in gone:
                 try:
                     fs.delete_file(locate(self._object(name))[1])
@@ -459,7 +454,20 @@ _HOLDS: dict[str, tuple] = {}
 
 
 def _hidden(name: str) -> bool:
+    """Whether a folder's file ``name`` (``a/b.npy``) is one being written (a part
+    beginning with ``.``): never copied either way."""
     return any(part.startswith(".") for part in name.split("/"))
+
+
+def _local_files(folder) -> dict:
+    """The files under the local ``folder`` but hidden ones (:func:`_hidden`): name relative
+    to it (``/``-separated) → path."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        name = p.relative_to(folder).as_posix()
+        if p.is_file() and not _hidden(name):
+            out[name] = p
+    return out
 
 
 def folder_state(uri: str, marker: str) -> str:
@@ -526,6 +534,17 @@ def _get(fs, key: str, path, meter: _Meter) -> None:
         for chunk in iter(lambda: src.read(1 << 20), b""):
             out.write(chunk)
             meter.add(len(chunk))
+
+
+def _get_whole(fs, key: str, path, meter: _Meter) -> None:
+    """:func:`_get` through a ``.part`` file beside ``path``, renamed into place: a reader
+    never finds half of it."""
+    part = path.with_name(f".{path.name}.part")
+    try:
+        _get(fs, key, part, meter)
+        part.replace(path)
+    finally:
+        part.unlink(missing_ok=True)
 
 
 def _each(fn, jobs: list) -> None:
@@ -603,8 +622,7 @@ def publish_folder(local, uri: str, marker: str, *, progress: bool = True) -> in
     base = uri.strip().rstrip("/")
     fs, _ = locate(base + "/" + BUSY)
     key = lambda name: locate(base + "/" + urllib.parse.quote(name))[1]  # noqa: E731
-    files = {str(p.relative_to(local)): p for p in sorted(local.rglob("*"))
-             if p.is_file() and not _hidden(str(p.relative_to(local)))}
+    files = _local_files(local)
     if marker not in files:
         raise ValueError(f"{local} has no {marker}")
     check_no_upload(base)

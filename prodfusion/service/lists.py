@@ -34,7 +34,7 @@ from pathlib import Path
 
 from prodfusion.errors import ModelError
 from prodfusion.index.backfill import score_or_none
-from prodfusion.service.models import model_key, start_polling, stop_polling
+from prodfusion.service.models import ask_store, model_key, start_polling, stop_polling
 
 __all__ = ["LoadedLists", "ListsRegistry", "ListsMetrics"]
 
@@ -49,19 +49,11 @@ def _stamp(path) -> tuple | None:
     """What identifies one publication of a lists file: its real path, inode, time and size;
     of an object in a bucket (``s3://…``), its URI, time and size (None where the store
     cannot be asked: the lists served stay)."""
-    from prodfusion.data.photos import PhotoFetchError
-    from prodfusion.data.storage import is_object_uri, object_stamp
+    from prodfusion.data import storage
 
-    if is_object_uri(path):
-        try:
-            stamp = object_stamp(path)
-        except PhotoFetchError as exc:  # said once until the store answers again
-            if path not in _UNREACHABLE:
-                _UNREACHABLE.add(path)
-                log.warning("lists file %s cannot be checked: %s", path, exc)
-            return None
-        _UNREACHABLE.discard(path)
-        return stamp
+    if storage.is_object_uri(path):  # said once until the store answers again
+        return ask_store(path, lambda: storage.object_stamp(path), "lists file", log,
+                         _UNREACHABLE)
     try:
         real = os.path.realpath(path)
         st = os.stat(real)

@@ -66,6 +66,24 @@ def looks_like_image(head: bytes) -> bool:
 _UNREACHABLE: set[str] = set()
 
 
+def ask_store(uri: str, fn, what: str, logger, unreachable: set):
+    """``fn()``, a request to the store holding ``uri``, polled for a new publication; None
+    where the store cannot be asked, said once (``"<what> <uri> cannot be checked: …"`` on
+    ``logger``) until it answers again. A missing object is an answer (None, not said):
+    ``fn`` may raise :class:`~prodfusion.data.photos.PhotoFetchError` ``"not found"``."""
+    from prodfusion.data.photos import PhotoFetchError
+
+    try:
+        out = fn()
+    except PhotoFetchError as exc:
+        if str(exc) != "not found" and uri not in unreachable:
+            unreachable.add(uri)
+            logger.warning("%s %s cannot be checked: %s", what, uri, exc)
+        return None
+    unreachable.discard(uri)
+    return out
+
+
 def model_key(model) -> str:
     """One name per served folder: its real path, or its URI for a folder in a bucket."""
     from prodfusion.data.storage import is_object_uri
@@ -83,19 +101,12 @@ def _stamp(path: Path | str) -> tuple | None:
     if is_object_uri(path):
         import hashlib
 
-        from prodfusion.data.photos import PhotoFetchError
         from prodfusion.data.storage import read_object
 
         uri = model_key(path)
-        try:
-            data = read_object(uri + "/manifest.json")
-        except PhotoFetchError as exc:
-            if str(exc) != "not found" and uri not in _UNREACHABLE:
-                _UNREACHABLE.add(uri)
-                log.warning("model folder %s cannot be checked: %s", uri, exc)
-            return None
-        _UNREACHABLE.discard(uri)
-        return (uri, hashlib.sha256(data).hexdigest())
+        data = ask_store(uri, lambda: read_object(uri + "/manifest.json"), "model folder",
+                         log, _UNREACHABLE)
+        return None if data is None else (uri, hashlib.sha256(data).hexdigest())
     try:
         real = os.path.realpath(path)
         st = os.stat(os.path.join(real, "manifest.json"))
