@@ -271,6 +271,8 @@ class Recommender(QueryMixin):
 
         lines = []
         n = len(self.catalog)
+        w = max([28] + [len(x.spec) for x in [*self.embeddings_.values(),
+                                               *self._pairwise().values()]])
         for m, e in self.embeddings_.items():
             extra = ""
             info = e.info or {}
@@ -280,14 +282,14 @@ class Recommender(QueryMixin):
             if m == "clicks" and "n_well_trained" in info:
                 extra = (f"; {info['n_well_trained']:,} occur >= {info['min_occurrences']} "
                          "times in training")
-            lines.append(f"  {m:<10} {e.spec:<28} dim {e.dim:>4}  present "
+            lines.append(f"  {m:<10} {e.spec:<{w}} dim {e.dim:>4}  present "
                          f"{e.n_present:,}/{n:,}{extra}")
         for m, p in self._pairwise().items():  # cooc, category: pairwise scores, no vector
             what = {"category": f"; {p.info.get('n_categories', 0):,} categories",
                     "popularity": f"; {p.info.get('n_clicked', 0):,} clicked in training",
                     "ngrams": f"; {p.info.get('n_ngrams', 0):,} n-grams",
                     }.get(m, f"; {p.info.get('nnz', 0):,} co-occurring pairs")
-            lines.append(f"  {m:<10} {p.spec:<28} pairwise   present {p.n_present:,}/{n:,}"
+            lines.append(f"  {m:<10} {p.spec:<{w}} pairwise   present {p.n_present:,}/{n:,}"
                          f"{what}")
         for m, why in (getattr(self, "skipped_", None) or {}).items():
             lines.append(f"  {m:<10} not built: {why}")

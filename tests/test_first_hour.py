@@ -185,8 +185,8 @@ def test_build_writes_progress_lines_into_a_log_file(shop):
     assert "prod2vec epochs: 3/3 epoch (100.0%)" in text
     assert text.count("prod2vec epochs: 3/3 epoch (100.0%)") == text.count("prod2vec epochs: 1/3")
     # the lexical modality's fit has no count: a start and an end line (2.5 min at 1M titles)
-    assert re.search(r"lexical:tfidf-char3-5-svd8 of [\d,]+ titles: started\n", text), text
-    assert re.search(r"lexical:tfidf-char3-5-svd8 of [\d,]+ titles: done in \d", text), text
+    assert re.search(r"lexical:tfidf-nfkc-char3-5-svd8 of [\d,]+ titles: started\n", text), text
+    assert re.search(r"lexical:tfidf-nfkc-char3-5-svd8 of [\d,]+ titles: done in \d", text), text
     # the tuner's scoring of each validation split (minutes at 1M products) reports too
     assert re.search(r"validation queries scored: ([\d,]+)/\1 queries \(100\.0%\)", text), text
     assert "\r" not in text  # plain lines, no terminal bar

@@ -233,7 +233,10 @@ def _time_seconds(frame: pl.DataFrame, col: str, path: Path, used: Sequence[str]
                 f"(column {col!r}). Use finite numbers or ISO dates."
             )
         return numbers
-    iso = text.str.replace(r"Z$", "+00:00").alias(col)
+    # ISO, and its year-first slashed form (2023/01/02 10:00, as Japanese, Chinese and
+    # Korean systems write it: never read month or day first, so nothing to choose)
+    iso = text.str.replace(r"Z$", "+00:00").str.replace(
+        r"^(\d{4})/(\d{1,2})/(\d{1,2})($|[ T])", "${1}-${2}-${3}${4}").alias(col)
     attempts = [iso.str.to_datetime(f, strict=False, time_unit="us").dt.epoch("us")
                 for f in _TZ_FORMATS + _NAIVE_FORMATS]
     attempts.append(iso.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")).dt.epoch("us"))
@@ -243,7 +246,7 @@ def _time_seconds(frame: pl.DataFrame, col: str, path: Path, used: Sequence[str]
         raise DataError(
             f"{path} row {row}: cannot read time {frame[col][pos - 1]!r} (column {col!r}; {n} "
             f"row(s) in all). Use numbers (e.g. Unix seconds) or ISO dates/datetimes such as "
-            f"2016-05-09 or 2016-05-09T10:00:00, or name the layout with --time-format "
+            f"2016-05-09 or 2016-05-09T10:00:00 (or 2016/05/09 10:00), or name the layout with --time-format "
             f"(time_format=).{_format_hint(text)}"
         )
     row, pos, n = _bad_row(frame, micros.is_null())
@@ -404,7 +407,8 @@ def read_interactions(
         Column holding the product id (read as an exact string).
     time_col : str or sequence of str, optional
         Column(s) giving the order of events. One column: numbers are kept as they are,
-        ISO dates/datetimes become Unix seconds (UTC when no offset is given). Several
+        ISO dates/datetimes (also year-first with slashes, ``2023/01/02 10:00``) become
+        Unix seconds (UTC when no offset is given). Several
         columns (``"eventdate,timeframe"``): compared lexicographically, and ``ts`` is the
         dense rank of that order (an ordinal, not seconds). None: ``ts`` is null and the file
         order decides.

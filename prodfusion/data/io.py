@@ -60,22 +60,30 @@ def _option_flag(option: str) -> str:
 
 
 #: Column names (lower case, letters and digits only) that exports commonly give each
-#: column a reader asks for: shop systems, merchant feeds, H&M, DIGINETICA, German shops.
+#: column a reader asks for: shop systems, merchant feeds, H&M, DIGINETICA, German shops,
+#: Japanese, Chinese and Korean shop exports.
 _LIKELY = {  # in order of likelihood: the first named first
     "id_col": ("productid", "id", "itemid", "sku", "handle", "articleid", "articlenumber",
-               "artikelnummer", "artnr", "offerid", "ean", "gtin", "asin"),
+               "artikelnummer", "artnr", "offerid", "ean", "gtin", "asin",
+               "商品コード", "商品id", "商品番号", "品番", "商品编号", "商品编码", "상품코드",
+               "상품번호"),
     "title_col": ("title", "name", "productname", "prodname", "itemname", "producttitle",
-                  "productdisplayname", "bezeichnung", "artikelname"),
+                  "productdisplayname", "bezeichnung", "artikelname", "商品名", "商品名称",
+                  "名称", "상품명"),
     "image_col": ("image", "imagelink", "imageurl", "imagesrc", "images", "imagepath",
                   "imagefile", "mainimage", "img", "picture", "pictures", "photo", "photos",
-                  "photourl", "imageurls", "bild", "bilder", "bildurl"),
+                  "photourl", "imageurls", "bild", "bilder", "bildurl", "画像", "画像url",
+                  "商品画像", "图片", "图片链接", "主图", "이미지", "이미지url"),
     "category_col": ("category", "categories", "categoryname", "productcategory",
                      "producttype", "producttypename", "kategorie", "googleproductcategory",
-                     "categoryid", "type"),
-    "item_col": ("itemid", "productid", "articleid", "sku", "item", "product", "artikel"),
-    "session_cols": ("sessionid", "session", "visitorid", "userid", "customerid", "sitzung"),
+                     "categoryid", "type", "カテゴリ", "カテゴリー", "カテゴリ名", "分类", "类目",
+                     "카테고리"),
+    "item_col": ("itemid", "productid", "articleid", "sku", "item", "product", "artikel",
+                 "商品コード", "商品id", "品番", "商品编号", "상품코드"),
+    "session_cols": ("sessionid", "session", "visitorid", "userid", "customerid", "sitzung",
+                     "セッションid", "セッション", "会话id", "세션id"),
     "time_col": ("timestamp", "time", "ts", "datetime", "eventtime", "eventdate", "date", "tdat",
-                 "zeit"),
+                 "zeit", "日時", "日付", "時刻", "时间", "일시"),
 }
 
 

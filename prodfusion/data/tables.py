@@ -28,7 +28,7 @@ from prodfusion.errors import DataError, param_error
 logger = logging.getLogger("prodfusion.data")
 
 __all__ = ["read_table", "detect_format", "Format", "FORMATS", "is_table", "is_table_label",
-           "table_label", "table_kind", "as_text", "is_remote", "source_name"]
+           "table_label", "table_kind", "as_text", "is_remote", "source_name", "guess_encoding"]
 
 Format = Literal["csv", "tsv", "parquet", "jsonl", "xml"]
 FORMATS: tuple[str, ...] = ("csv", "tsv", "parquet", "jsonl", "xml")
@@ -398,6 +398,8 @@ def _locate_bad_utf8(path: Path, fmt: str, sep: str, opener=None, caller: str = 
     line_no = data.count(b"\n", 0, start) + 1
     if fmt == "jsonl":
         where, column = f"line {line_no} (row {line_no})", ""
+    elif line_no == 1:
+        where, column = "line 1 (the header)", ""
     else:
         # the record holding the bad line (quoted fields may span lines) and its bad field
         where, column = f"line {line_no} (data row {line_no - 1})", ""
@@ -418,12 +420,106 @@ def _locate_bad_utf8(path: Path, fmt: str, sep: str, opener=None, caller: str = 
             pass
     option = {"read_catalog()": "--encoding", "read_interactions()": "--interactions-encoding",
               "read_pairs()": "--interactions-encoding"}.get(caller)
-    hint = (f" — or read it as it is with {option} cp1252 (encoding= in Python) if it was "
-            "saved on Windows in Western Europe" if option else "")
+    guess = guess_encoding(data)
+    if guess is None:
+        hint = (f" — or read it as it is with {option} cp1252 (encoding= in Python) if it was "
+                "saved on Windows in Western Europe" if option else "")
+        return DataError(
+            f"{path} {where}: bytes {bad!r} are not valid UTF-8{column}. Save the file as UTF-8 "
+            f"(e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`) and read it again{hint}.")
+    enc, language = guess
+    line = data[data.rfind(b"\n", 0, start) + 1:].split(b"\n", 1)[0].rstrip(b"\r")
+
+    def shown(encoding: str) -> str | None:
+        try:
+            text = line.decode(encoding).removeprefix("\ufeff")
+        except UnicodeDecodeError:
+            return None
+        return text if len(text) <= 80 else text[:77] + "…"
+
+    option = option or "encoding="
+    python = "" if option == "encoding=" else " (encoding= in Python)"
+    ours, western = shown(enc), shown("cp1252")
+    if enc in _MULTIBYTE or enc in ("cp1252", "euc-jp") or western in (None, ours):
+        said = (f"The file reads as {enc} ({language}), that line as {ours!r}: read it as it "
+                f"is with {option} {enc}{python}")
+    else:  # two single-byte code pages: a short sample cannot tell them apart, the user can
+        likelier = f"the likelier, {language}" if language != "language unknown" else \
+            "the likelier"
+        said = (f"That line reads {ours!r} in {enc} ({likelier}) and {western!r} in cp1252 "
+                f"(Windows, Western Europe): read the file with {option} and the one that "
+                f"shows it right{python}")
+        enc = "THAT-ONE"
     return DataError(
-        f"{path} {where}: bytes {bad!r} are not valid UTF-8{column}. Save the file as UTF-8 "
-        f"(e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`) and read it again{hint}."
-    )
+        f"{path} {where}: bytes {bad!r} are not valid UTF-8{column}. {said}, or save it as "
+        f"UTF-8 (e.g. `iconv -f {enc} -t utf-8 in.csv > out.csv`) and read it again.")
+
+
+#: The legacy encodings a catalog or log may arrive in (Windows' code pages and their
+#: East Asian counterparts), the only ones :func:`guess_encoding` names.
+GUESSED_ENCODINGS = ("cp932", "euc_jp", "gb18030", "big5", "cp949", "cp1251", "koi8_r",
+                     "cp1250", "cp1252", "cp1253", "cp1254", "cp1255", "cp1256", "cp874",
+                     "cp1258")
+#: Of those, the multi-byte ones: a text that decodes cleanly in one of them is rarely
+#: anything else, so a file read otherwise is warned about (:func:`_check_named_encoding`).
+_MULTIBYTE = ("cp932", "euc_jp", "gb18030", "big5", "cp949")
+
+
+def guess_encoding(data: bytes) -> tuple[str, str] | None:
+    """``(encoding, language)`` the bytes most plausibly are, among
+    :data:`GUESSED_ENCODINGS` (charset-normalizer's verdict on the first 100 KB; an East
+    Asian multi-byte one only from 40 non-ASCII bytes on), or ``None`` when it has none. Where Windows' Western European code page reads the sample
+    exactly as the verdict does (German, French, …), that one is named: it is what those
+    files are saved in. Only ever a hint in a message: a file is decoded with the encoding
+    the user names.
+
+    >>> guess_encoding("商品コード,商品名\\n1,ランニングシューズ 赤\\n".encode("cp932") * 20)
+    ('cp932', 'Japanese')
+    """
+    try:
+        from charset_normalizer import from_bytes
+    except ImportError:  # an optional help: without it, the message names cp1252
+        return None
+    sample = data[:100_000]
+    cut = sample.rfind(b"\n")  # whole lines: a multi-byte character is not cut in two
+    sample = sample[:cut + 1] if cut > 0 and len(data) > len(sample) else sample
+    candidates = list(GUESSED_ENCODINGS)
+    if sum(b >= 0x80 for b in sample) < 40:  # a few accented letters: two bytes of them can
+        candidates = [c for c in candidates if c not in _MULTIBYTE]  # pass for one Chinese
+    best = from_bytes(sample, cp_isolation=candidates, threshold=0.5).best()
+    if best is None or best.encoding == "utf_8":
+        return None
+    enc = best.encoding.replace("_", "-") if best.encoding in ("euc_jp", "koi8_r") \
+        else best.encoding
+    if enc not in ("cp1252", *_MULTIBYTE):
+        try:
+            if sample.decode("cp1252") == sample.decode(best.encoding):
+                enc = "cp1252"
+        except UnicodeDecodeError:
+            pass
+    language = best.language if best.language and best.language != "Unknown" else "language unknown"
+    return enc, language
+
+
+def _check_named_encoding(path: Path, data: bytes, encoding: str) -> None:
+    """Warn when a file read with ``encoding`` decodes cleanly in a multi-byte East Asian
+    encoding that reads it otherwise (a Shift_JIS catalog read as latin-1: every title
+    mojibake, no error)."""
+    name = codecs.lookup(encoding).name
+    if any(codecs.lookup(m).name == name for m in _MULTIBYTE) or data.isascii():
+        return
+    guess = guess_encoding(data)
+    if guess is None or guess[0] not in (*_MULTIBYTE, "euc-jp"):
+        return
+    enc, language = guess
+    line = next((x for x in data[:100_000].splitlines() if not x.isascii()), b"")
+    ours, theirs = line.decode(encoding, "replace"), line.decode(enc, "replace")
+    if ours == theirs:
+        return
+    short = [t if len(t) <= 60 else t[:57] + "…" for t in (ours, theirs)]
+    logger.warning("%s: read as %s (--encoding), but it reads as %s (%s): the line %r would "
+                   "be %r. If the titles look garbled, read it with --encoding %s.", path,
+                   encoding, enc, language, short[0], short[1], enc)
 
 
 def _diagnose_csv(opener, sep: str) -> str | None:
@@ -489,12 +585,16 @@ def _transcode(path: Path, source, encoding: str) -> io.BytesIO:
     data = source.getvalue() if isinstance(source, io.BytesIO) else path.read_bytes()
     try:
         text = data.decode(encoding)
+        _check_named_encoding(path, data, encoding)
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
+        guess = guess_encoding(data)
+        said = f" (it reads as {guess[0]}: {guess[1]})" if guess and \
+            codecs.lookup(guess[0]).name != codecs.lookup(encoding).name else ""
         raise DataError(
             f"{path} line {line}: bytes {data[e.start:e.end]!r} are not {encoding} text ("
-            f"{e.reason}). Name the file's real encoding with --encoding (encoding=), or save "
-            f"it as UTF-8.") from None
+            f"{e.reason}). Name the file's real encoding with --encoding (encoding=){said}, or "
+            f"save it as UTF-8.") from None
     return io.BytesIO(text.removeprefix("\ufeff").encode("utf-8"))
 
 

@@ -3,8 +3,10 @@
 Cheap, language-agnostic and strong on the tokens sentence encoders blur: brand, model
 numbers, sizes ("40 den", "256 GB"). Fitted on the catalog's own titles (no weights to
 download); the vectors are dense, so every fusion and index treats them like any other
-modality. A title with no character n-gram left (empty after normalisation) has no lexical
-vector (absent, never a zero vector).
+modality. Titles are read in Unicode NFKC (:func:`normalize_title`), so full-width and
+ASCII letters, half-width and full-width katakana give the same n-grams. A title with no
+character n-gram left (empty after normalisation) has no lexical vector (absent, never a
+zero vector).
 
 Examples
 --------
@@ -15,7 +17,7 @@ Examples
 >>> enc = LexicalEncoder(dim=2)
 >>> e = enc.encode(cat)
 >>> e.dim, e.n_present, e.spec
-(2, 3, 'lexical:tfidf-char3-5-svd2')
+(2, 3, 'lexical:tfidf-nfkc-char3-5-svd2')
 >>> new = enc.transform(Catalog(pl.DataFrame({"product_id": ["d"], "title": ["red shirt"]})))
 >>> bool(np.allclose(new.vectors[0], e.vectors[0], atol=1e-6))  # the same title, the same vector
 True
@@ -24,6 +26,7 @@ True
 from __future__ import annotations
 
 import time
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +35,7 @@ from prodfusion._checks import is_int
 from prodfusion.encoders.base import Embeddings
 from prodfusion.errors import param_error
 
-__all__ = ["LexicalEncoder", "parse_lexical_spec", "tfidf_matrix"]
+__all__ = ["LexicalEncoder", "normalize_title", "parse_lexical_spec", "tfidf_matrix"]
 
 
 def parse_lexical_spec(spec: str) -> int:
@@ -50,6 +53,11 @@ MAX_FIT_ROWS = 200_000
 
 class LexicalEncoder:
     """Character 3–5-gram TF-IDF (``char_wb``) of titles → TruncatedSVD → L2-normalised.
+
+    Titles are read through :func:`normalize_title` first (Unicode NFKC, then lower case),
+    so one product written in two notations — full-width ``ＡＣＭＥ　２６ｃｍ`` and ASCII
+    ``ACME 26cm``, half-width katakana ``ﾗﾝﾆﾝｸﾞ`` and ``ランニング``, a decomposed ``é`` and
+    a composed one, ``ﬁ`` and ``fi`` — gives the same n-grams.
 
     :meth:`fit` learns the n-gram vocabulary, their IDF and the SVD projection from a
     catalog's titles; :meth:`transform` maps any titles into that space, so products added
@@ -69,6 +77,10 @@ class LexicalEncoder:
         a fraction of the time, with the same neighbours up to the noise
         (docs/benchmarks/lexical_fit.md); below the cap nothing changes. ``None``: every
         title.
+    normalize : bool
+        Read the titles through :func:`normalize_title` (default). ``False``: lower case
+        only, the encoder of model folders written before the fifty-first session (their
+        spec has no ``nfkc``), which keep it so titles added later land in their space.
 
     Attributes
     ----------
@@ -87,7 +99,7 @@ class LexicalEncoder:
              "components": "lexical_components.npy"}
 
     def __init__(self, *, dim: int = 256, seed: int = 0,
-                 max_fit_rows: int | None = MAX_FIT_ROWS) -> None:
+                 max_fit_rows: int | None = MAX_FIT_ROWS, normalize: bool = True) -> None:
         if not is_int(dim) or dim < 2:
             raise param_error("dim", "LexicalEncoder()", "an int ≥ 2", dim)
         if max_fit_rows is not None and (not is_int(max_fit_rows) or max_fit_rows < 2):
@@ -96,7 +108,8 @@ class LexicalEncoder:
         self.dim = dim
         self.seed = seed
         self.max_fit_rows = max_fit_rows
-        self.spec = f"lexical:tfidf-char3-5-svd{dim}"
+        self.normalize = bool(normalize)
+        self.spec = f"lexical:tfidf-{'nfkc-' if normalize else ''}char3-5-svd{dim}"
         self._vocabulary: dict[str, int] | None = None
         self._vocabulary_file: Path | None = None  # a loaded encoder reads it on first use
 
@@ -117,7 +130,7 @@ class LexicalEncoder:
         from sklearn.decomposition import TruncatedSVD
 
         t0 = time.perf_counter()
-        vec = _vectorizer()
+        vec = _vectorizer(normalize=self.normalize)
         x = vec.fit_transform([t or "" for t in catalog.titles]).tocsr()
         present = np.asarray(x.getnnz(axis=1) > 0)
         self._vocabulary, self._vocabulary_file = vec.vocabulary_, None
@@ -180,7 +193,8 @@ class LexicalEncoder:
 
     def _vectorizer(self):
         if getattr(self, "_vec", None) is None:
-            self._vec = _vectorizer(vocabulary=self.vocabulary_, idf=self.idf_)
+            self._vec = _vectorizer(vocabulary=self.vocabulary_, idf=self.idf_,
+                                    normalize=self.normalize)
         return self._vec
 
     # ------------------------------------------------------------------ persistence
@@ -205,7 +219,8 @@ class LexicalEncoder:
     @classmethod
     def load(cls, folder, files: dict[str, str], spec: str, *, seed: int = 0) -> LexicalEncoder:
         """A fitted encoder from :meth:`save`'s files in ``folder``; ``spec`` is the
-        modality's recorded spec (``lexical:tfidf-char3-5-svdDIM``)."""
+        modality's recorded spec (``lexical:tfidf-nfkc-char3-5-svdDIM``; without ``nfkc``,
+        an older folder's: titles lower-cased only)."""
         import polars as pl
 
         from prodfusion.errors import ModelError
@@ -225,7 +240,7 @@ class LexicalEncoder:
             raise ModelError(
                 f"{folder}: the lexical encoder's files disagree (vocabulary {n_terms}, "
                 f"idf {len(idf)}, components {comp.shape}); the folder is damaged.")
-        enc = cls(dim=dim, seed=seed)
+        enc = cls(dim=dim, seed=seed, normalize="-nfkc-" in str(spec))
         enc._vocabulary_file = vocab  # read when first needed (a million n-grams: ~1 s)
         enc.idf_ = idf
         enc.components_ = comp
@@ -233,12 +248,31 @@ class LexicalEncoder:
         return enc
 
 
-def _vectorizer(*, ngram_range: tuple[int, int] = (3, 5), vocabulary=None, idf=None):
+def normalize_title(text: str) -> str:
+    """``text`` in Unicode NFKC, then lower case: what the ``lexical`` and ``ngrams``
+    modalities cut into n-grams.
+
+    NFKC folds the compatibility forms shop systems mix into one: full-width letters,
+    digits and spaces (``ＡＣＭＥ　２６．５ｃｍ`` → ``ACME 26.5cm``), half-width katakana
+    (``ﾗﾝﾆﾝｸﾞ`` → ``ランニング``), ligatures and circled numbers (``ﬁ`` → ``fi``, ``①`` → ``1``),
+    and decomposed accents into composed ones (``e`` + U+0301 → ``é``).
+
+    >>> normalize_title("ＡＣＭＥ　ﾗﾝﾆﾝｸﾞｼｭｰｽﾞ　２６．５ｃｍ")
+    'acme ランニングシューズ 26.5cm'
+    """
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def _vectorizer(*, ngram_range: tuple[int, int] = (3, 5), vocabulary=None, idf=None,
+                normalize: bool = False):
     """The titles' TF-IDF vectorizer; with ``vocabulary`` and ``idf`` a fitted one's state
-    (what encodes titles added later in the same space)."""
+    (what encodes titles added later in the same space). ``normalize``: titles read through
+    :func:`normalize_title` (else lower-cased only, as scikit-learn's default does: the
+    ``tfidf`` reference baseline)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     vec = TfidfVectorizer(analyzer="char_wb", ngram_range=ngram_range, lowercase=True,
+                          preprocessor=normalize_title if normalize else None,
                           dtype=np.float32, vocabulary=vocabulary)
     if idf is not None:
         vec.idf_ = idf
@@ -246,6 +280,8 @@ def _vectorizer(*, ngram_range: tuple[int, int] = (3, 5), vocabulary=None, idf=N
 
 
 def tfidf_matrix(titles: list[str], *, ngram_range: tuple[int, int] = (3, 5)):
-    """L2-normalised sparse TF-IDF of character n-grams (``char_wb``) of ``titles``."""
+    """L2-normalised sparse TF-IDF of character n-grams (``char_wb``) of ``titles``: the
+    ``tfidf`` reference baseline, scikit-learn's vectorizer as a user would first call it
+    (lower case, no Unicode normalisation)."""
     return _vectorizer(ngram_range=ngram_range).fit_transform(
         [t or "" for t in titles]).tocsr()

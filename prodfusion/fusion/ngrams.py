@@ -1,8 +1,10 @@
 """The ``ngrams`` modality: the exact cosine of the titles' character n-gram TF-IDF.
 
 ``ngrams(i, j) = x_i · x_j`` with ``x`` the L2-normalised TF-IDF of the character 3–5-grams
-(``char_wb``) of the titles — the same vectors as the ``tfidf`` reference baseline
-(:func:`prodfusion.encoders.lexical.tfidf_matrix`) — kept **sparse** and scored exactly. A
+(``char_wb``) of the titles — the vectors of the ``tfidf`` reference baseline
+(:func:`prodfusion.encoders.lexical.tfidf_matrix`), but of the titles in Unicode NFKC
+(:func:`~prodfusion.encoders.lexical.normalize_title`: full-width and ASCII letters,
+half-width and full-width katakana read alike) — kept **sparse** and scored exactly. A
 product whose title has no n-gram lacks the modality.
 
 Why beside ``lexical``: ``lexical`` is the same TF-IDF reduced by TruncatedSVD to 256
@@ -65,14 +67,22 @@ class TitleNgrams:
         The n-grams, in column order.
     idf : array (V,)
         Their inverse document frequencies (what encodes titles added later).
+    normalize : bool
+        The titles were read through
+        :func:`~prodfusion.encoders.lexical.normalize_title` (spec
+        ``ngrams:tfidf-nfkc-char3-5``); ``False``: lower-cased only, as model folders
+        written before the fifty-first session were (spec ``ngrams:tfidf-char3-5``).
     """
 
     modality = NGRAMS
-    spec = "ngrams:tfidf-char3-5"
     FILE = "ngrams.npz"
 
-    def __init__(self, matrix: Any, vocabulary: Sequence[str], idf: np.ndarray) -> None:
+    def __init__(self, matrix: Any, vocabulary: Sequence[str], idf: np.ndarray, *,
+                 normalize: bool = True) -> None:
         from scipy import sparse
+
+        self.normalize = bool(normalize)
+        self.spec = f"ngrams:tfidf-{'nfkc-' if normalize else ''}char3-5"
 
         m = sparse.csr_matrix(matrix, dtype=np.float32)
         self.vocabulary = list(vocabulary)
@@ -90,16 +100,16 @@ class TitleNgrams:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_titles(cls, titles: Sequence[str | None]) -> TitleNgrams:
+    def from_titles(cls, titles: Sequence[str | None], *, normalize: bool = True) -> TitleNgrams:
         """Fit the n-gram vocabulary and IDF on ``titles`` and encode them."""
         from prodfusion.encoders.lexical import _vectorizer
 
-        vec = _vectorizer()
+        vec = _vectorizer(normalize=normalize)
         texts = [t or "" for t in titles]
         if not any(t.strip() for t in texts):
             raise DataError("the ngrams modality needs titles: no product has one.")
         x = vec.fit_transform(texts).tocsr()
-        return cls(x, vec.get_feature_names_out().tolist(), vec.idf_)
+        return cls(x, vec.get_feature_names_out().tolist(), vec.idf_, normalize=normalize)
 
     def transform(self, titles: Sequence[str | None]):
         """TF-IDF rows of ``titles`` in this modality's space (n-grams it never saw ignored)."""
@@ -107,7 +117,7 @@ class TitleNgrams:
 
         if self._vec is None:
             self._vec = _vectorizer(vocabulary={t: i for i, t in enumerate(self.vocabulary)},
-                                    idf=self.idf)
+                                    idf=self.idf, normalize=self.normalize)
         return self._vec.transform([t or "" for t in titles]).tocsr().astype(np.float32)
 
     def extended(self, titles: Sequence[str | None]) -> TitleNgrams:
@@ -117,7 +127,7 @@ class TitleNgrams:
         rows = self.transform(titles) if len(titles) else \
             sparse.csr_matrix((0, len(self.vocabulary)), dtype=np.float32)
         return TitleNgrams(sparse.vstack([self.matrix, rows]).tocsr(), self.vocabulary,
-                           self.idf)
+                           self.idf, normalize=self.normalize)
 
     def replaced(self, rows: np.ndarray, titles: Sequence[str | None]) -> TitleNgrams:
         """The modality with the products at ``rows`` re-encoded from their new ``titles``."""
@@ -127,7 +137,7 @@ class TitleNgrams:
         pick = np.arange(len(self))  # row r of the result: old row r, or new row i
         pick[rows] = len(self) + np.arange(len(rows))
         both = sparse.vstack([self.matrix, self.transform(titles)]).tocsr()
-        return TitleNgrams(both[pick], self.vocabulary, self.idf)
+        return TitleNgrams(both[pick], self.vocabulary, self.idf, normalize=self.normalize)
 
     # ------------------------------------------------------------------ shape
     def __len__(self) -> int:
@@ -140,7 +150,7 @@ class TitleNgrams:
     def take(self, rows: np.ndarray) -> TitleNgrams:
         """The modality restricted to ``rows`` (in that order)."""
         return TitleNgrams(self.matrix[np.asarray(rows, dtype=np.int64)], self.vocabulary,
-                           self.idf)
+                           self.idf, normalize=self.normalize)
 
     # ------------------------------------------------------------------ scoring
     def _transposed(self):
@@ -243,4 +253,4 @@ class TitleNgrams:
                 vocabulary, idf = z["vocabulary"].tolist(), z["idf"]
         except (OSError, KeyError, ValueError) as exc:
             raise ModelError(f"{path}: cannot read the ngrams modality ({exc}).") from exc
-        return cls(m, vocabulary, idf)
+        return cls(m, vocabulary, idf, normalize="-nfkc-" in str(entry.get("spec", "")))

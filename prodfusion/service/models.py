@@ -380,7 +380,9 @@ def _load(path: Path, variants: list[VariantConfig], images: Path | None,
             raise _cannot_serve(stamp[0], v, rec, exc) from exc
     if _stamp(path) != stamp:
         raise ModelError(f"Model folder {str(path)!r} changed while it was being loaded; retrying.")
-    titles = rec.catalog.frame["title"].fill_null("").str.to_lowercase()
+    # searched in NFKC (full-width and ASCII letters, both katakana widths alike), as the
+    # lexical modality reads them (normalize_title)
+    titles = rec.catalog.frame["title"].fill_null("").str.normalize("NFKC").str.to_lowercase()
     recorded = ((rec.manifest_.get("data") or {}).get("catalog") or {}).get("image_root")
     return LoadedModel(path, stamp, rec, time.time(),
                        _image_root(rec.catalog.image_paths, images, recorded),

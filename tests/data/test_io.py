@@ -357,8 +357,8 @@ def test_non_utf8_bytes_name_line_row_and_column(tmp_path):
     path.write_bytes(b"product_id,title,brand\n1,ok,x\n2,caf\xe9 cr\xe8me,y\n")
     with pytest.raises(DataError, match=re.escape(
             f"{path} line 3 (data row 2): bytes b'\\xe9' are not valid UTF-8, column 'title'. "
-            "Save the file as UTF-8")):
-        read_catalog(path)
+            ) + r".*'2,café crème,y'.* save it as UTF-8"):
+        read_catalog(path)  # the line as Windows' Western code page reads it, among others
     # a quoted field spanning two lines: line 4 is data row 2
     path.write_bytes(b'product_id,title,brand\n1,"two\nlines",x\n2,ok,\xff\n')
     with pytest.raises(DataError, match=re.escape(
@@ -454,13 +454,13 @@ def test_a_catalog_in_another_encoding_reads_with_encoding(tmp_path):
     assert read_table(utf8, encoding="utf-8").equals(read_table(utf8))
     with pytest.raises(DataError, match=re.escape(
             f"{win} line 2 (data row 1): bytes b'\\xf6' are not valid UTF-8, column "
-            "'Bezeichnung'. Save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.csv > "
-            "out.csv`) and read it again — or read it as it is with --encoding cp1252")):
+            "'Bezeichnung'. The file reads as cp1252 (German), that line as '000001;Laufschuh Größe "
+            "42 – weiß': read it as it is with --encoding cp1252 (encoding= in Python), or save "
+            "it as UTF-8 (e.g. `iconv -f cp1252 -t utf-8 in.csv > out.csv`)")):
         read_catalog(win, id_col="Artikelnummer", title_col="Bezeichnung")
     log = tmp_path / "log.csv"
     log.write_bytes("session_id,product_id\ns1,Bär\n".encode("cp1252"))
-    with pytest.raises(DataError, match=r"are not valid UTF-8.*read it again — or read it as it "
-                                        r"is with --interactions-encoding cp1252"):
+    with pytest.raises(DataError, match=r"are not valid UTF-8.*'s1,Bär'.*--interactions-encoding"):
         read_interactions(log)  # the log's own option
     assert read_interactions(log, encoding="cp1252")["product_id"].to_list() == ["Bär"]
     with pytest.raises(ParameterError, match="The 'encoding' parameter of read_catalog"):
@@ -469,6 +469,47 @@ def test_a_catalog_in_another_encoding_reads_with_encoding(tmp_path):
             f"{win} line 2: bytes b'\\xf6' are not ascii text (ordinal not in range(128)). "
             "Name the file's real encoding with --encoding (encoding=)")):
         read_catalog(win, id_col="Artikelnummer", title_col="Bezeichnung", encoding="ascii")
+
+
+def test_a_catalog_saved_by_japanese_excel_is_named_cp932_and_reads_with_it(tmp_path, caplog):
+    """A Shift_JIS catalog (Japanese Excel's CSV, cp932): the refusal names cp932 and shows
+    the line as it reads in it (before: "read it with --encoding cp1252", which then
+    failed on the next byte); cp1252 named instead: the same hint; latin-1 (which reads any
+    byte): read, with a warning showing the garbled line; cp932: the titles as written."""
+    titles = [f"ＡＣＭＥ　ランニングシューズ 赤 {i}ｃｍ" if i % 2 else f"ｿﾗ ﾘｭｯｸｻｯｸ 黒 {i}"
+              for i in range(30)]
+    utf8 = "product_id,title\r\n" + "".join(f"JP{i:03d},{t}\r\n" for i, t in enumerate(titles))
+    sjis = tmp_path / "shohin.csv"
+    sjis.write_bytes(utf8.encode("cp932"))
+    with pytest.raises(DataError, match=re.escape(
+            f"{sjis} line 2 (data row 1): bytes b'\\xbf' are not valid UTF-8, column 'title'. "
+            "The file reads as cp932 (Japanese), that line as 'JP000,ｿﾗ ﾘｭｯｸｻｯｸ 黒 0': read "
+            "it as it is with --encoding cp932 (encoding= in Python), or save it as UTF-8 (e.g. "
+            "`iconv -f cp932 -t utf-8 in.csv > out.csv`)")):
+        read_catalog(sjis)
+    with pytest.raises(DataError, match=re.escape(
+            "are not cp1252 text (character maps to <undefined>). Name the file's real encoding "
+            "with --encoding (encoding=) (it reads as cp932: Japanese), or save it as UTF-8.")):
+        read_catalog(sjis, encoding="cp1252")
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        garbled = read_catalog(sjis, encoding="latin-1")
+    assert garbled.titles[0] == "JP000,ｿﾗ ﾘｭｯｸｻｯｸ 黒 0".encode("cp932").decode("latin-1")[6:]
+    assert re.search(r"read as latin-1 \(--encoding\), but it reads as cp932 \(Japanese\): "
+                     r"the line '.*' would be 'JP000,ｿﾗ ﾘｭｯｸｻｯｸ 黒 0'\. If the titles look "
+                     r"garbled, read it with --encoding cp932\.", caplog.text), caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="prodfusion.data"):
+        # (the ideographic space, like every run of spaces, read as one ASCII space)
+        assert read_catalog(sjis, encoding="cp932").titles == [" ".join(t.split())
+                                                               for t in titles]
+    assert "reads as" not in caplog.text
+    header = tmp_path / "header.csv"  # the header holds the first byte that is not UTF-8
+    header.write_bytes(("商品コード,商品名\r\n" + "".join(
+        f"JP{i:03d},{t}\r\n" for i, t in enumerate(titles))).encode("cp932"))
+    with pytest.raises(DataError, match=re.escape(
+            f"{header} line 1 (the header): bytes b'\\x8f' are not valid UTF-8. The file reads "
+            "as cp932 (Japanese), that line as '商品コード,商品名'")):
+        read_catalog(header, id_col="商品コード", title_col="商品名")
 
 
 def test_empty_lines_at_the_end_are_not_products_and_between_rows_are_skipped(tmp_path,
@@ -603,6 +644,36 @@ def test_columns_that_look_like_the_ones_asked_for_are_named(tmp_path, caplog):
     path.write_text("a,b\n1,x\n", "utf-8")
     with pytest.raises(DataError, match=r"on the command line\)\.$"):
         read_catalog(path)
+
+
+def test_japanese_chinese_and_korean_export_columns_are_named_as_likely(tmp_path, caplog):
+    """A Japanese shop's export (商品コード, 商品名, カテゴリ, 画像), a Chinese one's and a
+    Korean one's: each missing column's refusal names the file's likely one."""
+    from prodfusion.data.interactions import read_interactions
+
+    for header, wanted in (("商品コード,商品名,カテゴリ,画像", ("商品コード", "商品名", "カテゴリ", "画像")),
+                           ("商品编号,商品名称,类目,图片", ("商品编号", "商品名称", "类目", "图片")),
+                           ("상품코드,상품명,카테고리,이미지", ("상품코드", "상품명", "카테고리", "이미지"))):
+        path = tmp_path / "c.csv"
+        path.write_text(f"{header}\n1,x,y,\n", "utf-8")
+        with pytest.raises(DataError, match=re.escape(
+                f"'{wanted[0]}' looks like it: --id-col '{wanted[0]}'.")):
+            read_catalog(path)
+        with pytest.raises(DataError, match=re.escape(
+                f"'{wanted[1]}' looks like it: --title-col '{wanted[1]}'.")):
+            read_catalog(path, id_col=wanted[0])
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="prodfusion.data"):
+            read_catalog(path, id_col=wanted[0], title_col=wanted[1])
+        assert f"'{wanted[2]}' may be one: --category-col '{wanted[2]}'" in caplog.text
+        assert f"'{wanted[3]}' may be one: --image-col '{wanted[3]}'" in caplog.text
+    log = tmp_path / "clicks.csv"
+    log.write_text("セッションID,商品コード,日時\nv1,1,2023/01/02 10:00:00\n", "utf-8")
+    with pytest.raises(DataError, match=re.escape(
+            "'セッションID' looks like it: --session-cols 'セッションID'.")):
+        read_interactions(log)
+    with pytest.raises(DataError, match=re.escape("'商品コード' looks like it: --item-col '商品コード'.")):
+        read_interactions(log, session_cols="セッションID")
 
 
 def test_an_image_root_url_joins_the_catalogs_paths(tmp_path):

@@ -213,6 +213,23 @@ def test_read_interactions_iso_times_and_keys(tmp_path):
     assert len(sessions) == 4
 
 
+def test_year_first_slashed_times_read_as_iso_without_a_format(tmp_path):
+    """``2024/03/01 00:00:10`` (Japanese, Chinese and Korean exports; month and day never
+    swapped when the year comes first) reads as its ISO form; single-digit months and days
+    too; a day-first slashed date is still refused without --time-format."""
+    iso, slashed = tmp_path / "iso.csv", tmp_path / "slashed.csv"
+    iso.write_text("session_id,product_id,t\n1,a,2024-03-01T00:00:00\n1,b,2024-03-01 00:00:10\n"
+                   "2,a,2024-03-02\n2,c,2024-03-02 09:05\n", "utf-8")
+    slashed.write_text("session_id,product_id,t\n1,a,2024/03/01 00:00:00\n1,b,2024/3/1 0:00:10\n"
+                       "2,a,2024/03/02\n2,c,2024/3/2 09:05\n", "utf-8")
+    want = read_interactions(iso, time_col="t")["ts"].to_list()
+    assert read_interactions(slashed, time_col="t")["ts"].to_list() == want
+    assert want[:2] == [1709251200.0, 1709251210.0]
+    slashed.write_text("session_id,product_id,t\n1,a,01/03/2024 00:00\n", "utf-8")
+    with pytest.raises(DataError, match="cannot read time '01/03/2024 00:00'"):
+        read_interactions(slashed, time_col="t")
+
+
 def test_read_interactions_numbers_several_time_columns_and_no_time(tmp_path):
     path = tmp_path / "views.csv"
     path.write_text("session_id;item_id;timeframe;eventdate\n"
@@ -237,7 +254,7 @@ def test_times_in_a_named_layout_are_read_and_others_refused_naming_the_layouts(
     with pytest.raises(DataError, match=re.escape(
             f"{path} row 1: cannot read time '01.02.2023 10:00' (column 't'; 2 row(s) in all). "
             "Use numbers (e.g. Unix seconds) or ISO dates/datetimes such as 2016-05-09 or "
-            "2016-05-09T10:00:00, or name the layout with --time-format (time_format=). It "
+            "2016-05-09T10:00:00 (or 2016/05/09 10:00), or name the layout with --time-format (time_format=). It "
             "reads with --time-format '%d.%m.%Y %H:%M' (time_format= in Python).")):
         read_interactions(path, time_col="t")
     log = read_interactions(path, time_col="t", time_format="%d.%m.%Y %H:%M")

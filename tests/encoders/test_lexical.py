@@ -50,7 +50,7 @@ def test_lexical_modality_builds_fuses_saves_and_loads(tmp_path):
     ids, scores, why = rec.similar("p4", k=3, weights={"lexical": 1, "clicks": 0}, explain=True)
     assert why[0]["modalities"]["clicks"]["weight"] == 0.0
     loaded = Recommender.load(rec.save(tmp_path / "m"))
-    assert loaded.embeddings_["lexical"].spec == "lexical:tfidf-char3-5-svd6"
+    assert loaded.embeddings_["lexical"].spec == "lexical:tfidf-nfkc-char3-5-svd6"
     assert loaded.similar("p4", k=3, modalities=["lexical"])[0].tolist() == \
         rec.similar("p4", k=3, modalities=["lexical"])[0].tolist()
     with pytest.raises(ParameterError, match=r"'lexical' parameter of build must be 'tfidf' "
@@ -96,3 +96,69 @@ def test_the_svd_is_fitted_on_a_sample_above_max_fit_rows_and_projects_every_tit
     assert np.corrcoef(s_full[iu], s_part[iu])[0, 1] > 0.9
     with pytest.raises(ParameterError, match="max_fit_rows"):
         LexicalEncoder(max_fit_rows=1)
+
+
+#: One product each, written in two notations a shop system may mix: full-width letters,
+#: digits and an ideographic space; half-width katakana; a decomposed accent; a ligature.
+TWINS = [("ACME Running shoe 26.5cm", "ＡＣＭＥ　Ｒｕｎｎｉｎｇ　ｓｈｏｅ　２６．５ｃｍ"),
+         ("ランニングシューズ 赤 M", "ﾗﾝﾆﾝｸﾞｼｭｰｽﾞ 赤 Ｍ"),
+         ("Café crème mug", "Cafe\u0301 cre\u0300me mug"),
+         ("Office file folder", "Oﬃce ﬁle folder")]
+OTHERS = ["Winter jacket blue", "ダウンジャケット 黒 L", "Tea pot white", "Leather wallet"]
+
+
+def _twins_catalog():
+    titles = [t for pair in TWINS for t in pair] + OTHERS
+    return Catalog(pl.DataFrame({"product_id": [f"t{i}" for i in range(len(titles))],
+                                 "title": titles}))
+
+
+def test_a_title_in_another_notation_gets_the_same_lexical_vector_and_ngrams():
+    from prodfusion.fusion.ngrams import TitleNgrams
+
+    cat = _twins_catalog()
+    e = LexicalEncoder(dim=6).encode(cat)
+    assert e.spec == "lexical:tfidf-nfkc-char3-5-svd6"
+    g = TitleNgrams.from_titles(cat.titles)
+    for i in range(len(TWINS)):
+        a, b = 2 * i, 2 * i + 1
+        np.testing.assert_allclose(e.vectors[a], e.vectors[b], atol=1e-6)
+        assert g.scores([a], [b])[0, 0] == pytest.approx(1.0, abs=1e-5)
+    # lower case only (the encoder of older folders, the tfidf reference): strangers
+    raw = LexicalEncoder(dim=11, normalize=False).encode(cat)
+    raw_g = TitleNgrams.from_titles(cat.titles, normalize=False)
+    for i in range(len(TWINS)):
+        a, b = 2 * i, 2 * i + 1
+        assert raw_g.scores([a], [b])[0, 0] < 0.9
+        assert not np.allclose(raw.vectors[a], raw.vectors[b], atol=1e-3)
+
+
+def test_a_folder_written_before_normalisation_keeps_encoding_titles_as_it_did(tmp_path):
+    import json
+
+    cat = _twins_catalog()
+    rec = Recommender(text=None, image=None, clicks=None, lexical="tfidf:11", ngrams=True,
+                      fusion="intermediate").build(cat)
+    folder = rec.save(tmp_path / "m")
+    # the folder as the code before NFKC wrote it: its specs carry no "nfkc"
+    man = json.loads((folder / "manifest.json").read_text())
+    man["encoders"]["lexical"]["spec"] = "lexical:tfidf-char3-5-svd11"
+    man["files"]["ngrams"]["spec"] = "ngrams:tfidf-char3-5"
+    (folder / "manifest.json").write_text(json.dumps(man))
+    old = Recommender.load(folder)
+    assert not old.lexical_encoder_.normalize and not old.ngrams_.normalize
+    new = Recommender.load(rec.save(tmp_path / "m2"))
+    assert new.lexical_encoder_.normalize and new.ngrams_.normalize
+    twin = Catalog(pl.DataFrame({"product_id": ["x"], "title": [TWINS[0][1]]}))
+    for r in (old, new):
+        r.add_products(twin)  # encoded by the model's own encoders
+    # the new folder reads the full-width twin as its ASCII product; the old one as before
+    np.testing.assert_allclose(new.embeddings_["lexical"].vectors[-1],
+                               new.embeddings_["lexical"].vectors[0], atol=1e-6)
+    assert new.ngrams_.scores([len(cat)], [0])[0, 0] == pytest.approx(1.0, abs=1e-5)
+    assert old.ngrams_.scores([len(cat)], [0])[0, 0] < 0.9
+    assert not np.allclose(old.embeddings_["lexical"].vectors[-1],
+                           old.embeddings_["lexical"].vectors[0], atol=1e-3)
+    again = Recommender.load(old.save(tmp_path / "m3"))  # and keeps saying so
+    assert again.embeddings_["lexical"].spec == "lexical:tfidf-char3-5-svd11"
+    assert again.ngrams_.spec == "ngrams:tfidf-char3-5" and not again.ngrams_.normalize

@@ -273,7 +273,7 @@ def test_build_ngrams_on_the_command_line(tmp_path, capsys):
                  "--lexical", "none", "--no-clicks", "--ngrams", "--cache-dir", "none",
                  "--fusion", "intermediate", "--out", str(out)]) == 0
     err = capsys.readouterr()
-    assert "ngrams     ngrams:tfidf-char3-5" in err.out + err.err
+    assert "ngrams     ngrams:tfidf-nfkc-char3-5" in err.out + err.err
     assert "pairwise   present 58/60" in err.out + err.err
     assert main(["similar", str(out), "p004", "-k", "3"]) == 0
     listed = capsys.readouterr().out

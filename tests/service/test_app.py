@@ -214,6 +214,9 @@ def test_similar_bad_input(client, url, status, message):
 def test_products_search_and_browse(client):
     r = client.get("/v1/products?q=HAT&limit=3").json()
     assert r["total"] == 10 and [p["product_id"] for p in r["items"]] == ["0002", "0006", "0010"]
+    # typed in full-width letters (a Japanese keyboard's default): the same products, the
+    # query and the titles compared in Unicode NFKC
+    assert client.get("/v1/products?q=%EF%BC%A8%EF%BC%A1%EF%BC%B4&limit=3").json() == r
     r = client.get("/v1/products?q=0007").json()
     assert [p["product_id"] for p in r["items"]] == ["0007"]
     r = client.get("/v1/products?limit=4").json()

@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse, RedirectResponse
 from prodfusion._checks import check_k
 from prodfusion.data.photos import PhotoFetchError, is_web_url
 from prodfusion.data.storage import is_object_uri, read_object
+from prodfusion.encoders.lexical import normalize_title
 from prodfusion.fusion.weighting import PROFILE_NAME
 from prodfusion.index.backfill import score_or_none
 from prodfusion.querying import mark_backfilled
@@ -156,7 +157,7 @@ def products(
 ):
     model = served.model
     cat = model.recommender.catalog
-    needle = q.strip().lower()
+    needle = normalize_title(q.strip())
     if needle:
         hit = model.titles_lower.str.contains(needle, literal=True) | \
             (cat.frame["product_id"] == q.strip())
