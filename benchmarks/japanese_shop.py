@@ -54,7 +54,11 @@ def title_of(rng: random.Random, kind: int, colour: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, type=Path)
-    out = ap.parse_args().out
+    make_shop(ap.parse_args().out)
+
+
+def make_shop(out: Path) -> None:
+    """Write the export (module docstring) into ``out``."""
     from PIL import Image
 
     rng = random.Random(51)

@@ -100,15 +100,15 @@ def run_demo(
         if m == "image":
             extra = f", {info.get('n_missing', 0)} missing + {info.get('n_corrupt', 0)} corrupt images"
         spec = e.spec.removeprefix(f"{m}:")
-        _say(f"    {m:<7} {spec:<22} dim {e.dim:>4}  present {e.n_present:,}/{len(catalog):,}{extra}")
+        _say(f"    {m:<7} {spec:<25} dim {e.dim:>4}  present {e.n_present:,}/{len(catalog):,}{extra}")
     if getattr(rec, "cooc_", None) is not None:
-        _say(f"    cooc    {'session co-occurrences':<22} {rec.cooc_.matrix.nnz // 2:>8,} pairs  "
+        _say(f"    cooc    {'session co-occurrences':<25} {rec.cooc_.matrix.nnz // 2:>8,} pairs  "
              f"present {rec.cooc_.n_present:,}/{len(catalog):,}")
     if getattr(rec, "category_", None) is not None:
-        _say(f"    category {'same category: 1, else 0':<21} {rec.category_.info['n_categories']:>8,} "
+        _say(f"    category {'same category: 1, else 0':<24} {rec.category_.info['n_categories']:>8,} "
              f"values present {rec.category_.n_present:,}/{len(catalog):,}")
     if getattr(rec, "popularity_", None) is not None:
-        _say(f"    popularity {'training clicks, log':<19} {rec.popularity_.info['n_clicked']:>8,} "
+        _say(f"    popularity {'training clicks, log':<22} {rec.popularity_.info['n_clicked']:>8,} "
              f"clicked present {rec.popularity_.n_present:,}/{len(catalog):,}")
 
     # ------------------------------------------------------------ learned weights

