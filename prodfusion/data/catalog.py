@@ -225,18 +225,23 @@ class Catalog:
 
     def twin_of(self, product_id: str) -> str | None:
         """The catalog's id that ``product_id`` is written another way, or None: the same
-        once spaces, a trailing ``.0``, leading zeros or the case differ (``"7"`` for
-        ``"000007"``, ``"sku-12"`` for ``"SKU-12"``). A few dictionary lookups, whatever the
+        once spaces, a trailing ``.0``, leading zeros, the case or the width of its letters
+        and digits differ (``"7"`` for ``"000007"``, ``"sku-12"`` for ``"SKU-12"``,
+        ``"ＪＰ０７"`` for ``"JP07"``). A few dictionary lookups, whatever the
         catalog's size (zero-padded to the lengths its ids have).
 
         >>> import polars as pl
         >>> cat = Catalog(pl.DataFrame({"product_id": ["000007", "SKU-12"], "title": ["a", "b"]}))
         >>> cat.twin_of("7"), cat.twin_of("7.0"), cat.twin_of(" sku-12 "), cat.twin_of("8")
         ('000007', '000007', 'SKU-12', None)
+        >>> cat.twin_of("ＳＫＵ－１２"), cat.twin_of("７")
+        ('SKU-12', '000007')
         """
+        import unicodedata
+
         if self._lengths is None:  # the id lengths, once
             self._lengths = sorted({len(p) for p in self._row})
-        s = product_id.strip()
+        s = unicodedata.normalize("NFKC", product_id).strip()  # typed full-width: ＪＰ０１
         if s.endswith(".0") and s[:-2].isdigit():
             s = s[:-2]
         tries = [s, s.upper(), s.lower()]
