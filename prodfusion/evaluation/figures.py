@@ -3,15 +3,35 @@ retrieval hit rates and per-category CTRs (matplotlib, imported when first drawn
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
-from collections.abc import Mapping
+import re
+import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from prodfusion.evaluation.documents import _num
 
-__all__: list[str] = []
+__all__ = ["FALLBACK_FONTS", "fallback_fonts"]
+
+logger = logging.getLogger("prodfusion.evaluation")
+
+#: Fonts that draw the scripts matplotlib's own font (DejaVu Sans) lacks — Japanese,
+#: Chinese, Korean, Arabic, Hebrew, Thai, Devanagari — by the names their packages install
+#: (Debian's fonts-noto-cjk, fonts-ipafont-gothic, fonts-wqy-zenhei, …; macOS's and
+#: Windows' own). Those on the machine are tried after the usual font, glyph by glyph.
+FALLBACK_FONTS = (
+    "Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans CJK TC", "Noto Sans CJK KR",
+    "Noto Sans JP", "Noto Sans SC", "Noto Sans KR", "Source Han Sans", "IPAexGothic",
+    "IPAGothic", "IPAPGothic", "TakaoGothic", "VL Gothic", "Droid Sans Fallback",
+    "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Hiragino Sans", "Hiragino Kaku Gothic Pro",
+    "Yu Gothic", "Meiryo", "MS Gothic", "Microsoft YaHei", "SimHei", "PingFang SC",
+    "Apple SD Gothic Neo", "Malgun Gothic", "NanumGothic", "Noto Sans Arabic",
+    "Noto Sans Hebrew", "Noto Sans Thai", "Noto Sans Devanagari", "Arial Unicode MS",
+)
 
 
 def _plt():
@@ -23,6 +43,64 @@ def _plt():
     return plt
 
 
+@functools.cache
+def fallback_fonts() -> tuple[str, ...]:
+    """The :data:`FALLBACK_FONTS` installed on this machine, in that order (fonts installed
+    after matplotlib cached its font list are looked for too)."""
+    from matplotlib import font_manager
+
+    known = {f.fname for f in font_manager.fontManager.ttflist}
+    for path in font_manager.findSystemFonts():
+        if path not in known:
+            try:
+                font_manager.fontManager.addfont(path)
+            except (OSError, RuntimeError, ValueError):  # a file FreeType cannot read
+                continue
+    names = {f.name for f in font_manager.fontManager.ttflist}
+    return tuple(n for n in FALLBACK_FONTS if n in names)
+
+
+_GLYPH = re.compile(r"Glyph (\d+) .*missing from font")
+
+
+def _drawn(draw: Callable) -> Callable:
+    """A figure function drawn with the installed :func:`fallback_fonts` after the usual
+    font, so category names and titles in other scripts show; characters no installed font
+    has are said once, in words (matplotlib warns once per glyph), naming the figure."""
+    import inspect
+
+    signature = inspect.signature(draw)
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        plt = _plt()
+        path = signature.bind(*args, **kwargs).arguments.get("path")
+        family = [*plt.rcParams["font.family"], *fallback_fonts()]
+        with warnings.catch_warnings(record=True) as caught, \
+                plt.rc_context({"font.family": family}):
+            warnings.simplefilter("always")
+            out = draw(*args, **kwargs)
+        missing = []
+        for w in caught:
+            m = _GLYPH.search(str(w.message))
+            if m is None:  # not ours to judge: passed on
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            elif chr(int(m.group(1))) not in missing:
+                missing.append(chr(int(m.group(1))))
+        if missing:
+            logger.warning(
+                "%s: %d character(s) of its labels are in no installed font (%s), so they "
+                "show as empty boxes; the report's tables hold them as text. Install a font "
+                "that draws them (Debian/Ubuntu: apt install fonts-noto-cjk for Japanese, "
+                "Chinese and Korean; fonts-noto-core for other scripts) and write the report "
+                "again.", Path(path).name if path else draw.__name__, len(missing),
+                "".join(missing[:12]) + ("…" if len(missing) > 12 else ""))
+        return out
+
+    return wrapper
+
+
+@_drawn
 def _fig_tsne(fig_data: Mapping, path: Path) -> None:
     """t-SNE map coloured by category, legend, and one example image per category."""
     plt = _plt()
@@ -78,6 +156,7 @@ def _fig_tsne(fig_data: Mapping, path: Path) -> None:
     plt.close(fig)
 
 
+@_drawn
 def _fig_ari(cells: list[Mapping], n: int, path: Path) -> None:
     plt = _plt()
     main = [c for c in cells if c["n_categories"] == n]
@@ -103,6 +182,7 @@ def _fig_ari(cells: list[Mapping], n: int, path: Path) -> None:
     plt.close(fig)
 
 
+@_drawn
 def _fig_retrieval(rows: list[Mapping], source: str, k: int, path: Path) -> None:
     plt = _plt()
     sel = [r for r in rows if r["source"] == source and r["slice"] == "all"]
@@ -124,6 +204,7 @@ def _fig_retrieval(rows: list[Mapping], source: str, k: int, path: Path) -> None
     plt.close(fig)
 
 
+@_drawn
 def _fig_replay(table: Mapping, labels: tuple[str, str], source: str, path: Path,
                 top: int = 12) -> None:
     plt = _plt()

@@ -12,13 +12,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from prodfusion.evaluation.documents import Table, _bold_max, _pm, _report_meta, write_documents
-from prodfusion.evaluation.figures import _plt
+from prodfusion.evaluation.figures import _drawn, _plt
 
 __all__ = ["write_categorization_report"]
 
 NAMES = {"origin": "origin", "simcse": "SimCSE", "convirt": "ConVIRT"}
 
 
+@_drawn
 def _fig(res: Mapping, keys: list[tuple[str, str]], path: Path, title: str) -> None:
     plt = _plt()
     methods = res["config"]["methods"]
