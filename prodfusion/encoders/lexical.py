@@ -25,6 +25,7 @@ True
 
 from __future__ import annotations
 
+import re
 import time
 import unicodedata
 from pathlib import Path
@@ -35,7 +36,8 @@ from prodfusion._checks import is_int
 from prodfusion.encoders.base import Embeddings
 from prodfusion.errors import param_error
 
-__all__ = ["LexicalEncoder", "normalize_title", "parse_lexical_spec", "tfidf_matrix"]
+__all__ = ["LexicalEncoder", "normalize_title", "parse_lexical_spec", "tfidf_matrix",
+           "title_terms"]
 
 
 def parse_lexical_spec(spec: str) -> int:
@@ -263,17 +265,60 @@ def normalize_title(text: str) -> str:
     return unicodedata.normalize("NFKC", text).lower()
 
 
+#: Runs of Chinese, Japanese or Korean characters (Han, kana, Hangul): their neighbouring
+#: pairs are terms too (:func:`title_terms`).
+_CJK_RUN = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+                      "\uac00-\ud7af]{2,}")
+
+
+class _TitleTerms:
+    """:func:`title_terms` with one ``ngram_range`` (a class, so the vectorizer pickles)."""
+
+    def __init__(self, ngram_range: tuple[int, int]) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.ngram_range = ngram_range
+        self._char_wb = TfidfVectorizer(analyzer="char_wb", ngram_range=ngram_range,
+                                        preprocessor=str).build_analyzer()
+
+    def __call__(self, title: str) -> list[str]:
+        text = normalize_title(title)
+        grams = self._char_wb(text)
+        for run in _CJK_RUN.findall(text):
+            grams.extend(run[i:i + 2] for i in range(len(run) - 1))
+        return grams
+
+
+def title_terms(title: str, ngram_range: tuple[int, int] = (3, 5)) -> list[str]:
+    """The terms the ``lexical`` and ``ngrams`` modalities count in a title: the character
+    n-grams of its words (``char_wb``, 3–5 by default) in :func:`normalize_title`'s form,
+    and every neighbouring pair of Chinese, Japanese or Korean characters. Those scripts
+    write a title without spaces between its words (``耐克背包黑色``), and most of their
+    words are two characters long, which no 3-gram of a word holds alone: the pairs are
+    what search engines index them by. A title without such characters gets exactly its
+    n-grams.
+
+    >>> title_terms("ACME 背包")[:4], title_terms("ACME 背包")[-2:]
+    ([' ac', 'acm', 'cme', 'me '], [' 背包 ', '背包'])
+    """
+    return _TitleTerms(tuple(ngram_range))(title)
+
+
 def _vectorizer(*, ngram_range: tuple[int, int] = (3, 5), vocabulary=None, idf=None,
                 normalize: bool = False):
     """The titles' TF-IDF vectorizer; with ``vocabulary`` and ``idf`` a fitted one's state
-    (what encodes titles added later in the same space). ``normalize``: titles read through
-    :func:`normalize_title` (else lower-cased only, as scikit-learn's default does: the
-    ``tfidf`` reference baseline)."""
+    (what encodes titles added later in the same space). ``normalize``: the terms of
+    :func:`title_terms` (else the character n-grams of the lower-cased title, as
+    scikit-learn's default does: the ``tfidf`` reference baseline, and model folders
+    written before the fifty-first session)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=ngram_range, lowercase=True,
-                          preprocessor=normalize_title if normalize else None,
-                          dtype=np.float32, vocabulary=vocabulary)
+    if normalize:
+        vec = TfidfVectorizer(analyzer=_TitleTerms(tuple(ngram_range)), dtype=np.float32,
+                              vocabulary=vocabulary)
+    else:
+        vec = TfidfVectorizer(analyzer="char_wb", ngram_range=ngram_range, lowercase=True,
+                              dtype=np.float32, vocabulary=vocabulary)
     if idf is not None:
         vec.idf_ = idf
     return vec

@@ -162,3 +162,23 @@ def test_a_folder_written_before_normalisation_keeps_encoding_titles_as_it_did(t
     again = Recommender.load(old.save(tmp_path / "m3"))  # and keeps saying so
     assert again.embeddings_["lexical"].spec == "lexical:tfidf-char3-5-svd11"
     assert again.ngrams_.spec == "ngrams:tfidf-char3-5" and not again.ngrams_.normalize
+
+
+def test_chinese_two_character_words_count_without_spaces_and_latin_titles_keep_their_ngrams():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from prodfusion.encoders.lexical import title_terms
+    from prodfusion.fusion.ngrams import TitleNgrams
+
+    # the same product type (背包, a backpack) in two titles written without spaces: no
+    # 3-gram in common, the pair 背包 is
+    titles = ["特步背包蓝色", "李宁背包红色", "耐克手表白色"]
+    g = TitleNgrams.from_titles(titles)
+    old = TitleNgrams.from_titles(titles, normalize=False)
+    assert old.scores([0], [1])[0, 0] == 0.0 and g.scores([0], [1])[0, 0] > 0.0
+    assert g.scores([0], [2])[0, 0] == 0.0 and g.neighbours(0).tolist() == [1]
+    assert "背包" in title_terms(titles[0]) and "背包" not in old.vocabulary
+    # a title without those scripts: exactly scikit-learn's char_wb n-grams of its lower case
+    char_wb = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5)).build_analyzer()
+    for t in TITLES + ["Café crème — 2 × 500 ml", "İstanbul ŞAL"]:
+        assert title_terms(t) == char_wb(t), t
