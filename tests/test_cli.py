@@ -704,10 +704,11 @@ def test_a_log_exported_in_cp1252_is_read_with_its_encoding_and_reread_from_the_
             "--item-col", "item", "--p2v-dim", "16", "--workers", "1", "--image", "none", "--text", "none",
             "--cache-dir", "none", "--tune", "off", "--out", str(files / "model")]
     assert main(args) == 2
-    assert ("line 2 (data row 1): bytes b'\\xfc' are not valid UTF-8, column 'kunde'. Save the "
-            "file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`) and read it "
-            "again — or read it as it is with --interactions-encoding cp1252 (encoding= in "
-            "Python) if it was saved on Windows in Western Europe.") in capsys.readouterr().err
+    assert ("line 2 (data row 1): bytes b'\\xfc' are not valid UTF-8, column 'kunde'. The file "
+            "reads as cp1252 (Western European), that line as 'Müller-a;0001;1': read it as "
+            "it is with --interactions-encoding cp1252 (encoding= in Python), or save it as "
+            "UTF-8 (e.g. `iconv -f cp1252 -t utf-8 in.csv > out.csv`) and read it again."
+            ) in capsys.readouterr().err
     assert main([*args, "--interactions-encoding", "cp1252"]) == 0
     built = capsys.readouterr().err
     (files / "clicks_utf8.csv").write_text(text, encoding="utf-8")

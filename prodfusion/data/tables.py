@@ -440,38 +440,45 @@ def _locate_bad_utf8(path: Path, fmt: str, sep: str, opener=None, caller: str = 
     option = option or "encoding="
     python = "" if option == "encoding=" else " (encoding= in Python)"
     ours, western = shown(enc), shown("cp1252")
-    if enc in _MULTIBYTE or enc in ("cp1252", "euc-jp") or western in (None, ours):
+    if enc in _MULTIBYTE or enc == "cp1252" or western in (None, ours):
         said = (f"The file reads as {enc} ({language}), that line as {ours!r}: read it as it "
                 f"is with {option} {enc}{python}")
+        iconv = enc
     else:  # two single-byte code pages: a short sample cannot tell them apart, the user can
-        likelier = f"the likelier, {language}" if language != "language unknown" else \
-            "the likelier"
-        said = (f"That line reads {ours!r} in {enc} ({likelier}) and {western!r} in cp1252 "
-                f"(Windows, Western Europe): read the file with {option} and the one that "
-                f"shows it right{python}")
-        enc = "THAT-ONE"
+        said = (f"That line reads {ours!r} in {enc} ({language}, the likelier) and "
+                f"{western!r} in cp1252 (Western European): read the file with {option} and "
+                f"the one that shows it right{python}")
+        iconv = "THAT_ONE"
     return DataError(
         f"{path} {where}: bytes {bad!r} are not valid UTF-8{column}. {said}, or save it as "
-        f"UTF-8 (e.g. `iconv -f {enc} -t utf-8 in.csv > out.csv`) and read it again.")
+        f"UTF-8 (e.g. `iconv -f {iconv} -t utf-8 in.csv > out.csv`) and read it again.")
 
 
 #: The legacy encodings a catalog or log may arrive in (Windows' code pages and their
-#: East Asian counterparts), the only ones :func:`guess_encoding` names.
-GUESSED_ENCODINGS = ("cp932", "euc_jp", "gb18030", "big5", "cp949", "cp1251", "koi8_r",
-                     "cp1250", "cp1252", "cp1253", "cp1254", "cp1255", "cp1256", "cp874",
-                     "cp1258")
+#: East Asian counterparts), the only ones :func:`guess_encoding` names, with the script
+#: each is for (named in messages; a language guessed from a short file is often wrong).
+GUESSED_ENCODINGS = {
+    "cp932": "Japanese", "euc-jp": "Japanese", "gb18030": "Chinese, simplified",
+    "big5": "Chinese, traditional", "cp949": "Korean", "cp1251": "Cyrillic",
+    "koi8-r": "Cyrillic", "cp1250": "Central European", "cp1252": "Western European",
+    "cp1253": "Greek", "cp1254": "Turkish", "cp1255": "Hebrew", "cp1256": "Arabic",
+    "cp874": "Thai", "cp1258": "Vietnamese"}
 #: Of those, the multi-byte ones: a text that decodes cleanly in one of them is rarely
 #: anything else, so a file read otherwise is warned about (:func:`_check_named_encoding`).
-_MULTIBYTE = ("cp932", "euc_jp", "gb18030", "big5", "cp949")
+_MULTIBYTE = ("cp932", "euc-jp", "gb18030", "big5", "cp949")
+
+
+def _codec_name(encoding: str) -> str:
+    return codecs.lookup(encoding).name
 
 
 def guess_encoding(data: bytes) -> tuple[str, str] | None:
-    """``(encoding, language)`` the bytes most plausibly are, among
+    """``(encoding, script)`` the bytes most plausibly are, among
     :data:`GUESSED_ENCODINGS` (charset-normalizer's verdict on the first 100 KB; an East
-    Asian multi-byte one only from 40 non-ASCII bytes on), or ``None`` when it has none. Where Windows' Western European code page reads the sample
-    exactly as the verdict does (German, French, …), that one is named: it is what those
-    files are saved in. Only ever a hint in a message: a file is decoded with the encoding
-    the user names.
+    Asian multi-byte one only from 40 non-ASCII bytes on), or ``None`` when it has none.
+    Where Windows' Western European code page reads the sample exactly as the verdict does
+    (German, French, …), that one is named: it is what those files are saved in. Only ever
+    a hint in a message: a file is decoded with the encoding the user names.
 
     >>> guess_encoding("商品コード,商品名\\n1,ランニングシューズ 赤\\n".encode("cp932") * 20)
     ('cp932', 'Japanese')
@@ -486,30 +493,28 @@ def guess_encoding(data: bytes) -> tuple[str, str] | None:
     candidates = list(GUESSED_ENCODINGS)
     if sum(b >= 0x80 for b in sample) < 40:  # a few accented letters: two bytes of them can
         candidates = [c for c in candidates if c not in _MULTIBYTE]  # pass for one Chinese
+    by_codec = {_codec_name(c): c for c in candidates}
     best = from_bytes(sample, cp_isolation=candidates, threshold=0.5).best()
-    if best is None or best.encoding == "utf_8":
+    if best is None or _codec_name(best.encoding) not in by_codec:
         return None
-    enc = best.encoding.replace("_", "-") if best.encoding in ("euc_jp", "koi8_r") \
-        else best.encoding
+    enc = by_codec[_codec_name(best.encoding)]  # as GUESSED_ENCODINGS spells it (iconv's)
     if enc not in ("cp1252", *_MULTIBYTE):
         try:
-            if sample.decode("cp1252") == sample.decode(best.encoding):
+            if sample.decode("cp1252") == sample.decode(enc):
                 enc = "cp1252"
         except UnicodeDecodeError:
             pass
-    language = best.language if best.language and best.language != "Unknown" else "language unknown"
-    return enc, language
+    return enc, GUESSED_ENCODINGS[enc]
 
 
 def _check_named_encoding(path: Path, data: bytes, encoding: str) -> None:
     """Warn when a file read with ``encoding`` decodes cleanly in a multi-byte East Asian
     encoding that reads it otherwise (a Shift_JIS catalog read as latin-1: every title
     mojibake, no error)."""
-    name = codecs.lookup(encoding).name
-    if any(codecs.lookup(m).name == name for m in _MULTIBYTE) or data.isascii():
+    if _codec_name(encoding) in {_codec_name(m) for m in _MULTIBYTE} or data.isascii():
         return
     guess = guess_encoding(data)
-    if guess is None or guess[0] not in (*_MULTIBYTE, "euc-jp"):
+    if guess is None or guess[0] not in _MULTIBYTE:
         return
     enc, language = guess
     line = next((x for x in data[:100_000].splitlines() if not x.isascii()), b"")
@@ -590,7 +595,7 @@ def _transcode(path: Path, source, encoding: str) -> io.BytesIO:
         line = data.count(b"\n", 0, e.start) + 1
         guess = guess_encoding(data)
         said = f" (it reads as {guess[0]}: {guess[1]})" if guess and \
-            codecs.lookup(guess[0]).name != codecs.lookup(encoding).name else ""
+            _codec_name(guess[0]) != _codec_name(encoding) else ""
         raise DataError(
             f"{path} line {line}: bytes {data[e.start:e.end]!r} are not {encoding} text ("
             f"{e.reason}). Name the file's real encoding with --encoding (encoding=){said}, or "

@@ -454,7 +454,7 @@ def test_a_catalog_in_another_encoding_reads_with_encoding(tmp_path):
     assert read_table(utf8, encoding="utf-8").equals(read_table(utf8))
     with pytest.raises(DataError, match=re.escape(
             f"{win} line 2 (data row 1): bytes b'\\xf6' are not valid UTF-8, column "
-            "'Bezeichnung'. The file reads as cp1252 (German), that line as '000001;Laufschuh Größe "
+            "'Bezeichnung'. The file reads as cp1252 (Western European), that line as '000001;Laufschuh Größe "
             "42 – weiß': read it as it is with --encoding cp1252 (encoding= in Python), or save "
             "it as UTF-8 (e.g. `iconv -f cp1252 -t utf-8 in.csv > out.csv`)")):
         read_catalog(win, id_col="Artikelnummer", title_col="Bezeichnung")

@@ -349,6 +349,6 @@ def test_a_corpus_of_logs_in_cp1252_equals_one_of_the_same_logs_in_utf8(logs, tm
                          encoding="cp1252", progress=False)
     assert (tmp_path / "c.txt").read_bytes() == (tmp_path / "u.txt").read_bytes()
     assert got.meta["report"] == ref.meta["report"]
-    with pytest.raises(DataError, match="or read it as it is with --interactions-encoding "
+    with pytest.raises(DataError, match="read it as it is with --interactions-encoding "
                                         "cp1252"):
         prepare_corpus(cp, tmp_path / "x.txt", catalog=catalog, time_col="ts", progress=False)
