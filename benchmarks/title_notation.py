@@ -126,8 +126,8 @@ def main() -> None:
         f"the `tfidf` reference: {d2:+.3f} [{lo2:+.3f}, {hi2:+.3f}]. Before, a title's "
         "n-grams were those of its notation: the 15 nearest of a half-width title were "
         "other half-width titles, whatever they sold. The reference keeps scikit-learn's "
-        "defaults (what a user tries first); read on NFKC titles it does as well as "
-        "`ngrams` — the gain is the normalisation, not the modality. The made-up titles are "
+        "defaults (what a user tries first); read on NFKC titles it does about as well as "
+        "`ngrams` (the table) — the gain is the normalisation's. The made-up titles are "
         "short and regular, so the sizes of these shares say little about a real shop; "
         "that two notations no longer part the lists does.",
     ]

@@ -682,7 +682,9 @@ def test_a_catalog_in_another_encoding_builds_and_adds_with_the_recorded_encodin
             "--p2v-dim", "16", "--workers", "1", "--image", "none", "--cache-dir", "none",
             "--tune", "off", "--out", str(model)]
     assert main(base) == 2
-    assert "--encoding cp1252" in capsys.readouterr().err  # the refusal says how
+    err = capsys.readouterr().err  # the refusal shows the line as the likely encodings read it
+    assert "'0002,Kırmızı deri kadın çanta,bags' in cp1254 (Turkish): read the file with " \
+        "--encoding and the one that shows it right" in err
     assert main([*base, "--encoding", "cp1254"]) == 0
     manifest = json.loads((model / "manifest.json").read_text())
     assert manifest["data"]["catalog"]["encoding"] == "cp1254"

@@ -28,7 +28,8 @@ from prodfusion.errors import DataError, param_error
 logger = logging.getLogger("prodfusion.data")
 
 __all__ = ["read_table", "detect_format", "Format", "FORMATS", "is_table", "is_table_label",
-           "table_label", "table_kind", "as_text", "is_remote", "source_name", "guess_encoding"]
+           "table_label", "table_kind", "as_text", "is_remote", "source_name", "guess_encoding",
+           "likely_encodings"]
 
 Format = Literal["csv", "tsv", "parquet", "jsonl", "xml"]
 FORMATS: tuple[str, ...] = ("csv", "tsv", "parquet", "jsonl", "xml")
@@ -420,35 +421,35 @@ def _locate_bad_utf8(path: Path, fmt: str, sep: str, opener=None, caller: str = 
             pass
     option = {"read_catalog()": "--encoding", "read_interactions()": "--interactions-encoding",
               "read_pairs()": "--interactions-encoding"}.get(caller)
-    guess = guess_encoding(data)
-    if guess is None:
+    candidates = likely_encodings(data)
+    if not candidates:
         hint = (f" — or read it as it is with {option} cp1252 (encoding= in Python) if it was "
                 "saved on Windows in Western Europe" if option else "")
         return DataError(
             f"{path} {where}: bytes {bad!r} are not valid UTF-8{column}. Save the file as UTF-8 "
             f"(e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`) and read it again{hint}.")
-    enc, language = guess
     line = data[data.rfind(b"\n", 0, start) + 1:].split(b"\n", 1)[0].rstrip(b"\r")
-
-    def shown(encoding: str) -> str | None:
+    readings: dict[str, str] = {}  # the line as each candidate reads it, the first of a kind
+    for enc in candidates:
         try:
-            text = line.decode(encoding).removeprefix("\ufeff")
+            text = line.decode(enc).removeprefix("\ufeff")
         except UnicodeDecodeError:
-            return None
-        return text if len(text) <= 80 else text[:77] + "…"
-
+            continue
+        text = text if len(text) <= 80 else text[:77] + "…"
+        if text not in readings:
+            readings[text] = enc
     option = option or "encoding="
     python = "" if option == "encoding=" else " (encoding= in Python)"
-    ours, western = shown(enc), shown("cp1252")
-    if enc in _MULTIBYTE or enc == "cp1252" or western in (None, ours):
-        said = (f"The file reads as {enc} ({language}), that line as {ours!r}: read it as it "
-                f"is with {option} {enc}{python}")
+    if len(readings) == 1:
+        (text, enc), = readings.items()
+        said = (f"The file reads as {enc} ({GUESSED_ENCODINGS[enc]}), that line as {text!r}: "
+                f"read it as it is with {option} {enc}{python}")
         iconv = enc
-    else:  # two single-byte code pages: a short sample cannot tell them apart, the user can
-        said = (f"That line reads {ours!r} in {enc} ({language}, the likelier) and "
-                f"{western!r} in cp1252 (Western European): read the file with {option} and "
-                f"the one that shows it right{python}")
-        iconv = "THAT_ONE"
+    else:  # single-byte code pages a short file cannot tell apart: the user can
+        said = "That line reads " + ", ".join(
+            f"{text!r} in {enc} ({GUESSED_ENCODINGS[enc]})" for text, enc in readings.items()
+        ) + f": read the file with {option} and the one that shows it right{python}"
+        iconv = "ENCODING"
     return DataError(
         f"{path} {where}: bytes {bad!r} are not valid UTF-8{column}. {said}, or save it as "
         f"UTF-8 (e.g. `iconv -f {iconv} -t utf-8 in.csv > out.csv`) and read it again.")
@@ -472,21 +473,23 @@ def _codec_name(encoding: str) -> str:
     return codecs.lookup(encoding).name
 
 
-def guess_encoding(data: bytes) -> tuple[str, str] | None:
-    """``(encoding, script)`` the bytes most plausibly are, among
-    :data:`GUESSED_ENCODINGS` (charset-normalizer's verdict on the first 100 KB; an East
-    Asian multi-byte one only from 40 non-ASCII bytes on), or ``None`` when it has none.
-    Where Windows' Western European code page reads the sample exactly as the verdict does
-    (German, French, …), that one is named: it is what those files are saved in. Only ever
-    a hint in a message: a file is decoded with the encoding the user names.
+def likely_encodings(data: bytes) -> list[str]:
+    """The :data:`GUESSED_ENCODINGS` the bytes most plausibly are, best first: charset-
+    normalizer's verdict on the first 100 KB and the single-byte code pages it finds just
+    as plausible (a short file's few accented letters rarely tell cp1250, cp1252 and cp1254
+    apart), Windows' Western European one first among those that read the sample alike; an
+    East Asian multi-byte encoding only from 40 non-ASCII bytes on. Empty when it has none.
+    Only ever a hint in a message: a file is decoded with the encoding the user names.
 
-    >>> guess_encoding("商品コード,商品名\\n1,ランニングシューズ 赤\\n".encode("cp932") * 20)
-    ('cp932', 'Japanese')
+    >>> likely_encodings("商品コード,商品名\\n1,ランニングシューズ 赤\\n".encode("cp932") * 20)
+    ['cp932']
+    >>> likely_encodings("sku,title\\n2,Kırmızı deri çanta\\n".encode("cp1254"))
+    ['cp1252', 'cp1250', 'cp1254', 'cp1258']
     """
     try:
         from charset_normalizer import from_bytes
     except ImportError:  # an optional help: without it, the message names cp1252
-        return None
+        return []
     sample = data[:100_000]
     cut = sample.rfind(b"\n")  # whole lines: a multi-byte character is not cut in two
     sample = sample[:cut + 1] if cut > 0 and len(data) > len(sample) else sample
@@ -494,17 +497,34 @@ def guess_encoding(data: bytes) -> tuple[str, str] | None:
     if sum(b >= 0x80 for b in sample) < 40:  # a few accented letters: two bytes of them can
         candidates = [c for c in candidates if c not in _MULTIBYTE]  # pass for one Chinese
     by_codec = {_codec_name(c): c for c in candidates}
-    best = from_bytes(sample, cp_isolation=candidates, threshold=0.5).best()
-    if best is None or _codec_name(best.encoding) not in by_codec:
-        return None
-    enc = by_codec[_codec_name(best.encoding)]  # as GUESSED_ENCODINGS spells it (iconv's)
-    if enc not in ("cp1252", *_MULTIBYTE):
-        try:
-            if sample.decode("cp1252") == sample.decode(enc):
-                enc = "cp1252"
-        except UnicodeDecodeError:
-            pass
-    return enc, GUESSED_ENCODINGS[enc]
+    matches = [m for m in from_bytes(sample, cp_isolation=candidates, threshold=0.5)
+               if _codec_name(m.encoding) in by_codec]
+    if not matches:
+        return []
+    best = matches[0]
+    if by_codec[_codec_name(best.encoding)] in _MULTIBYTE:
+        return [by_codec[_codec_name(best.encoding)]]
+    tied = [by_codec[_codec_name(m.encoding)] for m in matches
+            if m.chaos <= best.chaos + 1e-6 and m.coherence >= best.coherence - 1e-6
+            and by_codec[_codec_name(m.encoding)] not in _MULTIBYTE]
+    try:  # the Western one first where it reads the sample as the verdict does
+        western = sample.decode("cp1252")
+        same = [e for e in tied if sample.decode(e, "replace") == western]
+        if same:
+            tied = ["cp1252", *[e for e in tied if e != "cp1252"]]
+    except UnicodeDecodeError:
+        pass
+    return tied
+
+
+def guess_encoding(data: bytes) -> tuple[str, str] | None:
+    """``(encoding, script)``: the first of :func:`likely_encodings`, or ``None``.
+
+    >>> guess_encoding("商品コード,商品名\\n1,ランニングシューズ 赤\\n".encode("cp932") * 20)
+    ('cp932', 'Japanese')
+    """
+    found = likely_encodings(data)
+    return (found[0], GUESSED_ENCODINGS[found[0]]) if found else None
 
 
 def _check_named_encoding(path: Path, data: bytes, encoding: str) -> None:
