@@ -74,9 +74,9 @@ def main() -> None:
 
     rows = {}
     t0 = time.perf_counter()
-    rows["lexical, NFKC (now)"] = dense(LexicalEncoder().encode(cat))
+    rows["lexical now (NFKC, pairs of CJK characters)"] = dense(LexicalEncoder().encode(cat))
     rows["lexical, lower case only (before)"] = dense(LexicalEncoder(normalize=False).encode(cat))
-    rows["ngrams, NFKC (now)"] = sparse(TitleNgrams.from_titles(titles).matrix)
+    rows["ngrams now (NFKC, pairs of CJK characters)"] = sparse(TitleNgrams.from_titles(titles).matrix)
     rows["ngrams, lower case only (before)"] = sparse(
         TitleNgrams.from_titles(titles, normalize=False).matrix)
     rows["`tfidf` reference (scikit-learn's defaults)"] = sparse(tfidf_matrix(titles))
@@ -112,12 +112,12 @@ def main() -> None:
                      f"{prec[~half].mean():.3f} | {other.mean():.3f} |")
     lines.append(f"| a notation-blind list of the category | 1.000 | 1.000 | 1.000 | "
                  f"{blind.mean():.3f} |")
-    lo, hi = _boot(results["lexical, NFKC (now)"][0] -
+    lo, hi = _boot(results["lexical now (NFKC, pairs of CJK characters)"][0] -
                    results["lexical, lower case only (before)"][0])
-    d = (results["lexical, NFKC (now)"][0] - results["lexical, lower case only (before)"][0]).mean()
-    lo2, hi2 = _boot(results["ngrams, NFKC (now)"][0] -
+    d = (results["lexical now (NFKC, pairs of CJK characters)"][0] - results["lexical, lower case only (before)"][0]).mean()
+    lo2, hi2 = _boot(results["ngrams now (NFKC, pairs of CJK characters)"][0] -
                      results["`tfidf` reference (scikit-learn's defaults)"][0])
-    d2 = (results["ngrams, NFKC (now)"][0] -
+    d2 = (results["ngrams now (NFKC, pairs of CJK characters)"][0] -
           results["`tfidf` reference (scikit-learn's defaults)"][0]).mean()
     lines += [
         "",
