@@ -4,7 +4,8 @@ Cheap, language-agnostic and strong on the tokens sentence encoders blur: brand,
 numbers, sizes ("40 den", "256 GB"). Fitted on the catalog's own titles (no weights to
 download); the vectors are dense, so every fusion and index treats them like any other
 modality. Titles are read in Unicode NFKC (:func:`normalize_title`), so full-width and
-ASCII letters, half-width and full-width katakana give the same n-grams. A title with no
+ASCII letters, half-width and full-width katakana give the same n-grams, and neighbouring
+pairs of Chinese, Japanese or Korean characters count too (:func:`title_terms`). A title with no
 character n-gram left (empty after normalisation) has no lexical vector (absent, never a
 zero vector).
 
@@ -59,7 +60,8 @@ class LexicalEncoder:
     Titles are read through :func:`normalize_title` first (Unicode NFKC, then lower case),
     so one product written in two notations — full-width ``ＡＣＭＥ　２６ｃｍ`` and ASCII
     ``ACME 26cm``, half-width katakana ``ﾗﾝﾆﾝｸﾞ`` and ``ランニング``, a decomposed ``é`` and
-    a composed one, ``ﬁ`` and ``fi`` — gives the same n-grams.
+    a composed one, ``ﬁ`` and ``fi`` — gives the same n-grams; neighbouring pairs of
+    Chinese, Japanese or Korean characters are terms too (:func:`title_terms`).
 
     :meth:`fit` learns the n-gram vocabulary, their IDF and the SVD projection from a
     catalog's titles; :meth:`transform` maps any titles into that space, so products added
@@ -277,7 +279,6 @@ class _TitleTerms:
     def __init__(self, ngram_range: tuple[int, int]) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        self.ngram_range = ngram_range
         self._char_wb = TfidfVectorizer(analyzer="char_wb", ngram_range=ngram_range,
                                         preprocessor=str).build_analyzer()
 

@@ -4,7 +4,9 @@
 (``char_wb``) of the titles — the vectors of the ``tfidf`` reference baseline
 (:func:`prodfusion.encoders.lexical.tfidf_matrix`), but of the titles in Unicode NFKC
 (:func:`~prodfusion.encoders.lexical.normalize_title`: full-width and ASCII letters,
-half-width and full-width katakana read alike) — kept **sparse** and scored exactly. A
+half-width and full-width katakana read alike) and with neighbouring pairs of Chinese,
+Japanese or Korean characters as terms too
+(:func:`~prodfusion.encoders.lexical.title_terms`) — kept **sparse** and scored exactly. A
 product whose title has no n-gram lacks the modality.
 
 Why beside ``lexical``: ``lexical`` is the same TF-IDF reduced by TruncatedSVD to 256
