@@ -84,6 +84,59 @@ def test_convirt_trainable_tiny_image_tower(tmp_path, tiny_st, planted):
     assert any(not torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
 
 
+def test_convirt_trainable_tower_fetches_each_url_photo_once_and_keeps_it(tmp_path, tiny_st,
+                                                                          planted):
+    """Photos named by URL: fetched once for the whole run (a batch's together), read from
+    memory in later epochs; with no memory to keep them (budget 0), fetched every epoch."""
+    import collections
+    import io
+
+    from prodfusion.data.photos import PhotoFetchError
+    from prodfusion.training.image_side import KeptPhotos
+
+    titles, labels = planted
+    names = sorted(set(labels))
+    rng = np.random.default_rng(1)
+    colours = rng.uniform(size=(len(names), 3, 1, 1)).astype(np.float32)
+    urls = [f"https://cdn.example/p{i}.png" if i != 7 else "https://cdn.example/gone.png"
+            for i in range(len(titles))]
+    served = {}
+    for u, c in zip(urls, labels, strict=True):
+        buf = io.BytesIO()
+        np.save(buf, np.clip(colours[names.index(c)] + 0.1 * rng.normal(size=(3, 8, 8)), 0, 1)
+                .astype(np.float32))
+        served[u] = buf.getvalue()
+    del served["https://cdn.example/gone.png"]
+    cat = Catalog(pl.DataFrame({"product_id": [f"p{i}" for i in range(len(titles))],
+                                "title": titles, "image": urls}))
+    for budget, epochs in ((2**20, 3), (0, 2)):
+        fetched = collections.Counter()
+
+        def fetch(url, fetched=fetched):
+            fetched[url] += 1
+            if url not in served:
+                raise PhotoFetchError("HTTP 404 Not Found")
+            return served[url]
+
+        photos = KeptPhotos(budget, reader=fetch)
+        torch.manual_seed(0)
+        module = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(),
+                                     torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+        tower = ImageTower(module, lambda p, photos=photos: np.load(io.BytesIO(photos.read(p))),
+                           8, "tiny-tower", photos)
+        m = adapt_convirt(cat, tmp_path / f"conv_{budget}", _config(tiny_st, epochs=epochs),
+                          tower=tower, progress=False)
+        assert m["n_pairs"] == len(titles) - 1 and m["loss_per_epoch"][-1] < m["loss_per_epoch"][0]
+        good = [u for u in urls if u in served]
+        used = {u for u in good if fetched[u]}  # the last short batch's rows may never come
+        assert len(used) >= len(good) - 16
+        if budget:  # each fetched once in all; the missing one given up after its batch
+            assert {fetched[u] for u in used} == {1} and photos.n_kept_bytes > 0
+            assert fetched["https://cdn.example/gone.png"] <= 2
+        else:  # nothing kept: fetched again each epoch it comes up
+            assert max(fetched[u] for u in used) == epochs and photos.n_kept_bytes == 0
+
+
 def test_convirt_resumes_after_interruption_and_keeps_previous_output(tmp_path, tiny_st, planted, monkeypatch):
     titles, labels = planted
     cat = _catalog(titles, labels)
