@@ -46,7 +46,7 @@ def _cache(args):
 
 
 def _adapt_options(p: argparse.ArgumentParser) -> None:
-    from prodfusion.cli.options import default_cache_dir
+    from prodfusion.cli.options import _photo_workers, default_cache_dir
     from prodfusion.training._st import DEFAULT_BASE
 
     g = p.add_argument_group("adaptation (defaults: the paper's, except where noted)")
@@ -71,6 +71,9 @@ def _adapt_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default="cpu")
     g.add_argument("--cache-dir", default=default_cache_dir(), help="embedding cache for image features")
     g.add_argument("--cache-dtype", default="float32", choices=["float32", "float16"])
+    g.add_argument("--photo-workers", type=_photo_workers, default=None, metavar="N",
+                   help="threads fetching photos named by URL or in a bucket (default 16, or "
+                        "$PRODFUSION_PHOTO_WORKERS)")
 
 
 def _adapt_config(args):

@@ -250,3 +250,23 @@ def test_simcse_resumes_from_its_last_epoch_checkpoint(tmp_path, tiny_st, plante
     m = adapt_simcse(cat, out, _config(tiny_st, epochs=2), progress=False)
     assert m["resumed_from"] == "checkpoint-10" and len(m["loss_per_epoch"]) == 2   # 160 titles / 16
     assert (out / "adaptation.json").exists() and not (tmp_path / "simcse.partial").exists()
+
+
+def test_adapt_takes_photo_workers_for_the_command(monkeypatch):
+    """`adapt convirt --photo-workers 8`: the threads that fetch its photos named by URL,
+    set for the command only (as build's option)."""
+    import os
+
+    from prodfusion.cli.main import build_parser
+    from prodfusion.cli.options import photo_workers
+    from prodfusion.encoders.image import PHOTO_WORKERS_ENV, url_workers
+
+    monkeypatch.delenv(PHOTO_WORKERS_ENV, raising=False)
+    args = build_parser().parse_args(["adapt", "convirt", "--catalog", "c.csv", "--out", "o",
+                                      "--photo-workers", "8"])
+    with photo_workers(args):
+        assert url_workers() == 8
+    assert PHOTO_WORKERS_ENV not in os.environ
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["adapt", "convirt", "--catalog", "c.csv", "--out", "o",
+                                   "--photo-workers", "0"])
