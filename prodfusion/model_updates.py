@@ -13,8 +13,8 @@ import numpy as np
 import polars as pl
 
 from prodfusion.data.catalog import Catalog
-from prodfusion.data.storage import stamps_of_objects_among
 from prodfusion.encoders.base import MODALITIES, Embeddings, check_finite
+from prodfusion.encoders.image import remote_photo_stamps
 from prodfusion.errors import ParameterError, param_error
 from prodfusion.index.clustering import assign_to_centroids, centroids_from_labels
 
@@ -271,8 +271,9 @@ def _last_encoded(rec) -> float | None:
 
 def photo_stamps(paths) -> np.ndarray:
     """``(size, mtime_ns)`` of each photo file (of a photo in a bucket, its object's:
-    :func:`prodfusion.data.storage.object_stamps`), ``(-1, -1)`` where there is no path, no
-    file or a URL: what :func:`changed_products` compares a feed's photos with (``make``'s
+    :func:`prodfusion.data.storage.object_stamps`; of one on a web server, what its ``HEAD``
+    says where ``--check-photo-urls`` asks: :func:`prodfusion.encoders.image.remote_photo_stamps`),
+    ``(-1, -1)`` where there is no path, no file or another URL: what :func:`changed_products` compares a feed's photos with (``make``'s
     and ``rsync``'s quick check). Taken *before* the photos are encoded, so a file replaced
     while they are read is found changed next time rather than missed."""
     import os
@@ -280,7 +281,7 @@ def photo_stamps(paths) -> np.ndarray:
     from prodfusion.data.io import is_url
 
     out = np.full((len(paths), 2), -1, dtype=np.int64)
-    objects = stamps_of_objects_among(paths)
+    objects = remote_photo_stamps(paths)
     for i, p in enumerate(paths):
         if not p:
             continue
@@ -384,7 +385,8 @@ def changed_products(rec, catalog: Catalog) -> pl.DataFrame:
         feed_photos = column(new, IMAGE, feed)
         same_uri = [b for a, b in zip(column(old, IMAGE, rows), feed_photos, strict=True)
                     if a == b]
-        objects = stamps_of_objects_among(same_uri)  # photos in a bucket: listed
+        objects = remote_photo_stamps(same_uri)  # in a bucket: listed; on a web server:
+        # asked (HEAD) where --check-photo-urls is given
         with progress_bar(len(feed), "photos checked", "photo",
                           rec.progress is not False and len(feed) >= 50_000) as bar:
             for i, (a, b, r) in enumerate(zip(column(old, IMAGE, rows), feed_photos, rows,
@@ -394,9 +396,9 @@ def changed_products(rec, catalog: Catalog) -> pl.DataFrame:
                 if not b:  # no photo now: changed when the model has one
                     photos[i] = bool(mask[r])
                     continue
-                if is_url(b):  # a photo named by URL: changed when its URL did (a photo
-                    # replaced on a web server under the same URL is not seen); one in a
-                    # bucket also when its object's size or time differs from when encoded
+                if is_url(b):  # a photo named by URL: changed when its URL did; one in a
+                    # bucket also when its object's size or time differs from when encoded,
+                    # one on a web server when its HEAD does (--check-photo-urls)
                     now = objects.get(b.strip())
                     photos[i] = a != b or (now is not None and now[0] >= 0 and stamps is not
                                            None and stamps[r, 0] >= 0

@@ -210,6 +210,11 @@ def add_encoding_options(p: argparse.ArgumentParser) -> None:
                    help="threads fetching photos named by URL or in a bucket (default 16, or "
                         "$PRODFUSION_PHOTO_WORKERS; more where a GPU encodes faster than "
                         "they arrive)")
+    p.add_argument("--check-photo-urls", action="store_true",
+                   help="ask the web server of each photo named by URL (a HEAD request) for "
+                        "its ETag or Last-Modified, so a photo replaced under the same URL is "
+                        "found by `add` and encoded again (also $PRODFUSION_CHECK_PHOTO_URLS=1); "
+                        "give it to the build and every add")
 
 
 def _photo_workers(text: str) -> int:
@@ -222,23 +227,25 @@ def _photo_workers(text: str) -> int:
 
 @contextmanager
 def photo_workers(args):
-    """``--photo-workers N`` for the command: ``$PRODFUSION_PHOTO_WORKERS`` set while it runs
-    (what the image encoders read), restored after."""
+    """``--photo-workers N`` and ``--check-photo-urls`` for the command:
+    ``$PRODFUSION_PHOTO_WORKERS`` and ``$PRODFUSION_CHECK_PHOTO_URLS`` set while it runs (what
+    the image encoders read), restored after."""
+    from prodfusion.data.photos import CHECK_URLS_ENV
     from prodfusion.encoders.image import PHOTO_WORKERS_ENV
 
     n = getattr(args, "photo_workers", None)
-    if n is None:
-        yield
-        return
-    before = os.environ.get(PHOTO_WORKERS_ENV)
-    os.environ[PHOTO_WORKERS_ENV] = str(n)
+    wanted = {PHOTO_WORKERS_ENV: None if n is None else str(n),
+              CHECK_URLS_ENV: "1" if getattr(args, "check_photo_urls", False) else None}
+    before = {k: os.environ.get(k) for k, v in wanted.items() if v is not None}
+    os.environ.update({k: v for k, v in wanted.items() if v is not None})
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop(PHOTO_WORKERS_ENV, None)
-        else:
-            os.environ[PHOTO_WORKERS_ENV] = before
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def load_catalog(args):

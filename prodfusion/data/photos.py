@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 import threading
 import time
@@ -37,7 +38,7 @@ from prodfusion._checks import is_int
 from prodfusion.errors import param_error
 
 __all__ = ["PhotoFetcher", "PhotoFetchError", "fetch_photo", "is_web_url", "url_key",
-           "download_file"]
+           "download_file", "web_stamp", "checks_photo_urls", "CHECK_URLS_ENV"]
 
 #: Schemes :func:`fetch_photo` fetches.
 SCHEMES = ("http", "https", "file")
@@ -217,6 +218,49 @@ def _retrying(once, retries: int, local: bool = False):
             raise PhotoFetchError(f"cannot reach the server: {reason}",
                                   unreachable=True) from None
     raise AssertionError("unreachable")  # pragma: no cover (the loop returns or raises)
+
+
+#: Set (``1``) to give photos named by web URL a stamp as bucket photos have one
+#: (``build`` / ``add --check-photo-urls``): see :func:`web_stamp`.
+CHECK_URLS_ENV = "PRODFUSION_CHECK_PHOTO_URLS"
+
+
+def checks_photo_urls() -> bool:
+    """Whether ``$PRODFUSION_CHECK_PHOTO_URLS`` asks for :func:`web_stamp` s."""
+    return os.environ.get(CHECK_URLS_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def web_stamp(url: str, *, timeout: float = 20.0, retries: int = 2) -> tuple[int, int]:
+    """What a ``HEAD`` of ``url`` says of the photo there, as ``(size, tag)``: its
+    ``Content-Length`` (0 when not given) and a 63-bit hash of its ``ETag``, else of its
+    ``Last-Modified`` — a photo replaced on the server under the same URL changes them.
+    ``(-1, -1)`` (unknown) where the server gives neither, or for a ``file://`` URL;
+    :class:`PhotoFetchError` where the URL cannot be asked.
+    """
+    import urllib3
+
+    url = _quoted(url.strip())
+    if urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https"):
+        return (-1, -1)
+
+    def once():
+        response = _pool().request(
+            "HEAD", url, headers={"User-Agent": "prodfusion (product photo check)"},
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            retries=urllib3.Retry(total=None, connect=0, read=0, status=0, other=0,
+                                  redirect=5, raise_on_status=False))
+        response.release_conn()
+        if response.status >= 400:
+            raise _Status(response.status, response.reason or "", response.headers)
+        return response.headers
+
+    headers = _retrying(once, retries)
+    tag = headers.get("ETag") or headers.get("Last-Modified")
+    if not tag:
+        return (-1, -1)
+    size = headers.get("Content-Length", "")
+    digest = hashlib.sha256(tag.strip().encode("utf-8", "replace")).digest()
+    return (int(size) if size.isdigit() else 0, int.from_bytes(digest[:8], "big") >> 1)
 
 
 def fetch_photo(url: str, *, timeout: float = 20.0, retries: int = 2,

@@ -78,6 +78,36 @@ def url_workers() -> int:
     return int(raw)
 
 
+def remote_photo_stamps(paths) -> dict[str, tuple[int, int]]:
+    """The stamps of the photos among ``paths`` that live elsewhere, by URL: a bucket's
+    objects' size and time (:func:`~prodfusion.data.storage.stamps_of_objects_among`), and,
+    where ``$PRODFUSION_CHECK_PHOTO_URLS`` is set (``--check-photo-urls``), a web server's
+    photos' ``HEAD`` answer (:func:`~prodfusion.data.photos.web_stamp`, :func:`url_workers`
+    at a time). They key the embedding cache with the URL and are what ``add`` compares,
+    so a photo replaced under the same URL is encoded again. A URL that cannot be asked, or
+    a server that gives no ``ETag`` / ``Last-Modified``, has none (its change goes by the URL)."""
+    from prodfusion.data.photos import PhotoFetchError, checks_photo_urls, is_web_url, web_stamp
+
+    out = stamps_of_objects_among(paths)
+    if not checks_photo_urls():
+        return out
+    urls = list(dict.fromkeys(str(p).strip() for p in paths if p and is_web_url(str(p))))
+
+    def ask(url: str) -> tuple[int, int]:
+        try:
+            return web_stamp(url)
+        except PhotoFetchError:
+            return (-1, -1)
+
+    if urls:
+        with ThreadPoolExecutor(max_workers=min(url_workers(), len(urls)),
+                                thread_name_prefix="pf-head") as pool:
+            for url, stamp in zip(urls, pool.map(ask, urls), strict=True):
+                if stamp[0] >= 0:
+                    out[url] = stamp
+    return out
+
+
 @dataclass(frozen=True)
 class ImageFailure:
     """One image that could not be used.
@@ -175,9 +205,9 @@ class ImageEncoder(BatchEncoder):
     def _hash_one(self, path: str, stamp: tuple | None = None) -> tuple[str | None, str | None]:
         """The cache key of a photo: the SHA-256 of a file's bytes; of a URL, its
         :func:`~prodfusion.data.photos.url_key` (nothing fetched); of an object in a bucket,
-        that of its URI with its size and time (``stamp``, from
-        :func:`~prodfusion.data.storage.stamps_of_objects_among`), so a
-        photo replaced in place under the same key is encoded again."""
+        that of its URI with its size and time (``stamp``, from :func:`remote_photo_stamps`;
+        a web photo's too where ``--check-photo-urls`` asks for them), so a photo replaced
+        in place under the same key is encoded again."""
         from prodfusion.data.io import is_url
 
         if is_url(path):
@@ -250,7 +280,7 @@ class ImageEncoder(BatchEncoder):
         pool = ThreadPoolExecutor(max_workers=self.decode_workers, thread_name_prefix="pf-img")
         try:
             if self.cache is not None and given:
-                stamps = stamps_of_objects_among([str(paths[i]) for i in given])
+                stamps = remote_photo_stamps([str(paths[i]) for i in given])
                 hashes = pool.map(lambda p: self._hash_one(p, stamps.get(p.strip())),
                                   [str(paths[i]) for i in given])
                 for i, (key, err) in zip(given, hashes, strict=True):

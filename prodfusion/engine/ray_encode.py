@@ -178,12 +178,12 @@ def encode_on_ray(
         inputs = list(dict.fromkeys(titles))
         keys = [content_key(t) for t in inputs]
     else:
-        from prodfusion.data.storage import stamps_of_objects_among
+        from prodfusion.encoders.image import remote_photo_stamps
 
         paths = [p if p else None for p in catalog.image_paths]
         inputs, keys = [], []
         unique = list(dict.fromkeys(p for p in paths if p is not None))
-        stamps = stamps_of_objects_among(unique)  # keys as the local encode makes them
+        stamps = remote_photo_stamps(unique)  # keys as the local encode makes them
         for p in unique:
             key, err = enc._hash_one(str(p), stamps.get(str(p).strip()))
             inputs.append(str(p))

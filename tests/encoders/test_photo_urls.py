@@ -26,10 +26,22 @@ class _Server:
     and counts the requests per path."""
 
     def __init__(self, routes):
-        self.routes, self.hits = routes, Counter()
+        self.routes, self.hits, self.heads = routes, Counter(), Counter()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_HEAD(self):  # noqa: N802 - the stdlib's name; the route's last answer
+                path = self.path.split("?")[0]
+                server.heads[path] += 1
+                answers = server.routes.get(path, [(404, "text/html", b"<h1>Not Found</h1>")])
+                status, kind, body, *extra = answers[-1]
+                self.send_response(status)
+                for key, value in (extra[0] if extra else {}).items():
+                    self.send_header(key, value)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+
             def do_GET(self):  # noqa: N802 - the stdlib's name
                 path = self.path.split("?")[0]
                 server.hits[path] += 1
@@ -425,6 +437,52 @@ def test_a_photo_replaced_in_place_in_a_bucket_is_found_by_add_and_encoded_again
     assert not np.allclose(after[1], before[1], atol=1e-3)
     np.testing.assert_array_equal(after[[0, 2]], before[[0, 2]])
     assert served_photo() == (tmp_path / "new.jpg").read_bytes()  # not the worker's old bytes
+
+
+def test_a_photo_replaced_on_a_web_server_is_found_with_check_photo_urls(
+        cdn, tmp_path, tiny_clip_path, capsys):
+    """A photo on a web server replaced under the same URL: `add --check-photo-urls` asks
+    each photo's server (HEAD) for its ETag, finds the one that changed and encodes the new
+    photo — not the cache's vector of the old one, keyed by the URL with that answer;
+    without the option `add` goes by the URL, as before."""
+    from prodfusion.cli import main
+    from prodfusion.data.photos import CHECK_URLS_ENV
+    from prodfusion.recommender import Recommender
+
+    for i, kind in enumerate(("red_disk", "blue_stripes", "green_square")):
+        draw(kind, shift=i).save(tmp_path / f"{i}.jpg", quality=95)
+        cdn.routes[f"/w/{i}.jpg"] = [(200, "image/jpeg", (tmp_path / f"{i}.jpg").read_bytes(),
+                                      {"ETag": f'"v1-{i}"'})]
+    (tmp_path / "catalog.csv").write_text("id,title,photo\n" + "".join(
+        f"P{i},Product {i},{cdn.url}/w/{i}.jpg\n" for i in range(3)), encoding="utf-8")
+    model = tmp_path / "model"
+    feed = ["--catalog", str(tmp_path / "catalog.csv")]
+    assert main(["build", *feed, "--id-col", "id", "--image-col", "photo", "--text", "none",
+                 "--image", f"clip:{tiny_clip_path}", "--cache-dir", str(tmp_path / "cache"),
+                 "--check-photo-urls", "--out", str(model)]) == 0
+    assert CHECK_URLS_ENV not in os.environ  # set for the command only
+    rec = Recommender.load(model)
+    before = rec.embeddings_["image"].vectors.copy()
+    sizes = [(tmp_path / f"{i}.jpg").stat().st_size for i in range(3)]
+    assert rec.photo_stamps_[:, 0].tolist() == sizes  # Content-Length, with the ETag's hash
+    gets = sum(cdn.hits.values())
+    capsys.readouterr()
+    assert main(["add", str(model), *feed, "--check-photo-urls"]) == 0
+    assert "none changed" in capsys.readouterr().err and sum(cdn.hits.values()) == gets
+    assert all(cdn.heads[f"/w/{i}.jpg"] >= 2 for i in range(3))  # asked, not fetched
+    draw("red_disk", shift=9).save(tmp_path / "new.jpg", quality=60)
+    cdn.routes["/w/1.jpg"] = [(200, "image/jpeg", (tmp_path / "new.jpg").read_bytes(),
+                               {"ETag": '"v2-1"'})]
+    assert main(["add", str(model), *feed]) == 0  # the URL unchanged: nothing to see
+    assert "none changed" in capsys.readouterr().err
+    assert main(["add", str(model), *feed, "--check-photo-urls"]) == 0
+    assert "1 changed" in capsys.readouterr().err
+    after = Recommender.load(model).embeddings_["image"].vectors
+    want, _, _ = make_encoder(f"clip:{tiny_clip_path}", progress=False).encode_paths(
+        [str(tmp_path / "new.jpg")])
+    np.testing.assert_allclose(after[1], want[0], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(after[1], before[1], atol=1e-3)
+    np.testing.assert_array_equal(after[[0, 2]], before[[0, 2]])
 
 
 def test_an_embedding_cache_in_a_bucket_outlives_the_machine(s3, tmp_path, tiny_clip_path,
