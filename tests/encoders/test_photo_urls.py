@@ -30,31 +30,26 @@ class _Server:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_HEAD(self):  # noqa: N802 - the stdlib's name; the route's last answer
+            def _answer(self, counts, pick) -> bytes:
                 path = self.path.split("?")[0]
-                server.heads[path] += 1
+                counts[path] += 1
                 answers = server.routes.get(path, [(404, "text/html", b"<h1>Not Found</h1>")])
-                status, kind, body, *extra = answers[-1]
+                status, kind, body, *extra = pick(answers, counts[path])
                 self.send_response(status)
                 for key, value in (extra[0] if extra else {}).items():
                     self.send_header(key, value)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                return body
+
+            def do_HEAD(self):  # noqa: N802 - the stdlib's name; the route's last answer
+                self._answer(server.heads, lambda answers, _: answers[-1])
 
             def do_GET(self):  # noqa: N802 - the stdlib's name
-                path = self.path.split("?")[0]
-                server.hits[path] += 1
                 server.accept = self.headers.get("Accept")
-                answers = server.routes.get(path, [(404, "text/html", b"<h1>Not Found</h1>")])
-                status, kind, body, *extra = answers[min(server.hits[path], len(answers)) - 1]
-                self.send_response(status)
-                for key, value in (extra[0] if extra else {}).items():
-                    self.send_header(key, value)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(self._answer(
+                    server.hits, lambda answers, n: answers[min(n, len(answers)) - 1]))
 
             def log_message(self, *args):
                 pass
@@ -385,6 +380,17 @@ def test_photos_in_a_bucket_are_encoded_as_their_files_and_served(s3, tmp_path, 
         assert again.status_code == 200 and again.content == files[1].read_bytes()
 
 
+def _only_the_second_photo_reencoded(model, before, new_photo, clip_path):
+    """The model's photo vectors: row 1 that of ``new_photo``, rows 0 and 2 as ``before``."""
+    from prodfusion.recommender import Recommender
+
+    after = Recommender.load(model).embeddings_["image"].vectors
+    want, _, _ = make_encoder(f"clip:{clip_path}", progress=False).encode_paths([str(new_photo)])
+    np.testing.assert_allclose(after[1], want[0], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(after[1], before[1], atol=1e-3)
+    np.testing.assert_array_equal(after[[0, 2]], before[[0, 2]])
+
+
 def test_a_photo_replaced_in_place_in_a_bucket_is_found_by_add_and_encoded_again(
         s3, tmp_path, tiny_clip_path, capsys):
     """A photo in a bucket overwritten under the same key: `add` with the same feed finds it
@@ -430,12 +436,7 @@ def test_a_photo_replaced_in_place_in_a_bucket_is_found_by_add_and_encoded_again
     s3.put_file("s3://photos-r/feed/img/1.jpg", tmp_path / "new.jpg")
     assert main(["add", str(model), "--catalog", "s3://photos-r/feed/catalog.csv"]) == 0
     assert "1 changed" in capsys.readouterr().err
-    after = Recommender.load(model).embeddings_["image"].vectors
-    want, _, _ = make_encoder(f"clip:{tiny_clip_path}", progress=False).encode_paths(
-        [str(tmp_path / "new.jpg")])
-    np.testing.assert_allclose(after[1], want[0], rtol=1e-5, atol=1e-6)
-    assert not np.allclose(after[1], before[1], atol=1e-3)
-    np.testing.assert_array_equal(after[[0, 2]], before[[0, 2]])
+    _only_the_second_photo_reencoded(model, before, tmp_path / "new.jpg", tiny_clip_path)
     assert served_photo() == (tmp_path / "new.jpg").read_bytes()  # not the worker's old bytes
 
 
@@ -477,12 +478,7 @@ def test_a_photo_replaced_on_a_web_server_is_found_with_check_photo_urls(
     assert "none changed" in capsys.readouterr().err
     assert main(["add", str(model), *feed, "--check-photo-urls"]) == 0
     assert "1 changed" in capsys.readouterr().err
-    after = Recommender.load(model).embeddings_["image"].vectors
-    want, _, _ = make_encoder(f"clip:{tiny_clip_path}", progress=False).encode_paths(
-        [str(tmp_path / "new.jpg")])
-    np.testing.assert_allclose(after[1], want[0], rtol=1e-5, atol=1e-6)
-    assert not np.allclose(after[1], before[1], atol=1e-3)
-    np.testing.assert_array_equal(after[[0, 2]], before[[0, 2]])
+    _only_the_second_photo_reencoded(model, before, tmp_path / "new.jpg", tiny_clip_path)
 
 
 def test_an_embedding_cache_in_a_bucket_outlives_the_machine(s3, tmp_path, tiny_clip_path,
