@@ -21,7 +21,7 @@ from prodfusion.index.clustering import assign_to_centroids, centroids_from_labe
 #: How the manifest writes times (``created``, ``updates[].time``).
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 
-__all__ = ["add_products", "changed_products", "encode_products", "photo_stamps",
+__all__ = ["add_products", "adopt_web_stamps", "changed_products", "encode_products", "photo_stamps",
            "relocate_photos", "retire", "set_photo_stamps", "update_embeddings",
            "update_products"]
 
@@ -337,6 +337,36 @@ def relocate_photos(rec, catalog: Catalog, keep: set | frozenset = frozenset()) 
     rec.catalog = Catalog(rec.catalog.frame.with_columns(column), source=rec.catalog.source)
     set_photo_stamps(rec, at, photo_stamps(paths))
     return len(pick)
+
+
+def adopt_web_stamps(rec, catalog: Catalog, keep: set | frozenset = frozenset()) -> int:
+    """Record what the web servers say now (:func:`photo_stamps` where
+    ``--check-photo-urls`` asks) for the model's photos named by web URL that have no stamp
+    yet — a model built without the option, or before it existed — and whose URL the feed
+    names again (but those in ``keep``: changed, about to be re-encoded). A photo replaced
+    before this check is not seen; one replaced after it is, by the next ``add`` with the
+    option. Returns how many were stamped."""
+    from prodfusion.data.catalog import IMAGE
+    from prodfusion.data.photos import checks_photo_urls, is_web_url
+
+    stamps = getattr(rec, "photo_stamps_", None)
+    if not checks_photo_urls() or "image" not in rec.embeddings_ \
+            or IMAGE not in catalog.frame.columns:
+        return 0
+    rows, found = rec.catalog.lookup(catalog.ids.tolist())
+    old, new = rec.catalog.image_paths, catalog.image_paths
+    mask = rec.embeddings_["image"].mask
+    ids = catalog.ids
+    pick = [(int(rows[i]), new[i]) for i in np.flatnonzero(found)
+            if ids[i] not in keep and new[i] and is_web_url(new[i]) and new[i] == old[rows[i]]
+            and mask[rows[i]] and (stamps is None or stamps[rows[i], 0] < 0)]
+    if not pick:
+        return 0
+    now = photo_stamps([p for _, p in pick])
+    known = now[:, 0] >= 0
+    if known.any():
+        set_photo_stamps(rec, np.array([r for r, _ in pick], dtype=np.int64)[known], now[known])
+    return int(known.sum())
 
 
 def _same_file(a: str, b: str) -> bool:

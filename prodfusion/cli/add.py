@@ -120,19 +120,24 @@ def cmd_add(args) -> int:
             note = ""
         print(f"{n_known:,} of {len(is_new):,} products of {args.catalog} are already in the "
               f"model: {_changed_line(changed, args.keep_changed)}{note}", file=sys.stderr)
-    relocated = 0
+    relocated = stamped = 0
     if n_known:  # photos found the same at another path: the model takes the feed's path
-        from prodfusion.model_updates import relocate_photos
+        from prodfusion.model_updates import adopt_web_stamps, relocate_photos
 
         relocated = relocate_photos(rec, catalog, set(changed["product_id"].to_list()))
         if relocated:
             print(f"{relocated:,} unchanged photos are now read from the feed's paths (e.g. "
                   "another --image-root): the model records them", file=sys.stderr)
+        stamped = adopt_web_stamps(rec, catalog, set(changed["product_id"].to_list()))
+        if stamped:
+            print(f"{stamped:,} photos on web servers had no stamp in the model (built without "
+                  "--check-photo-urls): what their servers say now is recorded, so a later "
+                  "add --check-photo-urls finds them replaced", file=sys.stderr)
     if not any(is_new) and not to_retire and not back and update is None and not retrain:
         msg = (f"nothing to add: every product of {args.catalog} is already in {args.model}"
                + (", unchanged" if not args.keep_changed else "")
                + (" and no product left or came back" if args.retire_missing else ""))
-        if same < VERIFIED_RECORD and not relocated:
+        if same < VERIFIED_RECORD and not relocated and not stamped:
             print(msg + "; nothing was written.")
             return 0
         # many photo files rewritten with the same photos (an image folder synced again), or
@@ -145,6 +150,8 @@ def cmd_add(args) -> int:
             done.append(f"the check of {same:,} photo files")
         if relocated:
             done.append(f"the new paths of {relocated:,} photos")
+        if stamped:
+            done.append(f"the servers' stamps of {stamped:,} photos")
         rec.save(out)
         print(msg + f"; {' and '.join(done)} recorded in {out} (the next add does not read "
               "them again)")

@@ -481,6 +481,42 @@ def test_a_photo_replaced_on_a_web_server_is_found_with_check_photo_urls(
     _only_the_second_photo_reencoded(model, before, tmp_path / "new.jpg", tiny_clip_path)
 
 
+def test_a_model_built_without_check_photo_urls_gets_the_servers_stamps_at_the_first_add(
+        cdn, tmp_path, tiny_clip_path, capsys):
+    """Built without the option (no stamp for its web photos): the first `add
+    --check-photo-urls` records what the servers say, and the next one finds a photo
+    replaced since."""
+    from prodfusion.cli import main
+    from prodfusion.recommender import Recommender
+
+    for i, kind in enumerate(("red_disk", "blue_stripes", "green_square")):
+        draw(kind, shift=i).save(tmp_path / f"{i}.jpg", quality=95)
+        cdn.routes[f"/u/{i}.jpg"] = [(200, "image/jpeg", (tmp_path / f"{i}.jpg").read_bytes(),
+                                      {"Last-Modified": "Mon, 07 Dec 2026 10:00:00 GMT"})]
+    (tmp_path / "catalog.csv").write_text("id,title,photo\n" + "".join(
+        f"P{i},Product {i},{cdn.url}/u/{i}.jpg\n" for i in range(3)), encoding="utf-8")
+    model = tmp_path / "model"
+    feed = ["--catalog", str(tmp_path / "catalog.csv")]
+    assert main(["build", *feed, "--id-col", "id", "--image-col", "photo", "--text", "none",
+                 "--image", f"clip:{tiny_clip_path}", "--cache-dir", str(tmp_path / "cache"),
+                 "--out", str(model)]) == 0
+    unasked = Recommender.load(model).photo_stamps_
+    assert unasked is None or (unasked == -1).all()  # nothing asked
+    before = Recommender.load(model).embeddings_["image"].vectors.copy()
+    capsys.readouterr()
+    assert main(["add", str(model), *feed, "--check-photo-urls"]) == 0
+    out = capsys.readouterr()
+    assert "3 photos on web servers had no stamp in the model" in out.err
+    assert "the servers' stamps of 3 photos recorded" in out.out
+    assert (Recommender.load(model).photo_stamps_[:, 0] > 0).all()
+    draw("red_disk", shift=9).save(tmp_path / "new.jpg", quality=60)
+    cdn.routes["/u/1.jpg"] = [(200, "image/jpeg", (tmp_path / "new.jpg").read_bytes(),
+                               {"Last-Modified": "Mon, 07 Dec 2026 11:00:00 GMT"})]
+    assert main(["add", str(model), *feed, "--check-photo-urls"]) == 0
+    assert "1 changed" in capsys.readouterr().err
+    _only_the_second_photo_reencoded(model, before, tmp_path / "new.jpg", tiny_clip_path)
+
+
 def test_an_embedding_cache_in_a_bucket_outlives_the_machine(s3, tmp_path, tiny_clip_path,
                                                             capsys, monkeypatch):
     """``--cache-dir s3://…``: the cache mirrored into a local folder and saved back when the
