@@ -440,6 +440,26 @@ def test_a_photo_replaced_in_place_in_a_bucket_is_found_by_add_and_encoded_again
     assert served_photo() == (tmp_path / "new.jpg").read_bytes()  # not the worker's old bytes
 
 
+def _web_shop(cdn, tmp_path, clip_path, folder, headers, options):
+    """Three photos on the test server under ``/folder/`` (each answer carrying
+    ``headers(i)``), a catalog naming them, and a model built from it with ``options``;
+    returns the model folder and the ``--catalog`` arguments."""
+    from prodfusion.cli import main
+
+    for i, kind in enumerate(("red_disk", "blue_stripes", "green_square")):
+        draw(kind, shift=i).save(tmp_path / f"{i}.jpg", quality=95)
+        cdn.routes[f"/{folder}/{i}.jpg"] = [
+            (200, "image/jpeg", (tmp_path / f"{i}.jpg").read_bytes(), headers(i))]
+    (tmp_path / "catalog.csv").write_text("id,title,photo\n" + "".join(
+        f"P{i},Product {i},{cdn.url}/{folder}/{i}.jpg\n" for i in range(3)), encoding="utf-8")
+    model = tmp_path / "model"
+    feed = ["--catalog", str(tmp_path / "catalog.csv")]
+    assert main(["build", *feed, "--id-col", "id", "--image-col", "photo", "--text", "none",
+                 "--image", f"clip:{clip_path}", "--cache-dir", str(tmp_path / "cache"),
+                 *options, "--out", str(model)]) == 0
+    return model, feed
+
+
 def test_a_photo_replaced_on_a_web_server_is_found_with_check_photo_urls(
         cdn, tmp_path, tiny_clip_path, capsys):
     """A photo on a web server replaced under the same URL: `add --check-photo-urls` asks
@@ -450,17 +470,8 @@ def test_a_photo_replaced_on_a_web_server_is_found_with_check_photo_urls(
     from prodfusion.data.photos import CHECK_URLS_ENV
     from prodfusion.recommender import Recommender
 
-    for i, kind in enumerate(("red_disk", "blue_stripes", "green_square")):
-        draw(kind, shift=i).save(tmp_path / f"{i}.jpg", quality=95)
-        cdn.routes[f"/w/{i}.jpg"] = [(200, "image/jpeg", (tmp_path / f"{i}.jpg").read_bytes(),
-                                      {"ETag": f'"v1-{i}"'})]
-    (tmp_path / "catalog.csv").write_text("id,title,photo\n" + "".join(
-        f"P{i},Product {i},{cdn.url}/w/{i}.jpg\n" for i in range(3)), encoding="utf-8")
-    model = tmp_path / "model"
-    feed = ["--catalog", str(tmp_path / "catalog.csv")]
-    assert main(["build", *feed, "--id-col", "id", "--image-col", "photo", "--text", "none",
-                 "--image", f"clip:{tiny_clip_path}", "--cache-dir", str(tmp_path / "cache"),
-                 "--check-photo-urls", "--out", str(model)]) == 0
+    model, feed = _web_shop(cdn, tmp_path, tiny_clip_path, "w",
+                            lambda i: {"ETag": f'"v1-{i}"'}, ["--check-photo-urls"])
     assert CHECK_URLS_ENV not in os.environ  # set for the command only
     rec = Recommender.load(model)
     before = rec.embeddings_["image"].vectors.copy()
@@ -489,17 +500,8 @@ def test_a_model_built_without_check_photo_urls_gets_the_servers_stamps_at_the_f
     from prodfusion.cli import main
     from prodfusion.recommender import Recommender
 
-    for i, kind in enumerate(("red_disk", "blue_stripes", "green_square")):
-        draw(kind, shift=i).save(tmp_path / f"{i}.jpg", quality=95)
-        cdn.routes[f"/u/{i}.jpg"] = [(200, "image/jpeg", (tmp_path / f"{i}.jpg").read_bytes(),
-                                      {"Last-Modified": "Mon, 07 Dec 2026 10:00:00 GMT"})]
-    (tmp_path / "catalog.csv").write_text("id,title,photo\n" + "".join(
-        f"P{i},Product {i},{cdn.url}/u/{i}.jpg\n" for i in range(3)), encoding="utf-8")
-    model = tmp_path / "model"
-    feed = ["--catalog", str(tmp_path / "catalog.csv")]
-    assert main(["build", *feed, "--id-col", "id", "--image-col", "photo", "--text", "none",
-                 "--image", f"clip:{tiny_clip_path}", "--cache-dir", str(tmp_path / "cache"),
-                 "--out", str(model)]) == 0
+    model, feed = _web_shop(cdn, tmp_path, tiny_clip_path, "u",
+                            lambda i: {"Last-Modified": "Mon, 07 Dec 2026 10:00:00 GMT"}, [])
     unasked = Recommender.load(model).photo_stamps_
     assert unasked is None or (unasked == -1).all()  # nothing asked
     before = Recommender.load(model).embeddings_["image"].vectors.copy()
