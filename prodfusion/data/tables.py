@@ -421,23 +421,22 @@ def _locate_bad_utf8(path: Path, fmt: str, sep: str, opener=None, caller: str = 
             pass
     option = {"read_catalog()": "--encoding", "read_interactions()": "--interactions-encoding",
               "read_pairs()": "--interactions-encoding"}.get(caller)
-    candidates = likely_encodings(data)
-    if not candidates:
+    line = data[data.rfind(b"\n", 0, start) + 1:].split(b"\n", 1)[0].rstrip(b"\r")
+    readings: dict[str, str] = {}  # the line as each candidate reads it, the first of a kind
+    for enc in likely_encodings(data):
+        try:
+            text = line.decode(enc).removeprefix("\ufeff")
+        except UnicodeDecodeError:  # a guess from the file's start that this line refutes
+            continue
+        text = text if len(text) <= 80 else text[:77] + "…"
+        if text not in readings:
+            readings[text] = enc
+    if not readings:
         hint = (f" — or read it as it is with {option} cp1252 (encoding= in Python) if it was "
                 "saved on Windows in Western Europe" if option else "")
         return DataError(
             f"{path} {where}: bytes {bad!r} are not valid UTF-8{column}. Save the file as UTF-8 "
             f"(e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`) and read it again{hint}.")
-    line = data[data.rfind(b"\n", 0, start) + 1:].split(b"\n", 1)[0].rstrip(b"\r")
-    readings: dict[str, str] = {}  # the line as each candidate reads it, the first of a kind
-    for enc in candidates:
-        try:
-            text = line.decode(enc).removeprefix("\ufeff")
-        except UnicodeDecodeError:
-            continue
-        text = text if len(text) <= 80 else text[:77] + "…"
-        if text not in readings:
-            readings[text] = enc
     option = option or "encoding="
     python = "" if option == "encoding=" else " (encoding= in Python)"
     if len(readings) == 1:
