@@ -231,7 +231,7 @@ def photo_workers(args):
     ``$PRODFUSION_PHOTO_WORKERS`` and ``$PRODFUSION_CHECK_PHOTO_URLS`` set while it runs (what
     the image encoders read), restored after."""
     from prodfusion.data.photos import CHECK_URLS_ENV
-    from prodfusion.encoders.image import PHOTO_WORKERS_ENV
+    from prodfusion.encoders.image import PHOTO_WORKERS_ENV, web_stamps_asked_once
 
     n = getattr(args, "photo_workers", None)
     wanted = {PHOTO_WORKERS_ENV: None if n is None else str(n),
@@ -239,7 +239,8 @@ def photo_workers(args):
     before = {k: os.environ.get(k) for k, v in wanted.items() if v is not None}
     os.environ.update({k: v for k, v in wanted.items() if v is not None})
     try:
-        yield
+        with web_stamps_asked_once():  # one HEAD per web photo for the whole command
+            yield
     finally:
         for k, v in before.items():
             if v is None:

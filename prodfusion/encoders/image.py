@@ -25,6 +25,8 @@ The two models are in :mod:`prodfusion.encoders.image_models`.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib
 import io
 import os
@@ -92,6 +94,10 @@ def remote_photo_stamps(paths) -> dict[str, tuple[int, int]]:
     if not checks_photo_urls():
         return out
     urls = list(dict.fromkeys(str(p).strip() for p in paths if p and is_web_url(str(p))))
+    asked = _ASKED.get()
+    if asked is None:
+        asked = {}
+    todo = [u for u in urls if u not in asked]
 
     def ask(url: str) -> tuple[int, int]:
         try:
@@ -99,13 +105,29 @@ def remote_photo_stamps(paths) -> dict[str, tuple[int, int]]:
         except PhotoFetchError:
             return (-1, -1)
 
-    if urls:
-        with ThreadPoolExecutor(max_workers=min(url_workers(), len(urls)),
+    if todo:
+        with ThreadPoolExecutor(max_workers=min(url_workers(), len(todo)),
                                 thread_name_prefix="pf-head") as pool:
-            for url, stamp in zip(urls, pool.map(ask, urls), strict=True):
-                if stamp[0] >= 0:
-                    out[url] = stamp
+            asked.update(zip(todo, pool.map(ask, todo), strict=True))
+    out.update((u, asked[u]) for u in urls if asked[u][0] >= 0)
     return out
+
+
+#: Within :func:`web_stamps_asked_once`, the web photos' stamps already asked, by URL.
+_ASKED: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "prodfusion_web_stamps", default=None)
+
+
+@contextlib.contextmanager
+def web_stamps_asked_once():
+    """Within it, :func:`remote_photo_stamps` asks each web photo's server once: a command
+    stamps its photos before they are read, then keys the embedding cache (and ``add``
+    first compares) with the same answers, instead of a ``HEAD`` per photo each time."""
+    token = _ASKED.set({})
+    try:
+        yield
+    finally:
+        _ASKED.reset(token)
 
 
 @dataclass(frozen=True)
