@@ -21,9 +21,9 @@ from prodfusion.index.clustering import assign_to_centroids, centroids_from_labe
 #: How the manifest writes times (``created``, ``updates[].time``).
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 
-__all__ = ["add_products", "adopt_web_stamps", "changed_products", "encode_products", "photo_stamps",
-           "relocate_photos", "retire", "set_photo_stamps", "update_embeddings",
-           "update_products"]
+__all__ = ["add_products", "adopt_web_stamps", "changed_products", "encode_products",
+           "photo_stamps", "relocate_photos", "retire", "set_photo_stamps",
+           "update_embeddings", "update_products"]
 
 
 def retire(rec, product_ids, *, retired: bool = True) -> int:
@@ -270,11 +270,11 @@ def _last_encoded(rec) -> float | None:
 
 
 def photo_stamps(paths) -> np.ndarray:
-    """``(size, mtime_ns)`` of each photo file (of a photo in a bucket, its object's:
-    :func:`prodfusion.data.storage.object_stamps`; of one on a web server, what its ``HEAD``
-    says where ``--check-photo-urls`` asks: :func:`prodfusion.encoders.image.remote_photo_stamps`),
-    ``(-1, -1)`` where there is no path, no file or another URL: what :func:`changed_products` compares a feed's photos with (``make``'s
-    and ``rsync``'s quick check). Taken *before* the photos are encoded, so a file replaced
+    """``(size, mtime_ns)`` of each photo file (of a photo in a bucket, its object's; of one
+    on a web server, what its ``HEAD`` says where ``--check-photo-urls`` asks:
+    :func:`prodfusion.encoders.image.remote_photo_stamps`), ``(-1, -1)`` where there is no
+    path, no file or another URL: what :func:`changed_products` compares a feed's photos
+    with (``make``'s and ``rsync``'s quick check). Taken *before* the photos are encoded, so a file replaced
     while they are read is found changed next time rather than missed."""
     import os
 

@@ -246,8 +246,8 @@ def _time_seconds(frame: pl.DataFrame, col: str, path: Path, used: Sequence[str]
         raise DataError(
             f"{path} row {row}: cannot read time {frame[col][pos - 1]!r} (column {col!r}; {n} "
             f"row(s) in all). Use numbers (e.g. Unix seconds) or ISO dates/datetimes such as "
-            f"2016-05-09 or 2016-05-09T10:00:00 (or 2016/05/09 10:00), or name the layout with --time-format "
-            f"(time_format=).{_format_hint(text)}"
+            f"2016-05-09 or 2016-05-09T10:00:00 (or 2016/05/09 10:00), or name the layout "
+            f"with --time-format (time_format=).{_format_hint(text)}"
         )
     row, pos, n = _bad_row(frame, micros.is_null())
     if n:
