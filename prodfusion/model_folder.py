@@ -290,6 +290,7 @@ def new_manifest(rec, catalog, sessions=None) -> dict:
             "index_settings": rec.index_settings.to_dict(),
             "vector_dtype": rec.vector_dtype,
             "backfill": getattr(rec, "backfill", None),  # absent in older folders: none
+            "one_per_group": bool(getattr(rec, "one_per_group", False)),  # absent: False
             **({} if rec.weighting().is_default else {"weighting": rec.weighting().to_dict()}),
         },
         "counts": counts,
@@ -376,6 +377,7 @@ def write_model_folder(rec, path: str | os.PathLike, *, overwrite: bool = False)
                                 # as now (may be set after build)
                                 "modalities": list(rec.modalities), "index": rec.index,
                                 "backfill": getattr(rec, "backfill", None),
+                                "one_per_group": bool(getattr(rec, "one_per_group", False)),
                                 "index_settings": rec.index_settings.to_dict()}
         manifest["settings"].pop("profiles", None)
         if rec.profiles:  # named weightings (tune --profile); absent in older folders
@@ -516,6 +518,7 @@ def read_model_folder(cls, path: str | os.PathLike, *, mmap: bool = True,
         zero_weight_fallback=wt.fallback,
         impute=wt.impute, fallback_missing=wt.fallback_missing,
         backfill=settings.get("backfill"),  # absent: a folder from before backfill, none
+        one_per_group=bool(settings.get("one_per_group", False)),  # absent: older, False
     )
     rec.learned_ = wt.learned  # the model's own trees (tune --learner gbdt), or None
     rec.late_k_rule = int(settings.get("late_k_rule", 1))  # older folders: the fixed cap

@@ -141,15 +141,16 @@ class SearchMixin:
         return cached[1]
 
     def backfilled(self, rows: np.ndarray, scores: np.ndarray, query_rows,
-                   filters=None) -> tuple[np.ndarray, np.ndarray]:
+                   filters=None, one_per_code=None) -> tuple[np.ndarray, np.ndarray]:
         """A ``topk`` answer with its short lists completed by the model's backfill
-        (:mod:`prodfusion.index.backfill`; unchanged without one)."""
+        (:mod:`prodfusion.index.backfill`; unchanged without one); ``one_per_code``: no
+        second product of a group already listed (``one_per_group``)."""
         order = self.popular_order()
         if order is None or not (np.asarray(rows) < 0).any():
             return rows, scores
         from prodfusion.index.backfill import backfill
 
-        return backfill(rows, scores, query_rows, order, filters)
+        return backfill(rows, scores, query_rows, order, filters, one_per_code)
 
     def resolve(self, fusion: str | None = None,
                 modalities: Sequence[str] | str | None = None) -> tuple[str, tuple[str, ...]]:

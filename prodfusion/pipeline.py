@@ -50,7 +50,7 @@ MIN_AUTO_TREE_CASES = 1000
 BUILD_DEFAULTS: dict[str, Any] = {
     "text": "default", "image": "default", "no_clicks": False, "lexical": "auto",
     "cooc": True, "cooc_decay": None, "category_modality": "auto", "popularity": "auto",
-    "ngrams": False, "backfill": "popular", "fusion": "intermediate", "modalities": None,
+    "ngrams": False, "backfill": "popular", "one_per_group": False, "fusion": "intermediate", "modalities": None,
     "normalize": False, "weights": None, "calibration": None, "tune": "auto",
     "tune_learner": "auto", "tune_objective": "ndcg@15", "tune_repeats": 3,
     "tune_cross_fit": "on", "tune_validate_on": "all", "tune_profiles": "auto",
@@ -396,7 +396,7 @@ def make_recommender(opts, catalog, sessions, *, cache_dir=None, index_settings=
         lexical=lexical, cooc=cooc, cooc_decay=opts.cooc_decay or 0.0,
         category=opts.category_modality,
         popularity=opts.popularity, backfill=opts.backfill, ngrams=opts.ngrams,
-        index=opts.index, index_settings=index_settings or IndexSettings(),
+        one_per_group=opts.one_per_group, index=opts.index, index_settings=index_settings or IndexSettings(),
     ).build(catalog, sessions)
     if opts.weights is None and opts.calibration is None and opts.click_n0 is None:
         from prodfusion.fusion.weights import title_split_weights

@@ -20,7 +20,7 @@ from prodfusion._checks import check_k
 from prodfusion.errors import ParameterError, param_error
 from prodfusion.fusion import check_method, check_pairwise
 from prodfusion.fusion.weights import Weighting
-from prodfusion.index.topk import Filters
+from prodfusion.index.topk import Filters, topk_one_per_code
 from prodfusion.model_search import SearchMixin
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ class QueryOptions(TypedDict, total=False):
     same_category: bool
     exclude: Sequence[str]
     exclude_group: bool
+    one_per_group: bool | None
     weights: Mapping[str, float] | str | None
     calibration: str | None
     profile: str | None
@@ -74,6 +75,7 @@ class QueryMixin(SearchMixin):
         same_category: bool = False,
         exclude: Sequence[str] = (),
         exclude_group: bool = False,
+        one_per_group: bool | None = None,
         weights: Mapping[str, float] | str | None = None,
         calibration: str | None = None,
         profile: str | None = None,
@@ -88,7 +90,10 @@ class QueryMixin(SearchMixin):
         otherwise; ``weights`` / ``calibration`` then override the profile's). With
         ``explain=True`` a third value is returned: per result, each modality's raw and calibrated similarity (``None`` where one of the
         two products lacks it), weight and share of the score; ``base`` plus the shares is
-        the score (:mod:`prodfusion.fusion.explain`).
+        the score (:mod:`prodfusion.fusion.explain`). ``exclude_group=True`` leaves out the
+        products of the query's variation group (the catalog's ``group`` column);
+        ``one_per_group=True`` that, and keeps each other group's best ranked product only
+        (``None``: the model's setting, :attr:`one_per_group`, ``build --one-per-group``).
 
         Returns
         -------
@@ -111,8 +116,8 @@ class QueryMixin(SearchMixin):
         q = self.catalog.row_of(product_id)
         r, scores = self._search(
             [q], k, fusion=fusion, modalities=modalities, same_category=same_category,
-            exclude=exclude, exclude_group=exclude_group, weights=weights,
-            calibration=calibration, profile=profile, where="similar()")
+            exclude=exclude, exclude_group=exclude_group, one_per_group=one_per_group,
+            weights=weights, calibration=calibration, profile=profile, where="similar()")
         keep = r[0] >= 0
         rows, scores = r[0][keep], scores[0][keep]
         ids = self._ids[rows]
@@ -281,15 +286,31 @@ class QueryMixin(SearchMixin):
             return None
         return self.own_weighting().overridden(weights, calibration, "similar()")
 
+    def groups_once(self, one_per_group: bool | None) -> bool:
+        """Whether a query with this ``one_per_group`` option keeps one product per group
+        (``None``: the model's :attr:`one_per_group`)."""
+        return bool(getattr(self, "one_per_group", False) if one_per_group is None
+                    else one_per_group)
+
     def _search(self, rows, k, *, where: str, fusion=None, modalities=None,
-                same_category=False, exclude=(), exclude_group=False, weights=None,
-                calibration=None, profile=None) -> tuple[np.ndarray, np.ndarray]:
+                same_category=False, exclude=(), exclude_group=False, one_per_group=None,
+                weights=None, calibration=None,
+                profile=None) -> tuple[np.ndarray, np.ndarray]:
         self._check_built()
         k = check_k(k, where)
         f = self.searcher(self.fusion_for(fusion, profile), modalities,
                           self._override(weights, calibration, profile, where))
+        once = self.groups_once(one_per_group)
+        if once and self._group_codes is None:
+            raise ParameterError(
+                f"{where}: one_per_group=True needs a catalog built with a group column "
+                "(--group-col); this model has none.")
         flt = self.filters(same_category=same_category, exclude=exclude,
-                           exclude_group=exclude_group, where=where)
+                           exclude_group=exclude_group or once, where=where)
         rows = np.asarray(rows, dtype=np.int64)
-        r, s = f.topk(rows, int(k), filters=flt)
-        return self.backfilled(r, s, rows, flt)
+        if not once:
+            r, s = f.topk(rows, int(k), filters=flt)
+            return self.backfilled(r, s, rows, flt)
+        r, s = topk_one_per_code(lambda q, m: f.topk(q, m, filters=flt), rows, int(k),
+                                 self._group_codes, len(self.catalog))
+        return self.backfilled(r, s, rows, flt, one_per_code=self._group_codes)

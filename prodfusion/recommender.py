@@ -155,6 +155,12 @@ class Recommender(QueryMixin):
         ``"popular"`` appends the most clicked products, scored ``NaN``; ``None`` leaves the
         list short. A model without click counts, or a folder saved before this setting
         existed, has no backfill (:mod:`prodfusion.index.backfill`).
+    one_per_group : bool
+        Lists hold at most one product of each variation group (the catalog's ``group``
+        column: a product's colours, or the offers of one product from several shops keyed
+        by EAN), the best ranked, and none of the query's own; a product without a group is
+        a group of its own. The default of every query (``similar(..., one_per_group=)``
+        overrides it); needs a catalog with a group column.
 
     Examples
     --------
@@ -191,6 +197,7 @@ class Recommender(QueryMixin):
     popularity: bool = False
     backfill: str | None = "popular"
     ngrams: bool = False
+    one_per_group: bool = False
 
     def __post_init__(self) -> None:
         check_method(self.fusion, "Recommender()")
@@ -337,6 +344,7 @@ class Recommender(QueryMixin):
                             f"{'' if len(catalog) == 1 else 's'}; a model recommends products "
                             "from the others, so it needs at least 2. Check the file (only a "
                             "header?) and its separator.")
+        _check_groups(self.one_per_group, catalog, "Recommender.build()")
         sessions = as_sessions(sessions, "sessions", "Recommender.build()")
         _check_session_ids(sessions, catalog)
         # before the photos are read: a file replaced meanwhile is found changed next time
@@ -448,16 +456,19 @@ class Recommender(QueryMixin):
         index: str = "auto",
         index_settings: IndexSettings | None = None,
         vector_dtype: VectorDtype = "float32",
+        one_per_group: bool = False,
     ) -> Recommender:
         """A recommender over precomputed embeddings (no encoder is run).
 
         With ``vector_dtype="float16"`` the embeddings are cast first (block by block), and
         everything after works on the half-size copy; the given ones are not modified.
         """
+        _check_groups(one_per_group, catalog, "Recommender.from_embeddings()")
         rec = cls(
             text=None, image=None, clicks=None, fusion=fusion, modalities=modalities,
             normalize=normalize, late_k=late_k, seed=seed, index=index,
             index_settings=index_settings or IndexSettings(), vector_dtype=vector_dtype,
+            one_per_group=one_per_group,
         )
         rec._set_state(catalog, dict(embeddings))
         return rec
@@ -869,3 +880,11 @@ def _check_click_training(params, sessions) -> None:
             "(CLI: --session-cols), the product column (--item-col, --pair-cols) and "
             "--min-session-length, or build without interactions.")
 
+
+
+def _check_groups(one_per_group: bool, catalog: Catalog, where: str) -> None:
+    """Refuse ``one_per_group=True`` for a catalog without a group column."""
+    if one_per_group and "group" not in catalog.frame.columns:
+        raise ParameterError(
+            f"{where}: one_per_group=True (CLI: --one-per-group) needs a catalog with a group "
+            f"column (CLI: --group-col); {catalog.source} has none.")

@@ -22,7 +22,7 @@ from prodfusion._checks import FUSION_METHODS, check_choice
 from prodfusion.encoders.base import MODALITIES
 from prodfusion.errors import param_error
 from prodfusion.fusion.weighting import check_profile_name
-from prodfusion.index.topk import Filters
+from prodfusion.index.topk import Filters, topk_one_per_code
 
 __all__ = ["Variant", "BASELINE"]
 
@@ -186,7 +186,9 @@ class Variant:
 
     def recommend_scored(self, rec: Any, query_rows, k: int, *,
                          filters: Filters | None = None,
-                         diff_code: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                         diff_code: np.ndarray | None = None,
+                         one_per_code: np.ndarray | None = None,
+                         ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` catalog rows and their scores for each query row, best first.
 
         Searched exactly as a model serves them: through ``rec.searcher`` (the exact fuser
@@ -195,36 +197,43 @@ class Variant:
         Rows the primary fusion cannot fill are filled from the ``fallback`` modalities
         (intermediate fusion), with that fusion's scores, then by the model's backfill
         (:meth:`~prodfusion.model_search.SearchMixin.backfilled`, scored ``NaN``);
-        ``-1`` / ``-inf`` pad the rest.
+        ``-1`` / ``-inf`` pad the rest. ``one_per_code`` (a code per catalog row, ``-1``
+        none; the model's group codes for ``one_per_group``): at most one row of each code
+        per list, at every level (:func:`~prodfusion.index.topk.topk_one_per_code`).
         """
         q = np.asarray(query_rows, dtype=np.int64)
         if filters is None:
             filters = Filters(diff_code=diff_code)
-        rows, scores = rec.searcher(self.fusion, self.modalities, self.weighting_for(rec)).topk(
-            q, k, filters=filters)
+        rows, scores = _topk(rec.searcher(self.fusion, self.modalities,
+                                          self.weighting_for(rec)),
+                             q, k, filters, one_per_code, len(rec.catalog))
         if self.fallback:
-            rows, scores = self._fill_fallback(rec, q, rows, scores, k, filters)
+            rows, scores = self._fill_fallback(rec, q, rows, scores, k, filters, one_per_code)
         if hasattr(rec, "backfilled"):  # the model's backfill completes what is still short
-            rows, scores = rec.backfilled(rows, scores, q, filters)
+            rows, scores = rec.backfilled(rows, scores, q, filters, one_per_code=one_per_code)
         return rows, scores
 
-    def _fill_fallback(self, rec, q, rows, scores, k, filters):
+    def _fill_fallback(self, rec, q, rows, scores, k, filters, one_per_code=None):
         short = np.flatnonzero((rows < 0).any(axis=1))
         if len(short) == 0:
             return rows, scores
-        fb_rows, fb_scores = rec.searcher("intermediate", self.fallback,
-                                          self.fallback_weighting()).topk(
-            q[short], 2 * k, filters=filters)
+        fb_rows, fb_scores = _topk(rec.searcher("intermediate", self.fallback,
+                                                self.fallback_weighting()),
+                                   q[short], 2 * k, filters, one_per_code, len(rec.catalog))
+        codes = np.full(len(rec.catalog), -1) if one_per_code is None else one_per_code
         for i, qi in enumerate(short):
             have = [(int(r), float(s)) for r, s in zip(rows[qi], scores[qi], strict=True)
                     if r >= 0]
             seen = {r for r, _ in have}
+            groups = {int(codes[r]) for r, _ in have} - {-1}  # listed: not listed again
             for r, s in zip(fb_rows[i], fb_scores[i], strict=True):
                 if len(have) >= k:
                     break
-                if r >= 0 and r not in seen:
+                if r >= 0 and r not in seen and int(codes[r]) not in groups:
                     have.append((int(r), float(s)))
                     seen.add(int(r))
+                    groups.add(int(codes[r]))
+                    groups.discard(-1)
             rows[qi] = [r for r, _ in have] + [-1] * (k - len(have))
             scores[qi] = [s for _, s in have] + [-np.inf] * (k - len(have))
         return rows, scores
@@ -268,6 +277,15 @@ class Variant:
         """Top-``k`` catalog rows for each query row (``-1`` pads), best first
         (:meth:`recommend_scored` without the scores)."""
         return self.recommend_scored(rec, query_rows, k, filters=filters, diff_code=diff_code)[0]
+
+
+def _topk(searcher, q: np.ndarray, k: int, filters: Filters,
+          one_per_code: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``searcher``'s top ``k`` under ``filters``; with ``one_per_code``, one row per code."""
+    if one_per_code is None:
+        return searcher.topk(q, k, filters=filters)
+    return topk_one_per_code(lambda x, m: searcher.topk(x, m, filters=filters), q, k,
+                             one_per_code, n)
 
 
 #: The paper's baseline: Prod2Vec neighbours, and text neighbours for products without clicks

@@ -53,12 +53,13 @@ def _given(rec):
 
 
 def _range_lists(rec, rows: tuple[int, int], *, k: int, fusion: str, modalities: tuple[str, ...],
-                 explain: bool = False, profile: str | None = None):
+                 explain: bool = False, profile: str | None = None,
+                 one_per_group: bool = False):
     """The lists of catalog rows ``[lo, hi)`` as an Arrow table (runs on a worker)."""
     lo, hi = rows
     pids = rec._ids[lo:hi]
     rows_, scores = rec.similar_rows(np.arange(lo, hi), k, fusion=fusion, modalities=modalities,
-                                     profile=profile)
+                                     profile=profile, one_per_group=one_per_group)
     ids = rec.ids_of(rows_)
     table = lists_table(pids, ids, scores)
     if explain:
@@ -67,11 +68,12 @@ def _range_lists(rec, rows: tuple[int, int], *, k: int, fusion: str, modalities:
 
 
 def _rows_lists(rec, rows: np.ndarray, *, k: int, fusion: str, modalities: tuple[str, ...],
-                explain: bool = False, profile: str | None = None):
+                explain: bool = False, profile: str | None = None,
+                one_per_group: bool = False):
     """The lists of catalog ``rows`` (any rows) as an Arrow table (runs on a worker)."""
     rows = np.asarray(rows, np.int64)
     found, scores = rec.similar_rows(rows, k, fusion=fusion, modalities=modalities,
-                                     profile=profile)
+                                     profile=profile, one_per_group=one_per_group)
     table = lists_table(rec._ids[rows], rec.ids_of(found), scores)
     if explain:
         table = _with_shares(rec, table, fusion, modalities, profile)
@@ -97,7 +99,7 @@ def _with_shares(rec, table: pa.Table, fusion: str, modalities,
     return table
 
 
-def _job_meta(rec, *, k, fusion, modalities, start, stop) -> dict:
+def _job_meta(rec, *, k, fusion, modalities, start, stop, one_per_group=None) -> dict:
     m = getattr(rec, "manifest_", {}) or {}
     return {
         "format_version": LISTS_FORMAT_VERSION,
@@ -105,6 +107,7 @@ def _job_meta(rec, *, k, fusion, modalities, start, stop) -> dict:
         "fusion": fusion,
         "modalities": list(modalities),
         "normalize": bool(rec.normalize),
+        "one_per_group": rec.groups_once(one_per_group),
         "model": {"path": str(getattr(rec, "path_", "") or ""),
                   "catalog_fingerprint": (m.get("fingerprints") or {}).get("catalog"),
                   "created": m.get("created"),
@@ -231,6 +234,7 @@ def export_lists(
     progress: bool | None = None,
     explain: bool = False,
     profile: str | None = None,
+    one_per_group: bool | None = None,
 ) -> dict:
     """Write the ``k`` most similar products of every product (rows ``start..stop``) to ``out``.
 
@@ -263,6 +267,10 @@ def export_lists(
         One of the model's weighting profiles (:attr:`Recommender.profiles`) to rank by
         (intermediate fusion unless ``fusion`` says otherwise); kept in the lists' metadata,
         and a service arm serves the file only with that profile.
+    one_per_group : bool, optional
+        At most one product of each group per list (:meth:`Recommender.similar`; ``None``:
+        the model's setting); kept in the lists' metadata, and the service answers a
+        request asking otherwise live.
 
     Returns
     -------
@@ -282,7 +290,8 @@ def export_lists(
         local = staged(out, model)
         rep = export_lists(model, local, k=k, fusion=fusion, modalities=modalities,
                            batch_size=batch_size, start=start, stop=stop, executor=executor,
-                           resume=resume, progress=progress, explain=explain, profile=profile)
+                           resume=resume, progress=progress, explain=explain, profile=profile,
+                           one_per_group=one_per_group)
         publish(local, out)
         return {**rep, "out": str(out).strip()}
     t0 = time.perf_counter()
@@ -312,7 +321,12 @@ def export_lists(
     wt = rec.profile_weighting(profile, where="export_lists()") if profile else None
     if executor.name == "local":  # remote workers read the index themselves
         rec.searcher(method, mods, wt)  # loads (or builds) the index once, before the first batch
-    meta = _job_meta(rec, k=k, fusion=method, modalities=mods, start=start, stop=stop)
+    if rec.groups_once(one_per_group) and rec._group_codes is None:
+        raise ParameterError("export_lists(): one_per_group=True (CLI: --one-per-group) needs "
+                             "a model built with a group column (--group-col); this one has "
+                             "none.")
+    meta = _job_meta(rec, k=k, fusion=method, modalities=mods, start=start, stop=stop,
+                     one_per_group=one_per_group)
     meta["explain"] = bool(explain)
     if profile:  # absent: the model's default weighting (what older files hold)
         meta["profile"] = profile
@@ -339,7 +353,8 @@ def export_lists(
     bar = Progress(stop - start, "export", "products", enabled=progress,
                    initial=sum(hi - lo for lo, hi in ranges) - sum(hi - lo for lo, hi in todo))
     fn = functools.partial(_range_lists, k=k, fusion=method, modalities=mods,
-                           explain=bool(explain), profile=profile)
+                           explain=bool(explain), profile=profile,
+                           one_per_group=meta["one_per_group"])
     make = (functools.partial(_given, rec) if executor.name == "local"
             else functools.partial(_load_model, str(folder), False))
     try:
@@ -458,7 +473,8 @@ def update_lists(
     if executor.name == "local" and len(rows):
         rec.searcher(method, mods, wt)
     fn = functools.partial(_rows_lists, k=k, fusion=method, modalities=mods, explain=explain,
-                           profile=profile)
+                           profile=profile,
+                           one_per_group=bool(prev_meta.get("one_per_group", False)))
     make = (functools.partial(_given, rec) if executor.name == "local"
             else functools.partial(_load_model, str(folder), False))
     chunks = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]

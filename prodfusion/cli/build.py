@@ -359,6 +359,12 @@ def add_build_parser(sub) -> None:
                         "without training clicks on a clicks + cooc model): 'popular' "
                         "(default) appends the most clicked products, scored null/NaN; "
                         "'none' leaves the list short")
+    b.add_argument("--one-per-group", action="store_true",
+                   help="lists hold at most one product of each group of --group-col (a "
+                        "product's colours; the offers of one product from several shops, "
+                        "keyed by EAN), the best ranked, and none of the query's own: the "
+                        "default of similar, export and serve (similar / export "
+                        "--one-per-group off, serve's ?one_per_group=false: every one)")
     b.add_argument("--category-from", default=None, metavar="MODEL",
                    help="fill missing categories with this `prodfusion categorize train` model")
     b.add_argument("--fusion", default="intermediate", choices=FUSION_METHODS,

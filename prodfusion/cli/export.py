@@ -11,7 +11,7 @@ import sys
 
 from prodfusion._checks import FUSION_METHODS
 from prodfusion.cli.engine_options import add_engine_options, executor_from_args
-from prodfusion.cli.options import csv_list
+from prodfusion.cli.options import add_group_options, csv_list
 
 __all__ = ["add_export_parser"]
 
@@ -51,7 +51,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             modalities=args.modalities, batch_size=args.batch_size, start=args.start,
             stop=args.stop, executor=executor, resume=not args.restart,
             progress=False if args.quiet else None, explain=args.explain,
-            profile=args.profile)
+            profile=args.profile, one_per_group=args.one_per_group)
         where = executor.describe()
     finally:
         executor.close()
@@ -95,7 +95,9 @@ def _cmd_update(args: argparse.Namespace) -> int:
              "--modalities": (list(args.modalities) if args.modalities else None,
                               meta.get("modalities")),
              "--profile": (args.profile, meta.get("profile")),
-             "--explain": (args.explain or None, bool(meta.get("explain")) or None)}
+             "--explain": (args.explain or None, bool(meta.get("explain")) or None),
+             "--one-per-group": (None if args.one_per_group is None else _on(args.one_per_group),
+                                 _on(meta.get("one_per_group", False)))}
     clash = [f"{opt} {mine!r} (the file: {theirs!r})" for opt, (mine, theirs) in given.items()
              if mine is not None and mine != theirs]
     if clash or args.start or args.stop is not None or args.restart:
@@ -114,6 +116,10 @@ def _cmd_update(args: argparse.Namespace) -> int:
             f"since {args.update} was exported, lists holding a re-encoded or retired "
             f"product, lists one of them enters), {rep['kept']:,} kept as they were", where)
     return 0
+
+
+def _on(value) -> str:
+    return "on" if value else "off"
 
 
 def add_export_parser(subparsers) -> argparse.ArgumentParser:
@@ -143,6 +149,7 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
                    help="discard the finished batches of an interrupted export")
     e.add_argument("--explain", action="store_true",
                    help="also write share_<modality> columns: each modality's part of each score")
+    add_group_options(e, exclude=False)
     e.add_argument("--update", default=None, metavar="PREVIOUS",
                    help="a lists file exported from this model before a `prodfusion add`: "
                         "recompute only the lists that changed (products added or "

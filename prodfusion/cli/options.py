@@ -381,3 +381,28 @@ def default_cache_dir() -> str:
     base = os.environ.get("PRODFUSION_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "prodfusion")
     return base
+
+
+def on_off(value: str) -> bool:
+    """``on`` / ``off`` (also ``true`` / ``false``, ``yes`` / ``no``, ``1`` / ``0``) as a bool."""
+    v = str(value).strip().lower()
+    if v in ("on", "true", "yes", "1"):
+        return True
+    if v in ("off", "false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on or off, not {value!r}")
+
+
+def add_group_options(p, exclude: bool = True) -> None:
+    """``--exclude-group`` (with ``exclude``) and ``--one-per-group [on|off]`` of the
+    commands that list (``similar``; ``export`` has the second only)."""
+    if exclude:
+        p.add_argument("--exclude-group", action="store_true",
+                       help="leave out the products of the query's group (--group-col at "
+                            "build)")
+    p.add_argument("--one-per-group", nargs="?", const=True, default=None, type=on_off,
+                   metavar="on|off",
+                   help="at most one product of each group (--group-col at build: a "
+                        "product's colours, one product's offers keyed by EAN), the best "
+                        "ranked, none of the query's own (default: the model's setting, "
+                        "build --one-per-group)")

@@ -7,7 +7,7 @@ import shutil
 import sys
 
 from prodfusion._checks import FUSION_METHODS
-from prodfusion.cli.options import csv_list
+from prodfusion.cli.options import add_group_options, csv_list
 
 __all__ = ["add_similar_parser", "cmd_similar"]
 
@@ -27,7 +27,8 @@ def cmd_similar(args) -> int:
     r, s = rec.similar_rows(
         [q], k=args.k, fusion=args.fusion, modalities=args.modalities,
         same_category=args.same_category, exclude=args.exclude or (), weights=weights,
-        calibration=args.calibration, profile=args.profile,
+        calibration=args.calibration, profile=args.profile, exclude_group=args.exclude_group,
+        one_per_group=args.one_per_group,
     )
     rows, scores = r[0][r[0] >= 0], s[0][r[0] >= 0]
     ids = rec.ids_of(rows)
@@ -208,6 +209,7 @@ def add_similar_parser(sub) -> None:
     s.add_argument("--modalities", default=None, type=csv_list)
     s.add_argument("--same-category", action="store_true")
     s.add_argument("--exclude", default=None, type=csv_list, help="ids never to return")
+    add_group_options(s)
     s.add_argument("--json", action="store_true")
     s.add_argument("--weights", default=None,
                    help="override the model's fusion weights, e.g. text=1,image=0.5,clicks=2")

@@ -48,6 +48,22 @@ def check_catalog(catalog, where: str, what: str = "a Catalog") -> None:
                       type(catalog).__name__)
 
 
+def group_key(column: str) -> pl.Expr:
+    """The value groups compare by (:meth:`Catalog.codes`): spaces around cut, and a code of
+    digits alone without its leading zeros, so ``0885909950805`` and ``885909950805`` (the
+    same EAN read through a spreadsheet, which keeps numbers, not digits) are one group.
+
+    >>> pl.DataFrame({"g": ["0885909950805", "885909950805", " AB-1 ", "000"]}).select(
+    ...     group_key("g")).to_series().to_list()
+    ['885909950805', '885909950805', 'AB-1', '0']
+    """
+    v = pl.col(column).cast(pl.Utf8).str.strip_chars()
+    digits = v.str.contains(r"^[0-9]+$")
+    return (pl.when(digits).then(pl.coalesce(v.str.strip_chars_start("0").replace("", None),
+                                              pl.lit("0")))
+            .otherwise(v).alias(column))
+
+
 @dataclass
 class Catalog:
     """Products in a fixed row order. Ids are strings; rows are ints; this object maps them.
@@ -171,6 +187,8 @@ class Catalog:
         equal codes, a missing value ``-1``; ``None`` when the catalog has no such column.
 
         The one place categories and variation groups are coded (query filters, evaluation).
+        Groups compare by :func:`group_key` (an EAN that lost its leading zero in a
+        spreadsheet is still the same product's).
 
         >>> import polars as pl
         >>> cat = Catalog(pl.DataFrame({"product_id": ["a", "b", "c"], "title": ["x", "y", "z"],
@@ -183,6 +201,8 @@ class Catalog:
         if column not in self.frame.columns:
             return None
         s = self.frame[column].cast(pl.Utf8)
+        if column == GROUP:
+            s = self.frame.select(group_key(GROUP)).to_series()
         codes = s.cast(pl.Categorical).to_physical().cast(pl.Int64).to_numpy()
         return np.where(s.is_null().to_numpy(), -1, codes).astype(np.int64)
 

@@ -26,7 +26,16 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from prodfusion.data.catalog import ALIASES, CATEGORY, GROUP, ID, IMAGE, TITLE, Catalog
+from prodfusion.data.catalog import (
+    ALIASES,
+    CATEGORY,
+    GROUP,
+    ID,
+    IMAGE,
+    TITLE,
+    Catalog,
+    group_key,
+)
 from prodfusion.data.tables import (
     Format,
     blank_rows,
@@ -181,6 +190,27 @@ def is_url(value: object) -> bool:
     import re
 
     return isinstance(value, str) and re.match(URL_PATTERN, value.strip()) is not None
+
+
+def _note_groups(frame: pl.DataFrame, path, col: str) -> None:
+    """Warn of products without a group and of groups written with and without leading
+    zeros (taken as one: :func:`~prodfusion.data.catalog.group_key`)."""
+    n = frame[GROUP].null_count()
+    if n:
+        logger.warning(
+            "%s: %s of %s products have no group (column %r); each counts as a group of its "
+            "own, so lists kept to one product per group (--one-per-group) can still show "
+            "two of them that are the same product.", path, f"{n:,}", f"{frame.height:,}", col)
+    raw = frame.select(pl.col(GROUP).str.strip_chars().alias("raw"), group_key(GROUP)
+                       .alias("key")).drop_nulls().unique()
+    twins = raw.group_by("key").agg(pl.col("raw").sort()).filter(pl.col("raw").list.len() > 1)
+    if twins.height:
+        ex = twins.sort("key").row(0)[1]
+        logger.warning(
+            "%s: %s group(s) of column %r are written both with and without leading zeros "
+            "(e.g. %s); each is taken as one group (a spreadsheet drops the zeros of a code "
+            "it reads as a number).", path, f"{twins.height:,}", col,
+            " and ".join(repr(v) for v in ex[:2]))
 
 
 def _template_expr(template: str, columns: list[str], aliases: dict[str, str], path: Path) -> pl.Expr:
@@ -516,6 +546,8 @@ def read_catalog(
             frame = frame.with_columns(
                 pl.when(_blank(std)).then(None).otherwise(pl.col(std)).alias(std)
             )
+    if GROUP in frame.columns:
+        _note_groups(frame, path, chosen[GROUP])
 
     # images
     # a URL root: the photos are on a web server by the paths the catalog gives (a shop

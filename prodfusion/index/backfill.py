@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from prodfusion.errors import ParameterError
-from prodfusion.index.topk import Filters
+from prodfusion.index.topk import Filters, firsts_of_codes
 
 __all__ = ["BACKFILLS", "backfill", "check_backfill", "popular_order", "score_or_none"]
 
@@ -63,12 +63,15 @@ def popular_order(counts: np.ndarray) -> np.ndarray:
 
 
 def backfill(rows: np.ndarray, scores: np.ndarray, query_rows: np.ndarray, order: np.ndarray,
-             filters: Filters | None = None) -> tuple[np.ndarray, np.ndarray]:
+             filters: Filters | None = None,
+             one_per_code: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Fill the ``-1`` padding of each list with the first allowed rows of ``order``.
 
     ``rows`` / ``scores`` are a ``topk`` answer (``(q, k)``, ``-1`` / ``-inf`` pad the end);
     returns new arrays, the filled places scored ``NaN``. ``filters`` are the query's
     (:class:`~prodfusion.index.topk.Filters`; ``None``: only the query itself is excluded).
+    ``one_per_code`` (an int code per row, ``-1`` none): a list that holds one product per
+    group (``one_per_group``) gets no second product of a group already in it.
     """
     rows = np.array(rows, dtype=np.int64, copy=True)
     scores = np.array(scores, dtype=np.float32, copy=True)
@@ -85,7 +88,11 @@ def backfill(rows: np.ndarray, scores: np.ndarray, query_rows: np.ndarray, order
         lo, step = 0, max(4 * k, 256)
         while need > 0 and lo < len(order):  # geometric chunks: a strict filter reads far
             cand = order[lo:lo + step]
-            cand = cand[flt.allows(int(q[i]), cand) & ~np.isin(cand, have)][:need]
+            cand = cand[flt.allows(int(q[i]), cand) & ~np.isin(cand, have)]
+            if one_per_code is not None:
+                cand = _new_codes(cand, one_per_code,
+                                  np.concatenate([have, *taken]) if taken else have)
+            cand = cand[:need]
             taken.append(cand)
             need -= len(cand)
             lo, step = lo + step, 2 * step
@@ -95,3 +102,10 @@ def backfill(rows: np.ndarray, scores: np.ndarray, query_rows: np.ndarray, order
             rows[i, :n0], rows[i, n0:n0 + len(add)] = have, add
             scores[i, n0:n0 + len(add)] = np.nan
     return rows, scores
+
+
+def _new_codes(cand: np.ndarray, codes: np.ndarray, listed: np.ndarray) -> np.ndarray:
+    """``cand`` less rows whose code (``>= 0``) is a listed row's or an earlier
+    candidate's."""
+    c = codes[cand]
+    return cand[firsts_of_codes(c) & ~np.isin(c, codes[listed][codes[listed] >= 0])]

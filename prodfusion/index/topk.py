@@ -13,7 +13,8 @@ import numpy as np
 
 from prodfusion.errors import ParameterError
 
-__all__ = ["Filters", "topk_rows", "topk_exact", "NO_FILTERS"]
+__all__ = ["Filters", "topk_rows", "topk_exact", "NO_FILTERS", "first_per_code", "firsts_of_codes",
+           "topk_one_per_code"]
 
 #: Scores computed per block of queries in :func:`topk_exact`: block × n float32 stays
 #: under this many bytes.
@@ -198,3 +199,64 @@ def topk_exact(
         out_rows[start : start + len(rows)] = r
         out_scores[start : start + len(rows)] = sc
     return out_rows, out_scores
+
+
+def firsts_of_codes(c: np.ndarray) -> np.ndarray:
+    """Booleans: which entries of ``c`` are the first of their code; every ``-1`` (no code)
+    counts as a code of its own.
+
+    >>> firsts_of_codes(np.array([3, -1, 3, -1, 2])).tolist()
+    [True, True, False, True, True]
+    """
+    c = np.asarray(c, dtype=np.int64)
+    _, first = np.unique(c, return_index=True)
+    keep = c < 0
+    keep[first] = True
+    return keep
+
+
+def first_per_code(rows: np.ndarray, scores: np.ndarray, codes: np.ndarray,
+                   k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each ranked list kept to its first row of every code, cut to ``k``.
+
+    ``rows`` / ``scores`` are a ``topk`` answer (``(q, m)``, best first, ``-1`` / ``-inf``
+    pad the end); ``codes`` an int code per catalog row (``-1``: no code, such a row is
+    always kept). Returns ``(q, k)`` arrays padded the same way.
+
+    >>> r, s = first_per_code(np.array([[4, 2, 3, 0]]), np.array([[.9, .8, .7, .6]]),
+    ...                       np.array([7, -1, 5, -1, 5]), 3)
+    >>> r.tolist()  # row 2 repeats row 4's code 5; row 3 has none
+    [[4, 3, 0]]
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    out_r = np.full((len(rows), k), -1, dtype=np.int64)
+    out_s = np.full((len(rows), k), -np.inf, dtype=np.float32)
+    for i in range(len(rows)):
+        live = rows[i] >= 0
+        r = rows[i][live]
+        take = np.flatnonzero(firsts_of_codes(codes[r]))[:k]
+        out_r[i, :len(take)] = r[take]
+        out_s[i, :len(take)] = np.asarray(scores[i])[live][take]
+    return out_r, out_s
+
+
+def topk_one_per_code(search, query_rows: np.ndarray, k: int, codes: np.ndarray,
+                      n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` with at most one row per code (:func:`first_per_code`) from ``search``
+    (``search(rows, m) -> (rows, scores)``, a ``topk`` that already applies the query's
+    filters): each query's list is fetched four times longer until ``k`` codes are in it,
+    or its candidates ran out, or all ``n`` rows were read."""
+    query_rows = np.asarray(query_rows, dtype=np.int64)
+    out_r = np.full((len(query_rows), k), -1, dtype=np.int64)
+    out_s = np.full((len(query_rows), k), -np.inf, dtype=np.float32)
+    todo = np.arange(len(query_rows))
+    m = min(n, 4 * k)
+    while len(todo):
+        r, s = search(query_rows[todo], m)
+        cr, cs = first_per_code(r, s, codes, k)
+        out_r[todo], out_s[todo] = cr, cs
+        short = (cr < 0).any(axis=1) & (r >= 0).all(axis=1)  # short, more may be ranked
+        if m >= n:
+            break
+        todo, m = todo[short], min(n, 4 * m)
+    return out_r, out_s

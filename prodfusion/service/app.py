@@ -278,8 +278,8 @@ def _document_limits(app, settings) -> None:
     from prodfusion.service.routes.events import events_openapi
 
     plain = app.openapi
-    order = ["product_id", "k", "visitor", "same_category", "exclude", "exclude_group", "explain",
-             "profile"]
+    order = ["product_id", "k", "visitor", "same_category", "exclude", "exclude_group",
+             "one_per_group", "explain", "profile"]
 
     def openapi():
         if app.openapi_schema is None:

@@ -143,6 +143,8 @@ class LoadedLists:
         out = {"file": str(self.stamp[0]).rsplit("/", 1)[-1], "layout": self.store.layout,
                "products": len(self.store), "k": self.k, "fusion": m.get("fusion"),
                "modalities": m.get("modalities"), "profile": m.get("profile"),
+               # a request asking the other way is answered live
+               "one_per_group": bool(m.get("one_per_group", False)),
                "created": m.get("created"),
                "model_catalog_fingerprint": ((m.get("model") or {}).get("catalog_fingerprint")
                                              or "")[:16]}

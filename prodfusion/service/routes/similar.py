@@ -54,6 +54,11 @@ def similar(
     exclude: Annotated[list[str], Depends(exclude_param)],
     same_category: bool = False,
     exclude_group: bool = False,
+    one_per_group: Annotated[bool | None, Query(
+        description="at most one product of each variation group (the catalog's group "
+                    "column, e.g. an EAN keying one product's offers from several shops), "
+                    "none of the query's own; absent: the model's setting (`build "
+                    "--one-per-group`)")] = None,
     explain: bool = False,
     profile: Annotated[str | None, Query(
         pattern=f"^{PROFILE_NAME.pattern}$",
@@ -81,10 +86,16 @@ def similar(
             return error(404, f"Profile {profile!r} is not in this model (it has {have}).")
         vcfg = replace(vcfg, profile=profile, lists=None)
         lists_ok = False  # the arm's lists file is ranked by the arm's own weighting
+    once = rec.groups_once(one_per_group)
+    if once and rec._group_codes is None:
+        return error(422, "one_per_group needs a model built with a group column "
+                          "(--group-col); this one has none.")
     key = (vcfg.paper, vcfg.fusion, vcfg.modalities, vcfg.fallback, vcfg.profile, product_id,
-           k, same_category, tuple(exclude), exclude_group)
+           k, same_category, tuple(exclude), exclude_group, once)
     lists = None if (same_category or exclude or exclude_group or explain or not lists_ok) \
         else st.lists.get(variant)
+    if lists is not None and bool(lists.store.meta.get("one_per_group", False)) != once:
+        lists = None  # exported with the other setting
     path = "lists"  # which path answers: precomputed lists, result cache, live search
     product = partial(product_out, root=settings.root_path)
     body = lists.body(model, product_id, k, product, dumps) if lists else None
@@ -102,8 +113,9 @@ def similar(
         # The variant's search, the very one evaluate/replay run offline (variants.py).
         arm = vcfg.variant(*vcfg.resolve(rec))
         flt = rec.filters(same_category=same_category, exclude=exclude,
-                          exclude_group=exclude_group)
-        r, s = arm.recommend_scored(rec, [q], check_k(k, "similar()"), filters=flt)
+                          exclude_group=exclude_group or once)
+        r, s = arm.recommend_scored(rec, [q], check_k(k, "similar()"), filters=flt,
+                                    one_per_code=rec._group_codes if once else None)
         rows, scores = r[0][r[0] >= 0], s[0][r[0] >= 0]
         why = mark_backfilled(arm.explain_rows(rec, q, rows, scores), scores) \
             if explain else None

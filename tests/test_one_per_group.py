@@ -1,0 +1,242 @@
+"""``one_per_group``: lists hold at most one product of each variation group (an EAN keying
+one product's offers from several shops), none of the query's own — in ``similar``, the
+batch forms, the CLI, ``export`` (and ``--update``), the service — and group codes that a
+spreadsheet stripped of their leading zeros still name one group."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import polars as pl
+import pytest
+
+from prodfusion.batch.export import export_lists, read_lists, update_lists
+from prodfusion.batch.lists import read_lists_meta, stale_reasons
+from prodfusion.cli.main import main
+from prodfusion.data.catalog import Catalog
+from prodfusion.data.io import read_catalog
+from prodfusion.encoders.base import Embeddings
+from prodfusion.errors import ParameterError
+from prodfusion.index.topk import Filters, topk_exact, topk_one_per_code
+from prodfusion.recommender import Recommender
+
+N, OFFERS = 72, 3  # 24 products, each offered three times; the last 12 rows without a group
+
+
+def _offers(rng, *, groups: bool = True, clicks_missing=()) -> tuple[Catalog, dict]:
+    """Offers of 24 products in 3 categories: an offer's vectors are its product's plus a
+    little noise, so a query's nearest rows are its own product's other offers, then its
+    category's. Rows 60–71 have no group (a shop without EANs)."""
+    prod = np.arange(N) // OFFERS
+    cats = prod % 3
+    frame = pl.DataFrame({
+        "product_id": [f"o{i:03d}" for i in range(N)],
+        "title": [f"offer {i}" for i in range(N)],
+        "category": [f"c{c}" for c in cats],
+        **({"group": [f"{p:013d}" if i < 60 else None for i, p in enumerate(prod)]}
+           if groups else {}),
+    })
+    embs = {}
+    for m, d in {"text": 12, "image": 16, "clicks": 8}.items():
+        centers = rng.normal(size=(3, d)) * 3
+        products = centers[prod % 3][::OFFERS] + rng.normal(size=(N // OFFERS, d))
+        v = products[prod] + 0.05 * rng.normal(size=(N, d))
+        mask = np.ones(N, bool)
+        if m == "clicks":
+            mask[list(clicks_missing)] = False
+        embs[m] = Embeddings(v.astype(np.float32), mask, m)
+    return Catalog(frame, source="<offers>"), embs
+
+
+def _brute(rec, pid: str, k: int, **options) -> list[str]:
+    """The model's whole ranking for ``pid``, the query's group left out, each other group's
+    first product kept, cut to ``k``: what one_per_group must list."""
+    ids, _ = rec.similar(pid, k=N - 1, one_per_group=False, **options)
+    codes = rec.catalog.codes("group")
+    own = codes[rec.catalog.row_of(pid)]
+    seen, out = set(), []
+    for i in ids:
+        c = codes[rec.catalog.row_of(i)]
+        if c >= 0 and (c == own or c in seen):
+            continue
+        seen.add(c)
+        out.append(str(i))
+    return out[:k]
+
+
+@pytest.mark.parametrize("fusion", ["early", "intermediate", "late"])
+def test_one_per_group_lists_each_group_once_as_the_whole_ranking_collapsed(rng, fusion):
+    catalog, embs = _offers(rng)
+    rec = Recommender.from_embeddings(catalog, embs, fusion=fusion)
+    codes = catalog.codes("group")
+    for pid in ("o000", "o031", "o065"):  # grouped queries, and one without a group
+        for mods in (None, ["text"], ["image", "clicks"]):
+            got, scores = rec.similar(pid, k=10, one_per_group=True, modalities=mods)
+            assert list(got) == _brute(rec, pid, 10, modalities=mods)
+            assert np.all(np.diff(scores) <= 0)
+            c = codes[catalog.rows_of(list(got))]
+            assert len(set(c[c >= 0])) == (c >= 0).sum()  # no group twice
+            assert codes[catalog.row_of(pid)] not in c[c >= 0] or codes[catalog.row_of(pid)] < 0
+    # without it the query's own offers come first (the catalog is made so)
+    plain, _ = rec.similar("o000", k=2)
+    assert set(plain) == {"o001", "o002"}
+    # the batch forms take it too
+    ids, _ = rec.similar_batch(["o000", "o031"], k=10, one_per_group=True)
+    assert [list(r) for r in ids] == [_brute(rec, "o000", 10), _brute(rec, "o031", 10)]
+
+
+def test_topk_one_per_code_fetches_further_when_the_first_lists_repeat_groups():
+    # 200 rows in 20 codes, each code's rows scored together: a top 4k of 12 holds 2 codes
+    n = 200
+    codes = np.arange(n) // 10
+    scores = np.linspace(1, 0, n, dtype=np.float32)
+    flt = Filters()
+    asked = []
+
+    def search(q, m):
+        asked.append(m)
+        return topk_exact(lambda rows: np.tile(scores, (len(rows), 1)), q, n, m, filters=flt)
+
+    rows, s = topk_one_per_code(search, np.array([5]), 3, codes, n)
+    assert rows[0].tolist() == [0, 10, 20]  # 0..9 share code 0: the first one only
+    assert asked == [12, 48]  # fetched four times longer while short
+    rows, _ = topk_one_per_code(search, np.array([5]), 25, codes, n)
+    assert (rows[0] >= 0).sum() == 20 and rows[0][20:].tolist() == [-1] * 5  # only 20 codes
+
+
+def test_the_model_setting_is_saved_overridden_per_query_and_old_folders_read_it_off(rng,
+                                                                                     tmp_path):
+    catalog, embs = _offers(rng)
+    rec = Recommender.from_embeddings(catalog, embs, fusion="intermediate", one_per_group=True)
+    once = list(rec.similar("o000", k=10)[0])
+    assert once == _brute(rec, "o000", 10)
+    assert set(rec.similar("o000", k=2, one_per_group=False)[0]) == {"o001", "o002"}
+    folder = rec.save(tmp_path / "m")
+    back = Recommender.load(folder)
+    assert back.one_per_group is True and list(back.similar("o000", k=10)[0]) == once
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["settings"]["one_per_group"] is True
+    del manifest["settings"]["one_per_group"]  # a folder written before the setting
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert Recommender.load(folder).one_per_group is False
+
+
+def test_one_per_group_without_a_group_column_is_refused_naming_the_option(rng):
+    catalog, embs = _offers(rng, groups=False)
+    with pytest.raises(ParameterError, match=r"one_per_group=True .*--group-col"):
+        Recommender.from_embeddings(catalog, embs, one_per_group=True)
+    rec = Recommender.from_embeddings(catalog, embs)
+    with pytest.raises(ParameterError, match=r"similar\(\): one_per_group=True .*--group-col"):
+        rec.similar("o000", one_per_group=True)
+    with pytest.raises(ParameterError, match="--group-col"):
+        Recommender(text=None, image=None, clicks=None, one_per_group=True).build(catalog)
+
+
+def test_the_backfill_adds_no_second_offer_of_a_listed_product(rng):
+    # queries without click vectors on a clicks-only model: the backfill fills their lists
+    catalog, embs = _offers(rng, clicks_missing=range(0, 6))
+    rec = Recommender.from_embeddings(catalog, embs, fusion="intermediate",
+                                      modalities=["clicks"], one_per_group=True)
+    rec.backfill = "popular"
+    rec.click_counts_ = np.arange(N, 0, -1)  # row 0 the most clicked, then 1, 2, …
+    ids, scores = rec.similar("o000", k=8)
+    assert np.isnan(scores).all()  # all backfilled
+    codes = catalog.codes("group")
+    # popular order 0, 1, 2, …: the query's own product (rows 0-2) left out, then one row
+    # of each product
+    assert list(ids) == ["o003", "o006", "o009", "o012", "o015", "o018", "o021", "o024"]
+    c = codes[catalog.rows_of(list(ids))]
+    assert len(set(c)) == len(c)
+
+
+def test_similar_and_export_commands_take_one_per_group(rng, tmp_path, capsys):
+    catalog, embs = _offers(rng)
+    rec = Recommender.from_embeddings(catalog, embs, fusion="intermediate")
+    folder = rec.save(tmp_path / "m")
+    assert main(["similar", str(folder), "o000", "-k", "5", "--json", "--one-per-group"]) == 0
+    got = [r["product_id"] for r in json.loads(capsys.readouterr().out)["results"]]
+    assert got == _brute(rec, "o000", 5)
+    assert main(["similar", str(folder), "o000", "-k", "5", "--json", "--exclude-group"]) == 0
+    got = [r["product_id"] for r in json.loads(capsys.readouterr().out)["results"]]
+    assert not {"o001", "o002"} & set(got) and len(got) == 5
+    out = tmp_path / "lists.parquet"
+    assert main(["export", str(folder), "--out", str(out), "-k", "6", "--quiet",
+                 "--one-per-group"]) == 0
+    meta, table = read_lists_meta(out), read_lists(out)
+    assert meta["one_per_group"] is True
+    first = dict(zip(table.column("product_id").to_pylist(), table.column("ids").to_pylist(),
+                     strict=True))
+    assert first["o000"] == _brute(rec, "o000", 6) and first["o031"] == _brute(rec, "o031", 6)
+    # --update keeps the file's setting; asking for the other one is refused
+    assert main(["export", str(folder), "--out", str(out), "--update", str(out),
+                 "--one-per-group", "off"]) != 0
+    assert "--one-per-group 'off' (the file: 'on') cannot apply" in capsys.readouterr().err
+    rep = update_lists(folder, out, tmp_path / "again.parquet", progress=False)
+    assert rep["meta"]["one_per_group"] is True
+    # a file exported so from a model listing every offer by default is not stale: the
+    # service answers from it the requests asking for one per group
+    assert not stale_reasons(meta, {"settings": {"one_per_group": False}})
+    plain = tmp_path / "plain.parquet"
+    export_lists(folder, plain, k=6, progress=False)
+    assert read_lists_meta(plain)["one_per_group"] is False
+
+
+def test_service_answers_one_per_group_live_and_from_lists_exported_so(rng, tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from prodfusion.service.app import create_app
+    from prodfusion.service.settings import ServiceSettings
+
+    catalog, embs = _offers(rng)
+    rec = Recommender.from_embeddings(catalog, embs, fusion="intermediate", one_per_group=True)
+    folder = rec.save(tmp_path / "m")
+    lists = tmp_path / "lists.parquet"
+    export_lists(folder, lists, k=10, progress=False)
+
+    def ids(client, **params):
+        r = client.get("/v1/similar/o000", params={"visitor": "v1", "k": 10, **params})
+        assert r.status_code == 200, r.text
+        return [it["product_id"] for it in r.json()["items"]]
+
+    settings = ServiceSettings.for_model(folder, events=str(tmp_path / "ev.sqlite3"),
+                                         reload_interval_s=0, lists=lists)
+    with TestClient(create_app(settings)) as c:
+        assert ids(c) == _brute(rec, "o000", 10)  # the model's setting, from the lists
+        assert ids(c, one_per_group="false")[:2] in (["o001", "o002"], ["o002", "o001"])
+        assert ids(c, one_per_group="true") == _brute(rec, "o000", 10)
+        text = c.get("/metrics").text
+        assert 'prodfusion_similar_answers_total{path="lists"} 2.0' in text
+    plain = Recommender.from_embeddings(catalog, embs, fusion="intermediate").save(
+        tmp_path / "plain")
+    settings = ServiceSettings.for_model(plain, events=str(tmp_path / "ev2.sqlite3"),
+                                         reload_interval_s=0)
+    with TestClient(create_app(settings)) as c:
+        assert ids(c, one_per_group="true") == _brute(rec, "o000", 10)
+    grp_less, e2 = _offers(rng, groups=False)
+    bare = Recommender.from_embeddings(grp_less, e2).save(tmp_path / "bare")
+    settings = ServiceSettings.for_model(bare, events=str(tmp_path / "ev3.sqlite3"),
+                                         reload_interval_s=0)
+    with TestClient(create_app(settings)) as c:
+        r = c.get("/v1/similar/o000", params={"visitor": "v1", "one_per_group": "true"})
+        assert r.status_code == 422 and "--group-col" in r.json()["detail"]
+
+
+def test_group_codes_written_without_their_leading_zeros_are_one_group(tmp_path, caplog):
+    path = tmp_path / "offers.csv"
+    path.write_text("id,title,ean\n"
+                    "a,Phone,0885909950805\n"
+                    "b,Phone case,885909950805\n"  # the same EAN through a spreadsheet
+                    "c,Charger,4006381333931\n"
+                    "d,Cable,\n")
+    with caplog.at_level(logging.WARNING, logger="prodfusion.data"):
+        cat = read_catalog(path, id_col="id", title_col="title", group_col="ean")
+    codes = cat.codes("group")
+    assert codes[0] == codes[1] != codes[2] and codes[3] == -1
+    assert cat.groups[:2] == ["0885909950805", "885909950805"]  # the file's values kept
+    text = caplog.text
+    assert "1 of 4 products have no group (column 'ean')" in text
+    assert "1 group(s) of column 'ean' are written both with and without leading zeros " \
+           "(e.g. '0885909950805' and '885909950805')" in text
