@@ -116,8 +116,10 @@ def main() -> None:
     make_feed(ap.parse_args().out)
 
 
-def make_feed(out: Path, n_products: int = 160, n_visits: int = 4000, seed: int = 52) -> None:
-    """Write the feed (module docstring) into ``out``."""
+def make_feed(out: Path, n_products: int = 160, n_visits: int = 4000,
+              seed: int = 52) -> dict[str, int]:
+    """Write the feed (module docstring) into ``out``; returns each offer's product (the
+    truth a benchmark scores lists by, not in the files)."""
     rng = random.Random(seed)
     (out / "img").mkdir(parents=True, exist_ok=True)
     products = []  # (product index, category, brand, title parts, ean)
@@ -169,6 +171,7 @@ def make_feed(out: Path, n_products: int = 160, n_visits: int = 4000, seed: int 
         w.writerows(clicks)
     print(f"wrote {len(rows)} offers of {n_products} products and {len(clicks):,} clicks "
           f"to {out}")
+    return {oid: prod["p"] for prod in products for oid in prod["offers"]}
 
 
 if __name__ == "__main__":

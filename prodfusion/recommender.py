@@ -304,6 +304,11 @@ class Recommender(QueryMixin):
         if order is not None:
             lines.append(f"  backfill: short lists completed from the {len(order):,} products "
                          "clicked in training, most first (--backfill none: left short)")
+        if getattr(self, "one_per_group", False) and self._group_codes is not None:
+            codes = self._group_codes
+            lines.append(f"  lists: one product of each group, none of the query's own "
+                         f"({len(np.unique(codes[codes >= 0])):,} groups; "
+                         f"{int((codes < 0).sum()):,} products without one, each its own)")
         if getattr(self, "learned_", None) is not None:
             lines.append(f"  fusion: {self.fusion}, boosted trees over "
                          f"{'+'.join(self.available_modalities)} (tuned)")

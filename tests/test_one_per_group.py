@@ -240,3 +240,25 @@ def test_group_codes_written_without_their_leading_zeros_are_one_group(tmp_path,
     assert "1 of 4 products have no group (column 'ean')" in text
     assert "1 group(s) of column 'ean' are written both with and without leading zeros " \
            "(e.g. '0885909950805' and '885909950805')" in text
+
+
+def test_a_catalog_read_without_a_group_column_names_an_ean_column_whose_values_repeat(
+        tmp_path, caplog):
+    path = tmp_path / "offers.csv"
+    path.write_text("offer_id,title,shop,EAN\n"
+                    "o1,Sony WH-1000XM5 Black,alpha,4548736132610\n"
+                    "o2,SONY WH-1000XM5 (Black) - Headphones,beta,4548736132610\n"
+                    "o3,Bose QC45,alpha,0017817832557\n"
+                    "o4,Bose QC45 schwarz,gamma,\n")
+    with caplog.at_level(logging.WARNING, logger="prodfusion.data"):
+        read_catalog(path, id_col="offer_id", title_col="title")
+    assert ("column 'EAN' holds the same value on several products (2 products share one "
+            "with another; '4548736132610' on 2)") in caplog.text
+    assert "--group-col EAN --one-per-group" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="prodfusion.data"):  # every value once
+        read_catalog(path, id_col="offer_id", title_col="title", group_col="EAN")
+        unique = tmp_path / "unique.csv"
+        unique.write_text("id,title,ean\na,x,1\nb,y,2\n")
+        read_catalog(unique, id_col="id", title_col="title")
+    assert "holds the same value" not in caplog.text

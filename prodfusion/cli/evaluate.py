@@ -30,7 +30,7 @@ from prodfusion.cli.evaluate_steps import (
     _skip_note,
     load_interactions,
 )
-from prodfusion.cli.options import csv_list
+from prodfusion.cli.options import csv_list, on_off
 
 __all__ = ["add_evaluate_parser", "load_interactions"]
 
@@ -140,6 +140,11 @@ def _retrieval_opts(p: argparse.ArgumentParser) -> None:
     g.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default: 1000)")
     g.add_argument("--exclude-group", action="store_true",
                    help="never recommend the query's own variation group")
+    g.add_argument("--one-per-group", nargs="?", const=True, default=None, type=on_off,
+                   metavar="on|off",
+                   help="score lists of at most one product per variation group, a listed "
+                        "product of the target's group a hit, cases within the query's own "
+                        "group left out (default: the model's setting, build --one-per-group)")
     g.add_argument("--ties", choices=["mean", "row"], default="mean",
                    help="mean (default): a held-out target tied with other candidates counts at "
                         "the mean of its possible ranks, so the catalog's row order (which breaks "

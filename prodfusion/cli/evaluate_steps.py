@@ -188,7 +188,8 @@ def _run_retrieval(args, rec, sessions, pairs, **extra) -> dict:
     return evaluate_retrieval(
         rec, sessions=sessions, pairs=pairs, test_fraction=args.test_fraction, k=args.k,
         variants=args.variants, n_boot=args.n_boot, seed=args.eval_seed, max_pairs=args.max_pairs,
-        prod2vec=_p2v(args, rec), exclude_group=args.exclude_group, progress=_progress(args),
+        prod2vec=_p2v(args, rec), exclude_group=args.exclude_group,
+        one_per_group=getattr(args, "one_per_group", None), progress=_progress(args),
         protocol=args.protocol, ties=getattr(args, "ties", "mean"), **extra,
     )
 

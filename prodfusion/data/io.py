@@ -20,6 +20,7 @@ import functools
 import html
 import logging
 import os
+import shlex
 import string
 from pathlib import Path
 
@@ -91,6 +92,8 @@ _LIKELY = {  # in order of likelihood: the first named first
                  "商品コード", "商品id", "品番", "商品编号", "상품코드"),
     "session_cols": ("sessionid", "session", "visitorid", "userid", "customerid", "sitzung",
                      "セッションid", "セッション", "会话id", "세션id"),
+    "group_col": ("itemgroupid", "gtin", "ean", "ean13", "gtin13", "upc", "isbn", "mpn",
+                  "productcode", "parentsku", "parentid", "janコード", "jan"),
     "time_col": ("timestamp", "time", "ts", "datetime", "eventtime", "eventdate", "date", "tdat",
                  "zeit", "日時", "日付", "時刻", "时间", "일시"),
 }
@@ -190,6 +193,26 @@ def is_url(value: object) -> bool:
     import re
 
     return isinstance(value, str) and re.match(URL_PATTERN, value.strip()) is not None
+
+
+def _hint_group(frame: pl.DataFrame, path, others: list[str]) -> None:
+    """Without a group column: name a column that looks like one (an EAN, a feed's
+    ``item_group_id``) whose values repeat, as offers of one product from several shops or
+    a product's variants share one."""
+    for col in likely_columns("group_col", "group", others):
+        if col not in frame.columns or frame[col].dtype != pl.Utf8:
+            continue
+        counts = frame[col].str.strip_chars().replace("", None).drop_nulls().value_counts(
+            sort=True)
+        if counts.height and counts[:, 1][0] > 1:
+            n = int(counts.filter(pl.col(counts.columns[1]) > 1)[:, 1].sum())
+            logger.warning(
+                "%s: column %r holds the same value on several products (%s products share "
+                "one with another; %r on %d). If those are one product for a visitor (offers "
+                "from several shops, a product's variants), --group-col %s --one-per-group "
+                "lists each once (group_col= and one_per_group= in Python).", path, col,
+                f"{n:,}", counts[0, 0], counts[0, 1], shlex.quote(col))
+            return
 
 
 def _note_groups(frame: pl.DataFrame, path, col: str) -> None:
@@ -548,6 +571,8 @@ def read_catalog(
             )
     if GROUP in frame.columns:
         _note_groups(frame, path, chosen[GROUP])
+    else:
+        _hint_group(frame, path, [c for c in found if c not in chosen.values()])
 
     # images
     # a URL root: the photos are on a web server by the paths the catalog gives (a shop

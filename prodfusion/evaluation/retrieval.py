@@ -71,6 +71,7 @@ from prodfusion.evaluation.split import (
     model_clicked,
     split_interactions,
 )
+from prodfusion.index.topk import topk_one_per_code
 from prodfusion.variants import BASELINE, Variant
 
 if TYPE_CHECKING:
@@ -321,6 +322,7 @@ def evaluate_retrieval(
     max_pairs: int | None = None,
     prod2vec: Any = None,
     exclude_group: bool = False,
+    one_per_group: bool | None = None,
     progress: bool | Callable = True,
     protocol: str = "leave-last-out",
     ties: str = "mean",
@@ -354,6 +356,13 @@ def evaluate_retrieval(
         Click-encoder settings (default: the model's).
     exclude_group : bool
         Never recommend a product of the query's own variation group.
+    one_per_group : bool, optional
+        Default: the model's setting (``build --one-per-group``). Score the lists as ``Recommender.similar(..., one_per_group=True)`` serves them: at
+        most one product of each variation group, none of the query's own; a listed
+        product of the target's group is a hit (the visitor reaches that product, by
+        whichever of its offers), and cases whose target is in the query's own group (a
+        visitor comparing one product's offers) are left out, counted in ``heldout``. Ties
+        are scored as served.
     progress : bool or callable
     protocol : str
         One of :data:`~prodfusion.evaluation.protocol.PROTOCOLS` ("leave-last-out", the
@@ -441,22 +450,36 @@ def evaluate_retrieval(
     cat_codes = catalog.codes("category")
     if cat_codes is None:
         cat_codes = np.full(len(catalog), -1, dtype=np.int64)
-    diff_code = catalog.codes("group") if exclude_group else None
-    if exclude_group and catalog.groups is None:
-        raise ParameterError(f"{where}: exclude_group=True needs a catalog with a 'group' column.")
+    if one_per_group is None:
+        one_per_group = bool(getattr(rec, "one_per_group", False))
+    diff_code = catalog.codes("group") if exclude_group or one_per_group else None
+    if (exclude_group or one_per_group) and diff_code is None:
+        what = "one_per_group" if one_per_group else "exclude_group"
+        raise ParameterError(f"{where}: {what}=True needs a catalog with a 'group' column "
+                             "(--group-col).")
     sources = {name: _subsample(ho, max_pairs, seed) for name, ho in split.heldout.items()}
+    if one_per_group:
+        sources = {name: _other_groups(ho, diff_code) for name, ho in sources.items()}
+        ties = "row"  # the collapsed lists are scored as served
     slices = slice_masks(rec, ev)
     out_rows = []
     per_case: dict = {}  # (variant, source) -> per-case hits, nDCG, groups, slices: paired tests
     all_q = np.unique(np.concatenate([ho.query_rows for ho in sources.values()] or [np.zeros(0, int)]))
     for vi, v in enumerate(vlist):
         log(f"[{vi + 1}/{len(vlist)}] {v.label}: top-{k} of {len(all_q):,} query products")
-        ranked_all = v.recommend(ev, all_q, k, diff_code=diff_code)
+        if one_per_group:
+            ranked_all = topk_one_per_code(
+                lambda q, m, v=v: _unscored(v.recommend(ev, q, m, diff_code=diff_code)),
+                all_q, k, diff_code, len(catalog))[0]
+        else:
+            ranked_all = v.recommend(ev, all_q, k, diff_code=diff_code)
         pos = {int(q): i for i, q in enumerate(all_q)}
         for name, ho in sources.items():
             idx = np.fromiter((pos[int(q)] for q in ho.query_rows), dtype=np.int64, count=len(ho))
             ranked = ranked_all[idx]
-            served = per_query_metrics(ranked, ho.target_rows, k)
+            served = per_query_metrics(ranked, ho.target_rows, k) if not one_per_group else \
+                per_query_metrics(_product_of(ranked, diff_code),
+                                  _product_of(ho.target_rows, diff_code), k)
             aware = _tie_aware(v, ev, ho, k, diff_code) if ties == "mean" else None
             m = served if aware is None else aware
             cp = category_precision_at_k(ranked, ho.query_rows, cat_codes)
@@ -516,6 +539,7 @@ def evaluate_retrieval(
             "alpha": alpha,
             "max_pairs": max_pairs,
             "exclude_group": exclude_group,
+            "one_per_group": one_per_group,
             "protocol": split.info.get("protocol", protocol),
             "ties": ties,
             "variants": [v.as_dict() for v in vlist],
@@ -541,6 +565,30 @@ def evaluate_retrieval(
     if keep_cases:
         out["cases"] = per_case
     return out
+
+
+def _other_groups(ho: HeldOut, codes: np.ndarray) -> HeldOut:
+    """``ho`` less the cases whose target is in the query's own variation group (a list
+    kept to one product per group never holds it), their count in ``info``."""
+    qc, tc = codes[ho.query_rows], codes[ho.target_rows]
+    same = (qc >= 0) & (qc == tc)
+    out = ho.take(np.flatnonzero(~same))
+    out.info["same_group_left_out"] = int(same.sum())
+    return out
+
+
+def _unscored(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A ranked-rows answer in the ``(rows, scores)`` form of a ``topk``."""
+    return rows, np.zeros(rows.shape, dtype=np.float32)
+
+
+def _product_of(rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Each row as its product: its variation group's code, or, for a row without one, a
+    number of its own above every code (``-1`` padding stays ``-1``)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    top = int(codes.max(initial=-1)) + 1
+    c = codes[np.maximum(rows, 0)]
+    return np.where(rows < 0, -1, np.where(c >= 0, c, top + rows))
 
 
 def _tie_aware(v: Any, ev: Any, ho: HeldOut, k: int, diff_code) -> dict | None:
