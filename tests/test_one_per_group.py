@@ -299,3 +299,20 @@ def test_evaluate_retrieval_scores_one_product_per_group_as_served():
     with pytest.raises(ParameterError, match="one_per_group=True needs .*group"):
         bare = Recommender.from_embeddings(Catalog(cat.frame.drop("group")), rec.embeddings_)
         evaluate_retrieval(bare, one_per_group=True, **kw)
+
+
+def test_an_offer_added_later_joins_its_products_group(rng, tmp_path):
+    catalog, embs = _offers(rng)
+    rec = Recommender.from_embeddings(catalog, embs, fusion="intermediate", one_per_group=True)
+    # a fourth shop's offer of product 0 (EAN written without its zeros), a twin of o000
+    frame = catalog.frame[:1].with_columns(pl.lit("new-1").alias("product_id"),
+                                            pl.lit("0").alias("group"))
+    rec.add_products(Catalog(frame, source="feed"), {
+        m: Embeddings(np.asarray(e.vectors[:1]) + 0.01, np.ones(1, bool), e.spec)
+        for m, e in embs.items()})
+    back = Recommender.load(rec.save(tmp_path / "m"))
+    for model in (rec, back):
+        assert model.one_per_group
+        got = list(model.similar("o031", k=N - 4)[0])
+        assert len({"o000", "o001", "o002", "new-1"} & set(got)) == 1
+        assert "new-1" not in model.similar("o000", k=N - 4)[0]

@@ -13,8 +13,8 @@ import numpy as np
 
 from prodfusion.errors import ParameterError
 
-__all__ = ["Filters", "topk_rows", "topk_exact", "NO_FILTERS", "first_per_code", "firsts_of_codes",
-           "topk_one_per_code"]
+__all__ = ["Filters", "topk_rows", "topk_exact", "NO_FILTERS", "first_per_code",
+           "firsts_of_codes", "topk_one_per_code"]
 
 #: Scores computed per block of queries in :func:`topk_exact`: block × n float32 stays
 #: under this many bytes.
