@@ -264,7 +264,7 @@ def test_a_catalog_read_without_a_group_column_names_an_ean_column_whose_values_
     assert "holds the same value" not in caplog.text
 
 
-def test_evaluate_retrieval_scores_one_product_per_group_as_served():
+def test_evaluate_retrieval_scores_one_product_per_group_as_served(tmp_path):
     """p0's nearest by text: p4 (its own group A), p1 and p2 (group B), p3, p5 (no group).
     Held out: p0 → p2 (p1, listed for group B, is the same product: a hit at k=1) and
     p0 → p4 (inside the query's own group: left out)."""
@@ -294,6 +294,12 @@ def test_evaluate_retrieval_scores_one_product_per_group_as_served():
     assert once["heldout"]["sessions"]["same_group_left_out"] == 1
     assert once["config"]["one_per_group"] is True and row["ties"] == "as served"
     assert row["n"] == 1 and row["hit_rate"]["value"] == 1.0  # p1 listed, p2 the target
+    from prodfusion.evaluation.report import write_report
+
+    write_report(once, tmp_path / "r")
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "One product per group (`--one-per-group`)" in text
+    assert "1 held-out case(s) whose target is in the query's own group" in text
     rec.one_per_group = True  # the model's setting is the default
     assert evaluate_retrieval(rec, **kw)["config"]["one_per_group"] is True
     with pytest.raises(ParameterError, match="one_per_group=True needs .*group"):

@@ -216,6 +216,16 @@ def _retrieval_section(res: Mapping, out: Path, figs: dict) -> tuple[list, list[
             "hurts a configuration. The lists as served are compared in the last table "
             "(`--ties row` scores them throughout); category precision and coverage are of "
             "the lists served."))
+    if cfg.get("one_per_group"):
+        left = sum(ho.get("same_group_left_out", 0) for ho in res["heldout"].values())
+        blocks.append(("p",
+            "One product per group (`--one-per-group`): every configuration's lists hold at "
+            "most one product of each group of the catalog's group column (its best ranked) "
+            "and none of the query's own, as `similar` serves them so; a listed product of "
+            "the target's group counts as a hit (the visitor reaches that product, by "
+            f"whichever of its rows). {left:,} held-out case(s) whose target is in the "
+            "query's own group (a visitor comparing one product's offers or variants) are "
+            "left out: no such list holds them."))
     if (lc := _log_catalog_note(split)) is not None:
         blocks.append(lc)
     cov = res.get("click_coverage") or {}
@@ -245,8 +255,10 @@ def _retrieval_section(res: Mapping, out: Path, figs: dict) -> tuple[list, list[
             "where it scores higher there), on the same held-out cases: mean "
             "difference [95% bootstrap interval resampling the same groups for both]; "
             "verdict on nDCG"
-            + ("; † compared as the lists are served (ties broken by catalog row): one of the "
-               "two is searched approximately and scored so" if any(
+            + ("; † compared as the lists are served (ties broken by catalog row): "
+               + ("lists kept to one product per group are scored so" if cfg.get("one_per_group")
+                  else "as `--ties row` asks" if cfg.get("ties") == "row"
+                  else "one of the two is searched approximately and scored so") if any(
                    d.get("ties") == "as served" for d in paired) else ""),
             ["source", "configuration", "minus", "slice", "cases", f"Δ HitRate@{k}",
              f"Δ nDCG@{k}", "found only by it / only by the other", "verdict"],

@@ -357,12 +357,12 @@ def evaluate_retrieval(
     exclude_group : bool
         Never recommend a product of the query's own variation group.
     one_per_group : bool, optional
-        Default: the model's setting (``build --one-per-group``). Score the lists as ``Recommender.similar(..., one_per_group=True)`` serves them: at
-        most one product of each variation group, none of the query's own; a listed
-        product of the target's group is a hit (the visitor reaches that product, by
-        whichever of its offers), and cases whose target is in the query's own group (a
-        visitor comparing one product's offers) are left out, counted in ``heldout``. Ties
-        are scored as served.
+        Score the lists as ``Recommender.similar(..., one_per_group=True)`` serves them
+        (default: the model's setting, ``build --one-per-group``): at most one product of
+        each variation group, none of the query's own; a listed product of the target's
+        group is a hit (the visitor reaches that product, by whichever of its offers), and
+        cases whose target is in the query's own group (a visitor comparing one product's
+        offers) are left out, counted in ``heldout``. Ties are scored as served.
     progress : bool or callable
     protocol : str
         One of :data:`~prodfusion.evaluation.protocol.PROTOCOLS` ("leave-last-out", the
