@@ -322,3 +322,108 @@ def test_an_offer_added_later_joins_its_products_group(rng, tmp_path):
         got = list(model.similar("o031", k=N - 4)[0])
         assert len({"o000", "o001", "o002", "new-1"} & set(got)) == 1
         assert "new-1" not in model.similar("o000", k=N - 4)[0]
+
+
+def test_a_one_per_group_tuning_never_ranks_the_querys_own_group():
+    """The tuning's scorer and its cooc-alone ranking, given the group codes of a model that
+    lists one product per group, rank each validation target among every product but the
+    query's group — checked against a brute-force tie-aware rank over the whole catalog."""
+    import types
+
+    from prodfusion.data.sessions import Sessions
+    from prodfusion.evaluation.metrics import tie_aware_metric
+    from prodfusion.evaluation.tuning_scorer import _cooc_alone, _Scorer
+    from prodfusion.fusion.cooc import Cooc
+    from prodfusion.fusion.weights import Weighting
+
+    rng = np.random.default_rng(3)
+    n = 600
+    ids = [f"p{i:04d}" for i in range(n)]
+    cat = Catalog(pl.DataFrame({"product_id": ids, "title": ids}))
+    codes = np.where(np.arange(n) % 5 == 4, -1, np.arange(n) // 3)  # offers in threes
+    lists = [[ids[g * 6 + j] for j in rng.choice(6, size=rng.integers(2, 5), replace=False)]
+             for g in rng.integers(n // 6 - 10, size=900)]
+    cooc = Cooc.from_sessions(Sessions.from_lists(lists), cat)
+    ev = types.SimpleNamespace(modality_data=lambda: {"cooc": cooc}, catalog=cat)
+    q = rng.choice(np.flatnonzero(cooc.mask & (codes >= 0)), size=120, replace=False)
+    t = np.array([cooc.neighbours(int(x))[-1] if i % 2 else int((x + 6 * 37) % n)
+                  for i, x in enumerate(q)])
+    ok = (t != q) & ~((codes[q] >= 0) & (codes[q] == codes[t]))  # as the tuning leaves them
+    q, t = q[ok], t[ok]
+    dense = cooc.sim.toarray()
+
+    def brute(metric):
+        out = np.zeros(len(q))
+        for i, (a, b) in enumerate(zip(q, t, strict=True)):
+            if not (cooc.mask[a] and cooc.mask[b]):
+                continue
+            allowed = cooc.mask & (np.arange(n) != a) & (np.arange(n) != b)
+            if codes[a] >= 0:
+                allowed &= codes != codes[a]
+            s = dense[a].astype(np.float32)
+            out[i] = tie_aware_metric(np.array([(s[allowed] > s[b]).sum()]),
+                                      np.array([(s[allowed] == s[b]).sum()]), 15, metric)[0]
+        return out
+
+    alone = Weighting.make({"cooc": 1.0}, "none", None, None)
+    for metric in ("ndcg", "hitrate"):
+        want = brute(metric)
+        sc = _Scorer(ev, ("cooc",), q, t, np.full(len(q), "sessions"), None, metric, 15,
+                     n_cand=n, n_outside=n, group_codes=codes)
+        np.testing.assert_allclose(sc.values(alone), want, atol=1e-12)
+        np.testing.assert_allclose(_cooc_alone(cooc, q, t, metric, 15, codes), want,
+                                   atol=1e-12)
+        assert not np.allclose(_cooc_alone(cooc, q, t, metric, 15), want)  # the group counts
+        assert not any(codes[c] == codes[qq] for qq, row in zip(sc.uq, sc.cand, strict=True)
+                       for c in row[row >= 0] if codes[qq] >= 0)
+
+
+def test_a_one_per_group_model_is_tuned_on_what_its_lists_can_show():
+    """Offers in threes; titles tell a product's offers apart from every other product's
+    (and nothing more), photos tell which four products are related. Visitors go to another
+    offer of the same product half the time, else to a related product's. Scored per offer
+    the titles win (the same product's offers first); a model listing one product per group
+    never shows those, and its tuning — the same-product cases left out, the query's group
+    never ranked — weighs the photos alone."""
+    from prodfusion.data.sessions import Sessions
+    from prodfusion.encoders.clicks import Prod2VecParams
+    from prodfusion.evaluation.tuning import tune_weights
+
+    rng = np.random.default_rng(0)
+    prod = np.repeat(np.arange(48), 3)
+    n = len(prod)
+    ids = [f"o{i:03d}" for i in range(n)]
+    cat = Catalog(pl.DataFrame({"product_id": ids, "title": ids,
+                                "group": [f"g{p}" for p in prod]}))
+    text = rng.normal(size=(48, 16))[prod] + 0.05 * rng.normal(size=(n, 16))
+    image = (rng.normal(size=(12, 16)) * 3)[prod // 4] + rng.normal(size=(n, 16))
+    embs = {"text": Embeddings(text.astype(np.float32), np.ones(n, bool), "t"),
+            "image": Embeddings(image.astype(np.float32), np.ones(n, bool), "i")}
+    lists = []
+    for _ in range(400):
+        s = [int(rng.integers(n))]
+        for _ in range(3):
+            p = prod[s[-1]]
+            same = rng.random() < 0.5
+            cand = [x for x in np.flatnonzero(prod // 4 == p // 4)
+                    if (prod[x] == p) == same and x not in s]
+            if not cand:
+                break
+            s.append(int(rng.choice(cand)))
+        lists.append([ids[i] for i in s])
+    sessions = Sessions(pl.DataFrame({
+        "session": [f"s{i:03d}" for i, s in enumerate(lists) for _ in s],
+        "position": [j for s in lists for j in range(len(s))],
+        "product_id": [p for s in lists for p in s],
+        "ts": [float(t) for t, s in enumerate(lists) for _ in s]}))
+    got = {}
+    for once in (False, True):
+        rec = Recommender.from_embeddings(cat, embs, fusion="intermediate", one_per_group=once)
+        rec.prod2vec = Prod2VecParams(vector_size=8, epochs=2, workers=1, min_count=1)
+        got[once] = tune_weights(rec, sessions=sessions, objective="ndcg@5", step=0.25,
+                                 n0_grid=(None,), calibrations=("none",))
+    plain, once = got[False], got[True]
+    assert plain["reference_scores"]["text alone"] > plain["reference_scores"]["image alone"]
+    assert plain["weights"]["text"] > 0
+    assert once["reference_scores"]["text alone"] < 0.5 * once["reference_scores"]["image alone"]
+    assert once["weights"] == {"text": 0.0, "image": 1.0}

@@ -181,8 +181,8 @@ class _Scorer:
     def __init__(self, ev: Any, mods: tuple[str, ...], q: np.ndarray, t: np.ndarray,
                  src: np.ndarray, counts: np.ndarray | None, metric: str, k: int,
                  n_cand: int = 200, block: int = 256, n_outside: int | None = None,
-                 seed: int = 0, progress: bool = False, learned_pool: int | None = None
-                 ) -> None:
+                 seed: int = 0, progress: bool = False, learned_pool: int | None = None,
+                 group_codes: np.ndarray | None = None) -> None:
         self.mods, self.metric, self.k = mods, metric, k
         self.uq, inv = np.unique(q, return_inverse=True)
         self.inv, self.t = inv, t
@@ -194,6 +194,8 @@ class _Scorer:
         # (block, n) float32: the block shrinks so they stay within SCORE_BLOCK_BYTES.
         block = max(1, min(block, SCORE_BLOCK_BYTES // max(1, 4 * n * len(mods))))
         norms = {m: _row_norms(data[m]) for m in mods if m not in PAIRWISE_MODALITIES}
+        sizes = np.bincount(group_codes[group_codes >= 0]) if group_codes is not None \
+            else None
         targets_of: list[list[int]] = [[] for _ in self.uq]
         for i, u in enumerate(inv):
             targets_of[u].append(int(t[i]))
@@ -239,6 +241,9 @@ class _Scorer:
                         (m not in PAIRWISE_MODALITIES) | (row[top] > 0))])
                 c = np.unique(np.concatenate(pool))
                 c = c[c != qq]
+                g = int(group_codes[qq]) if group_codes is not None else -1  # never listed
+                if g >= 0:  # the query's group (one_per_group)
+                    c = c[group_codes[c] != g]
                 cands.append(c)
                 if lpm is not None:
                     naturals.append(np.isin(c, pool[1]))
@@ -247,12 +252,16 @@ class _Scorer:
                                     else np.zeros(len(c), bool))
                 for m in mods:
                     cos_rows[m].append(full[m][j, c])
-                outside = n - 1 - len(c)  # every other product of the catalog
+                # every other product of the catalog (but the query's group's)
+                outside = n - 1 - len(c) - (int(sizes[g]) - 1 if g >= 0 else 0)
                 o = np.zeros(0, np.int64)
                 if n_out > 0 and outside > 0:
                     draw = rng.choice(n, size=min(n, n_out + len(c) + 1), replace=False) \
                         if outside > n_out else np.arange(n)
-                    o = draw[~np.isin(draw, c) & (draw != qq)][:n_out]
+                    ok = ~np.isin(draw, c) & (draw != qq)
+                    if g >= 0:
+                        ok &= group_codes[draw] != g
+                    o = draw[ok][:n_out]
                     out_w[lo + j] = outside / len(o) if len(o) else 0.0
                 outs.append(o)
                 for m in mods:
@@ -477,6 +486,7 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
 
     folds_in, fit_sizes = [], []
     clicked = model_clicked(rec)  # the whole log's products, one mask for every split
+    codes = one_per_group_codes(rec)
 
     p2v = prod2vec if prod2vec is not None else getattr(rec, "prod2vec", None)
     for r in range(repeats):  # repeated validation splits: the choice is less split-bound
@@ -504,6 +514,11 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
                 "interactions hold too few sessions of 2+ known products, or pairs of products "
                 "with 2+ partners). Pass more interactions."
             )
+        if codes is not None:  # lists one product per group never hold the query's own
+            same = (codes[q] >= 0) & (codes[q] == codes[t])
+            q, t, src = q[~same], t[~same], src[~same]
+            log(f"validation split {r + 1}: {int(same.sum()):,} case(s) inside the query's "
+                "own group left out (the model lists one product per group)")
         uq = np.unique(q)
         if len(uq) > max_queries:
             keep = np.random.default_rng(seed + r).choice(uq, size=max_queries, replace=False)
@@ -517,7 +532,8 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
     if "cooc" in mods and set(cooc_decays) - {own} and s_part is not None \
             and int(np.max(s_part.lengths)) > 2:  # pairs alone: every distance is 1
         decay, coocs = _choose_decay(rec, folds_in, own, tuple(dict.fromkeys(cooc_decays)),
-                                     selection=selection, log=log, metric=metric, k=k)
+                                     selection=selection, log=log, metric=metric, k=k,
+                                     group_codes=codes)
 
     def split_recommender(r: int):
         inner, q = folds_in[r][0], folds_in[r][1]
@@ -551,7 +567,8 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
             counts = np.array([pc.get(p, 0) for p in rec.catalog.ids], dtype=np.int64)
         log(f"scoring {len(np.unique(q)):,} validation queries against their candidates")
         sc = _Scorer(ev, mods, q, t, src.astype(str), counts, metric, k, n_cand=n_candidates,
-                     progress=progress is True, learned_pool=learned_pool)
+                     progress=progress is True, learned_pool=learned_pool,
+                     group_codes=codes)
         data = ev.modality_data()
         stats = estimate_stats(data, mods, seed=seed) if with_stats else {}
         sc.log_catalog = inner.info.get("log_catalog")  # the record's split (_provenance)
@@ -565,7 +582,7 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
 
 def _choose_decay(rec: Any, folds_in: list, incumbent: float, decays: tuple[float, ...],
                   *, selection: str, log: Callable, metric: str = "ndcg",
-                  k: int = 15) -> tuple[dict, list]:
+                  k: int = 15, group_codes: np.ndarray | None = None) -> tuple[dict, list]:
     """Choose the ``cooc`` proximity exponent (:class:`~prodfusion.fusion.cooc.Cooc`'s
     ``decay``) on the validation splits (``[(split, queries, targets, sources)]``), scoring
     cooc alone, before any split's recommender is made.
@@ -591,8 +608,8 @@ def _choose_decay(rec: Any, folds_in: list, incumbent: float, decays: tuple[floa
     per: dict = {}
     for a in decays:
         coocs = [Cooc.from_sessions(f[0].train, rec.catalog, decay=a) for f in folds_in]
-        vals = [_cooc_alone(c, f[1], f[2], metric, k) for f, c in zip(folds_in, coocs,
-                                                                      strict=True)]
+        vals = [_cooc_alone(c, f[1], f[2], metric, k, group_codes)
+                for f, c in zip(folds_in, coocs, strict=True)]
         per[a] = (float(np.mean([_source_mean(v, s) for s, v in zip(srcs, vals, strict=True)])),
                   np.concatenate(vals), coocs)
     base, vb = per[incumbent][:2]
@@ -617,12 +634,24 @@ def _source_mean(val: np.ndarray, src: np.ndarray, where: np.ndarray | None = No
     return float(np.mean(means)) if means else float("nan")
 
 
-def _cooc_alone(cooc: Any, q: np.ndarray, t: np.ndarray, metric: str, k: int) -> np.ndarray:
+def one_per_group_codes(rec: Any) -> np.ndarray | None:
+    """The model's group codes where it lists one product per group (``one_per_group``),
+    else None: a tuning then leaves out the validation cases inside the query's own group
+    and never ranks that group (as served)."""
+    if not getattr(rec, "one_per_group", False):
+        return None
+    return getattr(rec, "_group_codes", None)
+
+
+def _cooc_alone(cooc: Any, q: np.ndarray, t: np.ndarray, metric: str, k: int,
+                group_codes: np.ndarray | None = None) -> np.ndarray:
     """The tie-aware metric of cooc alone for each validation case ``(q, t)``, ranked over
     the whole catalog exactly: what a :class:`_Scorer` of every product estimates for the
     weighting ``{cooc: 1}`` (raw, no fallback). A product the query never shared a session
     with scores 0 and ties with every other such product; one without any training session
-    (not in ``cooc.mask``) is never ranked, nor is any product for a query without one."""
+    (not in ``cooc.mask``) is never ranked, nor is any product for a query without one.
+    ``group_codes`` (one_per_group): the query's group is never ranked (its cases left out
+    before)."""
     sim = cooc.sim.tocsr()
     mask = np.asarray(cooc.mask, bool)
     n_present = int(mask.sum())
@@ -631,11 +660,18 @@ def _cooc_alone(cooc: Any, q: np.ndarray, t: np.ndarray, metric: str, k: int) ->
     ahead = np.zeros(len(q), np.int64)
     ties = np.zeros(len(q), np.int64)
     ok = mask[q] & mask[t] & (q != t)
+    gc = group_codes
+    present = np.bincount(gc[(gc >= 0) & mask], minlength=int(gc.max()) + 1) \
+        if gc is not None else None
     for i in np.flatnonzero(ok):
         lo, hi = sim.indptr[q[i]], sim.indptr[q[i] + 1]
         cols = sim.indices[lo:hi]
         vals = sim.data[lo:hi].astype(np.float32)  # the scorers' precision
         keep = (cols != q[i]) & (vals > 0)
+        same = 0  # present products of the query's group but the query: never ranked
+        if gc is not None and gc[q[i]] >= 0:
+            keep &= gc[cols] != gc[q[i]]
+            same = int(present[gc[q[i]]]) - 1
         cols, vals = cols[keep], vals[keep]
         st = vals[cols == t[i]]
         if len(st) and st[0] > 0:
@@ -643,7 +679,7 @@ def _cooc_alone(cooc: Any, q: np.ndarray, t: np.ndarray, metric: str, k: int) ->
             ties[i] = int((vals == st[0]).sum()) - 1
         else:  # tied with every other present product it never shared a session with
             ahead[i] = len(vals)
-            ties[i] = n_present - 2 - len(vals)
+            ties[i] = n_present - 2 - len(vals) - same
     return np.where(ok, tie_aware_metric(ahead, ties, k, metric), 0.0)
 
 
