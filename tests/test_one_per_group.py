@@ -264,7 +264,7 @@ def test_a_catalog_read_without_a_group_column_names_an_ean_column_whose_values_
     assert "holds the same value" not in caplog.text
 
 
-def test_evaluate_retrieval_scores_one_product_per_group_as_served(tmp_path):
+def test_evaluate_retrieval_and_replay_score_one_product_per_group_as_served(tmp_path):
     """p0's nearest by text: p4 (its own group A), p1 and p2 (group B), p3, p5 (no group).
     Held out: p0 → p2 (p1, listed for group B, is the same product: a hit at k=1) and
     p0 → p4 (inside the query's own group: left out)."""
@@ -300,8 +300,21 @@ def test_evaluate_retrieval_scores_one_product_per_group_as_served(tmp_path):
     text = (tmp_path / "r" / "report.md").read_text()
     assert "One product per group (`--one-per-group`)" in text
     assert "1 held-out case(s) whose target is in the query's own group" in text
+    from prodfusion.evaluation.replay import replay
+
+    rkw = dict(model=rec, sessions=sessions, test_fraction=0.4, k=1, progress=False)
+    plain = replay("intermediate:text", "intermediate:text", **rkw)["sources"]["sessions"]
+    assert plain["n_views"] == 2 and plain["total"]["ctr_a"] == 0.5
     rec.one_per_group = True  # the model's setting is the default
     assert evaluate_retrieval(rec, **kw)["config"]["one_per_group"] is True
+    res = replay("intermediate:text", "intermediate:text", **rkw)
+    once = res["sources"]["sessions"]
+    assert once["n_views"] == 1 and once["n_views_same_group_left_out"] == 1
+    assert once["total"]["ctr_a"] == once["total"]["ctr_b"] == 1.0  # p1 shown, p2 next
+    assert res["config"]["one_per_group"] == {"a": True, "b": True}
+    write_report(res, tmp_path / "replay")
+    assert "1 view(s) whose b is in a's own group are left out" in \
+        (tmp_path / "replay" / "report.md").read_text()
     with pytest.raises(ParameterError, match="one_per_group=True needs .*group"):
         bare = Recommender.from_embeddings(Catalog(cat.frame.drop("group")), rec.embeddings_)
         evaluate_retrieval(bare, one_per_group=True, **kw)

@@ -46,7 +46,10 @@ from prodfusion.evaluation.retrieval import (
     _subsample,
     check_no_leak,
     heldout_recommender,
+    one_per_group_lists,
+    other_groups,
     parse_variant,
+    product_of,
     rank_of_target,
     split_interactions,
 )
@@ -189,6 +192,12 @@ def replay(
         A config may also be a reference baseline: ``cooc``, ``tfidf``, ``popular``,
         ``cooc+tfidf``.
 
+    Each arm's lists are its model's as served: one product per group where the model
+    says ``one_per_group`` (``build --one-per-group``). Where either arm's model does, a
+    view is clicked when a product of the next product's group is shown (the visitor
+    reaches that product, by whichever of its offers), for both arms, and views whose next
+    product is in the viewed product's own group are left out (``n_views_same_group_left_out``).
+
     Returns
     -------
     dict
@@ -236,10 +245,20 @@ def replay(
             evs[id(rec)] = heldout_recommender(rec, split.train, prod2vec=prod2vec,
                                                progress=bool(progress is True))
     ev_a, ev_b = evs[id(rec_a)], evs[id(rec_b)]
+    once = (bool(getattr(rec_a, "one_per_group", False)),
+            bool(getattr(rec_b, "one_per_group", False)))
+    codes = (rec_a.catalog.codes("group"), rec_b.catalog.codes("group"))
+    by_product = any(once)
+    if by_product and any(c is None for c in codes):
+        raise ParameterError(f"{where}: one arm's model lists one product per group, the "
+                             "other's catalog has no group column to count its clicks by "
+                             "product; replay two models with the same --group-col.")
     cats = catalog.categories
     sources = {}
     for name, ho in split.heldout.items():
         ho = _subsample(ho, max_pairs, seed)
+        if by_product:  # no list of one product per group shows the viewed product's own
+            ho = other_groups(ho, codes[0])
         ids = catalog.ids
         q_ids, t_ids = ids[ho.query_rows], ids[ho.target_rows]
         # Views both models know (identical catalogs: all of them).
@@ -251,10 +270,17 @@ def replay(
         groups = ho.groups[ok]
         log(f"replaying {len(qa):,} {name} views: {va.label} vs {vb.label}")
         clicks = []
-        for v, ev, q, t in ((va, ev_a, qa, ta), (vb, ev_b, qb, tb)):
+        for v, ev, q, t, one, c in ((va, ev_a, qa, ta, once[0], codes[0]),
+                                    (vb, ev_b, qb, tb, once[1], codes[1])):
             uq, inv = np.unique(q, return_inverse=True)
-            ranked = v.recommend(ev, uq, k)[inv] if len(uq) else np.zeros((0, k), dtype=np.int64)
-            clicks.append(rank_of_target(ranked, t, k) > 0)
+            if not len(uq):
+                ranked = np.zeros((0, k), dtype=np.int64)
+            elif one:  # as that arm's model serves its lists
+                ranked = one_per_group_lists(v, ev, uq, k, c)[inv]
+            else:
+                ranked = v.recommend(ev, uq, k)[inv]
+            clicks.append(rank_of_target(product_of(ranked, c), product_of(t, c), k) > 0
+                          if by_product else rank_of_target(ranked, t, k) > 0)
         if design == "paired":
             shown_b = np.ones(len(qa), dtype=bool)
         else:
@@ -266,6 +292,8 @@ def replay(
         table["n_views"] = int(len(qa))
         table["n_sessions"] = int(len(np.unique(groups.astype(str)))) if len(groups) else 0
         table["n_views_dropped_not_in_both_catalogs"] = n_dropped
+        if by_product:
+            table["n_views_same_group_left_out"] = int(ho.info.get("same_group_left_out", 0))
         if design == "split":
             table["srm"] = srm_check([int(shown_a.sum()), int(shown_b.sum())], [1.0, 1.0])
         sources[name] = table
@@ -286,7 +314,10 @@ def replay(
             "modalities": {
                 m: {"spec": e.spec, "n_present": e.n_present} for m, e in ev_a.embeddings_.items()
             },
-            "click": f"the next product of the session is among the {k} shown",
+            "click": (f"a product of the next product's group is among the {k} shown"
+                      if by_product else
+                      f"the next product of the session is among the {k} shown"),
+            "one_per_group": {"a": once[0], "b": once[1]},
         },
         "split": {**split.info, "leak_check": leak},
         "sources": sources,

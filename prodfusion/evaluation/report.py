@@ -335,6 +335,16 @@ def _replay_section(res: Mapping, out: Path, figs: dict, top: int = 15) -> tuple
            "on the views clicked by only one variant." if cfg["design"] == "paired" else
            "and a sample-ratio-mismatch check.")
     )]
+    once = cfg.get("one_per_group") or {}
+    if any(once.values()):
+        left = sum(t.get("n_views_same_group_left_out", 0) for t in res["sources"].values())
+        arms = " and ".join(x for x, on in (("A", once.get("a")), ("B", once.get("b"))) if on)
+        blocks.append(("p",
+            f"One product per group: {arms} list{'s' if arms != 'A and B' else ''} at most "
+            "one product of each group of the catalog's group column, as the model serves "
+            "them; for both variants a view is a click when a product of b's group is shown "
+            f"(the visitor reaches that product, by whichever of its rows). {left:,} view(s) "
+            "whose b is in a's own group are left out: no such list shows them."))
     if (lc := _log_catalog_note(res.get("split") or {})) is not None:
         blocks.append(lc)
     for src, t in res["sources"].items():

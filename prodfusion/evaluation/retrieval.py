@@ -459,7 +459,7 @@ def evaluate_retrieval(
                              "(--group-col).")
     sources = {name: _subsample(ho, max_pairs, seed) for name, ho in split.heldout.items()}
     if one_per_group:
-        sources = {name: _other_groups(ho, diff_code) for name, ho in sources.items()}
+        sources = {name: other_groups(ho, diff_code) for name, ho in sources.items()}
         ties = "row"  # the collapsed lists are scored as served
     slices = slice_masks(rec, ev)
     out_rows = []
@@ -468,9 +468,7 @@ def evaluate_retrieval(
     for vi, v in enumerate(vlist):
         log(f"[{vi + 1}/{len(vlist)}] {v.label}: top-{k} of {len(all_q):,} query products")
         if one_per_group:
-            ranked_all = topk_one_per_code(
-                lambda q, m, v=v: _unscored(v.recommend(ev, q, m, diff_code=diff_code)),
-                all_q, k, diff_code, len(catalog))[0]
+            ranked_all = one_per_group_lists(v, ev, all_q, k, diff_code)
         else:
             ranked_all = v.recommend(ev, all_q, k, diff_code=diff_code)
         pos = {int(q): i for i, q in enumerate(all_q)}
@@ -478,8 +476,8 @@ def evaluate_retrieval(
             idx = np.fromiter((pos[int(q)] for q in ho.query_rows), dtype=np.int64, count=len(ho))
             ranked = ranked_all[idx]
             served = per_query_metrics(ranked, ho.target_rows, k) if not one_per_group else \
-                per_query_metrics(_product_of(ranked, diff_code),
-                                  _product_of(ho.target_rows, diff_code), k)
+                per_query_metrics(product_of(ranked, diff_code),
+                                  product_of(ho.target_rows, diff_code), k)
             aware = _tie_aware(v, ev, ho, k, diff_code) if ties == "mean" else None
             m = served if aware is None else aware
             cp = category_precision_at_k(ranked, ho.query_rows, cat_codes)
@@ -567,7 +565,7 @@ def evaluate_retrieval(
     return out
 
 
-def _other_groups(ho: HeldOut, codes: np.ndarray) -> HeldOut:
+def other_groups(ho: HeldOut, codes: np.ndarray) -> HeldOut:
     """``ho`` less the cases whose target is in the query's own variation group (a list
     kept to one product per group never holds it), their count in ``info``."""
     qc, tc = codes[ho.query_rows], codes[ho.target_rows]
@@ -577,12 +575,18 @@ def _other_groups(ho: HeldOut, codes: np.ndarray) -> HeldOut:
     return out
 
 
-def _unscored(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A ranked-rows answer in the ``(rows, scores)`` form of a ``topk``."""
-    return rows, np.zeros(rows.shape, dtype=np.float32)
+def one_per_group_lists(v: Any, ev: Any, query_rows: np.ndarray, k: int,
+                        codes: np.ndarray) -> np.ndarray:
+    """``v``'s top-``k`` rows per query as a model with ``one_per_group`` serves them: one
+    row per group code, none of the query's own (``-1`` pads)."""
+    def search(q: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = v.recommend(ev, q, m, diff_code=codes)
+        return rows, np.zeros(rows.shape, dtype=np.float32)
+
+    return topk_one_per_code(search, query_rows, k, codes, len(ev.catalog))[0]
 
 
-def _product_of(rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
+def product_of(rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """Each row as its product: its variation group's code, or, for a row without one, a
     number of its own above every code (``-1`` padding stays ``-1``)."""
     rows = np.asarray(rows, dtype=np.int64)
