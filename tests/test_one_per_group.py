@@ -164,6 +164,8 @@ def test_similar_and_export_commands_take_one_per_group(rng, tmp_path, capsys):
     out = tmp_path / "lists.parquet"
     assert main(["export", str(folder), "--out", str(out), "-k", "6", "--quiet",
                  "--one-per-group"]) == 0
+    assert "(k=6, intermediate over text+image+clicks, one product per group)" in \
+        capsys.readouterr().err
     meta, table = read_lists_meta(out), read_lists(out)
     assert meta["one_per_group"] is True
     first = dict(zip(table.column("product_id").to_pylist(), table.column("ids").to_pylist(),
@@ -183,7 +185,8 @@ def test_similar_and_export_commands_take_one_per_group(rng, tmp_path, capsys):
     assert read_lists_meta(plain)["one_per_group"] is False
 
 
-def test_service_answers_one_per_group_live_and_from_lists_exported_so(rng, tmp_path):
+def test_service_answers_one_per_group_live_and_from_lists_exported_so(rng, tmp_path,
+                                                                      capsys):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
@@ -201,6 +204,9 @@ def test_service_answers_one_per_group_live_and_from_lists_exported_so(rng, tmp_
         assert r.status_code == 200, r.text
         return [it["product_id"] for it in r.json()["items"]]
 
+    assert main(["similar", str(folder), "o000", "-k", "3"]) == 0  # the model's setting
+    out, err = capsys.readouterr()
+    assert "o001" not in out and "--one-per-group off lists every one" in err
     settings = ServiceSettings.for_model(folder, events=str(tmp_path / "ev.sqlite3"),
                                          reload_interval_s=0, lists=lists)
     with TestClient(create_app(settings)) as c:

@@ -79,6 +79,7 @@ def _report(args, rep: dict, tail: str, where: str) -> None:
         return
     m = rep["meta"]
     prof = f", profile {m['profile']}" if m.get("profile") else ""
+    prof += ", one product per group" if m.get("one_per_group") else ""
     print(f"wrote {rep['products']:,} lists (k={m['k']}, {m['fusion']} over "
           f"{'+'.join(m['modalities'])}{prof}) to {rep['out']} in {rep['seconds']:.1f}s on "
           f"{where} {tail}", file=sys.stderr)

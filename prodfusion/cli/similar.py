@@ -69,6 +69,9 @@ def cmd_similar(args) -> int:
                                                  ("calibration", args.calibration)) if given)
               + " replaced by the options given; its click confidence and fallback kept)",
               file=sys.stderr)
+    if args.one_per_group is None and getattr(rec, "one_per_group", False):
+        print("(one product of each group, none of the query's own, as the model was built: "
+              "--one-per-group off lists every one)", file=sys.stderr)
     if rec.profiles and not args.profile:  # a build given conflicting sources has some
         print(f"(the model's own weighting; it also has the weighting profiles "
               f"{', '.join(sorted(rec.profiles))}: --profile NAME)", file=sys.stderr)
