@@ -286,11 +286,17 @@ class QueryMixin(SearchMixin):
             return None
         return self.own_weighting().overridden(weights, calibration, "similar()")
 
-    def groups_once(self, one_per_group: bool | None) -> bool:
+    def groups_once(self, one_per_group: bool | None, where: str = "similar()") -> bool:
         """Whether a query with this ``one_per_group`` option keeps one product per group
-        (``None``: the model's :attr:`one_per_group`)."""
-        return bool(getattr(self, "one_per_group", False) if one_per_group is None
+        (``None``: the model's :attr:`one_per_group`); refused for a model without group
+        codes."""
+        once = bool(getattr(self, "one_per_group", False) if one_per_group is None
                     else one_per_group)
+        if once and self._group_codes is None:
+            raise ParameterError(
+                f"{where}: one_per_group=True needs a catalog built with a group column "
+                "(--group-col); this model has none.")
+        return once
 
     def _search(self, rows, k, *, where: str, fusion=None, modalities=None,
                 same_category=False, exclude=(), exclude_group=False, one_per_group=None,
@@ -300,11 +306,7 @@ class QueryMixin(SearchMixin):
         k = check_k(k, where)
         f = self.searcher(self.fusion_for(fusion, profile), modalities,
                           self._override(weights, calibration, profile, where))
-        once = self.groups_once(one_per_group)
-        if once and self._group_codes is None:
-            raise ParameterError(
-                f"{where}: one_per_group=True needs a catalog built with a group column "
-                "(--group-col); this model has none.")
+        once = self.groups_once(one_per_group, where)
         flt = self.filters(same_category=same_category, exclude=exclude,
                            exclude_group=exclude_group or once, where=where)
         rows = np.asarray(rows, dtype=np.int64)

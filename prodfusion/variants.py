@@ -220,20 +220,22 @@ class Variant:
         fb_rows, fb_scores = _topk(rec.searcher("intermediate", self.fallback,
                                                 self.fallback_weighting()),
                                    q[short], 2 * k, filters, one_per_code, len(rec.catalog))
-        codes = np.full(len(rec.catalog), -1) if one_per_code is None else one_per_code
+        def code(r: int) -> int:  # -1: no group, never clashes
+            return -1 if one_per_code is None else int(one_per_code[r])
+
         for i, qi in enumerate(short):
             have = [(int(r), float(s)) for r, s in zip(rows[qi], scores[qi], strict=True)
                     if r >= 0]
             seen = {r for r, _ in have}
-            groups = {int(codes[r]) for r, _ in have} - {-1}  # listed: not listed again
+            groups = {code(r) for r, _ in have} - {-1}  # listed: not listed again
             for r, s in zip(fb_rows[i], fb_scores[i], strict=True):
                 if len(have) >= k:
                     break
-                if r >= 0 and r not in seen and int(codes[r]) not in groups:
+                if r >= 0 and r not in seen and code(r) not in groups:
                     have.append((int(r), float(s)))
                     seen.add(int(r))
-                    groups.add(int(codes[r]))
-                    groups.discard(-1)
+                    if code(r) >= 0:
+                        groups.add(code(r))
             rows[qi] = [r for r, _ in have] + [-1] * (k - len(have))
             scores[qi] = [s for _, s in have] + [-np.inf] * (k - len(have))
         return rows, scores

@@ -321,10 +321,7 @@ def export_lists(
     wt = rec.profile_weighting(profile, where="export_lists()") if profile else None
     if executor.name == "local":  # remote workers read the index themselves
         rec.searcher(method, mods, wt)  # loads (or builds) the index once, before the first batch
-    if rec.groups_once(one_per_group) and rec._group_codes is None:
-        raise ParameterError("export_lists(): one_per_group=True (CLI: --one-per-group) needs "
-                             "a model built with a group column (--group-col); this one has "
-                             "none.")
+    rec.groups_once(one_per_group, "export_lists()")  # refused without group codes
     meta = _job_meta(rec, k=k, fusion=method, modalities=mods, start=start, stop=stop,
                      one_per_group=one_per_group)
     meta["explain"] = bool(explain)

@@ -200,9 +200,8 @@ class Catalog:
         """
         if column not in self.frame.columns:
             return None
-        s = self.frame[column].cast(pl.Utf8)
-        if column == GROUP:
-            s = self.frame.select(group_key(GROUP)).to_series()
+        s = self.frame.select(group_key(GROUP)).to_series() if column == GROUP \
+            else self.frame[column].cast(pl.Utf8)
         codes = s.cast(pl.Categorical).to_physical().cast(pl.Int64).to_numpy()
         return np.where(s.is_null().to_numpy(), -1, codes).astype(np.int64)
 

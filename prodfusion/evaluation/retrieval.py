@@ -565,11 +565,15 @@ def evaluate_retrieval(
     return out
 
 
+def in_own_group(codes: np.ndarray, q: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Booleans: which cases ``q → t`` stay inside the query's group (both coded alike)."""
+    return (codes[q] >= 0) & (codes[q] == codes[t])
+
+
 def other_groups(ho: HeldOut, codes: np.ndarray) -> HeldOut:
     """``ho`` less the cases whose target is in the query's own variation group (a list
     kept to one product per group never holds it), their count in ``info``."""
-    qc, tc = codes[ho.query_rows], codes[ho.target_rows]
-    same = (qc >= 0) & (qc == tc)
+    same = in_own_group(codes, ho.query_rows, ho.target_rows)
     out = ho.take(np.flatnonzero(~same))
     out.info["same_group_left_out"] = int(same.sum())
     return out

@@ -479,6 +479,7 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
     from prodfusion.evaluation.retrieval import (
         check_no_leak,
         heldout_recommender,
+        in_own_group,
         split_interactions,
     )
     from prodfusion.evaluation.split import model_clicked, retrain_params
@@ -515,7 +516,7 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
                 "with 2+ partners). Pass more interactions."
             )
         if codes is not None:  # lists one product per group never hold the query's own
-            same = (codes[q] >= 0) & (codes[q] == codes[t])
+            same = in_own_group(codes, q, t)
             q, t, src = q[~same], t[~same], src[~same]
             log(f"validation split {r + 1}: {int(same.sum()):,} case(s) inside the query's "
                 "own group left out (the model lists one product per group)")

@@ -86,10 +86,7 @@ def similar(
             return error(404, f"Profile {profile!r} is not in this model (it has {have}).")
         vcfg = replace(vcfg, profile=profile, lists=None)
         lists_ok = False  # the arm's lists file is ranked by the arm's own weighting
-    once = rec.groups_once(one_per_group)
-    if once and rec._group_codes is None:
-        return error(422, "one_per_group needs a model built with a group column "
-                          "(--group-col); this one has none.")
+    once = rec.groups_once(one_per_group, "one_per_group")  # none: a 422 naming it
     key = (vcfg.paper, vcfg.fusion, vcfg.modalities, vcfg.fallback, vcfg.profile, product_id,
            k, same_category, tuple(exclude), exclude_group, once)
     lists = None if (same_category or exclude or exclude_group or explain or not lists_ok) \
