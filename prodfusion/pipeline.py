@@ -28,16 +28,19 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prodfusion._wording import called_from, reworded, worded
 from prodfusion.errors import ParameterError, ProdfusionError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["build", "BUILD_DEFAULTS", "MIN_AUTO_TUNE_CASES", "MIN_AUTO_TREE_CASES",
            "auto_modalities", "auto_category", "tune_wanted", "tune_after_build",
            "learn_trees", "tune_profiles", "make_recommender", "check_build_options",
            "planned_modalities", "check_weights_named", "prod2vec_params", "none_or",
-           "parse_click_n0"]
+           "parse_click_n0", "recommended_rows"]
 
 #: ``--tune auto`` keeps the paper's equal weights below this many validation cases.
 MIN_AUTO_TUNE_CASES = 100
@@ -50,7 +53,8 @@ MIN_AUTO_TREE_CASES = 1000
 BUILD_DEFAULTS: dict[str, Any] = {
     "text": "default", "image": "default", "no_clicks": False, "lexical": "auto",
     "cooc": True, "cooc_decay": None, "category_modality": "auto", "popularity": "auto",
-    "ngrams": False, "backfill": "popular", "one_per_group": False, "fusion": "intermediate", "modalities": None,
+    "ngrams": False, "backfill": "popular", "one_per_group": False, "recommend_rows": None,
+    "fusion": "intermediate", "modalities": None,
     "normalize": False, "weights": None, "calibration": None, "tune": "auto",
     "tune_learner": "auto", "tune_objective": "ndcg@15", "tune_repeats": 3,
     "tune_cross_fit": "on", "tune_validate_on": "all", "tune_profiles": "auto",
@@ -367,11 +371,45 @@ def check_build_options(opts) -> None:
             "intermediate fusion, and no --tune off, --weights, --calibration or --click-n0).")
 
 
-def make_recommender(opts, catalog, sessions, *, cache_dir=None, index_settings=None):
+def recommended_rows(opts, catalog, where: str = "build") -> np.ndarray | None:
+    """The products ``--recommend-rows COLUMN=VALUE[,VALUE…]`` lets lists show (a bool per
+    catalog row; None: every one), before any work: a classifieds site's or marketplace's
+    archive, sold and expired listings included so that their clicks teach the model, of
+    which only the ``status=active`` ones are recommended. The others are retired
+    (:meth:`~prodfusion.recommender.Recommender.retire`): vectors, clicks and their own lists
+    kept. A spec no product matches (a typo) is refused, naming the column's values."""
+    spec = getattr(opts, "recommend_rows", None)
+    if not spec:
+        return None
+    from prodfusion.data.interactions import format_keep_rows, parse_keep_rows
+
+    spec = parse_keep_rows(spec, where, "recommend_rows")
+    names = {getattr(opts, o, None): std for o, std in (
+        ("id_col", "product_id"), ("title_col", "title"), ("category_col", "category"),
+        ("group_col", "group")) if getattr(opts, o, None)}
+    mask = catalog.rows_where(spec, where, names=names)
+    if not mask.any():
+        import polars as pl
+
+        held = []
+        for col in spec:
+            top = catalog.frame[col if col in catalog.frame.columns else names[col]].cast(
+                pl.Utf8).str.strip_chars().value_counts(sort=True).head(6).rows()
+            held.append(f"column {col!r} holds " + ", ".join(f"{v!r} ({n:,})" for v, n in top))
+        raise ParameterError(
+            f"--recommend-rows: no product of {catalog.source} has "
+            f"{format_keep_rows(spec, None)}, so none would be recommended; "
+            f"{'; '.join(held)}. Nothing was written.")
+    return mask
+
+
+def make_recommender(opts, catalog, sessions, *, cache_dir=None, index_settings=None,
+                     recommended=None):
     """The build's :class:`~prodfusion.recommender.Recommender`, built on ``catalog`` and the
     cleaned ``sessions`` (None: none): :func:`auto_modalities` and :func:`auto_category`
     decide what it holds, and where titles are encoded twice (``text`` and ``lexical``) and
-    no weighting was asked for, they share the title's weight (the untuned weights)."""
+    no weighting was asked for, they share the title's weight (the untuned weights).
+    ``recommended``: :func:`recommended_rows`'s mask (the other products are retired)."""
     from prodfusion.index.base import IndexSettings
     from prodfusion.recommender import Prod2VecParams, Recommender
 
@@ -410,6 +448,15 @@ def make_recommender(opts, catalog, sessions, *, cache_dir=None, index_settings=
                         "(see the lines above); nothing was written")
     if opts.cluster_late:
         rec.cluster_late()
+    if recommended is not None and not recommended.all():
+        from prodfusion.data.interactions import format_keep_rows, parse_keep_rows
+
+        rec.retire(catalog.ids[~recommended].tolist())
+        n, k = len(recommended), int(recommended.sum())
+        spec = parse_keep_rows(opts.recommend_rows, "build", "recommend_rows")
+        _say(f"recommended: the {k:,} of {n:,} products with {format_keep_rows(spec, None)} "
+             f"(--recommend-rows); the other {n - k:,} keep their vectors, "
+             "clicks and own lists but never enter a list (retired)")
     return rec
 
 
@@ -495,6 +542,8 @@ def build(catalog, sessions=None, pairs=None, *, cache_dir=None, **options):
                            category_col="category", catalog=catalog.source)
     with called_from("python", BUILD_DEFAULTS), reworded():
         check_build_options(opts)
-        rec = make_recommender(opts, catalog, merged, cache_dir=cache_dir)
+        recommended = recommended_rows(opts, catalog, "build()")
+        rec = make_recommender(opts, catalog, merged, cache_dir=cache_dir,
+                               recommended=recommended)
         tune_after_build(opts, rec, (sessions, pairs))
     return rec

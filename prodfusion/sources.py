@@ -6,7 +6,8 @@
       "catalog": {"path": "/abs/articles.csv", "id_col": "article_id", "title_col": "prod_name",
                   "image_col": "image", "category_col": "product_type_name", "group_col": null,
                   "image_root": "/abs/images", "image_template": "{product_id}.jpg",
-                  "shadowed": {"category": "category (file)"}},
+                  "shadowed": {"category": "category (file)"},
+                  "recommend_rows": {"status": ["active"]}},
       "interactions": {"path": "/abs/transactions.csv", "session_cols": ["customer_id", "t_dat"],
                        "item_col": "article_id", "time_col": "t_dat", "time_format": null,
                        "sep": null,
@@ -68,6 +69,8 @@ def sources_from_args(args: argparse.Namespace, catalog=None) -> dict:
             "encoding": getattr(args, "encoding", None),
             "duplicate_ids": getattr(args, "duplicate_ids", None) or "error",
             "alias_col": getattr(args, "alias_col", None),
+            # only these products recommended (`build --recommend-rows`); `add` applies it
+            "recommend_rows": getattr(args, "recommend_rows", None) or None,
         },
         "interactions": {
             "path": _abs(args.interactions), "pairs": _abs(args.pairs),

@@ -14,6 +14,7 @@ import numpy as np
 
 from prodfusion.cli.engine_options import add_engine_options
 from prodfusion.cli.options import (
+    KeepRows,
     add_catalog_options,
     add_encoding_options,
     add_interaction_options,
@@ -68,6 +69,13 @@ def cmd_add(args) -> int:
     out = check_model_destination(args.out or args.model, overwrite=False, option="--out")
     rec = Recommender.load(args.model)
     taken = fill_catalog_from_record(args, rec.manifest_)
+    recorded = (((rec.manifest_ or {}).get("data") or {}).get("catalog") or {}).get(
+        "recommend_rows")
+    if args.recommend_rows is None and recorded:  # the build's; `--recommend-rows all`: none
+        from prodfusion.data.interactions import format_keep_rows
+
+        args.recommend_rows = recorded
+        taken.append(format_keep_rows(recorded, "--recommend-rows"))
     if taken:
         print(f"from the model's record: {' '.join(taken)}", file=sys.stderr)
     retrain = bool(args.interactions or args.pairs or args.corpus)
@@ -85,19 +93,17 @@ def cmd_add(args) -> int:
     changed = rec.changed_products(catalog) if n_known else None
     ids = rec._ids.tolist()
     gone = [p for p in ids if p not in in_feed]
-    to_retire, back = [], []  # products to retire, retired products back in the feed
-    if args.retire_missing:
-        retired = rec.retired_ if rec.retired_ is not None else np.zeros(len(ids), bool)
-        for p, r in zip(ids, retired, strict=True):
-            if bool(r) == (p in in_feed):
-                (back if r else to_retire).append(p)
-    if len(to_retire) > len(rec.catalog) / 2:  # a feed read with the wrong id column, say
+    to_retire, back, unmatched = _retirements(rec, catalog, in_feed, args)
+    missing = [p for p in to_retire if p not in in_feed]
+    if len(missing) > len(rec.catalog) / 2:  # a feed read with the wrong --id-col, say
         raise ParameterError(
-            f"--retire-missing would retire {len(to_retire):,} of the model's "
+            f"--retire-missing would retire {len(missing):,} of the model's "
             f"{len(rec.catalog):,} products: {args.catalog} shares only "
-            f"{len(rec.catalog) - len(gone):,} of their ids (e.g. {to_retire[:3]} are not in "
+            f"{len(rec.catalog) - len(gone):,} of their ids (e.g. {missing[:3]} are not in "
             f"it; its ids look like {catalog.ids[:3].tolist()}). Check --id-col; nothing was "
-            "written. To retire that many, rebuild from the feed or call Recommender.retire.")
+            "written. To retire that many: a feed listing them all with a column saying which "
+            "are on sale and --recommend-rows (e.g. status=active), a rebuild from the feed, "
+            "or Recommender.retire.")
     if gone and not args.retire_missing:
         retired_rows = rec.retired_ if rec.retired_ is not None else np.zeros(len(ids), bool)
         still = sum(not r for p, r in zip(ids, retired_rows, strict=True) if p not in in_feed)
@@ -133,10 +139,11 @@ def cmd_add(args) -> int:
             print(f"{stamped:,} photos on web servers had no stamp in the model (built without "
                   "--check-photo-urls): what their servers say now is recorded, so a later "
                   "add --check-photo-urls finds them replaced", file=sys.stderr)
+    retiring = bool(args.retire_missing or args.recommend_rows)
     if not any(is_new) and not to_retire and not back and update is None and not retrain:
         msg = (f"nothing to add: every product of {args.catalog} is already in {args.model}"
                + (", unchanged" if not args.keep_changed else "")
-               + (" and no product left or came back" if args.retire_missing else ""))
+               + (" and none is retired or recommended again" if retiring else ""))
         if same < VERIFIED_RECORD and not relocated and not stamped:
             print(msg + "; nothing was written.")
             return 0
@@ -177,7 +184,7 @@ def cmd_add(args) -> int:
     rec.save(out)
     if not n:
         print(f"{out}: no new product; {n_changed:,} changed products re-encoded"
-              + (f"; {_retired_line(to_retire, back)}" if args.retire_missing else ""))
+              + (f"; {_retired_line(to_retire, back, unmatched, args)}" if retiring else ""))
         if retrain:
             print(f"  {retrained}")
         return 0
@@ -185,8 +192,8 @@ def cmd_add(args) -> int:
           f"{time.perf_counter() - t0:.1f}s")
     if n_changed:
         print(f"  {n_changed:,} changed products re-encoded")
-    if args.retire_missing:
-        print(f"  {_retired_line(to_retire, back)}")
+    if retiring:
+        print(f"  {_retired_line(to_retire, back, unmatched, args)}")
     if retrain:
         print(f"  {retrained}")
     for m in rec.embeddings_:
@@ -482,9 +489,55 @@ def _changed_line(changed, keep: bool) -> str:
                "encoders (clicks and co-occurrences kept)"))
 
 
-def _retired_line(to_retire, back) -> str:
-    return (f"{len(to_retire):,} products no longer in the feed retired (never recommended; "
-            f"their own lists still served), {len(back):,} back in the feed recommended again")
+def _retirements(rec, catalog, in_feed: set, args) -> tuple[list, list, list]:
+    """The products to retire, those to recommend again, and (of the first) those the
+    feed lists without ``--recommend-rows``'s values (new ones included): a product the
+    feed lists is recommended where its row matches ``--recommend-rows`` (without it: where
+    ``--retire-missing`` is given); one it does not list is retired with ``--retire-missing``."""
+    from prodfusion.pipeline import recommended_rows
+
+    matches = recommended_rows(args, catalog, "add")  # None: no --recommend-rows
+    wanted = None if matches is None else dict(zip(catalog.ids.tolist(), matches.tolist(),
+                                                   strict=True))
+    ids = rec._ids.tolist()
+    retired = rec.retired_ if rec.retired_ is not None else np.zeros(len(ids), bool)
+    to_retire, back, unmatched = [], [], []
+    for p, r in zip(ids, retired, strict=True):
+        if p in in_feed:
+            if wanted is None and not args.retire_missing:
+                continue
+            should = True if wanted is None else wanted[p]
+        elif args.retire_missing:
+            should = False
+        else:
+            continue
+        if should and r:
+            back.append(p)
+        elif not should and not r:
+            to_retire.append(p)
+            if p in in_feed:
+                unmatched.append(p)
+    if wanted is not None:  # new products the feed lists as not to be recommended
+        known = set(ids)
+        new = [p for p, ok in wanted.items() if not ok and p not in known]
+        to_retire += new
+        unmatched += new
+    return to_retire, back, unmatched
+
+
+def _retired_line(to_retire, back, unmatched, args) -> str:
+    """What ``add`` retired and recommended again, and why."""
+    from prodfusion.data.interactions import format_keep_rows
+
+    missing = len(to_retire) - len(unmatched)
+    parts = []
+    if args.retire_missing:
+        parts.append(f"{missing:,} products no longer in the feed retired")
+    if args.recommend_rows:
+        parts.append(f"{len(unmatched):,} of the feed's products without "
+                     f"{format_keep_rows(args.recommend_rows, None)} retired")
+    return (", ".join(parts) + f" (never recommended; their own lists still served), "
+            f"{len(back):,} back in the feed recommended again")
 
 
 def add_add_parser(sub) -> None:
@@ -506,6 +559,13 @@ def add_add_parser(sub) -> None:
                    help="also stop recommending the model's products that the feed no longer "
                         "lists (discontinued; their vectors and own lists are kept), and "
                         "recommend again retired ones that are back in it")
+    a.add_argument("--recommend-rows", action=KeepRows, default=None,
+                   metavar="COLUMN=VALUE[,VALUE...]",
+                   help="recommend only the feed's products with one of these values in "
+                        "COLUMN (e.g. status=active), retiring the others, new ones included, "
+                        "and recommending again retired ones that match; default: the "
+                        "build's --recommend-rows (all: none, every product of the feed "
+                        "left as it is)")
     a.add_argument("--keep-changed", action="store_true",
                    help="leave the products the model has as they are even when the feed "
                         "changed their title, photo or category (by default they are "

@@ -7,6 +7,7 @@ import time
 
 from prodfusion._checks import FUSION_METHODS
 from prodfusion.cli.options import (
+    KeepRows,
     add_catalog_options,
     add_encoding_options,
     add_interaction_options,
@@ -23,6 +24,7 @@ from prodfusion.pipeline import (
     check_build_options,
     make_recommender,
     parse_click_n0,
+    recommended_rows,
     tune_after_build,
 )
 
@@ -50,6 +52,7 @@ def cmd_build(args) -> int:
     out_dir = check_model_destination(args.out, overwrite=args.overwrite)  # before any work
     _note_replaced_model(out_dir)
     catalog = load_catalog(args)
+    recommended = recommended_rows(args, catalog, "build")  # a typo refused before any work
     if args.category_modality == "on" and not catalog.has_categories and not args.category_from:
         raise ParameterError(
             f"--category-modality: {args.catalog} has no category values in column "
@@ -92,7 +95,7 @@ def cmd_build(args) -> int:
                                   "cache; drop --cache-dir none.")
         encode_with_ray(args, catalog, specs, embedding_cache(args))
     rec = make_recommender(args, catalog, sessions, cache_dir=embedding_cache(args),
-                           index_settings=index_settings)
+                           index_settings=index_settings, recommended=recommended)
     tuned, trees = _tune_after_build(args, rec)
     from prodfusion.cli.engine_options import build_indexes
 
@@ -365,6 +368,14 @@ def add_build_parser(sub) -> None:
                         "keyed by EAN), the best ranked, and none of the query's own: the "
                         "default of similar, export and serve (similar / export "
                         "--one-per-group off, serve's ?one_per_group=false: every one)")
+    b.add_argument("--recommend-rows", action=KeepRows, default=None,
+                   metavar="COLUMN=VALUE[,VALUE...]",
+                   help="recommend only the catalog's products with one of these values in "
+                        "COLUMN, e.g. status=active for a classifieds site's or marketplace's "
+                        "listings: the others (sold, expired) stay in the model, so their "
+                        "clicks teach it and their pages get lists, but never enter a list "
+                        "(repeat for another column; values compared as text). `add` applies "
+                        "it to each feed")
     b.add_argument("--category-from", default=None, metavar="MODEL",
                    help="fill missing categories with this `prodfusion categorize train` model")
     b.add_argument("--fusion", default="intermediate", choices=FUSION_METHODS,

@@ -301,6 +301,38 @@ class Catalog:
         rows = np.array([self._row.get(p, -1) for p in product_ids], dtype=np.int64)
         return rows, rows >= 0
 
+    def rows_where(self, spec, where: str, *, option: str = "recommend_rows",
+                   names: dict | None = None) -> np.ndarray:
+        """A bool per product: whether its row holds one of ``spec``'s values in every
+        column ``spec`` names (``{"status": ["active"]}`` or ``"status=active"``, as
+        :func:`~prodfusion.data.interactions.parse_keep_rows` reads them; values compared
+        as text, spaces around cut; an empty cell never matches).
+
+        ``names`` maps a file's column name to this frame's (``{"product_type_name":
+        "category"}``: a column read as a standard one); a column neither names is refused,
+        naming the columns there are.
+
+        >>> import polars as pl
+        >>> cat = Catalog(pl.DataFrame({"product_id": ["a", "b", "c"], "title": ["x", "y", "z"],
+        ...                             "status": ["active", "sold", None]}))
+        >>> cat.rows_where("status=active", "build()").tolist()
+        [True, False, False]
+        """
+        from prodfusion.data.interactions import parse_keep_rows
+
+        wanted = parse_keep_rows(spec, where, option)
+        names = names or {}
+        mask = np.ones(len(self), bool)
+        for col, values in wanted.items():
+            name = col if col in self.frame.columns else names.get(col)
+            if name not in self.frame.columns:
+                raise DataError(
+                    f"{self.source}: no column {col!r} ({where}, {option}); the catalog has "
+                    f"{[c for c in self.frame.columns if c not in (IMAGE, ALIASES)]}.")
+            s = self.frame[name].cast(pl.Utf8).str.strip_chars()
+            mask &= s.is_in(values).fill_null(False).to_numpy()
+        return mask
+
     def record(self, row: int) -> dict:
         """All columns of one row as a dict (for printing and serving)."""
         return self.frame.row(int(row), named=True)

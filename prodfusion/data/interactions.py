@@ -277,10 +277,12 @@ _KEEP_EXPECTED = ("a mapping of column -> value(s) to keep, or 'COLUMN=VALUE[,VA
                   "strings (e.g. 'event=view,addtocart')")
 
 
-def parse_keep_rows(spec, where: str = "read_interactions()") -> dict[str, list[str]]:
+def parse_keep_rows(spec, where: str = "read_interactions()", name: str = "keep_rows"
+                    ) -> dict[str, list[str]]:
     """``keep_rows`` as ``{column: [values]}``: from a mapping (a value or a list of values
     per column) or from ``"COLUMN=VALUE[,VALUE…]"`` strings (one per column, as the CLI's
-    ``--keep-rows`` takes them). None or empty: ``{}`` (every row).
+    ``--keep-rows`` takes them). None or empty: ``{}`` (every row). ``name``: the option
+    named in errors (``recommend_rows`` reads the same way).
 
     >>> parse_keep_rows(["event=view,addtocart", "country = de"])
     {'event': ['view', 'addtocart'], 'country': ['de']}
@@ -298,21 +300,21 @@ def parse_keep_rows(spec, where: str = "read_interactions()") -> dict[str, list[
         for item in spec:
             col, eq, values = item.partition("=") if isinstance(item, str) else ("", "", "")
             if not eq:
-                raise param_error("keep_rows", where, _KEEP_EXPECTED, item)
+                raise param_error(name, where, _KEEP_EXPECTED, item)
             pairs.append((col.strip(), values.split(",")))
     else:
-        raise param_error("keep_rows", where, _KEEP_EXPECTED, spec)
+        raise param_error(name, where, _KEEP_EXPECTED, spec)
     out: dict[str, list[str]] = {}
     for col, values in pairs:
         vals = [values] if isinstance(values, (str, int, float)) else values
         if not isinstance(vals, Sequence) or isinstance(vals, str):
-            raise param_error("keep_rows", where, _KEEP_EXPECTED, spec)
+            raise param_error(name, where, _KEEP_EXPECTED, spec)
         vals = [str(v).strip() for v in vals]
         if not isinstance(col, str) or not col or not vals or any(v == "" for v in vals):
-            raise param_error("keep_rows", where, "a column name and at least one non-empty "
+            raise param_error(name, where, "a column name and at least one non-empty "
                               "value for each column", spec)
         if col in out:
-            raise param_error("keep_rows", where, "each column once (list its values "
+            raise param_error(name, where, "each column once (list its values "
                               "together: 'event=view,addtocart')", spec)
         out[col] = list(dict.fromkeys(vals))
     return out
