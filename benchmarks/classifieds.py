@@ -116,9 +116,10 @@ def photo(rng: random.Random, category: str):
 
 
 def make_site(out: Path, days: int = 45, posts_per_day: int = 70, visits_per_day: int = 140,
-              seed: int = 53) -> dict[str, str]:
-    """Write the site's files (module docstring) into ``out``; returns each listing's model
-    (the truth a benchmark may score by, not in the files)."""
+              seed: int = 53) -> list[dict]:
+    """Write the site's files (module docstring) into ``out``; returns the listings with
+    what the files do not say: each one's ``model``, the ``day`` it was posted and the day
+    it was ``gone`` (the truth a benchmark may score by)."""
     rng = random.Random(seed)
     (out / "img").mkdir(parents=True, exist_ok=True)
     start = datetime(2024, 5, 1)
@@ -183,7 +184,7 @@ def make_site(out: Path, days: int = 45, posts_per_day: int = 70, visits_per_day
     n_live = sum(x["gone"] >= days for x in listings)
     print(f"wrote {len(listings):,} listings ({n_live:,} online on the last day) and "
           f"{len(clicks):,} clicks to {out}")
-    return {x["listing_id"]: x["model"] for x in listings}
+    return listings
 
 
 def main() -> None:

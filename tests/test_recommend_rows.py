@@ -179,3 +179,26 @@ def test_python_build_takes_recommend_rows(tmp_path):
         (cat.frame["category"] == "sofas").to_numpy()
         & (cat.frame["state"].str.strip_chars() == "active").to_numpy())
     assert isinstance(cat.frame, pl.DataFrame)
+
+
+def test_a_log_mostly_of_products_left_out_names_recommend_rows_once(tmp_path, caplog):
+    from prodfusion.data.interactions import unknown_ids_said
+
+    (tmp_path / "live.csv").write_text(
+        "\n".join(ln for ln in CATALOG.splitlines() if "sold" not in ln and "expired" not in ln
+                  and not ln.startswith("0001")) + "\n", encoding="utf-8")
+    (tmp_path / "clicks.csv").write_text(SESSIONS, encoding="utf-8")
+    cat = read_catalog(tmp_path / "live.csv", id_col="sku", category_col="kind")
+    log = read_interactions(tmp_path / "clicks.csv", session_cols=["sid"], item_col="item",
+                            time_col="ts")
+    with caplog.at_level("WARNING", logger="prodfusion"):
+        clean_sessions(log, cat)
+        with unknown_ids_said():  # the build's second reading, to tune
+            clean_sessions(log, cat)
+    said = [r.getMessage() for r in caplog.records if "name products that are not in the "
+            "catalog" in r.getMessage()]
+    assert len(said) == 1 and "24 of 36 interaction rows" in said[0]
+    assert "--recommend-rows status=active" in said[0]
+    with caplog.at_level("WARNING", logger="prodfusion"):
+        clean_sessions(log, cat)  # outside the block: said again
+    assert sum("name products that are not" in r.getMessage() for r in caplog.records) == 2

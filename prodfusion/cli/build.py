@@ -162,9 +162,13 @@ def _tune_after_build(args, rec, interactions: tuple | None = None
     read and cleaned instead (``benchmarks/rolling_origin.py`` tunes each test window's
     older sessions as a build would)."""
     from prodfusion.cli.evaluate_steps import load_interactions
+    from prodfusion.data.interactions import unknown_ids_said
 
-    return tune_after_build(args, rec, interactions if interactions is not None
-                            else (lambda: load_interactions(args, rec.catalog)))
+    def again() -> tuple:
+        with unknown_ids_said():  # the build's reading warned of them already
+            return load_interactions(args, rec.catalog)
+
+    return tune_after_build(args, rec, interactions if interactions is not None else again)
 
 
 def _trees_line(trees: dict, args, model: str, backend: str = "exact") -> str:

@@ -16,10 +16,12 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -938,11 +940,30 @@ def _by_alias(df: pl.DataFrame, catalog: Catalog, say: bool = True) -> pl.DataFr
     return df.with_columns(pl.coalesce("_product", ID).alias(ID)).drop("_product")
 
 
+#: Set inside :func:`unknown_ids_said`: the warning of :func:`check_unknown_ids` was given.
+_UNKNOWN_SAID: contextvars.ContextVar[bool] = contextvars.ContextVar("unknown_said",
+                                                                     default=False)
+
+
+@contextlib.contextmanager
+def unknown_ids_said() -> Iterator[None]:
+    """A block reading again a log whose unknown ids were already warned of (``build``
+    reads it once to train, once more to tune): the warning is not repeated."""
+    token = _UNKNOWN_SAID.set(True)
+    try:
+        yield
+    finally:
+        _UNKNOWN_SAID.reset(token)
+
+
 def check_unknown_ids(unknown, catalog: Catalog, n_unknown: int, n: int) -> None:
     """What :func:`clean_sessions` does when most of ``n`` interaction rows (``n_unknown``
     of them, ``unknown`` some of their ids) name no product of ``catalog``: an error when
-    none is known, else a warning (for a log cleaned in parts, once for the whole)."""
+    none is known, else a warning (for a log cleaned in parts, once for the whole; not
+    again inside :func:`unknown_ids_said`)."""
     if not n_unknown or 2 * n_unknown <= n:
+        return
+    if n_unknown < n and _UNKNOWN_SAID.get():
         return
     msg = _unknown_ids_message(pl.Series(ID, list(unknown), dtype=pl.Utf8), catalog,
                                n_unknown, n)
@@ -987,9 +1008,12 @@ def _unknown_ids_message(unknown: pl.Series, catalog: Catalog, n_unknown: int, n
                 "or written with numeric ids (a Parquet integer column, a spreadsheet); keep "
                 "the ids as text in both files.")
     elif n_unknown < n:  # some match: perhaps a log of a larger catalog
-        msg += (" Expected if the log covers more products than this catalog; if not, check "
-                "that the interactions' item column holds the catalog's product ids (CLI: "
-                "--item-col, --pair-cols against --id-col).")
+        msg += (" Expected if the log covers more products than this catalog (their clicks "
+                "then teach the model nothing: to learn from the clicks on products no longer "
+                "for sale, list them in the catalog too and recommend only the others, CLI: "
+                "--recommend-rows status=active); if not, check that the interactions' item "
+                "column holds the catalog's product ids (CLI: --item-col, --pair-cols against "
+                "--id-col).")
     else:
         msg += (" Check that the interactions' item column holds the catalog's product ids "
                 "(CLI: --item-col, --pair-cols against --id-col).")
