@@ -226,6 +226,13 @@ def _retrieval_section(res: Mapping, out: Path, figs: dict) -> tuple[list, list[
             f"whichever of its rows). {left:,} held-out case(s) whose target is in the "
             "query's own group (a visitor comparing one product's offers or variants) are "
             "left out: no such list holds them."))
+    if n_retired := cfg.get("catalog", {}).get("n_retired"):
+        blocks.append(("p",
+            f"{n_retired:,} of the model's {cfg['catalog']['n_products']:,} products are "
+            "retired (`build --recommend-rows`, `add --retire-missing`): the lists served "
+            "leave them out, but here they are ranked as any other product, because a "
+            "held-out click was made while they were on offer (a listing sold since); the "
+            "figures are those of lists made when they were."))
     if (lc := _log_catalog_note(split)) is not None:
         blocks.append(lc)
     cov = res.get("click_coverage") or {}

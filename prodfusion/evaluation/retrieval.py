@@ -544,7 +544,10 @@ def evaluate_retrieval(
             "prod2vec": asdict(prod2vec) if prod2vec is not None else asdict(rec.prod2vec)
             if hasattr(rec, "prod2vec")
             else None,
-            "catalog": {"source": catalog.source, "n_products": len(catalog)},
+            "catalog": {"source": catalog.source, "n_products": len(catalog),
+                        # ranked as any other here (build --recommend-rows, add --retire-missing)
+                        "n_retired": int(np.sum(getattr(rec, "retired_", None) is not None
+                                                and rec.retired_))},
             "modalities": {
                 m: {"spec": e.spec, "n_present": e.n_present}
                 for m, e in ev.modality_data().items()
