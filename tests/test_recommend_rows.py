@@ -243,3 +243,15 @@ def test_evaluate_retrieval_ranks_retired_products_as_when_the_clicks_were_made(
     assert "1 of the model's 6 products are retired" in text_md and report
     write_report(before, tmp_path / "rep0")
     assert "are retired" not in (tmp_path / "rep0" / "report.md").read_text(encoding="utf-8")
+    from prodfusion.evaluation.replay import replay
+
+    rkw = dict(model=rec, sessions=sessions, test_fraction=0.4, k=1, progress=False)
+    res = replay("intermediate:text", "intermediate:text", **rkw)
+    rec.retire(["p4"], retired=False)
+    plain = replay("intermediate:text", "intermediate:text", **rkw)
+    assert res["sources"] == plain["sources"]  # shown as when the views were made
+    assert res["config"]["catalog"]["n_retired"] == 1
+    assert plain["config"]["catalog"]["n_retired"] == 0
+    write_report(res, tmp_path / "rp")
+    assert "1 of the model's 6 products are retired" in (tmp_path / "rp" / "report.md"
+                                                          ).read_text(encoding="utf-8")

@@ -310,7 +310,10 @@ def replay(
             "seed": seed,
             "alpha": alpha,
             "max_pairs": max_pairs,
-            "catalog": {"source": catalog.source, "n_products": len(catalog)},
+            "catalog": {"source": catalog.source, "n_products": len(catalog),
+                        # shown as any other here (build --recommend-rows, add --retire-missing)
+                        "n_retired": max(int(np.sum(getattr(r, "retired_", None) is not None
+                                                    and r.retired_)) for r in (rec_a, rec_b))},
             "modalities": {
                 m: {"spec": e.spec, "n_present": e.n_present} for m, e in ev_a.embeddings_.items()
             },

@@ -226,13 +226,8 @@ def _retrieval_section(res: Mapping, out: Path, figs: dict) -> tuple[list, list[
             f"whichever of its rows). {left:,} held-out case(s) whose target is in the "
             "query's own group (a visitor comparing one product's offers or variants) are "
             "left out: no such list holds them."))
-    if n_retired := cfg.get("catalog", {}).get("n_retired"):
-        blocks.append(("p",
-            f"{n_retired:,} of the model's {cfg['catalog']['n_products']:,} products are "
-            "retired (`build --recommend-rows`, `add --retire-missing`): the lists served "
-            "leave them out, but here they are ranked as any other product, because a "
-            "held-out click was made while they were on offer (a listing sold since); the "
-            "figures are those of lists made when they were."))
+    if (retired := _retired_note(cfg)) is not None:
+        blocks.append(retired)
     if (lc := _log_catalog_note(split)) is not None:
         blocks.append(lc)
     cov = res.get("click_coverage") or {}
@@ -331,6 +326,18 @@ def _log_catalog_note(split: Mapping) -> tuple | None:
         "`--protocol leave-last-out-all-cases` scores them.")
 
 
+def _retired_note(cfg: Mapping) -> tuple | None:
+    """The paragraph on a model's retired products, where it has any (retrieval, replay)."""
+    n_retired = (cfg.get("catalog") or {}).get("n_retired")
+    if not n_retired:
+        return None
+    return ("p", f"{n_retired:,} of the model's {cfg['catalog']['n_products']:,} products are "
+                 "retired (`build --recommend-rows`, `add --retire-missing`): the lists served "
+                 "leave them out, but here they are ranked as any other product, because a "
+                 "held-out click was made while they were on offer (a listing sold since); "
+                 "the figures are those of lists made when they were.")
+
+
 def _replay_section(res: Mapping, out: Path, figs: dict, top: int = 15) -> tuple[list, list[str]]:
     cfg = res["config"]
     la, lb = cfg["a"]["label"], cfg["b"]["label"]
@@ -352,6 +359,8 @@ def _replay_section(res: Mapping, out: Path, figs: dict, top: int = 15) -> tuple
             "them; for both variants a view is a click when a product of b's group is shown "
             f"(the visitor reaches that product, by whichever of its rows). {left:,} view(s) "
             "whose b is in a's own group are left out: no such list shows them."))
+    if (retired := _retired_note(cfg)) is not None:
+        blocks.append(retired)
     if (lc := _log_catalog_note(res.get("split") or {})) is not None:
         blocks.append(lc)
     for src, t in res["sources"].items():
