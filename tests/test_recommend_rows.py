@@ -93,7 +93,8 @@ def test_a_value_no_product_has_or_an_unknown_column_is_refused_before_any_work(
                                                           "'active' (6), 'sold' (3)") in err
     model, code = _build(tmp_path, "--recommend-rows", "status=active")
     assert code != 0 and not model.exists()
-    assert "no column 'status'" in (err := capsys.readouterr().err) and "'state'" in err
+    assert "--recommend-rows names no column 'status'" in (err := capsys.readouterr().err) \
+        and "'state'" in err
     # the file's name of a column read as the category is understood
     model, code = _build(tmp_path, "--recommend-rows", "kind=sofas,strollers")
     assert code == 0
@@ -171,7 +172,7 @@ def test_python_build_takes_recommend_rows(tmp_path):
     with pytest.raises(ParameterError, match=r"recommend_rows=: no product .* has state=gone"):
         build(cat, sessions, text="none", image="none", tune="off",
               recommend_rows={"state": "gone"})
-    with pytest.raises(DataError, match="no column 'status'"):
+    with pytest.raises(DataError, match="recommend_rows= names no column 'status'"):
         build(cat, sessions, text="none", image="none", tune="off",
               recommend_rows="status=active")
     np.testing.assert_array_equal(

@@ -497,6 +497,8 @@ def _retirements(rec, catalog, in_feed: set, args) -> tuple[list, list, list]:
     from prodfusion.pipeline import recommended_rows
 
     matches = recommended_rows(args, catalog, "add")  # None: no --recommend-rows
+    if matches is None and not args.retire_missing:
+        return [], [], []
     wanted = None if matches is None else dict(zip(catalog.ids.tolist(), matches.tolist(),
                                                    strict=True))
     ids = rec._ids.tolist()

@@ -301,7 +301,7 @@ class Catalog:
         rows = np.array([self._row.get(p, -1) for p in product_ids], dtype=np.int64)
         return rows, rows >= 0
 
-    def rows_where(self, spec, where: str, *, option: str = "recommend_rows",
+    def rows_where(self, spec, where: str, *, option: str = "--recommend-rows",
                    names: dict | None = None) -> np.ndarray:
         """A bool per product: whether its row holds one of ``spec``'s values in every
         column ``spec`` names (``{"status": ["active"]}`` or ``"status=active"``, as
@@ -320,14 +320,14 @@ class Catalog:
         """
         from prodfusion.data.interactions import parse_keep_rows
 
-        wanted = parse_keep_rows(spec, where, option)
+        wanted = parse_keep_rows(spec, where, option.lstrip("-").replace("-", "_"))
         names = names or {}
         mask = np.ones(len(self), bool)
         for col, values in wanted.items():
             name = col if col in self.frame.columns else names.get(col)
             if name not in self.frame.columns:
                 raise DataError(
-                    f"{self.source}: no column {col!r} ({where}, {option}); the catalog has "
+                    f"{self.source}: {option} names no column {col!r}; the catalog has "
                     f"{[c for c in self.frame.columns if c not in (IMAGE, ALIASES)]}.")
             s = self.frame[name].cast(pl.Utf8).str.strip_chars()
             mask &= s.is_in(values).fill_null(False).to_numpy()
