@@ -26,6 +26,37 @@ def rng(seed) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+@pytest.fixture
+def angled_titles():
+    """A factory of a six-product model whose title vectors lie on a circle (p0's nearest:
+    p4, p1, p2, p3, p5) and of its five sessions, with the catalog's extra ``columns``
+    (e.g. ``group=[…]``); held out by ``test_fraction=0.4``: p0 → p2 and p0 → p4."""
+    import polars as pl
+
+    from prodfusion.data.catalog import Catalog
+    from prodfusion.data.sessions import Sessions
+    from prodfusion.encoders.base import Embeddings
+    from prodfusion.recommender import Recommender
+
+    def make(**columns):
+        ids = [f"p{i}" for i in range(6)]
+        angles = np.radians([0, 10, 15, 30, 5, 60])
+        text = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+        cat = Catalog(pl.DataFrame({"product_id": ids, "title": ids, **columns}))
+        rec = Recommender.from_embeddings(
+            cat, {"text": Embeddings(text, np.ones(6, bool), "t")}, fusion="intermediate")
+        lists = [["p1", "p3"], ["p5", "p2"], ["p3", "p5"], ["p3", "p0", "p2"],
+                 ["p2", "p0", "p4"]]
+        sessions = Sessions(pl.DataFrame({
+            "session": [f"s{i}" for i, s in enumerate(lists) for _ in s],
+            "position": [j for s in lists for j in range(len(s))],
+            "product_id": [p for s in lists for p in s],
+            "ts": [float(i) for i, s in enumerate(lists) for _ in s]}))
+        return rec, sessions
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     d = shared_data_dir()

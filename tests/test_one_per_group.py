@@ -270,26 +270,14 @@ def test_a_catalog_read_without_a_group_column_names_an_ean_column_whose_values_
     assert "holds the same value" not in caplog.text
 
 
-def test_evaluate_retrieval_and_replay_score_one_product_per_group_as_served(tmp_path):
+def test_evaluate_retrieval_and_replay_score_one_product_per_group_as_served(
+        tmp_path, angled_titles):
     """p0's nearest by text: p4 (its own group A), p1 and p2 (group B), p3, p5 (no group).
     Held out: p0 → p2 (p1, listed for group B, is the same product: a hit at k=1) and
     p0 → p4 (inside the query's own group: left out)."""
-    from prodfusion.data.sessions import Sessions
     from prodfusion.evaluation.retrieval import evaluate_retrieval
 
-    ids = [f"p{i}" for i in range(6)]
-    angles = np.radians([0, 10, 15, 30, 5, 60])
-    text = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
-    cat = Catalog(pl.DataFrame({"product_id": ids, "title": ids,
-                                "group": ["A", "B", "B", "C", "A", None]}))
-    rec = Recommender.from_embeddings(cat, {"text": Embeddings(text, np.ones(6, bool), "t")},
-                                      fusion="intermediate")
-    lists = [["p1", "p3"], ["p5", "p2"], ["p3", "p5"], ["p3", "p0", "p2"], ["p2", "p0", "p4"]]
-    sessions = Sessions(pl.DataFrame({
-        "session": [f"s{i}" for i, s in enumerate(lists) for _ in s],
-        "position": [j for s in lists for j in range(len(s))],
-        "product_id": [p for s in lists for p in s],
-        "ts": [float(i) for i, s in enumerate(lists) for _ in s]}))
+    rec, sessions = angled_titles(group=["A", "B", "B", "C", "A", None])
     kw = dict(sessions=sessions, test_fraction=0.4, k=1, variants=["intermediate:text"],
               n_boot=20, progress=False)
     plain = evaluate_retrieval(rec, **kw)
@@ -322,7 +310,7 @@ def test_evaluate_retrieval_and_replay_score_one_product_per_group_as_served(tmp
     assert "1 view(s) whose b is in a's own group are left out" in \
         (tmp_path / "replay" / "report.md").read_text()
     with pytest.raises(ParameterError, match="one_per_group=True needs .*group"):
-        bare = Recommender.from_embeddings(Catalog(cat.frame.drop("group")), rec.embeddings_)
+        bare = Recommender.from_embeddings(Catalog(rec.catalog.frame.drop("group")), rec.embeddings_)
         evaluate_retrieval(bare, one_per_group=True, **kw)
 
 

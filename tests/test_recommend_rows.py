@@ -205,28 +205,15 @@ def test_a_log_mostly_of_products_left_out_names_recommend_rows_once(tmp_path, c
     assert sum("name products that are not" in r.getMessage() for r in caplog.records) == 2
 
 
-def test_evaluate_retrieval_ranks_retired_products_as_when_the_clicks_were_made(tmp_path):
+def test_evaluate_retrieval_ranks_retired_products_as_when_the_clicks_were_made(
+        tmp_path, angled_titles):
     """Held out: p0 → p4 (p4, p0's nearest title, sold since: retired). The served list of
     p0 leaves p4 out; the evaluation ranks it as it was ranked when the click was made, and
     its report says so."""
-    from prodfusion.data.catalog import Catalog
-    from prodfusion.data.sessions import Sessions
-    from prodfusion.encoders.base import Embeddings
     from prodfusion.evaluation.report import write_report
     from prodfusion.evaluation.retrieval import evaluate_retrieval
 
-    ids = [f"p{i}" for i in range(6)]
-    angles = np.radians([0, 10, 15, 30, 5, 60])
-    text = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
-    cat = Catalog(pl.DataFrame({"product_id": ids, "title": ids}))
-    rec = Recommender.from_embeddings(cat, {"text": Embeddings(text, np.ones(6, bool), "t")},
-                                      fusion="intermediate")
-    lists = [["p1", "p3"], ["p5", "p2"], ["p3", "p5"], ["p3", "p0", "p2"], ["p2", "p0", "p4"]]
-    sessions = Sessions(pl.DataFrame({
-        "session": [f"s{i}" for i, s in enumerate(lists) for _ in s],
-        "position": [j for s in lists for j in range(len(s))],
-        "product_id": [p for s in lists for p in s],
-        "ts": [float(i) for i, s in enumerate(lists) for _ in s]}))
+    rec, sessions = angled_titles()
     kw = dict(sessions=sessions, test_fraction=0.4, k=1, variants=["intermediate:text"],
               n_boot=20, progress=False)
     before = evaluate_retrieval(rec, **kw)
