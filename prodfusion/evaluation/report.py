@@ -334,8 +334,13 @@ def _retired_note(cfg: Mapping) -> tuple | None:
     return ("p", f"{n_retired:,} of the model's {cfg['catalog']['n_products']:,} products are "
                  "retired (`build --recommend-rows`, `add --retire-missing`): the lists served "
                  "leave them out, but here they are ranked as any other product, because a "
-                 "held-out click was made while they were on offer (a listing sold since); "
-                 "the figures are those of lists made when they were.")
+                 "held-out click may have been made while they were on offer (a listing sold "
+                 "since). The model does not know when each product was on offer, so every "
+                 "case ranks all of them, also those sold before its click or listed after "
+                 "it: where products come and go within days (a classifieds site), the "
+                 "figures rank among more products than a visitor's list did, which favours "
+                 "the modalities that tell contemporaries apart (clicks, co-occurrences) over "
+                 "the titles.")
 
 
 def _replay_section(res: Mapping, out: Path, figs: dict, top: int = 15) -> tuple[list, list[str]]:
