@@ -256,6 +256,13 @@ def tune_after_build(opts, rec, interactions: tuple | Callable[[], tuple]
 
     _say("tuning the fusion weights on held-out interactions (`--tune off` skips this; "
           "`prodfusion tune` re-tunes later)")
+    retired = getattr(rec, "retired_", None)
+    if retired is not None and retired.any():
+        _say(f"note: the tuning ranks each validation case among all {len(retired):,} "
+             f"products, the {int(retired.sum()):,} retired ones too (it does not know when "
+             "each was on offer); where listings come and go within days this weighs the "
+             "titles less than lists of the listings on sale would "
+             "(docs/benchmarks/classifieds_lists.md)")
     try:
         sessions, pairs = interactions() if callable(interactions) else interactions
         res = tune_weights(rec, sessions=sessions, pairs=pairs, objective=opts.tune_objective,

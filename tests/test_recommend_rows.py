@@ -5,6 +5,7 @@ the rows with the values named; the others are retired."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import polars as pl
@@ -154,6 +155,28 @@ def test_retire_missing_refusal_names_recommend_rows(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--retire-missing would retire 9 of the model's 10 products" in err
     assert "--recommend-rows (e.g. status=active)" in err
+
+
+def test_a_tuned_build_says_its_tuning_ranks_the_retired_products_too(tmp_path, capsys):
+    from prodfusion.pipeline import BUILD_DEFAULTS, tune_after_build
+
+    (tmp_path / "catalog.csv").write_text(CATALOG, encoding="utf-8")
+    (tmp_path / "clicks.csv").write_text(SESSIONS, encoding="utf-8")
+    cat = read_catalog(tmp_path / "catalog.csv", id_col="sku", category_col="kind")
+    sessions = clean_sessions(read_interactions(tmp_path / "clicks.csv", session_cols=["sid"],
+                                                item_col="item", time_col="ts"), cat)
+    from prodfusion import build
+
+    rec = build(cat, sessions, text="none", image="none", tune="off", p2v_dim=8, workers=1,
+                recommend_rows={"state": "active"})
+    capsys.readouterr()
+    opts = SimpleNamespace(**{**BUILD_DEFAULTS, "p2v_dim": 8, "workers": 1}, corpus=None,
+                           interactions=True, pairs=False)
+    assert tune_after_build(opts, rec, (sessions, None)) == (None, None)  # too few cases
+    err = capsys.readouterr().err
+    assert "not tuned" in err
+    assert ("the tuning ranks each validation case among all 10 products, the 4 retired "
+            "ones too") in err
 
 
 def test_python_build_takes_recommend_rows(tmp_path):
