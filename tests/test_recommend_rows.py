@@ -135,6 +135,21 @@ def test_add_applies_the_builds_rows_to_each_feed(tmp_path, capsys):
     assert main(["add", str(model), "--catalog", str(feed), "--cache-dir", "none",
                  "--recommend-rows", "all"]) == 0
     assert Recommender.load(model).retired_.sum() == len(retired)
+    capsys.readouterr()
+    # both rules at once, on the first day's rows: the feed drops 0004 and 0012 (missing),
+    # marks 0005 and 0006 sold, and 0001 on sale again
+    feed.write_text("\n".join(ln for ln in CATALOG.replace(
+        "0006,Bugaboo Fox 2 pram,strollers,active", "0006,Bugaboo Fox 2 pram,strollers,sold"
+    ).splitlines() if not ln.startswith("0004")) + "\n", encoding="utf-8")
+    assert main(["add", str(model), "--catalog", str(feed), "--cache-dir", "none",
+                 "--retire-missing"]) == 0
+    out = capsys.readouterr().out
+    assert ("2 products no longer in the feed retired, 2 of the feed's products without "
+            "state=active retired (never recommended; their own lists still served), 1 back "
+            "in the feed recommended again") in out
+    rec = Recommender.load(model)
+    assert {p for p, r in zip(rec.catalog.ids, rec.retired_, strict=True) if r} == \
+        (SOLD | {"0004", "0006", "0011", "0012"})
     # a feed without the recorded column is refused, the model untouched
     before = (model / "manifest.json").read_text()
     (tmp_path / "bare.csv").write_text("sku,title,kind\n0013,PS5,consoles\n", encoding="utf-8")
