@@ -22,8 +22,14 @@ from prodfusion.index.clustering import assign_to_centroids, centroids_from_labe
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 
 __all__ = ["add_products", "adopt_web_stamps", "changed_products", "encode_products",
-           "photo_stamps", "relocate_photos", "retire", "set_photo_stamps",
+           "photo_stamps", "relocate_photos", "retire", "retired_count", "set_photo_stamps",
            "update_embeddings", "update_products"]
+
+
+def retired_count(rec) -> int:
+    """How many of ``rec``'s products are retired (never listed; 0 for any model without)."""
+    retired = getattr(rec, "retired_", None)
+    return 0 if retired is None else int(np.count_nonzero(retired))
 
 
 def retire(rec, product_ids, *, retired: bool = True) -> int:

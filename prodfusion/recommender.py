@@ -304,9 +304,9 @@ class Recommender(QueryMixin):
         if order is not None:
             lines.append(f"  backfill: short lists completed from the {len(order):,} products "
                          "clicked in training, most first (--backfill none: left short)")
-        retired = getattr(self, "retired_", None)
-        if retired is not None and retired.any():
-            k = int(retired.sum())
+        from prodfusion.model_updates import retired_count
+
+        if k := retired_count(self):
             lines.append(f"  recommended: {n - k:,} of {n:,} products ({k:,} retired: never in "
                          "a list, their own lists kept)")
         if getattr(self, "one_per_group", False) and self._group_codes is not None:

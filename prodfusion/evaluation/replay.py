@@ -55,6 +55,7 @@ from prodfusion.evaluation.retrieval import (
 )
 from prodfusion.evaluation.split import model_clicked
 from prodfusion.evaluation.stats import proportion_ci, srm_check, two_proportion_test
+from prodfusion.model_updates import retired_count
 
 __all__ = ["replay", "ctr_table", "Design"]
 
@@ -312,8 +313,7 @@ def replay(
             "max_pairs": max_pairs,
             "catalog": {"source": catalog.source, "n_products": len(catalog),
                         # shown as any other here (build --recommend-rows, add --retire-missing)
-                        "n_retired": max(int(np.sum(getattr(r, "retired_", None) is not None
-                                                    and r.retired_)) for r in (rec_a, rec_b))},
+                        "n_retired": max(retired_count(rec_a), retired_count(rec_b))},
             "modalities": {
                 m: {"spec": e.spec, "n_present": e.n_present} for m, e in ev_a.embeddings_.items()
             },

@@ -72,6 +72,7 @@ from prodfusion.evaluation.split import (
     split_interactions,
 )
 from prodfusion.index.topk import topk_one_per_code
+from prodfusion.model_updates import retired_count
 from prodfusion.variants import BASELINE, Variant
 
 if TYPE_CHECKING:
@@ -546,8 +547,7 @@ def evaluate_retrieval(
             else None,
             "catalog": {"source": catalog.source, "n_products": len(catalog),
                         # ranked as any other here (build --recommend-rows, add --retire-missing)
-                        "n_retired": int(np.sum(getattr(rec, "retired_", None) is not None
-                                                and rec.retired_))},
+                        "n_retired": retired_count(rec)},
             "modalities": {
                 m: {"spec": e.spec, "n_present": e.n_present}
                 for m, e in ev.modality_data().items()
