@@ -281,3 +281,31 @@ def test_evaluate_retrieval_ranks_retired_products_as_when_the_clicks_were_made(
     write_report(res, tmp_path / "rp")
     assert "1 of the model's 6 products are retired" in (tmp_path / "rp" / "report.md"
                                                           ).read_text(encoding="utf-8")
+
+
+def test_an_index_mostly_retired_scores_the_rows_left_exactly(monkeypatch):
+    """95 % of 6,000 products retired: an HNSW model lists what exact search lists (the few
+    rows left are scored exactly, not fetched through the graph), never a retired one."""
+    from prodfusion.data.catalog import Catalog
+    from prodfusion.encoders.base import Embeddings
+    from prodfusion.index.faiss_index import HNSWIndex
+
+    n = 6000
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 16)).astype(np.float32)
+    ids = [f"p{i}" for i in range(n)]
+    cat = Catalog(pl.DataFrame({"product_id": ids, "title": ids}))
+    emb = {"text": Embeddings(x, np.ones(n, bool), "t")}
+    gone = [ids[i] for i in np.flatnonzero(rng.random(n) < 0.95)]
+    got = {}
+    for kind in ("hnsw", "exact"):
+        rec = Recommender.from_embeddings(cat, emb, fusion="intermediate", index=kind)
+        assert len(rec.similar(ids[0], k=15)[0]) == 15  # the index built, none retired
+        rec.retire(gone)
+        with monkeypatch.context() as m:
+            if kind == "hnsw":  # the graph is not walked for the 5 % left
+                m.setattr(HNSWIndex, "search", lambda *a, **k: pytest.fail("graph walked"))
+            got[kind] = rec.similar_batch(ids[:60], k=15)
+    assert got["hnsw"][0].tolist() == got["exact"][0].tolist()
+    np.testing.assert_allclose(got["hnsw"][1], got["exact"][1], rtol=1e-5)
+    assert not set(got["hnsw"][0].ravel().tolist()) & set(gone)

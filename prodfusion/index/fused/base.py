@@ -269,7 +269,7 @@ class FusedIndex:
         """Exact top-k of one query over every row the filters allow."""
         universe = flt.universe(q)
         if universe is None:
-            universe = np.flatnonzero(self.present)
+            universe = flt.unbanned(self.present)
         universe = universe[flt.ok(q, universe)]
         best_r = np.zeros(0, dtype=np.int64)
         best_s = np.zeros(0, dtype=np.float32)

@@ -47,6 +47,15 @@ class _Filter:
         self.n_banned = 0 if f.banned is None else int(f.banned.sum())
         self.same = None if f.same_code is None else owner._codes(f.same_code)
         self.diff = None if f.diff_code is None else owner._codes(f.diff_code)
+        self._unbanned: np.ndarray | None = None
+
+    def unbanned(self, present: np.ndarray) -> np.ndarray:
+        """The ``present`` rows not banned, computed once per call (an exact pass over the
+        rows left reads only them, not the whole catalog, when most are retired)."""
+        if self._unbanned is None:
+            keep = present if self.filters.banned is None else present & ~self.filters.banned
+            self._unbanned = np.flatnonzero(keep)
+        return self._unbanned
 
     def ok(self, q: int, c: np.ndarray) -> np.ndarray:
         """Which candidate rows ``c`` query row ``q`` may return (:meth:`Filters.allows`)."""

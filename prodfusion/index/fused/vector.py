@@ -24,6 +24,9 @@ from prodfusion.index.fused.base import _BUILD_CHUNK, _QUERY_BLOCK, FusedIndex
 from prodfusion.index.fused.filtering import _Filter
 
 _BACKENDS = {"exact": ExactIndex, "hnsw": HNSWIndex, "ivfpq": IVFPQIndex}
+#: A query whose filters leave at most this many rows per candidate it would fetch (most of
+#: the catalog retired, say) scores those rows exactly instead of walking the index.
+_EXACT_PER_FETCH = 8
 
 
 class _Piece:
@@ -139,7 +142,9 @@ class _VectorFusedIndex(FusedIndex):
 
         The fetch is ``k · over_fetch`` plus the few rows the filters remove by name (banned
         ids, the query's group); when most rows are banned it is divided by the fraction
-        left. A ``same_code`` filter (category) is not over-fetched: the index search itself
+        left, and where the rows left number at most ``_EXACT_PER_FETCH`` times that fetch
+        they are scored exactly (a catalog mostly retired: walking the graph for a fetch
+        that large costs more). A ``same_code`` filter (category) is not over-fetched: the index search itself
         is restricted to the category's rows (small categories are scanned exactly). It is
         at least ``min_candidates`` and what a piece's index asks for (:meth:`_index_min_fetch`:
         IVF-PQ pieces of about 430,000 rows or more with the default cells).
@@ -161,6 +166,11 @@ class _VectorFusedIndex(FusedIndex):
                  math.ceil(k * s.over_fetch / frac) + extra, self._index_min_fetch())
         kp = -(-kp // 32) * 32  # multiples of 32 let queries share a search call
         if kp > s.max_candidates:
+            return None
+        if 2 * removed >= n_present and n_present - removed <= max(s.exact_below,
+                                                                   _EXACT_PER_FETCH * kp):
+            # few rows left (most retired): scoring them all costs less than walking an
+            # index for kp of them (docs/benchmarks/retired_search.md)
             return None
         return kp
 
