@@ -14,10 +14,10 @@ import numpy as np
 
 from prodfusion.cli.engine_options import add_engine_options
 from prodfusion.cli.options import (
-    KeepRows,
     add_catalog_options,
     add_encoding_options,
     add_interaction_options,
+    add_recommend_rows_option,
     embedding_cache,
     load_catalog,
     load_sessions,
@@ -561,13 +561,11 @@ def add_add_parser(sub) -> None:
                    help="also stop recommending the model's products that the feed no longer "
                         "lists (discontinued; their vectors and own lists are kept), and "
                         "recommend again retired ones that are back in it")
-    a.add_argument("--recommend-rows", action=KeepRows, default=None,
-                   metavar="COLUMN=VALUE[,VALUE...]",
-                   help="recommend only the feed's products with one of these values in "
-                        "COLUMN (e.g. status=active), retiring the others, new ones included, "
-                        "and recommending again retired ones that match; default: the "
-                        "build's --recommend-rows (all: none, every product of the feed "
-                        "left as it is)")
+    add_recommend_rows_option(a, ("recommend only the feed's products with one of these values in "
+                              "COLUMN (e.g. status=active), retiring the others, new ones "
+                              "included, and recommending again retired ones that match; "
+                              "default: the build's --recommend-rows (all: none, every "
+                              "product of the feed left as it is)"))
     a.add_argument("--keep-changed", action="store_true",
                    help="leave the products the model has as they are even when the feed "
                         "changed their title, photo or category (by default they are "

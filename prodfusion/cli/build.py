@@ -7,10 +7,10 @@ import time
 
 from prodfusion._checks import FUSION_METHODS
 from prodfusion.cli.options import (
-    KeepRows,
     add_catalog_options,
     add_encoding_options,
     add_interaction_options,
+    add_recommend_rows_option,
     csv_list,
     embedding_cache,
     load_catalog,
@@ -372,14 +372,12 @@ def add_build_parser(sub) -> None:
                         "keyed by EAN), the best ranked, and none of the query's own: the "
                         "default of similar, export and serve (similar / export "
                         "--one-per-group off, serve's ?one_per_group=false: every one)")
-    b.add_argument("--recommend-rows", action=KeepRows, default=None,
-                   metavar="COLUMN=VALUE[,VALUE...]",
-                   help="recommend only the catalog's products with one of these values in "
-                        "COLUMN, e.g. status=active for a classifieds site's or marketplace's "
-                        "listings: the others (sold, expired) stay in the model, so their "
-                        "clicks teach it and their pages get lists, but never enter a list "
-                        "(repeat for another column; values compared as text). `add` applies "
-                        "it to each feed")
+    add_recommend_rows_option(b, ("recommend only the catalog's products with one of these values "
+                              "in COLUMN, e.g. status=active for a classifieds site's or "
+                              "marketplace's listings: the others (sold, expired) stay in the "
+                              "model, so their clicks teach it and their pages get lists, but "
+                              "never enter a list (repeat for another column; values compared "
+                              "as text). `add` applies it to each feed"))
     b.add_argument("--category-from", default=None, metavar="MODEL",
                    help="fill missing categories with this `prodfusion categorize train` model")
     b.add_argument("--fusion", default="intermediate", choices=FUSION_METHODS,

@@ -406,3 +406,10 @@ def add_group_options(p, exclude: bool = True) -> None:
                         "product's colours, one product's offers keyed by EAN), the best "
                         "ranked, none of the query's own (default: the model's setting, "
                         "build --one-per-group)")
+
+
+def add_recommend_rows_option(p: argparse.ArgumentParser, help_text: str) -> None:
+    """``--recommend-rows COLUMN=VALUE[,VALUE…]`` (``build``, ``add``): which catalog rows
+    may be listed, parsed as ``--keep-rows`` is (:class:`KeepRows`)."""
+    p.add_argument("--recommend-rows", action=KeepRows, default=None,
+                   metavar="COLUMN=VALUE[,VALUE...]", help=help_text)
