@@ -256,14 +256,6 @@ def tune_after_build(opts, rec, interactions: tuple | Callable[[], tuple]
 
     _say("tuning the fusion weights on held-out interactions (`--tune off` skips this; "
           "`prodfusion tune` re-tunes later)")
-    from prodfusion.model_updates import retired_count
-
-    if n_retired := retired_count(rec):
-        _say(f"note: the tuning ranks each validation case among all {len(rec.catalog):,} "
-             f"products, the {n_retired:,} retired ones too (it does not know when "
-             "each was on offer); where listings come and go within days this weighs the "
-             "titles less than lists of the listings on sale would "
-             "(docs/benchmarks/classifieds_lists.md)")
     try:
         sessions, pairs = interactions() if callable(interactions) else interactions
         res = tune_weights(rec, sessions=sessions, pairs=pairs, objective=opts.tune_objective,

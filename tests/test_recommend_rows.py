@@ -172,26 +172,36 @@ def test_retire_missing_refusal_names_recommend_rows(tmp_path, capsys):
     assert "--recommend-rows (e.g. status=active)" in err
 
 
-def test_a_tuned_build_says_its_tuning_ranks_the_retired_products_too(tmp_path, capsys):
+def test_a_tuned_build_says_which_products_its_tuning_ranks(tmp_path, capsys):
+    """With the clicks' times, each validation case ranks the products on offer then (the
+    log's first to last click of a retired one); without them, every product, said as a
+    note naming what it costs."""
     from prodfusion.pipeline import BUILD_DEFAULTS, tune_after_build
 
     (tmp_path / "catalog.csv").write_text(CATALOG, encoding="utf-8")
     (tmp_path / "clicks.csv").write_text(SESSIONS, encoding="utf-8")
     cat = read_catalog(tmp_path / "catalog.csv", id_col="sku", category_col="kind")
-    sessions = clean_sessions(read_interactions(tmp_path / "clicks.csv", session_cols=["sid"],
-                                                item_col="item", time_col="ts"), cat)
     from prodfusion import build
 
-    rec = build(cat, sessions, text="none", image="none", tune="off", p2v_dim=8, workers=1,
-                recommend_rows={"state": "active"})
-    capsys.readouterr()
-    opts = SimpleNamespace(**{**BUILD_DEFAULTS, "p2v_dim": 8, "workers": 1}, corpus=None,
-                           interactions=True, pairs=False)
-    assert tune_after_build(opts, rec, (sessions, None)) == (None, None)  # too few cases
-    err = capsys.readouterr().err
-    assert "not tuned" in err
-    assert ("the tuning ranks each validation case among all 10 products, the 4 retired "
-            "ones too") in err
+    for time_col in ("ts", None):
+        sessions = clean_sessions(read_interactions(tmp_path / "clicks.csv",
+                                                    session_cols=["sid"], item_col="item",
+                                                    time_col=time_col), cat)
+        rec = build(cat, sessions, text="none", image="none", tune="off", p2v_dim=8,
+                    workers=1, recommend_rows={"state": "active"})
+        capsys.readouterr()
+        opts = SimpleNamespace(**{**BUILD_DEFAULTS, "p2v_dim": 8, "workers": 1}, corpus=None,
+                               interactions=True, pairs=False)
+        assert tune_after_build(opts, rec, (sessions, None)) == (None, None)  # too few cases
+        err = " ".join(capsys.readouterr().err.split())
+        assert "not tuned" in err
+        timed = ("each case ranked among the products on offer at its time: clicked at or "
+                 "before it and, if retired since, clicked at or after it")
+        untimed = ("the validation ranks each case among all 10 products, the 4 retired ones "
+                   "too: the interactions have no times")
+        assert (timed in err, untimed in err) == ((True, False) if time_col else (False, True))
+        if time_col:
+            assert "(4 of the 10 products retired)" in err
 
 
 def test_python_build_takes_recommend_rows(tmp_path):

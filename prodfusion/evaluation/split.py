@@ -22,20 +22,24 @@ if TYPE_CHECKING:
 
 @dataclass
 class HeldOut:
-    """Held-out test cases ``query → target`` (catalog rows) with their bootstrap groups."""
+    """Held-out test cases ``query → target`` (catalog rows) with their bootstrap groups
+    and, where the interactions have times, each case's time (the target's click, seconds;
+    ``None`` where they have none)."""
 
     source: str
     query_rows: np.ndarray
     target_rows: np.ndarray
     groups: np.ndarray
     info: dict = field(default_factory=dict)
+    times: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.query_rows)
 
     def take(self, idx: np.ndarray) -> HeldOut:
         return HeldOut(
-            self.source, self.query_rows[idx], self.target_rows[idx], self.groups[idx], dict(self.info)
+            self.source, self.query_rows[idx], self.target_rows[idx], self.groups[idx],
+            dict(self.info), None if self.times is None else self.times[idx]
         )
 
 
@@ -218,6 +222,11 @@ def split_interactions(
                 te, catalog, revisits="keep" if v24 else "drop-target")
             train_parts["h"] = prefixes
             ho = HeldOut("sessions", qa, qb, groups, {})
+            if has_time:  # each case's time: its session's last click (the target's)
+                ends = np.cumsum(te.lengths) - 1
+                last = dict(zip(("s:" + str(k) for k in te.keys),
+                                te.frame["ts"].to_numpy()[ends].tolist(), strict=True))
+                ho.times = np.array([last[g] for g in groups], np.float64)
             info["sessions"].update(linfo)
             info["sessions"]["expected_prefix_clicks"] = prefixes.n_clicks
         else:

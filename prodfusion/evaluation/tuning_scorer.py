@@ -90,6 +90,7 @@ def _provenance(outer: Any, folds: list, fit_sizes: list, src: np.ndarray, sessi
             "targets_without": lc["targets_without_training_interactions"],
             "catalog_without": lc["catalog_share_compared"]}
            for lc in (getattr(sc, "log_catalog", None) for sc, _ in folds) if lc]
+    offer = [sc.on_offer for sc, _ in folds if getattr(sc, "on_offer", None) is not None]
     return {
         "split": {"protocol": protocol, "test_fraction": test_fraction,
                   "val_fraction": val_fraction, "seed": seed,
@@ -99,7 +100,11 @@ def _provenance(outer: Any, folds: list, fit_sizes: list, src: np.ndarray, sessi
                   "n_validation_queries": int(sum(len(sc.uq) for sc, _ in folds)),
                   "n_fitting_sessions": fit_sizes,
                   "test_cases_set_aside": int(sum(len(h) for h in outer.heldout.values())),
-                  **({"log_catalog": lcs} if lcs else {})},
+                  **({"log_catalog": lcs} if lcs else {}),
+                  **({"on_offer": {"rule": ON_OFFER_RULE,
+                                   "candidates_not_on_offer": round(float(np.mean(
+                                       [1.0 - ok.mean() for ok, _ in offer])), 4)}}
+                     if offer else {})},
         "fingerprints": {name: x.fingerprint() for name, x in (("sessions", sessions),
                                                                ("pairs", pairs))
                          if x is not None and hasattr(x, "fingerprint")},
@@ -182,7 +187,8 @@ class _Scorer:
                  src: np.ndarray, counts: np.ndarray | None, metric: str, k: int,
                  n_cand: int = 200, block: int = 256, n_outside: int | None = None,
                  seed: int = 0, progress: bool = False, learned_pool: int | None = None,
-                 group_codes: np.ndarray | None = None) -> None:
+                 group_codes: np.ndarray | None = None, times: np.ndarray | None = None,
+                 on_offer: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self.mods, self.metric, self.k = mods, metric, k
         self.uq, inv = np.unique(q, return_inverse=True)
         self.inv, self.t = inv, t
@@ -287,6 +293,19 @@ class _Scorer:
         self.tpos = np.array([int(np.searchsorted(cands[u], t[i])) for i, u in enumerate(inv)],
                              dtype=np.int64)
         self.n = n
+        # per case, the candidates (and the outside sample's products) on offer at its time
+        # (:func:`on_offer_windows`); ``None``: every product is
+        self.on_offer = None
+        if on_offer is not None and times is not None:
+            first, last = on_offer
+            tc = np.asarray(times, np.float64)[:, None]  # NaN (an untimed pair): every one
+
+            def offered(rows: np.ndarray) -> np.ndarray:
+                return ~((first[rows] > tc) | (last[rows] < tc))
+
+            ok = offered(self.safe[inv])
+            ok[np.arange(len(t)), self.tpos] = True  # clicked then, so on offer then
+            self.on_offer = (ok, offered(self.out_safe[inv]))
         # validation slices, named as the evaluation report names them
         self.slices = {}
         for m, word in (("clicks", "training clicks"), ("image", "image")):
@@ -322,6 +341,8 @@ class _Scorer:
         for name in ("cos", "both", "out_cos", "out_both", "q_has", "best"):
             setattr(sub, name, {m: v[rows] for m, v in getattr(self, name).items()})
         sub.slices = {name: np.asarray(v)[cases] for name, v in self.slices.items()}
+        if self.on_offer is not None:
+            sub.on_offer = tuple(v[cases] for v in self.on_offer)
         return sub
 
     def as_new_queries(self, learned_pool: int | None = None) -> _Scorer:
@@ -417,10 +438,14 @@ class _Scorer:
 
         conf = row_confidence(self.counts, wt)
         s = self._fused(wt, conf, self.cos, self.both, self.safe, self.valid, self.natural)
+        if self.on_offer is not None:  # a product not on offer at the case's time: not ranked
+            s = np.where(self.on_offer[0], s, -np.inf)
         ahead, ties, ok = tie_aware_ranks([s], self.tpos)
         if self.out.shape[1]:  # the rest of the catalog, estimated from its sample
             so = self._fused(wt, conf, self.out_cos, self.out_both, self.out_safe,
                              self.out_valid)
+            if self.on_offer is not None:
+                so = np.where(self.on_offer[1], so, -np.inf)
             st = s[np.arange(len(s)), self.tpos][:, None]
             fin = np.isfinite(so)
             w = self.out_w[self.inv]
@@ -484,10 +509,21 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
     )
     from prodfusion.evaluation.split import model_clicked, retrain_params
     from prodfusion.fusion.weights import estimate_stats
+    from prodfusion.model_updates import retired_count
 
     folds_in, fit_sizes = [], []
     clicked = model_clicked(rec)  # the whole log's products, one mask for every split
     codes = one_per_group_codes(rec)
+    offer = on_offer_windows(rec, s_part)
+    if offer is not None:
+        log(f"validation: {ON_OFFER_RULE} ({retired_count(rec):,} of the "
+            f"{len(rec.catalog):,} products retired)")
+    elif n_retired := retired_count(rec):
+        log(f"note: the validation ranks each case among all {len(rec.catalog):,} products, "
+            f"the {n_retired:,} retired ones too: the interactions have no times to tell when "
+            "each was on offer; where listings come and go within days this weighs the "
+            "titles less than lists of the listings on sale would "
+            "(docs/benchmarks/classifieds_lists.md)")
 
     p2v = prod2vec if prod2vec is not None else getattr(rec, "prod2vec", None)
     for r in range(repeats):  # repeated validation splits: the choice is less split-bound
@@ -509,6 +545,8 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
         t = np.concatenate([ho.target_rows for _, ho in parts] or [np.zeros(0, int)])
         src = np.concatenate([np.full(len(ho), name, dtype=object) for name, ho in parts]
                              or [np.zeros(0, object)])
+        times = np.concatenate([ho.times if ho.times is not None else np.full(len(ho), np.nan)
+                                for _, ho in parts] or [np.zeros(0)])
         if len(q) == 0:
             raise DataError(
                 f"{where}: no held-out validation pair is left after cleaning (the "
@@ -517,15 +555,15 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
             )
         if codes is not None:  # lists one product per group never hold the query's own
             same = in_own_group(codes, q, t)
-            q, t, src = q[~same], t[~same], src[~same]
+            q, t, src, times = q[~same], t[~same], src[~same], times[~same]
             log(f"validation split {r + 1}: {int(same.sum()):,} case(s) inside the query's "
                 "own group left out (the model lists one product per group)")
         uq = np.unique(q)
         if len(uq) > max_queries:
             keep = np.random.default_rng(seed + r).choice(uq, size=max_queries, replace=False)
             sel = np.isin(q, keep)
-            q, t, src = q[sel], t[sel], src[sel]
-        folds_in.append((inner, q, t, src))
+            q, t, src, times = q[sel], t[sel], src[sel], times[sel]
+        folds_in.append((inner, q, t, src, times))
         fit_sizes.append(len(inner.train) if inner.train is not None else 0)
 
     decay, coocs = None, None
@@ -561,7 +599,7 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
             mods, folds, masks, r = have, [], None, 0
             del ev
             continue
-        inner, q, t, src = folds_in[r]
+        inner, q, t, src, times = folds_in[r]
         counts = None
         if ("clicks" in mods or learned_pool) and inner.train is not None:
             pc = inner.train.product_counts()
@@ -569,7 +607,7 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
         log(f"scoring {len(np.unique(q)):,} validation queries against their candidates")
         sc = _Scorer(ev, mods, q, t, src.astype(str), counts, metric, k, n_cand=n_candidates,
                      progress=progress is True, learned_pool=learned_pool,
-                     group_codes=codes)
+                     group_codes=codes, times=times, on_offer=offer)
         data = ev.modality_data()
         stats = estimate_stats(data, mods, seed=seed) if with_stats else {}
         sc.log_catalog = inner.info.get("log_catalog")  # the record's split (_provenance)
@@ -633,6 +671,49 @@ def _source_mean(val: np.ndarray, src: np.ndarray, where: np.ndarray | None = No
     sel = np.ones(len(val), bool) if where is None else where
     means = [val[sel & (src == x)].mean() for x in np.unique(src) if (sel & (src == x)).any()]
     return float(np.mean(means)) if means else float("nan")
+
+
+#: How a tuning whose model has retired products tells which were on offer at a validation
+#: case's time (:func:`on_offer_windows`), as its record says it.
+ON_OFFER_RULE = ("each case ranked among the products on offer at its time: clicked at or "
+                 "before it and, if retired since, clicked at or after it (never-clicked "
+                 "products still recommended: always)")
+
+
+def on_offer_windows(rec: Any, sessions: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """When each product was on offer, as far as the log ``sessions`` tells: per catalog row
+    ``(first, last)`` times (seconds) such that a validation case at time ``t`` ranks the
+    products with ``first <= t <= last`` only (:class:`_Scorer`).
+
+    A model whose products are all recommended was made from a catalog of products on offer
+    now, and nothing is known of when they were not: ``None`` (every case ranks every
+    product, as before). Where some are retired (``build --recommend-rows``, ``add
+    --retire-missing``) the catalog is an archive, and a case of last month ranking a listing
+    posted since, or one sold weeks before, asks a question the site never asked: such a
+    tuning favoured clicks over titles (the fifty-third session's classifieds site weighed
+    titles 0.005 on its archive against 0.41 on its feed). A product is on offer from its
+    first click to its last; one still recommended, from its first click on; one never
+    clicked, always if still recommended and never if retired. ``None`` too where the log
+    lacks times. The log's clicks stand for the site's own record of when each listing was
+    online: a listing on offer before its first click or after its last is not ranked then.
+    """
+    import polars as pl
+
+    retired = getattr(rec, "retired_", None)
+    if retired is None or not np.any(retired) or sessions is None \
+            or sessions.frame["ts"].null_count() > 0 or sessions.frame.height == 0:
+        return None
+    f = sessions.frame.group_by("product_id").agg(pl.col("ts").min().alias("first"),
+                                                  pl.col("ts").max().alias("last"))
+    rows, ok = rec.catalog.lookup(f["product_id"].to_list())
+    n = len(rec.catalog)
+    first, last = np.full(n, np.inf), np.full(n, -np.inf)
+    first[rows[ok]] = f["first"].to_numpy()[ok]
+    last[rows[ok]] = f["last"].to_numpy()[ok]
+    live = ~np.asarray(retired, bool)
+    first[live & np.isinf(first)] = -np.inf
+    last[live] = np.inf
+    return first, last
 
 
 def one_per_group_codes(rec: Any) -> np.ndarray | None:
