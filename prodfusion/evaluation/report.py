@@ -331,11 +331,21 @@ def _retired_note(cfg: Mapping) -> tuple | None:
     n_retired = (cfg.get("catalog") or {}).get("n_retired")
     if not n_retired:
         return None
+    if (rule := cfg["catalog"].get("on_offer")):
+        return ("p", f"{n_retired:,} of the model's {cfg['catalog']['n_products']:,} products "
+                     "are retired (`build --recommend-rows`, `add --retire-missing`): the lists "
+                     "served leave them out; here a held-out click may have been made while "
+                     f"one was on offer (a listing sold since), so {rule}, as the tuning "
+                     "validates. The log's clicks stand for the site's record of when each "
+                     "listing was online. A configuration searched approximately (HNSW) and "
+                     "the lists' category precision and coverage are scored as served, "
+                     "among every product.")
     return ("p", f"{n_retired:,} of the model's {cfg['catalog']['n_products']:,} products are "
                  "retired (`build --recommend-rows`, `add --retire-missing`): the lists served "
                  "leave them out, but here they are ranked as any other product, because a "
                  "held-out click may have been made while they were on offer (a listing sold "
-                 "since). The model does not know when each product was on offer, so every "
+                 "since). Nothing here tells when each product was on offer (the clicks "
+                 "have no times, or this is a replay), so every "
                  "case ranks all of them, also those sold before its click or listed after "
                  "it: where products come and go within days (a classifieds site), the "
                  "figures rank among more products than a visitor's list did, which favours "

@@ -62,6 +62,7 @@ from prodfusion.evaluation.protocol import (
     slice_masks,
 )
 from prodfusion.evaluation.split import (
+    ON_OFFER_RULE,
     HeldOut,
     Split,
     _subsample,
@@ -69,6 +70,7 @@ from prodfusion.evaluation.split import (
     consecutive_pairs,
     heldout_recommender,
     model_clicked,
+    on_offer_windows,
     split_interactions,
 )
 from prodfusion.index.topk import topk_one_per_code
@@ -463,6 +465,11 @@ def evaluate_retrieval(
         sources = {name: other_groups(ho, diff_code) for name, ho in sources.items()}
         ties = "row"  # the collapsed lists are scored as served
     slices = slice_masks(rec, ev)
+    # where the model has retired products: each case among those on offer at its time
+    offer = on_offer_windows(rec, sessions) if ties == "mean" else None
+    if offer is not None:
+        log(f"{ON_OFFER_RULE} ({retired_count(rec):,} of the {len(catalog):,} products "
+            "retired)")
     out_rows = []
     per_case: dict = {}  # (variant, source) -> per-case hits, nDCG, groups, slices: paired tests
     all_q = np.unique(np.concatenate([ho.query_rows for ho in sources.values()] or [np.zeros(0, int)]))
@@ -479,7 +486,7 @@ def evaluate_retrieval(
             served = per_query_metrics(ranked, ho.target_rows, k) if not one_per_group else \
                 per_query_metrics(product_of(ranked, diff_code),
                                   product_of(ho.target_rows, diff_code), k)
-            aware = _tie_aware(v, ev, ho, k, diff_code) if ties == "mean" else None
+            aware = _tie_aware(v, ev, ho, k, diff_code, offer) if ties == "mean" else None
             m = served if aware is None else aware
             cp = category_precision_at_k(ranked, ho.query_rows, cat_codes)
             case = per_case[(v.label, name)] = {
@@ -546,8 +553,10 @@ def evaluate_retrieval(
             if hasattr(rec, "prod2vec")
             else None,
             "catalog": {"source": catalog.source, "n_products": len(catalog),
-                        # ranked as any other here (build --recommend-rows, add --retire-missing)
-                        "n_retired": retired_count(rec)},
+                        # build --recommend-rows, add --retire-missing: ranked while on
+                        # offer (the rule) or as any other product
+                        "n_retired": retired_count(rec),
+                        **({"on_offer": ON_OFFER_RULE} if offer is not None else {})},
             "modalities": {
                 m: {"spec": e.spec, "n_present": e.n_present}
                 for m, e in ev.modality_data().items()
@@ -602,20 +611,30 @@ def product_of(rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
     return np.where(rows < 0, -1, np.where(c >= 0, c, top + rows))
 
 
-def _tie_aware(v: Any, ev: Any, ho: HeldOut, k: int, diff_code) -> dict | None:
+def _tie_aware(v: Any, ev: Any, ho: HeldOut, k: int, diff_code,
+               offer: tuple[np.ndarray, np.ndarray] | None = None) -> dict | None:
     """Per-case ``hit``, ``rr`` and ``ndcg`` of ``v`` with ties counted at the mean of their
     possible ranks (:func:`tie_aware_ranks`), or ``None`` where ``v`` is searched
-    approximately (scored as served)."""
+    approximately (scored as served). ``offer``: per product ``(first, last)`` times
+    (:func:`~prodfusion.evaluation.split.on_offer_windows`): a timed case ranks
+    only the products on offer at its time (its target always)."""
     scorers = v.level_scorers(ev, diff_code=diff_code)
     if scorers is None:
         return None
     q, t = ho.query_rows, ho.target_rows
+    times = ho.times if offer is not None else None
     n = len(ev.catalog)
     block = max(1, min(1024, (64 << 20) // max(1, 8 * n * len(scorers))))
     parts = []
     for lo in range(0, len(q), block):
         rows = q[lo:lo + block]
-        parts.append(tie_aware_ranks([f(rows) for f in scorers], t[lo:lo + block]))
+        levels = [f(rows) for f in scorers]
+        if times is not None:
+            tc = times[lo:lo + block, None]  # NaN (an untimed pair): every product
+            off = (offer[0][None, :] > tc) | (offer[1][None, :] < tc)
+            off[np.arange(len(rows)), t[lo:lo + block]] = False  # clicked then: on offer
+            levels = [np.where(off, -np.inf, x) for x in levels]
+        parts.append(tie_aware_ranks(levels, t[lo:lo + block]))
     ahead, tied, ok = (np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, int)
                        for i in range(3))
     return {key: np.where(ok, tie_aware_metric(ahead, tied, k, metric), 0.0)

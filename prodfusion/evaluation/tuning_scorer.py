@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from prodfusion.evaluation.metrics import tie_aware_metric, tie_aware_ranks
+from prodfusion.evaluation.split import ON_OFFER_RULE, on_offer_windows
 from prodfusion.fusion.cooc import PAIRWISE_MODALITIES
 from prodfusion.fusion.learned import query_best
 
@@ -294,7 +295,7 @@ class _Scorer:
                              dtype=np.int64)
         self.n = n
         # per case, the candidates (and the outside sample's products) on offer at its time
-        # (:func:`on_offer_windows`); ``None``: every product is
+        # (:func:`~prodfusion.evaluation.split.on_offer_windows`); ``None``: every product is
         self.on_offer = None
         if on_offer is not None and times is not None:
             first, last = on_offer
@@ -671,49 +672,6 @@ def _source_mean(val: np.ndarray, src: np.ndarray, where: np.ndarray | None = No
     sel = np.ones(len(val), bool) if where is None else where
     means = [val[sel & (src == x)].mean() for x in np.unique(src) if (sel & (src == x)).any()]
     return float(np.mean(means)) if means else float("nan")
-
-
-#: How a tuning whose model has retired products tells which were on offer at a validation
-#: case's time (:func:`on_offer_windows`), as its record says it.
-ON_OFFER_RULE = ("each case ranked among the products on offer at its time: clicked at or "
-                 "before it and, if retired since, clicked at or after it (never-clicked "
-                 "products still recommended: always)")
-
-
-def on_offer_windows(rec: Any, sessions: Any) -> tuple[np.ndarray, np.ndarray] | None:
-    """When each product was on offer, as far as the log ``sessions`` tells: per catalog row
-    ``(first, last)`` times (seconds) such that a validation case at time ``t`` ranks the
-    products with ``first <= t <= last`` only (:class:`_Scorer`).
-
-    A model whose products are all recommended was made from a catalog of products on offer
-    now, and nothing is known of when they were not: ``None`` (every case ranks every
-    product, as before). Where some are retired (``build --recommend-rows``, ``add
-    --retire-missing``) the catalog is an archive, and a case of last month ranking a listing
-    posted since, or one sold weeks before, asks a question the site never asked: such a
-    tuning favoured clicks over titles (the fifty-third session's classifieds site weighed
-    titles 0.005 on its archive against 0.41 on its feed). A product is on offer from its
-    first click to its last; one still recommended, from its first click on; one never
-    clicked, always if still recommended and never if retired. ``None`` too where the log
-    lacks times. The log's clicks stand for the site's own record of when each listing was
-    online: a listing on offer before its first click or after its last is not ranked then.
-    """
-    import polars as pl
-
-    retired = getattr(rec, "retired_", None)
-    if retired is None or not np.any(retired) or sessions is None \
-            or sessions.frame["ts"].null_count() > 0 or sessions.frame.height == 0:
-        return None
-    f = sessions.frame.group_by("product_id").agg(pl.col("ts").min().alias("first"),
-                                                  pl.col("ts").max().alias("last"))
-    rows, ok = rec.catalog.lookup(f["product_id"].to_list())
-    n = len(rec.catalog)
-    first, last = np.full(n, np.inf), np.full(n, -np.inf)
-    first[rows[ok]] = f["first"].to_numpy()[ok]
-    last[rows[ok]] = f["last"].to_numpy()[ok]
-    live = ~np.asarray(retired, bool)
-    first[live & np.isinf(first)] = -np.inf
-    last[live] = np.inf
-    return first, last
 
 
 def one_per_group_codes(rec: Any) -> np.ndarray | None:

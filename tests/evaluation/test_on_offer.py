@@ -13,8 +13,9 @@ from prodfusion.data.catalog import Catalog
 from prodfusion.data.sessions import Sessions
 from prodfusion.encoders.base import Embeddings
 from prodfusion.evaluation.metrics import tie_aware_metric
+from prodfusion.evaluation.split import ON_OFFER_RULE, on_offer_windows
 from prodfusion.evaluation.tuning import tune_weights
-from prodfusion.evaluation.tuning_scorer import _Scorer, on_offer_windows
+from prodfusion.evaluation.tuning_scorer import _Scorer
 from prodfusion.fusion.cooc import Cooc
 from prodfusion.fusion.weighting import Weighting
 from prodfusion.recommender import Prod2VecParams, Recommender
@@ -147,7 +148,7 @@ def test_an_archive_tuning_does_not_rank_listings_sold_before_the_case(monkeypat
     rec, sessions = _archive()
     kw = {**KW, "objective": "hitrate@2"}  # the target is one of its query's 2 nearest
     on = tune_weights(rec, sessions=sessions, **kw)
-    assert on["split"]["on_offer"]["rule"] == ts.ON_OFFER_RULE
+    assert on["split"]["on_offer"]["rule"] == ON_OFFER_RULE
     assert on["split"]["on_offer"]["candidates_not_on_offer"] > 0.2
     monkeypatch.setattr(ts, "on_offer_windows", lambda rec, sessions: None)
     off = tune_weights(rec, sessions=sessions, **kw)
@@ -175,3 +176,41 @@ def test_the_windows_never_read_the_test_part():
                 "split"):
         assert a[key] == b[key], key
     assert a["fingerprints"]["sessions"] != b["fingerprints"]["sessions"]
+
+
+def test_evaluate_retrieval_ranks_each_case_among_the_products_on_offer_then(
+        tmp_path, angled_titles, monkeypatch):
+    """Held out: p0 → p2 at time 3 and p0 → p4 at time 4 (p0's nearest titles: p4, p1, p2).
+    p4, retired, was clicked at time 4 only: at time 3 it was not on offer yet, so the case
+    ranks p1, p2 and hits at k=2; as the target at time 4 it is on offer. Ranking every
+    product, p0 → p2 misses; without the clicks' times every product is ranked, and the
+    report says which rule it used."""
+    import prodfusion.evaluation.retrieval as retrieval
+    from prodfusion.evaluation.report import write_report
+
+    rec, sessions = angled_titles()
+    rec.retire(["p4"])
+    kw = dict(test_fraction=0.4, k=2, variants=["intermediate:text"], n_boot=20,
+              progress=False, keep_cases=True)
+
+    def hits(res):
+        (case,) = [c for (label, _), c in res["cases"].items() if "text" in label]
+        return case["hit"].tolist()
+
+    timed = retrieval.evaluate_retrieval(rec, sessions=sessions, **kw)
+    with monkeypatch.context() as m:
+        m.setattr(retrieval, "on_offer_windows", lambda rec, sessions: None)
+        every = retrieval.evaluate_retrieval(rec, sessions=sessions, **kw)
+    assert hits(timed) == [1.0, 1.0] and sorted(hits(every)) == [0.0, 1.0]
+    untimed = retrieval.evaluate_retrieval(rec, sessions=Sessions(sessions.frame.with_columns(
+        pl.lit(None, pl.Float64).alias("ts"))), **kw)
+    assert timed["config"]["catalog"]["on_offer"] == ON_OFFER_RULE
+    assert "on_offer" not in untimed["config"]["catalog"]
+    for name, res in (("timed", timed), ("untimed", untimed)):
+        res.pop("cases")
+        write_report(res, tmp_path / name)
+    said = {name: " ".join((tmp_path / name / "report.md").read_text("utf-8").split())
+            for name in ("timed", "untimed")}
+    assert "so each case ranked among the products on offer at its time" in said["timed"]
+    assert "the clicks have no times" in said["untimed"]
+    assert "on offer at its time" not in said["untimed"]
