@@ -550,7 +550,9 @@ def read_model_folder(cls, path: str | os.PathLike, *, mmap: bool = True,
         from prodfusion.fusion.category import CategoryMatch
 
         try:
-            rec.category_ = CategoryMatch.from_catalog(catalog)
+            entry = files["category"]
+            rec.category_ = CategoryMatch.from_catalog(
+                catalog, sep=entry.get("sep") if isinstance(entry, dict) else None)
         except DataError as exc:
             raise ModelError(f"{mpath}: the manifest lists the category modality but "
                              f"{exc}") from exc

@@ -69,7 +69,8 @@ def set_state(rec, catalog: Catalog, embeddings: dict[str, Embeddings], *, sessi
     if getattr(rec, "category_", None) is not None and len(rec.category_) != len(catalog):
         from prodfusion.fusion.category import CategoryMatch
 
-        rec.category_ = CategoryMatch.from_catalog(catalog)  # appended products: their own
+        rec.category_ = CategoryMatch.from_catalog(  # appended products: their own
+            catalog, sep=rec.category_.sep)
     rec.modalities = check_modalities(rec.modalities, rec.available_modalities,
                                       "Recommender()") \
         if rec.modalities else rec.available_modalities

@@ -528,7 +528,7 @@ def update_products(rec, catalog: Catalog, embeddings: Mapping[str, Embeddings])
         if categories_before is None or not np.array_equal(categories_before, after):
             from prodfusion.fusion.category import CategoryMatch
 
-            rec.category_ = CategoryMatch.from_catalog(rec.catalog)
+            rec.category_ = CategoryMatch.from_catalog(rec.catalog, sep=rec.category_.sep)
     if getattr(rec, "ngrams_", None) is not None:  # changed titles: their n-grams again
         titles_now = [rec.catalog.titles[r] for r in rows]
         moved = [i for i, (a, b) in enumerate(zip(titles_before, titles_now, strict=True))

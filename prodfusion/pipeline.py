@@ -163,6 +163,33 @@ def auto_modalities(opts, sessions) -> tuple[str | None, bool]:
     return lexical, bool(cooc)
 
 
+def _stay_in_a_parent(catalog, sessions, leaf) -> tuple:
+    """Where the category column holds paths (``A > B > C``) and the steps do not stay in
+    one leaf often enough: the deepest level of the paths within which they do
+    (:func:`~prodfusion.data.stats.sessions_stay_in_category` on the paths cut there) and the
+    words saying so; else ``(leaf, "")``. The modality scores sibling categories by the
+    levels they share (:mod:`prodfusion.fusion.category`), so such browsing is what it
+    ranks."""
+    import polars as pl
+
+    from prodfusion.data.catalog import Catalog
+    from prodfusion.data.stats import sessions_stay_in_category
+    from prodfusion.fusion.category import path_levels, path_prefixes, path_sep
+
+    values = catalog.frame["category"].cast(pl.Utf8).to_list()
+    sep = path_sep(values)
+    if sep is None:
+        return leaf, ""
+    for depth in range(len(path_levels(values, sep)) - 1, 0, -1):
+        cut = Catalog(catalog.frame.with_columns(
+            pl.Series("category", path_prefixes(values, sep, depth), pl.Utf8)))
+        b = sessions_stay_in_category(cut, sessions)
+        if b.holds:
+            return b, (f" within their paths' first {depth} level{'s' * (depth > 1)} "
+                       f"({sep!r}; {leaf.share or 0:.0%} in one whole path)")
+    return leaf, ""
+
+
 def auto_category(opts, catalog, sessions) -> None:
     """Resolve ``--category-modality`` and ``--popularity`` (``auto``, ``on``, ``off``) into
     booleans on ``opts``, saying why where ``auto`` decided.
@@ -194,6 +221,9 @@ def auto_category(opts, catalog, sessions) -> None:
             )
 
             b = sessions_stay_in_category(catalog, sessions)
+            paths = ""
+            if not b.holds:  # category paths: visitors may browse within a parent
+                b, paths = _stay_in_a_parent(catalog, sessions, b)
             category = "on" if b.holds else "off"
             kappa = b.beyond_chance
             why = (f"fewer than {CATEGORY_AUTO_STEPS} steps to judge by"
@@ -202,6 +232,7 @@ def auto_category(opts, catalog, sessions) -> None:
                    f"under {CATEGORY_AUTO_SHARE:.0%} of the way from chance to always")
             _say(f"categories: {b.share or 0:.0%} of the sessions' {b.steps:,} steps between "
                   f"two products with a category (column {opts.category_col!r}) stay in one"
+                  + paths
                   + (f", against {b.chance:.0%} by chance" if b.chance is not None else "")
                   + ": "
                   + ("the category and popularity modalities are built for the tuning to "

@@ -292,7 +292,10 @@ class Recommender(QueryMixin):
             lines.append(f"  {m:<10} {e.spec:<{w}} dim {e.dim:>4}  present "
                          f"{e.n_present:,}/{n:,}{extra}")
         for m, p in self._pairwise().items():  # cooc, category: pairwise scores, no vector
-            what = {"category": f"; {p.info.get('n_categories', 0):,} categories",
+            what = {"category": f"; {p.info.get('n_categories', 0):,} categories"
+                    + (f", paths of up to {p.info['levels']} levels ({p.info['sep']!r}): a "
+                       "sibling category scores the share of the levels it shares"
+                       if p.info.get("levels") else ""),
                     "popularity": f"; {p.info.get('n_clicked', 0):,} clicked in training",
                     "ngrams": f"; {p.info.get('n_ngrams', 0):,} n-grams",
                     }.get(m, f"; {p.info.get('nnz', 0):,} co-occurring pairs")
