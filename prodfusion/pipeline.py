@@ -52,7 +52,8 @@ MIN_AUTO_TREE_CASES = 1000
 #: equal), by the option's name in snake_case.
 BUILD_DEFAULTS: dict[str, Any] = {
     "text": "default", "image": "default", "no_clicks": False, "lexical": "auto",
-    "cooc": True, "cooc_decay": None, "category_modality": "auto", "popularity": "auto",
+    "cooc": True, "cooc_decay": None, "category_modality": "auto", "category_paths": False,
+    "popularity": "auto",
     "ngrams": False, "backfill": "popular", "one_per_group": False, "recommend_rows": None,
     "fusion": "intermediate", "modalities": None,
     "normalize": False, "weights": None, "calibration": None, "tune": "auto",
@@ -222,7 +223,7 @@ def auto_category(opts, catalog, sessions) -> None:
 
             b = sessions_stay_in_category(catalog, sessions)
             paths = ""
-            if not b.holds:  # category paths: visitors may browse within a parent
+            if not b.holds and getattr(opts, "category_paths", False):  # within a parent?
                 b, paths = _stay_in_a_parent(catalog, sessions, b)
             category = "on" if b.holds else "off"
             kappa = b.beyond_chance
@@ -238,6 +239,17 @@ def auto_category(opts, catalog, sessions) -> None:
                   + ("the category and popularity modalities are built for the tuning to "
                      "weigh (--category-modality off: not)" if category == "on" else
                      why + ", so no category modality (--category-modality on: build it)"))
+    if catalog.has_categories and not getattr(opts, "category_paths", False) \
+            and (wanted is None or "category" in wanted):
+        import polars as pl
+
+        from prodfusion.fusion.category import path_sep
+
+        sep = path_sep(catalog.frame["category"].cast(pl.Utf8).to_list())
+        if sep is not None:
+            _say(f"categories: the values look like paths ({sep!r}), each read as one label; "
+                 "--category-paths scores sibling categories by the levels they share (on "
+                 "H&M it did not help: docs/benchmarks/category_paths.md)")
     if popularity == "auto":
         popularity = "on" if category == "on" and opts.category_modality == "auto" and (
             wanted is None or "popularity" in wanted) else "off"
@@ -463,7 +475,7 @@ def make_recommender(opts, catalog, sessions, *, cache_dir=None, index_settings=
         click_n0=None if click_n0 is None else click_n0[0],
         click_confidence="ratio" if click_n0 is None else click_n0[1],
         lexical=lexical, cooc=cooc, cooc_decay=opts.cooc_decay or 0.0,
-        category=opts.category_modality,
+        category=opts.category_modality, category_paths=opts.category_paths,
         popularity=opts.popularity, backfill=opts.backfill, ngrams=opts.ngrams,
         one_per_group=opts.one_per_group, index=opts.index, index_settings=index_settings or IndexSettings(),
     ).build(catalog, sessions)

@@ -141,6 +141,10 @@ class Recommender(QueryMixin):
         Also build the ``category`` modality from the catalog's category column: 1 for two
         products of the same category, 0 otherwise, a pairwise score that intermediate fusion
         can weigh (:mod:`prodfusion.fusion.category`).
+    category_paths : bool
+        Read category values holding ``>`` as taxonomy paths (``Apparel > Tops > Shirts``):
+        the category modality then scores the share of levels two products' paths share
+        (recorded in the model). Default: each value one label.
     popularity : bool
         Also build the ``popularity`` modality from the sessions: the candidate's training
         clicks (log-scaled to [0, 1]), a query-independent prior that intermediate fusion can
@@ -194,6 +198,7 @@ class Recommender(QueryMixin):
     cooc: bool = False
     cooc_decay: float = 0.0
     category: bool = False
+    category_paths: bool = False
     popularity: bool = False
     backfill: str | None = "popular"
     ngrams: bool = False
@@ -381,7 +386,8 @@ class Recommender(QueryMixin):
             if catalog.has_categories:
                 from prodfusion.fusion.category import CategoryMatch
 
-                self.category_ = CategoryMatch.from_catalog(catalog)
+                self.category_ = CategoryMatch.from_catalog(
+                    catalog, sep="auto" if self.category_paths else None)
             else:
                 self.skipped_["category"] = "the catalog has no categories (--category-col)"
         if self.ngrams and "ngrams" in wanted:

@@ -348,6 +348,13 @@ def add_build_parser(sub) -> None:
                         "(prodfusion tune weighs it). auto (default): built, with the "
                         "popularity modality, where the sessions' steps stay in one category "
                         "at least half of the way from chance to always; given alone: on")
+    b.add_argument("--category-paths", action="store_true",
+                   help="read category values holding '>' as taxonomy paths (Google's "
+                        "product_type, Shopify's Product Category: 'Apparel > Tops > "
+                        "Shirts'): the category modality scores two products by the share of "
+                        "levels their paths share (a sibling leaf of a 3-level path 2/3), and "
+                        "--category-modality auto builds it where sessions stay within some "
+                        "level. Default: each value one label")
     b.add_argument("--popularity", nargs="?", const="on", default="auto",
                    choices=["auto", "on", "off"],
                    help="the popularity modality from the interactions: each product's "

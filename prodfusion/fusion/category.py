@@ -13,13 +13,17 @@ its title and photo can place. Fused with ``cooc``, clicks and ``popularity`` on
 whole catalog, the tuned fusion found 0.317 of the held-out next views in its top 15, against
 0.217 for co-occurrence alone (``docs/results/README.md``).
 
-**Category paths.** A category column of taxonomy paths (Shopify's and Google Shopping's
-``Apparel & Accessories > Clothing > Shirts & Tops``) is read as such where most values hold
-:data:`PATH_SEP`: ``category(i, j)`` is then the number of leading levels the two paths share
+**Category paths** (``build --category-paths``, ``Recommender(category_paths=True)``). A
+category column of taxonomy paths (Shopify's and Google Shopping's ``Apparel & Accessories >
+Clothing > Shirts & Tops``) is read as such where most values hold :data:`PATH_SEP`:
+``category(i, j)`` is then the number of leading levels the two paths share
 over the deeper one's depth — 1 for the same path, 2/3 for two leaves under one parent of a
 3-level path, 0 when even the first level differs — so a product in a sibling category is
-nearer than one in another branch (flat, such values were as unrelated as any two). The
-model records it (``sep`` in the manifest): folders written before keep the flat match.
+nearer than one in another branch (flat, such values are as unrelated as any two). The
+model records it (``sep`` in the manifest): folders written before keep the flat match. Not
+the default: on H&M's co-purchases, which cross to complementary types (a top and trousers),
+a path-read category ranked sibling types ahead of them and the model as served scored
+lower (``benchmarks/category_paths.py``).
 
 It is a pairwise score like ``cooc`` (:mod:`prodfusion.fusion.cooc`): only intermediate
 fusion can use it, its calibration statistics are exact (:meth:`CategoryMatch.stats`), and it

@@ -77,7 +77,8 @@ def test_flat_values_and_old_folders_keep_the_flat_match(tmp_path):
     assert flat.levels is None and flat.sep is None  # under half the values are paths
     c = CategoryMatch.from_catalog(_catalog(), sep=None)
     assert c.levels is None and c.scores([0], [2]).tolist() == [[0.0]]
-    rec = Recommender(text=None, image=None, clicks=None, category=True, fusion="intermediate")
+    rec = Recommender(text=None, image=None, clicks=None, category=True, category_paths=True,
+                      fusion="intermediate")
     rec.build(_catalog(), Sessions.from_lists([["p0", "p2"], ["p3", "p4"]]))
     path = rec.save(tmp_path / "m")
     assert Recommender.load(path).category_.scores([0], [2]).tolist() == [
@@ -92,13 +93,21 @@ def test_flat_values_and_old_folders_keep_the_flat_match(tmp_path):
 
 def test_a_model_lists_the_sibling_category_before_another_branch():
     """Category alone: the same path first, then the sibling leaves under one parent, then
-    the same first level; another branch never; the record says it reads paths."""
-    rec = Recommender(text=None, image=None, clicks=None, category=True, fusion="intermediate")
-    rec.build(_catalog(), Sessions.from_lists([["p0", "p2"], ["p3", "p4"]]))
+    the same first level; another branch never; the record says it reads paths. Not
+    asked for (the default), each path is one label."""
+    sessions = Sessions.from_lists([["p0", "p2"], ["p3", "p4"]])
+    rec = Recommender(text=None, image=None, clicks=None, category=True, category_paths=True,
+                      fusion="intermediate")
+    rec.build(_catalog(), sessions)
     ids, scores = rec.similar("p0", k=8)
     assert list(ids[:5]) == ["p1", "p8", "p2", "p6", "p3"]
     np.testing.assert_allclose(scores[:5], [1, 0.75, 2 / 3, 2 / 3, 1 / 3], atol=1e-6)
     assert "paths of up to 4 levels ('>')" in rec.describe()
+    flat = Recommender(text=None, image=None, clicks=None, category=True,
+                       fusion="intermediate").build(_catalog(), sessions)
+    assert flat.category_.levels is None and "paths of" not in flat.describe()
+    ids, scores = flat.similar("p0", k=8)
+    assert ids[0] == "p1" and scores[0] == 1 and (scores[1:] == 0).all()
 
 
 def test_auto_builds_the_modality_where_sessions_stay_within_a_parent(capsys):
@@ -121,11 +130,15 @@ def test_auto_builds_the_modality_where_sessions_stay_within_a_parent(capsys):
     keys = sorted(parent)
     lists = [list(rng.choice(parent[keys[int(rng.integers(len(keys)))]], 3, replace=False))
              for _ in range(300)]
-    for paths_too in (True, False):
+    for paths_too, asked in ((True, True), (False, True), (True, False)):
         c = cat if paths_too else _catalog([p.replace(" > ", " / ") for p in paths])
         opts = SimpleNamespace(modalities=None, category_modality="auto", popularity="auto",
-                               category_col="type")
+                               category_col="type", category_paths=asked)
         auto_category(opts, c, Sessions.from_lists(lists))
-        said = capsys.readouterr().err
-        assert opts.category_modality is paths_too, said
-        assert ("stay in one within their paths' first 2 levels ('>'; " in said) is paths_too
+        said = " ".join(capsys.readouterr().err.split())
+        assert opts.category_modality is (paths_too and asked), said
+        assert ("stay in one within their paths' first 2 levels ('>'; " in said) \
+            is (paths_too and asked)
+        # not asked for: said that the values look like paths, and how to read them so
+        assert ("the values look like paths ('>'), each read as one label; --category-paths"
+                in said) is (paths_too and not asked)
