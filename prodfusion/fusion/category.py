@@ -21,9 +21,9 @@ over the deeper one's depth — 1 for the same path, 2/3 for two leaves under on
 3-level path, 0 when even the first level differs — so a product in a sibling category is
 nearer than one in another branch (flat, such values are as unrelated as any two). The
 model records it (``sep`` in the manifest): folders written before keep the flat match. Not
-the default: on H&M's co-purchases, which cross to complementary types (a top and trousers),
-a path-read category ranked sibling types ahead of them and the model as served scored
-lower (``benchmarks/category_paths.py``).
+the default: on H&M it brought no gain — every build weighed the category 0, and the
+category alone ranked as read flat, H&M's types holding more products than a list
+(``benchmarks/category_paths.py``).
 
 It is a pairwise score like ``cooc`` (:mod:`prodfusion.fusion.cooc`): only intermediate
 fusion can use it, its calibration statistics are exact (:meth:`CategoryMatch.stats`), and it
