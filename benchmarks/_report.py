@@ -17,6 +17,16 @@ def write_markdown(lines: list[str], out: str | Path | None = None) -> str:
     return text
 
 
+def case_ci(d, seed: int = 0, n: int = 2000) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of the mean of the per-case values ``d`` (the
+    cases resampled with replacement ``n`` times, seeded)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), (n, len(d)))].mean(axis=1)
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
 def command_line(argv: list[str] | None = None) -> str:
     """``python benchmarks/<this script> <its arguments>``: how the report was made."""
     import sys

@@ -26,12 +26,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _report import command_line, machine, write_markdown  # noqa: E402
+from _report import case_ci, command_line, machine, write_markdown  # noqa: E402
 
 CATALOGS = {
     "flat: product type": ["product_type_name"],
@@ -40,12 +39,6 @@ CATALOGS = {
         "index_group_name", "product_group_name", "product_type_name"],
 }
 K = 15
-
-
-def _ci(d: np.ndarray, seed: int = 0, n: int = 2000) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), (n, len(d)))].mean(axis=1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
 def main() -> None:
@@ -147,7 +140,7 @@ def main() -> None:
                 a = next(c for (v, s), c in cases.items() if s == src and v == a_key)
                 b = next(c for (v, s), c in b_cases.items() if s == src and v == b_key)
                 d = a["ndcg"] - b["ndcg"]
-                lo, hi = _ci(d)
+                lo, hi = case_ci(d)
                 return f"{d.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]"
 
             lines += [f"- {name}: the category alone read as paths − the same column read "

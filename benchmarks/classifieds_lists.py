@@ -29,7 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _report import command_line, machine, write_markdown  # noqa: E402
+from _report import case_ci, command_line, machine, write_markdown  # noqa: E402
 from classifieds import make_site  # noqa: E402
 
 K = 15
@@ -133,12 +133,6 @@ def _scores(lists: list[list[str]], steps: list) -> tuple[np.ndarray, np.ndarray
     return hit, ndcg
 
 
-def _ci(d: np.ndarray, seed: int = 0, n: int = 2000) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), (n, len(d)))].mean(axis=1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", required=True, type=Path, help="folder for the site and models")
@@ -217,13 +211,13 @@ def main() -> None:
     lines += ["", "Paired differences in nDCG@15 (95 % bootstrap over the test cases):", ""]
     for other in (a, best):
         d = scored[b][1] - scored[other][1]
-        lo, hi = _ci(d)
+        lo, hi = case_ci(d)
         lines.append(f"- the archive's model − {'the feed' if other == a else f'`{other}`'}"
                      f"{' (the best reference)' if other == best else ''}: {d.mean():+.4f} "
                      f"[{lo:+.4f}, {hi:+.4f}]")
         for part, m in (("query clicked before", warm), ("query never clicked", ~warm),
                         ("target never clicked", ~fresh)):
-            lo, hi = _ci(d[m])
+            lo, hi = case_ci(d[m])
             lines.append(f"  - {part} ({int(m.sum()):,}): {d[m].mean():+.4f} "
                          f"[{lo:+.4f}, {hi:+.4f}]")
     lines += ["", f"The pages of the {len(gone):,} listings sold or expired before the cut (a "

@@ -25,7 +25,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _report import command_line, machine, write_markdown  # noqa: E402
+from _report import case_ci, command_line, machine, write_markdown  # noqa: E402
 from japanese_shop import make_shop  # noqa: E402
 
 K = 15
@@ -36,12 +36,6 @@ def _top(sim: np.ndarray) -> np.ndarray:
     sim = sim.astype(np.float64, copy=True)
     np.fill_diagonal(sim, -np.inf)
     return np.argsort(-sim, axis=1, kind="stable")[:, :K]
-
-
-def _boot(diff: np.ndarray, seed: int = 0, n: int = 2000) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), (n, len(diff)))].mean(axis=1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
 def main() -> None:
@@ -112,10 +106,10 @@ def main() -> None:
                      f"{prec[~half].mean():.3f} | {other.mean():.3f} |")
     lines.append(f"| a notation-blind list of the category | 1.000 | 1.000 | 1.000 | "
                  f"{blind.mean():.3f} |")
-    lo, hi = _boot(results["lexical now (NFKC, pairs of CJK characters)"][0] -
+    lo, hi = case_ci(results["lexical now (NFKC, pairs of CJK characters)"][0] -
                    results["lexical, lower case only (before)"][0])
     d = (results["lexical now (NFKC, pairs of CJK characters)"][0] - results["lexical, lower case only (before)"][0]).mean()
-    lo2, hi2 = _boot(results["ngrams now (NFKC, pairs of CJK characters)"][0] -
+    lo2, hi2 = case_ci(results["ngrams now (NFKC, pairs of CJK characters)"][0] -
                      results["`tfidf` reference (scikit-learn's defaults)"][0])
     d2 = (results["ngrams now (NFKC, pairs of CJK characters)"][0] -
           results["`tfidf` reference (scikit-learn's defaults)"][0]).mean()
@@ -232,7 +226,7 @@ def _chinese_shop(dense, sparse) -> list[str]:
         out.append(f"| {name} | {p.mean():.3f} | {p[short].mean():.3f} | {p[~short].mean():.3f} |")
     a = prec["lexical now (n-grams of words and pairs of CJK characters)"]
     b = prec["lexical, n-grams of words only"]
-    lo, hi = _boot(a - b)
+    lo, hi = case_ci(a - b)
     out += ["", f"Now minus n-grams of words only: {(a - b).mean():+.3f} (paired bootstrap 95 % "
             f"interval [{lo:+.3f}, {hi:+.3f}]). A word of two characters is in no 3-gram of "
             "a title written without spaces unless its neighbours repeat too; the pairs "
