@@ -239,17 +239,21 @@ def auto_category(opts, catalog, sessions) -> None:
                   + ("the category and popularity modalities are built for the tuning to "
                      "weigh (--category-modality off: not)" if category == "on" else
                      why + ", so no category modality (--category-modality on: build it)"))
-    if catalog.has_categories and not getattr(opts, "category_paths", False) \
-            and (wanted is None or "category" in wanted):
+    if catalog.has_categories and (wanted is None or "category" in wanted) \
+            and opts.category_modality != "off":  # how its values are read
         import polars as pl
 
-        from prodfusion.fusion.category import path_sep
+        from prodfusion.fusion.category import PATH_SEP, path_sep
 
         sep = path_sep(catalog.frame["category"].cast(pl.Utf8).to_list())
-        if sep is not None:
+        asked = getattr(opts, "category_paths", False)
+        if sep is not None and not asked:
             _say(f"categories: the values look like paths ({sep!r}), each read as one label; "
                  "--category-paths scores sibling categories by the levels they share (on "
                  "H&M it did not help: docs/benchmarks/category_paths.md)")
+        elif sep is None and asked:
+            _say(f"categories: --category-paths, but most values hold no {PATH_SEP!r}: each "
+                 "is read as one label")
     if popularity == "auto":
         popularity = "on" if category == "on" and opts.category_modality == "auto" and (
             wanted is None or "popularity" in wanted) else "off"

@@ -140,5 +140,18 @@ def test_auto_builds_the_modality_where_sessions_stay_within_a_parent(capsys):
         assert ("stay in one within their paths' first 2 levels ('>'; " in said) \
             is (paths_too and asked)
         # not asked for: said that the values look like paths, and how to read them so
+        # not asked for: said that the values look like paths, and how to read them so
         assert ("the values look like paths ('>'), each read as one label; --category-paths"
                 in said) is (paths_too and not asked)
+    # the modality built (on): how its values are read, said where the option and the
+    # values disagree
+    for paths_too, asked in ((True, False), (False, True), (True, True)):
+        c = cat if paths_too else _catalog([p.replace(" > ", " / ") for p in paths])
+        opts = SimpleNamespace(modalities=None, category_modality="on", popularity="auto",
+                               category_col="type", category_paths=asked)
+        auto_category(opts, c, Sessions.from_lists(lists))
+        said = " ".join(capsys.readouterr().err.split())
+        assert ("the values look like paths ('>'), each read as one label; --category-paths"
+                in said) is (paths_too and not asked)
+        assert ("--category-paths, but most values hold no '>': each is read as one label"
+                in said) is (asked and not paths_too)
