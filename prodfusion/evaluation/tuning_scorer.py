@@ -91,7 +91,8 @@ def _provenance(outer: Any, folds: list, fit_sizes: list, src: np.ndarray, sessi
             "targets_without": lc["targets_without_training_interactions"],
             "catalog_without": lc["catalog_share_compared"]}
            for lc in (getattr(sc, "log_catalog", None) for sc, _ in folds) if lc]
-    offer = [sc.on_offer for sc, _ in folds if getattr(sc, "on_offer", None) is not None]
+    offer = [(sc.on_offer[0], sc.valid[sc.inv]) for sc, _ in folds  # padding left out
+             if getattr(sc, "on_offer", None) is not None]
     return {
         "split": {"protocol": protocol, "test_fraction": test_fraction,
                   "val_fraction": val_fraction, "seed": seed,
@@ -104,7 +105,8 @@ def _provenance(outer: Any, folds: list, fit_sizes: list, src: np.ndarray, sessi
                   **({"log_catalog": lcs} if lcs else {}),
                   **({"on_offer": {"rule": ON_OFFER_RULE,
                                    "candidates_not_on_offer": round(float(np.mean(
-                                       [1.0 - ok.mean() for ok, _ in offer])), 4)}}
+                                       [1.0 - ok[real].mean() for ok, real in offer])),
+                                                                   4)}}
                      if offer else {})},
         "fingerprints": {name: x.fingerprint() for name, x in (("sessions", sessions),
                                                                ("pairs", pairs))
