@@ -164,24 +164,24 @@ def auto_modalities(opts, sessions) -> tuple[str | None, bool]:
     return lexical, bool(cooc)
 
 
-def _stay_in_a_parent(catalog, sessions, leaf) -> tuple:
-    """Where the category column holds paths (``A > B > C``) and the steps do not stay in
-    one leaf often enough: the deepest level of the paths within which they do
-    (:func:`~prodfusion.data.stats.sessions_stay_in_category` on the paths cut there) and the
-    words saying so; else ``(leaf, "")``. The modality scores sibling categories by the
-    levels they share (:mod:`prodfusion.fusion.category`), so such browsing is what it
-    ranks."""
+def _stay_in_a_parent(catalog, sessions, leaf, values: list, sep: str | None) -> tuple:
+    """Where the category column holds paths (``values`` with ``sep``, :func:`path_sep`)
+    and the steps do not stay in one leaf often enough: the deepest level of the paths
+    within which they do (:func:`~prodfusion.data.stats.sessions_stay_in_category` on the
+    paths cut there) and the words saying so; else ``(leaf, "")``. The modality scores
+    sibling categories by the levels they share (:mod:`prodfusion.fusion.category`), so such
+    browsing is what it ranks."""
     import polars as pl
 
     from prodfusion.data.catalog import Catalog
     from prodfusion.data.stats import sessions_stay_in_category
-    from prodfusion.fusion.category import path_levels, path_prefixes, path_sep
+    from prodfusion.fusion.category import path_prefixes
 
-    values = catalog.frame["category"].cast(pl.Utf8).to_list()
-    sep = path_sep(values)
     if sep is None:
         return leaf, ""
-    for depth in range(len(path_levels(values, sep)) - 1, 0, -1):
+    deepest = max((sum(1 for p in str(v).split(sep) if p.strip()) for v in values
+                   if v is not None), default=0)
+    for depth in range(deepest - 1, 0, -1):
         cut = Catalog(catalog.frame.with_columns(
             pl.Series("category", path_prefixes(values, sep, depth), pl.Utf8)))
         b = sessions_stay_in_category(cut, sessions)
@@ -207,6 +207,15 @@ def auto_category(opts, catalog, sessions) -> None:
     """
     wanted = set(opts.modalities) if opts.modalities else None
     category, popularity = opts.category_modality, opts.popularity
+    values, sep = None, None  # the category column, and its paths' separator if it has one
+    if catalog.has_categories and (wanted is None or "category" in wanted) \
+            and opts.category_modality != "off":
+        import polars as pl
+
+        from prodfusion.fusion.category import path_sep
+
+        values = catalog.frame["category"].cast(pl.Utf8).to_list()
+        sep = path_sep(values)
     if category == "auto":
         category = "off"
         has_clicks = sessions is not None and hasattr(sessions, "frame")
@@ -224,7 +233,7 @@ def auto_category(opts, catalog, sessions) -> None:
             b = sessions_stay_in_category(catalog, sessions)
             paths = ""
             if not b.holds and getattr(opts, "category_paths", False):  # within a parent?
-                b, paths = _stay_in_a_parent(catalog, sessions, b)
+                b, paths = _stay_in_a_parent(catalog, sessions, b, values, sep)
             category = "on" if b.holds else "off"
             kappa = b.beyond_chance
             why = (f"fewer than {CATEGORY_AUTO_STEPS} steps to judge by"
@@ -239,13 +248,9 @@ def auto_category(opts, catalog, sessions) -> None:
                   + ("the category and popularity modalities are built for the tuning to "
                      "weigh (--category-modality off: not)" if category == "on" else
                      why + ", so no category modality (--category-modality on: build it)"))
-    if catalog.has_categories and (wanted is None or "category" in wanted) \
-            and opts.category_modality != "off":  # how its values are read
-        import polars as pl
+    if values is not None:  # how the category's values are read
+        from prodfusion.fusion.category import PATH_SEP
 
-        from prodfusion.fusion.category import PATH_SEP, path_sep
-
-        sep = path_sep(catalog.frame["category"].cast(pl.Utf8).to_list())
         asked = getattr(opts, "category_paths", False)
         if sep is not None and not asked:
             _say(f"categories: the values look like paths ({sep!r}), each read as one label; "

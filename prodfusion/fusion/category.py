@@ -208,7 +208,9 @@ class CategoryMatch:
         parts, n = [], 0
         for lv in range(int(self.depth[row]) - 1, -1, -1):
             x = self.levels[lv]
-            got = self._part((lv, int(x[row])), x, int(x[row]), row, None, prior)
+            # a level's first ``limit`` hold every one listed from it: the deeper ones it
+            # leaves out (already listed) number ``n`` at most
+            got = self._part((lv, int(x[row])), x, int(x[row]), row, limit, prior)
             if lv + 1 < self.depth[row]:  # those sharing exactly lv + 1 levels: not deeper
                 nxt = self.levels[lv + 1]
                 got = got[nxt[got] != nxt[row]]

@@ -130,27 +130,20 @@ def test_auto_builds_the_modality_where_sessions_stay_within_a_parent(capsys):
     keys = sorted(parent)
     lists = [list(rng.choice(parent[keys[int(rng.integers(len(keys)))]], 3, replace=False))
              for _ in range(300)]
-    for paths_too, asked in ((True, True), (False, True), (True, False)):
+    # auto: built where the steps stay within a level of the paths (asked to read them so);
+    # on: built anyway. Either way, said where the option and the values disagree
+    for mode, paths_too, asked in (("auto", True, True), ("auto", False, True),
+                                   ("auto", True, False), ("on", True, False),
+                                   ("on", False, True), ("on", True, True)):
         c = cat if paths_too else _catalog([p.replace(" > ", " / ") for p in paths])
-        opts = SimpleNamespace(modalities=None, category_modality="auto", popularity="auto",
+        opts = SimpleNamespace(modalities=None, category_modality=mode, popularity="auto",
                                category_col="type", category_paths=asked)
         auto_category(opts, c, Sessions.from_lists(lists))
         said = " ".join(capsys.readouterr().err.split())
-        assert opts.category_modality is (paths_too and asked), said
-        assert ("stay in one within their paths' first 2 levels ('>'; " in said) \
-            is (paths_too and asked)
-        # not asked for: said that the values look like paths, and how to read them so
-        # not asked for: said that the values look like paths, and how to read them so
-        assert ("the values look like paths ('>'), each read as one label; --category-paths"
-                in said) is (paths_too and not asked)
-    # the modality built (on): how its values are read, said where the option and the
-    # values disagree
-    for paths_too, asked in ((True, False), (False, True), (True, True)):
-        c = cat if paths_too else _catalog([p.replace(" > ", " / ") for p in paths])
-        opts = SimpleNamespace(modalities=None, category_modality="on", popularity="auto",
-                               category_col="type", category_paths=asked)
-        auto_category(opts, c, Sessions.from_lists(lists))
-        said = " ".join(capsys.readouterr().err.split())
+        if mode == "auto":
+            assert opts.category_modality is (paths_too and asked), said
+            assert ("stay in one within their paths' first 2 levels ('>'; " in said) \
+                is (paths_too and asked)
         assert ("the values look like paths ('>'), each read as one label; --category-paths"
                 in said) is (paths_too and not asked)
         assert ("--category-paths, but most values hold no '>': each is read as one label"
