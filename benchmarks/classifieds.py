@@ -10,7 +10,8 @@ Files written into ``--out``:
 
 * ``listings.csv``: every listing of the 45 days (``listing_id``, ``title``, ``category``,
   ``price``, ``city``, ``posted``, ``status`` — ``active``, ``sold`` or ``expired`` on the
-  last day — and ``image``, empty where the seller gave none);
+  last day —, ``ended`` — when a listing sold or expired left the site, blank while on
+  sale — and ``image``, empty where the seller gave none);
 * ``live.csv``: the listings still online on the last day (``status`` = ``active``), the
   feed such a site exports each night;
 * ``clicks.csv``: anonymous visits (``session``, ``listing_id``, ``ts``): a visitor opens a
@@ -115,6 +116,12 @@ def photo(rng: random.Random, category: str):
     return img
 
 
+def ended(x: dict, now: int, start: datetime = datetime(2024, 5, 1)) -> str:
+    """When listing ``x`` left the site (the start of its ``gone`` day) if before day
+    ``now``; blank while on sale."""
+    return "" if x["gone"] >= now else (start + timedelta(days=x["gone"])).isoformat(sep=" ")
+
+
 def make_site(out: Path, days: int = 45, posts_per_day: int = 70, visits_per_day: int = 140,
               seed: int = 53) -> list[dict]:
     """Write the site's files (module docstring) into ``out``; returns the listings with
@@ -166,7 +173,8 @@ def make_site(out: Path, days: int = 45, posts_per_day: int = 70, visits_per_day
                 if not others:
                     break
                 x = rng.choice(others)
-    fields = ["listing_id", "title", "category", "price", "city", "posted", "status", "image"]
+    fields = ["listing_id", "title", "category", "price", "city", "posted", "status", "ended",
+              "image"]
     for name, keep in (("listings.csv", lambda x: True),
                        ("live.csv", lambda x: x["gone"] >= days)):
         with open(out / name, "w", newline="", encoding="utf-8") as f:
@@ -176,7 +184,7 @@ def make_site(out: Path, days: int = 45, posts_per_day: int = 70, visits_per_day
                 if keep(x):
                     status = ("active" if x["gone"] >= days else
                               "sold" if x["sold"] else "expired")
-                    w.writerow({**x, "status": status})
+                    w.writerow({**x, "status": status, "ended": ended(x, days)})
     with open(out / "clicks.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["session", "listing_id", "ts"])

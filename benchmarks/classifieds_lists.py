@@ -1,11 +1,14 @@
 """Lists of a classifieds site's live listings (fifty-third session): built on the nightly
 feed of the listings on sale, or on the whole archive (sold and expired listings kept for
-their clicks) with ``--recommend-rows status=active``.
+their clicks) with ``--recommend-rows status=active``, and the same archive with each
+listing's posting and end times (``--on-offer-cols posted,ended``: the tuning then ranks
+each validation click among the listings online at its time by the site's own dates
+rather than by the listings' first and last clicks).
 
 The made-up site of ``benchmarks/classifieds.py`` (45 days; listings online a few days) is
 cut at the start of day 40: the models see the listings posted before it and the clicks of
 days 0–39; they are scored on the next clicks of days 40–44 from one listing on sale at the
-cut to another (listings posted later are in no model). Both builds are ``prodfusion
+cut to another (listings posted later are in no model). The builds are ``prodfusion
 build``'s defaults; the references rank the same listings on sale: ``cooc`` (sessions
 holding both, counted over the whole log), ``tfidf`` (title character 3–5-grams),
 ``cooc+tfidf`` and ``popular`` (training clicks). Paired 95 % bootstrap intervals over the
@@ -30,18 +33,23 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _report import case_ci, command_line, machine, write_markdown  # noqa: E402
-from classifieds import make_site  # noqa: E402
+from classifieds import ended, make_site  # noqa: E402
 
 K = 15
 CUT = 40  # the first test day
 START = datetime(2024, 5, 1)
-FIELDS = ["listing_id", "title", "category", "price", "city", "posted", "status", "image"]
+FIELDS = ["listing_id", "title", "category", "price", "city", "posted", "status", "ended",
+          "image"]
 BUILD = ["build", "--id-col", "listing_id", "--title-col", "title", "--category-col",
          "category", "--image-col", "image", "--interactions", "train_clicks.csv",
          "--session-cols", "session", "--item-col", "listing_id", "--time-col", "ts"]
 MODELS = {"the feed of listings on sale": ["--catalog", "live.csv"],
           "the archive, --recommend-rows status=active": [
-              "--catalog", "archive.csv", "--recommend-rows", "status=active"]}
+              "--catalog", "archive.csv", "--recommend-rows", "status=active"],
+          "the archive, also --on-offer-cols posted,ended": [
+              "--catalog", "archive.csv", "--recommend-rows", "status=active",
+              "--on-offer-cols", "posted,ended"]}
+FOLDERS = dict(zip(MODELS, ("model_live", "model_archive", "model_archive_dates"), strict=True))
 
 
 def _run(work: Path, args: list[str]) -> float:
@@ -63,7 +71,9 @@ def _split(work: Path, listings: list[dict]) -> tuple[set, list, list]:
             for x in listings:
                 if keep(x):
                     w.writerow({**x, "status": "active" if x["listing_id"] in on_sale
-                                else "sold" if x["sold"] else "expired"})
+                                else "sold" if x["sold"] else "expired",
+                                "ended": "" if x["listing_id"] in on_sale
+                                else ended(x, CUT)})
     cut = (START + timedelta(days=CUT)).isoformat(sep=" ")
     with open(work / "clicks.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
@@ -152,7 +162,7 @@ def main() -> None:
     every = sorted(on_sale)
     same_model: dict[str, float] = {}
     for name, extra in MODELS.items():
-        folder = args.work / ("model_" + ("live" if "feed" in name else "archive"))
+        folder = args.work / FOLDERS[name]
         if not (args.reuse and folder.exists()):
             secs[name] = _run(args.work, [*BUILD, *extra, "--out", str(folder)])
         rec = Recommender.load(folder)
@@ -206,13 +216,15 @@ def main() -> None:
         lines.append(f"| {tag} | {took} | {hit.mean():.3f} | {ndcg.mean():.3f} "
                      f"| {hit[warm].mean():.3f} | {hit[~warm].mean():.3f} | "
                      f"{hit[~fresh].mean():.3f} | {same_model[name]:.3f} |")
-    a, b = MODELS
+    a, b, c = MODELS
     best = max(refs, key=lambda r: scored[r][1].mean())
     lines += ["", "Paired differences in nDCG@15 (95 % bootstrap over the test cases):", ""]
-    for other in (a, best):
-        d = scored[b][1] - scored[other][1]
+    named = {a: "the feed", b: "the archive's model",
+             c: "the archive's model with the listings' dates"}
+    for one, other in ((b, a), (b, best), (c, a), (c, best), (c, b)):
+        d = scored[one][1] - scored[other][1]
         lo, hi = case_ci(d)
-        lines.append(f"- the archive's model − {'the feed' if other == a else f'`{other}`'}"
+        lines.append(f"- {named[one]} − {named.get(other, f'`{other}`')}"
                      f"{' (the best reference)' if other == best else ''}: {d.mean():+.4f} "
                      f"[{lo:+.4f}, {hi:+.4f}]")
         for part, m in (("query clicked before", warm), ("query never clicked", ~warm),

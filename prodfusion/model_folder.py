@@ -249,6 +249,15 @@ def catalog_fingerprint(catalog: Catalog) -> str:
     return h.hexdigest()
 
 
+def _offer_settings(rec) -> dict:
+    """The manifest's record of :attr:`~prodfusion.Recommender.on_offer_cols` (none: ``{}``)."""
+    cols = getattr(rec, "on_offer_cols", None)
+    if not cols:
+        return {}
+    fmt = getattr(rec, "on_offer_time_format", None)
+    return {"on_offer_cols": list(cols), **({"on_offer_time_format": fmt} if fmt else {})}
+
+
 def new_manifest(rec, catalog, sessions=None) -> dict:
     """The manifest of a model just built (or rebuilt) from ``catalog`` and ``sessions``:
     format version, a fresh public ``model_id``, library versions, encoder specs, settings,
@@ -291,6 +300,7 @@ def new_manifest(rec, catalog, sessions=None) -> dict:
             "vector_dtype": rec.vector_dtype,
             "backfill": getattr(rec, "backfill", None),  # absent in older folders: none
             "one_per_group": bool(getattr(rec, "one_per_group", False)),  # absent: False
+            **_offer_settings(rec),  # absent: not given
             **({} if rec.weighting().is_default else {"weighting": rec.weighting().to_dict()}),
         },
         "counts": counts,
@@ -379,6 +389,9 @@ def write_model_folder(rec, path: str | os.PathLike, *, overwrite: bool = False)
                                 "backfill": getattr(rec, "backfill", None),
                                 "one_per_group": bool(getattr(rec, "one_per_group", False)),
                                 "index_settings": rec.index_settings.to_dict()}
+        for key in ("on_offer_cols", "on_offer_time_format"):
+            manifest["settings"].pop(key, None)
+        manifest["settings"].update(_offer_settings(rec))
         manifest["settings"].pop("profiles", None)
         if rec.profiles:  # named weightings (tune --profile); absent in older folders
             manifest["settings"]["profiles"] = to_jsonable(rec.profiles)
@@ -519,6 +532,8 @@ def read_model_folder(cls, path: str | os.PathLike, *, mmap: bool = True,
         impute=wt.impute, fallback_missing=wt.fallback_missing,
         backfill=settings.get("backfill"),  # absent: a folder from before backfill, none
         one_per_group=bool(settings.get("one_per_group", False)),  # absent: older, False
+        on_offer_cols=settings.get("on_offer_cols"),  # absent: not given (older folders too)
+        on_offer_time_format=settings.get("on_offer_time_format"),
     )
     rec.learned_ = wt.learned  # the model's own trees (tune --learner gbdt), or None
     rec.late_k_rule = int(settings.get("late_k_rule", 1))  # older folders: the fixed cap

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 import polars as pl
 
-from prodfusion.data.catalog import Catalog
+from prodfusion.data.catalog import ID, Catalog
 from prodfusion.encoders.base import MODALITIES, Embeddings, check_finite
 from prodfusion.encoders.image import remote_photo_stamps
 from prodfusion.errors import ParameterError, param_error
@@ -21,9 +21,38 @@ from prodfusion.index.clustering import assign_to_centroids, centroids_from_labe
 #: How the manifest writes times (``created``, ``updates[].time``).
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 
-__all__ = ["add_products", "adopt_web_stamps", "changed_products", "encode_products",
-           "photo_stamps", "relocate_photos", "retire", "retired_count", "set_photo_stamps",
+__all__ = ["add_products", "adopt_web_stamps", "changed_products", "copy_offer_times",
+           "encode_products", "photo_stamps", "relocate_photos", "retire", "retired_count", "set_photo_stamps",
            "update_embeddings", "update_products"]
+
+
+def copy_offer_times(rec, catalog: Catalog) -> int:
+    """Take the feed ``catalog``'s :attr:`~prodfusion.Recommender.on_offer_cols` values for
+    the model's products it lists (a listing sold since has its end now), so that the
+    tuning and ``evaluate`` know when each was on offer; a column the feed lacks is left as
+    the model has it. Returns how many products' values changed."""
+    cols = [c for c in (getattr(rec, "on_offer_cols", None) or ()) if c]
+    cols = [c for c in cols if c in catalog.frame.columns]
+    if not cols:
+        return 0
+    old = rec.catalog.frame
+    feed = catalog.frame.select(ID, *[pl.col(c).cast(pl.Utf8).alias(f"__new_{c}")
+                                      for c in cols])
+    joined = old.select(ID).join(feed, on=ID, how="left", maintain_order="left")
+    listed = old[ID].is_in(catalog.frame[ID].implode())
+    changed = pl.Series([False] * old.height)
+    updates = []
+    for c in cols:
+        new = joined[f"__new_{c}"].fill_null("").str.strip_chars()
+        was = (old[c].cast(pl.Utf8) if c in old.columns
+               else pl.Series([None] * old.height, dtype=pl.Utf8)).fill_null("").str.strip_chars()
+        diff = listed & (new != was)
+        changed = changed | diff
+        updates.append(pl.when(listed).then(new).otherwise(was).alias(c))
+    if not changed.any():
+        return 0
+    rec.catalog = Catalog(old.with_columns(updates), source=rec.catalog.source)
+    return int(changed.sum())
 
 
 def retired_count(rec) -> int:

@@ -55,6 +55,7 @@ BUILD_DEFAULTS: dict[str, Any] = {
     "cooc": True, "cooc_decay": None, "category_modality": "auto", "category_paths": False,
     "popularity": "auto",
     "ngrams": False, "backfill": "popular", "one_per_group": False, "recommend_rows": None,
+    "on_offer_cols": None,
     "fusion": "intermediate", "modalities": None,
     "normalize": False, "weights": None, "calibration": None, "tune": "auto",
     "tune_learner": "auto", "tune_objective": "ndcg@15", "tune_repeats": 3,
@@ -397,9 +398,11 @@ def check_build_options(opts) -> None:
     """Refuse, before any work, options that cannot go together or that a build would only
     find wrong after encoding (a ``--weights`` typo, ``--tune-learner gbdt`` on a build that
     tunes nothing, a bad objective or number of splits)."""
+    from prodfusion.evaluation.split import parse_on_offer_cols
     from prodfusion.fusion.weights import parse_weights
 
     parse_weights(opts.weights, "--weights")  # before any encoding: a typo fails fast
+    opts.on_offer_cols = parse_on_offer_cols(getattr(opts, "on_offer_cols", None), "build")
     if opts.tune_learner == "gbdt" and not tune_wanted(opts):
         raise ParameterError(
             "--tune-learner gbdt learns trees over the weights the build tunes, and this "
@@ -487,6 +490,9 @@ def make_recommender(opts, catalog, sessions, *, cache_dir=None, index_settings=
         category=opts.category_modality, category_paths=opts.category_paths,
         popularity=opts.popularity, backfill=opts.backfill, ngrams=opts.ngrams,
         one_per_group=opts.one_per_group, index=opts.index, index_settings=index_settings or IndexSettings(),
+        on_offer_cols=getattr(opts, "on_offer_cols", None),
+        on_offer_time_format=getattr(opts, "time_format", None)
+        if getattr(opts, "on_offer_cols", None) else None,
     ).build(catalog, sessions)
     if opts.weights is None and opts.calibration is None and opts.click_n0 is None:
         from prodfusion.fusion.weights import title_split_weights

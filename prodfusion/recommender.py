@@ -165,6 +165,16 @@ class Recommender(QueryMixin):
         by EAN), the best ranked, and none of the query's own; a product without a group is
         a group of its own. The default of every query (``similar(..., one_per_group=)``
         overrides it); needs a catalog with a group column.
+    on_offer_cols : str or (str, str), optional
+        The catalog's columns of when each product went on offer and when it left (``"FROM,UNTIL"``
+        or ``(FROM, UNTIL)``, either may be left out: ``"posted"``, ``",sold_at"``; a blank
+        end: still on offer), read as the log's times are. The tuning and ``evaluate
+        retrieval`` then rank each held-out click among the products on offer at its time
+        (:func:`~prodfusion.evaluation.split.on_offer_windows`); lists served are not
+        changed by it (``retire`` says what is no longer for sale). Recorded in the model.
+    on_offer_time_format : str, optional
+        A strptime-style layout of those columns' times (CLI: the build's ``--time-format``),
+        where they are not numbers or ISO dates.
 
     Examples
     --------
@@ -203,9 +213,14 @@ class Recommender(QueryMixin):
     backfill: str | None = "popular"
     ngrams: bool = False
     one_per_group: bool = False
+    on_offer_cols: str | Sequence[str | None] | None = None
+    on_offer_time_format: str | None = None
 
     def __post_init__(self) -> None:
+        from prodfusion.evaluation.split import parse_on_offer_cols
+
         check_method(self.fusion, "Recommender()")
+        self.on_offer_cols = parse_on_offer_cols(self.on_offer_cols, "Recommender()")
         self.backfill = check_backfill(self.backfill, "Recommender()")
         wt = Weighting.make(self.weights, self.calibration, None, self.click_n0,
                             where="Recommender()", impute=self.impute,
@@ -317,6 +332,10 @@ class Recommender(QueryMixin):
         if k := retired_count(self):
             lines.append(f"  recommended: {n - k:,} of {n:,} products ({k:,} retired: never in "
                          "a list, their own lists kept)")
+        if cols := getattr(self, "on_offer_cols", None):
+            lines.append(f"  on offer: {_offer_line(self.catalog, cols)} (--on-offer-cols: the "
+                         "tuning and evaluate rank each held-out click among the products on "
+                         "offer at its time)")
         if getattr(self, "one_per_group", False) and self._group_codes is not None:
             codes = self._group_codes
             lines.append(f"  lists: one product of each group, none of the query's own "
@@ -363,6 +382,11 @@ class Recommender(QueryMixin):
                             "from the others, so it needs at least 2. Check the file (only a "
                             "header?) and its separator.")
         _check_groups(self.one_per_group, catalog, "Recommender.build()")
+        if self.on_offer_cols:  # before any work: the columns exist and read
+            from prodfusion.evaluation.split import offer_times
+
+            offer_times(catalog, self.on_offer_cols, time_format=self.on_offer_time_format,
+                        where="Recommender.build()")
         sessions = as_sessions(sessions, "sessions", "Recommender.build()")
         _check_session_ids(sessions, catalog)
         # before the photos are read: a file replaced meanwhile is found changed next time
@@ -899,6 +923,21 @@ def _check_click_training(params, sessions) -> None:
             "(CLI: --session-cols), the product column (--item-col, --pair-cols) and "
             "--min-session-length, or build without interactions.")
 
+
+
+def _offer_line(catalog: Catalog, cols) -> str:
+    """``from 'posted' (3,001 given) until 'sold_at' (2,590 given)``: the columns of
+    :attr:`Recommender.on_offer_cols` and how many products give each."""
+    import polars as pl
+
+    parts = []
+    for word, col in zip(("from", "until"), cols, strict=True):
+        if col is None:
+            continue
+        given = int((catalog.frame[col].cast(pl.Utf8).str.strip_chars().str.len_chars() > 0).sum()) \
+            if col in catalog.frame.columns else 0
+        parts.append(f"{word} {col!r} ({given:,} of {len(catalog):,} given)")
+    return " ".join(parts)
 
 
 def _check_groups(one_per_group: bool, catalog: Catalog, where: str) -> None:

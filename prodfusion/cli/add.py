@@ -84,6 +84,7 @@ def cmd_add(args) -> int:
     if retrain:
         _check_retrain(rec, args)
     catalog = load_catalog(args)
+    offer_cols = _check_offer_cols(rec, catalog, args)  # the feed's dates read, before any work
     known = set(rec._ids.tolist())
     in_feed = set(catalog.ids.tolist())
     is_new = [p not in known for p in catalog.ids]
@@ -140,7 +141,18 @@ def cmd_add(args) -> int:
                   "--check-photo-urls): what their servers say now is recorded, so a later "
                   "add --check-photo-urls finds them replaced", file=sys.stderr)
     retiring = bool(args.retire_missing or args.recommend_rows)
-    if not any(is_new) and not to_retire and not back and update is None and not retrain:
+    dated = 0
+    if offer_cols:  # a listing sold since: its end, for the tuning and evaluate
+        from prodfusion.model_updates import copy_offer_times
+
+        dated = copy_offer_times(rec, catalog)
+        if dated:
+            print(f"{dated:,} product{' of the model has' if dated == 1 else 's of the model have'}"
+                  f" other {' / '.join(offer_cols)} "
+                  f"times in {args.catalog} (--on-offer-cols): the model takes the feed's",
+                  file=sys.stderr)
+    if not any(is_new) and not to_retire and not back and update is None and not retrain \
+            and not dated:
         msg = (f"nothing to add: every product of {args.catalog} is already in {args.model}"
                + (", unchanged" if not args.keep_changed else "")
                + (" and none is retired or recommended again" if retiring else ""))
@@ -487,6 +499,26 @@ def _changed_line(changed, keep: bool) -> str:
     return (f"{len(changed):,} changed since the model last encoded them ({why}): "
             + ("kept as they are (--keep-changed)" if keep else "re-encoded by the model's "
                "encoders (clicks and co-occurrences kept)"))
+
+
+def _check_offer_cols(rec, catalog, args) -> list[str]:
+    """The model's ``--on-offer-cols`` (:attr:`~prodfusion.Recommender.on_offer_cols`) the
+    feed has, its times read as the build read them (a value that does not read: refused
+    before any work); those it lacks are said, and keep the model's values."""
+    cols = [c for c in (getattr(rec, "on_offer_cols", None) or ()) if c]
+    if not cols:
+        return []
+    from prodfusion.evaluation.split import offer_times
+
+    have = [c for c in cols if c in catalog.frame.columns]
+    if len(have) < len(cols):
+        print(f"{args.catalog} has no column {' or '.join(repr(c) for c in cols if c not in have)}"
+              " of the model's --on-offer-cols: the times the model has stay (new products: "
+              "none)", file=sys.stderr)
+    if have:
+        offer_times(catalog, tuple(c if c in have else None for c in rec.on_offer_cols),
+                    time_format=getattr(rec, "on_offer_time_format", None), where="add")
+    return have
 
 
 def _retirements(rec, catalog, in_feed: set, args) -> tuple[list, list, list]:

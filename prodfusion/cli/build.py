@@ -53,6 +53,10 @@ def cmd_build(args) -> int:
     _note_replaced_model(out_dir)
     catalog = load_catalog(args)
     recommended = recommended_rows(args, catalog, "build")  # a typo refused before any work
+    if args.on_offer_cols:  # a column the catalog lacks, a time that does not read: likewise
+        from prodfusion.evaluation.split import offer_times
+
+        offer_times(catalog, args.on_offer_cols, time_format=getattr(args, "time_format", None))
     if args.category_modality == "on" and not catalog.has_categories and not args.category_from:
         raise ParameterError(
             f"--category-modality: {args.catalog} has no category values in column "
@@ -385,6 +389,14 @@ def add_build_parser(sub) -> None:
                               "model, so their clicks teach it and their pages get lists, but "
                               "never enter a list (repeat for another column; values compared "
                               "as text). `add` applies it to each feed"))
+    b.add_argument("--on-offer-cols", default=None, metavar="FROM[,UNTIL]",
+                   help="the catalog's columns of when each product went on offer and when it "
+                        "left (e.g. posted,sold_at; ',sold_at' for the end only; a blank end: "
+                        "still on offer), read as the log's times (--time-format too): the "
+                        "tuning and evaluate rank each held-out click among the products on "
+                        "offer at its time. Without it, where products are retired "
+                        "(--recommend-rows), their first and last clicks tell. Recorded in "
+                        "the model")
     b.add_argument("--category-from", default=None, metavar="MODEL",
                    help="fill missing categories with this `prodfusion categorize train` model")
     b.add_argument("--fusion", default="intermediate", choices=FUSION_METHODS,

@@ -263,6 +263,32 @@ def _time_seconds(frame: pl.DataFrame, col: str, path: Path, used: Sequence[str]
     return (micros.cast(pl.Float64) / 1e6).alias(col)
 
 
+def column_times(frame: pl.DataFrame, col: str, source: str, time_format: str | None = None):
+    """A catalog column of times as float64 seconds per row, ``NaN`` where blank (a listing
+    still on sale has no end): read as the log's time column is (numbers as given, ISO
+    dates and datetimes as Unix seconds, UTC where naive; with ``time_format``, that
+    strptime-style layout), so the two compare. A value that does not read is refused
+    naming its row (1-based, as the file's data rows) and ``source``."""
+    import numpy as np
+
+    s = frame[col]
+    if s.dtype in (pl.Datetime, pl.Date) or isinstance(s.dtype, pl.Datetime):
+        micros = s.cast(pl.Datetime("us")).dt.epoch("us")
+        return (micros.cast(pl.Float64) / 1e6).fill_null(float("nan")).to_numpy()
+    if s.dtype.is_numeric():
+        return s.cast(pl.Float64).fill_null(float("nan")).to_numpy()
+    text = s.cast(pl.Utf8)
+    given = frame.select(~_blank(col)).to_series() if s.dtype == pl.Utf8 \
+        else text.is_not_null()
+    out = np.full(len(s), np.nan)
+    if not given.any():
+        return out
+    sub = pl.DataFrame({col: text.filter(given),
+                        _FILE_ROW: pl.int_range(1, len(s) + 1, eager=True).filter(given)})
+    out[given.to_numpy()] = _time_seconds(sub, col, source, time_format=time_format).to_numpy()
+    return out
+
+
 def _finish(frame: pl.DataFrame, session: pl.Expr, item: str, ts: pl.Series | None) -> pl.DataFrame:
     return frame.select(
         session.cast(pl.Utf8).alias(SESSION),

@@ -329,17 +329,25 @@ def _log_catalog_note(split: Mapping) -> tuple | None:
 def _retired_note(cfg: Mapping) -> tuple | None:
     """The paragraph on a model's retired products, where it has any (retrieval, replay)."""
     n_retired = (cfg.get("catalog") or {}).get("n_retired")
+    cols = (cfg.get("catalog") or {}).get("on_offer_cols")
+    rule = (cfg.get("catalog") or {}).get("on_offer")
+    source = (f"The catalog's columns {' and '.join(repr(c) for c in cols if c)} "
+              "(`--on-offer-cols`) and the log's clicks tell when each product was on offer."
+              if cols else "The log's clicks stand for the site's record of when each listing "
+                           "was online.")
+    served = ("A configuration searched approximately (HNSW) and the lists' category "
+              "precision and coverage are scored as served, among every product.")
     if not n_retired:
+        if rule and cols:
+            return ("p", f"Each case ranked among the products on offer at its time, as the "
+                         f"tuning validates: {rule.split(': ', 1)[-1]}. {source} {served}")
         return None
-    if (rule := cfg["catalog"].get("on_offer")):
+    if rule:
         return ("p", f"{n_retired:,} of the model's {cfg['catalog']['n_products']:,} products "
                      "are retired (`build --recommend-rows`, `add --retire-missing`): the lists "
                      "served leave them out; here a held-out click may have been made while "
                      f"one was on offer (a listing sold since), so {rule}, as the tuning "
-                     "validates. The log's clicks stand for the site's record of when each "
-                     "listing was online. A configuration searched approximately (HNSW) and "
-                     "the lists' category precision and coverage are scored as served, "
-                     "among every product.")
+                     f"validates. {source} {served}")
     return ("p", f"{n_retired:,} of the model's {cfg['catalog']['n_products']:,} products are "
                  "retired (`build --recommend-rows`, `add --retire-missing`): the lists served "
                  "leave them out, but here they are ranked as any other product, because a "

@@ -62,7 +62,6 @@ from prodfusion.evaluation.protocol import (
     slice_masks,
 )
 from prodfusion.evaluation.split import (
-    ON_OFFER_RULE,
     HeldOut,
     Split,
     _subsample,
@@ -70,7 +69,10 @@ from prodfusion.evaluation.split import (
     consecutive_pairs,
     heldout_recommender,
     model_clicked,
+    on_offer_note,
+    on_offer_rule,
     on_offer_windows,
+    retired_words,
     split_interactions,
 )
 from prodfusion.index.topk import topk_one_per_code
@@ -468,8 +470,9 @@ def evaluate_retrieval(
     # where the model has retired products: each case among those on offer at its time
     offer = on_offer_windows(rec, sessions) if ties == "mean" else None
     if offer is not None:
-        log(f"{ON_OFFER_RULE} ({retired_count(rec):,} of the {len(catalog):,} products "
-            "retired)")
+        log(f"{on_offer_rule(rec)} ({retired_words(rec)})")
+    if (note := on_offer_note(rec, sessions, offer)) is not None:
+        log(note)
     out_rows = []
     per_case: dict = {}  # (variant, source) -> per-case hits, nDCG, groups, slices: paired tests
     all_q = np.unique(np.concatenate([ho.query_rows for ho in sources.values()] or [np.zeros(0, int)]))
@@ -556,7 +559,9 @@ def evaluate_retrieval(
                         # build --recommend-rows, add --retire-missing: ranked while on
                         # offer (the rule) or as any other product
                         "n_retired": retired_count(rec),
-                        **({"on_offer": ON_OFFER_RULE} if offer is not None else {})},
+                        **({"on_offer": on_offer_rule(rec)} if offer is not None else {}),
+                        **({"on_offer_cols": list(rec.on_offer_cols)}
+                           if getattr(rec, "on_offer_cols", None) else {})},
             "modalities": {
                 m: {"spec": e.spec, "n_present": e.n_present}
                 for m, e in ev.modality_data().items()

@@ -529,28 +529,116 @@ ON_OFFER_RULE = ("each case ranked among the products on offer at its time: clic
                  "products still recommended: always)")
 
 
+def parse_on_offer_cols(spec: Any, where: str = "Recommender()") -> tuple[str | None, str | None] | None:
+    """``on_offer_cols`` (CLI ``--on-offer-cols FROM[,UNTIL]``) as ``(from, until)`` column
+    names, either ``None`` (not given): ``"posted,sold_at"``, ``("posted", "sold_at")``,
+    ``"posted"`` (no end: a product leaves the offer when it is retired), ``",sold_at"``.
+    None or empty: ``None``.
+
+    >>> parse_on_offer_cols("posted, sold_at")
+    ('posted', 'sold_at')
+    >>> parse_on_offer_cols(",sold_at")
+    (None, 'sold_at')
+    """
+    if spec is None or (isinstance(spec, str) and not spec.strip()):
+        return None
+    parts = spec.split(",") if isinstance(spec, str) else list(spec)
+    if not all(p is None or isinstance(p, str) for p in parts) or not 1 <= len(parts) <= 2:
+        raise ParameterError(
+            f"{where}: on_offer_cols (CLI: --on-offer-cols) takes FROM[,UNTIL]: the catalog "
+            "columns of when each product went on offer and (optionally) when it left, e.g. "
+            f"'posted,sold_at' or ',sold_at'; got {spec!r}.")
+    names = [(p or "").strip() or None for p in parts] + [None]
+    frm, until = names[0], names[1]
+    if frm is None and until is None:
+        raise ParameterError(f"{where}: on_offer_cols (CLI: --on-offer-cols) names no column "
+                             f"({spec!r}); e.g. 'posted,sold_at'.")
+    if frm is not None and frm == until:
+        raise ParameterError(f"{where}: on_offer_cols (CLI: --on-offer-cols) names {frm!r} as "
+                             "both the start and the end of the offer.")
+    return frm, until
+
+
+def offer_times(catalog: Any, cols: tuple[str | None, str | None], *,
+                time_format: str | None = None, where: str = "build"
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Per catalog row, the times (seconds, ``NaN`` where not given) its columns ``cols``
+    (:func:`parse_on_offer_cols`) say the product went on offer and left it, read as the
+    log's times are (:func:`~prodfusion.data.interactions.column_times`). A column the
+    catalog lacks, a time that does not read, an end before its start: refused."""
+    from prodfusion.data.interactions import column_times
+
+    frame, n = catalog.frame, len(catalog)
+    out = []
+    for col in cols:
+        if col is None:
+            out.append(np.full(n, np.nan))
+            continue
+        if col not in frame.columns:
+            have = [c for c in frame.columns if not c.startswith("__")]
+            raise ParameterError(
+                f"--on-offer-cols: {catalog.source} has no column {col!r} (it has "
+                f"{', '.join(map(repr, have))}); nothing was written.")
+        out.append(column_times(frame, col, catalog.source, time_format))
+    frm, until = out
+    bad = np.flatnonzero(until < frm)  # NaN compares False
+    if len(bad):
+        i = int(bad[0])
+        raise DataError(
+            f"{catalog.source} row {i + 1} ({catalog.ids[i]!r}): on offer until "
+            f"{frame[cols[1]][i]!r} (column {cols[1]!r}), before it went on offer "
+            f"({frame[cols[0]][i]!r}, column {cols[0]!r}); {len(bad):,} row(s) in all. "
+            f"Check the two columns of --on-offer-cols ({where}).")
+    return frm, until
+
+
+def on_offer_rule(rec: Any) -> str:
+    """The rule :func:`on_offer_windows` follows for ``rec``, in words (the tuning's and
+    ``evaluate``'s logs and records)."""
+    cols = getattr(rec, "on_offer_cols", None)
+    if not cols:
+        return ON_OFFER_RULE
+    frm, until = cols
+    start = f"from its {frm!r} time (or first click, if earlier or not given)" if frm else \
+        "from its first click (never-clicked products still recommended: always)"
+    end = (f"until its {until!r} time (or last click, if later); without one, "
+           if until else "") + ("for ever if still recommended, until its last click if "
+                                "retired")
+    return f"each case ranked among the products on offer at its time: {start}, {end}"
+
+
 def on_offer_windows(rec: Any, sessions: Any) -> tuple[np.ndarray, np.ndarray] | None:
-    """When each product was on offer, as far as the log ``sessions`` tells: per catalog row
-    ``(first, last)`` times (seconds) such that a held-out case at time ``t`` ranks the
-    products with ``first <= t <= last`` only (the tuning's validation cases,
+    """When each product was on offer, as far as the log ``sessions`` and the catalog tell:
+    per catalog row ``(first, last)`` times (seconds) such that a held-out case at time ``t``
+    ranks the products with ``first <= t <= last`` only (the tuning's validation cases,
     :class:`~prodfusion.evaluation.tuning_scorer._Scorer`; ``evaluate retrieval``'s test
     cases where scored exactly).
 
-    A model whose products are all recommended was made from a catalog of products on offer
-    now, and nothing is known of when they were not: ``None`` (every case ranks every
-    product, as before). Where some are retired (``build --recommend-rows``, ``add
-    --retire-missing``) the catalog is an archive, and a case of last month ranking a listing
+    Where the model knows when its products were on offer (``build --on-offer-cols
+    posted,sold_at``, :attr:`~prodfusion.Recommender.on_offer_cols`), a product is on offer
+    from its start (or its first click, if earlier) until its end (or its last click, if
+    later); one without an end, for ever if still recommended and until its last click if
+    retired; one without a start or a click, always if still recommended.
+
+    Otherwise the log's clicks stand for the site's own record of when each listing was
+    online, and only where some products are retired (``build --recommend-rows``, ``add
+    --retire-missing``): a model whose products are all recommended was made from a catalog
+    of products on offer now, and nothing is known of when they were not: ``None`` (every
+    case ranks every product). In an archive a case of last month ranking a listing
     posted since, or one sold weeks before, asks a question the site never asked: such a
     tuning favoured clicks over titles (the fifty-third session's classifieds site weighed
     titles 0.005 on its archive against 0.41 on its feed). A product is on offer from its
     first click to its last; one still recommended, from its first click on; one never
-    clicked, always if still recommended and never if retired. ``None`` too where the log
-    lacks times. The log's clicks stand for the site's own record of when each listing was
-    online: a listing on offer before its first click or after its last is not ranked then.
+    clicked, always if still recommended and never if retired; a listing on offer before
+    its first click or after its last is not ranked then. ``None`` too where the log lacks
+    times.
     """
     retired = getattr(rec, "retired_", None)
-    if retired is None or not np.any(retired) or sessions is None \
-            or sessions.frame["ts"].null_count() > 0 or sessions.frame.height == 0:
+    cols = getattr(rec, "on_offer_cols", None)
+    if sessions is None or sessions.frame.height == 0 \
+            or sessions.frame["ts"].null_count() > 0:
+        return None
+    if not cols and (retired is None or not np.any(retired)):
         return None
     f = sessions.frame.group_by("product_id").agg(pl.col("ts").min().alias("first"),
                                                   pl.col("ts").max().alias("last"))
@@ -559,7 +647,58 @@ def on_offer_windows(rec: Any, sessions: Any) -> tuple[np.ndarray, np.ndarray] |
     first, last = np.full(n, np.inf), np.full(n, -np.inf)
     first[rows[ok]] = f["first"].to_numpy()[ok]
     last[rows[ok]] = f["last"].to_numpy()[ok]
-    live = ~np.asarray(retired, bool)
-    first[live & np.isinf(first)] = -np.inf
-    last[live] = np.inf
+    live = np.ones(n, bool) if retired is None else ~np.asarray(retired, bool)
+    if cols:
+        frm, until = offer_times(rec.catalog, cols,
+                                 time_format=getattr(rec, "on_offer_time_format", None),
+                                 where="the model's catalog")
+        first = np.fmin(first, frm)  # NaN: not given
+        last = np.where(np.isnan(until), np.where(live, np.inf, last), np.fmax(last, until))
+    first[live & np.isinf(first) & (first > 0)] = -np.inf
+    if not cols:
+        last[live] = np.inf
     return first, last
+
+
+def on_offer_note(rec: Any, sessions: Any, offer: tuple | None) -> str | None:
+    """What a tuning or ``evaluate`` says besides the rule where the model records
+    ``on_offer_cols``: that they are not applied (a log without times), or that the
+    catalog's times and the log's disagree — most clicked products clicked before their
+    start or after their end, as a log in milliseconds, or another time zone by days,
+    would make them. None: nothing to say."""
+    cols = getattr(rec, "on_offer_cols", None)
+    if not cols:
+        return None
+    if sessions is None or sessions.frame.height == 0 \
+            or sessions.frame["ts"].null_count() > 0:
+        return ("note: --on-offer-cols is not applied: the interactions have no times, so "
+                "each case ranks every product")
+    if offer is None:  # not applied for another reason (the lists scored as served)
+        return None
+    frm, until = offer_times(rec.catalog, cols,
+                             time_format=getattr(rec, "on_offer_time_format", None),
+                             where="the model's catalog")
+    f = sessions.frame.group_by("product_id").agg(pl.col("ts").min().alias("first"),
+                                                  pl.col("ts").max().alias("last"))
+    rows, ok = rec.catalog.lookup(f["product_id"].to_list())
+    r = rows[ok]
+    a, b = f["first"].to_numpy()[ok], f["last"].to_numpy()[ok]
+    day = 86400.0
+    early = ~np.isnan(frm[r]) & (a < frm[r] - day)
+    late = ~np.isnan(until[r]) & (b > until[r] + day)
+    known = ~np.isnan(frm[r]) | ~np.isnan(until[r])
+    if not known.any() or (early | late).sum() <= known.sum() / 2:
+        return None
+    return (f"warning: {int((early | late).sum()):,} of the {int(known.sum()):,} clicked "
+            "products with --on-offer-cols times were clicked over a day before their start "
+            f"or after their end ({', '.join(c for c in cols if c)}): are the catalog's times "
+            "and the log's in the same unit and time zone? Each product counts as on offer "
+            "whenever it was clicked too.")
+
+
+def retired_words(rec: Any) -> str:
+    """``2,590 of the 3,001 products retired`` (``none of …``), beside the rule in logs."""
+    from prodfusion.model_updates import retired_count
+
+    k = retired_count(rec)
+    return f"{f'{k:,}' if k else 'none'} of the {len(rec.catalog):,} products retired"

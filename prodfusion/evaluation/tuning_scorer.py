@@ -16,7 +16,12 @@ import numpy as np
 import polars as pl
 
 from prodfusion.evaluation.metrics import tie_aware_metric, tie_aware_ranks
-from prodfusion.evaluation.split import ON_OFFER_RULE, on_offer_windows
+from prodfusion.evaluation.split import (
+    on_offer_note,
+    on_offer_rule,
+    on_offer_windows,
+    retired_words,
+)
 from prodfusion.fusion.cooc import PAIRWISE_MODALITIES
 from prodfusion.fusion.learned import query_best
 
@@ -93,6 +98,8 @@ def _provenance(outer: Any, folds: list, fit_sizes: list, src: np.ndarray, sessi
            for lc in (getattr(sc, "log_catalog", None) for sc, _ in folds) if lc]
     offer = [(sc.on_offer[0], sc.valid[sc.inv]) for sc, _ in folds  # padding left out
              if getattr(sc, "on_offer", None) is not None]
+    rule = next((sc.on_offer_rule for sc, _ in folds if getattr(sc, "on_offer_rule", None)),
+                None)
     return {
         "split": {"protocol": protocol, "test_fraction": test_fraction,
                   "val_fraction": val_fraction, "seed": seed,
@@ -103,7 +110,7 @@ def _provenance(outer: Any, folds: list, fit_sizes: list, src: np.ndarray, sessi
                   "n_fitting_sessions": fit_sizes,
                   "test_cases_set_aside": int(sum(len(h) for h in outer.heldout.values())),
                   **({"log_catalog": lcs} if lcs else {}),
-                  **({"on_offer": {"rule": ON_OFFER_RULE,
+                  **({"on_offer": {"rule": rule,
                                    "candidates_not_on_offer": round(float(np.mean(
                                        [1.0 - ok[real].mean() for ok, real in offer])),
                                                                    4)}}
@@ -519,9 +526,10 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
     codes = one_per_group_codes(rec)
     offer = on_offer_windows(rec, s_part)
     if offer is not None:
-        log(f"validation: {ON_OFFER_RULE} ({retired_count(rec):,} of the "
-            f"{len(rec.catalog):,} products retired)")
-    elif n_retired := retired_count(rec):
+        log(f"validation: {on_offer_rule(rec)} ({retired_words(rec)})")
+    if (note := on_offer_note(rec, s_part, offer)) is not None:
+        log(note)
+    elif offer is None and (n_retired := retired_count(rec)):
         log(f"note: the validation ranks each case among all {len(rec.catalog):,} products, "
             f"the {n_retired:,} retired ones too: the interactions have no times to tell when "
             "each was on offer; where listings come and go within days this weighs the "
@@ -614,6 +622,7 @@ def _validation_folds(rec: Any, s_part, p_part, mods: tuple[str, ...], *, valida
         data = ev.modality_data()
         stats = estimate_stats(data, mods, seed=seed) if with_stats else {}
         sc.log_catalog = inner.info.get("log_catalog")  # the record's split (_provenance)
+        sc.on_offer_rule = on_offer_rule(rec) if offer is not None else None  # likewise
         folds.append((sc, stats))
         if masks is None:
             masks = {m: np.asarray(data[m].mask, bool) for m in mods}
