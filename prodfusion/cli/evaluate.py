@@ -30,7 +30,7 @@ from prodfusion.cli.evaluate_steps import (
     _skip_note,
     load_interactions,
 )
-from prodfusion.cli.options import csv_list, on_off
+from prodfusion.cli.options import add_on_offer_option, apply_on_offer_option, csv_list, on_off
 
 __all__ = ["add_evaluate_parser", "load_interactions"]
 
@@ -150,6 +150,7 @@ def _retrieval_opts(p: argparse.ArgumentParser) -> None:
                         "the mean of its possible ranks, so the catalog's row order (which breaks "
                         "ties in the lists served) neither helps nor hurts; row: score the lists "
                         "as served (both are in results.json)")
+    add_on_offer_option(g, "for this evaluation only")
 
 
 def _replay_opts(p: argparse.ArgumentParser) -> None:
@@ -177,6 +178,7 @@ def cmd_clustering(args) -> int:
 
 def cmd_retrieval(args) -> int:
     rec, sessions, pairs = _loaded_data(args)
+    apply_on_offer_option(args, rec, "evaluate retrieval")
     res = _run_retrieval(args, rec, sessions, pairs)
     _print_retrieval(res)
     return _finish(args, res)

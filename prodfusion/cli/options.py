@@ -413,3 +413,31 @@ def add_recommend_rows_option(p: argparse.ArgumentParser, help_text: str) -> Non
     may be listed, parsed as ``--keep-rows`` is (:class:`KeepRows`)."""
     p.add_argument("--recommend-rows", action=KeepRows, default=None,
                    metavar="COLUMN=VALUE[,VALUE...]", help=help_text)
+
+
+def add_on_offer_option(p, what: str) -> None:
+    """``--on-offer-cols FROM[,UNTIL]|none`` of ``tune`` and ``evaluate retrieval``: the
+    model's catalog columns of when each product was on offer (``build --on-offer-cols``),
+    given or replaced for ``what``; ``none``: not read."""
+    p.add_argument("--on-offer-cols", default=None, metavar="FROM[,UNTIL]|none",
+                   help="the model's catalog columns of when each product went on offer and "
+                        "left it (e.g. posted,sold_at), read as the log's times: each "
+                        f"held-out click ranks the products on offer at its time; {what} "
+                        "(default: the build's --on-offer-cols; none: not read)")
+
+
+def apply_on_offer_option(args, rec, where: str) -> None:
+    """Set ``rec.on_offer_cols`` from ``--on-offer-cols`` where given (checked against the
+    model's catalog before any work: a column it lacks, a time that does not read)."""
+    spec = getattr(args, "on_offer_cols", None)
+    if spec is None:
+        return
+    if spec.strip().lower() == "none":
+        rec.on_offer_cols = None
+        return
+    from prodfusion.evaluation.split import offer_times, parse_on_offer_cols
+
+    cols = parse_on_offer_cols(spec, where)
+    fmt = getattr(args, "time_format", None) or getattr(rec, "on_offer_time_format", None)
+    offer_times(rec.catalog, cols, time_format=fmt, where=where)
+    rec.on_offer_cols, rec.on_offer_time_format = cols, fmt

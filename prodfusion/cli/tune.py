@@ -90,13 +90,14 @@ def tune_options(args, rec) -> dict:
 
 def cmd_tune(args) -> int:
     from prodfusion.cli.evaluate_steps import load_interactions
-    from prodfusion.cli.options import fill_interactions_from_record
+    from prodfusion.cli.options import apply_on_offer_option, fill_interactions_from_record
     from prodfusion.errors import ParameterError
     from prodfusion.fusion.weighting import format_n0
     from prodfusion.fusion.weights import format_weights
     from prodfusion.recommender import Recommender
 
     rec = Recommender.load(args.model)
+    apply_on_offer_option(args, rec, "tune")  # before any work; recorded with the tuning
     fill_interactions_from_record(args, rec)  # what the build read, unless given
     if not (args.interactions or args.pairs):
         raise ParameterError(
@@ -494,7 +495,7 @@ def slice_notes(res: dict) -> list[str]:
 
 
 def add_tune_parser(sub) -> None:
-    from prodfusion.cli.options import add_interaction_options, csv_list
+    from prodfusion.cli.options import add_interaction_options, add_on_offer_option, csv_list
     from prodfusion.fusion.weighting import DEFAULT_N0_GRID
 
     p = sub.add_parser(
@@ -634,6 +635,7 @@ def add_tune_parser(sub) -> None:
                    "the weights; auto (default): whichever of those and the trees ranks the "
                    "validation queries made click-less best out of fold, without lowering "
                    "the validation score; off: the trees")
+    add_on_offer_option(p, "recorded in the model with the tuning")
     p.add_argument("--dry-run", action="store_true", help="print the choice, write nothing")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_tune)

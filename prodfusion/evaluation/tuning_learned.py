@@ -100,7 +100,10 @@ def _rows(sc, mods: Sequence[str], keep_queries: np.ndarray, rng, linear=None) -
     """Training rows ``(X, y, w)`` of one validation split's scorer, for its queries in
     ``keep_queries`` (bool per unique query): the candidates the trees will score (each
     modality's nearest), a validation target positive, at most
-    :data:`NEGATIVES_PER_QUERY` others per query weighted up to stand for the rest."""
+    :data:`NEGATIVES_PER_QUERY` others per query weighted up to stand for the rest. Where
+    the scorer ranks each case among the products on offer at its time
+    (:func:`~prodfusion.evaluation.split.on_offer_windows`), a negative is a candidate on
+    offer at the time of one of its query's cases."""
     from prodfusion.fusion.learned import pair_features
 
     counts = sc.counts
@@ -116,10 +119,14 @@ def _rows(sc, mods: Sequence[str], keep_queries: np.ndarray, rng, linear=None) -
                       None if logc is None else logc[sc.safe], lin)
     y = np.zeros(sc.cand.shape, bool)
     y[sc.inv, sc.tpos] = True
+    offered = np.ones(sc.cand.shape, bool)
+    if getattr(sc, "on_offer", None) is not None:  # a negative on offer at one of its cases'
+        offered[:] = False  # times (a listing sold before them all is no answer not given)
+        np.logical_or.at(offered, sc.inv, sc.on_offer[0])
     xs, ys, ws = [], [], []
     for u in np.flatnonzero(keep_queries):
         pos = np.flatnonzero(sc.natural[u] & y[u])
-        neg = np.flatnonzero(sc.natural[u] & ~y[u])
+        neg = np.flatnonzero(sc.natural[u] & ~y[u] & offered[u])
         wn = 1.0
         if len(neg) > NEGATIVES_PER_QUERY:
             wn = len(neg) / NEGATIVES_PER_QUERY

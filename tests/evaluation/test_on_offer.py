@@ -214,3 +214,44 @@ def test_evaluate_retrieval_ranks_each_case_among_the_products_on_offer_then(
     assert "so each case ranked among the products on offer at its time" in said["timed"]
     assert "the clicks have no times" in said["untimed"]
     assert "on offer at its time" not in said["untimed"]
+
+
+def test_the_trees_learn_only_from_candidates_on_offer_at_a_case_of_their_query():
+    """The trees' training rows (``tuning_learned._rows``): every positive, and as
+    negatives the pool's candidates on offer at the time of one of the query's cases
+    (counted against a brute-force loop); without windows, every candidate of the pool."""
+    from prodfusion.evaluation.tuning_learned import _rows
+
+    rng = np.random.default_rng(7)
+    n = 300
+    ids = [f"p{i:04d}" for i in range(n)]
+    cat = Catalog(pl.DataFrame({"product_id": ids, "title": ids}))
+    lists = [[ids[g * 6 + j] for j in rng.choice(6, size=rng.integers(2, 5), replace=False)]
+             for g in rng.integers(n // 6, size=900)]
+    cooc = Cooc.from_sessions(Sessions.from_lists(lists), cat)
+    ev = types.SimpleNamespace(modality_data=lambda: {"cooc": cooc}, catalog=cat)
+    q = np.repeat(rng.choice(np.flatnonzero(cooc.mask), size=60, replace=False), 2)
+    t = np.array([cooc.neighbours(int(x))[i % 2] for i, x in enumerate(q)])
+    times = rng.uniform(0, 100, len(q))
+    first = rng.uniform(-20, 80, n)
+    last = first + rng.uniform(0, 60, n)
+    src = np.full(len(q), "sessions")
+    kw = dict(n_cand=40, learned_pool=10)
+    timed = _Scorer(ev, ("cooc",), q, t, src, None, "ndcg", 15, times=times,
+                    on_offer=(first, last), **kw)
+    every = _Scorer(ev, ("cooc",), q, t, src, None, "ndcg", 15, **kw)
+    keep = np.ones(len(timed.uq), bool)
+    want_neg = 0
+    for u, x in enumerate(timed.uq):
+        cases = np.flatnonzero(q == x)
+        rows = timed.safe[u]
+        on = np.zeros(len(rows), bool)
+        for c in cases:
+            on |= (first[rows] <= times[c]) & (last[rows] >= times[c])
+        target = np.isin(timed.cand[u], t[cases])
+        want_neg += int((timed.natural[u] & ~target & on).sum())
+    _, y, _ = _rows(timed, ("cooc",), keep, np.random.default_rng(0))
+    _, y_all, _ = _rows(every, ("cooc",), keep, np.random.default_rng(0))
+    assert int((y == 0).sum()) == want_neg
+    assert int((y == 1).sum()) == int((y_all == 1).sum())
+    assert int((y_all == 0).sum()) > want_neg + 50

@@ -14,6 +14,7 @@ from prodfusion.cli import main
 from prodfusion.data.catalog import Catalog
 from prodfusion.data.sessions import Sessions
 from prodfusion.encoders.base import Embeddings
+from prodfusion.errors import ParameterError
 from prodfusion.evaluation.split import on_offer_note, on_offer_rule, on_offer_windows
 from prodfusion.evaluation.tuning import tune_weights
 from prodfusion.recommender import Recommender
@@ -201,3 +202,79 @@ def test_bad_columns_are_refused_before_any_work(tmp_path, capsys, spec, catalog
     assert code != 0
     assert match in " ".join(capsys.readouterr().err.split())
     assert not (tmp_path / "model").exists()
+
+
+def test_evaluate_retrieval_ranks_by_the_catalogs_dates_and_says_so(tmp_path, angled_titles):
+    """Nothing retired; p4 (p0's nearest title) was posted at time 4: the held-out p0 → p2
+    at time 3 ranks p1, p2 and hits at k=2, where without the dates p4 comes first and it
+    misses; the record and the report name the columns."""
+    from prodfusion.evaluation.report import write_report
+    from prodfusion.evaluation.retrieval import evaluate_retrieval
+
+    kw = dict(test_fraction=0.4, k=2, variants=["intermediate:text"], n_boot=20,
+              progress=False, keep_cases=True)
+
+    def hits(res):
+        (case,) = [c for (label, _), c in res["cases"].items() if "text" in label]
+        return case["hit"].tolist()
+
+    rec, sessions = angled_titles(posted=["0", "0", "0", "0", "4", "0"])
+    every = evaluate_retrieval(rec, sessions=sessions, **kw)
+    rec.on_offer_cols = ("posted", None)
+    dated = evaluate_retrieval(rec, sessions=sessions, **kw)
+    assert sorted(hits(every)) == [0.0, 1.0] and hits(dated) == [1.0, 1.0]
+    cfg = dated["config"]["catalog"]
+    assert cfg["on_offer_cols"] == ["posted", None] and "'posted'" in cfg["on_offer"]
+    assert "on_offer" not in every["config"]["catalog"]
+    dated.pop("cases")
+    write_report(dated, tmp_path)
+    said = " ".join((tmp_path / "report.md").read_text("utf-8").split())
+    assert ("Each case ranked among the products on offer at its time, as the tuning "
+            "validates: from its 'posted' time") in said
+    assert "The catalog's columns 'posted' (`--on-offer-cols`)" in said
+
+
+def test_python_build_takes_the_columns(tmp_path):
+    from prodfusion import build
+    from prodfusion.data import clean_sessions, read_catalog, read_interactions
+
+    (tmp_path / "catalog.csv").write_text(CATALOG, encoding="utf-8")
+    (tmp_path / "clicks.csv").write_text(CLICKS, encoding="utf-8")
+    cat = read_catalog(tmp_path / "catalog.csv", id_col="sku", category_col="kind")
+    sessions = clean_sessions(read_interactions(tmp_path / "clicks.csv", session_cols=["sid"],
+                                                item_col="item", time_col="ts"), cat)
+    rec = build(cat, sessions, text="none", image="none", tune="off", p2v_dim=8, workers=1,
+                on_offer_cols=",sold_at")
+    assert rec.on_offer_cols == (None, "sold_at")
+    rec.save(tmp_path / "m")
+    assert Recommender.load(tmp_path / "m").on_offer_cols == (None, "sold_at")
+    with pytest.raises(ParameterError, match="on_offer_cols=: .*has no column 'sold'"):
+        build(cat, sessions, text="none", image="none", tune="off", on_offer_cols="posted,sold")
+
+
+def test_tune_and_evaluate_take_the_columns_for_a_model_built_without(tmp_path, capsys):
+    """``tune --on-offer-cols`` ranks by them and records them with the tuning (a column the
+    model's catalog lacks: refused, the folder untouched); ``evaluate retrieval
+    --on-offer-cols none`` leaves them out for that evaluation only."""
+    model, code = _build(tmp_path)
+    assert code == 0 and "on_offer_cols" not in json.loads(
+        (model / "manifest.json").read_text())["settings"]
+    before = (model / "manifest.json").read_bytes()
+    assert main(["tune", str(model), "--on-offer-cols", "posted,sold"]) != 0
+    assert "has no column 'sold'" in capsys.readouterr().err
+    assert (model / "manifest.json").read_bytes() == before
+    assert main(["tune", str(model), "--on-offer-cols", "posted,sold_at", "--step", "0.5"]) == 0
+    assert "validation: each case ranked among the products on offer at its time: from its " \
+           "'posted' time" in " ".join(capsys.readouterr().err.split())
+    m = json.loads((model / "manifest.json").read_text())
+    assert m["settings"]["on_offer_cols"] == ["posted", "sold_at"]
+    assert "'sold_at'" in m["tuning"]["split"]["on_offer"]["rule"]
+    for spec, out in (("none", "ev_none"), (None, "ev")):
+        args = ["evaluate", "retrieval", str(model), "--out", str(tmp_path / out),
+                "--n-boot", "20", "--variants", "cooc"]
+        assert main(args + (["--on-offer-cols", spec] if spec else [])) == 0
+    cfg = {out: json.loads((tmp_path / out / "results.json").read_text())["retrieval"]["config"]
+           ["catalog"] for out in ("ev", "ev_none")}
+    assert cfg["ev"]["on_offer_cols"] == ["posted", "sold_at"] and "on_offer" in cfg["ev"]
+    assert "on_offer_cols" not in cfg["ev_none"] and "on_offer" not in cfg["ev_none"]
+    assert Recommender.load(model).on_offer_cols == ("posted", "sold_at")  # evaluate: as was
