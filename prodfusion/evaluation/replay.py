@@ -53,7 +53,7 @@ from prodfusion.evaluation.retrieval import (
     rank_of_target,
     split_interactions,
 )
-from prodfusion.evaluation.split import model_clicked
+from prodfusion.evaluation.split import model_clicked, on_offer_rule, on_offer_windows
 from prodfusion.evaluation.stats import proportion_ci, srm_check, two_proportion_test
 from prodfusion.model_updates import retired_count
 
@@ -143,6 +143,40 @@ def ctr_table(
     return {"total": total, "categories": per_cat}
 
 
+#: How deep a configuration's list of a viewed product is first read where each view's
+#: list is made of the products on offer at its time (times ``k``; deeper, by 4× at a
+#: time, for the views still short, up to the whole catalog: :func:`_lists_on_offer`).
+OFFER_DEPTH = 10
+
+
+def _lists_on_offer(v: Variant, ev: Any, uq: np.ndarray, inv: np.ndarray, times: np.ndarray,
+                    offer: tuple[np.ndarray, np.ndarray], k: int) -> np.ndarray:
+    """Each view's top ``k`` (``-1`` pads) among the products on offer at its time
+    (:func:`~prodfusion.evaluation.split.on_offer_windows`): the configuration's list of the
+    viewed product ``uq[inv[i]]`` as served, read deep enough that ``k`` of its products
+    were on offer then (an untimed view, ``NaN``: its first ``k``)."""
+    first, last = offer
+    n = len(ev.catalog)
+    out = np.full((len(inv), k), -1, dtype=np.int64)
+    todo = np.arange(len(inv))
+    depth = min(n, OFFER_DEPTH * k)
+    while len(todo):
+        need = np.unique(inv[todo])
+        ranked = v.recommend(ev, uq[need], depth)[np.searchsorted(need, inv[todo])]
+        safe = np.where(ranked >= 0, ranked, 0)
+        t = times[todo][:, None]
+        ok = (ranked >= 0) & ~((first[safe] > t) | (last[safe] < t))  # NaN: every one
+        full = ok.sum(axis=1) >= k
+        for i, row, m in zip(todo, ranked, ok, strict=True):
+            got = row[m][:k]
+            out[i, :len(got)] = got
+        if depth >= n:
+            break
+        todo = todo[~full]
+        depth = min(n, depth * 4)
+    return out
+
+
 def _assign_split(groups: np.ndarray, seed: int) -> np.ndarray:
     """True → variant B, by a seeded SHA-256 hash of the group (session) key."""
     salt = f"prodfusion-ab\x00{int(seed)}\x00".encode()
@@ -199,6 +233,13 @@ def replay(
     reaches that product, by whichever of its offers), for both arms, and views whose next
     product is in the viewed product's own group are left out (``n_views_same_group_left_out``).
 
+    Where a model knows when its products were on offer (retired products, ``build
+    --on-offer-cols``; :func:`~prodfusion.evaluation.split.on_offer_windows`) and the views
+    have times, each view shows its arm's list as it would have been then: the
+    configuration's list read deep enough to hold ``k`` products on offer at the view's
+    time (:func:`_lists_on_offer`; not for lists of one product per group), as
+    ``config.catalog.on_offer`` says.
+
     Returns
     -------
     dict
@@ -254,6 +295,15 @@ def replay(
         raise ParameterError(f"{where}: one arm's model lists one product per group, the "
                              "other's catalog has no group column to count its clicks by "
                              "product; replay two models with the same --group-col.")
+    # each view's lists made of the products on offer at its time, where the model tells
+    # (retired products or build --on-offer-cols, and a timed log): not for lists of one
+    # product per group
+    offers = tuple(None if one else on_offer_windows(r, sessions)
+                   for r, one in ((rec_a, once[0]), (rec_b, once[1])))
+    for arm, r, off in (("A", rec_a, offers[0]), ("B", rec_b, offers[1])):
+        if off is not None and (arm == "A" or two):
+            log(f"{'arm ' + arm + ': ' if two else ''}{on_offer_rule(r)}: each view shows the "
+                "lists made of them")
     cats = catalog.categories
     sources = {}
     for name, ho in split.heldout.items():
@@ -269,13 +319,16 @@ def replay(
         n_dropped = int((~ok).sum())
         qa, ta, qb, tb = ho.query_rows[ok], ho.target_rows[ok], qb[ok], tb[ok]
         groups = ho.groups[ok]
+        times = None if ho.times is None else np.asarray(ho.times, np.float64)[ok]
         log(f"replaying {len(qa):,} {name} views: {va.label} vs {vb.label}")
         clicks = []
-        for v, ev, q, t, one, c in ((va, ev_a, qa, ta, once[0], codes[0]),
-                                    (vb, ev_b, qb, tb, once[1], codes[1])):
+        for v, ev, q, t, one, c, off in ((va, ev_a, qa, ta, once[0], codes[0], offers[0]),
+                                         (vb, ev_b, qb, tb, once[1], codes[1], offers[1])):
             uq, inv = np.unique(q, return_inverse=True)
             if not len(uq):
                 ranked = np.zeros((0, k), dtype=np.int64)
+            elif off is not None and times is not None:
+                ranked = _lists_on_offer(v, ev, uq, inv, times, off, k)
             elif one:  # as that arm's model serves its lists
                 ranked = one_per_group_lists(v, ev, uq, k, c)[inv]
             else:
@@ -312,8 +365,14 @@ def replay(
             "alpha": alpha,
             "max_pairs": max_pairs,
             "catalog": {"source": catalog.source, "n_products": len(catalog),
-                        # shown as any other here (build --recommend-rows, add --retire-missing)
-                        "n_retired": max(retired_count(rec_a), retired_count(rec_b))},
+                        # build --recommend-rows, add --retire-missing: shown while on offer
+                        # (the rule, where the log has times) or as any other product
+                        "n_retired": max(retired_count(rec_a), retired_count(rec_b)),
+                        **({"on_offer": on_offer_rule(rec_b)} if offers[1] is not None
+                           and any(h.times is not None for h in split.heldout.values())
+                           else {}),
+                        **({"on_offer_cols": list(rec_b.on_offer_cols)}
+                           if getattr(rec_b, "on_offer_cols", None) else {})},
             "modalities": {
                 m: {"spec": e.spec, "n_present": e.n_present} for m, e in ev_a.embeddings_.items()
             },

@@ -255,3 +255,36 @@ def test_the_trees_learn_only_from_candidates_on_offer_at_a_case_of_their_query(
     assert int((y == 0).sum()) == want_neg
     assert int((y == 1).sum()) == int((y_all == 1).sum())
     assert int((y_all == 0).sum()) > want_neg + 50
+
+
+def test_replay_shows_each_view_the_lists_of_the_products_on_offer_then(
+        tmp_path, angled_titles, monkeypatch):
+    """As in the retrieval test above: p4, retired, first clicked at time 4, is p0's nearest
+    title. The view p0 → p2 at time 3 shows [p1, p2] (p4 not on offer yet): a click; the
+    view p0 → p4 at time 4 shows [p4, p1]: a click. Without the windows the first view
+    shows p4 and is missed; a deeper list than the first read is fetched where the first
+    holds too few products on offer."""
+    import importlib
+
+    from prodfusion.evaluation.report import write_report
+
+    rp = importlib.import_module("prodfusion.evaluation.replay")  # the module, not replay()
+    rec, sessions = angled_titles()
+    rec.retire(["p4"])
+    kw = dict(model=rec, sessions=sessions, test_fraction=0.4, k=2, progress=False)
+    timed = rp.replay("intermediate:text", "intermediate:text", **kw)
+    assert timed["sources"]["sessions"]["total"]["ctr_b"] == 1.0
+    assert timed["config"]["catalog"]["on_offer"] == ON_OFFER_RULE
+    with monkeypatch.context() as m:
+        m.setattr(rp, "OFFER_DEPTH", 1)  # a first read of 2: p0's list [p4, p1] is short
+        assert rp.replay("intermediate:text", "intermediate:text", **kw)[
+            "sources"]["sessions"]["total"]["ctr_b"] == 1.0
+    with monkeypatch.context() as m:
+        m.setattr(rp, "on_offer_windows", lambda rec, sessions: None)
+        every = rp.replay("intermediate:text", "intermediate:text", **kw)
+    assert every["sources"]["sessions"]["total"]["ctr_b"] == 0.5
+    assert "on_offer" not in every["config"]["catalog"]
+    write_report(timed, tmp_path)
+    said = " ".join((tmp_path / "report.md").read_text("utf-8").split())
+    assert "so each case ranked among the products on offer at its time" in said
+    assert "Each view shows the configuration's list read deep enough to hold 2 products" in said
