@@ -46,6 +46,7 @@ from prodfusion.evaluation.retrieval import (
     _subsample,
     check_no_leak,
     heldout_recommender,
+    lists_on_offer,
     one_per_group_lists,
     other_groups,
     parse_variant,
@@ -143,40 +144,6 @@ def ctr_table(
     return {"total": total, "categories": per_cat}
 
 
-#: How deep a configuration's list of a viewed product is first read where each view's
-#: list is made of the products on offer at its time (times ``k``; deeper, by 4× at a
-#: time, for the views still short, up to the whole catalog: :func:`_lists_on_offer`).
-OFFER_DEPTH = 10
-
-
-def _lists_on_offer(v: Variant, ev: Any, uq: np.ndarray, inv: np.ndarray, times: np.ndarray,
-                    offer: tuple[np.ndarray, np.ndarray], k: int) -> np.ndarray:
-    """Each view's top ``k`` (``-1`` pads) among the products on offer at its time
-    (:func:`~prodfusion.evaluation.split.on_offer_windows`): the configuration's list of the
-    viewed product ``uq[inv[i]]`` as served, read deep enough that ``k`` of its products
-    were on offer then (an untimed view, ``NaN``: its first ``k``)."""
-    first, last = offer
-    n = len(ev.catalog)
-    out = np.full((len(inv), k), -1, dtype=np.int64)
-    todo = np.arange(len(inv))
-    depth = min(n, OFFER_DEPTH * k)
-    while len(todo):
-        need = np.unique(inv[todo])
-        ranked = v.recommend(ev, uq[need], depth)[np.searchsorted(need, inv[todo])]
-        safe = np.where(ranked >= 0, ranked, 0)
-        t = times[todo][:, None]
-        ok = (ranked >= 0) & ~((first[safe] > t) | (last[safe] < t))  # NaN: every one
-        full = ok.sum(axis=1) >= k
-        for i, row, m in zip(todo, ranked, ok, strict=True):
-            got = row[m][:k]
-            out[i, :len(got)] = got
-        if depth >= n:
-            break
-        todo = todo[~full]
-        depth = min(n, depth * 4)
-    return out
-
-
 def _assign_split(groups: np.ndarray, seed: int) -> np.ndarray:
     """True → variant B, by a seeded SHA-256 hash of the group (session) key."""
     salt = f"prodfusion-ab\x00{int(seed)}\x00".encode()
@@ -237,7 +204,7 @@ def replay(
     --on-offer-cols``; :func:`~prodfusion.evaluation.split.on_offer_windows`) and the views
     have times, each view shows its arm's list as it would have been then: the
     configuration's list read deep enough to hold ``k`` products on offer at the view's
-    time (:func:`_lists_on_offer`; not for lists of one product per group), as
+    time (:func:`~prodfusion.evaluation.retrieval.lists_on_offer`; not for lists of one product per group), as
     ``config.catalog.on_offer`` says.
 
     Returns
@@ -328,7 +295,7 @@ def replay(
             if not len(uq):
                 ranked = np.zeros((0, k), dtype=np.int64)
             elif off is not None and times is not None:
-                ranked = _lists_on_offer(v, ev, uq, inv, times, off, k)
+                ranked = lists_on_offer(v, ev, uq, inv, times, off, k)
             elif one:  # as that arm's model serves its lists
                 ranked = one_per_group_lists(v, ev, uq, k, c)[inv]
             else:

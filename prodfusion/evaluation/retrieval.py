@@ -380,6 +380,12 @@ def evaluate_retrieval(
         neither helps nor hurts a configuration; ``"row"``: the lists as served. Both are in
         every row (``served``); a configuration searched approximately (HNSW) is scored as
         served either way. Category precision and coverage are always of the lists served.
+        Where the model knows when its products were on offer (retired products, ``build
+        --on-offer-cols``) and the log has times, a case ranks the products on offer at its
+        time (:func:`~prodfusion.evaluation.split.on_offer_windows`): exactly where scored
+        exactly, else by its list read deep enough to hold ``k`` of them
+        (:func:`lists_on_offer`, also its category precision); lists of one product per
+        group rank every product.
     keep_cases : bool, default False
         Also return the per-case values (``cases``), e.g. to pool several test windows
         (``benchmarks/rolling_origin.py``); not JSON: left out of reports.
@@ -467,8 +473,10 @@ def evaluate_retrieval(
         sources = {name: other_groups(ho, diff_code) for name, ho in sources.items()}
         ties = "row"  # the collapsed lists are scored as served
     slices = slice_masks(rec, ev)
-    # where the model has retired products: each case among those on offer at its time
-    offer = on_offer_windows(rec, sessions) if ties == "mean" else None
+    # where the model knows when its products were on offer (retired ones, --on-offer-cols):
+    # each timed case among those on offer at its time, scored exactly or by its list read
+    # deep enough (lists_on_offer); not lists of one product per group
+    offer = on_offer_windows(rec, sessions) if not one_per_group else None
     if offer is not None:
         log(f"{on_offer_rule(rec)} ({retired_words(rec)})")
     if (note := on_offer_note(rec, sessions, offer)) is not None:
@@ -486,6 +494,9 @@ def evaluate_retrieval(
         for name, ho in sources.items():
             idx = np.fromiter((pos[int(q)] for q in ho.query_rows), dtype=np.int64, count=len(ho))
             ranked = ranked_all[idx]
+            if offer is not None and ho.times is not None and len(ho):  # the lists of then
+                ranked = lists_on_offer(v, ev, all_q, idx, np.asarray(ho.times, np.float64),
+                                        offer, k, diff_code=diff_code)
             served = per_query_metrics(ranked, ho.target_rows, k) if not one_per_group else \
                 per_query_metrics(product_of(ranked, diff_code),
                                   product_of(ho.target_rows, diff_code), k)
@@ -614,6 +625,42 @@ def product_of(rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
     top = int(codes.max(initial=-1)) + 1
     c = codes[np.maximum(rows, 0)]
     return np.where(rows < 0, -1, np.where(c >= 0, c, top + rows))
+
+
+#: How deep a configuration's list of a query is first read where each case's list is made
+#: of the products on offer at its time (times ``k``; deeper, by 4× at a time, for the
+#: cases still short, up to the whole catalog: :func:`lists_on_offer`).
+OFFER_DEPTH = 10
+
+
+def lists_on_offer(v: Any, ev: Any, uq: np.ndarray, inv: np.ndarray, times: np.ndarray,
+                   offer: tuple[np.ndarray, np.ndarray], k: int, diff_code=None) -> np.ndarray:
+    """Each case's top ``k`` (``-1`` pads) among the products on offer at its time
+    (:func:`~prodfusion.evaluation.split.on_offer_windows`): the configuration's list of
+    its query ``uq[inv[i]]`` as served, read deep enough that ``k`` of its products were on
+    offer then (an untimed case, ``NaN``: its first ``k``). ``replay`` shows each view
+    these; ``evaluate retrieval`` scores by them the configurations it scores as served."""
+    first, last = offer
+    n = len(ev.catalog)
+    out = np.full((len(inv), k), -1, dtype=np.int64)
+    todo = np.arange(len(inv))
+    depth = min(n, OFFER_DEPTH * k)
+    while len(todo):
+        need = np.unique(inv[todo])
+        ranked = v.recommend(ev, uq[need], depth, diff_code=diff_code)[
+            np.searchsorted(need, inv[todo])]
+        safe = np.where(ranked >= 0, ranked, 0)
+        t = times[todo][:, None]
+        ok = (ranked >= 0) & ~((first[safe] > t) | (last[safe] < t))  # NaN: every one
+        pos = np.argsort(~ok, axis=1, kind="stable")[:, :k]  # the first k on offer, in order
+        got = np.take_along_axis(ranked, pos, axis=1)
+        width = got.shape[1]
+        out[todo, :width] = np.where(np.take_along_axis(ok, pos, axis=1), got, -1)
+        if depth >= n:
+            break
+        todo = todo[ok.sum(axis=1) < k]
+        depth = min(n, depth * 4)
+    return out
 
 
 def _tie_aware(v: Any, ev: Any, ho: HeldOut, k: int, diff_code,

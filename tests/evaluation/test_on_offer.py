@@ -202,6 +202,12 @@ def test_evaluate_retrieval_ranks_each_case_among_the_products_on_offer_then(
         m.setattr(retrieval, "on_offer_windows", lambda rec, sessions: None)
         every = retrieval.evaluate_retrieval(rec, sessions=sessions, **kw)
     assert hits(timed) == [1.0, 1.0] and sorted(hits(every)) == [0.0, 1.0]
+    # the lists as served (--ties row; a configuration searched approximately alike): each
+    # case's list read deep enough to hold k products on offer then
+    row = retrieval.evaluate_retrieval(rec, sessions=sessions, **{**kw, "ties": "row"})
+    assert hits(row) == [1.0, 1.0] and row["config"]["catalog"]["on_offer"] == ON_OFFER_RULE
+    served = [c for (label, _), c in timed["cases"].items() if "text" in label][0]["served"]
+    assert served["hit"].tolist() == [1.0, 1.0]
     untimed = retrieval.evaluate_retrieval(rec, sessions=Sessions(sessions.frame.with_columns(
         pl.lit(None, pl.Float64).alias("ts"))), **kw)
     assert timed["config"]["catalog"]["on_offer"] == ON_OFFER_RULE
@@ -276,7 +282,8 @@ def test_replay_shows_each_view_the_lists_of_the_products_on_offer_then(
     assert timed["sources"]["sessions"]["total"]["ctr_b"] == 1.0
     assert timed["config"]["catalog"]["on_offer"] == ON_OFFER_RULE
     with monkeypatch.context() as m:
-        m.setattr(rp, "OFFER_DEPTH", 1)  # a first read of 2: p0's list [p4, p1] is short
+        m.setattr(importlib.import_module("prodfusion.evaluation.retrieval"), "OFFER_DEPTH",
+                  1)  # a first read of 2: p0's list [p4, p1] is short
         assert rp.replay("intermediate:text", "intermediate:text", **kw)[
             "sources"]["sessions"]["total"]["ctr_b"] == 1.0
     with monkeypatch.context() as m:
