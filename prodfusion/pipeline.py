@@ -398,7 +398,7 @@ def check_build_options(opts) -> None:
     """Refuse, before any work, options that cannot go together or that a build would only
     find wrong after encoding (a ``--weights`` typo, ``--tune-learner gbdt`` on a build that
     tunes nothing, a bad objective or number of splits)."""
-    from prodfusion.evaluation.split import parse_on_offer_cols
+    from prodfusion.data.offer import parse_on_offer_cols
     from prodfusion.fusion.weights import parse_weights
 
     parse_weights(opts.weights, "--weights")  # before any encoding: a typo fails fast

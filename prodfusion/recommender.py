@@ -217,7 +217,7 @@ class Recommender(QueryMixin):
     on_offer_time_format: str | None = None
 
     def __post_init__(self) -> None:
-        from prodfusion.evaluation.split import parse_on_offer_cols
+        from prodfusion.data.offer import parse_on_offer_cols
 
         check_method(self.fusion, "Recommender()")
         self.on_offer_cols = parse_on_offer_cols(self.on_offer_cols, "Recommender()")
@@ -383,7 +383,7 @@ class Recommender(QueryMixin):
                             "header?) and its separator.")
         _check_groups(self.one_per_group, catalog, "Recommender.build()")
         if self.on_offer_cols:  # before any work: the columns exist and read
-            from prodfusion.evaluation.split import offer_times
+            from prodfusion.data.offer import offer_times
 
             offer_times(catalog, self.on_offer_cols, time_format=self.on_offer_time_format,
                         where="Recommender.build()")

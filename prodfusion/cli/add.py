@@ -508,7 +508,7 @@ def _check_offer_cols(rec, catalog, args) -> list[str]:
     cols = [c for c in (getattr(rec, "on_offer_cols", None) or ()) if c]
     if not cols:
         return []
-    from prodfusion.evaluation.split import offer_times
+    from prodfusion.data.offer import offer_times
 
     have = [c for c in cols if c in catalog.frame.columns]
     if len(have) < len(cols):

@@ -54,7 +54,7 @@ def cmd_build(args) -> int:
     catalog = load_catalog(args)
     recommended = recommended_rows(args, catalog, "build")  # a typo refused before any work
     if args.on_offer_cols:  # a column the catalog lacks, a time that does not read: likewise
-        from prodfusion.evaluation.split import offer_times
+        from prodfusion.data.offer import offer_times
 
         offer_times(catalog, args.on_offer_cols, time_format=getattr(args, "time_format", None))
     if args.category_modality == "on" and not catalog.has_categories and not args.category_from:

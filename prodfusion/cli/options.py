@@ -435,7 +435,7 @@ def apply_on_offer_option(args, rec, where: str) -> None:
     if spec.strip().lower() == "none":
         rec.on_offer_cols = None
         return
-    from prodfusion.evaluation.split import offer_times, parse_on_offer_cols
+    from prodfusion.data.offer import offer_times, parse_on_offer_cols
 
     cols = parse_on_offer_cols(spec, where)
     fmt = getattr(args, "time_format", None) or getattr(rec, "on_offer_time_format", None)

@@ -204,7 +204,8 @@ def replay(
     --on-offer-cols``; :func:`~prodfusion.evaluation.split.on_offer_windows`) and the views
     have times, each view shows its arm's list as it would have been then: the
     configuration's list read deep enough to hold ``k`` products on offer at the view's
-    time (:func:`~prodfusion.evaluation.retrieval.lists_on_offer`; not for lists of one product per group), as
+    time (:func:`~prodfusion.evaluation.retrieval.lists_on_offer`; one product per group
+    where the arm's model serves so), as
     ``config.catalog.on_offer`` says.
 
     Returns
@@ -263,10 +264,8 @@ def replay(
                              "other's catalog has no group column to count its clicks by "
                              "product; replay two models with the same --group-col.")
     # each view's lists made of the products on offer at its time, where the model tells
-    # (retired products or build --on-offer-cols, and a timed log): not for lists of one
-    # product per group
-    offers = tuple(None if one else on_offer_windows(r, sessions)
-                   for r, one in ((rec_a, once[0]), (rec_b, once[1])))
+    # (retired products or build --on-offer-cols, and a timed log)
+    offers = tuple(on_offer_windows(r, sessions) for r in (rec_a, rec_b))
     for arm, r, off in (("A", rec_a, offers[0]), ("B", rec_b, offers[1])):
         if off is not None and (arm == "A" or two):
             log(f"{'arm ' + arm + ': ' if two else ''}{on_offer_rule(r)}: each view shows the "
@@ -294,8 +293,10 @@ def replay(
             uq, inv = np.unique(q, return_inverse=True)
             if not len(uq):
                 ranked = np.zeros((0, k), dtype=np.int64)
-            elif off is not None and times is not None:
-                ranked = lists_on_offer(v, ev, uq, inv, times, off, k)
+            elif off is not None and times is not None:  # one per group too, if served so
+                ranked = lists_on_offer(v, ev, uq, inv, times, off, k,
+                                        diff_code=c if one else None,
+                                        one_per_code=c if one else None)
             elif one:  # as that arm's model serves its lists
                 ranked = one_per_group_lists(v, ev, uq, k, c)[inv]
             else:

@@ -337,8 +337,9 @@ def _retired_note(cfg: Mapping) -> tuple | None:
                            "was online.")
     served = ("Each view shows the configuration's list read deep enough to hold "
               f"{cfg.get('k', 15)} products on offer at its time." if "design" in cfg else
-              "A configuration searched approximately (HNSW), `--ties row` and the lists' "
-              "category precision score each case's list read deep enough to hold "
+              "A configuration searched approximately (HNSW), `--ties row`, lists of one "
+              "product per group and the lists' category precision score each case's list "
+              "read deep enough to hold "
               f"{cfg.get('k', 15)} products on offer at its time; the coverage counts the "
               "lists served now.")
     if not n_retired:
@@ -357,7 +358,7 @@ def _retired_note(cfg: Mapping) -> tuple | None:
                  "leave them out, but here they are ranked as any other product, because a "
                  "held-out click may have been made while they were on offer (a listing sold "
                  "since). Nothing here tells when each product was on offer (the clicks "
-                 "have no times, or the lists hold one product per group), so every "
+                 "have no times), so every "
                  "case ranks all of them, also those sold before its click or listed after "
                  "it: where products come and go within days (a classifieds site), the "
                  "figures rank among more products than a visitor's list did, which favours "

@@ -384,8 +384,8 @@ def evaluate_retrieval(
         --on-offer-cols``) and the log has times, a case ranks the products on offer at its
         time (:func:`~prodfusion.evaluation.split.on_offer_windows`): exactly where scored
         exactly, else by its list read deep enough to hold ``k`` of them
-        (:func:`lists_on_offer`, also its category precision); lists of one product per
-        group rank every product.
+        (:func:`lists_on_offer`, also its category precision and lists of one product per
+        group).
     keep_cases : bool, default False
         Also return the per-case values (``cases``), e.g. to pool several test windows
         (``benchmarks/rolling_origin.py``); not JSON: left out of reports.
@@ -475,8 +475,8 @@ def evaluate_retrieval(
     slices = slice_masks(rec, ev)
     # where the model knows when its products were on offer (retired ones, --on-offer-cols):
     # each timed case among those on offer at its time, scored exactly or by its list read
-    # deep enough (lists_on_offer); not lists of one product per group
-    offer = on_offer_windows(rec, sessions) if not one_per_group else None
+    # deep enough (lists_on_offer; one product per group too)
+    offer = on_offer_windows(rec, sessions)
     if offer is not None:
         log(f"{on_offer_rule(rec)} ({retired_words(rec)})")
     if (note := on_offer_note(rec, sessions, offer)) is not None:
@@ -496,7 +496,8 @@ def evaluate_retrieval(
             ranked = ranked_all[idx]
             if offer is not None and ho.times is not None and len(ho):  # the lists of then
                 ranked = lists_on_offer(v, ev, all_q, idx, np.asarray(ho.times, np.float64),
-                                        offer, k, diff_code=diff_code)
+                                        offer, k, diff_code=diff_code,
+                                        one_per_code=diff_code if one_per_group else None)
             served = per_query_metrics(ranked, ho.target_rows, k) if not one_per_group else \
                 per_query_metrics(product_of(ranked, diff_code),
                                   product_of(ho.target_rows, diff_code), k)
@@ -634,12 +635,17 @@ OFFER_DEPTH = 10
 
 
 def lists_on_offer(v: Any, ev: Any, uq: np.ndarray, inv: np.ndarray, times: np.ndarray,
-                   offer: tuple[np.ndarray, np.ndarray], k: int, diff_code=None) -> np.ndarray:
+                   offer: tuple[np.ndarray, np.ndarray], k: int, diff_code=None,
+                   one_per_code: np.ndarray | None = None) -> np.ndarray:
     """Each case's top ``k`` (``-1`` pads) among the products on offer at its time
     (:func:`~prodfusion.evaluation.split.on_offer_windows`): the configuration's list of
     its query ``uq[inv[i]]`` as served, read deep enough that ``k`` of its products were on
     offer then (an untimed case, ``NaN``: its first ``k``). ``replay`` shows each view
-    these; ``evaluate retrieval`` scores by them the configurations it scores as served."""
+    these; ``evaluate retrieval`` scores by them the configurations it scores as served.
+    ``one_per_code`` (the group codes of ``one_per_group``): then one product per code, the
+    best ranked of those on offer (:func:`~prodfusion.index.topk.first_per_code`)."""
+    from prodfusion.index.topk import first_per_code
+
     first, last = offer
     n = len(ev.catalog)
     out = np.full((len(inv), k), -1, dtype=np.int64)
@@ -652,13 +658,19 @@ def lists_on_offer(v: Any, ev: Any, uq: np.ndarray, inv: np.ndarray, times: np.n
         safe = np.where(ranked >= 0, ranked, 0)
         t = times[todo][:, None]
         ok = (ranked >= 0) & ~((first[safe] > t) | (last[safe] < t))  # NaN: every one
-        pos = np.argsort(~ok, axis=1, kind="stable")[:, :k]  # the first k on offer, in order
-        got = np.take_along_axis(ranked, pos, axis=1)
-        width = got.shape[1]
-        out[todo, :width] = np.where(np.take_along_axis(ok, pos, axis=1), got, -1)
+        if one_per_code is not None:
+            got, _ = first_per_code(np.where(ok, ranked, -1), np.zeros(ranked.shape), one_per_code,
+                                    k)
+            out[todo] = got
+            short = (got < 0).any(axis=1)
+        else:
+            pos = np.argsort(~ok, axis=1, kind="stable")[:, :k]  # the first k on offer, in order
+            got = np.take_along_axis(ranked, pos, axis=1)
+            out[todo, :got.shape[1]] = np.where(np.take_along_axis(ok, pos, axis=1), got, -1)
+            short = ok.sum(axis=1) < k
         if depth >= n:
             break
-        todo = todo[ok.sum(axis=1) < k]
+        todo = todo[short]
         depth = min(n, depth * 4)
     return out
 

@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from prodfusion._checks import check_real
+from prodfusion.data.offer import offer_times
 from prodfusion.errors import DataError, ModelError, ParameterError, param_error
 from prodfusion.evaluation.protocol import pair_key
 
@@ -527,69 +528,6 @@ def _subsample(ho: HeldOut, max_pairs: int | None, seed: int) -> HeldOut:
 ON_OFFER_RULE = ("each case ranked among the products on offer at its time: clicked at or "
                  "before it and, if retired since, clicked at or after it (never-clicked "
                  "products still recommended: always)")
-
-
-def parse_on_offer_cols(spec: Any, where: str = "Recommender()") -> tuple[str | None, str | None] | None:
-    """``on_offer_cols`` (CLI ``--on-offer-cols FROM[,UNTIL]``) as ``(from, until)`` column
-    names, either ``None`` (not given): ``"posted,sold_at"``, ``("posted", "sold_at")``,
-    ``"posted"`` (no end: a product leaves the offer when it is retired), ``",sold_at"``.
-    None or empty: ``None``.
-
-    >>> parse_on_offer_cols("posted, sold_at")
-    ('posted', 'sold_at')
-    >>> parse_on_offer_cols(",sold_at")
-    (None, 'sold_at')
-    """
-    if spec is None or (isinstance(spec, str) and not spec.strip()):
-        return None
-    parts = spec.split(",") if isinstance(spec, str) else list(spec)
-    if not all(p is None or isinstance(p, str) for p in parts) or not 1 <= len(parts) <= 2:
-        raise ParameterError(
-            f"{where}: on_offer_cols (CLI: --on-offer-cols) takes FROM[,UNTIL]: the catalog "
-            "columns of when each product went on offer and (optionally) when it left, e.g. "
-            f"'posted,sold_at' or ',sold_at'; got {spec!r}.")
-    names = [(p or "").strip() or None for p in parts] + [None]
-    frm, until = names[0], names[1]
-    if frm is None and until is None:
-        raise ParameterError(f"{where}: on_offer_cols (CLI: --on-offer-cols) names no column "
-                             f"({spec!r}); e.g. 'posted,sold_at'.")
-    if frm is not None and frm == until:
-        raise ParameterError(f"{where}: on_offer_cols (CLI: --on-offer-cols) names {frm!r} as "
-                             "both the start and the end of the offer.")
-    return frm, until
-
-
-def offer_times(catalog: Any, cols: tuple[str | None, str | None], *,
-                time_format: str | None = None, where: str = "build"
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Per catalog row, the times (seconds, ``NaN`` where not given) its columns ``cols``
-    (:func:`parse_on_offer_cols`) say the product went on offer and left it, read as the
-    log's times are (:func:`~prodfusion.data.interactions.column_times`). A column the
-    catalog lacks, a time that does not read, an end before its start: refused."""
-    from prodfusion.data.interactions import column_times
-
-    frame, n = catalog.frame, len(catalog)
-    out = []
-    for col in cols:
-        if col is None:
-            out.append(np.full(n, np.nan))
-            continue
-        if col not in frame.columns:
-            have = [c for c in frame.columns if not c.startswith("__")]
-            raise ParameterError(
-                f"--on-offer-cols: {catalog.source} has no column {col!r} (it has "
-                f"{', '.join(map(repr, have))}); nothing was written.")
-        out.append(column_times(frame, col, catalog.source, time_format))
-    frm, until = out
-    bad = np.flatnonzero(until < frm)  # NaN compares False
-    if len(bad):
-        i = int(bad[0])
-        raise DataError(
-            f"{catalog.source} row {i + 1} ({catalog.ids[i]!r}): on offer until "
-            f"{frame[cols[1]][i]!r} (column {cols[1]!r}), before it went on offer "
-            f"({frame[cols[0]][i]!r}, column {cols[0]!r}); {len(bad):,} row(s) in all. "
-            f"Check the two columns of --on-offer-cols ({where}).")
-    return frm, until
 
 
 def on_offer_rule(rec: Any) -> str:

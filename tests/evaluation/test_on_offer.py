@@ -295,3 +295,37 @@ def test_replay_shows_each_view_the_lists_of_the_products_on_offer_then(
     said = " ".join((tmp_path / "report.md").read_text("utf-8").split())
     assert "so each case ranked among the products on offer at its time" in said
     assert "Each view shows the configuration's list read deep enough to hold 2 products" in said
+
+
+def test_lists_of_one_product_per_group_are_of_the_products_on_offer_then(angled_titles,
+                                                                          monkeypatch):
+    """The same held-out views on a model listing one product per group (p2 and p3 one
+    group): at time 3 the list is p1, then p2 for its group (p4 not on offer yet), a hit;
+    without the windows p4 comes first and the view is missed — in `evaluate retrieval`
+    and in `replay` alike."""
+    import importlib
+
+    retrieval = importlib.import_module("prodfusion.evaluation.retrieval")
+    rp = importlib.import_module("prodfusion.evaluation.replay")
+    rec, sessions = angled_titles(group=["a", "b", "c", "c", "e", "f"])
+    rec.retire(["p4"])
+    rec.one_per_group = True
+    kw = dict(test_fraction=0.4, k=2, progress=False)
+
+    def hits(res):
+        (case,) = [c for (label, _), c in res["cases"].items() if "text" in label]
+        return case["hit"].tolist()
+
+    def run():
+        ev = retrieval.evaluate_retrieval(rec, sessions=sessions, variants=["intermediate:text"],
+                                          n_boot=20, keep_cases=True, **kw)
+        ctr = rp.replay("intermediate:text", "intermediate:text", model=rec, sessions=sessions,
+                        **kw)["sources"]["sessions"]["total"]["ctr_b"]
+        return hits(ev), ctr, ev["config"]["catalog"]
+
+    got, ctr, cfg = run()
+    assert got == [1.0, 1.0] and ctr == 1.0 and cfg["on_offer"] == ON_OFFER_RULE
+    monkeypatch.setattr(retrieval, "on_offer_windows", lambda rec, sessions: None)
+    monkeypatch.setattr(rp, "on_offer_windows", lambda rec, sessions: None)
+    got, ctr, cfg = run()
+    assert sorted(got) == [0.0, 1.0] and ctr == 0.5 and "on_offer" not in cfg
