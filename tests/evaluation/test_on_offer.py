@@ -21,6 +21,17 @@ from prodfusion.fusion.weighting import Weighting
 from prodfusion.recommender import Prod2VecParams, Recommender
 
 
+def _cooc_site(rng, n: int, n_sessions: int):
+    """``n`` products in kinds of 6 and ``n_sessions`` sessions of 2–4 products of one kind:
+    their co-occurrences and a stand-in for the tuning's held-out model (``ev``)."""
+    ids = [f"p{i:04d}" for i in range(n)]
+    cat = Catalog(pl.DataFrame({"product_id": ids, "title": ids}))
+    lists = [[ids[g * 6 + j] for j in rng.choice(6, size=rng.integers(2, 5), replace=False)]
+             for g in rng.integers(n // 6, size=n_sessions)]
+    cooc = Cooc.from_sessions(Sessions.from_lists(lists), cat)
+    return cooc, types.SimpleNamespace(modality_data=lambda: {"cooc": cooc}, catalog=cat)
+
+
 def test_the_scorer_ranks_each_case_among_the_products_on_offer_then():
     """Against a brute-force count over every product: a case ranks only the products whose
     window holds its time (its target always), exactly with every product scored and within
@@ -28,12 +39,7 @@ def test_the_scorer_ranks_each_case_among_the_products_on_offer_then():
     them all, as without windows."""
     rng = np.random.default_rng(3)
     n = 600
-    ids = [f"p{i:04d}" for i in range(n)]
-    cat = Catalog(pl.DataFrame({"product_id": ids, "title": ids}))
-    lists = [[ids[g * 6 + j] for j in rng.choice(6, size=rng.integers(2, 5), replace=False)]
-             for g in rng.integers(n // 6, size=1500)]
-    cooc = Cooc.from_sessions(Sessions.from_lists(lists), cat)
-    ev = types.SimpleNamespace(modality_data=lambda: {"cooc": cooc}, catalog=cat)
+    cooc, ev = _cooc_site(rng, n, 1500)
     q = rng.choice(np.flatnonzero(cooc.mask), size=200, replace=False)
     t = np.array([cooc.neighbours(int(x))[i % 3] if i % 4 else int((x + 6 * 37) % n)
                   for i, x in enumerate(q)])
@@ -230,12 +236,7 @@ def test_the_trees_learn_only_from_candidates_on_offer_at_a_case_of_their_query(
 
     rng = np.random.default_rng(7)
     n = 300
-    ids = [f"p{i:04d}" for i in range(n)]
-    cat = Catalog(pl.DataFrame({"product_id": ids, "title": ids}))
-    lists = [[ids[g * 6 + j] for j in rng.choice(6, size=rng.integers(2, 5), replace=False)]
-             for g in rng.integers(n // 6, size=900)]
-    cooc = Cooc.from_sessions(Sessions.from_lists(lists), cat)
-    ev = types.SimpleNamespace(modality_data=lambda: {"cooc": cooc}, catalog=cat)
+    cooc, ev = _cooc_site(rng, n, 900)
     q = np.repeat(rng.choice(np.flatnonzero(cooc.mask), size=60, replace=False), 2)
     t = np.array([cooc.neighbours(int(x))[i % 2] for i, x in enumerate(q)])
     times = rng.uniform(0, 100, len(q))
