@@ -515,6 +515,15 @@ def make_recommender(opts, catalog, sessions, *, cache_dir=None, index_settings=
         _say(f"recommended: the {k:,} of {n:,} products with {format_keep_rows(spec, None)} "
              f"(--recommend-rows); the other {n - k:,} keep their vectors, "
              "clicks and own lists but never enter a list (retired)")
+        if not getattr(opts, "on_offer_cols", None):
+            from prodfusion.data.offer import suggest_on_offer_cols
+
+            if (cols := suggest_on_offer_cols(catalog)) is not None:
+                named = " and ".join(repr(c) for c in cols if c)
+                _say(f"hint: the catalog's {named} look like when each product was on offer: "
+                     f"--on-offer-cols {','.join(c or '' for c in cols)} lets the tuning and "
+                     "evaluate rank each held-out click among the products on offer at its "
+                     "time by them (without it, each product's first and last clicks tell)")
     return rec
 
 

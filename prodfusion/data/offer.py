@@ -8,10 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from prodfusion.errors import DataError, ParameterError
 
-__all__ = ["parse_on_offer_cols", "offer_times"]
+__all__ = ["parse_on_offer_cols", "offer_times", "suggest_on_offer_cols"]
 
 
 def parse_on_offer_cols(spec: Any, where: str = "Recommender()") -> tuple[str | None, str | None] | None:
@@ -75,3 +76,40 @@ def offer_times(catalog: Any, cols: tuple[str | None, str | None], *,
             f"({frame[cols[0]][i]!r}, column {cols[0]!r}); {len(bad):,} row(s) in all. "
             f"Check the two columns of --on-offer-cols ({where}).")
     return frm, until
+
+
+#: Column names that look like when a listing went on offer, and when it left.
+_START = ("posted", "created", "listed", "published", "start", "valid_from", "online_from",
+          "available_from", "first_seen")
+_END = ("sold", "ended", "end_", "expir", "closed", "removed", "deleted", "valid_to",
+        "online_until", "available_until", "last_seen", "until")
+
+
+def suggest_on_offer_cols(catalog: Any) -> tuple[str | None, str | None] | None:
+    """The catalog's columns that look like ``--on-offer-cols`` (a name such as
+    ``posted`` / ``created_at`` for the start, ``sold_at`` / ``expires`` for the end, whose
+    values all read as times), or None: what a build that retires products suggests."""
+    from prodfusion.data.interactions import column_times
+
+    found: dict[str, str] = {}
+    for col in catalog.frame.columns:
+        name = col.lower()
+        if col in ("product_id", "title", "image", "category", "group") or name.startswith("__"):
+            continue
+        kind = "end" if any(w in name for w in _END) else \
+            "start" if any(w in name for w in _START) else None
+        if kind is None or kind in found:
+            continue
+        try:
+            t = column_times(catalog.frame, col, catalog.source)
+        except (DataError, ParameterError):
+            continue
+        given = t[np.isfinite(t)]
+        text = catalog.frame[col].cast(pl.Utf8, strict=False).str.strip_chars()
+        text = text.filter(text.str.len_chars() > 0)
+        numeric = text.cast(pl.Float64, strict=False).null_count() == 0
+        if len(given) and (not numeric or given.min() > 1e8):  # numbers: Unix times only
+            found[kind] = col
+    if not found:
+        return None
+    return found.get("start"), found.get("end")

@@ -278,3 +278,22 @@ def test_tune_and_evaluate_take_the_columns_for_a_model_built_without(tmp_path, 
     assert cfg["ev"]["on_offer_cols"] == ["posted", "sold_at"] and "on_offer" in cfg["ev"]
     assert "on_offer_cols" not in cfg["ev_none"] and "on_offer" not in cfg["ev_none"]
     assert Recommender.load(model).on_offer_cols == ("posted", "sold_at")  # evaluate: as was
+
+
+def test_a_build_retiring_products_names_date_columns_it_could_read(tmp_path, capsys):
+    """``--recommend-rows`` on a catalog with a ``posted`` and a ``sold_at`` column of times:
+    the build suggests ``--on-offer-cols posted,sold_at``; given, or without such columns
+    (a number named like a start, ``start_price``, is no time), it says nothing."""
+    hint = ("hint: the catalog's 'posted' and 'sold_at' look like when each product was on "
+            "offer: --on-offer-cols posted,sold_at lets the tuning")
+    for extra, catalog, said in (
+            ((), CATALOG, True),
+            (("--on-offer-cols", "posted,sold_at"), CATALOG, False),
+            ((), CATALOG.replace("posted,sold_at", "start_price,sale").replace(
+                "2024-05-0", "1").replace(" 1", "").replace(":", ""), False)):
+        folder = tmp_path / str(len(extra)) / ("a" if said else "b")
+        folder.mkdir(parents=True)
+        _, code = _build(folder, "--recommend-rows", "kind=consoles", *extra,
+                         catalog=catalog)
+        assert code == 0
+        assert (hint in " ".join(capsys.readouterr().err.split())) is said
