@@ -186,6 +186,8 @@ def cmd_retrieval(args) -> int:
 
 def cmd_replay(args) -> int:
     rec, sessions, pairs = _loaded_data(args)
+    if rec is not None:
+        apply_on_offer_option(args, rec, "evaluate replay")
     res = _run_replay(args, rec, sessions, pairs)
     _print_replay(res)
     return _finish(args, res)
@@ -193,6 +195,7 @@ def cmd_replay(args) -> int:
 
 def cmd_all(args) -> int:
     rec, sessions, pairs = _loaded_data(args)
+    apply_on_offer_option(args, rec, "evaluate all")
     _relabel(args, rec)
     results = {"clustering": _run_clustering(args, rec)}
     _print_clustering(results["clustering"])
@@ -246,6 +249,7 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     _common(rp, model_required=False)
     _heldout_opts(rp)
     _replay_opts(rp)
+    add_on_offer_option(rp, "for this replay only (the default model's)")
     rp.set_defaults(func=cmd_replay)
 
     a = sub.add_parser("all", help="clustering, retrieval and replay in one report")

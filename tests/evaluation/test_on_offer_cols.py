@@ -277,6 +277,13 @@ def test_tune_and_evaluate_take_the_columns_for_a_model_built_without(tmp_path, 
            ["catalog"] for out in ("ev", "ev_none")}
     assert cfg["ev"]["on_offer_cols"] == ["posted", "sold_at"] and "on_offer" in cfg["ev"]
     assert "on_offer_cols" not in cfg["ev_none"] and "on_offer" not in cfg["ev_none"]
+    for spec, out in (("none", "rp_none"), (None, "rp")):  # replay likewise
+        args = ["evaluate", "replay", str(model), "--a", "cooc", "--out", str(tmp_path / out)]
+        assert main(args + (["--on-offer-cols", spec] if spec else [])) == 0
+    cfg = {out: json.loads((tmp_path / out / "results.json").read_text())["replay"]["config"]
+           ["catalog"] for out in ("rp", "rp_none")}
+    assert cfg["rp"]["on_offer_cols"] == ["posted", "sold_at"] and "on_offer" in cfg["rp"]
+    assert "on_offer_cols" not in cfg["rp_none"] and "on_offer" not in cfg["rp_none"]
     assert Recommender.load(model).on_offer_cols == ("posted", "sold_at")  # evaluate: as was
 
 
