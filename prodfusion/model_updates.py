@@ -22,8 +22,8 @@ from prodfusion.index.clustering import assign_to_centroids, centroids_from_labe
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 
 __all__ = ["add_products", "adopt_web_stamps", "changed_products", "copy_offer_times",
-           "encode_products", "photo_stamps", "relocate_photos", "retire", "retired_count", "set_photo_stamps",
-           "update_embeddings", "update_products"]
+           "encode_products", "photo_stamps", "relocate_photos", "retire", "retired_count",
+           "set_photo_stamps", "update_embeddings", "update_products"]
 
 
 def copy_offer_times(rec, catalog: Catalog) -> int:
