@@ -632,6 +632,8 @@ def product_of(rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
 #: of the products on offer at its time (times ``k``; deeper, by 4× at a time, for the
 #: cases still short, up to the whole catalog: :func:`lists_on_offer`).
 OFFER_DEPTH = 10
+#: At most this many list entries (cases × depth) read at once by :func:`lists_on_offer`.
+OFFER_BLOCK = 1 << 22
 
 
 def lists_on_offer(v: Any, ev: Any, uq: np.ndarray, inv: np.ndarray, times: np.ndarray,
@@ -652,25 +654,30 @@ def lists_on_offer(v: Any, ev: Any, uq: np.ndarray, inv: np.ndarray, times: np.n
     todo = np.arange(len(inv))
     depth = min(n, OFFER_DEPTH * k)
     while len(todo):
-        need = np.unique(inv[todo])
-        ranked = v.recommend(ev, uq[need], depth, diff_code=diff_code)[
-            np.searchsorted(need, inv[todo])]
-        safe = np.where(ranked >= 0, ranked, 0)
-        t = times[todo][:, None]
-        ok = (ranked >= 0) & ~((first[safe] > t) | (last[safe] < t))  # NaN: every one
-        if one_per_code is not None:
-            got, _ = first_per_code(np.where(ok, ranked, -1), np.zeros(ranked.shape), one_per_code,
-                                    k)
-            out[todo] = got
-            short = (got < 0).any(axis=1)
-        else:
-            pos = np.argsort(~ok, axis=1, kind="stable")[:, :k]  # the first k on offer, in order
-            got = np.take_along_axis(ranked, pos, axis=1)
-            out[todo, :got.shape[1]] = np.where(np.take_along_axis(ok, pos, axis=1), got, -1)
-            short = ok.sum(axis=1) < k
+        still = []
+        step = max(1, OFFER_BLOCK // depth)  # cases read at once: memory bounded
+        for part in (todo[lo:lo + step] for lo in range(0, len(todo), step)):
+            need = np.unique(inv[part])
+            ranked = v.recommend(ev, uq[need], depth, diff_code=diff_code)[
+                np.searchsorted(need, inv[part])]
+            safe = np.where(ranked >= 0, ranked, 0)
+            t = times[part][:, None]
+            ok = (ranked >= 0) & ~((first[safe] > t) | (last[safe] < t))  # NaN: every one
+            if one_per_code is not None:
+                got, _ = first_per_code(np.where(ok, ranked, -1), np.zeros(ranked.shape),
+                                        one_per_code, k)
+                out[part] = got
+                short = (got < 0).any(axis=1)
+            else:
+                pos = np.argsort(~ok, axis=1, kind="stable")[:, :k]  # the first k on offer
+                got = np.take_along_axis(ranked, pos, axis=1)
+                out[part, :got.shape[1]] = np.where(np.take_along_axis(ok, pos, axis=1), got,
+                                                    -1)
+                short = ok.sum(axis=1) < k
+            still.append(part[short])
         if depth >= n:
             break
-        todo = todo[short]
+        todo = np.concatenate(still)
         depth = min(n, depth * 4)
     return out
 

@@ -283,8 +283,9 @@ def test_replay_shows_each_view_the_lists_of_the_products_on_offer_then(
     assert timed["sources"]["sessions"]["total"]["ctr_b"] == 1.0
     assert timed["config"]["catalog"]["on_offer"] == ON_OFFER_RULE
     with monkeypatch.context() as m:
-        m.setattr(importlib.import_module("prodfusion.evaluation.retrieval"), "OFFER_DEPTH",
-                  1)  # a first read of 2: p0's list [p4, p1] is short
+        retrieval = importlib.import_module("prodfusion.evaluation.retrieval")
+        m.setattr(retrieval, "OFFER_DEPTH", 1)  # a first read of 2: p0's list [p4, p1] short
+        m.setattr(retrieval, "OFFER_BLOCK", 1)  # and one view read at a time
         assert rp.replay("intermediate:text", "intermediate:text", **kw)[
             "sources"]["sessions"]["total"]["ctr_b"] == 1.0
     with monkeypatch.context() as m:
