@@ -121,7 +121,7 @@ def _rows(sc, mods: Sequence[str], keep_queries: np.ndarray, rng, linear=None) -
     y[sc.inv, sc.tpos] = True
     offered = np.ones(sc.cand.shape, bool)
     if getattr(sc, "on_offer", None) is not None:  # a negative on offer at one of its cases'
-        offered[:] = False  # times (a listing sold before them all is no answer not given)
+        offered[:] = False  # times (a listing sold before them all was never shown beside it)
         np.logical_or.at(offered, sc.inv, sc.on_offer[0])
     xs, ys, ws = [], [], []
     for u in np.flatnonzero(keep_queries):
