@@ -267,8 +267,9 @@ def column_times(frame: pl.DataFrame, col: str, source: str, time_format: str | 
     """A catalog column of times as float64 seconds per row, ``NaN`` where blank (a listing
     still on sale has no end): read as the log's time column is (numbers as given, ISO
     dates and datetimes as Unix seconds, UTC where naive; with ``time_format``, that
-    strptime-style layout), so the two compare. A value that does not read is refused
-    naming its row (1-based, as the file's data rows) and ``source``."""
+    strptime-style layout, or, where the column does not follow it, numbers or ISO), so the
+    two compare. A value that does not read is refused naming its row (1-based, as the
+    file's data rows) and ``source``."""
     import numpy as np
 
     s = frame[col]
@@ -285,7 +286,18 @@ def column_times(frame: pl.DataFrame, col: str, source: str, time_format: str | 
         return out
     sub = pl.DataFrame({col: text.filter(given),
                         _FILE_ROW: pl.int_range(1, len(s) + 1, eager=True).filter(given)})
-    out[given.to_numpy()] = _time_seconds(sub, col, source, time_format=time_format).to_numpy()
+    try:
+        read = _time_seconds(sub, col, source, time_format=time_format)
+    except DataError:
+        if not time_format:
+            raise
+        try:  # the log's layout, but the catalog's own export writes ISO dates or numbers
+            read = _time_seconds(sub, col, source)
+        except DataError:
+            raise DataError(f"{source}: column {col!r} reads neither with --time-format "
+                            f"{time_format!r} (the log's) nor as numbers or ISO dates; e.g. "
+                            f"row {int(sub[_FILE_ROW][0])}: {sub[col][0]!r}.") from None
+    out[given.to_numpy()] = read.to_numpy()
     return out
 
 

@@ -14,7 +14,7 @@ from prodfusion.cli import main
 from prodfusion.data.catalog import Catalog
 from prodfusion.data.sessions import Sessions
 from prodfusion.encoders.base import Embeddings
-from prodfusion.errors import ParameterError
+from prodfusion.errors import DataError, ParameterError
 from prodfusion.evaluation.split import on_offer_note, on_offer_rule, on_offer_windows
 from prodfusion.evaluation.tuning import tune_weights
 from prodfusion.recommender import Recommender
@@ -304,3 +304,22 @@ def test_a_build_retiring_products_names_date_columns_it_could_read(tmp_path, ca
                          catalog=catalog)
         assert code == 0
         assert (hint in " ".join(capsys.readouterr().err.split())) is said
+
+
+def test_the_logs_time_format_or_iso_dates_in_the_catalog():
+    """The build's ``--time-format`` (the log's layout) reads the catalog's dates where they
+    follow it; a catalog exporting ISO dates beside a day-first log reads too; a column
+    neither reads is refused naming both."""
+    from prodfusion.data.interactions import column_times
+
+    frame = pl.DataFrame({"day_first": ["07.05.2024 10:00", ""],
+                          "iso": ["2024-05-07 10:00", "2024-05-08"],
+                          "neither": ["7 May", "8 May"]})
+    want = np.datetime64("2024-05-07T10:00").astype("datetime64[s]").astype(float)
+    fmt = "%d.%m.%Y %H:%M"
+    a = column_times(frame, "day_first", "c.csv", fmt)
+    assert a[0] == want and np.isnan(a[1])
+    assert column_times(frame, "iso", "c.csv", fmt)[0] == want
+    with pytest.raises(DataError, match=r"column 'neither' reads neither with --time-format "
+                                        r"'%d.%m.%Y %H:%M' \(the log's\) nor as numbers"):
+        column_times(frame, "neither", "c.csv", fmt)
