@@ -251,7 +251,9 @@ def catalog_fingerprint(catalog: Catalog) -> str:
 
 def _offer_settings(rec) -> dict:
     """The manifest's record of :attr:`~prodfusion.Recommender.on_offer_cols` (none: ``{}``)."""
-    cols = getattr(rec, "on_offer_cols", None)
+    from prodfusion.data.offer import offer_cols_of
+
+    cols = offer_cols_of(rec)
     if not cols:
         return {}
     fmt = getattr(rec, "on_offer_time_format", None)

@@ -31,7 +31,9 @@ def copy_offer_times(rec, catalog: Catalog) -> int:
     the model's products it lists (a listing sold since has its end now), so that the
     tuning and ``evaluate`` know when each was on offer; a column the feed lacks is left as
     the model has it. Returns how many products' values changed."""
-    cols = [c for c in (getattr(rec, "on_offer_cols", None) or ()) if c]
+    from prodfusion.data.offer import offer_cols_of
+
+    cols = [c for c in (offer_cols_of(rec) or ()) if c]
     cols = [c for c in cols if c in catalog.frame.columns]
     if not cols:
         return 0

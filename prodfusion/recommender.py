@@ -332,7 +332,9 @@ class Recommender(QueryMixin):
         if k := retired_count(self):
             lines.append(f"  recommended: {n - k:,} of {n:,} products ({k:,} retired: never in "
                          "a list, their own lists kept)")
-        if cols := getattr(self, "on_offer_cols", None):
+        from prodfusion.data.offer import offer_cols_of
+
+        if cols := offer_cols_of(self):
             lines.append(f"  on offer: {_offer_line(self.catalog, cols)} (--on-offer-cols: the "
                          "tuning and evaluate rank each held-out click among the products on "
                          "offer at its time)")
@@ -383,8 +385,9 @@ class Recommender(QueryMixin):
                             "header?) and its separator.")
         _check_groups(self.one_per_group, catalog, "Recommender.build()")
         if self.on_offer_cols:  # before any work: the columns exist and read
-            from prodfusion.data.offer import offer_times
+            from prodfusion.data.offer import offer_cols_of, offer_times
 
+            self.on_offer_cols = offer_cols_of(self)  # set as a string since: parsed
             offer_times(catalog, self.on_offer_cols, time_format=self.on_offer_time_format,
                         where="Recommender.build()")
         sessions = as_sessions(sessions, "sessions", "Recommender.build()")

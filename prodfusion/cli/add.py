@@ -505,18 +505,19 @@ def _check_offer_cols(rec, catalog, args) -> list[str]:
     """The model's ``--on-offer-cols`` (:attr:`~prodfusion.Recommender.on_offer_cols`) the
     feed has, its times read as the build read them (a value that does not read: refused
     before any work); those it lacks are said, and keep the model's values."""
-    cols = [c for c in (getattr(rec, "on_offer_cols", None) or ()) if c]
+    from prodfusion.data.offer import offer_cols_of, offer_times
+
+    both = offer_cols_of(rec)
+    cols = [c for c in (both or ()) if c]
     if not cols:
         return []
-    from prodfusion.data.offer import offer_times
-
     have = [c for c in cols if c in catalog.frame.columns]
     if len(have) < len(cols):
         print(f"{args.catalog} has no column {' or '.join(repr(c) for c in cols if c not in have)}"
               " of the model's --on-offer-cols: the times the model has stay (new products: "
               "none)", file=sys.stderr)
     if have:
-        offer_times(catalog, tuple(c if c in have else None for c in rec.on_offer_cols),
+        offer_times(catalog, tuple(c if c in have else None for c in both),
                     time_format=getattr(rec, "on_offer_time_format", None), where="add")
     return have
 

@@ -12,7 +12,7 @@ import polars as pl
 
 from prodfusion.errors import DataError, ParameterError
 
-__all__ = ["parse_on_offer_cols", "offer_times", "suggest_on_offer_cols"]
+__all__ = ["parse_on_offer_cols", "offer_times", "offer_cols_of", "suggest_on_offer_cols"]
 
 
 def parse_on_offer_cols(spec: Any, where: str = "Recommender()") -> tuple[str | None, str | None] | None:
@@ -113,3 +113,9 @@ def suggest_on_offer_cols(catalog: Any) -> tuple[str | None, str | None] | None:
     if not found:
         return None
     return found.get("start"), found.get("end")
+
+
+def offer_cols_of(rec: Any) -> tuple[str | None, str | None] | None:
+    """``rec.on_offer_cols`` as ``(from, until)`` however it was set — also a
+    ``"posted,sold_at"`` string assigned to a loaded model — or None."""
+    return parse_on_offer_cols(getattr(rec, "on_offer_cols", None), "Recommender.on_offer_cols")

@@ -38,6 +38,7 @@ from typing import Any, Literal
 import numpy as np
 
 from prodfusion._checks import check_k
+from prodfusion.data.offer import offer_cols_of
 from prodfusion.errors import ParameterError, param_error
 from prodfusion.evaluation.protocol import log_catalog_line
 from prodfusion.evaluation.retrieval import (
@@ -339,8 +340,8 @@ def replay(
                         **({"on_offer": on_offer_rule(rec_b)} if offers[1] is not None
                            and any(h.times is not None for h in split.heldout.values())
                            else {}),
-                        **({"on_offer_cols": list(rec_b.on_offer_cols)}
-                           if getattr(rec_b, "on_offer_cols", None) else {})},
+                        **({"on_offer_cols": list(offer_cols_of(rec_b))}
+                           if offer_cols_of(rec_b) else {})},
             "modalities": {
                 m: {"spec": e.spec, "n_present": e.n_present} for m, e in ev_a.embeddings_.items()
             },

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from prodfusion._checks import FUSION_METHODS, check_choice, check_k
+from prodfusion.data.offer import offer_cols_of
 from prodfusion.encoders.base import MODALITIES
 from prodfusion.errors import DataError, ParameterError, param_error
 from prodfusion.evaluation.baselines import ON_REQUEST, REFERENCES, Reference
@@ -572,8 +573,8 @@ def evaluate_retrieval(
                         # offer (the rule) or as any other product
                         "n_retired": retired_count(rec),
                         **({"on_offer": on_offer_rule(rec)} if offer is not None else {}),
-                        **({"on_offer_cols": list(rec.on_offer_cols)}
-                           if getattr(rec, "on_offer_cols", None) else {})},
+                        **({"on_offer_cols": list(offer_cols_of(rec))}
+                           if offer_cols_of(rec) else {})},
             "modalities": {
                 m: {"spec": e.spec, "n_present": e.n_present}
                 for m, e in ev.modality_data().items()

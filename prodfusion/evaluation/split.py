@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from prodfusion._checks import check_real
-from prodfusion.data.offer import offer_times
+from prodfusion.data.offer import offer_cols_of, offer_times
 from prodfusion.errors import DataError, ModelError, ParameterError, param_error
 from prodfusion.evaluation.protocol import pair_key
 
@@ -533,7 +533,7 @@ ON_OFFER_RULE = ("each case ranked among the products on offer at its time: clic
 def on_offer_rule(rec: Any) -> str:
     """The rule :func:`on_offer_windows` follows for ``rec``, in words (the tuning's and
     ``evaluate``'s logs and records)."""
-    cols = getattr(rec, "on_offer_cols", None)
+    cols = offer_cols_of(rec)
     if not cols:
         return ON_OFFER_RULE
     frm, until = cols
@@ -572,7 +572,7 @@ def on_offer_windows(rec: Any, sessions: Any) -> tuple[np.ndarray, np.ndarray] |
     times.
     """
     retired = getattr(rec, "retired_", None)
-    cols = getattr(rec, "on_offer_cols", None)
+    cols = offer_cols_of(rec)
     if sessions is None or sessions.frame.height == 0 \
             or sessions.frame["ts"].null_count() > 0:
         return None
@@ -604,7 +604,7 @@ def on_offer_note(rec: Any, sessions: Any, offer: tuple | None) -> str | None:
     catalog's times and the log's disagree — most clicked products clicked before their
     start or after their end, as a log in milliseconds, or another time zone by days,
     would make them. None: nothing to say."""
-    cols = getattr(rec, "on_offer_cols", None)
+    cols = offer_cols_of(rec)
     if not cols:
         return None
     if sessions is None or sessions.frame.height == 0 \

@@ -247,7 +247,12 @@ def test_python_build_takes_the_columns(tmp_path):
                 on_offer_cols=",sold_at")
     assert rec.on_offer_cols == (None, "sold_at")
     rec.save(tmp_path / "m")
-    assert Recommender.load(tmp_path / "m").on_offer_cols == (None, "sold_at")
+    loaded = Recommender.load(tmp_path / "m")
+    assert loaded.on_offer_cols == (None, "sold_at")
+    loaded.on_offer_cols = "posted,sold_at"  # set as a string on a loaded model: read so
+    assert on_offer_windows(loaded, sessions) is not None and "'posted'" in on_offer_rule(loaded)
+    loaded.save(tmp_path / "m2")
+    assert Recommender.load(tmp_path / "m2").on_offer_cols == ("posted", "sold_at")
     with pytest.raises(ParameterError, match="on_offer_cols=: .*has no column 'sold'"):
         build(cat, sessions, text="none", image="none", tune="off", on_offer_cols="posted,sold")
 
