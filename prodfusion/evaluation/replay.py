@@ -266,7 +266,8 @@ def replay(
                              "product; replay two models with the same --group-col.")
     # each view's lists made of the products on offer at its time, where the model tells
     # (retired products or build --on-offer-cols, and a timed log)
-    offers = tuple(on_offer_windows(r, sessions) for r in (rec_a, rec_b))
+    off_a = on_offer_windows(rec_a, sessions)
+    offers = (off_a, on_offer_windows(rec_b, sessions) if two else off_a)
     for arm, r, off in (("A", rec_a, offers[0]), ("B", rec_b, offers[1])):
         if off is not None and (arm == "A" or two):
             log(f"{'arm ' + arm + ': ' if two else ''}{on_offer_rule(r)}: each view shows the "

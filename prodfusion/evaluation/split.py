@@ -573,11 +573,32 @@ def on_offer_windows(rec: Any, sessions: Any) -> tuple[np.ndarray, np.ndarray] |
     """
     retired = getattr(rec, "retired_", None)
     cols = offer_cols_of(rec)
-    if sessions is None or sessions.frame.height == 0 \
-            or sessions.frame["ts"].null_count() > 0:
+    if not _timed(sessions):
         return None
     if not cols and (retired is None or not np.any(retired)):
         return None
+    first, last = _click_span(rec, sessions)
+    n = len(rec.catalog)
+    live = np.ones(n, bool) if retired is None else ~np.asarray(retired, bool)
+    if cols:
+        frm, until = _dates(rec, cols)
+        first = np.fmin(first, frm)  # NaN: not given
+        last = np.where(np.isnan(until), np.where(live, np.inf, last), np.fmax(last, until))
+    first[live & np.isinf(first) & (first > 0)] = -np.inf
+    if not cols:
+        last[live] = np.inf
+    return first, last
+
+
+def _timed(sessions: Any) -> bool:
+    """Whether ``sessions`` has clicks, every one with a time."""
+    return sessions is not None and sessions.frame.height > 0 \
+        and sessions.frame["ts"].null_count() == 0
+
+
+def _click_span(rec: Any, sessions: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Per catalog row of ``rec``, its first and last click's time in ``sessions``
+    (``inf`` / ``-inf`` for a product never clicked)."""
     f = sessions.frame.group_by("product_id").agg(pl.col("ts").min().alias("first"),
                                                   pl.col("ts").max().alias("last"))
     rows, ok = rec.catalog.lookup(f["product_id"].to_list())
@@ -585,17 +606,13 @@ def on_offer_windows(rec: Any, sessions: Any) -> tuple[np.ndarray, np.ndarray] |
     first, last = np.full(n, np.inf), np.full(n, -np.inf)
     first[rows[ok]] = f["first"].to_numpy()[ok]
     last[rows[ok]] = f["last"].to_numpy()[ok]
-    live = np.ones(n, bool) if retired is None else ~np.asarray(retired, bool)
-    if cols:
-        frm, until = offer_times(rec.catalog, cols,
-                                 time_format=getattr(rec, "on_offer_time_format", None),
-                                 where="the model's catalog")
-        first = np.fmin(first, frm)  # NaN: not given
-        last = np.where(np.isnan(until), np.where(live, np.inf, last), np.fmax(last, until))
-    first[live & np.isinf(first) & (first > 0)] = -np.inf
-    if not cols:
-        last[live] = np.inf
     return first, last
+
+
+def _dates(rec: Any, cols: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """The model's catalog dates of ``cols`` (:func:`~prodfusion.data.offer.offer_times`)."""
+    return offer_times(rec.catalog, cols, time_format=getattr(rec, "on_offer_time_format", None),
+                       where="the model's catalog")
 
 
 def on_offer_note(rec: Any, sessions: Any, offer: tuple | None) -> str | None:
@@ -607,24 +624,18 @@ def on_offer_note(rec: Any, sessions: Any, offer: tuple | None) -> str | None:
     cols = offer_cols_of(rec)
     if not cols:
         return None
-    if sessions is None or sessions.frame.height == 0 \
-            or sessions.frame["ts"].null_count() > 0:
+    if not _timed(sessions):
         return ("note: --on-offer-cols is not applied: the interactions have no times, so "
                 "each case ranks every product")
-    if offer is None:  # not applied for another reason (the lists scored as served)
+    if offer is None:
         return None
-    frm, until = offer_times(rec.catalog, cols,
-                             time_format=getattr(rec, "on_offer_time_format", None),
-                             where="the model's catalog")
-    f = sessions.frame.group_by("product_id").agg(pl.col("ts").min().alias("first"),
-                                                  pl.col("ts").max().alias("last"))
-    rows, ok = rec.catalog.lookup(f["product_id"].to_list())
-    r = rows[ok]
-    a, b = f["first"].to_numpy()[ok], f["last"].to_numpy()[ok]
+    frm, until = _dates(rec, cols)
+    a, b = _click_span(rec, sessions)
+    clicked = np.isfinite(a)
     day = 86400.0
-    early = ~np.isnan(frm[r]) & (a < frm[r] - day)
-    late = ~np.isnan(until[r]) & (b > until[r] + day)
-    known = ~np.isnan(frm[r]) | ~np.isnan(until[r])
+    early = clicked & ~np.isnan(frm) & (a < frm - day)
+    late = clicked & ~np.isnan(until) & (b > until + day)
+    known = clicked & (~np.isnan(frm) | ~np.isnan(until))
     if not known.any() or (early | late).sum() <= known.sum() / 2:
         return None
     return (f"warning: {int((early | late).sum()):,} of the {int(known.sum()):,} clicked "
